@@ -1,0 +1,10 @@
+// Command tqbench measures the TurboQuant library: codebooks, Monte Carlo
+// distortion against the paper's numbers, and (as the library grows) KV-cache
+// fidelity and speed.
+//
+// Usage:
+//
+//	tqbench                      the default report (d=128, every method, 1–4 bits)
+//	tqbench codebook   --dim 128 --bits 1,2,3,4 --density beta|gaussian [--json]
+//	tqbench distortion --dim 128 --bits 1,2,3,4 --method mse|prod|polar --n 10000 --seed 1 [--json]
+package main

@@ -1,0 +1,234 @@
+package turboquant
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/turboquant-go/tq/hadamard"
+	"github.com/turboquant-go/tq/internal/bitpack"
+	"github.com/turboquant-go/tq/internal/rng"
+	"github.com/turboquant-go/tq/lloydmax"
+	"github.com/turboquant-go/tq/polarquant"
+	"github.com/turboquant-go/tq/qjl"
+)
+
+// codec quantizes one contiguous vector: a Quantizer has one, or two when
+// outlier channels are split off.
+//
+// Code layout (all scalars little-endian at the configured precision, 2 or 4
+// bytes; index streams in internal/bitpack's LSB-first bit order):
+//
+//	MSE:   ‖x‖ | [correction] | indices (bits·dim bits, byte-padded)
+//	Prod:  ‖x‖ | indices ((bits−1)·dim bits, absent at 1 bit) | QJL signs (dim bits) | ‖residual‖
+//	Polar: [correction] | PolarQuant code (fp16 radii, then angle indices)
+type codec struct {
+	dim    int
+	method Method
+	bits   int // index bits of the scalar stage (Prod: Config.Bits−1, possibly 0)
+	prec   Precision
+	corr   Correction
+
+	rot    *hadamard.Rotation
+	cb     *lloydmax.Codebook // nil when bits == 0 or method == Polar
+	sketch *qjl.Sketch        // Prod only
+	polar  *polarquant.Quantizer
+
+	offNorm, offCorr, offIdx, offSigns, offGamma, size int
+}
+
+// newCodec builds the codec of one part. stream separates the random
+// streams of the parts of one Quantizer.
+func newCodec(dim, bits int, cfg Config, stream uint64) (*codec, error) {
+	c := &codec{dim: dim, method: cfg.Method, bits: bits, prec: cfg.Norm, corr: cfg.Correction}
+	var err error
+	if c.rot, err = hadamard.NewRotation(dim, rng.Derive(cfg.Seed, 2*stream), cfg.Rounds); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	sb := c.prec.bytes()
+	switch cfg.Method {
+	case Polar:
+		if c.polar, err = polarquant.New(dim); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		off := 0
+		if c.corr != NoCorrection {
+			c.offCorr, off = 0, sb
+		}
+		c.offIdx = off
+		c.size = off + c.polar.CodeSize()
+		return c, nil
+	case Prod:
+		c.bits = bits - 1
+		if c.sketch, err = qjl.New(dim, dim, cfg.Sketch, rng.Derive(cfg.Seed, 2*stream+1)); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	if c.bits > 0 {
+		if c.cb, err = lloydmax.Get(cfg.Codebook, dim, c.bits); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	off := sb // the norm comes first
+	if c.corr != NoCorrection {
+		c.offCorr = off
+		off += sb
+	}
+	c.offIdx = off
+	off += bitpack.Bytes(dim, c.bits)
+	if c.method == Prod {
+		c.offSigns = off
+		off += c.sketch.CodeBytes()
+		c.offGamma = off
+		off += sb
+	}
+	c.size = off
+	return c, nil
+}
+
+// scratch is per-call working memory, pooled by the Quantizer.
+type scratch struct {
+	u, v  []float32 // rotated vector, reconstruction
+	sk    []float32 // sketch scratch
+	idx   []uint8
+	parts [2][]float32 // gathered sub-vectors when outliers are split off
+}
+
+func newScratch(dim, skLen int) *scratch {
+	return &scratch{
+		u:   make([]float32, dim),
+		v:   make([]float32, dim),
+		sk:  make([]float32, skLen),
+		idx: make([]uint8, dim),
+	}
+}
+
+// encode writes the code of x (len dim, finite) to dst (len ≥ size).
+// Nothing is written when an error is returned.
+func (c *codec) encode(dst []byte, x []float32, s *scratch) error {
+	u := s.u[:c.dim]
+	if c.method == Polar {
+		c.rot.Forward(u, x)
+		if err := c.polar.Encode(dst[c.offIdx:c.size], u); err != nil {
+			return fmt.Errorf("%w: %w", ErrOverflow, err)
+		}
+		if c.corr != NoCorrection {
+			v := s.v[:c.dim]
+			c.polar.Decode(v, dst[c.offIdx:c.size])
+			putScalar(dst[c.offCorr:], correctionFactor(c.corr, u, v, 1), c.prec)
+		}
+		return nil
+	}
+
+	n := norm2(x)
+	if !fits(n, c.prec) {
+		return fmt.Errorf("%w: norm %g", ErrOverflow, n)
+	}
+	if n > 0 {
+		inv := float32(1 / n)
+		for i, xi := range x {
+			u[i] = xi * inv
+		}
+	} else {
+		clear(u)
+	}
+	c.rot.Forward(u, u)
+	putScalar(dst[c.offNorm:], float32(n), c.prec)
+
+	v := s.v[:c.dim] // the scalar stage's reconstruction ĉ of u
+	if c.bits > 0 {
+		idx := s.idx[:c.dim]
+		c.cb.QuantizeSlice(idx, u)
+		bitpack.Pack(dst[c.offIdx:], idx, c.bits)
+		cent := c.cb.Centroids32
+		for i, k := range idx {
+			v[i] = cent[k]
+		}
+	} else {
+		clear(v)
+	}
+	switch {
+	case c.method == Prod:
+		for i := range u { // the residual, in place: u is not needed again
+			u[i] -= v[i]
+		}
+		gamma := norm2(u)
+		c.sketch.Encode(dst[c.offSigns:c.offGamma], u, s.sk)
+		putScalar(dst[c.offGamma:], float32(gamma), c.prec)
+	case c.corr != NoCorrection:
+		putScalar(dst[c.offCorr:], correctionFactor(c.corr, u, v, 1), c.prec)
+	}
+	return nil
+}
+
+// correctionFactor is the scalar f that the reconstruction f·v of the target
+// u is multiplied by: ⟨u,u⟩/⟨u,v⟩ makes ⟨u, f·v⟩ = ‖u‖² (unbiased inner
+// products), ‖u‖/‖v‖ makes ‖f·v‖ = ‖u‖. Degenerate cases (zero vector, a
+// reconstruction orthogonal to the target) fall back to the given default.
+func correctionFactor(corr Correction, u, v []float32, def float32) float32 {
+	var f float64
+	switch corr {
+	case Unbiased:
+		f = dot32(u, u) / dot32(u, v)
+	case Renormalize:
+		f = norm2(u) / norm2(v)
+	default:
+		return def
+	}
+	// A factor far from 1 only arises for vectors the codebook cannot
+	// represent at all; clamping keeps it storable in fp16.
+	if math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 || f > 64 {
+		return def
+	}
+	return float32(f)
+}
+
+// decode reconstructs the vector of code into dst (len dim).
+func (c *codec) decode(dst []float32, code []byte, s *scratch) {
+	v := s.v[:c.dim]
+	switch c.method {
+	case Polar:
+		c.polar.Decode(v, code[c.offIdx:c.size])
+		if c.corr != NoCorrection {
+			scale(v, getScalar(code[c.offCorr:], c.prec))
+		}
+	default:
+		c.indexValues(v, code, s)
+		if c.method == Prod {
+			w := s.u[:c.dim]
+			c.sketch.Unproject(w, code[c.offSigns:c.offGamma], s.sk)
+			g := getScalar(code[c.offGamma:], c.prec) * qjl.Scale(c.sketch.Rows())
+			for i := range v {
+				v[i] += g * w[i]
+			}
+		}
+		f := getScalar(code[c.offNorm:], c.prec)
+		if c.corr != NoCorrection {
+			f *= getScalar(code[c.offCorr:], c.prec)
+		}
+		scale(v, f)
+	}
+	c.rot.Inverse(dst, v)
+}
+
+// indexValues writes the scalar stage's centroids (or zeros) into v.
+func (c *codec) indexValues(v []float32, code []byte, s *scratch) {
+	if c.bits == 0 {
+		clear(v)
+		return
+	}
+	idx := s.idx[:c.dim]
+	bitpack.Unpack(idx, code[c.offIdx:], c.bits)
+	cent := c.cb.Centroids32
+	for i, k := range idx {
+		v[i] = cent[k]
+	}
+}
+
+// norm returns the stored norm of the vector (for Polar, the norm of the
+// decoded radii).
+func (c *codec) norm(code []byte) float32 {
+	if c.method == Polar {
+		return c.polar.Norm(code[c.offIdx:c.size])
+	}
+	return getScalar(code[c.offNorm:], c.prec)
+}

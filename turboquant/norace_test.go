@@ -1,0 +1,5 @@
+//go:build !race
+
+package turboquant_test
+
+const raceEnabled = false

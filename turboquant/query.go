@@ -1,0 +1,285 @@
+package turboquant
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/turboquant-go/tq/internal/bitpack"
+	"github.com/turboquant-go/tq/polarquant"
+	"github.com/turboquant-go/tq/qjl"
+)
+
+// Query is a query vector prepared once (rotated, lookup tables built) and
+// scored against many codes without decoding them. Score(code) is the inner
+// product ⟨y, Decode(code)⟩ up to float32 rounding. A Query is not safe for
+// concurrent use; make one per goroutine with NewQuery.
+type Query struct {
+	q      *Quantizer
+	parts  []partQuery
+	gather [2][]float32
+}
+
+// partQuery is the prepared query of one codec.
+type partQuery struct {
+	c  *codec
+	rq []float32 // the rotated query
+	// lut holds rq[j]·centroid[k] at j<<bits+k for bits ≤ maxLUTBits, so a
+	// coordinate costs one lookup and no multiply.
+	lut []float32
+	// byteLUT (bits == 1) holds, per code byte position p and byte value v,
+	// the sum over its 8 coordinates: one lookup per 8 coordinates.
+	byteLUT []float32
+	sk      *qjl.Query
+	pq      *polarquant.Query
+	skBuf   []float32
+}
+
+// maxLUTBits is the widest code with a per-coordinate lookup table: at
+// d=128 and 4 bits the table is 8 KiB, at 5 bits it would be 16 KiB and
+// no faster than a multiply.
+const maxLUTBits = 4
+
+// NewQuery allocates a prepared query; Reset loads a vector into it.
+func (q *Quantizer) NewQuery() *Query {
+	qq := &Query{q: q, parts: make([]partQuery, len(q.parts))}
+	for i, c := range q.parts {
+		p := &qq.parts[i]
+		p.c = c
+		p.rq = make([]float32, c.dim)
+		switch {
+		case c.method == Polar:
+			p.pq = c.polar.NewQuery()
+		case c.bits == 1:
+			p.byteLUT = make([]float32, bitpack.Bytes(c.dim, 1)*256)
+		case c.bits > 1 && c.bits <= maxLUTBits:
+			p.lut = make([]float32, c.dim<<c.bits)
+		}
+		if c.sketch != nil {
+			p.sk = c.sketch.NewQuery()
+		}
+	}
+	for i, ch := range q.channels {
+		qq.gather[i] = make([]float32, len(ch))
+	}
+	return qq
+}
+
+// Reset prepares y (len Dim, finite) for scoring. It does not allocate.
+func (qq *Query) Reset(y []float32) error {
+	if err := qq.q.checkVector(y, "query"); err != nil {
+		return err
+	}
+	for i := range qq.parts {
+		sub := y
+		if qq.q.channels != nil {
+			sub = gather(qq.gather[i], y, qq.q.channels[i])
+		}
+		qq.parts[i].reset(sub)
+	}
+	return nil
+}
+
+func (p *partQuery) reset(y []float32) {
+	c := p.c
+	c.rot.Forward(p.rq, y)
+	switch {
+	case p.pq != nil:
+		p.pq.Reset(p.rq)
+	case p.byteLUT != nil:
+		buildByteLUT1(p.byteLUT, p.rq, c.cb.Centroids32)
+	case p.lut != nil:
+		cent := c.cb.Centroids32
+		k := len(cent)
+		for j, r := range p.rq {
+			row := p.lut[j*k : j*k+k : j*k+k]
+			for t, cv := range cent {
+				row[t] = r * cv
+			}
+		}
+	}
+	if p.sk != nil {
+		p.sk.Reset(p.rq)
+	}
+}
+
+// buildByteLUT1 fills the 1-bit table: for byte position p and value v,
+// Σ_t rq[8p+t]·cent[bit t of v]. Each entry extends the entry with its top
+// bit cleared by one coordinate, so a 256-entry row costs 256 adds.
+func buildByteLUT1(lut, rq []float32, cent []float32) {
+	for p := 0; p*8 < len(rq); p++ {
+		row := lut[p*256 : p*256+256 : p*256+256]
+		coords := rq[p*8 : min(p*8+8, len(rq))]
+		var base float32
+		for _, r := range coords {
+			base += r * cent[0]
+		}
+		row[0] = base
+		for t, r := range coords {
+			d := r * (cent[1] - cent[0])
+			lo := 1 << t
+			for v := lo; v < 2*lo; v++ {
+				row[v] = row[v-lo] + d
+			}
+		}
+		// Bits beyond the last coordinate are zero in valid codes; the rest
+		// of the row stays unused.
+	}
+}
+
+// Score returns ⟨y, Decode(code)⟩ for the prepared query y.
+func (qq *Query) Score(code []byte) (float32, error) {
+	if len(code) < qq.q.size {
+		return 0, fmt.Errorf("%w: code of %d bytes, need %d", ErrLength, len(code), qq.q.size)
+	}
+	return qq.score(code), nil
+}
+
+// ScoreBatch scores the back-to-back codes (len a multiple of CodeSize) into
+// dst (one score per code).
+func (qq *Query) ScoreBatch(dst []float32, codes []byte) error {
+	cs := qq.q.size
+	if len(codes)%cs != 0 {
+		return fmt.Errorf("%w: %d code bytes is not a multiple of the code size %d", ErrLength, len(codes), cs)
+	}
+	n := len(codes) / cs
+	if len(dst) < n {
+		return fmt.Errorf("%w: %d scores for %d codes", ErrLength, len(dst), n)
+	}
+	for i := range n {
+		dst[i] = qq.score(codes[i*cs : (i+1)*cs])
+	}
+	return nil
+}
+
+func (qq *Query) score(code []byte) float32 {
+	var s float32
+	off := 0
+	for i := range qq.parts {
+		p := &qq.parts[i]
+		s += p.score(code[off : off+p.c.size])
+		off += p.c.size
+	}
+	return s
+}
+
+func (p *partQuery) score(code []byte) float32 {
+	c := p.c
+	if p.pq != nil {
+		s := p.pq.Score(code[c.offIdx:])
+		if c.corr != NoCorrection {
+			s *= getScalar(code[c.offCorr:], c.prec)
+		}
+		return s
+	}
+	idx := code[c.offIdx : c.offIdx+bitpack.Bytes(c.dim, c.bits)]
+	var s float32
+	switch {
+	case c.bits == 0:
+	case p.byteLUT != nil:
+		s = scoreByteLUT(p.byteLUT, idx)
+	case c.bits == 4:
+		s = scoreLUT4(p.lut, idx, c.dim)
+	case c.bits == 2:
+		s = scoreLUT2(p.lut, idx, c.dim)
+	case p.lut != nil:
+		s = scoreLUTGeneric(p.lut, idx, c.dim, c.bits)
+	default:
+		s = scoreGather(p.rq, c.cb.Centroids32, idx, c.bits)
+	}
+	if c.method == Prod {
+		g := getScalar(code[c.offGamma:], c.prec)
+		s += g * p.sk.Estimate(code[c.offSigns:c.offGamma], 1)
+	}
+	f := getScalar(code[c.offNorm:], c.prec)
+	if c.corr != NoCorrection {
+		f *= getScalar(code[c.offCorr:], c.prec)
+	}
+	return f * s
+}
+
+func scoreByteLUT(lut []float32, idx []byte) float32 {
+	var s0, s1 float32
+	n := len(idx) &^ 1
+	for p := 0; p < n; p += 2 {
+		s0 += lut[p<<8|int(idx[p])]
+		s1 += lut[(p+1)<<8|int(idx[p+1])]
+	}
+	if n < len(idx) {
+		s0 += lut[n<<8|int(idx[n])]
+	}
+	return s0 + s1
+}
+
+// scoreLUT4: each byte holds two 4-bit indices, low nibble first.
+func scoreLUT4(lut []float32, idx []byte, dim int) float32 {
+	var s0, s1 float32
+	full := dim / 2
+	lut = lut[: dim*16 : dim*16]
+	for i, b := range idx[:full] {
+		s0 += lut[i<<5|int(b&15)]
+		s1 += lut[i<<5|16|int(b>>4)]
+	}
+	if dim%2 == 1 {
+		s0 += lut[full<<5|int(idx[full]&15)]
+	}
+	return s0 + s1
+}
+
+// scoreLUT2: each byte holds four 2-bit indices, lowest bits first.
+func scoreLUT2(lut []float32, idx []byte, dim int) float32 {
+	var s0, s1 float32
+	full := dim / 4
+	lut = lut[: dim*4 : dim*4]
+	for i, b := range idx[:full] {
+		o := i << 4
+		s0 += lut[o|int(b&3)] + lut[o|4|int(b>>2&3)]
+		s1 += lut[o|8|int(b>>4&3)] + lut[o|12|int(b>>6)]
+	}
+	for j := full * 4; j < dim; j++ {
+		s0 += lut[j<<2|int(bitpack.Get(idx, j, 2))]
+	}
+	return s0 + s1
+}
+
+// scoreLUTGeneric handles the other table widths (3 bits): eight indices
+// occupy exactly `bits` bytes, read as one little-endian word.
+func scoreLUTGeneric(lut []float32, idx []byte, dim, bits int) float32 {
+	var s0, s1 float32
+	mask := uint64(1)<<bits - 1
+	groups := dim / 8
+	var buf [8]byte
+	for g := range groups {
+		copy(buf[:], idx[g*bits:g*bits+bits])
+		w := binary.LittleEndian.Uint64(buf[:])
+		base := g * 8
+		for t := 0; t < 8; t += 2 {
+			s0 += lut[(base+t)<<bits|int(w>>(t*bits)&mask)]
+			s1 += lut[(base+t+1)<<bits|int(w>>((t+1)*bits)&mask)]
+		}
+	}
+	for j := groups * 8; j < dim; j++ {
+		s0 += lut[j<<bits|int(bitpack.Get(idx, j, bits))]
+	}
+	return s0 + s1
+}
+
+// scoreGather is the wide-code path (5–8 bits): centroid gather and multiply.
+func scoreGather(rq, cent []float32, idx []byte, bits int) float32 {
+	var s0, s1 float32
+	if bits == 8 {
+		idx = idx[:len(rq)]
+		n := len(rq) &^ 1
+		for j := 0; j < n; j += 2 {
+			s0 += rq[j] * cent[idx[j]]
+			s1 += rq[j+1] * cent[idx[j+1]]
+		}
+		if n < len(rq) {
+			s0 += rq[n] * cent[idx[n]]
+		}
+		return s0 + s1
+	}
+	for j, r := range rq {
+		s0 += r * cent[bitpack.Get(idx, j, bits)]
+	}
+	return s0 + s1
+}
