@@ -134,11 +134,16 @@ func (c *codec) encode(dst []byte, x []float32, s *scratch) error {
 	c.rot.Forward(u, u)
 	putScalar(dst[c.offNorm:], float32(n), c.prec)
 
-	v := s.v[:c.dim] // the scalar stage's reconstruction ĉ of u
+	idx := s.idx[:c.dim]
 	if c.bits > 0 {
-		idx := s.idx[:c.dim]
 		c.cb.QuantizeSlice(idx, u)
 		bitpack.Pack(dst[c.offIdx:], idx, c.bits)
+	}
+	if c.method == MSE && c.corr == NoCorrection {
+		return nil
+	}
+	v := s.v[:c.dim] // the scalar stage's reconstruction ĉ of u
+	if c.bits > 0 {
 		cent := c.cb.Centroids32
 		for i, k := range idx {
 			v[i] = cent[k]

@@ -101,7 +101,7 @@ type Config struct {
 	Outliers   *Outliers  // optional outlier channels (MSE and Prod only)
 
 	// Rounds is the number of randomized Hadamard rounds; 0 means
-	// hadamard.DefaultRounds.
+	// hadamard.DefaultRounds(Dim) (3 for powers of two, 2 otherwise).
 	Rounds int
 	// Codebook is the density the Lloyd–Max codebook is optimal for:
 	// lloydmax.FamilyBeta (exact, the default) or lloydmax.FamilyGaussian.
@@ -114,7 +114,7 @@ type Config struct {
 // channel list sorted and copied, so the Quantizer never aliases caller memory.
 func (c Config) withDefaults() Config {
 	if c.Rounds == 0 {
-		c.Rounds = hadamard.DefaultRounds
+		c.Rounds = hadamard.DefaultRounds(c.Dim)
 	}
 	if c.Outliers != nil {
 		o := *c.Outliers

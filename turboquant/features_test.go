@@ -33,33 +33,43 @@ func TestNonPowerOfTwoDimsReachTheCodebookDistortion(t *testing.T) {
 func TestWorstCaseInputsAreSpreadByTheRotation(t *testing.T) {
 	// Basis vectors and vectors living in a few channels are the inputs a
 	// single randomized Hadamard round handles worst. Averaged over seeds
-	// their distortion must be close to that of uniform unit vectors.
+	// their distortion must be close to that of uniform unit vectors. With
+	// two rounds an exact basis vector at a power-of-two dim is left
+	// measurably worse (each output coordinate is a sum of d equal ±1/d
+	// terms: a lattice, not a continuum): +24% at d=64 and +7% at d=128 at 3
+	// bits; that is why the default for those dims is three rounds.
 	seeds := 300
 	if testing.Short() {
 		seeds = 80
 	}
-	for _, d := range []int{64, 100, 128} {
-		const b = 3
-		cb, err := lloydmax.Get(lloydmax.FamilyBeta, d, b)
-		require.NoError(t, err)
-		want := float64(d) * cb.Distortion
-		inputs := [][]float32{make([]float32, d), make([]float32, d), make([]float32, d)}
-		inputs[0][0] = 1
-		inputs[1][d-1] = 1
-		inputs[2][d/2], inputs[2][d/2+1], inputs[2][d-1] = 0.6, -0.64, 0.48
-		for k, x := range inputs {
-			var sum float64
-			code := make([]byte, 64)
-			rec := make([]float32, d)
-			for s := range seeds {
-				q := mustNew(t, Config{Dim: d, Bits: b, Method: MSE, Norm: FP32, Seed: uint64(s)})
-				require.NoError(t, q.Encode(code, x))
-				require.NoError(t, q.Decode(rec, code))
-				sum += validate.SquaredDistance(x, rec)
+	for _, rounds := range []int{0, 2} {
+		tol := 0.06
+		if rounds == 2 {
+			tol = 0.3
+		}
+		for _, d := range []int{64, 100, 128} {
+			const b = 3
+			cb, err := lloydmax.Get(lloydmax.FamilyBeta, d, b)
+			require.NoError(t, err)
+			want := float64(d) * cb.Distortion
+			inputs := [][]float32{make([]float32, d), make([]float32, d), make([]float32, d)}
+			inputs[0][0] = 1
+			inputs[1][d-1] = 1
+			inputs[2][d/2], inputs[2][d/2+1], inputs[2][d-1] = 0.6, -0.64, 0.48
+			for k, x := range inputs {
+				var sum float64
+				code := make([]byte, 64)
+				rec := make([]float32, d)
+				for s := range seeds {
+					q := mustNew(t, Config{Dim: d, Bits: b, Method: MSE, Norm: FP32, Seed: uint64(s), Rounds: rounds})
+					require.NoError(t, q.Encode(code, x))
+					require.NoError(t, q.Decode(rec, code))
+					sum += validate.SquaredDistance(x, rec)
+				}
+				got := sum / float64(seeds)
+				t.Logf("rounds=%d d=%d input %d: D=%.4f uniform %.4f", rounds, d, k, got, want)
+				assert.InEpsilon(t, want, got, tol, "rounds=%d d=%d input %d", rounds, d, k)
 			}
-			got := sum / float64(seeds)
-			t.Logf("d=%d input %d: D=%.4f uniform %.4f", d, k, got, want)
-			assert.InEpsilon(t, want, got, 0.1, "d=%d input %d", d, k)
 		}
 	}
 }

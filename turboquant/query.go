@@ -1,7 +1,6 @@
 package turboquant
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/turboquant-go/tq/internal/bitpack"
@@ -179,10 +178,10 @@ func (p *partQuery) score(code []byte) float32 {
 		s = scoreByteLUT(p.byteLUT, idx)
 	case c.bits == 4:
 		s = scoreLUT4(p.lut, idx, c.dim)
+	case c.bits == 3:
+		s = scoreLUT3(p.lut, idx, c.dim)
 	case c.bits == 2:
 		s = scoreLUT2(p.lut, idx, c.dim)
-	case p.lut != nil:
-		s = scoreLUTGeneric(p.lut, idx, c.dim, c.bits)
 	default:
 		s = scoreGather(p.rq, c.cb.Centroids32, idx, c.bits)
 	}
@@ -241,24 +240,20 @@ func scoreLUT2(lut []float32, idx []byte, dim int) float32 {
 	return s0 + s1
 }
 
-// scoreLUTGeneric handles the other table widths (3 bits): eight indices
-// occupy exactly `bits` bytes, read as one little-endian word.
-func scoreLUTGeneric(lut []float32, idx []byte, dim, bits int) float32 {
+// scoreLUT3: eight 3-bit indices fill three bytes.
+func scoreLUT3(lut []float32, idx []byte, dim int) float32 {
 	var s0, s1 float32
-	mask := uint64(1)<<bits - 1
 	groups := dim / 8
-	var buf [8]byte
+	lut = lut[: dim*8 : dim*8]
 	for g := range groups {
-		copy(buf[:], idx[g*bits:g*bits+bits])
-		w := binary.LittleEndian.Uint64(buf[:])
-		base := g * 8
-		for t := 0; t < 8; t += 2 {
-			s0 += lut[(base+t)<<bits|int(w>>(t*bits)&mask)]
-			s1 += lut[(base+t+1)<<bits|int(w>>((t+1)*bits)&mask)]
-		}
+		b := idx[3*g : 3*g+3 : 3*g+3]
+		w := int(b[0]) | int(b[1])<<8 | int(b[2])<<16
+		row := lut[g*64 : g*64+64 : g*64+64]
+		s0 += row[w&7] + row[8|w>>3&7] + row[16|w>>6&7] + row[24|w>>9&7]
+		s1 += row[32|w>>12&7] + row[40|w>>15&7] + row[48|w>>18&7] + row[56|w>>21&7]
 	}
 	for j := groups * 8; j < dim; j++ {
-		s0 += lut[j<<bits|int(bitpack.Get(idx, j, bits))]
+		s0 += lut[j<<3|int(bitpack.Get(idx, j, 3))]
 	}
 	return s0 + s1
 }

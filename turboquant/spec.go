@@ -50,15 +50,26 @@ func (q *Quantizer) fingerprint() uint64 {
 		binary.LittleEndian.PutUint64(b[:], v)
 		h.Write(b[:])
 	}
+	// Codebooks are hashed as the float32 values encode and decode use: a
+	// solver whose float64 result differs in the last bits on another
+	// platform (fused multiply-adds) still yields the same codes.
+	putCodebook := func(cb *lloydmax.Codebook) {
+		for _, v := range cb.Centroids32 {
+			put(uint64(math.Float32bits(v)))
+		}
+		for _, v := range cb.Boundaries32 {
+			put(uint64(math.Float32bits(v)))
+		}
+	}
 	put(SpecVersion)
 	for _, c := range q.parts {
 		put(uint64(c.dim))
 		if c.cb != nil {
-			put(c.cb.Fingerprint())
+			putCodebook(c.cb)
 		}
 		if c.polar != nil {
 			for l := 1; l <= polarquant.Levels; l++ {
-				put(polarquant.AngleCodebook(l).Fingerprint())
+				putCodebook(polarquant.AngleCodebook(l))
 			}
 		}
 		probe := make([]float32, c.dim)

@@ -24,6 +24,17 @@ func Pack(dst []byte, idx []uint8, bits int) {
 		if len(idx)%2 == 1 {
 			dst[n] = idx[2*n] & 0xf
 		}
+	case 3:
+		// Eight 3-bit indices fill exactly three bytes.
+		n := len(idx) / 8
+		for i := 0; i < n; i++ {
+			s := idx[8*i : 8*i+8 : 8*i+8]
+			w := uint32(s[0]&7) | uint32(s[1]&7)<<3 | uint32(s[2]&7)<<6 | uint32(s[3]&7)<<9 |
+				uint32(s[4]&7)<<12 | uint32(s[5]&7)<<15 | uint32(s[6]&7)<<18 | uint32(s[7]&7)<<21
+			o := dst[3*i : 3*i+3 : 3*i+3]
+			o[0], o[1], o[2] = byte(w), byte(w>>8), byte(w>>16)
+		}
+		packTail(dst[3*n:], idx[8*n:], 3)
 	case 2:
 		n := len(idx) / 4
 		for i := 0; i < n; i++ {
@@ -86,20 +97,35 @@ func Unpack(dst []uint8, src []byte, bits int) {
 		if len(dst)%2 == 1 {
 			dst[2*n] = src[n] & 0xf
 		}
-	default:
-		mask := uint64(1)<<bits - 1
-		var acc uint64
-		nacc, o := 0, 0
-		for i := range dst {
-			for nacc < bits {
-				acc |= uint64(src[o]) << nacc
-				o++
-				nacc += 8
-			}
-			dst[i] = uint8(acc & mask)
-			acc >>= bits
-			nacc -= bits
+	case 3:
+		n := len(dst) / 8
+		for i := 0; i < n; i++ {
+			b := src[3*i : 3*i+3 : 3*i+3]
+			w := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
+			o := dst[8*i : 8*i+8 : 8*i+8]
+			o[0], o[1], o[2], o[3] = uint8(w&7), uint8(w>>3&7), uint8(w>>6&7), uint8(w>>9&7)
+			o[4], o[5], o[6], o[7] = uint8(w>>12&7), uint8(w>>15&7), uint8(w>>18&7), uint8(w>>21&7)
 		}
+		unpackTail(dst[8*n:], src[3*n:], 3)
+	default:
+		unpackTail(dst, src, bits)
+	}
+}
+
+// unpackTail is the general bit-stream unpacker used for odd widths and tails.
+func unpackTail(dst []uint8, src []byte, bits int) {
+	mask := uint64(1)<<bits - 1
+	var acc uint64
+	nacc, o := 0, 0
+	for i := range dst {
+		for nacc < bits {
+			acc |= uint64(src[o]) << nacc
+			o++
+			nacc += 8
+		}
+		dst[i] = uint8(acc & mask)
+		acc >>= bits
+		nacc -= bits
 	}
 }
 
