@@ -73,6 +73,5 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func newFlags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("tqbench "+name, flag.ContinueOnError)
-	return fs
+	return flag.NewFlagSet("tqbench "+name, flag.ContinueOnError)
 }

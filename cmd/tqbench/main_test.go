@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(args, &out, io.Discard)
+	return out.String(), err
+}
+
+// jsonKeys decodes an array of objects and returns each object's sorted keys.
+func jsonKeys(t *testing.T, s string) ([]map[string]any, [][]string) {
+	var rows []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(s), &rows), s)
+	var keys [][]string
+	for _, r := range rows {
+		var k []string
+		for key := range r {
+			k = append(k, key)
+		}
+		slices.Sort(k)
+		keys = append(keys, k)
+	}
+	return rows, keys
+}
+
+func TestCodebookJSON(t *testing.T) {
+	out, err := runCLI(t, "codebook", "--dim", "128", "--bits", "1,3", "--density", "gaussian", "--json")
+	require.NoError(t, err)
+	rows, keys := jsonKeys(t, out)
+	require.Len(t, rows, 2)
+	assert.Equal(t, []string{"bits", "boundaries", "centroids", "density", "dim", "mse_unit"}, keys[0])
+	assert.InDelta(t, 0.363380, rows[0]["mse_unit"], 1e-6)
+	assert.InDelta(t, 0.034548, rows[1]["mse_unit"], 1e-6)
+	assert.Len(t, rows[1]["centroids"], 8)
+	assert.Len(t, rows[1]["boundaries"], 7)
+}
+
+func TestDistortionJSON(t *testing.T) {
+	out, err := runCLI(t, "distortion", "--dim", "64", "--bits", "2,4", "--method", "prod", "--n", "500", "--seed", "3", "--json")
+	require.NoError(t, err)
+	rows, keys := jsonKeys(t, out)
+	require.Len(t, rows, 2)
+	assert.Equal(t, []string{"bits", "bytes_per_vector", "dim", "ip_bias", "ip_shrink", "ip_var_d", "method", "mse", "n"}, keys[0])
+	assert.Equal(t, "prod", rows[0]["method"])
+	assert.EqualValues(t, 2, rows[0]["bits"])
+	assert.EqualValues(t, 500, rows[0]["n"])
+	// 4-bit prod at d=64: fp16 norm + 3-bit indices (24 B) + 64 signs (8 B) + fp16 residual norm.
+	assert.EqualValues(t, 2+24+8+2, rows[1]["bytes_per_vector"])
+	assert.Less(t, rows[1]["ip_var_d"], rows[0]["ip_var_d"])
+}
+
+func TestTablesAndErrors(t *testing.T) {
+	out, err := runCLI(t, "codebook", "--bits", "2")
+	require.NoError(t, err)
+	assert.Contains(t, out, "0.116000")
+	out, err = runCLI(t, "distortion", "--method", "polar", "--n", "200")
+	require.NoError(t, err)
+	assert.Contains(t, out, "3.875")
+
+	_, err = runCLI(t, "distortion", "--method", "nope")
+	assert.ErrorContains(t, err, "unknown method")
+	_, err = runCLI(t, "codebook", "--density", "cauchy")
+	assert.ErrorContains(t, err, "unknown density")
+	_, err = runCLI(t, "codebook", "--bits", "1,x")
+	assert.ErrorContains(t, err, "bad integer list")
+	_, err = runCLI(t, "codebook", "--bits", "9")
+	assert.Error(t, err)
+	_, err = runCLI(t, "frobnicate")
+	assert.True(t, errors.Is(err, flag.ErrHelp))
+	_, err = runCLI(t, "help")
+	assert.NoError(t, err)
+}
+
+func TestDefaultReport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the default report runs 90,000 encodes")
+	}
+	out, err := runCLI(t)
+	require.NoError(t, err)
+	for _, want := range []string{"mse_unit", "0.360889", "polar", "bytes_per_vector"} {
+		assert.True(t, strings.Contains(out, want), "report lacks %q", want)
+	}
+}
