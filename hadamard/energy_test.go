@@ -15,6 +15,13 @@ import (
 // every covariance entry involving the block except the diagonal, and a
 // linear primitive M maps C to M·C·Mᵀ. Nothing about the construction is
 // assumed.
+func (o op[F]) signs0() F {
+	if len(o.signs) == 0 {
+		return 1
+	}
+	return o.signs[0]
+}
+
 func expectedEnergy(ops []op[float64], x []float64) []float64 {
 	d := len(x)
 	C := make([][]float64, d)
@@ -48,6 +55,10 @@ func expectedEnergy(ops []op[float64], x []float64) []float64 {
 			lin.kind, lin.m[0] = opScale, math.Abs(o.signs[0])
 		}
 		one := []op[float64]{lin}
+		if k := math.Abs(o.signs0()); o.kind == opSignedFWHT && k != 1 {
+			// A scale folded into the signs (fuse) is linear too.
+			one = []op[float64]{{kind: opScale, n: d, m: [4]float64{k}}, lin}
+		}
 		for k := 0; k < d; k++ {
 			for i := range col {
 				col[i] = C[i][k]

@@ -79,6 +79,22 @@ func (r *Rotation) Forward(dst, src []float32) { r.check(len(dst), len(src)); ru
 // Inverse sets dst = Πᵀ·src = Π⁻¹·src, with the same rules as Forward.
 func (r *Rotation) Inverse(dst, src []float32) { r.check(len(dst), len(src)); run(r.f32.inv, dst, src) }
 
+// ForwardScaled sets dst = s·Π·src, folding s into the rotation's final
+// normalisation so that scaling costs no extra pass (the quantizer uses it to
+// rotate x/‖x‖). Same rules as Forward.
+func (r *Rotation) ForwardScaled(dst, src []float32, s float32) {
+	r.check(len(dst), len(src))
+	ops := r.f32.fwd
+	last := ops[len(ops)-1]
+	if last.kind != opScale {
+		run(ops, dst, src)
+		scale(dst, s)
+		return
+	}
+	run(ops[:len(ops)-1], dst, src)
+	scale(dst, last.m[0]*s)
+}
+
 // Forward64 is Forward in float64 (the same rotation).
 func (r *Rotation) Forward64(dst, src []float64) {
 	r.check(len(dst), len(src))
@@ -264,7 +280,28 @@ func fuse(ops []op[float64]) []op[float64] {
 		}
 		out = append(out, o)
 	}
-	return out
+	// A scale of the whole vector right before a signed transform of the
+	// whole vector folds into its signs: (k·s_j)·x_j rounds once, exactly
+	// as k·(s_j·x_j) does (s_j·x_j is exact), so the result is unchanged
+	// and a pass over the vector is saved.
+	merged := out[:0]
+	for i := 0; i < len(out); i++ {
+		o := out[i]
+		if o.kind == opScale && i+1 < len(out) {
+			next := out[i+1]
+			if next.kind == opSignedFWHT && next.off == 0 && next.n == o.n {
+				s := make([]float64, next.n)
+				for j := range s {
+					s[j] = next.signs[j] * o.m[0]
+				}
+				next.signs = s
+				o = next
+				i++
+			}
+		}
+		merged = append(merged, o)
+	}
+	return merged
 }
 
 func convert[F float](ops []op[float64]) []op[F] {

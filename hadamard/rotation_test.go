@@ -376,3 +376,27 @@ func TestRotationConcurrentUse(t *testing.T) {
 		require.Equal(t, want, <-done)
 	}
 }
+
+func TestForwardScaled(t *testing.T) {
+	for _, d := range []int{2, 3, 64, 100, 128} {
+		for _, rounds := range []int{1, 2, 3} {
+			r, err := NewRotation(d, 9, rounds)
+			require.NoError(t, err)
+			x := make([]float32, d)
+			for i := range x {
+				x[i] = float32(i%5) - 1.5
+			}
+			want := make([]float32, d)
+			r.Forward(want, x)
+			got := make([]float32, d)
+			r.ForwardScaled(got, x, 0.25) // a power of two: exact either way
+			for i := range want {
+				require.Equal(t, want[i]*0.25, got[i], "d=%d rounds=%d i=%d", d, rounds, i)
+			}
+			r.ForwardScaled(got, x, 0.3)
+			for i := range want {
+				require.InDelta(t, float64(want[i])*0.3, float64(got[i]), 1e-6*(1+math.Abs(float64(want[i]))), "d=%d rounds=%d i=%d", d, rounds, i)
+			}
+		}
+	}
+}

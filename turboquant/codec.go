@@ -102,9 +102,9 @@ func newScratch(dim, skLen int) *scratch {
 	}
 }
 
-// encode writes the code of x (len dim, finite) to dst (len ≥ size).
-// Nothing is written when an error is returned.
-func (c *codec) encode(dst []byte, x []float32, s *scratch) error {
+// encode writes the code of x (len dim, finite, ‖x‖² = ss) to dst
+// (len ≥ size). Nothing is written when an error is returned.
+func (c *codec) encode(dst []byte, x []float32, ss float64, s *scratch) error {
 	u := s.u[:c.dim]
 	if c.method == Polar {
 		c.rot.Forward(u, x)
@@ -119,19 +119,15 @@ func (c *codec) encode(dst []byte, x []float32, s *scratch) error {
 		return nil
 	}
 
-	n := norm2(x)
+	n := math.Sqrt(ss)
 	if !fits(n, c.prec) {
 		return fmt.Errorf("%w: norm %g", ErrOverflow, n)
 	}
 	if n > 0 {
-		inv := float32(1 / n)
-		for i, xi := range x {
-			u[i] = xi * inv
-		}
+		c.rot.ForwardScaled(u, x, float32(1/n)) // u = Π·x/‖x‖
 	} else {
 		clear(u)
 	}
-	c.rot.Forward(u, u)
 	putScalar(dst[c.offNorm:], float32(n), c.prec)
 
 	idx := s.idx[:c.dim]

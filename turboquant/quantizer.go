@@ -98,14 +98,18 @@ func (q *Quantizer) put(s *scratch) { q.pool.Put(s) }
 // Encode writes the code of x (len Dim) into dst (len ≥ CodeSize). A zero
 // vector is valid. On error nothing useful is in dst.
 func (q *Quantizer) Encode(dst []byte, x []float32) error {
-	if err := q.checkVector(x, "input"); err != nil {
-		return err
+	if len(x) != q.cfg.Dim {
+		return q.checkVector(x, "input")
 	}
 	if len(dst) < q.size {
 		return fmt.Errorf("%w: code buffer of %d bytes, need %d", ErrLength, len(dst), q.size)
 	}
+	ss := sumSquares(x)
+	if !isFinite(ss) {
+		return q.checkVector(x, "input")
+	}
 	s := q.get()
-	err := q.encode(dst, x, s)
+	err := q.encode(dst, x, ss, s)
 	q.put(s)
 	return err
 }
@@ -120,15 +124,15 @@ func (q *Quantizer) checkVector(x []float32, what string) error {
 	return nil
 }
 
-// encode is Encode after validation.
-func (q *Quantizer) encode(dst []byte, x []float32, s *scratch) error {
+// encode is Encode after validation; ss is ‖x‖².
+func (q *Quantizer) encode(dst []byte, x []float32, ss float64, s *scratch) error {
 	if q.channels == nil {
-		return q.parts[0].encode(dst[:q.size], x, s)
+		return q.parts[0].encode(dst[:q.size], x, ss, s)
 	}
 	off := 0
 	for i, p := range q.parts {
 		sub := gather(s.parts[i], x, q.channels[i])
-		if err := p.encode(dst[off:off+p.size], sub, s); err != nil {
+		if err := p.encode(dst[off:off+p.size], sub, sumSquares(sub), s); err != nil {
 			return err
 		}
 		off += p.size
@@ -164,7 +168,8 @@ func (q *Quantizer) EncodeBatch(dst []byte, xs []float32) error {
 		s := q.get()
 		defer q.put(s)
 		for i := lo; i < hi; i++ {
-			if err := q.encode(dst[i*q.size:(i+1)*q.size], xs[i*d:(i+1)*d], s); err != nil {
+			x := xs[i*d : (i+1)*d]
+			if err := q.encode(dst[i*q.size:(i+1)*q.size], x, sumSquares(x), s); err != nil {
 				return fmt.Errorf("vector %d: %w", i, err)
 			}
 		}

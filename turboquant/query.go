@@ -215,8 +215,9 @@ func scoreLUT4(lut []float32, idx []byte, dim int) float32 {
 	full := dim / 2
 	lut = lut[: dim*16 : dim*16]
 	for i, b := range idx[:full] {
-		s0 += lut[i<<5|int(b&15)]
-		s1 += lut[i<<5|16|int(b>>4)]
+		row := lut[i*32 : i*32+32 : i*32+32]
+		s0 += row[b&15]
+		s1 += row[16|b>>4]
 	}
 	if dim%2 == 1 {
 		s0 += lut[full<<5|int(idx[full]&15)]
@@ -230,9 +231,10 @@ func scoreLUT2(lut []float32, idx []byte, dim int) float32 {
 	full := dim / 4
 	lut = lut[: dim*4 : dim*4]
 	for i, b := range idx[:full] {
-		o := i << 4
-		s0 += lut[o|int(b&3)] + lut[o|4|int(b>>2&3)]
-		s1 += lut[o|8|int(b>>4&3)] + lut[o|12|int(b>>6)]
+		row := lut[i*16 : i*16+16 : i*16+16]
+		w := int(b)
+		s0 += row[w&3] + row[4|w>>2&3]
+		s1 += row[8|w>>4&3] + row[12|w>>6]
 	}
 	for j := full * 4; j < dim; j++ {
 		s0 += lut[j<<2|int(bitpack.Get(idx, j, 2))]

@@ -38,7 +38,7 @@ func fits(v float64, p Precision) bool {
 // checkFinite returns the index of the first NaN or ±Inf in x, or −1.
 func checkFinite(x []float32) int {
 	for i, v := range x {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 { // exponent all ones
 			return i
 		}
 	}
@@ -46,7 +46,12 @@ func checkFinite(x []float32) int {
 }
 
 // norm2 is ‖x‖ accumulated in float64, so it is accurate for any dim.
-func norm2(x []float32) float64 {
+func norm2(x []float32) float64 { return math.Sqrt(sumSquares(x)) }
+
+// sumSquares is ‖x‖² accumulated in float64. Squares of finite float32
+// values cannot overflow float64, so the sum is finite exactly when every
+// component is: one pass both validates and measures the input.
+func sumSquares(x []float32) float64 {
 	var s0, s1 float64
 	n := len(x) &^ 1
 	for i := 0; i < n; i += 2 {
@@ -60,8 +65,10 @@ func norm2(x []float32) float64 {
 		a := float64(x[n])
 		s0 += float64(a * a)
 	}
-	return math.Sqrt(s0 + s1)
+	return s0 + s1
 }
+
+func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // dot32 is ⟨a, b⟩ accumulated in float64.
 func dot32(a, b []float32) float64 {
