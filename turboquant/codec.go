@@ -185,6 +185,12 @@ func correctionFactor(corr Correction, u, v []float32, def float32) float32 {
 
 // decode reconstructs the vector of code into dst (len dim).
 func (c *codec) decode(dst []float32, code []byte, s *scratch) {
+	c.rot.Inverse(dst, c.decodeRotated(code, s))
+}
+
+// decodeRotated returns the reconstruction in the rotated domain (Π·x̃), in
+// s.v.
+func (c *codec) decodeRotated(code []byte, s *scratch) []float32 {
 	v := s.v[:c.dim]
 	switch c.method {
 	case Polar:
@@ -202,13 +208,42 @@ func (c *codec) decode(dst []float32, code []byte, s *scratch) {
 				v[i] += g * w[i]
 			}
 		}
-		f := getScalar(code[c.offNorm:], c.prec)
-		if c.corr != NoCorrection {
-			f *= getScalar(code[c.offCorr:], c.prec)
-		}
-		scale(v, f)
+		scale(v, c.scalarFactor(code))
 	}
-	c.rot.Inverse(dst, v)
+	return v
+}
+
+// scalarFactor is the stored norm times the correction factor, if any.
+func (c *codec) scalarFactor(code []byte) float32 {
+	f := getScalar(code[c.offNorm:], c.prec)
+	if c.corr != NoCorrection {
+		f *= getScalar(code[c.offCorr:], c.prec)
+	}
+	return f
+}
+
+// accumulate adds w·Π·x̃ to acc (len dim). MSE codes add their centroids
+// straight from the packed indices; the other methods decode first.
+func (c *codec) accumulate(acc []float32, w float32, code []byte, s *scratch) {
+	if c.method == MSE {
+		if c.bits == 0 {
+			return
+		}
+		f := w * c.scalarFactor(code)
+		idx := s.idx[:c.dim]
+		bitpack.Unpack(idx, code[c.offIdx:], c.bits)
+		cent := c.cb.Centroids32
+		acc = acc[:len(idx)]
+		for i, k := range idx {
+			acc[i] += f * cent[k]
+		}
+		return
+	}
+	v := c.decodeRotated(code, s)
+	acc = acc[:len(v)]
+	for i, x := range v {
+		acc[i] += w * x
+	}
 }
 
 // indexValues writes the scalar stage's centroids (or zeros) into v.

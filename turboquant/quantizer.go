@@ -241,3 +241,54 @@ func (q *Quantizer) Norm(code []byte) (float32, error) {
 	}
 	return float32(math.Sqrt(ss)), nil
 }
+
+// AccumulateRotated adds w·x̃ for the vector x̃ that code decodes to into
+// acc, kept in the quantizer's rotated domain (len Dim): attention sums
+// weighted values there and rotates back once with FinishRotated, instead of
+// decoding every value. It does not allocate.
+func (q *Quantizer) AccumulateRotated(acc []float32, w float32, code []byte) error {
+	if len(acc) != q.cfg.Dim {
+		return fmt.Errorf("%w: accumulator has %d components, quantizer dim is %d", ErrLength, len(acc), q.cfg.Dim)
+	}
+	if len(code) < q.size {
+		return fmt.Errorf("%w: code of %d bytes, need %d", ErrLength, len(code), q.size)
+	}
+	s := q.get()
+	q.accumulate(acc, w, code, s)
+	q.put(s)
+	return nil
+}
+
+// accumulate is AccumulateRotated after validation. The parts' rotated
+// domains are laid side by side in acc, in part order.
+func (q *Quantizer) accumulate(acc []float32, w float32, code []byte, s *scratch) {
+	off, coff := 0, 0
+	for _, p := range q.parts {
+		p.accumulate(acc[off:off+p.dim], w, code[coff:coff+p.size], s)
+		off += p.dim
+		coff += p.size
+	}
+}
+
+// FinishRotated maps an accumulator filled by AccumulateRotated back to the
+// original domain: dst = Πᵀ·acc (per part, channels scattered back). acc is
+// left unspecified. It does not allocate.
+func (q *Quantizer) FinishRotated(dst, acc []float32) error {
+	if len(dst) != q.cfg.Dim || len(acc) != q.cfg.Dim {
+		return fmt.Errorf("%w: finish with %d and %d components, quantizer dim is %d", ErrLength, len(dst), len(acc), q.cfg.Dim)
+	}
+	if q.channels == nil {
+		q.parts[0].rot.Inverse(dst, acc)
+		return nil
+	}
+	off := 0
+	for i, p := range q.parts {
+		sub := acc[off : off+p.dim]
+		p.rot.Inverse(sub, sub)
+		for j, ch := range q.channels[i] {
+			dst[ch] = sub[j]
+		}
+		off += p.dim
+	}
+	return nil
+}
