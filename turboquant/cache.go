@@ -1,0 +1,461 @@
+package turboquant
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/turboquant-go/tq/internal/half"
+	"github.com/turboquant-go/tq/internal/rng"
+)
+
+// Cache is the per-sequence KV cache a model's forward pass calls, layer by
+// layer: Append the new tokens' keys and values, then Attend with their
+// queries. Attention is computed by the cache, straight from its packed
+// codes; nothing is dequantized in bulk and no fp16 copy of compressed tokens
+// is kept.
+//
+// Layouts are row-major: keys and values [tokens][KVHeads][HeadDim], queries
+// and outputs [tokens][QHeads][HeadDim]. Query head j attends with KV head
+// j / (QHeads/KVHeads) (grouped-query attention).
+//
+// Concurrency: a Sequence takes a read lock for Attend, Logits and Stats and
+// a write lock for everything else, so any number of goroutines may run
+// attention on one sequence at once; appends wait for them. Different
+// sequences are independent.
+type Cache interface {
+	// Append adds T tokens to a layer. On error the cache is unchanged.
+	Append(layer int, keys, values []float32) error
+	// AppendFP16 is Append for IEEE half inputs; AppendBF16 for bfloat16.
+	AppendFP16(layer int, keys, values []uint16) error
+	AppendBF16(layer int, keys, values []uint16) error
+	// Attend computes attention for the queries of the layer's last T tokens
+	// (T = len(queries)/(QHeads·HeadDim)) with exact softmax and a causal
+	// mask: query i sees the tokens before the batch and batch tokens ≤ i.
+	Attend(layer int, queries, out []float32) error
+	// Logits writes the scaled logits of one query against every cached
+	// token of a layer (no mask) into dst, for validation.
+	Logits(layer, qHead int, query, dst []float32) error
+	// Len is the number of tokens appended to every layer.
+	Len() int
+	// Truncate drops every token at position ≥ n (rollback).
+	Truncate(n int) error
+	// Reset drops every token and releases all memory, keeping the
+	// sequence usable.
+	Reset()
+	// Close releases the sequence's memory; later calls return ErrClosed.
+	Close() error
+}
+
+var _ Cache = (*Sequence)(nil)
+
+// Pool hands out sequences that share one memory budget and one
+// configuration. It is safe for concurrent use.
+type Pool struct {
+	cfg    CacheConfig
+	budget int64
+	layers []layerPlan
+
+	mu   sync.Mutex
+	used int64
+
+	qmu    sync.Mutex
+	quants map[string]*Quantizer // by spec: identical quantizers are shared
+}
+
+// layerPlan is what a layer's codecs cost.
+type layerPlan struct {
+	keys, values Codec
+	kSize, vSize int
+	blockBytes   int64
+}
+
+// NewPool validates the configuration and returns a pool whose sequences
+// together hold at most budget bytes (≤ 0: unlimited).
+func NewPool(cfg CacheConfig, budget int64) (*Pool, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	p := &Pool{cfg: cfg, budget: budget, quants: map[string]*Quantizer{}}
+	p.layers = make([]layerPlan, cfg.Layers)
+	for l := range p.layers {
+		k, v := cfg.codecs(l)
+		lp := layerPlan{keys: k, values: v, kSize: k.codeSize(cfg.HeadDim), vSize: v.codeSize(cfg.HeadDim)}
+		lp.blockBytes = int64(cfg.BlockTokens) * int64(cfg.KVHeads) * int64(lp.kSize+lp.vSize)
+		p.layers[l] = lp
+	}
+	return p, nil
+}
+
+// Config returns the pool's configuration, defaults filled in.
+func (p *Pool) Config() CacheConfig { return p.cfg }
+
+// Used returns the bytes currently held by the pool's sequences.
+func (p *Pool) Used() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.used
+}
+
+// Budget returns the pool's budget in bytes (≤ 0: unlimited).
+func (p *Pool) Budget() int64 { return p.budget }
+
+func (p *Pool) reserve(n int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.budget > 0 && p.used+n > p.budget {
+		return fmt.Errorf("%w: %d bytes needed, %d of %d in use", ErrCacheFull, n, p.used, p.budget)
+	}
+	p.used += n
+	return nil
+}
+
+func (p *Pool) release(n int64) {
+	p.mu.Lock()
+	p.used -= n
+	p.mu.Unlock()
+}
+
+// quantizer returns a shared Quantizer for cfg.
+func (p *Pool) quantizer(cfg Config) (*Quantizer, error) {
+	q, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	b, _ := q.Spec().MarshalBinary()
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if old, ok := p.quants[string(b)]; ok {
+		return old, nil
+	}
+	p.quants[string(b)] = q
+	return q, nil
+}
+
+// codec builds the vecCodec of one (layer, head) for keys or values, with
+// outlier channels chosen from xs ([T][KVHeads][HeadDim]) of that head.
+func (p *Pool) codec(cd Codec, layer, head int, values bool, xs []float32) (vecCodec, *Quantizer, error) {
+	d := p.cfg.HeadDim
+	switch cd.Kind {
+	case Float16:
+		return fp16Codec{d}, nil, nil
+	case Float32:
+		return fp32Codec{d}, nil, nil
+	}
+	var channels []int
+	if cd.Outliers > 0 {
+		h := p.cfg.KVHeads
+		sub := make([]float32, 0, len(xs)/h)
+		for t := 0; t < len(xs)/(h*d); t++ {
+			sub = append(sub, xs[(t*h+head)*d:(t*h+head+1)*d]...)
+		}
+		var err error
+		if channels, err = TopChannels(sub, d, cd.Outliers); err != nil {
+			return nil, nil, err
+		}
+	}
+	// One seed stream per (layer, head, keys/values) when outlier channels
+	// make the quantizers differ; otherwise identical configs share one.
+	seed := p.cfg.Seed
+	if channels != nil {
+		stream := uint64(layer*p.cfg.KVHeads+head) << 1
+		if values {
+			stream |= 1
+		}
+		seed = rng.Derive(seed, stream)
+	}
+	qcfg, err := cd.quantizerConfig(d, seed, channels)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := p.quantizer(qcfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return quantCodec{q}, q, nil
+}
+
+// Sequence is one sequence's cache: a Cache drawn from a Pool.
+type Sequence struct {
+	pool   *Pool
+	mu     sync.RWMutex
+	layers []seqLayer
+	closed bool
+}
+
+// seqLayer holds one layer's tokens: positions [0, nSink) in the fp16 sink
+// buffer, [nSink, nSink+compressed) in blocks, the rest in the fp16 window
+// ring.
+type seqLayer struct {
+	heads      []headCodecs // nil until the first append
+	blocks     []*block
+	compressed int
+	sink       []byte // fp16 [Sinks][KVHeads][2 (k,v)][HeadDim]
+	nSink      int
+	win        []byte // fp16 ring [Window][KVHeads][2][HeadDim]
+	winStart   int
+	winLen     int
+}
+
+func (l *seqLayer) len() int { return l.nSink + l.compressed + l.winLen }
+
+type headCodecs struct {
+	k, v   vecCodec
+	kq, vq *Quantizer // nil for passthrough codecs
+}
+
+// block holds BlockTokens compressed tokens of one layer: key codes
+// [head][token], then value codes [head][token]. Blocks are shared between
+// forked sequences and copied before a shared block is written.
+type block struct {
+	refs atomic.Int32
+	data []byte
+}
+
+// NewSequence returns an empty sequence.
+func (p *Pool) NewSequence() *Sequence {
+	return &Sequence{pool: p, layers: make([]seqLayer, p.cfg.Layers)}
+}
+
+func (s *Sequence) tokenStride() int { return 2 * s.pool.cfg.KVHeads * s.pool.cfg.HeadDim * 2 }
+
+// Len is the number of tokens appended to every layer.
+func (s *Sequence) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.lenLocked()
+}
+
+func (s *Sequence) lenLocked() int {
+	n := math.MaxInt
+	for i := range s.layers {
+		n = min(n, s.layers[i].len())
+	}
+	return n
+}
+
+// LayerLen is the number of tokens in one layer.
+func (s *Sequence) LayerLen(layer int) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if layer < 0 || layer >= len(s.layers) {
+		return 0
+	}
+	return s.layers[layer].len()
+}
+
+func (s *Sequence) checkLayer(layer int) error {
+	if s.closed {
+		return ErrClosed
+	}
+	if layer < 0 || layer >= len(s.layers) {
+		return fmt.Errorf("%w: layer %d of %d", ErrLength, layer, len(s.layers))
+	}
+	return nil
+}
+
+// AppendFP16 is Append for IEEE half inputs.
+func (s *Sequence) AppendFP16(layer int, keys, values []uint16) error {
+	k, v := make([]float32, len(keys)), make([]float32, len(values))
+	half.ToFloat32s(k, keys)
+	half.ToFloat32s(v, values)
+	return s.Append(layer, k, v)
+}
+
+// AppendBF16 is Append for bfloat16 inputs.
+func (s *Sequence) AppendBF16(layer int, keys, values []uint16) error {
+	k, v := make([]float32, len(keys)), make([]float32, len(values))
+	half.BF16ToFloat32s(k, keys)
+	half.BF16ToFloat32s(v, values)
+	return s.Append(layer, k, v)
+}
+
+// Append adds T tokens' keys and values to a layer.
+func (s *Sequence) Append(layer int, keys, values []float32) error {
+	cfg := s.pool.cfg
+	row := cfg.KVHeads * cfg.HeadDim
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLayer(layer); err != nil {
+		return err
+	}
+	if len(keys) != len(values) || len(keys) == 0 || len(keys)%row != 0 {
+		return fmt.Errorf("%w: %d keys and %d values are not the same whole number of [%d][%d] tokens",
+			ErrLength, len(keys), len(values), cfg.KVHeads, cfg.HeadDim)
+	}
+	for _, xs := range [][]float32{keys, values} {
+		if i := checkFinite(xs); i >= 0 {
+			return fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, xs[i])
+		}
+		if cfg.Window+cfg.Sinks > 0 {
+			for i, v := range xs {
+				if math.Abs(float64(v)) >= fp16Max+16 {
+					return fmt.Errorf("%w: component %d (%v) does not fit the fp16 window", ErrOverflow, i, v)
+				}
+			}
+		}
+	}
+	return s.appendLocked(layer, keys, values)
+}
+
+func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
+	p, cfg := s.pool, s.pool.cfg
+	plan := p.layers[layer]
+	l := &s.layers[layer]
+	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
+	row := H * d
+	T := len(keys) / row
+
+	heads := l.heads
+	if heads == nil {
+		heads = make([]headCodecs, H)
+		for h := range heads {
+			var err error
+			hc := &heads[h]
+			if hc.k, hc.kq, err = p.codec(plan.keys, layer, h, false, keys); err != nil {
+				return err
+			}
+			if hc.v, hc.vq, err = p.codec(plan.values, layer, h, true, values); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Where the T tokens go: sinks first, then the window, whose overflow
+	// (oldest first) is compressed.
+	toSink := min(T, cfg.Sinks-l.nSink)
+	toWin := T - toSink
+	evict := max(0, l.winLen+toWin-cfg.Window)
+	evictOld := min(evict, l.winLen)
+	evictNew := evict - evictOld
+
+	// Memory: fixed buffers on the first append, new blocks, and a private
+	// copy of a shared tail block that is about to be written.
+	var need int64
+	if l.sink == nil && l.win == nil {
+		need += cfg.layerFixedBytes()
+	}
+	newBlocks := (l.compressed+evict+B-1)/B - len(l.blocks)
+	need += int64(newBlocks) * plan.blockBytes
+	cowTail := evict > 0 && l.compressed%B != 0 && l.blocks[len(l.blocks)-1].refs.Load() > 1
+	if cowTail {
+		need += plan.blockBytes
+	}
+	if err := p.reserve(need); err != nil {
+		return err
+	}
+
+	// Encode every token that will be compressed before touching the layer,
+	// so a failure leaves it as it was.
+	kSize, vSize := plan.kSize, plan.vSize
+	codes := make([]byte, evict*H*(kSize+vSize))
+	tk, tv := make([]float32, d), make([]float32, d)
+	for e := range evict {
+		for h := range H {
+			var kx, vx []float32
+			if e < evictOld {
+				kx, vx = widenFP16(l.win, s.winSlot(l, e), h, d, H, tk, tv)
+			} else {
+				t := toSink + (e - evictOld)
+				kx, vx = keys[(t*H+h)*d:(t*H+h+1)*d], values[(t*H+h)*d:(t*H+h+1)*d]
+			}
+			off := (e*H + h) * (kSize + vSize)
+			if err := heads[h].k.encode(codes[off:off+kSize], kx); err != nil {
+				p.release(need)
+				return fmt.Errorf("layer %d head %d key: %w", layer, h, err)
+			}
+			if err := heads[h].v.encode(codes[off+kSize:off+kSize+vSize], vx); err != nil {
+				p.release(need)
+				return fmt.Errorf("layer %d head %d value: %w", layer, h, err)
+			}
+		}
+	}
+
+	// Commit.
+	l.heads = heads
+	if l.sink == nil && l.win == nil {
+		stride := s.tokenStride()
+		l.sink = make([]byte, cfg.Sinks*stride)
+		l.win = make([]byte, cfg.Window*stride)
+	}
+	for t := range toSink {
+		putFP16Token(l.sink[(l.nSink+t)*s.tokenStride():], keys[t*row:(t+1)*row], values[t*row:(t+1)*row], H, d)
+	}
+	l.nSink += toSink
+	if cowTail {
+		last := len(l.blocks) - 1
+		nb := &block{data: append([]byte(nil), l.blocks[last].data...)}
+		nb.refs.Store(1)
+		s.dropBlock(layer, l.blocks[last])
+		l.blocks[last] = nb
+	}
+	for range newBlocks {
+		nb := &block{data: make([]byte, plan.blockBytes)}
+		nb.refs.Store(1)
+		l.blocks = append(l.blocks, nb)
+	}
+	for e := range evict {
+		pos := l.compressed + e
+		blk := l.blocks[pos/B].data
+		j := pos % B
+		for h := range H {
+			off := (e*H + h) * (kSize + vSize)
+			copy(blk[(h*B+j)*kSize:], codes[off:off+kSize])
+			copy(blk[H*B*kSize+(h*B+j)*vSize:], codes[off+kSize:off+kSize+vSize])
+		}
+	}
+	l.compressed += evict
+	l.winStart = (l.winStart + evictOld) % max(cfg.Window, 1)
+	l.winLen -= evictOld
+	for t := toSink + evictNew; t < T; t++ {
+		slot := s.winSlot(l, l.winLen)
+		putFP16Token(l.win[slot*s.tokenStride():], keys[t*row:(t+1)*row], values[t*row:(t+1)*row], H, d)
+		l.winLen++
+	}
+	return nil
+}
+
+// winSlot is the ring slot of the i-th oldest window token.
+func (s *Sequence) winSlot(l *seqLayer, i int) int {
+	return (l.winStart + i) % s.pool.cfg.Window
+}
+
+// putFP16Token stores one token's keys and values ([H][d] each) as fp16
+// [H][2][d] little-endian.
+func putFP16Token(dst []byte, k, v []float32, H, d int) {
+	for h := range H {
+		base := h * 2 * d * 2
+		for i := range d {
+			u := half.FromFloat32(k[h*d+i])
+			dst[base+2*i], dst[base+2*i+1] = byte(u), byte(u>>8)
+			u = half.FromFloat32(v[h*d+i])
+			dst[base+2*d+2*i], dst[base+2*d+2*i+1] = byte(u), byte(u>>8)
+		}
+	}
+}
+
+// widenFP16 widens the key and value of head h of token slot of an fp16
+// token buffer into k and v.
+func widenFP16(buf []byte, slot, h, d, H int, k, v []float32) ([]float32, []float32) {
+	kb, vb := fp16Vec(buf, slot, h, d, H)
+	for i := range d {
+		k[i] = half.ToFloat32(uint16(kb[2*i]) | uint16(kb[2*i+1])<<8)
+		v[i] = half.ToFloat32(uint16(vb[2*i]) | uint16(vb[2*i+1])<<8)
+	}
+	return k, v
+}
+
+// fp16Vec returns the fp16 key and value bytes of head h of token slot in an
+// fp16 token buffer ([t][H][2][d]).
+func fp16Vec(buf []byte, slot, h, d, H int) (k, v []byte) {
+	base := (slot*H + h) * 2 * d * 2
+	return buf[base : base+2*d], buf[base+2*d : base+4*d]
+}
+
+func (s *Sequence) dropBlock(layer int, b *block) {
+	if b.refs.Add(-1) == 0 {
+		s.pool.release(s.pool.layers[layer].blockBytes)
+	}
+}

@@ -1,0 +1,222 @@
+package turboquant
+
+import (
+	"fmt"
+	"math"
+)
+
+// tokenRef locates one cached token of a head: its key and value bytes and
+// whether they are fp16 (sinks, window) or codes of the head's codecs.
+type tokenSource struct {
+	s     *Sequence
+	l     *seqLayer
+	h     int
+	fp16  fp16Codec
+	kSize int
+	vSize int
+}
+
+// each calls f for every token position in [0, limit) with its key and value
+// bytes, in position order.
+func (ts tokenSource) each(limit int, f func(pos int, k, v []byte, raw bool)) {
+	cfg := ts.s.pool.cfg
+	l, h, d, H, B := ts.l, ts.h, cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
+	pos := 0
+	for ; pos < l.nSink && pos < limit; pos++ {
+		k, v := fp16Vec(l.sink, pos, h, d, H)
+		f(pos, k, v, true)
+	}
+	end := min(limit, l.nSink+l.compressed)
+	for ; pos < end; pos++ {
+		c := pos - l.nSink
+		blk := l.blocks[c/B].data
+		j := c % B
+		k := blk[(h*B+j)*ts.kSize : (h*B+j+1)*ts.kSize]
+		voff := H*B*ts.kSize + (h*B+j)*ts.vSize
+		f(pos, k, blk[voff:voff+ts.vSize], false)
+	}
+	for ; pos < limit; pos++ {
+		k, v := fp16Vec(l.win, ts.s.winSlot(l, pos-l.nSink-l.compressed), h, d, H)
+		f(pos, k, v, true)
+	}
+}
+
+func (s *Sequence) source(layer, h int) tokenSource {
+	plan := s.pool.layers[layer]
+	return tokenSource{s: s, l: &s.layers[layer], h: h, fp16: fp16Codec{s.pool.cfg.HeadDim}, kSize: plan.kSize, vSize: plan.vSize}
+}
+
+// Attend computes exact attention for the queries of the layer's last T
+// tokens.
+func (s *Sequence) Attend(layer int, queries, out []float32) error {
+	cfg := s.pool.cfg
+	row := cfg.QHeads * cfg.HeadDim
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkLayer(layer); err != nil {
+		return err
+	}
+	l := &s.layers[layer]
+	n := l.len()
+	if len(queries) == 0 || len(queries)%row != 0 || len(out) != len(queries) {
+		return fmt.Errorf("%w: %d queries and %d outputs are not the same whole number of [%d][%d] rows",
+			ErrLength, len(queries), len(out), cfg.QHeads, cfg.HeadDim)
+	}
+	T := len(queries) / row
+	if T > n {
+		return fmt.Errorf("%w: %d queries but layer %d holds %d tokens (append before attending)", ErrLength, T, layer, n)
+	}
+	if i := checkFinite(queries); i >= 0 {
+		return fmt.Errorf("%w: query component %d is %v", ErrNonFinite, i, queries[i])
+	}
+	g := cfg.QHeads / cfg.KVHeads
+	d := cfg.HeadDim
+	st := newAttendState(g, d, n)
+	for h := range cfg.KVHeads {
+		hc := l.heads[h]
+		ts := s.source(layer, h)
+		st.bind(hc, ts.fp16)
+		for i := range T {
+			limit := n - T + i + 1
+			q0 := (i*cfg.QHeads + h*g) * d
+			st.attendGroup(ts, hc, queries[q0:q0+g*d], out[q0:q0+g*d], limit, cfg.Scale)
+		}
+		st.release(hc)
+	}
+	return nil
+}
+
+// attendState is the working memory of one Attend call: prepared queries
+// and one logit row per query head of a group, and the value accumulators.
+type attendState struct {
+	g, d       int
+	kq, rawQ   []vecQuery
+	logits     [][]float32
+	accCode    [][]float32 // in the value codec's domain
+	accRaw     [][]float32 // fp16 tokens, original domain
+	tmp        []float32
+	sum        []float64
+	sc         *scratch
+	boundCodec vecCodec
+}
+
+func newAttendState(g, d, n int) *attendState {
+	st := &attendState{g: g, d: d, tmp: make([]float32, d), sum: make([]float64, g)}
+	for range g {
+		st.logits = append(st.logits, make([]float32, n))
+		st.accCode = append(st.accCode, make([]float32, d))
+		st.accRaw = append(st.accRaw, make([]float32, d))
+	}
+	return st
+}
+
+func (st *attendState) bind(hc headCodecs, fp16 fp16Codec) {
+	if st.boundCodec != hc.k {
+		st.kq = st.kq[:0]
+		st.rawQ = st.rawQ[:0]
+		for range st.g {
+			st.kq = append(st.kq, hc.k.newQuery())
+			st.rawQ = append(st.rawQ, fp16.newQuery())
+		}
+		st.boundCodec = hc.k
+	}
+	st.sc = hc.v.getScratch()
+}
+
+func (st *attendState) release(hc headCodecs) { hc.v.putScratch(st.sc) }
+
+// attendGroup computes the outputs of the g query heads that share one KV
+// head, for one query position that sees limit tokens. Each token's key and
+// value bytes are read once for the whole group.
+func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float32, limit int, scale float32) {
+	g, d := st.g, st.d
+	for gi := range g {
+		st.kq[gi].reset(q[gi*d : (gi+1)*d])
+		st.rawQ[gi].reset(q[gi*d : (gi+1)*d])
+	}
+	ts.each(limit, func(pos int, k, _ []byte, raw bool) {
+		for gi := range g {
+			var x float32
+			if raw {
+				x = st.rawQ[gi].score(k)
+			} else {
+				x = st.kq[gi].score(k)
+			}
+			st.logits[gi][pos] = x * scale
+		}
+	})
+	for gi := range g {
+		row := st.logits[gi][:limit]
+		m := float32(math.Inf(-1))
+		for _, x := range row {
+			m = max(m, x)
+		}
+		var sum float64
+		for i, x := range row {
+			e := float32(math.Exp(float64(x - m)))
+			row[i] = e
+			sum += float64(e)
+		}
+		st.sum[gi] = sum
+		clear(st.accCode[gi])
+		clear(st.accRaw[gi])
+	}
+	ts.each(limit, func(pos int, _, v []byte, raw bool) {
+		for gi := range g {
+			w := st.logits[gi][pos]
+			if raw {
+				ts.fp16.accumulate(st.accRaw[gi], w, v, nil)
+			} else {
+				hc.v.accumulate(st.accCode[gi], w, v, st.sc)
+			}
+		}
+	})
+	for gi := range g {
+		o := out[gi*d : (gi+1)*d]
+		hc.v.finish(st.tmp, st.accCode[gi])
+		inv := float32(1 / st.sum[gi])
+		for j := range o {
+			o[j] = (st.tmp[j] + st.accRaw[gi][j]) * inv
+		}
+	}
+}
+
+// Logits writes the scaled logits of query (len HeadDim) for query head
+// qHead against every token of the layer into dst (len ≥ the layer's length).
+func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
+	cfg := s.pool.cfg
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkLayer(layer); err != nil {
+		return err
+	}
+	l := &s.layers[layer]
+	n := l.len()
+	switch {
+	case qHead < 0 || qHead >= cfg.QHeads:
+		return fmt.Errorf("%w: query head %d of %d", ErrLength, qHead, cfg.QHeads)
+	case len(query) != cfg.HeadDim:
+		return fmt.Errorf("%w: query of %d, head dim %d", ErrLength, len(query), cfg.HeadDim)
+	case len(dst) < n:
+		return fmt.Errorf("%w: %d logits for %d tokens", ErrLength, len(dst), n)
+	}
+	if i := checkFinite(query); i >= 0 {
+		return fmt.Errorf("%w: query component %d is %v", ErrNonFinite, i, query[i])
+	}
+	if n == 0 {
+		return nil
+	}
+	h := qHead / (cfg.QHeads / cfg.KVHeads)
+	ts := s.source(layer, h)
+	kq, rq := l.heads[h].k.newQuery(), ts.fp16.newQuery()
+	kq.reset(query)
+	rq.reset(query)
+	ts.each(n, func(pos int, k, _ []byte, raw bool) {
+		if raw {
+			dst[pos] = rq.score(k) * cfg.Scale
+		} else {
+			dst[pos] = kq.score(k) * cfg.Scale
+		}
+	})
+	return nil
+}

@@ -1,0 +1,259 @@
+package turboquant
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// ErrCacheFull reports that an append would take a pool past its memory
+// budget. The sequence is left exactly as it was.
+var ErrCacheFull = errors.New("turboquant: kv cache full")
+
+// ErrClosed reports use of a closed sequence.
+var ErrClosed = errors.New("turboquant: sequence closed")
+
+// CodecKind selects how a cache stores keys or values.
+type CodecKind uint8
+
+const (
+	// Quantized stores TurboQuant codes (the Codec's Method and Bits).
+	Quantized CodecKind = iota
+	// Float16 stores IEEE half floats: the uncompressed baseline.
+	Float16
+	// Float32 stores float32: the exact reference.
+	Float32
+)
+
+// Codec is how a cache stores one of keys or values.
+type Codec struct {
+	Kind       CodecKind
+	Method     Method // Quantized only
+	Bits       int    // Quantized only; 0 for Polar
+	Norm       Precision
+	Correction Correction
+	// Outliers is the number of channels per (layer, KV head) split off
+	// and quantized at OutlierBits; they are the channels with the largest
+	// norm over the first prefill, chosen once and recorded.
+	Outliers    int
+	OutlierBits int
+}
+
+// LayerCodecs overrides the key and value codecs of one layer.
+type LayerCodecs struct{ Keys, Values Codec }
+
+// CacheConfig describes the caches of one model.
+type CacheConfig struct {
+	Layers, KVHeads, QHeads, HeadDim int
+	Keys, Values                     Codec
+	// Overrides replaces Keys and Values for the listed layers (e.g. the
+	// first and last layers at higher precision).
+	Overrides map[int]LayerCodecs
+	// Window is the number of most recent tokens kept in fp16 before they
+	// are compressed, one token at a time as the window slides (0: compress
+	// on arrival). Tokens are never re-quantized.
+	Window int
+	// Sinks is the number of leading tokens kept in fp16 for good
+	// (attention sinks).
+	Sinks int
+	// BlockTokens is the number of tokens per allocation block (default 64).
+	BlockTokens int
+	// Scale multiplies the attention logits (0: 1/√HeadDim).
+	Scale float32
+	// Seed seeds the rotations and sketches of every quantizer.
+	Seed uint64
+}
+
+// Preset returns the configuration of a named preset for a model shape.
+// Presets and their exact bits per value at head dim 128 (fp16 norms
+// included):
+//
+//	fp16    keys fp16, values fp16                     16 bits
+//	k8v4    keys 8-bit MSE, values 4-bit MSE            8.125 / 4.125
+//	tq4     4-bit MSE                                   4.125
+//	tq3.5   64 outlier channels at 4 bits + 64 at 3     3.5 + 2 norms = 3.75
+//	tq3     3-bit MSE                                   3.125
+//	k4v2    keys 4-bit, values 2-bit MSE                4.125 / 2.125
+//	tq2.5   32 outlier channels at 4 bits + 96 at 2     2.5 + 2 norms = 2.75
+//	tq2     2-bit MSE                                   2.125
+//
+// Compressed presets keep a 128-token fp16 window and 4 fp16 sink tokens.
+func Preset(name string, layers, kvHeads, qHeads, headDim int) (CacheConfig, error) {
+	mse := func(b int) Codec { return Codec{Kind: Quantized, Method: MSE, Bits: b} }
+	split := func(outliers, ob, b int) Codec {
+		return Codec{Kind: Quantized, Method: MSE, Bits: b, Outliers: outliers * headDim / 128, OutlierBits: ob}
+	}
+	cfg := CacheConfig{Layers: layers, KVHeads: kvHeads, QHeads: qHeads, HeadDim: headDim, Window: 128, Sinks: 4}
+	switch name {
+	case "fp16":
+		cfg.Keys, cfg.Values = Codec{Kind: Float16}, Codec{Kind: Float16}
+		cfg.Window, cfg.Sinks = 0, 0
+	case "fp32":
+		cfg.Keys, cfg.Values = Codec{Kind: Float32}, Codec{Kind: Float32}
+		cfg.Window, cfg.Sinks = 0, 0
+	case "k8v4":
+		cfg.Keys, cfg.Values = mse(8), mse(4)
+	case "tq4":
+		cfg.Keys, cfg.Values = mse(4), mse(4)
+	case "tq3.5":
+		cfg.Keys, cfg.Values = split(64, 4, 3), split(64, 4, 3)
+	case "tq3":
+		cfg.Keys, cfg.Values = mse(3), mse(3)
+	case "k4v2":
+		cfg.Keys, cfg.Values = mse(4), mse(2)
+	case "tq2.5":
+		cfg.Keys, cfg.Values = split(32, 4, 2), split(32, 4, 2)
+	case "tq2":
+		cfg.Keys, cfg.Values = mse(2), mse(2)
+	default:
+		return CacheConfig{}, fmt.Errorf("%w: unknown preset %q (have %s)", ErrConfig, name, strings.Join(PresetNames, ", "))
+	}
+	return cfg, cfg.validate()
+}
+
+// PresetNames lists the presets Preset knows, least compressed first.
+var PresetNames = []string{"fp32", "fp16", "k8v4", "tq4", "tq3.5", "tq3", "k4v2", "tq2.5", "tq2"}
+
+func (c CacheConfig) withDefaults() CacheConfig {
+	if c.BlockTokens == 0 {
+		c.BlockTokens = 64
+	}
+	if c.Scale == 0 {
+		c.Scale = float32(1 / math.Sqrt(float64(c.HeadDim)))
+	}
+	return c
+}
+
+func (c CacheConfig) validate() error {
+	c = c.withDefaults()
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
+	}
+	switch {
+	case c.Layers < 1 || c.Layers > 1<<12:
+		return bad("layers %d outside [1, 4096]", c.Layers)
+	case c.KVHeads < 1 || c.KVHeads > 1<<12:
+		return bad("kv heads %d outside [1, 4096]", c.KVHeads)
+	case c.QHeads < c.KVHeads || c.QHeads%c.KVHeads != 0:
+		return bad("query heads %d are not a multiple of kv heads %d", c.QHeads, c.KVHeads)
+	case c.HeadDim < 2 || c.HeadDim > maxDim:
+		return bad("head dim %d outside [2, %d]", c.HeadDim, maxDim)
+	case c.Window < 0 || c.Sinks < 0 || c.Window > 1<<20 || c.Sinks > 1<<20:
+		return bad("window %d and sinks %d must be in [0, 2^20]", c.Window, c.Sinks)
+	case c.BlockTokens < 1 || c.BlockTokens > 1<<16:
+		return bad("block tokens %d outside [1, 65536]", c.BlockTokens)
+	case math.IsNaN(float64(c.Scale)) || math.IsInf(float64(c.Scale), 0):
+		return bad("scale %v", c.Scale)
+	}
+	for l := range c.Layers {
+		k, v := c.codecs(l)
+		for _, cd := range []Codec{k, v} {
+			if _, err := cd.quantizerConfig(c.HeadDim, 0, nil); err != nil {
+				return fmt.Errorf("layer %d: %w", l, err)
+			}
+		}
+	}
+	for l := range c.Overrides {
+		if l < 0 || l >= c.Layers {
+			return bad("override for layer %d of %d", l, c.Layers)
+		}
+	}
+	return nil
+}
+
+// codecs returns the key and value codecs of a layer.
+func (c CacheConfig) codecs(layer int) (keys, values Codec) {
+	if o, ok := c.Overrides[layer]; ok {
+		return o.Keys, o.Values
+	}
+	return c.Keys, c.Values
+}
+
+// quantizerConfig maps a Quantized codec to a quantizer Config; channels are
+// its outlier channels (nil: placeholder channels, to validate and size).
+func (cd Codec) quantizerConfig(dim int, seed uint64, channels []int) (Config, error) {
+	switch cd.Kind {
+	case Float16, Float32:
+		return Config{}, nil
+	case Quantized:
+	default:
+		return Config{}, fmt.Errorf("%w: unknown codec kind %d", ErrConfig, cd.Kind)
+	}
+	cfg := Config{Dim: dim, Bits: cd.Bits, Method: cd.Method, Seed: seed, Norm: cd.Norm, Correction: cd.Correction}
+	if cd.Outliers != 0 {
+		if cd.Outliers < 0 {
+			return Config{}, fmt.Errorf("%w: %d outlier channels", ErrConfig, cd.Outliers)
+		}
+		if channels == nil {
+			channels = make([]int, min(cd.Outliers, dim))
+			for i := range channels {
+				channels[i] = i
+			}
+		}
+		cfg.Outliers = &Outliers{Channels: slices.Clone(channels), Bits: cd.OutlierBits}
+	}
+	q, err := New(cfg)
+	if err != nil {
+		return Config{}, err
+	}
+	return q.Config(), nil
+}
+
+// codeSize is the bytes one vector of dim takes with this codec.
+func (cd Codec) codeSize(dim int) int {
+	switch cd.Kind {
+	case Float16:
+		return 2 * dim
+	case Float32:
+		return 4 * dim
+	}
+	cfg, err := cd.quantizerConfig(dim, 0, nil)
+	if err != nil {
+		return 0
+	}
+	q, _ := New(cfg)
+	return q.CodeSize()
+}
+
+// BitsPerValue is the storage cost of one coordinate with this codec at dim,
+// every stored scalar included.
+func (cd Codec) BitsPerValue(dim int) float64 { return float64(8*cd.codeSize(dim)) / float64(dim) }
+
+// tokenBytes is the stored bytes of one token of one layer (all KV heads,
+// keys and values) with the given codecs.
+func (c CacheConfig) tokenBytes(keys, values Codec) int64 {
+	return int64(c.KVHeads) * int64(keys.codeSize(c.HeadDim)+values.codeSize(c.HeadDim))
+}
+
+// fp16TokenBytes is the bytes of one token of one layer in fp16.
+func (c CacheConfig) fp16TokenBytes() int64 { return int64(c.KVHeads) * int64(c.HeadDim) * 2 * 2 }
+
+// PlanBytes returns the exact bytes a sequence of this configuration holds
+// after n tokens have been appended to every layer, before allocating any.
+// Per layer: the fp16 sink and window buffers (allocated whole on the first
+// append) and the compressed blocks for the tokens past them.
+func (c CacheConfig) PlanBytes(n int) (int64, error) {
+	if err := c.validate(); err != nil {
+		return 0, err
+	}
+	c = c.withDefaults()
+	if n <= 0 {
+		return 0, nil
+	}
+	var total int64
+	for l := range c.Layers {
+		k, v := c.codecs(l)
+		total += c.layerFixedBytes()
+		compressed := max(0, n-c.Sinks-c.Window)
+		blocks := int64((compressed + c.BlockTokens - 1) / c.BlockTokens)
+		total += blocks * int64(c.BlockTokens) * c.tokenBytes(k, v)
+	}
+	return total, nil
+}
+
+// layerFixedBytes is the fp16 sink and window storage of one layer.
+func (c CacheConfig) layerFixedBytes() int64 {
+	return int64(c.Sinks+c.Window) * c.fp16TokenBytes()
+}

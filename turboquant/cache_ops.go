@@ -1,0 +1,157 @@
+package turboquant
+
+import "fmt"
+
+// Truncate drops every token at position ≥ n in every layer (rollback, e.g.
+// after rejected speculative tokens). Rolling back within the fp16 window is
+// exact: appending the same tokens again gives the same cache. Tokens already
+// compressed stay compressed. It never allocates, so it cannot fail for lack
+// of memory.
+func (s *Sequence) Truncate(n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if n < 0 || n > s.lenLocked() {
+		return fmt.Errorf("%w: truncate to %d of %d tokens", ErrLength, n, s.lenLocked())
+	}
+	for layer := range s.layers {
+		s.truncateLayer(layer, n)
+	}
+	return nil
+}
+
+func (s *Sequence) truncateLayer(layer, n int) {
+	l := &s.layers[layer]
+	B := s.pool.cfg.BlockTokens
+	switch {
+	case n >= l.nSink+l.compressed:
+		l.winLen = min(l.winLen, n-l.nSink-l.compressed)
+		return
+	case n >= l.nSink:
+		l.compressed = n - l.nSink
+	default:
+		l.nSink, l.compressed = n, 0
+	}
+	l.winStart, l.winLen = 0, 0
+	// A shared tail block keeps the other sequences' tokens; ours past the
+	// new end are ignored, and the block is copied before it is written.
+	keep := (l.compressed + B - 1) / B
+	for _, b := range l.blocks[keep:] {
+		s.dropBlock(layer, b)
+	}
+	clear(l.blocks[keep:])
+	l.blocks = l.blocks[:keep]
+}
+
+// Reset drops every token and releases all of the sequence's memory; the
+// sequence stays usable, and the next append chooses outlier channels anew.
+func (s *Sequence) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resetLocked()
+}
+
+func (s *Sequence) resetLocked() {
+	for layer := range s.layers {
+		l := &s.layers[layer]
+		s.truncateLayer(layer, 0)
+		if l.sink != nil || l.win != nil {
+			s.pool.release(s.pool.cfg.layerFixedBytes())
+		}
+		*l = seqLayer{}
+	}
+}
+
+// Close releases the sequence's memory. Further calls return ErrClosed.
+func (s *Sequence) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.resetLocked()
+	s.closed = true
+	return nil
+}
+
+// Fork returns a new sequence with the same tokens. Compressed blocks are
+// shared copy-on-write; only the fp16 sink and window buffers are copied.
+// The fork counts against the same pool budget.
+func (s *Sequence) Fork() (*Sequence, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	var need int64
+	for i := range s.layers {
+		if s.layers[i].sink != nil || s.layers[i].win != nil {
+			need += s.pool.cfg.layerFixedBytes()
+		}
+	}
+	if err := s.pool.reserve(need); err != nil {
+		return nil, err
+	}
+	f := s.pool.NewSequence()
+	for i := range s.layers {
+		src, dst := &s.layers[i], &f.layers[i]
+		*dst = *src
+		dst.blocks = append([]*block(nil), src.blocks...)
+		for _, b := range dst.blocks {
+			b.refs.Add(1)
+		}
+		if src.sink != nil || src.win != nil {
+			dst.sink = append([]byte(nil), src.sink...)
+			dst.win = append([]byte(nil), src.win...)
+		}
+	}
+	return f, nil
+}
+
+// CacheStats describes a sequence's memory.
+type CacheStats struct {
+	Tokens int // tokens in every layer
+	// StoredBytes is what the sequence holds: fp16 sink and window buffers
+	// and every block it references (a block shared with a fork counts in
+	// full here and once in the pool).
+	StoredBytes int64
+	// SharedBytes is the part of StoredBytes in blocks shared with forks.
+	SharedBytes int64
+	// LiveBytes is the bytes of the tokens themselves (no unused block or
+	// window space).
+	LiveBytes int64
+	// FP16Bytes is what the same tokens take in an fp16 cache.
+	FP16Bytes int64
+	// Ratio is FP16Bytes / StoredBytes.
+	Ratio float64
+}
+
+// Stats reports the sequence's memory.
+func (s *Sequence) Stats() CacheStats {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	cfg := s.pool.cfg
+	var st CacheStats
+	st.Tokens = s.lenLocked()
+	for i := range s.layers {
+		l, plan := &s.layers[i], s.pool.layers[i]
+		if l.sink != nil || l.win != nil {
+			st.StoredBytes += cfg.layerFixedBytes()
+		}
+		for _, b := range l.blocks {
+			st.StoredBytes += plan.blockBytes
+			if b.refs.Load() > 1 {
+				st.SharedBytes += plan.blockBytes
+			}
+		}
+		tok := int64(cfg.KVHeads) * int64(plan.kSize+plan.vSize)
+		st.LiveBytes += int64(l.nSink+l.winLen)*cfg.fp16TokenBytes() + int64(l.compressed)*tok
+		st.FP16Bytes += int64(l.len()) * cfg.fp16TokenBytes()
+	}
+	if st.StoredBytes > 0 {
+		st.Ratio = float64(st.FP16Bytes) / float64(st.StoredBytes)
+	}
+	return st
+}

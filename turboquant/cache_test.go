@@ -1,0 +1,114 @@
+package turboquant_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/turboquant-go/tq/internal/rng"
+	. "github.com/turboquant-go/tq/turboquant"
+)
+
+// kvData makes T tokens of keys and values [T][H][d] with realistic
+// structure: per-channel scales with a few outlier channels, varying norms,
+// and a shared mean direction.
+func kvData(T, H, d int, seed uint64) (keys, values []float32) {
+	r := rng.New(seed)
+	chScale := make([]float64, d)
+	mean := make([]float64, d)
+	for i := range chScale {
+		chScale[i] = 0.5 + r.Float64()
+		if i%37 == 5 {
+			chScale[i] = 4
+		}
+		mean[i] = 0.3 * r.Norm()
+	}
+	keys, values = make([]float32, T*H*d), make([]float32, T*H*d)
+	for t := range T * H {
+		tokScale := 0.5 + r.Float64()
+		for i := range d {
+			keys[t*d+i] = float32((mean[i] + r.Norm()) * chScale[i] * tokScale)
+			values[t*d+i] = float32(r.Norm())
+		}
+	}
+	return keys, values
+}
+
+// refAttention is exact float64 causal attention over all n tokens for the
+// last T queries.
+func refAttention(keys, values, queries []float32, n, T, H, QH, d int, scale float64) []float32 {
+	out := make([]float32, T*QH*d)
+	g := QH / H
+	for i := range T {
+		limit := n - T + i + 1
+		for qh := range QH {
+			h := qh / g
+			q := queries[(i*QH+qh)*d : (i*QH+qh+1)*d]
+			logits := make([]float64, limit)
+			m := math.Inf(-1)
+			for t := range limit {
+				var s float64
+				for j := range d {
+					s += float64(q[j]) * float64(keys[(t*H+h)*d+j])
+				}
+				logits[t] = s * scale
+				m = max(m, logits[t])
+			}
+			var sum float64
+			acc := make([]float64, d)
+			for t := range limit {
+				w := math.Exp(logits[t] - m)
+				sum += w
+				for j := range d {
+					acc[j] += w * float64(values[(t*H+h)*d+j])
+				}
+			}
+			for j := range d {
+				out[(i*QH+qh)*d+j] = float32(acc[j] / sum)
+			}
+		}
+	}
+	return out
+}
+
+func relErr(got, want []float32) float64 {
+	var num, den float64
+	for i := range got {
+		e := float64(got[i]) - float64(want[i])
+		num += e * e
+		den += float64(want[i]) * float64(want[i])
+	}
+	return math.Sqrt(num / den)
+}
+
+func TestCacheMatchesReferenceAttention(t *testing.T) {
+	const L, H, QH, d, n = 2, 2, 4, 64, 300
+	for _, name := range PresetNames {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := Preset(name, L, H, QH, d)
+			require.NoError(t, err)
+			cfg.Window = 32
+			pool, err := NewPool(cfg, 0)
+			require.NoError(t, err)
+			seq := pool.NewSequence()
+			keys, values := kvData(n, H, d, 1)
+			queries, _ := kvData(8, QH, d, 2)
+			for layer := range L {
+				// A prefill of n−8 tokens, then 8 decode steps.
+				require.NoError(t, seq.Append(layer, keys[:(n-8)*H*d], values[:(n-8)*H*d]))
+				for s := n - 8; s < n; s++ {
+					require.NoError(t, seq.Append(layer, keys[s*H*d:(s+1)*H*d], values[s*H*d:(s+1)*H*d]))
+				}
+			}
+			require.Equal(t, n, seq.Len())
+			out := make([]float32, len(queries))
+			require.NoError(t, seq.Attend(1, queries, out))
+			want := refAttention(keys, values, queries, n, 8, H, QH, d, 1/math.Sqrt(d))
+			e := relErr(out, want)
+			t.Logf("%s: attention output relative error %.4f", name, e)
+			limits := map[string]float64{"fp32": 1e-3, "fp16": 2e-3, "k8v4": 0.15, "tq4": 0.15, "tq3.5": 0.25, "tq3": 0.3, "k4v2": 0.45, "tq2.5": 0.5, "tq2": 0.6}
+			assert.Less(t, e, limits[name])
+		})
+	}
+}
