@@ -192,14 +192,25 @@ type seqLayer struct {
 	heads      []headCodecs // nil until the first append
 	blocks     []*block
 	compressed int
+	alloc      bool   // sink and win are allocated (and counted in the pool)
 	sink       []byte // fp16 [Sinks][KVHeads][2 (k,v)][HeadDim]
 	nSink      int
-	win        []byte // fp16 ring [Window][KVHeads][2][HeadDim]
+	win        []byte // fp16 ring [winCap][KVHeads][2][HeadDim]
+	winCap     int    // Window, or more while a prefill is deferred
 	winStart   int
 	winLen     int
+	decoded    bool // a single-token append has happened (ends a deferred prefill)
 }
 
 func (l *seqLayer) len() int { return l.nSink + l.compressed + l.winLen }
+
+// fixedBytes is what the layer's sink and window buffers hold.
+func (s *Sequence) fixedBytes(l *seqLayer) int64 {
+	if !l.alloc {
+		return 0
+	}
+	return int64(s.pool.cfg.Sinks+l.winCap) * s.pool.cfg.fp16TokenBytes()
+}
 
 type headCodecs struct {
 	k, v   vecCodec
@@ -289,7 +300,7 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 		if i := checkFinite(xs); i >= 0 {
 			return fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, xs[i])
 		}
-		if cfg.Window+cfg.Sinks > 0 {
+		if cfg.Window+cfg.Sinks > 0 || cfg.DeferPrefill {
 			for i, v := range xs {
 				if math.Abs(float64(v)) >= fp16Max+16 {
 					return fmt.Errorf("%w: component %d (%v) does not fit the fp16 window", ErrOverflow, i, v)
@@ -324,19 +335,26 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 	}
 
 	// Where the T tokens go: sinks first, then the window, whose overflow
-	// (oldest first) is compressed.
+	// (oldest first) is compressed — unless a prefill is deferred, in which
+	// case the window grows to hold it.
+	deferring := cfg.DeferPrefill && !l.decoded && T > 1
 	toSink := min(T, cfg.Sinks-l.nSink)
 	toWin := T - toSink
-	evict := max(0, l.winLen+toWin-cfg.Window)
+	evict, newCap := max(0, l.winLen+toWin-cfg.Window), cfg.Window
+	if deferring {
+		evict, newCap = 0, max(l.winCap, l.winLen+toWin, cfg.Window)
+	}
 	evictOld := min(evict, l.winLen)
 	evictNew := evict - evictOld
 
-	// Memory: fixed buffers on the first append, new blocks, and a private
-	// copy of a shared tail block that is about to be written.
+	// Memory: sink buffer on the first append, window growth, new blocks,
+	// and a private copy of a shared tail block that is about to be written.
+	tb := cfg.fp16TokenBytes()
 	var need int64
-	if l.sink == nil && l.win == nil {
-		need += cfg.layerFixedBytes()
+	if !l.alloc {
+		need += int64(cfg.Sinks) * tb
 	}
+	need += int64(max(0, newCap-l.winCap)) * tb
 	newBlocks := (l.compressed+evict+B-1)/B - len(l.blocks)
 	need += int64(newBlocks) * plan.blockBytes
 	cowTail := evict > 0 && l.compressed%B != 0 && l.blocks[len(l.blocks)-1].refs.Load() > 1
@@ -375,10 +393,10 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 
 	// Commit.
 	l.heads = heads
-	if l.sink == nil && l.win == nil {
-		stride := s.tokenStride()
+	stride := s.tokenStride()
+	if !l.alloc {
 		l.sink = make([]byte, cfg.Sinks*stride)
-		l.win = make([]byte, cfg.Window*stride)
+		l.alloc = true
 	}
 	for t := range toSink {
 		putFP16Token(l.sink[(l.nSink+t)*s.tokenStride():], keys[t*row:(t+1)*row], values[t*row:(t+1)*row], H, d)
@@ -407,19 +425,35 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 		}
 	}
 	l.compressed += evict
-	l.winStart = (l.winStart + evictOld) % max(cfg.Window, 1)
+	if newCap != l.winCap {
+		// Grow for a deferred prefill, or shrink back to Window after it:
+		// the surviving tokens move to the front of a new ring.
+		win := make([]byte, newCap*stride)
+		for i := evictOld; i < l.winLen; i++ {
+			copy(win[(i-evictOld)*stride:(i-evictOld+1)*stride], l.win[s.winSlot(l, i)*stride:])
+		}
+		if newCap < l.winCap {
+			p.release(int64(l.winCap-newCap) * tb)
+		}
+		l.win, l.winCap, l.winStart = win, newCap, 0
+	} else {
+		l.winStart = (l.winStart + evictOld) % max(l.winCap, 1)
+	}
 	l.winLen -= evictOld
 	for t := toSink + evictNew; t < T; t++ {
 		slot := s.winSlot(l, l.winLen)
-		putFP16Token(l.win[slot*s.tokenStride():], keys[t*row:(t+1)*row], values[t*row:(t+1)*row], H, d)
+		putFP16Token(l.win[slot*stride:], keys[t*row:(t+1)*row], values[t*row:(t+1)*row], H, d)
 		l.winLen++
+	}
+	if T == 1 {
+		l.decoded = true
 	}
 	return nil
 }
 
 // winSlot is the ring slot of the i-th oldest window token.
 func (s *Sequence) winSlot(l *seqLayer, i int) int {
-	return (l.winStart + i) % s.pool.cfg.Window
+	return (l.winStart + i) % l.winCap
 }
 
 // putFP16Token stores one token's keys and values ([H][d] each) as fp16

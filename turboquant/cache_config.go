@@ -58,6 +58,13 @@ type CacheConfig struct {
 	// Sinks is the number of leading tokens kept in fp16 for good
 	// (attention sinks).
 	Sinks int
+	// DeferPrefill keeps a prefill (appends of more than one token before
+	// the layer's first single-token append) wholly in the fp16 window, so
+	// attention within the prompt runs on fp16 keys and values; the first
+	// decode step then compresses everything beyond Window. While deferred,
+	// the window grows to hold the prompt, counted against the budget;
+	// PlanBytes gives the steady state after the first decode step.
+	DeferPrefill bool
 	// BlockTokens is the number of tokens per allocation block (default 64).
 	BlockTokens int
 	// Scale multiplies the attention logits (0: 1/√HeadDim).
@@ -253,7 +260,8 @@ func (c CacheConfig) PlanBytes(n int) (int64, error) {
 	return total, nil
 }
 
-// layerFixedBytes is the fp16 sink and window storage of one layer.
+// layerFixedBytes is the fp16 sink and window storage of one layer in the
+// steady state.
 func (c CacheConfig) layerFixedBytes() int64 {
 	return int64(c.Sinks+c.Window) * c.fp16TokenBytes()
 }

@@ -57,9 +57,7 @@ func (s *Sequence) resetLocked() {
 	for layer := range s.layers {
 		l := &s.layers[layer]
 		s.truncateLayer(layer, 0)
-		if l.sink != nil || l.win != nil {
-			s.pool.release(s.pool.cfg.layerFixedBytes())
-		}
+		s.pool.release(s.fixedBytes(l))
 		*l = seqLayer{}
 	}
 }
@@ -87,9 +85,7 @@ func (s *Sequence) Fork() (*Sequence, error) {
 	}
 	var need int64
 	for i := range s.layers {
-		if s.layers[i].sink != nil || s.layers[i].win != nil {
-			need += s.pool.cfg.layerFixedBytes()
-		}
+		need += s.fixedBytes(&s.layers[i])
 	}
 	if err := s.pool.reserve(need); err != nil {
 		return nil, err
@@ -102,7 +98,7 @@ func (s *Sequence) Fork() (*Sequence, error) {
 		for _, b := range dst.blocks {
 			b.refs.Add(1)
 		}
-		if src.sink != nil || src.win != nil {
+		if src.alloc {
 			dst.sink = append([]byte(nil), src.sink...)
 			dst.win = append([]byte(nil), src.win...)
 		}
@@ -137,9 +133,7 @@ func (s *Sequence) Stats() CacheStats {
 	st.Tokens = s.lenLocked()
 	for i := range s.layers {
 		l, plan := &s.layers[i], s.pool.layers[i]
-		if l.sink != nil || l.win != nil {
-			st.StoredBytes += cfg.layerFixedBytes()
-		}
+		st.StoredBytes += s.fixedBytes(l)
 		for _, b := range l.blocks {
 			st.StoredBytes += plan.blockBytes
 			if b.refs.Load() > 1 {

@@ -112,3 +112,42 @@ func TestCacheMatchesReferenceAttention(t *testing.T) {
 		})
 	}
 }
+
+func TestDeferPrefillAttendsOnFP16ThenCompresses(t *testing.T) {
+	const L, H, QH, d, n = 1, 2, 4, 64, 200
+	keys, values := kvData(n+1, H, d, 3)
+	queries, _ := kvData(n, QH, d, 4)
+
+	ref, err := Preset("fp16", L, H, QH, d)
+	require.NoError(t, err)
+	refPool, err := NewPool(ref, 0)
+	require.NoError(t, err)
+	refSeq := refPool.NewSequence()
+	require.NoError(t, refSeq.Append(0, keys[:n*H*d], values[:n*H*d]))
+	want := make([]float32, len(queries))
+	require.NoError(t, refSeq.Attend(0, queries, want))
+
+	cfg, err := Preset("tq3", L, H, QH, d)
+	require.NoError(t, err)
+	cfg.DeferPrefill, cfg.Window = true, 16
+	pool, err := NewPool(cfg, 0)
+	require.NoError(t, err)
+	seq := pool.NewSequence()
+	require.NoError(t, seq.Append(0, keys[:n*H*d], values[:n*H*d]))
+	got := make([]float32, len(queries))
+	require.NoError(t, seq.Attend(0, queries, got))
+	assert.Equal(t, want, got, "a deferred prefill attends on fp16 exactly like the fp16 cache")
+	assert.Equal(t, int64(n*cfg.KVHeads*cfg.HeadDim*4), seq.Stats().LiveBytes, "nothing compressed yet")
+
+	// The first decode step compresses everything beyond the window and
+	// shrinks the window back: memory is then exactly the plan.
+	require.NoError(t, seq.Append(0, keys[n*H*d:], values[n*H*d:]))
+	plan, err := cfg.PlanBytes(n + 1)
+	require.NoError(t, err)
+	assert.Equal(t, plan, pool.Used())
+	st := seq.Stats()
+	assert.Equal(t, n+1, st.Tokens)
+	assert.Less(t, st.StoredBytes, st.FP16Bytes)
+	require.NoError(t, seq.Close())
+	assert.Zero(t, pool.Used())
+}
