@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 
@@ -563,6 +564,7 @@ func TestTablesMatchSolve(t *testing.T) {
 }
 
 func TestGetSharedAndConsistent(t *testing.T) {
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 1e-14*math.Abs(b) }
 	a := mustGet(t, FamilyBeta, 128, 3)
 	if b := mustGet(t, FamilyBeta, 128, 3); a != b {
 		t.Error("Get returned different pointers for the same key")
@@ -573,20 +575,23 @@ func TestGetSharedAndConsistent(t *testing.T) {
 	// An uncommitted dimension is solved, and equals Solve.
 	g := mustGet(t, FamilyBeta, 777, 5)
 	s := mustSolve(t, Beta(777), 5)
-	if g.Fingerprint() != s.Fingerprint() || g.Iterations == 0 {
+	if g.Iterations == 0 || !slices.EqualFunc(g.Centroids, s.Centroids, near) {
 		t.Error("Get(777) differs from Solve(Beta(777))")
 	}
-	// Gaussian codebooks are the unit table scaled by 1/√d, and equal Solve.
+	// Gaussian codebooks are the unit table scaled by 1/√d, and equal Solve
+	// (to the last few ulps: a fresh Solve on a machine whose math fuses
+	// multiply-adds, such as arm64, can differ from the committed table
+	// there).
 	for _, d := range []int{1, 2, 128, 333} {
 		gg := mustGet(t, FamilyGaussian, d, 4)
 		sg := mustSolve(t, Gaussian(d), 4)
 		unit := mustGet(t, FamilyGaussian, 1, 4)
 		for i, c := range gg.Centroids {
-			if c != sg.Centroids[i] || c != unit.Centroids[i]/math.Sqrt(float64(d)) {
+			if !near(c, sg.Centroids[i]) || c != unit.Centroids[i]/math.Sqrt(float64(d)) {
 				t.Fatalf("Gaussian d=%d: centroid %d = %v, Solve %v, unit/√d %v", d, i, c, sg.Centroids[i], unit.Centroids[i]/math.Sqrt(float64(d)))
 			}
 		}
-		if gg.Distortion != unit.Distortion/float64(d) || gg.Distortion != sg.Distortion {
+		if gg.Distortion != unit.Distortion/float64(d) || !near(gg.Distortion, sg.Distortion) {
 			t.Errorf("Gaussian d=%d: distortion %v, want %v", d, gg.Distortion, unit.Distortion/float64(d))
 		}
 	}
