@@ -151,3 +151,17 @@ func TestDeferPrefillAttendsOnFP16ThenCompresses(t *testing.T) {
 	require.NoError(t, seq.Close())
 	assert.Zero(t, pool.Used())
 }
+
+func TestPresetBytesPerTokenMatchTheREADME(t *testing.T) {
+	want := map[string]int64{"fp32": 1024, "fp16": 512, "k8v4": 196, "tq4": 132, "tq3.5": 120, "tq3": 100, "k4v2": 100, "tq2.5": 88, "tq2": 68}
+	for _, name := range PresetNames {
+		cfg, err := Preset(name, 1, 1, 1, 128)
+		require.NoError(t, err)
+		cfg.Window, cfg.Sinks, cfg.BlockTokens = 0, 0, 1
+		plan, err := cfg.PlanBytes(1)
+		require.NoError(t, err)
+		assert.Equal(t, want[name], plan, name)
+	}
+	_, err := Preset("tq9", 1, 1, 1, 128)
+	assert.ErrorIs(t, err, ErrConfig)
+}
