@@ -61,7 +61,7 @@ type Pool struct {
 	used int64
 
 	qmu    sync.Mutex
-	quants map[string]*Quantizer // by spec: identical quantizers are shared
+	quants map[string]*Quantizer // by config: identical quantizers are shared
 }
 
 // layerPlan is what a layer's codecs cost.
@@ -118,19 +118,24 @@ func (p *Pool) release(n int64) {
 	p.mu.Unlock()
 }
 
-// quantizer returns a shared Quantizer for cfg.
+// quantizer returns a Quantizer for cfg. Without outlier channels every
+// head of every sequence with the same codec shares one; quantizers with
+// outlier channels belong to one sequence's heads and are not kept.
 func (p *Pool) quantizer(cfg Config) (*Quantizer, error) {
+	if cfg.Outliers != nil {
+		return New(cfg)
+	}
+	key := fmt.Sprintf("%+v", cfg)
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if q, ok := p.quants[key]; ok {
+		return q, nil
+	}
 	q, err := New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	b, _ := q.Spec().MarshalBinary()
-	p.qmu.Lock()
-	defer p.qmu.Unlock()
-	if old, ok := p.quants[string(b)]; ok {
-		return old, nil
-	}
-	p.quants[string(b)] = q
+	p.quants[key] = q
 	return q, nil
 }
 
