@@ -106,6 +106,23 @@ func (s *Sequence) Fork() (*Sequence, error) {
 	return f, nil
 }
 
+// ForkPrefix returns a new sequence holding the first n tokens of s (a
+// shared prompt prefix), sharing its blocks copy-on-write.
+func (s *Sequence) ForkPrefix(n int) (*Sequence, error) {
+	if l := s.Len(); n < 0 || n > l {
+		return nil, fmt.Errorf("%w: prefix of %d of %d tokens", ErrLength, n, l)
+	}
+	f, err := s.Fork()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(n); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
 // CacheStats describes a sequence's memory.
 type CacheStats struct {
 	Tokens int // tokens in every layer

@@ -165,3 +165,30 @@ func TestPresetBytesPerTokenMatchTheREADME(t *testing.T) {
 	_, err := Preset("tq9", 1, 1, 1, 128)
 	assert.ErrorIs(t, err, ErrConfig)
 }
+
+func TestForkPrefix(t *testing.T) {
+	cfg, err := Preset("tq4", 1, 2, 2, 64)
+	require.NoError(t, err)
+	cfg.Window, cfg.BlockTokens = 8, 16
+	pool, err := NewPool(cfg, 0)
+	require.NoError(t, err)
+	keys, values := kvData(100, 2, 64, 5)
+	a := pool.NewSequence()
+	require.NoError(t, a.Append(0, keys[:60*128], values[:60*128]))
+	b := pool.NewSequence()
+	require.NoError(t, b.Append(0, keys[:100*128], values[:100*128]))
+	p, err := b.ForkPrefix(60)
+	require.NoError(t, err)
+	assert.Equal(t, 60, p.Len())
+	q, _ := kvData(1, 2, 64, 6)
+	want, got := make([]float32, 128), make([]float32, 128)
+	require.NoError(t, a.Attend(0, q, want))
+	require.NoError(t, p.Attend(0, q, got))
+	// The prefix was compressed further in b (its window slid past token
+	// 52), so it is not bit-identical to a fresh 60-token sequence, but the
+	// same tokens at the same precision or better.
+	assert.Less(t, relErr(got, want), 0.1)
+	assert.Greater(t, p.Stats().SharedBytes, int64(0))
+	_, err = b.ForkPrefix(101)
+	assert.ErrorIs(t, err, ErrLength)
+}
