@@ -2,6 +2,7 @@ package turboquant
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,9 @@ type Cache interface {
 	Reset()
 	// Close releases the sequence's memory; later calls return ErrClosed.
 	Close() error
+	// WriteTo writes a snapshot that Pool.ReadSequence restores
+	// bit-identically.
+	io.WriterTo
 }
 
 var _ Cache = (*Sequence)(nil)
@@ -161,17 +165,7 @@ func (p *Pool) codec(cd Codec, layer, head int, values bool, xs []float32) (vecC
 			return nil, nil, err
 		}
 	}
-	// One seed stream per (layer, head, keys/values) when outlier channels
-	// make the quantizers differ; otherwise identical configs share one.
-	seed := p.cfg.Seed
-	if channels != nil {
-		stream := uint64(layer*p.cfg.KVHeads+head) << 1
-		if values {
-			stream |= 1
-		}
-		seed = rng.Derive(seed, stream)
-	}
-	qcfg, err := cd.quantizerConfig(d, seed, channels)
+	qcfg, err := cd.quantizerConfig(d, p.codecSeed(layer, head, values, channels != nil), channels)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -180,6 +174,20 @@ func (p *Pool) codec(cd Codec, layer, head int, values bool, xs []float32) (vecC
 		return nil, nil, err
 	}
 	return quantCodec{q}, q, nil
+}
+
+// codecSeed is the quantizer seed of one (layer, head, keys/values): its own
+// stream when outlier channels make the quantizers differ, otherwise the
+// pool's seed, so that identical configs share one quantizer.
+func (p *Pool) codecSeed(layer, head int, values, outliers bool) uint64 {
+	if !outliers {
+		return p.cfg.Seed
+	}
+	stream := uint64(layer*p.cfg.KVHeads+head) << 1
+	if values {
+		stream |= 1
+	}
+	return rng.Derive(p.cfg.Seed, stream)
 }
 
 // Sequence is one sequence's cache: a Cache drawn from a Pool.

@@ -1,0 +1,714 @@
+package turboquant
+
+// Sequence snapshots: WriteTo writes a sequence's codes, fp16 tokens and
+// quantizer specs as they are (nothing is dequantized or re-quantized);
+// Pool.ReadSequence restores them into a new sequence of a pool with the
+// same configuration, bit for bit.
+//
+// Format, version 1. Integers are little-endian.
+//
+//	preamble  "TQKV", u16 version (1), u16 reserved (0)
+//	section   u64 n, n payload bytes, u32 CRC-32C (Castagnoli) of the
+//	          8 length bytes and the payload
+//
+// After the preamble come these sections, in this order:
+//
+//  1. config (48 + 20·layers bytes): u32 layers, u32 KV heads, u64 query
+//     heads, u32 head dim, u32 window, u32 sinks, u32 block tokens, u32 the
+//     float32 bits of Scale, u64 seed, u32 flags (bit 0: DeferPrefill; the
+//     others 0); then, for each layer, its key codec and its value codec,
+//     10 bytes each: u8 kind, method, bits, norm, correction, outlier bits,
+//     u32 outlier channels. A passthrough codec
+//     (Float16, Float32) is its kind and nine zero bytes; outlier bits are 0
+//     without outlier channels. It must equal the reading pool's config.
+//  2. for each layer:
+//     a. layer (24 bytes): u32 flags, u32 sink tokens, u64 window tokens,
+//     u64 compressed tokens. Flag bit 0: the layer has been appended to
+//     (it holds codecs and fp16 buffers) and b–e follow; without it the
+//     layer is empty, as never appended to or reset, everything else is 0
+//     and nothing else follows for the layer. Bit 1: a single-token append
+//     has happened (which ends a deferred prefill). Other bits are 0.
+//     b. codecs: for each KV head, the key codec's then the value codec's
+//     quantizer spec (Spec.MarshalBinary, which carries the outlier
+//     channels, seed and a fingerprint of the codebooks and rotation), each
+//     as u32 length then the spec; a passthrough codec has none, so the
+//     section is empty when neither codec quantizes.
+//     c. sinks: the sink tokens, each [KV heads][key, value][head dim]
+//     IEEE half floats.
+//     d. window: the window tokens in the same layout, oldest first.
+//     e. blocks: one section per block of compressed tokens, ⌈compressed /
+//     block tokens⌉ of them. Block i holds m = min(block tokens, compressed −
+//     i·block tokens) tokens: the key codes [KV heads][m] then the value
+//     codes [KV heads][m], each code its codec's exact size (so only the
+//     used part of the last block is written).
+//
+// Every length is checked against the one the reading pool's configuration
+// and the counts imply before anything is read into it, and payloads are
+// read in bounded chunks, so a hostile or truncated stream costs no more
+// memory than the bytes it holds (beyond the fp16 sink and window buffers of
+// a layer, which the pool's configuration sizes and its budget pays for).
+// Counts must be ones Append can produce: sinks ≤ Sinks, window ≤ Window
+// (more only in a deferred prefill), the sinks full once anything follows
+// them, and sink and window halves finite. The format is canonical: a
+// restored sequence writes back the exact bytes it was read from.
+//
+// The window's capacity is not written: it is restored as max(Window, window
+// tokens), which is what the original holds except after a deferred prefill
+// was truncated (then the restored sequence holds less spare window, and its
+// Stats' StoredBytes are smaller; its tokens and outputs are the same).
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"reflect"
+	"slices"
+
+)
+
+// ErrSnapshot reports a sequence snapshot that is malformed, corrupt,
+// truncated, of an unknown version, or written by a pool whose configuration
+// differs from the reading pool's.
+var ErrSnapshot = errors.New("turboquant: bad kv cache snapshot")
+
+// SnapshotVersion is the version of the snapshot format that WriteTo writes
+// and ReadSequence reads.
+const SnapshotVersion = 1
+
+var snapshotMagic = [4]byte{'T', 'Q', 'K', 'V'}
+
+const (
+	snapPreambleBytes = 8
+	snapConfigFixed   = 48
+	snapCodecBytes    = 10
+	snapLayerBytes    = 24
+	snapAlloc         = 1 << 0  // layer flag: codecs and buffers
+	snapDecoded       = 1 << 1  // layer flag: a single-token append happened
+	snapDeferPrefill  = 1 << 0  // config flag
+	snapMaxLayers     = 1 << 12 // CacheConfig.validate's bound
+	// snapMaxTokens bounds a layer's compressed tokens, so that no count
+	// derived from it overflows.
+	snapMaxTokens = min(1<<40, math.MaxInt>>2)
+	// snapMaxWindowBytes bounds the fp16 window of a deferred prefill (the
+	// only one longer than Window), so that its size in bytes cannot overflow.
+	snapMaxWindowBytes = min(1<<50, math.MaxInt>>2)
+	// snapChunk is the most a read grows its buffer by before the bytes
+	// have arrived; snapBuffer is the writer's buffer.
+	snapChunk  = 1 << 16
+	snapBuffer = 1 << 16
+)
+
+// WriteTo writes a snapshot of the sequence to w: the pool configuration that
+// determines its layout, each layer's token counts and quantizer specs, its
+// fp16 sink and window tokens and its compressed codes as stored, each
+// section checksummed (the format is described in cache_snapshot.go).
+// Nothing is dequantized. It holds the sequence's read lock while it
+// writes, so attention may run meanwhile but appends wait. It implements
+// io.WriterTo.
+func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	p, cfg := s.pool, s.pool.cfg
+	H, B := cfg.KVHeads, cfg.BlockTokens
+	stride := s.tokenStride()
+	sw := &snapWriter{w: w, buf: make([]byte, 0, snapBuffer)}
+	var pre [snapPreambleBytes]byte
+	copy(pre[:], snapshotMagic[:])
+	binary.LittleEndian.PutUint16(pre[4:], SnapshotVersion)
+	sw.raw(pre[:])
+	sw.whole(cfg.snapshotConfig())
+	for layer := range s.layers {
+		if sw.err != nil {
+			break
+		}
+		l, plan := &s.layers[layer], p.layers[layer]
+		flags := uint32(0)
+		if l.alloc {
+			flags |= snapAlloc
+		}
+		if l.decoded {
+			flags |= snapDecoded
+		}
+		hdr := make([]byte, 0, snapLayerBytes)
+		hdr = binary.LittleEndian.AppendUint32(hdr, flags)
+		hdr = binary.LittleEndian.AppendUint32(hdr, uint32(l.nSink))
+		hdr = binary.LittleEndian.AppendUint64(hdr, uint64(l.winLen))
+		hdr = binary.LittleEndian.AppendUint64(hdr, uint64(l.compressed))
+		sw.whole(hdr)
+		if !l.alloc {
+			continue
+		}
+
+		var specs []byte
+		for h := range l.heads {
+			for _, q := range []*Quantizer{l.heads[h].kq, l.heads[h].vq} {
+				if q == nil {
+					continue
+				}
+				b, err := q.Spec().MarshalBinary()
+				if err != nil {
+					return sw.n, err
+				}
+				specs = binary.LittleEndian.AppendUint32(specs, uint32(len(b)))
+				specs = append(specs, b...)
+			}
+		}
+		sw.whole(specs)
+
+		sw.whole(l.sink[:l.nSink*stride])
+		sw.begin(int64(l.winLen) * int64(stride))
+		for i := range l.winLen {
+			slot := s.winSlot(l, i)
+			sw.put(l.win[slot*stride : (slot+1)*stride])
+		}
+		sw.end()
+
+		kSize, vSize := plan.kSize, plan.vSize
+		for b := range (l.compressed + B - 1) / B {
+			m := min(B, l.compressed-b*B)
+			data := l.blocks[b].data
+			sw.begin(int64(m) * int64(H) * int64(kSize+vSize))
+			for h := range H {
+				sw.put(data[h*B*kSize : (h*B+m)*kSize])
+			}
+			voff := H * B * kSize
+			for h := range H {
+				sw.put(data[voff+h*B*vSize : voff+(h*B+m)*vSize])
+			}
+			sw.end()
+		}
+	}
+	sw.flush()
+	return sw.n, sw.err
+}
+
+// ReadSequence restores a snapshot written by Sequence.WriteTo into a new
+// sequence of this pool. The snapshot's configuration must be the pool's;
+// its quantizers are rebuilt from their specs, which must describe the
+// codecs this pool would have built (fingerprints included), so the restored
+// sequence attends, appends and snapshots exactly as the original did.
+//
+// Memory is reserved from the pool's budget as it is restored: ErrCacheFull
+// if it does not fit. A malformed, corrupt, truncated or mismatched snapshot
+// gives an error wrapping ErrSnapshot (and io.ErrUnexpectedEOF when the
+// input ends early, io.EOF when it is empty). On any error nothing stays
+// reserved. ReadSequence reads exactly the snapshot's bytes from r, so
+// snapshots may be followed by other data.
+func (p *Pool) ReadSequence(r io.Reader) (*Sequence, error) {
+	rs := &snapRestore{pool: p, sr: &snapReader{r: r}, shared: map[snapSharedKey]*Quantizer{}}
+	seq, err := rs.read()
+	if err != nil {
+		p.release(rs.reserved)
+		return nil, err
+	}
+	return seq, nil
+}
+
+// snapRestore is the state of one ReadSequence.
+type snapRestore struct {
+	pool     *Pool
+	sr       *snapReader
+	reserved int64 // bytes reserved from the pool so far
+	// shared holds the checked quantizers without outlier channels, which
+	// every head with the same codec shares.
+	shared map[snapSharedKey]*Quantizer
+}
+
+type snapSharedKey struct {
+	codec Codec
+	spec  string
+}
+
+func (rs *snapRestore) read() (*Sequence, error) {
+	p := rs.pool
+	var pre [snapPreambleBytes]byte
+	if err := rs.sr.full(pre[:]); err != nil {
+		return nil, err
+	}
+	if [4]byte(pre[:4]) != snapshotMagic {
+		return nil, fmt.Errorf("%w: bad magic %q", ErrSnapshot, pre[:4])
+	}
+	if v := binary.LittleEndian.Uint16(pre[4:]); v != SnapshotVersion {
+		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrSnapshot, v, SnapshotVersion)
+	}
+	if v := binary.LittleEndian.Uint16(pre[6:]); v != 0 {
+		return nil, fmt.Errorf("%w: reserved field %#x is not zero", ErrSnapshot, v)
+	}
+	got, err := rs.sr.section("config", snapConfigFixed, snapConfigFixed+2*snapCodecBytes*snapMaxLayers, nil)
+	if err != nil {
+		return nil, err
+	}
+	if want := p.cfg.snapshotConfig(); !bytes.Equal(got, want) {
+		return nil, fmt.Errorf("%w: written by another cache configuration: %s", ErrSnapshot, describeConfigMismatch(got, want))
+	}
+	seq := p.NewSequence()
+	for layer := range seq.layers {
+		if err := rs.readLayer(seq, layer); err != nil {
+			return nil, err
+		}
+	}
+	return seq, nil
+}
+
+func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
+	p, cfg, sr := rs.pool, rs.pool.cfg, rs.sr
+	plan := p.layers[layer]
+	H, B := cfg.KVHeads, cfg.BlockTokens
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: layer %d: "+format, append([]any{ErrSnapshot, layer}, args...)...)
+	}
+	hdr, err := sr.section(fmt.Sprintf("layer %d header", layer), snapLayerBytes, snapLayerBytes, nil)
+	if err != nil {
+		return err
+	}
+	flags := binary.LittleEndian.Uint32(hdr)
+	nSink := binary.LittleEndian.Uint32(hdr[4:])
+	winLen := binary.LittleEndian.Uint64(hdr[8:])
+	compressed := binary.LittleEndian.Uint64(hdr[16:])
+	alloc, decoded := flags&snapAlloc != 0, flags&snapDecoded != 0
+	deferred := cfg.DeferPrefill && !decoded // the window may hold a whole prefill
+	switch {
+	case flags&^(snapAlloc|snapDecoded) != 0:
+		return bad("unknown flags %#x", flags)
+	case !alloc && (flags != 0 || nSink != 0 || winLen != 0 || compressed != 0):
+		return bad("flags %#x, %d sink, %d window and %d compressed tokens in an empty layer", flags, nSink, winLen, compressed)
+	case uint64(nSink) > uint64(cfg.Sinks):
+		return bad("%d sink tokens, the pool keeps %d", nSink, cfg.Sinks)
+	case winLen > uint64(cfg.Window) && !deferred:
+		return bad("%d window tokens, the pool keeps %d", winLen, cfg.Window)
+	case winLen > snapMaxWindowBytes/uint64(seq.tokenStride()) || compressed > snapMaxTokens:
+		return bad("%d window and %d compressed tokens", winLen, compressed)
+	case (compressed > 0 || winLen > 0) && int(nSink) != cfg.Sinks:
+		return bad("%d of %d sink tokens, yet later tokens follow", nSink, cfg.Sinks)
+	}
+	if !alloc {
+		return nil
+	}
+
+	// Codecs.
+	kLen, vLen := snapSpecLen(plan.keys), snapSpecLen(plan.values)
+	perHead := 0
+	for _, n := range []int{kLen, vLen} {
+		if n > 0 {
+			perHead += 4 + n
+		}
+	}
+	sec, err := sr.section(fmt.Sprintf("layer %d codecs", layer), int64(H*perHead), int64(H*perHead), nil)
+	if err != nil {
+		return err
+	}
+	heads := make([]headCodecs, H)
+	for h := range heads {
+		hc := &heads[h]
+		if hc.k, hc.kq, sec, err = rs.codec(plan.keys, layer, h, false, sec, kLen); err != nil {
+			return err
+		}
+		if hc.v, hc.vq, sec, err = rs.codec(plan.values, layer, h, true, sec, vLen); err != nil {
+			return err
+		}
+	}
+
+	// Sink and window tokens, read into their buffers. Those hold Sinks and
+	// Window tokens (what the pool's configuration sizes), or, for a deferred
+	// prefill, a longer window that grows only as its bytes arrive.
+	stride := seq.tokenStride()
+	winCap := max(cfg.Window, int(winLen))
+	fixed := int64(cfg.Sinks+winCap) * cfg.fp16TokenBytes()
+	if err := p.reserve(fixed); err != nil {
+		return fmt.Errorf("restoring layer %d: %w", layer, err)
+	}
+	rs.reserved += fixed
+	l := &seq.layers[layer]
+	n := int64(nSink) * int64(stride)
+	sink, err := sr.section(fmt.Sprintf("layer %d sinks", layer), n, n, make([]byte, 0, cfg.Sinks*stride))
+	if err != nil {
+		return err
+	}
+	if i := nonFiniteHalf(sink); i >= 0 {
+		return bad("sink half %d is not finite", i)
+	}
+	n = int64(winLen) * int64(stride)
+	win, err := sr.section(fmt.Sprintf("layer %d window", layer), n, n, make([]byte, 0, cfg.Window*stride))
+	if err != nil {
+		return err
+	}
+	if i := nonFiniteHalf(win); i >= 0 {
+		return bad("window half %d is not finite", i)
+	}
+	// Fresh memory is zero, like the unused slots of an appended layer's.
+	l.sink, l.win = sink[:cfg.Sinks*stride], win[:winCap*stride]
+	l.heads, l.alloc, l.decoded = heads, true, decoded
+	l.nSink, l.winLen, l.winCap = int(nSink), int(winLen), winCap
+
+	// Compressed blocks, each allocated once its bytes are in and checked.
+	kSize, vSize := plan.kSize, plan.vSize
+	total := int(compressed)
+	for b := 0; b*B < total; b++ {
+		m := min(B, total-b*B)
+		n := int64(m) * int64(H) * int64(kSize+vSize)
+		sec, err := sr.section(fmt.Sprintf("layer %d block %d", layer, b), n, n, nil)
+		if err != nil {
+			return err
+		}
+		if err := p.reserve(plan.blockBytes); err != nil {
+			return fmt.Errorf("restoring layer %d: %w", layer, err)
+		}
+		rs.reserved += plan.blockBytes
+		blk := &block{data: make([]byte, plan.blockBytes)}
+		blk.refs.Store(1)
+		off := 0
+		for h := range H {
+			off += copy(blk.data[h*B*kSize:(h*B+m)*kSize], sec[off:])
+		}
+		voff := H * B * kSize
+		for h := range H {
+			off += copy(blk.data[voff+h*B*vSize:voff+(h*B+m)*vSize], sec[off:])
+		}
+		l.blocks = append(l.blocks, blk)
+		l.compressed += m
+	}
+	return nil
+}
+
+// codec restores the codec of one (layer, head) for keys or values from the
+// front of sec (a u32 length and a spec for quantized codecs, nothing for
+// passthrough ones), and returns the rest of sec.
+func (rs *snapRestore) codec(cd Codec, layer, head int, values bool, sec []byte, specLen int) (vecCodec, *Quantizer, []byte, error) {
+	d := rs.pool.cfg.HeadDim
+	switch cd.Kind {
+	case Float16:
+		return fp16Codec{d}, nil, sec, nil
+	case Float32:
+		return fp32Codec{d}, nil, sec, nil
+	}
+	what := "key"
+	if values {
+		what = "value"
+	}
+	// The section's length was checked, so sec holds this head's bytes.
+	if n := binary.LittleEndian.Uint32(sec); n != uint32(specLen) {
+		return nil, nil, nil, fmt.Errorf("%w: layer %d head %d %s spec of %d bytes, want %d", ErrSnapshot, layer, head, what, n, specLen)
+	}
+	spec, rest := sec[4:4+specLen], sec[4+specLen:]
+	q, err := rs.quantizer(cd, layer, head, values, spec)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: layer %d head %d %s codec: %w", ErrSnapshot, layer, head, what, err)
+	}
+	return quantCodec{q}, q, rest, nil
+}
+
+// quantizer rebuilds the quantizer a spec describes (NewFromSpec: the
+// fingerprint must match this build's), after checking that it is the one
+// this pool builds for (layer, head, keys or values) given the spec's
+// outlier channels: same codec, same seed. As in Pool.codec, quantizers
+// without outlier channels are the pool's shared ones.
+func (rs *snapRestore) quantizer(cd Codec, layer, head int, values bool, b []byte) (*Quantizer, error) {
+	p, cfg := rs.pool, rs.pool.cfg
+	sk := snapSharedKey{cd, string(b)}
+	if q := rs.shared[sk]; q != nil {
+		return q, nil // checked for another head with this codec
+	}
+	var spec Spec
+	if err := spec.UnmarshalBinary(b); err != nil {
+		return nil, err
+	}
+	// Mirror Pool.codec: outlier channels come from the data, and give each
+	// (layer, head, keys/values) its own seed stream.
+	var channels []int
+	if cd.Outliers > 0 {
+		if spec.Config.Outliers == nil {
+			return nil, errors.New("spec has no outlier channels")
+		}
+		channels = spec.Config.Outliers.Channels
+	}
+	want, err := cd.quantizerConfig(cfg.HeadDim, p.codecSeed(layer, head, values, channels != nil), channels)
+	if err != nil {
+		return nil, err
+	}
+	if !reflect.DeepEqual(want, spec.Config) {
+		return nil, fmt.Errorf("spec %s is not this pool's codec %s", snapConfigString(spec.Config), snapConfigString(want))
+	}
+	q, err := NewFromSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	if again, _ := q.Spec().MarshalBinary(); !bytes.Equal(again, b) {
+		return nil, errors.New("spec is not in canonical form")
+	}
+	if channels == nil {
+		if q, err = p.quantizer(want); err != nil {
+			return nil, err
+		}
+		rs.shared[sk] = q
+	}
+	return q, nil
+}
+
+func snapConfigString(c Config) string {
+	o := c.Outliers
+	c.Outliers = nil
+	if o == nil {
+		return fmt.Sprintf("%+v", c)
+	}
+	return fmt.Sprintf("%+v with outlier channels %v at %d bits", c, o.Channels, o.Bits)
+}
+
+// snapSpecLen is the length of the spec of a codec's quantizers (0 for the
+// passthrough codecs, which have none).
+func snapSpecLen(cd Codec) int {
+	if cd.Kind != Quantized {
+		return 0
+	}
+	return specFixed + specTrailer + 4*cd.Outliers
+}
+
+// nonFiniteHalf returns the index of the first infinite or NaN half in b,
+// or −1.
+func nonFiniteHalf(b []byte) int {
+	for i := 0; i+1 < len(b); i += 2 {
+		if b[i+1]&0x7c == 0x7c {
+			return i / 2
+		}
+	}
+	return -1
+}
+
+// snapshotConfig is the config section's payload for c (defaults filled in).
+func (c CacheConfig) snapshotConfig() []byte {
+	b := make([]byte, 0, snapConfigFixed+2*snapCodecBytes*c.Layers)
+	b = binary.LittleEndian.AppendUint32(b, uint32(c.Layers))
+	b = binary.LittleEndian.AppendUint32(b, uint32(c.KVHeads))
+	b = binary.LittleEndian.AppendUint64(b, uint64(c.QHeads))
+	b = binary.LittleEndian.AppendUint32(b, uint32(c.HeadDim))
+	b = binary.LittleEndian.AppendUint32(b, uint32(c.Window))
+	b = binary.LittleEndian.AppendUint32(b, uint32(c.Sinks))
+	b = binary.LittleEndian.AppendUint32(b, uint32(c.BlockTokens))
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(c.Scale))
+	b = binary.LittleEndian.AppendUint64(b, c.Seed)
+	flags := uint32(0)
+	if c.DeferPrefill {
+		flags |= snapDeferPrefill
+	}
+	b = binary.LittleEndian.AppendUint32(b, flags)
+	for l := range c.Layers {
+		k, v := c.codecs(l)
+		b = appendSnapCodec(b, k)
+		b = appendSnapCodec(b, v)
+	}
+	return b
+}
+
+// appendSnapCodec appends the fields of cd that determine its layout; the
+// ones a passthrough codec ignores are written as zeros.
+func appendSnapCodec(b []byte, cd Codec) []byte {
+	if cd.Kind != Quantized {
+		return append(b, byte(cd.Kind), 0, 0, 0, 0, 0, 0, 0, 0, 0)
+	}
+	outBits := 0
+	if cd.Outliers != 0 {
+		outBits = cd.OutlierBits
+	}
+	b = append(b, byte(cd.Kind), byte(cd.Method), byte(cd.Bits), byte(cd.Norm), byte(cd.Correction), byte(outBits))
+	return binary.LittleEndian.AppendUint32(b, uint32(cd.Outliers))
+}
+
+// describeConfigMismatch names the first field where a snapshot's config
+// section (got) differs from the pool's (want).
+func describeConfigMismatch(got, want []byte) string {
+	fields := []struct {
+		name string
+		size int
+	}{
+		{"layers", 4}, {"kv heads", 4}, {"query heads", 8}, {"head dim", 4}, {"window", 4},
+		{"sinks", 4}, {"block tokens", 4}, {"scale", 4}, {"seed", 8}, {"flags", 4},
+	}
+	if len(got) < snapConfigFixed || (len(got)-snapConfigFixed)%(2*snapCodecBytes) != 0 {
+		return fmt.Sprintf("config section of %d bytes", len(got))
+	}
+	field := func(b []byte, size int) uint64 {
+		if size == 4 {
+			return uint64(binary.LittleEndian.Uint32(b))
+		}
+		return binary.LittleEndian.Uint64(b)
+	}
+	off := 0
+	for _, f := range fields {
+		g, w := field(got[off:], f.size), field(want[off:], f.size)
+		if g != w {
+			if f.name == "scale" {
+				return fmt.Sprintf("scale %v, this pool's is %v", math.Float32frombits(uint32(g)), math.Float32frombits(uint32(w)))
+			}
+			return fmt.Sprintf("%s %d, this pool's is %d", f.name, g, w)
+		}
+		off += f.size
+	}
+	for i := 0; off+snapCodecBytes <= min(len(got), len(want)); i, off = i+1, off+snapCodecBytes {
+		if g, w := got[off:off+snapCodecBytes], want[off:off+snapCodecBytes]; !bytes.Equal(g, w) {
+			what := "key"
+			if i%2 == 1 {
+				what = "value"
+			}
+			return fmt.Sprintf("layer %d %s codec %s, this pool's is %s", i/2, what, snapCodecString(g), snapCodecString(w))
+		}
+	}
+	if len(got) != len(want) {
+		return fmt.Sprintf("%d layer codecs for %d layers", (len(got)-snapConfigFixed)/(2*snapCodecBytes), (len(want)-snapConfigFixed)/(2*snapCodecBytes))
+	}
+	return "config differs"
+}
+
+func snapCodecString(b []byte) string {
+	return fmt.Sprintf("{kind %d method %d bits %d norm %d correction %d outliers %d at %d bits}",
+		b[0], b[1], b[2], b[3], b[4], binary.LittleEndian.Uint32(b[6:]), b[5])
+}
+
+// snapWriter writes sections through a bounded buffer, counting the bytes
+// that reached w and keeping the first error.
+type snapWriter struct {
+	w    io.Writer
+	buf  []byte
+	crc  uint32
+	left int64 // payload bytes the open section still expects
+	n    int64
+	err  error
+}
+
+func (sw *snapWriter) write(p []byte) {
+	if sw.err != nil {
+		return
+	}
+	k, err := sw.w.Write(p)
+	sw.n += int64(k)
+	if err == nil && k < len(p) {
+		err = io.ErrShortWrite
+	}
+	sw.err = err
+}
+
+func (sw *snapWriter) flush() {
+	if len(sw.buf) > 0 {
+		sw.write(sw.buf)
+		sw.buf = sw.buf[:0]
+	}
+}
+
+// raw buffers p outside any checksum.
+func (sw *snapWriter) raw(p []byte) {
+	if sw.err != nil {
+		return
+	}
+	if len(sw.buf)+len(p) > snapBuffer {
+		sw.flush()
+		if len(p) >= snapBuffer {
+			sw.write(p)
+			return
+		}
+	}
+	sw.buf = append(sw.buf, p...)
+}
+
+// begin opens a section of n payload bytes.
+func (sw *snapWriter) begin(n int64) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(n))
+	sw.crc = crc32.Update(0, castagnoli, b[:])
+	sw.left = n
+	sw.raw(b[:])
+}
+
+// put writes payload bytes of the open section.
+func (sw *snapWriter) put(p []byte) {
+	sw.crc = crc32.Update(sw.crc, castagnoli, p)
+	sw.left -= int64(len(p))
+	sw.raw(p)
+}
+
+// end closes the open section with its checksum.
+func (sw *snapWriter) end() {
+	if sw.left != 0 && sw.err == nil {
+		sw.err = fmt.Errorf("turboquant: internal error: snapshot section off by %d bytes", sw.left)
+	}
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], sw.crc)
+	sw.raw(b[:])
+}
+
+// whole writes a section whose payload is p.
+func (sw *snapWriter) whole(p []byte) {
+	sw.begin(int64(len(p)))
+	sw.put(p)
+	sw.end()
+}
+
+// snapReader reads sections, never past the snapshot's last byte.
+type snapReader struct {
+	r   io.Reader
+	n   int64  // bytes read so far
+	buf []byte // the last section's payload
+}
+
+// full fills p from the reader; running out of input is ErrSnapshot.
+func (sr *snapReader) full(p []byte) error {
+	k, err := io.ReadFull(sr.r, p)
+	sr.n += int64(k)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, io.EOF) && sr.n == 0:
+		return fmt.Errorf("%w: no input: %w", ErrSnapshot, io.EOF)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: input ends after %d bytes: %w", ErrSnapshot, sr.n, io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("turboquant: reading snapshot: %w", err)
+}
+
+// section reads a section whose payload must be lo to hi bytes long and
+// checks its checksum. The payload is appended to dst[:0], which grows by at
+// most snapChunk bytes ahead of the bytes read; with a nil dst it goes to a
+// buffer that is reused by the next call.
+func (sr *snapReader) section(what string, lo, hi int64, dst []byte) ([]byte, error) {
+	var head [8]byte
+	if err := sr.full(head[:]); err != nil {
+		return nil, err
+	}
+	n := binary.LittleEndian.Uint64(head[:])
+	if n < uint64(lo) || n > uint64(hi) {
+		if lo == hi {
+			return nil, fmt.Errorf("%w: %s section of %d bytes, want %d", ErrSnapshot, what, n, lo)
+		}
+		return nil, fmt.Errorf("%w: %s section of %d bytes, want %d to %d", ErrSnapshot, what, n, lo, hi)
+	}
+	scratch := dst == nil
+	if scratch {
+		dst = sr.buf
+	}
+	dst = dst[:0]
+	for rem := int(n); rem > 0; {
+		c := min(rem, snapChunk)
+		start := len(dst)
+		dst = slices.Grow(dst, c)[:start+c]
+		if err := sr.full(dst[start:]); err != nil {
+			return nil, err
+		}
+		rem -= c
+	}
+	if scratch {
+		sr.buf = dst
+	}
+	var tail [4]byte
+	if err := sr.full(tail[:]); err != nil {
+		return nil, err
+	}
+	crc := crc32.Update(crc32.Update(0, castagnoli, head[:]), castagnoli, dst)
+	if binary.LittleEndian.Uint32(tail[:]) != crc {
+		return nil, fmt.Errorf("%w: %s section: checksum mismatch", ErrSnapshot, what)
+	}
+	return dst, nil
+}
