@@ -67,7 +67,6 @@ import (
 	"math"
 	"reflect"
 	"slices"
-
 )
 
 // ErrSnapshot reports a sequence snapshot that is malformed, corrupt,
