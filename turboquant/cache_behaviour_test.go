@@ -961,3 +961,59 @@ func TestCacheAppendHalfEqualsWidened(t *testing.T) {
 		}
 	}
 }
+
+// TestCacheDeferPrefillForkTruncate: with DeferPrefill the prompt sits in a
+// grown fp16 window until the first single-token append. A prefix forked
+// from it, truncated and then decoded, must equal a sequence that got the
+// prefix as its prompt directly; the pool must count the grown window while
+// it exists and hold exactly the plan once every sequence has decoded.
+func TestCacheDeferPrefillForkTruncate(t *testing.T) {
+	sh := bhvShape{L: 2, H: 2, QH: 4, d: 64}
+	const B, S, W, n = 16, 2, 16, 100
+	keys, values := kvData(n+50, sh.H, sh.d, 121)
+	queries, _ := kvData(1, sh.QH, sh.d, 122)
+	cfg := sh.config(t, "tq3", func(c *CacheConfig) { c.BlockTokens, c.Sinks, c.Window, c.DeferPrefill = B, S, W, true })
+	tok := int64(sh.H * sh.d * 4) // fp16 bytes of one token of one layer
+	p, a := bhvNew(t, cfg, 0)
+	sh.append(t, a, keys, values, 0, n)
+	require.Equal(t, int64(sh.L*n)*tok, p.Used(), "the whole prompt in fp16")
+	require.Equal(t, int64(sh.L*n)*tok, a.Stats().LiveBytes)
+
+	f, err := a.ForkPrefix(60)
+	require.NoError(t, err)
+	require.Equal(t, 2*int64(sh.L*n)*tok, p.Used(), "the fork copies the grown window")
+	require.Equal(t, 60, f.Len())
+
+	// g got the 60-token prompt directly.
+	pg, g := bhvNew(t, cfg, 0)
+	sh.append(t, g, keys, values, 0, 60)
+	sf, sg := sh.state(t, p, f, queries), sh.state(t, pg, g, queries)
+	require.Equal(t, sg.Out, sf.Out)
+	require.Equal(t, sg.Logits, sf.Logits)
+
+	// Decoding ends the deferral: everything beyond the window is
+	// compressed from its fp16 copy, and f and g stay identical.
+	sh.appendBatches(t, f, keys, values, 60, 90, 1)
+	sh.appendBatches(t, g, keys, values, 60, 90, 1)
+	sf, sg = sh.state(t, p, f, queries), sh.state(t, pg, g, queries)
+	require.Equal(t, sg.Stats, sf.Stats)
+	require.Equal(t, sg.Out, sf.Out)
+	require.Equal(t, sg.Logits, sf.Logits)
+	require.Equal(t, mustPlan(t, cfg, 90), pg.Used())
+
+	// Truncating f into its compressed region and re-appending more than a
+	// window's worth in one batch is not deferred any more (f has decoded).
+	require.NoError(t, f.Truncate(40))
+	sh.append(t, f, keys, values, 40, 90)
+	require.Equal(t, 90, f.Len())
+	require.Less(t, f.Stats().StoredBytes, f.Stats().FP16Bytes)
+
+	sh.append(t, a, keys, values, n, n+1)
+	want := mustPlan(t, cfg, n+1) + f.Stats().StoredBytes - f.Stats().SharedBytes
+	require.Equal(t, want, p.Used(), "a at its plan, f its own bytes")
+	require.NoError(t, a.Close())
+	require.NoError(t, f.Close())
+	require.NoError(t, g.Close())
+	require.Zero(t, p.Used())
+	require.Zero(t, pg.Used())
+}
