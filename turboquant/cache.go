@@ -309,19 +309,41 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 		return fmt.Errorf("%w: %d keys and %d values are not the same whole number of [%d][%d] tokens",
 			ErrLength, len(keys), len(values), cfg.KVHeads, cfg.HeadDim)
 	}
-	for _, xs := range [][]float32{keys, values} {
+	plan := s.pool.layers[layer]
+	for kv, xs := range [][]float32{keys, values} {
 		if i := checkFinite(xs); i >= 0 {
 			return fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, xs[i])
 		}
-		if cfg.Window+cfg.Sinks > 0 || cfg.DeferPrefill {
+		if s.usesFP16Window() {
 			for i, v := range xs {
 				if math.Abs(float64(v)) >= fp16Max+16 {
 					return fmt.Errorf("%w: component %d (%v) does not fit the fp16 window", ErrOverflow, i, v)
 				}
 			}
 		}
+		// A vector whose norm (or PolarQuant radius) cannot be stored in
+		// fp16 is refused now: accepted into the window, it would fail to
+		// compress later and block every following append.
+		cd := plan.keys
+		if kv == 1 {
+			cd = plan.values
+		}
+		if cd.Kind == Quantized && (cd.Norm == FP16 || cd.Method == Polar) {
+			for v := 0; v < len(xs); v += cfg.HeadDim {
+				if n := norm2(xs[v : v+cfg.HeadDim]); !fits(n, FP16) {
+					return fmt.Errorf("%w: token %d head %d has norm %g, beyond the codec's fp16 norm",
+						ErrOverflow, v/row, v%row/cfg.HeadDim, n)
+				}
+			}
+		}
 	}
 	return s.appendLocked(layer, keys, values)
+}
+
+// usesFP16Window reports whether tokens may pass through the fp16 window
+// before they are compressed.
+func (s *Sequence) usesFP16Window() bool {
+	return s.pool.cfg.Window > 0 || s.pool.cfg.DeferPrefill
 }
 
 func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
@@ -391,6 +413,11 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 			} else {
 				t := toSink + (e - evictOld)
 				kx, vx = keys[(t*H+h)*d:(t*H+h+1)*d], values[(t*H+h)*d:(t*H+h+1)*d]
+				if s.usesFP16Window() {
+					// Encode what the window would have held, so a token's
+					// code does not depend on how the appends were batched.
+					kx, vx = roundFP16(tk, kx), roundFP16(tv, vx)
+				}
 			}
 			off := (e*H + h) * (kSize + vSize)
 			if err := heads[h].k.encode(codes[off:off+kSize], kx); err != nil {
@@ -462,6 +489,14 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 		l.decoded = true
 	}
 	return nil
+}
+
+// roundFP16 writes x rounded to fp16 precision into dst.
+func roundFP16(dst, x []float32) []float32 {
+	for i, v := range x {
+		dst[i] = half.ToFloat32(half.FromFloat32(v))
+	}
+	return dst[:len(x)]
 }
 
 // winSlot is the ring slot of the i-th oldest window token.
