@@ -66,6 +66,8 @@ type Pool struct {
 
 	qmu    sync.Mutex
 	quants map[string]*Quantizer // by config: identical quantizers are shared
+
+	states sync.Pool // *attendState
 }
 
 // layerPlan is what a layer's codecs cost.

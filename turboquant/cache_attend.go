@@ -71,7 +71,8 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	}
 	g := cfg.QHeads / cfg.KVHeads
 	d := cfg.HeadDim
-	st := newAttendState(g, d, n)
+	st := s.pool.attendState(n)
+	defer s.pool.states.Put(st)
 	for h := range cfg.KVHeads {
 		hc := l.heads[h]
 		ts := s.source(layer, h)
@@ -95,13 +96,29 @@ type attendState struct {
 	accCode    [][]float32 // in the value codec's domain
 	accRaw     [][]float32 // fp16 tokens, original domain
 	tmp        []float32
+	ws         []float32 // one token's softmax weights, per query head
 	sum        []float64
 	sc         *scratch
 	boundCodec vecCodec
 }
 
+// attendState returns pooled working memory with logit rows for n tokens,
+// so a decode step does not allocate.
+func (p *Pool) attendState(n int) *attendState {
+	if st, ok := p.states.Get().(*attendState); ok {
+		for i, row := range st.logits {
+			if cap(row) < n {
+				st.logits[i] = make([]float32, n+n/4)
+			}
+			st.logits[i] = st.logits[i][:cap(st.logits[i])]
+		}
+		return st
+	}
+	return newAttendState(p.cfg.QHeads/p.cfg.KVHeads, p.cfg.HeadDim, n)
+}
+
 func newAttendState(g, d, n int) *attendState {
-	st := &attendState{g: g, d: d, tmp: make([]float32, d), sum: make([]float64, g)}
+	st := &attendState{g: g, d: d, tmp: make([]float32, d), ws: make([]float32, g), sum: make([]float64, g)}
 	for range g {
 		st.logits = append(st.logits, make([]float32, n))
 		st.accCode = append(st.accCode, make([]float32, d))
@@ -163,12 +180,12 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 	}
 	ts.each(limit, func(pos int, _, v []byte, raw bool) {
 		for gi := range g {
-			w := st.logits[gi][pos]
-			if raw {
-				ts.fp16.accumulate(st.accRaw[gi], w, v, nil)
-			} else {
-				hc.v.accumulate(st.accCode[gi], w, v, st.sc)
-			}
+			st.ws[gi] = st.logits[gi][pos]
+		}
+		if raw {
+			ts.fp16.accumulate(st.accRaw, st.ws, v, nil, st.tmp)
+		} else {
+			hc.v.accumulate(st.accCode, st.ws, v, st.sc, st.tmp)
 		}
 	})
 	for gi := range g {

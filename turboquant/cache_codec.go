@@ -15,9 +15,11 @@ type vecCodec interface {
 	size() int
 	encode(dst []byte, x []float32) error
 	newQuery() vecQuery
-	// accumulate adds w·x̃ into acc in the codec's own domain (rotated for
-	// quantizers); finish maps acc back to dst. s comes from getScratch.
-	accumulate(acc []float32, w float32, code []byte, s *scratch)
+	// accumulate adds ws[i]·x̃ into accs[i] for every i, in the codec's own
+	// domain (rotated for quantizers), reading the code once; finish maps an
+	// accumulator back to dst. s comes from getScratch; tmp has HeadDim
+	// floats.
+	accumulate(accs [][]float32, ws []float32, code []byte, s *scratch, tmp []float32)
 	finish(dst, acc []float32)
 	getScratch() *scratch
 	putScratch(*scratch)
@@ -38,8 +40,8 @@ func (c quantCodec) encode(dst []byte, x []float32) error { return c.q.Encode(ds
 
 func (c quantCodec) newQuery() vecQuery { return quantQuery{c.q.NewQuery()} }
 
-func (c quantCodec) accumulate(acc []float32, w float32, code []byte, s *scratch) {
-	c.q.accumulate(acc, w, code, s)
+func (c quantCodec) accumulate(accs [][]float32, ws []float32, code []byte, s *scratch, _ []float32) {
+	c.q.accumulateGroup(accs, ws, code, s)
 }
 
 func (c quantCodec) getScratch() *scratch  { return c.q.get() }
@@ -72,10 +74,22 @@ func (c fp16Codec) newQuery() vecQuery { return &rawQuery{y: make([]float32, c.d
 func (fp16Codec) getScratch() *scratch { return nil }
 func (fp16Codec) putScratch(*scratch)  {}
 
-func (c fp16Codec) accumulate(acc []float32, w float32, code []byte, _ *scratch) {
-	acc = acc[:c.dim]
-	for i := range acc {
-		acc[i] += w * half.ToFloat32(binary.LittleEndian.Uint16(code[2*i:]))
+func (c fp16Codec) accumulate(accs [][]float32, ws []float32, code []byte, _ *scratch, tmp []float32) {
+	tmp = tmp[:c.dim]
+	for i := range tmp {
+		tmp[i] = half.ToFloat32(binary.LittleEndian.Uint16(code[2*i:]))
+	}
+	axpyGroup(accs, ws, tmp)
+}
+
+// axpyGroup adds ws[i]·x to accs[i] for every i.
+func axpyGroup(accs [][]float32, ws []float32, x []float32) {
+	for i, acc := range accs {
+		w := ws[i]
+		acc = acc[:len(x)]
+		for j, v := range x {
+			acc[j] += w * v
+		}
 	}
 }
 
@@ -98,11 +112,12 @@ func (c fp32Codec) newQuery() vecQuery { return &rawQuery{y: make([]float32, c.d
 func (fp32Codec) getScratch() *scratch { return nil }
 func (fp32Codec) putScratch(*scratch)  {}
 
-func (c fp32Codec) accumulate(acc []float32, w float32, code []byte, _ *scratch) {
-	acc = acc[:c.dim]
-	for i := range acc {
-		acc[i] += w * math.Float32frombits(binary.LittleEndian.Uint32(code[4*i:]))
+func (c fp32Codec) accumulate(accs [][]float32, ws []float32, code []byte, _ *scratch, tmp []float32) {
+	tmp = tmp[:c.dim]
+	for i := range tmp {
+		tmp[i] = math.Float32frombits(binary.LittleEndian.Uint32(code[4*i:]))
 	}
+	axpyGroup(accs, ws, tmp)
 }
 
 func (c fp32Codec) finish(dst, acc []float32) { copy(dst, acc) }

@@ -222,28 +222,27 @@ func (c *codec) scalarFactor(code []byte) float32 {
 	return f
 }
 
-// accumulate adds w·Π·x̃ to acc (len dim). MSE codes add their centroids
-// straight from the packed indices; the other methods decode first.
+// accumulate adds w·Π·x̃ to acc (len dim).
 func (c *codec) accumulate(acc []float32, w float32, code []byte, s *scratch) {
-	if c.method == MSE {
-		if c.bits == 0 {
-			return
-		}
-		f := w * c.scalarFactor(code)
-		idx := s.idx[:c.dim]
-		bitpack.Unpack(idx, code[c.offIdx:], c.bits)
-		cent := c.cb.Centroids32
-		acc = acc[:len(idx)]
-		for i, k := range idx {
-			acc[i] += f * cent[k]
-		}
-		return
-	}
-	v := c.decodeRotated(code, s)
+	v, f := c.rotatedTerms(code, s)
+	w *= f
 	acc = acc[:len(v)]
 	for i, x := range v {
 		acc[i] += w * x
 	}
+}
+
+// rotatedTerms returns a vector v and factor f with Π·x̃ = f·v, in scratch:
+// for MSE codes v is the centroids straight from the packed indices and f
+// the stored scalars, so accumulating a code costs one unpack and one
+// multiply-add per coordinate; the other methods decode.
+func (c *codec) rotatedTerms(code []byte, s *scratch) ([]float32, float32) {
+	if c.method != MSE {
+		return c.decodeRotated(code, s), 1
+	}
+	v := s.v[:c.dim]
+	c.indexValues(v, code, s)
+	return v, c.scalarFactor(code)
 }
 
 // indexValues writes the scalar stage's centroids (or zeros) into v.
@@ -252,9 +251,52 @@ func (c *codec) indexValues(v []float32, code []byte, s *scratch) {
 		clear(v)
 		return
 	}
-	idx := s.idx[:c.dim]
-	bitpack.Unpack(idx, code[c.offIdx:], c.bits)
-	cent := c.cb.Centroids32
+	gatherCentroids(v, code[c.offIdx:c.offIdx+bitpack.Bytes(c.dim, c.bits)], c.bits, c.cb.Centroids32, s.idx)
+}
+
+// gatherCentroids sets v[j] = cent[index j] for the packed indices, fused
+// for the common widths so the indices never round-trip through memory.
+// idx is scratch for the other widths.
+func gatherCentroids(v []float32, packed []byte, bits int, cent []float32, idx []uint8) {
+	n := len(v)
+	switch bits {
+	case 4:
+		c := cent[:16:16]
+		for i, b := range packed[:n/2] {
+			v[2*i], v[2*i+1] = c[b&15], c[b>>4]
+		}
+		if n%2 == 1 {
+			v[n-1] = c[packed[n/2]&15]
+		}
+		return
+	case 3:
+		c := cent[:8:8]
+		g := n / 8
+		for i := range g {
+			b := packed[3*i : 3*i+3 : 3*i+3]
+			w := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
+			o := v[8*i : 8*i+8 : 8*i+8]
+			o[0], o[1], o[2], o[3] = c[w&7], c[w>>3&7], c[w>>6&7], c[w>>9&7]
+			o[4], o[5], o[6], o[7] = c[w>>12&7], c[w>>15&7], c[w>>18&7], c[w>>21&7]
+		}
+		for j := 8 * g; j < n; j++ {
+			v[j] = c[bitpack.Get(packed, j, 3)]
+		}
+		return
+	case 2:
+		c := cent[:4:4]
+		g := n / 4
+		for i, b := range packed[:g] {
+			o := v[4*i : 4*i+4 : 4*i+4]
+			o[0], o[1], o[2], o[3] = c[b&3], c[b>>2&3], c[b>>4&3], c[b>>6]
+		}
+		for j := 4 * g; j < n; j++ {
+			v[j] = c[bitpack.Get(packed, j, 2)]
+		}
+		return
+	}
+	idx = idx[:n]
+	bitpack.Unpack(idx, packed, bits)
 	for i, k := range idx {
 		v[i] = cent[k]
 	}

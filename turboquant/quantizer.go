@@ -270,6 +270,24 @@ func (q *Quantizer) accumulate(acc []float32, w float32, code []byte, s *scratch
 	}
 }
 
+// accumulateGroup adds ws[i]·Π·x̃ to accs[i] for every i: the query heads of
+// a grouped-query attention group share each value, which is unpacked once.
+func (q *Quantizer) accumulateGroup(accs [][]float32, ws []float32, code []byte, s *scratch) {
+	off, coff := 0, 0
+	for _, p := range q.parts {
+		v, f := p.rotatedTerms(code[coff:coff+p.size], s)
+		for i, acc := range accs {
+			w := ws[i] * f
+			acc = acc[off : off+len(v)]
+			for j, x := range v {
+				acc[j] += w * x
+			}
+		}
+		off += p.dim
+		coff += p.size
+	}
+}
+
 // FinishRotated maps an accumulator filled by AccumulateRotated back to the
 // original domain: dst = Πᵀ·acc (per part, channels scattered back). acc is
 // left unspecified. It does not allocate.

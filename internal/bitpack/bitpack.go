@@ -97,6 +97,23 @@ func Unpack(dst []uint8, src []byte, bits int) {
 		if len(dst)%2 == 1 {
 			dst[2*n] = src[n] & 0xf
 		}
+	case 2:
+		n := len(dst) / 4
+		for i := 0; i < n; i++ {
+			b := src[i]
+			o := dst[4*i : 4*i+4 : 4*i+4]
+			o[0], o[1], o[2], o[3] = b&3, b>>2&3, b>>4&3, b>>6
+		}
+		unpackTail(dst[4*n:], src[n:], 2)
+	case 1:
+		n := len(dst) / 8
+		for i := 0; i < n; i++ {
+			b := src[i]
+			o := dst[8*i : 8*i+8 : 8*i+8]
+			o[0], o[1], o[2], o[3] = b&1, b>>1&1, b>>2&1, b>>3&1
+			o[4], o[5], o[6], o[7] = b>>4&1, b>>5&1, b>>6&1, b>>7
+		}
+		unpackTail(dst[8*n:], src[n:], 1)
 	case 3:
 		n := len(dst) / 8
 		for i := 0; i < n; i++ {
