@@ -20,6 +20,7 @@ type Codebook struct {
 	// search holds Boundaries32 padded with +Inf to 256 entries, so the
 	// fixed-trip searches in Quantize need no bounds checks.
 	search      [256]float32
+	grid        *grid // nil: use search
 	fingerprint uint64
 }
 
@@ -47,6 +48,9 @@ func newCodebook(bits int, centroids []float64, distortion float64, iterations i
 		cb.Boundaries[i] = b
 		cb.Boundaries32[i] = float32(b)
 		cb.search[i] = float32(b)
+	}
+	if bits >= 3 {
+		cb.grid = newGrid(cb.Boundaries32)
 	}
 	cb.fingerprint = fingerprint(bits, centroids)
 	return cb
@@ -138,14 +142,32 @@ func search(b *[256]float32, bits int, x float32) uint8 {
 }
 
 // QuantizeSlice writes Quantize(x[i]) to dst[i] for every i. It panics if
-// dst is shorter than x. Up to 3 bits the boundaries stay in registers for
-// the whole slice.
+// dst is shorter than x. Up to 2 bits the boundaries stay in registers for
+// the whole slice; from 3 bits on an exact uniform grid (grid.go) finds the
+// cell with one table load and one compare.
 func (c *Codebook) QuantizeSlice(dst []uint8, x []float32) {
 	if len(dst) < len(x) {
 		panic("lloydmax: QuantizeSlice: dst shorter than x")
 	}
 	dst = dst[:len(x)]
 	b := &c.search
+	if g := c.grid; g != nil {
+		// One slot lookup and one compare per value (see grid).
+		base, lo, scale, last := g.base, g.lo, g.scale, g.last
+		mask := len(base) - 1
+		for i, v := range x {
+			t := (v - lo) * scale
+			if !(t >= 0) {
+				t = 0
+			}
+			if t > last {
+				t = last
+			}
+			k := base[int(t)&mask]
+			dst[i] = k + lt(b[k], v)
+		}
+		return
+	}
 	switch bits := c.Bits; bits {
 	case 1:
 		for i, v := range x {
