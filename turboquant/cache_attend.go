@@ -5,8 +5,9 @@ import (
 	"math"
 )
 
-// tokenRef locates one cached token of a head: its key and value bytes and
-// whether they are fp16 (sinks, window) or codes of the head's codecs.
+// tokenSource walks one KV head's tokens of a layer in position order,
+// handing out each token's key and value bytes and whether they are fp16
+// (sinks, window) or codes of the head's codecs.
 type tokenSource struct {
 	s     *Sequence
 	l     *seqLayer
