@@ -228,8 +228,37 @@ func (s *Sequence) fixedBytes(l *seqLayer) int64 {
 }
 
 type headCodecs struct {
-	k, v   vecCodec
-	kq, vq *Quantizer // nil for passthrough codecs
+	k, v     vecCodec
+	kq, vq   *Quantizer // nil for passthrough codecs
+	muK, muV []float32  // subtracted before encoding (Center); nil: none
+}
+
+// headMean is the mean over tokens of head h's vectors in xs ([T][H][d]).
+func headMean(xs []float32, h, H, d int) []float32 {
+	T := len(xs) / (H * d)
+	acc := make([]float64, d)
+	for t := range T {
+		for i, v := range xs[(t*H+h)*d : (t*H+h+1)*d] {
+			acc[i] += float64(v)
+		}
+	}
+	mu := make([]float32, d)
+	for i, v := range acc {
+		mu[i] = float32(v / float64(T))
+	}
+	return mu
+}
+
+// subtract writes x − mu into dst (mu nil: x itself).
+func subtract(dst, x, mu []float32) []float32 {
+	if mu == nil {
+		return x
+	}
+	dst = dst[:len(x)]
+	for i, v := range x {
+		dst[i] = v - mu[i]
+	}
+	return dst
 }
 
 // block holds BlockTokens compressed tokens of one layer: key codes
@@ -331,10 +360,28 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 			cd = plan.values
 		}
 		if cd.Kind == Quantized && (cd.Norm == FP16 || cd.Method == Polar) {
+			// With centering the stored vector is x − μ, and ‖x − μ‖ ≤
+			// ‖x‖ + ‖μ‖; before μ exists it is the mean of this append's
+			// vectors, whose norm is at most their largest.
+			var muNorm float64
+			if cfg.Center {
+				for v := 0; v < len(xs); v += cfg.HeadDim {
+					muNorm = max(muNorm, norm2(xs[v:v+cfg.HeadDim]))
+				}
+			}
+			heads := s.layers[layer].heads
 			for v := 0; v < len(xs); v += cfg.HeadDim {
-				if n := norm2(xs[v : v+cfg.HeadDim]); !fits(n, FP16) {
+				n := norm2(xs[v : v+cfg.HeadDim])
+				if cfg.Center && heads != nil {
+					mu := heads[v%row/cfg.HeadDim].muK
+					if kv == 1 {
+						mu = heads[v%row/cfg.HeadDim].muV
+					}
+					muNorm = norm2(mu)
+				}
+				if !fits(n+muNorm, FP16) {
 					return fmt.Errorf("%w: token %d head %d has norm %g, beyond the codec's fp16 norm",
-						ErrOverflow, v/row, v%row/cfg.HeadDim, n)
+						ErrOverflow, v/row, v%row/cfg.HeadDim, n+muNorm)
 				}
 			}
 		}
@@ -367,6 +414,12 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 			}
 			if hc.v, hc.vq, err = p.codec(plan.values, layer, h, true, values); err != nil {
 				return err
+			}
+			if cfg.Center && hc.kq != nil {
+				hc.muK = headMean(keys, h, H, d)
+			}
+			if cfg.Center && hc.vq != nil {
+				hc.muV = headMean(values, h, H, d)
 			}
 		}
 	}
@@ -407,6 +460,7 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 	kSize, vSize := plan.kSize, plan.vSize
 	codes := make([]byte, evict*H*(kSize+vSize))
 	tk, tv := make([]float32, d), make([]float32, d)
+	ck, cv := make([]float32, d), make([]float32, d)
 	for e := range evict {
 		for h := range H {
 			var kx, vx []float32
@@ -421,6 +475,7 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 					kx, vx = roundFP16(tk, kx), roundFP16(tv, vx)
 				}
 			}
+			kx, vx = subtract(ck, kx, heads[h].muK), subtract(cv, vx, heads[h].muV)
 			off := (e*H + h) * (kSize + vSize)
 			if err := heads[h].k.encode(codes[off:off+kSize], kx); err != nil {
 				p.release(need)

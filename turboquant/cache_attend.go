@@ -99,6 +99,8 @@ type attendState struct {
 	tmp        []float32
 	ws         []float32 // one token's softmax weights, per query head
 	sum        []float64
+	wCode      []float64 // softmax weight on compressed tokens, per query head
+	qmu        []float32 // q·μ_k per query head (Center)
 	sc         *scratch
 	boundCodec vecCodec
 }
@@ -119,7 +121,8 @@ func (p *Pool) attendState(n int) *attendState {
 }
 
 func newAttendState(g, d, n int) *attendState {
-	st := &attendState{g: g, d: d, tmp: make([]float32, d), ws: make([]float32, g), sum: make([]float64, g)}
+	st := &attendState{g: g, d: d, tmp: make([]float32, d), ws: make([]float32, g), sum: make([]float64, g),
+		wCode: make([]float64, g), qmu: make([]float32, g)}
 	for range g {
 		st.logits = append(st.logits, make([]float32, n))
 		st.accCode = append(st.accCode, make([]float32, d))
@@ -152,13 +155,19 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 		st.kq[gi].reset(q[gi*d : (gi+1)*d])
 		st.rawQ[gi].reset(q[gi*d : (gi+1)*d])
 	}
+	for gi := range g { // compressed keys are stored minus μ_k (Center)
+		st.qmu[gi] = 0
+		if hc.muK != nil {
+			st.qmu[gi] = float32(dot32(q[gi*d:(gi+1)*d], hc.muK))
+		}
+	}
 	ts.each(limit, func(pos int, k, _ []byte, raw bool) {
 		for gi := range g {
 			var x float32
 			if raw {
 				x = st.rawQ[gi].score(k)
 			} else {
-				x = st.kq[gi].score(k)
+				x = st.kq[gi].score(k) + st.qmu[gi]
 			}
 			st.logits[gi][pos] = x * scale
 		}
@@ -176,6 +185,7 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 			sum += float64(e)
 		}
 		st.sum[gi] = sum
+		st.wCode[gi] = 0
 		clear(st.accCode[gi])
 		clear(st.accRaw[gi])
 	}
@@ -187,11 +197,20 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 			ts.fp16.accumulate(st.accRaw, st.ws, v, nil, st.tmp)
 		} else {
 			hc.v.accumulate(st.accCode, st.ws, v, st.sc, st.tmp)
+			for gi, w := range st.ws {
+				st.wCode[gi] += float64(w)
+			}
 		}
 	})
 	for gi := range g {
 		o := out[gi*d : (gi+1)*d]
 		hc.v.finish(st.tmp, st.accCode[gi])
+		if hc.muV != nil { // compressed values are stored minus μ_v
+			wc := float32(st.wCode[gi])
+			for j, m := range hc.muV {
+				st.tmp[j] += wc * m
+			}
+		}
 		inv := float32(1 / st.sum[gi])
 		for j := range o {
 			o[j] = (st.tmp[j] + st.accRaw[gi][j]) * inv
@@ -229,11 +248,15 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 	kq, rq := l.heads[h].k.newQuery(), ts.fp16.newQuery()
 	kq.reset(query)
 	rq.reset(query)
+	var qmu float32
+	if mu := l.heads[h].muK; mu != nil {
+		qmu = float32(dot32(query, mu))
+	}
 	ts.each(n, func(pos int, k, _ []byte, raw bool) {
 		if raw {
 			dst[pos] = rq.score(k) * cfg.Scale
 		} else {
-			dst[pos] = kq.score(k) * cfg.Scale
+			dst[pos] = (kq.score(k) + qmu) * cfg.Scale
 		}
 	})
 	return nil

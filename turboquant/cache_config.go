@@ -65,6 +65,13 @@ type CacheConfig struct {
 	// the window grows to hold the prompt, counted against the budget;
 	// PlanBytes gives the steady state after the first decode step.
 	DeferPrefill bool
+	// Center stores quantized keys and values minus their mean per (layer,
+	// KV head), estimated from the layer's first append and kept in fp32.
+	// Attention adds the means back exactly (q·μ_k to every compressed
+	// logit, Σw·μ_v to the output), so only the quantization error changes:
+	// real keys are far from centred (their mean is 0.5–0.8 of their
+	// length), and the error scales with the stored norm.
+	Center bool
 	// BlockTokens is the number of tokens per allocation block (default 64).
 	BlockTokens int
 	// Scale multiplies the attention logits (0: 1/√HeadDim).

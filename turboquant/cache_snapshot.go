@@ -15,8 +15,8 @@ package turboquant
 //
 //  1. config (48 + 20·layers bytes): u32 layers, u32 KV heads, u64 query
 //     heads, u32 head dim, u32 window, u32 sinks, u32 block tokens, u32 the
-//     float32 bits of Scale, u64 seed, u32 flags (bit 0: DeferPrefill; the
-//     others 0); then, for each layer, its key codec and its value codec,
+//     float32 bits of Scale, u64 seed, u32 flags (bit 0: DeferPrefill,
+//     bit 1: Center; the others 0); then, for each layer, its key codec and its value codec,
 //     10 bytes each: u8 kind, method, bits, norm, correction, outlier bits,
 //     u32 outlier channels. A passthrough codec
 //     (Float16, Float32) is its kind and nine zero bytes; outlier bits are 0
@@ -33,6 +33,8 @@ package turboquant
 //     channels, seed and a fingerprint of the codebooks and rotation), each
 //     as u32 length then the spec; a passthrough codec has none, so the
 //     section is empty when neither codec quantizes.
+//     b'. centers, only with Center: for each KV head, μ_k (if the keys are
+//     quantized) then μ_v (if the values are), HeadDim float32 each, finite.
 //     c. sinks: the sink tokens, each [KV heads][key, value][head dim]
 //     IEEE half floats.
 //     d. window: the window tokens in the same layout, oldest first.
@@ -88,6 +90,7 @@ const (
 	snapAlloc         = 1 << 0  // layer flag: codecs and buffers
 	snapDecoded       = 1 << 1  // layer flag: a single-token append happened
 	snapDeferPrefill  = 1 << 0  // config flag
+	snapCenter        = 1 << 1  // config flag
 	snapMaxLayers     = 1 << 12 // CacheConfig.validate's bound
 	// snapMaxTokens bounds a layer's compressed tokens, so that no count
 	// derived from it overflows.
@@ -160,6 +163,17 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 			}
 		}
 		sw.whole(specs)
+		if cfg.Center {
+			var centers []byte
+			for _, hc := range l.heads {
+				for _, mu := range [][]float32{hc.muK, hc.muV} {
+					for _, v := range mu {
+						centers = binary.LittleEndian.AppendUint32(centers, math.Float32bits(v))
+					}
+				}
+			}
+			sw.whole(centers)
+		}
 
 		sw.whole(l.sink[:l.nSink*stride])
 		sw.begin(int64(l.winLen) * int64(stride))
@@ -311,6 +325,44 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 		}
 		if hc.v, hc.vq, sec, err = rs.codec(plan.values, layer, h, true, sec, vLen); err != nil {
 			return err
+		}
+	}
+
+	// Centers (Center): μ_k then μ_v per head, float32, for quantized codecs.
+	if cfg.Center {
+		per := 0
+		for _, cd := range []Codec{plan.keys, plan.values} {
+			if cd.Kind == Quantized {
+				per += cfg.HeadDim
+			}
+		}
+		n := int64(H * per * 4)
+		sec, err := sr.section(fmt.Sprintf("layer %d centers", layer), n, n, nil)
+		if err != nil {
+			return err
+		}
+		next := func() ([]float32, error) {
+			mu := make([]float32, cfg.HeadDim)
+			for i := range mu {
+				mu[i] = math.Float32frombits(binary.LittleEndian.Uint32(sec[4*i:]))
+				if math.IsNaN(float64(mu[i])) || math.IsInf(float64(mu[i]), 0) {
+					return nil, bad("center component %d is not finite", i)
+				}
+			}
+			sec = sec[4*cfg.HeadDim:]
+			return mu, nil
+		}
+		for h := range heads {
+			if heads[h].kq != nil {
+				if heads[h].muK, err = next(); err != nil {
+					return err
+				}
+			}
+			if heads[h].vq != nil {
+				if heads[h].muV, err = next(); err != nil {
+					return err
+				}
+			}
 		}
 	}
 
@@ -494,6 +546,9 @@ func (c CacheConfig) snapshotConfig() []byte {
 	flags := uint32(0)
 	if c.DeferPrefill {
 		flags |= snapDeferPrefill
+	}
+	if c.Center {
+		flags |= snapCenter
 	}
 	b = binary.LittleEndian.AppendUint32(b, flags)
 	for l := range c.Layers {

@@ -1,6 +1,7 @@
 package turboquant_test
 
 import (
+	"bytes"
 	"math"
 	"testing"
 
@@ -191,4 +192,69 @@ func TestForkPrefix(t *testing.T) {
 	assert.Greater(t, p.Stats().SharedBytes, int64(0))
 	_, err = b.ForkPrefix(101)
 	assert.ErrorIs(t, err, ErrLength)
+}
+
+func TestCenterIsExactAndSnapshots(t *testing.T) {
+	// Keys and values with a shared offset (as real keys have: their mean is
+	// 0.5–0.8 of their length) plus noise.
+	const H, QH, d, n = 2, 4, 64, 300
+	keys, values := kvData(n, H, d, 21)
+	for i := range keys {
+		keys[i] = 0.3*keys[i] + 2
+		values[i] += 2
+	}
+	queries, _ := kvData(4, QH, d, 22)
+	for i := range queries {
+		queries[i] *= 0.3
+	}
+	want := refAttention(keys, values, queries, n, 4, H, QH, d, 1/math.Sqrt(d))
+	errs := map[bool]float64{}
+	for _, center := range []bool{false, true} {
+		cfg, err := Preset("tq3", 1, H, QH, d)
+		require.NoError(t, err)
+		cfg.Window, cfg.Sinks, cfg.Center = 16, 0, center
+		pool, err := NewPool(cfg, 0)
+		require.NoError(t, err)
+		seq := pool.NewSequence()
+		require.NoError(t, seq.Append(0, keys[:200*H*d], values[:200*H*d]))
+		for s := 200; s < n; s += 50 {
+			require.NoError(t, seq.Append(0, keys[s*H*d:(s+50)*H*d], values[s*H*d:(s+50)*H*d]))
+		}
+		out := make([]float32, len(queries))
+		require.NoError(t, seq.Attend(0, queries, out))
+		errs[center] = relErr(out, want)
+
+		// A snapshot restores the means with the codes: bit-identical.
+		var buf bytes.Buffer
+		_, err = seq.WriteTo(&buf)
+		require.NoError(t, err)
+		back, err := pool.ReadSequence(&buf)
+		require.NoError(t, err)
+		again := make([]float32, len(queries))
+		require.NoError(t, back.Attend(0, queries, again))
+		assert.Equal(t, out, again, "center=%v", center)
+		lg, lb := make([]float32, n), make([]float32, n)
+		require.NoError(t, seq.Logits(0, 1, queries[:d], lg))
+		require.NoError(t, back.Logits(0, 1, queries[:d], lb))
+		assert.Equal(t, lg, lb)
+	}
+	t.Logf("tq3 attention output error: %.4f plain, %.4f centred", errs[false], errs[true])
+	assert.Less(t, errs[true], 0.5*errs[false], "centering must help on uncentred data")
+
+	// A pool with Center refuses a snapshot of a pool without it.
+	plain, err := Preset("tq3", 1, H, QH, d)
+	require.NoError(t, err)
+	centred := plain
+	centred.Center = true
+	p1, err := NewPool(plain, 0)
+	require.NoError(t, err)
+	p2, err := NewPool(centred, 0)
+	require.NoError(t, err)
+	s1 := p1.NewSequence()
+	require.NoError(t, s1.Append(0, keys[:10*H*d], values[:10*H*d]))
+	var buf bytes.Buffer
+	_, err = s1.WriteTo(&buf)
+	require.NoError(t, err)
+	_, err = p2.ReadSequence(&buf)
+	assert.ErrorIs(t, err, ErrSnapshot)
 }
