@@ -648,7 +648,13 @@ func snapFuzzConfigs(t testing.TB) []CacheConfig {
 		small("tq3.5", 1, 2, 16, 2, 1, 3),
 		small("mixed", 2, 1, 16, 1, 0, 2),
 		small("deferred", 1, 1, 16, 2, 1, 2),
+		centred(small("tq3", 1, 2, 16, 2, 1, 2)),
 	}
+}
+
+func centred(c CacheConfig) CacheConfig {
+	c.Center = true
+	return c
 }
 
 func FuzzReadSequence(f *testing.F) {
