@@ -1,9 +1,6 @@
 package turboquant_test
 
 import (
-	"errors"
-	"io/fs"
-	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -20,10 +17,7 @@ import (
 // the output of the query that sees every token. Each chunk is one
 // sequence, so its means are estimated from the chunk itself.
 func TestCacheFidelityOnRealKV(t *testing.T) {
-	kv, err := validate.LoadRealKVFile("../validate/" + validate.RealKVFixture)
-	if errors.Is(err, fs.ErrNotExist) {
-		t.Skip("real K/V fixture missing: regenerate it with tools/capturekv (see validate/testdata/README.md)")
-	}
+	kv, err := validate.LoadEmbeddedRealKV()
 	require.NoError(t, err)
 	// Measured on the committed fixture (layer: 1−cosine, top-1), plain and
 	// with Center (k4v2 scores like tq4: same keys):
@@ -64,64 +58,13 @@ func TestCacheFidelityOnRealKV(t *testing.T) {
 	for _, center := range []bool{false, true} {
 		for _, layer := range kv.LayerIndices() {
 			for _, name := range presets {
-				var cosSum, top1, rows, outErr float64
-				var outs int
-				for _, chunk := range kv.Chunks {
-					var l validate.RealKVLayer
-					for _, cl := range chunk.Layers {
-						if cl.Layer == layer {
-							l = cl
-						}
-					}
-					H, T, d := l.Heads, l.Tokens, l.HeadDim
-					cfg, err := Preset(name, 1, H, H, d)
-					require.NoError(t, err)
-					cfg.Window, cfg.Sinks = 0, 0
-					cfg.Center = center
-					pool, err := NewPool(cfg, 0)
-					require.NoError(t, err)
-					seq := pool.NewSequence()
-					keys, values := make([]float32, T*H*d), make([]float32, T*H*d)
-					for h := range H {
-						for tok := range T {
-							copy(keys[(tok*H+h)*d:], l.K[h][tok])
-							copy(values[(tok*H+h)*d:], l.V[h][tok])
-						}
-					}
-					require.NoError(t, seq.Append(0, keys, values))
-					logits := make([]float32, T)
-					scale := 1 / math.Sqrt(float64(d))
-					for h := range H {
-						for qi := range T {
-							require.NoError(t, seq.Logits(0, h, l.Q[h][qi], logits))
-							ref := make([]float64, T)
-							got := make([]float64, T)
-							for k := range T {
-								ref[k] = validate.Dot(l.Q[h][qi], l.K[h][k]) * scale
-								got[k] = float64(logits[k])
-							}
-							pr, pg := softmax(ref), softmax(got)
-							cosSum += cosine(pr, pg)
-							if argmax(pr) == argmax(pg) {
-								top1++
-							}
-							rows++
-						}
-					}
-					// The last position's query sees every token under the causal mask.
-					q := make([]float32, H*d)
-					for h := range H {
-						copy(q[h*d:], l.Q[h][T-1])
-					}
-					out := make([]float32, H*d)
-					require.NoError(t, seq.Attend(0, q, out))
-					want := refAttention(keys, values, q, T, 1, H, H, d, scale)
-					outErr += relErr(out, want)
-					outs++
-					require.NoError(t, seq.Close())
-				}
-				cos, t1 := cosSum/rows, top1/rows
-				t.Logf("center=%-5v layer %d %-6s attention cosine %.6f  top-1 %.3f  output error %.4f", center, layer, name, cos, t1, outErr/float64(outs))
+				f, err := validate.MeasureRealKV(kv, layer, name, func(c *CacheConfig) {
+					c.Window, c.Sinks, c.Center = 0, 0, center
+				})
+				require.NoError(t, err)
+				cos, t1 := f.CosMean, f.Top1
+				t.Logf("center=%-5v layer %d %-6s attention cosine %.6f (worst %.4f)  top-1 %.3f  top-5 %.3f  KLD %.2e  output error %.4f",
+					center, layer, name, cos, f.CosWorst, t1, f.Top5, f.KLD, f.OutErr)
 				m := measured[center][layer][name]
 				assert.Less(t, 1-cos, 1.5*m[0]+1e-6, "center=%v layer %d %s: 1 − attention cosine", center, layer, name)
 				assert.Greater(t, t1, m[1]-0.05, "center=%v layer %d %s: top-1 agreement", center, layer, name)
@@ -132,41 +75,4 @@ func TestCacheFidelityOnRealKV(t *testing.T) {
 			}
 		}
 	}
-}
-
-func softmax(x []float64) []float64 {
-	m := math.Inf(-1)
-	for _, v := range x {
-		m = max(m, v)
-	}
-	out := make([]float64, len(x))
-	var s float64
-	for i, v := range x {
-		out[i] = math.Exp(v - m)
-		s += out[i]
-	}
-	for i := range out {
-		out[i] /= s
-	}
-	return out
-}
-
-func cosine(a, b []float64) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += a[i] * b[i]
-		aa += a[i] * a[i]
-		bb += b[i] * b[i]
-	}
-	return ab / math.Sqrt(aa*bb)
-}
-
-func argmax(x []float64) int {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return best
 }

@@ -19,6 +19,7 @@ type command struct {
 var commands = []command{
 	{"codebook", "Lloyd–Max codebooks: centroids, boundaries, d × distortion", runCodebook},
 	{"distortion", "Monte Carlo distortion of random unit vectors", runDistortion},
+	{"realkv", "KV-cache attention fidelity on real transformer K/V", runRealKV},
 }
 
 func main() {

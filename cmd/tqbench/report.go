@@ -10,7 +10,8 @@ import (
 )
 
 // runReport is the default job: codebooks and Monte Carlo distortion at
-// d = 128 for every method, next to the paper's numbers.
+// d = 128 for every method, next to the paper's numbers, and KV-cache
+// fidelity on the embedded real K/V.
 func runReport(stdout, stderr io.Writer) error {
 	const dim, n, seed = 128, 10000, 1
 	start := time.Now()
@@ -31,6 +32,21 @@ func runReport(stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "Distortion (paper at d=128: D_mse 0.3609 0.1160 0.0340 0.0093; E<x,x~> 0.63786 0.88527 0.96727 0.99127;\n"+
 		"d·D_prod 1.563 0.564 0.181 0.053; fp16 is %d bytes per vector):\n", 2*dim)
 	if err := printDistortions(stdout, rows); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(stderr, "measuring real K/V …\n")
+	kv, err := validate.LoadEmbeddedRealKV()
+	if err != nil {
+		return err
+	}
+	fid, err := realKVRows(kv, []string{"fp16", "k8v4", "tq4", "tq3", "tq2"}, []bool{false, true}, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nKV cache on real keys/values/queries (Universal Sentence Encoder lite over KJV text, %d tokens per layer;\n"+
+		"every token compressed; attention rows compared with exact float64 attention):\n", kv.Tokens(kv.LayerIndices()[0]))
+	if err := printRealKV(stdout, fid); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\n(%.1fs)\n", time.Since(start).Seconds())

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/validate"
+)
+
+func runRealKV(args []string, stdout io.Writer) error {
+	fs := newFlags("realkv")
+	presetsFlag := fs.String("presets", strings.Join(turboquant.PresetNames[1:], ","), "comma-separated cache presets")
+	center := fs.Bool("center", false, "subtract per-head key/value means (CacheConfig.Center)")
+	window := fs.Int("window", 0, "fp16 window tokens (0: every token compressed)")
+	data := fs.String("data", "", "a TQKV1 file from tools/capturekv (default: the embedded KJV fixture)")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	kv, err := loadRealKV(*data)
+	if err != nil {
+		return err
+	}
+	rows, err := realKVRows(kv, strings.Split(*presetsFlag, ","), []bool{*center}, *window)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, rows)
+	}
+	return printRealKV(stdout, rows)
+}
+
+func loadRealKV(path string) (*validate.RealKV, error) {
+	if path == "" {
+		return validate.LoadEmbeddedRealKV()
+	}
+	return validate.LoadRealKVFile(path)
+}
+
+func realKVRows(kv *validate.RealKV, presets []string, centers []bool, window int) ([]validate.Fidelity, error) {
+	var rows []validate.Fidelity
+	for _, layer := range kv.LayerIndices() {
+		for _, c := range centers {
+			for _, p := range presets {
+				f, err := validate.MeasureRealKV(kv, layer, strings.TrimSpace(p), func(cfg *turboquant.CacheConfig) {
+					cfg.Window, cfg.Sinks, cfg.Center = window, 0, c
+				})
+				if err != nil {
+					return nil, err
+				}
+				rows = append(rows, f)
+			}
+		}
+	}
+	return rows, nil
+}
+
+func printRealKV(w io.Writer, rows []validate.Fidelity) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "layer\tpreset\tcenter\ttokens\tbytes/token/head\tvs fp16\tcos mean\tcos worst\tKLD\ttop-1\ttop-5\tout err\t\n")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%v\t%d\t%.1f\t%.2f×\t%.5f\t%.4f\t%.2e\t%.3f\t%.3f\t%.4f\t\n",
+			r.Layer, r.Preset, r.Center, r.Tokens, r.BytesPerTokenHead, r.RatioFP16, r.CosMean, r.CosWorst, r.KLD, r.Top1, r.Top5, r.OutErr)
+	}
+	return tw.Flush()
+}
