@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/turboquant-go/tq/internal/rng"
 	. "github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/validate"
 )
 
 // Fidelity of every preset against an fp32 reference computed here, on
@@ -87,30 +88,6 @@ func fidRefLogits(keys, q []float32, n, H, h, d int, scale float64) []float64 {
 	return out
 }
 
-func softmax64(x []float64) []float64 {
-	m := slices.Max(x)
-	out := make([]float64, len(x))
-	var sum float64
-	for i, v := range x {
-		out[i] = math.Exp(v - m)
-		sum += out[i]
-	}
-	for i := range out {
-		out[i] /= sum
-	}
-	return out
-}
-
-func cosine64(a, b []float64) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += a[i] * b[i]
-		aa += a[i] * a[i]
-		bb += b[i] * b[i]
-	}
-	return ab / math.Sqrt(aa*bb)
-}
-
 // topK returns the indices of the k largest values, largest first.
 func topK[F float32 | float64](x []F, k int) []int {
 	idx := make([]int, len(x))
@@ -168,7 +145,7 @@ func TestCacheFidelity(t *testing.T) {
 		refOut = append(refOut, refAttention(f.keys, f.values, f.queries, n, T, H, QH, d, scale)...)
 		for row := range T * QH {
 			lg := fidRefLogits(f.keys, f.queries[row*d:(row+1)*d], n, H, (row%QH)/(QH/H), d, scale)
-			refProbs[l] = append(refProbs[l], softmax64(lg))
+			refProbs[l] = append(refProbs[l], validate.Softmax(lg))
 			refTop[l] = append(refTop[l], topK(lg, 5))
 		}
 	}
@@ -200,7 +177,7 @@ func TestCacheFidelity(t *testing.T) {
 				for i, v := range lg {
 					lg64[i] = float64(v)
 				}
-				m.probCos += cosine64(softmax64(lg64), refProbs[l][row])
+				m.probCos += validate.Cosine(validate.Softmax(lg64), refProbs[l][row])
 				top := topK(lg, 5)
 				if top[0] == refTop[l][row][0] {
 					m.top1++

@@ -85,11 +85,11 @@ func MeasureRealKV(kv *RealKV, layer int, preset string, adjust func(*turboquant
 					ref[k] = Dot(l.Q[h][qi], l.K[h][k]) * scale
 					got[k] = float64(logits[k])
 				}
-				pr, pg := softmax(ref), softmax(got)
-				c := cosine(pr, pg)
+				pr, pg := Softmax(ref), Softmax(got)
+				c := Cosine(pr, pg)
 				f.CosMean += c
 				f.CosWorst = min(f.CosWorst, c)
-				f.KLD += kl(pr, pg)
+				f.KLD += KL(pr, pg)
 				if topK(pr, 1)[0] == topK(pg, 1)[0] {
 					f.Top1++
 				}
@@ -136,7 +136,7 @@ func exactAttention(l *RealKVLayer, scale float64) []float32 {
 		for t := range T {
 			logits[t] = Dot(l.Q[h][T-1], l.K[h][t]) * scale
 		}
-		p := softmax(logits)
+		p := Softmax(logits)
 		for j := range d {
 			var s float64
 			for t := range T {
@@ -148,7 +148,8 @@ func exactAttention(l *RealKVLayer, scale float64) []float32 {
 	return out
 }
 
-func softmax(x []float64) []float64 {
+// Softmax returns exp(x − max x), normalized to sum 1.
+func Softmax(x []float64) []float64 {
 	m := math.Inf(-1)
 	for _, v := range x {
 		m = max(m, v)
@@ -165,7 +166,8 @@ func softmax(x []float64) []float64 {
 	return out
 }
 
-func cosine(a, b []float64) float64 {
+// Cosine is ⟨a, b⟩ / (‖a‖·‖b‖).
+func Cosine(a, b []float64) float64 {
 	var ab, aa, bb float64
 	for i := range a {
 		ab += a[i] * b[i]
@@ -175,9 +177,9 @@ func cosine(a, b []float64) float64 {
 	return ab / math.Sqrt(aa*bb)
 }
 
-// kl is KL(p ‖ q) in nats; q's zeros where p is positive are floored at the
+// KL is KL(p ‖ q) in nats; q's zeros where p is positive are floored at the
 // smallest float64 so that the divergence stays finite.
-func kl(p, q []float64) float64 {
+func KL(p, q []float64) float64 {
 	var s float64
 	for i, pi := range p {
 		if pi > 0 {

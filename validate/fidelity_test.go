@@ -15,8 +15,8 @@ func TestTopKAndSets(t *testing.T) {
 	assert.Len(t, topK(x, 10), 6)
 	assert.True(t, sameSet([]int{1, 3, 4}, []int{4, 1, 3}))
 	assert.False(t, sameSet([]int{1, 3, 4}, []int{4, 1, 2}))
-	assert.InDelta(t, 0, kl([]float64{0.5, 0.5}, []float64{0.5, 0.5}), 1e-15)
-	assert.Greater(t, kl([]float64{0.9, 0.1}, []float64{0.5, 0.5}), 0.3)
+	assert.InDelta(t, 0, KL([]float64{0.5, 0.5}, []float64{0.5, 0.5}), 1e-15)
+	assert.Greater(t, KL([]float64{0.9, 0.1}, []float64{0.5, 0.5}), 0.3)
 }
 
 func TestMeasureRealKV(t *testing.T) {
