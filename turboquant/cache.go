@@ -86,9 +86,17 @@ func NewPool(cfg CacheConfig, budget int64) (*Pool, error) {
 	cfg = cfg.withDefaults()
 	p := &Pool{cfg: cfg, budget: budget, quants: map[string]*Quantizer{}}
 	p.layers = make([]layerPlan, cfg.Layers)
+	sizes := map[Codec]int{} // sizing a codec builds a quantizer; layers share codecs
+	size := func(cd Codec) int {
+		if n, ok := sizes[cd]; ok {
+			return n
+		}
+		sizes[cd] = cd.codeSize(cfg.HeadDim)
+		return sizes[cd]
+	}
 	for l := range p.layers {
 		k, v := cfg.codecs(l)
-		lp := layerPlan{keys: k, values: v, kSize: k.codeSize(cfg.HeadDim), vSize: v.codeSize(cfg.HeadDim)}
+		lp := layerPlan{keys: k, values: v, kSize: size(k), vSize: size(v)}
 		lp.blockBytes = int64(cfg.BlockTokens) * int64(cfg.KVHeads) * int64(lp.kSize+lp.vSize)
 		p.layers[l] = lp
 	}

@@ -161,12 +161,17 @@ func (c CacheConfig) validate() error {
 	case math.IsNaN(float64(c.Scale)) || math.IsInf(float64(c.Scale), 0):
 		return bad("scale %v", c.Scale)
 	}
+	checked := map[Codec]bool{} // layers mostly share their codecs
 	for l := range c.Layers {
 		k, v := c.codecs(l)
 		for _, cd := range []Codec{k, v} {
+			if checked[cd] {
+				continue
+			}
 			if _, err := cd.quantizerConfig(c.HeadDim, 0, nil); err != nil {
 				return fmt.Errorf("layer %d: %w", l, err)
 			}
+			checked[cd] = true
 		}
 	}
 	for l := range c.Overrides {
@@ -208,11 +213,11 @@ func (cd Codec) quantizerConfig(dim int, seed uint64, channels []int) (Config, e
 		}
 		cfg.Outliers = &Outliers{Channels: slices.Clone(channels), Bits: cd.OutlierBits}
 	}
-	q, err := New(cfg)
-	if err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
 		return Config{}, err
 	}
-	return q.Config(), nil
+	return cfg, nil
 }
 
 // codeSize is the bytes one vector of dim takes with this codec.
@@ -227,7 +232,10 @@ func (cd Codec) codeSize(dim int) int {
 	if err != nil {
 		return 0
 	}
-	q, _ := New(cfg)
+	q, err := New(cfg)
+	if err != nil {
+		return 0
+	}
 	return q.CodeSize()
 }
 
@@ -257,12 +265,17 @@ func (c CacheConfig) PlanBytes(n int) (int64, error) {
 		return 0, nil
 	}
 	var total int64
+	compressed := max(0, n-c.Sinks-c.Window)
+	blocks := int64((compressed + c.BlockTokens - 1) / c.BlockTokens)
+	tokenBytes := map[LayerCodecs]int64{} // sizing a codec builds a quantizer
 	for l := range c.Layers {
 		k, v := c.codecs(l)
-		total += c.layerFixedBytes()
-		compressed := max(0, n-c.Sinks-c.Window)
-		blocks := int64((compressed + c.BlockTokens - 1) / c.BlockTokens)
-		total += blocks * int64(c.BlockTokens) * c.tokenBytes(k, v)
+		tb, ok := tokenBytes[LayerCodecs{k, v}]
+		if !ok {
+			tb = c.tokenBytes(k, v)
+			tokenBytes[LayerCodecs{k, v}] = tb
+		}
+		total += c.layerFixedBytes() + blocks*int64(c.BlockTokens)*tb
 	}
 	return total, nil
 }
