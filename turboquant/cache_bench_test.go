@@ -139,15 +139,7 @@ func BenchmarkCacheAppendPrefill(b *testing.B) {
 	keys, values := cacheBenchKV(0, T, H)
 	for _, preset := range cacheBenchPresets {
 		b.Run(preset, func(b *testing.B) {
-			cfg, err := Preset(preset, 1, H, H, cacheBenchDim)
-			if err != nil {
-				b.Fatal(err)
-			}
-			pool, err := NewPool(cfg, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s := pool.NewSequence()
+			s, _ := cacheBenchEmpty(b, preset, H)
 			b.SetBytes(int64(8 * len(keys)))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -173,15 +165,7 @@ func BenchmarkCacheAppendDecode(b *testing.B) {
 	row := H * cacheBenchDim
 	for _, preset := range cacheBenchPresets {
 		b.Run(preset, func(b *testing.B) {
-			cfg, err := Preset(preset, 1, H, H, cacheBenchDim)
-			if err != nil {
-				b.Fatal(err)
-			}
-			pool, err := NewPool(cfg, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			s := pool.NewSequence()
+			s, cfg := cacheBenchEmpty(b, preset, H)
 			pk, pv := cacheBenchKV(0, base, H)
 			if err := s.Append(0, pk, pv); err != nil {
 				b.Fatal(err)
@@ -217,4 +201,18 @@ func BenchmarkCacheAppendDecode(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 		})
 	}
+}
+
+// cacheBenchEmpty returns an empty one-layer sequence of a preset with H
+// KV and query heads.
+func cacheBenchEmpty(b *testing.B, preset string, H int) (*Sequence, CacheConfig) {
+	cfg, err := Preset(preset, 1, H, H, cacheBenchDim)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool, err := NewPool(cfg, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pool.NewSequence(), pool.Config()
 }
