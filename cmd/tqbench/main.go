@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -16,10 +18,13 @@ type command struct {
 	run           func(args []string, stdout io.Writer) error
 }
 
-var commands = []command{
-	{"codebook", "Lloyd–Max codebooks: centroids, boundaries, d × distortion", runCodebook},
-	{"distortion", "Monte Carlo distortion of random unit vectors", runDistortion},
-	{"realkv", "KV-cache attention fidelity on real transformer K/V", runRealKV},
+// commands holds the subcommands; each file that implements one adds it in
+// an init function with register, so subcommands live in files of their own.
+var commands []command
+
+func register(c command) {
+	i := sort.Search(len(commands), func(i int) bool { return commands[i].name >= c.name })
+	commands = slices.Insert(commands, i, c)
 }
 
 func main() {
