@@ -31,7 +31,7 @@ func rowLoop(name string, body func(p, out Register)) {
 	out := Load(Param("dst").Base(), GP64())
 	stride := Load(Param("stride"), GP64())
 	n := Load(Param("n"), GP64())
-	rowBytes := Load(Param("d"), GP64())
+	rowBytes := Load(Param("dstStride"), GP64())
 	SHLQ(U8(2), rowBytes)
 	Label(name + "_row")
 	TESTQ(n, n)
@@ -76,7 +76,7 @@ func groupLoop(name string, p, out Register, step int, body func(ip, op Register
 	JNZ(LabelRef(name + "_grp"))
 }
 
-const codeSig = "codes []byte, stride, idxOff, normOff, n, d, d8 int)"
+const codeSig = "codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)"
 
 func decodeSmall() {
 	TEXT("decodeSmallAVX2", NOSPLIT, "func(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, "+codeSig)
@@ -161,14 +161,14 @@ func decode8() {
 }
 
 func decodeF16() {
-	TEXT("decodeF16AVX2", NOSPLIT, "func(dst []float32, src []byte, stride, n, d, d8 int)")
+	TEXT("decodeF16AVX2", NOSPLIT, "func(dst []float32, src []byte, stride, n, dstStride, d8 int)")
 	Doc("decodeF16AVX2 is DecodeF16's loop on the first d8 coordinates of each row.")
 	Pragma("noescape")
 	p := Load(Param("src").Base(), GP64())
 	out := Load(Param("dst").Base(), GP64())
 	stride := Load(Param("stride"), GP64())
 	n := Load(Param("n"), GP64())
-	rowBytes := Load(Param("d"), GP64())
+	rowBytes := Load(Param("dstStride"), GP64())
 	SHLQ(U8(2), rowBytes)
 	Label("f16_row")
 	TESTQ(n, n)
@@ -210,7 +210,7 @@ func hsum(y VecVirtual) Register {
 }
 
 func dot1() {
-	TEXT("dot1AVX2", NOSPLIT, "func(out, q, "+rowSig)
+	TEXT("dot1AVX2", NOSPLIT, "func(out []float32, outStride int, q, "+rowSig)
 	Doc("dot1AVX2 is dotGeneric on the first d8 coordinates, with 8-lane FMA sums.")
 	Pragma("noescape")
 	o := Load(Param("out").Base(), GP64())
@@ -265,8 +265,8 @@ func dot1() {
 }
 
 func dot4() {
-	TEXT("dot4AVX2", NOSPLIT, "func(out, q, "+rowSig)
-	Doc("dot4AVX2 is dot1AVX2 for four query rows (q rows d apart, out rows n apart),",
+	TEXT("dot4AVX2", NOSPLIT, "func(out []float32, outStride int, q, "+rowSig)
+	Doc("dot4AVX2 is dot1AVX2 for four query rows (q rows d apart, out rows outStride apart),",
 		"reading each row of rows once.")
 	Pragma("noescape")
 	o := Load(Param("out").Base(), GP64())
@@ -278,8 +278,7 @@ func dot4() {
 	d8 := Load(Param("d8"), GP64())
 	qs := Load(Param("d"), GP64()) // query row stride, bytes
 	SHLQ(U8(2), qs)
-	os := GP64() // out row stride, bytes
-	MOVQ(n, os)
+	os := Load(Param("outStride"), GP64()) // bytes
 	SHLQ(U8(2), os)
 	qs3 := GP64()
 	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
@@ -329,7 +328,7 @@ func dot4() {
 }
 
 func axpy1() {
-	TEXT("axpy1AVX2", NOSPLIT, "func(acc, w, "+rowSig)
+	TEXT("axpy1AVX2", NOSPLIT, "func(acc, w []float32, wStride int, "+rowSig)
 	Doc("axpy1AVX2 is Axpy's loop for one accumulator row on the first d8 coordinates:",
 		"32 (then 8) coordinates stay in registers while every row is added in.")
 	Pragma("noescape")
@@ -378,8 +377,8 @@ func axpy1() {
 }
 
 func axpy4() {
-	TEXT("axpy4AVX2", NOSPLIT, "func(acc, w, "+rowSig)
-	Doc("axpy4AVX2 is axpy1AVX2 for four accumulator rows (acc rows d apart, w rows n apart),",
+	TEXT("axpy4AVX2", NOSPLIT, "func(acc, w []float32, wStride int, "+rowSig)
+	Doc("axpy4AVX2 is axpy1AVX2 for four accumulator rows (acc rows d apart, w rows wStride apart),",
 		"reading each row of rows once per 16 coordinates.")
 	Pragma("noescape")
 	a := Load(Param("acc").Base(), GP64())
@@ -429,8 +428,8 @@ func axpy4() {
 		LEAQ(Mem{Base: r, Index: j, Scale: 4}, rp)
 		Load(Param("w").Base(), wp)
 		Load(Param("n"), cnt)
-		MOVQ(cnt, ws)
-		SHLQ(U8(2), ws) // w row stride, bytes
+		Load(Param("wStride"), ws)
+		SHLQ(U8(2), ws) // bytes
 		Label(name + "_tok")
 		xs := make([]VecVirtual, width)
 		for k := range xs {

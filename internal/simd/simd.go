@@ -30,14 +30,14 @@ func (l Level) String() string {
 // kernels is one implementation level's set of kernels. A nil entry means
 // the level has no kernel for it and the generic twin runs.
 type kernels struct {
-	decodeSmall func(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d, d8 int)
-	decode4     func(dst []float32, tab *[16]float32, codes []byte, stride, idxOff, normOff, n, d, d8 int)
-	decode8     func(dst []float32, tab *[256]float32, codes []byte, stride, idxOff, normOff, n, d, d8 int)
-	decodeF16   func(dst []float32, src []byte, stride, n, d, d8 int)
-	dot1        func(out, q, rows []float32, n, d, d8, rowStride int)
-	dot4        func(out, q, rows []float32, n, d, d8, rowStride int)
-	axpy1       func(acc, w, rows []float32, n, d, d8, rowStride int)
-	axpy4       func(acc, w, rows []float32, n, d, d8, rowStride int)
+	decodeSmall func(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decode4     func(dst []float32, tab *[16]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decode8     func(dst []float32, tab *[256]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decodeF16   func(dst []float32, src []byte, stride, n, dstStride, d8 int)
+	dot1        func(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
+	dot4        func(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
+	axpy1       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
+	axpy4       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
 	expSum      func(x []float32, m float32) float32
 }
 
@@ -101,18 +101,18 @@ var laneShifts = func() (s [4][8]uint32) {
 	return s
 }()
 
-// DecodeCodes writes n rows of d floats to dst (row t at dst[t*d:]):
+// DecodeCodes writes n rows of d floats to dst (row t at dst[t*dstStride:]):
 // row t is norm_t · tab[index j of code t] for j < d, where code t starts at
 // codes[t*stride], its fp16 norm at byte normOff (normOff < 0: norm 1) and
 // its bits-wide indices (LSB-first stream, internal/bitpack) at idxOff.
 // tab holds the 1<<bits centroids (bits 1–4 or 8).
-func DecodeCodes(dst []float32, tab []float32, bits int, codes []byte, stride, idxOff, normOff, n, d int) {
+func DecodeCodes(dst []float32, dstStride int, tab []float32, bits int, codes []byte, stride, idxOff, normOff, n, d int) {
 	if n == 0 {
 		return
 	}
 	idxBytes := (d*bits + 7) / 8
 	end := (n-1)*stride + idxOff + idxBytes
-	check(len(dst) >= n*d && len(codes) >= end && len(tab) >= 1<<bits && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride,
+	check(dstStride >= d && len(dst) >= (n-1)*dstStride+d && len(codes) >= end && len(tab) >= 1<<bits && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride,
 		"DecodeCodes: short buffer or bad layout")
 	check(bits >= 1 && bits <= 4 || bits == 8, "DecodeCodes: bits must be 1–4 or 8")
 	d8 := d &^ 7
@@ -127,29 +127,29 @@ func DecodeCodes(dst []float32, tab []float32, bits int, codes []byte, stride, i
 			for i := range t8 {
 				t8[i] = tab[i%(1<<bits)]
 			}
-			active.decodeSmall(dst, &t8, &laneShifts[bits], bits, codes, stride, idxOff, normOff, vec, d, d8)
+			active.decodeSmall(dst, &t8, &laneShifts[bits], bits, codes, stride, idxOff, normOff, vec, dstStride, d8)
 		case bits == 4 && active.decode4 != nil:
-			active.decode4(dst, (*[16]float32)(tab), codes, stride, idxOff, normOff, vec, d, d8)
+			active.decode4(dst, (*[16]float32)(tab), codes, stride, idxOff, normOff, vec, dstStride, d8)
 		case bits == 8 && active.decode8 != nil:
-			active.decode8(dst, (*[256]float32)(tab), codes, stride, idxOff, normOff, vec, d, d8)
+			active.decode8(dst, (*[256]float32)(tab), codes, stride, idxOff, normOff, vec, dstStride, d8)
 		default:
 			vec, d8 = 0, 0
 		}
 	} else {
 		vec, d8 = 0, 0
 	}
-	decodeCodesGeneric(dst, tab, bits, codes, stride, idxOff, normOff, n, d, vec, d8)
+	decodeCodesGeneric(dst, dstStride, tab, bits, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 
 // decodeCodesGeneric fills what the vector kernel left: coordinates ≥ d8 of
 // rows < vec, and all of rows ≥ vec.
-func decodeCodesGeneric(dst, tab []float32, bits int, codes []byte, stride, idxOff, normOff, n, d, vec, d8 int) {
+func decodeCodesGeneric(dst []float32, dstStride int, tab []float32, bits int, codes []byte, stride, idxOff, normOff, n, d, vec, d8 int) {
 	mask := uint32(1)<<bits - 1
 	for t := range n {
 		code := codes[t*stride:]
 		norm := f16(uint16(code[normOff]) | uint16(code[normOff+1])<<8)
 		idx := code[idxOff:]
-		row := dst[t*d : t*d+d]
+		row := dst[t*dstStride : t*dstStride+d]
 		from := 0
 		if t < vec {
 			from = d8
@@ -166,59 +166,64 @@ func decodeCodesGeneric(dst, tab []float32, bits int, codes []byte, stride, idxO
 }
 
 // DecodeF16 converts n rows of d little-endian fp16 values, row t at
-// src[t*stride:], to dst (row t at dst[t*d:]).
-func DecodeF16(dst []float32, src []byte, stride, n, d int) {
+// src[t*stride:], to dst (row t at dst[t*dstStride:]).
+func DecodeF16(dst []float32, dstStride int, src []byte, stride, n, d int) {
 	if n == 0 {
 		return
 	}
-	check(len(dst) >= n*d && len(src) >= (n-1)*stride+2*d && stride >= 2*d, "DecodeF16: short buffer or bad layout")
+	check(dstStride >= d && len(dst) >= (n-1)*dstStride+d && len(src) >= (n-1)*stride+2*d && stride >= 2*d,
+		"DecodeF16: short buffer or bad layout")
 	d8 := d &^ 7
 	from := 0
 	if d8 > 0 && active.decodeF16 != nil {
-		active.decodeF16(dst, src, stride, n, d, d8)
+		active.decodeF16(dst, src, stride, n, dstStride, d8)
 		from = d8
 	}
 	for t := range n {
 		s := src[t*stride:]
-		row := dst[t*d : t*d+d]
+		row := dst[t*dstStride : t*dstStride+d]
 		for j := from; j < d; j++ {
 			row[j] = f16(uint16(s[2*j]) | uint16(s[2*j+1])<<8)
 		}
 	}
 }
 
-// Dot sets out[i*n+t] = Σ_j q[i*d+j]·rows[t*rowStride+j] for the g query
-// rows i < g (g = len(q)/d) and the n rows t < n.
-func Dot(out, q, rows []float32, n, d, rowStride int) {
+// Dot sets out[i*outStride+t] = Σ_j q[i*d+j]·rows[t*rowStride+j] for the g
+// query rows i < g (g = len(q)/d) and the n rows t < n.
+func Dot(out []float32, outStride int, q, rows []float32, n, d, rowStride int) {
 	if n == 0 || len(q) == 0 {
 		return
 	}
 	g := len(q) / d
-	check(len(q) == g*d && len(out) >= g*n && rowStride >= d && len(rows) >= (n-1)*rowStride+d, "Dot: bad lengths")
+	check(len(q) == g*d && outStride >= n && len(out) >= (g-1)*outStride+n && rowStride >= d &&
+		len(rows) >= (n-1)*rowStride+d, "Dot: bad lengths")
 	d8 := d &^ 7
+	if d8 == 0 || active.dot1 == nil {
+		for i := range g {
+			dotGeneric(out[i*outStride:i*outStride+n], q[i*d:i*d+d], rows, rowStride)
+		}
+		return
+	}
 	i := 0
-	if d8 > 0 && active.dot4 != nil {
+	if active.dot4 != nil {
 		for ; i+4 <= g; i += 4 {
-			active.dot4(out[i*n:], q[i*d:], rows, n, d, d8, rowStride)
+			active.dot4(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
 		}
 	}
 	for ; i < g; i++ {
-		if d8 > 0 && active.dot1 != nil {
-			active.dot1(out[i*n:], q[i*d:], rows, n, d, d8, rowStride)
-		} else {
-			dotGeneric(out[i*n:i*n+n], q[i*d:i*d+d], rows, rowStride)
-		}
+		active.dot1(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
 	}
-	if d8 > 0 && d8 < d && active.dot1 != nil { // the vector kernels stop at d8
-		for i := range g * n {
-			t := i % n
-			qi := q[(i/n)*d:]
-			r := rows[t*rowStride:]
-			s := out[i]
-			for j := d8; j < d; j++ {
-				s += qi[j] * r[j]
+	if d8 < d { // the vector kernels stop at d8
+		for i := range g {
+			qi := q[i*d+d8 : i*d+d]
+			for t := range n {
+				r := rows[t*rowStride+d8 : t*rowStride+d]
+				s := out[i*outStride+t]
+				for j, x := range qi {
+					s += x * r[j]
+				}
+				out[i*outStride+t] = s
 			}
-			out[i] = s
 		}
 	}
 }
@@ -240,43 +245,38 @@ func dotGeneric(out, q, rows []float32, rowStride int) {
 	}
 }
 
-// Axpy adds Σ_t w[i*n+t]·rows[t*rowStride+j] to acc[i*d+j] for the g
+// Axpy adds Σ_t w[i*wStride+t]·rows[t*rowStride+j] to acc[i*d+j] for the g
 // accumulator rows i < g (g = len(acc)/d), the n rows t and j < d.
-func Axpy(acc, w, rows []float32, n, d, rowStride int) {
+func Axpy(acc, w []float32, wStride int, rows []float32, n, d, rowStride int) {
 	if n == 0 || len(acc) == 0 {
 		return
 	}
 	g := len(acc) / d
-	check(len(acc) == g*d && len(w) >= g*n && rowStride >= d && len(rows) >= (n-1)*rowStride+d, "Axpy: bad lengths")
+	check(len(acc) == g*d && wStride >= n && len(w) >= (g-1)*wStride+n && rowStride >= d &&
+		len(rows) >= (n-1)*rowStride+d, "Axpy: bad lengths")
 	d8 := d &^ 7
-	i := 0
-	if d8 > 0 && active.axpy4 != nil {
-		for ; i+4 <= g; i += 4 {
-			active.axpy4(acc[i*d:], w[i*n:], rows, n, d, d8, rowStride)
+	from := 0
+	if d8 > 0 && active.axpy1 != nil {
+		i := 0
+		if active.axpy4 != nil {
+			for ; i+4 <= g; i += 4 {
+				active.axpy4(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+			}
 		}
+		for ; i < g; i++ {
+			active.axpy1(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+		}
+		from = d8
 	}
-	for ; i < g; i++ {
-		from := 0
-		if d8 > 0 && active.axpy1 != nil {
-			active.axpy1(acc[i*d:], w[i*n:], rows, n, d, d8, rowStride)
-			from = d8
-		}
+	if from == d {
+		return
+	}
+	for i := range g { // what the vector kernels left: coordinates ≥ d8
 		a := acc[i*d+from : i*d+d]
-		for t, wt := range w[i*n : i*n+n] {
+		for t, wt := range w[i*wStride : i*wStride+n] {
 			r := rows[t*rowStride+from : t*rowStride+d]
 			for j, x := range r {
 				a[j] += wt * x
-			}
-		}
-	}
-	if d8 > 0 && d8 < d && active.axpy4 != nil { // tails of the rows axpy4 did
-		for i := range g &^ 3 {
-			a := acc[i*d+d8 : i*d+d]
-			for t, wt := range w[i*n : i*n+n] {
-				r := rows[t*rowStride+d8 : t*rowStride+d]
-				for j, x := range r {
-					a[j] += wt * x
-				}
 			}
 		}
 	}

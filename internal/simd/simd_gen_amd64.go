@@ -8,45 +8,45 @@ package simd
 // tab holds the centroids repeated to 8 entries and sh the lane shifts 0, b, … 7b.
 //
 //go:noescape
-func decodeSmallAVX2(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d int, d8 int)
+func decodeSmallAVX2(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, dstStride int, d8 int)
 
 // decode4AVX2 is decodeCodesGeneric for 4-bit codes on the first d8 coordinates.
 //
 //go:noescape
-func decode4AVX2(dst []float32, tab *[16]float32, codes []byte, stride int, idxOff int, normOff int, n int, d int, d8 int)
+func decode4AVX2(dst []float32, tab *[16]float32, codes []byte, stride int, idxOff int, normOff int, n int, dstStride int, d8 int)
 
 // decode8AVX2 is decodeCodesGeneric for 8-bit codes on the first d8 coordinates.
 //
 //go:noescape
-func decode8AVX2(dst []float32, tab *[256]float32, codes []byte, stride int, idxOff int, normOff int, n int, d int, d8 int)
+func decode8AVX2(dst []float32, tab *[256]float32, codes []byte, stride int, idxOff int, normOff int, n int, dstStride int, d8 int)
 
 // decodeF16AVX2 is DecodeF16's loop on the first d8 coordinates of each row.
 //
 //go:noescape
-func decodeF16AVX2(dst []float32, src []byte, stride int, n int, d int, d8 int)
+func decodeF16AVX2(dst []float32, src []byte, stride int, n int, dstStride int, d8 int)
 
 // dot1AVX2 is dotGeneric on the first d8 coordinates, with 8-lane FMA sums.
 //
 //go:noescape
-func dot1AVX2(out []float32, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
+func dot1AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
 
-// dot4AVX2 is dot1AVX2 for four query rows (q rows d apart, out rows n apart),
+// dot4AVX2 is dot1AVX2 for four query rows (q rows d apart, out rows outStride apart),
 // reading each row of rows once.
 //
 //go:noescape
-func dot4AVX2(out []float32, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
+func dot4AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
 
 // axpy1AVX2 is Axpy's loop for one accumulator row on the first d8 coordinates:
 // 32 (then 8) coordinates stay in registers while every row is added in.
 //
 //go:noescape
-func axpy1AVX2(acc []float32, w []float32, rows []float32, n int, d int, d8 int, rowStride int)
+func axpy1AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int)
 
-// axpy4AVX2 is axpy1AVX2 for four accumulator rows (acc rows d apart, w rows n apart),
+// axpy4AVX2 is axpy1AVX2 for four accumulator rows (acc rows d apart, w rows wStride apart),
 // reading each row of rows once per 16 coordinates.
 //
 //go:noescape
-func axpy4AVX2(acc []float32, w []float32, rows []float32, n int, d int, d8 int, rowStride int)
+func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int)
 
 // expSumAVX2 is expSumGeneric on the first len(x)&^7 elements, with FMAs.
 //

@@ -4,7 +4,7 @@
 
 #include "textflag.h"
 
-// func decodeSmallAVX2(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d int, d8 int)
+// func decodeSmallAVX2(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, dstStride int, d8 int)
 // Requires: AVX, AVX2, F16C
 TEXT ·decodeSmallAVX2(SB), NOSPLIT, $0-120
 	MOVQ    tab+24(FP), AX
@@ -16,7 +16,7 @@ TEXT ·decodeSmallAVX2(SB), NOSPLIT, $0-120
 	MOVQ    dst_base+0(FP), DX
 	MOVQ    stride+72(FP), BX
 	MOVQ    n+96(FP), SI
-	MOVQ    d+104(FP), DI
+	MOVQ    dstStride+104(FP), DI
 	SHLQ    $0x02, DI
 
 small_row:
@@ -51,7 +51,7 @@ small_done:
 	VZEROUPPER
 	RET
 
-// func decode4AVX2(dst []float32, tab *[16]float32, codes []byte, stride int, idxOff int, normOff int, n int, d int, d8 int)
+// func decode4AVX2(dst []float32, tab *[16]float32, codes []byte, stride int, idxOff int, normOff int, n int, dstStride int, d8 int)
 // Requires: AVX, AVX2, F16C
 TEXT ·decode4AVX2(SB), NOSPLIT, $0-104
 	MOVQ    tab+24(FP), AX
@@ -62,7 +62,7 @@ TEXT ·decode4AVX2(SB), NOSPLIT, $0-104
 	MOVQ    dst_base+0(FP), CX
 	MOVQ    stride+56(FP), DX
 	MOVQ    n+80(FP), BX
-	MOVQ    d+88(FP), SI
+	MOVQ    dstStride+88(FP), SI
 	SHLQ    $0x02, SI
 
 d4_row:
@@ -110,7 +110,7 @@ DATA shifts4<>+24(SB)/4, $0x00000018
 DATA shifts4<>+28(SB)/4, $0x0000001c
 GLOBL shifts4<>(SB), RODATA|NOPTR, $32
 
-// func decode8AVX2(dst []float32, tab *[256]float32, codes []byte, stride int, idxOff int, normOff int, n int, d int, d8 int)
+// func decode8AVX2(dst []float32, tab *[256]float32, codes []byte, stride int, idxOff int, normOff int, n int, dstStride int, d8 int)
 // Requires: AVX, AVX2, F16C
 TEXT ·decode8AVX2(SB), NOSPLIT, $0-104
 	MOVQ tab+24(FP), AX
@@ -118,7 +118,7 @@ TEXT ·decode8AVX2(SB), NOSPLIT, $0-104
 	MOVQ dst_base+0(FP), DX
 	MOVQ stride+56(FP), BX
 	MOVQ n+80(FP), SI
-	MOVQ d+88(FP), DI
+	MOVQ dstStride+88(FP), DI
 	SHLQ $0x02, DI
 
 d8_row:
@@ -154,14 +154,14 @@ d8_done:
 	VZEROUPPER
 	RET
 
-// func decodeF16AVX2(dst []float32, src []byte, stride int, n int, d int, d8 int)
+// func decodeF16AVX2(dst []float32, src []byte, stride int, n int, dstStride int, d8 int)
 // Requires: AVX, F16C
 TEXT ·decodeF16AVX2(SB), NOSPLIT, $0-80
 	MOVQ src_base+24(FP), AX
 	MOVQ dst_base+0(FP), CX
 	MOVQ stride+48(FP), DX
 	MOVQ n+56(FP), BX
-	MOVQ d+64(FP), SI
+	MOVQ dstStride+64(FP), SI
 	SHLQ $0x02, SI
 
 f16_row:
@@ -187,16 +187,16 @@ f16_done:
 	VZEROUPPER
 	RET
 
-// func dot1AVX2(out []float32, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
+// func dot1AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
 // Requires: AVX, FMA3
-TEXT ·dot1AVX2(SB), NOSPLIT, $0-104
+TEXT ·dot1AVX2(SB), NOSPLIT, $0-112
 	MOVQ out_base+0(FP), AX
-	MOVQ q_base+24(FP), CX
-	MOVQ rows_base+48(FP), DX
-	MOVQ n+72(FP), BX
-	MOVQ rowStride+96(FP), SI
+	MOVQ q_base+32(FP), CX
+	MOVQ rows_base+56(FP), DX
+	MOVQ n+80(FP), BX
+	MOVQ rowStride+104(FP), SI
 	SHLQ $0x02, SI
-	MOVQ d8+88(FP), DI
+	MOVQ d8+96(FP), DI
 
 dot1_row:
 	TESTQ  BX, BX
@@ -250,19 +250,19 @@ dot1_done:
 	VZEROUPPER
 	RET
 
-// func dot4AVX2(out []float32, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
+// func dot4AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
 // Requires: AVX, FMA3
-TEXT ·dot4AVX2(SB), NOSPLIT, $0-104
+TEXT ·dot4AVX2(SB), NOSPLIT, $0-112
 	MOVQ out_base+0(FP), AX
-	MOVQ q_base+24(FP), CX
-	MOVQ rows_base+48(FP), DX
-	MOVQ n+72(FP), BX
-	MOVQ rowStride+96(FP), SI
+	MOVQ q_base+32(FP), CX
+	MOVQ rows_base+56(FP), DX
+	MOVQ n+80(FP), BX
+	MOVQ rowStride+104(FP), SI
 	SHLQ $0x02, SI
-	MOVQ d8+88(FP), DI
-	MOVQ d+80(FP), R8
+	MOVQ d8+96(FP), DI
+	MOVQ d+88(FP), R8
 	SHLQ $0x02, R8
-	MOVQ BX, R9
+	MOVQ outStride+24(FP), R9
 	SHLQ $0x02, R9
 	LEAQ (R8)(R8*2), R10
 
@@ -323,15 +323,15 @@ dot4_done:
 	VZEROUPPER
 	RET
 
-// func axpy1AVX2(acc []float32, w []float32, rows []float32, n int, d int, d8 int, rowStride int)
+// func axpy1AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int)
 // Requires: AVX, FMA3
-TEXT ·axpy1AVX2(SB), NOSPLIT, $0-104
+TEXT ·axpy1AVX2(SB), NOSPLIT, $0-112
 	MOVQ acc_base+0(FP), AX
 	MOVQ w_base+24(FP), CX
-	MOVQ rows_base+48(FP), DX
-	MOVQ rowStride+96(FP), BX
+	MOVQ rows_base+56(FP), DX
+	MOVQ rowStride+104(FP), BX
 	SHLQ $0x02, BX
-	MOVQ d8+88(FP), SI
+	MOVQ d8+96(FP), SI
 	XORQ DI, DI
 
 axpy1_4:
@@ -353,7 +353,7 @@ axpy1_4_tok:
 	VFMADD231PS  96(R9), Y4, Y3
 	ADDQ         BX, R9
 	INCQ         R10
-	MOVQ         n+72(FP), R11
+	MOVQ         n+80(FP), R11
 	CMPQ         R10, R11
 	JB           axpy1_4_tok
 	VMOVUPS      Y0, (AX)(DI*4)
@@ -377,7 +377,7 @@ axpy1_1_tok:
 	VFMADD231PS  (R9), Y1, Y0
 	ADDQ         BX, R9
 	INCQ         R10
-	MOVQ         n+72(FP), R11
+	MOVQ         n+80(FP), R11
 	CMPQ         R10, R11
 	JB           axpy1_1_tok
 	VMOVUPS      Y0, (AX)(DI*4)
@@ -388,15 +388,15 @@ axpy1_1_end:
 	VZEROUPPER
 	RET
 
-// func axpy4AVX2(acc []float32, w []float32, rows []float32, n int, d int, d8 int, rowStride int)
+// func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int)
 // Requires: AVX, FMA3
-TEXT ·axpy4AVX2(SB), NOSPLIT, $0-104
+TEXT ·axpy4AVX2(SB), NOSPLIT, $0-112
 	MOVQ acc_base+0(FP), AX
-	MOVQ rows_base+48(FP), CX
-	MOVQ rowStride+96(FP), DX
+	MOVQ rows_base+56(FP), CX
+	MOVQ rowStride+104(FP), DX
 	SHLQ $0x02, DX
-	MOVQ d8+88(FP), BX
-	MOVQ d+80(FP), SI
+	MOVQ d8+96(FP), BX
+	MOVQ d+88(FP), SI
 	SHLQ $0x02, SI
 	LEAQ (SI)(SI*2), DI
 	XORQ R8, R8
@@ -421,8 +421,8 @@ axpy4_2:
 	VMOVUPS 32(R10)(R8*4), Y7
 	LEAQ    (CX)(R8*4), R10
 	MOVQ    w_base+24(FP), R11
-	MOVQ    n+72(FP), R13
-	MOVQ    R13, R12
+	MOVQ    n+80(FP), R13
+	MOVQ    wStride+48(FP), R12
 	SHLQ    $0x02, R12
 
 axpy4_2_tok:
@@ -476,8 +476,8 @@ axpy4_1:
 	VMOVUPS (R10)(R8*4), Y3
 	LEAQ    (CX)(R8*4), R10
 	MOVQ    w_base+24(FP), R11
-	MOVQ    n+72(FP), R13
-	MOVQ    R13, R12
+	MOVQ    n+80(FP), R13
+	MOVQ    wStride+48(FP), R12
 	SHLQ    $0x02, R12
 
 axpy4_1_tok:

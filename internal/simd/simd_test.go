@@ -91,11 +91,18 @@ func TestDecodeCodesMatchesGeneric(t *testing.T) {
 					h := half.FromFloat32(float32(r.ExpFloat64()))
 					codes[tk*stride], codes[tk*stride+1] = byte(h), byte(h>>8)
 				}
-				want := make([]float32, n*d)
-				decodeCodesGeneric(want, tab, bits, codes, stride, 2, 0, n, d, 0, 0)
+				ds := d + r.IntN(3)
+				want := make([]float32, (n-1)*ds+d)
+				decodeCodesGeneric(want, ds, tab, bits, codes, stride, 2, 0, n, d, 0, 0)
 				for _, c := range [][]byte{codes, append(codes[:len(codes):len(codes)], 0, 0, 0, 0)[:len(codes)]} {
-					got, ok := guarded(n * d)
-					with(t, l, func() { DecodeCodes(got, tab, bits, c, stride, 2, 0, n, d) })
+					got, ok := guarded(len(want))
+					copy(got, want)
+					for tk := range n { // poison the rows; the gaps between them must survive
+						for j := range d {
+							got[tk*ds+j] = -1
+						}
+					}
+					with(t, l, func() { DecodeCodes(got, ds, tab, bits, c, stride, 2, 0, n, d) })
 					ok(t)
 					for i := range want {
 						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
@@ -116,7 +123,7 @@ func TestDecodeF16Exhaustive(t *testing.T) {
 	levels := append([]Level{Generic}, availableVector()...)
 	for _, l := range levels {
 		got, ok := guarded(65536)
-		with(t, l, func() { DecodeF16(got, src, 2*65536, 1, 65536) })
+		with(t, l, func() { DecodeF16(got, 65536, src, 2*65536, 1, 65536) })
 		ok(t)
 		for h := range 65536 {
 			want := half.ToFloat32(uint16(h))
@@ -147,9 +154,9 @@ func TestDecodeF16Strided(t *testing.T) {
 				src[i] = byte(r.Uint32())
 			}
 			want := make([]float32, n*d)
-			with(t, Generic, func() { DecodeF16(want, src, stride, n, d) })
+			with(t, Generic, func() { DecodeF16(want, d, src, stride, n, d) })
 			got, ok := guarded(n * d)
-			with(t, l, func() { DecodeF16(got, src, stride, n, d) })
+			with(t, l, func() { DecodeF16(got, d, src, stride, n, d) })
 			ok(t)
 			for i := range want {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) && want[i] == want[i] {
@@ -174,8 +181,9 @@ func TestDotMatchesGeneric(t *testing.T) {
 				n := 1 + r.IntN(40)
 				rs := d + r.IntN(3)
 				q, rows := mixed(r, g*d), mixed(r, (n-1)*rs+d)
-				got, ok := guarded(g * n)
-				with(t, l, func() { Dot(got, q, rows, n, d, rs) })
+				os := n + r.IntN(3)
+				got, ok := guarded((g-1)*os + n)
+				with(t, l, func() { Dot(got, os, q, rows, n, d, rs) })
 				ok(t)
 				for i := range g {
 					for tk := range n {
@@ -185,8 +193,8 @@ func TestDotMatchesGeneric(t *testing.T) {
 							want += p
 							scale += math.Abs(p)
 						}
-						if !closeTo(got[i*n+tk], float32(want), float32(scale), 1e-6) {
-							t.Fatalf("%v g=%d d=%d: out[%d][%d] = %v, want %v (scale %v)", l, g, d, i, tk, got[i*n+tk], want, scale)
+						if !closeTo(got[i*os+tk], float32(want), float32(scale), 1e-6) {
+							t.Fatalf("%v g=%d d=%d: out[%d][%d] = %v, want %v (scale %v)", l, g, d, i, tk, got[i*os+tk], want, scale)
 						}
 					}
 				}
@@ -202,17 +210,18 @@ func TestAxpyMatchesGeneric(t *testing.T) {
 			for _, d := range []int{1, 8, 9, 16, 24, 40, 64, 100, 128} {
 				n := 1 + r.IntN(40)
 				rs := d + r.IntN(3)
-				w, rows := mixed(r, g*n), mixed(r, (n-1)*rs+d)
+				ws := n + r.IntN(3)
+				w, rows := mixed(r, (g-1)*ws+n), mixed(r, (n-1)*rs+d)
 				acc0 := mixed(r, g*d)
 				got, ok := guarded(g * d)
 				copy(got, acc0)
-				with(t, l, func() { Axpy(got, w, rows, n, d, rs) })
+				with(t, l, func() { Axpy(got, w, ws, rows, n, d, rs) })
 				ok(t)
 				for i := range g {
 					for j := range d {
 						want, scale := float64(acc0[i*d+j]), math.Abs(float64(acc0[i*d+j]))
 						for tk := range n {
-							p := float64(w[i*n+tk]) * float64(rows[tk*rs+j])
+							p := float64(w[i*ws+tk]) * float64(rows[tk*rs+j])
 							want += p
 							scale += math.Abs(p)
 						}
