@@ -39,6 +39,9 @@ type kernels struct {
 	axpy1       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
 	axpy4       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
 	expSum      func(x []float32, m float32) float32
+	fwhtFirst8  func(dst, src, signs []float32)
+	fwhtPass    [4]func(x []float32, h int) // by levels per sweep (1–3)
+	scale       func(x []float32, k float32)
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
 	dotCodes  [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
 	axpyCodes [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
@@ -531,4 +534,44 @@ func f16(h uint16) float32 {
 		return math.Float32frombits(sign | 0x7f800000 | man<<13)
 	}
 	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+}
+
+// FWHT sets dst = H·(signs∘src), the unnormalised Walsh–Hadamard transform
+// of src with the signs applied first (signs nil: none), and reports true;
+// it reports false, touching nothing, when no vector kernel runs, so the
+// caller's own loop (the oracle, bit-identical to this one: the same
+// butterflies in the same order) does the work. len(dst) must be a power of
+// two ≥ 8, src and signs (if any) as long.
+func FWHT(dst, src, signs []float32) bool {
+	n := len(dst)
+	if active.fwhtFirst8 == nil || n < 8 || n&(n-1) != 0 {
+		return false
+	}
+	check(len(src) == n && (signs == nil || len(signs) == n), "FWHT: lengths differ")
+	active.fwhtFirst8(dst, src, signs)
+	h := 8
+	for ; 8*h <= n; h *= 8 {
+		active.fwhtPass[3](dst, h)
+	}
+	if 4*h <= n {
+		active.fwhtPass[2](dst, h)
+		h *= 4
+	}
+	if 2*h <= n {
+		active.fwhtPass[1](dst, h)
+	}
+	return true
+}
+
+// Scale multiplies x by k (one rounding per element, so every level gives
+// the same bits).
+func Scale(x []float32, k float32) {
+	from := 0
+	if active.scale != nil {
+		active.scale(x, k)
+		from = len(x) &^ 7
+	}
+	for i := from; i < len(x); i++ {
+		x[i] *= k
+	}
 }

@@ -53,6 +53,32 @@ func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d
 //go:noescape
 func expSumAVX2(x []float32, m float32) float32
 
+// fwhtFirst8AVX2 sets each block of 8 of dst to the 8-point transform of
+// signs∘src (signs may be empty: no signs); len(dst) is a multiple of 8.
+//
+//go:noescape
+func fwhtFirst8AVX2(dst []float32, src []float32, signs []float32)
+
+// scaleAVX2 multiplies the first len(x)&^7 elements of x by k.
+//
+//go:noescape
+func scaleAVX2(x []float32, k float32)
+
+// fwhtPass2AVX2 does levels h … 1h of the transform (h ≥ 8, a power of two).
+//
+//go:noescape
+func fwhtPass2AVX2(x []float32, h int)
+
+// fwhtPass4AVX2 does levels h … 2h of the transform (h ≥ 8, a power of two).
+//
+//go:noescape
+func fwhtPass4AVX2(x []float32, h int)
+
+// fwhtPass8AVX2 does levels h … 4h of the transform (h ≥ 8, a power of two).
+//
+//go:noescape
+func fwhtPass8AVX2(x []float32, h int)
+
 // dotCodesSmall1AVX2 is dotCodesGeneric for 1–3-bit codes and one query row on the first d8 coordinates.
 //
 //go:noescape
