@@ -38,7 +38,7 @@ func TestCompareMatchesMeasureRealKV(t *testing.T) {
 		assert.InDelta(t, want.Top5, got.Top5, 1e-12)
 		assert.InDelta(t, want.OutErr, got.OutErr, 1e-12)
 		assert.Equal(t, center, got.Center)
-		assert.Equal(t, !center, got.Default, "tq3 ships without Center")
+		assert.Equal(t, center, got.Default, "tq3 ships with Center")
 		assert.InDelta(t, 3.25, got.Bits, 1e-12) // 3 bits + an fp16 norm per 64
 		if center {
 			// The means (2 × fp32 × 64 per head) spread over the chunks.
@@ -52,6 +52,9 @@ func TestCompareMatchesMeasureRealKV(t *testing.T) {
 		s := rows[1]
 		assert.InDelta(t, got.CosMean, s.CosMean, 2e-4, "center=%v", center)
 		assert.InDelta(t, got.OutErr, s.OutErr, 2e-3, "center=%v", center)
+		assert.InDelta(t, got.OutErrAll, s.OutErrAll, 2e-3, "center=%v", center)
+		// The last query's output is one of every query's.
+		assert.Greater(t, got.OutErrAll, 0.0)
 		assert.InDelta(t, got.BitsFixture, s.BitsFixture, 1e-12)
 	}
 }
@@ -67,7 +70,7 @@ func TestCompareBaselinesOnRealKV(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, rows[0].CosMean, 0.9999) // int8 is near exact
 	assert.Greater(t, rows[2].CosMean, rows[1].CosMean)
-	assert.Less(t, rows[2].OutErr, rows[1].OutErr)
+	assert.Less(t, rows[2].OutErrAll, rows[1].OutErrAll)
 	assert.Equal(t, 9.0, rows[0].Bits)
 	// Chunks are not multiples of 32 tokens: KIVI keys pay for partial
 	// groups on this data.
@@ -77,7 +80,7 @@ func TestCompareBaselinesOnRealKV(t *testing.T) {
 
 func TestCheckEqualBits(t *testing.T) {
 	row := func(name, family string, bits, cos, top1, out float64) CompareRow {
-		return CompareRow{Name: name, Family: family, Default: true, Bits: bits, CosMean: cos, Top1: top1, OutErr: out}
+		return CompareRow{Name: name, Family: family, Default: true, Bits: bits, CosMean: cos, Top1: top1, OutErrAll: out}
 	}
 	rows := []CompareRow{
 		row("tq2", "turboquant", 2.125, 0.95, 0.7, 0.30),
