@@ -2,6 +2,7 @@ package turboquant
 
 import (
 	"fmt"
+	"github.com/turboquant-go/tq/internal/simd"
 	"io"
 	"math"
 	"sync"
@@ -67,7 +68,8 @@ type Pool struct {
 	qmu    sync.Mutex
 	quants map[string]*Quantizer // by config: identical quantizers are shared
 
-	states sync.Pool // *attendState
+	states    sync.Pool // *attendState
+	rowStates sync.Pool // *rowState
 }
 
 // layerPlan is what a layer's codecs cost.
@@ -509,13 +511,13 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 	l.nSink += toSink
 	if cowTail {
 		last := len(l.blocks) - 1
-		nb := &block{data: append([]byte(nil), l.blocks[last].data...)}
+		nb := &block{data: append(newBlockData(plan.blockBytes)[:0], l.blocks[last].data...)}
 		nb.refs.Store(1)
 		s.dropBlock(layer, l.blocks[last])
 		l.blocks[last] = nb
 	}
 	for range newBlocks {
-		nb := &block{data: make([]byte, plan.blockBytes)}
+		nb := &block{data: newBlockData(plan.blockBytes)}
 		nb.refs.Store(1)
 		l.blocks = append(l.blocks, nb)
 	}
@@ -596,6 +598,10 @@ func widenFP16(buf []byte, slot, h, d, H int, k, v []float32) ([]float32, []floa
 
 // fp16Vec returns the fp16 key and value bytes of head h of token slot in an
 // fp16 token buffer ([t][H][2][d]).
+// newBlockData allocates a block's bytes with simd.Slack spare capacity, so
+// the decode kernels' word loads past the last code stay inside it.
+func newBlockData(n int64) []byte { return make([]byte, n, n+simd.Slack) }
+
 func fp16Vec(buf []byte, slot, h, d, H int) (k, v []byte) {
 	base := (slot*H + h) * 2 * d * 2
 	return buf[base : base+2*d], buf[base+2*d : base+4*d]

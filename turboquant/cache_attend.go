@@ -3,6 +3,9 @@ package turboquant
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 )
 
 // tokenSource walks one KV head's tokens of a layer in position order,
@@ -72,20 +75,59 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	}
 	g := cfg.QHeads / cfg.KVHeads
 	d := cfg.HeadDim
-	st := s.pool.attendState(n)
-	defer s.pool.states.Put(st)
-	for h := range cfg.KVHeads {
+	head := func(h int, st *attendState, rs *rowState) {
 		hc := l.heads[h]
 		ts := s.source(layer, h)
-		st.bind(hc, ts.fp16)
+		rows := usesRows(hc)
+		if !rows {
+			st.bind(hc, ts.fp16)
+			defer st.release(hc)
+		}
 		for i := range T {
 			limit := n - T + i + 1
 			q0 := (i*cfg.QHeads + h*g) * d
-			st.attendGroup(ts, hc, queries[q0:q0+g*d], out[q0:q0+g*d], limit, cfg.Scale)
+			if rows {
+				rs.attend(ts, hc, queries[q0:q0+g*d], out[q0:q0+g*d], limit, cfg.Scale)
+			} else {
+				st.attendGroup(ts, hc, queries[q0:q0+g*d], out[q0:q0+g*d], limit, cfg.Scale)
+			}
 		}
-		st.release(hc)
 	}
+	workers := min(runtime.GOMAXPROCS(0), cfg.KVHeads)
+	if n*T*cfg.KVHeads*d < parallelAttendMin {
+		workers = 1
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, rs := s.pool.attendState(n), s.pool.rowState(n)
+			defer s.pool.states.Put(st)
+			defer s.pool.rowStates.Put(rs)
+			for h := int(next.Add(1) - 1); h < cfg.KVHeads; h = int(next.Add(1) - 1) {
+				head(h, st, rs)
+			}
+		}()
+	}
+	wg.Wait()
 	return nil
+}
+
+// parallelAttendMin is the work (tokens × queries × KV heads × head dim)
+// above which Attend spreads KV heads over goroutines: about 1 ms of
+// single-core decode, well above the cost of starting them.
+const parallelAttendMin = 1 << 22
+
+// rowState returns pooled row-path working memory for n tokens.
+func (p *Pool) rowState(n int) *rowState {
+	rs, ok := p.rowStates.Get().(*rowState)
+	if !ok {
+		rs = newRowState(p.cfg.QHeads/p.cfg.KVHeads, p.cfg.HeadDim, n)
+	}
+	rs.fit(n)
+	return rs
 }
 
 // attendState is the working memory of one Attend call: prepared queries
@@ -245,6 +287,14 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 	}
 	h := qHead / (cfg.QHeads / cfg.KVHeads)
 	ts := s.source(layer, h)
+	if hc := l.heads[h]; usesRows(hc) {
+		rs := newRowState(1, cfg.HeadDim, n)
+		rs.fit(n)
+		rs.prepare(hc, query, cfg.Scale)
+		rs.score(ts, hc, n)
+		copy(dst, rs.logits[:n])
+		return nil
+	}
 	kq, rq := l.heads[h].k.newQuery(), ts.fp16.newQuery()
 	kq.reset(query)
 	rq.reset(query)

@@ -412,7 +412,7 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 			return fmt.Errorf("restoring layer %d: %w", layer, err)
 		}
 		rs.reserved += plan.blockBytes
-		blk := &block{data: make([]byte, plan.blockBytes)}
+		blk := &block{data: newBlockData(plan.blockBytes)}
 		blk.refs.Store(1)
 		off := 0
 		for h := range H {

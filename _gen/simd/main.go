@@ -1,0 +1,539 @@
+// Command simd generates internal/simd's AVX2 kernels. Run it through
+// `go generate ./internal/simd` (see internal/simd/gen.go).
+package main
+
+import (
+	"math"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+func main() {
+	ConstraintExpr("!purego,!noasm")
+	decodeSmall()
+	decode4()
+	decode8()
+	decodeF16()
+	dot1()
+	dot4()
+	axpy1()
+	axpy4()
+	expSum()
+	Generate()
+}
+
+// rowLoop emits the loop over n rows of codes: p walks the codes by stride,
+// out walks dst by 4·d bytes; body emits one row's work.
+func rowLoop(name string, body func(p, out Register)) {
+	p := Load(Param("codes").Base(), GP64())
+	out := Load(Param("dst").Base(), GP64())
+	stride := Load(Param("stride"), GP64())
+	n := Load(Param("n"), GP64())
+	rowBytes := Load(Param("dstStride"), GP64())
+	SHLQ(U8(2), rowBytes)
+	Label(name + "_row")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	body(p, out)
+	ADDQ(stride, p)
+	ADDQ(rowBytes, out)
+	DECQ(n)
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// loadNorm broadcasts the fp16 norm at normOff(p) into a vector register.
+func loadNorm(p Register) VecVirtual {
+	off := Load(Param("normOff"), GP64())
+	h := GP32()
+	MOVWLZX(Mem{Base: p, Index: off, Scale: 1}, h)
+	x := XMM()
+	VMOVD(h, x)
+	VCVTPH2PS(x, x)
+	y := YMM()
+	VBROADCASTSS(x, y)
+	return y
+}
+
+// groupLoop emits the loop over the d8/8 groups of 8 coordinates of a row:
+// ip walks the index bytes by step, op walks the row's floats.
+func groupLoop(name string, p, out Register, step int, body func(ip, op Register)) {
+	ip := GP64()
+	off := Load(Param("idxOff"), GP64())
+	LEAQ(Mem{Base: p, Index: off, Scale: 1}, ip)
+	op := GP64()
+	MOVQ(out, op)
+	j := Load(Param("d8"), GP64())
+	Label(name + "_grp")
+	body(ip, op)
+	ADDQ(U32(step), ip)
+	ADDQ(U32(32), op)
+	SUBQ(U32(8), j)
+	JNZ(LabelRef(name + "_grp"))
+}
+
+const codeSig = "codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)"
+
+func decodeSmall() {
+	TEXT("decodeSmallAVX2", NOSPLIT, "func(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, "+codeSig)
+	Doc("decodeSmallAVX2 is decodeCodesGeneric for 1–3-bit codes on the first d8 coordinates:",
+		"tab holds the centroids repeated to 8 entries and sh the lane shifts 0, b, … 7b.")
+	Pragma("noescape")
+	tab, sh := YMM(), YMM()
+	VMOVUPS(Mem{Base: Load(Param("tab"), GP64())}, tab)
+	VMOVDQU(Mem{Base: Load(Param("sh"), GP64())}, sh)
+	bits := Load(Param("bits"), GP64())
+	rowLoop("small", func(p, out Register) {
+		norm := loadNorm(p)
+		ip := GP64()
+		off := Load(Param("idxOff"), GP64())
+		LEAQ(Mem{Base: p, Index: off, Scale: 1}, ip)
+		op := GP64()
+		MOVQ(out, op)
+		j := Load(Param("d8"), GP64())
+		Label("small_grp")
+		// vpermps reads only the low three bits of each lane, so the
+		// shifted-out higher indices need no mask: tab repeats the
+		// centroids of 1- and 2-bit codes.
+		idx, c := YMM(), YMM()
+		VPBROADCASTD(Mem{Base: ip}, idx)
+		VPSRLVD(sh, idx, idx)
+		VPERMPS(tab, idx, c)
+		VMULPS(norm, c, c)
+		VMOVUPS(c, Mem{Base: op})
+		ADDQ(bits, ip)
+		ADDQ(U32(32), op)
+		SUBQ(U32(8), j)
+		JNZ(LabelRef("small_grp"))
+	})
+}
+
+func decode4() {
+	TEXT("decode4AVX2", NOSPLIT, "func(dst []float32, tab *[16]float32, "+codeSig)
+	Doc("decode4AVX2 is decodeCodesGeneric for 4-bit codes on the first d8 coordinates.")
+	Pragma("noescape")
+	t := Load(Param("tab"), GP64())
+	lo, hi, sh := YMM(), YMM(), YMM()
+	VMOVUPS(Mem{Base: t}, lo)
+	VMOVUPS(Mem{Base: t, Disp: 32}, hi)
+	shifts := GLOBL("shifts4", RODATA|NOPTR)
+	for i := range 8 {
+		DATA(4*i, U32(4*i))
+	}
+	VMOVDQU(shifts, sh)
+	rowLoop("d4", func(p, out Register) {
+		norm := loadNorm(p)
+		groupLoop("d4", p, out, 4, func(ip, op Register) {
+			idx, a, b, m := YMM(), YMM(), YMM(), YMM()
+			VPBROADCASTD(Mem{Base: ip}, idx)
+			VPSRLVD(sh, idx, idx)
+			VPERMPS(lo, idx, a)
+			VPERMPS(hi, idx, b)
+			VPSLLD(U8(28), idx, m) // bit 3 of the index becomes the blend sign
+			VBLENDVPS(m, b, a, a)
+			VMULPS(norm, a, a)
+			VMOVUPS(a, Mem{Base: op})
+		})
+	})
+}
+
+func decode8() {
+	TEXT("decode8AVX2", NOSPLIT, "func(dst []float32, tab *[256]float32, "+codeSig)
+	Doc("decode8AVX2 is decodeCodesGeneric for 8-bit codes on the first d8 coordinates.")
+	Pragma("noescape")
+	t := Load(Param("tab"), GP64())
+	rowLoop("d8", func(p, out Register) {
+		norm := loadNorm(p)
+		groupLoop("d8", p, out, 8, func(ip, op Register) {
+			idx, m, c := YMM(), YMM(), YMM()
+			VPMOVZXBD(Mem{Base: ip}, idx)
+			VPCMPEQD(m, m, m)
+			VXORPS(c, c, c)
+			VGATHERDPS(m, Mem{Base: t, Index: idx, Scale: 4}, c)
+			VMULPS(norm, c, c)
+			VMOVUPS(c, Mem{Base: op})
+		})
+	})
+}
+
+func decodeF16() {
+	TEXT("decodeF16AVX2", NOSPLIT, "func(dst []float32, src []byte, stride, n, dstStride, d8 int)")
+	Doc("decodeF16AVX2 is DecodeF16's loop on the first d8 coordinates of each row.")
+	Pragma("noescape")
+	p := Load(Param("src").Base(), GP64())
+	out := Load(Param("dst").Base(), GP64())
+	stride := Load(Param("stride"), GP64())
+	n := Load(Param("n"), GP64())
+	rowBytes := Load(Param("dstStride"), GP64())
+	SHLQ(U8(2), rowBytes)
+	Label("f16_row")
+	TESTQ(n, n)
+	JZ(LabelRef("f16_done"))
+	ip, op := GP64(), GP64()
+	MOVQ(p, ip)
+	MOVQ(out, op)
+	j := Load(Param("d8"), GP64())
+	Label("f16_grp")
+	x := YMM()
+	VCVTPH2PS(Mem{Base: ip}, x)
+	VMOVUPS(x, Mem{Base: op})
+	ADDQ(U32(16), ip)
+	ADDQ(U32(32), op)
+	SUBQ(U32(8), j)
+	JNZ(LabelRef("f16_grp"))
+	ADDQ(stride, p)
+	ADDQ(rowBytes, out)
+	DECQ(n)
+	JMP(LabelRef("f16_row"))
+	Label("f16_done")
+	VZEROUPPER()
+	RET()
+}
+
+const rowSig = "rows []float32, n, d, d8, rowStride int)"
+
+// hsum reduces the 8 lanes of y into the low lane of its XMM half.
+func hsum(y VecVirtual) Register {
+	x := XMM()
+	VEXTRACTF128(U8(1), y, x)
+	lo := y.AsX()
+	VADDPS(x, lo, lo)
+	VMOVHLPS(lo, x, x)
+	VADDPS(x, lo, lo)
+	VMOVSHDUP(lo, x)
+	VADDSS(x, lo, lo)
+	return lo
+}
+
+func dot1() {
+	TEXT("dot1AVX2", NOSPLIT, "func(out []float32, outStride int, q, "+rowSig)
+	Doc("dot1AVX2 is dotGeneric on the first d8 coordinates, with 8-lane FMA sums.")
+	Pragma("noescape")
+	o := Load(Param("out").Base(), GP64())
+	q := Load(Param("q").Base(), GP64())
+	r := Load(Param("rows").Base(), GP64())
+	n := Load(Param("n"), GP64())
+	rs := Load(Param("rowStride"), GP64())
+	SHLQ(U8(2), rs)
+	d8 := Load(Param("d8"), GP64())
+	Label("dot1_row")
+	TESTQ(n, n)
+	JZ(LabelRef("dot1_done"))
+	acc := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	for _, a := range acc {
+		VXORPS(a, a, a)
+	}
+	j := GP64()
+	XORQ(j, j)
+	Label("dot1_32")
+	t := GP64()
+	LEAQ(Mem{Base: j, Disp: 32}, t)
+	CMPQ(t, d8)
+	JA(LabelRef("dot1_8"))
+	for k, a := range acc {
+		x := YMM()
+		VMOVUPS(Mem{Base: r, Index: j, Scale: 4, Disp: 32 * k}, x)
+		VFMADD231PS(Mem{Base: q, Index: j, Scale: 4, Disp: 32 * k}, x, a)
+	}
+	MOVQ(t, j)
+	JMP(LabelRef("dot1_32"))
+	Label("dot1_8")
+	CMPQ(j, d8)
+	JAE(LabelRef("dot1_sum"))
+	x := YMM()
+	VMOVUPS(Mem{Base: r, Index: j, Scale: 4}, x)
+	VFMADD231PS(Mem{Base: q, Index: j, Scale: 4}, x, acc[0])
+	ADDQ(U32(8), j)
+	JMP(LabelRef("dot1_8"))
+	Label("dot1_sum")
+	VADDPS(acc[1], acc[0], acc[0])
+	VADDPS(acc[3], acc[2], acc[2])
+	VADDPS(acc[2], acc[0], acc[0])
+	s := hsum(acc[0])
+	VMOVSS(s, Mem{Base: o})
+	ADDQ(U32(4), o)
+	ADDQ(rs, r)
+	DECQ(n)
+	JMP(LabelRef("dot1_row"))
+	Label("dot1_done")
+	VZEROUPPER()
+	RET()
+}
+
+func dot4() {
+	TEXT("dot4AVX2", NOSPLIT, "func(out []float32, outStride int, q, "+rowSig)
+	Doc("dot4AVX2 is dot1AVX2 for four query rows (q rows d apart, out rows outStride apart),",
+		"reading each row of rows once.")
+	Pragma("noescape")
+	o := Load(Param("out").Base(), GP64())
+	q := Load(Param("q").Base(), GP64())
+	r := Load(Param("rows").Base(), GP64())
+	n := Load(Param("n"), GP64())
+	rs := Load(Param("rowStride"), GP64())
+	SHLQ(U8(2), rs)
+	d8 := Load(Param("d8"), GP64())
+	qs := Load(Param("d"), GP64()) // query row stride, bytes
+	SHLQ(U8(2), qs)
+	os := Load(Param("outStride"), GP64()) // bytes
+	SHLQ(U8(2), os)
+	qs3 := GP64()
+	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
+	Label("dot4_row")
+	TESTQ(n, n)
+	JZ(LabelRef("dot4_done"))
+	acc := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	for _, a := range acc {
+		VXORPS(a, a, a)
+	}
+	j := GP64()
+	XORQ(j, j)
+	Label("dot4_grp")
+	x := YMM()
+	VMOVUPS(Mem{Base: r, Index: j, Scale: 4}, x)
+	qp := GP64()
+	LEAQ(Mem{Base: q, Index: j, Scale: 4}, qp)
+	VFMADD231PS(Mem{Base: qp}, x, acc[0])
+	VFMADD231PS(Mem{Base: qp, Index: qs, Scale: 1}, x, acc[1])
+	VFMADD231PS(Mem{Base: qp, Index: qs, Scale: 2}, x, acc[2])
+	VFMADD231PS(Mem{Base: qp, Index: qs3, Scale: 1}, x, acc[3])
+	ADDQ(U32(8), j)
+	CMPQ(j, d8)
+	JB(LabelRef("dot4_grp"))
+	for k, a := range acc {
+		s := hsum(a)
+		switch k {
+		case 0:
+			VMOVSS(s, Mem{Base: o})
+		case 1:
+			VMOVSS(s, Mem{Base: o, Index: os, Scale: 1})
+		case 2:
+			VMOVSS(s, Mem{Base: o, Index: os, Scale: 2})
+		case 3:
+			t := GP64()
+			LEAQ(Mem{Base: o, Index: os, Scale: 2}, t)
+			VMOVSS(s, Mem{Base: t, Index: os, Scale: 1})
+		}
+	}
+	ADDQ(U32(4), o)
+	ADDQ(rs, r)
+	DECQ(n)
+	JMP(LabelRef("dot4_row"))
+	Label("dot4_done")
+	VZEROUPPER()
+	RET()
+}
+
+func axpy1() {
+	TEXT("axpy1AVX2", NOSPLIT, "func(acc, w []float32, wStride int, "+rowSig)
+	Doc("axpy1AVX2 is Axpy's loop for one accumulator row on the first d8 coordinates:",
+		"32 (then 8) coordinates stay in registers while every row is added in.")
+	Pragma("noescape")
+	a := Load(Param("acc").Base(), GP64())
+	w := Load(Param("w").Base(), GP64())
+	r := Load(Param("rows").Base(), GP64())
+	rs := Load(Param("rowStride"), GP64())
+	SHLQ(U8(2), rs)
+	d8 := Load(Param("d8"), GP64())
+	j := GP64()
+	XORQ(j, j)
+	for _, width := range []int{4, 1} {
+		name := "axpy1_" + string(rune('0'+width))
+		Label(name)
+		e := GP64()
+		LEAQ(Mem{Base: j, Disp: 8 * width}, e)
+		CMPQ(e, d8)
+		JA(LabelRef(name + "_end"))
+		acc := make([]VecVirtual, width)
+		for k := range acc {
+			acc[k] = YMM()
+			VMOVUPS(Mem{Base: a, Index: j, Scale: 4, Disp: 32 * k}, acc[k])
+		}
+		rp, t := GP64(), GP64()
+		LEAQ(Mem{Base: r, Index: j, Scale: 4}, rp)
+		XORQ(t, t)
+		Label(name + "_tok")
+		wt := YMM()
+		VBROADCASTSS(Mem{Base: w, Index: t, Scale: 4}, wt)
+		for k := range acc {
+			VFMADD231PS(Mem{Base: rp, Disp: 32 * k}, wt, acc[k])
+		}
+		ADDQ(rs, rp)
+		INCQ(t)
+		CMPQ(t, Load(Param("n"), GP64()))
+		JB(LabelRef(name + "_tok"))
+		for k := range acc {
+			VMOVUPS(acc[k], Mem{Base: a, Index: j, Scale: 4, Disp: 32 * k})
+		}
+		MOVQ(e, j)
+		JMP(LabelRef(name))
+		Label(name + "_end")
+	}
+	VZEROUPPER()
+	RET()
+}
+
+func axpy4() {
+	TEXT("axpy4AVX2", NOSPLIT, "func(acc, w []float32, wStride int, "+rowSig)
+	Doc("axpy4AVX2 is axpy1AVX2 for four accumulator rows (acc rows d apart, w rows wStride apart),",
+		"reading each row of rows once per 16 coordinates.")
+	Pragma("noescape")
+	a := Load(Param("acc").Base(), GP64())
+	r := Load(Param("rows").Base(), GP64())
+	rs := Load(Param("rowStride"), GP64())
+	SHLQ(U8(2), rs)
+	d8 := Load(Param("d8"), GP64())
+	as := Load(Param("d"), GP64()) // acc row stride, bytes
+	SHLQ(U8(2), as)
+	as3 := GP64()
+	LEAQ(Mem{Base: as, Index: as, Scale: 2}, as3)
+	j := GP64()
+	XORQ(j, j)
+	for _, width := range []int{2, 1} {
+		name := "axpy4_" + string(rune('0'+width))
+		Label(name)
+		e := GP64()
+		LEAQ(Mem{Base: j, Disp: 8 * width}, e)
+		CMPQ(e, d8)
+		JA(LabelRef(name + "_end"))
+		accAt := func(i, k int) Mem {
+			m := Mem{Base: a, Index: j, Scale: 4, Disp: 32 * k}
+			if i == 0 {
+				return m
+			}
+			ap := GP64()
+			switch i {
+			case 1:
+				LEAQ(Mem{Base: a, Index: as, Scale: 1}, ap)
+			case 2:
+				LEAQ(Mem{Base: a, Index: as, Scale: 2}, ap)
+			case 3:
+				LEAQ(Mem{Base: a, Index: as3, Scale: 1}, ap)
+			}
+			m.Base = ap
+			return m
+		}
+		acc := make([][]VecVirtual, 4)
+		for i := range acc {
+			for k := range width {
+				v := YMM()
+				VMOVUPS(accAt(i, k), v)
+				acc[i] = append(acc[i], v)
+			}
+		}
+		rp, wp, ws, cnt := GP64(), GP64(), GP64(), GP64()
+		LEAQ(Mem{Base: r, Index: j, Scale: 4}, rp)
+		Load(Param("w").Base(), wp)
+		Load(Param("n"), cnt)
+		Load(Param("wStride"), ws)
+		SHLQ(U8(2), ws) // bytes
+		Label(name + "_tok")
+		xs := make([]VecVirtual, width)
+		for k := range xs {
+			xs[k] = YMM()
+			VMOVUPS(Mem{Base: rp, Disp: 32 * k}, xs[k])
+		}
+		for i := range acc {
+			wt := YMM()
+			switch i {
+			case 0:
+				VBROADCASTSS(Mem{Base: wp}, wt)
+			case 1:
+				VBROADCASTSS(Mem{Base: wp, Index: ws, Scale: 1}, wt)
+			case 2:
+				VBROADCASTSS(Mem{Base: wp, Index: ws, Scale: 2}, wt)
+			case 3:
+				w3 := GP64()
+				LEAQ(Mem{Base: wp, Index: ws, Scale: 2}, w3)
+				VBROADCASTSS(Mem{Base: w3, Index: ws, Scale: 1}, wt)
+			}
+			for k := range xs {
+				VFMADD231PS(xs[k], wt, acc[i][k])
+			}
+		}
+		ADDQ(rs, rp)
+		ADDQ(U32(4), wp)
+		DECQ(cnt)
+		JNZ(LabelRef(name + "_tok"))
+		for i := range acc {
+			for k, v := range acc[i] {
+				VMOVUPS(v, accAt(i, k))
+			}
+		}
+		MOVQ(e, j)
+		JMP(LabelRef(name))
+		Label(name + "_end")
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// vconst emits a 32-byte constant of eight copies of v, for use as a
+// memory operand (AVX2 has only 16 vector registers).
+func vconst(name string, v Constant) Mem {
+	m := GLOBL(name, RODATA|NOPTR)
+	for i := range 8 {
+		DATA(4*i, v)
+	}
+	return m
+}
+
+func expSum() {
+	TEXT("expSumAVX2", NOSPLIT, "func(x []float32, m float32) float32")
+	Doc("expSumAVX2 is expSumGeneric on the first len(x)&^7 elements, with FMAs.")
+	Pragma("noescape")
+	p := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(I32(-8), n)
+	m, mx := YMM(), XMM()
+	Load(Param("m"), mx)
+	VBROADCASTSS(mx, m)
+	lo := vconst("expLo", F32(-87.33654))
+	log2e := vconst("expLog2e", F32(float32(math.Log2E)))
+	ln2hi := vconst("expLn2Hi", F32(0.693359375))
+	ln2lo := vconst("expLn2Lo", F32(-2.12194440e-4))
+	c := []Mem{
+		vconst("expP0", F32(1.9875691500e-4)), vconst("expP1", F32(1.3981999507e-3)), vconst("expP2", F32(8.3334519073e-3)),
+		vconst("expP3", F32(4.1665795894e-2)), vconst("expP4", F32(1.6666665459e-1)), vconst("expP5", F32(5.0000001201e-1)),
+	}
+	one := vconst("expOne", F32(1))
+	bias := vconst("expBias", U32(127))
+	sum := YMM()
+	VXORPS(sum, sum, sum)
+	Label("exp_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("exp_done"))
+	v, under, k, poly, r2, e := YMM(), YMM(), YMM(), YMM(), YMM(), YMM()
+	VMOVUPS(Mem{Base: p}, v)
+	VSUBPS(m, v, v)
+	VCMPPS(U8(1), lo, v, under) // v < expLo
+	VMULPS(log2e, v, k)
+	VROUNDPS(U8(0), k, k) // nearest even
+	VFNMADD231PS(ln2hi, k, v)
+	VFNMADD231PS(ln2lo, k, v)
+	VMOVUPS(c[0], poly)
+	for _, ci := range c[1:] {
+		VFMADD213PS(ci, v, poly)
+	}
+	VMULPS(v, v, r2)
+	VFMADD213PS(v, r2, poly)
+	VADDPS(one, poly, poly)
+	VCVTPS2DQ(k, e)
+	VPADDD(bias, e, e)
+	VPSLLD(U8(23), e, e)
+	VMULPS(e, poly, poly)
+	VANDNPS(poly, under, poly)
+	VMOVUPS(poly, Mem{Base: p})
+	VADDPS(poly, sum, sum)
+	ADDQ(U32(32), p)
+	SUBQ(U32(8), n)
+	JMP(LabelRef("exp_loop"))
+	Label("exp_done")
+	s := hsum(sum)
+	Store(s, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}

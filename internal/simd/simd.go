@@ -1,0 +1,363 @@
+package simd
+
+import (
+	"fmt"
+	"math"
+)
+
+// Level is a kernel implementation level.
+type Level int
+
+// The levels: Generic is pure Go and always available.
+const (
+	Generic Level = iota
+	AVX2          // amd64 with AVX2, FMA and F16C
+	NEON          // arm64 Advanced SIMD
+)
+
+func (l Level) String() string {
+	switch l {
+	case Generic:
+		return "generic"
+	case AVX2:
+		return "avx2"
+	case NEON:
+		return "neon"
+	}
+	return fmt.Sprintf("Level(%d)", int(l))
+}
+
+// kernels is one implementation level's set of kernels. A nil entry means
+// the level has no kernel for it and the generic twin runs.
+type kernels struct {
+	decodeSmall func(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decode4     func(dst []float32, tab *[16]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decode8     func(dst []float32, tab *[256]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decodeF16   func(dst []float32, src []byte, stride, n, dstStride, d8 int)
+	dot1        func(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
+	dot4        func(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
+	axpy1       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
+	axpy4       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
+	expSum      func(x []float32, m float32) float32
+}
+
+var (
+	best   Level
+	impls  = map[Level]*kernels{Generic: {}}
+	active = impls[Generic]
+	cur    = Generic
+)
+
+// Best returns the fastest level this CPU supports.
+func Best() Level { return best }
+
+// Active returns the level in use.
+func Active() Level { return cur }
+
+// Available reports whether level l runs on this CPU in this build.
+func Available(l Level) bool { _, ok := impls[l]; return ok }
+
+// Use switches every kernel to level l and returns a function that restores
+// the previous level. It is for tests and benchmarks that compare levels;
+// it is not safe to call while kernels run on other goroutines.
+func Use(l Level) (restore func(), err error) {
+	k, ok := impls[l]
+	if !ok {
+		return nil, fmt.Errorf("simd: level %v is not available on this CPU or build", l)
+	}
+	prevK, prevL := active, cur
+	active, cur = k, l
+	return func() { active, cur = prevK, prevL }, nil
+}
+
+func register(l Level, k *kernels) {
+	impls[l] = k
+	if l > best {
+		best = l
+	}
+	active, cur = impls[best], best
+}
+
+// Slack is the number of bytes past the end of a code's index stream that
+// the decode kernels may read (never write). Callers that keep codes in
+// buffers with at least this much spare capacity get the vector path for
+// every row; otherwise the last rows fall back to the generic twin.
+const Slack = 4
+
+func check(ok bool, what string) {
+	if !ok {
+		panic("simd: " + what)
+	}
+}
+
+// laneShifts[b] shifts a broadcast 32-bit word so lane i holds index i of
+// a group of eight b-bit indices in its low bits.
+var laneShifts = func() (s [4][8]uint32) {
+	for b := 1; b <= 3; b++ {
+		for i := range 8 {
+			s[b][i] = uint32(b * i)
+		}
+	}
+	return s
+}()
+
+// DecodeCodes writes n rows of d floats to dst (row t at dst[t*dstStride:]):
+// row t is norm_t · tab[index j of code t] for j < d, where code t starts at
+// codes[t*stride], its fp16 norm at byte normOff (normOff < 0: norm 1) and
+// its bits-wide indices (LSB-first stream, internal/bitpack) at idxOff.
+// tab holds the 1<<bits centroids (bits 1–4 or 8).
+func DecodeCodes(dst []float32, dstStride int, tab []float32, bits int, codes []byte, stride, idxOff, normOff, n, d int) {
+	if n == 0 {
+		return
+	}
+	idxBytes := (d*bits + 7) / 8
+	end := (n-1)*stride + idxOff + idxBytes
+	check(dstStride >= d && len(dst) >= (n-1)*dstStride+d && len(codes) >= end && len(tab) >= 1<<bits && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride,
+		"DecodeCodes: short buffer or bad layout")
+	check(bits >= 1 && bits <= 4 || bits == 8, "DecodeCodes: bits must be 1–4 or 8")
+	d8 := d &^ 7
+	vec := n
+	if cap(codes) < end+Slack {
+		vec = n - 1 // the last row's group loads could run past the buffer
+	}
+	if d8 > 0 && vec > 0 {
+		switch {
+		case bits <= 3 && active.decodeSmall != nil:
+			var t8 [8]float32
+			for i := range t8 {
+				t8[i] = tab[i%(1<<bits)]
+			}
+			active.decodeSmall(dst, &t8, &laneShifts[bits], bits, codes, stride, idxOff, normOff, vec, dstStride, d8)
+		case bits == 4 && active.decode4 != nil:
+			active.decode4(dst, (*[16]float32)(tab), codes, stride, idxOff, normOff, vec, dstStride, d8)
+		case bits == 8 && active.decode8 != nil:
+			active.decode8(dst, (*[256]float32)(tab), codes, stride, idxOff, normOff, vec, dstStride, d8)
+		default:
+			vec, d8 = 0, 0
+		}
+	} else {
+		vec, d8 = 0, 0
+	}
+	decodeCodesGeneric(dst, dstStride, tab, bits, codes, stride, idxOff, normOff, n, d, vec, d8)
+}
+
+// decodeCodesGeneric fills what the vector kernel left: coordinates ≥ d8 of
+// rows < vec, and all of rows ≥ vec.
+func decodeCodesGeneric(dst []float32, dstStride int, tab []float32, bits int, codes []byte, stride, idxOff, normOff, n, d, vec, d8 int) {
+	mask := uint32(1)<<bits - 1
+	for t := range n {
+		code := codes[t*stride:]
+		norm := f16(uint16(code[normOff]) | uint16(code[normOff+1])<<8)
+		idx := code[idxOff:]
+		row := dst[t*dstStride : t*dstStride+d]
+		from := 0
+		if t < vec {
+			from = d8
+		}
+		for j := from; j < d; j++ {
+			bit := j * bits
+			w := uint32(idx[bit>>3])
+			if bit&7+bits > 8 {
+				w |= uint32(idx[bit>>3+1]) << 8
+			}
+			row[j] = norm * tab[(w>>(bit&7))&mask]
+		}
+	}
+}
+
+// DecodeF16 converts n rows of d little-endian fp16 values, row t at
+// src[t*stride:], to dst (row t at dst[t*dstStride:]).
+func DecodeF16(dst []float32, dstStride int, src []byte, stride, n, d int) {
+	if n == 0 {
+		return
+	}
+	check(dstStride >= d && len(dst) >= (n-1)*dstStride+d && len(src) >= (n-1)*stride+2*d && stride >= 2*d,
+		"DecodeF16: short buffer or bad layout")
+	d8 := d &^ 7
+	from := 0
+	if d8 > 0 && active.decodeF16 != nil {
+		active.decodeF16(dst, src, stride, n, dstStride, d8)
+		from = d8
+	}
+	for t := range n {
+		s := src[t*stride:]
+		row := dst[t*dstStride : t*dstStride+d]
+		for j := from; j < d; j++ {
+			row[j] = f16(uint16(s[2*j]) | uint16(s[2*j+1])<<8)
+		}
+	}
+}
+
+// Dot sets out[i*outStride+t] = Σ_j q[i*d+j]·rows[t*rowStride+j] for the g
+// query rows i < g (g = len(q)/d) and the n rows t < n.
+func Dot(out []float32, outStride int, q, rows []float32, n, d, rowStride int) {
+	if n == 0 || len(q) == 0 {
+		return
+	}
+	g := len(q) / d
+	check(len(q) == g*d && outStride >= n && len(out) >= (g-1)*outStride+n && rowStride >= d &&
+		len(rows) >= (n-1)*rowStride+d, "Dot: bad lengths")
+	d8 := d &^ 7
+	if d8 == 0 || active.dot1 == nil {
+		for i := range g {
+			dotGeneric(out[i*outStride:i*outStride+n], q[i*d:i*d+d], rows, rowStride)
+		}
+		return
+	}
+	i := 0
+	if active.dot4 != nil {
+		for ; i+4 <= g; i += 4 {
+			active.dot4(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
+		}
+	}
+	for ; i < g; i++ {
+		active.dot1(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
+	}
+	if d8 < d { // the vector kernels stop at d8
+		for i := range g {
+			qi := q[i*d+d8 : i*d+d]
+			for t := range n {
+				r := rows[t*rowStride+d8 : t*rowStride+d]
+				s := out[i*outStride+t]
+				for j, x := range qi {
+					s += x * r[j]
+				}
+				out[i*outStride+t] = s
+			}
+		}
+	}
+}
+
+func dotGeneric(out, q, rows []float32, rowStride int) {
+	d := len(q)
+	for t := range out {
+		r := rows[t*rowStride : t*rowStride+d]
+		var s0, s1 float32
+		j := 0
+		for ; j+2 <= d; j += 2 {
+			s0 += q[j] * r[j]
+			s1 += q[j+1] * r[j+1]
+		}
+		if j < d {
+			s0 += q[j] * r[j]
+		}
+		out[t] = s0 + s1
+	}
+}
+
+// Axpy adds Σ_t w[i*wStride+t]·rows[t*rowStride+j] to acc[i*d+j] for the g
+// accumulator rows i < g (g = len(acc)/d), the n rows t and j < d.
+func Axpy(acc, w []float32, wStride int, rows []float32, n, d, rowStride int) {
+	if n == 0 || len(acc) == 0 {
+		return
+	}
+	g := len(acc) / d
+	check(len(acc) == g*d && wStride >= n && len(w) >= (g-1)*wStride+n && rowStride >= d &&
+		len(rows) >= (n-1)*rowStride+d, "Axpy: bad lengths")
+	d8 := d &^ 7
+	from := 0
+	if d8 > 0 && active.axpy1 != nil {
+		i := 0
+		if active.axpy4 != nil {
+			for ; i+4 <= g; i += 4 {
+				active.axpy4(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+			}
+		}
+		for ; i < g; i++ {
+			active.axpy1(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+		}
+		from = d8
+	}
+	if from == d {
+		return
+	}
+	for i := range g { // what the vector kernels left: coordinates ≥ d8
+		a := acc[i*d+from : i*d+d]
+		for t, wt := range w[i*wStride : i*wStride+n] {
+			r := rows[t*rowStride+from : t*rowStride+d]
+			for j, x := range r {
+				a[j] += wt * x
+			}
+		}
+	}
+}
+
+// ExpSum replaces every x[i] by exp(x[i] − m) and returns their sum. m must
+// be ≥ every x[i] (the softmax maximum), so each result is in [0, 1]; a
+// result below e^−87.3 (about 1e−38) is flushed to zero. The generic and
+// vector versions evaluate the same polynomial; they differ only by the
+// vector version's fused multiply-adds (≤ 2 ulp) and summation order.
+func ExpSum(x []float32, m float32) float32 {
+	if active.expSum != nil {
+		return active.expSum(x, m)
+	}
+	return expSumGeneric(x, m)
+}
+
+// The exp polynomial: e^x = 2^k · e^r with k = round(x·log2 e) and
+// r = x − k·ln2 in [−ln2/2, ln2/2], e^r by a degree-6 Taylor-like minimax
+// polynomial (Cephes expf coefficients). Relative error ≤ 2 ulp.
+const (
+	expLo    = -87.33654 // below: flushed to zero
+	expLog2e = 1.44269504088896341
+	expLn2Hi = 0.693359375
+	expLn2Lo = -2.12194440e-4
+	expP0    = 1.9875691500e-4
+	expP1    = 1.3981999507e-3
+	expP2    = 8.3334519073e-3
+	expP3    = 4.1665795894e-2
+	expP4    = 1.6666665459e-1
+	expP5    = 5.0000001201e-1
+)
+
+func expSumGeneric(x []float32, m float32) float32 {
+	var sum float32
+	for i, v := range x {
+		e := exp32(v - m)
+		x[i] = e
+		sum += e
+	}
+	return sum
+}
+
+// exp32 evaluates e^x for x ≤ 0 by the package's polynomial. Every product
+// is converted explicitly so the compiler cannot fuse it into an add.
+func exp32(x float32) float32 {
+	if x < expLo {
+		return 0
+	}
+	k := float32(math.RoundToEven(float64(float32(x * expLog2e))))
+	r := x - float32(k*expLn2Hi)
+	r = r - float32(k*expLn2Lo)
+	p := float32(expP0)
+	p = float32(p*r) + expP1
+	p = float32(p*r) + expP2
+	p = float32(p*r) + expP3
+	p = float32(p*r) + expP4
+	p = float32(p*r) + expP5
+	r2 := float32(r * r)
+	p = float32(p*r2) + r
+	p = p + 1
+	return p * math.Float32frombits(uint32(int32(k)+127)<<23)
+}
+
+// f16 converts an IEEE half to float32 (exact).
+func f16(h uint16) float32 {
+	sign := uint32(h&0x8000) << 16
+	exp := uint32(h>>10) & 0x1f
+	man := uint32(h & 0x3ff)
+	switch exp {
+	case 0:
+		if man == 0 {
+			return math.Float32frombits(sign)
+		}
+		f := float32(man) * (1.0 / (1 << 24)) // subnormal: man·2^−24, exact
+		if sign != 0 {
+			f = -f
+		}
+		return f
+	case 0x1f:
+		return math.Float32frombits(sign | 0x7f800000 | man<<13)
+	}
+	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+}

@@ -1,0 +1,279 @@
+package simd
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/turboquant-go/tq/internal/half"
+)
+
+// vectorLevels are the non-generic levels this machine runs; each test
+// compares them with the generic twin.
+func vectorLevels(t *testing.T) []Level {
+	var ls []Level
+	for _, l := range []Level{AVX2, NEON} {
+		if Available(l) {
+			ls = append(ls, l)
+		}
+	}
+	if len(ls) == 0 {
+		t.Skipf("no vector kernels on this CPU/build (best level %v): only the generic path runs", Best())
+	}
+	return ls
+}
+
+// with runs f at level l.
+func with(t *testing.T, l Level, f func()) {
+	t.Helper()
+	restore, err := Use(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer restore()
+	f()
+}
+
+const guard = 12345.678
+
+// guarded returns a slice of n floats with guard values on both sides, and
+// a check that the guards are intact.
+func guarded(n int) ([]float32, func(t *testing.T)) {
+	buf := make([]float32, n+32)
+	for i := range buf {
+		buf[i] = guard
+	}
+	s := buf[16 : 16+n : 16+n]
+	return s, func(t *testing.T) {
+		t.Helper()
+		for i := range 16 {
+			if buf[i] != guard || buf[16+n+i] != guard {
+				t.Fatalf("write outside the destination (guard %d clobbered)", i)
+			}
+		}
+	}
+}
+
+// mixed returns values of mixed magnitude, with zeros and subnormals.
+func mixed(r *rand.Rand, n int) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		switch r.IntN(10) {
+		case 0:
+			x[i] = 0
+		case 1:
+			x[i] = math.Float32frombits(r.Uint32()&0x7fffff) * float32(1-2*r.IntN(2)) // subnormal
+		default:
+			x[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(7)-3)))
+		}
+	}
+	return x
+}
+
+func TestDecodeCodesMatchesGeneric(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, l := range vectorLevels(t) {
+		for _, bits := range []int{1, 2, 3, 4, 8} {
+			for _, d := range []int{8, 16, 24, 64, 100, 128, 130} {
+				idxBytes := (d*bits + 7) / 8
+				stride := 2 + idxBytes + r.IntN(5)
+				n := 1 + r.IntN(70)
+				tab := make([]float32, 1<<bits)
+				for i := range tab {
+					tab[i] = float32(r.NormFloat64())
+				}
+				// The exact-size buffer makes the last row take the generic path.
+				codes := make([]byte, (n-1)*stride+2+idxBytes)
+				for i := range codes {
+					codes[i] = byte(r.Uint32())
+				}
+				for tk := range n { // finite fp16 norms
+					h := half.FromFloat32(float32(r.ExpFloat64()))
+					codes[tk*stride], codes[tk*stride+1] = byte(h), byte(h>>8)
+				}
+				ds := d + r.IntN(3)
+				want := make([]float32, (n-1)*ds+d)
+				decodeCodesGeneric(want, ds, tab, bits, codes, stride, 2, 0, n, d, 0, 0)
+				for _, c := range [][]byte{codes, append(codes[:len(codes):len(codes)], 0, 0, 0, 0)[:len(codes)]} {
+					got, ok := guarded(len(want))
+					copy(got, want)
+					for tk := range n { // poison the rows; the gaps between them must survive
+						for j := range d {
+							got[tk*ds+j] = -1
+						}
+					}
+					with(t, l, func() { DecodeCodes(got, ds, tab, bits, c, stride, 2, 0, n, d) })
+					ok(t)
+					for i := range want {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%v bits=%d d=%d n=%d: element %d = %v, generic %v", l, bits, d, n, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDecodeF16Exhaustive(t *testing.T) {
+	src := make([]byte, 2*65536)
+	for h := range 65536 {
+		src[2*h], src[2*h+1] = byte(h), byte(h>>8)
+	}
+	levels := append([]Level{Generic}, availableVector()...)
+	for _, l := range levels {
+		got, ok := guarded(65536)
+		with(t, l, func() { DecodeF16(got, 65536, src, 2*65536, 1, 65536) })
+		ok(t)
+		for h := range 65536 {
+			want := half.ToFloat32(uint16(h))
+			if math.Float32bits(got[h]) != math.Float32bits(want) && !(want != want && got[h] != got[h]) {
+				t.Fatalf("%v: half %#04x → %v, want %v", l, h, got[h], want)
+			}
+		}
+	}
+}
+
+func availableVector() []Level {
+	var ls []Level
+	for _, l := range []Level{AVX2, NEON} {
+		if Available(l) {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}
+
+func TestDecodeF16Strided(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, l := range vectorLevels(t) {
+		for _, d := range []int{1, 7, 8, 9, 64, 100, 128} {
+			n, stride := 1+r.IntN(9), 2*d+2*r.IntN(4)
+			src := make([]byte, (n-1)*stride+2*d)
+			for i := range src {
+				src[i] = byte(r.Uint32())
+			}
+			want := make([]float32, n*d)
+			with(t, Generic, func() { DecodeF16(want, d, src, stride, n, d) })
+			got, ok := guarded(n * d)
+			with(t, l, func() { DecodeF16(got, d, src, stride, n, d) })
+			ok(t)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) && want[i] == want[i] {
+					t.Fatalf("%v d=%d: element %d = %v, want %v", l, d, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// close reports whether got is within tol of want relative to scale, the
+// sum of the absolute values of the terms (the bound on reordering error).
+func closeTo(got, want, scale float32, tol float64) bool {
+	return math.Abs(float64(got-want)) <= tol*float64(scale)+1e-30
+}
+
+func TestDotMatchesGeneric(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, l := range vectorLevels(t) {
+		for _, g := range []int{1, 2, 3, 4, 5, 8} {
+			for _, d := range []int{1, 7, 8, 16, 40, 64, 100, 128, 136} {
+				n := 1 + r.IntN(40)
+				rs := d + r.IntN(3)
+				q, rows := mixed(r, g*d), mixed(r, (n-1)*rs+d)
+				os := n + r.IntN(3)
+				got, ok := guarded((g-1)*os + n)
+				with(t, l, func() { Dot(got, os, q, rows, n, d, rs) })
+				ok(t)
+				for i := range g {
+					for tk := range n {
+						var want, scale float64
+						for j := range d {
+							p := float64(q[i*d+j]) * float64(rows[tk*rs+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(got[i*os+tk], float32(want), float32(scale), 1e-6) {
+							t.Fatalf("%v g=%d d=%d: out[%d][%d] = %v, want %v (scale %v)", l, g, d, i, tk, got[i*os+tk], want, scale)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestAxpyMatchesGeneric(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, l := range vectorLevels(t) {
+		for _, g := range []int{1, 2, 4, 5, 8} {
+			for _, d := range []int{1, 8, 9, 16, 24, 40, 64, 100, 128} {
+				n := 1 + r.IntN(40)
+				rs := d + r.IntN(3)
+				ws := n + r.IntN(3)
+				w, rows := mixed(r, (g-1)*ws+n), mixed(r, (n-1)*rs+d)
+				acc0 := mixed(r, g*d)
+				got, ok := guarded(g * d)
+				copy(got, acc0)
+				with(t, l, func() { Axpy(got, w, ws, rows, n, d, rs) })
+				ok(t)
+				for i := range g {
+					for j := range d {
+						want, scale := float64(acc0[i*d+j]), math.Abs(float64(acc0[i*d+j]))
+						for tk := range n {
+							p := float64(w[i*ws+tk]) * float64(rows[tk*rs+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(got[i*d+j], float32(want), float32(scale), 1e-6) {
+							t.Fatalf("%v g=%d d=%d: acc[%d][%d] = %v, want %v", l, g, d, i, j, got[i*d+j], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestExpSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	levels := append([]Level{Generic}, availableVector()...)
+	for _, l := range levels {
+		for _, n := range []int{0, 1, 7, 8, 9, 31, 1000} {
+			x := make([]float32, n)
+			for i := range x {
+				x[i] = float32(r.NormFloat64() * 20)
+			}
+			if n > 3 {
+				x[0], x[1], x[2] = -200, 0, -87.3
+			}
+			m := float32(30)
+			orig := append([]float32(nil), x...)
+			var sum float32
+			with(t, l, func() { sum = ExpSum(x, m) })
+			var want float64
+			for i, v := range orig {
+				e := math.Exp(float64(v - m))
+				if float64(v-m) < expLo {
+					e = 0
+				}
+				if math.Abs(float64(x[i])-e) > 3e-7*e {
+					t.Fatalf("%v: exp(%v) = %v, want %v (rel err %.2g)", l, v-m, x[i], e, (float64(x[i])-e)/e)
+				}
+				want += e
+			}
+			if math.Abs(float64(sum)-want) > 1e-6*want+1e-38 {
+				t.Fatalf("%v n=%d: sum %v, want %v", l, n, sum, want)
+			}
+		}
+	}
+}
+
+func TestUseUnknownLevel(t *testing.T) {
+	if _, err := Use(Level(99)); err == nil {
+		t.Fatal("Use(99) did not fail")
+	}
+	if Active() != Best() {
+		t.Fatalf("active level %v, best %v", Active(), Best())
+	}
+}

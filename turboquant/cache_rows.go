@@ -1,0 +1,285 @@
+package turboquant
+
+import (
+	"encoding/binary"
+	"math"
+	"unsafe"
+
+	"github.com/turboquant-go/tq/internal/simd"
+)
+
+// The row path of attention: each run of tokens (the sinks, one block, a
+// piece of the window ring) is decoded into a small buffer of float32 rows
+// in the codec's domain (rotated, norm applied) that stays in cache, then
+// scored against all the group's queries and accumulated with their softmax
+// weights by the internal/simd kernels. Keys and values are each read once
+// per query group. Codecs without a row form (PolarQuant, QJL, corrected or
+// fp32-norm codes) use the per-code path in cache_attend.go.
+
+// rowKernels selects the row path where the codecs allow it. It is on when
+// vector kernels run; the generic twins are slower than the per-code lookup
+// tables, so without SIMD the per-code path stays. Tests force both.
+var rowKernels = simd.Active() != simd.Generic
+
+// rowChunk is the most rows decoded at once: 64 rows of d=128 are 32 KiB.
+const rowChunk = 64
+
+// rowCodec is implemented by codecs with a row form.
+type rowCodec interface {
+	// rowForm reports whether decodeRows and queryRow are available.
+	rowForm() bool
+	// queryRow writes y mapped into the codec's domain to dst (len dim);
+	// tmp is scratch of len dim.
+	queryRow(dst, y, tmp []float32)
+	// decodeRows writes the rows of n codes (code t at codes[t*stride:]) to
+	// buf (row t at buf[t*dim:]) and returns them with their row stride,
+	// which may instead view the codes themselves (fp32).
+	decodeRows(buf []float32, codes []byte, stride, n int) (rows []float32, rowStride int)
+}
+
+func (c quantCodec) rowForm() bool {
+	for _, p := range c.q.parts {
+		if p.method != MSE || p.corr != NoCorrection || p.prec != FP16 || !(p.bits >= 1 && p.bits <= 4 || p.bits == 8) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c quantCodec) queryRow(dst, y, tmp []float32) {
+	q := c.q
+	if q.channels == nil {
+		q.parts[0].rot.Forward(dst, y)
+		return
+	}
+	off := 0
+	for i, p := range q.parts {
+		sub := gather(tmp, y, q.channels[i])
+		p.rot.Forward(dst[off:off+p.dim], sub)
+		off += p.dim
+	}
+}
+
+func (c quantCodec) decodeRows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
+	d, off, coff := c.q.cfg.Dim, 0, 0
+	for _, p := range c.q.parts {
+		simd.DecodeCodes(buf[off:], d, p.cb.Centroids32, p.bits, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+		off += p.dim
+		coff += p.size
+	}
+	return buf, d
+}
+
+func (c fp16Codec) rowForm() bool { return true }
+
+func (c fp16Codec) queryRow(dst, y, _ []float32) { copy(dst, y) }
+
+func (c fp16Codec) decodeRows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
+	simd.DecodeF16(buf, c.dim, codes, stride, n, c.dim)
+	return buf, c.dim
+}
+
+func (c fp32Codec) rowForm() bool { return true }
+
+func (c fp32Codec) queryRow(dst, y, _ []float32) { copy(dst, y) }
+
+// littleEndian is true on the platforms whose float32 memory layout is the
+// codes' byte order, where fp32 rows are read in place.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+func (c fp32Codec) decodeRows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
+	need := (n-1)*stride + 4*c.dim
+	if littleEndian && stride%4 == 0 && uintptr(unsafe.Pointer(&codes[0]))%4 == 0 {
+		return unsafe.Slice((*float32)(unsafe.Pointer(&codes[0])), need/4), stride / 4
+	}
+	for t := range n {
+		row := buf[t*c.dim : (t+1)*c.dim]
+		for j := range row {
+			row[j] = math.Float32frombits(binary.LittleEndian.Uint32(codes[t*stride+4*j:]))
+		}
+	}
+	return buf, c.dim
+}
+
+// usesRows reports whether the head's codecs take the row path.
+func usesRows(hc headCodecs) bool {
+	if !rowKernels {
+		return false
+	}
+	k, okK := hc.k.(rowCodec)
+	v, okV := hc.v.(rowCodec)
+	return okK && okV && k.rowForm() && v.rowForm()
+}
+
+// run is a contiguous stretch of one KV head's tokens: n tokens from
+// position pos whose keys and values sit at k and v, stride bytes apart.
+// raw runs are the fp16 sinks and window; the others are codes of the
+// head's codecs.
+type run struct {
+	pos, n           int
+	k, v             []byte
+	kStride, vStride int
+	raw              bool
+}
+
+// runs calls f for the runs covering positions [0, limit), in order, each
+// at most rowChunk tokens.
+func (ts tokenSource) runs(limit int, f func(r run)) {
+	cfg := ts.s.pool.cfg
+	l, h, d, H, B := ts.l, ts.h, cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
+	fpStride := H * 4 * d // one slot of the sink or window buffer: [H][2][d] fp16
+	emit := func(r run) {
+		for off := 0; off < r.n; off += rowChunk {
+			c := r
+			c.pos, c.n = r.pos+off, min(rowChunk, r.n-off)
+			c.k, c.v = r.k[off*r.kStride:], r.v[off*r.vStride:]
+			f(c)
+		}
+	}
+	raw := func(buf []byte, slot, pos, n int) {
+		base := (slot*H + h) * 4 * d
+		emit(run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true})
+	}
+	pos := 0
+	if n := min(l.nSink, limit); n > 0 {
+		raw(l.sink, 0, 0, n)
+		pos = n
+	}
+	end := min(limit, l.nSink+l.compressed)
+	for pos < end {
+		c := pos - l.nSink
+		blk := l.blocks[c/B].data
+		j := c % B
+		n := min(B-j, end-pos)
+		k := blk[(h*B+j)*ts.kSize:]
+		v := blk[H*B*ts.kSize+(h*B+j)*ts.vSize:]
+		emit(run{pos: pos, n: n, k: k, v: v, kStride: ts.kSize, vStride: ts.vSize})
+		pos += n
+	}
+	for pos < limit { // the window ring, in at most two pieces
+		i := pos - l.nSink - l.compressed
+		slot := ts.s.winSlot(l, i)
+		n := min(limit-pos, l.winCap-slot)
+		raw(l.win, slot, pos, n)
+		pos += n
+	}
+}
+
+// rowState is the working memory of the row path for one query group.
+type rowState struct {
+	g, d   int
+	qk, qr []float32 // queries × scale in the key codec's domain and raw, [g][d]
+	qmu    []float32 // scale·q·μ_k per query head
+	logits []float32 // [g][stride]
+	stride int
+	accK   []float32 // [g][d], value codec domain
+	accR   []float32 // [g][d], raw tokens, original domain
+	rawW   []float64
+	sum    []float32
+	rows   []float32 // rowChunk × d
+	tmp    []float32
+}
+
+func newRowState(g, d, n int) *rowState {
+	return &rowState{g: g, d: d, qk: make([]float32, g*d), qr: make([]float32, g*d), qmu: make([]float32, g),
+		accK: make([]float32, g*d), accR: make([]float32, g*d), rawW: make([]float64, g), sum: make([]float32, g),
+		rows: make([]float32, rowChunk*d), tmp: make([]float32, d)}
+}
+
+// fit sizes the logit matrix for n tokens.
+func (rs *rowState) fit(n int) {
+	if rs.stride < n {
+		rs.stride = n + n/4
+		rs.logits = make([]float32, rs.g*rs.stride)
+	}
+}
+
+// prepare maps the group's queries (len g·d) for scoring.
+func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
+	d := rs.d
+	kc := hc.k.(rowCodec)
+	for gi := range rs.g {
+		y := q[gi*d : (gi+1)*d]
+		qk, qr := rs.qk[gi*d:(gi+1)*d], rs.qr[gi*d:(gi+1)*d]
+		kc.queryRow(qk, y, rs.tmp)
+		for j, v := range y {
+			qk[j] *= scale
+			qr[j] = v * scale
+		}
+		rs.qmu[gi] = 0
+		if hc.muK != nil {
+			rs.qmu[gi] = scale * float32(dot32(y, hc.muK))
+		}
+	}
+}
+
+// score writes the scaled logits of positions [0, limit) to rs.logits.
+func (rs *rowState) score(ts tokenSource, hc headCodecs, limit int) {
+	d, L, N := rs.d, rs.logits, rs.stride
+	kc := hc.k.(rowCodec)
+	ts.runs(limit, func(r run) {
+		if r.raw {
+			simd.DecodeF16(rs.rows, d, r.k, r.kStride, r.n, d)
+			simd.Dot(L[r.pos:], N, rs.qr, rs.rows, r.n, d, d)
+			return
+		}
+		rows, rowStride := kc.decodeRows(rs.rows, r.k, r.kStride, r.n)
+		simd.Dot(L[r.pos:], N, rs.qk, rows, r.n, d, rowStride)
+		if hc.muK != nil { // compressed keys are stored minus μ_k
+			for gi, m := range rs.qmu {
+				row := L[gi*N+r.pos : gi*N+r.pos+r.n]
+				for t := range row {
+					row[t] += m
+				}
+			}
+		}
+	})
+}
+
+// attend computes the group's outputs (len g·d) over positions [0, limit).
+func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limit int, scale float32) {
+	g, d, N := rs.g, rs.d, rs.stride
+	rs.prepare(hc, q, scale)
+	rs.score(ts, hc, limit)
+	for gi := range g {
+		row := rs.logits[gi*N : gi*N+limit]
+		m := row[0]
+		for _, x := range row[1:] {
+			m = max(m, x)
+		}
+		rs.sum[gi] = simd.ExpSum(row, m)
+		rs.rawW[gi] = 0
+	}
+	clear(rs.accK)
+	clear(rs.accR)
+	vc := hc.v.(rowCodec)
+	ts.runs(limit, func(r run) {
+		if r.raw {
+			simd.DecodeF16(rs.rows, d, r.v, r.vStride, r.n, d)
+			simd.Axpy(rs.accR, rs.logits[r.pos:], N, rs.rows, r.n, d, d)
+			for gi := range g {
+				for _, w := range rs.logits[gi*N+r.pos : gi*N+r.pos+r.n] {
+					rs.rawW[gi] += float64(w)
+				}
+			}
+			return
+		}
+		rows, rowStride := vc.decodeRows(rs.rows, r.v, r.vStride, r.n)
+		simd.Axpy(rs.accK, rs.logits[r.pos:], N, rows, r.n, d, rowStride)
+	})
+	for gi := range g {
+		o := out[gi*d : (gi+1)*d]
+		hc.v.finish(rs.tmp, rs.accK[gi*d:(gi+1)*d])
+		if hc.muV != nil { // compressed values are stored minus μ_v
+			wc := float32(float64(rs.sum[gi]) - rs.rawW[gi])
+			for j, m := range hc.muV {
+				rs.tmp[j] += wc * m
+			}
+		}
+		inv := 1 / rs.sum[gi]
+		accR := rs.accR[gi*d : (gi+1)*d]
+		for j := range o {
+			o[j] = (rs.tmp[j] + accR[j]) * inv
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package turboquant_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/turboquant-go/tq/internal/simd"
+	. "github.com/turboquant-go/tq/turboquant"
+)
+
+// TestRowPathMatchesPerCodePath runs every preset, with and without
+// centering, for MHA and GQA, through the row path (at every kernel level
+// this machine has, the generic twins included) and the per-code path, and
+// requires the same attention outputs and logits up to float rounding.
+func TestRowPathMatchesPerCodePath(t *testing.T) {
+	const L, d, n, T = 1, 64, 300, 3
+	levels := []simd.Level{simd.Generic}
+	for _, l := range []simd.Level{simd.AVX2, simd.NEON} {
+		if simd.Available(l) {
+			levels = append(levels, l)
+		}
+	}
+	for _, heads := range [][2]int{{2, 2}, {2, 8}, {1, 5}} {
+		H, QH := heads[0], heads[1]
+		for _, name := range PresetNames {
+			for _, center := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/H=%d/QH=%d/center=%v", name, H, QH, center), func(t *testing.T) {
+					cfg, err := Preset(name, L, H, QH, d)
+					require.NoError(t, err)
+					cfg.Window, cfg.BlockTokens, cfg.Center = 40, 16, center
+					pool, err := NewPool(cfg, 0)
+					require.NoError(t, err)
+					seq := pool.NewSequence()
+					keys, values := kvData(n, H, d, 7)
+					queries, _ := kvData(T, QH, d, 8)
+					// A prefill, then single-token steps so the window ring wraps.
+					require.NoError(t, seq.Append(0, keys[:(n-50)*H*d], values[:(n-50)*H*d]))
+					for s := n - 50; s < n; s++ {
+						require.NoError(t, seq.Append(0, keys[s*H*d:(s+1)*H*d], values[s*H*d:(s+1)*H*d]))
+					}
+					restore := SetRowKernels(false)
+					want := make([]float32, len(queries))
+					require.NoError(t, seq.Attend(0, queries, want))
+					wantLogits := make([]float32, n)
+					require.NoError(t, seq.Logits(0, QH-1, queries[:d], wantLogits))
+					restore()
+					defer SetRowKernels(true)()
+					for _, l := range levels {
+						back, err := simd.Use(l)
+						require.NoError(t, err)
+						got := make([]float32, len(queries))
+						require.NoError(t, seq.Attend(0, queries, got))
+						gotLogits := make([]float32, n)
+						require.NoError(t, seq.Logits(0, QH-1, queries[:d], gotLogits))
+						back()
+						require.Less(t, relErr(got, want), 2e-5, "%v: attention outputs", l)
+						require.Less(t, relErr(gotLogits, wantLogits), 2e-6, "%v: logits", l)
+					}
+				})
+			}
+		}
+	}
+}
