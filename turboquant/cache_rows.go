@@ -253,6 +253,7 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 	clear(rs.accK)
 	clear(rs.accR)
 	vc := hc.v.(rowCodec)
+	codes := false // whether any compressed token was seen (only they carry μ_v)
 	ts.runs(limit, func(r run) {
 		if r.raw {
 			simd.DecodeF16(rs.rows, d, r.v, r.vStride, r.n, d)
@@ -264,13 +265,14 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 			}
 			return
 		}
+		codes = true
 		rows, rowStride := vc.decodeRows(rs.rows, r.v, r.vStride, r.n)
 		simd.Axpy(rs.accK, rs.logits[r.pos:], N, rows, r.n, d, rowStride)
 	})
 	for gi := range g {
 		o := out[gi*d : (gi+1)*d]
 		hc.v.finish(rs.tmp, rs.accK[gi*d:(gi+1)*d])
-		if hc.muV != nil { // compressed values are stored minus μ_v
+		if hc.muV != nil && codes { // compressed values are stored minus μ_v
 			wc := float32(float64(rs.sum[gi]) - rs.rawW[gi])
 			for j, m := range hc.muV {
 				rs.tmp[j] += wc * m
