@@ -498,6 +498,10 @@ type TargetCheck struct {
 	OutErrRatio float64 `json:"out_err_ratio"`
 }
 
+func isBaseline(family string) bool {
+	return family == TokenSymmetric.String() || family == TokenAsymmetric.String() || family == KIVI.String()
+}
+
 // wins counts on how many of cosine, top-1 and output error (every query's)
 // a is better than b.
 func wins(a, b CompareRow) int {
@@ -518,7 +522,7 @@ func CheckEqualBits(rows []CompareRow, pinned string) []TargetCheck {
 	const eps = 1e-9
 	var out []TargetCheck
 	for _, b := range rows {
-		if b.Family == "turboquant" || b.Bits < 2-eps || b.Bits > 5+eps {
+		if !isBaseline(b.Family) || b.Bits < 2-eps || b.Bits > 5+eps {
 			continue
 		}
 		tc := TargetCheck{Layer: b.Layer, Baseline: b.Name, BaselineBits: b.Bits}

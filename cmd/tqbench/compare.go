@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -21,27 +22,45 @@ type compareReport struct {
 	// KIVI5 is the 4-bit-class preset (tq4) against the 5-bit KIVI-like
 	// codec.
 	KIVI5 []validate.TargetCheck `json:"tq4_vs_kivi4"`
+	// Guard is what each simulated guardrail upgraded (--study guard).
+	Guard []validate.GuardStats `json:"guard,omitempty"`
 }
 
 func runCompare(args []string, stdout io.Writer) error {
 	fs := newFlags("compare")
 	data := fs.String("data", "", "a TQKV1 file from tools/capturekv (default: the embedded KJV fixture)")
 	synthetic := fs.Bool("synthetic", false, "use synthetic uncentred K/V with outlier channels instead of real data")
-	study := fs.String("study", "", "instead of the baselines: 'outliers' (mixed-precision channels by norm, by centred norm, or left to the rotation, at equal bits)")
+	study := fs.String("study", "", "instead of the baselines: 'outliers' (mixed-precision channels by norm, by centred norm, or left to the rotation, at equal bits) or 'guard' (a simulated tq3→tq4 fidelity guardrail)")
+	guardBudgets := fs.String("budgets", "0.002,0.005,0.01,0.02", "guard study: logit mean-squared-error budgets (nats²)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	contenders := validate.ComparisonContenders()
+	budgets, err := floatList(*guardBudgets)
+	if err != nil {
+		return err
+	}
+	var guards []*validate.GuardStats
+	contenders := func() []validate.Contender { return validate.ComparisonContenders() }
 	switch *study {
 	case "":
 	case "outliers":
-		contenders = validate.OutlierStudyContenders()
+		contenders = validate.OutlierStudyContenders
+	case "guard":
+		contenders = func() []validate.Contender {
+			cs := []validate.Contender{validate.PresetContender("tq3", nil), validate.PresetContender("tq4", nil)}
+			for _, b := range budgets {
+				st := &validate.GuardStats{}
+				guards = append(guards, st)
+				cs = append(cs, validate.GuardContender(validate.GuardSpec{BaseBits: 3, UpgradeBits: 4, Block: 32, Queries: 8,
+					Budget: b, Center: true}, st))
+			}
+			return cs
+		}
 	default:
-		return fmt.Errorf("unknown study %q (have: outliers)", *study)
+		return fmt.Errorf("unknown study %q (have: outliers, guard)", *study)
 	}
 	var kv *validate.RealKV
-	var err error
 	if *synthetic {
 		kv = validate.SyntheticKV(validate.DefaultSynthetic)
 	} else if kv, err = loadRealKV(*data); err != nil {
@@ -49,9 +68,14 @@ func runCompare(args []string, stdout io.Writer) error {
 	}
 	var rep compareReport
 	for _, layer := range kv.LayerIndices() {
-		rows, err := validate.Compare(kv, layer, contenders)
+		guards = guards[:0]
+		rows, err := validate.Compare(kv, layer, contenders())
 		if err != nil {
 			return err
+		}
+		for _, g := range guards {
+			g.Layer = layer
+			rep.Guard = append(rep.Guard, *g)
 		}
 		slices.SortStableFunc(rows, func(a, b validate.CompareRow) int {
 			switch {
@@ -101,7 +125,29 @@ func printCompare(w io.Writer, rep compareReport) error {
 	fmt.Fprintln(w, "\nEqual-bits targets (a shipped preset at ≤ the baseline's bits beats it on prob cos, top-1 and out err (all)):")
 	printTargets(w, rep.Targets)
 	fmt.Fprintln(w, "\ntq4 against the 5-bit KIVI-like codec:")
-	return printTargets(w, rep.KIVI5)
+	if err := printTargets(w, rep.KIVI5); err != nil {
+		return err
+	}
+	if len(rep.Guard) > 0 {
+		fmt.Fprintln(w, "\nGuard simulation (blocks of 32, 8 recent queries): upgraded (chunk, head, block)s per budget:")
+		for _, g := range rep.Guard {
+			fmt.Fprintf(w, "  layer %d: %d of %d blocks upgraded, per head %v, %d extra bytes\n", g.Layer, g.Upgraded, g.Blocks, g.HeadUpgrades, g.ExtraBytes)
+		}
+	}
+	return nil
+}
+
+// floatList parses a comma-separated list of numbers.
+func floatList(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil {
+			return nil, fmt.Errorf("bad number list %q: %w", s, err)
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 func printTargets(w io.Writer, ts []validate.TargetCheck) error {
