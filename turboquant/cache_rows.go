@@ -298,6 +298,7 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 	clear(rs.accK)
 	clear(rs.accR)
 	vc := hc.v.(rowCodec)
+	codes := false // whether any compressed token was seen (only they carry μ_v)
 	ts.runs(limit, func(r run) {
 		if r.raw {
 			ts.fp16.accumulateRun(rs.accR, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
@@ -308,12 +309,13 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 			}
 			return
 		}
+		codes = true
 		vc.accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 	})
 	for gi := range g {
 		o := out[gi*d : (gi+1)*d]
 		hc.v.finish(rs.tmp, rs.accK[gi*d:(gi+1)*d])
-		if hc.muV != nil { // compressed values are stored minus μ_v
+		if hc.muV != nil && codes { // compressed values are stored minus μ_v
 			wc := float32(float64(rs.sum[gi]) - rs.rawW[gi])
 			for j, m := range hc.muV {
 				rs.tmp[j] += wc * m

@@ -112,3 +112,23 @@ func TestRealKVJSON(t *testing.T) {
 	_, err = runCLI(t, "realkv", "--data", "/nonexistent/file")
 	assert.Error(t, err)
 }
+
+func TestCompareJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every preset and baseline on the real fixture (seconds)")
+	}
+	out, err := runCLI(t, "compare", "--json")
+	require.NoError(t, err)
+	var rep struct {
+		Rows    []map[string]any `json:"rows"`
+		Targets []map[string]any `json:"targets"`
+		KIVI5   []map[string]any `json:"tq4_vs_kivi4"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	// 7 compressed presets × 2 (plain, centred) + 12 baselines, per layer.
+	assert.Len(t, rep.Rows, 2*(7*2+12))
+	assert.Contains(t, rep.Rows[0], "logit_cos_mean")
+	assert.Contains(t, rep.Rows[0], "bits_per_element")
+	assert.Len(t, rep.KIVI5, 2)
+	assert.NotEmpty(t, rep.Targets)
+}
