@@ -26,7 +26,7 @@ type Device struct {
 	mu     sync.Mutex
 	dev    int32
 	ctx    uintptr
-	mod    uintptr
+	mods   []uintptr
 	stream uintptr
 	fns    map[string]uintptr
 	closed bool
@@ -99,22 +99,29 @@ func Open(opts Options) (*Device, error) {
 		return nil, err
 	}
 	fail := func(err error) (*Device, error) {
+		for _, m := range d.mods {
+			_ = drv.cuModuleUnload(m)
+		}
 		_ = drv.cuCtxDestroy(d.ctx)
 		return nil, err
 	}
 	if err := drv.check("cuStreamCreate", drv.cuStreamCreate(&d.stream, 0)); err != nil {
 		return fail(err)
 	}
-	image := append([]byte(kernelPTX), 0)
-	if err := drv.check("cuModuleLoadData", drv.cuModuleLoadData(&d.mod, unsafe.Pointer(&image[0]))); err != nil {
-		return fail(fmt.Errorf("loading the embedded PTX: %w", err))
-	}
-	for _, k := range kernelNames {
-		var fn uintptr
-		if err := drv.check("cuModuleGetFunction", drv.cuModuleGetFunction(&fn, d.mod, k)); err != nil {
-			return fail(fmt.Errorf("kernel %s: %w", k, err))
+	for _, m := range kernelModules {
+		image := append([]byte(m.ptx), 0)
+		var mod uintptr
+		if err := drv.check("cuModuleLoadData", drv.cuModuleLoadData(&mod, unsafe.Pointer(&image[0]))); err != nil {
+			return fail(fmt.Errorf("loading the embedded %s PTX: %w", m.name, err))
 		}
-		d.fns[k] = fn
+		d.mods = append(d.mods, mod)
+		for _, k := range m.kernels {
+			var fn uintptr
+			if err := drv.check("cuModuleGetFunction", drv.cuModuleGetFunction(&fn, mod, k)); err != nil {
+				return fail(fmt.Errorf("kernel %s: %w", k, err))
+			}
+			d.fns[k] = fn
+		}
 	}
 	return d, nil
 }
@@ -156,7 +163,9 @@ func (d *Device) do(f func(drv *driver) error) error {
 // context, every allocation still live). Later calls fail.
 func (d *Device) Close() error {
 	err := d.do(func(drv *driver) error {
-		_ = drv.cuModuleUnload(d.mod)
+		for _, m := range d.mods {
+			_ = drv.cuModuleUnload(m)
+		}
 		_ = drv.cuStreamDestroy(d.stream)
 		return drv.check("cuCtxDestroy", drv.cuCtxDestroy(d.ctx))
 	})

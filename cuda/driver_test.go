@@ -132,12 +132,17 @@ func TestStubDeviceMemoryAndLaunch(t *testing.T) {
 	}
 	var head [16]byte
 	hooks.ptxHead(&head)
-	if !bytes.HasPrefix(head[:], []byte(kernelPTX[:8])) {
+	last := kernelModules[len(kernelModules)-1].ptx
+	if !bytes.HasPrefix(head[:], []byte(last[:15])) {
 		t.Errorf("the driver was handed %q, not the embedded PTX", head)
 	}
-	for i, k := range kernelNames {
-		if got := hooks.functionName(int32(i)); got != k {
-			t.Errorf("function %d looked up as %q, want %q", i, got, k)
+	i := 0
+	for _, m := range kernelModules {
+		for _, k := range m.kernels {
+			if got := hooks.functionName(int32(i)); got != k {
+				t.Errorf("function %d looked up as %q, want %q", i, got, k)
+			}
+			i++
 		}
 	}
 
