@@ -386,16 +386,9 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 			return
 		}
 		var qb *queryBatch
-		if qb, err = prepareQueries(v, l.lc, queries, T, QH, d); err != nil {
+		if qb, err = s.batch(v, l, queries, T, n); err != nil {
 			return
 		}
-		qb.scale = cfg.Scale
-		qb.chunk = s.pool.Chunk
-		if qb.chunk <= 0 {
-			qb.chunk = chunkFor(n, cfg.KVHeads, T, qb.g, s.pool.dev.Multiprocessors(),
-				sharedFloats(qb.g, d, qb.P, len(l.lc.cent)))
-		}
-		qb.nsplit = (n + qb.chunk - 1) / qb.chunk
 		var red []float32
 		if red, err = s.pool.exec.attend(s, l, qb); err != nil {
 			return
@@ -408,10 +401,77 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	return err
 }
 
+// batch prepares the kernels' query input for T queries over n tokens.
+func (s *Sequence) batch(v turboquant.LayerView, l *devLayer, queries []float32, T, n int) (*queryBatch, error) {
+	cfg := s.pool.cfg
+	qb, err := prepareQueries(v, l.lc, queries, T, cfg.QHeads, cfg.HeadDim)
+	if err != nil {
+		return nil, err
+	}
+	qb.scale = cfg.Scale
+	qb.chunk = s.pool.Chunk
+	if qb.chunk <= 0 {
+		qb.chunk = chunkFor(n, cfg.KVHeads, T, qb.g, s.pool.dev.Multiprocessors(),
+			sharedFloats(qb.g, cfg.HeadDim, qb.P, len(l.lc.cent)))
+	}
+	qb.nsplit = (n + qb.chunk - 1) / qb.chunk
+	return qb, nil
+}
+
+// KernelTime runs the attention kernels of one decode step (one query per
+// query head, queries [QHeads][HeadDim]) reps times on the device and
+// returns the device milliseconds per step: the kernels alone, without
+// query preparation or transfers. For benchmarks.
+func (s *Sequence) KernelTime(layer int, queries []float32, reps int) (float32, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	cfg := s.pool.cfg
+	if layer < 0 || layer >= len(s.layers) || len(queries) != cfg.QHeads*cfg.HeadDim || reps < 1 {
+		return 0, fmt.Errorf("%w: kernel timing of layer %d with %d query floats", turboquant.ErrLength, layer, len(queries))
+	}
+	l := &s.layers[layer]
+	var ms float32
+	var err error
+	verr := s.host.ViewLayer(layer, func(v turboquant.LayerView) {
+		n := v.Sinks + v.Compressed + v.Window
+		if l.lc == nil || n == 0 {
+			err = fmt.Errorf("%w: layer %d is empty", turboquant.ErrLength, layer)
+			return
+		}
+		var qb *queryBatch
+		if qb, err = s.batch(v, l, queries, 1, n); err != nil {
+			return
+		}
+		var e deviceExecutor
+		if _, _, err = e.launch(s, l, qb, 1); err != nil { // warm up, upload the queries
+			return
+		}
+		ms, err = s.pool.dev.Time(func() error { _, _, err := e.launch(s, l, qb, reps); return err })
+	})
+	if verr != nil {
+		return 0, verr
+	}
+	return ms / float32(reps), err
+}
+
 // deviceExecutor launches the kernels.
 type deviceExecutor struct{}
 
-func (deviceExecutor) attend(s *Sequence, l *devLayer, qb *queryBatch) ([]float32, error) {
+func (e deviceExecutor) attend(s *Sequence, l *devLayer, qb *queryBatch) ([]float32, error) {
+	red, rows, err := e.launch(s, l, qb, 1)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, rows*(4+2*qb.d))
+	return out, s.pool.dev.ReadFloat32s(out, red, 0)
+}
+
+// launch uploads the queries and queues the partial and reduce kernels reps
+// times; it returns the buffer the reduced rows land in.
+func (deviceExecutor) launch(s *Sequence, l *devLayer, qb *queryBatch, reps int) (*Buffer, int, error) {
 	dev, cfg := s.pool.dev, s.pool.cfg
 	H, d := cfg.KVHeads, qb.d
 	rows := qb.T * H * qb.g
@@ -424,36 +484,37 @@ func (deviceExecutor) attend(s *Sequence, l *devLayer, qb *queryBatch) ([]float3
 	for i, b := range bufs {
 		var err error
 		if dbuf[i], err = s.scratchBuffer(b.name, 4*len(b.data)); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if err := dev.WriteFloat32s(dbuf[i], 0, b.data); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	part, err := s.scratchBuffer("part", 4*rows*qb.nsplit*stride)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	red, err := s.scratchBuffer("reduced", 4*rows*stride)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	shared := 4 * (sharedFloats(qb.g, d, qb.P, len(l.lc.cent)) + qb.g*qb.chunk)
 	v := l.view
-	err = dev.launch("tq_attend_partial", dim3{uint32(qb.nsplit), uint32(H), uint32(qb.T)}, dim3{threadsPerBlock, 1, 1}, uint32(shared),
-		l.klay, l.vlay, l.cent, int32(len(l.lc.cent)), l.table, int32(cfg.BlockTokens), int32(H),
-		int32(l.lc.klay[1]), int32(l.lc.vlay[1]), l.sink, int32(v.nsink), l.win, int32(v.winStart), int32(max(l.winCap, 1)),
-		int32(v.winLen), int32(v.compressed), dbuf[0], dbuf[1], dbuf[2], dbuf[3],
-		int32(qb.T), int32(qb.g), int32(d), int32(qb.P), qb.scale, int32(qb.chunk), int32(qb.nsplit), part)
-	if err != nil {
-		return nil, err
+	for range reps {
+		err = dev.launch("tq_attend_partial", dim3{uint32(qb.nsplit), uint32(H), uint32(qb.T)}, dim3{threadsPerBlock, 1, 1}, uint32(shared),
+			l.klay, l.vlay, l.cent, int32(len(l.lc.cent)), l.table, int32(cfg.BlockTokens), int32(H),
+			int32(l.lc.klay[1]), int32(l.lc.vlay[1]), l.sink, int32(v.nsink), l.win, int32(v.winStart), int32(max(l.winCap, 1)),
+			int32(v.winLen), int32(v.compressed), dbuf[0], dbuf[1], dbuf[2], dbuf[3],
+			int32(qb.T), int32(qb.g), int32(d), int32(qb.P), qb.scale, int32(qb.chunk), int32(qb.nsplit), part)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := dev.launch("tq_attend_reduce", dim3{uint32(rows), 1, 1}, dim3{threadsPerBlock, 1, 1}, 0,
+			part, int32(qb.nsplit), int32(d), red); err != nil {
+			return nil, 0, err
+		}
 	}
-	if err := dev.launch("tq_attend_reduce", dim3{uint32(rows), 1, 1}, dim3{threadsPerBlock, 1, 1}, 0,
-		part, int32(qb.nsplit), int32(d), red); err != nil {
-		return nil, err
-	}
-	out := make([]float32, rows*stride)
-	return out, dev.ReadFloat32s(out, red, 0)
+	return red, rows, nil
 }
 
 // scratchBuffer returns a per-sequence device buffer of at least n bytes.

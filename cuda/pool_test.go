@@ -3,6 +3,7 @@ package cuda
 import (
 	"bytes"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -256,4 +257,46 @@ func TestPoolErrors(t *testing.T) {
 	if _, err := p.ReadSequence(bytes.NewReader([]byte("TQKV junk"))); !errors.Is(err, turboquant.ErrSnapshot) {
 		t.Errorf("junk snapshot: %v, want ErrSnapshot", err)
 	}
+}
+
+// TestEncoderLaunchOnStub checks the encode kernel's launch: geometry and
+// the leading arguments as the stub driver recorded them.
+func TestEncoderLaunchOnStub(t *testing.T) {
+	dev, hooks := openStub(t)
+	q, err := turboquant.New(turboquant.Config{Dim: 128, Bits: 3, Method: turboquant.MSE, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEncoder(dev, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Encode(make([]byte, 5*q.CodeSize()), make([]float32, 5*128)); err != nil {
+		t.Fatal(err)
+	}
+	var l [16]uint64
+	hooks.lastLaunch(&l)
+	plan := e.plan
+	want := [16]uint64{0, 5, 1, 1, 128, 1, 1, 128 * 13, l[8], 5, 128, 3, 0, uint64(plan.rounds), e.signs.ptr, uint64(math.Float32bits(plan.final))}
+	if l != want {
+		t.Fatalf("encode launch %v, want %v", l, want)
+	}
+	if err := e.Encode(make([]byte, q.CodeSize()), []float32{float32(math.NaN())}); err == nil {
+		t.Error("a wrong-length batch should fail")
+	}
+	if _, err := NewEncoder(dev, mustQuantizer(t, turboquant.Config{Dim: 96, Bits: 3, Method: turboquant.MSE})); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("dim 96: %v, want ErrUnsupported", err)
+	}
+	if _, err := NewEncoder(dev, mustQuantizer(t, turboquant.Config{Dim: 128, Bits: 3, Method: turboquant.Prod})); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("prod: %v, want ErrUnsupported", err)
+	}
+}
+
+func mustQuantizer(t *testing.T, cfg turboquant.Config) *turboquant.Quantizer {
+	q, err := turboquant.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }
