@@ -11,9 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"golang.org/x/sys/cpu"
-
 	"github.com/turboquant-go/tq/cuda"
+	"github.com/turboquant-go/tq/internal/simd"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -42,8 +41,18 @@ type openedBackend struct {
 // cuda, cuda.ErrNoCUDA), never a crash.
 func openBackend(name string) (*openedBackend, error) {
 	switch name {
-	case "generic":
-		return &openedBackend{name: name, detail: "pure Go (" + runtime.GOARCH + ")", close: func() {},
+	case "generic", "avx2", "neon":
+		level := map[string]simd.Level{"generic": simd.Generic, "avx2": simd.AVX2, "neon": simd.NEON}[name]
+		if !simd.Available(level) {
+			return nil, fmt.Errorf("%w: no %s kernels on this CPU or build (%s; best level here: %v)",
+				errBackendUnavailable, name, runtime.GOARCH, simd.Best())
+		}
+		restore, err := simd.Use(level)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errBackendUnavailable, err)
+		}
+		detail := map[string]string{"generic": "pure Go", "avx2": "AVX2/FMA/F16C kernels", "neon": "NEON kernels"}[name]
+		return &openedBackend{name: name, detail: detail + " (" + runtime.GOARCH + ")", close: restore,
 			newCache: func(cfg turboquant.CacheConfig, budget int64) (turboquant.Cache, error) {
 				p, err := turboquant.NewPool(cfg, budget)
 				if err != nil {
@@ -51,10 +60,6 @@ func openBackend(name string) (*openedBackend, error) {
 				}
 				return p.NewSequence(), nil
 			}}, nil
-	case "avx2":
-		return nil, fmt.Errorf("%w: no AVX2 kernels in this build (CPU has AVX2: %v)", errBackendUnavailable, cpu.X86.HasAVX2)
-	case "neon":
-		return nil, fmt.Errorf("%w: no NEON kernels in this build (CPU has ASIMD: %v)", errBackendUnavailable, cpu.ARM64.HasASIMD)
 	case "metal":
 		return nil, fmt.Errorf("%w: no Metal backend in this build", errBackendUnavailable)
 	case "cuda":
