@@ -24,6 +24,10 @@ func main() {
 	expSum()
 	fwhtFirst8()
 	scaleKernel()
+	sumSquares()
+	for bits := 1; bits <= 4; bits++ {
+		quantizePack(bits)
+	}
 	for _, levels := range []int{1, 2, 3} {
 		fwhtPass(levels)
 	}
@@ -858,22 +862,26 @@ func fwhtFirst8() {
 	k := Load(Param("signs").Base(), GP64())
 	ks := Load(Param("signs").Len(), GP64())
 	n := Load(Param("dst").Len(), GP64())
-	Label("f8_loop")
-	TESTQ(n, n)
-	JZ(LabelRef("f8_done"))
-	v := YMM()
-	VMOVUPS(Mem{Base: s}, v)
 	TESTQ(ks, ks)
-	JZ(LabelRef("f8_nosign"))
-	VMULPS(Mem{Base: k}, v, v)
-	ADDQ(U32(32), k)
-	Label("f8_nosign")
-	butterfly8(v)
-	VMOVUPS(v, Mem{Base: d})
-	ADDQ(U32(32), s)
-	ADDQ(U32(32), d)
-	SUBQ(U32(8), n)
-	JMP(LabelRef("f8_loop"))
+	JZ(LabelRef("f8_plain"))
+	for _, signed := range []bool{true, false} {
+		lbl := map[bool]string{true: "f8_signed", false: "f8_plain"}[signed]
+		Label(lbl)
+		TESTQ(n, n)
+		JZ(LabelRef("f8_done"))
+		v := YMM()
+		VMOVUPS(Mem{Base: s}, v)
+		if signed {
+			VMULPS(Mem{Base: k}, v, v)
+			ADDQ(U32(32), k)
+		}
+		butterfly8(v)
+		VMOVUPS(v, Mem{Base: d})
+		ADDQ(U32(32), s)
+		ADDQ(U32(32), d)
+		SUBQ(U32(8), n)
+		JMP(LabelRef(lbl))
+	}
 	Label("f8_done")
 	VZEROUPPER()
 	RET()
@@ -975,6 +983,105 @@ func scaleKernel() {
 	SUBQ(U32(8), n)
 	JMP(LabelRef("scale_loop"))
 	Label("scale_done")
+	VZEROUPPER()
+	RET()
+}
+
+// quantizePack emits the encoder's quantize-and-pack for one width: each
+// index is the number of boundaries below the value (a compare per
+// boundary, subtracting the all-ones masks), and eight indices are shifted
+// into place and OR-reduced into bits bytes of the LSB-first stream.
+func quantizePack(bits int) {
+	name := fmt_("quantizePack%dAVX2", bits)
+	TEXT(name, NOSPLIT, "func(dst []byte, x []float32, bounds *[15][8]float32)")
+	Doc(fmt_("%s is quantizePackGeneric for %d-bit indices on the first len(x)&^7 values.", name, bits))
+	Pragma("noescape")
+	dp := Load(Param("dst").Base(), GP64())
+	xp := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(I32(-8), n)
+	bp := Load(Param("bounds"), GP64())
+	sh := YMM()
+	shifts := GLOBL(fmt_("packShifts%d", bits), RODATA|NOPTR)
+	for i := range 8 {
+		DATA(4*i, U32(bits*i))
+	}
+	VMOVDQU(shifts, sh)
+	Label(name + "_loop")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	v, acc := YMM(), YMM()
+	VMOVUPS(Mem{Base: xp}, v)
+	VPXOR(acc, acc, acc)
+	for k := range 1<<bits - 1 {
+		m := YMM()
+		VCMPPS(U8(0x1E), Mem{Base: bp, Disp: 32 * k}, v, m) // x > boundary k (ordered)
+		VPSUBD(m, acc, acc)
+	}
+	VPSLLVD(sh, acc, acc)
+	lo, t := acc.AsX(), XMM()
+	VEXTRACTI128(U8(1), acc, t)
+	VPOR(t, lo, lo)
+	VPSHUFD(U8(0x4E), lo, t)
+	VPOR(t, lo, lo)
+	VPSHUFD(U8(0x01), lo, t)
+	VPOR(t, lo, lo)
+	w := GP32()
+	VMOVD(lo, w)
+	switch bits {
+	case 1:
+		MOVB(w.As8(), Mem{Base: dp})
+	case 2:
+		MOVW(w.As16(), Mem{Base: dp})
+	case 3:
+		MOVW(w.As16(), Mem{Base: dp})
+		SHRL(U8(16), w)
+		MOVB(w.As8(), Mem{Base: dp, Disp: 2})
+	case 4:
+		MOVL(w, Mem{Base: dp})
+	}
+	ADDQ(U32(bits), dp)
+	ADDQ(U32(32), xp)
+	SUBQ(U32(8), n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+func sumSquares() {
+	TEXT("sumSquaresAVX2", NOSPLIT, "func(x []float32) float64")
+	Doc("sumSquaresAVX2 is sumSquaresGeneric's eight partial sums over the first len(x)&^7",
+		"elements, combined in the same order.")
+	Pragma("noescape")
+	p := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(I32(-8), n)
+	a0, a1 := YMM(), YMM()
+	VXORPD(a0, a0, a0)
+	VXORPD(a1, a1, a1)
+	Label("ss_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("ss_done"))
+	lo, hi := YMM(), YMM()
+	VCVTPS2PD(Mem{Base: p}, lo)           // elements 0–3 of the 8
+	VCVTPS2PD(Mem{Base: p, Disp: 16}, hi) // elements 4–7
+	// Squares of float32 values are exact in float64, so the fused
+	// multiply-add rounds exactly like the twin's add.
+	VFMADD231PD(lo, lo, a0)
+	VFMADD231PD(hi, hi, a1)
+	ADDQ(U32(32), p)
+	SUBQ(U32(8), n)
+	JMP(LabelRef("ss_loop"))
+	Label("ss_done")
+	VADDPD(a1, a0, a0) // t_k = s_k + s_{k+4}
+	t := XMM()
+	VEXTRACTF128(U8(1), a0, t)
+	VADDPD(t, a0.AsX(), t) // u0 = t0 + t2, u1 = t1 + t3
+	u := XMM()
+	VPERMILPD(U8(1), t, u)
+	VADDSD(u, t, t) // u0 + u1
+	Store(t, ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }

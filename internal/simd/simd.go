@@ -42,6 +42,8 @@ type kernels struct {
 	fwhtFirst8  func(dst, src, signs []float32)
 	fwhtPass    [4]func(x []float32, h int) // by levels per sweep (1–3)
 	scale       func(x []float32, k float32)
+	sumSquares  func(x []float32) float64
+	quantize    [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
 	dotCodes  [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
 	axpyCodes [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
@@ -574,4 +576,86 @@ func Scale(x []float32, k float32) {
 	for i := from; i < len(x); i++ {
 		x[i] *= k
 	}
+}
+
+// Bounds holds the 2^bits − 1 ascending boundaries of a scalar quantizer
+// (bits 1–4) laid out for QuantizePack.
+type Bounds struct {
+	bits int
+	b    []float32
+	vec  [15][8]float32 // boundary k broadcast to 8 lanes
+}
+
+// NewBounds prepares the boundaries b (len 2^bits − 1, ascending).
+func NewBounds(b []float32, bits int) *Bounds {
+	check(bits >= 1 && bits <= 4 && len(b) == 1<<bits-1, "NewBounds: need 2^bits − 1 boundaries, bits 1–4")
+	qb := &Bounds{bits: bits, b: append([]float32(nil), b...)}
+	for k, v := range b {
+		for i := range 8 {
+			qb.vec[k][i] = v
+		}
+	}
+	return qb
+}
+
+// QuantizePack writes the index of each x[j] (the number of boundaries
+// strictly below it; NaN counts as below none) to dst as an LSB-first
+// stream of bits-wide indices (internal/bitpack's layout), filling exactly
+// (len(x)·bits+7)/8 bytes.
+func QuantizePack(dst []byte, x []float32, qb *Bounds) {
+	bits := qb.bits
+	check(len(dst) >= (len(x)*bits+7)/8, "QuantizePack: short destination")
+	from := 0
+	if k := active.quantize[bits]; k != nil {
+		k(dst, x, &qb.vec)
+		from = len(x) &^ 7
+	}
+	quantizePackGeneric(dst[from*bits/8:], x[from:], qb)
+}
+
+func quantizePackGeneric(dst []byte, x []float32, qb *Bounds) {
+	bits := qb.bits
+	nb := (len(x)*bits + 7) / 8
+	clear(dst[:nb])
+	for j, v := range x {
+		var idx uint32
+		for _, b := range qb.b {
+			if v > b {
+				idx++
+			}
+		}
+		bit := j * bits
+		dst[bit>>3] |= byte(idx << (bit & 7))
+		if bit&7+bits > 8 {
+			dst[bit>>3+1] |= byte(idx >> (8 - bit&7))
+		}
+	}
+}
+
+// SumSquares returns ‖x‖² accumulated in float64: eight partial sums s_k
+// over the elements ≡ k mod 8 of the first len(x)&^7, combined as
+// ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)), then the tail added in order. Every
+// level computes exactly this (squares of float32 are exact in float64), so
+// norms, and the codes derived from them, are the same on every platform.
+func SumSquares(x []float32) float64 {
+	n8 := len(x) &^ 7
+	var s float64
+	if active.sumSquares != nil {
+		s = active.sumSquares(x)
+	} else {
+		var p [8]float64
+		for i := 0; i < n8; i += 8 {
+			c := x[i : i+8 : i+8]
+			for k, v := range c {
+				a := float64(v)
+				p[k] += float64(a * a)
+			}
+		}
+		s = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]))
+	}
+	for _, v := range x[n8:] {
+		a := float64(v)
+		s += float64(a * a)
+	}
+	return s
 }

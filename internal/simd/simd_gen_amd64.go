@@ -64,6 +64,32 @@ func fwhtFirst8AVX2(dst []float32, src []float32, signs []float32)
 //go:noescape
 func scaleAVX2(x []float32, k float32)
 
+// sumSquaresAVX2 is sumSquaresGeneric's eight partial sums over the first len(x)&^7
+// elements, combined in the same order.
+//
+//go:noescape
+func sumSquaresAVX2(x []float32) float64
+
+// quantizePack1AVX2 is quantizePackGeneric for 1-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack1AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+
+// quantizePack2AVX2 is quantizePackGeneric for 2-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack2AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+
+// quantizePack3AVX2 is quantizePackGeneric for 3-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack3AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+
+// quantizePack4AVX2 is quantizePackGeneric for 4-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack4AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+
 // fwhtPass2AVX2 does levels h … 1h of the transform (h ≥ 8, a power of two).
 //
 //go:noescape
