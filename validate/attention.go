@@ -117,6 +117,15 @@ func (r *roundTrip) Attend(layer int, queries, out []float32) error {
 	return nil
 }
 
+// Truncate keeps the first n tokens, as turboquant.Sequence.Truncate does.
+func (r *roundTrip) Truncate(n int) error {
+	if n < 0 || n > r.len() {
+		return fmt.Errorf("%w: truncate to %d of %d tokens", ErrShape, n, r.len())
+	}
+	r.keys, r.vals = r.keys[:n*r.h*r.d], r.vals[:n*r.h*r.d]
+	return nil
+}
+
 func (r *roundTrip) Close() error { r.keys, r.vals = nil, nil; return nil }
 
 // NaiveUniform is plain low-bit rounding, the baseline TurboQuant improves
