@@ -7,7 +7,7 @@ import (
 	"flag"
 	"io"
 	"slices"
-		"testing"
+	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
