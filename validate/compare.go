@@ -211,7 +211,7 @@ func QuantizerContender(name, family string, center bool, nominalBits func(dim i
 					cfg turboquant.Config
 					mu  []float32
 				}{{k, kc, muK}, {v, vc, muV}} {
-					n, err := roundTrip(p.x, p.cfg)
+					n, err := reconstructRows(p.x, p.cfg)
 					if err != nil {
 						return nil, err
 					}
@@ -227,9 +227,9 @@ func QuantizerContender(name, family string, center bool, nominalBits func(dim i
 	}
 }
 
-// roundTrip replaces every row of x by its reconstruction under cfg and
+// reconstructRows replaces every row of x by its reconstruction under cfg and
 // returns the bits stored.
-func roundTrip(x [][]float32, cfg turboquant.Config) (int64, error) {
+func reconstructRows(x [][]float32, cfg turboquant.Config) (int64, error) {
 	q, err := turboquant.New(cfg)
 	if err != nil {
 		return 0, err
@@ -328,39 +328,23 @@ func exactOutput(l *RealKVLayer, ref [][][]float64, qi int) []float32 {
 	return out
 }
 
-// compareAcc accumulates one contender's metrics over the chunks of a layer.
+// compareAcc accumulates one contender's metrics over the chunks of a layer;
+// the row metrics are Fidelity's (one definition of each).
 type compareAcc struct {
-	row                   CompareRow
-	rows, chunks, outputs int
-	bits, elements        int64
+	row             CompareRow
+	fid             fidelityAcc
+	chunks, outputs int
+	bits, elements  int64
 }
 
-func (a *compareAcc) addRow(ref, got []float64) {
-	pr, pg := Softmax(ref), Softmax(got)
-	c := Cosine(pr, pg)
-	a.row.CosMean += c
-	a.row.CosWorst = min(a.row.CosWorst, c)
-	a.row.KLD += KL(pr, pg)
-	if topK(pr, 1)[0] == topK(pg, 1)[0] {
-		a.row.Top1++
-	}
-	if sameSet(topK(pr, 5), topK(pg, 5)) {
-		a.row.Top5++
-	}
-	lc := Cosine(ref, got)
-	a.row.LogitCosMean += lc
-	a.row.LogitCosWorst = min(a.row.LogitCosWorst, lc)
-	a.rows++
-}
+func (a *compareAcc) addRow(ref, got []float64) { a.fid.addRow(ref, got) }
 
 func (a *compareAcc) finish() CompareRow {
 	r := a.row
-	n := float64(a.rows)
-	r.CosMean /= n
-	r.KLD /= n
-	r.Top1 /= n
-	r.Top5 /= n
-	r.LogitCosMean /= n
+	var f Fidelity
+	a.fid.fill(&f)
+	r.CosMean, r.CosWorst, r.KLD, r.Top1, r.Top5 = f.AttnCosine, f.AttnCosineMin, f.KLD, f.Top1, f.Top5
+	r.LogitCosMean, r.LogitCosWorst = f.LogitCosine, a.fid.lcosMin
 	r.OutErr /= float64(a.chunks)
 	r.OutErrAll /= float64(a.outputs)
 	r.BitsFixture = float64(a.bits) / float64(a.elements)
@@ -384,8 +368,9 @@ func Compare(kv *RealKV, layer int, contenders []Contender) ([]CompareRow, error
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Name, err)
 		}
+		accs[i].fid = *newFidelityAcc()
 		accs[i].row = CompareRow{Name: c.Name, Family: c.Family, Layer: layer, Dim: first.HeadDim,
-			Center: center, Default: def, Bits: bits, CosWorst: 1, LogitCosWorst: 1}
+			Center: center, Default: def, Bits: bits}
 	}
 	for ci := range kv.Chunks {
 		l := kv.Chunks[ci].layerAt(layer)

@@ -31,12 +31,12 @@ func TestCompareMatchesMeasureRealKV(t *testing.T) {
 		})
 		require.NoError(t, err)
 		got := rows[0]
-		assert.InDelta(t, want.CosMean, got.CosMean, 1e-12)
-		assert.InDelta(t, want.CosWorst, got.CosWorst, 1e-12)
+		assert.InDelta(t, want.AttnCosine, got.CosMean, 1e-12)
+		assert.InDelta(t, want.AttnCosineMin, got.CosWorst, 1e-12)
 		assert.InDelta(t, want.KLD, got.KLD, 1e-12)
 		assert.InDelta(t, want.Top1, got.Top1, 1e-12)
 		assert.InDelta(t, want.Top5, got.Top5, 1e-12)
-		assert.InDelta(t, want.OutErr, got.OutErr, 1e-12)
+		assert.InDelta(t, want.OutRelErr, got.OutErr, 1e-12)
 		assert.Equal(t, center, got.Center)
 		assert.Equal(t, center, got.Default, "tq3 ships with Center")
 		assert.InDelta(t, 3.25, got.Bits, 1e-12) // 3 bits + an fp16 norm per 64
