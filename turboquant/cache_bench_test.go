@@ -51,8 +51,12 @@ var cacheBenchBuilt = struct {
 // kvData's Gaussians, which would dominate building a 32K-token cache;
 // attention time does not depend on the values.)
 func cacheBenchKV(from, T, H int) (keys, values []float32) {
+	return cacheBenchKVDim(from, T, H, cacheBenchDim)
+}
+
+func cacheBenchKVDim(from, T, H, d int) (keys, values []float32) {
 	r := rng.New(uint64(from) + 1)
-	n := T * H * cacheBenchDim
+	n := T * H * d
 	keys, values = make([]float32, n), make([]float32, n)
 	const inv = 1.0 / (1 << 31)
 	for i := range n {
@@ -69,14 +73,18 @@ func cacheBenchKV(from, T, H int) (keys, values []float32) {
 
 // cacheBenchSeq returns a one-layer sequence of a preset holding n tokens.
 func cacheBenchSeq(b *testing.B, preset string, kvHeads, qHeads, n int) *Sequence {
+	return cacheBenchSeqDim(b, preset, kvHeads, qHeads, cacheBenchDim, n)
+}
+
+func cacheBenchSeqDim(b *testing.B, preset string, kvHeads, qHeads, d, n int) *Sequence {
 	b.Helper()
-	key := fmt.Sprintf("%s/%d/%d/%d", preset, kvHeads, qHeads, n)
+	key := fmt.Sprintf("%s/%d/%d/%d/%d", preset, kvHeads, qHeads, d, n)
 	cacheBenchBuilt.Lock()
 	defer cacheBenchBuilt.Unlock()
 	if s, ok := cacheBenchBuilt.m[key]; ok {
 		return s
 	}
-	cfg, err := Preset(preset, 1, kvHeads, qHeads, cacheBenchDim)
+	cfg, err := Preset(preset, 1, kvHeads, qHeads, d)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -87,7 +95,7 @@ func cacheBenchSeq(b *testing.B, preset string, kvHeads, qHeads, n int) *Sequenc
 	s := pool.NewSequence()
 	const chunk = 1024
 	for from := 0; from < n; from += chunk {
-		k, v := cacheBenchKV(from, min(chunk, n-from), kvHeads)
+		k, v := cacheBenchKVDim(from, min(chunk, n-from), kvHeads, d)
 		if err := s.Append(0, k, v); err != nil {
 			b.Fatal(err)
 		}
@@ -96,9 +104,11 @@ func cacheBenchSeq(b *testing.B, preset string, kvHeads, qHeads, n int) *Sequenc
 	return s
 }
 
-func cacheBenchQuery(qHeads int) []float32 {
+func cacheBenchQuery(qHeads int) []float32 { return cacheBenchQueryDim(qHeads, cacheBenchDim) }
+
+func cacheBenchQueryDim(qHeads, d int) []float32 {
 	r := rng.New(99)
-	q := make([]float32, qHeads*cacheBenchDim)
+	q := make([]float32, qHeads*d)
 	for i := range q {
 		q[i] = float32(r.Norm())
 	}
@@ -215,4 +225,51 @@ func cacheBenchEmpty(b *testing.B, preset string, H int) (*Sequence, CacheConfig
 		b.Fatal(err)
 	}
 	return pool.NewSequence(), pool.Config()
+}
+
+// BenchmarkCachePeerShape is the shape a Go peer publishes: one head of
+// d=384, 100K tokens, 3-bit keys and values, one query, exact softmax (the
+// peer approximates with top-k). Run with -cpu 1 for the one-core figure.
+func BenchmarkCachePeerShape(b *testing.B) {
+	const n, d = 100_000, 384
+	for _, preset := range []string{"fp32", "fp16", "tq3"} {
+		b.Run(preset, func(b *testing.B) {
+			s := cacheBenchSeqDim(b, preset, 1, 1, d, n)
+			q := cacheBenchQueryDim(1, d)
+			out := make([]float32, len(q))
+			b.SetBytes(s.Stats().LiveBytes)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Attend(0, q, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMemoryFloor measures this machine's streaming read bandwidth in
+// the same process as the cache benchmarks: a sum over 256 MiB, far larger
+// than the caches. Its MB/s is the floor the decode benchmarks are
+// compared with.
+func BenchmarkMemoryFloor(b *testing.B) {
+	buf := make([]uint64, 32<<20)
+	for i := range buf {
+		buf[i] = uint64(i)
+	}
+	b.SetBytes(int64(8 * len(buf)))
+	var sink uint64
+	for b.Loop() {
+		var s0, s1, s2, s3 uint64
+		for i := 0; i+4 <= len(buf); i += 4 {
+			s0 += buf[i]
+			s1 += buf[i+1]
+			s2 += buf[i+2]
+			s3 += buf[i+3]
+		}
+		sink += s0 + s1 + s2 + s3
+	}
+	if sink == 1 {
+		b.Log(sink)
+	}
 }

@@ -618,8 +618,8 @@ const fusedSig = "tab *[16]float32, sh *[8]uint32, bits int, codes []byte, strid
 func dotCodes(k codeKind, g int) {
 	name := fmt_("dotCodes%s%dAVX2", k.name, g)
 	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []float32, qStride int, "+fusedSig)
-	Doc(name+" is dotCodesGeneric for "+map[bool]string{false: "1–3", true: "4"}[k.b4]+"-bit codes and "+
-		map[int]string{1: "one query row", 4: "four query rows"}[g]+" on the first d8 coordinates.")
+	Doc(name + " is dotCodesGeneric for " + map[bool]string{false: "1–3", true: "4"}[k.b4] + "-bit codes and " +
+		map[int]string{1: "one query row", 4: "four query rows"}[g] + " on the first d8 coordinates.")
 	Pragma("noescape")
 	t := loadTables(k)
 	o := Load(Param("out").Base(), GP64())
@@ -722,8 +722,8 @@ func dotCodes(k codeKind, g int) {
 func axpyCodes(k codeKind, g int) {
 	name := fmt_("axpyCodes%s%dAVX2", k.name, g)
 	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, w []float32, wStride int, "+fusedSig)
-	Doc(name+" is axpyCodesGeneric for "+map[bool]string{false: "1–3", true: "4"}[k.b4]+"-bit codes and "+
-		map[int]string{1: "one accumulator row", 4: "four accumulator rows"}[g]+" on the first d8 coordinates.")
+	Doc(name + " is axpyCodesGeneric for " + map[bool]string{false: "1–3", true: "4"}[k.b4] + "-bit codes and " +
+		map[int]string{1: "one accumulator row", 4: "four accumulator rows"}[g] + " on the first d8 coordinates.")
 	Pragma("noescape")
 	t := loadTables(k)
 	chunk := map[[2]int]int{{0, 1}: 8, {1, 1}: 4, {0, 4}: 2, {1, 4}: 1}[[2]int{b2i(k.b4), g}]
