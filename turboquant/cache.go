@@ -560,9 +560,7 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 
 // roundFP16 writes x rounded to fp16 precision into dst.
 func roundFP16(dst, x []float32) []float32 {
-	for i, v := range x {
-		dst[i] = half.ToFloat32(half.FromFloat32(v))
-	}
+	simd.RoundF16(dst[:len(x)], x)
 	return dst[:len(x)]
 }
 
@@ -576,12 +574,8 @@ func (s *Sequence) winSlot(l *seqLayer, i int) int {
 func putFP16Token(dst []byte, k, v []float32, H, d int) {
 	for h := range H {
 		base := h * 2 * d * 2
-		for i := range d {
-			u := half.FromFloat32(k[h*d+i])
-			dst[base+2*i], dst[base+2*i+1] = byte(u), byte(u>>8)
-			u = half.FromFloat32(v[h*d+i])
-			dst[base+2*d+2*i], dst[base+2*d+2*i+1] = byte(u), byte(u>>8)
-		}
+		simd.EncodeF16(dst[base:base+2*d], k[h*d:(h+1)*d])
+		simd.EncodeF16(dst[base+2*d:base+4*d], v[h*d:(h+1)*d])
 	}
 }
 
@@ -589,19 +583,17 @@ func putFP16Token(dst []byte, k, v []float32, H, d int) {
 // token buffer into k and v.
 func widenFP16(buf []byte, slot, h, d, H int, k, v []float32) ([]float32, []float32) {
 	kb, vb := fp16Vec(buf, slot, h, d, H)
-	for i := range d {
-		k[i] = half.ToFloat32(uint16(kb[2*i]) | uint16(kb[2*i+1])<<8)
-		v[i] = half.ToFloat32(uint16(vb[2*i]) | uint16(vb[2*i+1])<<8)
-	}
+	simd.DecodeF16(k, d, kb, 2*d, 1, d)
+	simd.DecodeF16(v, d, vb, 2*d, 1, d)
 	return k, v
 }
 
-// fp16Vec returns the fp16 key and value bytes of head h of token slot in an
-// fp16 token buffer ([t][H][2][d]).
 // newBlockData allocates a block's bytes with simd.Slack spare capacity, so
 // the decode kernels' word loads past the last code stay inside it.
 func newBlockData(n int64) []byte { return make([]byte, n, n+simd.Slack) }
 
+// fp16Vec returns the fp16 key and value bytes of head h of token slot in an
+// fp16 token buffer ([t][H][2][d]).
 func fp16Vec(buf []byte, slot, h, d, H int) (k, v []byte) {
 	base := (slot*H + h) * 2 * d * 2
 	return buf[base : base+2*d], buf[base+2*d : base+4*d]

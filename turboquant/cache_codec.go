@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/turboquant-go/tq/internal/half"
+	"github.com/turboquant-go/tq/internal/simd"
 )
 
 // vecCodec is how one (layer, KV head) stores its keys or values: a
@@ -60,12 +61,12 @@ type fp16Codec struct{ dim int }
 func (c fp16Codec) size() int { return 2 * c.dim }
 
 func (c fp16Codec) encode(dst []byte, x []float32) error {
-	for i, v := range x {
+	for _, v := range x {
 		if math.Abs(float64(v)) >= fp16Max+16 {
 			return ErrOverflow
 		}
-		binary.LittleEndian.PutUint16(dst[2*i:], half.FromFloat32(v))
 	}
+	simd.EncodeF16(dst[:2*len(x)], x)
 	return nil
 }
 

@@ -25,6 +25,7 @@ func main() {
 	fwhtFirst8()
 	scaleKernel()
 	sumSquares()
+	f16Kernels()
 	for bits := 1; bits <= 4; bits++ {
 		quantizePack(bits)
 	}
@@ -1084,4 +1085,44 @@ func sumSquares() {
 	Store(t, ReturnIndex(0))
 	VZEROUPPER()
 	RET()
+}
+
+// f16Kernels emits float32 → fp16 (round to nearest even, F16C) and the
+// round trip float32 → fp16 → float32, eight values at a time.
+func f16Kernels() {
+	for _, roundTrip := range []bool{false, true} {
+		name, sig := "encodeF16AVX2", "func(dst []byte, src []float32)"
+		doc := "encodeF16AVX2 is encodeF16Generic on the first len(src)&^7 values."
+		if roundTrip {
+			name, sig = "roundF16AVX2", "func(dst, src []float32)"
+			doc = "roundF16AVX2 is roundF16Generic on the first len(src)&^7 values."
+		}
+		TEXT(name, NOSPLIT, sig)
+		Doc(doc)
+		Pragma("noescape")
+		d := Load(Param("dst").Base(), GP64())
+		s := Load(Param("src").Base(), GP64())
+		n := Load(Param("src").Len(), GP64())
+		ANDQ(I32(-8), n)
+		Label(name + "_loop")
+		TESTQ(n, n)
+		JZ(LabelRef(name + "_done"))
+		v, h := YMM(), XMM()
+		VMOVUPS(Mem{Base: s}, v)
+		VCVTPS2PH(U8(0), v, h) // imm 0: round to nearest even
+		if roundTrip {
+			VCVTPH2PS(h, v)
+			VMOVUPS(v, Mem{Base: d})
+			ADDQ(U32(32), d)
+		} else {
+			VMOVDQU(h, Mem{Base: d})
+			ADDQ(U32(16), d)
+		}
+		ADDQ(U32(32), s)
+		SUBQ(U32(8), n)
+		JMP(LabelRef(name + "_loop"))
+		Label(name + "_done")
+		VZEROUPPER()
+		RET()
+	}
 }

@@ -3,6 +3,8 @@ package simd
 import (
 	"fmt"
 	"math"
+
+	"github.com/turboquant-go/tq/internal/half"
 )
 
 // Level is a kernel implementation level.
@@ -43,6 +45,8 @@ type kernels struct {
 	fwhtPass    [4]func(x []float32, h int) // by levels per sweep (1–3)
 	scale       func(x []float32, k float32)
 	sumSquares  func(x []float32) float64
+	encodeF16   func(dst []byte, src []float32)
+	roundF16    func(dst, src []float32)
 	quantize    [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
 	dotCodes  [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
@@ -658,4 +662,38 @@ func SumSquares(x []float32) float64 {
 		s += float64(a * a)
 	}
 	return s
+}
+
+// EncodeF16 writes src as little-endian IEEE halves to dst (len ≥ 2·len(src)),
+// rounding to nearest even; values beyond the fp16 range become ±Inf.
+// Every level gives the same bits as half.FromFloat32 for non-NaN input.
+func EncodeF16(dst []byte, src []float32) {
+	check(len(dst) >= 2*len(src), "EncodeF16: short destination")
+	from := 0
+	if active.encodeF16 != nil {
+		active.encodeF16(dst, src)
+		from = len(src) &^ 7
+	}
+	encodeF16Generic(dst[2*from:], src[from:])
+}
+
+func encodeF16Generic(dst []byte, src []float32) {
+	for i, v := range src {
+		h := half.FromFloat32(v)
+		dst[2*i], dst[2*i+1] = byte(h), byte(h>>8)
+	}
+}
+
+// RoundF16 sets dst[i] to src[i] rounded to fp16 and back (dst and src may
+// be the same slice).
+func RoundF16(dst, src []float32) {
+	check(len(dst) >= len(src), "RoundF16: short destination")
+	from := 0
+	if active.roundF16 != nil {
+		active.roundF16(dst, src)
+		from = len(src) &^ 7
+	}
+	for i := from; i < len(src); i++ {
+		dst[i] = half.ToFloat32(half.FromFloat32(src[i]))
+	}
 }

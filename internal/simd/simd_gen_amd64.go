@@ -70,6 +70,16 @@ func scaleAVX2(x []float32, k float32)
 //go:noescape
 func sumSquaresAVX2(x []float32) float64
 
+// encodeF16AVX2 is encodeF16Generic on the first len(src)&^7 values.
+//
+//go:noescape
+func encodeF16AVX2(dst []byte, src []float32)
+
+// roundF16AVX2 is roundF16Generic on the first len(src)&^7 values.
+//
+//go:noescape
+func roundF16AVX2(dst []float32, src []float32)
+
 // quantizePack1AVX2 is quantizePackGeneric for 1-bit indices on the first len(x)&^7 values.
 //
 //go:noescape

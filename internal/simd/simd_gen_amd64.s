@@ -798,6 +798,53 @@ ss_done:
 	VZEROUPPER
 	RET
 
+// func encodeF16AVX2(dst []byte, src []float32)
+// Requires: AVX, F16C
+TEXT ·encodeF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), AX
+	MOVQ src_base+24(FP), CX
+	MOVQ src_len+32(FP), DX
+	ANDQ $-8, DX
+
+encodeF16AVX2_loop:
+	TESTQ     DX, DX
+	JZ        encodeF16AVX2_done
+	VMOVUPS   (CX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VMOVDQU   X0, (AX)
+	ADDQ      $0x00000010, AX
+	ADDQ      $0x00000020, CX
+	SUBQ      $0x00000008, DX
+	JMP       encodeF16AVX2_loop
+
+encodeF16AVX2_done:
+	VZEROUPPER
+	RET
+
+// func roundF16AVX2(dst []float32, src []float32)
+// Requires: AVX, F16C
+TEXT ·roundF16AVX2(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), AX
+	MOVQ src_base+24(FP), CX
+	MOVQ src_len+32(FP), DX
+	ANDQ $-8, DX
+
+roundF16AVX2_loop:
+	TESTQ     DX, DX
+	JZ        roundF16AVX2_done
+	VMOVUPS   (CX), Y0
+	VCVTPS2PH $0x00, Y0, X0
+	VCVTPH2PS X0, Y0
+	VMOVUPS   Y0, (AX)
+	ADDQ      $0x00000020, AX
+	ADDQ      $0x00000020, CX
+	SUBQ      $0x00000008, DX
+	JMP       roundF16AVX2_loop
+
+roundF16AVX2_done:
+	VZEROUPPER
+	RET
+
 // func quantizePack1AVX2(dst []byte, x []float32, bounds *[15][8]float32)
 // Requires: AVX, AVX2
 TEXT ·quantizePack1AVX2(SB), NOSPLIT, $0-56

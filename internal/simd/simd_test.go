@@ -453,3 +453,39 @@ func TestSumSquaresIsTheSameOnEveryLevel(t *testing.T) {
 		t.Fatal("an infinite component must give an infinite sum")
 	}
 }
+
+func TestEncodeAndRoundF16MatchHalf(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	// Every half's value and its neighbours (the rounding edges), plus
+	// random floats of every magnitude, overflow included.
+	var x []float32
+	for h := range 0x7c01 {
+		v := half.ToFloat32(uint16(h))
+		b := math.Float32bits(v)
+		x = append(x, v, -v, math.Float32frombits(b+1), math.Float32frombits(b-1), math.Float32frombits(b+0x1000))
+	}
+	for range 100000 {
+		x = append(x, math.Float32frombits(r.Uint32()&0x7f7fffff)*float32(1-2*r.IntN(2)))
+	}
+	x = append(x, 65504, 65519.99, 65520, 1e10, float32(math.Inf(1)), float32(math.Inf(-1)))
+	want := make([]byte, 2*len(x))
+	encodeF16Generic(want, x)
+	for _, l := range availableVector() {
+		got := make([]byte, 2*len(x))
+		with(t, l, func() { EncodeF16(got, x) })
+		if !bytes.Equal(got, want) {
+			for i := range x {
+				if got[2*i] != want[2*i] || got[2*i+1] != want[2*i+1] {
+					t.Fatalf("%v: %v (%#x) → %#02x%02x, half.FromFloat32 %#02x%02x", l, x[i], math.Float32bits(x[i]), got[2*i+1], got[2*i], want[2*i+1], want[2*i])
+				}
+			}
+		}
+		rt := make([]float32, len(x))
+		with(t, l, func() { RoundF16(rt, x) })
+		for i, v := range x {
+			if w := half.ToFloat32(half.FromFloat32(v)); math.Float32bits(rt[i]) != math.Float32bits(w) {
+				t.Fatalf("%v: RoundF16(%v) = %v, want %v", l, v, rt[i], w)
+			}
+		}
+	}
+}
