@@ -24,22 +24,25 @@ var rowKernels = simd.Active() != simd.Generic
 // rowChunk is the most rows decoded at once: 64 rows of d=128 are 32 KiB.
 const rowChunk = 64
 
-// rowCodec is implemented by codecs with a row form.
+// rowCodec is implemented by codecs with a row form. Scores and weighted
+// sums are added to what out and acc hold; q and acc have rows of HeadDim.
 type rowCodec interface {
-	// rowForm reports whether decodeRows and queryRow are available.
+	// rowForm reports whether the other methods are available.
 	rowForm() bool
 	// queryRow writes y mapped into the codec's domain to dst (len dim);
 	// tmp is scratch of len dim.
 	queryRow(dst, y, tmp []float32)
-	// decodeRows writes the rows of n codes (code t at codes[t*stride:]) to
-	// buf (row t at buf[t*dim:]) and returns them with their row stride,
-	// which may instead view the codes themselves (fp32).
-	decodeRows(buf []float32, codes []byte, stride, n int) (rows []float32, rowStride int)
+	// scoreRun adds ⟨q_i, code t⟩ to out[i*outStride+t] for the g query
+	// rows and the n codes (code t at codes[t*stride:]); buf is scratch of
+	// rowChunk rows.
+	scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32)
+	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i.
+	accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32)
 }
 
 func (c quantCodec) rowForm() bool {
 	for _, p := range c.q.parts {
-		if p.method != MSE || p.corr != NoCorrection || p.prec != FP16 || !(p.bits >= 1 && p.bits <= 4 || p.bits == 8) {
+		if p.method != MSE || p.corr != NoCorrection || p.prec != FP16 || p.kern == nil {
 			return false
 		}
 	}
@@ -60,34 +63,76 @@ func (c quantCodec) queryRow(dst, y, tmp []float32) {
 	}
 }
 
-func (c quantCodec) decodeRows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
+// Codes of up to 4 bits run through the fused kernels (unpack and multiply
+// in registers); 8-bit codes are decoded into rows first (a gather each).
+
+func (c quantCodec) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
 	d, off, coff := c.q.cfg.Dim, 0, 0
 	for _, p := range c.q.parts {
-		simd.DecodeCodes(buf[off:], d, p.cb.Centroids32, p.bits, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+		if p.bits <= 4 {
+			simd.DotCodes(out, outStride, q[off:], d, g, p.kern, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+		} else {
+			simd.DecodeCodes(buf, p.dim, p.kern, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+			for i := range g {
+				simd.Dot(out[i*outStride:], outStride, q[i*d+off:i*d+off+p.dim], buf, n, p.dim, p.dim)
+			}
+		}
 		off += p.dim
 		coff += p.size
 	}
-	return buf, d
+}
+
+func (c quantCodec) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
+	d, off, coff := c.q.cfg.Dim, 0, 0
+	for _, p := range c.q.parts {
+		if p.bits <= 4 {
+			simd.AxpyCodes(acc[off:], d, w, wStride, g, p.kern, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+		} else {
+			simd.DecodeCodes(buf, p.dim, p.kern, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+			for i := range g {
+				simd.Axpy(acc[i*d+off:i*d+off+p.dim], w[i*wStride:], wStride, buf, n, p.dim, p.dim)
+			}
+		}
+		off += p.dim
+		coff += p.size
+	}
 }
 
 func (c fp16Codec) rowForm() bool { return true }
 
 func (c fp16Codec) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
-func (c fp16Codec) decodeRows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
+func (c fp16Codec) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
 	simd.DecodeF16(buf, c.dim, codes, stride, n, c.dim)
-	return buf, c.dim
+	simd.Dot(out, outStride, q[:g*c.dim], buf, n, c.dim, c.dim)
+}
+
+func (c fp16Codec) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
+	simd.DecodeF16(buf, c.dim, codes, stride, n, c.dim)
+	simd.Axpy(acc[:g*c.dim], w, wStride, buf, n, c.dim, c.dim)
 }
 
 func (c fp32Codec) rowForm() bool { return true }
 
 func (c fp32Codec) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
+func (c fp32Codec) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
+	rows, rs := c.rows(buf, codes, stride, n)
+	simd.Dot(out, outStride, q[:g*c.dim], rows, n, c.dim, rs)
+}
+
+func (c fp32Codec) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
+	rows, rs := c.rows(buf, codes, stride, n)
+	simd.Axpy(acc[:g*c.dim], w, wStride, rows, n, c.dim, rs)
+}
+
 // littleEndian is true on the platforms whose float32 memory layout is the
 // codes' byte order, where fp32 rows are read in place.
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
-func (c fp32Codec) decodeRows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
+// rows returns the n codes as float32 rows and their stride: a view of the
+// codes where the layout allows, else a copy in buf.
+func (c fp32Codec) rows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
 	need := (n-1)*stride + 4*c.dim
 	if littleEndian && stride%4 == 0 && uintptr(unsafe.Pointer(&codes[0]))%4 == 0 {
 		return unsafe.Slice((*float32)(unsafe.Pointer(&codes[0])), need/4), stride / 4
@@ -215,23 +260,23 @@ func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
 
 // score writes the scaled logits of positions [0, limit) to rs.logits.
 func (rs *rowState) score(ts tokenSource, hc headCodecs, limit int) {
-	d, L, N := rs.d, rs.logits, rs.stride
+	g, L, N := rs.g, rs.logits, rs.stride
 	kc := hc.k.(rowCodec)
 	ts.runs(limit, func(r run) {
-		if r.raw {
-			simd.DecodeF16(rs.rows, d, r.k, r.kStride, r.n, d)
-			simd.Dot(L[r.pos:], N, rs.qr, rs.rows, r.n, d, d)
-			return
-		}
-		rows, rowStride := kc.decodeRows(rs.rows, r.k, r.kStride, r.n)
-		simd.Dot(L[r.pos:], N, rs.qk, rows, r.n, d, rowStride)
-		if hc.muK != nil { // compressed keys are stored minus μ_k
-			for gi, m := range rs.qmu {
-				row := L[gi*N+r.pos : gi*N+r.pos+r.n]
-				for t := range row {
-					row[t] += m
-				}
+		for gi := range g { // compressed keys are stored minus μ_k (Center)
+			init := rs.qmu[gi]
+			if r.raw {
+				init = 0
 			}
+			row := L[gi*N+r.pos : gi*N+r.pos+r.n]
+			for t := range row {
+				row[t] = init
+			}
+		}
+		if r.raw {
+			ts.fp16.scoreRun(L[r.pos:], N, rs.qr, g, r.k, r.kStride, r.n, rs.rows)
+		} else {
+			kc.scoreRun(L[r.pos:], N, rs.qk, g, r.k, r.kStride, r.n, rs.rows)
 		}
 	})
 }
@@ -255,8 +300,7 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 	vc := hc.v.(rowCodec)
 	ts.runs(limit, func(r run) {
 		if r.raw {
-			simd.DecodeF16(rs.rows, d, r.v, r.vStride, r.n, d)
-			simd.Axpy(rs.accR, rs.logits[r.pos:], N, rs.rows, r.n, d, d)
+			ts.fp16.accumulateRun(rs.accR, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 			for gi := range g {
 				for _, w := range rs.logits[gi*N+r.pos : gi*N+r.pos+r.n] {
 					rs.rawW[gi] += float64(w)
@@ -264,8 +308,7 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 			}
 			return
 		}
-		rows, rowStride := vc.decodeRows(rs.rows, r.v, r.vStride, r.n)
-		simd.Axpy(rs.accK, rs.logits[r.pos:], N, rows, r.n, d, rowStride)
+		vc.accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 	})
 	for gi := range g {
 		o := out[gi*d : (gi+1)*d]

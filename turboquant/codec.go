@@ -7,6 +7,7 @@ import (
 	"github.com/turboquant-go/tq/hadamard"
 	"github.com/turboquant-go/tq/internal/bitpack"
 	"github.com/turboquant-go/tq/internal/rng"
+	"github.com/turboquant-go/tq/internal/simd"
 	"github.com/turboquant-go/tq/lloydmax"
 	"github.com/turboquant-go/tq/polarquant"
 	"github.com/turboquant-go/tq/qjl"
@@ -32,6 +33,7 @@ type codec struct {
 	cb     *lloydmax.Codebook // nil when bits == 0 or method == Polar
 	sketch *qjl.Sketch        // Prod only
 	polar  *polarquant.Quantizer
+	kern   *simd.Codebook // the codebook laid out for internal/simd; nil unless bits is 1–4 or 8
 
 	offNorm, offCorr, offIdx, offSigns, offGamma, size int
 }
@@ -66,6 +68,9 @@ func newCodec(dim, bits int, cfg Config, stream uint64) (*codec, error) {
 	if c.bits > 0 {
 		if c.cb, err = lloydmax.Get(cfg.Codebook, dim, c.bits); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		if c.bits <= 4 || c.bits == 8 {
+			c.kern = simd.NewCodebook(c.cb.Centroids32, c.bits)
 		}
 	}
 	off := sb // the norm comes first

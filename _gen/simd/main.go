@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 
 	. "github.com/mmcloughlin/avo/build"
@@ -21,6 +22,12 @@ func main() {
 	axpy1()
 	axpy4()
 	expSum()
+	for _, k := range codeKinds {
+		for _, g := range []int{1, 4} {
+			dotCodes(k, g)
+			axpyCodes(k, g)
+		}
+	}
 	Generate()
 }
 
@@ -211,7 +218,7 @@ func hsum(y VecVirtual) Register {
 
 func dot1() {
 	TEXT("dot1AVX2", NOSPLIT, "func(out []float32, outStride int, q, "+rowSig)
-	Doc("dot1AVX2 is dotGeneric on the first d8 coordinates, with 8-lane FMA sums.")
+	Doc("dot1AVX2 is dotGeneric on the first d8 coordinates, with 8-lane FMA sums added to out.")
 	Pragma("noescape")
 	o := Load(Param("out").Base(), GP64())
 	q := Load(Param("q").Base(), GP64())
@@ -254,6 +261,7 @@ func dot1() {
 	VADDPS(acc[3], acc[2], acc[2])
 	VADDPS(acc[2], acc[0], acc[0])
 	s := hsum(acc[0])
+	VADDSS(Mem{Base: o}, s, s)
 	VMOVSS(s, Mem{Base: o})
 	ADDQ(U32(4), o)
 	ADDQ(rs, r)
@@ -305,18 +313,19 @@ func dot4() {
 	JB(LabelRef("dot4_grp"))
 	for k, a := range acc {
 		s := hsum(a)
+		m := Mem{Base: o}
 		switch k {
-		case 0:
-			VMOVSS(s, Mem{Base: o})
 		case 1:
-			VMOVSS(s, Mem{Base: o, Index: os, Scale: 1})
+			m = Mem{Base: o, Index: os, Scale: 1}
 		case 2:
-			VMOVSS(s, Mem{Base: o, Index: os, Scale: 2})
+			m = Mem{Base: o, Index: os, Scale: 2}
 		case 3:
 			t := GP64()
 			LEAQ(Mem{Base: o, Index: os, Scale: 2}, t)
-			VMOVSS(s, Mem{Base: t, Index: os, Scale: 1})
+			m = Mem{Base: t, Index: os, Scale: 1}
 		}
+		VADDSS(m, s, s)
+		VMOVSS(s, m)
 	}
 	ADDQ(U32(4), o)
 	ADDQ(rs, r)
@@ -537,3 +546,277 @@ func expSum() {
 	VZEROUPPER()
 	RET()
 }
+
+// codeKind is a packed-index width family of the fused kernels: "small"
+// (1–3 bits, one 8-entry table, the lane shifts passed in) or "b4" (4 bits,
+// two 8-entry tables blended on bit 3).
+type codeKind struct {
+	name string
+	b4   bool
+}
+
+var codeKinds = []codeKind{{"Small", false}, {"B4", true}}
+
+// codeTables holds a kind's loaded tables and lane shifts.
+type codeTables struct {
+	k      codeKind
+	lo, hi VecVirtual
+	sh     VecVirtual
+}
+
+func loadTables(k codeKind) codeTables {
+	t := codeTables{k: k, lo: YMM(), sh: YMM()}
+	tab := Load(Param("tab"), GP64())
+	VMOVUPS(Mem{Base: tab}, t.lo)
+	if k.b4 {
+		t.hi = YMM()
+		VMOVUPS(Mem{Base: tab, Disp: 32}, t.hi)
+	}
+	VMOVDQU(Mem{Base: Load(Param("sh"), GP64())}, t.sh)
+	return t
+}
+
+// unpack loads the group of eight indices at m and returns their centroids.
+func (t codeTables) unpack(m Mem) VecVirtual {
+	idx, c := YMM(), YMM()
+	VPBROADCASTD(m, idx)
+	VPSRLVD(t.sh, idx, idx)
+	VPERMPS(t.lo, idx, c)
+	if t.k.b4 {
+		hi := YMM()
+		VPERMPS(t.hi, idx, hi)
+		VPSLLD(U8(28), idx, idx) // bit 3 of the index becomes the blend sign
+		VBLENDVPS(idx, hi, c, c)
+	}
+	return c
+}
+
+// normOf converts the fp16 norm at normOff(p) into the low lane of an XMM.
+func normOf(p Register) VecVirtual {
+	off := Load(Param("normOff"), GP64())
+	h := GP32()
+	MOVWLZX(Mem{Base: p, Index: off, Scale: 1}, h)
+	x := XMM()
+	VMOVD(h, x)
+	VCVTPH2PS(x, x)
+	return x
+}
+
+const fusedSig = "tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)"
+
+// dotCodes emits out[i·outStride+t] += norm_t · Σ_{j<d8} q[i·qStride+j]·c_t[j]
+// for g = 1 or 4 query rows, unpacking each group of indices once.
+func dotCodes(k codeKind, g int) {
+	name := fmt_("dotCodes%s%dAVX2", k.name, g)
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []float32, qStride int, "+fusedSig)
+	Doc(name+" is dotCodesGeneric for "+map[bool]string{false: "1–3", true: "4"}[k.b4]+"-bit codes and "+
+		map[int]string{1: "one query row", 4: "four query rows"}[g]+" on the first d8 coordinates.")
+	Pragma("noescape")
+	t := loadTables(k)
+	o := Load(Param("out").Base(), GP64())
+	p := Load(Param("codes").Base(), GP64())
+	n := Load(Param("n"), GP64())
+	unroll := 4 // groups per iteration: 4 independent FMA chains
+	if g == 4 {
+		unroll = 2 // 2 groups × 4 rows = 8 chains
+	}
+	Label(name + "_row")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	acc := make([]VecVirtual, g*unroll)
+	for i := range acc {
+		acc[i] = YMM()
+		VXORPS(acc[i], acc[i], acc[i])
+	}
+	ip, qp, j := GP64(), GP64(), GP64()
+	LEAQ(Mem{Base: p, Index: Load(Param("idxOff"), GP64()), Scale: 1}, ip)
+	Load(Param("q").Base(), qp)
+	Load(Param("d8"), j)
+	bits := Load(Param("bits"), GP64())
+	var qs, qs3 Register
+	if g == 4 {
+		qs, qs3 = Load(Param("qStride"), GP64()), GP64()
+		SHLQ(U8(2), qs)
+		LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
+	}
+	qrow := func(i, disp int) Mem {
+		switch i {
+		case 1:
+			return Mem{Base: qp, Index: qs, Scale: 1, Disp: disp}
+		case 2:
+			return Mem{Base: qp, Index: qs, Scale: 2, Disp: disp}
+		case 3:
+			return Mem{Base: qp, Index: qs3, Scale: 1, Disp: disp}
+		}
+		return Mem{Base: qp, Disp: disp}
+	}
+	for _, u := range []int{unroll, 1} {
+		lbl := fmt_("%s_g%d", name, u)
+		Label(lbl)
+		CMPQ(j, U32(8*u))
+		JB(LabelRef(lbl + "_end"))
+		for gi := range u {
+			var c VecVirtual
+			if gi == 0 {
+				c = t.unpack(Mem{Base: ip})
+			} else {
+				at := GP64()
+				LEAQ(Mem{Base: ip, Index: bits, Scale: 1}, at)
+				if gi > 1 {
+					for range gi - 1 {
+						ADDQ(bits, at)
+					}
+				}
+				c = t.unpack(Mem{Base: at})
+			}
+			for i := range g {
+				VFMADD231PS(qrow(i, 32*gi), c, acc[i*unroll+gi])
+			}
+		}
+		for range u {
+			ADDQ(bits, ip)
+		}
+		ADDQ(U32(32*u), qp)
+		SUBQ(U32(8*u), j)
+		JMP(LabelRef(lbl))
+		Label(lbl + "_end")
+	}
+	norm := normOf(p)
+	os := Load(Param("outStride"), GP64())
+	SHLQ(U8(2), os)
+	op := GP64()
+	MOVQ(o, op)
+	for i := range g {
+		for u := 1; u < unroll; u++ {
+			VADDPS(acc[i*unroll+u], acc[i*unroll], acc[i*unroll])
+		}
+		s := hsum(acc[i*unroll])
+		VMULSS(norm, s, s)
+		VADDSS(Mem{Base: op}, s, s)
+		VMOVSS(s, Mem{Base: op})
+		if i < g-1 {
+			ADDQ(os, op)
+		}
+	}
+	ADDQ(U32(4), o)
+	ADDQ(Load(Param("stride"), GP64()), p)
+	DECQ(n)
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// axpyCodes emits acc[i·accStride+j] += Σ_t w[i·wStride+t]·norm_t·c_t[j]
+// for g = 1 or 4 accumulator rows: a chunk of coordinates stays in
+// registers while every code adds into it.
+func axpyCodes(k codeKind, g int) {
+	name := fmt_("axpyCodes%s%dAVX2", k.name, g)
+	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, w []float32, wStride int, "+fusedSig)
+	Doc(name+" is axpyCodesGeneric for "+map[bool]string{false: "1–3", true: "4"}[k.b4]+"-bit codes and "+
+		map[int]string{1: "one accumulator row", 4: "four accumulator rows"}[g]+" on the first d8 coordinates.")
+	Pragma("noescape")
+	t := loadTables(k)
+	chunk := map[[2]int]int{{0, 1}: 8, {1, 1}: 4, {0, 4}: 2, {1, 4}: 1}[[2]int{b2i(k.b4), g}]
+	j0 := GP64() // first coordinate of the chunk
+	XORQ(j0, j0)
+	widths := []int{chunk, 1}
+	if chunk == 1 {
+		widths = widths[:1]
+	}
+	for _, width := range widths {
+		lbl := fmt_("%s_c%d", name, width)
+		Label(lbl)
+		end := GP64()
+		LEAQ(Mem{Base: j0, Disp: 8 * width}, end)
+		CMPQ(end, Load(Param("d8"), GP64()))
+		JA(LabelRef(lbl + "_end"))
+		ab := GP64() // acc + 4·j0
+		LEAQ(Mem{Base: Load(Param("acc").Base(), GP64()), Index: j0, Scale: 4}, ab)
+		as := Load(Param("accStride"), GP64())
+		SHLQ(U8(2), as)
+		accAt := func(i, k int) Mem {
+			switch i {
+			case 1:
+				return Mem{Base: ab, Index: as, Scale: 1, Disp: 32 * k}
+			case 2:
+				return Mem{Base: ab, Index: as, Scale: 2, Disp: 32 * k}
+			case 3:
+				a3 := GP64()
+				LEAQ(Mem{Base: ab, Index: as, Scale: 2}, a3)
+				return Mem{Base: a3, Index: as, Scale: 1, Disp: 32 * k}
+			}
+			return Mem{Base: ab, Disp: 32 * k}
+		}
+		acc := make([]VecVirtual, g*width)
+		for i := range g {
+			for k := range width {
+				acc[i*width+k] = YMM()
+				VMOVUPS(accAt(i, k), acc[i*width+k])
+			}
+		}
+		// ip walks this chunk's index bytes: codes + idxOff + (j0/8)·bits.
+		ip := GP64()
+		MOVQ(j0, ip)
+		SHRQ(U8(3), ip)
+		IMULQ(Load(Param("bits"), GP64()), ip)
+		ADDQ(Load(Param("idxOff"), GP64()), ip)
+		p := Load(Param("codes").Base(), GP64())
+		wp := Load(Param("w").Base(), GP64())
+		cnt := Load(Param("n"), GP64())
+		Label(lbl + "_tok")
+		norm := normOf(p)
+		ws := make([]VecVirtual, g)
+		for i := range g {
+			x := XMM()
+			switch i {
+			case 0:
+				VMULSS(Mem{Base: wp}, norm, x)
+			default:
+				wsr := Load(Param("wStride"), GP64())
+				SHLQ(U8(2), wsr)
+				if i > 1 {
+					IMUL3Q(U32(i), wsr, wsr)
+				}
+				VMULSS(Mem{Base: wp, Index: wsr, Scale: 1}, norm, x)
+			}
+			ws[i] = YMM()
+			VBROADCASTSS(x, ws[i])
+		}
+		bits := Load(Param("bits"), GP64())
+		at := GP64()
+		LEAQ(Mem{Base: p, Index: ip, Scale: 1}, at)
+		for k := range width {
+			if k > 0 {
+				ADDQ(bits, at)
+			}
+			c := t.unpack(Mem{Base: at})
+			for i := range g {
+				VFMADD231PS(c, ws[i], acc[i*width+k])
+			}
+		}
+		ADDQ(Load(Param("stride"), GP64()), p)
+		ADDQ(U32(4), wp)
+		DECQ(cnt)
+		JNZ(LabelRef(lbl + "_tok"))
+		for i := range g {
+			for k := range width {
+				VMOVUPS(acc[i*width+k], accAt(i, k))
+			}
+		}
+		MOVQ(end, j0)
+		JMP(LabelRef(lbl))
+		Label(lbl + "_end")
+	}
+	VZEROUPPER()
+	RET()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+var fmt_ = fmt.Sprintf

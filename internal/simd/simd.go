@@ -39,6 +39,9 @@ type kernels struct {
 	axpy1       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
 	axpy4       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
 	expSum      func(x []float32, m float32) float32
+	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
+	dotCodes  [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+	axpyCodes [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
 }
 
 var (
@@ -90,10 +93,51 @@ func check(ok bool, what string) {
 	}
 }
 
+// Codebook is a table of 1<<bits centroids laid out for the kernels. Make
+// one per codebook and reuse it.
+type Codebook struct {
+	bits int
+	tab  []float32   // the centroids
+	vec  [16]float32 // 1–3 bits: repeated to 8 entries; 4 bits: all 16
+	sh   *[8]uint32
+}
+
+// NewCodebook prepares the 1<<bits centroids cent (bits 1–4 or 8).
+func NewCodebook(cent []float32, bits int) *Codebook {
+	check(bits >= 1 && bits <= 4 || bits == 8, "NewCodebook: bits must be 1–4 or 8")
+	check(len(cent) == 1<<bits, "NewCodebook: need 1<<bits centroids")
+	cb := &Codebook{bits: bits, tab: append([]float32(nil), cent...)}
+	switch {
+	case bits <= 3:
+		for i := range 8 {
+			cb.vec[i] = cent[i%(1<<bits)]
+		}
+		cb.sh = &laneShifts[bits]
+	case bits == 4:
+		copy(cb.vec[:], cent)
+		cb.sh = &laneShifts[4]
+	}
+	return cb
+}
+
+// Bits returns the index width.
+func (cb *Codebook) Bits() int { return cb.bits }
+
+// fused returns the kind index of the fused kernels for this width, or -1.
+func (cb *Codebook) fused() int {
+	switch {
+	case cb.bits <= 3:
+		return 0
+	case cb.bits == 4:
+		return 1
+	}
+	return -1
+}
+
 // laneShifts[b] shifts a broadcast 32-bit word so lane i holds index i of
 // a group of eight b-bit indices in its low bits.
-var laneShifts = func() (s [4][8]uint32) {
-	for b := 1; b <= 3; b++ {
+var laneShifts = func() (s [5][8]uint32) {
+	for b := 1; b <= 4; b++ {
 		for i := range 8 {
 			s[b][i] = uint32(b * i)
 		}
@@ -105,16 +149,16 @@ var laneShifts = func() (s [4][8]uint32) {
 // row t is norm_t · tab[index j of code t] for j < d, where code t starts at
 // codes[t*stride], its fp16 norm at byte normOff (normOff < 0: norm 1) and
 // its bits-wide indices (LSB-first stream, internal/bitpack) at idxOff.
-// tab holds the 1<<bits centroids (bits 1–4 or 8).
-func DecodeCodes(dst []float32, dstStride int, tab []float32, bits int, codes []byte, stride, idxOff, normOff, n, d int) {
+// cb holds the centroids.
+func DecodeCodes(dst []float32, dstStride int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) {
 	if n == 0 {
 		return
 	}
+	bits, tab := cb.bits, cb.tab
 	idxBytes := (d*bits + 7) / 8
 	end := (n-1)*stride + idxOff + idxBytes
 	check(dstStride >= d && len(dst) >= (n-1)*dstStride+d && len(codes) >= end && len(tab) >= 1<<bits && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride,
 		"DecodeCodes: short buffer or bad layout")
-	check(bits >= 1 && bits <= 4 || bits == 8, "DecodeCodes: bits must be 1–4 or 8")
 	d8 := d &^ 7
 	vec := n
 	if cap(codes) < end+Slack {
@@ -123,13 +167,9 @@ func DecodeCodes(dst []float32, dstStride int, tab []float32, bits int, codes []
 	if d8 > 0 && vec > 0 {
 		switch {
 		case bits <= 3 && active.decodeSmall != nil:
-			var t8 [8]float32
-			for i := range t8 {
-				t8[i] = tab[i%(1<<bits)]
-			}
-			active.decodeSmall(dst, &t8, &laneShifts[bits], bits, codes, stride, idxOff, normOff, vec, dstStride, d8)
+			active.decodeSmall(dst, (*[8]float32)(cb.vec[:8]), cb.sh, bits, codes, stride, idxOff, normOff, vec, dstStride, d8)
 		case bits == 4 && active.decode4 != nil:
-			active.decode4(dst, (*[16]float32)(tab), codes, stride, idxOff, normOff, vec, dstStride, d8)
+			active.decode4(dst, &cb.vec, codes, stride, idxOff, normOff, vec, dstStride, d8)
 		case bits == 8 && active.decode8 != nil:
 			active.decode8(dst, (*[256]float32)(tab), codes, stride, idxOff, normOff, vec, dstStride, d8)
 		default:
@@ -138,7 +178,9 @@ func DecodeCodes(dst []float32, dstStride int, tab []float32, bits int, codes []
 	} else {
 		vec, d8 = 0, 0
 	}
-	decodeCodesGeneric(dst, dstStride, tab, bits, codes, stride, idxOff, normOff, n, d, vec, d8)
+	if vec < n || d8 < d {
+		decodeCodesGeneric(dst, dstStride, tab, bits, codes, stride, idxOff, normOff, n, d, vec, d8)
+	}
 }
 
 // decodeCodesGeneric fills what the vector kernel left: coordinates ≥ d8 of
@@ -161,6 +203,135 @@ func decodeCodesGeneric(dst []float32, dstStride int, tab []float32, bits int, c
 				w |= uint32(idx[bit>>3+1]) << 8
 			}
 			row[j] = norm * tab[(w>>(bit&7))&mask]
+		}
+	}
+}
+
+// codeRows checks a run of codes and returns how many of its rows the
+// vector kernels may read (all, or all but the last when the buffer lacks
+// Slack spare bytes after it).
+func codeRows(cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, what string) int {
+	idxBytes := (d*cb.bits + 7) / 8
+	end := (n-1)*stride + idxOff + idxBytes
+	check(len(codes) >= end && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride, what+": short codes or bad layout")
+	if cap(codes) < end+Slack {
+		return n - 1
+	}
+	return n
+}
+
+// DotCodes adds norm_t·Σ_j q[i*qStride+j]·c_t[j] to out[i*outStride+t] for
+// the g query rows i and the n codes t (code t at codes[t*stride:], fp16
+// norm at normOff, cb.Bits()-wide indices at idxOff, c_t[j] the centroid of
+// index j), for j < d. It reads each code once for all g rows.
+func DotCodes(out []float32, outStride int, q []float32, qStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) {
+	if n == 0 || g == 0 {
+		return
+	}
+	check(outStride >= n && len(out) >= (g-1)*outStride+n && qStride >= d && len(q) >= (g-1)*qStride+d, "DotCodes: bad lengths")
+	vec, d8, kind := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodes"), d&^7, cb.fused()
+	if kind < 0 || d8 == 0 || active.dotCodes[kind][0] == nil {
+		vec, d8 = 0, 0
+	}
+	if vec > 0 {
+		i := 0
+		for ; i+4 <= g; i += 4 {
+			active.dotCodes[kind][1](out[i*outStride:], outStride, q[i*qStride:], qStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
+		}
+		for ; i < g; i++ {
+			active.dotCodes[kind][0](out[i*outStride:], outStride, q[i*qStride:], qStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
+		}
+	}
+	dotCodesGeneric(out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
+}
+
+// dotCodesGeneric adds what the vector kernels left: coordinates ≥ d8 of
+// rows < vec, and all of rows ≥ vec.
+func dotCodesGeneric(out []float32, outStride int, q []float32, qStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d, vec, d8 int) {
+	if vec == n && d8 == d {
+		return
+	}
+	var buf [64]float32
+	for t := range n {
+		from := 0
+		if t < vec {
+			from = d8
+		}
+		norm := f16(uint16(codes[t*stride+normOff]) | uint16(codes[t*stride+normOff+1])<<8)
+		for j0 := from; j0 < d; j0 += len(buf) {
+			c := buf[:min(len(buf), d-j0)]
+			centroids(c, cb, codes[t*stride+idxOff:], j0)
+			for i := range g {
+				var s float32
+				for j, x := range c {
+					s += q[i*qStride+j0+j] * x
+				}
+				out[i*outStride+t] += norm * s
+			}
+		}
+	}
+}
+
+// centroids sets c[j] to the centroid of index j0+j of the packed stream idx.
+func centroids(c []float32, cb *Codebook, idx []byte, j0 int) {
+	bits := cb.bits
+	mask := uint32(1)<<bits - 1
+	for j := range c {
+		bit := (j0 + j) * bits
+		w := uint32(idx[bit>>3])
+		if bit&7+bits > 8 {
+			w |= uint32(idx[bit>>3+1]) << 8
+		}
+		c[j] = cb.tab[(w>>(bit&7))&mask]
+	}
+}
+
+// AxpyCodes adds Σ_t w[i*wStride+t]·norm_t·c_t[j] to acc[i*accStride+j] for
+// the g accumulator rows i, the n codes t (laid out as for DotCodes) and
+// j < d, reading each code once for all g rows.
+func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) {
+	if n == 0 || g == 0 {
+		return
+	}
+	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodes: bad lengths")
+	vec, d8, kind := codeRows(cb, codes, stride, idxOff, normOff, n, d, "AxpyCodes"), d&^7, cb.fused()
+	if kind < 0 || d8 == 0 || active.axpyCodes[kind][0] == nil {
+		vec, d8 = 0, 0
+	}
+	if vec > 0 {
+		i := 0
+		for ; i+4 <= g; i += 4 {
+			active.axpyCodes[kind][1](acc[i*accStride:], accStride, w[i*wStride:], wStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
+		}
+		for ; i < g; i++ {
+			active.axpyCodes[kind][0](acc[i*accStride:], accStride, w[i*wStride:], wStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
+		}
+	}
+	axpyCodesGeneric(acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
+}
+
+// axpyCodesGeneric adds what the vector kernels left, as dotCodesGeneric.
+func axpyCodesGeneric(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d, vec, d8 int) {
+	if vec == n && d8 == d {
+		return
+	}
+	var buf [64]float32
+	for t := range n {
+		from := 0
+		if t < vec {
+			from = d8
+		}
+		norm := f16(uint16(codes[t*stride+normOff]) | uint16(codes[t*stride+normOff+1])<<8)
+		for j0 := from; j0 < d; j0 += len(buf) {
+			c := buf[:min(len(buf), d-j0)]
+			centroids(c, cb, codes[t*stride+idxOff:], j0)
+			for i := range g {
+				wt := w[i*wStride+t] * norm
+				a := acc[i*accStride+j0 : i*accStride+j0+len(c)]
+				for j, x := range c {
+					a[j] += wt * x
+				}
+			}
 		}
 	}
 }
@@ -188,8 +359,8 @@ func DecodeF16(dst []float32, dstStride int, src []byte, stride, n, d int) {
 	}
 }
 
-// Dot sets out[i*outStride+t] = Σ_j q[i*d+j]·rows[t*rowStride+j] for the g
-// query rows i < g (g = len(q)/d) and the n rows t < n.
+// Dot adds Σ_j q[i*d+j]·rows[t*rowStride+j] to out[i*outStride+t] for the
+// g query rows i < g (g = len(q)/d) and the n rows t < n.
 func Dot(out []float32, outStride int, q, rows []float32, n, d, rowStride int) {
 	if n == 0 || len(q) == 0 {
 		return
@@ -241,7 +412,7 @@ func dotGeneric(out, q, rows []float32, rowStride int) {
 		if j < d {
 			s0 += q[j] * r[j]
 		}
-		out[t] = s0 + s1
+		out[t] += s0 + s1
 	}
 }
 

@@ -17,6 +17,10 @@ func init() {
 		dot4:        dot4AVX2,
 		axpy1:       axpy1AVX2,
 		axpy4:       axpy4AVX2,
+		dotCodes: [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
+			{dotCodesSmall1AVX2, dotCodesSmall4AVX2}, {dotCodesB41AVX2, dotCodesB44AVX2}},
+		axpyCodes: [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
+			{axpyCodesSmall1AVX2, axpyCodesSmall4AVX2}, {axpyCodesB41AVX2, axpyCodesB44AVX2}},
 		expSum: func(x []float32, m float32) float32 {
 			n := len(x) &^ 7
 			s := expSumAVX2(x, m)

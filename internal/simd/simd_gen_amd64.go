@@ -25,7 +25,7 @@ func decode8AVX2(dst []float32, tab *[256]float32, codes []byte, stride int, idx
 //go:noescape
 func decodeF16AVX2(dst []float32, src []byte, stride int, n int, dstStride int, d8 int)
 
-// dot1AVX2 is dotGeneric on the first d8 coordinates, with 8-lane FMA sums.
+// dot1AVX2 is dotGeneric on the first d8 coordinates, with 8-lane FMA sums added to out.
 //
 //go:noescape
 func dot1AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
@@ -52,3 +52,43 @@ func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d
 //
 //go:noescape
 func expSumAVX2(x []float32, m float32) float32
+
+// dotCodesSmall1AVX2 is dotCodesGeneric for 1–3-bit codes and one query row on the first d8 coordinates.
+//
+//go:noescape
+func dotCodesSmall1AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+
+// axpyCodesSmall1AVX2 is axpyCodesGeneric for 1–3-bit codes and one accumulator row on the first d8 coordinates.
+//
+//go:noescape
+func axpyCodesSmall1AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+
+// dotCodesSmall4AVX2 is dotCodesGeneric for 1–3-bit codes and four query rows on the first d8 coordinates.
+//
+//go:noescape
+func dotCodesSmall4AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+
+// axpyCodesSmall4AVX2 is axpyCodesGeneric for 1–3-bit codes and four accumulator rows on the first d8 coordinates.
+//
+//go:noescape
+func axpyCodesSmall4AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+
+// dotCodesB41AVX2 is dotCodesGeneric for 4-bit codes and one query row on the first d8 coordinates.
+//
+//go:noescape
+func dotCodesB41AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+
+// axpyCodesB41AVX2 is axpyCodesGeneric for 4-bit codes and one accumulator row on the first d8 coordinates.
+//
+//go:noescape
+func axpyCodesB41AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+
+// dotCodesB44AVX2 is dotCodesGeneric for 4-bit codes and four query rows on the first d8 coordinates.
+//
+//go:noescape
+func dotCodesB44AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+
+// axpyCodesB44AVX2 is axpyCodesGeneric for 4-bit codes and four accumulator rows on the first d8 coordinates.
+//
+//go:noescape
+func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)

@@ -240,6 +240,7 @@ dot1_sum:
 	VADDPS       X1, X0, X0
 	VMOVSHDUP    X0, X1
 	VADDSS       X1, X0, X0
+	VADDSS       (AX), X0, X0
 	VMOVSS       X0, (AX)
 	ADDQ         $0x00000004, AX
 	ADDQ         SI, DX
@@ -291,6 +292,7 @@ dot4_grp:
 	VADDPS       X4, X0, X0
 	VMOVSHDUP    X0, X4
 	VADDSS       X4, X0, X0
+	VADDSS       (AX), X0, X0
 	VMOVSS       X0, (AX)
 	VEXTRACTF128 $0x01, Y1, X0
 	VADDPS       X0, X1, X1
@@ -298,6 +300,7 @@ dot4_grp:
 	VADDPS       X0, X1, X1
 	VMOVSHDUP    X1, X0
 	VADDSS       X0, X1, X1
+	VADDSS       (AX)(R9*1), X1, X1
 	VMOVSS       X1, (AX)(R9*1)
 	VEXTRACTF128 $0x01, Y2, X0
 	VADDPS       X0, X2, X2
@@ -305,6 +308,7 @@ dot4_grp:
 	VADDPS       X0, X2, X2
 	VMOVSHDUP    X2, X0
 	VADDSS       X0, X2, X2
+	VADDSS       (AX)(R9*2), X2, X2
 	VMOVSS       X2, (AX)(R9*2)
 	VEXTRACTF128 $0x01, Y3, X0
 	VADDPS       X0, X3, X3
@@ -313,6 +317,7 @@ dot4_grp:
 	VMOVSHDUP    X3, X0
 	VADDSS       X0, X3, X3
 	LEAQ         (AX)(R9*2), R11
+	VADDSS       (R11)(R9*1), X3, X3
 	VMOVSS       X3, (R11)(R9*1)
 	ADDQ         $0x00000004, AX
 	ADDQ         SI, DX
@@ -679,3 +684,1018 @@ DATA expBias<>+20(SB)/4, $0x0000007f
 DATA expBias<>+24(SB)/4, $0x0000007f
 DATA expBias<>+28(SB)/4, $0x0000007f
 GLOBL expBias<>(SB), RODATA|NOPTR, $32
+
+// func dotCodesSmall1AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotCodesSmall1AVX2(SB), NOSPLIT, $0-152
+	MOVQ    tab+64(FP), AX
+	VMOVUPS (AX), Y0
+	MOVQ    sh+72(FP), AX
+	VMOVDQU (AX), Y1
+	MOVQ    out_base+0(FP), AX
+	MOVQ    codes_base+88(FP), CX
+	MOVQ    n+136(FP), DX
+
+dotCodesSmall1AVX2_row:
+	TESTQ  DX, DX
+	JZ     dotCodesSmall1AVX2_done
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ   idxOff+120(FP), BX
+	LEAQ   (CX)(BX*1), BX
+	MOVQ   q_base+32(FP), SI
+	MOVQ   d8+144(FP), DI
+	MOVQ   bits+80(FP), R8
+
+dotCodesSmall1AVX2_g4:
+	CMPQ         DI, $0x00000020
+	JB           dotCodesSmall1AVX2_g4_end
+	VPBROADCASTD (BX), Y6
+	VPSRLVD      Y1, Y6, Y6
+	VPERMPS      Y0, Y6, Y6
+	VFMADD231PS  (SI), Y6, Y2
+	LEAQ         (BX)(R8*1), R9
+	VPBROADCASTD (R9), Y6
+	VPSRLVD      Y1, Y6, Y6
+	VPERMPS      Y0, Y6, Y6
+	VFMADD231PS  32(SI), Y6, Y3
+	LEAQ         (BX)(R8*1), R9
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y6
+	VPSRLVD      Y1, Y6, Y6
+	VPERMPS      Y0, Y6, Y6
+	VFMADD231PS  64(SI), Y6, Y4
+	LEAQ         (BX)(R8*1), R9
+	ADDQ         R8, R9
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y6
+	VPSRLVD      Y1, Y6, Y6
+	VPERMPS      Y0, Y6, Y6
+	VFMADD231PS  96(SI), Y6, Y5
+	ADDQ         R8, BX
+	ADDQ         R8, BX
+	ADDQ         R8, BX
+	ADDQ         R8, BX
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000020, DI
+	JMP          dotCodesSmall1AVX2_g4
+
+dotCodesSmall1AVX2_g4_end:
+dotCodesSmall1AVX2_g1:
+	CMPQ         DI, $0x00000008
+	JB           dotCodesSmall1AVX2_g1_end
+	VPBROADCASTD (BX), Y6
+	VPSRLVD      Y1, Y6, Y6
+	VPERMPS      Y0, Y6, Y6
+	VFMADD231PS  (SI), Y6, Y2
+	ADDQ         R8, BX
+	ADDQ         $0x00000020, SI
+	SUBQ         $0x00000008, DI
+	JMP          dotCodesSmall1AVX2_g1
+
+dotCodesSmall1AVX2_g1_end:
+	MOVQ         normOff+128(FP), BX
+	MOVWLZX      (CX)(BX*1), BX
+	VMOVD        BX, X6
+	VCVTPH2PS    X6, X6
+	MOVQ         outStride+24(FP), BX
+	SHLQ         $0x02, BX
+	MOVQ         AX, BX
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y4, Y2, Y2
+	VADDPS       Y5, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X3
+	VADDPS       X3, X2, X2
+	VMOVHLPS     X2, X3, X3
+	VADDPS       X3, X2, X2
+	VMOVSHDUP    X2, X3
+	VADDSS       X3, X2, X2
+	VMULSS       X6, X2, X2
+	VADDSS       (BX), X2, X2
+	VMOVSS       X2, (BX)
+	ADDQ         $0x00000004, AX
+	MOVQ         stride+112(FP), BX
+	ADDQ         BX, CX
+	DECQ         DX
+	JMP          dotCodesSmall1AVX2_row
+
+dotCodesSmall1AVX2_done:
+	VZEROUPPER
+	RET
+
+// func axpyCodesSmall1AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·axpyCodesSmall1AVX2(SB), NOSPLIT, $0-152
+	MOVQ    tab+64(FP), AX
+	VMOVUPS (AX), Y0
+	MOVQ    sh+72(FP), AX
+	VMOVDQU (AX), Y1
+	XORQ    AX, AX
+
+axpyCodesSmall1AVX2_c8:
+	LEAQ    64(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesSmall1AVX2_c8_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	MOVQ    accStride+24(FP), BX
+	SHLQ    $0x02, BX
+	VMOVUPS (DX), Y2
+	VMOVUPS 32(DX), Y3
+	VMOVUPS 64(DX), Y4
+	VMOVUPS 96(DX), Y5
+	VMOVUPS 128(DX), Y6
+	VMOVUPS 160(DX), Y7
+	VMOVUPS 192(DX), Y8
+	VMOVUPS 224(DX), Y9
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), BX
+	IMULQ   BX, AX
+	MOVQ    idxOff+120(FP), BX
+	ADDQ    BX, AX
+	MOVQ    codes_base+88(FP), BX
+	MOVQ    w_base+32(FP), SI
+	MOVQ    n+136(FP), DI
+
+axpyCodesSmall1AVX2_c8_tok:
+	MOVQ         normOff+128(FP), R8
+	MOVWLZX      (BX)(R8*1), R8
+	VMOVD        R8, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       (SI), X10, X10
+	VBROADCASTSS X10, Y10
+	MOVQ         bits+80(FP), R8
+	LEAQ         (BX)(AX*1), R9
+	VPBROADCASTD (R9), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VFMADD231PS  Y11, Y10, Y2
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VFMADD231PS  Y11, Y10, Y3
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VFMADD231PS  Y11, Y10, Y4
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VFMADD231PS  Y11, Y10, Y5
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VFMADD231PS  Y11, Y10, Y6
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VFMADD231PS  Y11, Y10, Y7
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VFMADD231PS  Y11, Y10, Y8
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VFMADD231PS  Y11, Y10, Y9
+	MOVQ         stride+112(FP), R8
+	ADDQ         R8, BX
+	ADDQ         $0x00000004, SI
+	DECQ         DI
+	JNZ          axpyCodesSmall1AVX2_c8_tok
+	VMOVUPS      Y2, (DX)
+	VMOVUPS      Y3, 32(DX)
+	VMOVUPS      Y4, 64(DX)
+	VMOVUPS      Y5, 96(DX)
+	VMOVUPS      Y6, 128(DX)
+	VMOVUPS      Y7, 160(DX)
+	VMOVUPS      Y8, 192(DX)
+	VMOVUPS      Y9, 224(DX)
+	MOVQ         CX, AX
+	JMP          axpyCodesSmall1AVX2_c8
+
+axpyCodesSmall1AVX2_c8_end:
+axpyCodesSmall1AVX2_c1:
+	LEAQ    8(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesSmall1AVX2_c1_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	MOVQ    accStride+24(FP), BX
+	SHLQ    $0x02, BX
+	VMOVUPS (DX), Y2
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), BX
+	IMULQ   BX, AX
+	MOVQ    idxOff+120(FP), BX
+	ADDQ    BX, AX
+	MOVQ    codes_base+88(FP), BX
+	MOVQ    w_base+32(FP), SI
+	MOVQ    n+136(FP), DI
+
+axpyCodesSmall1AVX2_c1_tok:
+	MOVQ         normOff+128(FP), R8
+	MOVWLZX      (BX)(R8*1), R8
+	VMOVD        R8, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       (SI), X3, X3
+	VBROADCASTSS X3, Y3
+	MOVQ         bits+80(FP), R8
+	LEAQ         (BX)(AX*1), R8
+	VPBROADCASTD (R8), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPERMPS      Y0, Y4, Y4
+	VFMADD231PS  Y4, Y3, Y2
+	MOVQ         stride+112(FP), R8
+	ADDQ         R8, BX
+	ADDQ         $0x00000004, SI
+	DECQ         DI
+	JNZ          axpyCodesSmall1AVX2_c1_tok
+	VMOVUPS      Y2, (DX)
+	MOVQ         CX, AX
+	JMP          axpyCodesSmall1AVX2_c1
+
+axpyCodesSmall1AVX2_c1_end:
+	VZEROUPPER
+	RET
+
+// func dotCodesSmall4AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotCodesSmall4AVX2(SB), NOSPLIT, $0-152
+	MOVQ    tab+64(FP), AX
+	VMOVUPS (AX), Y0
+	MOVQ    sh+72(FP), AX
+	VMOVDQU (AX), Y1
+	MOVQ    out_base+0(FP), AX
+	MOVQ    codes_base+88(FP), CX
+	MOVQ    n+136(FP), DX
+
+dotCodesSmall4AVX2_row:
+	TESTQ  DX, DX
+	JZ     dotCodesSmall4AVX2_done
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	MOVQ   idxOff+120(FP), BX
+	LEAQ   (CX)(BX*1), BX
+	MOVQ   q_base+32(FP), SI
+	MOVQ   d8+144(FP), DI
+	MOVQ   bits+80(FP), R8
+	MOVQ   qStride+56(FP), R9
+	SHLQ   $0x02, R9
+	LEAQ   (R9)(R9*2), R10
+
+dotCodesSmall4AVX2_g2:
+	CMPQ         DI, $0x00000010
+	JB           dotCodesSmall4AVX2_g2_end
+	VPBROADCASTD (BX), Y10
+	VPSRLVD      Y1, Y10, Y10
+	VPERMPS      Y0, Y10, Y10
+	VFMADD231PS  (SI), Y10, Y2
+	VFMADD231PS  (SI)(R9*1), Y10, Y4
+	VFMADD231PS  (SI)(R9*2), Y10, Y6
+	VFMADD231PS  (SI)(R10*1), Y10, Y8
+	LEAQ         (BX)(R8*1), R11
+	VPBROADCASTD (R11), Y10
+	VPSRLVD      Y1, Y10, Y10
+	VPERMPS      Y0, Y10, Y10
+	VFMADD231PS  32(SI), Y10, Y3
+	VFMADD231PS  32(SI)(R9*1), Y10, Y5
+	VFMADD231PS  32(SI)(R9*2), Y10, Y7
+	VFMADD231PS  32(SI)(R10*1), Y10, Y9
+	ADDQ         R8, BX
+	ADDQ         R8, BX
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000010, DI
+	JMP          dotCodesSmall4AVX2_g2
+
+dotCodesSmall4AVX2_g2_end:
+dotCodesSmall4AVX2_g1:
+	CMPQ         DI, $0x00000008
+	JB           dotCodesSmall4AVX2_g1_end
+	VPBROADCASTD (BX), Y10
+	VPSRLVD      Y1, Y10, Y10
+	VPERMPS      Y0, Y10, Y10
+	VFMADD231PS  (SI), Y10, Y2
+	VFMADD231PS  (SI)(R9*1), Y10, Y4
+	VFMADD231PS  (SI)(R9*2), Y10, Y6
+	VFMADD231PS  (SI)(R10*1), Y10, Y8
+	ADDQ         R8, BX
+	ADDQ         $0x00000020, SI
+	SUBQ         $0x00000008, DI
+	JMP          dotCodesSmall4AVX2_g1
+
+dotCodesSmall4AVX2_g1_end:
+	MOVQ         normOff+128(FP), BX
+	MOVWLZX      (CX)(BX*1), BX
+	VMOVD        BX, X10
+	VCVTPH2PS    X10, X10
+	MOVQ         outStride+24(FP), BX
+	SHLQ         $0x02, BX
+	MOVQ         AX, SI
+	VADDPS       Y3, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X3
+	VADDPS       X3, X2, X2
+	VMOVHLPS     X2, X3, X3
+	VADDPS       X3, X2, X2
+	VMOVSHDUP    X2, X3
+	VADDSS       X3, X2, X2
+	VMULSS       X10, X2, X2
+	VADDSS       (SI), X2, X2
+	VMOVSS       X2, (SI)
+	ADDQ         BX, SI
+	VADDPS       Y5, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X2
+	VADDPS       X2, X4, X4
+	VMOVHLPS     X4, X2, X2
+	VADDPS       X2, X4, X4
+	VMOVSHDUP    X4, X2
+	VADDSS       X2, X4, X4
+	VMULSS       X10, X4, X4
+	VADDSS       (SI), X4, X4
+	VMOVSS       X4, (SI)
+	ADDQ         BX, SI
+	VADDPS       Y7, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X2
+	VADDPS       X2, X6, X6
+	VMOVHLPS     X6, X2, X2
+	VADDPS       X2, X6, X6
+	VMOVSHDUP    X6, X2
+	VADDSS       X2, X6, X6
+	VMULSS       X10, X6, X6
+	VADDSS       (SI), X6, X6
+	VMOVSS       X6, (SI)
+	ADDQ         BX, SI
+	VADDPS       Y9, Y8, Y8
+	VEXTRACTF128 $0x01, Y8, X2
+	VADDPS       X2, X8, X8
+	VMOVHLPS     X8, X2, X2
+	VADDPS       X2, X8, X8
+	VMOVSHDUP    X8, X2
+	VADDSS       X2, X8, X8
+	VMULSS       X10, X8, X8
+	VADDSS       (SI), X8, X8
+	VMOVSS       X8, (SI)
+	ADDQ         $0x00000004, AX
+	MOVQ         stride+112(FP), BX
+	ADDQ         BX, CX
+	DECQ         DX
+	JMP          dotCodesSmall4AVX2_row
+
+dotCodesSmall4AVX2_done:
+	VZEROUPPER
+	RET
+
+// func axpyCodesSmall4AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·axpyCodesSmall4AVX2(SB), NOSPLIT, $0-152
+	MOVQ    tab+64(FP), AX
+	VMOVUPS (AX), Y0
+	MOVQ    sh+72(FP), AX
+	VMOVDQU (AX), Y1
+	XORQ    AX, AX
+
+axpyCodesSmall4AVX2_c2:
+	LEAQ    16(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesSmall4AVX2_c2_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	MOVQ    accStride+24(FP), BX
+	SHLQ    $0x02, BX
+	VMOVUPS (DX), Y2
+	VMOVUPS 32(DX), Y3
+	VMOVUPS (DX)(BX*1), Y4
+	VMOVUPS 32(DX)(BX*1), Y5
+	VMOVUPS (DX)(BX*2), Y6
+	VMOVUPS 32(DX)(BX*2), Y7
+	LEAQ    (DX)(BX*2), SI
+	VMOVUPS (SI)(BX*1), Y8
+	LEAQ    (DX)(BX*2), SI
+	VMOVUPS 32(SI)(BX*1), Y9
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), SI
+	IMULQ   SI, AX
+	MOVQ    idxOff+120(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	MOVQ    w_base+32(FP), DI
+	MOVQ    n+136(FP), R8
+
+axpyCodesSmall4AVX2_c2_tok:
+	MOVQ         normOff+128(FP), R9
+	MOVWLZX      (SI)(R9*1), R9
+	VMOVD        R9, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       (DI), X10, X11
+	VBROADCASTSS X11, Y11
+	MOVQ         wStride+56(FP), R9
+	SHLQ         $0x02, R9
+	VMULSS       (DI)(R9*1), X10, X12
+	VBROADCASTSS X12, Y12
+	MOVQ         wStride+56(FP), R9
+	SHLQ         $0x02, R9
+	IMUL3Q       $0x00000002, R9, R9
+	VMULSS       (DI)(R9*1), X10, X13
+	VBROADCASTSS X13, Y13
+	MOVQ         wStride+56(FP), R9
+	SHLQ         $0x02, R9
+	IMUL3Q       $0x00000003, R9, R9
+	VMULSS       (DI)(R9*1), X10, X10
+	VBROADCASTSS X10, Y10
+	MOVQ         bits+80(FP), R9
+	LEAQ         (SI)(AX*1), R10
+	VPBROADCASTD (R10), Y14
+	VPSRLVD      Y1, Y14, Y14
+	VPERMPS      Y0, Y14, Y14
+	VFMADD231PS  Y14, Y11, Y2
+	VFMADD231PS  Y14, Y12, Y4
+	VFMADD231PS  Y14, Y13, Y6
+	VFMADD231PS  Y14, Y10, Y8
+	ADDQ         R9, R10
+	VPBROADCASTD (R10), Y14
+	VPSRLVD      Y1, Y14, Y14
+	VPERMPS      Y0, Y14, Y14
+	VFMADD231PS  Y14, Y11, Y3
+	VFMADD231PS  Y14, Y12, Y5
+	VFMADD231PS  Y14, Y13, Y7
+	VFMADD231PS  Y14, Y10, Y9
+	MOVQ         stride+112(FP), R9
+	ADDQ         R9, SI
+	ADDQ         $0x00000004, DI
+	DECQ         R8
+	JNZ          axpyCodesSmall4AVX2_c2_tok
+	VMOVUPS      Y2, (DX)
+	VMOVUPS      Y3, 32(DX)
+	VMOVUPS      Y4, (DX)(BX*1)
+	VMOVUPS      Y5, 32(DX)(BX*1)
+	VMOVUPS      Y6, (DX)(BX*2)
+	VMOVUPS      Y7, 32(DX)(BX*2)
+	LEAQ         (DX)(BX*2), AX
+	VMOVUPS      Y8, (AX)(BX*1)
+	LEAQ         (DX)(BX*2), AX
+	VMOVUPS      Y9, 32(AX)(BX*1)
+	MOVQ         CX, AX
+	JMP          axpyCodesSmall4AVX2_c2
+
+axpyCodesSmall4AVX2_c2_end:
+axpyCodesSmall4AVX2_c1:
+	LEAQ    8(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesSmall4AVX2_c1_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	MOVQ    accStride+24(FP), BX
+	SHLQ    $0x02, BX
+	VMOVUPS (DX), Y2
+	VMOVUPS (DX)(BX*1), Y3
+	VMOVUPS (DX)(BX*2), Y4
+	LEAQ    (DX)(BX*2), SI
+	VMOVUPS (SI)(BX*1), Y5
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), SI
+	IMULQ   SI, AX
+	MOVQ    idxOff+120(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	MOVQ    w_base+32(FP), DI
+	MOVQ    n+136(FP), R8
+
+axpyCodesSmall4AVX2_c1_tok:
+	MOVQ         normOff+128(FP), R9
+	MOVWLZX      (SI)(R9*1), R9
+	VMOVD        R9, X6
+	VCVTPH2PS    X6, X6
+	VMULSS       (DI), X6, X7
+	VBROADCASTSS X7, Y7
+	MOVQ         wStride+56(FP), R9
+	SHLQ         $0x02, R9
+	VMULSS       (DI)(R9*1), X6, X8
+	VBROADCASTSS X8, Y8
+	MOVQ         wStride+56(FP), R9
+	SHLQ         $0x02, R9
+	IMUL3Q       $0x00000002, R9, R9
+	VMULSS       (DI)(R9*1), X6, X9
+	VBROADCASTSS X9, Y9
+	MOVQ         wStride+56(FP), R9
+	SHLQ         $0x02, R9
+	IMUL3Q       $0x00000003, R9, R9
+	VMULSS       (DI)(R9*1), X6, X6
+	VBROADCASTSS X6, Y6
+	MOVQ         bits+80(FP), R9
+	LEAQ         (SI)(AX*1), R9
+	VPBROADCASTD (R9), Y10
+	VPSRLVD      Y1, Y10, Y10
+	VPERMPS      Y0, Y10, Y10
+	VFMADD231PS  Y10, Y7, Y2
+	VFMADD231PS  Y10, Y8, Y3
+	VFMADD231PS  Y10, Y9, Y4
+	VFMADD231PS  Y10, Y6, Y5
+	MOVQ         stride+112(FP), R9
+	ADDQ         R9, SI
+	ADDQ         $0x00000004, DI
+	DECQ         R8
+	JNZ          axpyCodesSmall4AVX2_c1_tok
+	VMOVUPS      Y2, (DX)
+	VMOVUPS      Y3, (DX)(BX*1)
+	VMOVUPS      Y4, (DX)(BX*2)
+	LEAQ         (DX)(BX*2), AX
+	VMOVUPS      Y5, (AX)(BX*1)
+	MOVQ         CX, AX
+	JMP          axpyCodesSmall4AVX2_c1
+
+axpyCodesSmall4AVX2_c1_end:
+	VZEROUPPER
+	RET
+
+// func dotCodesB41AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotCodesB41AVX2(SB), NOSPLIT, $0-152
+	MOVQ    tab+64(FP), AX
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y2
+	MOVQ    sh+72(FP), AX
+	VMOVDQU (AX), Y1
+	MOVQ    out_base+0(FP), AX
+	MOVQ    codes_base+88(FP), CX
+	MOVQ    n+136(FP), DX
+
+dotCodesB41AVX2_row:
+	TESTQ  DX, DX
+	JZ     dotCodesB41AVX2_done
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	MOVQ   idxOff+120(FP), BX
+	LEAQ   (CX)(BX*1), BX
+	MOVQ   q_base+32(FP), SI
+	MOVQ   d8+144(FP), DI
+	MOVQ   bits+80(FP), R8
+
+dotCodesB41AVX2_g4:
+	CMPQ         DI, $0x00000020
+	JB           dotCodesB41AVX2_g4_end
+	VPBROADCASTD (BX), Y7
+	VPSRLVD      Y1, Y7, Y7
+	VPERMPS      Y0, Y7, Y8
+	VPERMPS      Y2, Y7, Y9
+	VPSLLD       $0x1c, Y7, Y7
+	VBLENDVPS    Y7, Y9, Y8, Y8
+	VFMADD231PS  (SI), Y8, Y3
+	LEAQ         (BX)(R8*1), R9
+	VPBROADCASTD (R9), Y7
+	VPSRLVD      Y1, Y7, Y7
+	VPERMPS      Y0, Y7, Y8
+	VPERMPS      Y2, Y7, Y9
+	VPSLLD       $0x1c, Y7, Y7
+	VBLENDVPS    Y7, Y9, Y8, Y8
+	VFMADD231PS  32(SI), Y8, Y4
+	LEAQ         (BX)(R8*1), R9
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y7
+	VPSRLVD      Y1, Y7, Y7
+	VPERMPS      Y0, Y7, Y8
+	VPERMPS      Y2, Y7, Y9
+	VPSLLD       $0x1c, Y7, Y7
+	VBLENDVPS    Y7, Y9, Y8, Y8
+	VFMADD231PS  64(SI), Y8, Y5
+	LEAQ         (BX)(R8*1), R9
+	ADDQ         R8, R9
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y7
+	VPSRLVD      Y1, Y7, Y7
+	VPERMPS      Y0, Y7, Y8
+	VPERMPS      Y2, Y7, Y9
+	VPSLLD       $0x1c, Y7, Y7
+	VBLENDVPS    Y7, Y9, Y8, Y8
+	VFMADD231PS  96(SI), Y8, Y6
+	ADDQ         R8, BX
+	ADDQ         R8, BX
+	ADDQ         R8, BX
+	ADDQ         R8, BX
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000020, DI
+	JMP          dotCodesB41AVX2_g4
+
+dotCodesB41AVX2_g4_end:
+dotCodesB41AVX2_g1:
+	CMPQ         DI, $0x00000008
+	JB           dotCodesB41AVX2_g1_end
+	VPBROADCASTD (BX), Y7
+	VPSRLVD      Y1, Y7, Y7
+	VPERMPS      Y0, Y7, Y8
+	VPERMPS      Y2, Y7, Y9
+	VPSLLD       $0x1c, Y7, Y7
+	VBLENDVPS    Y7, Y9, Y8, Y8
+	VFMADD231PS  (SI), Y8, Y3
+	ADDQ         R8, BX
+	ADDQ         $0x00000020, SI
+	SUBQ         $0x00000008, DI
+	JMP          dotCodesB41AVX2_g1
+
+dotCodesB41AVX2_g1_end:
+	MOVQ         normOff+128(FP), BX
+	MOVWLZX      (CX)(BX*1), BX
+	VMOVD        BX, X7
+	VCVTPH2PS    X7, X7
+	MOVQ         outStride+24(FP), BX
+	SHLQ         $0x02, BX
+	MOVQ         AX, BX
+	VADDPS       Y4, Y3, Y3
+	VADDPS       Y5, Y3, Y3
+	VADDPS       Y6, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X4
+	VADDPS       X4, X3, X3
+	VMOVHLPS     X3, X4, X4
+	VADDPS       X4, X3, X3
+	VMOVSHDUP    X3, X4
+	VADDSS       X4, X3, X3
+	VMULSS       X7, X3, X3
+	VADDSS       (BX), X3, X3
+	VMOVSS       X3, (BX)
+	ADDQ         $0x00000004, AX
+	MOVQ         stride+112(FP), BX
+	ADDQ         BX, CX
+	DECQ         DX
+	JMP          dotCodesB41AVX2_row
+
+dotCodesB41AVX2_done:
+	VZEROUPPER
+	RET
+
+// func axpyCodesB41AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·axpyCodesB41AVX2(SB), NOSPLIT, $0-152
+	MOVQ    tab+64(FP), AX
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y2
+	MOVQ    sh+72(FP), AX
+	VMOVDQU (AX), Y1
+	XORQ    AX, AX
+
+axpyCodesB41AVX2_c4:
+	LEAQ    32(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesB41AVX2_c4_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	MOVQ    accStride+24(FP), BX
+	SHLQ    $0x02, BX
+	VMOVUPS (DX), Y3
+	VMOVUPS 32(DX), Y4
+	VMOVUPS 64(DX), Y5
+	VMOVUPS 96(DX), Y6
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), BX
+	IMULQ   BX, AX
+	MOVQ    idxOff+120(FP), BX
+	ADDQ    BX, AX
+	MOVQ    codes_base+88(FP), BX
+	MOVQ    w_base+32(FP), SI
+	MOVQ    n+136(FP), DI
+
+axpyCodesB41AVX2_c4_tok:
+	MOVQ         normOff+128(FP), R8
+	MOVWLZX      (BX)(R8*1), R8
+	VMOVD        R8, X7
+	VCVTPH2PS    X7, X7
+	VMULSS       (SI), X7, X7
+	VBROADCASTSS X7, Y7
+	MOVQ         bits+80(FP), R8
+	LEAQ         (BX)(AX*1), R9
+	VPBROADCASTD (R9), Y8
+	VPSRLVD      Y1, Y8, Y8
+	VPERMPS      Y0, Y8, Y9
+	VPERMPS      Y2, Y8, Y10
+	VPSLLD       $0x1c, Y8, Y8
+	VBLENDVPS    Y8, Y10, Y9, Y9
+	VFMADD231PS  Y9, Y7, Y3
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y8
+	VPSRLVD      Y1, Y8, Y8
+	VPERMPS      Y0, Y8, Y9
+	VPERMPS      Y2, Y8, Y10
+	VPSLLD       $0x1c, Y8, Y8
+	VBLENDVPS    Y8, Y10, Y9, Y9
+	VFMADD231PS  Y9, Y7, Y4
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y8
+	VPSRLVD      Y1, Y8, Y8
+	VPERMPS      Y0, Y8, Y9
+	VPERMPS      Y2, Y8, Y10
+	VPSLLD       $0x1c, Y8, Y8
+	VBLENDVPS    Y8, Y10, Y9, Y9
+	VFMADD231PS  Y9, Y7, Y5
+	ADDQ         R8, R9
+	VPBROADCASTD (R9), Y8
+	VPSRLVD      Y1, Y8, Y8
+	VPERMPS      Y0, Y8, Y9
+	VPERMPS      Y2, Y8, Y10
+	VPSLLD       $0x1c, Y8, Y8
+	VBLENDVPS    Y8, Y10, Y9, Y9
+	VFMADD231PS  Y9, Y7, Y6
+	MOVQ         stride+112(FP), R8
+	ADDQ         R8, BX
+	ADDQ         $0x00000004, SI
+	DECQ         DI
+	JNZ          axpyCodesB41AVX2_c4_tok
+	VMOVUPS      Y3, (DX)
+	VMOVUPS      Y4, 32(DX)
+	VMOVUPS      Y5, 64(DX)
+	VMOVUPS      Y6, 96(DX)
+	MOVQ         CX, AX
+	JMP          axpyCodesB41AVX2_c4
+
+axpyCodesB41AVX2_c4_end:
+axpyCodesB41AVX2_c1:
+	LEAQ    8(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesB41AVX2_c1_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	MOVQ    accStride+24(FP), BX
+	SHLQ    $0x02, BX
+	VMOVUPS (DX), Y3
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), BX
+	IMULQ   BX, AX
+	MOVQ    idxOff+120(FP), BX
+	ADDQ    BX, AX
+	MOVQ    codes_base+88(FP), BX
+	MOVQ    w_base+32(FP), SI
+	MOVQ    n+136(FP), DI
+
+axpyCodesB41AVX2_c1_tok:
+	MOVQ         normOff+128(FP), R8
+	MOVWLZX      (BX)(R8*1), R8
+	VMOVD        R8, X4
+	VCVTPH2PS    X4, X4
+	VMULSS       (SI), X4, X4
+	VBROADCASTSS X4, Y4
+	MOVQ         bits+80(FP), R8
+	LEAQ         (BX)(AX*1), R8
+	VPBROADCASTD (R8), Y5
+	VPSRLVD      Y1, Y5, Y5
+	VPERMPS      Y0, Y5, Y6
+	VPERMPS      Y2, Y5, Y7
+	VPSLLD       $0x1c, Y5, Y5
+	VBLENDVPS    Y5, Y7, Y6, Y6
+	VFMADD231PS  Y6, Y4, Y3
+	MOVQ         stride+112(FP), R8
+	ADDQ         R8, BX
+	ADDQ         $0x00000004, SI
+	DECQ         DI
+	JNZ          axpyCodesB41AVX2_c1_tok
+	VMOVUPS      Y3, (DX)
+	MOVQ         CX, AX
+	JMP          axpyCodesB41AVX2_c1
+
+axpyCodesB41AVX2_c1_end:
+	VZEROUPPER
+	RET
+
+// func dotCodesB44AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·dotCodesB44AVX2(SB), NOSPLIT, $0-152
+	MOVQ    tab+64(FP), AX
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y2
+	MOVQ    sh+72(FP), AX
+	VMOVDQU (AX), Y1
+	MOVQ    out_base+0(FP), AX
+	MOVQ    codes_base+88(FP), CX
+	MOVQ    n+136(FP), DX
+
+dotCodesB44AVX2_row:
+	TESTQ  DX, DX
+	JZ     dotCodesB44AVX2_done
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	MOVQ   idxOff+120(FP), BX
+	LEAQ   (CX)(BX*1), BX
+	MOVQ   q_base+32(FP), SI
+	MOVQ   d8+144(FP), DI
+	MOVQ   bits+80(FP), R8
+	MOVQ   qStride+56(FP), R9
+	SHLQ   $0x02, R9
+	LEAQ   (R9)(R9*2), R10
+
+dotCodesB44AVX2_g2:
+	CMPQ         DI, $0x00000010
+	JB           dotCodesB44AVX2_g2_end
+	VPBROADCASTD (BX), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y12
+	VPERMPS      Y2, Y11, Y13
+	VPSLLD       $0x1c, Y11, Y11
+	VBLENDVPS    Y11, Y13, Y12, Y12
+	VFMADD231PS  (SI), Y12, Y3
+	VFMADD231PS  (SI)(R9*1), Y12, Y5
+	VFMADD231PS  (SI)(R9*2), Y12, Y7
+	VFMADD231PS  (SI)(R10*1), Y12, Y9
+	LEAQ         (BX)(R8*1), R11
+	VPBROADCASTD (R11), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y12
+	VPERMPS      Y2, Y11, Y13
+	VPSLLD       $0x1c, Y11, Y11
+	VBLENDVPS    Y11, Y13, Y12, Y12
+	VFMADD231PS  32(SI), Y12, Y4
+	VFMADD231PS  32(SI)(R9*1), Y12, Y6
+	VFMADD231PS  32(SI)(R9*2), Y12, Y8
+	VFMADD231PS  32(SI)(R10*1), Y12, Y10
+	ADDQ         R8, BX
+	ADDQ         R8, BX
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000010, DI
+	JMP          dotCodesB44AVX2_g2
+
+dotCodesB44AVX2_g2_end:
+dotCodesB44AVX2_g1:
+	CMPQ         DI, $0x00000008
+	JB           dotCodesB44AVX2_g1_end
+	VPBROADCASTD (BX), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y12
+	VPERMPS      Y2, Y11, Y13
+	VPSLLD       $0x1c, Y11, Y11
+	VBLENDVPS    Y11, Y13, Y12, Y12
+	VFMADD231PS  (SI), Y12, Y3
+	VFMADD231PS  (SI)(R9*1), Y12, Y5
+	VFMADD231PS  (SI)(R9*2), Y12, Y7
+	VFMADD231PS  (SI)(R10*1), Y12, Y9
+	ADDQ         R8, BX
+	ADDQ         $0x00000020, SI
+	SUBQ         $0x00000008, DI
+	JMP          dotCodesB44AVX2_g1
+
+dotCodesB44AVX2_g1_end:
+	MOVQ         normOff+128(FP), BX
+	MOVWLZX      (CX)(BX*1), BX
+	VMOVD        BX, X11
+	VCVTPH2PS    X11, X11
+	MOVQ         outStride+24(FP), BX
+	SHLQ         $0x02, BX
+	MOVQ         AX, SI
+	VADDPS       Y4, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X4
+	VADDPS       X4, X3, X3
+	VMOVHLPS     X3, X4, X4
+	VADDPS       X4, X3, X3
+	VMOVSHDUP    X3, X4
+	VADDSS       X4, X3, X3
+	VMULSS       X11, X3, X3
+	VADDSS       (SI), X3, X3
+	VMOVSS       X3, (SI)
+	ADDQ         BX, SI
+	VADDPS       Y6, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X3
+	VADDPS       X3, X5, X5
+	VMOVHLPS     X5, X3, X3
+	VADDPS       X3, X5, X5
+	VMOVSHDUP    X5, X3
+	VADDSS       X3, X5, X5
+	VMULSS       X11, X5, X5
+	VADDSS       (SI), X5, X5
+	VMOVSS       X5, (SI)
+	ADDQ         BX, SI
+	VADDPS       Y8, Y7, Y7
+	VEXTRACTF128 $0x01, Y7, X3
+	VADDPS       X3, X7, X7
+	VMOVHLPS     X7, X3, X3
+	VADDPS       X3, X7, X7
+	VMOVSHDUP    X7, X3
+	VADDSS       X3, X7, X7
+	VMULSS       X11, X7, X7
+	VADDSS       (SI), X7, X7
+	VMOVSS       X7, (SI)
+	ADDQ         BX, SI
+	VADDPS       Y10, Y9, Y9
+	VEXTRACTF128 $0x01, Y9, X3
+	VADDPS       X3, X9, X9
+	VMOVHLPS     X9, X3, X3
+	VADDPS       X3, X9, X9
+	VMOVSHDUP    X9, X3
+	VADDSS       X3, X9, X9
+	VMULSS       X11, X9, X9
+	VADDSS       (SI), X9, X9
+	VMOVSS       X9, (SI)
+	ADDQ         $0x00000004, AX
+	MOVQ         stride+112(FP), BX
+	ADDQ         BX, CX
+	DECQ         DX
+	JMP          dotCodesB44AVX2_row
+
+dotCodesB44AVX2_done:
+	VZEROUPPER
+	RET
+
+// func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// Requires: AVX, AVX2, F16C, FMA3
+TEXT ·axpyCodesB44AVX2(SB), NOSPLIT, $0-152
+	MOVQ    tab+64(FP), AX
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y2
+	MOVQ    sh+72(FP), AX
+	VMOVDQU (AX), Y1
+	XORQ    AX, AX
+
+axpyCodesB44AVX2_c1:
+	LEAQ    8(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesB44AVX2_c1_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	MOVQ    accStride+24(FP), BX
+	SHLQ    $0x02, BX
+	VMOVUPS (DX), Y3
+	VMOVUPS (DX)(BX*1), Y4
+	VMOVUPS (DX)(BX*2), Y5
+	LEAQ    (DX)(BX*2), SI
+	VMOVUPS (SI)(BX*1), Y6
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), SI
+	IMULQ   SI, AX
+	MOVQ    idxOff+120(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	MOVQ    w_base+32(FP), DI
+	MOVQ    n+136(FP), R8
+
+axpyCodesB44AVX2_c1_tok:
+	MOVQ         normOff+128(FP), R9
+	MOVWLZX      (SI)(R9*1), R9
+	VMOVD        R9, X7
+	VCVTPH2PS    X7, X7
+	VMULSS       (DI), X7, X8
+	VBROADCASTSS X8, Y8
+	MOVQ         wStride+56(FP), R9
+	SHLQ         $0x02, R9
+	VMULSS       (DI)(R9*1), X7, X9
+	VBROADCASTSS X9, Y9
+	MOVQ         wStride+56(FP), R9
+	SHLQ         $0x02, R9
+	IMUL3Q       $0x00000002, R9, R9
+	VMULSS       (DI)(R9*1), X7, X10
+	VBROADCASTSS X10, Y10
+	MOVQ         wStride+56(FP), R9
+	SHLQ         $0x02, R9
+	IMUL3Q       $0x00000003, R9, R9
+	VMULSS       (DI)(R9*1), X7, X7
+	VBROADCASTSS X7, Y7
+	MOVQ         bits+80(FP), R9
+	LEAQ         (SI)(AX*1), R9
+	VPBROADCASTD (R9), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y12
+	VPERMPS      Y2, Y11, Y13
+	VPSLLD       $0x1c, Y11, Y11
+	VBLENDVPS    Y11, Y13, Y12, Y12
+	VFMADD231PS  Y12, Y8, Y3
+	VFMADD231PS  Y12, Y9, Y4
+	VFMADD231PS  Y12, Y10, Y5
+	VFMADD231PS  Y12, Y7, Y6
+	MOVQ         stride+112(FP), R9
+	ADDQ         R9, SI
+	ADDQ         $0x00000004, DI
+	DECQ         R8
+	JNZ          axpyCodesB44AVX2_c1_tok
+	VMOVUPS      Y3, (DX)
+	VMOVUPS      Y4, (DX)(BX*1)
+	VMOVUPS      Y5, (DX)(BX*2)
+	LEAQ         (DX)(BX*2), AX
+	VMOVUPS      Y6, (AX)(BX*1)
+	MOVQ         CX, AX
+	JMP          axpyCodesB44AVX2_c1
+
+axpyCodesB44AVX2_c1_end:
+	VZEROUPPER
+	RET

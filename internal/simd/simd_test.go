@@ -94,6 +94,7 @@ func TestDecodeCodesMatchesGeneric(t *testing.T) {
 				ds := d + r.IntN(3)
 				want := make([]float32, (n-1)*ds+d)
 				decodeCodesGeneric(want, ds, tab, bits, codes, stride, 2, 0, n, d, 0, 0)
+				cb := NewCodebook(tab, bits)
 				for _, c := range [][]byte{codes, append(codes[:len(codes):len(codes)], 0, 0, 0, 0)[:len(codes)]} {
 					got, ok := guarded(len(want))
 					copy(got, want)
@@ -102,7 +103,7 @@ func TestDecodeCodesMatchesGeneric(t *testing.T) {
 							got[tk*ds+j] = -1
 						}
 					}
-					with(t, l, func() { DecodeCodes(got, ds, tab, bits, c, stride, 2, 0, n, d) })
+					with(t, l, func() { DecodeCodes(got, ds, cb, c, stride, 2, 0, n, d) })
 					ok(t)
 					for i := range want {
 						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
@@ -183,11 +184,13 @@ func TestDotMatchesGeneric(t *testing.T) {
 				q, rows := mixed(r, g*d), mixed(r, (n-1)*rs+d)
 				os := n + r.IntN(3)
 				got, ok := guarded((g-1)*os + n)
+				base := mixed(r, len(got))
+				copy(got, base)
 				with(t, l, func() { Dot(got, os, q, rows, n, d, rs) })
 				ok(t)
 				for i := range g {
 					for tk := range n {
-						var want, scale float64
+						want, scale := float64(base[i*os+tk]), math.Abs(float64(base[i*os+tk]))
 						for j := range d {
 							p := float64(q[i*d+j]) * float64(rows[tk*rs+j])
 							want += p
@@ -275,5 +278,97 @@ func TestUseUnknownLevel(t *testing.T) {
 	}
 	if Active() != Best() {
 		t.Fatalf("active level %v, best %v", Active(), Best())
+	}
+}
+
+// randomCodes returns n codes of the given layout (fp16 norm at 0, indices
+// at 2) with finite positive norms, in a buffer of exactly the needed size.
+func randomCodes(r *rand.Rand, n, stride int) []byte {
+	codes := make([]byte, n*stride)
+	for i := range codes {
+		codes[i] = byte(r.Uint32())
+	}
+	for tk := range n {
+		h := half.FromFloat32(float32(r.ExpFloat64()))
+		codes[tk*stride], codes[tk*stride+1] = byte(h), byte(h>>8)
+	}
+	return codes
+}
+
+// decodedRef returns code t's reconstruction norm·c[idx j] in float64.
+func decodedRef(cb *Codebook, code []byte, d int) []float64 {
+	row := make([]float32, d)
+	decodeCodesGeneric(row, d, cb.tab, cb.bits, code, len(code), 2, 0, 1, d, 0, 0)
+	out := make([]float64, d)
+	for j, v := range row {
+		out[j] = float64(v)
+	}
+	return out
+}
+
+func TestFusedCodeKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	levels := append([]Level{Generic}, availableVector()...)
+	for _, l := range levels {
+		for _, bits := range []int{1, 2, 3, 4, 8} {
+			for _, g := range []int{1, 3, 4, 5, 8} {
+				for _, d := range []int{8, 24, 40, 64, 100, 128} {
+					n := 1 + r.IntN(70)
+					stride := 2 + (d*bits+7)/8 + r.IntN(4)
+					tab := make([]float32, 1<<bits)
+					for i := range tab {
+						tab[i] = float32(r.NormFloat64())
+					}
+					cb := NewCodebook(tab, bits)
+					codes := randomCodes(r, n, stride)
+					ref := make([][]float64, n)
+					for tk := range ref {
+						ref[tk] = decodedRef(cb, codes[tk*stride:(tk+1)*stride], d)
+					}
+					// DotCodes adds to out.
+					qs, os := d+r.IntN(3), n+r.IntN(3)
+					q := mixed(r, (g-1)*qs+d)
+					out, ok := guarded((g-1)*os + n)
+					base := mixed(r, len(out))
+					copy(out, base)
+					with(t, l, func() { DotCodes(out, os, q, qs, g, cb, codes, stride, 2, 0, n, d) })
+					ok(t)
+					for i := range g {
+						for tk := range n {
+							want, scale := float64(base[i*os+tk]), math.Abs(float64(base[i*os+tk]))
+							for j := range d {
+								p := float64(q[i*qs+j]) * ref[tk][j]
+								want += p
+								scale += math.Abs(p)
+							}
+							if !closeTo(out[i*os+tk], float32(want), float32(scale), 2e-6) {
+								t.Fatalf("%v DotCodes bits=%d g=%d d=%d: out[%d][%d] = %v, want %v", l, bits, g, d, i, tk, out[i*os+tk], want)
+							}
+						}
+					}
+					// AxpyCodes adds to acc.
+					as, ws := d+r.IntN(3), n+r.IntN(3)
+					w := mixed(r, (g-1)*ws+n)
+					acc, ok2 := guarded((g-1)*as + d)
+					base = mixed(r, len(acc))
+					copy(acc, base)
+					with(t, l, func() { AxpyCodes(acc, as, w, ws, g, cb, codes, stride, 2, 0, n, d) })
+					ok2(t)
+					for i := range g {
+						for j := range d {
+							want, scale := float64(base[i*as+j]), math.Abs(float64(base[i*as+j]))
+							for tk := range n {
+								p := float64(w[i*ws+tk]) * ref[tk][j]
+								want += p
+								scale += math.Abs(p)
+							}
+							if !closeTo(acc[i*as+j], float32(want), float32(scale), 2e-6) {
+								t.Fatalf("%v AxpyCodes bits=%d g=%d d=%d: acc[%d][%d] = %v, want %v", l, bits, g, d, i, j, acc[i*as+j], want)
+							}
+						}
+					}
+				}
+			}
+		}
 	}
 }

@@ -1,0 +1,123 @@
+package simd
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// The kernel benchmarks run one block of 64 rows of d=128 (the cache's
+// block), small enough to stay in L1: they measure compute per row, not
+// memory. ns/row × tokens × heads is the compute floor of a decode step.
+const benchRows, benchDim = 64, 128
+
+func benchLevels() []Level { return append([]Level{Generic}, availableVector()...) }
+
+func BenchmarkDotCodes(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, l := range benchLevels() {
+		for _, bits := range []int{2, 3, 4, 8} {
+			for _, g := range []int{1, 4} {
+				b.Run(fmt.Sprintf("%v/bits=%d/g=%d", l, bits, g), func(b *testing.B) {
+					tab := make([]float32, 1<<bits)
+					for i := range tab {
+						tab[i] = float32(r.NormFloat64())
+					}
+					cb := NewCodebook(tab, bits)
+					stride := 2 + benchDim*bits/8
+					codes := randomCodes(r, benchRows, stride)
+					codes = append(codes, make([]byte, Slack)...)[:len(codes)]
+					q := mixed(r, g*benchDim)
+					out := make([]float32, g*benchRows)
+					buf := make([]float32, benchRows*benchDim)
+					restore, _ := Use(l)
+					defer restore()
+					b.SetBytes(int64(len(codes)))
+					for b.Loop() {
+						if bits == 8 {
+							DecodeCodes(buf, benchDim, cb, codes, stride, 2, 0, benchRows, benchDim)
+							Dot(out, benchRows, q, buf, benchRows, benchDim, benchDim)
+						} else {
+							DotCodes(out, benchRows, q, benchDim, g, cb, codes, stride, 2, 0, benchRows, benchDim)
+						}
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
+				})
+			}
+		}
+	}
+}
+
+func BenchmarkAxpyCodes(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, l := range benchLevels() {
+		for _, bits := range []int{2, 3, 4} {
+			for _, g := range []int{1, 4} {
+				b.Run(fmt.Sprintf("%v/bits=%d/g=%d", l, bits, g), func(b *testing.B) {
+					tab := make([]float32, 1<<bits)
+					for i := range tab {
+						tab[i] = float32(r.NormFloat64())
+					}
+					cb := NewCodebook(tab, bits)
+					stride := 2 + benchDim*bits/8
+					codes := randomCodes(r, benchRows, stride)
+					codes = append(codes, make([]byte, Slack)...)[:len(codes)]
+					w := mixed(r, g*benchRows)
+					acc := make([]float32, g*benchDim)
+					restore, _ := Use(l)
+					defer restore()
+					b.SetBytes(int64(len(codes)))
+					for b.Loop() {
+						AxpyCodes(acc, benchDim, w, benchRows, g, cb, codes, stride, 2, 0, benchRows, benchDim)
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkF16Rows is the fp16 baseline's work per block: convert, then dot
+// and axpy (keys and values of one row each).
+func BenchmarkF16Rows(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, l := range benchLevels() {
+		b.Run(l.String(), func(b *testing.B) {
+			src := make([]byte, 2*benchRows*benchDim)
+			for i := range src {
+				src[i] = byte(r.Uint32() & 0x3bff)
+			}
+			q := mixed(r, benchDim)
+			out := make([]float32, benchRows)
+			acc := make([]float32, benchDim)
+			buf := make([]float32, benchRows*benchDim)
+			restore, _ := Use(l)
+			defer restore()
+			b.SetBytes(int64(2 * len(src)))
+			for b.Loop() {
+				DecodeF16(buf, benchDim, src, 2*benchDim, benchRows, benchDim)
+				Dot(out, benchRows, q, buf, benchRows, benchDim, benchDim)
+				DecodeF16(buf, benchDim, src, 2*benchDim, benchRows, benchDim)
+				Axpy(acc, out, benchRows, buf, benchRows, benchDim, benchDim)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
+		})
+	}
+}
+
+func BenchmarkExpSum(b *testing.B) {
+	r := rand.New(rand.NewPCG(4, 4))
+	x := make([]float32, 4096)
+	for _, l := range benchLevels() {
+		b.Run(l.String(), func(b *testing.B) {
+			restore, _ := Use(l)
+			defer restore()
+			for b.Loop() {
+				for i := range x {
+					x[i] = float32(r.NormFloat64())
+				}
+				ExpSum(x, 10)
+			}
+		})
+	}
+}
