@@ -261,7 +261,7 @@ func zero(f *file, regs ...int) {
 func dot1(f *file) {
 	const name = "dot1NEON"
 	f.text(name, "out []float32, outStride int, q, "+rowSig, "",
-		name+" is dotGeneric on the first d8 coordinates, with four 4-lane sums.")
+		name+" is dotGeneric on the first d8 coordinates, with four 4-lane sums added to out.")
 	f.op("MOVD %s, R0", f.arg("out_base"))
 	f.op("MOVD %s, R1", f.arg("q_base"))
 	loadRows(f)
@@ -293,6 +293,8 @@ func dot1(f *file) {
 	f.w(fadd4s(0, 0, 2))
 	f.w(faddp4s(0, 0, 0))
 	f.w(faddpS(0, 0))
+	f.op("FMOVS (R0), F1")
+	f.op("FADDS F1, F0, F0")
 	f.op("FMOVS.P F0, 4(R0)")
 	f.op("ADD R4, R2, R2")
 	f.op("SUB $1, R3, R3")
@@ -348,6 +350,12 @@ func dot4(f *file) {
 	f.w(faddp4s(0, 0, 2))
 	f.w(faddp4s(4, 4, 6))
 	f.w(faddp4s(0, 0, 4))
+	f.comment("add them to the four out cells")
+	f.op("FMOVS (R0), F1")
+	for i, op := range []string{"R20", "R21", "R22"} {
+		f.op("VLD1 (%s), V1.S[%d]", op, i+1)
+	}
+	f.w(fadd4s(0, 0, 1))
 	f.op("FMOVS.P F0, 4(R0)")
 	for i, op := range []string{"R20", "R21", "R22"} {
 		f.op("VST1.P V0.S[%d], 4(%s)", i+1, op)

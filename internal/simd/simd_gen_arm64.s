@@ -266,6 +266,8 @@ dot1_sum:
 	WORD $0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
 	WORD $0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
 	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R0), F1
+	FADDS F1, F0, F0
 	FMOVS.P F0, 4(R0)
 	ADD R4, R2, R2
 	SUB $1, R3, R3
@@ -333,6 +335,12 @@ dot4_grp:
 	WORD $0x6e22d400 // faddp v0.4s, v0.4s, v2.4s
 	WORD $0x6e26d484 // faddp v4.4s, v4.4s, v6.4s
 	WORD $0x6e24d400 // faddp v0.4s, v0.4s, v4.4s
+	// add them to the four out cells
+	FMOVS (R0), F1
+	VLD1 (R20), V1.S[1]
+	VLD1 (R21), V1.S[2]
+	VLD1 (R22), V1.S[3]
+	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
 	FMOVS.P F0, 4(R0)
 	VST1.P V0.S[1], 4(R20)
 	VST1.P V0.S[2], 4(R21)

@@ -72,7 +72,7 @@ func TestKernelsStayInsideTheirInputs(t *testing.T) {
 						}
 						want, got := make([]float32, n*d), make([]float32, n*d)
 						decodeCodesGeneric(want, d, tab, bits, codes, stride, 2, 0, n, d, 0, 0)
-						with(t, l, func() { DecodeCodes(got, d, tab, bits, codes, stride, 2, 0, n, d) })
+						with(t, l, func() { DecodeCodes(got, d, NewCodebook(tab, bits), codes, stride, 2, 0, n, d) })
 						for i := range want {
 							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 								t.Fatalf("%v bits=%d d=%d: element %d = %v, want %v", l, bits, d, i, got[i], want[i])
