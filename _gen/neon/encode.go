@@ -68,3 +68,15 @@ func neg4s(d, n vreg) inst     { return twoReg(0x6ea0b800, "neg v%d.4s, v%d.4s",
 
 // bic16b is d = n AND NOT m over all 128 bits.
 func bic16b(d, n, m vreg) inst { return threeSame(0x4e601c00, "bic", "16b", d, n, m) }
+
+// fmlaElem4s is d += n · m.s[idx] (FMLA by element, single precision: the
+// index is H:L, and Rm takes all five bits because M is its top bit).
+func fmlaElem4s(d, n, m vreg, idx uint32) inst {
+	if idx > 3 {
+		panic(fmt.Sprintf("neon: lane %d of a .4s register", idx))
+	}
+	return inst{
+		0x4f801000 | (idx&1)<<21 | uint32(m.check())<<16 | (idx>>1)<<11 | uint32(n.check())<<5 | uint32(d.check()),
+		fmt.Sprintf("fmla v%d.4s, v%d.4s, v%d.s[%d]", d, n, m, idx),
+	}
+}

@@ -26,6 +26,9 @@ func everyForm() []inst {
 		for _, e := range two {
 			is = append(is, e(r[0], r[1]))
 		}
+		for idx := range uint32(4) {
+			is = append(is, fmlaElem4s(r[0], r[1], r[2], idx))
+		}
 	}
 	return is
 }

@@ -55,6 +55,12 @@ func generate() *file {
 	axpy1(f)
 	axpy4(f)
 	expSum(f)
+	for _, b4 := range []bool{false, true} {
+		for _, g := range []int{1, 4} {
+			dotCodes(f, b4, g)
+			axpyCodes(f, b4, g)
+		}
+	}
 	return f
 }
 
@@ -112,9 +118,9 @@ func rowLoop(f *file, name string, body func()) {
 // in two (8 floats) or four (16 floats) registers. 1- and 2-bit codes keep
 // three index bits: the caller's table repeats their centroids to 8.
 func decodeByTable(f *file, small bool) {
-	name, mask := "decode4NEON", uint32(15<<2)
+	name := "decode4NEON"
 	if small {
-		name, mask = "decodeSmallNEON", 7<<2
+		name = "decodeSmallNEON"
 		f.text(name, "dst []float32, tab *[8]float32, sh *[8]uint32, bits int, "+codeSig, "",
 			name+" is decodeCodesGeneric for 1–3-bit codes on the first d8 coordinates:",
 			"tab holds the centroids repeated to 8 entries and sh the lane shifts 0, b, … 7b.")
@@ -122,11 +128,36 @@ func decodeByTable(f *file, small bool) {
 		f.text(name, "dst []float32, tab *[16]float32, "+codeSig, "",
 			name+" is decodeCodesGeneric for 4-bit codes on the first d8 coordinates.")
 	}
-	tabRegs := "[V0.B16, V1.B16, V2.B16, V3.B16]"
-	f.op("MOVD %s, R9", f.arg("tab"))
+	tabRegs := loadTables(f, !small, small)
 	if small {
-		tabRegs = "[V0.B16, V1.B16]"
+		f.op("MOVD %s, R8", f.arg("bits"))
+	} else {
+		f.op("MOVD $4, R8")
+	}
+	rowLoop(f, name, func() {
+		unpack(f, "R11", tabRegs, 13, 14)
+		f.op("ADD R8, R11, R11")
+		f.w(fmul4s(13, 13, 9))
+		f.w(fmul4s(14, 14, 9))
+		f.op("VST1.P [V13.S4, V14.S4], 32(R12)")
+	})
+}
+
+// loadTables emits the constants unpack needs: the 8 (b4: 16) floats of
+// the table at tab in V0–V1 (V0–V3), whose register list it returns; the
+// lane shifts 2−b·i in V4–V5, from the shifts 0, b, … 7b at sh when
+// shParam, else built for b = 4; the index mask and byte-index constants
+// in V6–V8.
+func loadTables(f *file, b4, shParam bool) (tabRegs string) {
+	f.op("MOVD %s, R9", f.arg("tab"))
+	tabRegs, mask := "[V0.B16, V1.B16]", uint32(7<<2)
+	if b4 {
+		tabRegs, mask = "[V0.B16, V1.B16, V2.B16, V3.B16]", 15<<2
+		f.op("VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]")
+	} else {
 		f.op("VLD1 (R9), [V0.S4, V1.S4]")
+	}
+	if shParam {
 		f.comment("V4, V5: the lane shifts 2−sh[i]")
 		f.op("MOVD %s, R10", f.arg("sh"))
 		f.op("VLD1 (R10), [V4.S4, V5.S4]")
@@ -135,43 +166,41 @@ func decodeByTable(f *file, small bool) {
 		dupConst(f, 12, 2)
 		f.op("VADD V12.S4, V4.S4, V4.S4")
 		f.op("VADD V12.S4, V5.S4, V5.S4")
-		f.op("MOVD %s, R8", f.arg("bits"))
 	} else {
-		f.op("VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]")
 		f.comment("V4, V5: the lane shifts 2−4i")
 		for i := range 8 {
 			f.op("MOVW $%d, R10", 2-4*i)
 			f.op("VMOV R10, V%d.S[%d]", 4+i/4, i%4)
 		}
-		f.op("MOVD $4, R8")
 	}
 	dupConst(f, 6, mask)
 	dupConst(f, 7, 0x01010101)
 	dupConst(f, 8, 0x03020100)
-	rowLoop(f, name, func() {
-		f.op("MOVWU (R11), R14")
-		f.op("ADD R8, R11, R11")
-		f.op("VDUP R14, V10.S4")
-		for h := range vreg(2) {
-			f.w(ushl4s(11+h, 10, 4+h))
-		}
-		for h := range 2 {
-			f.op("VAND V6.B16, V%d.B16, V%d.B16", 11+h, 11+h)
-		}
-		for h := range vreg(2) {
-			f.w(mul4s(11+h, 11+h, 7))
-		}
-		for h := range 2 {
-			f.op("VADD V8.S4, V%d.S4, V%d.S4", 11+h, 11+h)
-		}
-		for h := range 2 {
-			f.op("VTBL V%d.B16, %s, V%d.B16", 11+h, tabRegs, 13+h)
-		}
-		for h := range vreg(2) {
-			f.w(fmul4s(13+h, 13+h, 9))
-		}
-		f.op("VST1.P [V13.S4, V14.S4], 32(R12)")
-	})
+	return tabRegs
+}
+
+// unpack emits the table lookup of the eight indices in the 32-bit word
+// at (addr) into V<lo> (indices 0–3) and V<hi> (4–7). It needs the table
+// in V0–V1 or V0–V3 (tabRegs spells the list), the lane shifts 2−b·i in
+// V4–V5, the shifted index mask in V6, 0x01010101 in V7 and 0x03020100 in
+// V8; it clobbers R14 and V10–V12.
+func unpack(f *file, addr, tabRegs string, lo, hi vreg) {
+	f.op("MOVWU (%s), R14", addr)
+	f.op("VDUP R14, V10.S4")
+	for h := range vreg(2) {
+		f.w(ushl4s(11+h, 10, 4+h))
+	}
+	for h := range 2 {
+		f.op("VAND V6.B16, V%d.B16, V%d.B16", 11+h, 11+h)
+	}
+	for h := range vreg(2) {
+		f.w(mul4s(11+h, 11+h, 7))
+	}
+	for h := range 2 {
+		f.op("VADD V8.S4, V%d.S4, V%d.S4", 11+h, 11+h)
+	}
+	f.op("VTBL V11.B16, %s, V%d.B16", tabRegs, lo)
+	f.op("VTBL V12.B16, %s, V%d.B16", tabRegs, hi)
 }
 
 // decode8 emits decode8NEON. A 256-float table does not fit TBL's four
@@ -376,8 +405,9 @@ func regList(first, count int) string {
 	return "[" + strings.Join(s, ", ") + "]"
 }
 
-// loadStore emits VLD1 or VST1 of count (≤ 8) registers from V<first> at
-// the address in ptr, using tmp for the second four.
+// loadStore emits VLD1 or VST1 of count registers from V<first> at the
+// address in ptr, four at a time, using tmp for the addresses past the
+// first four.
 func loadStore(f *file, load bool, ptr, tmp string, first, count int) {
 	for k := 0; k < count; k += 4 {
 		p := ptr

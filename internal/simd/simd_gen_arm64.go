@@ -53,3 +53,43 @@ func axpy4NEON(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStrid
 //
 //go:noescape
 func expSumNEON(x []float32, m float32) float32
+
+// dotCodesSmall1NEON is dotCodesGeneric for 1–3-bit codes and one query row on the first d8 coordinates.
+//
+//go:noescape
+func dotCodesSmall1NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+
+// axpyCodesSmall1NEON is axpyCodesGeneric for 1–3-bit codes and one accumulator row on the first d8 coordinates.
+//
+//go:noescape
+func axpyCodesSmall1NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+
+// dotCodesSmall4NEON is dotCodesGeneric for 1–3-bit codes and four query rows on the first d8 coordinates.
+//
+//go:noescape
+func dotCodesSmall4NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+
+// axpyCodesSmall4NEON is axpyCodesGeneric for 1–3-bit codes and four accumulator rows on the first d8 coordinates.
+//
+//go:noescape
+func axpyCodesSmall4NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+
+// dotCodesB41NEON is dotCodesGeneric for 4-bit codes and one query row on the first d8 coordinates.
+//
+//go:noescape
+func dotCodesB41NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+
+// axpyCodesB41NEON is axpyCodesGeneric for 4-bit codes and one accumulator row on the first d8 coordinates.
+//
+//go:noescape
+func axpyCodesB41NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+
+// dotCodesB44NEON is dotCodesGeneric for 4-bit codes and four query rows on the first d8 coordinates.
+//
+//go:noescape
+func dotCodesB44NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+
+// axpyCodesB44NEON is axpyCodesGeneric for 4-bit codes and four accumulator rows on the first d8 coordinates.
+//
+//go:noescape
+func axpyCodesB44NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)

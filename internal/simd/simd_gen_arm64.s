@@ -17,13 +17,13 @@ TEXT ·decodeSmallNEON(SB), NOSPLIT, $0-120
 	VDUP R10, V12.S4
 	VADD V12.S4, V4.S4, V4.S4
 	VADD V12.S4, V5.S4, V5.S4
-	MOVD bits+40(FP), R8
 	MOVW $0x0000001c, R10
 	VDUP R10, V6.S4
 	MOVW $0x01010101, R10
 	VDUP R10, V7.S4
 	MOVW $0x03020100, R10
 	VDUP R10, V8.S4
+	MOVD bits+40(FP), R8
 	MOVD codes_base+48(FP), R0
 	MOVD dst_base+0(FP), R1
 	MOVD stride+72(FP), R2
@@ -44,7 +44,6 @@ decodeSmallNEON_row:
 	MOVD R7, R13
 decodeSmallNEON_grp:
 	MOVWU (R11), R14
-	ADD R8, R11, R11
 	VDUP R14, V10.S4
 	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
 	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
@@ -56,6 +55,7 @@ decodeSmallNEON_grp:
 	VADD V8.S4, V12.S4, V12.S4
 	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
 	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	ADD R8, R11, R11
 	WORD $0x6e29ddad // fmul v13.4s, v13.4s, v9.4s
 	WORD $0x6e29ddce // fmul v14.4s, v14.4s, v9.4s
 	VST1.P [V13.S4, V14.S4], 32(R12)
@@ -89,13 +89,13 @@ TEXT ·decode4NEON(SB), NOSPLIT, $0-104
 	VMOV R10, V5.S[2]
 	MOVW $-26, R10
 	VMOV R10, V5.S[3]
-	MOVD $4, R8
 	MOVW $0x0000003c, R10
 	VDUP R10, V6.S4
 	MOVW $0x01010101, R10
 	VDUP R10, V7.S4
 	MOVW $0x03020100, R10
 	VDUP R10, V8.S4
+	MOVD $4, R8
 	MOVD codes_base+32(FP), R0
 	MOVD dst_base+0(FP), R1
 	MOVD stride+56(FP), R2
@@ -116,7 +116,6 @@ decode4NEON_row:
 	MOVD R7, R13
 decode4NEON_grp:
 	MOVWU (R11), R14
-	ADD R8, R11, R11
 	VDUP R14, V10.S4
 	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
 	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
@@ -128,6 +127,7 @@ decode4NEON_grp:
 	VADD V8.S4, V12.S4, V12.S4
 	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
 	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	ADD R8, R11, R11
 	WORD $0x6e29ddad // fmul v13.4s, v13.4s, v9.4s
 	WORD $0x6e29ddce // fmul v14.4s, v14.4s, v9.4s
 	VST1.P [V13.S4, V14.S4], 32(R12)
@@ -631,4 +631,1204 @@ exp_done:
 	WORD $0x6e3ed7de // faddp v30.4s, v30.4s, v30.4s
 	WORD $0x7e30dbde // faddp s30, v30.2s
 	FMOVS F30, ret+32(FP)
+	RET
+
+// func dotCodesSmall1NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+TEXT ·dotCodesSmall1NEON(SB), NOSPLIT, $0-152
+	MOVD tab+64(FP), R9
+	VLD1 (R9), [V0.S4, V1.S4]
+	// V4, V5: the lane shifts 2−sh[i]
+	MOVD sh+72(FP), R10
+	VLD1 (R10), [V4.S4, V5.S4]
+	WORD $0x6ea0b884 // neg v4.4s, v4.4s
+	WORD $0x6ea0b8a5 // neg v5.4s, v5.4s
+	MOVW $0x00000002, R10
+	VDUP R10, V12.S4
+	VADD V12.S4, V4.S4, V4.S4
+	VADD V12.S4, V5.S4, V5.S4
+	MOVW $0x0000001c, R10
+	VDUP R10, V6.S4
+	MOVW $0x01010101, R10
+	VDUP R10, V7.S4
+	MOVW $0x03020100, R10
+	VDUP R10, V8.S4
+	MOVD out_base+0(FP), R0
+	MOVD codes_base+88(FP), R1
+	MOVD stride+112(FP), R2
+	MOVD n+136(FP), R3
+	MOVD idxOff+120(FP), R5
+	MOVD normOff+128(FP), R6
+	MOVD d8+144(FP), R7
+	MOVD bits+80(FP), R8
+	MOVD q_base+32(FP), R15
+dotCodesSmall1NEON_row:
+	CBZ R3, dotCodesSmall1NEON_done
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	ADD R5, R1, R11
+	MOVD R15, R12
+	MOVD R7, R13
+dotCodesSmall1NEON_grp:
+	MOVWU (R11), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	ADD R8, R11, R11
+	VLD1.P 32(R12), [V24.S4, V25.S4]
+	VFMLA V13.S4, V24.S4, V16.S4
+	VFMLA V14.S4, V25.S4, V17.S4
+	SUBS $8, R13, R13
+	BNE dotCodesSmall1NEON_grp
+	MOVHU (R1)(R6), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	WORD $0x4e31d610 // fadd v16.4s, v16.4s, v17.4s
+	WORD $0x6e30d610 // faddp v16.4s, v16.4s, v16.4s
+	WORD $0x7e30da10 // faddp s16, v16.2s
+	FMULS F9, F16, F16
+	FMOVS (R0), F26
+	FADDS F26, F16, F16
+	FMOVS.P F16, 4(R0)
+	ADD R2, R1, R1
+	SUB $1, R3, R3
+	B dotCodesSmall1NEON_row
+dotCodesSmall1NEON_done:
+	RET
+
+// func axpyCodesSmall1NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+TEXT ·axpyCodesSmall1NEON(SB), NOSPLIT, $0-152
+	MOVD tab+64(FP), R9
+	VLD1 (R9), [V0.S4, V1.S4]
+	// V4, V5: the lane shifts 2−sh[i]
+	MOVD sh+72(FP), R10
+	VLD1 (R10), [V4.S4, V5.S4]
+	WORD $0x6ea0b884 // neg v4.4s, v4.4s
+	WORD $0x6ea0b8a5 // neg v5.4s, v5.4s
+	MOVW $0x00000002, R10
+	VDUP R10, V12.S4
+	VADD V12.S4, V4.S4, V4.S4
+	VADD V12.S4, V5.S4, V5.S4
+	MOVW $0x0000001c, R10
+	VDUP R10, V6.S4
+	MOVW $0x01010101, R10
+	VDUP R10, V7.S4
+	MOVW $0x03020100, R10
+	VDUP R10, V8.S4
+	MOVD acc_base+0(FP), R0
+	MOVD w_base+32(FP), R1
+	MOVD codes_base+88(FP), R2
+	MOVD n+136(FP), R3
+	MOVD stride+112(FP), R4
+	MOVD idxOff+120(FP), R5
+	MOVD accStride+24(FP), R16
+	LSL $2, R16, R16
+	MOVD wStride+56(FP), R17
+	LSL $2, R17, R17
+	MOVD bits+80(FP), R19
+	MOVD d8+144(FP), R20
+	MOVD normOff+128(FP), R21
+	MOVD $0, R6
+	CBZ R3, axpyCodesSmall1NEON_done
+axpyCodesSmall1NEON_c8:
+	ADD $64, R6, R7
+	CMP R20, R7
+	BGT axpyCodesSmall1NEON_c8_end
+	ADD R6<<2, R0, R8
+	VLD1 (R8), [V16.S4, V17.S4, V18.S4, V19.S4]
+	ADD $64, R8, R25
+	VLD1 (R25), [V20.S4, V21.S4, V22.S4, V23.S4]
+	ADD $128, R8, R25
+	VLD1 (R25), [V24.S4, V25.S4, V26.S4, V27.S4]
+	ADD $192, R8, R25
+	VLD1 (R25), [V28.S4, V29.S4, V30.S4, V31.S4]
+	// R10: offset of the chunk's index bytes in a code, idxOff + j0/8·bits
+	LSR $3, R6, R10
+	MUL R19, R10, R10
+	ADD R5, R10, R10
+	MOVD R2, R11
+	MOVD R1, R12
+	MOVD R3, R13
+axpyCodesSmall1NEON_c8_tok:
+	MOVHU (R11)(R21), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1R.P 4(R12), [V15.S4]
+	WORD $0x6e29ddef // fmul v15.4s, v15.4s, v9.4s
+	ADD R10, R11, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V16.S4
+	VFMLA V15.S4, V14.S4, V17.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V18.S4
+	VFMLA V15.S4, V14.S4, V19.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V20.S4
+	VFMLA V15.S4, V14.S4, V21.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V22.S4
+	VFMLA V15.S4, V14.S4, V23.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V24.S4
+	VFMLA V15.S4, V14.S4, V25.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V26.S4
+	VFMLA V15.S4, V14.S4, V27.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V28.S4
+	VFMLA V15.S4, V14.S4, V29.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V30.S4
+	VFMLA V15.S4, V14.S4, V31.S4
+	ADD R4, R11, R11
+	SUBS $1, R13, R13
+	BNE axpyCodesSmall1NEON_c8_tok
+	VST1 [V16.S4, V17.S4, V18.S4, V19.S4], (R8)
+	ADD $64, R8, R25
+	VST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R25)
+	ADD $128, R8, R25
+	VST1 [V24.S4, V25.S4, V26.S4, V27.S4], (R25)
+	ADD $192, R8, R25
+	VST1 [V28.S4, V29.S4, V30.S4, V31.S4], (R25)
+	MOVD R7, R6
+	B axpyCodesSmall1NEON_c8
+axpyCodesSmall1NEON_c8_end:
+axpyCodesSmall1NEON_c1:
+	ADD $8, R6, R7
+	CMP R20, R7
+	BGT axpyCodesSmall1NEON_c1_end
+	ADD R6<<2, R0, R8
+	VLD1 (R8), [V16.S4, V17.S4]
+	// R10: offset of the chunk's index bytes in a code, idxOff + j0/8·bits
+	LSR $3, R6, R10
+	MUL R19, R10, R10
+	ADD R5, R10, R10
+	MOVD R2, R11
+	MOVD R1, R12
+	MOVD R3, R13
+axpyCodesSmall1NEON_c1_tok:
+	MOVHU (R11)(R21), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1R.P 4(R12), [V15.S4]
+	WORD $0x6e29ddef // fmul v15.4s, v15.4s, v9.4s
+	ADD R10, R11, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V16.S4
+	VFMLA V15.S4, V14.S4, V17.S4
+	ADD R4, R11, R11
+	SUBS $1, R13, R13
+	BNE axpyCodesSmall1NEON_c1_tok
+	VST1 [V16.S4, V17.S4], (R8)
+	MOVD R7, R6
+	B axpyCodesSmall1NEON_c1
+axpyCodesSmall1NEON_c1_end:
+axpyCodesSmall1NEON_done:
+	RET
+
+// func dotCodesSmall4NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+TEXT ·dotCodesSmall4NEON(SB), NOSPLIT, $0-152
+	MOVD tab+64(FP), R9
+	VLD1 (R9), [V0.S4, V1.S4]
+	// V4, V5: the lane shifts 2−sh[i]
+	MOVD sh+72(FP), R10
+	VLD1 (R10), [V4.S4, V5.S4]
+	WORD $0x6ea0b884 // neg v4.4s, v4.4s
+	WORD $0x6ea0b8a5 // neg v5.4s, v5.4s
+	MOVW $0x00000002, R10
+	VDUP R10, V12.S4
+	VADD V12.S4, V4.S4, V4.S4
+	VADD V12.S4, V5.S4, V5.S4
+	MOVW $0x0000001c, R10
+	VDUP R10, V6.S4
+	MOVW $0x01010101, R10
+	VDUP R10, V7.S4
+	MOVW $0x03020100, R10
+	VDUP R10, V8.S4
+	MOVD out_base+0(FP), R0
+	MOVD codes_base+88(FP), R1
+	MOVD stride+112(FP), R2
+	MOVD n+136(FP), R3
+	MOVD idxOff+120(FP), R5
+	MOVD normOff+128(FP), R6
+	MOVD d8+144(FP), R7
+	MOVD bits+80(FP), R8
+	MOVD q_base+32(FP), R15
+	MOVD qStride+56(FP), R16
+	LSL $2, R16, R16
+	MOVD outStride+24(FP), R17
+	LSL $2, R17, R17
+	ADD R17, R0, R22
+	ADD R17, R22, R23
+	ADD R17, R23, R24
+dotCodesSmall4NEON_row:
+	CBZ R3, dotCodesSmall4NEON_done
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V23.B16, V23.B16, V23.B16
+	ADD R5, R1, R11
+	MOVD R15, R12
+	ADD R16, R12, R19
+	ADD R16, R19, R20
+	ADD R16, R20, R21
+	MOVD R7, R13
+dotCodesSmall4NEON_grp:
+	MOVWU (R11), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	ADD R8, R11, R11
+	VLD1.P 32(R12), [V24.S4, V25.S4]
+	VLD1.P 32(R19), [V26.S4, V27.S4]
+	VLD1.P 32(R20), [V28.S4, V29.S4]
+	VLD1.P 32(R21), [V30.S4, V31.S4]
+	VFMLA V13.S4, V24.S4, V16.S4
+	VFMLA V14.S4, V25.S4, V17.S4
+	VFMLA V13.S4, V26.S4, V18.S4
+	VFMLA V14.S4, V27.S4, V19.S4
+	VFMLA V13.S4, V28.S4, V20.S4
+	VFMLA V14.S4, V29.S4, V21.S4
+	VFMLA V13.S4, V30.S4, V22.S4
+	VFMLA V14.S4, V31.S4, V23.S4
+	SUBS $8, R13, R13
+	BNE dotCodesSmall4NEON_grp
+	MOVHU (R1)(R6), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	WORD $0x4e31d610 // fadd v16.4s, v16.4s, v17.4s
+	WORD $0x4e33d652 // fadd v18.4s, v18.4s, v19.4s
+	WORD $0x4e35d694 // fadd v20.4s, v20.4s, v21.4s
+	WORD $0x4e37d6d6 // fadd v22.4s, v22.4s, v23.4s
+	// V16 = the four sums, times the norm, added to the four out cells
+	WORD $0x6e32d610 // faddp v16.4s, v16.4s, v18.4s
+	WORD $0x6e36d694 // faddp v20.4s, v20.4s, v22.4s
+	WORD $0x6e34d610 // faddp v16.4s, v16.4s, v20.4s
+	WORD $0x6e29de10 // fmul v16.4s, v16.4s, v9.4s
+	FMOVS (R0), F26
+	VLD1 (R22), V26.S[1]
+	VLD1 (R23), V26.S[2]
+	VLD1 (R24), V26.S[3]
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	FMOVS.P F16, 4(R0)
+	VST1.P V16.S[1], 4(R22)
+	VST1.P V16.S[2], 4(R23)
+	VST1.P V16.S[3], 4(R24)
+	ADD R2, R1, R1
+	SUB $1, R3, R3
+	B dotCodesSmall4NEON_row
+dotCodesSmall4NEON_done:
+	RET
+
+// func axpyCodesSmall4NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+TEXT ·axpyCodesSmall4NEON(SB), NOSPLIT, $0-152
+	MOVD tab+64(FP), R9
+	VLD1 (R9), [V0.S4, V1.S4]
+	// V4, V5: the lane shifts 2−sh[i]
+	MOVD sh+72(FP), R10
+	VLD1 (R10), [V4.S4, V5.S4]
+	WORD $0x6ea0b884 // neg v4.4s, v4.4s
+	WORD $0x6ea0b8a5 // neg v5.4s, v5.4s
+	MOVW $0x00000002, R10
+	VDUP R10, V12.S4
+	VADD V12.S4, V4.S4, V4.S4
+	VADD V12.S4, V5.S4, V5.S4
+	MOVW $0x0000001c, R10
+	VDUP R10, V6.S4
+	MOVW $0x01010101, R10
+	VDUP R10, V7.S4
+	MOVW $0x03020100, R10
+	VDUP R10, V8.S4
+	MOVD acc_base+0(FP), R0
+	MOVD w_base+32(FP), R1
+	MOVD codes_base+88(FP), R2
+	MOVD n+136(FP), R3
+	MOVD stride+112(FP), R4
+	MOVD idxOff+120(FP), R5
+	MOVD accStride+24(FP), R16
+	LSL $2, R16, R16
+	MOVD wStride+56(FP), R17
+	LSL $2, R17, R17
+	MOVD bits+80(FP), R19
+	MOVD d8+144(FP), R20
+	MOVD normOff+128(FP), R21
+	MOVD $0, R6
+	CBZ R3, axpyCodesSmall4NEON_done
+axpyCodesSmall4NEON_c2:
+	ADD $16, R6, R7
+	CMP R20, R7
+	BGT axpyCodesSmall4NEON_c2_end
+	ADD R6<<2, R0, R8
+	VLD1 (R8), [V16.S4, V17.S4, V18.S4, V19.S4]
+	ADD R16, R8, R9
+	VLD1 (R9), [V20.S4, V21.S4, V22.S4, V23.S4]
+	ADD R16, R9, R9
+	VLD1 (R9), [V24.S4, V25.S4, V26.S4, V27.S4]
+	ADD R16, R9, R9
+	VLD1 (R9), [V28.S4, V29.S4, V30.S4, V31.S4]
+	// R10: offset of the chunk's index bytes in a code, idxOff + j0/8·bits
+	LSR $3, R6, R10
+	MUL R19, R10, R10
+	ADD R5, R10, R10
+	MOVD R2, R11
+	MOVD R1, R12
+	ADD R17, R12, R22
+	ADD R17, R22, R23
+	ADD R17, R23, R24
+	MOVD R3, R13
+axpyCodesSmall4NEON_c2_tok:
+	MOVHU (R11)(R21), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 4(R12), V15.S[0]
+	VLD1.P 4(R22), V15.S[1]
+	VLD1.P 4(R23), V15.S[2]
+	VLD1.P 4(R24), V15.S[3]
+	WORD $0x6e29ddef // fmul v15.4s, v15.4s, v9.4s
+	ADD R10, R11, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	WORD $0x4f8f11b0 // fmla v16.4s, v13.4s, v15.s[0]
+	WORD $0x4f8f11d1 // fmla v17.4s, v14.4s, v15.s[0]
+	WORD $0x4faf11b4 // fmla v20.4s, v13.4s, v15.s[1]
+	WORD $0x4faf11d5 // fmla v21.4s, v14.4s, v15.s[1]
+	WORD $0x4f8f19b8 // fmla v24.4s, v13.4s, v15.s[2]
+	WORD $0x4f8f19d9 // fmla v25.4s, v14.4s, v15.s[2]
+	WORD $0x4faf19bc // fmla v28.4s, v13.4s, v15.s[3]
+	WORD $0x4faf19dd // fmla v29.4s, v14.4s, v15.s[3]
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	WORD $0x4f8f11b2 // fmla v18.4s, v13.4s, v15.s[0]
+	WORD $0x4f8f11d3 // fmla v19.4s, v14.4s, v15.s[0]
+	WORD $0x4faf11b6 // fmla v22.4s, v13.4s, v15.s[1]
+	WORD $0x4faf11d7 // fmla v23.4s, v14.4s, v15.s[1]
+	WORD $0x4f8f19ba // fmla v26.4s, v13.4s, v15.s[2]
+	WORD $0x4f8f19db // fmla v27.4s, v14.4s, v15.s[2]
+	WORD $0x4faf19be // fmla v30.4s, v13.4s, v15.s[3]
+	WORD $0x4faf19df // fmla v31.4s, v14.4s, v15.s[3]
+	ADD R4, R11, R11
+	SUBS $1, R13, R13
+	BNE axpyCodesSmall4NEON_c2_tok
+	VST1 [V16.S4, V17.S4, V18.S4, V19.S4], (R8)
+	ADD R16, R8, R9
+	VST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R9)
+	ADD R16, R9, R9
+	VST1 [V24.S4, V25.S4, V26.S4, V27.S4], (R9)
+	ADD R16, R9, R9
+	VST1 [V28.S4, V29.S4, V30.S4, V31.S4], (R9)
+	MOVD R7, R6
+	B axpyCodesSmall4NEON_c2
+axpyCodesSmall4NEON_c2_end:
+axpyCodesSmall4NEON_c1:
+	ADD $8, R6, R7
+	CMP R20, R7
+	BGT axpyCodesSmall4NEON_c1_end
+	ADD R6<<2, R0, R8
+	VLD1 (R8), [V16.S4, V17.S4]
+	ADD R16, R8, R9
+	VLD1 (R9), [V18.S4, V19.S4]
+	ADD R16, R9, R9
+	VLD1 (R9), [V20.S4, V21.S4]
+	ADD R16, R9, R9
+	VLD1 (R9), [V22.S4, V23.S4]
+	// R10: offset of the chunk's index bytes in a code, idxOff + j0/8·bits
+	LSR $3, R6, R10
+	MUL R19, R10, R10
+	ADD R5, R10, R10
+	MOVD R2, R11
+	MOVD R1, R12
+	ADD R17, R12, R22
+	ADD R17, R22, R23
+	ADD R17, R23, R24
+	MOVD R3, R13
+axpyCodesSmall4NEON_c1_tok:
+	MOVHU (R11)(R21), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 4(R12), V15.S[0]
+	VLD1.P 4(R22), V15.S[1]
+	VLD1.P 4(R23), V15.S[2]
+	VLD1.P 4(R24), V15.S[3]
+	WORD $0x6e29ddef // fmul v15.4s, v15.4s, v9.4s
+	ADD R10, R11, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16], V14.B16
+	WORD $0x4f8f11b0 // fmla v16.4s, v13.4s, v15.s[0]
+	WORD $0x4f8f11d1 // fmla v17.4s, v14.4s, v15.s[0]
+	WORD $0x4faf11b2 // fmla v18.4s, v13.4s, v15.s[1]
+	WORD $0x4faf11d3 // fmla v19.4s, v14.4s, v15.s[1]
+	WORD $0x4f8f19b4 // fmla v20.4s, v13.4s, v15.s[2]
+	WORD $0x4f8f19d5 // fmla v21.4s, v14.4s, v15.s[2]
+	WORD $0x4faf19b6 // fmla v22.4s, v13.4s, v15.s[3]
+	WORD $0x4faf19d7 // fmla v23.4s, v14.4s, v15.s[3]
+	ADD R4, R11, R11
+	SUBS $1, R13, R13
+	BNE axpyCodesSmall4NEON_c1_tok
+	VST1 [V16.S4, V17.S4], (R8)
+	ADD R16, R8, R9
+	VST1 [V18.S4, V19.S4], (R9)
+	ADD R16, R9, R9
+	VST1 [V20.S4, V21.S4], (R9)
+	ADD R16, R9, R9
+	VST1 [V22.S4, V23.S4], (R9)
+	MOVD R7, R6
+	B axpyCodesSmall4NEON_c1
+axpyCodesSmall4NEON_c1_end:
+axpyCodesSmall4NEON_done:
+	RET
+
+// func dotCodesB41NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+TEXT ·dotCodesB41NEON(SB), NOSPLIT, $0-152
+	MOVD tab+64(FP), R9
+	VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]
+	// V4, V5: the lane shifts 2−sh[i]
+	MOVD sh+72(FP), R10
+	VLD1 (R10), [V4.S4, V5.S4]
+	WORD $0x6ea0b884 // neg v4.4s, v4.4s
+	WORD $0x6ea0b8a5 // neg v5.4s, v5.4s
+	MOVW $0x00000002, R10
+	VDUP R10, V12.S4
+	VADD V12.S4, V4.S4, V4.S4
+	VADD V12.S4, V5.S4, V5.S4
+	MOVW $0x0000003c, R10
+	VDUP R10, V6.S4
+	MOVW $0x01010101, R10
+	VDUP R10, V7.S4
+	MOVW $0x03020100, R10
+	VDUP R10, V8.S4
+	MOVD out_base+0(FP), R0
+	MOVD codes_base+88(FP), R1
+	MOVD stride+112(FP), R2
+	MOVD n+136(FP), R3
+	MOVD idxOff+120(FP), R5
+	MOVD normOff+128(FP), R6
+	MOVD d8+144(FP), R7
+	MOVD bits+80(FP), R8
+	MOVD q_base+32(FP), R15
+dotCodesB41NEON_row:
+	CBZ R3, dotCodesB41NEON_done
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	ADD R5, R1, R11
+	MOVD R15, R12
+	MOVD R7, R13
+dotCodesB41NEON_grp:
+	MOVWU (R11), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	ADD R8, R11, R11
+	VLD1.P 32(R12), [V24.S4, V25.S4]
+	VFMLA V13.S4, V24.S4, V16.S4
+	VFMLA V14.S4, V25.S4, V17.S4
+	SUBS $8, R13, R13
+	BNE dotCodesB41NEON_grp
+	MOVHU (R1)(R6), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	WORD $0x4e31d610 // fadd v16.4s, v16.4s, v17.4s
+	WORD $0x6e30d610 // faddp v16.4s, v16.4s, v16.4s
+	WORD $0x7e30da10 // faddp s16, v16.2s
+	FMULS F9, F16, F16
+	FMOVS (R0), F26
+	FADDS F26, F16, F16
+	FMOVS.P F16, 4(R0)
+	ADD R2, R1, R1
+	SUB $1, R3, R3
+	B dotCodesB41NEON_row
+dotCodesB41NEON_done:
+	RET
+
+// func axpyCodesB41NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+TEXT ·axpyCodesB41NEON(SB), NOSPLIT, $0-152
+	MOVD tab+64(FP), R9
+	VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]
+	// V4, V5: the lane shifts 2−sh[i]
+	MOVD sh+72(FP), R10
+	VLD1 (R10), [V4.S4, V5.S4]
+	WORD $0x6ea0b884 // neg v4.4s, v4.4s
+	WORD $0x6ea0b8a5 // neg v5.4s, v5.4s
+	MOVW $0x00000002, R10
+	VDUP R10, V12.S4
+	VADD V12.S4, V4.S4, V4.S4
+	VADD V12.S4, V5.S4, V5.S4
+	MOVW $0x0000003c, R10
+	VDUP R10, V6.S4
+	MOVW $0x01010101, R10
+	VDUP R10, V7.S4
+	MOVW $0x03020100, R10
+	VDUP R10, V8.S4
+	MOVD acc_base+0(FP), R0
+	MOVD w_base+32(FP), R1
+	MOVD codes_base+88(FP), R2
+	MOVD n+136(FP), R3
+	MOVD stride+112(FP), R4
+	MOVD idxOff+120(FP), R5
+	MOVD accStride+24(FP), R16
+	LSL $2, R16, R16
+	MOVD wStride+56(FP), R17
+	LSL $2, R17, R17
+	MOVD bits+80(FP), R19
+	MOVD d8+144(FP), R20
+	MOVD normOff+128(FP), R21
+	MOVD $0, R6
+	CBZ R3, axpyCodesB41NEON_done
+axpyCodesB41NEON_c8:
+	ADD $64, R6, R7
+	CMP R20, R7
+	BGT axpyCodesB41NEON_c8_end
+	ADD R6<<2, R0, R8
+	VLD1 (R8), [V16.S4, V17.S4, V18.S4, V19.S4]
+	ADD $64, R8, R25
+	VLD1 (R25), [V20.S4, V21.S4, V22.S4, V23.S4]
+	ADD $128, R8, R25
+	VLD1 (R25), [V24.S4, V25.S4, V26.S4, V27.S4]
+	ADD $192, R8, R25
+	VLD1 (R25), [V28.S4, V29.S4, V30.S4, V31.S4]
+	// R10: offset of the chunk's index bytes in a code, idxOff + j0/8·bits
+	LSR $3, R6, R10
+	MUL R19, R10, R10
+	ADD R5, R10, R10
+	MOVD R2, R11
+	MOVD R1, R12
+	MOVD R3, R13
+axpyCodesB41NEON_c8_tok:
+	MOVHU (R11)(R21), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1R.P 4(R12), [V15.S4]
+	WORD $0x6e29ddef // fmul v15.4s, v15.4s, v9.4s
+	ADD R10, R11, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V16.S4
+	VFMLA V15.S4, V14.S4, V17.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V18.S4
+	VFMLA V15.S4, V14.S4, V19.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V20.S4
+	VFMLA V15.S4, V14.S4, V21.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V22.S4
+	VFMLA V15.S4, V14.S4, V23.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V24.S4
+	VFMLA V15.S4, V14.S4, V25.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V26.S4
+	VFMLA V15.S4, V14.S4, V27.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V28.S4
+	VFMLA V15.S4, V14.S4, V29.S4
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V30.S4
+	VFMLA V15.S4, V14.S4, V31.S4
+	ADD R4, R11, R11
+	SUBS $1, R13, R13
+	BNE axpyCodesB41NEON_c8_tok
+	VST1 [V16.S4, V17.S4, V18.S4, V19.S4], (R8)
+	ADD $64, R8, R25
+	VST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R25)
+	ADD $128, R8, R25
+	VST1 [V24.S4, V25.S4, V26.S4, V27.S4], (R25)
+	ADD $192, R8, R25
+	VST1 [V28.S4, V29.S4, V30.S4, V31.S4], (R25)
+	MOVD R7, R6
+	B axpyCodesB41NEON_c8
+axpyCodesB41NEON_c8_end:
+axpyCodesB41NEON_c1:
+	ADD $8, R6, R7
+	CMP R20, R7
+	BGT axpyCodesB41NEON_c1_end
+	ADD R6<<2, R0, R8
+	VLD1 (R8), [V16.S4, V17.S4]
+	// R10: offset of the chunk's index bytes in a code, idxOff + j0/8·bits
+	LSR $3, R6, R10
+	MUL R19, R10, R10
+	ADD R5, R10, R10
+	MOVD R2, R11
+	MOVD R1, R12
+	MOVD R3, R13
+axpyCodesB41NEON_c1_tok:
+	MOVHU (R11)(R21), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1R.P 4(R12), [V15.S4]
+	WORD $0x6e29ddef // fmul v15.4s, v15.4s, v9.4s
+	ADD R10, R11, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	VFMLA V15.S4, V13.S4, V16.S4
+	VFMLA V15.S4, V14.S4, V17.S4
+	ADD R4, R11, R11
+	SUBS $1, R13, R13
+	BNE axpyCodesB41NEON_c1_tok
+	VST1 [V16.S4, V17.S4], (R8)
+	MOVD R7, R6
+	B axpyCodesB41NEON_c1
+axpyCodesB41NEON_c1_end:
+axpyCodesB41NEON_done:
+	RET
+
+// func dotCodesB44NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+TEXT ·dotCodesB44NEON(SB), NOSPLIT, $0-152
+	MOVD tab+64(FP), R9
+	VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]
+	// V4, V5: the lane shifts 2−sh[i]
+	MOVD sh+72(FP), R10
+	VLD1 (R10), [V4.S4, V5.S4]
+	WORD $0x6ea0b884 // neg v4.4s, v4.4s
+	WORD $0x6ea0b8a5 // neg v5.4s, v5.4s
+	MOVW $0x00000002, R10
+	VDUP R10, V12.S4
+	VADD V12.S4, V4.S4, V4.S4
+	VADD V12.S4, V5.S4, V5.S4
+	MOVW $0x0000003c, R10
+	VDUP R10, V6.S4
+	MOVW $0x01010101, R10
+	VDUP R10, V7.S4
+	MOVW $0x03020100, R10
+	VDUP R10, V8.S4
+	MOVD out_base+0(FP), R0
+	MOVD codes_base+88(FP), R1
+	MOVD stride+112(FP), R2
+	MOVD n+136(FP), R3
+	MOVD idxOff+120(FP), R5
+	MOVD normOff+128(FP), R6
+	MOVD d8+144(FP), R7
+	MOVD bits+80(FP), R8
+	MOVD q_base+32(FP), R15
+	MOVD qStride+56(FP), R16
+	LSL $2, R16, R16
+	MOVD outStride+24(FP), R17
+	LSL $2, R17, R17
+	ADD R17, R0, R22
+	ADD R17, R22, R23
+	ADD R17, R23, R24
+dotCodesB44NEON_row:
+	CBZ R3, dotCodesB44NEON_done
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V23.B16, V23.B16, V23.B16
+	ADD R5, R1, R11
+	MOVD R15, R12
+	ADD R16, R12, R19
+	ADD R16, R19, R20
+	ADD R16, R20, R21
+	MOVD R7, R13
+dotCodesB44NEON_grp:
+	MOVWU (R11), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	ADD R8, R11, R11
+	VLD1.P 32(R12), [V24.S4, V25.S4]
+	VLD1.P 32(R19), [V26.S4, V27.S4]
+	VLD1.P 32(R20), [V28.S4, V29.S4]
+	VLD1.P 32(R21), [V30.S4, V31.S4]
+	VFMLA V13.S4, V24.S4, V16.S4
+	VFMLA V14.S4, V25.S4, V17.S4
+	VFMLA V13.S4, V26.S4, V18.S4
+	VFMLA V14.S4, V27.S4, V19.S4
+	VFMLA V13.S4, V28.S4, V20.S4
+	VFMLA V14.S4, V29.S4, V21.S4
+	VFMLA V13.S4, V30.S4, V22.S4
+	VFMLA V14.S4, V31.S4, V23.S4
+	SUBS $8, R13, R13
+	BNE dotCodesB44NEON_grp
+	MOVHU (R1)(R6), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	WORD $0x4e31d610 // fadd v16.4s, v16.4s, v17.4s
+	WORD $0x4e33d652 // fadd v18.4s, v18.4s, v19.4s
+	WORD $0x4e35d694 // fadd v20.4s, v20.4s, v21.4s
+	WORD $0x4e37d6d6 // fadd v22.4s, v22.4s, v23.4s
+	// V16 = the four sums, times the norm, added to the four out cells
+	WORD $0x6e32d610 // faddp v16.4s, v16.4s, v18.4s
+	WORD $0x6e36d694 // faddp v20.4s, v20.4s, v22.4s
+	WORD $0x6e34d610 // faddp v16.4s, v16.4s, v20.4s
+	WORD $0x6e29de10 // fmul v16.4s, v16.4s, v9.4s
+	FMOVS (R0), F26
+	VLD1 (R22), V26.S[1]
+	VLD1 (R23), V26.S[2]
+	VLD1 (R24), V26.S[3]
+	WORD $0x4e3ad610 // fadd v16.4s, v16.4s, v26.4s
+	FMOVS.P F16, 4(R0)
+	VST1.P V16.S[1], 4(R22)
+	VST1.P V16.S[2], 4(R23)
+	VST1.P V16.S[3], 4(R24)
+	ADD R2, R1, R1
+	SUB $1, R3, R3
+	B dotCodesB44NEON_row
+dotCodesB44NEON_done:
+	RET
+
+// func axpyCodesB44NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+TEXT ·axpyCodesB44NEON(SB), NOSPLIT, $0-152
+	MOVD tab+64(FP), R9
+	VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]
+	// V4, V5: the lane shifts 2−sh[i]
+	MOVD sh+72(FP), R10
+	VLD1 (R10), [V4.S4, V5.S4]
+	WORD $0x6ea0b884 // neg v4.4s, v4.4s
+	WORD $0x6ea0b8a5 // neg v5.4s, v5.4s
+	MOVW $0x00000002, R10
+	VDUP R10, V12.S4
+	VADD V12.S4, V4.S4, V4.S4
+	VADD V12.S4, V5.S4, V5.S4
+	MOVW $0x0000003c, R10
+	VDUP R10, V6.S4
+	MOVW $0x01010101, R10
+	VDUP R10, V7.S4
+	MOVW $0x03020100, R10
+	VDUP R10, V8.S4
+	MOVD acc_base+0(FP), R0
+	MOVD w_base+32(FP), R1
+	MOVD codes_base+88(FP), R2
+	MOVD n+136(FP), R3
+	MOVD stride+112(FP), R4
+	MOVD idxOff+120(FP), R5
+	MOVD accStride+24(FP), R16
+	LSL $2, R16, R16
+	MOVD wStride+56(FP), R17
+	LSL $2, R17, R17
+	MOVD bits+80(FP), R19
+	MOVD d8+144(FP), R20
+	MOVD normOff+128(FP), R21
+	MOVD $0, R6
+	CBZ R3, axpyCodesB44NEON_done
+axpyCodesB44NEON_c2:
+	ADD $16, R6, R7
+	CMP R20, R7
+	BGT axpyCodesB44NEON_c2_end
+	ADD R6<<2, R0, R8
+	VLD1 (R8), [V16.S4, V17.S4, V18.S4, V19.S4]
+	ADD R16, R8, R9
+	VLD1 (R9), [V20.S4, V21.S4, V22.S4, V23.S4]
+	ADD R16, R9, R9
+	VLD1 (R9), [V24.S4, V25.S4, V26.S4, V27.S4]
+	ADD R16, R9, R9
+	VLD1 (R9), [V28.S4, V29.S4, V30.S4, V31.S4]
+	// R10: offset of the chunk's index bytes in a code, idxOff + j0/8·bits
+	LSR $3, R6, R10
+	MUL R19, R10, R10
+	ADD R5, R10, R10
+	MOVD R2, R11
+	MOVD R1, R12
+	ADD R17, R12, R22
+	ADD R17, R22, R23
+	ADD R17, R23, R24
+	MOVD R3, R13
+axpyCodesB44NEON_c2_tok:
+	MOVHU (R11)(R21), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 4(R12), V15.S[0]
+	VLD1.P 4(R22), V15.S[1]
+	VLD1.P 4(R23), V15.S[2]
+	VLD1.P 4(R24), V15.S[3]
+	WORD $0x6e29ddef // fmul v15.4s, v15.4s, v9.4s
+	ADD R10, R11, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	WORD $0x4f8f11b0 // fmla v16.4s, v13.4s, v15.s[0]
+	WORD $0x4f8f11d1 // fmla v17.4s, v14.4s, v15.s[0]
+	WORD $0x4faf11b4 // fmla v20.4s, v13.4s, v15.s[1]
+	WORD $0x4faf11d5 // fmla v21.4s, v14.4s, v15.s[1]
+	WORD $0x4f8f19b8 // fmla v24.4s, v13.4s, v15.s[2]
+	WORD $0x4f8f19d9 // fmla v25.4s, v14.4s, v15.s[2]
+	WORD $0x4faf19bc // fmla v28.4s, v13.4s, v15.s[3]
+	WORD $0x4faf19dd // fmla v29.4s, v14.4s, v15.s[3]
+	ADD R19, R15, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	WORD $0x4f8f11b2 // fmla v18.4s, v13.4s, v15.s[0]
+	WORD $0x4f8f11d3 // fmla v19.4s, v14.4s, v15.s[0]
+	WORD $0x4faf11b6 // fmla v22.4s, v13.4s, v15.s[1]
+	WORD $0x4faf11d7 // fmla v23.4s, v14.4s, v15.s[1]
+	WORD $0x4f8f19ba // fmla v26.4s, v13.4s, v15.s[2]
+	WORD $0x4f8f19db // fmla v27.4s, v14.4s, v15.s[2]
+	WORD $0x4faf19be // fmla v30.4s, v13.4s, v15.s[3]
+	WORD $0x4faf19df // fmla v31.4s, v14.4s, v15.s[3]
+	ADD R4, R11, R11
+	SUBS $1, R13, R13
+	BNE axpyCodesB44NEON_c2_tok
+	VST1 [V16.S4, V17.S4, V18.S4, V19.S4], (R8)
+	ADD R16, R8, R9
+	VST1 [V20.S4, V21.S4, V22.S4, V23.S4], (R9)
+	ADD R16, R9, R9
+	VST1 [V24.S4, V25.S4, V26.S4, V27.S4], (R9)
+	ADD R16, R9, R9
+	VST1 [V28.S4, V29.S4, V30.S4, V31.S4], (R9)
+	MOVD R7, R6
+	B axpyCodesB44NEON_c2
+axpyCodesB44NEON_c2_end:
+axpyCodesB44NEON_c1:
+	ADD $8, R6, R7
+	CMP R20, R7
+	BGT axpyCodesB44NEON_c1_end
+	ADD R6<<2, R0, R8
+	VLD1 (R8), [V16.S4, V17.S4]
+	ADD R16, R8, R9
+	VLD1 (R9), [V18.S4, V19.S4]
+	ADD R16, R9, R9
+	VLD1 (R9), [V20.S4, V21.S4]
+	ADD R16, R9, R9
+	VLD1 (R9), [V22.S4, V23.S4]
+	// R10: offset of the chunk's index bytes in a code, idxOff + j0/8·bits
+	LSR $3, R6, R10
+	MUL R19, R10, R10
+	ADD R5, R10, R10
+	MOVD R2, R11
+	MOVD R1, R12
+	ADD R17, R12, R22
+	ADD R17, R22, R23
+	ADD R17, R23, R24
+	MOVD R3, R13
+axpyCodesB44NEON_c1_tok:
+	MOVHU (R11)(R21), R14
+	VDUP R14, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 4(R12), V15.S[0]
+	VLD1.P 4(R22), V15.S[1]
+	VLD1.P 4(R23), V15.S[2]
+	VLD1.P 4(R24), V15.S[3]
+	WORD $0x6e29ddef // fmul v15.4s, v15.4s, v9.4s
+	ADD R10, R11, R15
+	MOVWU (R15), R14
+	VDUP R14, V10.S4
+	WORD $0x6ea4454b // ushl v11.4s, v10.4s, v4.4s
+	WORD $0x6ea5454c // ushl v12.4s, v10.4s, v5.4s
+	VAND V6.B16, V11.B16, V11.B16
+	VAND V6.B16, V12.B16, V12.B16
+	WORD $0x4ea79d6b // mul v11.4s, v11.4s, v7.4s
+	WORD $0x4ea79d8c // mul v12.4s, v12.4s, v7.4s
+	VADD V8.S4, V11.S4, V11.S4
+	VADD V8.S4, V12.S4, V12.S4
+	VTBL V11.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V13.B16
+	VTBL V12.B16, [V0.B16, V1.B16, V2.B16, V3.B16], V14.B16
+	WORD $0x4f8f11b0 // fmla v16.4s, v13.4s, v15.s[0]
+	WORD $0x4f8f11d1 // fmla v17.4s, v14.4s, v15.s[0]
+	WORD $0x4faf11b2 // fmla v18.4s, v13.4s, v15.s[1]
+	WORD $0x4faf11d3 // fmla v19.4s, v14.4s, v15.s[1]
+	WORD $0x4f8f19b4 // fmla v20.4s, v13.4s, v15.s[2]
+	WORD $0x4f8f19d5 // fmla v21.4s, v14.4s, v15.s[2]
+	WORD $0x4faf19b6 // fmla v22.4s, v13.4s, v15.s[3]
+	WORD $0x4faf19d7 // fmla v23.4s, v14.4s, v15.s[3]
+	ADD R4, R11, R11
+	SUBS $1, R13, R13
+	BNE axpyCodesB44NEON_c1_tok
+	VST1 [V16.S4, V17.S4], (R8)
+	ADD R16, R8, R9
+	VST1 [V18.S4, V19.S4], (R9)
+	ADD R16, R9, R9
+	VST1 [V20.S4, V21.S4], (R9)
+	ADD R16, R9, R9
+	VST1 [V22.S4, V23.S4], (R9)
+	MOVD R7, R6
+	B axpyCodesB44NEON_c1
+axpyCodesB44NEON_c1_end:
+axpyCodesB44NEON_done:
 	RET

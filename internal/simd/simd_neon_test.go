@@ -252,3 +252,96 @@ func TestExpSumNEONBitIdentical(t *testing.T) {
 		}
 	}
 }
+
+func TestFusedKernelsWriteOnlyTheirCells(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, l := range vectorLevels(t) {
+		k := impls[l]
+		for _, bits := range []int{1, 2, 3, 4} {
+			kind := 0
+			if bits == 4 {
+				kind = 1
+			}
+			for _, g := range []int{1, 4} {
+				dot, axpy := k.dotCodes[kind][g/4], k.axpyCodes[kind][g/4]
+				if dot == nil || axpy == nil {
+					continue
+				}
+				for _, d8 := range []int{8, 16, 24, 64, 72, 136} {
+					n := 1 + r.IntN(20)
+					stride := 2 + (d8*bits+7)/8 + r.IntN(3)
+					codes := codesWithNorms(r, n, stride, 0)
+					tab := make([]float32, 1<<bits)
+					for i := range tab {
+						tab[i] = float32(r.NormFloat64())
+					}
+					cb := NewCodebook(tab, bits)
+					rows := make([]float32, n*d8)
+					decodeCodesGeneric(rows, d8, tab, bits, codes, stride, 2, 0, n, d8, 0, 0)
+
+					// dot: out cells t < n of each row gain the dot product; the gaps stay.
+					qs, os := d8+r.IntN(5), n+1+r.IntN(3)
+					q := mixed(r, (g-1)*qs+d8)
+					out, ok := poisoned((g-1)*os + n)
+					out0 := mixed(r, len(out))
+					for i := range out {
+						if i%os < n {
+							out[i] = out0[i]
+						}
+					}
+					dot(out, os, q, qs, &cb.vec, cb.sh, bits, codes, stride, 2, 0, n, d8)
+					ok(t)
+					for i, v := range out {
+						qi, tk := i/os, i%os
+						if tk >= n {
+							if v != guard {
+								t.Fatalf("%v dotCodes bits=%d g=%d d8=%d: gap cell %d written", l, bits, g, d8, i)
+							}
+							continue
+						}
+						want, scale := float64(out0[i]), math.Abs(float64(out0[i]))
+						for j := range d8 {
+							p := float64(q[qi*qs+j]) * float64(rows[tk*d8+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(v, float32(want), float32(scale), 2e-6) {
+							t.Fatalf("%v dotCodes bits=%d g=%d d8=%d: out[%d][%d] = %v, want %v", l, bits, g, d8, qi, tk, v, want)
+						}
+					}
+
+					// axpy: coordinates j < d8 of each acc row gain Σ w·row; the gaps stay.
+					as, ws := d8+1+r.IntN(5), n+r.IntN(3)
+					w := mixed(r, (g-1)*ws+n)
+					acc, ok2 := poisoned((g-1)*as + d8)
+					acc0 := mixed(r, len(acc))
+					for i := range acc {
+						if i%as < d8 {
+							acc[i] = acc0[i]
+						}
+					}
+					axpy(acc, as, w, ws, &cb.vec, cb.sh, bits, codes, stride, 2, 0, n, d8)
+					ok2(t)
+					for i, v := range acc {
+						ai, j := i/as, i%as
+						if j >= d8 {
+							if v != guard {
+								t.Fatalf("%v axpyCodes bits=%d g=%d d8=%d: gap cell %d written", l, bits, g, d8, i)
+							}
+							continue
+						}
+						want, scale := float64(acc0[i]), math.Abs(float64(acc0[i]))
+						for tk := range n {
+							p := float64(w[ai*ws+tk]) * float64(rows[tk*d8+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(v, float32(want), float32(scale), 2e-6) {
+							t.Fatalf("%v axpyCodes bits=%d g=%d d8=%d: acc[%d][%d] = %v, want %v", l, bits, g, d8, ai, j, v, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}

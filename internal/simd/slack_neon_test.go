@@ -72,7 +72,12 @@ func TestKernelsStayInsideTheirInputs(t *testing.T) {
 						}
 						want, got := make([]float32, n*d), make([]float32, n*d)
 						decodeCodesGeneric(want, d, tab, bits, codes, stride, 2, 0, n, d, 0, 0)
-						with(t, l, func() { DecodeCodes(got, d, NewCodebook(tab, bits), codes, stride, 2, 0, n, d) })
+						cb := NewCodebook(tab, bits)
+						with(t, l, func() {
+							DecodeCodes(got, d, cb, codes, stride, 2, 0, n, d)
+							DotCodes(make([]float32, 4*n), n, make([]float32, 4*d), d, 4, cb, codes, stride, 2, 0, n, d)
+							AxpyCodes(make([]float32, 5*d), d, make([]float32, 5*n), n, 5, cb, codes, stride, 2, 0, n, d)
+						})
 						for i := range want {
 							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 								t.Fatalf("%v bits=%d d=%d: element %d = %v, want %v", l, bits, d, i, got[i], want[i])
