@@ -3,6 +3,8 @@ package hadamard
 import (
 	"math"
 	"math/bits"
+
+	"github.com/turboquant-go/tq/internal/simd"
 )
 
 // float is the element type of the generic kernels. float32 and float64 have
@@ -57,6 +59,10 @@ func normScale(n int) float64 { return 1 / math.Sqrt(float64(n)) }
 // fuse the product into a later addition (Go may fuse across statements), so
 // results stay bit-identical between amd64 and arm64.
 func scale[F float](x []F, k F) {
+	if x32, ok := any(x).([]float32); ok {
+		simd.Scale(x32, any(k).(float32))
+		return
+	}
 	for i := range x {
 		x[i] = F(x[i] * k)
 	}
@@ -66,8 +72,12 @@ func scale[F float](x []F, k F) {
 // registers on blocks of 8, the rest as radix-8 / radix-4 / radix-2 passes that
 // each do three, two or one levels per sweep over memory. Every output is the
 // same sequence of butterflies as the textbook radix-2 loop, so the result is
-// bit-identical to it (tested), just with 3× fewer loads and stores.
+// bit-identical to it (tested), just with 3× fewer loads and stores. For
+// float32 the internal/simd kernels run the same butterflies in vectors.
 func fwht[F float](x []F) {
+	if x32, ok := any(x).([]float32); ok && simd.FWHT(x32, x32, nil) {
+		return
+	}
 	n := len(x)
 	switch {
 	case n < 2:
@@ -90,6 +100,12 @@ func fwht[F float](x []F) {
 // dst and src have equal length and may be the same slice (not partially
 // overlapping).
 func transform[F float](dst, src, signs []F) {
+	if d32, ok := any(dst).([]float32); ok {
+		s32, k32 := any(src).([]float32), any(signs).([]float32)
+		if simd.FWHT(d32, s32, k32) {
+			return
+		}
+	}
 	n := len(dst)
 	src = src[:n:n]
 	if n < 8 {

@@ -62,9 +62,9 @@ func TestCacheFidelityOnRealKV(t *testing.T) {
 					c.Window, c.Sinks, c.Center = 0, 0, center
 				})
 				require.NoError(t, err)
-				cos, t1 := f.CosMean, f.Top1
+				cos, t1 := f.AttnCosine, f.Top1
 				t.Logf("center=%-5v layer %d %-6s attention cosine %.6f (worst %.4f)  top-1 %.3f  top-5 %.3f  KLD %.2e  output error %.4f",
-					center, layer, name, cos, f.CosWorst, t1, f.Top5, f.KLD, f.OutErr)
+					center, layer, name, cos, f.AttnCosineMin, t1, f.Top5, f.KLD, f.OutRelErr)
 				m := measured[center][layer][name]
 				assert.Less(t, 1-cos, 1.5*m[0]+1e-6, "center=%v layer %d %s: 1 − attention cosine", center, layer, name)
 				assert.Greater(t, t1, m[1]-0.05, "center=%v layer %d %s: top-1 agreement", center, layer, name)

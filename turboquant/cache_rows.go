@@ -16,10 +16,19 @@ import (
 // per query group. Codecs without a row form (PolarQuant, QJL, corrected or
 // fp32-norm codes) use the per-code path in cache_attend.go.
 
-// rowKernels selects the row path where the codecs allow it. It is on when
-// vector kernels run; the generic twins are slower than the per-code lookup
-// tables, so without SIMD the per-code path stays. Tests force both.
-var rowKernels = simd.Active() != simd.Generic
+// rowOverride forces the row path on (1) or off (−1); 0 leaves the choice
+// to rowKernels. Tests force both paths.
+var rowOverride int
+
+// rowKernels reports whether the row path runs where the codecs allow it:
+// when vector kernels are active. The generic twins are slower than the
+// per-code lookup tables, so without SIMD the per-code path stays.
+func rowKernels() bool {
+	if rowOverride != 0 {
+		return rowOverride > 0
+	}
+	return simd.Active() != simd.Generic
+}
 
 // rowChunk is the most rows decoded at once: 64 rows of d=128 are 32 KiB.
 const rowChunk = 64
@@ -148,7 +157,7 @@ func (c fp32Codec) rows(buf []float32, codes []byte, stride, n int) ([]float32, 
 
 // usesRows reports whether the head's codecs take the row path.
 func usesRows(hc headCodecs) bool {
-	if !rowKernels {
+	if !rowKernels() {
 		return false
 	}
 	k, okK := hc.k.(rowCodec)
@@ -298,6 +307,7 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 	clear(rs.accK)
 	clear(rs.accR)
 	vc := hc.v.(rowCodec)
+	codes := false // whether any compressed token was seen (only they carry μ_v)
 	ts.runs(limit, func(r run) {
 		if r.raw {
 			ts.fp16.accumulateRun(rs.accR, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
@@ -308,12 +318,13 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 			}
 			return
 		}
+		codes = true
 		vc.accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 	})
 	for gi := range g {
 		o := out[gi*d : (gi+1)*d]
 		hc.v.finish(rs.tmp, rs.accK[gi*d:(gi+1)*d])
-		if hc.muV != nil { // compressed values are stored minus μ_v
+		if hc.muV != nil && codes { // compressed values are stored minus μ_v
 			wc := float32(float64(rs.sum[gi]) - rs.rawW[gi])
 			for j, m := range hc.muV {
 				rs.tmp[j] += wc * m

@@ -279,7 +279,7 @@ func TestSnapshotOfForkIsIndependent(t *testing.T) {
 // channels: sinks, window and two compressed blocks, one of them partial.
 func snapSmall(t testing.TB) (CacheConfig, []byte) {
 	cfg := snapConfig(t, "tq3.5", 1, 2, 2, 16)
-	cfg.Window, cfg.Sinks, cfg.BlockTokens = 2, 1, 2
+	cfg.Window, cfg.Sinks, cfg.BlockTokens, cfg.Center = 2, 1, 2, false // the centres section has its own test
 	s := snapPool(t, cfg, 0).NewSequence()
 	snapAppend(t, cfg, 0, 0, 4, 1, false, s)
 	snapAppend(t, cfg, 0, 4, 6, 1, true, s)

@@ -170,7 +170,9 @@ func TestPresetBytesPerTokenMatchTheREADME(t *testing.T) {
 func TestForkPrefix(t *testing.T) {
 	cfg, err := Preset("tq4", 1, 2, 2, 64)
 	require.NoError(t, err)
-	cfg.Window, cfg.BlockTokens = 8, 16
+	// Without Center: a and b would centre on the means of different
+	// prompts (60 and 100 tokens).
+	cfg.Window, cfg.BlockTokens, cfg.Center = 8, 16, false
 	pool, err := NewPool(cfg, 0)
 	require.NoError(t, err)
 	keys, values := kvData(100, 2, 64, 5)
@@ -244,6 +246,7 @@ func TestCenterIsExactAndSnapshots(t *testing.T) {
 	// A pool with Center refuses a snapshot of a pool without it.
 	plain, err := Preset("tq3", 1, H, QH, d)
 	require.NoError(t, err)
+	plain.Center = false
 	centred := plain
 	centred.Center = true
 	p1, err := NewPool(plain, 0)

@@ -34,6 +34,7 @@ type codec struct {
 	sketch *qjl.Sketch        // Prod only
 	polar  *polarquant.Quantizer
 	kern   *simd.Codebook // the codebook laid out for internal/simd; nil unless bits is 1–4 or 8
+	bounds *simd.Bounds   // its boundaries for simd.QuantizePack; nil unless bits is 1–4
 
 	offNorm, offCorr, offIdx, offSigns, offGamma, size int
 }
@@ -71,6 +72,9 @@ func newCodec(dim, bits int, cfg Config, stream uint64) (*codec, error) {
 		}
 		if c.bits <= 4 || c.bits == 8 {
 			c.kern = simd.NewCodebook(c.cb.Centroids32, c.bits)
+		}
+		if c.bits <= 4 {
+			c.bounds = simd.NewBounds(c.cb.Boundaries32, c.bits)
 		}
 	}
 	off := sb // the norm comes first
@@ -135,6 +139,11 @@ func (c *codec) encode(dst []byte, x []float32, ss float64, s *scratch) error {
 	}
 	putScalar(dst[c.offNorm:], float32(n), c.prec)
 
+	if c.method == MSE && c.corr == NoCorrection && c.bounds != nil {
+		// Only the packed indices are needed: quantize and pack in one pass.
+		simd.QuantizePack(dst[c.offIdx:c.offIdx+bitpack.Bytes(c.dim, c.bits)], u, c.bounds)
+		return nil
+	}
 	idx := s.idx[:c.dim]
 	if c.bits > 0 {
 		c.cb.QuantizeSlice(idx, u)

@@ -2,6 +2,7 @@ package turboquant
 
 import (
 	"encoding/binary"
+	"github.com/turboquant-go/tq/internal/simd"
 	"math"
 
 	"github.com/turboquant-go/tq/internal/half"
@@ -50,23 +51,10 @@ func norm2(x []float32) float64 { return math.Sqrt(sumSquares(x)) }
 
 // sumSquares is ‖x‖² accumulated in float64. Squares of finite float32
 // values cannot overflow float64, so the sum is finite exactly when every
-// component is: one pass both validates and measures the input.
-func sumSquares(x []float32) float64 {
-	var s0, s1 float64
-	n := len(x) &^ 1
-	for i := 0; i < n; i += 2 {
-		a, b := float64(x[i]), float64(x[i+1])
-		// The explicit conversions forbid fused multiply-adds, so the norm
-		// (and every code derived from it) is the same on amd64 and arm64.
-		s0 += float64(a * a)
-		s1 += float64(b * b)
-	}
-	if n < len(x) {
-		a := float64(x[n])
-		s0 += float64(a * a)
-	}
-	return s0 + s1
-}
+// component is: one pass both validates and measures the input. The
+// summation order is fixed (see simd.SumSquares), so the norm, and every
+// code derived from it, is the same on every platform and kernel level.
+func sumSquares(x []float32) float64 { return simd.SumSquares(x) }
 
 func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 

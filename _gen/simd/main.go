@@ -22,6 +22,15 @@ func main() {
 	axpy1()
 	axpy4()
 	expSum()
+	fwhtFirst8()
+	scaleKernel()
+	sumSquares()
+	for bits := 1; bits <= 4; bits++ {
+		quantizePack(bits)
+	}
+	for _, levels := range []int{1, 2, 3} {
+		fwhtPass(levels)
+	}
 	for _, k := range codeKinds {
 		for _, g := range []int{1, 4} {
 			dotCodes(k, g)
@@ -820,3 +829,259 @@ func b2i(b bool) int {
 }
 
 var fmt_ = fmt.Sprintf
+
+// butterfly8 emits the three in-register Walsh–Hadamard levels (pairs 1, 2
+// and 4 apart) on the eight lanes of v, in the pairing order of the Go
+// butterfly8, so results are bit-identical: each level adds and subtracts a
+// permuted copy and blends the sums into the low and the differences into
+// the high member of each pair.
+func butterfly8(v VecVirtual) {
+	for _, lvl := range []struct {
+		perm, blend uint8
+		halves      bool
+	}{{0xB1, 0xAA, false}, {0x4E, 0xCC, false}, {0, 0xF0, true}} {
+		t, s := YMM(), YMM()
+		if lvl.halves {
+			VPERM2F128(U8(0x01), v, v, t)
+		} else {
+			VPERMILPS(U8(lvl.perm), v, t)
+		}
+		VADDPS(t, v, s) // low member: a + b
+		VSUBPS(v, t, t) // high member: a − b (t holds a there)
+		VBLENDPS(U8(lvl.blend), t, s, v)
+	}
+}
+
+func fwhtFirst8() {
+	TEXT("fwhtFirst8AVX2", NOSPLIT, "func(dst, src, signs []float32)")
+	Doc("fwhtFirst8AVX2 sets each block of 8 of dst to the 8-point transform of",
+		"signs∘src (signs may be empty: no signs); len(dst) is a multiple of 8.")
+	Pragma("noescape")
+	d := Load(Param("dst").Base(), GP64())
+	s := Load(Param("src").Base(), GP64())
+	k := Load(Param("signs").Base(), GP64())
+	ks := Load(Param("signs").Len(), GP64())
+	n := Load(Param("dst").Len(), GP64())
+	TESTQ(ks, ks)
+	JZ(LabelRef("f8_plain"))
+	for _, signed := range []bool{true, false} {
+		lbl := map[bool]string{true: "f8_signed", false: "f8_plain"}[signed]
+		Label(lbl)
+		TESTQ(n, n)
+		JZ(LabelRef("f8_done"))
+		v := YMM()
+		VMOVUPS(Mem{Base: s}, v)
+		if signed {
+			VMULPS(Mem{Base: k}, v, v)
+			ADDQ(U32(32), k)
+		}
+		butterfly8(v)
+		VMOVUPS(v, Mem{Base: d})
+		ADDQ(U32(32), s)
+		ADDQ(U32(32), d)
+		SUBQ(U32(8), n)
+		JMP(LabelRef(lbl))
+	}
+	Label("f8_done")
+	VZEROUPPER()
+	RET()
+}
+
+// fwhtPass emits the levels h, 2h, … (levels of them) of the transform in
+// one sweep: for each block of 2^levels·h and each j < h (8 at a time), the
+// 2^levels values h apart go through the radix-2 butterflies in registers.
+func fwhtPass(levels int) {
+	name := fmt_("fwhtPass%dAVX2", 1<<levels)
+	TEXT(name, NOSPLIT, "func(x []float32, h int)")
+	Doc(fmt_("%s does levels h … %dh of the transform (h ≥ 8, a power of two).", name, 1<<(levels-1)))
+	Pragma("noescape")
+	m := 1 << levels
+	base := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	h := Load(Param("h"), GP64())
+	hb := GP64() // h in bytes
+	MOVQ(h, hb)
+	SHLQ(U8(2), hb)
+	end := GP64()
+	LEAQ(Mem{Base: base, Index: n, Scale: 4}, end)
+	blk := GP64() // bytes per block: m·h floats
+	MOVQ(hb, blk)
+	SHLQ(U8(levels), blk)
+	h3 := GP64()
+	LEAQ(Mem{Base: hb, Index: hb, Scale: 2}, h3)
+	Label(name + "_blk")
+	CMPQ(base, end)
+	JAE(LabelRef(name + "_done"))
+	p, j := GP64(), GP64()
+	MOVQ(base, p)
+	MOVQ(h, j)
+	Label(name + "_j")
+	// Element r of the group sits at p + r·h: r = 4a + b with b < 4 uses
+	// p4 = p + 4a·h and the scales 1, 2 of hb and h3.
+	at := func(r int) Mem {
+		q := p
+		if r >= 4 {
+			q = GP64()
+			LEAQ(Mem{Base: p, Index: hb, Scale: 4}, q)
+		}
+		switch r % 4 {
+		case 1:
+			return Mem{Base: q, Index: hb, Scale: 1}
+		case 2:
+			return Mem{Base: q, Index: hb, Scale: 2}
+		case 3:
+			return Mem{Base: q, Index: h3, Scale: 1}
+		}
+		return Mem{Base: q}
+	}
+	v := make([]VecVirtual, m)
+	for r := range v {
+		v[r] = YMM()
+		VMOVUPS(at(r), v[r])
+	}
+	for step := 1; step < m; step *= 2 {
+		for r := range m {
+			if r&step != 0 {
+				continue
+			}
+			s := YMM()
+			VADDPS(v[r+step], v[r], s)
+			VSUBPS(v[r+step], v[r], v[r+step])
+			v[r] = s
+		}
+	}
+	for r := range v {
+		VMOVUPS(v[r], at(r))
+	}
+	ADDQ(U32(32), p)
+	SUBQ(U32(8), j)
+	JNZ(LabelRef(name + "_j"))
+	ADDQ(blk, base)
+	JMP(LabelRef(name + "_blk"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+func scaleKernel() {
+	TEXT("scaleAVX2", NOSPLIT, "func(x []float32, k float32)")
+	Doc("scaleAVX2 multiplies the first len(x)&^7 elements of x by k.")
+	Pragma("noescape")
+	p := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(I32(-8), n)
+	kx, k := XMM(), YMM()
+	Load(Param("k"), kx)
+	VBROADCASTSS(kx, k)
+	Label("scale_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("scale_done"))
+	v := YMM()
+	VMULPS(Mem{Base: p}, k, v)
+	VMOVUPS(v, Mem{Base: p})
+	ADDQ(U32(32), p)
+	SUBQ(U32(8), n)
+	JMP(LabelRef("scale_loop"))
+	Label("scale_done")
+	VZEROUPPER()
+	RET()
+}
+
+// quantizePack emits the encoder's quantize-and-pack for one width: each
+// index is the number of boundaries below the value (a compare per
+// boundary, subtracting the all-ones masks), and eight indices are shifted
+// into place and OR-reduced into bits bytes of the LSB-first stream.
+func quantizePack(bits int) {
+	name := fmt_("quantizePack%dAVX2", bits)
+	TEXT(name, NOSPLIT, "func(dst []byte, x []float32, bounds *[15][8]float32)")
+	Doc(fmt_("%s is quantizePackGeneric for %d-bit indices on the first len(x)&^7 values.", name, bits))
+	Pragma("noescape")
+	dp := Load(Param("dst").Base(), GP64())
+	xp := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(I32(-8), n)
+	bp := Load(Param("bounds"), GP64())
+	sh := YMM()
+	shifts := GLOBL(fmt_("packShifts%d", bits), RODATA|NOPTR)
+	for i := range 8 {
+		DATA(4*i, U32(bits*i))
+	}
+	VMOVDQU(shifts, sh)
+	Label(name + "_loop")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	v, acc := YMM(), YMM()
+	VMOVUPS(Mem{Base: xp}, v)
+	VPXOR(acc, acc, acc)
+	for k := range 1<<bits - 1 {
+		m := YMM()
+		VCMPPS(U8(0x1E), Mem{Base: bp, Disp: 32 * k}, v, m) // x > boundary k (ordered)
+		VPSUBD(m, acc, acc)
+	}
+	VPSLLVD(sh, acc, acc)
+	lo, t := acc.AsX(), XMM()
+	VEXTRACTI128(U8(1), acc, t)
+	VPOR(t, lo, lo)
+	VPSHUFD(U8(0x4E), lo, t)
+	VPOR(t, lo, lo)
+	VPSHUFD(U8(0x01), lo, t)
+	VPOR(t, lo, lo)
+	w := GP32()
+	VMOVD(lo, w)
+	switch bits {
+	case 1:
+		MOVB(w.As8(), Mem{Base: dp})
+	case 2:
+		MOVW(w.As16(), Mem{Base: dp})
+	case 3:
+		MOVW(w.As16(), Mem{Base: dp})
+		SHRL(U8(16), w)
+		MOVB(w.As8(), Mem{Base: dp, Disp: 2})
+	case 4:
+		MOVL(w, Mem{Base: dp})
+	}
+	ADDQ(U32(bits), dp)
+	ADDQ(U32(32), xp)
+	SUBQ(U32(8), n)
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+func sumSquares() {
+	TEXT("sumSquaresAVX2", NOSPLIT, "func(x []float32) float64")
+	Doc("sumSquaresAVX2 is sumSquaresGeneric's eight partial sums over the first len(x)&^7",
+		"elements, combined in the same order.")
+	Pragma("noescape")
+	p := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(I32(-8), n)
+	a0, a1 := YMM(), YMM()
+	VXORPD(a0, a0, a0)
+	VXORPD(a1, a1, a1)
+	Label("ss_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("ss_done"))
+	lo, hi := YMM(), YMM()
+	VCVTPS2PD(Mem{Base: p}, lo)           // elements 0–3 of the 8
+	VCVTPS2PD(Mem{Base: p, Disp: 16}, hi) // elements 4–7
+	// Squares of float32 values are exact in float64, so the fused
+	// multiply-add rounds exactly like the twin's add.
+	VFMADD231PD(lo, lo, a0)
+	VFMADD231PD(hi, hi, a1)
+	ADDQ(U32(32), p)
+	SUBQ(U32(8), n)
+	JMP(LabelRef("ss_loop"))
+	Label("ss_done")
+	VADDPD(a1, a0, a0) // t_k = s_k + s_{k+4}
+	t := XMM()
+	VEXTRACTF128(U8(1), a0, t)
+	VADDPD(t, a0.AsX(), t) // u0 = t0 + t2, u1 = t1 + t3
+	u := XMM()
+	VPERMILPD(U8(1), t, u)
+	VADDSD(u, t, t) // u0 + u1
+	Store(t, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}

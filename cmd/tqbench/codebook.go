@@ -58,7 +58,7 @@ func runCodebook(args []string, stdout io.Writer) error {
 	bitsFlag := fs.String("bits", "1,2,3,4", "comma-separated bit widths (1–8)")
 	density := fs.String("density", "beta", "beta (exact coordinate density) or gaussian (N(0,1/d))")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	bits, err := intList(*bitsFlag)

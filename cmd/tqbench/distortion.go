@@ -46,7 +46,7 @@ func runDistortion(args []string, stdout io.Writer) error {
 	n := fs.Int("n", 10000, "number of random unit vectors")
 	seed := fs.Uint64("seed", 1, "random seed")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	bits, err := intList(*bitsFlag)

@@ -1,11 +1,17 @@
-// Command tqbench measures the TurboQuant library: codebooks, Monte Carlo
-// distortion against the paper's numbers, and (as the library grows) KV-cache
-// fidelity and speed.
+// Command tqbench measures the TurboQuant library: KV-cache memory, fidelity
+// against exact attention, needle-in-a-haystack and decode speed against
+// fp16 and fp32, plus codebooks and Monte Carlo distortion.
 //
 // Usage:
 //
-//	tqbench                      the default report (d=128, every method, 1–4 bits; real K/V fidelity)
+//	tqbench [--quick] [--json] [--plot-dir DIR] [--quiet]   the default report: every preset, one table
+//	tqbench kv         --presets tq4,tq3,naive3 --lengths 8192,32768 [--center] [--window N] [--json] [--plot F.png]
+//	tqbench niah       --lengths 1024,...,131072 --depths 11 [--json] [--plot F.png]
+//	tqbench speed      --lengths 1024,4096,16384,32768 [--reps 7] [--json] [--plot F.png]
+//	tqbench realkv     --presets tq4,tq3 [--center] [--window 0] [--data FILE] [--json] [--plot F.png]
+//	tqbench plan       --model-layers 32 --kv-heads 8 --head-dim 128 --tokens 131072 --preset tq3 [--json]
 //	tqbench codebook   --dim 128 --bits 1,2,3,4 --density beta|gaussian [--json]
 //	tqbench distortion --dim 128 --bits 1,2,3,4 --method mse|prod|polar --n 10000 --seed 1 [--json]
-//	tqbench realkv     --presets tq4,tq3 [--center] [--window 0] [--data FILE] [--json]
+//
+// Exit status: 0 success, 1 error, 2 usage.
 package main

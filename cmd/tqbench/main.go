@@ -28,17 +28,32 @@ func register(c command) {
 }
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "tqbench:", err)
-		}
-		os.Exit(2)
-	}
+	os.Exit(exitCode(run(os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
 }
 
+// exitCode maps run's error to the process exit status: 0 on success, 2
+// for usage errors (unknown command, bad flag: the flag package has
+// already said why), 1 for anything else (printed to stderr).
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp), errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintln(stderr, "tqbench:", err)
+	return 1
+}
+
+// flagOutput receives flag errors and -h help (tests silence it).
+var flagOutput io.Writer = os.Stderr
+
+// errUsage marks a command line the flag package rejected.
+var errUsage = errors.New("usage")
+
 func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return runReport(stdout, stderr)
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
+		return runReport(args, stdout, stderr)
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
@@ -79,5 +94,19 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func newFlags(name string) *flag.FlagSet {
-	return flag.NewFlagSet("tqbench "+name, flag.ContinueOnError)
+	fs := flag.NewFlagSet("tqbench "+name, flag.ContinueOnError)
+	fs.SetOutput(flagOutput)
+	return fs
+}
+
+// parseFlags parses args, marking a rejected command line with errUsage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if err == nil && fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	return err
 }

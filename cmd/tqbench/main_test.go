@@ -7,7 +7,6 @@ import (
 	"flag"
 	"io"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -86,29 +85,38 @@ func TestTablesAndErrors(t *testing.T) {
 	assert.NoError(t, err)
 }
 
-func TestDefaultReport(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the default report runs 90,000 encodes")
-	}
-	out, err := runCLI(t)
-	require.NoError(t, err)
-	for _, want := range []string{"mse_unit", "0.360889", "polar", "bytes_per_vector", "real keys", "top-5"} {
-		assert.True(t, strings.Contains(out, want), "report lacks %q", want)
-	}
-}
-
 func TestRealKVJSON(t *testing.T) {
 	out, err := runCLI(t, "realkv", "--presets", "fp16,tq3", "--center", "--json")
 	require.NoError(t, err)
 	rows, keys := jsonKeys(t, out)
 	require.Len(t, rows, 4) // 2 layers × 2 presets
-	assert.Equal(t, []string{"bytes_per_token_head", "center", "cos_mean", "cos_worst", "kld", "layer", "out_err",
-		"preset", "ratio_fp16", "tokens", "top1", "top5"}, keys[0])
+	assert.Equal(t, fidelityKeys, keys[0])
 	assert.Equal(t, true, rows[0]["center"])
-	assert.InDelta(t, 1, rows[0]["cos_mean"], 1e-9, "fp16 is exact here")
-	assert.Less(t, rows[1]["cos_mean"], 0.999)
+	assert.Equal(t, "real", rows[0]["workload"])
+	assert.InDelta(t, 1, rows[0]["attn_cosine"], 1e-9, "fp16 is exact here")
+	assert.Less(t, rows[1]["attn_cosine"], 0.999)
 	_, err = runCLI(t, "realkv", "--presets", "tq9")
 	assert.ErrorIs(t, err, turboquant.ErrConfig)
 	_, err = runCLI(t, "realkv", "--data", "/nonexistent/file")
 	assert.Error(t, err)
+}
+
+func TestCompareJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs every preset and baseline on the real fixture (seconds)")
+	}
+	out, err := runCLI(t, "compare", "--json")
+	require.NoError(t, err)
+	var rep struct {
+		Rows    []map[string]any `json:"rows"`
+		Targets []map[string]any `json:"targets"`
+		KIVI5   []map[string]any `json:"tq4_vs_kivi4"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	// 7 compressed presets × 2 (plain, centred) + 12 baselines, per layer.
+	assert.Len(t, rep.Rows, 2*(7*2+12))
+	assert.Contains(t, rep.Rows[0], "logit_cos_mean")
+	assert.Contains(t, rep.Rows[0], "bits_per_element")
+	assert.Len(t, rep.KIVI5, 2)
+	assert.NotEmpty(t, rep.Targets)
 }

@@ -21,7 +21,8 @@ func runRealKV(args []string, stdout io.Writer) error {
 	window := fs.Int("window", 0, "fp16 window tokens (0: every token compressed)")
 	data := fs.String("data", "", "a TQKV1 file from tools/capturekv (default: the embedded KJV fixture)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	plotFile := fs.String("plot", "", "write attention cosine vs bits per value to this PNG")
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	kv, err := loadRealKV(*data)
@@ -31,6 +32,11 @@ func runRealKV(args []string, stdout io.Writer) error {
 	rows, err := realKVRows(kv, strings.Split(*presetsFlag, ","), []bool{*center}, *window)
 	if err != nil {
 		return err
+	}
+	if *plotFile != "" {
+		if err := plotFidelity(*plotFile, "Real K/V (USE-lite over KJV): attention fidelity vs bits", rows); err != nil {
+			return err
+		}
 	}
 	if *asJSON {
 		return writeJSON(stdout, rows)
@@ -65,10 +71,11 @@ func realKVRows(kv *validate.RealKV, presets []string, centers []bool, window in
 
 func printRealKV(w io.Writer, rows []validate.Fidelity) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "layer\tpreset\tcenter\ttokens\tbytes/token/head\tvs fp16\tcos mean\tcos worst\tKLD\ttop-1\ttop-5\tout err\t\n")
+	fmt.Fprintf(tw, "layer\tpreset\tcenter\ttokens\tbits/value\tbytes/token/head\tvs fp16\tattn cos\tcos min\tKLD\ttop-1\ttop-5\tout err\tlogit cos\t\n")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%v\t%d\t%.1f\t%.2f×\t%.5f\t%.4f\t%.2e\t%.3f\t%.3f\t%.4f\t\n",
-			r.Layer, r.Preset, r.Center, r.Tokens, r.BytesPerTokenHead, r.RatioFP16, r.CosMean, r.CosWorst, r.KLD, r.Top1, r.Top5, r.OutErr)
+		fmt.Fprintf(tw, "%d\t%s\t%v\t%d\t%.3f\t%.1f\t%.2f×\t%.5f\t%.4f\t%.2e\t%.3f\t%.3f\t%.4f\t%.5f\t\n",
+			r.Layer, r.Preset, r.Center, r.Tokens, r.BitsPerValue, r.BytesPerTokenHead, r.RatioFP16,
+			r.AttnCosine, r.AttnCosineMin, r.KLD, r.Top1, r.Top5, r.OutRelErr, r.LogitCosine)
 	}
 	return tw.Flush()
 }

@@ -39,6 +39,11 @@ type kernels struct {
 	axpy1       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
 	axpy4       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
 	expSum      func(x []float32, m float32) float32
+	fwhtFirst8  func(dst, src, signs []float32)
+	fwhtPass    [4]func(x []float32, h int) // by levels per sweep (1–3)
+	scale       func(x []float32, k float32)
+	sumSquares  func(x []float32) float64
+	quantize    [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
 	dotCodes  [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
 	axpyCodes [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
@@ -531,4 +536,126 @@ func f16(h uint16) float32 {
 		return math.Float32frombits(sign | 0x7f800000 | man<<13)
 	}
 	return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+}
+
+// FWHT sets dst = H·(signs∘src), the unnormalised Walsh–Hadamard transform
+// of src with the signs applied first (signs nil: none), and reports true;
+// it reports false, touching nothing, when no vector kernel runs, so the
+// caller's own loop (the oracle, bit-identical to this one: the same
+// butterflies in the same order) does the work. len(dst) must be a power of
+// two ≥ 8, src and signs (if any) as long.
+func FWHT(dst, src, signs []float32) bool {
+	n := len(dst)
+	if active.fwhtFirst8 == nil || n < 8 || n&(n-1) != 0 {
+		return false
+	}
+	check(len(src) == n && (signs == nil || len(signs) == n), "FWHT: lengths differ")
+	active.fwhtFirst8(dst, src, signs)
+	h := 8
+	for ; 8*h <= n; h *= 8 {
+		active.fwhtPass[3](dst, h)
+	}
+	if 4*h <= n {
+		active.fwhtPass[2](dst, h)
+		h *= 4
+	}
+	if 2*h <= n {
+		active.fwhtPass[1](dst, h)
+	}
+	return true
+}
+
+// Scale multiplies x by k (one rounding per element, so every level gives
+// the same bits).
+func Scale(x []float32, k float32) {
+	from := 0
+	if active.scale != nil {
+		active.scale(x, k)
+		from = len(x) &^ 7
+	}
+	for i := from; i < len(x); i++ {
+		x[i] *= k
+	}
+}
+
+// Bounds holds the 2^bits − 1 ascending boundaries of a scalar quantizer
+// (bits 1–4) laid out for QuantizePack.
+type Bounds struct {
+	bits int
+	b    []float32
+	vec  [15][8]float32 // boundary k broadcast to 8 lanes
+}
+
+// NewBounds prepares the boundaries b (len 2^bits − 1, ascending).
+func NewBounds(b []float32, bits int) *Bounds {
+	check(bits >= 1 && bits <= 4 && len(b) == 1<<bits-1, "NewBounds: need 2^bits − 1 boundaries, bits 1–4")
+	qb := &Bounds{bits: bits, b: append([]float32(nil), b...)}
+	for k, v := range b {
+		for i := range 8 {
+			qb.vec[k][i] = v
+		}
+	}
+	return qb
+}
+
+// QuantizePack writes the index of each x[j] (the number of boundaries
+// strictly below it; NaN counts as below none) to dst as an LSB-first
+// stream of bits-wide indices (internal/bitpack's layout), filling exactly
+// (len(x)·bits+7)/8 bytes.
+func QuantizePack(dst []byte, x []float32, qb *Bounds) {
+	bits := qb.bits
+	check(len(dst) >= (len(x)*bits+7)/8, "QuantizePack: short destination")
+	from := 0
+	if k := active.quantize[bits]; k != nil {
+		k(dst, x, &qb.vec)
+		from = len(x) &^ 7
+	}
+	quantizePackGeneric(dst[from*bits/8:], x[from:], qb)
+}
+
+func quantizePackGeneric(dst []byte, x []float32, qb *Bounds) {
+	bits := qb.bits
+	nb := (len(x)*bits + 7) / 8
+	clear(dst[:nb])
+	for j, v := range x {
+		var idx uint32
+		for _, b := range qb.b {
+			if v > b {
+				idx++
+			}
+		}
+		bit := j * bits
+		dst[bit>>3] |= byte(idx << (bit & 7))
+		if bit&7+bits > 8 {
+			dst[bit>>3+1] |= byte(idx >> (8 - bit&7))
+		}
+	}
+}
+
+// SumSquares returns ‖x‖² accumulated in float64: eight partial sums s_k
+// over the elements ≡ k mod 8 of the first len(x)&^7, combined as
+// ((s0+s4)+(s2+s6)) + ((s1+s5)+(s3+s7)), then the tail added in order. Every
+// level computes exactly this (squares of float32 are exact in float64), so
+// norms, and the codes derived from them, are the same on every platform.
+func SumSquares(x []float32) float64 {
+	n8 := len(x) &^ 7
+	var s float64
+	if active.sumSquares != nil {
+		s = active.sumSquares(x)
+	} else {
+		var p [8]float64
+		for i := 0; i < n8; i += 8 {
+			c := x[i : i+8 : i+8]
+			for k, v := range c {
+				a := float64(v)
+				p[k] += float64(a * a)
+			}
+		}
+		s = ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]))
+	}
+	for _, v := range x[n8:] {
+		a := float64(v)
+		s += float64(a * a)
+	}
+	return s
 }

@@ -21,6 +21,11 @@ func init() {
 			{dotCodesSmall1AVX2, dotCodesSmall4AVX2}, {dotCodesB41AVX2, dotCodesB44AVX2}},
 		axpyCodes: [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
 			{axpyCodesSmall1AVX2, axpyCodesSmall4AVX2}, {axpyCodesB41AVX2, axpyCodesB44AVX2}},
+		fwhtFirst8: fwhtFirst8AVX2,
+		fwhtPass:   [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
+		scale:      scaleAVX2,
+		sumSquares: sumSquaresAVX2,
+		quantize:   [5]func(dst []byte, x []float32, bounds *[15][8]float32){1: quantizePack1AVX2, 2: quantizePack2AVX2, 3: quantizePack3AVX2, 4: quantizePack4AVX2},
 		expSum: func(x []float32, m float32) float32 {
 			n := len(x) &^ 7
 			s := expSumAVX2(x, m)

@@ -53,6 +53,58 @@ func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d
 //go:noescape
 func expSumAVX2(x []float32, m float32) float32
 
+// fwhtFirst8AVX2 sets each block of 8 of dst to the 8-point transform of
+// signs∘src (signs may be empty: no signs); len(dst) is a multiple of 8.
+//
+//go:noescape
+func fwhtFirst8AVX2(dst []float32, src []float32, signs []float32)
+
+// scaleAVX2 multiplies the first len(x)&^7 elements of x by k.
+//
+//go:noescape
+func scaleAVX2(x []float32, k float32)
+
+// sumSquaresAVX2 is sumSquaresGeneric's eight partial sums over the first len(x)&^7
+// elements, combined in the same order.
+//
+//go:noescape
+func sumSquaresAVX2(x []float32) float64
+
+// quantizePack1AVX2 is quantizePackGeneric for 1-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack1AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+
+// quantizePack2AVX2 is quantizePackGeneric for 2-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack2AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+
+// quantizePack3AVX2 is quantizePackGeneric for 3-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack3AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+
+// quantizePack4AVX2 is quantizePackGeneric for 4-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack4AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+
+// fwhtPass2AVX2 does levels h … 1h of the transform (h ≥ 8, a power of two).
+//
+//go:noescape
+func fwhtPass2AVX2(x []float32, h int)
+
+// fwhtPass4AVX2 does levels h … 2h of the transform (h ≥ 8, a power of two).
+//
+//go:noescape
+func fwhtPass4AVX2(x []float32, h int)
+
+// fwhtPass8AVX2 does levels h … 4h of the transform (h ≥ 8, a power of two).
+//
+//go:noescape
+func fwhtPass8AVX2(x []float32, h int)
+
 // dotCodesSmall1AVX2 is dotCodesGeneric for 1–3-bit codes and one query row on the first d8 coordinates.
 //
 //go:noescape

@@ -685,6 +685,505 @@ DATA expBias<>+24(SB)/4, $0x0000007f
 DATA expBias<>+28(SB)/4, $0x0000007f
 GLOBL expBias<>(SB), RODATA|NOPTR, $32
 
+// func fwhtFirst8AVX2(dst []float32, src []float32, signs []float32)
+// Requires: AVX
+TEXT ·fwhtFirst8AVX2(SB), NOSPLIT, $0-72
+	MOVQ  dst_base+0(FP), AX
+	MOVQ  src_base+24(FP), CX
+	MOVQ  signs_base+48(FP), DX
+	MOVQ  signs_len+56(FP), BX
+	MOVQ  dst_len+8(FP), SI
+	TESTQ BX, BX
+	JZ    f8_plain
+
+f8_signed:
+	TESTQ      SI, SI
+	JZ         f8_done
+	VMOVUPS    (CX), Y0
+	VMULPS     (DX), Y0, Y0
+	ADDQ       $0x00000020, DX
+	VPERMILPS  $0xb1, Y0, Y1
+	VADDPS     Y1, Y0, Y2
+	VSUBPS     Y0, Y1, Y1
+	VBLENDPS   $0xaa, Y1, Y2, Y0
+	VPERMILPS  $0x4e, Y0, Y1
+	VADDPS     Y1, Y0, Y2
+	VSUBPS     Y0, Y1, Y1
+	VBLENDPS   $0xcc, Y1, Y2, Y0
+	VPERM2F128 $0x01, Y0, Y0, Y1
+	VADDPS     Y1, Y0, Y2
+	VSUBPS     Y0, Y1, Y1
+	VBLENDPS   $0xf0, Y1, Y2, Y0
+	VMOVUPS    Y0, (AX)
+	ADDQ       $0x00000020, CX
+	ADDQ       $0x00000020, AX
+	SUBQ       $0x00000008, SI
+	JMP        f8_signed
+
+f8_plain:
+	TESTQ      SI, SI
+	JZ         f8_done
+	VMOVUPS    (CX), Y0
+	VPERMILPS  $0xb1, Y0, Y1
+	VADDPS     Y1, Y0, Y2
+	VSUBPS     Y0, Y1, Y1
+	VBLENDPS   $0xaa, Y1, Y2, Y0
+	VPERMILPS  $0x4e, Y0, Y1
+	VADDPS     Y1, Y0, Y2
+	VSUBPS     Y0, Y1, Y1
+	VBLENDPS   $0xcc, Y1, Y2, Y0
+	VPERM2F128 $0x01, Y0, Y0, Y1
+	VADDPS     Y1, Y0, Y2
+	VSUBPS     Y0, Y1, Y1
+	VBLENDPS   $0xf0, Y1, Y2, Y0
+	VMOVUPS    Y0, (AX)
+	ADDQ       $0x00000020, CX
+	ADDQ       $0x00000020, AX
+	SUBQ       $0x00000008, SI
+	JMP        f8_plain
+
+f8_done:
+	VZEROUPPER
+	RET
+
+// func scaleAVX2(x []float32, k float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·scaleAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	ANDQ         $-8, CX
+	MOVSS        k+24(FP), X0
+	VBROADCASTSS X0, Y0
+
+scale_loop:
+	TESTQ   CX, CX
+	JZ      scale_done
+	VMULPS  (AX), Y0, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    $0x00000020, AX
+	SUBQ    $0x00000008, CX
+	JMP     scale_loop
+
+scale_done:
+	VZEROUPPER
+	RET
+
+// func sumSquaresAVX2(x []float32) float64
+// Requires: AVX, FMA3, SSE2
+TEXT ·sumSquaresAVX2(SB), NOSPLIT, $0-32
+	MOVQ   x_base+0(FP), AX
+	MOVQ   x_len+8(FP), CX
+	ANDQ   $-8, CX
+	VXORPD Y0, Y0, Y0
+	VXORPD Y1, Y1, Y1
+
+ss_loop:
+	TESTQ       CX, CX
+	JZ          ss_done
+	VCVTPS2PD   (AX), Y2
+	VCVTPS2PD   16(AX), Y3
+	VFMADD231PD Y2, Y2, Y0
+	VFMADD231PD Y3, Y3, Y1
+	ADDQ        $0x00000020, AX
+	SUBQ        $0x00000008, CX
+	JMP         ss_loop
+
+ss_done:
+	VADDPD       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPD       X1, X0, X1
+	VPERMILPD    $0x01, X1, X0
+	VADDSD       X0, X1, X1
+	MOVSD        X1, ret+24(FP)
+	VZEROUPPER
+	RET
+
+// func quantizePack1AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+// Requires: AVX, AVX2
+TEXT ·quantizePack1AVX2(SB), NOSPLIT, $0-56
+	MOVQ    dst_base+0(FP), AX
+	MOVQ    x_base+24(FP), CX
+	MOVQ    x_len+32(FP), DX
+	ANDQ    $-8, DX
+	MOVQ    bounds+48(FP), BX
+	VMOVDQU packShifts1<>+0(SB), Y0
+
+quantizePack1AVX2_loop:
+	TESTQ        DX, DX
+	JZ           quantizePack1AVX2_done
+	VMOVUPS      (CX), Y1
+	VPXOR        Y2, Y2, Y2
+	VCMPPS       $0x1e, (BX), Y1, Y1
+	VPSUBD       Y1, Y2, Y2
+	VPSLLVD      Y0, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPOR         X1, X2, X2
+	VPSHUFD      $0x4e, X2, X1
+	VPOR         X1, X2, X2
+	VPSHUFD      $0x01, X2, X1
+	VPOR         X1, X2, X2
+	VMOVD        X2, SI
+	MOVB         SI, (AX)
+	ADDQ         $0x00000001, AX
+	ADDQ         $0x00000020, CX
+	SUBQ         $0x00000008, DX
+	JMP          quantizePack1AVX2_loop
+
+quantizePack1AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA packShifts1<>+0(SB)/4, $0x00000000
+DATA packShifts1<>+4(SB)/4, $0x00000001
+DATA packShifts1<>+8(SB)/4, $0x00000002
+DATA packShifts1<>+12(SB)/4, $0x00000003
+DATA packShifts1<>+16(SB)/4, $0x00000004
+DATA packShifts1<>+20(SB)/4, $0x00000005
+DATA packShifts1<>+24(SB)/4, $0x00000006
+DATA packShifts1<>+28(SB)/4, $0x00000007
+GLOBL packShifts1<>(SB), RODATA|NOPTR, $32
+
+// func quantizePack2AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+// Requires: AVX, AVX2
+TEXT ·quantizePack2AVX2(SB), NOSPLIT, $0-56
+	MOVQ    dst_base+0(FP), AX
+	MOVQ    x_base+24(FP), CX
+	MOVQ    x_len+32(FP), DX
+	ANDQ    $-8, DX
+	MOVQ    bounds+48(FP), BX
+	VMOVDQU packShifts2<>+0(SB), Y0
+
+quantizePack2AVX2_loop:
+	TESTQ        DX, DX
+	JZ           quantizePack2AVX2_done
+	VMOVUPS      (CX), Y1
+	VPXOR        Y2, Y2, Y2
+	VCMPPS       $0x1e, (BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 32(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 64(BX), Y1, Y1
+	VPSUBD       Y1, Y2, Y2
+	VPSLLVD      Y0, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPOR         X1, X2, X2
+	VPSHUFD      $0x4e, X2, X1
+	VPOR         X1, X2, X2
+	VPSHUFD      $0x01, X2, X1
+	VPOR         X1, X2, X2
+	VMOVD        X2, SI
+	MOVW         SI, (AX)
+	ADDQ         $0x00000002, AX
+	ADDQ         $0x00000020, CX
+	SUBQ         $0x00000008, DX
+	JMP          quantizePack2AVX2_loop
+
+quantizePack2AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA packShifts2<>+0(SB)/4, $0x00000000
+DATA packShifts2<>+4(SB)/4, $0x00000002
+DATA packShifts2<>+8(SB)/4, $0x00000004
+DATA packShifts2<>+12(SB)/4, $0x00000006
+DATA packShifts2<>+16(SB)/4, $0x00000008
+DATA packShifts2<>+20(SB)/4, $0x0000000a
+DATA packShifts2<>+24(SB)/4, $0x0000000c
+DATA packShifts2<>+28(SB)/4, $0x0000000e
+GLOBL packShifts2<>(SB), RODATA|NOPTR, $32
+
+// func quantizePack3AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+// Requires: AVX, AVX2
+TEXT ·quantizePack3AVX2(SB), NOSPLIT, $0-56
+	MOVQ    dst_base+0(FP), AX
+	MOVQ    x_base+24(FP), CX
+	MOVQ    x_len+32(FP), DX
+	ANDQ    $-8, DX
+	MOVQ    bounds+48(FP), BX
+	VMOVDQU packShifts3<>+0(SB), Y0
+
+quantizePack3AVX2_loop:
+	TESTQ        DX, DX
+	JZ           quantizePack3AVX2_done
+	VMOVUPS      (CX), Y1
+	VPXOR        Y2, Y2, Y2
+	VCMPPS       $0x1e, (BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 32(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 64(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 96(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 128(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 160(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 192(BX), Y1, Y1
+	VPSUBD       Y1, Y2, Y2
+	VPSLLVD      Y0, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPOR         X1, X2, X2
+	VPSHUFD      $0x4e, X2, X1
+	VPOR         X1, X2, X2
+	VPSHUFD      $0x01, X2, X1
+	VPOR         X1, X2, X2
+	VMOVD        X2, SI
+	MOVW         SI, (AX)
+	SHRL         $0x10, SI
+	MOVB         SI, 2(AX)
+	ADDQ         $0x00000003, AX
+	ADDQ         $0x00000020, CX
+	SUBQ         $0x00000008, DX
+	JMP          quantizePack3AVX2_loop
+
+quantizePack3AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA packShifts3<>+0(SB)/4, $0x00000000
+DATA packShifts3<>+4(SB)/4, $0x00000003
+DATA packShifts3<>+8(SB)/4, $0x00000006
+DATA packShifts3<>+12(SB)/4, $0x00000009
+DATA packShifts3<>+16(SB)/4, $0x0000000c
+DATA packShifts3<>+20(SB)/4, $0x0000000f
+DATA packShifts3<>+24(SB)/4, $0x00000012
+DATA packShifts3<>+28(SB)/4, $0x00000015
+GLOBL packShifts3<>(SB), RODATA|NOPTR, $32
+
+// func quantizePack4AVX2(dst []byte, x []float32, bounds *[15][8]float32)
+// Requires: AVX, AVX2
+TEXT ·quantizePack4AVX2(SB), NOSPLIT, $0-56
+	MOVQ    dst_base+0(FP), AX
+	MOVQ    x_base+24(FP), CX
+	MOVQ    x_len+32(FP), DX
+	ANDQ    $-8, DX
+	MOVQ    bounds+48(FP), BX
+	VMOVDQU packShifts4<>+0(SB), Y0
+
+quantizePack4AVX2_loop:
+	TESTQ        DX, DX
+	JZ           quantizePack4AVX2_done
+	VMOVUPS      (CX), Y1
+	VPXOR        Y2, Y2, Y2
+	VCMPPS       $0x1e, (BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 32(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 64(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 96(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 128(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 160(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 192(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 224(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 256(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 288(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 320(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 352(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 384(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 416(BX), Y1, Y3
+	VPSUBD       Y3, Y2, Y2
+	VCMPPS       $0x1e, 448(BX), Y1, Y1
+	VPSUBD       Y1, Y2, Y2
+	VPSLLVD      Y0, Y2, Y2
+	VEXTRACTI128 $0x01, Y2, X1
+	VPOR         X1, X2, X2
+	VPSHUFD      $0x4e, X2, X1
+	VPOR         X1, X2, X2
+	VPSHUFD      $0x01, X2, X1
+	VPOR         X1, X2, X2
+	VMOVD        X2, SI
+	MOVL         SI, (AX)
+	ADDQ         $0x00000004, AX
+	ADDQ         $0x00000020, CX
+	SUBQ         $0x00000008, DX
+	JMP          quantizePack4AVX2_loop
+
+quantizePack4AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA packShifts4<>+0(SB)/4, $0x00000000
+DATA packShifts4<>+4(SB)/4, $0x00000004
+DATA packShifts4<>+8(SB)/4, $0x00000008
+DATA packShifts4<>+12(SB)/4, $0x0000000c
+DATA packShifts4<>+16(SB)/4, $0x00000010
+DATA packShifts4<>+20(SB)/4, $0x00000014
+DATA packShifts4<>+24(SB)/4, $0x00000018
+DATA packShifts4<>+28(SB)/4, $0x0000001c
+GLOBL packShifts4<>(SB), RODATA|NOPTR, $32
+
+// func fwhtPass2AVX2(x []float32, h int)
+// Requires: AVX
+TEXT ·fwhtPass2AVX2(SB), NOSPLIT, $0-32
+	MOVQ x_base+0(FP), AX
+	MOVQ x_len+8(FP), CX
+	MOVQ h+24(FP), DX
+	MOVQ DX, BX
+	SHLQ $0x02, BX
+	LEAQ (AX)(CX*4), CX
+	MOVQ BX, SI
+	SHLQ $0x01, SI
+	LEAQ (BX)(BX*2), DI
+
+fwhtPass2AVX2_blk:
+	CMPQ AX, CX
+	JAE  fwhtPass2AVX2_done
+	MOVQ AX, DI
+	MOVQ DX, R8
+
+fwhtPass2AVX2_j:
+	VMOVUPS (DI), Y0
+	VMOVUPS (DI)(BX*1), Y1
+	VADDPS  Y1, Y0, Y2
+	VSUBPS  Y1, Y0, Y1
+	VMOVUPS Y2, (DI)
+	VMOVUPS Y1, (DI)(BX*1)
+	ADDQ    $0x00000020, DI
+	SUBQ    $0x00000008, R8
+	JNZ     fwhtPass2AVX2_j
+	ADDQ    SI, AX
+	JMP     fwhtPass2AVX2_blk
+
+fwhtPass2AVX2_done:
+	VZEROUPPER
+	RET
+
+// func fwhtPass4AVX2(x []float32, h int)
+// Requires: AVX
+TEXT ·fwhtPass4AVX2(SB), NOSPLIT, $0-32
+	MOVQ x_base+0(FP), AX
+	MOVQ x_len+8(FP), CX
+	MOVQ h+24(FP), DX
+	MOVQ DX, BX
+	SHLQ $0x02, BX
+	LEAQ (AX)(CX*4), CX
+	MOVQ BX, SI
+	SHLQ $0x02, SI
+	LEAQ (BX)(BX*2), DI
+
+fwhtPass4AVX2_blk:
+	CMPQ AX, CX
+	JAE  fwhtPass4AVX2_done
+	MOVQ AX, R8
+	MOVQ DX, R9
+
+fwhtPass4AVX2_j:
+	VMOVUPS (R8), Y0
+	VMOVUPS (R8)(BX*1), Y1
+	VMOVUPS (R8)(BX*2), Y2
+	VMOVUPS (R8)(DI*1), Y3
+	VADDPS  Y1, Y0, Y4
+	VSUBPS  Y1, Y0, Y1
+	VADDPS  Y3, Y2, Y0
+	VSUBPS  Y3, Y2, Y3
+	VADDPS  Y0, Y4, Y2
+	VSUBPS  Y0, Y4, Y0
+	VADDPS  Y3, Y1, Y4
+	VSUBPS  Y3, Y1, Y3
+	VMOVUPS Y2, (R8)
+	VMOVUPS Y4, (R8)(BX*1)
+	VMOVUPS Y0, (R8)(BX*2)
+	VMOVUPS Y3, (R8)(DI*1)
+	ADDQ    $0x00000020, R8
+	SUBQ    $0x00000008, R9
+	JNZ     fwhtPass4AVX2_j
+	ADDQ    SI, AX
+	JMP     fwhtPass4AVX2_blk
+
+fwhtPass4AVX2_done:
+	VZEROUPPER
+	RET
+
+// func fwhtPass8AVX2(x []float32, h int)
+// Requires: AVX
+TEXT ·fwhtPass8AVX2(SB), NOSPLIT, $0-32
+	MOVQ x_base+0(FP), AX
+	MOVQ x_len+8(FP), CX
+	MOVQ h+24(FP), DX
+	MOVQ DX, BX
+	SHLQ $0x02, BX
+	LEAQ (AX)(CX*4), CX
+	MOVQ BX, SI
+	SHLQ $0x03, SI
+	LEAQ (BX)(BX*2), DI
+
+fwhtPass8AVX2_blk:
+	CMPQ AX, CX
+	JAE  fwhtPass8AVX2_done
+	MOVQ AX, R8
+	MOVQ DX, R9
+
+fwhtPass8AVX2_j:
+	VMOVUPS (R8), Y0
+	VMOVUPS (R8)(BX*1), Y1
+	VMOVUPS (R8)(BX*2), Y2
+	VMOVUPS (R8)(DI*1), Y3
+	LEAQ    (R8)(BX*4), R10
+	VMOVUPS (R10), Y4
+	LEAQ    (R8)(BX*4), R10
+	VMOVUPS (R10)(BX*1), Y5
+	LEAQ    (R8)(BX*4), R10
+	VMOVUPS (R10)(BX*2), Y6
+	LEAQ    (R8)(BX*4), R10
+	VMOVUPS (R10)(DI*1), Y7
+	VADDPS  Y1, Y0, Y8
+	VSUBPS  Y1, Y0, Y1
+	VADDPS  Y3, Y2, Y0
+	VSUBPS  Y3, Y2, Y3
+	VADDPS  Y5, Y4, Y2
+	VSUBPS  Y5, Y4, Y5
+	VADDPS  Y7, Y6, Y4
+	VSUBPS  Y7, Y6, Y7
+	VADDPS  Y0, Y8, Y6
+	VSUBPS  Y0, Y8, Y0
+	VADDPS  Y3, Y1, Y8
+	VSUBPS  Y3, Y1, Y3
+	VADDPS  Y4, Y2, Y1
+	VSUBPS  Y4, Y2, Y4
+	VADDPS  Y7, Y5, Y2
+	VSUBPS  Y7, Y5, Y7
+	VADDPS  Y1, Y6, Y5
+	VSUBPS  Y1, Y6, Y1
+	VADDPS  Y2, Y8, Y6
+	VSUBPS  Y2, Y8, Y2
+	VADDPS  Y4, Y0, Y8
+	VSUBPS  Y4, Y0, Y4
+	VADDPS  Y7, Y3, Y0
+	VSUBPS  Y7, Y3, Y7
+	VMOVUPS Y5, (R8)
+	VMOVUPS Y6, (R8)(BX*1)
+	VMOVUPS Y8, (R8)(BX*2)
+	VMOVUPS Y0, (R8)(DI*1)
+	LEAQ    (R8)(BX*4), R10
+	VMOVUPS Y1, (R10)
+	LEAQ    (R8)(BX*4), R10
+	VMOVUPS Y2, (R10)(BX*1)
+	LEAQ    (R8)(BX*4), R10
+	VMOVUPS Y4, (R10)(BX*2)
+	LEAQ    (R8)(BX*4), R10
+	VMOVUPS Y7, (R10)(DI*1)
+	ADDQ    $0x00000020, R8
+	SUBQ    $0x00000008, R9
+	JNZ     fwhtPass8AVX2_j
+	ADDQ    SI, AX
+	JMP     fwhtPass8AVX2_blk
+
+fwhtPass8AVX2_done:
+	VZEROUPPER
+	RET
+
 // func dotCodesSmall1AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dotCodesSmall1AVX2(SB), NOSPLIT, $0-152

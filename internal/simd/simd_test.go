@@ -1,10 +1,12 @@
 package simd
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"testing"
 
+	"github.com/turboquant-go/tq/internal/bitpack"
 	"github.com/turboquant-go/tq/internal/half"
 )
 
@@ -370,5 +372,84 @@ func TestFusedCodeKernels(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestQuantizePack(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	levels := append([]Level{Generic}, availableVector()...)
+	for _, bits := range []int{1, 2, 3, 4} {
+		b := make([]float32, 1<<bits-1)
+		for k := range b {
+			b[k] = float32(k-len(b)/2)*0.1 + float32(r.NormFloat64()*0.01)
+		}
+		qb := NewBounds(b, bits)
+		for _, d := range []int{1, 7, 8, 9, 64, 100, 128, 131} {
+			x := make([]float32, d)
+			for j := range x {
+				switch r.IntN(4) {
+				case 0: // exactly on a boundary, or one ulp either side
+					v := b[r.IntN(len(b))]
+					x[j] = math.Float32frombits(math.Float32bits(v) + uint32(r.IntN(3)) - 1)
+				case 1:
+					x[j] = 0
+				default:
+					x[j] = float32(r.NormFloat64() * 0.5)
+				}
+			}
+			idx := make([]uint8, d)
+			for j, v := range x {
+				for _, bk := range b {
+					if v > bk {
+						idx[j]++
+					}
+				}
+			}
+			want := make([]byte, (d*bits+7)/8)
+			bitpack.Pack(want, idx, bits)
+			for _, l := range levels {
+				buf := make([]byte, len(want)+8)
+				for i := range buf {
+					buf[i] = 0xA5
+				}
+				got := buf[4 : 4+len(want)]
+				with(t, l, func() { QuantizePack(got, x, qb) })
+				if !bytes.Equal(got, want) {
+					t.Fatalf("%v bits=%d d=%d: packed %x, want %x", l, bits, d, got, want)
+				}
+				for i := range 4 {
+					if buf[i] != 0xA5 || buf[4+len(want)+i] != 0xA5 {
+						t.Fatalf("%v bits=%d d=%d: wrote outside the destination", l, bits, d)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestSumSquaresIsTheSameOnEveryLevel(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range []int{0, 1, 7, 8, 9, 100, 128, 1000} {
+		x := mixed(r, n)
+		var want float64
+		with(t, Generic, func() { want = SumSquares(x) })
+		var ref float64
+		for _, v := range x {
+			ref += float64(v) * float64(v)
+		}
+		if math.Abs(want-ref) > 1e-12*ref {
+			t.Fatalf("n=%d: generic %v, reference %v", n, want, ref)
+		}
+		for _, l := range availableVector() {
+			var got float64
+			with(t, l, func() { got = SumSquares(x) })
+			if math.Float64bits(got) != math.Float64bits(want) {
+				t.Fatalf("%v n=%d: %v, generic %v (must be bit-identical)", l, n, got, want)
+			}
+		}
+	}
+	inf := []float32{1, float32(math.Inf(1)), 2, 3, 4, 5, 6, 7}
+	if !math.IsInf(SumSquares(inf), 1) {
+		t.Fatal("an infinite component must give an infinite sum")
 	}
 }

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/turboquant-go/tq/cuda"
+	"github.com/turboquant-go/tq/internal/simd"
+	"github.com/turboquant-go/tq/turboquant"
+)
+
+func init() {
+	register(command{"backend", "list compute backends and their availability; run decode speed and fidelity on one", runBackend})
+}
+
+// backendNames are the backends tqbench knows, in the order it lists them.
+var backendNames = []string{"generic", "avx2", "neon", "cuda", "metal"}
+
+// errBackendUnavailable reports a backend this build or machine cannot run.
+var errBackendUnavailable = errors.New("backend unavailable")
+
+// openedBackend is a backend ready to build caches.
+type openedBackend struct {
+	name   string
+	detail string
+	dev    *cuda.Device // cuda only
+	// newCache returns an empty cache of the backend for cfg.
+	newCache func(cfg turboquant.CacheConfig, budget int64) (turboquant.Cache, error)
+	close    func()
+}
+
+// openBackend opens a backend by name. An unknown name or a backend that
+// cannot run here gives an error wrapping errBackendUnavailable (and, for
+// cuda, cuda.ErrNoCUDA), never a crash.
+func openBackend(name string) (*openedBackend, error) {
+	switch name {
+	case "generic", "avx2", "neon":
+		level := map[string]simd.Level{"generic": simd.Generic, "avx2": simd.AVX2, "neon": simd.NEON}[name]
+		if !simd.Available(level) {
+			return nil, fmt.Errorf("%w: no %s kernels on this CPU or build (%s; best level here: %v)",
+				errBackendUnavailable, name, runtime.GOARCH, simd.Best())
+		}
+		restore, err := simd.Use(level)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errBackendUnavailable, err)
+		}
+		detail := map[string]string{"generic": "pure Go", "avx2": "AVX2/FMA/F16C kernels", "neon": "NEON kernels"}[name]
+		return &openedBackend{name: name, detail: detail + " (" + runtime.GOARCH + ")", close: restore,
+			newCache: func(cfg turboquant.CacheConfig, budget int64) (turboquant.Cache, error) {
+				p, err := turboquant.NewPool(cfg, budget)
+				if err != nil {
+					return nil, err
+				}
+				return p.NewSequence(), nil
+			}}, nil
+	case "metal":
+		return nil, fmt.Errorf("%w: no Metal backend in this build", errBackendUnavailable)
+	case "cuda":
+		dev, err := cuda.Open(cuda.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errBackendUnavailable, err)
+		}
+		major, minor := dev.ComputeCapability()
+		return &openedBackend{name: name, dev: dev,
+			detail: fmt.Sprintf("%s, compute capability %d.%d, %d SMs, %d MiB, driver %d, %s",
+				dev.Name(), major, minor, dev.Multiprocessors(), dev.Memory()>>20, dev.DriverVersion(), dev.LibraryPath()),
+			close: func() { _ = dev.Close() },
+			newCache: func(cfg turboquant.CacheConfig, budget int64) (turboquant.Cache, error) {
+				p, err := cuda.NewPool(dev, cfg, budget)
+				if err != nil {
+					return nil, err
+				}
+				return p.NewSequence(), nil
+			}}, nil
+	}
+	return nil, fmt.Errorf("%w: unknown backend %q (have %s)", errBackendUnavailable, name, strings.Join(backendNames, ", "))
+}
+
+func runBackend(args []string, stdout io.Writer) error {
+	fs := newFlags("backend")
+	name := fs.String("backend", "", "run decode speed and fidelity on this backend (empty: list the backends)")
+	presets := fs.String("presets", "fp16,k8v4,tq4,tq3", "comma-separated cache presets for the run")
+	tokens := fs.String("tokens", "8192", "comma-separated context lengths for the run")
+	heads := fs.Int("kvheads", 8, "KV heads")
+	group := fs.Int("group", 4, "query heads per KV head")
+	dim := fs.Int("dim", 128, "head dim")
+	steps := fs.Int("steps", 20, "timed decode steps per row")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *name == "" {
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "backend\tavailable\tdetail")
+		for _, n := range backendNames {
+			b, err := openBackend(n)
+			if err != nil {
+				fmt.Fprintf(tw, "%s\tno\t%v\n", n, err)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\tyes\t%s\n", n, b.detail)
+			b.close()
+		}
+		return tw.Flush()
+	}
+	ns, err := intList(*tokens)
+	if err != nil {
+		return err
+	}
+	b, err := openBackend(*name)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	fmt.Fprintf(stdout, "backend %s: %s\n", b.name, b.detail)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "preset\ttokens\tµs/step (host wall)\tµs/step (kernels)\tvs generic: rel. error\t")
+	for _, n := range ns {
+		for _, p := range strings.Split(*presets, ",") {
+			row, err := backendRun(b, strings.TrimSpace(p), n, *heads, *group, *dim, *steps)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(tw, row)
+		}
+	}
+	return tw.Flush()
+}
+
+// backendRun fills a one-layer cache of the backend and one of the generic
+// backend with the same n random tokens, times decode steps on the backend
+// and compares its attention output with the generic one.
+func backendRun(b *openedBackend, preset string, n, H, g, d, steps int) (string, error) {
+	cfg, err := turboquant.Preset(preset, 1, H, H*g, d)
+	if err != nil {
+		return "", err
+	}
+	c, err := b.newCache(cfg, 0)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	gp, err := turboquant.NewPool(cfg, 0)
+	if err != nil {
+		return "", err
+	}
+	ref := gp.NewSequence()
+	defer ref.Close()
+	r := rand.New(rand.NewPCG(uint64(n), 1))
+	vec := func(m int) []float32 {
+		x := make([]float32, m)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		return x
+	}
+	for done := 0; done < n; {
+		m := min(4096, n-done)
+		k, v := vec(m*H*d), vec(m*H*d)
+		if err := c.Append(0, k, v); err != nil {
+			return "", err
+		}
+		if err := ref.Append(0, k, v); err != nil {
+			return "", err
+		}
+		done += m
+	}
+	q := vec(H * g * d)
+	out, want := make([]float32, len(q)), make([]float32, len(q))
+	if err := ref.Attend(0, q, want); err != nil {
+		return "", err
+	}
+	start := time.Now()
+	for range steps {
+		if err := c.Attend(0, q, out); err != nil {
+			return "", err
+		}
+	}
+	wall := time.Since(start).Seconds() / float64(steps) * 1e6
+	kernels := "—"
+	if s, ok := c.(*cuda.Sequence); ok {
+		ms, err := s.KernelTime(0, q, steps)
+		if err != nil {
+			return "", err
+		}
+		kernels = fmt.Sprintf("%.1f", ms*1e3)
+	}
+	var num, den float64
+	for i := range out {
+		e := float64(out[i] - want[i])
+		num += e * e
+		den += float64(want[i]) * float64(want[i])
+	}
+	return fmt.Sprintf("%s\t%d\t%.1f\t%s\t%.2g\t", preset, n, wall, kernels, math.Sqrt(num/den)), nil
+}
