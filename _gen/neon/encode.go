@@ -1,0 +1,82 @@
+package main
+
+import "fmt"
+
+// inst is one A64 instruction that Go's assembler cannot spell, encoded by
+// hand: its 32-bit word and the GNU syntax it stands for. The generated
+// file carries the GNU text as a comment after each WORD, and the binutils
+// test assembles that text and compares the words.
+type inst struct {
+	word uint32
+	gnu  string
+}
+
+// vreg is a SIMD register number, V0–V31.
+type vreg uint32
+
+func (v vreg) check() vreg {
+	if v > 31 {
+		panic(fmt.Sprintf("neon: no register V%d", v))
+	}
+	return v
+}
+
+// threeSame encodes an Advanced SIMD three-register instruction: the
+// opcode bits with Rm in [20:16], Rn in [9:5] and Rd in [4:0].
+func threeSame(op uint32, mnem, arr string, d, n, m vreg) inst {
+	return inst{
+		op | uint32(m.check())<<16 | uint32(n.check())<<5 | uint32(d.check()),
+		fmt.Sprintf("%s v%d.%s, v%d.%s, v%d.%s", mnem, d, arr, n, arr, m, arr),
+	}
+}
+
+// twoReg encodes an Advanced SIMD two-register instruction (Rn, Rd).
+func twoReg(op uint32, gnu string, d, n vreg) inst {
+	return inst{op | uint32(n.check())<<5 | uint32(d.check()), fmt.Sprintf(gnu, d, n)}
+}
+
+// Vector floating-point arithmetic on four single-precision lanes (Q=1, sz=0).
+
+func fadd4s(d, n, m vreg) inst  { return threeSame(0x4e20d400, "fadd", "4s", d, n, m) }
+func fsub4s(d, n, m vreg) inst  { return threeSame(0x4ea0d400, "fsub", "4s", d, n, m) }
+func fmul4s(d, n, m vreg) inst  { return threeSame(0x6e20dc00, "fmul", "4s", d, n, m) }
+func faddp4s(d, n, m vreg) inst { return threeSame(0x6e20d400, "faddp", "4s", d, n, m) }
+
+// fcmgt4s sets each lane of d to all ones where n > m, else zero.
+func fcmgt4s(d, n, m vreg) inst { return threeSame(0x6ea0e400, "fcmgt", "4s", d, n, m) }
+
+// faddpS is the scalar pairwise add: s<d> = v<n>.s[0] + v<n>.s[1].
+func faddpS(d, n vreg) inst { return twoReg(0x7e30d800, "faddp s%d, v%d.2s", d, n) }
+
+// fcvtl widens the low four halves of n to singles; fcvtl2 the high four.
+func fcvtl(d, n vreg) inst  { return twoReg(0x0e217800, "fcvtl v%d.4s, v%d.4h", d, n) }
+func fcvtl2(d, n vreg) inst { return twoReg(0x4e217800, "fcvtl2 v%d.4s, v%d.8h", d, n) }
+
+// frintn4s rounds to an integral value, ties to even.
+func frintn4s(d, n vreg) inst { return twoReg(0x4e218800, "frintn v%d.4s, v%d.4s", d, n) }
+
+// fcvtzs4s converts to signed 32-bit integers, rounding toward zero.
+func fcvtzs4s(d, n vreg) inst { return twoReg(0x4ea1b800, "fcvtzs v%d.4s, v%d.4s", d, n) }
+
+// Integer lanes (size=10: 32-bit).
+
+// ushl4s shifts each lane of n by the signed low byte of the lane of m:
+// left where positive, right (logical) where negative.
+func ushl4s(d, n, m vreg) inst { return threeSame(0x6ea04400, "ushl", "4s", d, n, m) }
+func mul4s(d, n, m vreg) inst  { return threeSame(0x4ea09c00, "mul", "4s", d, n, m) }
+func neg4s(d, n vreg) inst     { return twoReg(0x6ea0b800, "neg v%d.4s, v%d.4s", d, n) }
+
+// bic16b is d = n AND NOT m over all 128 bits.
+func bic16b(d, n, m vreg) inst { return threeSame(0x4e601c00, "bic", "16b", d, n, m) }
+
+// fmlaElem4s is d += n · m.s[idx] (FMLA by element, single precision: the
+// index is H:L, and Rm takes all five bits because M is its top bit).
+func fmlaElem4s(d, n, m vreg, idx uint32) inst {
+	if idx > 3 {
+		panic(fmt.Sprintf("neon: lane %d of a .4s register", idx))
+	}
+	return inst{
+		0x4f801000 | (idx&1)<<21 | uint32(m.check())<<16 | (idx>>1)<<11 | uint32(n.check())<<5 | uint32(d.check()),
+		fmt.Sprintf("fmla v%d.4s, v%d.4s, v%d.s[%d]", d, n, m, idx),
+	}
+}

@@ -1,0 +1,29 @@
+//go:build !purego && !noasm
+
+package simd
+
+// Advanced SIMD is mandatory in ARMv8-A, and every instruction the NEON
+// kernels use (FCVTL's half-to-single widening included) is in its base
+// set, so the level registers unconditionally: there is no feature to ask
+// cpuid about.
+func init() {
+	register(NEON, &kernels{
+		decodeSmall: decodeSmallNEON,
+		decode4:     decode4NEON,
+		decode8:     decode8NEON,
+		decodeF16:   decodeF16NEON,
+		dot1:        dot1NEON,
+		dot4:        dot4NEON,
+		axpy1:       axpy1NEON,
+		axpy4:       axpy4NEON,
+		dotCodes: [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
+			{dotCodesSmall1NEON, dotCodesSmall4NEON}, {dotCodesB41NEON, dotCodesB44NEON}},
+		axpyCodes: [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
+			{axpyCodesSmall1NEON, axpyCodesSmall4NEON}, {axpyCodesB41NEON, axpyCodesB44NEON}},
+		expSum: func(x []float32, m float32) float32 {
+			n := len(x) &^ 7
+			s := expSumNEON(x, m)
+			return s + expSumGeneric(x[n:], m)
+		},
+	})
+}

@@ -1,0 +1,347 @@
+package simd
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/turboquant-go/tq/internal/half"
+)
+
+// These tests call each level's kernels directly, below the wrappers that
+// finish tails and hide stray writes past d8: a kernel must write exactly
+// its cells (the first d8 of each row, n rows or outputs) and nothing in
+// the gaps between rows. They run for every vector level present, so the
+// NEON kernels run here under qemu and the AVX2 ones on amd64.
+
+// poisoned returns n floats set to guard, with guard cells on both sides.
+func poisoned(n int) ([]float32, func(t *testing.T)) {
+	s, ok := guarded(n)
+	for i := range s {
+		s[i] = guard
+	}
+	return s, ok
+}
+
+// codesWithNorms returns n codes of the given layout, each with a finite fp16
+// norm, in a buffer with Slack spare bytes.
+func codesWithNorms(r *rand.Rand, n, stride, normOff int) []byte {
+	codes := make([]byte, n*stride, n*stride+Slack)
+	for i := range codes {
+		codes[i] = byte(r.Uint32())
+	}
+	for t := range n {
+		h := half.FromFloat32(float32(r.ExpFloat64()))
+		codes[t*stride+normOff], codes[t*stride+normOff+1] = byte(h), byte(h>>8)
+	}
+	return codes
+}
+
+func TestDecodeKernelsWriteOnlyTheirCells(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, l := range vectorLevels(t) {
+		k := impls[l]
+		for _, bits := range []int{1, 2, 3, 4, 8} {
+			for _, d8 := range []int{8, 16, 24, 40, 128} {
+				for _, n := range []int{1, 3, 300} {
+					idxBytes := (d8*bits + 7) / 8
+					idxOff, normOff := 2, 0
+					if r.IntN(2) == 0 { // the norm after the indices
+						idxOff, normOff = 0, idxBytes
+					}
+					stride := 2 + idxBytes + r.IntN(3)
+					codes := codesWithNorms(r, n, stride, normOff)
+					tab := make([]float32, 1<<bits)
+					for i := range tab {
+						tab[i] = float32(r.NormFloat64())
+					}
+					ds := d8 + 1 + r.IntN(9)
+					want := make([]float32, (n-1)*ds+d8)
+					decodeCodesGeneric(want, ds, tab, bits, codes, stride, idxOff, normOff, n, d8, 0, 0)
+					got, ok := poisoned(len(want))
+					switch bits {
+					case 1, 2, 3:
+						var t8 [8]float32
+						for i := range t8 {
+							t8[i] = tab[i%(1<<bits)]
+						}
+						k.decodeSmall(got, &t8, &laneShifts[bits], bits, codes, stride, idxOff, normOff, n, ds, d8)
+					case 4:
+						k.decode4(got, (*[16]float32)(tab), codes, stride, idxOff, normOff, n, ds, d8)
+					case 8:
+						k.decode8(got, (*[256]float32)(tab), codes, stride, idxOff, normOff, n, ds, d8)
+					}
+					ok(t)
+					for i := range got {
+						w := float32(guard)
+						if i%ds < d8 {
+							w = want[i]
+						}
+						if math.Float32bits(got[i]) != math.Float32bits(w) {
+							t.Fatalf("%v bits=%d d8=%d n=%d dstStride=%d: cell %d (row %d, col %d) = %v, want %v",
+								l, bits, d8, n, ds, i, i/ds, i%ds, got[i], w)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDecodeF16KernelWritesOnlyItsCells(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, l := range vectorLevels(t) {
+		for _, d8 := range []int{8, 16, 24, 136} {
+			for _, n := range []int{1, 2, 33} {
+				stride := 2*d8 + 2*r.IntN(4)
+				src := make([]byte, (n-1)*stride+2*d8)
+				for i := range src {
+					src[i] = byte(r.Uint32())
+				}
+				ds := d8 + 1 + r.IntN(9)
+				got, ok := poisoned((n-1)*ds + d8)
+				impls[l].decodeF16(got, src, stride, n, ds, d8)
+				ok(t)
+				for i, v := range got {
+					if i%ds >= d8 {
+						if v != guard {
+							t.Fatalf("%v d8=%d n=%d: gap cell %d written (%v)", l, d8, n, i, v)
+						}
+						continue
+					}
+					s := src[(i/ds)*stride+2*(i%ds):]
+					want := half.ToFloat32(uint16(s[0]) | uint16(s[1])<<8)
+					if math.Float32bits(v) != math.Float32bits(want) && !(v != v && want != want) {
+						t.Fatalf("%v d8=%d n=%d: cell %d = %v, want %v", l, d8, n, i, v, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDotKernelsWriteOnlyTheirCells(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, l := range vectorLevels(t) {
+		for _, g := range []int{1, 4} {
+			kernel := impls[l].dot1
+			if g == 4 {
+				kernel = impls[l].dot4
+			}
+			for _, d8 := range []int{8, 16, 24, 32, 40, 136} {
+				n := 1 + r.IntN(30)
+				d := d8 + r.IntN(8) // columns past d8 are the wrapper's
+				rs := d + r.IntN(3)
+				os := n + 1 + r.IntN(3)
+				q, rows := mixed(r, g*d), mixed(r, (n-1)*rs+d)
+				got, ok := poisoned((g-1)*os + n)
+				out0 := mixed(r, len(got)) // the kernels add to out
+				for i := range got {
+					if i%os < n {
+						got[i] = out0[i]
+					}
+				}
+				kernel(got, os, q, rows, n, d, d8, rs)
+				ok(t)
+				for i, v := range got {
+					qi, tk := i/os, i%os
+					if tk >= n {
+						if v != guard {
+							t.Fatalf("%v g=%d d8=%d: gap cell %d written (%v)", l, g, d8, i, v)
+						}
+						continue
+					}
+					want, scale := float64(out0[i]), math.Abs(float64(out0[i]))
+					for j := range d8 {
+						p := float64(q[qi*d+j]) * float64(rows[tk*rs+j])
+						want += p
+						scale += math.Abs(p)
+					}
+					if !closeTo(v, float32(want), float32(scale), 1e-6) {
+						t.Fatalf("%v g=%d d8=%d: out[%d][%d] = %v, want %v", l, g, d8, qi, tk, v, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestAxpyKernelsWriteOnlyTheirCells(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, l := range vectorLevels(t) {
+		for _, g := range []int{1, 4} {
+			kernel := impls[l].axpy1
+			if g == 4 {
+				kernel = impls[l].axpy4
+			}
+			for _, d8 := range []int{8, 16, 24, 32, 40, 48, 136} {
+				n := 1 + r.IntN(30)
+				d := d8 + r.IntN(8)
+				rs := d + r.IntN(3)
+				ws := n + r.IntN(3)
+				w, rows := mixed(r, (g-1)*ws+n), mixed(r, (n-1)*rs+d)
+				acc0 := mixed(r, g*d)
+				got, ok := guarded(g * d)
+				copy(got, acc0)
+				kernel(got, w, ws, rows, n, d, d8, rs)
+				ok(t)
+				for i, v := range got {
+					ai, j := i/d, i%d
+					if j >= d8 {
+						if math.Float32bits(v) != math.Float32bits(acc0[i]) {
+							t.Fatalf("%v g=%d d8=%d d=%d: acc[%d][%d] past d8 changed", l, g, d8, d, ai, j)
+						}
+						continue
+					}
+					want, scale := float64(acc0[i]), math.Abs(float64(acc0[i]))
+					for tk := range n {
+						p := float64(w[ai*ws+tk]) * float64(rows[tk*rs+j])
+						want += p
+						scale += math.Abs(p)
+					}
+					if !closeTo(v, float32(want), float32(scale), 1e-6) {
+						t.Fatalf("%v g=%d d8=%d: acc[%d][%d] = %v, want %v", l, g, d8, ai, j, v, want)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestExpSumNEONBitIdentical: the NEON kernel rounds every step as exp32
+// does (no fused multiply-adds), so each x[i] must match the generic twin
+// bit for bit, including around the flush threshold.
+func TestExpSumNEONBitIdentical(t *testing.T) {
+	if !Available(NEON) {
+		t.Skip("no NEON kernels on this CPU/build")
+	}
+	r := rand.New(rand.NewPCG(19, 20))
+	x := make([]float32, 4096)
+	for i := range x {
+		switch i % 4 {
+		case 0:
+			x[i] = -float32(r.ExpFloat64() * 30)
+		case 1: // near the flush threshold
+			x[i] = expLo + float32(r.NormFloat64())
+		case 2:
+			x[i] = -float32(r.Float64())
+		default:
+			x[i] = math.Float32frombits(math.Float32bits(expLo) + uint32(r.IntN(5)) - 2)
+		}
+	}
+	x[0], x[1], x[2], x[3] = 0, float32(math.Inf(-1)), -1e30, expLo
+	for _, m := range []float32{0, 3.5} {
+		for i := range x {
+			x[i] += m
+		}
+		want := append([]float32(nil), x...)
+		wantSum := expSumGeneric(want, m)
+		got := append([]float32(nil), x...)
+		var sum float32
+		with(t, NEON, func() { sum = ExpSum(got, m) })
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("m=%v: exp(%v) = %v (%#08x), generic %v (%#08x)", m, x[i]-m, got[i], math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+			}
+		}
+		if math.Abs(float64(sum-wantSum)) > 1e-6*float64(wantSum) {
+			t.Fatalf("m=%v: sum %v, generic %v", m, sum, wantSum)
+		}
+		for i := range x {
+			x[i] -= m
+		}
+	}
+}
+
+func TestFusedKernelsWriteOnlyTheirCells(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, l := range vectorLevels(t) {
+		k := impls[l]
+		for _, bits := range []int{1, 2, 3, 4} {
+			kind := 0
+			if bits == 4 {
+				kind = 1
+			}
+			for _, g := range []int{1, 4} {
+				dot, axpy := k.dotCodes[kind][g/4], k.axpyCodes[kind][g/4]
+				if dot == nil || axpy == nil {
+					continue
+				}
+				for _, d8 := range []int{8, 16, 24, 64, 72, 136} {
+					n := 1 + r.IntN(20)
+					stride := 2 + (d8*bits+7)/8 + r.IntN(3)
+					codes := codesWithNorms(r, n, stride, 0)
+					tab := make([]float32, 1<<bits)
+					for i := range tab {
+						tab[i] = float32(r.NormFloat64())
+					}
+					cb := NewCodebook(tab, bits)
+					rows := make([]float32, n*d8)
+					decodeCodesGeneric(rows, d8, tab, bits, codes, stride, 2, 0, n, d8, 0, 0)
+
+					// dot: out cells t < n of each row gain the dot product; the gaps stay.
+					qs, os := d8+r.IntN(5), n+1+r.IntN(3)
+					q := mixed(r, (g-1)*qs+d8)
+					out, ok := poisoned((g-1)*os + n)
+					out0 := mixed(r, len(out))
+					for i := range out {
+						if i%os < n {
+							out[i] = out0[i]
+						}
+					}
+					dot(out, os, q, qs, &cb.vec, cb.sh, bits, codes, stride, 2, 0, n, d8)
+					ok(t)
+					for i, v := range out {
+						qi, tk := i/os, i%os
+						if tk >= n {
+							if v != guard {
+								t.Fatalf("%v dotCodes bits=%d g=%d d8=%d: gap cell %d written", l, bits, g, d8, i)
+							}
+							continue
+						}
+						want, scale := float64(out0[i]), math.Abs(float64(out0[i]))
+						for j := range d8 {
+							p := float64(q[qi*qs+j]) * float64(rows[tk*d8+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(v, float32(want), float32(scale), 2e-6) {
+							t.Fatalf("%v dotCodes bits=%d g=%d d8=%d: out[%d][%d] = %v, want %v", l, bits, g, d8, qi, tk, v, want)
+						}
+					}
+
+					// axpy: coordinates j < d8 of each acc row gain Σ w·row; the gaps stay.
+					as, ws := d8+1+r.IntN(5), n+r.IntN(3)
+					w := mixed(r, (g-1)*ws+n)
+					acc, ok2 := poisoned((g-1)*as + d8)
+					acc0 := mixed(r, len(acc))
+					for i := range acc {
+						if i%as < d8 {
+							acc[i] = acc0[i]
+						}
+					}
+					axpy(acc, as, w, ws, &cb.vec, cb.sh, bits, codes, stride, 2, 0, n, d8)
+					ok2(t)
+					for i, v := range acc {
+						ai, j := i/as, i%as
+						if j >= d8 {
+							if v != guard {
+								t.Fatalf("%v axpyCodes bits=%d g=%d d8=%d: gap cell %d written", l, bits, g, d8, i)
+							}
+							continue
+						}
+						want, scale := float64(acc0[i]), math.Abs(float64(acc0[i]))
+						for tk := range n {
+							p := float64(w[ai*ws+tk]) * float64(rows[tk*d8+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(v, float32(want), float32(scale), 2e-6) {
+							t.Fatalf("%v axpyCodes bits=%d g=%d d8=%d: acc[%d][%d] = %v, want %v", l, bits, g, d8, ai, j, v, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
