@@ -21,6 +21,13 @@ func buildStub(t *testing.T, defines ...string) string {
 	if err != nil {
 		t.Skip("gcc not found: cannot build the stub libcuda (apt-get install gcc)")
 	}
+	// Under qemu (GOARCH=arm64 on an amd64 host) gcc builds for the host,
+	// and this process cannot load that library.
+	machine, _ := exec.Command(gcc, "-dumpmachine").Output()
+	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]
+	if arch == "" || !strings.HasPrefix(string(machine), arch) {
+		t.Skipf("gcc builds for %q, this test binary is %s: no stub libcuda it can load", strings.TrimSpace(string(machine)), runtime.GOARCH)
+	}
 	out := filepath.Join(t.TempDir(), "libcuda.so.1")
 	args := append([]string{"-shared", "-fPIC", "-O1", "-o", out, "testdata/stubcuda.c"}, defines...)
 	if msg, err := exec.Command(gcc, args...).CombinedOutput(); err != nil {
