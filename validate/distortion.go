@@ -99,6 +99,16 @@ func MSEBounds(bits int) (lo, hi float64) {
 	return p, math.Sqrt(3) * math.Pi / 2 * p
 }
 
+// ProdBounds returns the paper's bounds on d·D_prod for unit vectors x and
+// y and b bits: 4^−b ≤ d·D_prod ≤ √3·π²·4^−b (TurboQuant, Theorem 2 and the
+// lower bound), where D_prod = E[(⟨y, x̃⟩ − ⟨y, x⟩)²] for the inner-product
+// (Prod) quantizer. Compare with MeasureDistortion's IPVarD, which is
+// d·Var of the same error (the estimator is unbiased).
+func ProdBounds(bits int) (lo, hi float64) {
+	p := math.Pow(4, -float64(bits))
+	return p, math.Sqrt(3) * math.Pi * math.Pi * p
+}
+
 // Dot is ⟨a, b⟩ accumulated in float64.
 func Dot(a, b []float32) float64 {
 	var s float64

@@ -43,6 +43,27 @@ func TestMSEBounds(t *testing.T) {
 	assert.InDelta(t, math.Sqrt(3)*math.Pi/2/64, hi, 1e-15)
 }
 
+func TestProdBounds(t *testing.T) {
+	lo, hi := ProdBounds(2)
+	assert.Equal(t, 1.0/16, lo)
+	assert.InDelta(t, math.Sqrt(3)*math.Pi*math.Pi/16, hi, 1e-15)
+}
+
+// TestProdWithinPaperBounds measures d·D_prod of the Prod quantizer on
+// random unit vectors and checks it against the paper's bounds at 1–4 bits.
+func TestProdWithinPaperBounds(t *testing.T) {
+	for bits := 1; bits <= 4; bits++ {
+		q, err := turboquant.New(turboquant.Config{Dim: 128, Bits: bits, Method: turboquant.Prod, Norm: turboquant.FP32})
+		require.NoError(t, err)
+		r, err := MeasureDistortion(q, 4000, uint64(bits))
+		require.NoError(t, err)
+		lo, hi := ProdBounds(bits)
+		assert.True(t, lo <= r.IPVarD && r.IPVarD <= hi, "%d bits: d·D_prod %g outside [%g, %g]", bits, r.IPVarD, lo, hi)
+		// Unbiased: the mean error is within 4 standard errors of zero.
+		assert.Less(t, math.Abs(r.IPBias), 4*math.Sqrt(r.IPVarD/128/4000), "%d bits: bias", bits)
+	}
+}
+
 func TestSquaredDistance(t *testing.T) {
 	assert.Equal(t, 25.0, SquaredDistance([]float32{0, 0}, []float32{3, 4}))
 }
