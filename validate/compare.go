@@ -107,19 +107,8 @@ func PresetContender(preset string, adjust func(*turboquant.CacheConfig)) Conten
 			if err != nil {
 				return nil, err
 			}
-			pool, err := turboquant.NewPool(cfg, 0)
+			seq, err := l.prefill(cfg)
 			if err != nil {
-				return nil, err
-			}
-			seq := pool.NewSequence()
-			keys, values := make([]float32, T*H*d), make([]float32, T*H*d)
-			for h := range H {
-				for t := range T {
-					copy(keys[(t*H+h)*d:], l.K[h][t])
-					copy(values[(t*H+h)*d:], l.V[h][t])
-				}
-			}
-			if err := seq.Append(0, keys, values); err != nil {
 				return nil, err
 			}
 			bits := 8 * seq.Stats().LiveBytes

@@ -164,19 +164,8 @@ func MeasureRealKV(kv *RealKV, layer int, preset string, adjust func(*turboquant
 		}
 		f.Center = cfg.Center
 		f.BitsPerValue, _ = presetStorage(cfg)
-		pool, err := turboquant.NewPool(cfg, 0)
+		seq, err := l.prefill(cfg)
 		if err != nil {
-			return f, err
-		}
-		seq := pool.NewSequence()
-		keys, values := make([]float32, T*H*d), make([]float32, T*H*d)
-		for h := range H {
-			for t := range T {
-				copy(keys[(t*H+h)*d:], l.K[h][t])
-				copy(values[(t*H+h)*d:], l.V[h][t])
-			}
-		}
-		if err := seq.Append(0, keys, values); err != nil {
 			return f, err
 		}
 		scale := 1 / math.Sqrt(float64(d))

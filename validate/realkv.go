@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/turboquant-go/tq/internal/half"
+	"github.com/turboquant-go/tq/turboquant"
 )
 
 // ErrRealKV is wrapped by every error LoadRealKV returns for malformed,
@@ -174,6 +175,28 @@ func LoadRealKV(r io.Reader) (*RealKV, error) {
 	}
 	d := &realKVDecoder{r: bufio.NewReaderSize(r, realKVReadBytes), remaining: remaining}
 	return d.decode()
+}
+
+// prefill returns a one-layer sequence of cfg holding the layer's keys and
+// values, appended in one prefill.
+func (l *RealKVLayer) prefill(cfg turboquant.CacheConfig) (*turboquant.Sequence, error) {
+	pool, err := turboquant.NewPool(cfg, 0)
+	if err != nil {
+		return nil, err
+	}
+	H, T, d := l.Heads, l.Tokens, l.HeadDim
+	keys, values := make([]float32, T*H*d), make([]float32, T*H*d)
+	for h := range H {
+		for t := range T {
+			copy(keys[(t*H+h)*d:], l.K[h][t])
+			copy(values[(t*H+h)*d:], l.V[h][t])
+		}
+	}
+	seq := pool.NewSequence()
+	if err := seq.Append(0, keys, values); err != nil {
+		return nil, err
+	}
+	return seq, nil
 }
 
 type realKVDecoder struct {

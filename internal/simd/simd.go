@@ -257,6 +257,21 @@ func DotCodes(out []float32, outStride int, q []float32, qStride, g int, cb *Cod
 // dotCodesGeneric adds what the vector kernels left: coordinates ≥ d8 of
 // rows < vec, and all of rows ≥ vec.
 func dotCodesGeneric(out []float32, outStride int, q []float32, qStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d, vec, d8 int) {
+	eachCentroidRun(cb, codes, stride, idxOff, normOff, n, d, vec, d8, func(t, j0 int, norm float32, c []float32) {
+		for i := range g {
+			var s float32
+			for j, x := range c {
+				s += q[i*qStride+j0+j] * x
+			}
+			out[i*outStride+t] += norm * s
+		}
+	})
+}
+
+// eachCentroidRun calls f with the centroids c of coordinates [j0, j0+len(c))
+// of code t and its norm, for the parts the vector kernels left
+// (coordinates ≥ d8 of rows < vec, all of rows ≥ vec), in runs of at most 64.
+func eachCentroidRun(cb *Codebook, codes []byte, stride, idxOff, normOff, n, d, vec, d8 int, f func(t, j0 int, norm float32, c []float32)) {
 	if vec == n && d8 == d {
 		return
 	}
@@ -270,13 +285,7 @@ func dotCodesGeneric(out []float32, outStride int, q []float32, qStride, g int, 
 		for j0 := from; j0 < d; j0 += len(buf) {
 			c := buf[:min(len(buf), d-j0)]
 			centroids(c, cb, codes[t*stride+idxOff:], j0)
-			for i := range g {
-				var s float32
-				for j, x := range c {
-					s += q[i*qStride+j0+j] * x
-				}
-				out[i*outStride+t] += norm * s
-			}
+			f(t, j0, norm, c)
 		}
 	}
 }
@@ -321,28 +330,15 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 
 // axpyCodesGeneric adds what the vector kernels left, as dotCodesGeneric.
 func axpyCodesGeneric(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d, vec, d8 int) {
-	if vec == n && d8 == d {
-		return
-	}
-	var buf [64]float32
-	for t := range n {
-		from := 0
-		if t < vec {
-			from = d8
-		}
-		norm := f16(uint16(codes[t*stride+normOff]) | uint16(codes[t*stride+normOff+1])<<8)
-		for j0 := from; j0 < d; j0 += len(buf) {
-			c := buf[:min(len(buf), d-j0)]
-			centroids(c, cb, codes[t*stride+idxOff:], j0)
-			for i := range g {
-				wt := w[i*wStride+t] * norm
-				a := acc[i*accStride+j0 : i*accStride+j0+len(c)]
-				for j, x := range c {
-					a[j] += wt * x
-				}
+	eachCentroidRun(cb, codes, stride, idxOff, normOff, n, d, vec, d8, func(t, j0 int, norm float32, c []float32) {
+		for i := range g {
+			wt := w[i*wStride+t] * norm
+			a := acc[i*accStride+j0 : i*accStride+j0+len(c)]
+			for j, x := range c {
+				a[j] += wt * x
 			}
 		}
-	}
+	})
 }
 
 // DecodeF16 converts n rows of d little-endian fp16 values, row t at
