@@ -434,7 +434,7 @@ func TestSnapshotRejectsHostileContent(t *testing.T) {
 	used := pool.Used()
 	edits := map[string]func(b []byte){
 		"magic":             func(b []byte) { b[0] = 'X' },
-		"version":           func(b []byte) { b[4] = 2 },
+		"version":           func(b []byte) { b[4] = 3 },
 		"reserved":          func(b []byte) { b[6] = 1 },
 		"unknown flag":      func(b []byte) { b[layer] |= 4 },
 		"empty layer":       func(b []byte) { b[layer] = 0 },
