@@ -233,7 +233,7 @@ type seqLayer struct {
 	winCap     int    // Window, or more while a prefill is deferred
 	winStart   int
 	winLen     int
-	decoded    bool // a single-token append has happened (ends a deferred prefill)
+	decoded    bool        // a single-token append has happened (ends a deferred prefill)
 	guard      *layerGuard // guard pools only, allocated with sink and win
 }
 

@@ -316,12 +316,14 @@ func TestGuardConfigErrors(t *testing.T) {
 	base := guardConfig(t, 1, 2, 2, 32, 0.3)
 	mse := func(b int) Codec { return Codec{Kind: Quantized, Method: MSE, Bits: b} }
 	edits := map[string]func(c *CacheConfig){
-		"negative budget":   func(c *CacheConfig) { c.Guard.Budget = -1 },
-		"nan budget":        func(c *CacheConfig) { c.Guard.Budget = math.NaN() },
-		"inf budget":        func(c *CacheConfig) { c.Guard.Budget = math.Inf(1) },
-		"queries":           func(c *CacheConfig) { c.Guard.Queries = -1 },
-		"too many queries":  func(c *CacheConfig) { c.Guard.Queries = 1 << 20 },
-		"outlier upgrade":   func(c *CacheConfig) { c.Guard.Keys = Codec{Kind: Quantized, Method: MSE, Bits: 3, Outliers: 8, OutlierBits: 4} },
+		"negative budget":  func(c *CacheConfig) { c.Guard.Budget = -1 },
+		"nan budget":       func(c *CacheConfig) { c.Guard.Budget = math.NaN() },
+		"inf budget":       func(c *CacheConfig) { c.Guard.Budget = math.Inf(1) },
+		"queries":          func(c *CacheConfig) { c.Guard.Queries = -1 },
+		"too many queries": func(c *CacheConfig) { c.Guard.Queries = 1 << 20 },
+		"outlier upgrade": func(c *CacheConfig) {
+			c.Guard.Keys = Codec{Kind: Quantized, Method: MSE, Bits: 3, Outliers: 8, OutlierBits: 4}
+		},
 		"bad upgrade bits":  func(c *CacheConfig) { c.Guard.Values = mse(9) },
 		"fields without it": func(c *CacheConfig) { c.Guard = GuardConfig{Keys: mse(4)} },
 	}
