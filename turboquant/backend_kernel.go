@@ -145,6 +145,11 @@ func (s *Sequence) ViewLayer(layer int, f func(LayerView)) error {
 		return err
 	}
 	l, plan := &s.layers[layer], s.pool.layers[layer]
+	for _, b := range l.blocks {
+		if b.lay.up != nil {
+			return fmt.Errorf("%w: layer %d holds blocks the guard upgraded, which LayerView's uniform code layout cannot describe", ErrConfig, layer)
+		}
+	}
 	v := LayerView{
 		Appended: l.alloc, Sinks: l.nSink, Compressed: l.compressed, Window: l.winLen,
 		SinkTokens: l.sink, WindowRing: l.win, WindowStart: l.winStart, WindowCap: l.winCap,

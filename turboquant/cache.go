@@ -74,9 +74,12 @@ type Pool struct {
 
 // layerPlan is what a layer's codecs cost.
 type layerPlan struct {
-	keys, values Codec
-	kSize, vSize int
-	blockBytes   int64
+	keys, values     Codec
+	kSize, vSize     int
+	blockBytes       int64
+	upKeys, upValues Codec // the guard's codecs (guard pools only)
+	upKSize, upVSize int
+	base             *blockLayout // every head at keys and values
 }
 
 // NewPool validates the configuration and returns a pool whose sequences
@@ -100,6 +103,11 @@ func NewPool(cfg CacheConfig, budget int64) (*Pool, error) {
 		k, v := cfg.codecs(l)
 		lp := layerPlan{keys: k, values: v, kSize: size(k), vSize: size(v)}
 		lp.blockBytes = int64(cfg.BlockTokens) * int64(cfg.KVHeads) * int64(lp.kSize+lp.vSize)
+		if cfg.Guard.enabled() {
+			lp.upKeys, lp.upValues = cfg.Guard.Keys, cfg.Guard.Values
+			lp.upKSize, lp.upVSize = size(lp.upKeys), size(lp.upValues)
+		}
+		lp.base = newBlockLayout(&lp, cfg.KVHeads, cfg.BlockTokens, nil)
 		p.layers[l] = lp
 	}
 	return p, nil
@@ -206,6 +214,7 @@ func (p *Pool) codecSeed(layer, head int, values, outliers bool) uint64 {
 type Sequence struct {
 	pool   *Pool
 	mu     sync.RWMutex
+	qmu    sync.Mutex // the guard's query rings, which Attend writes under mu's read lock
 	layers []seqLayer
 	closed bool
 }
@@ -224,7 +233,8 @@ type seqLayer struct {
 	winCap     int    // Window, or more while a prefill is deferred
 	winStart   int
 	winLen     int
-	decoded    bool // a single-token append has happened (ends a deferred prefill)
+	decoded    bool        // a single-token append has happened (ends a deferred prefill)
+	guard      *layerGuard // guard pools only, allocated with sink and win
 }
 
 func (l *seqLayer) len() int { return l.nSink + l.compressed + l.winLen }
@@ -234,13 +244,17 @@ func (s *Sequence) fixedBytes(l *seqLayer) int64 {
 	if !l.alloc {
 		return 0
 	}
-	return int64(s.pool.cfg.Sinks+l.winCap) * s.pool.cfg.fp16TokenBytes()
+	return int64(s.pool.cfg.Sinks+l.winCap)*s.pool.cfg.fp16TokenBytes() + s.pool.cfg.guardRingBytes()
 }
 
 type headCodecs struct {
 	k, v     vecCodec
 	kq, vq   *Quantizer // nil for passthrough codecs
 	muK, muV []float32  // subtracted before encoding (Center); nil: none
+	// uk and uv are the guard's upgraded codecs (nil without a guard);
+	// upgraded blocks store x − μ too.
+	uk, uv   vecCodec
+	ukq, uvq *Quantizer
 }
 
 // headMean is the mean over tokens of head h's vectors in xs ([T][H][d]).
@@ -272,11 +286,14 @@ func subtract(dst, x, mu []float32) []float32 {
 }
 
 // block holds BlockTokens compressed tokens of one layer: key codes
-// [head][token], then value codes [head][token]. Blocks are shared between
-// forked sequences and copied before a shared block is written.
+// [head][token], then value codes [head][token], each head's codes where
+// and as large as its layout says (the guard's upgraded heads are larger).
+// Blocks are shared between forked sequences and copied before a shared
+// block is written.
 type block struct {
 	refs atomic.Int32
 	data []byte
+	lay  *blockLayout
 }
 
 // NewSequence returns an empty sequence.
@@ -365,11 +382,12 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 		// A vector whose norm (or PolarQuant radius) cannot be stored in
 		// fp16 is refused now: accepted into the window, it would fail to
 		// compress later and block every following append.
-		cd := plan.keys
+		cd, up := plan.keys, plan.upKeys
 		if kv == 1 {
-			cd = plan.values
+			cd, up = plan.values, plan.upValues
 		}
-		if cd.Kind == Quantized && (cd.Norm == FP16 || cd.Method == Polar) {
+		fp16Norm := func(cd Codec) bool { return cd.Kind == Quantized && (cd.Norm == FP16 || cd.Method == Polar) }
+		if fp16Norm(cd) || (cfg.Guard.enabled() && fp16Norm(up)) {
 			// With centering the stored vector is x − μ, and ‖x − μ‖ ≤
 			// ‖x‖ + ‖μ‖; before μ exists it is the mean of this append's
 			// vectors, whose norm is at most their largest.
@@ -407,7 +425,7 @@ func (s *Sequence) usesFP16Window() bool {
 
 func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 	p, cfg := s.pool, s.pool.cfg
-	plan := p.layers[layer]
+	plan := &p.layers[layer]
 	l := &s.layers[layer]
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
 	row := H * d
@@ -424,6 +442,14 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 			}
 			if hc.v, hc.vq, err = p.codec(plan.values, layer, h, true, values); err != nil {
 				return err
+			}
+			if cfg.Guard.enabled() {
+				if hc.uk, hc.ukq, err = p.codec(plan.upKeys, layer, h, false, keys); err != nil {
+					return err
+				}
+				if hc.uv, hc.uvq, err = p.codec(plan.upValues, layer, h, true, values); err != nil {
+					return err
+				}
 			}
 			if cfg.Center && hc.kq != nil {
 				hc.muK = headMean(keys, h, H, d)
@@ -447,51 +473,139 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 	evictOld := min(evict, l.winLen)
 	evictNew := evict - evictOld
 
-	// Memory: sink buffer on the first append, window growth, new blocks,
-	// and a private copy of a shared tail block that is about to be written.
+	// stored returns into dst the key (or value) of the compressed token
+	// with index c (≥ l.compressed, known: in the window or this append) of
+	// head h, as it is encoded: fp16-rounded where a window is used, minus
+	// μ with Center.
+	tk, tv := make([]float32, d), make([]float32, d)
+	stored := func(dst []float32, c, h int, value bool) []float32 {
+		var x []float32
+		if i := c - l.compressed; i < l.winLen {
+			kx, vx := widenFP16(l.win, s.winSlot(l, i), h, d, H, tk, tv)
+			x = kx
+			if value {
+				x = vx
+			}
+		} else {
+			t := toSink + i - l.winLen
+			src := keys
+			if value {
+				src = values
+			}
+			x = src[(t*H+h)*d : (t*H+h+1)*d]
+			if s.usesFP16Window() {
+				// Encode what the window would have held, so a token's
+				// code does not depend on how the appends were batched.
+				x = roundFP16(tk, x)
+			}
+		}
+		mu := heads[h].muK
+		if value {
+			mu = heads[h].muV
+		}
+		if mu == nil {
+			return dst[:copy(dst, x)]
+		}
+		return subtract(dst, x, mu)
+	}
+
+	// The blocks this append opens, and their layouts: the guard measures
+	// each new block, in order, for the heads not yet upgraded.
+	newBlocks := (l.compressed+evict+B-1)/B - len(l.blocks)
+	lays := make([]*blockLayout, newBlocks)
+	var gHeads []guardHead // the guard's head states after this append (nil: unchanged)
+	nextLay := plan.base
+	if l.guard != nil {
+		nextLay = l.guard.lay
+	}
+	if g := l.guard; g != nil && g.n > 0 && newBlocks > 0 {
+		known := l.compressed + l.winLen + toWin // compressed indices whose tokens are at hand
+		xs := make([]float32, B*d)
+		code, dec := make([]byte, plan.kSize), make([]float32, d)
+		for nb := range lays {
+			c0 := (len(l.blocks) + nb) * B
+			m := min(B, known-c0)
+			var up []bool
+			for h := range H {
+				if (gHeads != nil && gHeads[h].up) || (gHeads == nil && g.heads[h].up) {
+					continue
+				}
+				for t := range m {
+					stored(xs[t*d:(t+1)*d], c0+t, h, false)
+				}
+				e, err := guardError(g, heads[h], h, d, cfg.Scale, xs[:m*d], code, dec)
+				if err != nil {
+					return fmt.Errorf("layer %d head %d guard: %w", layer, h, err)
+				}
+				if e > cfg.Guard.Budget {
+					if gHeads == nil {
+						gHeads = append([]guardHead(nil), g.heads...)
+					}
+					gHeads[h] = guardHead{up: true, pos: cfg.Sinks + c0, err: e}
+					up = make([]bool, H)
+				}
+			}
+			if up != nil {
+				for h := range H {
+					up[h] = gHeads[h].up
+				}
+				nextLay = newBlockLayout(plan, H, B, up)
+			}
+			lays[nb] = nextLay
+		}
+	} else {
+		for nb := range lays {
+			lays[nb] = nextLay
+		}
+	}
+
+	// Memory: sink buffer (and guard ring) on the first append, window
+	// growth, new blocks, and a private copy of a shared tail block that is
+	// about to be written.
 	tb := cfg.fp16TokenBytes()
 	var need int64
 	if !l.alloc {
-		need += int64(cfg.Sinks) * tb
+		need += int64(cfg.Sinks)*tb + cfg.guardRingBytes()
 	}
 	need += int64(max(0, newCap-l.winCap)) * tb
-	newBlocks := (l.compressed+evict+B-1)/B - len(l.blocks)
-	need += int64(newBlocks) * plan.blockBytes
+	for _, lay := range lays {
+		need += lay.bytes
+	}
 	cowTail := evict > 0 && l.compressed%B != 0 && l.blocks[len(l.blocks)-1].refs.Load() > 1
 	if cowTail {
-		need += plan.blockBytes
+		need += l.blocks[len(l.blocks)-1].lay.bytes
 	}
 	if err := p.reserve(need); err != nil {
 		return err
 	}
+	layOf := func(c int) *blockLayout {
+		if b := c / B; b < len(l.blocks) {
+			return l.blocks[b].lay
+		} else {
+			return lays[b-len(l.blocks)]
+		}
+	}
 
 	// Encode every token that will be compressed before touching the layer,
 	// so a failure leaves it as it was.
-	kSize, vSize := plan.kSize, plan.vSize
-	codes := make([]byte, evict*H*(kSize+vSize))
-	tk, tv := make([]float32, d), make([]float32, d)
+	kMax, vMax := max(plan.kSize, plan.upKSize), max(plan.vSize, plan.upVSize)
+	codes := make([]byte, evict*H*(kMax+vMax))
 	ck, cv := make([]float32, d), make([]float32, d)
 	for e := range evict {
+		lay := layOf(l.compressed + e)
 		for h := range H {
-			var kx, vx []float32
-			if e < evictOld {
-				kx, vx = widenFP16(l.win, s.winSlot(l, e), h, d, H, tk, tv)
-			} else {
-				t := toSink + (e - evictOld)
-				kx, vx = keys[(t*H+h)*d:(t*H+h+1)*d], values[(t*H+h)*d:(t*H+h+1)*d]
-				if s.usesFP16Window() {
-					// Encode what the window would have held, so a token's
-					// code does not depend on how the appends were batched.
-					kx, vx = roundFP16(tk, kx), roundFP16(tv, vx)
-				}
+			kx := stored(ck, l.compressed+e, h, false)
+			vx := stored(cv, l.compressed+e, h, true)
+			kc, vc := heads[h].k, heads[h].v
+			if lay.upgraded(h) {
+				kc, vc = heads[h].uk, heads[h].uv
 			}
-			kx, vx = subtract(ck, kx, heads[h].muK), subtract(cv, vx, heads[h].muV)
-			off := (e*H + h) * (kSize + vSize)
-			if err := heads[h].k.encode(codes[off:off+kSize], kx); err != nil {
+			off := (e*H + h) * (kMax + vMax)
+			if err := kc.encode(codes[off:off+lay.kSize[h]], kx); err != nil {
 				p.release(need)
 				return fmt.Errorf("layer %d head %d key: %w", layer, h, err)
 			}
-			if err := heads[h].v.encode(codes[off+kSize:off+kSize+vSize], vx); err != nil {
+			if err := vc.encode(codes[off+kMax:off+kMax+lay.vSize[h]], vx); err != nil {
 				p.release(need)
 				return fmt.Errorf("layer %d head %d value: %w", layer, h, err)
 			}
@@ -504,6 +618,15 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 	if !l.alloc {
 		l.sink = make([]byte, cfg.Sinks*stride)
 		l.alloc = true
+		if cfg.Guard.enabled() {
+			l.guard = newLayerGuard(cfg, plan.base)
+		}
+	}
+	if gHeads != nil {
+		l.guard.heads = gHeads
+	}
+	if l.guard != nil {
+		l.guard.lay = nextLay
 	}
 	for t := range toSink {
 		putFP16Token(l.sink[(l.nSink+t)*s.tokenStride():], keys[t*row:(t+1)*row], values[t*row:(t+1)*row], H, d)
@@ -511,24 +634,26 @@ func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
 	l.nSink += toSink
 	if cowTail {
 		last := len(l.blocks) - 1
-		nb := &block{data: append(newBlockData(plan.blockBytes)[:0], l.blocks[last].data...)}
+		old := l.blocks[last]
+		nb := &block{data: append(newBlockData(old.lay.bytes)[:0], old.data...), lay: old.lay}
 		nb.refs.Store(1)
-		s.dropBlock(layer, l.blocks[last])
+		s.dropBlock(old)
 		l.blocks[last] = nb
 	}
-	for range newBlocks {
-		nb := &block{data: newBlockData(plan.blockBytes)}
+	for _, lay := range lays {
+		nb := &block{data: newBlockData(lay.bytes), lay: lay}
 		nb.refs.Store(1)
 		l.blocks = append(l.blocks, nb)
 	}
 	for e := range evict {
 		pos := l.compressed + e
-		blk := l.blocks[pos/B].data
+		b := l.blocks[pos/B]
+		blk, lay := b.data, b.lay
 		j := pos % B
 		for h := range H {
-			off := (e*H + h) * (kSize + vSize)
-			copy(blk[(h*B+j)*kSize:], codes[off:off+kSize])
-			copy(blk[H*B*kSize+(h*B+j)*vSize:], codes[off+kSize:off+kSize+vSize])
+			off := (e*H + h) * (kMax + vMax)
+			copy(blk[lay.kOff[h]+j*lay.kSize[h]:], codes[off:off+lay.kSize[h]])
+			copy(blk[lay.vOff[h]+j*lay.vSize[h]:], codes[off+kMax:off+kMax+lay.vSize[h]])
 		}
 	}
 	l.compressed += evict
@@ -599,8 +724,8 @@ func fp16Vec(buf []byte, slot, h, d, H int) (k, v []byte) {
 	return buf[base : base+2*d], buf[base+2*d : base+4*d]
 }
 
-func (s *Sequence) dropBlock(layer int, b *block) {
+func (s *Sequence) dropBlock(b *block) {
 	if b.refs.Add(-1) == 0 {
-		s.pool.release(s.pool.layers[layer].blockBytes)
+		s.pool.release(b.lay.bytes)
 	}
 }

@@ -10,44 +10,53 @@ import (
 
 // tokenSource walks one KV head's tokens of a layer in position order,
 // handing out each token's key and value bytes and whether they are fp16
-// (sinks, window) or codes of the head's codecs.
+// (sinks, window) or codes of the head's codecs (the base ones, or the
+// guard's upgraded ones where the token's block says so).
 type tokenSource struct {
-	s     *Sequence
-	l     *seqLayer
-	h     int
-	fp16  fp16Codec
-	kSize int
-	vSize int
+	s    *Sequence
+	l    *seqLayer
+	h    int
+	fp16 fp16Codec
 }
+
+// tokenKind says how a token's bytes are stored.
+type tokenKind uint8
+
+const (
+	baseToken     tokenKind = iota // codes of the head's codecs
+	rawToken                       // fp16 (sinks, window)
+	upgradedToken                  // codes of the guard's upgraded codecs
+)
 
 // each calls f for every token position in [0, limit) with its key and value
 // bytes, in position order.
-func (ts tokenSource) each(limit int, f func(pos int, k, v []byte, raw bool)) {
+func (ts tokenSource) each(limit int, f func(pos int, k, v []byte, kind tokenKind)) {
 	cfg := ts.s.pool.cfg
 	l, h, d, H, B := ts.l, ts.h, cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
 	pos := 0
 	for ; pos < l.nSink && pos < limit; pos++ {
 		k, v := fp16Vec(l.sink, pos, h, d, H)
-		f(pos, k, v, true)
+		f(pos, k, v, rawToken)
 	}
 	end := min(limit, l.nSink+l.compressed)
 	for ; pos < end; pos++ {
 		c := pos - l.nSink
-		blk := l.blocks[c/B].data
-		j := c % B
-		k := blk[(h*B+j)*ts.kSize : (h*B+j+1)*ts.kSize]
-		voff := H*B*ts.kSize + (h*B+j)*ts.vSize
-		f(pos, k, blk[voff:voff+ts.vSize], false)
+		b := l.blocks[c/B]
+		lay, j, kind := b.lay, c%B, baseToken
+		if lay.upgraded(h) {
+			kind = upgradedToken
+		}
+		ko, vo := lay.kOff[h]+j*lay.kSize[h], lay.vOff[h]+j*lay.vSize[h]
+		f(pos, b.data[ko:ko+lay.kSize[h]], b.data[vo:vo+lay.vSize[h]], kind)
 	}
 	for ; pos < limit; pos++ {
 		k, v := fp16Vec(l.win, ts.s.winSlot(l, pos-l.nSink-l.compressed), h, d, H)
-		f(pos, k, v, true)
+		f(pos, k, v, rawToken)
 	}
 }
 
 func (s *Sequence) source(layer, h int) tokenSource {
-	plan := s.pool.layers[layer]
-	return tokenSource{s: s, l: &s.layers[layer], h: h, fp16: fp16Codec{s.pool.cfg.HeadDim}, kSize: plan.kSize, vSize: plan.vSize}
+	return tokenSource{s: s, l: &s.layers[layer], h: h, fp16: fp16Codec{s.pool.cfg.HeadDim}}
 }
 
 // Attend computes exact attention for the queries of the layer's last T
@@ -73,6 +82,7 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	if i := checkFinite(queries); i >= 0 {
 		return fmt.Errorf("%w: query component %d is %v", ErrNonFinite, i, queries[i])
 	}
+	s.recordQueries(layer, queries)
 	g := cfg.QHeads / cfg.KVHeads
 	d := cfg.HeadDim
 	head := func(h int, st *attendState, rs *rowState) {
@@ -135,16 +145,19 @@ func (p *Pool) rowState(n int) *rowState {
 type attendState struct {
 	g, d       int
 	kq, rawQ   []vecQuery
+	ukq        []vecQuery // against the guard's upgraded key codec
 	logits     [][]float32
 	accCode    [][]float32 // in the value codec's domain
+	accUp      [][]float32 // in the upgraded value codec's domain
 	accRaw     [][]float32 // fp16 tokens, original domain
 	tmp        []float32
 	ws         []float32 // one token's softmax weights, per query head
 	sum        []float64
 	wCode      []float64 // softmax weight on compressed tokens, per query head
 	qmu        []float32 // q·μ_k per query head (Center)
-	sc         *scratch
+	sc, scUp   *scratch
 	boundCodec vecCodec
+	boundUp    vecCodec
 }
 
 // attendState returns pooled working memory with logit rows for n tokens,
@@ -168,6 +181,7 @@ func newAttendState(g, d, n int) *attendState {
 	for range g {
 		st.logits = append(st.logits, make([]float32, n))
 		st.accCode = append(st.accCode, make([]float32, d))
+		st.accUp = append(st.accUp, make([]float32, d))
 		st.accRaw = append(st.accRaw, make([]float32, d))
 	}
 	return st
@@ -183,10 +197,25 @@ func (st *attendState) bind(hc headCodecs, fp16 fp16Codec) {
 		}
 		st.boundCodec = hc.k
 	}
+	if hc.uk != nil && st.boundUp != hc.uk {
+		st.ukq = st.ukq[:0]
+		for range st.g {
+			st.ukq = append(st.ukq, hc.uk.newQuery())
+		}
+		st.boundUp = hc.uk
+	}
 	st.sc = hc.v.getScratch()
+	if hc.uv != nil {
+		st.scUp = hc.uv.getScratch()
+	}
 }
 
-func (st *attendState) release(hc headCodecs) { hc.v.putScratch(st.sc) }
+func (st *attendState) release(hc headCodecs) {
+	hc.v.putScratch(st.sc)
+	if hc.uv != nil {
+		hc.uv.putScratch(st.scUp)
+	}
+}
 
 // attendGroup computes the outputs of the g query heads that share one KV
 // head, for one query position that sees limit tokens. Each token's key and
@@ -196,6 +225,9 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 	for gi := range g {
 		st.kq[gi].reset(q[gi*d : (gi+1)*d])
 		st.rawQ[gi].reset(q[gi*d : (gi+1)*d])
+		if hc.uk != nil {
+			st.ukq[gi].reset(q[gi*d : (gi+1)*d])
+		}
 	}
 	for gi := range g { // compressed keys are stored minus μ_k (Center)
 		st.qmu[gi] = 0
@@ -203,13 +235,16 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 			st.qmu[gi] = float32(dot32(q[gi*d:(gi+1)*d], hc.muK))
 		}
 	}
-	ts.each(limit, func(pos int, k, _ []byte, raw bool) {
+	ts.each(limit, func(pos int, k, _ []byte, kind tokenKind) {
 		for gi := range g {
 			var x float32
-			if raw {
+			switch kind {
+			case rawToken:
 				x = st.rawQ[gi].score(k)
-			} else {
+			case baseToken:
 				x = st.kq[gi].score(k) + st.qmu[gi]
+			default:
+				x = st.ukq[gi].score(k) + st.qmu[gi]
 			}
 			st.logits[gi][pos] = x * scale
 		}
@@ -229,24 +264,37 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 		st.sum[gi] = sum
 		st.wCode[gi] = 0
 		clear(st.accCode[gi])
+		clear(st.accUp[gi])
 		clear(st.accRaw[gi])
 	}
-	ts.each(limit, func(pos int, _, v []byte, raw bool) {
+	upgraded := false
+	ts.each(limit, func(pos int, _, v []byte, kind tokenKind) {
 		for gi := range g {
 			st.ws[gi] = st.logits[gi][pos]
 		}
-		if raw {
+		switch kind {
+		case rawToken:
 			ts.fp16.accumulate(st.accRaw, st.ws, v, nil, st.tmp)
-		} else {
+			return
+		case baseToken:
 			hc.v.accumulate(st.accCode, st.ws, v, st.sc, st.tmp)
-			for gi, w := range st.ws {
-				st.wCode[gi] += float64(w)
-			}
+		default:
+			hc.uv.accumulate(st.accUp, st.ws, v, st.scUp, st.tmp)
+			upgraded = true
+		}
+		for gi, w := range st.ws {
+			st.wCode[gi] += float64(w)
 		}
 	})
 	for gi := range g {
 		o := out[gi*d : (gi+1)*d]
 		hc.v.finish(st.tmp, st.accCode[gi])
+		if upgraded {
+			hc.uv.finish(st.accUp[gi], st.accUp[gi])
+			for j, x := range st.accUp[gi] {
+				st.tmp[j] += x
+			}
+		}
 		if hc.muV != nil { // compressed values are stored minus μ_v
 			wc := float32(st.wCode[gi])
 			for j, m := range hc.muV {
@@ -295,18 +343,27 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 		copy(dst, rs.logits[:n])
 		return nil
 	}
-	kq, rq := l.heads[h].k.newQuery(), ts.fp16.newQuery()
+	hc := l.heads[h]
+	kq, rq := hc.k.newQuery(), ts.fp16.newQuery()
 	kq.reset(query)
 	rq.reset(query)
+	var uq vecQuery
+	if hc.uk != nil {
+		uq = hc.uk.newQuery()
+		uq.reset(query)
+	}
 	var qmu float32
-	if mu := l.heads[h].muK; mu != nil {
+	if mu := hc.muK; mu != nil {
 		qmu = float32(dot32(query, mu))
 	}
-	ts.each(n, func(pos int, k, _ []byte, raw bool) {
-		if raw {
+	ts.each(n, func(pos int, k, _ []byte, kind tokenKind) {
+		switch kind {
+		case rawToken:
 			dst[pos] = rq.score(k) * cfg.Scale
-		} else {
+		case baseToken:
 			dst[pos] = (kq.score(k) + qmu) * cfg.Scale
+		default:
+			dst[pos] = (uq.score(k) + qmu) * cfg.Scale
 		}
 	})
 	return nil

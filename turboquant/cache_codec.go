@@ -15,6 +15,8 @@ import (
 type vecCodec interface {
 	size() int
 	encode(dst []byte, x []float32) error
+	// decode writes the vector a code stands for into dst (len dim).
+	decode(dst []float32, code []byte)
 	newQuery() vecQuery
 	// accumulate adds ws[i]·x̃ into accs[i] for every i, in the codec's own
 	// domain (rotated for quantizers), reading the code once; finish maps an
@@ -38,6 +40,8 @@ type quantCodec struct{ q *Quantizer }
 func (c quantCodec) size() int { return c.q.size }
 
 func (c quantCodec) encode(dst []byte, x []float32) error { return c.q.Encode(dst, x) }
+
+func (c quantCodec) decode(dst []float32, code []byte) { _ = c.q.Decode(dst, code) }
 
 func (c quantCodec) newQuery() vecQuery { return quantQuery{c.q.NewQuery()} }
 
@@ -68,6 +72,12 @@ func (c fp16Codec) encode(dst []byte, x []float32) error {
 	}
 	simd.EncodeF16(dst[:2*len(x)], x)
 	return nil
+}
+
+func (c fp16Codec) decode(dst []float32, code []byte) {
+	for i := range dst[:c.dim] {
+		dst[i] = half.ToFloat32(binary.LittleEndian.Uint16(code[2*i:]))
+	}
 }
 
 func (c fp16Codec) newQuery() vecQuery { return &rawQuery{y: make([]float32, c.dim), half: true} }
@@ -106,6 +116,12 @@ func (c fp32Codec) encode(dst []byte, x []float32) error {
 		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
 	}
 	return nil
+}
+
+func (c fp32Codec) decode(dst []float32, code []byte) {
+	for i := range dst[:c.dim] {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(code[4*i:]))
+	}
 }
 
 func (c fp32Codec) newQuery() vecQuery { return &rawQuery{y: make([]float32, c.dim)} }

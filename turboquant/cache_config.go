@@ -82,6 +82,9 @@ type CacheConfig struct {
 	Scale float32
 	// Seed seeds the rotations and sketches of every quantizer.
 	Seed uint64
+	// Guard is the fidelity guardrail (cache_guard.go): off by default, on
+	// in the guard presets.
+	Guard GuardConfig
 }
 
 // Preset returns the configuration of a named preset for a model shape.
@@ -102,6 +105,19 @@ type CacheConfig struct {
 // raised the attention-probability cosine and top-1 of every compressed
 // preset at both head dims (e.g. tq3 1−cos 0.052 → 0.027 at d=64, 0.019 →
 // 0.015 at d=128), for 2·HeadDim fp32 means per (layer, KV head).
+//
+// Guard presets (GuardPresetNames) add the fidelity guardrail
+// (cache_guard.go) to a base preset and defer the prefill, so that the
+// prompt's blocks are measured against the prompt's queries:
+//
+//	tq3-guard  tq3; a (layer, KV head) whose 3-bit keys move a new block's
+//	           logits by more than 0.5 nats RMS against its recent queries
+//	           stores that block and later ones at 4 bits (keys and values)
+//
+// On validate's KJV fixture (streamed token by token, blocks of 16) the
+// 0.5-nat budget stored 3.47 code bits per element over both layers (4.09
+// at d=64, where 3-bit keys are poor, 3.16 at d=128) and did not reach
+// tq4's fidelity; see NOTES-guard.md.
 func Preset(name string, layers, kvHeads, qHeads, headDim int) (CacheConfig, error) {
 	mse := func(b int) Codec { return Codec{Kind: Quantized, Method: MSE, Bits: b} }
 	split := func(outliers, ob, b int) Codec {
@@ -129,15 +145,28 @@ func Preset(name string, layers, kvHeads, qHeads, headDim int) (CacheConfig, err
 		cfg.Keys, cfg.Values = split(32, 4, 2), split(32, 4, 2)
 	case "tq2":
 		cfg.Keys, cfg.Values = mse(2), mse(2)
+	case "tq3-guard":
+		cfg.Keys, cfg.Values = mse(3), mse(3)
+		cfg.Guard = GuardConfig{Budget: GuardPresetBudget, Keys: mse(4), Values: mse(4)}
+		cfg.DeferPrefill = true
 	default:
-		return CacheConfig{}, fmt.Errorf("%w: unknown preset %q (have %s)", ErrConfig, name, strings.Join(PresetNames, ", "))
+		return CacheConfig{}, fmt.Errorf("%w: unknown preset %q (have %s)", ErrConfig, name,
+			strings.Join(append(append([]string(nil), PresetNames...), GuardPresetNames...), ", "))
 	}
 	cfg.Center = cfg.Keys.Kind == Quantized || cfg.Values.Kind == Quantized
 	return cfg, cfg.validate()
 }
 
-// PresetNames lists the presets Preset knows, least compressed first.
+// PresetNames lists the fixed-rate presets Preset knows, least compressed
+// first.
 var PresetNames = []string{"fp32", "fp16", "k8v4", "tq4", "tq3.5", "tq3", "k4v2", "tq2.5", "tq2"}
+
+// GuardPresetNames lists the presets with the fidelity guardrail, whose
+// stored bits depend on the data and on the queries attended.
+var GuardPresetNames = []string{"tq3-guard"}
+
+// GuardPresetBudget is the guard presets' budget: RMS logit error, nats.
+const GuardPresetBudget = 0.5
 
 func (c CacheConfig) withDefaults() CacheConfig {
 	if c.BlockTokens == 0 {
@@ -145,6 +174,9 @@ func (c CacheConfig) withDefaults() CacheConfig {
 	}
 	if c.Scale == 0 {
 		c.Scale = float32(1 / math.Sqrt(float64(c.HeadDim)))
+	}
+	if c.Guard.enabled() && c.Guard.Queries == 0 && c.KVHeads > 0 {
+		c.Guard.Queries = 8 * max(1, c.QHeads/c.KVHeads)
 	}
 	return c
 }
@@ -188,7 +220,7 @@ func (c CacheConfig) validate() error {
 			return bad("override for layer %d of %d", l, c.Layers)
 		}
 	}
-	return nil
+	return c.validateGuard()
 }
 
 // codecs returns the key and value codecs of a layer.
@@ -264,7 +296,11 @@ func (c CacheConfig) fp16TokenBytes() int64 { return int64(c.KVHeads) * int64(c.
 // PlanBytes returns the exact bytes a sequence of this configuration holds
 // after n tokens have been appended to every layer, before allocating any.
 // Per layer: the fp16 sink and window buffers (allocated whole on the first
-// append) and the compressed blocks for the tokens past them.
+// append) and the compressed blocks for the tokens past them. With a guard
+// it is an upper bound: the recent-query rings are counted exactly and
+// every block at the larger of the base and the upgraded codecs' sizes
+// (every head upgraded from the first block), since which heads upgrade
+// depends on the data.
 func (c CacheConfig) PlanBytes(n int) (int64, error) {
 	if err := c.validate(); err != nil {
 		return 0, err
@@ -282,6 +318,9 @@ func (c CacheConfig) PlanBytes(n int) (int64, error) {
 		tb, ok := tokenBytes[LayerCodecs{k, v}]
 		if !ok {
 			tb = c.tokenBytes(k, v)
+			if c.Guard.enabled() {
+				tb = max(tb, c.tokenBytes(c.Guard.Keys, c.Guard.Values))
+			}
 			tokenBytes[LayerCodecs{k, v}] = tb
 		}
 		total += c.layerFixedBytes() + blocks*int64(c.BlockTokens)*tb
@@ -292,5 +331,5 @@ func (c CacheConfig) PlanBytes(n int) (int64, error) {
 // layerFixedBytes is the fp16 sink and window storage of one layer in the
 // steady state.
 func (c CacheConfig) layerFixedBytes() int64 {
-	return int64(c.Sinks+c.Window) * c.fp16TokenBytes()
+	return int64(c.Sinks+c.Window)*c.fp16TokenBytes() + c.guardRingBytes()
 }

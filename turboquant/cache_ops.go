@@ -39,7 +39,7 @@ func (s *Sequence) truncateLayer(layer, n int) {
 	// new end are ignored, and the block is copied before it is written.
 	keep := (l.compressed + B - 1) / B
 	for _, b := range l.blocks[keep:] {
-		s.dropBlock(layer, b)
+		s.dropBlock(b)
 	}
 	clear(l.blocks[keep:])
 	l.blocks = l.blocks[:keep]
@@ -102,6 +102,9 @@ func (s *Sequence) Fork() (*Sequence, error) {
 			dst.sink = append([]byte(nil), src.sink...)
 			dst.win = append([]byte(nil), src.win...)
 		}
+		if src.guard != nil { // the recent queries and upgrades carry over
+			dst.guard = src.guard.clone()
+		}
 	}
 	return f, nil
 }
@@ -139,6 +142,11 @@ type CacheStats struct {
 	FP16Bytes int64
 	// Ratio is FP16Bytes / StoredBytes.
 	Ratio float64
+	// Upgrades lists the (layer, KV head)s the guard has upgraded, in
+	// order (nil without a guard or an upgrade); UpgradeBytes is what the
+	// upgraded blocks cost beyond the base codecs, part of StoredBytes.
+	Upgrades     []HeadUpgrade
+	UpgradeBytes int64
 }
 
 // Stats reports the sequence's memory.
@@ -148,18 +156,37 @@ func (s *Sequence) Stats() CacheStats {
 	cfg := s.pool.cfg
 	var st CacheStats
 	st.Tokens = s.lenLocked()
+	B := cfg.BlockTokens
 	for i := range s.layers {
-		l, plan := &s.layers[i], s.pool.layers[i]
+		l, plan := &s.layers[i], &s.pool.layers[i]
 		st.StoredBytes += s.fixedBytes(l)
-		for _, b := range l.blocks {
-			st.StoredBytes += plan.blockBytes
+		st.LiveBytes += int64(l.nSink+l.winLen) * cfg.fp16TokenBytes()
+		for bi, b := range l.blocks {
+			st.StoredBytes += b.lay.bytes
 			if b.refs.Load() > 1 {
-				st.SharedBytes += plan.blockBytes
+				st.SharedBytes += b.lay.bytes
 			}
+			st.LiveBytes += int64(min(B, l.compressed-bi*B)) * b.lay.tokenBytes
 		}
-		tok := int64(cfg.KVHeads) * int64(plan.kSize+plan.vSize)
-		st.LiveBytes += int64(l.nSink+l.winLen)*cfg.fp16TokenBytes() + int64(l.compressed)*tok
 		st.FP16Bytes += int64(l.len()) * cfg.fp16TokenBytes()
+		if l.guard == nil {
+			continue
+		}
+		extra := int64(B) * int64(plan.upKSize+plan.upVSize-plan.kSize-plan.vSize)
+		for h, gh := range l.guard.heads {
+			if !gh.up {
+				continue
+			}
+			u := HeadUpgrade{Layer: i, Head: h, Position: gh.pos, Error: gh.err}
+			for _, b := range l.blocks {
+				if b.lay.upgraded(h) {
+					u.Blocks++
+					u.ExtraBytes += extra
+				}
+			}
+			st.UpgradeBytes += u.ExtraBytes
+			st.Upgrades = append(st.Upgrades, u)
+		}
 	}
 	if st.StoredBytes > 0 {
 		st.Ratio = float64(st.FP16Bytes) / float64(st.StoredBytes)

@@ -162,18 +162,26 @@ func usesRows(hc headCodecs) bool {
 	}
 	k, okK := hc.k.(rowCodec)
 	v, okV := hc.v.(rowCodec)
-	return okK && okV && k.rowForm() && v.rowForm()
+	if !okK || !okV || !k.rowForm() || !v.rowForm() {
+		return false
+	}
+	if hc.uk != nil {
+		uk, okK := hc.uk.(rowCodec)
+		uv, okV := hc.uv.(rowCodec)
+		return okK && okV && uk.rowForm() && uv.rowForm()
+	}
+	return true
 }
 
 // run is a contiguous stretch of one KV head's tokens: n tokens from
 // position pos whose keys and values sit at k and v, stride bytes apart.
 // raw runs are the fp16 sinks and window; the others are codes of the
-// head's codecs.
+// head's codecs, or of the guard's upgraded codecs when up.
 type run struct {
 	pos, n           int
 	k, v             []byte
 	kStride, vStride int
-	raw              bool
+	raw, up          bool
 }
 
 // runs calls f for the runs covering positions [0, limit), in order, each
@@ -200,14 +208,14 @@ func (ts tokenSource) runs(limit int, f func(r run)) {
 		pos = n
 	}
 	end := min(limit, l.nSink+l.compressed)
-	for pos < end {
+	for pos < end { // one block at a time: its layout says where the head's codes are
 		c := pos - l.nSink
-		blk := l.blocks[c/B].data
-		j := c % B
+		b := l.blocks[c/B]
+		lay, j := b.lay, c%B
 		n := min(B-j, end-pos)
-		k := blk[(h*B+j)*ts.kSize:]
-		v := blk[H*B*ts.kSize+(h*B+j)*ts.vSize:]
-		emit(run{pos: pos, n: n, k: k, v: v, kStride: ts.kSize, vStride: ts.vSize})
+		ks, vs := lay.kSize[h], lay.vSize[h]
+		emit(run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
+			kStride: ks, vStride: vs, up: lay.upgraded(h)})
 		pos += n
 	}
 	for pos < limit { // the window ring, in at most two pieces
@@ -223,6 +231,8 @@ func (ts tokenSource) runs(limit int, f func(r run)) {
 type rowState struct {
 	g, d   int
 	qk, qr []float32 // queries × scale in the key codec's domain and raw, [g][d]
+	qu     []float32 // queries × scale in the upgraded key codec's domain (guard)
+	accU   []float32 // [g][d], upgraded value codec domain (guard)
 	qmu    []float32 // scale·q·μ_k per query head
 	logits []float32 // [g][stride]
 	stride int
@@ -236,6 +246,7 @@ type rowState struct {
 
 func newRowState(g, d, n int) *rowState {
 	return &rowState{g: g, d: d, qk: make([]float32, g*d), qr: make([]float32, g*d), qmu: make([]float32, g),
+		qu: make([]float32, g*d), accU: make([]float32, g*d),
 		accK: make([]float32, g*d), accR: make([]float32, g*d), rawW: make([]float64, g), sum: make([]float32, g),
 		rows: make([]float32, rowChunk*d), tmp: make([]float32, d)}
 }
@@ -260,6 +271,13 @@ func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
 			qk[j] *= scale
 			qr[j] = v * scale
 		}
+		if hc.uk != nil {
+			qu := rs.qu[gi*d : (gi+1)*d]
+			hc.uk.(rowCodec).queryRow(qu, y, rs.tmp)
+			for j := range qu {
+				qu[j] *= scale
+			}
+		}
 		rs.qmu[gi] = 0
 		if hc.muK != nil {
 			rs.qmu[gi] = scale * float32(dot32(y, hc.muK))
@@ -271,6 +289,10 @@ func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
 func (rs *rowState) score(ts tokenSource, hc headCodecs, limit int) {
 	g, L, N := rs.g, rs.logits, rs.stride
 	kc := hc.k.(rowCodec)
+	var uc rowCodec
+	if hc.uk != nil {
+		uc = hc.uk.(rowCodec)
+	}
 	ts.runs(limit, func(r run) {
 		for gi := range g { // compressed keys are stored minus μ_k (Center)
 			init := rs.qmu[gi]
@@ -282,9 +304,12 @@ func (rs *rowState) score(ts tokenSource, hc headCodecs, limit int) {
 				row[t] = init
 			}
 		}
-		if r.raw {
+		switch {
+		case r.raw:
 			ts.fp16.scoreRun(L[r.pos:], N, rs.qr, g, r.k, r.kStride, r.n, rs.rows)
-		} else {
+		case r.up:
+			uc.scoreRun(L[r.pos:], N, rs.qu, g, r.k, r.kStride, r.n, rs.rows)
+		default:
 			kc.scoreRun(L[r.pos:], N, rs.qk, g, r.k, r.kStride, r.n, rs.rows)
 		}
 	})
@@ -307,7 +332,12 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 	clear(rs.accK)
 	clear(rs.accR)
 	vc := hc.v.(rowCodec)
-	codes := false // whether any compressed token was seen (only they carry μ_v)
+	var uc rowCodec
+	if hc.uv != nil {
+		uc = hc.uv.(rowCodec)
+	}
+	codes := false    // whether any compressed token was seen (only they carry μ_v)
+	upgraded := false // whether any was the guard's upgraded codes
 	ts.runs(limit, func(r run) {
 		if r.raw {
 			ts.fp16.accumulateRun(rs.accR, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
@@ -319,11 +349,26 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 			return
 		}
 		codes = true
+		if r.up {
+			if !upgraded {
+				clear(rs.accU)
+				upgraded = true
+			}
+			uc.accumulateRun(rs.accU, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+			return
+		}
 		vc.accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 	})
 	for gi := range g {
 		o := out[gi*d : (gi+1)*d]
 		hc.v.finish(rs.tmp, rs.accK[gi*d:(gi+1)*d])
+		if upgraded { // the upgraded codes' sum, mapped back on its own
+			u := rs.accU[gi*d : (gi+1)*d]
+			hc.uv.finish(u, u)
+			for j, x := range u {
+				rs.tmp[j] += x
+			}
+		}
 		if hc.muV != nil && codes { // compressed values are stored minus μ_v
 			wc := float32(float64(rs.sum[gi]) - rs.rawW[gi])
 			for j, m := range hc.muV {

@@ -76,15 +76,19 @@ import (
 // differs from the reading pool's.
 var ErrSnapshot = errors.New("turboquant: bad kv cache snapshot")
 
-// SnapshotVersion is the version of the snapshot format that WriteTo writes
-// and ReadSequence reads.
-const SnapshotVersion = 1
+// SnapshotVersion is the version of the snapshot format that WriteTo
+// writes. ReadSequence reads it and version 1 (which has no guard: its
+// config section lacks the guard fields, and it restores only into pools
+// without a guard).
+const SnapshotVersion = 2
 
 var snapshotMagic = [4]byte{'T', 'Q', 'K', 'V'}
 
 const (
 	snapPreambleBytes = 8
 	snapConfigFixed   = 48
+	snapGuardConfig   = 36 // version 2's guard fields at the end of the config section
+	snapGuardHead     = 24 // per KV head in a layer's guard section
 	snapCodecBytes    = 10
 	snapLayerBytes    = 24
 	snapAlloc         = 1 << 0  // layer flag: codecs and buffers
@@ -117,7 +121,7 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 	if s.closed {
 		return 0, ErrClosed
 	}
-	p, cfg := s.pool, s.pool.cfg
+	cfg := s.pool.cfg
 	H, B := cfg.KVHeads, cfg.BlockTokens
 	stride := s.tokenStride()
 	sw := &snapWriter{w: w, buf: make([]byte, 0, snapBuffer)}
@@ -125,12 +129,12 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 	copy(pre[:], snapshotMagic[:])
 	binary.LittleEndian.PutUint16(pre[4:], SnapshotVersion)
 	sw.raw(pre[:])
-	sw.whole(cfg.snapshotConfig())
+	sw.whole(cfg.snapshotConfig(SnapshotVersion))
 	for layer := range s.layers {
 		if sw.err != nil {
 			break
 		}
-		l, plan := &s.layers[layer], p.layers[layer]
+		l := &s.layers[layer]
 		flags := uint32(0)
 		if l.alloc {
 			flags |= snapAlloc
@@ -150,7 +154,8 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 
 		var specs []byte
 		for h := range l.heads {
-			for _, q := range []*Quantizer{l.heads[h].kq, l.heads[h].vq} {
+			hc := &l.heads[h]
+			for _, q := range []*Quantizer{hc.kq, hc.vq, hc.ukq, hc.uvq} {
 				if q == nil {
 					continue
 				}
@@ -174,6 +179,11 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 			}
 			sw.whole(centers)
 		}
+		if l.guard != nil {
+			s.qmu.Lock() // Attend may be recording queries
+			sw.whole(l.guard.snapshot(l.blocks[:(l.compressed+B-1)/B], cfg.HeadDim))
+			s.qmu.Unlock()
+		}
 
 		sw.whole(l.sink[:l.nSink*stride])
 		sw.begin(int64(l.winLen) * int64(stride))
@@ -183,17 +193,15 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 		}
 		sw.end()
 
-		kSize, vSize := plan.kSize, plan.vSize
 		for b := range (l.compressed + B - 1) / B {
 			m := min(B, l.compressed-b*B)
-			data := l.blocks[b].data
-			sw.begin(int64(m) * int64(H) * int64(kSize+vSize))
+			data, lay := l.blocks[b].data, l.blocks[b].lay
+			sw.begin(int64(m) * lay.tokenBytes)
 			for h := range H {
-				sw.put(data[h*B*kSize : (h*B+m)*kSize])
+				sw.put(data[lay.kOff[h] : lay.kOff[h]+m*lay.kSize[h]])
 			}
-			voff := H * B * kSize
 			for h := range H {
-				sw.put(data[voff+h*B*vSize : voff+(h*B+m)*vSize])
+				sw.put(data[lay.vOff[h] : lay.vOff[h]+m*lay.vSize[h]])
 			}
 			sw.end()
 		}
@@ -248,18 +256,22 @@ func (rs *snapRestore) read() (*Sequence, error) {
 	if [4]byte(pre[:4]) != snapshotMagic {
 		return nil, fmt.Errorf("%w: bad magic %q", ErrSnapshot, pre[:4])
 	}
-	if v := binary.LittleEndian.Uint16(pre[4:]); v != SnapshotVersion {
-		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrSnapshot, v, SnapshotVersion)
+	version := int(binary.LittleEndian.Uint16(pre[4:]))
+	if version != 1 && version != SnapshotVersion {
+		return nil, fmt.Errorf("%w: version %d, this build reads 1 and %d", ErrSnapshot, version, SnapshotVersion)
+	}
+	if version == 1 && p.cfg.Guard.enabled() {
+		return nil, fmt.Errorf("%w: a version 1 snapshot holds no guard state, and this pool has a guard", ErrSnapshot)
 	}
 	if v := binary.LittleEndian.Uint16(pre[6:]); v != 0 {
 		return nil, fmt.Errorf("%w: reserved field %#x is not zero", ErrSnapshot, v)
 	}
-	got, err := rs.sr.section("config", snapConfigFixed, snapConfigFixed+2*snapCodecBytes*snapMaxLayers, nil)
+	got, err := rs.sr.section("config", snapConfigFixed, snapConfigFixed+2*snapCodecBytes*snapMaxLayers+snapGuardConfig, nil)
 	if err != nil {
 		return nil, err
 	}
-	if want := p.cfg.snapshotConfig(); !bytes.Equal(got, want) {
-		return nil, fmt.Errorf("%w: written by another cache configuration: %s", ErrSnapshot, describeConfigMismatch(got, want))
+	if want := p.cfg.snapshotConfig(version); !bytes.Equal(got, want) {
+		return nil, fmt.Errorf("%w: written by another cache configuration: %s", ErrSnapshot, describeConfigMismatch(got, want, version))
 	}
 	seq := p.NewSequence()
 	for layer := range seq.layers {
@@ -307,8 +319,12 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 
 	// Codecs.
 	kLen, vLen := snapSpecLen(plan.keys), snapSpecLen(plan.values)
+	ukLen, uvLen := 0, 0
+	if cfg.Guard.enabled() {
+		ukLen, uvLen = snapSpecLen(plan.upKeys), snapSpecLen(plan.upValues)
+	}
 	perHead := 0
-	for _, n := range []int{kLen, vLen} {
+	for _, n := range []int{kLen, vLen, ukLen, uvLen} {
 		if n > 0 {
 			perHead += 4 + n
 		}
@@ -325,6 +341,14 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 		}
 		if hc.v, hc.vq, sec, err = rs.codec(plan.values, layer, h, true, sec, vLen); err != nil {
 			return err
+		}
+		if cfg.Guard.enabled() {
+			if hc.uk, hc.ukq, sec, err = rs.codec(plan.upKeys, layer, h, false, sec, ukLen); err != nil {
+				return err
+			}
+			if hc.uv, hc.uvq, sec, err = rs.codec(plan.upValues, layer, h, true, sec, uvLen); err != nil {
+				return err
+			}
 		}
 	}
 
@@ -366,12 +390,22 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 		}
 	}
 
+	// Guard: recent queries, head states and block layouts.
+	nBlocks := int((compressed + uint64(B) - 1) / uint64(B))
+	var guard *layerGuard
+	var lays []*blockLayout
+	if cfg.Guard.enabled() {
+		if guard, lays, err = rs.readGuard(layer, nBlocks); err != nil {
+			return err
+		}
+	}
+
 	// Sink and window tokens, read into their buffers. Those hold Sinks and
 	// Window tokens (what the pool's configuration sizes), or, for a deferred
 	// prefill, a longer window that grows only as its bytes arrive.
 	stride := seq.tokenStride()
 	winCap := max(cfg.Window, int(winLen))
-	fixed := int64(cfg.Sinks+winCap) * cfg.fp16TokenBytes()
+	fixed := int64(cfg.Sinks+winCap)*cfg.fp16TokenBytes() + cfg.guardRingBytes()
 	if err := p.reserve(fixed); err != nil {
 		return fmt.Errorf("restoring layer %d: %w", layer, err)
 	}
@@ -395,37 +429,178 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 	}
 	// Fresh memory is zero, like the unused slots of an appended layer's.
 	l.sink, l.win = sink[:cfg.Sinks*stride], win[:winCap*stride]
-	l.heads, l.alloc, l.decoded = heads, true, decoded
+	l.heads, l.alloc, l.decoded, l.guard = heads, true, decoded, guard
 	l.nSink, l.winLen, l.winCap = int(nSink), int(winLen), winCap
 
 	// Compressed blocks, each allocated once its bytes are in and checked.
-	kSize, vSize := plan.kSize, plan.vSize
 	total := int(compressed)
 	for b := 0; b*B < total; b++ {
 		m := min(B, total-b*B)
-		n := int64(m) * int64(H) * int64(kSize+vSize)
+		lay := plan.base
+		if lays != nil {
+			lay = lays[b]
+		}
+		n := int64(m) * lay.tokenBytes
 		sec, err := sr.section(fmt.Sprintf("layer %d block %d", layer, b), n, n, nil)
 		if err != nil {
 			return err
 		}
-		if err := p.reserve(plan.blockBytes); err != nil {
+		if err := p.reserve(lay.bytes); err != nil {
 			return fmt.Errorf("restoring layer %d: %w", layer, err)
 		}
-		rs.reserved += plan.blockBytes
-		blk := &block{data: newBlockData(plan.blockBytes)}
+		rs.reserved += lay.bytes
+		blk := &block{data: newBlockData(lay.bytes), lay: lay}
 		blk.refs.Store(1)
 		off := 0
 		for h := range H {
-			off += copy(blk.data[h*B*kSize:(h*B+m)*kSize], sec[off:])
+			off += copy(blk.data[lay.kOff[h]:lay.kOff[h]+m*lay.kSize[h]], sec[off:])
 		}
-		voff := H * B * kSize
 		for h := range H {
-			off += copy(blk.data[voff+h*B*vSize:voff+(h*B+m)*vSize], sec[off:])
+			off += copy(blk.data[lay.vOff[h]:lay.vOff[h]+m*lay.vSize[h]], sec[off:])
 		}
 		l.blocks = append(l.blocks, blk)
 		l.compressed += m
 	}
 	return nil
+}
+
+// readGuard reads a layer's guard section (version 2, guard pools):
+//
+//	u64 n, the recent queries held (≤ GuardConfig.Queries)
+//	per KV head: u64 flags (bit 0: upgraded), u64 position, u64 the
+//	  float64 bits of the error (position and error 0 unless upgraded)
+//	the queries: per KV head, its n queries oldest first, HeadDim float32
+//	  each, finite
+//	block flags: per block, per KV head, u8 1 if the head's codes in that
+//	  block are the upgraded codecs', else 0
+//
+// It checks what Append can produce: an upgraded head exceeded the budget
+// (so queries were held), at a position that starts a block; its flagged
+// blocks are exactly those from the first flagged one on, which include
+// every block starting at or after its position; no other head is flagged.
+func (rs *snapRestore) readGuard(layer, nBlocks int) (*layerGuard, []*blockLayout, error) {
+	p, cfg := rs.pool, rs.pool.cfg
+	plan := &p.layers[layer]
+	H, B, d := cfg.KVHeads, cfg.BlockTokens, cfg.HeadDim
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: layer %d guard: "+format, append([]any{ErrSnapshot, layer}, args...)...)
+	}
+	lo := int64(8+snapGuardHead*H) + int64(nBlocks)*int64(H)
+	sec, err := rs.sr.section(fmt.Sprintf("layer %d guard", layer), lo, lo+int64(cfg.Guard.Queries)*int64(H*d*4), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := binary.LittleEndian.Uint64(sec)
+	if n > uint64(cfg.Guard.Queries) || int64(len(sec)) != lo+int64(n)*int64(H*d*4) {
+		return nil, nil, bad("%d recent queries in a section of %d bytes (the pool keeps %d)", n, len(sec), cfg.Guard.Queries)
+	}
+	g := newLayerGuard(cfg, plan.base)
+	g.n, g.next = int(n), int(n)%g.cap
+	off := 8
+	for h := range H {
+		flags := binary.LittleEndian.Uint64(sec[off:])
+		pos := binary.LittleEndian.Uint64(sec[off+8:])
+		e := math.Float64frombits(binary.LittleEndian.Uint64(sec[off+16:]))
+		off += snapGuardHead
+		switch {
+		case flags > 1:
+			return nil, nil, bad("head %d flags %#x", h, flags)
+		case flags == 0 && (pos != 0 || math.Float64bits(e) != 0):
+			return nil, nil, bad("head %d not upgraded, yet position %d and error %v", h, pos, e)
+		case flags == 1 && (n == 0 || !(e > cfg.Guard.Budget) || math.IsInf(e, 0)):
+			return nil, nil, bad("head %d upgraded with error %v (budget %v) and %d queries", h, e, cfg.Guard.Budget, n)
+		case flags == 1 && (pos < uint64(cfg.Sinks) || pos-uint64(cfg.Sinks) > snapMaxTokens || (pos-uint64(cfg.Sinks))%uint64(B) != 0):
+			return nil, nil, bad("head %d upgraded at position %d, which starts no block", h, pos)
+		}
+		g.heads[h] = guardHead{up: flags == 1, pos: int(pos), err: e}
+	}
+	for h := range H {
+		for i := range int(n) {
+			q := g.ring[(h*g.cap+i)*d : (h*g.cap+i+1)*d]
+			for j := range q {
+				q[j] = math.Float32frombits(binary.LittleEndian.Uint32(sec[off:]))
+				off += 4
+				if math.IsNaN(float64(q[j])) || math.IsInf(float64(q[j]), 0) {
+					return nil, nil, bad("head %d query %d component %d is not finite", h, i, j)
+				}
+			}
+		}
+	}
+	flags := sec[off:]
+	lays := make([]*blockLayout, nBlocks)
+	var prev []bool
+	for b := range nBlocks {
+		up := make([]bool, H)
+		any := false
+		for h := range H {
+			f := flags[b*H+h]
+			gh := g.heads[h]
+			start := uint64(cfg.Sinks) + uint64(b)*uint64(B)
+			switch {
+			case f > 1:
+				return nil, nil, bad("block %d head %d flag %d", b, h, f)
+			case f == 1 && !gh.up:
+				return nil, nil, bad("block %d upgraded for head %d, which is not", b, h)
+			case f == 0 && gh.up && (start >= uint64(gh.pos) || (prev != nil && prev[h])):
+				return nil, nil, bad("block %d not upgraded for head %d, upgraded from position %d", b, h, gh.pos)
+			}
+			up[h] = f == 1
+			any = any || up[h]
+		}
+		switch {
+		case !any:
+			lays[b] = plan.base
+		case b > 0 && slices.Equal(prev, up) && lays[b-1] != plan.base:
+			lays[b] = lays[b-1]
+		default:
+			lays[b] = newBlockLayout(plan, H, B, up)
+		}
+		prev = up
+	}
+	up := make([]bool, H)
+	any := false
+	for h, gh := range g.heads {
+		up[h] = gh.up
+		any = any || gh.up
+	}
+	if any {
+		g.lay = newBlockLayout(plan, H, B, up)
+	}
+	return g, lays, nil
+}
+
+// snapshot is the layer's guard section (see readGuard); blocks are the
+// layer's blocks that hold tokens.
+func (g *layerGuard) snapshot(blocks []*block, d int) []byte {
+	H := len(g.heads)
+	b := make([]byte, 0, 8+snapGuardHead*H+g.n*H*d*4+len(blocks)*H)
+	b = binary.LittleEndian.AppendUint64(b, uint64(g.n))
+	for _, gh := range g.heads {
+		var flags uint64
+		if gh.up {
+			flags = 1
+		}
+		b = binary.LittleEndian.AppendUint64(b, flags)
+		b = binary.LittleEndian.AppendUint64(b, uint64(gh.pos))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(gh.err))
+	}
+	for h := range H {
+		for i := range g.n {
+			for _, v := range g.query(h, i, d) {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+			}
+		}
+	}
+	for _, blk := range blocks {
+		for h := range H {
+			f := byte(0)
+			if blk.lay.upgraded(h) {
+				f = 1
+			}
+			b = append(b, f)
+		}
+	}
+	return b
 }
 
 // codec restores the codec of one (layer, head) for keys or values from the
@@ -531,8 +706,11 @@ func nonFiniteHalf(b []byte) int {
 	return -1
 }
 
-// snapshotConfig is the config section's payload for c (defaults filled in).
-func (c CacheConfig) snapshotConfig() []byte {
+// snapshotConfig is the config section's payload for c (defaults filled
+// in) in a snapshot version. Version 2 appends the guard fields: f64 budget
+// bits, u64 recent queries, the upgrade key and value codecs (10 bytes each,
+// as the layer codecs); all zero without a guard.
+func (c CacheConfig) snapshotConfig(version int) []byte {
 	b := make([]byte, 0, snapConfigFixed+2*snapCodecBytes*c.Layers)
 	b = binary.LittleEndian.AppendUint32(b, uint32(c.Layers))
 	b = binary.LittleEndian.AppendUint32(b, uint32(c.KVHeads))
@@ -556,6 +734,15 @@ func (c CacheConfig) snapshotConfig() []byte {
 		b = appendSnapCodec(b, k)
 		b = appendSnapCodec(b, v)
 	}
+	if version >= 2 {
+		if !c.Guard.enabled() {
+			return append(b, make([]byte, snapGuardConfig)...)
+		}
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Guard.Budget))
+		b = binary.LittleEndian.AppendUint64(b, uint64(c.Guard.Queries))
+		b = appendSnapCodec(b, c.Guard.Keys)
+		b = appendSnapCodec(b, c.Guard.Values)
+	}
 	return b
 }
 
@@ -575,7 +762,20 @@ func appendSnapCodec(b []byte, cd Codec) []byte {
 
 // describeConfigMismatch names the first field where a snapshot's config
 // section (got) differs from the pool's (want).
-func describeConfigMismatch(got, want []byte) string {
+func describeConfigMismatch(got, want []byte, version int) string {
+	if version >= 2 { // the fixed fields and codecs, then the guard's
+		if len(got) < snapConfigFixed+snapGuardConfig || (len(got)-snapConfigFixed-snapGuardConfig)%(2*snapCodecBytes) != 0 {
+			return fmt.Sprintf("config section of %d bytes", len(got))
+		}
+		gb, wb := got[:len(got)-snapGuardConfig], want[:len(want)-snapGuardConfig]
+		if !bytes.Equal(gb, wb) {
+			return describeConfigMismatch(gb, wb, 1)
+		}
+		g, w := got[len(gb):], want[len(wb):]
+		return fmt.Sprintf("guard budget %v, %d queries, codecs %s %s; this pool's: budget %v, %d queries, codecs %s %s",
+			math.Float64frombits(binary.LittleEndian.Uint64(g)), binary.LittleEndian.Uint64(g[8:]), snapCodecString(g[16:26]), snapCodecString(g[26:36]),
+			math.Float64frombits(binary.LittleEndian.Uint64(w)), binary.LittleEndian.Uint64(w[8:]), snapCodecString(w[16:26]), snapCodecString(w[26:36]))
+	}
 	fields := []struct {
 		name string
 		size int

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -138,8 +139,10 @@ func snapRoundTrip(t testing.TB, cfg CacheConfig, pool *Pool, s *Sequence) *Sequ
 	require.NoError(t, err)
 	assert.Equal(t, used+r.Stats().StoredBytes, pool.Used(), "the restored sequence's memory is reserved")
 	assert.Equal(t, s.Len(), r.Len())
-	assert.Equal(t, snapOutputs(t, cfg, s), snapOutputs(t, cfg, r))
 	assert.Equal(t, data, snapWrite(t, r), "a restored sequence snapshots to the same bytes")
+	assert.Equal(t, snapOutputs(t, cfg, s), snapOutputs(t, cfg, r))
+	// Attending records queries (with a guard): both recorded the same.
+	assert.Equal(t, snapWrite(t, s), snapWrite(t, r), "the same after attending")
 	return r
 }
 
@@ -434,7 +437,7 @@ func TestSnapshotRejectsHostileContent(t *testing.T) {
 	used := pool.Used()
 	edits := map[string]func(b []byte){
 		"magic":             func(b []byte) { b[0] = 'X' },
-		"version":           func(b []byte) { b[4] = 2 },
+		"version":           func(b []byte) { b[4] = 3 },
 		"reserved":          func(b []byte) { b[6] = 1 },
 		"unknown flag":      func(b []byte) { b[layer] |= 4 },
 		"empty layer":       func(b []byte) { b[layer] = 0 },
@@ -649,7 +652,18 @@ func snapFuzzConfigs(t testing.TB) []CacheConfig {
 		small("mixed", 2, 1, 16, 1, 0, 2),
 		small("deferred", 1, 1, 16, 2, 1, 2),
 		centred(small("tq3", 1, 2, 16, 2, 1, 2)),
+		guarded(small("tq3-guard", 1, 2, 16, 2, 1, 2)),
+		// The pools of the committed version 1 snapshots.
+		snapConfig(t, "tq3", 2, 2, 4, 16),
+		snapConfig(t, "mixed", 2, 2, 4, 16),
 	}
+}
+
+// guarded lowers a guard config's budget so that heads upgrade on the
+// fuzzer's small random data, and keeps 3 queries per head.
+func guarded(c CacheConfig) CacheConfig {
+	c.Guard.Budget, c.Guard.Queries = 1e-3, 3
+	return c
 }
 
 func centred(c CacheConfig) CacheConfig {
@@ -662,11 +676,15 @@ func FuzzReadSequence(f *testing.F) {
 	pools := make([]*Pool, len(cfgs))
 	for i, cfg := range cfgs {
 		pools[i] = snapPool(f, cfg, 0)
-		for _, n := range [][2]int{{0, 0}, {1, 0}, {5, 0}, {4, 3}} { // a prefill, then single tokens
+		for _, n := range [][2]int{{0, 0}, {1, 0}, {5, 0}, {4, 3}, {3, 9}} { // a prefill, then single tokens
 			s := pools[i].NewSequence()
 			for layer := range cfg.Layers {
 				if n[0] > 0 {
 					snapAppend(f, cfg, layer, 0, n[0], 1, false, s)
+					if cfg.Guard.Budget != 0 { // queries for the guard to measure against
+						q, _ := kvData(n[0], cfg.QHeads, cfg.HeadDim, 4)
+						require.NoError(f, s.Attend(layer, q, make([]float32, len(q))))
+					}
 					snapAppend(f, cfg, layer, n[0], n[0]+n[1]+layer, 1, true, s)
 				}
 			}
@@ -675,6 +693,11 @@ func FuzzReadSequence(f *testing.F) {
 			f.Add(uint8(i), false, data)
 			f.Add(uint8(i), true, data)
 		}
+	}
+	for i, preset := range []string{"tq3", "mixed"} {
+		data, err := os.ReadFile("testdata/snapshot-v1-" + preset + ".tqkv")
+		require.NoError(f, err)
+		f.Add(uint8(len(cfgs)-2+i), false, data)
 	}
 	f.Fuzz(func(t *testing.T, which uint8, fixCRCs bool, data []byte) {
 		i := int(which) % len(pools)
@@ -692,7 +715,17 @@ func FuzzReadSequence(f *testing.F) {
 			return
 		}
 		read := data[:len(data)-r.Len()]
-		require.Equal(t, read, snapWrite(t, s), "a restored sequence snapshots to the bytes it came from")
+		if binary.LittleEndian.Uint16(read[4:]) == 1 {
+			// A version 1 snapshot is written back as version 2, which
+			// restores to the same bytes again.
+			again := snapWrite(t, s)
+			s2, err := pool.ReadSequence(bytes.NewReader(again))
+			require.NoError(t, err)
+			require.Equal(t, again, snapWrite(t, s2))
+			require.NoError(t, s2.Close())
+		} else {
+			require.Equal(t, read, snapWrite(t, s), "a restored sequence snapshots to the bytes it came from")
+		}
 		// The restored sequence is usable: it attends and takes tokens
 		// (which may fail on hostile codes, but must not panic).
 		for layer := range cfg.Layers {

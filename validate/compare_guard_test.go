@@ -45,3 +45,49 @@ func TestGuardUpgradesTheNoisyHead(t *testing.T) {
 	assert.Equal(t, st, again, "deterministic")
 	assert.Equal(t, rows, rows2)
 }
+
+// TestGuardStudyRunsTheRealCache: the guard study's cache contenders are
+// deterministic; with a budget no head meets, tq3-guard stores exactly
+// tq4's codes (the upgraded codec is tq4's, same seed and means) and
+// measures exactly as tq4; with one every head meets, exactly as tq3; in
+// between, its rate lies between theirs.
+func TestGuardStudyRunsTheRealCache(t *testing.T) {
+	spec := DefaultSynthetic
+	spec.HeadDims, spec.Heads, spec.Chunks, spec.Tokens = []int{64}, 2, 2, 60
+	kv := SyntheticKV(spec)
+	run := func() ([]CompareRow, []GuardStats) {
+		cs, stats := GuardStudyContenders([]float64{1e-9, 0.5, 1e9}, DefaultGuardStream)
+		rows, err := Compare(kv, 0, cs)
+		require.NoError(t, err)
+		out := make([]GuardStats, len(stats))
+		for i, s := range stats {
+			out[i] = *s
+		}
+		return rows, out
+	}
+	rows, stats := run()
+	require.Len(t, rows, 8) // tq3, tq4, 3 budgets × (keys and values, keys only)
+	tq3, tq4, tiny, mid, huge := rows[0], rows[1], rows[2], rows[3], rows[4]
+	same := func(a, b CompareRow) {
+		t.Helper()
+		assert.Equal(t, a.CosMean, b.CosMean)
+		assert.Equal(t, a.Top1, b.Top1)
+		assert.Equal(t, a.OutErrAll, b.OutErrAll)
+	}
+	same(tiny, tq4)
+	same(huge, tq3)
+	assert.Equal(t, stats[1].CodeBits, stats[2].CodeBits, "every block upgraded costs tq4's bits")
+	assert.Equal(t, stats[2].Blocks, stats[2].Upgraded)
+	assert.Equal(t, stats[0].CodeBits, stats[4].CodeBits)
+	assert.Zero(t, stats[4].Upgraded)
+	assert.Greater(t, stats[3].CodeBits, stats[0].CodeBits)
+	assert.Less(t, stats[3].CodeBits, stats[1].CodeBits)
+	assert.Greater(t, mid.CosMean, tq3.CosMean)
+	// Keys only: the probabilities are tq4's, the values stay at 3 bits.
+	assert.Equal(t, tq4.CosMean, rows[5].CosMean)
+	assert.Less(t, stats[5].CodeBits, stats[1].CodeBits)
+
+	again, againStats := run()
+	assert.Equal(t, rows, again, "deterministic")
+	assert.Equal(t, stats, againStats)
+}

@@ -30,8 +30,10 @@ func runCompare(args []string, stdout io.Writer) error {
 	fs := newFlags("compare")
 	data := fs.String("data", "", "a TQKV1 file from tools/capturekv (default: the embedded KJV fixture)")
 	synthetic := fs.Bool("synthetic", false, "use synthetic uncentred K/V with outlier channels instead of real data")
-	study := fs.String("study", "", "instead of the baselines: 'outliers' (mixed-precision channels by norm, by centred norm, or left to the rotation, at equal bits) or 'guard' (a simulated tq3→tq4 fidelity guardrail)")
-	guardBudgets := fs.String("budgets", "0.002,0.005,0.01,0.02", "guard study: logit mean-squared-error budgets (nats²)")
+	study := fs.String("study", "", "instead of the baselines: 'outliers' (mixed-precision channels by norm, by centred norm, or left to the rotation, at equal bits) or 'guard' (the cache's tq3-guard preset against tq3 and tq4, streamed token by token through the real cache)")
+	guardBudgets := fs.String("budgets", "0.1,0.2,0.3,0.5,0.8", "guard study: budgets, RMS logit error in nats")
+	guardBlock := fs.Int("guard-block", validate.DefaultGuardStream.Block, "guard study: tokens per block")
+	guardWindow := fs.Int("guard-window", validate.DefaultGuardStream.Window, "guard study: fp16 window tokens")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -48,13 +50,8 @@ func runCompare(args []string, stdout io.Writer) error {
 		contenders = validate.OutlierStudyContenders
 	case "guard":
 		contenders = func() []validate.Contender {
-			cs := []validate.Contender{validate.PresetContender("tq3", nil), validate.PresetContender("tq4", nil)}
-			for _, b := range budgets {
-				st := &validate.GuardStats{}
-				guards = append(guards, st)
-				cs = append(cs, validate.GuardContender(validate.GuardSpec{BaseBits: 3, UpgradeBits: 4, Block: 32, Queries: 8,
-					Budget: b, Center: true}, st))
-			}
+			cs, st := validate.GuardStudyContenders(budgets, validate.GuardStream{Block: *guardBlock, Window: *guardWindow})
+			guards = st
 			return cs
 		}
 	default:
@@ -129,9 +126,15 @@ func printCompare(w io.Writer, rep compareReport) error {
 		return err
 	}
 	if len(rep.Guard) > 0 {
-		fmt.Fprintln(w, "\nGuard simulation (blocks of 32, 8 recent queries): upgraded (chunk, head, block)s per budget:")
+		fmt.Fprintln(w, "\nGuard study (real cache, token by token): code bits = bits per element of the compressed tokens;")
+		fmt.Fprintln(w, "upgraded = (chunk, head, block)s stored at 4 bits:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "layer\tcontender\tcode bits\tupgraded\tper head\textra bytes\t")
 		for _, g := range rep.Guard {
-			fmt.Fprintf(w, "  layer %d: %d of %d blocks upgraded, per head %v, %d extra bytes\n", g.Layer, g.Upgraded, g.Blocks, g.HeadUpgrades, g.ExtraBytes)
+			fmt.Fprintf(tw, "%d\t%s\t%.3f\t%d of %d\t%v\t%d\t\n", g.Layer, g.Name, g.CodeBits, g.Upgraded, g.Blocks, g.HeadUpgrades, g.ExtraBytes)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
 		}
 	}
 	return nil
