@@ -62,6 +62,9 @@ type SearchOptions struct {
 	Originals []float32
 	// Workers bounds the goroutines of one search (0: GOMAXPROCS).
 	Workers int
+	// NProbe is the number of lists an IVF search scans (0 means 1);
+	// Flat ignores it.
+	NProbe int
 }
 
 func (o SearchOptions) workers() int {
