@@ -53,6 +53,7 @@ func runANN(args []string, stdout io.Writer) error {
 	export := fs.String("export", "", "write base.f32, queries.f32 and truth-METRIC.i32 to this folder (for bench/faiss_compare.py)")
 	faiss := fs.String("faiss", "", "JSON rows from bench/faiss_compare.py --json, merged into the table and plot")
 	plotPath := fs.String("plot", "", "write a recall@1@k plot (PNG)")
+	fromRows := fs.String("rows", "", "print and plot the rows of an earlier --json run instead of measuring")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,6 +66,13 @@ func runANN(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var rows []annRow
+	if *fromRows != "" {
+		if rows, err = readANNRows(*fromRows); err != nil {
+			return err
+		}
+		return finishANN(stdout, rows, ks, *faiss, *plotPath, *asJSON)
+	}
 	base, queries, name, err := loadANNData(*data, *nBase, *nQuery)
 	if err != nil {
 		return err
@@ -76,7 +84,6 @@ func runANN(args []string, stdout io.Writer) error {
 		}
 		maxK = max(maxK, k)
 	}
-	var rows []annRow
 	for _, ms := range strings.Split(*metricsFlag, ",") {
 		metric, err := ann.ParseMetric(strings.TrimSpace(ms))
 		if err != nil {
@@ -111,23 +118,35 @@ func runANN(args []string, stdout io.Writer) error {
 			}
 		}
 	}
-	if *faiss != "" {
-		b, err := os.ReadFile(*faiss)
+	return finishANN(stdout, rows, ks, *faiss, *plotPath, *asJSON)
+}
+
+func readANNRows(path string) ([]annRow, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rows []annRow
+	if err := json.Unmarshal(b, &rows); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return rows, nil
+}
+
+func finishANN(stdout io.Writer, rows []annRow, ks []int, faiss, plotPath string, asJSON bool) error {
+	if faiss != "" {
+		fr, err := readANNRows(faiss)
 		if err != nil {
 			return err
 		}
-		var fr []annRow
-		if err := json.Unmarshal(b, &fr); err != nil {
-			return fmt.Errorf("%s: %w", *faiss, err)
-		}
 		rows = append(rows, fr...)
 	}
-	if *plotPath != "" {
-		if err := plotRecall(*plotPath, rows, ks); err != nil {
+	if plotPath != "" {
+		if err := plotRecall(plotPath, rows, ks); err != nil {
 			return err
 		}
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSON(stdout, rows)
 	}
 	return printANN(stdout, rows, ks)
