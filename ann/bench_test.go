@@ -21,7 +21,6 @@ func BenchmarkScanKernel(b *testing.B) {
 	}
 	var sums [scanChunk]uint32
 	cs := q.CodeSize()
-	b.SetBytes(int64(cs))
 	b.ReportAllocs()
 	for b.Loop() {
 		for lo := 0; lo < n; lo += scanChunk {

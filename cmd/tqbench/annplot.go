@@ -67,7 +67,7 @@ func plotRecall(path string, rows []annRow, ks []int) error {
 			p.Legend.Add(fmt.Sprintf("%s %gb (%d B)", r.Method, r.Bits, r.BytesPerVec), l, s)
 			n++
 		}
-		p.Draw(tiles.At(dc, 0, i))
+		p.Draw(tiles.At(dc, i, 0))
 	}
 	return savePNG(path, img)
 }
