@@ -5,7 +5,6 @@ import (
 	"math"
 	"runtime"
 	"sync"
-	"sync/atomic"
 )
 
 // tokenSource walks one KV head's tokens of a layer in position order,
@@ -85,39 +84,44 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	s.recordQueries(layer, queries)
 	g := cfg.QHeads / cfg.KVHeads
 	d := cfg.HeadDim
-	head := func(h int, st *attendState, rs *rowState) {
-		hc := l.heads[h]
-		ts := s.source(layer, h)
-		rows := usesRows(hc)
-		if !rows {
-			st.bind(hc, ts.fp16)
-			defer st.release(hc)
-		}
-		for i := range T {
-			limit := n - T + i + 1
-			q0 := (i*cfg.QHeads + h*g) * d
-			if rows {
-				rs.attend(ts, hc, queries[q0:q0+g*d], out[q0:q0+g*d], limit, cfg.Scale)
-			} else {
-				st.attendGroup(ts, hc, queries[q0:q0+g*d], out[q0:q0+g*d], limit, cfg.Scale)
-			}
-		}
-	}
-	workers := min(runtime.GOMAXPROCS(0), cfg.KVHeads)
-	if n*T*cfg.KVHeads*d < parallelAttendMin {
+	H := cfg.KVHeads
+	workers := min(runtime.GOMAXPROCS(0), H)
+	if n*T*H*d < parallelAttendMin {
 		workers = 1
 	}
-	var next atomic.Int64
+	// The row path takes the heads of a worker together (one sequential
+	// walk over the blocks); the per-code path goes head by head. Every
+	// head of a layer has codecs of the same kinds, so head 0 decides.
+	rows := usesRows(l.heads[0])
 	var wg sync.WaitGroup
-	for range workers {
+	for w := range workers {
+		heads := make([]int, 0, H/workers+1)
+		for h := w * H / workers; h < (w+1)*H/workers; h++ {
+			heads = append(heads, h)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st, rs := s.pool.attendState(n), s.pool.rowState(n)
+			if rows {
+				rss := make([]*rowState, len(heads))
+				for k := range rss {
+					rss[k] = s.pool.rowState(n)
+					defer s.pool.rowStates.Put(rss[k])
+				}
+				s.attendRows(l, heads, rss, queries, out, T, n)
+				return
+			}
+			st := s.pool.attendState(n)
 			defer s.pool.states.Put(st)
-			defer s.pool.rowStates.Put(rs)
-			for h := int(next.Add(1) - 1); h < cfg.KVHeads; h = int(next.Add(1) - 1) {
-				head(h, st, rs)
+			for _, h := range heads {
+				hc := l.heads[h]
+				ts := s.source(layer, h)
+				st.bind(hc, ts.fp16)
+				for i := range T {
+					q0 := (i*cfg.QHeads + h*g) * d
+					st.attendGroup(ts, hc, queries[q0:q0+g*d], out[q0:q0+g*d], n-T+i+1, cfg.Scale)
+				}
+				st.release(hc)
 			}
 		}()
 	}
@@ -339,7 +343,8 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 		rs := newRowState(1, cfg.HeadDim, n)
 		rs.fit(n)
 		rs.prepare(hc, query, cfg.Scale)
-		rs.score(ts, hc, n)
+		fp16 := fp16Codec{cfg.HeadDim}
+		s.layerRuns(l, []int{h}, n, false, func(_ int, r run) { rs.scoreRun(hc, fp16, r) })
 		copy(dst, rs.logits[:n])
 		return nil
 	}

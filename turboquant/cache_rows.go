@@ -30,8 +30,9 @@ func rowKernels() bool {
 	return simd.Active() != simd.Generic
 }
 
-// rowChunk is the most rows decoded at once: 64 rows of d=128 are 32 KiB.
-const rowChunk = 64
+// rowChunk is the most rows decoded at once: 32 rows of d=128 are 16 KiB,
+// half of a typical L1 data cache.
+const rowChunk = 32
 
 // rowCodec is implemented by codecs with a row form. Scores and weighted
 // sums are added to what out and acc hold; q and acc have rows of HeadDim.
@@ -111,14 +112,14 @@ func (c fp16Codec) rowForm() bool { return true }
 
 func (c fp16Codec) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
-func (c fp16Codec) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
-	simd.DecodeF16(buf, c.dim, codes, stride, n, c.dim)
-	simd.Dot(out, outStride, q[:g*c.dim], buf, n, c.dim, c.dim)
+// fp16 rows are converted as the dot and axpy kernels load them (F16C).
+
+func (c fp16Codec) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, _ []float32) {
+	simd.DotF16(out, outStride, q[:g*c.dim], codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2)
 }
 
-func (c fp16Codec) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
-	simd.DecodeF16(buf, c.dim, codes, stride, n, c.dim)
-	simd.Axpy(acc[:g*c.dim], w, wStride, buf, n, c.dim, c.dim)
+func (c fp16Codec) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, _ []float32) {
+	simd.AxpyF16(acc[:g*c.dim], w, wStride, codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2)
 }
 
 func (c fp32Codec) rowForm() bool { return true }
@@ -184,23 +185,32 @@ type run struct {
 	raw, up          bool
 }
 
-// runs calls f for the runs covering positions [0, limit), in order, each
-// at most rowChunk tokens.
-func (ts tokenSource) runs(limit int, f func(r run)) {
-	cfg := ts.s.pool.cfg
-	l, h, d, H, B := ts.l, ts.h, cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
+// layerRuns calls f(k, r) for the runs of the KV heads heads[k] covering
+// positions [0, limit), each at most rowChunk tokens, in position order per
+// head. Blocks are walked outermost and heads inside each block, so the
+// heads' codes, which sit next to each other in a block, are read as one
+// sequential stream; heads must be ascending and contiguous.
+//
+// While f works on one block, the next block's codes for these heads (keys,
+// or values when values is set) are prefetched, so its cache lines arrive
+// during the computation rather than when a kernel first touches them.
+func (s *Sequence) layerRuns(l *seqLayer, heads []int, limit int, values bool, f func(k int, r run)) {
+	cfg := s.pool.cfg
+	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
 	fpStride := H * 4 * d // one slot of the sink or window buffer: [H][2][d] fp16
-	emit := func(r run) {
+	chunked := func(k int, r run) {
 		for off := 0; off < r.n; off += rowChunk {
 			c := r
 			c.pos, c.n = r.pos+off, min(rowChunk, r.n-off)
 			c.k, c.v = r.k[off*r.kStride:], r.v[off*r.vStride:]
-			f(c)
+			f(k, c)
 		}
 	}
 	raw := func(buf []byte, slot, pos, n int) {
-		base := (slot*H + h) * 4 * d
-		emit(run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true})
+		for k, h := range heads {
+			base := (slot*H + h) * 4 * d
+			chunked(k, run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true})
+		}
 	}
 	pos := 0
 	if n := min(l.nSink, limit); n > 0 {
@@ -208,19 +218,34 @@ func (ts tokenSource) runs(limit int, f func(r run)) {
 		pos = n
 	}
 	end := min(limit, l.nSink+l.compressed)
-	for pos < end { // one block at a time: its layout says where the head's codes are
+	first, last := heads[0], heads[len(heads)-1]
+	for pos < end { // one block at a time: its layout says where each head's codes are
 		c := pos - l.nSink
-		b := l.blocks[c/B]
+		bi := c / B
+		if bi+1 < len(l.blocks) {
+			nb := l.blocks[bi+1]
+			lay := nb.lay
+			var next []byte
+			if values {
+				next = nb.data[lay.vOff[first] : lay.vOff[last]+B*lay.vSize[last]]
+			} else {
+				next = nb.data[lay.kOff[first] : lay.kOff[last]+B*lay.kSize[last]]
+			}
+			simd.Prefetch(next)
+		}
+		b := l.blocks[bi]
 		lay, j := b.lay, c%B
 		n := min(B-j, end-pos)
-		ks, vs := lay.kSize[h], lay.vSize[h]
-		emit(run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
-			kStride: ks, vStride: vs, up: lay.upgraded(h)})
+		for k, h := range heads {
+			ks, vs := lay.kSize[h], lay.vSize[h]
+			chunked(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
+				kStride: ks, vStride: vs, up: lay.upgraded(h)})
+		}
 		pos += n
 	}
 	for pos < limit { // the window ring, in at most two pieces
 		i := pos - l.nSink - l.compressed
-		slot := ts.s.winSlot(l, i)
+		slot := s.winSlot(l, i)
 		n := min(limit-pos, l.winCap-slot)
 		raw(l.win, slot, pos, n)
 		pos += n
@@ -242,6 +267,9 @@ type rowState struct {
 	sum    []float32
 	rows   []float32 // rowChunk × d
 	tmp    []float32
+	// codes and upgraded record whether the value pass met compressed
+	// tokens (only they carry μ_v) and the guard's upgraded codes.
+	codes, upgraded bool
 }
 
 func newRowState(g, d, n int) *rowState {
@@ -285,42 +313,34 @@ func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
 	}
 }
 
-// score writes the scaled logits of positions [0, limit) to rs.logits.
-func (rs *rowState) score(ts tokenSource, hc headCodecs, limit int) {
+// scoreRun writes the scaled logits of run r to rs.logits.
+func (rs *rowState) scoreRun(hc headCodecs, fp16 fp16Codec, r run) {
 	g, L, N := rs.g, rs.logits, rs.stride
-	kc := hc.k.(rowCodec)
-	var uc rowCodec
-	if hc.uk != nil {
-		uc = hc.uk.(rowCodec)
+	for gi := range g { // compressed keys are stored minus μ_k (Center)
+		init := rs.qmu[gi]
+		if r.raw {
+			init = 0
+		}
+		row := L[gi*N+r.pos : gi*N+r.pos+r.n]
+		for t := range row {
+			row[t] = init
+		}
 	}
-	ts.runs(limit, func(r run) {
-		for gi := range g { // compressed keys are stored minus μ_k (Center)
-			init := rs.qmu[gi]
-			if r.raw {
-				init = 0
-			}
-			row := L[gi*N+r.pos : gi*N+r.pos+r.n]
-			for t := range row {
-				row[t] = init
-			}
-		}
-		switch {
-		case r.raw:
-			ts.fp16.scoreRun(L[r.pos:], N, rs.qr, g, r.k, r.kStride, r.n, rs.rows)
-		case r.up:
-			uc.scoreRun(L[r.pos:], N, rs.qu, g, r.k, r.kStride, r.n, rs.rows)
-		default:
-			kc.scoreRun(L[r.pos:], N, rs.qk, g, r.k, r.kStride, r.n, rs.rows)
-		}
-	})
+	switch {
+	case r.raw:
+		fp16.scoreRun(L[r.pos:], N, rs.qr, g, r.k, r.kStride, r.n, rs.rows)
+	case r.up:
+		hc.uk.(rowCodec).scoreRun(L[r.pos:], N, rs.qu, g, r.k, r.kStride, r.n, rs.rows)
+	default:
+		hc.k.(rowCodec).scoreRun(L[r.pos:], N, rs.qk, g, r.k, r.kStride, r.n, rs.rows)
+	}
 }
 
-// attend computes the group's outputs (len g·d) over positions [0, limit).
-func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limit int, scale float32) {
-	g, d, N := rs.g, rs.d, rs.stride
-	rs.prepare(hc, q, scale)
-	rs.score(ts, hc, limit)
-	for gi := range g {
+// softmax turns the logits of positions [0, limit) into unnormalised
+// weights e^(x − max), keeps their sums, and clears the accumulators.
+func (rs *rowState) softmax(limit int) {
+	N := rs.stride
+	for gi := range rs.g {
 		row := rs.logits[gi*N : gi*N+limit]
 		m := row[0]
 		for _, x := range row[1:] {
@@ -331,45 +351,47 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 	}
 	clear(rs.accK)
 	clear(rs.accR)
-	vc := hc.v.(rowCodec)
-	var uc rowCodec
-	if hc.uv != nil {
-		uc = hc.uv.(rowCodec)
+	rs.codes, rs.upgraded = false, false
+}
+
+// accumulateRun adds run r's values, weighted, into the accumulators.
+func (rs *rowState) accumulateRun(hc headCodecs, fp16 fp16Codec, r run) {
+	g, N := rs.g, rs.stride
+	if r.raw {
+		fp16.accumulateRun(rs.accR, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		for gi := range g {
+			for _, w := range rs.logits[gi*N+r.pos : gi*N+r.pos+r.n] {
+				rs.rawW[gi] += float64(w)
+			}
+		}
+		return
 	}
-	codes := false    // whether any compressed token was seen (only they carry μ_v)
-	upgraded := false // whether any was the guard's upgraded codes
-	ts.runs(limit, func(r run) {
-		if r.raw {
-			ts.fp16.accumulateRun(rs.accR, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
-			for gi := range g {
-				for _, w := range rs.logits[gi*N+r.pos : gi*N+r.pos+r.n] {
-					rs.rawW[gi] += float64(w)
-				}
-			}
-			return
+	rs.codes = true
+	if r.up {
+		if !rs.upgraded {
+			clear(rs.accU)
+			rs.upgraded = true
 		}
-		codes = true
-		if r.up {
-			if !upgraded {
-				clear(rs.accU)
-				upgraded = true
-			}
-			uc.accumulateRun(rs.accU, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
-			return
-		}
-		vc.accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
-	})
-	for gi := range g {
+		hc.uv.(rowCodec).accumulateRun(rs.accU, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		return
+	}
+	hc.v.(rowCodec).accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+}
+
+// finish writes the group's outputs (len g·d).
+func (rs *rowState) finish(hc headCodecs, out []float32) {
+	d := rs.d
+	for gi := range rs.g {
 		o := out[gi*d : (gi+1)*d]
 		hc.v.finish(rs.tmp, rs.accK[gi*d:(gi+1)*d])
-		if upgraded { // the upgraded codes' sum, mapped back on its own
+		if rs.upgraded { // the upgraded codes' sum, mapped back on its own
 			u := rs.accU[gi*d : (gi+1)*d]
 			hc.uv.finish(u, u)
 			for j, x := range u {
 				rs.tmp[j] += x
 			}
 		}
-		if hc.muV != nil && codes { // compressed values are stored minus μ_v
+		if hc.muV != nil && rs.codes { // compressed values are stored minus μ_v
 			wc := float32(float64(rs.sum[gi]) - rs.rawW[gi])
 			for j, m := range hc.muV {
 				rs.tmp[j] += wc * m
@@ -379,6 +401,30 @@ func (rs *rowState) attend(ts tokenSource, hc headCodecs, q, out []float32, limi
 		accR := rs.accR[gi*d : (gi+1)*d]
 		for j := range o {
 			o[j] = (rs.tmp[j] + accR[j]) * inv
+		}
+	}
+}
+
+// attendRows computes, for the KV heads heads (ascending, contiguous; one
+// rowState each), the outputs of the T query positions of queries ([T][QHeads][d])
+// into out, over a layer of n tokens.
+func (s *Sequence) attendRows(l *seqLayer, heads []int, rss []*rowState, queries, out []float32, T, n int) {
+	cfg := s.pool.cfg
+	g, d := cfg.QHeads/cfg.KVHeads, cfg.HeadDim
+	fp16 := fp16Codec{d}
+	for i := range T {
+		limit := n - T + i + 1
+		q0 := func(h int) int { return (i*cfg.QHeads + h*g) * d }
+		for k, h := range heads {
+			rss[k].prepare(l.heads[h], queries[q0(h):q0(h)+g*d], cfg.Scale)
+		}
+		s.layerRuns(l, heads, limit, false, func(k int, r run) { rss[k].scoreRun(l.heads[heads[k]], fp16, r) })
+		for k := range heads {
+			rss[k].softmax(limit)
+		}
+		s.layerRuns(l, heads, limit, true, func(k int, r run) { rss[k].accumulateRun(l.heads[heads[k]], fp16, r) })
+		for k, h := range heads {
+			rss[k].finish(l.heads[h], out[q0(h):q0(h)+g*d])
 		}
 	}
 }

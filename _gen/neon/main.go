@@ -290,7 +290,7 @@ func zero(f *file, regs ...int) {
 func dot1(f *file) {
 	const name = "dot1NEON"
 	f.text(name, "out []float32, outStride int, q, "+rowSig, "",
-		name+" is dotGeneric on the first d8 coordinates, with four 4-lane sums added to out.")
+		name+" is one query row of Dot on the first d8 coordinates, with four 4-lane sums.")
 	f.op("MOVD %s, R0", f.arg("out_base"))
 	f.op("MOVD %s, R1", f.arg("q_base"))
 	loadRows(f)

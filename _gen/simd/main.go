@@ -17,15 +17,18 @@ func main() {
 	decode4()
 	decode8()
 	decodeF16()
-	dot1()
-	dot4()
-	axpy1()
-	axpy4()
+	for _, e := range rowElems {
+		dot1(e)
+		dot4(e)
+		axpy1(e)
+		axpy4(e)
+	}
 	expSum()
 	fwhtFirst8()
 	scaleKernel()
 	sumSquares()
 	f16Kernels()
+	prefetch()
 	for bits := 1; bits <= 4; bits++ {
 		quantizePack(bits)
 	}
@@ -211,7 +214,30 @@ func decodeF16() {
 	RET()
 }
 
-const rowSig = "rows []float32, n, d, d8, rowStride int)"
+// rowElem is the element type of the rows the dot and axpy kernels read:
+// float32, or fp16 converted to float32 as it is loaded (F16C).
+type rowElem struct {
+	suffix string // kernel name suffix
+	size   int    // bytes per element
+	goType string
+	shift  uint8 // log2(size)
+}
+
+var rowElems = []rowElem{{"", 4, "[]float32", 2}, {"F16", 2, "[]byte", 1}}
+
+// rowSig is the tail of the dot/axpy signatures; rowStride counts elements.
+func (e rowElem) rowSig() string { return "rows " + e.goType + ", n, d, d8, rowStride int)" }
+
+// load returns the eight row elements at m as float32.
+func (e rowElem) load(m Mem) VecVirtual {
+	x := YMM()
+	if e.size == 2 {
+		VCVTPH2PS(m, x)
+	} else {
+		VMOVUPS(m, x)
+	}
+	return x
+}
 
 // hsum reduces the 8 lanes of y into the low lane of its XMM half.
 func hsum(y VecVirtual) Register {
@@ -226,47 +252,46 @@ func hsum(y VecVirtual) Register {
 	return lo
 }
 
-func dot1() {
-	TEXT("dot1AVX2", NOSPLIT, "func(out []float32, outStride int, q, "+rowSig)
-	Doc("dot1AVX2 is dotGeneric on the first d8 coordinates, with 8-lane FMA sums added to out.")
+func dot1(e rowElem) {
+	name := "dot1" + e.suffix + "AVX2"
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []float32, "+e.rowSig())
+	Doc(name + " is one query row of Dot" + e.suffix + " on the first d8 coordinates, with 8-lane FMA sums.")
 	Pragma("noescape")
 	o := Load(Param("out").Base(), GP64())
 	q := Load(Param("q").Base(), GP64())
 	r := Load(Param("rows").Base(), GP64())
 	n := Load(Param("n"), GP64())
 	rs := Load(Param("rowStride"), GP64())
-	SHLQ(U8(2), rs)
+	SHLQ(U8(e.shift), rs)
 	d8 := Load(Param("d8"), GP64())
-	Label("dot1_row")
+	Label(name + "_row")
 	TESTQ(n, n)
-	JZ(LabelRef("dot1_done"))
+	JZ(LabelRef(name + "_done"))
 	acc := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
 	for _, a := range acc {
 		VXORPS(a, a, a)
 	}
 	j := GP64()
 	XORQ(j, j)
-	Label("dot1_32")
+	Label(name + "_32")
 	t := GP64()
 	LEAQ(Mem{Base: j, Disp: 32}, t)
 	CMPQ(t, d8)
-	JA(LabelRef("dot1_8"))
+	JA(LabelRef(name + "_8"))
 	for k, a := range acc {
-		x := YMM()
-		VMOVUPS(Mem{Base: r, Index: j, Scale: 4, Disp: 32 * k}, x)
+		x := e.load(Mem{Base: r, Index: j, Scale: uint8(e.size), Disp: 8 * e.size * k})
 		VFMADD231PS(Mem{Base: q, Index: j, Scale: 4, Disp: 32 * k}, x, a)
 	}
 	MOVQ(t, j)
-	JMP(LabelRef("dot1_32"))
-	Label("dot1_8")
+	JMP(LabelRef(name + "_32"))
+	Label(name + "_8")
 	CMPQ(j, d8)
-	JAE(LabelRef("dot1_sum"))
-	x := YMM()
-	VMOVUPS(Mem{Base: r, Index: j, Scale: 4}, x)
+	JAE(LabelRef(name + "_sum"))
+	x := e.load(Mem{Base: r, Index: j, Scale: uint8(e.size)})
 	VFMADD231PS(Mem{Base: q, Index: j, Scale: 4}, x, acc[0])
 	ADDQ(U32(8), j)
-	JMP(LabelRef("dot1_8"))
-	Label("dot1_sum")
+	JMP(LabelRef(name + "_8"))
+	Label(name + "_sum")
 	VADDPS(acc[1], acc[0], acc[0])
 	VADDPS(acc[3], acc[2], acc[2])
 	VADDPS(acc[2], acc[0], acc[0])
@@ -276,15 +301,16 @@ func dot1() {
 	ADDQ(U32(4), o)
 	ADDQ(rs, r)
 	DECQ(n)
-	JMP(LabelRef("dot1_row"))
-	Label("dot1_done")
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }
 
-func dot4() {
-	TEXT("dot4AVX2", NOSPLIT, "func(out []float32, outStride int, q, "+rowSig)
-	Doc("dot4AVX2 is dot1AVX2 for four query rows (q rows d apart, out rows outStride apart),",
+func dot4(e rowElem) {
+	name := "dot4" + e.suffix + "AVX2"
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []float32, "+e.rowSig())
+	Doc(name+" is dot1"+e.suffix+"AVX2 for four query rows (q rows d apart, out rows outStride apart),",
 		"reading each row of rows once.")
 	Pragma("noescape")
 	o := Load(Param("out").Base(), GP64())
@@ -292,7 +318,7 @@ func dot4() {
 	r := Load(Param("rows").Base(), GP64())
 	n := Load(Param("n"), GP64())
 	rs := Load(Param("rowStride"), GP64())
-	SHLQ(U8(2), rs)
+	SHLQ(U8(e.shift), rs)
 	d8 := Load(Param("d8"), GP64())
 	qs := Load(Param("d"), GP64()) // query row stride, bytes
 	SHLQ(U8(2), qs)
@@ -300,18 +326,17 @@ func dot4() {
 	SHLQ(U8(2), os)
 	qs3 := GP64()
 	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
-	Label("dot4_row")
+	Label(name + "_row")
 	TESTQ(n, n)
-	JZ(LabelRef("dot4_done"))
+	JZ(LabelRef(name + "_done"))
 	acc := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
 	for _, a := range acc {
 		VXORPS(a, a, a)
 	}
 	j := GP64()
 	XORQ(j, j)
-	Label("dot4_grp")
-	x := YMM()
-	VMOVUPS(Mem{Base: r, Index: j, Scale: 4}, x)
+	Label(name + "_grp")
+	x := e.load(Mem{Base: r, Index: j, Scale: uint8(e.size)})
 	qp := GP64()
 	LEAQ(Mem{Base: q, Index: j, Scale: 4}, qp)
 	VFMADD231PS(Mem{Base: qp}, x, acc[0])
@@ -320,7 +345,7 @@ func dot4() {
 	VFMADD231PS(Mem{Base: qp, Index: qs3, Scale: 1}, x, acc[3])
 	ADDQ(U32(8), j)
 	CMPQ(j, d8)
-	JB(LabelRef("dot4_grp"))
+	JB(LabelRef(name + "_grp"))
 	for k, a := range acc {
 		s := hsum(a)
 		m := Mem{Base: o}
@@ -340,31 +365,32 @@ func dot4() {
 	ADDQ(U32(4), o)
 	ADDQ(rs, r)
 	DECQ(n)
-	JMP(LabelRef("dot4_row"))
-	Label("dot4_done")
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }
 
-func axpy1() {
-	TEXT("axpy1AVX2", NOSPLIT, "func(acc, w []float32, wStride int, "+rowSig)
-	Doc("axpy1AVX2 is Axpy's loop for one accumulator row on the first d8 coordinates:",
+func axpy1(e rowElem) {
+	fn := "axpy1" + e.suffix + "AVX2"
+	TEXT(fn, NOSPLIT, "func(acc, w []float32, wStride int, "+e.rowSig())
+	Doc(fn+" is Axpy's loop for one accumulator row on the first d8 coordinates:",
 		"32 (then 8) coordinates stay in registers while every row is added in.")
 	Pragma("noescape")
 	a := Load(Param("acc").Base(), GP64())
 	w := Load(Param("w").Base(), GP64())
 	r := Load(Param("rows").Base(), GP64())
 	rs := Load(Param("rowStride"), GP64())
-	SHLQ(U8(2), rs)
+	SHLQ(U8(e.shift), rs)
 	d8 := Load(Param("d8"), GP64())
 	j := GP64()
 	XORQ(j, j)
 	for _, width := range []int{4, 1} {
-		name := "axpy1_" + string(rune('0'+width))
+		name := fn + "_" + string(rune('0'+width))
 		Label(name)
-		e := GP64()
-		LEAQ(Mem{Base: j, Disp: 8 * width}, e)
-		CMPQ(e, d8)
+		end := GP64()
+		LEAQ(Mem{Base: j, Disp: 8 * width}, end)
+		CMPQ(end, d8)
 		JA(LabelRef(name + "_end"))
 		acc := make([]VecVirtual, width)
 		for k := range acc {
@@ -372,13 +398,17 @@ func axpy1() {
 			VMOVUPS(Mem{Base: a, Index: j, Scale: 4, Disp: 32 * k}, acc[k])
 		}
 		rp, t := GP64(), GP64()
-		LEAQ(Mem{Base: r, Index: j, Scale: 4}, rp)
+		LEAQ(Mem{Base: r, Index: j, Scale: uint8(e.size)}, rp)
 		XORQ(t, t)
 		Label(name + "_tok")
 		wt := YMM()
 		VBROADCASTSS(Mem{Base: w, Index: t, Scale: 4}, wt)
 		for k := range acc {
-			VFMADD231PS(Mem{Base: rp, Disp: 32 * k}, wt, acc[k])
+			if e.size == 4 {
+				VFMADD231PS(Mem{Base: rp, Disp: 32 * k}, wt, acc[k])
+			} else {
+				VFMADD231PS(e.load(Mem{Base: rp, Disp: 16 * k}), wt, acc[k])
+			}
 		}
 		ADDQ(rs, rp)
 		INCQ(t)
@@ -387,7 +417,7 @@ func axpy1() {
 		for k := range acc {
 			VMOVUPS(acc[k], Mem{Base: a, Index: j, Scale: 4, Disp: 32 * k})
 		}
-		MOVQ(e, j)
+		MOVQ(end, j)
 		JMP(LabelRef(name))
 		Label(name + "_end")
 	}
@@ -395,15 +425,16 @@ func axpy1() {
 	RET()
 }
 
-func axpy4() {
-	TEXT("axpy4AVX2", NOSPLIT, "func(acc, w []float32, wStride int, "+rowSig)
-	Doc("axpy4AVX2 is axpy1AVX2 for four accumulator rows (acc rows d apart, w rows wStride apart),",
+func axpy4(e rowElem) {
+	fn := "axpy4" + e.suffix + "AVX2"
+	TEXT(fn, NOSPLIT, "func(acc, w []float32, wStride int, "+e.rowSig())
+	Doc(fn+" is axpy1"+e.suffix+"AVX2 for four accumulator rows (acc rows d apart, w rows wStride apart),",
 		"reading each row of rows once per 16 coordinates.")
 	Pragma("noescape")
 	a := Load(Param("acc").Base(), GP64())
 	r := Load(Param("rows").Base(), GP64())
 	rs := Load(Param("rowStride"), GP64())
-	SHLQ(U8(2), rs)
+	SHLQ(U8(e.shift), rs)
 	d8 := Load(Param("d8"), GP64())
 	as := Load(Param("d"), GP64()) // acc row stride, bytes
 	SHLQ(U8(2), as)
@@ -412,11 +443,11 @@ func axpy4() {
 	j := GP64()
 	XORQ(j, j)
 	for _, width := range []int{2, 1} {
-		name := "axpy4_" + string(rune('0'+width))
+		name := fn + "_" + string(rune('0'+width))
 		Label(name)
-		e := GP64()
-		LEAQ(Mem{Base: j, Disp: 8 * width}, e)
-		CMPQ(e, d8)
+		end := GP64()
+		LEAQ(Mem{Base: j, Disp: 8 * width}, end)
+		CMPQ(end, d8)
 		JA(LabelRef(name + "_end"))
 		accAt := func(i, k int) Mem {
 			m := Mem{Base: a, Index: j, Scale: 4, Disp: 32 * k}
@@ -444,7 +475,7 @@ func axpy4() {
 			}
 		}
 		rp, wp, ws, cnt := GP64(), GP64(), GP64(), GP64()
-		LEAQ(Mem{Base: r, Index: j, Scale: 4}, rp)
+		LEAQ(Mem{Base: r, Index: j, Scale: uint8(e.size)}, rp)
 		Load(Param("w").Base(), wp)
 		Load(Param("n"), cnt)
 		Load(Param("wStride"), ws)
@@ -452,8 +483,7 @@ func axpy4() {
 		Label(name + "_tok")
 		xs := make([]VecVirtual, width)
 		for k := range xs {
-			xs[k] = YMM()
-			VMOVUPS(Mem{Base: rp, Disp: 32 * k}, xs[k])
+			xs[k] = e.load(Mem{Base: rp, Disp: 8 * e.size * k})
 		}
 		for i := range acc {
 			wt := YMM()
@@ -482,7 +512,7 @@ func axpy4() {
 				VMOVUPS(v, accAt(i, k))
 			}
 		}
-		MOVQ(e, j)
+		MOVQ(end, j)
 		JMP(LabelRef(name))
 		Label(name + "_end")
 	}
@@ -1125,4 +1155,22 @@ func f16Kernels() {
 		VZEROUPPER()
 		RET()
 	}
+}
+
+func prefetch() {
+	TEXT("prefetchAVX2", NOSPLIT, "func(b []byte)")
+	Doc("prefetchAVX2 asks for every 64-byte line of b to be brought into cache (PREFETCHT0).")
+	Pragma("noescape")
+	p := Load(Param("b").Base(), GP64())
+	n := Load(Param("b").Len(), GP64())
+	end := GP64()
+	LEAQ(Mem{Base: p, Index: n, Scale: 1}, end)
+	Label("pf_loop")
+	CMPQ(p, end)
+	JAE(LabelRef("pf_done"))
+	PREFETCHT0(Mem{Base: p})
+	ADDQ(U32(64), p)
+	JMP(LabelRef("pf_loop"))
+	Label("pf_done")
+	RET()
 }

@@ -32,22 +32,24 @@ func (l Level) String() string {
 // kernels is one implementation level's set of kernels. A nil entry means
 // the level has no kernel for it and the generic twin runs.
 type kernels struct {
-	decodeSmall func(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
-	decode4     func(dst []float32, tab *[16]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
-	decode8     func(dst []float32, tab *[256]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
-	decodeF16   func(dst []float32, src []byte, stride, n, dstStride, d8 int)
-	dot1        func(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
-	dot4        func(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
-	axpy1       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
-	axpy4       func(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
-	expSum      func(x []float32, m float32) float32
-	fwhtFirst8  func(dst, src, signs []float32)
-	fwhtPass    [4]func(x []float32, h int) // by levels per sweep (1–3)
-	scale       func(x []float32, k float32)
-	sumSquares  func(x []float32) float64
-	encodeF16   func(dst []byte, src []float32)
-	roundF16    func(dst, src []float32)
-	quantize    [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
+	decodeSmall      func(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decode4          func(dst []float32, tab *[16]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decode8          func(dst []float32, tab *[256]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decodeF16        func(dst []float32, src []byte, stride, n, dstStride, d8 int)
+	dot1, dot4       dotKernel[[]float32]
+	axpy1, axpy4     axpyKernel[[]float32]
+	dot1F16, dot4F16 dotKernel[[]byte]
+	axpy1F16         axpyKernel[[]byte]
+	axpy4F16         axpyKernel[[]byte]
+	expSum           func(x []float32, m float32) float32
+	fwhtFirst8       func(dst, src, signs []float32)
+	fwhtPass         [4]func(x []float32, h int) // by levels per sweep (1–3)
+	scale            func(x []float32, k float32)
+	sumSquares       func(x []float32) float64
+	encodeF16        func(dst []byte, src []float32)
+	roundF16         func(dst, src []float32)
+	prefetch         func(b []byte)
+	quantize         [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
 	dotCodes  [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
 	axpyCodes [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
@@ -222,7 +224,9 @@ func decodeCodesGeneric(dst []float32, dstStride int, tab []float32, bits int, c
 func codeRows(cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, what string) int {
 	idxBytes := (d*cb.bits + 7) / 8
 	end := (n-1)*stride + idxOff + idxBytes
-	check(len(codes) >= end && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride, what+": short codes or bad layout")
+	if !(len(codes) >= end && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride) {
+		panic("simd: " + what + ": short codes or bad layout")
+	}
 	if cap(codes) < end+Slack {
 		return n - 1
 	}
@@ -364,95 +368,128 @@ func DecodeF16(dst []float32, dstStride int, src []byte, stride, n, d int) {
 	}
 }
 
+// rowData is the element storage of the rows Dot and Axpy read: float32,
+// or little-endian fp16 bytes (DotF16, AxpyF16).
+type rowData interface{ []float32 | []byte }
+
+// rowLen is the number of elements of rows.
+func rowLen[R rowData](rows R) int {
+	if b, ok := any(rows).([]byte); ok {
+		return len(b) / 2
+	}
+	return len(rows)
+}
+
+// rowAt is element i of rows as float32.
+func rowAt[R rowData](rows R, i int) float32 {
+	switch r := any(rows).(type) {
+	case []float32:
+		return r[i]
+	case []byte:
+		return f16(uint16(r[2*i]) | uint16(r[2*i+1])<<8)
+	}
+	panic("unreachable")
+}
+
+type (
+	dotKernel[R rowData]  func(out []float32, outStride int, q []float32, rows R, n, d, d8, rowStride int)
+	axpyKernel[R rowData] func(acc, w []float32, wStride int, rows R, n, d, d8, rowStride int)
+)
+
 // Dot adds Σ_j q[i*d+j]·rows[t*rowStride+j] to out[i*outStride+t] for the
 // g query rows i < g (g = len(q)/d) and the n rows t < n.
 func Dot(out []float32, outStride int, q, rows []float32, n, d, rowStride int) {
+	dotRows(active.dot1, active.dot4, out, outStride, q, rows, n, d, rowStride)
+}
+
+// DotF16 is Dot over rows of little-endian fp16 (rowStride in elements),
+// converted to float32 as they are loaded.
+func DotF16(out []float32, outStride int, q []float32, rows []byte, n, d, rowStride int) {
+	dotRows(active.dot1F16, active.dot4F16, out, outStride, q, rows, n, d, rowStride)
+}
+
+func dotRows[R rowData](k1, k4 dotKernel[R], out []float32, outStride int, q []float32, rows R, n, d, rowStride int) {
 	if n == 0 || len(q) == 0 {
 		return
 	}
 	g := len(q) / d
 	check(len(q) == g*d && outStride >= n && len(out) >= (g-1)*outStride+n && rowStride >= d &&
-		len(rows) >= (n-1)*rowStride+d, "Dot: bad lengths")
-	d8 := d &^ 7
-	if d8 == 0 || active.dot1 == nil {
-		for i := range g {
-			dotGeneric(out[i*outStride:i*outStride+n], q[i*d:i*d+d], rows, rowStride)
-		}
-		return
-	}
-	i := 0
-	if active.dot4 != nil {
-		for ; i+4 <= g; i += 4 {
-			active.dot4(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
-		}
-	}
-	for ; i < g; i++ {
-		active.dot1(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
-	}
-	if d8 < d { // the vector kernels stop at d8
-		for i := range g {
-			qi := q[i*d+d8 : i*d+d]
-			for t := range n {
-				r := rows[t*rowStride+d8 : t*rowStride+d]
-				s := out[i*outStride+t]
-				for j, x := range qi {
-					s += x * r[j]
-				}
-				out[i*outStride+t] = s
-			}
-		}
-	}
-}
-
-func dotGeneric(out, q, rows []float32, rowStride int) {
-	d := len(q)
-	for t := range out {
-		r := rows[t*rowStride : t*rowStride+d]
-		var s0, s1 float32
-		j := 0
-		for ; j+2 <= d; j += 2 {
-			s0 += q[j] * r[j]
-			s1 += q[j+1] * r[j+1]
-		}
-		if j < d {
-			s0 += q[j] * r[j]
-		}
-		out[t] += s0 + s1
-	}
-}
-
-// Axpy adds Σ_t w[i*wStride+t]·rows[t*rowStride+j] to acc[i*d+j] for the g
-// accumulator rows i < g (g = len(acc)/d), the n rows t and j < d.
-func Axpy(acc, w []float32, wStride int, rows []float32, n, d, rowStride int) {
-	if n == 0 || len(acc) == 0 {
-		return
-	}
-	g := len(acc) / d
-	check(len(acc) == g*d && wStride >= n && len(w) >= (g-1)*wStride+n && rowStride >= d &&
-		len(rows) >= (n-1)*rowStride+d, "Axpy: bad lengths")
+		rowLen(rows) >= (n-1)*rowStride+d, "Dot: bad lengths")
 	d8 := d &^ 7
 	from := 0
-	if d8 > 0 && active.axpy1 != nil {
+	if d8 > 0 && k1 != nil {
 		i := 0
-		if active.axpy4 != nil {
+		if k4 != nil {
 			for ; i+4 <= g; i += 4 {
-				active.axpy4(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+				k4(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
 			}
 		}
 		for ; i < g; i++ {
-			active.axpy1(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+			k1(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
 		}
 		from = d8
 	}
 	if from == d {
 		return
 	}
-	for i := range g { // what the vector kernels left: coordinates ≥ d8
+	for i := range g { // what the vector kernels left: coordinates ≥ d8, or all
+		qi := q[i*d+from : i*d+d]
+		for t := range n {
+			var s0, s1 float32
+			j := 0
+			for ; j+2 <= len(qi); j += 2 {
+				s0 += qi[j] * rowAt(rows, t*rowStride+from+j)
+				s1 += qi[j+1] * rowAt(rows, t*rowStride+from+j+1)
+			}
+			if j < len(qi) {
+				s0 += qi[j] * rowAt(rows, t*rowStride+from+j)
+			}
+			out[i*outStride+t] += s0 + s1
+		}
+	}
+}
+
+// Axpy adds Σ_t w[i*wStride+t]·rows[t*rowStride+j] to acc[i*d+j] for the g
+// accumulator rows i < g (g = len(acc)/d), the n rows t and j < d.
+func Axpy(acc, w []float32, wStride int, rows []float32, n, d, rowStride int) {
+	axpyRows(active.axpy1, active.axpy4, acc, w, wStride, rows, n, d, rowStride)
+}
+
+// AxpyF16 is Axpy over rows of little-endian fp16 (rowStride in elements),
+// converted to float32 as they are loaded.
+func AxpyF16(acc, w []float32, wStride int, rows []byte, n, d, rowStride int) {
+	axpyRows(active.axpy1F16, active.axpy4F16, acc, w, wStride, rows, n, d, rowStride)
+}
+
+func axpyRows[R rowData](k1, k4 axpyKernel[R], acc, w []float32, wStride int, rows R, n, d, rowStride int) {
+	if n == 0 || len(acc) == 0 {
+		return
+	}
+	g := len(acc) / d
+	check(len(acc) == g*d && wStride >= n && len(w) >= (g-1)*wStride+n && rowStride >= d &&
+		rowLen(rows) >= (n-1)*rowStride+d, "Axpy: bad lengths")
+	d8 := d &^ 7
+	from := 0
+	if d8 > 0 && k1 != nil {
+		i := 0
+		if k4 != nil {
+			for ; i+4 <= g; i += 4 {
+				k4(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+			}
+		}
+		for ; i < g; i++ {
+			k1(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+		}
+		from = d8
+	}
+	if from == d {
+		return
+	}
+	for i := range g { // what the vector kernels left: coordinates ≥ d8, or all
 		a := acc[i*d+from : i*d+d]
 		for t, wt := range w[i*wStride : i*wStride+n] {
-			r := rows[t*rowStride+from : t*rowStride+d]
-			for j, x := range r {
-				a[j] += wt * x
+			for j := range a {
+				a[j] += wt * rowAt(rows, t*rowStride+from+j)
 			}
 		}
 	}
@@ -691,5 +728,14 @@ func RoundF16(dst, src []float32) {
 	}
 	for i := from; i < len(src); i++ {
 		dst[i] = half.ToFloat32(half.FromFloat32(src[i]))
+	}
+}
+
+// Prefetch hints that b will be read soon, so its cache lines start
+// arriving while the caller works on something else. It reads nothing and
+// has no effect on levels without a prefetch instruction.
+func Prefetch(b []byte) {
+	if active.prefetch != nil && len(b) > 0 {
+		active.prefetch(b)
 	}
 }

@@ -17,6 +17,10 @@ func init() {
 		dot4:        dot4AVX2,
 		axpy1:       axpy1AVX2,
 		axpy4:       axpy4AVX2,
+		dot1F16:     dot1F16AVX2,
+		dot4F16:     dot4F16AVX2,
+		axpy1F16:    axpy1F16AVX2,
+		axpy4F16:    axpy4F16AVX2,
 		dotCodes: [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
 			{dotCodesSmall1AVX2, dotCodesSmall4AVX2}, {dotCodesB41AVX2, dotCodesB44AVX2}},
 		axpyCodes: [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
@@ -27,6 +31,7 @@ func init() {
 		sumSquares: sumSquaresAVX2,
 		encodeF16:  encodeF16AVX2,
 		roundF16:   roundF16AVX2,
+		prefetch:   prefetchAVX2,
 		quantize:   [5]func(dst []byte, x []float32, bounds *[15][8]float32){1: quantizePack1AVX2, 2: quantizePack2AVX2, 3: quantizePack3AVX2, 4: quantizePack4AVX2},
 		expSum: func(x []float32, m float32) float32 {
 			n := len(x) &^ 7

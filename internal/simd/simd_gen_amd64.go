@@ -25,7 +25,7 @@ func decode8AVX2(dst []float32, tab *[256]float32, codes []byte, stride int, idx
 //go:noescape
 func decodeF16AVX2(dst []float32, src []byte, stride int, n int, dstStride int, d8 int)
 
-// dot1AVX2 is dotGeneric on the first d8 coordinates, with 8-lane FMA sums added to out.
+// dot1AVX2 is one query row of Dot on the first d8 coordinates, with 8-lane FMA sums.
 //
 //go:noescape
 func dot1AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
@@ -47,6 +47,29 @@ func axpy1AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d
 //
 //go:noescape
 func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int)
+
+// dot1F16AVX2 is one query row of DotF16 on the first d8 coordinates, with 8-lane FMA sums.
+//
+//go:noescape
+func dot1F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int)
+
+// dot4F16AVX2 is dot1F16AVX2 for four query rows (q rows d apart, out rows outStride apart),
+// reading each row of rows once.
+//
+//go:noescape
+func dot4F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int)
+
+// axpy1F16AVX2 is Axpy's loop for one accumulator row on the first d8 coordinates:
+// 32 (then 8) coordinates stay in registers while every row is added in.
+//
+//go:noescape
+func axpy1F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int)
+
+// axpy4F16AVX2 is axpy1F16AVX2 for four accumulator rows (acc rows d apart, w rows wStride apart),
+// reading each row of rows once per 16 coordinates.
+//
+//go:noescape
+func axpy4F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int)
 
 // expSumAVX2 is expSumGeneric on the first len(x)&^7 elements, with FMAs.
 //
@@ -79,6 +102,11 @@ func encodeF16AVX2(dst []byte, src []float32)
 //
 //go:noescape
 func roundF16AVX2(dst []float32, src []float32)
+
+// prefetchAVX2 asks for every 64-byte line of b to be brought into cache (PREFETCHT0).
+//
+//go:noescape
+func prefetchAVX2(b []byte)
 
 // quantizePack1AVX2 is quantizePackGeneric for 1-bit indices on the first len(x)&^7 values.
 //

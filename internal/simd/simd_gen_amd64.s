@@ -198,19 +198,19 @@ TEXT ·dot1AVX2(SB), NOSPLIT, $0-112
 	SHLQ $0x02, SI
 	MOVQ d8+96(FP), DI
 
-dot1_row:
+dot1AVX2_row:
 	TESTQ  BX, BX
-	JZ     dot1_done
+	JZ     dot1AVX2_done
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R8, R8
 
-dot1_32:
+dot1AVX2_32:
 	LEAQ        32(R8), R9
 	CMPQ        R9, DI
-	JA          dot1_8
+	JA          dot1AVX2_8
 	VMOVUPS     (DX)(R8*4), Y4
 	VFMADD231PS (CX)(R8*4), Y4, Y0
 	VMOVUPS     32(DX)(R8*4), Y4
@@ -220,17 +220,17 @@ dot1_32:
 	VMOVUPS     96(DX)(R8*4), Y4
 	VFMADD231PS 96(CX)(R8*4), Y4, Y3
 	MOVQ        R9, R8
-	JMP         dot1_32
+	JMP         dot1AVX2_32
 
-dot1_8:
+dot1AVX2_8:
 	CMPQ        R8, DI
-	JAE         dot1_sum
+	JAE         dot1AVX2_sum
 	VMOVUPS     (DX)(R8*4), Y4
 	VFMADD231PS (CX)(R8*4), Y4, Y0
 	ADDQ        $0x00000008, R8
-	JMP         dot1_8
+	JMP         dot1AVX2_8
 
-dot1_sum:
+dot1AVX2_sum:
 	VADDPS       Y1, Y0, Y0
 	VADDPS       Y3, Y2, Y2
 	VADDPS       Y2, Y0, Y0
@@ -245,9 +245,9 @@ dot1_sum:
 	ADDQ         $0x00000004, AX
 	ADDQ         SI, DX
 	DECQ         BX
-	JMP          dot1_row
+	JMP          dot1AVX2_row
 
-dot1_done:
+dot1AVX2_done:
 	VZEROUPPER
 	RET
 
@@ -267,16 +267,16 @@ TEXT ·dot4AVX2(SB), NOSPLIT, $0-112
 	SHLQ $0x02, R9
 	LEAQ (R8)(R8*2), R10
 
-dot4_row:
+dot4AVX2_row:
 	TESTQ  BX, BX
-	JZ     dot4_done
+	JZ     dot4AVX2_done
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	XORQ   R11, R11
 
-dot4_grp:
+dot4AVX2_grp:
 	VMOVUPS      (DX)(R11*4), Y4
 	LEAQ         (CX)(R11*4), R12
 	VFMADD231PS  (R12), Y4, Y0
@@ -285,7 +285,7 @@ dot4_grp:
 	VFMADD231PS  (R12)(R10*1), Y4, Y3
 	ADDQ         $0x00000008, R11
 	CMPQ         R11, DI
-	JB           dot4_grp
+	JB           dot4AVX2_grp
 	VEXTRACTF128 $0x01, Y0, X4
 	VADDPS       X4, X0, X0
 	VMOVHLPS     X0, X4, X4
@@ -322,9 +322,9 @@ dot4_grp:
 	ADDQ         $0x00000004, AX
 	ADDQ         SI, DX
 	DECQ         BX
-	JMP          dot4_row
+	JMP          dot4AVX2_row
 
-dot4_done:
+dot4AVX2_done:
 	VZEROUPPER
 	RET
 
@@ -339,10 +339,10 @@ TEXT ·axpy1AVX2(SB), NOSPLIT, $0-112
 	MOVQ d8+96(FP), SI
 	XORQ DI, DI
 
-axpy1_4:
+axpy1AVX2_4:
 	LEAQ    32(DI), R8
 	CMPQ    R8, SI
-	JA      axpy1_4_end
+	JA      axpy1AVX2_4_end
 	VMOVUPS (AX)(DI*4), Y0
 	VMOVUPS 32(AX)(DI*4), Y1
 	VMOVUPS 64(AX)(DI*4), Y2
@@ -350,7 +350,7 @@ axpy1_4:
 	LEAQ    (DX)(DI*4), R9
 	XORQ    R10, R10
 
-axpy1_4_tok:
+axpy1AVX2_4_tok:
 	VBROADCASTSS (CX)(R10*4), Y4
 	VFMADD231PS  (R9), Y4, Y0
 	VFMADD231PS  32(R9), Y4, Y1
@@ -360,36 +360,36 @@ axpy1_4_tok:
 	INCQ         R10
 	MOVQ         n+80(FP), R11
 	CMPQ         R10, R11
-	JB           axpy1_4_tok
+	JB           axpy1AVX2_4_tok
 	VMOVUPS      Y0, (AX)(DI*4)
 	VMOVUPS      Y1, 32(AX)(DI*4)
 	VMOVUPS      Y2, 64(AX)(DI*4)
 	VMOVUPS      Y3, 96(AX)(DI*4)
 	MOVQ         R8, DI
-	JMP          axpy1_4
+	JMP          axpy1AVX2_4
 
-axpy1_4_end:
-axpy1_1:
+axpy1AVX2_4_end:
+axpy1AVX2_1:
 	LEAQ    8(DI), R8
 	CMPQ    R8, SI
-	JA      axpy1_1_end
+	JA      axpy1AVX2_1_end
 	VMOVUPS (AX)(DI*4), Y0
 	LEAQ    (DX)(DI*4), R9
 	XORQ    R10, R10
 
-axpy1_1_tok:
+axpy1AVX2_1_tok:
 	VBROADCASTSS (CX)(R10*4), Y1
 	VFMADD231PS  (R9), Y1, Y0
 	ADDQ         BX, R9
 	INCQ         R10
 	MOVQ         n+80(FP), R11
 	CMPQ         R10, R11
-	JB           axpy1_1_tok
+	JB           axpy1AVX2_1_tok
 	VMOVUPS      Y0, (AX)(DI*4)
 	MOVQ         R8, DI
-	JMP          axpy1_1
+	JMP          axpy1AVX2_1
 
-axpy1_1_end:
+axpy1AVX2_1_end:
 	VZEROUPPER
 	RET
 
@@ -406,10 +406,10 @@ TEXT ·axpy4AVX2(SB), NOSPLIT, $0-112
 	LEAQ (SI)(SI*2), DI
 	XORQ R8, R8
 
-axpy4_2:
+axpy4AVX2_2:
 	LEAQ    16(R8), R9
 	CMPQ    R9, BX
-	JA      axpy4_2_end
+	JA      axpy4AVX2_2_end
 	VMOVUPS (AX)(R8*4), Y0
 	VMOVUPS 32(AX)(R8*4), Y1
 	LEAQ    (AX)(SI*1), R10
@@ -430,7 +430,7 @@ axpy4_2:
 	MOVQ    wStride+48(FP), R12
 	SHLQ    $0x02, R12
 
-axpy4_2_tok:
+axpy4AVX2_2_tok:
 	VMOVUPS      (R10), Y8
 	VMOVUPS      32(R10), Y9
 	VBROADCASTSS (R11), Y10
@@ -449,7 +449,7 @@ axpy4_2_tok:
 	ADDQ         DX, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R13
-	JNZ          axpy4_2_tok
+	JNZ          axpy4AVX2_2_tok
 	VMOVUPS      Y0, (AX)(R8*4)
 	VMOVUPS      Y1, 32(AX)(R8*4)
 	LEAQ         (AX)(SI*1), R10
@@ -465,13 +465,13 @@ axpy4_2_tok:
 	LEAQ         (AX)(DI*1), R10
 	VMOVUPS      Y7, 32(R10)(R8*4)
 	MOVQ         R9, R8
-	JMP          axpy4_2
+	JMP          axpy4AVX2_2
 
-axpy4_2_end:
-axpy4_1:
+axpy4AVX2_2_end:
+axpy4AVX2_1:
 	LEAQ    8(R8), R9
 	CMPQ    R9, BX
-	JA      axpy4_1_end
+	JA      axpy4AVX2_1_end
 	VMOVUPS (AX)(R8*4), Y0
 	LEAQ    (AX)(SI*1), R10
 	VMOVUPS (R10)(R8*4), Y1
@@ -485,7 +485,7 @@ axpy4_1:
 	MOVQ    wStride+48(FP), R12
 	SHLQ    $0x02, R12
 
-axpy4_1_tok:
+axpy4AVX2_1_tok:
 	VMOVUPS      (R10), Y4
 	VBROADCASTSS (R11), Y5
 	VFMADD231PS  Y4, Y5, Y0
@@ -499,7 +499,7 @@ axpy4_1_tok:
 	ADDQ         DX, R10
 	ADDQ         $0x00000004, R11
 	DECQ         R13
-	JNZ          axpy4_1_tok
+	JNZ          axpy4AVX2_1_tok
 	VMOVUPS      Y0, (AX)(R8*4)
 	LEAQ         (AX)(SI*1), R10
 	VMOVUPS      Y1, (R10)(R8*4)
@@ -508,9 +508,341 @@ axpy4_1_tok:
 	LEAQ         (AX)(DI*1), R10
 	VMOVUPS      Y3, (R10)(R8*4)
 	MOVQ         R9, R8
-	JMP          axpy4_1
+	JMP          axpy4AVX2_1
 
-axpy4_1_end:
+axpy4AVX2_1_end:
+	VZEROUPPER
+	RET
+
+// func dot1F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int)
+// Requires: AVX, F16C, FMA3
+TEXT ·dot1F16AVX2(SB), NOSPLIT, $0-112
+	MOVQ out_base+0(FP), AX
+	MOVQ q_base+32(FP), CX
+	MOVQ rows_base+56(FP), DX
+	MOVQ n+80(FP), BX
+	MOVQ rowStride+104(FP), SI
+	SHLQ $0x01, SI
+	MOVQ d8+96(FP), DI
+
+dot1F16AVX2_row:
+	TESTQ  BX, BX
+	JZ     dot1F16AVX2_done
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R8, R8
+
+dot1F16AVX2_32:
+	LEAQ        32(R8), R9
+	CMPQ        R9, DI
+	JA          dot1F16AVX2_8
+	VCVTPH2PS   (DX)(R8*2), Y4
+	VFMADD231PS (CX)(R8*4), Y4, Y0
+	VCVTPH2PS   16(DX)(R8*2), Y4
+	VFMADD231PS 32(CX)(R8*4), Y4, Y1
+	VCVTPH2PS   32(DX)(R8*2), Y4
+	VFMADD231PS 64(CX)(R8*4), Y4, Y2
+	VCVTPH2PS   48(DX)(R8*2), Y4
+	VFMADD231PS 96(CX)(R8*4), Y4, Y3
+	MOVQ        R9, R8
+	JMP         dot1F16AVX2_32
+
+dot1F16AVX2_8:
+	CMPQ        R8, DI
+	JAE         dot1F16AVX2_sum
+	VCVTPH2PS   (DX)(R8*2), Y4
+	VFMADD231PS (CX)(R8*4), Y4, Y0
+	ADDQ        $0x00000008, R8
+	JMP         dot1F16AVX2_8
+
+dot1F16AVX2_sum:
+	VADDPS       Y1, Y0, Y0
+	VADDPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VMOVHLPS     X0, X1, X1
+	VADDPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VADDSS       X1, X0, X0
+	VADDSS       (AX), X0, X0
+	VMOVSS       X0, (AX)
+	ADDQ         $0x00000004, AX
+	ADDQ         SI, DX
+	DECQ         BX
+	JMP          dot1F16AVX2_row
+
+dot1F16AVX2_done:
+	VZEROUPPER
+	RET
+
+// func dot4F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int)
+// Requires: AVX, F16C, FMA3
+TEXT ·dot4F16AVX2(SB), NOSPLIT, $0-112
+	MOVQ out_base+0(FP), AX
+	MOVQ q_base+32(FP), CX
+	MOVQ rows_base+56(FP), DX
+	MOVQ n+80(FP), BX
+	MOVQ rowStride+104(FP), SI
+	SHLQ $0x01, SI
+	MOVQ d8+96(FP), DI
+	MOVQ d+88(FP), R8
+	SHLQ $0x02, R8
+	MOVQ outStride+24(FP), R9
+	SHLQ $0x02, R9
+	LEAQ (R8)(R8*2), R10
+
+dot4F16AVX2_row:
+	TESTQ  BX, BX
+	JZ     dot4F16AVX2_done
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ   R11, R11
+
+dot4F16AVX2_grp:
+	VCVTPH2PS    (DX)(R11*2), Y4
+	LEAQ         (CX)(R11*4), R12
+	VFMADD231PS  (R12), Y4, Y0
+	VFMADD231PS  (R12)(R8*1), Y4, Y1
+	VFMADD231PS  (R12)(R8*2), Y4, Y2
+	VFMADD231PS  (R12)(R10*1), Y4, Y3
+	ADDQ         $0x00000008, R11
+	CMPQ         R11, DI
+	JB           dot4F16AVX2_grp
+	VEXTRACTF128 $0x01, Y0, X4
+	VADDPS       X4, X0, X0
+	VMOVHLPS     X0, X4, X4
+	VADDPS       X4, X0, X0
+	VMOVSHDUP    X0, X4
+	VADDSS       X4, X0, X0
+	VADDSS       (AX), X0, X0
+	VMOVSS       X0, (AX)
+	VEXTRACTF128 $0x01, Y1, X0
+	VADDPS       X0, X1, X1
+	VMOVHLPS     X1, X0, X0
+	VADDPS       X0, X1, X1
+	VMOVSHDUP    X1, X0
+	VADDSS       X0, X1, X1
+	VADDSS       (AX)(R9*1), X1, X1
+	VMOVSS       X1, (AX)(R9*1)
+	VEXTRACTF128 $0x01, Y2, X0
+	VADDPS       X0, X2, X2
+	VMOVHLPS     X2, X0, X0
+	VADDPS       X0, X2, X2
+	VMOVSHDUP    X2, X0
+	VADDSS       X0, X2, X2
+	VADDSS       (AX)(R9*2), X2, X2
+	VMOVSS       X2, (AX)(R9*2)
+	VEXTRACTF128 $0x01, Y3, X0
+	VADDPS       X0, X3, X3
+	VMOVHLPS     X3, X0, X0
+	VADDPS       X0, X3, X3
+	VMOVSHDUP    X3, X0
+	VADDSS       X0, X3, X3
+	LEAQ         (AX)(R9*2), R11
+	VADDSS       (R11)(R9*1), X3, X3
+	VMOVSS       X3, (R11)(R9*1)
+	ADDQ         $0x00000004, AX
+	ADDQ         SI, DX
+	DECQ         BX
+	JMP          dot4F16AVX2_row
+
+dot4F16AVX2_done:
+	VZEROUPPER
+	RET
+
+// func axpy1F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int)
+// Requires: AVX, F16C, FMA3
+TEXT ·axpy1F16AVX2(SB), NOSPLIT, $0-112
+	MOVQ acc_base+0(FP), AX
+	MOVQ w_base+24(FP), CX
+	MOVQ rows_base+56(FP), DX
+	MOVQ rowStride+104(FP), BX
+	SHLQ $0x01, BX
+	MOVQ d8+96(FP), SI
+	XORQ DI, DI
+
+axpy1F16AVX2_4:
+	LEAQ    32(DI), R8
+	CMPQ    R8, SI
+	JA      axpy1F16AVX2_4_end
+	VMOVUPS (AX)(DI*4), Y0
+	VMOVUPS 32(AX)(DI*4), Y1
+	VMOVUPS 64(AX)(DI*4), Y2
+	VMOVUPS 96(AX)(DI*4), Y3
+	LEAQ    (DX)(DI*2), R9
+	XORQ    R10, R10
+
+axpy1F16AVX2_4_tok:
+	VBROADCASTSS (CX)(R10*4), Y4
+	VCVTPH2PS    (R9), Y5
+	VFMADD231PS  Y5, Y4, Y0
+	VCVTPH2PS    16(R9), Y5
+	VFMADD231PS  Y5, Y4, Y1
+	VCVTPH2PS    32(R9), Y5
+	VFMADD231PS  Y5, Y4, Y2
+	VCVTPH2PS    48(R9), Y5
+	VFMADD231PS  Y5, Y4, Y3
+	ADDQ         BX, R9
+	INCQ         R10
+	MOVQ         n+80(FP), R11
+	CMPQ         R10, R11
+	JB           axpy1F16AVX2_4_tok
+	VMOVUPS      Y0, (AX)(DI*4)
+	VMOVUPS      Y1, 32(AX)(DI*4)
+	VMOVUPS      Y2, 64(AX)(DI*4)
+	VMOVUPS      Y3, 96(AX)(DI*4)
+	MOVQ         R8, DI
+	JMP          axpy1F16AVX2_4
+
+axpy1F16AVX2_4_end:
+axpy1F16AVX2_1:
+	LEAQ    8(DI), R8
+	CMPQ    R8, SI
+	JA      axpy1F16AVX2_1_end
+	VMOVUPS (AX)(DI*4), Y0
+	LEAQ    (DX)(DI*2), R9
+	XORQ    R10, R10
+
+axpy1F16AVX2_1_tok:
+	VBROADCASTSS (CX)(R10*4), Y1
+	VCVTPH2PS    (R9), Y2
+	VFMADD231PS  Y2, Y1, Y0
+	ADDQ         BX, R9
+	INCQ         R10
+	MOVQ         n+80(FP), R11
+	CMPQ         R10, R11
+	JB           axpy1F16AVX2_1_tok
+	VMOVUPS      Y0, (AX)(DI*4)
+	MOVQ         R8, DI
+	JMP          axpy1F16AVX2_1
+
+axpy1F16AVX2_1_end:
+	VZEROUPPER
+	RET
+
+// func axpy4F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int)
+// Requires: AVX, F16C, FMA3
+TEXT ·axpy4F16AVX2(SB), NOSPLIT, $0-112
+	MOVQ acc_base+0(FP), AX
+	MOVQ rows_base+56(FP), CX
+	MOVQ rowStride+104(FP), DX
+	SHLQ $0x01, DX
+	MOVQ d8+96(FP), BX
+	MOVQ d+88(FP), SI
+	SHLQ $0x02, SI
+	LEAQ (SI)(SI*2), DI
+	XORQ R8, R8
+
+axpy4F16AVX2_2:
+	LEAQ    16(R8), R9
+	CMPQ    R9, BX
+	JA      axpy4F16AVX2_2_end
+	VMOVUPS (AX)(R8*4), Y0
+	VMOVUPS 32(AX)(R8*4), Y1
+	LEAQ    (AX)(SI*1), R10
+	VMOVUPS (R10)(R8*4), Y2
+	LEAQ    (AX)(SI*1), R10
+	VMOVUPS 32(R10)(R8*4), Y3
+	LEAQ    (AX)(SI*2), R10
+	VMOVUPS (R10)(R8*4), Y4
+	LEAQ    (AX)(SI*2), R10
+	VMOVUPS 32(R10)(R8*4), Y5
+	LEAQ    (AX)(DI*1), R10
+	VMOVUPS (R10)(R8*4), Y6
+	LEAQ    (AX)(DI*1), R10
+	VMOVUPS 32(R10)(R8*4), Y7
+	LEAQ    (CX)(R8*2), R10
+	MOVQ    w_base+24(FP), R11
+	MOVQ    n+80(FP), R13
+	MOVQ    wStride+48(FP), R12
+	SHLQ    $0x02, R12
+
+axpy4F16AVX2_2_tok:
+	VCVTPH2PS    (R10), Y8
+	VCVTPH2PS    16(R10), Y9
+	VBROADCASTSS (R11), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VBROADCASTSS (R11)(R12*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VBROADCASTSS (R11)(R12*2), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	LEAQ         (R11)(R12*2), R14
+	VBROADCASTSS (R14)(R12*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         DX, R10
+	ADDQ         $0x00000004, R11
+	DECQ         R13
+	JNZ          axpy4F16AVX2_2_tok
+	VMOVUPS      Y0, (AX)(R8*4)
+	VMOVUPS      Y1, 32(AX)(R8*4)
+	LEAQ         (AX)(SI*1), R10
+	VMOVUPS      Y2, (R10)(R8*4)
+	LEAQ         (AX)(SI*1), R10
+	VMOVUPS      Y3, 32(R10)(R8*4)
+	LEAQ         (AX)(SI*2), R10
+	VMOVUPS      Y4, (R10)(R8*4)
+	LEAQ         (AX)(SI*2), R10
+	VMOVUPS      Y5, 32(R10)(R8*4)
+	LEAQ         (AX)(DI*1), R10
+	VMOVUPS      Y6, (R10)(R8*4)
+	LEAQ         (AX)(DI*1), R10
+	VMOVUPS      Y7, 32(R10)(R8*4)
+	MOVQ         R9, R8
+	JMP          axpy4F16AVX2_2
+
+axpy4F16AVX2_2_end:
+axpy4F16AVX2_1:
+	LEAQ    8(R8), R9
+	CMPQ    R9, BX
+	JA      axpy4F16AVX2_1_end
+	VMOVUPS (AX)(R8*4), Y0
+	LEAQ    (AX)(SI*1), R10
+	VMOVUPS (R10)(R8*4), Y1
+	LEAQ    (AX)(SI*2), R10
+	VMOVUPS (R10)(R8*4), Y2
+	LEAQ    (AX)(DI*1), R10
+	VMOVUPS (R10)(R8*4), Y3
+	LEAQ    (CX)(R8*2), R10
+	MOVQ    w_base+24(FP), R11
+	MOVQ    n+80(FP), R13
+	MOVQ    wStride+48(FP), R12
+	SHLQ    $0x02, R12
+
+axpy4F16AVX2_1_tok:
+	VCVTPH2PS    (R10), Y4
+	VBROADCASTSS (R11), Y5
+	VFMADD231PS  Y4, Y5, Y0
+	VBROADCASTSS (R11)(R12*1), Y5
+	VFMADD231PS  Y4, Y5, Y1
+	VBROADCASTSS (R11)(R12*2), Y5
+	VFMADD231PS  Y4, Y5, Y2
+	LEAQ         (R11)(R12*2), R14
+	VBROADCASTSS (R14)(R12*1), Y5
+	VFMADD231PS  Y4, Y5, Y3
+	ADDQ         DX, R10
+	ADDQ         $0x00000004, R11
+	DECQ         R13
+	JNZ          axpy4F16AVX2_1_tok
+	VMOVUPS      Y0, (AX)(R8*4)
+	LEAQ         (AX)(SI*1), R10
+	VMOVUPS      Y1, (R10)(R8*4)
+	LEAQ         (AX)(SI*2), R10
+	VMOVUPS      Y2, (R10)(R8*4)
+	LEAQ         (AX)(DI*1), R10
+	VMOVUPS      Y3, (R10)(R8*4)
+	MOVQ         R9, R8
+	JMP          axpy4F16AVX2_1
+
+axpy4F16AVX2_1_end:
 	VZEROUPPER
 	RET
 
@@ -843,6 +1175,23 @@ roundF16AVX2_loop:
 
 roundF16AVX2_done:
 	VZEROUPPER
+	RET
+
+// func prefetchAVX2(b []byte)
+// Requires: MMX+
+TEXT ·prefetchAVX2(SB), NOSPLIT, $0-24
+	MOVQ b_base+0(FP), AX
+	MOVQ b_len+8(FP), CX
+	LEAQ (AX)(CX*1), CX
+
+pf_loop:
+	CMPQ       AX, CX
+	JAE        pf_done
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	JMP        pf_loop
+
+pf_done:
 	RET
 
 // func quantizePack1AVX2(dst []byte, x []float32, bounds *[15][8]float32)

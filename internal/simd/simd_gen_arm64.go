@@ -25,7 +25,7 @@ func decode8NEON(dst []float32, tab *[256]float32, codes []byte, stride, idxOff,
 //go:noescape
 func decodeF16NEON(dst []float32, src []byte, stride, n, dstStride, d8 int)
 
-// dot1NEON is dotGeneric on the first d8 coordinates, with four 4-lane sums added to out.
+// dot1NEON is one query row of Dot on the first d8 coordinates, with four 4-lane sums.
 //
 //go:noescape
 func dot1NEON(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)

@@ -489,3 +489,58 @@ func TestEncodeAndRoundF16MatchHalf(t *testing.T) {
 		}
 	}
 }
+
+func TestDotAndAxpyF16(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	levels := append([]Level{Generic}, availableVector()...)
+	for _, l := range levels {
+		for _, g := range []int{1, 3, 4, 5} {
+			for _, d := range []int{1, 8, 9, 24, 64, 100, 128} {
+				n := 1 + r.IntN(40)
+				rs := d + r.IntN(3)
+				rows := make([]byte, 2*((n-1)*rs+d))
+				vals := make([]float32, len(rows)/2)
+				for i := range vals {
+					h := half.FromFloat32(float32(r.NormFloat64()))
+					rows[2*i], rows[2*i+1] = byte(h), byte(h>>8)
+					vals[i] = half.ToFloat32(h)
+				}
+				q := mixed(r, g*d)
+				os := n + r.IntN(3)
+				out, ok := guarded((g-1)*os + n)
+				clear(out)
+				with(t, l, func() { DotF16(out, os, q, rows, n, d, rs) })
+				ok(t)
+				w := mixed(r, (g-1)*os+n)
+				acc, ok2 := guarded(g * d)
+				clear(acc)
+				with(t, l, func() { AxpyF16(acc, w, os, rows, n, d, rs) })
+				ok2(t)
+				for i := range g {
+					for tk := range n {
+						var want, scale float64
+						for j := range d {
+							p := float64(q[i*d+j]) * float64(vals[tk*rs+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(out[i*os+tk], float32(want), float32(scale), 1e-6) {
+							t.Fatalf("%v DotF16 g=%d d=%d: out[%d][%d] = %v, want %v", l, g, d, i, tk, out[i*os+tk], want)
+						}
+					}
+					for j := range d {
+						var want, scale float64
+						for tk := range n {
+							p := float64(w[i*os+tk]) * float64(vals[tk*rs+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(acc[i*d+j], float32(want), float32(scale), 1e-6) {
+							t.Fatalf("%v AxpyF16 g=%d d=%d: acc[%d][%d] = %v, want %v", l, g, d, i, j, acc[i*d+j], want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
