@@ -191,9 +191,9 @@ type run struct {
 // heads' codes, which sit next to each other in a block, are read as one
 // sequential stream; heads must be ascending and contiguous.
 //
-// While f works on one block, the next block's codes for these heads (keys,
-// or values when values is set) are prefetched, so its cache lines arrive
-// during the computation rather than when a kernel first touches them.
+// While f works on one run, the next run's codes (keys, or values when
+// values is set) are prefetched, so their cache lines arrive during the
+// computation rather than when a kernel first touches them.
 func (s *Sequence) layerRuns(l *seqLayer, heads []int, limit int, values bool, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
@@ -218,25 +218,27 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, limit int, values bool, f
 		pos = n
 	}
 	end := min(limit, l.nSink+l.compressed)
-	first, last := heads[0], heads[len(heads)-1]
+	first := heads[0]
+	// codesOf is head h's codes (keys, or values) in block b.
+	codesOf := func(b *block, h int) []byte {
+		lay := b.lay
+		if values {
+			return b.data[lay.vOff[h] : lay.vOff[h]+B*lay.vSize[h]]
+		}
+		return b.data[lay.kOff[h] : lay.kOff[h]+B*lay.kSize[h]]
+	}
 	for pos < end { // one block at a time: its layout says where each head's codes are
 		c := pos - l.nSink
 		bi := c / B
-		if bi+1 < len(l.blocks) {
-			nb := l.blocks[bi+1]
-			lay := nb.lay
-			var next []byte
-			if values {
-				next = nb.data[lay.vOff[first] : lay.vOff[last]+B*lay.vSize[last]]
-			} else {
-				next = nb.data[lay.kOff[first] : lay.kOff[last]+B*lay.kSize[last]]
-			}
-			simd.Prefetch(next)
-		}
 		b := l.blocks[bi]
 		lay, j := b.lay, c%B
 		n := min(B-j, end-pos)
 		for k, h := range heads {
+			if k+1 == len(heads) && bi+1 < len(l.blocks) {
+				// The hardware prefetcher follows the heads' codes within
+				// a block, which are contiguous; the next block is elsewhere.
+				simd.Prefetch(codesOf(l.blocks[bi+1], first))
+			}
 			ks, vs := lay.kSize[h], lay.vSize[h]
 			chunked(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
 				kStride: ks, vStride: vs, up: lay.upgraded(h)})
@@ -342,11 +344,7 @@ func (rs *rowState) softmax(limit int) {
 	N := rs.stride
 	for gi := range rs.g {
 		row := rs.logits[gi*N : gi*N+limit]
-		m := row[0]
-		for _, x := range row[1:] {
-			m = max(m, x)
-		}
-		rs.sum[gi] = simd.ExpSum(row, m)
+		rs.sum[gi] = simd.ExpSum(row, simd.Max(row))
 		rs.rawW[gi] = 0
 	}
 	clear(rs.accK)

@@ -49,6 +49,7 @@ type kernels struct {
 	encodeF16        func(dst []byte, src []float32)
 	roundF16         func(dst, src []float32)
 	prefetch         func(b []byte)
+	max              func(x []float32) float32
 	quantize         [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
 	dotCodes  [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
@@ -738,4 +739,19 @@ func Prefetch(b []byte) {
 	if active.prefetch != nil && len(b) > 0 {
 		active.prefetch(b)
 	}
+}
+
+// Max returns the largest element of x (len(x) ≥ 1, no NaN).
+func Max(x []float32) float32 {
+	check(len(x) > 0, "Max: empty")
+	m := x[0]
+	from := 1
+	if active.max != nil && len(x) >= 8 {
+		m = active.max(x)
+		from = len(x) &^ 7
+	}
+	for _, v := range x[from:] {
+		m = max(m, v)
+	}
+	return m
 }

@@ -108,6 +108,11 @@ func roundF16AVX2(dst []float32, src []float32)
 //go:noescape
 func prefetchAVX2(b []byte)
 
+// maxAVX2 is the largest of the first len(x)&^7 elements of x (len(x) ≥ 8; no NaN).
+//
+//go:noescape
+func maxAVX2(x []float32) float32
+
 // quantizePack1AVX2 is quantizePackGeneric for 1-bit indices on the first len(x)&^7 values.
 //
 //go:noescape

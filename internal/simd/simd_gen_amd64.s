@@ -1194,6 +1194,41 @@ pf_loop:
 pf_done:
 	RET
 
+// func maxAVX2(x []float32) float32
+// Requires: AVX, SSE
+TEXT ·maxAVX2(SB), NOSPLIT, $0-28
+	MOVQ    x_base+0(FP), AX
+	MOVQ    x_len+8(FP), CX
+	ANDQ    $-8, CX
+	VMOVUPS (AX), Y0
+	VMOVAPS Y0, Y1
+
+max_32:
+	CMPQ   CX, $0x00000010
+	JB     max_8
+	VMAXPS (AX), Y0, Y0
+	VMAXPS 32(AX), Y1, Y1
+	ADDQ   $0x00000040, AX
+	SUBQ   $0x00000010, CX
+	JMP    max_32
+
+max_8:
+	TESTQ  CX, CX
+	JZ     max_done
+	VMAXPS (AX), Y0, Y0
+
+max_done:
+	VMAXPS       Y1, Y0, Y0
+	VEXTRACTF128 $0x01, Y0, X1
+	VMAXPS       X1, X0, X0
+	VMOVHLPS     X0, X1, X1
+	VMAXPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VMAXSS       X1, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
 // func quantizePack1AVX2(dst []byte, x []float32, bounds *[15][8]float32)
 // Requires: AVX, AVX2
 TEXT ·quantizePack1AVX2(SB), NOSPLIT, $0-56
