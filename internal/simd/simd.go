@@ -52,8 +52,7 @@ type kernels struct {
 	max              func(x []float32) float32
 	quantize         [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
-	dotCodes  [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
-	axpyCodes [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+	dotCodes, axpyCodes [2][2]fusedKernel
 }
 
 var (
@@ -243,20 +242,31 @@ func DotCodes(out []float32, outStride int, q []float32, qStride, g int, cb *Cod
 		return
 	}
 	check(outStride >= n && len(out) >= (g-1)*outStride+n && qStride >= d && len(q) >= (g-1)*qStride+d, "DotCodes: bad lengths")
-	vec, d8, kind := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodes"), d&^7, cb.fused()
-	if kind < 0 || d8 == 0 || active.dotCodes[kind][0] == nil {
-		vec, d8 = 0, 0
-	}
-	if vec > 0 {
-		i := 0
-		for ; i+4 <= g; i += 4 {
-			active.dotCodes[kind][1](out[i*outStride:], outStride, q[i*qStride:], qStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
-		}
-		for ; i < g; i++ {
-			active.dotCodes[kind][0](out[i*outStride:], outStride, q[i*qStride:], qStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
-		}
-	}
+	vec, d8 := runFused(active.dotCodes, out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, "DotCodes")
 	dotCodesGeneric(out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
+}
+
+// fusedKernel is a fused code kernel: DotCodes' (x = out, y = q) or
+// AxpyCodes' (x = acc, y = w) loop over one or four row pairs.
+type fusedKernel = func(x []float32, xStride int, y []float32, yStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+
+// runFused runs the level's fused kernels for cb's width (by kind: one row,
+// four rows) over the g row pairs of x and y, four at a time, and returns the
+// rows (vec) and coordinates (d8) they covered; (0, 0) when there is no
+// kernel for this width or d < 8.
+func runFused(ks [2][2]fusedKernel, x []float32, xStride int, y []float32, yStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, what string) (vec, d8 int) {
+	vec, d8, kind := codeRows(cb, codes, stride, idxOff, normOff, n, d, what), d&^7, cb.fused()
+	if kind < 0 || d8 == 0 || ks[kind][0] == nil || vec == 0 {
+		return 0, 0
+	}
+	i := 0
+	for ; i+4 <= g; i += 4 {
+		ks[kind][1](x[i*xStride:], xStride, y[i*yStride:], yStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
+	}
+	for ; i < g; i++ {
+		ks[kind][0](x[i*xStride:], xStride, y[i*yStride:], yStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
+	}
+	return vec, d8
 }
 
 // dotCodesGeneric adds what the vector kernels left: coordinates ≥ d8 of
@@ -317,19 +327,7 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 		return
 	}
 	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodes: bad lengths")
-	vec, d8, kind := codeRows(cb, codes, stride, idxOff, normOff, n, d, "AxpyCodes"), d&^7, cb.fused()
-	if kind < 0 || d8 == 0 || active.axpyCodes[kind][0] == nil {
-		vec, d8 = 0, 0
-	}
-	if vec > 0 {
-		i := 0
-		for ; i+4 <= g; i += 4 {
-			active.axpyCodes[kind][1](acc[i*accStride:], accStride, w[i*wStride:], wStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
-		}
-		for ; i < g; i++ {
-			active.axpyCodes[kind][0](acc[i*accStride:], accStride, w[i*wStride:], wStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
-		}
-	}
+	vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, "AxpyCodes")
 	axpyCodesGeneric(acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 

@@ -21,9 +21,9 @@ func init() {
 		dot4F16:     dot4F16AVX2,
 		axpy1F16:    axpy1F16AVX2,
 		axpy4F16:    axpy4F16AVX2,
-		dotCodes: [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
+		dotCodes: [2][2]fusedKernel{
 			{dotCodesSmall1AVX2, dotCodesSmall4AVX2}, {dotCodesB41AVX2, dotCodesB44AVX2}},
-		axpyCodes: [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
+		axpyCodes: [2][2]fusedKernel{
 			{axpyCodesSmall1AVX2, axpyCodesSmall4AVX2}, {axpyCodesB41AVX2, axpyCodesB44AVX2}},
 		fwhtFirst8: fwhtFirst8AVX2,
 		fwhtPass:   [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},

@@ -16,9 +16,9 @@ func init() {
 		dot4:        dot4NEON,
 		axpy1:       axpy1NEON,
 		axpy4:       axpy4NEON,
-		dotCodes: [2][2]func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
+		dotCodes: [2][2]fusedKernel{
 			{dotCodesSmall1NEON, dotCodesSmall4NEON}, {dotCodesB41NEON, dotCodesB44NEON}},
-		axpyCodes: [2][2]func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int){
+		axpyCodes: [2][2]fusedKernel{
 			{axpyCodesSmall1NEON, axpyCodesSmall4NEON}, {axpyCodesB41NEON, axpyCodesB44NEON}},
 		expSum: func(x []float32, m float32) float32 {
 			n := len(x) &^ 7
