@@ -170,11 +170,26 @@ func (f *Flat) scan(qq Query, h *topK, lo, hi int) {
 // query order. Queries are split across Options.Workers goroutines, each
 // scanning the whole index with its own prepared query.
 func (f *Flat) SearchBatch(queries []float32, o SearchOptions) ([][]Result, error) {
-	d := f.q.Dim()
-	keep, err := o.check(f.n, d)
+	keep, err := o.check(f.n, f.q.Dim())
 	if err != nil {
 		return nil, err
 	}
+	return searchBatch(f.q, queries, o, keep, func() func(Query, []float32, *topK) error {
+		return func(qq Query, y []float32, h *topK) error {
+			if err := qq.Reset(y); err != nil {
+				return err
+			}
+			f.scan(qq, h, 0, f.n)
+			return nil
+		}
+	})
+}
+
+// searchBatch runs one search per query (row-major) across o's workers and
+// re-ranks when asked. newSearch is called once per worker and returns the
+// search that fills h with the best keep candidates for y.
+func searchBatch(q Quantizer, queries []float32, o SearchOptions, keep int, newSearch func() func(qq Query, y []float32, h *topK) error) ([][]Result, error) {
+	d := q.Dim()
 	if len(queries)%d != 0 {
 		return nil, fmt.Errorf("%w: %d query floats is not a whole number of %d-d vectors", ErrDimension, len(queries), d)
 	}
@@ -187,17 +202,16 @@ func (f *Flat) SearchBatch(queries []float32, o SearchOptions) ([][]Result, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			qq := f.q.NewQuery()
+			qq, search := q.NewQuery(), newSearch()
 			for i := w; i < nq; i += workers {
 				y := queries[i*d : (i+1)*d]
-				if errs[i] = qq.Reset(y); errs[i] != nil {
+				h := newTopK(keep)
+				if errs[i] = search(qq, y, h); errs[i] != nil {
 					return
 				}
-				h := newTopK(keep)
-				f.scan(qq, h, 0, f.n)
 				out[i] = h.sorted()
 				if o.Rerank > 0 {
-					out[i] = rerank(f.q.Metric(), y, out[i], o.Originals, o.K)
+					out[i] = rerank(q.Metric(), y, out[i], o.Originals, o.K)
 				}
 			}
 		}()

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sync"
 )
 
 // IVFConfig configures the coarse partition of an IVF index.
@@ -156,44 +155,14 @@ func (ix *IVF) Search(query []float32, o SearchOptions) ([]Result, error) {
 
 // SearchBatch searches each query (row-major), split across workers.
 func (ix *IVF) SearchBatch(queries []float32, o SearchOptions) ([][]Result, error) {
-	d := ix.dim
-	keep, err := o.check(ix.n, d)
+	keep, err := o.check(ix.n, ix.dim)
 	if err != nil {
 		return nil, err
 	}
-	if len(queries)%d != 0 {
-		return nil, fmt.Errorf("%w: %d query floats is not a whole number of %d-d vectors", ErrDimension, len(queries), d)
-	}
-	nq := len(queries) / d
-	out := make([][]Result, nq)
-	errs := make([]error, nq)
-	workers := min(o.workers(), nq)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			qq, buf := ix.q.NewQuery(), make([]float32, d)
-			for i := w; i < nq; i += workers {
-				y := queries[i*d : (i+1)*d]
-				h := newTopK(keep)
-				if errs[i] = ix.search(qq, y, o, h, buf); errs[i] != nil {
-					return
-				}
-				out[i] = h.sorted()
-				if o.Rerank > 0 {
-					out[i] = rerank(ix.q.Metric(), y, out[i], o.Originals, o.K)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("query %d: %w", i, err)
-		}
-	}
-	return out, nil
+	return searchBatch(ix.q, queries, o, keep, func() func(Query, []float32, *topK) error {
+		buf := make([]float32, ix.dim)
+		return func(qq Query, y []float32, h *topK) error { return ix.search(qq, y, o, h, buf) }
+	})
 }
 
 func (ix *IVF) search(qq Query, y []float32, o SearchOptions, h *topK, buf []float32) error {
