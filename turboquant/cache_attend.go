@@ -85,7 +85,7 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	g := cfg.QHeads / cfg.KVHeads
 	d := cfg.HeadDim
 	H := cfg.KVHeads
-	workers := min(runtime.GOMAXPROCS(0), H)
+	workers := runtime.GOMAXPROCS(0)
 	if n*T*H*d < parallelAttendMin {
 		workers = 1
 	}
@@ -93,6 +93,21 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	// walk over the blocks); the per-code path goes head by head. Every
 	// head of a layer has codecs of the same kinds, so head 0 decides.
 	rows := usesRows(l.heads[0])
+	if rows && workers > H {
+		// Fewer KV heads than cores: split the context instead.
+		heads := make([]int, H)
+		rss := make([]*rowState, workers*H)
+		for i := range heads {
+			heads[i] = i
+		}
+		for i := range rss {
+			rss[i] = s.pool.rowState(n)
+			defer s.pool.rowStates.Put(rss[i])
+		}
+		s.attendSplit(l, heads, rss, workers, queries, out, T, n)
+		return nil
+	}
+	workers = min(workers, H)
 	var wg sync.WaitGroup
 	for w := range workers {
 		heads := make([]int, 0, H/workers+1)
@@ -132,7 +147,7 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 // parallelAttendMin is the work (tokens × queries × KV heads × head dim)
 // above which Attend spreads KV heads over goroutines: about 1 ms of
 // single-core decode, well above the cost of starting them.
-const parallelAttendMin = 1 << 22
+var parallelAttendMin = 1 << 22
 
 // rowState returns pooled row-path working memory for n tokens.
 func (p *Pool) rowState(n int) *rowState {
@@ -344,7 +359,7 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 		rs.fit(n)
 		rs.prepare(hc, query, cfg.Scale)
 		fp16 := fp16Codec{cfg.HeadDim}
-		s.layerRuns(l, []int{h}, n, false, func(_ int, r run) { rs.scoreRun(hc, fp16, r) })
+		s.layerRuns(l, []int{h}, 0, n, false, func(_ int, r run) { rs.scoreRun(hc, fp16, r) })
 		copy(dst, rs.logits[:n])
 		return nil
 	}

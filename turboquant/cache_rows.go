@@ -3,6 +3,7 @@ package turboquant
 import (
 	"encoding/binary"
 	"math"
+	"sync"
 	"unsafe"
 
 	"github.com/turboquant-go/tq/internal/simd"
@@ -186,15 +187,15 @@ type run struct {
 }
 
 // layerRuns calls f(k, r) for the runs of the KV heads heads[k] covering
-// positions [0, limit), each at most rowChunk tokens, in position order per
-// head. Blocks are walked outermost and heads inside each block, so the
+// positions [from, limit), each at most rowChunk tokens, in position order
+// per head. Blocks are walked outermost and heads inside each block, so the
 // heads' codes, which sit next to each other in a block, are read as one
 // sequential stream; heads must be ascending and contiguous.
 //
 // While f works on one run, the next run's codes (keys, or values when
 // values is set) are prefetched, so their cache lines arrive during the
 // computation rather than when a kernel first touches them.
-func (s *Sequence) layerRuns(l *seqLayer, heads []int, limit int, values bool, f func(k int, r run)) {
+func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, values bool, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
 	fpStride := H * 4 * d // one slot of the sink or window buffer: [H][2][d] fp16
@@ -212,10 +213,10 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, limit int, values bool, f
 			chunked(k, run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true})
 		}
 	}
-	pos := 0
-	if n := min(l.nSink, limit); n > 0 {
-		raw(l.sink, 0, 0, n)
-		pos = n
+	pos := from
+	if n := min(l.nSink, limit) - pos; n > 0 {
+		raw(l.sink, pos, pos, n)
+		pos += n
 	}
 	end := min(limit, l.nSink+l.compressed)
 	first := heads[0]
@@ -267,6 +268,7 @@ type rowState struct {
 	accR   []float32 // [g][d], raw tokens, original domain
 	rawW   []float64
 	sum    []float32
+	max    []float32 // the softmax maximum per query head
 	rows   []float32 // rowChunk × d
 	tmp    []float32
 	// codes and upgraded record whether the value pass met compressed
@@ -277,7 +279,7 @@ type rowState struct {
 func newRowState(g, d, n int) *rowState {
 	return &rowState{g: g, d: d, qk: make([]float32, g*d), qr: make([]float32, g*d), qmu: make([]float32, g),
 		qu: make([]float32, g*d), accU: make([]float32, g*d),
-		accK: make([]float32, g*d), accR: make([]float32, g*d), rawW: make([]float64, g), sum: make([]float32, g),
+		accK: make([]float32, g*d), accR: make([]float32, g*d), rawW: make([]float64, g), sum: make([]float32, g), max: make([]float32, g),
 		rows: make([]float32, rowChunk*d), tmp: make([]float32, d)}
 }
 
@@ -338,18 +340,54 @@ func (rs *rowState) scoreRun(hc headCodecs, fp16 fp16Codec, r run) {
 	}
 }
 
-// softmax turns the logits of positions [0, limit) into unnormalised
-// weights e^(x − max), keeps their sums, and clears the accumulators.
-func (rs *rowState) softmax(limit int) {
+// softmax turns the logits of positions [from, limit) into unnormalised
+// weights e^(x − max), keeps their maximum and sum, and clears the
+// accumulators.
+func (rs *rowState) softmax(from, limit int) {
 	N := rs.stride
 	for gi := range rs.g {
-		row := rs.logits[gi*N : gi*N+limit]
-		rs.sum[gi] = simd.ExpSum(row, simd.Max(row))
+		row := rs.logits[gi*N+from : gi*N+limit]
+		rs.max[gi] = simd.Max(row)
+		rs.sum[gi] = simd.ExpSum(row, rs.max[gi])
 		rs.rawW[gi] = 0
 	}
 	clear(rs.accK)
 	clear(rs.accR)
 	rs.codes, rs.upgraded = false, false
+}
+
+// merge folds o, the softmax state of another range of the same queries,
+// into rs: both are rescaled to the larger maximum (exactly the streaming
+// softmax's merge), so rs then holds the state of the union.
+func (rs *rowState) merge(o *rowState) {
+	d := rs.d
+	if o.upgraded && !rs.upgraded {
+		clear(rs.accU)
+	}
+	rs.codes = rs.codes || o.codes
+	for gi := range rs.g {
+		m := max(rs.max[gi], o.max[gi])
+		a := float32(math.Exp(float64(rs.max[gi] - m)))
+		b := float32(math.Exp(float64(o.max[gi] - m)))
+		rs.max[gi] = m
+		rs.sum[gi] = a*rs.sum[gi] + b*o.sum[gi]
+		rs.rawW[gi] = float64(a)*rs.rawW[gi] + float64(b)*o.rawW[gi]
+		blend := func(x, y []float32) {
+			x, y = x[gi*d:(gi+1)*d], y[gi*d:(gi+1)*d]
+			for j := range x {
+				x[j] = a*x[j] + b*y[j]
+			}
+		}
+		blend(rs.accK, o.accK)
+		blend(rs.accR, o.accR)
+		switch {
+		case o.upgraded:
+			blend(rs.accU, o.accU)
+		case rs.upgraded:
+			simd.Scale(rs.accU[gi*d:(gi+1)*d], a)
+		}
+	}
+	rs.upgraded = rs.upgraded || o.upgraded
 }
 
 // accumulateRun adds run r's values, weighted, into the accumulators.
@@ -404,24 +442,71 @@ func (rs *rowState) finish(hc headCodecs, out []float32) {
 }
 
 // attendRows computes, for the KV heads heads (ascending, contiguous; one
-// rowState each), the outputs of the T query positions of queries ([T][QHeads][d])
-// into out, over a layer of n tokens.
+// rowState each), the outputs of the T query positions of queries
+// ([T][QHeads][d]) into out, over a layer of n tokens.
 func (s *Sequence) attendRows(l *seqLayer, heads []int, rss []*rowState, queries, out []float32, T, n int) {
 	cfg := s.pool.cfg
 	g, d := cfg.QHeads/cfg.KVHeads, cfg.HeadDim
-	fp16 := fp16Codec{d}
 	for i := range T {
 		limit := n - T + i + 1
 		q0 := func(h int) int { return (i*cfg.QHeads + h*g) * d }
 		for k, h := range heads {
 			rss[k].prepare(l.heads[h], queries[q0(h):q0(h)+g*d], cfg.Scale)
 		}
-		s.layerRuns(l, heads, limit, false, func(k int, r run) { rss[k].scoreRun(l.heads[heads[k]], fp16, r) })
-		for k := range heads {
-			rss[k].softmax(limit)
-		}
-		s.layerRuns(l, heads, limit, true, func(k int, r run) { rss[k].accumulateRun(l.heads[heads[k]], fp16, r) })
+		s.attendRange(l, heads, rss, 0, limit)
 		for k, h := range heads {
+			rss[k].finish(l.heads[h], out[q0(h):q0(h)+g*d])
+		}
+	}
+}
+
+// attendRange runs both passes for the prepared rowStates over positions
+// [from, limit), leaving each with the softmax state of that range.
+func (s *Sequence) attendRange(l *seqLayer, heads []int, rss []*rowState, from, limit int) {
+	fp16 := fp16Codec{s.pool.cfg.HeadDim}
+	s.layerRuns(l, heads, from, limit, false, func(k int, r run) { rss[k].scoreRun(l.heads[heads[k]], fp16, r) })
+	for k := range heads {
+		rss[k].softmax(from, limit)
+	}
+	s.layerRuns(l, heads, from, limit, true, func(k int, r run) { rss[k].accumulateRun(l.heads[heads[k]], fp16, r) })
+}
+
+// attendSplit is attendRows for layers with fewer KV heads than workers:
+// every worker takes all heads over its own stretch of the context (whole
+// blocks), and the partial softmax states are merged in position order.
+// rss holds one rowState per (worker, head): rss[w*len(heads)+k].
+func (s *Sequence) attendSplit(l *seqLayer, heads []int, rss []*rowState, workers int, queries, out []float32, T, n int) {
+	cfg := s.pool.cfg
+	g, d, B, H := cfg.QHeads/cfg.KVHeads, cfg.HeadDim, cfg.BlockTokens, len(heads)
+	for i := range T {
+		limit := n - T + i + 1
+		q0 := func(h int) int { return (i*cfg.QHeads + h*g) * d }
+		// Cut [0, limit) at block boundaries into at most workers pieces.
+		blocks := min(limit-l.nSink, l.compressed) / B
+		cuts := []int{0}
+		for w := 1; w < workers; w++ {
+			if c := l.nSink + (blocks*w/workers)*B; c > cuts[len(cuts)-1] && c < limit {
+				cuts = append(cuts, c)
+			}
+		}
+		cuts = append(cuts, limit)
+		var wg sync.WaitGroup
+		for w := range len(cuts) - 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ws := rss[w*H : (w+1)*H]
+				for k, h := range heads {
+					ws[k].prepare(l.heads[h], queries[q0(h):q0(h)+g*d], cfg.Scale)
+				}
+				s.attendRange(l, heads, ws, cuts[w], cuts[w+1])
+			}()
+		}
+		wg.Wait()
+		for k, h := range heads {
+			for w := 1; w < len(cuts)-1; w++ {
+				rss[k].merge(rss[w*H+k])
+			}
 			rss[k].finish(l.heads[h], out[q0(h):q0(h)+g*d])
 		}
 	}

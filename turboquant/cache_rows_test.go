@@ -2,6 +2,7 @@ package turboquant_test
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -59,6 +60,50 @@ func TestRowPathMatchesPerCodePath(t *testing.T) {
 					}
 				})
 			}
+		}
+	}
+}
+
+// TestSplitContextMatchesSerial: with fewer KV heads than workers, Attend
+// splits the context at block boundaries and merges the partial softmax
+// states; the outputs must equal the one-goroutine path up to rounding.
+func TestSplitContextMatchesSerial(t *testing.T) {
+	const d, n, T = 64, 300, 2
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	for _, heads := range [][2]int{{1, 1}, {1, 4}, {2, 8}} {
+		H, QH := heads[0], heads[1]
+		for _, name := range []string{"fp32", "fp16", "k8v4", "tq4", "tq3", "tq2.5", "tq3-guard"} {
+			t.Run(fmt.Sprintf("%s/H=%d/QH=%d", name, H, QH), func(t *testing.T) {
+				cfg, err := Preset(name, 1, H, QH, d)
+				require.NoError(t, err)
+				cfg.Window, cfg.BlockTokens = 40, 16
+				if cfg.Guard.Budget != 0 {
+					cfg.Guard.Budget = 1e-6 // every head upgrades once it has seen queries
+				}
+				pool, err := NewPool(cfg, 0)
+				require.NoError(t, err)
+				seq := pool.NewSequence()
+				keys, values := kvData(n, H, d, 11)
+				queries, _ := kvData(T, QH, d, 12)
+				require.NoError(t, seq.Append(0, keys[:(n-30)*H*d], values[:(n-30)*H*d]))
+				scratch := make([]float32, QH*d)
+				for s := n - 30; s < n; s++ {
+					require.NoError(t, seq.Append(0, keys[s*H*d:(s+1)*H*d], values[s*H*d:(s+1)*H*d]))
+					require.NoError(t, seq.Attend(0, queries[:QH*d], scratch)) // guard: recent queries
+				}
+				if cfg.Guard.Budget != 0 {
+					require.NotEmpty(t, seq.Stats().Upgrades, "the test needs upgraded blocks")
+				}
+				restore := SetParallelAttendMin(1 << 62)
+				want := make([]float32, len(queries))
+				require.NoError(t, seq.Attend(0, queries, want))
+				restore()
+				defer SetParallelAttendMin(0)()
+				got := make([]float32, len(queries))
+				require.NoError(t, seq.Attend(0, queries, got))
+				require.Less(t, relErr(got, want), 1e-5)
+				require.NotEqual(t, 0.0, relErr(want, make([]float32, len(want))))
+			})
 		}
 	}
 }

@@ -10,3 +10,11 @@ func SetRowKernels(on bool) (restore func()) {
 	}
 	return func() { rowOverride = prev }
 }
+
+// SetParallelAttendMin sets the work above which Attend uses several
+// goroutines and returns a function that restores it.
+func SetParallelAttendMin(n int) (restore func()) {
+	prev := parallelAttendMin
+	parallelAttendMin = n
+	return func() { parallelAttendMin = prev }
+}
