@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -198,4 +199,32 @@ func backendRun(b *openedBackend, preset string, n, H, g, d, steps int) (string,
 		den += float64(want[i]) * float64(want[i])
 	}
 	return fmt.Sprintf("%s\t%d\t%.1f\t%s\t%.2g\t", preset, n, wall, kernels, math.Sqrt(num/den)), nil
+}
+
+// backendFlag registers --backend on a command that runs the CPU cache.
+// The returned function selects the kernels it names for the rest of the
+// command and returns the restore to defer: auto keeps the best this CPU
+// has, generic/avx2/neon force a level, and a backend this machine lacks
+// (or the device backends, which `tqbench backend` runs) is an error that
+// says so.
+func backendFlag(fs *flag.FlagSet) func() (restore func(), err error) {
+	name := fs.String("backend", "auto", "kernels: auto|generic|avx2|neon (cuda and metal run through `tqbench backend`)")
+	return func() (func(), error) {
+		switch *name {
+		case "auto":
+			return func() {}, nil
+		case "cuda", "metal":
+			b, err := openBackend(*name)
+			if err != nil {
+				return nil, err
+			}
+			b.close()
+			return nil, fmt.Errorf("%w: %s is available here; run it with `tqbench backend --backend %s`", errBackendUnavailable, *name, *name)
+		}
+		b, err := openBackend(*name)
+		if err != nil {
+			return nil, err
+		}
+		return b.close, nil
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -39,5 +40,32 @@ func TestBackendRunGeneric(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "tq3") {
 		t.Errorf("run output:\n%s", out.String())
+	}
+}
+
+// TestBackendFlagReportsUnavailable: --backend naming kernels this machine
+// lacks is an error that says so (never a crash), and generic runs.
+func TestBackendFlagReportsUnavailable(t *testing.T) {
+	var out, errOut bytes.Buffer
+	missing := "neon"
+	if runtime.GOARCH == "arm64" {
+		missing = "avx2"
+	}
+	err := run([]string{"speed", "--backend", missing, "--lengths", "256", "--presets", "fp16", "--quiet"}, &out, &errOut)
+	if !errors.Is(err, errBackendUnavailable) {
+		t.Fatalf("--backend %s on %s: %v, want errBackendUnavailable", missing, runtime.GOARCH, err)
+	}
+	err = run([]string{"speed", "--backend", "nonsense", "--lengths", "256", "--presets", "fp16", "--quiet"}, &out, &errOut)
+	if !errors.Is(err, errBackendUnavailable) {
+		t.Fatalf("--backend nonsense: %v, want errBackendUnavailable", err)
+	}
+	out.Reset()
+	err = run([]string{"speed", "--backend", "generic", "--lengths", "256", "--presets", "fp16,tq3", "--reps", "1",
+		"--bandwidth-mib", "8", "--quiet", "--json"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("--backend generic: %v", err)
+	}
+	if !strings.Contains(out.String(), `"preset": "tq3"`) {
+		t.Fatalf("--backend generic printed no tq3 row:\n%s", out.String())
 	}
 }

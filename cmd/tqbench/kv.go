@@ -32,9 +32,14 @@ func workloadFlags(fs *flag.FlagSet, lengths string) (*workload, func() error) {
 	fs.Uint64Var(&w.Seed, "seed", 1, "random seed of the synthetic data")
 	fs.IntVar(&w.Reps, "reps", 7, "timed decode steps per measurement (median reported)")
 	bw := fs.Int("bandwidth-mib", 256, "size of the copy that measures memory bandwidth, MiB")
+	selectBackend := backendFlag(fs)
 	return w, func() error {
+		restore, err := selectBackend()
+		if err != nil {
+			return err
+		}
+		w.restoreBackend = restore
 		w.Presets = splitList(*presets)
-		var err error
 		if w.Lengths, err = intList(*lens); err != nil {
 			return err
 		}
@@ -76,6 +81,7 @@ func runKV(args []string, stdout io.Writer) error {
 	if err := finish(); err != nil {
 		return err
 	}
+	defer w.restoreBackend()
 	w.Fidelity = true
 	w.progress = newProgress(os.Stderr, w.steps(), "kv", *quiet)
 	rows, err := w.run()
@@ -120,6 +126,7 @@ func runSpeed(args []string, stdout io.Writer) error {
 	if err := finish(); err != nil {
 		return err
 	}
+	defer w.restoreBackend()
 	for _, p := range w.Presets {
 		if strings.HasPrefix(p, "naive") {
 			return fmt.Errorf("%w: speed times library presets only, not %s", turboquant.ErrConfig, p)

@@ -19,6 +19,7 @@ type reportOptions struct {
 	quiet   bool
 	asJSON  bool
 	plotDir string
+	backend func() (restore func(), err error)
 }
 
 func parseReport(args []string) (reportOptions, error) {
@@ -28,6 +29,7 @@ func parseReport(args []string) (reportOptions, error) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
 	fs.BoolVar(&o.asJSON, "json", false, "print JSON rows instead of the table")
 	fs.StringVar(&o.plotDir, "plot-dir", "", "also write fidelity.png, niah.png and speed.png into this directory")
+	o.backend = backendFlag(fs)
 	return o, parseFlags(fs, args)
 }
 
@@ -41,6 +43,11 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	restore, err := o.backend()
+	if err != nil {
+		return err
+	}
+	defer restore()
 	start := time.Now()
 	w := &workload{
 		Presets: turboquant.PresetNames, Lengths: []int{8192, 32768}, Layers: 32, KVHeads: 8, QHeads: 32,

@@ -31,10 +31,11 @@ type workload struct {
 	BandwidthBytes   int
 	progress         *progress
 	measuredBandwith float64
+	restoreBackend   func() // undoes --backend
 }
 
 // benchRow is one (preset, workload, length) result; JSON keys are
-// documented in NOTES-bench.md and kept stable.
+// documented in the README and kept stable.
 type benchRow struct {
 	validate.Fidelity
 	// Model is the shape the per-token bytes refer to.
