@@ -262,9 +262,7 @@ func headMean(xs []float32, h, H, d int) []float32 {
 	T := len(xs) / (H * d)
 	acc := make([]float64, d)
 	for t := range T {
-		for i, v := range xs[(t*H+h)*d : (t*H+h+1)*d] {
-			acc[i] += float64(v)
-		}
+		simd.AddF64(acc, xs[(t*H+h)*d:(t*H+h+1)*d])
 	}
 	mu := make([]float32, d)
 	for i, v := range acc {
@@ -369,10 +367,14 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 	}
 	plan := s.pool.layers[layer]
 	for kv, xs := range [][]float32{keys, values} {
-		if i := checkFinite(xs); i >= 0 {
+		// One vector pass validates the common case; the loops below only
+		// run to name the offending component.
+		maxBits := simd.MaxAbsBits(xs)
+		if maxBits >= 0x7f800000 { // ±Inf or NaN somewhere
+			i := checkFinite(xs)
 			return fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, xs[i])
 		}
-		if s.usesFP16Window() {
+		if s.usesFP16Window() && math.Float32frombits(maxBits) >= fp16Max+16 {
 			for i, v := range xs {
 				if math.Abs(float64(v)) >= fp16Max+16 {
 					return fmt.Errorf("%w: component %d (%v) does not fit the fp16 window", ErrOverflow, i, v)

@@ -50,6 +50,8 @@ type kernels struct {
 	roundF16         func(dst, src []float32)
 	prefetch         func(b []byte)
 	max              func(x []float32) float32
+	maxAbsBits       func(x []float32) uint32
+	addF64           func(acc []float64, x []float32)
 	quantize         [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
 	dotCodes, axpyCodes [2][2]fusedKernel
@@ -752,4 +754,34 @@ func Max(x []float32) float32 {
 		m = max(m, v)
 	}
 	return m
+}
+
+// MaxAbsBits returns the largest of the bit patterns of |x[i]| (the sign
+// cleared). Non-negative floats order like their bit patterns, so the result
+// is ≥ 0x7f800000 exactly when some element is ±Inf or NaN, and otherwise is
+// the bits of max|x[i]|: one pass validates and range-checks a whole input.
+func MaxAbsBits(x []float32) uint32 {
+	from, m := 0, uint32(0)
+	if active.maxAbsBits != nil && len(x) >= 8 {
+		m = active.maxAbsBits(x)
+		from = len(x) &^ 7
+	}
+	for _, v := range x[from:] {
+		m = max(m, math.Float32bits(v)&0x7fffffff)
+	}
+	return m
+}
+
+// AddF64 adds x, widened to float64, into acc (len ≥ len(x)). Each element
+// is one exact-input float64 add, so every level gives the same bits.
+func AddF64(acc []float64, x []float32) {
+	check(len(acc) >= len(x), "AddF64: short accumulator")
+	from := 0
+	if active.addF64 != nil {
+		active.addF64(acc, x)
+		from = len(x) &^ 7
+	}
+	for i := from; i < len(x); i++ {
+		acc[i] += float64(x[i])
+	}
 }

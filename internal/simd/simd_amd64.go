@@ -33,6 +33,8 @@ func init() {
 		roundF16:   roundF16AVX2,
 		prefetch:   prefetchAVX2,
 		max:        maxAVX2,
+		maxAbsBits: maxAbsBitsAVX2,
+		addF64:     addF64AVX2,
 		quantize:   [5]func(dst []byte, x []float32, bounds *[15][8]float32){1: quantizePack1AVX2, 2: quantizePack2AVX2, 3: quantizePack3AVX2, 4: quantizePack4AVX2},
 		expSum: func(x []float32, m float32) float32 {
 			n := len(x) &^ 7

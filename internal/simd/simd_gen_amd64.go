@@ -113,6 +113,16 @@ func prefetchAVX2(b []byte)
 //go:noescape
 func maxAVX2(x []float32) float32
 
+// maxAbsBitsAVX2 is maxAbsBitsGeneric over the first len(x)&^7 elements.
+//
+//go:noescape
+func maxAbsBitsAVX2(x []float32) uint32
+
+// addF64AVX2 adds the first len(x)&^7 elements of x, widened, into acc.
+//
+//go:noescape
+func addF64AVX2(acc []float64, x []float32)
+
 // quantizePack1AVX2 is quantizePackGeneric for 1-bit indices on the first len(x)&^7 values.
 //
 //go:noescape

@@ -1229,6 +1229,75 @@ max_done:
 	VZEROUPPER
 	RET
 
+// func maxAbsBitsAVX2(x []float32) uint32
+// Requires: AVX, AVX2
+TEXT ·maxAbsBitsAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	ANDQ         $-8, CX
+	VPBROADCASTD absMask<>+0(SB), Y0
+	VPXOR        Y1, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+
+mab_16:
+	CMPQ    CX, $0x00000010
+	JB      mab_8
+	VPAND   (AX), Y0, Y3
+	VPMAXUD Y3, Y1, Y1
+	VPAND   32(AX), Y0, Y3
+	VPMAXUD Y3, Y2, Y2
+	ADDQ    $0x00000040, AX
+	SUBQ    $0x00000010, CX
+	JMP     mab_16
+
+mab_8:
+	TESTQ   CX, CX
+	JZ      mab_done
+	VPAND   (AX), Y0, Y0
+	VPMAXUD Y0, Y1, Y1
+
+mab_done:
+	VPMAXUD      Y2, Y1, Y1
+	VEXTRACTI128 $0x01, Y1, X0
+	VPMAXUD      X0, X1, X1
+	VPSHUFD      $0x4e, X1, X0
+	VPMAXUD      X0, X1, X1
+	VPSHUFD      $0x01, X1, X0
+	VPMAXUD      X0, X1, X1
+	VMOVD        X1, AX
+	MOVL         AX, ret+24(FP)
+	VZEROUPPER
+	RET
+
+DATA absMask<>+0(SB)/4, $0x7fffffff
+GLOBL absMask<>(SB), RODATA|NOPTR, $4
+
+// func addF64AVX2(acc []float64, x []float32)
+// Requires: AVX
+TEXT ·addF64AVX2(SB), NOSPLIT, $0-48
+	MOVQ acc_base+0(FP), AX
+	MOVQ x_base+24(FP), CX
+	MOVQ x_len+32(FP), DX
+	ANDQ $-8, DX
+
+addf64_loop:
+	TESTQ     DX, DX
+	JZ        addf64_done
+	VCVTPS2PD (CX), Y0
+	VADDPD    (AX), Y0, Y0
+	VMOVUPD   Y0, (AX)
+	VCVTPS2PD 16(CX), Y0
+	VADDPD    32(AX), Y0, Y0
+	VMOVUPD   Y0, 32(AX)
+	ADDQ      $0x00000020, CX
+	ADDQ      $0x00000040, AX
+	SUBQ      $0x00000008, DX
+	JMP       addf64_loop
+
+addf64_done:
+	VZEROUPPER
+	RET
+
 // func quantizePack1AVX2(dst []byte, x []float32, bounds *[15][8]float32)
 // Requires: AVX, AVX2
 TEXT ·quantizePack1AVX2(SB), NOSPLIT, $0-56

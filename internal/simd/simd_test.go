@@ -544,3 +544,47 @@ func TestDotAndAxpyF16(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxAbsBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	inf, nan := float32(math.Inf(-1)), float32(math.NaN())
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 100} {
+		for _, special := range []float32{0, inf, nan, -70000} {
+			x := mixed(r, n)
+			if n > 0 && special != 0 {
+				x[r.IntN(n)] = special
+			}
+			var want uint32
+			for _, v := range x {
+				want = max(want, math.Float32bits(v)&0x7fffffff)
+			}
+			for _, l := range append([]Level{Generic}, availableVector()...) {
+				var got uint32
+				with(t, l, func() { got = MaxAbsBits(x) })
+				if got != want {
+					t.Fatalf("%v n=%d special=%v: %#x, want %#x", l, n, special, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestAddF64IsExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, n := range []int{0, 1, 7, 8, 9, 100, 128} {
+		x := mixed(r, n)
+		base := make([]float64, n)
+		for i := range base {
+			base[i] = r.NormFloat64() * 1e3
+		}
+		for _, l := range append([]Level{Generic}, availableVector()...) {
+			acc := append([]float64(nil), base...)
+			with(t, l, func() { AddF64(acc, x) })
+			for i := range acc {
+				if want := base[i] + float64(x[i]); math.Float64bits(acc[i]) != math.Float64bits(want) {
+					t.Fatalf("%v n=%d: acc[%d] = %v, want %v", l, n, i, acc[i], want)
+				}
+			}
+		}
+	}
+}
