@@ -3,38 +3,67 @@ package ann
 import (
 	"runtime"
 	"testing"
+
+	"github.com/turboquant-go/tq/internal/simd"
 )
 
-// BenchmarkScanKernel is the pure-Go integer lookup-table kernel alone over
-// 4-bit d=100 codes (50 index bytes, 52-byte codes): the number the SIMD
-// kernel is measured against (ns/op per code).
+// BenchmarkScanKernel scores 4-bit d=100 codes (50 index bytes, 52-byte
+// codes) with each kernel alone (ns/op per code): "lut" is the pure-Go
+// integer byte-lookup kernel, "simd" the fused unpack-and-multiply kernel
+// (simd.DotCodesPadded) the index uses when the CPU has one.
 func BenchmarkScanKernel(b *testing.B) {
 	const n = 4096
 	q := mustTQ(b, Config{Dim: 100, Bits: 4, Method: MSE, Metric: InnerProduct, Seed: 1})
-	codes := make([]byte, n*q.CodeSize())
+	codes := make([]byte, n*q.CodeSize(), n*q.CodeSize()+simd.Slack)
 	if err := q.Encode(codes, gaussian(n, 100, 3)); err != nil {
 		b.Fatal(err)
 	}
-	qq := q.newQuery()
-	if err := qq.Reset(gaussian(1, 100, 4)); err != nil {
-		b.Fatal(err)
-	}
-	var sums [scanChunk]uint32
+	y := gaussian(1, 100, 4)
 	cs := q.CodeSize()
-	b.ReportAllocs()
-	for b.Loop() {
-		for lo := 0; lo < n; lo += scanChunk {
-			scanBytes(sums[:], qq.lut.rows, codes[lo*cs+q.layout.IndexOffset:], cs)
+	b.Run("lut", func(b *testing.B) {
+		qq := q.newQuery()
+		if err := qq.Reset(y); err != nil {
+			b.Fatal(err)
 		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/code")
+		rq := make([]float32, 100)
+		if err := q.q.RotateQuery(rq, qq.y); err != nil {
+			b.Fatal(err)
+		}
+		qq.lut.init(q.layout)
+		qq.lut.build(rq, q.layout)
+		var sums [scanChunk]uint32
+		b.ReportAllocs()
+		for b.Loop() {
+			for lo := 0; lo < n; lo += scanChunk {
+				scanBytes(sums[:], qq.lut.rows, codes[lo*cs+q.layout.IndexOffset:], cs)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/code")
+	})
+	b.Run("simd", func(b *testing.B) {
+		qq := q.newQuery()
+		if !qq.vector {
+			b.Skipf("no SIMD kernels on this CPU/build (level %v)", simd.Active())
+		}
+		if err := qq.Reset(y); err != nil {
+			b.Fatal(err)
+		}
+		var dst [scanChunk]float32
+		b.ReportAllocs()
+		for b.Loop() {
+			for lo := 0; lo < n; lo += scanChunk {
+				qq.innerProducts(dst[:], codes[lo*cs:(lo+scanChunk)*cs])
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/code")
+	})
 }
 
 // BenchmarkFlatScan is one query against 100K 4-bit d=100 codes on one
 // goroutine, heap included (top 10).
 func BenchmarkFlatScan(b *testing.B) {
-	for _, bits := range []int{2, 4} {
-		b.Run(map[int]string{2: "bits=2", 4: "bits=4"}[bits], func(b *testing.B) {
+	for _, bits := range []int{2, 3, 4} {
+		b.Run(map[int]string{2: "bits=2", 3: "bits=3", 4: "bits=4"}[bits], func(b *testing.B) {
 			const n = 100_000
 			q := mustTQ(b, Config{Dim: 100, Bits: bits, Method: MSE, Metric: InnerProduct, Seed: 1})
 			f := NewFlat(q)

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/turboquant-go/tq/internal/half"
+	"github.com/turboquant-go/tq/internal/simd"
 	"github.com/turboquant-go/tq/qjl"
 	"github.com/turboquant-go/tq/turboquant"
 )
@@ -143,9 +144,14 @@ type TQ struct {
 	q      *turboquant.Quantizer
 	qDim   int // the turboquant dimension: Dim, or Dim padded to a multiple of 16 for Polar
 	layout turboquant.CodeLayout
-	// fast is set for MSE codes whose bit width divides 8: they are scored
-	// through a per-byte lookup table.
+	mse    bool // layout describes the codes (single-part MSE)
+	// fast is set for MSE codes whose bit width divides 8: without SIMD they
+	// are scored through a per-byte lookup table.
 	fast bool
+	// kern is set for MSE codes of 1–4 bits with fp16 norms: with SIMD
+	// kernels they are scored by simd.DotCodesPadded (unpacked and
+	// multiplied in registers).
+	kern *simd.Codebook
 }
 
 var _ Quantizer = (*TQ)(nil)
@@ -186,8 +192,11 @@ func NewTQ(cfg Config) (*TQ, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	t.q = q
-	if l, ok := q.MSELayout(); ok && 8%l.Bits == 0 {
-		t.layout, t.fast = l, true
+	if l, ok := q.MSELayout(); ok {
+		t.layout, t.mse, t.fast = l, true, 8%l.Bits == 0
+		if l.Bits <= 4 && l.Norm == turboquant.FP16 {
+			t.kern = simd.NewCodebook(l.Centroids, l.Bits)
+		}
 	}
 	return t, nil
 }
@@ -287,7 +296,7 @@ func (t *TQ) Encode(dst []byte, xs []float32) error {
 
 // norm is the stored norm of a code (of the transformed vector).
 func (t *TQ) norm(code []byte) float32 {
-	if t.fast {
+	if t.mse {
 		return t.scalar(code[t.layout.NormOffset:])
 	}
 	n, _ := t.q.Norm(code)
@@ -326,7 +335,8 @@ type tqQuery struct {
 	qNorm2 float32   // ‖y‖², for L2
 	slow   *turboquant.Query
 	lut    byteLUT
-	rq     []float32
+	vector bool      // scored by simd.DotCodesPadded
+	rq     []float32 // the rotated query (vector: zero-padded to a multiple of 8)
 	ips    []float32
 }
 
@@ -335,10 +345,14 @@ func (t *TQ) NewQuery() Query { return t.newQuery() }
 
 func (t *TQ) newQuery() *tqQuery {
 	qq := &tqQuery{t: t, y: make([]float32, t.qDim)}
-	if t.fast {
+	switch {
+	case t.kern != nil && simd.Active() != simd.Generic:
+		qq.vector = true
+		qq.rq = make([]float32, (t.qDim+7)&^7)
+	case t.fast:
 		qq.rq = make([]float32, t.qDim)
 		qq.lut.init(t.layout)
-	} else {
+	default:
 		qq.slow = t.q.NewQuery()
 	}
 	return qq
@@ -359,10 +373,12 @@ func (qq *tqQuery) Reset(y []float32) error {
 	if qq.slow != nil {
 		return qq.slow.Reset(qq.y)
 	}
-	if err := t.q.RotateQuery(qq.rq, qq.y); err != nil {
+	if err := t.q.RotateQuery(qq.rq[:t.qDim], qq.y); err != nil {
 		return err
 	}
-	qq.lut.build(qq.rq, t.layout)
+	if !qq.vector {
+		qq.lut.build(qq.rq, t.layout)
+	}
 	return nil
 }
 
@@ -398,8 +414,18 @@ func (qq *tqQuery) innerProducts(dst []float32, codes []byte) {
 		_ = qq.slow.ScoreBatch(dst, codes) // lengths checked by the caller
 		return
 	}
-	var sums [scanChunk]uint32
 	l := &t.layout
+	if qq.vector {
+		clear(dst)
+		simd.DotCodesPadded(dst, len(dst), qq.rq, len(qq.rq), 1, t.kern, codes, cs, l.IndexOffset, l.NormOffset, len(dst), t.qDim)
+		if l.CorrectionOffset >= 0 {
+			for i := range dst {
+				dst[i] *= t.scalar(codes[i*cs+l.CorrectionOffset:])
+			}
+		}
+		return
+	}
+	var sums [scanChunk]uint32
 	scanBytes(sums[:len(dst)], qq.lut.rows, codes[l.IndexOffset:], cs)
 	base, step := qq.lut.base, qq.lut.step
 	for i := range dst {

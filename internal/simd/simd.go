@@ -244,7 +244,23 @@ func DotCodes(out []float32, outStride int, q []float32, qStride, g int, cb *Cod
 		return
 	}
 	check(outStride >= n && len(out) >= (g-1)*outStride+n && qStride >= d && len(q) >= (g-1)*qStride+d, "DotCodes: bad lengths")
-	vec, d8 := runFused(active.dotCodes, out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, "DotCodes")
+	vec, d8 := runFused(active.dotCodes, out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, d&^7, "DotCodes")
+	dotCodesGeneric(out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
+}
+
+// DotCodesPadded is DotCodes for query rows zero-padded to a multiple of 8
+// coordinates: qStride ≥ d rounded up to 8, and q[i*qStride+j] = 0 for d ≤ j
+// below that. The vector kernels then also run the last, partial group of
+// indices (its extra lanes read index bits past the code, within Slack, and
+// multiply them by zero), so dimensions like 100 need no per-row generic
+// tail. Codes must be finite (a decoded centroid times zero is zero).
+func DotCodesPadded(out []float32, outStride int, q []float32, qStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) {
+	if n == 0 || g == 0 {
+		return
+	}
+	dp := (d + 7) &^ 7
+	check(outStride >= n && len(out) >= (g-1)*outStride+n && qStride >= dp && len(q) >= (g-1)*qStride+dp, "DotCodesPadded: bad lengths")
+	vec, d8 := runFused(active.dotCodes, out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, dp, "DotCodesPadded")
 	dotCodesGeneric(out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 
@@ -253,11 +269,12 @@ func DotCodes(out []float32, outStride int, q []float32, qStride, g int, cb *Cod
 type fusedKernel = func(x []float32, xStride int, y []float32, yStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
 
 // runFused runs the level's fused kernels for cb's width (by kind: one row,
-// four rows) over the g row pairs of x and y, four at a time, and returns the
-// rows (vec) and coordinates (d8) they covered; (0, 0) when there is no
-// kernel for this width or d < 8.
-func runFused(ks [2][2]fusedKernel, x []float32, xStride int, y []float32, yStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, what string) (vec, d8 int) {
-	vec, d8, kind := codeRows(cb, codes, stride, idxOff, normOff, n, d, what), d&^7, cb.fused()
+// four rows) on the first d8 coordinates (a multiple of 8) over the g row
+// pairs of x and y, four at a time, and returns the rows (vec) and
+// coordinates (d8) they covered; (0, 0) when there is no kernel for this
+// width or d8 is 0.
+func runFused(ks [2][2]fusedKernel, x []float32, xStride int, y []float32, yStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d, d8 int, what string) (vec, covered int) {
+	vec, kind := codeRows(cb, codes, stride, idxOff, normOff, n, d, what), cb.fused()
 	if kind < 0 || d8 == 0 || ks[kind][0] == nil || vec == 0 {
 		return 0, 0
 	}
@@ -289,7 +306,7 @@ func dotCodesGeneric(out []float32, outStride int, q []float32, qStride, g int, 
 // of code t and its norm, for the parts the vector kernels left
 // (coordinates ≥ d8 of rows < vec, all of rows ≥ vec), in runs of at most 64.
 func eachCentroidRun(cb *Codebook, codes []byte, stride, idxOff, normOff, n, d, vec, d8 int, f func(t, j0 int, norm float32, c []float32)) {
-	if vec == n && d8 == d {
+	if vec == n && d8 >= d {
 		return
 	}
 	var buf [64]float32
@@ -329,7 +346,7 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 		return
 	}
 	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodes: bad lengths")
-	vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, "AxpyCodes")
+	vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, d&^7, "AxpyCodes")
 	axpyCodesGeneric(acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 

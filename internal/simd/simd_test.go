@@ -588,3 +588,46 @@ func TestAddF64IsExact(t *testing.T) {
 		}
 	}
 }
+
+func TestDotCodesPadded(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, l := range append([]Level{Generic}, availableVector()...) {
+		for _, bits := range []int{1, 2, 3, 4, 8} {
+			for _, d := range []int{3, 8, 13, 100, 127, 128} {
+				n, dp := 1+r.IntN(40), (d+7)&^7
+				stride := 2 + (d*bits+7)/8
+				tab := make([]float32, 1<<bits)
+				for i := range tab {
+					tab[i] = float32(r.NormFloat64())
+				}
+				cb := NewCodebook(tab, bits)
+				codes := randomCodes(r, n, stride)
+				for _, c := range [][]byte{codes, append(codes[:len(codes):len(codes)], 0xff, 0xff, 0xff, 0xff)[:len(codes)]} {
+					g := 1 + r.IntN(5)
+					q := make([]float32, g*dp)
+					for i := range g {
+						copy(q[i*dp:], mixed(r, d))
+					}
+					out, ok := guarded(g * n)
+					clear(out)
+					with(t, l, func() { DotCodesPadded(out, n, q, dp, g, cb, c, stride, 2, 0, n, d) })
+					ok(t)
+					for i := range g {
+						for tk := range n {
+							ref := decodedRef(cb, c[tk*stride:(tk+1)*stride], d)
+							var want, scale float64
+							for j := range d {
+								p := float64(q[i*dp+j]) * ref[j]
+								want += p
+								scale += math.Abs(p)
+							}
+							if !closeTo(out[i*n+tk], float32(want), float32(scale), 2e-6) {
+								t.Fatalf("%v bits=%d d=%d g=%d: out[%d][%d] = %v, want %v", l, bits, d, g, i, tk, out[i*n+tk], want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
