@@ -145,8 +145,9 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 }
 
 // parallelAttendMin is the work (tokens × queries × KV heads × head dim)
-// above which Attend spreads KV heads over goroutines: about 1 ms of
-// single-core decode, well above the cost of starting them.
+// above which Attend spreads KV heads (or, with fewer heads than cores,
+// stretches of the context) over goroutines: about 1 ms of single-core
+// decode, well above the cost of starting them.
 var parallelAttendMin = 1 << 22
 
 // rowState returns pooled row-path working memory for n tokens.
