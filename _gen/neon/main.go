@@ -50,10 +50,12 @@ func generate() *file {
 	decodeByTable(f, false)
 	decode8(f)
 	decodeF16(f)
-	dot1(f)
-	dot4(f)
-	axpy1(f)
-	axpy4(f)
+	for _, f16 := range []bool{false, true} {
+		dot1(f, f16)
+		dot4(f, f16)
+		axpy1(f, f16)
+		axpy4(f, f16)
+	}
 	expSum(f)
 	for _, b4 := range []bool{false, true} {
 		for _, g := range []int{1, 4} {
@@ -269,16 +271,65 @@ func decodeF16(f *file) {
 	f.op("RET")
 }
 
-const rowSig = "rows []float32, n, d, d8, rowStride int"
+// rowSig is the tail of the dot and axpy kernels' signatures: rows of
+// float32, or of fp16 (bytes) for the F16 variants.
+func rowSig(f16 bool) string {
+	if f16 {
+		return "rows []byte, n, d, d8, rowStride int"
+	}
+	return "rows []float32, n, d, d8, rowStride int"
+}
+
+// rowName is the kernel name for the float32 or fp16 rows variant.
+func rowName(base string, f16 bool) string {
+	if f16 {
+		return base + "F16NEON"
+	}
+	return base + "NEON"
+}
 
 // loadRows loads the pointer, count, stride (bytes) and d8 that the dot
-// and axpy kernels share into R2, R3, R4 and R5.
-func loadRows(f *file) {
+// and axpy kernels share into R2, R3, R4 and R5. rowStride counts
+// elements: 4 bytes each, or 2 for fp16 rows.
+func loadRows(f *file, f16 bool) {
 	f.op("MOVD %s, R2", f.arg("rows_base"))
 	f.op("MOVD %s, R3", f.arg("n"))
 	f.op("MOVD %s, R4", f.arg("rowStride"))
-	f.op("LSL $2, R4, R4")
+	if f16 {
+		f.op("LSL $1, R4, R4")
+	} else {
+		f.op("LSL $2, R4, R4")
+	}
 	f.op("MOVD %s, R5", f.arg("d8"))
+}
+
+// loadRow emits the load of count four-float vectors V<first>… of a row at
+// (ptr), advancing ptr past them when post. For fp16 rows the 2·count
+// halves land in count/2 registers from V<raw> and FCVTL/FCVTL2 widen
+// them in place of the float loads; count/2 ≤ 4.
+func loadRow(f *file, f16, post bool, ptr string, first, count int, raw vreg) {
+	if !f16 {
+		if post {
+			f.op("VLD1.P %d(%s), %s", 16*count, ptr, regList(first, count))
+		} else {
+			f.op("VLD1 (%s), %s", ptr, regList(first, count))
+		}
+		return
+	}
+	var hs []string
+	for k := range count / 2 {
+		hs = append(hs, fmt.Sprintf("V%d.H8", int(raw)+k))
+	}
+	list := "[" + strings.Join(hs, ", ") + "]"
+	if post {
+		f.op("VLD1.P %d(%s), %s", 8*count, ptr, list)
+	} else {
+		f.op("VLD1 (%s), %s", ptr, list)
+	}
+	for k := range vreg(count / 2) {
+		f.w(fcvtl(vreg(first)+2*k, raw+k))
+		f.w(fcvtl2(vreg(first)+2*k+1, raw+k))
+	}
 }
 
 func zero(f *file, regs ...int) {
@@ -287,36 +338,43 @@ func zero(f *file, regs ...int) {
 	}
 }
 
-func dot1(f *file) {
-	const name = "dot1NEON"
-	f.text(name, "out []float32, outStride int, q, "+rowSig, "",
-		name+" is one query row of Dot on the first d8 coordinates, with four 4-lane sums.")
+func dot1(f *file, f16 bool) {
+	name := rowName("dot1", f16)
+	if f16 {
+		f.text(name, "out []float32, outStride int, q []float32, "+rowSig(f16), "",
+			name+" is one query row of DotF16 on the first d8 coordinates, with four 4-lane sums:",
+			"dot1NEON with the halves widened by FCVTL/FCVTL2 as they are loaded.")
+	} else {
+		f.text(name, "out []float32, outStride int, q, "+rowSig(f16), "",
+			name+" is one query row of Dot on the first d8 coordinates, with four 4-lane sums.")
+	}
+	l := strings.TrimSuffix(name, "NEON")
 	f.op("MOVD %s, R0", f.arg("out_base"))
 	f.op("MOVD %s, R1", f.arg("q_base"))
-	loadRows(f)
-	f.label("dot1_row")
-	f.op("CBZ R3, dot1_done")
+	loadRows(f, f16)
+	f.label(l + "_row")
+	f.op("CBZ R3, %s_done", l)
 	zero(f, 0, 1, 2, 3)
 	f.op("MOVD R1, R6")
 	f.op("MOVD R2, R7")
 	f.op("MOVD R5, R8")
-	f.label("dot1_16")
+	f.label(l + "_16")
 	f.op("CMP $16, R8")
-	f.op("BLT dot1_8")
+	f.op("BLT %s_8", l)
 	f.op("VLD1.P 64(R6), [V4.S4, V5.S4, V6.S4, V7.S4]")
-	f.op("VLD1.P 64(R7), [V16.S4, V17.S4, V18.S4, V19.S4]")
+	loadRow(f, f16, true, "R7", 16, 4, 20)
 	for k := range 4 {
 		f.op("VFMLA V%d.S4, V%d.S4, V%d.S4", 16+k, 4+k, k)
 	}
 	f.op("SUB $16, R8, R8")
-	f.op("B dot1_16")
-	f.label("dot1_8") // d8 is a multiple of 8: at most one group is left
-	f.op("CBZ R8, dot1_sum")
+	f.op("B %s_16", l)
+	f.label(l + "_8") // d8 is a multiple of 8: at most one group is left
+	f.op("CBZ R8, %s_sum", l)
 	f.op("VLD1 (R6), [V4.S4, V5.S4]")
-	f.op("VLD1 (R7), [V16.S4, V17.S4]")
+	loadRow(f, f16, false, "R7", 16, 2, 20)
 	f.op("VFMLA V16.S4, V4.S4, V0.S4")
 	f.op("VFMLA V17.S4, V5.S4, V1.S4")
-	f.label("dot1_sum")
+	f.label(l + "_sum")
 	f.w(fadd4s(0, 0, 1))
 	f.w(fadd4s(2, 2, 3))
 	f.w(fadd4s(0, 0, 2))
@@ -327,23 +385,28 @@ func dot1(f *file) {
 	f.op("FMOVS.P F0, 4(R0)")
 	f.op("ADD R4, R2, R2")
 	f.op("SUB $1, R3, R3")
-	f.op("B dot1_row")
-	f.label("dot1_done")
+	f.op("B %s_row", l)
+	f.label(l + "_done")
 	f.op("RET")
 }
 
-func dot4(f *file) {
-	const name = "dot4NEON"
-	f.text(name, "out []float32, outStride int, q, "+rowSig, "",
-		name+" is dot1NEON for four query rows (q rows d apart, out rows outStride apart),",
+func dot4(f *file, f16 bool) {
+	name := rowName("dot4", f16)
+	qSig := "q, "
+	if f16 {
+		qSig = "q []float32, "
+	}
+	f.text(name, "out []float32, outStride int, "+qSig+rowSig(f16), "",
+		name+" is "+rowName("dot1", f16)+" for four query rows (q rows d apart, out rows outStride apart),",
 		"reading each row of rows once.")
+	l := strings.TrimSuffix(name, "NEON")
 	f.op("MOVD %s, R0", f.arg("out_base"))
 	f.op("MOVD %s, R14", f.arg("outStride"))
 	f.op("LSL $2, R14, R14")
 	f.op("MOVD %s, R1", f.arg("q_base"))
 	f.op("MOVD %s, R15", f.arg("d"))
 	f.op("LSL $2, R15, R15")
-	loadRows(f)
+	loadRows(f, f16)
 	f.comment("R1, R16, R17, R19: the query rows; R0, R20, R21, R22: the out rows")
 	f.op("ADD R15, R1, R16")
 	f.op("ADD R15, R16, R17")
@@ -351,8 +414,8 @@ func dot4(f *file) {
 	f.op("ADD R14, R0, R20")
 	f.op("ADD R14, R20, R21")
 	f.op("ADD R14, R21, R22")
-	f.label("dot4_row")
-	f.op("CBZ R3, dot4_done")
+	f.label(l + "_row")
+	f.op("CBZ R3, %s_done", l)
 	zero(f, 0, 1, 2, 3, 4, 5, 6, 7)
 	f.op("MOVD R1, R6")
 	f.op("MOVD R16, R7")
@@ -360,8 +423,8 @@ func dot4(f *file) {
 	f.op("MOVD R19, R9")
 	f.op("MOVD R2, R10")
 	f.op("MOVD R5, R11")
-	f.label("dot4_grp")
-	f.op("VLD1.P 32(R10), [V16.S4, V17.S4]")
+	f.label(l + "_grp")
+	loadRow(f, f16, true, "R10", 16, 2, 18)
 	for i, qp := range []string{"R6", "R7", "R8", "R9"} {
 		f.op("VLD1.P 32(%s), [V%d.S4, V%d.S4]", qp, 20+2*i, 21+2*i)
 	}
@@ -371,7 +434,7 @@ func dot4(f *file) {
 		}
 	}
 	f.op("SUBS $8, R11, R11")
-	f.op("BNE dot4_grp")
+	f.op("BNE %s_grp", l)
 	for i := range vreg(4) {
 		f.w(fadd4s(2*i, 2*i, 2*i+1))
 	}
@@ -391,8 +454,8 @@ func dot4(f *file) {
 	}
 	f.op("ADD R4, R2, R2")
 	f.op("SUB $1, R3, R3")
-	f.op("B dot4_row")
-	f.label("dot4_done")
+	f.op("B %s_row", l)
+	f.label(l + "_done")
 	f.op("RET")
 }
 
@@ -403,6 +466,15 @@ func regList(first, count int) string {
 		s = append(s, fmt.Sprintf("V%d.S4", first+k))
 	}
 	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// halfList spells count consecutive registers from V<first> as .H8.
+func halfList(first, count int) string {
+	var s []string
+	for k := range count {
+		s = append(s, fmt.Sprintf("V%d.H8", first+k))
+	}
+	return strings.Join(s, ", ")
 }
 
 // loadStore emits VLD1 or VST1 of count registers from V<first> at the
@@ -424,32 +496,45 @@ func loadStore(f *file, load bool, ptr, tmp string, first, count int) {
 	}
 }
 
-func axpy1(f *file) {
-	const name = "axpy1NEON"
-	f.text(name, "acc, w []float32, wStride int, "+rowSig, "",
-		name+" is Axpy's loop for one accumulator row on the first d8 coordinates:",
+func axpy1(f *file, f16 bool) {
+	name := rowName("axpy1", f16)
+	what := "Axpy"
+	if f16 {
+		what = "AxpyF16"
+	}
+	f.text(name, "acc, w []float32, wStride int, "+rowSig(f16), "",
+		name+" is "+what+"'s loop for one accumulator row on the first d8 coordinates:",
 		"32 (then 8) coordinates stay in registers while every row is added in.")
+	base := strings.TrimSuffix(name, "NEON")
 	f.op("MOVD %s, R0", f.arg("acc_base"))
 	f.op("MOVD %s, R1", f.arg("w_base"))
-	loadRows(f)
+	loadRows(f, f16)
 	f.op("LSL $2, R5, R5") // d8 in bytes
 	f.op("MOVD $0, R6")    // j, bytes
-	f.op("CBZ R3, axpy1_done")
+	f.op("CBZ R3, %s_done", base)
 	for _, width := range []int{32, 8} {
 		regs := width / 4
-		l := fmt.Sprintf("axpy1_%d", width)
+		l := fmt.Sprintf("%s_%d", base, width)
 		f.label(l)
 		f.op("ADD $%d, R6, R7", 4*width)
 		f.op("CMP R5, R7")
 		f.op("BGT %s_end", l)
 		f.op("ADD R6, R0, R8")
 		loadStore(f, true, "R8", "R9", 0, regs)
-		f.op("ADD R6, R2, R10")
+		if f16 { // R6 counts float bytes: the halves are at half that
+			f.op("ADD R6>>1, R2, R10")
+		} else {
+			f.op("ADD R6, R2, R10")
+		}
 		f.op("MOVD R1, R11")
 		f.op("MOVD R3, R12")
 		f.label(l + "_tok")
 		f.op("VLD1R.P 4(R11), [V16.S4]")
-		loadStore(f, true, "R10", "R13", 17, regs)
+		if f16 {
+			loadRow(f, true, false, "R10", 17, regs, 25)
+		} else {
+			loadStore(f, true, "R10", "R13", 17, regs)
+		}
 		for k := range regs {
 			f.op("VFMLA V16.S4, V%d.S4, V%d.S4", 17+k, k)
 		}
@@ -461,30 +546,31 @@ func axpy1(f *file) {
 		f.op("B %s", l)
 		f.label(l + "_end")
 	}
-	f.label("axpy1_done")
+	f.label(base + "_done")
 	f.op("RET")
 }
 
-func axpy4(f *file) {
-	const name = "axpy4NEON"
-	f.text(name, "acc, w []float32, wStride int, "+rowSig, "",
-		name+" is axpy1NEON for four accumulator rows (acc rows d apart, w rows wStride apart),",
+func axpy4(f *file, f16 bool) {
+	name := rowName("axpy4", f16)
+	f.text(name, "acc, w []float32, wStride int, "+rowSig(f16), "",
+		name+" is "+rowName("axpy1", f16)+" for four accumulator rows (acc rows d apart, w rows wStride apart),",
 		"reading each row of rows once per 16 coordinates.")
+	base := strings.TrimSuffix(name, "NEON")
 	f.op("MOVD %s, R0", f.arg("acc_base"))
 	f.op("MOVD %s, R1", f.arg("w_base"))
-	loadRows(f)
+	loadRows(f, f16)
 	f.op("LSL $2, R5, R5") // d8 in bytes
 	f.op("MOVD %s, R14", f.arg("d"))
 	f.op("LSL $2, R14, R14") // acc row stride, bytes
 	f.op("MOVD %s, R15", f.arg("wStride"))
 	f.op("LSL $2, R15, R15") // w row stride, bytes
 	f.op("MOVD $0, R6")
-	f.op("CBZ R3, axpy4_done")
+	f.op("CBZ R3, %s_done", base)
 	accPtr := []string{"R8", "R9", "R10", "R11"}
 	wPtr := []string{"R13", "R16", "R17", "R19"}
 	for _, width := range []int{16, 8} {
 		regs := width / 4
-		l := fmt.Sprintf("axpy4_%d", width)
+		l := fmt.Sprintf("%s_%d", base, width)
 		f.label(l)
 		f.op("ADD $%d, R6, R7", 4*width)
 		f.op("CMP R5, R7")
@@ -497,14 +583,26 @@ func axpy4(f *file) {
 		for i, p := range accPtr {
 			f.op("VLD1 (%s), %s", p, regList(4*i, regs))
 		}
-		f.op("ADD R6, R2, R12")
+		if f16 {
+			f.op("ADD R6>>1, R2, R12")
+		} else {
+			f.op("ADD R6, R2, R12")
+		}
 		f.op("MOVD R1, R13")
 		for i := 1; i < 4; i++ {
 			f.op("ADD R15, %s, %s", wPtr[i-1], wPtr[i])
 		}
 		f.op("MOVD R3, R20")
 		f.label(l + "_tok")
-		f.op("VLD1.P (R12)(R4), %s", regList(16, regs))
+		if f16 { // V24–V25: the halves
+			f.op("VLD1.P (R12)(R4), [%s]", halfList(24, regs/2))
+			for k := range vreg(regs / 2) {
+				f.w(fcvtl(16+2*k, 24+k))
+				f.w(fcvtl2(17+2*k, 24+k))
+			}
+		} else {
+			f.op("VLD1.P (R12)(R4), %s", regList(16, regs))
+		}
 		for i, p := range wPtr {
 			f.op("VLD1R.P 4(%s), [V%d.S4]", p, 20+i)
 		}
@@ -522,7 +620,7 @@ func axpy4(f *file) {
 		f.op("B %s", l)
 		f.label(l + "_end")
 	}
-	f.label("axpy4_done")
+	f.label(base + "_done")
 	f.op("RET")
 }
 

@@ -16,6 +16,10 @@ func init() {
 		dot4:        dot4NEON,
 		axpy1:       axpy1NEON,
 		axpy4:       axpy4NEON,
+		dot1F16:     dot1F16NEON,
+		dot4F16:     dot4F16NEON,
+		axpy1F16:    axpy1F16NEON,
+		axpy4F16:    axpy4F16NEON,
 		dotCodes: [2][2]fusedKernel{
 			{dotCodesSmall1NEON, dotCodesSmall4NEON}, {dotCodesB41NEON, dotCodesB44NEON}},
 		axpyCodes: [2][2]fusedKernel{

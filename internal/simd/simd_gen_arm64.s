@@ -531,6 +531,334 @@ axpy4_8_end:
 axpy4_done:
 	RET
 
+// func dot1F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int)
+TEXT ·dot1F16NEON(SB), NOSPLIT, $0-112
+	MOVD out_base+0(FP), R0
+	MOVD q_base+32(FP), R1
+	MOVD rows_base+56(FP), R2
+	MOVD n+80(FP), R3
+	MOVD rowStride+104(FP), R4
+	LSL $1, R4, R4
+	MOVD d8+96(FP), R5
+dot1F16_row:
+	CBZ R3, dot1F16_done
+	VEOR V0.B16, V0.B16, V0.B16
+	VEOR V1.B16, V1.B16, V1.B16
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	MOVD R1, R6
+	MOVD R2, R7
+	MOVD R5, R8
+dot1F16_16:
+	CMP $16, R8
+	BLT dot1F16_8
+	VLD1.P 64(R6), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1.P 32(R7), [V20.H8, V21.H8]
+	WORD $0x0e217a90 // fcvtl v16.4s, v20.4h
+	WORD $0x4e217a91 // fcvtl2 v17.4s, v20.8h
+	WORD $0x0e217ab2 // fcvtl v18.4s, v21.4h
+	WORD $0x4e217ab3 // fcvtl2 v19.4s, v21.8h
+	VFMLA V16.S4, V4.S4, V0.S4
+	VFMLA V17.S4, V5.S4, V1.S4
+	VFMLA V18.S4, V6.S4, V2.S4
+	VFMLA V19.S4, V7.S4, V3.S4
+	SUB $16, R8, R8
+	B dot1F16_16
+dot1F16_8:
+	CBZ R8, dot1F16_sum
+	VLD1 (R6), [V4.S4, V5.S4]
+	VLD1 (R7), [V20.H8]
+	WORD $0x0e217a90 // fcvtl v16.4s, v20.4h
+	WORD $0x4e217a91 // fcvtl2 v17.4s, v20.8h
+	VFMLA V16.S4, V4.S4, V0.S4
+	VFMLA V17.S4, V5.S4, V1.S4
+dot1F16_sum:
+	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
+	WORD $0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
+	WORD $0x4e22d400 // fadd v0.4s, v0.4s, v2.4s
+	WORD $0x6e20d400 // faddp v0.4s, v0.4s, v0.4s
+	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R0), F1
+	FADDS F1, F0, F0
+	FMOVS.P F0, 4(R0)
+	ADD R4, R2, R2
+	SUB $1, R3, R3
+	B dot1F16_row
+dot1F16_done:
+	RET
+
+// func dot4F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int)
+TEXT ·dot4F16NEON(SB), NOSPLIT, $0-112
+	MOVD out_base+0(FP), R0
+	MOVD outStride+24(FP), R14
+	LSL $2, R14, R14
+	MOVD q_base+32(FP), R1
+	MOVD d+88(FP), R15
+	LSL $2, R15, R15
+	MOVD rows_base+56(FP), R2
+	MOVD n+80(FP), R3
+	MOVD rowStride+104(FP), R4
+	LSL $1, R4, R4
+	MOVD d8+96(FP), R5
+	// R1, R16, R17, R19: the query rows; R0, R20, R21, R22: the out rows
+	ADD R15, R1, R16
+	ADD R15, R16, R17
+	ADD R15, R17, R19
+	ADD R14, R0, R20
+	ADD R14, R20, R21
+	ADD R14, R21, R22
+dot4F16_row:
+	CBZ R3, dot4F16_done
+	VEOR V0.B16, V0.B16, V0.B16
+	VEOR V1.B16, V1.B16, V1.B16
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	VEOR V4.B16, V4.B16, V4.B16
+	VEOR V5.B16, V5.B16, V5.B16
+	VEOR V6.B16, V6.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	MOVD R1, R6
+	MOVD R16, R7
+	MOVD R17, R8
+	MOVD R19, R9
+	MOVD R2, R10
+	MOVD R5, R11
+dot4F16_grp:
+	VLD1.P 16(R10), [V18.H8]
+	WORD $0x0e217a50 // fcvtl v16.4s, v18.4h
+	WORD $0x4e217a51 // fcvtl2 v17.4s, v18.8h
+	VLD1.P 32(R6), [V20.S4, V21.S4]
+	VLD1.P 32(R7), [V22.S4, V23.S4]
+	VLD1.P 32(R8), [V24.S4, V25.S4]
+	VLD1.P 32(R9), [V26.S4, V27.S4]
+	VFMLA V16.S4, V20.S4, V0.S4
+	VFMLA V17.S4, V21.S4, V1.S4
+	VFMLA V16.S4, V22.S4, V2.S4
+	VFMLA V17.S4, V23.S4, V3.S4
+	VFMLA V16.S4, V24.S4, V4.S4
+	VFMLA V17.S4, V25.S4, V5.S4
+	VFMLA V16.S4, V26.S4, V6.S4
+	VFMLA V17.S4, V27.S4, V7.S4
+	SUBS $8, R11, R11
+	BNE dot4F16_grp
+	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
+	WORD $0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
+	WORD $0x4e25d484 // fadd v4.4s, v4.4s, v5.4s
+	WORD $0x4e27d4c6 // fadd v6.4s, v6.4s, v7.4s
+	// V0 = the four sums
+	WORD $0x6e22d400 // faddp v0.4s, v0.4s, v2.4s
+	WORD $0x6e26d484 // faddp v4.4s, v4.4s, v6.4s
+	WORD $0x6e24d400 // faddp v0.4s, v0.4s, v4.4s
+	// add them to the four out cells
+	FMOVS (R0), F1
+	VLD1 (R20), V1.S[1]
+	VLD1 (R21), V1.S[2]
+	VLD1 (R22), V1.S[3]
+	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
+	FMOVS.P F0, 4(R0)
+	VST1.P V0.S[1], 4(R20)
+	VST1.P V0.S[2], 4(R21)
+	VST1.P V0.S[3], 4(R22)
+	ADD R4, R2, R2
+	SUB $1, R3, R3
+	B dot4F16_row
+dot4F16_done:
+	RET
+
+// func axpy1F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int)
+TEXT ·axpy1F16NEON(SB), NOSPLIT, $0-112
+	MOVD acc_base+0(FP), R0
+	MOVD w_base+24(FP), R1
+	MOVD rows_base+56(FP), R2
+	MOVD n+80(FP), R3
+	MOVD rowStride+104(FP), R4
+	LSL $1, R4, R4
+	MOVD d8+96(FP), R5
+	LSL $2, R5, R5
+	MOVD $0, R6
+	CBZ R3, axpy1F16_done
+axpy1F16_32:
+	ADD $128, R6, R7
+	CMP R5, R7
+	BGT axpy1F16_32_end
+	ADD R6, R0, R8
+	VLD1 (R8), [V0.S4, V1.S4, V2.S4, V3.S4]
+	ADD $64, R8, R9
+	VLD1 (R9), [V4.S4, V5.S4, V6.S4, V7.S4]
+	ADD R6>>1, R2, R10
+	MOVD R1, R11
+	MOVD R3, R12
+axpy1F16_32_tok:
+	VLD1R.P 4(R11), [V16.S4]
+	VLD1 (R10), [V25.H8, V26.H8, V27.H8, V28.H8]
+	WORD $0x0e217b31 // fcvtl v17.4s, v25.4h
+	WORD $0x4e217b32 // fcvtl2 v18.4s, v25.8h
+	WORD $0x0e217b53 // fcvtl v19.4s, v26.4h
+	WORD $0x4e217b54 // fcvtl2 v20.4s, v26.8h
+	WORD $0x0e217b75 // fcvtl v21.4s, v27.4h
+	WORD $0x4e217b76 // fcvtl2 v22.4s, v27.8h
+	WORD $0x0e217b97 // fcvtl v23.4s, v28.4h
+	WORD $0x4e217b98 // fcvtl2 v24.4s, v28.8h
+	VFMLA V16.S4, V17.S4, V0.S4
+	VFMLA V16.S4, V18.S4, V1.S4
+	VFMLA V16.S4, V19.S4, V2.S4
+	VFMLA V16.S4, V20.S4, V3.S4
+	VFMLA V16.S4, V21.S4, V4.S4
+	VFMLA V16.S4, V22.S4, V5.S4
+	VFMLA V16.S4, V23.S4, V6.S4
+	VFMLA V16.S4, V24.S4, V7.S4
+	ADD R4, R10, R10
+	SUBS $1, R12, R12
+	BNE axpy1F16_32_tok
+	VST1 [V0.S4, V1.S4, V2.S4, V3.S4], (R8)
+	ADD $64, R8, R9
+	VST1 [V4.S4, V5.S4, V6.S4, V7.S4], (R9)
+	MOVD R7, R6
+	B axpy1F16_32
+axpy1F16_32_end:
+axpy1F16_8:
+	ADD $32, R6, R7
+	CMP R5, R7
+	BGT axpy1F16_8_end
+	ADD R6, R0, R8
+	VLD1 (R8), [V0.S4, V1.S4]
+	ADD R6>>1, R2, R10
+	MOVD R1, R11
+	MOVD R3, R12
+axpy1F16_8_tok:
+	VLD1R.P 4(R11), [V16.S4]
+	VLD1 (R10), [V25.H8]
+	WORD $0x0e217b31 // fcvtl v17.4s, v25.4h
+	WORD $0x4e217b32 // fcvtl2 v18.4s, v25.8h
+	VFMLA V16.S4, V17.S4, V0.S4
+	VFMLA V16.S4, V18.S4, V1.S4
+	ADD R4, R10, R10
+	SUBS $1, R12, R12
+	BNE axpy1F16_8_tok
+	VST1 [V0.S4, V1.S4], (R8)
+	MOVD R7, R6
+	B axpy1F16_8
+axpy1F16_8_end:
+axpy1F16_done:
+	RET
+
+// func axpy4F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int)
+TEXT ·axpy4F16NEON(SB), NOSPLIT, $0-112
+	MOVD acc_base+0(FP), R0
+	MOVD w_base+24(FP), R1
+	MOVD rows_base+56(FP), R2
+	MOVD n+80(FP), R3
+	MOVD rowStride+104(FP), R4
+	LSL $1, R4, R4
+	MOVD d8+96(FP), R5
+	LSL $2, R5, R5
+	MOVD d+88(FP), R14
+	LSL $2, R14, R14
+	MOVD wStride+48(FP), R15
+	LSL $2, R15, R15
+	MOVD $0, R6
+	CBZ R3, axpy4F16_done
+axpy4F16_16:
+	ADD $64, R6, R7
+	CMP R5, R7
+	BGT axpy4F16_16_end
+	// acc row i, coordinates j…: V4i…
+	ADD R6, R0, R8
+	ADD R14, R8, R9
+	ADD R14, R9, R10
+	ADD R14, R10, R11
+	VLD1 (R8), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1 (R9), [V4.S4, V5.S4, V6.S4, V7.S4]
+	VLD1 (R10), [V8.S4, V9.S4, V10.S4, V11.S4]
+	VLD1 (R11), [V12.S4, V13.S4, V14.S4, V15.S4]
+	ADD R6>>1, R2, R12
+	MOVD R1, R13
+	ADD R15, R13, R16
+	ADD R15, R16, R17
+	ADD R15, R17, R19
+	MOVD R3, R20
+axpy4F16_16_tok:
+	VLD1.P (R12)(R4), [V24.H8, V25.H8]
+	WORD $0x0e217b10 // fcvtl v16.4s, v24.4h
+	WORD $0x4e217b11 // fcvtl2 v17.4s, v24.8h
+	WORD $0x0e217b32 // fcvtl v18.4s, v25.4h
+	WORD $0x4e217b33 // fcvtl2 v19.4s, v25.8h
+	VLD1R.P 4(R13), [V20.S4]
+	VLD1R.P 4(R16), [V21.S4]
+	VLD1R.P 4(R17), [V22.S4]
+	VLD1R.P 4(R19), [V23.S4]
+	VFMLA V20.S4, V16.S4, V0.S4
+	VFMLA V20.S4, V17.S4, V1.S4
+	VFMLA V20.S4, V18.S4, V2.S4
+	VFMLA V20.S4, V19.S4, V3.S4
+	VFMLA V21.S4, V16.S4, V4.S4
+	VFMLA V21.S4, V17.S4, V5.S4
+	VFMLA V21.S4, V18.S4, V6.S4
+	VFMLA V21.S4, V19.S4, V7.S4
+	VFMLA V22.S4, V16.S4, V8.S4
+	VFMLA V22.S4, V17.S4, V9.S4
+	VFMLA V22.S4, V18.S4, V10.S4
+	VFMLA V22.S4, V19.S4, V11.S4
+	VFMLA V23.S4, V16.S4, V12.S4
+	VFMLA V23.S4, V17.S4, V13.S4
+	VFMLA V23.S4, V18.S4, V14.S4
+	VFMLA V23.S4, V19.S4, V15.S4
+	SUBS $1, R20, R20
+	BNE axpy4F16_16_tok
+	VST1 [V0.S4, V1.S4, V2.S4, V3.S4], (R8)
+	VST1 [V4.S4, V5.S4, V6.S4, V7.S4], (R9)
+	VST1 [V8.S4, V9.S4, V10.S4, V11.S4], (R10)
+	VST1 [V12.S4, V13.S4, V14.S4, V15.S4], (R11)
+	MOVD R7, R6
+	B axpy4F16_16
+axpy4F16_16_end:
+axpy4F16_8:
+	ADD $32, R6, R7
+	CMP R5, R7
+	BGT axpy4F16_8_end
+	// acc row i, coordinates j…: V4i…
+	ADD R6, R0, R8
+	ADD R14, R8, R9
+	ADD R14, R9, R10
+	ADD R14, R10, R11
+	VLD1 (R8), [V0.S4, V1.S4]
+	VLD1 (R9), [V4.S4, V5.S4]
+	VLD1 (R10), [V8.S4, V9.S4]
+	VLD1 (R11), [V12.S4, V13.S4]
+	ADD R6>>1, R2, R12
+	MOVD R1, R13
+	ADD R15, R13, R16
+	ADD R15, R16, R17
+	ADD R15, R17, R19
+	MOVD R3, R20
+axpy4F16_8_tok:
+	VLD1.P (R12)(R4), [V24.H8]
+	WORD $0x0e217b10 // fcvtl v16.4s, v24.4h
+	WORD $0x4e217b11 // fcvtl2 v17.4s, v24.8h
+	VLD1R.P 4(R13), [V20.S4]
+	VLD1R.P 4(R16), [V21.S4]
+	VLD1R.P 4(R17), [V22.S4]
+	VLD1R.P 4(R19), [V23.S4]
+	VFMLA V20.S4, V16.S4, V0.S4
+	VFMLA V20.S4, V17.S4, V1.S4
+	VFMLA V21.S4, V16.S4, V4.S4
+	VFMLA V21.S4, V17.S4, V5.S4
+	VFMLA V22.S4, V16.S4, V8.S4
+	VFMLA V22.S4, V17.S4, V9.S4
+	VFMLA V23.S4, V16.S4, V12.S4
+	VFMLA V23.S4, V17.S4, V13.S4
+	SUBS $1, R20, R20
+	BNE axpy4F16_8_tok
+	VST1 [V0.S4, V1.S4], (R8)
+	VST1 [V4.S4, V5.S4], (R9)
+	VST1 [V8.S4, V9.S4], (R10)
+	VST1 [V12.S4, V13.S4], (R11)
+	MOVD R7, R6
+	B axpy4F16_8
+axpy4F16_8_end:
+axpy4F16_done:
+	RET
+
 // func expSumNEON(x []float32, m float32) float32
 TEXT ·expSumNEON(SB), NOSPLIT, $0-36
 	MOVD x_base+0(FP), R0

@@ -120,45 +120,102 @@ func TestDecodeF16KernelWritesOnlyItsCells(t *testing.T) {
 	}
 }
 
+// asF16 rounds rows to fp16 in place and returns them as little-endian halves,
+// so a kernel over the halves can be checked against the rounded floats.
+func asF16(rows []float32) []byte {
+	b := make([]byte, 2*len(rows))
+	for i, v := range rows {
+		h := half.FromFloat32(v)
+		b[2*i], b[2*i+1] = byte(h), byte(h>>8)
+		rows[i] = half.ToFloat32(h)
+	}
+	return b
+}
+
+// dotKernelFor returns level l's dot kernel for g = 1 or 4 query rows over
+// float32 rows, or over fp16 rows (taking the bytes asF16 made); nil if absent.
+func dotKernelFor(k *kernels, g int, f16 bool) func(out []float32, os int, q, rows []float32, hs []byte, n, d, d8, rs int) {
+	k32, k16 := k.dot1, k.dot1F16
+	if g == 4 {
+		k32, k16 = k.dot4, k.dot4F16
+	}
+	switch {
+	case !f16 && k32 != nil:
+		return func(out []float32, os int, q, rows []float32, _ []byte, n, d, d8, rs int) {
+			k32(out, os, q, rows, n, d, d8, rs)
+		}
+	case f16 && k16 != nil:
+		return func(out []float32, os int, q, _ []float32, hs []byte, n, d, d8, rs int) {
+			k16(out, os, q, hs, n, d, d8, rs)
+		}
+	}
+	return nil
+}
+
+// axpyKernelFor is dotKernelFor for the axpy kernels.
+func axpyKernelFor(k *kernels, g int, f16 bool) func(acc, w []float32, ws int, rows []float32, hs []byte, n, d, d8, rs int) {
+	k32, k16 := k.axpy1, k.axpy1F16
+	if g == 4 {
+		k32, k16 = k.axpy4, k.axpy4F16
+	}
+	switch {
+	case !f16 && k32 != nil:
+		return func(acc, w []float32, ws int, rows []float32, _ []byte, n, d, d8, rs int) {
+			k32(acc, w, ws, rows, n, d, d8, rs)
+		}
+	case f16 && k16 != nil:
+		return func(acc, w []float32, ws int, _ []float32, hs []byte, n, d, d8, rs int) {
+			k16(acc, w, ws, hs, n, d, d8, rs)
+		}
+	}
+	return nil
+}
+
 func TestDotKernelsWriteOnlyTheirCells(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	for _, l := range vectorLevels(t) {
-		for _, g := range []int{1, 4} {
-			kernel := impls[l].dot1
-			if g == 4 {
-				kernel = impls[l].dot4
-			}
-			for _, d8 := range []int{8, 16, 24, 32, 40, 136} {
-				n := 1 + r.IntN(30)
-				d := d8 + r.IntN(8) // columns past d8 are the wrapper's
-				rs := d + r.IntN(3)
-				os := n + 1 + r.IntN(3)
-				q, rows := mixed(r, g*d), mixed(r, (n-1)*rs+d)
-				got, ok := poisoned((g-1)*os + n)
-				out0 := mixed(r, len(got)) // the kernels add to out
-				for i := range got {
-					if i%os < n {
-						got[i] = out0[i]
-					}
+		for _, f16 := range []bool{false, true} {
+			for _, g := range []int{1, 4} {
+				kernel := dotKernelFor(impls[l], g, f16)
+				if kernel == nil {
+					continue
 				}
-				kernel(got, os, q, rows, n, d, d8, rs)
-				ok(t)
-				for i, v := range got {
-					qi, tk := i/os, i%os
-					if tk >= n {
-						if v != guard {
-							t.Fatalf("%v g=%d d8=%d: gap cell %d written (%v)", l, g, d8, i, v)
+				for _, d8 := range []int{8, 16, 24, 32, 40, 136} {
+					n := 1 + r.IntN(30)
+					d := d8 + r.IntN(8) // columns past d8 are the wrapper's
+					rs := d + r.IntN(3)
+					os := n + 1 + r.IntN(3)
+					q, rows := mixed(r, g*d), mixed(r, (n-1)*rs+d)
+					var hs []byte
+					if f16 {
+						hs = asF16(rows)
+					}
+					got, ok := poisoned((g-1)*os + n)
+					out0 := mixed(r, len(got)) // the kernels add to out
+					for i := range got {
+						if i%os < n {
+							got[i] = out0[i]
 						}
-						continue
 					}
-					want, scale := float64(out0[i]), math.Abs(float64(out0[i]))
-					for j := range d8 {
-						p := float64(q[qi*d+j]) * float64(rows[tk*rs+j])
-						want += p
-						scale += math.Abs(p)
-					}
-					if !closeTo(v, float32(want), float32(scale), 1e-6) {
-						t.Fatalf("%v g=%d d8=%d: out[%d][%d] = %v, want %v", l, g, d8, qi, tk, v, want)
+					kernel(got, os, q, rows, hs, n, d, d8, rs)
+					ok(t)
+					for i, v := range got {
+						qi, tk := i/os, i%os
+						if tk >= n {
+							if v != guard {
+								t.Fatalf("%v f16=%v g=%d d8=%d: gap cell %d written (%v)", l, f16, g, d8, i, v)
+							}
+							continue
+						}
+						want, scale := float64(out0[i]), math.Abs(float64(out0[i]))
+						for j := range d8 {
+							p := float64(q[qi*d+j]) * float64(rows[tk*rs+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(v, float32(want), float32(scale), 1e-6) {
+							t.Fatalf("%v f16=%v g=%d d8=%d: out[%d][%d] = %v, want %v", l, f16, g, d8, qi, tk, v, want)
+						}
 					}
 				}
 			}
@@ -169,38 +226,44 @@ func TestDotKernelsWriteOnlyTheirCells(t *testing.T) {
 func TestAxpyKernelsWriteOnlyTheirCells(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	for _, l := range vectorLevels(t) {
-		for _, g := range []int{1, 4} {
-			kernel := impls[l].axpy1
-			if g == 4 {
-				kernel = impls[l].axpy4
-			}
-			for _, d8 := range []int{8, 16, 24, 32, 40, 48, 136} {
-				n := 1 + r.IntN(30)
-				d := d8 + r.IntN(8)
-				rs := d + r.IntN(3)
-				ws := n + r.IntN(3)
-				w, rows := mixed(r, (g-1)*ws+n), mixed(r, (n-1)*rs+d)
-				acc0 := mixed(r, g*d)
-				got, ok := guarded(g * d)
-				copy(got, acc0)
-				kernel(got, w, ws, rows, n, d, d8, rs)
-				ok(t)
-				for i, v := range got {
-					ai, j := i/d, i%d
-					if j >= d8 {
-						if math.Float32bits(v) != math.Float32bits(acc0[i]) {
-							t.Fatalf("%v g=%d d8=%d d=%d: acc[%d][%d] past d8 changed", l, g, d8, d, ai, j)
+		for _, f16 := range []bool{false, true} {
+			for _, g := range []int{1, 4} {
+				kernel := axpyKernelFor(impls[l], g, f16)
+				if kernel == nil {
+					continue
+				}
+				for _, d8 := range []int{8, 16, 24, 32, 40, 48, 136} {
+					n := 1 + r.IntN(30)
+					d := d8 + r.IntN(8)
+					rs := d + r.IntN(3)
+					ws := n + r.IntN(3)
+					w, rows := mixed(r, (g-1)*ws+n), mixed(r, (n-1)*rs+d)
+					var hs []byte
+					if f16 {
+						hs = asF16(rows)
+					}
+					acc0 := mixed(r, g*d)
+					got, ok := guarded(g * d)
+					copy(got, acc0)
+					kernel(got, w, ws, rows, hs, n, d, d8, rs)
+					ok(t)
+					for i, v := range got {
+						ai, j := i/d, i%d
+						if j >= d8 {
+							if math.Float32bits(v) != math.Float32bits(acc0[i]) {
+								t.Fatalf("%v f16=%v g=%d d8=%d d=%d: acc[%d][%d] past d8 changed", l, f16, g, d8, d, ai, j)
+							}
+							continue
 						}
-						continue
-					}
-					want, scale := float64(acc0[i]), math.Abs(float64(acc0[i]))
-					for tk := range n {
-						p := float64(w[ai*ws+tk]) * float64(rows[tk*rs+j])
-						want += p
-						scale += math.Abs(p)
-					}
-					if !closeTo(v, float32(want), float32(scale), 1e-6) {
-						t.Fatalf("%v g=%d d8=%d: acc[%d][%d] = %v, want %v", l, g, d8, ai, j, v, want)
+						want, scale := float64(acc0[i]), math.Abs(float64(acc0[i]))
+						for tk := range n {
+							p := float64(w[ai*ws+tk]) * float64(rows[tk*rs+j])
+							want += p
+							scale += math.Abs(p)
+						}
+						if !closeTo(v, float32(want), float32(scale), 1e-6) {
+							t.Fatalf("%v f16=%v g=%d d8=%d: acc[%d][%d] = %v, want %v", l, f16, g, d8, ai, j, v, want)
+						}
 					}
 				}
 			}

@@ -110,6 +110,13 @@ func TestKernelsStayInsideTheirInputs(t *testing.T) {
 					Dot(out, n, q, rows, n, d, d)
 					Axpy(acc, w, n, rows, n, d, d)
 				})
+				hOff := place(2*n*d, 0) &^ 1
+				halves := page[hOff : hOff+2*n*d]
+				fill(halves)
+				with(t, l, func() {
+					DotF16(out, n, q, halves, n, d, d)
+					AxpyF16(acc, w, n, halves, n, d, d)
+				})
 			}
 			for _, n := range []int{7, 8, 9, 16, 33} {
 				off := place(4*n, 0) &^ 3
