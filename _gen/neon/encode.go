@@ -80,3 +80,32 @@ func fmlaElem4s(d, n, m vreg, idx uint32) inst {
 		fmt.Sprintf("fmla v%d.4s, v%d.4s, v%d.s[%d]", d, n, m, idx),
 	}
 }
+
+// Reductions and lane-wise maxima (no NaN reaches them: FMAX, not FMAXNM).
+
+func fmax4s(d, n, m vreg) inst { return threeSame(0x4e20f400, "fmax", "4s", d, n, m) }
+func umax4s(d, n, m vreg) inst { return threeSame(0x6ea06400, "umax", "4s", d, n, m) }
+
+// fmaxvS and umaxvS reduce the four lanes of n to their maximum in s<d>.
+func fmaxvS(d, n vreg) inst { return twoReg(0x6e30f800, "fmaxv s%d, v%d.4s", d, n) }
+func umaxvS(d, n vreg) inst { return twoReg(0x6eb0a800, "umaxv s%d, v%d.4s", d, n) }
+
+// Double-precision lanes (Q=1, sz=1).
+
+func fadd2d(d, n, m vreg) inst { return threeSame(0x4e60d400, "fadd", "2d", d, n, m) }
+
+// fmla2d is d += n·m, one rounding per lane.
+func fmla2d(d, n, m vreg) inst { return threeSame(0x4e60cc00, "fmla", "2d", d, n, m) }
+
+// faddpD is the scalar pairwise add: d<d> = v<n>.d[0] + v<n>.d[1].
+func faddpD(d, n vreg) inst { return twoReg(0x7e70d800, "faddp d%d, v%d.2d", d, n) }
+
+// fcvtlD widens the low two singles of n to doubles; fcvtl2D the high two.
+func fcvtlD(d, n vreg) inst  { return twoReg(0x0e617800, "fcvtl v%d.2d, v%d.2s", d, n) }
+func fcvtl2D(d, n vreg) inst { return twoReg(0x4e617800, "fcvtl2 v%d.2d, v%d.4s", d, n) }
+
+// fcvtn narrows four singles of n to halves in the low half of d (the
+// high half cleared); fcvtn2 writes the high half, keeping the low. Both
+// round by FPCR, which Go leaves at round-to-nearest-even.
+func fcvtn(d, n vreg) inst  { return twoReg(0x0e216800, "fcvtn v%d.4h, v%d.4s", d, n) }
+func fcvtn2(d, n vreg) inst { return twoReg(0x4e216800, "fcvtn2 v%d.8h, v%d.4s", d, n) }

@@ -46,7 +46,9 @@ func size(typ string) (n, align int) {
 		return 24, 8
 	case typ == "int", strings.HasPrefix(typ, "*"):
 		return 8, 8
-	case typ == "float32":
+	case typ == "float64":
+		return 8, 8
+	case typ == "float32", typ == "uint32":
 		return 4, 4
 	}
 	panic("neon: no size for type " + typ)

@@ -57,6 +57,7 @@ func generate() *file {
 		axpy4(f, f16)
 	}
 	expSum(f)
+	elementwise(f)
 	for _, b4 := range []bool{false, true} {
 		for _, g := range []int{1, 4} {
 			dotCodes(f, b4, g)

@@ -24,6 +24,13 @@ func init() {
 			{dotCodesSmall1NEON, dotCodesSmall4NEON}, {dotCodesB41NEON, dotCodesB44NEON}},
 		axpyCodes: [2][2]fusedKernel{
 			{axpyCodesSmall1NEON, axpyCodesSmall4NEON}, {axpyCodesB41NEON, axpyCodesB44NEON}},
+		scale:      scaleNEON,
+		sumSquares: sumSquaresNEON,
+		encodeF16:  encodeF16NEON,
+		roundF16:   roundF16NEON,
+		max:        maxNEON,
+		maxAbsBits: maxAbsBitsNEON,
+		addF64:     addF64NEON,
 		expSum: func(x []float32, m float32) float32 {
 			n := len(x) &^ 7
 			s := expSumNEON(x, m)

@@ -78,6 +78,44 @@ func axpy4F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStrid
 //go:noescape
 func expSumNEON(x []float32, m float32) float32
 
+// maxNEON is the largest of the first len(x)&^7 elements of x (len(x) ≥ 8; no NaN).
+//
+//go:noescape
+func maxNEON(x []float32) float32
+
+// maxAbsBitsNEON is maxAbsBitsGeneric over the first len(x)&^7 elements (len(x) ≥ 8):
+// the sign bits cleared, the rest compared as unsigned integers.
+//
+//go:noescape
+func maxAbsBitsNEON(x []float32) uint32
+
+// addF64NEON adds the first len(x)&^7 elements of x, widened (exactly), into acc:
+// one float64 add per element.
+//
+//go:noescape
+func addF64NEON(acc []float64, x []float32)
+
+// scaleNEON multiplies the first len(x)&^7 elements of x by k, one rounding each.
+//
+//go:noescape
+func scaleNEON(x []float32, k float32)
+
+// sumSquaresNEON is sumSquaresGeneric's eight partial sums over the first len(x)&^7
+// elements, combined in the same order: bit-identical.
+//
+//go:noescape
+func sumSquaresNEON(x []float32) float64
+
+// encodeF16NEON is encodeF16Generic on the first len(src)&^7 values (FCVTN, ties to even).
+//
+//go:noescape
+func encodeF16NEON(dst []byte, src []float32)
+
+// roundF16NEON is roundF16Generic on the first len(src)&^7 values.
+//
+//go:noescape
+func roundF16NEON(dst, src []float32)
+
 // dotCodesSmall1NEON is dotCodesGeneric for 1–3-bit codes and one query row on the first d8 coordinates.
 //
 //go:noescape

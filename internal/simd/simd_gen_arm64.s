@@ -961,6 +961,159 @@ exp_done:
 	FMOVS F30, ret+32(FP)
 	RET
 
+// func maxNEON(x []float32) float32
+TEXT ·maxNEON(SB), NOSPLIT, $0-28
+	MOVD x_base+0(FP), R0
+	MOVD x_len+8(FP), R1
+	AND $-8, R1, R1
+	VLD1.P 32(R0), [V0.S4, V1.S4]
+	SUB $8, R1, R1
+max_loop:
+	CBZ R1, max_done
+	VLD1.P 32(R0), [V2.S4, V3.S4]
+	WORD $0x4e22f400 // fmax v0.4s, v0.4s, v2.4s
+	WORD $0x4e23f421 // fmax v1.4s, v1.4s, v3.4s
+	SUB $8, R1, R1
+	B max_loop
+max_done:
+	WORD $0x4e21f400 // fmax v0.4s, v0.4s, v1.4s
+	WORD $0x6e30f800 // fmaxv s0, v0.4s
+	FMOVS F0, ret+24(FP)
+	RET
+
+// func maxAbsBitsNEON(x []float32) uint32
+TEXT ·maxAbsBitsNEON(SB), NOSPLIT, $0-28
+	MOVD x_base+0(FP), R0
+	MOVD x_len+8(FP), R1
+	AND $-8, R1, R1
+	MOVW $0x7fffffff, R10
+	VDUP R10, V7.S4
+	VEOR V0.B16, V0.B16, V0.B16
+	VEOR V1.B16, V1.B16, V1.B16
+maxabs_loop:
+	CBZ R1, maxabs_done
+	VLD1.P 32(R0), [V2.S4, V3.S4]
+	VAND V7.B16, V2.B16, V2.B16
+	VAND V7.B16, V3.B16, V3.B16
+	WORD $0x6ea26400 // umax v0.4s, v0.4s, v2.4s
+	WORD $0x6ea36421 // umax v1.4s, v1.4s, v3.4s
+	SUB $8, R1, R1
+	B maxabs_loop
+maxabs_done:
+	WORD $0x6ea16400 // umax v0.4s, v0.4s, v1.4s
+	WORD $0x6eb0a800 // umaxv s0, v0.4s
+	FMOVS F0, ret+24(FP)
+	RET
+
+// func addF64NEON(acc []float64, x []float32)
+TEXT ·addF64NEON(SB), NOSPLIT, $0-48
+	MOVD acc_base+0(FP), R0
+	MOVD x_base+24(FP), R1
+	MOVD x_len+32(FP), R2
+	AND $-8, R2, R2
+addf64_loop:
+	CBZ R2, addf64_done
+	VLD1.P 32(R1), [V0.S4, V1.S4]
+	VLD1 (R0), [V4.D2, V5.D2, V6.D2, V7.D2]
+	WORD $0x0e617802 // fcvtl v2.2d, v0.2s
+	WORD $0x4e617803 // fcvtl2 v3.2d, v0.4s
+	WORD $0x0e617830 // fcvtl v16.2d, v1.2s
+	WORD $0x4e617831 // fcvtl2 v17.2d, v1.4s
+	WORD $0x4e62d484 // fadd v4.2d, v4.2d, v2.2d
+	WORD $0x4e63d4a5 // fadd v5.2d, v5.2d, v3.2d
+	WORD $0x4e70d4c6 // fadd v6.2d, v6.2d, v16.2d
+	WORD $0x4e71d4e7 // fadd v7.2d, v7.2d, v17.2d
+	VST1.P [V4.D2, V5.D2, V6.D2, V7.D2], 64(R0)
+	SUB $8, R2, R2
+	B addf64_loop
+addf64_done:
+	RET
+
+// func scaleNEON(x []float32, k float32)
+TEXT ·scaleNEON(SB), NOSPLIT, $0-28
+	MOVD x_base+0(FP), R0
+	MOVD x_len+8(FP), R1
+	AND $-8, R1, R1
+	FMOVS k+24(FP), F16
+	VDUP V16.S[0], V16.S4
+scale_loop:
+	CBZ R1, scale_done
+	VLD1 (R0), [V0.S4, V1.S4]
+	WORD $0x6e30dc00 // fmul v0.4s, v0.4s, v16.4s
+	WORD $0x6e30dc21 // fmul v1.4s, v1.4s, v16.4s
+	VST1.P [V0.S4, V1.S4], 32(R0)
+	SUB $8, R1, R1
+	B scale_loop
+scale_done:
+	RET
+
+// func sumSquaresNEON(x []float32) float64
+TEXT ·sumSquaresNEON(SB), NOSPLIT, $0-32
+	MOVD x_base+0(FP), R0
+	MOVD x_len+8(FP), R1
+	AND $-8, R1, R1
+	VEOR V20.B16, V20.B16, V20.B16
+	VEOR V21.B16, V21.B16, V21.B16
+	VEOR V22.B16, V22.B16, V22.B16
+	VEOR V23.B16, V23.B16, V23.B16
+sumsq_loop:
+	CBZ R1, sumsq_done
+	VLD1.P 32(R0), [V0.S4, V1.S4]
+	WORD $0x0e617802 // fcvtl v2.2d, v0.2s
+	WORD $0x4e617803 // fcvtl2 v3.2d, v0.4s
+	WORD $0x0e617824 // fcvtl v4.2d, v1.2s
+	WORD $0x4e617825 // fcvtl2 v5.2d, v1.4s
+	WORD $0x4e62cc54 // fmla v20.2d, v2.2d, v2.2d
+	WORD $0x4e63cc75 // fmla v21.2d, v3.2d, v3.2d
+	WORD $0x4e64cc96 // fmla v22.2d, v4.2d, v4.2d
+	WORD $0x4e65ccb7 // fmla v23.2d, v5.2d, v5.2d
+	SUB $8, R1, R1
+	B sumsq_loop
+sumsq_done:
+	// ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7))
+	WORD $0x4e76d694 // fadd v20.2d, v20.2d, v22.2d
+	WORD $0x4e77d6b5 // fadd v21.2d, v21.2d, v23.2d
+	WORD $0x4e75d694 // fadd v20.2d, v20.2d, v21.2d
+	WORD $0x7e70da94 // faddp d20, v20.2d
+	FMOVD F20, ret+24(FP)
+	RET
+
+// func encodeF16NEON(dst []byte, src []float32)
+TEXT ·encodeF16NEON(SB), NOSPLIT, $0-48
+	MOVD dst_base+0(FP), R0
+	MOVD src_base+24(FP), R1
+	MOVD src_len+32(FP), R2
+	AND $-8, R2, R2
+encf16_loop:
+	CBZ R2, encf16_done
+	VLD1.P 32(R1), [V0.S4, V1.S4]
+	WORD $0x0e216802 // fcvtn v2.4h, v0.4s
+	WORD $0x4e216822 // fcvtn2 v2.8h, v1.4s
+	VST1.P [V2.H8], 16(R0)
+	SUB $8, R2, R2
+	B encf16_loop
+encf16_done:
+	RET
+
+// func roundF16NEON(dst, src []float32)
+TEXT ·roundF16NEON(SB), NOSPLIT, $0-48
+	MOVD dst_base+0(FP), R0
+	MOVD src_base+24(FP), R1
+	MOVD src_len+32(FP), R2
+	AND $-8, R2, R2
+roundf16_loop:
+	CBZ R2, roundf16_done
+	VLD1.P 32(R1), [V0.S4, V1.S4]
+	WORD $0x0e216802 // fcvtn v2.4h, v0.4s
+	WORD $0x4e216822 // fcvtn2 v2.8h, v1.4s
+	WORD $0x0e217843 // fcvtl v3.4s, v2.4h
+	WORD $0x4e217844 // fcvtl2 v4.4s, v2.8h
+	VST1.P [V3.S4, V4.S4], 32(R0)
+	SUB $8, R2, R2
+	B roundf16_loop
+roundf16_done:
+	RET
+
 // func dotCodesSmall1NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
 TEXT ·dotCodesSmall1NEON(SB), NOSPLIT, $0-152
 	MOVD tab+64(FP), R9

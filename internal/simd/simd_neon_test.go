@@ -408,3 +408,114 @@ func TestFusedKernelsWriteOnlyTheirCells(t *testing.T) {
 		}
 	}
 }
+
+// TestElementwiseKernels calls each level's element-wise kernels directly:
+// each covers exactly the first len&^7 elements (the wrapper's tail past
+// that stays untouched), bit-identical to the generic twin.
+func TestElementwiseKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, l := range vectorLevels(t) {
+		k := impls[l]
+		for _, n := range []int{8, 9, 15, 16, 17, 24, 100, 1000} {
+			n8 := n &^ 7
+			x := mixed(r, n)
+			if n > 20 { // the extremes anywhere, not only in the first group
+				x[r.IntN(n8)] = float32(math.Inf(1 - 2*r.IntN(2)))
+				x[r.IntN(n8)] = 70000 * float32(1-2*r.IntN(2))
+			}
+
+			if k.max != nil {
+				want := x[0]
+				for _, v := range x[:n8] {
+					want = max(want, v)
+				}
+				if got := k.max(x); math.Float32bits(got) != math.Float32bits(want) {
+					t.Fatalf("%v max n=%d: %v, want %v", l, n, got, want)
+				}
+			}
+			if k.maxAbsBits != nil {
+				var want uint32
+				for _, v := range x[:n8] {
+					want = max(want, math.Float32bits(v)&0x7fffffff)
+				}
+				if got := k.maxAbsBits(x); got != want {
+					t.Fatalf("%v maxAbsBits n=%d: %#x, want %#x", l, n, got, want)
+				}
+			}
+			if k.scale != nil {
+				kk := float32(r.NormFloat64())
+				got, ok := guarded(n)
+				copy(got, x)
+				k.scale(got, kk)
+				ok(t)
+				for i, v := range got {
+					want := x[i]
+					if i < n8 {
+						want *= kk
+					}
+					if math.Float32bits(v) != math.Float32bits(want) {
+						t.Fatalf("%v scale n=%d: x[%d] = %v, want %v", l, n, i, v, want)
+					}
+				}
+			}
+			if k.addF64 != nil {
+				buf := make([]float64, n+8)
+				for i := range buf {
+					buf[i] = r.NormFloat64() * 1e3
+				}
+				base := append([]float64(nil), buf...)
+				k.addF64(buf[4:4+n], x)
+				for i, v := range buf {
+					want := base[i]
+					if i >= 4 && i-4 < n8 {
+						want += float64(x[i-4])
+					}
+					if math.Float64bits(v) != math.Float64bits(want) {
+						t.Fatalf("%v addF64 n=%d: buf[%d] = %v, want %v", l, n, i, v, want)
+					}
+				}
+			}
+			if k.roundF16 != nil {
+				got, ok := poisoned(n)
+				k.roundF16(got, x)
+				ok(t)
+				for i, v := range got {
+					want := float32(guard)
+					if i < n8 {
+						want = half.ToFloat32(half.FromFloat32(x[i]))
+					}
+					if math.Float32bits(v) != math.Float32bits(want) {
+						t.Fatalf("%v roundF16 n=%d: dst[%d] = %v, want %v", l, n, i, v, want)
+					}
+				}
+			}
+			if k.encodeF16 != nil {
+				buf := make([]byte, 2*n+8)
+				for i := range buf {
+					buf[i] = 0xA5
+				}
+				k.encodeF16(buf[4:4+2*n], x)
+				for i, b := range buf {
+					want := byte(0xA5)
+					if j := (i - 4) / 2; i >= 4 && j < n8 {
+						h := half.FromFloat32(x[j])
+						want = byte(h >> (8 * ((i - 4) % 2)))
+					}
+					if b != want {
+						t.Fatalf("%v encodeF16 n=%d: byte %d = %#x, want %#x", l, n, i, b, want)
+					}
+				}
+			}
+			if k.sumSquares != nil {
+				var p [8]float64
+				for i, v := range x[:n8] {
+					p[i%8] += float64(v) * float64(v)
+				}
+				want := ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]))
+				if got := k.sumSquares(x); math.Float64bits(got) != math.Float64bits(want) {
+					t.Fatalf("%v sumSquares n=%d: %v, want %v", l, n, got, want)
+				}
+			}
+		}
+	}
+}

@@ -125,6 +125,17 @@ func TestKernelsStayInsideTheirInputs(t *testing.T) {
 					x[i] = -float32(r.Float64())
 				}
 				with(t, l, func() { ExpSum(x, 0) })
+				acc := make([]float64, n)
+				halves := make([]byte, 2*n)
+				with(t, l, func() {
+					Max(x)
+					MaxAbsBits(x)
+					SumSquares(x)
+					AddF64(acc, x)
+					EncodeF16(halves, x)
+					RoundF16(x, x)
+					Scale(x, 0.5)
+				})
 			}
 		}
 	}
