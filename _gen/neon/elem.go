@@ -14,6 +14,13 @@ func elementwise(f *file) {
 	sumSquares(f)
 	encodeF16(f)
 	roundF16(f)
+	for bits := 1; bits <= 4; bits++ {
+		quantizePack(f, bits)
+	}
+	fwhtFirst8(f)
+	for levels := 1; levels <= 3; levels++ {
+		fwhtPass(f, levels)
+	}
 }
 
 // loadLen8 sets R<reg> to len(x)&^7, the elements the kernel covers.

@@ -116,6 +116,47 @@ func encodeF16NEON(dst []byte, src []float32)
 //go:noescape
 func roundF16NEON(dst, src []float32)
 
+// quantizePack1NEON is quantizePackGeneric for 1-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack1NEON(dst []byte, x []float32, bounds *[15][8]float32)
+
+// quantizePack2NEON is quantizePackGeneric for 2-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack2NEON(dst []byte, x []float32, bounds *[15][8]float32)
+
+// quantizePack3NEON is quantizePackGeneric for 3-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack3NEON(dst []byte, x []float32, bounds *[15][8]float32)
+
+// quantizePack4NEON is quantizePackGeneric for 4-bit indices on the first len(x)&^7 values.
+//
+//go:noescape
+func quantizePack4NEON(dst []byte, x []float32, bounds *[15][8]float32)
+
+// fwhtFirst8NEON sets each block of 8 of dst to the 8-point transform of
+// signs∘src (signs may be empty: no signs); len(dst) is a multiple of 8.
+//
+//go:noescape
+func fwhtFirst8NEON(dst, src, signs []float32)
+
+// fwhtPass2NEON does levels h … 1h of the transform (h ≥ 8, a power of two).
+//
+//go:noescape
+func fwhtPass2NEON(x []float32, h int)
+
+// fwhtPass4NEON does levels h … 2h of the transform (h ≥ 8, a power of two).
+//
+//go:noescape
+func fwhtPass4NEON(x []float32, h int)
+
+// fwhtPass8NEON does levels h … 4h of the transform (h ≥ 8, a power of two).
+//
+//go:noescape
+func fwhtPass8NEON(x []float32, h int)
+
 // dotCodesSmall1NEON is dotCodesGeneric for 1–3-bit codes and one query row on the first d8 coordinates.
 //
 //go:noescape

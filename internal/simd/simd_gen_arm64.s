@@ -1114,6 +1114,572 @@ roundf16_loop:
 roundf16_done:
 	RET
 
+// func quantizePack1NEON(dst []byte, x []float32, bounds *[15][8]float32)
+TEXT ·quantizePack1NEON(SB), NOSPLIT, $0-56
+	MOVD dst_base+0(FP), R0
+	MOVD x_base+24(FP), R1
+	MOVD x_len+32(FP), R2
+	AND $-8, R2, R2
+	MOVD bounds+48(FP), R3
+	VLD1 (R3), [V16.S4]
+	ADD $32, R3, R3
+	// V4, V5: the lane shifts 1·i
+	MOVW $0, R10
+	VMOV R10, V4.S[0]
+	MOVW $1, R10
+	VMOV R10, V4.S[1]
+	MOVW $2, R10
+	VMOV R10, V4.S[2]
+	MOVW $3, R10
+	VMOV R10, V4.S[3]
+	MOVW $4, R10
+	VMOV R10, V5.S[0]
+	MOVW $5, R10
+	VMOV R10, V5.S[1]
+	MOVW $6, R10
+	VMOV R10, V5.S[2]
+	MOVW $7, R10
+	VMOV R10, V5.S[3]
+qpack1_loop:
+	CBZ R2, qpack1_done
+	VLD1.P 32(R1), [V0.S4, V1.S4]
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	WORD $0x6eb0e406 // fcmgt v6.4s, v0.4s, v16.4s
+	WORD $0x6eb0e427 // fcmgt v7.4s, v1.4s, v16.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6ea44442 // ushl v2.4s, v2.4s, v4.4s
+	WORD $0x6ea54463 // ushl v3.4s, v3.4s, v5.4s
+	VORR V3.B16, V2.B16, V2.B16
+	VADDV V2.S4, V2
+	VMOV V2.S[0], R10
+	MOVB R10, (R0)
+	ADD $1, R0, R0
+	SUB $8, R2, R2
+	B qpack1_loop
+qpack1_done:
+	RET
+
+// func quantizePack2NEON(dst []byte, x []float32, bounds *[15][8]float32)
+TEXT ·quantizePack2NEON(SB), NOSPLIT, $0-56
+	MOVD dst_base+0(FP), R0
+	MOVD x_base+24(FP), R1
+	MOVD x_len+32(FP), R2
+	AND $-8, R2, R2
+	MOVD bounds+48(FP), R3
+	VLD1 (R3), [V16.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V17.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V18.S4]
+	ADD $32, R3, R3
+	// V4, V5: the lane shifts 2·i
+	MOVW $0, R10
+	VMOV R10, V4.S[0]
+	MOVW $2, R10
+	VMOV R10, V4.S[1]
+	MOVW $4, R10
+	VMOV R10, V4.S[2]
+	MOVW $6, R10
+	VMOV R10, V4.S[3]
+	MOVW $8, R10
+	VMOV R10, V5.S[0]
+	MOVW $10, R10
+	VMOV R10, V5.S[1]
+	MOVW $12, R10
+	VMOV R10, V5.S[2]
+	MOVW $14, R10
+	VMOV R10, V5.S[3]
+qpack2_loop:
+	CBZ R2, qpack2_done
+	VLD1.P 32(R1), [V0.S4, V1.S4]
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	WORD $0x6eb0e406 // fcmgt v6.4s, v0.4s, v16.4s
+	WORD $0x6eb0e427 // fcmgt v7.4s, v1.4s, v16.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb1e406 // fcmgt v6.4s, v0.4s, v17.4s
+	WORD $0x6eb1e427 // fcmgt v7.4s, v1.4s, v17.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb2e406 // fcmgt v6.4s, v0.4s, v18.4s
+	WORD $0x6eb2e427 // fcmgt v7.4s, v1.4s, v18.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6ea44442 // ushl v2.4s, v2.4s, v4.4s
+	WORD $0x6ea54463 // ushl v3.4s, v3.4s, v5.4s
+	VORR V3.B16, V2.B16, V2.B16
+	VADDV V2.S4, V2
+	VMOV V2.S[0], R10
+	MOVH R10, (R0)
+	ADD $2, R0, R0
+	SUB $8, R2, R2
+	B qpack2_loop
+qpack2_done:
+	RET
+
+// func quantizePack3NEON(dst []byte, x []float32, bounds *[15][8]float32)
+TEXT ·quantizePack3NEON(SB), NOSPLIT, $0-56
+	MOVD dst_base+0(FP), R0
+	MOVD x_base+24(FP), R1
+	MOVD x_len+32(FP), R2
+	AND $-8, R2, R2
+	MOVD bounds+48(FP), R3
+	VLD1 (R3), [V16.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V17.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V18.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V19.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V20.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V21.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V22.S4]
+	ADD $32, R3, R3
+	// V4, V5: the lane shifts 3·i
+	MOVW $0, R10
+	VMOV R10, V4.S[0]
+	MOVW $3, R10
+	VMOV R10, V4.S[1]
+	MOVW $6, R10
+	VMOV R10, V4.S[2]
+	MOVW $9, R10
+	VMOV R10, V4.S[3]
+	MOVW $12, R10
+	VMOV R10, V5.S[0]
+	MOVW $15, R10
+	VMOV R10, V5.S[1]
+	MOVW $18, R10
+	VMOV R10, V5.S[2]
+	MOVW $21, R10
+	VMOV R10, V5.S[3]
+qpack3_loop:
+	CBZ R2, qpack3_done
+	VLD1.P 32(R1), [V0.S4, V1.S4]
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	WORD $0x6eb0e406 // fcmgt v6.4s, v0.4s, v16.4s
+	WORD $0x6eb0e427 // fcmgt v7.4s, v1.4s, v16.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb1e406 // fcmgt v6.4s, v0.4s, v17.4s
+	WORD $0x6eb1e427 // fcmgt v7.4s, v1.4s, v17.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb2e406 // fcmgt v6.4s, v0.4s, v18.4s
+	WORD $0x6eb2e427 // fcmgt v7.4s, v1.4s, v18.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb3e406 // fcmgt v6.4s, v0.4s, v19.4s
+	WORD $0x6eb3e427 // fcmgt v7.4s, v1.4s, v19.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb4e406 // fcmgt v6.4s, v0.4s, v20.4s
+	WORD $0x6eb4e427 // fcmgt v7.4s, v1.4s, v20.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb5e406 // fcmgt v6.4s, v0.4s, v21.4s
+	WORD $0x6eb5e427 // fcmgt v7.4s, v1.4s, v21.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb6e406 // fcmgt v6.4s, v0.4s, v22.4s
+	WORD $0x6eb6e427 // fcmgt v7.4s, v1.4s, v22.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6ea44442 // ushl v2.4s, v2.4s, v4.4s
+	WORD $0x6ea54463 // ushl v3.4s, v3.4s, v5.4s
+	VORR V3.B16, V2.B16, V2.B16
+	VADDV V2.S4, V2
+	VMOV V2.S[0], R10
+	MOVH R10, (R0)
+	LSR $16, R10, R10
+	MOVB R10, 2(R0)
+	ADD $3, R0, R0
+	SUB $8, R2, R2
+	B qpack3_loop
+qpack3_done:
+	RET
+
+// func quantizePack4NEON(dst []byte, x []float32, bounds *[15][8]float32)
+TEXT ·quantizePack4NEON(SB), NOSPLIT, $0-56
+	MOVD dst_base+0(FP), R0
+	MOVD x_base+24(FP), R1
+	MOVD x_len+32(FP), R2
+	AND $-8, R2, R2
+	MOVD bounds+48(FP), R3
+	VLD1 (R3), [V16.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V17.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V18.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V19.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V20.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V21.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V22.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V23.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V24.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V25.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V26.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V27.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V28.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V29.S4]
+	ADD $32, R3, R3
+	VLD1 (R3), [V30.S4]
+	ADD $32, R3, R3
+	// V4, V5: the lane shifts 4·i
+	MOVW $0, R10
+	VMOV R10, V4.S[0]
+	MOVW $4, R10
+	VMOV R10, V4.S[1]
+	MOVW $8, R10
+	VMOV R10, V4.S[2]
+	MOVW $12, R10
+	VMOV R10, V4.S[3]
+	MOVW $16, R10
+	VMOV R10, V5.S[0]
+	MOVW $20, R10
+	VMOV R10, V5.S[1]
+	MOVW $24, R10
+	VMOV R10, V5.S[2]
+	MOVW $28, R10
+	VMOV R10, V5.S[3]
+qpack4_loop:
+	CBZ R2, qpack4_done
+	VLD1.P 32(R1), [V0.S4, V1.S4]
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	WORD $0x6eb0e406 // fcmgt v6.4s, v0.4s, v16.4s
+	WORD $0x6eb0e427 // fcmgt v7.4s, v1.4s, v16.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb1e406 // fcmgt v6.4s, v0.4s, v17.4s
+	WORD $0x6eb1e427 // fcmgt v7.4s, v1.4s, v17.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb2e406 // fcmgt v6.4s, v0.4s, v18.4s
+	WORD $0x6eb2e427 // fcmgt v7.4s, v1.4s, v18.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb3e406 // fcmgt v6.4s, v0.4s, v19.4s
+	WORD $0x6eb3e427 // fcmgt v7.4s, v1.4s, v19.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb4e406 // fcmgt v6.4s, v0.4s, v20.4s
+	WORD $0x6eb4e427 // fcmgt v7.4s, v1.4s, v20.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb5e406 // fcmgt v6.4s, v0.4s, v21.4s
+	WORD $0x6eb5e427 // fcmgt v7.4s, v1.4s, v21.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb6e406 // fcmgt v6.4s, v0.4s, v22.4s
+	WORD $0x6eb6e427 // fcmgt v7.4s, v1.4s, v22.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb7e406 // fcmgt v6.4s, v0.4s, v23.4s
+	WORD $0x6eb7e427 // fcmgt v7.4s, v1.4s, v23.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb8e406 // fcmgt v6.4s, v0.4s, v24.4s
+	WORD $0x6eb8e427 // fcmgt v7.4s, v1.4s, v24.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6eb9e406 // fcmgt v6.4s, v0.4s, v25.4s
+	WORD $0x6eb9e427 // fcmgt v7.4s, v1.4s, v25.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6ebae406 // fcmgt v6.4s, v0.4s, v26.4s
+	WORD $0x6ebae427 // fcmgt v7.4s, v1.4s, v26.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6ebbe406 // fcmgt v6.4s, v0.4s, v27.4s
+	WORD $0x6ebbe427 // fcmgt v7.4s, v1.4s, v27.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6ebce406 // fcmgt v6.4s, v0.4s, v28.4s
+	WORD $0x6ebce427 // fcmgt v7.4s, v1.4s, v28.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6ebde406 // fcmgt v6.4s, v0.4s, v29.4s
+	WORD $0x6ebde427 // fcmgt v7.4s, v1.4s, v29.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6ebee406 // fcmgt v6.4s, v0.4s, v30.4s
+	WORD $0x6ebee427 // fcmgt v7.4s, v1.4s, v30.4s
+	VSUB V6.S4, V2.S4, V2.S4
+	VSUB V7.S4, V3.S4, V3.S4
+	WORD $0x6ea44442 // ushl v2.4s, v2.4s, v4.4s
+	WORD $0x6ea54463 // ushl v3.4s, v3.4s, v5.4s
+	VORR V3.B16, V2.B16, V2.B16
+	VADDV V2.S4, V2
+	VMOV V2.S[0], R10
+	MOVW R10, (R0)
+	ADD $4, R0, R0
+	SUB $8, R2, R2
+	B qpack4_loop
+qpack4_done:
+	RET
+
+// func fwhtFirst8NEON(dst, src, signs []float32)
+TEXT ·fwhtFirst8NEON(SB), NOSPLIT, $0-72
+	MOVD dst_base+0(FP), R0
+	MOVD src_base+24(FP), R1
+	MOVD signs_base+48(FP), R2
+	MOVD signs_len+56(FP), R3
+	MOVD dst_len+8(FP), R4
+	CBZ R3, f8_plain
+f8_signed:
+	CBZ R4, f8_done
+	VLD1.P 32(R1), [V0.S4, V1.S4]
+	VLD1.P 32(R2), [V2.S4, V3.S4]
+	WORD $0x6e22dc00 // fmul v0.4s, v0.4s, v2.4s
+	WORD $0x6e23dc21 // fmul v1.4s, v1.4s, v3.4s
+	// level 1: (0,1) (2,3) (4,5) (6,7)
+	VUZP1 V1.S4, V0.S4, V2.S4
+	VUZP2 V1.S4, V0.S4, V3.S4
+	WORD $0x4e23d444 // fadd v4.4s, v2.4s, v3.4s
+	WORD $0x4ea3d445 // fsub v5.4s, v2.4s, v3.4s
+	VZIP1 V5.S4, V4.S4, V0.S4
+	VZIP2 V5.S4, V4.S4, V1.S4
+	// level 2: (0,2) (1,3) (4,6) (5,7)
+	VZIP1 V1.D2, V0.D2, V2.D2
+	VZIP2 V1.D2, V0.D2, V3.D2
+	WORD $0x4e23d444 // fadd v4.4s, v2.4s, v3.4s
+	WORD $0x4ea3d445 // fsub v5.4s, v2.4s, v3.4s
+	VZIP1 V5.D2, V4.D2, V0.D2
+	VZIP2 V5.D2, V4.D2, V1.D2
+	// level 4: (j, j+4)
+	WORD $0x4e21d402 // fadd v2.4s, v0.4s, v1.4s
+	WORD $0x4ea1d403 // fsub v3.4s, v0.4s, v1.4s
+	VST1.P [V2.S4, V3.S4], 32(R0)
+	SUB $8, R4, R4
+	B f8_signed
+f8_plain:
+	CBZ R4, f8_done
+	VLD1.P 32(R1), [V0.S4, V1.S4]
+	// level 1: (0,1) (2,3) (4,5) (6,7)
+	VUZP1 V1.S4, V0.S4, V2.S4
+	VUZP2 V1.S4, V0.S4, V3.S4
+	WORD $0x4e23d444 // fadd v4.4s, v2.4s, v3.4s
+	WORD $0x4ea3d445 // fsub v5.4s, v2.4s, v3.4s
+	VZIP1 V5.S4, V4.S4, V0.S4
+	VZIP2 V5.S4, V4.S4, V1.S4
+	// level 2: (0,2) (1,3) (4,6) (5,7)
+	VZIP1 V1.D2, V0.D2, V2.D2
+	VZIP2 V1.D2, V0.D2, V3.D2
+	WORD $0x4e23d444 // fadd v4.4s, v2.4s, v3.4s
+	WORD $0x4ea3d445 // fsub v5.4s, v2.4s, v3.4s
+	VZIP1 V5.D2, V4.D2, V0.D2
+	VZIP2 V5.D2, V4.D2, V1.D2
+	// level 4: (j, j+4)
+	WORD $0x4e21d402 // fadd v2.4s, v0.4s, v1.4s
+	WORD $0x4ea1d403 // fsub v3.4s, v0.4s, v1.4s
+	VST1.P [V2.S4, V3.S4], 32(R0)
+	SUB $8, R4, R4
+	B f8_plain
+f8_done:
+	RET
+
+// func fwhtPass2NEON(x []float32, h int)
+TEXT ·fwhtPass2NEON(SB), NOSPLIT, $0-32
+	MOVD x_base+0(FP), R0
+	MOVD x_len+8(FP), R1
+	ADD R1<<2, R0, R1
+	MOVD h+24(FP), R5
+	LSL $2, R5, R2
+	LSL $1, R2, R3
+fwht2_blk:
+	CMP R1, R0
+	BHS fwht2_done
+	MOVD R0, R6
+	ADD R2, R6, R7
+	MOVD R5, R4
+fwht2_j:
+	VLD1 (R6), [V0.S4, V1.S4]
+	VLD1 (R7), [V2.S4, V3.S4]
+	WORD $0x4e22d404 // fadd v4.4s, v0.4s, v2.4s
+	WORD $0x4e23d425 // fadd v5.4s, v1.4s, v3.4s
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	WORD $0x4ea3d423 // fsub v3.4s, v1.4s, v3.4s
+	VST1.P [V4.S4], 16(R6)
+	VST1.P [V5.S4], 16(R6)
+	VST1.P [V2.S4], 16(R7)
+	VST1.P [V3.S4], 16(R7)
+	SUBS $8, R4, R4
+	BNE fwht2_j
+	ADD R3, R0, R0
+	B fwht2_blk
+fwht2_done:
+	RET
+
+// func fwhtPass4NEON(x []float32, h int)
+TEXT ·fwhtPass4NEON(SB), NOSPLIT, $0-32
+	MOVD x_base+0(FP), R0
+	MOVD x_len+8(FP), R1
+	ADD R1<<2, R0, R1
+	MOVD h+24(FP), R5
+	LSL $2, R5, R2
+	LSL $2, R2, R3
+fwht4_blk:
+	CMP R1, R0
+	BHS fwht4_done
+	MOVD R0, R6
+	ADD R2, R6, R7
+	ADD R2, R7, R8
+	ADD R2, R8, R9
+	MOVD R5, R4
+fwht4_j:
+	VLD1 (R6), [V0.S4, V1.S4]
+	VLD1 (R7), [V2.S4, V3.S4]
+	VLD1 (R8), [V4.S4, V5.S4]
+	VLD1 (R9), [V6.S4, V7.S4]
+	WORD $0x4e22d408 // fadd v8.4s, v0.4s, v2.4s
+	WORD $0x4e23d429 // fadd v9.4s, v1.4s, v3.4s
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	WORD $0x4ea3d423 // fsub v3.4s, v1.4s, v3.4s
+	WORD $0x4e26d48a // fadd v10.4s, v4.4s, v6.4s
+	WORD $0x4e27d4ab // fadd v11.4s, v5.4s, v7.4s
+	WORD $0x4ea6d486 // fsub v6.4s, v4.4s, v6.4s
+	WORD $0x4ea7d4a7 // fsub v7.4s, v5.4s, v7.4s
+	WORD $0x4e2ad50c // fadd v12.4s, v8.4s, v10.4s
+	WORD $0x4e2bd52d // fadd v13.4s, v9.4s, v11.4s
+	WORD $0x4eaad50a // fsub v10.4s, v8.4s, v10.4s
+	WORD $0x4eabd52b // fsub v11.4s, v9.4s, v11.4s
+	WORD $0x4e26d44e // fadd v14.4s, v2.4s, v6.4s
+	WORD $0x4e27d46f // fadd v15.4s, v3.4s, v7.4s
+	WORD $0x4ea6d446 // fsub v6.4s, v2.4s, v6.4s
+	WORD $0x4ea7d467 // fsub v7.4s, v3.4s, v7.4s
+	VST1.P [V12.S4], 16(R6)
+	VST1.P [V13.S4], 16(R6)
+	VST1.P [V14.S4], 16(R7)
+	VST1.P [V15.S4], 16(R7)
+	VST1.P [V10.S4], 16(R8)
+	VST1.P [V11.S4], 16(R8)
+	VST1.P [V6.S4], 16(R9)
+	VST1.P [V7.S4], 16(R9)
+	SUBS $8, R4, R4
+	BNE fwht4_j
+	ADD R3, R0, R0
+	B fwht4_blk
+fwht4_done:
+	RET
+
+// func fwhtPass8NEON(x []float32, h int)
+TEXT ·fwhtPass8NEON(SB), NOSPLIT, $0-32
+	MOVD x_base+0(FP), R0
+	MOVD x_len+8(FP), R1
+	ADD R1<<2, R0, R1
+	MOVD h+24(FP), R5
+	LSL $2, R5, R2
+	LSL $3, R2, R3
+fwht8_blk:
+	CMP R1, R0
+	BHS fwht8_done
+	MOVD R0, R6
+	ADD R2, R6, R7
+	ADD R2, R7, R8
+	ADD R2, R8, R9
+	ADD R2, R9, R10
+	ADD R2, R10, R11
+	ADD R2, R11, R12
+	ADD R2, R12, R13
+	MOVD R5, R4
+fwht8_j:
+	VLD1 (R6), [V0.S4, V1.S4]
+	VLD1 (R7), [V2.S4, V3.S4]
+	VLD1 (R8), [V4.S4, V5.S4]
+	VLD1 (R9), [V6.S4, V7.S4]
+	VLD1 (R10), [V8.S4, V9.S4]
+	VLD1 (R11), [V10.S4, V11.S4]
+	VLD1 (R12), [V12.S4, V13.S4]
+	VLD1 (R13), [V14.S4, V15.S4]
+	WORD $0x4e22d410 // fadd v16.4s, v0.4s, v2.4s
+	WORD $0x4e23d431 // fadd v17.4s, v1.4s, v3.4s
+	WORD $0x4ea2d402 // fsub v2.4s, v0.4s, v2.4s
+	WORD $0x4ea3d423 // fsub v3.4s, v1.4s, v3.4s
+	WORD $0x4e26d492 // fadd v18.4s, v4.4s, v6.4s
+	WORD $0x4e27d4b3 // fadd v19.4s, v5.4s, v7.4s
+	WORD $0x4ea6d486 // fsub v6.4s, v4.4s, v6.4s
+	WORD $0x4ea7d4a7 // fsub v7.4s, v5.4s, v7.4s
+	WORD $0x4e2ad514 // fadd v20.4s, v8.4s, v10.4s
+	WORD $0x4e2bd535 // fadd v21.4s, v9.4s, v11.4s
+	WORD $0x4eaad50a // fsub v10.4s, v8.4s, v10.4s
+	WORD $0x4eabd52b // fsub v11.4s, v9.4s, v11.4s
+	WORD $0x4e2ed596 // fadd v22.4s, v12.4s, v14.4s
+	WORD $0x4e2fd5b7 // fadd v23.4s, v13.4s, v15.4s
+	WORD $0x4eaed58e // fsub v14.4s, v12.4s, v14.4s
+	WORD $0x4eafd5af // fsub v15.4s, v13.4s, v15.4s
+	WORD $0x4e32d618 // fadd v24.4s, v16.4s, v18.4s
+	WORD $0x4e33d639 // fadd v25.4s, v17.4s, v19.4s
+	WORD $0x4eb2d612 // fsub v18.4s, v16.4s, v18.4s
+	WORD $0x4eb3d633 // fsub v19.4s, v17.4s, v19.4s
+	WORD $0x4e26d45a // fadd v26.4s, v2.4s, v6.4s
+	WORD $0x4e27d47b // fadd v27.4s, v3.4s, v7.4s
+	WORD $0x4ea6d446 // fsub v6.4s, v2.4s, v6.4s
+	WORD $0x4ea7d467 // fsub v7.4s, v3.4s, v7.4s
+	WORD $0x4e36d69c // fadd v28.4s, v20.4s, v22.4s
+	WORD $0x4e37d6bd // fadd v29.4s, v21.4s, v23.4s
+	WORD $0x4eb6d696 // fsub v22.4s, v20.4s, v22.4s
+	WORD $0x4eb7d6b7 // fsub v23.4s, v21.4s, v23.4s
+	WORD $0x4e2ed55e // fadd v30.4s, v10.4s, v14.4s
+	WORD $0x4e2fd57f // fadd v31.4s, v11.4s, v15.4s
+	WORD $0x4eaed54e // fsub v14.4s, v10.4s, v14.4s
+	WORD $0x4eafd56f // fsub v15.4s, v11.4s, v15.4s
+	WORD $0x4e3cd700 // fadd v0.4s, v24.4s, v28.4s
+	WORD $0x4e3dd721 // fadd v1.4s, v25.4s, v29.4s
+	WORD $0x4ebcd71c // fsub v28.4s, v24.4s, v28.4s
+	WORD $0x4ebdd73d // fsub v29.4s, v25.4s, v29.4s
+	WORD $0x4e3ed744 // fadd v4.4s, v26.4s, v30.4s
+	WORD $0x4e3fd765 // fadd v5.4s, v27.4s, v31.4s
+	WORD $0x4ebed75e // fsub v30.4s, v26.4s, v30.4s
+	WORD $0x4ebfd77f // fsub v31.4s, v27.4s, v31.4s
+	WORD $0x4e36d648 // fadd v8.4s, v18.4s, v22.4s
+	WORD $0x4e37d669 // fadd v9.4s, v19.4s, v23.4s
+	WORD $0x4eb6d656 // fsub v22.4s, v18.4s, v22.4s
+	WORD $0x4eb7d677 // fsub v23.4s, v19.4s, v23.4s
+	WORD $0x4e2ed4cc // fadd v12.4s, v6.4s, v14.4s
+	WORD $0x4e2fd4ed // fadd v13.4s, v7.4s, v15.4s
+	WORD $0x4eaed4ce // fsub v14.4s, v6.4s, v14.4s
+	WORD $0x4eafd4ef // fsub v15.4s, v7.4s, v15.4s
+	VST1.P [V0.S4], 16(R6)
+	VST1.P [V1.S4], 16(R6)
+	VST1.P [V4.S4], 16(R7)
+	VST1.P [V5.S4], 16(R7)
+	VST1.P [V8.S4], 16(R8)
+	VST1.P [V9.S4], 16(R8)
+	VST1.P [V12.S4], 16(R9)
+	VST1.P [V13.S4], 16(R9)
+	VST1.P [V28.S4], 16(R10)
+	VST1.P [V29.S4], 16(R10)
+	VST1.P [V30.S4], 16(R11)
+	VST1.P [V31.S4], 16(R11)
+	VST1.P [V22.S4], 16(R12)
+	VST1.P [V23.S4], 16(R12)
+	VST1.P [V14.S4], 16(R13)
+	VST1.P [V15.S4], 16(R13)
+	SUBS $8, R4, R4
+	BNE fwht8_j
+	ADD R3, R0, R0
+	B fwht8_blk
+fwht8_done:
+	RET
+
 // func dotCodesSmall1NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
 TEXT ·dotCodesSmall1NEON(SB), NOSPLIT, $0-152
 	MOVD tab+64(FP), R9

@@ -519,3 +519,55 @@ func TestElementwiseKernels(t *testing.T) {
 		}
 	}
 }
+
+// radix2 is the textbook transform of signs∘src (signs nil: none), the
+// order of butterflies FWHT must reproduce bit for bit.
+func radix2(src, signs []float32) []float32 {
+	x := append([]float32(nil), src...)
+	for i := range signs {
+		x[i] *= signs[i]
+	}
+	for h := 1; h < len(x); h *= 2 {
+		for i := 0; i < len(x); i += 2 * h {
+			for j := i; j < i+h; j++ {
+				x[j], x[j+h] = x[j]+x[j+h], x[j]-x[j+h]
+			}
+		}
+	}
+	return x
+}
+
+// TestFWHTKernels runs each level's FWHT (first8, then the radix-8/4/2
+// passes, which the lengths 8 … 2^15 combine in every way) against radix2,
+// out of place and in place, with and without signs.
+func TestFWHTKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, l := range vectorLevels(t) {
+		for n := 8; n <= 1<<15; n *= 2 {
+			src := mixed(r, n)
+			signs := make([]float32, n)
+			for i := range signs {
+				signs[i] = float32(1 - 2*r.IntN(2))
+			}
+			for _, sg := range [][]float32{nil, signs} {
+				want := radix2(src, sg)
+				got, ok := guarded(n)
+				inPlace := append([]float32(nil), src...)
+				var ran, ranInPlace bool
+				with(t, l, func() {
+					ran = FWHT(got, src, sg)
+					ranInPlace = FWHT(inPlace, inPlace, sg)
+				})
+				ok(t)
+				if !ran || !ranInPlace {
+					t.Fatalf("%v n=%d: no FWHT kernel ran", l, n)
+				}
+				for i := range want {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) || math.Float32bits(inPlace[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%v n=%d signs=%v: [%d] = %v (in place %v), want %v", l, n, sg != nil, i, got[i], inPlace[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}

@@ -135,6 +135,13 @@ func TestKernelsStayInsideTheirInputs(t *testing.T) {
 					EncodeF16(halves, x)
 					RoundF16(x, x)
 					Scale(x, 0.5)
+					for bits := 1; bits <= 4; bits++ {
+						b := make([]float32, 1<<bits-1)
+						QuantizePack(make([]byte, (n*bits+7)/8), x, NewBounds(b, bits))
+					}
+					if n&(n-1) == 0 {
+						FWHT(x, x, nil)
+					}
 				})
 			}
 		}
