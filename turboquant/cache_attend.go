@@ -154,7 +154,7 @@ var parallelAttendMin = 1 << 22
 func (p *Pool) rowState(n int) *rowState {
 	rs, ok := p.rowStates.Get().(*rowState)
 	if !ok {
-		rs = newRowState(p.cfg.QHeads/p.cfg.KVHeads, p.cfg.HeadDim, n)
+		rs = newRowState(p.cfg.QHeads/p.cfg.KVHeads, p.cfg.HeadDim)
 	}
 	rs.fit(n)
 	return rs
@@ -356,12 +356,11 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 	h := qHead / (cfg.QHeads / cfg.KVHeads)
 	ts := s.source(layer, h)
 	if hc := l.heads[h]; usesRows(hc) {
-		rs := newRowState(1, cfg.HeadDim, n)
-		rs.fit(n)
+		rs := newRowState(1, cfg.HeadDim)
+		rs.logits, rs.stride = dst, len(dst) // one query row: score straight into dst
 		rs.prepare(hc, query, cfg.Scale)
 		fp16 := fp16Codec{cfg.HeadDim}
 		s.layerRuns(l, []int{h}, 0, n, false, func(_ int, r run) { rs.scoreRun(hc, fp16, r) })
-		copy(dst, rs.logits[:n])
 		return nil
 	}
 	hc := l.heads[h]

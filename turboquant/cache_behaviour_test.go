@@ -127,10 +127,6 @@ func mustPlan(t testing.TB, cfg CacheConfig, n int) int64 {
 
 func hasOutliers(cfg CacheConfig) bool { return cfg.Keys.Outliers > 0 || cfg.Values.Outliers > 0 }
 
-func passthrough(cfg CacheConfig) bool {
-	return cfg.Keys.Kind != Quantized && cfg.Values.Kind != Quantized
-}
-
 // TestCachePrefillEqualsDecode: one Append of T tokens and one Attend with T
 // causal queries gives what T single-token steps (Append 1, Attend 1) give.
 //

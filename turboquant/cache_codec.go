@@ -13,7 +13,6 @@ import (
 // needs these operations, so the compressed and the baseline caches run the
 // same loops.
 type vecCodec interface {
-	size() int
 	encode(dst []byte, x []float32) error
 	// decode writes the vector a code stands for into dst (len dim).
 	decode(dst []float32, code []byte)
@@ -37,8 +36,6 @@ type vecQuery interface {
 // quantCodec is a vecCodec backed by a Quantizer.
 type quantCodec struct{ q *Quantizer }
 
-func (c quantCodec) size() int { return c.q.size }
-
 func (c quantCodec) encode(dst []byte, x []float32) error { return c.q.Encode(dst, x) }
 
 func (c quantCodec) decode(dst []float32, code []byte) { _ = c.q.Decode(dst, code) }
@@ -61,8 +58,6 @@ func (q quantQuery) score(code []byte) float32 { return q.qq.score(code) }
 
 // fp16Codec stores little-endian IEEE half floats.
 type fp16Codec struct{ dim int }
-
-func (c fp16Codec) size() int { return 2 * c.dim }
 
 func (c fp16Codec) encode(dst []byte, x []float32) error {
 	for _, v := range x {
@@ -108,8 +103,6 @@ func (c fp16Codec) finish(dst, acc []float32) { copy(dst, acc) }
 
 // fp32Codec stores little-endian float32.
 type fp32Codec struct{ dim int }
-
-func (c fp32Codec) size() int { return 4 * c.dim }
 
 func (c fp32Codec) encode(dst []byte, x []float32) error {
 	for i, v := range x {

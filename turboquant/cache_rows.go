@@ -276,7 +276,7 @@ type rowState struct {
 	codes, upgraded bool
 }
 
-func newRowState(g, d, n int) *rowState {
+func newRowState(g, d int) *rowState {
 	return &rowState{g: g, d: d, qk: make([]float32, g*d), qr: make([]float32, g*d), qmu: make([]float32, g),
 		qu: make([]float32, g*d), accU: make([]float32, g*d),
 		accK: make([]float32, g*d), accR: make([]float32, g*d), rawW: make([]float64, g), sum: make([]float32, g), max: make([]float32, g),
