@@ -2,8 +2,6 @@ package ann
 
 import (
 	"math"
-
-	"github.com/turboquant-go/tq/turboquant"
 )
 
 // byteLUT scores MSE codes whose bit width divides 8 one code byte at a
@@ -22,12 +20,12 @@ type byteLUT struct {
 	base, step float32
 }
 
-func (l *byteLUT) init(layout turboquant.CodeLayout) {
+func (l *byteLUT) init(layout codeLayout) {
 	l.rows = make([][256]uint16, layout.IndexBytes)
 	l.f = make([][256]float32, layout.IndexBytes)
 }
 
-func (l *byteLUT) build(rq []float32, layout turboquant.CodeLayout) {
+func (l *byteLUT) build(rq []float32, layout codeLayout) {
 	bits := layout.Bits
 	per := 8 / bits
 	mask := 1<<bits - 1

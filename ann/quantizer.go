@@ -143,7 +143,7 @@ type TQ struct {
 	cfg    Config
 	q      *turboquant.Quantizer
 	qDim   int // the turboquant dimension: Dim, or Dim padded to a multiple of 16 for Polar
-	layout turboquant.CodeLayout
+	layout codeLayout
 	mse    bool // layout describes the codes (single-part MSE)
 	// fast is set for MSE codes whose bit width divides 8: without SIMD they
 	// are scored through a per-byte lookup table.
@@ -192,7 +192,7 @@ func NewTQ(cfg Config) (*TQ, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	t.q = q
-	if l, ok := q.MSELayout(); ok {
+	if l, ok := mseLayout(q); ok {
 		t.layout, t.mse, t.fast = l, true, 8%l.Bits == 0
 		if l.Bits <= 4 && l.Norm == turboquant.FP16 {
 			t.kern = simd.NewCodebook(l.Centroids, l.Bits)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 // layerCodecs is what the attention kernels need to know about a layer's
@@ -20,7 +20,7 @@ type layerCodecs struct {
 // quantizers; every head of a layer has the same layout and codebooks
 // (outlier channels and seeds differ, and only the host-side query
 // preparation and final rotation see those).
-func buildLayerCodecs(v turboquant.LayerView, d int) (*layerCodecs, error) {
+func buildLayerCodecs(v kvcache.LayerView, d int) (*layerCodecs, error) {
 	lc := &layerCodecs{}
 	var err error
 	if lc.klay, lc.P, err = codecLayout(v.KeyCodec, v.Keys[0], d, false, &lc.cent); err != nil {
@@ -60,7 +60,7 @@ func sharedFloats(g, d, P, ncent int) int { return 2*g*d + g*P + ncent + threads
 // prepareQueries rotates and projects each query head's query with its KV
 // head's key quantizer (or copies it for passthrough keys), and computes
 // q·μ_k when keys are centred.
-func prepareQueries(v turboquant.LayerView, lc *layerCodecs, queries []float32, T, QH, d int) (*queryBatch, error) {
+func prepareQueries(v kvcache.LayerView, lc *layerCodecs, queries []float32, T, QH, d int) (*queryBatch, error) {
 	H := len(v.Keys)
 	g := QH / H
 	qb := &queryBatch{T: T, g: g, d: d, P: lc.P,
@@ -94,7 +94,7 @@ func prepareQueries(v turboquant.LayerView, lc *layerCodecs, queries []float32, 
 // compressed-token sum rotated back by the KV head's value quantizer, plus
 // the value mean times the compressed weight when centred, plus the fp16
 // sum, over the softmax denominator — as the CPU path does.
-func finishOutputs(v turboquant.LayerView, reduced []float32, out []float32, T, QH, d int) error {
+func finishOutputs(v kvcache.LayerView, reduced []float32, out []float32, T, QH, d int) error {
 	g := QH / len(v.Values)
 	stride := 4 + 2*d
 	tmp := make([]float32, d)

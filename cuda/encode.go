@@ -14,7 +14,7 @@ import (
 type Encoder struct {
 	dev    *Device
 	q      *turboquant.Quantizer
-	part   turboquant.KernelPart
+	part   turboquant.Part
 	plan   *rotationPlan
 	signs  *Buffer
 	bounds *Buffer
@@ -22,7 +22,7 @@ type Encoder struct {
 
 // NewEncoder prepares q's rotation and codebook on the device.
 func NewEncoder(dev *Device, q *turboquant.Quantizer) (*Encoder, error) {
-	parts := q.KernelParts()
+	parts := q.Parts()
 	if len(parts) != 1 || parts[0].Method != turboquant.MSE || parts[0].Correction != turboquant.NoCorrection {
 		return nil, fmt.Errorf("%w: device encode handles single-part MSE codes without correction", ErrUnsupported)
 	}
@@ -80,7 +80,7 @@ func (e *Encoder) EncodeDevice(codes, xs *Buffer) error {
 	shared := uint32(d * (8 + 4 + 1))
 	if err := e.dev.launch("tq_encode_mse", dim3{uint32(n), 1, 1}, dim3{uint32(d), 1, 1}, shared,
 		xs, int32(n), int32(d), int32(e.part.Bits), int32(e.part.Norm), int32(e.plan.rounds), e.signs, e.plan.final,
-		e.bounds, codes, int32(cs), int32(e.part.OffIdx), status); err != nil {
+		e.bounds, codes, int32(cs), int32(e.part.IndexOffset), status); err != nil {
 		return err
 	}
 	st := make([]int32, n)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -30,7 +31,7 @@ func openGPU(tb testing.TB) *Device {
 // gpuSequence fills a one-layer device sequence with n random tokens.
 func gpuSequence(tb testing.TB, dev *Device, preset string, H, g, d, n int) (*Pool, *Sequence) {
 	tb.Helper()
-	cfg, err := turboquant.Preset(preset, 1, H, H*g, d)
+	cfg, err := kvcache.Preset(preset, 1, H, H*g, d)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -122,8 +123,8 @@ func TestGPUDenseMatchesCPU(t *testing.T) {
 	dev := openGPU(t)
 	const n, H, g, d = 5000, 4, 2, 128
 	for _, fp32 := range []bool{false, true} {
-		cfg, _ := turboquant.Preset(map[bool]string{false: "fp16", true: "fp32"}[fp32], 1, H, H*g, d)
-		cpu, _ := turboquant.NewPool(cfg, 0)
+		cfg, _ := kvcache.Preset(map[bool]string{false: "fp16", true: "fp32"}[fp32], 1, H, H*g, d)
+		cpu, _ := kvcache.NewPool(cfg, 0)
 		s := cpu.NewSequence()
 		r := rand.New(rand.NewPCG(12, 13))
 		k, v := randVecs(r, n*H*d, 1), randVecs(r, n*H*d, 1)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -28,14 +29,14 @@ const (
 // quantizer, nil for passthrough codecs), appending its centroids to cent.
 // values refuses what the value path cannot accumulate (Prod's QJL
 // residual). It returns the layout and the sketch rows of its Prod parts.
-func codecLayout(cd turboquant.Codec, q *turboquant.Quantizer, dim int, values bool, cent *[]float32) ([]int32, int, error) {
+func codecLayout(cd kvcache.Storage, q *turboquant.Quantizer, dim int, values bool, cent *[]float32) ([]int32, int, error) {
 	lay := make([]int32, layoutInts)
 	switch cd.Kind {
-	case turboquant.Float16, turboquant.Float32:
+	case kvcache.Float16, kvcache.Float32:
 		lay[0], lay[1] = 1, int32(2*dim)
 		p := lay[2:]
 		p[pKind], p[pDim] = kindF16, int32(dim)
-		if cd.Kind == turboquant.Float32 {
+		if cd.Kind == kvcache.Float32 {
 			lay[1], p[pKind] = int32(4*dim), kindF32
 		}
 		return lay, 0, nil
@@ -43,7 +44,7 @@ func codecLayout(cd turboquant.Codec, q *turboquant.Quantizer, dim int, values b
 	if q == nil {
 		return nil, 0, fmt.Errorf("%w: quantized codec without a quantizer", ErrUnsupported)
 	}
-	parts := q.KernelParts()
+	parts := q.Parts()
 	if len(parts) > maxParts {
 		return nil, 0, fmt.Errorf("%w: %d code parts", ErrUnsupported, len(parts))
 	}
@@ -63,8 +64,8 @@ func codecLayout(cd turboquant.Codec, q *turboquant.Quantizer, dim int, values b
 			return nil, 0, fmt.Errorf("%w: %v codes", ErrUnsupported, kp.Method)
 		}
 		p[pDim], p[pBits], p[pPrec], p[pCorr] = int32(kp.Dim), int32(kp.Bits), int32(kp.Norm), int32(kp.Correction)
-		p[pOffCode], p[pOffNorm], p[pOffCorr], p[pOffIdx] = int32(kp.Offset), int32(kp.OffNorm), int32(kp.OffCorr), int32(kp.OffIdx)
-		p[pOffSigns], p[pOffGamma], p[pRows] = int32(kp.OffSigns), int32(kp.OffGamma), int32(kp.SketchRows)
+		p[pOffCode], p[pOffNorm], p[pOffCorr], p[pOffIdx] = int32(kp.Offset), int32(kp.NormOffset), int32(kp.CorrectionOffset), int32(kp.IndexOffset)
+		p[pOffSigns], p[pOffGamma], p[pRows] = int32(kp.SignsOffset), int32(kp.GammaOffset), int32(kp.SketchRows)
 		p[pCent], p[pRot], p[pProj] = int32(len(*cent)), int32(rot), int32(rows)
 		p[pQJLScale] = int32(math.Float32bits(kp.QJLScale))
 		*cent = append(*cent, kp.Centroids...)

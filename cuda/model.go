@@ -14,7 +14,7 @@ import (
 	"math"
 
 	"github.com/turboquant-go/tq/internal/half"
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 const log2e = float32(1.4426950408889634)
@@ -417,7 +417,7 @@ func runModel(m *layerMemory, q *queryBatch) []float32 {
 
 // hostMemory is the layerMemory of a layer view: the model reads the host
 // slices that the device path uploads.
-func hostMemory(v turboquant.LayerView, lc *layerCodecs, B, H int) *layerMemory {
+func hostMemory(v kvcache.LayerView, lc *layerCodecs, B, H int) *layerMemory {
 	return &layerMemory{klay: lc.klay, vlay: lc.vlay, cent: lc.cent, blocks: v.Blocks, B: B, H: H,
 		ksize: v.KeyCodeSize, vsize: v.ValueCodeSize, sink: v.SinkTokens, win: v.WindowRing,
 		nsink: v.Sinks, winStart: v.WindowStart, winCap: max(v.WindowCap, 1), winLen: v.Window, compressed: v.Compressed}

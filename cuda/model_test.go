@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/turboquant-go/tq/hadamard"
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/qjl"
 	"github.com/turboquant-go/tq/turboquant"
 )
@@ -23,13 +24,13 @@ func randVecs(r *rand.Rand, n int, scale float32) []float32 {
 // device does — kernel layouts, queries prepared on the host, the partial
 // and reduce kernels (their Go models), the host finish — over the
 // sequence's own stored bytes.
-func modelAttend(t *testing.T, seq *turboquant.Sequence, cfg turboquant.CacheConfig, layer int, queries []float32, chunk int) []float32 {
+func modelAttend(t *testing.T, seq *kvcache.Sequence, cfg kvcache.Config, layer int, queries []float32, chunk int) []float32 {
 	t.Helper()
 	d := cfg.HeadDim
 	T := len(queries) / (cfg.QHeads * d)
 	out := make([]float32, len(queries))
 	var err error
-	verr := seq.ViewLayer(layer, func(v turboquant.LayerView) {
+	verr := seq.ViewLayer(layer, func(v kvcache.LayerView) {
 		var lc *layerCodecs
 		if lc, err = buildLayerCodecs(v, d); err != nil {
 			return
@@ -60,13 +61,13 @@ func modelAttend(t *testing.T, seq *turboquant.Sequence, cfg turboquant.CacheCon
 
 type modelCase struct {
 	name string
-	cfg  turboquant.CacheConfig
+	cfg  kvcache.Config
 }
 
 func modelCases(t *testing.T) []modelCase {
 	var cases []modelCase
 	for _, p := range []string{"fp32", "fp16", "k8v4", "tq4", "tq3", "tq3.5", "tq2.5"} {
-		cfg, err := turboquant.Preset(p, 2, 2, 4, 128)
+		cfg, err := kvcache.Preset(p, 2, 2, 4, 128)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,14 +77,14 @@ func modelCases(t *testing.T) []modelCase {
 		cfg.BlockTokens = 16
 		cases = append(cases, modelCase{p, cfg})
 	}
-	c, _ := turboquant.Preset("tq3", 1, 2, 8, 64)
+	c, _ := kvcache.Preset("tq3", 1, 2, 8, 64)
 	c.Center, c.Window, c.Sinks, c.BlockTokens = true, 8, 2, 32
 	cases = append(cases, modelCase{"tq3-center-d64-g4", c})
-	c, _ = turboquant.Preset("tq4", 1, 1, 3, 128)
-	c.Keys = turboquant.Codec{Kind: turboquant.Quantized, Method: turboquant.Prod, Bits: 4}
+	c, _ = kvcache.Preset("tq4", 1, 1, 3, 128)
+	c.Keys = kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.Prod, Bits: 4}
 	c.Window, c.Sinks = 0, 0
 	cases = append(cases, modelCase{"prod-keys", c})
-	c, _ = turboquant.Preset("tq3", 1, 2, 2, 128)
+	c, _ = kvcache.Preset("tq3", 1, 2, 2, 128)
 	c.Keys.Norm, c.Values.Norm = turboquant.FP32, turboquant.FP32
 	c.Keys.Correction = turboquant.Unbiased
 	c.Window, c.Sinks = 0, 0
@@ -100,7 +101,7 @@ func TestAttendModelMatchesCPU(t *testing.T) {
 	for _, tc := range modelCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
-			pool, err := turboquant.NewPool(cfg, 0)
+			pool, err := kvcache.NewPool(cfg, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +173,7 @@ func TestRotationPlanMatchesHadamard(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rot := q.KernelParts()[0].Rotation
+			rot := q.Parts()[0].Rotation
 			plan, err := newRotationPlan(rot)
 			if err != nil {
 				t.Fatal(err)
@@ -215,7 +216,7 @@ func mustRotation(t *testing.T, dim int) *hadamard.Rotation {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return q.KernelParts()[0].Rotation
+	return q.Parts()[0].Rotation
 }
 
 // TestEncodeModelMatchesCPU holds the encode kernel's model to
@@ -230,7 +231,7 @@ func TestEncodeModelMatchesCPU(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				kp := q.KernelParts()[0]
+				kp := q.Parts()[0]
 				plan, err := newRotationPlan(kp.Rotation)
 				if err != nil {
 					t.Fatal(err)
@@ -246,7 +247,7 @@ func TestEncodeModelMatchesCPU(t *testing.T) {
 				}
 				codes := make([]byte, n*q.CodeSize())
 				status := make([]int32, n)
-				modelEncodeMSE(xs, dim, bits, int32(prec), plan, kp.Boundaries, codes, q.CodeSize(), kp.OffIdx, status)
+				modelEncodeMSE(xs, dim, bits, int32(prec), plan, kp.Boundaries, codes, q.CodeSize(), kp.IndexOffset, status)
 				want := make([]byte, q.CodeSize())
 				for v := range n {
 					err := q.Encode(want, xs[v*dim:(v+1)*dim])

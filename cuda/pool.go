@@ -7,14 +7,15 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
 // Pool is a KV cache pool whose sequences keep their tokens in device
 // memory and run attention on the GPU, with the same configuration,
-// presets, budget and snapshot format as turboquant.Pool.
+// presets, budget and snapshot format as kvcache.Pool.
 //
-// Each Sequence is a turboquant.Sequence that does the bookkeeping (token
+// Each Sequence is a kvcache.Sequence that does the bookkeeping (token
 // placement, the fp16 window and sinks, encoding on the host, forks,
 // truncation, snapshots) plus a device copy of every byte that attention
 // reads: the compressed blocks, the sink and window tokens, the code
@@ -23,8 +24,8 @@ import (
 // here restores into a CPU pool and back.
 type Pool struct {
 	dev  *Device
-	host *turboquant.Pool
-	cfg  turboquant.CacheConfig
+	host *kvcache.Pool
+	cfg  kvcache.Config
 	exec executor
 	// Chunk fixes the tokens per split (0: chosen per call from the
 	// context length and the device's multiprocessors).
@@ -39,13 +40,13 @@ type executor interface {
 }
 
 // NewPool returns a device pool for cfg with a budget in bytes (≤ 0:
-// unlimited), counted as turboquant.Pool counts it; the device holds the
+// unlimited), counted as kvcache.Pool counts it; the device holds the
 // same bytes again. Configurations the kernels do not handle (PolarQuant
 // codes, Prod-quantized values, more than 16 query heads per KV head,
 // head dims whose working set does not fit in shared memory) give
 // ErrUnsupported.
-func NewPool(dev *Device, cfg turboquant.CacheConfig, budget int64) (*Pool, error) {
-	host, err := turboquant.NewPool(cfg, budget)
+func NewPool(dev *Device, cfg kvcache.Config, budget int64) (*Pool, error) {
+	host, err := kvcache.NewPool(cfg, budget)
 	if err != nil {
 		return nil, err
 	}
@@ -56,19 +57,19 @@ func NewPool(dev *Device, cfg turboquant.CacheConfig, budget int64) (*Pool, erro
 	return &Pool{dev: dev, host: host, cfg: cfg, exec: deviceExecutor{}}, nil
 }
 
-func checkSupported(cfg turboquant.CacheConfig) error {
+func checkSupported(cfg kvcache.Config) error {
 	g := cfg.QHeads / cfg.KVHeads
 	if g > maxGroup {
 		return fmt.Errorf("%w: %d query heads per KV head (at most %d)", ErrUnsupported, g, maxGroup)
 	}
-	codecs := []turboquant.LayerCodecs{{Keys: cfg.Keys, Values: cfg.Values}}
+	codecs := []kvcache.LayerStorage{{Keys: cfg.Keys, Values: cfg.Values}}
 	for _, o := range cfg.Overrides {
 		codecs = append(codecs, o)
 	}
 	P := 0
 	for _, lc := range codecs {
-		for i, cd := range []turboquant.Codec{lc.Keys, lc.Values} {
-			if cd.Kind != turboquant.Quantized {
+		for i, cd := range []kvcache.Storage{lc.Keys, lc.Values} {
+			if cd.Kind != kvcache.Quantized {
 				continue
 			}
 			switch {
@@ -89,15 +90,15 @@ func checkSupported(cfg turboquant.CacheConfig) error {
 }
 
 // Config is the pool's configuration, defaults filled in.
-func (p *Pool) Config() turboquant.CacheConfig { return p.cfg }
+func (p *Pool) Config() kvcache.Config { return p.cfg }
 
 // Host is the CPU pool that does the sequences' bookkeeping.
-func (p *Pool) Host() *turboquant.Pool { return p.host }
+func (p *Pool) Host() *kvcache.Pool { return p.host }
 
 // NewSequence returns an empty sequence.
 func (p *Pool) NewSequence() *Sequence { return p.wrap(p.host.NewSequence()) }
 
-// ReadSequence restores a snapshot (from this pool, a turboquant.Pool or
+// ReadSequence restores a snapshot (from this pool, a kvcache.Pool or
 // another device pool of the same configuration) and uploads it.
 func (p *Pool) ReadSequence(r io.Reader) (*Sequence, error) {
 	hs, err := p.host.ReadSequence(r)
@@ -112,22 +113,22 @@ func (p *Pool) ReadSequence(r io.Reader) (*Sequence, error) {
 	return s, nil
 }
 
-func (p *Pool) wrap(hs *turboquant.Sequence) *Sequence {
+func (p *Pool) wrap(hs *kvcache.Sequence) *Sequence {
 	return &Sequence{pool: p, host: hs, layers: make([]devLayer, p.cfg.Layers)}
 }
 
 // Sequence is one sequence of a device pool; it implements
-// turboquant.Cache.
+// kvcache.Cache.
 type Sequence struct {
 	pool    *Pool
 	mu      sync.Mutex
-	host    *turboquant.Sequence
+	host    *kvcache.Sequence
 	layers  []devLayer
 	scratch map[string]*Buffer
 	closed  bool
 }
 
-var _ turboquant.Cache = (*Sequence)(nil)
+var _ kvcache.Cache = (*Sequence)(nil)
 
 // devLayer is the device copy of one layer.
 type devLayer struct {
@@ -191,14 +192,14 @@ func (s *Sequence) sync(layer, appended int) error {
 	cfg := s.pool.cfg
 	l := &s.layers[layer]
 	var err error
-	verr := s.host.ViewLayer(layer, func(v turboquant.LayerView) { err = s.syncView(l, v, appended, cfg) })
+	verr := s.host.ViewLayer(layer, func(v kvcache.LayerView) { err = s.syncView(l, v, appended, cfg) })
 	if verr != nil {
 		return verr
 	}
 	return err
 }
 
-func (s *Sequence) syncView(l *devLayer, v turboquant.LayerView, appended int, cfg turboquant.CacheConfig) error {
+func (s *Sequence) syncView(l *devLayer, v kvcache.LayerView, appended int, cfg kvcache.Config) error {
 	if !v.Appended {
 		s.freeLayer(l)
 		return nil
@@ -309,7 +310,7 @@ func (s *Sequence) syncAll() error {
 
 func (s *Sequence) check() error {
 	if s.closed {
-		return turboquant.ErrClosed
+		return kvcache.ErrClosed
 	}
 	return nil
 }
@@ -375,7 +376,7 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	T := len(queries) / row
 	l := &s.layers[layer]
 	var err error
-	verr := s.host.ViewLayer(layer, func(v turboquant.LayerView) {
+	verr := s.host.ViewLayer(layer, func(v kvcache.LayerView) {
 		n := v.Sinks + v.Compressed + v.Window
 		if T > n {
 			err = fmt.Errorf("%w: %d queries but layer %d holds %d tokens (append before attending)", turboquant.ErrLength, T, layer, n)
@@ -402,7 +403,7 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 }
 
 // batch prepares the kernels' query input for T queries over n tokens.
-func (s *Sequence) batch(v turboquant.LayerView, l *devLayer, queries []float32, T, n int) (*queryBatch, error) {
+func (s *Sequence) batch(v kvcache.LayerView, l *devLayer, queries []float32, T, n int) (*queryBatch, error) {
 	cfg := s.pool.cfg
 	qb, err := prepareQueries(v, l.lc, queries, T, cfg.QHeads, cfg.HeadDim)
 	if err != nil {
@@ -435,7 +436,7 @@ func (s *Sequence) KernelTime(layer int, queries []float32, reps int) (float32, 
 	l := &s.layers[layer]
 	var ms float32
 	var err error
-	verr := s.host.ViewLayer(layer, func(v turboquant.LayerView) {
+	verr := s.host.ViewLayer(layer, func(v kvcache.LayerView) {
 		n := v.Sinks + v.Compressed + v.Window
 		if l.lc == nil || n == 0 {
 			err = fmt.Errorf("%w: layer %d is empty", turboquant.ErrLength, layer)
@@ -631,4 +632,4 @@ func (s *Sequence) Fork() (*Sequence, error) {
 
 // Stats reports the host sequence's memory (the device holds the same
 // bytes plus small per-layer tables).
-func (s *Sequence) Stats() turboquant.CacheStats { return s.host.Stats() }
+func (s *Sequence) Stats() kvcache.Stats { return s.host.Stats() }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -79,7 +80,7 @@ func TestPoolOnStubMatchesCPU(t *testing.T) {
 	dev, _ := openStub(t)
 	for _, preset := range []string{"fp16", "k8v4", "tq3", "tq2.5"} {
 		t.Run(preset, func(t *testing.T) {
-			cfg, err := turboquant.Preset(preset, 2, 2, 4, 64)
+			cfg, err := kvcache.Preset(preset, 2, 2, 4, 64)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -92,7 +93,7 @@ func TestPoolOnStubMatchesCPU(t *testing.T) {
 				t.Fatal(err)
 			}
 			gpu.exec = modelExecutor{}
-			cpu, err := turboquant.NewPool(cfg, 0)
+			cpu, err := kvcache.NewPool(cfg, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,7 +113,7 @@ func TestPoolOnStubMatchesCPU(t *testing.T) {
 					}
 				}
 			}
-			compare := func(what string, g turboquant.Cache, c turboquant.Cache, T int) {
+			compare := func(what string, g kvcache.Cache, c kvcache.Cache, T int) {
 				t.Helper()
 				for _, chunk := range []int{0, 32} {
 					gpu.Chunk = chunk
@@ -215,14 +216,14 @@ func TestPoolOnStubMatchesCPU(t *testing.T) {
 
 func TestPoolErrors(t *testing.T) {
 	dev, _ := openStub(t)
-	cfg, _ := turboquant.Preset("tq3", 1, 2, 4, 64)
+	cfg, _ := kvcache.Preset("tq3", 1, 2, 4, 64)
 	bad := cfg
-	bad.Values = turboquant.Codec{Kind: turboquant.Quantized, Method: turboquant.Prod, Bits: 3}
+	bad.Values = kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.Prod, Bits: 3}
 	if _, err := NewPool(dev, bad, 0); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("prod values: %v, want ErrUnsupported", err)
 	}
 	bad = cfg
-	bad.Keys = turboquant.Codec{Kind: turboquant.Quantized, Method: turboquant.Polar}
+	bad.Keys = kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.Polar}
 	if _, err := NewPool(dev, bad, 0); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("polar keys: %v, want ErrUnsupported", err)
 	}
@@ -231,7 +232,7 @@ func TestPoolErrors(t *testing.T) {
 	if _, err := NewPool(dev, bad, 0); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("32 query heads per KV head: %v, want ErrUnsupported", err)
 	}
-	if _, err := NewPool(dev, turboquant.CacheConfig{}, 0); !errors.Is(err, turboquant.ErrConfig) {
+	if _, err := NewPool(dev, kvcache.Config{}, 0); !errors.Is(err, turboquant.ErrConfig) {
 		t.Errorf("empty config: %v, want ErrConfig", err)
 	}
 	p, err := NewPool(dev, cfg, 1<<10)
@@ -241,7 +242,7 @@ func TestPoolErrors(t *testing.T) {
 	p.exec = modelExecutor{}
 	s := p.NewSequence()
 	row := 2 * 64
-	if err := s.Append(0, make([]float32, 200*row), make([]float32, 200*row)); !errors.Is(err, turboquant.ErrCacheFull) {
+	if err := s.Append(0, make([]float32, 200*row), make([]float32, 200*row)); !errors.Is(err, kvcache.ErrCacheFull) {
 		t.Errorf("over budget: %v, want ErrCacheFull", err)
 	}
 	if err := s.Attend(0, make([]float32, 4*64), make([]float32, 4*64)); !errors.Is(err, turboquant.ErrLength) {
@@ -251,10 +252,10 @@ func TestPoolErrors(t *testing.T) {
 		t.Errorf("attend on layer 3: %v, want ErrLength", err)
 	}
 	_ = s.Close()
-	if err := s.Append(0, make([]float32, row), make([]float32, row)); !errors.Is(err, turboquant.ErrClosed) {
+	if err := s.Append(0, make([]float32, row), make([]float32, row)); !errors.Is(err, kvcache.ErrClosed) {
 		t.Errorf("append after close: %v, want ErrClosed", err)
 	}
-	if _, err := p.ReadSequence(bytes.NewReader([]byte("TQKV junk"))); !errors.Is(err, turboquant.ErrSnapshot) {
+	if _, err := p.ReadSequence(bytes.NewReader([]byte("TQKV junk"))); !errors.Is(err, kvcache.ErrSnapshot) {
 		t.Errorf("junk snapshot: %v, want ErrSnapshot", err)
 	}
 }

@@ -57,8 +57,17 @@ func New(dim int) (*Quantizer, error) {
 	q.l2Off = q.l1Off + 4*n
 	q.l3Off = q.l2Off + n
 	q.l4Bit = 4 * n
-	q.size = q.l3Off + (6*n+7)/8
+	q.size = CodeSize(dim)
 	return q, nil
+}
+
+// CodeSize is the exact number of bytes of one code of dimension dim (a
+// positive multiple of 16): dim/16 fp16 radii, then the angle indices at 4
+// bits (level 1) and 2 bits (levels 2–4). It is the size New's Quantizer
+// reports, computed without building one.
+func CodeSize(dim int) int {
+	n := dim / blockLen
+	return 2*n + 4*n + n + (6*n+7)/8
 }
 
 // Dim returns the vector dimension.

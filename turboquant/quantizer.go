@@ -13,7 +13,7 @@ import (
 // Encode, Decode and Query scoring do not allocate in steady state.
 type Quantizer struct {
 	cfg   Config
-	parts []*codec
+	parts []*part
 	// channels[i] lists the input channels of parts[i] (nil when there is a
 	// single part covering all channels in order).
 	channels [][]int
@@ -39,21 +39,21 @@ func New(cfg Config) (*Quantizer, error) {
 			regular = append(regular, ch)
 		}
 		q.channels = [][]int{regular, o.Channels}
-		reg, err := newCodec(len(regular), cfg.Bits, cfg, 0)
+		reg, err := newPart(len(regular), cfg.Bits, cfg, 0)
 		if err != nil {
 			return nil, err
 		}
-		out, err := newCodec(len(o.Channels), o.Bits, cfg, 1)
+		out, err := newPart(len(o.Channels), o.Bits, cfg, 1)
 		if err != nil {
 			return nil, err
 		}
-		q.parts = []*codec{reg, out}
+		q.parts = []*part{reg, out}
 	} else {
-		c, err := newCodec(cfg.Dim, cfg.Bits, cfg, 0)
+		c, err := newPart(cfg.Dim, cfg.Bits, cfg, 0)
 		if err != nil {
 			return nil, err
 		}
-		q.parts = []*codec{c}
+		q.parts = []*part{c}
 	}
 	skLen := 0
 	for _, p := range q.parts {
@@ -242,71 +242,3 @@ func (q *Quantizer) Norm(code []byte) (float32, error) {
 	return float32(math.Sqrt(ss)), nil
 }
 
-// AccumulateRotated adds w·x̃ for the vector x̃ that code decodes to into
-// acc, kept in the quantizer's rotated domain (len Dim): attention sums
-// weighted values there and rotates back once with FinishRotated, instead of
-// decoding every value. It does not allocate.
-func (q *Quantizer) AccumulateRotated(acc []float32, w float32, code []byte) error {
-	if len(acc) != q.cfg.Dim {
-		return fmt.Errorf("%w: accumulator has %d components, quantizer dim is %d", ErrLength, len(acc), q.cfg.Dim)
-	}
-	if len(code) < q.size {
-		return fmt.Errorf("%w: code of %d bytes, need %d", ErrLength, len(code), q.size)
-	}
-	s := q.get()
-	q.accumulate(acc, w, code, s)
-	q.put(s)
-	return nil
-}
-
-// accumulate is AccumulateRotated after validation. The parts' rotated
-// domains are laid side by side in acc, in part order.
-func (q *Quantizer) accumulate(acc []float32, w float32, code []byte, s *scratch) {
-	off, coff := 0, 0
-	for _, p := range q.parts {
-		p.accumulate(acc[off:off+p.dim], w, code[coff:coff+p.size], s)
-		off += p.dim
-		coff += p.size
-	}
-}
-
-// accumulateGroup adds ws[i]·Π·x̃ to accs[i] for every i: the query heads of
-// a grouped-query attention group share each value, which is unpacked once.
-func (q *Quantizer) accumulateGroup(accs [][]float32, ws []float32, code []byte, s *scratch) {
-	off, coff := 0, 0
-	for _, p := range q.parts {
-		v, f := p.rotatedTerms(code[coff:coff+p.size], s)
-		for i, acc := range accs {
-			w := ws[i] * f
-			acc = acc[off : off+len(v)]
-			for j, x := range v {
-				acc[j] += w * x
-			}
-		}
-		off += p.dim
-		coff += p.size
-	}
-}
-
-// FinishRotated maps an accumulator filled by AccumulateRotated back to the
-// original domain: dst = Πᵀ·acc (per part, channels scattered back). acc is
-// left unspecified. It does not allocate.
-func (q *Quantizer) FinishRotated(dst, acc []float32) error {
-	if len(dst) != q.cfg.Dim || len(acc) != q.cfg.Dim {
-		return fmt.Errorf("%w: finish with %d and %d components, quantizer dim is %d", ErrLength, len(dst), len(acc), q.cfg.Dim)
-	}
-	if q.channels == nil {
-		q.parts[0].rot.Inverse(dst, acc)
-		return nil
-	}
-	off := 0
-	for i, p := range q.parts {
-		sub := acc[off : off+p.dim]
-		p.rot.Inverse(sub, sub)
-		for j, ch := range q.channels[i] {
-			dst[ch] = sub[j]
-		}
-		off += p.dim
-	}
-	return nil
-}

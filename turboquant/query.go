@@ -18,9 +18,9 @@ type Query struct {
 	gather [2][]float32
 }
 
-// partQuery is the prepared query of one codec.
+// partQuery is the prepared query of one part.
 type partQuery struct {
-	c  *codec
+	c  *part
 	rq []float32 // the rotated query
 	// lut holds rq[j]·centroid[k] at j<<bits+k for bits ≤ maxLUTBits, so a
 	// coordinate costs one lookup and no multiply.

@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 // ErrShape is wrapped by errors about mismatched lengths and shapes of the
@@ -15,8 +15,8 @@ import (
 var ErrShape = errors.New("validate: shape mismatch")
 
 // Attention is the part of a KV cache the measurements use;
-// *turboquant.Sequence implements it. Keys and values are [T][KVHeads][d],
-// queries and outputs [T][QHeads][d], as turboquant.Cache documents.
+// *kvcache.Sequence implements it. Keys and values are [T][KVHeads][d],
+// queries and outputs [T][QHeads][d], as kvcache.Cache documents.
 type Attention interface {
 	Append(layer int, keys, values []float32) error
 	Logits(layer, qHead int, query, dst []float32) error
@@ -29,16 +29,16 @@ type Builder func(kvHeads, qHeads, headDim int) (Attention, error)
 
 // PresetBuilder builds turboquant sequences of a named preset (one layer),
 // adjusted by adjust when it is not nil.
-func PresetBuilder(preset string, adjust func(*turboquant.CacheConfig)) Builder {
+func PresetBuilder(preset string, adjust func(*kvcache.Config)) Builder {
 	return func(kvHeads, qHeads, headDim int) (Attention, error) {
-		cfg, err := turboquant.Preset(preset, 1, kvHeads, qHeads, headDim)
+		cfg, err := kvcache.Preset(preset, 1, kvHeads, qHeads, headDim)
 		if err != nil {
 			return nil, err
 		}
 		if adjust != nil {
 			adjust(&cfg)
 		}
-		pool, err := turboquant.NewPool(cfg, 0)
+		pool, err := kvcache.NewPool(cfg, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +117,7 @@ func (r *roundTrip) Attend(layer int, queries, out []float32) error {
 	return nil
 }
 
-// Truncate keeps the first n tokens, as turboquant.Sequence.Truncate does.
+// Truncate keeps the first n tokens, as kvcache.Sequence.Truncate does.
 func (r *roundTrip) Truncate(n int) error {
 	if n < 0 || n > r.len() {
 		return fmt.Errorf("%w: truncate to %d of %d tokens", ErrShape, n, r.len())

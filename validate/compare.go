@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -78,9 +79,9 @@ type chunkModel struct {
 // PresetContender runs a cache preset through turboquant's KV cache with no
 // fp16 window or sinks (every token compressed); adjust, if not nil, edits
 // the configuration after that (e.g. to set Center).
-func PresetContender(preset string, adjust func(*turboquant.CacheConfig)) Contender {
-	config := func(heads, dim int) (turboquant.CacheConfig, bool, error) {
-		cfg, err := turboquant.Preset(preset, 1, heads, heads, dim)
+func PresetContender(preset string, adjust func(*kvcache.Config)) Contender {
+	config := func(heads, dim int) (kvcache.Config, bool, error) {
+		cfg, err := kvcache.Preset(preset, 1, heads, heads, dim)
 		if err != nil {
 			return cfg, false, err
 		}
@@ -113,8 +114,8 @@ func PresetContender(preset string, adjust func(*turboquant.CacheConfig)) Conten
 			}
 			bits := 8 * seq.Stats().LiveBytes
 			if cfg.Center { // one fp32 mean per quantized codec and head
-				for _, cd := range []turboquant.Codec{cfg.Keys, cfg.Values} {
-					if cd.Kind == turboquant.Quantized {
+				for _, cd := range []kvcache.Storage{cfg.Keys, cfg.Values} {
+					if cd.Kind == kvcache.Quantized {
 						bits += int64(32 * H * d)
 					}
 				}
@@ -437,12 +438,12 @@ func Compare(kv *RealKV, layer int, contenders []Contender) ([]CompareRow, error
 // preset, plain and centred, and every baseline of Baselines.
 func ComparisonContenders() []Contender {
 	var out []Contender
-	for _, p := range turboquant.PresetNames {
+	for _, p := range kvcache.PresetNames {
 		if p == "fp32" || p == "fp16" {
 			continue
 		}
 		for _, c := range []bool{false, true} {
-			out = append(out, PresetContender(p, func(cfg *turboquant.CacheConfig) { cfg.Center = c }))
+			out = append(out, PresetContender(p, func(cfg *kvcache.Config) { cfg.Center = c }))
 		}
 	}
 	for _, b := range Baselines() {

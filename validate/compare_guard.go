@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -175,8 +176,8 @@ func CacheStreamContender(preset string, budget float64, keysOnly bool, stream G
 	if keysOnly {
 		name = fmt.Sprintf("%s keys @%.3g", preset, budget)
 	}
-	config := func(heads, dim int) (turboquant.CacheConfig, error) {
-		cfg, err := turboquant.Preset(preset, 1, heads, heads, dim)
+	config := func(heads, dim int) (kvcache.Config, error) {
+		cfg, err := kvcache.Preset(preset, 1, heads, heads, dim)
 		if err != nil {
 			return cfg, err
 		}
@@ -205,7 +206,7 @@ func CacheStreamContender(preset string, budget float64, keysOnly bool, stream G
 			if err != nil {
 				return nil, err
 			}
-			pool, err := turboquant.NewPool(cfg, 0)
+			pool, err := kvcache.NewPool(cfg, 0)
 			if err != nil {
 				return nil, err
 			}

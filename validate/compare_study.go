@@ -3,6 +3,7 @@ package validate
 import (
 	"fmt"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -100,7 +101,7 @@ func OutlierStudyContenders() []Contender {
 	var out []Contender
 	for _, s := range OutlierSplits {
 		for _, center := range []bool{false, true} {
-			out = append(out, PresetContender(s.Name, func(c *turboquant.CacheConfig) { c.Center = center }))
+			out = append(out, PresetContender(s.Name, func(c *kvcache.Config) { c.Center = center }))
 			for _, ch := range []OutlierChoice{ByNorm, ByCentredNorm, Fixed} {
 				if ch == ByCentredNorm && !center {
 					continue

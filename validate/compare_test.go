@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -17,7 +18,7 @@ func TestCompareMatchesMeasureRealKV(t *testing.T) {
 	kv, err := LoadEmbeddedRealKV()
 	require.NoError(t, err)
 	for _, center := range []bool{false, true} {
-		adjust := func(c *turboquant.CacheConfig) { c.Window, c.Sinks, c.Center = 0, 0, center }
+		adjust := func(c *kvcache.Config) { c.Window, c.Sinks, c.Center = 0, 0, center }
 		want, err := MeasureRealKV(kv, 0, "tq3", adjust)
 		require.NoError(t, err)
 		study := QuantizerContender("tq3-decoded", "study", center, func(int) float64 { return 3.25 },
@@ -26,7 +27,7 @@ func TestCompareMatchesMeasureRealKV(t *testing.T) {
 				return c, c, nil
 			})
 		rows, err := Compare(kv, 0, []Contender{
-			PresetContender("tq3", func(c *turboquant.CacheConfig) { c.Center = center }),
+			PresetContender("tq3", func(c *kvcache.Config) { c.Center = center }),
 			study,
 		})
 		require.NoError(t, err)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 // Fidelity compares a cache configuration's attention with exact float64
@@ -130,7 +130,7 @@ func (a *fidelityAcc) fill(f *Fidelity) {
 // presetStorage returns a configuration's bits per coordinate (keys and
 // values averaged, layer 0's codecs) and stored bytes per token per KV head
 // when every token is compressed.
-func presetStorage(cfg turboquant.CacheConfig) (bitsPerValue, bytesPerTokenHead float64) {
+func presetStorage(cfg kvcache.Config) (bitsPerValue, bytesPerTokenHead float64) {
 	k, v := cfg.Keys, cfg.Values
 	if o, ok := cfg.Overrides[0]; ok {
 		k, v = o.Keys, o.Values
@@ -145,7 +145,7 @@ func presetStorage(cfg turboquant.CacheConfig) (bitsPerValue, bytesPerTokenHead 
 // (its keys and values appended in one prefill); every query of the chunk
 // is scored against every key of it, as the bidirectional encoder does, and
 // the output error is that of each chunk's last query.
-func MeasureRealKV(kv *RealKV, layer int, preset string, adjust func(*turboquant.CacheConfig)) (Fidelity, error) {
+func MeasureRealKV(kv *RealKV, layer int, preset string, adjust func(*kvcache.Config)) (Fidelity, error) {
 	f := Fidelity{Preset: preset, Workload: "real", Layer: layer}
 	acc := newFidelityAcc()
 	var liveBytes, tokenHeads float64
@@ -155,7 +155,7 @@ func MeasureRealKV(kv *RealKV, layer int, preset string, adjust func(*turboquant
 			return f, fmt.Errorf("%w: chunk %d has no layer %d", ErrRealKV, ci, layer)
 		}
 		H, T, d := l.Heads, l.Tokens, l.HeadDim
-		cfg, err := turboquant.Preset(preset, 1, H, H, d)
+		cfg, err := kvcache.Preset(preset, 1, H, H, d)
 		if err != nil {
 			return f, err
 		}

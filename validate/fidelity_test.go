@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 func TestTopKAndSets(t *testing.T) {
@@ -103,7 +103,7 @@ func TestMeasureRealKV(t *testing.T) {
 	assert.Equal(t, 32.0, f.BitsPerValue)
 	assert.Equal(t, kv.Tokens(1), f.Tokens)
 
-	g, err := MeasureRealKV(kv, 1, "tq3", func(c *turboquant.CacheConfig) { c.Window, c.Sinks = 0, 0 })
+	g, err := MeasureRealKV(kv, 1, "tq3", func(c *kvcache.Config) { c.Window, c.Sinks = 0, 0 })
 	require.NoError(t, err)
 	assert.Less(t, g.AttnCosine, 0.999)
 	assert.Greater(t, g.AttnCosine, 0.95)

@@ -5,10 +5,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
-func noWindow(c *turboquant.CacheConfig) { c.Window, c.Sinks = 0, 0 }
+func noWindow(c *kvcache.Config) { c.Window, c.Sinks = 0, 0 }
 
 func TestNIAHCalibration(t *testing.T) {
 	s, err := DefaultSynthKV()

@@ -10,7 +10,7 @@ import (
 	"os"
 
 	"github.com/turboquant-go/tq/internal/half"
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 // ErrRealKV is wrapped by every error LoadRealKV returns for malformed,
@@ -179,8 +179,8 @@ func LoadRealKV(r io.Reader) (*RealKV, error) {
 
 // prefill returns a one-layer sequence of cfg holding the layer's keys and
 // values, appended in one prefill.
-func (l *RealKVLayer) prefill(cfg turboquant.CacheConfig) (*turboquant.Sequence, error) {
-	pool, err := turboquant.NewPool(cfg, 0)
+func (l *RealKVLayer) prefill(cfg kvcache.Config) (*kvcache.Sequence, error) {
+	pool, err := kvcache.NewPool(cfg, 0)
 	if err != nil {
 		return nil, err
 	}

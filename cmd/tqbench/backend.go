@@ -14,7 +14,7 @@ import (
 
 	"github.com/turboquant-go/tq/cuda"
 	"github.com/turboquant-go/tq/internal/simd"
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 func init() {
@@ -33,7 +33,7 @@ type openedBackend struct {
 	detail string
 	dev    *cuda.Device // cuda only
 	// newCache returns an empty cache of the backend for cfg.
-	newCache func(cfg turboquant.CacheConfig, budget int64) (turboquant.Cache, error)
+	newCache func(cfg kvcache.Config, budget int64) (kvcache.Cache, error)
 	close    func()
 }
 
@@ -54,8 +54,8 @@ func openBackend(name string) (*openedBackend, error) {
 		}
 		detail := map[string]string{"generic": "pure Go", "avx2": "AVX2/FMA/F16C kernels", "neon": "NEON kernels"}[name]
 		return &openedBackend{name: name, detail: detail + " (" + runtime.GOARCH + ")", close: restore,
-			newCache: func(cfg turboquant.CacheConfig, budget int64) (turboquant.Cache, error) {
-				p, err := turboquant.NewPool(cfg, budget)
+			newCache: func(cfg kvcache.Config, budget int64) (kvcache.Cache, error) {
+				p, err := kvcache.NewPool(cfg, budget)
 				if err != nil {
 					return nil, err
 				}
@@ -73,7 +73,7 @@ func openBackend(name string) (*openedBackend, error) {
 			detail: fmt.Sprintf("%s, compute capability %d.%d, %d SMs, %d MiB, driver %d, %s",
 				dev.Name(), major, minor, dev.Multiprocessors(), dev.Memory()>>20, dev.DriverVersion(), dev.LibraryPath()),
 			close: func() { _ = dev.Close() },
-			newCache: func(cfg turboquant.CacheConfig, budget int64) (turboquant.Cache, error) {
+			newCache: func(cfg kvcache.Config, budget int64) (kvcache.Cache, error) {
 				p, err := cuda.NewPool(dev, cfg, budget)
 				if err != nil {
 					return nil, err
@@ -138,7 +138,7 @@ func runBackend(args []string, stdout io.Writer) error {
 // backend with the same n random tokens, times decode steps on the backend
 // and compares its attention output with the generic one.
 func backendRun(b *openedBackend, preset string, n, H, g, d, steps int) (string, error) {
-	cfg, err := turboquant.Preset(preset, 1, H, H*g, d)
+	cfg, err := kvcache.Preset(preset, 1, H, H*g, d)
 	if err != nil {
 		return "", err
 	}
@@ -147,7 +147,7 @@ func backendRun(b *openedBackend, preset string, n, H, g, d, steps int) (string,
 		return "", err
 	}
 	defer c.Close()
-	gp, err := turboquant.NewPool(cfg, 0)
+	gp, err := kvcache.NewPool(cfg, 0)
 	if err != nil {
 		return "", err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -93,7 +94,7 @@ func TestPlanExactBytes(t *testing.T) {
 	require.Len(t, rows, 2)
 	assert.Equal(t, []string{"budget_bytes", "bytes", "bytes_per_token", "fp16_bytes", "head_dim", "kv_heads", "model_layers",
 		"preset", "ratio_vs_fp16", "sequences_in_budget", "sinks", "tokens", "window"}, keys[0])
-	cfg, err := turboquant.Preset("tq3", 32, 8, 8, 128)
+	cfg, err := kvcache.Preset("tq3", 32, 8, 8, 128)
 	require.NoError(t, err)
 	want, err := cfg.PlanBytes(131072)
 	require.NoError(t, err)
@@ -146,7 +147,7 @@ func TestDefaultReportQuick(t *testing.T) {
 	out, err := runCLI(t, "--quick", "--json")
 	require.NoError(t, err)
 	rows, keys := jsonKeys(t, out)
-	require.Len(t, rows, 2*len(turboquant.PresetNames)+len(turboquant.PresetNames), "2 lengths + real, per preset")
+	require.Len(t, rows, 2*len(kvcache.PresetNames)+len(kvcache.PresetNames), "2 lengths + real, per preset")
 	hasKeys(t, keys[0], fidelityKeys, []string{"ns_per_step", "speedup_vs_fp16", "speedup_vs_fp32", "floor_fraction",
 		"niah_pass_rate", "bytes_per_token"})
 	assert.Equal(t, "real", rows[len(rows)-1]["workload"])

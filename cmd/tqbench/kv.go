@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 	"github.com/turboquant-go/tq/validate"
 )
@@ -20,13 +21,13 @@ func init() {
 // workloadFlags registers the flags kv and speed share.
 func workloadFlags(fs *flag.FlagSet, lengths string) (*workload, func() error) {
 	w := &workload{}
-	presets := fs.String("presets", strings.Join(turboquant.PresetNames, ","), "comma-separated presets (or naiveN: plain N-bit rounding, kv only)")
+	presets := fs.String("presets", strings.Join(kvcache.PresetNames, ","), "comma-separated presets (or naiveN: plain N-bit rounding, kv only)")
 	lens := fs.String("lengths", lengths, "comma-separated context lengths (one sequence built at the longest, truncated for the others)")
 	fs.IntVar(&w.Layers, "layers", 32, "model layers the per-token bytes and step times are scaled to (one layer is built)")
 	fs.IntVar(&w.KVHeads, "kv-heads", 8, "KV heads")
 	fs.IntVar(&w.QHeads, "q-heads", 32, "query heads (a multiple of kv-heads)")
 	fs.IntVar(&w.Queries, "queries", 2, "decode query tokens compared with exact attention (each gives q-heads rows)")
-	fs.BoolVar(&w.Center, "center", false, "CacheConfig.Center for compressed presets")
+	fs.BoolVar(&w.Center, "center", false, "kvcache.Config.Center for compressed presets")
 	fs.IntVar(&w.Window, "window", 0, "fp16 window tokens for compressed presets (0: every token compressed)")
 	fs.IntVar(&w.Sinks, "sinks", 0, "fp16 sink tokens for compressed presets")
 	fs.Uint64Var(&w.Seed, "seed", 1, "random seed of the synthetic data")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"text/tabwriter"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 	"github.com/turboquant-go/tq/validate"
 )
@@ -26,8 +27,8 @@ type niahOptions struct {
 	window, sinks int
 }
 
-func (o niahOptions) adjust(cfg *turboquant.CacheConfig) {
-	if cfg.Keys.Kind == turboquant.Quantized || cfg.Values.Kind == turboquant.Quantized {
+func (o niahOptions) adjust(cfg *kvcache.Config) {
+	if cfg.Keys.Kind == kvcache.Quantized || cfg.Values.Kind == kvcache.Quantized {
 		cfg.Window, cfg.Sinks, cfg.Center = o.window, o.sinks, o.center
 	}
 }
@@ -76,7 +77,7 @@ func runNIAH(args []string, stdout io.Writer) error {
 	weight := fs.Float64("needle-weight", 0.8, "the needle's exact attention weight")
 	margin := fs.Float64("top-margin", 1, "least exact logit margin over the strongest distractor, nats")
 	pass := fs.Float64("pass-fraction", 0.5, "attention share whose output cosine the cache must reach")
-	center := fs.Bool("center", false, "CacheConfig.Center for compressed presets")
+	center := fs.Bool("center", false, "kvcache.Config.Center for compressed presets")
 	window := fs.Int("window", 0, "fp16 window tokens for compressed presets (0: every token compressed)")
 	sinks := fs.Int("sinks", 0, "fp16 sink tokens for compressed presets")
 	seed := fs.Uint64("seed", 1, "random seed")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
 
@@ -46,7 +47,7 @@ func runPlan(args []string, stdout io.Writer) error {
 	}
 	var rows []planRow
 	for _, name := range splitList(*presets) {
-		cfg, err := turboquant.Preset(name, *layers, *kvHeads, *kvHeads, *headDim)
+		cfg, err := kvcache.Preset(name, *layers, *kvHeads, *kvHeads, *headDim)
 		if err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/validate"
 )
 
@@ -16,8 +16,8 @@ func init() {
 
 func runRealKV(args []string, stdout io.Writer) error {
 	fs := newFlags("realkv")
-	presetsFlag := fs.String("presets", strings.Join(turboquant.PresetNames[1:], ","), "comma-separated cache presets")
-	center := fs.Bool("center", false, "subtract per-head key/value means (CacheConfig.Center)")
+	presetsFlag := fs.String("presets", strings.Join(kvcache.PresetNames[1:], ","), "comma-separated cache presets")
+	center := fs.Bool("center", false, "subtract per-head key/value means (kvcache.Config.Center)")
 	window := fs.Int("window", 0, "fp16 window tokens (0: every token compressed)")
 	data := fs.String("data", "", "a TQKV1 file from tools/capturekv (default: the embedded KJV fixture)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -56,7 +56,7 @@ func realKVRows(kv *validate.RealKV, presets []string, centers []bool, window in
 	for _, layer := range kv.LayerIndices() {
 		for _, c := range centers {
 			for _, p := range presets {
-				f, err := validate.MeasureRealKV(kv, layer, strings.TrimSpace(p), func(cfg *turboquant.CacheConfig) {
+				f, err := validate.MeasureRealKV(kv, layer, strings.TrimSpace(p), func(cfg *kvcache.Config) {
 					cfg.Window, cfg.Sinks, cfg.Center = window, 0, c
 				})
 				if err != nil {

@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/validate"
 )
 
@@ -50,10 +50,10 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	defer restore()
 	start := time.Now()
 	w := &workload{
-		Presets: turboquant.PresetNames, Lengths: []int{8192, 32768}, Layers: 32, KVHeads: 8, QHeads: 32,
+		Presets: kvcache.PresetNames, Lengths: []int{8192, 32768}, Layers: 32, KVHeads: 8, QHeads: 32,
 		Queries: 2, Seed: 1, Reps: 5, Speed: true, Fidelity: true, BandwidthBytes: 256 << 20,
 	}
-	niah := niahOptions{presets: turboquant.PresetNames,
+	niah := niahOptions{presets: kvcache.PresetNames,
 		cfg: validate.NIAHConfig{Lengths: []int{1024, 4096, 16384}, Depths: validate.NIAHDepths(6), Seed: 1}}
 	if o.quick {
 		w.Lengths, w.Reps, w.BandwidthBytes = []int{1024, 4096}, 3, 64<<20
@@ -78,7 +78,7 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	var real []validate.Fidelity
 	for _, name := range w.Presets {
 		p.describe("real K/V " + name)
-		f, err := validate.MeasureRealKV(kv, 1, name, func(c *turboquant.CacheConfig) { c.Window, c.Sinks = 0, 0 })
+		f, err := validate.MeasureRealKV(kv, 1, name, func(c *kvcache.Config) { c.Window, c.Sinks = 0, 0 })
 		if err != nil {
 			p.finish()
 			return err

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 	"github.com/turboquant-go/tq/validate"
 )
@@ -65,8 +66,8 @@ type benchRow struct {
 	NIAHRetrievalRate *float64 `json:"niah_retrieval_rate,omitempty"`
 }
 
-func (w *workload) adjust(cfg *turboquant.CacheConfig) {
-	if cfg.Keys.Kind == turboquant.Quantized || cfg.Values.Kind == turboquant.Quantized {
+func (w *workload) adjust(cfg *kvcache.Config) {
+	if cfg.Keys.Kind == kvcache.Quantized || cfg.Values.Kind == kvcache.Quantized {
 		cfg.Window, cfg.Sinks = w.Window, w.Sinks
 		cfg.Center = w.Center
 	}
@@ -74,7 +75,7 @@ func (w *workload) adjust(cfg *turboquant.CacheConfig) {
 
 // builderFor resolves a preset name, or naiveN for NaiveUniform(N)
 // rounding (measured with exact attention over its reconstructions).
-func builderFor(name string, adjust func(*turboquant.CacheConfig)) (validate.Builder, error) {
+func builderFor(name string, adjust func(*kvcache.Config)) (validate.Builder, error) {
 	if b, ok := strings.CutPrefix(name, "naive"); ok {
 		bits, err := strconv.Atoi(b)
 		if err != nil || bits < 1 || bits > 16 {
@@ -82,7 +83,7 @@ func builderFor(name string, adjust func(*turboquant.CacheConfig)) (validate.Bui
 		}
 		return validate.RoundTripBuilder(validate.NaiveUniform(bits)), nil
 	}
-	if _, err := turboquant.Preset(name, 1, 1, 1, 128); err != nil {
+	if _, err := kvcache.Preset(name, 1, 1, 1, 128); err != nil {
 		return nil, err
 	}
 	return validate.PresetBuilder(name, adjust), nil
@@ -96,7 +97,7 @@ func storage(name string, d int) (bits, bytesPerTokenHead float64) {
 		bits = float64(n) + 64/float64(d)
 		return bits, 2 * bits * float64(d) / 8
 	}
-	cfg, err := turboquant.Preset(name, 1, 1, 1, d)
+	cfg, err := kvcache.Preset(name, 1, 1, 1, d)
 	if err != nil {
 		return 0, 0
 	}
@@ -181,7 +182,7 @@ func (w *workload) run() ([]benchRow, error) {
 			row.BitsPerValue, row.BytesPerTokenHead = storage(name, d)
 			row.RatioFP16 = float64(4*d) / row.BytesPerTokenHead
 			row.BytesPerToken = row.BytesPerTokenHead * float64(w.Layers*H)
-			if seq, ok := a.(*turboquant.Sequence); ok && w.Speed {
+			if seq, ok := a.(*kvcache.Sequence); ok && w.Speed {
 				ns, err := timeStep(seq, stepQuery, w.Reps)
 				if err != nil {
 					a.Close()
@@ -227,7 +228,7 @@ func (w *workload) run() ([]benchRow, error) {
 
 // timeStep returns the median time of one decode step over reps runs
 // (after one warm-up).
-func timeStep(seq *turboquant.Sequence, query []float32, reps int) (float64, error) {
+func timeStep(seq *kvcache.Sequence, query []float32, reps int) (float64, error) {
 	out := make([]float32, len(query))
 	if err := seq.Attend(0, query, out); err != nil {
 		return 0, err

@@ -1,26 +1,21 @@
-package turboquant
+package kvcache
 
 import (
-	"errors"
+	"github.com/turboquant-go/tq/hadamard"
+	"github.com/turboquant-go/tq/turboquant"
+
 	"fmt"
 	"math"
 	"slices"
 	"strings"
 )
 
-// ErrCacheFull reports that an append would take a pool past its memory
-// budget. The sequence is left exactly as it was.
-var ErrCacheFull = errors.New("turboquant: kv cache full")
-
-// ErrClosed reports use of a closed sequence.
-var ErrClosed = errors.New("turboquant: sequence closed")
-
 // CodecKind selects how a cache stores keys or values.
-type CodecKind uint8
+type StorageKind uint8
 
 const (
 	// Quantized stores TurboQuant codes (the Codec's Method and Bits).
-	Quantized CodecKind = iota
+	Quantized StorageKind = iota
 	// Float16 stores IEEE half floats: the uncompressed baseline.
 	Float16
 	// Float32 stores float32: the exact reference.
@@ -28,12 +23,12 @@ const (
 )
 
 // Codec is how a cache stores one of keys or values.
-type Codec struct {
-	Kind       CodecKind
-	Method     Method // Quantized only
-	Bits       int    // Quantized only; 0 for Polar
-	Norm       Precision
-	Correction Correction
+type Storage struct {
+	Kind       StorageKind
+	Method     turboquant.Method // Quantized only
+	Bits       int               // Quantized only; 0 for Polar
+	Norm       turboquant.Precision
+	Correction turboquant.Correction
 	// Outliers is the number of channels per (layer, KV head) split off
 	// and quantized at OutlierBits; they are the channels with the largest
 	// norm over the first prefill, chosen once and recorded.
@@ -42,15 +37,15 @@ type Codec struct {
 }
 
 // LayerCodecs overrides the key and value codecs of one layer.
-type LayerCodecs struct{ Keys, Values Codec }
+type LayerStorage struct{ Keys, Values Storage }
 
-// CacheConfig describes the caches of one model.
-type CacheConfig struct {
+// Config describes the caches of one model.
+type Config struct {
 	Layers, KVHeads, QHeads, HeadDim int
-	Keys, Values                     Codec
+	Keys, Values                     Storage
 	// Overrides replaces Keys and Values for the listed layers (e.g. the
 	// first and last layers at higher precision).
-	Overrides map[int]LayerCodecs
+	Overrides map[int]LayerStorage
 	// Window is the number of most recent tokens kept in fp16 before they
 	// are compressed, one token at a time as the window slides (0: compress
 	// on arrival). Tokens are never re-quantized.
@@ -118,18 +113,18 @@ type CacheConfig struct {
 // 0.5-nat budget stored 3.47 code bits per element over both layers (4.09
 // at d=64, where 3-bit keys are poor, 3.16 at d=128) and did not reach
 // tq4's fidelity; see NOTES-guard.md.
-func Preset(name string, layers, kvHeads, qHeads, headDim int) (CacheConfig, error) {
-	mse := func(b int) Codec { return Codec{Kind: Quantized, Method: MSE, Bits: b} }
-	split := func(outliers, ob, b int) Codec {
-		return Codec{Kind: Quantized, Method: MSE, Bits: b, Outliers: outliers * headDim / 128, OutlierBits: ob}
+func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
+	mse := func(b int) Storage { return Storage{Kind: Quantized, Method: turboquant.MSE, Bits: b} }
+	split := func(outliers, ob, b int) Storage {
+		return Storage{Kind: Quantized, Method: turboquant.MSE, Bits: b, Outliers: outliers * headDim / 128, OutlierBits: ob}
 	}
-	cfg := CacheConfig{Layers: layers, KVHeads: kvHeads, QHeads: qHeads, HeadDim: headDim, Window: 128, Sinks: 4}
+	cfg := Config{Layers: layers, KVHeads: kvHeads, QHeads: qHeads, HeadDim: headDim, Window: 128, Sinks: 4}
 	switch name {
 	case "fp16":
-		cfg.Keys, cfg.Values = Codec{Kind: Float16}, Codec{Kind: Float16}
+		cfg.Keys, cfg.Values = Storage{Kind: Float16}, Storage{Kind: Float16}
 		cfg.Window, cfg.Sinks = 0, 0
 	case "fp32":
-		cfg.Keys, cfg.Values = Codec{Kind: Float32}, Codec{Kind: Float32}
+		cfg.Keys, cfg.Values = Storage{Kind: Float32}, Storage{Kind: Float32}
 		cfg.Window, cfg.Sinks = 0, 0
 	case "k8v4":
 		cfg.Keys, cfg.Values = mse(8), mse(4)
@@ -150,7 +145,7 @@ func Preset(name string, layers, kvHeads, qHeads, headDim int) (CacheConfig, err
 		cfg.Guard = GuardConfig{Budget: GuardPresetBudget, Keys: mse(4), Values: mse(4)}
 		cfg.DeferPrefill = true
 	default:
-		return CacheConfig{}, fmt.Errorf("%w: unknown preset %q (have %s)", ErrConfig, name,
+		return Config{}, fmt.Errorf("%w: unknown preset %q (have %s)", ErrConfig, name,
 			strings.Join(append(append([]string(nil), PresetNames...), GuardPresetNames...), ", "))
 	}
 	cfg.Center = cfg.Keys.Kind == Quantized || cfg.Values.Kind == Quantized
@@ -168,7 +163,7 @@ var GuardPresetNames = []string{"tq3-guard"}
 // GuardPresetBudget is the guard presets' budget: RMS logit error, nats.
 const GuardPresetBudget = 0.5
 
-func (c CacheConfig) withDefaults() CacheConfig {
+func (c Config) withDefaults() Config {
 	if c.BlockTokens == 0 {
 		c.BlockTokens = 64
 	}
@@ -181,7 +176,7 @@ func (c CacheConfig) withDefaults() CacheConfig {
 	return c
 }
 
-func (c CacheConfig) validate() error {
+func (c Config) validate() error {
 	c = c.withDefaults()
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...)
@@ -193,8 +188,8 @@ func (c CacheConfig) validate() error {
 		return bad("kv heads %d outside [1, 4096]", c.KVHeads)
 	case c.QHeads < c.KVHeads || c.QHeads%c.KVHeads != 0:
 		return bad("query heads %d are not a multiple of kv heads %d", c.QHeads, c.KVHeads)
-	case c.HeadDim < 2 || c.HeadDim > maxDim:
-		return bad("head dim %d outside [2, %d]", c.HeadDim, maxDim)
+	case c.HeadDim < 2 || c.HeadDim > maxHeadDim:
+		return bad("head dim %d outside [2, %d]", c.HeadDim, maxHeadDim)
 	case c.Window < 0 || c.Sinks < 0 || c.Window > 1<<20 || c.Sinks > 1<<20:
 		return bad("window %d and sinks %d must be in [0, 2^20]", c.Window, c.Sinks)
 	case c.BlockTokens < 1 || c.BlockTokens > 1<<16:
@@ -202,10 +197,10 @@ func (c CacheConfig) validate() error {
 	case math.IsNaN(float64(c.Scale)) || math.IsInf(float64(c.Scale), 0):
 		return bad("scale %v", c.Scale)
 	}
-	checked := map[Codec]bool{} // layers mostly share their codecs
+	checked := map[Storage]bool{} // layers mostly share their codecs
 	for l := range c.Layers {
 		k, v := c.codecs(l)
-		for _, cd := range []Codec{k, v} {
+		for _, cd := range []Storage{k, v} {
 			if checked[cd] {
 				continue
 			}
@@ -223,28 +218,34 @@ func (c CacheConfig) validate() error {
 	return c.validateGuard()
 }
 
+// maxHeadDim is the largest head dim: turboquant's largest vector.
+const maxHeadDim = 1 << 16
+
 // codecs returns the key and value codecs of a layer.
-func (c CacheConfig) codecs(layer int) (keys, values Codec) {
+func (c Config) codecs(layer int) (keys, values Storage) {
 	if o, ok := c.Overrides[layer]; ok {
 		return o.Keys, o.Values
 	}
 	return c.Keys, c.Values
 }
 
-// quantizerConfig maps a Quantized codec to a quantizer Config; channels are
-// its outlier channels (nil: placeholder channels, to validate and size).
-func (cd Codec) quantizerConfig(dim int, seed uint64, channels []int) (Config, error) {
+// quantizerConfig maps a Quantized storage to a quantizer Config, defaults
+// filled in as turboquant.New fills them (so that configs compare equal to
+// a Quantizer's own); channels are its outlier channels (nil: placeholder
+// channels, to validate and size).
+func (cd Storage) quantizerConfig(dim int, seed uint64, channels []int) (turboquant.Config, error) {
 	switch cd.Kind {
 	case Float16, Float32:
-		return Config{}, nil
+		return turboquant.Config{}, nil
 	case Quantized:
 	default:
-		return Config{}, fmt.Errorf("%w: unknown codec kind %d", ErrConfig, cd.Kind)
+		return turboquant.Config{}, fmt.Errorf("%w: unknown storage kind %d", ErrConfig, cd.Kind)
 	}
-	cfg := Config{Dim: dim, Bits: cd.Bits, Method: cd.Method, Seed: seed, Norm: cd.Norm, Correction: cd.Correction}
+	cfg := turboquant.Config{Dim: dim, Bits: cd.Bits, Method: cd.Method, Seed: seed, Norm: cd.Norm, Correction: cd.Correction,
+		Rounds: hadamard.DefaultRounds(dim)}
 	if cd.Outliers != 0 {
 		if cd.Outliers < 0 {
-			return Config{}, fmt.Errorf("%w: %d outlier channels", ErrConfig, cd.Outliers)
+			return turboquant.Config{}, fmt.Errorf("%w: %d outlier channels", ErrConfig, cd.Outliers)
 		}
 		if channels == nil {
 			channels = make([]int, min(cd.Outliers, dim))
@@ -252,17 +253,19 @@ func (cd Codec) quantizerConfig(dim int, seed uint64, channels []int) (Config, e
 				channels[i] = i
 			}
 		}
-		cfg.Outliers = &Outliers{Channels: slices.Clone(channels), Bits: cd.OutlierBits}
+		channels = slices.Clone(channels)
+		slices.Sort(channels)
+		cfg.Outliers = &turboquant.Outliers{Channels: channels, Bits: cd.OutlierBits}
 	}
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
-		return Config{}, err
+	if _, err := cfg.CodeSize(); err != nil { // validates
+		return turboquant.Config{}, err
 	}
 	return cfg, nil
 }
 
-// codeSize is the bytes one vector of dim takes with this codec.
-func (cd Codec) codeSize(dim int) int {
+// codeSize is the bytes one vector of dim takes with this storage (0 for
+// an invalid one).
+func (cd Storage) codeSize(dim int) int {
 	switch cd.Kind {
 	case Float16:
 		return 2 * dim
@@ -273,25 +276,22 @@ func (cd Codec) codeSize(dim int) int {
 	if err != nil {
 		return 0
 	}
-	q, err := New(cfg)
-	if err != nil {
-		return 0
-	}
-	return q.CodeSize()
+	n, _ := cfg.CodeSize()
+	return n
 }
 
 // BitsPerValue is the storage cost of one coordinate with this codec at dim,
 // every stored scalar included.
-func (cd Codec) BitsPerValue(dim int) float64 { return float64(8*cd.codeSize(dim)) / float64(dim) }
+func (cd Storage) BitsPerValue(dim int) float64 { return float64(8*cd.codeSize(dim)) / float64(dim) }
 
 // tokenBytes is the stored bytes of one token of one layer (all KV heads,
 // keys and values) with the given codecs.
-func (c CacheConfig) tokenBytes(keys, values Codec) int64 {
+func (c Config) tokenBytes(keys, values Storage) int64 {
 	return int64(c.KVHeads) * int64(keys.codeSize(c.HeadDim)+values.codeSize(c.HeadDim))
 }
 
 // fp16TokenBytes is the bytes of one token of one layer in fp16.
-func (c CacheConfig) fp16TokenBytes() int64 { return int64(c.KVHeads) * int64(c.HeadDim) * 2 * 2 }
+func (c Config) fp16TokenBytes() int64 { return int64(c.KVHeads) * int64(c.HeadDim) * 2 * 2 }
 
 // PlanBytes returns the exact bytes a sequence of this configuration holds
 // after n tokens have been appended to every layer, before allocating any.
@@ -301,7 +301,7 @@ func (c CacheConfig) fp16TokenBytes() int64 { return int64(c.KVHeads) * int64(c.
 // every block at the larger of the base and the upgraded codecs' sizes
 // (every head upgraded from the first block), since which heads upgrade
 // depends on the data.
-func (c CacheConfig) PlanBytes(n int) (int64, error) {
+func (c Config) PlanBytes(n int) (int64, error) {
 	if err := c.validate(); err != nil {
 		return 0, err
 	}
@@ -312,16 +312,16 @@ func (c CacheConfig) PlanBytes(n int) (int64, error) {
 	var total int64
 	compressed := max(0, n-c.Sinks-c.Window)
 	blocks := int64((compressed + c.BlockTokens - 1) / c.BlockTokens)
-	tokenBytes := map[LayerCodecs]int64{} // sizing a codec builds a quantizer
+	tokenBytes := map[LayerStorage]int64{} // sizing a codec builds a quantizer
 	for l := range c.Layers {
 		k, v := c.codecs(l)
-		tb, ok := tokenBytes[LayerCodecs{k, v}]
+		tb, ok := tokenBytes[LayerStorage{k, v}]
 		if !ok {
 			tb = c.tokenBytes(k, v)
 			if c.Guard.enabled() {
 				tb = max(tb, c.tokenBytes(c.Guard.Keys, c.Guard.Values))
 			}
-			tokenBytes[LayerCodecs{k, v}] = tb
+			tokenBytes[LayerStorage{k, v}] = tb
 		}
 		total += c.layerFixedBytes() + blocks*int64(c.BlockTokens)*tb
 	}
@@ -330,6 +330,6 @@ func (c CacheConfig) PlanBytes(n int) (int64, error) {
 
 // layerFixedBytes is the fp16 sink and window storage of one layer in the
 // steady state.
-func (c CacheConfig) layerFixedBytes() int64 {
+func (c Config) layerFixedBytes() int64 {
 	return int64(c.Sinks+c.Window)*c.fp16TokenBytes() + c.guardRingBytes()
 }

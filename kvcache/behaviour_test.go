@@ -1,4 +1,4 @@
-package turboquant_test
+package kvcache_test
 
 import (
 	"fmt"
@@ -9,7 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/turboquant-go/tq/internal/half"
-	. "github.com/turboquant-go/tq/turboquant"
+	. "github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/turboquant"
 )
 
 // Behaviour of the KV cache: the contract of Cache and Pool (prefill versus
@@ -24,7 +25,7 @@ func (sh bhvShape) row() int  { return sh.H * sh.d }
 func (sh bhvShape) qrow() int { return sh.QH * sh.d }
 
 // config returns a preset for the shape, changed by mod.
-func (sh bhvShape) config(t testing.TB, name string, mod func(*CacheConfig)) CacheConfig {
+func (sh bhvShape) config(t testing.TB, name string, mod func(*Config)) Config {
 	t.Helper()
 	cfg, err := Preset(name, sh.L, sh.H, sh.QH, sh.d)
 	require.NoError(t, err)
@@ -34,7 +35,7 @@ func (sh bhvShape) config(t testing.TB, name string, mod func(*CacheConfig)) Cac
 	return cfg
 }
 
-func bhvNew(t testing.TB, cfg CacheConfig, budget int64) (*Pool, *Sequence) {
+func bhvNew(t testing.TB, cfg Config, budget int64) (*Pool, *Sequence) {
 	t.Helper()
 	p, err := NewPool(cfg, budget)
 	require.NoError(t, err)
@@ -89,7 +90,7 @@ func (sh bhvShape) logits(t testing.TB, s *Sequence, layer int, query []float32)
 type bhvState struct {
 	Len    int
 	Layer  []int
-	Stats  CacheStats
+	Stats  Stats
 	Used   int64
 	Out    [][]float32
 	Logits [][][]float32
@@ -118,14 +119,14 @@ func fp16Round(xs []float32) []float32 {
 	return out
 }
 
-func mustPlan(t testing.TB, cfg CacheConfig, n int) int64 {
+func mustPlan(t testing.TB, cfg Config, n int) int64 {
 	t.Helper()
 	b, err := cfg.PlanBytes(n)
 	require.NoError(t, err)
 	return b
 }
 
-func hasOutliers(cfg CacheConfig) bool { return cfg.Keys.Outliers > 0 || cfg.Values.Outliers > 0 }
+func hasOutliers(cfg Config) bool { return cfg.Keys.Outliers > 0 || cfg.Values.Outliers > 0 }
 
 // TestCachePrefillEqualsDecode: one Append of T tokens and one Attend with T
 // causal queries gives what T single-token steps (Append 1, Attend 1) give.
@@ -172,7 +173,7 @@ func TestCachePrefillEqualsDecode(t *testing.T) {
 				// Center (on in the presets) estimates its means from the first
 				// append, so the codes depend on how that was batched; this
 				// test is about everything else.
-				cfg := sh.config(t, name, func(c *CacheConfig) { c.BlockTokens, c.Window, c.Sinks, c.Center = 16, v.window, v.sinks, false })
+				cfg := sh.config(t, name, func(c *Config) { c.BlockTokens, c.Window, c.Sinks, c.Center = 16, v.window, v.sinks, false })
 				_, pre := bhvNew(t, cfg, 0)
 				_, dec := bhvNew(t, cfg, 0)
 				sh.append(t, pre, keys, values, 0, T)
@@ -246,7 +247,7 @@ func TestCacheGQAEqualsRepeatedHeadMHA(t *testing.T) {
 	mk, mv := dup(keys), dup(values)
 	for _, name := range []string{"fp32", "fp16", "k8v4", "tq3", "k4v2", "tq2"} {
 		t.Run(name, func(t *testing.T) {
-			mod := func(c *CacheConfig) { c.BlockTokens = 16 }
+			mod := func(c *Config) { c.BlockTokens = 16 }
 			_, g := bhvNew(t, gqa.config(t, name, mod), 0)
 			_, m := bhvNew(t, mha.config(t, name, mod), 0)
 			gqa.appendBatches(t, g, keys, values, 0, n-T, 100, 37)
@@ -293,10 +294,10 @@ func TestCacheWindowAndBlockBoundaries(t *testing.T) {
 				t.Run(fmt.Sprintf("%s/window=%d/sinks=%d", name, window, sinks), func(t *testing.T) {
 					// Without Center: the reference encodings below are of the
 					// tokens themselves, not of them minus a mean.
-					cfg := sh.config(t, name, func(c *CacheConfig) { c.BlockTokens, c.Window, c.Sinks, c.Center = B, window, sinks, false })
-					flat := sh.config(t, name, func(c *CacheConfig) { c.BlockTokens, c.Window, c.Sinks, c.Center = B, 0, 0, false })
+					cfg := sh.config(t, name, func(c *Config) { c.BlockTokens, c.Window, c.Sinks, c.Center = B, window, sinks, false })
+					flat := sh.config(t, name, func(c *Config) { c.BlockTokens, c.Window, c.Sinks, c.Center = B, 0, 0, false })
 					_, s := bhvNew(t, cfg, 0)
-					_, f16 := bhvNew(t, sh.config(t, "fp16", func(c *CacheConfig) { c.BlockTokens = B }), 0)
+					_, f16 := bhvNew(t, sh.config(t, "fp16", func(c *Config) { c.BlockTokens = B }), 0)
 					_, q32 := bhvNew(t, flat, 0)
 					_, q16 := bhvNew(t, flat, 0)
 					q := queries[:sh.d]
@@ -342,7 +343,7 @@ func TestCacheTruncate(t *testing.T) {
 	keys, values := kvData(n, sh.H, sh.d, 41)
 	other, otherV := kvData(n, sh.H, sh.d, 43)
 	queries, _ := kvData(4, sh.QH, sh.d, 42)
-	mod := func(c *CacheConfig) { c.BlockTokens, c.Sinks, c.Window = B, S, W }
+	mod := func(c *Config) { c.BlockTokens, c.Sinks, c.Window = B, S, W }
 
 	for _, name := range []string{"fp16", "tq3", "tq2.5"} {
 		t.Run("within window/"+name, func(t *testing.T) {
@@ -445,7 +446,7 @@ func TestCacheForkCopyOnWrite(t *testing.T) {
 	copy(valuesB, values[:n0*sh.row()])
 	queries, _ := kvData(4, sh.QH, sh.d, 53)
 	scale := 1 / math.Sqrt(float64(sh.d))
-	cfg := sh.config(t, "tq3", func(c *CacheConfig) { c.BlockTokens, c.Sinks, c.Window = B, S, W })
+	cfg := sh.config(t, "tq3", func(c *Config) { c.BlockTokens, c.Sinks, c.Window = B, S, W })
 	fixed, err := cfg.PlanBytes(1)
 	require.NoError(t, err)
 	withBlock, err := cfg.PlanBytes(S + W + 1)
@@ -536,14 +537,14 @@ func TestCachePlanBytesEqualsUsed(t *testing.T) {
 	checkpoints := []int{1, 3, 4, 5, 131, 132, 133, 195, 196, 197, 260, 300}
 	type named struct {
 		name string
-		cfg  CacheConfig
+		cfg  Config
 	}
 	var cfgs []named
 	for _, name := range PresetNames {
 		cfgs = append(cfgs, named{name, sh.config(t, name, nil)})
 	}
-	cfgs = append(cfgs, named{"overrides", sh.config(t, "tq2.5", func(c *CacheConfig) {
-		c.Overrides = map[int]LayerCodecs{0: {Keys: Codec{Kind: Quantized, Method: MSE, Bits: 8}, Values: Codec{Kind: Float16}}}
+	cfgs = append(cfgs, named{"overrides", sh.config(t, "tq2.5", func(c *Config) {
+		c.Overrides = map[int]LayerStorage{0: {Keys: Storage{Kind: Quantized, Method: turboquant.MSE, Bits: 8}, Values: Storage{Kind: Float16}}}
 		c.Window, c.Sinks, c.BlockTokens = 7, 1, 5
 	})})
 	for _, c := range cfgs {
@@ -618,7 +619,7 @@ func TestCacheBudget(t *testing.T) {
 	const k = S + W + 2*B // fills two blocks exactly
 	keys, values := kvData(k+B, sh.H, sh.d, 81)
 	queries, _ := kvData(1, sh.QH, sh.d, 82)
-	cfg := sh.config(t, "tq3", func(c *CacheConfig) { c.BlockTokens, c.Sinks, c.Window = B, S, W })
+	cfg := sh.config(t, "tq3", func(c *Config) { c.BlockTokens, c.Sinks, c.Window = B, S, W })
 	budget, err := cfg.PlanBytes(k)
 	require.NoError(t, err)
 	p, s := bhvNew(t, cfg, budget)
@@ -655,7 +656,7 @@ func TestCacheBudget(t *testing.T) {
 	s.Reset()
 	require.Zero(t, p.Used())
 	require.Zero(t, s.Len())
-	require.Equal(t, CacheStats{}, s.Stats())
+	require.Equal(t, Stats{}, s.Stats())
 	sh.appendBatches(t, s, keys, values, 0, k, 9, 1)
 	require.Equal(t, before, sh.state(t, p, s, queries))
 
@@ -687,7 +688,7 @@ func TestCacheBadInput(t *testing.T) {
 	r, qr, d := sh.row(), sh.qrow(), sh.d
 	for _, name := range []string{"tq3", "fp16"} {
 		t.Run(name, func(t *testing.T) {
-			cfg := sh.config(t, name, func(c *CacheConfig) { c.BlockTokens, c.Sinks, c.Window = 8, 2, 8 })
+			cfg := sh.config(t, name, func(c *Config) { c.BlockTokens, c.Sinks, c.Window = 8, 2, 8 })
 			p, s := bhvNew(t, cfg, 0)
 			sh.append(t, s, keys, values, 0, n)
 			before := sh.state(t, p, s, queries)
@@ -758,7 +759,7 @@ func TestCacheBadInput(t *testing.T) {
 	// A quantized cache without a window compresses on arrival; a key whose
 	// norm does not fit the fp16 norm fails there, and nothing changes.
 	t.Run("norm overflow on arrival", func(t *testing.T) {
-		cfg := sh.config(t, "tq3", func(c *CacheConfig) { c.Window, c.Sinks = 0, 0 })
+		cfg := sh.config(t, "tq3", func(c *Config) { c.Window, c.Sinks = 0, 0 })
 		p, s := bhvNew(t, cfg, 0)
 		sh.append(t, s, keys, values, 0, n)
 		before := sh.state(t, p, s, queries)
@@ -773,26 +774,26 @@ func TestCacheBadInput(t *testing.T) {
 
 	t.Run("config", func(t *testing.T) {
 		good := sh.config(t, "tq3", nil)
-		bad := map[string]func(*CacheConfig){
-			"qheads not a multiple": func(c *CacheConfig) { c.QHeads = 3 },
-			"qheads < kvheads":      func(c *CacheConfig) { c.QHeads = 1 },
-			"no layers":             func(c *CacheConfig) { c.Layers = 0 },
-			"no kv heads":           func(c *CacheConfig) { c.KVHeads = 0 },
-			"head dim 1":            func(c *CacheConfig) { c.HeadDim = 1 },
-			"negative window":       func(c *CacheConfig) { c.Window = -1 },
-			"negative sinks":        func(c *CacheConfig) { c.Sinks = -1 },
-			"negative block":        func(c *CacheConfig) { c.BlockTokens = -1 },
-			"NaN scale":             func(c *CacheConfig) { c.Scale = float32(math.NaN()) },
-			"Inf scale":             func(c *CacheConfig) { c.Scale = float32(math.Inf(1)) },
-			"unknown codec kind":    func(c *CacheConfig) { c.Values.Kind = 9 },
-			"zero bits":             func(c *CacheConfig) { c.Keys.Bits = 0 },
-			"nine bits":             func(c *CacheConfig) { c.Keys.Bits = 9 },
-			"negative outliers":     func(c *CacheConfig) { c.Keys.Outliers, c.Keys.OutlierBits = -4, 4 },
-			"override layer out of range": func(c *CacheConfig) {
-				c.Overrides = map[int]LayerCodecs{sh.L: {Keys: c.Keys, Values: c.Values}}
+		bad := map[string]func(*Config){
+			"qheads not a multiple": func(c *Config) { c.QHeads = 3 },
+			"qheads < kvheads":      func(c *Config) { c.QHeads = 1 },
+			"no layers":             func(c *Config) { c.Layers = 0 },
+			"no kv heads":           func(c *Config) { c.KVHeads = 0 },
+			"head dim 1":            func(c *Config) { c.HeadDim = 1 },
+			"negative window":       func(c *Config) { c.Window = -1 },
+			"negative sinks":        func(c *Config) { c.Sinks = -1 },
+			"negative block":        func(c *Config) { c.BlockTokens = -1 },
+			"NaN scale":             func(c *Config) { c.Scale = float32(math.NaN()) },
+			"Inf scale":             func(c *Config) { c.Scale = float32(math.Inf(1)) },
+			"unknown codec kind":    func(c *Config) { c.Values.Kind = 9 },
+			"zero bits":             func(c *Config) { c.Keys.Bits = 0 },
+			"nine bits":             func(c *Config) { c.Keys.Bits = 9 },
+			"negative outliers":     func(c *Config) { c.Keys.Outliers, c.Keys.OutlierBits = -4, 4 },
+			"override layer out of range": func(c *Config) {
+				c.Overrides = map[int]LayerStorage{sh.L: {Keys: c.Keys, Values: c.Values}}
 			},
-			"bad override codec": func(c *CacheConfig) {
-				c.Overrides = map[int]LayerCodecs{0: {Keys: Codec{Kind: Quantized, Method: MSE, Bits: 0}, Values: c.Values}}
+			"bad override codec": func(c *Config) {
+				c.Overrides = map[int]LayerStorage{0: {Keys: Storage{Kind: Quantized, Method: turboquant.MSE, Bits: 0}, Values: c.Values}}
 			},
 		}
 		for name, mod := range bad {
@@ -823,7 +824,7 @@ func TestCacheWindowTokenThatCannotBeCompressed(t *testing.T) {
 	sh := bhvShape{L: 1, H: 1, QH: 1, d: 64}
 	const W = 4
 	keys, values := kvData(10, sh.H, sh.d, 95)
-	cfg := sh.config(t, "tq3", func(c *CacheConfig) { c.Window, c.Sinks = W, 0 })
+	cfg := sh.config(t, "tq3", func(c *Config) { c.Window, c.Sinks = W, 0 })
 	_, s := bhvNew(t, cfg, 0)
 	big := make([]float32, sh.d)
 	for i := range big {
@@ -845,7 +846,7 @@ func TestCacheConcurrentAttendAndLogits(t *testing.T) {
 	const n, T = 300, 4
 	keys, values := kvData(n+40, sh.H, sh.d, 101)
 	queries, _ := kvData(T, sh.QH, sh.d, 102)
-	cfg := sh.config(t, "tq3", func(c *CacheConfig) { c.BlockTokens, c.Window = 16, 32 })
+	cfg := sh.config(t, "tq3", func(c *Config) { c.BlockTokens, c.Window = 16, 32 })
 	p, s := bhvNew(t, cfg, 0)
 	sh.appendBatches(t, s, keys, values, 0, n, 37)
 	want := sh.state(t, p, s, queries)
@@ -928,7 +929,7 @@ func TestCacheAppendHalfEqualsWidened(t *testing.T) {
 		}
 		for _, name := range []string{"fp32", "tq3", "tq3.5"} {
 			t.Run(enc.name+"/"+name, func(t *testing.T) {
-				cfg := sh.config(t, name, func(c *CacheConfig) { c.BlockTokens, c.Window = 16, 24 })
+				cfg := sh.config(t, name, func(c *Config) { c.BlockTokens, c.Window = 16, 24 })
 				pa, a := bhvNew(t, cfg, 0)
 				pb, b := bhvNew(t, cfg, 0)
 				r := sh.row()
@@ -956,7 +957,7 @@ func TestCacheDeferPrefillForkTruncate(t *testing.T) {
 	queries, _ := kvData(1, sh.QH, sh.d, 122)
 	// Without Center, whose means come from the first append: a fork of a
 	// longer prompt would centre on another mean than g below.
-	cfg := sh.config(t, "tq3", func(c *CacheConfig) {
+	cfg := sh.config(t, "tq3", func(c *Config) {
 		c.BlockTokens, c.Sinks, c.Window, c.DeferPrefill, c.Center = B, S, W, true, false
 	})
 	tok := int64(sh.H * sh.d * 4) // fp16 bytes of one token of one layer

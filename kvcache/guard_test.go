@@ -1,4 +1,4 @@
-package turboquant_test
+package kvcache_test
 
 import (
 	"bytes"
@@ -15,12 +15,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/turboquant-go/tq/internal/rng"
 	"github.com/turboquant-go/tq/internal/simd"
-	. "github.com/turboquant-go/tq/turboquant"
+	. "github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/turboquant"
 )
 
 // guardConfig is tq3-guard for a small model: blocks of 16, a 16-token
 // window, 2 sinks.
-func guardConfig(t testing.TB, layers, kvHeads, qHeads, headDim int, budget float64) CacheConfig {
+func guardConfig(t testing.TB, layers, kvHeads, qHeads, headDim int, budget float64) Config {
 	cfg, err := Preset("tq3-guard", layers, kvHeads, qHeads, headDim)
 	require.NoError(t, err)
 	cfg.Window, cfg.Sinks, cfg.BlockTokens = 16, 2, 16
@@ -52,7 +53,7 @@ func outlierKV(T, H, d int, seed uint64) (keys, values []float32) {
 // guardRun drives a sequence as a decoder does: a prefill of 'prefill'
 // tokens attended with their queries, then one token at a time, each
 // attended, to n tokens, on every layer.
-func guardRun(t testing.TB, cfg CacheConfig, s *Sequence, from, prefill, n int, seed uint64) {
+func guardRun(t testing.TB, cfg Config, s *Sequence, from, prefill, n int, seed uint64) {
 	H, QH, d := cfg.KVHeads, cfg.QHeads, cfg.HeadDim
 	keys, values := outlierKV(n, H, d, seed)
 	queries, _ := kvData(n, QH, d, seed+1)
@@ -122,7 +123,7 @@ func TestGuardUpgradesTheOutlierHead(t *testing.T) {
 
 // guardLogitErr is the RMS error of the last query head's logits against
 // the exact ones, over a few queries.
-func guardLogitErr(t *testing.T, cfg CacheConfig, s *Sequence, n int) float64 {
+func guardLogitErr(t *testing.T, cfg Config, s *Sequence, n int) float64 {
 	H, QH, d := cfg.KVHeads, cfg.QHeads, cfg.HeadDim
 	keys, _ := outlierKV(n, H, d, 1)
 	queries, _ := kvData(4, QH, d, 77)
@@ -323,18 +324,18 @@ func TestGuardAppendFailureLeavesCacheUnchanged(t *testing.T) {
 
 func TestGuardConfigErrors(t *testing.T) {
 	base := guardConfig(t, 1, 2, 2, 32, 0.3)
-	mse := func(b int) Codec { return Codec{Kind: Quantized, Method: MSE, Bits: b} }
-	edits := map[string]func(c *CacheConfig){
-		"negative budget":  func(c *CacheConfig) { c.Guard.Budget = -1 },
-		"nan budget":       func(c *CacheConfig) { c.Guard.Budget = math.NaN() },
-		"inf budget":       func(c *CacheConfig) { c.Guard.Budget = math.Inf(1) },
-		"queries":          func(c *CacheConfig) { c.Guard.Queries = -1 },
-		"too many queries": func(c *CacheConfig) { c.Guard.Queries = 1 << 20 },
-		"outlier upgrade": func(c *CacheConfig) {
-			c.Guard.Keys = Codec{Kind: Quantized, Method: MSE, Bits: 3, Outliers: 8, OutlierBits: 4}
+	mse := func(b int) Storage { return Storage{Kind: Quantized, Method: turboquant.MSE, Bits: b} }
+	edits := map[string]func(c *Config){
+		"negative budget":  func(c *Config) { c.Guard.Budget = -1 },
+		"nan budget":       func(c *Config) { c.Guard.Budget = math.NaN() },
+		"inf budget":       func(c *Config) { c.Guard.Budget = math.Inf(1) },
+		"queries":          func(c *Config) { c.Guard.Queries = -1 },
+		"too many queries": func(c *Config) { c.Guard.Queries = 1 << 20 },
+		"outlier upgrade": func(c *Config) {
+			c.Guard.Keys = Storage{Kind: Quantized, Method: turboquant.MSE, Bits: 3, Outliers: 8, OutlierBits: 4}
 		},
-		"bad upgrade bits":  func(c *CacheConfig) { c.Guard.Values = mse(9) },
-		"fields without it": func(c *CacheConfig) { c.Guard = GuardConfig{Keys: mse(4)} },
+		"bad upgrade bits":  func(c *Config) { c.Guard.Values = mse(9) },
+		"fields without it": func(c *Config) { c.Guard = GuardConfig{Keys: mse(4)} },
 	}
 	for name, edit := range edits {
 		cfg := base
@@ -346,7 +347,7 @@ func TestGuardConfigErrors(t *testing.T) {
 	}
 	// fp16 as the upgrade is allowed (a head over budget is kept exact).
 	cfg := base
-	cfg.Guard.Keys, cfg.Guard.Values = Codec{Kind: Float16}, Codec{Kind: Float16}
+	cfg.Guard.Keys, cfg.Guard.Values = Storage{Kind: Float16}, Storage{Kind: Float16}
 	cfg.DeferPrefill = false
 	pool := snapPool(t, cfg, 0)
 	s := pool.NewSequence()
@@ -360,7 +361,7 @@ func TestGuardConfigErrors(t *testing.T) {
 
 // guardSnapshot is a snapshot of one upgraded guard layer (1 layer, 2
 // heads, d=16, Center off), and the offsets of its guard section payload.
-func guardSnapshot(t *testing.T) (cfg CacheConfig, data []byte, g, n int) {
+func guardSnapshot(t *testing.T) (cfg Config, data []byte, g, n int) {
 	cfg = guardConfig(t, 1, 2, 2, 16, 0.2)
 	cfg.Center, cfg.DeferPrefill, cfg.Guard.Queries = false, false, 3
 	s := snapPool(t, cfg, 0).NewSequence()

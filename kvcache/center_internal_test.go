@@ -1,4 +1,4 @@
-package turboquant
+package kvcache
 
 import (
 	"math"
@@ -37,7 +37,7 @@ func TestCenterFoldBackIsExact(t *testing.T) {
 	plain, centred := pool.NewSequence(), pool.NewSequence()
 	heads := make([]headCodecs, H)
 	for h := range heads {
-		heads[h] = headCodecs{k: fp32Codec{d}, v: fp32Codec{d}, muK: headMean(keys, h, H, d), muV: headMean(values, h, H, d)}
+		heads[h] = headCodecs{k: fp32Store{d}, v: fp32Store{d}, muK: headMean(keys, h, H, d), muV: headMean(values, h, H, d)}
 	}
 	centred.layers[0].heads = heads
 	for _, s := range []*Sequence{plain, centred} {

@@ -13,7 +13,7 @@ import (
 	"github.com/turboquant-go/tq/qjl"
 )
 
-// codec quantizes one contiguous vector: a Quantizer has one, or two when
+// part quantizes one contiguous vector: a Quantizer has one, or two when
 // outlier channels are split off.
 //
 // Code layout (all scalars little-endian at the configured precision, 2 or 4
@@ -22,7 +22,7 @@ import (
 //	MSE:   ‖x‖ | [correction] | indices (bits·dim bits, byte-padded)
 //	Prod:  ‖x‖ | indices ((bits−1)·dim bits, absent at 1 bit) | QJL signs (dim bits) | ‖residual‖
 //	Polar: [correction] | PolarQuant code (fp16 radii, then angle indices)
-type codec struct {
+type part struct {
 	dim    int
 	method Method
 	bits   int // index bits of the scalar stage (Prod: Config.Bits−1, possibly 0)
@@ -39,34 +39,26 @@ type codec struct {
 	offNorm, offCorr, offIdx, offSigns, offGamma, size int
 }
 
-// newCodec builds the codec of one part. stream separates the random
+// newPart builds one part. stream separates the random
 // streams of the parts of one Quantizer.
-func newCodec(dim, bits int, cfg Config, stream uint64) (*codec, error) {
-	c := &codec{dim: dim, method: cfg.Method, bits: bits, prec: cfg.Norm, corr: cfg.Correction}
+func newPart(dim, bits int, cfg Config, stream uint64) (*part, error) {
+	c := &part{dim: dim, method: cfg.Method, bits: bits, prec: cfg.Norm, corr: cfg.Correction}
 	var err error
 	if c.rot, err = hadamard.NewRotation(dim, rng.Derive(cfg.Seed, 2*stream), cfg.Rounds); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	sb := c.prec.bytes()
 	switch cfg.Method {
 	case Polar:
 		if c.polar, err = polarquant.New(dim); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-		off := 0
-		if c.corr != NoCorrection {
-			c.offCorr, off = 0, sb
-		}
-		c.offIdx = off
-		c.size = off + c.polar.CodeSize()
-		return c, nil
 	case Prod:
 		c.bits = bits - 1
 		if c.sketch, err = qjl.New(dim, dim, cfg.Sketch, rng.Derive(cfg.Seed, 2*stream+1)); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 	}
-	if c.bits > 0 {
+	if c.bits > 0 && c.method != Polar {
 		if c.cb, err = lloydmax.Get(cfg.Codebook, dim, c.bits); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
@@ -77,21 +69,48 @@ func newCodec(dim, bits int, cfg Config, stream uint64) (*codec, error) {
 			c.bounds = simd.NewBounds(c.cb.Boundaries32, c.bits)
 		}
 	}
-	off := sb // the norm comes first
-	if c.corr != NoCorrection {
-		c.offCorr = off
-		off += sb
-	}
-	c.offIdx = off
-	off += bitpack.Bytes(dim, c.bits)
-	if c.method == Prod {
-		c.offSigns = off
-		off += c.sketch.CodeBytes()
-		c.offGamma = off
-		off += sb
-	}
-	c.size = off
+	o := partOffsets(dim, bits, cfg)
+	c.offNorm, c.offCorr, c.offIdx, c.offSigns, c.offGamma, c.size = o.norm, o.corr, o.idx, o.signs, o.gamma, o.size
 	return c, nil
+}
+
+// offsets is where the fields of one part's code sit, in bytes from the
+// part's first byte (see part for the layout).
+type offsets struct{ norm, corr, idx, signs, gamma, size int }
+
+// partOffsets lays out the code of a part of dim coordinates at bits
+// (Config.Bits or the outlier bits, QJL bit included). It is arithmetic
+// only, so that a configuration's code size is known without building
+// rotations or solving codebooks (Config.CodeSize); newPart uses it too, so
+// the two cannot disagree.
+func partOffsets(dim, bits int, cfg Config) offsets {
+	sb := cfg.Norm.bytes()
+	var o offsets
+	if cfg.Method == Polar {
+		if cfg.Correction != NoCorrection {
+			o.idx = sb // the correction comes first, at 0
+		}
+		o.size = o.idx + polarquant.CodeSize(dim)
+		return o
+	}
+	if cfg.Method == Prod {
+		bits-- // one of the bits is the QJL sign
+	}
+	off := sb // the norm comes first
+	if cfg.Correction != NoCorrection {
+		o.corr = off
+		off += sb
+	}
+	o.idx = off
+	off += bitpack.Bytes(dim, bits)
+	if cfg.Method == Prod {
+		o.signs = off
+		off += bitpack.Bytes(dim, 1) // the sketch has dim rows, one sign bit each
+		o.gamma = off
+		off += sb
+	}
+	o.size = off
+	return o
 }
 
 // scratch is per-call working memory, pooled by the Quantizer.
@@ -113,7 +132,7 @@ func newScratch(dim, skLen int) *scratch {
 
 // encode writes the code of x (len dim, finite, ‖x‖² = ss) to dst
 // (len ≥ size). Nothing is written when an error is returned.
-func (c *codec) encode(dst []byte, x []float32, ss float64, s *scratch) error {
+func (c *part) encode(dst []byte, x []float32, ss float64, s *scratch) error {
 	u := s.u[:c.dim]
 	if c.method == Polar {
 		c.rot.Forward(u, x)
@@ -198,13 +217,13 @@ func correctionFactor(corr Correction, u, v []float32, def float32) float32 {
 }
 
 // decode reconstructs the vector of code into dst (len dim).
-func (c *codec) decode(dst []float32, code []byte, s *scratch) {
+func (c *part) decode(dst []float32, code []byte, s *scratch) {
 	c.rot.Inverse(dst, c.decodeRotated(code, s))
 }
 
 // decodeRotated returns the reconstruction in the rotated domain (Π·x̃), in
 // s.v.
-func (c *codec) decodeRotated(code []byte, s *scratch) []float32 {
+func (c *part) decodeRotated(code []byte, s *scratch) []float32 {
 	v := s.v[:c.dim]
 	switch c.method {
 	case Polar:
@@ -228,7 +247,7 @@ func (c *codec) decodeRotated(code []byte, s *scratch) []float32 {
 }
 
 // scalarFactor is the stored norm times the correction factor, if any.
-func (c *codec) scalarFactor(code []byte) float32 {
+func (c *part) scalarFactor(code []byte) float32 {
 	f := getScalar(code[c.offNorm:], c.prec)
 	if c.corr != NoCorrection {
 		f *= getScalar(code[c.offCorr:], c.prec)
@@ -237,7 +256,7 @@ func (c *codec) scalarFactor(code []byte) float32 {
 }
 
 // accumulate adds w·Π·x̃ to acc (len dim).
-func (c *codec) accumulate(acc []float32, w float32, code []byte, s *scratch) {
+func (c *part) accumulate(acc []float32, w float32, code []byte, s *scratch) {
 	v, f := c.rotatedTerms(code, s)
 	w *= f
 	acc = acc[:len(v)]
@@ -250,7 +269,7 @@ func (c *codec) accumulate(acc []float32, w float32, code []byte, s *scratch) {
 // for MSE codes v is the centroids straight from the packed indices and f
 // the stored scalars, so accumulating a code costs one unpack and one
 // multiply-add per coordinate; the other methods decode.
-func (c *codec) rotatedTerms(code []byte, s *scratch) ([]float32, float32) {
+func (c *part) rotatedTerms(code []byte, s *scratch) ([]float32, float32) {
 	if c.method != MSE {
 		return c.decodeRotated(code, s), 1
 	}
@@ -260,7 +279,7 @@ func (c *codec) rotatedTerms(code []byte, s *scratch) ([]float32, float32) {
 }
 
 // indexValues writes the scalar stage's centroids (or zeros) into v.
-func (c *codec) indexValues(v []float32, code []byte, s *scratch) {
+func (c *part) indexValues(v []float32, code []byte, s *scratch) {
 	if c.bits == 0 {
 		clear(v)
 		return
@@ -318,7 +337,7 @@ func gatherCentroids(v []float32, packed []byte, bits int, cent []float32, idx [
 
 // norm returns the stored norm of the vector (for Polar, the norm of the
 // decoded radii).
-func (c *codec) norm(code []byte) float32 {
+func (c *part) norm(code []byte) float32 {
 	if c.method == Polar {
 		return c.polar.Norm(code[c.offIdx:c.size])
 	}

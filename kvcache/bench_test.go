@@ -1,4 +1,4 @@
-package turboquant_test
+package kvcache_test
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/turboquant-go/tq/internal/rng"
-	. "github.com/turboquant-go/tq/turboquant"
+	. "github.com/turboquant-go/tq/kvcache"
 )
 
 // KV cache benchmarks. Decode attention (one query token against a long
@@ -215,7 +215,7 @@ func BenchmarkCacheAppendDecode(b *testing.B) {
 
 // cacheBenchEmpty returns an empty one-layer sequence of a preset with H
 // KV and query heads.
-func cacheBenchEmpty(b *testing.B, preset string, H int) (*Sequence, CacheConfig) {
+func cacheBenchEmpty(b *testing.B, preset string, H int) (*Sequence, Config) {
 	cfg, err := Preset(preset, 1, H, H, cacheBenchDim)
 	if err != nil {
 		b.Fatal(err)

@@ -1,4 +1,4 @@
-package turboquant_test
+package kvcache_test
 
 import (
 	"bytes"
@@ -15,7 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	. "github.com/turboquant-go/tq/turboquant"
+	. "github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/turboquant"
 )
 
 // snapConfig is a small cache configuration: a preset, "mixed" (Prod keys
@@ -23,21 +24,21 @@ import (
 // overridden to Polar keys and fp32 values), or "deferred" (tq3 with
 // DeferPrefill), with sinks, a window and small blocks so that a few dozen
 // tokens fill several blocks and wrap the window.
-func snapConfig(t testing.TB, preset string, layers, kvHeads, qHeads, headDim int) CacheConfig {
-	var cfg CacheConfig
+func snapConfig(t testing.TB, preset string, layers, kvHeads, qHeads, headDim int) Config {
+	var cfg Config
 	if preset == "deferred" {
 		cfg = snapConfig(t, "tq3", layers, kvHeads, qHeads, headDim)
 		cfg.DeferPrefill = true
 		return cfg
 	}
 	if preset == "mixed" {
-		cfg = CacheConfig{
+		cfg = Config{
 			Layers: layers, KVHeads: kvHeads, QHeads: qHeads, HeadDim: headDim, Seed: 7,
-			Keys:   Codec{Kind: Quantized, Method: Prod, Bits: 3, Norm: FP32, Outliers: headDim / 8, OutlierBits: 4},
-			Values: Codec{Kind: Quantized, Method: MSE, Bits: 2, Correction: Unbiased},
-			Overrides: map[int]LayerCodecs{layers - 1: {
-				Keys:   Codec{Kind: Quantized, Method: Polar},
-				Values: Codec{Kind: Float32},
+			Keys:   Storage{Kind: Quantized, Method: turboquant.Prod, Bits: 3, Norm: turboquant.FP32, Outliers: headDim / 8, OutlierBits: 4},
+			Values: Storage{Kind: Quantized, Method: turboquant.MSE, Bits: 2, Correction: turboquant.Unbiased},
+			Overrides: map[int]LayerStorage{layers - 1: {
+				Keys:   Storage{Kind: Quantized, Method: turboquant.Polar},
+				Values: Storage{Kind: Float32},
 			}},
 		}
 	} else {
@@ -49,7 +50,7 @@ func snapConfig(t testing.TB, preset string, layers, kvHeads, qHeads, headDim in
 	return cfg
 }
 
-func snapPool(t testing.TB, cfg CacheConfig, budget int64) *Pool {
+func snapPool(t testing.TB, cfg Config, budget int64) *Pool {
 	p, err := NewPool(cfg, budget)
 	require.NoError(t, err)
 	return p
@@ -57,7 +58,7 @@ func snapPool(t testing.TB, cfg CacheConfig, budget int64) *Pool {
 
 // snapAppend appends tokens [from, to) of the keys and values that seed
 // makes to one layer of every sequence, one token at a time when single.
-func snapAppend(t testing.TB, cfg CacheConfig, layer, from, to int, seed uint64, single bool, seqs ...*Sequence) {
+func snapAppend(t testing.TB, cfg Config, layer, from, to int, seed uint64, single bool, seqs ...*Sequence) {
 	row := cfg.KVHeads * cfg.HeadDim
 	keys, values := kvData(to, cfg.KVHeads, cfg.HeadDim, seed)
 	step := to - from
@@ -75,7 +76,7 @@ func snapAppend(t testing.TB, cfg CacheConfig, layer, from, to int, seed uint64,
 // snapFill gives every layer a prefill of 10 tokens and then n−10 tokens one
 // at a time (wrapping the 8-token window); layer 0 gets one token more, as in
 // the middle of a decode step.
-func snapFill(t testing.TB, cfg CacheConfig, n int, seqs ...*Sequence) {
+func snapFill(t testing.TB, cfg Config, n int, seqs ...*Sequence) {
 	for layer := range cfg.Layers {
 		seed := uint64(10 + layer)
 		snapAppend(t, cfg, layer, 0, 10, seed, false, seqs...)
@@ -98,7 +99,7 @@ func snapBits(xs []float32) []uint32 {
 // snapOutputs is every output of a sequence that depends on its tokens: per
 // layer, attention for the last (up to) 3 positions and every query head's
 // logits, as bits.
-func snapOutputs(t testing.TB, cfg CacheConfig, s *Sequence) [][]uint32 {
+func snapOutputs(t testing.TB, cfg Config, s *Sequence) [][]uint32 {
 	var outs [][]uint32
 	d := cfg.HeadDim
 	for layer := range cfg.Layers {
@@ -132,7 +133,7 @@ func snapWrite(t testing.TB, s *Sequence) []byte {
 
 // snapRoundTrip snapshots s, restores it into pool, and checks that the
 // restored sequence gives the same outputs and snapshots to the same bytes.
-func snapRoundTrip(t testing.TB, cfg CacheConfig, pool *Pool, s *Sequence) *Sequence {
+func snapRoundTrip(t testing.TB, cfg Config, pool *Pool, s *Sequence) *Sequence {
 	data := snapWrite(t, s)
 	used := pool.Used()
 	r, err := pool.ReadSequence(bytes.NewReader(data))
@@ -280,7 +281,7 @@ func TestSnapshotOfForkIsIndependent(t *testing.T) {
 
 // snapSmall is a small snapshot of a one-layer, two-head cache with outlier
 // channels: sinks, window and two compressed blocks, one of them partial.
-func snapSmall(t testing.TB) (CacheConfig, []byte) {
+func snapSmall(t testing.TB) (Config, []byte) {
 	cfg := snapConfig(t, "tq3.5", 1, 2, 2, 16)
 	cfg.Window, cfg.Sinks, cfg.BlockTokens, cfg.Center = 2, 1, 2, false // the centres section has its own test
 	s := snapPool(t, cfg, 0).NewSequence()
@@ -291,7 +292,7 @@ func snapSmall(t testing.TB) (CacheConfig, []byte) {
 
 // snapBusyPool returns a pool of cfg with a sequence already holding memory,
 // so that a failed restore that leaked or released too much would show.
-func snapBusyPool(t testing.TB, cfg CacheConfig, budget int64) *Pool {
+func snapBusyPool(t testing.TB, cfg Config, budget int64) *Pool {
 	p := snapPool(t, cfg, budget)
 	snapAppend(t, cfg, 0, 0, 3, 8, false, p.NewSequence())
 	require.NotZero(t, p.Used())
@@ -341,25 +342,25 @@ func TestSnapshotRejectsTruncation(t *testing.T) {
 
 func TestSnapshotConfigMismatch(t *testing.T) {
 	cfg, data := snapSmall(t)
-	variants := map[string]func(c *CacheConfig){
-		"layers":        func(c *CacheConfig) { c.Layers = 2 },
-		"kv heads":      func(c *CacheConfig) { c.KVHeads, c.QHeads = 1, 2 },
-		"query heads":   func(c *CacheConfig) { c.QHeads = 4 },
-		"head dim":      func(c *CacheConfig) { c.HeadDim = 32; c.Keys.Outliers, c.Values.Outliers = 16, 16 },
-		"window":        func(c *CacheConfig) { c.Window = 3 },
-		"sinks":         func(c *CacheConfig) { c.Sinks = 0 },
-		"block tokens":  func(c *CacheConfig) { c.BlockTokens = 4 },
-		"scale":         func(c *CacheConfig) { c.Scale = 0.5 },
-		"seed":          func(c *CacheConfig) { c.Seed = 1 },
-		"key bits":      func(c *CacheConfig) { c.Keys.Bits = 2 },
-		"value norm":    func(c *CacheConfig) { c.Values.Norm = FP32 },
-		"outliers":      func(c *CacheConfig) { c.Keys.Outliers = 6 },
-		"outlier bits":  func(c *CacheConfig) { c.Values.OutlierBits = 5 },
-		"method":        func(c *CacheConfig) { c.Keys.Method = Prod },
-		"correction":    func(c *CacheConfig) { c.Keys.Correction = Renormalize },
-		"defer prefill": func(c *CacheConfig) { c.DeferPrefill = true },
-		"override": func(c *CacheConfig) {
-			c.Overrides = map[int]LayerCodecs{0: {Keys: c.Keys, Values: Codec{Kind: Float16}}}
+	variants := map[string]func(c *Config){
+		"layers":        func(c *Config) { c.Layers = 2 },
+		"kv heads":      func(c *Config) { c.KVHeads, c.QHeads = 1, 2 },
+		"query heads":   func(c *Config) { c.QHeads = 4 },
+		"head dim":      func(c *Config) { c.HeadDim = 32; c.Keys.Outliers, c.Values.Outliers = 16, 16 },
+		"window":        func(c *Config) { c.Window = 3 },
+		"sinks":         func(c *Config) { c.Sinks = 0 },
+		"block tokens":  func(c *Config) { c.BlockTokens = 4 },
+		"scale":         func(c *Config) { c.Scale = 0.5 },
+		"seed":          func(c *Config) { c.Seed = 1 },
+		"key bits":      func(c *Config) { c.Keys.Bits = 2 },
+		"value norm":    func(c *Config) { c.Values.Norm = turboquant.FP32 },
+		"outliers":      func(c *Config) { c.Keys.Outliers = 6 },
+		"outlier bits":  func(c *Config) { c.Values.OutlierBits = 5 },
+		"method":        func(c *Config) { c.Keys.Method = turboquant.Prod },
+		"correction":    func(c *Config) { c.Keys.Correction = turboquant.Renormalize },
+		"defer prefill": func(c *Config) { c.DeferPrefill = true },
+		"override": func(c *Config) {
+			c.Overrides = map[int]LayerStorage{0: {Keys: c.Keys, Values: Storage{Kind: Float16}}}
 		},
 	}
 	for name, change := range variants {
@@ -374,7 +375,7 @@ func TestSnapshotConfigMismatch(t *testing.T) {
 	fp := snapConfig(t, "fp16", 1, 1, 1, 8)
 	s := snapPool(t, fp, 0).NewSequence()
 	snapAppend(t, fp, 0, 0, 5, 2, false, s)
-	fp.Keys.Bits, fp.Values.Norm = 3, FP32
+	fp.Keys.Bits, fp.Values.Norm = 3, turboquant.FP32
 	_, err := snapPool(t, fp, 0).ReadSequence(bytes.NewReader(snapWrite(t, s)))
 	require.NoError(t, err)
 }
@@ -506,8 +507,8 @@ func TestSnapshotRejectsHostileContent(t *testing.T) {
 
 func TestSnapshotLargeSectionsAndShortReads(t *testing.T) {
 	// Sections far larger than the reader's and writer's 64 KiB chunks.
-	cfg := CacheConfig{Layers: 1, KVHeads: 4, QHeads: 8, HeadDim: 128, Keys: Codec{Kind: Float32},
-		Values: Codec{Kind: Quantized, Method: MSE, Bits: 4}, Window: 80, Sinks: 40, BlockTokens: 64}
+	cfg := Config{Layers: 1, KVHeads: 4, QHeads: 8, HeadDim: 128, Keys: Storage{Kind: Float32},
+		Values: Storage{Kind: Quantized, Method: turboquant.MSE, Bits: 4}, Window: 80, Sinks: 40, BlockTokens: 64}
 	pool := snapPool(t, cfg, 0)
 	s := pool.NewSequence()
 	snapAppend(t, cfg, 0, 0, 150, 1, false, s)
@@ -639,13 +640,13 @@ func TestSnapshotWhileAttending(t *testing.T) {
 
 // snapFuzzConfigs are the pools the fuzzer restores into: tiny, so that each
 // execution is fast.
-func snapFuzzConfigs(t testing.TB) []CacheConfig {
-	small := func(preset string, layers, kvHeads, headDim, window, sinks, block int) CacheConfig {
+func snapFuzzConfigs(t testing.TB) []Config {
+	small := func(preset string, layers, kvHeads, headDim, window, sinks, block int) Config {
 		c := snapConfig(t, preset, layers, kvHeads, kvHeads, headDim)
 		c.Window, c.Sinks, c.BlockTokens = window, sinks, block
 		return c
 	}
-	return []CacheConfig{
+	return []Config{
 		small("fp16", 1, 1, 8, 2, 1, 2),
 		small("tq3", 2, 1, 16, 2, 1, 2),
 		small("tq3.5", 1, 2, 16, 2, 1, 3),
@@ -661,12 +662,12 @@ func snapFuzzConfigs(t testing.TB) []CacheConfig {
 
 // guarded lowers a guard config's budget so that heads upgrade on the
 // fuzzer's small random data, and keeps 3 queries per head.
-func guarded(c CacheConfig) CacheConfig {
+func guarded(c Config) Config {
 	c.Guard.Budget, c.Guard.Queries = 1e-3, 3
 	return c
 }
 
-func centred(c CacheConfig) CacheConfig {
+func centred(c Config) Config {
 	c.Center = true
 	return c
 }

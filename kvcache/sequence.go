@@ -1,6 +1,8 @@
-package turboquant
+package kvcache
 
 import (
+	"github.com/turboquant-go/tq/turboquant"
+
 	"fmt"
 	"github.com/turboquant-go/tq/internal/simd"
 	"io"
@@ -58,7 +60,7 @@ var _ Cache = (*Sequence)(nil)
 // Pool hands out sequences that share one memory budget and one
 // configuration. It is safe for concurrent use.
 type Pool struct {
-	cfg    CacheConfig
+	cfg    Config
 	budget int64
 	layers []layerPlan
 
@@ -66,7 +68,7 @@ type Pool struct {
 	used int64
 
 	qmu    sync.Mutex
-	quants map[string]*Quantizer // by config: identical quantizers are shared
+	quants map[string]*quantStore // by config: identical quantizers are shared
 
 	states    sync.Pool // *attendState
 	rowStates sync.Pool // *rowState
@@ -74,25 +76,25 @@ type Pool struct {
 
 // layerPlan is what a layer's codecs cost.
 type layerPlan struct {
-	keys, values     Codec
+	keys, values     Storage
 	kSize, vSize     int
 	blockBytes       int64
-	upKeys, upValues Codec // the guard's codecs (guard pools only)
+	upKeys, upValues Storage // the guard's codecs (guard pools only)
 	upKSize, upVSize int
 	base             *blockLayout // every head at keys and values
 }
 
 // NewPool validates the configuration and returns a pool whose sequences
 // together hold at most budget bytes (≤ 0: unlimited).
-func NewPool(cfg CacheConfig, budget int64) (*Pool, error) {
+func NewPool(cfg Config, budget int64) (*Pool, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	p := &Pool{cfg: cfg, budget: budget, quants: map[string]*Quantizer{}}
+	p := &Pool{cfg: cfg, budget: budget, quants: map[string]*quantStore{}}
 	p.layers = make([]layerPlan, cfg.Layers)
-	sizes := map[Codec]int{} // sizing a codec builds a quantizer; layers share codecs
-	size := func(cd Codec) int {
+	sizes := map[Storage]int{} // sizing a codec builds a quantizer; layers share codecs
+	size := func(cd Storage) int {
 		if n, ok := sizes[cd]; ok {
 			return n
 		}
@@ -114,7 +116,7 @@ func NewPool(cfg CacheConfig, budget int64) (*Pool, error) {
 }
 
 // Config returns the pool's configuration, defaults filled in.
-func (p *Pool) Config() CacheConfig { return p.cfg }
+func (p *Pool) Config() Config { return p.cfg }
 
 // Used returns the bytes currently held by the pool's sequences.
 func (p *Pool) Used() int64 {
@@ -142,12 +144,17 @@ func (p *Pool) release(n int64) {
 	p.mu.Unlock()
 }
 
-// quantizer returns a Quantizer for cfg. Without outlier channels every
-// head of every sequence with the same codec shares one; quantizers with
-// outlier channels belong to one sequence's heads and are not kept.
-func (p *Pool) quantizer(cfg Config) (*Quantizer, error) {
+// quantizer returns the store of a Quantizer for cfg. Without outlier
+// channels every head of every sequence with the same storage shares one
+// (so attention rebinds nothing between heads); quantizers with outlier
+// channels belong to one sequence's heads and are not kept.
+func (p *Pool) quantizer(cfg turboquant.Config) (*quantStore, error) {
 	if cfg.Outliers != nil {
-		return New(cfg)
+		q, err := turboquant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return newQuantStore(q), nil
 	}
 	key := fmt.Sprintf("%+v", cfg)
 	p.qmu.Lock()
@@ -155,23 +162,23 @@ func (p *Pool) quantizer(cfg Config) (*Quantizer, error) {
 	if q, ok := p.quants[key]; ok {
 		return q, nil
 	}
-	q, err := New(cfg)
+	q, err := turboquant.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	p.quants[key] = q
-	return q, nil
+	p.quants[key] = newQuantStore(q)
+	return p.quants[key], nil
 }
 
-// codec builds the vecCodec of one (layer, head) for keys or values, with
+// codec builds the store of one (layer, head) for keys or values, with
 // outlier channels chosen from xs ([T][KVHeads][HeadDim]) of that head.
-func (p *Pool) codec(cd Codec, layer, head int, values bool, xs []float32) (vecCodec, *Quantizer, error) {
+func (p *Pool) codec(cd Storage, layer, head int, values bool, xs []float32) (store, *turboquant.Quantizer, error) {
 	d := p.cfg.HeadDim
 	switch cd.Kind {
 	case Float16:
-		return fp16Codec{d}, nil, nil
+		return fp16Store{d}, nil, nil
 	case Float32:
-		return fp32Codec{d}, nil, nil
+		return fp32Store{d}, nil, nil
 	}
 	var channels []int
 	if cd.Outliers > 0 {
@@ -181,7 +188,7 @@ func (p *Pool) codec(cd Codec, layer, head int, values bool, xs []float32) (vecC
 			sub = append(sub, xs[(t*h+head)*d:(t*h+head+1)*d]...)
 		}
 		var err error
-		if channels, err = TopChannels(sub, d, cd.Outliers); err != nil {
+		if channels, err = turboquant.TopChannels(sub, d, cd.Outliers); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -189,11 +196,11 @@ func (p *Pool) codec(cd Codec, layer, head int, values bool, xs []float32) (vecC
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err := p.quantizer(qcfg)
+	qs, err := p.quantizer(qcfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	return quantCodec{q}, q, nil
+	return qs, qs.q, nil
 }
 
 // codecSeed is the quantizer seed of one (layer, head, keys/values): its own
@@ -248,13 +255,13 @@ func (s *Sequence) fixedBytes(l *seqLayer) int64 {
 }
 
 type headCodecs struct {
-	k, v     vecCodec
-	kq, vq   *Quantizer // nil for passthrough codecs
-	muK, muV []float32  // subtracted before encoding (Center); nil: none
+	k, v     store
+	kq, vq   *turboquant.Quantizer // nil for passthrough codecs
+	muK, muV []float32             // subtracted before encoding (Center); nil: none
 	// uk and uv are the guard's upgraded codecs (nil without a guard);
 	// upgraded blocks store x − μ too.
-	uk, uv   vecCodec
-	ukq, uvq *Quantizer
+	uk, uv   store
+	ukq, uvq *turboquant.Quantizer
 }
 
 // headMean is the mean over tokens of head h's vectors in xs ([T][H][d]).
@@ -374,9 +381,9 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 			i := checkFinite(xs)
 			return fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, xs[i])
 		}
-		if s.usesFP16Window() && math.Float32frombits(maxBits) >= fp16Max+16 {
+		if s.usesFP16Window() && math.Float32frombits(maxBits) >= fp16Limit {
 			for i, v := range xs {
-				if math.Abs(float64(v)) >= fp16Max+16 {
+				if math.Abs(float64(v)) >= fp16Limit {
 					return fmt.Errorf("%w: component %d (%v) does not fit the fp16 window", ErrOverflow, i, v)
 				}
 			}
@@ -388,7 +395,9 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 		if kv == 1 {
 			cd, up = plan.values, plan.upValues
 		}
-		fp16Norm := func(cd Codec) bool { return cd.Kind == Quantized && (cd.Norm == FP16 || cd.Method == Polar) }
+		fp16Norm := func(cd Storage) bool {
+			return cd.Kind == Quantized && (cd.Norm == turboquant.FP16 || cd.Method == turboquant.Polar)
+		}
 		if fp16Norm(cd) || (cfg.Guard.enabled() && fp16Norm(up)) {
 			// With centering the stored vector is x − μ, and ‖x − μ‖ ≤
 			// ‖x‖ + ‖μ‖; before μ exists it is the mean of this append's
@@ -409,7 +418,7 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 					}
 					muNorm = norm2(mu)
 				}
-				if !fits(n+muNorm, FP16) {
+				if n+muNorm >= fp16Limit {
 					return fmt.Errorf("%w: token %d head %d has norm %g, beyond the codec's fp16 norm",
 						ErrOverflow, v/row, v%row/cfg.HeadDim, n+muNorm)
 				}

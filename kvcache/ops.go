@@ -1,4 +1,4 @@
-package turboquant
+package kvcache
 
 import "fmt"
 
@@ -127,7 +127,7 @@ func (s *Sequence) ForkPrefix(n int) (*Sequence, error) {
 }
 
 // CacheStats describes a sequence's memory.
-type CacheStats struct {
+type Stats struct {
 	Tokens int // tokens in every layer
 	// StoredBytes is what the sequence holds: fp16 sink and window buffers
 	// and every block it references (a block shared with a fork counts in
@@ -150,11 +150,11 @@ type CacheStats struct {
 }
 
 // Stats reports the sequence's memory.
-func (s *Sequence) Stats() CacheStats {
+func (s *Sequence) Stats() Stats {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	cfg := s.pool.cfg
-	var st CacheStats
+	var st Stats
 	st.Tokens = s.lenLocked()
 	B := cfg.BlockTokens
 	for i := range s.layers {

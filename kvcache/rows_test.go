@@ -1,4 +1,4 @@
-package turboquant_test
+package kvcache_test
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"github.com/turboquant-go/tq/internal/simd"
-	. "github.com/turboquant-go/tq/turboquant"
+	. "github.com/turboquant-go/tq/kvcache"
 )
 
 // TestRowPathMatchesPerCodePath runs every preset, with and without

@@ -1,4 +1,4 @@
-package turboquant
+package kvcache
 
 // SetRowKernels forces the row path of attention on or off (cache_rows.go)
 // and returns a function that restores the previous choice.

@@ -1,11 +1,11 @@
-package turboquant_test
+package kvcache_test
 
 import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	. "github.com/turboquant-go/tq/turboquant"
+	. "github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/validate"
 )
 
@@ -58,7 +58,7 @@ func TestCacheFidelityOnRealKV(t *testing.T) {
 	for _, center := range []bool{false, true} {
 		for _, layer := range kv.LayerIndices() {
 			for _, name := range presets {
-				f, err := validate.MeasureRealKV(kv, layer, name, func(c *CacheConfig) {
+				f, err := validate.MeasureRealKV(kv, layer, name, func(c *Config) {
 					c.Window, c.Sinks, c.Center = 0, 0, center
 				})
 				require.NoError(t, err)

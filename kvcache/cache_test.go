@@ -1,4 +1,4 @@
-package turboquant_test
+package kvcache_test
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/turboquant-go/tq/internal/rng"
-	. "github.com/turboquant-go/tq/turboquant"
+	. "github.com/turboquant-go/tq/kvcache"
 )
 
 // kvData makes T tokens of keys and values [T][H][d] with realistic

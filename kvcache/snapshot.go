@@ -1,4 +1,4 @@
-package turboquant
+package kvcache
 
 // Sequence snapshots: WriteTo writes a sequence's codes, fp16 tokens and
 // quantizer specs as they are (nothing is dequantized or re-quantized);
@@ -60,6 +60,8 @@ package turboquant
 // Stats' StoredBytes are smaller; its tokens and outputs are the same).
 
 import (
+	"github.com/turboquant-go/tq/turboquant"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -71,18 +73,16 @@ import (
 	"slices"
 )
 
-// ErrSnapshot reports a sequence snapshot that is malformed, corrupt,
-// truncated, of an unknown version, or written by a pool whose configuration
-// differs from the reading pool's.
-var ErrSnapshot = errors.New("turboquant: bad kv cache snapshot")
-
 // SnapshotVersion is the version of the snapshot format that WriteTo
 // writes. ReadSequence reads it and version 1 (which has no guard: its
 // config section lacks the guard fields, and it restores only into pools
 // without a guard).
 const SnapshotVersion = 2
 
-var snapshotMagic = [4]byte{'T', 'Q', 'K', 'V'}
+var (
+	snapshotMagic = [4]byte{'T', 'Q', 'K', 'V'}
+	castagnoli    = crc32.MakeTable(crc32.Castagnoli)
+)
 
 const (
 	snapPreambleBytes = 8
@@ -95,7 +95,7 @@ const (
 	snapDecoded       = 1 << 1  // layer flag: a single-token append happened
 	snapDeferPrefill  = 1 << 0  // config flag
 	snapCenter        = 1 << 1  // config flag
-	snapMaxLayers     = 1 << 12 // CacheConfig.validate's bound
+	snapMaxLayers     = 1 << 12 // Config.validate's bound
 	// snapMaxTokens bounds a layer's compressed tokens, so that no count
 	// derived from it overflows.
 	snapMaxTokens = min(1<<40, math.MaxInt>>2)
@@ -155,7 +155,7 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 		var specs []byte
 		for h := range l.heads {
 			hc := &l.heads[h]
-			for _, q := range []*Quantizer{hc.kq, hc.vq, hc.ukq, hc.uvq} {
+			for _, q := range []*turboquant.Quantizer{hc.kq, hc.vq, hc.ukq, hc.uvq} {
 				if q == nil {
 					continue
 				}
@@ -223,7 +223,7 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 // reserved. ReadSequence reads exactly the snapshot's bytes from r, so
 // snapshots may be followed by other data.
 func (p *Pool) ReadSequence(r io.Reader) (*Sequence, error) {
-	rs := &snapRestore{pool: p, sr: &snapReader{r: r}, shared: map[snapSharedKey]*Quantizer{}}
+	rs := &snapRestore{pool: p, sr: &snapReader{r: r}, shared: map[snapSharedKey]*quantStore{}}
 	seq, err := rs.read()
 	if err != nil {
 		p.release(rs.reserved)
@@ -239,11 +239,11 @@ type snapRestore struct {
 	reserved int64 // bytes reserved from the pool so far
 	// shared holds the checked quantizers without outlier channels, which
 	// every head with the same codec shares.
-	shared map[snapSharedKey]*Quantizer
+	shared map[snapSharedKey]*quantStore
 }
 
 type snapSharedKey struct {
-	codec Codec
+	codec Storage
 	spec  string
 }
 
@@ -318,10 +318,10 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 	}
 
 	// Codecs.
-	kLen, vLen := snapSpecLen(plan.keys), snapSpecLen(plan.values)
+	kLen, vLen := snapSpecLen(plan.keys, cfg.HeadDim), snapSpecLen(plan.values, cfg.HeadDim)
 	ukLen, uvLen := 0, 0
 	if cfg.Guard.enabled() {
-		ukLen, uvLen = snapSpecLen(plan.upKeys), snapSpecLen(plan.upValues)
+		ukLen, uvLen = snapSpecLen(plan.upKeys, cfg.HeadDim), snapSpecLen(plan.upValues, cfg.HeadDim)
 	}
 	perHead := 0
 	for _, n := range []int{kLen, vLen, ukLen, uvLen} {
@@ -355,7 +355,7 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 	// Centers (Center): μ_k then μ_v per head, float32, for quantized codecs.
 	if cfg.Center {
 		per := 0
-		for _, cd := range []Codec{plan.keys, plan.values} {
+		for _, cd := range []Storage{plan.keys, plan.values} {
 			if cd.Kind == Quantized {
 				per += cfg.HeadDim
 			}
@@ -606,13 +606,13 @@ func (g *layerGuard) snapshot(blocks []*block, d int) []byte {
 // codec restores the codec of one (layer, head) for keys or values from the
 // front of sec (a u32 length and a spec for quantized codecs, nothing for
 // passthrough ones), and returns the rest of sec.
-func (rs *snapRestore) codec(cd Codec, layer, head int, values bool, sec []byte, specLen int) (vecCodec, *Quantizer, []byte, error) {
+func (rs *snapRestore) codec(cd Storage, layer, head int, values bool, sec []byte, specLen int) (store, *turboquant.Quantizer, []byte, error) {
 	d := rs.pool.cfg.HeadDim
 	switch cd.Kind {
 	case Float16:
-		return fp16Codec{d}, nil, sec, nil
+		return fp16Store{d}, nil, sec, nil
 	case Float32:
-		return fp32Codec{d}, nil, sec, nil
+		return fp32Store{d}, nil, sec, nil
 	}
 	what := "key"
 	if values {
@@ -623,11 +623,11 @@ func (rs *snapRestore) codec(cd Codec, layer, head int, values bool, sec []byte,
 		return nil, nil, nil, fmt.Errorf("%w: layer %d head %d %s spec of %d bytes, want %d", ErrSnapshot, layer, head, what, n, specLen)
 	}
 	spec, rest := sec[4:4+specLen], sec[4+specLen:]
-	q, err := rs.quantizer(cd, layer, head, values, spec)
+	qs, err := rs.quantizer(cd, layer, head, values, spec)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: layer %d head %d %s codec: %w", ErrSnapshot, layer, head, what, err)
 	}
-	return quantCodec{q}, q, rest, nil
+	return qs, qs.q, rest, nil
 }
 
 // quantizer rebuilds the quantizer a spec describes (NewFromSpec: the
@@ -635,13 +635,13 @@ func (rs *snapRestore) codec(cd Codec, layer, head int, values bool, sec []byte,
 // this pool builds for (layer, head, keys or values) given the spec's
 // outlier channels: same codec, same seed. As in Pool.codec, quantizers
 // without outlier channels are the pool's shared ones.
-func (rs *snapRestore) quantizer(cd Codec, layer, head int, values bool, b []byte) (*Quantizer, error) {
+func (rs *snapRestore) quantizer(cd Storage, layer, head int, values bool, b []byte) (*quantStore, error) {
 	p, cfg := rs.pool, rs.pool.cfg
 	sk := snapSharedKey{cd, string(b)}
 	if q := rs.shared[sk]; q != nil {
 		return q, nil // checked for another head with this codec
 	}
-	var spec Spec
+	var spec turboquant.Spec
 	if err := spec.UnmarshalBinary(b); err != nil {
 		return nil, err
 	}
@@ -661,23 +661,25 @@ func (rs *snapRestore) quantizer(cd Codec, layer, head int, values bool, b []byt
 	if !reflect.DeepEqual(want, spec.Config) {
 		return nil, fmt.Errorf("spec %s is not this pool's codec %s", snapConfigString(spec.Config), snapConfigString(want))
 	}
-	q, err := NewFromSpec(spec)
+	q, err := turboquant.NewFromSpec(spec)
 	if err != nil {
 		return nil, err
 	}
 	if again, _ := q.Spec().MarshalBinary(); !bytes.Equal(again, b) {
 		return nil, errors.New("spec is not in canonical form")
 	}
-	if channels == nil {
-		if q, err = p.quantizer(want); err != nil {
-			return nil, err
-		}
-		rs.shared[sk] = q
+	if channels != nil {
+		return newQuantStore(q), nil
 	}
-	return q, nil
+	qs, err := p.quantizer(want)
+	if err != nil {
+		return nil, err
+	}
+	rs.shared[sk] = qs
+	return qs, nil
 }
 
-func snapConfigString(c Config) string {
+func snapConfigString(c turboquant.Config) string {
 	o := c.Outliers
 	c.Outliers = nil
 	if o == nil {
@@ -688,11 +690,18 @@ func snapConfigString(c Config) string {
 
 // snapSpecLen is the length of the spec of a codec's quantizers (0 for the
 // passthrough codecs, which have none).
-func snapSpecLen(cd Codec) int {
+func snapSpecLen(cd Storage, dim int) int {
 	if cd.Kind != Quantized {
 		return 0
 	}
-	return specFixed + specTrailer + 4*cd.Outliers
+	// A spec's length depends only on the number of outlier channels, so
+	// the placeholder channels give the length of every head's spec.
+	cfg, err := cd.quantizerConfig(dim, 0, nil)
+	if err != nil {
+		return 0
+	}
+	b, _ := turboquant.Spec{Version: turboquant.SpecVersion, Config: cfg}.MarshalBinary()
+	return len(b)
 }
 
 // nonFiniteHalf returns the index of the first infinite or NaN half in b,
@@ -710,7 +719,7 @@ func nonFiniteHalf(b []byte) int {
 // in) in a snapshot version. Version 2 appends the guard fields: f64 budget
 // bits, u64 recent queries, the upgrade key and value codecs (10 bytes each,
 // as the layer codecs); all zero without a guard.
-func (c CacheConfig) snapshotConfig(version int) []byte {
+func (c Config) snapshotConfig(version int) []byte {
 	b := make([]byte, 0, snapConfigFixed+2*snapCodecBytes*c.Layers)
 	b = binary.LittleEndian.AppendUint32(b, uint32(c.Layers))
 	b = binary.LittleEndian.AppendUint32(b, uint32(c.KVHeads))
@@ -748,7 +757,7 @@ func (c CacheConfig) snapshotConfig(version int) []byte {
 
 // appendSnapCodec appends the fields of cd that determine its layout; the
 // ones a passthrough codec ignores are written as zeros.
-func appendSnapCodec(b []byte, cd Codec) []byte {
+func appendSnapCodec(b []byte, cd Storage) []byte {
 	if cd.Kind != Quantized {
 		return append(b, byte(cd.Kind), 0, 0, 0, 0, 0, 0, 0, 0, 0)
 	}
@@ -887,7 +896,7 @@ func (sw *snapWriter) put(p []byte) {
 // end closes the open section with its checksum.
 func (sw *snapWriter) end() {
 	if sw.left != 0 && sw.err == nil {
-		sw.err = fmt.Errorf("turboquant: internal error: snapshot section off by %d bytes", sw.left)
+		sw.err = fmt.Errorf("kvcache: internal error: snapshot section off by %d bytes", sw.left)
 	}
 	var b [4]byte
 	binary.LittleEndian.PutUint32(b[:], sw.crc)
@@ -920,7 +929,7 @@ func (sr *snapReader) full(p []byte) error {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: input ends after %d bytes: %w", ErrSnapshot, sr.n, io.ErrUnexpectedEOF)
 	}
-	return fmt.Errorf("turboquant: reading snapshot: %w", err)
+	return fmt.Errorf("kvcache: reading snapshot: %w", err)
 }
 
 // section reads a section whose payload must be lo to hi bytes long and

@@ -1,4 +1,4 @@
-package turboquant_test
+package kvcache_test
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/turboquant-go/tq/internal/rng"
-	. "github.com/turboquant-go/tq/turboquant"
+	. "github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/validate"
 )
 

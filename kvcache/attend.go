@@ -1,4 +1,4 @@
-package turboquant
+package kvcache
 
 import (
 	"fmt"
@@ -15,7 +15,7 @@ type tokenSource struct {
 	s    *Sequence
 	l    *seqLayer
 	h    int
-	fp16 fp16Codec
+	fp16 fp16Store
 }
 
 // tokenKind says how a token's bytes are stored.
@@ -55,7 +55,7 @@ func (ts tokenSource) each(limit int, f func(pos int, k, v []byte, kind tokenKin
 }
 
 func (s *Sequence) source(layer, h int) tokenSource {
-	return tokenSource{s: s, l: &s.layers[layer], h: h, fp16: fp16Codec{s.pool.cfg.HeadDim}}
+	return tokenSource{s: s, l: &s.layers[layer], h: h, fp16: fp16Store{s.pool.cfg.HeadDim}}
 }
 
 // Attend computes exact attention for the queries of the layer's last T
@@ -136,7 +136,6 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 					q0 := (i*cfg.QHeads + h*g) * d
 					st.attendGroup(ts, hc, queries[q0:q0+g*d], out[q0:q0+g*d], n-T+i+1, cfg.Scale)
 				}
-				st.release(hc)
 			}
 		}()
 	}
@@ -175,9 +174,8 @@ type attendState struct {
 	sum        []float64
 	wCode      []float64 // softmax weight on compressed tokens, per query head
 	qmu        []float32 // q·μ_k per query head (Center)
-	sc, scUp   *scratch
-	boundCodec vecCodec
-	boundUp    vecCodec
+	boundCodec store
+	boundUp    store
 }
 
 // attendState returns pooled working memory with logit rows for n tokens,
@@ -207,7 +205,7 @@ func newAttendState(g, d, n int) *attendState {
 	return st
 }
 
-func (st *attendState) bind(hc headCodecs, fp16 fp16Codec) {
+func (st *attendState) bind(hc headCodecs, fp16 fp16Store) {
 	if st.boundCodec != hc.k {
 		st.kq = st.kq[:0]
 		st.rawQ = st.rawQ[:0]
@@ -223,17 +221,6 @@ func (st *attendState) bind(hc headCodecs, fp16 fp16Codec) {
 			st.ukq = append(st.ukq, hc.uk.newQuery())
 		}
 		st.boundUp = hc.uk
-	}
-	st.sc = hc.v.getScratch()
-	if hc.uv != nil {
-		st.scUp = hc.uv.getScratch()
-	}
-}
-
-func (st *attendState) release(hc headCodecs) {
-	hc.v.putScratch(st.sc)
-	if hc.uv != nil {
-		hc.uv.putScratch(st.scUp)
 	}
 }
 
@@ -294,12 +281,12 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 		}
 		switch kind {
 		case rawToken:
-			ts.fp16.accumulate(st.accRaw, st.ws, v, nil, st.tmp)
+			ts.fp16.accumulate(st.accRaw, st.ws, v, st.tmp)
 			return
 		case baseToken:
-			hc.v.accumulate(st.accCode, st.ws, v, st.sc, st.tmp)
+			hc.v.accumulate(st.accCode, st.ws, v, st.tmp)
 		default:
-			hc.uv.accumulate(st.accUp, st.ws, v, st.scUp, st.tmp)
+			hc.uv.accumulate(st.accUp, st.ws, v, st.tmp)
 			upgraded = true
 		}
 		for gi, w := range st.ws {
@@ -359,7 +346,7 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 		rs := newRowState(1, cfg.HeadDim)
 		rs.logits, rs.stride = dst, len(dst) // one query row: score straight into dst
 		rs.prepare(hc, query, cfg.Scale)
-		fp16 := fp16Codec{cfg.HeadDim}
+		fp16 := fp16Store{cfg.HeadDim}
 		s.layerRuns(l, []int{h}, 0, n, false, func(_ int, r run) { rs.scoreRun(hc, fp16, r) })
 		return nil
 	}

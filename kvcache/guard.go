@@ -1,4 +1,4 @@
-package turboquant
+package kvcache
 
 // The runtime fidelity guardrail. While tokens wait in the fp16 window the
 // cache still knows their exact keys; when the first token of a new block is
@@ -63,7 +63,7 @@ type GuardConfig struct {
 	Queries int
 	// Keys and Values are the codecs of an upgraded head's blocks:
 	// quantized without outlier channels, or a passthrough codec.
-	Keys, Values Codec
+	Keys, Values Storage
 }
 
 func (g GuardConfig) enabled() bool { return g.Budget != 0 }
@@ -71,7 +71,7 @@ func (g GuardConfig) enabled() bool { return g.Budget != 0 }
 // guardMaxQueries bounds GuardConfig.Queries.
 const guardMaxQueries = 1 << 12
 
-func (c CacheConfig) validateGuard() error {
+func (c Config) validateGuard() error {
 	g := c.Guard
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: guard: "+format, append([]any{ErrConfig}, args...)...)
@@ -88,7 +88,7 @@ func (c CacheConfig) validateGuard() error {
 	case g.Queries < 1 || g.Queries > guardMaxQueries:
 		return bad("%d recent queries outside [1, %d]", g.Queries, guardMaxQueries)
 	}
-	for _, cd := range []Codec{g.Keys, g.Values} {
+	for _, cd := range []Storage{g.Keys, g.Values} {
 		if cd.Outliers != 0 {
 			return bad("upgrade codec with %d outlier channels (they would need their own channel choice)", cd.Outliers)
 		}
@@ -100,7 +100,7 @@ func (c CacheConfig) validateGuard() error {
 }
 
 // guardRingBytes is the recent-query memory of one layer.
-func (c CacheConfig) guardRingBytes() int64 {
+func (c Config) guardRingBytes() int64 {
 	if !c.Guard.enabled() {
 		return 0
 	}
@@ -163,7 +163,7 @@ type guardHead struct {
 	err float64 // the error that exceeded the budget, nats
 }
 
-func newLayerGuard(cfg CacheConfig, base *blockLayout) *layerGuard {
+func newLayerGuard(cfg Config, base *blockLayout) *layerGuard {
 	q := cfg.Guard.Queries
 	return &layerGuard{ring: make([]float32, cfg.KVHeads*q*cfg.HeadDim), cap: q,
 		heads: make([]guardHead, cfg.KVHeads), lay: base}

@@ -1,4 +1,4 @@
-package turboquant
+package kvcache
 
 import (
 	"encoding/binary"
@@ -37,7 +37,7 @@ const rowChunk = 32
 
 // rowCodec is implemented by codecs with a row form. Scores and weighted
 // sums are added to what out and acc hold; q and acc have rows of HeadDim.
-type rowCodec interface {
+type rowStore interface {
 	// rowForm reports whether the other methods are available.
 	rowForm() bool
 	// queryRow writes y mapped into the codec's domain to dst (len dim);
@@ -51,88 +51,71 @@ type rowCodec interface {
 	accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32)
 }
 
-func (c quantCodec) rowForm() bool {
-	for _, p := range c.q.parts {
-		if p.method != MSE || p.corr != NoCorrection || p.prec != FP16 || p.kern == nil {
-			return false
-		}
-	}
-	return true
-}
+func (c *quantStore) rowForm() bool { return c.kerns != nil }
 
-func (c quantCodec) queryRow(dst, y, tmp []float32) {
-	q := c.q
-	if q.channels == nil {
-		q.parts[0].rot.Forward(dst, y)
-		return
-	}
-	off := 0
-	for i, p := range q.parts {
-		sub := gather(tmp, y, q.channels[i])
-		p.rot.Forward(dst[off:off+p.dim], sub)
-		off += p.dim
-	}
-}
+// queryRow rotates y part by part, parts side by side: the domain the row
+// kernels score codes in. y was checked finite by Attend or Logits.
+func (c *quantStore) queryRow(dst, y, _ []float32) { _ = c.q.PrepareKernelQuery(dst, nil, y) }
 
 // Codes of up to 4 bits run through the fused kernels (unpack and multiply
 // in registers); 8-bit codes are decoded into rows first (a gather each).
 
-func (c quantCodec) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
-	d, off, coff := c.q.cfg.Dim, 0, 0
-	for _, p := range c.q.parts {
-		if p.bits <= 4 {
-			simd.DotCodes(out, outStride, q[off:], d, g, p.kern, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
+	d, off := c.q.Dim(), 0
+	for i, p := range c.parts {
+		coff := p.Offset
+		if p.Bits <= 4 {
+			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
 		} else {
-			simd.DecodeCodes(buf, p.dim, p.kern, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+			simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
 			for i := range g {
-				simd.Dot(out[i*outStride:], outStride, q[i*d+off:i*d+off+p.dim], buf, n, p.dim, p.dim)
+				simd.Dot(out[i*outStride:], outStride, q[i*d+off:i*d+off+p.Dim], buf, n, p.Dim, p.Dim)
 			}
 		}
-		off += p.dim
-		coff += p.size
+		off += p.Dim
 	}
 }
 
-func (c quantCodec) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
-	d, off, coff := c.q.cfg.Dim, 0, 0
-	for _, p := range c.q.parts {
-		if p.bits <= 4 {
-			simd.AxpyCodes(acc[off:], d, w, wStride, g, p.kern, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
+	d, off := c.q.Dim(), 0
+	for i, p := range c.parts {
+		coff := p.Offset
+		if p.Bits <= 4 {
+			simd.AxpyCodes(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
 		} else {
-			simd.DecodeCodes(buf, p.dim, p.kern, codes[coff:], stride, p.offIdx, p.offNorm, n, p.dim)
+			simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
 			for i := range g {
-				simd.Axpy(acc[i*d+off:i*d+off+p.dim], w[i*wStride:], wStride, buf, n, p.dim, p.dim)
+				simd.Axpy(acc[i*d+off:i*d+off+p.Dim], w[i*wStride:], wStride, buf, n, p.Dim, p.Dim)
 			}
 		}
-		off += p.dim
-		coff += p.size
+		off += p.Dim
 	}
 }
 
-func (c fp16Codec) rowForm() bool { return true }
+func (c fp16Store) rowForm() bool { return true }
 
-func (c fp16Codec) queryRow(dst, y, _ []float32) { copy(dst, y) }
+func (c fp16Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
 // fp16 rows are converted as the dot and axpy kernels load them (F16C).
 
-func (c fp16Codec) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, _ []float32) {
+func (c fp16Store) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, _ []float32) {
 	simd.DotF16(out, outStride, q[:g*c.dim], codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2)
 }
 
-func (c fp16Codec) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, _ []float32) {
+func (c fp16Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, _ []float32) {
 	simd.AxpyF16(acc[:g*c.dim], w, wStride, codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2)
 }
 
-func (c fp32Codec) rowForm() bool { return true }
+func (c fp32Store) rowForm() bool { return true }
 
-func (c fp32Codec) queryRow(dst, y, _ []float32) { copy(dst, y) }
+func (c fp32Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
-func (c fp32Codec) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
+func (c fp32Store) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
 	rows, rs := c.rows(buf, codes, stride, n)
 	simd.Dot(out, outStride, q[:g*c.dim], rows, n, c.dim, rs)
 }
 
-func (c fp32Codec) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
+func (c fp32Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
 	rows, rs := c.rows(buf, codes, stride, n)
 	simd.Axpy(acc[:g*c.dim], w, wStride, rows, n, c.dim, rs)
 }
@@ -143,7 +126,7 @@ var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // rows returns the n codes as float32 rows and their stride: a view of the
 // codes where the layout allows, else a copy in buf.
-func (c fp32Codec) rows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
+func (c fp32Store) rows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
 	need := (n-1)*stride + 4*c.dim
 	if littleEndian && stride%4 == 0 && uintptr(unsafe.Pointer(&codes[0]))%4 == 0 {
 		return unsafe.Slice((*float32)(unsafe.Pointer(&codes[0])), need/4), stride / 4
@@ -162,14 +145,14 @@ func usesRows(hc headCodecs) bool {
 	if !rowKernels() {
 		return false
 	}
-	k, okK := hc.k.(rowCodec)
-	v, okV := hc.v.(rowCodec)
+	k, okK := hc.k.(rowStore)
+	v, okV := hc.v.(rowStore)
 	if !okK || !okV || !k.rowForm() || !v.rowForm() {
 		return false
 	}
 	if hc.uk != nil {
-		uk, okK := hc.uk.(rowCodec)
-		uv, okV := hc.uv.(rowCodec)
+		uk, okK := hc.uk.(rowStore)
+		uv, okV := hc.uv.(rowStore)
 		return okK && okV && uk.rowForm() && uv.rowForm()
 	}
 	return true
@@ -294,7 +277,7 @@ func (rs *rowState) fit(n int) {
 // prepare maps the group's queries (len g·d) for scoring.
 func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
 	d := rs.d
-	kc := hc.k.(rowCodec)
+	kc := hc.k.(rowStore)
 	for gi := range rs.g {
 		y := q[gi*d : (gi+1)*d]
 		qk, qr := rs.qk[gi*d:(gi+1)*d], rs.qr[gi*d:(gi+1)*d]
@@ -305,7 +288,7 @@ func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
 		}
 		if hc.uk != nil {
 			qu := rs.qu[gi*d : (gi+1)*d]
-			hc.uk.(rowCodec).queryRow(qu, y, rs.tmp)
+			hc.uk.(rowStore).queryRow(qu, y, rs.tmp)
 			for j := range qu {
 				qu[j] *= scale
 			}
@@ -318,7 +301,7 @@ func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
 }
 
 // scoreRun writes the scaled logits of run r to rs.logits.
-func (rs *rowState) scoreRun(hc headCodecs, fp16 fp16Codec, r run) {
+func (rs *rowState) scoreRun(hc headCodecs, fp16 fp16Store, r run) {
 	g, L, N := rs.g, rs.logits, rs.stride
 	for gi := range g { // compressed keys are stored minus μ_k (Center)
 		init := rs.qmu[gi]
@@ -334,9 +317,9 @@ func (rs *rowState) scoreRun(hc headCodecs, fp16 fp16Codec, r run) {
 	case r.raw:
 		fp16.scoreRun(L[r.pos:], N, rs.qr, g, r.k, r.kStride, r.n, rs.rows)
 	case r.up:
-		hc.uk.(rowCodec).scoreRun(L[r.pos:], N, rs.qu, g, r.k, r.kStride, r.n, rs.rows)
+		hc.uk.(rowStore).scoreRun(L[r.pos:], N, rs.qu, g, r.k, r.kStride, r.n, rs.rows)
 	default:
-		hc.k.(rowCodec).scoreRun(L[r.pos:], N, rs.qk, g, r.k, r.kStride, r.n, rs.rows)
+		hc.k.(rowStore).scoreRun(L[r.pos:], N, rs.qk, g, r.k, r.kStride, r.n, rs.rows)
 	}
 }
 
@@ -391,7 +374,7 @@ func (rs *rowState) merge(o *rowState) {
 }
 
 // accumulateRun adds run r's values, weighted, into the accumulators.
-func (rs *rowState) accumulateRun(hc headCodecs, fp16 fp16Codec, r run) {
+func (rs *rowState) accumulateRun(hc headCodecs, fp16 fp16Store, r run) {
 	g, N := rs.g, rs.stride
 	if r.raw {
 		fp16.accumulateRun(rs.accR, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
@@ -408,10 +391,10 @@ func (rs *rowState) accumulateRun(hc headCodecs, fp16 fp16Codec, r run) {
 			clear(rs.accU)
 			rs.upgraded = true
 		}
-		hc.uv.(rowCodec).accumulateRun(rs.accU, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		hc.uv.(rowStore).accumulateRun(rs.accU, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 		return
 	}
-	hc.v.(rowCodec).accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+	hc.v.(rowStore).accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 }
 
 // finish writes the group's outputs (len g·d).
@@ -463,7 +446,7 @@ func (s *Sequence) attendRows(l *seqLayer, heads []int, rss []*rowState, queries
 // attendRange runs both passes for the prepared rowStates over positions
 // [from, limit), leaving each with the softmax state of that range.
 func (s *Sequence) attendRange(l *seqLayer, heads []int, rss []*rowState, from, limit int) {
-	fp16 := fp16Codec{s.pool.cfg.HeadDim}
+	fp16 := fp16Store{s.pool.cfg.HeadDim}
 	s.layerRuns(l, heads, from, limit, false, func(k int, r run) { rss[k].scoreRun(l.heads[heads[k]], fp16, r) })
 	for k := range heads {
 		rss[k].softmax(from, limit)
