@@ -241,4 +241,3 @@ func (q *Quantizer) Norm(code []byte) (float32, error) {
 	}
 	return float32(math.Sqrt(ss)), nil
 }
-

@@ -186,4 +186,3 @@ func (q *Quantizer) PrepareKernelQuery(rot, proj, y []float32) error {
 	}
 	return nil
 }
-
