@@ -1,12 +1,10 @@
 package kvcache
 
 import (
-	"github.com/turboquant-go/tq/hadamard"
 	"github.com/turboquant-go/tq/turboquant"
 
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 )
 
@@ -241,8 +239,7 @@ func (cd Storage) quantizerConfig(dim int, seed uint64, channels []int) (turboqu
 	default:
 		return turboquant.Config{}, fmt.Errorf("%w: unknown storage kind %d", ErrConfig, cd.Kind)
 	}
-	cfg := turboquant.Config{Dim: dim, Bits: cd.Bits, Method: cd.Method, Seed: seed, Norm: cd.Norm, Correction: cd.Correction,
-		Rounds: hadamard.DefaultRounds(dim)}
+	cfg := turboquant.Config{Dim: dim, Bits: cd.Bits, Method: cd.Method, Seed: seed, Norm: cd.Norm, Correction: cd.Correction}
 	if cd.Outliers != 0 {
 		if cd.Outliers < 0 {
 			return turboquant.Config{}, fmt.Errorf("%w: %d outlier channels", ErrConfig, cd.Outliers)
@@ -253,10 +250,9 @@ func (cd Storage) quantizerConfig(dim int, seed uint64, channels []int) (turboqu
 				channels[i] = i
 			}
 		}
-		channels = slices.Clone(channels)
-		slices.Sort(channels)
 		cfg.Outliers = &turboquant.Outliers{Channels: channels, Bits: cd.OutlierBits}
 	}
+	cfg = cfg.WithDefaults()
 	if _, err := cfg.CodeSize(); err != nil { // validates
 		return turboquant.Config{}, err
 	}

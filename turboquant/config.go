@@ -110,9 +110,12 @@ type Config struct {
 	Sketch qjl.Kind
 }
 
-// withDefaults returns a copy with zero fields filled in and the outlier
-// channel list sorted and copied, so the Quantizer never aliases caller memory.
-func (c Config) withDefaults() Config {
+// WithDefaults returns a copy with the zero fields New fills in filled in
+// (Rounds) and the outlier channel list sorted and copied, so the Quantizer
+// never aliases caller memory. A Quantizer's Config is New's argument's
+// WithDefaults: code that checks a Spec against the Config it expects
+// compares with this.
+func (c Config) WithDefaults() Config {
 	if c.Rounds == 0 {
 		c.Rounds = hadamard.DefaultRounds(c.Dim)
 	}
@@ -180,7 +183,7 @@ func (c Config) validate() error {
 		if n < 2 || c.Dim-n < 2 {
 			return bad("%d outlier channels: each part needs at least 2 channels (dim %d)", n, c.Dim)
 		}
-		for i, ch := range o.Channels { // sorted by withDefaults
+		for i, ch := range o.Channels { // sorted by WithDefaults
 			if ch < 0 || ch >= c.Dim {
 				return bad("outlier channel %d outside [0, %d)", ch, c.Dim)
 			}

@@ -86,7 +86,7 @@ func (q *Quantizer) Parts() []Part {
 // codebook is solved. It fails with ErrConfig for a configuration New
 // rejects as invalid.
 func (c Config) CodeSize() (int, error) {
-	c = c.withDefaults()
+	c = c.WithDefaults()
 	if err := c.validate(); err != nil {
 		return 0, err
 	}

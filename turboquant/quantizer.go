@@ -24,7 +24,7 @@ type Quantizer struct {
 // New builds a Quantizer. Codebooks for uncommon dimensions are solved on
 // first use and memoized, so the first New for such a dimension takes longer.
 func New(cfg Config) (*Quantizer, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
