@@ -35,3 +35,26 @@ func abs(x float64) float64 {
 	}
 	return x
 }
+
+// A configuration's code size is arithmetic: nothing is built. Parts says
+// where each field of a code sits.
+func ExampleConfig_CodeSize() {
+	cfg := turboquant.Config{Dim: 128, Bits: 3, Method: turboquant.MSE,
+		Outliers: &turboquant.Outliers{Channels: []int{3, 17, 40, 99}, Bits: 6}}
+	n, err := cfg.CodeSize()
+	if err != nil {
+		panic(err)
+	}
+	q, err := turboquant.New(cfg)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(n, q.CodeSize())
+	for _, p := range q.Parts() {
+		fmt.Printf("%d channels at %d bits: bytes [%d, %d), indices from %d\n", p.Dim, p.Bits, p.Offset, p.Offset+p.Size, p.Offset+p.IndexOffset)
+	}
+	// Output:
+	// 54 54
+	// 124 channels at 3 bits: bytes [0, 49), indices from 2
+	// 4 channels at 6 bits: bytes [49, 54), indices from 51
+}
