@@ -205,41 +205,41 @@ func newAttendState(g, d, n int) *attendState {
 	return st
 }
 
-func (st *attendState) bind(hc headCodecs, fp16 fp16Store) {
-	if st.boundCodec != hc.k {
+func (st *attendState) bind(hc headStores, fp16 fp16Store) {
+	if st.boundCodec != hc.keys.store {
 		st.kq = st.kq[:0]
 		st.rawQ = st.rawQ[:0]
 		for range st.g {
-			st.kq = append(st.kq, hc.k.newQuery())
+			st.kq = append(st.kq, hc.keys.store.newQuery())
 			st.rawQ = append(st.rawQ, fp16.newQuery())
 		}
-		st.boundCodec = hc.k
+		st.boundCodec = hc.keys.store
 	}
-	if hc.uk != nil && st.boundUp != hc.uk {
+	if hc.upKeys.store != nil && st.boundUp != hc.upKeys.store {
 		st.ukq = st.ukq[:0]
 		for range st.g {
-			st.ukq = append(st.ukq, hc.uk.newQuery())
+			st.ukq = append(st.ukq, hc.upKeys.store.newQuery())
 		}
-		st.boundUp = hc.uk
+		st.boundUp = hc.upKeys.store
 	}
 }
 
 // attendGroup computes the outputs of the g query heads that share one KV
 // head, for one query position that sees limit tokens. Each token's key and
 // value bytes are read once for the whole group.
-func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float32, limit int, scale float32) {
+func (st *attendState) attendGroup(ts tokenSource, hc headStores, q, out []float32, limit int, scale float32) {
 	g, d := st.g, st.d
 	for gi := range g {
 		st.kq[gi].reset(q[gi*d : (gi+1)*d])
 		st.rawQ[gi].reset(q[gi*d : (gi+1)*d])
-		if hc.uk != nil {
+		if hc.upKeys.store != nil {
 			st.ukq[gi].reset(q[gi*d : (gi+1)*d])
 		}
 	}
 	for gi := range g { // compressed keys are stored minus μ_k (Center)
 		st.qmu[gi] = 0
-		if hc.muK != nil {
-			st.qmu[gi] = float32(dot32(q[gi*d:(gi+1)*d], hc.muK))
+		if hc.keys.mu != nil {
+			st.qmu[gi] = float32(dot32(q[gi*d:(gi+1)*d], hc.keys.mu))
 		}
 	}
 	ts.each(limit, func(pos int, k, _ []byte, kind tokenKind) {
@@ -284,9 +284,9 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 			ts.fp16.accumulate(st.accRaw, st.ws, v, st.tmp)
 			return
 		case baseToken:
-			hc.v.accumulate(st.accCode, st.ws, v, st.tmp)
+			hc.values.store.accumulate(st.accCode, st.ws, v, st.tmp)
 		default:
-			hc.uv.accumulate(st.accUp, st.ws, v, st.tmp)
+			hc.upValues.store.accumulate(st.accUp, st.ws, v, st.tmp)
 			upgraded = true
 		}
 		for gi, w := range st.ws {
@@ -295,16 +295,16 @@ func (st *attendState) attendGroup(ts tokenSource, hc headCodecs, q, out []float
 	})
 	for gi := range g {
 		o := out[gi*d : (gi+1)*d]
-		hc.v.finish(st.tmp, st.accCode[gi])
+		hc.values.store.finish(st.tmp, st.accCode[gi])
 		if upgraded {
-			hc.uv.finish(st.accUp[gi], st.accUp[gi])
+			hc.upValues.store.finish(st.accUp[gi], st.accUp[gi])
 			for j, x := range st.accUp[gi] {
 				st.tmp[j] += x
 			}
 		}
-		if hc.muV != nil { // compressed values are stored minus μ_v
+		if hc.values.mu != nil { // compressed values are stored minus μ_v
 			wc := float32(st.wCode[gi])
-			for j, m := range hc.muV {
+			for j, m := range hc.values.mu {
 				st.tmp[j] += wc * m
 			}
 		}
@@ -351,16 +351,16 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 		return nil
 	}
 	hc := l.heads[h]
-	kq, rq := hc.k.newQuery(), ts.fp16.newQuery()
+	kq, rq := hc.keys.store.newQuery(), ts.fp16.newQuery()
 	kq.reset(query)
 	rq.reset(query)
 	var uq vecQuery
-	if hc.uk != nil {
-		uq = hc.uk.newQuery()
+	if hc.upKeys.store != nil {
+		uq = hc.upKeys.store.newQuery()
 		uq.reset(query)
 	}
 	var qmu float32
-	if mu := hc.muK; mu != nil {
+	if mu := hc.keys.mu; mu != nil {
 		qmu = float32(dot32(query, mu))
 	}
 	ts.each(n, func(pos int, k, _ []byte, kind tokenKind) {

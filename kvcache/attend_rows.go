@@ -141,18 +141,18 @@ func (c fp32Store) rows(buf []float32, codes []byte, stride, n int) ([]float32, 
 }
 
 // usesRows reports whether the head's codecs take the row path.
-func usesRows(hc headCodecs) bool {
+func usesRows(hc headStores) bool {
 	if !rowKernels() {
 		return false
 	}
-	k, okK := hc.k.(rowStore)
-	v, okV := hc.v.(rowStore)
+	k, okK := hc.keys.store.(rowStore)
+	v, okV := hc.values.store.(rowStore)
 	if !okK || !okV || !k.rowForm() || !v.rowForm() {
 		return false
 	}
-	if hc.uk != nil {
-		uk, okK := hc.uk.(rowStore)
-		uv, okV := hc.uv.(rowStore)
+	if hc.upKeys.store != nil {
+		uk, okK := hc.upKeys.store.(rowStore)
+		uv, okV := hc.upValues.store.(rowStore)
 		return okK && okV && uk.rowForm() && uv.rowForm()
 	}
 	return true
@@ -181,7 +181,7 @@ type run struct {
 func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, values bool, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
-	fpStride := H * 4 * d // one slot of the sink or window buffer: [H][2][d] fp16
+	fpStride := cfg.fp16TokenStride()
 	chunked := func(k int, r run) {
 		for off := 0; off < r.n; off += rowChunk {
 			c := r
@@ -275,9 +275,9 @@ func (rs *rowState) fit(n int) {
 }
 
 // prepare maps the group's queries (len g·d) for scoring.
-func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
+func (rs *rowState) prepare(hc headStores, q []float32, scale float32) {
 	d := rs.d
-	kc := hc.k.(rowStore)
+	kc := hc.keys.store.(rowStore)
 	for gi := range rs.g {
 		y := q[gi*d : (gi+1)*d]
 		qk, qr := rs.qk[gi*d:(gi+1)*d], rs.qr[gi*d:(gi+1)*d]
@@ -286,22 +286,22 @@ func (rs *rowState) prepare(hc headCodecs, q []float32, scale float32) {
 			qk[j] *= scale
 			qr[j] = v * scale
 		}
-		if hc.uk != nil {
+		if hc.upKeys.store != nil {
 			qu := rs.qu[gi*d : (gi+1)*d]
-			hc.uk.(rowStore).queryRow(qu, y, rs.tmp)
+			hc.upKeys.store.(rowStore).queryRow(qu, y, rs.tmp)
 			for j := range qu {
 				qu[j] *= scale
 			}
 		}
 		rs.qmu[gi] = 0
-		if hc.muK != nil {
-			rs.qmu[gi] = scale * float32(dot32(y, hc.muK))
+		if hc.keys.mu != nil {
+			rs.qmu[gi] = scale * float32(dot32(y, hc.keys.mu))
 		}
 	}
 }
 
 // scoreRun writes the scaled logits of run r to rs.logits.
-func (rs *rowState) scoreRun(hc headCodecs, fp16 fp16Store, r run) {
+func (rs *rowState) scoreRun(hc headStores, fp16 fp16Store, r run) {
 	g, L, N := rs.g, rs.logits, rs.stride
 	for gi := range g { // compressed keys are stored minus μ_k (Center)
 		init := rs.qmu[gi]
@@ -317,9 +317,9 @@ func (rs *rowState) scoreRun(hc headCodecs, fp16 fp16Store, r run) {
 	case r.raw:
 		fp16.scoreRun(L[r.pos:], N, rs.qr, g, r.k, r.kStride, r.n, rs.rows)
 	case r.up:
-		hc.uk.(rowStore).scoreRun(L[r.pos:], N, rs.qu, g, r.k, r.kStride, r.n, rs.rows)
+		hc.upKeys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qu, g, r.k, r.kStride, r.n, rs.rows)
 	default:
-		hc.k.(rowStore).scoreRun(L[r.pos:], N, rs.qk, g, r.k, r.kStride, r.n, rs.rows)
+		hc.keys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qk, g, r.k, r.kStride, r.n, rs.rows)
 	}
 }
 
@@ -374,7 +374,7 @@ func (rs *rowState) merge(o *rowState) {
 }
 
 // accumulateRun adds run r's values, weighted, into the accumulators.
-func (rs *rowState) accumulateRun(hc headCodecs, fp16 fp16Store, r run) {
+func (rs *rowState) accumulateRun(hc headStores, fp16 fp16Store, r run) {
 	g, N := rs.g, rs.stride
 	if r.raw {
 		fp16.accumulateRun(rs.accR, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
@@ -391,28 +391,28 @@ func (rs *rowState) accumulateRun(hc headCodecs, fp16 fp16Store, r run) {
 			clear(rs.accU)
 			rs.upgraded = true
 		}
-		hc.uv.(rowStore).accumulateRun(rs.accU, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		hc.upValues.store.(rowStore).accumulateRun(rs.accU, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 		return
 	}
-	hc.v.(rowStore).accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+	hc.values.store.(rowStore).accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 }
 
 // finish writes the group's outputs (len g·d).
-func (rs *rowState) finish(hc headCodecs, out []float32) {
+func (rs *rowState) finish(hc headStores, out []float32) {
 	d := rs.d
 	for gi := range rs.g {
 		o := out[gi*d : (gi+1)*d]
-		hc.v.finish(rs.tmp, rs.accK[gi*d:(gi+1)*d])
+		hc.values.store.finish(rs.tmp, rs.accK[gi*d:(gi+1)*d])
 		if rs.upgraded { // the upgraded codes' sum, mapped back on its own
 			u := rs.accU[gi*d : (gi+1)*d]
-			hc.uv.finish(u, u)
+			hc.upValues.store.finish(u, u)
 			for j, x := range u {
 				rs.tmp[j] += x
 			}
 		}
-		if hc.muV != nil && rs.codes { // compressed values are stored minus μ_v
+		if hc.values.mu != nil && rs.codes { // compressed values are stored minus μ_v
 			wc := float32(float64(rs.sum[gi]) - rs.rawW[gi])
-			for j, m := range hc.muV {
+			for j, m := range hc.values.mu {
 				rs.tmp[j] += wc * m
 			}
 		}

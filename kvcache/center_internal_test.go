@@ -35,9 +35,9 @@ func TestCenterFoldBackIsExact(t *testing.T) {
 		values[i] = fp16Exact(r.Norm() - 2)
 	}
 	plain, centred := pool.NewSequence(), pool.NewSequence()
-	heads := make([]headCodecs, H)
+	heads := make([]headStores, H)
 	for h := range heads {
-		heads[h] = headCodecs{k: fp32Store{d}, v: fp32Store{d}, muK: headMean(keys, h, H, d), muV: headMean(values, h, H, d)}
+		heads[h] = headStores{keys: side{store: fp32Store{d}, mu: headMean(keys, h, H, d)}, values: side{store: fp32Store{d}, mu: headMean(values, h, H, d)}}
 	}
 	centred.layers[0].heads = heads
 	for _, s := range []*Sequence{plain, centred} {

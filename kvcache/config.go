@@ -286,8 +286,13 @@ func (c Config) tokenBytes(keys, values Storage) int64 {
 	return int64(c.KVHeads) * int64(keys.codeSize(c.HeadDim)+values.codeSize(c.HeadDim))
 }
 
-// fp16TokenBytes is the bytes of one token of one layer in fp16.
-func (c Config) fp16TokenBytes() int64 { return int64(c.KVHeads) * int64(c.HeadDim) * 2 * 2 }
+// fp16TokenStride is the bytes of one token of one layer in fp16, the
+// stride of the sink and window buffers: [KVHeads][key, value][HeadDim]
+// halves.
+func (c Config) fp16TokenStride() int { return c.KVHeads * 2 * c.HeadDim * 2 }
+
+// fp16TokenBytes is fp16TokenStride as the budget counts bytes.
+func (c Config) fp16TokenBytes() int64 { return int64(c.fp16TokenStride()) }
 
 // PlanBytes returns the exact bytes a sequence of this configuration holds
 // after n tokens have been appended to every layer, before allocating any.

@@ -107,45 +107,6 @@ func (c Config) guardRingBytes() int64 {
 	return int64(c.KVHeads) * int64(c.Guard.Queries) * int64(c.HeadDim) * 4
 }
 
-// blockLayout is where each KV head's codes sit in a block: keys of head h
-// at kOff[h], kSize[h] bytes per token, then the values likewise. Layouts
-// are immutable and shared by the blocks (and forks) that use them.
-type blockLayout struct {
-	up                       []bool // per head: the guard's codecs; nil: none
-	kOff, vOff, kSize, vSize []int
-	tokenBytes               int64 // one token, every head, keys and values
-	bytes                    int64 // the whole block
-}
-
-// newBlockLayout lays out a block of layer plan lp with the heads marked in
-// up (nil: none) at the guard's codecs.
-func newBlockLayout(lp *layerPlan, H, B int, up []bool) *blockLayout {
-	lay := &blockLayout{kOff: make([]int, H), vOff: make([]int, H), kSize: make([]int, H), vSize: make([]int, H)}
-	for h := range H {
-		lay.kSize[h], lay.vSize[h] = lp.kSize, lp.vSize
-		if up != nil && up[h] {
-			lay.kSize[h], lay.vSize[h] = lp.upKSize, lp.upVSize
-		}
-		lay.tokenBytes += int64(lay.kSize[h] + lay.vSize[h])
-	}
-	if up != nil {
-		lay.up = append([]bool(nil), up...)
-	}
-	off := 0
-	for h := range H {
-		lay.kOff[h] = off
-		off += B * lay.kSize[h]
-	}
-	for h := range H {
-		lay.vOff[h] = off
-		off += B * lay.vSize[h]
-	}
-	lay.bytes = int64(off)
-	return lay
-}
-
-func (lay *blockLayout) upgraded(h int) bool { return lay.up != nil && lay.up[h] }
-
 // layerGuard is one layer's guard state.
 type layerGuard struct {
 	// ring holds the recent queries, [KVHeads][cap][HeadDim]: the i-th
@@ -209,15 +170,15 @@ func (s *Sequence) recordQueries(layer int, queries []float32) {
 // guardError is E (see the top of this file) of head h's base key codec
 // on the block keys xs (m vectors of d, as stored: centred, fp16-rounded),
 // against the recorded queries. code and dec are scratch.
-func guardError(g *layerGuard, hc headCodecs, h, d int, scale float32, xs []float32, code []byte, dec []float32) (float64, error) {
+func guardError(g *layerGuard, hc headStores, h, d int, scale float32, xs []float32, code []byte, dec []float32) (float64, error) {
 	m := len(xs) / d
 	var acc float64
 	for t := range m {
 		x := xs[t*d : (t+1)*d]
-		if err := hc.k.encode(code, x); err != nil {
+		if err := hc.keys.store.encode(code, x); err != nil {
 			return 0, err
 		}
-		hc.k.decode(dec, code)
+		hc.keys.store.decode(dec, code)
 		for j := range dec {
 			dec[j] = x[j] - dec[j]
 		}

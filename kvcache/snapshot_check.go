@@ -105,16 +105,16 @@ func (rs *snapRestore) readGuard(layer, nBlocks int) (*layerGuard, []*blockLayou
 	return g, lays, nil
 }
 
-// codec restores the store of one (layer, head) for keys or values from
+// side restores the side of one (layer, head) for keys or values from
 // the front of a specs section (2b in snapshot_format.go), and returns the
 // rest of sec.
-func (rs *snapRestore) codec(cd Storage, layer, head int, values bool, sec []byte, specLen int) (store, *turboquant.Quantizer, []byte, error) {
+func (rs *snapRestore) side(cd Storage, layer, head int, values bool, sec []byte, specLen int) (side, []byte, error) {
 	d := rs.pool.cfg.HeadDim
 	switch cd.Kind {
 	case Float16:
-		return fp16Store{d}, nil, sec, nil
+		return side{store: fp16Store{d}}, sec, nil
 	case Float32:
-		return fp32Store{d}, nil, sec, nil
+		return side{store: fp32Store{d}}, sec, nil
 	}
 	what := "key"
 	if values {
@@ -122,14 +122,14 @@ func (rs *snapRestore) codec(cd Storage, layer, head int, values bool, sec []byt
 	}
 	// The section's length was checked, so sec holds this head's bytes.
 	if n := binary.LittleEndian.Uint32(sec); n != uint32(specLen) {
-		return nil, nil, nil, fmt.Errorf("%w: layer %d head %d %s spec of %d bytes, want %d", ErrSnapshot, layer, head, what, n, specLen)
+		return side{}, nil, fmt.Errorf("%w: layer %d head %d %s spec of %d bytes, want %d", ErrSnapshot, layer, head, what, n, specLen)
 	}
 	spec, rest := sec[4:4+specLen], sec[4+specLen:]
 	qs, err := rs.quantizer(cd, layer, head, values, spec)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: layer %d head %d %s codec: %w", ErrSnapshot, layer, head, what, err)
+		return side{}, nil, fmt.Errorf("%w: layer %d head %d %s codec: %w", ErrSnapshot, layer, head, what, err)
 	}
-	return qs, qs.q, rest, nil
+	return side{store: qs, q: qs.q}, rest, nil
 }
 
 // quantizer rebuilds the quantizer a spec describes (NewFromSpec: the

@@ -109,7 +109,7 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 		return bad("%d sink tokens, the pool keeps %d", nSink, cfg.Sinks)
 	case winLen > uint64(cfg.Window) && !deferred:
 		return bad("%d window tokens, the pool keeps %d", winLen, cfg.Window)
-	case winLen > snapMaxWindowBytes/uint64(seq.tokenStride()) || compressed > snapMaxTokens:
+	case winLen > snapMaxWindowBytes/uint64(cfg.fp16TokenStride()) || compressed > snapMaxTokens:
 		return bad("%d window and %d compressed tokens", winLen, compressed)
 	case (compressed > 0 || winLen > 0) && int(nSink) != cfg.Sinks:
 		return bad("%d of %d sink tokens, yet later tokens follow", nSink, cfg.Sinks)
@@ -134,20 +134,20 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 	if err != nil {
 		return err
 	}
-	heads := make([]headCodecs, H)
+	heads := make([]headStores, H)
 	for h := range heads {
 		hc := &heads[h]
-		if hc.k, hc.kq, sec, err = rs.codec(plan.keys, layer, h, false, sec, kLen); err != nil {
+		if hc.keys, sec, err = rs.side(plan.keys, layer, h, false, sec, kLen); err != nil {
 			return err
 		}
-		if hc.v, hc.vq, sec, err = rs.codec(plan.values, layer, h, true, sec, vLen); err != nil {
+		if hc.values, sec, err = rs.side(plan.values, layer, h, true, sec, vLen); err != nil {
 			return err
 		}
 		if cfg.Guard.enabled() {
-			if hc.uk, hc.ukq, sec, err = rs.codec(plan.upKeys, layer, h, false, sec, ukLen); err != nil {
+			if hc.upKeys, sec, err = rs.side(plan.upKeys, layer, h, false, sec, ukLen); err != nil {
 				return err
 			}
-			if hc.uv, hc.uvq, sec, err = rs.codec(plan.upValues, layer, h, true, sec, uvLen); err != nil {
+			if hc.upValues, sec, err = rs.side(plan.upValues, layer, h, true, sec, uvLen); err != nil {
 				return err
 			}
 		}
@@ -178,13 +178,13 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 			return mu, nil
 		}
 		for h := range heads {
-			if heads[h].kq != nil {
-				if heads[h].muK, err = next(); err != nil {
+			if heads[h].keys.q != nil {
+				if heads[h].keys.mu, err = next(); err != nil {
 					return err
 				}
 			}
-			if heads[h].vq != nil {
-				if heads[h].muV, err = next(); err != nil {
+			if heads[h].values.q != nil {
+				if heads[h].values.mu, err = next(); err != nil {
 					return err
 				}
 			}
@@ -204,7 +204,7 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 	// Sink and window tokens, read into their buffers. Those hold Sinks and
 	// Window tokens (what the pool's configuration sizes), or, for a deferred
 	// prefill, a longer window that grows only as its bytes arrive.
-	stride := seq.tokenStride()
+	stride := cfg.fp16TokenStride()
 	winCap := max(cfg.Window, int(winLen))
 	fixed := int64(cfg.Sinks+winCap)*cfg.fp16TokenBytes() + cfg.guardRingBytes()
 	if err := p.reserve(fixed); err != nil {

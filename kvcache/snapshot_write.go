@@ -25,7 +25,7 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 	}
 	cfg := s.pool.cfg
 	H, B := cfg.KVHeads, cfg.BlockTokens
-	stride := s.tokenStride()
+	stride := s.pool.cfg.fp16TokenStride()
 	sw := &snapWriter{w: w, buf: make([]byte, 0, snapBuffer)}
 	var pre [snapPreambleBytes]byte
 	copy(pre[:], snapshotMagic[:])
@@ -57,7 +57,7 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 		var specs []byte
 		for h := range l.heads {
 			hc := &l.heads[h]
-			for _, q := range []*turboquant.Quantizer{hc.kq, hc.vq, hc.ukq, hc.uvq} {
+			for _, q := range []*turboquant.Quantizer{hc.keys.q, hc.values.q, hc.upKeys.q, hc.upValues.q} {
 				if q == nil {
 					continue
 				}
@@ -73,7 +73,7 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 		if cfg.Center {
 			var centers []byte
 			for _, hc := range l.heads {
-				for _, mu := range [][]float32{hc.muK, hc.muV} {
+				for _, mu := range [][]float32{hc.keys.mu, hc.values.mu} {
 					for _, v := range mu {
 						centers = binary.LittleEndian.AppendUint32(centers, math.Float32bits(v))
 					}

@@ -60,10 +60,10 @@ func (s *Sequence) ViewLayer(layer int, f func(LayerView)) error {
 		v.Blocks = append(v.Blocks, b.data)
 	}
 	for _, hc := range l.heads {
-		v.Keys = append(v.Keys, hc.kq)
-		v.Values = append(v.Values, hc.vq)
-		v.KeyMeans = append(v.KeyMeans, hc.muK)
-		v.ValueMeans = append(v.ValueMeans, hc.muV)
+		v.Keys = append(v.Keys, hc.keys.q)
+		v.Values = append(v.Values, hc.values.q)
+		v.KeyMeans = append(v.KeyMeans, hc.keys.mu)
+		v.ValueMeans = append(v.ValueMeans, hc.values.mu)
 	}
 	f(v)
 	return nil

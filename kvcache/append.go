@@ -1,0 +1,488 @@
+package kvcache
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/turboquant-go/tq/internal/half"
+	"github.com/turboquant-go/tq/internal/simd"
+	"github.com/turboquant-go/tq/turboquant"
+)
+
+// Appending is prepare-then-commit, in five explicit steps (appendLocked):
+//
+//  1. plan: the heads' sides (built on a layer's first append, with their
+//     Center means and outlier channels) and where the T tokens go: the
+//     fp16 sinks, the fp16 window ring, and the window's overflow, oldest
+//     first, which is compressed;
+//  2. measure guard: for each block the append opens, each head's logit
+//     error against its recent queries, which fixes the blocks' layouts;
+//  3. reserve: every byte the append adds, from the pool's budget;
+//  4. encode: every token to be compressed, into a private buffer;
+//  5. commit: only now is the layer written.
+//
+// Steps 1–4 change nothing the sequence holds, so a failure leaves it as it
+// was (and 4 gives back what 3 reserved).
+
+// AppendFP16 is Append for IEEE half inputs.
+func (s *Sequence) AppendFP16(layer int, keys, values []uint16) error {
+	k, v := make([]float32, len(keys)), make([]float32, len(values))
+	half.ToFloat32s(k, keys)
+	half.ToFloat32s(v, values)
+	return s.Append(layer, k, v)
+}
+
+// AppendBF16 is Append for bfloat16 inputs.
+func (s *Sequence) AppendBF16(layer int, keys, values []uint16) error {
+	k, v := make([]float32, len(keys)), make([]float32, len(values))
+	half.BF16ToFloat32s(k, keys)
+	half.BF16ToFloat32s(v, values)
+	return s.Append(layer, k, v)
+}
+
+// Append adds T tokens' keys and values to a layer.
+func (s *Sequence) Append(layer int, keys, values []float32) error {
+	cfg := s.pool.cfg
+	row := cfg.KVHeads * cfg.HeadDim
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkLayer(layer); err != nil {
+		return err
+	}
+	if len(keys) != len(values) || len(keys) == 0 || len(keys)%row != 0 {
+		return fmt.Errorf("%w: %d keys and %d values are not the same whole number of [%d][%d] tokens",
+			ErrLength, len(keys), len(values), cfg.KVHeads, cfg.HeadDim)
+	}
+	plan := &s.pool.layers[layer]
+	if err := s.checkInput(layer, keys, plan.keys, plan.upKeys, false); err != nil {
+		return err
+	}
+	if err := s.checkInput(layer, values, plan.values, plan.upValues, true); err != nil {
+		return err
+	}
+	return s.appendLocked(layer, keys, values)
+}
+
+// checkInput validates an append's keys (or values) xs against what they
+// will be stored as: finite; within fp16 range where a window holds them;
+// and, for a storage with an fp16 norm (base or the guard's), with a norm
+// fp16 can hold. One vector pass decides the common case; the loops only
+// run to name the offending component.
+func (s *Sequence) checkInput(layer int, xs []float32, base, up Storage, values bool) error {
+	cfg := s.pool.cfg
+	d, row := cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
+	maxBits := simd.MaxAbsBits(xs)
+	if maxBits >= 0x7f800000 { // ±Inf or NaN somewhere
+		i := checkFinite(xs)
+		return fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, xs[i])
+	}
+	if s.usesFP16Window() && math.Float32frombits(maxBits) >= fp16Limit {
+		for i, v := range xs {
+			if math.Abs(float64(v)) >= fp16Limit {
+				return fmt.Errorf("%w: component %d (%v) does not fit the fp16 window", ErrOverflow, i, v)
+			}
+		}
+	}
+	// A vector whose norm (or PolarQuant radius) cannot be stored in fp16
+	// is refused now: accepted into the window, it would fail to compress
+	// later and block every following append.
+	if !base.fp16Norm() && !(cfg.Guard.enabled() && up.fp16Norm()) {
+		return nil
+	}
+	// With centering the stored vector is x − μ, and ‖x − μ‖ ≤ ‖x‖ + ‖μ‖;
+	// before μ exists it is the mean of this append's vectors, whose norm is
+	// at most their largest.
+	var muNorm float64
+	if cfg.Center {
+		for v := 0; v < len(xs); v += d {
+			muNorm = max(muNorm, norm2(xs[v:v+d]))
+		}
+	}
+	heads := s.layers[layer].heads
+	for v := 0; v < len(xs); v += d {
+		n := norm2(xs[v : v+d])
+		if cfg.Center && heads != nil {
+			muNorm = norm2(heads[v%row/d].side(values).mu)
+		}
+		if n+muNorm >= fp16Limit {
+			return fmt.Errorf("%w: token %d head %d has norm %g, beyond the storage's fp16 norm",
+				ErrOverflow, v/row, v%row/d, n+muNorm)
+		}
+	}
+	return nil
+}
+
+// fp16Norm reports whether the storage keeps an fp16 norm (or fp16 radii).
+func (cd Storage) fp16Norm() bool {
+	return cd.Kind == Quantized && (cd.Norm == turboquant.FP16 || cd.Method == turboquant.Polar)
+}
+
+// usesFP16Window reports whether tokens may pass through the fp16 window
+// before they are compressed.
+func (s *Sequence) usesFP16Window() bool {
+	return s.pool.cfg.Window > 0 || s.pool.cfg.DeferPrefill
+}
+
+// appendLocked runs the five steps of an append (see the top of this file).
+func (s *Sequence) appendLocked(layer int, keys, values []float32) error {
+	a, err := s.planAppend(layer, keys, values)
+	if err != nil {
+		return err
+	}
+	if err := a.measureGuard(); err != nil {
+		return err
+	}
+	if err := a.reserve(); err != nil {
+		return err
+	}
+	if err := a.encode(); err != nil {
+		s.pool.release(a.need)
+		return err
+	}
+	a.commit()
+	return nil
+}
+
+// appendPlan is one append between planning and commit.
+type appendPlan struct {
+	s            *Sequence
+	layer        int
+	l            *seqLayer
+	plan         *layerPlan
+	keys, values []float32
+	T            int
+	heads        []headStores // the layer's, or new ones on its first append
+
+	// Placement: toSink tokens to the sinks, the rest to the window, whose
+	// evict oldest tokens (evictOld of them already there, evictNew from
+	// this append) are compressed; the window ring then holds newCap slots.
+	toSink, toWin, evict, evictOld, evictNew, newCap int
+
+	lays    []*blockLayout // the layouts of the blocks this append opens
+	nextLay *blockLayout   // the layout of the layer's next block after it
+	gHeads  []guardHead    // the guard's head states after it (nil: unchanged)
+
+	need    int64 // bytes reserved
+	cowTail bool  // the shared tail block is copied before it is written
+
+	codes      []byte // the encoded tokens: [evict][H][kMax+vMax]
+	kMax, vMax int
+	tk, tv     []float32 // scratch for stored
+}
+
+// planAppend is step 1: the heads' sides and the placement of the tokens.
+func (s *Sequence) planAppend(layer int, keys, values []float32) (*appendPlan, error) {
+	cfg := s.pool.cfg
+	l := &s.layers[layer]
+	d, H := cfg.HeadDim, cfg.KVHeads
+	a := &appendPlan{s: s, layer: layer, l: l, plan: &s.pool.layers[layer], keys: keys, values: values,
+		T: len(keys) / (H * d), heads: l.heads, tk: make([]float32, d), tv: make([]float32, d)}
+	if a.heads == nil {
+		var err error
+		if a.heads, err = s.pool.newHeads(layer, keys, values); err != nil {
+			return nil, err
+		}
+	}
+	// Sinks first, then the window, whose overflow (oldest first) is
+	// compressed — unless a prefill is deferred, in which case the window
+	// grows to hold it.
+	deferring := cfg.DeferPrefill && !l.decoded && a.T > 1
+	a.toSink = min(a.T, cfg.Sinks-l.nSink)
+	a.toWin = a.T - a.toSink
+	a.evict, a.newCap = max(0, l.winLen+a.toWin-cfg.Window), cfg.Window
+	if deferring {
+		a.evict, a.newCap = 0, max(l.winCap, l.winLen+a.toWin, cfg.Window)
+	}
+	a.evictOld = min(a.evict, l.winLen)
+	a.evictNew = a.evict - a.evictOld
+	a.lays = make([]*blockLayout, (l.compressed+a.evict+cfg.BlockTokens-1)/cfg.BlockTokens-len(l.blocks))
+	a.nextLay = a.plan.base
+	if l.guard != nil {
+		a.nextLay = l.guard.lay
+	}
+	return a, nil
+}
+
+// newHeads builds a layer's sides on its first append: quantizers (outlier
+// channels chosen from this append's keys or values) and, with Center, the
+// means of this append's vectors per head.
+func (p *Pool) newHeads(layer int, keys, values []float32) ([]headStores, error) {
+	cfg := p.cfg
+	plan := &p.layers[layer]
+	d, H := cfg.HeadDim, cfg.KVHeads
+	heads := make([]headStores, H)
+	for h := range heads {
+		hs := &heads[h]
+		var err error
+		if hs.keys, err = p.newSide(plan.keys, layer, h, false, keys); err != nil {
+			return nil, err
+		}
+		if hs.values, err = p.newSide(plan.values, layer, h, true, values); err != nil {
+			return nil, err
+		}
+		if cfg.Guard.enabled() {
+			if hs.upKeys, err = p.newSide(plan.upKeys, layer, h, false, keys); err != nil {
+				return nil, err
+			}
+			if hs.upValues, err = p.newSide(plan.upValues, layer, h, true, values); err != nil {
+				return nil, err
+			}
+		}
+		if cfg.Center && hs.keys.q != nil {
+			hs.keys.mu = headMean(keys, h, H, d)
+		}
+		if cfg.Center && hs.values.q != nil {
+			hs.values.mu = headMean(values, h, H, d)
+		}
+	}
+	return heads, nil
+}
+
+// stored returns into dst the key (or value) of the compressed token with
+// index c (≥ l.compressed: in the window or in this append) of head h, as
+// it is encoded: fp16-rounded where a window is used, minus μ with Center.
+func (a *appendPlan) stored(dst []float32, c, h int, value bool) []float32 {
+	cfg, l := a.s.pool.cfg, a.l
+	d, H := cfg.HeadDim, cfg.KVHeads
+	var x []float32
+	if i := c - l.compressed; i < l.winLen {
+		kx, vx := widenFP16(l.win, a.s.winSlot(l, i), h, d, H, a.tk, a.tv)
+		x = kx
+		if value {
+			x = vx
+		}
+	} else {
+		t := a.toSink + i - l.winLen
+		src := a.keys
+		if value {
+			src = a.values
+		}
+		x = src[(t*H+h)*d : (t*H+h+1)*d]
+		if a.s.usesFP16Window() {
+			// Encode what the window would have held, so a token's code
+			// does not depend on how the appends were batched.
+			x = roundFP16(a.tk, x)
+		}
+	}
+	mu := a.heads[h].side(value).mu
+	if mu == nil {
+		return dst[:copy(dst, x)]
+	}
+	return subtract(dst, x, mu)
+}
+
+// measureGuard is step 2: the layouts of the blocks this append opens. The
+// guard measures each new block, in order, for the heads not yet upgraded
+// (guard.go); without a guard, or before any query was recorded, every new
+// block takes the layer's next layout.
+func (a *appendPlan) measureGuard() error {
+	cfg, l, plan := a.s.pool.cfg, a.l, a.plan
+	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
+	g := l.guard
+	if g == nil || g.n == 0 || len(a.lays) == 0 {
+		for nb := range a.lays {
+			a.lays[nb] = a.nextLay
+		}
+		return nil
+	}
+	known := l.compressed + l.winLen + a.toWin // compressed indices whose tokens are at hand
+	xs := make([]float32, B*d)
+	code, dec := make([]byte, plan.kSize), make([]float32, d)
+	for nb := range a.lays {
+		c0 := (len(l.blocks) + nb) * B
+		m := min(B, known-c0)
+		var up []bool
+		for h := range H {
+			if (a.gHeads != nil && a.gHeads[h].up) || (a.gHeads == nil && g.heads[h].up) {
+				continue
+			}
+			for t := range m {
+				a.stored(xs[t*d:(t+1)*d], c0+t, h, false)
+			}
+			e, err := guardError(g, a.heads[h], h, d, cfg.Scale, xs[:m*d], code, dec)
+			if err != nil {
+				return fmt.Errorf("layer %d head %d guard: %w", a.layer, h, err)
+			}
+			if e > cfg.Guard.Budget {
+				if a.gHeads == nil {
+					a.gHeads = append([]guardHead(nil), g.heads...)
+				}
+				a.gHeads[h] = guardHead{up: true, pos: cfg.Sinks + c0, err: e}
+				up = make([]bool, H)
+			}
+		}
+		if up != nil {
+			for h := range H {
+				up[h] = a.gHeads[h].up
+			}
+			a.nextLay = newBlockLayout(plan, H, B, up)
+		}
+		a.lays[nb] = a.nextLay
+	}
+	return nil
+}
+
+// reserve is step 3: the sink buffer (and guard ring) on the first append,
+// window growth, new blocks, and a private copy of a shared tail block that
+// is about to be written.
+func (a *appendPlan) reserve() error {
+	cfg, l := a.s.pool.cfg, a.l
+	tb := cfg.fp16TokenBytes()
+	if !l.alloc {
+		a.need += int64(cfg.Sinks)*tb + cfg.guardRingBytes()
+	}
+	a.need += int64(max(0, a.newCap-l.winCap)) * tb
+	for _, lay := range a.lays {
+		a.need += lay.bytes
+	}
+	a.cowTail = a.evict > 0 && l.compressed%cfg.BlockTokens != 0 && l.blocks[len(l.blocks)-1].refs.Load() > 1
+	if a.cowTail {
+		a.need += l.blocks[len(l.blocks)-1].lay.bytes
+	}
+	return a.s.pool.reserve(a.need)
+}
+
+// layoutOf is the layout of the block that will hold compressed token c.
+func (a *appendPlan) layoutOf(c int) *blockLayout {
+	B := a.s.pool.cfg.BlockTokens
+	if b := c / B; b < len(a.l.blocks) {
+		return a.l.blocks[b].lay
+	}
+	return a.lays[c/B-len(a.l.blocks)]
+}
+
+// encode is step 4: every token that will be compressed, before the layer
+// is touched.
+func (a *appendPlan) encode() error {
+	cfg, l, plan := a.s.pool.cfg, a.l, a.plan
+	d, H := cfg.HeadDim, cfg.KVHeads
+	a.kMax, a.vMax = max(plan.kSize, plan.upKSize), max(plan.vSize, plan.upVSize)
+	a.codes = make([]byte, a.evict*H*(a.kMax+a.vMax))
+	ck, cv := make([]float32, d), make([]float32, d)
+	for e := range a.evict {
+		lay := a.layoutOf(l.compressed + e)
+		for h := range H {
+			kx := a.stored(ck, l.compressed+e, h, false)
+			vx := a.stored(cv, l.compressed+e, h, true)
+			ks, vs := a.heads[h].keys, a.heads[h].values
+			if lay.upgraded(h) {
+				ks, vs = a.heads[h].upKeys, a.heads[h].upValues
+			}
+			off := (e*H + h) * (a.kMax + a.vMax)
+			if err := ks.store.encode(a.codes[off:off+lay.kSize[h]], kx); err != nil {
+				return fmt.Errorf("layer %d head %d key: %w", a.layer, h, err)
+			}
+			if err := vs.store.encode(a.codes[off+a.kMax:off+a.kMax+lay.vSize[h]], vx); err != nil {
+				return fmt.Errorf("layer %d head %d value: %w", a.layer, h, err)
+			}
+		}
+	}
+	return nil
+}
+
+// commit is step 5: it writes the layer and cannot fail.
+func (a *appendPlan) commit() {
+	s, p, cfg, l := a.s, a.s.pool, a.s.pool.cfg, a.l
+	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
+	row := H * d
+	keys, values := a.keys, a.values
+	l.heads = a.heads
+	stride := cfg.fp16TokenStride()
+	if !l.alloc {
+		l.sink = make([]byte, cfg.Sinks*stride)
+		l.alloc = true
+		if cfg.Guard.enabled() {
+			l.guard = newLayerGuard(cfg, a.plan.base)
+		}
+	}
+	if a.gHeads != nil {
+		l.guard.heads = a.gHeads
+	}
+	if l.guard != nil {
+		l.guard.lay = a.nextLay
+	}
+	for t := range a.toSink {
+		putFP16Token(l.sink[(l.nSink+t)*stride:], keys[t*row:(t+1)*row], values[t*row:(t+1)*row], H, d)
+	}
+	l.nSink += a.toSink
+	if a.cowTail {
+		last := len(l.blocks) - 1
+		old := l.blocks[last]
+		nb := &block{data: append(newBlockData(old.lay.bytes)[:0], old.data...), lay: old.lay}
+		nb.refs.Store(1)
+		s.dropBlock(old)
+		l.blocks[last] = nb
+	}
+	for _, lay := range a.lays {
+		nb := &block{data: newBlockData(lay.bytes), lay: lay}
+		nb.refs.Store(1)
+		l.blocks = append(l.blocks, nb)
+	}
+	for e := range a.evict {
+		pos := l.compressed + e
+		b := l.blocks[pos/B]
+		blk, lay := b.data, b.lay
+		j := pos % B
+		for h := range H {
+			off := (e*H + h) * (a.kMax + a.vMax)
+			copy(blk[lay.kOff[h]+j*lay.kSize[h]:], a.codes[off:off+lay.kSize[h]])
+			copy(blk[lay.vOff[h]+j*lay.vSize[h]:], a.codes[off+a.kMax:off+a.kMax+lay.vSize[h]])
+		}
+	}
+	l.compressed += a.evict
+	if a.newCap != l.winCap {
+		// Grow for a deferred prefill, or shrink back to Window after it:
+		// the surviving tokens move to the front of a new ring.
+		win := make([]byte, a.newCap*stride)
+		for i := a.evictOld; i < l.winLen; i++ {
+			copy(win[(i-a.evictOld)*stride:(i-a.evictOld+1)*stride], l.win[s.winSlot(l, i)*stride:])
+		}
+		if a.newCap < l.winCap {
+			p.release(int64(l.winCap-a.newCap) * cfg.fp16TokenBytes())
+		}
+		l.win, l.winCap, l.winStart = win, a.newCap, 0
+	} else {
+		l.winStart = (l.winStart + a.evictOld) % max(l.winCap, 1)
+	}
+	l.winLen -= a.evictOld
+	for t := a.toSink + a.evictNew; t < a.T; t++ {
+		slot := s.winSlot(l, l.winLen)
+		putFP16Token(l.win[slot*stride:], keys[t*row:(t+1)*row], values[t*row:(t+1)*row], H, d)
+		l.winLen++
+	}
+	if a.T == 1 {
+		l.decoded = true
+	}
+}
+
+// headMean is the mean over tokens of head h's vectors in xs ([T][H][d]).
+func headMean(xs []float32, h, H, d int) []float32 {
+	T := len(xs) / (H * d)
+	acc := make([]float64, d)
+	for t := range T {
+		simd.AddF64(acc, xs[(t*H+h)*d:(t*H+h+1)*d])
+	}
+	mu := make([]float32, d)
+	for i, v := range acc {
+		mu[i] = float32(v / float64(T))
+	}
+	return mu
+}
+
+// subtract writes x − mu into dst (mu nil: x itself).
+func subtract(dst, x, mu []float32) []float32 {
+	if mu == nil {
+		return x
+	}
+	dst = dst[:len(x)]
+	for i, v := range x {
+		dst[i] = v - mu[i]
+	}
+	return dst
+}
+
+// roundFP16 writes x rounded to fp16 precision into dst.
+func roundFP16(dst, x []float32) []float32 {
+	simd.RoundF16(dst[:len(x)], x)
+	return dst[:len(x)]
+}

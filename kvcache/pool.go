@@ -1,0 +1,174 @@
+package kvcache
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/turboquant-go/tq/internal/rng"
+	"github.com/turboquant-go/tq/turboquant"
+)
+
+// Pool hands out sequences that share one memory budget and one
+// configuration. It is safe for concurrent use.
+type Pool struct {
+	cfg    Config
+	budget int64
+	layers []layerPlan
+
+	mu   sync.Mutex
+	used int64
+
+	qmu    sync.Mutex
+	quants map[string]*quantStore // by config: identical quantizers are shared
+
+	states    sync.Pool // *attendState
+	rowStates sync.Pool // *rowState
+}
+
+// layerPlan is what a layer's codecs cost.
+type layerPlan struct {
+	keys, values     Storage
+	kSize, vSize     int
+	blockBytes       int64
+	upKeys, upValues Storage // the guard's codecs (guard pools only)
+	upKSize, upVSize int
+	base             *blockLayout // every head at keys and values
+}
+
+// NewPool validates the configuration and returns a pool whose sequences
+// together hold at most budget bytes (≤ 0: unlimited).
+func NewPool(cfg Config, budget int64) (*Pool, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	p := &Pool{cfg: cfg, budget: budget, quants: map[string]*quantStore{}}
+	p.layers = make([]layerPlan, cfg.Layers)
+	sizes := map[Storage]int{} // sizing a codec builds a quantizer; layers share codecs
+	size := func(cd Storage) int {
+		if n, ok := sizes[cd]; ok {
+			return n
+		}
+		sizes[cd] = cd.codeSize(cfg.HeadDim)
+		return sizes[cd]
+	}
+	for l := range p.layers {
+		k, v := cfg.codecs(l)
+		lp := layerPlan{keys: k, values: v, kSize: size(k), vSize: size(v)}
+		lp.blockBytes = int64(cfg.BlockTokens) * int64(cfg.KVHeads) * int64(lp.kSize+lp.vSize)
+		if cfg.Guard.enabled() {
+			lp.upKeys, lp.upValues = cfg.Guard.Keys, cfg.Guard.Values
+			lp.upKSize, lp.upVSize = size(lp.upKeys), size(lp.upValues)
+		}
+		lp.base = newBlockLayout(&lp, cfg.KVHeads, cfg.BlockTokens, nil)
+		p.layers[l] = lp
+	}
+	return p, nil
+}
+
+// Config returns the pool's configuration, defaults filled in.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Used returns the bytes currently held by the pool's sequences.
+func (p *Pool) Used() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.used
+}
+
+// Budget returns the pool's budget in bytes (≤ 0: unlimited).
+func (p *Pool) Budget() int64 { return p.budget }
+
+func (p *Pool) reserve(n int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.budget > 0 && p.used+n > p.budget {
+		return fmt.Errorf("%w: %d bytes needed, %d of %d in use", ErrCacheFull, n, p.used, p.budget)
+	}
+	p.used += n
+	return nil
+}
+
+func (p *Pool) release(n int64) {
+	p.mu.Lock()
+	p.used -= n
+	p.mu.Unlock()
+}
+
+// NewSequence returns an empty sequence.
+func (p *Pool) NewSequence() *Sequence {
+	return &Sequence{pool: p, layers: make([]seqLayer, p.cfg.Layers)}
+}
+
+// quantizer returns the store of a Quantizer for cfg. Without outlier
+// channels every head of every sequence with the same storage shares one
+// (so attention rebinds nothing between heads); quantizers with outlier
+// channels belong to one sequence's heads and are not kept.
+func (p *Pool) quantizer(cfg turboquant.Config) (*quantStore, error) {
+	if cfg.Outliers != nil {
+		q, err := turboquant.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return newQuantStore(q), nil
+	}
+	key := fmt.Sprintf("%+v", cfg)
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	if q, ok := p.quants[key]; ok {
+		return q, nil
+	}
+	q, err := turboquant.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.quants[key] = newQuantStore(q)
+	return p.quants[key], nil
+}
+
+// newSide builds the side of one (layer, head) for keys or values, with
+// outlier channels chosen from xs ([T][KVHeads][HeadDim]) of that head.
+func (p *Pool) newSide(cd Storage, layer, head int, values bool, xs []float32) (side, error) {
+	d := p.cfg.HeadDim
+	switch cd.Kind {
+	case Float16:
+		return side{store: fp16Store{d}}, nil
+	case Float32:
+		return side{store: fp32Store{d}}, nil
+	}
+	var channels []int
+	if cd.Outliers > 0 {
+		h := p.cfg.KVHeads
+		sub := make([]float32, 0, len(xs)/h)
+		for t := 0; t < len(xs)/(h*d); t++ {
+			sub = append(sub, xs[(t*h+head)*d:(t*h+head+1)*d]...)
+		}
+		var err error
+		if channels, err = turboquant.TopChannels(sub, d, cd.Outliers); err != nil {
+			return side{}, err
+		}
+	}
+	qcfg, err := cd.quantizerConfig(d, p.codecSeed(layer, head, values, channels != nil), channels)
+	if err != nil {
+		return side{}, err
+	}
+	qs, err := p.quantizer(qcfg)
+	if err != nil {
+		return side{}, err
+	}
+	return side{store: qs, q: qs.q}, nil
+}
+
+// codecSeed is the quantizer seed of one (layer, head, keys/values): its own
+// stream when outlier channels make the quantizers differ, otherwise the
+// pool's seed, so that identical configs share one quantizer.
+func (p *Pool) codecSeed(layer, head int, values, outliers bool) uint64 {
+	if !outliers {
+		return p.cfg.Seed
+	}
+	stream := uint64(layer*p.cfg.KVHeads+head) << 1
+	if values {
+		stream |= 1
+	}
+	return rng.Derive(p.cfg.Seed, stream)
+}
