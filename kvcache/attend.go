@@ -5,58 +5,18 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/turboquant-go/tq/internal/simd"
 )
 
-// tokenSource walks one KV head's tokens of a layer in position order,
-// handing out each token's key and value bytes and whether they are fp16
-// (sinks, window) or codes of the head's codecs (the base ones, or the
-// guard's upgraded ones where the token's block says so).
-type tokenSource struct {
-	s    *Sequence
-	l    *seqLayer
-	h    int
-	fp16 fp16Store
-}
-
-// tokenKind says how a token's bytes are stored.
-type tokenKind uint8
-
-const (
-	baseToken     tokenKind = iota // codes of the head's codecs
-	rawToken                       // fp16 (sinks, window)
-	upgradedToken                  // codes of the guard's upgraded codecs
-)
-
-// each calls f for every token position in [0, limit) with its key and value
-// bytes, in position order.
-func (ts tokenSource) each(limit int, f func(pos int, k, v []byte, kind tokenKind)) {
-	cfg := ts.s.pool.cfg
-	l, h, d, H, B := ts.l, ts.h, cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
-	pos := 0
-	for ; pos < l.nSink && pos < limit; pos++ {
-		k, v := fp16Vec(l.sink, pos, h, d, H)
-		f(pos, k, v, rawToken)
-	}
-	end := min(limit, l.nSink+l.compressed)
-	for ; pos < end; pos++ {
-		c := pos - l.nSink
-		b := l.blocks[c/B]
-		lay, j, kind := b.lay, c%B, baseToken
-		if lay.upgraded(h) {
-			kind = upgradedToken
-		}
-		ko, vo := lay.kOff[h]+j*lay.kSize[h], lay.vOff[h]+j*lay.vSize[h]
-		f(pos, b.data[ko:ko+lay.kSize[h]], b.data[vo:vo+lay.vSize[h]], kind)
-	}
-	for ; pos < limit; pos++ {
-		k, v := fp16Vec(l.win, ts.s.winSlot(l, pos-l.nSink-l.compressed), h, d, H)
-		f(pos, k, v, rawToken)
-	}
-}
-
-func (s *Sequence) source(layer, h int) tokenSource {
-	return tokenSource{s: s, l: &s.layers[layer], h: h, fp16: fp16Store{s.pool.cfg.HeadDim}}
-}
+// Attention over the packed codes. Two strategies score and accumulate:
+// the row path (attend_rows.go: runs of codes through the internal/simd
+// kernels, for MSE storages with fp16 norms when vector kernels are
+// active) and the per-code path (attend_codes.go: prepared queries and
+// AccumulateRotatedGroup, for everything else and under -tags purego).
+// Both fill the one softmaxState below, take the same softmax and end in the
+// same finish step, so the Center correction, the guard's second
+// accumulator and the output arithmetic are written once.
 
 // Attend computes exact attention for the queries of the layer's last T
 // tokens.
@@ -91,8 +51,8 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	}
 	// The row path takes the heads of a worker together (one sequential
 	// walk over the blocks); the per-code path goes head by head. Every
-	// head of a layer has codecs of the same kinds, so head 0 decides.
-	rows := usesRows(l.heads[0])
+	// head of a layer has storages of the same kinds, so head 0 decides.
+	rows := usesRows(&l.heads[0])
 	if rows && workers > H {
 		// Fewer KV heads than cores: split the context instead.
 		heads := make([]int, H)
@@ -126,15 +86,14 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 				s.attendRows(l, heads, rss, queries, out, T, n)
 				return
 			}
-			st := s.pool.attendState(n)
-			defer s.pool.states.Put(st)
+			cs := s.pool.codeState(n)
+			defer s.pool.codeStates.Put(cs)
 			for _, h := range heads {
-				hc := l.heads[h]
-				ts := s.source(layer, h)
-				st.bind(hc, ts.fp16)
+				hs := &l.heads[h]
+				cs.bind(hs)
 				for i := range T {
 					q0 := (i*cfg.QHeads + h*g) * d
-					st.attendGroup(ts, hc, queries[q0:q0+g*d], out[q0:q0+g*d], n-T+i+1, cfg.Scale)
+					cs.attendGroup(s, l, h, hs, queries[q0:q0+g*d], out[q0:q0+g*d], n-T+i+1, cfg.Scale)
 				}
 			}
 		}()
@@ -149,6 +108,142 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 // decode, well above the cost of starting them.
 var parallelAttendMin = 1 << 22
 
+// softmaxState is the exact softmax of one query group (the g query heads
+// that share a KV head) over a range of positions, and the weighted sums of
+// values it produces. A strategy writes scaled logits into logits, calls
+// softmax, adds weighted values into the accumulators (noting compressed
+// and upgraded tokens), and calls finish.
+type softmaxState struct {
+	g, d   int
+	logits []float32 // [g][stride]: scaled logits, then weights e^(x − max)
+	stride int
+	max    []float32 // the softmax maximum per query head
+	sum    []float32 // Σ weights per query head
+	rawW   []float64 // Σ weights of the fp16 (sink and window) tokens
+	// accCode, accUp and accRaw are [g][d] weighted sums of the compressed
+	// values in the value storage's domain (rotated for quantizers), of
+	// the guard's upgraded values in theirs, and of the fp16 values.
+	accCode, accUp, accRaw []float32
+	// codes and upgraded record whether the value pass met compressed
+	// tokens (only they carry μ_v) and the guard's upgraded codes (accUp is
+	// cleared on first use).
+	codes, upgraded bool
+	tmp             []float32 // [d]
+}
+
+func newSoftmaxState(g, d int) softmaxState {
+	return softmaxState{g: g, d: d, max: make([]float32, g), sum: make([]float32, g), rawW: make([]float64, g),
+		accCode: make([]float32, g*d), accUp: make([]float32, g*d), accRaw: make([]float32, g*d), tmp: make([]float32, d)}
+}
+
+// fit sizes the logit matrix for n tokens.
+func (st *softmaxState) fit(n int) {
+	if st.stride < n {
+		st.stride = n + n/4
+		st.logits = make([]float32, st.g*st.stride)
+	}
+}
+
+// softmax turns the logits of positions [from, limit) into unnormalised
+// weights e^(x − max), keeps their maximum and sum, and clears the
+// accumulators.
+func (st *softmaxState) softmax(from, limit int) {
+	N := st.stride
+	for gi := range st.g {
+		row := st.logits[gi*N+from : gi*N+limit]
+		st.max[gi] = simd.Max(row)
+		st.sum[gi] = simd.ExpSum(row, st.max[gi])
+		st.rawW[gi] = 0
+	}
+	clear(st.accCode)
+	clear(st.accRaw)
+	st.codes, st.upgraded = false, false
+}
+
+// addRawWeights counts the weights of the fp16 tokens at [pos, pos+n).
+func (st *softmaxState) addRawWeights(pos, n int) {
+	N := st.stride
+	for gi := range st.g {
+		for _, w := range st.logits[gi*N+pos : gi*N+pos+n] {
+			st.rawW[gi] += float64(w)
+		}
+	}
+}
+
+// upgradedAcc returns accUp for the value pass to add upgraded codes to,
+// cleared the first time.
+func (st *softmaxState) upgradedAcc() []float32 {
+	if !st.upgraded {
+		clear(st.accUp)
+		st.upgraded = true
+	}
+	return st.accUp
+}
+
+// merge folds o, the softmax state of another range of the same queries,
+// into st: both are rescaled to the larger maximum (exactly the streaming
+// softmax's merge), so st then holds the state of the union.
+func (st *softmaxState) merge(o *softmaxState) {
+	d := st.d
+	if o.upgraded && !st.upgraded {
+		clear(st.accUp)
+	}
+	st.codes = st.codes || o.codes
+	for gi := range st.g {
+		m := max(st.max[gi], o.max[gi])
+		a := float32(math.Exp(float64(st.max[gi] - m)))
+		b := float32(math.Exp(float64(o.max[gi] - m)))
+		st.max[gi] = m
+		st.sum[gi] = a*st.sum[gi] + b*o.sum[gi]
+		st.rawW[gi] = float64(a)*st.rawW[gi] + float64(b)*o.rawW[gi]
+		blend := func(x, y []float32) {
+			x, y = x[gi*d:(gi+1)*d], y[gi*d:(gi+1)*d]
+			for j := range x {
+				x[j] = a*x[j] + b*y[j]
+			}
+		}
+		blend(st.accCode, o.accCode)
+		blend(st.accRaw, o.accRaw)
+		switch {
+		case o.upgraded:
+			blend(st.accUp, o.accUp)
+		case st.upgraded:
+			simd.Scale(st.accUp[gi*d:(gi+1)*d], a)
+		}
+	}
+	st.upgraded = st.upgraded || o.upgraded
+}
+
+// finish writes the group's outputs (len g·d): each accumulator mapped back
+// to the original domain by its storage (one inverse rotation per head),
+// the compressed tokens' share of μ_v added back (they are stored minus
+// μ_v), and everything divided by the sum of the weights.
+func (st *softmaxState) finish(hs *headStores, out []float32) {
+	d := st.d
+	for gi := range st.g {
+		o := out[gi*d : (gi+1)*d]
+		hs.values.store.finish(st.tmp, st.accCode[gi*d:(gi+1)*d])
+		if st.upgraded { // the upgraded codes' sum, mapped back on its own
+			u := st.accUp[gi*d : (gi+1)*d]
+			hs.upValues.store.finish(u, u)
+			for j, x := range u {
+				st.tmp[j] += x
+			}
+		}
+		if hs.values.mu != nil && st.codes {
+			wc := float32(float64(st.sum[gi]) - st.rawW[gi])
+			for j, m := range hs.values.mu {
+				st.tmp[j] += wc * m
+			}
+		}
+		inv := 1 / st.sum[gi]
+		accRaw := st.accRaw[gi*d : (gi+1)*d]
+		for j := range o {
+			o[j] = (st.tmp[j] + accRaw[j]) * inv
+		}
+	}
+}
+
 // rowState returns pooled row-path working memory for n tokens.
 func (p *Pool) rowState(n int) *rowState {
 	rs, ok := p.rowStates.Get().(*rowState)
@@ -159,160 +254,15 @@ func (p *Pool) rowState(n int) *rowState {
 	return rs
 }
 
-// attendState is the working memory of one Attend call: prepared queries
-// and one logit row per query head of a group, and the value accumulators.
-type attendState struct {
-	g, d       int
-	kq, rawQ   []vecQuery
-	ukq        []vecQuery // against the guard's upgraded key codec
-	logits     [][]float32
-	accCode    [][]float32 // in the value codec's domain
-	accUp      [][]float32 // in the upgraded value codec's domain
-	accRaw     [][]float32 // fp16 tokens, original domain
-	tmp        []float32
-	ws         []float32 // one token's softmax weights, per query head
-	sum        []float64
-	wCode      []float64 // softmax weight on compressed tokens, per query head
-	qmu        []float32 // q·μ_k per query head (Center)
-	boundCodec store
-	boundUp    store
-}
-
-// attendState returns pooled working memory with logit rows for n tokens,
-// so a decode step does not allocate.
-func (p *Pool) attendState(n int) *attendState {
-	if st, ok := p.states.Get().(*attendState); ok {
-		for i, row := range st.logits {
-			if cap(row) < n {
-				st.logits[i] = make([]float32, n+n/4)
-			}
-			st.logits[i] = st.logits[i][:cap(st.logits[i])]
-		}
-		return st
+// codeState returns pooled per-code working memory for n tokens, so a
+// decode step does not allocate.
+func (p *Pool) codeState(n int) *codeState {
+	cs, ok := p.codeStates.Get().(*codeState)
+	if !ok {
+		cs = newCodeState(p.cfg.QHeads/p.cfg.KVHeads, p.cfg.HeadDim)
 	}
-	return newAttendState(p.cfg.QHeads/p.cfg.KVHeads, p.cfg.HeadDim, n)
-}
-
-func newAttendState(g, d, n int) *attendState {
-	st := &attendState{g: g, d: d, tmp: make([]float32, d), ws: make([]float32, g), sum: make([]float64, g),
-		wCode: make([]float64, g), qmu: make([]float32, g)}
-	for range g {
-		st.logits = append(st.logits, make([]float32, n))
-		st.accCode = append(st.accCode, make([]float32, d))
-		st.accUp = append(st.accUp, make([]float32, d))
-		st.accRaw = append(st.accRaw, make([]float32, d))
-	}
-	return st
-}
-
-func (st *attendState) bind(hc headStores, fp16 fp16Store) {
-	if st.boundCodec != hc.keys.store {
-		st.kq = st.kq[:0]
-		st.rawQ = st.rawQ[:0]
-		for range st.g {
-			st.kq = append(st.kq, hc.keys.store.newQuery())
-			st.rawQ = append(st.rawQ, fp16.newQuery())
-		}
-		st.boundCodec = hc.keys.store
-	}
-	if hc.upKeys.store != nil && st.boundUp != hc.upKeys.store {
-		st.ukq = st.ukq[:0]
-		for range st.g {
-			st.ukq = append(st.ukq, hc.upKeys.store.newQuery())
-		}
-		st.boundUp = hc.upKeys.store
-	}
-}
-
-// attendGroup computes the outputs of the g query heads that share one KV
-// head, for one query position that sees limit tokens. Each token's key and
-// value bytes are read once for the whole group.
-func (st *attendState) attendGroup(ts tokenSource, hc headStores, q, out []float32, limit int, scale float32) {
-	g, d := st.g, st.d
-	for gi := range g {
-		st.kq[gi].reset(q[gi*d : (gi+1)*d])
-		st.rawQ[gi].reset(q[gi*d : (gi+1)*d])
-		if hc.upKeys.store != nil {
-			st.ukq[gi].reset(q[gi*d : (gi+1)*d])
-		}
-	}
-	for gi := range g { // compressed keys are stored minus μ_k (Center)
-		st.qmu[gi] = 0
-		if hc.keys.mu != nil {
-			st.qmu[gi] = float32(dot32(q[gi*d:(gi+1)*d], hc.keys.mu))
-		}
-	}
-	ts.each(limit, func(pos int, k, _ []byte, kind tokenKind) {
-		for gi := range g {
-			var x float32
-			switch kind {
-			case rawToken:
-				x = st.rawQ[gi].score(k)
-			case baseToken:
-				x = st.kq[gi].score(k) + st.qmu[gi]
-			default:
-				x = st.ukq[gi].score(k) + st.qmu[gi]
-			}
-			st.logits[gi][pos] = x * scale
-		}
-	})
-	for gi := range g {
-		row := st.logits[gi][:limit]
-		m := float32(math.Inf(-1))
-		for _, x := range row {
-			m = max(m, x)
-		}
-		var sum float64
-		for i, x := range row {
-			e := float32(math.Exp(float64(x - m)))
-			row[i] = e
-			sum += float64(e)
-		}
-		st.sum[gi] = sum
-		st.wCode[gi] = 0
-		clear(st.accCode[gi])
-		clear(st.accUp[gi])
-		clear(st.accRaw[gi])
-	}
-	upgraded := false
-	ts.each(limit, func(pos int, _, v []byte, kind tokenKind) {
-		for gi := range g {
-			st.ws[gi] = st.logits[gi][pos]
-		}
-		switch kind {
-		case rawToken:
-			ts.fp16.accumulate(st.accRaw, st.ws, v, st.tmp)
-			return
-		case baseToken:
-			hc.values.store.accumulate(st.accCode, st.ws, v, st.tmp)
-		default:
-			hc.upValues.store.accumulate(st.accUp, st.ws, v, st.tmp)
-			upgraded = true
-		}
-		for gi, w := range st.ws {
-			st.wCode[gi] += float64(w)
-		}
-	})
-	for gi := range g {
-		o := out[gi*d : (gi+1)*d]
-		hc.values.store.finish(st.tmp, st.accCode[gi])
-		if upgraded {
-			hc.upValues.store.finish(st.accUp[gi], st.accUp[gi])
-			for j, x := range st.accUp[gi] {
-				st.tmp[j] += x
-			}
-		}
-		if hc.values.mu != nil { // compressed values are stored minus μ_v
-			wc := float32(st.wCode[gi])
-			for j, m := range hc.values.mu {
-				st.tmp[j] += wc * m
-			}
-		}
-		inv := float32(1 / st.sum[gi])
-		for j := range o {
-			o[j] = (st.tmp[j] + st.accRaw[gi][j]) * inv
-		}
-	}
+	cs.fit(n)
+	return cs
 }
 
 // Logits writes the scaled logits of query (len HeadDim) for query head
@@ -341,37 +291,19 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 		return nil
 	}
 	h := qHead / (cfg.QHeads / cfg.KVHeads)
-	ts := s.source(layer, h)
-	if hc := l.heads[h]; usesRows(hc) {
+	hs := &l.heads[h]
+	if usesRows(hs) {
 		rs := newRowState(1, cfg.HeadDim)
 		rs.logits, rs.stride = dst, len(dst) // one query row: score straight into dst
-		rs.prepare(hc, query, cfg.Scale)
+		rs.prepare(hs, query, cfg.Scale)
 		fp16 := fp16Store{cfg.HeadDim}
-		s.layerRuns(l, []int{h}, 0, n, false, func(_ int, r run) { rs.scoreRun(hc, fp16, r) })
+		s.layerRuns(l, []int{h}, 0, n, false, func(_ int, r run) { rs.scoreRun(hs, fp16, r) })
 		return nil
 	}
-	hc := l.heads[h]
-	kq, rq := hc.keys.store.newQuery(), ts.fp16.newQuery()
-	kq.reset(query)
-	rq.reset(query)
-	var uq vecQuery
-	if hc.upKeys.store != nil {
-		uq = hc.upKeys.store.newQuery()
-		uq.reset(query)
-	}
-	var qmu float32
-	if mu := hc.keys.mu; mu != nil {
-		qmu = float32(dot32(query, mu))
-	}
-	ts.each(n, func(pos int, k, _ []byte, kind tokenKind) {
-		switch kind {
-		case rawToken:
-			dst[pos] = rq.score(k) * cfg.Scale
-		case baseToken:
-			dst[pos] = (kq.score(k) + qmu) * cfg.Scale
-		default:
-			dst[pos] = (uq.score(k) + qmu) * cfg.Scale
-		}
-	})
+	cs := newCodeState(1, cfg.HeadDim)
+	cs.logits, cs.stride = dst, len(dst)
+	cs.bind(hs)
+	cs.prepare(hs, query)
+	cs.scoreRange(s, l, h, n, cfg.Scale)
 	return nil
 }

@@ -141,7 +141,7 @@ func (c fp32Store) rows(buf []float32, codes []byte, stride, n int) ([]float32, 
 }
 
 // usesRows reports whether the head's codecs take the row path.
-func usesRows(hc headStores) bool {
+func usesRows(hc *headStores) bool {
 	if !rowKernels() {
 		return false
 	}
@@ -158,124 +158,23 @@ func usesRows(hc headStores) bool {
 	return true
 }
 
-// run is a contiguous stretch of one KV head's tokens: n tokens from
-// position pos whose keys and values sit at k and v, stride bytes apart.
-// raw runs are the fp16 sinks and window; the others are codes of the
-// head's codecs, or of the guard's upgraded codecs when up.
-type run struct {
-	pos, n           int
-	k, v             []byte
-	kStride, vStride int
-	raw, up          bool
-}
-
-// layerRuns calls f(k, r) for the runs of the KV heads heads[k] covering
-// positions [from, limit), each at most rowChunk tokens, in position order
-// per head. Blocks are walked outermost and heads inside each block, so the
-// heads' codes, which sit next to each other in a block, are read as one
-// sequential stream; heads must be ascending and contiguous.
-//
-// While f works on one run, the next run's codes (keys, or values when
-// values is set) are prefetched, so their cache lines arrive during the
-// computation rather than when a kernel first touches them.
-func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, values bool, f func(k int, r run)) {
-	cfg := s.pool.cfg
-	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
-	fpStride := cfg.fp16TokenStride()
-	chunked := func(k int, r run) {
-		for off := 0; off < r.n; off += rowChunk {
-			c := r
-			c.pos, c.n = r.pos+off, min(rowChunk, r.n-off)
-			c.k, c.v = r.k[off*r.kStride:], r.v[off*r.vStride:]
-			f(k, c)
-		}
-	}
-	raw := func(buf []byte, slot, pos, n int) {
-		for k, h := range heads {
-			base := (slot*H + h) * 4 * d
-			chunked(k, run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true})
-		}
-	}
-	pos := from
-	if n := min(l.nSink, limit) - pos; n > 0 {
-		raw(l.sink, pos, pos, n)
-		pos += n
-	}
-	end := min(limit, l.nSink+l.compressed)
-	first := heads[0]
-	// codesOf is head h's codes (keys, or values) in block b.
-	codesOf := func(b *block, h int) []byte {
-		lay := b.lay
-		if values {
-			return b.data[lay.vOff[h] : lay.vOff[h]+B*lay.vSize[h]]
-		}
-		return b.data[lay.kOff[h] : lay.kOff[h]+B*lay.kSize[h]]
-	}
-	for pos < end { // one block at a time: its layout says where each head's codes are
-		c := pos - l.nSink
-		bi := c / B
-		b := l.blocks[bi]
-		lay, j := b.lay, c%B
-		n := min(B-j, end-pos)
-		for k, h := range heads {
-			if k+1 == len(heads) && bi+1 < len(l.blocks) {
-				// The hardware prefetcher follows the heads' codes within
-				// a block, which are contiguous; the next block is elsewhere.
-				simd.Prefetch(codesOf(l.blocks[bi+1], first))
-			}
-			ks, vs := lay.kSize[h], lay.vSize[h]
-			chunked(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
-				kStride: ks, vStride: vs, up: lay.upgraded(h)})
-		}
-		pos += n
-	}
-	for pos < limit { // the window ring, in at most two pieces
-		i := pos - l.nSink - l.compressed
-		slot := s.winSlot(l, i)
-		n := min(limit-pos, l.winCap-slot)
-		raw(l.win, slot, pos, n)
-		pos += n
-	}
-}
-
-// rowState is the working memory of the row path for one query group.
+// rowState is the working memory of the row path for one query group: the
+// shared softmax state and the queries mapped for the row kernels.
 type rowState struct {
-	g, d   int
-	qk, qr []float32 // queries × scale in the key codec's domain and raw, [g][d]
-	qu     []float32 // queries × scale in the upgraded key codec's domain (guard)
-	accU   []float32 // [g][d], upgraded value codec domain (guard)
-	qmu    []float32 // scale·q·μ_k per query head
-	logits []float32 // [g][stride]
-	stride int
-	accK   []float32 // [g][d], value codec domain
-	accR   []float32 // [g][d], raw tokens, original domain
-	rawW   []float64
-	sum    []float32
-	max    []float32 // the softmax maximum per query head
+	softmaxState
+	qk, qr []float32 // queries × scale in the key storage's domain and raw, [g][d]
+	qu     []float32 // queries × scale in the upgraded key storage's domain (guard)
+	qmu    []float32 // scale·q·μ_k per query head (Center)
 	rows   []float32 // rowChunk × d
-	tmp    []float32
-	// codes and upgraded record whether the value pass met compressed
-	// tokens (only they carry μ_v) and the guard's upgraded codes.
-	codes, upgraded bool
 }
 
 func newRowState(g, d int) *rowState {
-	return &rowState{g: g, d: d, qk: make([]float32, g*d), qr: make([]float32, g*d), qmu: make([]float32, g),
-		qu: make([]float32, g*d), accU: make([]float32, g*d),
-		accK: make([]float32, g*d), accR: make([]float32, g*d), rawW: make([]float64, g), sum: make([]float32, g), max: make([]float32, g),
-		rows: make([]float32, rowChunk*d), tmp: make([]float32, d)}
-}
-
-// fit sizes the logit matrix for n tokens.
-func (rs *rowState) fit(n int) {
-	if rs.stride < n {
-		rs.stride = n + n/4
-		rs.logits = make([]float32, rs.g*rs.stride)
-	}
+	return &rowState{softmaxState: newSoftmaxState(g, d), qk: make([]float32, g*d), qr: make([]float32, g*d),
+		qu: make([]float32, g*d), qmu: make([]float32, g), rows: make([]float32, rowChunk*d)}
 }
 
 // prepare maps the group's queries (len g·d) for scoring.
-func (rs *rowState) prepare(hc headStores, q []float32, scale float32) {
+func (rs *rowState) prepare(hc *headStores, q []float32, scale float32) {
 	d := rs.d
 	kc := hc.keys.store.(rowStore)
 	for gi := range rs.g {
@@ -301,7 +200,7 @@ func (rs *rowState) prepare(hc headStores, q []float32, scale float32) {
 }
 
 // scoreRun writes the scaled logits of run r to rs.logits.
-func (rs *rowState) scoreRun(hc headStores, fp16 fp16Store, r run) {
+func (rs *rowState) scoreRun(hc *headStores, fp16 fp16Store, r run) {
 	g, L, N := rs.g, rs.logits, rs.stride
 	for gi := range g { // compressed keys are stored minus μ_k (Center)
 		init := rs.qmu[gi]
@@ -323,104 +222,19 @@ func (rs *rowState) scoreRun(hc headStores, fp16 fp16Store, r run) {
 	}
 }
 
-// softmax turns the logits of positions [from, limit) into unnormalised
-// weights e^(x − max), keeps their maximum and sum, and clears the
-// accumulators.
-func (rs *rowState) softmax(from, limit int) {
-	N := rs.stride
-	for gi := range rs.g {
-		row := rs.logits[gi*N+from : gi*N+limit]
-		rs.max[gi] = simd.Max(row)
-		rs.sum[gi] = simd.ExpSum(row, rs.max[gi])
-		rs.rawW[gi] = 0
-	}
-	clear(rs.accK)
-	clear(rs.accR)
-	rs.codes, rs.upgraded = false, false
-}
-
-// merge folds o, the softmax state of another range of the same queries,
-// into rs: both are rescaled to the larger maximum (exactly the streaming
-// softmax's merge), so rs then holds the state of the union.
-func (rs *rowState) merge(o *rowState) {
-	d := rs.d
-	if o.upgraded && !rs.upgraded {
-		clear(rs.accU)
-	}
-	rs.codes = rs.codes || o.codes
-	for gi := range rs.g {
-		m := max(rs.max[gi], o.max[gi])
-		a := float32(math.Exp(float64(rs.max[gi] - m)))
-		b := float32(math.Exp(float64(o.max[gi] - m)))
-		rs.max[gi] = m
-		rs.sum[gi] = a*rs.sum[gi] + b*o.sum[gi]
-		rs.rawW[gi] = float64(a)*rs.rawW[gi] + float64(b)*o.rawW[gi]
-		blend := func(x, y []float32) {
-			x, y = x[gi*d:(gi+1)*d], y[gi*d:(gi+1)*d]
-			for j := range x {
-				x[j] = a*x[j] + b*y[j]
-			}
-		}
-		blend(rs.accK, o.accK)
-		blend(rs.accR, o.accR)
-		switch {
-		case o.upgraded:
-			blend(rs.accU, o.accU)
-		case rs.upgraded:
-			simd.Scale(rs.accU[gi*d:(gi+1)*d], a)
-		}
-	}
-	rs.upgraded = rs.upgraded || o.upgraded
-}
-
 // accumulateRun adds run r's values, weighted, into the accumulators.
-func (rs *rowState) accumulateRun(hc headStores, fp16 fp16Store, r run) {
+func (rs *rowState) accumulateRun(hs *headStores, fp16 fp16Store, r run) {
 	g, N := rs.g, rs.stride
-	if r.raw {
-		fp16.accumulateRun(rs.accR, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
-		for gi := range g {
-			for _, w := range rs.logits[gi*N+r.pos : gi*N+r.pos+r.n] {
-				rs.rawW[gi] += float64(w)
-			}
-		}
-		return
-	}
-	rs.codes = true
-	if r.up {
-		if !rs.upgraded {
-			clear(rs.accU)
-			rs.upgraded = true
-		}
-		hc.upValues.store.(rowStore).accumulateRun(rs.accU, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
-		return
-	}
-	hc.values.store.(rowStore).accumulateRun(rs.accK, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
-}
-
-// finish writes the group's outputs (len g·d).
-func (rs *rowState) finish(hc headStores, out []float32) {
-	d := rs.d
-	for gi := range rs.g {
-		o := out[gi*d : (gi+1)*d]
-		hc.values.store.finish(rs.tmp, rs.accK[gi*d:(gi+1)*d])
-		if rs.upgraded { // the upgraded codes' sum, mapped back on its own
-			u := rs.accU[gi*d : (gi+1)*d]
-			hc.upValues.store.finish(u, u)
-			for j, x := range u {
-				rs.tmp[j] += x
-			}
-		}
-		if hc.values.mu != nil && rs.codes { // compressed values are stored minus μ_v
-			wc := float32(float64(rs.sum[gi]) - rs.rawW[gi])
-			for j, m := range hc.values.mu {
-				rs.tmp[j] += wc * m
-			}
-		}
-		inv := 1 / rs.sum[gi]
-		accR := rs.accR[gi*d : (gi+1)*d]
-		for j := range o {
-			o[j] = (rs.tmp[j] + accR[j]) * inv
-		}
+	switch {
+	case r.raw:
+		fp16.accumulateRun(rs.accRaw, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		rs.addRawWeights(r.pos, r.n)
+	case r.up:
+		rs.codes = true
+		hs.upValues.store.(rowStore).accumulateRun(rs.upgradedAcc(), rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+	default:
+		rs.codes = true
+		hs.values.store.(rowStore).accumulateRun(rs.accCode, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 	}
 }
 
@@ -434,11 +248,11 @@ func (s *Sequence) attendRows(l *seqLayer, heads []int, rss []*rowState, queries
 		limit := n - T + i + 1
 		q0 := func(h int) int { return (i*cfg.QHeads + h*g) * d }
 		for k, h := range heads {
-			rss[k].prepare(l.heads[h], queries[q0(h):q0(h)+g*d], cfg.Scale)
+			rss[k].prepare(&l.heads[h], queries[q0(h):q0(h)+g*d], cfg.Scale)
 		}
 		s.attendRange(l, heads, rss, 0, limit)
 		for k, h := range heads {
-			rss[k].finish(l.heads[h], out[q0(h):q0(h)+g*d])
+			rss[k].finish(&l.heads[h], out[q0(h):q0(h)+g*d])
 		}
 	}
 }
@@ -447,11 +261,11 @@ func (s *Sequence) attendRows(l *seqLayer, heads []int, rss []*rowState, queries
 // [from, limit), leaving each with the softmax state of that range.
 func (s *Sequence) attendRange(l *seqLayer, heads []int, rss []*rowState, from, limit int) {
 	fp16 := fp16Store{s.pool.cfg.HeadDim}
-	s.layerRuns(l, heads, from, limit, false, func(k int, r run) { rss[k].scoreRun(l.heads[heads[k]], fp16, r) })
+	s.layerRuns(l, heads, from, limit, false, func(k int, r run) { rss[k].scoreRun(&l.heads[heads[k]], fp16, r) })
 	for k := range heads {
 		rss[k].softmax(from, limit)
 	}
-	s.layerRuns(l, heads, from, limit, true, func(k int, r run) { rss[k].accumulateRun(l.heads[heads[k]], fp16, r) })
+	s.layerRuns(l, heads, from, limit, true, func(k int, r run) { rss[k].accumulateRun(&l.heads[heads[k]], fp16, r) })
 }
 
 // attendSplit is attendRows for layers with fewer KV heads than workers:
@@ -480,7 +294,7 @@ func (s *Sequence) attendSplit(l *seqLayer, heads []int, rss []*rowState, worker
 				defer wg.Done()
 				ws := rss[w*H : (w+1)*H]
 				for k, h := range heads {
-					ws[k].prepare(l.heads[h], queries[q0(h):q0(h)+g*d], cfg.Scale)
+					ws[k].prepare(&l.heads[h], queries[q0(h):q0(h)+g*d], cfg.Scale)
 				}
 				s.attendRange(l, heads, ws, cuts[w], cuts[w+1])
 			}()
@@ -488,9 +302,9 @@ func (s *Sequence) attendSplit(l *seqLayer, heads []int, rss []*rowState, worker
 		wg.Wait()
 		for k, h := range heads {
 			for w := 1; w < len(cuts)-1; w++ {
-				rss[k].merge(rss[w*H+k])
+				rss[k].merge(&rss[w*H+k].softmaxState)
 			}
-			rss[k].finish(l.heads[h], out[q0(h):q0(h)+g*d])
+			rss[k].finish(&l.heads[h], out[q0(h):q0(h)+g*d])
 		}
 	}
 }

@@ -96,3 +96,120 @@ func fp16Vec(buf []byte, slot, h, d, H int) (k, v []byte) {
 	base := (slot*H + h) * 2 * d * 2
 	return buf[base : base+2*d], buf[base+2*d : base+4*d]
 }
+
+// The one iterator over a layer's storage: positions [0, nSink) in the
+// fp16 sink buffer, [nSink, nSink+compressed) in blocks (each head's codes
+// where the block's layout puts them), the rest in the fp16 window ring.
+// layerRuns hands out runs of tokens (the row path), eachToken single
+// tokens (the per-code path); snapshots write the same three regions.
+
+// run is a contiguous stretch of one KV head's tokens: n tokens from
+// position pos whose keys and values sit at k and v, stride bytes apart.
+// raw runs are the fp16 sinks and window; the others are codes of the
+// head's codecs, or of the guard's upgraded codecs when up.
+type run struct {
+	pos, n           int
+	k, v             []byte
+	kStride, vStride int
+	raw, up          bool
+}
+
+// layerRuns calls f(k, r) for the runs of the KV heads heads[k] covering
+// positions [from, limit), each at most rowChunk tokens, in position order
+// per head. Blocks are walked outermost and heads inside each block, so the
+// heads' codes, which sit next to each other in a block, are read as one
+// sequential stream; heads must be ascending and contiguous.
+//
+// While f works on one run, the next run's codes (keys, or values when
+// values is set) are prefetched, so their cache lines arrive during the
+// computation rather than when a kernel first touches them.
+func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, values bool, f func(k int, r run)) {
+	cfg := s.pool.cfg
+	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
+	fpStride := cfg.fp16TokenStride()
+	chunked := func(k int, r run) {
+		for off := 0; off < r.n; off += rowChunk {
+			c := r
+			c.pos, c.n = r.pos+off, min(rowChunk, r.n-off)
+			c.k, c.v = r.k[off*r.kStride:], r.v[off*r.vStride:]
+			f(k, c)
+		}
+	}
+	raw := func(buf []byte, slot, pos, n int) {
+		for k, h := range heads {
+			base := (slot*H + h) * 4 * d
+			chunked(k, run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true})
+		}
+	}
+	pos := from
+	if n := min(l.nSink, limit) - pos; n > 0 {
+		raw(l.sink, pos, pos, n)
+		pos += n
+	}
+	end := min(limit, l.nSink+l.compressed)
+	first := heads[0]
+	// codesOf is head h's codes (keys, or values) in block b.
+	codesOf := func(b *block, h int) []byte {
+		lay := b.lay
+		if values {
+			return b.data[lay.vOff[h] : lay.vOff[h]+B*lay.vSize[h]]
+		}
+		return b.data[lay.kOff[h] : lay.kOff[h]+B*lay.kSize[h]]
+	}
+	for pos < end { // one block at a time: its layout says where each head's codes are
+		c := pos - l.nSink
+		bi := c / B
+		b := l.blocks[bi]
+		lay, j := b.lay, c%B
+		n := min(B-j, end-pos)
+		for k, h := range heads {
+			if k+1 == len(heads) && bi+1 < len(l.blocks) {
+				// The hardware prefetcher follows the heads' codes within
+				// a block, which are contiguous; the next block is elsewhere.
+				simd.Prefetch(codesOf(l.blocks[bi+1], first))
+			}
+			ks, vs := lay.kSize[h], lay.vSize[h]
+			chunked(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
+				kStride: ks, vStride: vs, up: lay.upgraded(h)})
+		}
+		pos += n
+	}
+	for pos < limit { // the window ring, in at most two pieces
+		i := pos - l.nSink - l.compressed
+		slot := s.winSlot(l, i)
+		n := min(limit-pos, l.winCap-slot)
+		raw(l.win, slot, pos, n)
+		pos += n
+	}
+}
+
+// tokenKind says how a token's bytes are stored.
+type tokenKind uint8
+
+const (
+	baseToken     tokenKind = iota // codes of the head's codecs
+	rawToken                       // fp16 (sinks, window)
+	upgradedToken                  // codes of the guard's upgraded codecs
+)
+
+// eachToken calls f for every token of KV head h at positions [0, limit),
+// in position order, with its key and value bytes: layerRuns one token at a
+// time. values says which of them the caller reads (for prefetching).
+func (s *Sequence) eachToken(l *seqLayer, h, limit int, values bool, f func(pos int, k, v []byte, kind tokenKind)) {
+	if limit == 0 {
+		return
+	}
+	d := s.pool.cfg.HeadDim
+	s.layerRuns(l, []int{h}, 0, limit, values, func(_ int, r run) {
+		kind, ks, vs := baseToken, r.kStride, r.vStride
+		switch {
+		case r.raw:
+			kind, ks, vs = rawToken, 2*d, 2*d
+		case r.up:
+			kind = upgradedToken
+		}
+		for t := range r.n {
+			f(r.pos+t, r.k[t*r.kStride:t*r.kStride+ks], r.v[t*r.vStride:t*r.vStride+vs], kind)
+		}
+	})
+}

@@ -21,8 +21,8 @@ type Pool struct {
 	qmu    sync.Mutex
 	quants map[string]*quantStore // by config: identical quantizers are shared
 
-	states    sync.Pool // *attendState
-	rowStates sync.Pool // *rowState
+	codeStates sync.Pool // *codeState
+	rowStates  sync.Pool // *rowState
 }
 
 // layerPlan is what a layer's codecs cost.
