@@ -23,10 +23,10 @@ type layerCodecs struct {
 func buildLayerCodecs(v kvcache.LayerView, d int) (*layerCodecs, error) {
 	lc := &layerCodecs{}
 	var err error
-	if lc.klay, lc.P, err = codecLayout(v.KeyCodec, v.Keys[0], d, false, &lc.cent); err != nil {
+	if lc.klay, lc.P, err = codecLayout(v.KeyStorage, v.Keys[0], d, false, &lc.cent); err != nil {
 		return nil, err
 	}
-	if lc.vlay, _, err = codecLayout(v.ValueCodec, v.Values[0], d, true, &lc.cent); err != nil {
+	if lc.vlay, _, err = codecLayout(v.ValueStorage, v.Values[0], d, true, &lc.cent); err != nil {
 		return nil, err
 	}
 	if int(lc.klay[1]) != v.KeyCodeSize || int(lc.vlay[1]) != v.ValueCodeSize {

@@ -11,17 +11,17 @@ import (
 
 // The row path of attention: each run of tokens (the sinks, one block, a
 // piece of the window ring) is decoded into a small buffer of float32 rows
-// in the codec's domain (rotated, norm applied) that stays in cache, then
+// in the storage's domain (rotated, norm applied) that stays in cache, then
 // scored against all the group's queries and accumulated with their softmax
 // weights by the internal/simd kernels. Keys and values are each read once
-// per query group. Codecs without a row form (PolarQuant, QJL, corrected or
+// per query group. Storages without a row form (PolarQuant, QJL, corrected or
 // fp32-norm codes) use the per-code path in cache_attend.go.
 
 // rowOverride forces the row path on (1) or off (−1); 0 leaves the choice
 // to rowKernels. Tests force both paths.
 var rowOverride int
 
-// rowKernels reports whether the row path runs where the codecs allow it:
+// rowKernels reports whether the row path runs where the storages allow it:
 // when vector kernels are active. The generic twins are slower than the
 // per-code lookup tables, so without SIMD the per-code path stays.
 func rowKernels() bool {
@@ -35,12 +35,12 @@ func rowKernels() bool {
 // half of a typical L1 data cache.
 const rowChunk = 32
 
-// rowCodec is implemented by codecs with a row form. Scores and weighted
+// rowStore is implemented by storages with a row form. Scores and weighted
 // sums are added to what out and acc hold; q and acc have rows of HeadDim.
 type rowStore interface {
 	// rowForm reports whether the other methods are available.
 	rowForm() bool
-	// queryRow writes y mapped into the codec's domain to dst (len dim);
+	// queryRow writes y mapped into the storage's domain to dst (len dim);
 	// tmp is scratch of len dim.
 	queryRow(dst, y, tmp []float32)
 	// scoreRun adds ⟨q_i, code t⟩ to out[i*outStride+t] for the g query
@@ -140,7 +140,7 @@ func (c fp32Store) rows(buf []float32, codes []byte, stride, n int) ([]float32, 
 	return buf, c.dim
 }
 
-// usesRows reports whether the head's codecs take the row path.
+// usesRows reports whether the head's storages take the row path.
 func usesRows(hc *headStores) bool {
 	if !rowKernels() {
 		return false

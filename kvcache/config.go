@@ -8,11 +8,11 @@ import (
 	"strings"
 )
 
-// CodecKind selects how a cache stores keys or values.
+// StorageKind selects how a cache stores keys or values.
 type StorageKind uint8
 
 const (
-	// Quantized stores TurboQuant codes (the Codec's Method and Bits).
+	// Quantized stores TurboQuant codes (the Storage's Method and Bits).
 	Quantized StorageKind = iota
 	// Float16 stores IEEE half floats: the uncompressed baseline.
 	Float16
@@ -20,7 +20,7 @@ const (
 	Float32
 )
 
-// Codec is how a cache stores one of keys or values.
+// Storage is how a cache stores one of keys or values.
 type Storage struct {
 	Kind       StorageKind
 	Method     turboquant.Method // Quantized only
@@ -34,7 +34,7 @@ type Storage struct {
 	OutlierBits int
 }
 
-// LayerCodecs overrides the key and value codecs of one layer.
+// LayerStorage overrides the key and value storages of one layer.
 type LayerStorage struct{ Keys, Values Storage }
 
 // Config describes the caches of one model.
@@ -197,7 +197,7 @@ func (c Config) validate() error {
 	}
 	checked := map[Storage]bool{} // layers mostly share their codecs
 	for l := range c.Layers {
-		k, v := c.codecs(l)
+		k, v := c.storages(l)
 		for _, cd := range []Storage{k, v} {
 			if checked[cd] {
 				continue
@@ -219,8 +219,8 @@ func (c Config) validate() error {
 // maxHeadDim is the largest head dim: turboquant's largest vector.
 const maxHeadDim = 1 << 16
 
-// codecs returns the key and value codecs of a layer.
-func (c Config) codecs(layer int) (keys, values Storage) {
+// storages returns the key and value storages of a layer.
+func (c Config) storages(layer int) (keys, values Storage) {
 	if o, ok := c.Overrides[layer]; ok {
 		return o.Keys, o.Values
 	}
@@ -276,12 +276,12 @@ func (cd Storage) codeSize(dim int) int {
 	return n
 }
 
-// BitsPerValue is the storage cost of one coordinate with this codec at dim,
+// BitsPerValue is the storage cost of one coordinate with this storage at dim,
 // every stored scalar included.
 func (cd Storage) BitsPerValue(dim int) float64 { return float64(8*cd.codeSize(dim)) / float64(dim) }
 
 // tokenBytes is the stored bytes of one token of one layer (all KV heads,
-// keys and values) with the given codecs.
+// keys and values) with the given storages.
 func (c Config) tokenBytes(keys, values Storage) int64 {
 	return int64(c.KVHeads) * int64(keys.codeSize(c.HeadDim)+values.codeSize(c.HeadDim))
 }
@@ -299,7 +299,7 @@ func (c Config) fp16TokenBytes() int64 { return int64(c.fp16TokenStride()) }
 // Per layer: the fp16 sink and window buffers (allocated whole on the first
 // append) and the compressed blocks for the tokens past them. With a guard
 // it is an upper bound: the recent-query rings are counted exactly and
-// every block at the larger of the base and the upgraded codecs' sizes
+// every block at the larger of the base and the upgraded storages' sizes
 // (every head upgraded from the first block), since which heads upgrade
 // depends on the data.
 func (c Config) PlanBytes(n int) (int64, error) {
@@ -313,16 +313,10 @@ func (c Config) PlanBytes(n int) (int64, error) {
 	var total int64
 	compressed := max(0, n-c.Sinks-c.Window)
 	blocks := int64((compressed + c.BlockTokens - 1) / c.BlockTokens)
-	tokenBytes := map[LayerStorage]int64{} // sizing a codec builds a quantizer
 	for l := range c.Layers {
-		k, v := c.codecs(l)
-		tb, ok := tokenBytes[LayerStorage{k, v}]
-		if !ok {
-			tb = c.tokenBytes(k, v)
-			if c.Guard.enabled() {
-				tb = max(tb, c.tokenBytes(c.Guard.Keys, c.Guard.Values))
-			}
-			tokenBytes[LayerStorage{k, v}] = tb
+		tb := c.tokenBytes(c.storages(l))
+		if c.Guard.enabled() {
+			tb = max(tb, c.tokenBytes(c.Guard.Keys, c.Guard.Values))
 		}
 		total += c.layerFixedBytes() + blocks*int64(c.BlockTokens)*tb
 	}

@@ -3,10 +3,10 @@ package kvcache
 // The runtime fidelity guardrail. While tokens wait in the fp16 window the
 // cache still knows their exact keys; when the first token of a new block is
 // about to be compressed, the guard measures, for every (layer, KV head)
-// not yet upgraded, how far the base key codec moves that block's logits
+// not yet upgraded, how far the base key storage moves that block's logits
 // against the most recent queries the head attended with. A head whose
 // error exceeds the budget stores that block and every later one with the
-// guard's codecs (e.g. 4 instead of 3 bits); the choice is recorded per
+// guard's storages (e.g. 4 instead of 3 bits); the choice is recorded per
 // (block, head) and reported by Stats.
 //
 // Definition. For head h, let Q be the recent query vectors of h's query
@@ -14,7 +14,7 @@ package kvcache
 // of the new block that are known when its first token is compressed (in
 // the window or in the append: the whole block when Window ≥ BlockTokens−1),
 // as stored (fp16-rounded when a window is used, minus μ_k with Center).
-// With x̃ the base codec's reconstruction of x, the error is
+// With x̃ the base storage's reconstruction of x, the error is
 //
 //	E = sqrt( mean over q ∈ Q, x ∈ X of (Scale · q·(x − x̃))² )   [nats]
 //
@@ -37,7 +37,7 @@ package kvcache
 // Scope. Upgrades are sticky: Truncate keeps them and the recorded queries
 // (a rolled-back query still happened); Reset clears both. A fork copies
 // them. Without any recorded query (a prefill compressed before its first
-// Attend) nothing is measured and blocks use the base codecs, which is why
+// Attend) nothing is measured and blocks use the base storages, which is why
 // the guard presets defer the prefill: its blocks are then compressed at
 // the first decode step, after the prompt's queries were attended.
 //
@@ -56,13 +56,13 @@ import (
 type GuardConfig struct {
 	// Budget is the largest RMS error, in nats, of a new block's scaled
 	// logits against the recent queries that a head may show with the base
-	// codecs before it is upgraded. 0: no guard.
+	// storages before it is upgraded. 0: no guard.
 	Budget float64
 	// Queries is how many recent query vectors are kept per (layer, KV
 	// head) (default 8 per query head: 8·QHeads/KVHeads).
 	Queries int
-	// Keys and Values are the codecs of an upgraded head's blocks:
-	// quantized without outlier channels, or a passthrough codec.
+	// Keys and Values are the storages of an upgraded head's blocks:
+	// quantized without outlier channels, or a passthrough storage.
 	Keys, Values Storage
 }
 
@@ -167,7 +167,7 @@ func (s *Sequence) recordQueries(layer int, queries []float32) {
 	}
 }
 
-// guardError is E (see the top of this file) of head h's base key codec
+// guardError is E (see the top of this file) of head h's base key storage
 // on the block keys xs (m vectors of d, as stored: centred, fp16-rounded),
 // against the recorded queries. code and dec are scratch.
 func guardError(g *layerGuard, hc headStores, h, d int, scale float32, xs []float32, code []byte, dec []float32) (float64, error) {
@@ -196,7 +196,7 @@ func guardError(g *layerGuard, hc headStores, h, d int, scale float32, xs []floa
 }
 
 // HeadUpgrade is one (layer, KV head) the guard stores with its upgraded
-// codecs.
+// storages.
 type HeadUpgrade struct {
 	Layer, Head int
 	// Position is the layer position of the first token of the block at
@@ -205,7 +205,7 @@ type HeadUpgrade struct {
 	Position int
 	Error    float64
 	// Blocks is the number of the sequence's blocks that hold this head
-	// upgraded, ExtraBytes what they cost beyond the base codecs.
+	// upgraded, ExtraBytes what they cost beyond the base storages.
 	Blocks     int
 	ExtraBytes int64
 }

@@ -38,7 +38,7 @@ type blockLayout struct {
 }
 
 // newBlockLayout lays out a block of layer plan lp with the heads marked in
-// up (nil: none) at the guard's codecs.
+// up (nil: none) at the guard's storages.
 func newBlockLayout(lp *layerPlan, H, B int, up []bool) *blockLayout {
 	lay := &blockLayout{kOff: make([]int, H), vOff: make([]int, H), kSize: make([]int, H), vSize: make([]int, H)}
 	for h := range H {
@@ -106,7 +106,7 @@ func fp16Vec(buf []byte, slot, h, d, H int) (k, v []byte) {
 // run is a contiguous stretch of one KV head's tokens: n tokens from
 // position pos whose keys and values sit at k and v, stride bytes apart.
 // raw runs are the fp16 sinks and window; the others are codes of the
-// head's codecs, or of the guard's upgraded codecs when up.
+// head's storages, or of the guard's upgraded storages when up.
 type run struct {
 	pos, n           int
 	k, v             []byte

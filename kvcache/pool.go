@@ -25,11 +25,10 @@ type Pool struct {
 	rowStates  sync.Pool // *rowState
 }
 
-// layerPlan is what a layer's codecs cost.
+// layerPlan is what a layer's storages cost.
 type layerPlan struct {
 	keys, values     Storage
 	kSize, vSize     int
-	blockBytes       int64
 	upKeys, upValues Storage // the guard's codecs (guard pools only)
 	upKSize, upVSize int
 	base             *blockLayout // every head at keys and values
@@ -44,18 +43,10 @@ func NewPool(cfg Config, budget int64) (*Pool, error) {
 	cfg = cfg.withDefaults()
 	p := &Pool{cfg: cfg, budget: budget, quants: map[string]*quantStore{}}
 	p.layers = make([]layerPlan, cfg.Layers)
-	sizes := map[Storage]int{} // sizing a codec builds a quantizer; layers share codecs
-	size := func(cd Storage) int {
-		if n, ok := sizes[cd]; ok {
-			return n
-		}
-		sizes[cd] = cd.codeSize(cfg.HeadDim)
-		return sizes[cd]
-	}
+	size := func(cd Storage) int { return cd.codeSize(cfg.HeadDim) } // arithmetic: Config.CodeSize
 	for l := range p.layers {
-		k, v := cfg.codecs(l)
+		k, v := cfg.storages(l)
 		lp := layerPlan{keys: k, values: v, kSize: size(k), vSize: size(v)}
-		lp.blockBytes = int64(cfg.BlockTokens) * int64(cfg.KVHeads) * int64(lp.kSize+lp.vSize)
 		if cfg.Guard.enabled() {
 			lp.upKeys, lp.upValues = cfg.Guard.Keys, cfg.Guard.Values
 			lp.upKSize, lp.upVSize = size(lp.upKeys), size(lp.upValues)
@@ -148,7 +139,7 @@ func (p *Pool) newSide(cd Storage, layer, head int, values bool, xs []float32) (
 			return side{}, err
 		}
 	}
-	qcfg, err := cd.quantizerConfig(d, p.codecSeed(layer, head, values, channels != nil), channels)
+	qcfg, err := cd.quantizerConfig(d, p.quantizerSeed(layer, head, values, channels != nil), channels)
 	if err != nil {
 		return side{}, err
 	}
@@ -162,7 +153,7 @@ func (p *Pool) newSide(cd Storage, layer, head int, values bool, xs []float32) (
 // codecSeed is the quantizer seed of one (layer, head, keys/values): its own
 // stream when outlier channels make the quantizers differ, otherwise the
 // pool's seed, so that identical configs share one quantizer.
-func (p *Pool) codecSeed(layer, head int, values, outliers bool) uint64 {
+func (p *Pool) quantizerSeed(layer, head int, values, outliers bool) uint64 {
 	if !outliers {
 		return p.cfg.Seed
 	}

@@ -287,7 +287,7 @@ type Stats struct {
 	Ratio float64
 	// Upgrades lists the (layer, KV head)s the guard has upgraded, in
 	// order (nil without a guard or an upgrade); UpgradeBytes is what the
-	// upgraded blocks cost beyond the base codecs, part of StoredBytes.
+	// upgraded blocks cost beyond the base storages, part of StoredBytes.
 	Upgrades     []HeadUpgrade
 	UpgradeBytes int64
 }

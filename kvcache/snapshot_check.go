@@ -135,7 +135,7 @@ func (rs *snapRestore) side(cd Storage, layer, head int, values bool, sec []byte
 // quantizer rebuilds the quantizer a spec describes (NewFromSpec: the
 // fingerprint must match this build's), after checking that it is the one
 // this pool builds for (layer, head, keys or values) given the spec's
-// outlier channels: same codec, same seed. As in Pool.codec, quantizers
+// outlier channels: same codec, same seed. As in Pool.newSide, quantizers
 // without outlier channels are the pool's shared ones.
 func (rs *snapRestore) quantizer(cd Storage, layer, head int, values bool, b []byte) (*quantStore, error) {
 	p, cfg := rs.pool, rs.pool.cfg
@@ -147,7 +147,7 @@ func (rs *snapRestore) quantizer(cd Storage, layer, head int, values bool, b []b
 	if err := spec.UnmarshalBinary(b); err != nil {
 		return nil, err
 	}
-	// Mirror Pool.codec: outlier channels come from the data, and give each
+	// Mirror Pool.newSide: outlier channels come from the data, and give each
 	// (layer, head, keys/values) its own seed stream.
 	var channels []int
 	if cd.Outliers > 0 {
@@ -156,7 +156,7 @@ func (rs *snapRestore) quantizer(cd Storage, layer, head int, values bool, b []b
 		}
 		channels = spec.Config.Outliers.Channels
 	}
-	want, err := cd.quantizerConfig(cfg.HeadDim, p.codecSeed(layer, head, values, channels != nil), channels)
+	want, err := cd.quantizerConfig(cfg.HeadDim, p.quantizerSeed(layer, head, values, channels != nil), channels)
 	if err != nil {
 		return nil, err
 	}

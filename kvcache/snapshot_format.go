@@ -122,7 +122,7 @@ const (
 	snapConfigFixed   = 48
 	snapGuardConfig   = 36 // version 2's guard fields at the end of the config section
 	snapGuardHead     = 24 // per KV head in a layer's guard section
-	snapCodecBytes    = 10
+	snapStorageBytes  = 10
 	snapLayerBytes    = 24
 	snapAlloc         = 1 << 0  // layer flag: codecs and buffers
 	snapDecoded       = 1 << 1  // layer flag: a single-token append happened
@@ -141,8 +141,8 @@ const (
 	snapBuffer = 1 << 16
 )
 
-// snapSpecLen is the length of the spec of a codec's quantizers (0 for the
-// passthrough codecs, which have none).
+// snapSpecLen is the length of the spec of a storage's quantizers (0 for the
+// passthrough storages, which have none).
 func snapSpecLen(cd Storage, dim int) int {
 	if cd.Kind != Quantized {
 		return 0
@@ -160,7 +160,7 @@ func snapSpecLen(cd Storage, dim int) int {
 // snapshotConfig is the config section's payload (section 1) for c
 // (defaults filled in) in a snapshot version.
 func (c Config) snapshotConfig(version int) []byte {
-	b := make([]byte, 0, snapConfigFixed+2*snapCodecBytes*c.Layers)
+	b := make([]byte, 0, snapConfigFixed+2*snapStorageBytes*c.Layers)
 	b = binary.LittleEndian.AppendUint32(b, uint32(c.Layers))
 	b = binary.LittleEndian.AppendUint32(b, uint32(c.KVHeads))
 	b = binary.LittleEndian.AppendUint64(b, uint64(c.QHeads))
@@ -179,9 +179,9 @@ func (c Config) snapshotConfig(version int) []byte {
 	}
 	b = binary.LittleEndian.AppendUint32(b, flags)
 	for l := range c.Layers {
-		k, v := c.codecs(l)
-		b = appendSnapCodec(b, k)
-		b = appendSnapCodec(b, v)
+		k, v := c.storages(l)
+		b = appendSnapStorage(b, k)
+		b = appendSnapStorage(b, v)
 	}
 	if version >= 2 {
 		if !c.Guard.enabled() {
@@ -189,14 +189,14 @@ func (c Config) snapshotConfig(version int) []byte {
 		}
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Guard.Budget))
 		b = binary.LittleEndian.AppendUint64(b, uint64(c.Guard.Queries))
-		b = appendSnapCodec(b, c.Guard.Keys)
-		b = appendSnapCodec(b, c.Guard.Values)
+		b = appendSnapStorage(b, c.Guard.Keys)
+		b = appendSnapStorage(b, c.Guard.Values)
 	}
 	return b
 }
 
 // appendSnapCodec appends the 10 bytes of a storage in the config section.
-func appendSnapCodec(b []byte, cd Storage) []byte {
+func appendSnapStorage(b []byte, cd Storage) []byte {
 	if cd.Kind != Quantized {
 		return append(b, byte(cd.Kind), 0, 0, 0, 0, 0, 0, 0, 0, 0)
 	}
@@ -212,7 +212,7 @@ func appendSnapCodec(b []byte, cd Storage) []byte {
 // section (got) differs from the pool's (want).
 func describeConfigMismatch(got, want []byte, version int) string {
 	if version >= 2 { // the fixed fields and codecs, then the guard's
-		if len(got) < snapConfigFixed+snapGuardConfig || (len(got)-snapConfigFixed-snapGuardConfig)%(2*snapCodecBytes) != 0 {
+		if len(got) < snapConfigFixed+snapGuardConfig || (len(got)-snapConfigFixed-snapGuardConfig)%(2*snapStorageBytes) != 0 {
 			return fmt.Sprintf("config section of %d bytes", len(got))
 		}
 		gb, wb := got[:len(got)-snapGuardConfig], want[:len(want)-snapGuardConfig]
@@ -221,8 +221,8 @@ func describeConfigMismatch(got, want []byte, version int) string {
 		}
 		g, w := got[len(gb):], want[len(wb):]
 		return fmt.Sprintf("guard budget %v, %d queries, codecs %s %s; this pool's: budget %v, %d queries, codecs %s %s",
-			math.Float64frombits(binary.LittleEndian.Uint64(g)), binary.LittleEndian.Uint64(g[8:]), snapCodecString(g[16:26]), snapCodecString(g[26:36]),
-			math.Float64frombits(binary.LittleEndian.Uint64(w)), binary.LittleEndian.Uint64(w[8:]), snapCodecString(w[16:26]), snapCodecString(w[26:36]))
+			math.Float64frombits(binary.LittleEndian.Uint64(g)), binary.LittleEndian.Uint64(g[8:]), snapStorageString(g[16:26]), snapStorageString(g[26:36]),
+			math.Float64frombits(binary.LittleEndian.Uint64(w)), binary.LittleEndian.Uint64(w[8:]), snapStorageString(w[16:26]), snapStorageString(w[26:36]))
 	}
 	fields := []struct {
 		name string
@@ -231,7 +231,7 @@ func describeConfigMismatch(got, want []byte, version int) string {
 		{"layers", 4}, {"kv heads", 4}, {"query heads", 8}, {"head dim", 4}, {"window", 4},
 		{"sinks", 4}, {"block tokens", 4}, {"scale", 4}, {"seed", 8}, {"flags", 4},
 	}
-	if len(got) < snapConfigFixed || (len(got)-snapConfigFixed)%(2*snapCodecBytes) != 0 {
+	if len(got) < snapConfigFixed || (len(got)-snapConfigFixed)%(2*snapStorageBytes) != 0 {
 		return fmt.Sprintf("config section of %d bytes", len(got))
 	}
 	field := func(b []byte, size int) uint64 {
@@ -251,22 +251,22 @@ func describeConfigMismatch(got, want []byte, version int) string {
 		}
 		off += f.size
 	}
-	for i := 0; off+snapCodecBytes <= min(len(got), len(want)); i, off = i+1, off+snapCodecBytes {
-		if g, w := got[off:off+snapCodecBytes], want[off:off+snapCodecBytes]; !bytes.Equal(g, w) {
+	for i := 0; off+snapStorageBytes <= min(len(got), len(want)); i, off = i+1, off+snapStorageBytes {
+		if g, w := got[off:off+snapStorageBytes], want[off:off+snapStorageBytes]; !bytes.Equal(g, w) {
 			what := "key"
 			if i%2 == 1 {
 				what = "value"
 			}
-			return fmt.Sprintf("layer %d %s codec %s, this pool's is %s", i/2, what, snapCodecString(g), snapCodecString(w))
+			return fmt.Sprintf("layer %d %s codec %s, this pool's is %s", i/2, what, snapStorageString(g), snapStorageString(w))
 		}
 	}
 	if len(got) != len(want) {
-		return fmt.Sprintf("%d layer codecs for %d layers", (len(got)-snapConfigFixed)/(2*snapCodecBytes), (len(want)-snapConfigFixed)/(2*snapCodecBytes))
+		return fmt.Sprintf("%d layer codecs for %d layers", (len(got)-snapConfigFixed)/(2*snapStorageBytes), (len(want)-snapConfigFixed)/(2*snapStorageBytes))
 	}
 	return "config differs"
 }
 
-func snapCodecString(b []byte) string {
+func snapStorageString(b []byte) string {
 	return fmt.Sprintf("{kind %d method %d bits %d norm %d correction %d outliers %d at %d bits}",
 		b[0], b[1], b[2], b[3], b[4], binary.LittleEndian.Uint32(b[6:]), b[5])
 }

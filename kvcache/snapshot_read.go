@@ -14,7 +14,7 @@ import (
 // ReadSequence restores a snapshot written by Sequence.WriteTo into a new
 // sequence of this pool. The snapshot's configuration must be the pool's;
 // its quantizers are rebuilt from their specs, which must describe the
-// codecs this pool would have built (fingerprints included), so the restored
+// storages this pool would have built (fingerprints included), so the restored
 // sequence attends, appends and snapshots exactly as the original did.
 //
 // Memory is reserved from the pool's budget as it is restored: ErrCacheFull
@@ -39,13 +39,13 @@ type snapRestore struct {
 	sr       *snapReader
 	reserved int64 // bytes reserved from the pool so far
 	// shared holds the checked quantizers without outlier channels, which
-	// every head with the same codec shares.
+	// every head with the same storage shares.
 	shared map[snapSharedKey]*quantStore
 }
 
 type snapSharedKey struct {
-	codec Storage
-	spec  string
+	storage Storage
+	spec    string
 }
 
 func (rs *snapRestore) read() (*Sequence, error) {
@@ -67,7 +67,7 @@ func (rs *snapRestore) read() (*Sequence, error) {
 	if v := binary.LittleEndian.Uint16(pre[6:]); v != 0 {
 		return nil, fmt.Errorf("%w: reserved field %#x is not zero", ErrSnapshot, v)
 	}
-	got, err := rs.sr.section("config", snapConfigFixed, snapConfigFixed+2*snapCodecBytes*snapMaxLayers+snapGuardConfig, nil)
+	got, err := rs.sr.section("config", snapConfigFixed, snapConfigFixed+2*snapStorageBytes*snapMaxLayers+snapGuardConfig, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 		return nil
 	}
 
-	// Codecs.
+	// Storages.
 	kLen, vLen := snapSpecLen(plan.keys, cfg.HeadDim), snapSpecLen(plan.values, cfg.HeadDim)
 	ukLen, uvLen := 0, 0
 	if cfg.Guard.enabled() {
@@ -153,7 +153,7 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 		}
 	}
 
-	// Centers (Center): μ_k then μ_v per head, float32, for quantized codecs.
+	// Centers (Center): μ_k then μ_v per head, float32, for quantized storages.
 	if cfg.Center {
 		per := 0
 		for _, cd := range []Storage{plan.keys, plan.values} {

@@ -28,10 +28,10 @@ type LayerView struct {
 	// Blocks hold BlockTokens compressed tokens each: key codes
 	// [KVHeads][BlockTokens] then value codes [KVHeads][BlockTokens].
 	Blocks                     [][]byte
-	KeyCodec, ValueCodec       Storage
+	KeyStorage, ValueStorage   Storage
 	KeyCodeSize, ValueCodeSize int
 	// Keys and Values are the quantizers per KV head (nil entries for the
-	// fp16 and fp32 passthrough codecs); KeyMeans and ValueMeans the
+	// fp16 and fp32 passthrough storages); KeyMeans and ValueMeans the
 	// Center means per KV head (nil: none).
 	Keys, Values         []*turboquant.Quantizer
 	KeyMeans, ValueMeans [][]float32
@@ -54,7 +54,7 @@ func (s *Sequence) ViewLayer(layer int, f func(LayerView)) error {
 	v := LayerView{
 		Appended: l.alloc, Sinks: l.nSink, Compressed: l.compressed, Window: l.winLen,
 		SinkTokens: l.sink, WindowRing: l.win, WindowStart: l.winStart, WindowCap: l.winCap,
-		KeyCodec: plan.keys, ValueCodec: plan.values, KeyCodeSize: plan.kSize, ValueCodeSize: plan.vSize,
+		KeyStorage: plan.keys, ValueStorage: plan.values, KeyCodeSize: plan.kSize, ValueCodeSize: plan.vSize,
 	}
 	for _, b := range l.blocks {
 		v.Blocks = append(v.Blocks, b.data)
