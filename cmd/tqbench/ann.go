@@ -17,10 +17,6 @@ import (
 	"github.com/turboquant-go/tq/dataset"
 )
 
-func init() {
-	register(command{"ann", "nearest-neighbour recall, encode time and scan rate on GloVe / Fashion-MNIST", runANN})
-}
-
 // annRow is one line of the ann table. RecallAt1 maps k to recall@1@k: the
 // fraction of queries whose true nearest neighbour is in the returned top k.
 type annRow struct {

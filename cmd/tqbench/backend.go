@@ -17,10 +17,6 @@ import (
 	"github.com/turboquant-go/tq/kvcache"
 )
 
-func init() {
-	register(command{"backend", "list compute backends and their availability; run decode speed and fidelity on one", runBackend})
-}
-
 // backendNames are the backends tqbench knows, in the order it lists them.
 var backendNames = []string{"generic", "avx2", "neon", "cuda", "metal"}
 

@@ -18,10 +18,6 @@ type codebookRow struct {
 	MSEUnit    float64   `json:"mse_unit"` // d × per-coordinate distortion
 }
 
-func init() {
-	register(command{"codebook", "Lloyd–Max codebooks: centroids, boundaries, d × distortion", runCodebook})
-}
-
 func parseDensity(s string) (lloydmax.Family, error) {
 	switch s {
 	case "beta":

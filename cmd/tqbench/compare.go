@@ -11,10 +11,6 @@ import (
 	"github.com/turboquant-go/tq/validate"
 )
 
-func init() {
-	register(command{"compare", "TurboQuant presets against int-N and KIVI-like baselines at equal bits (real K/V)", runCompare})
-}
-
 // compareReport is the --json form of tqbench compare.
 type compareReport struct {
 	Rows    []validate.CompareRow  `json:"rows"`

@@ -11,10 +11,6 @@ import (
 	"github.com/turboquant-go/tq/dataset"
 )
 
-func init() {
-	register(command{"data", "fetch benchmark datasets (glove, fmnist) into the cache folder; info", runData})
-}
-
 func runData(args []string, stdout io.Writer) error {
 	usage := fmt.Errorf("usage: tqbench data fetch glove|fmnist | tqbench data info [--json]")
 	if len(args) == 0 {

@@ -9,10 +9,6 @@ import (
 	"github.com/turboquant-go/tq/validate"
 )
 
-func init() {
-	register(command{"distortion", "Monte Carlo distortion of random unit vectors", runDistortion})
-}
-
 func distortions(dim int, bits []int, method turboquant.Method, n int, seed uint64) ([]validate.Distortion, error) {
 	if method == turboquant.Polar {
 		bits = []int{0} // fixed 3.875 bits per coordinate

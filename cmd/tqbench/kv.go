@@ -13,11 +13,6 @@ import (
 	"github.com/turboquant-go/tq/validate"
 )
 
-func init() {
-	register(command{"kv", "KV-cache fidelity on a synthetic decode workload fitted to real K/V", runKV})
-	register(command{"speed", "decode-step time per preset against fp16 and fp32 over the same tokens", runSpeed})
-}
-
 // workloadFlags registers the flags kv and speed share.
 func workloadFlags(fs *flag.FlagSet, lengths string) (*workload, func() error) {
 	w := &workload{}

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -18,14 +16,24 @@ type command struct {
 	run           func(args []string, stdout io.Writer) error
 }
 
-// commands holds the subcommands; each file that implements one adds it in
-// an init function with register, so subcommands live in files of their own.
-var commands []command
-
-func register(c command) {
-	i := sort.Search(len(commands), func(i int) bool { return commands[i].name >= c.name })
-	commands = slices.Insert(commands, i, c)
+// commands lists the subcommands, alphabetically, each with the file that
+// implements it; doc.go lists their flags.
+var commands = []command{
+	{"ann", "nearest-neighbour recall, encode time and scan rate on GloVe / Fashion-MNIST", runANN},
+	{"backend", "list compute backends and their availability; run decode speed and fidelity on one", runBackend},
+	{"codebook", "Lloyd–Max codebooks: centroids, boundaries, d × distortion", runCodebook},
+	{"compare", "TurboQuant presets against int-N and KIVI-like baselines at equal bits (real K/V)", runCompare},
+	{"data", "fetch benchmark datasets (glove, fmnist) into the cache folder; info", runData},
+	{"distortion", "Monte Carlo distortion of random unit vectors", runDistortion},
+	{"kv", "KV-cache fidelity on a synthetic decode workload fitted to real K/V", runKV},
+	{"niah", "attention-level needle in a haystack: depth × context length per preset", runNIAH},
+	{"plan", "exact cache bytes for a model shape and context (the memory planner)", runPlan},
+	{"realkv", "KV-cache attention fidelity on real transformer K/V", runRealKV},
+	{"speed", "decode-step time per preset against fp16 and fp32 over the same tokens", runSpeed}, // in kv.go
 }
+
+// isHelp reports whether arg asks for the command list.
+func isHelp(arg string) bool { return arg == "help" || arg == "-h" || arg == "--help" }
 
 func main() {
 	os.Exit(exitCode(run(os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
@@ -52,7 +60,7 @@ var flagOutput io.Writer = os.Stderr
 var errUsage = errors.New("usage")
 
 func run(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") && !isHelp(args[0]) {
 		return runReport(args, stdout, stderr)
 	}
 	for _, c := range commands {
@@ -60,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return c.run(args[1:], stdout)
 		}
 	}
-	if args[0] != "help" && args[0] != "-h" && args[0] != "--help" {
+	if !isHelp(args[0]) {
 		fmt.Fprintf(stderr, "unknown command %q\n\n", args[0])
 	}
 	fmt.Fprintln(stderr, "usage: tqbench [command] [flags]\n\nWith no command, prints the default report.\n\nCommands:")
@@ -68,7 +76,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "  %-12s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(stderr, "\nRun 'tqbench <command> -h' for its flags.")
-	if args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if isHelp(args[0]) {
 		return nil
 	}
 	return flag.ErrHelp

@@ -11,10 +11,6 @@ import (
 	"github.com/turboquant-go/tq/validate"
 )
 
-func init() {
-	register(command{"niah", "attention-level needle in a haystack: depth × context length per preset", runNIAH})
-}
-
 type niahRow struct {
 	Preset string `json:"preset"`
 	validate.NIAHResult

@@ -8,10 +8,6 @@ import (
 	"github.com/turboquant-go/tq/turboquant"
 )
 
-func init() {
-	register(command{"plan", "exact cache bytes for a model shape and context (the memory planner)", runPlan})
-}
-
 type planRow struct {
 	Preset     string  `json:"preset"`
 	Layers     int     `json:"model_layers"`

@@ -10,10 +10,6 @@ import (
 	"github.com/turboquant-go/tq/validate"
 )
 
-func init() {
-	register(command{"realkv", "KV-cache attention fidelity on real transformer K/V", runRealKV})
-}
-
 func runRealKV(args []string, stdout io.Writer) error {
 	fs := newFlags("realkv")
 	presetsFlag := fs.String("presets", strings.Join(kvcache.PresetNames[1:], ","), "comma-separated cache presets")

@@ -135,69 +135,11 @@ func (w *workload) run() ([]benchRow, error) {
 	if w.Speed {
 		w.measuredBandwith = copyBandwidth(w.BandwidthBytes)
 	}
-	stepQuery := s.Queries(1, H, QH/H, w.Seed+2)
+	in := &workloadInput{keys: keys, values: values, lengths: lengths, refs: refs, d: d,
+		stepQuery: s.Queries(1, H, QH/H, w.Seed+2)}
 	byKey := map[[2]int]*benchRow{} // (length, preset index)
 	for pi, name := range w.Presets {
-		b, err := builderFor(name, w.adjust)
-		if err != nil {
-			return nil, err
-		}
-		w.progress.describe("building " + name)
-		a, err := b(H, QH, d)
-		if err != nil {
-			return nil, err
-		}
-		const chunk = 4096
-		for t := 0; t < T; t += chunk {
-			e := min(T, t+chunk)
-			if err := a.Append(0, keys[t*H*d:e*H*d], values[t*H*d:e*H*d]); err != nil {
-				a.Close()
-				return nil, err
-			}
-		}
-		w.progress.add(1)
-		for _, L := range lengths {
-			if L < T {
-				tr, ok := a.(interface{ Truncate(int) error })
-				if !ok {
-					a.Close()
-					return nil, fmt.Errorf("%s cannot be truncated to %d tokens; give one length", name, L)
-				}
-				if err := tr.Truncate(L); err != nil {
-					a.Close()
-					return nil, err
-				}
-			}
-			w.progress.describe(fmt.Sprintf("%s at %d tokens", name, L))
-			row := &benchRow{ModelLayers: w.Layers, ModelKVHeads: H}
-			if w.Fidelity {
-				f, err := refs[L].Measure(a, 0)
-				if err != nil {
-					a.Close()
-					return nil, err
-				}
-				row.Fidelity = f
-			}
-			row.Preset, row.Workload, row.Tokens, row.Center = name, "synthetic", L, w.Center
-			row.BitsPerValue, row.BytesPerTokenHead = storage(name, d)
-			row.RatioFP16 = float64(4*d) / row.BytesPerTokenHead
-			row.BytesPerToken = row.BytesPerTokenHead * float64(w.Layers*H)
-			if seq, ok := a.(*kvcache.Sequence); ok && w.Speed {
-				ns, err := timeStep(seq, stepQuery, w.Reps)
-				if err != nil {
-					a.Close()
-					return nil, err
-				}
-				row.NsPerStep = ns
-				row.ModelMsPerStep = ns * float64(w.Layers) / 1e6
-				row.StepBytes = seq.Stats().LiveBytes
-				row.BandwidthGBs = w.measuredBandwith / 1e9
-				row.FloorFraction = float64(row.StepBytes) / w.measuredBandwith * 1e9 / ns
-			}
-			byKey[[2]int{L, pi}] = row
-			w.progress.add(1)
-		}
-		if err := a.Close(); err != nil {
+		if err := w.measurePreset(pi, name, in, byKey); err != nil {
 			return nil, err
 		}
 	}
@@ -260,4 +202,82 @@ func copyBandwidth(n int) float64 {
 		best = min(best, time.Since(start))
 	}
 	return 2 * float64(n) / best.Seconds()
+}
+
+// workloadInput is what every preset of a run is measured on.
+type workloadInput struct {
+	keys, values []float32 // lengths[0] tokens
+	lengths      []int     // longest first
+	refs         map[int]*validate.AttentionReference
+	stepQuery    []float32
+	d            int
+}
+
+// measurePreset builds one preset's cache, appends the workload's tokens
+// and measures it at every length, longest first (truncating between), into
+// byKey[(length, pi)]. The cache is closed however it ends; its Close error
+// is returned when nothing else failed.
+func (w *workload) measurePreset(pi int, name string, in *workloadInput, byKey map[[2]int]*benchRow) (err error) {
+	H, QH, d, T := w.KVHeads, w.QHeads, in.d, in.lengths[0]
+	keys, values := in.keys, in.values
+	b, err := builderFor(name, w.adjust)
+	if err != nil {
+		return err
+	}
+	w.progress.describe("building " + name)
+	a, err := b(H, QH, d)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := a.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	const chunk = 4096
+	for t := 0; t < T; t += chunk {
+		e := min(T, t+chunk)
+		if err := a.Append(0, keys[t*H*d:e*H*d], values[t*H*d:e*H*d]); err != nil {
+			return err
+		}
+	}
+	w.progress.add(1)
+	for _, L := range in.lengths {
+		if L < T {
+			tr, ok := a.(interface{ Truncate(int) error })
+			if !ok {
+				return fmt.Errorf("%s cannot be truncated to %d tokens; give one length", name, L)
+			}
+			if err := tr.Truncate(L); err != nil {
+				return err
+			}
+		}
+		w.progress.describe(fmt.Sprintf("%s at %d tokens", name, L))
+		row := &benchRow{ModelLayers: w.Layers, ModelKVHeads: H}
+		if w.Fidelity {
+			f, err := in.refs[L].Measure(a, 0)
+			if err != nil {
+				return err
+			}
+			row.Fidelity = f
+		}
+		row.Preset, row.Workload, row.Tokens, row.Center = name, "synthetic", L, w.Center
+		row.BitsPerValue, row.BytesPerTokenHead = storage(name, d)
+		row.RatioFP16 = float64(4*d) / row.BytesPerTokenHead
+		row.BytesPerToken = row.BytesPerTokenHead * float64(w.Layers*H)
+		if seq, ok := a.(*kvcache.Sequence); ok && w.Speed {
+			ns, err := timeStep(seq, in.stepQuery, w.Reps)
+			if err != nil {
+				return err
+			}
+			row.NsPerStep = ns
+			row.ModelMsPerStep = ns * float64(w.Layers) / 1e6
+			row.StepBytes = seq.Stats().LiveBytes
+			row.BandwidthGBs = w.measuredBandwith / 1e9
+			row.FloorFraction = float64(row.StepBytes) / w.measuredBandwith * 1e9 / ns
+		}
+		byKey[[2]int{L, pi}] = row
+		w.progress.add(1)
+	}
+	return nil
 }
