@@ -64,6 +64,18 @@ func newBlockLayout(lp *layerPlan, H, B int, up []bool) *blockLayout {
 	return lay
 }
 
+// usedRegions calls f with the bytes of the first m tokens of a block with
+// this layout, in snapshot order (2g in snapshot_format.go): each head's key
+// codes, then each head's value codes.
+func (lay *blockLayout) usedRegions(data []byte, m int, f func([]byte)) {
+	for h := range lay.kOff {
+		f(data[lay.kOff[h] : lay.kOff[h]+m*lay.kSize[h]])
+	}
+	for h := range lay.vOff {
+		f(data[lay.vOff[h] : lay.vOff[h]+m*lay.vSize[h]])
+	}
+}
+
 func (lay *blockLayout) upgraded(h int) bool { return lay.up != nil && lay.up[h] }
 
 // winSlot is the ring slot of the i-th oldest window token.

@@ -84,26 +84,60 @@ func (rs *snapRestore) read() (*Sequence, error) {
 }
 
 func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
-	p, cfg, sr := rs.pool, rs.pool.cfg, rs.sr
-	plan := p.layers[layer]
-	H, B := cfg.KVHeads, cfg.BlockTokens
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: layer %d: "+format, append([]any{ErrSnapshot, layer}, args...)...)
+	hdr, err := rs.readHeader(layer)
+	if err != nil || !hdr.alloc {
+		return err
 	}
-	hdr, err := sr.section(fmt.Sprintf("layer %d header", layer), snapLayerBytes, snapLayerBytes, nil)
+	heads, err := rs.readSpecs(layer)
 	if err != nil {
 		return err
 	}
-	flags := binary.LittleEndian.Uint32(hdr)
-	nSink := binary.LittleEndian.Uint32(hdr[4:])
-	winLen := binary.LittleEndian.Uint64(hdr[8:])
-	compressed := binary.LittleEndian.Uint64(hdr[16:])
-	alloc, decoded := flags&snapAlloc != 0, flags&snapDecoded != 0
-	deferred := cfg.DeferPrefill && !decoded // the window may hold a whole prefill
+	if err := rs.readCenters(layer, heads); err != nil {
+		return err
+	}
+	B := rs.pool.cfg.BlockTokens
+	nBlocks := int((hdr.compressed + uint64(B) - 1) / uint64(B))
+	var guard *layerGuard
+	var lays []*blockLayout // nil: every block at the base layout
+	if rs.pool.cfg.Guard.enabled() {
+		if guard, lays, err = rs.readGuard(layer, nBlocks); err != nil {
+			return err
+		}
+	}
+	l := &seq.layers[layer]
+	if err := rs.readTokens(layer, l, hdr); err != nil {
+		return err
+	}
+	l.heads, l.alloc, l.decoded, l.guard = heads, true, hdr.decoded, guard
+	return rs.readBlocks(layer, l, int(hdr.compressed), lays)
+}
+
+// layerHeader is a layer's header section (2a in snapshot_format.go).
+type layerHeader struct {
+	alloc, decoded     bool
+	nSink              uint32
+	winLen, compressed uint64
+}
+
+// readHeader reads and checks a layer's header: counts Append can produce.
+func (rs *snapRestore) readHeader(layer int) (layerHeader, error) {
+	cfg := rs.pool.cfg
+	bad := func(format string, args ...any) (layerHeader, error) {
+		return layerHeader{}, fmt.Errorf("%w: layer %d: "+format, append([]any{ErrSnapshot, layer}, args...)...)
+	}
+	b, err := rs.sr.section(fmt.Sprintf("layer %d header", layer), snapLayerBytes, snapLayerBytes, nil)
+	if err != nil {
+		return layerHeader{}, err
+	}
+	flags := binary.LittleEndian.Uint32(b)
+	h := layerHeader{alloc: flags&snapAlloc != 0, decoded: flags&snapDecoded != 0, nSink: binary.LittleEndian.Uint32(b[4:]),
+		winLen: binary.LittleEndian.Uint64(b[8:]), compressed: binary.LittleEndian.Uint64(b[16:])}
+	nSink, winLen, compressed := h.nSink, h.winLen, h.compressed
+	deferred := cfg.DeferPrefill && !h.decoded // the window may hold a whole prefill
 	switch {
 	case flags&^(snapAlloc|snapDecoded) != 0:
 		return bad("unknown flags %#x", flags)
-	case !alloc && (flags != 0 || nSink != 0 || winLen != 0 || compressed != 0):
+	case !h.alloc && (flags != 0 || nSink != 0 || winLen != 0 || compressed != 0):
 		return bad("flags %#x, %d sink, %d window and %d compressed tokens in an empty layer", flags, nSink, winLen, compressed)
 	case uint64(nSink) > uint64(cfg.Sinks):
 		return bad("%d sink tokens, the pool keeps %d", nSink, cfg.Sinks)
@@ -114,11 +148,13 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 	case (compressed > 0 || winLen > 0) && int(nSink) != cfg.Sinks:
 		return bad("%d of %d sink tokens, yet later tokens follow", nSink, cfg.Sinks)
 	}
-	if !alloc {
-		return nil
-	}
+	return h, nil
+}
 
-	// Storages.
+// readSpecs reads a layer's specs section and rebuilds its heads' sides.
+func (rs *snapRestore) readSpecs(layer int) ([]headStores, error) {
+	cfg := rs.pool.cfg
+	plan := &rs.pool.layers[layer]
 	kLen, vLen := snapSpecLen(plan.keys, cfg.HeadDim), snapSpecLen(plan.values, cfg.HeadDim)
 	ukLen, uvLen := 0, 0
 	if cfg.Guard.enabled() {
@@ -130,119 +166,121 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 			perHead += 4 + n
 		}
 	}
-	sec, err := sr.section(fmt.Sprintf("layer %d codecs", layer), int64(H*perHead), int64(H*perHead), nil)
+	n := int64(cfg.KVHeads * perHead)
+	sec, err := rs.sr.section(fmt.Sprintf("layer %d codecs", layer), n, n, nil)
+	if err != nil {
+		return nil, err
+	}
+	heads := make([]headStores, cfg.KVHeads)
+	for h := range heads {
+		hs := &heads[h]
+		if hs.keys, sec, err = rs.side(plan.keys, layer, h, false, sec, kLen); err != nil {
+			return nil, err
+		}
+		if hs.values, sec, err = rs.side(plan.values, layer, h, true, sec, vLen); err != nil {
+			return nil, err
+		}
+		if cfg.Guard.enabled() {
+			if hs.upKeys, sec, err = rs.side(plan.upKeys, layer, h, false, sec, ukLen); err != nil {
+				return nil, err
+			}
+			if hs.upValues, sec, err = rs.side(plan.upValues, layer, h, true, sec, uvLen); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return heads, nil
+}
+
+// readCenters reads a layer's centers section, when the pool centres:
+// μ_k then μ_v per head, for the quantized sides.
+func (rs *snapRestore) readCenters(layer int, heads []headStores) error {
+	cfg := rs.pool.cfg
+	if !cfg.Center {
+		return nil
+	}
+	plan := &rs.pool.layers[layer]
+	per := 0
+	for _, cd := range []Storage{plan.keys, plan.values} {
+		if cd.Kind == Quantized {
+			per += cfg.HeadDim
+		}
+	}
+	n := int64(cfg.KVHeads * per * 4)
+	sec, err := rs.sr.section(fmt.Sprintf("layer %d centers", layer), n, n, nil)
 	if err != nil {
 		return err
 	}
-	heads := make([]headStores, H)
+	next := func() ([]float32, error) {
+		mu := make([]float32, cfg.HeadDim)
+		for i := range mu {
+			mu[i] = math.Float32frombits(binary.LittleEndian.Uint32(sec[4*i:]))
+			if math.IsNaN(float64(mu[i])) || math.IsInf(float64(mu[i]), 0) {
+				return nil, fmt.Errorf("%w: layer %d: center component %d is not finite", ErrSnapshot, layer, i)
+			}
+		}
+		sec = sec[4*cfg.HeadDim:]
+		return mu, nil
+	}
 	for h := range heads {
-		hc := &heads[h]
-		if hc.keys, sec, err = rs.side(plan.keys, layer, h, false, sec, kLen); err != nil {
-			return err
-		}
-		if hc.values, sec, err = rs.side(plan.values, layer, h, true, sec, vLen); err != nil {
-			return err
-		}
-		if cfg.Guard.enabled() {
-			if hc.upKeys, sec, err = rs.side(plan.upKeys, layer, h, false, sec, ukLen); err != nil {
-				return err
-			}
-			if hc.upValues, sec, err = rs.side(plan.upValues, layer, h, true, sec, uvLen); err != nil {
-				return err
-			}
-		}
-	}
-
-	// Centers (Center): μ_k then μ_v per head, float32, for quantized storages.
-	if cfg.Center {
-		per := 0
-		for _, cd := range []Storage{plan.keys, plan.values} {
-			if cd.Kind == Quantized {
-				per += cfg.HeadDim
-			}
-		}
-		n := int64(H * per * 4)
-		sec, err := sr.section(fmt.Sprintf("layer %d centers", layer), n, n, nil)
-		if err != nil {
-			return err
-		}
-		next := func() ([]float32, error) {
-			mu := make([]float32, cfg.HeadDim)
-			for i := range mu {
-				mu[i] = math.Float32frombits(binary.LittleEndian.Uint32(sec[4*i:]))
-				if math.IsNaN(float64(mu[i])) || math.IsInf(float64(mu[i]), 0) {
-					return nil, bad("center component %d is not finite", i)
-				}
-			}
-			sec = sec[4*cfg.HeadDim:]
-			return mu, nil
-		}
-		for h := range heads {
-			if heads[h].keys.q != nil {
-				if heads[h].keys.mu, err = next(); err != nil {
-					return err
-				}
-			}
-			if heads[h].values.q != nil {
-				if heads[h].values.mu, err = next(); err != nil {
+		for _, sd := range []*side{&heads[h].keys, &heads[h].values} {
+			if sd.q != nil {
+				if sd.mu, err = next(); err != nil {
 					return err
 				}
 			}
 		}
 	}
+	return nil
+}
 
-	// Guard: recent queries, head states and block layouts.
-	nBlocks := int((compressed + uint64(B) - 1) / uint64(B))
-	var guard *layerGuard
-	var lays []*blockLayout
-	if cfg.Guard.enabled() {
-		if guard, lays, err = rs.readGuard(layer, nBlocks); err != nil {
-			return err
-		}
-	}
-
-	// Sink and window tokens, read into their buffers. Those hold Sinks and
-	// Window tokens (what the pool's configuration sizes), or, for a deferred
-	// prefill, a longer window that grows only as its bytes arrive.
+// readTokens reserves a layer's fp16 buffers and reads its sink and window
+// sections into them. The buffers hold Sinks and Window tokens (what the
+// pool's configuration sizes), or, for a deferred prefill, a longer window
+// that grows only as its bytes arrive.
+func (rs *snapRestore) readTokens(layer int, l *seqLayer, hdr layerHeader) error {
+	p, cfg, sr := rs.pool, rs.pool.cfg, rs.sr
 	stride := cfg.fp16TokenStride()
-	winCap := max(cfg.Window, int(winLen))
+	winCap := max(cfg.Window, int(hdr.winLen))
 	fixed := int64(cfg.Sinks+winCap)*cfg.fp16TokenBytes() + cfg.guardRingBytes()
 	if err := p.reserve(fixed); err != nil {
 		return fmt.Errorf("restoring layer %d: %w", layer, err)
 	}
 	rs.reserved += fixed
-	l := &seq.layers[layer]
-	n := int64(nSink) * int64(stride)
+	n := int64(hdr.nSink) * int64(stride)
 	sink, err := sr.section(fmt.Sprintf("layer %d sinks", layer), n, n, make([]byte, 0, cfg.Sinks*stride))
 	if err != nil {
 		return err
 	}
 	if i := nonFiniteHalf(sink); i >= 0 {
-		return bad("sink half %d is not finite", i)
+		return fmt.Errorf("%w: layer %d: sink half %d is not finite", ErrSnapshot, layer, i)
 	}
-	n = int64(winLen) * int64(stride)
+	n = int64(hdr.winLen) * int64(stride)
 	win, err := sr.section(fmt.Sprintf("layer %d window", layer), n, n, make([]byte, 0, cfg.Window*stride))
 	if err != nil {
 		return err
 	}
 	if i := nonFiniteHalf(win); i >= 0 {
-		return bad("window half %d is not finite", i)
+		return fmt.Errorf("%w: layer %d: window half %d is not finite", ErrSnapshot, layer, i)
 	}
 	// Fresh memory is zero, like the unused slots of an appended layer's.
 	l.sink, l.win = sink[:cfg.Sinks*stride], win[:winCap*stride]
-	l.heads, l.alloc, l.decoded, l.guard = heads, true, decoded, guard
-	l.nSink, l.winLen, l.winCap = int(nSink), int(winLen), winCap
+	l.nSink, l.winLen, l.winCap = int(hdr.nSink), int(hdr.winLen), winCap
+	return nil
+}
 
-	// Compressed blocks, each allocated once its bytes are in and checked.
-	total := int(compressed)
+// readBlocks reads a layer's block sections, each block allocated (and
+// reserved) once its bytes are in and checked.
+func (rs *snapRestore) readBlocks(layer int, l *seqLayer, total int, lays []*blockLayout) error {
+	p, B := rs.pool, rs.pool.cfg.BlockTokens
 	for b := 0; b*B < total; b++ {
 		m := min(B, total-b*B)
-		lay := plan.base
+		lay := p.layers[layer].base
 		if lays != nil {
 			lay = lays[b]
 		}
 		n := int64(m) * lay.tokenBytes
-		sec, err := sr.section(fmt.Sprintf("layer %d block %d", layer, b), n, n, nil)
+		sec, err := rs.sr.section(fmt.Sprintf("layer %d block %d", layer, b), n, n, nil)
 		if err != nil {
 			return err
 		}
@@ -253,12 +291,7 @@ func (rs *snapRestore) readLayer(seq *Sequence, layer int) error {
 		blk := &block{data: newBlockData(lay.bytes), lay: lay}
 		blk.refs.Store(1)
 		off := 0
-		for h := range H {
-			off += copy(blk.data[lay.kOff[h]:lay.kOff[h]+m*lay.kSize[h]], sec[off:])
-		}
-		for h := range H {
-			off += copy(blk.data[lay.vOff[h]:lay.vOff[h]+m*lay.vSize[h]], sec[off:])
-		}
+		lay.usedRegions(blk.data, m, func(r []byte) { off += copy(r, sec[off:]) })
 		l.blocks = append(l.blocks, blk)
 		l.compressed += m
 	}

@@ -24,8 +24,8 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 		return 0, ErrClosed
 	}
 	cfg := s.pool.cfg
-	H, B := cfg.KVHeads, cfg.BlockTokens
-	stride := s.pool.cfg.fp16TokenStride()
+	B := cfg.BlockTokens
+	stride := cfg.fp16TokenStride()
 	sw := &snapWriter{w: w, buf: make([]byte, 0, snapBuffer)}
 	var pre [snapPreambleBytes]byte
 	copy(pre[:], snapshotMagic[:])
@@ -99,12 +99,7 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 			m := min(B, l.compressed-b*B)
 			data, lay := l.blocks[b].data, l.blocks[b].lay
 			sw.begin(int64(m) * lay.tokenBytes)
-			for h := range H {
-				sw.put(data[lay.kOff[h] : lay.kOff[h]+m*lay.kSize[h]])
-			}
-			for h := range H {
-				sw.put(data[lay.vOff[h] : lay.vOff[h]+m*lay.vSize[h]])
-			}
+			lay.usedRegions(data, m, sw.put)
 			sw.end()
 		}
 	}
