@@ -2,6 +2,7 @@ package kvcache
 
 import (
 	"fmt"
+	"github.com/turboquant-go/tq/internal/vec"
 	"math"
 
 	"github.com/turboquant-go/tq/internal/half"
@@ -73,7 +74,7 @@ func (s *Sequence) checkInput(layer int, xs []float32, base, up Storage, values 
 	d, row := cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
 	maxBits := simd.MaxAbsBits(xs)
 	if maxBits >= 0x7f800000 { // ±Inf or NaN somewhere
-		i := checkFinite(xs)
+		i := vec.NonFinite(xs)
 		return fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, xs[i])
 	}
 	if s.usesFP16Window() && math.Float32frombits(maxBits) >= fp16Limit {

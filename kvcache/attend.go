@@ -2,6 +2,7 @@ package kvcache
 
 import (
 	"fmt"
+	"github.com/turboquant-go/tq/internal/vec"
 	"math"
 	"runtime"
 	"sync"
@@ -25,10 +26,10 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	row := cfg.QHeads * cfg.HeadDim
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if err := s.checkLayer(layer); err != nil {
+	l, err := s.layer(layer)
+	if err != nil {
 		return err
 	}
-	l := &s.layers[layer]
 	n := l.len()
 	if len(queries) == 0 || len(queries)%row != 0 || len(out) != len(queries) {
 		return fmt.Errorf("%w: %d queries and %d outputs are not the same whole number of [%d][%d] rows",
@@ -38,8 +39,8 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	if T > n {
 		return fmt.Errorf("%w: %d queries but layer %d holds %d tokens (append before attending)", ErrLength, T, layer, n)
 	}
-	if i := checkFinite(queries); i >= 0 {
-		return fmt.Errorf("%w: query component %d is %v", ErrNonFinite, i, queries[i])
+	if err := checkQueries(queries); err != nil {
+		return err
 	}
 	s.recordQueries(layer, queries)
 	g := cfg.QHeads / cfg.KVHeads
@@ -271,10 +272,10 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 	cfg := s.pool.cfg
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if err := s.checkLayer(layer); err != nil {
+	l, err := s.layer(layer)
+	if err != nil {
 		return err
 	}
-	l := &s.layers[layer]
 	n := l.len()
 	switch {
 	case qHead < 0 || qHead >= cfg.QHeads:
@@ -284,8 +285,8 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 	case len(dst) < n:
 		return fmt.Errorf("%w: %d logits for %d tokens", ErrLength, len(dst), n)
 	}
-	if i := checkFinite(query); i >= 0 {
-		return fmt.Errorf("%w: query component %d is %v", ErrNonFinite, i, query[i])
+	if err := checkQueries(query); err != nil {
+		return err
 	}
 	if n == 0 {
 		return nil
@@ -305,5 +306,13 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 	cs.bind(hs)
 	cs.prepare(hs, query)
 	cs.scoreRange(s, l, h, n, cfg.Scale)
+	return nil
+}
+
+// checkQueries reports a non-finite query component.
+func checkQueries(q []float32) error {
+	if i := vec.NonFinite(q); i >= 0 {
+		return fmt.Errorf("%w: query component %d is %v", ErrNonFinite, i, q[i])
+	}
 	return nil
 }

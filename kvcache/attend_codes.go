@@ -1,5 +1,7 @@
 package kvcache
 
+import "github.com/turboquant-go/tq/internal/vec"
+
 // The per-code path of attention: every token's key is scored by a prepared
 // query (turboquant.Query's lookup tables for codes, a dot product for fp16
 // tokens), and every value is added into the accumulators code by code
@@ -62,7 +64,7 @@ func (cs *codeState) prepare(hs *headStores, q []float32) {
 		}
 		cs.qmu[gi] = 0
 		if hs.keys.mu != nil { // compressed keys are stored minus μ_k (Center)
-			cs.qmu[gi] = float32(dot32(y, hs.keys.mu))
+			cs.qmu[gi] = float32(vec.Dot64(y, hs.keys.mu))
 		}
 	}
 }

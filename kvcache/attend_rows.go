@@ -2,6 +2,7 @@ package kvcache
 
 import (
 	"encoding/binary"
+	"github.com/turboquant-go/tq/internal/vec"
 	"math"
 	"sync"
 	"unsafe"
@@ -194,7 +195,7 @@ func (rs *rowState) prepare(hc *headStores, q []float32, scale float32) {
 		}
 		rs.qmu[gi] = 0
 		if hc.keys.mu != nil {
-			rs.qmu[gi] = scale * float32(dot32(y, hc.keys.mu))
+			rs.qmu[gi] = scale * float32(vec.Dot64(y, hc.keys.mu))
 		}
 	}
 }

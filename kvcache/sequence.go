@@ -135,6 +135,15 @@ func (s *Sequence) LayerLen(layer int) int {
 	return s.layers[layer].len()
 }
 
+// layer returns layer index layer, or why it cannot be used (the caller
+// holds s.mu).
+func (s *Sequence) layer(layer int) (*seqLayer, error) {
+	if err := s.checkLayer(layer); err != nil {
+		return nil, err
+	}
+	return &s.layers[layer], nil
+}
+
 func (s *Sequence) checkLayer(layer int) error {
 	if s.closed {
 		return ErrClosed

@@ -3,6 +3,7 @@ package turboquant
 import (
 	"cmp"
 	"fmt"
+	"github.com/turboquant-go/tq/internal/vec"
 	"slices"
 )
 
@@ -16,7 +17,7 @@ func TopChannels(xs []float32, dim, k int) ([]int, error) {
 	if k < 1 || k > dim {
 		return nil, fmt.Errorf("%w: %d channels requested of %d", ErrConfig, k, dim)
 	}
-	if i := checkFinite(xs); i >= 0 {
+	if i := vec.NonFinite(xs); i >= 0 {
 		return nil, fmt.Errorf("%w: component %d is %v", ErrNonFinite, i, xs[i])
 	}
 	energy := make([]float64, dim)

@@ -2,6 +2,7 @@ package turboquant
 
 import (
 	"fmt"
+	"github.com/turboquant-go/tq/internal/vec"
 	"math"
 
 	"github.com/turboquant-go/tq/hadamard"
@@ -202,7 +203,7 @@ func correctionFactor(corr Correction, u, v []float32, def float32) float32 {
 	var f float64
 	switch corr {
 	case Unbiased:
-		f = dot32(u, u) / dot32(u, v)
+		f = vec.Dot64(u, u) / vec.Dot64(u, v)
 	case Renormalize:
 		f = norm2(u) / norm2(v)
 	default:

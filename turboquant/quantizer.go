@@ -2,6 +2,7 @@ package turboquant
 
 import (
 	"fmt"
+	"github.com/turboquant-go/tq/internal/vec"
 	"math"
 	"runtime"
 	"sync"
@@ -118,7 +119,7 @@ func (q *Quantizer) checkVector(x []float32, what string) error {
 	if len(x) != q.cfg.Dim {
 		return fmt.Errorf("%w: %s has %d components, quantizer dim is %d", ErrLength, what, len(x), q.cfg.Dim)
 	}
-	if i := checkFinite(x); i >= 0 {
+	if i := vec.NonFinite(x); i >= 0 {
 		return fmt.Errorf("%w: %s component %d is %v", ErrNonFinite, what, i, x[i])
 	}
 	return nil
@@ -161,7 +162,7 @@ func (q *Quantizer) EncodeBatch(dst []byte, xs []float32) error {
 	if len(dst) < n*q.size {
 		return fmt.Errorf("%w: code buffer of %d bytes, need %d for %d vectors", ErrLength, len(dst), n*q.size, n)
 	}
-	if i := checkFinite(xs); i >= 0 {
+	if i := vec.NonFinite(xs); i >= 0 {
 		return fmt.Errorf("%w: vector %d component %d is %v", ErrNonFinite, i/d, i%d, xs[i])
 	}
 	encodeRange := func(lo, hi int) error {

@@ -14,15 +14,23 @@ import "fmt"
 // weighted values there and rotates back once with FinishRotated, instead of
 // decoding every value. It does not allocate.
 func (q *Quantizer) AccumulateRotated(acc []float32, w float32, code []byte) error {
+	if err := q.checkAccumulation(acc, code); err != nil {
+		return err
+	}
+	s := q.get()
+	q.accumulate(acc, w, code, s)
+	q.put(s)
+	return nil
+}
+
+// checkAccumulation checks an accumulator (len Dim) and a code.
+func (q *Quantizer) checkAccumulation(acc []float32, code []byte) error {
 	if len(acc) != q.cfg.Dim {
 		return fmt.Errorf("%w: accumulator has %d components, quantizer dim is %d", ErrLength, len(acc), q.cfg.Dim)
 	}
 	if len(code) < q.size {
 		return fmt.Errorf("%w: code of %d bytes, need %d", ErrLength, len(code), q.size)
 	}
-	s := q.get()
-	q.accumulate(acc, w, code, s)
-	q.put(s)
 	return nil
 }
 
@@ -47,11 +55,11 @@ func (q *Quantizer) AccumulateRotatedGroup(accs [][]float32, ws []float32, code 
 		return fmt.Errorf("%w: %d weights for %d accumulators", ErrLength, len(ws), len(accs))
 	}
 	for _, acc := range accs {
-		if len(acc) != q.cfg.Dim {
-			return fmt.Errorf("%w: accumulator has %d components, quantizer dim is %d", ErrLength, len(acc), q.cfg.Dim)
+		if err := q.checkAccumulation(acc, code); err != nil {
+			return err
 		}
 	}
-	if len(code) < q.size {
+	if len(accs) == 0 && len(code) < q.size {
 		return fmt.Errorf("%w: code of %d bytes, need %d", ErrLength, len(code), q.size)
 	}
 	s := q.get()

@@ -36,16 +36,6 @@ func fits(v float64, p Precision) bool {
 	return v < fp16Max+16
 }
 
-// checkFinite returns the index of the first NaN or ±Inf in x, or −1.
-func checkFinite(x []float32) int {
-	for i, v := range x {
-		if math.Float32bits(v)&0x7f800000 == 0x7f800000 { // exponent all ones
-			return i
-		}
-	}
-	return -1
-}
-
 // norm2 is ‖x‖ accumulated in float64, so it is accurate for any dim.
 func norm2(x []float32) float64 { return math.Sqrt(sumSquares(x)) }
 
@@ -57,16 +47,6 @@ func norm2(x []float32) float64 { return math.Sqrt(sumSquares(x)) }
 func sumSquares(x []float32) float64 { return simd.SumSquares(x) }
 
 func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-
-// dot32 is ⟨a, b⟩ accumulated in float64.
-func dot32(a, b []float32) float64 {
-	b = b[:len(a)]
-	var s float64
-	for i, v := range a {
-		s += float64(float64(v) * float64(b[i]))
-	}
-	return s
-}
 
 // scale multiplies x by s in place.
 func scale(x []float32, s float32) {
