@@ -16,7 +16,7 @@ import (
 // scored against all the group's queries and accumulated with their softmax
 // weights by the internal/simd kernels. Keys and values are each read once
 // per query group. Storages without a row form (PolarQuant, QJL, corrected or
-// fp32-norm codes) use the per-code path in cache_attend.go.
+// fp32-norm codes) use the per-code path in attend_codes.go.
 
 // rowOverride forces the row path on (1) or off (−1); 0 leaves the choice
 // to rowKernels. Tests force both paths.

@@ -16,7 +16,7 @@ import (
 // Behaviour of the KV cache: the contract of Cache and Pool (prefill versus
 // decode, GQA, window and block boundaries, truncate, fork, memory
 // accounting, budget, bad input, concurrency). Fidelity against an fp32
-// reference at realistic sizes is in cache_fidelity_test.go.
+// reference at realistic sizes is in fidelity_test.go.
 
 // bhvShape is a model shape for these tests.
 type bhvShape struct{ L, H, QH, d int }

@@ -75,7 +75,7 @@ type Config struct {
 	Scale float32
 	// Seed seeds the rotations and sketches of every quantizer.
 	Seed uint64
-	// Guard is the fidelity guardrail (cache_guard.go): off by default, on
+	// Guard is the fidelity guardrail (guard.go): off by default, on
 	// in the guard presets.
 	Guard GuardConfig
 }
@@ -100,7 +100,7 @@ type Config struct {
 // 0.015 at d=128), for 2·HeadDim fp32 means per (layer, KV head).
 //
 // Guard presets (GuardPresetNames) add the fidelity guardrail
-// (cache_guard.go) to a base preset and defer the prefill, so that the
+// (guard.go) to a base preset and defer the prefill, so that the
 // prompt's blocks are measured against the prompt's queries:
 //
 //	tq3-guard  tq3; a (layer, KV head) whose 3-bit keys move a new block's
@@ -110,7 +110,7 @@ type Config struct {
 // On validate's KJV fixture (streamed token by token, blocks of 16) the
 // 0.5-nat budget stored 3.47 code bits per element over both layers (4.09
 // at d=64, where 3-bit keys are poor, 3.16 at d=128) and did not reach
-// tq4's fidelity; see NOTES-guard.md.
+// tq4's fidelity; see docs/notes/guard.md.
 func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
 	mse := func(b int) Storage { return Storage{Kind: Quantized, Method: turboquant.MSE, Bits: b} }
 	split := func(outliers, ob, b int) Storage {

@@ -1,6 +1,6 @@
 package kvcache
 
-// SetRowKernels forces the row path of attention on or off (cache_rows.go)
+// SetRowKernels forces the row path of attention on or off (attend_rows.go)
 // and returns a function that restores the previous choice.
 func SetRowKernels(on bool) (restore func()) {
 	prev := rowOverride

@@ -51,7 +51,7 @@ import (
 	"math"
 )
 
-// GuardConfig configures the fidelity guardrail (see cache_guard.go). The
+// GuardConfig configures the fidelity guardrail (see guard.go). The
 // zero value is off.
 type GuardConfig struct {
 	// Budget is the largest RMS error, in nats, of a new block's scaled
