@@ -55,10 +55,10 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 			ErrLength, len(keys), len(values), cfg.KVHeads, cfg.HeadDim)
 	}
 	plan := &s.pool.layers[layer]
-	if err := s.checkInput(layer, keys, plan.keys, plan.upKeys, false); err != nil {
+	if err := s.checkInput(layer, keys, plan.keys, plan.upKeys, keysKV); err != nil {
 		return err
 	}
-	if err := s.checkInput(layer, values, plan.values, plan.upValues, true); err != nil {
+	if err := s.checkInput(layer, values, plan.values, plan.upValues, valuesKV); err != nil {
 		return err
 	}
 	return s.appendLocked(layer, keys, values)
@@ -69,7 +69,7 @@ func (s *Sequence) Append(layer int, keys, values []float32) error {
 // and, for a storage with an fp16 norm (base or the guard's), with a norm
 // fp16 can hold. One vector pass decides the common case; the loops only
 // run to name the offending component.
-func (s *Sequence) checkInput(layer int, xs []float32, base, up Storage, values bool) error {
+func (s *Sequence) checkInput(layer int, xs []float32, base, up Storage, which kv) error {
 	cfg := s.pool.cfg
 	d, row := cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
 	maxBits := simd.MaxAbsBits(xs)
@@ -103,7 +103,7 @@ func (s *Sequence) checkInput(layer int, xs []float32, base, up Storage, values 
 	for v := 0; v < len(xs); v += d {
 		n := norm2(xs[v : v+d])
 		if cfg.Center && heads != nil {
-			muNorm = norm2(heads[v%row/d].side(values).mu)
+			muNorm = norm2(heads[v%row/d].side(which).mu)
 		}
 		if n+muNorm >= fp16Limit {
 			return fmt.Errorf("%w: token %d head %d has norm %g, beyond the storage's fp16 norm",
@@ -215,17 +215,17 @@ func (p *Pool) newHeads(layer int, keys, values []float32) ([]headStores, error)
 	for h := range heads {
 		hs := &heads[h]
 		var err error
-		if hs.keys, err = p.newSide(plan.keys, layer, h, false, keys); err != nil {
+		if hs.keys, err = p.newSide(plan.keys, layer, h, keysKV, keys); err != nil {
 			return nil, err
 		}
-		if hs.values, err = p.newSide(plan.values, layer, h, true, values); err != nil {
+		if hs.values, err = p.newSide(plan.values, layer, h, valuesKV, values); err != nil {
 			return nil, err
 		}
 		if cfg.Guard.enabled() {
-			if hs.upKeys, err = p.newSide(plan.upKeys, layer, h, false, keys); err != nil {
+			if hs.upKeys, err = p.newSide(plan.upKeys, layer, h, keysKV, keys); err != nil {
 				return nil, err
 			}
-			if hs.upValues, err = p.newSide(plan.upValues, layer, h, true, values); err != nil {
+			if hs.upValues, err = p.newSide(plan.upValues, layer, h, valuesKV, values); err != nil {
 				return nil, err
 			}
 		}
@@ -242,20 +242,20 @@ func (p *Pool) newHeads(layer int, keys, values []float32) ([]headStores, error)
 // stored returns into dst the key (or value) of the compressed token with
 // index c (≥ l.compressed: in the window or in this append) of head h, as
 // it is encoded: fp16-rounded where a window is used, minus μ with Center.
-func (a *appendPlan) stored(dst []float32, c, h int, value bool) []float32 {
+func (a *appendPlan) stored(dst []float32, c, h int, which kv) []float32 {
 	cfg, l := a.s.pool.cfg, a.l
 	d, H := cfg.HeadDim, cfg.KVHeads
 	var x []float32
 	if i := c - l.compressed; i < l.winLen {
 		kx, vx := widenFP16(l.win, a.s.winSlot(l, i), h, d, H, a.tk, a.tv)
 		x = kx
-		if value {
+		if which == valuesKV {
 			x = vx
 		}
 	} else {
 		t := a.toSink + i - l.winLen
 		src := a.keys
-		if value {
+		if which == valuesKV {
 			src = a.values
 		}
 		x = src[(t*H+h)*d : (t*H+h+1)*d]
@@ -265,7 +265,7 @@ func (a *appendPlan) stored(dst []float32, c, h int, value bool) []float32 {
 			x = roundFP16(a.tk, x)
 		}
 	}
-	mu := a.heads[h].side(value).mu
+	mu := a.heads[h].side(which).mu
 	if mu == nil {
 		return dst[:copy(dst, x)]
 	}
@@ -298,7 +298,7 @@ func (a *appendPlan) measureGuard() error {
 				continue
 			}
 			for t := range m {
-				a.stored(xs[t*d:(t+1)*d], c0+t, h, false)
+				a.stored(xs[t*d:(t+1)*d], c0+t, h, keysKV)
 			}
 			e, err := guardError(g, a.heads[h], h, d, cfg.Scale, xs[:m*d], code, dec)
 			if err != nil {
@@ -363,8 +363,8 @@ func (a *appendPlan) encode() error {
 	for e := range a.evict {
 		lay := a.layoutOf(l.compressed + e)
 		for h := range H {
-			kx := a.stored(ck, l.compressed+e, h, false)
-			vx := a.stored(cv, l.compressed+e, h, true)
+			kx := a.stored(ck, l.compressed+e, h, keysKV)
+			vx := a.stored(cv, l.compressed+e, h, valuesKV)
 			ks, vs := a.heads[h].keys, a.heads[h].values
 			if lay.upgraded(h) {
 				ks, vs = a.heads[h].upKeys, a.heads[h].upValues

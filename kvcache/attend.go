@@ -298,7 +298,7 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 		rs.logits, rs.stride = dst, len(dst) // one query row: score straight into dst
 		rs.prepare(hs, query, cfg.Scale)
 		fp16 := fp16Store{cfg.HeadDim}
-		s.layerRuns(l, []int{h}, 0, n, false, func(_ int, r run) { rs.scoreRun(hs, fp16, r) })
+		s.layerRuns(l, []int{h}, 0, n, keysKV, func(_ int, r run) { rs.scoreRun(hs, fp16, r) })
 		return nil
 	}
 	cs := newCodeState(1, cfg.HeadDim)

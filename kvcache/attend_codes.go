@@ -72,7 +72,7 @@ func (cs *codeState) prepare(hs *headStores, q []float32) {
 // scoreRange writes the scaled logits of head h's tokens [0, limit).
 func (cs *codeState) scoreRange(s *Sequence, l *seqLayer, h, limit int, scale float32) {
 	N := cs.stride
-	s.eachToken(l, h, limit, false, func(pos int, k, _ []byte, kind tokenKind) {
+	s.eachToken(l, h, limit, keysKV, func(pos int, k, _ []byte, kind tokenKind) {
 		for gi := range cs.g {
 			var x float32
 			switch kind {
@@ -96,7 +96,7 @@ func (cs *codeState) attendGroup(s *Sequence, l *seqLayer, h int, hs *headStores
 	cs.prepare(hs, q)
 	cs.scoreRange(s, l, h, limit, scale)
 	cs.softmax(0, limit)
-	s.eachToken(l, h, limit, true, func(pos int, _, v []byte, kind tokenKind) {
+	s.eachToken(l, h, limit, valuesKV, func(pos int, _, v []byte, kind tokenKind) {
 		for gi := range cs.g {
 			cs.ws[gi] = cs.logits[gi*N+pos]
 		}

@@ -262,11 +262,11 @@ func (s *Sequence) attendRows(l *seqLayer, heads []int, rss []*rowState, queries
 // [from, limit), leaving each with the softmax state of that range.
 func (s *Sequence) attendRange(l *seqLayer, heads []int, rss []*rowState, from, limit int) {
 	fp16 := fp16Store{s.pool.cfg.HeadDim}
-	s.layerRuns(l, heads, from, limit, false, func(k int, r run) { rss[k].scoreRun(&l.heads[heads[k]], fp16, r) })
+	s.layerRuns(l, heads, from, limit, keysKV, func(k int, r run) { rss[k].scoreRun(&l.heads[heads[k]], fp16, r) })
 	for k := range heads {
 		rss[k].softmax(from, limit)
 	}
-	s.layerRuns(l, heads, from, limit, true, func(k int, r run) { rss[k].accumulateRun(&l.heads[heads[k]], fp16, r) })
+	s.layerRuns(l, heads, from, limit, valuesKV, func(k int, r run) { rss[k].accumulateRun(&l.heads[heads[k]], fp16, r) })
 }
 
 // attendSplit is attendRows for layers with fewer KV heads than workers:

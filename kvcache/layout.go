@@ -132,10 +132,10 @@ type run struct {
 // heads' codes, which sit next to each other in a block, are read as one
 // sequential stream; heads must be ascending and contiguous.
 //
-// While f works on one run, the next run's codes (keys, or values when
-// values is set) are prefetched, so their cache lines arrive during the
+// While f works on one run, the next run's codes (the keys, or the values
+// when which is valuesKV) are prefetched, so their cache lines arrive during the
 // computation rather than when a kernel first touches them.
-func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, values bool, f func(k int, r run)) {
+func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
 	fpStride := cfg.fp16TokenStride()
@@ -163,7 +163,7 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, values b
 	// codesOf is head h's codes (keys, or values) in block b.
 	codesOf := func(b *block, h int) []byte {
 		lay := b.lay
-		if values {
+		if which == valuesKV {
 			return b.data[lay.vOff[h] : lay.vOff[h]+B*lay.vSize[h]]
 		}
 		return b.data[lay.kOff[h] : lay.kOff[h]+B*lay.kSize[h]]
@@ -206,13 +206,13 @@ const (
 
 // eachToken calls f for every token of KV head h at positions [0, limit),
 // in position order, with its key and value bytes: layerRuns one token at a
-// time. values says which of them the caller reads (for prefetching).
-func (s *Sequence) eachToken(l *seqLayer, h, limit int, values bool, f func(pos int, k, v []byte, kind tokenKind)) {
+// time. which says which of them the caller reads (for prefetching).
+func (s *Sequence) eachToken(l *seqLayer, h, limit int, which kv, f func(pos int, k, v []byte, kind tokenKind)) {
 	if limit == 0 {
 		return
 	}
 	d := s.pool.cfg.HeadDim
-	s.layerRuns(l, []int{h}, 0, limit, values, func(_ int, r run) {
+	s.layerRuns(l, []int{h}, 0, limit, which, func(_ int, r run) {
 		kind, ks, vs := baseToken, r.kStride, r.vStride
 		switch {
 		case r.raw:

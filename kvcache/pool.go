@@ -119,7 +119,7 @@ func (p *Pool) quantizer(cfg turboquant.Config) (*quantStore, error) {
 
 // newSide builds the side of one (layer, head) for keys or values, with
 // outlier channels chosen from xs ([T][KVHeads][HeadDim]) of that head.
-func (p *Pool) newSide(cd Storage, layer, head int, values bool, xs []float32) (side, error) {
+func (p *Pool) newSide(cd Storage, layer, head int, which kv, xs []float32) (side, error) {
 	d := p.cfg.HeadDim
 	switch cd.Kind {
 	case Float16:
@@ -139,7 +139,7 @@ func (p *Pool) newSide(cd Storage, layer, head int, values bool, xs []float32) (
 			return side{}, err
 		}
 	}
-	qcfg, err := cd.quantizerConfig(d, p.quantizerSeed(layer, head, values, channels != nil), channels)
+	qcfg, err := cd.quantizerConfig(d, p.quantizerSeed(layer, head, which, channels != nil), channels)
 	if err != nil {
 		return side{}, err
 	}
@@ -153,13 +153,11 @@ func (p *Pool) newSide(cd Storage, layer, head int, values bool, xs []float32) (
 // codecSeed is the quantizer seed of one (layer, head, keys/values): its own
 // stream when outlier channels make the quantizers differ, otherwise the
 // pool's seed, so that identical configs share one quantizer.
-func (p *Pool) quantizerSeed(layer, head int, values, outliers bool) uint64 {
+func (p *Pool) quantizerSeed(layer, head int, which kv, outliers bool) uint64 {
 	if !outliers {
 		return p.cfg.Seed
 	}
 	stream := uint64(layer*p.cfg.KVHeads+head) << 1
-	if values {
-		stream |= 1
-	}
+	stream |= uint64(which) // keys 0, values 1
 	return rng.Derive(p.cfg.Seed, stream)
 }

@@ -89,6 +89,23 @@ func (s *Sequence) fixedBytes(l *seqLayer) int64 {
 	return int64(s.pool.cfg.Sinks+l.winCap)*s.pool.cfg.fp16TokenBytes() + s.pool.cfg.guardRingBytes()
 }
 
+// kv names one of a head's keys and values where code treats them alike:
+// it picks the side, the half of an fp16 token, and the seed stream of a
+// quantizer with outlier channels.
+type kv uint8
+
+const (
+	keysKV   kv = 0
+	valuesKV kv = 1
+)
+
+func (which kv) String() string {
+	if which == valuesKV {
+		return "value"
+	}
+	return "key"
+}
+
 // side is how one (layer, KV head) stores one of keys or values.
 type side struct {
 	store store
@@ -102,9 +119,9 @@ type side struct {
 // stay nil.
 type headStores struct{ keys, values, upKeys, upValues side }
 
-// side returns the keys' side, or the values' when values is set.
-func (hs *headStores) side(values bool) side {
-	if values {
+// side returns the keys' or the values' side.
+func (hs *headStores) side(which kv) side {
+	if which == valuesKV {
 		return hs.values
 	}
 	return hs.keys

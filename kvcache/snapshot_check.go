@@ -108,7 +108,7 @@ func (rs *snapRestore) readGuard(layer, nBlocks int) (*layerGuard, []*blockLayou
 // side restores the side of one (layer, head) for keys or values from
 // the front of a specs section (2b in snapshot_format.go), and returns the
 // rest of sec.
-func (rs *snapRestore) side(cd Storage, layer, head int, values bool, sec []byte, specLen int) (side, []byte, error) {
+func (rs *snapRestore) side(cd Storage, layer, head int, which kv, sec []byte, specLen int) (side, []byte, error) {
 	d := rs.pool.cfg.HeadDim
 	switch cd.Kind {
 	case Float16:
@@ -116,16 +116,13 @@ func (rs *snapRestore) side(cd Storage, layer, head int, values bool, sec []byte
 	case Float32:
 		return side{store: fp32Store{d}}, sec, nil
 	}
-	what := "key"
-	if values {
-		what = "value"
-	}
+	what := which.String()
 	// The section's length was checked, so sec holds this head's bytes.
 	if n := binary.LittleEndian.Uint32(sec); n != uint32(specLen) {
 		return side{}, nil, fmt.Errorf("%w: layer %d head %d %s spec of %d bytes, want %d", ErrSnapshot, layer, head, what, n, specLen)
 	}
 	spec, rest := sec[4:4+specLen], sec[4+specLen:]
-	qs, err := rs.quantizer(cd, layer, head, values, spec)
+	qs, err := rs.quantizer(cd, layer, head, which, spec)
 	if err != nil {
 		return side{}, nil, fmt.Errorf("%w: layer %d head %d %s codec: %w", ErrSnapshot, layer, head, what, err)
 	}
@@ -137,7 +134,7 @@ func (rs *snapRestore) side(cd Storage, layer, head int, values bool, sec []byte
 // this pool builds for (layer, head, keys or values) given the spec's
 // outlier channels: same codec, same seed. As in Pool.newSide, quantizers
 // without outlier channels are the pool's shared ones.
-func (rs *snapRestore) quantizer(cd Storage, layer, head int, values bool, b []byte) (*quantStore, error) {
+func (rs *snapRestore) quantizer(cd Storage, layer, head int, which kv, b []byte) (*quantStore, error) {
 	p, cfg := rs.pool, rs.pool.cfg
 	sk := snapSharedKey{cd, string(b)}
 	if q := rs.shared[sk]; q != nil {
@@ -156,7 +153,7 @@ func (rs *snapRestore) quantizer(cd Storage, layer, head int, values bool, b []b
 		}
 		channels = spec.Config.Outliers.Channels
 	}
-	want, err := cd.quantizerConfig(cfg.HeadDim, p.quantizerSeed(layer, head, values, channels != nil), channels)
+	want, err := cd.quantizerConfig(cfg.HeadDim, p.quantizerSeed(layer, head, which, channels != nil), channels)
 	if err != nil {
 		return nil, err
 	}

@@ -174,17 +174,17 @@ func (rs *snapRestore) readSpecs(layer int) ([]headStores, error) {
 	heads := make([]headStores, cfg.KVHeads)
 	for h := range heads {
 		hs := &heads[h]
-		if hs.keys, sec, err = rs.side(plan.keys, layer, h, false, sec, kLen); err != nil {
+		if hs.keys, sec, err = rs.side(plan.keys, layer, h, keysKV, sec, kLen); err != nil {
 			return nil, err
 		}
-		if hs.values, sec, err = rs.side(plan.values, layer, h, true, sec, vLen); err != nil {
+		if hs.values, sec, err = rs.side(plan.values, layer, h, valuesKV, sec, vLen); err != nil {
 			return nil, err
 		}
 		if cfg.Guard.enabled() {
-			if hs.upKeys, sec, err = rs.side(plan.upKeys, layer, h, false, sec, ukLen); err != nil {
+			if hs.upKeys, sec, err = rs.side(plan.upKeys, layer, h, keysKV, sec, ukLen); err != nil {
 				return nil, err
 			}
-			if hs.upValues, sec, err = rs.side(plan.upValues, layer, h, true, sec, uvLen); err != nil {
+			if hs.upValues, sec, err = rs.side(plan.upValues, layer, h, valuesKV, sec, uvLen); err != nil {
 				return nil, err
 			}
 		}
