@@ -231,7 +231,7 @@ func (p *parser) file() (*File, error) {
 	version, _ := p.u32("version")
 	switch {
 	case version == 2 || version == 3:
-	case version&0xffff == 0 && bits.ReverseBytes32(version) <= 0xffff:
+	case version&0xffff == 0 && version != 0:
 		// A big-endian writer stores the version byte-swapped after the
 		// (byte-order independent) magic.
 		return nil, fmt.Errorf("%w: version field %#08x reads as big-endian version %d", ErrBigEndian, version, bits.ReverseBytes32(version))
@@ -484,7 +484,7 @@ func (p *parser) array(v Value, depth int) (Value, error) {
 	le := binary.LittleEndian
 	switch v.Elem {
 	case TypeUint8:
-		v.V = append([]uint8(nil), s...)
+		v.V = append([]uint8{}, s...) // non-nil when empty, like the other cases
 	case TypeInt8:
 		a := make([]int8, n)
 		for i := range a {
