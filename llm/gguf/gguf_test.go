@@ -414,7 +414,7 @@ func TestHostile(t *testing.T) {
 		{"partial block", append(tensor("t", []uint64{33}, Q8_0, 0).Bytes(), make([]byte, 64)...), ErrFormat},
 		{"data past end", append(tensor("t", []uint64{32}, F32, 0).Bytes(), make([]byte, 127)...), ErrTruncated},
 		{"offset past end", append(tensor("t", []uint64{1}, F32, 1<<62).Bytes(), make([]byte, 32)...), ErrTruncated},
-		{"huge elements in a small file", append(tensor("t", []uint64{1 << 20, 1 << 20}, F32, 0).Bytes(), make([]byte, 32)...), ErrTruncated},
+		{"huge elements in a small file", append(tensor("t", []uint64{1 << 12, 1 << 12}, F32, 0).Bytes(), make([]byte, 32)...), ErrTruncated},
 		{"duplicate tensor", func() []byte {
 			r := new(raw).header(3, 2, 0)
 			r.str("t").u32(1).u64(1).u32(uint32(F32)).u64(0)
