@@ -39,6 +39,14 @@ func DequantizeRow(dst []float32, t Type, src []byte) error {
 		dequantQ8_0(dst, src)
 	case Q4_0:
 		dequantQ4_0(dst, src)
+	case Q4_1:
+		dequantQ4_1(dst, src)
+	case Q5_0:
+		dequantQ5_0(dst, src)
+	case Q5_1:
+		dequantQ5_1(dst, src)
+	case Q5_K:
+		dequantQ5K(dst, src)
 	case Q4_K:
 		dequantQ4K(dst, src)
 	case Q6_K:
@@ -94,6 +102,62 @@ func dequantQ4_0(dst []float32, src []byte) {
 			y[j+16] = float32(int(q[j]>>4)-8) * d
 		}
 		src, dst = src[18:], dst[32:]
+	}
+}
+
+// Q4_1 block (20 bytes): fp16 d, fp16 m, 16 bytes of nibbles laid out as in
+// Q4_0; value = nibble·d + m.
+func dequantQ4_1(dst []float32, src []byte) {
+	for len(src) >= 20 {
+		b := src[:20:20]
+		y := dst[:32:32]
+		d := half.ToFloat32(binary.LittleEndian.Uint16(b))
+		m := half.ToFloat32(binary.LittleEndian.Uint16(b[2:]))
+		q := b[4:20]
+		for j := range q {
+			y[j] = float32(float32(q[j]&0xf)*d) + m
+			y[j+16] = float32(float32(q[j]>>4)*d) + m
+		}
+		src, dst = src[20:], dst[32:]
+	}
+}
+
+// Q5_0 block (22 bytes): fp16 d, a little-endian u32 whose bit j is the fifth
+// bit of value j, then nibbles laid out as in Q4_0; value = (q − 16)·d.
+func dequantQ5_0(dst []float32, src []byte) {
+	for len(src) >= 22 {
+		b := src[:22:22]
+		y := dst[:32:32]
+		d := half.ToFloat32(binary.LittleEndian.Uint16(b))
+		qh := binary.LittleEndian.Uint32(b[2:])
+		q := b[6:22]
+		for j := range q {
+			lo := int(q[j]&0xf) | int(qh>>j&1)<<4
+			hi := int(q[j]>>4) | int(qh>>(j+16)&1)<<4
+			y[j] = float32(lo-16) * d
+			y[j+16] = float32(hi-16) * d
+		}
+		src, dst = src[22:], dst[32:]
+	}
+}
+
+// Q5_1 block (24 bytes): fp16 d, fp16 m, the fifth bits as in Q5_0, nibbles;
+// value = q·d + m.
+func dequantQ5_1(dst []float32, src []byte) {
+	for len(src) >= 24 {
+		b := src[:24:24]
+		y := dst[:32:32]
+		d := half.ToFloat32(binary.LittleEndian.Uint16(b))
+		m := half.ToFloat32(binary.LittleEndian.Uint16(b[2:]))
+		qh := binary.LittleEndian.Uint32(b[4:])
+		q := b[8:24]
+		for j := range q {
+			lo := q[j]&0xf | uint8(qh>>j&1)<<4
+			hi := q[j]>>4 | uint8(qh>>(j+16)&1)<<4
+			y[j] = float32(float32(lo)*d) + m
+			y[j+16] = float32(float32(hi)*d) + m
+		}
+		src, dst = src[24:], dst[32:]
 	}
 }
 
@@ -165,5 +229,35 @@ func dequantQ6K(dst []float32, src []byte) {
 			}
 		}
 		src, dst = src[210:], dst[256:]
+	}
+}
+
+// Q5_K super-block (176 bytes): fp16 d, fp16 dmin, the 12 packed scale/min
+// bytes of Q4_K, 32 bytes qh, 128 bytes of nibbles laid out as in Q4_K.
+// qh[l] bit 2r is the fifth bit of sub-block 2r's value l, bit 2r+1 that of
+// sub-block 2r+1. value = d·sc·q − dmin·m.
+func dequantQ5K(dst []float32, src []byte) {
+	for len(src) >= 176 {
+		b := src[:176:176]
+		y := dst[:256:256]
+		d := half.ToFloat32(binary.LittleEndian.Uint16(b[0:]))
+		dmin := half.ToFloat32(binary.LittleEndian.Uint16(b[2:]))
+		scales := b[4:16]
+		qh := b[16:48]
+		for r := 0; r < 4; r++ {
+			sc1, m1 := scaleMinK4(2*r, scales)
+			sc2, m2 := scaleMinK4(2*r+1, scales)
+			d1, min1 := d*float32(sc1), dmin*float32(m1)
+			d2, min2 := d*float32(sc2), dmin*float32(m2)
+			q := b[48+32*r : 48+32*r+32 : 48+32*r+32]
+			lo := y[64*r : 64*r+32 : 64*r+32]
+			hi := y[64*r+32 : 64*r+64 : 64*r+64]
+			for l, v := range q {
+				h := qh[l] >> (2 * r)
+				lo[l] = float32(d1*float32(v&0xf|(h&1)<<4)) - min1
+				hi[l] = float32(d2*float32(v>>4|(h>>1&1)<<4)) - min2
+			}
+		}
+		src, dst = src[176:], dst[256:]
 	}
 }

@@ -154,6 +154,88 @@ func TestDequantQ6KHand(t *testing.T) {
 	}
 }
 
+func TestDequantQ4_1Q5Hand(t *testing.T) {
+	// Q4_1: d = 0.5, m = −2; value = nibble·d + m.
+	b41 := make([]byte, 20)
+	binary.LittleEndian.PutUint16(b41, 0x3800)
+	binary.LittleEndian.PutUint16(b41[2:], 0xc000)
+	// Q5_0: d = 0.25; 5-bit code c, value (c − 16)·d; bit j of the u32 at
+	// byte 2 is code j's fifth bit.
+	b50 := make([]byte, 22)
+	binary.LittleEndian.PutUint16(b50, 0x3400)
+	// Q5_1: d = 2, m = 0.5; value = c·d + m; fifth bits at byte 4.
+	b51 := make([]byte, 24)
+	binary.LittleEndian.PutUint16(b51, 0x4000)
+	binary.LittleEndian.PutUint16(b51[2:], 0x3800)
+	var w41, w50, w51 [32]float32
+	var qh50, qh51 uint32
+	for j := 0; j < 32; j++ {
+		c4 := uint8((j * 5) % 16)
+		c5 := uint8((j*11 + 7) % 32)
+		byteIdx, shift := j%16, uint(0)
+		if j >= 16 {
+			shift = 4
+		}
+		b41[4+byteIdx] |= c4 << shift
+		b50[6+byteIdx] |= (c5 & 15) << shift
+		b51[8+byteIdx] |= (c5 & 15) << shift
+		qh50 |= uint32(c5>>4) << j
+		qh51 |= uint32(c5>>4) << j
+		w41[j] = float32(c4)*0.5 - 2
+		w50[j] = (float32(c5) - 16) * 0.25
+		w51[j] = float32(c5)*2 + 0.5
+	}
+	binary.LittleEndian.PutUint32(b50[2:], qh50)
+	binary.LittleEndian.PutUint32(b51[4:], qh51)
+	for _, c := range []struct {
+		typ  Type
+		blk  []byte
+		want []float32
+	}{{Q4_1, b41, w41[:]}, {Q5_0, b50, w50[:]}, {Q5_1, b51, w51[:]}} {
+		got := decode(t, c.typ, c.blk)
+		for j := range got {
+			if got[j] != c.want[j] {
+				t.Fatalf("%v [%d] = %v want %v", c.typ, j, got[j], c.want[j])
+			}
+		}
+	}
+}
+
+// TestDequantQ5KHand builds a Q5_K super-block: Q4_K's header and nibble
+// layout plus 32 bytes of fifth bits (qh[l] bit s = sub-block s, position l).
+func TestDequantQ5KHand(t *testing.T) {
+	sc := [8]uint8{3, 63, 20, 1, 48, 0, 33, 17}
+	mn := [8]uint8{63, 1, 0, 40, 17, 9, 62, 31}
+	blk := make([]byte, 176)
+	binary.LittleEndian.PutUint16(blk[0:], 0x3800) // d = 0.5
+	binary.LittleEndian.PutUint16(blk[2:], 0x4000) // dmin = 2
+	s := blk[4:16]
+	for j := 0; j < 4; j++ {
+		s[j] = sc[j] | (sc[j+4]>>4)<<6
+		s[4+j] = mn[j] | (mn[j+4]>>4)<<6
+		s[8+j] = sc[j+4]&15 | (mn[j+4]&15)<<4
+	}
+	want := make([]float32, 256)
+	for i := 0; i < 256; i++ {
+		sub, pos := i/32, i%32
+		c := uint8((i*13 + 5) % 32)
+		nib := 48 + 32*(sub/2) + pos
+		if sub%2 == 0 {
+			blk[nib] |= c & 15
+		} else {
+			blk[nib] |= (c & 15) << 4
+		}
+		blk[16+pos] |= (c >> 4) << sub
+		want[i] = float32(0.5*float64(sc[sub])*float64(c) - 2*float64(mn[sub]))
+	}
+	got := decode(t, Q5_K, blk)
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("[%d] (sub-block %d) = %v want %v", i, i/32, got[i], want[i])
+		}
+	}
+}
+
 // Literal transcriptions of ggml's reference decoders, one value at a time,
 // used to check the package's decoders bit for bit on random blocks. Each
 // C expression is evaluated in its C order with every operation rounded to
@@ -213,6 +295,75 @@ func refQ4_0(blk []byte, i int) float32 {
 	return float32(x-8) * d
 }
 
+func refQ4_1(blk []byte, i int) float32 {
+	d := float16.Frombits(binary.LittleEndian.Uint16(blk)).Float32()
+	m := float16.Frombits(binary.LittleEndian.Uint16(blk[2:])).Float32()
+	x := int(blk[4+i%16] & 0x0F)
+	if i >= 16 {
+		x = int(blk[4+i%16] >> 4)
+	}
+	p := float32(float32(x) * d)
+	return p + m
+}
+
+func refQ5_0(blk []byte, i int) float32 {
+	d := float16.Frombits(binary.LittleEndian.Uint16(blk)).Float32()
+	qh := binary.LittleEndian.Uint32(blk[2:])
+	j := i % 16
+	var x int32
+	if i < 16 {
+		xh := ((qh >> (j + 0)) << 4) & 0x10
+		x = int32(uint32(blk[6+j]&0x0F)|xh) - 16
+	} else {
+		xh := (qh >> (j + 12)) & 0x10
+		x = int32(uint32(blk[6+j]>>4)|xh) - 16
+	}
+	return float32(x) * d
+}
+
+func refQ5_1(blk []byte, i int) float32 {
+	d := float16.Frombits(binary.LittleEndian.Uint16(blk)).Float32()
+	m := float16.Frombits(binary.LittleEndian.Uint16(blk[2:])).Float32()
+	qh := binary.LittleEndian.Uint32(blk[4:])
+	j := i % 16
+	var x uint32
+	if i < 16 {
+		x = uint32(blk[8+j]&0x0F) | ((qh>>(j+0))<<4)&0x10
+	} else {
+		x = uint32(blk[8+j]>>4) | (qh>>(j+12))&0x10
+	}
+	p := float32(float32(x) * d)
+	return p + m
+}
+
+func refQ5K(blk []byte, i int) float32 {
+	d := float16.Frombits(binary.LittleEndian.Uint16(blk)).Float32()
+	dmin := float16.Frombits(binary.LittleEndian.Uint16(blk[2:])).Float32()
+	s := blk[4:16]
+	j := i / 32
+	var sc, m uint8
+	if j < 4 {
+		sc, m = s[j]&63, s[j+4]&63
+	} else {
+		sc = (s[j+4] & 0xF) | ((s[j-4] >> 6) << 4)
+		m = (s[j+4] >> 4) | ((s[j-0] >> 6) << 4)
+	}
+	l := i % 32
+	ql := blk[48+32*(j/2)+l]
+	u := uint8(1) << j // u1 = 1, u2 = 2, both shifted left by 2 per 64 values
+	q := int(ql & 0xF)
+	if j%2 == 1 {
+		q = int(ql >> 4)
+	}
+	if blk[16+l]&u != 0 {
+		q += 16
+	}
+	d1 := d * float32(sc)
+	m1 := dmin * float32(m)
+	p := float32(d1 * float32(q))
+	return p - m1
+}
+
 func refQ8_0(blk []byte, i int) float32 {
 	d := float16.Frombits(binary.LittleEndian.Uint16(blk)).Float32()
 	return float32(int8(blk[2+i])) * d
@@ -247,6 +398,10 @@ func TestDequantBitExact(t *testing.T) {
 	}{
 		{Q8_0, []int{0}, refQ8_0},
 		{Q4_0, []int{0}, refQ4_0},
+		{Q4_1, []int{0, 2}, refQ4_1},
+		{Q5_0, []int{0}, refQ5_0},
+		{Q5_1, []int{0, 2}, refQ5_1},
+		{Q5_K, []int{0, 2}, refQ5K},
 		{Q4_K, []int{0, 2}, refQ4K},
 		{Q6_K, []int{208}, refQ6K},
 	}
@@ -265,7 +420,7 @@ func TestDequantBitExact(t *testing.T) {
 }
 
 func TestDequantErrors(t *testing.T) {
-	if err := DequantizeRow(make([]float32, 256), Q5_K, make([]byte, 176)); !errors.Is(err, ErrUnsupportedType) {
+	if err := DequantizeRow(make([]float32, 256), Q3_K, make([]byte, 110)); !errors.Is(err, ErrUnsupportedType) {
 		t.Error(err)
 	}
 	if err := DequantizeRow(make([]float32, 32), Type(99), make([]byte, 18)); !errors.Is(err, ErrUnsupportedType) {

@@ -98,7 +98,11 @@ func sampleWriter(t testing.TB) *Writer {
 	add("blk.0.attn_norm.weight", []int{7}, F32, quantized(t, F32, x[:7]))
 	add("blk.0.ffn_up.weight", []int{3, 3}, F16, quantized(t, F16, x[:9]))
 	add("blk.0.ffn_down.weight", []int{5, 1, 1, 2}, BF16, quantized(t, BF16, x[:10]))
-	add("blk.1.q5k", []int{256}, Q5_K, make([]byte, 176))
+	add("blk.1.attn_q.weight", []int{32, 2}, Q4_1, quantized(t, Q4_1, x[:64]))
+	add("blk.1.attn_k.weight", []int{32, 2}, Q5_0, quantized(t, Q5_0, x[:64]))
+	add("blk.1.attn_v.weight", []int{64}, Q5_1, quantized(t, Q5_1, x[:64]))
+	add("blk.1.ffn_gate.weight", []int{256, 3}, Q5_K, quantized(t, Q5_K, x[:768]))
+	add("blk.1.q3k", []int{256}, Q3_K, make([]byte, 110))
 	add("scalar", nil, F32, quantized(t, F32, x[:1]))
 	add("empty", []int{32, 0}, Q8_0, nil)
 	return w

@@ -11,11 +11,12 @@ import (
 // Quantize encodes src into dst as type t. len(src) must be a multiple of t's
 // block size and len(dst) must equal RowBytes(t, len(src)).
 //
-// F32, F16, BF16, Q8_0 and Q4_0 follow ggml's quantize_row_*_ref exactly
-// (same rounding, same scale choice), so their bytes match ggml's. Q4_K and
-// Q6_K produce the correct ggml layout with a simpler scale search than
-// ggml's (documented on quantQ4K and quantQ6K); their bytes may differ from
-// ggml's, their error is of the same order. The quantizers exist to build
+// F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 follow ggml's
+// quantize_row_*_ref exactly (same rounding, same scale choice), so their
+// bytes match ggml's. Q4_K, Q5_K and Q6_K produce the correct ggml layout
+// with a simpler scale search than ggml's (documented on quantK and
+// quantQ6K); their bytes may differ from ggml's, their error is of the same
+// order. The quantizers exist to build
 // test models and tools, not for speed.
 func Quantize(t Type, dst []byte, src []float32) error {
 	ti, ok := typeTable[t]
@@ -50,6 +51,22 @@ func Quantize(t Type, dst []byte, src []float32) error {
 	case Q4_0:
 		for b := 0; b < len(src)/32; b++ {
 			quantQ4_0(dst[18*b:18*b+18], src[32*b:32*b+32])
+		}
+	case Q4_1:
+		for b := 0; b < len(src)/32; b++ {
+			quantQ4_1(dst[20*b:20*b+20], src[32*b:32*b+32])
+		}
+	case Q5_0:
+		for b := 0; b < len(src)/32; b++ {
+			quantQ5_0(dst[22*b:22*b+22], src[32*b:32*b+32])
+		}
+	case Q5_1:
+		for b := 0; b < len(src)/32; b++ {
+			quantQ5_1(dst[24*b:24*b+24], src[32*b:32*b+32])
+		}
+	case Q5_K:
+		for b := 0; b < len(src)/256; b++ {
+			quantQ5K(dst[176*b:176*b+176], src[256*b:256*b+256])
 		}
 	case Q4_K:
 		for b := 0; b < len(src)/256; b++ {
@@ -162,15 +179,89 @@ func fitScaleMin(x []float32, nmax int) (scale, offset float32) {
 	return scale, offset
 }
 
-// quantQ4K: per 32-value sub-block a (scale, min) from fitScaleMin; the eight
-// scales and eight mins are then quantized to 6 bits against the super-block
-// d = max scale/63 and dmin = max min/63 (both fp16), and the values are
-// requantized against the decoded sub-block scales, as ggml does.
-func quantQ4K(dst []byte, x []float32) {
+// minMax returns the smallest and largest of x.
+func minMax(x []float32) (lo, hi float32) {
+	lo, hi = x[0], x[0]
+	for _, v := range x {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	return lo, hi
+}
+
+// quantQ4_1 is ggml's reference: d = (max−min)/15, m = min,
+// q = trunc((x−min)/d + 0.5) clamped to 15.
+func quantQ4_1(dst []byte, x []float32) {
+	lo, hi := minMax(x)
+	d := (hi - lo) / 15
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	binary.LittleEndian.PutUint16(dst, half.FromFloat32(d))
+	binary.LittleEndian.PutUint16(dst[2:], half.FromFloat32(lo))
+	q := func(v float32) byte { return byte(min(15, int8(float32((v-lo)*id)+0.5))) }
+	for j := 0; j < 16; j++ {
+		dst[4+j] = q(x[j]) | q(x[j+16])<<4
+	}
+}
+
+// quantQ5_0 is ggml's reference: d = max/−16 (max the signed value of
+// largest magnitude), q = trunc(x/d + 16.5) clamped to 31.
+func quantQ5_0(dst []byte, x []float32) {
+	var amax, mx float32
+	for _, v := range x {
+		if a := abs32(v); amax < a {
+			amax, mx = a, v
+		}
+	}
+	d := mx / -16
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	binary.LittleEndian.PutUint16(dst, half.FromFloat32(d))
+	var qh uint32
+	for j := 0; j < 16; j++ {
+		q0 := uint8(min(31, int8(float32(x[j]*id)+16.5)))
+		q1 := uint8(min(31, int8(float32(x[j+16]*id)+16.5)))
+		dst[6+j] = q0&0xf | q1&0xf<<4
+		qh |= uint32(q0>>4)<<j | uint32(q1>>4)<<(j+16)
+	}
+	binary.LittleEndian.PutUint32(dst[2:], qh)
+}
+
+// quantQ5_1 is ggml's reference: d = (max−min)/31, m = min,
+// q = trunc((x−min)/d + 0.5) (clamped to 31, which ggml leaves implicit).
+func quantQ5_1(dst []byte, x []float32) {
+	lo, hi := minMax(x)
+	d := (hi - lo) / 31
+	var id float32
+	if d != 0 {
+		id = 1 / d
+	}
+	binary.LittleEndian.PutUint16(dst, half.FromFloat32(d))
+	binary.LittleEndian.PutUint16(dst[2:], half.FromFloat32(lo))
+	var qh uint32
+	for j := 0; j < 16; j++ {
+		q0 := min(31, uint8(float32((x[j]-lo)*id)+0.5))
+		q1 := min(31, uint8(float32((x[j+16]-lo)*id)+0.5))
+		dst[8+j] = q0&0xf | q1&0xf<<4
+		qh |= uint32(q0>>4)<<j | uint32(q1>>4)<<(j+16)
+	}
+	binary.LittleEndian.PutUint32(dst[4:], qh)
+}
+
+// quantK is the shared front half of Q4_K and Q5_K: per 32-value sub-block a
+// (scale, min) from fitScaleMin with codes in [0, nmax]; the eight scales and
+// eight mins are quantized to 6 bits against the super-block d = max
+// scale/63 and dmin = max min/63 (both fp16), written to hdr (d, dmin, 12
+// packed bytes), and the values are requantized against the decoded
+// sub-block scales, as ggml does. It returns the 256 codes.
+func quantK(hdr []byte, x []float32, nmax int) (L [256]uint8) {
 	var scales, mins [8]float32
 	var maxScale, maxMin float32
 	for j := 0; j < 8; j++ {
-		s, o := fitScaleMin(x[32*j:32*j+32], 15)
+		s, o := fitScaleMin(x[32*j:32*j+32], nmax)
 		scales[j], mins[j] = s, -o
 		maxScale, maxMin = max(maxScale, s), max(maxMin, -o)
 	}
@@ -186,7 +277,7 @@ func quantQ4K(dst []byte, x []float32) {
 		ls[j] = uint8(min(63, nearestInt(invScale*scales[j])))
 		lm[j] = uint8(min(63, nearestInt(invMin*mins[j])))
 	}
-	sc := dst[4:16]
+	sc := hdr[4:16]
 	clear(sc)
 	for j := 0; j < 8; j++ {
 		if j < 4 {
@@ -200,11 +291,10 @@ func quantQ4K(dst []byte, x []float32) {
 	}
 	dh := half.FromFloat32(maxScale / 63)
 	mh := half.FromFloat32(maxMin / 63)
-	binary.LittleEndian.PutUint16(dst[0:], dh)
-	binary.LittleEndian.PutUint16(dst[2:], mh)
+	binary.LittleEndian.PutUint16(hdr[0:], dh)
+	binary.LittleEndian.PutUint16(hdr[2:], mh)
 	d, dmin := half.ToFloat32(dh), half.ToFloat32(mh)
 
-	var L [256]uint8
 	for j := 0; j < 8; j++ {
 		s, m := scaleMinK4(j, sc)
 		dd := d * float32(s)
@@ -213,13 +303,32 @@ func quantQ4K(dst []byte, x []float32) {
 		}
 		dm := dmin * float32(m)
 		for i := 32 * j; i < 32*j+32; i++ {
-			L[i] = uint8(max(0, min(15, nearestInt((x[i]+dm)/dd))))
+			L[i] = uint8(max(0, min(nmax, nearestInt((x[i]+dm)/dd))))
 		}
 	}
+	return L
+}
+
+func quantQ4K(dst []byte, x []float32) {
+	L := quantK(dst, x, 15)
 	q := dst[16:144]
 	for r := 0; r < 4; r++ {
 		for l := 0; l < 32; l++ {
 			q[32*r+l] = L[64*r+l] | L[64*r+32+l]<<4
+		}
+	}
+}
+
+func quantQ5K(dst []byte, x []float32) {
+	L := quantK(dst, x, 31)
+	qh := dst[16:48]
+	q := dst[48:176]
+	clear(qh)
+	for r := 0; r < 4; r++ {
+		for l := 0; l < 32; l++ {
+			a, b := L[64*r+l], L[64*r+32+l]
+			q[32*r+l] = a&0xf | b&0xf<<4
+			qh[l] |= a>>4<<(2*r) | b>>4<<(2*r+1)
 		}
 	}
 }

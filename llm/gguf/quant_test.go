@@ -48,7 +48,11 @@ func TestQuantizeRoundTripError(t *testing.T) {
 		{BF16, 3e-3, 3e-3, 3e-3},
 		{Q8_0, 0.007, 0.0045, 0.02},
 		{Q4_0, 0.14, 0.1, 0.5},
+		{Q4_1, 0.14, 0.03, 0.5},
+		{Q5_0, 0.07, 0.05, 0.25},
+		{Q5_1, 0.07, 0.015, 0.25},
 		{Q4_K, 0.12, 0.035, 0.35},
+		{Q5_K, 0.06, 0.02, 0.2},
 		{Q6_K, 0.03, 0.02, 0.1},
 	}
 	for _, b := range bounds {
@@ -72,10 +76,13 @@ func TestQuantizeRoundTripError(t *testing.T) {
 // +8·d clamp to code 15 (+7·d): up to a whole step d = amax/8.
 func TestQuantizeElementBound(t *testing.T) {
 	x := gaussian(32*100, 1, 3)
+	// Q4_1/Q5_1 span [min, max] in 15/31 steps: half a step of (max−min)/n,
+	// plus the fp16 rounding of d and of m.
 	for _, c := range []struct {
 		typ        Type
 		steps, err float32 // step = amax/steps; error ≤ err·step
-	}{{Q8_0, 127, 0.5}, {Q4_0, 8, 1}} {
+		minmax     bool    // step = (max−min)/steps instead
+	}{{Q8_0, 127, 0.5, false}, {Q4_0, 8, 1, false}, {Q5_0, 16, 1, false}, {Q4_1, 15, 0.5, true}, {Q5_1, 31, 0.5, true}} {
 		y := roundTrip(t, c.typ, x)
 		for b := 0; b < len(x)/32; b++ {
 			var amax float32
@@ -83,6 +90,11 @@ func TestQuantizeElementBound(t *testing.T) {
 				amax = max(amax, abs32(v))
 			}
 			d := amax / c.steps
+			if c.minmax {
+				lo, hi := minMax(x[32*b : 32*b+32])
+				d = (hi - lo) / c.steps
+				amax *= 2 // covers the fp16 error of m plus code·(error of d)
+			}
 			for i := 32 * b; i < 32*b+32; i++ {
 				// Half a step, plus the scale's fp16 error (2^-11 relative)
 				// times the largest code.
@@ -133,7 +145,7 @@ func TestQuantizeKnown(t *testing.T) {
 		}
 	}
 	// All-zero blocks encode as zero bytes and decode to zeros.
-	for _, typ := range []Type{Q8_0, Q4_0, Q4_K, Q6_K} {
+	for _, typ := range []Type{Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K} {
 		z := make([]float32, typ.BlockSize())
 		for i, v := range roundTrip(t, typ, z) {
 			if v != 0 {
@@ -152,11 +164,11 @@ func TestQuantizeKnown(t *testing.T) {
 	}
 }
 
-// A Q4_K/Q6_K block whose values are exactly representable in the format
+// A Q4_K/Q5_K/Q6_K block whose values are exactly representable in the format
 // (the decoding of a block) must survive requantization nearly unchanged:
 // checks that the quantizer writes the layout the decoder reads.
 func TestQuantizeKLayout(t *testing.T) {
-	for _, typ := range []Type{Q4_K, Q6_K} {
+	for _, typ := range []Type{Q4_K, Q5_K, Q6_K} {
 		x := gaussian(256, 1, 11)
 		y := roundTrip(t, typ, x)
 		z := roundTrip(t, typ, y)
@@ -166,7 +178,7 @@ func TestQuantizeKLayout(t *testing.T) {
 		// A ramp per 32 values with a different slope in each: a value in
 		// the wrong position or sub-block would miss by far more than one
 		// quantization step (range/15 for Q4_K, range/31 for Q6_K).
-		nmax := map[Type]float32{Q4_K: 15, Q6_K: 31}[typ]
+		nmax := map[Type]float32{Q4_K: 15, Q5_K: 31, Q6_K: 31}[typ]
 		for i := range x {
 			x[i] = float32(i%32) * float32(1+i/32) / 4
 		}
@@ -181,7 +193,7 @@ func TestQuantizeKLayout(t *testing.T) {
 }
 
 func TestQuantizeErrors(t *testing.T) {
-	if err := Quantize(Q5_K, make([]byte, 176), make([]float32, 256)); !errors.Is(err, ErrUnsupportedType) {
+	if err := Quantize(Q3_K, make([]byte, 110), make([]float32, 256)); !errors.Is(err, ErrUnsupportedType) {
 		t.Error(err)
 	}
 	if err := Quantize(Q4_K, make([]byte, 144), make([]float32, 255)); !errors.Is(err, ErrSize) {
