@@ -97,6 +97,9 @@ func (t *Tensor) Row(i int) ([]byte, error) {
 		return nil, fmt.Errorf("%w: tensor %q: row %d out of range [0,%d)", ErrSize, t.Name, i, t.Rows())
 	}
 	rb := t.RowBytes()
+	if (i+1)*rb > len(t.Data) {
+		return nil, fmt.Errorf("%w: tensor %q holds %d bytes, row %d needs %d (file closed?)", ErrSize, t.Name, len(t.Data), i, (i+1)*rb)
+	}
 	return t.Data[i*rb : (i+1)*rb : (i+1)*rb], nil
 }
 
@@ -124,6 +127,9 @@ func (t *Tensor) Dequantize(dst []float32) error {
 	if len(dst) != t.Elements() {
 		return fmt.Errorf("%w: tensor %q has %d elements, dst holds %d", ErrSize, t.Name, t.Elements(), len(dst))
 	}
+	if need := t.RowBytes() * t.Rows(); len(t.Data) != need {
+		return fmt.Errorf("%w: tensor %q holds %d bytes, needs %d (file closed?)", ErrSize, t.Name, len(t.Data), need)
+	}
 	if err := DequantizeRow(dst, t.Type, t.Data); err != nil {
 		return fmt.Errorf("tensor %q: %w", t.Name, err)
 	}
@@ -139,14 +145,22 @@ func (f *File) Tensor(name string) (*Tensor, bool) {
 	return f.Tensors[i], true
 }
 
-// Close releases the memory mapping of a file from Open (tensor Data slices
-// become invalid). It is a no-op for Parse'd files and safe to call twice.
+// Close releases the memory mapping of a file from Open: every Tensor's Data
+// becomes nil, and any copy of a Data slice kept elsewhere must not be used
+// again. Metadata stays valid. Close is a no-op for Parse'd files and safe to
+// call twice.
 func (f *File) Close() error {
 	if f.release == nil {
 		return nil
 	}
 	r := f.release
 	f.release = nil
+	// Drop the slices into the mapping so that a use after Close is an
+	// ErrSize error from Row/DequantizeRow rather than a fault on unmapped
+	// memory. (Copies of Data the caller kept still fault.)
+	for _, t := range f.Tensors {
+		t.Data = nil
+	}
 	return r()
 }
 

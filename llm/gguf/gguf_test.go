@@ -538,8 +538,15 @@ func TestOpen(t *testing.T) {
 		}
 	}
 	name, _ := f.String("general.name")
+	tq, _ := f.Tensor("token_embd.weight")
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if err := tq.DequantizeRow(0, make([]float32, tq.Cols())); !errors.Is(err, ErrSize) {
+		t.Errorf("DequantizeRow after Close: %v", err)
+	}
+	if err := tq.Dequantize(make([]float32, tq.Elements())); !errors.Is(err, ErrSize) {
+		t.Errorf("Dequantize after Close: %v", err)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal("second Close:", err)

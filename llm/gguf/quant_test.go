@@ -206,3 +206,24 @@ func TestQuantizeErrors(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Non-finite inputs must not panic (the bytes are unspecified, as in ggml).
+func TestQuantizeNonFinite(t *testing.T) {
+	inf, nan := float32(math.Inf(1)), float32(math.NaN())
+	for typ, ti := range typeTable {
+		if !ti.supported {
+			continue
+		}
+		for _, special := range []float32{inf, -inf, nan, math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32} {
+			x := gaussian(256, 1, 2)
+			x[3], x[200] = special, special
+			dst := make([]byte, 256/ti.blockSize*ti.blockBytes)
+			if err := Quantize(typ, dst, x); err != nil {
+				t.Fatalf("%v: %v", typ, err)
+			}
+			if err := DequantizeRow(make([]float32, 256), typ, dst); err != nil {
+				t.Fatalf("%v: %v", typ, err)
+			}
+		}
+	}
+}
