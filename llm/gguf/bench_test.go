@@ -7,7 +7,7 @@ import "testing"
 func BenchmarkDequantizeRow(b *testing.B) {
 	const n = 4096
 	x := gaussian(n, 1, 5)
-	for _, typ := range []Type{F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K} {
+	for _, typ := range []Type{F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} {
 		src := quantized(b, typ, x)
 		dst := make([]float32, n)
 		b.Run(typ.String(), func(b *testing.B) {

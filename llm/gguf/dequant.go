@@ -47,6 +47,10 @@ func DequantizeRow(dst []float32, t Type, src []byte) error {
 		dequantQ5_1(dst, src)
 	case Q5_K:
 		dequantQ5K(dst, src)
+	case Q2_K:
+		dequantQ2K(dst, src)
+	case Q3_K:
+		dequantQ3K(dst, src)
 	case Q4_K:
 		dequantQ4K(dst, src)
 	case Q6_K:
@@ -259,5 +263,65 @@ func dequantQ5K(dst []float32, src []byte) {
 			}
 		}
 		src, dst = src[176:], dst[256:]
+	}
+}
+
+// Q2_K super-block (84 bytes, 16 sub-blocks of 16): 16 bytes of 4-bit
+// (scale, min) pairs (scale low nibble), 64 bytes of 2-bit codes, fp16 d,
+// fp16 dmin. Code byte 32h+l holds values 128h+32k+l (k = 0..3) in bit pairs
+// 2k. value = d·scale·q − dmin·min.
+func dequantQ2K(dst []float32, src []byte) {
+	for len(src) >= 84 {
+		b := src[:84:84]
+		y := dst[:256:256]
+		sc := b[0:16]
+		d := half.ToFloat32(binary.LittleEndian.Uint16(b[80:]))
+		dmin := half.ToFloat32(binary.LittleEndian.Uint16(b[82:]))
+		for i := range y {
+			h, k, l := i/128, i/32%4, i%32
+			s := sc[i/16]
+			dl, ml := d*float32(s&0xf), dmin*float32(s>>4)
+			q := b[16+32*h+l] >> (2 * k) & 3
+			y[i] = float32(dl*float32(q)) - ml
+		}
+		src, dst = src[84:], dst[256:]
+	}
+}
+
+// q3kScale unpacks Q3_K's 6-bit scale j from its 12 packed bytes: the low
+// nibble is in byte j%8 (low nibble for j < 8, high for j ≥ 8), the top two
+// bits in byte 8+j%4 at bit pair j/4. The stored value is offset by 32.
+func q3kScale(s []byte, j int) int {
+	lo := s[j%8] & 0xf
+	if j >= 8 {
+		lo = s[j%8] >> 4
+	}
+	hi := s[8+j%4] >> (2 * (j / 4)) & 3
+	return int(lo|hi<<4) - 32
+}
+
+// Q3_K super-block (110 bytes, 16 sub-blocks of 16): 32 bytes hmask, 64 bytes
+// of 2-bit codes (laid out as in Q2_K), 12 bytes of packed 6-bit scales,
+// fp16 d. Value 128h+32k+l has its high bit in hmask[l] bit 4h+k; a clear bit
+// means the 2-bit code is offset by −4. value = d·(scale−32)·q.
+func dequantQ3K(dst []float32, src []byte) {
+	for len(src) >= 110 {
+		b := src[:110:110]
+		y := dst[:256:256]
+		hm := b[0:32]
+		d := half.ToFloat32(binary.LittleEndian.Uint16(b[108:]))
+		var dl [16]float32
+		for j := range dl {
+			dl[j] = d * float32(q3kScale(b[96:108], j))
+		}
+		for i := range y {
+			h, k, l := i/128, i/32%4, i%32
+			q := int(b[32+32*h+l] >> (2 * k) & 3)
+			if hm[l]>>(4*h+k)&1 == 0 {
+				q -= 4
+			}
+			y[i] = dl[i/16] * float32(q)
+		}
+		src, dst = src[110:], dst[256:]
 	}
 }

@@ -236,6 +236,58 @@ func TestDequantQ5KHand(t *testing.T) {
 	}
 }
 
+// TestDequantQ2KQ3KHand builds Q2_K and Q3_K super-blocks field by field.
+// Both store 2-bit codes four to a byte: value 128h + 32k + l in byte
+// 32h + l at bits 2k, 2k+1; sub-block (16 values) i/16.
+func TestDequantQ2KQ3KHand(t *testing.T) {
+	b2 := make([]byte, 84)
+	binary.LittleEndian.PutUint16(b2[80:], 0x3800) // d = 0.5
+	binary.LittleEndian.PutUint16(b2[82:], 0x3400) // dmin = 0.25
+	b3 := make([]byte, 110)
+	binary.LittleEndian.PutUint16(b3[108:], 0x4000) // d = 2
+	var s2, m2 [16]uint8
+	var s3 [16]int // stored 6-bit value; effective scale s3 − 32
+	for j := 0; j < 16; j++ {
+		s2[j], m2[j] = uint8((j*7+1)%16), uint8((j*5+3)%16)
+		b2[j] = s2[j] | m2[j]<<4
+		s3[j] = (j*23 + 9) % 64
+		// Q3_K scale j: low nibble in byte j%8 (high nibble when j ≥ 8),
+		// top two bits in byte 8 + j%4 at bit pair j/4.
+		if j < 8 {
+			b3[96+j] |= uint8(s3[j] & 15)
+		} else {
+			b3[96+j-8] |= uint8(s3[j]&15) << 4
+		}
+		b3[96+8+j%4] |= uint8(s3[j]>>4) << (2 * (j / 4))
+	}
+	want2 := make([]float32, 256)
+	want3 := make([]float32, 256)
+	for i := 0; i < 256; i++ {
+		h, k, l := i/128, (i%128)/32, i%32
+		c2 := uint8((i*3 + 1) % 4)
+		b2[16+32*h+l] |= c2 << (2 * k)
+		want2[i] = float32(0.5*float64(s2[i/16])*float64(c2) - 0.25*float64(m2[i/16]))
+		c3 := (i*5 + 2) % 8 // 3-bit code; value c3 − 4
+		b3[32+32*h+l] |= uint8(c3&3) << (2 * k)
+		if c3 >= 4 { // the high bit lives in hmask[l], bit 4h + k
+			b3[l] |= 1 << (4*h + k)
+		}
+		want3[i] = float32(2 * float64(s3[i/16]-32) * float64(c3-4))
+	}
+	for _, c := range []struct {
+		typ  Type
+		blk  []byte
+		want []float32
+	}{{Q2_K, b2, want2}, {Q3_K, b3, want3}} {
+		got := decode(t, c.typ, c.blk)
+		for i := range got {
+			if got[i] != c.want[i] {
+				t.Fatalf("%v [%d] = %v want %v", c.typ, i, got[i], c.want[i])
+			}
+		}
+	}
+}
+
 // Literal transcriptions of ggml's reference decoders, one value at a time,
 // used to check the package's decoders bit for bit on random blocks. Each
 // C expression is evaluated in its C order with every operation rounded to
@@ -364,6 +416,50 @@ func refQ5K(blk []byte, i int) float32 {
 	return p - m1
 }
 
+func refQ2K(blk []byte, i int) float32 {
+	d := float16.Frombits(binary.LittleEndian.Uint16(blk[80:])).Float32()
+	dmin := float16.Frombits(binary.LittleEndian.Uint16(blk[82:])).Float32()
+	n, r := i/128, i%128
+	j, l := r/32, r%32
+	q := blk[16+32*n:]
+	is := 8*n + 2*j + l/16 // two scales per 32 values, in order
+	sc := blk[is]
+	dl := d * float32(sc&0xF)
+	ml := dmin * float32(sc>>4)
+	p := float32(dl * float32(int8((q[l]>>(2*j))&3)))
+	return p - ml
+}
+
+func refQ3K(blk []byte, i int) float32 {
+	const kmask1, kmask2 = 0x03030303, 0x0f0f0f0f
+	dAll := float16.Frombits(binary.LittleEndian.Uint16(blk[108:])).Float32()
+	var aux [4]uint32
+	aux[0] = binary.LittleEndian.Uint32(blk[96:])
+	aux[1] = binary.LittleEndian.Uint32(blk[100:])
+	aux[2] = binary.LittleEndian.Uint32(blk[104:])
+	tmp := aux[2]
+	aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4)
+	aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4)
+	aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4)
+	aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4)
+	var scales [16]int8
+	for k := 0; k < 16; k++ {
+		scales[k] = int8(aux[k/4] >> (8 * (k % 4)))
+	}
+	n, r := i/128, i%128
+	j, l := r/32, r%32
+	q := blk[32+32*n:]
+	hm := blk[0:32]
+	m := uint8(1) << (4*n + j)
+	is := 8*n + 2*j + l/16
+	dl := dAll * float32(int(scales[is])-32)
+	v := int(int8((q[l] >> (2 * j)) & 3))
+	if hm[l]&m == 0 {
+		v -= 4
+	}
+	return dl * float32(v)
+}
+
 func refQ8_0(blk []byte, i int) float32 {
 	d := float16.Frombits(binary.LittleEndian.Uint16(blk)).Float32()
 	return float32(int8(blk[2+i])) * d
@@ -402,6 +498,8 @@ func TestDequantBitExact(t *testing.T) {
 		{Q5_0, []int{0}, refQ5_0},
 		{Q5_1, []int{0, 2}, refQ5_1},
 		{Q5_K, []int{0, 2}, refQ5K},
+		{Q2_K, []int{80, 82}, refQ2K},
+		{Q3_K, []int{108}, refQ3K},
 		{Q4_K, []int{0, 2}, refQ4K},
 		{Q6_K, []int{208}, refQ6K},
 	}
@@ -420,7 +518,7 @@ func TestDequantBitExact(t *testing.T) {
 }
 
 func TestDequantErrors(t *testing.T) {
-	if err := DequantizeRow(make([]float32, 256), Q3_K, make([]byte, 110)); !errors.Is(err, ErrUnsupportedType) {
+	if err := DequantizeRow(make([]float32, 256), IQ4_XS, make([]byte, 136)); !errors.Is(err, ErrUnsupportedType) {
 		t.Error(err)
 	}
 	if err := DequantizeRow(make([]float32, 32), Type(99), make([]byte, 18)); !errors.Is(err, ErrUnsupportedType) {

@@ -10,7 +10,7 @@
 // which every tensor's offset is aligned. Tensors are stored as runs of
 // blocks: plain types (F32, F16, BF16) are blocks of one value; Q8_0, Q4_0,
 // Q4_1, Q5_0 and Q5_1 are 32-value blocks with an fp16 scale (and min); the
-// K-quants Q4_K, Q5_K and Q6_K are 256-value super-blocks whose sub-block
+// K-quants Q2_K … Q6_K are 256-value super-blocks whose sub-block
 // scales are themselves quantized.
 //
 // Versions 2 and 3 are read (they share one layout; v3 only allowed
@@ -26,8 +26,9 @@
 // Tensor types: a file may hold any type ggml knows (Q5_K, IQ4_XS, …); it
 // parses and its tensors are sized and bounds-checked, so metadata-only use
 // and tools work on any model. DequantizeRow and Quantize handle F32, F16,
-// BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K (what the common
-// Q4_K_M, Q5_K_M, Q6_K, Q8_0 and legacy Q4/Q5 model files contain) and return an error wrapping
+// BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (all
+// the tensor types of the common Q2_K … Q6_K, Q8_0 and legacy Q4/Q5 model
+// files; not the IQ*, TQ* and MXFP4 types) and return an error wrapping
 // ErrUnsupportedType (naming the tensor and type, via Tensor.DequantizeRow)
 // for the rest, so an engine fails clearly at load time rather than
 // producing garbage. A type id ggml does not define cannot even be sized and

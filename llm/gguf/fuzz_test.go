@@ -21,7 +21,7 @@ func FuzzParse(f *testing.F) {
 	small := NewWriter()
 	small.SetUint32("general.alignment", 8)
 	small.SetStrings("tokenizer.ggml.tokens", []string{"a", "b"})
-	for _, typ := range []Type{F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K} {
+	for _, typ := range []Type{F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} {
 		n := typ.BlockSize() * 2
 		if err := small.AddTensor("t."+typ.String(), []int{n / 2, 2}, typ, quantized(f, typ, gaussian(n, 1, 1))); err != nil {
 			f.Fatal(err)

@@ -143,7 +143,7 @@ func TestTensorDequantize(t *testing.T) {
 				t.Fatalf("%s row %d differs from whole-tensor decode", tt.Name, i)
 			}
 		}
-		tol := map[Type]float64{F32: 0, F16: 1e-3, BF16: 1e-2, Q8_0: 0.02, Q4_0: 0.4, Q4_1: 0.4, Q5_0: 0.2, Q5_1: 0.2, Q4_K: 0.35, Q5_K: 0.2, Q6_K: 0.1}[tt.Type]
+		tol := map[Type]float64{F32: 0, F16: 1e-3, BF16: 1e-2, Q8_0: 0.02, Q4_0: 0.4, Q4_1: 0.4, Q5_0: 0.2, Q5_1: 0.2, Q2_K: 1.2, Q3_K: 0.7, Q4_K: 0.35, Q5_K: 0.2, Q6_K: 0.1}[tt.Type]
 		for i, v := range all {
 			if math.Abs(float64(v-x[i])) > tol*3 {
 				t.Fatalf("%s[%d] = %v, source %v", tt.Name, i, v, x[i])
@@ -310,7 +310,7 @@ func TestVersions(t *testing.T) {
 	}
 	// v2 and v3 share a layout for little-endian files.
 	f, err := Parse(set([4]byte{2, 0, 0, 0}))
-	if err != nil || f.Version != 2 || len(f.Tensors) != 14 {
+	if err != nil || f.Version != 2 || len(f.Tensors) != 16 {
 		t.Fatalf("v2: %v", err)
 	}
 	for _, v := range [][4]byte{{1, 0, 0, 0}, {4, 0, 0, 0}, {0, 0, 0, 0}, {0xff, 0xff, 0xff, 0xff}} {
@@ -598,7 +598,7 @@ func TestTypes(t *testing.T) {
 	if _, err := RowBytes(F32, math.MaxInt/2); !errors.Is(err, ErrSize) {
 		t.Error(err)
 	}
-	want := map[Type][2]int{F32: {1, 4}, F16: {1, 2}, BF16: {1, 2}, Q4_0: {32, 18}, Q4_1: {32, 20}, Q5_0: {32, 22}, Q5_1: {32, 24}, Q8_0: {32, 34}, Q4_K: {256, 144}, Q5_K: {256, 176}, Q6_K: {256, 210}}
+	want := map[Type][2]int{F32: {1, 4}, F16: {1, 2}, BF16: {1, 2}, Q4_0: {32, 18}, Q4_1: {32, 20}, Q5_0: {32, 22}, Q5_1: {32, 24}, Q8_0: {32, 34}, Q2_K: {256, 84}, Q3_K: {256, 110}, Q4_K: {256, 144}, Q5_K: {256, 176}, Q6_K: {256, 210}}
 	for typ, g := range want {
 		if typ.BlockSize() != g[0] || typ.BlockBytes() != g[1] || !typ.Supported() {
 			t.Errorf("%v: %d/%d", typ, typ.BlockSize(), typ.BlockBytes())

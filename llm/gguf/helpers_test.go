@@ -102,7 +102,9 @@ func sampleWriter(t testing.TB) *Writer {
 	add("blk.1.attn_k.weight", []int{32, 2}, Q5_0, quantized(t, Q5_0, x[:64]))
 	add("blk.1.attn_v.weight", []int{64}, Q5_1, quantized(t, Q5_1, x[:64]))
 	add("blk.1.ffn_gate.weight", []int{256, 3}, Q5_K, quantized(t, Q5_K, x[:768]))
-	add("blk.1.q3k", []int{256}, Q3_K, make([]byte, 110))
+	add("blk.1.ffn_up.weight", []int{256, 2}, Q3_K, quantized(t, Q3_K, x[:512]))
+	add("blk.1.ffn_down.weight", []int{512}, Q2_K, quantized(t, Q2_K, x[:512]))
+	add("blk.1.iq4xs", []int{256}, IQ4_XS, make([]byte, 136))
 	add("scalar", nil, F32, quantized(t, F32, x[:1]))
 	add("empty", []int{32, 0}, Q8_0, nil)
 	return w

@@ -13,9 +13,9 @@ import (
 //
 // F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 follow ggml's
 // quantize_row_*_ref exactly (same rounding, same scale choice), so their
-// bytes match ggml's. Q4_K, Q5_K and Q6_K produce the correct ggml layout
-// with a simpler scale search than ggml's (documented on quantK and
-// quantQ6K); their bytes may differ from ggml's, their error is of the same
+// bytes match ggml's. Q2_K, Q3_K, Q4_K, Q5_K and Q6_K produce the correct ggml layout
+// with a simpler scale search than ggml's (documented on quantK, quantQ2K,
+// quantQ3K and quantQ6K); their bytes may differ from ggml's, their error is of the same
 // order. The quantizers exist to build
 // test models and tools, not for speed.
 func Quantize(t Type, dst []byte, src []float32) error {
@@ -63,6 +63,14 @@ func Quantize(t Type, dst []byte, src []float32) error {
 	case Q5_1:
 		for b := 0; b < len(src)/32; b++ {
 			quantQ5_1(dst[24*b:24*b+24], src[32*b:32*b+32])
+		}
+	case Q2_K:
+		for b := 0; b < len(src)/256; b++ {
+			quantQ2K(dst[84*b:84*b+84], src[256*b:256*b+256])
+		}
+	case Q3_K:
+		for b := 0; b < len(src)/256; b++ {
+			quantQ3K(dst[110*b:110*b+110], src[256*b:256*b+256])
 		}
 	case Q5_K:
 		for b := 0; b < len(src)/256; b++ {
@@ -410,6 +418,105 @@ func quantQ6K(dst []byte, x []float32) {
 			ql[l] = y[l]&0xf | y[l+64]&0xf<<4
 			ql[l+32] = y[l+32]&0xf | y[l+96]&0xf<<4
 			qh[l] = y[l]>>4 | y[l+32]>>4<<2 | y[l+64]>>4<<4 | y[l+96]>>4<<6
+		}
+	}
+}
+
+// pack2 stores 2-bit codes in the Q2_K/Q3_K layout: value 128h+32k+l goes
+// to byte 32h+l, bits 2k..2k+1.
+func pack2(q []byte, L *[256]uint8) {
+	clear(q[:64])
+	for i, v := range L {
+		h, k, l := i/128, i/32%4, i%32
+		q[32*h+l] |= (v & 3) << (2 * k)
+	}
+}
+
+// quantQ2K: per 16-value sub-block a (scale, min) from fitScaleMin with codes
+// in [0, 3]; scales and mins become 4-bit against d = max scale/15 and
+// dmin = max min/15 (fp16), and values are requantized against the decoded
+// sub-block scales.
+func quantQ2K(dst []byte, x []float32) {
+	var scales, mins [16]float32
+	var maxScale, maxMin float32
+	for j := range scales {
+		s, o := fitScaleMin(x[16*j:16*j+16], 3)
+		scales[j], mins[j] = s, -o
+		maxScale, maxMin = max(maxScale, s), max(maxMin, -o)
+	}
+	dh := half.FromFloat32(maxScale / 15)
+	mh := half.FromFloat32(maxMin / 15)
+	binary.LittleEndian.PutUint16(dst[80:], dh)
+	binary.LittleEndian.PutUint16(dst[82:], mh)
+	d, dmin := half.ToFloat32(dh), half.ToFloat32(mh)
+	var L [256]uint8
+	for j := range scales {
+		var ls, lm int
+		if maxScale > 0 {
+			ls = min(15, nearestInt(15/maxScale*scales[j]))
+		}
+		if maxMin > 0 {
+			lm = min(15, nearestInt(15/maxMin*mins[j]))
+		}
+		dst[j] = uint8(ls | lm<<4)
+		dd, dm := d*float32(ls), dmin*float32(lm)
+		if dd == 0 {
+			continue
+		}
+		for i := 16 * j; i < 16*j+16; i++ {
+			L[i] = uint8(max(0, min(3, nearestInt((x[i]+dm)/dd))))
+		}
+	}
+	pack2(dst[16:80], &L)
+}
+
+// quantQ3K: per 16-value sub-block a signed scale from fitSymmetric with
+// codes in [−4, 3]; the 16 scales become 6-bit (stored +32) against
+// d = −(scale of largest magnitude)/32 (fp16), and values are requantized
+// against the decoded scales.
+func quantQ3K(dst []byte, x []float32) {
+	clear(dst)
+	var scales [16]float32
+	var maxScale, maxAbs float32
+	for j := range scales {
+		s := fitSymmetric(x[16*j:16*j+16], 4)
+		scales[j] = s
+		if a := abs32(s); a > maxAbs {
+			maxAbs, maxScale = a, s
+		}
+	}
+	var L [256]uint8
+	for i := range L {
+		L[i] = 4 // code 0
+	}
+	if maxAbs > 0 {
+		iscale := -32 / maxScale
+		dh := half.FromFloat32(1 / iscale)
+		binary.LittleEndian.PutUint16(dst[108:], dh)
+		d := half.ToFloat32(dh)
+		sc := dst[96:108]
+		for j, s := range scales {
+			l := max(-32, min(31, nearestInt(iscale*s))) + 32
+			if j < 8 {
+				sc[j] |= uint8(l & 0xf)
+			} else {
+				sc[j-8] |= uint8(l&0xf) << 4
+			}
+			sc[8+j%4] |= uint8(l>>4) << (2 * (j / 4))
+			dd := d * float32(l-32)
+			if dd == 0 {
+				continue
+			}
+			for i := 16 * j; i < 16*j+16; i++ {
+				L[i] = uint8(max(-4, min(3, nearestInt(x[i]/dd))) + 4)
+			}
+		}
+	}
+	pack2(dst[32:96], &L)
+	hm := dst[0:32]
+	for i, v := range L {
+		if v >= 4 {
+			hm[i%32] |= 1 << (4*(i/128) + i/32%4)
 		}
 	}
 }

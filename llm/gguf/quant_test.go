@@ -51,6 +51,8 @@ func TestQuantizeRoundTripError(t *testing.T) {
 		{Q4_1, 0.14, 0.03, 0.5},
 		{Q5_0, 0.07, 0.05, 0.25},
 		{Q5_1, 0.07, 0.015, 0.25},
+		{Q2_K, 0.35, 0.16, 0.32},
+		{Q3_K, 0.2, 0.125, 0.16},
 		{Q4_K, 0.12, 0.035, 0.35},
 		{Q5_K, 0.06, 0.02, 0.2},
 		{Q6_K, 0.03, 0.02, 0.1},
@@ -145,7 +147,7 @@ func TestQuantizeKnown(t *testing.T) {
 		}
 	}
 	// All-zero blocks encode as zero bytes and decode to zeros.
-	for _, typ := range []Type{Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K} {
+	for _, typ := range []Type{Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} {
 		z := make([]float32, typ.BlockSize())
 		for i, v := range roundTrip(t, typ, z) {
 			if v != 0 {
@@ -168,7 +170,7 @@ func TestQuantizeKnown(t *testing.T) {
 // (the decoding of a block) must survive requantization nearly unchanged:
 // checks that the quantizer writes the layout the decoder reads.
 func TestQuantizeKLayout(t *testing.T) {
-	for _, typ := range []Type{Q4_K, Q5_K, Q6_K} {
+	for _, typ := range []Type{Q2_K, Q3_K, Q4_K, Q5_K, Q6_K} {
 		x := gaussian(256, 1, 11)
 		y := roundTrip(t, typ, x)
 		z := roundTrip(t, typ, y)
@@ -178,7 +180,7 @@ func TestQuantizeKLayout(t *testing.T) {
 		// A ramp per 32 values with a different slope in each: a value in
 		// the wrong position or sub-block would miss by far more than one
 		// quantization step (range/15 for Q4_K, range/31 for Q6_K).
-		nmax := map[Type]float32{Q4_K: 15, Q5_K: 31, Q6_K: 31}[typ]
+		nmax := map[Type]float32{Q2_K: 3, Q3_K: 7, Q4_K: 15, Q5_K: 31, Q6_K: 31}[typ]
 		for i := range x {
 			x[i] = float32(i%32) * float32(1+i/32) / 4
 		}
@@ -193,7 +195,7 @@ func TestQuantizeKLayout(t *testing.T) {
 }
 
 func TestQuantizeErrors(t *testing.T) {
-	if err := Quantize(Q3_K, make([]byte, 110), make([]float32, 256)); !errors.Is(err, ErrUnsupportedType) {
+	if err := Quantize(IQ4_XS, make([]byte, 136), make([]float32, 256)); !errors.Is(err, ErrUnsupportedType) {
 		t.Error(err)
 	}
 	if err := Quantize(Q4_K, make([]byte, 144), make([]float32, 255)); !errors.Is(err, ErrSize) {
