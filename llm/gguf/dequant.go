@@ -277,12 +277,20 @@ func dequantQ2K(dst []float32, src []byte) {
 		sc := b[0:16]
 		d := half.ToFloat32(binary.LittleEndian.Uint16(b[80:]))
 		dmin := half.ToFloat32(binary.LittleEndian.Uint16(b[82:]))
-		for i := range y {
-			h, k, l := i/128, i/32%4, i%32
-			s := sc[i/16]
-			dl, ml := d*float32(s&0xf), dmin*float32(s>>4)
-			q := b[16+32*h+l] >> (2 * k) & 3
-			y[i] = float32(dl*float32(q)) - ml
+		for h := 0; h < 2; h++ {
+			q := b[16+32*h : 48+32*h : 48+32*h]
+			for k := 0; k < 4; k++ {
+				shift := uint(2 * k)
+				for half := 0; half < 2; half++ {
+					s := sc[8*h+2*k+half]
+					dl, ml := d*float32(s&0xf), dmin*float32(s>>4)
+					qq := q[16*half : 16*half+16 : 16*half+16]
+					yy := y[128*h+32*k+16*half : 128*h+32*k+16*half+16 : 128*h+32*k+16*half+16]
+					for l, v := range qq {
+						yy[l] = float32(dl*float32(v>>shift&3)) - ml
+					}
+				}
+			}
 		}
 		src, dst = src[84:], dst[256:]
 	}
@@ -314,13 +322,16 @@ func dequantQ3K(dst []float32, src []byte) {
 		for j := range dl {
 			dl[j] = d * float32(q3kScale(b[96:108], j))
 		}
-		for i := range y {
-			h, k, l := i/128, i/32%4, i%32
-			q := int(b[32+32*h+l] >> (2 * k) & 3)
-			if hm[l]>>(4*h+k)&1 == 0 {
-				q -= 4
+		for h := 0; h < 2; h++ {
+			q := b[32+32*h : 64+32*h : 64+32*h]
+			for k := 0; k < 4; k++ {
+				shift, bit := uint(2*k), uint(4*h+k)
+				yy := y[128*h+32*k : 128*h+32*k+32 : 128*h+32*k+32]
+				for l, v := range q {
+					c := int(v>>shift&3) - 4 + 4*int(hm[l]>>bit&1)
+					yy[l] = dl[8*h+2*k+l/16] * float32(c)
+				}
 			}
-			y[i] = dl[i/16] * float32(q)
 		}
 		src, dst = src[110:], dst[256:]
 	}
