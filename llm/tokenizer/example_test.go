@@ -10,14 +10,14 @@ import (
 // pre-tokenizer, then copies the keys the GGUF file has.
 func Example() {
 	v := tokenizer.Defaults("llama", "")
-	v.Tokens = []string{"<unk>", "<s>", "</s>", "▁", "▁hi", "!", "<0x21>"}
-	v.Scores = []float32{0, 0, 0, -2, -1, -3, 0}
-	v.Types = []int32{2, 3, 3, 1, 1, 1, 6}
+	v.Tokens = []string{"<unk>", "<s>", "</s>", "▁", "h", "i", "▁h", "▁hi", "!"}
+	v.Scores = []float32{0, 0, 0, -2, -5, -5, -3, -1, -3}
+	v.Types = []int32{2, 3, 3, 1, 1, 1, 1, 1, 1}
 	tk, err := tokenizer.New(v)
 	if err != nil {
 		panic(err)
 	}
 	ids := tk.Encode("hi!", true, false)
-	fmt.Println(ids, fmt.Sprintf("%q", tk.Decode(ids[1:])))
-	// Output: [1 4 5] "hi!"
+	fmt.Printf("%v %q %q\n", ids, tk.Decode(ids), tk.Decode(ids[1:]))
+	// Output: [1 7 8] " hi!" "hi!"
 }
