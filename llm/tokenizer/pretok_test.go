@@ -1,7 +1,9 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"math/rand"
+	"os"
 	"reflect"
 	"regexp"
 	"testing"
@@ -170,6 +172,37 @@ func TestPreTokenizerCoversInput(t *testing.T) {
 			}
 			if joined != s {
 				t.Fatalf("%s: pieces of %q join to %q", name, s, joined)
+			}
+		}
+	}
+}
+
+// TestPreTokenizerGolden compares the splitters with Python's regex module
+// running the real patterns, lookahead included (testdata/gen_pretok_regex.py).
+func TestPreTokenizerGolden(t *testing.T) {
+	data, err := os.ReadFile("testdata/pretok_regex.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []map[string]json.RawMessage
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 100 {
+		t.Fatalf("only %d golden cases", len(cases))
+	}
+	for _, c := range cases {
+		var in string
+		if err := json.Unmarshal(c["in"], &in); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"gpt-2", "llama3", "qwen2", "smollm", "default", "falcon", "bloom", "viking"} {
+			var want []string
+			if err := json.Unmarshal(c[name], &want); err != nil {
+				t.Fatal(err)
+			}
+			if got := pieces(preTokenizers[name], in); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: split(%q) = %q, regex module %q", name, in, got, want)
 			}
 		}
 	}
