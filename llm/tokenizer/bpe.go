@@ -51,8 +51,8 @@ type bpeState struct {
 
 // symbol is a byte range of the current word, linked to its live neighbours.
 type symbol struct {
-	start, end int32
-	prev, next int32 // -1 at the ends
+	start, end int // int, not int32: no input length can overflow an index
+	prev, next int // -1 at the ends
 }
 
 // encodeBPE appends the ids of one raw-text fragment.
@@ -92,8 +92,8 @@ func (t *Tokenizer) bpeWord(w []byte, st *bpeState, out []int32) []int32 {
 		if i+n > len(w) {
 			n = len(w) - i
 		}
-		k := int32(len(syms))
-		syms = append(syms, symbol{start: int32(i), end: int32(i + n), prev: k - 1, next: k + 1})
+		k := len(syms)
+		syms = append(syms, symbol{start: i, end: i + n, prev: k - 1, next: k + 1})
 		i += n
 	}
 	syms[len(syms)-1].next = -1
@@ -103,7 +103,7 @@ func (t *Tokenizer) bpeWord(w []byte, st *bpeState, out []int32) []int32 {
 	h.items = h.items[:0]
 	h.lowerFirst = true
 	for i := 1; i < len(syms); i++ {
-		t.pushRank(h, w, syms, int32(i-1), int32(i))
+		t.pushRank(h, w, syms, i-1, i)
 	}
 	for h.len() > 0 {
 		m := h.pop()
@@ -125,7 +125,7 @@ func (t *Tokenizer) bpeWord(w []byte, st *bpeState, out []int32) []int32 {
 		}
 	}
 
-	for i := int32(0); i >= 0; i = syms[i].next {
+	for i := 0; i >= 0; i = syms[i].next {
 		s := w[syms[i].start:syms[i].end]
 		if id, ok := t.ids[string(s)]; ok {
 			out = append(out, id)
@@ -153,7 +153,7 @@ func (t *Tokenizer) bpeWord(w []byte, st *bpeState, out []int32) []int32 {
 	return out
 }
 
-func (t *Tokenizer) pushRank(h *mergeHeap, w []byte, syms []symbol, l, r int32) {
+func (t *Tokenizer) pushRank(h *mergeHeap, w []byte, syms []symbol, l, r int) {
 	a, b := syms[l], syms[r]
 	rank, ok := t.ranks[[2]string{string(w[a.start:a.end]), string(w[b.start:b.end])}]
 	if !ok {
@@ -179,8 +179,8 @@ func utf8lenLead(b byte) int {
 // mergeItem is a candidate merge of two adjacent symbols. end is the right
 // symbol's end when queued, used to detect that it has grown since.
 type mergeItem struct {
-	left, right int32
-	end         int32
+	left, right int
+	end         int
 	rank        int32   // BPE: lower first
 	score       float32 // SPM: higher first
 }
