@@ -83,6 +83,15 @@ func FuzzEncode(f *testing.F) {
 		if got, want := qwen2.Decode(ids), string(decodeRunes(s, nil)); got != want {
 			t.Fatalf("bpe round trip %q → %q, want %q", s, got, want)
 		}
+		st := qwen2.NewStream(false)
+		var streamed strings.Builder
+		for _, id := range ids {
+			streamed.WriteString(st.Add(id))
+		}
+		streamed.WriteString(st.Flush())
+		if got, want := streamed.String(), qwen2.Decode(ids); got != want {
+			t.Fatalf("stream %q, Decode %q", got, want)
+		}
 		if len(s) < 200 {
 			for _, tk := range append([]*Tokenizer{qwen2}, others...) {
 				if got, want := tk.Encode(s, false, false), naiveBPE(tk, s); !reflect.DeepEqual(got, want) {
