@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -27,17 +28,70 @@ func init() {
 	}
 }
 
-// decodeRunes converts text to code points. An invalid byte becomes U+FFFD
-// and consumes one byte, as in llama.cpp's unicode_cpts_from_utf8, so BPE
-// never sees invalid UTF-8.
+// decodeRunes converts text to code points the way llama.cpp's
+// unicode_cpts_from_utf8 does, so that BPE sees the same code points:
+// a lead byte followed by enough continuation bytes decodes even when the
+// result is overlong or a surrogate (C0 80 is U+0000, ED A0 80 is U+D800);
+// anything else, and values past U+10FFFF (where llama.cpp would throw),
+// become U+FFFD for one byte.
 func decodeRunes(text string, dst []rune) []rune {
 	dst = dst[:0]
 	for i := 0; i < len(text); {
-		r, n := utf8.DecodeRuneInString(text[i:])
+		r, n := decodeRune(text, i)
 		dst = append(dst, r)
 		i += n
 	}
 	return dst
+}
+
+func decodeRune(s string, i int) (rune, int) {
+	cont := func(k int) bool {
+		if i+k >= len(s) {
+			return false
+		}
+		for j := 1; j <= k; j++ {
+			if s[i+j]&0xC0 != 0x80 {
+				return false
+			}
+		}
+		return true
+	}
+	b := s[i]
+	switch {
+	case b < 0x80:
+		return rune(b), 1
+	case b&0x40 == 0: // stray continuation byte
+	case b&0x20 == 0:
+		if cont(1) {
+			return rune(b&0x1F)<<6 | rune(s[i+1]&0x3F), 2
+		}
+	case b&0x10 == 0:
+		if cont(2) {
+			return rune(b&0x0F)<<12 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F), 3
+		}
+	case b&0x08 == 0:
+		if cont(3) {
+			r := rune(b&0x07)<<18 | rune(s[i+1]&0x3F)<<12 | rune(s[i+2]&0x3F)<<6 | rune(s[i+3]&0x3F)
+			if r <= unicode.MaxRune {
+				return r, 4
+			}
+		}
+	}
+	return utf8.RuneError, 1
+}
+
+// appendRune is llama.cpp's unicode_cpt_to_utf8. Unlike utf8.AppendRune it
+// encodes surrogates as they are, so they round-trip like in llama.cpp.
+func appendRune(dst []byte, r rune) []byte {
+	switch {
+	case r < 0x80:
+		return append(dst, byte(r))
+	case r < 0x800:
+		return append(dst, 0xC0|byte(r>>6), 0x80|byte(r)&0x3F)
+	case r < 0x10000:
+		return append(dst, 0xE0|byte(r>>12), 0x80|byte(r>>6)&0x3F, 0x80|byte(r)&0x3F)
+	}
+	return append(dst, 0xF0|byte(r>>18), 0x80|byte(r>>12)&0x3F, 0x80|byte(r>>6)&0x3F, 0x80|byte(r)&0x3F)
 }
 
 // bpeState holds per-call scratch space.
@@ -59,12 +113,12 @@ type symbol struct {
 func (t *Tokenizer) encodeBPE(text string, st *bpeState, out []int32) []int32 {
 	st.runes = decodeRunes(text, st.runes)
 	pieces := t.pre.split(st.runes, &st.spans)
-	var u [utf8.UTFMax]byte
+	var u []byte
 	for _, p := range pieces {
 		w := st.word[:0]
 		for _, r := range st.runes[p.lo:p.hi] {
-			n := utf8.EncodeRune(u[:], r)
-			for _, b := range u[:n] {
+			u = appendRune(u[:0], r)
+			for _, b := range u {
 				w = utf8.AppendRune(w, byteRune[b])
 			}
 		}

@@ -15,9 +15,42 @@ func pieces(p preTokenizer, s string) []string {
 	var bufs [2][]span
 	var out []string
 	for _, sp := range p.split(rs, &bufs) {
-		out = append(out, string(rs[sp.lo:sp.hi]))
+		out = append(out, encodeRunes(rs[sp.lo:sp.hi]))
 	}
 	return out
+}
+
+func encodeRunes(rs []rune) string {
+	var b []byte
+	for _, r := range rs {
+		b = appendRune(b, r)
+	}
+	return string(b)
+}
+
+func TestDecodeRunesLikeLlamaCpp(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []rune
+	}{
+		{"aé€😀", []rune{'a', 'é', '€', '😀'}},
+		{"\xc0\x80", []rune{0}},              // overlong, decoded anyway
+		{"\xed\xa0\x80", []rune{0xD800}},     // surrogate, decoded anyway
+		{"\xe2\x82", []rune{0xFFFD, 0xFFFD}}, // truncated
+		{"\xe2\x41", []rune{0xFFFD, 'A'}},    // bad continuation
+		{"\x80", []rune{0xFFFD}},             // stray continuation
+		{"\xf8\x80\x80\x80", []rune{0xFFFD, 0xFFFD, 0xFFFD, 0xFFFD}},
+		{"\xf4\x90\x80\x80", []rune{0xFFFD, 0xFFFD, 0xFFFD, 0xFFFD}}, // past U+10FFFF
+	}
+	for _, c := range cases {
+		got := decodeRunes(c.in, nil)
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("decodeRunes(%q) = %U, want %U", c.in, got, c.want)
+		}
+	}
+	if got := encodeRunes([]rune{0xD800}); got != "\xed\xa0\x80" {
+		t.Errorf("surrogate re-encodes as %q", got)
+	}
 }
 
 func TestPreTokenizerCases(t *testing.T) {

@@ -504,7 +504,7 @@ func trainBPE(corpus string, pre preTokenizer, n int) []string {
 // naiveBPE merges each word by scanning for the lowest-rank adjacent pair.
 func naiveBPE(tk *Tokenizer, text string) []int32 {
 	out := []int32{}
-	for _, w := range pieces(tk.pre, string(decodeRunes(text, nil))) {
+	for _, w := range pieces(tk.pre, encodeRunes(decodeRunes(text, nil))) {
 		bw := byteLevel(w)
 		if tk.ignoreMerges {
 			if id, ok := tk.ids[bw]; ok {
@@ -587,7 +587,7 @@ func TestBPERoundTrip(t *testing.T) {
 		}
 		got := tk.Decode(tk.Encode(s, false, false))
 		// Invalid bytes become U+FFFD, one per byte, as in llama.cpp.
-		want := string(decodeRunes(s, nil))
+		want := encodeRunes(decodeRunes(s, nil))
 		if got != want {
 			t.Fatalf("round trip %q → %q, want %q", s, got, want)
 		}
