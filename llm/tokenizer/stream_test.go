@@ -55,3 +55,18 @@ func TestStreamMatchesPieces(t *testing.T) {
 		t.Fatalf("stream %q, want %q", b.String(), text)
 	}
 }
+
+func TestConcurrentEncode(t *testing.T) {
+	tk, _ := trainedTokenizer(t, "llama3", 200)
+	text := bigText(4 << 10)
+	want := tk.Encode(text, true, true)
+	done := make(chan []int32)
+	for g := 0; g < 4; g++ {
+		go func() { done <- tk.Encode(text, true, true) }()
+	}
+	for g := 0; g < 4; g++ {
+		if got := <-done; len(got) != len(want) || tk.Decode(got) != tk.Decode(want) {
+			t.Fatal("concurrent Encode differs")
+		}
+	}
+}
