@@ -62,7 +62,7 @@ func dotQuant(ks *[2]quantDotKernel, generic quantDotKernel, blockBytes int, out
 		return
 	}
 	i := 0
-	for ; i+4 <= g; i += 4 {
+	for ; i+4 <= g && ks[1] != nil; i += 4 {
 		ks[1](out[i*outStride:(i+3)*outStride+n], outStride, q[i*d:(i+4)*d:(i+4)*d], rows, n, d)
 	}
 	for ; i < g; i++ {
