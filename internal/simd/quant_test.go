@@ -343,3 +343,31 @@ func Example_dotQ8_0() {
 	fmt.Println(out[0])
 	// Output: 48
 }
+
+// quantGolden is a hash of the bits DotQ8_0 and DotQ4_0 give on
+// goldenInput at the AVX2 and NEON levels: both run the same operations in
+// the same order (FMA included), so the two architectures agree bit for
+// bit. The generic twin is not held to it (Go may or may not fuse its
+// multiply-adds).
+const quantGolden = 0x7c8582400d687e6
+
+func TestDotQuantSameBitsEveryArch(t *testing.T) {
+	if Best() == Generic {
+		t.Skip("no vector level in this build")
+	}
+	h := uint64(14695981039346656037)
+	for _, f := range quantFormats {
+		r := rand.New(rand.NewPCG(31, 32))
+		const n, g, d = 9, 6, 1056
+		rows := quantRows(r, f, n, d)
+		q := activations(r, g*d)
+		out := make([]float32, g*n)
+		f.dot(out, n, q, rows, n, d)
+		for _, v := range out {
+			h = (h ^ uint64(math.Float32bits(v))) * 1099511628211
+		}
+	}
+	if h != quantGolden {
+		t.Fatalf("%v: hash %#x, want %#x", Best(), h, uint64(quantGolden))
+	}
+}
