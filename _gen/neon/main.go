@@ -66,6 +66,7 @@ func generate() *file {
 	}
 	for _, q4 := range []bool{false, true} {
 		dotQuant1(f, q4)
+		dotQuant4(f, q4)
 	}
 	return f
 }
