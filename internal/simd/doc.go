@@ -13,9 +13,9 @@
 // DotQ8_0 and DotQ4_0 read their blocks directly (fused: each block is
 // unpacked to float32 in registers, its 32 products summed, then scaled
 // once), since expanding a matrix that is streamed once per token costs
-// more than the dot itself. On amd64 they are AVX2+FMA+F16C kernels; arm64
-// has no NEON kernel for them yet and expands a few rows at a time to
-// float32 for the NEON Dot; other builds run the generic twins.
+// more than the dot itself. The AVX2+FMA+F16C and NEON kernels run the
+// same operations in the same order and give the same bits; other builds
+// run the generic twins.
 //
 // Dispatch is by CPU feature, held in a package variable so tests can force
 // every level on one machine (Use). Assembly builds with the tags

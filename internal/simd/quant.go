@@ -1,7 +1,5 @@
 package simd
 
-import "sync"
-
 // The ggml block formats of quantized weights: blocks of 32 values, each an
 // fp16 scale (little-endian) followed by the quantized values.
 //   - Q8_0: 34 bytes, 32 int8 q; value j = scale·q[j].
@@ -26,10 +24,12 @@ type quantDotKernel = func(out []float32, outStride int, q []float32, rows []byt
 // positive multiple of 32.
 //
 // Each row's sum is formed block by block (the block's 32 products, then
-// one multiplication by its scale), in the order dotQ8_0Generic spells out;
-// the vector kernels fuse its multiply-adds, so levels agree to float32
-// rounding, not bit for bit. A row's result does not depend on g: decode
-// (g = 1) and prefill (g > 1) give the same bits on each level.
+// one multiplication by its scale), in the order dotQ8_0Generic spells out.
+// The AVX2 and NEON kernels fuse its multiply-adds the same way and give
+// the same bits as each other; the generic twin agrees with them to
+// float32 rounding (Go may or may not fuse). A row's result does not
+// depend on g: decode (g = 1) and prefill (g > 1) give the same bits on
+// each level.
 func DotQ8_0(out []float32, outStride int, q []float32, rows []byte, n, d int) {
 	dotQuant(&active.dotQ8_0, dotQ8_0Generic, Q8_0BlockBytes, out, outStride, q, rows, n, d, "DotQ8_0")
 }
@@ -54,11 +54,7 @@ func dotQuant(ks *[2]quantDotKernel, generic quantDotKernel, blockBytes int, out
 	check(outStride >= n && len(out) >= (g-1)*outStride+n, what+": bad lengths")
 	rows = rows[: n*rowBytes : n*rowBytes]
 	if ks[0] == nil {
-		if active.dot1 != nil {
-			expandDot(out, outStride, q, rows, n, d, blockBytes)
-		} else {
-			generic(out, outStride, q, rows, n, d)
-		}
+		generic(out, outStride, q, rows, n, d)
 		return
 	}
 	i := 0
@@ -67,48 +63,6 @@ func dotQuant(ks *[2]quantDotKernel, generic quantDotKernel, blockBytes int, out
 	}
 	for ; i < g; i++ {
 		ks[0](out[i*outStride:i*outStride+n], outStride, q[i*d:(i+1)*d:(i+1)*d], rows, n, d)
-	}
-}
-
-// expandPool holds expandDot's buffers.
-var expandPool = sync.Pool{New: func() any { return new([]float32) }}
-
-// expandBuf is expandDot's buffer size in floats: 64 KiB, in L2.
-const expandBuf = 16 << 10
-
-// expandDot is DotQ8_0/DotQ4_0 for a level with vector Dot kernels but no
-// quantized ones (NEON): a few rows at a time are expanded to float32 (exact:
-// an 8-bit integer times a half is a float32), then multiplied with Dot,
-// one query row at a time so that a row's result does not depend on g.
-func expandDot(out []float32, outStride int, q []float32, rows []byte, n, d, blockBytes int) {
-	g, nb := len(q)/d, d/QuantBlock
-	bp := expandPool.Get().(*[]float32)
-	defer expandPool.Put(bp)
-	if len(*bp) < max(d, expandBuf) {
-		*bp = make([]float32, max(d, expandBuf))
-	}
-	buf := *bp
-	chunk := len(buf) / d
-	for t0 := 0; t0 < n; t0 += chunk {
-		m := min(chunk, n-t0)
-		for b := range m * nb {
-			blk := rows[(t0*nb+b)*blockBytes : (t0*nb+b+1)*blockBytes]
-			s := f16(uint16(blk[0]) | uint16(blk[1])<<8)
-			w := (*[32]float32)(buf[32*b:])
-			if blockBytes == Q8_0BlockBytes {
-				for j := range w {
-					w[j] = s * float32(int8(blk[2+j]))
-				}
-			} else {
-				for j := range 16 {
-					w[j] = s * float32(int32(blk[2+j]&15)-8)
-					w[j+16] = s * float32(int32(blk[2+j]>>4)-8)
-				}
-			}
-		}
-		for i := range g {
-			Dot(out[i*outStride+t0:], outStride, q[i*d:(i+1)*d], buf[:m*d], m, d, d)
-		}
 	}
 }
 

@@ -107,36 +107,8 @@ func quantRef(f quantFormat, base float32, q []float32, rows []byte, i, t, d int
 // roundings per block, per accumulator step and per lane sum.
 func quantTol(d int) float64 { return 2 * float64(d/QuantBlock/2+12) * 0x1p-24 }
 
-// expandLevel stands for a vector level without quantized kernels (NEON):
-// withQuant runs f at the best level with them removed, so that DotQ8_0
-// and DotQ4_0 take expandDot.
-const expandLevel Level = -1
-
-// quantLevels are the levels TestDotQuant runs: every level, and
-// expandLevel where a vector level exists.
-func quantLevels() []Level {
-	ls := append([]Level{Generic}, availableVector()...)
-	if Best() != Generic {
-		ls = append(ls, expandLevel)
-	}
-	return ls
-}
-
-func withQuant(t *testing.T, l Level, f func()) {
-	t.Helper()
-	if l != expandLevel {
-		with(t, l, f)
-		return
-	}
-	with(t, Best(), func() {
-		k := *active
-		k.dotQ8_0, k.dotQ4_0 = [2]quantDotKernel{}, [2]quantDotKernel{}
-		prev := active
-		active = &k
-		defer func() { active = prev }()
-		f()
-	})
-}
+// quantLevels are every level this build runs.
+func quantLevels() []Level { return append([]Level{Generic}, availableVector()...) }
 
 // TestDotQuant checks DotQ8_0 and DotQ4_0 at every level against a float64
 // reference, and the vector levels against the generic twin, for every n in
@@ -162,7 +134,7 @@ func TestDotQuant(t *testing.T) {
 					for _, l := range levels {
 						got, ok := guarded(size)
 						copy(got, base)
-						withQuant(t, l, func() { f.dot(got, os, q, rows, n, d) })
+						with(t, l, func() { f.dot(got, os, q, rows, n, d) })
 						ok(t)
 						for i := range g {
 							for tk := range os {
@@ -202,15 +174,15 @@ func TestDotQuantBatchInvariant(t *testing.T) {
 	r := rand.New(rand.NewPCG(23, 24))
 	for _, l := range quantLevels() {
 		for _, f := range quantFormats {
-			for _, d := range []int{32, 96, 2048, expandBuf + 32} {
+			for _, d := range []int{32, 96, 2048} {
 				n, g := 1+r.IntN(9), 1+r.IntN(9)
 				rows := quantRows(r, f, n, d)
 				q := mixed(r, g*d)
 				all := make([]float32, g*n)
-				withQuant(t, l, func() { f.dot(all, n, q, rows, n, d) })
+				with(t, l, func() { f.dot(all, n, q, rows, n, d) })
 				for i := range g {
 					one := make([]float32, n)
-					withQuant(t, l, func() { f.dot(one, n, q[i*d:(i+1)*d], rows, n, d) })
+					with(t, l, func() { f.dot(one, n, q[i*d:(i+1)*d], rows, n, d) })
 					for tk := range n {
 						if math.Float32bits(one[tk]) != math.Float32bits(all[i*n+tk]) {
 							t.Fatalf("%s %v d=%d g=%d: row %d col %d = %v alone, %v batched", f.name, l, d, g, i, tk, one[tk], all[i*n+tk])
@@ -252,7 +224,7 @@ func TestDotQuantExact(t *testing.T) {
 			}
 			for _, l := range quantLevels() {
 				got := make([]float32, g*n)
-				withQuant(t, l, func() { f.dot(got, n, q, rows, n, d) })
+				with(t, l, func() { f.dot(got, n, q, rows, n, d) })
 				for c := range got {
 					if math.Float32bits(got[c]) != math.Float32bits(want[c]) {
 						t.Fatalf("%s %v d=%d: out[%d] = %v, exact %v", f.name, l, d, c, got[c], want[c])
