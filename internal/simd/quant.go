@@ -23,7 +23,7 @@ type quantDotKernel = func(out []float32, outStride int, q []float32, rows []byt
 // Q8_0 format: row t is the d/32 blocks at rows[t*d/32*34:], and W[t][j]
 // its value j (scale·q, exact in float32). d must be a positive multiple
 // of 32; lengths that do not fit panic. Subnormal activations are slow on
-// some CPUs (on AMD Zen 2, 1% of them cost 1.3×, 10% 1.8×: FMA assists).
+// some CPUs (on AMD Zen 5, 1% of them cost 1.3×, 10% 1.8×: FMA assists).
 //
 // Each row's sum is formed block by block (the block's 32 products, then
 // one multiplication by its scale), in the order dotQ8_0Generic spells out.
