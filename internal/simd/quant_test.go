@@ -121,7 +121,10 @@ func TestDotQuant(t *testing.T) {
 			for n := range 10 {
 				for g := 1; g <= 9; g++ {
 					rows := quantRows(r, f, n, d)
-					q := mixed(r, g*d)
+					q := mixed(r, g*d+1)[1:] // not 32-byte aligned
+					if r.IntN(2) == 0 {
+						rows = append(make([]byte, 1, len(rows)+1), rows...)[1:]
+					}
 					os := n + r.IntN(3)
 					size := (g-1)*os + n
 					base := mixed(r, size)
