@@ -109,3 +109,16 @@ func fcvtl2D(d, n vreg) inst { return twoReg(0x4e617800, "fcvtl2 v%d.2d, v%d.4s"
 // round by FPCR, which Go leaves at round-to-nearest-even.
 func fcvtn(d, n vreg) inst  { return twoReg(0x0e216800, "fcvtn v%d.4h, v%d.4s", d, n) }
 func fcvtn2(d, n vreg) inst { return twoReg(0x4e216800, "fcvtn2 v%d.8h, v%d.4s", d, n) }
+
+// Widening and conversion for the quantized-weight kernels.
+
+// sxtl8h sign-extends the low eight bytes of n to 16-bit lanes (SSHLL #0);
+// sxtl28h the high eight. sxtl4s and sxtl24s do the same from 16-bit to
+// 32-bit lanes.
+func sxtl8h(d, n vreg) inst  { return twoReg(0x0f08a400, "sshll v%d.8h, v%d.8b, #0", d, n) }
+func sxtl28h(d, n vreg) inst { return twoReg(0x4f08a400, "sshll2 v%d.8h, v%d.16b, #0", d, n) }
+func sxtl4s(d, n vreg) inst  { return twoReg(0x0f10a400, "sshll v%d.4s, v%d.4h, #0", d, n) }
+func sxtl24s(d, n vreg) inst { return twoReg(0x4f10a400, "sshll2 v%d.4s, v%d.8h, #0", d, n) }
+
+// scvtf4s converts four signed 32-bit integers to singles (exact below 2^24).
+func scvtf4s(d, n vreg) inst { return twoReg(0x4e21d800, "scvtf v%d.4s, v%d.4s", d, n) }

@@ -64,6 +64,10 @@ func generate() *file {
 			axpyCodes(f, b4, g)
 		}
 	}
+	for _, q4 := range []bool{false, true} {
+		dotQuant1(f, q4)
+		dotQuant4(f, q4)
+	}
 	return f
 }
 

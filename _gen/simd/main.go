@@ -44,6 +44,10 @@ func main() {
 			axpyCodes(k, g)
 		}
 	}
+	for _, f := range quantFormats {
+		dotQuant1(f)
+		dotQuant4(f)
+	}
 	Generate()
 }
 

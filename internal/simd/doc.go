@@ -9,6 +9,14 @@
 // on it keeps one kernel per operation for any GQA group size, and lets the
 // fp16 and fp32 baselines share the same dot/axpy code.
 //
+// Weight matrices in ggml's Q8_0 and Q4_0 block formats are the exception:
+// DotQ8_0 and DotQ4_0 read their blocks directly (fused: each block is
+// unpacked to float32 in registers, its 32 products summed, then scaled
+// once), since expanding a matrix that is streamed once per token costs
+// more than the dot itself. The AVX2+FMA+F16C and NEON kernels run the
+// same operations in the same order and give the same bits; other builds
+// run the generic twins.
+//
 // Dispatch is by CPU feature, held in a package variable so tests can force
 // every level on one machine (Use). Assembly builds with the tags
 // !purego && !noasm; other builds use the generic twins.

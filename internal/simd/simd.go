@@ -55,6 +55,8 @@ type kernels struct {
 	quantize         [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
 	dotCodes, axpyCodes [2][2]fusedKernel
+	// The quantized-weight dot kernels, by query rows (1 or 4).
+	dotQ8_0, dotQ4_0 [2]quantDotKernel
 }
 
 var (

@@ -25,6 +25,8 @@ func init() {
 			{dotCodesSmall1AVX2, dotCodesSmall4AVX2}, {dotCodesB41AVX2, dotCodesB44AVX2}},
 		axpyCodes: [2][2]fusedKernel{
 			{axpyCodesSmall1AVX2, axpyCodesSmall4AVX2}, {axpyCodesB41AVX2, axpyCodesB44AVX2}},
+		dotQ8_0:    [2]quantDotKernel{dot1Q8_0AVX2, dot4Q8_0AVX2},
+		dotQ4_0:    [2]quantDotKernel{dot1Q4_0AVX2, dot4Q4_0AVX2},
 		fwhtFirst8: fwhtFirst8AVX2,
 		fwhtPass:   [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
 		scale:      scaleAVX2,

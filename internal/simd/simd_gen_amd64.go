@@ -197,3 +197,27 @@ func dotCodesB44AVX2(out []float32, outStride int, q []float32, qStride int, tab
 //
 //go:noescape
 func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+
+// dot1Q8_0AVX2 is dotQ8_0Generic for one query row (len(q) = d): two 8-lane accumulators
+// (even and odd blocks), each block's sum scaled once.
+//
+//go:noescape
+func dot1Q8_0AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int)
+
+// dot4Q8_0AVX2 is dot1Q8_0AVX2 for four query rows (len(q) = 4·d, out rows outStride apart),
+// unpacking each block once; each row's result is the same bits as dot1Q8_0AVX2's.
+//
+//go:noescape
+func dot4Q8_0AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int)
+
+// dot1Q4_0AVX2 is dotQ4_0Generic for one query row (len(q) = d): two 8-lane accumulators
+// (even and odd blocks), each block's sum scaled once.
+//
+//go:noescape
+func dot1Q4_0AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int)
+
+// dot4Q4_0AVX2 is dot1Q4_0AVX2 for four query rows (len(q) = 4·d, out rows outStride apart),
+// unpacking each block once; each row's result is the same bits as dot1Q4_0AVX2's.
+//
+//go:noescape
+func dot4Q4_0AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int)

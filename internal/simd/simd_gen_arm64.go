@@ -196,3 +196,27 @@ func dotCodesB44NEON(out []float32, outStride int, q []float32, qStride int, tab
 //
 //go:noescape
 func axpyCodesB44NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+
+// dot1Q8_0NEON is dotQ8_0Generic for one query row (len(q) = d), in the AVX2 kernels' order
+// (the same bits as dot1Q8_0AVX2).
+//
+//go:noescape
+func dot1Q8_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d int)
+
+// dot4Q8_0NEON is dot1Q8_0NEON for four query rows (len(q) = 4·d, out rows outStride apart),
+// widening each block once; each row's result is the same bits as dot1Q8_0NEON's.
+//
+//go:noescape
+func dot4Q8_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d int)
+
+// dot1Q4_0NEON is dotQ4_0Generic for one query row (len(q) = d), in the AVX2 kernels' order
+// (the same bits as dot1Q4_0AVX2).
+//
+//go:noescape
+func dot1Q4_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d int)
+
+// dot4Q4_0NEON is dot1Q4_0NEON for four query rows (len(q) = 4·d, out rows outStride apart),
+// widening each block once; each row's result is the same bits as dot1Q4_0NEON's.
+//
+//go:noescape
+func dot4Q4_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d int)

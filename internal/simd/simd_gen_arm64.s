@@ -2879,3 +2879,1002 @@ axpyCodesB44NEON_c1_tok:
 axpyCodesB44NEON_c1_end:
 axpyCodesB44NEON_done:
 	RET
+
+// func dot1Q8_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d int)
+TEXT ·dot1Q8_0NEON(SB), NOSPLIT, $0-96
+	MOVD out_base+0(FP), R0
+	MOVD q_base+32(FP), R1
+	MOVD rows_base+56(FP), R2
+	MOVD n+80(FP), R3
+	MOVD d+88(FP), R4
+	LSR $5, R4, R4
+dot1Q8_0_row:
+	CBZ R3, dot1Q8_0_done
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	MOVD R1, R6
+	MOVD R4, R8
+dot1Q8_0_pair:
+	CMP $2, R8
+	BLT dot1Q8_0_tail
+	MOVHU 0(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	ADD $2, R2, R11
+	VLD1 (R11), [V0.B16, V1.B16]
+	WORD $0x0f08a402 // sshll v2.8h, v0.8b, #0
+	WORD $0x4f08a403 // sshll2 v3.8h, v0.16b, #0
+	WORD $0x0f08a424 // sshll v4.8h, v1.8b, #0
+	WORD $0x4f08a425 // sshll2 v5.8h, v1.16b, #0
+	WORD $0x0f10a454 // sshll v20.4s, v2.4h, #0
+	WORD $0x4f10a455 // sshll2 v21.4s, v2.8h, #0
+	WORD $0x0f10a476 // sshll v22.4s, v3.4h, #0
+	WORD $0x4f10a477 // sshll2 v23.4s, v3.8h, #0
+	WORD $0x0f10a498 // sshll v24.4s, v4.4h, #0
+	WORD $0x4f10a499 // sshll2 v25.4s, v4.8h, #0
+	WORD $0x0f10a4ba // sshll v26.4s, v5.4h, #0
+	WORD $0x4f10a4bb // sshll2 v27.4s, v5.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	VLD1.P 64(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R6), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VFMLA V2.S4, V22.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VFMLA V4.S4, V24.S4, V10.S4
+	VFMLA V5.S4, V25.S4, V11.S4
+	VFMLA V6.S4, V26.S4, V10.S4
+	VFMLA V7.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V16.S4
+	VFMLA V9.S4, V11.S4, V17.S4
+	MOVHU 34(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	ADD $36, R2, R11
+	VLD1 (R11), [V0.B16, V1.B16]
+	WORD $0x0f08a402 // sshll v2.8h, v0.8b, #0
+	WORD $0x4f08a403 // sshll2 v3.8h, v0.16b, #0
+	WORD $0x0f08a424 // sshll v4.8h, v1.8b, #0
+	WORD $0x4f08a425 // sshll2 v5.8h, v1.16b, #0
+	WORD $0x0f10a454 // sshll v20.4s, v2.4h, #0
+	WORD $0x4f10a455 // sshll2 v21.4s, v2.8h, #0
+	WORD $0x0f10a476 // sshll v22.4s, v3.4h, #0
+	WORD $0x4f10a477 // sshll2 v23.4s, v3.8h, #0
+	WORD $0x0f10a498 // sshll v24.4s, v4.4h, #0
+	WORD $0x4f10a499 // sshll2 v25.4s, v4.8h, #0
+	WORD $0x0f10a4ba // sshll v26.4s, v5.4h, #0
+	WORD $0x4f10a4bb // sshll2 v27.4s, v5.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	VLD1.P 64(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R6), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VFMLA V2.S4, V22.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VFMLA V4.S4, V24.S4, V10.S4
+	VFMLA V5.S4, V25.S4, V11.S4
+	VFMLA V6.S4, V26.S4, V10.S4
+	VFMLA V7.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V18.S4
+	VFMLA V9.S4, V11.S4, V19.S4
+	ADD $68, R2, R2
+	SUB $2, R8, R8
+	B dot1Q8_0_pair
+dot1Q8_0_tail:
+	CBZ R8, dot1Q8_0_sum
+	MOVHU 0(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	ADD $2, R2, R11
+	VLD1 (R11), [V0.B16, V1.B16]
+	WORD $0x0f08a402 // sshll v2.8h, v0.8b, #0
+	WORD $0x4f08a403 // sshll2 v3.8h, v0.16b, #0
+	WORD $0x0f08a424 // sshll v4.8h, v1.8b, #0
+	WORD $0x4f08a425 // sshll2 v5.8h, v1.16b, #0
+	WORD $0x0f10a454 // sshll v20.4s, v2.4h, #0
+	WORD $0x4f10a455 // sshll2 v21.4s, v2.8h, #0
+	WORD $0x0f10a476 // sshll v22.4s, v3.4h, #0
+	WORD $0x4f10a477 // sshll2 v23.4s, v3.8h, #0
+	WORD $0x0f10a498 // sshll v24.4s, v4.4h, #0
+	WORD $0x4f10a499 // sshll2 v25.4s, v4.8h, #0
+	WORD $0x0f10a4ba // sshll v26.4s, v5.4h, #0
+	WORD $0x4f10a4bb // sshll2 v27.4s, v5.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	VLD1.P 64(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R6), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VFMLA V2.S4, V22.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VFMLA V4.S4, V24.S4, V10.S4
+	VFMLA V5.S4, V25.S4, V11.S4
+	VFMLA V6.S4, V26.S4, V10.S4
+	VFMLA V7.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V16.S4
+	VFMLA V9.S4, V11.S4, V17.S4
+	ADD $34, R2, R2
+dot1Q8_0_sum:
+	WORD $0x4e32d610 // fadd v16.4s, v16.4s, v18.4s
+	WORD $0x4e33d631 // fadd v17.4s, v17.4s, v19.4s
+	WORD $0x4e31d610 // fadd v16.4s, v16.4s, v17.4s
+	VEXT $8, V16.B16, V16.B16, V17.B16
+	WORD $0x4e31d610 // fadd v16.4s, v16.4s, v17.4s
+	WORD $0x7e30da10 // faddp s16, v16.2s
+	FMOVS (R0), F1
+	FADDS F1, F16, F16
+	FMOVS.P F16, 4(R0)
+	SUB $1, R3, R3
+	B dot1Q8_0_row
+dot1Q8_0_done:
+	RET
+
+// func dot4Q8_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d int)
+TEXT ·dot4Q8_0NEON(SB), NOSPLIT, $0-96
+	MOVD out_base+0(FP), R0
+	MOVD outStride+24(FP), R10
+	LSL $2, R10, R10
+	ADD R10, R0, R20
+	ADD R10, R20, R21
+	ADD R10, R21, R22
+	MOVD q_base+32(FP), R1
+	MOVD rows_base+56(FP), R2
+	MOVD n+80(FP), R3
+	MOVD d+88(FP), R4
+	LSL $2, R4, R15
+	LSR $5, R4, R4
+dot4Q8_0_row:
+	CBZ R3, dot4Q8_0_done
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	VEOR V4.B16, V4.B16, V4.B16
+	VEOR V5.B16, V5.B16, V5.B16
+	VEOR V6.B16, V6.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VEOR V8.B16, V8.B16, V8.B16
+	VEOR V12.B16, V12.B16, V12.B16
+	VEOR V13.B16, V13.B16, V13.B16
+	VEOR V14.B16, V14.B16, V14.B16
+	VEOR V15.B16, V15.B16, V15.B16
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	MOVD R1, R6
+	ADD R15, R6, R7
+	ADD R15, R7, R12
+	ADD R15, R12, R13
+	MOVD R4, R8
+dot4Q8_0_pair:
+	CMP $2, R8
+	BLT dot4Q8_0_tail
+	ADD $2, R2, R11
+	VLD1 (R11), [V0.B16, V1.B16]
+	WORD $0x0f08a409 // sshll v9.8h, v0.8b, #0
+	WORD $0x4f08a40a // sshll2 v10.8h, v0.16b, #0
+	WORD $0x0f08a42b // sshll v11.8h, v1.8b, #0
+	WORD $0x4f08a43f // sshll2 v31.8h, v1.16b, #0
+	WORD $0x0f10a534 // sshll v20.4s, v9.4h, #0
+	WORD $0x4f10a535 // sshll2 v21.4s, v9.8h, #0
+	WORD $0x0f10a556 // sshll v22.4s, v10.4h, #0
+	WORD $0x4f10a557 // sshll2 v23.4s, v10.8h, #0
+	WORD $0x0f10a578 // sshll v24.4s, v11.4h, #0
+	WORD $0x4f10a579 // sshll2 v25.4s, v11.8h, #0
+	WORD $0x0f10a7fa // sshll v26.4s, v31.4h, #0
+	WORD $0x4f10a7fb // sshll2 v27.4s, v31.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	MOVHU 0(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V2.S4
+	VFMLA V9.S4, V11.S4, V3.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V6.S4
+	VFMLA V9.S4, V11.S4, V7.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V13.S4
+	VFMLA V9.S4, V11.S4, V14.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V17.S4
+	VFMLA V9.S4, V11.S4, V18.S4
+	ADD $36, R2, R11
+	VLD1 (R11), [V0.B16, V1.B16]
+	WORD $0x0f08a409 // sshll v9.8h, v0.8b, #0
+	WORD $0x4f08a40a // sshll2 v10.8h, v0.16b, #0
+	WORD $0x0f08a42b // sshll v11.8h, v1.8b, #0
+	WORD $0x4f08a43f // sshll2 v31.8h, v1.16b, #0
+	WORD $0x0f10a534 // sshll v20.4s, v9.4h, #0
+	WORD $0x4f10a535 // sshll2 v21.4s, v9.8h, #0
+	WORD $0x0f10a556 // sshll v22.4s, v10.4h, #0
+	WORD $0x4f10a557 // sshll2 v23.4s, v10.8h, #0
+	WORD $0x0f10a578 // sshll v24.4s, v11.4h, #0
+	WORD $0x4f10a579 // sshll2 v25.4s, v11.8h, #0
+	WORD $0x0f10a7fa // sshll v26.4s, v31.4h, #0
+	WORD $0x4f10a7fb // sshll2 v27.4s, v31.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	MOVHU 34(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V4.S4
+	VFMLA V9.S4, V11.S4, V5.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V8.S4
+	VFMLA V9.S4, V11.S4, V12.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V15.S4
+	VFMLA V9.S4, V11.S4, V16.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V19.S4
+	VFMLA V9.S4, V11.S4, V30.S4
+	ADD $68, R2, R2
+	SUB $2, R8, R8
+	B dot4Q8_0_pair
+dot4Q8_0_tail:
+	CBZ R8, dot4Q8_0_sum
+	ADD $2, R2, R11
+	VLD1 (R11), [V0.B16, V1.B16]
+	WORD $0x0f08a409 // sshll v9.8h, v0.8b, #0
+	WORD $0x4f08a40a // sshll2 v10.8h, v0.16b, #0
+	WORD $0x0f08a42b // sshll v11.8h, v1.8b, #0
+	WORD $0x4f08a43f // sshll2 v31.8h, v1.16b, #0
+	WORD $0x0f10a534 // sshll v20.4s, v9.4h, #0
+	WORD $0x4f10a535 // sshll2 v21.4s, v9.8h, #0
+	WORD $0x0f10a556 // sshll v22.4s, v10.4h, #0
+	WORD $0x4f10a557 // sshll2 v23.4s, v10.8h, #0
+	WORD $0x0f10a578 // sshll v24.4s, v11.4h, #0
+	WORD $0x4f10a579 // sshll2 v25.4s, v11.8h, #0
+	WORD $0x0f10a7fa // sshll v26.4s, v31.4h, #0
+	WORD $0x4f10a7fb // sshll2 v27.4s, v31.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	MOVHU 0(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V2.S4
+	VFMLA V9.S4, V11.S4, V3.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V6.S4
+	VFMLA V9.S4, V11.S4, V7.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V13.S4
+	VFMLA V9.S4, V11.S4, V14.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V17.S4
+	VFMLA V9.S4, V11.S4, V18.S4
+	ADD $34, R2, R2
+dot4Q8_0_sum:
+	WORD $0x4e24d442 // fadd v2.4s, v2.4s, v4.4s
+	WORD $0x4e25d463 // fadd v3.4s, v3.4s, v5.4s
+	WORD $0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
+	VEXT $8, V2.B16, V2.B16, V0.B16
+	WORD $0x4e20d440 // fadd v0.4s, v2.4s, v0.4s
+	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R0), F1
+	FADDS F1, F0, F0
+	FMOVS.P F0, 4(R0)
+	WORD $0x4e28d4c6 // fadd v6.4s, v6.4s, v8.4s
+	WORD $0x4e2cd4e7 // fadd v7.4s, v7.4s, v12.4s
+	WORD $0x4e27d4c6 // fadd v6.4s, v6.4s, v7.4s
+	VEXT $8, V6.B16, V6.B16, V0.B16
+	WORD $0x4e20d4c0 // fadd v0.4s, v6.4s, v0.4s
+	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R20), F1
+	FADDS F1, F0, F0
+	FMOVS.P F0, 4(R20)
+	WORD $0x4e2fd5ad // fadd v13.4s, v13.4s, v15.4s
+	WORD $0x4e30d5ce // fadd v14.4s, v14.4s, v16.4s
+	WORD $0x4e2ed5ad // fadd v13.4s, v13.4s, v14.4s
+	VEXT $8, V13.B16, V13.B16, V0.B16
+	WORD $0x4e20d5a0 // fadd v0.4s, v13.4s, v0.4s
+	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R21), F1
+	FADDS F1, F0, F0
+	FMOVS.P F0, 4(R21)
+	WORD $0x4e33d631 // fadd v17.4s, v17.4s, v19.4s
+	WORD $0x4e3ed652 // fadd v18.4s, v18.4s, v30.4s
+	WORD $0x4e32d631 // fadd v17.4s, v17.4s, v18.4s
+	VEXT $8, V17.B16, V17.B16, V0.B16
+	WORD $0x4e20d620 // fadd v0.4s, v17.4s, v0.4s
+	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R22), F1
+	FADDS F1, F0, F0
+	FMOVS.P F0, 4(R22)
+	SUB $1, R3, R3
+	B dot4Q8_0_row
+dot4Q8_0_done:
+	RET
+
+// func dot1Q4_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d int)
+TEXT ·dot1Q4_0NEON(SB), NOSPLIT, $0-96
+	MOVD out_base+0(FP), R0
+	MOVD q_base+32(FP), R1
+	MOVD rows_base+56(FP), R2
+	MOVD n+80(FP), R3
+	MOVD d+88(FP), R4
+	LSR $5, R4, R4
+	MOVW $0x0f0f0f0f, R10
+	VDUP R10, V28.S4
+	MOVW $0x08080808, R10
+	VDUP R10, V29.S4
+dot1Q4_0_row:
+	CBZ R3, dot1Q4_0_done
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	MOVD R1, R6
+	MOVD R4, R8
+dot1Q4_0_pair:
+	CMP $2, R8
+	BLT dot1Q4_0_tail
+	MOVHU 0(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	ADD $2, R2, R11
+	// nibbles: byte j's low one is value j, its high one value j+16; minus 8
+	VLD1 (R11), [V0.B16]
+	VUSHR $4, V0.B16, V1.B16
+	VAND V28.B16, V0.B16, V0.B16
+	VSUB V29.B16, V0.B16, V0.B16
+	VSUB V29.B16, V1.B16, V1.B16
+	WORD $0x0f08a402 // sshll v2.8h, v0.8b, #0
+	WORD $0x4f08a403 // sshll2 v3.8h, v0.16b, #0
+	WORD $0x0f08a424 // sshll v4.8h, v1.8b, #0
+	WORD $0x4f08a425 // sshll2 v5.8h, v1.16b, #0
+	WORD $0x0f10a454 // sshll v20.4s, v2.4h, #0
+	WORD $0x4f10a455 // sshll2 v21.4s, v2.8h, #0
+	WORD $0x0f10a476 // sshll v22.4s, v3.4h, #0
+	WORD $0x4f10a477 // sshll2 v23.4s, v3.8h, #0
+	WORD $0x0f10a498 // sshll v24.4s, v4.4h, #0
+	WORD $0x4f10a499 // sshll2 v25.4s, v4.8h, #0
+	WORD $0x0f10a4ba // sshll v26.4s, v5.4h, #0
+	WORD $0x4f10a4bb // sshll2 v27.4s, v5.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	VLD1.P 64(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R6), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VFMLA V2.S4, V22.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VFMLA V4.S4, V24.S4, V10.S4
+	VFMLA V5.S4, V25.S4, V11.S4
+	VFMLA V6.S4, V26.S4, V10.S4
+	VFMLA V7.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V16.S4
+	VFMLA V9.S4, V11.S4, V17.S4
+	MOVHU 18(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	ADD $20, R2, R11
+	// nibbles: byte j's low one is value j, its high one value j+16; minus 8
+	VLD1 (R11), [V0.B16]
+	VUSHR $4, V0.B16, V1.B16
+	VAND V28.B16, V0.B16, V0.B16
+	VSUB V29.B16, V0.B16, V0.B16
+	VSUB V29.B16, V1.B16, V1.B16
+	WORD $0x0f08a402 // sshll v2.8h, v0.8b, #0
+	WORD $0x4f08a403 // sshll2 v3.8h, v0.16b, #0
+	WORD $0x0f08a424 // sshll v4.8h, v1.8b, #0
+	WORD $0x4f08a425 // sshll2 v5.8h, v1.16b, #0
+	WORD $0x0f10a454 // sshll v20.4s, v2.4h, #0
+	WORD $0x4f10a455 // sshll2 v21.4s, v2.8h, #0
+	WORD $0x0f10a476 // sshll v22.4s, v3.4h, #0
+	WORD $0x4f10a477 // sshll2 v23.4s, v3.8h, #0
+	WORD $0x0f10a498 // sshll v24.4s, v4.4h, #0
+	WORD $0x4f10a499 // sshll2 v25.4s, v4.8h, #0
+	WORD $0x0f10a4ba // sshll v26.4s, v5.4h, #0
+	WORD $0x4f10a4bb // sshll2 v27.4s, v5.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	VLD1.P 64(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R6), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VFMLA V2.S4, V22.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VFMLA V4.S4, V24.S4, V10.S4
+	VFMLA V5.S4, V25.S4, V11.S4
+	VFMLA V6.S4, V26.S4, V10.S4
+	VFMLA V7.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V18.S4
+	VFMLA V9.S4, V11.S4, V19.S4
+	ADD $36, R2, R2
+	SUB $2, R8, R8
+	B dot1Q4_0_pair
+dot1Q4_0_tail:
+	CBZ R8, dot1Q4_0_sum
+	MOVHU 0(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	ADD $2, R2, R11
+	// nibbles: byte j's low one is value j, its high one value j+16; minus 8
+	VLD1 (R11), [V0.B16]
+	VUSHR $4, V0.B16, V1.B16
+	VAND V28.B16, V0.B16, V0.B16
+	VSUB V29.B16, V0.B16, V0.B16
+	VSUB V29.B16, V1.B16, V1.B16
+	WORD $0x0f08a402 // sshll v2.8h, v0.8b, #0
+	WORD $0x4f08a403 // sshll2 v3.8h, v0.16b, #0
+	WORD $0x0f08a424 // sshll v4.8h, v1.8b, #0
+	WORD $0x4f08a425 // sshll2 v5.8h, v1.16b, #0
+	WORD $0x0f10a454 // sshll v20.4s, v2.4h, #0
+	WORD $0x4f10a455 // sshll2 v21.4s, v2.8h, #0
+	WORD $0x0f10a476 // sshll v22.4s, v3.4h, #0
+	WORD $0x4f10a477 // sshll2 v23.4s, v3.8h, #0
+	WORD $0x0f10a498 // sshll v24.4s, v4.4h, #0
+	WORD $0x4f10a499 // sshll2 v25.4s, v4.8h, #0
+	WORD $0x0f10a4ba // sshll v26.4s, v5.4h, #0
+	WORD $0x4f10a4bb // sshll2 v27.4s, v5.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	VLD1.P 64(R6), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R6), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VFMLA V2.S4, V22.S4, V10.S4
+	VFMLA V3.S4, V23.S4, V11.S4
+	VFMLA V4.S4, V24.S4, V10.S4
+	VFMLA V5.S4, V25.S4, V11.S4
+	VFMLA V6.S4, V26.S4, V10.S4
+	VFMLA V7.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V16.S4
+	VFMLA V9.S4, V11.S4, V17.S4
+	ADD $18, R2, R2
+dot1Q4_0_sum:
+	WORD $0x4e32d610 // fadd v16.4s, v16.4s, v18.4s
+	WORD $0x4e33d631 // fadd v17.4s, v17.4s, v19.4s
+	WORD $0x4e31d610 // fadd v16.4s, v16.4s, v17.4s
+	VEXT $8, V16.B16, V16.B16, V17.B16
+	WORD $0x4e31d610 // fadd v16.4s, v16.4s, v17.4s
+	WORD $0x7e30da10 // faddp s16, v16.2s
+	FMOVS (R0), F1
+	FADDS F1, F16, F16
+	FMOVS.P F16, 4(R0)
+	SUB $1, R3, R3
+	B dot1Q4_0_row
+dot1Q4_0_done:
+	RET
+
+// func dot4Q4_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d int)
+TEXT ·dot4Q4_0NEON(SB), NOSPLIT, $0-96
+	MOVD out_base+0(FP), R0
+	MOVD outStride+24(FP), R10
+	LSL $2, R10, R10
+	ADD R10, R0, R20
+	ADD R10, R20, R21
+	ADD R10, R21, R22
+	MOVD q_base+32(FP), R1
+	MOVD rows_base+56(FP), R2
+	MOVD n+80(FP), R3
+	MOVD d+88(FP), R4
+	LSL $2, R4, R15
+	LSR $5, R4, R4
+	MOVW $0x0f0f0f0f, R10
+	VDUP R10, V28.S4
+	MOVW $0x08080808, R10
+	VDUP R10, V29.S4
+dot4Q4_0_row:
+	CBZ R3, dot4Q4_0_done
+	VEOR V2.B16, V2.B16, V2.B16
+	VEOR V3.B16, V3.B16, V3.B16
+	VEOR V4.B16, V4.B16, V4.B16
+	VEOR V5.B16, V5.B16, V5.B16
+	VEOR V6.B16, V6.B16, V6.B16
+	VEOR V7.B16, V7.B16, V7.B16
+	VEOR V8.B16, V8.B16, V8.B16
+	VEOR V12.B16, V12.B16, V12.B16
+	VEOR V13.B16, V13.B16, V13.B16
+	VEOR V14.B16, V14.B16, V14.B16
+	VEOR V15.B16, V15.B16, V15.B16
+	VEOR V16.B16, V16.B16, V16.B16
+	VEOR V17.B16, V17.B16, V17.B16
+	VEOR V18.B16, V18.B16, V18.B16
+	VEOR V19.B16, V19.B16, V19.B16
+	VEOR V30.B16, V30.B16, V30.B16
+	MOVD R1, R6
+	ADD R15, R6, R7
+	ADD R15, R7, R12
+	ADD R15, R12, R13
+	MOVD R4, R8
+dot4Q4_0_pair:
+	CMP $2, R8
+	BLT dot4Q4_0_tail
+	ADD $2, R2, R11
+	VLD1 (R11), [V0.B16]
+	VUSHR $4, V0.B16, V1.B16
+	VAND V28.B16, V0.B16, V0.B16
+	VSUB V29.B16, V0.B16, V0.B16
+	VSUB V29.B16, V1.B16, V1.B16
+	WORD $0x0f08a409 // sshll v9.8h, v0.8b, #0
+	WORD $0x4f08a40a // sshll2 v10.8h, v0.16b, #0
+	WORD $0x0f08a42b // sshll v11.8h, v1.8b, #0
+	WORD $0x4f08a43f // sshll2 v31.8h, v1.16b, #0
+	WORD $0x0f10a534 // sshll v20.4s, v9.4h, #0
+	WORD $0x4f10a535 // sshll2 v21.4s, v9.8h, #0
+	WORD $0x0f10a556 // sshll v22.4s, v10.4h, #0
+	WORD $0x4f10a557 // sshll2 v23.4s, v10.8h, #0
+	WORD $0x0f10a578 // sshll v24.4s, v11.4h, #0
+	WORD $0x4f10a579 // sshll2 v25.4s, v11.8h, #0
+	WORD $0x0f10a7fa // sshll v26.4s, v31.4h, #0
+	WORD $0x4f10a7fb // sshll2 v27.4s, v31.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	MOVHU 0(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V2.S4
+	VFMLA V9.S4, V11.S4, V3.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V6.S4
+	VFMLA V9.S4, V11.S4, V7.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V13.S4
+	VFMLA V9.S4, V11.S4, V14.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V17.S4
+	VFMLA V9.S4, V11.S4, V18.S4
+	ADD $20, R2, R11
+	VLD1 (R11), [V0.B16]
+	VUSHR $4, V0.B16, V1.B16
+	VAND V28.B16, V0.B16, V0.B16
+	VSUB V29.B16, V0.B16, V0.B16
+	VSUB V29.B16, V1.B16, V1.B16
+	WORD $0x0f08a409 // sshll v9.8h, v0.8b, #0
+	WORD $0x4f08a40a // sshll2 v10.8h, v0.16b, #0
+	WORD $0x0f08a42b // sshll v11.8h, v1.8b, #0
+	WORD $0x4f08a43f // sshll2 v31.8h, v1.16b, #0
+	WORD $0x0f10a534 // sshll v20.4s, v9.4h, #0
+	WORD $0x4f10a535 // sshll2 v21.4s, v9.8h, #0
+	WORD $0x0f10a556 // sshll v22.4s, v10.4h, #0
+	WORD $0x4f10a557 // sshll2 v23.4s, v10.8h, #0
+	WORD $0x0f10a578 // sshll v24.4s, v11.4h, #0
+	WORD $0x4f10a579 // sshll2 v25.4s, v11.8h, #0
+	WORD $0x0f10a7fa // sshll v26.4s, v31.4h, #0
+	WORD $0x4f10a7fb // sshll2 v27.4s, v31.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	MOVHU 18(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V4.S4
+	VFMLA V9.S4, V11.S4, V5.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V8.S4
+	VFMLA V9.S4, V11.S4, V12.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V15.S4
+	VFMLA V9.S4, V11.S4, V16.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V19.S4
+	VFMLA V9.S4, V11.S4, V30.S4
+	ADD $36, R2, R2
+	SUB $2, R8, R8
+	B dot4Q4_0_pair
+dot4Q4_0_tail:
+	CBZ R8, dot4Q4_0_sum
+	ADD $2, R2, R11
+	VLD1 (R11), [V0.B16]
+	VUSHR $4, V0.B16, V1.B16
+	VAND V28.B16, V0.B16, V0.B16
+	VSUB V29.B16, V0.B16, V0.B16
+	VSUB V29.B16, V1.B16, V1.B16
+	WORD $0x0f08a409 // sshll v9.8h, v0.8b, #0
+	WORD $0x4f08a40a // sshll2 v10.8h, v0.16b, #0
+	WORD $0x0f08a42b // sshll v11.8h, v1.8b, #0
+	WORD $0x4f08a43f // sshll2 v31.8h, v1.16b, #0
+	WORD $0x0f10a534 // sshll v20.4s, v9.4h, #0
+	WORD $0x4f10a535 // sshll2 v21.4s, v9.8h, #0
+	WORD $0x0f10a556 // sshll v22.4s, v10.4h, #0
+	WORD $0x4f10a557 // sshll2 v23.4s, v10.8h, #0
+	WORD $0x0f10a578 // sshll v24.4s, v11.4h, #0
+	WORD $0x4f10a579 // sshll2 v25.4s, v11.8h, #0
+	WORD $0x0f10a7fa // sshll v26.4s, v31.4h, #0
+	WORD $0x4f10a7fb // sshll2 v27.4s, v31.8h, #0
+	WORD $0x4e21da94 // scvtf v20.4s, v20.4s
+	WORD $0x4e21dab5 // scvtf v21.4s, v21.4s
+	WORD $0x4e21dad6 // scvtf v22.4s, v22.4s
+	WORD $0x4e21daf7 // scvtf v23.4s, v23.4s
+	WORD $0x4e21db18 // scvtf v24.4s, v24.4s
+	WORD $0x4e21db39 // scvtf v25.4s, v25.4s
+	WORD $0x4e21db5a // scvtf v26.4s, v26.4s
+	WORD $0x4e21db7b // scvtf v27.4s, v27.4s
+	MOVHU 0(R2), R10
+	VDUP R10, V9.H8
+	WORD $0x0e217929 // fcvtl v9.4s, v9.4h
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R6), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V2.S4
+	VFMLA V9.S4, V11.S4, V3.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R7), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V6.S4
+	VFMLA V9.S4, V11.S4, V7.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R12), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V13.S4
+	VFMLA V9.S4, V11.S4, V14.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	WORD $0x6e34dc0a // fmul v10.4s, v0.4s, v20.4s
+	WORD $0x6e35dc2b // fmul v11.4s, v1.4s, v21.4s
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V22.S4, V10.S4
+	VFMLA V1.S4, V23.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V24.S4, V10.S4
+	VFMLA V1.S4, V25.S4, V11.S4
+	VLD1.P 32(R13), [V0.S4, V1.S4]
+	VFMLA V0.S4, V26.S4, V10.S4
+	VFMLA V1.S4, V27.S4, V11.S4
+	VFMLA V9.S4, V10.S4, V17.S4
+	VFMLA V9.S4, V11.S4, V18.S4
+	ADD $18, R2, R2
+dot4Q4_0_sum:
+	WORD $0x4e24d442 // fadd v2.4s, v2.4s, v4.4s
+	WORD $0x4e25d463 // fadd v3.4s, v3.4s, v5.4s
+	WORD $0x4e23d442 // fadd v2.4s, v2.4s, v3.4s
+	VEXT $8, V2.B16, V2.B16, V0.B16
+	WORD $0x4e20d440 // fadd v0.4s, v2.4s, v0.4s
+	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R0), F1
+	FADDS F1, F0, F0
+	FMOVS.P F0, 4(R0)
+	WORD $0x4e28d4c6 // fadd v6.4s, v6.4s, v8.4s
+	WORD $0x4e2cd4e7 // fadd v7.4s, v7.4s, v12.4s
+	WORD $0x4e27d4c6 // fadd v6.4s, v6.4s, v7.4s
+	VEXT $8, V6.B16, V6.B16, V0.B16
+	WORD $0x4e20d4c0 // fadd v0.4s, v6.4s, v0.4s
+	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R20), F1
+	FADDS F1, F0, F0
+	FMOVS.P F0, 4(R20)
+	WORD $0x4e2fd5ad // fadd v13.4s, v13.4s, v15.4s
+	WORD $0x4e30d5ce // fadd v14.4s, v14.4s, v16.4s
+	WORD $0x4e2ed5ad // fadd v13.4s, v13.4s, v14.4s
+	VEXT $8, V13.B16, V13.B16, V0.B16
+	WORD $0x4e20d5a0 // fadd v0.4s, v13.4s, v0.4s
+	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R21), F1
+	FADDS F1, F0, F0
+	FMOVS.P F0, 4(R21)
+	WORD $0x4e33d631 // fadd v17.4s, v17.4s, v19.4s
+	WORD $0x4e3ed652 // fadd v18.4s, v18.4s, v30.4s
+	WORD $0x4e32d631 // fadd v17.4s, v17.4s, v18.4s
+	VEXT $8, V17.B16, V17.B16, V0.B16
+	WORD $0x4e20d620 // fadd v0.4s, v17.4s, v0.4s
+	WORD $0x7e30d800 // faddp s0, v0.2s
+	FMOVS (R22), F1
+	FADDS F1, F0, F0
+	FMOVS.P F0, 4(R22)
+	SUB $1, R3, R3
+	B dot4Q4_0_row
+dot4Q4_0_done:
+	RET
