@@ -53,38 +53,63 @@ const ctx = await loadModel({
   use_mmap: true,
 })
 
+// completion_probabilities accumulates across completion() calls in this binding: always take the tail.
+const tail = (res, n) => (res.completion_probabilities ?? []).slice(-n)
+// raw next-token distribution: temperature 1 and no truncation, so the reported probs are softmax(logits)
+const RAW = { temperature: 1, top_k: 0, top_p: 1, min_p: 0, typ_p: 1, penalty_repeat: 1, penalty_last_n: 0,
+  penalty_freq: 0, penalty_present: 0, dry_multiplier: 0, xtc_probability: 0, mirostat: 0, seed: 0 }
+
+// the binding resolves completion() slightly before it frees the context: retry while it reports busy
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+async function complete(o) {
+  for (let i = 0; ; i++) {
+    try { return await ctx.completion(o) } catch (e) {
+      if (!String(e).includes('Another completion is in progress') || i > 200) throw e
+      await sleep(5)
+    }
+  }
+}
+
 const results = []
 for (const p of probes) {
   const tok = await ctx.tokenize(p.text)
   const ids = Array.from(tok.tokens)
   const np = p.n_predict ?? nPredict
-  const t0 = Date.now()
-  const res = await ctx.completion({
-    prompt: p.text,
-    n_predict: np,
-    temperature: 0,
-    top_k: 1,
-    seed: 0,
-    n_probs: nProbs,
-    ignore_eos: true,
-  })
-  const steps = (res.completion_probabilities ?? []).map((s) => ({ piece: s.content, probs: s.probs }))
+  // 1. greedy continuation
+  const g = await complete({ prompt: p.text, n_predict: np, temperature: 0, top_k: 1, seed: 0, n_probs: 1,
+    ignore_eos: true, penalty_repeat: 1, penalty_last_n: 0 })
+  const pieces = tail(g, np).map((s) => s.content)
+  // 2. top-n raw probabilities at each greedy step (teacher-forced on the greedy text so far)
+  const steps = []
+  const nSteps = p.answer ? 1 : np
+  for (let s = 0; s < nSteps; s++) {
+    const prompt = p.text + pieces.slice(0, s).join('')
+    const r = await complete({ prompt, n_predict: 1, n_probs: nProbs, ignore_eos: true, ...RAW })
+    const last = tail(r, 1)[0]
+    const pid = Array.from((await ctx.tokenize(prompt)).tokens)
+    steps.push({ step: s, prompt_ids_len: pid.length + 1, prompt_ids_tail: pid.slice(-(s + 1)), probs: last ? last.probs : [] })
+  }
   const r = {
     name: p.name,
     text: p.text,
-    tokenize_ids: ids, // ctx.tokenize(): no BOS added here
+    tokenize_ids: ids, // ctx.tokenize(): without BOS; completion() adds BOS (add_bos_token = true)
     ids_match_python: p.ids ? JSON.stringify([p.ids[0], ...ids]) === JSON.stringify(p.ids) : null,
-    greedy_text: res.text,
-    greedy_pieces: steps.map((s) => s.piece),
+    greedy_text: g.text,
+    greedy_pieces: pieces,
     steps,
-    tokens_evaluated: res.tokens_evaluated,
-    timings: res.timings,
-    wall_ms: Date.now() - t0,
+    timings: g.timings,
   }
-  if (p.answer) r.passkey_correct = res.text.startsWith(p.answer)
+  if (p.answer) r.passkey_correct = g.text.startsWith(p.answer)
   results.push(r)
-  console.error(`${p.name}: ${ids.length} tokens, ids_match=${r.ids_match_python}, greedy=${JSON.stringify(res.text.slice(0, 60))}` +
-    (p.answer ? ` passkey_ok=${r.passkey_correct}` : '') + `, decode ${res.timings?.predicted_per_second?.toFixed(1)} tok/s`)
+  console.error(`${p.name}: ${ids.length} tokens, ids_match=${r.ids_match_python}, greedy=${JSON.stringify(g.text.slice(0, 60))}` +
+    (p.answer ? ` passkey_ok=${r.passkey_correct}` : ''))
+}
+// decode speed: 256 greedy tokens after a short prompt
+let bench = null
+if (!flag('no-bench')) {
+  const b = await complete({ prompt: 'And it came to pass', n_predict: 256, temperature: 0, top_k: 1, ignore_eos: true })
+  bench = { prompt: 'And it came to pass', n_predict: 256, timings: b.timings }
+  console.error(`decode ${b.timings.predicted_per_second.toFixed(1)} tok/s (${cacheType}, flash ${flash}, ${threads} threads)`)
 }
 await ctx.release()
 fs.writeFileSync(outPath, JSON.stringify({
@@ -96,6 +121,7 @@ fs.writeFileSync(outPath, JSON.stringify({
   n_threads: threads,
   n_predict: nPredict,
   n_probs: nProbs,
+  bench,
   results,
 }, null, 1))
 console.error(`wrote ${outPath}`)
