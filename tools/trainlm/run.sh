@@ -1,0 +1,33 @@
+#!/bin/sh
+# One command reproduces the KJV model: data, tokenizer, training, GGUF export, references, llama.cpp check.
+#   tools/trainlm/run.sh                 # as trained: 4500 s wall-clock budget (LR decay follows max(step, time))
+#   TIME_BUDGET=0 MAX_STEPS=N run.sh     # purely step-based schedule (bit-reproducible on the same torch build)
+set -eu
+cd "$(dirname "$0")"
+MODELS=../../models/kjv
+PY=/usr/bin/python3                      # Debian's python with python3-torch (1.13), not a pyenv one
+TIME_BUDGET=${TIME_BUDGET:-4500}
+MAX_STEPS=${MAX_STEPS:-2400}
+if [ "$(id -u)" = 0 ]; then
+  apt-get install -y python3-torch python3-numpy python3-regex libopenblas0-pthread bible-kjv nodejs npm
+fi
+# Debian's torch links the reference BLAS through alternatives; OpenBLAS is ~17x faster on these CPUs.
+export OPENBLAS_NUM_THREADS=2
+mkdir -p work "$MODELS"
+$PY prepare_data.py work "$MODELS/heldout.txt"
+$PY bpe.py work/kjv_train.txt work/tokenizer.json 2048
+rm -f "$MODELS/train.log"
+$PY train.py --work work --log "$MODELS/train.log" --lr 1.5e-3 --max-steps "$MAX_STEPS" \
+  --time-budget "$TIME_BUDGET" --eval-every 60 --log-every 10
+CKPT=work/ckpt/final.pt; [ -f "$CKPT" ] || CKPT=work/ckpt/latest.pt
+$PY export.py --ckpt "$CKPT" --out "$MODELS/kjv-llama.gguf" --q8 "$MODELS/kjv-llama-q8_0.gguf"
+$PY reference.py --gguf "$MODELS/kjv-llama.gguf" --outdir "$MODELS"
+cd ../llamacpp-ref
+npm ci
+for ct in f16 q8_0 q4_0; do
+  node ref.mjs --model "$MODELS/kjv-llama.gguf" --probes "$MODELS/reference.json" --passkey \
+    --cache-type $ct --out work-$ct.json --n-predict 16 --threads 2
+done
+cd ../trainlm
+$PY compare_llamacpp.py --gguf "$MODELS/kjv-llama.gguf" --llama ../llamacpp-ref/work-f16.json \
+  --llama ../llamacpp-ref/work-q8_0.json --llama ../llamacpp-ref/work-q4_0.json --out "$MODELS/llamacpp_ref.json"
