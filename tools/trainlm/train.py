@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bpe import Tokenizer
-from data import encode_units, build_passkey, random_key, ANSWER_TAIL
+from data import encode_units, build_passkey, random_key, ANSWER_TAIL, QUESTION
 from model import Config, LlamaLM
 
 
@@ -33,6 +33,8 @@ def main():
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--passkey-frac", type=float, default=0.3)
     ap.add_argument("--answer-weight", type=float, default=0.5)
+    ap.add_argument("--repeat-questions", type=int, default=0, help="1: ask the question again later in the filler")
+    ap.add_argument("--stop-step", type=int, default=0, help="save latest.pt and exit at this step (phased runs)")
     ap.add_argument("--max-steps", type=int, default=1000)
     ap.add_argument("--time-budget", type=float, default=0, help="seconds; 0 = step-based only")
     ap.add_argument("--ckpt-every", type=float, default=180, help="seconds")
@@ -92,18 +94,26 @@ def main():
         start = int(rng.integers(0, len(units)))
         prompt, ans, _ = build_passkey(tok, units, start, key, depth, total)
         seq = prompt + ans + tok.encode(ANSWER_TAIL)
+        spans = [(len(prompt), len(prompt) + 5)]      # answer token positions in seq
         u = start + 7919
-        while len(seq) < T + 1:                        # continue with ordinary text
-            seq += units[u % len(units)]; u += 1
+        qa = tok.encode(QUESTION)
+        while len(seq) < T + 1:                        # continue with ordinary text ...
+            if a.repeat_questions and rng.random() < 0.15 and len(seq) + len(qa) + 5 <= T + 1:
+                seq += qa                              # ... and ask again (more supervised copies per sequence)
+                spans.append((len(seq), len(seq) + 5))
+                seq += ans + tok.encode(ANSWER_TAIL)
+            else:
+                seq += units[u % len(units)]; u += 1
         seq = np.array(seq[:T + 1], dtype=np.int64)
-        return seq, (len(prompt), len(prompt) + 5)    # answer token positions in seq
+        return seq, spans
 
     def batch():
         xs, ws = [], torch.zeros(a.batch, T)
         for b in range(a.batch):
             if rng.random() < a.passkey_frac:
-                s, span = passkey_seq()
-                ws[b, span[0] - 1:span[1] - 1] = 1.0   # target index = position - 1
+                s, spans = passkey_seq()
+                for s0, s1 in spans:
+                    ws[b, s0 - 1:s1 - 1] = 1.0         # target index = position - 1
             else:
                 s, span = lm_seq()
             xs.append(s)
@@ -160,6 +170,10 @@ def main():
         lr, p = lr_at(step, elapsed)
         if p >= 1.0:
             break
+        if a.stop_step and step >= a.stop_step:
+            save("latest.pt")
+            log(f"# stop-step {step}: saved latest.pt, exiting")
+            return
         for g in opt.param_groups:
             g["lr"] = lr
         x, y, w = batch()
