@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--answer-weight", type=float, default=0.5)
     ap.add_argument("--repeat-questions", type=int, default=0, help="1: ask the question again later in the filler")
     ap.add_argument("--stop-step", type=int, default=0, help="save latest.pt and exit at this step (phased runs)")
+    ap.add_argument("--repeat-frac", type=float, default=0.0, help="share of repeated-span sequences")
     ap.add_argument("--max-steps", type=int, default=1000)
     ap.add_argument("--time-budget", type=float, default=0, help="seconds; 0 = step-based only")
     ap.add_argument("--ckpt-every", type=float, default=180, help="seconds")
@@ -107,10 +108,23 @@ def main():
         seq = np.array(seq[:T + 1], dtype=np.int64)
         return seq, spans
 
+    def repeat_seq():
+        # induction-head curriculum: a KJV span, then the same span again (every token of the copy is predictable)
+        L = int(rng.integers(32, 400))
+        off = int(rng.integers(0, len(stream) - T))
+        span = list(stream[off:off + L])
+        seq = [tok.bos] + span + span
+        off2 = int(rng.integers(0, len(stream) - T))
+        seq += list(stream[off2:off2 + T + 1 - len(seq)])
+        return np.array(seq[:T + 1], dtype=np.int64)
+
     def batch():
         xs, ws = [], torch.zeros(a.batch, T)
         for b in range(a.batch):
-            if rng.random() < a.passkey_frac:
+            r = rng.random()
+            if a.repeat_frac > 0 and r >= 1 - a.repeat_frac:
+                s = repeat_seq()
+            elif r < a.passkey_frac:
                 s, spans = passkey_seq()
                 for s0, s1 in spans:
                     ws[b, s0 - 1:s1 - 1] = 1.0         # target index = position - 1
