@@ -36,6 +36,7 @@ def main():
     ap.add_argument("--repeat-questions", type=int, default=0, help="1: ask the question again later in the filler")
     ap.add_argument("--stop-step", type=int, default=0, help="save latest.pt and exit at this step (phased runs)")
     ap.add_argument("--repeat-frac", type=float, default=0.0, help="share of repeated-span sequences")
+    ap.add_argument("--random-span-frac", type=float, default=0.0, help="share of repeat sequences with random tokens")
     ap.add_argument("--max-steps", type=int, default=1000)
     ap.add_argument("--time-budget", type=float, default=0, help="seconds; 0 = step-based only")
     ap.add_argument("--ckpt-every", type=float, default=180, help="seconds")
@@ -110,10 +111,16 @@ def main():
 
     def repeat_seq():
         # induction-head curriculum: a KJV span, then the same span again (every token of the copy is predictable)
-        L = int(rng.integers(32, 400))
-        off = int(rng.integers(0, len(stream) - T))
-        span = list(stream[off:off + L])
-        seq = [tok.bos] + span + span
+        if rng.random() < a.random_span_frac:
+            # random tokens: the copy is predictable only by looking back (cleanest induction signal)
+            L = int(rng.integers(8, 120))
+            span = list(rng.integers(0, tok.bos, L))
+            seq = [tok.bos] + span + span + span
+        else:
+            L = int(rng.integers(32, 400))
+            off = int(rng.integers(0, len(stream) - T))
+            span = list(stream[off:off + L])
+            seq = [tok.bos] + span + span
         off2 = int(rng.integers(0, len(stream) - T))
         seq += list(stream[off2:off2 + T + 1 - len(seq)])
         return np.array(seq[:T + 1], dtype=np.int64)
