@@ -64,7 +64,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 async function complete(o) {
   for (let i = 0; ; i++) {
     try { return await ctx.completion(o) } catch (e) {
-      if (!String(e).includes('Another completion is in progress') || i > 200) throw e
+      if (!String(e).includes('Another completion is in progress') || i > 6000) throw e
       await sleep(5)
     }
   }
