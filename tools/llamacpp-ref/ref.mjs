@@ -39,7 +39,7 @@ if (flag('passkey') && src.passkey && src.passkey.prompts) {
   }
 }
 
-const ctx = await loadModel({
+const loadOpts = {
   model: modelPath,
   n_ctx: nCtx,
   n_batch: 2048,
@@ -51,7 +51,8 @@ const ctx = await loadModel({
   flash_attn_type: flash,
   n_parallel: 1,
   use_mmap: true,
-})
+}
+let ctx = await loadModel(loadOpts)
 
 // completion_probabilities accumulates across completion() calls in this binding: always take the tail.
 const tail = (res, n) => (res.completion_probabilities ?? []).slice(-n)
@@ -61,10 +62,13 @@ const RAW = { temperature: 1, top_k: 0, top_p: 1, min_p: 0, typ_p: 1, penalty_re
 
 // the binding resolves completion() slightly before it frees the context: retry while it reports busy
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+let reloads = 0
 async function complete(o) {
   for (let i = 0; ; i++) {
     try { return await ctx.completion(o) } catch (e) {
-      if (!String(e).includes('Another completion is in progress') || i > 6000) throw e
+      if (!String(e).includes('Another completion is in progress') || i > 20) throw e
+      // a finished completion sometimes stays flagged busy in this binding: start a fresh context
+      if (i >= 10) { ctx = await loadModel(loadOpts); reloads++ }
       await sleep(5)
     }
   }
@@ -122,6 +126,7 @@ fs.writeFileSync(outPath, JSON.stringify({
   n_predict: nPredict,
   n_probs: nProbs,
   bench,
+  context_reloads: reloads,
   results,
 }, null, 1))
 console.error(`wrote ${outPath}`)

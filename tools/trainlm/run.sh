@@ -18,7 +18,7 @@ if [ "${SKIP_TRAIN:-0}" != 1 ]; then          # SKIP_TRAIN=1: only export + refe
 $PY prepare_data.py work "$MODELS/heldout.txt"
 $PY bpe.py work/kjv_train.txt work/tokenizer.json 2048
 rm -f "$MODELS/train.log" work/ckpt/latest.pt
-# the committed model was trained in three phases (settings changed while passkey accuracy lagged; see train.log)
+# the committed model was trained in five phases (settings changed while passkey accuracy lagged; see train.log)
 COMMON="--work work --log $MODELS/train.log --lr 1.5e-3 --max-steps $MAX_STEPS --time-budget $TIME_BUDGET --log-every 10"
 $PY train.py $COMMON --eval-every 60 --passkey-frac 0.3 --answer-weight 0.5 --stop-step 63
 $PY train.py $COMMON --eval-every 100 --passkey-frac 0.5 --answer-weight 1.0 --stop-step 510 --resume
