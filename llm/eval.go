@@ -3,6 +3,7 @@ package llm
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
 // Score is one predicted token's statistics under one cache.
@@ -25,7 +26,7 @@ type Score struct {
 //
 // Only chunk positions' logits are held at a time per cache, so the vocabulary
 // may be large.
-func (m *Model) ScoreWindow(caches []Cache, tokens []int32, from, chunk int) ([][]Score, error) {
+func (m *Model) ScoreWindow(caches []Cache, tokens []int32, from, chunk int) ([]WindowScores, error) {
 	T, V := len(tokens), m.Config.Vocab
 	if len(caches) == 0 || from < 1 || from >= T || chunk < 1 {
 		return nil, fmt.Errorf("%w: %d caches, %d tokens scored from %d in chunks of %d", ErrArgument, len(caches), T, from, chunk)
@@ -35,23 +36,29 @@ func (m *Model) ScoreWindow(caches []Cache, tokens []int32, from, chunk int) ([]
 			return nil, fmt.Errorf("%w: cache %d is not empty (%d tokens)", ErrArgument, i, c.Len())
 		}
 	}
-	scores := make([][]Score, len(caches))
+	res := make([]WindowScores, len(caches))
 	logits := make([][]float32, len(caches))
 	for i := range caches {
-		scores[i] = make([]Score, 0, T-from)
+		res[i].Scores = make([]Score, 0, T-from)
 		logits[i] = make([]float32, chunk*V)
 	}
 	ref := make([]float64, V)
-	// step feeds tokens[lo:hi] and scores the predictions they make of
-	// tokens[next:hi+1]: the last hi-next+1... positions.
+	// step feeds tokens[lo:hi] and scores the predictions of its last n
+	// positions (of tokens up to hi).
 	step := func(lo, hi int) error {
 		n := hi - lo // positions whose logits are scored
 		if lo == 0 {
 			n = 1
 		}
 		for i, c := range caches {
+			start := time.Now()
 			if err := m.Forward(c, tokens[lo:hi], logits[i][:n*V]); err != nil {
 				return fmt.Errorf("cache %d: %w", i, err)
+			}
+			if lo == 0 {
+				res[i].Prefill += time.Since(start)
+			} else {
+				res[i].Steps += time.Since(start)
 			}
 		}
 		for p := range n {
@@ -65,7 +72,7 @@ func (m *Model) ScoreWindow(caches []Cache, tokens []int32, from, chunk int) ([]
 				} else {
 					s.NLL, s.KLD = klAgainst(ref, l, target)
 				}
-				scores[i] = append(scores[i], s)
+				res[i].Scores = append(res[i].Scores, s)
 			}
 		}
 		return nil
@@ -78,7 +85,15 @@ func (m *Model) ScoreWindow(caches []Cache, tokens []int32, from, chunk int) ([]
 			return nil, err
 		}
 	}
-	return scores, nil
+	return res, nil
+}
+
+// WindowScores is one cache's result of ScoreWindow.
+type WindowScores struct {
+	Scores []Score
+	// Prefill is the time of the first from tokens' forward pass; Steps of
+	// the rest.
+	Prefill, Steps time.Duration
 }
 
 // logSoftmax writes log p for logits l into dst, in float64.

@@ -16,7 +16,7 @@ func TestScoreWindow(t *testing.T) {
 	toks := testTokens(48, cfg.Vocab, 9)
 	ref := referenceLogits(cfg, src, toks)
 	const from = 20
-	scores, err := m.ScoreWindow([]Cache{
+	res, err := m.ScoreWindow([]Cache{
 		newTestCache(t, cfg, "fp32", 1<<24),
 		newTestCache(t, cfg, "fp32", 1<<24),
 		newTestCache(t, cfg, "tq3", 1<<24),
@@ -24,6 +24,7 @@ func TestScoreWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	scores := [][]Score{res[0].Scores, res[1].Scores, res[2].Scores}
 	for i, s := range scores[0] {
 		pos := from + i - 1
 		lp := make([]float64, cfg.Vocab)
