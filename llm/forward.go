@@ -3,6 +3,8 @@ package llm
 import (
 	"fmt"
 	"math"
+
+	"github.com/turboquant-go/tq/llm/tokenizer"
 )
 
 // Cache is what the engine needs of a KV cache: kvcache.Sequence (every
@@ -28,7 +30,9 @@ type layer struct {
 // pass allocates its own activations (or takes them from a Scratch), and the
 // weights are read-only.
 type Model struct {
-	Config     Config
+	Config Config
+	// Tokenizer is the file's tokenizer (nil for models built in memory).
+	Tokenizer  *tokenizer.Tokenizer
 	embed      *Matrix
 	output     *Matrix
 	outputNorm []float32
