@@ -1,46 +1,20 @@
 package llm
 
 import (
-	"encoding/binary"
-	"fmt"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/turboquant-go/tq/internal/half"
-	"github.com/turboquant-go/tq/internal/rng"
+	"github.com/turboquant-go/tq/llm/gguf"
+	"github.com/turboquant-go/tq/llm/synth"
 )
 
-// f16Source is a tensorSource of random fp16 matrices, for benchmarks of
-// models larger than the caches.
-type f16Source struct{ seed uint64 }
-
-func (s f16Source) matrix(name string, rows, cols int) (*Matrix, error) {
-	if name == "output.weight" {
-		return nil, fmt.Errorf("%w: %w %s", ErrModel, errMissing, name)
-	}
-	r := rng.New(s.seed + uint64(len(name)*rows+cols))
-	raw := make([]byte, 2*rows*cols)
-	for i := 0; i < len(raw); i += 2 {
-		binary.LittleEndian.PutUint16(raw[i:], half.FromFloat32(float32(r.Norm()*0.02)))
-	}
-	return newMatrixRaw(name, rows, cols, storeF16, raw, 2*cols, nil)
-}
-
-func (s f16Source) vector(name string, n int) ([]float32, error) {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = 1
-	}
-	return v, nil
-}
-
-// benchConfig is a 123M-parameter Llama shape: 246 MB of fp16 weights, far
-// beyond L3, so a decode step streams them from memory.
-func benchConfig() Config {
-	return Config{Arch: "llama", Layers: 8, Dim: 1024, FFNDim: 2816, Heads: 16, KVHeads: 4, HeadDim: 64,
-		Vocab: 32000, Context: 2048, RMSEps: 1e-5, RopeBase: 10000, RopeDim: 64, RopeLinear: 1}
+// benchOptions is a 123M-parameter Llama shape (246 MB at fp16), far beyond
+// L3, so a decode step streams its weights from memory.
+func benchOptions(t gguf.Type) synth.Options {
+	return synth.Options{Arch: "llama", Layers: 8, Dim: 1024, FFNDim: 2816, Heads: 16, KVHeads: 4, HeadDim: 64,
+		Context: 2048, Type: t, Tokenizer: "gpt2", Seed: 1, Tied: false}
 }
 
 // copyBandwidth measures bytes/s of a parallel copy of 256 MiB over all cores
@@ -70,12 +44,26 @@ func copyBandwidth() float64 {
 // larger than L3 and reports it against the weight-bandwidth floor: weight
 // bytes read per token ÷ copy bandwidth measured in the same run.
 func BenchmarkDecode(b *testing.B) {
-	cfg := benchConfig()
-	m, err := assemble(cfg, f16Source{seed: 1})
+	bw := copyBandwidth()
+	for _, typ := range []gguf.Type{gguf.F16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K} {
+		b.Run(typ.String(), func(b *testing.B) { benchDecode(b, typ, bw) })
+	}
+}
+
+func benchDecode(b *testing.B, typ gguf.Type, bw float64) {
+	data, err := synth.Build(benchOptions(typ))
 	if err != nil {
 		b.Fatal(err)
 	}
-	bw := copyBandwidth()
+	f, err := gguf.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := Load(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := m.Config
 	seq := newTestCache(b, cfg, "fp16", 1<<30)
 	logits := make([]float32, 64*cfg.Vocab)
 	if err := m.Forward(seq, testTokens(64, cfg.Vocab, 1), logits[:cfg.Vocab]); err != nil {
