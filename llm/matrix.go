@@ -173,3 +173,4 @@ func (m *Matrix) MulT(y, x []float32) error {
 	wg.Wait()
 	return firstErr
 }
+

@@ -109,7 +109,11 @@ func Build(o Options) ([]byte, error) {
 		vals       []float32
 		cols, rows int
 	}
-	ts := []tensor{{"token_embd.weight", o.Type, fill(vocab*o.Dim, 1, 0), o.Dim, vocab}}
+	// Head weights of std 4/√Dim give logits of std ≈ 4: next-token
+	// probabilities are neither flat nor all 0 or 1, so comparing them means
+	// something, and the top token leads the next by a margin far above
+	// rounding, so greedy continuations are stable across engines.
+	ts := []tensor{{"token_embd.weight", o.Type, fill(vocab*o.Dim, 4*sd(o.Dim), 0), o.Dim, vocab}}
 	if o.RopeFreqs {
 		f := make([]float32, o.HeadDim/2)
 		for i := range f {
@@ -143,7 +147,7 @@ func Build(o Options) ([]byte, error) {
 	}
 	ts = append(ts, tensor{"output_norm.weight", gguf.F32, fill(o.Dim, 0.1, 1), o.Dim, 1})
 	if !o.Tied {
-		ts = append(ts, tensor{"output.weight", o.Type, fill(vocab*o.Dim, sd(o.Dim), 0), o.Dim, vocab})
+		ts = append(ts, tensor{"output.weight", o.Type, fill(vocab*o.Dim, 4*sd(o.Dim), 0), o.Dim, vocab})
 	}
 	for _, t := range ts {
 		dims := []int{t.cols, t.rows}
@@ -314,4 +318,32 @@ func spmVocab(text string, n int) ([]string, []float32, []int32) {
 		types = append(types, 1)
 	}
 	return tokens, scores, types
+}
+
+// Named is a model of the cross-check set.
+type Named struct {
+	Name    string
+	Options Options
+}
+
+// CrossCheckSet is the set of synthetic models compared with llama.cpp
+// (tools/llamacpp-ref): every weight type the engine reads, both
+// architectures, both tokenizer kinds, tied and separate output heads.
+func CrossCheckSet() []Named {
+	base := Options{Layers: 2, Dim: 256, FFNDim: 512, Heads: 4, KVHeads: 2, HeadDim: 64, Context: 256, Seed: 7}
+	var set []Named
+	for i, t := range []gguf.Type{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
+		o := base
+		o.Type = t
+		switch i % 3 {
+		case 0:
+			o.Arch, o.Tokenizer, o.Pre, o.Tied = "llama", "gpt2", "llama-bpe", true
+		case 1:
+			o.Arch, o.Tokenizer, o.Pre = "qwen2", "gpt2", "qwen2"
+		case 2:
+			o.Arch, o.Tokenizer, o.RopeFreqs = "llama", "llama", true
+		}
+		set = append(set, Named{fmt.Sprintf("%s-%s-%s", o.Arch, o.Tokenizer, t), o})
+	}
+	return set
 }
