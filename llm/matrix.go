@@ -173,4 +173,3 @@ func (m *Matrix) MulT(y, x []float32) error {
 	wg.Wait()
 	return firstErr
 }
-
