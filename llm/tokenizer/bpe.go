@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -27,17 +28,70 @@ func init() {
 	}
 }
 
-// decodeRunes converts text to code points. An invalid byte becomes U+FFFD
-// and consumes one byte, as in llama.cpp's unicode_cpts_from_utf8, so BPE
-// never sees invalid UTF-8.
+// decodeRunes converts text to code points the way llama.cpp's
+// unicode_cpts_from_utf8 does, so that BPE sees the same code points:
+// a lead byte followed by enough continuation bytes decodes even when the
+// result is overlong or a surrogate (C0 80 is U+0000, ED A0 80 is U+D800);
+// anything else, and values past U+10FFFF (where llama.cpp would throw),
+// become U+FFFD for one byte.
 func decodeRunes(text string, dst []rune) []rune {
 	dst = dst[:0]
 	for i := 0; i < len(text); {
-		r, n := utf8.DecodeRuneInString(text[i:])
+		r, n := decodeRune(text, i)
 		dst = append(dst, r)
 		i += n
 	}
 	return dst
+}
+
+func decodeRune(s string, i int) (rune, int) {
+	cont := func(k int) bool {
+		if i+k >= len(s) {
+			return false
+		}
+		for j := 1; j <= k; j++ {
+			if s[i+j]&0xC0 != 0x80 {
+				return false
+			}
+		}
+		return true
+	}
+	b := s[i]
+	switch {
+	case b < 0x80:
+		return rune(b), 1
+	case b&0x40 == 0: // stray continuation byte
+	case b&0x20 == 0:
+		if cont(1) {
+			return rune(b&0x1F)<<6 | rune(s[i+1]&0x3F), 2
+		}
+	case b&0x10 == 0:
+		if cont(2) {
+			return rune(b&0x0F)<<12 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F), 3
+		}
+	case b&0x08 == 0:
+		if cont(3) {
+			r := rune(b&0x07)<<18 | rune(s[i+1]&0x3F)<<12 | rune(s[i+2]&0x3F)<<6 | rune(s[i+3]&0x3F)
+			if r <= unicode.MaxRune {
+				return r, 4
+			}
+		}
+	}
+	return utf8.RuneError, 1
+}
+
+// appendRune is llama.cpp's unicode_cpt_to_utf8. Unlike utf8.AppendRune it
+// encodes surrogates as they are, so they round-trip like in llama.cpp.
+func appendRune(dst []byte, r rune) []byte {
+	switch {
+	case r < 0x80:
+		return append(dst, byte(r))
+	case r < 0x800:
+		return append(dst, 0xC0|byte(r>>6), 0x80|byte(r)&0x3F)
+	case r < 0x10000:
+		return append(dst, 0xE0|byte(r>>12), 0x80|byte(r>>6)&0x3F, 0x80|byte(r)&0x3F)
+	}
+	return append(dst, 0xF0|byte(r>>18), 0x80|byte(r>>12)&0x3F, 0x80|byte(r>>6)&0x3F, 0x80|byte(r)&0x3F)
 }
 
 // bpeState holds per-call scratch space.
@@ -51,20 +105,20 @@ type bpeState struct {
 
 // symbol is a byte range of the current word, linked to its live neighbours.
 type symbol struct {
-	start, end int32
-	prev, next int32 // -1 at the ends
+	start, end int // int, not int32: no input length can overflow an index
+	prev, next int // -1 at the ends
 }
 
 // encodeBPE appends the ids of one raw-text fragment.
 func (t *Tokenizer) encodeBPE(text string, st *bpeState, out []int32) []int32 {
 	st.runes = decodeRunes(text, st.runes)
 	pieces := t.pre.split(st.runes, &st.spans)
-	var u [utf8.UTFMax]byte
+	var u []byte
 	for _, p := range pieces {
 		w := st.word[:0]
 		for _, r := range st.runes[p.lo:p.hi] {
-			n := utf8.EncodeRune(u[:], r)
-			for _, b := range u[:n] {
+			u = appendRune(u[:0], r)
+			for _, b := range u {
 				w = utf8.AppendRune(w, byteRune[b])
 			}
 		}
@@ -92,8 +146,8 @@ func (t *Tokenizer) bpeWord(w []byte, st *bpeState, out []int32) []int32 {
 		if i+n > len(w) {
 			n = len(w) - i
 		}
-		k := int32(len(syms))
-		syms = append(syms, symbol{start: int32(i), end: int32(i + n), prev: k - 1, next: k + 1})
+		k := len(syms)
+		syms = append(syms, symbol{start: i, end: i + n, prev: k - 1, next: k + 1})
 		i += n
 	}
 	syms[len(syms)-1].next = -1
@@ -103,7 +157,7 @@ func (t *Tokenizer) bpeWord(w []byte, st *bpeState, out []int32) []int32 {
 	h.items = h.items[:0]
 	h.lowerFirst = true
 	for i := 1; i < len(syms); i++ {
-		t.pushRank(h, w, syms, int32(i-1), int32(i))
+		t.pushRank(h, w, syms, i-1, i)
 	}
 	for h.len() > 0 {
 		m := h.pop()
@@ -125,7 +179,7 @@ func (t *Tokenizer) bpeWord(w []byte, st *bpeState, out []int32) []int32 {
 		}
 	}
 
-	for i := int32(0); i >= 0; i = syms[i].next {
+	for i := 0; i >= 0; i = syms[i].next {
 		s := w[syms[i].start:syms[i].end]
 		if id, ok := t.ids[string(s)]; ok {
 			out = append(out, id)
@@ -153,7 +207,7 @@ func (t *Tokenizer) bpeWord(w []byte, st *bpeState, out []int32) []int32 {
 	return out
 }
 
-func (t *Tokenizer) pushRank(h *mergeHeap, w []byte, syms []symbol, l, r int32) {
+func (t *Tokenizer) pushRank(h *mergeHeap, w []byte, syms []symbol, l, r int) {
 	a, b := syms[l], syms[r]
 	rank, ok := t.ranks[[2]string{string(w[a.start:a.end]), string(w[b.start:b.end])}]
 	if !ok {
@@ -179,8 +233,8 @@ func utf8lenLead(b byte) int {
 // mergeItem is a candidate merge of two adjacent symbols. end is the right
 // symbol's end when queued, used to detect that it has grown since.
 type mergeItem struct {
-	left, right int32
-	end         int32
+	left, right int
+	end         int
 	rank        int32   // BPE: lower first
 	score       float32 // SPM: higher first
 }

@@ -6,7 +6,7 @@
 // which pair merges first, how text is cut before merging, which bytes map to
 // which characters) follows llama.cpp's llama-vocab.cpp and unicode.cpp
 // rather than what seems tidier. Where this package departs from llama.cpp,
-// the departure is named in a comment and in the README of the report.
+// the departure is named in a comment at the spot.
 //
 // Two models are supported, chosen by tokenizer.ggml.model:
 //

@@ -59,14 +59,24 @@ var preTokenizers = map[string]preTokenizer{
 	"llama-v3":  {stages: preLlama3, ignoreMerges: true, cleanSpaces: true},
 	"llama-bpe": {stages: preLlama3, ignoreMerges: true, cleanSpaces: true},
 	"falcon3":   {stages: preLlama3, ignoreMerges: true, cleanSpaces: true},
-	"dbrx":      {stages: preLlama3, cleanSpaces: true},
-	"smaug-bpe": {stages: preLlama3, cleanSpaces: true},
+	// names newer llama.cpp versions map to the same llama3 type
+	"falcon-h1":    {stages: preLlama3, ignoreMerges: true, cleanSpaces: true},
+	"pixtral":      {stages: preLlama3, ignoreMerges: true, cleanSpaces: true},
+	"midm-2.0":     {stages: preLlama3, ignoreMerges: true, cleanSpaces: true},
+	"lfm2":         {stages: preLlama3, ignoreMerges: true, cleanSpaces: true},
+	"jina-v5-nano": {stages: preLlama3, ignoreMerges: true, cleanSpaces: true},
+	"dbrx":         {stages: preLlama3, cleanSpaces: true},
+	"smaug-bpe":    {stages: preLlama3, cleanSpaces: true},
 	// chatglm-bpe also drops BOS in llama.cpp; that is the glue's business.
 	"chatglm-bpe": {stages: preLlama3, cleanSpaces: true},
+	"glm4":        {stages: preLlama3, cleanSpaces: true},
 
-	"qwen2":     {stages: preQwen2},
-	"stablelm2": {stages: preQwen2, cleanSpaces: true},
-	"megrez":    {stages: preQwen2, cleanSpaces: true},
+	"qwen2":            {stages: preQwen2},
+	"deepseek-r1-qwen": {stages: preQwen2},
+	"kormo":            {stages: preQwen2},
+	"f2llmv2":          {stages: preQwen2},
+	"stablelm2":        {stages: preQwen2, cleanSpaces: true},
+	"megrez":           {stages: preQwen2, cleanSpaces: true},
 
 	"gpt-2":        {stages: preGPT2, cleanSpaces: true},
 	"phi-2":        {stages: preGPT2, cleanSpaces: true},
@@ -81,6 +91,10 @@ var preTokenizers = map[string]preTokenizer{
 	"mpt":          {stages: preGPT2, cleanSpaces: true},
 	"olmo":         {stages: preGPT2, cleanSpaces: true},
 	"jais":         {stages: preGPT2, cleanSpaces: true},
+	"a.x-4.0":      {stages: preGPT2, cleanSpaces: true},
+	"mellum":       {stages: preGPT2, cleanSpaces: true},
+	"modern-bert":  {stages: preGPT2, cleanSpaces: true},
+	"exaone4":      {stages: preGPT2, cleanSpaces: true},
 
 	// Single digits first, then GPT-2's pattern on what is left.
 	"smollm":     {stages: preDigits},

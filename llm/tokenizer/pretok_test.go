@@ -1,7 +1,9 @@
 package tokenizer
 
 import (
+	"encoding/json"
 	"math/rand"
+	"os"
 	"reflect"
 	"regexp"
 	"testing"
@@ -13,9 +15,42 @@ func pieces(p preTokenizer, s string) []string {
 	var bufs [2][]span
 	var out []string
 	for _, sp := range p.split(rs, &bufs) {
-		out = append(out, string(rs[sp.lo:sp.hi]))
+		out = append(out, encodeRunes(rs[sp.lo:sp.hi]))
 	}
 	return out
+}
+
+func encodeRunes(rs []rune) string {
+	var b []byte
+	for _, r := range rs {
+		b = appendRune(b, r)
+	}
+	return string(b)
+}
+
+func TestDecodeRunesLikeLlamaCpp(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []rune
+	}{
+		{"aé€😀", []rune{'a', 'é', '€', '😀'}},
+		{"\xc0\x80", []rune{0}},              // overlong, decoded anyway
+		{"\xed\xa0\x80", []rune{0xD800}},     // surrogate, decoded anyway
+		{"\xe2\x82", []rune{0xFFFD, 0xFFFD}}, // truncated
+		{"\xe2\x41", []rune{0xFFFD, 'A'}},    // bad continuation
+		{"\x80", []rune{0xFFFD}},             // stray continuation
+		{"\xf8\x80\x80\x80", []rune{0xFFFD, 0xFFFD, 0xFFFD, 0xFFFD}},
+		{"\xf4\x90\x80\x80", []rune{0xFFFD, 0xFFFD, 0xFFFD, 0xFFFD}}, // past U+10FFFF
+	}
+	for _, c := range cases {
+		got := decodeRunes(c.in, nil)
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("decodeRunes(%q) = %U, want %U", c.in, got, c.want)
+		}
+	}
+	if got := encodeRunes([]rune{0xD800}); got != "\xed\xa0\x80" {
+		t.Errorf("surrogate re-encodes as %q", got)
+	}
 }
 
 func TestPreTokenizerCases(t *testing.T) {
@@ -170,6 +205,37 @@ func TestPreTokenizerCoversInput(t *testing.T) {
 			}
 			if joined != s {
 				t.Fatalf("%s: pieces of %q join to %q", name, s, joined)
+			}
+		}
+	}
+}
+
+// TestPreTokenizerGolden compares the splitters with Python's regex module
+// running the real patterns, lookahead included (testdata/gen_pretok_regex.py).
+func TestPreTokenizerGolden(t *testing.T) {
+	data, err := os.ReadFile("testdata/pretok_regex.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []map[string]json.RawMessage
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 100 {
+		t.Fatalf("only %d golden cases", len(cases))
+	}
+	for _, c := range cases {
+		var in string
+		if err := json.Unmarshal(c["in"], &in); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"gpt-2", "llama3", "qwen2", "smollm", "default", "falcon", "bloom", "viking"} {
+			var want []string
+			if err := json.Unmarshal(c[name], &want); err != nil {
+				t.Fatal(err)
+			}
+			if got := pieces(preTokenizers[name], in); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: split(%q) = %q, regex module %q", name, in, got, want)
 			}
 		}
 	}

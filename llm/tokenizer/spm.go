@@ -17,8 +17,8 @@ func (t *Tokenizer) encodeSPM(text []byte, st *bpeState, out []int32) []int32 {
 		if i+n > len(text) {
 			n = len(text) - i
 		}
-		k := int32(len(syms))
-		syms = append(syms, symbol{start: int32(i), end: int32(i + n), prev: k - 1, next: k + 1})
+		k := len(syms)
+		syms = append(syms, symbol{start: i, end: i + n, prev: k - 1, next: k + 1})
 		i += n
 	}
 	syms[len(syms)-1].next = -1
@@ -28,7 +28,7 @@ func (t *Tokenizer) encodeSPM(text []byte, st *bpeState, out []int32) []int32 {
 	h.items = h.items[:0]
 	h.lowerFirst = false
 	for i := 1; i < len(syms); i++ {
-		t.pushScore(h, text, syms, int32(i-1), int32(i))
+		t.pushScore(h, text, syms, i-1, i)
 	}
 	for h.len() > 0 {
 		m := h.pop()
@@ -50,7 +50,7 @@ func (t *Tokenizer) encodeSPM(text []byte, st *bpeState, out []int32) []int32 {
 		}
 	}
 
-	for i := int32(0); i >= 0; i = syms[i].next {
+	for i := 0; i >= 0; i = syms[i].next {
 		s := text[syms[i].start:syms[i].end]
 		if id, ok := t.ids[string(s)]; ok {
 			out = append(out, id)
@@ -71,7 +71,7 @@ func (t *Tokenizer) encodeSPM(text []byte, st *bpeState, out []int32) []int32 {
 	return out
 }
 
-func (t *Tokenizer) pushScore(h *mergeHeap, text []byte, syms []symbol, l, r int32) {
+func (t *Tokenizer) pushScore(h *mergeHeap, text []byte, syms []symbol, l, r int) {
 	a, b := syms[l], syms[r]
 	id, ok := t.ids[string(text[a.start:b.end])]
 	if !ok {

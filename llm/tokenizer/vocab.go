@@ -65,7 +65,8 @@ func Defaults(model, pre string) Vocab {
 		// GPT-2 itself; every converted model sets the ids explicitly.
 		v.BOS, v.EOS = 11, 11
 		switch pre {
-		case "llama3", "llama-v3", "llama-bpe", "falcon3":
+		case "llama3", "llama-v3", "llama-bpe", "falcon3",
+			"falcon-h1", "pixtral", "midm-2.0", "lfm2", "jina-v5-nano":
 			v.AddBOS = true
 		}
 	}
