@@ -1,0 +1,88 @@
+package llm
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/turboquant-go/tq/llm/gguf"
+	"github.com/turboquant-go/tq/llm/synth"
+)
+
+// benchOptions is a 123M-parameter Llama shape (246 MB at fp16), far beyond
+// L3, so a decode step streams its weights from memory.
+func benchOptions(t gguf.Type) synth.Options {
+	return synth.Options{Arch: "llama", Layers: 8, Dim: 1024, FFNDim: 2816, Heads: 16, KVHeads: 4, HeadDim: 64,
+		Context: 2048, Type: t, Tokenizer: "gpt2", Seed: 1, Tied: false}
+}
+
+// copyBandwidth measures bytes/s of a parallel copy of 256 MiB over all cores
+// (best of three), in the same process as the benchmark it is the floor of.
+func copyBandwidth() float64 {
+	const n = 256 << 20
+	src, dst := make([]byte, n), make([]byte, n)
+	for i := range src {
+		src[i] = byte(i)
+	}
+	w := runtime.GOMAXPROCS(0)
+	best := 0.0
+	for range 3 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for k := range w {
+			lo, hi := k*n/w, (k+1)*n/w
+			wg.Go(func() { copy(dst[lo:hi], src[lo:hi]) })
+		}
+		wg.Wait()
+		best = max(best, n/time.Since(start).Seconds())
+	}
+	return best
+}
+
+// BenchmarkDecode times one decode step (position 64, fp16 cache) of a model
+// larger than L3 and reports it against the weight-bandwidth floor: weight
+// bytes read per token ÷ copy bandwidth measured in the same run.
+func BenchmarkDecode(b *testing.B) {
+	bw := copyBandwidth()
+	for _, typ := range []gguf.Type{gguf.F16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K} {
+		b.Run(typ.String(), func(b *testing.B) { benchDecode(b, typ, bw) })
+	}
+}
+
+func benchDecode(b *testing.B, typ gguf.Type, bw float64) {
+	data, err := synth.Build(benchOptions(typ))
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := gguf.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := Load(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := m.Config
+	seq := newTestCache(b, cfg, "fp16", 1<<30)
+	logits := make([]float32, 64*cfg.Vocab)
+	if err := m.Forward(seq, testTokens(64, cfg.Vocab, 1), logits[:cfg.Vocab]); err != nil {
+		b.Fatal(err)
+	}
+	tok := []int32{5}
+	b.SetBytes(m.WeightBytes())
+	b.ResetTimer()
+	for b.Loop() {
+		if err := m.Forward(seq, tok, logits[:cfg.Vocab]); err != nil {
+			b.Fatal(err)
+		}
+		if err := seq.Truncate(64); err != nil {
+			b.Fatal(err)
+		}
+	}
+	per := b.Elapsed().Seconds() / float64(b.N)
+	floor := float64(m.WeightBytes()) / bw
+	b.ReportMetric(1/per, "tok/s")
+	b.ReportMetric(floor/per, "floor_fraction")
+	b.ReportMetric(bw/1e9, "copy_GB/s")
+}

@@ -1,0 +1,170 @@
+package validate
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/turboquant-go/tq/internal/rng"
+	"github.com/turboquant-go/tq/llm"
+	"github.com/turboquant-go/tq/turboquant"
+)
+
+// TextCodec turns text into token ids and back (llm's tokenizer).
+type TextCodec interface {
+	Encode(text string) []int32
+	Decode(ids []int32) string
+}
+
+// PasskeyOptions configures MeasurePasskey.
+type PasskeyOptions struct {
+	// Lengths are the prompt lengths in tokens (BOS included).
+	Lengths []int
+	// Depths is the number of needle depths, spread evenly from 0 (the
+	// start of the filler) to 1 (just before the question).
+	Depths int
+	// Trials is the number of keys per (length, depth) cell.
+	Trials int
+	// Digits is the key length (default 5).
+	Digits int
+	Seed   uint64
+	BOS    int32
+	// Needle and Question are the sentences of the task, Needle with %[1]s
+	// where the key goes (defaults: the committed model's training format).
+	Needle, Question string
+	Adjust           func(*turboquant.CacheConfig)
+	Progress         func(done, total int)
+}
+
+// DefaultNeedle and DefaultQuestion are the passkey sentences the committed
+// model was trained with (tools/trainlm).
+const (
+	DefaultNeedle   = " The pass key is %[1]s. Remember it. %[1]s is the pass key."
+	DefaultQuestion = " What is the pass key? The pass key is"
+)
+
+// PasskeyCell is one (length, depth) cell of one preset.
+type PasskeyCell struct {
+	Tokens int     `json:"tokens"`
+	Depth  float64 `json:"depth"`
+	Trials int     `json:"trials"`
+	Passed int     `json:"passed"`
+}
+
+// PasskeyRow is one preset's passkey retrieval through the model.
+type PasskeyRow struct {
+	Preset   string        `json:"preset"`
+	Accuracy float64       `json:"accuracy"`
+	Cells    []PasskeyCell `json:"cells"`
+}
+
+// MeasurePasskey hides a random key at each depth of filler text, asks for it
+// at the end of a prompt of each length, and decodes greedily with each
+// preset's cache: a trial passes when the answer starts with the key. Every
+// preset sees the same prompts.
+func MeasurePasskey(m *llm.Model, tc TextCodec, filler []int32, presets []string, opt PasskeyOptions) ([]PasskeyRow, error) {
+	cfg := m.Config
+	if opt.Digits <= 0 {
+		opt.Digits = 5
+	}
+	if opt.Needle == "" {
+		opt.Needle = DefaultNeedle
+	}
+	if opt.Question == "" {
+		opt.Question = DefaultQuestion
+	}
+	if opt.Depths < 1 || opt.Trials < 1 || len(opt.Lengths) == 0 {
+		return nil, fmt.Errorf("%w: %d depths, %d trials, %d lengths", llm.ErrArgument, opt.Depths, opt.Trials, len(opt.Lengths))
+	}
+	question := tc.Encode(opt.Question)
+	r := rng.New(opt.Seed)
+	type trial struct {
+		cell   int
+		prompt []int32
+		key    string
+	}
+	var trials []trial
+	var cells []PasskeyCell
+	for _, L := range opt.Lengths {
+		if L > cfg.Context || L < 16 {
+			return nil, fmt.Errorf("%w: passkey prompt of %d tokens (context %d)", llm.ErrArgument, L, cfg.Context)
+		}
+		for d := range opt.Depths {
+			depth := 0.0
+			if opt.Depths > 1 {
+				depth = float64(d) / float64(opt.Depths-1)
+			}
+			cells = append(cells, PasskeyCell{Tokens: L, Depth: depth, Trials: opt.Trials})
+			for range opt.Trials {
+				key := make([]byte, opt.Digits)
+				for i := range key {
+					key[i] = byte('0' + r.Intn(10))
+				}
+				if key[0] == '0' {
+					key[0] = '1' + byte(r.Intn(9))
+				}
+				needle := tc.Encode(fmt.Sprintf(opt.Needle, string(key)))
+				n := L - len(needle) - len(question)
+				if opt.BOS >= 0 {
+					n--
+				}
+				if n < 0 || n > len(filler) {
+					return nil, fmt.Errorf("%w: %d filler tokens needed, %d available", llm.ErrArgument, n, len(filler))
+				}
+				off := r.Intn(len(filler) - n + 1)
+				at := int(depth*float64(n) + 0.5)
+				p := make([]int32, 0, L)
+				if opt.BOS >= 0 {
+					p = append(p, opt.BOS)
+				}
+				p = append(p, filler[off:off+at]...)
+				p = append(p, needle...)
+				p = append(p, filler[off+at:off+n]...)
+				p = append(p, question...)
+				trials = append(trials, trial{len(cells) - 1, p, string(key)})
+			}
+		}
+	}
+	greedy, _ := llm.NewSampler(llm.SampleOptions{})
+	var rows []PasskeyRow
+	done, total := 0, len(presets)*len(trials)
+	for _, name := range presets {
+		name = strings.TrimSpace(name)
+		c, err := turboquant.Preset(name, cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
+		if err != nil {
+			return nil, err
+		}
+		if opt.Adjust != nil {
+			opt.Adjust(&c)
+		}
+		plan, err := c.PlanBytes(cfg.Context)
+		if err != nil {
+			return nil, err
+		}
+		pool, err := turboquant.NewPool(c, 2*plan+1<<20)
+		if err != nil {
+			return nil, err
+		}
+		row := PasskeyRow{Preset: name, Cells: append([]PasskeyCell(nil), cells...)}
+		passed := 0
+		for _, t := range trials {
+			seq := pool.NewSequence()
+			maxNew := min(opt.Digits+2, cfg.Context-len(t.prompt)+1)
+			out, err := m.Generate(seq, t.prompt, maxNew, greedy, nil)
+			seq.Close()
+			if err != nil {
+				return nil, err
+			}
+			if strings.HasPrefix(strings.TrimSpace(tc.Decode(out)), t.key) {
+				row.Cells[t.cell].Passed++
+				passed++
+			}
+			done++
+			if opt.Progress != nil {
+				opt.Progress(done, total)
+			}
+		}
+		row.Accuracy = float64(passed) / float64(len(trials))
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
