@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/turboquant-go/tq/internal/rng"
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 // randomSource builds a model's tensors with Gaussian weights scaled so that
@@ -189,13 +189,13 @@ func referenceLogits(cfg Config, s mapSource, tokens []int32) [][]float64 {
 	return out
 }
 
-func newTestCache(t testing.TB, cfg Config, preset string, budget int64) *turboquant.Sequence {
+func newTestCache(t testing.TB, cfg Config, preset string, budget int64) *kvcache.Sequence {
 	t.Helper()
-	cc, err := turboquant.Preset(preset, cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
+	cc, err := kvcache.Preset(preset, cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool, err := turboquant.NewPool(cc, budget)
+	pool, err := kvcache.NewPool(cc, budget)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +305,7 @@ func TestForwardCacheFullLeavesCacheUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cc, _ := turboquant.Preset("fp16", cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
+	cc, _ := kvcache.Preset("fp16", cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
 	need, err := cc.PlanBytes(64)
 	if err != nil {
 		t.Fatal(err)
@@ -317,7 +317,7 @@ func TestForwardCacheFullLeavesCacheUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = m.Forward(seq, toks[60:], logits)
-	if !errors.Is(err, turboquant.ErrCacheFull) {
+	if !errors.Is(err, kvcache.ErrCacheFull) {
 		t.Fatalf("got %v, want ErrCacheFull", err)
 	}
 	if seq.Len() != 60 {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/turboquant-go/tq/llm"
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 // LMOptions configures a model-level fidelity run (MeasureLM).
@@ -26,7 +26,7 @@ type LMOptions struct {
 	// against (default "fp16").
 	Reference string
 	// Adjust, if not nil, changes each preset's cache configuration.
-	Adjust func(*turboquant.CacheConfig)
+	Adjust func(*kvcache.Config)
 	// Progress, if not nil, is called after each window.
 	Progress func(done, total int)
 }
@@ -97,11 +97,11 @@ func MeasureLM(m *llm.Model, tokens []int32, presets []string, opt LMOptions) ([
 	names := append([]string{opt.Reference}, slices.DeleteFunc(slices.Clone(presets), func(p string) bool {
 		return strings.TrimSpace(p) == opt.Reference
 	})...)
-	cfgs := make([]turboquant.CacheConfig, len(names))
+	cfgs := make([]kvcache.Config, len(names))
 	rows := make([]LMRow, len(names))
 	for i, name := range names {
 		name = strings.TrimSpace(name)
-		c, err := turboquant.Preset(name, cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
+		c, err := kvcache.Preset(name, cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
 		if err != nil {
 			return nil, err
 		}
@@ -114,9 +114,9 @@ func MeasureLM(m *llm.Model, tokens []int32, presets []string, opt LMOptions) ([
 		}
 		cfgs[i] = c
 		rows[i] = LMRow{Preset: name, BitsPerValue: 16, KVBytesPerToken: float64(plan) / float64(opt.Ctx)}
-		if c.Keys.Kind == turboquant.Float32 {
+		if c.Keys.Kind == kvcache.Float32 {
 			rows[i].BitsPerValue = 32
-		} else if c.Keys.Kind == turboquant.Quantized || c.Values.Kind == turboquant.Quantized {
+		} else if c.Keys.Kind == kvcache.Quantized || c.Values.Kind == kvcache.Quantized {
 			rows[i].BitsPerValue, _ = presetStorage(c)
 		}
 	}
@@ -128,10 +128,10 @@ func MeasureLM(m *llm.Model, tokens []int32, presets []string, opt LMOptions) ([
 	from := opt.Ctx / 2
 	for wi, w := range windows {
 		caches := make([]llm.Cache, len(names))
-		var seqs []*turboquant.Sequence
+		var seqs []*kvcache.Sequence
 		for i, c := range cfgs {
 			plan, _ := c.PlanBytes(opt.Ctx)
-			pool, err := turboquant.NewPool(c, 2*plan+1<<20) // deferred prefills hold the prompt in fp16
+			pool, err := kvcache.NewPool(c, 2*plan+1<<20) // deferred prefills hold the prompt in fp16
 			if err != nil {
 				return nil, err
 			}

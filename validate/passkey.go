@@ -6,7 +6,7 @@ import (
 
 	"github.com/turboquant-go/tq/internal/rng"
 	"github.com/turboquant-go/tq/llm"
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 )
 
 // TextCodec turns text into token ids and back (llm's tokenizer).
@@ -31,15 +31,15 @@ type PasskeyOptions struct {
 	// Needle and Question are the sentences of the task, Needle with %[1]s
 	// where the key goes (defaults: the committed model's training format).
 	Needle, Question string
-	Adjust           func(*turboquant.CacheConfig)
+	Adjust           func(*kvcache.Config)
 	Progress         func(done, total int)
 }
 
 // DefaultNeedle and DefaultQuestion are the passkey sentences the committed
 // model was trained with (tools/trainlm).
 const (
-	DefaultNeedle   = " The pass key is %[1]s. Remember it. %[1]s is the pass key."
-	DefaultQuestion = " What is the pass key? The pass key is"
+	DefaultNeedle   = "The pass key is %[1]s. Remember it. %[1]s is the pass key.\n"
+	DefaultQuestion = "What is the pass key? The pass key is "
 )
 
 // PasskeyCell is one (length, depth) cell of one preset.
@@ -129,7 +129,7 @@ func MeasurePasskey(m *llm.Model, tc TextCodec, filler []int32, presets []string
 	done, total := 0, len(presets)*len(trials)
 	for _, name := range presets {
 		name = strings.TrimSpace(name)
-		c, err := turboquant.Preset(name, cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
+		c, err := kvcache.Preset(name, cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
 		if err != nil {
 			return nil, err
 		}
@@ -140,7 +140,7 @@ func MeasurePasskey(m *llm.Model, tc TextCodec, filler []int32, presets []string
 		if err != nil {
 			return nil, err
 		}
-		pool, err := turboquant.NewPool(c, 2*plan+1<<20)
+		pool, err := kvcache.NewPool(c, 2*plan+1<<20)
 		if err != nil {
 			return nil, err
 		}

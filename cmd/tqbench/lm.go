@@ -13,13 +13,9 @@ import (
 
 	"github.com/turboquant-go/tq/llm"
 	"github.com/turboquant-go/tq/models/kjv"
-	"github.com/turboquant-go/tq/turboquant"
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/validate"
 )
-
-func init() {
-	register(command{"lm", "a language model on the cache: perplexity, KLD, agreement, passkey per preset (lm gen: generate)", runLM})
-}
 
 // lmPresets are the presets the model-level table runs by default.
 var lmPresets = []string{"fp32", "fp16", "k8v4", "tq4", "tq3.5", "tq3", "tq2.5", "tq3-guard"}
@@ -265,7 +261,7 @@ func runLMGen(args []string, stdout io.Writer) error {
 		return fmt.Errorf("the model has no tokenizer")
 	}
 	c := m.Config
-	cfg, err := turboquant.Preset(*preset, c.Layers, c.KVHeads, c.Heads, c.HeadDim)
+	cfg, err := kvcache.Preset(*preset, c.Layers, c.KVHeads, c.Heads, c.HeadDim)
 	if err != nil {
 		return err
 	}
@@ -273,7 +269,7 @@ func runLMGen(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pool, err := turboquant.NewPool(cfg, 2*plan+1<<20)
+	pool, err := kvcache.NewPool(cfg, 2*plan+1<<20)
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,8 @@ type Reference struct {
 		Ctx     int     `json:"ctx"`
 		Method  string  `json:"method"`
 		PPL     float64 `json:"ppl"`
+		// WindowMeanNLL is each window's mean NLL, nats.
+		WindowMeanNLL []float64 `json:"window_mean_nll"`
 	} `json:"heldout"`
 }
 
