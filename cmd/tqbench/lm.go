@@ -20,6 +20,30 @@ import (
 // lmPresets are the presets the model-level table runs by default.
 var lmPresets = []string{"fp32", "fp16", "k8v4", "tq4", "tq3.5", "tq3", "tq2.5", "tq3-guard"}
 
+// runLMTable is the main job's model-level table: the committed model over
+// its held-out text (4 windows decoded token by token; --quick: 1 window in
+// chunks) with every lmPresets preset, and a small passkey grid.
+func runLMTable(quick bool) (lmReport, error) {
+	m, file, err := openLM("")
+	if err != nil {
+		return lmReport{}, err
+	}
+	defer m.Close()
+	tokens := textCodec{m}.Encode(kjv.Heldout)
+	opt := validate.LMOptions{Ctx: m.Config.Context, Windows: 4, Chunk: 1, BOS: m.Tokenizer.BOS()}
+	pk := validate.PasskeyOptions{Lengths: []int{256, m.Config.Context}, Depths: 3, Trials: 1, Seed: 1, BOS: m.Tokenizer.BOS()}
+	if quick {
+		opt.Windows, opt.Chunk = 1, 64
+		pk.Lengths = pk.Lengths[:1]
+	}
+	rep := lmReport{Model: modelInfo(m, file, "held-out KJV ("+kjv.HeldoutName+")", len(tokens))}
+	if rep.Presets, err = validate.MeasureLM(m, tokens, lmPresets, opt); err != nil {
+		return rep, err
+	}
+	rep.Passkey, err = validate.MeasurePasskey(m, textCodec{m}, tokens, lmPresets, pk)
+	return rep, err
+}
+
 // lmModelInfo is the "model" object of `lm --json`.
 type lmModelInfo struct {
 	Name        string `json:"name"`

@@ -86,7 +86,12 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		real = append(real, f)
 		p.add(1)
 	}
+	p.describe("language model")
+	lm, err := runLMTable(o.quick)
 	p.finish()
+	if err != nil {
+		return err
+	}
 	for i := range rows {
 		for j := range nrows {
 			if nrows[j].Preset == rows[i].Preset {
@@ -109,7 +114,12 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 		}
 		return writeJSON(stdout, all)
 	}
-	return printReport(stdout, rows, real, nrows, w, niah, time.Since(start))
+	if err := printReport(stdout, rows, real, nrows, w, niah, time.Since(start)); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "\nModel level: the committed KJV Llama (tools/trainlm) on its held-out text through each cache preset;"+
+		"\nΔPPL, KLD and top-1 agreement against the fp16 cache on the same tokens (tqbench lm for more; --json there).")
+	return printLM(stdout, lm)
 }
 
 func reportPlots(dir string, rows []benchRow, real []validate.Fidelity, nrows []niahRow, w *workload) error {
