@@ -180,7 +180,14 @@ func (s ggufSource) matrix(name string, rows, cols int) (*Matrix, error) {
 	if err := gguf.DequantizeRow(make([]float32, cols), typ, t.Data[:rb]); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrModel, name, err)
 	}
-	return newMatrixRaw(name, rows, cols, storeBlocks, t.Data, rb, func(dst []float32, src []byte) error {
+	st := storeBlocks
+	switch typ { // fused SIMD kernels read these in place
+	case gguf.Q8_0:
+		st = storeQ8_0
+	case gguf.Q4_0:
+		st = storeQ4_0
+	}
+	return newMatrixRaw(name, rows, cols, st, t.Data, rb, func(dst []float32, src []byte) error {
 		return gguf.DequantizeRow(dst, typ, src)
 	})
 }

@@ -19,7 +19,9 @@ type storage uint8
 const (
 	storeF32    storage = iota // float32 rows, read in place
 	storeF16                   // fp16 rows, converted by the SIMD kernel as loaded
-	storeBlocks                // quantized blocks, expanded per chunk of rows
+	storeQ8_0                  // ggml Q8_0 blocks, read by the fused SIMD kernel
+	storeQ4_0                  // ggml Q4_0 blocks, read by the fused SIMD kernel
+	storeBlocks                // other quantized blocks, expanded per chunk of rows
 )
 
 // Matrix is a weight matrix of Rows × Cols, row-major, as GGUF stores a
@@ -96,7 +98,7 @@ func (m *Matrix) Row(i int, dst []float32) error {
 		for j := range dst {
 			dst[j] = half.ToFloat32(binary.LittleEndian.Uint16(src[2*j:]))
 		}
-	default:
+	default: // every block type keeps its expand function for single rows
 		return m.expand(dst, m.raw[i*m.rowBytes:(i+1)*m.rowBytes])
 	}
 	return nil
@@ -120,8 +122,8 @@ func (m *Matrix) MulT(y, x []float32) error {
 	}
 	clear(y)
 	rowBytes := m.Cols * 4
-	if m.store == storeF16 {
-		rowBytes = m.Cols * 2
+	if m.store != storeF32 && m.store != storeBlocks {
+		rowBytes = m.rowBytes
 	}
 	chunk := max(1, chunkBytes/rowBytes)
 	chunks := (m.Rows + chunk - 1) / chunk
@@ -147,6 +149,10 @@ func (m *Matrix) MulT(y, x []float32) error {
 				simd.Dot(out, m.Rows, x, m.f32[lo*m.Cols:(lo+n)*m.Cols], n, m.Cols, m.Cols)
 			case storeF16:
 				simd.DotF16(out, m.Rows, x, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n, m.Cols, m.Cols)
+			case storeQ8_0:
+				simd.DotQ8_0(out, m.Rows, x, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n, m.Cols)
+			case storeQ4_0:
+				simd.DotQ4_0(out, m.Rows, x, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n, m.Cols)
 			default:
 				if scratch == nil {
 					scratch = make([]float32, chunk*m.Cols)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/turboquant-go/tq/llm"
 	"github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/llm"
 )
 
 // LMOptions configures a model-level fidelity run (MeasureLM).

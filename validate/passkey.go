@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	"github.com/turboquant-go/tq/internal/rng"
-	"github.com/turboquant-go/tq/llm"
 	"github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/llm"
 )
 
 // TextCodec turns text into token ids and back (llm's tokenizer).

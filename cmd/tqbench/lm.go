@@ -11,9 +11,9 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/llm"
 	"github.com/turboquant-go/tq/models/kjv"
-	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/validate"
 )
 
