@@ -96,8 +96,8 @@ type WindowScores struct {
 	Prefill, Steps time.Duration
 }
 
-// logSoftmax writes log p for logits l into dst, in float64.
-func logSoftmax(dst []float64, l []float32) {
+// logSumExp is log Σ exp(l), in float64.
+func logSumExp(l []float32) float64 {
 	mx := math.Inf(-1)
 	for _, v := range l {
 		mx = max(mx, float64(v))
@@ -106,7 +106,12 @@ func logSoftmax(dst []float64, l []float32) {
 	for _, v := range l {
 		sum += math.Exp(float64(v) - mx)
 	}
-	lse := mx + math.Log(sum)
+	return mx + math.Log(sum)
+}
+
+// logSoftmax writes log p for logits l into dst, in float64.
+func logSoftmax(dst []float64, l []float32) {
+	lse := logSumExp(l)
 	for i, v := range l {
 		dst[i] = float64(v) - lse
 	}
@@ -115,15 +120,7 @@ func logSoftmax(dst []float64, l []float32) {
 // klAgainst returns −log p(target) under l and KL(ref ‖ softmax(l)), given
 // the reference's log-probabilities.
 func klAgainst(refLog []float64, l []float32, target int32) (nll, kld float64) {
-	mx := math.Inf(-1)
-	for _, v := range l {
-		mx = max(mx, float64(v))
-	}
-	var sum float64
-	for _, v := range l {
-		sum += math.Exp(float64(v) - mx)
-	}
-	lse := mx + math.Log(sum)
+	lse := logSumExp(l)
 	for i, lp := range refLog {
 		if p := math.Exp(lp); p > 0 {
 			kld += p * (lp - (float64(l[i]) - lse))

@@ -55,6 +55,21 @@ type LMRow struct {
 	DecodeTokS      float64 `json:"decode_tok_s"`
 }
 
+// modelPreset is a preset for the model's cache shape, adjusted, with the
+// bytes it plans for n tokens.
+func modelPreset(m *llm.Model, name string, n int, adjust func(*kvcache.Config)) (kvcache.Config, int64, error) {
+	c := m.Config
+	cfg, err := kvcache.Preset(name, c.Layers, c.KVHeads, c.Heads, c.HeadDim)
+	if err != nil {
+		return cfg, 0, err
+	}
+	if adjust != nil {
+		adjust(&cfg)
+	}
+	plan, err := cfg.PlanBytes(n)
+	return cfg, plan, err
+}
+
 // lmWindows cuts tokens into non-overlapping windows of ctx tokens, each
 // starting with bos when bos ≥ 0.
 func lmWindows(tokens []int32, ctx int, bos int32, limit int) [][]int32 {
@@ -101,14 +116,7 @@ func MeasureLM(m *llm.Model, tokens []int32, presets []string, opt LMOptions) ([
 	rows := make([]LMRow, len(names))
 	for i, name := range names {
 		name = strings.TrimSpace(name)
-		c, err := kvcache.Preset(name, cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
-		if err != nil {
-			return nil, err
-		}
-		if opt.Adjust != nil {
-			opt.Adjust(&c)
-		}
-		plan, err := c.PlanBytes(opt.Ctx)
+		c, plan, err := modelPreset(m, name, opt.Ctx, opt.Adjust)
 		if err != nil {
 			return nil, err
 		}

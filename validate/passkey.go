@@ -129,14 +129,7 @@ func MeasurePasskey(m *llm.Model, tc TextCodec, filler []int32, presets []string
 	done, total := 0, len(presets)*len(trials)
 	for _, name := range presets {
 		name = strings.TrimSpace(name)
-		c, err := kvcache.Preset(name, cfg.Layers, cfg.KVHeads, cfg.Heads, cfg.HeadDim)
-		if err != nil {
-			return nil, err
-		}
-		if opt.Adjust != nil {
-			opt.Adjust(&c)
-		}
-		plan, err := c.PlanBytes(cfg.Context)
+		c, plan, err := modelPreset(m, name, cfg.Context, opt.Adjust)
 		if err != nil {
 			return nil, err
 		}
