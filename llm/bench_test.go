@@ -71,6 +71,7 @@ func benchDecode(b *testing.B, typ gguf.Type, bw float64) {
 	}
 	tok := []int32{5}
 	b.SetBytes(m.WeightBytes())
+	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		if err := m.Forward(seq, tok, logits[:cfg.Vocab]); err != nil {

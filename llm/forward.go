@@ -3,6 +3,7 @@ package llm
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/turboquant-go/tq/llm/tokenizer"
 )
@@ -26,9 +27,9 @@ type layer struct {
 	gate, up, down      *Matrix
 }
 
-// Model is a loaded decoder. It is safe for concurrent use: every forward
-// pass allocates its own activations (or takes them from a Scratch), and the
-// weights are read-only.
+// Model is a loaded decoder. It is safe for concurrent use: the weights are
+// read-only and each forward pass takes its own activation buffers from a
+// pool, so a decode step does not allocate them anew.
 type Model struct {
 	Config Config
 	// Tokenizer is the file's tokenizer (nil for models built in memory).
@@ -39,6 +40,33 @@ type Model struct {
 	layers     []layer
 	invFreq    []float64 // θ_i per rotated pair, factors and scaling applied
 	close      func() error
+	acts       sync.Pool // *activations
+}
+
+// activations are one forward pass's buffers, grown to the largest batch
+// seen and reused.
+type activations struct {
+	x, xb, q, att, k, v, gate, up, proj []float32
+	cos, sin                            []float32
+}
+
+// take returns the buffers sized for T tokens.
+func (a *activations) take(c Config, T int) {
+	grow := func(b *[]float32, n int) {
+		if cap(*b) < n {
+			*b = make([]float32, n)
+		}
+		*b = (*b)[:n]
+	}
+	d, qDim, kvDim := c.Dim, c.Heads*c.HeadDim, c.KVHeads*c.HeadDim
+	for _, b := range []struct {
+		p *[]float32
+		n int
+	}{{&a.x, T * d}, {&a.xb, T * d}, {&a.proj, T * d}, {&a.q, T * qDim}, {&a.att, T * qDim},
+		{&a.k, T * kvDim}, {&a.v, T * kvDim}, {&a.gate, T * c.FFNDim}, {&a.up, T * c.FFNDim},
+		{&a.cos, c.RopeDim / 2}, {&a.sin, c.RopeDim / 2}} {
+		grow(b.p, b.n)
+	}
 }
 
 // Close releases the model's file mapping; the model must not be used after.
@@ -80,12 +108,11 @@ func (m *Model) initRope() {
 }
 
 // rope rotates every head of x (rows of heads·HeadDim, one per position
-// from pos0) in place.
-func (m *Model) rope(x []float32, heads, pos0 int) {
+// from pos0) in place; cos and sin are RopeDim/2 scratch values.
+func (m *Model) rope(x []float32, heads, pos0 int, cos, sin []float32) {
 	c := m.Config
 	row := heads * c.HeadDim
 	half := c.RopeDim / 2
-	cos, sin := make([]float32, half), make([]float32, half)
 	for t := 0; t < len(x)/row; t++ {
 		p := float64(pos0 + t)
 		for i, f := range m.invFreq {
@@ -162,33 +189,33 @@ func (m *Model) Forward(c Cache, tokens []int32, logits []float32) error {
 			return fmt.Errorf("%w: token %d (vocab %d)", ErrToken, t, cfg.Vocab)
 		}
 	}
-	d, qDim, kvDim := cfg.Dim, cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
-	x := make([]float32, T*d)
+	d := cfg.Dim
+	a, _ := m.acts.Get().(*activations)
+	if a == nil {
+		a = new(activations)
+	}
+	defer m.acts.Put(a)
+	a.take(cfg, T)
+	x, xb, q, att, k, v, gate, up, proj := a.x, a.xb, a.q, a.att, a.k, a.v, a.gate, a.up, a.proj
 	for i, t := range tokens {
 		if err := m.embed.Row(int(t), x[i*d:(i+1)*d]); err != nil {
 			return err
 		}
 	}
-	xb := make([]float32, T*d)
-	q, att := make([]float32, T*qDim), make([]float32, T*qDim)
-	k, v := make([]float32, T*kvDim), make([]float32, T*kvDim)
-	gate, up := make([]float32, T*cfg.FFNDim), make([]float32, T*cfg.FFNDim)
-	proj := make([]float32, T*d)
 	for li := range m.layers {
 		l := &m.layers[li]
 		rmsNorm(xb, x, l.attnNorm, cfg.RMSEps)
-		for _, p := range []struct {
-			w   *Matrix
-			b   []float32
-			out []float32
+		for _, p := range [3]struct {
+			w      *Matrix
+			b, dst []float32
 		}{{l.q, l.qBias, q}, {l.k, l.kBias, k}, {l.v, l.vBias, v}} {
-			if err := p.w.MulT(p.out, xb); err != nil {
+			if err := p.w.MulT(p.dst, xb); err != nil {
 				return err
 			}
-			addBias(p.out, p.b)
+			addBias(p.dst, p.b)
 		}
-		m.rope(q, cfg.Heads, pos0)
-		m.rope(k, cfg.KVHeads, pos0)
+		m.rope(q, cfg.Heads, pos0, a.cos, a.sin)
+		m.rope(k, cfg.KVHeads, pos0, a.cos, a.sin)
 		if err := c.Append(li, k, v); err != nil {
 			if li > 0 {
 				_ = c.Truncate(pos0) // layers < li hold the tokens; drop them

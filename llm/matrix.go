@@ -112,6 +112,19 @@ const chunkBytes = 64 << 10
 // one goroutine: a decode step of a tiny model is cheaper than a wake-up.
 const parallelMin = 1 << 16
 
+// expandScratch holds the float32 rows quantized blocks are expanded into,
+// reused across products.
+var expandScratch sync.Pool // *[]float32
+
+func getScratch(n int) *[]float32 {
+	p, _ := expandScratch.Get().(*[]float32)
+	if p == nil || cap(*p) < n {
+		s := make([]float32, n)
+		p = &s
+	}
+	return p
+}
+
 // MulT computes y[t][r] = Σ_c x[t][c]·W[r][c] for the T = len(x)/Cols rows of
 // x, splitting W's rows over the cores. y has T·Rows values and is
 // overwritten.
@@ -135,7 +148,12 @@ func (m *Matrix) MulT(y, x []float32) error {
 	var firstErr error
 	var errOnce sync.Once
 	work := func() {
-		var scratch []float32
+		var scratch *[]float32
+		defer func() {
+			if scratch != nil {
+				expandScratch.Put(scratch)
+			}
+		}()
 		for {
 			c := int(next.Add(1) - 1)
 			if c >= chunks {
@@ -155,9 +173,9 @@ func (m *Matrix) MulT(y, x []float32) error {
 				simd.DotQ4_0(out, m.Rows, x, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n, m.Cols)
 			default:
 				if scratch == nil {
-					scratch = make([]float32, chunk*m.Cols)
+					scratch = getScratch(chunk * m.Cols)
 				}
-				rows := scratch[:n*m.Cols]
+				rows := (*scratch)[:n*m.Cols]
 				for r := range n {
 					if err := m.expand(rows[r*m.Cols:(r+1)*m.Cols], m.raw[(lo+r)*m.rowBytes:(lo+r+1)*m.rowBytes]); err != nil {
 						errOnce.Do(func() { firstErr = fmt.Errorf("%w: %s row %d: %v", ErrModel, m.Name, lo+r, err) })
