@@ -45,6 +45,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-gguf", default="", help="start from the weights of this GGUF (fine-tuning phase)")
+    ap.add_argument("--seq-len", type=int, default=0, help="training sequence length (0 = ctx); eval stays at ctx")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -67,6 +69,15 @@ def main():
     cfg = Config(vocab_size=tok.vocab_size, d_model=a.d_model, n_layers=a.layers, n_heads=a.heads,
                  n_kv_heads=a.kv_heads, ffn_dim=a.ffn, ctx=a.ctx)
     model = LlamaLM(cfg)
+    if a.init_gguf and not a.resume:
+        from gguf_writer import read_gguf
+        from reference import model_from_gguf
+        meta, tensors = read_gguf(a.init_gguf)
+        src, src_cfg = model_from_gguf(meta, tensors)
+        same = {k: v for k, v in asdict(src_cfg).items() if k != "eps"} == {k: v for k, v in asdict(cfg).items() if k != "eps"}
+        assert same and abs(src_cfg.eps - cfg.eps) < 1e-9, f"--init-gguf config {asdict(src_cfg)} != {asdict(cfg)}"
+        model.load_state_dict(src.state_dict())
+        log(f"# initialised from {a.init_gguf}")
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd}, {"params": no_decay, "weight_decay": 0.0}],
@@ -83,7 +94,7 @@ def main():
         log(f"# resumed at step {step}")
     log(f"# config {json.dumps(asdict(cfg))} params {model.n_params()} args {json.dumps(vars(a))}")
 
-    T = a.ctx
+    T = a.seq_len or a.ctx
 
     def lm_seq():
         off = int(rng.integers(0, len(stream) - T))
@@ -116,21 +127,24 @@ def main():
             L = int(rng.integers(8, 120))
             span = list(rng.integers(0, tok.bos, L))
             seq = [tok.bos] + span + span + span
+            copies = (1 + L, 1 + 3 * L)
         else:
             L = int(rng.integers(32, 400))
             off = int(rng.integers(0, len(stream) - T))
             span = list(stream[off:off + L])
             seq = [tok.bos] + span + span
+            copies = (1 + L, 1 + 2 * L)
         off2 = int(rng.integers(0, len(stream) - T))
         seq += list(stream[off2:off2 + T + 1 - len(seq)])
-        return np.array(seq[:T + 1], dtype=np.int64)
+        return np.array(seq[:T + 1], dtype=np.int64), (min(copies[0], T + 1), min(copies[1], T + 1))
 
     def batch():
-        xs, ws = [], torch.zeros(a.batch, T)
+        xs, ws, cs = [], torch.zeros(a.batch, T), torch.zeros(a.batch, T)
         for b in range(a.batch):
             r = rng.random()
             if a.repeat_frac > 0 and r >= 1 - a.repeat_frac:
-                s = repeat_seq()
+                s, (c0, c1) = repeat_seq()
+                cs[b, c0 - 1:c1 - 1] = 1.0             # copied positions: predictable only by looking back
             elif r < a.passkey_frac:
                 s, spans = passkey_seq()
                 for s0, s1 in spans:
@@ -139,7 +153,7 @@ def main():
                 s, span = lm_seq()
             xs.append(s)
         x = torch.from_numpy(np.stack(xs))
-        return x[:, :-1], x[:, 1:], ws
+        return x[:, :-1], x[:, 1:], ws, cs
 
     # fixed eval prompts: held-out filler, depths x keys
     erng = np.random.default_rng(999)
@@ -148,7 +162,7 @@ def main():
     for d in depths:
         for j in range(4):
             key = random_key(erng)
-            p, ans, _ = build_passkey(tok, held_units, int(erng.integers(0, len(held_units))), key, d, T)
+            p, ans, _ = build_passkey(tok, held_units, int(erng.integers(0, len(held_units))), key, d, a.ctx)
             evals.append((d, p, ans))
 
     @torch.no_grad()
@@ -185,6 +199,7 @@ def main():
     last_ck = time.time()
     ema = None
     win_t, win_tok = time.time(), 0
+    ans_hits, ans_n, copy_hits, copy_n = 0.0, 0.0, 0.0, 0.0
     model.train()
     while True:
         elapsed = elapsed0 + time.time() - start
@@ -197,10 +212,13 @@ def main():
             return
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y, w = batch()
+        x, y, w, c = batch()
         logits = model(x)
         ce = F.cross_entropy(logits.reshape(-1, cfg.vocab_size), y.reshape(-1), reduction="none").view_as(w)
         loss_lm = ce.mean()
+        hit = (logits.argmax(-1) == y).float()   # teacher-forced accuracy: passkey answer digits, repeated spans
+        ans_hits += (hit * w).sum().item(); ans_n += w.sum().item()
+        copy_hits += (hit * c).sum().item(); copy_n += c.sum().item()
         loss = loss_lm
         if w.sum() > 0:
             loss = loss + a.answer_weight * (ce * w).sum() / w.sum()
@@ -215,8 +233,11 @@ def main():
         if step % a.log_every == 0:
             now = time.time()
             log(f"step {step} loss {l:.4f} ema {ema:.4f} lr {lr:.2e} tok/s {win_tok/(now-win_t):.0f} "
-                f"tokens {tokens_seen} elapsed {elapsed0 + now - start:.0f}s")
+                f"tokens {tokens_seen} elapsed {elapsed0 + now - start:.0f}s"
+                + (f" answer-acc {ans_hits/ans_n:.2f}" if ans_n else "")
+                + (f" copy-acc {copy_hits/copy_n:.2f}" if copy_n else ""))
             win_t, win_tok = now, 0
+            ans_hits, ans_n, copy_hits, copy_n = 0.0, 0.0, 0.0, 0.0
         if step % a.eval_every == 0:
             te = time.time()
             r = passkey_eval()
