@@ -1,0 +1,152 @@
+package metal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/turboquant-go/tq/internal/half"
+	"github.com/turboquant-go/tq/turboquant"
+)
+
+// encodeInputs are n vectors of dim d with a spread of scales (tiny, unit,
+// large), so the norm's float64 emulation sees many exponents.
+func encodeInputs(rng *rand.Rand, n, d int) []float32 {
+	xs := make([]float32, n*d)
+	for v := range n {
+		scale := float32(math.Pow(2, float64(rng.IntN(28)-20)))
+		for j := range d {
+			xs[v*d+j] = float32(rng.NormFloat64()) * scale
+		}
+	}
+	return xs
+}
+
+// TestEncodeMatchesCPU runs tq_encode_mse over whole batches for every
+// bit width the presets use, fp16 and fp32 norms, several dims and round
+// counts, and fp32, fp16 and bf16 inputs: every code must equal
+// Quantizer.Encode of the same (converted) input byte for byte.
+func TestEncodeMatchesCPU(t *testing.T) {
+	dev := hostDevice(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, d := range []int{8, 64, 128, 256} {
+		for _, bits := range []int{2, 3, 4, 8} {
+			for _, prec := range []turboquant.Precision{turboquant.FP16, turboquant.FP32} {
+				cfg := turboquant.Config{Dim: d, Bits: bits, Method: turboquant.MSE, Seed: uint64(d*bits) + 7, Norm: prec}
+				if d == 64 {
+					cfg.Rounds = 2
+				}
+				q, err := turboquant.New(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				enc, err := NewEncoder(dev, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 12
+				xs := encodeInputs(rng, n, d)
+				xs[0], xs[d-1] = 0, 0 // a coordinate of exactly 0
+				if n > 1 {
+					for j := range d {
+						xs[d+j] = 0 // the zero vector
+					}
+				}
+				h16 := make([]uint16, len(xs))
+				b16 := make([]uint16, len(xs))
+				for i, x := range xs {
+					h16[i] = half.FromFloat32(x / 1024) // inside fp16's range
+					b16[i] = half.BF16FromFloat32(x)
+				}
+				cases := []struct {
+					name string
+					ref  []float32
+					run  func(dst []byte) error
+				}{
+					{"f32", xs, func(dst []byte) error { return enc.Encode(dst, xs) }},
+					{"f16", toF32(h16, half.ToFloat32), func(dst []byte) error { return enc.EncodeFP16(dst, h16) }},
+					{"bf16", toF32(b16, half.BF16ToFloat32), func(dst []byte) error { return enc.EncodeBF16(dst, b16) }},
+				}
+				for _, c := range cases {
+					t.Run(fmt.Sprintf("d%d/b%d/%v/%s", d, bits, prec, c.name), func(t *testing.T) {
+						cs := q.CodeSize()
+						got := make([]byte, n*cs)
+						if err := c.run(got); err != nil {
+							t.Fatal(err)
+						}
+						want := make([]byte, cs)
+						for v := range n {
+							if err := q.Encode(want, c.ref[v*d:(v+1)*d]); err != nil {
+								t.Fatal(err)
+							}
+							if !bytes.Equal(got[v*cs:(v+1)*cs], want) {
+								t.Errorf("vector %d: code\n%x\nwant\n%x", v, got[v*cs:(v+1)*cs], want)
+							}
+						}
+					})
+				}
+				enc.Close()
+			}
+		}
+	}
+}
+
+func toF32(xs []uint16, f func(uint16) float32) []float32 {
+	out := make([]float32, len(xs))
+	for i, x := range xs {
+		out[i] = f(x)
+	}
+	return out
+}
+
+// TestEncodeOverflowAndErrors: a norm beyond fp16 is reported for its
+// vector only; bad inputs give sentinels and leave dst alone.
+func TestEncodeOverflowAndErrors(t *testing.T) {
+	dev := hostDevice(t)
+	q, err := turboquant.New(turboquant.Config{Dim: 64, Bits: 3, Method: turboquant.MSE, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := NewEncoder(dev, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	xs := make([]float32, 2*64)
+	for j := range 64 {
+		xs[j] = 1
+		xs[64+j] = 1e4 // norm 8e4 > 65504
+	}
+	dst := make([]byte, 2*q.CodeSize())
+	if err := enc.Encode(dst, xs); !errors.Is(err, turboquant.ErrOverflow) {
+		t.Errorf("overflowing norm: %v", err)
+	}
+	if err := enc.Encode(dst[:3], xs[:64]); !errors.Is(err, ErrLength) {
+		t.Errorf("short dst: %v", err)
+	}
+	xs[5] = float32(math.NaN())
+	if err := enc.Encode(dst, xs); !errors.Is(err, turboquant.ErrNonFinite) {
+		t.Errorf("NaN input: %v", err)
+	}
+	if err := enc.EncodeFP16(dst, []uint16{0x7C00}); !errors.Is(err, turboquant.ErrNonFinite) {
+		t.Errorf("fp16 Inf: %v", err)
+	}
+	if _, err := NewEncoder(dev, mustQuantizer(t, turboquant.Config{Dim: 96, Bits: 3, Method: turboquant.MSE})); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("dim 96: %v", err)
+	}
+	if _, err := NewEncoder(dev, mustQuantizer(t, turboquant.Config{Dim: 128, Bits: 3, Method: turboquant.Prod})); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Prod: %v", err)
+	}
+}
+
+func mustQuantizer(t *testing.T, cfg turboquant.Config) *turboquant.Quantizer {
+	t.Helper()
+	q, err := turboquant.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}

@@ -1,0 +1,148 @@
+package metal
+
+// The Linux harness: the MSL kernels compiled as C++ with clang++-16 behind
+// testdata/msl_host.h, driven through the same Device, Encoder and Pool
+// code as the Metal binding (a runner that sends each dispatch to the
+// driver process instead of a command queue). Tests that need it skip
+// when clang++-16 is absent.
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// hostCompiler is the compiler the harness uses (CI installs clang-16).
+const hostCompiler = "clang++-16"
+
+var harness struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if harness.dir != "" {
+		os.RemoveAll(harness.dir)
+	}
+	os.Exit(code)
+}
+
+// buildHarness writes the kernels (with [[threadgroup(i)]] renamed, the one
+// MSL spelling a macro cannot neutralise, see msl_host.h) and the driver to
+// a temporary directory and compiles them.
+func buildHarness() (string, error) {
+	cc, err := exec.LookPath(hostCompiler)
+	if err != nil {
+		return "", fmt.Errorf("%s not found (apt-get install clang-16): %w", hostCompiler, err)
+	}
+	dir, err := os.MkdirTemp("", "metal-harness")
+	if err != nil {
+		return "", err
+	}
+	harness.dir = dir
+	for _, sub := range []string{"kernels", "testdata"} {
+		if err := os.Mkdir(filepath.Join(dir, sub), 0o755); err != nil {
+			return "", err
+		}
+	}
+	for _, f := range kernelFiles {
+		src := strings.ReplaceAll(f.src, "[[threadgroup(", "[[tq_threadgroup(")
+		if err := os.WriteFile(filepath.Join(dir, "kernels", f.name), []byte(src), 0o644); err != nil {
+			return "", err
+		}
+	}
+	for _, f := range []string{"msl_host.h", "driver.cpp"} {
+		b, err := os.ReadFile(filepath.Join("testdata", f))
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "testdata", f), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	bin := filepath.Join(dir, "driver")
+	// -ffp-contract=off: no fused multiply-adds beyond the kernels' own fma().
+	cmd := exec.Command(cc, "-std=c++20", "-O2", "-ffp-contract=off", "-Wall", "-Werror", "-Wno-unknown-attributes",
+		"-Wno-unused-function", "-o", bin, "driver.cpp")
+	cmd.Dir = filepath.Join(dir, "testdata")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("compiling the MSL kernels as C++: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// hostDevice is a Device whose dispatches run in the C++ harness.
+func hostDevice(t testing.TB) *Device {
+	t.Helper()
+	harness.once.Do(func() { harness.bin, harness.err = buildHarness() })
+	if harness.err != nil {
+		if strings.Contains(harness.err.Error(), "not found") {
+			t.Skipf("no MSL host harness: %v", harness.err)
+		}
+		t.Fatal(harness.err)
+	}
+	return &Device{r: &hostRunner{bin: harness.bin}}
+}
+
+type hostRunner struct {
+	bin        string
+	dispatches int
+}
+
+func (h *hostRunner) alloc(n int) (*Buffer, error) { return &Buffer{data: make([]byte, n)}, nil }
+func (h *hostRunner) release(*Buffer)               {}
+func (h *hostRunner) maxThreads(string) int         { return maxEncodeDim }
+func (h *hostRunner) describe() string              { return "MSL kernels as C++ (" + hostCompiler + ")" }
+func (h *hostRunner) close()                        {}
+
+func (h *hostRunner) run(ds []dispatch) error {
+	for _, d := range ds {
+		h.dispatches++
+		var in bytes.Buffer
+		in.WriteString(d.kernel + "\n")
+		hdr := []int32{int32(d.groups[0]), int32(d.groups[1]), int32(d.groups[2]), int32(d.threads), int32(len(d.binds)), int32(len(d.tgmem))}
+		binary.Write(&in, binary.LittleEndian, hdr)
+		for _, b := range d.binds {
+			data := b.bytes
+			if b.buf != nil {
+				data = b.buf.data
+			}
+			binary.Write(&in, binary.LittleEndian, int64(len(data)))
+			in.Write(data)
+		}
+		for _, n := range d.tgmem {
+			binary.Write(&in, binary.LittleEndian, int64(n))
+		}
+		cmd := exec.Command(h.bin)
+		cmd.Stdin = &in
+		var out, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &stderr
+		if err := cmd.Run(); err != nil {
+			return &CallError{Call: "host dispatch " + d.kernel, Desc: fmt.Sprintf("%v: %s", err, stderr.String())}
+		}
+		res := out.Bytes()
+		for _, b := range d.binds {
+			n := len(b.bytes)
+			if b.buf != nil {
+				n = len(b.buf.data)
+			}
+			if len(res) < n {
+				return &CallError{Call: "host dispatch " + d.kernel, Desc: "short output"}
+			}
+			if b.buf != nil {
+				copy(b.buf.data, res[:n])
+			}
+			res = res[n:]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,81 @@
+// driver.cpp runs one kernel of ../kernels over a whole grid on the host
+// (msl_host.h) for the Go tests (harness_test.go).
+//
+// stdin: the kernel name and a newline; then int32s gx gy gz threads nbind
+// ntg; nbind bindings (int64 size, bytes), the Metal buffer indices 0…;
+// ntg threadgroup memory sizes (int64). stdout: every binding's bytes after
+// the run, in order.
+#include "msl_host.h"
+
+#include "../kernels/common.metal"
+#include "../kernels/encode.metal"
+#include "../kernels/attend.metal"
+
+#include <string>
+
+static void read_exact(void *p, size_t n) {
+	if (fread(p, 1, n, stdin) != n) {
+		fprintf(stderr, "short input\n");
+		exit(2);
+	}
+}
+
+int main() {
+	std::string name;
+	for (int c; (c = getchar()) != '\n';) {
+		if (c == EOF) return 2;
+		name.push_back(char(c));
+	}
+	int32_t hdr[6];
+	read_exact(hdr, sizeof hdr);
+	int gx = hdr[0], gy = hdr[1], gz = hdr[2], nt = hdr[3], nb = hdr[4], ntg = hdr[5];
+	std::vector<std::vector<ulong>> bufs(nb); // ulong storage: 8-byte aligned
+	std::vector<int64_t> sizes(nb);
+	for (int i = 0; i < nb; i++) {
+		read_exact(&sizes[i], 8);
+		bufs[i].assign((sizes[i] + 7) / 8 + 1, 0);
+		read_exact(bufs[i].data(), sizes[i]);
+	}
+	std::vector<int64_t> tgsize(ntg);
+	if (ntg) read_exact(tgsize.data(), 8 * ntg);
+	std::vector<std::vector<ulong>> tg(ntg);
+	auto B = [&](int i) { return (uchar *)bufs.at(i).data(); };
+	auto T = [&](int i) { return (uchar *)tg.at(i).data(); };
+
+	std::function<void(uint3, uint)> call;
+	if (name == "tq_encode_mse")
+		call = [&](uint3 g, uint tid) {
+			tq_encode_mse(B(0), *(EncodeArgs *)B(1), (float *)B(2), (float *)B(3), B(4), (int *)B(5), (float *)T(0),
+			              T(1), (ulong *)T(2), (float *)T(3), tid, g.x);
+		};
+	else if (name == "tq_logits")
+		call = [&](uint3 g, uint tid) {
+			tq_logits(*(AttendArgs *)B(0), (int *)B(1), (float *)B(2), B(3), B(4), B(5), (float *)B(6), (float *)B(7),
+			          (float *)B(8), (float *)B(9), (float *)B(10), (float *)T(0), (float *)T(1), (float *)T(2), tid, g);
+		};
+	else if (name == "tq_attend_partial")
+		call = [&](uint3 g, uint tid) {
+			tq_attend_partial(*(AttendArgs *)B(0), (int *)B(1), (float *)B(2), B(3), B(4), B(5), (float *)B(6),
+			                  (float *)B(7), (float *)T(0), (float *)T(1), tid, g);
+		};
+	else if (name == "tq_attend_reduce")
+		call = [&](uint3 g, uint tid) { tq_attend_reduce(*(AttendArgs *)B(0), (float *)B(1), (float *)B(2), tid, g.x); };
+	else {
+		fprintf(stderr, "unknown kernel %s\n", name.c_str());
+		return 2;
+	}
+	for (int z = 0; z < gz; z++)
+		for (int y = 0; y < gy; y++)
+			for (int x = 0; x < gx; x++) {
+				// Fresh threadgroup memory per group, filled with NaN bytes so
+				// that a read before a write shows.
+				for (int i = 0; i < ntg; i++) {
+					tg[i].assign((tgsize[i] + 7) / 8 + 1, 0);
+					memset(tg[i].data(), 0xFF, 8 * tg[i].size());
+				}
+				uint3 g{uint(x), uint(y), uint(z)};
+				tqhost::run_group(nt, [&](uint tid) { call(g, tid); });
+			}
+	for (int i = 0; i < nb; i++) fwrite(bufs[i].data(), 1, sizes[i], stdout);
+	return 0;
+}

@@ -1,0 +1,147 @@
+// msl_host.h: enough of the Metal Shading Language for the kernels in
+// ../kernels to compile and run as C++ on Linux (clang++-16, -std=c++20),
+// so their every line runs in CI without a Mac.
+//
+//   - Address spaces (device, constant, threadgroup, thread) vanish: every
+//     buffer is host memory.
+//   - Attributes ([[buffer(i)]], [[thread_position_in_threadgroup]], …) are
+//     unknown to clang and ignored (-Wno-unknown-attributes); the driver
+//     passes the position arguments itself.
+//   - Each threadgroup runs as cooperative fibers (ucontext), one per
+//     thread: threadgroup_barrier switches to the scheduler, which resumes
+//     the threads in order once every live thread has reached the barrier;
+//     a thread that exits while others wait at a barrier is reported as a
+//     divergent barrier.
+//   - simd_sum / simd_max run as two barriers over a slot per thread,
+//     folding the 32 lanes of the caller's simdgroup in lane order (Apple
+//     hardware's order is unspecified: the Go tests allow for it).
+//   - half is _Float16 (IEEE binary16, round to nearest even).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <ucontext.h>
+#include <vector>
+
+#define TQ_HOST 1
+
+typedef unsigned char uchar;
+typedef unsigned short ushort;
+typedef unsigned int uint;
+typedef unsigned long ulong; // as <sys/types.h> has it (64 bits on LP64 Linux)
+typedef _Float16 half;
+
+struct uint3 {
+	uint x, y, z;
+};
+
+template <class T, class U> static inline T as_type(U u) {
+	static_assert(sizeof(T) == sizeof(U), "as_type: sizes differ");
+	return __builtin_bit_cast(T, u);
+}
+
+using std::exp;
+using std::fma;
+using std::ldexp;
+using std::sqrt;
+static inline int clz(ulong x) { return x ? __builtin_clzll(x) : 64; }
+
+namespace tqhost {
+
+struct Fiber {
+	ucontext_t ctx;
+	int state; // 0 runnable, 1 waiting at a barrier, 2 finished
+	std::vector<char> stack;
+};
+
+inline ucontext_t scheduler;
+inline std::vector<Fiber> fibers;
+inline int current, live;
+inline std::vector<float> slots;
+inline std::function<void(uint)> body;
+
+inline void barrier() {
+	fibers[current].state = 1;
+	swapcontext(&fibers[current].ctx, &scheduler);
+}
+
+inline void trampoline(int i) {
+	body(uint(i));
+	fibers[i].state = 2;
+}
+
+// run_group runs body(tid) for tid in [0, n) as one threadgroup.
+inline void run_group(int n, std::function<void(uint)> f) {
+	body = std::move(f);
+	if ((int)fibers.size() < n) fibers.resize(n);
+	slots.assign(n, 0.0f);
+	live = n;
+	for (int i = 0; i < n; i++) {
+		Fiber &fb = fibers[i];
+		fb.stack.resize(256 << 10);
+		getcontext(&fb.ctx);
+		fb.ctx.uc_stack.ss_sp = fb.stack.data();
+		fb.ctx.uc_stack.ss_size = fb.stack.size();
+		fb.ctx.uc_link = &scheduler;
+		makecontext(&fb.ctx, (void (*)())trampoline, 1, i);
+		fb.state = 0;
+	}
+	for (;;) {
+		int waiting = 0, done = 0;
+		for (int i = 0; i < n; i++) {
+			if (fibers[i].state == 2) continue;
+			fibers[i].state = 0;
+			current = i;
+			swapcontext(&scheduler, &fibers[i].ctx);
+		}
+		for (int i = 0; i < n; i++) {
+			waiting += fibers[i].state == 1;
+			done += fibers[i].state == 2;
+		}
+		if (done == n) return;
+		if (done > 0) {
+			fprintf(stderr, "divergent barrier: %d of %d threads exited while %d wait\n", done, n, waiting);
+			exit(3);
+		}
+	}
+}
+
+inline uint lane_base() { return uint(current) / 32 * 32; }
+
+} // namespace tqhost
+
+namespace mem_flags {
+enum flags { mem_none, mem_device, mem_threadgroup };
+}
+static inline void threadgroup_barrier(mem_flags::flags) { tqhost::barrier(); }
+
+static inline float simd_sum(float x) {
+	tqhost::slots[tqhost::current] = x;
+	tqhost::barrier();
+	uint b = tqhost::lane_base(), e = b + 32 < tqhost::slots.size() ? b + 32 : tqhost::slots.size();
+	float s = tqhost::slots[b];
+	for (uint i = b + 1; i < e; i++) s = s + tqhost::slots[i];
+	tqhost::barrier();
+	return s;
+}
+
+static inline float simd_max(float x) {
+	tqhost::slots[tqhost::current] = x;
+	tqhost::barrier();
+	uint b = tqhost::lane_base(), e = b + 32 < tqhost::slots.size() ? b + 32 : tqhost::slots.size();
+	float m = tqhost::slots[b];
+	for (uint i = b + 1; i < e; i++) m = tqhost::slots[i] > m ? tqhost::slots[i] : m;
+	tqhost::barrier();
+	return m;
+}
+
+// The address spaces and the kernel qualifier, last: the standard headers
+// above must not see these macros.
+#define kernel
+#define device
+#define constant
+#define threadgroup
+#define thread
