@@ -196,3 +196,17 @@ func u16Bytes(xs []uint16) []byte {
 	}
 	return b
 }
+
+func int32Bytes(xs []int32) []byte {
+	b := make([]byte, 4*len(xs))
+	for i, x := range xs {
+		binary.LittleEndian.PutUint32(b[4*i:], uint32(x))
+	}
+	return b
+}
+
+func f32Bytes(xs []float32) []byte {
+	b := make([]byte, 4*len(xs))
+	putFloat32s(b, xs)
+	return b
+}

@@ -99,10 +99,10 @@ type hostRunner struct {
 }
 
 func (h *hostRunner) alloc(n int) (*Buffer, error) { return &Buffer{data: make([]byte, n)}, nil }
-func (h *hostRunner) release(*Buffer)               {}
-func (h *hostRunner) maxThreads(string) int         { return maxEncodeDim }
-func (h *hostRunner) describe() string              { return "MSL kernels as C++ (" + hostCompiler + ")" }
-func (h *hostRunner) close()                        {}
+func (h *hostRunner) release(*Buffer)              {}
+func (h *hostRunner) maxThreads(string) int        { return maxEncodeDim }
+func (h *hostRunner) describe() string             { return "MSL kernels as C++ (" + hostCompiler + ")" }
+func (h *hostRunner) close()                       {}
 
 func (h *hostRunner) run(ds []dispatch) error {
 	for _, d := range ds {
