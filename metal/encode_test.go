@@ -30,7 +30,12 @@ func encodeInputs(rng *rand.Rand, n, d int) []float32 {
 // counts, and fp32, fp16 and bf16 inputs: every code must equal
 // Quantizer.Encode of the same (converted) input byte for byte.
 func TestEncodeMatchesCPU(t *testing.T) {
-	dev := hostDevice(t)
+	for _, td := range testDevices(t) {
+		t.Run(td.name, func(t *testing.T) { testEncodeMatchesCPU(t, td.dev) })
+	}
+}
+
+func testEncodeMatchesCPU(t *testing.T, dev *Device) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, d := range []int{8, 64, 128, 256} {
 		for _, bits := range []int{2, 3, 4, 8} {
@@ -105,7 +110,7 @@ func toF32(xs []uint16, f func(uint16) float32) []float32 {
 // TestEncodeOverflowAndErrors: a norm beyond fp16 is reported for its
 // vector only; bad inputs give sentinels and leave dst alone.
 func TestEncodeOverflowAndErrors(t *testing.T) {
-	dev := hostDevice(t)
+	dev := testDevices(t)[0].dev
 	q, err := turboquant.New(turboquant.Config{Dim: 64, Bits: 3, Method: turboquant.MSE, Seed: 3})
 	if err != nil {
 		t.Fatal(err)
@@ -149,4 +154,47 @@ func mustQuantizer(t *testing.T, cfg turboquant.Config) *turboquant.Quantizer {
 		t.Fatal(err)
 	}
 	return q
+}
+
+// BenchmarkEncode encodes 4096 vectors of dim 128 at 3 bits: on the CPU
+// (Quantizer.Encode, the baseline) and on the Metal device where there is
+// one (host wall time per batch, upload and download of shared buffers
+// included). The C++ harness is not benchmarked: it measures nothing about
+// a GPU.
+func BenchmarkEncode(b *testing.B) {
+	const n, d = 4096, 128
+	q, err := turboquant.New(turboquant.Config{Dim: d, Bits: 3, Method: turboquant.MSE, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	xs := encodeInputs(rand.New(rand.NewPCG(3, 4)), n, d)
+	dst := make([]byte, n*q.CodeSize())
+	b.Run("cpu", func(b *testing.B) {
+		b.SetBytes(int64(4 * len(xs)))
+		for b.Loop() {
+			for v := range n {
+				if err := q.Encode(dst[v*q.CodeSize():(v+1)*q.CodeSize()], xs[v*d:(v+1)*d]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("metal", func(b *testing.B) {
+		dev, err := Open()
+		if err != nil {
+			b.Skipf("no Metal device: %v", err)
+		}
+		defer dev.Close()
+		enc, err := NewEncoder(dev, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer enc.Close()
+		b.SetBytes(int64(4 * len(xs)))
+		for b.Loop() {
+			if err := enc.Encode(dst, xs); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -9,6 +9,7 @@ package metal
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -80,17 +81,44 @@ func buildHarness() (string, error) {
 	return bin, nil
 }
 
-// hostDevice is a Device whose dispatches run in the C++ harness.
-func hostDevice(t testing.TB) *Device {
+// testDevice is a device the kernel tests run on.
+type testDevice struct {
+	name string
+	dev  *Device
+}
+
+var metalDevice struct {
+	once sync.Once
+	dev  *Device
+	err  error
+}
+
+// testDevices returns the devices here: the C++ harness where clang++-16
+// is installed, and the Metal device on a Mac that has one. With neither
+// the test skips, saying what is missing.
+func testDevices(t testing.TB) []testDevice {
 	t.Helper()
+	var out []testDevice
 	harness.once.Do(func() { harness.bin, harness.err = buildHarness() })
-	if harness.err != nil {
-		if strings.Contains(harness.err.Error(), "not found") {
-			t.Skipf("no MSL host harness: %v", harness.err)
-		}
+	switch {
+	case harness.err == nil:
+		out = append(out, testDevice{"host", &Device{r: &hostRunner{bin: harness.bin}}})
+	case !strings.Contains(harness.err.Error(), "not found"):
 		t.Fatal(harness.err)
 	}
-	return &Device{r: &hostRunner{bin: harness.bin}}
+	metalDevice.once.Do(func() { metalDevice.dev, metalDevice.err = Open() })
+	if metalDevice.err == nil {
+		out = append(out, testDevice{"metal", metalDevice.dev})
+	} else if !errors.Is(metalDevice.err, ErrUnavailable) {
+		t.Fatalf("opening the Metal device: %v", metalDevice.err)
+	}
+	if os.Getenv("TQ_REQUIRE_MSL_HARNESS") != "" && harness.err != nil {
+		t.Fatalf("TQ_REQUIRE_MSL_HARNESS is set but the MSL host harness is unavailable: %v", harness.err)
+	}
+	if len(out) == 0 {
+		t.Skipf("no device to run the kernels on: MSL host harness: %v; Metal: %v", harness.err, metalDevice.err)
+	}
+	return out
 }
 
 type hostRunner struct {

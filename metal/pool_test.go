@@ -154,7 +154,12 @@ func checkAgainstHost(t *testing.T, rng *rand.Rand, p *Pool, s *Sequence, ref *k
 // against the CPU path; then truncation, a fork, and a snapshot that
 // restores into a CPU pool byte for byte and back into a device pool.
 func TestPoolMatchesCPU(t *testing.T) {
-	dev := hostDevice(t)
+	for _, td := range testDevices(t) {
+		t.Run(td.name, func(t *testing.T) { testPoolMatchesCPU(t, td.dev) })
+	}
+}
+
+func testPoolMatchesCPU(t *testing.T, dev *Device) {
 	for _, preset := range kvcache.PresetNames {
 		t.Run(preset, func(t *testing.T) {
 			cfg := poolConfig(t, preset)
@@ -213,7 +218,7 @@ func TestPoolMatchesCPU(t *testing.T) {
 // TestPoolErrors: unsupported configurations and bad calls give sentinel
 // errors and leave the sequence usable.
 func TestPoolErrors(t *testing.T) {
-	dev := hostDevice(t)
+	dev := testDevices(t)[0].dev
 	if _, err := NewPool(dev, kvcache.Config{}, 0); !errors.Is(err, turboquant.ErrConfig) && !errors.Is(err, kvcache.ErrConfig) {
 		t.Errorf("empty config: %v", err)
 	}
