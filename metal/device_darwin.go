@@ -16,7 +16,10 @@ import (
 // autoreleased ones a dispatch creates (command buffer, encoder) live in an
 // autorelease pool drained when it completes.
 
-const metalFramework = "/System/Library/Frameworks/Metal.framework/Metal"
+const (
+	metalFramework        = "/System/Library/Frameworks/Metal.framework/Metal"
+	coreGraphicsFramework = "/System/Library/Frameworks/CoreGraphics.framework/CoreGraphics"
+)
 
 // mtlSize is MTLSize: three NSUIntegers.
 type mtlSize struct{ W, H, D uint }
@@ -25,6 +28,7 @@ const (
 	storageModeShared      = 0 // MTLResourceStorageModeShared
 	commandBufferCompleted = 4 // MTLCommandBufferStatusCompleted
 	threadgroupMemoryAlign = 16
+	mathModeSafe           = 0 // MTLMathModeSafe
 )
 
 var sel = struct {
@@ -32,6 +36,7 @@ var sel = struct {
 	newQueue, newLibrary, newFunction, newPipeline, newBuffer, contents, maxThreads         objc.SEL
 	setFastMath, commandBuffer, encoder, setPipeline, setBuffer, setBytes, setTGMem         objc.SEL
 	dispatchGroups, endEncoding, commit, wait, status, errorSel, recommendedMax, hasUnified objc.SEL
+	count, objectAtIndex, retain, responds, setMathMode                                     objc.SEL
 }{
 	new: objc.RegisterName("new"), release: objc.RegisterName("release"), drain: objc.RegisterName("drain"),
 	alloc: objc.RegisterName("alloc"), stringWithUTF8: objc.RegisterName("stringWithUTF8String:"),
@@ -47,6 +52,8 @@ var sel = struct {
 	commit: objc.RegisterName("commit"), wait: objc.RegisterName("waitUntilCompleted"), status: objc.RegisterName("status"),
 	errorSel: objc.RegisterName("error"), recommendedMax: objc.RegisterName("recommendedMaxWorkingSetSize"),
 	hasUnified: objc.RegisterName("hasUnifiedMemory"),
+	count:      objc.RegisterName("count"), objectAtIndex: objc.RegisterName("objectAtIndex:"), retain: objc.RegisterName("retain"),
+	responds: objc.RegisterName("respondsToSelector:"), setMathMode: objc.RegisterName("setMathMode:"),
 }
 
 type metalRunner struct {
@@ -88,8 +95,12 @@ func openRunner() (runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	var createDevice func() objc.ID
+	var createDevice, copyAllDevices func() objc.ID
 	purego.RegisterLibFunc(&createDevice, lib, "MTLCreateSystemDefaultDevice")
+	purego.RegisterLibFunc(&copyAllDevices, lib, "MTLCopyAllDevices")
+	// A command-line process gets no default device unless CoreGraphics is
+	// loaded; load it, and fall back to the first of all devices.
+	_, _ = purego.Dlopen(coreGraphicsFramework, purego.RTLD_NOW|purego.RTLD_GLOBAL)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	pool := objc.ID(objc.GetClass("NSAutoreleasePool")).Send(sel.new)
@@ -97,7 +108,15 @@ func openRunner() (runner, error) {
 
 	r := &metalRunner{pipelines: map[string]objc.ID{}, threads: map[string]int{}}
 	if r.device = createDevice(); r.device == 0 {
-		return nil, fmt.Errorf("%w: MTLCreateSystemDefaultDevice returned no device", ErrUnavailable)
+		if all := copyAllDevices(); all != 0 {
+			if objc.Send[uint](all, sel.count) > 0 {
+				r.device = all.Send(sel.objectAtIndex, uint(0)).Send(sel.retain)
+			}
+			all.Send(sel.release)
+		}
+	}
+	if r.device == 0 {
+		return nil, fmt.Errorf("%w: no Metal device (MTLCreateSystemDefaultDevice and MTLCopyAllDevices found none)", ErrUnavailable)
 	}
 	r.name = goString(r.device.Send(sel.name))
 	if r.queue = r.device.Send(sel.newQueue); r.queue == 0 {
@@ -108,6 +127,9 @@ func openRunner() (runner, error) {
 	// sqrt, which the exact encode path relies on.
 	opts := objc.ID(objc.GetClass("MTLCompileOptions")).Send(sel.new)
 	opts.Send(sel.setFastMath, false)
+	if objc.Send[bool](opts, sel.responds, sel.setMathMode) {
+		opts.Send(sel.setMathMode, int(mathModeSafe)) // macOS 15+, where fastMathEnabled is deprecated
+	}
 	var cerr objc.ID
 	r.library = r.device.Send(sel.newLibrary, nsString(Source()), opts, unsafe.Pointer(&cerr))
 	opts.Send(sel.release)
@@ -175,8 +197,6 @@ func (r *metalRunner) run(ds []dispatch) error {
 	if enc == 0 {
 		return &CallError{Call: "computeCommandEncoder"}
 	}
-	var pinned runtime.Pinner // setBytes copies at the call; pinning covers the call itself
-	defer pinned.Unpin()
 	for _, d := range ds {
 		pso, ok := r.pipelines[d.kernel]
 		if !ok {
@@ -189,7 +209,6 @@ func (r *metalRunner) run(ds []dispatch) error {
 				enc.Send(sel.setBuffer, objc.ID(b.buf.obj), uint(0), uint(i))
 				continue
 			}
-			pinned.Pin(&b.bytes[0])
 			enc.Send(sel.setBytes, unsafe.Pointer(&b.bytes[0]), uint(len(b.bytes)), uint(i))
 		}
 		for i, n := range d.tgmem {
