@@ -45,21 +45,27 @@ int main() {
 	std::function<void(uint3, uint)> call;
 	if (name == "tq_encode_mse")
 		call = [&](uint3 g, uint tid) {
-			tq_encode_mse(B(0), *(EncodeArgs *)B(1), (float *)B(2), (float *)B(3), B(4), (int *)B(5), (float *)T(0),
-			              T(1), (ulong *)T(2), (float *)T(3), tid, g.x);
+			tq_encode_mse((device uchar *)B(0), *(constant EncodeArgs *)B(1), (device float *)B(2),
+			              (device float *)B(3), (device uchar *)B(4), (device int *)B(5), (threadgroup float *)T(0),
+			              (threadgroup uchar *)T(1), (threadgroup ulong *)T(2), (threadgroup float *)T(3), tid, g.x);
 		};
 	else if (name == "tq_logits")
 		call = [&](uint3 g, uint tid) {
-			tq_logits(*(AttendArgs *)B(0), (int *)B(1), (float *)B(2), B(3), B(4), B(5), (float *)B(6), (float *)B(7),
-			          (float *)B(8), (float *)B(9), (float *)B(10), (float *)T(0), (float *)T(1), (float *)T(2), tid, g);
+			tq_logits(*(constant AttendArgs *)B(0), (device int *)B(1), (device float *)B(2), (device uchar *)B(3),
+			          (device uchar *)B(4), (device uchar *)B(5), (device float *)B(6), (device float *)B(7),
+			          (device float *)B(8), (device float *)B(9), (device float *)B(10), (threadgroup float *)T(0),
+			          (threadgroup float *)T(1), (threadgroup float *)T(2), tid, g);
 		};
 	else if (name == "tq_attend_partial")
 		call = [&](uint3 g, uint tid) {
-			tq_attend_partial(*(AttendArgs *)B(0), (int *)B(1), (float *)B(2), B(3), B(4), B(5), (float *)B(6),
-			                  (float *)B(7), (float *)T(0), (float *)T(1), tid, g);
+			tq_attend_partial(*(constant AttendArgs *)B(0), (device int *)B(1), (device float *)B(2),
+			                  (device uchar *)B(3), (device uchar *)B(4), (device uchar *)B(5), (device float *)B(6),
+			                  (device float *)B(7), (threadgroup float *)T(0), (threadgroup float *)T(1), tid, g);
 		};
 	else if (name == "tq_attend_reduce")
-		call = [&](uint3 g, uint tid) { tq_attend_reduce(*(AttendArgs *)B(0), (float *)B(1), (float *)B(2), tid, g.x); };
+		call = [&](uint3 g, uint tid) {
+			tq_attend_reduce(*(constant AttendArgs *)B(0), (device float *)B(1), (device float *)B(2), tid, g.x);
+		};
 	else {
 		fprintf(stderr, "unknown kernel %s\n", name.c_str());
 		return 2;

@@ -2,8 +2,8 @@
 // ../kernels to compile and run as C++ on Linux (clang++-16, -std=c++20),
 // so their every line runs in CI without a Mac.
 //
-//   - Address spaces (device, constant, threadgroup, thread) vanish: every
-//     buffer is host memory.
+//   - Address spaces: device, constant and threadgroup are distinct clang
+//     address spaces (checked like MSL's), all ordinary host memory.
 //   - Attributes ([[buffer(i)]], [[thread_position_in_threadgroup]], …) are
 //     unknown to clang and ignored (-Wno-unknown-attributes); the driver
 //     passes the position arguments itself.
@@ -156,9 +156,13 @@ static inline float simd_max(float x) {
 }
 
 // The address spaces and the kernel qualifier, last: the standard headers
-// above must not see these macros.
+// above must not see these macros. device, constant and threadgroup are
+// distinct clang address spaces, so a pointer passed across address spaces
+// without a cast is a compile error here as it is in MSL (x86 code
+// generation treats them all as ordinary memory); thread is the default
+// address space.
 #define kernel
-#define device
-#define constant
-#define threadgroup
+#define device __attribute__((address_space(1)))
+#define constant __attribute__((address_space(2)))
+#define threadgroup __attribute__((address_space(3)))
 #define thread
