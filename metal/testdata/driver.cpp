@@ -1,6 +1,13 @@
 // driver.cpp runs one kernel of ../kernels over a whole grid on the host
 // (msl_host.h) for the Go tests (harness_test.go).
 //
+// Every buffer and threadgroup allocation ends exactly at an inaccessible
+// guard page, so a read or write past its end crashes the run instead of
+// passing silently. (Its start is then aligned to the largest power of two
+// dividing its size, which covers its element type: float and int buffers
+// are whole numbers of 4 bytes, ulong ones of 8; byte buffers are read
+// byte by byte.)
+//
 // stdin: the kernel name and a newline; then int32s gx gy gz threads nbind
 // ntg; nbind bindings (int64 size, bytes), the Metal buffer indices 0…;
 // ntg threadgroup memory sizes (int64). stdout: every binding's bytes after
@@ -12,6 +19,22 @@
 #include "../kernels/attend.metal"
 
 #include <string>
+#include <sys/mman.h>
+#include <unistd.h>
+
+// guarded returns n bytes (zeroed) that end just before a PROT_NONE page.
+static uchar *guarded(int64_t n) {
+	size_t page = size_t(sysconf(_SC_PAGESIZE));
+	size_t body = size_t(n);
+	size_t len = (body + page - 1) / page * page;
+	if (len == 0) len = page;
+	uchar *base = (uchar *)mmap(nullptr, len + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED || mprotect(base + len, page, PROT_NONE) != 0) {
+		perror("guarded allocation");
+		exit(2);
+	}
+	return base + len - body;
+}
 
 static void read_exact(void *p, size_t n) {
 	if (fread(p, 1, n, stdin) != n) {
@@ -29,18 +52,19 @@ int main() {
 	int32_t hdr[6];
 	read_exact(hdr, sizeof hdr);
 	int gx = hdr[0], gy = hdr[1], gz = hdr[2], nt = hdr[3], nb = hdr[4], ntg = hdr[5];
-	std::vector<std::vector<ulong>> bufs(nb); // ulong storage: 8-byte aligned
+	std::vector<uchar *> bufs(nb);
 	std::vector<int64_t> sizes(nb);
 	for (int i = 0; i < nb; i++) {
 		read_exact(&sizes[i], 8);
-		bufs[i].assign((sizes[i] + 7) / 8 + 1, 0);
-		read_exact(bufs[i].data(), sizes[i]);
+		bufs[i] = guarded(sizes[i]);
+		read_exact(bufs[i], sizes[i]);
 	}
 	std::vector<int64_t> tgsize(ntg);
 	if (ntg) read_exact(tgsize.data(), 8 * ntg);
-	std::vector<std::vector<ulong>> tg(ntg);
-	auto B = [&](int i) { return (uchar *)bufs.at(i).data(); };
-	auto T = [&](int i) { return (uchar *)tg.at(i).data(); };
+	std::vector<uchar *> tg(ntg);
+	for (int i = 0; i < ntg; i++) tg[i] = guarded(tgsize[i]);
+	auto B = [&](int i) { return bufs.at(i); };
+	auto T = [&](int i) { return tg.at(i); };
 
 	std::function<void(uint3, uint)> call;
 	if (name == "tq_encode_mse")
@@ -75,13 +99,10 @@ int main() {
 			for (int x = 0; x < gx; x++) {
 				// Fresh threadgroup memory per group, filled with NaN bytes so
 				// that a read before a write shows.
-				for (int i = 0; i < ntg; i++) {
-					tg[i].assign((tgsize[i] + 7) / 8 + 1, 0);
-					memset(tg[i].data(), 0xFF, 8 * tg[i].size());
-				}
+				for (int i = 0; i < ntg; i++) memset(tg[i], 0xFF, size_t(tgsize[i]));
 				uint3 g{uint(x), uint(y), uint(z)};
 				tqhost::run_group(nt, [&](uint tid) { call(g, tid); });
 			}
-	for (int i = 0; i < nb; i++) fwrite(bufs[i].data(), 1, sizes[i], stdout);
+	for (int i = 0; i < nb; i++) fwrite(bufs[i], 1, sizes[i], stdout);
 	return 0;
 }
