@@ -35,11 +35,9 @@ func Source() string {
 	return b.String()
 }
 
-// Launch geometry shared with the kernels (NT, MAX_G and SIMD in
-// common.metal).
+// Launch geometry shared with the kernels (NT and MAX_G in common.metal).
 const (
 	threadsPerGroup = 128
 	maxGroup        = 16
-	simdWidth       = 32
 	maxEncodeDim    = 1024 // one thread per coordinate
 )

@@ -448,7 +448,7 @@ func chunkFor(n, H, T, g int) int {
 
 // maxChunk is the most tokens a split's weights [g][chunk] may take of
 // threadgroup memory.
-func maxChunk(g int) int { return (maxThreadgroupBytes/4 - threadsPerGroup/simdWidth) / g &^ 31 }
+func maxChunk(g int) int { return (maxThreadgroupBytes/4 - threadsPerGroup) / g &^ 31 }
 
 // attendPlan writes the queries into the sequence's scratch buffers and
 // returns the three dispatches of one attention call.
@@ -486,7 +486,7 @@ func (s *Sequence) attendPlan(l *devLayer, qb *queryBatch, a *attendArgs) ([]dis
 		{kernel: "tq_attend_partial", groups: [3]int{qb.nsplit, int(a.H), T}, threads: threadsPerGroup,
 			binds: []binding{bytesArg(a), bufArg(l.vlay), bufArg(l.cent), bufArg(l.arena), bufArg(l.sink), bufArg(l.win),
 				bufArg(buf["logits"]), bufArg(buf["part"])},
-			tgmem: []int{4 * g * qb.chunk, 4 * threadsPerGroup / simdWidth}},
+			tgmem: []int{4 * g * qb.chunk, 4 * threadsPerGroup}},
 		{kernel: "tq_attend_reduce", groups: [3]int{rows, 1, 1}, threads: threadsPerGroup,
 			binds: []binding{bytesArg(a), bufArg(buf["part"]), bufArg(buf["reduced"])}},
 	}, nil

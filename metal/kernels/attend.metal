@@ -40,24 +40,26 @@ static device const uchar *locate(constant AttendArgs &a, int pos, int h, device
 	return blk + ulong(h * a.B + j) * ulong(a.ksize);
 }
 
-// Threadgroup-wide max and sum: simdgroup reductions, then the NT/SIMD
-// partials folded in simdgroup order by every thread.
-static float tg_max(threadgroup float *red, float x, uint tid) {
+// Threadgroup-wide max and sum: simdgroup reductions, then the simdgroups'
+// partials folded in simdgroup order by every thread. The simdgroup width
+// is the device's (32 on Apple GPUs, others on Intel and AMD Macs), so red
+// has room for NT partials.
+static float tg_max(threadgroup float *red, float x, uint lane, uint sg, uint nsg) {
 	float r = simd_max(x);
-	if (tid % SIMD == 0) red[tid / SIMD] = r;
+	if (lane == 0) red[sg] = r;
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 	float m = red[0];
-	for (int i = 1; i < NT / SIMD; i++) m = red[i] > m ? red[i] : m;
+	for (uint i = 1; i < nsg; i++) m = red[i] > m ? red[i] : m;
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 	return m;
 }
 
-static float tg_sum(threadgroup float *red, float x, uint tid) {
+static float tg_sum(threadgroup float *red, float x, uint lane, uint sg, uint nsg) {
 	float r = simd_sum(x);
-	if (tid % SIMD == 0) red[tid / SIMD] = r;
+	if (lane == 0) red[sg] = r;
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 	float s = red[0];
-	for (int i = 1; i < NT / SIMD; i++) s = s + red[i];
+	for (uint i = 1; i < nsg; i++) s = s + red[i];
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 	return s;
 }
@@ -110,14 +112,16 @@ kernel void tq_logits(constant AttendArgs &a [[buffer(0)]], device const int *kl
 // out: per (query t, query head, split) 4 + 2d floats: max logit m,
 // Σe^(x−m), the same over compressed tokens, 0, then Σw·x̃ over compressed
 // tokens (value codec's rotated domain) [d], then Σw·v over fp16 tokens [d].
-// Threadgroup memory: w [g·chunk], red [NT/SIMD] floats.
+// Threadgroup memory: w [g·chunk], red [NT] floats.
 kernel void tq_attend_partial(constant AttendArgs &a [[buffer(0)]], device const int *vlay [[buffer(1)]],
                               device const float *cent [[buffer(2)]], device const uchar *blocks [[buffer(3)]],
                               device const uchar *sink [[buffer(4)]], device const uchar *win [[buffer(5)]],
                               device const float *logits [[buffer(6)]], device float *out [[buffer(7)]],
                               threadgroup float *w [[threadgroup(0)]], threadgroup float *red [[threadgroup(1)]],
                               uint tid [[thread_position_in_threadgroup]],
-                              uint3 tg [[threadgroup_position_in_grid]]) {
+                              uint3 tg [[threadgroup_position_in_grid]], uint lane [[thread_index_in_simdgroup]],
+                              uint sg [[simdgroup_index_in_threadgroup]],
+                              uint nsg [[simdgroups_per_threadgroup]]) {
 	int split = int(tg.x), h = int(tg.y), t = int(tg.z), g = a.g, d = a.d, chunk = a.chunk;
 	int QH = a.H * g;
 	ulong q0 = ulong(t * QH + h * g);
@@ -131,7 +135,7 @@ kernel void tq_attend_partial(constant AttendArgs &a [[buffer(0)]], device const
 		threadgroup float *wr = w + gi * chunk;
 		float mx = -INFINITY;
 		for (int i = int(tid); i < len; i += NT) mx = row[i] > mx ? row[i] : mx;
-		m[gi] = tg_max(red, mx, tid);
+		m[gi] = tg_max(red, mx, lane, sg, nsg);
 		float s = 0.0f, sc = 0.0f;
 		for (int i = int(tid); i < len; i += NT) {
 			float e = exp(row[i] - m[gi]);
@@ -140,8 +144,8 @@ kernel void tq_attend_partial(constant AttendArgs &a [[buffer(0)]], device const
 			int pos = start + i;
 			if (pos >= a.nsink && pos < a.nsink + a.compressed) sc = sc + e;
 		}
-		l[gi] = tg_sum(red, s, tid);
-		wc[gi] = tg_sum(red, sc, tid);
+		l[gi] = tg_sum(red, s, lane, sg, nsg);
+		wc[gi] = tg_sum(red, sc, lane, sg, nsg);
 	}
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 

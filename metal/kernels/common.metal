@@ -38,7 +38,6 @@ using namespace metal;
 
 #define NT 128   // threads per threadgroup of the attention kernels
 #define MAX_G 16 // query heads per KV head
-#define SIMD 32  // threads per simdgroup
 
 // Input element types of the encode kernel.
 #define IN_F32 0

@@ -84,7 +84,8 @@ int main() {
 		call = [&](uint3 g, uint tid) {
 			tq_attend_partial(*(constant AttendArgs *)B(0), (device int *)B(1), (device float *)B(2),
 			                  (device uchar *)B(3), (device uchar *)B(4), (device uchar *)B(5), (device float *)B(6),
-			                  (device float *)B(7), (threadgroup float *)T(0), (threadgroup float *)T(1), tid, g);
+			                  (device float *)B(7), (threadgroup float *)T(0), (threadgroup float *)T(1), tid, g,
+			                  tid % tqhost::simd_width, tid / tqhost::simd_width, (uint(nt) + tqhost::simd_width - 1) / tqhost::simd_width);
 		};
 	else if (name == "tq_attend_reduce")
 		call = [&](uint3 g, uint tid) {

@@ -126,7 +126,11 @@ inline void run_group(int n, std::function<void(uint)> f) {
 	}
 }
 
-inline uint lane_base() { return uint(current) / 32 * 32; }
+// The emulated simdgroup width (Apple GPUs'); the driver passes lane and
+// simdgroup indices consistent with it.
+constexpr uint simd_width = 32;
+
+inline uint lane_base() { return uint(current) / simd_width * simd_width; }
 
 } // namespace tqhost
 
@@ -138,7 +142,7 @@ static inline void threadgroup_barrier(mem_flags::flags) { tqhost::barrier(); }
 static inline float simd_sum(float x) {
 	tqhost::slots[tqhost::current] = x;
 	tqhost::barrier();
-	uint b = tqhost::lane_base(), e = b + 32 < tqhost::slots.size() ? b + 32 : tqhost::slots.size();
+	uint b = tqhost::lane_base(), e = b + tqhost::simd_width < tqhost::slots.size() ? b + tqhost::simd_width : tqhost::slots.size();
 	float s = tqhost::slots[b];
 	for (uint i = b + 1; i < e; i++) s = s + tqhost::slots[i];
 	tqhost::barrier();
@@ -148,7 +152,7 @@ static inline float simd_sum(float x) {
 static inline float simd_max(float x) {
 	tqhost::slots[tqhost::current] = x;
 	tqhost::barrier();
-	uint b = tqhost::lane_base(), e = b + 32 < tqhost::slots.size() ? b + 32 : tqhost::slots.size();
+	uint b = tqhost::lane_base(), e = b + tqhost::simd_width < tqhost::slots.size() ? b + tqhost::simd_width : tqhost::slots.size();
 	float m = tqhost::slots[b];
 	for (uint i = b + 1; i < e; i++) m = tqhost::slots[i] > m ? tqhost::slots[i] : m;
 	tqhost::barrier();
