@@ -121,10 +121,7 @@ func testDevices(t testing.TB) []testDevice {
 	return out
 }
 
-type hostRunner struct {
-	bin        string
-	dispatches int
-}
+type hostRunner struct{ bin string }
 
 func (h *hostRunner) alloc(n int) (*Buffer, error) { return &Buffer{data: make([]byte, n)}, nil }
 func (h *hostRunner) release(*Buffer)              {}
@@ -132,45 +129,61 @@ func (h *hostRunner) maxThreads(string) int        { return maxEncodeDim }
 func (h *hostRunner) describe() string             { return "MSL kernels as C++ (" + hostCompiler + ")" }
 func (h *hostRunner) close()                       {}
 
+// run sends the whole command buffer to one driver process: the distinct
+// buffers (inline setBytes arguments as buffers of their own), then the
+// dispatches by buffer number; the buffers come back after the last one.
 func (h *hostRunner) run(ds []dispatch) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	var bufs [][]byte
+	owner := map[*Buffer]int{}
+	var body bytes.Buffer
+	le := binary.LittleEndian
+	binary.Write(&body, le, int32(len(ds)))
 	for _, d := range ds {
-		h.dispatches++
-		var in bytes.Buffer
-		in.WriteString(d.kernel + "\n")
-		hdr := []int32{int32(d.groups[0]), int32(d.groups[1]), int32(d.groups[2]), int32(d.threads), int32(len(d.binds)), int32(len(d.tgmem))}
-		binary.Write(&in, binary.LittleEndian, hdr)
+		binary.Write(&body, le, int32(len(d.kernel)))
+		body.WriteString(d.kernel)
+		binary.Write(&body, le, []int32{int32(d.groups[0]), int32(d.groups[1]), int32(d.groups[2]), int32(d.threads), int32(len(d.binds))})
 		for _, b := range d.binds {
-			data := b.bytes
-			if b.buf != nil {
-				data = b.buf.data
+			id, ok := owner[b.buf]
+			if b.buf == nil || !ok {
+				id = len(bufs)
+				if b.buf != nil {
+					owner[b.buf] = id
+					bufs = append(bufs, b.buf.data)
+				} else {
+					bufs = append(bufs, b.bytes)
+				}
 			}
-			binary.Write(&in, binary.LittleEndian, int64(len(data)))
-			in.Write(data)
+			binary.Write(&body, le, int32(id))
 		}
+		binary.Write(&body, le, int32(len(d.tgmem)))
 		for _, n := range d.tgmem {
-			binary.Write(&in, binary.LittleEndian, int64(n))
+			binary.Write(&body, le, int64(n))
 		}
-		cmd := exec.Command(h.bin)
-		cmd.Stdin = &in
-		var out, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &stderr
-		if err := cmd.Run(); err != nil {
-			return &CallError{Call: "host dispatch " + d.kernel, Desc: fmt.Sprintf("%v: %s", err, stderr.String())}
+	}
+	var in bytes.Buffer
+	binary.Write(&in, le, int32(len(bufs)))
+	for _, b := range bufs {
+		binary.Write(&in, le, int64(len(b)))
+		in.Write(b)
+	}
+	in.Write(body.Bytes())
+	cmd := exec.Command(h.bin)
+	cmd.Stdin = &in
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return &CallError{Call: "host command buffer " + ds[0].kernel + "…", Desc: fmt.Sprintf("%v: %s", err, stderr.String())}
+	}
+	res := out.Bytes()
+	for _, b := range bufs {
+		if len(res) < len(b) {
+			return &CallError{Call: "host command buffer", Desc: "short output"}
 		}
-		res := out.Bytes()
-		for _, b := range d.binds {
-			n := len(b.bytes)
-			if b.buf != nil {
-				n = len(b.buf.data)
-			}
-			if len(res) < n {
-				return &CallError{Call: "host dispatch " + d.kernel, Desc: "short output"}
-			}
-			if b.buf != nil {
-				copy(b.buf.data, res[:n])
-			}
-			res = res[n:]
-		}
+		copy(b, res[:len(b)]) // inline arguments are copies: writing them back is harmless
+		res = res[len(b):]
 	}
 	return nil
 }

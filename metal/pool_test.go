@@ -151,8 +151,8 @@ func checkAgainstHost(t *testing.T, rng *rand.Rand, p *Pool, s *Sequence, ref *k
 	}
 }
 
-// TestPoolMatchesCPU runs every kernel over every fixed-rate preset through
-// the Pool: appends in fp32, fp16 and bf16, then logits and attention
+// TestPoolMatchesCPU runs every kernel over every fixed-rate preset (and
+// extraConfigs) through the Pool: appends in fp32, fp16 and bf16, then logits and attention
 // against the CPU path; then truncation, a fork, and a snapshot that
 // restores into a CPU pool byte for byte and back into a device pool.
 func TestPoolMatchesCPU(t *testing.T) {
@@ -161,10 +161,47 @@ func TestPoolMatchesCPU(t *testing.T) {
 	}
 }
 
+// extraConfigs cover what the presets do not: Prod keys (the QJL term of
+// score_code), correction scalars and fp32 norms, per-layer overrides, no
+// centring, and GQA groups of 1 and 16.
+var extraConfigs = []struct {
+	name string
+	edit func(*kvcache.Config)
+}{
+	{"prod-keys", func(c *kvcache.Config) {
+		c.Keys = kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.Prod, Bits: 4}
+	}},
+	{"corrected-fp32-norms", func(c *kvcache.Config) {
+		c.Keys = kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.MSE, Bits: 3, Norm: turboquant.FP32, Correction: turboquant.Unbiased}
+		c.Values = kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.MSE, Bits: 3, Correction: turboquant.Renormalize}
+	}},
+	{"override-layer1", func(c *kvcache.Config) {
+		c.Overrides = map[int]kvcache.LayerStorage{1: {
+			Keys:   kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.MSE, Bits: 8},
+			Values: kvcache.Storage{Kind: kvcache.Float16}}}
+	}},
+	{"uncentred", func(c *kvcache.Config) { c.Center = false }},
+	{"g1", func(c *kvcache.Config) { c.QHeads = c.KVHeads }},
+	{"g16", func(c *kvcache.Config) { c.QHeads = 16 * c.KVHeads }},
+}
+
 func testPoolMatchesCPU(t *testing.T, dev *Device) {
+	type named struct {
+		name string
+		cfg  kvcache.Config
+	}
+	var cases []named
 	for _, preset := range kvcache.PresetNames {
-		t.Run(preset, func(t *testing.T) {
-			cfg := poolConfig(t, preset)
+		cases = append(cases, named{preset, poolConfig(t, preset)})
+	}
+	for _, x := range extraConfigs {
+		cfg := poolConfig(t, "tq3")
+		x.edit(&cfg)
+		cases = append(cases, named{x.name, cfg})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
 			p, err := NewPool(dev, cfg, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -176,7 +213,7 @@ func testPoolMatchesCPU(t *testing.T, dev *Device) {
 			s, ref := p.NewSequence(), hp.NewSequence()
 			defer s.Close()
 			defer ref.Close()
-			rng := rand.New(rand.NewPCG(7, uint64(len(preset))))
+			rng := rand.New(rand.NewPCG(7, uint64(len(c.name))))
 			fill(t, rng, []kvcache.Cache{s, ref}, cfg, []int{3, 40, 1, 29, 2, 1})
 			checkAgainstHost(t, rng, p, s, ref)
 

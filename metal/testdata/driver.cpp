@@ -1,5 +1,6 @@
-// driver.cpp runs one kernel of ../kernels over a whole grid on the host
-// (msl_host.h) for the Go tests (harness_test.go).
+// driver.cpp runs one command buffer of the kernels in ../kernels on the
+// host (msl_host.h) for the Go tests (harness_test.go): its dispatches in
+// order, each over its whole grid, threadgroup after threadgroup.
 //
 // Every buffer and threadgroup allocation ends exactly at an inaccessible
 // guard page, so a read or write past its end crashes the run instead of
@@ -8,10 +9,11 @@
 // are whole numbers of 4 bytes, ulong ones of 8; byte buffers are read
 // byte by byte.)
 //
-// stdin: the kernel name and a newline; then int32s gx gy gz threads nbind
-// ntg; nbind bindings (int64 size, bytes), the Metal buffer indices 0…;
-// ntg threadgroup memory sizes (int64). stdout: every binding's bytes after
-// the run, in order.
+// stdin, little-endian: int32 nbuf, then per buffer int64 size and its
+// bytes; int32 ndispatch, then per dispatch int32 name length, the kernel
+// name, int32s gx gy gz threads nbind, nbind int32 buffer numbers (the
+// Metal buffer indices 0…), int32 ntg, ntg int64 threadgroup memory sizes.
+// stdout: every buffer's bytes after the last dispatch, in order.
 #include "msl_host.h"
 
 #include "../kernels/common.metal"
@@ -43,67 +45,99 @@ static void read_exact(void *p, size_t n) {
 	}
 }
 
-int main() {
-	std::string name;
-	for (int c; (c = getchar()) != '\n';) {
-		if (c == EOF) return 2;
-		name.push_back(char(c));
-	}
-	int32_t hdr[6];
-	read_exact(hdr, sizeof hdr);
-	int gx = hdr[0], gy = hdr[1], gz = hdr[2], nt = hdr[3], nb = hdr[4], ntg = hdr[5];
-	std::vector<uchar *> bufs(nb);
-	std::vector<int64_t> sizes(nb);
-	for (int i = 0; i < nb; i++) {
-		read_exact(&sizes[i], 8);
-		bufs[i] = guarded(sizes[i]);
-		read_exact(bufs[i], sizes[i]);
-	}
-	std::vector<int64_t> tgsize(ntg);
-	if (ntg) read_exact(tgsize.data(), 8 * ntg);
-	std::vector<uchar *> tg(ntg);
-	for (int i = 0; i < ntg; i++) tg[i] = guarded(tgsize[i]);
-	auto B = [&](int i) { return bufs.at(i); };
-	auto T = [&](int i) { return tg.at(i); };
+static int32_t read_i32() {
+	int32_t v;
+	read_exact(&v, 4);
+	return v;
+}
 
+static int64_t read_i64() {
+	int64_t v;
+	read_exact(&v, 8);
+	return v;
+}
+
+struct Dispatch {
+	std::string name;
+	int gx, gy, gz, nt;
+	std::vector<int> binds;
+	std::vector<int64_t> tgsize;
+};
+
+// run runs one dispatch over its grid.
+static void run(const Dispatch &d, std::vector<uchar *> &bufs) {
+	std::vector<uchar *> tg(d.tgsize.size());
+	for (size_t i = 0; i < tg.size(); i++) tg[i] = guarded(d.tgsize[i]);
+	auto B = [&](int i) { return bufs.at(d.binds.at(i)); };
+	auto T = [&](int i) { return tg.at(i); };
+	uint nt = uint(d.nt), w = tqhost::simd_width;
 	std::function<void(uint3, uint)> call;
-	if (name == "tq_encode_mse")
+	if (d.name == "tq_encode_mse")
 		call = [&](uint3 g, uint tid) {
 			tq_encode_mse((device uchar *)B(0), *(constant EncodeArgs *)B(1), (device float *)B(2),
 			              (device float *)B(3), (device uchar *)B(4), (device int *)B(5), (threadgroup float *)T(0),
 			              (threadgroup uchar *)T(1), (threadgroup ulong *)T(2), (threadgroup float *)T(3), tid, g.x);
 		};
-	else if (name == "tq_logits")
+	else if (d.name == "tq_logits")
 		call = [&](uint3 g, uint tid) {
 			tq_logits(*(constant AttendArgs *)B(0), (device int *)B(1), (device float *)B(2), (device uchar *)B(3),
 			          (device uchar *)B(4), (device uchar *)B(5), (device float *)B(6), (device float *)B(7),
 			          (device float *)B(8), (device float *)B(9), (device float *)B(10), (threadgroup float *)T(0),
 			          (threadgroup float *)T(1), (threadgroup float *)T(2), tid, g);
 		};
-	else if (name == "tq_attend_partial")
+	else if (d.name == "tq_attend_partial")
 		call = [&](uint3 g, uint tid) {
 			tq_attend_partial(*(constant AttendArgs *)B(0), (device int *)B(1), (device float *)B(2),
 			                  (device uchar *)B(3), (device uchar *)B(4), (device uchar *)B(5), (device float *)B(6),
 			                  (device float *)B(7), (threadgroup float *)T(0), (threadgroup float *)T(1), tid, g,
-			                  tid % tqhost::simd_width, tid / tqhost::simd_width, (uint(nt) + tqhost::simd_width - 1) / tqhost::simd_width);
+			                  tid % w, tid / w, (nt + w - 1) / w);
 		};
-	else if (name == "tq_attend_reduce")
+	else if (d.name == "tq_attend_reduce")
 		call = [&](uint3 g, uint tid) {
 			tq_attend_reduce(*(constant AttendArgs *)B(0), (device float *)B(1), (device float *)B(2), tid, g.x);
 		};
 	else {
-		fprintf(stderr, "unknown kernel %s\n", name.c_str());
-		return 2;
+		fprintf(stderr, "unknown kernel %s\n", d.name.c_str());
+		exit(2);
 	}
-	for (int z = 0; z < gz; z++)
-		for (int y = 0; y < gy; y++)
-			for (int x = 0; x < gx; x++) {
+	for (int z = 0; z < d.gz; z++)
+		for (int y = 0; y < d.gy; y++)
+			for (int x = 0; x < d.gx; x++) {
 				// Fresh threadgroup memory per group, filled with NaN bytes so
 				// that a read before a write shows.
-				for (int i = 0; i < ntg; i++) memset(tg[i], 0xFF, size_t(tgsize[i]));
+				for (size_t i = 0; i < tg.size(); i++) memset(tg[i], 0xFF, size_t(d.tgsize[i]));
 				uint3 g{uint(x), uint(y), uint(z)};
-				tqhost::run_group(nt, [&](uint tid) { call(g, tid); });
+				tqhost::run_group(d.nt, [&](uint tid) { call(g, tid); });
 			}
-	for (int i = 0; i < nb; i++) fwrite(bufs[i], 1, sizes[i], stdout);
+}
+
+int main() {
+	int nb = read_i32();
+	std::vector<uchar *> bufs(nb);
+	std::vector<int64_t> sizes(nb);
+	for (int i = 0; i < nb; i++) {
+		sizes[i] = read_i64();
+		bufs[i] = guarded(sizes[i]);
+		read_exact(bufs[i], size_t(sizes[i]));
+	}
+	int nd = read_i32();
+	for (int k = 0; k < nd; k++) {
+		Dispatch d;
+		d.name.resize(size_t(read_i32()));
+		read_exact(d.name.data(), d.name.size());
+		d.gx = read_i32(), d.gy = read_i32(), d.gz = read_i32(), d.nt = read_i32();
+		d.binds.resize(size_t(read_i32()));
+		for (int &b : d.binds) {
+			b = read_i32();
+			if (b < 0 || b >= nb) {
+				fprintf(stderr, "%s: buffer %d of %d\n", d.name.c_str(), b, nb);
+				return 2;
+			}
+		}
+		d.tgsize.resize(size_t(read_i32()));
+		for (int64_t &t : d.tgsize) t = read_i64();
+		run(d, bufs);
+	}
+	for (int i = 0; i < nb; i++) fwrite(bufs[i], 1, size_t(sizes[i]), stdout);
 	return 0;
 }
