@@ -33,8 +33,8 @@ static inline ulong sq64(float x) {
 	ulong M = m * m; // < 2^48
 	int lead = 63 - int(clz(M));
 	M <<= (52 - lead);
-	int exp2 = 2 * (e - 150) - (52 - lead); // x² = M·2^exp2, M in [2^52, 2^53)
-	return ulong(exp2 + 52 + 1023) << 52 | (M & F64_FRAC);
+	int e2 = 2 * (e - 150) - (52 - lead); // x² = M·2^e2, M in [2^52, 2^53)
+	return ulong(e2 + 52 + 1023) << 52 | (M & F64_FRAC);
 }
 
 // a + b for non-negative normal (or zero) float64 bit patterns, rounded to
