@@ -198,3 +198,56 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 }
+
+// TestEncodeEdgeCases: vectors whose norms are exact, subnormal, at the
+// fp16 limit or beyond float32, one at a time, for fp16 and fp32 norms: the
+// device must agree with Quantizer.Encode on the code or on ErrOverflow.
+func TestEncodeEdgeCases(t *testing.T) {
+	dev := testDevices(t)[0].dev
+	const d = 64
+	below65520 := math.Nextafter32(65520, 0)
+	vecs := map[string]func(j int) float32{
+		"one-hot":             func(j int) float32 { return float32(b2f(j == 5)) },
+		"one-hot-below-65520": func(j int) float32 { return below65520 * float32(b2f(j == 9)) },
+		"one-hot-65520":       func(j int) float32 { return 65520 * float32(b2f(j == 9)) },
+		"constant":            func(int) float32 { return 0.125 },
+		"subnormal":           func(j int) float32 { return 1e-40 * float32(j%3) },
+		"smallest":            func(j int) float32 { return math.SmallestNonzeroFloat32 * float32(b2f(j == 0)) },
+		"wide-range":          func(j int) float32 { return float32(math.Pow(10, float64(j%20-10))) },
+		"alternating":         func(j int) float32 { return float32(3 - 6*(j%2)) },
+		"beyond-float32-norm": func(int) float32 { return 5e37 }, // ‖x‖ = 4e38
+		"largest":             func(j int) float32 { return math.MaxFloat32 * float32(b2f(j == 1)) },
+	}
+	for _, prec := range []turboquant.Precision{turboquant.FP16, turboquant.FP32} {
+		q := mustQuantizer(t, turboquant.Config{Dim: d, Bits: 3, Method: turboquant.MSE, Seed: 11, Norm: prec})
+		enc, err := NewEncoder(dev, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, f := range vecs {
+			x := make([]float32, d)
+			for j := range x {
+				x[j] = f(j)
+			}
+			want, got := make([]byte, q.CodeSize()), make([]byte, q.CodeSize())
+			werr := q.Encode(want, x)
+			gerr := enc.Encode(got, x)
+			switch {
+			case werr != nil || gerr != nil:
+				if !errors.Is(werr, turboquant.ErrOverflow) || !errors.Is(gerr, turboquant.ErrOverflow) {
+					t.Errorf("%v %s: device error %v, CPU error %v", prec, name, gerr, werr)
+				}
+			case !bytes.Equal(got, want):
+				t.Errorf("%v %s: code\n%x\nwant\n%x", prec, name, got, want)
+			}
+		}
+		enc.Close()
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
