@@ -9,7 +9,8 @@
 //     passes the position arguments itself.
 //   - Each threadgroup runs as cooperative fibers (ucontext), one per
 //     thread: threadgroup_barrier switches to the scheduler, which resumes
-//     the threads in order once every live thread has reached the barrier;
+//     the threads once every live thread has reached the barrier (in
+//     ascending order, then descending, alternately: see run_group);
 //     a thread that exits while others wait at a barrier is reported as a
 //     divergent barrier.
 //   - simd_sum / simd_max run as two barriers over a slot per thread,
@@ -99,9 +100,15 @@ inline void run_group(int n, std::function<void(uint)> f) {
 		fb.state = 0;
 		fb.started = false;
 	}
-	for (;;) {
+	// Between two barriers the threads run one after another, in ascending
+	// order on even phases and descending on odd ones: a thread that reads
+	// what another writes in the same phase (a race on a GPU) then sees a
+	// different value in some phase than the GPU ordering would give, and
+	// the results stop matching the CPU codec.
+	for (int phase = 0;; phase++) {
 		int waiting = 0, done = 0;
-		for (int i = 0; i < n; i++) {
+		for (int k = 0; k < n; k++) {
+			int i = phase & 1 ? n - 1 - k : k;
 			if (fibers[i].state == 2) continue;
 			fibers[i].state = 0;
 			current = i;
