@@ -15,6 +15,7 @@ import (
 	"github.com/turboquant-go/tq/cuda"
 	"github.com/turboquant-go/tq/internal/simd"
 	"github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/metal"
 )
 
 // backendNames are the backends tqbench knows, in the order it lists them.
@@ -35,7 +36,7 @@ type openedBackend struct {
 
 // openBackend opens a backend by name. An unknown name or a backend that
 // cannot run here gives an error wrapping errBackendUnavailable (and, for
-// cuda, cuda.ErrNoCUDA), never a crash.
+// cuda, cuda.ErrNoCUDA; for metal, metal.ErrUnavailable), never a crash.
 func openBackend(name string) (*openedBackend, error) {
 	switch name {
 	case "generic", "avx2", "neon":
@@ -58,7 +59,18 @@ func openBackend(name string) (*openedBackend, error) {
 				return p.NewSequence(), nil
 			}}, nil
 	case "metal":
-		return nil, fmt.Errorf("%w: no Metal backend in this build", errBackendUnavailable)
+		dev, err := metal.Open()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errBackendUnavailable, err)
+		}
+		return &openedBackend{name: name, detail: dev.Name(), close: func() { _ = dev.Close() },
+			newCache: func(cfg kvcache.Config, budget int64) (kvcache.Cache, error) {
+				p, err := metal.NewPool(dev, cfg, budget)
+				if err != nil {
+					return nil, err
+				}
+				return p.NewSequence(), nil
+			}}, nil
 	case "cuda":
 		dev, err := cuda.Open(cuda.Options{})
 		if err != nil {
@@ -181,7 +193,9 @@ func backendRun(b *openedBackend, preset string, n, H, g, d, steps int) (string,
 	}
 	wall := time.Since(start).Seconds() / float64(steps) * 1e6
 	kernels := "—"
-	if s, ok := c.(*cuda.Sequence); ok {
+	if s, ok := c.(interface { // cuda.Sequence, metal.Sequence
+		KernelTime(layer int, queries []float32, reps int) (float32, error)
+	}); ok {
 		ms, err := s.KernelTime(0, q, steps)
 		if err != nil {
 			return "", err

@@ -1,0 +1,115 @@
+package metal
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/turboquant-go/tq/kvcache"
+)
+
+// layerCodecs is what the attention kernels need to know about a layer's
+// codecs: the layout arrays, the centroid table and the sketch rows of the
+// key codec.
+type layerCodecs struct {
+	klay, vlay []int32
+	cent       []float32
+	P          int
+}
+
+// buildLayerCodecs derives a layer's kernel layouts from its first head's
+// quantizers; every head of a layer has the same layout and codebooks
+// (outlier channels and seeds differ, and only the host-side query
+// preparation and final rotation see those).
+func buildLayerCodecs(v kvcache.LayerView, d int) (*layerCodecs, error) {
+	lc := &layerCodecs{}
+	var err error
+	if lc.klay, lc.P, err = codecLayout(v.KeyStorage, v.Keys[0], d, false, &lc.cent); err != nil {
+		return nil, err
+	}
+	if lc.vlay, _, err = codecLayout(v.ValueStorage, v.Values[0], d, true, &lc.cent); err != nil {
+		return nil, err
+	}
+	if int(lc.klay[1]) != v.KeyCodeSize || int(lc.vlay[1]) != v.ValueCodeSize {
+		return nil, fmt.Errorf("%w: layout sizes %d/%d, codes %d/%d", ErrUnsupported, lc.klay[1], lc.vlay[1], v.KeyCodeSize, v.ValueCodeSize)
+	}
+	return lc, nil
+}
+
+// prepareQueries rotates and projects each query head's query with its KV
+// head's key quantizer (or copies it for passthrough keys), and computes
+// q·μ_k when keys are centred.
+func prepareQueries(v kvcache.LayerView, lc *layerCodecs, queries []float32, T, QH, d int) (*queryBatch, error) {
+	H := len(v.Keys)
+	g := QH / H
+	qb := &queryBatch{T: T, g: g, d: d, P: lc.P,
+		qrot: make([]float32, T*QH*d), qproj: make([]float32, T*QH*lc.P),
+		qraw: append([]float32(nil), queries...), qmu: make([]float32, T*QH)}
+	for t := range T {
+		for qh := range QH {
+			h := qh / g
+			r := t*QH + qh
+			y := queries[r*d : (r+1)*d]
+			if kq := v.Keys[h]; kq != nil {
+				if err := kq.PrepareKernelQuery(qb.qrot[r*d:(r+1)*d], qb.qproj[r*lc.P:(r+1)*lc.P], y); err != nil {
+					return nil, err
+				}
+			} else {
+				copy(qb.qrot[r*d:], y)
+			}
+			if mu := v.KeyMeans[h]; mu != nil {
+				var s float64
+				for j, m := range mu {
+					s += float64(y[j]) * float64(m)
+				}
+				qb.qmu[r] = float32(s)
+			}
+		}
+	}
+	return qb, nil
+}
+
+// finishOutputs turns the reduced rows ([T·QH][4+2d]) into outputs: the
+// compressed-token sum rotated back by the KV head's value quantizer, plus
+// the value mean times the compressed weight when centred, plus the fp16
+// sum, over the softmax denominator — as the CPU path does.
+func finishOutputs(v kvcache.LayerView, reduced []float32, out []float32, T, QH, d int) error {
+	g := QH / len(v.Values)
+	stride := 4 + 2*d
+	tmp := make([]float32, d)
+	acc := make([]float32, d)
+	for r := range T * QH {
+		h := r % QH / g
+		o := reduced[r*stride : (r+1)*stride]
+		copy(acc, o[4:4+d])
+		if vq := v.Values[h]; vq != nil {
+			if err := vq.FinishRotated(tmp, acc); err != nil {
+				return err
+			}
+		} else {
+			copy(tmp, acc)
+		}
+		if mu := v.ValueMeans[h]; mu != nil {
+			for j, m := range mu {
+				tmp[j] += o[1] * m
+			}
+		}
+		inv := float32(1 / float64(o[0]))
+		dst := out[r*d : (r+1)*d]
+		for j := range dst {
+			dst[j] = (tmp[j] + o[4+d+j]) * inv
+		}
+		if math.IsNaN(float64(inv)) {
+			return fmt.Errorf("%w: softmax denominator %v", ErrMetal, o[0])
+		}
+	}
+	return nil
+}
+
+// queryBatch is the per-call input of the attention kernels.
+type queryBatch struct {
+	T, g, d, P    int
+	qrot, qproj   []float32 // [T][QH][d], [T][QH][P]
+	qraw, qmu     []float32 // [T][QH][d], [T][QH]
+	scale         float32
+	chunk, nsplit int
+}
