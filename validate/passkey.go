@@ -75,54 +75,9 @@ func MeasurePasskey(m *llm.Model, tc TextCodec, filler []int32, presets []string
 	if opt.Depths < 1 || opt.Trials < 1 || len(opt.Lengths) == 0 {
 		return nil, fmt.Errorf("%w: %d depths, %d trials, %d lengths", llm.ErrArgument, opt.Depths, opt.Trials, len(opt.Lengths))
 	}
-	question := tc.Encode(opt.Question)
-	r := rng.New(opt.Seed)
-	type trial struct {
-		cell   int
-		prompt []int32
-		key    string
-	}
-	var trials []trial
-	var cells []PasskeyCell
-	for _, L := range opt.Lengths {
-		if L > cfg.Context || L < 16 {
-			return nil, fmt.Errorf("%w: passkey prompt of %d tokens (context %d)", llm.ErrArgument, L, cfg.Context)
-		}
-		for d := range opt.Depths {
-			depth := 0.0
-			if opt.Depths > 1 {
-				depth = float64(d) / float64(opt.Depths-1)
-			}
-			cells = append(cells, PasskeyCell{Tokens: L, Depth: depth, Trials: opt.Trials})
-			for range opt.Trials {
-				key := make([]byte, opt.Digits)
-				for i := range key {
-					key[i] = byte('0' + r.Intn(10))
-				}
-				if key[0] == '0' {
-					key[0] = '1' + byte(r.Intn(9))
-				}
-				needle := tc.Encode(fmt.Sprintf(opt.Needle, string(key)))
-				n := L - len(needle) - len(question)
-				if opt.BOS >= 0 {
-					n--
-				}
-				if n < 0 || n > len(filler) {
-					return nil, fmt.Errorf("%w: %d filler tokens needed, %d available", llm.ErrArgument, n, len(filler))
-				}
-				off := r.Intn(len(filler) - n + 1)
-				at := int(depth*float64(n) + 0.5)
-				p := make([]int32, 0, L)
-				if opt.BOS >= 0 {
-					p = append(p, opt.BOS)
-				}
-				p = append(p, filler[off:off+at]...)
-				p = append(p, needle...)
-				p = append(p, filler[off+at:off+n]...)
-				p = append(p, question...)
-				trials = append(trials, trial{len(cells) - 1, p, string(key)})
-			}
-		}
+	cells, trials, err := passkeyTrials(cfg.Context, tc, filler, opt)
+	if err != nil {
+		return nil, err
 	}
 	greedy, _ := llm.NewSampler(llm.SampleOptions{})
 	var rows []PasskeyRow
@@ -160,4 +115,61 @@ func MeasurePasskey(m *llm.Model, tc TextCodec, filler []int32, presets []string
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// passkeyTrial is one prompt of a passkey cell: the key hidden in the filler,
+// the question at the end.
+type passkeyTrial struct {
+	cell   int
+	prompt []int32
+	key    string
+}
+
+// passkeyTrials builds every cell's prompts, each exactly its cell's length.
+func passkeyTrials(context int, tc TextCodec, filler []int32, opt PasskeyOptions) ([]PasskeyCell, []passkeyTrial, error) {
+	question := tc.Encode(opt.Question)
+	r := rng.New(opt.Seed)
+	var trials []passkeyTrial
+	var cells []PasskeyCell
+	for _, L := range opt.Lengths {
+		if L > context || L < 16 {
+			return nil, nil, fmt.Errorf("%w: passkey prompt of %d tokens (context %d)", llm.ErrArgument, L, context)
+		}
+		for d := range opt.Depths {
+			depth := 0.0
+			if opt.Depths > 1 {
+				depth = float64(d) / float64(opt.Depths-1)
+			}
+			cells = append(cells, PasskeyCell{Tokens: L, Depth: depth, Trials: opt.Trials})
+			for range opt.Trials {
+				key := make([]byte, opt.Digits)
+				for i := range key {
+					key[i] = byte('0' + r.Intn(10))
+				}
+				if key[0] == '0' {
+					key[0] = '1' + byte(r.Intn(9))
+				}
+				needle := tc.Encode(fmt.Sprintf(opt.Needle, string(key)))
+				n := L - len(needle) - len(question)
+				if opt.BOS >= 0 {
+					n--
+				}
+				if n < 0 || n > len(filler) {
+					return nil, nil, fmt.Errorf("%w: %d filler tokens needed, %d available", llm.ErrArgument, n, len(filler))
+				}
+				off := r.Intn(len(filler) - n + 1)
+				at := int(depth*float64(n) + 0.5)
+				p := make([]int32, 0, L)
+				if opt.BOS >= 0 {
+					p = append(p, opt.BOS)
+				}
+				p = append(p, filler[off:off+at]...)
+				p = append(p, needle...)
+				p = append(p, filler[off+at:off+n]...)
+				p = append(p, question...)
+				trials = append(trials, passkeyTrial{len(cells) - 1, p, string(key)})
+			}
+		}
+	}
+	return cells, trials, nil
 }
