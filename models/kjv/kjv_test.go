@@ -1,11 +1,13 @@
 package kjv_test
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"testing"
 
 	"github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/llm"
 	"github.com/turboquant-go/tq/models/kjv"
 	"github.com/turboquant-go/tq/validate"
 )
@@ -102,3 +104,47 @@ func TestHeldoutPerplexityMatchesTorch(t *testing.T) {
 		t.Fatalf("mean KLD not ordered by bits: fp16 %g, tq4 %g, tq3 %g", rows[1].KLDMean, rows[2].KLDMean, rows[3].KLDMean)
 	}
 }
+
+// TestPasskeyHarness runs the passkey task through the committed model with
+// an uncompressed and a compressed cache. It checks the harness end to end
+// (every cell decoded, accuracies counted); the committed model does not yet
+// retrieve, so accuracy itself is reported, not asserted.
+func TestPasskeyHarness(t *testing.T) {
+	m, err := kjv.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := m.Tokenizer.Encode(kjv.Heldout, false, false)
+	rows, err := validate.MeasurePasskey(m, textCodec{m}, filler, []string{"fp32", "tq3"}, validate.PasskeyOptions{
+		Lengths: []int{192}, Depths: 2, Trials: 2, Seed: 1, BOS: m.Tokenizer.BOS(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 {
+		t.Fatalf("%d rows, want 2", len(rows))
+	}
+	for _, r := range rows {
+		passed := 0
+		for _, c := range r.Cells {
+			if c.Tokens != 192 || c.Trials != 2 || c.Passed < 0 || c.Passed > c.Trials {
+				t.Fatalf("%s: cell %+v", r.Preset, c)
+			}
+			passed += c.Passed
+		}
+		if len(r.Cells) != 2 || r.Accuracy != float64(passed)/4 {
+			t.Fatalf("%s: %d cells, accuracy %g for %d of 4 passed", r.Preset, len(r.Cells), r.Accuracy, passed)
+		}
+		t.Logf("%s passkey accuracy %.2f", r.Preset, r.Accuracy)
+	}
+	if _, err := validate.MeasurePasskey(m, textCodec{m}, filler, []string{"fp32"}, validate.PasskeyOptions{
+		Lengths: []int{m.Config.Context + 1}, Depths: 1, Trials: 1, BOS: m.Tokenizer.BOS(),
+	}); !errors.Is(err, llm.ErrArgument) {
+		t.Fatalf("a prompt longer than the context: err %v, want llm.ErrArgument", err)
+	}
+}
+
+type textCodec struct{ m *llm.Model }
+
+func (c textCodec) Encode(s string) []int32   { return c.m.Tokenizer.Encode(s, false, false) }
+func (c textCodec) Decode(ids []int32) string { return c.m.Tokenizer.Decode(ids) }
