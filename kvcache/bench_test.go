@@ -128,10 +128,14 @@ func BenchmarkCacheDecodeAttention(b *testing.B) {
 					live := s.Stats().LiveBytes
 					b.SetBytes(live)
 					b.ReportAllocs()
+					cpu0 := processCPU()
 					for b.Loop() {
 						if err := s.Attend(0, q, out); err != nil {
 							b.Fatal(err)
 						}
+					}
+					if cpu := processCPU() - cpu0; cpu > 0 {
+						b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 					}
 					b.ReportMetric(float64(live)/float64(n), "bytes/token")
 				})
