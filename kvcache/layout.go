@@ -159,23 +159,24 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv
 		pos += n
 	}
 	end := min(limit, l.nSink+l.compressed)
-	first := heads[0]
-	for pos < end { // one block at a time: its layout says where each head's codes are
+	first, prefetched := heads[0], -1 // prefetched: the block last prefetched
+	for pos < end {                   // one block at a time: its layout says where each head's codes are
 		c := pos - l.nSink
 		bi := c / B
 		b := l.blocks[bi]
 		lay, j := b.lay, c%B
 		n := min(B-j, end-pos)
-		if j == 0 && bi+1 < len(l.blocks) {
+		if bi+1 < len(l.blocks) && bi+1 != prefetched {
 			// The next block is elsewhere in memory: ask for all of these
 			// heads' codes in it now, a block ahead of their use (the
 			// hardware prefetcher alone stalls at every block boundary).
+			prefetched = bi + 1
 			next, last := l.blocks[bi+1], heads[len(heads)-1]
-			off, end := next.lay.kOff, next.lay.kOff[last]+B*next.lay.kSize[last]
+			off, stop := next.lay.kOff, next.lay.kOff[last]+B*next.lay.kSize[last]
 			if which == valuesKV {
-				off, end = next.lay.vOff, next.lay.vOff[last]+B*next.lay.vSize[last]
+				off, stop = next.lay.vOff, next.lay.vOff[last]+B*next.lay.vSize[last]
 			}
-			simd.Prefetch(next.data[off[first]:end])
+			simd.Prefetch(next.data[off[first]:stop])
 		}
 		for k, h := range heads {
 			ks, vs := lay.kSize[h], lay.vSize[h]

@@ -453,13 +453,6 @@ type (
 // once: 32 tokens × 4 rows × 8 lanes is 4 KiB, in L1 next to the rows.
 const bcTokens = 32
 
-// broadcastWeights (bcWeightsNormsAVX2) writes the weights of four
-// accumulator rows for tokens t < m ≤ bcTokens, w[i*wStride+t] times the
-// fp16 norm of code t (the one float32 product the per-row kernels and the
-// generic twin form too), to wb[(t*4+i)*8:] repeated in 8 lanes, so the
-// broadcast-weight kernel takes every weight as a memory operand of its
-// multiply-adds.
-
 // Dot adds Σ_j q[i*d+j]·rows[t*rowStride+j] to out[i*outStride+t] for the
 // g query rows i < g (g = len(q)/d) and the n rows t < n.
 func Dot(out []float32, outStride int, q, rows []float32, n, d, rowStride int) {

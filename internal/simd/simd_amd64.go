@@ -54,6 +54,11 @@ func axpyCodesBc(acc []float32, accStride int, wb []float32, tab *[16]float32, s
 	axpyCodesBcB4AVX2(acc, accStride, wb, tab, sh, bits, codes, stride, idxOff, n, d8)
 }
 
+// broadcastWeights writes the weights of four accumulator rows for tokens
+// t < m ≤ bcTokens, w[i*wStride+t] times the fp16 norm of code t (the one
+// float32 product the per-row kernels and the generic twin form too), to
+// wb[(t*4+i)*8:] repeated in 8 lanes, so the broadcast-weight kernel takes
+// every weight as a memory operand of its multiply-adds.
 func broadcastWeights(wb *[bcTokens * 32]float32, w []float32, wStride, m int, codes []byte, stride, normOff int) {
 	check(m <= bcTokens && len(w) >= 3*wStride+m && len(codes) >= (m-1)*stride+normOff+2, "broadcastWeights: bad lengths")
 	bcWeightsNormsAVX2(wb[:], w, wStride, m, codes, stride, normOff)
