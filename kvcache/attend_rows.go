@@ -69,6 +69,10 @@ func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, g int, 
 			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
 		} else {
 			simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+			if p.Dim == d { // one part: the g query rows are contiguous, so Dot reads each row once for four of them
+				simd.Dot(out, outStride, q[:g*d], buf, n, d, d)
+				break
+			}
 			for i := range g {
 				simd.Dot(out[i*outStride:], outStride, q[i*d+off:i*d+off+p.Dim], buf, n, p.Dim, p.Dim)
 			}
@@ -85,6 +89,10 @@ func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byt
 			simd.AxpyCodes(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
 		} else {
 			simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+			if p.Dim == d { // one part: as in scoreRun
+				simd.Axpy(acc[:g*d], w, wStride, buf, n, d, d)
+				break
+			}
 			for i := range g {
 				simd.Axpy(acc[i*d+off:i*d+off+p.Dim], w[i*wStride:], wStride, buf, n, p.Dim, p.Dim)
 			}

@@ -21,7 +21,7 @@ import (
 const cacheBenchDim = 128
 
 // cacheBenchPresets are the presets benchmarked, baselines first.
-var cacheBenchPresets = []string{"fp32", "fp16", "k8v4", "tq4", "tq3", "tq2"}
+var cacheBenchPresets = []string{"fp32", "fp16", "k8v4", "tq4", "tq3.5", "tq3", "tq2"}
 
 // cacheBenchShapes are the attention shapes: 8 KV heads with 8 query heads
 // (MHA) and with 32 (GQA, 4 query heads per KV head).
@@ -128,10 +128,14 @@ func BenchmarkCacheDecodeAttention(b *testing.B) {
 					live := s.Stats().LiveBytes
 					b.SetBytes(live)
 					b.ReportAllocs()
+					cpu0 := processCPU()
 					for b.Loop() {
 						if err := s.Attend(0, q, out); err != nil {
 							b.Fatal(err)
 						}
+					}
+					if cpu := processCPU() - cpu0; cpu > 0 {
+						b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
 					}
 					b.ReportMetric(float64(live)/float64(n), "bytes/token")
 				})

@@ -159,27 +159,26 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv
 		pos += n
 	}
 	end := min(limit, l.nSink+l.compressed)
-	first := heads[0]
-	// codesOf is head h's codes (keys, or values) in block b.
-	codesOf := func(b *block, h int) []byte {
-		lay := b.lay
-		if which == valuesKV {
-			return b.data[lay.vOff[h] : lay.vOff[h]+B*lay.vSize[h]]
-		}
-		return b.data[lay.kOff[h] : lay.kOff[h]+B*lay.kSize[h]]
-	}
-	for pos < end { // one block at a time: its layout says where each head's codes are
+	first, prefetched := heads[0], -1 // prefetched: the block last prefetched
+	for pos < end {                   // one block at a time: its layout says where each head's codes are
 		c := pos - l.nSink
 		bi := c / B
 		b := l.blocks[bi]
 		lay, j := b.lay, c%B
 		n := min(B-j, end-pos)
-		for k, h := range heads {
-			if k+1 == len(heads) && bi+1 < len(l.blocks) {
-				// The hardware prefetcher follows the heads' codes within
-				// a block, which are contiguous; the next block is elsewhere.
-				simd.Prefetch(codesOf(l.blocks[bi+1], first))
+		if bi+1 < len(l.blocks) && bi+1 != prefetched {
+			// The next block is elsewhere in memory: ask for all of these
+			// heads' codes in it now, a block ahead of their use (the
+			// hardware prefetcher alone stalls at every block boundary).
+			prefetched = bi + 1
+			next, last := l.blocks[bi+1], heads[len(heads)-1]
+			off, stop := next.lay.kOff, next.lay.kOff[last]+B*next.lay.kSize[last]
+			if which == valuesKV {
+				off, stop = next.lay.vOff, next.lay.vOff[last]+B*next.lay.vSize[last]
 			}
+			simd.Prefetch(next.data[off[first]:stop])
+		}
+		for k, h := range heads {
 			ks, vs := lay.kSize[h], lay.vSize[h]
 			chunked(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
 				kStride: ks, vStride: vs, up: lay.upgraded(h)})

@@ -44,6 +44,8 @@ func main() {
 			axpyCodes(k, g)
 		}
 	}
+	axpyCodesBc(codeKinds[1])
+	bcWeights()
 	for _, f := range quantFormats {
 		dotQuant1(f)
 		dotQuant4(f)
@@ -1287,6 +1289,162 @@ func addF64() {
 	SUBQ(U32(8), n)
 	JMP(LabelRef("addf64_loop"))
 	Label("addf64_done")
+	VZEROUPPER()
+	RET()
+}
+
+// The broadcast-weight axpy kernel for 4-bit codes: bcWeightsNormsAVX2
+// writes each token's four weights times its norm as four 8-lane vectors,
+// token after token, so every multiply-add takes its weight straight from
+// memory. With no registers spent on weights, two groups of coordinates of
+// four accumulator rows stay in registers per pass over the tokens (the
+// per-row kernel holds one: its 4-bit unpack needs two tables and a
+// blend), and the norm and weight products are formed once per token
+// rather than once per pass. The 1–3-bit kernel keeps its weights in
+// registers: there the extra loads cost more than they save (measured).
+
+// bcPasses emits the chunk loop of the broadcast-weight kernel:
+// widths {W, 1} over j0 < d8; for each chunk the 4×width accumulators
+// (rows as apart, from acc + 4·j0) are loaded, tok(j0, k, wp) emits the
+// work of group k for the token whose weights are at wp (the tokens
+// advanced by next), and the accumulators are stored back.
+func bcPasses(name string, W int, accStride func(r Register), start func(j0 Register), load func(k int) VecVirtual, next func()) {
+	a := Load(Param("acc").Base(), GP64())
+	as := GP64()
+	j0 := GP64()
+	XORQ(j0, j0)
+	for _, width := range []int{W, 1} {
+		lbl := fmt_("%s_c%d", name, width)
+		Label(lbl)
+		end := GP64()
+		LEAQ(Mem{Base: j0, Disp: 8 * width}, end)
+		CMPQ(end, Load(Param("d8"), GP64()))
+		JA(LabelRef(lbl + "_end"))
+		accStride(as)
+		ab, a3 := GP64(), GP64()
+		LEAQ(Mem{Base: a, Index: j0, Scale: 4}, ab)
+		LEAQ(Mem{Base: ab, Index: as, Scale: 2}, a3)
+		accAt := func(i, k int) Mem {
+			switch i {
+			case 1:
+				return Mem{Base: ab, Index: as, Scale: 1, Disp: 32 * k}
+			case 2:
+				return Mem{Base: ab, Index: as, Scale: 2, Disp: 32 * k}
+			case 3:
+				return Mem{Base: a3, Index: as, Scale: 1, Disp: 32 * k}
+			}
+			return Mem{Base: ab, Disp: 32 * k}
+		}
+		acc := make([]VecVirtual, 4*width)
+		for i := range 4 {
+			for k := range width {
+				acc[i*width+k] = YMM()
+				VMOVUPS(accAt(i, k), acc[i*width+k])
+			}
+		}
+		wp, cnt := GP64(), GP64()
+		Load(Param("wb").Base(), wp)
+		Load(Param("n"), cnt)
+		start(j0)
+		Label(lbl + "_tok")
+		for k := range width {
+			x := load(k)
+			for i := range 4 {
+				VFMADD231PS(Mem{Base: wp, Disp: 32 * i}, x, acc[i*width+k])
+			}
+		}
+		next()
+		ADDQ(U32(128), wp)
+		DECQ(cnt)
+		JNZ(LabelRef(lbl + "_tok"))
+		for i := range 4 {
+			for k := range width {
+				VMOVUPS(acc[i*width+k], accAt(i, k))
+			}
+		}
+		MOVQ(end, j0)
+		JMP(LabelRef(lbl))
+		Label(lbl + "_end")
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// axpyCodesBc emits the four-row axpyCodes with broadcast weights (norms
+// applied by bcWeightsNormsAVX2).
+func axpyCodesBc(k codeKind) {
+	name := fmt_("axpyCodesBc%sAVX2", k.name)
+	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int)")
+	Doc(name+" is axpyCodesGeneric for 4-bit codes and four accumulator rows on the first d8",
+		"coordinates, with the weights times the norms laid out by bcWeightsNormsAVX2.")
+	Pragma("noescape")
+	accStride := func(r Register) {
+		Load(Param("accStride"), r)
+		SHLQ(U8(2), r)
+	}
+	t := loadTables(k)
+	p := Load(Param("codes").Base(), GP64())
+	stride := Load(Param("stride"), GP64())
+	bits := Load(Param("bits"), GP64())
+	ip := GP64()
+	bcPasses(name, 2, accStride, func(j0 Register) {
+		// ip walks this chunk's index bytes: codes + idxOff + (j0/8)·bits.
+		MOVQ(j0, ip)
+		SHRQ(U8(3), ip)
+		IMULQ(bits, ip)
+		ADDQ(Load(Param("idxOff"), GP64()), ip)
+		ADDQ(p, ip)
+	}, func(k int) VecVirtual {
+		if k == 0 {
+			return t.unpack(Mem{Base: ip})
+		}
+		at := GP64()
+		LEAQ(Mem{Base: ip, Index: bits, Scale: 1}, at)
+		for range k - 1 {
+			ADDQ(bits, at)
+		}
+		return t.unpack(Mem{Base: at})
+	}, func() { ADDQ(stride, ip) })
+}
+
+// bcWeights emits the weight layout of the broadcast-weight kernel: for
+// each of n tokens, the four rows' weights times the token's fp16 norm,
+// each repeated in 8 lanes, 128 bytes per token.
+func bcWeights() {
+	name := "bcWeightsNormsAVX2"
+	TEXT(name, NOSPLIT, "func(wb, w []float32, wStride, n int, codes []byte, stride, normOff int)")
+	Doc(name + " is broadcastWeights: weights times the norms of the codes (fp16 at normOff, stride apart).")
+	Pragma("noescape")
+	wb := Load(Param("wb").Base(), GP64())
+	w := Load(Param("w").Base(), GP64())
+	ws := Load(Param("wStride"), GP64())
+	SHLQ(U8(2), ws)
+	ws3 := GP64()
+	LEAQ(Mem{Base: ws, Index: ws, Scale: 2}, ws3)
+	n := Load(Param("n"), GP64())
+	p := Load(Param("codes").Base(), GP64())
+	stride := Load(Param("stride"), GP64())
+	off := Load(Param("normOff"), GP64())
+	Label(name + "_tok")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	h := GP32()
+	MOVWLZX(Mem{Base: p, Index: off, Scale: 1}, h)
+	norm := XMM()
+	VMOVD(h, norm)
+	VCVTPH2PS(norm, norm)
+	for i, m := range []Mem{{Base: w}, {Base: w, Index: ws, Scale: 1}, {Base: w, Index: ws, Scale: 2}, {Base: w, Index: ws3, Scale: 1}} {
+		x, y := XMM(), YMM()
+		VMULSS(m, norm, x)
+		VBROADCASTSS(x, y)
+		VMOVUPS(y, Mem{Base: wb, Disp: 32 * i})
+	}
+	ADDQ(U32(128), wb)
+	ADDQ(U32(4), w)
+	ADDQ(stride, p)
+	DECQ(n)
+	JMP(LabelRef(name + "_tok"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }

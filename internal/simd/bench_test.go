@@ -123,3 +123,34 @@ func BenchmarkExpSum(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGroupRows is the row path's work per run of the fp16 and fp32
+// baselines with a GQA group of four query heads: scores of 32 rows against
+// four queries (Dot), then the rows weighted into four accumulators (Axpy),
+// every row read once for the four.
+func BenchmarkGroupRows(b *testing.B) {
+	const g, n = 4, 32
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, l := range benchLevels() {
+		for _, f16 := range []bool{false, true} {
+			name := map[bool]string{false: "fp32", true: "fp16"}[f16]
+			b.Run(fmt.Sprintf("%v/%s", l, name), func(b *testing.B) {
+				rows := mixed(r, n*benchDim)
+				hs := asF16(rows)
+				q, out, acc := mixed(r, g*benchDim), make([]float32, g*n), make([]float32, g*benchDim)
+				restore, _ := Use(l)
+				defer restore()
+				for b.Loop() {
+					if f16 {
+						DotF16(out, n, q, hs, n, benchDim, benchDim)
+						AxpyF16(acc, out, n, hs, n, benchDim, benchDim)
+					} else {
+						Dot(out, n, q, rows, n, benchDim, benchDim)
+						Axpy(acc, out, n, rows, n, benchDim, benchDim)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+			})
+		}
+	}
+}

@@ -57,6 +57,10 @@ type kernels struct {
 	dotCodes, axpyCodes [2][2]fusedKernel
 	// The quantized-weight dot kernels, by query rows (1 or 4).
 	dotQ8_0, dotQ4_0 [2]quantDotKernel
+	// broadcast4: the level has the four-row 4-bit axpyCodes kernel that
+	// takes its weights broadcast (broadcastWeights), called directly
+	// through axpyCodesBc so the weights stay on the caller's stack.
+	broadcast4 bool
 }
 
 var (
@@ -348,8 +352,37 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 		return
 	}
 	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodes: bad lengths")
+	if cb.bits == 4 && g >= 4 && d >= 8 && active.broadcast4 {
+		g4 := g &^ 3
+		vec, d8 := axpyCodesBroadcast(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d)
+		axpyCodesGeneric(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
+		if g4 < g {
+			acc, w = acc[g4*accStride:], w[g4*wStride:]
+			vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g-g4, cb, codes, stride, idxOff, normOff, n, d, d&^7, "AxpyCodes")
+			axpyCodesGeneric(acc, accStride, w, wStride, g-g4, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
+		}
+		return
+	}
 	vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, d&^7, "AxpyCodes")
 	axpyCodesGeneric(acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
+}
+
+// axpyCodesBroadcast runs the 4-bit broadcast-weight kernel over the g (a
+// multiple of 4) accumulator rows, bcTokens codes at a time with their
+// weights times norms laid out by broadcastWeights, and returns the rows and
+// coordinates it covered, as runFused.
+func axpyCodesBroadcast(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) (vec, d8 int) {
+	vec, d8 = codeRows(cb, codes, stride, idxOff, normOff, n, d, "AxpyCodes"), d&^7
+	var wb [bcTokens * 32]float32
+	for t0 := 0; t0 < vec; t0 += bcTokens {
+		m := min(bcTokens, vec-t0)
+		c := codes[t0*stride:]
+		for i := 0; i < g; i += 4 {
+			broadcastWeights(&wb, w[i*wStride+t0:], wStride, m, c, stride, normOff)
+			axpyCodesBc(acc[i*accStride:], accStride, wb[:m*32], &cb.vec, cb.sh, cb.bits, c, stride, idxOff, m, d8)
+		}
+	}
+	return vec, d8
 }
 
 // axpyCodesGeneric adds what the vector kernels left, as dotCodesGeneric.
@@ -415,6 +448,10 @@ type (
 	dotKernel[R rowData]  func(out []float32, outStride int, q []float32, rows R, n, d, d8, rowStride int)
 	axpyKernel[R rowData] func(acc, w []float32, wStride int, rows R, n, d, d8, rowStride int)
 )
+
+// bcTokens is the most tokens whose weights broadcastWeights lays out at
+// once: 32 tokens × 4 rows × 8 lanes is 4 KiB, in L1 next to the rows.
+const bcTokens = 32
 
 // Dot adds Σ_j q[i*d+j]·rows[t*rowStride+j] to out[i*outStride+t] for the
 // g query rows i < g (g = len(q)/d) and the n rows t < n.

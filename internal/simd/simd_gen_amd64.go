@@ -198,6 +198,17 @@ func dotCodesB44AVX2(out []float32, outStride int, q []float32, qStride int, tab
 //go:noescape
 func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
 
+// axpyCodesBcB4AVX2 is axpyCodesGeneric for 4-bit codes and four accumulator rows on the first d8
+// coordinates, with the weights times the norms laid out by bcWeightsNormsAVX2.
+//
+//go:noescape
+func axpyCodesBcB4AVX2(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
+
+// bcWeightsNormsAVX2 is broadcastWeights: weights times the norms of the codes (fp16 at normOff, stride apart).
+//
+//go:noescape
+func bcWeightsNormsAVX2(wb []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
+
 // dot1Q8_0AVX2 is dotQ8_0Generic for one query row (len(q) = d): two 8-lane accumulators
 // (even and odd blocks), each block's sum scaled once.
 //
