@@ -44,6 +44,7 @@ type genParams struct {
 	topK        int
 	seed        *uint64
 	stops       []string
+	ignoreEOS   bool
 }
 
 // newJob tokenizes and validates p; errors wrap ErrBadRequest or
@@ -78,7 +79,7 @@ func (s *Server) newJob(r *http.Request, p genParams) (*job, error) {
 	if n < 0 || len(prompt)+n > ctxLen {
 		n = ctxLen - len(prompt) // stops with "length" at the context
 	}
-	j := &job{ctx: r.Context(), prompt: prompt, maxTokens: n, sampler: sampler, stops: p.stops}
+	j := &job{ctx: r.Context(), prompt: prompt, maxTokens: n, sampler: sampler, stops: p.stops, ignoreEOS: p.ignoreEOS}
 	need, err := s.plan(len(prompt))
 	if err != nil {
 		return nil, err
@@ -198,6 +199,9 @@ type completionRequest struct {
 	Seed        *uint64      `json:"seed"`
 	Stop        stringOrList `json:"stop"`
 	Stream      bool         `json:"stream"`
+	// IgnoreEOS (vLLM's extension) generates past end-of-generation
+	// tokens, for load tests that need every request at max_tokens.
+	IgnoreEOS bool `json:"ignore_eos"`
 }
 
 type completionChoice struct {
@@ -229,7 +233,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, err, openAIError)
 		return
 	}
-	p := genParams{model: req.Model, maxTokens: 16, temperature: 1, topP: 1, topK: req.TopK, seed: req.Seed, stops: req.Stop}
+	p := genParams{model: req.Model, maxTokens: 16, temperature: 1, topP: 1, topK: req.TopK, seed: req.Seed, stops: req.Stop, ignoreEOS: req.IgnoreEOS}
 	switch {
 	case len(req.Prompt) != 1:
 		s.refuse(w, fmt.Errorf("%w: prompt must be one string (got %d)", ErrBadRequest, len(req.Prompt)), openAIError)

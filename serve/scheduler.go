@@ -26,6 +26,7 @@ type job struct {
 	stops     []string
 	charge    int64 // bytes reserved against the budget while admitted
 	alone     bool  // planned past the budget: admitted only with nothing else
+	ignoreEOS bool  // end-of-generation tokens do not stop it
 	events    chan event
 	queued    time.Time
 
@@ -205,7 +206,7 @@ func (s *Server) finishErr(j *job, err error) {
 // j goes on (it finishes j otherwise).
 func (s *Server) emit(j *job, tok int32) bool {
 	j.generated = append(j.generated, tok)
-	eog := s.model.Tokenizer.IsEOG(tok)
+	eog := s.model.Tokenizer.IsEOG(tok) && !j.ignoreEOS
 	if !eog {
 		s.metrics.tokens.Add(1)
 	}
