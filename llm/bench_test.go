@@ -2,11 +2,13 @@ package llm
 
 import (
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/turboquant-go/tq/internal/rng"
 	"github.com/turboquant-go/tq/llm/gguf"
 	"github.com/turboquant-go/tq/llm/synth"
 )
@@ -133,4 +135,38 @@ func BenchmarkDecodeBatch(b *testing.B) {
 			b.ReportMetric(float64(B)*float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
 	}
+}
+
+// BenchmarkSortByLogit orders a 2048-token vocabulary as Sample does with a
+// temperature: the radix sort against the stable comparison sort it
+// replaced, in the same run.
+func BenchmarkSortByLogit(b *testing.B) {
+	logits := make([]float32, 2048)
+	r := rng.New(1)
+	for i := range logits {
+		logits[i] = float32(r.Norm() * 3)
+	}
+	s, _ := NewSampler(SampleOptions{Temperature: 1})
+	b.Run("radix", func(b *testing.B) {
+		for b.Loop() {
+			s.sortByLogit(logits)
+		}
+	})
+	b.Run("stable", func(b *testing.B) {
+		order := make([]int32, len(logits))
+		for b.Loop() {
+			for i := range order {
+				order[i] = int32(i)
+			}
+			slices.SortStableFunc(order, func(a, c int32) int {
+				switch {
+				case logits[a] > logits[c]:
+					return -1
+				case logits[a] < logits[c]:
+					return 1
+				}
+				return 0
+			})
+		}
+	})
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/turboquant-go/tq/kvcache"
@@ -261,9 +264,10 @@ func (s *Server) step(active []*job) []*job {
 		s.metrics.steps.Add(1)
 		s.metrics.batchRows.Add(int64(len(active)))
 		V := s.model.Config.Vocab
+		sampleEach(active, s.batchLogits, V, toks)
 		kept := active[:0]
 		for i, j := range active {
-			if s.emit(j, j.sampler.Sample(s.batchLogits[i*V:(i+1)*V])) {
+			if s.emit(j, toks[i]) {
 				kept = append(kept, j)
 			}
 		}
@@ -271,4 +275,27 @@ func (s *Server) step(active []*job) []*job {
 		return kept
 	}
 	return active
+}
+
+// sampleEach draws every job's next token from its row of logits into toks,
+// the jobs spread over the cores: with temperature each draw sorts the
+// vocabulary, which would otherwise serialize the step. Each job has its own
+// sampler, so the tokens do not depend on the spread.
+func sampleEach(jobs []*job, logits []float32, vocab int, toks []int32) {
+	workers := min(runtime.GOMAXPROCS(0), len(jobs))
+	var next atomic.Int64
+	work := func() {
+		for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
+			toks[i] = jobs[i].sampler.Sample(logits[i*vocab : (i+1)*vocab])
+		}
+	}
+	if workers <= 1 {
+		work()
+		return
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(work)
+	}
+	wg.Wait()
 }
