@@ -69,6 +69,7 @@ func (s *Server) loop() {
 			s.queue = s.queue[1:]
 			admitted = append(admitted, j)
 		}
+		s.metrics.queued.Store(int64(len(s.queue)))
 		if len(active) == 0 && len(admitted) == 0 {
 			if s.draining && len(s.queue) == 0 {
 				s.mu.Unlock()
@@ -214,7 +215,7 @@ func (s *Server) emit(j *job, tok int32) bool {
 		s.metrics.tokens.Add(1)
 	}
 	length := len(j.generated) >= j.maxTokens || j.seq.Len() >= s.model.Config.Context
-	out, stopped := j.text.update(s.model.Tokenizer.Decode(j.generated), j.stops, eog || length)
+	out, stopped := j.text.update(s.model.Tokenizer.Decode(j.generated), j.stops, s.cleansSpaces, eog || length)
 	if out != "" {
 		j.events <- event{text: out}
 	}

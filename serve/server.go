@@ -50,7 +50,10 @@ type Server struct {
 	budget int64
 	name   string
 	bits   float64 // stored bits per cached value, keys and values averaged
-	mux    *http.ServeMux
+	// cleansSpaces: the tokenizer's Decode rewrites spaces, so streams hold
+	// back a short tail after a space.
+	cleansSpaces bool
+	mux          *http.ServeMux
 
 	mu        sync.Mutex
 	queue     []*job
@@ -126,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.bits = (kc.Keys.BitsPerValue(mc.HeadDim) + kc.Values.BitsPerValue(mc.HeadDim)) / 2
 	s.prefixes = prefixCache{s: s, max: cfg.PrefixEntries}
+	s.cleansSpaces = decodeCleansSpaces(cfg.Model.Tokenizer)
 	s.seeds.Store(uint64(time.Now().UnixNano()))
 	s.routes()
 	go s.loop()

@@ -3,23 +3,26 @@ package serve
 import (
 	"strings"
 	"unicode/utf8"
+
+	"github.com/turboquant-go/tq/llm/tokenizer"
 )
 
 // textStream turns a growing detokenization into the increments a client
 // receives. The text is always the tokenizer's Decode of every token so far
 // (so the concatenated stream equals a one-shot decode, space clean-up
 // included); an increment holds back what may still change or be cut: an
-// incomplete UTF-8 character, a short tail from the last space (Decode's
-// clean-up rewrites " ." and " 's"), and a tail that could begin a stop
-// string.
+// incomplete UTF-8 character, a short tail from the last space when the
+// tokenizer cleans up spaces (Decode then rewrites " ." and " 's"), and a
+// tail that could begin a stop string.
 type textStream struct {
 	sent string // text already sent
 }
 
 // update takes the full decoded text and returns the new increment, and
 // whether a stop string ended the text (the increment then runs up to it).
-// With final set nothing is held back.
-func (t *textStream) update(full string, stops []string, final bool) (string, bool) {
+// cleanSpaces says whether Decode rewrites spaces; with final set nothing is
+// held back.
+func (t *textStream) update(full string, stops []string, cleanSpaces, final bool) (string, bool) {
 	if !strings.HasPrefix(full, t.sent) {
 		// Decode rewrote text already sent (a clean-up past the held tail);
 		// continue from the common prefix rather than resend.
@@ -43,7 +46,7 @@ func (t *textStream) update(full string, stops []string, final bool) (string, bo
 	}
 	end := len(full)
 	if !final {
-		end = heldBack(full, stops)
+		end = heldBack(full, stops, cleanSpaces)
 	}
 	end = max(end, len(t.sent))
 	out := full[len(t.sent):end]
@@ -52,7 +55,7 @@ func (t *textStream) update(full string, stops []string, final bool) (string, bo
 }
 
 // heldBack is where the safe part of full ends.
-func heldBack(full string, stops []string) int {
+func heldBack(full string, stops []string, cleanSpaces bool) int {
 	end := len(full)
 	// A trailing incomplete UTF-8 sequence.
 	for i := 1; i <= utf8.UTFMax && i <= end; i++ {
@@ -63,7 +66,7 @@ func heldBack(full string, stops []string) int {
 			break
 		}
 	}
-	if sp := strings.LastIndexByte(full[:end], ' '); sp >= 0 && end-sp <= 4 {
+	if sp := strings.LastIndexByte(full[:end], ' '); cleanSpaces && sp >= 0 && end-sp <= 4 {
 		end = sp
 	}
 	for _, s := range stops {
@@ -75,4 +78,16 @@ func heldBack(full string, stops []string) int {
 		}
 	}
 	return end
+}
+
+// decodeCleansSpaces reports whether the tokenizer's Decode rewrites the
+// spaces of text it encoded (llama.cpp's clean-up of " ." and " 's"), which
+// a stream must allow for.
+func decodeCleansSpaces(tk *tokenizer.Tokenizer) bool {
+	for _, probe := range []string{"a .", "a ,", "a 's", "a ' b", "a ?", "a !"} {
+		if tk.Decode(tk.Encode(probe, false, false)) != probe {
+			return true
+		}
+	}
+	return false
 }
