@@ -8,6 +8,9 @@ import (
 )
 
 func TestLoadSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: CI runs the same smoke as a command (tqbench load --kv-budget 2MiB)")
+	}
 	var out bytes.Buffer
 	if err := runLoad([]string{"--kv-budget", "2MiB", "--max-tokens", "12", "--requests", "6", "--concurrency", "1,3", "--json"}, &out); err != nil {
 		t.Fatal(err)
