@@ -7,9 +7,12 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/llm"
 )
 
@@ -45,6 +48,7 @@ type genParams struct {
 	seed        *uint64
 	stops       []string
 	ignoreEOS   bool
+	kvPreset    string // a preset the client expects ("": any)
 }
 
 // newJob tokenizes and validates p; errors wrap ErrBadRequest or
@@ -55,6 +59,14 @@ func (s *Server) newJob(r *http.Request, p genParams) (*job, error) {
 	}
 	if p.prompt == "" {
 		return nil, fmt.Errorf("%w: empty prompt", ErrBadRequest)
+	}
+	if p.kvPreset != "" && p.kvPreset != s.cfg.Preset {
+		if !slices.Contains(kvcache.PresetNames, p.kvPreset) && !slices.Contains(kvcache.GuardPresetNames, p.kvPreset) {
+			return nil, fmt.Errorf("%w: unknown kv_preset %q (have %s)", ErrBadRequest, p.kvPreset,
+				strings.Join(append(slices.Clone(kvcache.PresetNames), kvcache.GuardPresetNames...), ", "))
+		}
+		return nil, fmt.Errorf("%w: kv_preset %q: this server's cache is %q (one pool, one preset; start another with --preset)",
+			ErrBadRequest, p.kvPreset, s.cfg.Preset)
 	}
 	if len(p.stops) > 16 {
 		return nil, fmt.Errorf("%w: %d stop strings (at most 16)", ErrBadRequest, len(p.stops))
@@ -202,6 +214,8 @@ type completionRequest struct {
 	// IgnoreEOS (vLLM's extension) generates past end-of-generation
 	// tokens, for load tests that need every request at max_tokens.
 	IgnoreEOS bool `json:"ignore_eos"`
+	// KVPreset, when set, must name this server's cache preset.
+	KVPreset string `json:"kv_preset"`
 }
 
 type completionChoice struct {
@@ -233,7 +247,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, err, openAIError)
 		return
 	}
-	p := genParams{model: req.Model, maxTokens: 16, temperature: 1, topP: 1, topK: req.TopK, seed: req.Seed, stops: req.Stop, ignoreEOS: req.IgnoreEOS}
+	p := genParams{model: req.Model, maxTokens: 16, temperature: 1, topP: 1, topK: req.TopK, seed: req.Seed, stops: req.Stop, ignoreEOS: req.IgnoreEOS, kvPreset: req.KVPreset}
 	switch {
 	case len(req.Prompt) != 1:
 		s.refuse(w, fmt.Errorf("%w: prompt must be one string (got %d)", ErrBadRequest, len(req.Prompt)), openAIError)
@@ -322,10 +336,11 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 }
 
 type generateRequest struct {
-	Model   string `json:"model"`
-	Prompt  string `json:"prompt"`
-	Stream  *bool  `json:"stream"`
-	Options struct {
+	Model    string `json:"model"`
+	Prompt   string `json:"prompt"`
+	Stream   *bool  `json:"stream"`
+	KVPreset string `json:"kv_preset"`
+	Options  struct {
 		Temperature *float64     `json:"temperature"`
 		TopP        *float64     `json:"top_p"`
 		TopK        int          `json:"top_k"`
@@ -355,7 +370,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o := req.Options
-	p := genParams{model: req.Model, prompt: req.Prompt, maxTokens: 128, temperature: 0.8, topP: 0.9, topK: o.TopK, seed: o.Seed, stops: o.Stop}
+	p := genParams{model: req.Model, prompt: req.Prompt, maxTokens: 128, temperature: 0.8, topP: 0.9, topK: o.TopK, seed: o.Seed, stops: o.Stop, kvPreset: req.KVPreset}
 	if o.NumPredict != nil {
 		if *o.NumPredict == 0 {
 			s.refuse(w, fmt.Errorf("%w: num_predict 0", ErrBadRequest), ollamaError)

@@ -242,6 +242,8 @@ func TestBadRequests(t *testing.T) {
 		{"no prompt", "/v1/completions", `{"max_tokens":3}`, "prompt", 400},
 		{"bad temperature", "/v1/completions", `{"prompt":"a","temperature":-1}`, "temperature", 400},
 		{"unknown model", "/v1/completions", `{"model":"gpt-9","prompt":"a"}`, "gpt-9", 404},
+		{"unknown preset", "/v1/completions", `{"prompt":"a","kv_preset":"tq1"}`, "unknown kv_preset", 400},
+		{"another preset", "/api/generate", `{"prompt":"a","kv_preset":"fp16"}`, "this server's cache is", 400},
 		{"ollama malformed", "/api/generate", `[1,2]`, "malformed JSON", 400},
 		{"ollama num_predict 0", "/api/generate", `{"prompt":"a","options":{"num_predict":0}}`, "num_predict", 400},
 	} {
