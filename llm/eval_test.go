@@ -3,7 +3,10 @@ package llm
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
+
+	"github.com/turboquant-go/tq/internal/rng"
 )
 
 func TestScoreWindow(t *testing.T) {
@@ -167,5 +170,43 @@ func TestGenerateEqualsForward(t *testing.T) {
 	}
 	if _, err := m.Generate(newTestCache(t, cfg, "fp32", 1<<24), prompt, cfg.Context, g, nil); !errors.Is(err, ErrContext) {
 		t.Fatalf("generation past the context: %v", err)
+	}
+}
+
+// TestSortByLogitIsStableDescending checks the radix sort against a stable
+// comparison sort on logits with many ties, ±0 and both signs.
+func TestSortByLogitIsStableDescending(t *testing.T) {
+	r := rng.New(3)
+	s, _ := NewSampler(SampleOptions{Temperature: 1})
+	for trial := range 50 {
+		n := 1 + r.Intn(3000)
+		logits := make([]float32, n)
+		for i := range logits {
+			switch r.Intn(4) {
+			case 0:
+				logits[i] = float32(r.Intn(5) - 2) // ties
+			case 1:
+				logits[i] = float32(math.Copysign(0, float64(r.Intn(2)*2-1)))
+			default:
+				logits[i] = float32(r.Norm() * 20)
+			}
+		}
+		want := make([]int32, n)
+		for i := range want {
+			want[i] = int32(i)
+		}
+		slices.SortStableFunc(want, func(a, b int32) int {
+			switch {
+			case logits[a] > logits[b]:
+				return -1
+			case logits[a] < logits[b]:
+				return 1
+			}
+			return 0
+		})
+		s.sortByLogit(logits)
+		if !slices.Equal(s.order, want) {
+			t.Fatalf("trial %d (n %d): radix order differs from the stable sort", trial, n)
+		}
 	}
 }

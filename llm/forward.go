@@ -196,7 +196,7 @@ func (m *Model) Forward(c Cache, tokens []int32, logits []float32) error {
 	}
 	defer m.acts.Put(a)
 	a.take(cfg, T)
-	x, xb, q, att, k, v, gate, up, proj := a.x, a.xb, a.q, a.att, a.k, a.v, a.gate, a.up, a.proj
+	x, q, att, k, v := a.x, a.q, a.att, a.k, a.v
 	for i, t := range tokens {
 		if err := m.embed.Row(int(t), x[i*d:(i+1)*d]); err != nil {
 			return err
@@ -204,15 +204,8 @@ func (m *Model) Forward(c Cache, tokens []int32, logits []float32) error {
 	}
 	for li := range m.layers {
 		l := &m.layers[li]
-		rmsNorm(xb, x, l.attnNorm, cfg.RMSEps)
-		for _, p := range [3]struct {
-			w      *Matrix
-			b, dst []float32
-		}{{l.q, l.qBias, q}, {l.k, l.kBias, k}, {l.v, l.vBias, v}} {
-			if err := p.w.MulT(p.dst, xb); err != nil {
-				return err
-			}
-			addBias(p.dst, p.b)
+		if err := m.projectQKV(l, a); err != nil {
+			return err
 		}
 		m.rope(q, cfg.Heads, pos0, a.cos, a.sin)
 		m.rope(k, cfg.KVHeads, pos0, a.cos, a.sin)
@@ -226,30 +219,56 @@ func (m *Model) Forward(c Cache, tokens []int32, logits []float32) error {
 			_ = c.Truncate(pos0)
 			return fmt.Errorf("llm: layer %d: %w", li, err)
 		}
-		if err := l.o.MulT(proj, att); err != nil {
+		if err := m.outputAndFFN(l, a); err != nil {
 			return err
-		}
-		for i := range x {
-			x[i] += proj[i]
-		}
-		rmsNorm(xb, x, l.ffnNorm, cfg.RMSEps)
-		if err := l.gate.MulT(gate, xb); err != nil {
-			return err
-		}
-		if err := l.up.MulT(up, xb); err != nil {
-			return err
-		}
-		for i, g := range gate {
-			gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
-		}
-		if err := l.down.MulT(proj, gate); err != nil {
-			return err
-		}
-		for i := range x {
-			x[i] += proj[i]
 		}
 	}
 	last := x[(T-outputs)*d:]
 	rmsNorm(last, last, m.outputNorm, cfg.RMSEps)
 	return m.output.MulT(logits, last)
+}
+
+// projectQKV writes the normed input's query, key and value projections
+// (biases added) of every token in a into a.q, a.k, a.v.
+func (m *Model) projectQKV(l *layer, a *activations) error {
+	rmsNorm(a.xb, a.x, l.attnNorm, m.Config.RMSEps)
+	for _, p := range [3]struct {
+		w      *Matrix
+		b, dst []float32
+	}{{l.q, l.qBias, a.q}, {l.k, l.kBias, a.k}, {l.v, l.vBias, a.v}} {
+		if err := p.w.MulT(p.dst, a.xb); err != nil {
+			return err
+		}
+		addBias(p.dst, p.b)
+	}
+	return nil
+}
+
+// outputAndFFN adds the attention output's projection (a.att) and then the
+// SwiGLU feed-forward block to the residual stream a.x.
+func (m *Model) outputAndFFN(l *layer, a *activations) error {
+	x, xb, gate, up, proj := a.x, a.xb, a.gate, a.up, a.proj
+	if err := l.o.MulT(proj, a.att); err != nil {
+		return err
+	}
+	for i := range x {
+		x[i] += proj[i]
+	}
+	rmsNorm(xb, x, l.ffnNorm, m.Config.RMSEps)
+	if err := l.gate.MulT(gate, xb); err != nil {
+		return err
+	}
+	if err := l.up.MulT(up, xb); err != nil {
+		return err
+	}
+	for i, g := range gate {
+		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
+	}
+	if err := l.down.MulT(proj, gate); err != nil {
+		return err
+	}
+	for i := range x {
+		x[i] += proj[i]
+	}
+	return nil
 }

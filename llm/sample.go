@@ -3,7 +3,6 @@ package llm
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/turboquant-go/tq/internal/rng"
 )
@@ -26,6 +25,9 @@ type Sampler struct {
 	rng   *rng.Source
 	order []int32
 	probs []float64
+	// radix-sort scratch
+	keys, keyTmp []uint32
+	orderTmp     []int32
 }
 
 // NewSampler validates opt.
@@ -52,19 +54,7 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	if s.opt.Temperature == 0 || len(logits) < 2 {
 		return Argmax(logits)
 	}
-	s.order = s.order[:0]
-	for i := range logits {
-		s.order = append(s.order, int32(i))
-	}
-	slices.SortStableFunc(s.order, func(a, b int32) int {
-		switch {
-		case logits[a] > logits[b]:
-			return -1
-		case logits[a] < logits[b]:
-			return 1
-		}
-		return 0
-	})
+	s.sortByLogit(logits)
 	if s.opt.TopK > 0 && s.opt.TopK < len(s.order) {
 		s.order = s.order[:s.opt.TopK]
 	}
@@ -127,4 +117,57 @@ func (m *Model) Generate(c Cache, prompt []int32, maxTokens int, s *Sampler, sto
 		next = []int32{tok}
 	}
 	return out, nil
+}
+
+// sortByLogit sets s.order to every token id, largest logit first and ids
+// ascending among equal logits: the order of a stable sort by descending
+// logit (−0 equals +0; NaN logits go last), computed by a four-pass LSD
+// radix sort on the logits' bits, which unlike a comparison sort costs a
+// few microseconds for a vocabulary of thousands.
+func (s *Sampler) sortByLogit(logits []float32) {
+	n := len(logits)
+	grow := func(b []uint32) []uint32 {
+		if cap(b) < n {
+			return make([]uint32, n)
+		}
+		return b[:n]
+	}
+	s.keys, s.keyTmp = grow(s.keys), grow(s.keyTmp)
+	if cap(s.order) < n {
+		s.order, s.orderTmp = make([]int32, n), make([]int32, n)
+	}
+	s.order, s.orderTmp = s.order[:n], s.orderTmp[:n]
+	for i, v := range logits {
+		if v == 0 {
+			v = 0 // −0 sorts with +0
+		}
+		u := math.Float32bits(v)
+		if u&(1<<31) != 0 { // ascending float order as unsigned keys
+			u = ^u
+		} else {
+			u |= 1 << 31
+		}
+		if v != v {
+			u = 0 // NaN: ^key below puts it after every number
+		}
+		s.keys[i], s.order[i] = ^u, int32(i) // descending
+	}
+	keys, order, keyTmp, orderTmp := s.keys, s.order, s.keyTmp, s.orderTmp
+	for shift := 0; shift < 32; shift += 8 {
+		var count [257]int
+		for _, k := range keys {
+			count[(k>>shift)&0xff+1]++
+		}
+		for i := 1; i < len(count); i++ {
+			count[i] += count[i-1]
+		}
+		for i, k := range keys {
+			b := (k >> shift) & 0xff
+			keyTmp[count[b]], orderTmp[count[b]] = k, order[i]
+			count[b]++
+		}
+		keys, keyTmp, order, orderTmp = keyTmp, keys, orderTmp, order
+	}
+	// Four passes: the sorted data is back in the slices it started in.
+	s.order = order
 }

@@ -26,6 +26,7 @@ var commands = []command{
 	{"data", "fetch benchmark datasets (glove, fmnist) into the cache folder; info", runData},
 	{"distortion", "Monte Carlo distortion of random unit vectors", runDistortion},
 	{"kv", "KV-cache fidelity on a synthetic decode workload fitted to real K/V", runKV},
+	{"load", "load-test tqserve on 127.0.0.1: sequences admitted, tokens/s, TTFT and inter-token latency per preset at one KV budget; overload", runLoad},
 	{"lm", "a language model on the cache: perplexity, KLD, agreement, passkey per preset; lm gen generates", runLM},
 	{"niah", "attention-level needle in a haystack: depth × context length per preset", runNIAH},
 	{"plan", "exact cache bytes for a model shape and context (the memory planner)", runPlan},
