@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"github.com/turboquant-go/tq/internal/gpucode"
 	"math"
 
 	"github.com/turboquant-go/tq/kvcache"
@@ -23,11 +24,11 @@ type layerCodecs struct {
 func buildLayerCodecs(v kvcache.LayerView, d int) (*layerCodecs, error) {
 	lc := &layerCodecs{}
 	var err error
-	if lc.klay, lc.P, err = codecLayout(v.KeyStorage, v.Keys[0], d, false, &lc.cent); err != nil {
-		return nil, err
+	if lc.klay, lc.P, err = gpucode.Layout(v.KeyStorage, v.Keys[0], d, false, &lc.cent); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
 	}
-	if lc.vlay, _, err = codecLayout(v.ValueStorage, v.Values[0], d, true, &lc.cent); err != nil {
-		return nil, err
+	if lc.vlay, _, err = gpucode.Layout(v.ValueStorage, v.Values[0], d, true, &lc.cent); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
 	}
 	if int(lc.klay[1]) != v.KeyCodeSize || int(lc.vlay[1]) != v.ValueCodeSize {
 		return nil, fmt.Errorf("%w: layout sizes %d/%d, codes %d/%d", ErrUnsupported, lc.klay[1], lc.vlay[1], v.KeyCodeSize, v.ValueCodeSize)

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"github.com/turboquant-go/tq/internal/gpucode"
 	"math"
 
 	"github.com/turboquant-go/tq/turboquant"
@@ -15,7 +16,7 @@ type Encoder struct {
 	dev    *Device
 	q      *turboquant.Quantizer
 	part   turboquant.Part
-	plan   *rotationPlan
+	plan   *gpucode.RotationPlan
 	signs  *Buffer
 	bounds *Buffer
 }
@@ -28,10 +29,10 @@ func NewEncoder(dev *Device, q *turboquant.Quantizer) (*Encoder, error) {
 	}
 	e := &Encoder{dev: dev, q: q, part: parts[0]}
 	var err error
-	if e.plan, err = newRotationPlan(parts[0].Rotation); err != nil {
-		return nil, err
+	if e.plan, err = gpucode.NewRotationPlan(parts[0].Rotation, maxEncodeDim); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
 	}
-	if e.signs, err = dev.Alloc(4 * len(e.plan.signs)); err != nil {
+	if e.signs, err = dev.Alloc(4 * len(e.plan.Signs)); err != nil {
 		return nil, err
 	}
 	bounds := append(append([]float32(nil), e.part.Boundaries...), float32(math.Inf(1)))
@@ -39,7 +40,7 @@ func NewEncoder(dev *Device, q *turboquant.Quantizer) (*Encoder, error) {
 		_ = dev.Free(e.signs)
 		return nil, err
 	}
-	if err := dev.WriteFloat32s(e.signs, 0, e.plan.signs); err != nil {
+	if err := dev.WriteFloat32s(e.signs, 0, e.plan.Signs); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -79,7 +80,7 @@ func (e *Encoder) EncodeDevice(codes, xs *Buffer) error {
 	defer e.dev.Free(status)
 	shared := uint32(d * (8 + 4 + 1))
 	if err := e.dev.launch("tq_encode_mse", dim3{uint32(n), 1, 1}, dim3{uint32(d), 1, 1}, shared,
-		xs, int32(n), int32(d), int32(e.part.Bits), int32(e.part.Norm), int32(e.plan.rounds), e.signs, e.plan.final,
+		xs, int32(n), int32(d), int32(e.part.Bits), int32(e.part.Norm), int32(e.plan.Rounds), e.signs, e.plan.Final,
 		e.bounds, codes, int32(cs), int32(e.part.IndexOffset), status); err != nil {
 		return err
 	}

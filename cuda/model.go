@@ -11,6 +11,7 @@ package cuda
 
 import (
 	"encoding/binary"
+	"github.com/turboquant-go/tq/internal/gpucode"
 	"math"
 
 	"github.com/turboquant-go/tq/internal/half"
@@ -42,9 +43,9 @@ func loadIndex(idx []byte, j int, bits int32) uint32 {
 }
 
 func partFactor(c []byte, p []int32) float32 {
-	f := loadScalar(c[p[pOffNorm]:], p[pPrec])
-	if p[pCorr] != 0 {
-		f = float32(f * loadScalar(c[p[pOffCorr]:], p[pPrec]))
+	f := loadScalar(c[p[gpucode.POffNorm]:], p[gpucode.PPrec])
+	if p[gpucode.PCorr] != 0 {
+		f = float32(f * loadScalar(c[p[gpucode.POffCorr]:], p[gpucode.PPrec]))
 	}
 	return f
 }
@@ -53,45 +54,45 @@ func partFactor(c []byte, p []int32) float32 {
 func scoreCode(code []byte, lay []int32, q, proj, cent []float32) float32 {
 	var total float32
 	for pi := range int(lay[0]) {
-		p := lay[2+pi*layoutPart:]
-		c := code[p[pOffCode]:]
-		qp := q[p[pRot]:]
-		dim := int(p[pDim])
+		p := lay[2+pi*gpucode.LayoutPart:]
+		c := code[p[gpucode.POffCode]:]
+		qp := q[p[gpucode.PRot]:]
+		dim := int(p[gpucode.PDim])
 		var s float32
-		switch p[pKind] {
-		case kindF16:
+		switch p[gpucode.PKind] {
+		case gpucode.KindF16:
 			for j := range dim {
 				s += float32(qp[j] * loadHalf(c, j))
 			}
 			total += s
 			continue
-		case kindF32:
+		case gpucode.KindF32:
 			for j := range dim {
 				s += float32(qp[j] * math.Float32frombits(binary.LittleEndian.Uint32(c[4*j:])))
 			}
 			total += s
 			continue
 		}
-		if bits := p[pBits]; bits > 0 {
-			cb := cent[p[pCent]:]
-			idx := c[p[pOffIdx]:]
+		if bits := p[gpucode.PBits]; bits > 0 {
+			cb := cent[p[gpucode.PCent]:]
+			idx := c[p[gpucode.POffIdx]:]
 			for j := range dim {
 				s += float32(qp[j] * cb[loadIndex(idx, j, bits)])
 			}
 		}
-		if p[pKind] == kindProd {
-			pr := proj[p[pProj]:]
-			sg := c[p[pOffSigns]:]
+		if p[gpucode.PKind] == gpucode.KindProd {
+			pr := proj[p[gpucode.PProj]:]
+			sg := c[p[gpucode.POffSigns]:]
 			var e float32
-			for i := range int(p[pRows]) {
+			for i := range int(p[gpucode.PRows]) {
 				if sg[i>>3]>>(i&7)&1 == 1 {
 					e += pr[i]
 				} else {
 					e -= pr[i]
 				}
 			}
-			g := loadScalar(c[p[pOffGamma]:], p[pPrec])
-			s += float32(float32(g*math.Float32frombits(uint32(p[pQJLScale]))) * e)
+			g := loadScalar(c[p[gpucode.POffGamma]:], p[gpucode.PPrec])
+			s += float32(float32(g*math.Float32frombits(uint32(p[gpucode.PQJLScale]))) * e)
 		}
 		total += float32(partFactor(c, p) * s)
 	}
@@ -101,23 +102,23 @@ func scoreCode(code []byte, lay []int32, q, proj, cent []float32) float32 {
 // valueCoord is codes.cuh's value_coord.
 func valueCoord(code []byte, lay []int32, cent []float32, j int) (float32, float32) {
 	pi := 0
-	if lay[0] > 1 && int32(j) >= lay[2+layoutPart+pRot] {
+	if lay[0] > 1 && int32(j) >= lay[2+gpucode.LayoutPart+gpucode.PRot] {
 		pi = 1
 	}
-	p := lay[2+pi*layoutPart:]
-	c := code[p[pOffCode]:]
-	jj := j - int(p[pRot])
-	switch p[pKind] {
-	case kindF16:
+	p := lay[2+pi*gpucode.LayoutPart:]
+	c := code[p[gpucode.POffCode]:]
+	jj := j - int(p[gpucode.PRot])
+	switch p[gpucode.PKind] {
+	case gpucode.KindF16:
 		return loadHalf(c, jj), 1
-	case kindF32:
+	case gpucode.KindF32:
 		return math.Float32frombits(binary.LittleEndian.Uint32(c[4*jj:])), 1
 	}
 	f := partFactor(c, p)
-	if p[pBits] == 0 {
+	if p[gpucode.PBits] == 0 {
 		return 0, f
 	}
-	return cent[int(p[pCent])+int(loadIndex(c[p[pOffIdx]:], jj, p[pBits]))], f
+	return cent[int(p[gpucode.PCent])+int(loadIndex(c[p[gpucode.POffIdx]:], jj, p[gpucode.PBits]))], f
 }
 
 // layerMemory is what tq_attend_partial reads of one layer: on the device,
@@ -322,7 +323,7 @@ func modelAttendReduce(part []float32, rows, nsplit, d int, out []float32) {
 }
 
 // modelEncodeMSE runs tq_encode_mse: one block per vector of xs ([n][d]).
-func modelEncodeMSE(xs []float32, d, bits int, prec int32, plan *rotationPlan, bounds []float32,
+func modelEncodeMSE(xs []float32, d, bits int, prec int32, plan *gpucode.RotationPlan, bounds []float32,
 	codes []byte, codeSize, offIdx int, status []int32) {
 	ss := make([]float64, d)
 	u := make([]float32, d)
@@ -351,9 +352,9 @@ func modelEncodeMSE(xs []float32, d, bits int, prec int32, plan *rotationPlan, b
 		if nrm > 0 {
 			inv = float32(1 / nrm)
 		}
-		for r := range plan.rounds {
+		for r := range plan.Rounds {
 			for j := range d {
-				u[j] = float32(u[j] * plan.signs[r*d+j])
+				u[j] = float32(u[j] * plan.Signs[r*d+j])
 			}
 			for h := 1; h < d; h <<= 1 {
 				for j := range d {
@@ -367,7 +368,7 @@ func modelEncodeMSE(xs []float32, d, bits int, prec int32, plan *rotationPlan, b
 		for j := range d {
 			var y float32
 			if nrm > 0 {
-				y = float32(u[j] * float32(plan.final*inv))
+				y = float32(u[j] * float32(plan.Final*inv))
 			}
 			k := 0
 			for _, b := range bounds[:1<<bits-1] {

@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"fmt"
+	"github.com/turboquant-go/tq/internal/gpucode"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -174,7 +175,7 @@ func TestRotationPlanMatchesHadamard(t *testing.T) {
 				t.Fatal(err)
 			}
 			rot := q.Parts()[0].Rotation
-			plan, err := newRotationPlan(rot)
+			plan, err := gpucode.NewRotationPlan(rot, maxEncodeDim)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,9 +185,9 @@ func TestRotationPlanMatchesHadamard(t *testing.T) {
 				want := make([]float32, dim)
 				rot.ForwardScaled(want, x, s)
 				u := append([]float32(nil), x...)
-				for k := range plan.rounds {
+				for k := range plan.Rounds {
 					for j := range u {
-						u[j] = float32(u[j] * plan.signs[k*dim+j])
+						u[j] = float32(u[j] * plan.Signs[k*dim+j])
 					}
 					for h := 1; h < dim; h <<= 1 {
 						for j := range dim {
@@ -197,7 +198,7 @@ func TestRotationPlanMatchesHadamard(t *testing.T) {
 						}
 					}
 				}
-				f := float32(plan.final * s)
+				f := float32(plan.Final * s)
 				for j := range u {
 					if got := float32(u[j] * f); math.Float32bits(got) != math.Float32bits(want[j]) {
 						t.Fatalf("dim %d rounds %d coord %d: plan %v, hadamard %v", dim, rounds, j, got, want[j])
@@ -206,7 +207,7 @@ func TestRotationPlanMatchesHadamard(t *testing.T) {
 			}
 		}
 	}
-	if _, err := newRotationPlan(mustRotation(t, 96)); err == nil {
+	if _, err := gpucode.NewRotationPlan(mustRotation(t, 96), maxEncodeDim); err == nil {
 		t.Error("a non-power-of-two rotation should be refused by the encode plan")
 	}
 }
@@ -232,7 +233,7 @@ func TestEncodeModelMatchesCPU(t *testing.T) {
 					t.Fatal(err)
 				}
 				kp := q.Parts()[0]
-				plan, err := newRotationPlan(kp.Rotation)
+				plan, err := gpucode.NewRotationPlan(kp.Rotation, maxEncodeDim)
 				if err != nil {
 					t.Fatal(err)
 				}

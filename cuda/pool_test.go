@@ -3,6 +3,7 @@ package cuda
 import (
 	"bytes"
 	"errors"
+	"github.com/turboquant-go/tq/internal/gpucode"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -24,7 +25,7 @@ func (modelExecutor) attend(s *Sequence, l *devLayer, qb *queryBatch) ([]float32
 		out := make([]byte, b.Size())
 		return out, dev.Read(out, b, 0)
 	}
-	klay, vlay := make([]int32, layoutInts), make([]int32, layoutInts)
+	klay, vlay := make([]int32, gpucode.LayoutInts), make([]int32, gpucode.LayoutInts)
 	if err := dev.Read(int32Bytes(klay), l.klay, 0); err != nil {
 		return nil, err
 	}
@@ -279,7 +280,7 @@ func TestEncoderLaunchOnStub(t *testing.T) {
 	var l [16]uint64
 	hooks.lastLaunch(&l)
 	plan := e.plan
-	want := [16]uint64{0, 5, 1, 1, 128, 1, 1, 128 * 13, l[8], 5, 128, 3, 0, uint64(plan.rounds), e.signs.ptr, uint64(math.Float32bits(plan.final))}
+	want := [16]uint64{0, 5, 1, 1, 128, 1, 1, 128 * 13, l[8], 5, 128, 3, 0, uint64(plan.Rounds), e.signs.ptr, uint64(math.Float32bits(plan.Final))}
 	if l != want {
 		t.Fatalf("encode launch %v, want %v", l, want)
 	}

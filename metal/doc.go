@@ -5,7 +5,7 @@
 // attention runs on the GPU.
 //
 // Kernels (kernels/*.metal; the code layouts and spec are cuda's, see
-// cuda/kernels/codes.cuh and layout.go):
+// cuda/kernels/codes.cuh and internal/gpucode):
 //
 //   - tq_encode_mse: batched encode (norm, randomized Hadamard rotation,
 //     Lloyd–Max boundary search, LSB-first packing) of fp32, fp16 or bf16

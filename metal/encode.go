@@ -3,6 +3,7 @@ package metal
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/turboquant-go/tq/internal/gpucode"
 	"math"
 
 	"github.com/turboquant-go/tq/internal/half"
@@ -40,7 +41,7 @@ type Encoder struct {
 	dev    *Device
 	q      *turboquant.Quantizer
 	part   turboquant.Part
-	plan   *rotationPlan
+	plan   *gpucode.RotationPlan
 	signs  *Buffer
 	bounds *Buffer
 }
@@ -53,18 +54,18 @@ func NewEncoder(dev *Device, q *turboquant.Quantizer) (*Encoder, error) {
 	}
 	e := &Encoder{dev: dev, q: q, part: parts[0]}
 	var err error
-	if e.plan, err = newRotationPlan(parts[0].Rotation); err != nil {
-		return nil, err
+	if e.plan, err = gpucode.NewRotationPlan(parts[0].Rotation, maxEncodeDim); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
 	}
 	bounds := append(append([]float32(nil), e.part.Boundaries...), float32(math.Inf(1)))
-	if e.signs, err = dev.Alloc(4 * len(e.plan.signs)); err != nil {
+	if e.signs, err = dev.Alloc(4 * len(e.plan.Signs)); err != nil {
 		return nil, err
 	}
 	if e.bounds, err = dev.Alloc(4 * len(bounds)); err != nil {
 		dev.Free(e.signs)
 		return nil, err
 	}
-	putFloat32s(e.signs.Bytes(), e.plan.signs)
+	putFloat32s(e.signs.Bytes(), e.plan.Signs)
 	putFloat32s(e.bounds.Bytes(), bounds)
 	return e, nil
 }
@@ -101,8 +102,8 @@ func (e *Encoder) EncodeDevice(codes, xs *Buffer, in InputType) error {
 	}
 	defer e.dev.Free(status)
 	args := encodeArgs{N: int32(n), D: int32(d), Bits: int32(e.part.Bits), Prec: int32(e.part.Norm),
-		Rounds: int32(e.plan.rounds), CodeSize: int32(cs), OffIdx: int32(e.part.IndexOffset), InType: int32(in),
-		FinalScale: e.plan.final}
+		Rounds: int32(e.plan.Rounds), CodeSize: int32(cs), OffIdx: int32(e.part.IndexOffset), InType: int32(in),
+		FinalScale: e.plan.Final}
 	if err := e.dev.run([]dispatch{{kernel: "tq_encode_mse", groups: [3]int{n, 1, 1}, threads: d,
 		binds: []binding{bufArg(xs), bytesArg(&args), bufArg(e.signs), bufArg(e.bounds), bufArg(codes), bufArg(status)},
 		tgmem: []int{4 * d, d, 8 * 8, 4 * 4}}}); err != nil {

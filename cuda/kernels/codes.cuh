@@ -1,6 +1,6 @@
 // codes.cuh: reading TurboQuant codes and cache tokens on the device. The
 // layout of a code is described by a small int array built on the host
-// (cuda/layout.go) from turboquant's code layout.
+// (internal/gpucode/layout.go) from turboquant's code layout.
 #pragma once
 #include "shim.h"
 

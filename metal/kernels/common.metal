@@ -4,7 +4,7 @@
 // same three files compile as C++ behind testdata/msl_host.h.
 //
 // Code layouts are cuda/kernels/codes.cuh's: the int array built on the host
-// from turboquant's code layout (metal/layout.go), so one spec describes
+// from turboquant's code layout (internal/gpucode/layout.go), so one spec describes
 // the codes on both GPUs.
 #ifndef TQ_HOST
 #include <metal_stdlib>
