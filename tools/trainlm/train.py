@@ -124,12 +124,12 @@ def main():
         # induction-head curriculum: a KJV span, then the same span again (every token of the copy is predictable)
         if rng.random() < a.random_span_frac:
             # random tokens: the copy is predictable only by looking back (cleanest induction signal)
-            L = int(rng.integers(8, 120))
+            L = int(rng.integers(8, max(9, min(120, T // 3))))   # three copies fit in short curriculum sequences
             span = list(rng.integers(0, tok.bos, L))
             seq = [tok.bos] + span + span + span
             copies = (1 + L, 1 + 3 * L)
         else:
-            L = int(rng.integers(32, 400))
+            L = int(rng.integers(min(32, T // 4), max(min(32, T // 4) + 1, min(400, T // 2))))
             off = int(rng.integers(0, len(stream) - T))
             span = list(stream[off:off + L])
             seq = [tok.bos] + span + span
