@@ -201,6 +201,9 @@ func (fs *FastScan) SearchBatch(queries []float32, o SearchOptions) ([][]Result,
 // fastScanChunk. The SIMD kernel replacing it is bit-identical.
 var fastScan4 = fastScan4Go
 
+// FastScanKernel names the kernel the fast scan runs: "avx2" or "go".
+var FastScanKernel = "go"
+
 func fastScan4Go(out *[fastScanBlock]uint16, codes, lut []byte, pairs int) {
 	*out = [fastScanBlock]uint16{}
 	for p := range pairs {

@@ -79,6 +79,7 @@ func TestFastScanMatchesFlat(t *testing.T) {
 // The SIMD kernel (when there is one) equals the pure-Go twin bit for bit,
 // including tables of 255s at the full chunk, the overflow edge.
 func TestFastScanKernelMatchesGo(t *testing.T) {
+	t.Logf("kernel: %s", FastScanKernel)
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, pairs := range []int{1, 2, 7, 64, fastScanChunk} {
 		for trial := range 20 {

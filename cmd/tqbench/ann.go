@@ -52,6 +52,7 @@ func runANN(args []string, stdout io.Writer) error {
 	fromRows := fs.String("rows", "", "print and plot the rows of an earlier --json run instead of measuring")
 	center := fs.String("center", "no", "subtract the base mean before rotation: no, yes or both")
 	refine := fs.Int("refine", 0, "also report each method re-ranking its best k·R candidates against the float32 originals (0: off)")
+	fastScan := fs.Bool("fastscan", false, "also report 4-bit mse and mse-norm through ann.FastScan (the 4-bit fast-scan layout)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -128,7 +129,7 @@ func runANN(args []string, stdout io.Writer) error {
 				}
 				for _, b := range bl {
 					cfg := ann.Config{Dim: base.Dim, Bits: b, Method: method, Metric: metric, Seed: *seed, Rounds: *rounds, Mean: mean}
-					got, err := measureANN(cfg, base, queries, truth, ks, maxK, *refine)
+					got, err := measureANN(cfg, base, queries, truth, ks, maxK, *refine, *fastScan)
 					if err != nil {
 						return err
 					}
@@ -205,10 +206,11 @@ func loadANNData(data string, nBase, nQuery int) (base, queries *dataset.Vectors
 	return base, queries, name, err
 }
 
-// measureANN measures one quantizer: its row, and with refine > 0 a second
-// row for the same codes re-ranking k·refine candidates against the float32
-// originals (whose bytes it counts).
-func measureANN(cfg ann.Config, base, queries *dataset.Vectors, truth [][]ann.Result, ks []int, maxK, refine int) ([]annRow, error) {
+// measureANN measures one quantizer: its row, with refine > 0 a row for the
+// same codes re-ranking k·refine candidates against the float32 originals
+// (whose bytes it counts), and with fastScan (4-bit MSE codes) a row for the
+// same codes in ann.FastScan's layout.
+func measureANN(cfg ann.Config, base, queries *dataset.Vectors, truth [][]ann.Result, ks []int, maxK, refine int, fastScan bool) ([]annRow, error) {
 	q, err := ann.NewTQ(cfg)
 	if err != nil {
 		return nil, err
@@ -241,13 +243,29 @@ func measureANN(cfg ann.Config, base, queries *dataset.Vectors, truth [][]ann.Re
 		r.RecallAt1 = map[int]float64{}
 		rows = append(rows, r)
 	}
+	search := make([]func([]float32, ann.SearchOptions) ([][]ann.Result, error), len(rows))
+	for i := range rows {
+		search[i] = f.SearchBatch
+	}
+	if fastScan && cfg.Bits == 4 && (cfg.Method == ann.MSE || cfg.Method == ann.MSENorm) {
+		fs, err := ann.NewFastScan(f)
+		if err != nil {
+			return nil, err
+		}
+		r := row
+		r.Method += "+fastscan"
+		r.BytesPerVec = fs.BytesPerVector()
+		r.RecallAt1 = map[int]float64{}
+		rows = append(rows, r)
+		search = append(search, fs.SearchBatch)
+	}
 	for i := range rows {
 		o := ann.SearchOptions{K: maxK, Workers: 1}
-		if i == 1 {
+		if refine > 0 && i == 1 {
 			o.Rerank, o.Originals = refine, base.Data
 		}
 		start = time.Now()
-		got, err := f.SearchBatch(queries.Data, o)
+		got, err := search[i](queries.Data, o)
 		el := time.Since(start).Seconds()
 		if err != nil {
 			return nil, err
