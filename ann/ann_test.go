@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -103,8 +104,11 @@ func TestFastScanMatchesTurboquantQuery(t *testing.T) {
 				for j := range n {
 					// The uint16 table rounds each byte's term by at most
 					// 2^-17 of a row's range: bound the error by ‖x‖‖y‖.
-					tol := 1e-4 * yn * math.Sqrt(dot64(xs[j*d:(j+1)*d], xs[j*d:(j+1)*d]))
-					if math.Abs(float64(-dist[j]-want[j])) > tol {
+					// Plain MSE inner products are scaled by ipScale
+					// (the expected-alignment correction).
+					s := float64(q.ipScale)
+					tol := 1e-4 * s * yn * math.Sqrt(dot64(xs[j*d:(j+1)*d], xs[j*d:(j+1)*d]))
+					if math.Abs(float64(-dist[j])-s*float64(want[j])) > tol {
 						t.Fatalf("%v %d bits code %d: %v, turboquant says %v", meth, bits, j, -dist[j], want[j])
 					}
 				}
@@ -382,13 +386,15 @@ func TestFlatRoundTrip(t *testing.T) {
 		{Dim: 33, Bits: 3, Method: MSENorm, Metric: Cosine, Seed: 6, Rounds: 1},
 		{Dim: 40, Bits: 2, Method: Prod, Metric: L2},
 		{Dim: 20, Method: Polar, Metric: InnerProduct},
+		{Dim: 24, Bits: 2, Method: MSENorm, Metric: L2, Mean: gaussian(1, 24, 11)},
+		{Dim: 20, Method: Polar, Metric: Cosine, Mean: gaussian(1, 20, 12)},
 	} {
 		b := flatBytes(t, cfg, 50)
 		f, err := ReadFlat(bytes.NewReader(b))
 		if err != nil {
 			t.Fatalf("%+v: %v", cfg, err)
 		}
-		if f.Len() != 50 || f.Quantizer().(*TQ).Config() != cfg {
+		if f.Len() != 50 || !reflect.DeepEqual(f.Quantizer().(*TQ).Config(), cfg) {
 			t.Fatalf("%+v: read %d vectors, config %+v", cfg, f.Len(), f.Quantizer().(*TQ).Config())
 		}
 		var again bytes.Buffer
@@ -436,6 +442,7 @@ func FuzzReadFlat(f *testing.F) {
 	f.Add(flatBytes(f, Config{Dim: 16, Bits: 2, Method: MSENorm, Metric: Cosine}, 2))
 	f.Add(flatBytes(f, Config{Dim: 16, Bits: 2, Method: Prod, Metric: InnerProduct}, 1))
 	f.Add(flatBytes(f, Config{Dim: 16, Method: Polar, Metric: InnerProduct}, 0))
+	f.Add(flatBytes(f, Config{Dim: 16, Bits: 4, Method: MSENorm, Metric: L2, Mean: gaussian(1, 16, 3)}, 2))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ix, err := ReadFlat(bytes.NewReader(data))
 		if err != nil {

@@ -239,7 +239,7 @@ func (f *Flat) WriteTo(w io.Writer) (int64, error) {
 }
 
 // maxQuantizerBytes bounds the quantizer section.
-const maxQuantizerBytes = quantizerFixed + maxSpecBytes + 4
+const maxQuantizerBytes = quantizerFixed + maxSpecBytes + 4*MaxDim + 4
 
 // ReadFlat reads an index written by Flat.WriteTo. Errors wrap ErrFormat.
 func ReadFlat(r io.Reader) (*Flat, error) {

@@ -44,6 +44,9 @@ func NewIVF(q Quantizer, cfg IVFConfig) (*IVF, error) {
 	if q.Metric() != InnerProduct && q.Metric() != L2 {
 		return nil, fmt.Errorf("%w: IVF needs an inner-product or L2 quantizer, got %v (normalize for cosine)", ErrConfig, q.Metric())
 	}
+	if t, ok := q.(*TQ); ok && t.mean != nil {
+		return nil, fmt.Errorf("%w: IVF encodes residuals, which its lists already centre; use a quantizer without Mean", ErrConfig)
+	}
 	if cfg.Lists < 1 || cfg.Lists > maxLists {
 		return nil, fmt.Errorf("%w: %d lists outside [1, %d]", ErrConfig, cfg.Lists, maxLists)
 	}

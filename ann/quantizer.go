@@ -107,6 +107,46 @@ type Config struct {
 	// Rounds of the randomized Hadamard rotation; 0 means the turboquant
 	// default (3 at powers of two, 2 otherwise).
 	Rounds int
+	// Mean, when set (len Dim, finite), is subtracted from every vector
+	// before rotation: the codes then spend their bits on x − Mean, whose
+	// norm is far smaller than ‖x‖ on data that is not centred (pixels,
+	// non-negative features). Distances stay those of the original vectors:
+	// L2 is translation invariant and scores the centred query, and inner
+	// products add the per-query constant ⟨q, Mean⟩. For Cosine the mean is
+	// that of the normalized vectors. Compute it with ann.Mean (one pass);
+	// nil keeps the quantizer training-free.
+	Mean []float32
+}
+
+// Mean returns the mean of the row-major vectors xs (len a multiple of dim),
+// normalized first for Cosine: the Config.Mean that centres them. It is one
+// pass over the data, accumulated in float64.
+func Mean(m Metric, xs []float32, dim int) ([]float32, error) {
+	if dim < 1 || len(xs)%dim != 0 || len(xs) == 0 {
+		return nil, fmt.Errorf("%w: %d floats is not a non-empty whole number of %d-d vectors", ErrDimension, len(xs), dim)
+	}
+	acc := make([]float64, dim)
+	for i := 0; i < len(xs); i += dim {
+		x := xs[i : i+dim]
+		s := 1.0
+		if m == Cosine {
+			if ss := dot64(x, x); ss > 0 {
+				s = 1 / math.Sqrt(ss)
+			}
+		}
+		for j, v := range x {
+			acc[j] += s * float64(v)
+		}
+	}
+	n := float64(len(xs) / dim)
+	out := make([]float32, dim)
+	for j, v := range acc {
+		out[j] = float32(v / n)
+		if math.IsNaN(float64(out[j])) || math.IsInf(float64(out[j]), 0) {
+			return nil, fmt.Errorf("%w: mean of coordinate %d is not finite", turboquant.ErrNonFinite, j)
+		}
+	}
+	return out, nil
 }
 
 // Quantizer is what an index needs from a vector quantizer: train-free
@@ -152,6 +192,16 @@ type TQ struct {
 	// kernels they are scored by simd.DotCodesPadded (unpacked and
 	// multiplied in registers).
 	kern *simd.Codebook
+	// mean is Config.Mean zero-padded to qDim (nil without centring), and
+	// meanNorm2 its squared norm.
+	mean      []float32
+	meanNorm2 float32
+	// ipScale multiplies the code inner products of plain MSE codes: the
+	// reciprocal of the expected ⟨ĉ, u⟩ of a unit vector u and its
+	// reconstruction ĉ (2/π at one bit), which removes the multiplicative
+	// bias of MSE inner products on average. MSENorm stores the exact
+	// per-vector factor instead (RaBitQ's correction); other methods use 1.
+	ipScale float32
 }
 
 var _ Quantizer = (*TQ)(nil)
@@ -168,7 +218,10 @@ func NewTQ(cfg Config) (*TQ, error) {
 	if cfg.Metric < InnerProduct || cfg.Metric > L2 {
 		return bad("unknown metric %d", cfg.Metric)
 	}
-	t := &TQ{cfg: cfg, qDim: cfg.Dim}
+	if cfg.Mean != nil && len(cfg.Mean) != cfg.Dim {
+		return bad("mean has %d components, dim is %d", len(cfg.Mean), cfg.Dim)
+	}
+	t := &TQ{cfg: cfg, qDim: cfg.Dim, ipScale: 1}
 	tc := turboquant.Config{Dim: cfg.Dim, Bits: cfg.Bits, Seed: cfg.Seed, Rounds: cfg.Rounds}
 	switch cfg.Method {
 	case MSE:
@@ -192,10 +245,23 @@ func NewTQ(cfg Config) (*TQ, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	t.q = q
+	if cfg.Mean != nil {
+		t.mean = make([]float32, t.qDim)
+		copy(t.mean, cfg.Mean)
+		t.cfg.Mean = t.mean[:cfg.Dim:cfg.Dim]
+		ss := dot64(t.mean, t.mean)
+		if math.IsNaN(ss) || math.IsInf(ss, 0) {
+			return bad("mean is not finite")
+		}
+		t.meanNorm2 = float32(ss)
+	}
 	if l, ok := mseLayout(q); ok {
 		t.layout, t.mse, t.fast = l, true, 8%l.Bits == 0
 		if l.Bits <= 4 && l.Norm == turboquant.FP16 {
 			t.kern = simd.NewCodebook(l.Centroids, l.Bits)
+		}
+		if l.CorrectionOffset < 0 {
+			t.ipScale = float32(1 / expectedAlignment(l.Centroids, l.Dim))
 		}
 	}
 	return t, nil
@@ -217,12 +283,49 @@ func (t *TQ) CodeSize() int { return t.q.CodeSize() }
 // padded to a multiple of 16 for Polar).
 func (t *TQ) Quantizer() *turboquant.Quantizer { return t.q }
 
-// needsTransform reports whether vectors are changed before encoding
-// (normalized for cosine, padded for Polar).
-func (t *TQ) needsTransform() bool { return t.cfg.Metric == Cosine || t.qDim != t.cfg.Dim }
+// expectedAlignment is E⟨ĉ, u⟩ = d·Σ_k c_k²·P(cell k) for a coordinate of
+// a rotated unit vector, taken as N(0, 1/d), quantized to the ascending
+// centroids cent (cells split at midpoints; Lloyd–Max centroids are the
+// conditional means of their cells, so E[c·u] = E[c²]).
+func expectedAlignment(cent []float32, d int) float64 {
+	sigma := 1 / math.Sqrt(float64(d))
+	cdf := func(x float64) float64 { return 0.5 * (1 + math.Erf(x/(sigma*math.Sqrt2))) }
+	var a float64
+	lo := 0.0
+	for k, c := range cent {
+		hi := 1.0
+		if k+1 < len(cent) {
+			hi = cdf((float64(c) + float64(cent[k+1])) / 2)
+		}
+		a += float64(c) * float64(c) * (hi - lo)
+		lo = hi
+	}
+	if a <= 0 || math.IsNaN(a) {
+		return 1
+	}
+	return a * float64(d)
+}
 
-// transform writes the vector the quantizer sees for x into dst (len qDim).
+// needsTransform reports whether vectors are changed before encoding
+// (normalized for cosine, centred, padded for Polar).
+func (t *TQ) needsTransform() bool {
+	return t.cfg.Metric == Cosine || t.qDim != t.cfg.Dim || t.mean != nil
+}
+
+// transform writes the vector the quantizer sees for x into dst (len qDim):
+// normalized for Cosine, minus the mean when centring.
 func (t *TQ) transform(dst, x []float32) {
+	t.transformQuery(dst, x)
+	if t.mean != nil {
+		for j, m := range t.mean {
+			dst[j] -= m
+		}
+	}
+}
+
+// transformQuery is transform without the centring: the query as the
+// inner-product metrics score it.
+func (t *TQ) transformQuery(dst, x []float32) {
 	copy(dst, x)
 	clear(dst[len(x):])
 	if t.cfg.Metric == Cosine {
@@ -312,11 +415,24 @@ func (t *TQ) scalar(b []byte) float32 {
 
 // Distance is the symmetric distance between the vectors two codes decode
 // to: −⟨x̃a, x̃b⟩, 1 − ⟨x̃a, x̃b⟩ (both normalized before encoding), or
-// ‖a‖² + ‖b‖² − 2⟨x̃a, x̃b⟩ with the stored norms.
+// ‖a‖² + ‖b‖² − 2⟨x̃a, x̃b⟩ with the stored norms. With a mean the codes
+// hold x − μ; the inner products add ⟨x̃a + x̃b, μ⟩ + ‖μ‖² (decoding both),
+// and L2 needs nothing.
 func (t *TQ) Distance(a, b []byte) (float32, error) {
 	ip, err := t.q.CodeInnerProduct(a, b)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrDimension, err)
+	}
+	if t.mean != nil && t.cfg.Metric != L2 {
+		v := make([]float32, t.qDim)
+		shift := float64(t.meanNorm2)
+		for _, c := range [][]byte{a, b} {
+			if err := t.q.Decode(v, c); err != nil {
+				return 0, fmt.Errorf("%w: %w", ErrDimension, err)
+			}
+			shift += dot64(v, t.mean)
+		}
+		ip += float32(shift)
 	}
 	switch t.cfg.Metric {
 	case InnerProduct:
@@ -331,8 +447,9 @@ func (t *TQ) Distance(a, b []byte) (float32, error) {
 // tqQuery is the prepared query of a TQ.
 type tqQuery struct {
 	t      *TQ
-	y      []float32 // the query as the quantizer sees it (normalized, padded)
+	y      []float32 // the query as the quantizer sees it (normalized, padded; centred for L2)
 	qNorm2 float32   // ‖y‖², for L2
+	shift  float32   // ⟨y, μ⟩ added to inner products when centring (not for L2)
 	slow   *turboquant.Query
 	lut    byteLUT
 	vector bool      // scored by simd.DotCodesPadded
@@ -364,7 +481,15 @@ func (qq *tqQuery) Reset(y []float32) error {
 	if len(y) != t.cfg.Dim {
 		return fmt.Errorf("%w: query has %d components, index dim is %d", ErrDimension, len(y), t.cfg.Dim)
 	}
-	t.transform(qq.y, y)
+	qq.shift = 0
+	if t.cfg.Metric == L2 {
+		t.transform(qq.y, y)
+	} else {
+		t.transformQuery(qq.y, y)
+		if t.mean != nil {
+			qq.shift = float32(dot64(qq.y, t.mean))
+		}
+	}
 	var ss float64
 	for _, v := range qq.y {
 		ss += float64(v) * float64(v)
@@ -441,43 +566,56 @@ func (qq *tqQuery) innerProducts(dst []float32, codes []byte) {
 // finish turns inner products into distances in place.
 func (qq *tqQuery) finish(dst []float32, codes []byte) {
 	t := qq.t
+	s, c := t.ipScale, qq.shift
 	switch t.cfg.Metric {
 	case InnerProduct:
 		for i := range dst {
-			dst[i] = -dst[i]
+			dst[i] = -(s*dst[i] + c)
 		}
 	case Cosine:
 		for i := range dst {
-			dst[i] = 1 - dst[i]
+			dst[i] = 1 - (s*dst[i] + c)
 		}
 	case L2:
 		cs := t.q.CodeSize()
 		for i := range dst {
 			n := t.norm(codes[i*cs:])
-			dst[i] = qq.qNorm2 - 2*dst[i] + n*n
+			dst[i] = qq.qNorm2 - 2*s*dst[i] + n*n
 		}
 	}
 }
 
 // MarshalBinary encodes the quantizer: magic "TQAQ", u16 version, u16
-// reserved, u32 dim, u8 bits, method, metric, rounds, u64 seed, the
-// turboquant spec (u32 length, bytes; it carries a fingerprint of the
-// codebooks and rotation), and a CRC-32C of all that precedes.
+// flags (bit 0: a mean follows the spec), u32 dim, u8 bits, method, metric,
+// rounds, u64 seed, the turboquant spec (u32 length, bytes; it carries a
+// fingerprint of the codebooks and rotation), with flag bit 0 the dim
+// float32 components of the mean, and a CRC-32C of all that precedes.
+// Without a mean the bytes are those version 1 always wrote.
 func (t *TQ) MarshalBinary() ([]byte, error) {
 	spec, err := t.q.Spec().MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
+	var flags uint16
+	if t.mean != nil {
+		flags |= flagMean
+	}
 	b := append([]byte(nil), quantizerMagic[:]...)
 	b = binary.LittleEndian.AppendUint16(b, FormatVersion)
-	b = binary.LittleEndian.AppendUint16(b, 0)
+	b = binary.LittleEndian.AppendUint16(b, flags)
 	b = binary.LittleEndian.AppendUint32(b, uint32(t.cfg.Dim))
 	b = append(b, byte(t.cfg.Bits), byte(t.cfg.Method), byte(t.cfg.Metric), byte(t.cfg.Rounds))
 	b = binary.LittleEndian.AppendUint64(b, t.cfg.Seed)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(spec)))
 	b = append(b, spec...)
+	for _, m := range t.cfg.Mean {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(m))
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
+
+// flagMean marks a serialized quantizer that carries a mean.
+const flagMean = 1
 
 var (
 	quantizerMagic = [4]byte{'T', 'Q', 'A', 'Q'}
@@ -509,16 +647,34 @@ func UnmarshalTQ(data []byte) (*TQ, error) {
 	if v := binary.LittleEndian.Uint16(data[4:]); v != FormatVersion {
 		return bad("version %d, this build reads %d", v, FormatVersion)
 	}
-	if binary.LittleEndian.Uint16(data[6:]) != 0 {
-		return bad("reserved field is not zero")
+	flags := binary.LittleEndian.Uint16(data[6:])
+	if flags&^flagMean != 0 {
+		return bad("unknown flags %#x", flags)
 	}
 	cfg := Config{
 		Dim: int(binary.LittleEndian.Uint32(data[8:])), Bits: int(data[12]), Method: Method(data[13]),
 		Metric: Metric(data[14]), Rounds: int(data[15]), Seed: binary.LittleEndian.Uint64(data[16:]),
 	}
 	n := uint64(binary.LittleEndian.Uint32(data[24:]))
-	if n > maxSpecBytes || uint64(len(data)) != quantizerFixed+n+4 {
-		return bad("spec of %d bytes in %d bytes", n, len(data))
+	var meanBytes uint64
+	if flags&flagMean != 0 {
+		if cfg.Dim < 2 || cfg.Dim > MaxDim {
+			return bad("dim %d outside [2, %d]", cfg.Dim, MaxDim)
+		}
+		meanBytes = 4 * uint64(cfg.Dim)
+	}
+	if n > maxSpecBytes || uint64(len(data)) != quantizerFixed+n+meanBytes+4 {
+		return bad("spec of %d bytes and mean of %d in %d bytes", n, meanBytes, len(data))
+	}
+	if meanBytes > 0 {
+		cfg.Mean = make([]float32, cfg.Dim)
+		mb := data[quantizerFixed+n:]
+		for j := range cfg.Mean {
+			cfg.Mean[j] = math.Float32frombits(binary.LittleEndian.Uint32(mb[4*j:]))
+			if math.IsNaN(float64(cfg.Mean[j])) || math.IsInf(float64(cfg.Mean[j]), 0) {
+				return bad("mean component %d is not finite", j)
+			}
+		}
 	}
 	t, err := NewTQ(cfg)
 	if err != nil {

@@ -112,6 +112,7 @@ def main():
     ap.add_argument("--k", default="1,2,4,8,16,32,64")
     ap.add_argument("--metrics", default="ip,cosine")
     ap.add_argument("--only", default="", help="comma-separated method names to run (default all)")
+    ap.add_argument("--bits", default="", help="comma-separated bits per dimension to run (default all)")
     ap.add_argument("--dataset", default="")
     ap.add_argument("--json", default="", help="also write the rows as JSON here")
     a = ap.parse_args()
@@ -132,6 +133,8 @@ def main():
         metric = faiss.METRIC_L2 if metric_name == "l2" else faiss.METRIC_INNER_PRODUCT
         for name, bits, make in indexes(base.shape[1], metric):
             if only and name not in only:
+                continue
+            if a.bits and str(bits) not in a.bits.split(","):
                 continue
             try:
                 row = recall_rows(name, bits, make(), b, q, truth, ks, metric_name, dataset)

@@ -50,6 +50,9 @@ func runANN(args []string, stdout io.Writer) error {
 	faiss := fs.String("faiss", "", "JSON rows from bench/faiss_compare.py --json, merged into the table and plot")
 	plotPath := fs.String("plot", "", "write a recall@1@k plot (PNG)")
 	fromRows := fs.String("rows", "", "print and plot the rows of an earlier --json run instead of measuring")
+	center := fs.String("center", "no", "subtract the base mean before rotation: no, yes or both")
+	refine := fs.Int("refine", 0, "also report each method re-ranking its best k·R candidates against the float32 originals (0: off)")
+	fastScan := fs.Bool("fastscan", false, "also report 4-bit mse and mse-norm through ann.FastScan (the 4-bit fast-scan layout)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -68,6 +71,20 @@ func runANN(args []string, stdout io.Writer) error {
 			return err
 		}
 		return finishANN(stdout, rows, ks, *faiss, *plotPath, *asJSON)
+	}
+	var centerings []bool
+	switch *center {
+	case "no":
+		centerings = []bool{false}
+	case "yes":
+		centerings = []bool{true}
+	case "both":
+		centerings = []bool{false, true}
+	default:
+		return fmt.Errorf("--center %q: want no, yes or both", *center)
+	}
+	if *refine < 0 {
+		return fmt.Errorf("--refine %d is negative", *refine)
 	}
 	base, queries, name, err := loadANNData(*data, *nBase, *nQuery)
 	if err != nil {
@@ -103,14 +120,24 @@ func runANN(args []string, stdout io.Writer) error {
 			if method == ann.Polar {
 				bl = []int{0}
 			}
-			for _, b := range bl {
-				cfg := ann.Config{Dim: base.Dim, Bits: b, Method: method, Metric: metric, Seed: *seed, Rounds: *rounds}
-				row, err := measureANN(cfg, base, queries, truth, ks, maxK)
-				if err != nil {
-					return err
+			for _, c := range centerings {
+				var mean []float32
+				if c {
+					if mean, err = ann.Mean(metric, base.Data, base.Dim); err != nil {
+						return err
+					}
 				}
-				row.Dataset = name
-				rows = append(rows, row)
+				for _, b := range bl {
+					cfg := ann.Config{Dim: base.Dim, Bits: b, Method: method, Metric: metric, Seed: *seed, Rounds: *rounds, Mean: mean}
+					got, err := measureANN(cfg, base, queries, truth, ks, maxK, *refine, *fastScan)
+					if err != nil {
+						return err
+					}
+					for _, row := range got {
+						row.Dataset = name
+						rows = append(rows, row)
+					}
+				}
 			}
 		}
 	}
@@ -179,14 +206,21 @@ func loadANNData(data string, nBase, nQuery int) (base, queries *dataset.Vectors
 	return base, queries, name, err
 }
 
-func measureANN(cfg ann.Config, base, queries *dataset.Vectors, truth [][]ann.Result, ks []int, maxK int) (annRow, error) {
+// measureANN measures one quantizer: its row, with refine > 0 a row for the
+// same codes re-ranking k·refine candidates against the float32 originals
+// (whose bytes it counts), and with fastScan (4-bit MSE codes) a row for the
+// same codes in ann.FastScan's layout.
+func measureANN(cfg ann.Config, base, queries *dataset.Vectors, truth [][]ann.Result, ks []int, maxK, refine int, fastScan bool) ([]annRow, error) {
 	q, err := ann.NewTQ(cfg)
 	if err != nil {
-		return annRow{}, err
+		return nil, err
 	}
 	row := annRow{
 		Metric: cfg.Metric.String(), Method: cfg.Method.String(), Bits: float64(cfg.Bits),
 		BytesPerVec: q.CodeSize(), Base: base.Len(), Queries: queries.Len(), RecallAt1: map[int]float64{},
+	}
+	if cfg.Mean != nil {
+		row.Method += "+center"
 	}
 	if cfg.Method == ann.Polar {
 		row.Bits = 3.875
@@ -199,21 +233,52 @@ func measureANN(cfg ann.Config, base, queries *dataset.Vectors, truth [][]ann.Re
 	row.EncodeSeconds = time.Since(start).Seconds()
 	runtime.GOMAXPROCS(prev)
 	if err != nil {
-		return row, err
+		return nil, err
 	}
-	start = time.Now()
-	got, err := f.SearchBatch(queries.Data, ann.SearchOptions{K: maxK, Workers: 1})
-	el := time.Since(start).Seconds()
-	if err != nil {
-		return row, err
+	rows := []annRow{row}
+	if refine > 0 {
+		r := row
+		r.Method += fmt.Sprintf("+refine%d", refine)
+		r.BytesPerVec += 4 * base.Dim
+		r.RecallAt1 = map[int]float64{}
+		rows = append(rows, r)
 	}
-	row.QPS = float64(queries.Len()) / el
-	row.CodesPerSec = float64(queries.Len()) * float64(base.Len()) / el
-	for _, k := range ks {
-		row.RecallAt1[k] = recallAt1AtK(truth, got, k)
+	search := make([]func([]float32, ann.SearchOptions) ([][]ann.Result, error), len(rows))
+	for i := range rows {
+		search[i] = f.SearchBatch
 	}
-	row.Recall10At10 = recallNAtN(truth, got, 10)
-	return row, nil
+	if fastScan && cfg.Bits == 4 && (cfg.Method == ann.MSE || cfg.Method == ann.MSENorm) {
+		fs, err := ann.NewFastScan(f)
+		if err != nil {
+			return nil, err
+		}
+		r := row
+		r.Method += "+fastscan"
+		r.BytesPerVec = fs.BytesPerVector()
+		r.RecallAt1 = map[int]float64{}
+		rows = append(rows, r)
+		search = append(search, fs.SearchBatch)
+	}
+	for i := range rows {
+		o := ann.SearchOptions{K: maxK, Workers: 1}
+		if refine > 0 && i == 1 {
+			o.Rerank, o.Originals = refine, base.Data
+		}
+		start = time.Now()
+		got, err := search[i](queries.Data, o)
+		el := time.Since(start).Seconds()
+		if err != nil {
+			return nil, err
+		}
+		r := &rows[i]
+		r.QPS = float64(queries.Len()) / el
+		r.CodesPerSec = float64(queries.Len()) * float64(base.Len()) / el
+		for _, k := range ks {
+			r.RecallAt1[k] = recallAt1AtK(truth, got, k)
+		}
+		r.Recall10At10 = recallNAtN(truth, got, 10)
+	}
+	return rows, nil
 }
 
 // recallAt1AtK is the fraction of queries whose true nearest neighbour is
