@@ -31,7 +31,7 @@ type Store struct {
 	block   int
 	root    Key
 
-	hits, misses, corrupt, errs atomic.Int64
+	hits, misses, corrupt, errs  atomic.Int64
 	bytesFetched, puts, bytesPut atomic.Int64
 	tokensRestored               atomic.Int64
 }
