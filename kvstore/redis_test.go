@@ -3,64 +3,15 @@ package kvstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/turboquant-go/tq/kvstore/redistest"
 )
 
-// redisServer is a redis-server the test started on a free loopback port.
-type redisServer struct {
-	cmd  *exec.Cmd
-	Addr string
-}
-
-// startRedis starts redis-server (no persistence) and waits until it
-// answers; it skips the test when the binary is absent.
-func startRedis(t testing.TB) *redisServer {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server not installed (apt-get install redis-server): the Redis backend tests need it")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := &redisServer{cmd: cmd, Addr: fmt.Sprintf("127.0.0.1:%d", port)}
-	t.Cleanup(r.Kill)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", r.Addr, 100*time.Millisecond)
-		if err == nil {
-			_ = c.Close()
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not listen on %s: %v", r.Addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// Kill stops the server (SIGKILL: no shutdown handshake).
-func (r *redisServer) Kill() {
-	if r.cmd.ProcessState == nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-	}
-}
-
 func TestRedisRoundTripAndKill(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	m := model(t)
 	ctx := context.Background()
 	b, err := Open("redis://" + srv.Addr)
@@ -84,7 +35,7 @@ func TestRedisRoundTripAndKill(t *testing.T) {
 	local := pool.NewSequence()
 	want := prefill(t, m, local, prompt, 0)
 
-	got, n, err := s.Lookup(ctx, prompt, len(prompt)-1)
+	got, n, err := s.Lookup(ctx, prompt, 0, len(prompt)-1)
 	if err != nil || got == nil || n != len(shared) {
 		t.Fatalf("lookup: %v, %d, %v", got, n, err)
 	}
@@ -95,7 +46,7 @@ func TestRedisRoundTripAndKill(t *testing.T) {
 
 	srv.Kill()
 	start := time.Now()
-	got, n, err = s.Lookup(ctx, prompt, len(prompt)-1)
+	got, n, err = s.Lookup(ctx, prompt, 0, len(prompt)-1)
 	if got != nil || n != 0 {
 		t.Fatal("a lookup with Redis down restored something")
 	}
@@ -142,7 +93,7 @@ func TestRedisSlowIsMiss(t *testing.T) {
 	m := model(t)
 	s := newStore(t, b, newPool(t, m, "tq3"))
 	prompt := promptTokens(t, m, 2*testBlock)
-	got, _, err := s.Lookup(context.Background(), prompt, len(prompt))
+	got, _, err := s.Lookup(context.Background(), prompt, 0, len(prompt))
 	if got != nil || !errors.Is(err, ErrBackend) {
 		t.Fatalf("%v, %v", got, err)
 	}

@@ -96,15 +96,15 @@ func (s *Store) Keys(tokens []int32) []Key {
 	return keys
 }
 
-// Lookup restores the longest stored prefix of tokens of at most maxTokens
-// tokens into a new sequence of the pool and returns it with its length;
-// on a miss it returns nil, 0. Backend failures and bad values are misses
-// (counted in Stats) and stop nothing: err reports the first backend
-// failure for logging only.
-func (s *Store) Lookup(ctx context.Context, tokens []int32, maxTokens int) (*kvcache.Sequence, int, error) {
+// Lookup restores the longest stored prefix of tokens longer than
+// longerThan and at most maxTokens tokens into a new sequence of the pool
+// and returns it with its length; on a miss it returns nil, 0. Backend
+// failures and bad values are misses (counted in Stats) and stop nothing:
+// err reports a backend failure for logging only.
+func (s *Store) Lookup(ctx context.Context, tokens []int32, longerThan, maxTokens int) (*kvcache.Sequence, int, error) {
 	keys := s.Keys(tokens[:min(len(tokens), max(0, maxTokens))])
 	var firstErr error
-	for i := len(keys) - 1; i >= 0; i-- {
+	for i := len(keys) - 1; i >= 0 && (i+1)*s.block > longerThan; i-- {
 		n := (i + 1) * s.block
 		v, err := s.backend.Get(ctx, keys[i].String())
 		if errors.Is(err, ErrNotFound) {

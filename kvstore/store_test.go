@@ -131,7 +131,7 @@ func TestRestoreThenPrefillBitIdentical(t *testing.T) {
 
 				poolB := newPool(t, m, preset)
 				sb := newStore(t, b, poolB)
-				seq, n, err := sb.Lookup(context.Background(), prompt, len(prompt)-1)
+				seq, n, err := sb.Lookup(context.Background(), prompt, 0, len(prompt)-1)
 				if err != nil || seq == nil {
 					t.Fatalf("lookup: %v, %v", seq, err)
 				}
@@ -176,7 +176,7 @@ func TestForeignAndCorruptIgnored(t *testing.T) {
 	if err := s3.Publish(ctx, key, good); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _ := s4.Lookup(ctx, prompt, len(prompt)); got != nil {
+	if got, _, _ := s4.Lookup(ctx, prompt, 0, len(prompt)); got != nil {
 		t.Fatal("a tq4 store restored a tq3 entry")
 	}
 	if s4.Keys(prompt)[2] == key {
@@ -226,7 +226,7 @@ func TestForeignAndCorruptIgnored(t *testing.T) {
 				t.Fatal(err)
 			}
 			used := tq3.Used()
-			got, n, err := s.Lookup(ctx, prompt, len(prompt))
+			got, n, err := s.Lookup(ctx, prompt, 0, len(prompt))
 			if got != nil || n != 0 || err != nil {
 				t.Fatalf("bad value served: %v, %d, %v", got, n, err)
 			}
@@ -240,7 +240,7 @@ func TestForeignAndCorruptIgnored(t *testing.T) {
 			if err := mem.Put(ctx, k2.String(), v2); err != nil {
 				t.Fatal(err)
 			}
-			got, n, _ = s.Lookup(ctx, prompt, len(prompt))
+			got, n, _ = s.Lookup(ctx, prompt, 0, len(prompt))
 			if got == nil || n != 2*testBlock {
 				t.Fatalf("fell back to %d tokens", n)
 			}
