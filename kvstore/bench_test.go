@@ -114,4 +114,3 @@ func BenchmarkStoredBytesPerToken(b *testing.B) {
 		})
 	}
 }
-
