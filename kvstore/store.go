@@ -117,6 +117,9 @@ func (s *Store) Lookup(ctx context.Context, tokens []int32, longerThan, maxToken
 		}
 		s.bytesFetched.Add(int64(len(v)))
 		seq, err := s.restore(v, keys[i], n)
+		if errors.Is(err, kvcache.ErrCacheFull) {
+			break // the pool has no room: a miss, not a bad value
+		}
 		if err != nil {
 			s.corrupt.Add(1)
 			continue
@@ -136,6 +139,9 @@ func (s *Store) restore(v []byte, key Key, n int) (*kvcache.Sequence, error) {
 		return nil, err
 	}
 	seq, err := s.pool.ReadSequence(bytes.NewReader(snap))
+	if errors.Is(err, kvcache.ErrCacheFull) {
+		return nil, err // no room in this pool: says nothing about the value
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrValue, err)
 	}

@@ -319,3 +319,34 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// TestFullPoolIsMissNotCorrupt: a pool without room for the prefix misses
+// without calling the value bad, and keeps nothing.
+func TestFullPoolIsMissNotCorrupt(t *testing.T) {
+	m := model(t)
+	ctx := context.Background()
+	prompt := promptTokens(t, m, 4*testBlock)
+	mem := NewMemory(1 << 30)
+	big := newPool(t, m, "tq3")
+	seq := big.NewSequence()
+	prefill(t, m, seq, prompt, 0)
+	if err := newStore(t, mem, big).Put(ctx, prompt, seq); err != nil {
+		t.Fatal(err)
+	}
+	one, err := big.Config().PlanBytes(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := kvcache.NewPool(big.Config(), one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newStore(t, mem, small)
+	got, _, _ := s.Lookup(ctx, prompt, 0, len(prompt))
+	if got != nil {
+		t.Fatal("restored into a full pool")
+	}
+	if st := s.Stats(); st.Corrupt != 0 || st.Misses != 1 || small.Used() != 0 {
+		t.Fatalf("stats %+v, %d bytes held", st, small.Used())
+	}
+}
