@@ -78,5 +78,17 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	put("tqserve_requests_failed_total", "counter", "Requests that ended in an engine error.", m.failed.Load())
 	put("tqserve_requests_rejected_total", "counter", "Requests refused with 429 (queue full).", m.rejected.Load())
 	put("tqserve_cache_full_total", "counter", "Sequences ended with length because the cache was full.", m.cacheFull.Load())
+	if s.store != nil {
+		st := s.store.st.Stats()
+		put("tqserve_kvstore_hits_total", "counter", "Requests that restored a prefix from the shared KV store.", st.Hits)
+		put("tqserve_kvstore_misses_total", "counter", "Shared KV store lookups that restored nothing.", st.Misses)
+		put("tqserve_kvstore_tokens_restored_total", "counter", "Prompt tokens restored from the shared KV store.", st.TokensRestored)
+		put("tqserve_kvstore_bytes_fetched_total", "counter", "Value bytes read from the shared KV store.", st.BytesFetched)
+		put("tqserve_kvstore_corrupt_total", "counter", "Shared KV store values that failed their checks and were ignored.", st.Corrupt)
+		put("tqserve_kvstore_errors_total", "counter", "Shared KV store backend failures (each a miss or a lost publication).", st.Errors)
+		put("tqserve_kvstore_puts_total", "counter", "Prefixes published to the shared KV store.", st.Puts)
+		put("tqserve_kvstore_bytes_put_total", "counter", "Value bytes published to the shared KV store.", st.BytesPut)
+		put("tqserve_kvstore_publish_dropped_total", "counter", "Publications dropped because the publish queue was full.", s.store.dropped.Load())
+	}
 	return err
 }

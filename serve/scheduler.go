@@ -172,6 +172,15 @@ func (s *Server) prefill(j *job, logits []float32) bool {
 	}
 	C := s.cfg.PrefixChunk
 	seq, n := s.prefixes.lookup(j.prompt)
+	if s.store != nil {
+		if rs, rn := s.store.restore(j.ctx, j.prompt, n); rs != nil {
+			if seq != nil {
+				_ = seq.Close()
+			}
+			seq, n = rs, rn
+			s.prefixes.add(j.prompt[:n], seq)
+		}
+	}
 	if seq != nil {
 		j.prefixHit = n
 		s.metrics.prefixHits.Add(1)
@@ -189,6 +198,9 @@ func (s *Server) prefill(j *job, logits []float32) bool {
 		pos = end
 		if pos%C == 0 {
 			s.prefixes.add(j.prompt[:pos], seq)
+			if s.store != nil {
+				s.store.publish(j.prompt, pos, seq)
+			}
 		}
 	}
 	s.metrics.promptTokens.Add(int64(len(j.prompt) - n))

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/kvstore"
 	"github.com/turboquant-go/tq/llm"
 )
 
@@ -39,6 +41,16 @@ type Config struct {
 	PrefixEntries int
 	// RetryAfter is the Retry-After a 429 carries (default 1 s).
 	RetryAfter time.Duration
+	// KVStore, when set, shares prompt prefixes with other replicas
+	// (kvstore.Open): a request restores the longest prefix published
+	// under this model and cache config and prefills the rest; new
+	// prefixes are published asynchronously. The server closes it on
+	// Shutdown.
+	KVStore kvstore.Backend
+	// KVStoreModelID names the weights in the store's keys (default:
+	// the model name and its shape); replicas share entries only when
+	// it and the cache config agree.
+	KVStoreModelID string
 }
 
 // Server is the inference server: an http.Handler and the scheduler
@@ -64,6 +76,7 @@ type Server struct {
 	wake     chan struct{}
 	stopped  chan struct{}
 	prefixes prefixCache
+	store    *sharedStore // nil without Config.KVStore
 	seeds    atomic.Uint64
 
 	batchLogits []float32 // the scheduler's
@@ -129,6 +142,19 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.bits = (kc.Keys.BitsPerValue(mc.HeadDim) + kc.Values.BitsPerValue(mc.HeadDim)) / 2
 	s.prefixes = prefixCache{s: s, max: cfg.PrefixEntries}
+	if cfg.KVStore != nil {
+		id := cfg.KVStoreModelID
+		if id == "" {
+			id = fmt.Sprintf("%s %+v", s.name, mc)
+		}
+		chunk := cfg.PrefixChunk
+		if chunk == 0 {
+			return nil, fmt.Errorf("%w: a KV store needs a prefill chunk (its block)", ErrConfig)
+		}
+		if s.store, err = newSharedStore(cfg.KVStore, pool, id, chunk); err != nil {
+			return nil, err
+		}
+	}
 	s.cleansSpaces = decodeCleansSpaces(cfg.Model.Tokenizer)
 	s.seeds.Store(uint64(time.Now().UnixNano()))
 	s.routes()
@@ -185,6 +211,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-s.stopped
 	}
 	s.prefixes.closeAll()
+	if s.store != nil {
+		err = errors.Join(err, s.store.close())
+	}
 	return err
 }
 

@@ -14,6 +14,8 @@
 //	--max-batch   TQSERVE_MAX_BATCH   sequences decoding at once (default 256)
 //	--prefix-entries TQSERVE_PREFIX_ENTRIES  cached prompt prefixes (default 32; -1: off)
 //	--drain-timeout  TQSERVE_DRAIN_TIMEOUT   how long SIGINT/SIGTERM waits for requests (default 60s)
+//	--kv-store    TQSERVE_KV_STORE    shared prefix store for replicas: mem, dir:///path,
+//	                                  redis://host:port (default none; see package kvstore)
 //
 // On SIGINT or SIGTERM it stops accepting requests, lets the running and
 // queued ones finish (up to the drain timeout), then exits.
@@ -34,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/turboquant-go/tq/kvstore"
 	"github.com/turboquant-go/tq/llm"
 	"github.com/turboquant-go/tq/models/kjv"
 	"github.com/turboquant-go/tq/serve"
@@ -54,6 +57,7 @@ func main() {
 // options are the command line's settings.
 type options struct {
 	model, preset, budget, addr string
+	kvStore                     string
 	window, sinks               int
 	maxQueue, maxBatch          int
 	prefixEntries               int
@@ -75,6 +79,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.StringVar(&o.preset, "preset", env("TQSERVE_PRESET", "tq3"), "KV cache preset [TQSERVE_PRESET]")
 	fs.StringVar(&o.budget, "kv-budget", env("TQSERVE_KV_BUDGET", "2GiB"), "KV cache memory budget, e.g. 2GiB, 512MB [TQSERVE_KV_BUDGET]")
 	fs.StringVar(&o.addr, "addr", env("TQSERVE_ADDR", "127.0.0.1:8080"), "listen address [TQSERVE_ADDR]")
+	fs.StringVar(&o.kvStore, "kv-store", env("TQSERVE_KV_STORE", ""),
+		"shared KV prefix store for replicas: mem, mem://?bytes=N, dir:///path or redis://host:port (empty: none) [TQSERVE_KV_STORE]")
 	ints := []struct {
 		p        *int
 		name, ev string
@@ -142,8 +148,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if o.sinks >= 0 {
 		cfg.Sinks = &o.sinks
 	}
+	if o.kvStore != "" {
+		if cfg.KVStore, err = kvstore.Open(o.kvStore); err != nil {
+			return err
+		}
+	}
 	srv, err := serve.New(cfg)
 	if err != nil {
+		if cfg.KVStore != nil {
+			_ = cfg.KVStore.Close()
+		}
 		return err
 	}
 	ln, err := net.Listen("tcp", o.addr)
@@ -152,7 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	logger := log.New(stderr, "tqserve: ", log.LstdFlags)
-	logger.Printf("serving %s (preset %s, KV budget %d bytes) on http://%s", name, o.preset, budget, ln.Addr())
+	logger.Printf("serving %s (preset %s, KV budget %d bytes, KV store %q) on http://%s", name, o.preset, budget, o.kvStore, ln.Addr())
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
