@@ -5,6 +5,7 @@ import (
 
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -93,6 +94,11 @@ type Config struct {
 //	tq2.5   32 outlier channels at 4 bits + 96 at 2     2.5 + 2 norms = 2.75
 //	tq2     2-bit MSE                                   2.125
 //
+// The ladder presets (LadderPresetNames) fill the gaps between them, so
+// that every budget from 2 to 8 bits per value has a preset within half a
+// bit: tqN is N-bit MSE keys and values, kNvM N-bit keys and M-bit values
+// (k3v4 spends the extra bit on values, which set the output error).
+//
 // Compressed presets keep a 128-token fp16 window and 4 fp16 sink tokens,
 // and set Center: on the real encoder K/V of validate's KJV fixture it
 // raised the attention-probability cosine and top-1 of every compressed
@@ -143,16 +149,47 @@ func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
 		cfg.Guard = GuardConfig{Budget: GuardPresetBudget, Keys: mse(4), Values: mse(4)}
 		cfg.DeferPrefill = true
 	default:
-		return Config{}, fmt.Errorf("%w: unknown preset %q (have %s)", ErrConfig, name,
-			strings.Join(append(append([]string(nil), PresetNames...), GuardPresetNames...), ", "))
+		k, v, ok := ladderBits(name)
+		if !ok {
+			return Config{}, fmt.Errorf("%w: unknown preset %q (have %s)", ErrConfig, name, strings.Join(AllPresetNames(), ", "))
+		}
+		cfg.Keys, cfg.Values = mse(k), mse(v)
 	}
 	cfg.Center = cfg.Keys.Kind == Quantized || cfg.Values.Kind == Quantized
 	return cfg, cfg.validate()
 }
 
+// ladderBits parses a ladder preset name ("tq6", "k5v4") into key and
+// value bits; only the names in LadderPresetNames are accepted.
+func ladderBits(name string) (keyBits, valueBits int, ok bool) {
+	if !slices.Contains(LadderPresetNames, name) {
+		return 0, 0, false
+	}
+	if _, err := fmt.Sscanf(name, "tq%d", &keyBits); err == nil {
+		return keyBits, keyBits, true
+	}
+	if _, err := fmt.Sscanf(name, "k%dv%d", &keyBits, &valueBits); err == nil {
+		return keyBits, valueBits, true
+	}
+	return 0, 0, false
+}
+
+// LadderPresetNames lists the fixed-rate presets that complete the ladder
+// from 2 to 8 bits per value (PresetNames holds the tuned ones), all
+// plain MSE, by bits per value at head dim 128: k3v2 2.625, k4v3 and k3v4
+// 3.625, k5v4 4.625, tq5 5.125, k6v5 5.625, tq6 6.125, k7v6 6.625, tq7
+// 7.125, k8v7 7.625, tq8 8.125.
+var LadderPresetNames = []string{"tq8", "k8v7", "tq7", "k7v6", "tq6", "k6v5", "tq5", "k5v4", "k4v3", "k3v4", "k3v2"}
+
 // PresetNames lists the fixed-rate presets Preset knows, least compressed
 // first.
 var PresetNames = []string{"fp32", "fp16", "k8v4", "tq4", "tq3.5", "tq3", "k4v2", "tq2.5", "tq2"}
+
+// AllPresetNames lists every name Preset knows: the tuned fixed-rate
+// presets, the guard presets and the ladder.
+func AllPresetNames() []string {
+	return slices.Concat(PresetNames, GuardPresetNames, LadderPresetNames)
+}
 
 // GuardPresetNames lists the presets with the fidelity guardrail, whose
 // stored bits depend on the data and on the queries attended.

@@ -61,9 +61,9 @@ func (s *Server) newJob(r *http.Request, p genParams) (*job, error) {
 		return nil, fmt.Errorf("%w: empty prompt", ErrBadRequest)
 	}
 	if p.kvPreset != "" && p.kvPreset != s.cfg.Preset {
-		if !slices.Contains(kvcache.PresetNames, p.kvPreset) && !slices.Contains(kvcache.GuardPresetNames, p.kvPreset) {
+		if !slices.Contains(kvcache.AllPresetNames(), p.kvPreset) {
 			return nil, fmt.Errorf("%w: unknown kv_preset %q (have %s)", ErrBadRequest, p.kvPreset,
-				strings.Join(append(slices.Clone(kvcache.PresetNames), kvcache.GuardPresetNames...), ", "))
+				strings.Join(kvcache.AllPresetNames(), ", "))
 		}
 		return nil, fmt.Errorf("%w: kv_preset %q: this server's cache is %q (one pool, one preset; start another with --preset)",
 			ErrBadRequest, p.kvPreset, s.cfg.Preset)

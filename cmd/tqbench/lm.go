@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -84,6 +86,32 @@ type textCodec struct{ m *llm.Model }
 func (c textCodec) Encode(s string) []int32   { return c.m.Tokenizer.Encode(s, false, false) }
 func (c textCodec) Decode(ids []int32) string { return c.m.Tokenizer.Decode(ids) }
 
+// ladderPresets is fp16 and every fixed-rate compressed preset (tuned and
+// ladder), most bits per value first.
+func ladderPresets() []string {
+	type rung struct {
+		name string
+		bits int64
+	}
+	var rungs []rung
+	for _, name := range slices.Concat(kvcache.PresetNames, kvcache.LadderPresetNames) {
+		cfg, err := kvcache.Preset(name, 1, 1, 1, 128)
+		if err != nil || name == "fp32" || name == "fp16" {
+			continue
+		}
+		cfg.Window, cfg.Sinks, cfg.BlockTokens = 0, 0, 1
+		if b, err := cfg.PlanBytes(1); err == nil {
+			rungs = append(rungs, rung{name, b})
+		}
+	}
+	slices.SortStableFunc(rungs, func(a, b rung) int { return cmp.Compare(b.bits, a.bits) })
+	out := []string{"fp16"}
+	for _, r := range rungs {
+		out = append(out, r.name)
+	}
+	return out
+}
+
 func runLM(args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "gen" {
 		return runLMGen(args[1:], stdout)
@@ -94,7 +122,7 @@ func runLM(args []string, stdout io.Writer) error {
 	ctx := fs.Int("ctx", 0, "window tokens (default: the model's context, at most 1024)")
 	windows := fs.Int("windows", 0, "at most this many windows (0: all)")
 	chunk := fs.Int("chunk", 1, "tokens per step in each window's second half (1: decode token by token)")
-	presetsFlag := fs.String("presets", strings.Join(lmPresets, ","), "comma-separated cache presets")
+	presetsFlag := fs.String("presets", strings.Join(lmPresets, ","), `comma-separated cache presets ("ladder": every fixed-rate preset from 8 to 2 bits)`)
 	ref := fs.String("reference", "fp16", "the preset ΔPPL, KLD and agreement are measured against")
 	passkey := fs.Bool("passkey", false, "also measure passkey retrieval by depth × context")
 	lengths := fs.String("lengths", "", "passkey prompt lengths in tokens (default: 256, 512, … up to the context)")
@@ -130,7 +158,10 @@ func runLM(args []string, stdout io.Writer) error {
 	if m.Tokenizer.AddBOS() {
 		bos = m.Tokenizer.BOS()
 	}
-	presets := strings.Split(*presetsFlag, ",")
+	presets := splitList(*presetsFlag)
+	if *presetsFlag == "ladder" {
+		presets = ladderPresets()
+	}
 	rep := lmReport{Model: modelInfo(m, file, textName, len(tokens))}
 	bar := newProgress(os.Stderr, 1, "lm", *quiet)
 	rep.Presets, err = validate.MeasureLM(m, tokens, presets, validate.LMOptions{
