@@ -805,7 +805,7 @@ func TestCacheBadInput(t *testing.T) {
 			_, err = cfg.PlanBytes(10)
 			require.ErrorIs(t, err, ErrConfig, name)
 		}
-		for _, name := range []string{"tq5", "", "TQ3", "fp8"} {
+		for _, name := range []string{"tq9", "", "TQ3", "fp8", "k9v1"} {
 			_, err := Preset(name, 1, 1, 1, 64)
 			require.ErrorIs(t, err, ErrConfig, "preset %q", name)
 		}
