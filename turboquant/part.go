@@ -34,7 +34,7 @@ type part struct {
 	cb     *lloydmax.Codebook // nil when bits == 0 or method == Polar
 	sketch *qjl.Sketch        // Prod only
 	polar  *polarquant.Quantizer
-	kern   *simd.Codebook // the codebook laid out for internal/simd; nil unless bits is 1–4 or 8
+	kern   *simd.Codebook // the codebook laid out for internal/simd
 	bounds *simd.Bounds   // its boundaries for simd.QuantizePack; nil unless bits is 1–4
 
 	offNorm, offCorr, offIdx, offSigns, offGamma, size int
@@ -63,9 +63,7 @@ func newPart(dim, bits int, cfg Config, stream uint64) (*part, error) {
 		if c.cb, err = lloydmax.Get(cfg.Codebook, dim, c.bits); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-		if c.bits <= 4 || c.bits == 8 {
-			c.kern = simd.NewCodebook(c.cb.Centroids32, c.bits)
-		}
+		c.kern = simd.NewCodebook(c.cb.Centroids32, c.bits)
 		if c.bits <= 4 {
 			c.bounds = simd.NewBounds(c.cb.Boundaries32, c.bits)
 		}

@@ -121,9 +121,10 @@ type Codebook struct {
 	sh   *[8]uint32
 }
 
-// NewCodebook prepares the 1<<bits centroids cent (bits 1–4 or 8).
+// NewCodebook prepares the 1<<bits centroids cent (bits 1–8; widths 5–7
+// have no vector kernel and run the generic twins).
 func NewCodebook(cent []float32, bits int) *Codebook {
-	check(bits >= 1 && bits <= 4 || bits == 8, "NewCodebook: bits must be 1–4 or 8")
+	check(bits >= 1 && bits <= 8, "NewCodebook: bits must be 1–8")
 	check(len(cent) == 1<<bits, "NewCodebook: need 1<<bits centroids")
 	cb := &Codebook{bits: bits, tab: append([]float32(nil), cent...)}
 	switch {

@@ -75,7 +75,7 @@ func mixed(r *rand.Rand, n int) []float32 {
 func TestDecodeCodesMatchesGeneric(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, l := range vectorLevels(t) {
-		for _, bits := range []int{1, 2, 3, 4, 8} {
+		for _, bits := range []int{1, 2, 3, 4, 5, 6, 7, 8} {
 			for _, d := range []int{8, 16, 24, 64, 100, 128, 130} {
 				idxBytes := (d*bits + 7) / 8
 				stride := 2 + idxBytes + r.IntN(5)
@@ -312,7 +312,7 @@ func TestFusedCodeKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	levels := append([]Level{Generic}, availableVector()...)
 	for _, l := range levels {
-		for _, bits := range []int{1, 2, 3, 4, 8} {
+		for _, bits := range []int{1, 2, 3, 4, 5, 6, 7, 8} {
 			for _, g := range []int{1, 3, 4, 5, 8} {
 				for _, d := range []int{8, 24, 40, 64, 100, 128} {
 					n := 1 + r.IntN(70)
@@ -592,7 +592,7 @@ func TestAddF64IsExact(t *testing.T) {
 func TestDotCodesPadded(t *testing.T) {
 	r := rand.New(rand.NewPCG(27, 28))
 	for _, l := range append([]Level{Generic}, availableVector()...) {
-		for _, bits := range []int{1, 2, 3, 4, 8} {
+		for _, bits := range []int{1, 2, 3, 4, 5, 6, 7, 8} {
 			for _, d := range []int{3, 8, 13, 100, 127, 128} {
 				n, dp := 1+r.IntN(40), (d+7)&^7
 				stride := 2 + (d*bits+7)/8
