@@ -70,6 +70,18 @@ func modelPreset(m *llm.Model, name string, n int, adjust func(*kvcache.Config))
 	return cfg, plan, err
 }
 
+// baselineShape is the cache shape a baseline codec runs in for model m:
+// the model's heads, and the fp16 sinks and window of the compressed
+// presets, so that baselines and presets differ only in the codec.
+func baselineShape(m *llm.Model, n int) (kvcache.Config, error) {
+	c, _, err := modelPreset(m, "tq4", n, nil)
+	if err != nil {
+		return c, err
+	}
+	return kvcache.Config{Layers: c.Layers, KVHeads: c.KVHeads, QHeads: c.QHeads, HeadDim: c.HeadDim,
+		Window: c.Window, Sinks: c.Sinks, Scale: c.Scale}, nil
+}
+
 // lmWindows cuts tokens into non-overlapping windows of ctx tokens, each
 // starting with bos when bos ≥ 0.
 func lmWindows(tokens []int32, ctx int, bos int32, limit int) [][]int32 {
@@ -92,6 +104,9 @@ func lmWindows(tokens []int32, ctx int, bos int32, limit int) [][]int32 {
 // perplexity tool does: each window starts fresh, its first half is one
 // prefill, and the prediction of every token of its second half is scored.
 // Every preset runs side by side with the reference on the same tokens.
+// A name of a baseline codec (Baselines' Names: "kivi4-g32",
+// "int4-asym-g32", …) runs that codec on a BaselineCache with the
+// presets' fp16 sinks and window.
 // Rows come in the order of presets (the reference's row, ΔPPL 0, where it
 // is listed).
 func MeasureLM(m *llm.Model, tokens []int32, presets []string, opt LMOptions) ([]LMRow, error) {
@@ -113,9 +128,23 @@ func MeasureLM(m *llm.Model, tokens []int32, presets []string, opt LMOptions) ([
 		return strings.TrimSpace(p) == opt.Reference
 	})...)
 	cfgs := make([]kvcache.Config, len(names))
+	codecs := make([]*Baseline, len(names)) // non-nil: a baseline codec on a BaselineCache
 	rows := make([]LMRow, len(names))
 	for i, name := range names {
 		name = strings.TrimSpace(name)
+		if b, ok := BaselineByName(name); ok {
+			c, err := baselineShape(m, opt.Ctx)
+			if err != nil {
+				return nil, err
+			}
+			bc, err := NewBaselineCache(b, c)
+			if err != nil {
+				return nil, err
+			}
+			cfgs[i], codecs[i] = c, &b
+			rows[i] = LMRow{Preset: name, BitsPerValue: b.NominalBits(), KVBytesPerToken: bc.BytesPerToken(opt.Ctx)}
+			continue
+		}
 		c, plan, err := modelPreset(m, name, opt.Ctx, opt.Adjust)
 		if err != nil {
 			return nil, err
@@ -135,9 +164,16 @@ func MeasureLM(m *llm.Model, tokens []int32, presets []string, opt LMOptions) ([
 	var prefillTokens, stepTokens int
 	from := opt.Ctx / 2
 	for wi, w := range windows {
+		var err error
 		caches := make([]llm.Cache, len(names))
 		var seqs []*kvcache.Sequence
 		for i, c := range cfgs {
+			if codecs[i] != nil {
+				if caches[i], err = NewBaselineCache(*codecs[i], c); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			plan, _ := c.PlanBytes(opt.Ctx)
 			pool, err := kvcache.NewPool(c, 2*plan+1<<20) // deferred prefills hold the prompt in fp16
 			if err != nil {

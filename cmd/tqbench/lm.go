@@ -11,6 +11,7 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
 	"github.com/turboquant-go/tq/kvcache"
@@ -122,7 +123,7 @@ func runLM(args []string, stdout io.Writer) error {
 	ctx := fs.Int("ctx", 0, "window tokens (default: the model's context, at most 1024)")
 	windows := fs.Int("windows", 0, "at most this many windows (0: all)")
 	chunk := fs.Int("chunk", 1, "tokens per step in each window's second half (1: decode token by token)")
-	presetsFlag := fs.String("presets", strings.Join(lmPresets, ","), `comma-separated cache presets ("ladder": every fixed-rate preset from 8 to 2 bits)`)
+	presetsFlag := fs.String("presets", strings.Join(lmPresets, ","), `comma-separated cache presets, or baseline codecs by name (kivi4-g32, int4-asym-g32, int4-sym-g32, …); "ladder": every fixed-rate preset from 8 to 2 bits`)
 	ref := fs.String("reference", "fp16", "the preset ΔPPL, KLD and agreement are measured against")
 	passkey := fs.Bool("passkey", false, "also measure passkey retrieval by depth × context")
 	lengths := fs.String("lengths", "", "passkey prompt lengths in tokens (default: 256, 512, … up to the context)")
@@ -245,7 +246,7 @@ func printLM(w io.Writer, rep lmReport) error {
 }
 
 // plotLM plots ΔPPL and mean KLD against bits per value for the compressed
-// presets.
+// presets, one colour per family (TurboQuant, KIVI-like, int-N).
 func plotLM(file string, rep lmReport) error {
 	dppl, kld := plot.New(), plot.New()
 	dppl.Title.Text = "Model-level: ΔPPL vs the fp16 cache"
@@ -254,35 +255,49 @@ func plotLM(file string, rep lmReport) error {
 	kld.Y.Label.Text = "mean KL divergence (nats, log)"
 	kld.Y.Scale = plot.LogScale{}
 	kld.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	var a, b plotter.XYLabels
+	families := []string{"turboquant", "kivi", "int"}
+	a, b := make([]plotter.XYLabels, len(families)), make([]plotter.XYLabels, len(families))
 	for _, r := range rep.Presets {
 		if r.BitsPerValue >= 16 {
 			continue
 		}
-		a.XYs = append(a.XYs, plotter.XY{X: r.BitsPerValue, Y: r.DeltaPPLPct})
-		a.Labels = append(a.Labels, r.Preset)
+		f := 0
+		if strings.HasPrefix(r.Preset, "kivi") {
+			f = 1
+		} else if strings.HasPrefix(r.Preset, "int") {
+			f = 2
+		}
+		a[f].XYs = append(a[f].XYs, plotter.XY{X: r.BitsPerValue, Y: r.DeltaPPLPct})
+		a[f].Labels = append(a[f].Labels, r.Preset)
 		if r.KLDMean > 0 {
-			b.XYs = append(b.XYs, plotter.XY{X: r.BitsPerValue, Y: r.KLDMean})
-			b.Labels = append(b.Labels, r.Preset)
+			b[f].XYs = append(b[f].XYs, plotter.XY{X: r.BitsPerValue, Y: r.KLDMean})
+			b[f].Labels = append(b[f].Labels, r.Preset)
 		}
 	}
 	for _, p := range []struct {
 		p *plot.Plot
-		d plotter.XYLabels
+		d []plotter.XYLabels
 	}{{dppl, a}, {kld, b}} {
-		p.p.X.Label.Text = "bits per stored value (norms included)"
-		if len(p.d.XYs) == 0 {
-			continue
+		p.p.X.Label.Text = "bits per stored value (norms, scales and zero points included)"
+		p.p.Add(plotter.NewGrid())
+		p.p.Legend.Top = true
+		for f, d := range p.d {
+			if len(d.XYs) == 0 {
+				continue
+			}
+			s, err := plotter.NewScatter(d)
+			if err != nil {
+				return err
+			}
+			s.GlyphStyle.Color = plotutil.Color(f)
+			s.GlyphStyle.Shape = plotutil.Shape(f)
+			l, err := plotter.NewLabels(d)
+			if err != nil {
+				return err
+			}
+			p.p.Add(s, l)
+			p.p.Legend.Add(families[f], s)
 		}
-		s, err := plotter.NewScatter(p.d)
-		if err != nil {
-			return err
-		}
-		l, err := plotter.NewLabels(p.d)
-		if err != nil {
-			return err
-		}
-		p.p.Add(s, l, plotter.NewGrid())
 	}
 	return savePNG(file, [][]*plot.Plot{{dppl, kld}}, 26*vg.Centimeter, 10*vg.Centimeter)
 }
