@@ -104,7 +104,7 @@ func TestPlanExactBytes(t *testing.T) {
 	text, err := runCLI(t, "plan", "--preset", "tq3")
 	require.NoError(t, err)
 	assert.Contains(t, text, "3369467904 bytes")
-	_, err = runCLI(t, "plan", "--preset", "tq7")
+	_, err = runCLI(t, "plan", "--preset", "tq9")
 	assert.ErrorIs(t, err, turboquant.ErrConfig)
 }
 
@@ -116,7 +116,7 @@ func TestExitCodes(t *testing.T) {
 	assert.Equal(t, 2, exitCode(run([]string{"plan", "stray"}, io.Discard, io.Discard), &buf))
 	assert.Equal(t, 2, exitCode(run([]string{"--no-such-flag"}, io.Discard, io.Discard), &buf))
 	assert.Empty(t, buf.String(), "usage errors are reported by the flag package")
-	assert.Equal(t, 1, exitCode(run([]string{"plan", "--preset", "tq7"}, io.Discard, io.Discard), &buf))
+	assert.Equal(t, 1, exitCode(run([]string{"plan", "--preset", "tq9"}, io.Discard, io.Discard), &buf))
 	assert.Contains(t, buf.String(), "tqbench:")
 	assert.Equal(t, 1, exitCode(run([]string{"kv", "--lengths", "0"}, io.Discard, io.Discard), &buf))
 	assert.True(t, errors.Is(run([]string{"plan", "-h"}, io.Discard, io.Discard), flag.ErrHelp))
