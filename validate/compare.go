@@ -3,6 +3,7 @@ package validate
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
@@ -435,10 +436,11 @@ func Compare(kv *RealKV, layer int, contenders []Contender) ([]CompareRow, error
 }
 
 // ComparisonContenders is the standard comparison: every compressed cache
-// preset, plain and centred, and every baseline of Baselines.
+// preset up to 5.125 bits (the tuned ones and the ladder's), plain and
+// centred, and every baseline of Baselines.
 func ComparisonContenders() []Contender {
 	var out []Contender
-	for _, p := range kvcache.PresetNames {
+	for _, p := range append(slices.Clone(kvcache.PresetNames), "k5v4", "tq5", "k4v3", "k3v4", "k3v2") {
 		if p == "fp32" || p == "fp16" {
 			continue
 		}
@@ -460,7 +462,8 @@ type TargetCheck struct {
 	Baseline     string  `json:"baseline"`
 	BaselineBits float64 `json:"baseline_bits"`
 	// Preset is the preset within the budget that is better on the most of
-	// the three metrics (ties: the best cosine); Met when that is all three.
+	// the three metrics (ties: the best cosine, then the lowest output
+	// error); Met when that is all three.
 	// Empty when no preset fits the budget.
 	Preset     string  `json:"preset"`
 	PresetBits float64 `json:"preset_bits"`
@@ -514,7 +517,11 @@ func CheckEqualBits(rows []CompareRow, pinned string) []TargetCheck {
 				continue
 			}
 			w := wins(*p, b)
-			if w > bestWins || (w == bestWins && p.CosMean > best.CosMean) {
+			// Presets with the same keys attend with the same probabilities
+			// (k4v2, k4v3, tq4): among equal cosines the lower output error
+			// decides.
+			if w > bestWins || (w == bestWins && (p.CosMean > best.CosMean ||
+				p.CosMean == best.CosMean && p.OutErrAll < best.OutErrAll)) {
 				best, bestWins = p, w
 			}
 		}
