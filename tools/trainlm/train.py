@@ -37,6 +37,8 @@ def main():
     ap.add_argument("--stop-step", type=int, default=0, help="save latest.pt and exit at this step (phased runs)")
     ap.add_argument("--repeat-frac", type=float, default=0.0, help="share of repeated-span sequences")
     ap.add_argument("--random-span-frac", type=float, default=0.0, help="share of repeat sequences with random tokens")
+    ap.add_argument("--span-tokens", default="uniform", choices=["uniform", "unigram"],
+                    help="random spans: uniform over the vocabulary, or drawn from the corpus' unigram distribution")
     ap.add_argument("--max-steps", type=int, default=1000)
     ap.add_argument("--time-budget", type=float, default=0, help="seconds; 0 = step-based only")
     ap.add_argument("--ckpt-every", type=float, default=180, help="seconds")
@@ -125,7 +127,10 @@ def main():
         if rng.random() < a.random_span_frac:
             # random tokens: the copy is predictable only by looking back (cleanest induction signal)
             L = int(rng.integers(8, max(9, min(120, T // 3))))   # three copies fit in short curriculum sequences
-            span = list(rng.integers(0, tok.bos, L))
+            if a.span_tokens == "unigram":   # corpus frequencies: the embeddings copied are trained ones
+                span = list(stream[rng.integers(0, len(stream), L)])
+            else:
+                span = list(rng.integers(0, tok.bos, L))
             seq = [tok.bos] + span + span + span
             copies = (1 + L, 1 + 3 * L)
         else:
