@@ -195,9 +195,6 @@ func (c *BaselineCache) Truncate(n int) error {
 func (c *BaselineCache) BytesPerToken(n int) float64 {
 	fp := min(n, c.sinks+c.window)
 	bits := int64(fp)*int64(2*c.dim*16) + c.codec.StoredBits(n-fp, c.dim)
-	if n == fp {
-		bits = int64(fp) * int64(2*c.dim*16)
-	}
 	return float64(bits) / 8 * float64(c.kvHeads*len(c.keys)) / float64(n)
 }
 

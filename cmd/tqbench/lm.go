@@ -262,10 +262,11 @@ func plotLM(file string, rep lmReport) error {
 			continue
 		}
 		f := 0
-		if strings.HasPrefix(r.Preset, "kivi") {
-			f = 1
-		} else if strings.HasPrefix(r.Preset, "int") {
+		if b, ok := validate.BaselineByName(r.Preset); ok {
 			f = 2
+			if b.Kind == validate.KIVI {
+				f = 1
+			}
 		}
 		a[f].XYs = append(a[f].XYs, plotter.XY{X: r.BitsPerValue, Y: r.DeltaPPLPct})
 		a[f].Labels = append(a[f].Labels, r.Preset)
