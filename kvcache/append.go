@@ -154,10 +154,7 @@ type appendPlan struct {
 	T            int
 	heads        []headStores // the layer's, or new ones on its first append
 
-	// Placement: toSink tokens to the sinks, the rest to the window, whose
-	// evict oldest tokens (evictOld of them already there, evictNew from
-	// this append) are compressed; the window ring then holds newCap slots.
-	toSink, toWin, evict, evictOld, evictNew, newCap int
+	placement
 
 	lays    []*blockLayout // the layouts of the blocks this append opens
 	nextLay *blockLayout   // the layout of the layer's next block after it
@@ -169,6 +166,49 @@ type appendPlan struct {
 	codes      []byte // the encoded tokens: [evict][H][kMax+vMax]
 	kMax, vMax int
 	tk, tv     []float32 // scratch for stored
+}
+
+// placement is where an append's tokens go: toSink to the sinks, the rest
+// to the window, whose evict oldest tokens (evictOld of them already there,
+// evictNew from this append) are compressed into the layer's blocks, opens
+// of them new; the window ring then holds newCap slots.
+type placement struct {
+	toSink, toWin, evict, evictOld, evictNew, newCap, opens int
+}
+
+// place is the placement of T tokens appended to l: sinks first, then the
+// window, whose overflow (oldest first) is compressed — unless a prefill is
+// deferred, in which case the window grows to hold it.
+func (s *Sequence) place(l *seqLayer, T int) placement {
+	cfg := s.pool.cfg
+	var p placement
+	p.toSink = min(T, cfg.Sinks-l.nSink)
+	p.toWin = T - p.toSink
+	p.evict, p.newCap = max(0, l.winLen+p.toWin-cfg.Window), cfg.Window
+	if cfg.DeferPrefill && !l.decoded && T > 1 {
+		p.evict, p.newCap = 0, max(l.winCap, l.winLen+p.toWin, cfg.Window)
+	}
+	p.evictOld = min(p.evict, l.winLen)
+	p.evictNew = p.evict - p.evictOld
+	p.opens = (l.compressed+p.evict+cfg.BlockTokens-1)/cfg.BlockTokens - len(l.blocks)
+	return p
+}
+
+// growth is what an append placed at p adds to l besides the blocks it
+// opens: the sink and window buffers on the layer's first append, the
+// window's growth, and the copy of a shared tail block that it writes.
+func (s *Sequence) growth(l *seqLayer, p placement) (bytes int64, cowTail bool) {
+	cfg := s.pool.cfg
+	tb := cfg.fp16TokenBytes()
+	if !l.alloc {
+		bytes += int64(cfg.Sinks)*tb + cfg.guardRingBytes()
+	}
+	bytes += int64(max(0, p.newCap-l.winCap)) * tb
+	cowTail = p.evict > 0 && l.compressed%cfg.BlockTokens != 0 && l.blocks[len(l.blocks)-1].refs.Load() > 1
+	if cowTail {
+		bytes += l.blocks[len(l.blocks)-1].lay.bytes
+	}
+	return bytes, cowTail
 }
 
 // planAppend is step 1: the heads' sides and the placement of the tokens.
@@ -184,19 +224,8 @@ func (s *Sequence) planAppend(layer int, keys, values []float32) (*appendPlan, e
 			return nil, err
 		}
 	}
-	// Sinks first, then the window, whose overflow (oldest first) is
-	// compressed — unless a prefill is deferred, in which case the window
-	// grows to hold it.
-	deferring := cfg.DeferPrefill && !l.decoded && a.T > 1
-	a.toSink = min(a.T, cfg.Sinks-l.nSink)
-	a.toWin = a.T - a.toSink
-	a.evict, a.newCap = max(0, l.winLen+a.toWin-cfg.Window), cfg.Window
-	if deferring {
-		a.evict, a.newCap = 0, max(l.winCap, l.winLen+a.toWin, cfg.Window)
-	}
-	a.evictOld = min(a.evict, l.winLen)
-	a.evictNew = a.evict - a.evictOld
-	a.lays = make([]*blockLayout, (l.compressed+a.evict+cfg.BlockTokens-1)/cfg.BlockTokens-len(l.blocks))
+	a.placement = s.place(l, a.T)
+	a.lays = make([]*blockLayout, a.opens)
 	a.nextLay = a.plan.base
 	if l.guard != nil {
 		a.nextLay = l.guard.lay
@@ -327,20 +356,11 @@ func (a *appendPlan) measureGuard() error {
 // window growth, new blocks, and a private copy of a shared tail block that
 // is about to be written.
 func (a *appendPlan) reserve() error {
-	cfg, l := a.s.pool.cfg, a.l
-	tb := cfg.fp16TokenBytes()
-	if !l.alloc {
-		a.need += int64(cfg.Sinks)*tb + cfg.guardRingBytes()
-	}
-	a.need += int64(max(0, a.newCap-l.winCap)) * tb
+	a.need, a.cowTail = a.s.growth(a.l, a.placement)
 	for _, lay := range a.lays {
 		a.need += lay.bytes
 	}
-	a.cowTail = a.evict > 0 && l.compressed%cfg.BlockTokens != 0 && l.blocks[len(l.blocks)-1].refs.Load() > 1
-	if a.cowTail {
-		a.need += l.blocks[len(l.blocks)-1].lay.bytes
-	}
-	return a.s.pool.reserve(a.need)
+	return a.s.take(a.need)
 }
 
 // layoutOf is the layout of the block that will hold compressed token c.

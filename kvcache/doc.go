@@ -15,7 +15,8 @@
 // (GuardConfig) upgrades heads whose logit error exceeds a budget, Fork and
 // ForkPrefix share blocks copy-on-write, and WriteTo / Pool.ReadSequence
 // snapshot and restore a sequence bit for bit (snapshot_format.go documents
-// the wire format). ViewLayer is the hook for compute backends (the cuda
+// the wire format), and Reserve sets aside a step's bytes in every layer so
+// an engine that appends layer by layer is refused before the first. ViewLayer is the hook for compute backends (the cuda
 // package). docs/ARCHITECTURE.md walks the data path.
 //
 // Every error wraps an exported sentinel (ErrConfig, ErrLength, ErrNonFinite,

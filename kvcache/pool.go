@@ -32,6 +32,7 @@ type layerPlan struct {
 	upKeys, upValues Storage // the guard's codecs (guard pools only)
 	upKSize, upVSize int
 	base             *blockLayout // every head at keys and values
+	maxBlockBytes    int64        // the largest block the guard can lay out
 }
 
 // NewPool validates the configuration and returns a pool whose sequences
@@ -52,6 +53,14 @@ func NewPool(cfg Config, budget int64) (*Pool, error) {
 			lp.upKSize, lp.upVSize = size(lp.upKeys), size(lp.upValues)
 		}
 		lp.base = newBlockLayout(&lp, cfg.KVHeads, cfg.BlockTokens, nil)
+		lp.maxBlockBytes = lp.base.bytes
+		if cfg.Guard.enabled() {
+			allUp := make([]bool, cfg.KVHeads)
+			for h := range allUp {
+				allUp[h] = true
+			}
+			lp.maxBlockBytes = max(lp.maxBlockBytes, newBlockLayout(&lp, cfg.KVHeads, cfg.BlockTokens, allUp).bytes)
+		}
 		p.layers[l] = lp
 	}
 	return p, nil

@@ -59,6 +59,9 @@ type Sequence struct {
 	qmu    sync.Mutex // the guard's query rings, which Attend writes under mu's read lock
 	layers []seqLayer
 	closed bool
+	// reserved is what Reserve set aside from the pool's budget and appends
+	// have not yet drawn (counted in the pool's Used).
+	reserved int64
 }
 
 // seqLayer holds one layer's tokens: positions [0, nSink) in the fp16 sink
@@ -223,6 +226,8 @@ func (s *Sequence) Reset() {
 }
 
 func (s *Sequence) resetLocked() {
+	s.pool.release(s.reserved)
+	s.reserved = 0
 	for layer := range s.layers {
 		l := &s.layers[layer]
 		s.truncateLayer(layer, 0)

@@ -26,10 +26,10 @@ func (e *BatchError) Unwrap() error { return e.Err }
 // the cores. Each sequence's logits are those Forward gives for its token
 // alone.
 //
-// Nothing is appended if a token or a position is out of range. If a cache
-// refuses an append, every cache is truncated back to its length before the
-// step and a *BatchError names the sequence, so a caller can drop it and
-// retry the rest.
+// Nothing is appended if a token or a position is out of range, or if a
+// Reserver cannot reserve the step. If another cache refuses an append,
+// every cache is truncated back to its length before the step. Either way a
+// *BatchError names the sequence, so a caller can drop it and retry the rest.
 func (m *Model) DecodeBatch(caches []Cache, tokens []int32, logits []float32) error {
 	cfg := m.Config
 	B := len(caches)
@@ -45,6 +45,13 @@ func (m *Model) DecodeBatch(caches []Cache, tokens []int32, logits []float32) er
 		if t := tokens[i]; t < 0 || int(t) >= cfg.Vocab {
 			return &BatchError{i, fmt.Errorf("%w: token %d (vocab %d)", ErrToken, t, cfg.Vocab)}
 		}
+	}
+	for i, c := range caches {
+		release, err := reserve(c, 1)
+		if err != nil {
+			return &BatchError{i, fmt.Errorf("llm: %w", err)}
+		}
+		defer release()
 	}
 	d, qRow, kvRow := cfg.Dim, cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
 	a, _ := m.acts.Get().(*activations)

@@ -19,6 +19,23 @@ type Cache interface {
 	Truncate(n int) error
 }
 
+// Reserver is a Cache that can set aside, before a step, everything that
+// appending tokens to each layer may take (kvcache.Sequence is one). Forward
+// and DecodeBatch reserve first, so a step the cache cannot hold is refused
+// before any layer changes.
+type Reserver interface {
+	Reserve(tokens int) (release func(), err error)
+}
+
+// reserve reserves T tokens in c if it is a Reserver; release is never nil.
+func reserve(c Cache, T int) (release func(), err error) {
+	r, ok := c.(Reserver)
+	if !ok {
+		return func() {}, nil
+	}
+	return r.Reserve(T)
+}
+
 // layer holds one decoder block's weights.
 type layer struct {
 	attnNorm, ffnNorm   []float32
@@ -170,9 +187,10 @@ func addBias(x, b []float32) {
 // positions (1 for decoding, len(tokens) to score every token) into logits.
 //
 // Tokens that would not fit the model's context are refused before anything
-// is appended. If the cache refuses an append (its budget is spent), the
-// tokens appended to earlier layers are truncated away and the error is
-// returned wrapping the cache's.
+// is appended, and so is a step a Reserver cannot reserve (its budget is
+// spent), with an error wrapping the cache's. If a cache that is not a
+// Reserver refuses an append, the tokens appended to earlier layers are
+// truncated away.
 func (m *Model) Forward(c Cache, tokens []int32, logits []float32) error {
 	cfg := m.Config
 	T := len(tokens)
@@ -189,6 +207,11 @@ func (m *Model) Forward(c Cache, tokens []int32, logits []float32) error {
 			return fmt.Errorf("%w: token %d (vocab %d)", ErrToken, t, cfg.Vocab)
 		}
 	}
+	release, err := reserve(c, T)
+	if err != nil {
+		return fmt.Errorf("llm: %w", err)
+	}
+	defer release()
 	d := cfg.Dim
 	a, _ := m.acts.Get().(*activations)
 	if a == nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/turboquant-go/tq/internal/rng"
@@ -329,3 +330,69 @@ func TestForwardCacheFullLeavesCacheUnchanged(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardCacheFullKeepsCompressedCacheExact: with a compressed preset a
+// step that pushes tokens out of the fp16 window is refused, when a later
+// layer would not fit, before layer 0 compresses anything, so the cache's
+// snapshot is byte-for-byte what it was. Through a cache that hides Reserve
+// (truncation only) the same refusal leaves layer 0's pushed-out tokens
+// compressed, which is what the reservation is for.
+func TestForwardCacheFullKeepsCompressedCacheExact(t *testing.T) {
+	cfg := testConfig("llama")
+	m, err := assemble(cfg, randomSource(cfg, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks := testTokens(200, cfg.Vocab, 6)
+	const n0 = 140 // past tq3's 4 sinks and 128-token window
+	logits := make([]float32, cfg.Vocab)
+	roomy := newTestCache(t, cfg, "tq3", 0)
+	if err := m.Forward(roomy, toks[:n0], logits); err != nil {
+		t.Fatal(err)
+	}
+	used0 := roomy.Stats().StoredBytes
+	if err := m.Forward(roomy, toks[n0:], logits); err != nil {
+		t.Fatal(err)
+	}
+	// A budget that holds the step's first layer but not all of them.
+	budget := used0 + (roomy.Stats().StoredBytes-used0)/int64(cfg.Layers)
+	snapshot := func(s *kvcache.Sequence) string {
+		var b strings.Builder
+		if _, err := s.WriteTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	for _, reserving := range []bool{true, false} {
+		seq := newTestCache(t, cfg, "tq3", budget)
+		if err := m.Forward(seq, toks[:n0], logits); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(seq)
+		var c Cache = seq
+		if !reserving {
+			c = truncatingOnly{seq}
+		}
+		if err := m.Forward(c, toks[n0:], logits); !errors.Is(err, kvcache.ErrCacheFull) {
+			t.Fatalf("reserving %v: got %v, want ErrCacheFull", reserving, err)
+		}
+		if exact := snapshot(seq) == before; exact != reserving {
+			t.Errorf("reserving %v: after the refused step the cache is unchanged: %v", reserving, exact)
+		}
+		if seq.Len() != n0 {
+			t.Errorf("reserving %v: %d tokens after the refused step, want %d", reserving, seq.Len(), n0)
+		}
+	}
+}
+
+// truncatingOnly is a Cache without Reserve.
+type truncatingOnly struct{ s *kvcache.Sequence }
+
+func (c truncatingOnly) Append(layer int, keys, values []float32) error {
+	return c.s.Append(layer, keys, values)
+}
+func (c truncatingOnly) Attend(layer int, queries, out []float32) error {
+	return c.s.Attend(layer, queries, out)
+}
+func (c truncatingOnly) Len() int             { return c.s.Len() }
+func (c truncatingOnly) Truncate(n int) error { return c.s.Truncate(n) }
