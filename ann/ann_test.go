@@ -443,6 +443,8 @@ func FuzzReadFlat(f *testing.F) {
 	f.Add(flatBytes(f, Config{Dim: 16, Bits: 2, Method: Prod, Metric: InnerProduct}, 1))
 	f.Add(flatBytes(f, Config{Dim: 16, Method: Polar, Metric: InnerProduct}, 0))
 	f.Add(flatBytes(f, Config{Dim: 16, Bits: 4, Method: MSENorm, Metric: L2, Mean: gaussian(1, 16, 3)}, 2))
+	f.Add(pcaFlatBytes(f, L2, 12))
+	f.Add(pcaFlatBytes(f, Cosine, 3))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ix, err := ReadFlat(bytes.NewReader(data))
 		if err != nil {

@@ -247,7 +247,11 @@ func ReadFlat(r io.Reader) (*Flat, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := readQuantizer(sr)
+	qb, err := sr.section("quantizer", -1, max(maxQuantizerBytes, maxPCABytes))
+	if err != nil {
+		return nil, err
+	}
+	t, err := unmarshalQuantizer(qb)
 	if err != nil {
 		return nil, err
 	}
@@ -264,8 +268,10 @@ func ReadFlat(r io.Reader) (*Flat, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.checkCodes(codes); err != nil {
-		return nil, err
+	if tq, ok := t.(*TQ); ok {
+		if err := tq.checkCodes(codes); err != nil {
+			return nil, err
+		}
 	}
 	if err := sr.end(); err != nil {
 		return nil, err

@@ -6,7 +6,8 @@ package ann
 //	section   u64 n, n payload bytes, u32 CRC-32C (Castagnoli) of the 8
 //	          length bytes and the payload
 //
-// Flat: sections (1) the quantizer (TQ.MarshalBinary), (2) u64 count,
+// Flat: sections (1) the quantizer (TQ.MarshalBinary, or PCA.MarshalBinary:
+// pca_format.go), (2) u64 count,
 // (3) the count codes, back to back.
 //
 // IVF: sections (1) the quantizer, (2) u32 lists, u32 dim, u64 count,

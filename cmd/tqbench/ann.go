@@ -40,7 +40,7 @@ func runANN(args []string, stdout io.Writer) error {
 	data := fs.String("data", "glove100", "glove100, fmnist or a raw .f32 FILE (see package dataset)")
 	bitsFlag := fs.String("bits", "1,2,3,4", "bits per coordinate")
 	kFlag := fs.String("k", "1,2,4,8,16,32,64", "k values for recall@1@k")
-	methodsFlag := fs.String("methods", "mse,mse-norm,prod", "mse, mse-norm, prod, polar (polar ignores --bits)")
+	methodsFlag := fs.String("methods", "mse,mse-norm,prod", "mse, mse-norm, prod, polar (polar ignores --bits), pca (fitted: ann.FitPCA)")
 	metricsFlag := fs.String("metrics", "ip,cosine", "ip, cosine, l2")
 	nBase := fs.Int("n", 0, "base vectors (0: the dataset's standard split)")
 	nQuery := fs.Int("queries", 0, "held-out queries (0: the dataset's standard split)")
@@ -112,6 +112,19 @@ func runANN(args []string, stdout io.Writer) error {
 			}
 		}
 		for _, mname := range strings.Split(*methodsFlag, ",") {
+			if strings.TrimSpace(mname) == "pca" {
+				for _, b := range bits {
+					got, err := measurePCA(metric, b, base, queries, truth, ks, maxK, *refine)
+					if err != nil {
+						return err
+					}
+					for _, row := range got {
+						row.Dataset = name
+						rows = append(rows, row)
+					}
+				}
+				continue
+			}
 			method, err := ann.ParseMethod(strings.TrimSpace(mname))
 			if err != nil {
 				return err
@@ -206,10 +219,8 @@ func loadANNData(data string, nBase, nQuery int) (base, queries *dataset.Vectors
 	return base, queries, name, err
 }
 
-// measureANN measures one quantizer: its row, with refine > 0 a row for the
-// same codes re-ranking k·refine candidates against the float32 originals
-// (whose bytes it counts), and with fastScan (4-bit MSE codes) a row for the
-// same codes in ann.FastScan's layout.
+// measureANN measures one TurboQuant quantizer (measureQuantizer), with
+// fastScan for 4-bit MSE codes.
 func measureANN(cfg ann.Config, base, queries *dataset.Vectors, truth [][]ann.Result, ks []int, maxK, refine int, fastScan bool) ([]annRow, error) {
 	q, err := ann.NewTQ(cfg)
 	if err != nil {
@@ -225,11 +236,40 @@ func measureANN(cfg ann.Config, base, queries *dataset.Vectors, truth [][]ann.Re
 	if cfg.Method == ann.Polar {
 		row.Bits = 3.875
 	}
+	fastScan = fastScan && cfg.Bits == 4 && (cfg.Method == ann.MSE || cfg.Method == ann.MSENorm)
+	return measureQuantizer(q, row, base, queries, truth, ks, maxK, refine, fastScan)
+}
+
+// measurePCA fits ann.PCA on the base (timed as training, on one core) and
+// measures it like measureANN. Its bytes per vector count the codes only;
+// the fitted axes (kept·dim floats, shared by the index) are reported in the
+// method name.
+func measurePCA(m ann.Metric, bits int, base, queries *dataset.Vectors, truth [][]ann.Result, ks []int, maxK, refine int) ([]annRow, error) {
+	prev := runtime.GOMAXPROCS(1)
+	start := time.Now()
+	q, err := ann.FitPCA(m, base.Data, base.Dim, bits)
+	train := time.Since(start).Seconds()
+	runtime.GOMAXPROCS(prev)
+	if err != nil {
+		return nil, err
+	}
+	row := annRow{
+		Metric: m.String(), Method: fmt.Sprintf("pca(%d axes)", q.Kept()), Bits: float64(bits), BytesPerVec: q.CodeSize(),
+		Base: base.Len(), Queries: queries.Len(), RecallAt1: map[int]float64{}, TrainSeconds: train,
+	}
+	return measureQuantizer(q, row, base, queries, truth, ks, maxK, refine, false)
+}
+
+// measureQuantizer encodes the base with q and searches it: row, with
+// refine > 0 a row for the same codes re-ranking k·refine candidates against
+// the float32 originals (whose bytes it counts), and with fastScan a row for
+// the same codes in ann.FastScan's layout.
+func measureQuantizer(q ann.Quantizer, row annRow, base, queries *dataset.Vectors, truth [][]ann.Result, ks []int, maxK, refine int, fastScan bool) ([]annRow, error) {
 	// Encode on one core: the number the per-core target is about.
 	f := ann.NewFlat(q)
 	prev := runtime.GOMAXPROCS(1)
 	start := time.Now()
-	err = f.Add(base.Data)
+	err := f.Add(base.Data)
 	row.EncodeSeconds = time.Since(start).Seconds()
 	runtime.GOMAXPROCS(prev)
 	if err != nil {
@@ -247,7 +287,7 @@ func measureANN(cfg ann.Config, base, queries *dataset.Vectors, truth [][]ann.Re
 	for i := range rows {
 		search[i] = f.SearchBatch
 	}
-	if fastScan && cfg.Bits == 4 && (cfg.Method == ann.MSE || cfg.Method == ann.MSENorm) {
+	if fastScan {
 		fs, err := ann.NewFastScan(f)
 		if err != nil {
 			return nil, err
