@@ -17,7 +17,8 @@ type TextCodec interface {
 
 // PasskeyOptions configures MeasurePasskey.
 type PasskeyOptions struct {
-	// Lengths are the prompt lengths in tokens (BOS included).
+	// Lengths are the prompt lengths in tokens (BOS included); the answer
+	// must fit after the prompt, so each is at most MaxLength.
 	Lengths []int
 	// Depths is the number of needle depths, spread evenly from 0 (the
 	// start of the filler) to 1 (just before the question).
@@ -34,6 +35,18 @@ type PasskeyOptions struct {
 	Adjust           func(*kvcache.Config)
 	Progress         func(done, total int)
 }
+
+// digits is the key length, Digits or its default.
+func (o PasskeyOptions) digits() int {
+	if o.Digits <= 0 {
+		return 5
+	}
+	return o.Digits
+}
+
+// MaxLength is the longest prompt a model with this context can answer:
+// the key's digits are decoded after it.
+func (o PasskeyOptions) MaxLength(context int) int { return context - o.digits() }
 
 // DefaultNeedle and DefaultQuestion are the passkey sentences the committed
 // model was trained with (tools/trainlm).
@@ -63,9 +76,7 @@ type PasskeyRow struct {
 // preset sees the same prompts.
 func MeasurePasskey(m *llm.Model, tc TextCodec, filler []int32, presets []string, opt PasskeyOptions) ([]PasskeyRow, error) {
 	cfg := m.Config
-	if opt.Digits <= 0 {
-		opt.Digits = 5
-	}
+	opt.Digits = opt.digits()
 	if opt.Needle == "" {
 		opt.Needle = DefaultNeedle
 	}
@@ -132,8 +143,9 @@ func passkeyTrials(context int, tc TextCodec, filler []int32, opt PasskeyOptions
 	var trials []passkeyTrial
 	var cells []PasskeyCell
 	for _, L := range opt.Lengths {
-		if L > context || L < 16 {
-			return nil, nil, fmt.Errorf("%w: passkey prompt of %d tokens (context %d)", llm.ErrArgument, L, context)
+		if L > opt.MaxLength(context) || L < 16 {
+			return nil, nil, fmt.Errorf("%w: passkey prompt of %d tokens: want 16 to %d (context %d less the %d-digit answer)",
+				llm.ErrArgument, L, opt.MaxLength(context), context, opt.digits())
 		}
 		for d := range opt.Depths {
 			depth := 0.0

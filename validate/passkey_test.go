@@ -75,19 +75,20 @@ func TestPasskeyTrialsLayout(t *testing.T) {
 }
 
 func TestPasskeyTrialsRefuse(t *testing.T) {
-	filler := make([]int32, 300)
 	base := PasskeyOptions{Depths: 2, Trials: 1, Digits: 5, BOS: 0, Needle: DefaultNeedle, Question: DefaultQuestion}
 	for _, tc := range []struct {
 		name    string
 		lengths []int
+		filler  int
 	}{
-		{"longer than the context", []int{2048}},
-		{"too short", []int{8}},
-		{"more filler than present", []int{1000}},
+		{"longer than the context", []int{2048}, 3000},
+		{"no room for the answer", []int{1020}, 3000},
+		{"too short", []int{8}, 3000},
+		{"more filler than present", []int{1000}, 300},
 	} {
 		opt := base
 		opt.Lengths = tc.lengths
-		if _, _, err := passkeyTrials(1024, byteCodec{}, filler, opt); !errors.Is(err, llm.ErrArgument) {
+		if _, _, err := passkeyTrials(1024, byteCodec{}, make([]int32, tc.filler), opt); !errors.Is(err, llm.ErrArgument) {
 			t.Errorf("%s: err %v, want llm.ErrArgument", tc.name, err)
 		}
 	}

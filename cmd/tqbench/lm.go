@@ -34,7 +34,8 @@ func runLMTable(quick bool) (lmReport, error) {
 	defer m.Close()
 	tokens := textCodec{m}.Encode(kjv.Heldout)
 	opt := validate.LMOptions{Ctx: m.Config.Context, Windows: 4, Chunk: 1, BOS: m.Tokenizer.BOS()}
-	pk := validate.PasskeyOptions{Lengths: []int{256, m.Config.Context}, Depths: 3, Trials: 1, Seed: 1, BOS: m.Tokenizer.BOS()}
+	pk := validate.PasskeyOptions{Depths: 3, Trials: 1, Seed: 1, BOS: m.Tokenizer.BOS()}
+	pk.Lengths = []int{256, pk.MaxLength(m.Config.Context)}
 	if quick {
 		opt.Windows, opt.Chunk = 1, 64
 		pk.Lengths = pk.Lengths[:1]
@@ -126,7 +127,7 @@ func runLM(args []string, stdout io.Writer) error {
 	presetsFlag := fs.String("presets", strings.Join(lmPresets, ","), `comma-separated cache presets, or baseline codecs by name (kivi4-g32, int4-asym-g32, int4-sym-g32, …); "ladder": every fixed-rate preset from 8 to 2 bits`)
 	ref := fs.String("reference", "fp16", "the preset ΔPPL, KLD and agreement are measured against")
 	passkey := fs.Bool("passkey", false, "also measure passkey retrieval by depth × context")
-	lengths := fs.String("lengths", "", "passkey prompt lengths in tokens (default: 256, 512, … up to the context)")
+	lengths := fs.String("lengths", "", "passkey prompt lengths in tokens (default: 256, 512, … and the context less the answer)")
 	depths := fs.Int("depths", 5, "passkey depths")
 	trials := fs.Int("trials", 2, "passkey keys per (length, depth)")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -207,7 +208,7 @@ func passkeyLengths(flag string, context int) ([]int, error) {
 	for l := 256; l < context; l *= 2 {
 		ls = append(ls, l)
 	}
-	return append(ls, context), nil
+	return append(ls, validate.PasskeyOptions{}.MaxLength(context)), nil
 }
 
 func modelInfo(m *llm.Model, file, text string, tokens int) lmModelInfo {
