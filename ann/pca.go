@@ -273,19 +273,31 @@ func (p *PCA) pack(code []byte, y []float32) {
 
 // unpack calls f with each kept axis and the level its code selects.
 func (p *PCA) unpack(code []byte, f func(i int, level float32)) {
-	var buf uint64
-	var nb uint
-	pos := 0
+	r := bitReader{code: code}
 	for i, b := range p.alloc {
-		for nb < uint(b) {
-			buf |= uint64(code[pos]) << nb
-			pos++
-			nb += 8
-		}
-		f(i, p.levels[p.offs[i]+int(buf&(1<<b-1))])
-		buf >>= b
-		nb -= uint(b)
+		f(i, p.levels[p.offs[i]+r.next(b)])
 	}
+}
+
+// bitReader reads a code's fields, least significant bit first.
+type bitReader struct {
+	code []byte
+	buf  uint64
+	nb   uint
+	pos  int
+}
+
+// next returns the next b-bit field.
+func (r *bitReader) next(b uint8) int {
+	for r.nb < uint(b) {
+		r.buf |= uint64(r.code[r.pos]) << r.nb
+		r.pos++
+		r.nb += 8
+	}
+	v := int(r.buf & (1<<b - 1))
+	r.buf >>= b
+	r.nb -= uint(b)
+	return v
 }
 
 // Decode reconstructs the vector a code stands for (normalized for Cosine).
@@ -409,20 +421,10 @@ func (q *pcaQuery) Distances(dst []float32, codes []byte) error {
 		return fmt.Errorf("%w: %d code bytes (%d each) into %d distances", ErrDimension, len(codes), cs, len(dst))
 	}
 	for c := range len(codes) / cs {
-		code := codes[c*cs : (c+1)*cs]
+		r := bitReader{code: codes[c*cs : (c+1)*cs]}
 		acc := float32(0)
-		var buf uint64
-		var nb uint
-		pos := 0
 		for i, b := range p.alloc {
-			for nb < uint(b) {
-				buf |= uint64(code[pos]) << nb
-				pos++
-				nb += 8
-			}
-			acc += q.tab[p.offs[i]+int(buf&(1<<b-1))]
-			buf >>= b
-			nb -= uint(b)
+			acc += q.tab[p.offs[i]+r.next(b)]
 		}
 		dst[c] = float32(q.base) + acc
 	}
