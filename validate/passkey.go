@@ -95,21 +95,17 @@ func MeasurePasskey(m *llm.Model, tc TextCodec, filler []int32, presets []string
 	done, total := 0, len(presets)*len(trials)
 	for _, name := range presets {
 		name = strings.TrimSpace(name)
-		c, plan, err := modelPreset(m, name, cfg.Context, opt.Adjust)
-		if err != nil {
-			return nil, err
-		}
-		pool, err := kvcache.NewPool(c, 2*plan+1<<20)
+		newCache, err := passkeyCache(m, name, opt.Adjust)
 		if err != nil {
 			return nil, err
 		}
 		row := PasskeyRow{Preset: name, Cells: append([]PasskeyCell(nil), cells...)}
 		passed := 0
 		for _, t := range trials {
-			seq := pool.NewSequence()
+			c, release := newCache()
 			maxNew := min(opt.Digits+2, cfg.Context-len(t.prompt)+1)
-			out, err := m.Generate(seq, t.prompt, maxNew, greedy, nil)
-			seq.Close()
+			out, err := m.Generate(c, t.prompt, maxNew, greedy, nil)
+			release()
 			if err != nil {
 				return nil, err
 			}
@@ -126,6 +122,37 @@ func MeasurePasskey(m *llm.Model, tc TextCodec, filler []int32, presets []string
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// passkeyCache returns a maker of empty caches for a preset, or for a
+// baseline codec (BaselineByName) on a BaselineCache.
+func passkeyCache(m *llm.Model, name string, adjust func(*kvcache.Config)) (func() (llm.Cache, func()), error) {
+	ctx := m.Config.Context
+	if b, ok := BaselineByName(name); ok {
+		c, err := baselineShape(m, ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := NewBaselineCache(b, c); err != nil {
+			return nil, err
+		}
+		return func() (llm.Cache, func()) {
+			bc, _ := NewBaselineCache(b, c) // checked above
+			return bc, func() {}
+		}, nil
+	}
+	c, plan, err := modelPreset(m, name, ctx, adjust)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := kvcache.NewPool(c, 2*plan+1<<20)
+	if err != nil {
+		return nil, err
+	}
+	return func() (llm.Cache, func()) {
+		seq := pool.NewSequence()
+		return seq, func() { seq.Close() }
+	}, nil
 }
 
 // passkeyTrial is one prompt of a passkey cell: the key hidden in the filler,

@@ -106,22 +106,22 @@ func TestHeldoutPerplexityMatchesTorch(t *testing.T) {
 }
 
 // TestPasskeyHarness runs the passkey task through the committed model with
-// an uncompressed and a compressed cache: every cell is decoded and counted,
-// and the model, which retrieves, finds every key with both caches.
+// an uncompressed cache, a compressed preset and a KIVI-like baseline: every cell is decoded and counted,
+// and the model, which retrieves, finds every key with each.
 func TestPasskeyHarness(t *testing.T) {
 	m, err := kjv.Model()
 	if err != nil {
 		t.Fatal(err)
 	}
 	filler := m.Tokenizer.Encode(kjv.Heldout, false, false)
-	rows, err := validate.MeasurePasskey(m, textCodec{m}, filler, []string{"fp32", "tq3"}, validate.PasskeyOptions{
+	rows, err := validate.MeasurePasskey(m, textCodec{m}, filler, []string{"fp32", "tq3", "kivi4-g32"}, validate.PasskeyOptions{
 		Lengths: []int{192}, Depths: 2, Trials: 2, Seed: 1, BOS: m.Tokenizer.BOS(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 2 {
-		t.Fatalf("%d rows, want 2", len(rows))
+	if len(rows) != 3 {
+		t.Fatalf("%d rows, want 3", len(rows))
 	}
 	for _, r := range rows {
 		passed := 0
