@@ -106,8 +106,9 @@ func TestHeldoutPerplexityMatchesTorch(t *testing.T) {
 }
 
 // TestPasskeyHarness runs the passkey task through the committed model with
-// an uncompressed cache, a compressed preset and a KIVI-like baseline: every cell is decoded and counted,
-// and the model, which retrieves, finds every key with each.
+// an uncompressed cache, a compressed preset and a KIVI-like baseline: every
+// cell is decoded and counted, and the model, which retrieves, finds every
+// key with each.
 func TestPasskeyHarness(t *testing.T) {
 	m, err := kjv.Model()
 	if err != nil {
