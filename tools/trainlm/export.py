@@ -1,5 +1,5 @@
 """Export a training checkpoint (any: latest.pt or final.pt) to GGUF (llama arch, gpt2/qwen2 BPE tokenizer).
-  python3 export.py --ckpt work/ckpt/latest.pt --tokenizer work/tokenizer.json --out ../../models/kjv/kjv-llama.gguf [--q8 path]
+  python3 export.py --ckpt work/ckpt/latest.pt --tokenizer work/tokenizer.json --out ../../models/kjv/kjv-llama.gguf [--q8 path] [--f32 path]
 """
 import argparse, os, sys
 import numpy as np
@@ -54,7 +54,7 @@ def export(ckpt_path, tok_path, out, qtype="f16", name="kjv-llama"):
     w.add_f32("llama.attention.layer_norm_rms_epsilon", cfg.eps)
     w.add_u32("llama.rope.dimension_count", cfg.head_dim)
     w.add_u32("llama.vocab_size", cfg.vocab_size)
-    w.add_u32("general.file_type", {"f16": 1, "q8_0": 7}[qtype])
+    w.add_u32("general.file_type", {"f32": 0, "f16": 1, "q8_0": 7}[qtype])
     w.add_string("tokenizer.ggml.model", "gpt2")
     w.add_string("tokenizer.ggml.pre", "qwen2")
     w.add_array("tokenizer.ggml.tokens", STRING, tok.tokens)
@@ -68,7 +68,7 @@ def export(ckpt_path, tok_path, out, qtype="f16", name="kjv-llama"):
         if arr.ndim == 1:
             w.add_tensor(gname, arr, GGML_F32)
         else:
-            w.add_tensor(gname, arr, GGML_F16 if qtype == "f16" else GGML_Q8_0)
+            w.add_tensor(gname, arr, {"f32": GGML_F32, "f16": GGML_F16, "q8_0": GGML_Q8_0}[qtype])
     n = w.write(out)
     print(f"wrote {out}: {n} bytes, {qtype}, step {ck.get('step')}, tokens {ck.get('tokens')}")
     return ck
@@ -80,7 +80,10 @@ if __name__ == "__main__":
     ap.add_argument("--tokenizer", default="work/tokenizer.json")
     ap.add_argument("--out", default="../../models/kjv/kjv-llama.gguf")
     ap.add_argument("--q8", default="", help="also write a Q8_0 GGUF here")
+    ap.add_argument("--f32", default="", help="also write an F32 GGUF here (llama.cpp cross-check without f16 rounding)")
     a = ap.parse_args()
     export(a.ckpt, a.tokenizer, a.out, "f16")
     if a.q8:
         export(a.ckpt, a.tokenizer, a.q8, "q8_0")
+    if a.f32:
+        export(a.ckpt, a.tokenizer, a.f32, "f32")

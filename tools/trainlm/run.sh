@@ -30,7 +30,7 @@ $PY train.py $COMMON --seq-len 256 --batch 8 $MIX --stop-step 1400
 $PY train.py $COMMON --seq-len 1024 --batch 2 $MIX
 fi
 CKPT=work/ckpt/final.pt; [ -f "$CKPT" ] || CKPT=work/ckpt/latest.pt
-$PY export.py --ckpt "$CKPT" --out "$MODELS/kjv-llama.gguf" --q8 "$MODELS/kjv-llama-q8_0.gguf"
+$PY export.py --ckpt "$CKPT" --out "$MODELS/kjv-llama.gguf" --q8 "$MODELS/kjv-llama-q8_0.gguf" --f32 work/kjv-llama-f32.gguf
 $PY reference.py --gguf "$MODELS/kjv-llama.gguf" --outdir "$MODELS"
 cd ../llamacpp-ref
 npm ci
@@ -38,6 +38,9 @@ for ct in f16 q8_0 q4_0; do
   node ref.mjs --model "$MODELS/kjv-llama.gguf" --probes "$MODELS/reference.json" --passkey \
     --cache-type $ct --out work-$ct.json --n-predict 16 --threads 2
 done
+node ref.mjs --model ../trainlm/work/kjv-llama-f32.gguf --probes "$MODELS/reference.json" --cache-type f16 \
+  --out work-f32.json --n-predict 16 --threads 2
 cd ../trainlm
+$PY compare_llamacpp.py --gguf work/kjv-llama-f32.gguf --llama ../llamacpp-ref/work-f32.json --out "$MODELS/llamacpp_ref_f32.json"
 $PY compare_llamacpp.py --gguf "$MODELS/kjv-llama.gguf" --llama ../llamacpp-ref/work-f16.json \
   --llama ../llamacpp-ref/work-q8_0.json --llama ../llamacpp-ref/work-q4_0.json --out "$MODELS/llamacpp_ref.json"
