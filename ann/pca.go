@@ -86,12 +86,7 @@ func FitPCA(m Metric, xs []float32, dim, bits int) (*PCA, error) {
 		hi := min(rows, lo+chunk)
 		for r := lo; r < hi; r++ {
 			x := xs[(r*n/rows)*dim:][:dim]
-			s := 1.0
-			if m == Cosine {
-				if ss := dot64(x, x); ss > 0 {
-					s = 1 / math.Sqrt(ss)
-				}
-			}
+			s := metricScale(m, x)
 			row := buf[(r-lo)*dim : (r-lo+1)*dim]
 			for j, v := range x {
 				row[j] = s*float64(v) - float64(mean[j])
@@ -209,12 +204,7 @@ func (p *PCA) Kept() int { return len(p.alloc) }
 // project writes the coordinates of x − mean (x normalized first for Cosine)
 // on the kept axes into dst, using r (len dim) as scratch.
 func (p *PCA) project(dst, r, x []float32) {
-	s := float32(1)
-	if p.metric == Cosine {
-		if ss := dot64(x, x); ss > 0 {
-			s = float32(1 / math.Sqrt(ss))
-		}
-	}
+	s := float32(metricScale(p.metric, x))
 	for j, v := range x {
 		r[j] = s*v - p.mean[j]
 	}
@@ -320,12 +310,11 @@ func (p *PCA) Distance(a, b []byte) (float32, error) {
 	if len(a) != p.codeSize || len(b) != p.codeSize {
 		return 0, fmt.Errorf("%w: codes of %d and %d bytes, want %d", ErrDimension, len(a), len(b), p.codeSize)
 	}
-	ya, yb := make([]float32, len(p.alloc)), make([]float32, len(p.alloc))
-	p.unpack(a, func(i int, v float32) { ya[i] = v })
-	p.unpack(b, func(i int, v float32) { yb[i] = v })
-	var s float64
-	switch p.metric {
-	case L2:
+	if p.metric == L2 {
+		ya, yb := make([]float32, len(p.alloc)), make([]float32, len(p.alloc))
+		p.unpack(a, func(i int, v float32) { ya[i] = v })
+		p.unpack(b, func(i int, v float32) { yb[i] = v })
+		var s float64
 		for i := range ya {
 			d := float64(ya[i] - yb[i])
 			s += d * d
@@ -383,12 +372,7 @@ func (q *pcaQuery) Reset(y []float32) error {
 		q.base = max(rr, 0) + p.dropVar
 	default:
 		// Project y itself (not y − μ): ⟨y, x̂⟩ = ⟨y, μ⟩ + Σ ⟨y, a_i⟩ x̂_i.
-		s := float32(1)
-		if p.metric == Cosine {
-			if ss := dot64(y, y); ss > 0 {
-				s = float32(1 / math.Sqrt(ss))
-			}
-		}
+		s := float32(metricScale(p.metric, y))
 		for j, v := range y {
 			q.r[j] = s * v
 		}

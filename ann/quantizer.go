@@ -118,6 +118,17 @@ type Config struct {
 	Mean []float32
 }
 
+// metricScale is what x is scaled by before it is centred or coded: 1/‖x‖
+// for Cosine (1 for the zero vector), 1 otherwise.
+func metricScale(m Metric, x []float32) float64 {
+	if m == Cosine {
+		if ss := dot64(x, x); ss > 0 {
+			return 1 / math.Sqrt(ss)
+		}
+	}
+	return 1
+}
+
 // Mean returns the mean of the row-major vectors xs (len a multiple of dim),
 // normalized first for Cosine: the Config.Mean that centres them. It is one
 // pass over the data, accumulated in float64.
@@ -128,12 +139,7 @@ func Mean(m Metric, xs []float32, dim int) ([]float32, error) {
 	acc := make([]float64, dim)
 	for i := 0; i < len(xs); i += dim {
 		x := xs[i : i+dim]
-		s := 1.0
-		if m == Cosine {
-			if ss := dot64(x, x); ss > 0 {
-				s = 1 / math.Sqrt(ss)
-			}
-		}
+		s := metricScale(m, x)
 		for j, v := range x {
 			acc[j] += s * float64(v)
 		}
