@@ -145,3 +145,26 @@ func BenchmarkFastScan(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPCAScan searches PCA codes of 32,768 low-rank d=784 vectors
+// (one query, one goroutine, k=10) at 1, 2 and 4 bits per dimension and
+// reports Mcodes/s; compare within one run.
+func BenchmarkPCAScan(b *testing.B) {
+	const n, d = 32768, 784
+	xs := lowRank(n+1, d, 64, 5)
+	for _, bits := range []int{1, 2, 4} {
+		b.Run(fmt.Sprintf("bits=%d", bits), func(b *testing.B) {
+			p := mustPCA(b, L2, xs[:n*d], d, bits)
+			f := NewFlat(p)
+			if err := f.Add(xs[:n*d]); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := f.SearchBatch(xs[n*d:], SearchOptions{K: 10, Workers: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mcodes/s")
+		})
+	}
+}
