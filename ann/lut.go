@@ -31,8 +31,6 @@ func (l *byteLUT) build(rq []float32, layout codeLayout) {
 	mask := 1<<bits - 1
 	cent := layout.Centroids
 	var terms [8][256]float32 // terms[t][k] = rq[j]·cent[k] for the t-th coordinate of the byte
-	var base float64
-	span := float32(0)
 	for p := range l.f {
 		nc := min(per, len(rq)-p*per)
 		for t := range nc {
@@ -42,16 +40,28 @@ func (l *byteLUT) build(rq []float32, layout codeLayout) {
 			}
 		}
 		row := &l.f[p]
-		rmin, rmax := float32(math.Inf(1)), float32(math.Inf(-1))
 		for v := range 256 {
 			var s float32
 			for t := range nc {
 				s += terms[t][v>>(t*bits)&mask]
 			}
-			row[v] = s
 			// Byte values with bits set beyond the last coordinate never
 			// occur in valid codes; they still get an entry (the bits are
 			// ignored) so a kernel never needs a bounds check.
+			row[v] = s
+		}
+	}
+	l.quantize()
+}
+
+// quantize rounds the float table l.f into l.rows, base and step: one step
+// for all rows, each row shifted by its minimum (folded into base).
+func (l *byteLUT) quantize() {
+	var base float64
+	span := float32(0)
+	for p := range l.f {
+		rmin, rmax := float32(math.Inf(1)), float32(math.Inf(-1))
+		for _, s := range l.f[p] {
 			rmin, rmax = min(rmin, s), max(rmax, s)
 		}
 		base += float64(rmin)

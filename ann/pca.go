@@ -31,9 +31,12 @@ const pcaSample = 20000
 // axes get up to 8 bits and low-variance ones none. Each kept axis, scaled to
 // unit variance, is coded with the Lloyd–Max codebook of a unit Gaussian.
 //
-// Codes are bit-packed, exactly bits·dim bits per vector rounded up to whole
-// bytes, the same budget as TQ's MSE codes (without their norm) and as a
-// product quantizer of bits·dim bits. Unlike TQ it needs a fit (a pass over
+// A code is bits·dim bits rounded up to whole bytes, the same budget as TQ's
+// MSE codes (without their norm) and as a product quantizer of bits·dim
+// bits. No axis's field straddles a byte (the small fields of the weak axes
+// fill the gaps the wide ones leave; the allocation gives up the cheapest
+// bits when they do not fit), so a query scores a code with one table
+// lookup per byte, in the flat scan's byte-table kernel. Unlike TQ it needs a fit (a pass over
 // a sample and an eigendecomposition), and its model of the data must be
 // stored with the index (the axes: kept·dim floats).
 type PCA struct {
@@ -42,6 +45,8 @@ type PCA struct {
 	mean      []float32 // len dim; of the normalized vectors for Cosine
 	axes      []float32 // [kept][dim], orthonormal rows by decreasing variance
 	alloc     []uint8   // per kept axis: its bits, 1–8
+	fieldByte []int32   // per kept axis: the code byte holding its field
+	shift     []uint8   // per kept axis: the field's lowest bit in that byte
 	sigma     []float32 // per kept axis: the standard deviation of the data on it
 	dropVar   float64   // the variance on the axes that get no bits
 	codeSize  int
@@ -115,6 +120,7 @@ func FitPCA(m Metric, xs []float32, dim, bits int) (*PCA, error) {
 		return nil, err
 	}
 	alloc := allocateBits(variance, bits*dim, books)
+	fitBytes(alloc, variance, codeBytes(bits, dim), books)
 	p := &PCA{dim: dim, bits: bits, metric: m, mean: mean}
 	for i, o := range order {
 		if alloc[i] == 0 {
@@ -127,7 +133,9 @@ func FitPCA(m Metric, xs []float32, dim, bits int) (*PCA, error) {
 		p.alloc = append(p.alloc, alloc[i])
 		p.sigma = append(p.sigma, float32(math.Sqrt(variance[i])))
 	}
-	p.prepare(books)
+	if err := p.prepare(books); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -173,20 +181,139 @@ func allocateBits(variance []float64, total int, books [9]*lloydmax.Codebook) []
 	return alloc
 }
 
-// prepare derives the code size and the per-axis levels.
-func (p *PCA) prepare(books [9]*lloydmax.Codebook) {
+// codeBytes is the code size of a PCA quantizer of bits per dimension.
+func codeBytes(bits, dim int) int { return (bits*dim + 7) / 8 }
+
+// fitBytes makes alloc's fields pack into n bytes without straddling one
+// (packFields). While they do not fit it takes back a bit, the cheapest in
+// expected squared error among the decrements that free a byte (else the
+// cheapest of all); then it gives bits back where they still fit, the most
+// valuable first, so that little of the budget goes to gaps. Only the
+// cheapest axis of each width is tried at each step: packing depends on
+// the widths alone.
+func fitBytes(alloc []uint8, variance []float64, n int, books [9]*lloydmax.Codebook) {
+	dist := func(b uint8) float64 {
+		if b == 0 {
+			return 1
+		}
+		return books[b].Distortion
+	}
+	// byWidth returns, per width, the axis whose step by delta (±1) is
+	// best: the lowest cost for −1, the highest gain for +1; −1 for none.
+	byWidth := func(delta int) (pick [9]int) {
+		score := [9]float64{}
+		for w := range pick {
+			pick[w] = -1
+		}
+		for i, b := range alloc {
+			nb := int(b) + delta
+			if nb < 0 || nb > 8 {
+				continue
+			}
+			s := variance[i] * (dist(min(b, uint8(nb))) - dist(max(b, uint8(nb))))
+			if pick[b] < 0 || (delta < 0 && s < score[b]) || (delta > 0 && s > score[b]) {
+				pick[b], score[b] = i, s
+			}
+		}
+		return pick
+	}
+	cost := func(i int) float64 { return variance[i] * (dist(alloc[i]-1) - dist(alloc[i])) }
+	_, _, used := packFields(alloc)
+	for used > n {
+		best, freeing := -1, false
+		for _, i := range byWidth(-1) {
+			if i < 0 {
+				continue
+			}
+			alloc[i]--
+			_, _, u := packFields(alloc)
+			alloc[i]++
+			if f := u < used; (f && !freeing) || (f == freeing && (best < 0 || cost(i) < cost(best))) {
+				best, freeing = i, f
+			}
+		}
+		alloc[best]--
+		_, _, used = packFields(alloc)
+	}
+	for {
+		best, gain := -1, 0.0
+		for _, i := range byWidth(+1) {
+			if i < 0 {
+				continue
+			}
+			alloc[i]++
+			_, _, u := packFields(alloc)
+			g := variance[i] * (dist(alloc[i]-1) - dist(alloc[i]))
+			alloc[i]--
+			if u <= n && g > gain {
+				best, gain = i, g
+			}
+		}
+		if best < 0 {
+			return
+		}
+		alloc[best]++
+	}
+}
+
+// packFields places each axis's field (alloc[i] bits; none for 0) in a code
+// byte, best fit by decreasing width: a field goes to the byte whose free
+// bits fit it most tightly, else to a new byte. It returns each field's
+// byte and lowest bit, and the bytes used. It is deterministic, so a
+// quantizer read back from disk lays out its codes exactly as the one that
+// wrote them.
+func packFields(alloc []uint8) (fieldByte []int32, shift []uint8, used int) {
+	order := make([]int, len(alloc))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return alloc[order[a]] > alloc[order[b]] })
+	fieldByte, shift = make([]int32, len(alloc)), make([]uint8, len(alloc))
+	var free [8][]int32 // free[f]: bytes with f free bits (1–7), as a stack
+	for _, i := range order {
+		w := int(alloc[i])
+		if w == 0 {
+			break
+		}
+		f := w
+		for f < 8 && len(free[f]) == 0 {
+			f++
+		}
+		var at int32
+		if f == 8 {
+			at = int32(used)
+			used++
+		} else {
+			at = free[f][len(free[f])-1]
+			free[f] = free[f][:len(free[f])-1]
+		}
+		fieldByte[i], shift[i] = at, uint8(8-f)
+		if f > w {
+			free[f-w] = append(free[f-w], at)
+		}
+	}
+	return fieldByte, shift, used
+}
+
+// prepare derives the code layout and the per-axis levels. It fails when
+// the fields do not pack into the code size (only a corrupt file can ask
+// for that).
+func (p *PCA) prepare(books [9]*lloydmax.Codebook) error {
 	p.books = books
-	bitsTotal := 0
+	p.codeSize = codeBytes(p.bits, p.dim)
+	var used int
+	if p.fieldByte, p.shift, used = packFields(p.alloc); used > p.codeSize {
+		return fmt.Errorf("%w: PCA fields need %d bytes, the code has %d", ErrConfig, used, p.codeSize)
+	}
 	p.offs = make([]int, len(p.alloc))
 	p.levels = p.levels[:0]
 	for i, b := range p.alloc {
-		bitsTotal += int(b)
 		p.offs[i] = len(p.levels)
 		for _, c := range books[b].Centroids32 {
 			p.levels = append(p.levels, p.sigma[i]*c)
 		}
 	}
-	p.codeSize = (bitsTotal + 7) / 8
+	return nil
 }
 
 // Dim is the vector dimension.
@@ -247,47 +374,25 @@ func (p *PCA) Encode(dst []byte, xs []float32) error {
 	return nil
 }
 
-// pack writes the codes of the projected coordinates y, bit-packed from the
-// least significant bit, axis after axis.
+// pack writes the codes of the projected coordinates y into their fields.
 func (p *PCA) pack(code []byte, y []float32) {
 	clear(code)
-	bit := 0
 	for i, b := range p.alloc {
-		c := uint(p.books[b].Quantize(y[i] / p.sigma[i]))
-		for k := uint(0); k < uint(b); k++ {
-			code[bit>>3] |= byte(c>>k&1) << (bit & 7)
-			bit++
-		}
+		c := byte(p.books[b].Quantize(y[i] / p.sigma[i]))
+		code[p.fieldByte[i]] |= c << p.shift[i]
 	}
+}
+
+// field returns axis i's index in code.
+func (p *PCA) field(code []byte, i int) int {
+	return int(code[p.fieldByte[i]]>>p.shift[i]) & (1<<p.alloc[i] - 1)
 }
 
 // unpack calls f with each kept axis and the level its code selects.
 func (p *PCA) unpack(code []byte, f func(i int, level float32)) {
-	r := bitReader{code: code}
-	for i, b := range p.alloc {
-		f(i, p.levels[p.offs[i]+r.next(b)])
+	for i := range p.alloc {
+		f(i, p.levels[p.offs[i]+p.field(code, i)])
 	}
-}
-
-// bitReader reads a code's fields, least significant bit first.
-type bitReader struct {
-	code []byte
-	buf  uint64
-	nb   uint
-	pos  int
-}
-
-// next returns the next b-bit field.
-func (r *bitReader) next(b uint8) int {
-	for r.nb < uint(b) {
-		r.buf |= uint64(r.code[r.pos]) << r.nb
-		r.pos++
-		r.nb += 8
-	}
-	v := int(r.buf & (1<<b - 1))
-	r.buf >>= b
-	r.nb -= uint(b)
-	return v
 }
 
 // Decode reconstructs the vector a code stands for (normalized for Cosine).
@@ -332,15 +437,20 @@ func (p *PCA) Distance(a, b []byte) (float32, error) {
 
 // NewQuery returns a prepared query for asymmetric distances.
 func (p *PCA) NewQuery() Query {
-	return &pcaQuery{p: p, r: make([]float32, p.dim), y: make([]float32, len(p.alloc)), tab: make([]float32, len(p.levels))}
+	q := &pcaQuery{p: p, r: make([]float32, p.dim), y: make([]float32, len(p.alloc)), tab: make([]float32, len(p.levels))}
+	q.lut.rows = make([][256]uint16, p.codeSize)
+	q.lut.f = make([][256]float32, p.codeSize)
+	return q
 }
 
-// pcaQuery scores codes with one lookup per kept axis: tab holds, for each
-// axis and level, that level's term of the distance.
+// pcaQuery scores codes with one lookup per code byte: tab holds, for each
+// axis and level, that level's term of the distance, and lut sums the terms
+// of the fields each byte value holds.
 type pcaQuery struct {
 	p    *PCA
 	r, y []float32
 	tab  []float32
+	lut  byteLUT
 	base float64 // the distance's part that does not depend on the code
 	set  bool
 }
@@ -387,8 +497,26 @@ func (q *pcaQuery) Reset(y []float32) error {
 			q.base++
 		}
 	}
+	q.buildLUT()
 	q.set = true
 	return nil
+}
+
+// buildLUT sums, for each code byte and byte value, the terms of the fields
+// the byte holds. Bits no field uses are ignored.
+func (q *pcaQuery) buildLUT() {
+	p := q.p
+	for b := range q.lut.f {
+		clear(q.lut.f[b][:])
+	}
+	for i, w := range p.alloc {
+		row, terms := &q.lut.f[p.fieldByte[i]], q.tab[p.offs[i]:p.end(i)]
+		sh, mask := p.shift[i], 1<<w-1
+		for v := range row {
+			row[v] += terms[v>>sh&mask]
+		}
+	}
+	q.lut.quantize()
 }
 
 // end is the end of axis i's levels.
@@ -404,13 +532,15 @@ func (q *pcaQuery) Distances(dst []float32, codes []byte) error {
 	if len(codes)%cs != 0 || len(dst) < len(codes)/cs {
 		return fmt.Errorf("%w: %d code bytes (%d each) into %d distances", ErrDimension, len(codes), cs, len(dst))
 	}
-	for c := range len(codes) / cs {
-		r := bitReader{code: codes[c*cs : (c+1)*cs]}
-		acc := float32(0)
-		for i, b := range p.alloc {
-			acc += q.tab[p.offs[i]+r.next(b)]
+	var sums [scanChunk]uint32
+	base, step := float32(q.base)+q.lut.base, q.lut.step
+	n := len(codes) / cs
+	for lo := 0; lo < n; lo += scanChunk {
+		hi := min(n, lo+scanChunk)
+		scanBytes(sums[:hi-lo], q.lut.rows, codes[lo*cs:], cs)
+		for i, s := range sums[:hi-lo] {
+			dst[lo+i] = base + step*float32(s)
 		}
-		dst[c] = float32(q.base) + acc
 	}
 	return nil
 }

@@ -8,11 +8,19 @@ import (
 
 // PCA quantizer encoding, little-endian:
 //
-//	magic "TQAP", u16 version (1), u16 flags (0), u32 dim, u8 bits,
-//	u8 metric, u16 reserved (0), u32 kept, f64 dropped variance,
-//	kept u8 bits (1–8, summing to bits·dim), kept f32 standard deviations
-//	(> 0), dim f32 mean, kept·dim f32 axes, u32 CRC-32C of all before it.
+//	magic "TQAP", u16 version (1), u16 flags (pcaByteFields), u32 dim,
+//	u8 bits, u8 metric, u16 reserved (0), u32 kept, f64 dropped variance,
+//	kept u8 bits (1–8, summing to at most bits·dim), kept f32 standard
+//	deviations (> 0), dim f32 mean, kept·dim f32 axes, u32 CRC-32C of all
+//	before it.
+//
+// The code layout is not stored: packFields derives it from the bits.
 var pcaMagic = [4]byte{'T', 'Q', 'A', 'P'}
+
+// pcaByteFields is the flag of codes whose fields do not straddle bytes
+// (packFields). Every PCA file has it; the bit-packed layout of the first
+// build, which had none, is refused rather than misread.
+const pcaByteFields = 1
 
 const pcaFixed = 28
 
@@ -25,7 +33,7 @@ func (p *PCA) MarshalBinary() ([]byte, error) {
 	b := make([]byte, 0, pcaFixed+kept*5+4*p.dim*(1+kept)+4)
 	b = append(b, pcaMagic[:]...)
 	b = binary.LittleEndian.AppendUint16(b, FormatVersion)
-	b = binary.LittleEndian.AppendUint16(b, 0)
+	b = binary.LittleEndian.AppendUint16(b, pcaByteFields)
 	b = binary.LittleEndian.AppendUint32(b, uint32(p.dim))
 	b = append(b, byte(p.bits), byte(p.metric), 0, 0)
 	b = binary.LittleEndian.AppendUint32(b, uint32(kept))
@@ -54,7 +62,9 @@ func UnmarshalPCA(data []byte) (*PCA, error) {
 	dim, bits, metric := int(binary.LittleEndian.Uint32(data[8:])), int(data[12]), Metric(data[13])
 	kept := uint64(binary.LittleEndian.Uint32(data[16:]))
 	switch {
-	case binary.LittleEndian.Uint16(data[6:]) != 0 || data[14] != 0 || data[15] != 0:
+	case binary.LittleEndian.Uint16(data[6:]) != pcaByteFields:
+		return nil, formatErr("PCA quantizer: flags %#x, this build reads %#x (refit codes of an earlier build)", binary.LittleEndian.Uint16(data[6:]), pcaByteFields)
+	case data[14] != 0 || data[15] != 0:
 		return nil, formatErr("PCA quantizer: reserved fields are not zero")
 	case dim < 2 || dim > MaxPCADim || bits < 1 || bits > 8:
 		return nil, formatErr("PCA quantizer: dim %d, bits %d", dim, bits)
@@ -78,8 +88,8 @@ func UnmarshalPCA(data []byte) (*PCA, error) {
 		}
 		total += int(b)
 	}
-	if total != bits*dim {
-		return nil, formatErr("PCA quantizer: the axes' bits sum to %d, not %d·%d", total, bits, dim)
+	if total > bits*dim {
+		return nil, formatErr("PCA quantizer: the axes' bits sum to %d, over %d·%d", total, bits, dim)
 	}
 	floats := func(n int) ([]float32, error) {
 		fs := make([]float32, n)
@@ -111,7 +121,9 @@ func UnmarshalPCA(data []byte) (*PCA, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.prepare(books)
+	if err := p.prepare(books); err != nil {
+		return nil, formatErr("PCA quantizer: %v", err)
+	}
 	return p, nil
 }
 

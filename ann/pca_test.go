@@ -2,7 +2,9 @@ package ann
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"math"
 	"testing"
 
@@ -62,8 +64,24 @@ func TestPCAFitAndCodes(t *testing.T) {
 				t.Errorf("bits %d: axis %d gets %d bits, more than axis %d's %d", bits, i, b, i-1, p.alloc[i-1])
 			}
 		}
-		if total != bits*d || p.CodeSize() != bits*d/8 {
+		// The fields fill the code: at most a few bits are given back so
+		// that none straddles a byte, and no two overlap.
+		if total > bits*d || total < bits*d-8 || p.CodeSize() != bits*d/8 {
 			t.Fatalf("bits %d: %d bits allocated, code size %d", bits, total, p.CodeSize())
+		}
+		var owner [][8]int
+		owner = make([][8]int, p.CodeSize())
+		for i, b := range p.alloc {
+			if int(p.shift[i])+int(b) > 8 {
+				t.Fatalf("bits %d: axis %d's %d-bit field starts at bit %d", bits, i, b, p.shift[i])
+			}
+			for k := range int(b) {
+				o := &owner[p.fieldByte[i]][int(p.shift[i])+k]
+				if *o != 0 {
+					t.Fatalf("bits %d: axes %d and %d share a bit", bits, *o-1, i)
+				}
+				*o = i + 1
+			}
 		}
 		if bits == 1 && p.Kept() >= d/2 {
 			t.Errorf("1 bit: %d of %d axes kept on rank-12 data", p.Kept(), d)
@@ -114,6 +132,20 @@ func TestPCADistancesAndRecall(t *testing.T) {
 		dist := make([]float32, n)
 		if err := qq.Distances(dist, f.Codes()); err != nil {
 			t.Fatal(err)
+		}
+		// The uint16 byte tables stay within their rounding bound of the
+		// float terms they were built from: step/2 per code byte.
+		pq := qq.(*pcaQuery)
+		bound := float64(pq.lut.step)/2*float64(p.CodeSize()) + 1e-5*math.Abs(pq.base)
+		for i := range n {
+			c := f.Codes()[i*p.CodeSize() : (i+1)*p.CodeSize()]
+			want := pq.base
+			for i := range p.alloc {
+				want += float64(pq.tab[p.offs[i]+p.field(c, i)])
+			}
+			if e := math.Abs(float64(dist[i]) - want); e > bound {
+				t.Fatalf("%v: code %d: table distance %v, from the terms %v (bound %.3g)", m, i, dist[i], want, bound)
+			}
 		}
 		var se, sv, mean float64
 		for i := range n {
@@ -190,6 +222,17 @@ func TestPCAFlatRoundTrip(t *testing.T) {
 	bad[len(bad)/3] ^= 1
 	if _, err := ReadFlat(bytes.NewReader(bad)); !errors.Is(err, ErrFormat) {
 		t.Fatalf("flipped bit: %v", err)
+	}
+	// A quantizer of the first build (flags 0: bit-packed fields that may
+	// straddle bytes) is refused, not read with the byte-aligned layout.
+	q, err := ix.Quantizer().(*PCA).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint16(q[6:], 0)
+	binary.LittleEndian.PutUint32(q[len(q)-4:], crc32.Checksum(q[:len(q)-4], castagnoli))
+	if _, err := UnmarshalPCA(q); !errors.Is(err, ErrFormat) {
+		t.Fatalf("flags 0: %v", err)
 	}
 }
 
