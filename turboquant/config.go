@@ -88,6 +88,18 @@ type Outliers struct {
 	Bits     int   // bits for the outlier channels, 1–8
 }
 
+// Split gives the last Coords coordinates of the rotated vector Bits bits
+// instead of Config.Bits: mixed precision at one rotation and one norm.
+// After a random rotation the coordinates are exchangeable, so which ones
+// get the extra bits does not matter, and unlike Outliers (a second part
+// with its own rotation and norm) a split costs no extra scalar: 3.5 bits
+// per coordinate is Bits 3 with Split{Coords: Dim/2, Bits: 4}, plus one
+// norm. MSE codes without a correction only.
+type Split struct {
+	Coords int // 1 ≤ Coords < Dim (and ≤ 65535, the spec's field)
+	Bits   int // 1–8
+}
+
 // Config describes a Quantizer. The zero value is not valid: Dim, Bits (except
 // for Polar) and Method must be set.
 type Config struct {
@@ -99,6 +111,7 @@ type Config struct {
 	Norm       Precision  // storage of norms and other scalars (default FP16)
 	Correction Correction // optional norm correction (MSE and Polar only)
 	Outliers   *Outliers  // optional outlier channels (MSE and Prod only)
+	Split      *Split     // optional rotated-domain mixed precision (MSE only)
 
 	// Rounds is the number of randomized Hadamard rounds; 0 means
 	// hadamard.DefaultRounds(Dim) (3 for powers of two, 2 otherwise).
@@ -124,6 +137,10 @@ func (c Config) WithDefaults() Config {
 		o.Channels = slices.Clone(o.Channels)
 		slices.Sort(o.Channels)
 		c.Outliers = &o
+	}
+	if c.Split != nil {
+		sp := *c.Split
+		c.Split = &sp
 	}
 	return c
 }
@@ -172,6 +189,18 @@ func (c Config) validate() error {
 		return bad("a Gaussian QJL sketch at dim %d would hold %d MiB; use qjl.Hadamard above dim %d",
 			c.Dim, c.Dim*c.Dim*4>>20, maxGaussianSketchDim)
 	}
+	if sp := c.Split; sp != nil {
+		switch {
+		case c.Method != MSE || c.Correction != NoCorrection:
+			return bad("a rotated-domain split needs mse codes without a correction")
+		case c.Outliers != nil:
+			return bad("a rotated-domain split and outlier channels do not combine")
+		case sp.Bits < 1 || sp.Bits > 8:
+			return bad("split bits %d outside 1–8", sp.Bits)
+		case sp.Coords < 1 || sp.Coords >= c.Dim || sp.Coords > maxSplitCoords:
+			return bad("split of %d coordinates outside [1, %d)", sp.Coords, min(c.Dim, maxSplitCoords+1))
+		}
+	}
 	if o := c.Outliers; o != nil {
 		if c.Method == Polar {
 			return bad("outlier channels are supported for mse and prod, not polar")
@@ -198,6 +227,8 @@ func (c Config) validate() error {
 const (
 	maxDim    = 1 << 16 // bounds specs read from disk; far above any head or embedding dim
 	maxRounds = 8
+	// maxSplitCoords is the widest split a Spec can record (a u16 field).
+	maxSplitCoords = 1<<16 - 1
 	// maxGaussianSketchDim caps the dense dim×dim Gaussian sketch at 64 MiB.
 	maxGaussianSketchDim = 4096
 )

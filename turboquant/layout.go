@@ -14,14 +14,23 @@ import (
 // Offsets are bytes from the start of the part, which starts Offset bytes
 // into the code. Parts occupy consecutive ranges of the rotated domain that
 // AccumulateRotated and FinishRotated use, in order.
+//
+// A Config.Split code is one rotation and one norm with two index runs; it
+// is described as two Parts, the second with SharesRotation set: its
+// coordinates continue the first's rotated vector (Rotation is the same,
+// of the whole Dim, so a kernel that rotates per part must refuse it), and
+// its Offset and NormOffset are the first's, so that code+Offset+NormOffset
+// is the one norm. Its Size is its index bytes; the Sizes still add up to
+// the code size.
 type Part struct {
-	Method     Method
-	Dim        int // coordinates in the part
-	Bits       int // index bits of the scalar stage (Prod: Config.Bits−1, possibly 0; Polar: 0)
-	Norm       Precision
-	Correction Correction
-	Offset     int // the part's first byte within the code
-	Size       int // the part's bytes
+	Method         Method
+	Dim            int  // coordinates in the part
+	SharesRotation bool // the tail of a split: see above
+	Bits           int  // index bits of the scalar stage (Prod: Config.Bits−1, possibly 0; Polar: 0)
+	Norm           Precision
+	Correction     Correction
+	Offset         int // the part's first byte within the code
+	Size           int // the part's bytes
 
 	NormOffset       int // the stored norm (not for Polar)
 	CorrectionOffset int // valid when Correction != NoCorrection
@@ -47,7 +56,7 @@ type Part struct {
 // Parts describes the code layout of q, part by part. The slices are
 // copies; it allocates, so callers keep the result.
 func (q *Quantizer) Parts() []Part {
-	parts := make([]Part, len(q.parts))
+	parts := make([]Part, 0, len(q.parts)+1)
 	off := 0
 	for i, c := range q.parts {
 		p := Part{
@@ -75,7 +84,17 @@ func (q *Quantizer) Parts() []Part {
 		if q.channels != nil {
 			p.Channels = append([]int(nil), q.channels[i]...)
 		}
-		parts[i] = p
+		if t := c.tail; t != nil {
+			p.Dim, p.IndexBytes, p.Size = c.head, t.offIdx-c.offIdx, t.offIdx
+			tp := p
+			tp.SharesRotation, tp.Dim, tp.Bits = true, t.n, t.bits
+			tp.IndexOffset, tp.IndexBytes, tp.Size = t.offIdx, c.size-t.offIdx, c.size-t.offIdx
+			tp.Centroids = append([]float32(nil), t.cb.Centroids32...)
+			tp.Boundaries = append([]float32(nil), t.cb.Boundaries32...)
+			parts = append(parts, p, tp)
+		} else {
+			parts = append(parts, p)
+		}
 		off += c.size
 	}
 	return parts

@@ -27,9 +27,19 @@ func TestConfigCodeSizeMatchesNew(t *testing.T) {
 		require.NoError(t, err, name(cfg))
 		assert.Equal(t, q.CodeSize(), n, name(cfg))
 		off := 0
-		for _, p := range q.Parts() {
-			assert.Equal(t, off, p.Offset, name(cfg))
-			assert.LessOrEqual(t, p.IndexOffset+p.IndexBytes, p.Size, name(cfg))
+		parts := q.Parts()
+		for i, p := range parts {
+			if p.SharesRotation { // a split's tail: indices right after the head's, one norm
+				prev := parts[i-1]
+				assert.Equal(t, prev.Offset, p.Offset, name(cfg))
+				assert.Equal(t, prev.NormOffset, p.NormOffset, name(cfg))
+				assert.Same(t, prev.Rotation, p.Rotation, name(cfg))
+				assert.Equal(t, prev.Size, p.IndexOffset, name(cfg))
+				assert.Equal(t, prev.Size+p.Size, p.IndexOffset+p.IndexBytes, name(cfg))
+			} else {
+				assert.Equal(t, off, p.Offset, name(cfg))
+				assert.LessOrEqual(t, p.IndexOffset+p.IndexBytes, p.Size, name(cfg))
+			}
 			off += p.Size
 		}
 		assert.Equal(t, q.CodeSize(), off, name(cfg))

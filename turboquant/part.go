@@ -21,12 +21,16 @@ import (
 // bytes; index streams in internal/bitpack's LSB-first bit order):
 //
 //	MSE:   ‖x‖ | [correction] | indices (bits·dim bits, byte-padded)
+//	       with a Split: ‖x‖ | head indices (bits·head bits, byte-padded) |
+//	       tail indices (Split.Bits·Split.Coords bits, byte-padded)
 //	Prod:  ‖x‖ | indices ((bits−1)·dim bits, absent at 1 bit) | QJL signs (dim bits) | ‖residual‖
 //	Polar: [correction] | PolarQuant code (fp16 radii, then angle indices)
 type part struct {
 	dim    int
 	method Method
 	bits   int // index bits of the scalar stage (Prod: Config.Bits−1, possibly 0)
+	head   int // the coordinates coded at bits: dim, or dim − Split.Coords
+	tail   *segment
 	prec   Precision
 	corr   Correction
 
@@ -40,10 +44,34 @@ type part struct {
 	offNorm, offCorr, offIdx, offSigns, offGamma, size int
 }
 
+// segment is the tail of a split part: the last n coordinates of the
+// rotated vector, coded with their own codebook (Config.Split).
+type segment struct {
+	n, bits int
+	cb      *lloydmax.Codebook
+	kern    *simd.Codebook
+	bounds  *simd.Bounds // nil unless bits is 1–4
+	offIdx  int
+}
+
+// newCodebooks returns the codebook of bits for dim-dimensional unit
+// vectors and its simd forms.
+func newCodebooks(family lloydmax.Family, dim, bits int) (*lloydmax.Codebook, *simd.Codebook, *simd.Bounds, error) {
+	cb, err := lloydmax.Get(family, dim, bits)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	var bounds *simd.Bounds
+	if bits <= 4 {
+		bounds = simd.NewBounds(cb.Boundaries32, bits)
+	}
+	return cb, simd.NewCodebook(cb.Centroids32, bits), bounds, nil
+}
+
 // newPart builds one part. stream separates the random
 // streams of the parts of one Quantizer.
 func newPart(dim, bits int, cfg Config, stream uint64) (*part, error) {
-	c := &part{dim: dim, method: cfg.Method, bits: bits, prec: cfg.Norm, corr: cfg.Correction}
+	c := &part{dim: dim, method: cfg.Method, bits: bits, prec: cfg.Norm, corr: cfg.Correction, head: dim}
 	var err error
 	if c.rot, err = hadamard.NewRotation(dim, rng.Derive(cfg.Seed, 2*stream), cfg.Rounds); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -60,22 +88,27 @@ func newPart(dim, bits int, cfg Config, stream uint64) (*part, error) {
 		}
 	}
 	if c.bits > 0 && c.method != Polar {
-		if c.cb, err = lloydmax.Get(cfg.Codebook, dim, c.bits); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
-		}
-		c.kern = simd.NewCodebook(c.cb.Centroids32, c.bits)
-		if c.bits <= 4 {
-			c.bounds = simd.NewBounds(c.cb.Boundaries32, c.bits)
+		if c.cb, c.kern, c.bounds, err = newCodebooks(cfg.Codebook, dim, c.bits); err != nil {
+			return nil, err
 		}
 	}
 	o := partOffsets(dim, bits, cfg)
 	c.offNorm, c.offCorr, c.offIdx, c.offSigns, c.offGamma, c.size = o.norm, o.corr, o.idx, o.signs, o.gamma, o.size
+	if sp := cfg.Split; sp != nil {
+		// Both segments code coordinates of the same dim-dimensional unit
+		// vector, so both codebooks are solved for dim.
+		t := &segment{n: sp.Coords, bits: sp.Bits, offIdx: o.tail}
+		if t.cb, t.kern, t.bounds, err = newCodebooks(cfg.Codebook, dim, sp.Bits); err != nil {
+			return nil, err
+		}
+		c.head, c.tail = dim-sp.Coords, t
+	}
 	return c, nil
 }
 
 // offsets is where the fields of one part's code sit, in bytes from the
 // part's first byte (see part for the layout).
-type offsets struct{ norm, corr, idx, signs, gamma, size int }
+type offsets struct{ norm, corr, idx, tail, signs, gamma, size int }
 
 // partOffsets lays out the code of a part of dim coordinates at bits
 // (Config.Bits or the outlier bits, QJL bit included). It is arithmetic
@@ -101,7 +134,13 @@ func partOffsets(dim, bits int, cfg Config) offsets {
 		off += sb
 	}
 	o.idx = off
-	off += bitpack.Bytes(dim, bits)
+	if sp := cfg.Split; sp != nil {
+		off += bitpack.Bytes(dim-sp.Coords, bits)
+		o.tail = off
+		off += bitpack.Bytes(sp.Coords, sp.Bits)
+	} else {
+		off += bitpack.Bytes(dim, bits)
+	}
 	if cfg.Method == Prod {
 		o.signs = off
 		off += bitpack.Bytes(dim, 1) // the sketch has dim rows, one sign bit each
@@ -157,18 +196,18 @@ func (c *part) encode(dst []byte, x []float32, ss float64, s *scratch) error {
 	}
 	putScalar(dst[c.offNorm:], float32(n), c.prec)
 
-	if c.method == MSE && c.corr == NoCorrection && c.bounds != nil {
-		// Only the packed indices are needed: quantize and pack in one pass.
-		simd.QuantizePack(dst[c.offIdx:c.offIdx+bitpack.Bytes(c.dim, c.bits)], u, c.bounds)
+	if c.method == MSE && c.corr == NoCorrection {
+		// Only the packed indices are needed.
+		packIndices(dst[c.offIdx:], u[:c.head], c.bits, c.cb, c.bounds, s.idx)
+		if t := c.tail; t != nil {
+			packIndices(dst[t.offIdx:], u[c.head:], t.bits, t.cb, t.bounds, s.idx)
+		}
 		return nil
 	}
 	idx := s.idx[:c.dim]
 	if c.bits > 0 {
 		c.cb.QuantizeSlice(idx, u)
 		bitpack.Pack(dst[c.offIdx:], idx, c.bits)
-	}
-	if c.method == MSE && c.corr == NoCorrection {
-		return nil
 	}
 	v := s.v[:c.dim] // the scalar stage's reconstruction ĉ of u
 	if c.bits > 0 {
@@ -191,6 +230,18 @@ func (c *part) encode(dst []byte, x []float32, ss float64, s *scratch) error {
 		putScalar(dst[c.offCorr:], correctionFactor(c.corr, u, v, 1), c.prec)
 	}
 	return nil
+}
+
+// packIndices writes the packed indices of u's coordinates (quantize and
+// pack in one pass where the width has simd bounds; idx is scratch).
+func packIndices(dst []byte, u []float32, bits int, cb *lloydmax.Codebook, bounds *simd.Bounds, idx []uint8) {
+	if bounds != nil {
+		simd.QuantizePack(dst[:bitpack.Bytes(len(u), bits)], u, bounds)
+		return
+	}
+	idx = idx[:len(u)]
+	cb.QuantizeSlice(idx, u)
+	bitpack.Pack(dst, idx, bits)
 }
 
 // correctionFactor is the scalar f that the reconstruction f·v of the target
@@ -283,7 +334,10 @@ func (c *part) indexValues(v []float32, code []byte, s *scratch) {
 		clear(v)
 		return
 	}
-	gatherCentroids(v, code[c.offIdx:c.offIdx+bitpack.Bytes(c.dim, c.bits)], c.bits, c.cb.Centroids32, s.idx)
+	gatherCentroids(v[:c.head], code[c.offIdx:c.offIdx+bitpack.Bytes(c.head, c.bits)], c.bits, c.cb.Centroids32, s.idx)
+	if t := c.tail; t != nil {
+		gatherCentroids(v[c.head:], code[t.offIdx:t.offIdx+bitpack.Bytes(t.n, t.bits)], t.bits, t.cb.Centroids32, s.idx)
+	}
 }
 
 // gatherCentroids sets v[j] = cent[index j] for the packed indices, fused

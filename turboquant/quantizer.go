@@ -81,6 +81,10 @@ func (q *Quantizer) Config() Config {
 		o.Channels = append([]int(nil), o.Channels...)
 		c.Outliers = &o
 	}
+	if c.Split != nil {
+		sp := *c.Split
+		c.Split = &sp
+	}
 	return c
 }
 

@@ -35,6 +35,9 @@ func configs() []Config {
 		Config{Dim: 128, Bits: 2, Method: MSE, Outliers: &Outliers{Channels: seq(0, 128, 4), Bits: 4}, Seed: 8},
 		Config{Dim: 80, Bits: 3, Method: Prod, Outliers: &Outliers{Channels: []int{79, 3, 40}, Bits: 5}, Seed: 9},
 		Config{Dim: 256, Bits: 3, Method: MSE, Rounds: 1, Seed: 10},
+		Config{Dim: 128, Bits: 3, Method: MSE, Split: &Split{Coords: 64, Bits: 4}, Seed: 11},
+		Config{Dim: 100, Bits: 5, Method: MSE, Split: &Split{Coords: 37, Bits: 2}, Seed: 12},
+		Config{Dim: 64, Bits: 1, Method: MSE, Split: &Split{Coords: 9, Bits: 8}, Norm: FP32, Seed: 13},
 	)
 	return out
 }
@@ -51,6 +54,9 @@ func name(c Config) string {
 	s := fmt.Sprintf("%s/d%d/b%d", c.Method, c.Dim, c.Bits)
 	if c.Outliers != nil {
 		s += fmt.Sprintf("/out%d@%d", len(c.Outliers.Channels), c.Outliers.Bits)
+	}
+	if c.Split != nil {
+		s += fmt.Sprintf("/split%d@%d", c.Split.Coords, c.Split.Bits)
 	}
 	if c.Correction != NoCorrection {
 		s += fmt.Sprintf("/corr%d", c.Correction)

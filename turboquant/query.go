@@ -20,17 +20,36 @@ type Query struct {
 
 // partQuery is the prepared query of one part.
 type partQuery struct {
-	c  *part
-	rq []float32 // the rotated query
+	c    *part
+	rq   []float32  // the rotated query
+	segs []segQuery // the index segments: the head, and a split's tail
+	sk   *qjl.Query
+	pq   *polarquant.Query
+}
+
+// segQuery scores one run of packed indices against its coordinates of rq.
+type segQuery struct {
+	rq     []float32 // the segment's coordinates of the part's rq
+	bits   int
+	cent   []float32
+	offIdx int
 	// lut holds rq[j]·centroid[k] at j<<bits+k for bits ≤ maxLUTBits, so a
 	// coordinate costs one lookup and no multiply.
 	lut []float32
 	// byteLUT (bits == 1) holds, per code byte position p and byte value v,
 	// the sum over its 8 coordinates: one lookup per 8 coordinates.
 	byteLUT []float32
-	sk      *qjl.Query
-	pq      *polarquant.Query
-	skBuf   []float32
+}
+
+func newSegQuery(rq []float32, bits int, cent []float32, offIdx int) segQuery {
+	s := segQuery{rq: rq, bits: bits, cent: cent, offIdx: offIdx}
+	switch {
+	case bits == 1:
+		s.byteLUT = make([]float32, bitpack.Bytes(len(rq), 1)*256)
+	case bits > 1 && bits <= maxLUTBits:
+		s.lut = make([]float32, len(rq)<<bits)
+	}
+	return s
 }
 
 // maxLUTBits is the widest code with a per-coordinate lookup table: at
@@ -48,10 +67,11 @@ func (q *Quantizer) NewQuery() *Query {
 		switch {
 		case c.method == Polar:
 			p.pq = c.polar.NewQuery()
-		case c.bits == 1:
-			p.byteLUT = make([]float32, bitpack.Bytes(c.dim, 1)*256)
-		case c.bits > 1 && c.bits <= maxLUTBits:
-			p.lut = make([]float32, c.dim<<c.bits)
+		case c.bits > 0:
+			p.segs = append(p.segs, newSegQuery(p.rq[:c.head], c.bits, c.cb.Centroids32, c.offIdx))
+			if t := c.tail; t != nil {
+				p.segs = append(p.segs, newSegQuery(p.rq[c.head:], t.bits, t.cb.Centroids32, t.offIdx))
+			}
 		}
 		if c.sketch != nil {
 			p.sk = c.sketch.NewQuery()
@@ -81,23 +101,29 @@ func (qq *Query) Reset(y []float32) error {
 func (p *partQuery) reset(y []float32) {
 	c := p.c
 	c.rot.Forward(p.rq, y)
-	switch {
-	case p.pq != nil:
+	if p.pq != nil {
 		p.pq.Reset(p.rq)
-	case p.byteLUT != nil:
-		buildByteLUT1(p.byteLUT, p.rq, c.cb.Centroids32)
-	case p.lut != nil:
-		cent := c.cb.Centroids32
-		k := len(cent)
-		for j, r := range p.rq {
-			row := p.lut[j*k : j*k+k : j*k+k]
-			for t, cv := range cent {
-				row[t] = r * cv
-			}
-		}
+	}
+	for i := range p.segs {
+		p.segs[i].reset()
 	}
 	if p.sk != nil {
 		p.sk.Reset(p.rq)
+	}
+}
+
+func (s *segQuery) reset() {
+	switch {
+	case s.byteLUT != nil:
+		buildByteLUT1(s.byteLUT, s.rq, s.cent)
+	case s.lut != nil:
+		k := len(s.cent)
+		for j, r := range s.rq {
+			row := s.lut[j*k : j*k+k : j*k+k]
+			for t, cv := range s.cent {
+				row[t] = r * cv
+			}
+		}
 	}
 }
 
@@ -170,20 +196,9 @@ func (p *partQuery) score(code []byte) float32 {
 		}
 		return s
 	}
-	idx := code[c.offIdx : c.offIdx+bitpack.Bytes(c.dim, c.bits)]
 	var s float32
-	switch {
-	case c.bits == 0:
-	case p.byteLUT != nil:
-		s = scoreByteLUT(p.byteLUT, idx)
-	case c.bits == 4:
-		s = scoreLUT4(p.lut, idx, c.dim)
-	case c.bits == 3:
-		s = scoreLUT3(p.lut, idx, c.dim)
-	case c.bits == 2:
-		s = scoreLUT2(p.lut, idx, c.dim)
-	default:
-		s = scoreGather(p.rq, c.cb.Centroids32, idx, c.bits)
+	for i := range p.segs {
+		s += p.segs[i].score(code)
 	}
 	if c.method == Prod {
 		g := getScalar(code[c.offGamma:], c.prec)
@@ -194,6 +209,23 @@ func (p *partQuery) score(code []byte) float32 {
 		f *= getScalar(code[c.offCorr:], c.prec)
 	}
 	return f * s
+}
+
+// score is Σ_j rq[j]·centroid[index j] over the segment's indices in code.
+func (s *segQuery) score(code []byte) float32 {
+	n := len(s.rq)
+	idx := code[s.offIdx : s.offIdx+bitpack.Bytes(n, s.bits)]
+	switch {
+	case s.byteLUT != nil:
+		return scoreByteLUT(s.byteLUT, idx)
+	case s.bits == 4:
+		return scoreLUT4(s.lut, idx, n)
+	case s.bits == 3:
+		return scoreLUT3(s.lut, idx, n)
+	case s.bits == 2:
+		return scoreLUT2(s.lut, idx, n)
+	}
+	return scoreGather(s.rq, s.cent, idx, s.bits)
 }
 
 func scoreByteLUT(lut []float32, idx []byte) float32 {

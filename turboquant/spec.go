@@ -67,6 +67,10 @@ func (q *Quantizer) fingerprint() uint64 {
 		if c.cb != nil {
 			putCodebook(c.cb)
 		}
+		if t := c.tail; t != nil {
+			put(uint64(t.n))
+			putCodebook(t.cb)
+		}
 		if c.polar != nil {
 			for l := 1; l <= polarquant.Levels; l++ {
 				putCodebook(polarquant.AngleCodebook(l))
@@ -92,19 +96,25 @@ func (q *Quantizer) fingerprint() uint64 {
 	return h.Sum64()
 }
 
-// MarshalBinary encodes the spec: magic "TQQS", version, the config fields,
-// the outlier channels, the fingerprint and a CRC-32C of all that precedes.
+// MarshalBinary encodes the spec: magic "TQQS", version, the split's
+// coordinates (u16, 0 without a split; the field was reserved before
+// splits existed, so older readers refuse a split), the config fields, the
+// outlier channels, the fingerprint and a CRC-32C of all that precedes. The
+// byte of the outlier bits holds the split's bits when there is a split.
 func (s Spec) MarshalBinary() ([]byte, error) {
 	c := s.Config
 	var channels []int
-	outBits := 0
+	outBits, splitCoords := 0, 0
 	if c.Outliers != nil {
 		channels, outBits = c.Outliers.Channels, c.Outliers.Bits
+	}
+	if c.Split != nil {
+		outBits, splitCoords = c.Split.Bits, c.Split.Coords
 	}
 	buf := make([]byte, 0, specFixed+4*len(channels)+specTrailer)
 	buf = append(buf, specMagic[:]...)
 	buf = binary.LittleEndian.AppendUint16(buf, s.Version)
-	buf = binary.LittleEndian.AppendUint16(buf, 0) // reserved
+	buf = binary.LittleEndian.AppendUint16(buf, uint16(splitCoords))
 	buf = append(buf, byte(c.Method), byte(c.Norm), byte(c.Correction), byte(c.Codebook),
 		byte(c.Sketch), byte(c.Rounds), byte(c.Bits), byte(outBits))
 	buf = binary.LittleEndian.AppendUint32(buf, uint32(c.Dim))
@@ -138,9 +148,6 @@ func (s *Spec) UnmarshalBinary(data []byte) error {
 	if version != SpecVersion {
 		return bad("version %d, this build reads %d", version, SpecVersion)
 	}
-	if reserved := binary.LittleEndian.Uint16(data[6:]); reserved != 0 {
-		return bad("reserved field %#x is not zero", reserved)
-	}
 	f := data[8:16]
 	c := Config{
 		Method: Method(f[0]), Norm: Precision(f[1]), Correction: Correction(f[2]),
@@ -152,7 +159,13 @@ func (s *Spec) UnmarshalBinary(data []byte) error {
 	if uint64(len(data)) != specFixed+specTrailer+4*uint64(n) {
 		return bad("%d outlier channels do not match the %d-byte length", n, len(data))
 	}
-	if n == 0 && f[7] != 0 {
+	splitCoords := int(binary.LittleEndian.Uint16(data[6:]))
+	switch {
+	case splitCoords > 0 && n > 0:
+		return bad("a split of %d coordinates and %d outlier channels", splitCoords, n)
+	case splitCoords > 0:
+		c.Split = &Split{Coords: splitCoords, Bits: int(f[7])}
+	case n == 0 && f[7] != 0:
 		return bad("outlier bits %d without outlier channels", f[7])
 	}
 	if n > 0 {
