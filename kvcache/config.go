@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -33,6 +34,11 @@ type Storage struct {
 	// norm over the first prefill, chosen once and recorded.
 	Outliers    int
 	OutlierBits int
+	// Split is the number of rotated coordinates quantized at SplitBits
+	// instead of Bits (turboquant.Split: mixed precision at one rotation
+	// and one norm, data-oblivious). MSE only; not with Outliers.
+	Split     int
+	SplitBits int
 }
 
 // LayerStorage overrides the key and value storages of one layer.
@@ -149,37 +155,54 @@ func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
 		cfg.Guard = GuardConfig{Budget: GuardPresetBudget, Keys: mse(4), Values: mse(4)}
 		cfg.DeferPrefill = true
 	default:
-		k, v, ok := ladderBits(name)
+		k, v, ok := ladderStorages(name, headDim)
 		if !ok {
 			return Config{}, fmt.Errorf("%w: unknown preset %q (have %s)", ErrConfig, name, strings.Join(AllPresetNames(), ", "))
 		}
-		cfg.Keys, cfg.Values = mse(k), mse(v)
+		cfg.Keys, cfg.Values = k, v
 	}
 	cfg.Center = cfg.Keys.Kind == Quantized || cfg.Values.Kind == Quantized
 	return cfg, cfg.validate()
 }
 
-// ladderBits parses a ladder preset name ("tq6", "k5v4") into key and
-// value bits; only the names in LadderPresetNames are accepted.
-func ladderBits(name string) (keyBits, valueBits int, ok bool) {
+// ladderStorages parses a ladder preset name ("tq6", "k5v4", "k4v3.5")
+// into its key and value storages; only the names in LadderPresetNames
+// are accepted. A rate of b.5 bits is b-bit MSE with half the rotated
+// coordinates at b+1 bits (Storage.Split): one norm, as for whole rates.
+func ladderStorages(name string, headDim int) (keys, values Storage, ok bool) {
 	if !slices.Contains(LadderPresetNames, name) {
-		return 0, 0, false
+		return keys, values, false
 	}
-	if _, err := fmt.Sscanf(name, "tq%d", &keyBits); err == nil {
-		return keyBits, keyBits, true
+	storage := func(rate string) (Storage, bool) {
+		whole, half := strings.CutSuffix(rate, ".5")
+		b, err := strconv.Atoi(whole)
+		if err != nil {
+			return Storage{}, false
+		}
+		s := Storage{Kind: Quantized, Method: turboquant.MSE, Bits: b}
+		if half {
+			s.Split, s.SplitBits = headDim/2, b+1
+		}
+		return s, true
 	}
-	if _, err := fmt.Sscanf(name, "k%dv%d", &keyBits, &valueBits); err == nil {
-		return keyBits, valueBits, true
+	k, v, isKV := strings.Cut(strings.TrimPrefix(name, "k"), "v")
+	if !isKV {
+		k, v = strings.TrimPrefix(name, "tq"), strings.TrimPrefix(name, "tq")
 	}
-	return 0, 0, false
+	keys, okK := storage(k)
+	values, okV := storage(v)
+	return keys, values, okK && okV
 }
 
 // LadderPresetNames lists the fixed-rate presets that complete the ladder
-// from 2 to 8 bits per value (PresetNames holds the tuned ones), all
-// plain MSE, by bits per value at head dim 128: k3v2 2.625, k4v3 and k3v4
-// 3.625, k5v4 4.625, tq5 5.125, k6v5 5.625, tq6 6.125, k7v6 6.625, tq7
-// 7.125, k8v7 7.625, tq8 8.125.
-var LadderPresetNames = []string{"tq8", "k8v7", "tq7", "k7v6", "tq6", "k6v5", "tq5", "k5v4", "k4v3", "k3v4", "k3v2"}
+// from 2 to 8 bits per value (PresetNames holds the tuned ones), all MSE,
+// by bits per value at head dim 128: k3v2 2.625, k3.5v3 3.375, k4v3 and
+// k3v4 3.625, k4v3.5 3.875, k5v4 4.625, k5v4.5 4.875, tq5 5.125, k6v5
+// 5.625, tq6 6.125, k7v6 6.625, tq7 7.125, k8v7 7.625, tq8 8.125. The
+// half-bit rates (k4v3.5: half the value coordinates at 4 bits) fill the
+// budgets of 3.5, 4 and 5 bits per value at head dim 64 exactly, where the
+// norm costs 0.25 bit: k3.5v3, k4v3.5 and k5v4.5.
+var LadderPresetNames = []string{"tq8", "k8v7", "tq7", "k7v6", "tq6", "k6v5", "tq5", "k5v4.5", "k5v4", "k4v3.5", "k4v3", "k3v4", "k3.5v3", "k3v2"}
 
 // PresetNames lists the fixed-rate presets Preset knows, least compressed
 // first.
@@ -277,6 +300,9 @@ func (cd Storage) quantizerConfig(dim int, seed uint64, channels []int) (turboqu
 		return turboquant.Config{}, fmt.Errorf("%w: unknown storage kind %d", ErrConfig, cd.Kind)
 	}
 	cfg := turboquant.Config{Dim: dim, Bits: cd.Bits, Method: cd.Method, Seed: seed, Norm: cd.Norm, Correction: cd.Correction}
+	if cd.Split != 0 || cd.SplitBits != 0 {
+		cfg.Split = &turboquant.Split{Coords: cd.Split, Bits: cd.SplitBits}
+	}
 	if cd.Outliers != 0 {
 		if cd.Outliers < 0 {
 			return turboquant.Config{}, fmt.Errorf("%w: %d outlier channels", ErrConfig, cd.Outliers)

@@ -113,6 +113,11 @@ func (p *Pool) quantizer(cfg turboquant.Config) (*quantStore, error) {
 		return newQuantStore(q), nil
 	}
 	key := fmt.Sprintf("%+v", cfg)
+	if sp := cfg.Split; sp != nil { // the pointer's value, not its address
+		c := cfg
+		c.Split = nil
+		key = fmt.Sprintf("%+v split %+v", c, *sp)
+	}
 	p.qmu.Lock()
 	defer p.qmu.Unlock()
 	if q, ok := p.quants[key]; ok {

@@ -3,6 +3,7 @@ package kvcache_test
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -24,7 +25,7 @@ func TestRowPathMatchesPerCodePath(t *testing.T) {
 	}
 	for _, heads := range [][2]int{{2, 2}, {2, 8}, {1, 5}} {
 		H, QH := heads[0], heads[1]
-		for _, name := range PresetNames {
+		for _, name := range append(slices.Clone(PresetNames), "k4v3.5", "k5v4.5") { // splits: two index runs, one norm
 			for _, center := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/H=%d/QH=%d/center=%v", name, H, QH, center), func(t *testing.T) {
 					cfg, err := Preset(name, L, H, QH, d)

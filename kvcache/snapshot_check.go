@@ -179,12 +179,16 @@ func (rs *snapRestore) quantizer(cd Storage, layer, head int, which kv, b []byte
 }
 
 func snapConfigString(c turboquant.Config) string {
-	o := c.Outliers
-	c.Outliers = nil
-	if o == nil {
-		return fmt.Sprintf("%+v", c)
+	o, sp := c.Outliers, c.Split
+	c.Outliers, c.Split = nil, nil
+	s := fmt.Sprintf("%+v", c)
+	if o != nil {
+		s += fmt.Sprintf(" with outlier channels %v at %d bits", o.Channels, o.Bits)
 	}
-	return fmt.Sprintf("%+v with outlier channels %v at %d bits", c, o.Channels, o.Bits)
+	if sp != nil {
+		s += fmt.Sprintf(" with %d rotated coordinates at %d bits", sp.Coords, sp.Bits)
+	}
+	return s
 }
 
 // nonFiniteHalf returns the index of the first infinite or NaN half in b,

@@ -27,7 +27,8 @@ package kvcache
 //     Overrides applied), 10 bytes each: u8 kind, u8 method, u8 bits,
 //     u8 norm, u8 correction, u8 outlier bits, u32 outlier channels — a
 //     passthrough storage (Float16, Float32) is its kind and nine zero
-//     bytes, and outlier bits are 0 without outlier channels;
+//     bytes, and outlier bits are 0 without outlier channels; a Split
+//     storage has 0x80|SplitBits there and Split in the u32;
 //     then the guard: f64 Budget (bits), u64 Queries, the upgrade key and
 //     value storages (10 bytes each, as above); all 36 bytes zero without
 //     a guard.
@@ -200,13 +201,22 @@ func appendSnapStorage(b []byte, cd Storage) []byte {
 	if cd.Kind != Quantized {
 		return append(b, byte(cd.Kind), 0, 0, 0, 0, 0, 0, 0, 0, 0)
 	}
-	outBits := 0
-	if cd.Outliers != 0 {
+	outBits, n := 0, cd.Outliers
+	switch {
+	case cd.Split != 0:
+		outBits, n = snapSplit|cd.SplitBits, cd.Split
+	case cd.Outliers != 0:
 		outBits = cd.OutlierBits
 	}
 	b = append(b, byte(cd.Kind), byte(cd.Method), byte(cd.Bits), byte(cd.Norm), byte(cd.Correction), byte(outBits))
-	return binary.LittleEndian.AppendUint32(b, uint32(cd.Outliers))
+	return binary.LittleEndian.AppendUint32(b, uint32(n))
 }
+
+// snapSplit marks a storage's outlier-bits byte as a split's (its low bits
+// the split's bits, the count field its coordinates). Outlier bits are
+// 1–8, so the byte was never above 8 before splits and an older build
+// refuses such a snapshot as a config mismatch.
+const snapSplit = 0x80
 
 // describeConfigMismatch names the first field where a snapshot's config
 // section (got) differs from the pool's (want).
@@ -267,6 +277,10 @@ func describeConfigMismatch(got, want []byte, version int) string {
 }
 
 func snapStorageString(b []byte) string {
-	return fmt.Sprintf("{kind %d method %d bits %d norm %d correction %d outliers %d at %d bits}",
-		b[0], b[1], b[2], b[3], b[4], binary.LittleEndian.Uint32(b[6:]), b[5])
+	what, bits := "outliers", b[5]
+	if bits&snapSplit != 0 {
+		what, bits = "split", bits&^snapSplit
+	}
+	return fmt.Sprintf("{kind %d method %d bits %d norm %d correction %d %s %d at %d bits}",
+		b[0], b[1], b[2], b[3], b[4], what, binary.LittleEndian.Uint32(b[6:]), bits)
 }
