@@ -97,7 +97,7 @@ func TestLadderStoresThePlanAndGainsFidelityWithBits(t *testing.T) {
 		require.NoError(t, seq.Close())
 	}
 	for _, pair := range [][2]string{{"tq5", "tq6"}, {"tq6", "tq7"}, {"tq7", "tq8"}, {"k5v4", "tq5"}, {"k3v2", "k3v4"},
-		{"k4v3", "k4v3.5"}, {"k5v4", "k5v4.5"}, {"k3v2", "k3.5v3"}} { // a split's extra half bit pays
+		{"k4v3", "k4v3.5"}, {"k4v3.5", "k4v4.5"}, {"k5v4", "k5v4.5"}, {"k3v2", "k3.5v3"}} { // a split's extra half bit pays
 		assert.Less(t, errs[pair[1]], errs[pair[0]], "%s should beat %s", pair[1], pair[0])
 	}
 }
