@@ -650,6 +650,7 @@ func snapFuzzConfigs(t testing.TB) []Config {
 		small("fp16", 1, 1, 8, 2, 1, 2),
 		small("tq3", 2, 1, 16, 2, 1, 2),
 		small("tq3.5", 1, 2, 16, 2, 1, 3),
+		small("k4v3.5", 1, 1, 16, 2, 1, 2),
 		small("mixed", 2, 1, 16, 1, 0, 2),
 		small("deferred", 1, 1, 16, 2, 1, 2),
 		centred(small("tq3", 1, 2, 16, 2, 1, 2)),

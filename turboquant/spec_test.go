@@ -59,6 +59,8 @@ func FuzzSpecUnmarshal(f *testing.F) {
 	}
 	data, _ := mustNew(f, Config{Dim: 80, Bits: 3, Method: Prod, Outliers: &Outliers{Channels: []int{1, 2, 3}, Bits: 2}}).Spec().MarshalBinary()
 	f.Add(data)
+	data, _ = mustNew(f, Config{Dim: 64, Bits: 3, Method: MSE, Split: &Split{Coords: 32, Bits: 4}}).Spec().MarshalBinary()
+	f.Add(data)
 	f.Add([]byte("TQQS"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var s Spec
