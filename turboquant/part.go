@@ -38,8 +38,7 @@ type part struct {
 	cb     *lloydmax.Codebook // nil when bits == 0 or method == Polar
 	sketch *qjl.Sketch        // Prod only
 	polar  *polarquant.Quantizer
-	kern   *simd.Codebook // the codebook laid out for internal/simd
-	bounds *simd.Bounds   // its boundaries for simd.QuantizePack; nil unless bits is 1–4
+	bounds *simd.Bounds // its boundaries for simd.QuantizePack; nil unless bits is 1–4
 
 	offNorm, offCorr, offIdx, offSigns, offGamma, size int
 }
@@ -49,23 +48,22 @@ type part struct {
 type segment struct {
 	n, bits int
 	cb      *lloydmax.Codebook
-	kern    *simd.Codebook
 	bounds  *simd.Bounds // nil unless bits is 1–4
 	offIdx  int
 }
 
-// newCodebooks returns the codebook of bits for dim-dimensional unit
-// vectors and its simd forms.
-func newCodebooks(family lloydmax.Family, dim, bits int) (*lloydmax.Codebook, *simd.Codebook, *simd.Bounds, error) {
+// newCodebook returns the codebook of bits for dim-dimensional unit
+// vectors and, for 1–4 bits, its boundaries for simd.QuantizePack.
+func newCodebook(family lloydmax.Family, dim, bits int) (*lloydmax.Codebook, *simd.Bounds, error) {
 	cb, err := lloydmax.Get(family, dim, bits)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	var bounds *simd.Bounds
 	if bits <= 4 {
 		bounds = simd.NewBounds(cb.Boundaries32, bits)
 	}
-	return cb, simd.NewCodebook(cb.Centroids32, bits), bounds, nil
+	return cb, bounds, nil
 }
 
 // newPart builds one part. stream separates the random
@@ -88,7 +86,7 @@ func newPart(dim, bits int, cfg Config, stream uint64) (*part, error) {
 		}
 	}
 	if c.bits > 0 && c.method != Polar {
-		if c.cb, c.kern, c.bounds, err = newCodebooks(cfg.Codebook, dim, c.bits); err != nil {
+		if c.cb, c.bounds, err = newCodebook(cfg.Codebook, dim, c.bits); err != nil {
 			return nil, err
 		}
 	}
@@ -98,7 +96,7 @@ func newPart(dim, bits int, cfg Config, stream uint64) (*part, error) {
 		// Both segments code coordinates of the same dim-dimensional unit
 		// vector, so both codebooks are solved for dim.
 		t := &segment{n: sp.Coords, bits: sp.Bits, offIdx: o.tail}
-		if t.cb, t.kern, t.bounds, err = newCodebooks(cfg.Codebook, dim, sp.Bits); err != nil {
+		if t.cb, t.bounds, err = newCodebook(cfg.Codebook, dim, sp.Bits); err != nil {
 			return nil, err
 		}
 		c.head, c.tail = dim-sp.Coords, t
