@@ -67,7 +67,8 @@ type modelCase struct {
 
 func modelCases(t *testing.T) []modelCase {
 	var cases []modelCase
-	for _, p := range []string{"fp32", "fp16", "k8v4", "tq4", "tq3", "tq3.5", "tq2.5"} {
+	// k4v3.5 and k5v4.5: rotated-domain splits, two index runs under one norm.
+	for _, p := range []string{"fp32", "fp16", "k8v4", "tq4", "tq3", "tq3.5", "tq2.5", "k4v3.5", "k5v4.5"} {
 		cfg, err := kvcache.Preset(p, 2, 2, 4, 128)
 		if err != nil {
 			t.Fatal(err)

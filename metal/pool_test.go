@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/turboquant-go/tq/internal/half"
@@ -191,7 +192,7 @@ func testPoolMatchesCPU(t *testing.T, dev *Device) {
 		cfg  kvcache.Config
 	}
 	var cases []named
-	for _, preset := range kvcache.PresetNames {
+	for _, preset := range slices.Concat(kvcache.PresetNames, kvcache.LadderPresetNames) {
 		cases = append(cases, named{preset, poolConfig(t, preset)})
 	}
 	for _, x := range extraConfigs {

@@ -51,9 +51,6 @@ func Layout(cd kvcache.Storage, q *turboquant.Quantizer, dim int, values bool, c
 	lay[0] = int32(len(parts))
 	rot, rows := 0, 0
 	for i, kp := range parts {
-		if kp.SharesRotation {
-			return nil, 0, fmt.Errorf("%w: rotated-domain split codes (the device rotates each part on its own)", ErrUnsupported)
-		}
 		p := lay[2+i*LayoutPart:]
 		switch kp.Method {
 		case turboquant.MSE:
