@@ -15,6 +15,8 @@ Each argument is KEYS|VALUES, each side one of:
     pbG/tq:B        tq:B centred on the mean of the previous G-token block's *reconstructions* (causal: a decoder
                     can compute it); the first block uses the prefill mean. Costs no stored bytes here, but a
                     cache that keeps the means instead of recomputing them pays for them.
+    pbGqM/tq:B      the same with each block's mean itself stored as an M-bit tq code (its cost in bits per
+                    element is (M·d + 16) / (G·d); count it in B).
 tq codecs centre on the prefill mean, as the presets' Center does.
 
 Like `tqbench lm`: windows of 1,024 tokens of the held-out text, the second half scored; 4 sink tokens and a
@@ -92,11 +94,14 @@ class Codecs:
         if kind == "tq":
             return self.tq(x, prefill_mean, float(bits))
         if kind.startswith("pb") and kind.endswith("/tq"):
-            G = int(kind[2:-3])
+            G, _, mbits = kind[2:-3].partition("q")
+            G = int(G)
             out, mu = torch.empty_like(x), prefill_mean
             for s in range(0, T, G):
                 out[s:s + G] = self.tq(x[s:s + G], mu, float(bits))
                 mu = out[s:s + G].mean(0)
+                if mbits:
+                    mu = self.tq(mu[None], torch.zeros_like(mu), float(mbits))[0]
             return out
         raise SystemExit(f"unknown codec {spec!r}")
 
