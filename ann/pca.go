@@ -36,9 +36,9 @@ const pcaSample = 20000
 // bits. No axis's field straddles a byte (the small fields of the weak axes
 // fill the gaps the wide ones leave; the allocation gives up the cheapest
 // bits when they do not fit), so a query scores a code with one table
-// lookup per byte, in the flat scan's byte-table kernel. Unlike TQ it needs a fit (a pass over
-// a sample and an eigendecomposition), and its model of the data must be
-// stored with the index (the axes: kept·dim floats).
+// lookup per byte, in the flat scan's byte-table kernel. Unlike TQ it needs
+// a fit (a pass over a sample and an eigendecomposition), and its model of
+// the data must be stored with the index (the axes: kept·dim floats).
 type PCA struct {
 	dim, bits int
 	metric    Metric
