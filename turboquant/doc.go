@@ -12,9 +12,11 @@
 //
 // Packages built on the codec (kvcache, ann, cuda) use a small exported
 // surface beyond that: the code layout (Quantizer.Parts, one Part per
-// independently quantized part) and operations in the rotated domain the
-// codes live in (AccumulateRotated, AccumulateRotatedGroup, FinishRotated,
-// RotateQuery, PrepareKernelQuery, CodeInnerProduct).
+// independently quantized part, or per index run of a Config.Split, the
+// mixed precision that shares one rotation and norm) and operations in the
+// rotated domain the codes live in (AccumulateRotated,
+// AccumulateRotatedGroup, FinishRotated, RotateQuery, PrepareKernelQuery,
+// CodeInnerProduct).
 //
 // Every error wraps an exported sentinel (ErrConfig, ErrLength, ErrNonFinite,
 // ErrOverflow, ErrSpec) for errors.Is; nothing panics on caller data, and a
