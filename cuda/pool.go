@@ -62,6 +62,9 @@ func checkSupported(cfg kvcache.Config) error {
 	if g > maxGroup {
 		return fmt.Errorf("%w: %d query heads per KV head (at most %d)", ErrUnsupported, g, maxGroup)
 	}
+	if cfg.BlockCenter {
+		return fmt.Errorf("%w: block centring's per-block drift codes", ErrUnsupported)
+	}
 	codecs := []kvcache.LayerStorage{{Keys: cfg.Keys, Values: cfg.Values}}
 	for _, o := range cfg.Overrides {
 		codecs = append(codecs, o)

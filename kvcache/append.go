@@ -166,6 +166,12 @@ type appendPlan struct {
 	codes      []byte // the encoded tokens: [evict][H][kMax+vMax]
 	kMax, vMax int
 	tk, tv     []float32 // scratch for stored
+
+	// drifts are the drift codes of the blocks this append opens
+	// (BlockCenter): [opens][H][kDrift+vDrift]; driftVec caches the decoded
+	// drift of a block and head as it is encoded against.
+	drifts   []byte
+	driftVec map[[2]int][2][]float32
 }
 
 // placement is where an append's tokens go: toSink to the sinks, the rest
@@ -385,6 +391,18 @@ func (a *appendPlan) encode() error {
 		for h := range H {
 			kx := a.stored(ck, l.compressed+e, h, keysKV)
 			vx := a.stored(cv, l.compressed+e, h, valuesKV)
+			if lay.kDOff != nil {
+				dk, dv, err := a.drift((l.compressed+e)/cfg.BlockTokens, h)
+				if err != nil {
+					return err
+				}
+				if dk != nil {
+					kx = subtract(kx, kx, dk)
+				}
+				if dv != nil {
+					vx = subtract(vx, vx, dv)
+				}
+			}
 			ks, vs := a.heads[h].keys, a.heads[h].values
 			if lay.upgraded(h) {
 				ks, vs = a.heads[h].upKeys, a.heads[h].upValues
@@ -399,6 +417,92 @@ func (a *appendPlan) encode() error {
 		}
 	}
 	return nil
+}
+
+// drift returns the decoded key and value drifts of head h in block b (nil
+// for a passthrough side), encoding them first for a block this append
+// opens: the mean of block b−1's reconstructions less μ (zero for block
+// 0), as the previous block's drift plus the mean of its decoded codes.
+func (a *appendPlan) drift(b, h int) (k, v []float32, err error) {
+	if dv, ok := a.driftVec[[2]int{b, h}]; ok {
+		return dv[0], dv[1], nil
+	}
+	cfg, l, plan := a.s.pool.cfg, a.l, a.plan
+	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
+	hs := &a.heads[h]
+	var kd, vd []byte // the block's drift codes
+	if b < len(l.blocks) {
+		kd, vd = l.blocks[b].lay.drift(l.blocks[b].data, h)
+	} else {
+		if a.drifts == nil {
+			a.drifts = make([]byte, a.opens*H*(plan.kDrift+plan.vDrift))
+		}
+		off := ((b-len(l.blocks))*H + h) * (plan.kDrift + plan.vDrift)
+		kd, vd = a.drifts[off:off+plan.kDrift], a.drifts[off+plan.kDrift:off+plan.kDrift+plan.vDrift]
+		mk, mv := make([]float32, d), make([]float32, d)
+		if b > 0 {
+			pk, pv, err := a.drift(b-1, h)
+			if err != nil {
+				return nil, nil, err
+			}
+			tok := make([]float32, d)
+			for j := range B { // block b−1 is full: its tokens are committed or in this append
+				c := (b-1)*B + j
+				var kc, vc []byte
+				if c < l.compressed {
+					lay, data := l.blocks[b-1].lay, l.blocks[b-1].data
+					kc, vc = data[lay.kOff[h]+j*lay.kSize[h]:][:lay.kSize[h]], data[lay.vOff[h]+j*lay.vSize[h]:][:lay.vSize[h]]
+				} else {
+					off := ((c-l.compressed)*H + h) * (a.kMax + a.vMax)
+					kc, vc = a.codes[off:off+plan.kSize], a.codes[off+a.kMax:off+a.kMax+plan.vSize]
+				}
+				for _, side := range []struct {
+					code []byte
+					st   store
+					mean []float32
+					ok   bool
+				}{{kc, hs.keys.store, mk, pk != nil}, {vc, hs.values.store, mv, pv != nil}} {
+					if side.ok {
+						side.st.decode(tok, side.code)
+						for i, x := range tok {
+							side.mean[i] += x / float32(B)
+						}
+					}
+				}
+			}
+			for i := range mk {
+				if pk != nil {
+					mk[i] += pk[i]
+				}
+				if pv != nil {
+					mv[i] += pv[i]
+				}
+			}
+		}
+		if len(kd) > 0 {
+			if err := hs.keys.store.encode(kd, mk); err != nil {
+				return nil, nil, fmt.Errorf("layer %d head %d key drift: %w", a.layer, h, err)
+			}
+		}
+		if len(vd) > 0 {
+			if err := hs.values.store.encode(vd, mv); err != nil {
+				return nil, nil, fmt.Errorf("layer %d head %d value drift: %w", a.layer, h, err)
+			}
+		}
+	}
+	if len(kd) > 0 {
+		k = make([]float32, d)
+		hs.keys.store.decode(k, kd)
+	}
+	if len(vd) > 0 {
+		v = make([]float32, d)
+		hs.values.store.decode(v, vd)
+	}
+	if a.driftVec == nil {
+		a.driftVec = map[[2]int][2][]float32{}
+	}
+	a.driftVec[[2]int{b, h}] = [2][]float32{k, v}
+	return k, v, nil
 }
 
 // commit is step 5: it writes the layer and cannot fail.
@@ -434,9 +538,18 @@ func (a *appendPlan) commit() {
 		s.dropBlock(old)
 		l.blocks[last] = nb
 	}
-	for _, lay := range a.lays {
+	for ob, lay := range a.lays {
 		nb := &block{data: newBlockData(lay.bytes), lay: lay}
 		nb.refs.Store(1)
+		if a.drifts != nil {
+			off := ob * H * (a.plan.kDrift + a.plan.vDrift)
+			for h := range H {
+				kd, vd := lay.drift(nb.data, h)
+				copy(kd, a.drifts[off:off+a.plan.kDrift])
+				copy(vd, a.drifts[off+a.plan.kDrift:off+a.plan.kDrift+a.plan.vDrift])
+				off += a.plan.kDrift + a.plan.vDrift
+			}
+		}
 		l.blocks = append(l.blocks, nb)
 	}
 	for e := range a.evict {

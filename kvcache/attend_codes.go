@@ -72,7 +72,14 @@ func (cs *codeState) prepare(hs *headStores, q []float32) {
 // scoreRange writes the scaled logits of head h's tokens [0, limit).
 func (cs *codeState) scoreRange(s *Sequence, l *seqLayer, h, limit int, scale float32) {
 	N := cs.stride
-	s.eachToken(l, h, limit, keysKV, func(pos int, k, _ []byte, kind tokenKind) {
+	var lastDrift *byte // the block whose drift scores cs.ws holds
+	s.eachToken(l, h, limit, keysKV, func(pos int, k, _, kd, _ []byte, kind tokenKind) {
+		if kd != nil && &kd[0] != lastDrift {
+			lastDrift = &kd[0]
+			for gi := range cs.g {
+				cs.ws[gi] = cs.kq[gi].score(kd)
+			}
+		}
 		for gi := range cs.g {
 			var x float32
 			switch kind {
@@ -80,6 +87,9 @@ func (cs *codeState) scoreRange(s *Sequence, l *seqLayer, h, limit int, scale fl
 				x = cs.rawQ[gi].score(k)
 			case baseToken:
 				x = cs.kq[gi].score(k) + cs.qmu[gi]
+				if kd != nil {
+					x += cs.ws[gi]
+				}
 			default:
 				x = cs.upQ[gi].score(k) + cs.qmu[gi]
 			}
@@ -96,7 +106,7 @@ func (cs *codeState) attendGroup(s *Sequence, l *seqLayer, h int, hs *headStores
 	cs.prepare(hs, q)
 	cs.scoreRange(s, l, h, limit, scale)
 	cs.softmax(0, limit)
-	s.eachToken(l, h, limit, valuesKV, func(pos int, _, v []byte, kind tokenKind) {
+	s.eachToken(l, h, limit, valuesKV, func(pos int, _, v, _, vd []byte, kind tokenKind) {
 		for gi := range cs.g {
 			cs.ws[gi] = cs.logits[gi*N+pos]
 		}
@@ -107,6 +117,9 @@ func (cs *codeState) attendGroup(s *Sequence, l *seqLayer, h int, hs *headStores
 		case baseToken:
 			cs.codes = true
 			hs.values.store.accumulate(cs.codeRows, cs.ws, v, cs.tmp)
+			if vd != nil { // the block's drift, with this token's weights
+				hs.values.store.accumulate(cs.codeRows, cs.ws, vd, cs.tmp)
+			}
 		default:
 			cs.upgradedAcc()
 			cs.codes = true

@@ -171,6 +171,7 @@ func usesRows(hc *headStores) bool {
 // shared softmax state and the queries mapped for the row kernels.
 type rowState struct {
 	softmaxState
+	drift  []float32 // [g]: a block's key drift scores, then its value weights (BlockCenter)
 	qk, qr []float32 // queries × scale in the key storage's domain and raw, [g][d]
 	qu     []float32 // queries × scale in the upgraded key storage's domain (guard)
 	qmu    []float32 // scale·q·μ_k per query head (Center)
@@ -178,7 +179,7 @@ type rowState struct {
 }
 
 func newRowState(g, d int) *rowState {
-	return &rowState{softmaxState: newSoftmaxState(g, d), qk: make([]float32, g*d), qr: make([]float32, g*d),
+	return &rowState{softmaxState: newSoftmaxState(g, d), drift: make([]float32, g), qk: make([]float32, g*d), qr: make([]float32, g*d),
 		qu: make([]float32, g*d), qmu: make([]float32, g), rows: make([]float32, rowChunk*d)}
 }
 
@@ -211,8 +212,15 @@ func (rs *rowState) prepare(hc *headStores, q []float32, scale float32) {
 // scoreRun writes the scaled logits of run r to rs.logits.
 func (rs *rowState) scoreRun(hc *headStores, fp16 fp16Store, r run) {
 	g, L, N := rs.g, rs.logits, rs.stride
-	for gi := range g { // compressed keys are stored minus μ_k (Center)
+	if r.kd != nil { // the block's drift: scale·q·d̂ per query head
+		clear(rs.drift)
+		hc.keys.store.(rowStore).scoreRun(rs.drift, 1, rs.qk, g, r.kd, len(r.kd), 1, rs.rows)
+	}
+	for gi := range g { // compressed keys are stored minus μ_k (Center) and the block's drift
 		init := rs.qmu[gi]
+		if r.kd != nil {
+			init += rs.drift[gi]
+		}
 		if r.raw {
 			init = 0
 		}
@@ -243,7 +251,18 @@ func (rs *rowState) accumulateRun(hs *headStores, fp16 fp16Store, r run) {
 		hs.upValues.store.(rowStore).accumulateRun(rs.upgradedAcc(), rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
 	default:
 		rs.codes = true
-		hs.values.store.(rowStore).accumulateRun(rs.accCode, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		vs := hs.values.store.(rowStore)
+		vs.accumulateRun(rs.accCode, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		if r.vd != nil { // the block's drift, weighted by the run's total weight
+			for gi := range g {
+				var w float32
+				for _, x := range rs.logits[gi*N+r.pos : gi*N+r.pos+r.n] {
+					w += x
+				}
+				rs.drift[gi] = w
+			}
+			vs.accumulateRun(rs.accCode, rs.drift, 1, g, r.vd, len(r.vd), 1, rs.rows)
+		}
 	}
 }
 

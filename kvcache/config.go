@@ -76,6 +76,14 @@ type Config struct {
 	// a fresh sequence of its prefix, store different codes (and a first
 	// append of one token centres on that token).
 	Center bool
+	// BlockCenter centres each block's quantized keys and values on the
+	// mean of the previous block's reconstructions as well (causal block
+	// centring; docs/notes/blockcenter.md): slowly drifting channels then
+	// stop sharing one quantization error over a stretch of tokens. Each
+	// block stores its drift (that mean less Center's) as one more code of
+	// each quantized side per KV head, and attention adds it back exactly
+	// (a logit offset and a value term per block). Not with Guard.
+	BlockCenter bool
 	// BlockTokens is the number of tokens per allocation block (default 64).
 	BlockTokens int
 	// Scale multiplies the attention logits (0: 1/√HeadDim).
@@ -274,6 +282,9 @@ func (c Config) validate() error {
 			return bad("override for layer %d of %d", l, c.Layers)
 		}
 	}
+	if c.BlockCenter && c.Guard.enabled() {
+		return bad("block centring and the guard do not combine (upgraded heads would need drift codes of their own codecs)")
+	}
 	return c.validateGuard()
 }
 
@@ -378,11 +389,16 @@ func (c Config) PlanBytes(n int) (int64, error) {
 	compressed := max(0, n-c.Sinks-c.Window)
 	blocks := int64((compressed + c.BlockTokens - 1) / c.BlockTokens)
 	for l := range c.Layers {
-		tb := c.tokenBytes(c.storages(l))
+		k, v := c.storages(l)
+		tb := c.tokenBytes(k, v)
 		if c.Guard.enabled() {
 			tb = max(tb, c.tokenBytes(c.Guard.Keys, c.Guard.Values))
 		}
 		total += c.layerFixedBytes() + blocks*int64(c.BlockTokens)*tb
+		if c.BlockCenter { // each block's drift codes
+			d := c.HeadDim
+			total += blocks * int64(c.KVHeads) * int64(driftSize(k, k.codeSize(d))+driftSize(v, v.codeSize(d)))
+		}
 	}
 	return total, nil
 }

@@ -28,11 +28,15 @@ func (s *Sequence) dropBlock(b *block) {
 }
 
 // blockLayout is where each KV head's codes sit in a block: keys of head h
-// at kOff[h], kSize[h] bytes per token, then the values likewise. Layouts
-// are immutable and shared by the blocks (and forks) that use them.
+// at kOff[h], kSize[h] bytes per token, then the values likewise, then
+// (BlockCenter) each head's key drift code at kDOff[h] and value drift code
+// at vDOff[h], kDSize and vDSize bytes (0: none). Layouts are immutable and
+// shared by the blocks (and forks) that use them.
 type blockLayout struct {
 	up                       []bool // per head: the guard's codecs; nil: none
 	kOff, vOff, kSize, vSize []int
+	kDOff, vDOff             []int
+	kDSize, vDSize           int
 	tokenBytes               int64 // one token, every head, keys and values
 	bytes                    int64 // the whole block
 }
@@ -60,13 +64,39 @@ func newBlockLayout(lp *layerPlan, H, B int, up []bool) *blockLayout {
 		lay.vOff[h] = off
 		off += B * lay.vSize[h]
 	}
+	if lp.kDrift+lp.vDrift > 0 {
+		lay.kDSize, lay.vDSize = lp.kDrift, lp.vDrift
+		lay.kDOff, lay.vDOff = make([]int, H), make([]int, H)
+		for h := range H {
+			lay.kDOff[h] = off
+			off += lp.kDrift
+		}
+		for h := range H {
+			lay.vDOff[h] = off
+			off += lp.vDrift
+		}
+	}
 	lay.bytes = int64(off)
 	return lay
 }
 
+// drift returns head h's key and value drift codes in a block's data (nil
+// where the side has none).
+func (lay *blockLayout) drift(data []byte, h int) (k, v []byte) {
+	if lay.kDSize > 0 {
+		k = data[lay.kDOff[h] : lay.kDOff[h]+lay.kDSize]
+	}
+	if lay.vDSize > 0 {
+		v = data[lay.vDOff[h] : lay.vDOff[h]+lay.vDSize]
+	}
+	return k, v
+}
+
 // usedRegions calls f with the bytes of the first m tokens of a block with
 // this layout, in snapshot order (2g in snapshot_format.go): each head's key
-// codes, then each head's value codes.
+// codes, then each head's value codes, then (BlockCenter; a block with a
+// token has them) each head's key drift code and each head's value drift
+// code.
 func (lay *blockLayout) usedRegions(data []byte, m int, f func([]byte)) {
 	for h := range lay.kOff {
 		f(data[lay.kOff[h] : lay.kOff[h]+m*lay.kSize[h]])
@@ -74,6 +104,24 @@ func (lay *blockLayout) usedRegions(data []byte, m int, f func([]byte)) {
 	for h := range lay.vOff {
 		f(data[lay.vOff[h] : lay.vOff[h]+m*lay.vSize[h]])
 	}
+	if m == 0 || lay.kDOff == nil {
+		return
+	}
+	for h := range lay.kDOff {
+		f(data[lay.kDOff[h] : lay.kDOff[h]+lay.kDSize])
+	}
+	for h := range lay.vDOff {
+		f(data[lay.vDOff[h] : lay.vDOff[h]+lay.vDSize])
+	}
+}
+
+// usedBytes is the bytes usedRegions hands out for m tokens.
+func (lay *blockLayout) usedBytes(m int) int64 {
+	n := int64(m) * lay.tokenBytes
+	if m > 0 && lay.kDOff != nil {
+		n += int64(len(lay.kDOff) * (lay.kDSize + lay.vDSize))
+	}
+	return n
 }
 
 func (lay *blockLayout) upgraded(h int) bool { return lay.up != nil && lay.up[h] }
@@ -124,6 +172,9 @@ type run struct {
 	k, v             []byte
 	kStride, vStride int
 	raw, up          bool
+	// kd and vd are the block's drift codes of the head (BlockCenter; nil
+	// without): every token of the run decodes to μ + drift + its code.
+	kd, vd []byte
 }
 
 // layerRuns calls f(k, r) for the runs of the KV heads heads[k] covering
@@ -180,8 +231,9 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv
 		}
 		for k, h := range heads {
 			ks, vs := lay.kSize[h], lay.vSize[h]
+			kd, vd := lay.drift(b.data, h)
 			chunked(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
-				kStride: ks, vStride: vs, up: lay.upgraded(h)})
+				kStride: ks, vStride: vs, up: lay.upgraded(h), kd: kd, vd: vd})
 		}
 		pos += n
 	}
@@ -204,9 +256,10 @@ const (
 )
 
 // eachToken calls f for every token of KV head h at positions [0, limit),
-// in position order, with its key and value bytes: layerRuns one token at a
-// time. which says which of them the caller reads (for prefetching).
-func (s *Sequence) eachToken(l *seqLayer, h, limit int, which kv, f func(pos int, k, v []byte, kind tokenKind)) {
+// in position order, with its key and value bytes and its block's drift
+// codes (nil without): layerRuns one token at a time. which says which of
+// them the caller reads (for prefetching).
+func (s *Sequence) eachToken(l *seqLayer, h, limit int, which kv, f func(pos int, k, v, kd, vd []byte, kind tokenKind)) {
 	if limit == 0 {
 		return
 	}
@@ -220,7 +273,7 @@ func (s *Sequence) eachToken(l *seqLayer, h, limit int, which kv, f func(pos int
 			kind = upgradedToken
 		}
 		for t := range r.n {
-			f(r.pos+t, r.k[t*r.kStride:t*r.kStride+ks], r.v[t*r.vStride:t*r.vStride+vs], kind)
+			f(r.pos+t, r.k[t*r.kStride:t*r.kStride+ks], r.v[t*r.vStride:t*r.vStride+vs], r.kd, r.vd, kind)
 		}
 	})
 }

@@ -31,6 +31,7 @@ type layerPlan struct {
 	kSize, vSize     int
 	upKeys, upValues Storage // the guard's codecs (guard pools only)
 	upKSize, upVSize int
+	kDrift, vDrift   int          // bytes of a block's drift code per head (BlockCenter; 0: none)
 	base             *blockLayout // every head at keys and values
 	maxBlockBytes    int64        // the largest block the guard can lay out
 }
@@ -48,6 +49,9 @@ func NewPool(cfg Config, budget int64) (*Pool, error) {
 	for l := range p.layers {
 		k, v := cfg.storages(l)
 		lp := layerPlan{keys: k, values: v, kSize: size(k), vSize: size(v)}
+		if cfg.BlockCenter {
+			lp.kDrift, lp.vDrift = driftSize(k, lp.kSize), driftSize(v, lp.vSize)
+		}
 		if cfg.Guard.enabled() {
 			lp.upKeys, lp.upValues = cfg.Guard.Keys, cfg.Guard.Values
 			lp.upKSize, lp.upVSize = size(lp.upKeys), size(lp.upValues)
@@ -64,6 +68,15 @@ func NewPool(cfg Config, budget int64) (*Pool, error) {
 		p.layers[l] = lp
 	}
 	return p, nil
+}
+
+// driftSize is the bytes of a block's drift code for one head of a side:
+// a code of the side's own storage, none for the passthrough ones.
+func driftSize(cd Storage, size int) int {
+	if cd.Kind != Quantized {
+		return 0
+	}
+	return size
 }
 
 // Config returns the pool's configuration, defaults filled in.

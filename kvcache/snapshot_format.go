@@ -22,7 +22,8 @@ package kvcache
 //     filled in; it must equal the reading pool's byte for byte:
 //     u32 layers, u32 KV heads, u64 query heads, u32 head dim, u32 window,
 //     u32 sinks, u32 block tokens, u32 Scale (float32 bits), u64 seed,
-//     u32 flags (bit 0: DeferPrefill, bit 1: Center; the others 0);
+//     u32 flags (bit 0: DeferPrefill, bit 1: Center, bit 2: BlockCenter;
+//     the others 0);
 //     then, for each layer, its key storage and its value storage (the
 //     Overrides applied), 10 bytes each: u8 kind, u8 method, u8 bits,
 //     u8 norm, u8 correction, u8 outlier bits, u32 outlier channels — a
@@ -67,7 +68,9 @@ package kvcache
 //     compressed − i·block tokens) tokens: the key codes [KV heads][m]
 //     then the value codes [KV heads][m], each code its storage's exact
 //     size in that block (an upgraded head's codes are the upgrade
-//     storage's size), so only the used part of the last block is written.
+//     storage's size), so only the used part of the last block is written;
+//     with BlockCenter, then the key drift codes [KV heads] and the value
+//     drift codes [KV heads] (quantized sides only).
 //
 // Version 1 is version 2 without the guard: its preamble says 1, its config
 // section lacks the 36 guard bytes and no layer has a guard section.
@@ -129,6 +132,7 @@ const (
 	snapDecoded       = 1 << 1  // layer flag: a single-token append happened
 	snapDeferPrefill  = 1 << 0  // config flag
 	snapCenter        = 1 << 1  // config flag
+	snapBlockCenter   = 1 << 2  // config flag
 	snapMaxLayers     = 1 << 12 // Config.validate's bound
 	// snapMaxTokens bounds a layer's compressed tokens, so that no count
 	// derived from it overflows.
@@ -177,6 +181,9 @@ func (c Config) snapshotConfig(version int) []byte {
 	}
 	if c.Center {
 		flags |= snapCenter
+	}
+	if c.BlockCenter {
+		flags |= snapBlockCenter
 	}
 	b = binary.LittleEndian.AppendUint32(b, flags)
 	for l := range c.Layers {

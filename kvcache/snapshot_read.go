@@ -279,7 +279,7 @@ func (rs *snapRestore) readBlocks(layer int, l *seqLayer, total int, lays []*blo
 		if lays != nil {
 			lay = lays[b]
 		}
-		n := int64(m) * lay.tokenBytes
+		n := lay.usedBytes(m)
 		sec, err := rs.sr.section(fmt.Sprintf("layer %d block %d", layer, b), n, n, nil)
 		if err != nil {
 			return err

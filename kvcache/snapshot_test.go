@@ -31,6 +31,11 @@ func snapConfig(t testing.TB, preset string, layers, kvHeads, qHeads, headDim in
 		cfg.DeferPrefill = true
 		return cfg
 	}
+	if preset == "blockcenter" {
+		cfg = snapConfig(t, "k4v3.5", layers, kvHeads, qHeads, headDim)
+		cfg.BlockCenter = true
+		return cfg
+	}
 	if preset == "mixed" {
 		cfg = Config{
 			Layers: layers, KVHeads: kvHeads, QHeads: qHeads, HeadDim: headDim, Seed: 7,
@@ -147,7 +152,7 @@ func snapRoundTrip(t testing.TB, cfg Config, pool *Pool, s *Sequence) *Sequence 
 	return r
 }
 
-var snapPresets = []string{"fp16", "tq3", "tq3.5", "k4v3.5", "k8v4", "mixed", "deferred"}
+var snapPresets = []string{"fp16", "tq3", "tq3.5", "k4v3.5", "k8v4", "mixed", "deferred", "blockcenter"}
 
 func TestSnapshotRoundTrip(t *testing.T) {
 	for _, preset := range snapPresets {
@@ -651,6 +656,7 @@ func snapFuzzConfigs(t testing.TB) []Config {
 		small("tq3", 2, 1, 16, 2, 1, 2),
 		small("tq3.5", 1, 2, 16, 2, 1, 3),
 		small("k4v3.5", 1, 1, 16, 2, 1, 2),
+		small("blockcenter", 1, 2, 16, 2, 1, 2),
 		small("mixed", 2, 1, 16, 1, 0, 2),
 		small("deferred", 1, 1, 16, 2, 1, 2),
 		centred(small("tq3", 1, 2, 16, 2, 1, 2)),

@@ -98,7 +98,7 @@ func (s *Sequence) WriteTo(w io.Writer) (int64, error) {
 		for b := range (l.compressed + B - 1) / B {
 			m := min(B, l.compressed-b*B)
 			data, lay := l.blocks[b].data, l.blocks[b].lay
-			sw.begin(int64(m) * lay.tokenBytes)
+			sw.begin(lay.usedBytes(m))
 			lay.usedRegions(data, m, sw.put)
 			sw.end()
 		}

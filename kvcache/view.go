@@ -46,6 +46,9 @@ func (s *Sequence) ViewLayer(layer int, f func(LayerView)) error {
 		return err
 	}
 	l, plan := &s.layers[layer], s.pool.layers[layer]
+	if s.pool.cfg.BlockCenter {
+		return fmt.Errorf("%w: BlockCenter's drift codes are not in LayerView's code layout", ErrConfig)
+	}
 	for _, b := range l.blocks {
 		if b.lay.up != nil {
 			return fmt.Errorf("%w: layer %d holds blocks the guard upgraded, which LayerView's uniform code layout cannot describe", ErrConfig, layer)

@@ -60,6 +60,9 @@ func checkSupported(cfg kvcache.Config) error {
 	if cfg.Guard.Budget > 0 {
 		return fmt.Errorf("%w: the guard's upgraded blocks (mixed code layouts)", ErrUnsupported)
 	}
+	if cfg.BlockCenter {
+		return fmt.Errorf("%w: block centring's per-block drift codes", ErrUnsupported)
+	}
 	codecs := []kvcache.LayerStorage{{Keys: cfg.Keys, Values: cfg.Values}}
 	for _, o := range cfg.Overrides {
 		codecs = append(codecs, o)
