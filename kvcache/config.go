@@ -131,7 +131,21 @@ type Config struct {
 // 0.5-nat budget stored 3.47 code bits per element over both layers (4.09
 // at d=64, where 3-bit keys are poor, 3.16 at d=128) and did not reach
 // tq4's fidelity; see docs/notes/guard.md.
+//
+// A compressed preset's name followed by "+bc" (for example "k5v4.5+bc")
+// also sets BlockCenter (not with the guard presets).
 func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
+	if base, ok := strings.CutSuffix(name, BlockCenterSuffix); ok {
+		cfg, err := Preset(base, layers, kvHeads, qHeads, headDim)
+		if err != nil {
+			return cfg, err
+		}
+		if !cfg.Center {
+			return Config{}, fmt.Errorf("%w: %q: block centring needs a compressed preset", ErrConfig, name)
+		}
+		cfg.BlockCenter = true
+		return cfg, cfg.validate()
+	}
 	mse := func(b int) Storage { return Storage{Kind: Quantized, Method: turboquant.MSE, Bits: b} }
 	split := func(outliers, ob, b int) Storage {
 		return Storage{Kind: Quantized, Method: turboquant.MSE, Bits: b, Outliers: outliers * headDim / 128, OutlierBits: ob}
@@ -173,23 +187,32 @@ func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
 	return cfg, cfg.validate()
 }
 
+// BlockCenterSuffix turns a compressed preset's name into the same preset
+// with BlockCenter.
+const BlockCenterSuffix = "+bc"
+
 // ladderStorages parses a ladder preset name ("tq6", "k5v4", "k4v3.5")
 // into its key and value storages; only the names in LadderPresetNames
 // are accepted. A rate of b.5 bits is b-bit MSE with half the rotated
-// coordinates at b+1 bits (Storage.Split): one norm, as for whole rates.
+// coordinates at b+1 bits (Storage.Split; b.25 a quarter of them): one
+// norm, as for whole rates.
 func ladderStorages(name string, headDim int) (keys, values Storage, ok bool) {
 	if !slices.Contains(LadderPresetNames, name) {
 		return keys, values, false
 	}
 	storage := func(rate string) (Storage, bool) {
-		whole, half := strings.CutSuffix(rate, ".5")
+		whole, frac, _ := strings.Cut(rate, ".")
 		b, err := strconv.Atoi(whole)
 		if err != nil {
 			return Storage{}, false
 		}
 		s := Storage{Kind: Quantized, Method: turboquant.MSE, Bits: b}
-		if half {
-			s.Split, s.SplitBits = headDim/2, b+1
+		if frac != "" {
+			q := map[string]int{"25": 1, "5": 2, "75": 3}[frac] // quarters
+			if q == 0 {
+				return Storage{}, false
+			}
+			s.Split, s.SplitBits = headDim*q/4, b+1
 		}
 		return s, true
 	}
@@ -205,13 +228,14 @@ func ladderStorages(name string, headDim int) (keys, values Storage, ok bool) {
 // LadderPresetNames lists the fixed-rate presets that complete the ladder
 // from 2 to 8 bits per value (PresetNames holds the tuned ones), all MSE,
 // by bits per value at head dim 128: k3v2 2.625, k3.5v3 3.375, k4v3 and
-// k3v4 3.625, k4v3.5 3.875, k4v4.5 4.375, k5v4 4.625, k5v4.5 4.875, tq5
-// 5.125, k6v5 5.625, tq6 6.125, k7v6 6.625, tq7 7.125, k8v7 7.625, tq8
-// 8.125. The half-bit rates (k4v3.5: half the value coordinates at 4 bits)
-// fill the budgets of 3.5, 4, 4.5 and 5 bits per value at head dim 64
-// exactly, where the norm costs 0.25 bit: k3.5v3, k4v3.5, k4v4.5 and
-// k5v4.5.
-var LadderPresetNames = []string{"tq8", "k8v7", "tq7", "k7v6", "tq6", "k6v5", "tq5", "k5v4.5", "k5v4", "k4v4.5", "k4v3.5", "k4v3", "k3v4", "k3.5v3", "k3v2"}
+// k3v4 3.625, k4v3.5 3.875, k4v4.5 4.375, k5v4 4.625, k5v4.25 4.75, k5v4.5
+// 4.875, tq5 5.125, k6v5 5.625, tq6 6.125, k7v6 6.625, tq7 7.125, k8v7
+// 7.625, tq8 8.125. The half-bit rates (k4v3.5: half the value coordinates
+// at 4 bits) fill the budgets of 3.5, 4, 4.5 and 5 bits per value at head
+// dim 64 exactly, where the norm costs 0.25 bit: k3.5v3, k4v3.5, k4v4.5
+// and k5v4.5; k5v4.25+bc (BlockCenter, whose drift codes cost 1/64 more)
+// fits 5 bits at 4.95.
+var LadderPresetNames = []string{"tq8", "k8v7", "tq7", "k7v6", "tq6", "k6v5", "tq5", "k5v4.5", "k5v4.25", "k5v4", "k4v4.5", "k4v3.5", "k4v3", "k3v4", "k3.5v3", "k3v2"}
 
 // PresetNames lists the fixed-rate presets Preset knows, least compressed
 // first.
@@ -354,6 +378,23 @@ func (cd Storage) codeSize(dim int) int {
 // BitsPerValue is the storage cost of one coordinate with this storage at dim,
 // every stored scalar included.
 func (cd Storage) BitsPerValue(dim int) float64 { return float64(8*cd.codeSize(dim)) / float64(dim) }
+
+// BitsPerValue is the stored bits per key and value coordinate of a
+// layer's compressed tokens, the mean of the two storages', with
+// BlockCenter's drift codes spread over their block (the fp16 window and
+// sinks excluded).
+func (c Config) BitsPerValue(layer int) float64 {
+	c = c.withDefaults()
+	k, v := c.storages(layer)
+	bits := func(cd Storage) float64 {
+		b := cd.BitsPerValue(c.HeadDim)
+		if c.BlockCenter && cd.Kind == Quantized {
+			b *= 1 + 1/float64(c.BlockTokens)
+		}
+		return b
+	}
+	return (bits(k) + bits(v)) / 2
+}
 
 // tokenBytes is the stored bytes of one token of one layer (all KV heads,
 // keys and values) with the given storages.

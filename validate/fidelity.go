@@ -131,12 +131,8 @@ func (a *fidelityAcc) fill(f *Fidelity) {
 // values averaged, layer 0's codecs) and stored bytes per token per KV head
 // when every token is compressed.
 func presetStorage(cfg kvcache.Config) (bitsPerValue, bytesPerTokenHead float64) {
-	k, v := cfg.Keys, cfg.Values
-	if o, ok := cfg.Overrides[0]; ok {
-		k, v = o.Keys, o.Values
-	}
-	bk, bv := k.BitsPerValue(cfg.HeadDim), v.BitsPerValue(cfg.HeadDim)
-	return (bk + bv) / 2, (bk + bv) * float64(cfg.HeadDim) / 8
+	b := cfg.BitsPerValue(0)
+	return b, 2 * b * float64(cfg.HeadDim) / 8
 }
 
 // MeasureRealKV runs a preset, built for the layer's shape (one layer, as
