@@ -141,6 +141,24 @@ func TestBlockCenterIsCausalAndDeterministic(t *testing.T) {
 	assert.Equal(t, snapOutputs(t, cfg, single), snapOutputs(t, cfg, batched), "batched and single appends")
 }
 
+// TestBlockCenterPresetSuffix: "+bc" turns block centring on for a
+// compressed preset, and the drift codes count in its bits per value.
+func TestBlockCenterPresetSuffix(t *testing.T) {
+	cfg, err := Preset("k5v4.25+bc", 4, 1, 2, 64)
+	require.NoError(t, err)
+	assert.True(t, cfg.BlockCenter)
+	// Keys 5.25 and values 4.5 bits at d=64, each ×(1 + 1/64) for a drift code per 64-token block.
+	assert.InDelta(t, (5.25+4.5)/2*65/64, cfg.BitsPerValue(0), 1e-12)
+	plain, err := Preset("k5v4.25", 4, 1, 2, 64)
+	require.NoError(t, err)
+	assert.False(t, plain.BlockCenter)
+	assert.InDelta(t, (5.25+4.5)/2, plain.BitsPerValue(0), 1e-12)
+	for _, bad := range []string{"fp16+bc", "tq3-guard+bc", "tq3+bc+bc", "+bc"} {
+		_, err := Preset(bad, 1, 1, 1, 64)
+		assert.ErrorIs(t, err, ErrConfig, bad)
+	}
+}
+
 func TestBlockCenterRefusals(t *testing.T) {
 	cfg, err := Preset("tq3-guard", 1, 2, 4, 32)
 	require.NoError(t, err)

@@ -135,7 +135,7 @@ type Config struct {
 // A compressed preset's name followed by "+bc" (for example "k5v4.5+bc")
 // also sets BlockCenter (not with the guard presets).
 func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
-	if base, ok := strings.CutSuffix(name, BlockCenterSuffix); ok {
+	if base, ok := strings.CutSuffix(name, BlockCenterSuffix); ok && !strings.HasSuffix(base, BlockCenterSuffix) {
 		cfg, err := Preset(base, layers, kvHeads, qHeads, headDim)
 		if err != nil {
 			return cfg, err
