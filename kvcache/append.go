@@ -421,88 +421,100 @@ func (a *appendPlan) encode() error {
 
 // drift returns the decoded key and value drifts of head h in block b (nil
 // for a passthrough side), encoding them first for a block this append
-// opens: the mean of block b−1's reconstructions less μ (zero for block
-// 0), as the previous block's drift plus the mean of its decoded codes.
+// opens.
 func (a *appendPlan) drift(b, h int) (k, v []float32, err error) {
 	if dv, ok := a.driftVec[[2]int{b, h}]; ok {
 		return dv[0], dv[1], nil
 	}
-	cfg, l, plan := a.s.pool.cfg, a.l, a.plan
-	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
-	hs := &a.heads[h]
+	l, plan, hs := a.l, a.plan, &a.heads[h]
 	var kd, vd []byte // the block's drift codes
 	if b < len(l.blocks) {
 		kd, vd = l.blocks[b].lay.drift(l.blocks[b].data, h)
 	} else {
 		if a.drifts == nil {
-			a.drifts = make([]byte, a.opens*H*(plan.kDrift+plan.vDrift))
+			a.drifts = make([]byte, a.opens*a.s.pool.cfg.KVHeads*(plan.kDrift+plan.vDrift))
 		}
-		off := ((b-len(l.blocks))*H + h) * (plan.kDrift + plan.vDrift)
+		off := ((b-len(l.blocks))*a.s.pool.cfg.KVHeads + h) * (plan.kDrift + plan.vDrift)
 		kd, vd = a.drifts[off:off+plan.kDrift], a.drifts[off+plan.kDrift:off+plan.kDrift+plan.vDrift]
-		mk, mv := make([]float32, d), make([]float32, d)
-		if b > 0 {
-			pk, pv, err := a.drift(b-1, h)
-			if err != nil {
-				return nil, nil, err
-			}
-			tok := make([]float32, d)
-			for j := range B { // block b−1 is full: its tokens are committed or in this append
-				c := (b-1)*B + j
-				var kc, vc []byte
-				if c < l.compressed {
-					lay, data := l.blocks[b-1].lay, l.blocks[b-1].data
-					kc, vc = data[lay.kOff[h]+j*lay.kSize[h]:][:lay.kSize[h]], data[lay.vOff[h]+j*lay.vSize[h]:][:lay.vSize[h]]
-				} else {
-					off := ((c-l.compressed)*H + h) * (a.kMax + a.vMax)
-					kc, vc = a.codes[off:off+plan.kSize], a.codes[off+a.kMax:off+a.kMax+plan.vSize]
-				}
-				for _, side := range []struct {
-					code []byte
-					st   store
-					mean []float32
-					ok   bool
-				}{{kc, hs.keys.store, mk, pk != nil}, {vc, hs.values.store, mv, pv != nil}} {
-					if side.ok {
-						side.st.decode(tok, side.code)
-						for i, x := range tok {
-							side.mean[i] += x / float32(B)
-						}
-					}
-				}
-			}
-			for i := range mk {
-				if pk != nil {
-					mk[i] += pk[i]
-				}
-				if pv != nil {
-					mv[i] += pv[i]
-				}
-			}
-		}
-		if len(kd) > 0 {
-			if err := hs.keys.store.encode(kd, mk); err != nil {
-				return nil, nil, fmt.Errorf("layer %d head %d key drift: %w", a.layer, h, err)
-			}
-		}
-		if len(vd) > 0 {
-			if err := hs.values.store.encode(vd, mv); err != nil {
-				return nil, nil, fmt.Errorf("layer %d head %d value drift: %w", a.layer, h, err)
-			}
+		if err := a.encodeDrift(b, h, kd, vd); err != nil {
+			return nil, nil, err
 		}
 	}
-	if len(kd) > 0 {
-		k = make([]float32, d)
-		hs.keys.store.decode(k, kd)
-	}
-	if len(vd) > 0 {
-		v = make([]float32, d)
-		hs.values.store.decode(v, vd)
-	}
+	d := a.s.pool.cfg.HeadDim
+	k, v = decodeOrNil(hs.keys.store, kd, d), decodeOrNil(hs.values.store, vd, d)
 	if a.driftVec == nil {
 		a.driftVec = map[[2]int][2][]float32{}
 	}
 	a.driftVec[[2]int{b, h}] = [2][]float32{k, v}
 	return k, v, nil
+}
+
+// encodeDrift writes the drift codes of head h in block b, which this
+// append opens: the mean of block b−1's reconstructions less μ (zero for
+// block 0), that is block b−1's drift plus the mean of its decoded codes.
+func (a *appendPlan) encodeDrift(b, h int, kd, vd []byte) error {
+	d, B := a.s.pool.cfg.HeadDim, a.s.pool.cfg.BlockTokens
+	hs := &a.heads[h]
+	mk, mv := make([]float32, d), make([]float32, d)
+	if b > 0 {
+		pk, pv, err := a.drift(b-1, h)
+		if err != nil {
+			return err
+		}
+		copy(mk, pk)
+		copy(mv, pv)
+		tok := make([]float32, d)
+		addMean := func(mean []float32, st store, code []byte) {
+			st.decode(tok, code)
+			for i, x := range tok {
+				mean[i] += x / float32(B)
+			}
+		}
+		for j := range B { // block b−1 is full: its tokens are committed or in this append
+			kc, vc := a.tokenCodes((b-1)*B+j, h)
+			if len(kd) > 0 {
+				addMean(mk, hs.keys.store, kc)
+			}
+			if len(vd) > 0 {
+				addMean(mv, hs.values.store, vc)
+			}
+		}
+	}
+	if len(kd) > 0 {
+		if err := hs.keys.store.encode(kd, mk); err != nil {
+			return fmt.Errorf("layer %d head %d key drift: %w", a.layer, h, err)
+		}
+	}
+	if len(vd) > 0 {
+		if err := hs.values.store.encode(vd, mv); err != nil {
+			return fmt.Errorf("layer %d head %d value drift: %w", a.layer, h, err)
+		}
+	}
+	return nil
+}
+
+// tokenCodes returns the key and value codes of head h of compressed token
+// c: in its block if committed, else as this append encoded them.
+func (a *appendPlan) tokenCodes(c, h int) (k, v []byte) {
+	l, B := a.l, a.s.pool.cfg.BlockTokens
+	if c < l.compressed {
+		blk := l.blocks[c/B]
+		lay, j := blk.lay, c%B
+		return blk.data[lay.kOff[h]+j*lay.kSize[h]:][:lay.kSize[h]], blk.data[lay.vOff[h]+j*lay.vSize[h]:][:lay.vSize[h]]
+	}
+	off := ((c-l.compressed)*a.s.pool.cfg.KVHeads + h) * (a.kMax + a.vMax)
+	return a.codes[off : off+a.plan.kSize], a.codes[off+a.kMax : off+a.kMax+a.plan.vSize]
+}
+
+// decodeOrNil decodes code into a new vector of dim d, or returns nil for
+// an empty code (a passthrough side has no drift).
+func decodeOrNil(st store, code []byte, d int) []float32 {
+	if len(code) == 0 {
+		return nil
+	}
+	x := make([]float32, d)
+	st.decode(x, code)
+	return x
 }
 
 // commit is step 5: it writes the layer and cannot fail.
