@@ -15,6 +15,7 @@ type codeState struct {
 	kq, rawQ []vecQuery // against the key storage, and for fp16 tokens
 	upQ      []vecQuery // against the guard's upgraded key storage
 	ws       []float32  // one token's weights, per query head
+	blockW   []float32  // the weights of the current block's tokens, summed (BlockCenter)
 	qmu      []float32  // q·μ_k per query head (Center), unscaled
 	// codeRows, upRows and rawRows are the accumulators' rows, [g][d].
 	codeRows, upRows, rawRows [][]float32
@@ -23,7 +24,8 @@ type codeState struct {
 }
 
 func newCodeState(g, d int) *codeState {
-	cs := &codeState{softmaxState: newSoftmaxState(g, d), ws: make([]float32, g), qmu: make([]float32, g), fp16: fp16Store{d}}
+	cs := &codeState{softmaxState: newSoftmaxState(g, d), ws: make([]float32, g), blockW: make([]float32, g),
+		qmu: make([]float32, g), fp16: fp16Store{d}}
 	for gi := range g {
 		cs.codeRows = append(cs.codeRows, cs.accCode[gi*d:(gi+1)*d])
 		cs.upRows = append(cs.upRows, cs.accUp[gi*d:(gi+1)*d])
@@ -106,7 +108,21 @@ func (cs *codeState) attendGroup(s *Sequence, l *seqLayer, h int, hs *headStores
 	cs.prepare(hs, q)
 	cs.scoreRange(s, l, h, limit, scale)
 	cs.softmax(0, limit)
+	// A block's value drift is added once, with the summed weights of the
+	// block's tokens, when the walk leaves the block.
+	var drift []byte
+	flushDrift := func() {
+		if drift != nil {
+			hs.values.store.accumulate(cs.codeRows, cs.blockW, drift, cs.tmp)
+			clear(cs.blockW)
+			drift = nil
+		}
+	}
 	s.eachToken(l, h, limit, valuesKV, func(pos int, _, v, _, vd []byte, kind tokenKind) {
+		if vd == nil || drift == nil || &vd[0] != &drift[0] {
+			flushDrift()
+			drift = vd
+		}
 		for gi := range cs.g {
 			cs.ws[gi] = cs.logits[gi*N+pos]
 		}
@@ -117,8 +133,10 @@ func (cs *codeState) attendGroup(s *Sequence, l *seqLayer, h int, hs *headStores
 		case baseToken:
 			cs.codes = true
 			hs.values.store.accumulate(cs.codeRows, cs.ws, v, cs.tmp)
-			if vd != nil { // the block's drift, with this token's weights
-				hs.values.store.accumulate(cs.codeRows, cs.ws, vd, cs.tmp)
+			if vd != nil {
+				for gi, w := range cs.ws {
+					cs.blockW[gi] += w
+				}
 			}
 		default:
 			cs.upgradedAcc()
@@ -126,5 +144,6 @@ func (cs *codeState) attendGroup(s *Sequence, l *seqLayer, h int, hs *headStores
 			hs.upValues.store.accumulate(cs.upRows, cs.ws, v, cs.tmp)
 		}
 	})
+	flushDrift()
 	cs.finish(hs, out)
 }

@@ -94,6 +94,26 @@ func TestBlockCenterFollowsDrift(t *testing.T) {
 	}
 }
 
+// TestBlockCenterPathsAgreeWithoutWindow: with every token compressed the
+// walk ends inside a block, whose drift the per-code path must still add.
+func TestBlockCenterPathsAgreeWithoutWindow(t *testing.T) {
+	const H, QH, d, n = 2, 4, 32, 90
+	keys, values := driftingKV(n, H, d, 3)
+	queries, _ := kvData(2, QH, d, 4)
+	cfg := blockCenterConfig(t, "tq3", H, QH, d, true)
+	cfg.Window, cfg.Sinks = 0, 0
+	pool, err := NewPool(cfg, 0)
+	require.NoError(t, err)
+	s := pool.NewSequence()
+	fill(t, s, keys, values, n, H*d)
+	rows := make([]float32, len(queries))
+	require.NoError(t, s.Attend(0, queries, rows))
+	defer SetRowKernels(false)()
+	perCode := make([]float32, len(queries))
+	require.NoError(t, s.Attend(0, queries, perCode))
+	assert.Less(t, relErr(rows, perCode), 2e-5)
+}
+
 // TestBlockCenterIsCausalAndDeterministic: a block's drift depends only on
 // the blocks before it, so truncating (inside a block or to its start) and
 // appending again, forking a prefix, or batching the appends differently
