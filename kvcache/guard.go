@@ -143,6 +143,27 @@ func (g *layerGuard) query(h, i, d int) []float32 {
 	return g.ring[(h*g.cap+slot)*d : (h*g.cap+slot+1)*d]
 }
 
+// RecordQueries records queries ([T][QHeads][HeadDim]) in a layer's guard
+// as Attend does before attending with them: the hook for backends that
+// attend on their own kernels (the metal package), so that the guard
+// measures new blocks against the queries the sequence really attended
+// with. Without a guard it only checks its arguments.
+func (s *Sequence) RecordQueries(layer int, queries []float32) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.checkLayer(layer); err != nil {
+		return err
+	}
+	if row := s.pool.cfg.QHeads * s.pool.cfg.HeadDim; len(queries)%row != 0 {
+		return fmt.Errorf("%w: %d query floats are not whole [%d][%d] rows", ErrLength, len(queries), s.pool.cfg.QHeads, s.pool.cfg.HeadDim)
+	}
+	if err := checkQueries(queries); err != nil {
+		return err
+	}
+	s.recordQueries(layer, queries)
+	return nil
+}
+
 // recordQueries adds an Attend call's queries ([T][QHeads][HeadDim]) to
 // the layer's rings, in order (token, then query head); only the last cap
 // per KV head can stay, so only those are copied.

@@ -57,15 +57,16 @@ func checkSupported(cfg kvcache.Config) error {
 	if g > maxGroup {
 		return fmt.Errorf("%w: %d query heads per KV head (at most %d)", ErrUnsupported, g, maxGroup)
 	}
-	if cfg.Guard.Budget > 0 {
-		return fmt.Errorf("%w: the guard's upgraded blocks (mixed code layouts)", ErrUnsupported)
-	}
-	if cfg.BlockCenter {
-		return fmt.Errorf("%w: block centring's per-block drift codes", ErrUnsupported)
-	}
 	codecs := []kvcache.LayerStorage{{Keys: cfg.Keys, Values: cfg.Values}}
 	for _, o := range cfg.Overrides {
 		codecs = append(codecs, o)
+	}
+	guard := cfg.Guard.Budget > 0
+	if guard {
+		if k := cfg.Guard.Keys; k.Kind == kvcache.Quantized && k.Method == turboquant.Prod {
+			return fmt.Errorf("%w: the guard's keys with QJL sketches", ErrUnsupported)
+		}
+		codecs = append(codecs, kvcache.LayerStorage{Keys: cfg.Guard.Keys, Values: cfg.Guard.Values})
 	}
 	P := 0
 	for _, lc := range codecs {
@@ -83,11 +84,25 @@ func checkSupported(cfg kvcache.Config) error {
 			}
 		}
 	}
-	if 4*(2*g*cfg.HeadDim+g*P) > maxThreadgroupBytes || 4*g*32 > maxThreadgroupBytes-4*threadsPerGroup {
+	logitFloats := 2*g*cfg.HeadDim + g*P + g*driftBlocks(cfg) // qs, qr, qp, ds
+	if guard {
+		logitFloats += g * cfg.HeadDim // qu
+	}
+	if 4*logitFloats > maxThreadgroupBytes || 4*g*32 > maxThreadgroupBytes-4*threadsPerGroup {
 		return fmt.Errorf("%w: head dim %d with %d query heads per KV head needs more than %d KiB of threadgroup memory",
 			ErrUnsupported, cfg.HeadDim, g, maxThreadgroupBytes>>10)
 	}
 	return nil
+}
+
+// driftBlocks is how many blocks' key drift scores tq_logits keeps in
+// threadgroup memory per query head: as many as a threadgroup's tokens can
+// touch (0 without BlockCenter).
+func driftBlocks(cfg kvcache.Config) int {
+	if !cfg.BlockCenter {
+		return 0
+	}
+	return threadsPerGroup/cfg.BlockTokens + 2
 }
 
 // Config is the pool's configuration, defaults filled in.
@@ -134,8 +149,8 @@ var _ kvcache.Cache = (*Sequence)(nil)
 type devLayer struct {
 	lc               *layerCodecs
 	klay, vlay, cent *Buffer
-	arena            *Buffer // block i at i·blockBytes
-	blockBytes       int
+	arena            *Buffer // the blocks back to back, in order
+	btab             *Buffer // the block table: btInts int32s per (block, KV head)
 	blocks           []devBlock
 	sink             *Buffer
 	sinkHost         *byte
@@ -147,14 +162,21 @@ type devLayer struct {
 
 type devBlock struct {
 	host   *byte // the host block it copies (kept, so its address is not reused)
+	off    int   // where it sits in the arena
 	synced int   // tokens copied
 }
+
+// Block table entries (BT_* in attend.metal).
+const (
+	btK, btV, btKD, btVD, btUp = 0, 1, 2, 3, 4
+	btInts                     = 5
+)
 
 // counts are a layer's token counts as of the last sync.
 type counts struct{ nsink, compressed, winStart, winLen int }
 
 func (s *Sequence) freeLayer(l *devLayer) {
-	for _, b := range []*Buffer{l.klay, l.vlay, l.cent, l.arena, l.sink, l.win} {
+	for _, b := range []*Buffer{l.klay, l.vlay, l.cent, l.arena, l.btab, l.sink, l.win} {
 		s.pool.dev.Free(b)
 	}
 	*l = devLayer{}
@@ -186,7 +208,7 @@ func (s *Sequence) ensure(b **Buffer, n int, keep bool) error {
 func (s *Sequence) sync(layer, appended int) error {
 	l := &s.layers[layer]
 	var err error
-	verr := s.host.ViewLayer(layer, func(v kvcache.LayerView) { err = s.syncView(l, v, appended) })
+	verr := s.host.ViewLayerBlocks(layer, func(v kvcache.LayerView) { err = s.syncView(l, v, appended) })
 	if verr != nil {
 		return verr
 	}
@@ -200,7 +222,7 @@ func (s *Sequence) syncView(l *devLayer, v kvcache.LayerView, appended int) erro
 		return nil
 	}
 	if l.lc == nil {
-		lc, err := buildLayerCodecs(v, cfg.HeadDim)
+		lc, err := buildLayerCodecs(v, cfg)
 		if err != nil {
 			return err
 		}
@@ -215,34 +237,9 @@ func (s *Sequence) syncView(l *devLayer, v kvcache.LayerView, appended int) erro
 			copy((*t.b).Bytes(), t.src)
 		}
 		l.lc = lc
-		l.blockBytes = cfg.KVHeads * cfg.BlockTokens * (v.KeyCodeSize + v.ValueCodeSize)
 	}
-
-	// Blocks: the arena grows by doubling; a block that is new, replaced
-	// (copy-on-write) or gained tokens is copied whole.
-	B := cfg.BlockTokens
-	if need := len(v.Blocks) * l.blockBytes; l.arena == nil || l.arena.Size() < need {
-		if err := s.ensure(&l.arena, max(need, 2*l.arena.Size()), true); err != nil {
-			return err
-		}
-	}
-	l.blocks = l.blocks[:min(len(l.blocks), len(v.Blocks))]
-	for i, hb := range v.Blocks {
-		if len(hb) != l.blockBytes {
-			return fmt.Errorf("%w: block of %d bytes, layout says %d", ErrUnsupported, len(hb), l.blockBytes)
-		}
-		tokens := min(B, v.Compressed-i*B)
-		if i == len(l.blocks) {
-			l.blocks = append(l.blocks, devBlock{})
-		}
-		db := &l.blocks[i]
-		if db.host != &hb[0] {
-			db.host, db.synced = &hb[0], -1
-		}
-		if tokens != db.synced {
-			copy(l.arena.Bytes()[i*l.blockBytes:], hb)
-			db.synced = tokens
-		}
+	if err := s.syncBlocks(l, v); err != nil {
+		return err
 	}
 
 	// Sinks: small, copied whole when they change.
@@ -279,6 +276,95 @@ func (s *Sequence) syncView(l *devLayer, v kvcache.LayerView, appended int) erro
 	}
 	l.view = counts{nsink: v.Sinks, compressed: v.Compressed, winStart: v.WindowStart, winLen: v.Window}
 	return nil
+}
+
+// syncBlocks copies the blocks into the arena, back to back (it grows by
+// doubling): a block that is new, replaced (copy-on-write), moved (a block
+// before it changed size) or gained tokens is copied whole, and its block
+// table rows are written when it is placed.
+func (s *Sequence) syncBlocks(l *devLayer, v kvcache.LayerView) error {
+	cfg := s.pool.cfg
+	B, H := cfg.BlockTokens, cfg.KVHeads
+	end := 0
+	for _, hb := range v.Blocks {
+		end += len(hb)
+	}
+	if end > math.MaxInt32 {
+		return fmt.Errorf("%w: a layer of %d block bytes (the block table holds 31-bit offsets)", ErrUnsupported, end)
+	}
+	if l.arena == nil || l.arena.Size() < end {
+		if err := s.ensure(&l.arena, max(end, 2*l.arena.Size()), true); err != nil {
+			return err
+		}
+	}
+	if need := len(v.Blocks) * H * btInts * 4; l.btab == nil || l.btab.Size() < need {
+		if err := s.ensure(&l.btab, max(need, 2*l.btab.Size()), true); err != nil {
+			return err
+		}
+	}
+	l.blocks = l.blocks[:min(len(l.blocks), len(v.Blocks))]
+	off := 0
+	for i, hb := range v.Blocks {
+		tokens := min(B, v.Compressed-i*B)
+		if i == len(l.blocks) {
+			l.blocks = append(l.blocks, devBlock{})
+		}
+		db := &l.blocks[i]
+		if db.host != &hb[0] || db.off != off {
+			row, err := blockRows(v, i, off, B, H)
+			if err != nil {
+				return err
+			}
+			copy(l.btab.Bytes()[i*H*btInts*4:], int32Bytes(row))
+			db.host, db.off, db.synced = &hb[0], off, -1
+		}
+		if tokens != db.synced {
+			copy(l.arena.Bytes()[off:], hb)
+			db.synced = tokens
+		}
+		off += len(hb)
+	}
+	return nil
+}
+
+// blockRows returns block i's block table rows, with the block at off in
+// the arena, after checking that every code it points at lies inside the
+// block (the kernels trust the table).
+func blockRows(v kvcache.LayerView, i, off, B, H int) ([]int32, error) {
+	lay, n := v.Layouts[i], len(v.Blocks[i])
+	row := make([]int32, H*btInts)
+	inside := func(at, size int) (int32, error) {
+		if at < 0 || size < 0 || at+size > n {
+			return 0, fmt.Errorf("%w: block %d puts %d code bytes at %d of %d", ErrUnsupported, i, size, at, n)
+		}
+		return int32(off + at), nil
+	}
+	for h := range H {
+		e := row[h*btInts : (h+1)*btInts]
+		ks, vs := v.KeyCodeSize, v.ValueCodeSize
+		if lay.Upgraded != nil && lay.Upgraded[h] {
+			ks, vs, e[btUp] = v.UpKeyCodeSize, v.UpValueCodeSize, 1
+		}
+		var err error
+		if e[btK], err = inside(lay.KeyOffsets[h], B*ks); err != nil {
+			return nil, err
+		}
+		if e[btV], err = inside(lay.ValueOffsets[h], B*vs); err != nil {
+			return nil, err
+		}
+		e[btKD], e[btVD] = -1, -1
+		if lay.KeyDrift != nil {
+			if e[btKD], err = inside(lay.KeyDrift[h], v.KeyCodeSize); err != nil {
+				return nil, err
+			}
+		}
+		if lay.ValueDrift != nil {
+			if e[btVD], err = inside(lay.ValueDrift[h], v.ValueCodeSize); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return row, nil
 }
 
 func (s *Sequence) syncAll() error {
@@ -333,9 +419,9 @@ func (s *Sequence) appendWith(layer, n int, f func() error) error {
 
 // attendArgs is AttendArgs in attend.metal.
 type attendArgs struct {
-	B, H, KSize, VSize, BlockBytes, NSink, WinStart, WinCap, WinLen, Compressed int32
-	T, G, D, P, Chunk, NSplit, N                                                int32
-	Scale                                                                       float32
+	B, H, NSink, WinStart, WinCap, WinLen, Compressed int32
+	T, G, D, P, Chunk, NSplit, N, NAcc, Drift         int32
+	Scale                                             float32
 }
 
 // Attend computes exact causal attention for the queries of the layer's
@@ -351,14 +437,19 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	}
 	T := len(queries) / row
 	return s.onDevice(layer, queries, T, func(v kvcache.LayerView, l *devLayer, qb *queryBatch, args *attendArgs) error {
+		// As the CPU's Attend: the guard measures later blocks against
+		// the queries attended with (a no-op without a guard).
+		if err := s.host.RecordQueries(layer, queries); err != nil {
+			return err
+		}
 		red, err := s.attendDispatches(l, qb, args, 1)
 		if err != nil {
 			return err
 		}
 		rows := T * cfg.QHeads
-		reduced := make([]float32, rows*(4+2*cfg.HeadDim))
+		reduced := make([]float32, rows*(4+l.lc.nacc*cfg.HeadDim))
 		getFloat32s(reduced, red.Bytes())
-		return finishOutputs(v, reduced, out, T, cfg.QHeads, cfg.HeadDim)
+		return finishOutputs(v, reduced, out, T, cfg.QHeads, cfg.HeadDim, l.lc.nacc)
 	})
 }
 
@@ -407,7 +498,7 @@ func (s *Sequence) onDevice(layer int, queries []float32, T int, f func(kvcache.
 	}
 	l := &s.layers[layer]
 	var err error
-	verr := s.host.ViewLayer(layer, func(v kvcache.LayerView) {
+	verr := s.host.ViewLayerBlocks(layer, func(v kvcache.LayerView) {
 		n := v.Sinks + v.Compressed + v.Window
 		if T > n {
 			err = fmt.Errorf("%w: %d queries but layer %d holds %d tokens (append before attending)", turboquant.ErrLength, T, layer, n)
@@ -428,11 +519,13 @@ func (s *Sequence) onDevice(layer int, queries []float32, T int, f func(kvcache.
 		}
 		qb.chunk = min(qb.chunk, maxChunk(qb.g))
 		qb.nsplit = (n + qb.chunk - 1) / qb.chunk
-		args := &attendArgs{B: int32(cfg.BlockTokens), H: int32(cfg.KVHeads), KSize: l.lc.klay[1], VSize: l.lc.vlay[1],
-			BlockBytes: int32(l.blockBytes), NSink: int32(l.view.nsink), WinStart: int32(l.view.winStart),
-			WinCap: int32(max(l.winCap, 1)), WinLen: int32(l.view.winLen), Compressed: int32(l.view.compressed),
-			T: int32(T), G: int32(qb.g), D: int32(cfg.HeadDim), P: int32(qb.P), Chunk: int32(qb.chunk),
-			NSplit: int32(qb.nsplit), N: int32(n), Scale: cfg.Scale}
+		args := &attendArgs{B: int32(cfg.BlockTokens), H: int32(cfg.KVHeads), NSink: int32(l.view.nsink),
+			WinStart: int32(l.view.winStart), WinCap: int32(max(l.winCap, 1)), WinLen: int32(l.view.winLen),
+			Compressed: int32(l.view.compressed), T: int32(T), G: int32(qb.g), D: int32(cfg.HeadDim), P: int32(qb.P),
+			Chunk: int32(qb.chunk), NSplit: int32(qb.nsplit), N: int32(n), NAcc: int32(l.lc.nacc), Scale: cfg.Scale}
+		if l.lc.drift {
+			args.Drift = 1
+		}
 		err = f(v, l, qb, args)
 	})
 	if verr != nil {
@@ -458,12 +551,16 @@ func maxChunk(g int) int { return (maxThreadgroupBytes/4 - threadsPerGroup) / g 
 func (s *Sequence) attendPlan(l *devLayer, qb *queryBatch, a *attendArgs) ([]dispatch, error) {
 	d, g, T, n := qb.d, qb.g, qb.T, int(a.N)
 	rows := T * int(a.H) * g
-	stride := 4 + 2*d
+	stride := 4 + int(a.NAcc)*d
+	quFloats := 0 // the guard's prepared queries
+	if a.NAcc == 3 {
+		quFloats = g * d
+	}
 	buf := map[string]*Buffer{}
 	for _, x := range []struct {
 		name string
 		data []float32
-	}{{"qrot", qb.qrot}, {"qproj", qb.qproj}, {"qraw", qb.qraw}, {"qmu", qb.qmu}} {
+	}{{"qrot", qb.qrot}, {"qproj", qb.qproj}, {"qraw", qb.qraw}, {"qup", qb.qup}, {"qmu", qb.qmu}} {
 		b, err := s.scratchBuffer(x.name, 4*len(x.data))
 		if err != nil {
 			return nil, err
@@ -483,12 +580,13 @@ func (s *Sequence) attendPlan(l *devLayer, qb *queryBatch, a *attendArgs) ([]dis
 	}
 	return []dispatch{
 		{kernel: "tq_logits", groups: [3]int{(n + threadsPerGroup - 1) / threadsPerGroup, int(a.H), T}, threads: threadsPerGroup,
-			binds: []binding{bytesArg(a), bufArg(l.klay), bufArg(l.cent), bufArg(l.arena), bufArg(l.sink), bufArg(l.win),
-				bufArg(buf["qrot"]), bufArg(buf["qproj"]), bufArg(buf["qraw"]), bufArg(buf["qmu"]), bufArg(buf["logits"])},
-			tgmem: []int{4 * g * d, 4 * g * d, 4 * g * qb.P}},
+			binds: []binding{bytesArg(a), bufArg(l.klay), bufArg(l.cent), bufArg(l.arena), bufArg(l.btab), bufArg(l.sink),
+				bufArg(l.win), bufArg(buf["qrot"]), bufArg(buf["qproj"]), bufArg(buf["qraw"]), bufArg(buf["qup"]),
+				bufArg(buf["qmu"]), bufArg(buf["logits"])},
+			tgmem: []int{4 * g * d, 4 * g * d, 4 * g * qb.P, 4 * quFloats, 4 * g * driftBlocks(s.pool.cfg)}},
 		{kernel: "tq_attend_partial", groups: [3]int{qb.nsplit, int(a.H), T}, threads: threadsPerGroup,
-			binds: []binding{bytesArg(a), bufArg(l.vlay), bufArg(l.cent), bufArg(l.arena), bufArg(l.sink), bufArg(l.win),
-				bufArg(buf["logits"]), bufArg(buf["part"])},
+			binds: []binding{bytesArg(a), bufArg(l.vlay), bufArg(l.cent), bufArg(l.arena), bufArg(l.btab), bufArg(l.sink),
+				bufArg(l.win), bufArg(buf["logits"]), bufArg(buf["part"])},
 			tgmem: []int{4 * g * qb.chunk, 4 * threadsPerGroup}},
 		{kernel: "tq_attend_reduce", groups: [3]int{rows, 1, 1}, threads: threadsPerGroup,
 			binds: []binding{bytesArg(a), bufArg(buf["part"]), bufArg(buf["reduced"])}},

@@ -59,6 +59,13 @@ func fill(t *testing.T, rng *rand.Rand, caches []kvcache.Cache, cfg kvcache.Conf
 	for bi, T := range batches {
 		for layer := range cfg.Layers {
 			k, v := randVec(rng, T*row), randVec(rng, T*row)
+			if cfg.Guard.Budget > 0 {
+				// Keys of KV head h scaled by 4^h: logit errors differ
+				// by head, so a budget can upgrade some heads only.
+				for i := range k {
+					k[i] *= float32(int(1) << (2 * (i / cfg.HeadDim % cfg.KVHeads)))
+				}
+			}
 			for _, c := range caches {
 				var err error
 				switch bi % 3 {
@@ -200,6 +207,27 @@ func testPoolMatchesCPU(t *testing.T, dev *Device) {
 		x.edit(&cfg)
 		cases = append(cases, named{x.name, cfg})
 	}
+	// Block centring: drift codes on both sides (splits too), and on the
+	// value side alone where a layer keeps fp16 keys.
+	for _, preset := range []string{"tq3", "k4v3.5", "k8v4", "tq2.5"} {
+		cases = append(cases, named{preset + kvcache.BlockCenterSuffix, poolConfig(t, preset+kvcache.BlockCenterSuffix)})
+	}
+	bcOverride := poolConfig(t, "tq3"+kvcache.BlockCenterSuffix)
+	bcOverride.Overrides = map[int]kvcache.LayerStorage{1: {Keys: kvcache.Storage{Kind: kvcache.Float16},
+		Values: kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.MSE, Bits: 4}}}
+	cases = append(cases, named{"bc-fp16-keys-layer1", bcOverride})
+	// The guard presets, on keys that make them upgrade some (layer, KV
+	// head)s and not others (see fill), so that blocks of both layouts meet
+	// in one layer's table.
+	// Two more guards make the upgraded codec's rotation differ from the
+	// base's: base codecs with outlier channels, and fp16 upgrades.
+	for _, preset := range kvcache.GuardPresetNames {
+		cases = append(cases, named{preset, poolConfig(t, preset)})
+	}
+	outliers, fp16 := poolConfig(t, "tq3-guard"), poolConfig(t, "tq3-guard")
+	outliers.Keys, outliers.Values = poolConfig(t, "tq3.5").Keys, poolConfig(t, "tq3.5").Values
+	fp16.Guard.Keys, fp16.Guard.Values = kvcache.Storage{Kind: kvcache.Float16}, kvcache.Storage{Kind: kvcache.Float16}
+	cases = append(cases, named{"guard-over-outliers", outliers}, named{"guard-to-fp16", fp16})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := c.cfg
@@ -217,6 +245,12 @@ func testPoolMatchesCPU(t *testing.T, dev *Device) {
 			rng := rand.New(rand.NewPCG(7, uint64(len(c.name))))
 			fill(t, rng, []kvcache.Cache{s, ref}, cfg, []int{3, 40, 1, 29, 2, 1})
 			checkAgainstHost(t, rng, p, s, ref)
+			if cfg.Guard.Budget > 0 {
+				// The guard measures blocks begun after queries were
+				// attended: these upgrade some heads.
+				fill(t, rng, []kvcache.Cache{s, ref}, cfg, []int{20, 1, 19})
+				checkAgainstHost(t, rng, p, s, ref)
+			}
 
 			// Truncate into the compressed region, then grow again.
 			for _, c := range []kvcache.Cache{s, ref} {
@@ -251,6 +285,11 @@ func testPoolMatchesCPU(t *testing.T, dev *Device) {
 			fill(t, rng, []kvcache.Cache{fork, restored, ref}, cfg, []int{2})
 			checkAgainstHost(t, rng, p, restored, ref)
 			checkAgainstHost(t, rng, p, fork, ref)
+			if cfg.Guard.Budget > 0 {
+				if up := len(s.Stats().Upgrades); up == 0 || up == cfg.Layers*cfg.KVHeads {
+					t.Errorf("the guard upgraded %d of %d (layer, KV head)s: the test needs a mix", up, cfg.Layers*cfg.KVHeads)
+				}
+			}
 		})
 	}
 }
@@ -262,16 +301,18 @@ func TestPoolErrors(t *testing.T) {
 	if _, err := NewPool(dev, kvcache.Config{}, 0); !errors.Is(err, turboquant.ErrConfig) && !errors.Is(err, kvcache.ErrConfig) {
 		t.Errorf("empty config: %v", err)
 	}
-	for _, preset := range kvcache.GuardPresetNames {
-		cfg, err := kvcache.Preset(preset, 1, 2, 8, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := NewPool(dev, cfg, 0); !errors.Is(err, ErrUnsupported) {
-			t.Errorf("%s: %v", preset, err)
-		}
+	cfg, err := kvcache.Preset("tq3-guard", 1, 2, 8, 64)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cfg := poolConfig(t, "tq3")
+	cfg.Guard.Keys = kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.Prod, Bits: 4}
+	if _, err := kvcache.NewPool(cfg, 0); err != nil {
+		t.Fatalf("the CPU pool takes the guard with Prod keys: %v", err)
+	}
+	if _, err := NewPool(dev, cfg, 0); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("the guard with Prod keys: %v", err)
+	}
+	cfg = poolConfig(t, "tq3")
 	cfg.QHeads = 2 * 17
 	if _, err := NewPool(dev, cfg, 0); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("17 query heads per KV head: %v", err)

@@ -6,20 +6,39 @@
 //     chunk of tokens and the weighted value sums (P·V in the rotated
 //     domain), each value code read once for the group;
 //   tq_attend_reduce: merges the splits in split order.
-// Partial and reduced rows have cuda's format, so the host finishes them
-// the same way (rotate back, add the value mean, divide by Σe).
+// Blocks are found through a block table, so a layer's blocks may differ in
+// layout: the guard's upgraded heads have codes of other codecs (scored
+// with their own prepared query, summed apart and rotated back apart), and
+// BlockCenter's blocks carry a key and a value drift code per head (a
+// logit offset per block, and the block's summed weights times its value
+// drift). Partial and reduced rows have cuda's format, plus the upgraded
+// codes' sum with the guard, and the host finishes them the same way
+// (rotate back, add the value mean, divide by Σe).
 
 struct AttendArgs {
-	int B, H, ksize, vsize, block_bytes, nsink, win_start, win_cap, win_len, compressed;
-	int T, g, d, P, chunk, nsplit, n;
+	int B, H, nsink, win_start, win_cap, win_len, compressed;
+	int T, g, d, P, chunk, nsplit, n, nacc, drift;
 	float scale;
 };
 
-// Where token pos of KV head h lives: the fp16 sinks, a compressed block
-// (block i at i·block_bytes of the arena), or the fp16 window ring.
-static device const uchar *locate(constant AttendArgs &a, int pos, int h, device const uchar *blocks,
-                                  device const uchar *sink, device const uchar *win, device const uchar *thread *val,
-                                  thread int *raw) {
+// The block table: per (compressed block, KV head) BT_INTS ints, arena byte
+// offsets of the head's key codes and value codes, of its key and value
+// drift codes (BlockCenter; −1: none), and which layout its codes have (0:
+// the base codecs, 1: the guard's upgraded ones, at LAYOUT_INTS in the
+// layout arrays).
+#define BT_K 0
+#define BT_V 1
+#define BT_KD 2
+#define BT_VD 3
+#define BT_UP 4
+#define BT_INTS 5
+
+// token says where position pos of KV head h lives: −1 for an fp16 token
+// (sinks or window ring; *raw is its key, its value follows at 2d bytes),
+// else the layout of its codes (0 base, 1 upgraded), with *e its block's
+// table entry and *j its index in the block.
+static int token(constant AttendArgs &a, int pos, int h, device const int *btab, device const uchar *sink,
+                 device const uchar *win, device const uchar *thread *raw, device const int *thread *e, thread int *j) {
 	if (pos < a.nsink || pos >= a.nsink + a.compressed) {
 		device const uchar *base = sink;
 		int slot = pos;
@@ -27,17 +46,13 @@ static device const uchar *locate(constant AttendArgs &a, int pos, int h, device
 			base = win;
 			slot = (a.win_start + pos - a.nsink - a.compressed) % a.win_cap;
 		}
-		device const uchar *k = base + ulong(slot * a.H + h) * ulong(4 * a.d);
-		*val = k + 2 * a.d;
-		*raw = 1;
-		return k;
+		*raw = base + ulong(slot * a.H + h) * ulong(4 * a.d);
+		return -1;
 	}
 	int c = pos - a.nsink;
-	device const uchar *blk = blocks + ulong(c / a.B) * ulong(a.block_bytes);
-	int j = c % a.B;
-	*val = blk + ulong(a.H * a.B) * ulong(a.ksize) + ulong(h * a.B + j) * ulong(a.vsize);
-	*raw = 0;
-	return blk + ulong(h * a.B + j) * ulong(a.ksize);
+	*e = btab + (ulong(c / a.B) * ulong(a.H) + ulong(h)) * BT_INTS;
+	*j = c % a.B;
+	return (*e)[BT_UP];
 }
 
 // Threadgroup-wide max and sum: simdgroup reductions, then the simdgroups'
@@ -65,26 +80,50 @@ static float tg_sum(threadgroup float *red, float x, uint lane, uint sg, uint ns
 }
 
 // logits: [T][QH][n], scaled; tokens a query may not see (causal: query t
-// sees [0, n − T + t + 1)) are −∞. qrot, qraw: [T][QH][d]; qproj [T][QH][P];
-// qmu [T][QH] (q·μ_k for centred keys). Threadgroup memory: qs [g·d],
-// qr [g·d], qp [g·P] floats.
+// sees [0, n − T + t + 1)) are −∞. qrot, qraw, qup: [T][QH][d] (qup: the
+// query prepared for the guard's upgraded key codec, when nacc is 3);
+// qproj [T][QH][P]; qmu [T][QH] (q·μ_k for centred keys). Threadgroup
+// memory: qs, qr [g·d], qp [g·P], qu [g·d] (guard), ds [g·(NT/B + 2)]
+// (drift: the key drift scores of the blocks the threadgroup's tokens fall
+// in, each computed once).
 kernel void tq_logits(constant AttendArgs &a [[buffer(0)]], device const int *klay [[buffer(1)]],
                       device const float *cent [[buffer(2)]], device const uchar *blocks [[buffer(3)]],
-                      device const uchar *sink [[buffer(4)]], device const uchar *win [[buffer(5)]],
-                      device const float *qrot [[buffer(6)]], device const float *qproj [[buffer(7)]],
-                      device const float *qraw [[buffer(8)]], device const float *qmu [[buffer(9)]],
-                      device float *logits [[buffer(10)]], threadgroup float *qs [[threadgroup(0)]],
+                      device const int *btab [[buffer(4)]], device const uchar *sink [[buffer(5)]],
+                      device const uchar *win [[buffer(6)]], device const float *qrot [[buffer(7)]],
+                      device const float *qproj [[buffer(8)]], device const float *qraw [[buffer(9)]],
+                      device const float *qup [[buffer(10)]], device const float *qmu [[buffer(11)]],
+                      device float *logits [[buffer(12)]], threadgroup float *qs [[threadgroup(0)]],
                       threadgroup float *qr [[threadgroup(1)]], threadgroup float *qp [[threadgroup(2)]],
+                      threadgroup float *qu [[threadgroup(3)]], threadgroup float *ds [[threadgroup(4)]],
                       uint tid [[thread_position_in_threadgroup]], uint3 tg [[threadgroup_position_in_grid]]) {
 	int h = int(tg.y), t = int(tg.z), g = a.g, d = a.d, QH = a.H * g;
 	ulong q0 = ulong(t * QH + h * g);
 	for (int i = int(tid); i < g * d; i += NT) {
 		qs[i] = qrot[q0 * ulong(d) + ulong(i)];
 		qr[i] = qraw[q0 * ulong(d) + ulong(i)];
+		if (a.nacc == 3) qu[i] = qup[q0 * ulong(d) + ulong(i)];
 	}
 	for (int i = int(tid); i < g * a.P; i += NT) qp[i] = qproj[q0 * ulong(a.P) + ulong(i)];
 	threadgroup_barrier(mem_flags::mem_threadgroup);
-	int pos = int(tg.x) * NT + int(tid);
+	int first = int(tg.x) * NT;
+	int b0 = 0;
+	if (a.drift) {
+		int c0 = first - a.nsink, c1 = first + NT - a.nsink;
+		c0 = c0 > 0 ? c0 : 0;
+		c1 = c1 < a.compressed ? c1 : a.compressed;
+		int nb = 0;
+		if (c1 > c0) {
+			b0 = c0 / a.B;
+			nb = (c1 - 1) / a.B - b0 + 1;
+		}
+		for (int i = int(tid); i < nb * g; i += NT) {
+			int bi = i / g, gi = i % g;
+			device const int *e = btab + (ulong(b0 + bi) * ulong(a.H) + ulong(h)) * BT_INTS;
+			ds[i] = e[BT_KD] >= 0 ? score_code(blocks + e[BT_KD], klay, qs + gi * d, qp + gi * a.P, cent) : 0.0f;
+		}
+		threadgroup_barrier(mem_flags::mem_threadgroup);
+	}
+	int pos = first + int(tid);
 	if (pos >= a.n) return;
 	int limit = a.n - a.T + t + 1;
 	device float *out = logits + q0 * ulong(a.n) + ulong(pos);
@@ -92,33 +131,53 @@ kernel void tq_logits(constant AttendArgs &a [[buffer(0)]], device const int *kl
 		for (int gi = 0; gi < g; gi++) out[ulong(gi) * ulong(a.n)] = -INFINITY;
 		return;
 	}
-	device const uchar *val;
-	int raw;
-	device const uchar *k = locate(a, pos, h, blocks, sink, win, &val, &raw);
+	device const uchar *raw;
+	device const int *e;
+	int j;
+	int sel = token(a, pos, h, btab, sink, win, &raw, &e, &j);
+	device const int *lay = klay + (sel > 0 ? LAYOUT_INTS : 0);
+	device const uchar *k = sel < 0 ? raw : blocks + ulong(e[BT_K]) + ulong(j) * ulong(lay[1]);
 	for (int gi = 0; gi < g; gi++) {
 		float x;
-		if (raw) {
+		if (sel < 0) {
 			float s = 0.0f;
 			threadgroup const float *q = qr + gi * d;
-			for (int j = 0; j < d; j++) s = s + q[j] * half_bits(load_u16(k + 2 * j));
+			for (int jj = 0; jj < d; jj++) s = s + q[jj] * half_bits(load_u16(k + 2 * jj));
 			x = s;
+		} else if (sel == 0) {
+			x = score_code(k, lay, qs + gi * d, qp + gi * a.P, cent) + qmu[q0 + ulong(gi)];
+			if (a.drift) x = x + ds[((pos - a.nsink) / a.B - b0) * g + gi];
 		} else {
-			x = score_code(k, klay, qs + gi * d, qp + gi * a.P, cent) + qmu[q0 + ulong(gi)];
+			x = score_code(k, lay, qu + gi * d, qp, cent) + qmu[q0 + ulong(gi)];
 		}
 		out[ulong(gi) * ulong(a.n)] = x * a.scale;
 	}
 }
 
-// out: per (query t, query head, split) 4 + 2d floats: max logit m,
-// Σe^(x−m), the same over compressed tokens, 0, then Σw·x̃ over compressed
-// tokens (value codec's rotated domain) [d], then Σw·v over fp16 tokens [d].
-// Threadgroup memory: w [g·chunk], red [NT] floats.
+// add_drift adds a block's value drift code, with the block's summed
+// weights bw (then cleared), to coordinate j of the compressed sums ac.
+static void add_drift(device const uchar *code, device const int *vlay, device const float *cent, int j, int g,
+                      thread float *bw, thread float *ac) {
+	float f;
+	float c = value_coord(code, vlay, cent, j, &f);
+	for (int gi = 0; gi < g; gi++) {
+		ac[gi] = ac[gi] + (bw[gi] * f) * c;
+		bw[gi] = 0.0f;
+	}
+}
+
+// out: per (query t, query head, split) 4 + nacc·d floats: max logit m,
+// Σe^(x−m), the same over compressed tokens, 0, then Σw·x̃ over base codes
+// (value codec's rotated domain, block drift codes included) [d], Σw·v over
+// fp16 tokens [d], and with the guard (nacc 3) Σw·x̃ over upgraded codes
+// (their codec's rotated domain) [d]. Threadgroup memory: w [g·chunk], red
+// [NT] floats.
 kernel void tq_attend_partial(constant AttendArgs &a [[buffer(0)]], device const int *vlay [[buffer(1)]],
                               device const float *cent [[buffer(2)]], device const uchar *blocks [[buffer(3)]],
-                              device const uchar *sink [[buffer(4)]], device const uchar *win [[buffer(5)]],
-                              device const float *logits [[buffer(6)]], device float *out [[buffer(7)]],
-                              threadgroup float *w [[threadgroup(0)]], threadgroup float *red [[threadgroup(1)]],
-                              uint tid [[thread_position_in_threadgroup]],
+                              device const int *btab [[buffer(4)]], device const uchar *sink [[buffer(5)]],
+                              device const uchar *win [[buffer(6)]], device const float *logits [[buffer(7)]],
+                              device float *out [[buffer(8)]], threadgroup float *w [[threadgroup(0)]],
+                              threadgroup float *red [[threadgroup(1)]], uint tid [[thread_position_in_threadgroup]],
                               uint3 tg [[threadgroup_position_in_grid]], uint lane [[thread_index_in_simdgroup]],
                               uint sg [[simdgroup_index_in_threadgroup]],
                               uint nsg [[simdgroups_per_threadgroup]]) {
@@ -149,27 +208,43 @@ kernel void tq_attend_partial(constant AttendArgs &a [[buffer(0)]], device const
 	}
 	threadgroup_barrier(mem_flags::mem_threadgroup);
 
-	ulong stride = ulong(4 + 2 * d);
+	ulong stride = ulong(4 + a.nacc * d);
 	for (int j = int(tid); j < d; j += NT) {
-		float ac[MAX_G], ar[MAX_G];
-		for (int gi = 0; gi < MAX_G; gi++) ac[gi] = ar[gi] = 0.0f;
+		float ac[MAX_G], ar[MAX_G], au[MAX_G], bw[MAX_G];
+		for (int gi = 0; gi < MAX_G; gi++) ac[gi] = ar[gi] = au[gi] = bw[gi] = 0.0f;
+		int vd = -1; // the value drift code of the block whose weights bw sums
 		for (int i = 0; i < len; i++) {
-			device const uchar *val;
-			int raw;
-			locate(a, start + i, h, blocks, sink, win, &val, &raw);
-			if (raw) {
-				float v = half_bits(load_u16(val + 2 * j));
+			device const uchar *raw;
+			device const int *e;
+			int jj;
+			int sel = token(a, start + i, h, btab, sink, win, &raw, &e, &jj);
+			int nvd = sel == 0 ? e[BT_VD] : -1;
+			if (nvd != vd) {
+				if (vd >= 0) add_drift(blocks + vd, vlay, cent, j, g, bw, ac);
+				vd = nvd;
+			}
+			if (sel < 0) {
+				float v = half_bits(load_u16(raw + 2 * d + 2 * j));
 				for (int gi = 0; gi < g; gi++) ar[gi] = ar[gi] + w[gi * chunk + i] * v;
-			} else {
-				float f;
-				float c = value_coord(val, vlay, cent, j, &f);
+				continue;
+			}
+			device const int *lay = vlay + (sel > 0 ? LAYOUT_INTS : 0);
+			float f;
+			float c = value_coord(blocks + ulong(e[BT_V]) + ulong(jj) * ulong(lay[1]), lay, cent, j, &f);
+			if (sel == 0) {
 				for (int gi = 0; gi < g; gi++) ac[gi] = ac[gi] + (w[gi * chunk + i] * f) * c;
+				if (vd >= 0)
+					for (int gi = 0; gi < g; gi++) bw[gi] = bw[gi] + w[gi * chunk + i];
+			} else {
+				for (int gi = 0; gi < g; gi++) au[gi] = au[gi] + (w[gi * chunk + i] * f) * c;
 			}
 		}
+		if (vd >= 0) add_drift(blocks + vd, vlay, cent, j, g, bw, ac);
 		for (int gi = 0; gi < g; gi++) {
 			device float *o = out + ((q0 + ulong(gi)) * ulong(a.nsplit) + ulong(split)) * stride;
 			o[4 + j] = ac[gi];
 			o[4 + d + j] = ar[gi];
+			if (a.nacc == 3) o[4 + 2 * d + j] = au[gi];
 		}
 	}
 	if (tid == 0) {
@@ -185,13 +260,13 @@ kernel void tq_attend_partial(constant AttendArgs &a [[buffer(0)]], device const
 
 // tq_attend_reduce merges the splits of one (query, query head) row: with M
 // the largest split max and f_s = e^(m_s − M) (0 for an empty split), every
-// sum is Σ_s f_s·(split sum) in split order. Output 4 + 2d floats: Σe, Σe
-// over compressed tokens, 0, 0, then the two value sums.
+// sum is Σ_s f_s·(split sum) in split order. Output 4 + nacc·d floats: Σe,
+// Σe over compressed tokens, 0, 0, then the value sums.
 kernel void tq_attend_reduce(constant AttendArgs &a [[buffer(0)]], device const float *part [[buffer(1)]],
                              device float *out [[buffer(2)]], uint tid [[thread_position_in_threadgroup]],
                              uint row [[threadgroup_position_in_grid]]) {
 	int d = a.d, nsplit = a.nsplit;
-	ulong stride = ulong(4 + 2 * d);
+	ulong stride = ulong(4 + a.nacc * d);
 	device const float *p = part + ulong(row) * ulong(nsplit) * stride;
 	float M = -INFINITY;
 	for (int s = 0; s < nsplit; s++)
@@ -204,7 +279,7 @@ kernel void tq_attend_reduce(constant AttendArgs &a [[buffer(0)]], device const 
 		wc = wc + q[2] * f;
 	}
 	device float *o = out + ulong(row) * stride;
-	for (int j = int(tid); j < 2 * d; j += NT) {
+	for (int j = int(tid); j < a.nacc * d; j += NT) {
 		float acc = 0.0f;
 		for (int s = 0; s < nsplit; s++) {
 			device const float *q = p + ulong(s) * stride;

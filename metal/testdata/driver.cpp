@@ -81,16 +81,17 @@ static void run(const Dispatch &d, std::vector<uchar *> &bufs) {
 	else if (d.name == "tq_logits")
 		call = [&](uint3 g, uint tid) {
 			tq_logits(*(constant AttendArgs *)B(0), (device int *)B(1), (device float *)B(2), (device uchar *)B(3),
-			          (device uchar *)B(4), (device uchar *)B(5), (device float *)B(6), (device float *)B(7),
-			          (device float *)B(8), (device float *)B(9), (device float *)B(10), (threadgroup float *)T(0),
-			          (threadgroup float *)T(1), (threadgroup float *)T(2), tid, g);
+			          (device int *)B(4), (device uchar *)B(5), (device uchar *)B(6), (device float *)B(7),
+			          (device float *)B(8), (device float *)B(9), (device float *)B(10), (device float *)B(11),
+			          (device float *)B(12), (threadgroup float *)T(0), (threadgroup float *)T(1),
+			          (threadgroup float *)T(2), (threadgroup float *)T(3), (threadgroup float *)T(4), tid, g);
 		};
 	else if (d.name == "tq_attend_partial")
 		call = [&](uint3 g, uint tid) {
 			tq_attend_partial(*(constant AttendArgs *)B(0), (device int *)B(1), (device float *)B(2),
-			                  (device uchar *)B(3), (device uchar *)B(4), (device uchar *)B(5), (device float *)B(6),
-			                  (device float *)B(7), (threadgroup float *)T(0), (threadgroup float *)T(1), tid, g,
-			                  tid % w, tid / w, (nt + w - 1) / w);
+			                  (device uchar *)B(3), (device int *)B(4), (device uchar *)B(5), (device uchar *)B(6),
+			                  (device float *)B(7), (device float *)B(8), (threadgroup float *)T(0),
+			                  (threadgroup float *)T(1), tid, g, tid % w, tid / w, (nt + w - 1) / w);
 		};
 	else if (d.name == "tq_attend_reduce")
 		call = [&](uint3 g, uint tid) {
