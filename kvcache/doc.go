@@ -16,8 +16,11 @@
 // ForkPrefix share blocks copy-on-write, and WriteTo / Pool.ReadSequence
 // snapshot and restore a sequence bit for bit (snapshot_format.go documents
 // the wire format), and Reserve sets aside a step's bytes in every layer so
-// an engine that appends layer by layer is refused before the first. ViewLayer is the hook for compute backends (the cuda
-// package). docs/ARCHITECTURE.md walks the data path.
+// an engine that appends layer by layer is refused before the first.
+// ViewLayer is the hook for compute backends (the cuda package);
+// ViewLayerBlocks also describes per-block layouts (the guard's upgraded
+// heads, BlockCenter's drift codes) and RecordQueries feeds the guard the
+// queries a backend attended with (the metal package). docs/ARCHITECTURE.md walks the data path.
 //
 // Every error wraps an exported sentinel (ErrConfig, ErrLength, ErrNonFinite,
 // ErrOverflow — the turboquant values themselves — and ErrCacheFull,

@@ -23,9 +23,10 @@ go run ./cmd/tqbench backend
 echo "== correctness: the kernels on the Metal device against the CPU codec"
 # Encode: every code byte-identical to Quantizer.Encode (fp32, fp16, bf16
 # inputs; 2/3/4/8 bits; fp16 and fp32 norms; edge cases). Pool: tq_logits,
-# softmax+P·V and the reduce over every fixed-rate preset and six more
-# configurations, within the tolerances stated in pool_test.go; snapshots
-# byte-identical to the CPU pool's.
+# softmax+P·V and the reduce over every fixed-rate and ladder preset, the
+# guard (upgraded heads), block centring (+bc) and more configurations,
+# within the tolerances stated in pool_test.go; snapshots byte-identical to
+# the CPU pool's.
 # Every test of the package runs on each device present (the Metal GPU, and
 # the C++ harness too if clang++-16 is installed); -v lists each subtest.
 if ! go test -count=1 -v ./metal/ >/tmp/tq-metal-check.log 2>&1; then
@@ -39,6 +40,6 @@ echo "== speed: encode (4096 × d128, 3 bits), Metal vs CPU"
 go test -run '^$' -bench 'BenchmarkEncode' -benchtime 20x ./metal/
 
 echo "== speed: decode attention, Metal vs the CPU's NEON kernels (8 KV heads × 4, d128, one layer)"
-go run ./cmd/tqbench backend --backend metal --presets fp16,k8v4,tq4,tq3 --tokens "$TOKENS"
-go run ./cmd/tqbench backend --backend neon --presets fp16,k8v4,tq4,tq3 --tokens "$TOKENS"
+go run ./cmd/tqbench backend --backend metal --presets fp16,k8v4,tq4,tq3,tq3-guard,tq3+bc --tokens "$TOKENS"
+go run ./cmd/tqbench backend --backend neon --presets fp16,k8v4,tq4,tq3,tq3-guard,tq3+bc --tokens "$TOKENS"
 echo "== done: record the tables above (date, machine, command) in BENCHMARKS.md"

@@ -16,6 +16,10 @@
 //   - tq_attend_partial / tq_attend_reduce: softmax and P·V split over the
 //     context, then the merge of the splits, in cuda's partial-row format.
 //
+// Blocks are found through a per-(block, KV head) table, so every preset
+// runs, the guard's (blocks whose heads were upgraded to other codecs) and
+// BlockCenter's (a drift code per block and head) included.
+//
 // Without a Mac the kernels are still exercised: the tests compile the
 // same MSL files as C++ with clang++-16 behind testdata/msl_host.h and run
 // every kernel over whole grids through the same Device, Encoder and Pool

@@ -294,6 +294,27 @@ func testPoolMatchesCPU(t *testing.T, dev *Device) {
 	}
 }
 
+// TestPoolTakesEveryPreset: every name kvcache.Preset knows, and its
+// BlockCenter variant where kvcache takes one, makes a device pool (the
+// configurations TestPoolMatchesCPU runs stand for the rest).
+func TestPoolTakesEveryPreset(t *testing.T) {
+	dev := testDevices(t)[0].dev
+	for _, base := range kvcache.AllPresetNames() {
+		for _, name := range []string{base, base + kvcache.BlockCenterSuffix} {
+			cfg, err := kvcache.Preset(name, 2, 8, 32, 128)
+			if err != nil {
+				if name == base {
+					t.Errorf("%s: %v", name, err)
+				}
+				continue // fp16, fp32 and the guard have no +bc
+			}
+			if _, err := NewPool(dev, cfg, 0); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+}
+
 // TestPoolErrors: unsupported configurations and bad calls give sentinel
 // errors and leave the sequence usable.
 func TestPoolErrors(t *testing.T) {
