@@ -65,6 +65,11 @@ func checkSupported(cfg kvcache.Config) error {
 	if cfg.BlockCenter {
 		return fmt.Errorf("%w: block centring's per-block drift codes", ErrUnsupported)
 	}
+	if cfg.Guard.Budget > 0 {
+		// Refused rather than run as its base preset: the kernels read one
+		// code layout per layer (the metal backend runs the guard).
+		return fmt.Errorf("%w: the guard's upgraded heads (mixed code layouts)", ErrUnsupported)
+	}
 	codecs := []kvcache.LayerStorage{{Keys: cfg.Keys, Values: cfg.Values}}
 	for _, o := range cfg.Overrides {
 		codecs = append(codecs, o)
