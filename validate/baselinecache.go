@@ -136,35 +136,29 @@ func (c *BaselineCache) Attend(layer int, queries, out []float32) error {
 	if len(queries) == 0 || len(queries)%qrow != 0 || len(out) != len(queries) || len(queries)/qrow > n {
 		return fmt.Errorf("%w: %d queries and %d outputs for %d stored tokens", llm.ErrArgument, len(queries), len(out), n)
 	}
-	T, group := len(queries)/qrow, c.qHeads/c.kvHeads
+	T := len(queries) / qrow
 	if cap(c.weights) < n {
 		c.weights = make([]float32, n)
 	}
-	w := c.weights[:n]
-	keys, values, d := c.keys[layer], c.values[layer], c.dim
+	values, d := c.values[layer], c.dim
 	for i := range T {
 		visible := n - T + i + 1
+		w := c.weights[:visible]
 		for qh := range c.qHeads {
-			q := queries[(i*c.qHeads+qh)*d:][:d]
-			h := qh / group
+			h := qh / (c.qHeads / c.kvHeads)
+			c.scores(layer, h, queries[(i*c.qHeads+qh)*d:][:d], w)
 			best := float32(math.Inf(-1))
-			for t := range visible {
-				k := keys[t*c.row()+h*d:][:d]
-				var s float32
-				for j, x := range q {
-					s += x * k[j]
-				}
-				w[t] = s * c.scale
-				best = max(best, w[t])
+			for _, x := range w {
+				best = max(best, x)
 			}
 			var sum float64
-			for t := range visible {
+			for t := range w {
 				w[t] = float32(math.Exp(float64(w[t] - best)))
 				sum += float64(w[t])
 			}
 			o := out[(i*c.qHeads+qh)*d:][:d]
 			clear(o)
-			for t := range visible {
+			for t := range w {
 				p := w[t] / float32(sum)
 				v := values[t*c.row()+h*d:][:d]
 				for j := range o {
@@ -174,6 +168,51 @@ func (c *BaselineCache) Attend(layer int, queries, out []float32) error {
 		}
 	}
 	return nil
+}
+
+// scores writes the scaled logits of query q against KV head h's first
+// len(dst) stored keys of a layer.
+func (c *BaselineCache) scores(layer, h int, q, dst []float32) {
+	keys, d := c.keys[layer], c.dim
+	for t := range dst {
+		k := keys[t*c.row()+h*d:][:d]
+		var s float32
+		for j, x := range q {
+			s += x * k[j]
+		}
+		dst[t] = s * c.scale
+	}
+}
+
+// Logits writes the scaled logits of one query of query head qHead against
+// every stored key of a layer (len(dst) = Len()), as Attend scores them.
+func (c *BaselineCache) Logits(layer, qHead int, query, dst []float32) error {
+	if layer < 0 || layer >= len(c.keys) || qHead < 0 || qHead >= c.qHeads {
+		return fmt.Errorf("%w: layer %d of %d, query head %d of %d", llm.ErrArgument, layer, len(c.keys), qHead, c.qHeads)
+	}
+	if n := len(c.keys[layer]) / c.row(); len(query) != c.dim || len(dst) != n {
+		return fmt.Errorf("%w: a query of %d and %d logits for %d stored tokens of dim %d", llm.ErrArgument, len(query), len(dst), n, c.dim)
+	}
+	c.scores(layer, qHead/(c.qHeads/c.kvHeads), query, dst)
+	return nil
+}
+
+// Close drops the stored tokens.
+func (c *BaselineCache) Close() error {
+	for l := range c.keys {
+		c.keys[l], c.values[l] = nil, nil
+		c.keysDone[l], c.valuesDone[l] = 0, 0
+	}
+	return nil
+}
+
+// BaselineBuilder builds one-layer BaselineCaches of a codec, with window
+// and sinks fp16 tokens, for the attention measurements (RunNIAH).
+func BaselineBuilder(codec Baseline, window, sinks int) Builder {
+	return func(kvHeads, qHeads, headDim int) (Attention, error) {
+		return NewBaselineCache(codec, kvcache.Config{Layers: 1, KVHeads: kvHeads, QHeads: qHeads, HeadDim: headDim,
+			Window: window, Sinks: sinks})
+	}
 }
 
 // Truncate drops every token at position ≥ n; tokens already quantized

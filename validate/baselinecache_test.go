@@ -122,3 +122,61 @@ func TestBaselineCacheWindowAndAttention(t *testing.T) {
 	_, err = NewBaselineCache(Baseline{Kind: KIVI, Bits: 4}, kvcache.Config{Layers: 1, KVHeads: 3, QHeads: 4, HeadDim: d})
 	assert.ErrorIs(t, err, ErrBaseline)
 }
+
+// TestBaselineCacheLogits: before anything is quantized, the logits are the
+// fp32 cache's; after, they are those of the stored reconstructions (the
+// ones Attend uses: softmax of them times the values is Attend's output).
+func TestBaselineCacheLogits(t *testing.T) {
+	const H, QH, d, T = 2, 4, 64, 80
+	keys, values := baselineCacheData(T, H, d, 4)
+	queries, _ := baselineCacheData(1, QH, d, 5)
+	shape := kvcache.Config{Layers: 1, KVHeads: H, QHeads: QH, HeadDim: d}
+
+	ref, err := kvcache.NewPool(kvcache.Config{Layers: 1, KVHeads: H, QHeads: QH, HeadDim: d,
+		Keys: kvcache.Storage{Kind: kvcache.Float32}, Values: kvcache.Storage{Kind: kvcache.Float32}}, 0)
+	require.NoError(t, err)
+	seq := ref.NewSequence()
+	require.NoError(t, seq.Append(0, keys, values))
+	exactShape := shape
+	exactShape.Window = T
+	exact, err := NewBaselineCache(Baseline{Kind: KIVI, Bits: 2}, exactShape)
+	require.NoError(t, err)
+	require.NoError(t, exact.Append(0, keys, values))
+	got, want := make([]float32, T), make([]float32, T)
+	for qh := range QH {
+		q := queries[qh*d : (qh+1)*d]
+		require.NoError(t, seq.Logits(0, qh, q, want))
+		require.NoError(t, exact.Logits(0, qh, q, got))
+		assert.InDeltaSlice(t, want, got, 1e-4, "query head %d", qh)
+	}
+
+	c, err := NewBaselineCache(Baseline{Kind: KIVI, Bits: 2}, shape)
+	require.NoError(t, err)
+	require.NoError(t, c.Append(0, keys, values))
+	out := make([]float32, QH*d)
+	require.NoError(t, c.Attend(0, queries, out))
+	for qh := range QH {
+		require.NoError(t, c.Logits(0, qh, queries[qh*d:(qh+1)*d], got))
+		best := float32(math.Inf(-1))
+		for _, x := range got {
+			best = max(best, x)
+		}
+		var sum float64
+		o := make([]float64, d)
+		for tok, x := range got {
+			w := math.Exp(float64(x - best))
+			sum += w
+			for j := range o {
+				o[j] += w * float64(c.values[0][(tok*H+qh/(QH/H))*d+j])
+			}
+		}
+		for j := range o {
+			assert.InDelta(t, o[j]/sum, out[qh*d+j], 1e-4, "query head %d coordinate %d", qh, j)
+		}
+	}
+	assert.ErrorIs(t, c.Logits(0, QH, queries[:d], got), llm.ErrArgument)
+	assert.ErrorIs(t, c.Logits(0, 0, queries[:d], got[:T-1]), llm.ErrArgument)
+	assert.ErrorIs(t, c.Logits(1, 0, queries[:d], got), llm.ErrArgument)
+	require.NoError(t, c.Close())
+	assert.Zero(t, c.Len())
+}

@@ -52,6 +52,28 @@ func TestNIAHCalibration(t *testing.T) {
 	assert.Equal(t, cfg.Lengths[0]-1, res[0].Cells[len(cfg.Depths)-1].Position)
 }
 
+// TestNIAHBaselines: the KIVI-like and int-N codecs run in the same grid
+// (BaselineBuilder); more bits never pass fewer cells here, and 1-bit KIVI
+// fails where 4-bit passes.
+func TestNIAHBaselines(t *testing.T) {
+	s, err := DefaultSynthKV()
+	require.NoError(t, err)
+	cfg := NIAHConfig{Lengths: []int{512}, Depths: NIAHDepths(6), Seed: 2}
+	var builders []Builder
+	for _, b := range []Baseline{{Kind: KIVI, Bits: 4}, {Kind: KIVI, Bits: 2}, {Kind: KIVI, Bits: 1}} {
+		builders = append(builders, BaselineBuilder(b, 0, 0))
+	}
+	res, err := RunNIAH(s, cfg, builders, nil)
+	require.NoError(t, err)
+	for i, r := range res {
+		t.Logf("kivi%d pass %.3f retrieval %.3f", []int{4, 2, 1}[i], r.PassRate, r.RetrievalRate)
+	}
+	assert.Equal(t, 1.0, res[0].PassRate, "kivi4")
+	assert.GreaterOrEqual(t, res[0].PassRate, res[1].PassRate)
+	assert.GreaterOrEqual(t, res[1].PassRate, res[2].PassRate)
+	assert.LessOrEqual(t, res[2].PassRate, 0.2, "kivi1")
+}
+
 func TestNIAHGroupingKeepsData(t *testing.T) {
 	// Splitting depths over several caches (MaxValues) gives the same cells.
 	s, err := DefaultSynthKV()

@@ -38,6 +38,10 @@ func runNIAHGrid(o niahOptions, p *progress) ([]niahRow, error) {
 	}
 	var builders []validate.Builder
 	for _, name := range o.presets {
+		if codec, ok := validate.BaselineByName(name); ok {
+			builders = append(builders, validate.BaselineBuilder(codec, o.window, o.sinks))
+			continue
+		}
 		b, err := builderFor(name, o.adjust)
 		if err != nil {
 			return nil, err
@@ -67,7 +71,7 @@ func niahSteps(o niahOptions) int {
 func runNIAH(args []string, stdout io.Writer) error {
 	fs := newFlags("niah")
 	presets := fs.String("presets", "fp32,fp16,k8v4,tq4,tq3.5,tq3,k4v2,tq2.5,tq2,naive4,naive3,naive2",
-		"comma-separated presets (naiveN: plain per-vector N-bit rounding, as a baseline)")
+		"comma-separated presets (naiveN: plain per-vector N-bit rounding; baseline codecs by name: kivi3-g32, int4-sym-g32, …)")
 	lengths := fs.String("lengths", "1024,4096,16384", "comma-separated context lengths (up to 131072 and beyond)")
 	depths := fs.Int("depths", 11, "needle depths, evenly spaced over 0–100%")
 	weight := fs.Float64("needle-weight", 0.8, "the needle's exact attention weight")

@@ -97,6 +97,10 @@ func storage(name string, d int) (bits, bytesPerTokenHead float64) {
 		bits = float64(n) + 64/float64(d)
 		return bits, 2 * bits * float64(d) / 8
 	}
+	if codec, ok := validate.BaselineByName(name); ok {
+		bits = codec.NominalBits()
+		return bits, 2 * bits * float64(d) / 8
+	}
 	cfg, err := kvcache.Preset(name, 1, 1, 1, d)
 	if err != nil {
 		return 0, 0
