@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/turboquant-go/tq/internal/rng"
 	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
 )
@@ -108,4 +109,42 @@ func TestNIAHErrors(t *testing.T) {
 	assert.ErrorIs(t, err, ErrShape)
 	_, err = RunNIAH(s, NIAHConfig{Lengths: []int{64}, Depths: []float64{0}}, []Builder{PresetBuilder("tq9", nil)}, nil)
 	assert.ErrorIs(t, err, turboquant.ErrConfig)
+}
+
+// TestIdealValueBuilder: keys are kept exactly, values come back with the
+// test channel's error, D = 2^(−2·bits) of their centred energy, and in
+// the NIAH grid the ideal 8-bit values pass every cell while ideal 1-bit
+// values fail most.
+func TestIdealValueBuilder(t *testing.T) {
+	const H, QH, d, T = 2, 4, 64, 3000
+	keys, values := make([]float32, T*H*d), make([]float32, T*H*d)
+	src := rng.New(9)
+	for i := range keys {
+		keys[i] = float32(src.Norm())
+		values[i] = float32(0.5*float64(i%d%5) + src.Norm()) // a mean, and spread
+	}
+	a, err := IdealValueBuilder(3, 1)(H, QH, d)
+	require.NoError(t, err)
+	require.NoError(t, a.Append(0, keys, values))
+	rt := a.(*roundTrip)
+	assert.Equal(t, keys, rt.keys, "keys are exact")
+	mu := headMeans(values, H, d)
+	var e, energy float64
+	for i, v := range values {
+		m := mu[i%(H*d)]
+		e += (float64(rt.vals[i]) - float64(v)) * (float64(rt.vals[i]) - float64(v))
+		energy += (float64(v) - m) * (float64(v) - m)
+	}
+	assert.InEpsilon(t, 1.0/64, e/energy, 0.03, "relative MSE at 3 bits")
+	_, err = IdealValueBuilder(0, 1)(H, QH, d)
+	assert.ErrorIs(t, err, ErrShape)
+
+	s, err := DefaultSynthKV()
+	require.NoError(t, err)
+	res, err := RunNIAH(s, NIAHConfig{Lengths: []int{512}, Depths: NIAHDepths(6), Seed: 3},
+		[]Builder{IdealValueBuilder(8, 1), IdealValueBuilder(1, 1)}, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, res[0].PassRate, "ideal 8-bit values")
+	assert.Equal(t, 1.0, res[0].RetrievalRate)
+	assert.LessOrEqual(t, res[1].PassRate, 0.5, "ideal 1-bit values")
 }

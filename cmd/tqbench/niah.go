@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/turboquant-go/tq/kvcache"
@@ -29,6 +31,10 @@ func (o niahOptions) adjust(cfg *kvcache.Config) {
 	}
 }
 
+// idealValuesPrefix names the NIAH reference of exact keys and values
+// through an ideal code (validate.IdealValueBuilder) at the rate after it.
+const idealValuesPrefix = "ideal-v"
+
 // runNIAHGrid runs every preset over the grid, ticking p once per cell
 // group and preset.
 func runNIAHGrid(o niahOptions, p *progress) ([]niahRow, error) {
@@ -40,6 +46,14 @@ func runNIAHGrid(o niahOptions, p *progress) ([]niahRow, error) {
 	for _, name := range o.presets {
 		if codec, ok := validate.BaselineByName(name); ok {
 			builders = append(builders, validate.BaselineBuilder(codec, o.window, o.sinks))
+			continue
+		}
+		if rate, ok := strings.CutPrefix(name, idealValuesPrefix); ok {
+			bits, err := strconv.ParseFloat(rate, 64)
+			if err != nil || !(bits > 0 && bits <= 16) {
+				return nil, fmt.Errorf("%w: %q (ideal values take a rate in bits, e.g. %s3)", turboquant.ErrConfig, name, idealValuesPrefix)
+			}
+			builders = append(builders, validate.IdealValueBuilder(bits, o.cfg.Seed))
 			continue
 		}
 		b, err := builderFor(name, o.adjust)
@@ -71,7 +85,8 @@ func niahSteps(o niahOptions) int {
 func runNIAH(args []string, stdout io.Writer) error {
 	fs := newFlags("niah")
 	presets := fs.String("presets", "fp32,fp16,k8v4,tq4,tq3.5,tq3,k4v2,tq2.5,tq2,naive4,naive3,naive2",
-		"comma-separated presets (naiveN: plain per-vector N-bit rounding; baseline codecs by name: kivi3-g32, int4-sym-g32, …)")
+		"comma-separated presets (naiveN: plain per-vector N-bit rounding; baseline codecs by name: kivi3-g32, int4-sym-g32, …; "+
+			idealValuesPrefix+"R: exact keys, values at the rate–distortion bound of R bits, the reference no value code beats)")
 	lengths := fs.String("lengths", "1024,4096,16384", "comma-separated context lengths (up to 131072 and beyond)")
 	depths := fs.Int("depths", 11, "needle depths, evenly spaced over 0–100%")
 	weight := fs.Float64("needle-weight", 0.8, "the needle's exact attention weight")
