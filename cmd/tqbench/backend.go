@@ -169,19 +169,36 @@ func backendRun(b *openedBackend, preset string, n, H, g, d, steps int) (string,
 		}
 		return x
 	}
-	for done := 0; done < n; {
-		m := min(4096, n-done)
+	appendBoth := func(m int) error {
 		k, v := vec(m*H*d), vec(m*H*d)
 		if err := c.Append(0, k, v); err != nil {
-			return "", err
+			return err
 		}
-		if err := ref.Append(0, k, v); err != nil {
+		return ref.Append(0, k, v)
+	}
+	// A prefill of n−1 tokens, one attention, then the last token as a
+	// decode step: a deferred prefill (the guard presets) is compressed
+	// then, against the query attended, as in an engine.
+	for done := 0; done < n-1; {
+		m := min(4096, n-1-done)
+		if err := appendBoth(m); err != nil {
 			return "", err
 		}
 		done += m
 	}
 	q := vec(H * g * d)
 	out, want := make([]float32, len(q)), make([]float32, len(q))
+	if n > 1 {
+		if err := c.Attend(0, q, out); err != nil {
+			return "", err
+		}
+		if err := ref.Attend(0, q, want); err != nil {
+			return "", err
+		}
+	}
+	if err := appendBoth(1); err != nil {
+		return "", err
+	}
 	if err := ref.Attend(0, q, want); err != nil {
 		return "", err
 	}
