@@ -183,9 +183,10 @@ type run struct {
 // heads' codes, which sit next to each other in a block, are read as one
 // sequential stream; heads must be ascending and contiguous.
 //
-// While f works on one run, the next run's codes (the keys, or the values
-// when which is valuesKV) are prefetched, so their cache lines arrive during the
-// computation rather than when a kernel first touches them.
+// Before each head's run in a block, that head's codes in the next block
+// (the keys, or the values when which is valuesKV) are prefetched, so their
+// cache lines arrive during the computation rather than when a kernel first
+// touches them.
 func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
@@ -210,26 +211,31 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv
 		pos += n
 	}
 	end := min(limit, l.nSink+l.compressed)
-	first, prefetched := heads[0], -1 // prefetched: the block last prefetched
-	for pos < end {                   // one block at a time: its layout says where each head's codes are
+	prefetched := -1 // the block last prefetched
+	for pos < end {  // one block at a time: its layout says where each head's codes are
 		c := pos - l.nSink
 		bi := c / B
 		b := l.blocks[bi]
 		lay, j := b.lay, c%B
 		n := min(B-j, end-pos)
+		// The next block is elsewhere in memory (the hardware prefetcher
+		// alone stalls at every block boundary): before each head's run,
+		// ask for that head's codes in the next block, a block ahead of
+		// their use. Head by head rather than all heads at once spreads
+		// the requests over the block's work, which kept more of them in
+		// flight (fp16 at 32K tokens: 25–30% faster than one burst).
+		var next *block
 		if bi+1 < len(l.blocks) && bi+1 != prefetched {
-			// The next block is elsewhere in memory: ask for all of these
-			// heads' codes in it now, a block ahead of their use (the
-			// hardware prefetcher alone stalls at every block boundary).
-			prefetched = bi + 1
-			next, last := l.blocks[bi+1], heads[len(heads)-1]
-			off, stop := next.lay.kOff, next.lay.kOff[last]+B*next.lay.kSize[last]
-			if which == valuesKV {
-				off, stop = next.lay.vOff, next.lay.vOff[last]+B*next.lay.vSize[last]
-			}
-			simd.Prefetch(next.data[off[first]:stop])
+			prefetched, next = bi+1, l.blocks[bi+1]
 		}
 		for k, h := range heads {
+			if next != nil {
+				off, size := next.lay.kOff[h], B*next.lay.kSize[h]
+				if which == valuesKV {
+					off, size = next.lay.vOff[h], B*next.lay.vSize[h]
+				}
+				simd.Prefetch(next.data[off : off+size])
+			}
 			ks, vs := lay.kSize[h], lay.vSize[h]
 			kd, vd := lay.drift(b.data, h)
 			chunked(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
