@@ -2,12 +2,14 @@ package kvcache
 
 import (
 	"encoding/binary"
-	"github.com/turboquant-go/tq/internal/vec"
 	"math"
 	"sync"
 	"unsafe"
 
+	"github.com/turboquant-go/tq/internal/half"
 	"github.com/turboquant-go/tq/internal/simd"
+	"github.com/turboquant-go/tq/internal/vec"
+	"github.com/turboquant-go/tq/turboquant"
 )
 
 // The row path of attention: each run of tokens (the sinks, one block, a
@@ -15,8 +17,8 @@ import (
 // in the storage's domain (rotated, norm applied) that stays in cache, then
 // scored against all the group's queries and accumulated with their softmax
 // weights by the internal/simd kernels. Keys and values are each read once
-// per query group. Storages without a row form (PolarQuant, QJL, corrected or
-// fp32-norm codes) use the per-code path in attend_codes.go.
+// per query group. Storages without a row form (PolarQuant, QJL, fp32-norm
+// codes) use the per-code path in attend_codes.go.
 
 // rowOverride forces the row path on (1) or off (−1); 0 leaves the choice
 // to rowKernels. Tests force both paths.
@@ -46,7 +48,7 @@ type rowStore interface {
 	queryRow(dst, y, tmp []float32)
 	// scoreRun adds ⟨q_i, code t⟩ to out[i*outStride+t] for the g query
 	// rows and the n codes (code t at codes[t*stride:]); buf is scratch of
-	// rowChunk rows.
+	// rowScratch(d, g) floats.
 	scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32)
 	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i.
 	accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32)
@@ -58,17 +60,36 @@ func (c *quantStore) rowForm() bool { return c.kerns != nil }
 // kernels score codes in. y was checked finite by Attend or Logits.
 func (c *quantStore) queryRow(dst, y, _ []float32) { _ = c.q.PrepareKernelQuery(dst, nil, y) }
 
+// rowScratch is the scratch floats the row kernels take: rowChunk rows,
+// and rowChunk scores or weights per query row for corrected codes.
+func rowScratch(d, g int) int { return rowChunk * (d + g) }
+
 // Codes of up to 4 bits run through the fused kernels (unpack and multiply
 // in registers); 8-bit codes are decoded into rows first (a gather each).
+// A part's correction scalar (turboquant.Unbiased, Renormalize) multiplies
+// its norm: the fused kernels score into scratch that is then scaled code by
+// code, or take weights scaled code by code; decoded rows are scaled.
 
 func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
-		if p.Bits <= 4 {
+		corr := p.Correction != turboquant.NoCorrection
+		switch {
+		case p.Bits <= 4 && corr:
+			s := buf[:g*n]
+			clear(s)
+			simd.DotCodes(s, n, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+			for t := range n {
+				f := correction(codes[t*stride+coff+p.CorrectionOffset:])
+				for gi := range g {
+					out[gi*outStride+t] += s[gi*n+t] * f
+				}
+			}
+		case p.Bits <= 4:
 			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
-		} else {
-			simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+		default:
+			c.decodeRows(buf, p, i, codes, stride, n)
 			if p.Dim == d { // one part: the g query rows are contiguous, so Dot reads each row once for four of them
 				simd.Dot(out, outStride, q[:g*d], buf, n, d, d)
 				break
@@ -85,10 +106,20 @@ func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byt
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
-		if p.Bits <= 4 {
+		switch {
+		case p.Bits <= 4 && p.Correction != turboquant.NoCorrection:
+			ws := buf[:g*n]
+			for t := range n {
+				f := correction(codes[t*stride+coff+p.CorrectionOffset:])
+				for gi := range g {
+					ws[gi*n+t] = w[gi*wStride+t] * f
+				}
+			}
+			simd.AxpyCodes(acc[off:], d, ws, n, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+		case p.Bits <= 4:
 			simd.AxpyCodes(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
-		} else {
-			simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+		default:
+			c.decodeRows(buf, p, i, codes, stride, n)
 			if p.Dim == d { // one part: as in scoreRun
 				simd.Axpy(acc[:g*d], w, wStride, buf, n, d, d)
 				break
@@ -100,6 +131,22 @@ func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byt
 		off += p.Dim
 	}
 }
+
+// decodeRows decodes part i of n codes into buf as rows of p.Dim, each
+// scaled by its correction scalar when the part has one.
+func (c *quantStore) decodeRows(buf []float32, p turboquant.Part, i int, codes []byte, stride, n int) {
+	simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[p.Offset:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+	if p.Correction == turboquant.NoCorrection {
+		return
+	}
+	for t := range n {
+		simd.Scale(buf[t*p.Dim:(t+1)*p.Dim], correction(codes[t*stride+p.Offset+p.CorrectionOffset:]))
+	}
+}
+
+// correction reads a code's fp16 correction scalar (row forms have fp16
+// norms, and the correction has the norm's precision).
+func correction(b []byte) float32 { return half.ToFloat32(uint16(b[0]) | uint16(b[1])<<8) }
 
 func (c fp16Store) rowForm() bool { return true }
 
@@ -175,12 +222,12 @@ type rowState struct {
 	qk, qr []float32 // queries × scale in the key storage's domain and raw, [g][d]
 	qu     []float32 // queries × scale in the upgraded key storage's domain (guard)
 	qmu    []float32 // scale·q·μ_k per query head (Center)
-	rows   []float32 // rowChunk × d
+	rows   []float32 // the row kernels' scratch, rowScratch(d, g)
 }
 
 func newRowState(g, d int) *rowState {
 	return &rowState{softmaxState: newSoftmaxState(g, d), drift: make([]float32, g), qk: make([]float32, g*d), qr: make([]float32, g*d),
-		qu: make([]float32, g*d), qmu: make([]float32, g), rows: make([]float32, rowChunk*d)}
+		qu: make([]float32, g*d), qmu: make([]float32, g), rows: make([]float32, rowScratch(d, g))}
 }
 
 // prepare maps the group's queries (len g·d) for scoring.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/turboquant-go/tq/internal/simd"
 	. "github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/turboquant"
 )
 
 // TestRowPathMatchesPerCodePath runs every preset, with and without
@@ -25,11 +26,20 @@ func TestRowPathMatchesPerCodePath(t *testing.T) {
 	}
 	for _, heads := range [][2]int{{2, 2}, {2, 8}, {1, 5}} {
 		H, QH := heads[0], heads[1]
-		for _, name := range append(slices.Clone(PresetNames), "k4v3.5", "k5v4.5") { // splits: two index runs, one norm
+		// Splits: two index runs, one norm. Corrections: unbiased 4- and
+		// 8-bit keys (fused kernels, decoded rows), and renormalised values.
+		for _, name := range append(slices.Clone(PresetNames), "k4v3.5", "k5v4.5", "k4v3.25+uk", "k8v4+uk", "corrected-values") {
 			for _, center := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/H=%d/QH=%d/center=%v", name, H, QH, center), func(t *testing.T) {
-					cfg, err := Preset(name, L, H, QH, d)
+					preset := name
+					if name == "corrected-values" {
+						preset = "tq3+uk"
+					}
+					cfg, err := Preset(preset, L, H, QH, d)
 					require.NoError(t, err)
+					if name == "corrected-values" {
+						cfg.Values.Correction = turboquant.Renormalize
+					}
 					cfg.Window, cfg.BlockTokens, cfg.Center = 40, 16, center
 					pool, err := NewPool(cfg, 0)
 					require.NoError(t, err)

@@ -44,8 +44,7 @@ type quantStore struct {
 func newQuantStore(q *turboquant.Quantizer) *quantStore {
 	c := &quantStore{q: q, parts: q.Parts()}
 	for _, p := range c.parts {
-		if p.Method != turboquant.MSE || p.Correction != turboquant.NoCorrection || p.Norm != turboquant.FP16 ||
-			p.Bits < 1 || p.Bits > 8 {
+		if p.Method != turboquant.MSE || p.Norm != turboquant.FP16 || p.Bits < 1 || p.Bits > 8 {
 			c.kerns = nil
 			break
 		}

@@ -113,9 +113,9 @@ func TestCompareJSON(t *testing.T) {
 		KIVI5   []map[string]any `json:"tq4_vs_kivi4"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
-	// 7 compressed presets and 11 ladder presets × 2 (plain, centred) + 12
-	// baselines, per layer.
-	assert.Len(t, rep.Rows, 2*(18*2+12))
+	// 7 compressed presets, 11 ladder presets and 5 with unbiased keys × 2
+	// (plain, centred) + 12 baselines, per layer.
+	assert.Len(t, rep.Rows, 2*(23*2+12))
 	assert.Contains(t, rep.Rows[0], "logit_cos_mean")
 	assert.Contains(t, rep.Rows[0], "bits_per_element")
 	assert.Len(t, rep.KIVI5, 2)
