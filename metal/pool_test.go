@@ -212,6 +212,8 @@ func testPoolMatchesCPU(t *testing.T, dev *Device) {
 	for _, preset := range []string{"tq3", "k4v3.5", "k8v4", "tq2.5"} {
 		cases = append(cases, named{preset + kvcache.BlockCenterSuffix, poolConfig(t, preset+kvcache.BlockCenterSuffix)})
 	}
+	// Unbiased keys: the correction scalar in part_factor, with fp16 norms.
+	cases = append(cases, named{"k4v3.25+uk", poolConfig(t, "k4v3.25+uk")})
 	bcOverride := poolConfig(t, "tq3"+kvcache.BlockCenterSuffix)
 	bcOverride.Overrides = map[int]kvcache.LayerStorage{1: {Keys: kvcache.Storage{Kind: kvcache.Float16},
 		Values: kvcache.Storage{Kind: kvcache.Quantized, Method: turboquant.MSE, Bits: 4}}}
@@ -295,18 +297,19 @@ func testPoolMatchesCPU(t *testing.T, dev *Device) {
 }
 
 // TestPoolTakesEveryPreset: every name kvcache.Preset knows, and its
-// BlockCenter variant where kvcache takes one, makes a device pool (the
-// configurations TestPoolMatchesCPU runs stand for the rest).
+// BlockCenter and unbiased-keys variants where kvcache takes them, makes a
+// device pool (the configurations TestPoolMatchesCPU runs stand for the
+// rest).
 func TestPoolTakesEveryPreset(t *testing.T) {
 	dev := testDevices(t)[0].dev
 	for _, base := range kvcache.AllPresetNames() {
-		for _, name := range []string{base, base + kvcache.BlockCenterSuffix} {
+		for _, name := range []string{base, base + kvcache.BlockCenterSuffix, base + kvcache.UnbiasedKeysSuffix} {
 			cfg, err := kvcache.Preset(name, 2, 8, 32, 128)
 			if err != nil {
 				if name == base {
 					t.Errorf("%s: %v", name, err)
 				}
-				continue // fp16, fp32 and the guard have no +bc
+				continue // e.g. fp16 and the guard have no +bc, splits no +uk
 			}
 			if _, err := NewPool(dev, cfg, 0); err != nil {
 				t.Errorf("%s: %v", name, err)
