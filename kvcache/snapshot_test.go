@@ -152,7 +152,7 @@ func snapRoundTrip(t testing.TB, cfg Config, pool *Pool, s *Sequence) *Sequence 
 	return r
 }
 
-var snapPresets = []string{"fp16", "tq3", "tq3.5", "k4v3.5", "k8v4", "mixed", "deferred", "blockcenter"}
+var snapPresets = []string{"fp16", "tq3", "tq3.5", "k4v3.5", "k4v3.25+uk", "k8v4", "mixed", "deferred", "blockcenter"}
 
 func TestSnapshotRoundTrip(t *testing.T) {
 	for _, preset := range snapPresets {
