@@ -213,6 +213,11 @@ const BlockCenterSuffix = "+bc"
 // into the same preset with unbiased keys (a correction scalar per key).
 const UnbiasedKeysSuffix = "+uk"
 
+// UnbiasedKeyPresetNames are the ladder presets with unbiased keys that
+// spend exactly 5, 4.5, 4, 3.5 and 3 bits per value at head dim 64, the
+// budgets of the int-N and KIVI-like baselines.
+var UnbiasedKeyPresetNames = []string{"k5v4.25+uk", "k4v4.25+uk", "k4v3.25+uk", "k3v3.25+uk", "k3v2.25+uk"}
+
 // ladderStorages parses a ladder preset name ("tq6", "k5v4", "k4v3.5")
 // into its key and value storages; only the names in LadderPresetNames
 // are accepted. A rate of b.5 bits is b-bit MSE with half the rotated

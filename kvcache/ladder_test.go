@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	. "github.com/turboquant-go/tq/kvcache"
+	"github.com/turboquant-go/tq/turboquant"
 )
 
 // bitsPerValue is a preset's stored bits per key-or-value element at head
@@ -102,4 +103,25 @@ func TestLadderStoresThePlanAndGainsFidelityWithBits(t *testing.T) {
 		{"k3v2", "k2.5v3"}} { // a split's extra half bit pays
 		assert.Less(t, errs[pair[1]], errs[pair[0]], "%s should beat %s", pair[1], pair[0])
 	}
+}
+
+// TestUnbiasedKeyPresetsFillTheBaselineBudgets: the +uk presets spend exactly
+// the int-N and KIVI-like budgets at head dim 64 (the correction scalar is
+// counted), their keys carry the correction, and "+uk" is refused where
+// the keys are not whole-rate MSE codes.
+func TestUnbiasedKeyPresetsFillTheBaselineBudgets(t *testing.T) {
+	for i, name := range UnbiasedKeyPresetNames {
+		cfg, err := Preset(name, 1, 1, 1, 64)
+		require.NoError(t, err, name)
+		assert.Equal(t, turboquant.Unbiased, cfg.Keys.Correction, name)
+		assert.Equal(t, 5-0.5*float64(i), cfg.BitsPerValue(0), name)
+	}
+	for _, bad := range []string{"fp16+uk", "tq3.5+uk", "k4.5v3+uk", "k4v3.5+uk+uk", "tq3+bc+bc"} {
+		_, err := Preset(bad, 1, 1, 1, 64)
+		assert.ErrorIs(t, err, ErrConfig, bad)
+	}
+	cfg, err := Preset("k5v4+uk+bc", 1, 1, 1, 64)
+	require.NoError(t, err)
+	assert.True(t, cfg.BlockCenter)
+	assert.Equal(t, turboquant.Unbiased, cfg.Keys.Correction)
 }

@@ -440,8 +440,8 @@ func Compare(kv *RealKV, layer int, contenders []Contender) ([]CompareRow, error
 // centred, and every baseline of Baselines.
 func ComparisonContenders() []Contender {
 	var out []Contender
-	for _, p := range append(slices.Clone(kvcache.PresetNames), "k5v4.5", "k5v4", "tq5", "k4v4.5", "k4v3.5", "k4v3", "k3v4", "k3v3.5", "k3.5v3", "k2.5v3", "k3v2",
-		"k5v4.25+uk", "k4v4.25+uk", "k4v3.25+uk", "k3v3.25+uk", "k3v2.25+uk") {
+	ladder := []string{"k5v4.5", "k5v4", "tq5", "k4v4.5", "k4v3.5", "k4v3", "k3v4", "k3v3.5", "k3.5v3", "k2.5v3", "k3v2"}
+	for _, p := range slices.Concat(kvcache.PresetNames, ladder, kvcache.UnbiasedKeyPresetNames) {
 		if p == "fp32" || p == "fp16" {
 			continue
 		}

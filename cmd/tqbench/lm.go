@@ -96,7 +96,7 @@ func ladderPresets() []string {
 		bits int64
 	}
 	var rungs []rung
-	for _, name := range slices.Concat(kvcache.PresetNames, kvcache.LadderPresetNames) {
+	for _, name := range slices.Concat(kvcache.PresetNames, kvcache.LadderPresetNames, kvcache.UnbiasedKeyPresetNames) {
 		cfg, err := kvcache.Preset(name, 1, 1, 1, 128)
 		if err != nil || name == "fp32" || name == "fp16" {
 			continue
@@ -124,7 +124,7 @@ func runLM(args []string, stdout io.Writer) error {
 	ctx := fs.Int("ctx", 0, "window tokens (default: the model's context, at most 1024)")
 	windows := fs.Int("windows", 0, "at most this many windows (0: all)")
 	chunk := fs.Int("chunk", 1, "tokens per step in each window's second half (1: decode token by token)")
-	presetsFlag := fs.String("presets", strings.Join(lmPresets, ","), `comma-separated cache presets, or baseline codecs by name (kivi4-g32, int4-asym-g32, int4-sym-g32, …); "ladder": every fixed-rate preset from 8 to 2 bits`)
+	presetsFlag := fs.String("presets", strings.Join(lmPresets, ","), `comma-separated cache presets, or baseline codecs by name (kivi4-g32, int4-asym-g32, int4-sym-g32, …); "ladder": every fixed-rate preset from 8 to 2 bits, unbiased-key ones included`)
 	ref := fs.String("reference", "fp16", "the preset ΔPPL, KLD and agreement are measured against")
 	passkey := fs.Bool("passkey", false, "also measure passkey retrieval by depth × context")
 	lengths := fs.String("lengths", "", "passkey prompt lengths in tokens (default: 256, 512, … and the context less the answer)")
