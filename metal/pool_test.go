@@ -262,6 +262,18 @@ func testPoolMatchesCPU(t *testing.T, dev *Device) {
 			}
 			fill(t, rng, []kvcache.Cache{s, ref}, cfg, []int{5, 1})
 			checkAgainstHost(t, rng, p, s, ref)
+			if cfg.Guard.Budget > 0 {
+				// Cut block 2, stored before the upgrades with the base
+				// layout; it comes back with the upgraded heads' (another
+				// size) at the same index, as do the blocks after it.
+				for _, c := range []kvcache.Cache{s, ref} {
+					if err := c.Truncate(30); err != nil {
+						t.Fatal(err)
+					}
+				}
+				fill(t, rng, []kvcache.Cache{s, ref}, cfg, []int{40})
+				checkAgainstHost(t, rng, p, s, ref)
+			}
 
 			var snap bytes.Buffer
 			if _, err := s.WriteTo(&snap); err != nil {
