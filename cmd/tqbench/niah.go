@@ -86,7 +86,7 @@ func runNIAH(args []string, stdout io.Writer) error {
 	fs := newFlags("niah")
 	presets := fs.String("presets", "fp32,fp16,k8v4,tq4,tq3.5,tq3,k4v2,tq2.5,tq2,naive4,naive3,naive2",
 		"comma-separated presets (naiveN: plain per-vector N-bit rounding; baseline codecs by name: kivi3-g32, int4-sym-g32, …; "+
-			idealValuesPrefix+"R: exact keys, values at the rate–distortion bound of R bits, the reference no value code beats)")
+			idealValuesPrefix+"R: exact keys, values through an ideal R-bit code at the Gaussian rate–distortion bound)")
 	lengths := fs.String("lengths", "1024,4096,16384", "comma-separated context lengths (up to 131072 and beyond)")
 	depths := fs.Int("depths", 11, "needle depths, evenly spaced over 0–100%")
 	weight := fs.Float64("needle-weight", 0.8, "the needle's exact attention weight")
