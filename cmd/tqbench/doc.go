@@ -12,7 +12,7 @@
 //	tqbench data       fetch glove|fmnist  |  tqbench data info [--json]
 //	tqbench kv         --presets tq4,tq3,naive3 --lengths 8192,32768 [--center] [--window N] [--json] [--plot F.png]
 //	tqbench load       [--presets fp16,tq3 --kv-budget 16MiB --window 0 --max-tokens 256 --concurrency 1,16 --requests 32] [--url http://127.0.0.1:8080] [--json]
-//	tqbench niah       --lengths 1024,...,131072 --depths 11 [--json] [--plot F.png]
+//	tqbench niah       --lengths 1024,...,131072 --depths 11 [--presets tq3,kivi3-g32,ideal-v3,…] [--center] [--json] [--plot F.png]
 //	tqbench speed      --lengths 1024,4096,16384,32768 [--reps 7] [--json] [--plot F.png]
 //	tqbench realkv     --presets tq4,tq3 [--center] [--window 0] [--data FILE] [--json] [--plot F.png]
 //	tqbench plan       --model-layers 32 --kv-heads 8 --head-dim 128 --tokens 131072 --preset tq3 [--json]
