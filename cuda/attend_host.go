@@ -9,20 +9,29 @@ import (
 )
 
 // layerCodecs is what the attention kernels need to know about a layer's
-// codecs: the layout arrays, the centroid table and the sketch rows of the
-// key codec.
+// codecs: the layout arrays, the centroid table, the sketch rows of the
+// key codec, and the sizes of a block's key and value drift codes per head
+// (BlockCenter; 0: none).
 type layerCodecs struct {
 	klay, vlay []int32
 	cent       []float32
 	P          int
+	ksd, vsd   int
 }
 
 // buildLayerCodecs derives a layer's kernel layouts from its first head's
 // quantizers; every head of a layer has the same layout and codebooks
 // (outlier channels and seeds differ, and only the host-side query
 // preparation and final rotation see those).
-func buildLayerCodecs(v kvcache.LayerView, d int) (*layerCodecs, error) {
+func buildLayerCodecs(v kvcache.LayerView, cfg kvcache.Config) (*layerCodecs, error) {
+	d := cfg.HeadDim
 	lc := &layerCodecs{}
+	if cfg.BlockCenter && v.KeyStorage.Kind == kvcache.Quantized {
+		lc.ksd = v.KeyCodeSize
+	}
+	if cfg.BlockCenter && v.ValueStorage.Kind == kvcache.Quantized {
+		lc.vsd = v.ValueCodeSize
+	}
 	var err error
 	if lc.klay, lc.P, err = gpucode.Layout(v.KeyStorage, v.Keys[0], d, false, &lc.cent); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnsupported, err)
@@ -34,6 +43,37 @@ func buildLayerCodecs(v kvcache.LayerView, d int) (*layerCodecs, error) {
 		return nil, fmt.Errorf("%w: layout sizes %d/%d, codes %d/%d", ErrUnsupported, lc.klay[1], lc.vlay[1], v.KeyCodeSize, v.ValueCodeSize)
 	}
 	return lc, nil
+}
+
+// checkLayout verifies that block i of a view has the one layout the
+// kernel computes (attend.cu's locate and drift_codes): no upgraded heads,
+// codes [head][token] keys then values, then the drift codes. The kernel
+// trusts it.
+func (lc *layerCodecs) checkLayout(v kvcache.LayerView, i, B int) error {
+	lay := v.Layouts[i]
+	H := len(lay.KeyOffsets)
+	codes := H * B * (v.KeyCodeSize + v.ValueCodeSize)
+	ok := lay.Upgraded == nil && len(v.Blocks[i]) == codes+H*(lc.ksd+lc.vsd) &&
+		(lay.KeyDrift != nil) == (lc.ksd > 0) && (lay.ValueDrift != nil) == (lc.vsd > 0)
+	for h := 0; ok && h < H; h++ {
+		ok = lay.KeyOffsets[h] == h*B*v.KeyCodeSize && lay.ValueOffsets[h] == H*B*v.KeyCodeSize+h*B*v.ValueCodeSize &&
+			(lay.KeyDrift == nil || lay.KeyDrift[h] == codes+h*lc.ksd) &&
+			(lay.ValueDrift == nil || lay.ValueDrift[h] == codes+H*lc.ksd+h*lc.vsd)
+	}
+	if !ok {
+		return fmt.Errorf("%w: block %d's code layout is not the one the kernels read", ErrUnsupported, i)
+	}
+	return nil
+}
+
+// driftFloats is the shared memory, in floats, of a split's key drift
+// scores: one per query head for every block its chunk of tokens touches
+// (0 without drift codes).
+func driftFloats(drift bool, g, chunk, B int) int {
+	if !drift {
+		return 0
+	}
+	return g * (chunk/B + 2)
 }
 
 // chunkFor picks the tokens per split: enough splits to fill the device

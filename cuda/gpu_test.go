@@ -56,7 +56,7 @@ func gpuSequence(tb testing.TB, dev *Device, preset string, H, g, d, n int) (*Po
 // their Go models (over the device's own memory) and with the CPU path.
 func TestGPUAttendMatchesModelAndCPU(t *testing.T) {
 	dev := openGPU(t)
-	for _, preset := range []string{"fp32", "fp16", "k8v4", "tq4", "tq3", "tq3.5", "tq2.5", "k4v3.5"} {
+	for _, preset := range []string{"fp32", "fp16", "k8v4", "tq4", "tq3", "tq3.5", "tq2.5", "k4v3.5", "tq3+bc", "k4v3.25+uk"} {
 		for _, T := range []int{1, 5} {
 			t.Run(fmt.Sprintf("%s/T%d", preset, T), func(t *testing.T) {
 				p, s := gpuSequence(t, dev, preset, 4, 4, 128, 3000)

@@ -129,12 +129,16 @@ type layerMemory struct {
 	blocks       [][]byte
 	B, H         int
 	ksize, vsize int
-	sink, win    []byte
-	nsink        int
-	winStart     int
-	winCap       int
-	winLen       int
-	compressed   int
+	// ksd and vsd are the bytes of a block's key and value drift code per
+	// KV head (BlockCenter; 0: none), stored after the value codes: each
+	// head's key drift code, then each head's value drift code.
+	ksd, vsd   int
+	sink, win  []byte
+	nsink      int
+	winStart   int
+	winCap     int
+	winLen     int
+	compressed int
 }
 
 // queryBatch is the per-call input of tq_attend_partial.
@@ -163,6 +167,21 @@ func (m *layerMemory) locate(pos, h, d int) (k, v []byte, raw bool) {
 	ko := (h*m.B + j) * m.ksize
 	vo := m.H*m.B*m.ksize + (h*m.B+j)*m.vsize
 	return blk[ko : ko+m.ksize], blk[vo : vo+m.vsize], false
+}
+
+// drift returns KV head h's key and value drift codes of compressed block
+// b (nil where the side has none), as attend.cu's drift_codes.
+func (m *layerMemory) drift(b, h int) (kd, vd []byte) {
+	base := m.H * m.B * (m.ksize + m.vsize)
+	blk := m.blocks[b]
+	if m.ksd > 0 {
+		kd = blk[base+h*m.ksd : base+(h+1)*m.ksd]
+	}
+	if m.vsd > 0 {
+		o := base + m.H*m.ksd + h*m.vsd
+		vd = blk[o : o+m.vsd]
+	}
+	return kd, vd
 }
 
 // treeMax and treeSum are block_max and block_sum: red holds one value
@@ -206,6 +225,20 @@ func modelAttendPartial(m *layerMemory, q *queryBatch, out []float32) {
 				start := split * chunk
 				end := min(start+chunk, limit)
 				ln := max(end-start, 0)
+				// Phase 0: the key drift scores of the split's blocks.
+				b0, ds := 0, []float32(nil)
+				if m.ksd > 0 {
+					c0, c1 := max(start-m.nsink, 0), min(end-m.nsink, m.compressed)
+					if c1 > c0 {
+						b0 = c0 / m.B
+						ds = make([]float32, ((c1-1)/m.B-b0+1)*g)
+						for i := range ds {
+							kd, _ := m.drift(b0+i/g, h)
+							gi := i % g
+							ds[i] = scoreCode(kd, m.klay, qs[gi*d:], qp[gi*P:], m.cent)
+						}
+					}
+				}
 				// Phase 1.
 				for i := range ln {
 					k, _, raw := m.locate(start+i, h, d)
@@ -219,6 +252,9 @@ func modelAttendPartial(m *layerMemory, q *queryBatch, out []float32) {
 							x = s
 						} else {
 							x = scoreCode(k, m.klay, qs[gi*d:], qp[gi*P:], m.cent) + q.qmu[t*QH+h*g+gi]
+							if m.ksd > 0 {
+								x += ds[((start+i-m.nsink)/m.B-b0)*g+gi]
+							}
 						}
 						lg[gi*chunk+i] = float32(x * q.scale)
 					}
@@ -253,13 +289,33 @@ func modelAttendPartial(m *layerMemory, q *queryBatch, out []float32) {
 					l[gi] = treeSum(red)
 					wc[gi] = treeSum(sc)
 				}
-				// Phase 3.
-				ac, ar := make([]float32, g), make([]float32, g)
+				// Phase 3. A block's value drift is added with the block's
+				// summed weights when the walk leaves the block.
+				ac, ar, bw := make([]float32, g), make([]float32, g), make([]float32, g)
+				flush := func(vd []byte, j int) {
+					c, f := valueCoord(vd, m.vlay, m.cent, j)
+					for gi := range g {
+						ac[gi] += float32(float32(bw[gi]*f) * c)
+						bw[gi] = 0
+					}
+				}
 				for j := range d {
 					clear(ac)
 					clear(ar)
+					cur := -1 // the block whose weights bw sums
 					for i := range ln {
 						_, v, raw := m.locate(start+i, h, d)
+						b := -1
+						if !raw && m.vsd > 0 {
+							b = (start + i - m.nsink) / m.B
+						}
+						if b != cur {
+							if cur >= 0 {
+								_, vd := m.drift(cur, h)
+								flush(vd, j)
+							}
+							cur = b
+						}
 						if raw {
 							x := loadHalf(v, j)
 							for gi := range g {
@@ -270,7 +326,16 @@ func modelAttendPartial(m *layerMemory, q *queryBatch, out []float32) {
 							for gi := range g {
 								ac[gi] += float32(float32(lg[gi*chunk+i]*f) * c)
 							}
+							if cur >= 0 {
+								for gi := range g {
+									bw[gi] += lg[gi*chunk+i]
+								}
+							}
 						}
+					}
+					if cur >= 0 {
+						_, vd := m.drift(cur, h)
+						flush(vd, j)
 					}
 					for gi := range g {
 						o := out[((t*QH+h*g+gi)*q.nsplit+split)*stride:]
@@ -420,6 +485,6 @@ func runModel(m *layerMemory, q *queryBatch) []float32 {
 // slices that the device path uploads.
 func hostMemory(v kvcache.LayerView, lc *layerCodecs, B, H int) *layerMemory {
 	return &layerMemory{klay: lc.klay, vlay: lc.vlay, cent: lc.cent, blocks: v.Blocks, B: B, H: H,
-		ksize: v.KeyCodeSize, vsize: v.ValueCodeSize, sink: v.SinkTokens, win: v.WindowRing,
+		ksize: v.KeyCodeSize, vsize: v.ValueCodeSize, ksd: lc.ksd, vsd: lc.vsd, sink: v.SinkTokens, win: v.WindowRing,
 		nsink: v.Sinks, winStart: v.WindowStart, winCap: max(v.WindowCap, 1), winLen: v.Window, compressed: v.Compressed}
 }

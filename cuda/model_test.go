@@ -33,7 +33,7 @@ func modelAttend(t *testing.T, seq *kvcache.Sequence, cfg kvcache.Config, layer 
 	var err error
 	verr := seq.ViewLayer(layer, func(v kvcache.LayerView) {
 		var lc *layerCodecs
-		if lc, err = buildLayerCodecs(v, d); err != nil {
+		if lc, err = buildLayerCodecs(v, cfg); err != nil {
 			return
 		}
 		var qb *queryBatch

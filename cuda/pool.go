@@ -62,9 +62,6 @@ func checkSupported(cfg kvcache.Config) error {
 	if g > maxGroup {
 		return fmt.Errorf("%w: %d query heads per KV head (at most %d)", ErrUnsupported, g, maxGroup)
 	}
-	if cfg.BlockCenter {
-		return fmt.Errorf("%w: block centring's per-block drift codes", ErrUnsupported)
-	}
 	if cfg.Guard.Budget > 0 {
 		// Refused rather than run as its base preset: the kernels read one
 		// code layout per layer (the metal backend runs the guard).
@@ -90,7 +87,7 @@ func checkSupported(cfg kvcache.Config) error {
 			}
 		}
 	}
-	if sharedFloats(g, cfg.HeadDim, P, 2*256)+32*g > maxSharedBytes/4 {
+	if sharedFloats(g, cfg.HeadDim, P, 2*256)+32*g+driftFloats(cfg.BlockCenter, g, 32, cfg.BlockTokens) > maxSharedBytes/4 {
 		return fmt.Errorf("%w: head dim %d with %d query heads per KV head needs more than %d KiB of shared memory",
 			ErrUnsupported, cfg.HeadDim, g, maxSharedBytes>>10)
 	}
@@ -200,7 +197,7 @@ func (s *Sequence) sync(layer, appended int) error {
 	cfg := s.pool.cfg
 	l := &s.layers[layer]
 	var err error
-	verr := s.host.ViewLayer(layer, func(v kvcache.LayerView) { err = s.syncView(l, v, appended, cfg) })
+	verr := s.host.ViewLayerBlocks(layer, func(v kvcache.LayerView) { err = s.syncView(l, v, appended, cfg) })
 	if verr != nil {
 		return verr
 	}
@@ -214,7 +211,7 @@ func (s *Sequence) syncView(l *devLayer, v kvcache.LayerView, appended int, cfg 
 	}
 	B := cfg.BlockTokens
 	if l.lc == nil {
-		lc, err := buildLayerCodecs(v, cfg.HeadDim)
+		lc, err := buildLayerCodecs(v, cfg)
 		if err != nil {
 			return err
 		}
@@ -239,6 +236,9 @@ func (s *Sequence) syncView(l *devLayer, v kvcache.LayerView, appended int, cfg 
 	}
 	l.blocks = l.blocks[:min(len(l.blocks), len(v.Blocks))]
 	for i, hb := range v.Blocks {
+		if err := l.lc.checkLayout(v, i, B); err != nil {
+			return err
+		}
 		tokens := min(B, v.Compressed-i*B)
 		if i == len(l.blocks) {
 			l.blocks = append(l.blocks, devBlock{})
@@ -384,7 +384,7 @@ func (s *Sequence) Attend(layer int, queries, out []float32) error {
 	T := len(queries) / row
 	l := &s.layers[layer]
 	var err error
-	verr := s.host.ViewLayer(layer, func(v kvcache.LayerView) {
+	verr := s.host.ViewLayerBlocks(layer, func(v kvcache.LayerView) {
 		n := v.Sinks + v.Compressed + v.Window
 		if T > n {
 			err = fmt.Errorf("%w: %d queries but layer %d holds %d tokens (append before attending)", turboquant.ErrLength, T, layer, n)
@@ -419,9 +419,13 @@ func (s *Sequence) batch(v kvcache.LayerView, l *devLayer, queries []float32, T,
 	}
 	qb.scale = cfg.Scale
 	qb.chunk = s.pool.Chunk
+	fixed := sharedFloats(qb.g, cfg.HeadDim, qb.P, len(l.lc.cent))
 	if qb.chunk <= 0 {
-		qb.chunk = chunkFor(n, cfg.KVHeads, T, qb.g, s.pool.dev.Multiprocessors(),
-			sharedFloats(qb.g, cfg.HeadDim, qb.P, len(l.lc.cent)))
+		qb.chunk = chunkFor(n, cfg.KVHeads, T, qb.g, s.pool.dev.Multiprocessors(), fixed)
+	}
+	drift := l.lc.ksd > 0
+	for qb.chunk > 32 && fixed+qb.g*qb.chunk+driftFloats(drift, qb.g, qb.chunk, cfg.BlockTokens) > maxSharedBytes/4 {
+		qb.chunk -= 32 // the drift scores' share of shared memory
 	}
 	qb.nsplit = (n + qb.chunk - 1) / qb.chunk
 	return qb, nil
@@ -444,7 +448,7 @@ func (s *Sequence) KernelTime(layer int, queries []float32, reps int) (float32, 
 	l := &s.layers[layer]
 	var ms float32
 	var err error
-	verr := s.host.ViewLayer(layer, func(v kvcache.LayerView) {
+	verr := s.host.ViewLayerBlocks(layer, func(v kvcache.LayerView) {
 		n := v.Sinks + v.Compressed + v.Window
 		if l.lc == nil || n == 0 {
 			err = fmt.Errorf("%w: layer %d is empty", turboquant.ErrLength, layer)
@@ -507,12 +511,13 @@ func (deviceExecutor) launch(s *Sequence, l *devLayer, qb *queryBatch, reps int)
 	if err != nil {
 		return nil, 0, err
 	}
-	shared := 4 * (sharedFloats(qb.g, d, qb.P, len(l.lc.cent)) + qb.g*qb.chunk)
+	shared := 4 * (sharedFloats(qb.g, d, qb.P, len(l.lc.cent)) + qb.g*qb.chunk + driftFloats(l.lc.ksd > 0, qb.g, qb.chunk, cfg.BlockTokens))
 	v := l.view
 	for range reps {
 		err = dev.launch("tq_attend_partial", dim3{uint32(qb.nsplit), uint32(H), uint32(qb.T)}, dim3{threadsPerBlock, 1, 1}, uint32(shared),
 			l.klay, l.vlay, l.cent, int32(len(l.lc.cent)), l.table, int32(cfg.BlockTokens), int32(H),
-			int32(l.lc.klay[1]), int32(l.lc.vlay[1]), l.sink, int32(v.nsink), l.win, int32(v.winStart), int32(max(l.winCap, 1)),
+			int32(l.lc.klay[1]), int32(l.lc.vlay[1]), int32(l.lc.ksd), int32(l.lc.vsd), l.sink, int32(v.nsink), l.win,
+			int32(v.winStart), int32(max(l.winCap, 1)),
 			int32(v.winLen), int32(v.compressed), dbuf[0], dbuf[1], dbuf[2], dbuf[3],
 			int32(qb.T), int32(qb.g), int32(d), int32(qb.P), qb.scale, int32(qb.chunk), int32(qb.nsplit), part)
 		if err != nil {

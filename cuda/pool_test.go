@@ -3,10 +3,12 @@ package cuda
 import (
 	"bytes"
 	"errors"
-	"github.com/turboquant-go/tq/internal/gpucode"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
+
+	"github.com/turboquant-go/tq/internal/gpucode"
 
 	"github.com/turboquant-go/tq/kvcache"
 	"github.com/turboquant-go/tq/turboquant"
@@ -68,7 +70,7 @@ func (modelExecutor) attend(s *Sequence, l *devLayer, qb *queryBatch) ([]float32
 	}
 	v := l.view
 	mem := &layerMemory{klay: klay, vlay: vlay, cent: cent, blocks: blocks, B: cfg.BlockTokens, H: cfg.KVHeads,
-		ksize: int(klay[1]), vsize: int(vlay[1]), sink: sink, win: win, nsink: v.nsink, winStart: v.winStart,
+		ksize: int(klay[1]), vsize: int(vlay[1]), ksd: l.lc.ksd, vsd: l.lc.vsd, sink: sink, win: win, nsink: v.nsink, winStart: v.winStart,
 		winCap: max(l.winCap, 1), winLen: v.winLen, compressed: v.compressed}
 	return runModel(mem, qb), nil
 }
@@ -79,16 +81,23 @@ func (modelExecutor) attend(s *Sequence, l *devLayer, qb *queryBatch) ([]float32
 // snapshot bytes.
 func TestPoolOnStubMatchesCPU(t *testing.T) {
 	dev, _ := openStub(t)
-	for _, preset := range []string{"fp16", "k8v4", "tq3", "tq2.5"} {
+	// BlockCenter: drift codes on both sides, on the value side alone
+	// (fp16 keys in layer 1), and with unbiased keys.
+	bc := kvcache.BlockCenterSuffix
+	for _, preset := range []string{"fp16", "k8v4", "tq3", "tq2.5", "tq3" + bc, "k4v3.5" + bc, "k4v3.25+uk" + bc, "fp16-keys" + bc} {
 		t.Run(preset, func(t *testing.T) {
-			cfg, err := kvcache.Preset(preset, 2, 2, 4, 64)
+			name := strings.Replace(preset, "fp16-keys", "tq3", 1)
+			cfg, err := kvcache.Preset(name, 2, 2, 4, 64)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if name != preset {
+				cfg.Overrides = map[int]kvcache.LayerStorage{1: {Keys: kvcache.Storage{Kind: kvcache.Float16}, Values: cfg.Values}}
 			}
 			if cfg.Window > 0 {
 				cfg.Window, cfg.Sinks = 16, 2
 			}
-			cfg.BlockTokens, cfg.Center = 8, preset == "tq3"
+			cfg.BlockTokens, cfg.Center = 8, cfg.Center && preset != "k8v4" && preset != "tq2.5"
 			gpu, err := NewPool(dev, cfg, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -228,7 +237,7 @@ func TestPoolErrors(t *testing.T) {
 	if _, err := NewPool(dev, bad, 0); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("polar keys: %v, want ErrUnsupported", err)
 	}
-	for _, name := range []string{"tq3-guard", "tq3" + kvcache.BlockCenterSuffix} {
+	for _, name := range []string{"tq3-guard"} {
 		other, err := kvcache.Preset(name, 1, 2, 4, 64)
 		if err != nil {
 			t.Fatal(err)

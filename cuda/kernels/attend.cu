@@ -34,6 +34,34 @@ static __device__ __forceinline__ const u8 *locate(int pos, int h, int H, int d,
 	return blk + (size_t)(h * B + j) * ksize;
 }
 
+// drift_codes: KV head h's key and value drift codes of compressed block b
+// (BlockCenter): after the value codes, each head's key drift code (ksd
+// bytes), then each head's value drift code (vsd bytes); a side whose size
+// is 0 has none (null).
+static __device__ __forceinline__ void drift_codes(const u64 *blocks, int b, int h, int H, int B, int ksize,
+                                                   int vsize, int ksd, int vsd, const u8 **kd, const u8 **vd) {
+	const u8 *blk = (const u8 *)blocks[b] + (size_t)H * B * (ksize + vsize);
+	*kd = ksd > 0 ? blk + (size_t)h * ksd : 0;
+	*vd = vsd > 0 ? blk + (size_t)H * ksd + (size_t)h * vsd : 0;
+}
+
+// add_drift adds block b's value drift code of KV head h, with the block's
+// summed weights bw (then cleared), to coordinate j of the compressed sums.
+static __device__ __forceinline__ void add_drift(const u64 *blocks, int b, int h, int H, int B, int ksize, int vsize, int ksd,
+                                 int vsd, const int *lv, const float *cs, int j, int g, float *bw, float *ac) {
+	const u8 *kd, *vd;
+	drift_codes(blocks, b, h, H, B, ksize, vsize, ksd, vsd, &kd, &vd);
+	float f;
+	float c = value_coord(vd, lv, cs, j, &f);
+#pragma unroll
+	for (int gi = 0; gi < MAX_G; gi++) {
+		if (gi < g) {
+			ac[gi] = ac[gi] + (bw[gi] * f) * c;
+			bw[gi] = 0.0f;
+		}
+	}
+}
+
 // Tree reductions over NT values in red[]: at each step thread i < s
 // combines red[i] and red[i+s], s = NT/2 … 1. Every thread returns red[0].
 static __device__ float block_max(float *red, float x) {
@@ -64,14 +92,16 @@ static __device__ float block_sum(float *red, float x) {
 
 // Shared memory (dynamic, floats): rotated queries [g][d], raw queries
 // [g][d], sketch projections [g][P], centroids [ncent], logits [g][chunk],
-// reduction scratch [NT].
+// reduction scratch [NT], and with key drift codes the split's blocks'
+// drift scores [chunk/B + 2][g].
 //
 // Output per (query t, query head, split), 4 + 2d floats: max logit m, Σ
 // e^(x−m), Σ e^(x−m) over compressed tokens, 0, then Σ w·x̃ over compressed
 // tokens in the value codec's rotated domain [d], then Σ w·v over fp16
 // tokens [d].
 extern "C" __global__ void tq_attend_partial(const int *klay, const int *vlay, const float *cent, int ncent,
-                                             const u64 *blocks, int B, int H, int ksize, int vsize, const u8 *sink,
+                                             const u64 *blocks, int B, int H, int ksize, int vsize, int ksd,
+                                             int vsd, const u8 *sink,
                                              int nsink, const u8 *win, int win_start, int win_cap, int win_len,
                                              int compressed, const float *qrot, const float *qproj,
                                              const float *qraw, const float *qmu, int T, int g, int d, int P,
@@ -81,6 +111,7 @@ extern "C" __global__ void tq_attend_partial(const int *klay, const int *vlay, c
 	int tid = threadIdx.x, split = blockIdx.x, h = blockIdx.y, t = blockIdx.z;
 	int QH = H * g;
 	float *qs = smem, *qr = qs + g * d, *qp = qr + g * d, *cs = qp + g * P, *lg = cs + ncent, *red = lg + g * chunk;
+	float *ds = red + NT;
 
 	for (int i = tid; i < LAYOUT_INTS; i += NT) {
 		lk[i] = klay[i];
@@ -99,6 +130,26 @@ extern "C" __global__ void tq_attend_partial(const int *klay, const int *vlay, c
 	int start = split * chunk, end = start + chunk < limit ? start + chunk : limit;
 	int len = end > start ? end - start : 0;
 
+	// Phase 0: the key drift score of each block the split's compressed
+	// tokens fall in, per query head, once.
+	int b0 = 0;
+	if (ksd > 0) {
+		int c0 = start - nsink > 0 ? start - nsink : 0;
+		int c1 = end - nsink < compressed ? end - nsink : compressed;
+		int nb = 0;
+		if (c1 > c0) {
+			b0 = c0 / B;
+			nb = (c1 - 1) / B - b0 + 1;
+		}
+		for (int i = tid; i < nb * g; i += NT) {
+			const u8 *kd, *vd;
+			drift_codes(blocks, b0 + i / g, h, H, B, ksize, vsize, ksd, vsd, &kd, &vd);
+			int gi = i % g;
+			ds[i] = score_code(kd, lk, qs + gi * d, qp + gi * P, cs);
+		}
+		__syncthreads();
+	}
+
 	// Phase 1: one thread per token (strided), g logits each.
 	for (int i = tid; i < len; i += NT) {
 		const u8 *val;
@@ -114,6 +165,7 @@ extern "C" __global__ void tq_attend_partial(const int *klay, const int *vlay, c
 				x = s;
 			} else {
 				x = score_code(k, lk, qs + gi * d, qp + gi * P, cs) + qmu[t * QH + h * g + gi];
+				if (ksd > 0) x = x + ds[((start + i - nsink) / B - b0) * g + gi];
 			}
 			lg[gi * chunk + i] = x * scale;
 		}
@@ -141,17 +193,24 @@ extern "C" __global__ void tq_attend_partial(const int *klay, const int *vlay, c
 	}
 
 	// Phase 3: one thread per coordinate (strided), tokens in order; each
-	// code is read once for the whole group.
+	// code is read once for the whole group. A block's value drift is added
+	// with the block's summed weights when the walk leaves the block.
 	size_t stride = 4 + 2 * (size_t)d;
 	for (int j = tid; j < d; j += NT) {
-		float ac[MAX_G], ar[MAX_G];
+		float ac[MAX_G], ar[MAX_G], bw[MAX_G];
 #pragma unroll
-		for (int gi = 0; gi < MAX_G; gi++) ac[gi] = ar[gi] = 0.0f;
+		for (int gi = 0; gi < MAX_G; gi++) ac[gi] = ar[gi] = bw[gi] = 0.0f;
+		int cur = -1; // the block whose weights bw sums
 		for (int i = 0; i < len; i++) {
 			const u8 *val;
 			int raw;
 			locate(start + i, h, H, d, B, ksize, vsize, blocks, sink, nsink, win, win_start, win_cap, compressed,
 			       &val, &raw);
+			int b = !raw && vsd > 0 ? (start + i - nsink) / B : -1;
+			if (b != cur) {
+				if (cur >= 0) add_drift(blocks, cur, h, H, B, ksize, vsize, ksd, vsd, lv, cs, j, g, bw, ac);
+				cur = b;
+			}
 			if (raw) {
 				float v = half_to_float(load_u16(val + 2 * j));
 #pragma unroll
@@ -163,8 +222,14 @@ extern "C" __global__ void tq_attend_partial(const int *klay, const int *vlay, c
 #pragma unroll
 				for (int gi = 0; gi < MAX_G; gi++)
 					if (gi < g) ac[gi] = ac[gi] + (lg[gi * chunk + i] * f) * c;
+				if (cur >= 0) {
+#pragma unroll
+					for (int gi = 0; gi < MAX_G; gi++)
+						if (gi < g) bw[gi] = bw[gi] + lg[gi * chunk + i];
+				}
 			}
 		}
+		if (cur >= 0) add_drift(blocks, cur, h, H, B, ksize, vsize, ksd, vsd, lv, cs, j, g, bw, ac);
 #pragma unroll
 		for (int gi = 0; gi < MAX_G; gi++) {
 			if (gi < g) {
