@@ -236,15 +236,17 @@ func (s *Sequence) syncView(l *devLayer, v kvcache.LayerView, appended int, cfg 
 	}
 	l.blocks = l.blocks[:min(len(l.blocks), len(v.Blocks))]
 	for i, hb := range v.Blocks {
-		if err := l.lc.checkLayout(v, i, B); err != nil {
-			return err
-		}
 		tokens := min(B, v.Compressed-i*B)
 		if i == len(l.blocks) {
 			l.blocks = append(l.blocks, devBlock{})
 		}
 		db := &l.blocks[i]
 		if db.host != &hb[0] {
+			// A block's layout is fixed when it is made: check new ones
+			// only, not every block at every append.
+			if err := l.lc.checkLayout(v, i, B); err != nil {
+				return err
+			}
 			db.host, db.synced = &hb[0], 0
 			tableDirty = true
 		}

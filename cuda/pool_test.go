@@ -237,14 +237,12 @@ func TestPoolErrors(t *testing.T) {
 	if _, err := NewPool(dev, bad, 0); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("polar keys: %v, want ErrUnsupported", err)
 	}
-	for _, name := range []string{"tq3-guard"} {
-		other, err := kvcache.Preset(name, 1, 2, 4, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := NewPool(dev, other, 0); !errors.Is(err, ErrUnsupported) {
-			t.Errorf("%s: %v, want ErrUnsupported", name, err)
-		}
+	guard, err := kvcache.Preset("tq3-guard", 1, 2, 4, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewPool(dev, guard, 0); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("tq3-guard: %v, want ErrUnsupported", err)
 	}
 	bad = cfg
 	bad.QHeads = 64
