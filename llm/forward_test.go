@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/turboquant-go/tq/internal/rng"
+	"github.com/turboquant-go/tq/internal/simd"
 	"github.com/turboquant-go/tq/kvcache"
 )
 
@@ -67,14 +69,35 @@ func testConfig(arch string) Config {
 	return c
 }
 
+// int8Rounded is x as the engine quantizes an input row for Q8_0 and Q4_0
+// weights: float32, then int8 in blocks of 32 with an fp16 scale each.
+func int8Rounded(x []float64) []float64 {
+	x32 := make([]float32, len(x))
+	for i, v := range x {
+		x32[i] = float32(v)
+	}
+	var a simd.Q8Rows
+	a.Quantize(x32, len(x32))
+	y := make([]float64, len(x))
+	for i := range y {
+		y[i] = float64(a.Vals[i]) * float64(a.Scales[i/simd.QuantBlock*4])
+	}
+	return y
+}
+
 // referenceLogits recomputes every position's logits from scratch in
 // float64, with full causal attention and no cache: an oracle written
-// independently of Forward.
-func referenceLogits(cfg Config, s mapSource, tokens []int32) [][]float64 {
+// independently of Forward. The products with the matrices named in
+// int8Inputs take their input rounded as the engine rounds it for Q8_0 and
+// Q4_0 weights (simd.Q8Rows, tested on its own), the rest exact inputs.
+func referenceLogits(cfg Config, s mapSource, tokens []int32, int8Inputs ...string) [][]float64 {
 	T, d, hd := len(tokens), cfg.Dim, cfg.HeadDim
 	mat := func(name string, x []float64, rows int) []float64 {
 		w := s[name]
 		cols := len(x)
+		if slices.Contains(int8Inputs, name) {
+			x = int8Rounded(x)
+		}
 		y := make([]float64, rows)
 		for r := range rows {
 			for c := range cols {

@@ -74,14 +74,29 @@ func TestLoadEveryTensorType(t *testing.T) {
 				got != " In the beginning God created the heaven and the earth." {
 				t.Fatalf("round trip gave %q", got)
 			}
-			ref := referenceLogits(c, dequantized(t, f), toks)
+			var int8Inputs []string // the products the engine runs on int8 activations
+			for _, tn := range f.Tensors {
+				if tn.Type == gguf.Q8_0 || tn.Type == gguf.Q4_0 {
+					int8Inputs = append(int8Inputs, tn.Name)
+				}
+			}
+			ref := referenceLogits(c, dequantized(t, f), toks, int8Inputs...)
 			seq := newTestCache(t, c, "fp32", 1<<24)
 			logits := make([]float32, len(toks)*c.Vocab)
 			if err := m.Forward(seq, toks, logits); err != nil {
 				t.Fatal(err)
 			}
+			// With int8 inputs the oracle rounds its float64 activations, the
+			// engine its float32 ones: an element at a rounding boundary can go
+			// either way (one step, amax/127) and, once in a key or value, the
+			// difference reaches every later position. Position 0 has no
+			// history and is held to the float tolerance.
+			tol := 1e-4
+			if len(int8Inputs) > 0 {
+				tol = 1e-2
+			}
 			for p := range toks {
-				if d := maxRelDiff(logits[p*c.Vocab:(p+1)*c.Vocab], ref[p]); d > 1e-4 {
+				if d := maxRelDiff(logits[p*c.Vocab:(p+1)*c.Vocab], ref[p]); d > tol || (p == 0 && d > 1e-4) {
 					t.Fatalf("position %d: max |Δ| %.2g of the logit range", p, d)
 				}
 			}

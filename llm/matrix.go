@@ -125,6 +125,16 @@ func getScratch(n int) *[]float32 {
 	return p
 }
 
+// q8Scratch holds quantized activations, reused across products.
+var q8Scratch sync.Pool // *simd.Q8Rows
+
+func getQ8Rows() *simd.Q8Rows {
+	if p, _ := q8Scratch.Get().(*simd.Q8Rows); p != nil {
+		return p
+	}
+	return new(simd.Q8Rows)
+}
+
 // MulT computes y[t][r] = Σ_c x[t][c]·W[r][c] for the T = len(x)/Cols rows of
 // x, splitting W's rows over the cores. y has T·Rows values and is
 // overwritten.
@@ -134,11 +144,22 @@ func (m *Matrix) MulT(y, x []float32) error {
 		return fmt.Errorf("%w: %s (%d×%d) times %d inputs into %d outputs", ErrArgument, m.Name, m.Rows, m.Cols, len(x), len(y))
 	}
 	clear(y)
+	// Q8_0 and Q4_0 weights multiply int8 activations, as ggml does: x is
+	// quantized once (in blocks of 32) for every worker.
+	var xq *simd.Q8Rows
+	if m.store == storeQ8_0 || m.store == storeQ4_0 {
+		xq = getQ8Rows()
+		defer q8Scratch.Put(xq)
+		xq.Quantize(x, m.Cols)
+	}
 	rowBytes := m.Cols * 4
 	if m.store != storeF32 && m.store != storeBlocks {
 		rowBytes = m.rowBytes
 	}
 	chunk := max(1, chunkBytes/rowBytes)
+	if xq != nil {
+		chunk = max(4, chunk&^3) // the int8 kernels take weight rows in fours
+	}
 	chunks := (m.Rows + chunk - 1) / chunk
 	workers := 1
 	if m.Rows*m.Cols*T >= parallelMin {
@@ -168,9 +189,9 @@ func (m *Matrix) MulT(y, x []float32) error {
 			case storeF16:
 				simd.DotF16(out, m.Rows, x, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n, m.Cols, m.Cols)
 			case storeQ8_0:
-				simd.DotQ8_0(out, m.Rows, x, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n, m.Cols)
+				simd.DotQ8_0Q8(out, m.Rows, xq, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n)
 			case storeQ4_0:
-				simd.DotQ4_0(out, m.Rows, x, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n, m.Cols)
+				simd.DotQ4_0Q8(out, m.Rows, xq, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n)
 			default:
 				if scratch == nil {
 					scratch = getScratch(chunk * m.Cols)

@@ -49,6 +49,8 @@ func main() {
 	for _, f := range quantFormats {
 		dotQuant1(f)
 		dotQuant4(f)
+		dotQuant8x1(f)
+		dotQuant8x4(f)
 	}
 	Generate()
 }

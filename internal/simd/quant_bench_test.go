@@ -75,12 +75,14 @@ func quantMatrix(r *rand.Rand, blockBytes int) ([]byte, int) {
 	return rows, n
 }
 
-func BenchmarkDotQ8_0(b *testing.B) { benchDotQuant(b, Q8_0BlockBytes, DotQ8_0) }
-func BenchmarkDotQ4_0(b *testing.B) { benchDotQuant(b, Q4_0BlockBytes, DotQ4_0) }
+func BenchmarkDotQ8_0(b *testing.B) { benchDotQuant(b, Q8_0BlockBytes, DotQ8_0, DotQ8_0Q8) }
+func BenchmarkDotQ4_0(b *testing.B) { benchDotQuant(b, Q4_0BlockBytes, DotQ4_0, DotQ4_0Q8) }
 
-// benchDotQuant runs the fused kernel at each level, and the path it
+// benchDotQuant runs the fused kernel at each level, its int8-activation
+// twin (dot8, activation quantization included), and the path it
 // replaces: each chunk of 64 rows expanded to float32 in Go, then Dot.
-func benchDotQuant(b *testing.B, blockBytes int, dot func(out []float32, outStride int, q []float32, rows []byte, n, d int)) {
+func benchDotQuant(b *testing.B, blockBytes int, dot func(out []float32, outStride int, q []float32, rows []byte, n, d int),
+	dot8 func(out []float32, outStride int, a *Q8Rows, rows []byte, n int)) {
 	r := rand.New(rand.NewPCG(9, 9))
 	rows, n := quantMatrix(r, blockBytes)
 	rowBytes := matDim / QuantBlock * blockBytes
@@ -94,6 +96,18 @@ func benchDotQuant(b *testing.B, blockBytes int, dot func(out []float32, outStri
 				b.SetBytes(int64(len(rows)))
 				for b.Loop() {
 					dot(out, n, q, rows, n, matDim)
+				}
+			})
+		}
+		for _, l := range benchLevels() {
+			b.Run(fmt.Sprintf("int8/%v/g=%d", l, g), func(b *testing.B) {
+				restore, _ := Use(l)
+				defer restore()
+				b.SetBytes(int64(len(rows)))
+				var a Q8Rows
+				for b.Loop() {
+					a.Quantize(q, matDim)
+					dot8(out, n, &a, rows, n)
 				}
 			})
 		}
@@ -196,4 +210,47 @@ func activations(r *rand.Rand, n int) []float32 {
 		x[i] = float32(r.NormFloat64())
 	}
 	return x
+}
+
+// BenchmarkDotQuantCompute multiplies g activation rows into a 256 KiB
+// matrix of d = matDim columns that stays in L2, so the kernels are timed
+// at their arithmetic limit: the float-activation kernels (DotQ8_0,
+// DotQ4_0) against the int8-activation ones (DotQ8_0Q8, DotQ4_0Q8, their
+// activation quantization included), in the same run. MMAC/s is reported.
+func BenchmarkDotQuantCompute(b *testing.B) {
+	r := rand.New(rand.NewPCG(11, 11))
+	for _, k := range q8Dots {
+		rowBytes := matDim / QuantBlock * k.f.blockBytes
+		n := (256 << 10) / rowBytes
+		rows := quantRows(r, k.f, n, matDim)
+		for _, g := range []int{1, 4, 16} {
+			x := activations(r, g*matDim)
+			out := make([]float32, g*n)
+			report := func(b *testing.B) {
+				b.ReportMetric(float64(g*n*matDim)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MMAC/s")
+			}
+			b.Run(fmt.Sprintf("%s/float/g=%d", k.f.name, g), func(b *testing.B) {
+				for b.Loop() {
+					k.f.dot(out, n, x, rows, n, matDim)
+				}
+				report(b)
+			})
+			b.Run(fmt.Sprintf("%s/int8/g=%d", k.f.name, g), func(b *testing.B) {
+				var a Q8Rows
+				for b.Loop() {
+					a.Quantize(x, matDim)
+					k.dot(out, n, &a, rows, n)
+				}
+				report(b)
+			})
+			b.Run(fmt.Sprintf("%s/int8-kernel/g=%d", k.f.name, g), func(b *testing.B) {
+				var a Q8Rows
+				a.Quantize(x, matDim)
+				for b.Loop() {
+					k.dot(out, n, &a, rows, n)
+				}
+				report(b)
+			})
+		}
+	}
 }

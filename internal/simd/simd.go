@@ -57,6 +57,8 @@ type kernels struct {
 	dotCodes, axpyCodes [2][2]fusedKernel
 	// The quantized-weight dot kernels, by query rows (1 or 4).
 	dotQ8_0, dotQ4_0 [2]quantDotKernel
+	// The int8-activation kernels, by activation rows (1 or 4).
+	dotQ8_0Q8, dotQ4_0Q8 [2]quantDot8Kernel
 	// broadcast4: the level has the four-row 4-bit axpyCodes kernel that
 	// takes its weights broadcast (broadcastWeights), called directly
 	// through axpyCodesBc so the weights stay on the caller's stack.

@@ -3138,6 +3138,324 @@ dot4Q8_0AVX2_done:
 	VZEROUPPER
 	RET
 
+// func dot1Q8_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dot1Q8_0Q8AVX2(SB), NOSPLIT, $0-120
+	MOVQ    out_base+0(FP), AX
+	MOVQ    xq_base+32(FP), CX
+	MOVQ    xs_base+56(FP), DX
+	MOVQ    rows_base+80(FP), BX
+	MOVQ    n+104(FP), SI
+	MOVQ    d+112(FP), DI
+	SHRQ    $0x05, DI
+	IMUL3Q  $0x00000022, DI, R8
+	LEAQ    (R8)(R8*2), R9
+	VMOVDQU q8OnesW<>+0(SB), Y0
+
+dot1Q8_0Q8AVX2_rows:
+	CMPQ   SI, $0x04
+	JB     dot1Q8_0Q8AVX2_done
+	VXORPS Y1, Y1, Y1
+	MOVQ   BX, R10
+	MOVQ   CX, R11
+	MOVQ   DX, R12
+	MOVQ   DI, R13
+	LEAQ   (R10)(R8*4), R14
+
+dot1Q8_0Q8AVX2_pair:
+	CMPQ         R13, $0x02
+	JB           dot1Q8_0Q8AVX2_tail
+	PREFETCHT0   (R14)
+	PREFETCHT0   (R14)(R8*1)
+	PREFETCHT0   (R14)(R8*2)
+	PREFETCHT0   (R14)(R9*1)
+	ADDQ         $0x00000044, R14
+	VMOVDQU      (R11), Y2
+	VMOVDQU      2(R10), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPMADDUBSW   Y3, Y4, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VMOVDQU      2(R10)(R8*1), Y4
+	VPABSB       Y4, Y6
+	VPSIGNB      Y4, Y2, Y4
+	VPMADDUBSW   Y4, Y6, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VMOVDQU      2(R10)(R8*2), Y6
+	VPABSB       Y6, Y7
+	VPSIGNB      Y6, Y2, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      2(R10)(R9*1), Y7
+	VPABSB       Y7, Y8
+	VPSIGNB      Y7, Y2, Y2
+	VPMADDUBSW   Y2, Y8, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y4, Y3, Y3
+	VPHADDD      Y2, Y6, Y6
+	VPHADDD      Y6, Y3, Y3
+	VMOVDQU      32(R11), Y2
+	VMOVDQU      36(R10), Y4
+	VPABSB       Y4, Y6
+	VPSIGNB      Y4, Y2, Y4
+	VPMADDUBSW   Y4, Y6, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VMOVDQU      36(R10)(R8*1), Y6
+	VPABSB       Y6, Y7
+	VPSIGNB      Y6, Y2, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      36(R10)(R8*2), Y7
+	VPABSB       Y7, Y8
+	VPSIGNB      Y7, Y2, Y7
+	VPMADDUBSW   Y7, Y8, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VMOVDQU      36(R10)(R9*1), Y8
+	VPABSB       Y8, Y9
+	VPSIGNB      Y8, Y2, Y2
+	VPMADDUBSW   Y2, Y9, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y6, Y4, Y4
+	VPHADDD      Y2, Y7, Y7
+	VPHADDD      Y7, Y4, Y4
+	VPERM2I128   $0x21, Y4, Y3, Y2
+	VPBLENDD     $0xf0, Y4, Y3, Y3
+	VPADDD       Y2, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VPXOR        X2, X2, X2
+	VPINSRW      $0x00, (R10), X2, X2
+	VPINSRW      $0x01, (R10)(R8*1), X2, X2
+	VPINSRW      $0x02, (R10)(R8*2), X2, X2
+	VPINSRW      $0x03, (R10)(R9*1), X2, X2
+	VPINSRW      $0x04, 34(R10), X2, X2
+	VPINSRW      $0x05, 34(R10)(R8*1), X2, X2
+	VPINSRW      $0x06, 34(R10)(R8*2), X2, X2
+	VPINSRW      $0x07, 34(R10)(R9*1), X2, X2
+	VCVTPH2PS    X2, Y2
+	VBROADCASTSS (R12), Y4
+	VBROADCASTSS 16(R12), Y6
+	VBLENDPS     $0x0f, Y4, Y6, Y6
+	VMULPS       Y6, Y2, Y2
+	VMULPS       Y2, Y3, Y3
+	VADDPS       Y3, Y1, Y1
+	ADDQ         $0x00000044, R10
+	ADDQ         $0x40, R11
+	ADDQ         $0x20, R12
+	SUBQ         $0x02, R13
+	JMP          dot1Q8_0Q8AVX2_pair
+
+dot1Q8_0Q8AVX2_tail:
+	TESTQ        R13, R13
+	JZ           dot1Q8_0Q8AVX2_sum
+	VMOVDQU      (R11), Y2
+	VMOVDQU      2(R10), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPMADDUBSW   Y3, Y4, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VMOVDQU      2(R10)(R8*1), Y4
+	VPABSB       Y4, Y6
+	VPSIGNB      Y4, Y2, Y4
+	VPMADDUBSW   Y4, Y6, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VMOVDQU      2(R10)(R8*2), Y6
+	VPABSB       Y6, Y7
+	VPSIGNB      Y6, Y2, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      2(R10)(R9*1), Y7
+	VPABSB       Y7, Y8
+	VPSIGNB      Y7, Y2, Y2
+	VPMADDUBSW   Y2, Y8, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y4, Y3, Y3
+	VPHADDD      Y2, Y6, Y6
+	VPHADDD      Y6, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X2
+	VPADDD       X2, X3, X3
+	VCVTDQ2PS    Y3, Y3
+	VPXOR        X2, X2, X2
+	VPINSRW      $0x00, (R10), X2, X2
+	VPINSRW      $0x01, (R10)(R8*1), X2, X2
+	VPINSRW      $0x02, (R10)(R8*2), X2, X2
+	VPINSRW      $0x03, (R10)(R9*1), X2, X2
+	VCVTPH2PS    X2, Y2
+	VBROADCASTSS (R12), X5
+	VMULPS       Y5, Y2, Y2
+	VMULPS       Y2, Y3, Y3
+	VADDPS       Y3, Y1, Y1
+
+dot1Q8_0Q8AVX2_sum:
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X1
+	VADDPS       (AX), X1, X1
+	VMOVUPS      X1, (AX)
+	ADDQ         $0x10, AX
+	LEAQ         (BX)(R8*4), BX
+	SUBQ         $0x04, SI
+	JMP          dot1Q8_0Q8AVX2_rows
+
+dot1Q8_0Q8AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA q8OnesW<>+0(SB)/4, $0x00010001
+DATA q8OnesW<>+4(SB)/4, $0x00010001
+DATA q8OnesW<>+8(SB)/4, $0x00010001
+DATA q8OnesW<>+12(SB)/4, $0x00010001
+DATA q8OnesW<>+16(SB)/4, $0x00010001
+DATA q8OnesW<>+20(SB)/4, $0x00010001
+DATA q8OnesW<>+24(SB)/4, $0x00010001
+DATA q8OnesW<>+28(SB)/4, $0x00010001
+GLOBL q8OnesW<>(SB), RODATA|NOPTR, $32
+
+// func dot4Q8_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+// Requires: AVX, AVX2, F16C
+TEXT ·dot4Q8_0Q8AVX2(SB), NOSPLIT, $0-120
+	MOVQ    out_base+0(FP), AX
+	MOVQ    xq_base+32(FP), CX
+	MOVQ    xs_base+56(FP), DX
+	MOVQ    rows_base+80(FP), BX
+	MOVQ    n+104(FP), SI
+	MOVQ    d+112(FP), DI
+	MOVQ    DI, R8
+	SHRQ    $0x05, R8
+	LEAQ    (DI)(DI*2), R9
+	MOVQ    outStride+24(FP), R10
+	SHLQ    $0x02, R10
+	VMOVDQU q8OnesW<>+0(SB), Y0
+
+dot4Q8_0Q8AVX2_row:
+	TESTQ  SI, SI
+	JZ     dot4Q8_0Q8AVX2_done
+	VXORPS Y1, Y1, Y1
+	MOVQ   CX, R11
+	MOVQ   DX, R12
+	MOVQ   R8, R13
+
+dot4Q8_0Q8AVX2_pair:
+	CMPQ         R13, $0x02
+	JB           dot4Q8_0Q8AVX2_tail
+	VMOVDQU      2(BX), Y2
+	VPABSB       Y2, Y3
+	VMOVDQU      (R11), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPMADDUBSW   Y4, Y3, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VMOVDQU      (R11)(DI*1), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y3, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      (R11)(DI*2), Y7
+	VPSIGNB      Y2, Y7, Y7
+	VPMADDUBSW   Y7, Y3, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VMOVDQU      (R11)(R9*1), Y8
+	VPSIGNB      Y2, Y8, Y2
+	VPMADDUBSW   Y2, Y3, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y6, Y4, Y4
+	VPHADDD      Y2, Y7, Y7
+	VPHADDD      Y7, Y4, Y4
+	VMOVDQU      36(BX), Y2
+	VPABSB       Y2, Y3
+	VMOVDQU      32(R11), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y3, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      32(R11)(DI*1), Y7
+	VPSIGNB      Y2, Y7, Y7
+	VPMADDUBSW   Y7, Y3, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VMOVDQU      32(R11)(DI*2), Y8
+	VPSIGNB      Y2, Y8, Y8
+	VPMADDUBSW   Y8, Y3, Y8
+	VPMADDWD     Y0, Y8, Y8
+	VMOVDQU      32(R11)(R9*1), Y9
+	VPSIGNB      Y2, Y9, Y2
+	VPMADDUBSW   Y2, Y3, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y2, Y8, Y8
+	VPHADDD      Y8, Y6, Y6
+	VPERM2I128   $0x21, Y6, Y4, Y2
+	VPBLENDD     $0xf0, Y6, Y4, Y4
+	VPADDD       Y2, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW (BX), X2
+	VPBROADCASTW 34(BX), X3
+	VPUNPCKLQDQ  X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMOVUPS      (R12), Y3
+	VMULPS       Y3, Y2, Y2
+	VMULPS       Y2, Y4, Y4
+	VADDPS       Y4, Y1, Y1
+	ADDQ         $0x00000044, BX
+	ADDQ         $0x40, R11
+	ADDQ         $0x20, R12
+	SUBQ         $0x02, R13
+	JMP          dot4Q8_0Q8AVX2_pair
+
+dot4Q8_0Q8AVX2_tail:
+	TESTQ        R13, R13
+	JZ           dot4Q8_0Q8AVX2_sum
+	VMOVDQU      2(BX), Y2
+	VPABSB       Y2, Y3
+	VMOVDQU      (R11), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPMADDUBSW   Y4, Y3, Y4
+	VPMADDWD     Y0, Y4, Y4
+	VMOVDQU      (R11)(DI*1), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y3, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      (R11)(DI*2), Y7
+	VPSIGNB      Y2, Y7, Y7
+	VPMADDUBSW   Y7, Y3, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VMOVDQU      (R11)(R9*1), Y8
+	VPSIGNB      Y2, Y8, Y2
+	VPMADDUBSW   Y2, Y3, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y6, Y4, Y4
+	VPHADDD      Y2, Y7, Y7
+	VPHADDD      Y7, Y4, Y4
+	VEXTRACTI128 $0x01, Y4, X2
+	VPADDD       X2, X4, X4
+	VCVTDQ2PS    Y4, Y4
+	VPBROADCASTW (BX), X2
+	VMOVQ        X2, X2
+	VCVTPH2PS    X2, Y2
+	VMOVUPS      (R12), X5
+	VMULPS       Y5, Y2, Y2
+	VMULPS       Y2, Y4, Y4
+	VADDPS       Y4, Y1, Y1
+	ADDQ         $0x00000022, BX
+
+dot4Q8_0Q8AVX2_sum:
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0x00, X1, X2
+	VADDSS       (AX), X2, X2
+	VMOVSS       X2, (AX)
+	VPERMILPS    $0x01, X1, X2
+	VADDSS       (AX)(R10*1), X2, X2
+	VMOVSS       X2, (AX)(R10*1)
+	VPERMILPS    $0x02, X1, X2
+	VADDSS       (AX)(R10*2), X2, X2
+	VMOVSS       X2, (AX)(R10*2)
+	LEAQ         (AX)(R10*2), R11
+	VPERMILPS    $0x03, X1, X1
+	VADDSS       (R11)(R10*1), X1, X1
+	VMOVSS       X1, (R11)(R10*1)
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JMP          dot4Q8_0Q8AVX2_row
+
+dot4Q8_0Q8AVX2_done:
+	VZEROUPPER
+	RET
+
 // func dot1Q4_0AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dot1Q4_0AVX2(SB), NOSPLIT, $0-96
@@ -3467,5 +3785,393 @@ dot4Q4_0AVX2_sum:
 	JMP          dot4Q4_0AVX2_row
 
 dot4Q4_0AVX2_done:
+	VZEROUPPER
+	RET
+
+// func dot1Q4_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+// Requires: AVX, AVX2, F16C, MMX+
+TEXT ·dot1Q4_0Q8AVX2(SB), NOSPLIT, $0-120
+	MOVQ    out_base+0(FP), AX
+	MOVQ    xq_base+32(FP), CX
+	MOVQ    xs_base+56(FP), DX
+	MOVQ    rows_base+80(FP), BX
+	MOVQ    n+104(FP), SI
+	MOVQ    d+112(FP), DI
+	SHRQ    $0x05, DI
+	IMUL3Q  $0x00000012, DI, R8
+	LEAQ    (R8)(R8*2), R9
+	VMOVDQU q8OnesW<>+0(SB), Y0
+
+dot1Q4_0Q8AVX2_rows:
+	CMPQ   SI, $0x04
+	JB     dot1Q4_0Q8AVX2_done
+	VXORPS Y1, Y1, Y1
+	MOVQ   BX, R10
+	MOVQ   CX, R11
+	MOVQ   DX, R12
+	MOVQ   DI, R13
+	LEAQ   (R10)(R8*4), R14
+
+dot1Q4_0Q8AVX2_pair:
+	CMPQ         R13, $0x02
+	JB           dot1Q4_0Q8AVX2_tail
+	PREFETCHT0   (R14)
+	PREFETCHT0   (R14)(R8*1)
+	PREFETCHT0   (R14)(R8*2)
+	PREFETCHT0   (R14)(R9*1)
+	ADDQ         $0x00000024, R14
+	VMOVDQU      (R11), Y2
+	VMOVDQU      2(R10), X4
+	VPSRLW       $0x04, X4, X3
+	VINSERTI128  $0x01, X3, Y4, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y5
+	VPSIGNB      Y3, Y2, Y3
+	VPMADDUBSW   Y3, Y5, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VMOVDQU      2(R10)(R8*1), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSUBB       q4EightB<>+0(SB), Y5, Y5
+	VPABSB       Y5, Y6
+	VPSIGNB      Y5, Y2, Y5
+	VPMADDUBSW   Y5, Y6, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VMOVDQU      2(R10)(R8*2), X4
+	VPSRLW       $0x04, X4, X6
+	VINSERTI128  $0x01, X6, Y4, Y6
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSUBB       q4EightB<>+0(SB), Y6, Y6
+	VPABSB       Y6, Y7
+	VPSIGNB      Y6, Y2, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      2(R10)(R9*1), X4
+	VPSRLW       $0x04, X4, X7
+	VINSERTI128  $0x01, X7, Y4, Y7
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSUBB       q4EightB<>+0(SB), Y7, Y7
+	VPABSB       Y7, Y8
+	VPSIGNB      Y7, Y2, Y2
+	VPMADDUBSW   Y2, Y8, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y5, Y3, Y3
+	VPHADDD      Y2, Y6, Y6
+	VPHADDD      Y6, Y3, Y3
+	VMOVDQU      32(R11), Y2
+	VMOVDQU      20(R10), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSUBB       q4EightB<>+0(SB), Y5, Y5
+	VPABSB       Y5, Y6
+	VPSIGNB      Y5, Y2, Y5
+	VPMADDUBSW   Y5, Y6, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VMOVDQU      20(R10)(R8*1), X4
+	VPSRLW       $0x04, X4, X6
+	VINSERTI128  $0x01, X6, Y4, Y6
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSUBB       q4EightB<>+0(SB), Y6, Y6
+	VPABSB       Y6, Y7
+	VPSIGNB      Y6, Y2, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      20(R10)(R8*2), X4
+	VPSRLW       $0x04, X4, X7
+	VINSERTI128  $0x01, X7, Y4, Y7
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSUBB       q4EightB<>+0(SB), Y7, Y7
+	VPABSB       Y7, Y8
+	VPSIGNB      Y7, Y2, Y7
+	VPMADDUBSW   Y7, Y8, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VMOVDQU      20(R10)(R9*1), X4
+	VPSRLW       $0x04, X4, X8
+	VINSERTI128  $0x01, X8, Y4, Y8
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSUBB       q4EightB<>+0(SB), Y8, Y8
+	VPABSB       Y8, Y9
+	VPSIGNB      Y8, Y2, Y2
+	VPMADDUBSW   Y2, Y9, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y2, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VPERM2I128   $0x21, Y5, Y3, Y2
+	VPBLENDD     $0xf0, Y5, Y3, Y3
+	VPADDD       Y2, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VPXOR        X2, X2, X2
+	VPINSRW      $0x00, (R10), X2, X2
+	VPINSRW      $0x01, (R10)(R8*1), X2, X2
+	VPINSRW      $0x02, (R10)(R8*2), X2, X2
+	VPINSRW      $0x03, (R10)(R9*1), X2, X2
+	VPINSRW      $0x04, 18(R10), X2, X2
+	VPINSRW      $0x05, 18(R10)(R8*1), X2, X2
+	VPINSRW      $0x06, 18(R10)(R8*2), X2, X2
+	VPINSRW      $0x07, 18(R10)(R9*1), X2, X2
+	VCVTPH2PS    X2, Y2
+	VBROADCASTSS (R12), Y5
+	VBROADCASTSS 16(R12), Y6
+	VBLENDPS     $0x0f, Y5, Y6, Y6
+	VMULPS       Y6, Y2, Y2
+	VMULPS       Y2, Y3, Y3
+	VADDPS       Y3, Y1, Y1
+	ADDQ         $0x00000024, R10
+	ADDQ         $0x40, R11
+	ADDQ         $0x20, R12
+	SUBQ         $0x02, R13
+	JMP          dot1Q4_0Q8AVX2_pair
+
+dot1Q4_0Q8AVX2_tail:
+	TESTQ        R13, R13
+	JZ           dot1Q4_0Q8AVX2_sum
+	VMOVDQU      (R11), Y2
+	VMOVDQU      2(R10), X4
+	VPSRLW       $0x04, X4, X3
+	VINSERTI128  $0x01, X3, Y4, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y5
+	VPSIGNB      Y3, Y2, Y3
+	VPMADDUBSW   Y3, Y5, Y3
+	VPMADDWD     Y0, Y3, Y3
+	VMOVDQU      2(R10)(R8*1), X4
+	VPSRLW       $0x04, X4, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSUBB       q4EightB<>+0(SB), Y5, Y5
+	VPABSB       Y5, Y6
+	VPSIGNB      Y5, Y2, Y5
+	VPMADDUBSW   Y5, Y6, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VMOVDQU      2(R10)(R8*2), X4
+	VPSRLW       $0x04, X4, X6
+	VINSERTI128  $0x01, X6, Y4, Y6
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSUBB       q4EightB<>+0(SB), Y6, Y6
+	VPABSB       Y6, Y7
+	VPSIGNB      Y6, Y2, Y6
+	VPMADDUBSW   Y6, Y7, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      2(R10)(R9*1), X4
+	VPSRLW       $0x04, X4, X7
+	VINSERTI128  $0x01, X7, Y4, Y7
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSUBB       q4EightB<>+0(SB), Y7, Y7
+	VPABSB       Y7, Y8
+	VPSIGNB      Y7, Y2, Y2
+	VPMADDUBSW   Y2, Y8, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y5, Y3, Y3
+	VPHADDD      Y2, Y6, Y6
+	VPHADDD      Y6, Y3, Y3
+	VEXTRACTI128 $0x01, Y3, X2
+	VPADDD       X2, X3, X3
+	VCVTDQ2PS    Y3, Y3
+	VPXOR        X2, X2, X2
+	VPINSRW      $0x00, (R10), X2, X2
+	VPINSRW      $0x01, (R10)(R8*1), X2, X2
+	VPINSRW      $0x02, (R10)(R8*2), X2, X2
+	VPINSRW      $0x03, (R10)(R9*1), X2, X2
+	VCVTPH2PS    X2, Y2
+	VBROADCASTSS (R12), X4
+	VMULPS       Y4, Y2, Y2
+	VMULPS       Y2, Y3, Y3
+	VADDPS       Y3, Y1, Y1
+
+dot1Q4_0Q8AVX2_sum:
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X1
+	VADDPS       (AX), X1, X1
+	VMOVUPS      X1, (AX)
+	ADDQ         $0x10, AX
+	LEAQ         (BX)(R8*4), BX
+	SUBQ         $0x04, SI
+	JMP          dot1Q4_0Q8AVX2_rows
+
+dot1Q4_0Q8AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA q4NibbleB<>+0(SB)/4, $0x0f0f0f0f
+DATA q4NibbleB<>+4(SB)/4, $0x0f0f0f0f
+DATA q4NibbleB<>+8(SB)/4, $0x0f0f0f0f
+DATA q4NibbleB<>+12(SB)/4, $0x0f0f0f0f
+DATA q4NibbleB<>+16(SB)/4, $0x0f0f0f0f
+DATA q4NibbleB<>+20(SB)/4, $0x0f0f0f0f
+DATA q4NibbleB<>+24(SB)/4, $0x0f0f0f0f
+DATA q4NibbleB<>+28(SB)/4, $0x0f0f0f0f
+GLOBL q4NibbleB<>(SB), RODATA|NOPTR, $32
+
+DATA q4EightB<>+0(SB)/4, $0x08080808
+DATA q4EightB<>+4(SB)/4, $0x08080808
+DATA q4EightB<>+8(SB)/4, $0x08080808
+DATA q4EightB<>+12(SB)/4, $0x08080808
+DATA q4EightB<>+16(SB)/4, $0x08080808
+DATA q4EightB<>+20(SB)/4, $0x08080808
+DATA q4EightB<>+24(SB)/4, $0x08080808
+DATA q4EightB<>+28(SB)/4, $0x08080808
+GLOBL q4EightB<>(SB), RODATA|NOPTR, $32
+
+// func dot4Q4_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+// Requires: AVX, AVX2, F16C
+TEXT ·dot4Q4_0Q8AVX2(SB), NOSPLIT, $0-120
+	MOVQ    out_base+0(FP), AX
+	MOVQ    xq_base+32(FP), CX
+	MOVQ    xs_base+56(FP), DX
+	MOVQ    rows_base+80(FP), BX
+	MOVQ    n+104(FP), SI
+	MOVQ    d+112(FP), DI
+	MOVQ    DI, R8
+	SHRQ    $0x05, R8
+	LEAQ    (DI)(DI*2), R9
+	MOVQ    outStride+24(FP), R10
+	SHLQ    $0x02, R10
+	VMOVDQU q8OnesW<>+0(SB), Y0
+
+dot4Q4_0Q8AVX2_row:
+	TESTQ  SI, SI
+	JZ     dot4Q4_0Q8AVX2_done
+	VXORPS Y1, Y1, Y1
+	MOVQ   CX, R11
+	MOVQ   DX, R12
+	MOVQ   R8, R13
+
+dot4Q4_0Q8AVX2_pair:
+	CMPQ         R13, $0x02
+	JB           dot4Q4_0Q8AVX2_tail
+	VMOVDQU      2(BX), X3
+	VPSRLW       $0x04, X3, X2
+	VINSERTI128  $0x01, X2, Y3, Y2
+	VPAND        q4NibbleB<>+0(SB), Y2, Y2
+	VPSUBB       q4EightB<>+0(SB), Y2, Y2
+	VPABSB       Y2, Y4
+	VMOVDQU      (R11), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VMOVDQU      (R11)(DI*1), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      (R11)(DI*2), Y7
+	VPSIGNB      Y2, Y7, Y7
+	VPMADDUBSW   Y7, Y4, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VMOVDQU      (R11)(R9*1), Y8
+	VPSIGNB      Y2, Y8, Y2
+	VPMADDUBSW   Y2, Y4, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y2, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VMOVDQU      20(BX), X3
+	VPSRLW       $0x04, X3, X2
+	VINSERTI128  $0x01, X2, Y3, Y2
+	VPAND        q4NibbleB<>+0(SB), Y2, Y2
+	VPSUBB       q4EightB<>+0(SB), Y2, Y2
+	VPABSB       Y2, Y4
+	VMOVDQU      32(R11), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      32(R11)(DI*1), Y7
+	VPSIGNB      Y2, Y7, Y7
+	VPMADDUBSW   Y7, Y4, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VMOVDQU      32(R11)(DI*2), Y8
+	VPSIGNB      Y2, Y8, Y8
+	VPMADDUBSW   Y8, Y4, Y8
+	VPMADDWD     Y0, Y8, Y8
+	VMOVDQU      32(R11)(R9*1), Y9
+	VPSIGNB      Y2, Y9, Y2
+	VPMADDUBSW   Y2, Y4, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y2, Y8, Y8
+	VPHADDD      Y8, Y6, Y6
+	VPERM2I128   $0x21, Y6, Y5, Y2
+	VPBLENDD     $0xf0, Y6, Y5, Y5
+	VPADDD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X2
+	VPBROADCASTW 18(BX), X3
+	VPUNPCKLQDQ  X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMOVUPS      (R12), Y4
+	VMULPS       Y4, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y1, Y1
+	ADDQ         $0x00000024, BX
+	ADDQ         $0x40, R11
+	ADDQ         $0x20, R12
+	SUBQ         $0x02, R13
+	JMP          dot4Q4_0Q8AVX2_pair
+
+dot4Q4_0Q8AVX2_tail:
+	TESTQ        R13, R13
+	JZ           dot4Q4_0Q8AVX2_sum
+	VMOVDQU      2(BX), X3
+	VPSRLW       $0x04, X3, X2
+	VINSERTI128  $0x01, X2, Y3, Y2
+	VPAND        q4NibbleB<>+0(SB), Y2, Y2
+	VPSUBB       q4EightB<>+0(SB), Y2, Y2
+	VPABSB       Y2, Y4
+	VMOVDQU      (R11), Y5
+	VPSIGNB      Y2, Y5, Y5
+	VPMADDUBSW   Y5, Y4, Y5
+	VPMADDWD     Y0, Y5, Y5
+	VMOVDQU      (R11)(DI*1), Y6
+	VPSIGNB      Y2, Y6, Y6
+	VPMADDUBSW   Y6, Y4, Y6
+	VPMADDWD     Y0, Y6, Y6
+	VMOVDQU      (R11)(DI*2), Y7
+	VPSIGNB      Y2, Y7, Y7
+	VPMADDUBSW   Y7, Y4, Y7
+	VPMADDWD     Y0, Y7, Y7
+	VMOVDQU      (R11)(R9*1), Y8
+	VPSIGNB      Y2, Y8, Y2
+	VPMADDUBSW   Y2, Y4, Y2
+	VPMADDWD     Y0, Y2, Y2
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y2, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VEXTRACTI128 $0x01, Y5, X2
+	VPADDD       X2, X5, X5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X2
+	VMOVQ        X2, X2
+	VCVTPH2PS    X2, Y2
+	VMOVUPS      (R12), X3
+	VMULPS       Y3, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y1, Y1
+	ADDQ         $0x00000012, BX
+
+dot4Q4_0Q8AVX2_sum:
+	VEXTRACTF128 $0x01, Y1, X2
+	VADDPS       X2, X1, X1
+	VPERMILPS    $0x00, X1, X2
+	VADDSS       (AX), X2, X2
+	VMOVSS       X2, (AX)
+	VPERMILPS    $0x01, X1, X2
+	VADDSS       (AX)(R10*1), X2, X2
+	VMOVSS       X2, (AX)(R10*1)
+	VPERMILPS    $0x02, X1, X2
+	VADDSS       (AX)(R10*2), X2, X2
+	VMOVSS       X2, (AX)(R10*2)
+	LEAQ         (AX)(R10*2), R11
+	VPERMILPS    $0x03, X1, X1
+	VADDSS       (R11)(R10*1), X1, X1
+	VMOVSS       X1, (R11)(R10*1)
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JMP          dot4Q4_0Q8AVX2_row
+
+dot4Q4_0Q8AVX2_done:
 	VZEROUPPER
 	RET

@@ -1,0 +1,350 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The integer kernels of DotQ8_0Q8/DotQ4_0Q8: int8 activations times Q8_0
+// or Q4_0 weights. A block's 32 products are exact in 16-bit pairs
+// (|w| ≤ 128, |x| ≤ 127: VPMADDUBSW of |w| and x·sign(w) cannot
+// saturate), summed to 32 bits with VPMADDWD against ones. Four such
+// sums are reduced together by VPHADDD so that one conversion, one scale
+// multiply and one add serve four dot products: a vector holds
+// [4 sums of block b | 4 sums of block b+1], and the accumulator's lanes
+// are (row, block parity), the generic twin's acc[b&1].
+
+const quant8Sig = "func(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n, d int)"
+
+var q8Ones, q4Nibble, q4Bias8 *Mem
+
+// bytesConst emits (once) a 32-byte constant of v repeated, as words or bytes.
+func bytesConst(p **Mem, name string, v Constant) Mem {
+	if *p == nil {
+		m := GLOBL(name, RODATA|NOPTR)
+		for i := range 8 {
+			DATA(4*i, v)
+		}
+		*p = &m
+	}
+	return **p
+}
+
+func onesW() Mem   { return bytesConst(&q8Ones, "q8OnesW", U32(0x00010001)) }
+func nibbleB() Mem { return bytesConst(&q4Nibble, "q4NibbleB", U32(0x0f0f0f0f)) }
+func eightB() Mem  { return bytesConst(&q4Bias8, "q4EightB", U32(0x08080808)) }
+func q8Name(f quantFormat, rows int) string {
+	return "dot" + string(rune('0'+rows)) + f.name + "Q8AVX2"
+}
+
+// weights8 loads the 32 weights of the block whose scale is at m (values
+// from m.Disp+2) as signed bytes.
+func (f quantFormat) weights8(m Mem) VecVirtual {
+	w := YMM()
+	m.Disp += 2
+	switch f.name {
+	case "Q8_0":
+		VMOVDQU(m, w)
+	case "Q4_0":
+		// Byte j: value j in the low nibble, j+16 in the high one.
+		lo, hi := XMM(), XMM()
+		VMOVDQU(m, lo)
+		VPSRLW(U8(4), lo, hi)
+		VINSERTI128(U8(1), hi, lo.AsY(), w)
+		VPAND(nibbleB(), w, w)
+		VPSUBB(eightB(), w, w)
+	}
+	return w
+}
+
+// pairSums returns the eight 32-bit sums of adjacent products of the bytes
+// of w (|w| in aw) and x.
+func pairSums(aw, w, x, ones VecVirtual) VecVirtual {
+	sx := YMM()
+	VPSIGNB(w, x, sx)
+	VPMADDUBSW(sx, aw, sx)
+	VPMADDWD(ones, sx, sx)
+	return sx
+}
+
+// reduce4 turns the pair sums of four dot products into one vector:
+// lane i (i < 4) the sum over the low 16 bytes of a[i], lane 4+i over the
+// high 16.
+func reduce4(a [4]VecVirtual) VecVirtual {
+	VPHADDD(a[1], a[0], a[0])
+	VPHADDD(a[3], a[2], a[2])
+	VPHADDD(a[2], a[0], a[0])
+	return a[0]
+}
+
+// blockPairSums adds the halves of z0 (block b) and z1 (block b+1):
+// [sums of block b | sums of block b+1], converted to float32.
+func blockPairSums(z0, z1 VecVirtual) VecVirtual {
+	t := YMM()
+	VPERM2I128(U8(0x21), z1, z0, t) // [z0 hi | z1 lo]
+	VPBLENDD(U8(0xf0), z1, z0, z0)  // [z0 lo | z1 hi]
+	VPADDD(t, z0, z0)
+	VCVTDQ2PS(z0, z0)
+	return z0
+}
+
+// lastBlockSums is blockPairSums for a last, unpaired block: its sums in
+// the low four lanes, zeros in the high four.
+func lastBlockSums(z VecVirtual) VecVirtual {
+	hi := XMM()
+	VEXTRACTI128(U8(1), z, hi)
+	VPADDD(hi, z.AsX(), z.AsX()) // a VEX 128-bit op: the high lanes become 0
+	VCVTDQ2PS(z, z)
+	return z
+}
+
+// accumulate adds sums·(wScale·xScale) to acc, each product rounded (the
+// generic twin's order: no fused multiply-add).
+func accumulate(acc, sums, wScale VecVirtual, xScale Op) {
+	VMULPS(xScale, wScale, wScale)
+	VMULPS(wScale, sums, sums)
+	VADDPS(sums, acc, acc)
+}
+
+// dotQuant8x4 emits the four-activation-row kernel: per weight row, per
+// pair of blocks, the 8 dot products (4 rows × 2 blocks) of one vector.
+func dotQuant8x4(f quantFormat) {
+	name := q8Name(f, 4)
+	TEXT(name, NOSPLIT, quant8Sig)
+	Doc(name+" is DotQ"+f.name[1:]+"Q8 for four activation rows (len(xq) = 4·d, xs their group's scales):",
+		"lanes (row, block parity), each weight block unpacked once for the four rows.")
+	Pragma("noescape")
+	o := Load(Param("out").Base(), GP64())
+	xq := Load(Param("xq").Base(), GP64())
+	xs := Load(Param("xs").Base(), GP64())
+	r := Load(Param("rows").Base(), GP64())
+	n := Load(Param("n"), GP64())
+	qs := Load(Param("d"), GP64()) // activation row stride, bytes
+	nb := GP64()
+	MOVQ(qs, nb)
+	SHRQ(U8(5), nb)
+	qs3 := GP64()
+	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
+	os := Load(Param("outStride"), GP64())
+	SHLQ(U8(2), os)
+	ones := YMM()
+	VMOVDQU(onesW(), ones)
+	xrow := func(xp Register, i, disp int) Mem {
+		switch i {
+		case 1:
+			return Mem{Base: xp, Index: qs, Scale: 1, Disp: disp}
+		case 2:
+			return Mem{Base: xp, Index: qs, Scale: 2, Disp: disp}
+		case 3:
+			return Mem{Base: xp, Index: qs3, Scale: 1, Disp: disp}
+		}
+		return Mem{Base: xp, Disp: disp}
+	}
+	block := func(p, xp Register, blk int) VecVirtual {
+		w := f.weights8(Mem{Base: p, Disp: blk * f.blockBytes})
+		aw := YMM()
+		VPABSB(w, aw)
+		var a [4]VecVirtual
+		for i := range a {
+			x := YMM()
+			VMOVDQU(xrow(xp, i, 32*blk), x)
+			a[i] = pairSums(aw, w, x, ones)
+		}
+		return reduce4(a)
+	}
+	Label(name + "_row")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	acc := YMM()
+	VXORPS(acc, acc, acc)
+	xp, sp, j := GP64(), GP64(), GP64()
+	MOVQ(xq, xp)
+	MOVQ(xs, sp)
+	MOVQ(nb, j)
+	Label(name + "_pair")
+	CMPQ(j, U8(2))
+	JB(LabelRef(name + "_tail"))
+	{
+		z0 := block(r, xp, 0)
+		z1 := block(r, xp, 1)
+		sums := blockPairSums(z0, z1)
+		h0, h1, ws := XMM(), XMM(), YMM()
+		VPBROADCASTW(Mem{Base: r}, h0)
+		VPBROADCASTW(Mem{Base: r, Disp: f.blockBytes}, h1)
+		VPUNPCKLQDQ(h1, h0, h0) // [w_b ×4 | w_b+1 ×4]
+		VCVTPH2PS(h0, ws)
+		xsc := YMM()
+		VMOVUPS(Mem{Base: sp}, xsc)
+		accumulate(acc, sums, ws, xsc)
+	}
+	ADDQ(U32(2*f.blockBytes), r)
+	ADDQ(U8(64), xp)
+	ADDQ(U8(32), sp)
+	SUBQ(U8(2), j)
+	JMP(LabelRef(name + "_pair"))
+	Label(name + "_tail")
+	TESTQ(j, j)
+	JZ(LabelRef(name + "_sum"))
+	{
+		sums := lastBlockSums(block(r, xp, 0))
+		h0, ws := XMM(), YMM()
+		VPBROADCASTW(Mem{Base: r}, h0)
+		VMOVQ(h0, h0) // [w_b ×4 | 0 ×4]
+		VCVTPH2PS(h0, ws)
+		xsc := XMM()
+		VMOVUPS(Mem{Base: sp}, xsc) // the high lanes become 0
+		accumulate(acc, sums, ws, xsc.AsY())
+	}
+	ADDQ(U32(f.blockBytes), r)
+	Label(name + "_sum")
+	hi := XMM()
+	VEXTRACTF128(U8(1), acc, hi)
+	lo := acc.AsX()
+	VADDPS(hi, lo, lo) // lane i: row i's acc[0] + acc[1]
+	for i := range 4 {
+		m := Mem{Base: o}
+		switch i {
+		case 1:
+			m = Mem{Base: o, Index: os, Scale: 1}
+		case 2:
+			m = Mem{Base: o, Index: os, Scale: 2}
+		case 3:
+			t := GP64()
+			LEAQ(Mem{Base: o, Index: os, Scale: 2}, t)
+			m = Mem{Base: t, Index: os, Scale: 1}
+		}
+		s := XMM()
+		VPERMILPS(U8(i), lo, s)
+		VADDSS(m, s, s)
+		VMOVSS(s, m)
+	}
+	ADDQ(U8(4), o)
+	DECQ(n)
+	JMP(LabelRef(name + "_row"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// dotQuant8x1 emits the one-activation-row kernel: four weight rows at a
+// time, the lanes (weight row, block parity), the activation block loaded
+// once for the four.
+func dotQuant8x1(f quantFormat) {
+	name := q8Name(f, 1)
+	TEXT(name, NOSPLIT, quant8Sig)
+	Doc(name+" is DotQ"+f.name[1:]+"Q8 for one activation row (len(xq) = d, xs its scales at stride 4)",
+		"and n a multiple of 4: lanes (weight row, block parity).")
+	Pragma("noescape")
+	o := Load(Param("out").Base(), GP64())
+	xq := Load(Param("xq").Base(), GP64())
+	xs := Load(Param("xs").Base(), GP64())
+	r := Load(Param("rows").Base(), GP64())
+	n := Load(Param("n"), GP64())
+	nb := Load(Param("d"), GP64())
+	SHRQ(U8(5), nb)
+	rb := GP64() // weight row bytes
+	IMUL3Q(U32(f.blockBytes), nb, rb)
+	rb3 := GP64()
+	LEAQ(Mem{Base: rb, Index: rb, Scale: 2}, rb3)
+	ones := YMM()
+	VMOVDQU(onesW(), ones)
+	wrow := func(p Register, k, disp int) Mem {
+		switch k {
+		case 1:
+			return Mem{Base: p, Index: rb, Scale: 1, Disp: disp}
+		case 2:
+			return Mem{Base: p, Index: rb, Scale: 2, Disp: disp}
+		case 3:
+			return Mem{Base: p, Index: rb3, Scale: 1, Disp: disp}
+		}
+		return Mem{Base: p, Disp: disp}
+	}
+	block := func(p, xp Register, blk int) VecVirtual {
+		x := YMM()
+		VMOVDQU(Mem{Base: xp, Disp: 32 * blk}, x)
+		var a [4]VecVirtual
+		for k := range a {
+			w := f.weights8(wrow(p, k, blk*f.blockBytes))
+			aw := YMM()
+			VPABSB(w, aw)
+			a[k] = pairSums(aw, w, x, ones)
+		}
+		return reduce4(a)
+	}
+	// weightScales gathers the fp16 scales of block blk of the four rows
+	// into words 4·blk … 4·blk+3 of h.
+	weightScales := func(h VecVirtual, p Register, blk int) {
+		for k := range 4 {
+			VPINSRW(U8(4*blk+k), wrow(p, k, blk*f.blockBytes), h, h)
+		}
+	}
+	Label(name + "_rows")
+	CMPQ(n, U8(4))
+	JB(LabelRef(name + "_done"))
+	acc := YMM()
+	VXORPS(acc, acc, acc)
+	p, xp, sp, j := GP64(), GP64(), GP64(), GP64()
+	MOVQ(r, p)
+	MOVQ(xq, xp)
+	MOVQ(xs, sp)
+	MOVQ(nb, j)
+	// The four rows are walked side by side, which the hardware prefetcher
+	// follows poorly: fetch the same place in the next four rows ahead.
+	ahead := GP64()
+	LEAQ(Mem{Base: p, Index: rb, Scale: 4}, ahead)
+	Label(name + "_pair")
+	CMPQ(j, U8(2))
+	JB(LabelRef(name + "_tail"))
+	{
+		for k := range 4 {
+			PREFETCHT0(wrow(ahead, k, 0))
+		}
+		ADDQ(U32(2*f.blockBytes), ahead)
+		z0 := block(p, xp, 0)
+		z1 := block(p, xp, 1)
+		sums := blockPairSums(z0, z1)
+		h, ws := XMM(), YMM()
+		VPXOR(h, h, h)
+		weightScales(h, p, 0)
+		weightScales(h, p, 1)
+		VCVTPH2PS(h, ws)
+		x0, xsc := YMM(), YMM()
+		VBROADCASTSS(Mem{Base: sp}, x0)
+		VBROADCASTSS(Mem{Base: sp, Disp: 16}, xsc)
+		VBLENDPS(U8(0x0f), x0, xsc, xsc) // [x_b ×4 | x_b+1 ×4]
+		accumulate(acc, sums, ws, xsc)
+	}
+	ADDQ(U32(2*f.blockBytes), p)
+	ADDQ(U8(64), xp)
+	ADDQ(U8(32), sp)
+	SUBQ(U8(2), j)
+	JMP(LabelRef(name + "_pair"))
+	Label(name + "_tail")
+	TESTQ(j, j)
+	JZ(LabelRef(name + "_sum"))
+	{
+		sums := lastBlockSums(block(p, xp, 0))
+		h, ws := XMM(), YMM()
+		VPXOR(h, h, h)
+		weightScales(h, p, 0) // words 4–7 stay 0
+		VCVTPH2PS(h, ws)
+		xsc := XMM()
+		VBROADCASTSS(Mem{Base: sp}, xsc) // the high lanes become 0
+		accumulate(acc, sums, ws, xsc.AsY())
+	}
+	Label(name + "_sum")
+	hi := XMM()
+	VEXTRACTF128(U8(1), acc, hi)
+	lo := acc.AsX()
+	VADDPS(hi, lo, lo) // lane k: weight row k's acc[0] + acc[1]
+	VADDPS(Mem{Base: o}, lo, lo)
+	VMOVUPS(lo, Mem{Base: o})
+	ADDQ(U8(16), o)
+	LEAQ(Mem{Base: r, Index: rb, Scale: 4}, r)
+	SUBQ(U8(4), n)
+	JMP(LabelRef(name + "_rows"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
