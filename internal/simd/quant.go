@@ -46,14 +46,20 @@ func DotQ4_0(out []float32, outStride int, q []float32, rows []byte, n, d int) {
 // one and four query rows) on it, four query rows at a time, or the
 // generic twin where the level has none.
 func dotQuant(ks *[2]quantDotKernel, generic quantDotKernel, blockBytes int, out []float32, outStride int, q []float32, rows []byte, n, d int, what string) {
-	check(d > 0 && d%QuantBlock == 0, what+": d must be a positive multiple of 32")
+	if !(d > 0 && d%QuantBlock == 0) {
+		panic("simd: " + what + ": d must be a positive multiple of 32")
+	}
 	g := len(q) / d
 	rowBytes := d / QuantBlock * blockBytes
-	check(len(q) == g*d && n >= 0 && len(rows) >= n*rowBytes, what+": bad lengths")
+	if !(len(q) == g*d && n >= 0 && len(rows) >= n*rowBytes) {
+		panic("simd: " + what + ": bad lengths")
+	}
 	if n == 0 || g == 0 {
 		return
 	}
-	check(outStride >= n && len(out) >= (g-1)*outStride+n, what+": bad lengths")
+	if !(outStride >= n && len(out) >= (g-1)*outStride+n) {
+		panic("simd: " + what + ": bad lengths") // built only when failing: a message per call allocates
+	}
 	rows = rows[: n*rowBytes : n*rowBytes]
 	if ks[0] == nil {
 		generic(out, outStride, q, rows, n, d)
