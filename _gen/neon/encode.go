@@ -122,3 +122,29 @@ func sxtl24s(d, n vreg) inst { return twoReg(0x4f10a400, "sshll2 v%d.4s, v%d.8h,
 
 // scvtf4s converts four signed 32-bit integers to singles (exact below 2^24).
 func scvtf4s(d, n vreg) inst { return twoReg(0x4e21d800, "scvtf v%d.4s, v%d.4s", d, n) }
+
+// Widening integer products and pairwise sums for the int8-activation
+// kernels: bytes to 16-bit lanes, 16-bit lanes to 32-bit.
+
+// long3 encodes a three-register widening instruction: d in arrangement
+// da, n and m in na.
+func long3(op uint32, mnem, da, na string, d, n, m vreg) inst {
+	return inst{
+		op | uint32(m.check())<<16 | uint32(n.check())<<5 | uint32(d.check()),
+		fmt.Sprintf("%s v%d.%s, v%d.%s, v%d.%s", mnem, d, da, n, na, m, na),
+	}
+}
+
+// smull8h sets the eight 16-bit lanes of d to the products of the low
+// eight signed bytes of n and m (exact: |product| ≤ 2¹⁴); smull28h uses
+// the high eight. smlal8h and smlal28h add the products to d instead,
+// wrapping at 16 bits.
+func smull8h(d, n, m vreg) inst  { return long3(0x0e20c000, "smull", "8h", "8b", d, n, m) }
+func smull28h(d, n, m vreg) inst { return long3(0x4e20c000, "smull2", "8h", "16b", d, n, m) }
+func smlal8h(d, n, m vreg) inst  { return long3(0x0e208000, "smlal", "8h", "8b", d, n, m) }
+func smlal28h(d, n, m vreg) inst { return long3(0x4e208000, "smlal2", "8h", "16b", d, n, m) }
+
+// saddlp4s sets each 32-bit lane of d to the sum of the two signed 16-bit
+// lanes of n it covers; sadalp4s adds that sum to d.
+func saddlp4s(d, n vreg) inst { return twoReg(0x4e602800, "saddlp v%d.4s, v%d.8h", d, n) }
+func sadalp4s(d, n vreg) inst { return twoReg(0x4e606800, "sadalp v%d.4s, v%d.8h", d, n) }

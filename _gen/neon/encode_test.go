@@ -15,9 +15,10 @@ import (
 // bit of each field, so a shifted or truncated field cannot hide behind
 // the few registers the kernels happen to use.
 func everyForm() []inst {
-	three := []func(d, n, m vreg) inst{fadd4s, fsub4s, fmul4s, faddp4s, fcmgt4s, ushl4s, mul4s, bic16b, fmax4s, umax4s, fadd2d, fmla2d}
+	three := []func(d, n, m vreg) inst{fadd4s, fsub4s, fmul4s, faddp4s, fcmgt4s, ushl4s, mul4s, bic16b, fmax4s, umax4s, fadd2d, fmla2d,
+		smull8h, smull28h, smlal8h, smlal28h}
 	two := []func(d, n vreg) inst{faddpS, fcvtl, fcvtl2, frintn4s, fcvtzs4s, neg4s, fmaxvS, umaxvS, faddpD, fcvtlD, fcvtl2D, fcvtn, fcvtn2,
-		sxtl8h, sxtl28h, sxtl4s, sxtl24s, scvtf4s}
+		sxtl8h, sxtl28h, sxtl4s, sxtl24s, scvtf4s, saddlp4s, sadalp4s}
 	regs := [][3]vreg{{0, 0, 0}, {31, 31, 31}, {1, 2, 4}, {8, 16, 30}, {21, 10, 5}}
 	var is []inst
 	for _, r := range regs {

@@ -68,6 +68,10 @@ func generate() *file {
 		dotQuant1(f, q4)
 		dotQuant4(f, q4)
 	}
+	for _, q4 := range []bool{false, true} {
+		dotQuant8x1(f, q4)
+		dotQuant8x4(f, q4)
+	}
 	return f
 }
 

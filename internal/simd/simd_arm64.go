@@ -35,6 +35,8 @@ func init() {
 			1: quantizePack1NEON, 2: quantizePack2NEON, 3: quantizePack3NEON, 4: quantizePack4NEON},
 		dotQ8_0:    [2]quantDotKernel{dot1Q8_0NEON, dot4Q8_0NEON},
 		dotQ4_0:    [2]quantDotKernel{dot1Q4_0NEON, dot4Q4_0NEON},
+		dotQ8_0Q8:  [2]quantDot8Kernel{dot1Q8_0Q8NEON, dot4Q8_0Q8NEON},
+		dotQ4_0Q8:  [2]quantDot8Kernel{dot1Q4_0Q8NEON, dot4Q4_0Q8NEON},
 		fwhtFirst8: fwhtFirst8NEON,
 		fwhtPass:   [4]func(x []float32, h int){1: fwhtPass2NEON, 2: fwhtPass4NEON, 3: fwhtPass8NEON},
 		expSum: func(x []float32, m float32) float32 {

@@ -220,3 +220,27 @@ func dot1Q4_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d i
 //
 //go:noescape
 func dot4Q4_0NEON(out []float32, outStride int, q []float32, rows []byte, n, d int)
+
+// dot1Q8_0Q8NEON is DotQ8_0Q8 for one activation row (len(xq) = d, xs its scales at stride 4)
+// and n a multiple of 4: lanes are weight rows, each activation block loaded once for four.
+//
+//go:noescape
+func dot1Q8_0Q8NEON(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n, d int)
+
+// dot4Q8_0Q8NEON is DotQ8_0Q8 for four activation rows (len(xq) = 4·d, xs their group's scales):
+// lanes are rows, each weight block unpacked once for the four.
+//
+//go:noescape
+func dot4Q8_0Q8NEON(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n, d int)
+
+// dot1Q4_0Q8NEON is DotQ4_0Q8 for one activation row (len(xq) = d, xs its scales at stride 4)
+// and n a multiple of 4: lanes are weight rows, each activation block loaded once for four.
+//
+//go:noescape
+func dot1Q4_0Q8NEON(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n, d int)
+
+// dot4Q4_0Q8NEON is DotQ4_0Q8 for four activation rows (len(xq) = 4·d, xs their group's scales):
+// lanes are rows, each weight block unpacked once for the four.
+//
+//go:noescape
+func dot4Q4_0Q8NEON(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n, d int)

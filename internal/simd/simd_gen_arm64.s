@@ -3878,3 +3878,747 @@ dot4Q4_0_sum:
 	B dot4Q4_0_row
 dot4Q4_0_done:
 	RET
+
+// func dot1Q8_0Q8NEON(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n, d int)
+TEXT ·dot1Q8_0Q8NEON(SB), NOSPLIT, $0-120
+	MOVD out_base+0(FP), R0
+	MOVD xq_base+32(FP), R1
+	MOVD xs_base+56(FP), R5
+	MOVD rows_base+80(FP), R2
+	MOVD n+104(FP), R3
+	MOVD d+112(FP), R4
+	LSR $5, R4, R4
+	MOVD $34, R10
+	MUL R10, R4, R14
+	MOVD $16, R15
+dot1Q8_0Q8_grp:
+	CBZ R3, dot1Q8_0Q8_done
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R2, R6
+	ADD R14, R6, R7
+	ADD R14, R7, R12
+	ADD R14, R12, R13
+	MOVD R1, R9
+	MOVD R5, R10
+	MOVD R4, R8
+dot1Q8_0Q8_pair:
+	CMP $2, R8
+	BLT dot1Q8_0Q8_tail
+	VLD1.P 32(R9), [V0.B16, V1.B16]
+	VLD1.P 2(R6), V24.H[0]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VLD1.P 2(R7), V24.H[1]
+	VLD1.P 32(R7), [V4.B16, V5.B16]
+	VLD1.P 2(R12), V24.H[2]
+	VLD1.P 32(R12), [V6.B16, V7.B16]
+	VLD1.P 2(R13), V24.H[3]
+	VLD1.P 32(R13), [V8.B16, V9.B16]
+	WORD $0x0e20c04a // smull v10.8h, v2.8b, v0.8b
+	WORD $0x0e20c08c // smull v12.8h, v4.8b, v0.8b
+	WORD $0x0e20c0ce // smull v14.8h, v6.8b, v0.8b
+	WORD $0x0e20c110 // smull v16.8h, v8.8b, v0.8b
+	WORD $0x4e20c04b // smull2 v11.8h, v2.16b, v0.16b
+	WORD $0x4e20c08d // smull2 v13.8h, v4.16b, v0.16b
+	WORD $0x4e20c0cf // smull2 v15.8h, v6.16b, v0.16b
+	WORD $0x4e20c111 // smull2 v17.8h, v8.16b, v0.16b
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	WORD $0x4e602993 // saddlp v19.4s, v12.8h
+	WORD $0x4e6029d4 // saddlp v20.4s, v14.8h
+	WORD $0x4e602a15 // saddlp v21.4s, v16.8h
+	WORD $0x0e21c06a // smull v10.8h, v3.8b, v1.8b
+	WORD $0x0e21c0ac // smull v12.8h, v5.8b, v1.8b
+	WORD $0x0e21c0ee // smull v14.8h, v7.8b, v1.8b
+	WORD $0x0e21c130 // smull v16.8h, v9.8b, v1.8b
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	WORD $0x4e21c06b // smull2 v11.8h, v3.16b, v1.16b
+	WORD $0x4e21c0ad // smull2 v13.8h, v5.16b, v1.16b
+	WORD $0x4e21c0ef // smull2 v15.8h, v7.16b, v1.16b
+	WORD $0x4e21c131 // smull2 v17.8h, v9.16b, v1.16b
+	WORD $0x4e606952 // sadalp v18.4s, v10.8h
+	WORD $0x4e606993 // sadalp v19.4s, v12.8h
+	WORD $0x4e6069d4 // sadalp v20.4s, v14.8h
+	WORD $0x4e606a15 // sadalp v21.4s, v16.8h
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	VADDP V19.S4, V18.S4, V18.S4
+	VADDP V21.S4, V20.S4, V20.S4
+	VADDP V20.S4, V18.S4, V18.S4
+	WORD $0x0e217b16 // fcvtl v22.4s, v24.4h
+	VLD1R.P (R10)(R15), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7de // fadd v30.4s, v30.4s, v18.4s
+	VLD1.P 32(R9), [V0.B16, V1.B16]
+	VLD1.P 2(R6), V24.H[0]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VLD1.P 2(R7), V24.H[1]
+	VLD1.P 32(R7), [V4.B16, V5.B16]
+	VLD1.P 2(R12), V24.H[2]
+	VLD1.P 32(R12), [V6.B16, V7.B16]
+	VLD1.P 2(R13), V24.H[3]
+	VLD1.P 32(R13), [V8.B16, V9.B16]
+	WORD $0x0e20c04a // smull v10.8h, v2.8b, v0.8b
+	WORD $0x0e20c08c // smull v12.8h, v4.8b, v0.8b
+	WORD $0x0e20c0ce // smull v14.8h, v6.8b, v0.8b
+	WORD $0x0e20c110 // smull v16.8h, v8.8b, v0.8b
+	WORD $0x4e20c04b // smull2 v11.8h, v2.16b, v0.16b
+	WORD $0x4e20c08d // smull2 v13.8h, v4.16b, v0.16b
+	WORD $0x4e20c0cf // smull2 v15.8h, v6.16b, v0.16b
+	WORD $0x4e20c111 // smull2 v17.8h, v8.16b, v0.16b
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	WORD $0x4e602993 // saddlp v19.4s, v12.8h
+	WORD $0x4e6029d4 // saddlp v20.4s, v14.8h
+	WORD $0x4e602a15 // saddlp v21.4s, v16.8h
+	WORD $0x0e21c06a // smull v10.8h, v3.8b, v1.8b
+	WORD $0x0e21c0ac // smull v12.8h, v5.8b, v1.8b
+	WORD $0x0e21c0ee // smull v14.8h, v7.8b, v1.8b
+	WORD $0x0e21c130 // smull v16.8h, v9.8b, v1.8b
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	WORD $0x4e21c06b // smull2 v11.8h, v3.16b, v1.16b
+	WORD $0x4e21c0ad // smull2 v13.8h, v5.16b, v1.16b
+	WORD $0x4e21c0ef // smull2 v15.8h, v7.16b, v1.16b
+	WORD $0x4e21c131 // smull2 v17.8h, v9.16b, v1.16b
+	WORD $0x4e606952 // sadalp v18.4s, v10.8h
+	WORD $0x4e606993 // sadalp v19.4s, v12.8h
+	WORD $0x4e6069d4 // sadalp v20.4s, v14.8h
+	WORD $0x4e606a15 // sadalp v21.4s, v16.8h
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	VADDP V19.S4, V18.S4, V18.S4
+	VADDP V21.S4, V20.S4, V20.S4
+	VADDP V20.S4, V18.S4, V18.S4
+	WORD $0x0e217b16 // fcvtl v22.4s, v24.4h
+	VLD1R.P (R10)(R15), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7ff // fadd v31.4s, v31.4s, v18.4s
+	SUB $2, R8, R8
+	B dot1Q8_0Q8_pair
+dot1Q8_0Q8_tail:
+	CBZ R8, dot1Q8_0Q8_sum
+	VLD1.P 32(R9), [V0.B16, V1.B16]
+	VLD1.P 2(R6), V24.H[0]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VLD1.P 2(R7), V24.H[1]
+	VLD1.P 32(R7), [V4.B16, V5.B16]
+	VLD1.P 2(R12), V24.H[2]
+	VLD1.P 32(R12), [V6.B16, V7.B16]
+	VLD1.P 2(R13), V24.H[3]
+	VLD1.P 32(R13), [V8.B16, V9.B16]
+	WORD $0x0e20c04a // smull v10.8h, v2.8b, v0.8b
+	WORD $0x0e20c08c // smull v12.8h, v4.8b, v0.8b
+	WORD $0x0e20c0ce // smull v14.8h, v6.8b, v0.8b
+	WORD $0x0e20c110 // smull v16.8h, v8.8b, v0.8b
+	WORD $0x4e20c04b // smull2 v11.8h, v2.16b, v0.16b
+	WORD $0x4e20c08d // smull2 v13.8h, v4.16b, v0.16b
+	WORD $0x4e20c0cf // smull2 v15.8h, v6.16b, v0.16b
+	WORD $0x4e20c111 // smull2 v17.8h, v8.16b, v0.16b
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	WORD $0x4e602993 // saddlp v19.4s, v12.8h
+	WORD $0x4e6029d4 // saddlp v20.4s, v14.8h
+	WORD $0x4e602a15 // saddlp v21.4s, v16.8h
+	WORD $0x0e21c06a // smull v10.8h, v3.8b, v1.8b
+	WORD $0x0e21c0ac // smull v12.8h, v5.8b, v1.8b
+	WORD $0x0e21c0ee // smull v14.8h, v7.8b, v1.8b
+	WORD $0x0e21c130 // smull v16.8h, v9.8b, v1.8b
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	WORD $0x4e21c06b // smull2 v11.8h, v3.16b, v1.16b
+	WORD $0x4e21c0ad // smull2 v13.8h, v5.16b, v1.16b
+	WORD $0x4e21c0ef // smull2 v15.8h, v7.16b, v1.16b
+	WORD $0x4e21c131 // smull2 v17.8h, v9.16b, v1.16b
+	WORD $0x4e606952 // sadalp v18.4s, v10.8h
+	WORD $0x4e606993 // sadalp v19.4s, v12.8h
+	WORD $0x4e6069d4 // sadalp v20.4s, v14.8h
+	WORD $0x4e606a15 // sadalp v21.4s, v16.8h
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	VADDP V19.S4, V18.S4, V18.S4
+	VADDP V21.S4, V20.S4, V20.S4
+	VADDP V20.S4, V18.S4, V18.S4
+	WORD $0x0e217b16 // fcvtl v22.4s, v24.4h
+	VLD1R.P (R10)(R15), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7de // fadd v30.4s, v30.4s, v18.4s
+dot1Q8_0Q8_sum:
+	WORD $0x4e3fd7de // fadd v30.4s, v30.4s, v31.4s
+	VLD1 (R0), [V1.S4]
+	WORD $0x4e3ed421 // fadd v1.4s, v1.4s, v30.4s
+	VST1.P [V1.S4], 16(R0)
+	MOVD R13, R2
+	SUB $4, R3, R3
+	B dot1Q8_0Q8_grp
+dot1Q8_0Q8_done:
+	RET
+
+// func dot4Q8_0Q8NEON(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n, d int)
+TEXT ·dot4Q8_0Q8NEON(SB), NOSPLIT, $0-120
+	MOVD out_base+0(FP), R0
+	MOVD outStride+24(FP), R10
+	LSL $2, R10, R10
+	ADD R10, R0, R20
+	ADD R10, R20, R21
+	ADD R10, R21, R22
+	MOVD xq_base+32(FP), R1
+	MOVD xs_base+56(FP), R5
+	MOVD rows_base+80(FP), R2
+	MOVD n+104(FP), R3
+	MOVD d+112(FP), R15
+	LSR $5, R15, R4
+dot4Q8_0Q8_row:
+	CBZ R3, dot4Q8_0Q8_done
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R1, R6
+	ADD R15, R6, R7
+	ADD R15, R7, R12
+	ADD R15, R12, R13
+	MOVD R5, R9
+	MOVD R4, R8
+dot4Q8_0Q8_pair:
+	CMP $2, R8
+	BLT dot4Q8_0Q8_tail
+	MOVHU.P 2(R2), R10
+	VLD1.P 32(R2), [V0.B16, V1.B16]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VLD1.P 32(R7), [V4.B16, V5.B16]
+	VLD1.P 32(R12), [V6.B16, V7.B16]
+	VLD1.P 32(R13), [V8.B16, V9.B16]
+	WORD $0x0e22c00a // smull v10.8h, v0.8b, v2.8b
+	WORD $0x0e24c00c // smull v12.8h, v0.8b, v4.8b
+	WORD $0x0e26c00e // smull v14.8h, v0.8b, v6.8b
+	WORD $0x0e28c010 // smull v16.8h, v0.8b, v8.8b
+	WORD $0x4e22c00b // smull2 v11.8h, v0.16b, v2.16b
+	WORD $0x4e24c00d // smull2 v13.8h, v0.16b, v4.16b
+	WORD $0x4e26c00f // smull2 v15.8h, v0.16b, v6.16b
+	WORD $0x4e28c011 // smull2 v17.8h, v0.16b, v8.16b
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	WORD $0x4e602993 // saddlp v19.4s, v12.8h
+	WORD $0x4e6029d4 // saddlp v20.4s, v14.8h
+	WORD $0x4e602a15 // saddlp v21.4s, v16.8h
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x0e25c02c // smull v12.8h, v1.8b, v5.8b
+	WORD $0x0e27c02e // smull v14.8h, v1.8b, v7.8b
+	WORD $0x0e29c030 // smull v16.8h, v1.8b, v9.8b
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e25c02d // smull2 v13.8h, v1.16b, v5.16b
+	WORD $0x4e27c02f // smull2 v15.8h, v1.16b, v7.16b
+	WORD $0x4e29c031 // smull2 v17.8h, v1.16b, v9.16b
+	WORD $0x4e606952 // sadalp v18.4s, v10.8h
+	WORD $0x4e606993 // sadalp v19.4s, v12.8h
+	WORD $0x4e6069d4 // sadalp v20.4s, v14.8h
+	WORD $0x4e606a15 // sadalp v21.4s, v16.8h
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	VADDP V19.S4, V18.S4, V18.S4
+	VADDP V21.S4, V20.S4, V20.S4
+	VADDP V20.S4, V18.S4, V18.S4
+	VDUP R10, V22.H8
+	WORD $0x0e217ad6 // fcvtl v22.4s, v22.4h
+	VLD1.P 16(R9), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7de // fadd v30.4s, v30.4s, v18.4s
+	MOVHU.P 2(R2), R10
+	VLD1.P 32(R2), [V0.B16, V1.B16]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VLD1.P 32(R7), [V4.B16, V5.B16]
+	VLD1.P 32(R12), [V6.B16, V7.B16]
+	VLD1.P 32(R13), [V8.B16, V9.B16]
+	WORD $0x0e22c00a // smull v10.8h, v0.8b, v2.8b
+	WORD $0x0e24c00c // smull v12.8h, v0.8b, v4.8b
+	WORD $0x0e26c00e // smull v14.8h, v0.8b, v6.8b
+	WORD $0x0e28c010 // smull v16.8h, v0.8b, v8.8b
+	WORD $0x4e22c00b // smull2 v11.8h, v0.16b, v2.16b
+	WORD $0x4e24c00d // smull2 v13.8h, v0.16b, v4.16b
+	WORD $0x4e26c00f // smull2 v15.8h, v0.16b, v6.16b
+	WORD $0x4e28c011 // smull2 v17.8h, v0.16b, v8.16b
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	WORD $0x4e602993 // saddlp v19.4s, v12.8h
+	WORD $0x4e6029d4 // saddlp v20.4s, v14.8h
+	WORD $0x4e602a15 // saddlp v21.4s, v16.8h
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x0e25c02c // smull v12.8h, v1.8b, v5.8b
+	WORD $0x0e27c02e // smull v14.8h, v1.8b, v7.8b
+	WORD $0x0e29c030 // smull v16.8h, v1.8b, v9.8b
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e25c02d // smull2 v13.8h, v1.16b, v5.16b
+	WORD $0x4e27c02f // smull2 v15.8h, v1.16b, v7.16b
+	WORD $0x4e29c031 // smull2 v17.8h, v1.16b, v9.16b
+	WORD $0x4e606952 // sadalp v18.4s, v10.8h
+	WORD $0x4e606993 // sadalp v19.4s, v12.8h
+	WORD $0x4e6069d4 // sadalp v20.4s, v14.8h
+	WORD $0x4e606a15 // sadalp v21.4s, v16.8h
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	VADDP V19.S4, V18.S4, V18.S4
+	VADDP V21.S4, V20.S4, V20.S4
+	VADDP V20.S4, V18.S4, V18.S4
+	VDUP R10, V22.H8
+	WORD $0x0e217ad6 // fcvtl v22.4s, v22.4h
+	VLD1.P 16(R9), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7ff // fadd v31.4s, v31.4s, v18.4s
+	SUB $2, R8, R8
+	B dot4Q8_0Q8_pair
+dot4Q8_0Q8_tail:
+	CBZ R8, dot4Q8_0Q8_sum
+	MOVHU.P 2(R2), R10
+	VLD1.P 32(R2), [V0.B16, V1.B16]
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VLD1.P 32(R7), [V4.B16, V5.B16]
+	VLD1.P 32(R12), [V6.B16, V7.B16]
+	VLD1.P 32(R13), [V8.B16, V9.B16]
+	WORD $0x0e22c00a // smull v10.8h, v0.8b, v2.8b
+	WORD $0x0e24c00c // smull v12.8h, v0.8b, v4.8b
+	WORD $0x0e26c00e // smull v14.8h, v0.8b, v6.8b
+	WORD $0x0e28c010 // smull v16.8h, v0.8b, v8.8b
+	WORD $0x4e22c00b // smull2 v11.8h, v0.16b, v2.16b
+	WORD $0x4e24c00d // smull2 v13.8h, v0.16b, v4.16b
+	WORD $0x4e26c00f // smull2 v15.8h, v0.16b, v6.16b
+	WORD $0x4e28c011 // smull2 v17.8h, v0.16b, v8.16b
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	WORD $0x4e602993 // saddlp v19.4s, v12.8h
+	WORD $0x4e6029d4 // saddlp v20.4s, v14.8h
+	WORD $0x4e602a15 // saddlp v21.4s, v16.8h
+	WORD $0x0e23c02a // smull v10.8h, v1.8b, v3.8b
+	WORD $0x0e25c02c // smull v12.8h, v1.8b, v5.8b
+	WORD $0x0e27c02e // smull v14.8h, v1.8b, v7.8b
+	WORD $0x0e29c030 // smull v16.8h, v1.8b, v9.8b
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	WORD $0x4e23c02b // smull2 v11.8h, v1.16b, v3.16b
+	WORD $0x4e25c02d // smull2 v13.8h, v1.16b, v5.16b
+	WORD $0x4e27c02f // smull2 v15.8h, v1.16b, v7.16b
+	WORD $0x4e29c031 // smull2 v17.8h, v1.16b, v9.16b
+	WORD $0x4e606952 // sadalp v18.4s, v10.8h
+	WORD $0x4e606993 // sadalp v19.4s, v12.8h
+	WORD $0x4e6069d4 // sadalp v20.4s, v14.8h
+	WORD $0x4e606a15 // sadalp v21.4s, v16.8h
+	WORD $0x4e606972 // sadalp v18.4s, v11.8h
+	WORD $0x4e6069b3 // sadalp v19.4s, v13.8h
+	WORD $0x4e6069f4 // sadalp v20.4s, v15.8h
+	WORD $0x4e606a35 // sadalp v21.4s, v17.8h
+	VADDP V19.S4, V18.S4, V18.S4
+	VADDP V21.S4, V20.S4, V20.S4
+	VADDP V20.S4, V18.S4, V18.S4
+	VDUP R10, V22.H8
+	WORD $0x0e217ad6 // fcvtl v22.4s, v22.4h
+	VLD1.P 16(R9), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7de // fadd v30.4s, v30.4s, v18.4s
+dot4Q8_0Q8_sum:
+	WORD $0x4e3fd7de // fadd v30.4s, v30.4s, v31.4s
+	// out[i][t] += acc[0] + acc[1], lane i
+	FMOVS (R0), F1
+	VLD1 (R20), V1.S[1]
+	VLD1 (R21), V1.S[2]
+	VLD1 (R22), V1.S[3]
+	WORD $0x4e3ed421 // fadd v1.4s, v1.4s, v30.4s
+	FMOVS.P F1, 4(R0)
+	VST1.P V1.S[1], 4(R20)
+	VST1.P V1.S[2], 4(R21)
+	VST1.P V1.S[3], 4(R22)
+	SUB $1, R3, R3
+	B dot4Q8_0Q8_row
+dot4Q8_0Q8_done:
+	RET
+
+// func dot1Q4_0Q8NEON(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n, d int)
+TEXT ·dot1Q4_0Q8NEON(SB), NOSPLIT, $0-120
+	MOVD out_base+0(FP), R0
+	MOVD xq_base+32(FP), R1
+	MOVD xs_base+56(FP), R5
+	MOVD rows_base+80(FP), R2
+	MOVD n+104(FP), R3
+	MOVD d+112(FP), R4
+	LSR $5, R4, R4
+	MOVD $18, R10
+	MUL R10, R4, R14
+	MOVD $16, R15
+	MOVW $0x0f0f0f0f, R10
+	VDUP R10, V28.S4
+	MOVW $0x08080808, R10
+	VDUP R10, V29.S4
+dot1Q4_0Q8_grp:
+	CBZ R3, dot1Q4_0Q8_done
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R2, R6
+	ADD R14, R6, R7
+	ADD R14, R7, R12
+	ADD R14, R12, R13
+	MOVD R1, R9
+	MOVD R5, R10
+	MOVD R4, R8
+dot1Q4_0Q8_pair:
+	CMP $2, R8
+	BLT dot1Q4_0Q8_tail
+	VLD1.P 32(R9), [V0.B16, V1.B16]
+	VLD1.P 2(R6), V24.H[0]
+	VLD1.P 16(R6), [V2.B16]
+	VLD1.P 2(R7), V24.H[1]
+	VLD1.P 16(R7), [V4.B16]
+	VLD1.P 2(R12), V24.H[2]
+	VLD1.P 16(R12), [V6.B16]
+	VLD1.P 2(R13), V24.H[3]
+	VLD1.P 16(R13), [V8.B16]
+	VUSHR $4, V2.B16, V3.B16
+	VAND V28.B16, V2.B16, V2.B16
+	VSUB V29.B16, V2.B16, V2.B16
+	VSUB V29.B16, V3.B16, V3.B16
+	VUSHR $4, V4.B16, V5.B16
+	VAND V28.B16, V4.B16, V4.B16
+	VSUB V29.B16, V4.B16, V4.B16
+	VSUB V29.B16, V5.B16, V5.B16
+	VUSHR $4, V6.B16, V7.B16
+	VAND V28.B16, V6.B16, V6.B16
+	VSUB V29.B16, V6.B16, V6.B16
+	VSUB V29.B16, V7.B16, V7.B16
+	VUSHR $4, V8.B16, V9.B16
+	VAND V28.B16, V8.B16, V8.B16
+	VSUB V29.B16, V8.B16, V8.B16
+	VSUB V29.B16, V9.B16, V9.B16
+	WORD $0x0e20c04a // smull v10.8h, v2.8b, v0.8b
+	WORD $0x0e20c08b // smull v11.8h, v4.8b, v0.8b
+	WORD $0x0e20c0cc // smull v12.8h, v6.8b, v0.8b
+	WORD $0x0e20c10d // smull v13.8h, v8.8b, v0.8b
+	WORD $0x4e20804a // smlal2 v10.8h, v2.16b, v0.16b
+	WORD $0x4e20808b // smlal2 v11.8h, v4.16b, v0.16b
+	WORD $0x4e2080cc // smlal2 v12.8h, v6.16b, v0.16b
+	WORD $0x4e20810d // smlal2 v13.8h, v8.16b, v0.16b
+	WORD $0x0e21806a // smlal v10.8h, v3.8b, v1.8b
+	WORD $0x0e2180ab // smlal v11.8h, v5.8b, v1.8b
+	WORD $0x0e2180ec // smlal v12.8h, v7.8b, v1.8b
+	WORD $0x0e21812d // smlal v13.8h, v9.8b, v1.8b
+	WORD $0x4e21806a // smlal2 v10.8h, v3.16b, v1.16b
+	WORD $0x4e2180ab // smlal2 v11.8h, v5.16b, v1.16b
+	WORD $0x4e2180ec // smlal2 v12.8h, v7.16b, v1.16b
+	WORD $0x4e21812d // smlal2 v13.8h, v9.16b, v1.16b
+	VADDP V11.H8, V10.H8, V10.H8
+	VADDP V13.H8, V12.H8, V12.H8
+	VADDP V12.H8, V10.H8, V10.H8
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	WORD $0x0e217b16 // fcvtl v22.4s, v24.4h
+	VLD1R.P (R10)(R15), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7de // fadd v30.4s, v30.4s, v18.4s
+	VLD1.P 32(R9), [V0.B16, V1.B16]
+	VLD1.P 2(R6), V24.H[0]
+	VLD1.P 16(R6), [V2.B16]
+	VLD1.P 2(R7), V24.H[1]
+	VLD1.P 16(R7), [V4.B16]
+	VLD1.P 2(R12), V24.H[2]
+	VLD1.P 16(R12), [V6.B16]
+	VLD1.P 2(R13), V24.H[3]
+	VLD1.P 16(R13), [V8.B16]
+	VUSHR $4, V2.B16, V3.B16
+	VAND V28.B16, V2.B16, V2.B16
+	VSUB V29.B16, V2.B16, V2.B16
+	VSUB V29.B16, V3.B16, V3.B16
+	VUSHR $4, V4.B16, V5.B16
+	VAND V28.B16, V4.B16, V4.B16
+	VSUB V29.B16, V4.B16, V4.B16
+	VSUB V29.B16, V5.B16, V5.B16
+	VUSHR $4, V6.B16, V7.B16
+	VAND V28.B16, V6.B16, V6.B16
+	VSUB V29.B16, V6.B16, V6.B16
+	VSUB V29.B16, V7.B16, V7.B16
+	VUSHR $4, V8.B16, V9.B16
+	VAND V28.B16, V8.B16, V8.B16
+	VSUB V29.B16, V8.B16, V8.B16
+	VSUB V29.B16, V9.B16, V9.B16
+	WORD $0x0e20c04a // smull v10.8h, v2.8b, v0.8b
+	WORD $0x0e20c08b // smull v11.8h, v4.8b, v0.8b
+	WORD $0x0e20c0cc // smull v12.8h, v6.8b, v0.8b
+	WORD $0x0e20c10d // smull v13.8h, v8.8b, v0.8b
+	WORD $0x4e20804a // smlal2 v10.8h, v2.16b, v0.16b
+	WORD $0x4e20808b // smlal2 v11.8h, v4.16b, v0.16b
+	WORD $0x4e2080cc // smlal2 v12.8h, v6.16b, v0.16b
+	WORD $0x4e20810d // smlal2 v13.8h, v8.16b, v0.16b
+	WORD $0x0e21806a // smlal v10.8h, v3.8b, v1.8b
+	WORD $0x0e2180ab // smlal v11.8h, v5.8b, v1.8b
+	WORD $0x0e2180ec // smlal v12.8h, v7.8b, v1.8b
+	WORD $0x0e21812d // smlal v13.8h, v9.8b, v1.8b
+	WORD $0x4e21806a // smlal2 v10.8h, v3.16b, v1.16b
+	WORD $0x4e2180ab // smlal2 v11.8h, v5.16b, v1.16b
+	WORD $0x4e2180ec // smlal2 v12.8h, v7.16b, v1.16b
+	WORD $0x4e21812d // smlal2 v13.8h, v9.16b, v1.16b
+	VADDP V11.H8, V10.H8, V10.H8
+	VADDP V13.H8, V12.H8, V12.H8
+	VADDP V12.H8, V10.H8, V10.H8
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	WORD $0x0e217b16 // fcvtl v22.4s, v24.4h
+	VLD1R.P (R10)(R15), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7ff // fadd v31.4s, v31.4s, v18.4s
+	SUB $2, R8, R8
+	B dot1Q4_0Q8_pair
+dot1Q4_0Q8_tail:
+	CBZ R8, dot1Q4_0Q8_sum
+	VLD1.P 32(R9), [V0.B16, V1.B16]
+	VLD1.P 2(R6), V24.H[0]
+	VLD1.P 16(R6), [V2.B16]
+	VLD1.P 2(R7), V24.H[1]
+	VLD1.P 16(R7), [V4.B16]
+	VLD1.P 2(R12), V24.H[2]
+	VLD1.P 16(R12), [V6.B16]
+	VLD1.P 2(R13), V24.H[3]
+	VLD1.P 16(R13), [V8.B16]
+	VUSHR $4, V2.B16, V3.B16
+	VAND V28.B16, V2.B16, V2.B16
+	VSUB V29.B16, V2.B16, V2.B16
+	VSUB V29.B16, V3.B16, V3.B16
+	VUSHR $4, V4.B16, V5.B16
+	VAND V28.B16, V4.B16, V4.B16
+	VSUB V29.B16, V4.B16, V4.B16
+	VSUB V29.B16, V5.B16, V5.B16
+	VUSHR $4, V6.B16, V7.B16
+	VAND V28.B16, V6.B16, V6.B16
+	VSUB V29.B16, V6.B16, V6.B16
+	VSUB V29.B16, V7.B16, V7.B16
+	VUSHR $4, V8.B16, V9.B16
+	VAND V28.B16, V8.B16, V8.B16
+	VSUB V29.B16, V8.B16, V8.B16
+	VSUB V29.B16, V9.B16, V9.B16
+	WORD $0x0e20c04a // smull v10.8h, v2.8b, v0.8b
+	WORD $0x0e20c08b // smull v11.8h, v4.8b, v0.8b
+	WORD $0x0e20c0cc // smull v12.8h, v6.8b, v0.8b
+	WORD $0x0e20c10d // smull v13.8h, v8.8b, v0.8b
+	WORD $0x4e20804a // smlal2 v10.8h, v2.16b, v0.16b
+	WORD $0x4e20808b // smlal2 v11.8h, v4.16b, v0.16b
+	WORD $0x4e2080cc // smlal2 v12.8h, v6.16b, v0.16b
+	WORD $0x4e20810d // smlal2 v13.8h, v8.16b, v0.16b
+	WORD $0x0e21806a // smlal v10.8h, v3.8b, v1.8b
+	WORD $0x0e2180ab // smlal v11.8h, v5.8b, v1.8b
+	WORD $0x0e2180ec // smlal v12.8h, v7.8b, v1.8b
+	WORD $0x0e21812d // smlal v13.8h, v9.8b, v1.8b
+	WORD $0x4e21806a // smlal2 v10.8h, v3.16b, v1.16b
+	WORD $0x4e2180ab // smlal2 v11.8h, v5.16b, v1.16b
+	WORD $0x4e2180ec // smlal2 v12.8h, v7.16b, v1.16b
+	WORD $0x4e21812d // smlal2 v13.8h, v9.16b, v1.16b
+	VADDP V11.H8, V10.H8, V10.H8
+	VADDP V13.H8, V12.H8, V12.H8
+	VADDP V12.H8, V10.H8, V10.H8
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	WORD $0x0e217b16 // fcvtl v22.4s, v24.4h
+	VLD1R.P (R10)(R15), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7de // fadd v30.4s, v30.4s, v18.4s
+dot1Q4_0Q8_sum:
+	WORD $0x4e3fd7de // fadd v30.4s, v30.4s, v31.4s
+	VLD1 (R0), [V1.S4]
+	WORD $0x4e3ed421 // fadd v1.4s, v1.4s, v30.4s
+	VST1.P [V1.S4], 16(R0)
+	MOVD R13, R2
+	SUB $4, R3, R3
+	B dot1Q4_0Q8_grp
+dot1Q4_0Q8_done:
+	RET
+
+// func dot4Q4_0Q8NEON(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n, d int)
+TEXT ·dot4Q4_0Q8NEON(SB), NOSPLIT, $0-120
+	MOVD out_base+0(FP), R0
+	MOVD outStride+24(FP), R10
+	LSL $2, R10, R10
+	ADD R10, R0, R20
+	ADD R10, R20, R21
+	ADD R10, R21, R22
+	MOVD xq_base+32(FP), R1
+	MOVD xs_base+56(FP), R5
+	MOVD rows_base+80(FP), R2
+	MOVD n+104(FP), R3
+	MOVD d+112(FP), R15
+	LSR $5, R15, R4
+	MOVW $0x0f0f0f0f, R10
+	VDUP R10, V28.S4
+	MOVW $0x08080808, R10
+	VDUP R10, V29.S4
+dot4Q4_0Q8_row:
+	CBZ R3, dot4Q4_0Q8_done
+	VEOR V30.B16, V30.B16, V30.B16
+	VEOR V31.B16, V31.B16, V31.B16
+	MOVD R1, R6
+	ADD R15, R6, R7
+	ADD R15, R7, R12
+	ADD R15, R12, R13
+	MOVD R5, R9
+	MOVD R4, R8
+dot4Q4_0Q8_pair:
+	CMP $2, R8
+	BLT dot4Q4_0Q8_tail
+	MOVHU.P 2(R2), R10
+	VLD1.P 16(R2), [V0.B16]
+	VUSHR $4, V0.B16, V1.B16
+	VAND V28.B16, V0.B16, V0.B16
+	VSUB V29.B16, V0.B16, V0.B16
+	VSUB V29.B16, V1.B16, V1.B16
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VLD1.P 32(R7), [V4.B16, V5.B16]
+	VLD1.P 32(R12), [V6.B16, V7.B16]
+	VLD1.P 32(R13), [V8.B16, V9.B16]
+	WORD $0x0e22c00a // smull v10.8h, v0.8b, v2.8b
+	WORD $0x0e24c00b // smull v11.8h, v0.8b, v4.8b
+	WORD $0x0e26c00c // smull v12.8h, v0.8b, v6.8b
+	WORD $0x0e28c00d // smull v13.8h, v0.8b, v8.8b
+	WORD $0x4e22800a // smlal2 v10.8h, v0.16b, v2.16b
+	WORD $0x4e24800b // smlal2 v11.8h, v0.16b, v4.16b
+	WORD $0x4e26800c // smlal2 v12.8h, v0.16b, v6.16b
+	WORD $0x4e28800d // smlal2 v13.8h, v0.16b, v8.16b
+	WORD $0x0e23802a // smlal v10.8h, v1.8b, v3.8b
+	WORD $0x0e25802b // smlal v11.8h, v1.8b, v5.8b
+	WORD $0x0e27802c // smlal v12.8h, v1.8b, v7.8b
+	WORD $0x0e29802d // smlal v13.8h, v1.8b, v9.8b
+	WORD $0x4e23802a // smlal2 v10.8h, v1.16b, v3.16b
+	WORD $0x4e25802b // smlal2 v11.8h, v1.16b, v5.16b
+	WORD $0x4e27802c // smlal2 v12.8h, v1.16b, v7.16b
+	WORD $0x4e29802d // smlal2 v13.8h, v1.16b, v9.16b
+	VADDP V11.H8, V10.H8, V10.H8
+	VADDP V13.H8, V12.H8, V12.H8
+	VADDP V12.H8, V10.H8, V10.H8
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	VDUP R10, V22.H8
+	WORD $0x0e217ad6 // fcvtl v22.4s, v22.4h
+	VLD1.P 16(R9), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7de // fadd v30.4s, v30.4s, v18.4s
+	MOVHU.P 2(R2), R10
+	VLD1.P 16(R2), [V0.B16]
+	VUSHR $4, V0.B16, V1.B16
+	VAND V28.B16, V0.B16, V0.B16
+	VSUB V29.B16, V0.B16, V0.B16
+	VSUB V29.B16, V1.B16, V1.B16
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VLD1.P 32(R7), [V4.B16, V5.B16]
+	VLD1.P 32(R12), [V6.B16, V7.B16]
+	VLD1.P 32(R13), [V8.B16, V9.B16]
+	WORD $0x0e22c00a // smull v10.8h, v0.8b, v2.8b
+	WORD $0x0e24c00b // smull v11.8h, v0.8b, v4.8b
+	WORD $0x0e26c00c // smull v12.8h, v0.8b, v6.8b
+	WORD $0x0e28c00d // smull v13.8h, v0.8b, v8.8b
+	WORD $0x4e22800a // smlal2 v10.8h, v0.16b, v2.16b
+	WORD $0x4e24800b // smlal2 v11.8h, v0.16b, v4.16b
+	WORD $0x4e26800c // smlal2 v12.8h, v0.16b, v6.16b
+	WORD $0x4e28800d // smlal2 v13.8h, v0.16b, v8.16b
+	WORD $0x0e23802a // smlal v10.8h, v1.8b, v3.8b
+	WORD $0x0e25802b // smlal v11.8h, v1.8b, v5.8b
+	WORD $0x0e27802c // smlal v12.8h, v1.8b, v7.8b
+	WORD $0x0e29802d // smlal v13.8h, v1.8b, v9.8b
+	WORD $0x4e23802a // smlal2 v10.8h, v1.16b, v3.16b
+	WORD $0x4e25802b // smlal2 v11.8h, v1.16b, v5.16b
+	WORD $0x4e27802c // smlal2 v12.8h, v1.16b, v7.16b
+	WORD $0x4e29802d // smlal2 v13.8h, v1.16b, v9.16b
+	VADDP V11.H8, V10.H8, V10.H8
+	VADDP V13.H8, V12.H8, V12.H8
+	VADDP V12.H8, V10.H8, V10.H8
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	VDUP R10, V22.H8
+	WORD $0x0e217ad6 // fcvtl v22.4s, v22.4h
+	VLD1.P 16(R9), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7ff // fadd v31.4s, v31.4s, v18.4s
+	SUB $2, R8, R8
+	B dot4Q4_0Q8_pair
+dot4Q4_0Q8_tail:
+	CBZ R8, dot4Q4_0Q8_sum
+	MOVHU.P 2(R2), R10
+	VLD1.P 16(R2), [V0.B16]
+	VUSHR $4, V0.B16, V1.B16
+	VAND V28.B16, V0.B16, V0.B16
+	VSUB V29.B16, V0.B16, V0.B16
+	VSUB V29.B16, V1.B16, V1.B16
+	VLD1.P 32(R6), [V2.B16, V3.B16]
+	VLD1.P 32(R7), [V4.B16, V5.B16]
+	VLD1.P 32(R12), [V6.B16, V7.B16]
+	VLD1.P 32(R13), [V8.B16, V9.B16]
+	WORD $0x0e22c00a // smull v10.8h, v0.8b, v2.8b
+	WORD $0x0e24c00b // smull v11.8h, v0.8b, v4.8b
+	WORD $0x0e26c00c // smull v12.8h, v0.8b, v6.8b
+	WORD $0x0e28c00d // smull v13.8h, v0.8b, v8.8b
+	WORD $0x4e22800a // smlal2 v10.8h, v0.16b, v2.16b
+	WORD $0x4e24800b // smlal2 v11.8h, v0.16b, v4.16b
+	WORD $0x4e26800c // smlal2 v12.8h, v0.16b, v6.16b
+	WORD $0x4e28800d // smlal2 v13.8h, v0.16b, v8.16b
+	WORD $0x0e23802a // smlal v10.8h, v1.8b, v3.8b
+	WORD $0x0e25802b // smlal v11.8h, v1.8b, v5.8b
+	WORD $0x0e27802c // smlal v12.8h, v1.8b, v7.8b
+	WORD $0x0e29802d // smlal v13.8h, v1.8b, v9.8b
+	WORD $0x4e23802a // smlal2 v10.8h, v1.16b, v3.16b
+	WORD $0x4e25802b // smlal2 v11.8h, v1.16b, v5.16b
+	WORD $0x4e27802c // smlal2 v12.8h, v1.16b, v7.16b
+	WORD $0x4e29802d // smlal2 v13.8h, v1.16b, v9.16b
+	VADDP V11.H8, V10.H8, V10.H8
+	VADDP V13.H8, V12.H8, V12.H8
+	VADDP V12.H8, V10.H8, V10.H8
+	WORD $0x4e602952 // saddlp v18.4s, v10.8h
+	VDUP R10, V22.H8
+	WORD $0x0e217ad6 // fcvtl v22.4s, v22.4h
+	VLD1.P 16(R9), [V23.S4]
+	WORD $0x6e37ded6 // fmul v22.4s, v22.4s, v23.4s
+	WORD $0x4e21da52 // scvtf v18.4s, v18.4s
+	WORD $0x6e36de52 // fmul v18.4s, v18.4s, v22.4s
+	WORD $0x4e32d7de // fadd v30.4s, v30.4s, v18.4s
+dot4Q4_0Q8_sum:
+	WORD $0x4e3fd7de // fadd v30.4s, v30.4s, v31.4s
+	// out[i][t] += acc[0] + acc[1], lane i
+	FMOVS (R0), F1
+	VLD1 (R20), V1.S[1]
+	VLD1 (R21), V1.S[2]
+	VLD1 (R22), V1.S[3]
+	WORD $0x4e3ed421 // fadd v1.4s, v1.4s, v30.4s
+	FMOVS.P F1, 4(R0)
+	VST1.P V1.S[1], 4(R20)
+	VST1.P V1.S[2], 4(R21)
+	VST1.P V1.S[3], 4(R22)
+	SUB $1, R3, R3
+	B dot4Q4_0Q8_row
+dot4Q4_0Q8_done:
+	RET
