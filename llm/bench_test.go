@@ -13,13 +13,6 @@ import (
 	"github.com/turboquant-go/tq/llm/synth"
 )
 
-// benchOptions is a 123M-parameter Llama shape (246 MB at fp16), far beyond
-// L3, so a decode step streams its weights from memory.
-func benchOptions(t gguf.Type) synth.Options {
-	return synth.Options{Arch: "llama", Layers: 8, Dim: 1024, FFNDim: 2816, Heads: 16, KVHeads: 4, HeadDim: 64,
-		Context: 2048, Type: t, Tokenizer: "gpt2", Seed: 1, Tied: false}
-}
-
 // copyBandwidth measures bytes/s of a parallel copy of 256 MiB over all cores
 // (best of three), in the same process as the benchmark it is the floor of.
 func copyBandwidth() float64 {
@@ -54,7 +47,7 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 func benchDecode(b *testing.B, typ gguf.Type, bw float64) {
-	data, err := synth.Build(benchOptions(typ))
+	data, err := synth.Build(synth.Bench123M(typ))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -96,7 +89,7 @@ func benchDecode(b *testing.B, typ gguf.Type, bw float64) {
 // stream from memory: tok/s is B per step, and B=1 is the baseline the
 // batch's sharing of weight reads is measured against.
 func BenchmarkDecodeBatch(b *testing.B) {
-	data, err := synth.Build(benchOptions(gguf.Q8_0))
+	data, err := synth.Build(synth.Bench123M(gguf.Q8_0))
 	if err != nil {
 		b.Fatal(err)
 	}

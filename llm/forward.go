@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync"
 
+	"github.com/turboquant-go/tq/internal/simd"
 	"github.com/turboquant-go/tq/llm/tokenizer"
 )
 
@@ -64,6 +65,7 @@ type Model struct {
 // seen and reused.
 type activations struct {
 	x, xb, q, att, k, v, gate, up, proj []float32
+	e                                   []float32 // siluMul's exponentials
 	cos, sin                            []float32
 }
 
@@ -80,7 +82,7 @@ func (a *activations) take(c Config, T int) {
 		p *[]float32
 		n int
 	}{{&a.x, T * d}, {&a.xb, T * d}, {&a.proj, T * d}, {&a.q, T * qDim}, {&a.att, T * qDim},
-		{&a.k, T * kvDim}, {&a.v, T * kvDim}, {&a.gate, T * c.FFNDim}, {&a.up, T * c.FFNDim},
+		{&a.k, T * kvDim}, {&a.v, T * kvDim}, {&a.gate, T * c.FFNDim}, {&a.up, T * c.FFNDim}, {&a.e, T * c.FFNDim},
 		{&a.cos, c.RopeDim / 2}, {&a.sin, c.RopeDim / 2}} {
 		grow(b.p, b.n)
 	}
@@ -267,6 +269,26 @@ func (m *Model) projectQKV(l *layer, a *activations) error {
 	return nil
 }
 
+// siluMul sets gate[i] = silu(gate[i])·up[i], silu(g) = g·σ(g). The
+// exponentials e^−|g| (never overflowing) come from the vector kernel into
+// e, then σ(g) = 1/(1+e) for g ≥ 0 and e/(1+e) below.
+func siluMul(gate, up, e []float32) {
+	e = e[:len(gate)]
+	for i, g := range gate {
+		e[i] = -abs32(g)
+	}
+	simd.ExpSum(e, 0)
+	for i, g := range gate {
+		s := 1 / (1 + e[i])
+		if g < 0 {
+			s *= e[i]
+		}
+		gate[i] = float32(g*s) * up[i]
+	}
+}
+
+func abs32(x float32) float32 { return math.Float32frombits(math.Float32bits(x) &^ (1 << 31)) }
+
 // outputAndFFN adds the attention output's projection (a.att) and then the
 // SwiGLU feed-forward block to the residual stream a.x.
 func (m *Model) outputAndFFN(l *layer, a *activations) error {
@@ -284,9 +306,7 @@ func (m *Model) outputAndFFN(l *layer, a *activations) error {
 	if err := l.up.MulT(up, xb); err != nil {
 		return err
 	}
-	for i, g := range gate {
-		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
-	}
+	siluMul(gate, up, a.e)
 	if err := l.down.MulT(proj, gate); err != nil {
 		return err
 	}

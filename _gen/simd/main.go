@@ -52,6 +52,7 @@ func main() {
 		dotQuant8x1(f)
 		dotQuant8x4(f)
 	}
+	quantizeQ8()
 	Generate()
 }
 

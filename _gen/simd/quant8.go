@@ -348,3 +348,104 @@ func dotQuant8x1(f quantFormat) {
 	VZEROUPPER()
 	RET()
 }
+
+// quantizeQ8 emits quantizeQ8AVX2, Q8Rows.Quantize for one row: per block
+// of 32, amax from the integer maximum of the values' magnitude bits (the
+// generic twin's order, NaNs above infinities), then values
+// round-half-even(x·(127/amax)) (VCVTPS2DQ under the default rounding
+// mode) and the scale amax/127 rounded to fp16 and back. A block with an
+// infinity or NaN gets zeros and a NaN scale, a block of zeros zeros and 0.
+func quantizeQ8() {
+	TEXT("quantizeQ8AVX2", NOSPLIT, "func(dst []int8, scales []float32, x []float32)")
+	Doc("quantizeQ8AVX2 is quantizeBlock8 over the len(x)/32 blocks of one row: values to dst,",
+		"block b's scale to scales[4b].")
+	Pragma("noescape")
+	dst := Load(Param("dst").Base(), GP64())
+	sp := Load(Param("scales").Base(), GP64())
+	xp := Load(Param("x").Base(), GP64())
+	nb := Load(Param("x").Len(), GP64())
+	SHRQ(U8(5), nb)
+	mask, lim, nlim, order := YMM(), YMM(), YMM(), YMM()
+	VPBROADCASTD(ConstData("q8AbsMask", U32(0x7fffffff)), mask)
+	VPBROADCASTD(ConstData("q8Max", U32(127)), lim)
+	VPBROADCASTD(ConstData("q8Min", U32(0xffffff81)), nlim) // −127
+	perm := GLOBL("q8PackOrder", RODATA|NOPTR)
+	for i, v := range []uint32{0, 4, 1, 5, 2, 6, 3, 7} {
+		DATA(4*i, U32(v))
+	}
+	VMOVDQU(perm, order)
+	c127 := ConstData("q8Max32", F32(127))
+	Label("q8q_block")
+	TESTQ(nb, nb)
+	JZ(LabelRef("q8q_done"))
+	var v [4]VecVirtual
+	m := YMM()
+	for k := range v {
+		v[k] = YMM()
+		VMOVUPS(Mem{Base: xp, Disp: 32 * k}, v[k])
+		if k == 0 {
+			VPAND(v[k], mask, m)
+		} else {
+			t := YMM()
+			VPAND(v[k], mask, t)
+			VPMAXUD(t, m, m)
+		}
+	}
+	hi := XMM()
+	VEXTRACTI128(U8(1), m, hi)
+	mx := m.AsX()
+	VPMAXUD(hi, mx, mx)
+	VPSHUFD(U8(0x4e), mx, hi)
+	VPMAXUD(hi, mx, mx)
+	VPSHUFD(U8(0xb1), mx, hi)
+	VPMAXUD(hi, mx, mx) // every lane: the block's largest magnitude, as bits
+	bits := GP32()
+	VMOVD(mx, bits)
+	CMPL(bits, U32(0x7f800000))
+	JAE(LabelRef("q8q_nan"))
+	TESTL(bits, bits)
+	JZ(LabelRef("q8q_zero"))
+	inv := XMM()
+	VMOVSS(c127, inv)
+	VDIVSS(mx, inv, inv) // 127/amax
+	iv := YMM()
+	VBROADCASTSS(inv, iv)
+	for k := range v {
+		VMULPS(iv, v[k], v[k])
+		VCVTPS2DQ(v[k], v[k]) // round half to even
+		VPMINSD(lim, v[k], v[k])
+		VPMAXSD(nlim, v[k], v[k])
+	}
+	// Packing works within 128-bit lanes: the bytes come out in groups of
+	// four in the order 0 2 4 6 1 3 5 7, which VPERMD puts back.
+	VPACKSSDW(v[1], v[0], v[0])
+	VPACKSSDW(v[3], v[2], v[2])
+	VPACKSSWB(v[2], v[0], v[0])
+	VPERMD(v[0], order, v[0])
+	VMOVDQU(v[0], Mem{Base: dst})
+	sc := XMM()
+	VDIVSS(c127, mx, sc) // amax/127
+	VCVTPS2PH(U8(0), sc, sc)
+	VCVTPH2PS(sc, sc)
+	VMOVSS(sc, Mem{Base: sp})
+	Label("q8q_next")
+	ADDQ(U32(128), xp)
+	ADDQ(U8(32), dst)
+	ADDQ(U8(16), sp)
+	DECQ(nb)
+	JMP(LabelRef("q8q_block"))
+	Label("q8q_nan")
+	MOVL(U32(0x7fc00000), bits)
+	JMP(LabelRef("q8q_special"))
+	Label("q8q_zero")
+	XORL(bits, bits)
+	Label("q8q_special")
+	MOVL(bits, Mem{Base: sp})
+	z := YMM()
+	VPXOR(z, z, z)
+	VMOVDQU(z, Mem{Base: dst})
+	JMP(LabelRef("q8q_next"))
+	Label("q8q_done")
+	VZEROUPPER()
+	RET()
+}

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +22,6 @@ import (
 	"time"
 
 	"github.com/turboquant-go/tq/kvcache"
-	"github.com/turboquant-go/tq/models/kjv"
 	"github.com/turboquant-go/tq/serve"
 )
 
@@ -34,6 +35,7 @@ type loadOptions struct {
 	requests     int
 	phaseTimeout time.Duration
 	target       string
+	model        string
 }
 
 // loadPoint is one closed-loop run at a fixed number of clients.
@@ -95,11 +97,24 @@ func runLoad(args []string, stdout io.Writer) error {
 	requests := fs.Int("requests", 32, "requests per throughput point (at least the concurrency)")
 	timeout := fs.Duration("phase-timeout", 3*time.Minute, "bound on each phase's wall time")
 	target := fs.String("url", "", "a running tqserve on 127.0.0.1 to load instead (presets and budget then come from it)")
+	model := fs.String("model", "", "GGUF model file the in-process servers run (default: the committed KJV model)")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the whole run (server and clients) to this file")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	o := loadOptions{window: *window, maxTokens: *maxTokens, requests: *requests, phaseTimeout: *timeout, target: *target}
+	o := loadOptions{window: *window, maxTokens: *maxTokens, requests: *requests, phaseTimeout: *timeout, target: *target, model: *model}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	var err error
 	if o.budget, err = serve.ParseBytes(*budget); err != nil {
 		return err
@@ -182,7 +197,7 @@ func (p *inProcess) stop() error {
 
 // loadPreset runs every phase against in-process servers of one preset.
 func loadPreset(o loadOptions, preset string) (loadRow, error) {
-	m, err := kjv.Model()
+	m, _, err := openLM(o.model)
 	if err != nil {
 		return loadRow{}, err
 	}
@@ -444,8 +459,19 @@ func streamOne(ctx context.Context, base, prompt string, maxTokens int, seed uin
 }
 
 func printLoad(w io.Writer, o loadOptions, rows []loadRow) error {
-	fmt.Fprintf(w, "KV budget %d bytes, %d tokens per request (ignore_eos), prompts < 16 tokens, GOMAXPROCS %d\n\n",
-		o.budget, o.maxTokens, runtime.GOMAXPROCS(0))
+	budget := o.budget
+	if len(rows) > 0 { // a --url server reports its own
+		budget = rows[0].Budget
+	}
+	model := o.model
+	if model == "" {
+		model = "the committed KJV model"
+	}
+	if o.target != "" {
+		model = "the server's model"
+	}
+	fmt.Fprintf(w, "%s, KV budget %d bytes, %d tokens per request (ignore_eos), prompts < 16 tokens, GOMAXPROCS %d\n\n",
+		model, budget, o.maxTokens, runtime.GOMAXPROCS(0))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "preset\twindow\tbits/value\tadmitted\tclients\trequests\ttokens/s\tTTFT p50 ms\tTTFT p99 ms\tITL p50 ms\tITL p99 ms\t429\terrors\t")
 	line := func(r loadRow, name string, p loadPoint) {

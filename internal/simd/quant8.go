@@ -34,8 +34,9 @@ const q8Max = 127
 // scale 0. A block with an infinity or NaN gets a NaN scale and zero
 // values, so the products it enters are NaN, as the float path's would be.
 //
-// The arithmetic is plain Go, float32 with every product rounded (no
-// fusion), so every platform quantizes to the same bits.
+// The generic arithmetic is float32 with every product rounded (no
+// fusion), and the vector kernels perform the same operations, so every
+// platform quantizes to the same bits.
 func (a *Q8Rows) Quantize(x []float32, d int) {
 	check(d > 0 && d%QuantBlock == 0, "Q8Rows.Quantize: d must be a positive multiple of 32")
 	g := len(x) / d
@@ -46,10 +47,13 @@ func (a *Q8Rows) Quantize(x []float32, d int) {
 	a.Scales = grow(a.Scales, (g+3)/4*4*nb)
 	clear(a.Scales) // the padding rows of the last group stay 0
 	for r := range g {
+		vals, scales := a.Vals[r*d:(r+1)*d], a.Scales[(r/4)*4*nb+r%4:(r/4+1)*4*nb]
+		if k := active.quantizeQ8; k != nil {
+			k(vals, scales, x[r*d:(r+1)*d])
+			continue
+		}
 		for b := range nb {
-			src := x[r*d+b*QuantBlock:][:QuantBlock]
-			dst := a.Vals[r*d+b*QuantBlock:][:QuantBlock]
-			a.Scales[((r/4)*nb+b)*4+r%4] = quantizeBlock8(dst, src)
+			scales[4*b] = quantizeBlock8(vals[b*QuantBlock:], x[r*d+b*QuantBlock:])
 		}
 	}
 }

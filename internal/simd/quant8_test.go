@@ -26,7 +26,8 @@ func q8Oracle(k q8Dot, out []float32, outStride int, a *Q8Rows, rows []byte, n i
 	}
 }
 
-// TestQ8RowsQuantize checks the activation quantizer: values within ±127,
+// TestQ8RowsQuantize checks the activation quantizer (every level against
+// the generic one, bit for bit): values within ±127,
 // each within half a step (plus the fp16 rounding of the scale) of its input, zero blocks with scale 0, and a
 // block holding an infinity or NaN marked by a NaN scale.
 func TestQ8RowsQuantize(t *testing.T) {
@@ -40,7 +41,21 @@ func TestQ8RowsQuantize(t *testing.T) {
 			x[2*d+40] = float32(math.NaN())
 		}
 		var a Q8Rows
-		a.Quantize(x, d)
+		with(t, Generic, func() { a.Quantize(x, d) })
+		for _, l := range quantLevels() {
+			var b Q8Rows
+			with(t, l, func() { b.Quantize(x, d) })
+			for j := range a.Vals {
+				if a.Vals[j] != b.Vals[j] {
+					t.Fatalf("%v g=%d: value %d = %d, generic %d", l, g, j, b.Vals[j], a.Vals[j])
+				}
+			}
+			for j := range a.Scales {
+				if s, w := b.Scales[j], a.Scales[j]; math.Float32bits(s) != math.Float32bits(w) && !(s != s && w != w) {
+					t.Fatalf("%v g=%d: scale %d = %v, generic %v", l, g, j, s, w)
+				}
+			}
+		}
 		if a.G != g || a.D != d || len(a.Vals) != g*d || len(a.Scales) != (g+3)/4*4*(d/32) {
 			t.Fatalf("g=%d: G=%d D=%d %d values %d scales", g, a.G, a.D, len(a.Vals), len(a.Scales))
 		}

@@ -59,6 +59,7 @@ type kernels struct {
 	dotQ8_0, dotQ4_0 [2]quantDotKernel
 	// The int8-activation kernels, by activation rows (1 or 4).
 	dotQ8_0Q8, dotQ4_0Q8 [2]quantDot8Kernel
+	quantizeQ8           func(dst []int8, scales []float32, x []float32) // one row of Q8Rows.Quantize
 	// broadcast4: the level has the four-row 4-bit axpyCodes kernel that
 	// takes its weights broadcast (broadcastWeights), called directly
 	// through axpyCodesBc so the weights stay on the caller's stack.

@@ -30,6 +30,7 @@ func init() {
 		dotQ4_0:    [2]quantDotKernel{dot1Q4_0AVX2, dot4Q4_0AVX2},
 		dotQ8_0Q8:  [2]quantDot8Kernel{dot1Q8_0Q8AVX2, dot4Q8_0Q8AVX2},
 		dotQ4_0Q8:  [2]quantDot8Kernel{dot1Q4_0Q8AVX2, dot4Q4_0Q8AVX2},
+		quantizeQ8: quantizeQ8AVX2,
 		fwhtFirst8: fwhtFirst8AVX2,
 		fwhtPass:   [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
 		scale:      scaleAVX2,

@@ -256,3 +256,9 @@ func dot1Q4_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows 
 //
 //go:noescape
 func dot4Q4_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+
+// quantizeQ8AVX2 is quantizeBlock8 over the len(x)/32 blocks of one row: values to dst,
+// block b's scale to scales[4b].
+//
+//go:noescape
+func quantizeQ8AVX2(dst []int8, scales []float32, x []float32)

@@ -4175,3 +4175,116 @@ dot4Q4_0Q8AVX2_sum:
 dot4Q4_0Q8AVX2_done:
 	VZEROUPPER
 	RET
+
+// func quantizeQ8AVX2(dst []int8, scales []float32, x []float32)
+// Requires: AVX, AVX2, F16C
+TEXT ·quantizeQ8AVX2(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         scales_base+24(FP), CX
+	MOVQ         x_base+48(FP), DX
+	MOVQ         x_len+56(FP), BX
+	SHRQ         $0x05, BX
+	VPBROADCASTD q8AbsMask<>+0(SB), Y0
+	VPBROADCASTD q8Max<>+0(SB), Y1
+	VPBROADCASTD q8Min<>+0(SB), Y2
+	VMOVDQU      q8PackOrder<>+0(SB), Y3
+
+q8q_block:
+	TESTQ        BX, BX
+	JZ           q8q_done
+	VMOVUPS      (DX), Y5
+	VPAND        Y5, Y0, Y4
+	VMOVUPS      32(DX), Y6
+	VPAND        Y6, Y0, Y7
+	VPMAXUD      Y7, Y4, Y4
+	VMOVUPS      64(DX), Y7
+	VPAND        Y7, Y0, Y8
+	VPMAXUD      Y8, Y4, Y4
+	VMOVUPS      96(DX), Y8
+	VPAND        Y8, Y0, Y9
+	VPMAXUD      Y9, Y4, Y4
+	VEXTRACTI128 $0x01, Y4, X9
+	VPMAXUD      X9, X4, X4
+	VPSHUFD      $0x4e, X4, X9
+	VPMAXUD      X9, X4, X4
+	VPSHUFD      $0xb1, X4, X9
+	VPMAXUD      X9, X4, X4
+	VMOVD        X4, SI
+	CMPL         SI, $0x7f800000
+	JAE          q8q_nan
+	TESTL        SI, SI
+	JZ           q8q_zero
+	VMOVSS       q8Max32<>+0(SB), X9
+	VDIVSS       X4, X9, X9
+	VBROADCASTSS X9, Y9
+	VMULPS       Y9, Y5, Y5
+	VCVTPS2DQ    Y5, Y5
+	VPMINSD      Y1, Y5, Y5
+	VPMAXSD      Y2, Y5, Y5
+	VMULPS       Y9, Y6, Y6
+	VCVTPS2DQ    Y6, Y6
+	VPMINSD      Y1, Y6, Y6
+	VPMAXSD      Y2, Y6, Y6
+	VMULPS       Y9, Y7, Y7
+	VCVTPS2DQ    Y7, Y7
+	VPMINSD      Y1, Y7, Y7
+	VPMAXSD      Y2, Y7, Y7
+	VMULPS       Y9, Y8, Y8
+	VCVTPS2DQ    Y8, Y8
+	VPMINSD      Y1, Y8, Y8
+	VPMAXSD      Y2, Y8, Y8
+	VPACKSSDW    Y6, Y5, Y5
+	VPACKSSDW    Y8, Y7, Y7
+	VPACKSSWB    Y7, Y5, Y5
+	VPERMD       Y5, Y3, Y5
+	VMOVDQU      Y5, (AX)
+	VDIVSS       q8Max32<>+0(SB), X4, X4
+	VCVTPS2PH    $0x00, X4, X4
+	VCVTPH2PS    X4, X4
+	VMOVSS       X4, (CX)
+
+q8q_next:
+	ADDQ $0x00000080, DX
+	ADDQ $0x20, AX
+	ADDQ $0x10, CX
+	DECQ BX
+	JMP  q8q_block
+
+q8q_nan:
+	MOVL $0x7fc00000, SI
+	JMP  q8q_special
+
+q8q_zero:
+	XORL SI, SI
+
+q8q_special:
+	MOVL    SI, (CX)
+	VPXOR   Y4, Y4, Y4
+	VMOVDQU Y4, (AX)
+	JMP     q8q_next
+
+q8q_done:
+	VZEROUPPER
+	RET
+
+DATA q8AbsMask<>+0(SB)/4, $0x7fffffff
+GLOBL q8AbsMask<>(SB), RODATA|NOPTR, $4
+
+DATA q8Max<>+0(SB)/4, $0x0000007f
+GLOBL q8Max<>(SB), RODATA|NOPTR, $4
+
+DATA q8Min<>+0(SB)/4, $0xffffff81
+GLOBL q8Min<>(SB), RODATA|NOPTR, $4
+
+DATA q8PackOrder<>+0(SB)/4, $0x00000000
+DATA q8PackOrder<>+4(SB)/4, $0x00000004
+DATA q8PackOrder<>+8(SB)/4, $0x00000001
+DATA q8PackOrder<>+12(SB)/4, $0x00000005
+DATA q8PackOrder<>+16(SB)/4, $0x00000002
+DATA q8PackOrder<>+20(SB)/4, $0x00000006
+DATA q8PackOrder<>+24(SB)/4, $0x00000003
+DATA q8PackOrder<>+28(SB)/4, $0x00000007
+GLOBL q8PackOrder<>(SB), RODATA|NOPTR, $32
+
+DATA q8Max32<>+0(SB)/4, $(127.0)
+GLOBL q8Max32<>(SB), RODATA|NOPTR, $4

@@ -319,6 +319,15 @@ type Named struct {
 	Options Options
 }
 
+// Bench123M is a 123M-parameter Llama shape (246 MB at fp16) with weights
+// of type t: 8 layers, 1024 wide, FFN 2816, 16 query and 4 KV heads of 64.
+// Its weights are far beyond L3, so a decode step streams them from
+// memory: the model the engine's and the server's batching benchmarks run.
+func Bench123M(t gguf.Type) Options {
+	return Options{Arch: "llama", Layers: 8, Dim: 1024, FFNDim: 2816, Heads: 16, KVHeads: 4, HeadDim: 64,
+		Context: 2048, Type: t, Tokenizer: "gpt2", Seed: 1}
+}
+
 // CrossCheckSet is the set of synthetic models compared with llama.cpp
 // (tools/llamacpp-ref): every weight type the engine reads, both
 // architectures, both tokenizer kinds, tied and separate output heads.
