@@ -5,12 +5,13 @@
 //     architecture, the same files llm's tests build in memory
 //     (synth.CrossCheckSet), so llama.cpp's answers on them can be committed
 //     and compared with the engine's in `go test`;
+//
 //   - with -bench TYPE, the 123M-parameter benchmark model (synth.Bench123M)
 //     with weights of that ggml type, for serving a model whose weights
 //     stream from memory (`tqserve --model`).
 //
-//	go run ./tools/synthgguf -out /tmp/synth
-//	go run ./tools/synthgguf -out /tmp/synth -bench Q8_0
+//     go run ./tools/synthgguf -out /tmp/synth
+//     go run ./tools/synthgguf -out /tmp/synth -bench Q8_0
 package main
 
 import (
