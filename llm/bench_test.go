@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"fmt"
 	"runtime"
 	"slices"
 	"strconv"
@@ -162,4 +163,61 @@ func BenchmarkSortByLogit(b *testing.B) {
 			})
 		}
 	})
+}
+
+// BenchmarkDecodeLongContext times one decode step of the 123M Q8_0 model
+// with 8K and 16K tokens already cached, fp16 against tq3 (each preset's
+// window and sinks included) in the same run: at long contexts attention
+// reads as many bytes as the weights, and a compressed cache must make the
+// step no slower than fp16 (issue 16's engine target). The cache is filled
+// with random keys and values appended directly (a prefill of 16K tokens
+// would take minutes); the step's cost does not depend on their values.
+func BenchmarkDecodeLongContext(b *testing.B) {
+	o := synth.Bench123M(gguf.Q8_0)
+	o.Context = 16384 + 64
+	data, err := synth.Build(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := gguf.Parse(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := Load(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := m.Config
+	kvRow := cfg.KVHeads * cfg.HeadDim
+	r := rng.New(4)
+	const chunk = 1024
+	keys, vals := make([]float32, chunk*kvRow), make([]float32, chunk*kvRow)
+	for i := range keys {
+		keys[i], vals[i] = float32(r.Norm()), float32(r.Norm())
+	}
+	logits := make([]float32, cfg.Vocab)
+	for _, ctx := range []int{8192, 16384} {
+		for _, preset := range []string{"fp16", "tq3"} {
+			b.Run(fmt.Sprintf("ctx=%d/%s", ctx, preset), func(b *testing.B) {
+				seq := newTestCache(b, cfg, preset, 1<<31)
+				for done := 0; done < ctx; done += chunk {
+					for l := range cfg.Layers {
+						if err := seq.Append(l, keys, vals); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				tok := []int32{5}
+				for b.Loop() {
+					if err := m.Forward(seq, tok, logits); err != nil {
+						b.Fatal(err)
+					}
+					if err := seq.Truncate(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+			})
+		}
+	}
 }

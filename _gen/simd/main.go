@@ -49,8 +49,10 @@ func main() {
 	for _, f := range quantFormats {
 		dotQuant1(f)
 		dotQuant4(f)
-		dotQuant8x1(f)
-		dotQuant8x4(f)
+		for _, vnni := range []bool{false, true} {
+			dotQuant8x1(f, vnni)
+			dotQuant8x4(f, vnni)
+		}
 	}
 	quantizeQ8()
 	Generate()

@@ -34,7 +34,10 @@ func bytesConst(p **Mem, name string, v Constant) Mem {
 func onesW() Mem   { return bytesConst(&q8Ones, "q8OnesW", U32(0x00010001)) }
 func nibbleB() Mem { return bytesConst(&q4Nibble, "q4NibbleB", U32(0x0f0f0f0f)) }
 func eightB() Mem  { return bytesConst(&q4Bias8, "q4EightB", U32(0x08080808)) }
-func q8Name(f quantFormat, rows int) string {
+func q8Name(f quantFormat, rows int, vnni bool) string {
+	if vnni {
+		return "dot" + string(rune('0'+rows)) + f.name + "Q8VNNI"
+	}
 	return "dot" + string(rune('0'+rows)) + f.name + "Q8AVX2"
 }
 
@@ -60,9 +63,15 @@ func (f quantFormat) weights8(m Mem) VecVirtual {
 
 // pairSums returns the eight 32-bit sums of adjacent products of the bytes
 // of w (|w| in aw) and x.
-func pairSums(aw, w, x, ones VecVirtual) VecVirtual {
+func pairSums(aw, w, x, ones VecVirtual, vnni bool) VecVirtual {
 	sx := YMM()
 	VPSIGNB(w, x, sx)
+	if vnni { // one instruction, the same sums (dword k: bytes 4k…4k+3)
+		a := YMM()
+		VPXOR(a, a, a)
+		VPDPBUSD(sx, aw, a)
+		return a
+	}
 	VPMADDUBSW(sx, aw, sx)
 	VPMADDWD(ones, sx, sx)
 	return sx
@@ -109,8 +118,8 @@ func accumulate(acc, sums, wScale VecVirtual, xScale Op) {
 
 // dotQuant8x4 emits the four-activation-row kernel: per weight row, per
 // pair of blocks, the 8 dot products (4 rows × 2 blocks) of one vector.
-func dotQuant8x4(f quantFormat) {
-	name := q8Name(f, 4)
+func dotQuant8x4(f quantFormat, vnni bool) {
+	name := q8Name(f, 4, vnni)
 	TEXT(name, NOSPLIT, quant8Sig)
 	Doc(name+" is DotQ"+f.name[1:]+"Q8 for four activation rows (len(xq) = 4·d, xs their group's scales):",
 		"lanes (row, block parity), each weight block unpacked once for the four rows.")
@@ -149,7 +158,7 @@ func dotQuant8x4(f quantFormat) {
 		for i := range a {
 			x := YMM()
 			VMOVDQU(xrow(xp, i, 32*blk), x)
-			a[i] = pairSums(aw, w, x, ones)
+			a[i] = pairSums(aw, w, x, ones, vnni)
 		}
 		return reduce4(a)
 	}
@@ -230,8 +239,8 @@ func dotQuant8x4(f quantFormat) {
 // dotQuant8x1 emits the one-activation-row kernel: four weight rows at a
 // time, the lanes (weight row, block parity), the activation block loaded
 // once for the four.
-func dotQuant8x1(f quantFormat) {
-	name := q8Name(f, 1)
+func dotQuant8x1(f quantFormat, vnni bool) {
+	name := q8Name(f, 1, vnni)
 	TEXT(name, NOSPLIT, quant8Sig)
 	Doc(name+" is DotQ"+f.name[1:]+"Q8 for one activation row (len(xq) = d, xs its scales at stride 4)",
 		"and n a multiple of 4: lanes (weight row, block parity).")
@@ -268,7 +277,7 @@ func dotQuant8x1(f quantFormat) {
 			w := f.weights8(wrow(p, k, blk*f.blockBytes))
 			aw := YMM()
 			VPABSB(w, aw)
-			a[k] = pairSums(aw, w, x, ones)
+			a[k] = pairSums(aw, w, x, ones, vnni)
 		}
 		return reduce4(a)
 	}

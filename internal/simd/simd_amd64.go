@@ -28,8 +28,8 @@ func init() {
 			{axpyCodesSmall1AVX2, axpyCodesSmall4AVX2}, {axpyCodesB41AVX2, axpyCodesB44AVX2}},
 		dotQ8_0:    [2]quantDotKernel{dot1Q8_0AVX2, dot4Q8_0AVX2},
 		dotQ4_0:    [2]quantDotKernel{dot1Q4_0AVX2, dot4Q4_0AVX2},
-		dotQ8_0Q8:  [2]quantDot8Kernel{dot1Q8_0Q8AVX2, dot4Q8_0Q8AVX2},
-		dotQ4_0Q8:  [2]quantDot8Kernel{dot1Q4_0Q8AVX2, dot4Q4_0Q8AVX2},
+		dotQ8_0Q8:  int8Kernels()[0],
+		dotQ4_0Q8:  int8Kernels()[1],
 		quantizeQ8: quantizeQ8AVX2,
 		fwhtFirst8: fwhtFirst8AVX2,
 		fwhtPass:   [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
@@ -48,6 +48,24 @@ func init() {
 			return s + expSumGeneric(x[n:], m)
 		},
 	})
+}
+
+// The int8-activation kernels (Q8_0, Q4_0; one and four rows): with
+// AVX512-VNNI's VPDPBUSD on ymm registers (EVEX, so AVX512VL too) where
+// the CPU has it, one instruction for VPMADDUBSW and VPMADDWD; the same
+// integer sums, so the same bits.
+var (
+	int8AVX2 = [2][2]quantDot8Kernel{{dot1Q8_0Q8AVX2, dot4Q8_0Q8AVX2}, {dot1Q4_0Q8AVX2, dot4Q4_0Q8AVX2}}
+	int8VNNI = [2][2]quantDot8Kernel{{dot1Q8_0Q8VNNI, dot4Q8_0Q8VNNI}, {dot1Q4_0Q8VNNI, dot4Q4_0Q8VNNI}}
+)
+
+func hasVNNI() bool { return cpuid.CPU.Supports(cpuid.AVX512VNNI, cpuid.AVX512VL) }
+
+func int8Kernels() [2][2]quantDot8Kernel {
+	if hasVNNI() {
+		return int8VNNI
+	}
+	return int8AVX2
 }
 
 // axpyCodesBc calls the broadcast-weight kernel directly (not through a

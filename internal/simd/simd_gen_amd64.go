@@ -233,6 +233,18 @@ func dot1Q8_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows 
 //go:noescape
 func dot4Q8_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
 
+// dot1Q8_0Q8VNNI is DotQ8_0Q8 for one activation row (len(xq) = d, xs its scales at stride 4)
+// and n a multiple of 4: lanes (weight row, block parity).
+//
+//go:noescape
+func dot1Q8_0Q8VNNI(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+
+// dot4Q8_0Q8VNNI is DotQ8_0Q8 for four activation rows (len(xq) = 4·d, xs their group's scales):
+// lanes (row, block parity), each weight block unpacked once for the four rows.
+//
+//go:noescape
+func dot4Q8_0Q8VNNI(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+
 // dot1Q4_0AVX2 is dotQ4_0Generic for one query row (len(q) = d): two 8-lane accumulators
 // (even and odd blocks), each block's sum scaled once.
 //
@@ -256,6 +268,18 @@ func dot1Q4_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows 
 //
 //go:noescape
 func dot4Q4_0Q8AVX2(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+
+// dot1Q4_0Q8VNNI is DotQ4_0Q8 for one activation row (len(xq) = d, xs its scales at stride 4)
+// and n a multiple of 4: lanes (weight row, block parity).
+//
+//go:noescape
+func dot1Q4_0Q8VNNI(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+
+// dot4Q4_0Q8VNNI is DotQ4_0Q8 for four activation rows (len(xq) = 4·d, xs their group's scales):
+// lanes (row, block parity), each weight block unpacked once for the four rows.
+//
+//go:noescape
+func dot4Q4_0Q8VNNI(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
 
 // quantizeQ8AVX2 is quantizeBlock8 over the len(x)/32 blocks of one row: values to dst,
 // block b's scale to scales[4b].

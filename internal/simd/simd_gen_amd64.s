@@ -3456,6 +3456,314 @@ dot4Q8_0Q8AVX2_done:
 	VZEROUPPER
 	RET
 
+// func dot1Q8_0Q8VNNI(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C, MMX+
+TEXT ·dot1Q8_0Q8VNNI(SB), NOSPLIT, $0-120
+	MOVQ    out_base+0(FP), AX
+	MOVQ    xq_base+32(FP), CX
+	MOVQ    xs_base+56(FP), DX
+	MOVQ    rows_base+80(FP), BX
+	MOVQ    n+104(FP), SI
+	MOVQ    d+112(FP), DI
+	SHRQ    $0x05, DI
+	IMUL3Q  $0x00000022, DI, R8
+	LEAQ    (R8)(R8*2), R9
+	VMOVDQU q8OnesW<>+0(SB), Y0
+
+dot1Q8_0Q8VNNI_rows:
+	CMPQ   SI, $0x04
+	JB     dot1Q8_0Q8VNNI_done
+	VXORPS Y0, Y0, Y0
+	MOVQ   BX, R10
+	MOVQ   CX, R11
+	MOVQ   DX, R12
+	MOVQ   DI, R13
+	LEAQ   (R10)(R8*4), R14
+
+dot1Q8_0Q8VNNI_pair:
+	CMPQ         R13, $0x02
+	JB           dot1Q8_0Q8VNNI_tail
+	PREFETCHT0   (R14)
+	PREFETCHT0   (R14)(R8*1)
+	PREFETCHT0   (R14)(R8*2)
+	PREFETCHT0   (R14)(R9*1)
+	ADDQ         $0x00000044, R14
+	VMOVDQU      (R11), Y2
+	VMOVDQU      2(R10), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     Y3, Y4, Y5
+	VMOVDQU      2(R10)(R8*1), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y3, Y4, Y6
+	VMOVDQU      2(R10)(R8*2), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y3, Y4, Y7
+	VMOVDQU      2(R10)(R9*1), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPDPBUSD     Y2, Y4, Y3
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y3, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VMOVDQU      32(R11), Y2
+	VMOVDQU      36(R10), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y3, Y4, Y6
+	VMOVDQU      36(R10)(R8*1), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y3, Y4, Y7
+	VMOVDQU      36(R10)(R8*2), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y8, Y8, Y8
+	VPDPBUSD     Y3, Y4, Y8
+	VMOVDQU      36(R10)(R9*1), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPDPBUSD     Y2, Y4, Y3
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y3, Y8, Y8
+	VPHADDD      Y8, Y6, Y6
+	VPERM2I128   $0x21, Y6, Y5, Y2
+	VPBLENDD     $0xf0, Y6, Y5, Y5
+	VPADDD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VPXOR        X1, X1, X1
+	VPINSRW      $0x00, (R10), X1, X1
+	VPINSRW      $0x01, (R10)(R8*1), X1, X1
+	VPINSRW      $0x02, (R10)(R8*2), X1, X1
+	VPINSRW      $0x03, (R10)(R9*1), X1, X1
+	VPINSRW      $0x04, 34(R10), X1, X1
+	VPINSRW      $0x05, 34(R10)(R8*1), X1, X1
+	VPINSRW      $0x06, 34(R10)(R8*2), X1, X1
+	VPINSRW      $0x07, 34(R10)(R9*1), X1, X1
+	VCVTPH2PS    X1, Y2
+	VBROADCASTSS (R12), Y3
+	VBROADCASTSS 16(R12), Y4
+	VBLENDPS     $0x0f, Y3, Y4, Y4
+	VMULPS       Y4, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y0, Y0
+	ADDQ         $0x00000044, R10
+	ADDQ         $0x40, R11
+	ADDQ         $0x20, R12
+	SUBQ         $0x02, R13
+	JMP          dot1Q8_0Q8VNNI_pair
+
+dot1Q8_0Q8VNNI_tail:
+	TESTQ        R13, R13
+	JZ           dot1Q8_0Q8VNNI_sum
+	VMOVDQU      (R11), Y2
+	VMOVDQU      2(R10), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     Y3, Y4, Y5
+	VMOVDQU      2(R10)(R8*1), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y3, Y4, Y6
+	VMOVDQU      2(R10)(R8*2), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y3, Y4, Y7
+	VMOVDQU      2(R10)(R9*1), Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPDPBUSD     Y2, Y4, Y3
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y3, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VEXTRACTI128 $0x01, Y5, X1
+	VPADDD       X1, X5, X5
+	VCVTDQ2PS    Y5, Y5
+	VPXOR        X1, X1, X1
+	VPINSRW      $0x00, (R10), X1, X1
+	VPINSRW      $0x01, (R10)(R8*1), X1, X1
+	VPINSRW      $0x02, (R10)(R8*2), X1, X1
+	VPINSRW      $0x03, (R10)(R9*1), X1, X1
+	VCVTPH2PS    X1, Y2
+	VBROADCASTSS (R12), X1
+	VMULPS       Y1, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y0, Y0
+
+dot1Q8_0Q8VNNI_sum:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	ADDQ         $0x10, AX
+	LEAQ         (BX)(R8*4), BX
+	SUBQ         $0x04, SI
+	JMP          dot1Q8_0Q8VNNI_rows
+
+dot1Q8_0Q8VNNI_done:
+	VZEROUPPER
+	RET
+
+// func dot4Q8_0Q8VNNI(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C
+TEXT ·dot4Q8_0Q8VNNI(SB), NOSPLIT, $0-120
+	MOVQ    out_base+0(FP), AX
+	MOVQ    xq_base+32(FP), CX
+	MOVQ    xs_base+56(FP), DX
+	MOVQ    rows_base+80(FP), BX
+	MOVQ    n+104(FP), SI
+	MOVQ    d+112(FP), DI
+	MOVQ    DI, R8
+	SHRQ    $0x05, R8
+	LEAQ    (DI)(DI*2), R9
+	MOVQ    outStride+24(FP), R10
+	SHLQ    $0x02, R10
+	VMOVDQU q8OnesW<>+0(SB), Y0
+
+dot4Q8_0Q8VNNI_row:
+	TESTQ  SI, SI
+	JZ     dot4Q8_0Q8VNNI_done
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R11
+	MOVQ   DX, R12
+	MOVQ   R8, R13
+
+dot4Q8_0Q8VNNI_pair:
+	CMPQ         R13, $0x02
+	JB           dot4Q8_0Q8VNNI_tail
+	VMOVDQU      2(BX), Y2
+	VPABSB       Y2, Y3
+	VMOVDQU      (R11), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     Y4, Y3, Y5
+	VMOVDQU      (R11)(DI*1), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y4, Y3, Y6
+	VMOVDQU      (R11)(DI*2), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y4, Y3, Y7
+	VMOVDQU      (R11)(R9*1), Y4
+	VPSIGNB      Y2, Y4, Y2
+	VPXOR        Y4, Y4, Y4
+	VPDPBUSD     Y2, Y3, Y4
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y4, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VMOVDQU      36(BX), Y2
+	VPABSB       Y2, Y3
+	VMOVDQU      32(R11), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y4, Y3, Y6
+	VMOVDQU      32(R11)(DI*1), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y4, Y3, Y7
+	VMOVDQU      32(R11)(DI*2), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y8, Y8, Y8
+	VPDPBUSD     Y4, Y3, Y8
+	VMOVDQU      32(R11)(R9*1), Y4
+	VPSIGNB      Y2, Y4, Y2
+	VPXOR        Y4, Y4, Y4
+	VPDPBUSD     Y2, Y3, Y4
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y4, Y8, Y8
+	VPHADDD      Y8, Y6, Y6
+	VPERM2I128   $0x21, Y6, Y5, Y2
+	VPBLENDD     $0xf0, Y6, Y5, Y5
+	VPADDD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X1
+	VPBROADCASTW 34(BX), X2
+	VPUNPCKLQDQ  X2, X1, X1
+	VCVTPH2PS    X1, Y2
+	VMOVUPS      (R12), Y3
+	VMULPS       Y3, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y0, Y0
+	ADDQ         $0x00000044, BX
+	ADDQ         $0x40, R11
+	ADDQ         $0x20, R12
+	SUBQ         $0x02, R13
+	JMP          dot4Q8_0Q8VNNI_pair
+
+dot4Q8_0Q8VNNI_tail:
+	TESTQ        R13, R13
+	JZ           dot4Q8_0Q8VNNI_sum
+	VMOVDQU      2(BX), Y2
+	VPABSB       Y2, Y3
+	VMOVDQU      (R11), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     Y4, Y3, Y5
+	VMOVDQU      (R11)(DI*1), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y4, Y3, Y6
+	VMOVDQU      (R11)(DI*2), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y4, Y3, Y7
+	VMOVDQU      (R11)(R9*1), Y4
+	VPSIGNB      Y2, Y4, Y2
+	VPXOR        Y4, Y4, Y4
+	VPDPBUSD     Y2, Y3, Y4
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y4, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VEXTRACTI128 $0x01, Y5, X1
+	VPADDD       X1, X5, X5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X1
+	VMOVQ        X1, X1
+	VCVTPH2PS    X1, Y2
+	VMOVUPS      (R12), X1
+	VMULPS       Y1, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y0, Y0
+	ADDQ         $0x00000022, BX
+
+dot4Q8_0Q8VNNI_sum:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0x00, X0, X1
+	VADDSS       (AX), X1, X1
+	VMOVSS       X1, (AX)
+	VPERMILPS    $0x01, X0, X1
+	VADDSS       (AX)(R10*1), X1, X1
+	VMOVSS       X1, (AX)(R10*1)
+	VPERMILPS    $0x02, X0, X1
+	VADDSS       (AX)(R10*2), X1, X1
+	VMOVSS       X1, (AX)(R10*2)
+	LEAQ         (AX)(R10*2), R11
+	VPERMILPS    $0x03, X0, X0
+	VADDSS       (R11)(R10*1), X0, X0
+	VMOVSS       X0, (R11)(R10*1)
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JMP          dot4Q8_0Q8VNNI_row
+
+dot4Q8_0Q8VNNI_done:
+	VZEROUPPER
+	RET
+
 // func dot1Q4_0AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dot1Q4_0AVX2(SB), NOSPLIT, $0-96
@@ -4173,6 +4481,374 @@ dot4Q4_0Q8AVX2_sum:
 	JMP          dot4Q4_0Q8AVX2_row
 
 dot4Q4_0Q8AVX2_done:
+	VZEROUPPER
+	RET
+
+// func dot1Q4_0Q8VNNI(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C, MMX+
+TEXT ·dot1Q4_0Q8VNNI(SB), NOSPLIT, $0-120
+	MOVQ    out_base+0(FP), AX
+	MOVQ    xq_base+32(FP), CX
+	MOVQ    xs_base+56(FP), DX
+	MOVQ    rows_base+80(FP), BX
+	MOVQ    n+104(FP), SI
+	MOVQ    d+112(FP), DI
+	SHRQ    $0x05, DI
+	IMUL3Q  $0x00000012, DI, R8
+	LEAQ    (R8)(R8*2), R9
+	VMOVDQU q8OnesW<>+0(SB), Y0
+
+dot1Q4_0Q8VNNI_rows:
+	CMPQ   SI, $0x04
+	JB     dot1Q4_0Q8VNNI_done
+	VXORPS Y0, Y0, Y0
+	MOVQ   BX, R10
+	MOVQ   CX, R11
+	MOVQ   DX, R12
+	MOVQ   DI, R13
+	LEAQ   (R10)(R8*4), R14
+
+dot1Q4_0Q8VNNI_pair:
+	CMPQ         R13, $0x02
+	JB           dot1Q4_0Q8VNNI_tail
+	PREFETCHT0   (R14)
+	PREFETCHT0   (R14)(R8*1)
+	PREFETCHT0   (R14)(R8*2)
+	PREFETCHT0   (R14)(R9*1)
+	ADDQ         $0x00000024, R14
+	VMOVDQU      (R11), Y2
+	VMOVDQU      2(R10), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     Y3, Y4, Y5
+	VMOVDQU      2(R10)(R8*1), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y3, Y4, Y6
+	VMOVDQU      2(R10)(R8*2), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y3, Y4, Y7
+	VMOVDQU      2(R10)(R9*1), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPDPBUSD     Y2, Y4, Y3
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y3, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VMOVDQU      32(R11), Y2
+	VMOVDQU      20(R10), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y3, Y4, Y6
+	VMOVDQU      20(R10)(R8*1), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y3, Y4, Y7
+	VMOVDQU      20(R10)(R8*2), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y8, Y8, Y8
+	VPDPBUSD     Y3, Y4, Y8
+	VMOVDQU      20(R10)(R9*1), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPDPBUSD     Y2, Y4, Y3
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y3, Y8, Y8
+	VPHADDD      Y8, Y6, Y6
+	VPERM2I128   $0x21, Y6, Y5, Y2
+	VPBLENDD     $0xf0, Y6, Y5, Y5
+	VPADDD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VPXOR        X1, X1, X1
+	VPINSRW      $0x00, (R10), X1, X1
+	VPINSRW      $0x01, (R10)(R8*1), X1, X1
+	VPINSRW      $0x02, (R10)(R8*2), X1, X1
+	VPINSRW      $0x03, (R10)(R9*1), X1, X1
+	VPINSRW      $0x04, 18(R10), X1, X1
+	VPINSRW      $0x05, 18(R10)(R8*1), X1, X1
+	VPINSRW      $0x06, 18(R10)(R8*2), X1, X1
+	VPINSRW      $0x07, 18(R10)(R9*1), X1, X1
+	VCVTPH2PS    X1, Y2
+	VBROADCASTSS (R12), Y3
+	VBROADCASTSS 16(R12), Y4
+	VBLENDPS     $0x0f, Y3, Y4, Y4
+	VMULPS       Y4, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y0, Y0
+	ADDQ         $0x00000024, R10
+	ADDQ         $0x40, R11
+	ADDQ         $0x20, R12
+	SUBQ         $0x02, R13
+	JMP          dot1Q4_0Q8VNNI_pair
+
+dot1Q4_0Q8VNNI_tail:
+	TESTQ        R13, R13
+	JZ           dot1Q4_0Q8VNNI_sum
+	VMOVDQU      (R11), Y2
+	VMOVDQU      2(R10), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     Y3, Y4, Y5
+	VMOVDQU      2(R10)(R8*1), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y3, Y4, Y6
+	VMOVDQU      2(R10)(R8*2), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y3
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y3, Y4, Y7
+	VMOVDQU      2(R10)(R9*1), X1
+	VPSRLW       $0x04, X1, X3
+	VINSERTI128  $0x01, X3, Y1, Y3
+	VPAND        q4NibbleB<>+0(SB), Y3, Y3
+	VPSUBB       q4EightB<>+0(SB), Y3, Y3
+	VPABSB       Y3, Y4
+	VPSIGNB      Y3, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPDPBUSD     Y2, Y4, Y3
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y3, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VEXTRACTI128 $0x01, Y5, X1
+	VPADDD       X1, X5, X5
+	VCVTDQ2PS    Y5, Y5
+	VPXOR        X1, X1, X1
+	VPINSRW      $0x00, (R10), X1, X1
+	VPINSRW      $0x01, (R10)(R8*1), X1, X1
+	VPINSRW      $0x02, (R10)(R8*2), X1, X1
+	VPINSRW      $0x03, (R10)(R9*1), X1, X1
+	VCVTPH2PS    X1, Y2
+	VBROADCASTSS (R12), X1
+	VMULPS       Y1, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y0, Y0
+
+dot1Q4_0Q8VNNI_sum:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VADDPS       (AX), X0, X0
+	VMOVUPS      X0, (AX)
+	ADDQ         $0x10, AX
+	LEAQ         (BX)(R8*4), BX
+	SUBQ         $0x04, SI
+	JMP          dot1Q4_0Q8VNNI_rows
+
+dot1Q4_0Q8VNNI_done:
+	VZEROUPPER
+	RET
+
+// func dot4Q4_0Q8VNNI(out []float32, outStride int, xq []int8, xs []float32, rows []byte, n int, d int)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C
+TEXT ·dot4Q4_0Q8VNNI(SB), NOSPLIT, $0-120
+	MOVQ    out_base+0(FP), AX
+	MOVQ    xq_base+32(FP), CX
+	MOVQ    xs_base+56(FP), DX
+	MOVQ    rows_base+80(FP), BX
+	MOVQ    n+104(FP), SI
+	MOVQ    d+112(FP), DI
+	MOVQ    DI, R8
+	SHRQ    $0x05, R8
+	LEAQ    (DI)(DI*2), R9
+	MOVQ    outStride+24(FP), R10
+	SHLQ    $0x02, R10
+	VMOVDQU q8OnesW<>+0(SB), Y0
+
+dot4Q4_0Q8VNNI_row:
+	TESTQ  SI, SI
+	JZ     dot4Q4_0Q8VNNI_done
+	VXORPS Y0, Y0, Y0
+	MOVQ   CX, R11
+	MOVQ   DX, R12
+	MOVQ   R8, R13
+
+dot4Q4_0Q8VNNI_pair:
+	CMPQ         R13, $0x02
+	JB           dot4Q4_0Q8VNNI_tail
+	VMOVDQU      2(BX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y2
+	VPAND        q4NibbleB<>+0(SB), Y2, Y2
+	VPSUBB       q4EightB<>+0(SB), Y2, Y2
+	VPABSB       Y2, Y3
+	VMOVDQU      (R11), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     Y4, Y3, Y5
+	VMOVDQU      (R11)(DI*1), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y4, Y3, Y6
+	VMOVDQU      (R11)(DI*2), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y4, Y3, Y7
+	VMOVDQU      (R11)(R9*1), Y4
+	VPSIGNB      Y2, Y4, Y2
+	VPXOR        Y4, Y4, Y4
+	VPDPBUSD     Y2, Y3, Y4
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y4, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VMOVDQU      20(BX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y2
+	VPAND        q4NibbleB<>+0(SB), Y2, Y2
+	VPSUBB       q4EightB<>+0(SB), Y2, Y2
+	VPABSB       Y2, Y3
+	VMOVDQU      32(R11), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y4, Y3, Y6
+	VMOVDQU      32(R11)(DI*1), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y4, Y3, Y7
+	VMOVDQU      32(R11)(DI*2), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y8, Y8, Y8
+	VPDPBUSD     Y4, Y3, Y8
+	VMOVDQU      32(R11)(R9*1), Y4
+	VPSIGNB      Y2, Y4, Y2
+	VPXOR        Y4, Y4, Y4
+	VPDPBUSD     Y2, Y3, Y4
+	VPHADDD      Y7, Y6, Y6
+	VPHADDD      Y4, Y8, Y8
+	VPHADDD      Y8, Y6, Y6
+	VPERM2I128   $0x21, Y6, Y5, Y2
+	VPBLENDD     $0xf0, Y6, Y5, Y5
+	VPADDD       Y2, Y5, Y5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X1
+	VPBROADCASTW 18(BX), X2
+	VPUNPCKLQDQ  X2, X1, X1
+	VCVTPH2PS    X1, Y2
+	VMOVUPS      (R12), Y3
+	VMULPS       Y3, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y0, Y0
+	ADDQ         $0x00000024, BX
+	ADDQ         $0x40, R11
+	ADDQ         $0x20, R12
+	SUBQ         $0x02, R13
+	JMP          dot4Q4_0Q8VNNI_pair
+
+dot4Q4_0Q8VNNI_tail:
+	TESTQ        R13, R13
+	JZ           dot4Q4_0Q8VNNI_sum
+	VMOVDQU      2(BX), X1
+	VPSRLW       $0x04, X1, X2
+	VINSERTI128  $0x01, X2, Y1, Y2
+	VPAND        q4NibbleB<>+0(SB), Y2, Y2
+	VPSUBB       q4EightB<>+0(SB), Y2, Y2
+	VPABSB       Y2, Y3
+	VMOVDQU      (R11), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPDPBUSD     Y4, Y3, Y5
+	VMOVDQU      (R11)(DI*1), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y6, Y6, Y6
+	VPDPBUSD     Y4, Y3, Y6
+	VMOVDQU      (R11)(DI*2), Y4
+	VPSIGNB      Y2, Y4, Y4
+	VPXOR        Y7, Y7, Y7
+	VPDPBUSD     Y4, Y3, Y7
+	VMOVDQU      (R11)(R9*1), Y4
+	VPSIGNB      Y2, Y4, Y2
+	VPXOR        Y4, Y4, Y4
+	VPDPBUSD     Y2, Y3, Y4
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y4, Y7, Y7
+	VPHADDD      Y7, Y5, Y5
+	VEXTRACTI128 $0x01, Y5, X1
+	VPADDD       X1, X5, X5
+	VCVTDQ2PS    Y5, Y5
+	VPBROADCASTW (BX), X1
+	VMOVQ        X1, X1
+	VCVTPH2PS    X1, Y2
+	VMOVUPS      (R12), X1
+	VMULPS       Y1, Y2, Y2
+	VMULPS       Y2, Y5, Y5
+	VADDPS       Y5, Y0, Y0
+	ADDQ         $0x00000012, BX
+
+dot4Q4_0Q8VNNI_sum:
+	VEXTRACTF128 $0x01, Y0, X1
+	VADDPS       X1, X0, X0
+	VPERMILPS    $0x00, X0, X1
+	VADDSS       (AX), X1, X1
+	VMOVSS       X1, (AX)
+	VPERMILPS    $0x01, X0, X1
+	VADDSS       (AX)(R10*1), X1, X1
+	VMOVSS       X1, (AX)(R10*1)
+	VPERMILPS    $0x02, X0, X1
+	VADDSS       (AX)(R10*2), X1, X1
+	VMOVSS       X1, (AX)(R10*2)
+	LEAQ         (AX)(R10*2), R11
+	VPERMILPS    $0x03, X0, X0
+	VADDSS       (R11)(R10*1), X0, X0
+	VMOVSS       X0, (R11)(R10*1)
+	ADDQ         $0x04, AX
+	DECQ         SI
+	JMP          dot4Q4_0Q8VNNI_row
+
+dot4Q4_0Q8VNNI_done:
 	VZEROUPPER
 	RET
 

@@ -1,0 +1,24 @@
+//go:build !purego && !noasm
+
+package simd
+
+import "testing"
+
+// TestDotQuant8PlainAVX2 runs the int8 kernel tests on the AVX2 kernels
+// where the CPU would otherwise use the VNNI ones (so both are checked on
+// a VNNI machine).
+func TestDotQuant8PlainAVX2(t *testing.T) {
+	k, ok := impls[AVX2]
+	if !ok {
+		t.Skip("no AVX2 on this CPU")
+	}
+	if !hasVNNI() {
+		t.Skip("no AVX512-VNNI: the AVX2 int8 kernels are the active ones, checked by TestDotQuant8")
+	}
+	saved := [2][2]quantDot8Kernel{k.dotQ8_0Q8, k.dotQ4_0Q8}
+	k.dotQ8_0Q8, k.dotQ4_0Q8 = int8AVX2[0], int8AVX2[1]
+	defer func() { k.dotQ8_0Q8, k.dotQ4_0Q8 = saved[0], saved[1] }()
+	t.Run("DotQuant8", TestDotQuant8)
+	t.Run("BatchInvariant", TestDotQuant8BatchInvariant)
+	t.Run("Saturation", TestDotQuant8Saturation)
+}
