@@ -58,6 +58,10 @@ func (s *Server) writeMetrics(w io.Writer) error {
 			_, err = fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %v\n", name, help, name, typ, name, v)
 		}
 	}
+	if err == nil { // an info metric: what the server runs, in labels
+		_, err = fmt.Fprintf(w, "# HELP tqserve_info The model and cache configuration.\n# TYPE tqserve_info gauge\ntqserve_info{model=%q,preset=%q,window=\"%d\"} 1\n",
+			s.name, s.cfg.Preset, s.window)
+	}
 	put("tqserve_kv_bytes_used", "gauge", "Bytes the KV cache pool holds now.", s.pool.Used())
 	put("tqserve_kv_bytes_budget", "gauge", "The KV cache budget in bytes.", s.budget)
 	put("tqserve_kv_bytes_committed", "gauge", "Bytes planned for admitted sequences and cached prefixes.", committed)

@@ -62,6 +62,7 @@ type Server struct {
 	budget int64
 	name   string
 	bits   float64 // stored bits per cached value, keys and values averaged
+	window int     // fp16 window tokens of the cache configuration in use
 	// cleansSpaces: the tokenizer's Decode rewrites spaces, so streams hold
 	// back a short tail after a space.
 	cleansSpaces bool
@@ -141,6 +142,7 @@ func New(cfg Config) (*Server, error) {
 		s.name = "model"
 	}
 	s.bits = (kc.Keys.BitsPerValue(mc.HeadDim) + kc.Values.BitsPerValue(mc.HeadDim)) / 2
+	s.window = kc.Window
 	s.prefixes = prefixCache{s: s, max: cfg.PrefixEntries}
 	if cfg.KVStore != nil {
 		id := cfg.KVStoreModelID

@@ -212,11 +212,13 @@ func TestGenerateNDJSON(t *testing.T) {
 
 func TestModelsHealthMetrics(t *testing.T) {
 	_, hs := newTestServer(t, Config{ModelName: "kjv"})
-	for path, want := range map[string]string{
-		"/v1/models": `"id":"kjv"`,
-		"/healthz":   "ok",
-		"/metrics":   "tqserve_kv_bytes_budget 268435456",
+	for _, c := range []struct{ path, want string }{
+		{"/v1/models", `"id":"kjv"`},
+		{"/healthz", "ok"},
+		{"/metrics", "tqserve_kv_bytes_budget 268435456"},
+		{"/metrics", `tqserve_info{model="kjv",preset="tq3",window="128"} 1`},
 	} {
+		path, want := c.path, c.want
 		resp, err := http.Get(hs.URL + path)
 		if err != nil {
 			t.Fatal(err)

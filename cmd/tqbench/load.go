@@ -229,7 +229,6 @@ func loadPreset(o loadOptions, preset string) (loadRow, error) {
 	if err := errors.Join(err, p.stop()); err != nil {
 		return row, err
 	}
-	row.Preset, row.Window = preset, kc.Window
 	row.BitsPerValue = (kc.Keys.BitsPerValue(c.HeadDim) + kc.Values.BitsPerValue(c.HeadDim)) / 2
 	row.Budget, row.SeqPlanBytes, row.PlannedSeqs = o.budget, plan, int(o.budget/plan)
 	return row, nil
@@ -242,9 +241,13 @@ func loadPreset(o loadOptions, preset string) (loadRow, error) {
 // process); otherwise the overload runs against base.
 func loadTarget(o loadOptions, base string, planned int, overloadServer func(queue int) (*inProcess, error)) (loadRow, error) {
 	var row loadRow
-	before, err := scrape(base)
+	before, info, err := scrape(base)
 	if err != nil {
 		return row, err
+	}
+	row.Preset = info["preset"]
+	if w, err := strconv.Atoi(info["window"]); err == nil {
+		row.Window = w
 	}
 	row.Budget = int64(before["tqserve_kv_bytes_budget"])
 	row.BitsPerValue = before["tqserve_kv_bits_per_value"]
@@ -252,7 +255,7 @@ func loadTarget(o loadOptions, base string, planned int, overloadServer func(que
 	// sequences decoding together is what the budget admits.
 	n := min(4096, max(64, o.requests, 2*planned+8))
 	row.CapacityPoint = closedLoop(base, n, n, o.maxTokens, o.phaseTimeout).loadPoint
-	after, err := scrape(base)
+	after, _, err := scrape(base)
 	if err != nil {
 		return row, err
 	}
@@ -285,7 +288,7 @@ func loadTarget(o loadOptions, base string, planned int, overloadServer func(que
 		http.DefaultClient.CloseIdleConnections()
 		srv = nil
 		ov.GoroutinesAfter, ov.HeapAfter = settledRuntime()
-	} else if m, err := scrape(target); err == nil {
+	} else if m, _, err := scrape(target); err == nil {
 		ov.KVBytesAfter = int64(m["tqserve_kv_bytes_used"])
 	}
 	row.Overload = ov
@@ -304,25 +307,36 @@ func settledRuntime() (int, int64) {
 	return runtime.NumGoroutine(), int64(ms.HeapAlloc)
 }
 
-// scrape reads a server's /metrics into name → value.
-func scrape(base string) (map[string]float64, error) {
+// scrape reads a server's /metrics into name → value, and the labels of
+// its tqserve_info metric (model, preset, window) into info.
+func scrape(base string) (vals map[string]float64, info map[string]string, err error) {
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	out := map[string]float64{}
+	vals, info = map[string]float64{}, map[string]string{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		name, val, ok := strings.Cut(sc.Text(), " ")
 		if !ok || strings.HasPrefix(name, "#") {
 			continue
 		}
+		if labels, ok := strings.CutPrefix(name, "tqserve_info{"); ok {
+			for _, kv := range strings.Split(strings.TrimSuffix(labels, "}"), ",") {
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					if u, err := strconv.Unquote(v); err == nil {
+						info[k] = u
+					}
+				}
+			}
+			continue
+		}
 		if v, err := strconv.ParseFloat(val, 64); err == nil {
-			out[name] = v
+			vals[name] = v
 		}
 	}
-	return out, sc.Err()
+	return vals, info, sc.Err()
 }
 
 // pointWithErrors is a loadPoint plus the 5xx count the overload needs.
@@ -487,13 +501,21 @@ func printLoad(w io.Writer, o loadOptions, rows []loadRow) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\noverload at 2× admitted (queue = admitted/2):")
+	if o.target == "" {
+		fmt.Fprintln(w, "\noverload at 2× admitted (queue = admitted/2):")
+	} else {
+		fmt.Fprintln(w, "\noverload at 2× admitted (the server's own queue; goroutines and heap are checked in process only):")
+	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "preset\tclients\trequests\tcompleted\t429\t5xx\tlost\tgoroutines before→after\tKV bytes after\theap before→after\t")
 	for _, r := range rows {
 		v := r.Overload
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d→%d\t%d\t%d→%d\t\n", r.Preset, v.Clients, v.Requests, v.Completed, v.Rejected,
-			v.ServerErrors, v.Lost, v.GoroutinesBefore, v.GoroutinesAfter, v.KVBytesAfter, v.HeapBefore, v.HeapAfter)
+		goroutines, heap := fmt.Sprintf("%d→%d", v.GoroutinesBefore, v.GoroutinesAfter), fmt.Sprintf("%d→%d", v.HeapBefore, v.HeapAfter)
+		if o.target != "" {
+			goroutines, heap = "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t\n", r.Preset, v.Clients, v.Requests, v.Completed, v.Rejected,
+			v.ServerErrors, v.Lost, goroutines, v.KVBytesAfter, heap)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

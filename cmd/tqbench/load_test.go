@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"testing"
+
+	"github.com/turboquant-go/tq/serve"
 )
 
 func TestLoadSmoke(t *testing.T) {
@@ -53,6 +56,35 @@ func TestLoadTargetsLoopbackOnly(t *testing.T) {
 	for _, u := range []string{"http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:80"} {
 		if err := loopbackOnly(u); err != nil {
 			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+// TestLoadURL loads a server by its address: the preset and window come
+// from its /metrics, and the in-process-only checks print as "-".
+func TestLoadURL(t *testing.T) {
+	m, _, err := openLM("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	p, err := startInProcess(serve.Config{Model: m, Preset: "tq3", KVBudget: 2 << 20, PrefixEntries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := p.stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	var out bytes.Buffer
+	if err := runLoad([]string{"--url", p.base, "--max-tokens", "4", "--requests", "2", "--concurrency", "1"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{`the server's model, KV budget 2097152 bytes`, `\n\s+tq3\s+128\s+3.25\s`, `the server's own queue`, `\n\s+tq3(\s+\d+){6}\s+-\s+0\s+-\s*\n`} {
+		if !regexp.MustCompile(want).MatchString(text) {
+			t.Errorf("output does not match %q:\n%s", want, text)
 		}
 	}
 }
