@@ -48,8 +48,9 @@ type rowStore interface {
 	queryRow(dst, y, tmp []float32)
 	// scoreRun adds ⟨q_i, code t⟩ to out[i*outStride+t] for the g query
 	// rows and the n codes (code t at codes[t*stride:]); buf is scratch of
-	// rowScratch(d, g) floats.
-	scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32)
+	// rowScratch(d, g) floats. q8, when not nil, holds q quantized by
+	// prepareQ8 for the parts that score with integers.
+	scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32)
 	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i.
 	accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32)
 }
@@ -70,7 +71,28 @@ func rowScratch(d, g int) int { return rowChunk * (d + g) }
 // its norm: the fused kernels score into scratch that is then scaled code by
 // code, or take weights scaled code by code; decoded rows are scaled.
 
-func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
+// prepareQ8 quantizes the g query rows q (rows of HeadDim) for the parts
+// that score with integers (Config.IntScores: 3- and 4-bit parts of a
+// dimension that is a multiple of 32, on a level with the simd.DotCodesQ8
+// kernels) into dst, one per part (G = 0 for the others), and reports
+// whether any does.
+func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
+	if len(*dst) < len(c.parts) {
+		*dst = make([]simd.QueryQ8, len(c.parts))
+	}
+	d, off, any := c.q.Dim(), 0, false
+	for i, p := range c.parts {
+		(*dst)[i].G = 0
+		if p.Correction == turboquant.NoCorrection && p.Dim%32 == 0 && c.kerns[i].Q8Kernels() {
+			(*dst)[i].Quantize(q[off:], d, g, p.Dim, p.Bits)
+			any = true
+		}
+		off += p.Dim
+	}
+	return any
+}
+
+func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32) {
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
@@ -86,6 +108,8 @@ func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, g int, 
 					out[gi*outStride+t] += s[gi*n+t] * f
 				}
 			}
+		case p.Bits <= 4 && q8 != nil && q8[i].G == g:
+			simd.DotCodesQ8(out, outStride, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n)
 		case p.Bits <= 4:
 			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
 		default:
@@ -154,7 +178,7 @@ func (c fp16Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
 // fp16 rows are converted as the dot and axpy kernels load them (F16C).
 
-func (c fp16Store) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, _ []float32) {
+func (c fp16Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, _ []float32) {
 	simd.DotF16(out, outStride, q[:g*c.dim], codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2)
 }
 
@@ -166,7 +190,7 @@ func (c fp32Store) rowForm() bool { return true }
 
 func (c fp32Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
-func (c fp32Store) scoreRun(out []float32, outStride int, q []float32, g int, codes []byte, stride, n int, buf []float32) {
+func (c fp32Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32) {
 	rows, rs := c.rows(buf, codes, stride, n)
 	simd.Dot(out, outStride, q[:g*c.dim], rows, n, c.dim, rs)
 }
@@ -223,11 +247,16 @@ type rowState struct {
 	qu     []float32 // queries × scale in the upgraded key storage's domain (guard)
 	qmu    []float32 // scale·q·μ_k per query head (Center)
 	rows   []float32 // the row kernels' scratch, rowScratch(d, g)
+	// qk8, qu8: qk and qu quantized for integer scoring (nil when no part
+	// of the key storage scores with integers)
+	qk8, qu8       []simd.QueryQ8
+	qk8Buf, qu8Buf []simd.QueryQ8
+	ints           bool // Config.IntScores
 }
 
-func newRowState(g, d int) *rowState {
+func newRowState(g, d int, ints bool) *rowState {
 	return &rowState{softmaxState: newSoftmaxState(g, d), drift: make([]float32, g), qk: make([]float32, g*d), qr: make([]float32, g*d),
-		qu: make([]float32, g*d), qmu: make([]float32, g), rows: make([]float32, rowScratch(d, g))}
+		qu: make([]float32, g*d), qmu: make([]float32, g), rows: make([]float32, rowScratch(d, g)), ints: ints}
 }
 
 // prepare maps the group's queries (len g·d) for scoring.
@@ -254,6 +283,22 @@ func (rs *rowState) prepare(hc *headStores, q []float32, scale float32) {
 			rs.qmu[gi] = scale * float32(vec.Dot64(y, hc.keys.mu))
 		}
 	}
+	rs.qk8, rs.qu8 = nil, nil
+	if rs.ints {
+		rs.qk8 = prepareQ8(&rs.qk8Buf, hc.keys.store, rs.qk, rs.g)
+		if hc.upKeys.store != nil {
+			rs.qu8 = prepareQ8(&rs.qu8Buf, hc.upKeys.store, rs.qu, rs.g)
+		}
+	}
+}
+
+// prepareQ8 returns q quantized in buf for the storage's integer scoring,
+// or nil when it has none.
+func prepareQ8(buf *[]simd.QueryQ8, st any, q []float32, g int) []simd.QueryQ8 {
+	if qs, ok := st.(*quantStore); ok && qs.prepareQ8(buf, q, g) {
+		return *buf
+	}
+	return nil
 }
 
 // scoreRun writes the scaled logits of run r to rs.logits.
@@ -261,7 +306,7 @@ func (rs *rowState) scoreRun(hc *headStores, fp16 fp16Store, r run) {
 	g, L, N := rs.g, rs.logits, rs.stride
 	if r.kd != nil { // the block's drift: scale·q·d̂ per query head
 		clear(rs.drift)
-		hc.keys.store.(rowStore).scoreRun(rs.drift, 1, rs.qk, g, r.kd, len(r.kd), 1, rs.rows)
+		hc.keys.store.(rowStore).scoreRun(rs.drift, 1, rs.qk, nil, g, r.kd, len(r.kd), 1, rs.rows) // one code: the float kernels
 	}
 	for gi := range g { // compressed keys are stored minus μ_k (Center) and the block's drift
 		init := rs.qmu[gi]
@@ -278,11 +323,11 @@ func (rs *rowState) scoreRun(hc *headStores, fp16 fp16Store, r run) {
 	}
 	switch {
 	case r.raw:
-		fp16.scoreRun(L[r.pos:], N, rs.qr, g, r.k, r.kStride, r.n, rs.rows)
+		fp16.scoreRun(L[r.pos:], N, rs.qr, nil, g, r.k, r.kStride, r.n, rs.rows)
 	case r.up:
-		hc.upKeys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qu, g, r.k, r.kStride, r.n, rs.rows)
+		hc.upKeys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qu, rs.qu8, g, r.k, r.kStride, r.n, rs.rows)
 	default:
-		hc.keys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qk, g, r.k, r.kStride, r.n, rs.rows)
+		hc.keys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qk, rs.qk8, g, r.k, r.kStride, r.n, rs.rows)
 	}
 }
 

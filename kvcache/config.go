@@ -93,6 +93,15 @@ type Config struct {
 	// Guard is the fidelity guardrail (guard.go): off by default, on
 	// in the guard presets.
 	Guard GuardConfig
+	// IntScores scores 3- and 4-bit keys (whole parts of a dimension that
+	// is a multiple of 32) with int8 queries and 7-bit centroid tables
+	// where the CPU has the integer kernels (AVX2; VNNI where present),
+	// instead of float tables: each logit within
+	// norm·scale·(Σ|q_j|·εc + Σ|c_j|·εq + d·εq·εc) of the float one, εq and
+	// εc the half-steps of the query's and the codebook's integer scales
+	// (simd.DotCodesQ8). It changes no stored byte. Other backends (CUDA,
+	// Metal) score in float and ignore it.
+	IntScores bool
 }
 
 // Preset returns the configuration of a named preset for a model shape.
@@ -140,8 +149,17 @@ type Config struct {
 // vector, 0.25 bit per value at head dim 64. On the fixture's d=64 layer it
 // halves the attention KLD of 4- and 5-bit keys (0.0146 → 0.0080, 0.0044 →
 // 0.0023), where per-channel KIVI keys had been ahead. Both suffixes may
-// follow one name ("k5v4+uk+bc").
+// follow one name ("k5v4+uk+bc"). Any preset followed by "+i8"
+// (IntScoresSuffix, last) also sets IntScores.
 func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
+	if base, ok := strings.CutSuffix(name, IntScoresSuffix); ok {
+		cfg, err := Preset(base, layers, kvHeads, qHeads, headDim)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.IntScores = true
+		return cfg, nil
+	}
 	if base, ok := strings.CutSuffix(name, UnbiasedKeysSuffix); ok && !strings.Contains(base, UnbiasedKeysSuffix) {
 		cfg, err := Preset(base, layers, kvHeads, qHeads, headDim)
 		if err != nil {
@@ -208,6 +226,9 @@ func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
 // BlockCenterSuffix turns a compressed preset's name into the same preset
 // with BlockCenter.
 const BlockCenterSuffix = "+bc"
+
+// IntScoresSuffix turns a preset into the same preset with IntScores.
+const IntScoresSuffix = "+i8"
 
 // UnbiasedKeysSuffix turns a preset whose keys are whole-rate MSE codes
 // into the same preset with unbiased keys (a correction scalar per key).

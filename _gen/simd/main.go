@@ -55,6 +55,11 @@ func main() {
 		}
 	}
 	quantizeQ8()
+	for _, bits := range []int{3, 4} {
+		for _, vnni := range []bool{false, true} {
+			dotCodes8(bits, vnni)
+		}
+	}
 	Generate()
 }
 

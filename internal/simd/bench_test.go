@@ -154,3 +154,48 @@ func BenchmarkGroupRows(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDotCodesQ8 scores the codes of BenchmarkDotCodes (four query
+// rows, in cache) with the integer kernels, next to the float ones in the
+// same run; the query is quantized once per call, as attention does it per
+// step.
+func BenchmarkDotCodesQ8(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, bits := range []int{3, 4} {
+		tab := make([]float32, 1<<bits)
+		for i := range tab {
+			tab[i] = float32(r.NormFloat64())
+		}
+		cb := NewCodebook(tab, bits)
+		stride := 2 + benchDim*bits/8
+		codes := randomCodes(r, benchRows, stride)
+		codes = append(codes, make([]byte, Slack)...)[:len(codes)]
+		x := mixed(r, 4*benchDim)
+		out := make([]float32, 4*benchRows)
+		report := func(b *testing.B) {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
+		}
+		b.Run(fmt.Sprintf("float/bits=%d/g=4", bits), func(b *testing.B) {
+			for b.Loop() {
+				DotCodes(out, benchRows, x, benchDim, 4, cb, codes, stride, 2, 0, benchRows, benchDim)
+			}
+			report(b)
+		})
+		b.Run(fmt.Sprintf("int8/bits=%d/g=4", bits), func(b *testing.B) {
+			var q QueryQ8
+			for b.Loop() {
+				q.Quantize(x, benchDim, 4, benchDim, bits)
+				DotCodesQ8(out, benchRows, &q, cb, codes, stride, 2, 0, benchRows)
+			}
+			report(b)
+		})
+		b.Run(fmt.Sprintf("int8-kernel/bits=%d/g=4", bits), func(b *testing.B) {
+			var q QueryQ8
+			q.Quantize(x, benchDim, 4, benchDim, bits)
+			for b.Loop() {
+				DotCodesQ8(out, benchRows, &q, cb, codes, stride, 2, 0, benchRows)
+			}
+			report(b)
+		})
+	}
+}

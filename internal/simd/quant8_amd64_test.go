@@ -22,3 +22,20 @@ func TestDotQuant8PlainAVX2(t *testing.T) {
 	t.Run("BatchInvariant", TestDotQuant8BatchInvariant)
 	t.Run("Saturation", TestDotQuant8Saturation)
 }
+
+// TestDotCodesQ8PlainAVX2 does the same for the integer key-scoring kernels.
+func TestDotCodesQ8PlainAVX2(t *testing.T) {
+	k, ok := impls[AVX2]
+	if !ok {
+		t.Skip("no AVX2 on this CPU")
+	}
+	if !hasVNNI() {
+		t.Skip("no AVX512-VNNI: the AVX2 integer code kernels are the active ones, checked by TestDotCodesQ8*")
+	}
+	saved := k.dotCodesQ8
+	k.dotCodesQ8 = codes8AVX2
+	defer func() { k.dotCodesQ8 = saved }()
+	t.Run("SameOnEveryLevel", TestDotCodesQ8IsTheSameOnEveryLevel)
+	t.Run("WithinBound", TestDotCodesQ8WithinBound)
+	t.Run("Extremes", TestDotCodesQ8Extremes)
+}

@@ -60,6 +60,8 @@ type kernels struct {
 	// The int8-activation kernels, by activation rows (1 or 4).
 	dotQ8_0Q8, dotQ4_0Q8 [2]quantDot8Kernel
 	quantizeQ8           func(dst []int8, scales []float32, x []float32) // one row of Q8Rows.Quantize
+	// The integer key-scoring kernels, by bits (3, 4), four query rows.
+	dotCodesQ8 [2]dotCodes8Kernel
 	// broadcast4: the level has the four-row 4-bit axpyCodes kernel that
 	// takes its weights broadcast (broadcastWeights), called directly
 	// through axpyCodesBc so the weights stay on the caller's stack.
@@ -122,6 +124,9 @@ type Codebook struct {
 	tab  []float32   // the centroids
 	vec  [16]float32 // 1–3 bits: repeated to 8 entries; 4 bits: all 16
 	sh   *[8]uint32
+	// The integer table of 3- and 4-bit codes (DotCodesQ8) and its step.
+	q8Tab  [32]uint8
+	q8Step float32
 }
 
 // NewCodebook prepares the 1<<bits centroids cent (bits 1–8; widths 5–7
@@ -139,6 +144,9 @@ func NewCodebook(cent []float32, bits int) *Codebook {
 	case bits == 4:
 		copy(cb.vec[:], cent)
 		cb.sh = &laneShifts[4]
+	}
+	if bits == 3 || bits == 4 {
+		cb.setTable8()
 	}
 	return cb
 }

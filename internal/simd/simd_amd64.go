@@ -31,6 +31,7 @@ func init() {
 		dotQ8_0Q8:  int8Kernels()[0],
 		dotQ4_0Q8:  int8Kernels()[1],
 		quantizeQ8: quantizeQ8AVX2,
+		dotCodesQ8: codes8Kernels(),
 		fwhtFirst8: fwhtFirst8AVX2,
 		fwhtPass:   [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
 		scale:      scaleAVX2,
@@ -58,6 +59,20 @@ var (
 	int8AVX2 = [2][2]quantDot8Kernel{{dot1Q8_0Q8AVX2, dot4Q8_0Q8AVX2}, {dot1Q4_0Q8AVX2, dot4Q4_0Q8AVX2}}
 	int8VNNI = [2][2]quantDot8Kernel{{dot1Q8_0Q8VNNI, dot4Q8_0Q8VNNI}, {dot1Q4_0Q8VNNI, dot4Q4_0Q8VNNI}}
 )
+
+// The integer key-scoring kernels (3 and 4 bits), VNNI where available
+// as for the int8-activation kernels.
+var (
+	codes8AVX2 = [2]dotCodes8Kernel{dotCodesQ8B3x4AVX2, dotCodesQ8B4x4AVX2}
+	codes8VNNI = [2]dotCodes8Kernel{dotCodesQ8B3x4VNNI, dotCodesQ8B4x4VNNI}
+)
+
+func codes8Kernels() [2]dotCodes8Kernel {
+	if hasVNNI() {
+		return codes8VNNI
+	}
+	return codes8AVX2
+}
 
 func hasVNNI() bool { return cpuid.CPU.Supports(cpuid.AVX512VNNI, cpuid.AVX512VL) }
 

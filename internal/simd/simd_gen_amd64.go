@@ -286,3 +286,27 @@ func dot4Q4_0Q8VNNI(out []float32, outStride int, xq []int8, xs []float32, rows 
 //
 //go:noescape
 func quantizeQ8AVX2(dst []int8, scales []float32, x []float32)
+
+// dotCodesQ8B3x4AVX2 is dotCodesQ8Generic for four query rows and an even n of 3-bit codes:
+// two tokens at a time, lanes (token, row).
+//
+//go:noescape
+func dotCodesQ8B3x4AVX2(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
+
+// dotCodesQ8B3x4VNNI is dotCodesQ8Generic for four query rows and an even n of 3-bit codes:
+// two tokens at a time, lanes (token, row).
+//
+//go:noescape
+func dotCodesQ8B3x4VNNI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
+
+// dotCodesQ8B4x4AVX2 is dotCodesQ8Generic for four query rows and an even n of 4-bit codes:
+// two tokens at a time, lanes (token, row).
+//
+//go:noescape
+func dotCodesQ8B4x4AVX2(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
+
+// dotCodesQ8B4x4VNNI is dotCodesQ8Generic for four query rows and an even n of 4-bit codes:
+// two tokens at a time, lanes (token, row).
+//
+//go:noescape
+func dotCodesQ8B4x4VNNI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)

@@ -4964,3 +4964,601 @@ GLOBL q8PackOrder<>(SB), RODATA|NOPTR, $32
 
 DATA q8Max32<>+0(SB)/4, $(127.0)
 GLOBL q8Max32<>(SB), RODATA|NOPTR, $4
+
+// func dotCodesQ8B3x4AVX2(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
+// Requires: AVX, AVX2, F16C
+TEXT ·dotCodesQ8B3x4AVX2(SB), NOSPLIT, $0-144
+	MOVQ    tab+72(FP), AX
+	VMOVDQU (AX), Y0
+	VMOVDQU q8OnesW<>+0(SB), Y1
+	MOVQ    out_base+0(FP), AX
+	MOVQ    outStride+24(FP), CX
+	SHLQ    $0x02, CX
+	LEAQ    (CX)(CX*2), DX
+	MOVQ    codes_base+80(FP), BX
+	MOVQ    stride+104(FP), SI
+	MOVQ    idxOff+112(FP), DI
+	MOVQ    normOff+120(FP), R8
+	MOVQ    n+128(FP), R9
+	MOVQ    d32+136(FP), R10
+	LEAQ    (R10)(R10*2), R11
+
+dotCodesQ8B3x4AVX2_pair:
+	CMPQ  R9, $0x02
+	JB    dotCodesQ8B3x4AVX2_done
+	LEAQ  (BX)(SI*1), R12
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  (BX)(DI*1), R13
+	MOVQ  q_base+32(FP), R14
+	MOVQ  R10, R15
+
+dotCodesQ8B3x4AVX2_chunka:
+	VBROADCASTI128 (R13), Y6
+	VPSHUFB        codes8Shuf3<>+32(SB), Y6, Y7
+	VPSHUFB        codes8Shuf3<>+0(SB), Y6, Y6
+	VPMULLW        codes8Mul3<>+0(SB), Y6, Y6
+	VPMULLW        codes8Mul3<>+0(SB), Y7, Y7
+	VPSRLW         $0x08, Y6, Y6
+	VPSRLW         $0x08, Y7, Y7
+	VPACKUSWB      Y7, Y6, Y6
+	VPAND          codes8Seven<>+0(SB), Y6, Y6
+	VPSHUFB        Y6, Y0, Y6
+	VPMADDUBSW     (R14), Y6, Y7
+	VPMADDWD       Y1, Y7, Y7
+	VPADDD         Y7, Y2, Y2
+	VPMADDUBSW     (R14)(R10*1), Y6, Y7
+	VPMADDWD       Y1, Y7, Y7
+	VPADDD         Y7, Y3, Y3
+	VPMADDUBSW     (R14)(R10*2), Y6, Y7
+	VPMADDWD       Y1, Y7, Y7
+	VPADDD         Y7, Y4, Y4
+	VPMADDUBSW     (R14)(R11*1), Y6, Y6
+	VPMADDWD       Y1, Y6, Y6
+	VPADDD         Y6, Y5, Y5
+	ADDQ           $0x0c, R13
+	ADDQ           $0x20, R14
+	SUBQ           $0x20, R15
+	JNZ            dotCodesQ8B3x4AVX2_chunka
+	VPHADDD        Y3, Y2, Y2
+	VPHADDD        Y5, Y4, Y4
+	VPHADDD        Y4, Y2, Y2
+	VPXOR          Y3, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	VPXOR          Y6, Y6, Y6
+	LEAQ           (R12)(DI*1), R13
+	MOVQ           q_base+32(FP), R14
+	MOVQ           R10, R15
+
+dotCodesQ8B3x4AVX2_chunkb:
+	VBROADCASTI128 (R13), Y7
+	VPSHUFB        codes8Shuf3<>+32(SB), Y7, Y8
+	VPSHUFB        codes8Shuf3<>+0(SB), Y7, Y7
+	VPMULLW        codes8Mul3<>+0(SB), Y7, Y7
+	VPMULLW        codes8Mul3<>+0(SB), Y8, Y8
+	VPSRLW         $0x08, Y7, Y7
+	VPSRLW         $0x08, Y8, Y8
+	VPACKUSWB      Y8, Y7, Y7
+	VPAND          codes8Seven<>+0(SB), Y7, Y7
+	VPSHUFB        Y7, Y0, Y7
+	VPMADDUBSW     (R14), Y7, Y8
+	VPMADDWD       Y1, Y8, Y8
+	VPADDD         Y8, Y3, Y3
+	VPMADDUBSW     (R14)(R10*1), Y7, Y8
+	VPMADDWD       Y1, Y8, Y8
+	VPADDD         Y8, Y4, Y4
+	VPMADDUBSW     (R14)(R10*2), Y7, Y8
+	VPMADDWD       Y1, Y8, Y8
+	VPADDD         Y8, Y5, Y5
+	VPMADDUBSW     (R14)(R11*1), Y7, Y7
+	VPMADDWD       Y1, Y7, Y7
+	VPADDD         Y7, Y6, Y6
+	ADDQ           $0x0c, R13
+	ADDQ           $0x20, R14
+	SUBQ           $0x20, R15
+	JNZ            dotCodesQ8B3x4AVX2_chunkb
+	VPHADDD        Y4, Y3, Y3
+	VPHADDD        Y6, Y5, Y5
+	VPHADDD        Y5, Y3, Y3
+	VPERM2I128     $0x21, Y3, Y2, Y4
+	VPBLENDD       $0xf0, Y3, Y2, Y2
+	VPADDD         Y4, Y2, Y2
+	MOVQ           sums+64(FP), R13
+	VPSUBD         (R13), Y2, Y2
+	VCVTDQ2PS      Y2, Y2
+	MOVQ           scales+56(FP), R13
+	VMULPS         (R13), Y2, Y2
+	VPBROADCASTW   (BX)(R8*1), X3
+	VPBROADCASTW   (R12)(R8*1), X4
+	VPUNPCKLQDQ    X4, X3, X3
+	VCVTPH2PS      X3, Y3
+	VMULPS         Y3, Y2, Y2
+	VEXTRACTF128   $0x01, Y2, X3
+	VUNPCKLPS      X3, X2, X4
+	VUNPCKHPS      X3, X2, X2
+	VMOVSD         (AX), X3
+	VADDPS         X4, X3, X3
+	VMOVSD         X3, (AX)
+	VMOVHLPS       X4, X4, X3
+	VMOVSD         (AX)(CX*1), X4
+	VADDPS         X3, X4, X4
+	VMOVSD         X4, (AX)(CX*1)
+	VMOVSD         (AX)(CX*2), X3
+	VADDPS         X2, X3, X3
+	VMOVSD         X3, (AX)(CX*2)
+	VMOVHLPS       X2, X2, X2
+	VMOVSD         (AX)(DX*1), X3
+	VADDPS         X2, X3, X3
+	VMOVSD         X3, (AX)(DX*1)
+	ADDQ           $0x08, AX
+	LEAQ           (R12)(SI*1), BX
+	SUBQ           $0x02, R9
+	JMP            dotCodesQ8B3x4AVX2_pair
+
+dotCodesQ8B3x4AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA codes8Shuf3<>+0(SB)/1, $0x00
+DATA codes8Shuf3<>+1(SB)/1, $0x01
+DATA codes8Shuf3<>+2(SB)/1, $0x00
+DATA codes8Shuf3<>+3(SB)/1, $0x01
+DATA codes8Shuf3<>+4(SB)/1, $0x00
+DATA codes8Shuf3<>+5(SB)/1, $0x01
+DATA codes8Shuf3<>+6(SB)/1, $0x01
+DATA codes8Shuf3<>+7(SB)/1, $0x02
+DATA codes8Shuf3<>+8(SB)/1, $0x01
+DATA codes8Shuf3<>+9(SB)/1, $0x02
+DATA codes8Shuf3<>+10(SB)/1, $0x01
+DATA codes8Shuf3<>+11(SB)/1, $0x02
+DATA codes8Shuf3<>+12(SB)/1, $0x02
+DATA codes8Shuf3<>+13(SB)/1, $0x03
+DATA codes8Shuf3<>+14(SB)/1, $0x02
+DATA codes8Shuf3<>+15(SB)/1, $0x03
+DATA codes8Shuf3<>+16(SB)/1, $0x03
+DATA codes8Shuf3<>+17(SB)/1, $0x04
+DATA codes8Shuf3<>+18(SB)/1, $0x03
+DATA codes8Shuf3<>+19(SB)/1, $0x04
+DATA codes8Shuf3<>+20(SB)/1, $0x03
+DATA codes8Shuf3<>+21(SB)/1, $0x04
+DATA codes8Shuf3<>+22(SB)/1, $0x04
+DATA codes8Shuf3<>+23(SB)/1, $0x05
+DATA codes8Shuf3<>+24(SB)/1, $0x04
+DATA codes8Shuf3<>+25(SB)/1, $0x05
+DATA codes8Shuf3<>+26(SB)/1, $0x04
+DATA codes8Shuf3<>+27(SB)/1, $0x05
+DATA codes8Shuf3<>+28(SB)/1, $0x05
+DATA codes8Shuf3<>+29(SB)/1, $0x06
+DATA codes8Shuf3<>+30(SB)/1, $0x05
+DATA codes8Shuf3<>+31(SB)/1, $0x06
+DATA codes8Shuf3<>+32(SB)/1, $0x06
+DATA codes8Shuf3<>+33(SB)/1, $0x07
+DATA codes8Shuf3<>+34(SB)/1, $0x06
+DATA codes8Shuf3<>+35(SB)/1, $0x07
+DATA codes8Shuf3<>+36(SB)/1, $0x06
+DATA codes8Shuf3<>+37(SB)/1, $0x07
+DATA codes8Shuf3<>+38(SB)/1, $0x07
+DATA codes8Shuf3<>+39(SB)/1, $0x08
+DATA codes8Shuf3<>+40(SB)/1, $0x07
+DATA codes8Shuf3<>+41(SB)/1, $0x08
+DATA codes8Shuf3<>+42(SB)/1, $0x07
+DATA codes8Shuf3<>+43(SB)/1, $0x08
+DATA codes8Shuf3<>+44(SB)/1, $0x08
+DATA codes8Shuf3<>+45(SB)/1, $0x09
+DATA codes8Shuf3<>+46(SB)/1, $0x08
+DATA codes8Shuf3<>+47(SB)/1, $0x09
+DATA codes8Shuf3<>+48(SB)/1, $0x09
+DATA codes8Shuf3<>+49(SB)/1, $0x0a
+DATA codes8Shuf3<>+50(SB)/1, $0x09
+DATA codes8Shuf3<>+51(SB)/1, $0x0a
+DATA codes8Shuf3<>+52(SB)/1, $0x09
+DATA codes8Shuf3<>+53(SB)/1, $0x0a
+DATA codes8Shuf3<>+54(SB)/1, $0x0a
+DATA codes8Shuf3<>+55(SB)/1, $0x0b
+DATA codes8Shuf3<>+56(SB)/1, $0x0a
+DATA codes8Shuf3<>+57(SB)/1, $0x0b
+DATA codes8Shuf3<>+58(SB)/1, $0x0a
+DATA codes8Shuf3<>+59(SB)/1, $0x0b
+DATA codes8Shuf3<>+60(SB)/1, $0x0b
+DATA codes8Shuf3<>+61(SB)/1, $0x0c
+DATA codes8Shuf3<>+62(SB)/1, $0x0b
+DATA codes8Shuf3<>+63(SB)/1, $0x0c
+GLOBL codes8Shuf3<>(SB), RODATA|NOPTR, $64
+
+DATA codes8Mul3<>+0(SB)/2, $0x0100
+DATA codes8Mul3<>+2(SB)/2, $0x0020
+DATA codes8Mul3<>+4(SB)/2, $0x0004
+DATA codes8Mul3<>+6(SB)/2, $0x0080
+DATA codes8Mul3<>+8(SB)/2, $0x0010
+DATA codes8Mul3<>+10(SB)/2, $0x0002
+DATA codes8Mul3<>+12(SB)/2, $0x0040
+DATA codes8Mul3<>+14(SB)/2, $0x0008
+DATA codes8Mul3<>+16(SB)/2, $0x0100
+DATA codes8Mul3<>+18(SB)/2, $0x0020
+DATA codes8Mul3<>+20(SB)/2, $0x0004
+DATA codes8Mul3<>+22(SB)/2, $0x0080
+DATA codes8Mul3<>+24(SB)/2, $0x0010
+DATA codes8Mul3<>+26(SB)/2, $0x0002
+DATA codes8Mul3<>+28(SB)/2, $0x0040
+DATA codes8Mul3<>+30(SB)/2, $0x0008
+GLOBL codes8Mul3<>(SB), RODATA|NOPTR, $32
+
+DATA codes8Seven<>+0(SB)/4, $0x07070707
+DATA codes8Seven<>+4(SB)/4, $0x07070707
+DATA codes8Seven<>+8(SB)/4, $0x07070707
+DATA codes8Seven<>+12(SB)/4, $0x07070707
+DATA codes8Seven<>+16(SB)/4, $0x07070707
+DATA codes8Seven<>+20(SB)/4, $0x07070707
+DATA codes8Seven<>+24(SB)/4, $0x07070707
+DATA codes8Seven<>+28(SB)/4, $0x07070707
+GLOBL codes8Seven<>(SB), RODATA|NOPTR, $32
+
+// func dotCodesQ8B3x4VNNI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C
+TEXT ·dotCodesQ8B3x4VNNI(SB), NOSPLIT, $0-144
+	MOVQ    tab+72(FP), AX
+	VMOVDQU (AX), Y0
+	MOVQ    out_base+0(FP), AX
+	MOVQ    outStride+24(FP), CX
+	SHLQ    $0x02, CX
+	LEAQ    (CX)(CX*2), DX
+	MOVQ    codes_base+80(FP), BX
+	MOVQ    stride+104(FP), SI
+	MOVQ    idxOff+112(FP), DI
+	MOVQ    normOff+120(FP), R8
+	MOVQ    n+128(FP), R9
+	MOVQ    d32+136(FP), R10
+	LEAQ    (R10)(R10*2), R11
+
+dotCodesQ8B3x4VNNI_pair:
+	CMPQ  R9, $0x02
+	JB    dotCodesQ8B3x4VNNI_done
+	LEAQ  (BX)(SI*1), R12
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	LEAQ  (BX)(DI*1), R13
+	MOVQ  q_base+32(FP), R14
+	MOVQ  R10, R15
+
+dotCodesQ8B3x4VNNI_chunka:
+	VBROADCASTI128 (R13), Y5
+	VPSHUFB        codes8Shuf3<>+32(SB), Y5, Y6
+	VPSHUFB        codes8Shuf3<>+0(SB), Y5, Y5
+	VPMULLW        codes8Mul3<>+0(SB), Y5, Y5
+	VPMULLW        codes8Mul3<>+0(SB), Y6, Y6
+	VPSRLW         $0x08, Y5, Y5
+	VPSRLW         $0x08, Y6, Y6
+	VPACKUSWB      Y6, Y5, Y5
+	VPAND          codes8Seven<>+0(SB), Y5, Y5
+	VPSHUFB        Y5, Y0, Y5
+	VPDPBUSD       (R14), Y5, Y1
+	VPDPBUSD       (R14)(R10*1), Y5, Y2
+	VPDPBUSD       (R14)(R10*2), Y5, Y3
+	VPDPBUSD       (R14)(R11*1), Y5, Y4
+	ADDQ           $0x0c, R13
+	ADDQ           $0x20, R14
+	SUBQ           $0x20, R15
+	JNZ            dotCodesQ8B3x4VNNI_chunka
+	VPHADDD        Y2, Y1, Y1
+	VPHADDD        Y4, Y3, Y3
+	VPHADDD        Y3, Y1, Y1
+	VPXOR          Y2, Y2, Y2
+	VPXOR          Y3, Y3, Y3
+	VPXOR          Y4, Y4, Y4
+	VPXOR          Y5, Y5, Y5
+	LEAQ           (R12)(DI*1), R13
+	MOVQ           q_base+32(FP), R14
+	MOVQ           R10, R15
+
+dotCodesQ8B3x4VNNI_chunkb:
+	VBROADCASTI128 (R13), Y6
+	VPSHUFB        codes8Shuf3<>+32(SB), Y6, Y7
+	VPSHUFB        codes8Shuf3<>+0(SB), Y6, Y6
+	VPMULLW        codes8Mul3<>+0(SB), Y6, Y6
+	VPMULLW        codes8Mul3<>+0(SB), Y7, Y7
+	VPSRLW         $0x08, Y6, Y6
+	VPSRLW         $0x08, Y7, Y7
+	VPACKUSWB      Y7, Y6, Y6
+	VPAND          codes8Seven<>+0(SB), Y6, Y6
+	VPSHUFB        Y6, Y0, Y6
+	VPDPBUSD       (R14), Y6, Y2
+	VPDPBUSD       (R14)(R10*1), Y6, Y3
+	VPDPBUSD       (R14)(R10*2), Y6, Y4
+	VPDPBUSD       (R14)(R11*1), Y6, Y5
+	ADDQ           $0x0c, R13
+	ADDQ           $0x20, R14
+	SUBQ           $0x20, R15
+	JNZ            dotCodesQ8B3x4VNNI_chunkb
+	VPHADDD        Y3, Y2, Y2
+	VPHADDD        Y5, Y4, Y4
+	VPHADDD        Y4, Y2, Y2
+	VPERM2I128     $0x21, Y2, Y1, Y3
+	VPBLENDD       $0xf0, Y2, Y1, Y1
+	VPADDD         Y3, Y1, Y1
+	MOVQ           sums+64(FP), R13
+	VPSUBD         (R13), Y1, Y1
+	VCVTDQ2PS      Y1, Y1
+	MOVQ           scales+56(FP), R13
+	VMULPS         (R13), Y1, Y1
+	VPBROADCASTW   (BX)(R8*1), X2
+	VPBROADCASTW   (R12)(R8*1), X3
+	VPUNPCKLQDQ    X3, X2, X2
+	VCVTPH2PS      X2, Y2
+	VMULPS         Y2, Y1, Y1
+	VEXTRACTF128   $0x01, Y1, X2
+	VUNPCKLPS      X2, X1, X3
+	VUNPCKHPS      X2, X1, X1
+	VMOVSD         (AX), X2
+	VADDPS         X3, X2, X2
+	VMOVSD         X2, (AX)
+	VMOVHLPS       X3, X3, X2
+	VMOVSD         (AX)(CX*1), X3
+	VADDPS         X2, X3, X3
+	VMOVSD         X3, (AX)(CX*1)
+	VMOVSD         (AX)(CX*2), X2
+	VADDPS         X1, X2, X2
+	VMOVSD         X2, (AX)(CX*2)
+	VMOVHLPS       X1, X1, X1
+	VMOVSD         (AX)(DX*1), X2
+	VADDPS         X1, X2, X2
+	VMOVSD         X2, (AX)(DX*1)
+	ADDQ           $0x08, AX
+	LEAQ           (R12)(SI*1), BX
+	SUBQ           $0x02, R9
+	JMP            dotCodesQ8B3x4VNNI_pair
+
+dotCodesQ8B3x4VNNI_done:
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8B4x4AVX2(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
+// Requires: AVX, AVX2, F16C
+TEXT ·dotCodesQ8B4x4AVX2(SB), NOSPLIT, $0-144
+	MOVQ    tab+72(FP), AX
+	VMOVDQU (AX), Y0
+	VMOVDQU q8OnesW<>+0(SB), Y1
+	MOVQ    out_base+0(FP), AX
+	MOVQ    outStride+24(FP), CX
+	SHLQ    $0x02, CX
+	LEAQ    (CX)(CX*2), DX
+	MOVQ    codes_base+80(FP), BX
+	MOVQ    stride+104(FP), SI
+	MOVQ    idxOff+112(FP), DI
+	MOVQ    normOff+120(FP), R8
+	MOVQ    n+128(FP), R9
+	MOVQ    d32+136(FP), R10
+	LEAQ    (R10)(R10*2), R11
+
+dotCodesQ8B4x4AVX2_pair:
+	CMPQ  R9, $0x02
+	JB    dotCodesQ8B4x4AVX2_done
+	LEAQ  (BX)(SI*1), R12
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  (BX)(DI*1), R13
+	MOVQ  q_base+32(FP), R14
+	MOVQ  R10, R15
+
+dotCodesQ8B4x4AVX2_chunka:
+	VMOVDQU     (R13), X7
+	VPSRLW      $0x04, X7, X6
+	VINSERTI128 $0x01, X6, Y7, Y6
+	VPAND       codes8Fifteen<>+0(SB), Y6, Y6
+	VPSHUFB     Y6, Y0, Y6
+	VPMADDUBSW  (R14), Y6, Y8
+	VPMADDWD    Y1, Y8, Y8
+	VPADDD      Y8, Y2, Y2
+	VPMADDUBSW  (R14)(R10*1), Y6, Y8
+	VPMADDWD    Y1, Y8, Y8
+	VPADDD      Y8, Y3, Y3
+	VPMADDUBSW  (R14)(R10*2), Y6, Y8
+	VPMADDWD    Y1, Y8, Y8
+	VPADDD      Y8, Y4, Y4
+	VPMADDUBSW  (R14)(R11*1), Y6, Y6
+	VPMADDWD    Y1, Y6, Y6
+	VPADDD      Y6, Y5, Y5
+	ADDQ        $0x10, R13
+	ADDQ        $0x20, R14
+	SUBQ        $0x20, R15
+	JNZ         dotCodesQ8B4x4AVX2_chunka
+	VPHADDD     Y3, Y2, Y2
+	VPHADDD     Y5, Y4, Y4
+	VPHADDD     Y4, Y2, Y2
+	VPXOR       Y3, Y3, Y3
+	VPXOR       Y4, Y4, Y4
+	VPXOR       Y5, Y5, Y5
+	VPXOR       Y6, Y6, Y6
+	LEAQ        (R12)(DI*1), R13
+	MOVQ        q_base+32(FP), R14
+	MOVQ        R10, R15
+
+dotCodesQ8B4x4AVX2_chunkb:
+	VMOVDQU      (R13), X7
+	VPSRLW       $0x04, X7, X8
+	VINSERTI128  $0x01, X8, Y7, Y8
+	VPAND        codes8Fifteen<>+0(SB), Y8, Y8
+	VPSHUFB      Y8, Y0, Y8
+	VPMADDUBSW   (R14), Y8, Y9
+	VPMADDWD     Y1, Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPMADDUBSW   (R14)(R10*1), Y8, Y9
+	VPMADDWD     Y1, Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VPMADDUBSW   (R14)(R10*2), Y8, Y9
+	VPMADDWD     Y1, Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VPMADDUBSW   (R14)(R11*1), Y8, Y8
+	VPMADDWD     Y1, Y8, Y8
+	VPADDD       Y8, Y6, Y6
+	ADDQ         $0x10, R13
+	ADDQ         $0x20, R14
+	SUBQ         $0x20, R15
+	JNZ          dotCodesQ8B4x4AVX2_chunkb
+	VPHADDD      Y4, Y3, Y3
+	VPHADDD      Y6, Y5, Y5
+	VPHADDD      Y5, Y3, Y3
+	VPERM2I128   $0x21, Y3, Y2, Y4
+	VPBLENDD     $0xf0, Y3, Y2, Y2
+	VPADDD       Y4, Y2, Y2
+	MOVQ         sums+64(FP), R13
+	VPSUBD       (R13), Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	MOVQ         scales+56(FP), R13
+	VMULPS       (R13), Y2, Y2
+	VPBROADCASTW (BX)(R8*1), X3
+	VPBROADCASTW (R12)(R8*1), X4
+	VPUNPCKLQDQ  X4, X3, X3
+	VCVTPH2PS    X3, Y3
+	VMULPS       Y3, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X3
+	VUNPCKLPS    X3, X2, X4
+	VUNPCKHPS    X3, X2, X2
+	VMOVSD       (AX), X3
+	VADDPS       X4, X3, X3
+	VMOVSD       X3, (AX)
+	VMOVHLPS     X4, X4, X3
+	VMOVSD       (AX)(CX*1), X4
+	VADDPS       X3, X4, X4
+	VMOVSD       X4, (AX)(CX*1)
+	VMOVSD       (AX)(CX*2), X3
+	VADDPS       X2, X3, X3
+	VMOVSD       X3, (AX)(CX*2)
+	VMOVHLPS     X2, X2, X2
+	VMOVSD       (AX)(DX*1), X3
+	VADDPS       X2, X3, X3
+	VMOVSD       X3, (AX)(DX*1)
+	ADDQ         $0x08, AX
+	LEAQ         (R12)(SI*1), BX
+	SUBQ         $0x02, R9
+	JMP          dotCodesQ8B4x4AVX2_pair
+
+dotCodesQ8B4x4AVX2_done:
+	VZEROUPPER
+	RET
+
+DATA codes8Fifteen<>+0(SB)/4, $0x0f0f0f0f
+DATA codes8Fifteen<>+4(SB)/4, $0x0f0f0f0f
+DATA codes8Fifteen<>+8(SB)/4, $0x0f0f0f0f
+DATA codes8Fifteen<>+12(SB)/4, $0x0f0f0f0f
+DATA codes8Fifteen<>+16(SB)/4, $0x0f0f0f0f
+DATA codes8Fifteen<>+20(SB)/4, $0x0f0f0f0f
+DATA codes8Fifteen<>+24(SB)/4, $0x0f0f0f0f
+DATA codes8Fifteen<>+28(SB)/4, $0x0f0f0f0f
+GLOBL codes8Fifteen<>(SB), RODATA|NOPTR, $32
+
+// func dotCodesQ8B4x4VNNI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
+// Requires: AVX, AVX2, AVX512VL, AVX512VNNI, F16C
+TEXT ·dotCodesQ8B4x4VNNI(SB), NOSPLIT, $0-144
+	MOVQ    tab+72(FP), AX
+	VMOVDQU (AX), Y0
+	MOVQ    out_base+0(FP), AX
+	MOVQ    outStride+24(FP), CX
+	SHLQ    $0x02, CX
+	LEAQ    (CX)(CX*2), DX
+	MOVQ    codes_base+80(FP), BX
+	MOVQ    stride+104(FP), SI
+	MOVQ    idxOff+112(FP), DI
+	MOVQ    normOff+120(FP), R8
+	MOVQ    n+128(FP), R9
+	MOVQ    d32+136(FP), R10
+	LEAQ    (R10)(R10*2), R11
+
+dotCodesQ8B4x4VNNI_pair:
+	CMPQ  R9, $0x02
+	JB    dotCodesQ8B4x4VNNI_done
+	LEAQ  (BX)(SI*1), R12
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	LEAQ  (BX)(DI*1), R13
+	MOVQ  q_base+32(FP), R14
+	MOVQ  R10, R15
+
+dotCodesQ8B4x4VNNI_chunka:
+	VMOVDQU     (R13), X6
+	VPSRLW      $0x04, X6, X5
+	VINSERTI128 $0x01, X5, Y6, Y5
+	VPAND       codes8Fifteen<>+0(SB), Y5, Y5
+	VPSHUFB     Y5, Y0, Y5
+	VPDPBUSD    (R14), Y5, Y1
+	VPDPBUSD    (R14)(R10*1), Y5, Y2
+	VPDPBUSD    (R14)(R10*2), Y5, Y3
+	VPDPBUSD    (R14)(R11*1), Y5, Y4
+	ADDQ        $0x10, R13
+	ADDQ        $0x20, R14
+	SUBQ        $0x20, R15
+	JNZ         dotCodesQ8B4x4VNNI_chunka
+	VPHADDD     Y2, Y1, Y1
+	VPHADDD     Y4, Y3, Y3
+	VPHADDD     Y3, Y1, Y1
+	VPXOR       Y2, Y2, Y2
+	VPXOR       Y3, Y3, Y3
+	VPXOR       Y4, Y4, Y4
+	VPXOR       Y5, Y5, Y5
+	LEAQ        (R12)(DI*1), R13
+	MOVQ        q_base+32(FP), R14
+	MOVQ        R10, R15
+
+dotCodesQ8B4x4VNNI_chunkb:
+	VMOVDQU      (R13), X6
+	VPSRLW       $0x04, X6, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPAND        codes8Fifteen<>+0(SB), Y7, Y7
+	VPSHUFB      Y7, Y0, Y7
+	VPDPBUSD     (R14), Y7, Y2
+	VPDPBUSD     (R14)(R10*1), Y7, Y3
+	VPDPBUSD     (R14)(R10*2), Y7, Y4
+	VPDPBUSD     (R14)(R11*1), Y7, Y5
+	ADDQ         $0x10, R13
+	ADDQ         $0x20, R14
+	SUBQ         $0x20, R15
+	JNZ          dotCodesQ8B4x4VNNI_chunkb
+	VPHADDD      Y3, Y2, Y2
+	VPHADDD      Y5, Y4, Y4
+	VPHADDD      Y4, Y2, Y2
+	VPERM2I128   $0x21, Y2, Y1, Y3
+	VPBLENDD     $0xf0, Y2, Y1, Y1
+	VPADDD       Y3, Y1, Y1
+	MOVQ         sums+64(FP), R13
+	VPSUBD       (R13), Y1, Y1
+	VCVTDQ2PS    Y1, Y1
+	MOVQ         scales+56(FP), R13
+	VMULPS       (R13), Y1, Y1
+	VPBROADCASTW (BX)(R8*1), X2
+	VPBROADCASTW (R12)(R8*1), X3
+	VPUNPCKLQDQ  X3, X2, X2
+	VCVTPH2PS    X2, Y2
+	VMULPS       Y2, Y1, Y1
+	VEXTRACTF128 $0x01, Y1, X2
+	VUNPCKLPS    X2, X1, X3
+	VUNPCKHPS    X2, X1, X1
+	VMOVSD       (AX), X2
+	VADDPS       X3, X2, X2
+	VMOVSD       X2, (AX)
+	VMOVHLPS     X3, X3, X2
+	VMOVSD       (AX)(CX*1), X3
+	VADDPS       X2, X3, X3
+	VMOVSD       X3, (AX)(CX*1)
+	VMOVSD       (AX)(CX*2), X2
+	VADDPS       X1, X2, X2
+	VMOVSD       X2, (AX)(CX*2)
+	VMOVHLPS     X1, X1, X1
+	VMOVSD       (AX)(DX*1), X2
+	VADDPS       X1, X2, X2
+	VMOVSD       X2, (AX)(DX*1)
+	ADDQ         $0x08, AX
+	LEAQ         (R12)(SI*1), BX
+	SUBQ         $0x02, R9
+	JMP          dotCodesQ8B4x4VNNI_pair
+
+dotCodesQ8B4x4VNNI_done:
+	VZEROUPPER
+	RET

@@ -1,0 +1,235 @@
+package simd
+
+import "math"
+
+// Integer key scoring: DotCodes with the query rows quantized to int8 and
+// the centroids of 3- and 4-bit codes to 7-bit integers, so that a vector
+// kernel sums exact integer products, 32 coordinates per instruction, in
+// place of one float FMA per 8. The result differs from DotCodes by at most
+// norm·(Σ_j|q_j|·εc + Σ_j|c_j|·εq + d·εq·εc) plus float rounding, εq and εc
+// the half-steps of the query row's and the codebook's integer scales
+// (Q8Bound); it is the same on every level (integer sums, then one float
+// conversion and two products in a fixed order).
+
+// q8TableMax is the largest centroid magnitude in table units: bytes
+// c+64 stay in [1, 127], so that VPMADDUBSW's pairs of products, at most
+// 2·127·127, never saturate.
+const q8TableMax = 63
+
+// q8Offset is the bias of a table byte: byte = centroid step count + 64.
+const q8Offset = 64
+
+// QueryQ8 is a group of query rows quantized for DotCodesQ8.
+type QueryQ8 struct {
+	G, D, Bits int
+	// vals holds the G rows of D int8 values, each 32 coordinates in the
+	// kernels' order (codes8Pos), then zero rows up to a multiple of 4.
+	vals []int8
+	// step is each row's scale: q ≈ step·q8 (0 for the zero rows).
+	step []float32
+	// sum is each row's Σ q8, for the table's offset.
+	sum []int32
+}
+
+// Quantize quantizes the g rows x[i*xStride : i*xStride+d] (d a multiple
+// of 32, the rows finite) for codes of bits 3 or 4: each row to int8 with
+// the scale max|x|/127, rounded half to even.
+func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
+	check(d > 0 && d%32 == 0 && g > 0 && (bits == 3 || bits == 4) && xStride >= d && len(x) >= (g-1)*xStride+d, "QueryQ8.Quantize: bad shape")
+	q.G, q.D, q.Bits = g, d, bits
+	g4 := (g + 3) &^ 3
+	q.vals = grow(q.vals, g4*d)
+	q.step = grow(q.step, g4)
+	q.sum = grow(q.sum, g4)
+	clear(q.vals[g*d:])
+	clear(q.step[g:])
+	clear(q.sum[g:])
+	for i := range g {
+		row := x[i*xStride : i*xStride+d]
+		var amax float32
+		for _, v := range row {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		q.step[i] = amax / 127
+		inv := float32(0)
+		if amax > 0 {
+			inv = 127 / amax
+		}
+		var s int32
+		for j, v := range row {
+			k := int8(math.RoundToEven(float64(v * inv)))
+			q.vals[i*d+j&^31+codes8Pos(bits, j&31)] = k
+			s += int32(k)
+		}
+		q.sum[i] = s
+	}
+}
+
+// codes8Pos is where a kernel keeps coordinate j (< 32) of a chunk: the
+// order its index unpacking leaves the 32 table bytes in.
+func codes8Pos(bits, j int) int {
+	if bits == 4 { // low nibbles in the low lane, high nibbles in the high one
+		return j>>1 + 16*(j&1)
+	}
+	switch { // two vectors of 16-bit words packed lane by lane
+	case j >= 8 && j < 16:
+		return j + 8
+	case j >= 16 && j < 24:
+		return j - 8
+	}
+	return j
+}
+
+// setTable8 fills the codebook's integer table for 3- and 4-bit codes:
+// bytes round(c/step) + 64, both 16-byte lanes alike. The step is the one
+// of at least max|c|/63 (so bytes stay in [1, 127]) and at most 4/3 of it
+// that rounds the centroids with the least squared error: 1.3–1.8× less
+// than max|c|/63 on Lloyd–Max codebooks.
+func (cb *Codebook) setTable8() {
+	var amax float64
+	for _, c := range cb.tab {
+		amax = max(amax, math.Abs(float64(c)))
+	}
+	if amax == 0 {
+		cb.q8Step = 0
+		for k := range cb.q8Tab {
+			cb.q8Tab[k] = q8Offset
+		}
+		return
+	}
+	best, bestErr := float32(amax/q8TableMax), math.Inf(1)
+	for i := range 256 {
+		step := float32(amax / q8TableMax * (1 + float64(i)/768))
+		var e float64
+		for _, c := range cb.tab {
+			r := float64(c) - float64(step)*math.RoundToEven(float64(c/step))
+			e += r * r
+		}
+		if e < bestErr && math.Abs(math.RoundToEven(amax/float64(step))) <= q8TableMax {
+			best, bestErr = step, e
+		}
+	}
+	cb.q8Step = best
+	for k := range 16 {
+		v := q8Offset
+		if k < len(cb.tab) {
+			v += int(math.RoundToEven(float64(cb.tab[k] / best)))
+		}
+		cb.q8Tab[k], cb.q8Tab[16+k] = uint8(v), uint8(v)
+	}
+}
+
+func (cb *Codebook) table8() (*[32]uint8, float32) { return &cb.q8Tab, cb.q8Step }
+
+// Q8Bound returns the bound on |DotCodesQ8 − DotCodes| for one query row
+// and one code before its norm: Σ|q_j|·εc + Σ|c_j|·εq + d·εq·εc, with
+// c the code's float centroids.
+func (q *QueryQ8) Q8Bound(row int, x []float32, cb *Codebook, c []float32) float64 {
+	_, step := cb.table8()
+	ec, eq := float64(step)/2, float64(q.step[row])/2
+	var b float64
+	for j := range q.D {
+		b += math.Abs(float64(x[j]))*ec + math.Abs(float64(c[j]))*eq + eq*ec
+	}
+	return b
+}
+
+// Q8Kernels reports whether DotCodesQ8 runs a vector kernel for codes of
+// this codebook: 3 or 4 bits, on a level that has the integer kernels.
+func (cb *Codebook) Q8Kernels() bool {
+	return (cb.bits == 3 || cb.bits == 4) && active.dotCodesQ8[cb.bits-3] != nil
+}
+
+// dotCodes8Kernel is a DotCodesQ8 vector kernel: four query rows, an even
+// number of codes.
+type dotCodes8Kernel = func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride, idxOff, normOff, n, d32 int)
+
+// DotCodesQ8 adds norm_t·step_i·stepc·(Σ_j q8[i][j]·c8_t[j]) to
+// out[i*outStride+t] for the q.G query rows i and the n codes t laid out as
+// for DotCodes (q.Bits-wide indices, q.D coordinates), c8 the centroids in
+// the codebook's integer table: DotCodes within Q8Bound.
+func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []byte, stride, idxOff, normOff, n int) {
+	if n == 0 {
+		return
+	}
+	g, d := q.G, q.D
+	check(cb.bits == q.Bits, "DotCodesQ8: query quantized for other codes")
+	check(outStride >= n && len(out) >= (g-1)*outStride+n, "DotCodesQ8: bad lengths")
+	vec := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodesQ8") &^ 1
+	tab, cstep := cb.table8()
+	k := active.dotCodesQ8[cb.bits-3]
+	if k == nil || vec == 0 {
+		dotCodesQ8Generic(out, outStride, q, cb, tab, cstep, codes, stride, idxOff, normOff, n, 0, 0)
+		return
+	}
+	var scales [8]float32
+	var sums [8]int32
+	for i := 0; i < g; i += 4 {
+		for r := range 4 {
+			scales[r], scales[4+r] = q.step[i+r]*cstep, q.step[i+r]*cstep
+			sums[r], sums[4+r] = q8Offset*q.sum[i+r], q8Offset*q.sum[i+r]
+		}
+		if i+4 <= g {
+			k(out[i*outStride:], outStride, q.vals[i*d:(i+4)*d], &scales, &sums, tab, codes, stride, idxOff, normOff, vec, d)
+			continue
+		}
+		// The last rows, padded with zero rows: scored into scratch in
+		// pieces, then added (0 + v, then out + v: the generic sums).
+		var buf [4 * 64]float32
+		for t0 := 0; t0 < vec; t0 += 64 {
+			m := min(64, vec-t0)
+			clear(buf[:])
+			k(buf[:], 64, q.vals[i*d:(i+4)*d], &scales, &sums, tab, codes[t0*stride:], stride, idxOff, normOff, m, d)
+			for r := range g - i {
+				for t := range m {
+					out[(i+r)*outStride+t0+t] += buf[r*64+t]
+				}
+			}
+		}
+	}
+	dotCodesQ8Generic(out, outStride, q, cb, tab, cstep, codes, stride, idxOff, normOff, n, vec, g)
+}
+
+// dotCodesQ8Generic scores what the vector kernels left: codes ≥ vec of
+// rows < rows4, and every code of the rows ≥ rows4, in their order.
+func dotCodesQ8Generic(out []float32, outStride int, q *QueryQ8, cb *Codebook, tab *[32]uint8, cstep float32, codes []byte, stride, idxOff, normOff, n, vec, rows4 int) {
+	d, bits := q.D, cb.bits
+	mask := uint32(1)<<bits - 1
+	var c8 [32]int32
+	for t := range n {
+		from := 0
+		if t < vec {
+			from = rows4
+		}
+		if from == q.G {
+			continue
+		}
+		code := codes[t*stride:]
+		norm := f16(uint16(code[normOff]) | uint16(code[normOff+1])<<8)
+		idx := code[idxOff:]
+		var acc [64]int32 // per row; G ≤ 64 checked below
+		check(q.G <= len(acc), "DotCodesQ8: more than 64 query rows")
+		for j0 := 0; j0 < d; j0 += 32 {
+			for j := range 32 {
+				bit := (j0 + j) * bits
+				w := uint32(idx[bit>>3])
+				if bit&7+bits > 8 {
+					w |= uint32(idx[bit>>3+1]) << 8
+				}
+				c8[codes8Pos(bits, j)] = int32(tab[(w>>(bit&7))&mask])
+			}
+			for i := from; i < q.G; i++ {
+				row := q.vals[i*d+j0 : i*d+j0+32]
+				var s int32
+				for p, v := range row {
+					s += int32(v) * c8[p]
+				}
+				acc[i] += s
+			}
+		}
+		for i := from; i < q.G; i++ {
+			v := float32(acc[i]-q8Offset*q.sum[i]) * (q.step[i] * cstep)
+			out[i*outStride+t] += float32(v * norm) // rounded: no fused multiply-add
+		}
+	}
+}

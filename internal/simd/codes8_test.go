@@ -1,0 +1,184 @@
+package simd
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// codes8Case is one random DotCodesQ8 problem.
+type codes8Case struct {
+	bits, d, g, n, stride int
+	cb                    *Codebook
+	codes                 []byte
+	x                     []float32 // g query rows of d
+	out0                  []float32 // what out holds before the call
+}
+
+func newCodes8Case(r *rand.Rand, bits, d, g, n int, slack bool) codes8Case {
+	c := codes8Case{bits: bits, d: d, g: g, n: n, stride: 2 + d*bits/8 + r.IntN(3)}
+	tab := make([]float32, 1<<bits)
+	for i := range tab {
+		tab[i] = float32(r.NormFloat64())
+	}
+	c.cb = NewCodebook(tab, bits)
+	c.codes = randomCodes(r, n, c.stride)
+	if slack {
+		c.codes = append(c.codes, make([]byte, Slack)...)[:len(c.codes)]
+	} else {
+		c.codes = c.codes[:len(c.codes):len(c.codes)]
+	}
+	c.x = make([]float32, g*d)
+	for i := range c.x {
+		c.x[i] = float32(r.NormFloat64())
+		if r.IntN(16) == 0 {
+			c.x[i] *= 100 // an outlier coordinate
+		}
+	}
+	c.out0 = make([]float32, g*n)
+	for i := range c.out0 {
+		c.out0[i] = float32(r.NormFloat64())
+	}
+	return c
+}
+
+func (c codes8Case) String() string {
+	return fmt.Sprintf("bits=%d d=%d g=%d n=%d stride=%d", c.bits, c.d, c.g, c.n, c.stride)
+}
+
+// run scores c at level l into a guarded copy of out0.
+func (c codes8Case) run(t *testing.T, l Level) []float32 {
+	t.Helper()
+	var q QueryQ8
+	q.Quantize(c.x, c.d, c.g, c.d, c.bits)
+	out, ok := guarded(c.g * c.n)
+	copy(out, c.out0)
+	with(t, l, func() { DotCodesQ8(out, c.n, &q, c.cb, c.codes, c.stride, 2, 0, c.n) })
+	ok(t)
+	return out
+}
+
+// q8Levels returns the levels with integer code kernels, or skips.
+func q8Levels(t *testing.T) []Level {
+	var ls []Level
+	for _, l := range vectorLevels(t) {
+		with(t, l, func() {
+			if active.dotCodesQ8[0] != nil {
+				ls = append(ls, l)
+			}
+		})
+	}
+	if len(ls) == 0 {
+		t.Skip("no level with integer code kernels on this CPU/build: only the generic twin runs")
+	}
+	return ls
+}
+
+func TestDotCodesQ8IsTheSameOnEveryLevel(t *testing.T) {
+	levels := q8Levels(t)
+	r := rand.New(rand.NewPCG(81, 82))
+	for _, bits := range []int{3, 4} {
+		for _, d := range []int{32, 64, 96, 128} {
+			for range 6 {
+				c := newCodes8Case(r, bits, d, 1+r.IntN(9), 1+r.IntN(40), r.IntN(2) == 0)
+				want := c.run(t, Generic)
+				for _, l := range levels {
+					got := c.run(t, l)
+					for k := range got {
+						if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
+							t.Fatalf("%v %v: out[%d] = %v, generic %v", l, c, k, got[k], want[k])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDotCodesQ8WithinBound checks every score against the float scores of
+// the same codes: within norm·Q8Bound, plus float rounding.
+func TestDotCodesQ8WithinBound(t *testing.T) {
+	r := rand.New(rand.NewPCG(83, 84))
+	for _, l := range append([]Level{Generic}, availableVector()...) {
+		for _, bits := range []int{3, 4} {
+			for _, d := range []int{32, 128} {
+				c := newCodes8Case(r, bits, d, 4, 33, true)
+				clear(c.out0)
+				got := c.run(t, l)
+				var q QueryQ8
+				q.Quantize(c.x, c.d, c.g, c.d, c.bits)
+				var worst float64
+				for i := range c.g {
+					for tk := range c.n {
+						code := c.codes[tk*c.stride : (tk+1)*c.stride]
+						ref := decodedRef(c.cb, code, d) // norm·c_j
+						norm := float64(f16(uint16(code[0]) | uint16(code[1])<<8))
+						cent := make([]float32, d)
+						var want, mag float64
+						for j := range d {
+							want += float64(c.x[i*d+j]) * ref[j]
+							mag += math.Abs(float64(c.x[i*d+j]) * ref[j])
+							cent[j] = float32(ref[j] / norm)
+						}
+						bound := norm*q.Q8Bound(i, c.x[i*d:(i+1)*d], c.cb, cent) + 1e-5*mag
+						e := math.Abs(float64(got[i*c.n+tk]) - want)
+						if e > bound {
+							t.Fatalf("%v bits=%d d=%d: score[%d][%d] = %v, float %v: error %.3g over the bound %.3g", l, bits, d, i, tk, got[i*c.n+tk], want, e, bound)
+						}
+						worst = max(worst, e/bound)
+					}
+				}
+				t.Logf("%v bits=%d d=%d: largest error %.2f of the bound", l, bits, d, worst)
+			}
+		}
+	}
+}
+
+// TestQueryQ8Order checks the kernels' coordinate order is a permutation.
+func TestQueryQ8Order(t *testing.T) {
+	for _, bits := range []int{3, 4} {
+		seen := make(map[int]bool)
+		for j := range 32 {
+			p := codes8Pos(bits, j)
+			if p < 0 || p >= 32 || seen[p] {
+				t.Fatalf("bits=%d: coordinate %d at %d, taken or out of range", bits, j, p)
+			}
+			seen[p] = true
+		}
+	}
+}
+
+// TestDotCodesQ8Extremes scores the largest products the kernels can meet:
+// centroids ±max (table bytes 127 and 1) against query values ±127 in every
+// coordinate, where a saturating pair sum would differ from the generic
+// twin's exact one.
+func TestDotCodesQ8Extremes(t *testing.T) {
+	levels := q8Levels(t)
+	r := rand.New(rand.NewPCG(85, 86))
+	for _, bits := range []int{3, 4} {
+		c := newCodes8Case(r, bits, 128, 8, 16, true)
+		tab := make([]float32, 1<<bits)
+		for i := range tab {
+			tab[i] = float32(1 - 2*(i&1))
+		}
+		c.cb = NewCodebook(tab, bits)
+		for i := range c.x {
+			c.x[i] = float32(1 - 2*(i/7&1))
+		}
+		for k := range c.codes { // index bytes all ones or all zeros: every centroid +1 or −1
+			if k%c.stride >= 2 {
+				c.codes[k] = byte(0xff * (k / c.stride & 1))
+			}
+		}
+		want := c.run(t, Generic)
+		for _, l := range levels {
+			got := c.run(t, l)
+			for k := range got {
+				if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
+					t.Fatalf("%v %v: out[%d] = %v, generic %v", l, c, k, got[k], want[k])
+				}
+			}
+		}
+	}
+}
