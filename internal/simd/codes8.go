@@ -44,26 +44,45 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 	clear(q.vals[g*d:])
 	clear(q.step[g:])
 	clear(q.sum[g:])
+	perm := &codes8Perm[bits-3]
 	for i := range g {
 		row := x[i*xStride : i*xStride+d]
-		var amax float32
-		for _, v := range row {
-			amax = max(amax, float32(math.Abs(float64(v))))
-		}
+		amax := math.Float32frombits(MaxAbsBits(row)) // the rows are finite
 		q.step[i] = amax / 127
 		inv := float32(0)
 		if amax > 0 {
 			inv = 127 / amax
 		}
 		var s int32
-		for j, v := range row {
-			k := int8(math.RoundToEven(float64(v * inv)))
-			q.vals[i*d+j&^31+codes8Pos(bits, j&31)] = k
-			s += int32(k)
+		vals := q.vals[i*d : (i+1)*d]
+		for j0 := 0; j0 < d; j0 += 32 {
+			chunk := vals[j0 : j0+32]
+			for j, v := range row[j0 : j0+32] {
+				// |v·inv| ≤ 127: adding and taking away 1.5·2²³ rounds it
+				// half to even in float32 (the conversion stops a fused
+				// multiply-add).
+				k := int8(float32(float32(v*inv)+roundMagic) - roundMagic)
+				chunk[perm[j]] = k
+				s += int32(k)
+			}
 		}
 		q.sum[i] = s
 	}
 }
+
+// roundMagic is 1.5·2²³: x + roundMagic − roundMagic is x rounded half to
+// even for |x| < 2²².
+const roundMagic = 12582912
+
+// codes8Perm[bits−3][j] is codes8Pos(bits, j).
+var codes8Perm = func() (p [2][32]uint8) {
+	for b := range p {
+		for j := range p[b] {
+			p[b][j] = uint8(codes8Pos(b+3, j))
+		}
+	}
+	return p
+}()
 
 // codes8Pos is where a kernel keeps coordinate j (< 32) of a chunk: the
 // order its index unpacking leaves the 32 table bytes in.
