@@ -153,8 +153,8 @@ func printSpeed(stdout io.Writer, rows []benchRow, w *workload) error {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "tokens\tpreset\tbytes read\tµs/step (1 layer)\tms/token (%d layers)\t×fp16\t×fp32\tfloor fraction\t\n", w.Layers)
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f MiB\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t\n", r.Tokens, r.Preset, float64(r.StepBytes)/(1<<20),
-			r.NsPerStep/1e3, r.ModelMsPerStep, r.SpeedupVsFP16, r.SpeedupVsFP32, r.FloorFraction)
+		fmt.Fprintf(tw, "%d\t%s\t%.1f MiB\t%.0f\t%.2f\t%s\t%s\t%.2f\t\n", r.Tokens, r.Preset, float64(r.StepBytes)/(1<<20),
+			r.NsPerStep/1e3, r.ModelMsPerStep, speedup(r.SpeedupVsFP16), speedup(r.SpeedupVsFP32), r.FloorFraction)
 	}
 	return tw.Flush()
 }

@@ -166,9 +166,9 @@ func printReport(out io.Writer, rows []benchRow, real []validate.Fidelity, nrows
 		if r.NIAHPassRate != nil {
 			niahRate = *r.NIAHPassRate
 		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%.0f\t%.2f×\t%.5f\t%.4f\t%.1e\t%.3f\t%.3f\t%.5f\t%.3f\t%.3f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
+		fmt.Fprintf(tw, "%s\t%.3f\t%.0f\t%.2f×\t%.5f\t%.4f\t%.1e\t%.3f\t%.3f\t%.5f\t%.3f\t%.3f\t%.2f\t%s\t%s\t%.2f\t\n",
 			r.Preset, r.BitsPerValue, r.BytesPerToken, r.RatioFP16, r.AttnCosine, r.AttnCosineMin, r.KLD, r.Top1, r.Top5,
-			rf.AttnCosine, rf.Top1, niahRate, r.ModelMsPerStep, r.SpeedupVsFP16, r.SpeedupVsFP32, r.FloorFraction)
+			rf.AttnCosine, rf.Top1, niahRate, r.ModelMsPerStep, speedup(r.SpeedupVsFP16), speedup(r.SpeedupVsFP32), r.FloorFraction)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -180,8 +180,8 @@ func printReport(out io.Writer, rows []benchRow, real []validate.Fidelity, nrows
 		if r.Tokens == longest {
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.5f\t%.1e\t%.3f\t%.3f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
-			r.Tokens, r.Preset, r.AttnCosine, r.KLD, r.Top1, r.Top5, r.ModelMsPerStep, r.SpeedupVsFP16, r.SpeedupVsFP32, r.FloorFraction)
+		fmt.Fprintf(tw, "%d\t%s\t%.5f\t%.1e\t%.3f\t%.3f\t%.2f\t%s\t%s\t%.2f\t\n",
+			r.Tokens, r.Preset, r.AttnCosine, r.KLD, r.Top1, r.Top5, r.ModelMsPerStep, speedup(r.SpeedupVsFP16), speedup(r.SpeedupVsFP32), r.FloorFraction)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -189,4 +189,13 @@ func printReport(out io.Writer, rows []benchRow, real []validate.Fidelity, nrows
 	fmt.Fprintf(out, "\ntop-5: the exact top key is in the cache's top 5. floor: (bytes read / copy bandwidth) / step time.\n"+
 		"Subcommands give more: kv, niah, speed, realkv, plan, codebook, distortion (tqbench help). (%.1fs)\n", took.Seconds())
 	return nil
+}
+
+// speedup formats a speed-up over a baseline, or "-" where the run did not
+// measure the baseline.
+func speedup(x float64) string {
+	if x == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", x)
 }
