@@ -29,6 +29,12 @@ type QueryQ8 struct {
 	step []float32
 	// sum is each row's Σ q8, for the table's offset.
 	sum []int32
+	// The kernels' arguments, here rather than on DotCodesQ8's stack: a
+	// kernel called through a function value would move them to the heap
+	// on every call.
+	scales [8]float32
+	sums   [8]int32
+	pad    [4 * 64]float32
 }
 
 // Quantize quantizes the g rows x[i*xStride : i*xStride+d] (d a multiple
@@ -181,24 +187,22 @@ func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []
 		dotCodesQ8Generic(out, outStride, q, cb, tab, cstep, codes, stride, idxOff, normOff, n, 0, 0)
 		return
 	}
-	var scales [8]float32
-	var sums [8]int32
+	scales, sums, buf := &q.scales, &q.sums, q.pad[:]
 	for i := 0; i < g; i += 4 {
 		for r := range 4 {
 			scales[r], scales[4+r] = q.step[i+r]*cstep, q.step[i+r]*cstep
 			sums[r], sums[4+r] = q8Offset*q.sum[i+r], q8Offset*q.sum[i+r]
 		}
 		if i+4 <= g {
-			k(out[i*outStride:], outStride, q.vals[i*d:(i+4)*d], &scales, &sums, tab, codes, stride, idxOff, normOff, vec, d)
+			k(out[i*outStride:], outStride, q.vals[i*d:(i+4)*d], scales, sums, tab, codes, stride, idxOff, normOff, vec, d)
 			continue
 		}
 		// The last rows, padded with zero rows: scored into scratch in
 		// pieces, then added (0 + v, then out + v: the generic sums).
-		var buf [4 * 64]float32
 		for t0 := 0; t0 < vec; t0 += 64 {
 			m := min(64, vec-t0)
-			clear(buf[:])
-			k(buf[:], 64, q.vals[i*d:(i+4)*d], &scales, &sums, tab, codes[t0*stride:], stride, idxOff, normOff, m, d)
+			clear(buf)
+			k(buf, 64, q.vals[i*d:(i+4)*d], scales, sums, tab, codes[t0*stride:], stride, idxOff, normOff, m, d)
 			for r := range g - i {
 				for t := range m {
 					out[(i+r)*outStride+t0+t] += buf[r*64+t]

@@ -182,3 +182,18 @@ func TestDotCodesQ8Extremes(t *testing.T) {
 		}
 	}
 }
+
+// TestDotCodesQ8DoesNotAllocate: attention calls DotCodesQ8 once per block
+// and head, so its kernel arguments must not move to the heap.
+func TestDotCodesQ8DoesNotAllocate(t *testing.T) {
+	r := rand.New(rand.NewPCG(87, 88))
+	for _, g := range []int{4, 5} {
+		c := newCodes8Case(r, 3, 128, g, 32, true)
+		var q QueryQ8
+		q.Quantize(c.x, c.d, c.g, c.d, c.bits)
+		out := make([]float32, g*c.n)
+		if a := testing.AllocsPerRun(20, func() { DotCodesQ8(out, c.n, &q, c.cb, c.codes, c.stride, 2, 0, c.n) }); a != 0 {
+			t.Fatalf("g=%d: %v allocations per call", g, a)
+		}
+	}
+}
