@@ -97,27 +97,14 @@ func dotCodes8(bits int, vnni bool) {
 	o := Load(Param("out").Base(), GP64())
 	os := Load(Param("outStride"), GP64())
 	SHLQ(U8(2), os)
-	os3 := GP64()
-	LEAQ(Mem{Base: os, Index: os, Scale: 2}, os3)
+	orow := newRows4(os)
 	p := Load(Param("codes").Base(), GP64())
 	stride := Load(Param("stride"), GP64())
 	idxOff := Load(Param("idxOff"), GP64())
 	normOff := Load(Param("normOff"), GP64())
 	n := Load(Param("n"), GP64())
 	qs := Load(Param("d32"), GP64()) // query row stride, bytes
-	qs3 := GP64()
-	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
-	qrow := func(qp Register, i int) Mem {
-		switch i {
-		case 1:
-			return Mem{Base: qp, Index: qs, Scale: 1}
-		case 2:
-			return Mem{Base: qp, Index: qs, Scale: 2}
-		case 3:
-			return Mem{Base: qp, Index: qs3, Scale: 1}
-		}
-		return Mem{Base: qp}
-	}
+	qr := newRows4(qs)
 	chunkBytes := 4 * bits // 32 indices
 	// tokenSums returns the reduced sums of the four rows for the code at
 	// pt: lane i (i < 4) over the low 16 bytes of each chunk, 4+i the high.
@@ -135,11 +122,11 @@ func dotCodes8(bits int, vnni bool) {
 		u := unpack8(bits, Mem{Base: ip}, tab)
 		for i := range acc {
 			if vnni {
-				VPDPBUSD(qrow(qp, i), u, acc[i])
+				VPDPBUSD(qr.at(qp, i, 0), u, acc[i])
 				continue
 			}
 			t := YMM()
-			VPMADDUBSW(qrow(qp, i), u, t)
+			VPMADDUBSW(qr.at(qp, i, 0), u, t)
 			VPMADDWD(ones, t, t)
 			VPADDD(t, acc[i], acc[i])
 		}
@@ -175,15 +162,7 @@ func dotCodes8(bits int, vnni bool) {
 	VUNPCKLPS(rh, rl, lo) // [a0 b0 a1 b1]
 	VUNPCKHPS(rh, rl, hi) // [a2 b2 a3 b3]
 	for i, src := range []VecVirtual{lo, lo, hi, hi} {
-		m := Mem{Base: o}
-		switch i {
-		case 1:
-			m = Mem{Base: o, Index: os, Scale: 1}
-		case 2:
-			m = Mem{Base: o, Index: os, Scale: 2}
-		case 3:
-			m = Mem{Base: o, Index: os3, Scale: 1}
-		}
+		m := orow.at(o, i, 0)
 		v := src
 		if i%2 == 1 {
 			v = XMM()

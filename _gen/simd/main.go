@@ -258,6 +258,30 @@ func (e rowElem) load(m Mem) VecVirtual {
 	return x
 }
 
+// rows4 addresses four rows s bytes apart: row i at base + i·s, with
+// s and 3·s in registers (scaled indexes reach 1·s and 2·s).
+type rows4 struct{ s, s3 Register }
+
+// newRows4 computes 3·s into a new register.
+func newRows4(s Register) rows4 {
+	s3 := GP64()
+	LEAQ(Mem{Base: s, Index: s, Scale: 2}, s3)
+	return rows4{s, s3}
+}
+
+// at returns the operand of row i (< 4) at disp bytes past base.
+func (r rows4) at(base Register, i, disp int) Mem {
+	switch i {
+	case 1:
+		return Mem{Base: base, Index: r.s, Scale: 1, Disp: disp}
+	case 2:
+		return Mem{Base: base, Index: r.s, Scale: 2, Disp: disp}
+	case 3:
+		return Mem{Base: base, Index: r.s3, Scale: 1, Disp: disp}
+	}
+	return Mem{Base: base, Disp: disp}
+}
+
 // hsum reduces the 8 lanes of y into the low lane of its XMM half.
 func hsum(y VecVirtual) Register {
 	x := XMM()
@@ -692,23 +716,13 @@ func dotCodes(k codeKind, g int) {
 	Load(Param("q").Base(), qp)
 	Load(Param("d8"), j)
 	bits := Load(Param("bits"), GP64())
-	var qs, qs3 Register
+	var qr rows4 // query rows (g = 4)
 	if g == 4 {
-		qs, qs3 = Load(Param("qStride"), GP64()), GP64()
+		qs := Load(Param("qStride"), GP64())
 		SHLQ(U8(2), qs)
-		LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
+		qr = newRows4(qs)
 	}
-	qrow := func(i, disp int) Mem {
-		switch i {
-		case 1:
-			return Mem{Base: qp, Index: qs, Scale: 1, Disp: disp}
-		case 2:
-			return Mem{Base: qp, Index: qs, Scale: 2, Disp: disp}
-		case 3:
-			return Mem{Base: qp, Index: qs3, Scale: 1, Disp: disp}
-		}
-		return Mem{Base: qp, Disp: disp}
-	}
+	qrow := func(i, disp int) Mem { return qr.at(qp, i, disp) }
 	for _, u := range []int{unroll, 1} {
 		lbl := fmt_("%s_g%d", name, u)
 		Label(lbl)

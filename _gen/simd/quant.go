@@ -161,19 +161,7 @@ func dotQuant4(f quantFormat) {
 	SHRQ(U8(5), nb)
 	os := Load(Param("outStride"), GP64()) // bytes
 	SHLQ(U8(2), os)
-	qs3 := GP64()
-	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
-	qrow := func(qp Register, i, disp int) Mem {
-		switch i {
-		case 1:
-			return Mem{Base: qp, Index: qs, Scale: 1, Disp: disp}
-		case 2:
-			return Mem{Base: qp, Index: qs, Scale: 2, Disp: disp}
-		case 3:
-			return Mem{Base: qp, Index: qs3, Scale: 1, Disp: disp}
-		}
-		return Mem{Base: qp, Disp: disp}
-	}
+	qrow := newRows4(qs).at
 	block := func(p, qp Register, disp int, acc *[4][2]VecVirtual, par int) {
 		w := f.unpack(p, c)
 		s := blockScale(p)

@@ -133,23 +133,11 @@ func dotQuant8x4(f quantFormat, vnni bool) {
 	nb := GP64()
 	MOVQ(qs, nb)
 	SHRQ(U8(5), nb)
-	qs3 := GP64()
-	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
+	xrow := newRows4(qs).at
 	os := Load(Param("outStride"), GP64())
 	SHLQ(U8(2), os)
 	ones := YMM()
 	VMOVDQU(onesW(), ones)
-	xrow := func(xp Register, i, disp int) Mem {
-		switch i {
-		case 1:
-			return Mem{Base: xp, Index: qs, Scale: 1, Disp: disp}
-		case 2:
-			return Mem{Base: xp, Index: qs, Scale: 2, Disp: disp}
-		case 3:
-			return Mem{Base: xp, Index: qs3, Scale: 1, Disp: disp}
-		}
-		return Mem{Base: xp, Disp: disp}
-	}
 	block := func(p, xp Register, blk int) VecVirtual {
 		w := f.weights8(Mem{Base: p, Disp: blk * f.blockBytes})
 		aw := YMM()
@@ -254,21 +242,9 @@ func dotQuant8x1(f quantFormat, vnni bool) {
 	SHRQ(U8(5), nb)
 	rb := GP64() // weight row bytes
 	IMUL3Q(U32(f.blockBytes), nb, rb)
-	rb3 := GP64()
-	LEAQ(Mem{Base: rb, Index: rb, Scale: 2}, rb3)
+	wrow := newRows4(rb).at
 	ones := YMM()
 	VMOVDQU(onesW(), ones)
-	wrow := func(p Register, k, disp int) Mem {
-		switch k {
-		case 1:
-			return Mem{Base: p, Index: rb, Scale: 1, Disp: disp}
-		case 2:
-			return Mem{Base: p, Index: rb, Scale: 2, Disp: disp}
-		case 3:
-			return Mem{Base: p, Index: rb3, Scale: 1, Disp: disp}
-		}
-		return Mem{Base: p, Disp: disp}
-	}
 	block := func(p, xp Register, blk int) VecVirtual {
 		x := YMM()
 		VMOVDQU(Mem{Base: xp, Disp: 32 * blk}, x)

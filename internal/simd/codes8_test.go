@@ -59,6 +59,21 @@ func (c codes8Case) run(t *testing.T, l Level) []float32 {
 	return out
 }
 
+// sameOnLevels requires the same bits from every level as from the
+// generic twin.
+func (c codes8Case) sameOnLevels(t *testing.T, levels []Level) {
+	t.Helper()
+	want := c.run(t, Generic)
+	for _, l := range levels {
+		got := c.run(t, l)
+		for k := range got {
+			if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
+				t.Fatalf("%v %v: out[%d] = %v, generic %v", l, c, k, got[k], want[k])
+			}
+		}
+	}
+}
+
 // q8Levels returns the levels with integer code kernels, or skips.
 func q8Levels(t *testing.T) []Level {
 	var ls []Level
@@ -82,15 +97,7 @@ func TestDotCodesQ8IsTheSameOnEveryLevel(t *testing.T) {
 		for _, d := range []int{32, 64, 96, 128} {
 			for range 6 {
 				c := newCodes8Case(r, bits, d, 1+r.IntN(9), 1+r.IntN(40), r.IntN(2) == 0)
-				want := c.run(t, Generic)
-				for _, l := range levels {
-					got := c.run(t, l)
-					for k := range got {
-						if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
-							t.Fatalf("%v %v: out[%d] = %v, generic %v", l, c, k, got[k], want[k])
-						}
-					}
-				}
+				c.sameOnLevels(t, levels)
 			}
 		}
 	}
@@ -171,15 +178,7 @@ func TestDotCodesQ8Extremes(t *testing.T) {
 				c.codes[k] = byte(0xff * (k / c.stride & 1))
 			}
 		}
-		want := c.run(t, Generic)
-		for _, l := range levels {
-			got := c.run(t, l)
-			for k := range got {
-				if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
-					t.Fatalf("%v %v: out[%d] = %v, generic %v", l, c, k, got[k], want[k])
-				}
-			}
-		}
+		c.sameOnLevels(t, levels)
 	}
 }
 
