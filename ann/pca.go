@@ -341,7 +341,7 @@ func (p *PCA) project(dst, r, x []float32) {
 // onAxes writes the coordinates of r on the kept axes into dst.
 func (p *PCA) onAxes(dst, r []float32) {
 	clear(dst)
-	simd.Dot(dst, len(dst), r, p.axes, len(p.alloc), p.dim, p.dim) // Dot adds
+	simd.Dot(dst, len(dst), r, p.axes, len(p.alloc), p.dim, p.dim, nil) // Dot adds
 }
 
 // Encode writes the codes of the row-major vectors xs to dst, in parallel.

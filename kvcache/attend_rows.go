@@ -49,10 +49,12 @@ type rowStore interface {
 	// scoreRun adds ⟨q_i, code t⟩ to out[i*outStride+t] for the g query
 	// rows and the n codes (code t at codes[t*stride:]); buf is scratch of
 	// rowScratch(d, g) floats. q8, when not nil, holds q quantized by
-	// prepareQ8 for the parts that score with integers.
-	scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32)
-	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i.
-	accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32)
+	// prepareQ8 for the parts that score with integers. ahead (nil for
+	// none) is prefetched while the codes are scored (simd.Spread).
+	scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte)
+	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i,
+	// prefetching ahead as scoreRun.
+	accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, ahead []byte)
 }
 
 func (c *quantStore) rowForm() bool { return c.kerns != nil }
@@ -92,7 +94,12 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 	return any
 }
 
-func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32) {
+// Codes are a fraction of fp16's bytes: a run's share of the next block
+// is asked for in one go, where splitting the run would cost the fused
+// kernels more in per-call set-up (query and weight layouts) than it hides.
+
+func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
+	simd.Prefetch(ahead)
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
@@ -115,18 +122,19 @@ func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []si
 		default:
 			c.decodeRows(buf, p, i, codes, stride, n)
 			if p.Dim == d { // one part: the g query rows are contiguous, so Dot reads each row once for four of them
-				simd.Dot(out, outStride, q[:g*d], buf, n, d, d)
+				simd.Dot(out, outStride, q[:g*d], buf, n, d, d, nil)
 				break
 			}
 			for i := range g {
-				simd.Dot(out[i*outStride:], outStride, q[i*d+off:i*d+off+p.Dim], buf, n, p.Dim, p.Dim)
+				simd.Dot(out[i*outStride:], outStride, q[i*d+off:i*d+off+p.Dim], buf, n, p.Dim, p.Dim, nil)
 			}
 		}
 		off += p.Dim
 	}
 }
 
-func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
+func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
+	simd.Prefetch(ahead)
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
@@ -145,11 +153,11 @@ func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byt
 		default:
 			c.decodeRows(buf, p, i, codes, stride, n)
 			if p.Dim == d { // one part: as in scoreRun
-				simd.Axpy(acc[:g*d], w, wStride, buf, n, d, d)
+				simd.Axpy(acc[:g*d], w, wStride, buf, n, d, d, nil)
 				break
 			}
 			for i := range g {
-				simd.Axpy(acc[i*d+off:i*d+off+p.Dim], w[i*wStride:], wStride, buf, n, p.Dim, p.Dim)
+				simd.Axpy(acc[i*d+off:i*d+off+p.Dim], w[i*wStride:], wStride, buf, n, p.Dim, p.Dim, nil)
 			}
 		}
 		off += p.Dim
@@ -178,26 +186,26 @@ func (c fp16Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
 // fp16 rows are converted as the dot and axpy kernels load them (F16C).
 
-func (c fp16Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, _ []float32) {
-	simd.DotF16(out, outStride, q[:g*c.dim], codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2)
+func (c fp16Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, _ []float32, ahead []byte) {
+	simd.DotF16(out, outStride, q[:g*c.dim], codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2, ahead)
 }
 
-func (c fp16Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, _ []float32) {
-	simd.AxpyF16(acc[:g*c.dim], w, wStride, codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2)
+func (c fp16Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, _ []float32, ahead []byte) {
+	simd.AxpyF16(acc[:g*c.dim], w, wStride, codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2, ahead)
 }
 
 func (c fp32Store) rowForm() bool { return true }
 
 func (c fp32Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
-func (c fp32Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32) {
+func (c fp32Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	rows, rs := c.rows(buf, codes, stride, n)
-	simd.Dot(out, outStride, q[:g*c.dim], rows, n, c.dim, rs)
+	simd.Dot(out, outStride, q[:g*c.dim], rows, n, c.dim, rs, ahead)
 }
 
-func (c fp32Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
+func (c fp32Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	rows, rs := c.rows(buf, codes, stride, n)
-	simd.Axpy(acc[:g*c.dim], w, wStride, rows, n, c.dim, rs)
+	simd.Axpy(acc[:g*c.dim], w, wStride, rows, n, c.dim, rs, ahead)
 }
 
 // littleEndian is true on the platforms whose float32 memory layout is the
@@ -306,7 +314,7 @@ func (rs *rowState) scoreRun(hc *headStores, fp16 fp16Store, r run) {
 	g, L, N := rs.g, rs.logits, rs.stride
 	if r.kd != nil { // the block's drift: scale·q·d̂ per query head
 		clear(rs.drift)
-		hc.keys.store.(rowStore).scoreRun(rs.drift, 1, rs.qk, nil, g, r.kd, len(r.kd), 1, rs.rows) // one code: the float kernels
+		hc.keys.store.(rowStore).scoreRun(rs.drift, 1, rs.qk, nil, g, r.kd, len(r.kd), 1, rs.rows, nil) // one code: the float kernels
 	}
 	for gi := range g { // compressed keys are stored minus μ_k (Center) and the block's drift
 		init := rs.qmu[gi]
@@ -323,11 +331,11 @@ func (rs *rowState) scoreRun(hc *headStores, fp16 fp16Store, r run) {
 	}
 	switch {
 	case r.raw:
-		fp16.scoreRun(L[r.pos:], N, rs.qr, nil, g, r.k, r.kStride, r.n, rs.rows)
+		fp16.scoreRun(L[r.pos:], N, rs.qr, nil, g, r.k, r.kStride, r.n, rs.rows, nil)
 	case r.up:
-		hc.upKeys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qu, rs.qu8, g, r.k, r.kStride, r.n, rs.rows)
+		hc.upKeys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qu, rs.qu8, g, r.k, r.kStride, r.n, rs.rows, r.ahead)
 	default:
-		hc.keys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qk, rs.qk8, g, r.k, r.kStride, r.n, rs.rows)
+		hc.keys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qk, rs.qk8, g, r.k, r.kStride, r.n, rs.rows, r.ahead)
 	}
 }
 
@@ -336,15 +344,15 @@ func (rs *rowState) accumulateRun(hs *headStores, fp16 fp16Store, r run) {
 	g, N := rs.g, rs.stride
 	switch {
 	case r.raw:
-		fp16.accumulateRun(rs.accRaw, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		fp16.accumulateRun(rs.accRaw, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, nil)
 		rs.addRawWeights(r.pos, r.n)
 	case r.up:
 		rs.codes = true
-		hs.upValues.store.(rowStore).accumulateRun(rs.upgradedAcc(), rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		hs.upValues.store.(rowStore).accumulateRun(rs.upgradedAcc(), rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, r.ahead)
 	default:
 		rs.codes = true
 		vs := hs.values.store.(rowStore)
-		vs.accumulateRun(rs.accCode, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows)
+		vs.accumulateRun(rs.accCode, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, r.ahead)
 		if r.vd != nil { // the block's drift, weighted by the run's total weight
 			for gi := range g {
 				var w float32
@@ -353,7 +361,7 @@ func (rs *rowState) accumulateRun(hs *headStores, fp16 fp16Store, r run) {
 				}
 				rs.drift[gi] = w
 			}
-			vs.accumulateRun(rs.accCode, rs.drift, 1, g, r.vd, len(r.vd), 1, rs.rows)
+			vs.accumulateRun(rs.accCode, rs.drift, 1, g, r.vd, len(r.vd), 1, rs.rows, nil)
 		}
 	}
 }

@@ -175,6 +175,10 @@ type run struct {
 	// kd and vd are the block's drift codes of the head (BlockCenter; nil
 	// without): every token of the run decodes to μ + drift + its code.
 	kd, vd []byte
+	// ahead is this run's share of the head's codes in the next block (the
+	// keys or the values, whichever the walk reads), to prefetch while the
+	// run is processed; nil at the last block and for fp16 runs.
+	ahead []byte
 }
 
 // layerRuns calls f(k, r) for the runs of the KV heads heads[k] covering
@@ -183,26 +187,31 @@ type run struct {
 // heads' codes, which sit next to each other in a block, are read as one
 // sequential stream; heads must be ascending and contiguous.
 //
-// Before each head's run in a block, that head's codes in the next block
-// (the keys, or the values when which is valuesKV) are prefetched, so their
-// cache lines arrive during the computation rather than when a kernel first
+// Each run of a block carries its share of the head's codes in the next
+// block (the keys, or the values when which is valuesKV), which the row
+// path prefetches piece by piece while it works on the run, so their cache
+// lines arrive during the computation rather than when a kernel first
 // touches them.
 func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
 	fpStride := cfg.fp16TokenStride()
-	chunked := func(k int, r run) {
-		for off := 0; off < r.n; off += rowChunk {
+	chunked := func(k int, r run, ahead []byte) {
+		pieces := (r.n + rowChunk - 1) / rowChunk
+		for i, off := 0, 0; off < r.n; i, off = i+1, off+rowChunk {
 			c := r
 			c.pos, c.n = r.pos+off, min(rowChunk, r.n-off)
 			c.k, c.v = r.k[off*r.kStride:], r.v[off*r.vStride:]
+			if ahead != nil {
+				c.ahead = ahead[i*len(ahead)/pieces : (i+1)*len(ahead)/pieces]
+			}
 			f(k, c)
 		}
 	}
 	raw := func(buf []byte, slot, pos, n int) {
 		for k, h := range heads {
 			base := (slot*H + h) * 4 * d
-			chunked(k, run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true})
+			chunked(k, run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true}, nil)
 		}
 	}
 	pos := from
@@ -229,17 +238,18 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv
 			prefetched, next = bi+1, l.blocks[bi+1]
 		}
 		for k, h := range heads {
+			var ahead []byte
 			if next != nil {
 				off, size := next.lay.kOff[h], B*next.lay.kSize[h]
 				if which == valuesKV {
 					off, size = next.lay.vOff[h], B*next.lay.vSize[h]
 				}
-				simd.Prefetch(next.data[off : off+size])
+				ahead = next.data[off : off+size]
 			}
 			ks, vs := lay.kSize[h], lay.vSize[h]
 			kd, vd := lay.drift(b.data, h)
 			chunked(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
-				kStride: ks, vStride: vs, up: lay.upgraded(h), kd: kd, vd: vd})
+				kStride: ks, vStride: vs, up: lay.upgraded(h), kd: kd, vd: vd}, ahead)
 		}
 		pos += n
 	}

@@ -185,9 +185,9 @@ func (m *Matrix) MulT(y, x []float32) error {
 			out := y[lo:]
 			switch m.store {
 			case storeF32:
-				simd.Dot(out, m.Rows, x, m.f32[lo*m.Cols:(lo+n)*m.Cols], n, m.Cols, m.Cols)
+				simd.Dot(out, m.Rows, x, m.f32[lo*m.Cols:(lo+n)*m.Cols], n, m.Cols, m.Cols, nil)
 			case storeF16:
-				simd.DotF16(out, m.Rows, x, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n, m.Cols, m.Cols)
+				simd.DotF16(out, m.Rows, x, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n, m.Cols, m.Cols, nil)
 			case storeQ8_0:
 				simd.DotQ8_0Q8(out, m.Rows, xq, m.raw[lo*m.rowBytes:(lo+n)*m.rowBytes], n)
 			case storeQ4_0:
@@ -203,7 +203,7 @@ func (m *Matrix) MulT(y, x []float32) error {
 						return
 					}
 				}
-				simd.Dot(out, m.Rows, x, rows, n, m.Cols, m.Cols)
+				simd.Dot(out, m.Rows, x, rows, n, m.Cols, m.Cols, nil)
 			}
 		}
 	}

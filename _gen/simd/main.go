@@ -295,6 +295,19 @@ func hsum(y VecVirtual) Register {
 	return lo
 }
 
+// hsumPairs reduces the 8 lanes of y as dot4's two-row path does:
+// ((y0+y1)+(y2+y3)) + ((y4+y5)+(y6+y7)), into the low lane of its XMM half,
+// so a row's score does not depend on whether it was paired.
+func hsumPairs(y VecVirtual) Register {
+	VHADDPS(y, y, y)
+	VHADDPS(y, y, y)
+	x := XMM()
+	VEXTRACTF128(U8(1), y, x)
+	lo := y.AsX()
+	VADDSS(x, lo, lo)
+	return lo
+}
+
 func dot1(e rowElem) {
 	name := "dot1" + e.suffix + "AVX2"
 	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []float32, "+e.rowSig())
@@ -369,6 +382,83 @@ func dot4(e rowElem) {
 	SHLQ(U8(2), os)
 	qs3 := GP64()
 	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
+	qAt := func(qp Register, i int) Mem {
+		switch i {
+		case 1:
+			return Mem{Base: qp, Index: qs, Scale: 1}
+		case 2:
+			return Mem{Base: qp, Index: qs, Scale: 2}
+		case 3:
+			return Mem{Base: qp, Index: qs3, Scale: 1}
+		}
+		return Mem{Base: qp}
+	}
+	// Two rows at a time: eight independent sums (four per row) keep both
+	// FMA units busy, where one row's four chains wait on the FMA latency,
+	// and one query load serves both rows.
+	Label(name + "_pair")
+	CMPQ(n, U8(2))
+	JB(LabelRef(name + "_row"))
+	{
+		acc2 := [4][2]VecVirtual{}
+		for i := range acc2 {
+			for t := range acc2[i] {
+				acc2[i][t] = YMM()
+				VXORPS(acc2[i][t], acc2[i][t], acc2[i][t])
+			}
+		}
+		j := GP64()
+		XORQ(j, j)
+		Label(name + "_pgrp")
+		rp, qp := GP64(), GP64()
+		LEAQ(Mem{Base: r, Index: j, Scale: uint8(e.size)}, rp)
+		x0 := e.load(Mem{Base: rp})
+		x1 := e.load(Mem{Base: rp, Index: rs, Scale: 1})
+		LEAQ(Mem{Base: q, Index: j, Scale: 4}, qp)
+		for i := range acc2 {
+			y := YMM()
+			VMOVUPS(qAt(qp, i), y)
+			VFMADD231PS(x0, y, acc2[i][0])
+			VFMADD231PS(x1, y, acc2[i][1])
+		}
+		ADDQ(U32(8), j)
+		CMPQ(j, d8)
+		JB(LabelRef(name + "_pgrp"))
+		// Reduce the eight sums into one vector: lanes (query i, row t) at
+		// 2i+t, so each query's two results are adjacent, as in out.
+		var u [2]VecVirtual
+		for half := range u {
+			h := [2]VecVirtual{YMM(), YMM()}
+			for k := range h {
+				i := 2*half + k
+				VHADDPS(acc2[i][1], acc2[i][0], h[k])
+			}
+			u[half] = YMM()
+			VHADDPS(h[1], h[0], u[half])
+		}
+		lo, hi := YMM(), YMM()
+		VPERM2F128(U8(0x20), u[1], u[0], lo)
+		VPERM2F128(U8(0x31), u[1], u[0], hi)
+		VADDPS(hi, lo, lo)
+		o3 := GP64()
+		LEAQ(Mem{Base: o, Index: os, Scale: 2}, o3)
+		outAt := [4]Mem{{Base: o}, {Base: o, Index: os, Scale: 1}, {Base: o3}, {Base: o3, Index: os, Scale: 1}}
+		top := XMM()
+		VEXTRACTF128(U8(1), lo, top)
+		for k, x := range []Register{lo.AsX(), top} {
+			t := XMM()
+			VMOVSD(outAt[2*k], t) // query 2k's pair: the low 64 bits
+			VADDPS(x, t, t)
+			VMOVSD(t, outAt[2*k])
+			VMOVHPS(outAt[2*k+1], x, t) // query 2k+1's pair: the high 64 bits
+			VADDPS(x, t, t)
+			VMOVHPS(t, outAt[2*k+1])
+		}
+	}
+	ADDQ(U32(8), o)
+	LEAQ(Mem{Base: r, Index: rs, Scale: 2}, r)
+	SUBQ(U8(2), n)
+	JMP(LabelRef(name + "_pair"))
 	Label(name + "_row")
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
@@ -390,7 +480,7 @@ func dot4(e rowElem) {
 	CMPQ(j, d8)
 	JB(LabelRef(name + "_grp"))
 	for k, a := range acc {
-		s := hsum(a)
+		s := hsumPairs(a)
 		m := Mem{Base: o}
 		switch k {
 		case 1:

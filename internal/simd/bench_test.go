@@ -36,7 +36,7 @@ func BenchmarkDotCodes(b *testing.B) {
 					for b.Loop() {
 						if bits == 8 {
 							DecodeCodes(buf, benchDim, cb, codes, stride, 2, 0, benchRows, benchDim)
-							Dot(out, benchRows, q, buf, benchRows, benchDim, benchDim)
+							Dot(out, benchRows, q, buf, benchRows, benchDim, benchDim, nil)
 						} else {
 							DotCodes(out, benchRows, q, benchDim, g, cb, codes, stride, 2, 0, benchRows, benchDim)
 						}
@@ -96,9 +96,9 @@ func BenchmarkF16Rows(b *testing.B) {
 			b.SetBytes(int64(2 * len(src)))
 			for b.Loop() {
 				DecodeF16(buf, benchDim, src, 2*benchDim, benchRows, benchDim)
-				Dot(out, benchRows, q, buf, benchRows, benchDim, benchDim)
+				Dot(out, benchRows, q, buf, benchRows, benchDim, benchDim, nil)
 				DecodeF16(buf, benchDim, src, 2*benchDim, benchRows, benchDim)
-				Axpy(acc, out, benchRows, buf, benchRows, benchDim, benchDim)
+				Axpy(acc, out, benchRows, buf, benchRows, benchDim, benchDim, nil)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
 		})
@@ -142,11 +142,11 @@ func BenchmarkGroupRows(b *testing.B) {
 				defer restore()
 				for b.Loop() {
 					if f16 {
-						DotF16(out, n, q, hs, n, benchDim, benchDim)
-						AxpyF16(acc, out, n, hs, n, benchDim, benchDim)
+						DotF16(out, n, q, hs, n, benchDim, benchDim, nil)
+						AxpyF16(acc, out, n, hs, n, benchDim, benchDim, nil)
 					} else {
-						Dot(out, n, q, rows, n, benchDim, benchDim)
-						Axpy(acc, out, n, rows, n, benchDim, benchDim)
+						Dot(out, n, q, rows, n, benchDim, benchDim, nil)
+						Axpy(acc, out, n, rows, n, benchDim, benchDim, nil)
 					}
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")

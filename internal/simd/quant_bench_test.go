@@ -119,7 +119,7 @@ func benchDotQuant(b *testing.B, blockBytes int, dot func(out []float32, outStri
 				for t0 := 0; t0 < n; t0 += chunk {
 					m := min(chunk, n-t0)
 					expandQuant(buf, rows[t0*rowBytes:(t0+m)*rowBytes], blockBytes)
-					Dot(out[t0:], n, q, buf[:m*matDim], m, matDim, matDim)
+					Dot(out[t0:], n, q, buf[:m*matDim], m, matDim, matDim, nil)
 				}
 			}
 		})
@@ -164,7 +164,7 @@ func BenchmarkDotF16Matrix(b *testing.B) {
 				defer restore()
 				b.SetBytes(matBytes)
 				for b.Loop() {
-					DotF16(out, n, q, rows, n, matDim, matDim)
+					DotF16(out, n, q, rows, n, matDim, matDim, nil)
 				}
 			})
 		}

@@ -261,7 +261,7 @@ func TestDotQuantMatchesDequantized(t *testing.T) {
 			got, want := make([]float32, g*n), make([]float32, g*n)
 			with(t, l, func() {
 				f.dot(got, n, q, rows, n, d)
-				Dot(want, n, q, deq, n, d, d)
+				Dot(want, n, q, deq, n, d, d, nil)
 			})
 			for i := range g {
 				for tk := range n {

@@ -267,6 +267,67 @@ TEXT ·dot4AVX2(SB), NOSPLIT, $0-112
 	SHLQ $0x02, R9
 	LEAQ (R8)(R8*2), R10
 
+dot4AVX2_pair:
+	CMPQ   BX, $0x02
+	JB     dot4AVX2_row
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R11, R11
+
+dot4AVX2_pgrp:
+	LEAQ         (DX)(R11*4), R12
+	VMOVUPS      (R12), Y8
+	VMOVUPS      (R12)(SI*1), Y9
+	LEAQ         (CX)(R11*4), R12
+	VMOVUPS      (R12), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      (R12)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      (R12)(R8*2), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      (R12)(R10*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000008, R11
+	CMPQ         R11, DI
+	JB           dot4AVX2_pgrp
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y1
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y5, Y4, Y1
+	VHADDPS      Y7, Y6, Y2
+	VHADDPS      Y2, Y1, Y1
+	VPERM2F128   $0x20, Y1, Y0, Y2
+	VPERM2F128   $0x31, Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	LEAQ         (AX)(R9*2), R11
+	VEXTRACTF128 $0x01, Y2, X0
+	VMOVSD       (AX), X1
+	VADDPS       X2, X1, X1
+	VMOVSD       X1, (AX)
+	VMOVHPS      (AX)(R9*1), X2, X1
+	VADDPS       X2, X1, X1
+	VMOVHPS      X1, (AX)(R9*1)
+	VMOVSD       (R11), X1
+	VADDPS       X0, X1, X1
+	VMOVSD       X1, (R11)
+	VMOVHPS      (R11)(R9*1), X0, X1
+	VADDPS       X0, X1, X1
+	VMOVHPS      X1, (R11)(R9*1)
+	ADDQ         $0x00000008, AX
+	LEAQ         (DX)(SI*2), DX
+	SUBQ         $0x02, BX
+	JMP          dot4AVX2_pair
+
 dot4AVX2_row:
 	TESTQ  BX, BX
 	JZ     dot4AVX2_done
@@ -286,35 +347,27 @@ dot4AVX2_grp:
 	ADDQ         $0x00000008, R11
 	CMPQ         R11, DI
 	JB           dot4AVX2_grp
+	VHADDPS      Y0, Y0, Y0
+	VHADDPS      Y0, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X4
-	VADDPS       X4, X0, X0
-	VMOVHLPS     X0, X4, X4
-	VADDPS       X4, X0, X0
-	VMOVSHDUP    X0, X4
 	VADDSS       X4, X0, X0
 	VADDSS       (AX), X0, X0
 	VMOVSS       X0, (AX)
+	VHADDPS      Y1, Y1, Y1
+	VHADDPS      Y1, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
-	VADDPS       X0, X1, X1
-	VMOVHLPS     X1, X0, X0
-	VADDPS       X0, X1, X1
-	VMOVSHDUP    X1, X0
 	VADDSS       X0, X1, X1
 	VADDSS       (AX)(R9*1), X1, X1
 	VMOVSS       X1, (AX)(R9*1)
+	VHADDPS      Y2, Y2, Y2
+	VHADDPS      Y2, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
-	VADDPS       X0, X2, X2
-	VMOVHLPS     X2, X0, X0
-	VADDPS       X0, X2, X2
-	VMOVSHDUP    X2, X0
 	VADDSS       X0, X2, X2
 	VADDSS       (AX)(R9*2), X2, X2
 	VMOVSS       X2, (AX)(R9*2)
+	VHADDPS      Y3, Y3, Y3
+	VHADDPS      Y3, Y3, Y3
 	VEXTRACTF128 $0x01, Y3, X0
-	VADDPS       X0, X3, X3
-	VMOVHLPS     X3, X0, X0
-	VADDPS       X0, X3, X3
-	VMOVSHDUP    X3, X0
 	VADDSS       X0, X3, X3
 	LEAQ         (AX)(R9*2), R11
 	VADDSS       (R11)(R9*1), X3, X3
@@ -594,6 +647,67 @@ TEXT ·dot4F16AVX2(SB), NOSPLIT, $0-112
 	SHLQ $0x02, R9
 	LEAQ (R8)(R8*2), R10
 
+dot4F16AVX2_pair:
+	CMPQ   BX, $0x02
+	JB     dot4F16AVX2_row
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	XORQ   R11, R11
+
+dot4F16AVX2_pgrp:
+	LEAQ         (DX)(R11*2), R12
+	VCVTPH2PS    (R12), Y8
+	VCVTPH2PS    (R12)(SI*1), Y9
+	LEAQ         (CX)(R11*4), R12
+	VMOVUPS      (R12), Y10
+	VFMADD231PS  Y8, Y10, Y0
+	VFMADD231PS  Y9, Y10, Y1
+	VMOVUPS      (R12)(R8*1), Y10
+	VFMADD231PS  Y8, Y10, Y2
+	VFMADD231PS  Y9, Y10, Y3
+	VMOVUPS      (R12)(R8*2), Y10
+	VFMADD231PS  Y8, Y10, Y4
+	VFMADD231PS  Y9, Y10, Y5
+	VMOVUPS      (R12)(R10*1), Y10
+	VFMADD231PS  Y8, Y10, Y6
+	VFMADD231PS  Y9, Y10, Y7
+	ADDQ         $0x00000008, R11
+	CMPQ         R11, DI
+	JB           dot4F16AVX2_pgrp
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y3, Y2, Y1
+	VHADDPS      Y1, Y0, Y0
+	VHADDPS      Y5, Y4, Y1
+	VHADDPS      Y7, Y6, Y2
+	VHADDPS      Y2, Y1, Y1
+	VPERM2F128   $0x20, Y1, Y0, Y2
+	VPERM2F128   $0x31, Y1, Y0, Y0
+	VADDPS       Y0, Y2, Y2
+	LEAQ         (AX)(R9*2), R11
+	VEXTRACTF128 $0x01, Y2, X0
+	VMOVSD       (AX), X1
+	VADDPS       X2, X1, X1
+	VMOVSD       X1, (AX)
+	VMOVHPS      (AX)(R9*1), X2, X1
+	VADDPS       X2, X1, X1
+	VMOVHPS      X1, (AX)(R9*1)
+	VMOVSD       (R11), X1
+	VADDPS       X0, X1, X1
+	VMOVSD       X1, (R11)
+	VMOVHPS      (R11)(R9*1), X0, X1
+	VADDPS       X0, X1, X1
+	VMOVHPS      X1, (R11)(R9*1)
+	ADDQ         $0x00000008, AX
+	LEAQ         (DX)(SI*2), DX
+	SUBQ         $0x02, BX
+	JMP          dot4F16AVX2_pair
+
 dot4F16AVX2_row:
 	TESTQ  BX, BX
 	JZ     dot4F16AVX2_done
@@ -613,35 +727,27 @@ dot4F16AVX2_grp:
 	ADDQ         $0x00000008, R11
 	CMPQ         R11, DI
 	JB           dot4F16AVX2_grp
+	VHADDPS      Y0, Y0, Y0
+	VHADDPS      Y0, Y0, Y0
 	VEXTRACTF128 $0x01, Y0, X4
-	VADDPS       X4, X0, X0
-	VMOVHLPS     X0, X4, X4
-	VADDPS       X4, X0, X0
-	VMOVSHDUP    X0, X4
 	VADDSS       X4, X0, X0
 	VADDSS       (AX), X0, X0
 	VMOVSS       X0, (AX)
+	VHADDPS      Y1, Y1, Y1
+	VHADDPS      Y1, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X0
-	VADDPS       X0, X1, X1
-	VMOVHLPS     X1, X0, X0
-	VADDPS       X0, X1, X1
-	VMOVSHDUP    X1, X0
 	VADDSS       X0, X1, X1
 	VADDSS       (AX)(R9*1), X1, X1
 	VMOVSS       X1, (AX)(R9*1)
+	VHADDPS      Y2, Y2, Y2
+	VHADDPS      Y2, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X0
-	VADDPS       X0, X2, X2
-	VMOVHLPS     X2, X0, X0
-	VADDPS       X0, X2, X2
-	VMOVSHDUP    X2, X0
 	VADDSS       X0, X2, X2
 	VADDSS       (AX)(R9*2), X2, X2
 	VMOVSS       X2, (AX)(R9*2)
+	VHADDPS      Y3, Y3, Y3
+	VHADDPS      Y3, Y3, Y3
 	VEXTRACTF128 $0x01, Y3, X0
-	VADDPS       X0, X3, X3
-	VMOVHLPS     X3, X0, X0
-	VADDPS       X0, X3, X3
-	VMOVSHDUP    X3, X0
 	VADDSS       X0, X3, X3
 	LEAQ         (AX)(R9*2), R11
 	VADDSS       (R11)(R9*1), X3, X3

@@ -188,7 +188,7 @@ func TestDotMatchesGeneric(t *testing.T) {
 				got, ok := guarded((g-1)*os + n)
 				base := mixed(r, len(got))
 				copy(got, base)
-				with(t, l, func() { Dot(got, os, q, rows, n, d, rs) })
+				with(t, l, func() { Dot(got, os, q, rows, n, d, rs, nil) })
 				ok(t)
 				for i := range g {
 					for tk := range n {
@@ -220,7 +220,7 @@ func TestAxpyMatchesGeneric(t *testing.T) {
 				acc0 := mixed(r, g*d)
 				got, ok := guarded(g * d)
 				copy(got, acc0)
-				with(t, l, func() { Axpy(got, w, ws, rows, n, d, rs) })
+				with(t, l, func() { Axpy(got, w, ws, rows, n, d, rs, nil) })
 				ok(t)
 				for i := range g {
 					for j := range d {
@@ -509,12 +509,12 @@ func TestDotAndAxpyF16(t *testing.T) {
 				os := n + r.IntN(3)
 				out, ok := guarded((g-1)*os + n)
 				clear(out)
-				with(t, l, func() { DotF16(out, os, q, rows, n, d, rs) })
+				with(t, l, func() { DotF16(out, os, q, rows, n, d, rs, nil) })
 				ok(t)
 				w := mixed(r, (g-1)*os+n)
 				acc, ok2 := guarded(g * d)
 				clear(acc)
-				with(t, l, func() { AxpyF16(acc, w, os, rows, n, d, rs) })
+				with(t, l, func() { AxpyF16(acc, w, os, rows, n, d, rs, nil) })
 				ok2(t)
 				for i := range g {
 					for tk := range n {
@@ -626,6 +626,66 @@ func TestDotCodesPadded(t *testing.T) {
 							}
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+// Prefetching while working (the ahead argument) must not change a result:
+// the rows are worked through in pieces, each exactly as in one call.
+func TestAheadChangesNothing(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	ahead := make([]byte, 5000)
+	for _, l := range append([]Level{Generic}, availableVector()...) {
+		for _, g := range []int{1, 4, 5} {
+			for _, d := range []int{8, 100, 128} {
+				n := 1 + r.IntN(70)
+				rs := d + r.IntN(3)
+				q, rows, w := mixed(r, g*d), mixed(r, (n-1)*rs+d), mixed(r, g*n)
+				rows16 := make([]byte, 2*len(rows))
+				EncodeF16(rows16, rows)
+				run := func(a []byte) (out, out16, acc, acc16 []float32) {
+					out, out16 = make([]float32, g*n), make([]float32, g*n)
+					acc, acc16 = make([]float32, g*d), make([]float32, g*d)
+					with(t, l, func() {
+						Dot(out, n, q, rows, n, d, rs, a)
+						DotF16(out16, n, q, rows16, n, d, rs, a)
+						Axpy(acc, w, n, rows, n, d, rs, a)
+						AxpyF16(acc16, w, n, rows16, n, d, rs, a)
+					})
+					return
+				}
+				o, o16, a, a16 := run(nil)
+				po, po16, pa, pa16 := run(ahead)
+				for k, pair := range [][2][]float32{{o, po}, {o16, po16}, {a, pa}, {a16, pa16}} {
+					for i := range pair[0] {
+						if math.Float32bits(pair[0][i]) != math.Float32bits(pair[1][i]) {
+							t.Fatalf("%v g=%d d=%d n=%d: result %d element %d is %v with ahead, %v without", l, g, d, n, k, i, pair[1][i], pair[0][i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestSpreadCoversEachRowOnce(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 31, 32, 33, 100} {
+		for _, rowBytes := range []int{0, 1, 100, 256, 4096} {
+			for _, ahead := range [][]byte{nil, make([]byte, 7), make([]byte, 4096)} {
+				next, calls := 0, 0
+				Spread(n, rowBytes, ahead, func(lo, m int) {
+					if lo != next || m < 0 || (m == 0 && n > 0) {
+						t.Fatalf("n=%d rowBytes=%d: piece [%d, %d) after %d", n, rowBytes, lo, lo+m, next)
+					}
+					next, calls = lo+m, calls+1
+				})
+				if next != n || calls == 0 {
+					t.Fatalf("n=%d rowBytes=%d: pieces cover [0, %d) in %d calls", n, rowBytes, next, calls)
+				}
+				if len(ahead) > 0 && n > 0 && rowBytes > 0 && rowBytes < PrefetchPiece && n*rowBytes > 2*PrefetchPiece && calls < 2 {
+					t.Fatalf("n=%d rowBytes=%d: one piece for %d bytes", n, rowBytes, n*rowBytes)
 				}
 			}
 		}

@@ -107,15 +107,15 @@ func TestKernelsStayInsideTheirInputs(t *testing.T) {
 				w := make([]float32, g*n)
 				out := make([]float32, g*n)
 				with(t, l, func() {
-					Dot(out, n, q, rows, n, d, d)
-					Axpy(acc, w, n, rows, n, d, d)
+					Dot(out, n, q, rows, n, d, d, nil)
+					Axpy(acc, w, n, rows, n, d, d, nil)
 				})
 				hOff := place(2*n*d, 0) &^ 1
 				halves := page[hOff : hOff+2*n*d]
 				fill(halves)
 				with(t, l, func() {
-					DotF16(out, n, q, halves, n, d, d)
-					AxpyF16(acc, w, n, halves, n, d, d)
+					DotF16(out, n, q, halves, n, d, d, nil)
+					AxpyF16(acc, w, n, halves, n, d, d, nil)
 				})
 			}
 			for _, n := range []int{7, 8, 9, 16, 33} {
