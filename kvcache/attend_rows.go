@@ -34,9 +34,35 @@ func rowKernels() bool {
 	return simd.Active() != simd.Generic
 }
 
-// rowChunk is the most rows decoded at once: 32 rows of d=128 are 16 KiB,
-// half of a typical L1 data cache.
+// rowChunk is the most rows decoded into scratch at once: 32 rows of
+// d=128 are 16 KiB, half of a typical L1 data cache. Runs are cut to it
+// only where rows are decoded or scores and weights scaled in scratch; the
+// fused kernels take a block's run whole, which halves their per-call
+// set-up against 32-token pieces.
 const rowChunk = 32
+
+// inPieces calls f(lo, m) over [0, n) in pieces of at most rowChunk when
+// scratch says the work goes through the scratch rows, else once.
+func inPieces(n int, scratch bool, f func(lo, m int)) {
+	if !scratch {
+		f(0, n)
+		return
+	}
+	for lo := 0; lo < n; lo += rowChunk {
+		f(lo, min(rowChunk, n-lo))
+	}
+}
+
+// scratch reports whether a part of the storage is scored or accumulated
+// through the scratch rows: decoded 8-bit rows, or corrected codes.
+func (c *quantStore) scratch() bool {
+	for _, p := range c.parts {
+		if p.Bits > 4 || p.Correction != turboquant.NoCorrection {
+			return true
+		}
+	}
+	return false
+}
 
 // rowStore is implemented by storages with a row form. Scores and weighted
 // sums are added to what out and acc hold; q and acc have rows of HeadDim.
@@ -100,6 +126,12 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 
 func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	simd.Prefetch(ahead)
+	inPieces(n, c.scratch(), func(lo, m int) { c.scoreCodes(out[lo:], outStride, q, q8, g, codes[lo*stride:], stride, m, buf) })
+}
+
+// scoreCodes is scoreRun for at most rowChunk codes when they go through
+// the scratch rows.
+func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32) {
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
@@ -135,6 +167,12 @@ func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []si
 
 func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	simd.Prefetch(ahead)
+	inPieces(n, c.scratch(), func(lo, m int) { c.accumulateCodes(acc, w[lo:], wStride, g, codes[lo*stride:], stride, m, buf) })
+}
+
+// accumulateCodes is accumulateRun for at most rowChunk codes when they go
+// through the scratch rows.
+func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
@@ -199,24 +237,33 @@ func (c fp32Store) rowForm() bool { return true }
 func (c fp32Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
 func (c fp32Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
-	rows, rs := c.rows(buf, codes, stride, n)
-	simd.Dot(out, outStride, q[:g*c.dim], rows, n, c.dim, rs, ahead)
+	inPieces(n, !c.inPlace(codes, stride), func(lo, m int) {
+		rows, rs := c.rows(buf, codes[lo*stride:], stride, m)
+		simd.Dot(out[lo:], outStride, q[:g*c.dim], rows, m, c.dim, rs, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
+	})
 }
 
 func (c fp32Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
-	rows, rs := c.rows(buf, codes, stride, n)
-	simd.Axpy(acc[:g*c.dim], w, wStride, rows, n, c.dim, rs, ahead)
+	inPieces(n, !c.inPlace(codes, stride), func(lo, m int) {
+		rows, rs := c.rows(buf, codes[lo*stride:], stride, m)
+		simd.Axpy(acc[:g*c.dim], w[lo:], wStride, rows, m, c.dim, rs, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
+	})
 }
 
 // littleEndian is true on the platforms whose float32 memory layout is the
 // codes' byte order, where fp32 rows are read in place.
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
+// inPlace reports whether codes can be read as float32 rows where they are.
+func (c fp32Store) inPlace(codes []byte, stride int) bool {
+	return littleEndian && stride%4 == 0 && uintptr(unsafe.Pointer(&codes[0]))%4 == 0
+}
+
 // rows returns the n codes as float32 rows and their stride: a view of the
-// codes where the layout allows, else a copy in buf.
+// codes where the layout allows, else a copy in buf (n ≤ rowChunk).
 func (c fp32Store) rows(buf []float32, codes []byte, stride, n int) ([]float32, int) {
 	need := (n-1)*stride + 4*c.dim
-	if littleEndian && stride%4 == 0 && uintptr(unsafe.Pointer(&codes[0]))%4 == 0 {
+	if c.inPlace(codes, stride) {
 		return unsafe.Slice((*float32)(unsafe.Pointer(&codes[0])), need/4), stride / 4
 	}
 	for t := range n {

@@ -175,43 +175,32 @@ type run struct {
 	// kd and vd are the block's drift codes of the head (BlockCenter; nil
 	// without): every token of the run decodes to μ + drift + its code.
 	kd, vd []byte
-	// ahead is this run's share of the head's codes in the next block (the
-	// keys or the values, whichever the walk reads), to prefetch while the
-	// run is processed; nil at the last block and for fp16 runs.
+	// ahead is the head's codes in the next block (the keys or the
+	// values, whichever the walk reads), to prefetch while the
+	// run is processed; nil at the last block and for the sinks and window.
 	ahead []byte
 }
 
 // layerRuns calls f(k, r) for the runs of the KV heads heads[k] covering
-// positions [from, limit), each at most rowChunk tokens, in position order
-// per head. Blocks are walked outermost and heads inside each block, so the
-// heads' codes, which sit next to each other in a block, are read as one
-// sequential stream; heads must be ascending and contiguous.
+// positions [from, limit), in position order per head: a block's tokens of
+// one head, or a stretch of the fp16 sinks or window. Blocks are walked
+// outermost and heads inside each block, so the heads' codes, which sit
+// next to each other in a block, are read as one sequential stream; heads
+// must be ascending and contiguous.
 //
-// Each run of a block carries its share of the head's codes in the next
-// block (the keys, or the values when which is valuesKV), which the row
-// path prefetches piece by piece while it works on the run, so their cache
-// lines arrive during the computation rather than when a kernel first
-// touches them.
+// Each run of a block carries the head's codes in the next block (the
+// keys, or the values when which is valuesKV), which the row path
+// prefetches piece by piece while it works on the run, so their cache lines
+// arrive during the computation rather than when a kernel first touches
+// them.
 func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
 	fpStride := cfg.fp16TokenStride()
-	chunked := func(k int, r run, ahead []byte) {
-		pieces := (r.n + rowChunk - 1) / rowChunk
-		for i, off := 0, 0; off < r.n; i, off = i+1, off+rowChunk {
-			c := r
-			c.pos, c.n = r.pos+off, min(rowChunk, r.n-off)
-			c.k, c.v = r.k[off*r.kStride:], r.v[off*r.vStride:]
-			if ahead != nil {
-				c.ahead = ahead[i*len(ahead)/pieces : (i+1)*len(ahead)/pieces]
-			}
-			f(k, c)
-		}
-	}
 	raw := func(buf []byte, slot, pos, n int) {
 		for k, h := range heads {
 			base := (slot*H + h) * 4 * d
-			chunked(k, run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true}, nil)
+			f(k, run{pos: pos, n: n, k: buf[base:], v: buf[base+2*d:], kStride: fpStride, vStride: fpStride, raw: true})
 		}
 	}
 	pos := from
@@ -246,8 +235,8 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv
 			}
 			ks, vs := lay.kSize[h], lay.vSize[h]
 			kd, vd := lay.drift(b.data, h)
-			chunked(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
-				kStride: ks, vStride: vs, up: lay.upgraded(h), kd: kd, vd: vd}, ahead)
+			f(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
+				kStride: ks, vStride: vs, up: lay.upgraded(h), kd: kd, vd: vd, ahead: ahead})
 		}
 		pos += n
 	}
@@ -286,6 +275,7 @@ func (s *Sequence) eachToken(l *seqLayer, h, limit int, which kv, f func(pos int
 		case r.up:
 			kind = upgradedToken
 		}
+		simd.Prefetch(r.ahead)
 		for t := range r.n {
 			f(r.pos+t, r.k[t*r.kStride:t*r.kStride+ks], r.v[t*r.vStride:t*r.vStride+vs], r.kd, r.vd, kind)
 		}

@@ -765,8 +765,10 @@ func (t codeTables) unpack(m Mem) VecVirtual {
 }
 
 // normOf converts the fp16 norm at normOff(p) into the low lane of an XMM.
-func normOf(p Register) VecVirtual {
-	off := Load(Param("normOff"), GP64())
+func normOf(p Register) VecVirtual { return normAt(p, Load(Param("normOff"), GP64())) }
+
+// normAt is normOf with normOff already in a register.
+func normAt(p, off Register) VecVirtual {
 	h := GP32()
 	MOVWLZX(Mem{Base: p, Index: off, Scale: 1}, h)
 	x := XMM()
@@ -927,26 +929,23 @@ func axpyCodes(k codeKind, g int) {
 		p := Load(Param("codes").Base(), GP64())
 		wp := Load(Param("w").Base(), GP64())
 		cnt := Load(Param("n"), GP64())
+		var wr rows4 // the weight rows (g = 4), set up once, not per token
+		if g == 4 {
+			wsr := Load(Param("wStride"), GP64())
+			SHLQ(U8(2), wsr)
+			wr = newRows4(wsr)
+		}
+		bits, stride := Load(Param("bits"), GP64()), Load(Param("stride"), GP64())
+		noff := Load(Param("normOff"), GP64())
 		Label(lbl + "_tok")
-		norm := normOf(p)
+		norm := normAt(p, noff)
 		ws := make([]VecVirtual, g)
 		for i := range g {
 			x := XMM()
-			switch i {
-			case 0:
-				VMULSS(Mem{Base: wp}, norm, x)
-			default:
-				wsr := Load(Param("wStride"), GP64())
-				SHLQ(U8(2), wsr)
-				if i > 1 {
-					IMUL3Q(U32(i), wsr, wsr)
-				}
-				VMULSS(Mem{Base: wp, Index: wsr, Scale: 1}, norm, x)
-			}
+			VMULSS(wr.at(wp, i, 0), norm, x)
 			ws[i] = YMM()
 			VBROADCASTSS(x, ws[i])
 		}
-		bits := Load(Param("bits"), GP64())
 		at := GP64()
 		LEAQ(Mem{Base: p, Index: ip, Scale: 1}, at)
 		for k := range width {
@@ -958,7 +957,7 @@ func axpyCodes(k codeKind, g int) {
 				VFMADD231PS(c, ws[i], acc[i*width+k])
 			}
 		}
-		ADDQ(Load(Param("stride"), GP64()), p)
+		ADDQ(stride, p)
 		ADDQ(U32(4), wp)
 		DECQ(cnt)
 		JNZ(LabelRef(lbl + "_tok"))

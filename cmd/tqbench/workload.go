@@ -238,12 +238,26 @@ func (w *workload) measurePreset(pi int, name string, in *workloadInput, byKey m
 			err = cerr
 		}
 	}()
+	// A prefill of T−1 tokens, one attention, then the last token as a
+	// decode step, as in an engine: a deferred prefill (the guard presets)
+	// is compressed then, against the query attended, so the steps below
+	// time the compressed cache, not its fp16 prefill.
 	const chunk = 4096
-	for t := 0; t < T; t += chunk {
-		e := min(T, t+chunk)
-		if err := a.Append(0, keys[t*H*d:e*H*d], values[t*H*d:e*H*d]); err != nil {
+	appendRange := func(t, e int) error { return a.Append(0, keys[t*H*d:e*H*d], values[t*H*d:e*H*d]) }
+	for t := 0; t < T-1; t += chunk {
+		if err := appendRange(t, min(T-1, t+chunk)); err != nil {
 			return err
 		}
+	}
+	if at, ok := a.(interface {
+		Attend(layer int, queries, out []float32) error
+	}); ok && T > 1 {
+		if err := at.Attend(0, in.stepQuery, make([]float32, len(in.stepQuery))); err != nil {
+			return err
+		}
+	}
+	if err := appendRange(T-1, T); err != nil {
+		return err
 	}
 	w.progress.add(1)
 	for _, L := range in.lengths {

@@ -1924,57 +1924,57 @@ axpyCodesSmall1AVX2_c8:
 	MOVQ    codes_base+88(FP), BX
 	MOVQ    w_base+32(FP), SI
 	MOVQ    n+136(FP), DI
+	MOVQ    bits+80(FP), R8
+	MOVQ    stride+112(FP), R9
+	MOVQ    normOff+128(FP), R10
 
 axpyCodesSmall1AVX2_c8_tok:
-	MOVQ         normOff+128(FP), R8
-	MOVWLZX      (BX)(R8*1), R8
-	VMOVD        R8, X10
+	MOVWLZX      (BX)(R10*1), R11
+	VMOVD        R11, X10
 	VCVTPH2PS    X10, X10
 	VMULSS       (SI), X10, X10
 	VBROADCASTSS X10, Y10
-	MOVQ         bits+80(FP), R8
-	LEAQ         (BX)(AX*1), R9
-	VPBROADCASTD (R9), Y11
+	LEAQ         (BX)(AX*1), R11
+	VPBROADCASTD (R11), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
 	VFMADD231PS  Y11, Y10, Y2
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y11
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
 	VFMADD231PS  Y11, Y10, Y3
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y11
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
 	VFMADD231PS  Y11, Y10, Y4
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y11
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
 	VFMADD231PS  Y11, Y10, Y5
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y11
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
 	VFMADD231PS  Y11, Y10, Y6
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y11
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
 	VFMADD231PS  Y11, Y10, Y7
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y11
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
 	VFMADD231PS  Y11, Y10, Y8
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y11
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
 	VFMADD231PS  Y11, Y10, Y9
-	MOVQ         stride+112(FP), R8
-	ADDQ         R8, BX
+	ADDQ         R9, BX
 	ADDQ         $0x00000004, SI
 	DECQ         DI
 	JNZ          axpyCodesSmall1AVX2_c8_tok
@@ -2008,21 +2008,21 @@ axpyCodesSmall1AVX2_c1:
 	MOVQ    codes_base+88(FP), BX
 	MOVQ    w_base+32(FP), SI
 	MOVQ    n+136(FP), DI
+	MOVQ    bits+80(FP), R8
+	MOVQ    stride+112(FP), R8
+	MOVQ    normOff+128(FP), R9
 
 axpyCodesSmall1AVX2_c1_tok:
-	MOVQ         normOff+128(FP), R8
-	MOVWLZX      (BX)(R8*1), R8
-	VMOVD        R8, X3
+	MOVWLZX      (BX)(R9*1), R10
+	VMOVD        R10, X3
 	VCVTPH2PS    X3, X3
 	VMULSS       (SI), X3, X3
 	VBROADCASTSS X3, Y3
-	MOVQ         bits+80(FP), R8
-	LEAQ         (BX)(AX*1), R8
-	VPBROADCASTD (R8), Y4
+	LEAQ         (BX)(AX*1), R10
+	VPBROADCASTD (R10), Y4
 	VPSRLVD      Y1, Y4, Y4
 	VPERMPS      Y0, Y4, Y4
 	VFMADD231PS  Y4, Y3, Y2
-	MOVQ         stride+112(FP), R8
 	ADDQ         R8, BX
 	ADDQ         $0x00000004, SI
 	DECQ         DI
@@ -2203,47 +2203,42 @@ axpyCodesSmall4AVX2_c2:
 	MOVQ    codes_base+88(FP), SI
 	MOVQ    w_base+32(FP), DI
 	MOVQ    n+136(FP), R8
+	MOVQ    wStride+56(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R9)(R9*2), R10
+	MOVQ    bits+80(FP), R11
+	MOVQ    stride+112(FP), R12
+	MOVQ    normOff+128(FP), R13
 
 axpyCodesSmall4AVX2_c2_tok:
-	MOVQ         normOff+128(FP), R9
-	MOVWLZX      (SI)(R9*1), R9
-	VMOVD        R9, X10
+	MOVWLZX      (SI)(R13*1), R14
+	VMOVD        R14, X10
 	VCVTPH2PS    X10, X10
 	VMULSS       (DI), X10, X11
 	VBROADCASTSS X11, Y11
-	MOVQ         wStride+56(FP), R9
-	SHLQ         $0x02, R9
 	VMULSS       (DI)(R9*1), X10, X12
 	VBROADCASTSS X12, Y12
-	MOVQ         wStride+56(FP), R9
-	SHLQ         $0x02, R9
-	IMUL3Q       $0x00000002, R9, R9
-	VMULSS       (DI)(R9*1), X10, X13
+	VMULSS       (DI)(R9*2), X10, X13
 	VBROADCASTSS X13, Y13
-	MOVQ         wStride+56(FP), R9
-	SHLQ         $0x02, R9
-	IMUL3Q       $0x00000003, R9, R9
-	VMULSS       (DI)(R9*1), X10, X10
+	VMULSS       (DI)(R10*1), X10, X10
 	VBROADCASTSS X10, Y10
-	MOVQ         bits+80(FP), R9
-	LEAQ         (SI)(AX*1), R10
-	VPBROADCASTD (R10), Y14
+	LEAQ         (SI)(AX*1), R14
+	VPBROADCASTD (R14), Y14
 	VPSRLVD      Y1, Y14, Y14
 	VPERMPS      Y0, Y14, Y14
 	VFMADD231PS  Y14, Y11, Y2
 	VFMADD231PS  Y14, Y12, Y4
 	VFMADD231PS  Y14, Y13, Y6
 	VFMADD231PS  Y14, Y10, Y8
-	ADDQ         R9, R10
-	VPBROADCASTD (R10), Y14
+	ADDQ         R11, R14
+	VPBROADCASTD (R14), Y14
 	VPSRLVD      Y1, Y14, Y14
 	VPERMPS      Y0, Y14, Y14
 	VFMADD231PS  Y14, Y11, Y3
 	VFMADD231PS  Y14, Y12, Y5
 	VFMADD231PS  Y14, Y13, Y7
 	VFMADD231PS  Y14, Y10, Y9
-	MOVQ         stride+112(FP), R9
-	ADDQ         R9, SI
+	ADDQ         R12, SI
 	ADDQ         $0x00000004, DI
 	DECQ         R8
 	JNZ          axpyCodesSmall4AVX2_c2_tok
@@ -2283,39 +2278,34 @@ axpyCodesSmall4AVX2_c1:
 	MOVQ    codes_base+88(FP), SI
 	MOVQ    w_base+32(FP), DI
 	MOVQ    n+136(FP), R8
+	MOVQ    wStride+56(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R9)(R9*2), R10
+	MOVQ    bits+80(FP), R11
+	MOVQ    stride+112(FP), R11
+	MOVQ    normOff+128(FP), R12
 
 axpyCodesSmall4AVX2_c1_tok:
-	MOVQ         normOff+128(FP), R9
-	MOVWLZX      (SI)(R9*1), R9
-	VMOVD        R9, X6
+	MOVWLZX      (SI)(R12*1), R13
+	VMOVD        R13, X6
 	VCVTPH2PS    X6, X6
 	VMULSS       (DI), X6, X7
 	VBROADCASTSS X7, Y7
-	MOVQ         wStride+56(FP), R9
-	SHLQ         $0x02, R9
 	VMULSS       (DI)(R9*1), X6, X8
 	VBROADCASTSS X8, Y8
-	MOVQ         wStride+56(FP), R9
-	SHLQ         $0x02, R9
-	IMUL3Q       $0x00000002, R9, R9
-	VMULSS       (DI)(R9*1), X6, X9
+	VMULSS       (DI)(R9*2), X6, X9
 	VBROADCASTSS X9, Y9
-	MOVQ         wStride+56(FP), R9
-	SHLQ         $0x02, R9
-	IMUL3Q       $0x00000003, R9, R9
-	VMULSS       (DI)(R9*1), X6, X6
+	VMULSS       (DI)(R10*1), X6, X6
 	VBROADCASTSS X6, Y6
-	MOVQ         bits+80(FP), R9
-	LEAQ         (SI)(AX*1), R9
-	VPBROADCASTD (R9), Y10
+	LEAQ         (SI)(AX*1), R13
+	VPBROADCASTD (R13), Y10
 	VPSRLVD      Y1, Y10, Y10
 	VPERMPS      Y0, Y10, Y10
 	VFMADD231PS  Y10, Y7, Y2
 	VFMADD231PS  Y10, Y8, Y3
 	VFMADD231PS  Y10, Y9, Y4
 	VFMADD231PS  Y10, Y6, Y5
-	MOVQ         stride+112(FP), R9
-	ADDQ         R9, SI
+	ADDQ         R11, SI
 	ADDQ         $0x00000004, DI
 	DECQ         R8
 	JNZ          axpyCodesSmall4AVX2_c1_tok
@@ -2478,49 +2468,49 @@ axpyCodesB41AVX2_c4:
 	MOVQ    codes_base+88(FP), BX
 	MOVQ    w_base+32(FP), SI
 	MOVQ    n+136(FP), DI
+	MOVQ    bits+80(FP), R8
+	MOVQ    stride+112(FP), R9
+	MOVQ    normOff+128(FP), R10
 
 axpyCodesB41AVX2_c4_tok:
-	MOVQ         normOff+128(FP), R8
-	MOVWLZX      (BX)(R8*1), R8
-	VMOVD        R8, X7
+	MOVWLZX      (BX)(R10*1), R11
+	VMOVD        R11, X7
 	VCVTPH2PS    X7, X7
 	VMULSS       (SI), X7, X7
 	VBROADCASTSS X7, Y7
-	MOVQ         bits+80(FP), R8
-	LEAQ         (BX)(AX*1), R9
-	VPBROADCASTD (R9), Y8
+	LEAQ         (BX)(AX*1), R11
+	VPBROADCASTD (R11), Y8
 	VPSRLVD      Y1, Y8, Y8
 	VPERMPS      Y0, Y8, Y9
 	VPERMPS      Y2, Y8, Y10
 	VPSLLD       $0x1c, Y8, Y8
 	VBLENDVPS    Y8, Y10, Y9, Y9
 	VFMADD231PS  Y9, Y7, Y3
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y8
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y8
 	VPSRLVD      Y1, Y8, Y8
 	VPERMPS      Y0, Y8, Y9
 	VPERMPS      Y2, Y8, Y10
 	VPSLLD       $0x1c, Y8, Y8
 	VBLENDVPS    Y8, Y10, Y9, Y9
 	VFMADD231PS  Y9, Y7, Y4
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y8
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y8
 	VPSRLVD      Y1, Y8, Y8
 	VPERMPS      Y0, Y8, Y9
 	VPERMPS      Y2, Y8, Y10
 	VPSLLD       $0x1c, Y8, Y8
 	VBLENDVPS    Y8, Y10, Y9, Y9
 	VFMADD231PS  Y9, Y7, Y5
-	ADDQ         R8, R9
-	VPBROADCASTD (R9), Y8
+	ADDQ         R8, R11
+	VPBROADCASTD (R11), Y8
 	VPSRLVD      Y1, Y8, Y8
 	VPERMPS      Y0, Y8, Y9
 	VPERMPS      Y2, Y8, Y10
 	VPSLLD       $0x1c, Y8, Y8
 	VBLENDVPS    Y8, Y10, Y9, Y9
 	VFMADD231PS  Y9, Y7, Y6
-	MOVQ         stride+112(FP), R8
-	ADDQ         R8, BX
+	ADDQ         R9, BX
 	ADDQ         $0x00000004, SI
 	DECQ         DI
 	JNZ          axpyCodesB41AVX2_c4_tok
@@ -2550,24 +2540,24 @@ axpyCodesB41AVX2_c1:
 	MOVQ    codes_base+88(FP), BX
 	MOVQ    w_base+32(FP), SI
 	MOVQ    n+136(FP), DI
+	MOVQ    bits+80(FP), R8
+	MOVQ    stride+112(FP), R8
+	MOVQ    normOff+128(FP), R9
 
 axpyCodesB41AVX2_c1_tok:
-	MOVQ         normOff+128(FP), R8
-	MOVWLZX      (BX)(R8*1), R8
-	VMOVD        R8, X4
+	MOVWLZX      (BX)(R9*1), R10
+	VMOVD        R10, X4
 	VCVTPH2PS    X4, X4
 	VMULSS       (SI), X4, X4
 	VBROADCASTSS X4, Y4
-	MOVQ         bits+80(FP), R8
-	LEAQ         (BX)(AX*1), R8
-	VPBROADCASTD (R8), Y5
+	LEAQ         (BX)(AX*1), R10
+	VPBROADCASTD (R10), Y5
 	VPSRLVD      Y1, Y5, Y5
 	VPERMPS      Y0, Y5, Y6
 	VPERMPS      Y2, Y5, Y7
 	VPSLLD       $0x1c, Y5, Y5
 	VBLENDVPS    Y5, Y7, Y6, Y6
 	VFMADD231PS  Y6, Y4, Y3
-	MOVQ         stride+112(FP), R8
 	ADDQ         R8, BX
 	ADDQ         $0x00000004, SI
 	DECQ         DI
@@ -2754,31 +2744,27 @@ axpyCodesB44AVX2_c1:
 	MOVQ    codes_base+88(FP), SI
 	MOVQ    w_base+32(FP), DI
 	MOVQ    n+136(FP), R8
+	MOVQ    wStride+56(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R9)(R9*2), R10
+	MOVQ    bits+80(FP), R11
+	MOVQ    stride+112(FP), R11
+	MOVQ    normOff+128(FP), R12
 
 axpyCodesB44AVX2_c1_tok:
-	MOVQ         normOff+128(FP), R9
-	MOVWLZX      (SI)(R9*1), R9
-	VMOVD        R9, X7
+	MOVWLZX      (SI)(R12*1), R13
+	VMOVD        R13, X7
 	VCVTPH2PS    X7, X7
 	VMULSS       (DI), X7, X8
 	VBROADCASTSS X8, Y8
-	MOVQ         wStride+56(FP), R9
-	SHLQ         $0x02, R9
 	VMULSS       (DI)(R9*1), X7, X9
 	VBROADCASTSS X9, Y9
-	MOVQ         wStride+56(FP), R9
-	SHLQ         $0x02, R9
-	IMUL3Q       $0x00000002, R9, R9
-	VMULSS       (DI)(R9*1), X7, X10
+	VMULSS       (DI)(R9*2), X7, X10
 	VBROADCASTSS X10, Y10
-	MOVQ         wStride+56(FP), R9
-	SHLQ         $0x02, R9
-	IMUL3Q       $0x00000003, R9, R9
-	VMULSS       (DI)(R9*1), X7, X7
+	VMULSS       (DI)(R10*1), X7, X7
 	VBROADCASTSS X7, Y7
-	MOVQ         bits+80(FP), R9
-	LEAQ         (SI)(AX*1), R9
-	VPBROADCASTD (R9), Y11
+	LEAQ         (SI)(AX*1), R13
+	VPBROADCASTD (R13), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y12
 	VPERMPS      Y2, Y11, Y13
@@ -2788,8 +2774,7 @@ axpyCodesB44AVX2_c1_tok:
 	VFMADD231PS  Y12, Y9, Y4
 	VFMADD231PS  Y12, Y10, Y5
 	VFMADD231PS  Y12, Y7, Y6
-	MOVQ         stride+112(FP), R9
-	ADDQ         R9, SI
+	ADDQ         R11, SI
 	ADDQ         $0x00000004, DI
 	DECQ         R8
 	JNZ          axpyCodesB44AVX2_c1_tok
