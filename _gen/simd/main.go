@@ -44,8 +44,10 @@ func main() {
 			axpyCodes(k, g)
 		}
 	}
-	axpyCodesBc(codeKinds[1])
-	bcWeights()
+	axpyCodesBc(codeKinds[1], 8)
+	axpyCodesBc(codeKinds[0], 1)
+	bcWeights(8)
+	bcWeights(1)
 	for _, f := range quantFormats {
 		dotQuant1(f)
 		dotQuant4(f)
@@ -1421,7 +1423,7 @@ func addF64() {
 // (rows as apart, from acc + 4·j0) are loaded, tok(j0, k, wp) emits the
 // work of group k for the token whose weights are at wp (the tokens
 // advanced by next), and the accumulators are stored back.
-func bcPasses(name string, W int, accStride func(r Register), start func(j0 Register), load func(k int) VecVirtual, next func()) {
+func bcPasses(name string, W, lanes int, accStride func(r Register), start func(j0 Register), load func(k int) VecVirtual, next func()) {
 	a := Load(Param("acc").Base(), GP64())
 	as := GP64()
 	j0 := GP64()
@@ -1460,14 +1462,28 @@ func bcPasses(name string, W int, accStride func(r Register), start func(j0 Regi
 		Load(Param("n"), cnt)
 		start(j0)
 		Label(lbl + "_tok")
-		for k := range width {
-			x := load(k)
+		if lanes == 8 { // each weight is the memory operand of its multiply-adds
+			for k := range width {
+				x := load(k)
+				for i := range 4 {
+					VFMADD231PS(Mem{Base: wp, Disp: 32 * i}, x, acc[i*width+k])
+				}
+			}
+		} else { // each weight is broadcast from memory once for the groups
+			xs := make([]VecVirtual, width)
+			for k := range xs {
+				xs[k] = load(k)
+			}
 			for i := range 4 {
-				VFMADD231PS(Mem{Base: wp, Disp: 32 * i}, x, acc[i*width+k])
+				y := YMM()
+				VBROADCASTSS(Mem{Base: wp, Disp: 4 * i}, y)
+				for k, x := range xs {
+					VFMADD231PS(x, y, acc[i*width+k])
+				}
 			}
 		}
 		next()
-		ADDQ(U32(128), wp)
+		ADDQ(U32(16*lanes), wp)
 		DECQ(cnt)
 		JNZ(LabelRef(lbl + "_tok"))
 		for i := range 4 {
@@ -1485,11 +1501,14 @@ func bcPasses(name string, W int, accStride func(r Register), start func(j0 Regi
 
 // axpyCodesBc emits the four-row axpyCodes with broadcast weights (norms
 // applied by bcWeightsNormsAVX2).
-func axpyCodesBc(k codeKind) {
-	name := fmt_("axpyCodesBc%sAVX2", k.name)
+func axpyCodesBc(k codeKind, lanes int) {
+	name, width := fmt_("axpyCodesBc%sAVX2", k.name), "4-bit"
+	if lanes == 1 {
+		name, width = fmt_("axpyCodesWn%sAVX2", k.name), "1–3-bit"
+	}
 	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int)")
-	Doc(name+" is axpyCodesGeneric for 4-bit codes and four accumulator rows on the first d8",
-		"coordinates, with the weights times the norms laid out by bcWeightsNormsAVX2.")
+	Doc(name+" is axpyCodesGeneric for "+width+" codes and four accumulator rows on the first d8",
+		"coordinates, with the weights times the norms laid out by "+weightsKernel(lanes)+".")
 	Pragma("noescape")
 	accStride := func(r Register) {
 		Load(Param("accStride"), r)
@@ -1500,7 +1519,7 @@ func axpyCodesBc(k codeKind) {
 	stride := Load(Param("stride"), GP64())
 	bits := Load(Param("bits"), GP64())
 	ip := GP64()
-	bcPasses(name, 2, accStride, func(j0 Register) {
+	bcPasses(name, 2, lanes, accStride, func(j0 Register) {
 		// ip walks this chunk's index bytes: codes + idxOff + (j0/8)·bits.
 		MOVQ(j0, ip)
 		SHRQ(U8(3), ip)
@@ -1523,10 +1542,20 @@ func axpyCodesBc(k codeKind) {
 // bcWeights emits the weight layout of the broadcast-weight kernel: for
 // each of n tokens, the four rows' weights times the token's fp16 norm,
 // each repeated in 8 lanes, 128 bytes per token.
-func bcWeights() {
-	name := "bcWeightsNormsAVX2"
+// weightsKernel names the weight-layout kernel for lanes copies of each
+// weight: 8 (broadcast vectors) or 1 (plain, broadcast by the axpy kernel).
+func weightsKernel(lanes int) string {
+	if lanes == 1 {
+		return "wnWeightsNormsAVX2"
+	}
+	return "bcWeightsNormsAVX2"
+}
+
+func bcWeights(lanes int) {
+	name := weightsKernel(lanes)
 	TEXT(name, NOSPLIT, "func(wb, w []float32, wStride, n int, codes []byte, stride, normOff int)")
-	Doc(name + " is broadcastWeights: weights times the norms of the codes (fp16 at normOff, stride apart).")
+	Doc(name + " lays out weights times the norms of the codes (fp16 at normOff, stride apart), " +
+		map[int]string{1: "four floats", 8: "four 8-lane vectors"}[lanes] + " per token.")
 	Pragma("noescape")
 	wb := Load(Param("wb").Base(), GP64())
 	w := Load(Param("w").Base(), GP64())
@@ -1547,12 +1576,17 @@ func bcWeights() {
 	VMOVD(h, norm)
 	VCVTPH2PS(norm, norm)
 	for i, m := range []Mem{{Base: w}, {Base: w, Index: ws, Scale: 1}, {Base: w, Index: ws, Scale: 2}, {Base: w, Index: ws3, Scale: 1}} {
-		x, y := XMM(), YMM()
+		x := XMM()
 		VMULSS(m, norm, x)
+		if lanes == 1 {
+			VMOVSS(x, Mem{Base: wb, Disp: 4 * i})
+			continue
+		}
+		y := YMM()
 		VBROADCASTSS(x, y)
 		VMOVUPS(y, Mem{Base: wb, Disp: 32 * i})
 	}
-	ADDQ(U32(128), wb)
+	ADDQ(U32(16*lanes), wb)
 	ADDQ(U32(4), w)
 	ADDQ(stride, p)
 	DECQ(n)

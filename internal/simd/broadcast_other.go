@@ -2,8 +2,8 @@
 
 package simd
 
-// Levels other than AVX2 have no broadcast-weight kernel (their kernels'
-// broadcast4 flag is false), so these are never called.
+// Levels other than AVX2 have no laid-out-weight kernels (their kernels'
+// broadcast4 and plainWeights flags are false), so these are never called.
 
 func axpyCodesBc(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int) {
 	panic("simd: no broadcast-weight kernel on this level")
@@ -11,4 +11,12 @@ func axpyCodesBc(acc []float32, accStride int, wb []float32, tab *[16]float32, s
 
 func broadcastWeights(wb *[bcTokens * 32]float32, w []float32, wStride, m int, codes []byte, stride, normOff int) {
 	panic("simd: no broadcast-weight kernel on this level")
+}
+
+func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int) {
+	panic("simd: no laid-out-weight kernel on this level")
+}
+
+func plainWeights(wn *[bcTokens * 4]float32, w []float32, wStride, m int, codes []byte, stride, normOff int) {
+	panic("simd: no laid-out-weight kernel on this level")
 }

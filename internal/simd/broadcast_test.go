@@ -3,26 +3,30 @@ package simd
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
-// TestAxpyCodesBroadcast runs 4-bit AxpyCodes where the broadcast-weight
-// kernel takes the rows in fours (more tokens than one weight layout holds,
-// row counts that leave a remainder for the per-row kernels, dimensions with
-// a generic tail) and checks every accumulator against float64 sums and
-// every gap cell between accumulator rows for stray writes.
+// TestAxpyCodesBroadcast runs AxpyCodes where the laid-out-weight kernels
+// take the rows in fours (more tokens than one weight layout holds, row
+// counts that leave a remainder for the per-row kernels, dimensions with a
+// generic tail) and checks every accumulator against float64 sums and every
+// gap cell between accumulator rows for stray writes. For 1–3 bits the
+// result must also be bit-identical to the per-row kernels', which form the
+// same products in the same order.
 func TestAxpyCodesBroadcast(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, l := range vectorLevels(t) {
 		for _, g := range []int{4, 5, 8} {
 			for _, d := range []int{8, 16, 24, 100, 128} {
 				for _, n := range []int{1, bcTokens - 1, bcTokens, 2*bcTokens + 3} {
-					tab := make([]float32, 16)
+					bits := 1 + r.IntN(4)
+					tab := make([]float32, 1<<bits)
 					for i := range tab {
 						tab[i] = float32(r.NormFloat64())
 					}
-					cb := NewCodebook(tab, 4)
-					stride := 2 + (d*4+7)/8 + r.IntN(3)
+					cb := NewCodebook(tab, bits)
+					stride := 2 + (d*bits+7)/8 + r.IntN(3)
 					codes := codesWithNorms(r, n, stride, 0)
 					ref := make([][]float64, n)
 					for tk := range ref {
@@ -37,8 +41,19 @@ func TestAxpyCodesBroadcast(t *testing.T) {
 							acc[i] = base[i]
 						}
 					}
+					perRow := slices.Clone(acc)
 					with(t, l, func() { AxpyCodes(acc, as, w, ws, g, cb, codes, stride, 2, 0, n, d) })
 					ok(t)
+					if k := impls[l]; bits <= 3 && k.plainWeights {
+						k.plainWeights = false
+						with(t, l, func() { AxpyCodes(perRow, as, w, ws, g, cb, codes, stride, 2, 0, n, d) })
+						k.plainWeights = true
+						for i := range acc {
+							if math.Float32bits(acc[i]) != math.Float32bits(perRow[i]) {
+								t.Fatalf("%v bits=%d g=%d d=%d n=%d: cell %d is %v, the per-row kernels' %v", l, bits, g, d, n, i, acc[i], perRow[i])
+							}
+						}
+					}
 					for i, v := range acc {
 						row, j := i/as, i%as
 						if j >= d {
@@ -54,7 +69,7 @@ func TestAxpyCodesBroadcast(t *testing.T) {
 							scale += math.Abs(p)
 						}
 						if !closeTo(v, float32(want), float32(scale), 2e-6) {
-							t.Fatalf("%v g=%d d=%d n=%d: acc[%d][%d] = %v, want %v", l, g, d, n, row, j, v, want)
+							t.Fatalf("%v bits=%d g=%d d=%d n=%d: acc[%d][%d] = %v, want %v", l, bits, g, d, n, row, j, v, want)
 						}
 					}
 				}

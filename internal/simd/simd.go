@@ -66,6 +66,10 @@ type kernels struct {
 	// takes its weights broadcast (broadcastWeights), called directly
 	// through axpyCodesBc so the weights stay on the caller's stack.
 	broadcast4 bool
+	// plainWeights: likewise the four-row 1–3-bit kernel that takes its
+	// weights times norms laid out once per token (plainWeights,
+	// axpyCodesWn) instead of forming them in each pass over the tokens.
+	plainWeights bool
 }
 
 var (
@@ -364,7 +368,7 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 		return
 	}
 	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodes: bad lengths")
-	if cb.bits == 4 && g >= 4 && d >= 8 && active.broadcast4 {
+	if g >= 4 && d >= 8 && ((cb.bits == 4 && active.broadcast4) || (cb.bits <= 3 && active.plainWeights)) {
 		g4 := g &^ 3
 		vec, d8 := axpyCodesBroadcast(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d)
 		axpyCodesGeneric(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
@@ -379,19 +383,26 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 	axpyCodesGeneric(acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 
-// axpyCodesBroadcast runs the 4-bit broadcast-weight kernel over the g (a
+// axpyCodesBroadcast runs the laid-out-weight kernels over the g (a
 // multiple of 4) accumulator rows, bcTokens codes at a time with their
-// weights times norms laid out by broadcastWeights, and returns the rows and
-// coordinates it covered, as runFused.
+// weights times norms laid out first (4 bits: broadcastWeights; 1–3 bits:
+// plainWeights), and returns the rows and coordinates it covered, as
+// runFused.
 func axpyCodesBroadcast(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) (vec, d8 int) {
 	vec, d8 = codeRows(cb, codes, stride, idxOff, normOff, n, d, "AxpyCodes"), d&^7
 	var wb [bcTokens * 32]float32
+	var wn [bcTokens * 4]float32
 	for t0 := 0; t0 < vec; t0 += bcTokens {
 		m := min(bcTokens, vec-t0)
 		c := codes[t0*stride:]
 		for i := 0; i < g; i += 4 {
-			broadcastWeights(&wb, w[i*wStride+t0:], wStride, m, c, stride, normOff)
-			axpyCodesBc(acc[i*accStride:], accStride, wb[:m*32], &cb.vec, cb.sh, cb.bits, c, stride, idxOff, m, d8)
+			if cb.bits == 4 {
+				broadcastWeights(&wb, w[i*wStride+t0:], wStride, m, c, stride, normOff)
+				axpyCodesBc(acc[i*accStride:], accStride, wb[:m*32], &cb.vec, cb.sh, cb.bits, c, stride, idxOff, m, d8)
+				continue
+			}
+			plainWeights(&wn, w[i*wStride+t0:], wStride, m, c, stride, normOff)
+			axpyCodesWn(acc[i*accStride:], accStride, wn[:m*4], &cb.vec, cb.sh, cb.bits, c, stride, idxOff, m, d8)
 		}
 	}
 	return vec, d8

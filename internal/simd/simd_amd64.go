@@ -9,19 +9,20 @@ func init() {
 		return
 	}
 	register(AVX2, &kernels{
-		decodeSmall: decodeSmallAVX2,
-		decode4:     decode4AVX2,
-		decode8:     decode8AVX2,
-		decodeF16:   decodeF16AVX2,
-		dot1:        dot1AVX2,
-		dot4:        dot4AVX2,
-		axpy1:       axpy1AVX2,
-		axpy4:       axpy4AVX2,
-		dot1F16:     dot1F16AVX2,
-		dot4F16:     dot4F16AVX2,
-		axpy1F16:    axpy1F16AVX2,
-		axpy4F16:    axpy4F16AVX2,
-		broadcast4:  true,
+		decodeSmall:  decodeSmallAVX2,
+		decode4:      decode4AVX2,
+		decode8:      decode8AVX2,
+		decodeF16:    decodeF16AVX2,
+		dot1:         dot1AVX2,
+		dot4:         dot4AVX2,
+		axpy1:        axpy1AVX2,
+		axpy4:        axpy4AVX2,
+		dot1F16:      dot1F16AVX2,
+		dot4F16:      dot4F16AVX2,
+		axpy1F16:     axpy1F16AVX2,
+		axpy4F16:     axpy4F16AVX2,
+		broadcast4:   true,
+		plainWeights: true,
 		dotCodes: [2][2]fusedKernel{
 			{dotCodesSmall1AVX2, dotCodesSmall4AVX2}, {dotCodesB41AVX2, dotCodesB44AVX2}},
 		axpyCodes: [2][2]fusedKernel{
@@ -88,6 +89,19 @@ func int8Kernels() [2][2]quantDot8Kernel {
 // its stack.
 func axpyCodesBc(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int) {
 	axpyCodesBcB4AVX2(acc, accStride, wb, tab, sh, bits, codes, stride, idxOff, n, d8)
+}
+
+// axpyCodesWn calls the 1–3-bit laid-out-weight kernel directly, as
+// axpyCodesBc.
+func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int) {
+	axpyCodesWnSmallAVX2(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d8)
+}
+
+// plainWeights is broadcastWeights with each product written once, to
+// wn[t*4+i], for axpyCodesWn to broadcast as it loads it.
+func plainWeights(wn *[bcTokens * 4]float32, w []float32, wStride, m int, codes []byte, stride, normOff int) {
+	check(m <= bcTokens && len(w) >= 3*wStride+m && len(codes) >= (m-1)*stride+normOff+2, "plainWeights: bad lengths")
+	wnWeightsNormsAVX2(wn[:], w, wStride, m, codes, stride, normOff)
 }
 
 // broadcastWeights writes the weights of four accumulator rows for tokens

@@ -204,10 +204,21 @@ func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, ta
 //go:noescape
 func axpyCodesBcB4AVX2(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
 
-// bcWeightsNormsAVX2 is broadcastWeights: weights times the norms of the codes (fp16 at normOff, stride apart).
+// axpyCodesWnSmallAVX2 is axpyCodesGeneric for 1–3-bit codes and four accumulator rows on the first d8
+// coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.
+//
+//go:noescape
+func axpyCodesWnSmallAVX2(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
+
+// bcWeightsNormsAVX2 lays out weights times the norms of the codes (fp16 at normOff, stride apart), four 8-lane vectors per token.
 //
 //go:noescape
 func bcWeightsNormsAVX2(wb []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
+
+// wnWeightsNormsAVX2 lays out weights times the norms of the codes (fp16 at normOff, stride apart), four floats per token.
+//
+//go:noescape
+func wnWeightsNormsAVX2(wb []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
 
 // dot1Q8_0AVX2 is dotQ8_0Generic for one query row (len(q) = d): two 8-lane accumulators
 // (even and odd blocks), each block's sum scaled once.

@@ -2914,6 +2914,128 @@ axpyCodesBcB4AVX2_c1_end:
 	VZEROUPPER
 	RET
 
+// func axpyCodesWnSmallAVX2(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·axpyCodesWnSmallAVX2(SB), NOSPLIT, $0-136
+	MOVQ    tab+56(FP), AX
+	VMOVUPS (AX), Y0
+	MOVQ    sh+64(FP), AX
+	VMOVDQU (AX), Y1
+	MOVQ    codes_base+80(FP), AX
+	MOVQ    stride+104(FP), CX
+	MOVQ    bits+72(FP), DX
+	MOVQ    acc_base+0(FP), SI
+	XORQ    BX, BX
+
+axpyCodesWnSmallAVX2_c2:
+	LEAQ    16(BX), R8
+	MOVQ    d8+128(FP), DI
+	CMPQ    R8, DI
+	JA      axpyCodesWnSmallAVX2_c2_end
+	MOVQ    accStride+24(FP), DI
+	SHLQ    $0x02, DI
+	LEAQ    (SI)(BX*4), R9
+	LEAQ    (R9)(DI*2), R10
+	VMOVUPS (R9), Y2
+	VMOVUPS 32(R9), Y3
+	VMOVUPS (R9)(DI*1), Y4
+	VMOVUPS 32(R9)(DI*1), Y5
+	VMOVUPS (R9)(DI*2), Y6
+	VMOVUPS 32(R9)(DI*2), Y7
+	VMOVUPS (R10)(DI*1), Y8
+	VMOVUPS 32(R10)(DI*1), Y9
+	MOVQ    wb_base+32(FP), R11
+	MOVQ    n+120(FP), R12
+	SHRQ    $0x03, BX
+	IMULQ   DX, BX
+	MOVQ    idxOff+112(FP), R13
+	ADDQ    R13, BX
+	ADDQ    AX, BX
+
+axpyCodesWnSmallAVX2_c2_tok:
+	VPBROADCASTD (BX), Y10
+	VPSRLVD      Y1, Y10, Y10
+	VPERMPS      Y0, Y10, Y10
+	LEAQ         (BX)(DX*1), R13
+	VPBROADCASTD (R13), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VBROADCASTSS (R11), Y12
+	VFMADD231PS  Y10, Y12, Y2
+	VFMADD231PS  Y11, Y12, Y3
+	VBROADCASTSS 4(R11), Y12
+	VFMADD231PS  Y10, Y12, Y4
+	VFMADD231PS  Y11, Y12, Y5
+	VBROADCASTSS 8(R11), Y12
+	VFMADD231PS  Y10, Y12, Y6
+	VFMADD231PS  Y11, Y12, Y7
+	VBROADCASTSS 12(R11), Y12
+	VFMADD231PS  Y10, Y12, Y8
+	VFMADD231PS  Y11, Y12, Y9
+	ADDQ         CX, BX
+	ADDQ         $0x00000010, R11
+	DECQ         R12
+	JNZ          axpyCodesWnSmallAVX2_c2_tok
+	VMOVUPS      Y2, (R9)
+	VMOVUPS      Y3, 32(R9)
+	VMOVUPS      Y4, (R9)(DI*1)
+	VMOVUPS      Y5, 32(R9)(DI*1)
+	VMOVUPS      Y6, (R9)(DI*2)
+	VMOVUPS      Y7, 32(R9)(DI*2)
+	VMOVUPS      Y8, (R10)(DI*1)
+	VMOVUPS      Y9, 32(R10)(DI*1)
+	MOVQ         R8, BX
+	JMP          axpyCodesWnSmallAVX2_c2
+
+axpyCodesWnSmallAVX2_c2_end:
+axpyCodesWnSmallAVX2_c1:
+	LEAQ    8(BX), R8
+	MOVQ    d8+128(FP), DI
+	CMPQ    R8, DI
+	JA      axpyCodesWnSmallAVX2_c1_end
+	MOVQ    accStride+24(FP), DI
+	SHLQ    $0x02, DI
+	LEAQ    (SI)(BX*4), R9
+	LEAQ    (R9)(DI*2), R10
+	VMOVUPS (R9), Y2
+	VMOVUPS (R9)(DI*1), Y3
+	VMOVUPS (R9)(DI*2), Y4
+	VMOVUPS (R10)(DI*1), Y5
+	MOVQ    wb_base+32(FP), R11
+	MOVQ    n+120(FP), R12
+	SHRQ    $0x03, BX
+	IMULQ   DX, BX
+	MOVQ    idxOff+112(FP), R13
+	ADDQ    R13, BX
+	ADDQ    AX, BX
+
+axpyCodesWnSmallAVX2_c1_tok:
+	VPBROADCASTD (BX), Y6
+	VPSRLVD      Y1, Y6, Y6
+	VPERMPS      Y0, Y6, Y6
+	VBROADCASTSS (R11), Y7
+	VFMADD231PS  Y6, Y7, Y2
+	VBROADCASTSS 4(R11), Y7
+	VFMADD231PS  Y6, Y7, Y3
+	VBROADCASTSS 8(R11), Y7
+	VFMADD231PS  Y6, Y7, Y4
+	VBROADCASTSS 12(R11), Y7
+	VFMADD231PS  Y6, Y7, Y5
+	ADDQ         CX, BX
+	ADDQ         $0x00000010, R11
+	DECQ         R12
+	JNZ          axpyCodesWnSmallAVX2_c1_tok
+	VMOVUPS      Y2, (R9)
+	VMOVUPS      Y3, (R9)(DI*1)
+	VMOVUPS      Y4, (R9)(DI*2)
+	VMOVUPS      Y5, (R10)(DI*1)
+	MOVQ         R8, BX
+	JMP          axpyCodesWnSmallAVX2_c1
+
+axpyCodesWnSmallAVX2_c1_end:
+	VZEROUPPER
+	RET
+
 // func bcWeightsNormsAVX2(wb []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
 // Requires: AVX, AVX2, F16C
 TEXT ·bcWeightsNormsAVX2(SB), NOSPLIT, $0-104
@@ -2952,6 +3074,43 @@ bcWeightsNormsAVX2_tok:
 	JMP          bcWeightsNormsAVX2_tok
 
 bcWeightsNormsAVX2_done:
+	VZEROUPPER
+	RET
+
+// func wnWeightsNormsAVX2(wb []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
+// Requires: AVX, F16C
+TEXT ·wnWeightsNormsAVX2(SB), NOSPLIT, $0-104
+	MOVQ wb_base+0(FP), AX
+	MOVQ w_base+24(FP), CX
+	MOVQ wStride+48(FP), DX
+	SHLQ $0x02, DX
+	LEAQ (DX)(DX*2), BX
+	MOVQ n+56(FP), SI
+	MOVQ codes_base+64(FP), DI
+	MOVQ stride+88(FP), R8
+	MOVQ normOff+96(FP), R9
+
+wnWeightsNormsAVX2_tok:
+	TESTQ     SI, SI
+	JZ        wnWeightsNormsAVX2_done
+	MOVWLZX   (DI)(R9*1), R10
+	VMOVD     R10, X0
+	VCVTPH2PS X0, X0
+	VMULSS    (CX), X0, X1
+	VMOVSS    X1, (AX)
+	VMULSS    (CX)(DX*1), X0, X1
+	VMOVSS    X1, 4(AX)
+	VMULSS    (CX)(DX*2), X0, X1
+	VMOVSS    X1, 8(AX)
+	VMULSS    (CX)(BX*1), X0, X0
+	VMOVSS    X0, 12(AX)
+	ADDQ      $0x00000010, AX
+	ADDQ      $0x00000004, CX
+	ADDQ      R8, DI
+	DECQ      SI
+	JMP       wnWeightsNormsAVX2_tok
+
+wnWeightsNormsAVX2_done:
 	VZEROUPPER
 	RET
 
