@@ -3,15 +3,7 @@
 package simd
 
 // Levels other than AVX2 have no laid-out-weight kernels (their kernels'
-// broadcast4 and plainWeights flags are false), so these are never called.
-
-func axpyCodesBc(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int) {
-	panic("simd: no broadcast-weight kernel on this level")
-}
-
-func broadcastWeights(wb *[bcTokens * 32]float32, w []float32, wStride, m int, codes []byte, stride, normOff int) {
-	panic("simd: no broadcast-weight kernel on this level")
-}
+// plainWeights flag is false), so these are never called.
 
 func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int) {
 	panic("simd: no laid-out-weight kernel on this level")

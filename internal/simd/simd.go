@@ -62,13 +62,11 @@ type kernels struct {
 	quantizeQ8           func(dst []int8, scales []float32, x []float32) // one row of Q8Rows.Quantize
 	// The integer key-scoring kernels, by bits (3, 4), four query rows.
 	dotCodesQ8 [2]dotCodes8Kernel
-	// broadcast4: the level has the four-row 4-bit axpyCodes kernel that
-	// takes its weights broadcast (broadcastWeights), called directly
-	// through axpyCodesBc so the weights stay on the caller's stack.
-	broadcast4 bool
-	// plainWeights: likewise the four-row 1–3-bit kernel that takes its
-	// weights times norms laid out once per token (plainWeights,
-	// axpyCodesWn) instead of forming them in each pass over the tokens.
+	// plainWeights: the level has four-row axpyCodes kernels that take
+	// their weights times norms laid out once per token (plainWeights)
+	// instead of forming them in each pass over the tokens, called
+	// directly through axpyCodesWn so the weights stay on the caller's
+	// stack.
 	plainWeights bool
 }
 
@@ -368,9 +366,9 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 		return
 	}
 	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodes: bad lengths")
-	if g >= 4 && d >= 8 && ((cb.bits == 4 && active.broadcast4) || (cb.bits <= 3 && active.plainWeights)) {
+	if g >= 4 && d >= 8 && active.plainWeights && cb.fused() >= 0 {
 		g4 := g &^ 3
-		vec, d8 := axpyCodesBroadcast(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d)
+		vec, d8 := axpyCodesLaidOut(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d)
 		axpyCodesGeneric(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 		if g4 < g {
 			acc, w = acc[g4*accStride:], w[g4*wStride:]
@@ -383,24 +381,17 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 	axpyCodesGeneric(acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 
-// axpyCodesBroadcast runs the laid-out-weight kernels over the g (a
+// axpyCodesLaidOut runs the laid-out-weight kernels over the g (a
 // multiple of 4) accumulator rows, bcTokens codes at a time with their
-// weights times norms laid out first (4 bits: broadcastWeights; 1–3 bits:
-// plainWeights), and returns the rows and coordinates it covered, as
-// runFused.
-func axpyCodesBroadcast(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) (vec, d8 int) {
+// weights times norms laid out first (plainWeights), and returns the rows
+// and coordinates it covered, as runFused.
+func axpyCodesLaidOut(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) (vec, d8 int) {
 	vec, d8 = codeRows(cb, codes, stride, idxOff, normOff, n, d, "AxpyCodes"), d&^7
-	var wb [bcTokens * 32]float32
 	var wn [bcTokens * 4]float32
 	for t0 := 0; t0 < vec; t0 += bcTokens {
 		m := min(bcTokens, vec-t0)
 		c := codes[t0*stride:]
 		for i := 0; i < g; i += 4 {
-			if cb.bits == 4 {
-				broadcastWeights(&wb, w[i*wStride+t0:], wStride, m, c, stride, normOff)
-				axpyCodesBc(acc[i*accStride:], accStride, wb[:m*32], &cb.vec, cb.sh, cb.bits, c, stride, idxOff, m, d8)
-				continue
-			}
 			plainWeights(&wn, w[i*wStride+t0:], wStride, m, c, stride, normOff)
 			axpyCodesWn(acc[i*accStride:], accStride, wn[:m*4], &cb.vec, cb.sh, cb.bits, c, stride, idxOff, m, d8)
 		}
@@ -472,8 +463,8 @@ type (
 	axpyKernel[R rowData] func(acc, w []float32, wStride int, rows R, n, d, d8, rowStride int)
 )
 
-// bcTokens is the most tokens whose weights broadcastWeights lays out at
-// once: 32 tokens × 4 rows × 8 lanes is 4 KiB, in L1 next to the rows.
+// bcTokens is the most tokens whose weights plainWeights lays out at once
+// (32 tokens × 4 rows: 512 bytes).
 const bcTokens = 32
 
 // Dot adds Σ_j q[i*d+j]·rows[t*rowStride+j] to out[i*outStride+t] for the

@@ -21,7 +21,6 @@ func init() {
 		dot4F16:      dot4F16AVX2,
 		axpy1F16:     axpy1F16AVX2,
 		axpy4F16:     axpy4F16AVX2,
-		broadcast4:   true,
 		plainWeights: true,
 		dotCodes: [2][2]fusedKernel{
 			{dotCodesSmall1AVX2, dotCodesSmall4AVX2}, {dotCodesB41AVX2, dotCodesB44AVX2}},
@@ -84,32 +83,22 @@ func int8Kernels() [2][2]quantDot8Kernel {
 	return int8AVX2
 }
 
-// axpyCodesBc calls the broadcast-weight kernel directly (not through a
-// function value), so its go:noescape keeps the caller's weight buffer on
-// its stack.
-func axpyCodesBc(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int) {
-	axpyCodesBcB4AVX2(acc, accStride, wb, tab, sh, bits, codes, stride, idxOff, n, d8)
-}
-
-// axpyCodesWn calls the 1–3-bit laid-out-weight kernel directly, as
-// axpyCodesBc.
+// axpyCodesWn calls the laid-out-weight kernel for cb's width directly
+// (not through a function value), so its go:noescape keeps the caller's
+// weight buffer on its stack.
 func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int) {
+	if bits == 4 {
+		axpyCodesWnB4AVX2(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d8)
+		return
+	}
 	axpyCodesWnSmallAVX2(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d8)
 }
 
-// plainWeights is broadcastWeights with each product written once, to
-// wn[t*4+i], for axpyCodesWn to broadcast as it loads it.
+// plainWeights writes the weights of four accumulator rows for tokens
+// t < m ≤ bcTokens, w[i*wStride+t] times the fp16 norm of code t (the one
+// float32 product the per-row kernels and the generic twin form too), to
+// wn[t*4+i], for axpyCodesWn to broadcast as it loads them.
 func plainWeights(wn *[bcTokens * 4]float32, w []float32, wStride, m int, codes []byte, stride, normOff int) {
 	check(m <= bcTokens && len(w) >= 3*wStride+m && len(codes) >= (m-1)*stride+normOff+2, "plainWeights: bad lengths")
 	wnWeightsNormsAVX2(wn[:], w, wStride, m, codes, stride, normOff)
-}
-
-// broadcastWeights writes the weights of four accumulator rows for tokens
-// t < m ≤ bcTokens, w[i*wStride+t] times the fp16 norm of code t (the one
-// float32 product the per-row kernels and the generic twin form too), to
-// wb[(t*4+i)*8:] repeated in 8 lanes, so the broadcast-weight kernel takes
-// every weight as a memory operand of its multiply-adds.
-func broadcastWeights(wb *[bcTokens * 32]float32, w []float32, wStride, m int, codes []byte, stride, normOff int) {
-	check(m <= bcTokens && len(w) >= 3*wStride+m && len(codes) >= (m-1)*stride+normOff+2, "broadcastWeights: bad lengths")
-	bcWeightsNormsAVX2(wb[:], w, wStride, m, codes, stride, normOff)
 }

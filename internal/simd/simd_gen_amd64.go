@@ -198,27 +198,22 @@ func dotCodesB44AVX2(out []float32, outStride int, q []float32, qStride int, tab
 //go:noescape
 func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
 
-// axpyCodesBcB4AVX2 is axpyCodesGeneric for 4-bit codes and four accumulator rows on the first d8
-// coordinates, with the weights times the norms laid out by bcWeightsNormsAVX2.
+// axpyCodesWnSmallAVX2 is axpyCodesGeneric for 1–3-bit codes and four accumulator rows
+// on the first d8 coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.
 //
 //go:noescape
-func axpyCodesBcB4AVX2(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
+func axpyCodesWnSmallAVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
 
-// axpyCodesWnSmallAVX2 is axpyCodesGeneric for 1–3-bit codes and four accumulator rows on the first d8
-// coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.
+// axpyCodesWnB4AVX2 is axpyCodesGeneric for 4-bit codes and four accumulator rows
+// on the first d8 coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.
 //
 //go:noescape
-func axpyCodesWnSmallAVX2(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
+func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
 
-// bcWeightsNormsAVX2 lays out weights times the norms of the codes (fp16 at normOff, stride apart), four 8-lane vectors per token.
+// wnWeightsNormsAVX2 is plainWeights: weights times the norms of the codes (fp16 at normOff, stride apart).
 //
 //go:noescape
-func bcWeightsNormsAVX2(wb []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
-
-// wnWeightsNormsAVX2 lays out weights times the norms of the codes (fp16 at normOff, stride apart), four floats per token.
-//
-//go:noescape
-func wnWeightsNormsAVX2(wb []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
+func wnWeightsNormsAVX2(wn []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
 
 // dot1Q8_0AVX2 is dotQ8_0Generic for one query row (len(q) = d): two 8-lane accumulators
 // (even and odd blocks), each block's sum scaled once.

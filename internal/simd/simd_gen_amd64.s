@@ -2790,131 +2790,7 @@ axpyCodesB44AVX2_c1_end:
 	VZEROUPPER
 	RET
 
-// func axpyCodesBcB4AVX2(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·axpyCodesBcB4AVX2(SB), NOSPLIT, $0-136
-	MOVQ    tab+56(FP), AX
-	VMOVUPS (AX), Y0
-	VMOVUPS 32(AX), Y2
-	MOVQ    sh+64(FP), AX
-	VMOVDQU (AX), Y1
-	MOVQ    codes_base+80(FP), AX
-	MOVQ    stride+104(FP), CX
-	MOVQ    bits+72(FP), DX
-	MOVQ    acc_base+0(FP), SI
-	XORQ    BX, BX
-
-axpyCodesBcB4AVX2_c2:
-	LEAQ    16(BX), R8
-	MOVQ    d8+128(FP), DI
-	CMPQ    R8, DI
-	JA      axpyCodesBcB4AVX2_c2_end
-	MOVQ    accStride+24(FP), DI
-	SHLQ    $0x02, DI
-	LEAQ    (SI)(BX*4), R9
-	LEAQ    (R9)(DI*2), R10
-	VMOVUPS (R9), Y3
-	VMOVUPS 32(R9), Y4
-	VMOVUPS (R9)(DI*1), Y5
-	VMOVUPS 32(R9)(DI*1), Y6
-	VMOVUPS (R9)(DI*2), Y7
-	VMOVUPS 32(R9)(DI*2), Y8
-	VMOVUPS (R10)(DI*1), Y9
-	VMOVUPS 32(R10)(DI*1), Y10
-	MOVQ    wb_base+32(FP), R11
-	MOVQ    n+120(FP), R12
-	SHRQ    $0x03, BX
-	IMULQ   DX, BX
-	MOVQ    idxOff+112(FP), R13
-	ADDQ    R13, BX
-	ADDQ    AX, BX
-
-axpyCodesBcB4AVX2_c2_tok:
-	VPBROADCASTD (BX), Y11
-	VPSRLVD      Y1, Y11, Y11
-	VPERMPS      Y0, Y11, Y12
-	VPERMPS      Y2, Y11, Y13
-	VPSLLD       $0x1c, Y11, Y11
-	VBLENDVPS    Y11, Y13, Y12, Y12
-	VFMADD231PS  (R11), Y12, Y3
-	VFMADD231PS  32(R11), Y12, Y5
-	VFMADD231PS  64(R11), Y12, Y7
-	VFMADD231PS  96(R11), Y12, Y9
-	LEAQ         (BX)(DX*1), R13
-	VPBROADCASTD (R13), Y11
-	VPSRLVD      Y1, Y11, Y11
-	VPERMPS      Y0, Y11, Y12
-	VPERMPS      Y2, Y11, Y13
-	VPSLLD       $0x1c, Y11, Y11
-	VBLENDVPS    Y11, Y13, Y12, Y12
-	VFMADD231PS  (R11), Y12, Y4
-	VFMADD231PS  32(R11), Y12, Y6
-	VFMADD231PS  64(R11), Y12, Y8
-	VFMADD231PS  96(R11), Y12, Y10
-	ADDQ         CX, BX
-	ADDQ         $0x00000080, R11
-	DECQ         R12
-	JNZ          axpyCodesBcB4AVX2_c2_tok
-	VMOVUPS      Y3, (R9)
-	VMOVUPS      Y4, 32(R9)
-	VMOVUPS      Y5, (R9)(DI*1)
-	VMOVUPS      Y6, 32(R9)(DI*1)
-	VMOVUPS      Y7, (R9)(DI*2)
-	VMOVUPS      Y8, 32(R9)(DI*2)
-	VMOVUPS      Y9, (R10)(DI*1)
-	VMOVUPS      Y10, 32(R10)(DI*1)
-	MOVQ         R8, BX
-	JMP          axpyCodesBcB4AVX2_c2
-
-axpyCodesBcB4AVX2_c2_end:
-axpyCodesBcB4AVX2_c1:
-	LEAQ    8(BX), R8
-	MOVQ    d8+128(FP), DI
-	CMPQ    R8, DI
-	JA      axpyCodesBcB4AVX2_c1_end
-	MOVQ    accStride+24(FP), DI
-	SHLQ    $0x02, DI
-	LEAQ    (SI)(BX*4), R9
-	LEAQ    (R9)(DI*2), R10
-	VMOVUPS (R9), Y3
-	VMOVUPS (R9)(DI*1), Y4
-	VMOVUPS (R9)(DI*2), Y5
-	VMOVUPS (R10)(DI*1), Y6
-	MOVQ    wb_base+32(FP), R11
-	MOVQ    n+120(FP), R12
-	SHRQ    $0x03, BX
-	IMULQ   DX, BX
-	MOVQ    idxOff+112(FP), R13
-	ADDQ    R13, BX
-	ADDQ    AX, BX
-
-axpyCodesBcB4AVX2_c1_tok:
-	VPBROADCASTD (BX), Y7
-	VPSRLVD      Y1, Y7, Y7
-	VPERMPS      Y0, Y7, Y8
-	VPERMPS      Y2, Y7, Y9
-	VPSLLD       $0x1c, Y7, Y7
-	VBLENDVPS    Y7, Y9, Y8, Y8
-	VFMADD231PS  (R11), Y8, Y3
-	VFMADD231PS  32(R11), Y8, Y4
-	VFMADD231PS  64(R11), Y8, Y5
-	VFMADD231PS  96(R11), Y8, Y6
-	ADDQ         CX, BX
-	ADDQ         $0x00000080, R11
-	DECQ         R12
-	JNZ          axpyCodesBcB4AVX2_c1_tok
-	VMOVUPS      Y3, (R9)
-	VMOVUPS      Y4, (R9)(DI*1)
-	VMOVUPS      Y5, (R9)(DI*2)
-	VMOVUPS      Y6, (R10)(DI*1)
-	MOVQ         R8, BX
-	JMP          axpyCodesBcB4AVX2_c1
-
-axpyCodesBcB4AVX2_c1_end:
-	VZEROUPPER
-	RET
-
-// func axpyCodesWnSmallAVX2(acc []float32, accStride int, wb []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
+// func axpyCodesWnSmallAVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
 // Requires: AVX, AVX2, FMA3
 TEXT ·axpyCodesWnSmallAVX2(SB), NOSPLIT, $0-136
 	MOVQ    tab+56(FP), AX
@@ -2944,7 +2820,7 @@ axpyCodesWnSmallAVX2_c2:
 	VMOVUPS 32(R9)(DI*2), Y7
 	VMOVUPS (R10)(DI*1), Y8
 	VMOVUPS 32(R10)(DI*1), Y9
-	MOVQ    wb_base+32(FP), R11
+	MOVQ    wn_base+32(FP), R11
 	MOVQ    n+120(FP), R12
 	SHRQ    $0x03, BX
 	IMULQ   DX, BX
@@ -3001,7 +2877,7 @@ axpyCodesWnSmallAVX2_c1:
 	VMOVUPS (R9)(DI*1), Y3
 	VMOVUPS (R9)(DI*2), Y4
 	VMOVUPS (R10)(DI*1), Y5
-	MOVQ    wb_base+32(FP), R11
+	MOVQ    wn_base+32(FP), R11
 	MOVQ    n+120(FP), R12
 	SHRQ    $0x03, BX
 	IMULQ   DX, BX
@@ -3036,51 +2912,142 @@ axpyCodesWnSmallAVX2_c1_end:
 	VZEROUPPER
 	RET
 
-// func bcWeightsNormsAVX2(wb []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
-// Requires: AVX, AVX2, F16C
-TEXT ·bcWeightsNormsAVX2(SB), NOSPLIT, $0-104
-	MOVQ wb_base+0(FP), AX
-	MOVQ w_base+24(FP), CX
-	MOVQ wStride+48(FP), DX
-	SHLQ $0x02, DX
-	LEAQ (DX)(DX*2), BX
-	MOVQ n+56(FP), SI
-	MOVQ codes_base+64(FP), DI
-	MOVQ stride+88(FP), R8
-	MOVQ normOff+96(FP), R9
+// func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
+// Requires: AVX, AVX2, FMA3
+TEXT ·axpyCodesWnB4AVX2(SB), NOSPLIT, $0-136
+	MOVQ    tab+56(FP), AX
+	VMOVUPS (AX), Y0
+	VMOVUPS 32(AX), Y2
+	MOVQ    sh+64(FP), AX
+	VMOVDQU (AX), Y1
+	MOVQ    codes_base+80(FP), AX
+	MOVQ    stride+104(FP), CX
+	MOVQ    bits+72(FP), DX
+	MOVQ    acc_base+0(FP), SI
+	XORQ    BX, BX
 
-bcWeightsNormsAVX2_tok:
-	TESTQ        SI, SI
-	JZ           bcWeightsNormsAVX2_done
-	MOVWLZX      (DI)(R9*1), R10
-	VMOVD        R10, X0
-	VCVTPH2PS    X0, X0
-	VMULSS       (CX), X0, X1
-	VBROADCASTSS X1, Y1
-	VMOVUPS      Y1, (AX)
-	VMULSS       (CX)(DX*1), X0, X1
-	VBROADCASTSS X1, Y1
-	VMOVUPS      Y1, 32(AX)
-	VMULSS       (CX)(DX*2), X0, X1
-	VBROADCASTSS X1, Y1
-	VMOVUPS      Y1, 64(AX)
-	VMULSS       (CX)(BX*1), X0, X0
-	VBROADCASTSS X0, Y0
-	VMOVUPS      Y0, 96(AX)
-	ADDQ         $0x00000080, AX
-	ADDQ         $0x00000004, CX
-	ADDQ         R8, DI
-	DECQ         SI
-	JMP          bcWeightsNormsAVX2_tok
+axpyCodesWnB4AVX2_c2:
+	LEAQ    16(BX), R8
+	MOVQ    d8+128(FP), DI
+	CMPQ    R8, DI
+	JA      axpyCodesWnB4AVX2_c2_end
+	MOVQ    accStride+24(FP), DI
+	SHLQ    $0x02, DI
+	LEAQ    (SI)(BX*4), R9
+	LEAQ    (R9)(DI*2), R10
+	VMOVUPS (R9), Y3
+	VMOVUPS 32(R9), Y4
+	VMOVUPS (R9)(DI*1), Y5
+	VMOVUPS 32(R9)(DI*1), Y6
+	VMOVUPS (R9)(DI*2), Y7
+	VMOVUPS 32(R9)(DI*2), Y8
+	VMOVUPS (R10)(DI*1), Y9
+	VMOVUPS 32(R10)(DI*1), Y10
+	MOVQ    wn_base+32(FP), R11
+	MOVQ    n+120(FP), R12
+	SHRQ    $0x03, BX
+	IMULQ   DX, BX
+	MOVQ    idxOff+112(FP), R13
+	ADDQ    R13, BX
+	ADDQ    AX, BX
 
-bcWeightsNormsAVX2_done:
+axpyCodesWnB4AVX2_c2_tok:
+	VPBROADCASTD (BX), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y12
+	VPERMPS      Y2, Y11, Y13
+	VPSLLD       $0x1c, Y11, Y11
+	VBLENDVPS    Y11, Y13, Y12, Y12
+	LEAQ         (BX)(DX*1), R13
+	VPBROADCASTD (R13), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y13
+	VPERMPS      Y2, Y11, Y14
+	VPSLLD       $0x1c, Y11, Y11
+	VBLENDVPS    Y11, Y14, Y13, Y13
+	VBROADCASTSS (R11), Y11
+	VFMADD231PS  Y12, Y11, Y3
+	VFMADD231PS  Y13, Y11, Y4
+	VBROADCASTSS 4(R11), Y11
+	VFMADD231PS  Y12, Y11, Y5
+	VFMADD231PS  Y13, Y11, Y6
+	VBROADCASTSS 8(R11), Y11
+	VFMADD231PS  Y12, Y11, Y7
+	VFMADD231PS  Y13, Y11, Y8
+	VBROADCASTSS 12(R11), Y11
+	VFMADD231PS  Y12, Y11, Y9
+	VFMADD231PS  Y13, Y11, Y10
+	ADDQ         CX, BX
+	ADDQ         $0x00000010, R11
+	DECQ         R12
+	JNZ          axpyCodesWnB4AVX2_c2_tok
+	VMOVUPS      Y3, (R9)
+	VMOVUPS      Y4, 32(R9)
+	VMOVUPS      Y5, (R9)(DI*1)
+	VMOVUPS      Y6, 32(R9)(DI*1)
+	VMOVUPS      Y7, (R9)(DI*2)
+	VMOVUPS      Y8, 32(R9)(DI*2)
+	VMOVUPS      Y9, (R10)(DI*1)
+	VMOVUPS      Y10, 32(R10)(DI*1)
+	MOVQ         R8, BX
+	JMP          axpyCodesWnB4AVX2_c2
+
+axpyCodesWnB4AVX2_c2_end:
+axpyCodesWnB4AVX2_c1:
+	LEAQ    8(BX), R8
+	MOVQ    d8+128(FP), DI
+	CMPQ    R8, DI
+	JA      axpyCodesWnB4AVX2_c1_end
+	MOVQ    accStride+24(FP), DI
+	SHLQ    $0x02, DI
+	LEAQ    (SI)(BX*4), R9
+	LEAQ    (R9)(DI*2), R10
+	VMOVUPS (R9), Y3
+	VMOVUPS (R9)(DI*1), Y4
+	VMOVUPS (R9)(DI*2), Y5
+	VMOVUPS (R10)(DI*1), Y6
+	MOVQ    wn_base+32(FP), R11
+	MOVQ    n+120(FP), R12
+	SHRQ    $0x03, BX
+	IMULQ   DX, BX
+	MOVQ    idxOff+112(FP), R13
+	ADDQ    R13, BX
+	ADDQ    AX, BX
+
+axpyCodesWnB4AVX2_c1_tok:
+	VPBROADCASTD (BX), Y7
+	VPSRLVD      Y1, Y7, Y7
+	VPERMPS      Y0, Y7, Y8
+	VPERMPS      Y2, Y7, Y9
+	VPSLLD       $0x1c, Y7, Y7
+	VBLENDVPS    Y7, Y9, Y8, Y8
+	VBROADCASTSS (R11), Y7
+	VFMADD231PS  Y8, Y7, Y3
+	VBROADCASTSS 4(R11), Y7
+	VFMADD231PS  Y8, Y7, Y4
+	VBROADCASTSS 8(R11), Y7
+	VFMADD231PS  Y8, Y7, Y5
+	VBROADCASTSS 12(R11), Y7
+	VFMADD231PS  Y8, Y7, Y6
+	ADDQ         CX, BX
+	ADDQ         $0x00000010, R11
+	DECQ         R12
+	JNZ          axpyCodesWnB4AVX2_c1_tok
+	VMOVUPS      Y3, (R9)
+	VMOVUPS      Y4, (R9)(DI*1)
+	VMOVUPS      Y5, (R9)(DI*2)
+	VMOVUPS      Y6, (R10)(DI*1)
+	MOVQ         R8, BX
+	JMP          axpyCodesWnB4AVX2_c1
+
+axpyCodesWnB4AVX2_c1_end:
 	VZEROUPPER
 	RET
 
-// func wnWeightsNormsAVX2(wb []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
+// func wnWeightsNormsAVX2(wn []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
 // Requires: AVX, F16C
 TEXT ·wnWeightsNormsAVX2(SB), NOSPLIT, $0-104
-	MOVQ wb_base+0(FP), AX
+	MOVQ wn_base+0(FP), AX
 	MOVQ w_base+24(FP), CX
 	MOVQ wStride+48(FP), DX
 	SHLQ $0x02, DX
