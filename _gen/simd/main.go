@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
@@ -310,6 +311,47 @@ func hsumPairs(y VecVirtual) Register {
 	return lo
 }
 
+// reducePairs reduces the eight sums acc[i][t] (query row i, row t) into
+// one vector with lane 2i+t holding acc[i][t]'s lanes summed in
+// hsumPairs's order, so each query row's two results are adjacent, as out
+// lays them out.
+func reducePairs(acc [4][2]VecVirtual) VecVirtual {
+	var u [2]VecVirtual
+	for half := range u {
+		h := [2]VecVirtual{YMM(), YMM()}
+		for k := range h {
+			i := 2*half + k
+			VHADDPS(acc[i][1], acc[i][0], h[k])
+		}
+		u[half] = YMM()
+		VHADDPS(h[1], h[0], u[half])
+	}
+	lo, hi := YMM(), YMM()
+	VPERM2F128(U8(0x20), u[1], u[0], lo)
+	VPERM2F128(U8(0x31), u[1], u[0], hi)
+	VADDPS(hi, lo, lo)
+	return lo
+}
+
+// addPairs adds the pairs of x (from reducePairs) to out rows 0–3 at o,
+// os bytes apart: lanes 2i and 2i+1 to the two floats of row i at o.
+func addPairs(x VecVirtual, o, os Register) {
+	o3 := GP64()
+	LEAQ(Mem{Base: o, Index: os, Scale: 2}, o3)
+	outAt := [4]Mem{{Base: o}, {Base: o, Index: os, Scale: 1}, {Base: o3}, {Base: o3, Index: os, Scale: 1}}
+	top := XMM()
+	VEXTRACTF128(U8(1), x, top)
+	for k, h := range []Register{x.AsX(), top} {
+		t := XMM()
+		VMOVSD(outAt[2*k], t) // row 2k's pair: the low 64 bits
+		VADDPS(h, t, t)
+		VMOVSD(t, outAt[2*k])
+		VMOVHPS(outAt[2*k+1], h, t) // row 2k+1's pair: the high 64 bits
+		VADDPS(h, t, t)
+		VMOVHPS(t, outAt[2*k+1])
+	}
+}
+
 func dot1(e rowElem) {
 	name := "dot1" + e.suffix + "AVX2"
 	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []float32, "+e.rowSig())
@@ -426,36 +468,7 @@ func dot4(e rowElem) {
 		ADDQ(U32(8), j)
 		CMPQ(j, d8)
 		JB(LabelRef(name + "_pgrp"))
-		// Reduce the eight sums into one vector: lanes (query i, row t) at
-		// 2i+t, so each query's two results are adjacent, as in out.
-		var u [2]VecVirtual
-		for half := range u {
-			h := [2]VecVirtual{YMM(), YMM()}
-			for k := range h {
-				i := 2*half + k
-				VHADDPS(acc2[i][1], acc2[i][0], h[k])
-			}
-			u[half] = YMM()
-			VHADDPS(h[1], h[0], u[half])
-		}
-		lo, hi := YMM(), YMM()
-		VPERM2F128(U8(0x20), u[1], u[0], lo)
-		VPERM2F128(U8(0x31), u[1], u[0], hi)
-		VADDPS(hi, lo, lo)
-		o3 := GP64()
-		LEAQ(Mem{Base: o, Index: os, Scale: 2}, o3)
-		outAt := [4]Mem{{Base: o}, {Base: o, Index: os, Scale: 1}, {Base: o3}, {Base: o3, Index: os, Scale: 1}}
-		top := XMM()
-		VEXTRACTF128(U8(1), lo, top)
-		for k, x := range []Register{lo.AsX(), top} {
-			t := XMM()
-			VMOVSD(outAt[2*k], t) // query 2k's pair: the low 64 bits
-			VADDPS(x, t, t)
-			VMOVSD(t, outAt[2*k])
-			VMOVHPS(outAt[2*k+1], x, t) // query 2k+1's pair: the high 64 bits
-			VADDPS(x, t, t)
-			VMOVHPS(t, outAt[2*k+1])
-		}
+		addPairs(reducePairs(acc2), o, os)
 	}
 	ADDQ(U32(8), o)
 	LEAQ(Mem{Base: r, Index: rs, Scale: 2}, r)
@@ -795,7 +808,13 @@ func dotCodes(k codeKind, g int) {
 	n := Load(Param("n"), GP64())
 	unroll := 4 // groups per iteration: 4 independent FMA chains
 	if g == 4 {
-		unroll = 2 // 2 groups × 4 rows = 8 chains
+		// Two codes at a time: each group of indices of both unpacked,
+		// eight FMA chains (four rows × two codes), each query load serving
+		// two multiply-adds, and one reduction (reducePairs) for the eight
+		// sums. A code left alone is summed in the same order (one chain per
+		// row, hsumPairs), so its score does not depend on its pairing.
+		unroll = 1
+		dotCodesPairs(name, t, o, p, n)
 	}
 	Label(name + "_row")
 	TESTQ(n, n)
@@ -817,7 +836,7 @@ func dotCodes(k codeKind, g int) {
 		qr = newRows4(qs)
 	}
 	qrow := func(i, disp int) Mem { return qr.at(qp, i, disp) }
-	for _, u := range []int{unroll, 1} {
+	for _, u := range slices.Compact([]int{unroll, 1}) {
 		lbl := fmt_("%s_g%d", name, u)
 		Label(lbl)
 		CMPQ(j, U32(8*u))
@@ -857,7 +876,12 @@ func dotCodes(k codeKind, g int) {
 		for u := 1; u < unroll; u++ {
 			VADDPS(acc[i*unroll+u], acc[i*unroll], acc[i*unroll])
 		}
-		s := hsum(acc[i*unroll])
+		var s Register
+		if g == 4 {
+			s = hsumPairs(acc[i*unroll])
+		} else {
+			s = hsum(acc[i*unroll])
+		}
 		VMULSS(norm, s, s)
 		VADDSS(Mem{Base: op}, s, s)
 		VMOVSS(s, Mem{Base: op})
@@ -872,6 +896,61 @@ func dotCodes(k codeKind, g int) {
 	Label(name + "_done")
 	VZEROUPPER()
 	RET()
+}
+
+// dotCodesPairs emits dotCodes' loop for four query rows over pairs of
+// codes, advancing o, p and n past them; the single-code loop that follows
+// takes what is left.
+func dotCodesPairs(name string, t codeTables, o, p, n Register) {
+	Label(name + "_pair")
+	CMPQ(n, U8(2))
+	JB(LabelRef(name + "_row"))
+	var acc [4][2]VecVirtual
+	for i := range acc {
+		for c := range acc[i] {
+			acc[i][c] = YMM()
+			VXORPS(acc[i][c], acc[i][c], acc[i][c])
+		}
+	}
+	st := Load(Param("stride"), GP64())
+	ip := GP64()
+	LEAQ(Mem{Base: p, Index: Load(Param("idxOff"), GP64()), Scale: 1}, ip)
+	qp, j, bits := Load(Param("q").Base(), GP64()), Load(Param("d8"), GP64()), Load(Param("bits"), GP64())
+	qs := Load(Param("qStride"), GP64())
+	SHLQ(U8(2), qs)
+	qr := newRows4(qs)
+	Label(name + "_pgrp")
+	c0 := t.unpack(Mem{Base: ip})
+	c1 := t.unpack(Mem{Base: ip, Index: st, Scale: 1})
+	for i := range acc {
+		VFMADD231PS(qr.at(qp, i, 0), c0, acc[i][0])
+		VFMADD231PS(qr.at(qp, i, 0), c1, acc[i][1])
+	}
+	ADDQ(bits, ip)
+	ADDQ(U32(32), qp)
+	SUBQ(U32(8), j)
+	JNZ(LabelRef(name + "_pgrp"))
+	x := reducePairs(acc)
+	// The two codes' fp16 norms side by side, [n0 n1] in every lane pair.
+	noff := Load(Param("normOff"), GP64())
+	h0, h1, p1 := GP32(), GP32(), GP64()
+	MOVWLZX(Mem{Base: p, Index: noff, Scale: 1}, h0)
+	LEAQ(Mem{Base: p, Index: st, Scale: 1}, p1)
+	MOVWLZX(Mem{Base: p1, Index: noff, Scale: 1}, h1)
+	SHLL(U8(16), h1)
+	ORL(h1, h0)
+	nx, ny := XMM(), YMM()
+	VMOVD(h0, nx)
+	VCVTPH2PS(nx, nx)
+	VPBROADCASTQ(nx, ny)
+	VMULPS(ny, x, x)
+	os := Load(Param("outStride"), GP64())
+	SHLQ(U8(2), os)
+	addPairs(x, o, os)
+	ADDQ(U32(8), o)
+	LEAQ(Mem{Base: p, Index: st, Scale: 2}, p)
+	SUBQ(U8(2), n)
+	JMP(LabelRef(name + "_pair"))
 }
 
 // axpyCodes emits acc[i·accStride+j] += Σ_t w[i·wStride+t]·norm_t·c_t[j]
@@ -1424,7 +1503,8 @@ func addF64() {
 // the token's centroids, each row's weight is broadcast from wp and
 // multiplied into the groups, and next advances to the next token; then the
 // accumulators are stored back.
-func wnPasses(name string, W int, accStride func(r Register), start func(j0 Register), load func(k int) VecVirtual, next func()) {	a := Load(Param("acc").Base(), GP64())
+func wnPasses(name string, W int, accStride func(r Register), start func(j0 Register), load func(k int) VecVirtual, next func()) {
+	a := Load(Param("acc").Base(), GP64())
 	as := GP64()
 	j0 := GP64()
 	XORQ(j0, j0)

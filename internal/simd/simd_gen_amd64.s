@@ -2046,9 +2046,9 @@ TEXT ·dotCodesSmall4AVX2(SB), NOSPLIT, $0-152
 	MOVQ    codes_base+88(FP), CX
 	MOVQ    n+136(FP), DX
 
-dotCodesSmall4AVX2_row:
-	TESTQ  DX, DX
-	JZ     dotCodesSmall4AVX2_done
+dotCodesSmall4AVX2_pair:
+	CMPQ   DX, $0x02
+	JB     dotCodesSmall4AVX2_row
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -2057,6 +2057,82 @@ dotCodesSmall4AVX2_row:
 	VXORPS Y7, Y7, Y7
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
+	MOVQ   stride+112(FP), BX
+	MOVQ   idxOff+120(FP), SI
+	LEAQ   (CX)(SI*1), SI
+	MOVQ   q_base+32(FP), DI
+	MOVQ   d8+144(FP), R8
+	MOVQ   bits+80(FP), R9
+	MOVQ   qStride+56(FP), R10
+	SHLQ   $0x02, R10
+	LEAQ   (R10)(R10*2), R11
+
+dotCodesSmall4AVX2_pgrp:
+	VPBROADCASTD (SI), Y10
+	VPSRLVD      Y1, Y10, Y10
+	VPERMPS      Y0, Y10, Y10
+	VPBROADCASTD (SI)(BX*1), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y11
+	VFMADD231PS  (DI), Y10, Y2
+	VFMADD231PS  (DI), Y11, Y3
+	VFMADD231PS  (DI)(R10*1), Y10, Y4
+	VFMADD231PS  (DI)(R10*1), Y11, Y5
+	VFMADD231PS  (DI)(R10*2), Y10, Y6
+	VFMADD231PS  (DI)(R10*2), Y11, Y7
+	VFMADD231PS  (DI)(R11*1), Y10, Y8
+	VFMADD231PS  (DI)(R11*1), Y11, Y9
+	ADDQ         R9, SI
+	ADDQ         $0x00000020, DI
+	SUBQ         $0x00000008, R8
+	JNZ          dotCodesSmall4AVX2_pgrp
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y5, Y4, Y3
+	VHADDPS      Y3, Y2, Y2
+	VHADDPS      Y7, Y6, Y3
+	VHADDPS      Y9, Y8, Y4
+	VHADDPS      Y4, Y3, Y3
+	VPERM2F128   $0x20, Y3, Y2, Y4
+	VPERM2F128   $0x31, Y3, Y2, Y2
+	VADDPS       Y2, Y4, Y4
+	MOVQ         normOff+128(FP), SI
+	MOVWLZX      (CX)(SI*1), DI
+	LEAQ         (CX)(BX*1), R8
+	MOVWLZX      (R8)(SI*1), SI
+	SHLL         $0x10, SI
+	ORL          SI, DI
+	VMOVD        DI, X2
+	VCVTPH2PS    X2, X2
+	VPBROADCASTQ X2, Y2
+	VMULPS       Y2, Y4, Y4
+	MOVQ         outStride+24(FP), SI
+	SHLQ         $0x02, SI
+	LEAQ         (AX)(SI*2), DI
+	VEXTRACTF128 $0x01, Y4, X2
+	VMOVSD       (AX), X3
+	VADDPS       X4, X3, X3
+	VMOVSD       X3, (AX)
+	VMOVHPS      (AX)(SI*1), X4, X3
+	VADDPS       X4, X3, X3
+	VMOVHPS      X3, (AX)(SI*1)
+	VMOVSD       (DI), X3
+	VADDPS       X2, X3, X3
+	VMOVSD       X3, (DI)
+	VMOVHPS      (DI)(SI*1), X2, X3
+	VADDPS       X2, X3, X3
+	VMOVHPS      X3, (DI)(SI*1)
+	ADDQ         $0x00000008, AX
+	LEAQ         (CX)(BX*2), CX
+	SUBQ         $0x02, DX
+	JMP          dotCodesSmall4AVX2_pair
+
+dotCodesSmall4AVX2_row:
+	TESTQ  DX, DX
+	JZ     dotCodesSmall4AVX2_done
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
 	MOVQ   idxOff+120(FP), BX
 	LEAQ   (CX)(BX*1), BX
 	MOVQ   q_base+32(FP), SI
@@ -2066,41 +2142,16 @@ dotCodesSmall4AVX2_row:
 	SHLQ   $0x02, R9
 	LEAQ   (R9)(R9*2), R10
 
-dotCodesSmall4AVX2_g2:
-	CMPQ         DI, $0x00000010
-	JB           dotCodesSmall4AVX2_g2_end
-	VPBROADCASTD (BX), Y10
-	VPSRLVD      Y1, Y10, Y10
-	VPERMPS      Y0, Y10, Y10
-	VFMADD231PS  (SI), Y10, Y2
-	VFMADD231PS  (SI)(R9*1), Y10, Y4
-	VFMADD231PS  (SI)(R9*2), Y10, Y6
-	VFMADD231PS  (SI)(R10*1), Y10, Y8
-	LEAQ         (BX)(R8*1), R11
-	VPBROADCASTD (R11), Y10
-	VPSRLVD      Y1, Y10, Y10
-	VPERMPS      Y0, Y10, Y10
-	VFMADD231PS  32(SI), Y10, Y3
-	VFMADD231PS  32(SI)(R9*1), Y10, Y5
-	VFMADD231PS  32(SI)(R9*2), Y10, Y7
-	VFMADD231PS  32(SI)(R10*1), Y10, Y9
-	ADDQ         R8, BX
-	ADDQ         R8, BX
-	ADDQ         $0x00000040, SI
-	SUBQ         $0x00000010, DI
-	JMP          dotCodesSmall4AVX2_g2
-
-dotCodesSmall4AVX2_g2_end:
 dotCodesSmall4AVX2_g1:
 	CMPQ         DI, $0x00000008
 	JB           dotCodesSmall4AVX2_g1_end
-	VPBROADCASTD (BX), Y10
-	VPSRLVD      Y1, Y10, Y10
-	VPERMPS      Y0, Y10, Y10
-	VFMADD231PS  (SI), Y10, Y2
-	VFMADD231PS  (SI)(R9*1), Y10, Y4
-	VFMADD231PS  (SI)(R9*2), Y10, Y6
-	VFMADD231PS  (SI)(R10*1), Y10, Y8
+	VPBROADCASTD (BX), Y6
+	VPSRLVD      Y1, Y6, Y6
+	VPERMPS      Y0, Y6, Y6
+	VFMADD231PS  (SI), Y6, Y2
+	VFMADD231PS  (SI)(R9*1), Y6, Y3
+	VFMADD231PS  (SI)(R9*2), Y6, Y4
+	VFMADD231PS  (SI)(R10*1), Y6, Y5
 	ADDQ         R8, BX
 	ADDQ         $0x00000020, SI
 	SUBQ         $0x00000008, DI
@@ -2109,54 +2160,42 @@ dotCodesSmall4AVX2_g1:
 dotCodesSmall4AVX2_g1_end:
 	MOVQ         normOff+128(FP), BX
 	MOVWLZX      (CX)(BX*1), BX
-	VMOVD        BX, X10
-	VCVTPH2PS    X10, X10
+	VMOVD        BX, X6
+	VCVTPH2PS    X6, X6
 	MOVQ         outStride+24(FP), BX
 	SHLQ         $0x02, BX
 	MOVQ         AX, SI
-	VADDPS       Y3, Y2, Y2
-	VEXTRACTF128 $0x01, Y2, X3
-	VADDPS       X3, X2, X2
-	VMOVHLPS     X2, X3, X3
-	VADDPS       X3, X2, X2
-	VMOVSHDUP    X2, X3
-	VADDSS       X3, X2, X2
-	VMULSS       X10, X2, X2
+	VHADDPS      Y2, Y2, Y2
+	VHADDPS      Y2, Y2, Y2
+	VEXTRACTF128 $0x01, Y2, X7
+	VADDSS       X7, X2, X2
+	VMULSS       X6, X2, X2
 	VADDSS       (SI), X2, X2
 	VMOVSS       X2, (SI)
 	ADDQ         BX, SI
-	VADDPS       Y5, Y4, Y4
+	VHADDPS      Y3, Y3, Y3
+	VHADDPS      Y3, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X2
+	VADDSS       X2, X3, X3
+	VMULSS       X6, X3, X3
+	VADDSS       (SI), X3, X3
+	VMOVSS       X3, (SI)
+	ADDQ         BX, SI
+	VHADDPS      Y4, Y4, Y4
+	VHADDPS      Y4, Y4, Y4
 	VEXTRACTF128 $0x01, Y4, X2
-	VADDPS       X2, X4, X4
-	VMOVHLPS     X4, X2, X2
-	VADDPS       X2, X4, X4
-	VMOVSHDUP    X4, X2
 	VADDSS       X2, X4, X4
-	VMULSS       X10, X4, X4
+	VMULSS       X6, X4, X4
 	VADDSS       (SI), X4, X4
 	VMOVSS       X4, (SI)
 	ADDQ         BX, SI
-	VADDPS       Y7, Y6, Y6
-	VEXTRACTF128 $0x01, Y6, X2
-	VADDPS       X2, X6, X6
-	VMOVHLPS     X6, X2, X2
-	VADDPS       X2, X6, X6
-	VMOVSHDUP    X6, X2
-	VADDSS       X2, X6, X6
-	VMULSS       X10, X6, X6
-	VADDSS       (SI), X6, X6
-	VMOVSS       X6, (SI)
-	ADDQ         BX, SI
-	VADDPS       Y9, Y8, Y8
-	VEXTRACTF128 $0x01, Y8, X2
-	VADDPS       X2, X8, X8
-	VMOVHLPS     X8, X2, X2
-	VADDPS       X2, X8, X8
-	VMOVSHDUP    X8, X2
-	VADDSS       X2, X8, X8
-	VMULSS       X10, X8, X8
-	VADDSS       (SI), X8, X8
-	VMOVSS       X8, (SI)
+	VHADDPS      Y5, Y5, Y5
+	VHADDPS      Y5, Y5, Y5
+	VEXTRACTF128 $0x01, Y5, X2
+	VADDSS       X2, X5, X5
+	VMULSS       X6, X5, X5
+	VADDSS       (SI), X5, X5
+	VMOVSS       X5, (SI)
 	ADDQ         $0x00000004, AX
 	MOVQ         stride+112(FP), BX
 	ADDQ         BX, CX
@@ -2582,9 +2621,9 @@ TEXT ·dotCodesB44AVX2(SB), NOSPLIT, $0-152
 	MOVQ    codes_base+88(FP), CX
 	MOVQ    n+136(FP), DX
 
-dotCodesB44AVX2_row:
-	TESTQ  DX, DX
-	JZ     dotCodesB44AVX2_done
+dotCodesB44AVX2_pair:
+	CMPQ   DX, $0x02
+	JB     dotCodesB44AVX2_row
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
@@ -2593,6 +2632,88 @@ dotCodesB44AVX2_row:
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
+	MOVQ   stride+112(FP), BX
+	MOVQ   idxOff+120(FP), SI
+	LEAQ   (CX)(SI*1), SI
+	MOVQ   q_base+32(FP), DI
+	MOVQ   d8+144(FP), R8
+	MOVQ   bits+80(FP), R9
+	MOVQ   qStride+56(FP), R10
+	SHLQ   $0x02, R10
+	LEAQ   (R10)(R10*2), R11
+
+dotCodesB44AVX2_pgrp:
+	VPBROADCASTD (SI), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y12
+	VPERMPS      Y2, Y11, Y13
+	VPSLLD       $0x1c, Y11, Y11
+	VBLENDVPS    Y11, Y13, Y12, Y12
+	VPBROADCASTD (SI)(BX*1), Y11
+	VPSRLVD      Y1, Y11, Y11
+	VPERMPS      Y0, Y11, Y13
+	VPERMPS      Y2, Y11, Y14
+	VPSLLD       $0x1c, Y11, Y11
+	VBLENDVPS    Y11, Y14, Y13, Y13
+	VFMADD231PS  (DI), Y12, Y3
+	VFMADD231PS  (DI), Y13, Y4
+	VFMADD231PS  (DI)(R10*1), Y12, Y5
+	VFMADD231PS  (DI)(R10*1), Y13, Y6
+	VFMADD231PS  (DI)(R10*2), Y12, Y7
+	VFMADD231PS  (DI)(R10*2), Y13, Y8
+	VFMADD231PS  (DI)(R11*1), Y12, Y9
+	VFMADD231PS  (DI)(R11*1), Y13, Y10
+	ADDQ         R9, SI
+	ADDQ         $0x00000020, DI
+	SUBQ         $0x00000008, R8
+	JNZ          dotCodesB44AVX2_pgrp
+	VHADDPS      Y4, Y3, Y3
+	VHADDPS      Y6, Y5, Y4
+	VHADDPS      Y4, Y3, Y3
+	VHADDPS      Y8, Y7, Y4
+	VHADDPS      Y10, Y9, Y5
+	VHADDPS      Y5, Y4, Y4
+	VPERM2F128   $0x20, Y4, Y3, Y5
+	VPERM2F128   $0x31, Y4, Y3, Y3
+	VADDPS       Y3, Y5, Y5
+	MOVQ         normOff+128(FP), SI
+	MOVWLZX      (CX)(SI*1), DI
+	LEAQ         (CX)(BX*1), R8
+	MOVWLZX      (R8)(SI*1), SI
+	SHLL         $0x10, SI
+	ORL          SI, DI
+	VMOVD        DI, X3
+	VCVTPH2PS    X3, X3
+	VPBROADCASTQ X3, Y3
+	VMULPS       Y3, Y5, Y5
+	MOVQ         outStride+24(FP), SI
+	SHLQ         $0x02, SI
+	LEAQ         (AX)(SI*2), DI
+	VEXTRACTF128 $0x01, Y5, X3
+	VMOVSD       (AX), X4
+	VADDPS       X5, X4, X4
+	VMOVSD       X4, (AX)
+	VMOVHPS      (AX)(SI*1), X5, X4
+	VADDPS       X5, X4, X4
+	VMOVHPS      X4, (AX)(SI*1)
+	VMOVSD       (DI), X4
+	VADDPS       X3, X4, X4
+	VMOVSD       X4, (DI)
+	VMOVHPS      (DI)(SI*1), X3, X4
+	VADDPS       X3, X4, X4
+	VMOVHPS      X4, (DI)(SI*1)
+	ADDQ         $0x00000008, AX
+	LEAQ         (CX)(BX*2), CX
+	SUBQ         $0x02, DX
+	JMP          dotCodesB44AVX2_pair
+
+dotCodesB44AVX2_row:
+	TESTQ  DX, DX
+	JZ     dotCodesB44AVX2_done
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
 	MOVQ   idxOff+120(FP), BX
 	LEAQ   (CX)(BX*1), BX
 	MOVQ   q_base+32(FP), SI
@@ -2602,50 +2723,19 @@ dotCodesB44AVX2_row:
 	SHLQ   $0x02, R9
 	LEAQ   (R9)(R9*2), R10
 
-dotCodesB44AVX2_g2:
-	CMPQ         DI, $0x00000010
-	JB           dotCodesB44AVX2_g2_end
-	VPBROADCASTD (BX), Y11
-	VPSRLVD      Y1, Y11, Y11
-	VPERMPS      Y0, Y11, Y12
-	VPERMPS      Y2, Y11, Y13
-	VPSLLD       $0x1c, Y11, Y11
-	VBLENDVPS    Y11, Y13, Y12, Y12
-	VFMADD231PS  (SI), Y12, Y3
-	VFMADD231PS  (SI)(R9*1), Y12, Y5
-	VFMADD231PS  (SI)(R9*2), Y12, Y7
-	VFMADD231PS  (SI)(R10*1), Y12, Y9
-	LEAQ         (BX)(R8*1), R11
-	VPBROADCASTD (R11), Y11
-	VPSRLVD      Y1, Y11, Y11
-	VPERMPS      Y0, Y11, Y12
-	VPERMPS      Y2, Y11, Y13
-	VPSLLD       $0x1c, Y11, Y11
-	VBLENDVPS    Y11, Y13, Y12, Y12
-	VFMADD231PS  32(SI), Y12, Y4
-	VFMADD231PS  32(SI)(R9*1), Y12, Y6
-	VFMADD231PS  32(SI)(R9*2), Y12, Y8
-	VFMADD231PS  32(SI)(R10*1), Y12, Y10
-	ADDQ         R8, BX
-	ADDQ         R8, BX
-	ADDQ         $0x00000040, SI
-	SUBQ         $0x00000010, DI
-	JMP          dotCodesB44AVX2_g2
-
-dotCodesB44AVX2_g2_end:
 dotCodesB44AVX2_g1:
 	CMPQ         DI, $0x00000008
 	JB           dotCodesB44AVX2_g1_end
-	VPBROADCASTD (BX), Y11
-	VPSRLVD      Y1, Y11, Y11
-	VPERMPS      Y0, Y11, Y12
-	VPERMPS      Y2, Y11, Y13
-	VPSLLD       $0x1c, Y11, Y11
-	VBLENDVPS    Y11, Y13, Y12, Y12
-	VFMADD231PS  (SI), Y12, Y3
-	VFMADD231PS  (SI)(R9*1), Y12, Y5
-	VFMADD231PS  (SI)(R9*2), Y12, Y7
-	VFMADD231PS  (SI)(R10*1), Y12, Y9
+	VPBROADCASTD (BX), Y7
+	VPSRLVD      Y1, Y7, Y7
+	VPERMPS      Y0, Y7, Y8
+	VPERMPS      Y2, Y7, Y9
+	VPSLLD       $0x1c, Y7, Y7
+	VBLENDVPS    Y7, Y9, Y8, Y8
+	VFMADD231PS  (SI), Y8, Y3
+	VFMADD231PS  (SI)(R9*1), Y8, Y4
+	VFMADD231PS  (SI)(R9*2), Y8, Y5
+	VFMADD231PS  (SI)(R10*1), Y8, Y6
 	ADDQ         R8, BX
 	ADDQ         $0x00000020, SI
 	SUBQ         $0x00000008, DI
@@ -2654,54 +2744,42 @@ dotCodesB44AVX2_g1:
 dotCodesB44AVX2_g1_end:
 	MOVQ         normOff+128(FP), BX
 	MOVWLZX      (CX)(BX*1), BX
-	VMOVD        BX, X11
-	VCVTPH2PS    X11, X11
+	VMOVD        BX, X7
+	VCVTPH2PS    X7, X7
 	MOVQ         outStride+24(FP), BX
 	SHLQ         $0x02, BX
 	MOVQ         AX, SI
-	VADDPS       Y4, Y3, Y3
-	VEXTRACTF128 $0x01, Y3, X4
-	VADDPS       X4, X3, X3
-	VMOVHLPS     X3, X4, X4
-	VADDPS       X4, X3, X3
-	VMOVSHDUP    X3, X4
-	VADDSS       X4, X3, X3
-	VMULSS       X11, X3, X3
+	VHADDPS      Y3, Y3, Y3
+	VHADDPS      Y3, Y3, Y3
+	VEXTRACTF128 $0x01, Y3, X8
+	VADDSS       X8, X3, X3
+	VMULSS       X7, X3, X3
 	VADDSS       (SI), X3, X3
 	VMOVSS       X3, (SI)
 	ADDQ         BX, SI
-	VADDPS       Y6, Y5, Y5
+	VHADDPS      Y4, Y4, Y4
+	VHADDPS      Y4, Y4, Y4
+	VEXTRACTF128 $0x01, Y4, X3
+	VADDSS       X3, X4, X4
+	VMULSS       X7, X4, X4
+	VADDSS       (SI), X4, X4
+	VMOVSS       X4, (SI)
+	ADDQ         BX, SI
+	VHADDPS      Y5, Y5, Y5
+	VHADDPS      Y5, Y5, Y5
 	VEXTRACTF128 $0x01, Y5, X3
-	VADDPS       X3, X5, X5
-	VMOVHLPS     X5, X3, X3
-	VADDPS       X3, X5, X5
-	VMOVSHDUP    X5, X3
 	VADDSS       X3, X5, X5
-	VMULSS       X11, X5, X5
+	VMULSS       X7, X5, X5
 	VADDSS       (SI), X5, X5
 	VMOVSS       X5, (SI)
 	ADDQ         BX, SI
-	VADDPS       Y8, Y7, Y7
-	VEXTRACTF128 $0x01, Y7, X3
-	VADDPS       X3, X7, X7
-	VMOVHLPS     X7, X3, X3
-	VADDPS       X3, X7, X7
-	VMOVSHDUP    X7, X3
-	VADDSS       X3, X7, X7
-	VMULSS       X11, X7, X7
-	VADDSS       (SI), X7, X7
-	VMOVSS       X7, (SI)
-	ADDQ         BX, SI
-	VADDPS       Y10, Y9, Y9
-	VEXTRACTF128 $0x01, Y9, X3
-	VADDPS       X3, X9, X9
-	VMOVHLPS     X9, X3, X3
-	VADDPS       X3, X9, X9
-	VMOVSHDUP    X9, X3
-	VADDSS       X3, X9, X9
-	VMULSS       X11, X9, X9
-	VADDSS       (SI), X9, X9
-	VMOVSS       X9, (SI)
+	VHADDPS      Y6, Y6, Y6
+	VHADDPS      Y6, Y6, Y6
+	VEXTRACTF128 $0x01, Y6, X3
+	VADDSS       X3, X6, X6
+	VMULSS       X7, X6, X6
+	VADDSS       (SI), X6, X6
+	VMOVSS       X6, (SI)
 	ADDQ         $0x00000004, AX
 	MOVQ         stride+112(FP), BX
 	ADDQ         BX, CX

@@ -691,3 +691,38 @@ func TestSpreadCoversEachRowOnce(t *testing.T) {
 		}
 	}
 }
+
+// A code's score must not depend on the codes scored with it: the kernels
+// that take codes in pairs sum a code left alone in the same order.
+func TestDotCodesScoreIndependentOfPairing(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, l := range append([]Level{Generic}, availableVector()...) {
+		for _, bits := range []int{1, 2, 3, 4} {
+			for _, g := range []int{1, 4, 5} {
+				for _, d := range []int{8, 64, 100, 128} {
+					n := 2 + r.IntN(9)
+					tab := make([]float32, 1<<bits)
+					for i := range tab {
+						tab[i] = float32(r.NormFloat64())
+					}
+					cb := NewCodebook(tab, bits)
+					stride := 2 + (d*bits+7)/8
+					codes := codesWithNorms(r, n, stride, 0)
+					q := mixed(r, g*d)
+					together, alone := make([]float32, g*n), make([]float32, g*n)
+					with(t, l, func() {
+						DotCodes(together, n, q, d, g, cb, codes, stride, 2, 0, n, d)
+						for tk := range n {
+							DotCodes(alone[tk:], n, q, d, g, cb, codes[tk*stride:], stride, 2, 0, 1, d)
+						}
+					})
+					for i := range together {
+						if math.Float32bits(together[i]) != math.Float32bits(alone[i]) {
+							t.Fatalf("%v bits=%d g=%d d=%d n=%d: score %d is %v scored with the others, %v alone", l, bits, g, d, n, i, together[i], alone[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
