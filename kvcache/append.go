@@ -90,6 +90,26 @@ func (s *Sequence) checkInput(layer int, xs []float32, base, up Storage, which k
 	if !base.fp16Norm() && !(cfg.Guard.enabled() && up.fp16Norm()) {
 		return nil
 	}
+	heads := s.layers[layer].heads
+	// ‖x − μ‖ ≤ √d·(max|x_i| + max|μ_i|): when that bound stays below the
+	// limit, as it does for any sane input, the norms need not be taken.
+	// (Before μ exists, the first append's own mean is bounded by max|x_i|.)
+	bound := float64(math.Float32frombits(maxBits))
+	if cfg.Center {
+		mu := bound
+		if heads != nil {
+			mu = 0
+			for h := range heads {
+				if m := heads[h].side(which).mu; m != nil {
+					mu = max(mu, float64(math.Float32frombits(simd.MaxAbsBits(m))))
+				}
+			}
+		}
+		bound += mu
+	}
+	if math.Sqrt(float64(d))*bound < fp16Limit {
+		return nil
+	}
 	// With centering the stored vector is x − μ, and ‖x − μ‖ ≤ ‖x‖ + ‖μ‖;
 	// before μ exists it is the mean of this append's vectors, whose norm is
 	// at most their largest.
@@ -99,7 +119,6 @@ func (s *Sequence) checkInput(layer int, xs []float32, base, up Storage, which k
 			muNorm = max(muNorm, norm2(xs[v:v+d]))
 		}
 	}
-	heads := s.layers[layer].heads
 	for v := 0; v < len(xs); v += d {
 		n := norm2(xs[v : v+d])
 		if cfg.Center && heads != nil {
@@ -621,9 +640,7 @@ func subtract(dst, x, mu []float32) []float32 {
 		return x
 	}
 	dst = dst[:len(x)]
-	for i, v := range x {
-		dst[i] = v - mu[i]
-	}
+	simd.Sub(dst, x, mu)
 	return dst
 }
 

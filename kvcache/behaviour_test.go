@@ -839,6 +839,26 @@ func TestCacheWindowTokenThatCannotBeCompressed(t *testing.T) {
 	}
 }
 
+// TestCacheCenteredNormBeyondFP16: with Center the stored vector is x − μ,
+// whose norm can exceed fp16 though x's own does not; the append that would
+// store it is refused up front.
+func TestCacheCenteredNormBeyondFP16(t *testing.T) {
+	sh := bhvShape{L: 1, H: 1, QH: 1, d: 64}
+	cfg := sh.config(t, "tq3", func(c *Config) { c.Center, c.Window, c.Sinks = true, 4, 0 })
+	_, s := bhvNew(t, cfg, 0)
+	vec := func(v float32) []float32 {
+		x := make([]float32, sh.d)
+		for i := range x {
+			x[i] = v
+		}
+		return x
+	}
+	require.NoError(t, s.Append(0, vec(3000), vec(1)), "norm 24000 fits fp16; μ_k becomes 3000 per component")
+	require.ErrorIs(t, s.Append(0, vec(-6000), vec(1)), ErrOverflow, "‖x‖ = 48000 fits, ‖x − μ‖ = 72000 does not")
+	require.Equal(t, 1, s.Len())
+	require.NoError(t, s.Append(0, vec(-1000), vec(1)), "‖x − μ‖ = 32000 fits")
+}
+
 // TestCacheConcurrentAttendAndLogits: many goroutines attend and score on
 // one sequence at once while a fork that shares its blocks appends (and so
 // copies the shared tail); every result equals the serial one. Run with

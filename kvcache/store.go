@@ -80,10 +80,8 @@ func (q quantQuery) score(code []byte) float32 {
 type fp16Store struct{ dim int }
 
 func (c fp16Store) encode(dst []byte, x []float32) error {
-	for _, v := range x {
-		if math.Abs(float64(v)) >= fp16Limit {
-			return ErrOverflow
-		}
+	if math.Float32frombits(simd.MaxAbsBits(x)) >= fp16Limit {
+		return ErrOverflow
 	}
 	simd.EncodeF16(dst[:2*len(x)], x)
 	return nil

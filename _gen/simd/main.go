@@ -33,6 +33,7 @@ func main() {
 	maxKernel()
 	maxAbsBits()
 	addF64()
+	sub()
 	for bits := 1; bits <= 4; bits++ {
 		quantizePack(bits)
 	}
@@ -1457,6 +1458,31 @@ func maxAbsBits() {
 	r := GP32()
 	VMOVD(lo, r)
 	Store(r, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+func sub() {
+	TEXT("subAVX2", NOSPLIT, "func(dst, x, y []float32)")
+	Doc("subAVX2 writes x − y to dst for the first len(x)&^7 elements.")
+	Pragma("noescape")
+	dp := Load(Param("dst").Base(), GP64())
+	xp := Load(Param("x").Base(), GP64())
+	yp := Load(Param("y").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(I32(-8), n)
+	i := GP64()
+	XORQ(i, i)
+	Label("sub_loop")
+	CMPQ(i, n)
+	JAE(LabelRef("sub_done"))
+	v := YMM()
+	VMOVUPS(Mem{Base: xp, Index: i, Scale: 4}, v)
+	VSUBPS(Mem{Base: yp, Index: i, Scale: 4}, v, v)
+	VMOVUPS(v, Mem{Base: dp, Index: i, Scale: 4})
+	ADDQ(U32(8), i)
+	JMP(LabelRef("sub_loop"))
+	Label("sub_done")
 	VZEROUPPER()
 	RET()
 }

@@ -52,6 +52,7 @@ type kernels struct {
 	max              func(x []float32) float32
 	maxAbsBits       func(x []float32) uint32
 	addF64           func(acc []float64, x []float32)
+	sub              func(dst, x, y []float32)
 	quantize         [5]func(dst []byte, x []float32, bounds *[15][8]float32) // by bits 1–4
 	// The fused kernels, by kind (0: 1–3 bits, 1: 4 bits) and rows (1 or 4).
 	dotCodes, axpyCodes [2][2]fusedKernel
@@ -876,6 +877,21 @@ func MaxAbsBits(x []float32) uint32 {
 		m = max(m, math.Float32bits(v)&0x7fffffff)
 	}
 	return m
+}
+
+// Sub writes x − y to dst (len(dst), len(y) ≥ len(x)); dst may be x.
+// Each difference is the one rounding of float32 subtraction on every
+// level.
+func Sub(dst, x, y []float32) {
+	check(len(dst) >= len(x) && len(y) >= len(x), "Sub: short operands")
+	from := 0
+	if active.sub != nil {
+		active.sub(dst, x, y)
+		from = len(x) &^ 7
+	}
+	for i := from; i < len(x); i++ {
+		dst[i] = x[i] - y[i]
+	}
 }
 
 // AddF64 adds x, widened to float64, into acc (len ≥ len(x)). Each element

@@ -42,6 +42,7 @@ func init() {
 		max:        maxAVX2,
 		maxAbsBits: maxAbsBitsAVX2,
 		addF64:     addF64AVX2,
+		sub:        subAVX2,
 		quantize:   [5]func(dst []byte, x []float32, bounds *[15][8]float32){1: quantizePack1AVX2, 2: quantizePack2AVX2, 3: quantizePack3AVX2, 4: quantizePack4AVX2},
 		expSum: func(x []float32, m float32) float32 {
 			n := len(x) &^ 7

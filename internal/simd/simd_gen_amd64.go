@@ -123,6 +123,11 @@ func maxAbsBitsAVX2(x []float32) uint32
 //go:noescape
 func addF64AVX2(acc []float64, x []float32)
 
+// subAVX2 writes x − y to dst for the first len(x)&^7 elements.
+//
+//go:noescape
+func subAVX2(dst []float32, x []float32, y []float32)
+
 // quantizePack1AVX2 is quantizePackGeneric for 1-bit indices on the first len(x)&^7 values.
 //
 //go:noescape

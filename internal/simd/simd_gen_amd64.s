@@ -1404,6 +1404,29 @@ addf64_done:
 	VZEROUPPER
 	RET
 
+// func subAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·subAVX2(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ x_base+24(FP), CX
+	MOVQ y_base+48(FP), DX
+	MOVQ x_len+32(FP), BX
+	ANDQ $-8, BX
+	XORQ SI, SI
+
+sub_loop:
+	CMPQ    SI, BX
+	JAE     sub_done
+	VMOVUPS (CX)(SI*4), Y0
+	VSUBPS  (DX)(SI*4), Y0, Y0
+	VMOVUPS Y0, (AX)(SI*4)
+	ADDQ    $0x00000008, SI
+	JMP     sub_loop
+
+sub_done:
+	VZEROUPPER
+	RET
+
 // func quantizePack1AVX2(dst []byte, x []float32, bounds *[15][8]float32)
 // Requires: AVX, AVX2
 TEXT ·quantizePack1AVX2(SB), NOSPLIT, $0-56

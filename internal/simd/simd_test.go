@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/turboquant-go/tq/internal/bitpack"
@@ -721,6 +722,31 @@ func TestDotCodesScoreIndependentOfPairing(t *testing.T) {
 							t.Fatalf("%v bits=%d g=%d d=%d n=%d: score %d is %v scored with the others, %v alone", l, bits, g, d, n, i, together[i], alone[i])
 						}
 					}
+				}
+			}
+		}
+	}
+}
+
+func TestSubIsExactAndMayWriteItsOperand(t *testing.T) {
+	r := rand.New(rand.NewPCG(25, 26))
+	for _, l := range append([]Level{Generic}, availableVector()...) {
+		for n := range 41 {
+			x, y := mixed(r, n), mixed(r, n+r.IntN(3))
+			want := make([]float32, n)
+			for i := range want {
+				want[i] = x[i] - y[i]
+			}
+			got, ok := guarded(n)
+			inPlace := slices.Clone(x)
+			with(t, l, func() {
+				Sub(got, x, y)
+				Sub(inPlace, inPlace, y)
+			})
+			ok(t)
+			for i := range want {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) || math.Float32bits(inPlace[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("%v n=%d: element %d is %v (in place %v), want %v", l, n, i, got[i], inPlace[i], want[i])
 				}
 			}
 		}
