@@ -312,6 +312,17 @@ func hsumPairs(y VecVirtual) Register {
 	return lo
 }
 
+// zeroAcc42 returns eight zeroed accumulators: [row][code or parity].
+func zeroAcc42() (acc [4][2]VecVirtual) {
+	for i := range acc {
+		for k := range acc[i] {
+			acc[i][k] = YMM()
+			VXORPS(acc[i][k], acc[i][k], acc[i][k])
+		}
+	}
+	return acc
+}
+
 // reducePairs reduces the eight sums acc[i][t] (query row i, row t) into
 // one vector with lane 2i+t holding acc[i][t]'s lanes summed in
 // hsumPairs's order, so each query row's two results are adjacent, as out
@@ -425,19 +436,7 @@ func dot4(e rowElem) {
 	SHLQ(U8(2), qs)
 	os := Load(Param("outStride"), GP64()) // bytes
 	SHLQ(U8(2), os)
-	qs3 := GP64()
-	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
-	qAt := func(qp Register, i int) Mem {
-		switch i {
-		case 1:
-			return Mem{Base: qp, Index: qs, Scale: 1}
-		case 2:
-			return Mem{Base: qp, Index: qs, Scale: 2}
-		case 3:
-			return Mem{Base: qp, Index: qs3, Scale: 1}
-		}
-		return Mem{Base: qp}
-	}
+	qr := newRows4(qs)
 	// Two rows at a time: eight independent sums (four per row) keep both
 	// FMA units busy, where one row's four chains wait on the FMA latency,
 	// and one query load serves both rows.
@@ -445,13 +444,7 @@ func dot4(e rowElem) {
 	CMPQ(n, U8(2))
 	JB(LabelRef(name + "_row"))
 	{
-		acc2 := [4][2]VecVirtual{}
-		for i := range acc2 {
-			for t := range acc2[i] {
-				acc2[i][t] = YMM()
-				VXORPS(acc2[i][t], acc2[i][t], acc2[i][t])
-			}
-		}
+		acc2 := zeroAcc42()
 		j := GP64()
 		XORQ(j, j)
 		Label(name + "_pgrp")
@@ -462,7 +455,7 @@ func dot4(e rowElem) {
 		LEAQ(Mem{Base: q, Index: j, Scale: 4}, qp)
 		for i := range acc2 {
 			y := YMM()
-			VMOVUPS(qAt(qp, i), y)
+			VMOVUPS(qr.at(qp, i, 0), y)
 			VFMADD231PS(x0, y, acc2[i][0])
 			VFMADD231PS(x1, y, acc2[i][1])
 		}
@@ -488,10 +481,9 @@ func dot4(e rowElem) {
 	x := e.load(Mem{Base: r, Index: j, Scale: uint8(e.size)})
 	qp := GP64()
 	LEAQ(Mem{Base: q, Index: j, Scale: 4}, qp)
-	VFMADD231PS(Mem{Base: qp}, x, acc[0])
-	VFMADD231PS(Mem{Base: qp, Index: qs, Scale: 1}, x, acc[1])
-	VFMADD231PS(Mem{Base: qp, Index: qs, Scale: 2}, x, acc[2])
-	VFMADD231PS(Mem{Base: qp, Index: qs3, Scale: 1}, x, acc[3])
+	for i, a := range acc {
+		VFMADD231PS(qr.at(qp, i, 0), x, a)
+	}
 	ADDQ(U32(8), j)
 	CMPQ(j, d8)
 	JB(LabelRef(name + "_grp"))
@@ -906,13 +898,7 @@ func dotCodesPairs(name string, t codeTables, o, p, n Register) {
 	Label(name + "_pair")
 	CMPQ(n, U8(2))
 	JB(LabelRef(name + "_row"))
-	var acc [4][2]VecVirtual
-	for i := range acc {
-		for c := range acc[i] {
-			acc[i][c] = YMM()
-			VXORPS(acc[i][c], acc[i][c], acc[i][c])
-		}
-	}
+	acc := zeroAcc42()
 	st := Load(Param("stride"), GP64())
 	ip := GP64()
 	LEAQ(Mem{Base: p, Index: Load(Param("idxOff"), GP64()), Scale: 1}, ip)

@@ -177,13 +177,7 @@ func dotQuant4(f quantFormat) {
 	Label(name + "_row")
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
-	var acc [4][2]VecVirtual
-	for i := range acc {
-		for par := range acc[i] {
-			acc[i][par] = YMM()
-			VXORPS(acc[i][par], acc[i][par], acc[i][par])
-		}
-	}
+	acc := zeroAcc42()
 	qp, j := GP64(), GP64()
 	MOVQ(q, qp)
 	MOVQ(nb, j)
