@@ -76,7 +76,8 @@ type rowStore interface {
 	// rows and the n codes (code t at codes[t*stride:]); buf is scratch of
 	// rowScratch(d, g) floats. q8, when not nil, holds q quantized by
 	// prepareQ8 for the parts that score with integers. ahead (nil for
-	// none) is prefetched while the codes are scored (simd.Spread).
+	// none) is prefetched while the codes are scored: spread over the rows
+	// for fp16 and fp32 (simd.Spread), at once for the smaller codes.
 	scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte)
 	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i,
 	// prefetching ahead as scoreRun.
@@ -120,9 +121,10 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 	return any
 }
 
-// Codes are a fraction of fp16's bytes: a run's share of the next block
-// is asked for in one go, where splitting the run would cost the fused
-// kernels more in per-call set-up (query and weight layouts) than it hides.
+// Codes are a fraction of fp16's bytes: a run's ahead (the head's codes in
+// the next block, a few KiB) is asked for in one go, where splitting the run
+// would cost the fused kernels more in per-call set-up (query and weight
+// layouts) than it hides.
 
 func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	simd.Prefetch(ahead)
