@@ -158,21 +158,11 @@ func dotCodes8(bits int, vnni bool) {
 	VMULPS(nv, za, za)
 	rl, rh := za.AsX(), XMM()
 	VEXTRACTF128(U8(1), za, rh)
-	lo, hi := XMM(), XMM()
+	lo, hi, pairs := XMM(), XMM(), YMM()
 	VUNPCKLPS(rh, rl, lo) // [a0 b0 a1 b1]
 	VUNPCKHPS(rh, rl, hi) // [a2 b2 a3 b3]
-	for i, src := range []VecVirtual{lo, lo, hi, hi} {
-		m := orow.at(o, i, 0)
-		v := src
-		if i%2 == 1 {
-			v = XMM()
-			VMOVHLPS(src, src, v)
-		}
-		x := XMM()
-		VMOVSD(m, x)
-		VADDPS(v, x, x)
-		VMOVSD(x, m)
-	}
+	VINSERTF128(U8(1), hi, lo.AsY(), pairs)
+	addPairs(pairs, o, orow.s)
 	ADDQ(U8(8), o)
 	LEAQ(Mem{Base: pb, Index: stride, Scale: 1}, p)
 	SUBQ(U8(2), n)

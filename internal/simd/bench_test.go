@@ -13,20 +13,25 @@ const benchRows, benchDim = 64, 128
 
 func benchLevels() []Level { return append([]Level{Generic}, availableVector()...) }
 
+// benchCodes returns a codebook of normal centroids and benchRows random
+// codes of d=benchDim for it (with Slack behind them), and their stride.
+func benchCodes(r *rand.Rand, bits int) (*Codebook, []byte, int) {
+	tab := make([]float32, 1<<bits)
+	for i := range tab {
+		tab[i] = float32(r.NormFloat64())
+	}
+	stride := 2 + benchDim*bits/8
+	codes := randomCodes(r, benchRows, stride)
+	return NewCodebook(tab, bits), append(codes, make([]byte, Slack)...)[:len(codes)], stride
+}
+
 func BenchmarkDotCodes(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, l := range benchLevels() {
 		for _, bits := range []int{2, 3, 4, 8} {
 			for _, g := range []int{1, 4} {
 				b.Run(fmt.Sprintf("%v/bits=%d/g=%d", l, bits, g), func(b *testing.B) {
-					tab := make([]float32, 1<<bits)
-					for i := range tab {
-						tab[i] = float32(r.NormFloat64())
-					}
-					cb := NewCodebook(tab, bits)
-					stride := 2 + benchDim*bits/8
-					codes := randomCodes(r, benchRows, stride)
-					codes = append(codes, make([]byte, Slack)...)[:len(codes)]
+					cb, codes, stride := benchCodes(r, bits)
 					q := mixed(r, g*benchDim)
 					out := make([]float32, g*benchRows)
 					buf := make([]float32, benchRows*benchDim)
@@ -54,14 +59,7 @@ func BenchmarkAxpyCodes(b *testing.B) {
 		for _, bits := range []int{2, 3, 4} {
 			for _, g := range []int{1, 4} {
 				b.Run(fmt.Sprintf("%v/bits=%d/g=%d", l, bits, g), func(b *testing.B) {
-					tab := make([]float32, 1<<bits)
-					for i := range tab {
-						tab[i] = float32(r.NormFloat64())
-					}
-					cb := NewCodebook(tab, bits)
-					stride := 2 + benchDim*bits/8
-					codes := randomCodes(r, benchRows, stride)
-					codes = append(codes, make([]byte, Slack)...)[:len(codes)]
+					cb, codes, stride := benchCodes(r, bits)
 					w := mixed(r, g*benchRows)
 					acc := make([]float32, g*benchDim)
 					restore, _ := Use(l)
@@ -162,14 +160,7 @@ func BenchmarkGroupRows(b *testing.B) {
 func BenchmarkDotCodesQ8(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 3))
 	for _, bits := range []int{3, 4} {
-		tab := make([]float32, 1<<bits)
-		for i := range tab {
-			tab[i] = float32(r.NormFloat64())
-		}
-		cb := NewCodebook(tab, bits)
-		stride := 2 + benchDim*bits/8
-		codes := randomCodes(r, benchRows, stride)
-		codes = append(codes, make([]byte, Slack)...)[:len(codes)]
+		cb, codes, stride := benchCodes(r, bits)
 		x := activations(r, 4*benchDim) // normal floats: subnormals would time the FPU's slow path
 		out := make([]float32, 4*benchRows)
 		report := func(b *testing.B) {

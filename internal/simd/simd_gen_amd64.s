@@ -5293,28 +5293,28 @@ TEXT ·dotCodesQ8B3x4AVX2(SB), NOSPLIT, $0-144
 	MOVQ    outStride+24(FP), CX
 	SHLQ    $0x02, CX
 	LEAQ    (CX)(CX*2), DX
-	MOVQ    codes_base+80(FP), BX
-	MOVQ    stride+104(FP), SI
-	MOVQ    idxOff+112(FP), DI
-	MOVQ    normOff+120(FP), R8
-	MOVQ    n+128(FP), R9
-	MOVQ    d32+136(FP), R10
-	LEAQ    (R10)(R10*2), R11
+	MOVQ    codes_base+80(FP), DX
+	MOVQ    stride+104(FP), BX
+	MOVQ    idxOff+112(FP), SI
+	MOVQ    normOff+120(FP), DI
+	MOVQ    n+128(FP), R8
+	MOVQ    d32+136(FP), R9
+	LEAQ    (R9)(R9*2), R10
 
 dotCodesQ8B3x4AVX2_pair:
-	CMPQ  R9, $0x02
+	CMPQ  R8, $0x02
 	JB    dotCodesQ8B3x4AVX2_done
-	LEAQ  (BX)(SI*1), R12
+	LEAQ  (DX)(BX*1), R11
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
 	VPXOR Y4, Y4, Y4
 	VPXOR Y5, Y5, Y5
-	LEAQ  (BX)(DI*1), R13
-	MOVQ  q_base+32(FP), R14
-	MOVQ  R10, R15
+	LEAQ  (DX)(SI*1), R12
+	MOVQ  q_base+32(FP), R13
+	MOVQ  R9, R14
 
 dotCodesQ8B3x4AVX2_chunka:
-	VBROADCASTI128 (R13), Y6
+	VBROADCASTI128 (R12), Y6
 	VPSHUFB        codes8Shuf3<>+32(SB), Y6, Y7
 	VPSHUFB        codes8Shuf3<>+0(SB), Y6, Y6
 	VPMULLW        codes8Mul3<>+0(SB), Y6, Y6
@@ -5324,21 +5324,21 @@ dotCodesQ8B3x4AVX2_chunka:
 	VPACKUSWB      Y7, Y6, Y6
 	VPAND          codes8Seven<>+0(SB), Y6, Y6
 	VPSHUFB        Y6, Y0, Y6
-	VPMADDUBSW     (R14), Y6, Y7
+	VPMADDUBSW     (R13), Y6, Y7
 	VPMADDWD       Y1, Y7, Y7
 	VPADDD         Y7, Y2, Y2
-	VPMADDUBSW     (R14)(R10*1), Y6, Y7
+	VPMADDUBSW     (R13)(R9*1), Y6, Y7
 	VPMADDWD       Y1, Y7, Y7
 	VPADDD         Y7, Y3, Y3
-	VPMADDUBSW     (R14)(R10*2), Y6, Y7
+	VPMADDUBSW     (R13)(R9*2), Y6, Y7
 	VPMADDWD       Y1, Y7, Y7
 	VPADDD         Y7, Y4, Y4
-	VPMADDUBSW     (R14)(R11*1), Y6, Y6
+	VPMADDUBSW     (R13)(R10*1), Y6, Y6
 	VPMADDWD       Y1, Y6, Y6
 	VPADDD         Y6, Y5, Y5
-	ADDQ           $0x0c, R13
-	ADDQ           $0x20, R14
-	SUBQ           $0x20, R15
+	ADDQ           $0x0c, R12
+	ADDQ           $0x20, R13
+	SUBQ           $0x20, R14
 	JNZ            dotCodesQ8B3x4AVX2_chunka
 	VPHADDD        Y3, Y2, Y2
 	VPHADDD        Y5, Y4, Y4
@@ -5347,36 +5347,36 @@ dotCodesQ8B3x4AVX2_chunka:
 	VPXOR          Y4, Y4, Y4
 	VPXOR          Y5, Y5, Y5
 	VPXOR          Y6, Y6, Y6
-	LEAQ           (R12)(DI*1), R13
-	MOVQ           q_base+32(FP), R14
-	MOVQ           R10, R15
+	LEAQ           (R11)(SI*1), R12
+	MOVQ           q_base+32(FP), R13
+	MOVQ           R9, R14
 
 dotCodesQ8B3x4AVX2_chunkb:
-	VBROADCASTI128 (R13), Y7
-	VPSHUFB        codes8Shuf3<>+32(SB), Y7, Y8
+	VBROADCASTI128 (R12), Y7
+	VPSHUFB        codes8Shuf3<>+32(SB), Y7, Y9
 	VPSHUFB        codes8Shuf3<>+0(SB), Y7, Y7
 	VPMULLW        codes8Mul3<>+0(SB), Y7, Y7
-	VPMULLW        codes8Mul3<>+0(SB), Y8, Y8
+	VPMULLW        codes8Mul3<>+0(SB), Y9, Y9
 	VPSRLW         $0x08, Y7, Y7
-	VPSRLW         $0x08, Y8, Y8
-	VPACKUSWB      Y8, Y7, Y7
+	VPSRLW         $0x08, Y9, Y9
+	VPACKUSWB      Y9, Y7, Y7
 	VPAND          codes8Seven<>+0(SB), Y7, Y7
 	VPSHUFB        Y7, Y0, Y7
-	VPMADDUBSW     (R14), Y7, Y8
-	VPMADDWD       Y1, Y8, Y8
-	VPADDD         Y8, Y3, Y3
-	VPMADDUBSW     (R14)(R10*1), Y7, Y8
-	VPMADDWD       Y1, Y8, Y8
-	VPADDD         Y8, Y4, Y4
-	VPMADDUBSW     (R14)(R10*2), Y7, Y8
-	VPMADDWD       Y1, Y8, Y8
-	VPADDD         Y8, Y5, Y5
-	VPMADDUBSW     (R14)(R11*1), Y7, Y7
+	VPMADDUBSW     (R13), Y7, Y9
+	VPMADDWD       Y1, Y9, Y9
+	VPADDD         Y9, Y3, Y3
+	VPMADDUBSW     (R13)(R9*1), Y7, Y9
+	VPMADDWD       Y1, Y9, Y9
+	VPADDD         Y9, Y4, Y4
+	VPMADDUBSW     (R13)(R9*2), Y7, Y9
+	VPMADDWD       Y1, Y9, Y9
+	VPADDD         Y9, Y5, Y5
+	VPMADDUBSW     (R13)(R10*1), Y7, Y7
 	VPMADDWD       Y1, Y7, Y7
 	VPADDD         Y7, Y6, Y6
-	ADDQ           $0x0c, R13
-	ADDQ           $0x20, R14
-	SUBQ           $0x20, R15
+	ADDQ           $0x0c, R12
+	ADDQ           $0x20, R13
+	SUBQ           $0x20, R14
 	JNZ            dotCodesQ8B3x4AVX2_chunkb
 	VPHADDD        Y4, Y3, Y3
 	VPHADDD        Y6, Y5, Y5
@@ -5384,36 +5384,37 @@ dotCodesQ8B3x4AVX2_chunkb:
 	VPERM2I128     $0x21, Y3, Y2, Y4
 	VPBLENDD       $0xf0, Y3, Y2, Y2
 	VPADDD         Y4, Y2, Y2
-	MOVQ           sums+64(FP), R13
-	VPSUBD         (R13), Y2, Y2
+	MOVQ           sums+64(FP), R12
+	VPSUBD         (R12), Y2, Y2
 	VCVTDQ2PS      Y2, Y2
-	MOVQ           scales+56(FP), R13
-	VMULPS         (R13), Y2, Y2
-	VPBROADCASTW   (BX)(R8*1), X3
-	VPBROADCASTW   (R12)(R8*1), X4
+	MOVQ           scales+56(FP), R12
+	VMULPS         (R12), Y2, Y2
+	VPBROADCASTW   (DX)(DI*1), X3
+	VPBROADCASTW   (R11)(DI*1), X4
 	VPUNPCKLQDQ    X4, X3, X3
 	VCVTPH2PS      X3, Y3
 	VMULPS         Y3, Y2, Y2
 	VEXTRACTF128   $0x01, Y2, X3
-	VUNPCKLPS      X3, X2, X4
+	VUNPCKLPS      X3, X2, X8
 	VUNPCKHPS      X3, X2, X2
-	VMOVSD         (AX), X3
-	VADDPS         X4, X3, X3
-	VMOVSD         X3, (AX)
-	VMOVHLPS       X4, X4, X3
-	VMOVSD         (AX)(CX*1), X4
-	VADDPS         X3, X4, X4
-	VMOVSD         X4, (AX)(CX*1)
-	VMOVSD         (AX)(CX*2), X3
-	VADDPS         X2, X3, X3
-	VMOVSD         X3, (AX)(CX*2)
-	VMOVHLPS       X2, X2, X2
-	VMOVSD         (AX)(DX*1), X3
-	VADDPS         X2, X3, X3
-	VMOVSD         X3, (AX)(DX*1)
+	VINSERTF128    $0x01, X2, Y8, Y2
+	LEAQ           (AX)(CX*2), DX
+	VEXTRACTF128   $0x01, Y2, X3
+	VMOVSD         (AX), X4
+	VADDPS         X2, X4, X4
+	VMOVSD         X4, (AX)
+	VMOVHPS        (AX)(CX*1), X2, X4
+	VADDPS         X2, X4, X4
+	VMOVHPS        X4, (AX)(CX*1)
+	VMOVSD         (DX), X2
+	VADDPS         X3, X2, X2
+	VMOVSD         X2, (DX)
+	VMOVHPS        (DX)(CX*1), X3, X2
+	VADDPS         X3, X2, X2
+	VMOVHPS        X2, (DX)(CX*1)
 	ADDQ           $0x08, AX
-	LEAQ           (R12)(SI*1), BX
-	SUBQ           $0x02, R9
+	LEAQ           (R11)(BX*1), DX
+	SUBQ           $0x02, R8
 	JMP            dotCodesQ8B3x4AVX2_pair
 
 dotCodesQ8B3x4AVX2_done:
@@ -5523,44 +5524,44 @@ TEXT ·dotCodesQ8B3x4VNNI(SB), NOSPLIT, $0-144
 	MOVQ    outStride+24(FP), CX
 	SHLQ    $0x02, CX
 	LEAQ    (CX)(CX*2), DX
-	MOVQ    codes_base+80(FP), BX
-	MOVQ    stride+104(FP), SI
-	MOVQ    idxOff+112(FP), DI
-	MOVQ    normOff+120(FP), R8
-	MOVQ    n+128(FP), R9
-	MOVQ    d32+136(FP), R10
-	LEAQ    (R10)(R10*2), R11
+	MOVQ    codes_base+80(FP), DX
+	MOVQ    stride+104(FP), BX
+	MOVQ    idxOff+112(FP), SI
+	MOVQ    normOff+120(FP), DI
+	MOVQ    n+128(FP), R8
+	MOVQ    d32+136(FP), R9
+	LEAQ    (R9)(R9*2), R10
 
 dotCodesQ8B3x4VNNI_pair:
-	CMPQ  R9, $0x02
+	CMPQ  R8, $0x02
 	JB    dotCodesQ8B3x4VNNI_done
-	LEAQ  (BX)(SI*1), R12
+	LEAQ  (DX)(BX*1), R11
 	VPXOR Y1, Y1, Y1
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
 	VPXOR Y4, Y4, Y4
-	LEAQ  (BX)(DI*1), R13
-	MOVQ  q_base+32(FP), R14
-	MOVQ  R10, R15
+	LEAQ  (DX)(SI*1), R12
+	MOVQ  q_base+32(FP), R13
+	MOVQ  R9, R14
 
 dotCodesQ8B3x4VNNI_chunka:
-	VBROADCASTI128 (R13), Y5
-	VPSHUFB        codes8Shuf3<>+32(SB), Y5, Y6
+	VBROADCASTI128 (R12), Y5
+	VPSHUFB        codes8Shuf3<>+32(SB), Y5, Y7
 	VPSHUFB        codes8Shuf3<>+0(SB), Y5, Y5
 	VPMULLW        codes8Mul3<>+0(SB), Y5, Y5
-	VPMULLW        codes8Mul3<>+0(SB), Y6, Y6
+	VPMULLW        codes8Mul3<>+0(SB), Y7, Y7
 	VPSRLW         $0x08, Y5, Y5
-	VPSRLW         $0x08, Y6, Y6
-	VPACKUSWB      Y6, Y5, Y5
+	VPSRLW         $0x08, Y7, Y7
+	VPACKUSWB      Y7, Y5, Y5
 	VPAND          codes8Seven<>+0(SB), Y5, Y5
 	VPSHUFB        Y5, Y0, Y5
-	VPDPBUSD       (R14), Y5, Y1
-	VPDPBUSD       (R14)(R10*1), Y5, Y2
-	VPDPBUSD       (R14)(R10*2), Y5, Y3
-	VPDPBUSD       (R14)(R11*1), Y5, Y4
-	ADDQ           $0x0c, R13
-	ADDQ           $0x20, R14
-	SUBQ           $0x20, R15
+	VPDPBUSD       (R13), Y5, Y1
+	VPDPBUSD       (R13)(R9*1), Y5, Y2
+	VPDPBUSD       (R13)(R9*2), Y5, Y3
+	VPDPBUSD       (R13)(R10*1), Y5, Y4
+	ADDQ           $0x0c, R12
+	ADDQ           $0x20, R13
+	SUBQ           $0x20, R14
 	JNZ            dotCodesQ8B3x4VNNI_chunka
 	VPHADDD        Y2, Y1, Y1
 	VPHADDD        Y4, Y3, Y3
@@ -5569,28 +5570,28 @@ dotCodesQ8B3x4VNNI_chunka:
 	VPXOR          Y3, Y3, Y3
 	VPXOR          Y4, Y4, Y4
 	VPXOR          Y5, Y5, Y5
-	LEAQ           (R12)(DI*1), R13
-	MOVQ           q_base+32(FP), R14
-	MOVQ           R10, R15
+	LEAQ           (R11)(SI*1), R12
+	MOVQ           q_base+32(FP), R13
+	MOVQ           R9, R14
 
 dotCodesQ8B3x4VNNI_chunkb:
-	VBROADCASTI128 (R13), Y6
-	VPSHUFB        codes8Shuf3<>+32(SB), Y6, Y7
-	VPSHUFB        codes8Shuf3<>+0(SB), Y6, Y6
-	VPMULLW        codes8Mul3<>+0(SB), Y6, Y6
+	VBROADCASTI128 (R12), Y7
+	VPSHUFB        codes8Shuf3<>+32(SB), Y7, Y8
+	VPSHUFB        codes8Shuf3<>+0(SB), Y7, Y7
 	VPMULLW        codes8Mul3<>+0(SB), Y7, Y7
-	VPSRLW         $0x08, Y6, Y6
+	VPMULLW        codes8Mul3<>+0(SB), Y8, Y8
 	VPSRLW         $0x08, Y7, Y7
-	VPACKUSWB      Y7, Y6, Y6
-	VPAND          codes8Seven<>+0(SB), Y6, Y6
-	VPSHUFB        Y6, Y0, Y6
-	VPDPBUSD       (R14), Y6, Y2
-	VPDPBUSD       (R14)(R10*1), Y6, Y3
-	VPDPBUSD       (R14)(R10*2), Y6, Y4
-	VPDPBUSD       (R14)(R11*1), Y6, Y5
-	ADDQ           $0x0c, R13
-	ADDQ           $0x20, R14
-	SUBQ           $0x20, R15
+	VPSRLW         $0x08, Y8, Y8
+	VPACKUSWB      Y8, Y7, Y7
+	VPAND          codes8Seven<>+0(SB), Y7, Y7
+	VPSHUFB        Y7, Y0, Y7
+	VPDPBUSD       (R13), Y7, Y2
+	VPDPBUSD       (R13)(R9*1), Y7, Y3
+	VPDPBUSD       (R13)(R9*2), Y7, Y4
+	VPDPBUSD       (R13)(R10*1), Y7, Y5
+	ADDQ           $0x0c, R12
+	ADDQ           $0x20, R13
+	SUBQ           $0x20, R14
 	JNZ            dotCodesQ8B3x4VNNI_chunkb
 	VPHADDD        Y3, Y2, Y2
 	VPHADDD        Y5, Y4, Y4
@@ -5598,36 +5599,37 @@ dotCodesQ8B3x4VNNI_chunkb:
 	VPERM2I128     $0x21, Y2, Y1, Y3
 	VPBLENDD       $0xf0, Y2, Y1, Y1
 	VPADDD         Y3, Y1, Y1
-	MOVQ           sums+64(FP), R13
-	VPSUBD         (R13), Y1, Y1
+	MOVQ           sums+64(FP), R12
+	VPSUBD         (R12), Y1, Y1
 	VCVTDQ2PS      Y1, Y1
-	MOVQ           scales+56(FP), R13
-	VMULPS         (R13), Y1, Y1
-	VPBROADCASTW   (BX)(R8*1), X2
-	VPBROADCASTW   (R12)(R8*1), X3
+	MOVQ           scales+56(FP), R12
+	VMULPS         (R12), Y1, Y1
+	VPBROADCASTW   (DX)(DI*1), X2
+	VPBROADCASTW   (R11)(DI*1), X3
 	VPUNPCKLQDQ    X3, X2, X2
 	VCVTPH2PS      X2, Y2
 	VMULPS         Y2, Y1, Y1
 	VEXTRACTF128   $0x01, Y1, X2
-	VUNPCKLPS      X2, X1, X3
+	VUNPCKLPS      X2, X1, X6
 	VUNPCKHPS      X2, X1, X1
-	VMOVSD         (AX), X2
-	VADDPS         X3, X2, X2
-	VMOVSD         X2, (AX)
-	VMOVHLPS       X3, X3, X2
-	VMOVSD         (AX)(CX*1), X3
-	VADDPS         X2, X3, X3
-	VMOVSD         X3, (AX)(CX*1)
-	VMOVSD         (AX)(CX*2), X2
-	VADDPS         X1, X2, X2
-	VMOVSD         X2, (AX)(CX*2)
-	VMOVHLPS       X1, X1, X1
-	VMOVSD         (AX)(DX*1), X2
-	VADDPS         X1, X2, X2
-	VMOVSD         X2, (AX)(DX*1)
+	VINSERTF128    $0x01, X1, Y6, Y1
+	LEAQ           (AX)(CX*2), DX
+	VEXTRACTF128   $0x01, Y1, X2
+	VMOVSD         (AX), X3
+	VADDPS         X1, X3, X3
+	VMOVSD         X3, (AX)
+	VMOVHPS        (AX)(CX*1), X1, X3
+	VADDPS         X1, X3, X3
+	VMOVHPS        X3, (AX)(CX*1)
+	VMOVSD         (DX), X1
+	VADDPS         X2, X1, X1
+	VMOVSD         X1, (DX)
+	VMOVHPS        (DX)(CX*1), X2, X1
+	VADDPS         X2, X1, X1
+	VMOVHPS        X1, (DX)(CX*1)
 	ADDQ           $0x08, AX
-	LEAQ           (R12)(SI*1), BX
-	SUBQ           $0x02, R9
+	LEAQ           (R11)(BX*1), DX
+	SUBQ           $0x02, R8
 	JMP            dotCodesQ8B3x4VNNI_pair
 
 dotCodesQ8B3x4VNNI_done:
@@ -5644,47 +5646,47 @@ TEXT ·dotCodesQ8B4x4AVX2(SB), NOSPLIT, $0-144
 	MOVQ    outStride+24(FP), CX
 	SHLQ    $0x02, CX
 	LEAQ    (CX)(CX*2), DX
-	MOVQ    codes_base+80(FP), BX
-	MOVQ    stride+104(FP), SI
-	MOVQ    idxOff+112(FP), DI
-	MOVQ    normOff+120(FP), R8
-	MOVQ    n+128(FP), R9
-	MOVQ    d32+136(FP), R10
-	LEAQ    (R10)(R10*2), R11
+	MOVQ    codes_base+80(FP), DX
+	MOVQ    stride+104(FP), BX
+	MOVQ    idxOff+112(FP), SI
+	MOVQ    normOff+120(FP), DI
+	MOVQ    n+128(FP), R8
+	MOVQ    d32+136(FP), R9
+	LEAQ    (R9)(R9*2), R10
 
 dotCodesQ8B4x4AVX2_pair:
-	CMPQ  R9, $0x02
+	CMPQ  R8, $0x02
 	JB    dotCodesQ8B4x4AVX2_done
-	LEAQ  (BX)(SI*1), R12
+	LEAQ  (DX)(BX*1), R11
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
 	VPXOR Y4, Y4, Y4
 	VPXOR Y5, Y5, Y5
-	LEAQ  (BX)(DI*1), R13
-	MOVQ  q_base+32(FP), R14
-	MOVQ  R10, R15
+	LEAQ  (DX)(SI*1), R12
+	MOVQ  q_base+32(FP), R13
+	MOVQ  R9, R14
 
 dotCodesQ8B4x4AVX2_chunka:
-	VMOVDQU     (R13), X7
+	VMOVDQU     (R12), X7
 	VPSRLW      $0x04, X7, X6
 	VINSERTI128 $0x01, X6, Y7, Y6
 	VPAND       codes8Fifteen<>+0(SB), Y6, Y6
 	VPSHUFB     Y6, Y0, Y6
-	VPMADDUBSW  (R14), Y6, Y8
+	VPMADDUBSW  (R13), Y6, Y8
 	VPMADDWD    Y1, Y8, Y8
 	VPADDD      Y8, Y2, Y2
-	VPMADDUBSW  (R14)(R10*1), Y6, Y8
+	VPMADDUBSW  (R13)(R9*1), Y6, Y8
 	VPMADDWD    Y1, Y8, Y8
 	VPADDD      Y8, Y3, Y3
-	VPMADDUBSW  (R14)(R10*2), Y6, Y8
+	VPMADDUBSW  (R13)(R9*2), Y6, Y8
 	VPMADDWD    Y1, Y8, Y8
 	VPADDD      Y8, Y4, Y4
-	VPMADDUBSW  (R14)(R11*1), Y6, Y6
+	VPMADDUBSW  (R13)(R10*1), Y6, Y6
 	VPMADDWD    Y1, Y6, Y6
 	VPADDD      Y6, Y5, Y5
-	ADDQ        $0x10, R13
-	ADDQ        $0x20, R14
-	SUBQ        $0x20, R15
+	ADDQ        $0x10, R12
+	ADDQ        $0x20, R13
+	SUBQ        $0x20, R14
 	JNZ         dotCodesQ8B4x4AVX2_chunka
 	VPHADDD     Y3, Y2, Y2
 	VPHADDD     Y5, Y4, Y4
@@ -5693,31 +5695,31 @@ dotCodesQ8B4x4AVX2_chunka:
 	VPXOR       Y4, Y4, Y4
 	VPXOR       Y5, Y5, Y5
 	VPXOR       Y6, Y6, Y6
-	LEAQ        (R12)(DI*1), R13
-	MOVQ        q_base+32(FP), R14
-	MOVQ        R10, R15
+	LEAQ        (R11)(SI*1), R12
+	MOVQ        q_base+32(FP), R13
+	MOVQ        R9, R14
 
 dotCodesQ8B4x4AVX2_chunkb:
-	VMOVDQU      (R13), X7
+	VMOVDQU      (R12), X7
 	VPSRLW       $0x04, X7, X8
 	VINSERTI128  $0x01, X8, Y7, Y8
 	VPAND        codes8Fifteen<>+0(SB), Y8, Y8
 	VPSHUFB      Y8, Y0, Y8
-	VPMADDUBSW   (R14), Y8, Y9
+	VPMADDUBSW   (R13), Y8, Y9
 	VPMADDWD     Y1, Y9, Y9
 	VPADDD       Y9, Y3, Y3
-	VPMADDUBSW   (R14)(R10*1), Y8, Y9
+	VPMADDUBSW   (R13)(R9*1), Y8, Y9
 	VPMADDWD     Y1, Y9, Y9
 	VPADDD       Y9, Y4, Y4
-	VPMADDUBSW   (R14)(R10*2), Y8, Y9
+	VPMADDUBSW   (R13)(R9*2), Y8, Y9
 	VPMADDWD     Y1, Y9, Y9
 	VPADDD       Y9, Y5, Y5
-	VPMADDUBSW   (R14)(R11*1), Y8, Y8
+	VPMADDUBSW   (R13)(R10*1), Y8, Y8
 	VPMADDWD     Y1, Y8, Y8
 	VPADDD       Y8, Y6, Y6
-	ADDQ         $0x10, R13
-	ADDQ         $0x20, R14
-	SUBQ         $0x20, R15
+	ADDQ         $0x10, R12
+	ADDQ         $0x20, R13
+	SUBQ         $0x20, R14
 	JNZ          dotCodesQ8B4x4AVX2_chunkb
 	VPHADDD      Y4, Y3, Y3
 	VPHADDD      Y6, Y5, Y5
@@ -5725,36 +5727,37 @@ dotCodesQ8B4x4AVX2_chunkb:
 	VPERM2I128   $0x21, Y3, Y2, Y4
 	VPBLENDD     $0xf0, Y3, Y2, Y2
 	VPADDD       Y4, Y2, Y2
-	MOVQ         sums+64(FP), R13
-	VPSUBD       (R13), Y2, Y2
+	MOVQ         sums+64(FP), R12
+	VPSUBD       (R12), Y2, Y2
 	VCVTDQ2PS    Y2, Y2
-	MOVQ         scales+56(FP), R13
-	VMULPS       (R13), Y2, Y2
-	VPBROADCASTW (BX)(R8*1), X3
-	VPBROADCASTW (R12)(R8*1), X4
+	MOVQ         scales+56(FP), R12
+	VMULPS       (R12), Y2, Y2
+	VPBROADCASTW (DX)(DI*1), X3
+	VPBROADCASTW (R11)(DI*1), X4
 	VPUNPCKLQDQ  X4, X3, X3
 	VCVTPH2PS    X3, Y3
 	VMULPS       Y3, Y2, Y2
 	VEXTRACTF128 $0x01, Y2, X3
-	VUNPCKLPS    X3, X2, X4
+	VUNPCKLPS    X3, X2, X7
 	VUNPCKHPS    X3, X2, X2
-	VMOVSD       (AX), X3
-	VADDPS       X4, X3, X3
-	VMOVSD       X3, (AX)
-	VMOVHLPS     X4, X4, X3
-	VMOVSD       (AX)(CX*1), X4
-	VADDPS       X3, X4, X4
-	VMOVSD       X4, (AX)(CX*1)
-	VMOVSD       (AX)(CX*2), X3
-	VADDPS       X2, X3, X3
-	VMOVSD       X3, (AX)(CX*2)
-	VMOVHLPS     X2, X2, X2
-	VMOVSD       (AX)(DX*1), X3
-	VADDPS       X2, X3, X3
-	VMOVSD       X3, (AX)(DX*1)
+	VINSERTF128  $0x01, X2, Y7, Y2
+	LEAQ         (AX)(CX*2), DX
+	VEXTRACTF128 $0x01, Y2, X3
+	VMOVSD       (AX), X4
+	VADDPS       X2, X4, X4
+	VMOVSD       X4, (AX)
+	VMOVHPS      (AX)(CX*1), X2, X4
+	VADDPS       X2, X4, X4
+	VMOVHPS      X4, (AX)(CX*1)
+	VMOVSD       (DX), X2
+	VADDPS       X3, X2, X2
+	VMOVSD       X2, (DX)
+	VMOVHPS      (DX)(CX*1), X3, X2
+	VADDPS       X3, X2, X2
+	VMOVHPS      X2, (DX)(CX*1)
 	ADDQ         $0x08, AX
-	LEAQ         (R12)(SI*1), BX
-	SUBQ         $0x02, R9
+	LEAQ         (R11)(BX*1), DX
+	SUBQ         $0x02, R8
 	JMP          dotCodesQ8B4x4AVX2_pair
 
 dotCodesQ8B4x4AVX2_done:
@@ -5780,39 +5783,39 @@ TEXT ·dotCodesQ8B4x4VNNI(SB), NOSPLIT, $0-144
 	MOVQ    outStride+24(FP), CX
 	SHLQ    $0x02, CX
 	LEAQ    (CX)(CX*2), DX
-	MOVQ    codes_base+80(FP), BX
-	MOVQ    stride+104(FP), SI
-	MOVQ    idxOff+112(FP), DI
-	MOVQ    normOff+120(FP), R8
-	MOVQ    n+128(FP), R9
-	MOVQ    d32+136(FP), R10
-	LEAQ    (R10)(R10*2), R11
+	MOVQ    codes_base+80(FP), DX
+	MOVQ    stride+104(FP), BX
+	MOVQ    idxOff+112(FP), SI
+	MOVQ    normOff+120(FP), DI
+	MOVQ    n+128(FP), R8
+	MOVQ    d32+136(FP), R9
+	LEAQ    (R9)(R9*2), R10
 
 dotCodesQ8B4x4VNNI_pair:
-	CMPQ  R9, $0x02
+	CMPQ  R8, $0x02
 	JB    dotCodesQ8B4x4VNNI_done
-	LEAQ  (BX)(SI*1), R12
+	LEAQ  (DX)(BX*1), R11
 	VPXOR Y1, Y1, Y1
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
 	VPXOR Y4, Y4, Y4
-	LEAQ  (BX)(DI*1), R13
-	MOVQ  q_base+32(FP), R14
-	MOVQ  R10, R15
+	LEAQ  (DX)(SI*1), R12
+	MOVQ  q_base+32(FP), R13
+	MOVQ  R9, R14
 
 dotCodesQ8B4x4VNNI_chunka:
-	VMOVDQU     (R13), X6
+	VMOVDQU     (R12), X6
 	VPSRLW      $0x04, X6, X5
 	VINSERTI128 $0x01, X5, Y6, Y5
 	VPAND       codes8Fifteen<>+0(SB), Y5, Y5
 	VPSHUFB     Y5, Y0, Y5
-	VPDPBUSD    (R14), Y5, Y1
-	VPDPBUSD    (R14)(R10*1), Y5, Y2
-	VPDPBUSD    (R14)(R10*2), Y5, Y3
-	VPDPBUSD    (R14)(R11*1), Y5, Y4
-	ADDQ        $0x10, R13
-	ADDQ        $0x20, R14
-	SUBQ        $0x20, R15
+	VPDPBUSD    (R13), Y5, Y1
+	VPDPBUSD    (R13)(R9*1), Y5, Y2
+	VPDPBUSD    (R13)(R9*2), Y5, Y3
+	VPDPBUSD    (R13)(R10*1), Y5, Y4
+	ADDQ        $0x10, R12
+	ADDQ        $0x20, R13
+	SUBQ        $0x20, R14
 	JNZ         dotCodesQ8B4x4VNNI_chunka
 	VPHADDD     Y2, Y1, Y1
 	VPHADDD     Y4, Y3, Y3
@@ -5821,23 +5824,23 @@ dotCodesQ8B4x4VNNI_chunka:
 	VPXOR       Y3, Y3, Y3
 	VPXOR       Y4, Y4, Y4
 	VPXOR       Y5, Y5, Y5
-	LEAQ        (R12)(DI*1), R13
-	MOVQ        q_base+32(FP), R14
-	MOVQ        R10, R15
+	LEAQ        (R11)(SI*1), R12
+	MOVQ        q_base+32(FP), R13
+	MOVQ        R9, R14
 
 dotCodesQ8B4x4VNNI_chunkb:
-	VMOVDQU      (R13), X6
+	VMOVDQU      (R12), X6
 	VPSRLW       $0x04, X6, X7
 	VINSERTI128  $0x01, X7, Y6, Y7
 	VPAND        codes8Fifteen<>+0(SB), Y7, Y7
 	VPSHUFB      Y7, Y0, Y7
-	VPDPBUSD     (R14), Y7, Y2
-	VPDPBUSD     (R14)(R10*1), Y7, Y3
-	VPDPBUSD     (R14)(R10*2), Y7, Y4
-	VPDPBUSD     (R14)(R11*1), Y7, Y5
-	ADDQ         $0x10, R13
-	ADDQ         $0x20, R14
-	SUBQ         $0x20, R15
+	VPDPBUSD     (R13), Y7, Y2
+	VPDPBUSD     (R13)(R9*1), Y7, Y3
+	VPDPBUSD     (R13)(R9*2), Y7, Y4
+	VPDPBUSD     (R13)(R10*1), Y7, Y5
+	ADDQ         $0x10, R12
+	ADDQ         $0x20, R13
+	SUBQ         $0x20, R14
 	JNZ          dotCodesQ8B4x4VNNI_chunkb
 	VPHADDD      Y3, Y2, Y2
 	VPHADDD      Y5, Y4, Y4
@@ -5845,36 +5848,37 @@ dotCodesQ8B4x4VNNI_chunkb:
 	VPERM2I128   $0x21, Y2, Y1, Y3
 	VPBLENDD     $0xf0, Y2, Y1, Y1
 	VPADDD       Y3, Y1, Y1
-	MOVQ         sums+64(FP), R13
-	VPSUBD       (R13), Y1, Y1
+	MOVQ         sums+64(FP), R12
+	VPSUBD       (R12), Y1, Y1
 	VCVTDQ2PS    Y1, Y1
-	MOVQ         scales+56(FP), R13
-	VMULPS       (R13), Y1, Y1
-	VPBROADCASTW (BX)(R8*1), X2
-	VPBROADCASTW (R12)(R8*1), X3
+	MOVQ         scales+56(FP), R12
+	VMULPS       (R12), Y1, Y1
+	VPBROADCASTW (DX)(DI*1), X2
+	VPBROADCASTW (R11)(DI*1), X3
 	VPUNPCKLQDQ  X3, X2, X2
 	VCVTPH2PS    X2, Y2
 	VMULPS       Y2, Y1, Y1
 	VEXTRACTF128 $0x01, Y1, X2
-	VUNPCKLPS    X2, X1, X3
+	VUNPCKLPS    X2, X1, X6
 	VUNPCKHPS    X2, X1, X1
-	VMOVSD       (AX), X2
-	VADDPS       X3, X2, X2
-	VMOVSD       X2, (AX)
-	VMOVHLPS     X3, X3, X2
-	VMOVSD       (AX)(CX*1), X3
-	VADDPS       X2, X3, X3
-	VMOVSD       X3, (AX)(CX*1)
-	VMOVSD       (AX)(CX*2), X2
-	VADDPS       X1, X2, X2
-	VMOVSD       X2, (AX)(CX*2)
-	VMOVHLPS     X1, X1, X1
-	VMOVSD       (AX)(DX*1), X2
-	VADDPS       X1, X2, X2
-	VMOVSD       X2, (AX)(DX*1)
+	VINSERTF128  $0x01, X1, Y6, Y1
+	LEAQ         (AX)(CX*2), DX
+	VEXTRACTF128 $0x01, Y1, X2
+	VMOVSD       (AX), X3
+	VADDPS       X1, X3, X3
+	VMOVSD       X3, (AX)
+	VMOVHPS      (AX)(CX*1), X1, X3
+	VADDPS       X1, X3, X3
+	VMOVHPS      X3, (AX)(CX*1)
+	VMOVSD       (DX), X1
+	VADDPS       X2, X1, X1
+	VMOVSD       X1, (DX)
+	VMOVHPS      (DX)(CX*1), X2, X1
+	VADDPS       X2, X1, X1
+	VMOVHPS      X1, (DX)(CX*1)
 	ADDQ         $0x08, AX
-	LEAQ         (R12)(SI*1), BX
-	SUBQ         $0x02, R9
+	LEAQ         (R11)(BX*1), DX
+	SUBQ         $0x02, R8
 	JMP          dotCodesQ8B4x4VNNI_pair
 
 dotCodesQ8B4x4VNNI_done:
