@@ -249,7 +249,7 @@ func (st *softmaxState) finish(hs *headStores, out []float32) {
 func (p *Pool) rowState(n int) *rowState {
 	rs, ok := p.rowStates.Get().(*rowState)
 	if !ok {
-		rs = newRowState(p.cfg.QHeads/p.cfg.KVHeads, p.cfg.HeadDim, p.cfg.IntScores)
+		rs = newRowState(p.cfg.QHeads/p.cfg.KVHeads, p.cfg.HeadDim, p.cfg.IntScores, p.cfg.IntValues)
 	}
 	rs.fit(n)
 	return rs
@@ -294,7 +294,7 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 	h := qHead / (cfg.QHeads / cfg.KVHeads)
 	hs := &l.heads[h]
 	if usesRows(hs) {
-		rs := newRowState(1, cfg.HeadDim, cfg.IntScores)
+		rs := newRowState(1, cfg.HeadDim, cfg.IntScores, false)
 		rs.logits, rs.stride = dst, len(dst) // one query row: score straight into dst
 		rs.prepare(hs, query, cfg.Scale)
 		fp16 := fp16Store{cfg.HeadDim}

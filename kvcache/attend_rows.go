@@ -80,8 +80,9 @@ type rowStore interface {
 	// for fp16 and fp32 (simd.Spread), at once for the smaller codes.
 	scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte)
 	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i,
-	// prefetching ahead as scoreRun.
-	accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, ahead []byte)
+	// prefetching ahead as scoreRun. w8, when not nil, is the working
+	// memory of the parts that sum with integers (Config.IntValues).
+	accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte)
 }
 
 func (c *quantStore) rowForm() bool { return c.kerns != nil }
@@ -167,18 +168,20 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 	}
 }
 
-func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
+func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte) {
 	simd.Prefetch(ahead)
-	inPieces(n, c.scratch(), func(lo, m int) { c.accumulateCodes(acc, w[lo:], wStride, g, codes[lo*stride:], stride, m, buf) })
+	inPieces(n, c.scratch(), func(lo, m int) { c.accumulateCodes(acc, w[lo:], wStride, g, codes[lo*stride:], stride, m, buf, w8) })
 }
 
 // accumulateCodes is accumulateRun for at most rowChunk codes when they go
 // through the scratch rows.
-func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32) {
+func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8) {
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
 		switch {
+		case w8 != nil && p.Bits <= 4 && p.Correction == turboquant.NoCorrection && c.kerns[i].ValuesQ8Kernels(p.Dim):
+			simd.AxpyCodesQ8(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, w8)
 		case p.Bits <= 4 && p.Correction != turboquant.NoCorrection:
 			ws := buf[:g*n]
 			for t := range n {
@@ -230,7 +233,7 @@ func (c fp16Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.
 	simd.DotF16(out, outStride, q[:g*c.dim], codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2, ahead)
 }
 
-func (c fp16Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, _ []float32, ahead []byte) {
+func (c fp16Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, _ []float32, _ *simd.WeightsQ8, ahead []byte) {
 	simd.AxpyF16(acc[:g*c.dim], w, wStride, codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2, ahead)
 }
 
@@ -245,7 +248,7 @@ func (c fp32Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.
 	})
 }
 
-func (c fp32Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
+func (c fp32Store) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, _ *simd.WeightsQ8, ahead []byte) {
 	inPieces(n, !c.inPlace(codes, stride), func(lo, m int) {
 		rows, rs := c.rows(buf, codes[lo*stride:], stride, m)
 		simd.Axpy(acc[:g*c.dim], w[lo:], wStride, rows, m, c.dim, rs, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
@@ -308,12 +311,17 @@ type rowState struct {
 	// of the key storage scores with integers)
 	qk8, qu8       []simd.QueryQ8
 	qk8Buf, qu8Buf []simd.QueryQ8
-	ints           bool // Config.IntScores
+	ints           bool            // Config.IntScores
+	w8             *simd.WeightsQ8 // Config.IntValues; nil: off
 }
 
-func newRowState(g, d int, ints bool) *rowState {
-	return &rowState{softmaxState: newSoftmaxState(g, d), drift: make([]float32, g), qk: make([]float32, g*d), qr: make([]float32, g*d),
-		qu: make([]float32, g*d), qmu: make([]float32, g), rows: make([]float32, rowScratch(d, g)), ints: ints}
+func newRowState(g, d int, intScores, intValues bool) *rowState {
+	rs := &rowState{softmaxState: newSoftmaxState(g, d), drift: make([]float32, g), qk: make([]float32, g*d), qr: make([]float32, g*d),
+		qu: make([]float32, g*d), qmu: make([]float32, g), rows: make([]float32, rowScratch(d, g)), ints: intScores}
+	if intValues {
+		rs.w8 = new(simd.WeightsQ8)
+	}
+	return rs
 }
 
 // prepare maps the group's queries (len g·d) for scoring.
@@ -393,15 +401,15 @@ func (rs *rowState) accumulateRun(hs *headStores, fp16 fp16Store, r run) {
 	g, N := rs.g, rs.stride
 	switch {
 	case r.raw:
-		fp16.accumulateRun(rs.accRaw, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, nil)
+		fp16.accumulateRun(rs.accRaw, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, nil, nil)
 		rs.addRawWeights(r.pos, r.n)
 	case r.up:
 		rs.codes = true
-		hs.upValues.store.(rowStore).accumulateRun(rs.upgradedAcc(), rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, r.ahead)
+		hs.upValues.store.(rowStore).accumulateRun(rs.upgradedAcc(), rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, rs.w8, r.ahead)
 	default:
 		rs.codes = true
 		vs := hs.values.store.(rowStore)
-		vs.accumulateRun(rs.accCode, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, r.ahead)
+		vs.accumulateRun(rs.accCode, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, rs.w8, r.ahead)
 		if r.vd != nil { // the block's drift, weighted by the run's total weight
 			for gi := range g {
 				var w float32
@@ -410,7 +418,7 @@ func (rs *rowState) accumulateRun(hs *headStores, fp16 fp16Store, r run) {
 				}
 				rs.drift[gi] = w
 			}
-			vs.accumulateRun(rs.accCode, rs.drift, 1, g, r.vd, len(r.vd), 1, rs.rows, nil)
+			vs.accumulateRun(rs.accCode, rs.drift, 1, g, r.vd, len(r.vd), 1, rs.rows, nil, nil) // one code: the float kernels
 		}
 	}
 }

@@ -102,6 +102,17 @@ type Config struct {
 	// (simd.DotCodesQ8). It changes no stored byte. Other backends (CUDA,
 	// Metal) score in float and ignore it.
 	IntScores bool
+	// IntValues sums 3- and 4-bit values (whole parts of a dimension that
+	// is a multiple of 64) with each token's softmax weight times norm
+	// quantized to int8 per block (per 64 tokens of longer runs) and the
+	// same 7-bit centroid tables, where the CPU has the integer value
+	// kernels (AVX-512 with VBMI and VNNI), instead of float FMAs: each
+	// output coordinate, before the softmax division, within
+	// Σ_t (|w_t·norm_t|·εc + |c_t|·εw + εw·εc) of the float sum, εw and εc
+	// the half-steps of the weights' and the codebook's integer scales
+	// (simd.AxpyCodesQ8). It changes no stored byte; other backends ignore
+	// it.
+	IntValues bool
 }
 
 // Preset returns the configuration of a named preset for a model shape.
@@ -150,14 +161,14 @@ type Config struct {
 // halves the attention KLD of 4- and 5-bit keys (0.0146 → 0.0080, 0.0044 →
 // 0.0023), where per-channel KIVI keys had been ahead. Both suffixes may
 // follow one name ("k5v4+uk+bc"). Any preset followed by "+i8"
-// (IntScoresSuffix, last) also sets IntScores.
+// (IntScoresSuffix, last) also sets IntScores and IntValues.
 func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
 	if base, ok := strings.CutSuffix(name, IntScoresSuffix); ok {
 		cfg, err := Preset(base, layers, kvHeads, qHeads, headDim)
 		if err != nil {
 			return cfg, err
 		}
-		cfg.IntScores = true
+		cfg.IntScores, cfg.IntValues = true, true
 		return cfg, nil
 	}
 	if base, ok := strings.CutSuffix(name, UnbiasedKeysSuffix); ok && !strings.Contains(base, UnbiasedKeysSuffix) {
@@ -227,7 +238,8 @@ func Preset(name string, layers, kvHeads, qHeads, headDim int) (Config, error) {
 // with BlockCenter.
 const BlockCenterSuffix = "+bc"
 
-// IntScoresSuffix turns a preset into the same preset with IntScores.
+// IntScoresSuffix turns a preset into the same preset with IntScores and
+// IntValues.
 const IntScoresSuffix = "+i8"
 
 // UnbiasedKeysSuffix turns a preset whose keys are whole-rate MSE codes

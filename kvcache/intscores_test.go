@@ -76,3 +76,41 @@ func TestIntScoresAddLittleToTheCodesError(t *testing.T) {
 		}
 	}
 }
+
+// TestIntValuesAddLittleToTheCodesError is the same for IntValues: the
+// outputs' error against exact fp32 attention may grow by at most 3%.
+func TestIntValuesAddLittleToTheCodesError(t *testing.T) {
+	if !simd.NewCodebook(make([]float32, 8), 3).ValuesQ8Kernels(64) {
+		t.Skipf("no integer value kernels at level %v (they need AVX-512 VBMI and VNNI): IntValues sums in float here", simd.Active())
+	}
+	const L, n, T = 1, 400, 4
+	for _, d := range []int{64, 128} {
+		for _, heads := range [][2]int{{2, 8}, {1, 5}, {2, 2}} {
+			H, QH := heads[0], heads[1]
+			for _, name := range []string{"tq4", "tq3", "k4v3", "tq3+bc"} {
+				t.Run(fmt.Sprintf("%s/d=%d/H=%d/QH=%d", name, d, H, QH), func(t *testing.T) {
+					keys, values := kvData(n, H, d, 33)
+					queries, _ := kvData(T, QH, d, 34)
+					run := func(ints bool) []float32 {
+						cfg, err := Preset(name, L, H, QH, d)
+						require.NoError(t, err)
+						cfg.Window, cfg.Sinks, cfg.BlockTokens, cfg.IntValues = 16, 0, 64, ints
+						pool, err := NewPool(cfg, 0)
+						require.NoError(t, err)
+						seq := pool.NewSequence()
+						require.NoError(t, seq.Append(0, keys, values))
+						out := make([]float32, len(queries))
+						require.NoError(t, seq.Attend(0, queries, out))
+						return out
+					}
+					outF, outI := run(false), run(true)
+					want := refAttention(keys, values, queries, n, T, H, QH, d, 1/math.Sqrt(float64(d)))
+					change, outCode, outBoth := relErr(outI, outF), relErr(outF, want), relErr(outI, want)
+					t.Logf("outputs: int change %.4f; error %.4f → %.4f (×%.4f)", change, outCode, outBoth, outBoth/outCode)
+					require.Greater(t, change, 0.0, "IntValues changed no output: the integer path did not run")
+					require.Less(t, outBoth/outCode, 1.03, "output error against exact fp32 attention with integer sums, over the float sums'")
+				})
+			}
+		}
+	}
+}

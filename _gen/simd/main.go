@@ -63,7 +63,9 @@ func main() {
 		for _, vnni := range []bool{false, true} {
 			dotCodes8(bits, vnni)
 		}
+		axpyCodes8(bits)
 	}
+	weightsQ8()
 	Generate()
 }
 

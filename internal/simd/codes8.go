@@ -120,6 +120,9 @@ func (cb *Codebook) setTable8() {
 		for k := range cb.q8Tab {
 			cb.q8Tab[k] = q8Offset
 		}
+		for k := range cb.q8Tab64 {
+			cb.q8Tab64[k] = q8Offset
+		}
 		return
 	}
 	best, bestErr := float32(amax/q8TableMax), math.Inf(1)
@@ -141,6 +144,9 @@ func (cb *Codebook) setTable8() {
 			v += int(math.RoundToEven(float64(cb.tab[k] / best)))
 		}
 		cb.q8Tab[k], cb.q8Tab[16+k] = uint8(v), uint8(v)
+	}
+	for k := range cb.q8Tab64 {
+		cb.q8Tab64[k] = cb.q8Tab[k%(1<<cb.bits)]
 	}
 }
 

@@ -63,6 +63,12 @@ type kernels struct {
 	quantizeQ8           func(dst []int8, scales []float32, x []float32) // one row of Q8Rows.Quantize
 	// The integer key-scoring kernels, by bits (3, 4), four query rows.
 	dotCodesQ8 [2]dotCodes8Kernel
+	// The integer value kernels, by bits (3, 4), and their weight
+	// quantizer (values8.go).
+	axpyCodesQ8 [2]axpyCodes8Kernel
+	weightsQ8   func(dst []int8, sums *[4]int32, amax *[4]float32, wn []float32, quads int)
+	// wnWeights lays out four rows of weights times norms ([token][row]).
+	wnWeights func(wn, w []float32, wStride, n int, codes []byte, stride, normOff int)
 	// plainWeights: the level has four-row axpyCodes kernels that take
 	// their weights times norms laid out once per token (plainWeights)
 	// instead of forming them in each pass over the tokens, called
@@ -127,9 +133,11 @@ type Codebook struct {
 	tab  []float32   // the centroids
 	vec  [16]float32 // 1–3 bits: repeated to 8 entries; 4 bits: all 16
 	sh   *[8]uint32
-	// The integer table of 3- and 4-bit codes (DotCodesQ8) and its step.
-	q8Tab  [32]uint8
-	q8Step float32
+	// The integer table of 3- and 4-bit codes (DotCodesQ8) and its step;
+	// q8Tab64 repeats it over 64 entries (AxpyCodesQ8).
+	q8Tab   [32]uint8
+	q8Tab64 [64]uint8
+	q8Step  float32
 }
 
 // NewCodebook prepares the 1<<bits centroids cent (bits 1–8; widths 5–7

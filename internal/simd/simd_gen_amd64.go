@@ -310,6 +310,13 @@ func dotCodesQ8B3x4AVX2(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func dotCodesQ8B3x4VNNI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
 
+// axpyCodesQ8B3VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
+// 3-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
+// tokens past n in the last quad have weight 0 and read the last code again.
+//
+//go:noescape
+func axpyCodesQ8B3VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int)
+
 // dotCodesQ8B4x4AVX2 is dotCodesQ8Generic for four query rows and an even n of 4-bit codes:
 // two tokens at a time, lanes (token, row).
 //
@@ -321,3 +328,17 @@ func dotCodesQ8B4x4AVX2(out []float32, outStride int, q []int8, scales *[8]float
 //
 //go:noescape
 func dotCodesQ8B4x4VNNI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
+
+// axpyCodesQ8B4VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
+// 4-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
+// tokens past n in the last quad have weight 0 and read the last code again.
+//
+//go:noescape
+func axpyCodesQ8B4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int)
+
+// weightsQ8AVX512 quantizes wn (laid out [token][row], 4·quads tokens) to dst ([quad][row][token]):
+// per row, round-half-even(wn·(127/amax)) with amax the row's max |wn| (0 where it is 0);
+// it writes each row's amax and the sum of its values.
+//
+//go:noescape
+func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, wn []float32, quads int)

@@ -5636,6 +5636,570 @@ dotCodesQ8B3x4VNNI_done:
 	VZEROUPPER
 	RET
 
+// func axpyCodesQ8B3VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV
+TEXT ·axpyCodesQ8B3VBMI(SB), NOSPLIT, $0-144
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 values8CtlB3<>+0(SB), Z1
+	VMOVDQU64 values8PermB3<>+0(SB), Z2
+	VMOVDQU64 values8PermB3<>+64(SB), Z3
+	VMOVDQU64 values8PermB3<>+128(SB), Z4
+	VMOVDQU64 values8PermB3<>+192(SB), Z5
+	MOVQ      $0x0000000000ffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	MOVQ      acc_base+0(FP), AX
+	MOVQ      codes_base+80(FP), CX
+	MOVQ      idxOff+112(FP), DX
+	ADDQ      DX, CX
+	MOVQ      d64+128(FP), DX
+
+axpyCodesQ8B3VBMI_chunk:
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ   CX, BX
+	MOVQ   w_base+32(FP), SI
+	MOVQ   n+120(FP), DI
+	MOVQ   stride+104(FP), R8
+	LEAQ   (R8)(R8*1), R9
+	LEAQ   (R9)(R8*1), R10
+
+axpyCodesQ8B3VBMI_quad:
+	CMPQ           DI, $0x04
+	JB             axpyCodesQ8B3VBMI_tail
+	VMOVDQU8.Z     (BX), K1, Z22
+	VMOVDQU8       -32(BX)(R8*1), K2, Z22
+	VMOVDQU8.Z     (BX)(R9*1), K1, Z23
+	VMOVDQU8       -32(BX)(R10*1), K2, Z23
+	VMOVDQA64      Z2, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z6
+	VPDPBUSD.BCST  4(SI), Z24, Z10
+	VPDPBUSD.BCST  8(SI), Z24, Z14
+	VPDPBUSD.BCST  12(SI), Z24, Z18
+	VMOVDQA64      Z3, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z7
+	VPDPBUSD.BCST  4(SI), Z24, Z11
+	VPDPBUSD.BCST  8(SI), Z24, Z15
+	VPDPBUSD.BCST  12(SI), Z24, Z19
+	VMOVDQA64      Z4, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z8
+	VPDPBUSD.BCST  4(SI), Z24, Z12
+	VPDPBUSD.BCST  8(SI), Z24, Z16
+	VPDPBUSD.BCST  12(SI), Z24, Z20
+	VMOVDQA64      Z5, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z9
+	VPDPBUSD.BCST  4(SI), Z24, Z13
+	VPDPBUSD.BCST  8(SI), Z24, Z17
+	VPDPBUSD.BCST  12(SI), Z24, Z21
+	ADDQ           $0x10, SI
+	ADDQ           R9, BX
+	ADDQ           R9, BX
+	SUBQ           $0x04, DI
+	JMP            axpyCodesQ8B3VBMI_quad
+
+axpyCodesQ8B3VBMI_tail:
+	TESTQ          DI, DI
+	JZ             axpyCodesQ8B3VBMI_finish
+	XORQ           R11, R11
+	MOVQ           R11, R10
+	CMPQ           DI, $0x02
+	CMOVQLT        R11, R8
+	CMPQ           DI, $0x03
+	CMOVQLT        R11, R9
+	VMOVDQU8.Z     (BX), K1, Z22
+	VMOVDQU8       -32(BX)(R8*1), K2, Z22
+	VMOVDQU8.Z     (BX)(R9*1), K1, Z23
+	VMOVDQU8       -32(BX)(R10*1), K2, Z23
+	VMOVDQA64      Z2, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z6
+	VPDPBUSD.BCST  4(SI), Z24, Z10
+	VPDPBUSD.BCST  8(SI), Z24, Z14
+	VPDPBUSD.BCST  12(SI), Z24, Z18
+	VMOVDQA64      Z3, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z7
+	VPDPBUSD.BCST  4(SI), Z24, Z11
+	VPDPBUSD.BCST  8(SI), Z24, Z15
+	VPDPBUSD.BCST  12(SI), Z24, Z19
+	VMOVDQA64      Z4, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z8
+	VPDPBUSD.BCST  4(SI), Z24, Z12
+	VPDPBUSD.BCST  8(SI), Z24, Z16
+	VPDPBUSD.BCST  12(SI), Z24, Z20
+	VMOVDQA64      Z5, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z9
+	VPDPBUSD.BCST  4(SI), Z24, Z13
+	VPDPBUSD.BCST  8(SI), Z24, Z17
+	VPDPBUSD.BCST  12(SI), Z24, Z21
+
+axpyCodesQ8B3VBMI_finish:
+	MOVQ        scales+56(FP), BX
+	MOVQ        offs+64(FP), SI
+	MOVQ        rows+136(FP), DI
+	MOVQ        AX, R8
+	MOVQ        accStride+24(FP), R9
+	SHLQ        $0x02, R9
+	VPSUBD.BCST (SI), Z6, Z6
+	VCVTDQ2PS   Z6, Z6
+	VMULPS.BCST (BX), Z6, Z6
+	VADDPS      (R8), Z6, Z6
+	VMOVUPS     Z6, (R8)
+	VPSUBD.BCST (SI), Z7, Z7
+	VCVTDQ2PS   Z7, Z7
+	VMULPS.BCST (BX), Z7, Z7
+	VADDPS      64(R8), Z7, Z7
+	VMOVUPS     Z7, 64(R8)
+	VPSUBD.BCST (SI), Z8, Z8
+	VCVTDQ2PS   Z8, Z8
+	VMULPS.BCST (BX), Z8, Z8
+	VADDPS      128(R8), Z8, Z8
+	VMOVUPS     Z8, 128(R8)
+	VPSUBD.BCST (SI), Z9, Z9
+	VCVTDQ2PS   Z9, Z9
+	VMULPS.BCST (BX), Z9, Z9
+	VADDPS      192(R8), Z9, Z9
+	VMOVUPS     Z9, 192(R8)
+	CMPQ        DI, $0x01
+	JLE         axpyCodesQ8B3VBMI_next
+	ADDQ        R9, R8
+	VPSUBD.BCST 4(SI), Z10, Z10
+	VCVTDQ2PS   Z10, Z10
+	VMULPS.BCST 4(BX), Z10, Z10
+	VADDPS      (R8), Z10, Z10
+	VMOVUPS     Z10, (R8)
+	VPSUBD.BCST 4(SI), Z11, Z11
+	VCVTDQ2PS   Z11, Z11
+	VMULPS.BCST 4(BX), Z11, Z11
+	VADDPS      64(R8), Z11, Z11
+	VMOVUPS     Z11, 64(R8)
+	VPSUBD.BCST 4(SI), Z12, Z12
+	VCVTDQ2PS   Z12, Z12
+	VMULPS.BCST 4(BX), Z12, Z12
+	VADDPS      128(R8), Z12, Z12
+	VMOVUPS     Z12, 128(R8)
+	VPSUBD.BCST 4(SI), Z13, Z13
+	VCVTDQ2PS   Z13, Z13
+	VMULPS.BCST 4(BX), Z13, Z13
+	VADDPS      192(R8), Z13, Z13
+	VMOVUPS     Z13, 192(R8)
+	CMPQ        DI, $0x02
+	JLE         axpyCodesQ8B3VBMI_next
+	ADDQ        R9, R8
+	VPSUBD.BCST 8(SI), Z14, Z14
+	VCVTDQ2PS   Z14, Z14
+	VMULPS.BCST 8(BX), Z14, Z14
+	VADDPS      (R8), Z14, Z14
+	VMOVUPS     Z14, (R8)
+	VPSUBD.BCST 8(SI), Z15, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS.BCST 8(BX), Z15, Z15
+	VADDPS      64(R8), Z15, Z15
+	VMOVUPS     Z15, 64(R8)
+	VPSUBD.BCST 8(SI), Z16, Z16
+	VCVTDQ2PS   Z16, Z16
+	VMULPS.BCST 8(BX), Z16, Z16
+	VADDPS      128(R8), Z16, Z16
+	VMOVUPS     Z16, 128(R8)
+	VPSUBD.BCST 8(SI), Z17, Z17
+	VCVTDQ2PS   Z17, Z17
+	VMULPS.BCST 8(BX), Z17, Z17
+	VADDPS      192(R8), Z17, Z17
+	VMOVUPS     Z17, 192(R8)
+	CMPQ        DI, $0x03
+	JLE         axpyCodesQ8B3VBMI_next
+	ADDQ        R9, R8
+	VPSUBD.BCST 12(SI), Z18, Z18
+	VCVTDQ2PS   Z18, Z18
+	VMULPS.BCST 12(BX), Z18, Z18
+	VADDPS      (R8), Z18, Z18
+	VMOVUPS     Z18, (R8)
+	VPSUBD.BCST 12(SI), Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VMULPS.BCST 12(BX), Z19, Z19
+	VADDPS      64(R8), Z19, Z19
+	VMOVUPS     Z19, 64(R8)
+	VPSUBD.BCST 12(SI), Z20, Z20
+	VCVTDQ2PS   Z20, Z20
+	VMULPS.BCST 12(BX), Z20, Z20
+	VADDPS      128(R8), Z20, Z20
+	VMOVUPS     Z20, 128(R8)
+	VPSUBD.BCST 12(SI), Z21, Z21
+	VCVTDQ2PS   Z21, Z21
+	VMULPS.BCST 12(BX), Z21, Z21
+	VADDPS      192(R8), Z21, Z21
+	VMOVUPS     Z21, 192(R8)
+
+axpyCodesQ8B3VBMI_next:
+	ADDQ $0x00000100, AX
+	ADDQ $0x18, CX
+	SUBQ $0x40, DX
+	JNZ  axpyCodesQ8B3VBMI_chunk
+	VZEROUPPER
+	RET
+
+DATA values8PermB3<>+0(SB)/1, $0x00
+DATA values8PermB3<>+1(SB)/1, $0x01
+DATA values8PermB3<>+2(SB)/1, $0x20
+DATA values8PermB3<>+3(SB)/1, $0x21
+DATA values8PermB3<>+4(SB)/1, $0x40
+DATA values8PermB3<>+5(SB)/1, $0x41
+DATA values8PermB3<>+6(SB)/1, $0x60
+DATA values8PermB3<>+7(SB)/1, $0x61
+DATA values8PermB3<>+8(SB)/1, $0x00
+DATA values8PermB3<>+9(SB)/1, $0x01
+DATA values8PermB3<>+10(SB)/1, $0x20
+DATA values8PermB3<>+11(SB)/1, $0x21
+DATA values8PermB3<>+12(SB)/1, $0x40
+DATA values8PermB3<>+13(SB)/1, $0x41
+DATA values8PermB3<>+14(SB)/1, $0x60
+DATA values8PermB3<>+15(SB)/1, $0x61
+DATA values8PermB3<>+16(SB)/1, $0x01
+DATA values8PermB3<>+17(SB)/1, $0x02
+DATA values8PermB3<>+18(SB)/1, $0x21
+DATA values8PermB3<>+19(SB)/1, $0x22
+DATA values8PermB3<>+20(SB)/1, $0x41
+DATA values8PermB3<>+21(SB)/1, $0x42
+DATA values8PermB3<>+22(SB)/1, $0x61
+DATA values8PermB3<>+23(SB)/1, $0x62
+DATA values8PermB3<>+24(SB)/1, $0x02
+DATA values8PermB3<>+25(SB)/1, $0x03
+DATA values8PermB3<>+26(SB)/1, $0x22
+DATA values8PermB3<>+27(SB)/1, $0x23
+DATA values8PermB3<>+28(SB)/1, $0x42
+DATA values8PermB3<>+29(SB)/1, $0x43
+DATA values8PermB3<>+30(SB)/1, $0x62
+DATA values8PermB3<>+31(SB)/1, $0x63
+DATA values8PermB3<>+32(SB)/1, $0x03
+DATA values8PermB3<>+33(SB)/1, $0x04
+DATA values8PermB3<>+34(SB)/1, $0x23
+DATA values8PermB3<>+35(SB)/1, $0x24
+DATA values8PermB3<>+36(SB)/1, $0x43
+DATA values8PermB3<>+37(SB)/1, $0x44
+DATA values8PermB3<>+38(SB)/1, $0x63
+DATA values8PermB3<>+39(SB)/1, $0x64
+DATA values8PermB3<>+40(SB)/1, $0x03
+DATA values8PermB3<>+41(SB)/1, $0x04
+DATA values8PermB3<>+42(SB)/1, $0x23
+DATA values8PermB3<>+43(SB)/1, $0x24
+DATA values8PermB3<>+44(SB)/1, $0x43
+DATA values8PermB3<>+45(SB)/1, $0x44
+DATA values8PermB3<>+46(SB)/1, $0x63
+DATA values8PermB3<>+47(SB)/1, $0x64
+DATA values8PermB3<>+48(SB)/1, $0x04
+DATA values8PermB3<>+49(SB)/1, $0x05
+DATA values8PermB3<>+50(SB)/1, $0x24
+DATA values8PermB3<>+51(SB)/1, $0x25
+DATA values8PermB3<>+52(SB)/1, $0x44
+DATA values8PermB3<>+53(SB)/1, $0x45
+DATA values8PermB3<>+54(SB)/1, $0x64
+DATA values8PermB3<>+55(SB)/1, $0x65
+DATA values8PermB3<>+56(SB)/1, $0x05
+DATA values8PermB3<>+57(SB)/1, $0x06
+DATA values8PermB3<>+58(SB)/1, $0x25
+DATA values8PermB3<>+59(SB)/1, $0x26
+DATA values8PermB3<>+60(SB)/1, $0x45
+DATA values8PermB3<>+61(SB)/1, $0x46
+DATA values8PermB3<>+62(SB)/1, $0x65
+DATA values8PermB3<>+63(SB)/1, $0x66
+DATA values8PermB3<>+64(SB)/1, $0x06
+DATA values8PermB3<>+65(SB)/1, $0x07
+DATA values8PermB3<>+66(SB)/1, $0x26
+DATA values8PermB3<>+67(SB)/1, $0x27
+DATA values8PermB3<>+68(SB)/1, $0x46
+DATA values8PermB3<>+69(SB)/1, $0x47
+DATA values8PermB3<>+70(SB)/1, $0x66
+DATA values8PermB3<>+71(SB)/1, $0x67
+DATA values8PermB3<>+72(SB)/1, $0x06
+DATA values8PermB3<>+73(SB)/1, $0x07
+DATA values8PermB3<>+74(SB)/1, $0x26
+DATA values8PermB3<>+75(SB)/1, $0x27
+DATA values8PermB3<>+76(SB)/1, $0x46
+DATA values8PermB3<>+77(SB)/1, $0x47
+DATA values8PermB3<>+78(SB)/1, $0x66
+DATA values8PermB3<>+79(SB)/1, $0x67
+DATA values8PermB3<>+80(SB)/1, $0x07
+DATA values8PermB3<>+81(SB)/1, $0x08
+DATA values8PermB3<>+82(SB)/1, $0x27
+DATA values8PermB3<>+83(SB)/1, $0x28
+DATA values8PermB3<>+84(SB)/1, $0x47
+DATA values8PermB3<>+85(SB)/1, $0x48
+DATA values8PermB3<>+86(SB)/1, $0x67
+DATA values8PermB3<>+87(SB)/1, $0x68
+DATA values8PermB3<>+88(SB)/1, $0x08
+DATA values8PermB3<>+89(SB)/1, $0x09
+DATA values8PermB3<>+90(SB)/1, $0x28
+DATA values8PermB3<>+91(SB)/1, $0x29
+DATA values8PermB3<>+92(SB)/1, $0x48
+DATA values8PermB3<>+93(SB)/1, $0x49
+DATA values8PermB3<>+94(SB)/1, $0x68
+DATA values8PermB3<>+95(SB)/1, $0x69
+DATA values8PermB3<>+96(SB)/1, $0x09
+DATA values8PermB3<>+97(SB)/1, $0x0a
+DATA values8PermB3<>+98(SB)/1, $0x29
+DATA values8PermB3<>+99(SB)/1, $0x2a
+DATA values8PermB3<>+100(SB)/1, $0x49
+DATA values8PermB3<>+101(SB)/1, $0x4a
+DATA values8PermB3<>+102(SB)/1, $0x69
+DATA values8PermB3<>+103(SB)/1, $0x6a
+DATA values8PermB3<>+104(SB)/1, $0x09
+DATA values8PermB3<>+105(SB)/1, $0x0a
+DATA values8PermB3<>+106(SB)/1, $0x29
+DATA values8PermB3<>+107(SB)/1, $0x2a
+DATA values8PermB3<>+108(SB)/1, $0x49
+DATA values8PermB3<>+109(SB)/1, $0x4a
+DATA values8PermB3<>+110(SB)/1, $0x69
+DATA values8PermB3<>+111(SB)/1, $0x6a
+DATA values8PermB3<>+112(SB)/1, $0x0a
+DATA values8PermB3<>+113(SB)/1, $0x0b
+DATA values8PermB3<>+114(SB)/1, $0x2a
+DATA values8PermB3<>+115(SB)/1, $0x2b
+DATA values8PermB3<>+116(SB)/1, $0x4a
+DATA values8PermB3<>+117(SB)/1, $0x4b
+DATA values8PermB3<>+118(SB)/1, $0x6a
+DATA values8PermB3<>+119(SB)/1, $0x6b
+DATA values8PermB3<>+120(SB)/1, $0x0b
+DATA values8PermB3<>+121(SB)/1, $0x0c
+DATA values8PermB3<>+122(SB)/1, $0x2b
+DATA values8PermB3<>+123(SB)/1, $0x2c
+DATA values8PermB3<>+124(SB)/1, $0x4b
+DATA values8PermB3<>+125(SB)/1, $0x4c
+DATA values8PermB3<>+126(SB)/1, $0x6b
+DATA values8PermB3<>+127(SB)/1, $0x6c
+DATA values8PermB3<>+128(SB)/1, $0x0c
+DATA values8PermB3<>+129(SB)/1, $0x0d
+DATA values8PermB3<>+130(SB)/1, $0x2c
+DATA values8PermB3<>+131(SB)/1, $0x2d
+DATA values8PermB3<>+132(SB)/1, $0x4c
+DATA values8PermB3<>+133(SB)/1, $0x4d
+DATA values8PermB3<>+134(SB)/1, $0x6c
+DATA values8PermB3<>+135(SB)/1, $0x6d
+DATA values8PermB3<>+136(SB)/1, $0x0c
+DATA values8PermB3<>+137(SB)/1, $0x0d
+DATA values8PermB3<>+138(SB)/1, $0x2c
+DATA values8PermB3<>+139(SB)/1, $0x2d
+DATA values8PermB3<>+140(SB)/1, $0x4c
+DATA values8PermB3<>+141(SB)/1, $0x4d
+DATA values8PermB3<>+142(SB)/1, $0x6c
+DATA values8PermB3<>+143(SB)/1, $0x6d
+DATA values8PermB3<>+144(SB)/1, $0x0d
+DATA values8PermB3<>+145(SB)/1, $0x0e
+DATA values8PermB3<>+146(SB)/1, $0x2d
+DATA values8PermB3<>+147(SB)/1, $0x2e
+DATA values8PermB3<>+148(SB)/1, $0x4d
+DATA values8PermB3<>+149(SB)/1, $0x4e
+DATA values8PermB3<>+150(SB)/1, $0x6d
+DATA values8PermB3<>+151(SB)/1, $0x6e
+DATA values8PermB3<>+152(SB)/1, $0x0e
+DATA values8PermB3<>+153(SB)/1, $0x0f
+DATA values8PermB3<>+154(SB)/1, $0x2e
+DATA values8PermB3<>+155(SB)/1, $0x2f
+DATA values8PermB3<>+156(SB)/1, $0x4e
+DATA values8PermB3<>+157(SB)/1, $0x4f
+DATA values8PermB3<>+158(SB)/1, $0x6e
+DATA values8PermB3<>+159(SB)/1, $0x6f
+DATA values8PermB3<>+160(SB)/1, $0x0f
+DATA values8PermB3<>+161(SB)/1, $0x10
+DATA values8PermB3<>+162(SB)/1, $0x2f
+DATA values8PermB3<>+163(SB)/1, $0x30
+DATA values8PermB3<>+164(SB)/1, $0x4f
+DATA values8PermB3<>+165(SB)/1, $0x50
+DATA values8PermB3<>+166(SB)/1, $0x6f
+DATA values8PermB3<>+167(SB)/1, $0x70
+DATA values8PermB3<>+168(SB)/1, $0x0f
+DATA values8PermB3<>+169(SB)/1, $0x10
+DATA values8PermB3<>+170(SB)/1, $0x2f
+DATA values8PermB3<>+171(SB)/1, $0x30
+DATA values8PermB3<>+172(SB)/1, $0x4f
+DATA values8PermB3<>+173(SB)/1, $0x50
+DATA values8PermB3<>+174(SB)/1, $0x6f
+DATA values8PermB3<>+175(SB)/1, $0x70
+DATA values8PermB3<>+176(SB)/1, $0x10
+DATA values8PermB3<>+177(SB)/1, $0x11
+DATA values8PermB3<>+178(SB)/1, $0x30
+DATA values8PermB3<>+179(SB)/1, $0x31
+DATA values8PermB3<>+180(SB)/1, $0x50
+DATA values8PermB3<>+181(SB)/1, $0x51
+DATA values8PermB3<>+182(SB)/1, $0x70
+DATA values8PermB3<>+183(SB)/1, $0x71
+DATA values8PermB3<>+184(SB)/1, $0x11
+DATA values8PermB3<>+185(SB)/1, $0x12
+DATA values8PermB3<>+186(SB)/1, $0x31
+DATA values8PermB3<>+187(SB)/1, $0x32
+DATA values8PermB3<>+188(SB)/1, $0x51
+DATA values8PermB3<>+189(SB)/1, $0x52
+DATA values8PermB3<>+190(SB)/1, $0x71
+DATA values8PermB3<>+191(SB)/1, $0x72
+DATA values8PermB3<>+192(SB)/1, $0x12
+DATA values8PermB3<>+193(SB)/1, $0x13
+DATA values8PermB3<>+194(SB)/1, $0x32
+DATA values8PermB3<>+195(SB)/1, $0x33
+DATA values8PermB3<>+196(SB)/1, $0x52
+DATA values8PermB3<>+197(SB)/1, $0x53
+DATA values8PermB3<>+198(SB)/1, $0x72
+DATA values8PermB3<>+199(SB)/1, $0x73
+DATA values8PermB3<>+200(SB)/1, $0x12
+DATA values8PermB3<>+201(SB)/1, $0x13
+DATA values8PermB3<>+202(SB)/1, $0x32
+DATA values8PermB3<>+203(SB)/1, $0x33
+DATA values8PermB3<>+204(SB)/1, $0x52
+DATA values8PermB3<>+205(SB)/1, $0x53
+DATA values8PermB3<>+206(SB)/1, $0x72
+DATA values8PermB3<>+207(SB)/1, $0x73
+DATA values8PermB3<>+208(SB)/1, $0x13
+DATA values8PermB3<>+209(SB)/1, $0x14
+DATA values8PermB3<>+210(SB)/1, $0x33
+DATA values8PermB3<>+211(SB)/1, $0x34
+DATA values8PermB3<>+212(SB)/1, $0x53
+DATA values8PermB3<>+213(SB)/1, $0x54
+DATA values8PermB3<>+214(SB)/1, $0x73
+DATA values8PermB3<>+215(SB)/1, $0x74
+DATA values8PermB3<>+216(SB)/1, $0x14
+DATA values8PermB3<>+217(SB)/1, $0x15
+DATA values8PermB3<>+218(SB)/1, $0x34
+DATA values8PermB3<>+219(SB)/1, $0x35
+DATA values8PermB3<>+220(SB)/1, $0x54
+DATA values8PermB3<>+221(SB)/1, $0x55
+DATA values8PermB3<>+222(SB)/1, $0x74
+DATA values8PermB3<>+223(SB)/1, $0x75
+DATA values8PermB3<>+224(SB)/1, $0x15
+DATA values8PermB3<>+225(SB)/1, $0x16
+DATA values8PermB3<>+226(SB)/1, $0x35
+DATA values8PermB3<>+227(SB)/1, $0x36
+DATA values8PermB3<>+228(SB)/1, $0x55
+DATA values8PermB3<>+229(SB)/1, $0x56
+DATA values8PermB3<>+230(SB)/1, $0x75
+DATA values8PermB3<>+231(SB)/1, $0x76
+DATA values8PermB3<>+232(SB)/1, $0x15
+DATA values8PermB3<>+233(SB)/1, $0x16
+DATA values8PermB3<>+234(SB)/1, $0x35
+DATA values8PermB3<>+235(SB)/1, $0x36
+DATA values8PermB3<>+236(SB)/1, $0x55
+DATA values8PermB3<>+237(SB)/1, $0x56
+DATA values8PermB3<>+238(SB)/1, $0x75
+DATA values8PermB3<>+239(SB)/1, $0x76
+DATA values8PermB3<>+240(SB)/1, $0x16
+DATA values8PermB3<>+241(SB)/1, $0x17
+DATA values8PermB3<>+242(SB)/1, $0x36
+DATA values8PermB3<>+243(SB)/1, $0x37
+DATA values8PermB3<>+244(SB)/1, $0x56
+DATA values8PermB3<>+245(SB)/1, $0x57
+DATA values8PermB3<>+246(SB)/1, $0x76
+DATA values8PermB3<>+247(SB)/1, $0x77
+DATA values8PermB3<>+248(SB)/1, $0x17
+DATA values8PermB3<>+249(SB)/1, $0x18
+DATA values8PermB3<>+250(SB)/1, $0x37
+DATA values8PermB3<>+251(SB)/1, $0x38
+DATA values8PermB3<>+252(SB)/1, $0x57
+DATA values8PermB3<>+253(SB)/1, $0x58
+DATA values8PermB3<>+254(SB)/1, $0x77
+DATA values8PermB3<>+255(SB)/1, $0x78
+GLOBL values8PermB3<>(SB), RODATA|NOPTR, $256
+
+DATA values8CtlB3<>+0(SB)/1, $0x00
+DATA values8CtlB3<>+1(SB)/1, $0x10
+DATA values8CtlB3<>+2(SB)/1, $0x20
+DATA values8CtlB3<>+3(SB)/1, $0x30
+DATA values8CtlB3<>+4(SB)/1, $0x03
+DATA values8CtlB3<>+5(SB)/1, $0x13
+DATA values8CtlB3<>+6(SB)/1, $0x23
+DATA values8CtlB3<>+7(SB)/1, $0x33
+DATA values8CtlB3<>+8(SB)/1, $0x06
+DATA values8CtlB3<>+9(SB)/1, $0x16
+DATA values8CtlB3<>+10(SB)/1, $0x26
+DATA values8CtlB3<>+11(SB)/1, $0x36
+DATA values8CtlB3<>+12(SB)/1, $0x09
+DATA values8CtlB3<>+13(SB)/1, $0x19
+DATA values8CtlB3<>+14(SB)/1, $0x29
+DATA values8CtlB3<>+15(SB)/1, $0x39
+DATA values8CtlB3<>+16(SB)/1, $0x04
+DATA values8CtlB3<>+17(SB)/1, $0x14
+DATA values8CtlB3<>+18(SB)/1, $0x24
+DATA values8CtlB3<>+19(SB)/1, $0x34
+DATA values8CtlB3<>+20(SB)/1, $0x07
+DATA values8CtlB3<>+21(SB)/1, $0x17
+DATA values8CtlB3<>+22(SB)/1, $0x27
+DATA values8CtlB3<>+23(SB)/1, $0x37
+DATA values8CtlB3<>+24(SB)/1, $0x02
+DATA values8CtlB3<>+25(SB)/1, $0x12
+DATA values8CtlB3<>+26(SB)/1, $0x22
+DATA values8CtlB3<>+27(SB)/1, $0x32
+DATA values8CtlB3<>+28(SB)/1, $0x05
+DATA values8CtlB3<>+29(SB)/1, $0x15
+DATA values8CtlB3<>+30(SB)/1, $0x25
+DATA values8CtlB3<>+31(SB)/1, $0x35
+DATA values8CtlB3<>+32(SB)/1, $0x00
+DATA values8CtlB3<>+33(SB)/1, $0x10
+DATA values8CtlB3<>+34(SB)/1, $0x20
+DATA values8CtlB3<>+35(SB)/1, $0x30
+DATA values8CtlB3<>+36(SB)/1, $0x03
+DATA values8CtlB3<>+37(SB)/1, $0x13
+DATA values8CtlB3<>+38(SB)/1, $0x23
+DATA values8CtlB3<>+39(SB)/1, $0x33
+DATA values8CtlB3<>+40(SB)/1, $0x06
+DATA values8CtlB3<>+41(SB)/1, $0x16
+DATA values8CtlB3<>+42(SB)/1, $0x26
+DATA values8CtlB3<>+43(SB)/1, $0x36
+DATA values8CtlB3<>+44(SB)/1, $0x09
+DATA values8CtlB3<>+45(SB)/1, $0x19
+DATA values8CtlB3<>+46(SB)/1, $0x29
+DATA values8CtlB3<>+47(SB)/1, $0x39
+DATA values8CtlB3<>+48(SB)/1, $0x04
+DATA values8CtlB3<>+49(SB)/1, $0x14
+DATA values8CtlB3<>+50(SB)/1, $0x24
+DATA values8CtlB3<>+51(SB)/1, $0x34
+DATA values8CtlB3<>+52(SB)/1, $0x07
+DATA values8CtlB3<>+53(SB)/1, $0x17
+DATA values8CtlB3<>+54(SB)/1, $0x27
+DATA values8CtlB3<>+55(SB)/1, $0x37
+DATA values8CtlB3<>+56(SB)/1, $0x02
+DATA values8CtlB3<>+57(SB)/1, $0x12
+DATA values8CtlB3<>+58(SB)/1, $0x22
+DATA values8CtlB3<>+59(SB)/1, $0x32
+DATA values8CtlB3<>+60(SB)/1, $0x05
+DATA values8CtlB3<>+61(SB)/1, $0x15
+DATA values8CtlB3<>+62(SB)/1, $0x25
+DATA values8CtlB3<>+63(SB)/1, $0x35
+GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
+
 // func dotCodesQ8B4x4AVX2(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
 // Requires: AVX, AVX2, F16C
 TEXT ·dotCodesQ8B4x4AVX2(SB), NOSPLIT, $0-144
@@ -5884,3 +6448,640 @@ dotCodesQ8B4x4VNNI_chunkb:
 dotCodesQ8B4x4VNNI_done:
 	VZEROUPPER
 	RET
+
+// func axpyCodesQ8B4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV
+TEXT ·axpyCodesQ8B4VBMI(SB), NOSPLIT, $0-144
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 values8CtlB4<>+0(SB), Z1
+	VMOVDQU64 values8PermB4<>+0(SB), Z2
+	VMOVDQU64 values8PermB4<>+64(SB), Z3
+	VMOVDQU64 values8PermB4<>+128(SB), Z4
+	VMOVDQU64 values8PermB4<>+192(SB), Z5
+	MOVQ      $0x00000000ffffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	MOVQ      acc_base+0(FP), AX
+	MOVQ      codes_base+80(FP), CX
+	MOVQ      idxOff+112(FP), DX
+	ADDQ      DX, CX
+	MOVQ      d64+128(FP), DX
+
+axpyCodesQ8B4VBMI_chunk:
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ   CX, BX
+	MOVQ   w_base+32(FP), SI
+	MOVQ   n+120(FP), DI
+	MOVQ   stride+104(FP), R8
+	LEAQ   (R8)(R8*1), R9
+	LEAQ   (R9)(R8*1), R10
+
+axpyCodesQ8B4VBMI_quad:
+	CMPQ           DI, $0x04
+	JB             axpyCodesQ8B4VBMI_tail
+	VMOVDQU8.Z     (BX), K1, Z22
+	VMOVDQU8       -32(BX)(R8*1), K2, Z22
+	VMOVDQU8.Z     (BX)(R9*1), K1, Z23
+	VMOVDQU8       -32(BX)(R10*1), K2, Z23
+	VMOVDQA64      Z2, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z6
+	VPDPBUSD.BCST  4(SI), Z24, Z10
+	VPDPBUSD.BCST  8(SI), Z24, Z14
+	VPDPBUSD.BCST  12(SI), Z24, Z18
+	VMOVDQA64      Z3, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z7
+	VPDPBUSD.BCST  4(SI), Z24, Z11
+	VPDPBUSD.BCST  8(SI), Z24, Z15
+	VPDPBUSD.BCST  12(SI), Z24, Z19
+	VMOVDQA64      Z4, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z8
+	VPDPBUSD.BCST  4(SI), Z24, Z12
+	VPDPBUSD.BCST  8(SI), Z24, Z16
+	VPDPBUSD.BCST  12(SI), Z24, Z20
+	VMOVDQA64      Z5, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z9
+	VPDPBUSD.BCST  4(SI), Z24, Z13
+	VPDPBUSD.BCST  8(SI), Z24, Z17
+	VPDPBUSD.BCST  12(SI), Z24, Z21
+	ADDQ           $0x10, SI
+	ADDQ           R9, BX
+	ADDQ           R9, BX
+	SUBQ           $0x04, DI
+	JMP            axpyCodesQ8B4VBMI_quad
+
+axpyCodesQ8B4VBMI_tail:
+	TESTQ          DI, DI
+	JZ             axpyCodesQ8B4VBMI_finish
+	XORQ           R11, R11
+	MOVQ           R11, R10
+	CMPQ           DI, $0x02
+	CMOVQLT        R11, R8
+	CMPQ           DI, $0x03
+	CMOVQLT        R11, R9
+	VMOVDQU8.Z     (BX), K1, Z22
+	VMOVDQU8       -32(BX)(R8*1), K2, Z22
+	VMOVDQU8.Z     (BX)(R9*1), K1, Z23
+	VMOVDQU8       -32(BX)(R10*1), K2, Z23
+	VMOVDQA64      Z2, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z6
+	VPDPBUSD.BCST  4(SI), Z24, Z10
+	VPDPBUSD.BCST  8(SI), Z24, Z14
+	VPDPBUSD.BCST  12(SI), Z24, Z18
+	VMOVDQA64      Z3, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z7
+	VPDPBUSD.BCST  4(SI), Z24, Z11
+	VPDPBUSD.BCST  8(SI), Z24, Z15
+	VPDPBUSD.BCST  12(SI), Z24, Z19
+	VMOVDQA64      Z4, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z8
+	VPDPBUSD.BCST  4(SI), Z24, Z12
+	VPDPBUSD.BCST  8(SI), Z24, Z16
+	VPDPBUSD.BCST  12(SI), Z24, Z20
+	VMOVDQA64      Z5, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (SI), Z24, Z9
+	VPDPBUSD.BCST  4(SI), Z24, Z13
+	VPDPBUSD.BCST  8(SI), Z24, Z17
+	VPDPBUSD.BCST  12(SI), Z24, Z21
+
+axpyCodesQ8B4VBMI_finish:
+	MOVQ        scales+56(FP), BX
+	MOVQ        offs+64(FP), SI
+	MOVQ        rows+136(FP), DI
+	MOVQ        AX, R8
+	MOVQ        accStride+24(FP), R9
+	SHLQ        $0x02, R9
+	VPSUBD.BCST (SI), Z6, Z6
+	VCVTDQ2PS   Z6, Z6
+	VMULPS.BCST (BX), Z6, Z6
+	VADDPS      (R8), Z6, Z6
+	VMOVUPS     Z6, (R8)
+	VPSUBD.BCST (SI), Z7, Z7
+	VCVTDQ2PS   Z7, Z7
+	VMULPS.BCST (BX), Z7, Z7
+	VADDPS      64(R8), Z7, Z7
+	VMOVUPS     Z7, 64(R8)
+	VPSUBD.BCST (SI), Z8, Z8
+	VCVTDQ2PS   Z8, Z8
+	VMULPS.BCST (BX), Z8, Z8
+	VADDPS      128(R8), Z8, Z8
+	VMOVUPS     Z8, 128(R8)
+	VPSUBD.BCST (SI), Z9, Z9
+	VCVTDQ2PS   Z9, Z9
+	VMULPS.BCST (BX), Z9, Z9
+	VADDPS      192(R8), Z9, Z9
+	VMOVUPS     Z9, 192(R8)
+	CMPQ        DI, $0x01
+	JLE         axpyCodesQ8B4VBMI_next
+	ADDQ        R9, R8
+	VPSUBD.BCST 4(SI), Z10, Z10
+	VCVTDQ2PS   Z10, Z10
+	VMULPS.BCST 4(BX), Z10, Z10
+	VADDPS      (R8), Z10, Z10
+	VMOVUPS     Z10, (R8)
+	VPSUBD.BCST 4(SI), Z11, Z11
+	VCVTDQ2PS   Z11, Z11
+	VMULPS.BCST 4(BX), Z11, Z11
+	VADDPS      64(R8), Z11, Z11
+	VMOVUPS     Z11, 64(R8)
+	VPSUBD.BCST 4(SI), Z12, Z12
+	VCVTDQ2PS   Z12, Z12
+	VMULPS.BCST 4(BX), Z12, Z12
+	VADDPS      128(R8), Z12, Z12
+	VMOVUPS     Z12, 128(R8)
+	VPSUBD.BCST 4(SI), Z13, Z13
+	VCVTDQ2PS   Z13, Z13
+	VMULPS.BCST 4(BX), Z13, Z13
+	VADDPS      192(R8), Z13, Z13
+	VMOVUPS     Z13, 192(R8)
+	CMPQ        DI, $0x02
+	JLE         axpyCodesQ8B4VBMI_next
+	ADDQ        R9, R8
+	VPSUBD.BCST 8(SI), Z14, Z14
+	VCVTDQ2PS   Z14, Z14
+	VMULPS.BCST 8(BX), Z14, Z14
+	VADDPS      (R8), Z14, Z14
+	VMOVUPS     Z14, (R8)
+	VPSUBD.BCST 8(SI), Z15, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS.BCST 8(BX), Z15, Z15
+	VADDPS      64(R8), Z15, Z15
+	VMOVUPS     Z15, 64(R8)
+	VPSUBD.BCST 8(SI), Z16, Z16
+	VCVTDQ2PS   Z16, Z16
+	VMULPS.BCST 8(BX), Z16, Z16
+	VADDPS      128(R8), Z16, Z16
+	VMOVUPS     Z16, 128(R8)
+	VPSUBD.BCST 8(SI), Z17, Z17
+	VCVTDQ2PS   Z17, Z17
+	VMULPS.BCST 8(BX), Z17, Z17
+	VADDPS      192(R8), Z17, Z17
+	VMOVUPS     Z17, 192(R8)
+	CMPQ        DI, $0x03
+	JLE         axpyCodesQ8B4VBMI_next
+	ADDQ        R9, R8
+	VPSUBD.BCST 12(SI), Z18, Z18
+	VCVTDQ2PS   Z18, Z18
+	VMULPS.BCST 12(BX), Z18, Z18
+	VADDPS      (R8), Z18, Z18
+	VMOVUPS     Z18, (R8)
+	VPSUBD.BCST 12(SI), Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VMULPS.BCST 12(BX), Z19, Z19
+	VADDPS      64(R8), Z19, Z19
+	VMOVUPS     Z19, 64(R8)
+	VPSUBD.BCST 12(SI), Z20, Z20
+	VCVTDQ2PS   Z20, Z20
+	VMULPS.BCST 12(BX), Z20, Z20
+	VADDPS      128(R8), Z20, Z20
+	VMOVUPS     Z20, 128(R8)
+	VPSUBD.BCST 12(SI), Z21, Z21
+	VCVTDQ2PS   Z21, Z21
+	VMULPS.BCST 12(BX), Z21, Z21
+	VADDPS      192(R8), Z21, Z21
+	VMOVUPS     Z21, 192(R8)
+
+axpyCodesQ8B4VBMI_next:
+	ADDQ $0x00000100, AX
+	ADDQ $0x20, CX
+	SUBQ $0x40, DX
+	JNZ  axpyCodesQ8B4VBMI_chunk
+	VZEROUPPER
+	RET
+
+DATA values8PermB4<>+0(SB)/1, $0x00
+DATA values8PermB4<>+1(SB)/1, $0x01
+DATA values8PermB4<>+2(SB)/1, $0x20
+DATA values8PermB4<>+3(SB)/1, $0x21
+DATA values8PermB4<>+4(SB)/1, $0x40
+DATA values8PermB4<>+5(SB)/1, $0x41
+DATA values8PermB4<>+6(SB)/1, $0x60
+DATA values8PermB4<>+7(SB)/1, $0x61
+DATA values8PermB4<>+8(SB)/1, $0x01
+DATA values8PermB4<>+9(SB)/1, $0x02
+DATA values8PermB4<>+10(SB)/1, $0x21
+DATA values8PermB4<>+11(SB)/1, $0x22
+DATA values8PermB4<>+12(SB)/1, $0x41
+DATA values8PermB4<>+13(SB)/1, $0x42
+DATA values8PermB4<>+14(SB)/1, $0x61
+DATA values8PermB4<>+15(SB)/1, $0x62
+DATA values8PermB4<>+16(SB)/1, $0x02
+DATA values8PermB4<>+17(SB)/1, $0x03
+DATA values8PermB4<>+18(SB)/1, $0x22
+DATA values8PermB4<>+19(SB)/1, $0x23
+DATA values8PermB4<>+20(SB)/1, $0x42
+DATA values8PermB4<>+21(SB)/1, $0x43
+DATA values8PermB4<>+22(SB)/1, $0x62
+DATA values8PermB4<>+23(SB)/1, $0x63
+DATA values8PermB4<>+24(SB)/1, $0x03
+DATA values8PermB4<>+25(SB)/1, $0x04
+DATA values8PermB4<>+26(SB)/1, $0x23
+DATA values8PermB4<>+27(SB)/1, $0x24
+DATA values8PermB4<>+28(SB)/1, $0x43
+DATA values8PermB4<>+29(SB)/1, $0x44
+DATA values8PermB4<>+30(SB)/1, $0x63
+DATA values8PermB4<>+31(SB)/1, $0x64
+DATA values8PermB4<>+32(SB)/1, $0x04
+DATA values8PermB4<>+33(SB)/1, $0x05
+DATA values8PermB4<>+34(SB)/1, $0x24
+DATA values8PermB4<>+35(SB)/1, $0x25
+DATA values8PermB4<>+36(SB)/1, $0x44
+DATA values8PermB4<>+37(SB)/1, $0x45
+DATA values8PermB4<>+38(SB)/1, $0x64
+DATA values8PermB4<>+39(SB)/1, $0x65
+DATA values8PermB4<>+40(SB)/1, $0x05
+DATA values8PermB4<>+41(SB)/1, $0x06
+DATA values8PermB4<>+42(SB)/1, $0x25
+DATA values8PermB4<>+43(SB)/1, $0x26
+DATA values8PermB4<>+44(SB)/1, $0x45
+DATA values8PermB4<>+45(SB)/1, $0x46
+DATA values8PermB4<>+46(SB)/1, $0x65
+DATA values8PermB4<>+47(SB)/1, $0x66
+DATA values8PermB4<>+48(SB)/1, $0x06
+DATA values8PermB4<>+49(SB)/1, $0x07
+DATA values8PermB4<>+50(SB)/1, $0x26
+DATA values8PermB4<>+51(SB)/1, $0x27
+DATA values8PermB4<>+52(SB)/1, $0x46
+DATA values8PermB4<>+53(SB)/1, $0x47
+DATA values8PermB4<>+54(SB)/1, $0x66
+DATA values8PermB4<>+55(SB)/1, $0x67
+DATA values8PermB4<>+56(SB)/1, $0x07
+DATA values8PermB4<>+57(SB)/1, $0x08
+DATA values8PermB4<>+58(SB)/1, $0x27
+DATA values8PermB4<>+59(SB)/1, $0x28
+DATA values8PermB4<>+60(SB)/1, $0x47
+DATA values8PermB4<>+61(SB)/1, $0x48
+DATA values8PermB4<>+62(SB)/1, $0x67
+DATA values8PermB4<>+63(SB)/1, $0x68
+DATA values8PermB4<>+64(SB)/1, $0x08
+DATA values8PermB4<>+65(SB)/1, $0x09
+DATA values8PermB4<>+66(SB)/1, $0x28
+DATA values8PermB4<>+67(SB)/1, $0x29
+DATA values8PermB4<>+68(SB)/1, $0x48
+DATA values8PermB4<>+69(SB)/1, $0x49
+DATA values8PermB4<>+70(SB)/1, $0x68
+DATA values8PermB4<>+71(SB)/1, $0x69
+DATA values8PermB4<>+72(SB)/1, $0x09
+DATA values8PermB4<>+73(SB)/1, $0x0a
+DATA values8PermB4<>+74(SB)/1, $0x29
+DATA values8PermB4<>+75(SB)/1, $0x2a
+DATA values8PermB4<>+76(SB)/1, $0x49
+DATA values8PermB4<>+77(SB)/1, $0x4a
+DATA values8PermB4<>+78(SB)/1, $0x69
+DATA values8PermB4<>+79(SB)/1, $0x6a
+DATA values8PermB4<>+80(SB)/1, $0x0a
+DATA values8PermB4<>+81(SB)/1, $0x0b
+DATA values8PermB4<>+82(SB)/1, $0x2a
+DATA values8PermB4<>+83(SB)/1, $0x2b
+DATA values8PermB4<>+84(SB)/1, $0x4a
+DATA values8PermB4<>+85(SB)/1, $0x4b
+DATA values8PermB4<>+86(SB)/1, $0x6a
+DATA values8PermB4<>+87(SB)/1, $0x6b
+DATA values8PermB4<>+88(SB)/1, $0x0b
+DATA values8PermB4<>+89(SB)/1, $0x0c
+DATA values8PermB4<>+90(SB)/1, $0x2b
+DATA values8PermB4<>+91(SB)/1, $0x2c
+DATA values8PermB4<>+92(SB)/1, $0x4b
+DATA values8PermB4<>+93(SB)/1, $0x4c
+DATA values8PermB4<>+94(SB)/1, $0x6b
+DATA values8PermB4<>+95(SB)/1, $0x6c
+DATA values8PermB4<>+96(SB)/1, $0x0c
+DATA values8PermB4<>+97(SB)/1, $0x0d
+DATA values8PermB4<>+98(SB)/1, $0x2c
+DATA values8PermB4<>+99(SB)/1, $0x2d
+DATA values8PermB4<>+100(SB)/1, $0x4c
+DATA values8PermB4<>+101(SB)/1, $0x4d
+DATA values8PermB4<>+102(SB)/1, $0x6c
+DATA values8PermB4<>+103(SB)/1, $0x6d
+DATA values8PermB4<>+104(SB)/1, $0x0d
+DATA values8PermB4<>+105(SB)/1, $0x0e
+DATA values8PermB4<>+106(SB)/1, $0x2d
+DATA values8PermB4<>+107(SB)/1, $0x2e
+DATA values8PermB4<>+108(SB)/1, $0x4d
+DATA values8PermB4<>+109(SB)/1, $0x4e
+DATA values8PermB4<>+110(SB)/1, $0x6d
+DATA values8PermB4<>+111(SB)/1, $0x6e
+DATA values8PermB4<>+112(SB)/1, $0x0e
+DATA values8PermB4<>+113(SB)/1, $0x0f
+DATA values8PermB4<>+114(SB)/1, $0x2e
+DATA values8PermB4<>+115(SB)/1, $0x2f
+DATA values8PermB4<>+116(SB)/1, $0x4e
+DATA values8PermB4<>+117(SB)/1, $0x4f
+DATA values8PermB4<>+118(SB)/1, $0x6e
+DATA values8PermB4<>+119(SB)/1, $0x6f
+DATA values8PermB4<>+120(SB)/1, $0x0f
+DATA values8PermB4<>+121(SB)/1, $0x10
+DATA values8PermB4<>+122(SB)/1, $0x2f
+DATA values8PermB4<>+123(SB)/1, $0x30
+DATA values8PermB4<>+124(SB)/1, $0x4f
+DATA values8PermB4<>+125(SB)/1, $0x50
+DATA values8PermB4<>+126(SB)/1, $0x6f
+DATA values8PermB4<>+127(SB)/1, $0x70
+DATA values8PermB4<>+128(SB)/1, $0x10
+DATA values8PermB4<>+129(SB)/1, $0x11
+DATA values8PermB4<>+130(SB)/1, $0x30
+DATA values8PermB4<>+131(SB)/1, $0x31
+DATA values8PermB4<>+132(SB)/1, $0x50
+DATA values8PermB4<>+133(SB)/1, $0x51
+DATA values8PermB4<>+134(SB)/1, $0x70
+DATA values8PermB4<>+135(SB)/1, $0x71
+DATA values8PermB4<>+136(SB)/1, $0x11
+DATA values8PermB4<>+137(SB)/1, $0x12
+DATA values8PermB4<>+138(SB)/1, $0x31
+DATA values8PermB4<>+139(SB)/1, $0x32
+DATA values8PermB4<>+140(SB)/1, $0x51
+DATA values8PermB4<>+141(SB)/1, $0x52
+DATA values8PermB4<>+142(SB)/1, $0x71
+DATA values8PermB4<>+143(SB)/1, $0x72
+DATA values8PermB4<>+144(SB)/1, $0x12
+DATA values8PermB4<>+145(SB)/1, $0x13
+DATA values8PermB4<>+146(SB)/1, $0x32
+DATA values8PermB4<>+147(SB)/1, $0x33
+DATA values8PermB4<>+148(SB)/1, $0x52
+DATA values8PermB4<>+149(SB)/1, $0x53
+DATA values8PermB4<>+150(SB)/1, $0x72
+DATA values8PermB4<>+151(SB)/1, $0x73
+DATA values8PermB4<>+152(SB)/1, $0x13
+DATA values8PermB4<>+153(SB)/1, $0x14
+DATA values8PermB4<>+154(SB)/1, $0x33
+DATA values8PermB4<>+155(SB)/1, $0x34
+DATA values8PermB4<>+156(SB)/1, $0x53
+DATA values8PermB4<>+157(SB)/1, $0x54
+DATA values8PermB4<>+158(SB)/1, $0x73
+DATA values8PermB4<>+159(SB)/1, $0x74
+DATA values8PermB4<>+160(SB)/1, $0x14
+DATA values8PermB4<>+161(SB)/1, $0x15
+DATA values8PermB4<>+162(SB)/1, $0x34
+DATA values8PermB4<>+163(SB)/1, $0x35
+DATA values8PermB4<>+164(SB)/1, $0x54
+DATA values8PermB4<>+165(SB)/1, $0x55
+DATA values8PermB4<>+166(SB)/1, $0x74
+DATA values8PermB4<>+167(SB)/1, $0x75
+DATA values8PermB4<>+168(SB)/1, $0x15
+DATA values8PermB4<>+169(SB)/1, $0x16
+DATA values8PermB4<>+170(SB)/1, $0x35
+DATA values8PermB4<>+171(SB)/1, $0x36
+DATA values8PermB4<>+172(SB)/1, $0x55
+DATA values8PermB4<>+173(SB)/1, $0x56
+DATA values8PermB4<>+174(SB)/1, $0x75
+DATA values8PermB4<>+175(SB)/1, $0x76
+DATA values8PermB4<>+176(SB)/1, $0x16
+DATA values8PermB4<>+177(SB)/1, $0x17
+DATA values8PermB4<>+178(SB)/1, $0x36
+DATA values8PermB4<>+179(SB)/1, $0x37
+DATA values8PermB4<>+180(SB)/1, $0x56
+DATA values8PermB4<>+181(SB)/1, $0x57
+DATA values8PermB4<>+182(SB)/1, $0x76
+DATA values8PermB4<>+183(SB)/1, $0x77
+DATA values8PermB4<>+184(SB)/1, $0x17
+DATA values8PermB4<>+185(SB)/1, $0x18
+DATA values8PermB4<>+186(SB)/1, $0x37
+DATA values8PermB4<>+187(SB)/1, $0x38
+DATA values8PermB4<>+188(SB)/1, $0x57
+DATA values8PermB4<>+189(SB)/1, $0x58
+DATA values8PermB4<>+190(SB)/1, $0x77
+DATA values8PermB4<>+191(SB)/1, $0x78
+DATA values8PermB4<>+192(SB)/1, $0x18
+DATA values8PermB4<>+193(SB)/1, $0x19
+DATA values8PermB4<>+194(SB)/1, $0x38
+DATA values8PermB4<>+195(SB)/1, $0x39
+DATA values8PermB4<>+196(SB)/1, $0x58
+DATA values8PermB4<>+197(SB)/1, $0x59
+DATA values8PermB4<>+198(SB)/1, $0x78
+DATA values8PermB4<>+199(SB)/1, $0x79
+DATA values8PermB4<>+200(SB)/1, $0x19
+DATA values8PermB4<>+201(SB)/1, $0x1a
+DATA values8PermB4<>+202(SB)/1, $0x39
+DATA values8PermB4<>+203(SB)/1, $0x3a
+DATA values8PermB4<>+204(SB)/1, $0x59
+DATA values8PermB4<>+205(SB)/1, $0x5a
+DATA values8PermB4<>+206(SB)/1, $0x79
+DATA values8PermB4<>+207(SB)/1, $0x7a
+DATA values8PermB4<>+208(SB)/1, $0x1a
+DATA values8PermB4<>+209(SB)/1, $0x1b
+DATA values8PermB4<>+210(SB)/1, $0x3a
+DATA values8PermB4<>+211(SB)/1, $0x3b
+DATA values8PermB4<>+212(SB)/1, $0x5a
+DATA values8PermB4<>+213(SB)/1, $0x5b
+DATA values8PermB4<>+214(SB)/1, $0x7a
+DATA values8PermB4<>+215(SB)/1, $0x7b
+DATA values8PermB4<>+216(SB)/1, $0x1b
+DATA values8PermB4<>+217(SB)/1, $0x1c
+DATA values8PermB4<>+218(SB)/1, $0x3b
+DATA values8PermB4<>+219(SB)/1, $0x3c
+DATA values8PermB4<>+220(SB)/1, $0x5b
+DATA values8PermB4<>+221(SB)/1, $0x5c
+DATA values8PermB4<>+222(SB)/1, $0x7b
+DATA values8PermB4<>+223(SB)/1, $0x7c
+DATA values8PermB4<>+224(SB)/1, $0x1c
+DATA values8PermB4<>+225(SB)/1, $0x1d
+DATA values8PermB4<>+226(SB)/1, $0x3c
+DATA values8PermB4<>+227(SB)/1, $0x3d
+DATA values8PermB4<>+228(SB)/1, $0x5c
+DATA values8PermB4<>+229(SB)/1, $0x5d
+DATA values8PermB4<>+230(SB)/1, $0x7c
+DATA values8PermB4<>+231(SB)/1, $0x7d
+DATA values8PermB4<>+232(SB)/1, $0x1d
+DATA values8PermB4<>+233(SB)/1, $0x1e
+DATA values8PermB4<>+234(SB)/1, $0x3d
+DATA values8PermB4<>+235(SB)/1, $0x3e
+DATA values8PermB4<>+236(SB)/1, $0x5d
+DATA values8PermB4<>+237(SB)/1, $0x5e
+DATA values8PermB4<>+238(SB)/1, $0x7d
+DATA values8PermB4<>+239(SB)/1, $0x7e
+DATA values8PermB4<>+240(SB)/1, $0x1e
+DATA values8PermB4<>+241(SB)/1, $0x1f
+DATA values8PermB4<>+242(SB)/1, $0x3e
+DATA values8PermB4<>+243(SB)/1, $0x3f
+DATA values8PermB4<>+244(SB)/1, $0x5e
+DATA values8PermB4<>+245(SB)/1, $0x5f
+DATA values8PermB4<>+246(SB)/1, $0x7e
+DATA values8PermB4<>+247(SB)/1, $0x7f
+DATA values8PermB4<>+248(SB)/1, $0x1f
+DATA values8PermB4<>+249(SB)/1, $0x20
+DATA values8PermB4<>+250(SB)/1, $0x3f
+DATA values8PermB4<>+251(SB)/1, $0x40
+DATA values8PermB4<>+252(SB)/1, $0x5f
+DATA values8PermB4<>+253(SB)/1, $0x60
+DATA values8PermB4<>+254(SB)/1, $0x7f
+DATA values8PermB4<>+255(SB)/1, $0x80
+GLOBL values8PermB4<>(SB), RODATA|NOPTR, $256
+
+DATA values8CtlB4<>+0(SB)/1, $0x00
+DATA values8CtlB4<>+1(SB)/1, $0x10
+DATA values8CtlB4<>+2(SB)/1, $0x20
+DATA values8CtlB4<>+3(SB)/1, $0x30
+DATA values8CtlB4<>+4(SB)/1, $0x04
+DATA values8CtlB4<>+5(SB)/1, $0x14
+DATA values8CtlB4<>+6(SB)/1, $0x24
+DATA values8CtlB4<>+7(SB)/1, $0x34
+DATA values8CtlB4<>+8(SB)/1, $0x00
+DATA values8CtlB4<>+9(SB)/1, $0x10
+DATA values8CtlB4<>+10(SB)/1, $0x20
+DATA values8CtlB4<>+11(SB)/1, $0x30
+DATA values8CtlB4<>+12(SB)/1, $0x04
+DATA values8CtlB4<>+13(SB)/1, $0x14
+DATA values8CtlB4<>+14(SB)/1, $0x24
+DATA values8CtlB4<>+15(SB)/1, $0x34
+DATA values8CtlB4<>+16(SB)/1, $0x00
+DATA values8CtlB4<>+17(SB)/1, $0x10
+DATA values8CtlB4<>+18(SB)/1, $0x20
+DATA values8CtlB4<>+19(SB)/1, $0x30
+DATA values8CtlB4<>+20(SB)/1, $0x04
+DATA values8CtlB4<>+21(SB)/1, $0x14
+DATA values8CtlB4<>+22(SB)/1, $0x24
+DATA values8CtlB4<>+23(SB)/1, $0x34
+DATA values8CtlB4<>+24(SB)/1, $0x00
+DATA values8CtlB4<>+25(SB)/1, $0x10
+DATA values8CtlB4<>+26(SB)/1, $0x20
+DATA values8CtlB4<>+27(SB)/1, $0x30
+DATA values8CtlB4<>+28(SB)/1, $0x04
+DATA values8CtlB4<>+29(SB)/1, $0x14
+DATA values8CtlB4<>+30(SB)/1, $0x24
+DATA values8CtlB4<>+31(SB)/1, $0x34
+DATA values8CtlB4<>+32(SB)/1, $0x00
+DATA values8CtlB4<>+33(SB)/1, $0x10
+DATA values8CtlB4<>+34(SB)/1, $0x20
+DATA values8CtlB4<>+35(SB)/1, $0x30
+DATA values8CtlB4<>+36(SB)/1, $0x04
+DATA values8CtlB4<>+37(SB)/1, $0x14
+DATA values8CtlB4<>+38(SB)/1, $0x24
+DATA values8CtlB4<>+39(SB)/1, $0x34
+DATA values8CtlB4<>+40(SB)/1, $0x00
+DATA values8CtlB4<>+41(SB)/1, $0x10
+DATA values8CtlB4<>+42(SB)/1, $0x20
+DATA values8CtlB4<>+43(SB)/1, $0x30
+DATA values8CtlB4<>+44(SB)/1, $0x04
+DATA values8CtlB4<>+45(SB)/1, $0x14
+DATA values8CtlB4<>+46(SB)/1, $0x24
+DATA values8CtlB4<>+47(SB)/1, $0x34
+DATA values8CtlB4<>+48(SB)/1, $0x00
+DATA values8CtlB4<>+49(SB)/1, $0x10
+DATA values8CtlB4<>+50(SB)/1, $0x20
+DATA values8CtlB4<>+51(SB)/1, $0x30
+DATA values8CtlB4<>+52(SB)/1, $0x04
+DATA values8CtlB4<>+53(SB)/1, $0x14
+DATA values8CtlB4<>+54(SB)/1, $0x24
+DATA values8CtlB4<>+55(SB)/1, $0x34
+DATA values8CtlB4<>+56(SB)/1, $0x00
+DATA values8CtlB4<>+57(SB)/1, $0x10
+DATA values8CtlB4<>+58(SB)/1, $0x20
+DATA values8CtlB4<>+59(SB)/1, $0x30
+DATA values8CtlB4<>+60(SB)/1, $0x04
+DATA values8CtlB4<>+61(SB)/1, $0x14
+DATA values8CtlB4<>+62(SB)/1, $0x24
+DATA values8CtlB4<>+63(SB)/1, $0x34
+GLOBL values8CtlB4<>(SB), RODATA|NOPTR, $64
+
+// func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, wn []float32, quads int)
+// Requires: AVX, AVX512DQ, AVX512F, AVX512VL
+TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-72
+	MOVQ         dst_base+0(FP), AX
+	MOVQ         wn_base+40(FP), CX
+	MOVQ         quads+64(FP), DX
+	VPBROADCASTD values8Abs<>+0(SB), Z0
+	VPXORD       Z1, Z1, Z1
+	MOVQ         CX, BX
+	MOVQ         DX, SI
+
+weightsQ8AVX512_max:
+	VANDPS       (BX), Z0, Z2
+	VMAXPS       Z2, Z1, Z1
+	ADDQ         $0x40, BX
+	DECQ         SI
+	JNZ          weightsQ8AVX512_max
+	VSHUFF32X4   $0x4e, Z1, Z1, Z0
+	VMAXPS       Z0, Z1, Z1
+	VSHUFF32X4   $0xb1, Z1, Z1, Z0
+	VMAXPS       Z0, Z1, Z1
+	MOVQ         amax+32(FP), BX
+	VMOVUPS      X1, (BX)
+	VBROADCASTSS values8Max<>+0(SB), Z2
+	VPXORD       Z0, Z0, Z0
+	VCMPPS       $0x04, Z0, Z1, K1
+	VDIVPS.Z     Z1, Z2, K1, Z0
+	VMOVDQU32    values8Order<>+0(SB), Z1
+	VPXORD       Z3, Z3, Z3
+
+weightsQ8AVX512_q:
+	VMULPS     (CX), Z0, Z2
+	VCVTPS2DQ  Z2, Z2
+	VPADDD     Z2, Z3, Z3
+	VPERMD     Z2, Z1, Z2
+	VPMOVDB    Z2, (AX)
+	ADDQ       $0x40, CX
+	ADDQ       $0x10, AX
+	DECQ       DX
+	JNZ        weightsQ8AVX512_q
+	VSHUFI32X4 $0x4e, Z3, Z3, Z0
+	VPADDD     Z0, Z3, Z3
+	VSHUFI32X4 $0xb1, Z3, Z3, Z0
+	VPADDD     Z0, Z3, Z3
+	MOVQ       sums+24(FP), AX
+	VMOVDQU32  X3, (AX)
+	VZEROUPPER
+	RET
+
+DATA values8Abs<>+0(SB)/4, $0x7fffffff
+GLOBL values8Abs<>(SB), RODATA|NOPTR, $4
+
+DATA values8Max<>+0(SB)/4, $(127.0)
+GLOBL values8Max<>(SB), RODATA|NOPTR, $4
+
+DATA values8Order<>+0(SB)/4, $0x00000000
+DATA values8Order<>+4(SB)/4, $0x00000004
+DATA values8Order<>+8(SB)/4, $0x00000008
+DATA values8Order<>+12(SB)/4, $0x0000000c
+DATA values8Order<>+16(SB)/4, $0x00000001
+DATA values8Order<>+20(SB)/4, $0x00000005
+DATA values8Order<>+24(SB)/4, $0x00000009
+DATA values8Order<>+28(SB)/4, $0x0000000d
+DATA values8Order<>+32(SB)/4, $0x00000002
+DATA values8Order<>+36(SB)/4, $0x00000006
+DATA values8Order<>+40(SB)/4, $0x0000000a
+DATA values8Order<>+44(SB)/4, $0x0000000e
+DATA values8Order<>+48(SB)/4, $0x00000003
+DATA values8Order<>+52(SB)/4, $0x00000007
+DATA values8Order<>+56(SB)/4, $0x0000000b
+DATA values8Order<>+60(SB)/4, $0x0000000f
+GLOBL values8Order<>(SB), RODATA|NOPTR, $64

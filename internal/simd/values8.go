@@ -1,0 +1,178 @@
+package simd
+
+import "math"
+
+// Integer value sums: AxpyCodes with each token's weight times norm
+// quantized to int8 and the centroids of 3- and 4-bit codes to the 7-bit
+// table of DotCodesQ8, so that a vector kernel sums exact integer products,
+// 64 per instruction, in place of one float FMA per 8. Tokens go in pieces
+// of q8Piece; in each piece, per accumulator row, the weights are scaled
+// by 127 over their largest magnitude and rounded half to even, the
+// products summed in 32-bit integers, and the sum converted, scaled and
+// added to the accumulator once. The integer sums are exact and the float
+// steps are the same on every level, so the result is too. It differs from
+// AxpyCodes by at most Σ_t (|w_t·norm_t|·εc + |c_t[j]|·εw + εw·εc) per
+// coordinate plus float rounding, εw and εc the half-steps of the piece's
+// weight scale and the codebook's (ValuesQ8Bound).
+
+// q8Piece is the tokens whose weights share one integer scale: a run of
+// one cache block (64 tokens by default) is one piece.
+const q8Piece = 64
+
+// WeightsQ8 is AxpyCodesQ8's working memory: one piece's weights for four
+// accumulator rows.
+type WeightsQ8 struct {
+	wn   [q8Piece * 4]float32 // weight times norm, [token][row]
+	w    [q8Piece * 4]int8    // quantized, [quad][row][token]
+	amax [4]float32
+	sums [4]int32
+	// The kernel's arguments (here, not on AxpyCodesQ8's stack: see
+	// QueryQ8).
+	scales [4]float32
+	offs   [4]int32
+	isum   []int32 // the generic twin's sums, one row
+}
+
+// axpyCodes8Kernel is an AxpyCodesQ8 vector kernel (axpyCodesQ8B<bits>VBMI).
+type axpyCodes8Kernel = func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int)
+
+// ValuesQ8Kernels reports whether AxpyCodesQ8 runs a vector kernel for
+// codes of this codebook and d coordinates: 3 or 4 bits, d a multiple of
+// 64, on a level with the integer value kernels (AVX-512 VBMI and VNNI).
+func (cb *Codebook) ValuesQ8Kernels(d int) bool {
+	return (cb.bits == 3 || cb.bits == 4) && d > 0 && d%64 == 0 && active.axpyCodesQ8[cb.bits-3] != nil
+}
+
+// AxpyCodesQ8 adds Σ_t w[i*wStride+t]·norm_t·c_t[j] to acc[i*accStride+j]
+// for the g accumulator rows, the n codes laid out as for AxpyCodes
+// (cb.Bits() of 3 or 4) and j < d, with integer products as described
+// above: AxpyCodes within ValuesQ8Bound. The weights must be finite.
+func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, buf *WeightsQ8) {
+	if n == 0 || g == 0 {
+		return
+	}
+	check(cb.bits == 3 || cb.bits == 4, "AxpyCodesQ8: codes of 3 or 4 bits")
+	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodesQ8: bad lengths")
+	codeRows(cb, codes, stride, idxOff, normOff, n, d, "AxpyCodesQ8")
+	k := active.axpyCodesQ8[cb.bits-3]
+	if !cb.ValuesQ8Kernels(d) {
+		k = nil
+	}
+	tab64, cstep := cb.table64()
+	for t0 := 0; t0 < n; t0 += q8Piece {
+		m := min(q8Piece, n-t0)
+		c := codes[t0*stride:]
+		for i := 0; i < g; i += 4 {
+			rows := min(4, g-i)
+			buf.quantize(w[i*wStride+t0:], wStride, rows, m, c, stride, normOff, cstep)
+			if k != nil {
+				k(acc[i*accStride:], accStride, buf.w[:], &buf.scales, &buf.offs, tab64, c, stride, idxOff, m, d, rows)
+				continue
+			}
+			buf.addGeneric(acc[i*accStride:], accStride, rows, tab64, cb.bits, c, stride, idxOff, m, d)
+		}
+	}
+}
+
+// quantize lays out and quantizes the weights of rows (≤ 4) rows for the
+// m (≤ q8Piece) codes: weight times fp16 norm (one float32 product), then
+// per row round-half-even(wn·(127/amax)), amax the row's largest |wn|
+// (nothing where it is 0); the missing rows and the tokens of the last
+// quad past m are 0. scales[i] is (amax/127)·cstep, offs[i] q8Offset times
+// the row's sum of quantized weights.
+func (b *WeightsQ8) quantize(w []float32, wStride, rows, m int, codes []byte, stride, normOff int, cstep float32) {
+	quads := (m + 3) / 4
+	if k := active.wnWeights; rows == 4 && k != nil {
+		clear(b.wn[m*4 : quads*16])
+		k(b.wn[:], w, wStride, m, codes, stride, normOff)
+	} else {
+		clear(b.wn[:])
+		for t := range m {
+			code := codes[t*stride+normOff:]
+			norm := f16(uint16(code[0]) | uint16(code[1])<<8)
+			for i := range rows {
+				b.wn[t*4+i] = w[i*wStride+t] * norm
+			}
+		}
+	}
+	if k := active.weightsQ8; k != nil {
+		k(b.w[:], &b.sums, &b.amax, b.wn[:], quads)
+	} else {
+		b.quantizeGeneric(quads)
+	}
+	for i := range 4 {
+		b.scales[i] = float32(b.amax[i]/127) * cstep
+		b.offs[i] = q8Offset * b.sums[i]
+	}
+}
+
+// quantizeGeneric is weightsQ8AVX512: wn to w, amax and sums.
+func (b *WeightsQ8) quantizeGeneric(quads int) {
+	for i := range 4 {
+		var amax float32
+		for t := range 4 * quads {
+			amax = max(amax, float32(math.Abs(float64(b.wn[t*4+i]))))
+		}
+		inv := float32(0)
+		if amax != 0 {
+			inv = 127 / amax
+		}
+		var s int32
+		for t := range 4 * quads {
+			// |wn·inv| ≤ 127 (rounding may add a few ulps): adding and
+			// taking away 1.5·2²³ rounds it half to even.
+			k := int8(float32(float32(b.wn[t*4+i]*inv)+roundMagic) - roundMagic)
+			b.w[(t>>2)*16+i*4+t&3] = k
+			s += int32(k)
+		}
+		b.amax[i], b.sums[i] = amax, s
+	}
+}
+
+// addGeneric is the axpyCodesQ8 kernels' work: the rows' integer sums over
+// the m codes, then acc += float32(sum − off)·scale, coordinate by
+// coordinate.
+func (b *WeightsQ8) addGeneric(acc []float32, accStride, rows int, tab *[64]uint8, bits int, codes []byte, stride, idxOff, m, d int) {
+	b.isum = grow(b.isum, d)
+	mask := uint32(1)<<bits - 1
+	for i := range rows {
+		clear(b.isum)
+		for t := range m {
+			wt := int32(b.w[(t>>2)*16+i*4+t&3])
+			idx := codes[t*stride+idxOff:]
+			for j := range d {
+				bit := j * bits
+				v := uint32(idx[bit>>3])
+				if bit&7+bits > 8 {
+					v |= uint32(idx[bit>>3+1]) << 8
+				}
+				b.isum[j] += wt * int32(tab[(v>>(bit&7))&mask])
+			}
+		}
+		row := acc[i*accStride : i*accStride+d]
+		for j, s := range b.isum {
+			row[j] += float32(float32(s-b.offs[i]) * b.scales[i])
+		}
+	}
+}
+
+// table64 returns the integer table of DotCodesQ8 repeated over 64 bytes
+// (entry k is that of index k mod 2^bits), and its step.
+func (cb *Codebook) table64() (*[64]uint8, float32) { return &cb.q8Tab64, cb.q8Step }
+
+// ValuesQ8Bound returns the bound on |AxpyCodesQ8 − AxpyCodes| at
+// coordinate j for one accumulator row, given the piece's weights times
+// norms wn (one row, at most q8Piece tokens) and the centroids c_t[j] of
+// those tokens at j: Σ_t (|wn_t|·εc + |c_t|·εw + εw·εc).
+func ValuesQ8Bound(cb *Codebook, wn, c []float32) float64 {
+	var amax float64
+	for _, v := range wn {
+		amax = max(amax, math.Abs(float64(v)))
+	}
+	ew, ec := amax/127/2, float64(cb.q8Step)/2
+	var b float64
+	for t, v := range wn {
+		b += math.Abs(float64(v))*ec + math.Abs(float64(c[t]))*ew + ew*ec
+	}
+	return b
+}

@@ -1,0 +1,176 @@
+package simd
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// values8Case is one random AxpyCodesQ8 problem: codes with the norm at
+// byte 0 and the indices at byte 2, weights of every sign with zeros,
+// accumulators with values in them.
+type values8Case struct {
+	bits, d, g, n, stride int
+	cb                    *Codebook
+	codes                 []byte
+	w                     []float32 // g rows of n
+	acc0                  []float32 // g rows of d
+}
+
+func newValues8Case(r *rand.Rand, bits, d, g, n int) values8Case {
+	c := values8Case{bits: bits, d: d, g: g, n: n, stride: 2 + d*bits/8 + r.IntN(3)}
+	tab := make([]float32, 1<<bits)
+	for i := range tab {
+		tab[i] = float32(r.NormFloat64())
+	}
+	c.cb = NewCodebook(tab, bits)
+	c.codes = randomCodes(r, n, c.stride)
+	c.codes = c.codes[:len(c.codes):len(c.codes)] // no slack: the kernels must not read past the last code
+	c.w = make([]float32, g*n)
+	for i := range c.w {
+		switch r.IntN(8) {
+		case 0: // stays 0
+		case 1:
+			c.w[i] = -float32(r.ExpFloat64())
+		default:
+			c.w[i] = float32(r.ExpFloat64())
+		}
+	}
+	c.acc0 = make([]float32, g*d)
+	for i := range c.acc0 {
+		c.acc0[i] = float32(r.NormFloat64())
+	}
+	return c
+}
+
+func (c values8Case) String() string {
+	return fmt.Sprintf("bits=%d d=%d g=%d n=%d stride=%d", c.bits, c.d, c.g, c.n, c.stride)
+}
+
+// run adds c at level l into a guarded copy of acc0.
+func (c values8Case) run(t *testing.T, l Level) []float32 {
+	t.Helper()
+	acc, ok := guarded(c.g * c.d)
+	copy(acc, c.acc0)
+	var buf WeightsQ8
+	with(t, l, func() { AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, 2, 0, c.n, c.d, &buf) })
+	ok(t)
+	return acc
+}
+
+// values8Levels returns the levels with integer value kernels, or skips.
+func values8Levels(t *testing.T) []Level {
+	var ls []Level
+	for _, l := range vectorLevels(t) {
+		with(t, l, func() {
+			if active.axpyCodesQ8[0] != nil {
+				ls = append(ls, l)
+			}
+		})
+	}
+	if len(ls) == 0 {
+		t.Skip("no level with integer value kernels on this CPU/build (they need AVX-512 VBMI and VNNI): only the generic twin runs")
+	}
+	return ls
+}
+
+func TestAxpyCodesQ8IsTheSameOnEveryLevel(t *testing.T) {
+	levels := values8Levels(t)
+	r := rand.New(rand.NewPCG(91, 92))
+	for _, bits := range []int{3, 4} {
+		for _, d := range []int{64, 128, 192} {
+			for _, n := range []int{1, 2, 3, 4, 5, 7, 63, 64, 65, 130} {
+				c := newValues8Case(r, bits, d, 1+r.IntN(9), n)
+				want := c.run(t, Generic)
+				for _, l := range levels {
+					got := c.run(t, l)
+					for k := range got {
+						if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
+							t.Fatalf("%v %v: acc[%d] = %v, generic %v", l, c, k, got[k], want[k])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestAxpyCodesQ8WithinBound checks every sum against AxpyCodes' float sums
+// of the same codes: within ValuesQ8Bound per piece, plus float rounding.
+func TestAxpyCodesQ8WithinBound(t *testing.T) {
+	r := rand.New(rand.NewPCG(93, 94))
+	for _, l := range append([]Level{Generic}, availableVector()...) {
+		for _, bits := range []int{3, 4} {
+			for _, n := range []int{5, 64, 150} {
+				c := newValues8Case(r, bits, 128, 4, n)
+				clear(c.acc0)
+				got := c.run(t, l)
+				want := make([]float32, c.g*c.d)
+				with(t, l, func() { AxpyCodes(want, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, 2, 0, c.n, c.d) })
+				var worst, sumMag float64
+				for i := range c.g {
+					for j := range c.d {
+						var bound, mag float64
+						for t0 := 0; t0 < c.n; t0 += q8Piece {
+							m := min(q8Piece, c.n-t0)
+							wn, cs := make([]float32, m), make([]float32, m)
+							for tk := range m {
+								code := c.codes[(t0+tk)*c.stride:]
+								ref := decodedRef(c.cb, code, c.d)
+								norm := f16(uint16(code[0]) | uint16(code[1])<<8)
+								wn[tk] = c.w[i*c.n+t0+tk] * norm
+								cs[tk] = float32(ref[j]) / norm
+								mag += math.Abs(float64(wn[tk]) * float64(cs[tk]))
+							}
+							bound += ValuesQ8Bound(c.cb, wn, cs)
+						}
+						diff := math.Abs(float64(got[i*c.d+j]) - float64(want[i*c.d+j]))
+						if diff > bound+1e-5*mag {
+							t.Fatalf("%v bits=%d n=%d row %d coord %d: |q8 − float| = %g > bound %g", l, bits, n, i, j, diff, bound)
+						}
+						worst = max(worst, diff/bound)
+						sumMag += mag
+					}
+				}
+				if worst == 0 {
+					t.Fatalf("%v bits=%d n=%d: integer sums equal the float ones everywhere: the check is vacuous", l, bits, n)
+				}
+			}
+		}
+	}
+}
+
+// TestAxpyCodesQ8ZeroWeights checks that a row whose weights are all 0
+// leaves its accumulators' values as they were.
+func TestAxpyCodesQ8ZeroWeights(t *testing.T) {
+	r := rand.New(rand.NewPCG(95, 96))
+	for _, l := range append([]Level{Generic}, availableVector()...) {
+		c := newValues8Case(r, 3, 128, 2, 40)
+		clear(c.w[:c.n])
+		got := c.run(t, l)
+		for j := range c.d {
+			if got[j] != c.acc0[j] {
+				t.Fatalf("%v: acc[%d] = %v, was %v with zero weights", l, j, got[j], c.acc0[j])
+			}
+		}
+	}
+}
+
+func BenchmarkAxpyCodesQ8(b *testing.B) {
+	r := rand.New(rand.NewPCG(97, 98))
+	for _, bits := range []int{3, 4} {
+		c := newValues8Case(r, bits, 128, 4, 64)
+		for i := range c.w {
+			c.w[i] = float32(r.Float64())
+		}
+		acc := make([]float32, c.g*c.d)
+		var buf WeightsQ8
+		b.Run(fmt.Sprintf("%v/bits=%d/g=4", Active(), bits), func(b *testing.B) {
+			for b.Loop() {
+				AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, 2, 0, c.n, c.d, &buf)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*c.n), "ns/code")
+		})
+	}
+}
