@@ -160,69 +160,151 @@ func axpyCodes8(bits int) {
 	RET()
 }
 
-// weightsQ8 emits weightsQ8VBMI, which quantizes the weights of four rows
-// for the axpyCodesQ8 kernels.
+// weightsQ8 emits weightsQ8AVX512, which lays out and quantizes the
+// weights of four rows for the axpyCodesQ8 kernels.
 func weightsQ8() {
 	name := "weightsQ8AVX512"
-	TEXT(name, NOSPLIT, "func(dst []int8, sums *[4]int32, amax *[4]float32, wn []float32, quads int)")
-	Doc(name+" quantizes wn (laid out [token][row], 4·quads tokens) to dst ([quad][row][token]):",
-		"per row, round-half-even(wn·(127/amax)) with amax the row's max |wn| (0 where it is 0);",
-		"it writes each row's amax and the sum of its values.")
+	TEXT(name, NOSPLIT, "func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normAt, normShift int)")
+	Doc(name+" quantizes the weights times norms of up to 64 tokens for four rows (token t of row i",
+		"at w[i*wStride+t] where bit t of valid[i] is set, else 0; the fp16 norm of code t in bits",
+		"normShift… of the 32-bit word at codes[t*stride+normAt]) to dst ([quad][row][token]): per row,",
+		"round-half-even(wn·(127/amax)), amax the row's max |wn| (0 where it is 0). It writes each",
+		"row's amax and the sum of its values.")
 	Pragma("noescape")
-	dst := Load(Param("dst").Base(), GP64())
-	src := Load(Param("wn").Base(), GP64())
-	quads := Load(Param("quads"), GP64())
+	// idx: t·stride for the 16 tokens of a chunk
+	idx, t := ZMM(), ZMM()
+	sr := GP64()
+	Load(Param("stride"), sr)
+	VPBROADCASTD(sr.As32(), t)
+	iota := GLOBL("values8Iota", RODATA|NOPTR)
+	for i := range 16 {
+		DATA(4*i, U32(uint32(i)))
+	}
+	VPMULLD(iota, t, idx)
+	shift := XMM()
+	VMOVQ(Load(Param("normShift"), GP64()), shift)
+	pn := Load(Param("codes").Base(), GP64())
+	ADDQ(Load(Param("normAt"), GP64()), pn)
+	st16 := Load(Param("stride"), GP64())
+	SHLQ(U8(4), st16)
+	wb := Load(Param("w").Base(), GP64())
+	ws := Load(Param("wStride"), GP64())
+	SHLQ(U8(2), ws)
+	valid := Load(Param("valid"), GP64())
 	absMask := ZMM()
 	VPBROADCASTD(ConstData("values8Abs", U32(0x7fffffff)), absMask)
-	m := ZMM()
-	VPXORD(m, m, m)
-	p, n := GP64(), GP64()
-	MOVQ(src, p)
-	MOVQ(quads, n)
-	Label(name + "_max")
-	x := ZMM()
-	VANDPS(Mem{Base: p}, absMask, x)
-	VMAXPS(x, m, m)
-	ADDQ(U8(64), p)
-	DECQ(n)
-	JNZ(LabelRef(name + "_max"))
-	// lanes (token, row): fold the four tokens of each 128-bit lane away
-	t := ZMM()
-	VSHUFF32X4(U8(0x4e), m, m, t)
-	VMAXPS(t, m, m)
-	VSHUFF32X4(U8(0xb1), m, m, t)
-	VMAXPS(t, m, m)
-	VMOVUPS(m.AsX(), Mem{Base: Load(Param("amax"), GP64())})
-	inv, c := ZMM(), ZMM()
-	VBROADCASTSS(ConstData("values8Max", F32(127)), c)
-	k := K()
-	VPXORD(t, t, t)
-	VCMPPS(U8(4), t, m, k) // amax ≠ 0
-	VDIVPS_Z(m, c, k, inv)
+	var wn [4][4]VecVirtual // [row][chunk of 16 tokens]
+	var mx [4]VecVirtual
+	for i := range mx {
+		mx[i] = ZMM()
+		VPXORD(mx[i], mx[i], mx[i])
+	}
+	k, kg := K(), K()
+	for c := range 4 {
+		norms := ZMM()
+		VPXORD(norms, norms, norms)
+		KMOVQ(Mem{Base: valid}, kg)
+		if c > 0 {
+			KSHIFTRQ(U8(16*c), kg, kg)
+		}
+		VPGATHERDD(Mem{Base: pn, Index: idx, Scale: 1}, kg, norms)
+		VPSRLD(shift, norms, norms)
+		h := YMM()
+		VPMOVDW(norms, h)
+		VCVTPH2PS(h, norms)
+		for i := range 4 {
+			KMOVQ(Mem{Base: valid, Disp: 8 * i}, k)
+			if c > 0 {
+				KSHIFTRQ(U8(16*c), k, k)
+			}
+			wn[i][c] = ZMM()
+			m := Mem{Base: wb, Disp: 64 * c}
+			switch i {
+			case 1:
+				m = Mem{Base: wb, Index: ws, Scale: 1, Disp: 64 * c}
+			case 2:
+				m = Mem{Base: wb, Index: ws, Scale: 2, Disp: 64 * c}
+			}
+			if i == 3 {
+				p3 := GP64()
+				LEAQ(Mem{Base: ws, Index: ws, Scale: 2}, p3)
+				ADDQ(wb, p3)
+				m = Mem{Base: p3, Disp: 64 * c}
+			}
+			VMOVUPS_Z(m, k, wn[i][c])
+			VMULPS(norms, wn[i][c], wn[i][c])
+			a := ZMM()
+			VANDPS(wn[i][c], absMask, a)
+			VMAXPS(a, mx[i], mx[i])
+		}
+		if c < 3 {
+			ADDQ(st16, pn)
+		}
+	}
+	amaxP := Load(Param("amax"), GP64())
+	c127 := ZMM()
+	VBROADCASTSS(ConstData("values8Max", F32(127)), c127)
+	zero := ZMM()
+	VPXORD(zero, zero, zero)
+	var sum [4]VecVirtual
+	var bytes [4]VecVirtual // [chunk]: the four rows' 16 bytes side by side
+	for c := range bytes {
+		bytes[c] = ZMM()
+	}
+	for i := range 4 {
+		m := mx[i] // every lane: the row's max
+		VSHUFF32X4(U8(0x4e), m, m, t)
+		VMAXPS(t, m, m)
+		VSHUFF32X4(U8(0xb1), m, m, t)
+		VMAXPS(t, m, m)
+		VPERMILPS(U8(0x4e), m, t)
+		VMAXPS(t, m, m)
+		VPERMILPS(U8(0xb1), m, t)
+		VMAXPS(t, m, m)
+		VMOVSS(m.AsX(), Mem{Base: amaxP, Disp: 4 * i})
+		inv := ZMM()
+		VCMPPS(U8(4), zero, m, k) // amax ≠ 0
+		VDIVPS_Z(m, c127, k, inv)
+		sum[i] = ZMM()
+		VPXORD(sum[i], sum[i], sum[i])
+		for c := range 4 {
+			y := wn[i][c]
+			VMULPS(inv, y, y)
+			VCVTPS2DQ(y, y) // round half to even (MXCSR default)
+			VPADDD(y, sum[i], sum[i])
+			if i == 0 {
+				VPMOVDB(y, bytes[c].AsX())
+				continue
+			}
+			x := XMM()
+			VPMOVDB(y, x)
+			VINSERTI32X4(U8(i), x, bytes[c], bytes[c])
+		}
+	}
 	order := ZMM()
-	ord := GLOBL("values8Order", RODATA|NOPTR) // [token][row] → [row][token]
-	for i := range 16 {
-		DATA(4*i, U32(uint32(4*(i%4)+i/4)))
+	ord := GLOBL("values8Order", RODATA|NOPTR) // doubleword (row i, quad q) → (q, i)
+	for j := range 16 {
+		DATA(4*j, U32(uint32(4*(j%4)+j/4)))
 	}
 	VMOVDQU32(ord, order)
-	sum := ZMM()
-	VPXORD(sum, sum, sum)
-	Label(name + "_q")
-	y := ZMM()
-	VMULPS(Mem{Base: src}, inv, y)
-	VCVTPS2DQ(y, y) // round half to even (MXCSR default)
-	VPADDD(y, sum, sum)
-	VPERMD(y, order, y)
-	VPMOVDB(y, Mem{Base: dst})
-	ADDQ(U8(64), src)
-	ADDQ(U8(16), dst)
-	DECQ(quads)
-	JNZ(LabelRef(name + "_q"))
-	VSHUFI32X4(U8(0x4e), sum, sum, t)
-	VPADDD(t, sum, sum)
-	VSHUFI32X4(U8(0xb1), sum, sum, t)
-	VPADDD(t, sum, sum)
-	VMOVDQU32(sum.AsX(), Mem{Base: Load(Param("sums"), GP64())})
+	dst := Load(Param("dst").Base(), GP64())
+	for c := range 4 {
+		VPERMD(bytes[c], order, bytes[c])
+		VMOVDQU32(bytes[c], Mem{Base: dst, Disp: 64 * c})
+	}
+	sums := Load(Param("sums"), GP64())
+	for i := range 4 {
+		m := sum[i]
+		VSHUFI32X4(U8(0x4e), m, m, t)
+		VPADDD(t, m, m)
+		VSHUFI32X4(U8(0xb1), m, m, t)
+		VPADDD(t, m, m)
+		VPSHUFD(U8(0x4e), m, t)
+		VPADDD(t, m, m)
+		VPSHUFD(U8(0xb1), m, t)
+		VPADDD(t, m, m)
+		VMOVD(m.AsX(), Mem{Base: sums, Disp: 4 * i})
+	}
 	VZEROUPPER()
 	RET()
 }

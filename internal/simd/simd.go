@@ -66,9 +66,7 @@ type kernels struct {
 	// The integer value kernels, by bits (3, 4), and their weight
 	// quantizer (values8.go).
 	axpyCodesQ8 [2]axpyCodes8Kernel
-	weightsQ8   func(dst []int8, sums *[4]int32, amax *[4]float32, wn []float32, quads int)
-	// wnWeights lays out four rows of weights times norms ([token][row]).
-	wnWeights func(wn, w []float32, wStride, n int, codes []byte, stride, normOff int)
+	weightsQ8   func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normAt, normShift int)
 	// plainWeights: the level has four-row axpyCodes kernels that take
 	// their weights times norms laid out once per token (plainWeights)
 	// instead of forming them in each pass over the tokens, called

@@ -34,7 +34,6 @@ func init() {
 		dotCodesQ8:  codes8Kernels(),
 		axpyCodesQ8: values8Kernels(),
 		weightsQ8:   weightsQ8Kernel(),
-		wnWeights:   wnWeightsNormsAVX2,
 		fwhtFirst8:  fwhtFirst8AVX2,
 		fwhtPass:    [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
 		scale:       scaleAVX2,
@@ -91,7 +90,7 @@ func values8Kernels() [2]axpyCodes8Kernel {
 	return [2]axpyCodes8Kernel{}
 }
 
-func weightsQ8Kernel() func(dst []int8, sums *[4]int32, amax *[4]float32, wn []float32, quads int) {
+func weightsQ8Kernel() func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normAt, normShift int) {
 	if hasValues8() {
 		return weightsQ8AVX512
 	}

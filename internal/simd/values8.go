@@ -22,15 +22,15 @@ const q8Piece = 64
 // WeightsQ8 is AxpyCodesQ8's working memory: one piece's weights for four
 // accumulator rows.
 type WeightsQ8 struct {
-	wn   [q8Piece * 4]float32 // weight times norm, [token][row]
-	w    [q8Piece * 4]int8    // quantized, [quad][row][token]
+	w    [q8Piece * 4]int8 // quantized weights times norms, [quad][row][token]
 	amax [4]float32
 	sums [4]int32
 	// The kernel's arguments (here, not on AxpyCodesQ8's stack: see
 	// QueryQ8).
 	scales [4]float32
 	offs   [4]int32
-	isum   []int32 // the generic twin's sums, one row
+	valid  [4]uint64 // per row, the tokens of the piece
+	isum   []int32   // the generic twin's sums, one row
 }
 
 // axpyCodes8Kernel is an AxpyCodesQ8 vector kernel (axpyCodesQ8B<bits>VBMI).
@@ -81,24 +81,21 @@ func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *
 // quad past m are 0. scales[i] is (amax/127)·cstep, offs[i] q8Offset times
 // the row's sum of quantized weights.
 func (b *WeightsQ8) quantize(w []float32, wStride, rows, m int, codes []byte, stride, normOff int, cstep float32) {
-	quads := (m + 3) / 4
-	if k := active.wnWeights; rows == 4 && k != nil {
-		clear(b.wn[m*4 : quads*16])
-		k(b.wn[:], w, wStride, m, codes, stride, normOff)
-	} else {
-		clear(b.wn[:])
-		for t := range m {
-			code := codes[t*stride+normOff:]
-			norm := f16(uint16(code[0]) | uint16(code[1])<<8)
-			for i := range rows {
-				b.wn[t*4+i] = w[i*wStride+t] * norm
+	// The kernel reads each norm as half of a 32-bit word inside its code.
+	at, shift := normOff, 0
+	if normOff+4 > stride || (m-1)*stride+normOff+4 > len(codes) {
+		at, shift = normOff-2, 16
+	}
+	if k := active.weightsQ8; k != nil && at >= 0 {
+		for i := range b.valid {
+			b.valid[i] = 0
+			if i < rows {
+				b.valid[i] = math.MaxUint64 >> (64 - m)
 			}
 		}
-	}
-	if k := active.weightsQ8; k != nil {
-		k(b.w[:], &b.sums, &b.amax, b.wn[:], quads)
+		k(b.w[:], &b.sums, &b.amax, w, wStride, &b.valid, codes, stride, at, shift)
 	} else {
-		b.quantizeGeneric(quads)
+		b.quantizeGeneric(w, wStride, rows, m, codes, stride, normOff)
 	}
 	for i := range 4 {
 		b.scales[i] = float32(b.amax[i]/127) * cstep
@@ -106,22 +103,31 @@ func (b *WeightsQ8) quantize(w []float32, wStride, rows, m int, codes []byte, st
 	}
 }
 
-// quantizeGeneric is weightsQ8AVX512: wn to w, amax and sums.
-func (b *WeightsQ8) quantizeGeneric(quads int) {
+// quantizeGeneric is weightsQ8AVX512: the weights times norms of rows
+// rows and m tokens, quantized to w, with amax and sums.
+func (b *WeightsQ8) quantizeGeneric(w []float32, wStride, rows, m int, codes []byte, stride, normOff int) {
+	clear(b.w[:])
+	var wn [q8Piece]float32
 	for i := range 4 {
+		b.amax[i], b.sums[i] = 0, 0
+		if i >= rows {
+			continue
+		}
 		var amax float32
-		for t := range 4 * quads {
-			amax = max(amax, float32(math.Abs(float64(b.wn[t*4+i]))))
+		for t := range m {
+			code := codes[t*stride+normOff:]
+			wn[t] = w[i*wStride+t] * f16(uint16(code[0])|uint16(code[1])<<8)
+			amax = max(amax, float32(math.Abs(float64(wn[t]))))
 		}
 		inv := float32(0)
 		if amax != 0 {
 			inv = 127 / amax
 		}
 		var s int32
-		for t := range 4 * quads {
-			// |wn·inv| ≤ 127 (rounding may add a few ulps): adding and
+		for t, v := range wn[:m] {
+			// |v·inv| ≤ 127 (rounding may add a few ulps): adding and
 			// taking away 1.5·2²³ rounds it half to even.
-			k := int8(float32(float32(b.wn[t*4+i]*inv)+roundMagic) - roundMagic)
+			k := int8(float32(float32(v*inv)+roundMagic) - roundMagic)
 			b.w[(t>>2)*16+i*4+t&3] = k
 			s += int32(k)
 		}

@@ -12,6 +12,7 @@ import (
 // accumulators with values in them.
 type values8Case struct {
 	bits, d, g, n, stride int
+	idxOff, normOff       int
 	cb                    *Codebook
 	codes                 []byte
 	w                     []float32 // g rows of n
@@ -26,6 +27,14 @@ func newValues8Case(r *rand.Rand, bits, d, g, n int) values8Case {
 	}
 	c.cb = NewCodebook(tab, bits)
 	c.codes = randomCodes(r, n, c.stride)
+	c.idxOff = 2
+	if r.IntN(3) == 0 { // the norm last, its bytes the last of the codes
+		c.idxOff, c.normOff = 0, c.stride-2
+		for t := range n {
+			row := c.codes[t*c.stride : (t+1)*c.stride]
+			row[c.normOff], row[c.normOff+1] = row[0], row[1]
+		}
+	}
 	c.codes = c.codes[:len(c.codes):len(c.codes)] // no slack: the kernels must not read past the last code
 	c.w = make([]float32, g*n)
 	for i := range c.w {
@@ -45,7 +54,7 @@ func newValues8Case(r *rand.Rand, bits, d, g, n int) values8Case {
 }
 
 func (c values8Case) String() string {
-	return fmt.Sprintf("bits=%d d=%d g=%d n=%d stride=%d", c.bits, c.d, c.g, c.n, c.stride)
+	return fmt.Sprintf("bits=%d d=%d g=%d n=%d stride=%d norm at %d", c.bits, c.d, c.g, c.n, c.stride, c.normOff)
 }
 
 // run adds c at level l into a guarded copy of acc0.
@@ -54,7 +63,7 @@ func (c values8Case) run(t *testing.T, l Level) []float32 {
 	acc, ok := guarded(c.g * c.d)
 	copy(acc, c.acc0)
 	var buf WeightsQ8
-	with(t, l, func() { AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, 2, 0, c.n, c.d, &buf) })
+	with(t, l, func() { AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf) })
 	ok(t)
 	return acc
 }
@@ -107,7 +116,7 @@ func TestAxpyCodesQ8WithinBound(t *testing.T) {
 				clear(c.acc0)
 				got := c.run(t, l)
 				want := make([]float32, c.g*c.d)
-				with(t, l, func() { AxpyCodes(want, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, 2, 0, c.n, c.d) })
+				with(t, l, func() { AxpyCodes(want, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d) })
 				var worst, sumMag float64
 				for i := range c.g {
 					for j := range c.d {
@@ -117,8 +126,11 @@ func TestAxpyCodesQ8WithinBound(t *testing.T) {
 							wn, cs := make([]float32, m), make([]float32, m)
 							for tk := range m {
 								code := c.codes[(t0+tk)*c.stride:]
-								ref := decodedRef(c.cb, code, c.d)
-								norm := f16(uint16(code[0]) | uint16(code[1])<<8)
+								norm := f16(uint16(code[c.normOff]) | uint16(code[c.normOff+1])<<8)
+								ref := make([]float64, c.d)
+								for j := range ref {
+									ref[j] = float64(norm) * float64(c.cb.tab[codeIndex(code[c.idxOff:], c.bits, j)])
+								}
 								wn[tk] = c.w[i*c.n+t0+tk] * norm
 								cs[tk] = float32(ref[j]) / norm
 								mag += math.Abs(float64(wn[tk]) * float64(cs[tk]))
@@ -168,9 +180,19 @@ func BenchmarkAxpyCodesQ8(b *testing.B) {
 		var buf WeightsQ8
 		b.Run(fmt.Sprintf("%v/bits=%d/g=4", Active(), bits), func(b *testing.B) {
 			for b.Loop() {
-				AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, 2, 0, c.n, c.d, &buf)
+				AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*c.n), "ns/code")
 		})
 	}
+}
+
+// codeIndex reads index j of bits-wide indices packed from the low bit up.
+func codeIndex(idx []byte, bits, j int) int {
+	bit := j * bits
+	v := int(idx[bit>>3])
+	if bit&7+bits > 8 {
+		v |= int(idx[bit>>3+1]) << 8
+	}
+	return v >> (bit & 7) & (1<<bits - 1)
 }
