@@ -64,6 +64,7 @@ func main() {
 			dotCodes8(bits, vnni)
 		}
 		axpyCodes8(bits)
+		dotCodes8Wide(bits)
 	}
 	weightsQ8()
 	Generate()

@@ -51,23 +51,7 @@ func axpyCodes8(bits int) {
 		"tokens past n in the last quad have weight 0 and read the last code again.")
 	Pragma("noescape")
 	chunk := 8 * bits // bytes of 64 indices
-	permM, ctlM := values8Consts(bits)
-	tab, ctl := ZMM(), ZMM()
-	VMOVDQU64(Mem{Base: Load(Param("tab"), GP64())}, tab)
-	VMOVDQU64(ctlM, ctl)
-	var perm [4]VecVirtual
-	for o := range perm {
-		perm[o] = ZMM()
-		m := permM
-		m.Disp += 64 * o
-		VMOVDQU64(m, perm[o])
-	}
-	k1, k2 := K(), K()
-	mk := GP64()
-	MOVQ(U64(uint64(1)<<chunk-1), mk)
-	KMOVQ(mk, k1)
-	SHLQ(U8(32), mk)
-	KMOVQ(mk, k2)
+	tab, ctl, perm, k1, k2 := unpackConsts(bits, values8Consts)
 
 	accp := Load(Param("acc").Base(), GP64())
 	ip := Load(Param("codes").Base(), GP64())
@@ -91,21 +75,11 @@ func axpyCodes8(bits int) {
 	LEAQ(Mem{Base: s2, Index: s1, Scale: 1}, s3)
 	// quad adds the products of the four tokens at p, p+s1, p+s2, p+s3.
 	quad := func() {
-		t0, t1 := ZMM(), ZMM()
-		VMOVDQU8_Z(Mem{Base: p}, k1, t0)
-		VMOVDQU8(Mem{Base: p, Index: s1, Scale: 1, Disp: -32}, k2, t0)
-		VMOVDQU8_Z(Mem{Base: p, Index: s2, Scale: 1}, k1, t1)
-		VMOVDQU8(Mem{Base: p, Index: s3, Scale: 1, Disp: -32}, k2, t1)
-		for o := range 4 {
-			x := ZMM()
-			VMOVDQA64(perm[o], x)
-			VPERMI2B(t1, t0, x)
-			VPMULTISHIFTQB(x, ctl, x)
-			VPERMB(tab, x, x)
+		unpackQuad(p, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
 			for r := range 4 {
 				VPDPBUSD_BCST(Mem{Base: wp, Disp: 4 * r}, x, a[r][o])
 			}
-		}
+		})
 	}
 	Label(name + "_quad")
 	CMPQ(q, U8(4))
@@ -160,6 +134,231 @@ func axpyCodes8(bits int) {
 	RET()
 }
 
+// unpackConsts loads the table (the tab parameter), the VPMULTISHIFTQB
+// control and the four VPERMI2B indices that consts emits, and the two
+// load masks of unpackQuad.
+func unpackConsts(bits int, consts func(bits int) (perm, ctl Mem)) (tab, ctl VecVirtual, perm [4]VecVirtual, k1, k2 Register) {
+	permM, ctlM := consts(bits)
+	tab, ctl = ZMM(), ZMM()
+	VMOVDQU64(Mem{Base: Load(Param("tab"), GP64())}, tab)
+	VMOVDQU64(ctlM, ctl)
+	for o := range perm {
+		perm[o] = ZMM()
+		m := permM
+		m.Disp += 64 * o
+		VMOVDQU64(m, perm[o])
+	}
+	k1, k2 = K(), K()
+	mk := GP64()
+	MOVQ(U64(uint64(1)<<(8*bits)-1), mk)
+	KMOVQ(mk, k1)
+	SHLQ(U8(32), mk)
+	KMOVQ(mk, k2)
+	return tab, ctl, perm, k1, k2
+}
+
+// unpackQuad loads 64 indices (8·bits bytes) of each of the four codes at
+// p, p+s1, p+s2, p+s3 (rows 0, 1 in the first table, 2, 3 in the second,
+// 32 bytes each; masked, so nothing past them is read) and calls use with
+// the table bytes of output o (< 4), which perm[o] and ctl arrange.
+func unpackQuad(p, s1, s2, s3 Register, k1, k2 Register, perm [4]VecVirtual, ctl, tab VecVirtual, use func(o int, x VecVirtual)) {
+	t0, t1 := ZMM(), ZMM()
+	VMOVDQU8_Z(Mem{Base: p}, k1, t0)
+	VMOVDQU8(Mem{Base: p, Index: s1, Scale: 1, Disp: -32}, k2, t0)
+	VMOVDQU8_Z(Mem{Base: p, Index: s2, Scale: 1}, k1, t1)
+	VMOVDQU8(Mem{Base: p, Index: s3, Scale: 1, Disp: -32}, k2, t1)
+	for o := range 4 {
+		x := ZMM()
+		VMOVDQA64(perm[o], x)
+		VPERMI2B(t1, t0, x)
+		VPMULTISHIFTQB(x, ctl, x)
+		VPERMB(tab, x, x)
+		use(o, x)
+	}
+}
+
+// keys8Consts emits the VPERMI2B indices (output o: coordinates
+// 16o…16o+15 of token t in 128-bit lane t) and the VPMULTISHIFTQB control
+// of the key kernels: quadword e of lane t holds the bytes of coordinates
+// 16o+8e… of token t, and byte b of it index b.
+func keys8Consts(bits int) (perm, ctl Mem) {
+	perm = GLOBL(fmt_("keys8PermB%d", bits), RODATA|NOPTR)
+	for o := range 4 {
+		for pos := range 64 {
+			t, e, b := pos/16, pos%16/8, pos%8
+			at := 32 * t // unused bytes: any byte of the token's row
+			if b < bits {
+				at += bits*(16*o+8*e)/8 + b
+			}
+			DATA(64*o+pos, U8(at))
+		}
+	}
+	ctl = GLOBL(fmt_("keys8CtlB%d", bits), RODATA|NOPTR)
+	for pos := range 64 {
+		DATA(pos, U8(bits*(pos%8)))
+	}
+	return perm, ctl
+}
+
+var keys8Spread, keys8Order *Mem
+
+// dwordsConst emits (once) the 16 doublewords v(0…15) named name.
+func dwordsConst(p **Mem, name string, v func(j int) int) Mem {
+	if *p == nil {
+		m := GLOBL(name, RODATA|NOPTR)
+		for j := range 16 {
+			DATA(4*j, U32(uint32(v(j))))
+		}
+		*p = &m
+	}
+	return **p
+}
+
+// dotCodes8Wide emits dotCodesQ8B<bits>x4VBMI.
+func dotCodes8Wide(bits int) {
+	name := fmt_("dotCodesQ8B%dx4VBMI", bits)
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int)")
+	Doc(name+" is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide",
+		"(QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a",
+		"128-bit lane per token.")
+	Pragma("noescape")
+	tab, ctl, perm, k1, k2 := unpackConsts(bits, keys8Consts)
+	// The per-row scales and sums, and the reduced sums' order, in the
+	// output layout: lane 4r+t is row r, token t.
+	spread := dwordsConst(&keys8Spread, "keys8Spread", func(j int) int { return j / 4 })
+	sc, sm, tr := ZMM(), ZMM(), ZMM()
+	VMOVDQU32(spread, tr)
+	VPERMPS(Mem{Base: Load(Param("scales"), GP64())}, tr, sc)
+	VPERMD(Mem{Base: Load(Param("sums"), GP64())}, tr, sm)
+	// the reduction leaves token t's rows in lane t as (0, 2, 1, 3)
+	order := dwordsConst(&keys8Order, "keys8Order", func(j int) int { return 4*(j%4) + [4]int{0, 2, 1, 3}[j/4] })
+	VMOVDQU32(order, tr)
+	o := Load(Param("out").Base(), GP64())
+	os := Load(Param("outStride"), GP64())
+	SHLQ(U8(2), os)
+	p := Load(Param("codes").Base(), GP64())
+	n := Load(Param("n"), GP64())
+	s1, s2, s3 := GP64(), GP64(), GP64()
+	Load(Param("stride"), s1)
+	LEAQ(Mem{Base: s1, Index: s1, Scale: 1}, s2)
+	LEAQ(Mem{Base: s2, Index: s1, Scale: 1}, s3)
+	kt := K()
+	tmp := GP64()
+	MOVQ(U32(15), tmp)
+	KMOVQ(tmp, kt)
+	Label(name + "_quad")
+	TESTQ(n, n)
+	JZ(LabelRef(name + "_done"))
+	CMPQ(n, U8(4))
+	JAE(LabelRef(name + "_full"))
+	// 1–3 tokens left: the missing ones read the first code again, and
+	// their scores are not stored.
+	MOVQ(U32(1), tmp)
+	SHLXQ(n, tmp, tmp)
+	DECQ(tmp)
+	KMOVQ(tmp, kt)
+	XORQ(tmp, tmp)
+	MOVQ(tmp, s3)
+	CMPQ(n, U8(3))
+	CMOVQLT(tmp, s2)
+	CMPQ(n, U8(2))
+	CMOVQLT(tmp, s1)
+	Label(name + "_full")
+	var acc [4]VecVirtual
+	for r := range acc {
+		acc[r] = ZMM()
+		VPXORD(acc[r], acc[r], acc[r])
+	}
+	ip, qp, left := GP64(), GP64(), GP64()
+	MOVQ(p, ip)
+	ADDQ(Load(Param("idxOff"), GP64()), ip)
+	Load(Param("q").Base(), qp)
+	Load(Param("d64"), left)
+	qs := GP64() // a wide query row: 4·d bytes
+	LEAQ(Mem{Base: left, Index: left, Scale: 2}, qs)
+	ADDQ(left, qs)
+	qs3 := GP64()
+	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
+	Label(name + "_chunk")
+	unpackQuad(ip, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
+		for r := range 4 {
+			mq := Mem{Base: qp, Disp: 64 * o}
+			switch r {
+			case 1:
+				mq = Mem{Base: qp, Index: qs, Scale: 1, Disp: 64 * o}
+			case 2:
+				mq = Mem{Base: qp, Index: qs, Scale: 2, Disp: 64 * o}
+			case 3:
+				mq = Mem{Base: qp, Index: qs3, Scale: 1, Disp: 64 * o}
+			}
+			VPDPBUSD(mq, x, acc[r])
+		}
+	})
+	ADDQ(U8(8*bits), ip)
+	ADDQ(U32(256), qp)
+	SUBQ(U8(64), left)
+	JNZ(LabelRef(name + "_chunk"))
+	// Reduce each lane's four sums: token t's rows (0, 2, 1, 3) in lane t.
+	lo, hi, s01, s23 := ZMM(), ZMM(), ZMM(), ZMM()
+	VPUNPCKLQDQ(acc[1], acc[0], lo)
+	VPUNPCKHQDQ(acc[1], acc[0], hi)
+	VPADDD(hi, lo, s01)
+	VPUNPCKLQDQ(acc[3], acc[2], lo)
+	VPUNPCKHQDQ(acc[3], acc[2], hi)
+	VPADDD(hi, lo, s23)
+	VPUNPCKLDQ(s23, s01, lo)
+	VPUNPCKHDQ(s23, s01, hi)
+	VPUNPCKLQDQ(hi, lo, s01)
+	VPUNPCKHQDQ(hi, lo, s23)
+	f := acc[0]
+	VPADDD(s23, s01, f)
+	VPERMD(f, tr, f)
+	VPSUBD(sm, f, f)
+	VCVTDQ2PS(f, f)
+	VMULPS(sc, f, f)
+	nx := XMM()
+	no := Load(Param("normOff"), GP64())
+	VPXORD(nx, nx, nx)
+	VPINSRW(U8(0), Mem{Base: p, Index: no, Scale: 1}, nx, nx)
+	ADDQ(p, no)
+	VPINSRW(U8(1), Mem{Base: no, Index: s1, Scale: 1}, nx, nx)
+	VPINSRW(U8(2), Mem{Base: no, Index: s2, Scale: 1}, nx, nx)
+	VPINSRW(U8(3), Mem{Base: no, Index: s3, Scale: 1}, nx, nx)
+	VCVTPH2PS(nx, nx)
+	nz := ZMM()
+	VSHUFF32X4(U8(0), nx.AsZ(), nx.AsZ(), nz) // lane 0 to all four
+	VMULPS(nz, f, f)
+	rows := Load(Param("rows"), GP64())
+	row := GP64()
+	MOVQ(o, row)
+	for r := range 4 {
+		if r > 0 {
+			CMPQ(rows, U8(r))
+			JLE(LabelRef(name + "_stored"))
+			ADDQ(os, row)
+		}
+		var x Register = f.AsX()
+		y := XMM()
+		if r > 0 {
+			x = XMM()
+			VEXTRACTF32X4(U8(r), f, x)
+		}
+		VMOVUPS_Z(Mem{Base: row}, kt, y)
+		VADDPS(x, y, y)
+		VMOVUPS(y, kt, Mem{Base: row})
+	}
+	Label(name + "_stored")
+	CMPQ(n, U8(4))
+	JB(LabelRef(name + "_done"))
+	ADDQ(U8(16), o)
+	LEAQ(Mem{Base: p, Index: s2, Scale: 2}, p)
+	SUBQ(U8(4), n)
+	JMP(LabelRef(name + "_quad"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
 // weightsQ8 emits weightsQ8AVX512, which lays out and quantizes the
 // weights of four rows for the axpyCodesQ8 kernels.
 func weightsQ8() {
@@ -176,11 +375,7 @@ func weightsQ8() {
 	sr := GP64()
 	Load(Param("stride"), sr)
 	VPBROADCASTD(sr.As32(), t)
-	iota := GLOBL("values8Iota", RODATA|NOPTR)
-	for i := range 16 {
-		DATA(4*i, U32(uint32(i)))
-	}
-	VPMULLD(iota, t, idx)
+	VPMULLD(dwordsConst(new(*Mem), "values8Iota", func(j int) int { return j }), t, idx)
 	shift := XMM()
 	VMOVQ(Load(Param("normShift"), GP64()), shift)
 	pn := Load(Param("codes").Base(), GP64())
@@ -281,12 +476,8 @@ func weightsQ8() {
 			VINSERTI32X4(U8(i), x, bytes[c], bytes[c])
 		}
 	}
-	order := ZMM()
-	ord := GLOBL("values8Order", RODATA|NOPTR) // doubleword (row i, quad q) → (q, i)
-	for j := range 16 {
-		DATA(4*j, U32(uint32(4*(j%4)+j/4)))
-	}
-	VMOVDQU32(ord, order)
+	order := ZMM() // doubleword (row i, quad q) → (q, i)
+	VMOVDQU32(dwordsConst(new(*Mem), "values8Order", func(j int) int { return 4*(j%4) + j/4 }), order)
 	dst := Load(Param("dst").Base(), GP64())
 	for c := range 4 {
 		VPERMD(bytes[c], order, bytes[c])

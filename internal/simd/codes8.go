@@ -29,6 +29,10 @@ type QueryQ8 struct {
 	step []float32
 	// sum is each row's Σ q8, for the table's offset.
 	sum []int32
+	// wide holds the rows for the AVX-512 kernels (nil where the level
+	// has none, or D is not a multiple of 64): per row, each 16
+	// coordinates in natural order four times over, 4·D bytes.
+	wide, wideBuf []int8
 	// The kernels' arguments, here rather than on DotCodesQ8's stack: a
 	// kernel called through a function value would move them to the heap
 	// on every call.
@@ -51,6 +55,12 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 	clear(q.step[g:])
 	clear(q.sum[g:])
 	perm := &codes8Perm[bits-3]
+	q.wide = nil
+	if active.dotCodesQ8Wide[bits-3] != nil && d%64 == 0 {
+		q.wide = grow(q.wideBuf, g4*4*d)
+		q.wideBuf = q.wide
+		clear(q.wide[g*4*d:])
+	}
 	for i := range g {
 		row := x[i*xStride : i*xStride+d]
 		amax := math.Float32frombits(MaxAbsBits(row)) // the rows are finite
@@ -63,13 +73,22 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 		vals := q.vals[i*d : (i+1)*d]
 		for j0 := 0; j0 < d; j0 += 32 {
 			chunk := vals[j0 : j0+32]
+			var nat [32]int8
 			for j, v := range row[j0 : j0+32] {
 				// |v·inv| ≤ 127: adding and taking away 1.5·2²³ rounds it
 				// half to even in float32 (the conversion stops a fused
 				// multiply-add).
 				k := int8(float32(float32(v*inv)+roundMagic) - roundMagic)
 				chunk[perm[j]] = k
+				nat[j] = k
 				s += int32(k)
+			}
+			if q.wide != nil { // each 16 coordinates four times over
+				w := q.wide[i*4*d+j0*4 : i*4*d+j0*4+128]
+				for c := range 4 {
+					copy(w[16*c:], nat[:16])
+					copy(w[64+16*c:], nat[16:])
+				}
 			}
 		}
 		q.sum[i] = s
@@ -187,6 +206,17 @@ func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []
 	check(cb.bits == q.Bits, "DotCodesQ8: query quantized for other codes")
 	check(outStride >= n && len(out) >= (g-1)*outStride+n, "DotCodesQ8: bad lengths")
 	vec := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodesQ8") &^ 1
+	if kw := active.dotCodesQ8Wide[cb.bits-3]; kw != nil && len(q.wide) >= ((g+3)&^3)*4*d {
+		tab64, cstep := cb.table64()
+		for i := 0; i < g; i += 4 {
+			for r := range 4 {
+				q.scales[r] = q.step[i+r] * cstep
+				q.sums[r] = q8Offset * q.sum[i+r]
+			}
+			kw(out[i*outStride:], outStride, q.wide[i*4*d:(i+4)*4*d], &q.scales, &q.sums, tab64, codes, stride, idxOff, normOff, n, d, min(4, g-i))
+		}
+		return
+	}
 	tab, cstep := cb.table8()
 	k := active.dotCodesQ8[cb.bits-3]
 	if k == nil || vec == 0 {

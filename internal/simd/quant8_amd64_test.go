@@ -32,9 +32,27 @@ func TestDotCodesQ8PlainAVX2(t *testing.T) {
 	if !hasVNNI() {
 		t.Skip("no AVX512-VNNI: the AVX2 integer code kernels are the active ones, checked by TestDotCodesQ8*")
 	}
-	saved := k.dotCodesQ8
-	k.dotCodesQ8 = codes8AVX2
-	defer func() { k.dotCodesQ8 = saved }()
+	saved, savedWide := k.dotCodesQ8, k.dotCodesQ8Wide
+	k.dotCodesQ8, k.dotCodesQ8Wide = codes8AVX2, [2]dotCodes8WideKernel{}
+	defer func() { k.dotCodesQ8, k.dotCodesQ8Wide = saved, savedWide }()
+	t.Run("SameOnEveryLevel", TestDotCodesQ8IsTheSameOnEveryLevel)
+	t.Run("WithinBound", TestDotCodesQ8WithinBound)
+	t.Run("Extremes", TestDotCodesQ8Extremes)
+}
+
+// TestDotCodesQ8NarrowVNNI runs them on the ymm VNNI kernels where the CPU
+// would otherwise use the AVX-512 ones.
+func TestDotCodesQ8NarrowVNNI(t *testing.T) {
+	k, ok := impls[AVX2]
+	if !ok {
+		t.Skip("no AVX2 on this CPU")
+	}
+	if !hasValues8() {
+		t.Skip("no AVX-512 VBMI/VNNI: the ymm integer code kernels are the active ones, checked by TestDotCodesQ8*")
+	}
+	saved := k.dotCodesQ8Wide
+	k.dotCodesQ8Wide = [2]dotCodes8WideKernel{}
+	defer func() { k.dotCodesQ8Wide = saved }()
 	t.Run("SameOnEveryLevel", TestDotCodesQ8IsTheSameOnEveryLevel)
 	t.Run("WithinBound", TestDotCodesQ8WithinBound)
 	t.Run("Extremes", TestDotCodesQ8Extremes)

@@ -61,8 +61,10 @@ type kernels struct {
 	// The int8-activation kernels, by activation rows (1 or 4).
 	dotQ8_0Q8, dotQ4_0Q8 [2]quantDot8Kernel
 	quantizeQ8           func(dst []int8, scales []float32, x []float32) // one row of Q8Rows.Quantize
-	// The integer key-scoring kernels, by bits (3, 4), four query rows.
-	dotCodesQ8 [2]dotCodes8Kernel
+	// The integer key-scoring kernels, by bits (3, 4), four query rows;
+	// the AVX-512 ones take the rows laid out wide (QueryQ8.wide).
+	dotCodesQ8     [2]dotCodes8Kernel
+	dotCodesQ8Wide [2]dotCodes8WideKernel
 	// The integer value kernels, by bits (3, 4), and their weight
 	// quantizer (values8.go).
 	axpyCodesQ8 [2]axpyCodes8Kernel

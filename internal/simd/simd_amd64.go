@@ -26,26 +26,27 @@ func init() {
 			{dotCodesSmall1AVX2, dotCodesSmall4AVX2}, {dotCodesB41AVX2, dotCodesB44AVX2}},
 		axpyCodes: [2][2]fusedKernel{
 			{axpyCodesSmall1AVX2, axpyCodesSmall4AVX2}, {axpyCodesB41AVX2, axpyCodesB44AVX2}},
-		dotQ8_0:     [2]quantDotKernel{dot1Q8_0AVX2, dot4Q8_0AVX2},
-		dotQ4_0:     [2]quantDotKernel{dot1Q4_0AVX2, dot4Q4_0AVX2},
-		dotQ8_0Q8:   int8Kernels()[0],
-		dotQ4_0Q8:   int8Kernels()[1],
-		quantizeQ8:  quantizeQ8AVX2,
-		dotCodesQ8:  codes8Kernels(),
-		axpyCodesQ8: values8Kernels(),
-		weightsQ8:   weightsQ8Kernel(),
-		fwhtFirst8:  fwhtFirst8AVX2,
-		fwhtPass:    [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
-		scale:       scaleAVX2,
-		sumSquares:  sumSquaresAVX2,
-		encodeF16:   encodeF16AVX2,
-		roundF16:    roundF16AVX2,
-		prefetch:    prefetchAVX2,
-		max:         maxAVX2,
-		maxAbsBits:  maxAbsBitsAVX2,
-		addF64:      addF64AVX2,
-		sub:         subAVX2,
-		quantize:    [5]func(dst []byte, x []float32, bounds *[15][8]float32){1: quantizePack1AVX2, 2: quantizePack2AVX2, 3: quantizePack3AVX2, 4: quantizePack4AVX2},
+		dotQ8_0:        [2]quantDotKernel{dot1Q8_0AVX2, dot4Q8_0AVX2},
+		dotQ4_0:        [2]quantDotKernel{dot1Q4_0AVX2, dot4Q4_0AVX2},
+		dotQ8_0Q8:      int8Kernels()[0],
+		dotQ4_0Q8:      int8Kernels()[1],
+		quantizeQ8:     quantizeQ8AVX2,
+		dotCodesQ8:     codes8Kernels(),
+		axpyCodesQ8:    values8Kernels(),
+		dotCodesQ8Wide: keys8Kernels(),
+		weightsQ8:      weightsQ8Kernel(),
+		fwhtFirst8:     fwhtFirst8AVX2,
+		fwhtPass:       [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
+		scale:          scaleAVX2,
+		sumSquares:     sumSquaresAVX2,
+		encodeF16:      encodeF16AVX2,
+		roundF16:       roundF16AVX2,
+		prefetch:       prefetchAVX2,
+		max:            maxAVX2,
+		maxAbsBits:     maxAbsBitsAVX2,
+		addF64:         addF64AVX2,
+		sub:            subAVX2,
+		quantize:       [5]func(dst []byte, x []float32, bounds *[15][8]float32){1: quantizePack1AVX2, 2: quantizePack2AVX2, 3: quantizePack3AVX2, 4: quantizePack4AVX2},
 		expSum: func(x []float32, m float32) float32 {
 			n := len(x) &^ 7
 			s := expSumAVX2(x, m)
@@ -88,6 +89,13 @@ func values8Kernels() [2]axpyCodes8Kernel {
 		return [2]axpyCodes8Kernel{axpyCodesQ8B3VBMI, axpyCodesQ8B4VBMI}
 	}
 	return [2]axpyCodes8Kernel{}
+}
+
+func keys8Kernels() [2]dotCodes8WideKernel {
+	if hasValues8() {
+		return [2]dotCodes8WideKernel{dotCodesQ8B3x4VBMI, dotCodesQ8B4x4VBMI}
+	}
+	return [2]dotCodes8WideKernel{}
 }
 
 func weightsQ8Kernel() func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normAt, normShift int) {

@@ -6200,6 +6200,532 @@ DATA values8CtlB3<>+62(SB)/1, $0x25
 DATA values8CtlB3<>+63(SB)/1, $0x35
 GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
 
+// func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C
+TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-152
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 keys8CtlB3<>+0(SB), Z1
+	VMOVDQU64 keys8PermB3<>+0(SB), Z2
+	VMOVDQU64 keys8PermB3<>+64(SB), Z3
+	VMOVDQU64 keys8PermB3<>+128(SB), Z4
+	VMOVDQU64 keys8PermB3<>+192(SB), Z5
+	MOVQ      $0x0000000000ffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	VMOVDQU32 keys8Spread<>+0(SB), Z8
+	MOVQ      scales+56(FP), AX
+	VPERMPS   (AX), Z8, Z6
+	MOVQ      sums+64(FP), AX
+	VPERMD    (AX), Z8, Z7
+	VMOVDQU32 keys8Order<>+0(SB), Z8
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+80(FP), DX
+	MOVQ      n+128(FP), BX
+	MOVQ      stride+104(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+
+dotCodesQ8B3x4VBMI_quad:
+	TESTQ   BX, BX
+	JZ      dotCodesQ8B3x4VBMI_done
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B3x4VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8B3x4VBMI_full:
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   DX, R9
+	MOVQ   idxOff+112(FP), R10
+	ADDQ   R10, R9
+	MOVQ   q_base+32(FP), R10
+	MOVQ   d64+136(FP), R11
+	LEAQ   (R11)(R11*2), R12
+	ADDQ   R11, R12
+	LEAQ   (R12)(R12*2), R13
+
+dotCodesQ8B3x4VBMI_chunk:
+	VMOVDQU8.Z     (R9), K1, Z13
+	VMOVDQU8       -32(R9)(SI*1), K2, Z13
+	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
+	VMOVDQU8       -32(R9)(R8*1), K2, Z14
+	VMOVDQA64      Z2, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       (R10), Z15, Z9
+	VPDPBUSD       (R10)(R12*1), Z15, Z10
+	VPDPBUSD       (R10)(R12*2), Z15, Z11
+	VPDPBUSD       (R10)(R13*1), Z15, Z12
+	VMOVDQA64      Z3, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       64(R10), Z15, Z9
+	VPDPBUSD       64(R10)(R12*1), Z15, Z10
+	VPDPBUSD       64(R10)(R12*2), Z15, Z11
+	VPDPBUSD       64(R10)(R13*1), Z15, Z12
+	VMOVDQA64      Z4, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       128(R10), Z15, Z9
+	VPDPBUSD       128(R10)(R12*1), Z15, Z10
+	VPDPBUSD       128(R10)(R12*2), Z15, Z11
+	VPDPBUSD       128(R10)(R13*1), Z15, Z12
+	VMOVDQA64      Z5, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       192(R10), Z15, Z9
+	VPDPBUSD       192(R10)(R12*1), Z15, Z10
+	VPDPBUSD       192(R10)(R12*2), Z15, Z11
+	VPDPBUSD       192(R10)(R13*1), Z15, Z12
+	ADDQ           $0x18, R9
+	ADDQ           $0x00000100, R10
+	SUBQ           $0x40, R11
+	JNZ            dotCodesQ8B3x4VBMI_chunk
+	VPUNPCKLQDQ    Z10, Z9, Z13
+	VPUNPCKHQDQ    Z10, Z9, Z9
+	VPADDD         Z9, Z13, Z14
+	VPUNPCKLQDQ    Z12, Z11, Z13
+	VPUNPCKHQDQ    Z12, Z11, Z9
+	VPADDD         Z9, Z13, Z9
+	VPUNPCKLDQ     Z9, Z14, Z13
+	VPUNPCKHDQ     Z9, Z14, Z9
+	VPUNPCKLQDQ    Z9, Z13, Z14
+	VPUNPCKHQDQ    Z9, Z13, Z9
+	VPADDD         Z9, Z14, Z9
+	VPERMD         Z9, Z8, Z9
+	VPSUBD         Z7, Z9, Z9
+	VCVTDQ2PS      Z9, Z9
+	VMULPS         Z6, Z9, Z9
+	MOVQ           normOff+120(FP), R9
+	VPXORD         X16, X16, X16
+	VPINSRW        $0x00, (DX)(R9*1), X16, X16
+	ADDQ           DX, R9
+	VPINSRW        $0x01, (R9)(SI*1), X16, X16
+	VPINSRW        $0x02, (R9)(DI*1), X16, X16
+	VPINSRW        $0x03, (R9)(R8*1), X16, X16
+	VCVTPH2PS      X16, X16
+	VSHUFF32X4     $0x00, Z16, Z16, Z13
+	VMULPS         Z13, Z9, Z9
+	MOVQ           rows+144(FP), R9
+	MOVQ           AX, R10
+	VMOVUPS.Z      (R10), K3, X13
+	VADDPS         X9, X13, X13
+	VMOVUPS        X13, K3, (R10)
+	CMPQ           R9, $0x01
+	JLE            dotCodesQ8B3x4VBMI_stored
+	ADDQ           CX, R10
+	VEXTRACTF32X4  $0x01, Z9, X14
+	VMOVUPS.Z      (R10), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R10)
+	CMPQ           R9, $0x02
+	JLE            dotCodesQ8B3x4VBMI_stored
+	ADDQ           CX, R10
+	VEXTRACTF32X4  $0x02, Z9, X14
+	VMOVUPS.Z      (R10), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R10)
+	CMPQ           R9, $0x03
+	JLE            dotCodesQ8B3x4VBMI_stored
+	ADDQ           CX, R10
+	VEXTRACTF32X4  $0x03, Z9, X14
+	VMOVUPS.Z      (R10), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R10)
+
+dotCodesQ8B3x4VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8B3x4VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8B3x4VBMI_quad
+
+dotCodesQ8B3x4VBMI_done:
+	VZEROUPPER
+	RET
+
+DATA keys8PermB3<>+0(SB)/1, $0x00
+DATA keys8PermB3<>+1(SB)/1, $0x01
+DATA keys8PermB3<>+2(SB)/1, $0x02
+DATA keys8PermB3<>+3(SB)/1, $0x00
+DATA keys8PermB3<>+4(SB)/1, $0x00
+DATA keys8PermB3<>+5(SB)/1, $0x00
+DATA keys8PermB3<>+6(SB)/1, $0x00
+DATA keys8PermB3<>+7(SB)/1, $0x00
+DATA keys8PermB3<>+8(SB)/1, $0x03
+DATA keys8PermB3<>+9(SB)/1, $0x04
+DATA keys8PermB3<>+10(SB)/1, $0x05
+DATA keys8PermB3<>+11(SB)/1, $0x00
+DATA keys8PermB3<>+12(SB)/1, $0x00
+DATA keys8PermB3<>+13(SB)/1, $0x00
+DATA keys8PermB3<>+14(SB)/1, $0x00
+DATA keys8PermB3<>+15(SB)/1, $0x00
+DATA keys8PermB3<>+16(SB)/1, $0x20
+DATA keys8PermB3<>+17(SB)/1, $0x21
+DATA keys8PermB3<>+18(SB)/1, $0x22
+DATA keys8PermB3<>+19(SB)/1, $0x20
+DATA keys8PermB3<>+20(SB)/1, $0x20
+DATA keys8PermB3<>+21(SB)/1, $0x20
+DATA keys8PermB3<>+22(SB)/1, $0x20
+DATA keys8PermB3<>+23(SB)/1, $0x20
+DATA keys8PermB3<>+24(SB)/1, $0x23
+DATA keys8PermB3<>+25(SB)/1, $0x24
+DATA keys8PermB3<>+26(SB)/1, $0x25
+DATA keys8PermB3<>+27(SB)/1, $0x20
+DATA keys8PermB3<>+28(SB)/1, $0x20
+DATA keys8PermB3<>+29(SB)/1, $0x20
+DATA keys8PermB3<>+30(SB)/1, $0x20
+DATA keys8PermB3<>+31(SB)/1, $0x20
+DATA keys8PermB3<>+32(SB)/1, $0x40
+DATA keys8PermB3<>+33(SB)/1, $0x41
+DATA keys8PermB3<>+34(SB)/1, $0x42
+DATA keys8PermB3<>+35(SB)/1, $0x40
+DATA keys8PermB3<>+36(SB)/1, $0x40
+DATA keys8PermB3<>+37(SB)/1, $0x40
+DATA keys8PermB3<>+38(SB)/1, $0x40
+DATA keys8PermB3<>+39(SB)/1, $0x40
+DATA keys8PermB3<>+40(SB)/1, $0x43
+DATA keys8PermB3<>+41(SB)/1, $0x44
+DATA keys8PermB3<>+42(SB)/1, $0x45
+DATA keys8PermB3<>+43(SB)/1, $0x40
+DATA keys8PermB3<>+44(SB)/1, $0x40
+DATA keys8PermB3<>+45(SB)/1, $0x40
+DATA keys8PermB3<>+46(SB)/1, $0x40
+DATA keys8PermB3<>+47(SB)/1, $0x40
+DATA keys8PermB3<>+48(SB)/1, $0x60
+DATA keys8PermB3<>+49(SB)/1, $0x61
+DATA keys8PermB3<>+50(SB)/1, $0x62
+DATA keys8PermB3<>+51(SB)/1, $0x60
+DATA keys8PermB3<>+52(SB)/1, $0x60
+DATA keys8PermB3<>+53(SB)/1, $0x60
+DATA keys8PermB3<>+54(SB)/1, $0x60
+DATA keys8PermB3<>+55(SB)/1, $0x60
+DATA keys8PermB3<>+56(SB)/1, $0x63
+DATA keys8PermB3<>+57(SB)/1, $0x64
+DATA keys8PermB3<>+58(SB)/1, $0x65
+DATA keys8PermB3<>+59(SB)/1, $0x60
+DATA keys8PermB3<>+60(SB)/1, $0x60
+DATA keys8PermB3<>+61(SB)/1, $0x60
+DATA keys8PermB3<>+62(SB)/1, $0x60
+DATA keys8PermB3<>+63(SB)/1, $0x60
+DATA keys8PermB3<>+64(SB)/1, $0x06
+DATA keys8PermB3<>+65(SB)/1, $0x07
+DATA keys8PermB3<>+66(SB)/1, $0x08
+DATA keys8PermB3<>+67(SB)/1, $0x00
+DATA keys8PermB3<>+68(SB)/1, $0x00
+DATA keys8PermB3<>+69(SB)/1, $0x00
+DATA keys8PermB3<>+70(SB)/1, $0x00
+DATA keys8PermB3<>+71(SB)/1, $0x00
+DATA keys8PermB3<>+72(SB)/1, $0x09
+DATA keys8PermB3<>+73(SB)/1, $0x0a
+DATA keys8PermB3<>+74(SB)/1, $0x0b
+DATA keys8PermB3<>+75(SB)/1, $0x00
+DATA keys8PermB3<>+76(SB)/1, $0x00
+DATA keys8PermB3<>+77(SB)/1, $0x00
+DATA keys8PermB3<>+78(SB)/1, $0x00
+DATA keys8PermB3<>+79(SB)/1, $0x00
+DATA keys8PermB3<>+80(SB)/1, $0x26
+DATA keys8PermB3<>+81(SB)/1, $0x27
+DATA keys8PermB3<>+82(SB)/1, $0x28
+DATA keys8PermB3<>+83(SB)/1, $0x20
+DATA keys8PermB3<>+84(SB)/1, $0x20
+DATA keys8PermB3<>+85(SB)/1, $0x20
+DATA keys8PermB3<>+86(SB)/1, $0x20
+DATA keys8PermB3<>+87(SB)/1, $0x20
+DATA keys8PermB3<>+88(SB)/1, $0x29
+DATA keys8PermB3<>+89(SB)/1, $0x2a
+DATA keys8PermB3<>+90(SB)/1, $0x2b
+DATA keys8PermB3<>+91(SB)/1, $0x20
+DATA keys8PermB3<>+92(SB)/1, $0x20
+DATA keys8PermB3<>+93(SB)/1, $0x20
+DATA keys8PermB3<>+94(SB)/1, $0x20
+DATA keys8PermB3<>+95(SB)/1, $0x20
+DATA keys8PermB3<>+96(SB)/1, $0x46
+DATA keys8PermB3<>+97(SB)/1, $0x47
+DATA keys8PermB3<>+98(SB)/1, $0x48
+DATA keys8PermB3<>+99(SB)/1, $0x40
+DATA keys8PermB3<>+100(SB)/1, $0x40
+DATA keys8PermB3<>+101(SB)/1, $0x40
+DATA keys8PermB3<>+102(SB)/1, $0x40
+DATA keys8PermB3<>+103(SB)/1, $0x40
+DATA keys8PermB3<>+104(SB)/1, $0x49
+DATA keys8PermB3<>+105(SB)/1, $0x4a
+DATA keys8PermB3<>+106(SB)/1, $0x4b
+DATA keys8PermB3<>+107(SB)/1, $0x40
+DATA keys8PermB3<>+108(SB)/1, $0x40
+DATA keys8PermB3<>+109(SB)/1, $0x40
+DATA keys8PermB3<>+110(SB)/1, $0x40
+DATA keys8PermB3<>+111(SB)/1, $0x40
+DATA keys8PermB3<>+112(SB)/1, $0x66
+DATA keys8PermB3<>+113(SB)/1, $0x67
+DATA keys8PermB3<>+114(SB)/1, $0x68
+DATA keys8PermB3<>+115(SB)/1, $0x60
+DATA keys8PermB3<>+116(SB)/1, $0x60
+DATA keys8PermB3<>+117(SB)/1, $0x60
+DATA keys8PermB3<>+118(SB)/1, $0x60
+DATA keys8PermB3<>+119(SB)/1, $0x60
+DATA keys8PermB3<>+120(SB)/1, $0x69
+DATA keys8PermB3<>+121(SB)/1, $0x6a
+DATA keys8PermB3<>+122(SB)/1, $0x6b
+DATA keys8PermB3<>+123(SB)/1, $0x60
+DATA keys8PermB3<>+124(SB)/1, $0x60
+DATA keys8PermB3<>+125(SB)/1, $0x60
+DATA keys8PermB3<>+126(SB)/1, $0x60
+DATA keys8PermB3<>+127(SB)/1, $0x60
+DATA keys8PermB3<>+128(SB)/1, $0x0c
+DATA keys8PermB3<>+129(SB)/1, $0x0d
+DATA keys8PermB3<>+130(SB)/1, $0x0e
+DATA keys8PermB3<>+131(SB)/1, $0x00
+DATA keys8PermB3<>+132(SB)/1, $0x00
+DATA keys8PermB3<>+133(SB)/1, $0x00
+DATA keys8PermB3<>+134(SB)/1, $0x00
+DATA keys8PermB3<>+135(SB)/1, $0x00
+DATA keys8PermB3<>+136(SB)/1, $0x0f
+DATA keys8PermB3<>+137(SB)/1, $0x10
+DATA keys8PermB3<>+138(SB)/1, $0x11
+DATA keys8PermB3<>+139(SB)/1, $0x00
+DATA keys8PermB3<>+140(SB)/1, $0x00
+DATA keys8PermB3<>+141(SB)/1, $0x00
+DATA keys8PermB3<>+142(SB)/1, $0x00
+DATA keys8PermB3<>+143(SB)/1, $0x00
+DATA keys8PermB3<>+144(SB)/1, $0x2c
+DATA keys8PermB3<>+145(SB)/1, $0x2d
+DATA keys8PermB3<>+146(SB)/1, $0x2e
+DATA keys8PermB3<>+147(SB)/1, $0x20
+DATA keys8PermB3<>+148(SB)/1, $0x20
+DATA keys8PermB3<>+149(SB)/1, $0x20
+DATA keys8PermB3<>+150(SB)/1, $0x20
+DATA keys8PermB3<>+151(SB)/1, $0x20
+DATA keys8PermB3<>+152(SB)/1, $0x2f
+DATA keys8PermB3<>+153(SB)/1, $0x30
+DATA keys8PermB3<>+154(SB)/1, $0x31
+DATA keys8PermB3<>+155(SB)/1, $0x20
+DATA keys8PermB3<>+156(SB)/1, $0x20
+DATA keys8PermB3<>+157(SB)/1, $0x20
+DATA keys8PermB3<>+158(SB)/1, $0x20
+DATA keys8PermB3<>+159(SB)/1, $0x20
+DATA keys8PermB3<>+160(SB)/1, $0x4c
+DATA keys8PermB3<>+161(SB)/1, $0x4d
+DATA keys8PermB3<>+162(SB)/1, $0x4e
+DATA keys8PermB3<>+163(SB)/1, $0x40
+DATA keys8PermB3<>+164(SB)/1, $0x40
+DATA keys8PermB3<>+165(SB)/1, $0x40
+DATA keys8PermB3<>+166(SB)/1, $0x40
+DATA keys8PermB3<>+167(SB)/1, $0x40
+DATA keys8PermB3<>+168(SB)/1, $0x4f
+DATA keys8PermB3<>+169(SB)/1, $0x50
+DATA keys8PermB3<>+170(SB)/1, $0x51
+DATA keys8PermB3<>+171(SB)/1, $0x40
+DATA keys8PermB3<>+172(SB)/1, $0x40
+DATA keys8PermB3<>+173(SB)/1, $0x40
+DATA keys8PermB3<>+174(SB)/1, $0x40
+DATA keys8PermB3<>+175(SB)/1, $0x40
+DATA keys8PermB3<>+176(SB)/1, $0x6c
+DATA keys8PermB3<>+177(SB)/1, $0x6d
+DATA keys8PermB3<>+178(SB)/1, $0x6e
+DATA keys8PermB3<>+179(SB)/1, $0x60
+DATA keys8PermB3<>+180(SB)/1, $0x60
+DATA keys8PermB3<>+181(SB)/1, $0x60
+DATA keys8PermB3<>+182(SB)/1, $0x60
+DATA keys8PermB3<>+183(SB)/1, $0x60
+DATA keys8PermB3<>+184(SB)/1, $0x6f
+DATA keys8PermB3<>+185(SB)/1, $0x70
+DATA keys8PermB3<>+186(SB)/1, $0x71
+DATA keys8PermB3<>+187(SB)/1, $0x60
+DATA keys8PermB3<>+188(SB)/1, $0x60
+DATA keys8PermB3<>+189(SB)/1, $0x60
+DATA keys8PermB3<>+190(SB)/1, $0x60
+DATA keys8PermB3<>+191(SB)/1, $0x60
+DATA keys8PermB3<>+192(SB)/1, $0x12
+DATA keys8PermB3<>+193(SB)/1, $0x13
+DATA keys8PermB3<>+194(SB)/1, $0x14
+DATA keys8PermB3<>+195(SB)/1, $0x00
+DATA keys8PermB3<>+196(SB)/1, $0x00
+DATA keys8PermB3<>+197(SB)/1, $0x00
+DATA keys8PermB3<>+198(SB)/1, $0x00
+DATA keys8PermB3<>+199(SB)/1, $0x00
+DATA keys8PermB3<>+200(SB)/1, $0x15
+DATA keys8PermB3<>+201(SB)/1, $0x16
+DATA keys8PermB3<>+202(SB)/1, $0x17
+DATA keys8PermB3<>+203(SB)/1, $0x00
+DATA keys8PermB3<>+204(SB)/1, $0x00
+DATA keys8PermB3<>+205(SB)/1, $0x00
+DATA keys8PermB3<>+206(SB)/1, $0x00
+DATA keys8PermB3<>+207(SB)/1, $0x00
+DATA keys8PermB3<>+208(SB)/1, $0x32
+DATA keys8PermB3<>+209(SB)/1, $0x33
+DATA keys8PermB3<>+210(SB)/1, $0x34
+DATA keys8PermB3<>+211(SB)/1, $0x20
+DATA keys8PermB3<>+212(SB)/1, $0x20
+DATA keys8PermB3<>+213(SB)/1, $0x20
+DATA keys8PermB3<>+214(SB)/1, $0x20
+DATA keys8PermB3<>+215(SB)/1, $0x20
+DATA keys8PermB3<>+216(SB)/1, $0x35
+DATA keys8PermB3<>+217(SB)/1, $0x36
+DATA keys8PermB3<>+218(SB)/1, $0x37
+DATA keys8PermB3<>+219(SB)/1, $0x20
+DATA keys8PermB3<>+220(SB)/1, $0x20
+DATA keys8PermB3<>+221(SB)/1, $0x20
+DATA keys8PermB3<>+222(SB)/1, $0x20
+DATA keys8PermB3<>+223(SB)/1, $0x20
+DATA keys8PermB3<>+224(SB)/1, $0x52
+DATA keys8PermB3<>+225(SB)/1, $0x53
+DATA keys8PermB3<>+226(SB)/1, $0x54
+DATA keys8PermB3<>+227(SB)/1, $0x40
+DATA keys8PermB3<>+228(SB)/1, $0x40
+DATA keys8PermB3<>+229(SB)/1, $0x40
+DATA keys8PermB3<>+230(SB)/1, $0x40
+DATA keys8PermB3<>+231(SB)/1, $0x40
+DATA keys8PermB3<>+232(SB)/1, $0x55
+DATA keys8PermB3<>+233(SB)/1, $0x56
+DATA keys8PermB3<>+234(SB)/1, $0x57
+DATA keys8PermB3<>+235(SB)/1, $0x40
+DATA keys8PermB3<>+236(SB)/1, $0x40
+DATA keys8PermB3<>+237(SB)/1, $0x40
+DATA keys8PermB3<>+238(SB)/1, $0x40
+DATA keys8PermB3<>+239(SB)/1, $0x40
+DATA keys8PermB3<>+240(SB)/1, $0x72
+DATA keys8PermB3<>+241(SB)/1, $0x73
+DATA keys8PermB3<>+242(SB)/1, $0x74
+DATA keys8PermB3<>+243(SB)/1, $0x60
+DATA keys8PermB3<>+244(SB)/1, $0x60
+DATA keys8PermB3<>+245(SB)/1, $0x60
+DATA keys8PermB3<>+246(SB)/1, $0x60
+DATA keys8PermB3<>+247(SB)/1, $0x60
+DATA keys8PermB3<>+248(SB)/1, $0x75
+DATA keys8PermB3<>+249(SB)/1, $0x76
+DATA keys8PermB3<>+250(SB)/1, $0x77
+DATA keys8PermB3<>+251(SB)/1, $0x60
+DATA keys8PermB3<>+252(SB)/1, $0x60
+DATA keys8PermB3<>+253(SB)/1, $0x60
+DATA keys8PermB3<>+254(SB)/1, $0x60
+DATA keys8PermB3<>+255(SB)/1, $0x60
+GLOBL keys8PermB3<>(SB), RODATA|NOPTR, $256
+
+DATA keys8CtlB3<>+0(SB)/1, $0x00
+DATA keys8CtlB3<>+1(SB)/1, $0x03
+DATA keys8CtlB3<>+2(SB)/1, $0x06
+DATA keys8CtlB3<>+3(SB)/1, $0x09
+DATA keys8CtlB3<>+4(SB)/1, $0x0c
+DATA keys8CtlB3<>+5(SB)/1, $0x0f
+DATA keys8CtlB3<>+6(SB)/1, $0x12
+DATA keys8CtlB3<>+7(SB)/1, $0x15
+DATA keys8CtlB3<>+8(SB)/1, $0x00
+DATA keys8CtlB3<>+9(SB)/1, $0x03
+DATA keys8CtlB3<>+10(SB)/1, $0x06
+DATA keys8CtlB3<>+11(SB)/1, $0x09
+DATA keys8CtlB3<>+12(SB)/1, $0x0c
+DATA keys8CtlB3<>+13(SB)/1, $0x0f
+DATA keys8CtlB3<>+14(SB)/1, $0x12
+DATA keys8CtlB3<>+15(SB)/1, $0x15
+DATA keys8CtlB3<>+16(SB)/1, $0x00
+DATA keys8CtlB3<>+17(SB)/1, $0x03
+DATA keys8CtlB3<>+18(SB)/1, $0x06
+DATA keys8CtlB3<>+19(SB)/1, $0x09
+DATA keys8CtlB3<>+20(SB)/1, $0x0c
+DATA keys8CtlB3<>+21(SB)/1, $0x0f
+DATA keys8CtlB3<>+22(SB)/1, $0x12
+DATA keys8CtlB3<>+23(SB)/1, $0x15
+DATA keys8CtlB3<>+24(SB)/1, $0x00
+DATA keys8CtlB3<>+25(SB)/1, $0x03
+DATA keys8CtlB3<>+26(SB)/1, $0x06
+DATA keys8CtlB3<>+27(SB)/1, $0x09
+DATA keys8CtlB3<>+28(SB)/1, $0x0c
+DATA keys8CtlB3<>+29(SB)/1, $0x0f
+DATA keys8CtlB3<>+30(SB)/1, $0x12
+DATA keys8CtlB3<>+31(SB)/1, $0x15
+DATA keys8CtlB3<>+32(SB)/1, $0x00
+DATA keys8CtlB3<>+33(SB)/1, $0x03
+DATA keys8CtlB3<>+34(SB)/1, $0x06
+DATA keys8CtlB3<>+35(SB)/1, $0x09
+DATA keys8CtlB3<>+36(SB)/1, $0x0c
+DATA keys8CtlB3<>+37(SB)/1, $0x0f
+DATA keys8CtlB3<>+38(SB)/1, $0x12
+DATA keys8CtlB3<>+39(SB)/1, $0x15
+DATA keys8CtlB3<>+40(SB)/1, $0x00
+DATA keys8CtlB3<>+41(SB)/1, $0x03
+DATA keys8CtlB3<>+42(SB)/1, $0x06
+DATA keys8CtlB3<>+43(SB)/1, $0x09
+DATA keys8CtlB3<>+44(SB)/1, $0x0c
+DATA keys8CtlB3<>+45(SB)/1, $0x0f
+DATA keys8CtlB3<>+46(SB)/1, $0x12
+DATA keys8CtlB3<>+47(SB)/1, $0x15
+DATA keys8CtlB3<>+48(SB)/1, $0x00
+DATA keys8CtlB3<>+49(SB)/1, $0x03
+DATA keys8CtlB3<>+50(SB)/1, $0x06
+DATA keys8CtlB3<>+51(SB)/1, $0x09
+DATA keys8CtlB3<>+52(SB)/1, $0x0c
+DATA keys8CtlB3<>+53(SB)/1, $0x0f
+DATA keys8CtlB3<>+54(SB)/1, $0x12
+DATA keys8CtlB3<>+55(SB)/1, $0x15
+DATA keys8CtlB3<>+56(SB)/1, $0x00
+DATA keys8CtlB3<>+57(SB)/1, $0x03
+DATA keys8CtlB3<>+58(SB)/1, $0x06
+DATA keys8CtlB3<>+59(SB)/1, $0x09
+DATA keys8CtlB3<>+60(SB)/1, $0x0c
+DATA keys8CtlB3<>+61(SB)/1, $0x0f
+DATA keys8CtlB3<>+62(SB)/1, $0x12
+DATA keys8CtlB3<>+63(SB)/1, $0x15
+GLOBL keys8CtlB3<>(SB), RODATA|NOPTR, $64
+
+DATA keys8Spread<>+0(SB)/4, $0x00000000
+DATA keys8Spread<>+4(SB)/4, $0x00000000
+DATA keys8Spread<>+8(SB)/4, $0x00000000
+DATA keys8Spread<>+12(SB)/4, $0x00000000
+DATA keys8Spread<>+16(SB)/4, $0x00000001
+DATA keys8Spread<>+20(SB)/4, $0x00000001
+DATA keys8Spread<>+24(SB)/4, $0x00000001
+DATA keys8Spread<>+28(SB)/4, $0x00000001
+DATA keys8Spread<>+32(SB)/4, $0x00000002
+DATA keys8Spread<>+36(SB)/4, $0x00000002
+DATA keys8Spread<>+40(SB)/4, $0x00000002
+DATA keys8Spread<>+44(SB)/4, $0x00000002
+DATA keys8Spread<>+48(SB)/4, $0x00000003
+DATA keys8Spread<>+52(SB)/4, $0x00000003
+DATA keys8Spread<>+56(SB)/4, $0x00000003
+DATA keys8Spread<>+60(SB)/4, $0x00000003
+GLOBL keys8Spread<>(SB), RODATA|NOPTR, $64
+
+DATA keys8Order<>+0(SB)/4, $0x00000000
+DATA keys8Order<>+4(SB)/4, $0x00000004
+DATA keys8Order<>+8(SB)/4, $0x00000008
+DATA keys8Order<>+12(SB)/4, $0x0000000c
+DATA keys8Order<>+16(SB)/4, $0x00000002
+DATA keys8Order<>+20(SB)/4, $0x00000006
+DATA keys8Order<>+24(SB)/4, $0x0000000a
+DATA keys8Order<>+28(SB)/4, $0x0000000e
+DATA keys8Order<>+32(SB)/4, $0x00000001
+DATA keys8Order<>+36(SB)/4, $0x00000005
+DATA keys8Order<>+40(SB)/4, $0x00000009
+DATA keys8Order<>+44(SB)/4, $0x0000000d
+DATA keys8Order<>+48(SB)/4, $0x00000003
+DATA keys8Order<>+52(SB)/4, $0x00000007
+DATA keys8Order<>+56(SB)/4, $0x0000000b
+DATA keys8Order<>+60(SB)/4, $0x0000000f
+GLOBL keys8Order<>(SB), RODATA|NOPTR, $64
+
 // func dotCodesQ8B4x4AVX2(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
 // Requires: AVX, AVX2, F16C
 TEXT ·dotCodesQ8B4x4AVX2(SB), NOSPLIT, $0-144
@@ -7012,6 +7538,496 @@ DATA values8CtlB4<>+61(SB)/1, $0x14
 DATA values8CtlB4<>+62(SB)/1, $0x24
 DATA values8CtlB4<>+63(SB)/1, $0x34
 GLOBL values8CtlB4<>(SB), RODATA|NOPTR, $64
+
+// func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C
+TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-152
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 keys8CtlB4<>+0(SB), Z1
+	VMOVDQU64 keys8PermB4<>+0(SB), Z2
+	VMOVDQU64 keys8PermB4<>+64(SB), Z3
+	VMOVDQU64 keys8PermB4<>+128(SB), Z4
+	VMOVDQU64 keys8PermB4<>+192(SB), Z5
+	MOVQ      $0x00000000ffffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	VMOVDQU32 keys8Spread<>+0(SB), Z8
+	MOVQ      scales+56(FP), AX
+	VPERMPS   (AX), Z8, Z6
+	MOVQ      sums+64(FP), AX
+	VPERMD    (AX), Z8, Z7
+	VMOVDQU32 keys8Order<>+0(SB), Z8
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+80(FP), DX
+	MOVQ      n+128(FP), BX
+	MOVQ      stride+104(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+
+dotCodesQ8B4x4VBMI_quad:
+	TESTQ   BX, BX
+	JZ      dotCodesQ8B4x4VBMI_done
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B4x4VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8B4x4VBMI_full:
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   DX, R9
+	MOVQ   idxOff+112(FP), R10
+	ADDQ   R10, R9
+	MOVQ   q_base+32(FP), R10
+	MOVQ   d64+136(FP), R11
+	LEAQ   (R11)(R11*2), R12
+	ADDQ   R11, R12
+	LEAQ   (R12)(R12*2), R13
+
+dotCodesQ8B4x4VBMI_chunk:
+	VMOVDQU8.Z     (R9), K1, Z13
+	VMOVDQU8       -32(R9)(SI*1), K2, Z13
+	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
+	VMOVDQU8       -32(R9)(R8*1), K2, Z14
+	VMOVDQA64      Z2, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       (R10), Z15, Z9
+	VPDPBUSD       (R10)(R12*1), Z15, Z10
+	VPDPBUSD       (R10)(R12*2), Z15, Z11
+	VPDPBUSD       (R10)(R13*1), Z15, Z12
+	VMOVDQA64      Z3, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       64(R10), Z15, Z9
+	VPDPBUSD       64(R10)(R12*1), Z15, Z10
+	VPDPBUSD       64(R10)(R12*2), Z15, Z11
+	VPDPBUSD       64(R10)(R13*1), Z15, Z12
+	VMOVDQA64      Z4, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       128(R10), Z15, Z9
+	VPDPBUSD       128(R10)(R12*1), Z15, Z10
+	VPDPBUSD       128(R10)(R12*2), Z15, Z11
+	VPDPBUSD       128(R10)(R13*1), Z15, Z12
+	VMOVDQA64      Z5, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       192(R10), Z15, Z9
+	VPDPBUSD       192(R10)(R12*1), Z15, Z10
+	VPDPBUSD       192(R10)(R12*2), Z15, Z11
+	VPDPBUSD       192(R10)(R13*1), Z15, Z12
+	ADDQ           $0x20, R9
+	ADDQ           $0x00000100, R10
+	SUBQ           $0x40, R11
+	JNZ            dotCodesQ8B4x4VBMI_chunk
+	VPUNPCKLQDQ    Z10, Z9, Z13
+	VPUNPCKHQDQ    Z10, Z9, Z9
+	VPADDD         Z9, Z13, Z14
+	VPUNPCKLQDQ    Z12, Z11, Z13
+	VPUNPCKHQDQ    Z12, Z11, Z9
+	VPADDD         Z9, Z13, Z9
+	VPUNPCKLDQ     Z9, Z14, Z13
+	VPUNPCKHDQ     Z9, Z14, Z9
+	VPUNPCKLQDQ    Z9, Z13, Z14
+	VPUNPCKHQDQ    Z9, Z13, Z9
+	VPADDD         Z9, Z14, Z9
+	VPERMD         Z9, Z8, Z9
+	VPSUBD         Z7, Z9, Z9
+	VCVTDQ2PS      Z9, Z9
+	VMULPS         Z6, Z9, Z9
+	MOVQ           normOff+120(FP), R9
+	VPXORD         X16, X16, X16
+	VPINSRW        $0x00, (DX)(R9*1), X16, X16
+	ADDQ           DX, R9
+	VPINSRW        $0x01, (R9)(SI*1), X16, X16
+	VPINSRW        $0x02, (R9)(DI*1), X16, X16
+	VPINSRW        $0x03, (R9)(R8*1), X16, X16
+	VCVTPH2PS      X16, X16
+	VSHUFF32X4     $0x00, Z16, Z16, Z13
+	VMULPS         Z13, Z9, Z9
+	MOVQ           rows+144(FP), R9
+	MOVQ           AX, R10
+	VMOVUPS.Z      (R10), K3, X13
+	VADDPS         X9, X13, X13
+	VMOVUPS        X13, K3, (R10)
+	CMPQ           R9, $0x01
+	JLE            dotCodesQ8B4x4VBMI_stored
+	ADDQ           CX, R10
+	VEXTRACTF32X4  $0x01, Z9, X14
+	VMOVUPS.Z      (R10), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R10)
+	CMPQ           R9, $0x02
+	JLE            dotCodesQ8B4x4VBMI_stored
+	ADDQ           CX, R10
+	VEXTRACTF32X4  $0x02, Z9, X14
+	VMOVUPS.Z      (R10), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R10)
+	CMPQ           R9, $0x03
+	JLE            dotCodesQ8B4x4VBMI_stored
+	ADDQ           CX, R10
+	VEXTRACTF32X4  $0x03, Z9, X14
+	VMOVUPS.Z      (R10), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R10)
+
+dotCodesQ8B4x4VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8B4x4VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8B4x4VBMI_quad
+
+dotCodesQ8B4x4VBMI_done:
+	VZEROUPPER
+	RET
+
+DATA keys8PermB4<>+0(SB)/1, $0x00
+DATA keys8PermB4<>+1(SB)/1, $0x01
+DATA keys8PermB4<>+2(SB)/1, $0x02
+DATA keys8PermB4<>+3(SB)/1, $0x03
+DATA keys8PermB4<>+4(SB)/1, $0x00
+DATA keys8PermB4<>+5(SB)/1, $0x00
+DATA keys8PermB4<>+6(SB)/1, $0x00
+DATA keys8PermB4<>+7(SB)/1, $0x00
+DATA keys8PermB4<>+8(SB)/1, $0x04
+DATA keys8PermB4<>+9(SB)/1, $0x05
+DATA keys8PermB4<>+10(SB)/1, $0x06
+DATA keys8PermB4<>+11(SB)/1, $0x07
+DATA keys8PermB4<>+12(SB)/1, $0x00
+DATA keys8PermB4<>+13(SB)/1, $0x00
+DATA keys8PermB4<>+14(SB)/1, $0x00
+DATA keys8PermB4<>+15(SB)/1, $0x00
+DATA keys8PermB4<>+16(SB)/1, $0x20
+DATA keys8PermB4<>+17(SB)/1, $0x21
+DATA keys8PermB4<>+18(SB)/1, $0x22
+DATA keys8PermB4<>+19(SB)/1, $0x23
+DATA keys8PermB4<>+20(SB)/1, $0x20
+DATA keys8PermB4<>+21(SB)/1, $0x20
+DATA keys8PermB4<>+22(SB)/1, $0x20
+DATA keys8PermB4<>+23(SB)/1, $0x20
+DATA keys8PermB4<>+24(SB)/1, $0x24
+DATA keys8PermB4<>+25(SB)/1, $0x25
+DATA keys8PermB4<>+26(SB)/1, $0x26
+DATA keys8PermB4<>+27(SB)/1, $0x27
+DATA keys8PermB4<>+28(SB)/1, $0x20
+DATA keys8PermB4<>+29(SB)/1, $0x20
+DATA keys8PermB4<>+30(SB)/1, $0x20
+DATA keys8PermB4<>+31(SB)/1, $0x20
+DATA keys8PermB4<>+32(SB)/1, $0x40
+DATA keys8PermB4<>+33(SB)/1, $0x41
+DATA keys8PermB4<>+34(SB)/1, $0x42
+DATA keys8PermB4<>+35(SB)/1, $0x43
+DATA keys8PermB4<>+36(SB)/1, $0x40
+DATA keys8PermB4<>+37(SB)/1, $0x40
+DATA keys8PermB4<>+38(SB)/1, $0x40
+DATA keys8PermB4<>+39(SB)/1, $0x40
+DATA keys8PermB4<>+40(SB)/1, $0x44
+DATA keys8PermB4<>+41(SB)/1, $0x45
+DATA keys8PermB4<>+42(SB)/1, $0x46
+DATA keys8PermB4<>+43(SB)/1, $0x47
+DATA keys8PermB4<>+44(SB)/1, $0x40
+DATA keys8PermB4<>+45(SB)/1, $0x40
+DATA keys8PermB4<>+46(SB)/1, $0x40
+DATA keys8PermB4<>+47(SB)/1, $0x40
+DATA keys8PermB4<>+48(SB)/1, $0x60
+DATA keys8PermB4<>+49(SB)/1, $0x61
+DATA keys8PermB4<>+50(SB)/1, $0x62
+DATA keys8PermB4<>+51(SB)/1, $0x63
+DATA keys8PermB4<>+52(SB)/1, $0x60
+DATA keys8PermB4<>+53(SB)/1, $0x60
+DATA keys8PermB4<>+54(SB)/1, $0x60
+DATA keys8PermB4<>+55(SB)/1, $0x60
+DATA keys8PermB4<>+56(SB)/1, $0x64
+DATA keys8PermB4<>+57(SB)/1, $0x65
+DATA keys8PermB4<>+58(SB)/1, $0x66
+DATA keys8PermB4<>+59(SB)/1, $0x67
+DATA keys8PermB4<>+60(SB)/1, $0x60
+DATA keys8PermB4<>+61(SB)/1, $0x60
+DATA keys8PermB4<>+62(SB)/1, $0x60
+DATA keys8PermB4<>+63(SB)/1, $0x60
+DATA keys8PermB4<>+64(SB)/1, $0x08
+DATA keys8PermB4<>+65(SB)/1, $0x09
+DATA keys8PermB4<>+66(SB)/1, $0x0a
+DATA keys8PermB4<>+67(SB)/1, $0x0b
+DATA keys8PermB4<>+68(SB)/1, $0x00
+DATA keys8PermB4<>+69(SB)/1, $0x00
+DATA keys8PermB4<>+70(SB)/1, $0x00
+DATA keys8PermB4<>+71(SB)/1, $0x00
+DATA keys8PermB4<>+72(SB)/1, $0x0c
+DATA keys8PermB4<>+73(SB)/1, $0x0d
+DATA keys8PermB4<>+74(SB)/1, $0x0e
+DATA keys8PermB4<>+75(SB)/1, $0x0f
+DATA keys8PermB4<>+76(SB)/1, $0x00
+DATA keys8PermB4<>+77(SB)/1, $0x00
+DATA keys8PermB4<>+78(SB)/1, $0x00
+DATA keys8PermB4<>+79(SB)/1, $0x00
+DATA keys8PermB4<>+80(SB)/1, $0x28
+DATA keys8PermB4<>+81(SB)/1, $0x29
+DATA keys8PermB4<>+82(SB)/1, $0x2a
+DATA keys8PermB4<>+83(SB)/1, $0x2b
+DATA keys8PermB4<>+84(SB)/1, $0x20
+DATA keys8PermB4<>+85(SB)/1, $0x20
+DATA keys8PermB4<>+86(SB)/1, $0x20
+DATA keys8PermB4<>+87(SB)/1, $0x20
+DATA keys8PermB4<>+88(SB)/1, $0x2c
+DATA keys8PermB4<>+89(SB)/1, $0x2d
+DATA keys8PermB4<>+90(SB)/1, $0x2e
+DATA keys8PermB4<>+91(SB)/1, $0x2f
+DATA keys8PermB4<>+92(SB)/1, $0x20
+DATA keys8PermB4<>+93(SB)/1, $0x20
+DATA keys8PermB4<>+94(SB)/1, $0x20
+DATA keys8PermB4<>+95(SB)/1, $0x20
+DATA keys8PermB4<>+96(SB)/1, $0x48
+DATA keys8PermB4<>+97(SB)/1, $0x49
+DATA keys8PermB4<>+98(SB)/1, $0x4a
+DATA keys8PermB4<>+99(SB)/1, $0x4b
+DATA keys8PermB4<>+100(SB)/1, $0x40
+DATA keys8PermB4<>+101(SB)/1, $0x40
+DATA keys8PermB4<>+102(SB)/1, $0x40
+DATA keys8PermB4<>+103(SB)/1, $0x40
+DATA keys8PermB4<>+104(SB)/1, $0x4c
+DATA keys8PermB4<>+105(SB)/1, $0x4d
+DATA keys8PermB4<>+106(SB)/1, $0x4e
+DATA keys8PermB4<>+107(SB)/1, $0x4f
+DATA keys8PermB4<>+108(SB)/1, $0x40
+DATA keys8PermB4<>+109(SB)/1, $0x40
+DATA keys8PermB4<>+110(SB)/1, $0x40
+DATA keys8PermB4<>+111(SB)/1, $0x40
+DATA keys8PermB4<>+112(SB)/1, $0x68
+DATA keys8PermB4<>+113(SB)/1, $0x69
+DATA keys8PermB4<>+114(SB)/1, $0x6a
+DATA keys8PermB4<>+115(SB)/1, $0x6b
+DATA keys8PermB4<>+116(SB)/1, $0x60
+DATA keys8PermB4<>+117(SB)/1, $0x60
+DATA keys8PermB4<>+118(SB)/1, $0x60
+DATA keys8PermB4<>+119(SB)/1, $0x60
+DATA keys8PermB4<>+120(SB)/1, $0x6c
+DATA keys8PermB4<>+121(SB)/1, $0x6d
+DATA keys8PermB4<>+122(SB)/1, $0x6e
+DATA keys8PermB4<>+123(SB)/1, $0x6f
+DATA keys8PermB4<>+124(SB)/1, $0x60
+DATA keys8PermB4<>+125(SB)/1, $0x60
+DATA keys8PermB4<>+126(SB)/1, $0x60
+DATA keys8PermB4<>+127(SB)/1, $0x60
+DATA keys8PermB4<>+128(SB)/1, $0x10
+DATA keys8PermB4<>+129(SB)/1, $0x11
+DATA keys8PermB4<>+130(SB)/1, $0x12
+DATA keys8PermB4<>+131(SB)/1, $0x13
+DATA keys8PermB4<>+132(SB)/1, $0x00
+DATA keys8PermB4<>+133(SB)/1, $0x00
+DATA keys8PermB4<>+134(SB)/1, $0x00
+DATA keys8PermB4<>+135(SB)/1, $0x00
+DATA keys8PermB4<>+136(SB)/1, $0x14
+DATA keys8PermB4<>+137(SB)/1, $0x15
+DATA keys8PermB4<>+138(SB)/1, $0x16
+DATA keys8PermB4<>+139(SB)/1, $0x17
+DATA keys8PermB4<>+140(SB)/1, $0x00
+DATA keys8PermB4<>+141(SB)/1, $0x00
+DATA keys8PermB4<>+142(SB)/1, $0x00
+DATA keys8PermB4<>+143(SB)/1, $0x00
+DATA keys8PermB4<>+144(SB)/1, $0x30
+DATA keys8PermB4<>+145(SB)/1, $0x31
+DATA keys8PermB4<>+146(SB)/1, $0x32
+DATA keys8PermB4<>+147(SB)/1, $0x33
+DATA keys8PermB4<>+148(SB)/1, $0x20
+DATA keys8PermB4<>+149(SB)/1, $0x20
+DATA keys8PermB4<>+150(SB)/1, $0x20
+DATA keys8PermB4<>+151(SB)/1, $0x20
+DATA keys8PermB4<>+152(SB)/1, $0x34
+DATA keys8PermB4<>+153(SB)/1, $0x35
+DATA keys8PermB4<>+154(SB)/1, $0x36
+DATA keys8PermB4<>+155(SB)/1, $0x37
+DATA keys8PermB4<>+156(SB)/1, $0x20
+DATA keys8PermB4<>+157(SB)/1, $0x20
+DATA keys8PermB4<>+158(SB)/1, $0x20
+DATA keys8PermB4<>+159(SB)/1, $0x20
+DATA keys8PermB4<>+160(SB)/1, $0x50
+DATA keys8PermB4<>+161(SB)/1, $0x51
+DATA keys8PermB4<>+162(SB)/1, $0x52
+DATA keys8PermB4<>+163(SB)/1, $0x53
+DATA keys8PermB4<>+164(SB)/1, $0x40
+DATA keys8PermB4<>+165(SB)/1, $0x40
+DATA keys8PermB4<>+166(SB)/1, $0x40
+DATA keys8PermB4<>+167(SB)/1, $0x40
+DATA keys8PermB4<>+168(SB)/1, $0x54
+DATA keys8PermB4<>+169(SB)/1, $0x55
+DATA keys8PermB4<>+170(SB)/1, $0x56
+DATA keys8PermB4<>+171(SB)/1, $0x57
+DATA keys8PermB4<>+172(SB)/1, $0x40
+DATA keys8PermB4<>+173(SB)/1, $0x40
+DATA keys8PermB4<>+174(SB)/1, $0x40
+DATA keys8PermB4<>+175(SB)/1, $0x40
+DATA keys8PermB4<>+176(SB)/1, $0x70
+DATA keys8PermB4<>+177(SB)/1, $0x71
+DATA keys8PermB4<>+178(SB)/1, $0x72
+DATA keys8PermB4<>+179(SB)/1, $0x73
+DATA keys8PermB4<>+180(SB)/1, $0x60
+DATA keys8PermB4<>+181(SB)/1, $0x60
+DATA keys8PermB4<>+182(SB)/1, $0x60
+DATA keys8PermB4<>+183(SB)/1, $0x60
+DATA keys8PermB4<>+184(SB)/1, $0x74
+DATA keys8PermB4<>+185(SB)/1, $0x75
+DATA keys8PermB4<>+186(SB)/1, $0x76
+DATA keys8PermB4<>+187(SB)/1, $0x77
+DATA keys8PermB4<>+188(SB)/1, $0x60
+DATA keys8PermB4<>+189(SB)/1, $0x60
+DATA keys8PermB4<>+190(SB)/1, $0x60
+DATA keys8PermB4<>+191(SB)/1, $0x60
+DATA keys8PermB4<>+192(SB)/1, $0x18
+DATA keys8PermB4<>+193(SB)/1, $0x19
+DATA keys8PermB4<>+194(SB)/1, $0x1a
+DATA keys8PermB4<>+195(SB)/1, $0x1b
+DATA keys8PermB4<>+196(SB)/1, $0x00
+DATA keys8PermB4<>+197(SB)/1, $0x00
+DATA keys8PermB4<>+198(SB)/1, $0x00
+DATA keys8PermB4<>+199(SB)/1, $0x00
+DATA keys8PermB4<>+200(SB)/1, $0x1c
+DATA keys8PermB4<>+201(SB)/1, $0x1d
+DATA keys8PermB4<>+202(SB)/1, $0x1e
+DATA keys8PermB4<>+203(SB)/1, $0x1f
+DATA keys8PermB4<>+204(SB)/1, $0x00
+DATA keys8PermB4<>+205(SB)/1, $0x00
+DATA keys8PermB4<>+206(SB)/1, $0x00
+DATA keys8PermB4<>+207(SB)/1, $0x00
+DATA keys8PermB4<>+208(SB)/1, $0x38
+DATA keys8PermB4<>+209(SB)/1, $0x39
+DATA keys8PermB4<>+210(SB)/1, $0x3a
+DATA keys8PermB4<>+211(SB)/1, $0x3b
+DATA keys8PermB4<>+212(SB)/1, $0x20
+DATA keys8PermB4<>+213(SB)/1, $0x20
+DATA keys8PermB4<>+214(SB)/1, $0x20
+DATA keys8PermB4<>+215(SB)/1, $0x20
+DATA keys8PermB4<>+216(SB)/1, $0x3c
+DATA keys8PermB4<>+217(SB)/1, $0x3d
+DATA keys8PermB4<>+218(SB)/1, $0x3e
+DATA keys8PermB4<>+219(SB)/1, $0x3f
+DATA keys8PermB4<>+220(SB)/1, $0x20
+DATA keys8PermB4<>+221(SB)/1, $0x20
+DATA keys8PermB4<>+222(SB)/1, $0x20
+DATA keys8PermB4<>+223(SB)/1, $0x20
+DATA keys8PermB4<>+224(SB)/1, $0x58
+DATA keys8PermB4<>+225(SB)/1, $0x59
+DATA keys8PermB4<>+226(SB)/1, $0x5a
+DATA keys8PermB4<>+227(SB)/1, $0x5b
+DATA keys8PermB4<>+228(SB)/1, $0x40
+DATA keys8PermB4<>+229(SB)/1, $0x40
+DATA keys8PermB4<>+230(SB)/1, $0x40
+DATA keys8PermB4<>+231(SB)/1, $0x40
+DATA keys8PermB4<>+232(SB)/1, $0x5c
+DATA keys8PermB4<>+233(SB)/1, $0x5d
+DATA keys8PermB4<>+234(SB)/1, $0x5e
+DATA keys8PermB4<>+235(SB)/1, $0x5f
+DATA keys8PermB4<>+236(SB)/1, $0x40
+DATA keys8PermB4<>+237(SB)/1, $0x40
+DATA keys8PermB4<>+238(SB)/1, $0x40
+DATA keys8PermB4<>+239(SB)/1, $0x40
+DATA keys8PermB4<>+240(SB)/1, $0x78
+DATA keys8PermB4<>+241(SB)/1, $0x79
+DATA keys8PermB4<>+242(SB)/1, $0x7a
+DATA keys8PermB4<>+243(SB)/1, $0x7b
+DATA keys8PermB4<>+244(SB)/1, $0x60
+DATA keys8PermB4<>+245(SB)/1, $0x60
+DATA keys8PermB4<>+246(SB)/1, $0x60
+DATA keys8PermB4<>+247(SB)/1, $0x60
+DATA keys8PermB4<>+248(SB)/1, $0x7c
+DATA keys8PermB4<>+249(SB)/1, $0x7d
+DATA keys8PermB4<>+250(SB)/1, $0x7e
+DATA keys8PermB4<>+251(SB)/1, $0x7f
+DATA keys8PermB4<>+252(SB)/1, $0x60
+DATA keys8PermB4<>+253(SB)/1, $0x60
+DATA keys8PermB4<>+254(SB)/1, $0x60
+DATA keys8PermB4<>+255(SB)/1, $0x60
+GLOBL keys8PermB4<>(SB), RODATA|NOPTR, $256
+
+DATA keys8CtlB4<>+0(SB)/1, $0x00
+DATA keys8CtlB4<>+1(SB)/1, $0x04
+DATA keys8CtlB4<>+2(SB)/1, $0x08
+DATA keys8CtlB4<>+3(SB)/1, $0x0c
+DATA keys8CtlB4<>+4(SB)/1, $0x10
+DATA keys8CtlB4<>+5(SB)/1, $0x14
+DATA keys8CtlB4<>+6(SB)/1, $0x18
+DATA keys8CtlB4<>+7(SB)/1, $0x1c
+DATA keys8CtlB4<>+8(SB)/1, $0x00
+DATA keys8CtlB4<>+9(SB)/1, $0x04
+DATA keys8CtlB4<>+10(SB)/1, $0x08
+DATA keys8CtlB4<>+11(SB)/1, $0x0c
+DATA keys8CtlB4<>+12(SB)/1, $0x10
+DATA keys8CtlB4<>+13(SB)/1, $0x14
+DATA keys8CtlB4<>+14(SB)/1, $0x18
+DATA keys8CtlB4<>+15(SB)/1, $0x1c
+DATA keys8CtlB4<>+16(SB)/1, $0x00
+DATA keys8CtlB4<>+17(SB)/1, $0x04
+DATA keys8CtlB4<>+18(SB)/1, $0x08
+DATA keys8CtlB4<>+19(SB)/1, $0x0c
+DATA keys8CtlB4<>+20(SB)/1, $0x10
+DATA keys8CtlB4<>+21(SB)/1, $0x14
+DATA keys8CtlB4<>+22(SB)/1, $0x18
+DATA keys8CtlB4<>+23(SB)/1, $0x1c
+DATA keys8CtlB4<>+24(SB)/1, $0x00
+DATA keys8CtlB4<>+25(SB)/1, $0x04
+DATA keys8CtlB4<>+26(SB)/1, $0x08
+DATA keys8CtlB4<>+27(SB)/1, $0x0c
+DATA keys8CtlB4<>+28(SB)/1, $0x10
+DATA keys8CtlB4<>+29(SB)/1, $0x14
+DATA keys8CtlB4<>+30(SB)/1, $0x18
+DATA keys8CtlB4<>+31(SB)/1, $0x1c
+DATA keys8CtlB4<>+32(SB)/1, $0x00
+DATA keys8CtlB4<>+33(SB)/1, $0x04
+DATA keys8CtlB4<>+34(SB)/1, $0x08
+DATA keys8CtlB4<>+35(SB)/1, $0x0c
+DATA keys8CtlB4<>+36(SB)/1, $0x10
+DATA keys8CtlB4<>+37(SB)/1, $0x14
+DATA keys8CtlB4<>+38(SB)/1, $0x18
+DATA keys8CtlB4<>+39(SB)/1, $0x1c
+DATA keys8CtlB4<>+40(SB)/1, $0x00
+DATA keys8CtlB4<>+41(SB)/1, $0x04
+DATA keys8CtlB4<>+42(SB)/1, $0x08
+DATA keys8CtlB4<>+43(SB)/1, $0x0c
+DATA keys8CtlB4<>+44(SB)/1, $0x10
+DATA keys8CtlB4<>+45(SB)/1, $0x14
+DATA keys8CtlB4<>+46(SB)/1, $0x18
+DATA keys8CtlB4<>+47(SB)/1, $0x1c
+DATA keys8CtlB4<>+48(SB)/1, $0x00
+DATA keys8CtlB4<>+49(SB)/1, $0x04
+DATA keys8CtlB4<>+50(SB)/1, $0x08
+DATA keys8CtlB4<>+51(SB)/1, $0x0c
+DATA keys8CtlB4<>+52(SB)/1, $0x10
+DATA keys8CtlB4<>+53(SB)/1, $0x14
+DATA keys8CtlB4<>+54(SB)/1, $0x18
+DATA keys8CtlB4<>+55(SB)/1, $0x1c
+DATA keys8CtlB4<>+56(SB)/1, $0x00
+DATA keys8CtlB4<>+57(SB)/1, $0x04
+DATA keys8CtlB4<>+58(SB)/1, $0x08
+DATA keys8CtlB4<>+59(SB)/1, $0x0c
+DATA keys8CtlB4<>+60(SB)/1, $0x10
+DATA keys8CtlB4<>+61(SB)/1, $0x14
+DATA keys8CtlB4<>+62(SB)/1, $0x18
+DATA keys8CtlB4<>+63(SB)/1, $0x1c
+GLOBL keys8CtlB4<>(SB), RODATA|NOPTR, $64
 
 // func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, normAt int, normShift int)
 // Requires: AVX, AVX512BW, AVX512DQ, AVX512F

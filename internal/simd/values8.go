@@ -36,6 +36,9 @@ type WeightsQ8 struct {
 // axpyCodes8Kernel is an AxpyCodesQ8 vector kernel (axpyCodesQ8B<bits>VBMI).
 type axpyCodes8Kernel = func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int)
 
+// dotCodes8WideKernel is a DotCodesQ8 AVX-512 kernel (dotCodesQ8B<bits>x4VBMI).
+type dotCodes8WideKernel = func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int)
+
 // ValuesQ8Kernels reports whether AxpyCodesQ8 runs a vector kernel for
 // codes of this codebook and d coordinates: 3 or 4 bits, d a multiple of
 // 64, on a level with the integer value kernels (AVX-512 VBMI and VNNI).

@@ -63,7 +63,9 @@ func (c values8Case) run(t *testing.T, l Level) []float32 {
 	acc, ok := guarded(c.g * c.d)
 	copy(acc, c.acc0)
 	var buf WeightsQ8
-	with(t, l, func() { AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf) })
+	with(t, l, func() {
+		AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf)
+	})
 	ok(t)
 	return acc
 }
