@@ -76,8 +76,8 @@ type rowStore interface {
 	// rows and the n codes (code t at codes[t*stride:]); buf is scratch of
 	// rowScratch(d, g) floats. q8, when not nil, holds q quantized by
 	// prepareQ8 for the parts that score with integers. ahead (nil for
-	// none) is prefetched while the codes are scored: spread over the rows
-	// for fp16 and fp32 (simd.Spread), at once for the smaller codes.
+	// none) is what the walk reads next: fp16 and fp32 prefetch it spread
+	// over the rows (simd.Spread); codes leave it to the hardware.
 	scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte)
 	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i,
 	// prefetching ahead as scoreRun. w8, when not nil, is the working
@@ -122,13 +122,13 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 	return any
 }
 
-// Codes are a fraction of fp16's bytes: a run's ahead (the head's codes in
-// the next block, a few KiB) is asked for in one go, where splitting the run
-// would cost the fused kernels more in per-call set-up (query and weight
-// layouts) than it hides.
+// Codes are not prefetched: a block's heads sit one after another, so the
+// hardware prefetcher follows them as one stream, and asking for a run's
+// ahead (a few KiB) in one burst stalled the core on the requests in
+// flight: 1.1–1.4× slower steps for tq3, tq4 and their +i8 forms
+// (BENCHMARKS.md, session 12).
 
-func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
-	simd.Prefetch(ahead)
+func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, _ []byte) {
 	inPieces(n, c.scratch(), func(lo, m int) { c.scoreCodes(out[lo:], outStride, q, q8, g, codes[lo*stride:], stride, m, buf) })
 }
 
@@ -168,8 +168,7 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 	}
 }
 
-func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte) {
-	simd.Prefetch(ahead)
+func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, _ []byte) {
 	inPieces(n, c.scratch(), func(lo, m int) { c.accumulateCodes(acc, w[lo:], wStride, g, codes[lo*stride:], stride, m, buf, w8) })
 }
 

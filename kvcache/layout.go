@@ -190,9 +190,9 @@ type run struct {
 //
 // Each run of a block carries the head's codes in the next block (the
 // keys, or the values when which is valuesKV), which the row path
-// prefetches piece by piece while it works on the run, so their cache lines
-// arrive during the computation rather than when a kernel first touches
-// them.
+// prefetches piece by piece while it works on an fp16 or fp32 run, so their
+// cache lines arrive during the computation rather than when a kernel first
+// touches them (codes leave it to the hardware prefetcher).
 func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
