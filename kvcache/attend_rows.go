@@ -122,19 +122,21 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 	return any
 }
 
-// Codes are not prefetched: a block's heads sit one after another, so the
-// hardware prefetcher follows them as one stream, and asking for a run's
-// ahead (a few KiB) in one burst stalled the core on the requests in
-// flight: 1.1–1.4× slower steps for tq3, tq4 and their +i8 forms
-// (BENCHMARKS.md, session 12).
+// Codes are not prefetched in one burst: asking for a run's ahead (a few
+// KiB) at once stalled the core on the requests in flight, 1.1–1.4× slower
+// steps for tq3, tq4 and their +i8 forms (BENCHMARKS.md, session 12). The
+// integer kernels ask for it a few lines per group of four tokens; the
+// float ones leave it to the hardware prefetcher.
 
-func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, _ []byte) {
-	inPieces(n, c.scratch(), func(lo, m int) { c.scoreCodes(out[lo:], outStride, q, q8, g, codes[lo*stride:], stride, m, buf) })
+func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
+	inPieces(n, c.scratch(), func(lo, m int) {
+		c.scoreCodes(out[lo:], outStride, q, q8, g, codes[lo*stride:], stride, m, buf, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
+	})
 }
 
 // scoreCodes is scoreRun for at most rowChunk codes when they go through
 // the scratch rows.
-func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32) {
+func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
@@ -151,7 +153,8 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 				}
 			}
 		case p.Bits <= 4 && q8 != nil && q8[i].G == g:
-			simd.DotCodesQ8(out, outStride, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n)
+			simd.DotCodesQ8(out, outStride, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, ahead)
+			ahead = nil
 		case p.Bits <= 4:
 			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
 		default:
@@ -168,19 +171,22 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 	}
 }
 
-func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, _ []byte) {
-	inPieces(n, c.scratch(), func(lo, m int) { c.accumulateCodes(acc, w[lo:], wStride, g, codes[lo*stride:], stride, m, buf, w8) })
+func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte) {
+	inPieces(n, c.scratch(), func(lo, m int) {
+		c.accumulateCodes(acc, w[lo:], wStride, g, codes[lo*stride:], stride, m, buf, w8, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
+	})
 }
 
 // accumulateCodes is accumulateRun for at most rowChunk codes when they go
 // through the scratch rows.
-func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8) {
+func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte) {
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
 		switch {
 		case w8 != nil && p.Bits <= 4 && p.Correction == turboquant.NoCorrection && c.kerns[i].ValuesQ8Kernels(p.Dim):
-			simd.AxpyCodesQ8(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, w8)
+			simd.AxpyCodesQ8(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, w8, ahead)
+			ahead = nil
 		case p.Bits <= 4 && p.Correction != turboquant.NoCorrection:
 			ws := buf[:g*n]
 			for t := range n {

@@ -19,7 +19,7 @@ import (
 // weights broadcast adds their exact products into that coordinate's
 // 32-bit sum.
 
-const values8Sig = "func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int)"
+const values8Sig = "func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int, ahead []byte)"
 
 // values8Consts emits the VPERMI2B indices (four vectors: coordinates
 // 16o…16o+15) and the VPMULTISHIFTQB control for bits-wide indices.
@@ -53,6 +53,7 @@ func axpyCodes8(bits int) {
 	chunk := 8 * bits // bytes of 64 indices
 	tab, ctl, perm, k1, k2 := unpackConsts(bits, values8Consts)
 
+	pa, pn := aheadParams()
 	accp := Load(Param("acc").Base(), GP64())
 	ip := Load(Param("codes").Base(), GP64())
 	ADDQ(Load(Param("idxOff"), GP64()), ip)
@@ -84,6 +85,7 @@ func axpyCodes8(bits int) {
 	Label(name + "_quad")
 	CMPQ(q, U8(4))
 	JB(LabelRef(name + "_tail"))
+	prefetchSome(name+"_pf", pa, pn, 2)
 	quad()
 	ADDQ(U8(16), wp)
 	ADDQ(s2, p)
@@ -132,6 +134,26 @@ func axpyCodes8(bits int) {
 	JNZ(LabelRef(name + "_chunk"))
 	VZEROUPPER()
 	RET()
+}
+
+// aheadParams loads the ahead parameter: what to prefetch while the kernel
+// works, as a pointer and a byte count.
+func aheadParams() (p, n Register) {
+	return Load(Param("ahead").Base(), GP64()), Load(Param("ahead").Len(), GP64())
+}
+
+// prefetchSome asks for the next lines (≤ the count left) of the ahead
+// region at p (n bytes left): a few per iteration, so that the requests
+// in flight stay few.
+func prefetchSome(label string, p, n Register, lines int) {
+	TESTQ(n, n)
+	JLE(LabelRef(label))
+	for l := range lines {
+		PREFETCHT0(Mem{Base: p, Disp: 64 * l})
+	}
+	ADDQ(U32(64*lines), p)
+	SUBQ(U32(64*lines), n)
+	Label(label)
 }
 
 // unpackConsts loads the table (the tab parameter), the VPMULTISHIFTQB
@@ -217,7 +239,7 @@ func dwordsConst(p **Mem, name string, v func(j int) int) Mem {
 // dotCodes8Wide emits dotCodesQ8B<bits>x4VBMI.
 func dotCodes8Wide(bits int) {
 	name := fmt_("dotCodesQ8B%dx4VBMI", bits)
-	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int)")
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)")
 	Doc(name+" is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide",
 		"(QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a",
 		"128-bit lane per token.")
@@ -246,9 +268,11 @@ func dotCodes8Wide(bits int) {
 	tmp := GP64()
 	MOVQ(U32(15), tmp)
 	KMOVQ(tmp, kt)
+	pa, pn := aheadParams()
 	Label(name + "_quad")
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
+	prefetchSome(name+"_pf", pa, pn, 4)
 	CMPQ(n, U8(4))
 	JAE(LabelRef(name + "_full"))
 	// 1–3 tokens left: the missing ones read the first code again, and

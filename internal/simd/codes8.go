@@ -197,8 +197,9 @@ type dotCodes8Kernel = func(out []float32, outStride int, q []int8, scales *[8]f
 // DotCodesQ8 adds norm_t·step_i·stepc·(Σ_j q8[i][j]·c8_t[j]) to
 // out[i*outStride+t] for the q.G query rows i and the n codes t laid out as
 // for DotCodes (q.Bits-wide indices, q.D coordinates), c8 the centroids in
-// the codebook's integer table: DotCodes within Q8Bound.
-func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []byte, stride, idxOff, normOff, n int) {
+// the codebook's integer table: DotCodes within Q8Bound. The AVX-512
+// kernels prefetch ahead (nil for none) a few lines at a time as they go.
+func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []byte, stride, idxOff, normOff, n int, ahead []byte) {
 	if n == 0 {
 		return
 	}
@@ -213,7 +214,8 @@ func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []
 				q.scales[r] = q.step[i+r] * cstep
 				q.sums[r] = q8Offset * q.sum[i+r]
 			}
-			kw(out[i*outStride:], outStride, q.wide[i*4*d:(i+4)*4*d], &q.scales, &q.sums, tab64, codes, stride, idxOff, normOff, n, d, min(4, g-i))
+			kw(out[i*outStride:], outStride, q.wide[i*4*d:(i+4)*4*d], &q.scales, &q.sums, tab64, codes, stride, idxOff, normOff, n, d, min(4, g-i), ahead)
+			ahead = nil
 		}
 		return
 	}

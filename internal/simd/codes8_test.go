@@ -54,7 +54,7 @@ func (c codes8Case) run(t *testing.T, l Level) []float32 {
 	q.Quantize(c.x, c.d, c.g, c.d, c.bits)
 	out, ok := guarded(c.g * c.n)
 	copy(out, c.out0)
-	with(t, l, func() { DotCodesQ8(out, c.n, &q, c.cb, c.codes, c.stride, 2, 0, c.n) })
+	with(t, l, func() { DotCodesQ8(out, c.n, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) })
 	ok(t)
 	return out
 }
@@ -191,7 +191,7 @@ func TestDotCodesQ8DoesNotAllocate(t *testing.T) {
 		var q QueryQ8
 		q.Quantize(c.x, c.d, c.g, c.d, c.bits)
 		out := make([]float32, g*c.n)
-		if a := testing.AllocsPerRun(20, func() { DotCodesQ8(out, c.n, &q, c.cb, c.codes, c.stride, 2, 0, c.n) }); a != 0 {
+		if a := testing.AllocsPerRun(20, func() { DotCodesQ8(out, c.n, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) }); a != 0 {
 			t.Fatalf("g=%d: %v allocations per call", g, a)
 		}
 	}

@@ -315,14 +315,14 @@ func dotCodesQ8B3x4VNNI(out []float32, outStride int, q []int8, scales *[8]float
 // tokens past n in the last quad have weight 0 and read the last code again.
 //
 //go:noescape
-func axpyCodesQ8B3VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int)
+func axpyCodesQ8B3VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
 // dotCodesQ8B3x4VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
 // (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int)
+func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // dotCodesQ8B4x4AVX2 is dotCodesQ8Generic for four query rows and an even n of 4-bit codes:
 // two tokens at a time, lanes (token, row).
@@ -341,14 +341,14 @@ func dotCodesQ8B4x4VNNI(out []float32, outStride int, q []int8, scales *[8]float
 // tokens past n in the last quad have weight 0 and read the last code again.
 //
 //go:noescape
-func axpyCodesQ8B4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int)
+func axpyCodesQ8B4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
 // dotCodesQ8B4x4VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
 // (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int)
+func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // weightsQ8AVX512 quantizes the weights times norms of up to 64 tokens for four rows (token t of row i
 // at w[i*wStride+t] where bit t of valid[i] is set, else 0; the fp16 norm of code t in bits

@@ -34,10 +34,10 @@ type WeightsQ8 struct {
 }
 
 // axpyCodes8Kernel is an AxpyCodesQ8 vector kernel (axpyCodesQ8B<bits>VBMI).
-type axpyCodes8Kernel = func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int)
+type axpyCodes8Kernel = func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int, ahead []byte)
 
 // dotCodes8WideKernel is a DotCodesQ8 AVX-512 kernel (dotCodesQ8B<bits>x4VBMI).
-type dotCodes8WideKernel = func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int)
+type dotCodes8WideKernel = func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)
 
 // ValuesQ8Kernels reports whether AxpyCodesQ8 runs a vector kernel for
 // codes of this codebook and d coordinates: 3 or 4 bits, d a multiple of
@@ -49,8 +49,10 @@ func (cb *Codebook) ValuesQ8Kernels(d int) bool {
 // AxpyCodesQ8 adds Σ_t w[i*wStride+t]·norm_t·c_t[j] to acc[i*accStride+j]
 // for the g accumulator rows, the n codes laid out as for AxpyCodes
 // (cb.Bits() of 3 or 4) and j < d, with integer products as described
-// above: AxpyCodes within ValuesQ8Bound. The weights must be finite.
-func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, buf *WeightsQ8) {
+// above: AxpyCodes within ValuesQ8Bound. The weights must be finite. ahead
+// (nil for none) is prefetched a few lines at a time while the vector
+// kernels work: what the caller reads next.
+func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, buf *WeightsQ8, ahead []byte) {
 	if n == 0 || g == 0 {
 		return
 	}
@@ -69,7 +71,11 @@ func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *
 			rows := min(4, g-i)
 			buf.quantize(w[i*wStride+t0:], wStride, rows, m, c, stride, normOff, cstep)
 			if k != nil {
-				k(acc[i*accStride:], accStride, buf.w[:], &buf.scales, &buf.offs, tab64, c, stride, idxOff, m, d, rows)
+				var pf []byte
+				if i == 0 {
+					pf = ahead[t0*len(ahead)/n : (t0+m)*len(ahead)/n]
+				}
+				k(acc[i*accStride:], accStride, buf.w[:], &buf.scales, &buf.offs, tab64, c, stride, idxOff, m, d, rows, pf)
 				continue
 			}
 			buf.addGeneric(acc[i*accStride:], accStride, rows, tab64, cb.bits, c, stride, idxOff, m, d)

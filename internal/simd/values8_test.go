@@ -64,7 +64,7 @@ func (c values8Case) run(t *testing.T, l Level) []float32 {
 	copy(acc, c.acc0)
 	var buf WeightsQ8
 	with(t, l, func() {
-		AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf)
+		AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
 	})
 	ok(t)
 	return acc
@@ -182,7 +182,7 @@ func BenchmarkAxpyCodesQ8(b *testing.B) {
 		var buf WeightsQ8
 		b.Run(fmt.Sprintf("%v/bits=%d/g=4", Active(), bits), func(b *testing.B) {
 			for b.Loop() {
-				AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf)
+				AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*c.n), "ns/code")
 		})
