@@ -161,6 +161,41 @@ func (st *softmaxState) softmax(from, limit int) {
 	st.codes, st.upgraded = false, false
 }
 
+// start readies the state for fold: no tokens yet.
+func (st *softmaxState) start() {
+	for gi := range st.g {
+		st.max[gi], st.sum[gi], st.rawW[gi] = float32(math.Inf(-1)), 0, 0
+	}
+	clear(st.accCode)
+	clear(st.accRaw)
+	st.codes, st.upgraded = false, false
+}
+
+// fold turns the scaled logits at [off, off+n) of each row into weights
+// e^(x − max) against the running maximum and adds them to the sums,
+// first rescaling what the state holds when the maximum grows: the
+// streaming softmax, a chunk of the context at a time.
+func (st *softmaxState) fold(off, n int) {
+	N, d := st.stride, st.d
+	for gi := range st.g {
+		row := st.logits[gi*N+off : gi*N+off+n]
+		if m := simd.Max(row); m > st.max[gi] {
+			if st.sum[gi] != 0 {
+				a := float32(math.Exp(float64(st.max[gi] - m)))
+				st.sum[gi] *= a
+				st.rawW[gi] *= float64(a)
+				simd.Scale(st.accCode[gi*d:(gi+1)*d], a)
+				simd.Scale(st.accRaw[gi*d:(gi+1)*d], a)
+				if st.upgraded {
+					simd.Scale(st.accUp[gi*d:(gi+1)*d], a)
+				}
+			}
+			st.max[gi] = m
+		}
+		st.sum[gi] += simd.ExpSum(row, st.max[gi])
+	}
+}
+
 // addRawWeights counts the weights of the fp16 tokens at [pos, pos+n).
 func (st *softmaxState) addRawWeights(pos, n int) {
 	N := st.stride
@@ -298,7 +333,7 @@ func (s *Sequence) Logits(layer, qHead int, query, dst []float32) error {
 		rs.logits, rs.stride = dst, len(dst) // one query row: score straight into dst
 		rs.prepare(hs, query, cfg.Scale)
 		fp16 := fp16Store{cfg.HeadDim}
-		s.layerRuns(l, []int{h}, 0, n, keysKV, func(_ int, r run) { rs.scoreRun(hs, fp16, r) })
+		s.layerRuns(l, []int{h}, 0, n, func(_ int, r run) { rs.scoreRun(hs, fp16, r) })
 		return nil
 	}
 	cs := newCodeState(1, cfg.HeadDim)

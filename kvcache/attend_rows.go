@@ -318,6 +318,9 @@ type rowState struct {
 	qk8Buf, qu8Buf []simd.QueryQ8
 	ints           bool            // Config.IntScores
 	w8             *simd.WeightsQ8 // Config.IntValues; nil: off
+	// base is the position whose logits sit at the start of the rows
+	// (attendRange: the current run's; 0 for Logits).
+	base int
 }
 
 func newRowState(g, d int, intScores, intValues bool) *rowState {
@@ -371,9 +374,11 @@ func prepareQ8(buf *[]simd.QueryQ8, st any, q []float32, g int) []simd.QueryQ8 {
 	return nil
 }
 
-// scoreRun writes the scaled logits of run r to rs.logits.
+// scoreRun writes the scaled logits of run r to rs.logits, at r.pos −
+// rs.base.
 func (rs *rowState) scoreRun(hc *headStores, fp16 fp16Store, r run) {
-	g, L, N := rs.g, rs.logits, rs.stride
+	g, N := rs.g, rs.stride
+	L := rs.logits[r.pos-rs.base:]
 	if r.kd != nil { // the block's drift: scale·q·d̂ per query head
 		clear(rs.drift)
 		hc.keys.store.(rowStore).scoreRun(rs.drift, 1, rs.qk, nil, g, r.kd, len(r.kd), 1, rs.rows, nil) // one code: the float kernels
@@ -386,39 +391,39 @@ func (rs *rowState) scoreRun(hc *headStores, fp16 fp16Store, r run) {
 		if r.raw {
 			init = 0
 		}
-		row := L[gi*N+r.pos : gi*N+r.pos+r.n]
+		row := L[gi*N : gi*N+r.n]
 		for t := range row {
 			row[t] = init
 		}
 	}
 	switch {
 	case r.raw:
-		fp16.scoreRun(L[r.pos:], N, rs.qr, nil, g, r.k, r.kStride, r.n, rs.rows, nil)
+		fp16.scoreRun(L, N, rs.qr, nil, g, r.k, r.kStride, r.n, rs.rows, nil)
 	case r.up:
-		hc.upKeys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qu, rs.qu8, g, r.k, r.kStride, r.n, rs.rows, r.ahead)
+		hc.upKeys.store.(rowStore).scoreRun(L, N, rs.qu, rs.qu8, g, r.k, r.kStride, r.n, rs.rows, r.aheadK)
 	default:
-		hc.keys.store.(rowStore).scoreRun(L[r.pos:], N, rs.qk, rs.qk8, g, r.k, r.kStride, r.n, rs.rows, r.ahead)
+		hc.keys.store.(rowStore).scoreRun(L, N, rs.qk, rs.qk8, g, r.k, r.kStride, r.n, rs.rows, r.aheadK)
 	}
 }
 
 // accumulateRun adds run r's values, weighted, into the accumulators.
 func (rs *rowState) accumulateRun(hs *headStores, fp16 fp16Store, r run) {
-	g, N := rs.g, rs.stride
+	g, N, off := rs.g, rs.stride, r.pos-rs.base
 	switch {
 	case r.raw:
-		fp16.accumulateRun(rs.accRaw, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, nil, nil)
-		rs.addRawWeights(r.pos, r.n)
+		fp16.accumulateRun(rs.accRaw, rs.logits[off:], N, g, r.v, r.vStride, r.n, rs.rows, nil, nil)
+		rs.addRawWeights(off, r.n)
 	case r.up:
 		rs.codes = true
-		hs.upValues.store.(rowStore).accumulateRun(rs.upgradedAcc(), rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, rs.w8, r.ahead)
+		hs.upValues.store.(rowStore).accumulateRun(rs.upgradedAcc(), rs.logits[off:], N, g, r.v, r.vStride, r.n, rs.rows, rs.w8, r.aheadV)
 	default:
 		rs.codes = true
 		vs := hs.values.store.(rowStore)
-		vs.accumulateRun(rs.accCode, rs.logits[r.pos:], N, g, r.v, r.vStride, r.n, rs.rows, rs.w8, r.ahead)
+		vs.accumulateRun(rs.accCode, rs.logits[off:], N, g, r.v, r.vStride, r.n, rs.rows, rs.w8, r.aheadV)
 		if r.vd != nil { // the block's drift, weighted by the run's total weight
 			for gi := range g {
 				var w float32
-				for _, x := range rs.logits[gi*N+r.pos : gi*N+r.pos+r.n] {
+				for _, x := range rs.logits[gi*N+off : gi*N+off+r.n] {
 					w += x
 				}
 				rs.drift[gi] = w
@@ -447,16 +452,45 @@ func (s *Sequence) attendRows(l *seqLayer, heads []int, rss []*rowState, queries
 	}
 }
 
-// attendRange runs both passes for the prepared rowStates over positions
-// [from, limit), leaving each with the softmax state of that range.
+// attendRange runs the prepared rowStates over positions [from, limit),
+// leaving each with the softmax state of that range. It goes a chunk of
+// the context at a time (chunkTokens): the chunk's keys are scored into
+// the start of the logit rows, the chunk is folded into the streaming
+// softmax, then its values are added, so the logits stay in cache rather
+// than making three trips to memory. The chunks sit on a fixed grid of
+// positions, so a query's result does not depend on how the context was
+// appended (prefill or decode).
 func (s *Sequence) attendRange(l *seqLayer, heads []int, rss []*rowState, from, limit int) {
 	fp16 := fp16Store{s.pool.cfg.HeadDim}
-	s.layerRuns(l, heads, from, limit, keysKV, func(k int, r run) { rss[k].scoreRun(&l.heads[heads[k]], fp16, r) })
+	C := chunkTokens(s.pool.cfg.BlockTokens)
 	for k := range heads {
-		rss[k].softmax(from, limit)
+		rss[k].start()
 	}
-	s.layerRuns(l, heads, from, limit, valuesKV, func(k int, r run) { rss[k].accumulateRun(&l.heads[heads[k]], fp16, r) })
+	for lo := from; lo < limit; {
+		hi := min(limit, l.nSink+C) // the first chunk also holds the sinks
+		if lo >= l.nSink {
+			hi = min(limit, l.nSink+((lo-l.nSink)/C+1)*C)
+		}
+		for k := range heads {
+			rss[k].base = lo
+		}
+		s.layerRuns(l, heads, lo, hi, func(k int, r run) { rss[k].scoreRun(&l.heads[heads[k]], fp16, r) })
+		for k := range heads {
+			rss[k].fold(0, hi-lo)
+		}
+		s.layerRuns(l, heads, lo, hi, func(k int, r run) { rss[k].accumulateRun(&l.heads[heads[k]], fp16, r) })
+		lo = hi
+	}
 }
+
+// chunkTokens is attendRange's chunk: the most whole blocks in
+// attendChunk tokens (at least one block).
+func chunkTokens(B int) int { return max(B, attendChunk/B*B) }
+
+// attendChunk is 1024 tokens: logits for four query heads of 16 KiB per
+// KV head, which stay in L2 for the whole walk of a worker's heads. Tests
+// shrink it to cross many chunks.
+var attendChunk = 1024
 
 // attendSplit is attendRows for layers with fewer KV heads than workers:
 // every worker takes all heads over its own stretch of the context (whole

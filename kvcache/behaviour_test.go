@@ -155,6 +155,7 @@ func hasOutliers(cfg Config) bool { return cfg.Keys.Outliers > 0 || cfg.Values.O
 //     choice is close to arbitrary). Only closeness to the fp32 reference is
 //     asserted.
 func TestCachePrefillEqualsDecode(t *testing.T) {
+	defer SetAttendChunk(32)() // the row path's chunks: two blocks, many of them
 	sh := bhvShape{L: 1, H: 2, QH: 4, d: 64}
 	T, W, presets := 160, 64, PresetNames
 	if testing.Short() {

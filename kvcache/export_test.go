@@ -18,3 +18,11 @@ func SetParallelAttendMin(n int) (restore func()) {
 	parallelAttendMin = n
 	return func() { parallelAttendMin = prev }
 }
+
+// SetAttendChunk sets the tokens the row path walks at a time (rounded
+// down to whole blocks) and returns a function that restores it.
+func SetAttendChunk(n int) (restore func()) {
+	prev := attendChunk
+	attendChunk = n
+	return func() { attendChunk = prev }
+}

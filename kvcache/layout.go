@@ -175,10 +175,10 @@ type run struct {
 	// kd and vd are the block's drift codes of the head (BlockCenter; nil
 	// without): every token of the run decodes to μ + drift + its code.
 	kd, vd []byte
-	// ahead is the head's codes in the next block (the keys or the
-	// values, whichever the walk reads), to prefetch while the
-	// run is processed; nil at the last block and for the sinks and window.
-	ahead []byte
+	// aheadK and aheadV are the head's key and value codes in the next
+	// block, to prefetch while the run is processed; nil at the last block
+	// and for the sinks and window.
+	aheadK, aheadV []byte
 }
 
 // layerRuns calls f(k, r) for the runs of the KV heads heads[k] covering
@@ -188,12 +188,11 @@ type run struct {
 // next to each other in a block, are read as one sequential stream; heads
 // must be ascending and contiguous.
 //
-// Each run of a block carries the head's codes in the next block (the
-// keys, or the values when which is valuesKV), which the row path
+// Each run of a block carries the head's codes in the next block, which the row path
 // prefetches piece by piece while it works on an fp16 or fp32 run, so their
 // cache lines arrive during the computation rather than when a kernel first
 // touches them (codes leave it to the hardware prefetcher).
-func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv, f func(k int, r run)) {
+func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
 	fpStride := cfg.fp16TokenStride()
@@ -225,18 +224,15 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, which kv
 			next = l.blocks[bi+1]
 		}
 		for k, h := range heads {
-			var ahead []byte
+			var aheadK, aheadV []byte
 			if next != nil {
-				off, size := next.lay.kOff[h], B*next.lay.kSize[h]
-				if which == valuesKV {
-					off, size = next.lay.vOff[h], B*next.lay.vSize[h]
-				}
-				ahead = next.data[off : off+size]
+				aheadK = next.data[next.lay.kOff[h] : next.lay.kOff[h]+B*next.lay.kSize[h]]
+				aheadV = next.data[next.lay.vOff[h] : next.lay.vOff[h]+B*next.lay.vSize[h]]
 			}
 			ks, vs := lay.kSize[h], lay.vSize[h]
 			kd, vd := lay.drift(b.data, h)
 			f(k, run{pos: pos, n: n, k: b.data[lay.kOff[h]+j*ks:], v: b.data[lay.vOff[h]+j*vs:],
-				kStride: ks, vStride: vs, up: lay.upgraded(h), kd: kd, vd: vd, ahead: ahead})
+				kStride: ks, vStride: vs, up: lay.upgraded(h), kd: kd, vd: vd, aheadK: aheadK, aheadV: aheadV})
 		}
 		pos += n
 	}
@@ -267,7 +263,7 @@ func (s *Sequence) eachToken(l *seqLayer, h, limit int, which kv, f func(pos int
 		return
 	}
 	d := s.pool.cfg.HeadDim
-	s.layerRuns(l, []int{h}, 0, limit, which, func(_ int, r run) {
+	s.layerRuns(l, []int{h}, 0, limit, func(_ int, r run) {
 		kind, ks, vs := baseToken, r.kStride, r.vStride
 		switch {
 		case r.raw:
@@ -275,7 +271,11 @@ func (s *Sequence) eachToken(l *seqLayer, h, limit int, which kv, f func(pos int
 		case r.up:
 			kind = upgradedToken
 		}
-		simd.Prefetch(r.ahead)
+		if which == valuesKV {
+			simd.Prefetch(r.aheadV)
+		} else {
+			simd.Prefetch(r.aheadK)
+		}
 		for t := range r.n {
 			f(r.pos+t, r.k[t*r.kStride:t*r.kStride+ks], r.v[t*r.vStride:t*r.vStride+vs], r.kd, r.vd, kind)
 		}
