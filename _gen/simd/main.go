@@ -63,8 +63,10 @@ func main() {
 		for _, vnni := range []bool{false, true} {
 			dotCodes8(bits, vnni)
 		}
-		axpyCodes8(bits)
-		dotCodes8Wide(bits)
+		for _, rows := range []int{1, 2, 4} {
+			axpyCodes8(bits, rows)
+			dotCodes8Wide(bits, rows)
+		}
 	}
 	weightsQ8()
 	Generate()

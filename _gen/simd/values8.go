@@ -42,11 +42,12 @@ func values8Consts(bits int) (perm, ctl Mem) {
 	return perm, ctl
 }
 
-// axpyCodes8 emits axpyCodesQ8B<bits>VBMI.
-func axpyCodes8(bits int) {
-	name := fmt_("axpyCodesQ8B%dVBMI", bits)
+// axpyCodes8 emits axpyCodesQ8B<bits>x<R>VBMI, for R (1, 2 or 4)
+// accumulator rows: fewer rows, fewer products.
+func axpyCodes8(bits, R int) {
+	name := fmt_("axpyCodesQ8B%dx%dVBMI", bits, R)
 	TEXT(name, NOSPLIT, values8Sig)
-	Doc(name+" adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n",
+	Doc(name+" adds, to the first rows (≤ "+fmt_("%d", R)+") of acc, scale·(Σ_t w[t]·tab[index] − off) over the n",
 		fmt_("%d-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token]; ", bits),
 		"tokens past n in the last quad have weight 0 and read the last code again.")
 	Pragma("noescape")
@@ -60,7 +61,7 @@ func axpyCodes8(bits int) {
 	dleft := Load(Param("d64"), GP64())
 	Label(name + "_chunk")
 	var a [4][4]VecVirtual // [row][coordinates 16o…]
-	for r := range a {
+	for r := range R {
 		for o := range a[r] {
 			a[r][o] = ZMM()
 			VPXORD(a[r][o], a[r][o], a[r][o])
@@ -77,7 +78,7 @@ func axpyCodes8(bits int) {
 	// quad adds the products of the four tokens at p, p+s1, p+s2, p+s3.
 	quad := func() {
 		unpackQuad(p, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
-			for r := range 4 {
+			for r := range R {
 				VPDPBUSD_BCST(Mem{Base: wp, Disp: 4 * r}, x, a[r][o])
 			}
 		})
@@ -112,7 +113,7 @@ func axpyCodes8(bits int) {
 	MOVQ(accp, row)
 	rs := Load(Param("accStride"), GP64())
 	SHLQ(U8(2), rs)
-	for r := range 4 {
+	for r := range R {
 		if r > 0 {
 			CMPQ(rows, U8(r))
 			JLE(LabelRef(name + "_next"))
@@ -134,6 +135,20 @@ func axpyCodes8(bits int) {
 	JNZ(LabelRef(name + "_chunk"))
 	VZEROUPPER()
 	RET()
+}
+
+// emitted holds the constants already emitted, by emitter and bits.
+var emitted = map[string][2]Mem{}
+
+// once returns consts(bits), emitting it the first time only.
+func once(consts func(bits int) (perm, ctl Mem), bits int) (perm, ctl Mem) {
+	key := fmt_("%p/%d", consts, bits)
+	m, ok := emitted[key]
+	if !ok {
+		m[0], m[1] = consts(bits)
+		emitted[key] = m
+	}
+	return m[0], m[1]
 }
 
 // aheadParams loads the ahead parameter: what to prefetch while the kernel
@@ -160,7 +175,7 @@ func prefetchSome(label string, p, n Register, lines int) {
 // control and the four VPERMI2B indices that consts emits, and the two
 // load masks of unpackQuad.
 func unpackConsts(bits int, consts func(bits int) (perm, ctl Mem)) (tab, ctl VecVirtual, perm [4]VecVirtual, k1, k2 Register) {
-	permM, ctlM := consts(bits)
+	permM, ctlM := once(consts, bits)
 	tab, ctl = ZMM(), ZMM()
 	VMOVDQU64(Mem{Base: Load(Param("tab"), GP64())}, tab)
 	VMOVDQU64(ctlM, ctl)
@@ -236,9 +251,10 @@ func dwordsConst(p **Mem, name string, v func(j int) int) Mem {
 	return **p
 }
 
-// dotCodes8Wide emits dotCodesQ8B<bits>x4VBMI.
-func dotCodes8Wide(bits int) {
-	name := fmt_("dotCodesQ8B%dx4VBMI", bits)
+// dotCodes8Wide emits dotCodesQ8B<bits>x<R>VBMI, for R (1, 2 or 4) query
+// rows: the rows past R are not multiplied (their sums stay 0).
+func dotCodes8Wide(bits, R int) {
+	name := fmt_("dotCodesQ8B%dx%dVBMI", bits, R)
 	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)")
 	Doc(name+" is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide",
 		"(QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a",
@@ -305,7 +321,7 @@ func dotCodes8Wide(bits int) {
 	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
 	Label(name + "_chunk")
 	unpackQuad(ip, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
-		for r := range 4 {
+		for r := range R {
 			mq := Mem{Base: qp, Disp: 64 * o}
 			switch r {
 			case 1:
@@ -355,7 +371,7 @@ func dotCodes8Wide(bits int) {
 	rows := Load(Param("rows"), GP64())
 	row := GP64()
 	MOVQ(o, row)
-	for r := range 4 {
+	for r := range R {
 		if r > 0 {
 			CMPQ(rows, U8(r))
 			JLE(LabelRef(name + "_stored"))

@@ -56,7 +56,7 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 	clear(q.sum[g:])
 	perm := &codes8Perm[bits-3]
 	q.wide = nil
-	if active.dotCodesQ8Wide[bits-3] != nil && d%64 == 0 {
+	if active.dotCodesQ8Wide[bits-3][2] != nil && d%64 == 0 {
 		q.wide = grow(q.wideBuf, g4*4*d)
 		q.wideBuf = q.wide
 		clear(q.wide[g*4*d:])
@@ -207,14 +207,15 @@ func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []
 	check(cb.bits == q.Bits, "DotCodesQ8: query quantized for other codes")
 	check(outStride >= n && len(out) >= (g-1)*outStride+n, "DotCodesQ8: bad lengths")
 	vec := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodesQ8") &^ 1
-	if kw := active.dotCodesQ8Wide[cb.bits-3]; kw != nil && len(q.wide) >= ((g+3)&^3)*4*d {
+	if kw := active.dotCodesQ8Wide[cb.bits-3]; kw[2] != nil && len(q.wide) >= ((g+3)&^3)*4*d {
 		tab64, cstep := cb.table64()
 		for i := 0; i < g; i += 4 {
 			for r := range 4 {
 				q.scales[r] = q.step[i+r] * cstep
 				q.sums[r] = q8Offset * q.sum[i+r]
 			}
-			kw(out[i*outStride:], outStride, q.wide[i*4*d:(i+4)*4*d], &q.scales, &q.sums, tab64, codes, stride, idxOff, normOff, n, d, min(4, g-i), ahead)
+			rows := min(4, g-i)
+			kw[rowKernel(rows)](out[i*outStride:], outStride, q.wide[i*4*d:(i+4)*4*d], &q.scales, &q.sums, tab64, codes, stride, idxOff, normOff, n, d, rows, ahead)
 			ahead = nil
 		}
 		return

@@ -64,10 +64,10 @@ type kernels struct {
 	// The integer key-scoring kernels, by bits (3, 4), four query rows;
 	// the AVX-512 ones take the rows laid out wide (QueryQ8.wide).
 	dotCodesQ8     [2]dotCodes8Kernel
-	dotCodesQ8Wide [2]dotCodes8WideKernel
+	dotCodesQ8Wide [2][3]dotCodes8WideKernel // by bits, then rows 1, 2, 4 (rowKernel)
 	// The integer value kernels, by bits (3, 4), and their weight
 	// quantizer (values8.go).
-	axpyCodesQ8 [2]axpyCodes8Kernel
+	axpyCodesQ8 [2][3]axpyCodes8Kernel // by bits, then rows 1, 2, 4 (rowKernel)
 	weightsQ8   func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normAt, normShift int)
 	// plainWeights: the level has four-row axpyCodes kernels that take
 	// their weights times norms laid out once per token (plainWeights)

@@ -84,18 +84,22 @@ func hasValues8() bool {
 	return cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL, cpuid.AVX512VBMI, cpuid.AVX512VNNI)
 }
 
-func values8Kernels() [2]axpyCodes8Kernel {
+func values8Kernels() [2][3]axpyCodes8Kernel {
 	if hasValues8() {
-		return [2]axpyCodes8Kernel{axpyCodesQ8B3VBMI, axpyCodesQ8B4VBMI}
+		return [2][3]axpyCodes8Kernel{
+			{axpyCodesQ8B3x1VBMI, axpyCodesQ8B3x2VBMI, axpyCodesQ8B3x4VBMI},
+			{axpyCodesQ8B4x1VBMI, axpyCodesQ8B4x2VBMI, axpyCodesQ8B4x4VBMI}}
 	}
-	return [2]axpyCodes8Kernel{}
+	return [2][3]axpyCodes8Kernel{}
 }
 
-func keys8Kernels() [2]dotCodes8WideKernel {
+func keys8Kernels() [2][3]dotCodes8WideKernel {
 	if hasValues8() {
-		return [2]dotCodes8WideKernel{dotCodesQ8B3x4VBMI, dotCodesQ8B4x4VBMI}
+		return [2][3]dotCodes8WideKernel{
+			{dotCodesQ8B3x1VBMI, dotCodesQ8B3x2VBMI, dotCodesQ8B3x4VBMI},
+			{dotCodesQ8B4x1VBMI, dotCodesQ8B4x2VBMI, dotCodesQ8B4x4VBMI}}
 	}
-	return [2]dotCodes8WideKernel{}
+	return [2][3]dotCodes8WideKernel{}
 }
 
 func weightsQ8Kernel() func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normAt, normShift int) {

@@ -310,12 +310,40 @@ func dotCodesQ8B3x4AVX2(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func dotCodesQ8B3x4VNNI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
 
-// axpyCodesQ8B3VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
+// axpyCodesQ8B3x1VBMI adds, to the first rows (≤ 1) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 3-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
 // tokens past n in the last quad have weight 0 and read the last code again.
 //
 //go:noescape
-func axpyCodesQ8B3VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+func axpyCodesQ8B3x1VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+
+// dotCodesQ8B3x1VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
+// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
+// 128-bit lane per token.
+//
+//go:noescape
+func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+
+// axpyCodesQ8B3x2VBMI adds, to the first rows (≤ 2) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
+// 3-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
+// tokens past n in the last quad have weight 0 and read the last code again.
+//
+//go:noescape
+func axpyCodesQ8B3x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+
+// dotCodesQ8B3x2VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
+// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
+// 128-bit lane per token.
+//
+//go:noescape
+func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+
+// axpyCodesQ8B3x4VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
+// 3-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
+// tokens past n in the last quad have weight 0 and read the last code again.
+//
+//go:noescape
+func axpyCodesQ8B3x4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
 // dotCodesQ8B3x4VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
 // (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
@@ -336,12 +364,40 @@ func dotCodesQ8B4x4AVX2(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func dotCodesQ8B4x4VNNI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
 
-// axpyCodesQ8B4VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
+// axpyCodesQ8B4x1VBMI adds, to the first rows (≤ 1) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 4-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
 // tokens past n in the last quad have weight 0 and read the last code again.
 //
 //go:noescape
-func axpyCodesQ8B4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+func axpyCodesQ8B4x1VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+
+// dotCodesQ8B4x1VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
+// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
+// 128-bit lane per token.
+//
+//go:noescape
+func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+
+// axpyCodesQ8B4x2VBMI adds, to the first rows (≤ 2) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
+// 4-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
+// tokens past n in the last quad have weight 0 and read the last code again.
+//
+//go:noescape
+func axpyCodesQ8B4x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+
+// dotCodesQ8B4x2VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
+// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
+// 128-bit lane per token.
+//
+//go:noescape
+func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+
+// axpyCodesQ8B4x4VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
+// 4-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
+// tokens past n in the last quad have weight 0 and read the last code again.
+//
+//go:noescape
+func axpyCodesQ8B4x4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
 // dotCodesQ8B4x4VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
 // (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a

@@ -5636,9 +5636,9 @@ dotCodesQ8B3x4VNNI_done:
 	VZEROUPPER
 	RET
 
-// func axpyCodesQ8B3VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// func axpyCodesQ8B3x1VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
-TEXT ·axpyCodesQ8B3VBMI(SB), NOSPLIT, $0-168
+TEXT ·axpyCodesQ8B3x1VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
 	VMOVDQU64 values8CtlB3<>+0(SB), Z1
@@ -5658,23 +5658,11 @@ TEXT ·axpyCodesQ8B3VBMI(SB), NOSPLIT, $0-168
 	ADDQ      SI, BX
 	MOVQ      d64+128(FP), SI
 
-axpyCodesQ8B3VBMI_chunk:
+axpyCodesQ8B3x1VBMI_chunk:
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
-	VPXORD Z17, Z17, Z17
-	VPXORD Z18, Z18, Z18
-	VPXORD Z19, Z19, Z19
-	VPXORD Z20, Z20, Z20
-	VPXORD Z21, Z21, Z21
 	MOVQ   BX, DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
@@ -5682,207 +5670,112 @@ axpyCodesQ8B3VBMI_chunk:
 	LEAQ   (R10)(R10*1), R11
 	LEAQ   (R11)(R10*1), R12
 
-axpyCodesQ8B3VBMI_quad:
+axpyCodesQ8B3x1VBMI_quad:
 	CMPQ       R9, $0x04
-	JB         axpyCodesQ8B3VBMI_tail
+	JB         axpyCodesQ8B3x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3VBMI_pf
+	JLE        axpyCodesQ8B3x1VBMI_pf
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3VBMI_pf:
-	VMOVDQU8.Z     (DI), K1, Z22
-	VMOVDQU8       -32(DI)(R10*1), K2, Z22
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
-	VMOVDQU8       -32(DI)(R12*1), K2, Z23
-	VMOVDQA64      Z2, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z6
-	VPDPBUSD.BCST  4(R8), Z24, Z10
-	VPDPBUSD.BCST  8(R8), Z24, Z14
-	VPDPBUSD.BCST  12(R8), Z24, Z18
-	VMOVDQA64      Z3, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z7
-	VPDPBUSD.BCST  4(R8), Z24, Z11
-	VPDPBUSD.BCST  8(R8), Z24, Z15
-	VPDPBUSD.BCST  12(R8), Z24, Z19
-	VMOVDQA64      Z4, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z8
-	VPDPBUSD.BCST  4(R8), Z24, Z12
-	VPDPBUSD.BCST  8(R8), Z24, Z16
-	VPDPBUSD.BCST  12(R8), Z24, Z20
-	VMOVDQA64      Z5, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z9
-	VPDPBUSD.BCST  4(R8), Z24, Z13
-	VPDPBUSD.BCST  8(R8), Z24, Z17
-	VPDPBUSD.BCST  12(R8), Z24, Z21
+axpyCodesQ8B3x1VBMI_pf:
+	VMOVDQU8.Z     (DI), K1, Z10
+	VMOVDQU8       -32(DI)(R10*1), K2, Z10
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
+	VMOVDQU8       -32(DI)(R12*1), K2, Z11
+	VMOVDQA64      Z2, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z6
+	VMOVDQA64      Z3, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z7
+	VMOVDQA64      Z4, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z8
+	VMOVDQA64      Z5, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z9
 	ADDQ           $0x10, R8
 	ADDQ           R11, DI
 	ADDQ           R11, DI
 	SUBQ           $0x04, R9
-	JMP            axpyCodesQ8B3VBMI_quad
+	JMP            axpyCodesQ8B3x1VBMI_quad
 
-axpyCodesQ8B3VBMI_tail:
+axpyCodesQ8B3x1VBMI_tail:
 	TESTQ          R9, R9
-	JZ             axpyCodesQ8B3VBMI_finish
+	JZ             axpyCodesQ8B3x1VBMI_finish
 	XORQ           R13, R13
 	MOVQ           R13, R12
 	CMPQ           R9, $0x02
 	CMOVQLT        R13, R10
 	CMPQ           R9, $0x03
 	CMOVQLT        R13, R11
-	VMOVDQU8.Z     (DI), K1, Z22
-	VMOVDQU8       -32(DI)(R10*1), K2, Z22
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
-	VMOVDQU8       -32(DI)(R12*1), K2, Z23
-	VMOVDQA64      Z2, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z6
-	VPDPBUSD.BCST  4(R8), Z24, Z10
-	VPDPBUSD.BCST  8(R8), Z24, Z14
-	VPDPBUSD.BCST  12(R8), Z24, Z18
-	VMOVDQA64      Z3, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z7
-	VPDPBUSD.BCST  4(R8), Z24, Z11
-	VPDPBUSD.BCST  8(R8), Z24, Z15
-	VPDPBUSD.BCST  12(R8), Z24, Z19
-	VMOVDQA64      Z4, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z8
-	VPDPBUSD.BCST  4(R8), Z24, Z12
-	VPDPBUSD.BCST  8(R8), Z24, Z16
-	VPDPBUSD.BCST  12(R8), Z24, Z20
-	VMOVDQA64      Z5, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z9
-	VPDPBUSD.BCST  4(R8), Z24, Z13
-	VPDPBUSD.BCST  8(R8), Z24, Z17
-	VPDPBUSD.BCST  12(R8), Z24, Z21
+	VMOVDQU8.Z     (DI), K1, Z10
+	VMOVDQU8       -32(DI)(R10*1), K2, Z10
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
+	VMOVDQU8       -32(DI)(R12*1), K2, Z11
+	VMOVDQA64      Z2, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z6
+	VMOVDQA64      Z3, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z7
+	VMOVDQA64      Z4, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z8
+	VMOVDQA64      Z5, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z9
 
-axpyCodesQ8B3VBMI_finish:
+axpyCodesQ8B3x1VBMI_finish:
 	MOVQ        scales+56(FP), DI
 	MOVQ        offs+64(FP), R8
 	MOVQ        rows+136(FP), R9
-	MOVQ        DX, R10
-	MOVQ        accStride+24(FP), R11
-	SHLQ        $0x02, R11
+	MOVQ        DX, R9
+	MOVQ        accStride+24(FP), R10
+	SHLQ        $0x02, R10
 	VPSUBD.BCST (R8), Z6, Z6
 	VCVTDQ2PS   Z6, Z6
 	VMULPS.BCST (DI), Z6, Z6
-	VADDPS      (R10), Z6, Z6
-	VMOVUPS     Z6, (R10)
+	VADDPS      (R9), Z6, Z6
+	VMOVUPS     Z6, (R9)
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
-	VADDPS      64(R10), Z7, Z7
-	VMOVUPS     Z7, 64(R10)
+	VADDPS      64(R9), Z7, Z7
+	VMOVUPS     Z7, 64(R9)
 	VPSUBD.BCST (R8), Z8, Z8
 	VCVTDQ2PS   Z8, Z8
 	VMULPS.BCST (DI), Z8, Z8
-	VADDPS      128(R10), Z8, Z8
-	VMOVUPS     Z8, 128(R10)
+	VADDPS      128(R9), Z8, Z8
+	VMOVUPS     Z8, 128(R9)
 	VPSUBD.BCST (R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST (DI), Z9, Z9
-	VADDPS      192(R10), Z9, Z9
-	VMOVUPS     Z9, 192(R10)
-	CMPQ        R9, $0x01
-	JLE         axpyCodesQ8B3VBMI_next
-	ADDQ        R11, R10
-	VPSUBD.BCST 4(R8), Z10, Z10
-	VCVTDQ2PS   Z10, Z10
-	VMULPS.BCST 4(DI), Z10, Z10
-	VADDPS      (R10), Z10, Z10
-	VMOVUPS     Z10, (R10)
-	VPSUBD.BCST 4(R8), Z11, Z11
-	VCVTDQ2PS   Z11, Z11
-	VMULPS.BCST 4(DI), Z11, Z11
-	VADDPS      64(R10), Z11, Z11
-	VMOVUPS     Z11, 64(R10)
-	VPSUBD.BCST 4(R8), Z12, Z12
-	VCVTDQ2PS   Z12, Z12
-	VMULPS.BCST 4(DI), Z12, Z12
-	VADDPS      128(R10), Z12, Z12
-	VMOVUPS     Z12, 128(R10)
-	VPSUBD.BCST 4(R8), Z13, Z13
-	VCVTDQ2PS   Z13, Z13
-	VMULPS.BCST 4(DI), Z13, Z13
-	VADDPS      192(R10), Z13, Z13
-	VMOVUPS     Z13, 192(R10)
-	CMPQ        R9, $0x02
-	JLE         axpyCodesQ8B3VBMI_next
-	ADDQ        R11, R10
-	VPSUBD.BCST 8(R8), Z14, Z14
-	VCVTDQ2PS   Z14, Z14
-	VMULPS.BCST 8(DI), Z14, Z14
-	VADDPS      (R10), Z14, Z14
-	VMOVUPS     Z14, (R10)
-	VPSUBD.BCST 8(R8), Z15, Z15
-	VCVTDQ2PS   Z15, Z15
-	VMULPS.BCST 8(DI), Z15, Z15
-	VADDPS      64(R10), Z15, Z15
-	VMOVUPS     Z15, 64(R10)
-	VPSUBD.BCST 8(R8), Z16, Z16
-	VCVTDQ2PS   Z16, Z16
-	VMULPS.BCST 8(DI), Z16, Z16
-	VADDPS      128(R10), Z16, Z16
-	VMOVUPS     Z16, 128(R10)
-	VPSUBD.BCST 8(R8), Z17, Z17
-	VCVTDQ2PS   Z17, Z17
-	VMULPS.BCST 8(DI), Z17, Z17
-	VADDPS      192(R10), Z17, Z17
-	VMOVUPS     Z17, 192(R10)
-	CMPQ        R9, $0x03
-	JLE         axpyCodesQ8B3VBMI_next
-	ADDQ        R11, R10
-	VPSUBD.BCST 12(R8), Z18, Z18
-	VCVTDQ2PS   Z18, Z18
-	VMULPS.BCST 12(DI), Z18, Z18
-	VADDPS      (R10), Z18, Z18
-	VMOVUPS     Z18, (R10)
-	VPSUBD.BCST 12(R8), Z19, Z19
-	VCVTDQ2PS   Z19, Z19
-	VMULPS.BCST 12(DI), Z19, Z19
-	VADDPS      64(R10), Z19, Z19
-	VMOVUPS     Z19, 64(R10)
-	VPSUBD.BCST 12(R8), Z20, Z20
-	VCVTDQ2PS   Z20, Z20
-	VMULPS.BCST 12(DI), Z20, Z20
-	VADDPS      128(R10), Z20, Z20
-	VMOVUPS     Z20, 128(R10)
-	VPSUBD.BCST 12(R8), Z21, Z21
-	VCVTDQ2PS   Z21, Z21
-	VMULPS.BCST 12(DI), Z21, Z21
-	VADDPS      192(R10), Z21, Z21
-	VMOVUPS     Z21, 192(R10)
-
-axpyCodesQ8B3VBMI_next:
-	ADDQ $0x00000100, DX
-	ADDQ $0x18, BX
-	SUBQ $0x40, SI
-	JNZ  axpyCodesQ8B3VBMI_chunk
+	VADDPS      192(R9), Z9, Z9
+	VMOVUPS     Z9, 192(R9)
+	ADDQ        $0x00000100, DX
+	ADDQ        $0x18, BX
+	SUBQ        $0x40, SI
+	JNZ         axpyCodesQ8B3x1VBMI_chunk
 	VZEROUPPER
 	RET
 
@@ -6210,9 +6103,9 @@ DATA values8CtlB3<>+62(SB)/1, $0x25
 DATA values8CtlB3<>+63(SB)/1, $0x35
 GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
 
-// func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
-TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-176
+TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
 	VMOVDQU64 keys8CtlB3<>+0(SB), Z1
@@ -6233,97 +6126,85 @@ TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-176
 	MOVQ      out_base+0(FP), AX
 	MOVQ      outStride+24(FP), CX
 	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), DX
-	MOVQ      n+128(FP), BX
-	MOVQ      stride+104(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
-	MOVQ      ahead_base+152(FP), R10
-	MOVQ      ahead_len+160(FP), R11
+	MOVQ      codes_base+80(FP), CX
+	MOVQ      n+128(FP), DX
+	MOVQ      stride+104(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	MOVQ      $0x0000000f, R8
+	KMOVQ     R8, K3
+	MOVQ      ahead_base+152(FP), R9
+	MOVQ      ahead_len+160(FP), R10
 
-dotCodesQ8B3x4VBMI_quad:
-	TESTQ      BX, BX
-	JZ         dotCodesQ8B3x4VBMI_done
-	TESTQ      R11, R11
-	JLE        dotCodesQ8B3x4VBMI_pf
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+dotCodesQ8B3x1VBMI_quad:
+	TESTQ      DX, DX
+	JZ         dotCodesQ8B3x1VBMI_done
+	TESTQ      R10, R10
+	JLE        dotCodesQ8B3x1VBMI_pf
+	PREFETCHT0 (R9)
+	PREFETCHT0 64(R9)
+	PREFETCHT0 128(R9)
+	PREFETCHT0 192(R9)
+	ADDQ       $0x00000100, R9
+	SUBQ       $0x00000100, R10
 
-dotCodesQ8B3x4VBMI_pf:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B3x4VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+dotCodesQ8B3x1VBMI_pf:
+	CMPQ    DX, $0x04
+	JAE     dotCodesQ8B3x1VBMI_full
+	MOVQ    $0x00000001, R8
+	SHLXQ   DX, R8, R8
+	DECQ    R8
+	KMOVQ   R8, K3
+	XORQ    R8, R8
+	MOVQ    R8, DI
+	CMPQ    DX, $0x03
+	CMOVQLT R8, SI
+	CMPQ    DX, $0x02
+	CMOVQLT R8, BX
 
-dotCodesQ8B3x4VBMI_full:
+dotCodesQ8B3x1VBMI_full:
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	MOVQ   DX, R9
-	MOVQ   idxOff+112(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+136(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
+	MOVQ   CX, R8
+	MOVQ   idxOff+112(FP), R11
+	ADDQ   R11, R8
+	MOVQ   q_base+32(FP), R11
+	MOVQ   d64+136(FP), R12
+	LEAQ   (R12)(R12*2), R13
+	ADDQ   R12, R13
+	LEAQ   (R13)(R13*2), R13
 
-dotCodesQ8B3x4VBMI_chunk:
-	VMOVDQU8.Z     (R9), K1, Z13
-	VMOVDQU8       -32(R9)(SI*1), K2, Z13
-	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
-	VMOVDQU8       -32(R9)(R8*1), K2, Z14
+dotCodesQ8B3x1VBMI_chunk:
+	VMOVDQU8.Z     (R8), K1, Z13
+	VMOVDQU8       -32(R8)(BX*1), K2, Z13
+	VMOVDQU8.Z     (R8)(SI*1), K1, Z14
+	VMOVDQU8       -32(R8)(DI*1), K2, Z14
 	VMOVDQA64      Z2, Z15
 	VPERMI2B       Z14, Z13, Z15
 	VPMULTISHIFTQB Z15, Z1, Z15
 	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       (R12), Z15, Z9
-	VPDPBUSD       (R12)(R14*1), Z15, Z10
-	VPDPBUSD       (R12)(R14*2), Z15, Z11
-	VPDPBUSD       (R12)(R15*1), Z15, Z12
+	VPDPBUSD       (R11), Z15, Z9
 	VMOVDQA64      Z3, Z15
 	VPERMI2B       Z14, Z13, Z15
 	VPMULTISHIFTQB Z15, Z1, Z15
 	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       64(R12), Z15, Z9
-	VPDPBUSD       64(R12)(R14*1), Z15, Z10
-	VPDPBUSD       64(R12)(R14*2), Z15, Z11
-	VPDPBUSD       64(R12)(R15*1), Z15, Z12
+	VPDPBUSD       64(R11), Z15, Z9
 	VMOVDQA64      Z4, Z15
 	VPERMI2B       Z14, Z13, Z15
 	VPMULTISHIFTQB Z15, Z1, Z15
 	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       128(R12), Z15, Z9
-	VPDPBUSD       128(R12)(R14*1), Z15, Z10
-	VPDPBUSD       128(R12)(R14*2), Z15, Z11
-	VPDPBUSD       128(R12)(R15*1), Z15, Z12
+	VPDPBUSD       128(R11), Z15, Z9
 	VMOVDQA64      Z5, Z15
 	VPERMI2B       Z14, Z13, Z15
 	VPMULTISHIFTQB Z15, Z1, Z15
 	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       192(R12), Z15, Z9
-	VPDPBUSD       192(R12)(R14*1), Z15, Z10
-	VPDPBUSD       192(R12)(R14*2), Z15, Z11
-	VPDPBUSD       192(R12)(R15*1), Z15, Z12
-	ADDQ           $0x18, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8B3x4VBMI_chunk
+	VPDPBUSD       192(R11), Z15, Z9
+	ADDQ           $0x18, R8
+	ADDQ           $0x00000100, R11
+	SUBQ           $0x40, R12
+	JNZ            dotCodesQ8B3x1VBMI_chunk
 	VPUNPCKLQDQ    Z10, Z9, Z13
 	VPUNPCKHQDQ    Z10, Z9, Z9
 	VPADDD         Z9, Z13, Z14
@@ -6339,52 +6220,29 @@ dotCodesQ8B3x4VBMI_chunk:
 	VPSUBD         Z7, Z9, Z9
 	VCVTDQ2PS      Z9, Z9
 	VMULPS         Z6, Z9, Z9
-	MOVQ           normOff+120(FP), R9
+	MOVQ           normOff+120(FP), R8
 	VPXORD         X16, X16, X16
-	VPINSRW        $0x00, (DX)(R9*1), X16, X16
-	ADDQ           DX, R9
-	VPINSRW        $0x01, (R9)(SI*1), X16, X16
-	VPINSRW        $0x02, (R9)(DI*1), X16, X16
-	VPINSRW        $0x03, (R9)(R8*1), X16, X16
+	VPINSRW        $0x00, (CX)(R8*1), X16, X16
+	ADDQ           CX, R8
+	VPINSRW        $0x01, (R8)(BX*1), X16, X16
+	VPINSRW        $0x02, (R8)(SI*1), X16, X16
+	VPINSRW        $0x03, (R8)(DI*1), X16, X16
 	VCVTPH2PS      X16, X16
 	VSHUFF32X4     $0x00, Z16, Z16, Z13
 	VMULPS         Z13, Z9, Z9
-	MOVQ           rows+144(FP), R9
-	MOVQ           AX, R12
-	VMOVUPS.Z      (R12), K3, X13
+	MOVQ           rows+144(FP), R8
+	MOVQ           AX, R8
+	VMOVUPS.Z      (R8), K3, X13
 	VADDPS         X9, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x01
-	JLE            dotCodesQ8B3x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x01, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x02
-	JLE            dotCodesQ8B3x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x02, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x03
-	JLE            dotCodesQ8B3x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x03, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
+	VMOVUPS        X13, K3, (R8)
+	CMPQ           DX, $0x04
+	JB             dotCodesQ8B3x1VBMI_done
+	ADDQ           $0x10, AX
+	LEAQ           (CX)(SI*2), CX
+	SUBQ           $0x04, DX
+	JMP            dotCodesQ8B3x1VBMI_quad
 
-dotCodesQ8B3x4VBMI_stored:
-	CMPQ BX, $0x04
-	JB   dotCodesQ8B3x4VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
-	JMP  dotCodesQ8B3x4VBMI_quad
-
-dotCodesQ8B3x4VBMI_done:
+dotCodesQ8B3x1VBMI_done:
 	VZEROUPPER
 	RET
 
@@ -6748,6 +6606,770 @@ DATA keys8Order<>+56(SB)/4, $0x0000000b
 DATA keys8Order<>+60(SB)/4, $0x0000000f
 GLOBL keys8Order<>(SB), RODATA|NOPTR, $64
 
+// func axpyCodesQ8B3x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
+TEXT ·axpyCodesQ8B3x2VBMI(SB), NOSPLIT, $0-168
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 values8CtlB3<>+0(SB), Z1
+	VMOVDQU64 values8PermB3<>+0(SB), Z2
+	VMOVDQU64 values8PermB3<>+64(SB), Z3
+	VMOVDQU64 values8PermB3<>+128(SB), Z4
+	VMOVDQU64 values8PermB3<>+192(SB), Z5
+	MOVQ      $0x0000000000ffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	MOVQ      ahead_base+144(FP), AX
+	MOVQ      ahead_len+152(FP), CX
+	MOVQ      acc_base+0(FP), DX
+	MOVQ      codes_base+80(FP), BX
+	MOVQ      idxOff+112(FP), SI
+	ADDQ      SI, BX
+	MOVQ      d64+128(FP), SI
+
+axpyCodesQ8B3x2VBMI_chunk:
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ   BX, DI
+	MOVQ   w_base+32(FP), R8
+	MOVQ   n+120(FP), R9
+	MOVQ   stride+104(FP), R10
+	LEAQ   (R10)(R10*1), R11
+	LEAQ   (R11)(R10*1), R12
+
+axpyCodesQ8B3x2VBMI_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x2VBMI_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x2VBMI_pf
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	ADDQ       $0x00000080, AX
+	SUBQ       $0x00000080, CX
+
+axpyCodesQ8B3x2VBMI_pf:
+	VMOVDQU8.Z     (DI), K1, Z14
+	VMOVDQU8       -32(DI)(R10*1), K2, Z14
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
+	VMOVDQU8       -32(DI)(R12*1), K2, Z15
+	VMOVDQA64      Z2, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z6
+	VPDPBUSD.BCST  4(R8), Z16, Z10
+	VMOVDQA64      Z3, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z7
+	VPDPBUSD.BCST  4(R8), Z16, Z11
+	VMOVDQA64      Z4, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z8
+	VPDPBUSD.BCST  4(R8), Z16, Z12
+	VMOVDQA64      Z5, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z9
+	VPDPBUSD.BCST  4(R8), Z16, Z13
+	ADDQ           $0x10, R8
+	ADDQ           R11, DI
+	ADDQ           R11, DI
+	SUBQ           $0x04, R9
+	JMP            axpyCodesQ8B3x2VBMI_quad
+
+axpyCodesQ8B3x2VBMI_tail:
+	TESTQ          R9, R9
+	JZ             axpyCodesQ8B3x2VBMI_finish
+	XORQ           R13, R13
+	MOVQ           R13, R12
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
+	CMPQ           R9, $0x03
+	CMOVQLT        R13, R11
+	VMOVDQU8.Z     (DI), K1, Z14
+	VMOVDQU8       -32(DI)(R10*1), K2, Z14
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
+	VMOVDQU8       -32(DI)(R12*1), K2, Z15
+	VMOVDQA64      Z2, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z6
+	VPDPBUSD.BCST  4(R8), Z16, Z10
+	VMOVDQA64      Z3, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z7
+	VPDPBUSD.BCST  4(R8), Z16, Z11
+	VMOVDQA64      Z4, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z8
+	VPDPBUSD.BCST  4(R8), Z16, Z12
+	VMOVDQA64      Z5, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z9
+	VPDPBUSD.BCST  4(R8), Z16, Z13
+
+axpyCodesQ8B3x2VBMI_finish:
+	MOVQ        scales+56(FP), DI
+	MOVQ        offs+64(FP), R8
+	MOVQ        rows+136(FP), R9
+	MOVQ        DX, R10
+	MOVQ        accStride+24(FP), R11
+	SHLQ        $0x02, R11
+	VPSUBD.BCST (R8), Z6, Z6
+	VCVTDQ2PS   Z6, Z6
+	VMULPS.BCST (DI), Z6, Z6
+	VADDPS      (R10), Z6, Z6
+	VMOVUPS     Z6, (R10)
+	VPSUBD.BCST (R8), Z7, Z7
+	VCVTDQ2PS   Z7, Z7
+	VMULPS.BCST (DI), Z7, Z7
+	VADDPS      64(R10), Z7, Z7
+	VMOVUPS     Z7, 64(R10)
+	VPSUBD.BCST (R8), Z8, Z8
+	VCVTDQ2PS   Z8, Z8
+	VMULPS.BCST (DI), Z8, Z8
+	VADDPS      128(R10), Z8, Z8
+	VMOVUPS     Z8, 128(R10)
+	VPSUBD.BCST (R8), Z9, Z9
+	VCVTDQ2PS   Z9, Z9
+	VMULPS.BCST (DI), Z9, Z9
+	VADDPS      192(R10), Z9, Z9
+	VMOVUPS     Z9, 192(R10)
+	CMPQ        R9, $0x01
+	JLE         axpyCodesQ8B3x2VBMI_next
+	ADDQ        R11, R10
+	VPSUBD.BCST 4(R8), Z10, Z10
+	VCVTDQ2PS   Z10, Z10
+	VMULPS.BCST 4(DI), Z10, Z10
+	VADDPS      (R10), Z10, Z10
+	VMOVUPS     Z10, (R10)
+	VPSUBD.BCST 4(R8), Z11, Z11
+	VCVTDQ2PS   Z11, Z11
+	VMULPS.BCST 4(DI), Z11, Z11
+	VADDPS      64(R10), Z11, Z11
+	VMOVUPS     Z11, 64(R10)
+	VPSUBD.BCST 4(R8), Z12, Z12
+	VCVTDQ2PS   Z12, Z12
+	VMULPS.BCST 4(DI), Z12, Z12
+	VADDPS      128(R10), Z12, Z12
+	VMOVUPS     Z12, 128(R10)
+	VPSUBD.BCST 4(R8), Z13, Z13
+	VCVTDQ2PS   Z13, Z13
+	VMULPS.BCST 4(DI), Z13, Z13
+	VADDPS      192(R10), Z13, Z13
+	VMOVUPS     Z13, 192(R10)
+
+axpyCodesQ8B3x2VBMI_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x18, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B3x2VBMI_chunk
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-176
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 keys8CtlB3<>+0(SB), Z1
+	VMOVDQU64 keys8PermB3<>+0(SB), Z2
+	VMOVDQU64 keys8PermB3<>+64(SB), Z3
+	VMOVDQU64 keys8PermB3<>+128(SB), Z4
+	VMOVDQU64 keys8PermB3<>+192(SB), Z5
+	MOVQ      $0x0000000000ffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	VMOVDQU32 keys8Spread<>+0(SB), Z8
+	MOVQ      scales+56(FP), AX
+	VPERMPS   (AX), Z8, Z6
+	MOVQ      sums+64(FP), AX
+	VPERMD    (AX), Z8, Z7
+	VMOVDQU32 keys8Order<>+0(SB), Z8
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+80(FP), DX
+	MOVQ      n+128(FP), BX
+	MOVQ      stride+104(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+	MOVQ      ahead_base+152(FP), R10
+	MOVQ      ahead_len+160(FP), R11
+
+dotCodesQ8B3x2VBMI_quad:
+	TESTQ      BX, BX
+	JZ         dotCodesQ8B3x2VBMI_done
+	TESTQ      R11, R11
+	JLE        dotCodesQ8B3x2VBMI_pf
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
+
+dotCodesQ8B3x2VBMI_pf:
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B3x2VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8B3x2VBMI_full:
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   DX, R9
+	MOVQ   idxOff+112(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+136(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
+	LEAQ   (R14)(R14*2), R15
+
+dotCodesQ8B3x2VBMI_chunk:
+	VMOVDQU8.Z     (R9), K1, Z13
+	VMOVDQU8       -32(R9)(SI*1), K2, Z13
+	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
+	VMOVDQU8       -32(R9)(R8*1), K2, Z14
+	VMOVDQA64      Z2, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       (R12), Z15, Z9
+	VPDPBUSD       (R12)(R14*1), Z15, Z10
+	VMOVDQA64      Z3, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       64(R12), Z15, Z9
+	VPDPBUSD       64(R12)(R14*1), Z15, Z10
+	VMOVDQA64      Z4, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       128(R12), Z15, Z9
+	VPDPBUSD       128(R12)(R14*1), Z15, Z10
+	VMOVDQA64      Z5, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       192(R12), Z15, Z9
+	VPDPBUSD       192(R12)(R14*1), Z15, Z10
+	ADDQ           $0x18, R9
+	ADDQ           $0x00000100, R12
+	SUBQ           $0x40, R13
+	JNZ            dotCodesQ8B3x2VBMI_chunk
+	VPUNPCKLQDQ    Z10, Z9, Z13
+	VPUNPCKHQDQ    Z10, Z9, Z9
+	VPADDD         Z9, Z13, Z14
+	VPUNPCKLQDQ    Z12, Z11, Z13
+	VPUNPCKHQDQ    Z12, Z11, Z9
+	VPADDD         Z9, Z13, Z9
+	VPUNPCKLDQ     Z9, Z14, Z13
+	VPUNPCKHDQ     Z9, Z14, Z9
+	VPUNPCKLQDQ    Z9, Z13, Z14
+	VPUNPCKHQDQ    Z9, Z13, Z9
+	VPADDD         Z9, Z14, Z9
+	VPERMD         Z9, Z8, Z9
+	VPSUBD         Z7, Z9, Z9
+	VCVTDQ2PS      Z9, Z9
+	VMULPS         Z6, Z9, Z9
+	MOVQ           normOff+120(FP), R9
+	VPXORD         X16, X16, X16
+	VPINSRW        $0x00, (DX)(R9*1), X16, X16
+	ADDQ           DX, R9
+	VPINSRW        $0x01, (R9)(SI*1), X16, X16
+	VPINSRW        $0x02, (R9)(DI*1), X16, X16
+	VPINSRW        $0x03, (R9)(R8*1), X16, X16
+	VCVTPH2PS      X16, X16
+	VSHUFF32X4     $0x00, Z16, Z16, Z13
+	VMULPS         Z13, Z9, Z9
+	MOVQ           rows+144(FP), R9
+	MOVQ           AX, R12
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X9, X13, X13
+	VMOVUPS        X13, K3, (R12)
+	CMPQ           R9, $0x01
+	JLE            dotCodesQ8B3x2VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x01, Z9, X14
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R12)
+
+dotCodesQ8B3x2VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8B3x2VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8B3x2VBMI_quad
+
+dotCodesQ8B3x2VBMI_done:
+	VZEROUPPER
+	RET
+
+// func axpyCodesQ8B3x4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
+TEXT ·axpyCodesQ8B3x4VBMI(SB), NOSPLIT, $0-168
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 values8CtlB3<>+0(SB), Z1
+	VMOVDQU64 values8PermB3<>+0(SB), Z2
+	VMOVDQU64 values8PermB3<>+64(SB), Z3
+	VMOVDQU64 values8PermB3<>+128(SB), Z4
+	VMOVDQU64 values8PermB3<>+192(SB), Z5
+	MOVQ      $0x0000000000ffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	MOVQ      ahead_base+144(FP), AX
+	MOVQ      ahead_len+152(FP), CX
+	MOVQ      acc_base+0(FP), DX
+	MOVQ      codes_base+80(FP), BX
+	MOVQ      idxOff+112(FP), SI
+	ADDQ      SI, BX
+	MOVQ      d64+128(FP), SI
+
+axpyCodesQ8B3x4VBMI_chunk:
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ   BX, DI
+	MOVQ   w_base+32(FP), R8
+	MOVQ   n+120(FP), R9
+	MOVQ   stride+104(FP), R10
+	LEAQ   (R10)(R10*1), R11
+	LEAQ   (R11)(R10*1), R12
+
+axpyCodesQ8B3x4VBMI_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x4VBMI_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x4VBMI_pf
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	ADDQ       $0x00000080, AX
+	SUBQ       $0x00000080, CX
+
+axpyCodesQ8B3x4VBMI_pf:
+	VMOVDQU8.Z     (DI), K1, Z22
+	VMOVDQU8       -32(DI)(R10*1), K2, Z22
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
+	VMOVDQU8       -32(DI)(R12*1), K2, Z23
+	VMOVDQA64      Z2, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z6
+	VPDPBUSD.BCST  4(R8), Z24, Z10
+	VPDPBUSD.BCST  8(R8), Z24, Z14
+	VPDPBUSD.BCST  12(R8), Z24, Z18
+	VMOVDQA64      Z3, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z7
+	VPDPBUSD.BCST  4(R8), Z24, Z11
+	VPDPBUSD.BCST  8(R8), Z24, Z15
+	VPDPBUSD.BCST  12(R8), Z24, Z19
+	VMOVDQA64      Z4, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z8
+	VPDPBUSD.BCST  4(R8), Z24, Z12
+	VPDPBUSD.BCST  8(R8), Z24, Z16
+	VPDPBUSD.BCST  12(R8), Z24, Z20
+	VMOVDQA64      Z5, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z9
+	VPDPBUSD.BCST  4(R8), Z24, Z13
+	VPDPBUSD.BCST  8(R8), Z24, Z17
+	VPDPBUSD.BCST  12(R8), Z24, Z21
+	ADDQ           $0x10, R8
+	ADDQ           R11, DI
+	ADDQ           R11, DI
+	SUBQ           $0x04, R9
+	JMP            axpyCodesQ8B3x4VBMI_quad
+
+axpyCodesQ8B3x4VBMI_tail:
+	TESTQ          R9, R9
+	JZ             axpyCodesQ8B3x4VBMI_finish
+	XORQ           R13, R13
+	MOVQ           R13, R12
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
+	CMPQ           R9, $0x03
+	CMOVQLT        R13, R11
+	VMOVDQU8.Z     (DI), K1, Z22
+	VMOVDQU8       -32(DI)(R10*1), K2, Z22
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
+	VMOVDQU8       -32(DI)(R12*1), K2, Z23
+	VMOVDQA64      Z2, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z6
+	VPDPBUSD.BCST  4(R8), Z24, Z10
+	VPDPBUSD.BCST  8(R8), Z24, Z14
+	VPDPBUSD.BCST  12(R8), Z24, Z18
+	VMOVDQA64      Z3, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z7
+	VPDPBUSD.BCST  4(R8), Z24, Z11
+	VPDPBUSD.BCST  8(R8), Z24, Z15
+	VPDPBUSD.BCST  12(R8), Z24, Z19
+	VMOVDQA64      Z4, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z8
+	VPDPBUSD.BCST  4(R8), Z24, Z12
+	VPDPBUSD.BCST  8(R8), Z24, Z16
+	VPDPBUSD.BCST  12(R8), Z24, Z20
+	VMOVDQA64      Z5, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z9
+	VPDPBUSD.BCST  4(R8), Z24, Z13
+	VPDPBUSD.BCST  8(R8), Z24, Z17
+	VPDPBUSD.BCST  12(R8), Z24, Z21
+
+axpyCodesQ8B3x4VBMI_finish:
+	MOVQ        scales+56(FP), DI
+	MOVQ        offs+64(FP), R8
+	MOVQ        rows+136(FP), R9
+	MOVQ        DX, R10
+	MOVQ        accStride+24(FP), R11
+	SHLQ        $0x02, R11
+	VPSUBD.BCST (R8), Z6, Z6
+	VCVTDQ2PS   Z6, Z6
+	VMULPS.BCST (DI), Z6, Z6
+	VADDPS      (R10), Z6, Z6
+	VMOVUPS     Z6, (R10)
+	VPSUBD.BCST (R8), Z7, Z7
+	VCVTDQ2PS   Z7, Z7
+	VMULPS.BCST (DI), Z7, Z7
+	VADDPS      64(R10), Z7, Z7
+	VMOVUPS     Z7, 64(R10)
+	VPSUBD.BCST (R8), Z8, Z8
+	VCVTDQ2PS   Z8, Z8
+	VMULPS.BCST (DI), Z8, Z8
+	VADDPS      128(R10), Z8, Z8
+	VMOVUPS     Z8, 128(R10)
+	VPSUBD.BCST (R8), Z9, Z9
+	VCVTDQ2PS   Z9, Z9
+	VMULPS.BCST (DI), Z9, Z9
+	VADDPS      192(R10), Z9, Z9
+	VMOVUPS     Z9, 192(R10)
+	CMPQ        R9, $0x01
+	JLE         axpyCodesQ8B3x4VBMI_next
+	ADDQ        R11, R10
+	VPSUBD.BCST 4(R8), Z10, Z10
+	VCVTDQ2PS   Z10, Z10
+	VMULPS.BCST 4(DI), Z10, Z10
+	VADDPS      (R10), Z10, Z10
+	VMOVUPS     Z10, (R10)
+	VPSUBD.BCST 4(R8), Z11, Z11
+	VCVTDQ2PS   Z11, Z11
+	VMULPS.BCST 4(DI), Z11, Z11
+	VADDPS      64(R10), Z11, Z11
+	VMOVUPS     Z11, 64(R10)
+	VPSUBD.BCST 4(R8), Z12, Z12
+	VCVTDQ2PS   Z12, Z12
+	VMULPS.BCST 4(DI), Z12, Z12
+	VADDPS      128(R10), Z12, Z12
+	VMOVUPS     Z12, 128(R10)
+	VPSUBD.BCST 4(R8), Z13, Z13
+	VCVTDQ2PS   Z13, Z13
+	VMULPS.BCST 4(DI), Z13, Z13
+	VADDPS      192(R10), Z13, Z13
+	VMOVUPS     Z13, 192(R10)
+	CMPQ        R9, $0x02
+	JLE         axpyCodesQ8B3x4VBMI_next
+	ADDQ        R11, R10
+	VPSUBD.BCST 8(R8), Z14, Z14
+	VCVTDQ2PS   Z14, Z14
+	VMULPS.BCST 8(DI), Z14, Z14
+	VADDPS      (R10), Z14, Z14
+	VMOVUPS     Z14, (R10)
+	VPSUBD.BCST 8(R8), Z15, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS.BCST 8(DI), Z15, Z15
+	VADDPS      64(R10), Z15, Z15
+	VMOVUPS     Z15, 64(R10)
+	VPSUBD.BCST 8(R8), Z16, Z16
+	VCVTDQ2PS   Z16, Z16
+	VMULPS.BCST 8(DI), Z16, Z16
+	VADDPS      128(R10), Z16, Z16
+	VMOVUPS     Z16, 128(R10)
+	VPSUBD.BCST 8(R8), Z17, Z17
+	VCVTDQ2PS   Z17, Z17
+	VMULPS.BCST 8(DI), Z17, Z17
+	VADDPS      192(R10), Z17, Z17
+	VMOVUPS     Z17, 192(R10)
+	CMPQ        R9, $0x03
+	JLE         axpyCodesQ8B3x4VBMI_next
+	ADDQ        R11, R10
+	VPSUBD.BCST 12(R8), Z18, Z18
+	VCVTDQ2PS   Z18, Z18
+	VMULPS.BCST 12(DI), Z18, Z18
+	VADDPS      (R10), Z18, Z18
+	VMOVUPS     Z18, (R10)
+	VPSUBD.BCST 12(R8), Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VMULPS.BCST 12(DI), Z19, Z19
+	VADDPS      64(R10), Z19, Z19
+	VMOVUPS     Z19, 64(R10)
+	VPSUBD.BCST 12(R8), Z20, Z20
+	VCVTDQ2PS   Z20, Z20
+	VMULPS.BCST 12(DI), Z20, Z20
+	VADDPS      128(R10), Z20, Z20
+	VMOVUPS     Z20, 128(R10)
+	VPSUBD.BCST 12(R8), Z21, Z21
+	VCVTDQ2PS   Z21, Z21
+	VMULPS.BCST 12(DI), Z21, Z21
+	VADDPS      192(R10), Z21, Z21
+	VMOVUPS     Z21, 192(R10)
+
+axpyCodesQ8B3x4VBMI_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x18, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B3x4VBMI_chunk
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-176
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 keys8CtlB3<>+0(SB), Z1
+	VMOVDQU64 keys8PermB3<>+0(SB), Z2
+	VMOVDQU64 keys8PermB3<>+64(SB), Z3
+	VMOVDQU64 keys8PermB3<>+128(SB), Z4
+	VMOVDQU64 keys8PermB3<>+192(SB), Z5
+	MOVQ      $0x0000000000ffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	VMOVDQU32 keys8Spread<>+0(SB), Z8
+	MOVQ      scales+56(FP), AX
+	VPERMPS   (AX), Z8, Z6
+	MOVQ      sums+64(FP), AX
+	VPERMD    (AX), Z8, Z7
+	VMOVDQU32 keys8Order<>+0(SB), Z8
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+80(FP), DX
+	MOVQ      n+128(FP), BX
+	MOVQ      stride+104(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+	MOVQ      ahead_base+152(FP), R10
+	MOVQ      ahead_len+160(FP), R11
+
+dotCodesQ8B3x4VBMI_quad:
+	TESTQ      BX, BX
+	JZ         dotCodesQ8B3x4VBMI_done
+	TESTQ      R11, R11
+	JLE        dotCodesQ8B3x4VBMI_pf
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
+
+dotCodesQ8B3x4VBMI_pf:
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B3x4VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8B3x4VBMI_full:
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   DX, R9
+	MOVQ   idxOff+112(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+136(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
+	LEAQ   (R14)(R14*2), R15
+
+dotCodesQ8B3x4VBMI_chunk:
+	VMOVDQU8.Z     (R9), K1, Z13
+	VMOVDQU8       -32(R9)(SI*1), K2, Z13
+	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
+	VMOVDQU8       -32(R9)(R8*1), K2, Z14
+	VMOVDQA64      Z2, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       (R12), Z15, Z9
+	VPDPBUSD       (R12)(R14*1), Z15, Z10
+	VPDPBUSD       (R12)(R14*2), Z15, Z11
+	VPDPBUSD       (R12)(R15*1), Z15, Z12
+	VMOVDQA64      Z3, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       64(R12), Z15, Z9
+	VPDPBUSD       64(R12)(R14*1), Z15, Z10
+	VPDPBUSD       64(R12)(R14*2), Z15, Z11
+	VPDPBUSD       64(R12)(R15*1), Z15, Z12
+	VMOVDQA64      Z4, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       128(R12), Z15, Z9
+	VPDPBUSD       128(R12)(R14*1), Z15, Z10
+	VPDPBUSD       128(R12)(R14*2), Z15, Z11
+	VPDPBUSD       128(R12)(R15*1), Z15, Z12
+	VMOVDQA64      Z5, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       192(R12), Z15, Z9
+	VPDPBUSD       192(R12)(R14*1), Z15, Z10
+	VPDPBUSD       192(R12)(R14*2), Z15, Z11
+	VPDPBUSD       192(R12)(R15*1), Z15, Z12
+	ADDQ           $0x18, R9
+	ADDQ           $0x00000100, R12
+	SUBQ           $0x40, R13
+	JNZ            dotCodesQ8B3x4VBMI_chunk
+	VPUNPCKLQDQ    Z10, Z9, Z13
+	VPUNPCKHQDQ    Z10, Z9, Z9
+	VPADDD         Z9, Z13, Z14
+	VPUNPCKLQDQ    Z12, Z11, Z13
+	VPUNPCKHQDQ    Z12, Z11, Z9
+	VPADDD         Z9, Z13, Z9
+	VPUNPCKLDQ     Z9, Z14, Z13
+	VPUNPCKHDQ     Z9, Z14, Z9
+	VPUNPCKLQDQ    Z9, Z13, Z14
+	VPUNPCKHQDQ    Z9, Z13, Z9
+	VPADDD         Z9, Z14, Z9
+	VPERMD         Z9, Z8, Z9
+	VPSUBD         Z7, Z9, Z9
+	VCVTDQ2PS      Z9, Z9
+	VMULPS         Z6, Z9, Z9
+	MOVQ           normOff+120(FP), R9
+	VPXORD         X16, X16, X16
+	VPINSRW        $0x00, (DX)(R9*1), X16, X16
+	ADDQ           DX, R9
+	VPINSRW        $0x01, (R9)(SI*1), X16, X16
+	VPINSRW        $0x02, (R9)(DI*1), X16, X16
+	VPINSRW        $0x03, (R9)(R8*1), X16, X16
+	VCVTPH2PS      X16, X16
+	VSHUFF32X4     $0x00, Z16, Z16, Z13
+	VMULPS         Z13, Z9, Z9
+	MOVQ           rows+144(FP), R9
+	MOVQ           AX, R12
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X9, X13, X13
+	VMOVUPS        X13, K3, (R12)
+	CMPQ           R9, $0x01
+	JLE            dotCodesQ8B3x4VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x01, Z9, X14
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R12)
+	CMPQ           R9, $0x02
+	JLE            dotCodesQ8B3x4VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x02, Z9, X14
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R12)
+	CMPQ           R9, $0x03
+	JLE            dotCodesQ8B3x4VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x03, Z9, X14
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R12)
+
+dotCodesQ8B3x4VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8B3x4VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8B3x4VBMI_quad
+
+dotCodesQ8B3x4VBMI_done:
+	VZEROUPPER
+	RET
+
 // func dotCodesQ8B4x4AVX2(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[32]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d32 int)
 // Requires: AVX, AVX2, F16C
 TEXT ·dotCodesQ8B4x4AVX2(SB), NOSPLIT, $0-144
@@ -6997,9 +7619,9 @@ dotCodesQ8B4x4VNNI_done:
 	VZEROUPPER
 	RET
 
-// func axpyCodesQ8B4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// func axpyCodesQ8B4x1VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
-TEXT ·axpyCodesQ8B4VBMI(SB), NOSPLIT, $0-168
+TEXT ·axpyCodesQ8B4x1VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
 	VMOVDQU64 values8CtlB4<>+0(SB), Z1
@@ -7019,23 +7641,11 @@ TEXT ·axpyCodesQ8B4VBMI(SB), NOSPLIT, $0-168
 	ADDQ      SI, BX
 	MOVQ      d64+128(FP), SI
 
-axpyCodesQ8B4VBMI_chunk:
+axpyCodesQ8B4x1VBMI_chunk:
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
-	VPXORD Z17, Z17, Z17
-	VPXORD Z18, Z18, Z18
-	VPXORD Z19, Z19, Z19
-	VPXORD Z20, Z20, Z20
-	VPXORD Z21, Z21, Z21
 	MOVQ   BX, DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
@@ -7043,207 +7653,112 @@ axpyCodesQ8B4VBMI_chunk:
 	LEAQ   (R10)(R10*1), R11
 	LEAQ   (R11)(R10*1), R12
 
-axpyCodesQ8B4VBMI_quad:
+axpyCodesQ8B4x1VBMI_quad:
 	CMPQ       R9, $0x04
-	JB         axpyCodesQ8B4VBMI_tail
+	JB         axpyCodesQ8B4x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4VBMI_pf
+	JLE        axpyCodesQ8B4x1VBMI_pf
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4VBMI_pf:
-	VMOVDQU8.Z     (DI), K1, Z22
-	VMOVDQU8       -32(DI)(R10*1), K2, Z22
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
-	VMOVDQU8       -32(DI)(R12*1), K2, Z23
-	VMOVDQA64      Z2, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z6
-	VPDPBUSD.BCST  4(R8), Z24, Z10
-	VPDPBUSD.BCST  8(R8), Z24, Z14
-	VPDPBUSD.BCST  12(R8), Z24, Z18
-	VMOVDQA64      Z3, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z7
-	VPDPBUSD.BCST  4(R8), Z24, Z11
-	VPDPBUSD.BCST  8(R8), Z24, Z15
-	VPDPBUSD.BCST  12(R8), Z24, Z19
-	VMOVDQA64      Z4, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z8
-	VPDPBUSD.BCST  4(R8), Z24, Z12
-	VPDPBUSD.BCST  8(R8), Z24, Z16
-	VPDPBUSD.BCST  12(R8), Z24, Z20
-	VMOVDQA64      Z5, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z9
-	VPDPBUSD.BCST  4(R8), Z24, Z13
-	VPDPBUSD.BCST  8(R8), Z24, Z17
-	VPDPBUSD.BCST  12(R8), Z24, Z21
+axpyCodesQ8B4x1VBMI_pf:
+	VMOVDQU8.Z     (DI), K1, Z10
+	VMOVDQU8       -32(DI)(R10*1), K2, Z10
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
+	VMOVDQU8       -32(DI)(R12*1), K2, Z11
+	VMOVDQA64      Z2, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z6
+	VMOVDQA64      Z3, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z7
+	VMOVDQA64      Z4, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z8
+	VMOVDQA64      Z5, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z9
 	ADDQ           $0x10, R8
 	ADDQ           R11, DI
 	ADDQ           R11, DI
 	SUBQ           $0x04, R9
-	JMP            axpyCodesQ8B4VBMI_quad
+	JMP            axpyCodesQ8B4x1VBMI_quad
 
-axpyCodesQ8B4VBMI_tail:
+axpyCodesQ8B4x1VBMI_tail:
 	TESTQ          R9, R9
-	JZ             axpyCodesQ8B4VBMI_finish
+	JZ             axpyCodesQ8B4x1VBMI_finish
 	XORQ           R13, R13
 	MOVQ           R13, R12
 	CMPQ           R9, $0x02
 	CMOVQLT        R13, R10
 	CMPQ           R9, $0x03
 	CMOVQLT        R13, R11
-	VMOVDQU8.Z     (DI), K1, Z22
-	VMOVDQU8       -32(DI)(R10*1), K2, Z22
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
-	VMOVDQU8       -32(DI)(R12*1), K2, Z23
-	VMOVDQA64      Z2, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z6
-	VPDPBUSD.BCST  4(R8), Z24, Z10
-	VPDPBUSD.BCST  8(R8), Z24, Z14
-	VPDPBUSD.BCST  12(R8), Z24, Z18
-	VMOVDQA64      Z3, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z7
-	VPDPBUSD.BCST  4(R8), Z24, Z11
-	VPDPBUSD.BCST  8(R8), Z24, Z15
-	VPDPBUSD.BCST  12(R8), Z24, Z19
-	VMOVDQA64      Z4, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z8
-	VPDPBUSD.BCST  4(R8), Z24, Z12
-	VPDPBUSD.BCST  8(R8), Z24, Z16
-	VPDPBUSD.BCST  12(R8), Z24, Z20
-	VMOVDQA64      Z5, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z9
-	VPDPBUSD.BCST  4(R8), Z24, Z13
-	VPDPBUSD.BCST  8(R8), Z24, Z17
-	VPDPBUSD.BCST  12(R8), Z24, Z21
+	VMOVDQU8.Z     (DI), K1, Z10
+	VMOVDQU8       -32(DI)(R10*1), K2, Z10
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
+	VMOVDQU8       -32(DI)(R12*1), K2, Z11
+	VMOVDQA64      Z2, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z6
+	VMOVDQA64      Z3, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z7
+	VMOVDQA64      Z4, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z8
+	VMOVDQA64      Z5, Z12
+	VPERMI2B       Z11, Z10, Z12
+	VPMULTISHIFTQB Z12, Z1, Z12
+	VPERMB         Z0, Z12, Z12
+	VPDPBUSD.BCST  (R8), Z12, Z9
 
-axpyCodesQ8B4VBMI_finish:
+axpyCodesQ8B4x1VBMI_finish:
 	MOVQ        scales+56(FP), DI
 	MOVQ        offs+64(FP), R8
 	MOVQ        rows+136(FP), R9
-	MOVQ        DX, R10
-	MOVQ        accStride+24(FP), R11
-	SHLQ        $0x02, R11
+	MOVQ        DX, R9
+	MOVQ        accStride+24(FP), R10
+	SHLQ        $0x02, R10
 	VPSUBD.BCST (R8), Z6, Z6
 	VCVTDQ2PS   Z6, Z6
 	VMULPS.BCST (DI), Z6, Z6
-	VADDPS      (R10), Z6, Z6
-	VMOVUPS     Z6, (R10)
+	VADDPS      (R9), Z6, Z6
+	VMOVUPS     Z6, (R9)
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
-	VADDPS      64(R10), Z7, Z7
-	VMOVUPS     Z7, 64(R10)
+	VADDPS      64(R9), Z7, Z7
+	VMOVUPS     Z7, 64(R9)
 	VPSUBD.BCST (R8), Z8, Z8
 	VCVTDQ2PS   Z8, Z8
 	VMULPS.BCST (DI), Z8, Z8
-	VADDPS      128(R10), Z8, Z8
-	VMOVUPS     Z8, 128(R10)
+	VADDPS      128(R9), Z8, Z8
+	VMOVUPS     Z8, 128(R9)
 	VPSUBD.BCST (R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST (DI), Z9, Z9
-	VADDPS      192(R10), Z9, Z9
-	VMOVUPS     Z9, 192(R10)
-	CMPQ        R9, $0x01
-	JLE         axpyCodesQ8B4VBMI_next
-	ADDQ        R11, R10
-	VPSUBD.BCST 4(R8), Z10, Z10
-	VCVTDQ2PS   Z10, Z10
-	VMULPS.BCST 4(DI), Z10, Z10
-	VADDPS      (R10), Z10, Z10
-	VMOVUPS     Z10, (R10)
-	VPSUBD.BCST 4(R8), Z11, Z11
-	VCVTDQ2PS   Z11, Z11
-	VMULPS.BCST 4(DI), Z11, Z11
-	VADDPS      64(R10), Z11, Z11
-	VMOVUPS     Z11, 64(R10)
-	VPSUBD.BCST 4(R8), Z12, Z12
-	VCVTDQ2PS   Z12, Z12
-	VMULPS.BCST 4(DI), Z12, Z12
-	VADDPS      128(R10), Z12, Z12
-	VMOVUPS     Z12, 128(R10)
-	VPSUBD.BCST 4(R8), Z13, Z13
-	VCVTDQ2PS   Z13, Z13
-	VMULPS.BCST 4(DI), Z13, Z13
-	VADDPS      192(R10), Z13, Z13
-	VMOVUPS     Z13, 192(R10)
-	CMPQ        R9, $0x02
-	JLE         axpyCodesQ8B4VBMI_next
-	ADDQ        R11, R10
-	VPSUBD.BCST 8(R8), Z14, Z14
-	VCVTDQ2PS   Z14, Z14
-	VMULPS.BCST 8(DI), Z14, Z14
-	VADDPS      (R10), Z14, Z14
-	VMOVUPS     Z14, (R10)
-	VPSUBD.BCST 8(R8), Z15, Z15
-	VCVTDQ2PS   Z15, Z15
-	VMULPS.BCST 8(DI), Z15, Z15
-	VADDPS      64(R10), Z15, Z15
-	VMOVUPS     Z15, 64(R10)
-	VPSUBD.BCST 8(R8), Z16, Z16
-	VCVTDQ2PS   Z16, Z16
-	VMULPS.BCST 8(DI), Z16, Z16
-	VADDPS      128(R10), Z16, Z16
-	VMOVUPS     Z16, 128(R10)
-	VPSUBD.BCST 8(R8), Z17, Z17
-	VCVTDQ2PS   Z17, Z17
-	VMULPS.BCST 8(DI), Z17, Z17
-	VADDPS      192(R10), Z17, Z17
-	VMOVUPS     Z17, 192(R10)
-	CMPQ        R9, $0x03
-	JLE         axpyCodesQ8B4VBMI_next
-	ADDQ        R11, R10
-	VPSUBD.BCST 12(R8), Z18, Z18
-	VCVTDQ2PS   Z18, Z18
-	VMULPS.BCST 12(DI), Z18, Z18
-	VADDPS      (R10), Z18, Z18
-	VMOVUPS     Z18, (R10)
-	VPSUBD.BCST 12(R8), Z19, Z19
-	VCVTDQ2PS   Z19, Z19
-	VMULPS.BCST 12(DI), Z19, Z19
-	VADDPS      64(R10), Z19, Z19
-	VMOVUPS     Z19, 64(R10)
-	VPSUBD.BCST 12(R8), Z20, Z20
-	VCVTDQ2PS   Z20, Z20
-	VMULPS.BCST 12(DI), Z20, Z20
-	VADDPS      128(R10), Z20, Z20
-	VMOVUPS     Z20, 128(R10)
-	VPSUBD.BCST 12(R8), Z21, Z21
-	VCVTDQ2PS   Z21, Z21
-	VMULPS.BCST 12(DI), Z21, Z21
-	VADDPS      192(R10), Z21, Z21
-	VMOVUPS     Z21, 192(R10)
-
-axpyCodesQ8B4VBMI_next:
-	ADDQ $0x00000100, DX
-	ADDQ $0x20, BX
-	SUBQ $0x40, SI
-	JNZ  axpyCodesQ8B4VBMI_chunk
+	VADDPS      192(R9), Z9, Z9
+	VMOVUPS     Z9, 192(R9)
+	ADDQ        $0x00000100, DX
+	ADDQ        $0x20, BX
+	SUBQ        $0x40, SI
+	JNZ         axpyCodesQ8B4x1VBMI_chunk
 	VZEROUPPER
 	RET
 
@@ -7571,9 +8086,9 @@ DATA values8CtlB4<>+62(SB)/1, $0x24
 DATA values8CtlB4<>+63(SB)/1, $0x34
 GLOBL values8CtlB4<>(SB), RODATA|NOPTR, $64
 
-// func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
-TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-176
+TEXT ·dotCodesQ8B4x1VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
 	VMOVDQU64 keys8CtlB4<>+0(SB), Z1
@@ -7594,97 +8109,85 @@ TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-176
 	MOVQ      out_base+0(FP), AX
 	MOVQ      outStride+24(FP), CX
 	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), DX
-	MOVQ      n+128(FP), BX
-	MOVQ      stride+104(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
-	MOVQ      ahead_base+152(FP), R10
-	MOVQ      ahead_len+160(FP), R11
+	MOVQ      codes_base+80(FP), CX
+	MOVQ      n+128(FP), DX
+	MOVQ      stride+104(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	MOVQ      $0x0000000f, R8
+	KMOVQ     R8, K3
+	MOVQ      ahead_base+152(FP), R9
+	MOVQ      ahead_len+160(FP), R10
 
-dotCodesQ8B4x4VBMI_quad:
-	TESTQ      BX, BX
-	JZ         dotCodesQ8B4x4VBMI_done
-	TESTQ      R11, R11
-	JLE        dotCodesQ8B4x4VBMI_pf
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+dotCodesQ8B4x1VBMI_quad:
+	TESTQ      DX, DX
+	JZ         dotCodesQ8B4x1VBMI_done
+	TESTQ      R10, R10
+	JLE        dotCodesQ8B4x1VBMI_pf
+	PREFETCHT0 (R9)
+	PREFETCHT0 64(R9)
+	PREFETCHT0 128(R9)
+	PREFETCHT0 192(R9)
+	ADDQ       $0x00000100, R9
+	SUBQ       $0x00000100, R10
 
-dotCodesQ8B4x4VBMI_pf:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B4x4VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+dotCodesQ8B4x1VBMI_pf:
+	CMPQ    DX, $0x04
+	JAE     dotCodesQ8B4x1VBMI_full
+	MOVQ    $0x00000001, R8
+	SHLXQ   DX, R8, R8
+	DECQ    R8
+	KMOVQ   R8, K3
+	XORQ    R8, R8
+	MOVQ    R8, DI
+	CMPQ    DX, $0x03
+	CMOVQLT R8, SI
+	CMPQ    DX, $0x02
+	CMOVQLT R8, BX
 
-dotCodesQ8B4x4VBMI_full:
+dotCodesQ8B4x1VBMI_full:
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	MOVQ   DX, R9
-	MOVQ   idxOff+112(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+136(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
+	MOVQ   CX, R8
+	MOVQ   idxOff+112(FP), R11
+	ADDQ   R11, R8
+	MOVQ   q_base+32(FP), R11
+	MOVQ   d64+136(FP), R12
+	LEAQ   (R12)(R12*2), R13
+	ADDQ   R12, R13
+	LEAQ   (R13)(R13*2), R13
 
-dotCodesQ8B4x4VBMI_chunk:
-	VMOVDQU8.Z     (R9), K1, Z13
-	VMOVDQU8       -32(R9)(SI*1), K2, Z13
-	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
-	VMOVDQU8       -32(R9)(R8*1), K2, Z14
+dotCodesQ8B4x1VBMI_chunk:
+	VMOVDQU8.Z     (R8), K1, Z13
+	VMOVDQU8       -32(R8)(BX*1), K2, Z13
+	VMOVDQU8.Z     (R8)(SI*1), K1, Z14
+	VMOVDQU8       -32(R8)(DI*1), K2, Z14
 	VMOVDQA64      Z2, Z15
 	VPERMI2B       Z14, Z13, Z15
 	VPMULTISHIFTQB Z15, Z1, Z15
 	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       (R12), Z15, Z9
-	VPDPBUSD       (R12)(R14*1), Z15, Z10
-	VPDPBUSD       (R12)(R14*2), Z15, Z11
-	VPDPBUSD       (R12)(R15*1), Z15, Z12
+	VPDPBUSD       (R11), Z15, Z9
 	VMOVDQA64      Z3, Z15
 	VPERMI2B       Z14, Z13, Z15
 	VPMULTISHIFTQB Z15, Z1, Z15
 	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       64(R12), Z15, Z9
-	VPDPBUSD       64(R12)(R14*1), Z15, Z10
-	VPDPBUSD       64(R12)(R14*2), Z15, Z11
-	VPDPBUSD       64(R12)(R15*1), Z15, Z12
+	VPDPBUSD       64(R11), Z15, Z9
 	VMOVDQA64      Z4, Z15
 	VPERMI2B       Z14, Z13, Z15
 	VPMULTISHIFTQB Z15, Z1, Z15
 	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       128(R12), Z15, Z9
-	VPDPBUSD       128(R12)(R14*1), Z15, Z10
-	VPDPBUSD       128(R12)(R14*2), Z15, Z11
-	VPDPBUSD       128(R12)(R15*1), Z15, Z12
+	VPDPBUSD       128(R11), Z15, Z9
 	VMOVDQA64      Z5, Z15
 	VPERMI2B       Z14, Z13, Z15
 	VPMULTISHIFTQB Z15, Z1, Z15
 	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       192(R12), Z15, Z9
-	VPDPBUSD       192(R12)(R14*1), Z15, Z10
-	VPDPBUSD       192(R12)(R14*2), Z15, Z11
-	VPDPBUSD       192(R12)(R15*1), Z15, Z12
-	ADDQ           $0x20, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8B4x4VBMI_chunk
+	VPDPBUSD       192(R11), Z15, Z9
+	ADDQ           $0x20, R8
+	ADDQ           $0x00000100, R11
+	SUBQ           $0x40, R12
+	JNZ            dotCodesQ8B4x1VBMI_chunk
 	VPUNPCKLQDQ    Z10, Z9, Z13
 	VPUNPCKHQDQ    Z10, Z9, Z9
 	VPADDD         Z9, Z13, Z14
@@ -7700,52 +8203,29 @@ dotCodesQ8B4x4VBMI_chunk:
 	VPSUBD         Z7, Z9, Z9
 	VCVTDQ2PS      Z9, Z9
 	VMULPS         Z6, Z9, Z9
-	MOVQ           normOff+120(FP), R9
+	MOVQ           normOff+120(FP), R8
 	VPXORD         X16, X16, X16
-	VPINSRW        $0x00, (DX)(R9*1), X16, X16
-	ADDQ           DX, R9
-	VPINSRW        $0x01, (R9)(SI*1), X16, X16
-	VPINSRW        $0x02, (R9)(DI*1), X16, X16
-	VPINSRW        $0x03, (R9)(R8*1), X16, X16
+	VPINSRW        $0x00, (CX)(R8*1), X16, X16
+	ADDQ           CX, R8
+	VPINSRW        $0x01, (R8)(BX*1), X16, X16
+	VPINSRW        $0x02, (R8)(SI*1), X16, X16
+	VPINSRW        $0x03, (R8)(DI*1), X16, X16
 	VCVTPH2PS      X16, X16
 	VSHUFF32X4     $0x00, Z16, Z16, Z13
 	VMULPS         Z13, Z9, Z9
-	MOVQ           rows+144(FP), R9
-	MOVQ           AX, R12
-	VMOVUPS.Z      (R12), K3, X13
+	MOVQ           rows+144(FP), R8
+	MOVQ           AX, R8
+	VMOVUPS.Z      (R8), K3, X13
 	VADDPS         X9, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x01
-	JLE            dotCodesQ8B4x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x01, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x02
-	JLE            dotCodesQ8B4x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x02, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x03
-	JLE            dotCodesQ8B4x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x03, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
+	VMOVUPS        X13, K3, (R8)
+	CMPQ           DX, $0x04
+	JB             dotCodesQ8B4x1VBMI_done
+	ADDQ           $0x10, AX
+	LEAQ           (CX)(SI*2), CX
+	SUBQ           $0x04, DX
+	JMP            dotCodesQ8B4x1VBMI_quad
 
-dotCodesQ8B4x4VBMI_stored:
-	CMPQ BX, $0x04
-	JB   dotCodesQ8B4x4VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
-	JMP  dotCodesQ8B4x4VBMI_quad
-
-dotCodesQ8B4x4VBMI_done:
+dotCodesQ8B4x1VBMI_done:
 	VZEROUPPER
 	RET
 
@@ -8072,6 +8552,770 @@ DATA keys8CtlB4<>+61(SB)/1, $0x14
 DATA keys8CtlB4<>+62(SB)/1, $0x18
 DATA keys8CtlB4<>+63(SB)/1, $0x1c
 GLOBL keys8CtlB4<>(SB), RODATA|NOPTR, $64
+
+// func axpyCodesQ8B4x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
+TEXT ·axpyCodesQ8B4x2VBMI(SB), NOSPLIT, $0-168
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 values8CtlB4<>+0(SB), Z1
+	VMOVDQU64 values8PermB4<>+0(SB), Z2
+	VMOVDQU64 values8PermB4<>+64(SB), Z3
+	VMOVDQU64 values8PermB4<>+128(SB), Z4
+	VMOVDQU64 values8PermB4<>+192(SB), Z5
+	MOVQ      $0x00000000ffffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	MOVQ      ahead_base+144(FP), AX
+	MOVQ      ahead_len+152(FP), CX
+	MOVQ      acc_base+0(FP), DX
+	MOVQ      codes_base+80(FP), BX
+	MOVQ      idxOff+112(FP), SI
+	ADDQ      SI, BX
+	MOVQ      d64+128(FP), SI
+
+axpyCodesQ8B4x2VBMI_chunk:
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ   BX, DI
+	MOVQ   w_base+32(FP), R8
+	MOVQ   n+120(FP), R9
+	MOVQ   stride+104(FP), R10
+	LEAQ   (R10)(R10*1), R11
+	LEAQ   (R11)(R10*1), R12
+
+axpyCodesQ8B4x2VBMI_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x2VBMI_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x2VBMI_pf
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	ADDQ       $0x00000080, AX
+	SUBQ       $0x00000080, CX
+
+axpyCodesQ8B4x2VBMI_pf:
+	VMOVDQU8.Z     (DI), K1, Z14
+	VMOVDQU8       -32(DI)(R10*1), K2, Z14
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
+	VMOVDQU8       -32(DI)(R12*1), K2, Z15
+	VMOVDQA64      Z2, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z6
+	VPDPBUSD.BCST  4(R8), Z16, Z10
+	VMOVDQA64      Z3, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z7
+	VPDPBUSD.BCST  4(R8), Z16, Z11
+	VMOVDQA64      Z4, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z8
+	VPDPBUSD.BCST  4(R8), Z16, Z12
+	VMOVDQA64      Z5, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z9
+	VPDPBUSD.BCST  4(R8), Z16, Z13
+	ADDQ           $0x10, R8
+	ADDQ           R11, DI
+	ADDQ           R11, DI
+	SUBQ           $0x04, R9
+	JMP            axpyCodesQ8B4x2VBMI_quad
+
+axpyCodesQ8B4x2VBMI_tail:
+	TESTQ          R9, R9
+	JZ             axpyCodesQ8B4x2VBMI_finish
+	XORQ           R13, R13
+	MOVQ           R13, R12
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
+	CMPQ           R9, $0x03
+	CMOVQLT        R13, R11
+	VMOVDQU8.Z     (DI), K1, Z14
+	VMOVDQU8       -32(DI)(R10*1), K2, Z14
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
+	VMOVDQU8       -32(DI)(R12*1), K2, Z15
+	VMOVDQA64      Z2, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z6
+	VPDPBUSD.BCST  4(R8), Z16, Z10
+	VMOVDQA64      Z3, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z7
+	VPDPBUSD.BCST  4(R8), Z16, Z11
+	VMOVDQA64      Z4, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z8
+	VPDPBUSD.BCST  4(R8), Z16, Z12
+	VMOVDQA64      Z5, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD.BCST  (R8), Z16, Z9
+	VPDPBUSD.BCST  4(R8), Z16, Z13
+
+axpyCodesQ8B4x2VBMI_finish:
+	MOVQ        scales+56(FP), DI
+	MOVQ        offs+64(FP), R8
+	MOVQ        rows+136(FP), R9
+	MOVQ        DX, R10
+	MOVQ        accStride+24(FP), R11
+	SHLQ        $0x02, R11
+	VPSUBD.BCST (R8), Z6, Z6
+	VCVTDQ2PS   Z6, Z6
+	VMULPS.BCST (DI), Z6, Z6
+	VADDPS      (R10), Z6, Z6
+	VMOVUPS     Z6, (R10)
+	VPSUBD.BCST (R8), Z7, Z7
+	VCVTDQ2PS   Z7, Z7
+	VMULPS.BCST (DI), Z7, Z7
+	VADDPS      64(R10), Z7, Z7
+	VMOVUPS     Z7, 64(R10)
+	VPSUBD.BCST (R8), Z8, Z8
+	VCVTDQ2PS   Z8, Z8
+	VMULPS.BCST (DI), Z8, Z8
+	VADDPS      128(R10), Z8, Z8
+	VMOVUPS     Z8, 128(R10)
+	VPSUBD.BCST (R8), Z9, Z9
+	VCVTDQ2PS   Z9, Z9
+	VMULPS.BCST (DI), Z9, Z9
+	VADDPS      192(R10), Z9, Z9
+	VMOVUPS     Z9, 192(R10)
+	CMPQ        R9, $0x01
+	JLE         axpyCodesQ8B4x2VBMI_next
+	ADDQ        R11, R10
+	VPSUBD.BCST 4(R8), Z10, Z10
+	VCVTDQ2PS   Z10, Z10
+	VMULPS.BCST 4(DI), Z10, Z10
+	VADDPS      (R10), Z10, Z10
+	VMOVUPS     Z10, (R10)
+	VPSUBD.BCST 4(R8), Z11, Z11
+	VCVTDQ2PS   Z11, Z11
+	VMULPS.BCST 4(DI), Z11, Z11
+	VADDPS      64(R10), Z11, Z11
+	VMOVUPS     Z11, 64(R10)
+	VPSUBD.BCST 4(R8), Z12, Z12
+	VCVTDQ2PS   Z12, Z12
+	VMULPS.BCST 4(DI), Z12, Z12
+	VADDPS      128(R10), Z12, Z12
+	VMOVUPS     Z12, 128(R10)
+	VPSUBD.BCST 4(R8), Z13, Z13
+	VCVTDQ2PS   Z13, Z13
+	VMULPS.BCST 4(DI), Z13, Z13
+	VADDPS      192(R10), Z13, Z13
+	VMOVUPS     Z13, 192(R10)
+
+axpyCodesQ8B4x2VBMI_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x20, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B4x2VBMI_chunk
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $0-176
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 keys8CtlB4<>+0(SB), Z1
+	VMOVDQU64 keys8PermB4<>+0(SB), Z2
+	VMOVDQU64 keys8PermB4<>+64(SB), Z3
+	VMOVDQU64 keys8PermB4<>+128(SB), Z4
+	VMOVDQU64 keys8PermB4<>+192(SB), Z5
+	MOVQ      $0x00000000ffffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	VMOVDQU32 keys8Spread<>+0(SB), Z8
+	MOVQ      scales+56(FP), AX
+	VPERMPS   (AX), Z8, Z6
+	MOVQ      sums+64(FP), AX
+	VPERMD    (AX), Z8, Z7
+	VMOVDQU32 keys8Order<>+0(SB), Z8
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+80(FP), DX
+	MOVQ      n+128(FP), BX
+	MOVQ      stride+104(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+	MOVQ      ahead_base+152(FP), R10
+	MOVQ      ahead_len+160(FP), R11
+
+dotCodesQ8B4x2VBMI_quad:
+	TESTQ      BX, BX
+	JZ         dotCodesQ8B4x2VBMI_done
+	TESTQ      R11, R11
+	JLE        dotCodesQ8B4x2VBMI_pf
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
+
+dotCodesQ8B4x2VBMI_pf:
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B4x2VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8B4x2VBMI_full:
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   DX, R9
+	MOVQ   idxOff+112(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+136(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
+	LEAQ   (R14)(R14*2), R15
+
+dotCodesQ8B4x2VBMI_chunk:
+	VMOVDQU8.Z     (R9), K1, Z13
+	VMOVDQU8       -32(R9)(SI*1), K2, Z13
+	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
+	VMOVDQU8       -32(R9)(R8*1), K2, Z14
+	VMOVDQA64      Z2, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       (R12), Z15, Z9
+	VPDPBUSD       (R12)(R14*1), Z15, Z10
+	VMOVDQA64      Z3, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       64(R12), Z15, Z9
+	VPDPBUSD       64(R12)(R14*1), Z15, Z10
+	VMOVDQA64      Z4, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       128(R12), Z15, Z9
+	VPDPBUSD       128(R12)(R14*1), Z15, Z10
+	VMOVDQA64      Z5, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       192(R12), Z15, Z9
+	VPDPBUSD       192(R12)(R14*1), Z15, Z10
+	ADDQ           $0x20, R9
+	ADDQ           $0x00000100, R12
+	SUBQ           $0x40, R13
+	JNZ            dotCodesQ8B4x2VBMI_chunk
+	VPUNPCKLQDQ    Z10, Z9, Z13
+	VPUNPCKHQDQ    Z10, Z9, Z9
+	VPADDD         Z9, Z13, Z14
+	VPUNPCKLQDQ    Z12, Z11, Z13
+	VPUNPCKHQDQ    Z12, Z11, Z9
+	VPADDD         Z9, Z13, Z9
+	VPUNPCKLDQ     Z9, Z14, Z13
+	VPUNPCKHDQ     Z9, Z14, Z9
+	VPUNPCKLQDQ    Z9, Z13, Z14
+	VPUNPCKHQDQ    Z9, Z13, Z9
+	VPADDD         Z9, Z14, Z9
+	VPERMD         Z9, Z8, Z9
+	VPSUBD         Z7, Z9, Z9
+	VCVTDQ2PS      Z9, Z9
+	VMULPS         Z6, Z9, Z9
+	MOVQ           normOff+120(FP), R9
+	VPXORD         X16, X16, X16
+	VPINSRW        $0x00, (DX)(R9*1), X16, X16
+	ADDQ           DX, R9
+	VPINSRW        $0x01, (R9)(SI*1), X16, X16
+	VPINSRW        $0x02, (R9)(DI*1), X16, X16
+	VPINSRW        $0x03, (R9)(R8*1), X16, X16
+	VCVTPH2PS      X16, X16
+	VSHUFF32X4     $0x00, Z16, Z16, Z13
+	VMULPS         Z13, Z9, Z9
+	MOVQ           rows+144(FP), R9
+	MOVQ           AX, R12
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X9, X13, X13
+	VMOVUPS        X13, K3, (R12)
+	CMPQ           R9, $0x01
+	JLE            dotCodesQ8B4x2VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x01, Z9, X14
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R12)
+
+dotCodesQ8B4x2VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8B4x2VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8B4x2VBMI_quad
+
+dotCodesQ8B4x2VBMI_done:
+	VZEROUPPER
+	RET
+
+// func axpyCodesQ8B4x4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
+TEXT ·axpyCodesQ8B4x4VBMI(SB), NOSPLIT, $0-168
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 values8CtlB4<>+0(SB), Z1
+	VMOVDQU64 values8PermB4<>+0(SB), Z2
+	VMOVDQU64 values8PermB4<>+64(SB), Z3
+	VMOVDQU64 values8PermB4<>+128(SB), Z4
+	VMOVDQU64 values8PermB4<>+192(SB), Z5
+	MOVQ      $0x00000000ffffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	MOVQ      ahead_base+144(FP), AX
+	MOVQ      ahead_len+152(FP), CX
+	MOVQ      acc_base+0(FP), DX
+	MOVQ      codes_base+80(FP), BX
+	MOVQ      idxOff+112(FP), SI
+	ADDQ      SI, BX
+	MOVQ      d64+128(FP), SI
+
+axpyCodesQ8B4x4VBMI_chunk:
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ   BX, DI
+	MOVQ   w_base+32(FP), R8
+	MOVQ   n+120(FP), R9
+	MOVQ   stride+104(FP), R10
+	LEAQ   (R10)(R10*1), R11
+	LEAQ   (R11)(R10*1), R12
+
+axpyCodesQ8B4x4VBMI_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x4VBMI_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x4VBMI_pf
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	ADDQ       $0x00000080, AX
+	SUBQ       $0x00000080, CX
+
+axpyCodesQ8B4x4VBMI_pf:
+	VMOVDQU8.Z     (DI), K1, Z22
+	VMOVDQU8       -32(DI)(R10*1), K2, Z22
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
+	VMOVDQU8       -32(DI)(R12*1), K2, Z23
+	VMOVDQA64      Z2, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z6
+	VPDPBUSD.BCST  4(R8), Z24, Z10
+	VPDPBUSD.BCST  8(R8), Z24, Z14
+	VPDPBUSD.BCST  12(R8), Z24, Z18
+	VMOVDQA64      Z3, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z7
+	VPDPBUSD.BCST  4(R8), Z24, Z11
+	VPDPBUSD.BCST  8(R8), Z24, Z15
+	VPDPBUSD.BCST  12(R8), Z24, Z19
+	VMOVDQA64      Z4, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z8
+	VPDPBUSD.BCST  4(R8), Z24, Z12
+	VPDPBUSD.BCST  8(R8), Z24, Z16
+	VPDPBUSD.BCST  12(R8), Z24, Z20
+	VMOVDQA64      Z5, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z9
+	VPDPBUSD.BCST  4(R8), Z24, Z13
+	VPDPBUSD.BCST  8(R8), Z24, Z17
+	VPDPBUSD.BCST  12(R8), Z24, Z21
+	ADDQ           $0x10, R8
+	ADDQ           R11, DI
+	ADDQ           R11, DI
+	SUBQ           $0x04, R9
+	JMP            axpyCodesQ8B4x4VBMI_quad
+
+axpyCodesQ8B4x4VBMI_tail:
+	TESTQ          R9, R9
+	JZ             axpyCodesQ8B4x4VBMI_finish
+	XORQ           R13, R13
+	MOVQ           R13, R12
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
+	CMPQ           R9, $0x03
+	CMOVQLT        R13, R11
+	VMOVDQU8.Z     (DI), K1, Z22
+	VMOVDQU8       -32(DI)(R10*1), K2, Z22
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
+	VMOVDQU8       -32(DI)(R12*1), K2, Z23
+	VMOVDQA64      Z2, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z6
+	VPDPBUSD.BCST  4(R8), Z24, Z10
+	VPDPBUSD.BCST  8(R8), Z24, Z14
+	VPDPBUSD.BCST  12(R8), Z24, Z18
+	VMOVDQA64      Z3, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z7
+	VPDPBUSD.BCST  4(R8), Z24, Z11
+	VPDPBUSD.BCST  8(R8), Z24, Z15
+	VPDPBUSD.BCST  12(R8), Z24, Z19
+	VMOVDQA64      Z4, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z8
+	VPDPBUSD.BCST  4(R8), Z24, Z12
+	VPDPBUSD.BCST  8(R8), Z24, Z16
+	VPDPBUSD.BCST  12(R8), Z24, Z20
+	VMOVDQA64      Z5, Z24
+	VPERMI2B       Z23, Z22, Z24
+	VPMULTISHIFTQB Z24, Z1, Z24
+	VPERMB         Z0, Z24, Z24
+	VPDPBUSD.BCST  (R8), Z24, Z9
+	VPDPBUSD.BCST  4(R8), Z24, Z13
+	VPDPBUSD.BCST  8(R8), Z24, Z17
+	VPDPBUSD.BCST  12(R8), Z24, Z21
+
+axpyCodesQ8B4x4VBMI_finish:
+	MOVQ        scales+56(FP), DI
+	MOVQ        offs+64(FP), R8
+	MOVQ        rows+136(FP), R9
+	MOVQ        DX, R10
+	MOVQ        accStride+24(FP), R11
+	SHLQ        $0x02, R11
+	VPSUBD.BCST (R8), Z6, Z6
+	VCVTDQ2PS   Z6, Z6
+	VMULPS.BCST (DI), Z6, Z6
+	VADDPS      (R10), Z6, Z6
+	VMOVUPS     Z6, (R10)
+	VPSUBD.BCST (R8), Z7, Z7
+	VCVTDQ2PS   Z7, Z7
+	VMULPS.BCST (DI), Z7, Z7
+	VADDPS      64(R10), Z7, Z7
+	VMOVUPS     Z7, 64(R10)
+	VPSUBD.BCST (R8), Z8, Z8
+	VCVTDQ2PS   Z8, Z8
+	VMULPS.BCST (DI), Z8, Z8
+	VADDPS      128(R10), Z8, Z8
+	VMOVUPS     Z8, 128(R10)
+	VPSUBD.BCST (R8), Z9, Z9
+	VCVTDQ2PS   Z9, Z9
+	VMULPS.BCST (DI), Z9, Z9
+	VADDPS      192(R10), Z9, Z9
+	VMOVUPS     Z9, 192(R10)
+	CMPQ        R9, $0x01
+	JLE         axpyCodesQ8B4x4VBMI_next
+	ADDQ        R11, R10
+	VPSUBD.BCST 4(R8), Z10, Z10
+	VCVTDQ2PS   Z10, Z10
+	VMULPS.BCST 4(DI), Z10, Z10
+	VADDPS      (R10), Z10, Z10
+	VMOVUPS     Z10, (R10)
+	VPSUBD.BCST 4(R8), Z11, Z11
+	VCVTDQ2PS   Z11, Z11
+	VMULPS.BCST 4(DI), Z11, Z11
+	VADDPS      64(R10), Z11, Z11
+	VMOVUPS     Z11, 64(R10)
+	VPSUBD.BCST 4(R8), Z12, Z12
+	VCVTDQ2PS   Z12, Z12
+	VMULPS.BCST 4(DI), Z12, Z12
+	VADDPS      128(R10), Z12, Z12
+	VMOVUPS     Z12, 128(R10)
+	VPSUBD.BCST 4(R8), Z13, Z13
+	VCVTDQ2PS   Z13, Z13
+	VMULPS.BCST 4(DI), Z13, Z13
+	VADDPS      192(R10), Z13, Z13
+	VMOVUPS     Z13, 192(R10)
+	CMPQ        R9, $0x02
+	JLE         axpyCodesQ8B4x4VBMI_next
+	ADDQ        R11, R10
+	VPSUBD.BCST 8(R8), Z14, Z14
+	VCVTDQ2PS   Z14, Z14
+	VMULPS.BCST 8(DI), Z14, Z14
+	VADDPS      (R10), Z14, Z14
+	VMOVUPS     Z14, (R10)
+	VPSUBD.BCST 8(R8), Z15, Z15
+	VCVTDQ2PS   Z15, Z15
+	VMULPS.BCST 8(DI), Z15, Z15
+	VADDPS      64(R10), Z15, Z15
+	VMOVUPS     Z15, 64(R10)
+	VPSUBD.BCST 8(R8), Z16, Z16
+	VCVTDQ2PS   Z16, Z16
+	VMULPS.BCST 8(DI), Z16, Z16
+	VADDPS      128(R10), Z16, Z16
+	VMOVUPS     Z16, 128(R10)
+	VPSUBD.BCST 8(R8), Z17, Z17
+	VCVTDQ2PS   Z17, Z17
+	VMULPS.BCST 8(DI), Z17, Z17
+	VADDPS      192(R10), Z17, Z17
+	VMOVUPS     Z17, 192(R10)
+	CMPQ        R9, $0x03
+	JLE         axpyCodesQ8B4x4VBMI_next
+	ADDQ        R11, R10
+	VPSUBD.BCST 12(R8), Z18, Z18
+	VCVTDQ2PS   Z18, Z18
+	VMULPS.BCST 12(DI), Z18, Z18
+	VADDPS      (R10), Z18, Z18
+	VMOVUPS     Z18, (R10)
+	VPSUBD.BCST 12(R8), Z19, Z19
+	VCVTDQ2PS   Z19, Z19
+	VMULPS.BCST 12(DI), Z19, Z19
+	VADDPS      64(R10), Z19, Z19
+	VMOVUPS     Z19, 64(R10)
+	VPSUBD.BCST 12(R8), Z20, Z20
+	VCVTDQ2PS   Z20, Z20
+	VMULPS.BCST 12(DI), Z20, Z20
+	VADDPS      128(R10), Z20, Z20
+	VMOVUPS     Z20, 128(R10)
+	VPSUBD.BCST 12(R8), Z21, Z21
+	VCVTDQ2PS   Z21, Z21
+	VMULPS.BCST 12(DI), Z21, Z21
+	VADDPS      192(R10), Z21, Z21
+	VMOVUPS     Z21, 192(R10)
+
+axpyCodesQ8B4x4VBMI_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x20, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B4x4VBMI_chunk
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-176
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 keys8CtlB4<>+0(SB), Z1
+	VMOVDQU64 keys8PermB4<>+0(SB), Z2
+	VMOVDQU64 keys8PermB4<>+64(SB), Z3
+	VMOVDQU64 keys8PermB4<>+128(SB), Z4
+	VMOVDQU64 keys8PermB4<>+192(SB), Z5
+	MOVQ      $0x00000000ffffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	VMOVDQU32 keys8Spread<>+0(SB), Z8
+	MOVQ      scales+56(FP), AX
+	VPERMPS   (AX), Z8, Z6
+	MOVQ      sums+64(FP), AX
+	VPERMD    (AX), Z8, Z7
+	VMOVDQU32 keys8Order<>+0(SB), Z8
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+80(FP), DX
+	MOVQ      n+128(FP), BX
+	MOVQ      stride+104(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+	MOVQ      ahead_base+152(FP), R10
+	MOVQ      ahead_len+160(FP), R11
+
+dotCodesQ8B4x4VBMI_quad:
+	TESTQ      BX, BX
+	JZ         dotCodesQ8B4x4VBMI_done
+	TESTQ      R11, R11
+	JLE        dotCodesQ8B4x4VBMI_pf
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
+
+dotCodesQ8B4x4VBMI_pf:
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B4x4VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8B4x4VBMI_full:
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	MOVQ   DX, R9
+	MOVQ   idxOff+112(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+136(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
+	LEAQ   (R14)(R14*2), R15
+
+dotCodesQ8B4x4VBMI_chunk:
+	VMOVDQU8.Z     (R9), K1, Z13
+	VMOVDQU8       -32(R9)(SI*1), K2, Z13
+	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
+	VMOVDQU8       -32(R9)(R8*1), K2, Z14
+	VMOVDQA64      Z2, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       (R12), Z15, Z9
+	VPDPBUSD       (R12)(R14*1), Z15, Z10
+	VPDPBUSD       (R12)(R14*2), Z15, Z11
+	VPDPBUSD       (R12)(R15*1), Z15, Z12
+	VMOVDQA64      Z3, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       64(R12), Z15, Z9
+	VPDPBUSD       64(R12)(R14*1), Z15, Z10
+	VPDPBUSD       64(R12)(R14*2), Z15, Z11
+	VPDPBUSD       64(R12)(R15*1), Z15, Z12
+	VMOVDQA64      Z4, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       128(R12), Z15, Z9
+	VPDPBUSD       128(R12)(R14*1), Z15, Z10
+	VPDPBUSD       128(R12)(R14*2), Z15, Z11
+	VPDPBUSD       128(R12)(R15*1), Z15, Z12
+	VMOVDQA64      Z5, Z15
+	VPERMI2B       Z14, Z13, Z15
+	VPMULTISHIFTQB Z15, Z1, Z15
+	VPERMB         Z0, Z15, Z15
+	VPDPBUSD       192(R12), Z15, Z9
+	VPDPBUSD       192(R12)(R14*1), Z15, Z10
+	VPDPBUSD       192(R12)(R14*2), Z15, Z11
+	VPDPBUSD       192(R12)(R15*1), Z15, Z12
+	ADDQ           $0x20, R9
+	ADDQ           $0x00000100, R12
+	SUBQ           $0x40, R13
+	JNZ            dotCodesQ8B4x4VBMI_chunk
+	VPUNPCKLQDQ    Z10, Z9, Z13
+	VPUNPCKHQDQ    Z10, Z9, Z9
+	VPADDD         Z9, Z13, Z14
+	VPUNPCKLQDQ    Z12, Z11, Z13
+	VPUNPCKHQDQ    Z12, Z11, Z9
+	VPADDD         Z9, Z13, Z9
+	VPUNPCKLDQ     Z9, Z14, Z13
+	VPUNPCKHDQ     Z9, Z14, Z9
+	VPUNPCKLQDQ    Z9, Z13, Z14
+	VPUNPCKHQDQ    Z9, Z13, Z9
+	VPADDD         Z9, Z14, Z9
+	VPERMD         Z9, Z8, Z9
+	VPSUBD         Z7, Z9, Z9
+	VCVTDQ2PS      Z9, Z9
+	VMULPS         Z6, Z9, Z9
+	MOVQ           normOff+120(FP), R9
+	VPXORD         X16, X16, X16
+	VPINSRW        $0x00, (DX)(R9*1), X16, X16
+	ADDQ           DX, R9
+	VPINSRW        $0x01, (R9)(SI*1), X16, X16
+	VPINSRW        $0x02, (R9)(DI*1), X16, X16
+	VPINSRW        $0x03, (R9)(R8*1), X16, X16
+	VCVTPH2PS      X16, X16
+	VSHUFF32X4     $0x00, Z16, Z16, Z13
+	VMULPS         Z13, Z9, Z9
+	MOVQ           rows+144(FP), R9
+	MOVQ           AX, R12
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X9, X13, X13
+	VMOVUPS        X13, K3, (R12)
+	CMPQ           R9, $0x01
+	JLE            dotCodesQ8B4x4VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x01, Z9, X14
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R12)
+	CMPQ           R9, $0x02
+	JLE            dotCodesQ8B4x4VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x02, Z9, X14
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R12)
+	CMPQ           R9, $0x03
+	JLE            dotCodesQ8B4x4VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x03, Z9, X14
+	VMOVUPS.Z      (R12), K3, X13
+	VADDPS         X14, X13, X13
+	VMOVUPS        X13, K3, (R12)
+
+dotCodesQ8B4x4VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8B4x4VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8B4x4VBMI_quad
+
+dotCodesQ8B4x4VBMI_done:
+	VZEROUPPER
+	RET
 
 // func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, normAt int, normShift int)
 // Requires: AVX, AVX512BW, AVX512DQ, AVX512F

@@ -43,8 +43,12 @@ type dotCodes8WideKernel = func(out []float32, outStride int, q []int8, scales *
 // codes of this codebook and d coordinates: 3 or 4 bits, d a multiple of
 // 64, on a level with the integer value kernels (AVX-512 VBMI and VNNI).
 func (cb *Codebook) ValuesQ8Kernels(d int) bool {
-	return (cb.bits == 3 || cb.bits == 4) && d > 0 && d%64 == 0 && active.axpyCodesQ8[cb.bits-3] != nil
+	return (cb.bits == 3 || cb.bits == 4) && d > 0 && d%64 == 0 && active.axpyCodesQ8[cb.bits-3][2] != nil
 }
+
+// rowKernel is the index of the integer kernel for rows (1–4) rows: the
+// one-, two- or four-row kernel.
+func rowKernel(rows int) int { return min(rows, 3) - 1 }
 
 // AxpyCodesQ8 adds Σ_t w[i*wStride+t]·norm_t·c_t[j] to acc[i*accStride+j]
 // for the g accumulator rows, the n codes laid out as for AxpyCodes
@@ -59,10 +63,8 @@ func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *
 	check(cb.bits == 3 || cb.bits == 4, "AxpyCodesQ8: codes of 3 or 4 bits")
 	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodesQ8: bad lengths")
 	codeRows(cb, codes, stride, idxOff, normOff, n, d, "AxpyCodesQ8")
-	k := active.axpyCodesQ8[cb.bits-3]
-	if !cb.ValuesQ8Kernels(d) {
-		k = nil
-	}
+	ks := active.axpyCodesQ8[cb.bits-3]
+	vec := cb.ValuesQ8Kernels(d)
 	tab64, cstep := cb.table64()
 	for t0 := 0; t0 < n; t0 += q8Piece {
 		m := min(q8Piece, n-t0)
@@ -70,7 +72,8 @@ func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *
 		for i := 0; i < g; i += 4 {
 			rows := min(4, g-i)
 			buf.quantize(w[i*wStride+t0:], wStride, rows, m, c, stride, normOff, cstep)
-			if k != nil {
+			if vec {
+				k := ks[rowKernel(rows)]
 				var pf []byte
 				if i == 0 {
 					pf = ahead[t0*len(ahead)/n : (t0+m)*len(ahead)/n]
