@@ -125,8 +125,7 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 // Codes are not prefetched in one burst: asking for a run's ahead (a few
 // KiB) at once stalled the core on the requests in flight, 1.1–1.4× slower
 // steps for tq3, tq4 and their +i8 forms (BENCHMARKS.md, session 12). The
-// integer kernels ask for it a few lines per group of four tokens; the
-// float ones leave it to the hardware prefetcher.
+// four-row code kernels ask for it a line or two per token as they go.
 
 func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	inPieces(n, c.scratch(), func(lo, m int) {
@@ -145,7 +144,7 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 		case p.Bits <= 4 && corr:
 			s := buf[:g*n]
 			clear(s)
-			simd.DotCodes(s, n, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+			simd.DotCodes(s, n, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, nil)
 			for t := range n {
 				f := correction(codes[t*stride+coff+p.CorrectionOffset:])
 				for gi := range g {
@@ -156,7 +155,8 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 			simd.DotCodesQ8(out, outStride, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, ahead)
 			ahead = nil
 		case p.Bits <= 4:
-			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, ahead)
+			ahead = nil
 		default:
 			c.decodeRows(buf, p, i, codes, stride, n)
 			if p.Dim == d { // one part: the g query rows are contiguous, so Dot reads each row once for four of them
@@ -195,9 +195,10 @@ func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []b
 					ws[gi*n+t] = w[gi*wStride+t] * f
 				}
 			}
-			simd.AxpyCodes(acc[off:], d, ws, n, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+			simd.AxpyCodes(acc[off:], d, ws, n, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, nil)
 		case p.Bits <= 4:
-			simd.AxpyCodes(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+			simd.AxpyCodes(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, ahead)
+			ahead = nil
 		default:
 			c.decodeRows(buf, p, i, codes, stride, n)
 			if p.Dim == d { // one part: as in scoreRun

@@ -6,7 +6,7 @@ import "fmt"
 // indices is unpacked to centroids in registers (unpack) and used at once,
 // never stored as a decoded row.
 
-const fusedSig = "tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int"
+const fusedSig = "tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte"
 
 // fusedKind names the two index-width families: "Small" (1–3 bits, the
 // table's first 8 entries) and "B4" (4 bits, all 16).

@@ -790,7 +790,7 @@ func normAt(p, off Register) VecVirtual {
 	return x
 }
 
-const fusedSig = "tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)"
+const fusedSig = "tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)"
 
 // dotCodes emits out[i·outStride+t] += norm_t · Σ_{j<d8} q[i·qStride+j]·c_t[j]
 // for g = 1 or 4 query rows, unpacking each group of indices once.
@@ -900,9 +900,11 @@ func dotCodes(k codeKind, g int) {
 // codes, advancing o, p and n past them; the single-code loop that follows
 // takes what is left.
 func dotCodesPairs(name string, t codeTables, o, p, n Register) {
+	pa, pn := aheadParams()
 	Label(name + "_pair")
 	CMPQ(n, U8(2))
 	JB(LabelRef(name + "_row"))
+	prefetchSome(name+"_pf", pa, pn, 2)
 	acc := zeroAcc42()
 	st := Load(Param("stride"), GP64())
 	ip := GP64()
@@ -1591,7 +1593,7 @@ func wnPasses(name string, W int, accStride func(r Register), start func(j0 Regi
 // applied by wnWeightsNormsAVX2).
 func axpyCodesWn(k codeKind) {
 	name := fmt_("axpyCodesWn%sAVX2", k.name)
-	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int)")
+	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int, ahead []byte)")
 	Doc(name+" is axpyCodesGeneric for "+map[bool]string{false: "1–3", true: "4"}[k.b4]+"-bit codes and four accumulator rows",
 		"on the first d8 coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.")
 	Pragma("noescape")
@@ -1604,6 +1606,7 @@ func axpyCodesWn(k codeKind) {
 	stride := Load(Param("stride"), GP64())
 	bits := Load(Param("bits"), GP64())
 	ip := GP64()
+	pa, pn := aheadParams()
 	wnPasses(name, 2, accStride, func(j0 Register) {
 		// ip walks this chunk's index bytes: codes + idxOff + (j0/8)·bits.
 		MOVQ(j0, ip)
@@ -1621,7 +1624,10 @@ func axpyCodesWn(k codeKind) {
 			ADDQ(bits, at)
 		}
 		return t.unpack(Mem{Base: at})
-	}, func() { ADDQ(stride, ip) })
+	}, func() {
+		ADDQ(stride, ip)
+		prefetchSome(name+"_pf", pa, pn, 1)
+	})
 }
 
 // wnWeights emits the weight layout of the laid-out-weight kernels: for

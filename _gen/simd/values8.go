@@ -161,6 +161,8 @@ func aheadParams() (p, n Register) {
 // region at p (n bytes left): a few per iteration, so that the requests
 // in flight stay few.
 func prefetchSome(label string, p, n Register, lines int) {
+	pfLabels++
+	label = fmt_("%s%d", label, pfLabels)
 	TESTQ(n, n)
 	JLE(LabelRef(label))
 	for l := range lines {
@@ -170,6 +172,9 @@ func prefetchSome(label string, p, n Register, lines int) {
 	SUBQ(U32(64*lines), n)
 	Label(label)
 }
+
+// pfLabels numbers prefetchSome's labels.
+var pfLabels int
 
 // unpackConsts loads the table (the tab parameter), the VPMULTISHIFTQB
 // control and the four VPERMI2B indices that consts emits, and the two

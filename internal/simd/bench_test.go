@@ -43,7 +43,7 @@ func BenchmarkDotCodes(b *testing.B) {
 							DecodeCodes(buf, benchDim, cb, codes, stride, 2, 0, benchRows, benchDim)
 							Dot(out, benchRows, q, buf, benchRows, benchDim, benchDim, nil)
 						} else {
-							DotCodes(out, benchRows, q, benchDim, g, cb, codes, stride, 2, 0, benchRows, benchDim)
+							DotCodes(out, benchRows, q, benchDim, g, cb, codes, stride, 2, 0, benchRows, benchDim, nil)
 						}
 					}
 					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
@@ -66,7 +66,7 @@ func BenchmarkAxpyCodes(b *testing.B) {
 					defer restore()
 					b.SetBytes(int64(len(codes)))
 					for b.Loop() {
-						AxpyCodes(acc, benchDim, w, benchRows, g, cb, codes, stride, 2, 0, benchRows, benchDim)
+						AxpyCodes(acc, benchDim, w, benchRows, g, cb, codes, stride, 2, 0, benchRows, benchDim, nil)
 					}
 					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
 				})
@@ -168,7 +168,7 @@ func BenchmarkDotCodesQ8(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("float/bits=%d/g=4", bits), func(b *testing.B) {
 			for b.Loop() {
-				DotCodes(out, benchRows, x, benchDim, 4, cb, codes, stride, 2, 0, benchRows, benchDim)
+				DotCodes(out, benchRows, x, benchDim, 4, cb, codes, stride, 2, 0, benchRows, benchDim, nil)
 			}
 			report(b)
 		})

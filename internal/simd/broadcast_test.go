@@ -42,11 +42,11 @@ func TestAxpyCodesBroadcast(t *testing.T) {
 						}
 					}
 					perRow := slices.Clone(acc)
-					with(t, l, func() { AxpyCodes(acc, as, w, ws, g, cb, codes, stride, 2, 0, n, d) })
+					with(t, l, func() { AxpyCodes(acc, as, w, ws, g, cb, codes, stride, 2, 0, n, d, nil) })
 					ok(t)
 					if k := impls[l]; k.plainWeights {
 						k.plainWeights = false
-						with(t, l, func() { AxpyCodes(perRow, as, w, ws, g, cb, codes, stride, 2, 0, n, d) })
+						with(t, l, func() { AxpyCodes(perRow, as, w, ws, g, cb, codes, stride, 2, 0, n, d, nil) })
 						k.plainWeights = true
 						for i := range acc {
 							if math.Float32bits(acc[i]) != math.Float32bits(perRow[i]) {

@@ -268,12 +268,12 @@ func codeRows(cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, wha
 // the g query rows i and the n codes t (code t at codes[t*stride:], fp16
 // norm at normOff, cb.Bits()-wide indices at idxOff, c_t[j] the centroid of
 // index j), for j < d. It reads each code once for all g rows.
-func DotCodes(out []float32, outStride int, q []float32, qStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) {
+func DotCodes(out []float32, outStride int, q []float32, qStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, ahead []byte) {
 	if n == 0 || g == 0 {
 		return
 	}
 	check(outStride >= n && len(out) >= (g-1)*outStride+n && qStride >= d && len(q) >= (g-1)*qStride+d, "DotCodes: bad lengths")
-	vec, d8 := runFused(active.dotCodes, out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, d&^7, "DotCodes")
+	vec, d8 := runFused(active.dotCodes, out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, d&^7, "DotCodes", ahead)
 	dotCodesGeneric(out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 
@@ -289,30 +289,31 @@ func DotCodesPadded(out []float32, outStride int, q []float32, qStride, g int, c
 	}
 	dp := (d + 7) &^ 7
 	check(outStride >= n && len(out) >= (g-1)*outStride+n && qStride >= dp && len(q) >= (g-1)*qStride+dp, "DotCodesPadded: bad lengths")
-	vec, d8 := runFused(active.dotCodes, out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, dp, "DotCodesPadded")
+	vec, d8 := runFused(active.dotCodes, out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, dp, "DotCodesPadded", nil)
 	dotCodesGeneric(out, outStride, q, qStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 
 // fusedKernel is a fused code kernel: DotCodes' (x = out, y = q) or
 // AxpyCodes' (x = acc, y = w) loop over one or four row pairs.
-type fusedKernel = func(x []float32, xStride int, y []float32, yStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+type fusedKernel = func(x []float32, xStride int, y []float32, yStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
 
 // runFused runs the level's fused kernels for cb's width (by kind: one row,
 // four rows) on the first d8 coordinates (a multiple of 8) over the g row
 // pairs of x and y, four at a time, and returns the rows (vec) and
 // coordinates (d8) they covered; (0, 0) when there is no kernel for this
 // width or d8 is 0.
-func runFused(ks [2][2]fusedKernel, x []float32, xStride int, y []float32, yStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d, d8 int, what string) (vec, covered int) {
+func runFused(ks [2][2]fusedKernel, x []float32, xStride int, y []float32, yStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d, d8 int, what string, ahead []byte) (vec, covered int) {
 	vec, kind := codeRows(cb, codes, stride, idxOff, normOff, n, d, what), cb.fused()
 	if kind < 0 || d8 == 0 || ks[kind][0] == nil || vec == 0 {
 		return 0, 0
 	}
 	i := 0
 	for ; i+4 <= g; i += 4 {
-		ks[kind][1](x[i*xStride:], xStride, y[i*yStride:], yStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
+		ks[kind][1](x[i*xStride:], xStride, y[i*yStride:], yStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8, ahead)
+		ahead = nil
 	}
 	for ; i < g; i++ {
-		ks[kind][0](x[i*xStride:], xStride, y[i*yStride:], yStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8)
+		ks[kind][0](x[i*xStride:], xStride, y[i*yStride:], yStride, &cb.vec, cb.sh, cb.bits, codes, stride, idxOff, normOff, vec, d8, nil)
 	}
 	return vec, d8
 }
@@ -370,23 +371,23 @@ func centroids(c []float32, cb *Codebook, idx []byte, j0 int) {
 // AxpyCodes adds Σ_t w[i*wStride+t]·norm_t·c_t[j] to acc[i*accStride+j] for
 // the g accumulator rows i, the n codes t (laid out as for DotCodes) and
 // j < d, reading each code once for all g rows.
-func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) {
+func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, ahead []byte) {
 	if n == 0 || g == 0 {
 		return
 	}
 	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodes: bad lengths")
 	if g >= 4 && d >= 8 && active.plainWeights && cb.fused() >= 0 {
 		g4 := g &^ 3
-		vec, d8 := axpyCodesLaidOut(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d)
+		vec, d8 := axpyCodesLaidOut(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d, ahead)
 		axpyCodesGeneric(acc, accStride, w, wStride, g4, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 		if g4 < g {
 			acc, w = acc[g4*accStride:], w[g4*wStride:]
-			vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g-g4, cb, codes, stride, idxOff, normOff, n, d, d&^7, "AxpyCodes")
+			vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g-g4, cb, codes, stride, idxOff, normOff, n, d, d&^7, "AxpyCodes", nil)
 			axpyCodesGeneric(acc, accStride, w, wStride, g-g4, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 		}
 		return
 	}
-	vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, d&^7, "AxpyCodes")
+	vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, d&^7, "AxpyCodes", ahead)
 	axpyCodesGeneric(acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 
@@ -394,15 +395,19 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 // multiple of 4) accumulator rows, bcTokens codes at a time with their
 // weights times norms laid out first (plainWeights), and returns the rows
 // and coordinates it covered, as runFused.
-func axpyCodesLaidOut(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) (vec, d8 int) {
+func axpyCodesLaidOut(acc []float32, accStride int, w []float32, wStride, g int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, ahead []byte) (vec, d8 int) {
 	vec, d8 = codeRows(cb, codes, stride, idxOff, normOff, n, d, "AxpyCodes"), d&^7
 	var wn [bcTokens * 4]float32
 	for t0 := 0; t0 < vec; t0 += bcTokens {
 		m := min(bcTokens, vec-t0)
 		c := codes[t0*stride:]
 		for i := 0; i < g; i += 4 {
+			var pf []byte
+			if i == 0 {
+				pf = ahead[t0*len(ahead)/vec : (t0+m)*len(ahead)/vec]
+			}
 			plainWeights(&wn, w[i*wStride+t0:], wStride, m, c, stride, normOff)
-			axpyCodesWn(acc[i*accStride:], accStride, wn[:m*4], &cb.vec, cb.sh, cb.bits, c, stride, idxOff, m, d8)
+			axpyCodesWn(acc[i*accStride:], accStride, wn[:m*4], &cb.vec, cb.sh, cb.bits, c, stride, idxOff, m, d8, pf)
 		}
 	}
 	return vec, d8

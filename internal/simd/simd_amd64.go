@@ -121,12 +121,12 @@ func int8Kernels() [2][2]quantDot8Kernel {
 // axpyCodesWn calls the laid-out-weight kernel for cb's width directly
 // (not through a function value), so its go:noescape keeps the caller's
 // weight buffer on its stack.
-func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int) {
+func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int, ahead []byte) {
 	if bits == 4 {
-		axpyCodesWnB4AVX2(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d8)
+		axpyCodesWnB4AVX2(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d8, ahead)
 		return
 	}
-	axpyCodesWnSmallAVX2(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d8)
+	axpyCodesWnSmallAVX2(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d8, ahead)
 }
 
 // plainWeights writes the weights of four accumulator rows for tokens

@@ -166,54 +166,54 @@ func fwhtPass8AVX2(x []float32, h int)
 // dotCodesSmall1AVX2 is dotCodesGeneric for 1–3-bit codes and one query row on the first d8 coordinates.
 //
 //go:noescape
-func dotCodesSmall1AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+func dotCodesSmall1AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // axpyCodesSmall1AVX2 is axpyCodesGeneric for 1–3-bit codes and one accumulator row on the first d8 coordinates.
 //
 //go:noescape
-func axpyCodesSmall1AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+func axpyCodesSmall1AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // dotCodesSmall4AVX2 is dotCodesGeneric for 1–3-bit codes and four query rows on the first d8 coordinates.
 //
 //go:noescape
-func dotCodesSmall4AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+func dotCodesSmall4AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // axpyCodesSmall4AVX2 is axpyCodesGeneric for 1–3-bit codes and four accumulator rows on the first d8 coordinates.
 //
 //go:noescape
-func axpyCodesSmall4AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+func axpyCodesSmall4AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // dotCodesB41AVX2 is dotCodesGeneric for 4-bit codes and one query row on the first d8 coordinates.
 //
 //go:noescape
-func dotCodesB41AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+func dotCodesB41AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // axpyCodesB41AVX2 is axpyCodesGeneric for 4-bit codes and one accumulator row on the first d8 coordinates.
 //
 //go:noescape
-func axpyCodesB41AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+func axpyCodesB41AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // dotCodesB44AVX2 is dotCodesGeneric for 4-bit codes and four query rows on the first d8 coordinates.
 //
 //go:noescape
-func dotCodesB44AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+func dotCodesB44AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // axpyCodesB44AVX2 is axpyCodesGeneric for 4-bit codes and four accumulator rows on the first d8 coordinates.
 //
 //go:noescape
-func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // axpyCodesWnSmallAVX2 is axpyCodesGeneric for 1–3-bit codes and four accumulator rows
 // on the first d8 coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.
 //
 //go:noescape
-func axpyCodesWnSmallAVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
+func axpyCodesWnSmallAVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
 
 // axpyCodesWnB4AVX2 is axpyCodesGeneric for 4-bit codes and four accumulator rows
 // on the first d8 coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.
 //
 //go:noescape
-func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
+func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
 
 // wnWeightsNormsAVX2 is plainWeights: weights times the norms of the codes (fp16 at normOff, stride apart).
 //

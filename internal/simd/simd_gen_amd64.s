@@ -1813,9 +1813,9 @@ fwhtPass8AVX2_done:
 	VZEROUPPER
 	RET
 
-// func dotCodesSmall1AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// func dotCodesSmall1AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotCodesSmall1AVX2(SB), NOSPLIT, $0-152
+TEXT ·dotCodesSmall1AVX2(SB), NOSPLIT, $0-176
 	MOVQ    tab+64(FP), AX
 	VMOVUPS (AX), Y0
 	MOVQ    sh+72(FP), AX
@@ -1913,9 +1913,9 @@ dotCodesSmall1AVX2_done:
 	VZEROUPPER
 	RET
 
-// func axpyCodesSmall1AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// func axpyCodesSmall1AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·axpyCodesSmall1AVX2(SB), NOSPLIT, $0-152
+TEXT ·axpyCodesSmall1AVX2(SB), NOSPLIT, $0-176
 	MOVQ    tab+64(FP), AX
 	VMOVUPS (AX), Y0
 	MOVQ    sh+72(FP), AX
@@ -2058,9 +2058,9 @@ axpyCodesSmall1AVX2_c1_end:
 	VZEROUPPER
 	RET
 
-// func dotCodesSmall4AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
-// Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotCodesSmall4AVX2(SB), NOSPLIT, $0-152
+// func dotCodesSmall4AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotCodesSmall4AVX2(SB), NOSPLIT, $0-176
 	MOVQ    tab+64(FP), AX
 	VMOVUPS (AX), Y0
 	MOVQ    sh+72(FP), AX
@@ -2068,10 +2068,20 @@ TEXT ·dotCodesSmall4AVX2(SB), NOSPLIT, $0-152
 	MOVQ    out_base+0(FP), AX
 	MOVQ    codes_base+88(FP), CX
 	MOVQ    n+136(FP), DX
+	MOVQ    ahead_base+152(FP), BX
+	MOVQ    ahead_len+160(FP), SI
 
 dotCodesSmall4AVX2_pair:
-	CMPQ   DX, $0x02
-	JB     dotCodesSmall4AVX2_row
+	CMPQ       DX, $0x02
+	JB         dotCodesSmall4AVX2_row
+	TESTQ      SI, SI
+	JLE        dotCodesSmall4AVX2_pf1
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       $0x00000080, BX
+	SUBQ       $0x00000080, SI
+
+dotCodesSmall4AVX2_pf1:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -2080,34 +2090,34 @@ dotCodesSmall4AVX2_pair:
 	VXORPS Y7, Y7, Y7
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
-	MOVQ   stride+112(FP), BX
-	MOVQ   idxOff+120(FP), SI
-	LEAQ   (CX)(SI*1), SI
-	MOVQ   q_base+32(FP), DI
-	MOVQ   d8+144(FP), R8
-	MOVQ   bits+80(FP), R9
-	MOVQ   qStride+56(FP), R10
-	SHLQ   $0x02, R10
-	LEAQ   (R10)(R10*2), R11
+	MOVQ   stride+112(FP), DI
+	MOVQ   idxOff+120(FP), R8
+	LEAQ   (CX)(R8*1), R8
+	MOVQ   q_base+32(FP), R9
+	MOVQ   d8+144(FP), R10
+	MOVQ   bits+80(FP), R11
+	MOVQ   qStride+56(FP), R12
+	SHLQ   $0x02, R12
+	LEAQ   (R12)(R12*2), R13
 
 dotCodesSmall4AVX2_pgrp:
-	VPBROADCASTD (SI), Y10
+	VPBROADCASTD (R8), Y10
 	VPSRLVD      Y1, Y10, Y10
 	VPERMPS      Y0, Y10, Y10
-	VPBROADCASTD (SI)(BX*1), Y11
+	VPBROADCASTD (R8)(DI*1), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
-	VFMADD231PS  (DI), Y10, Y2
-	VFMADD231PS  (DI), Y11, Y3
-	VFMADD231PS  (DI)(R10*1), Y10, Y4
-	VFMADD231PS  (DI)(R10*1), Y11, Y5
-	VFMADD231PS  (DI)(R10*2), Y10, Y6
-	VFMADD231PS  (DI)(R10*2), Y11, Y7
-	VFMADD231PS  (DI)(R11*1), Y10, Y8
-	VFMADD231PS  (DI)(R11*1), Y11, Y9
-	ADDQ         R9, SI
-	ADDQ         $0x00000020, DI
-	SUBQ         $0x00000008, R8
+	VFMADD231PS  (R9), Y10, Y2
+	VFMADD231PS  (R9), Y11, Y3
+	VFMADD231PS  (R9)(R12*1), Y10, Y4
+	VFMADD231PS  (R9)(R12*1), Y11, Y5
+	VFMADD231PS  (R9)(R12*2), Y10, Y6
+	VFMADD231PS  (R9)(R12*2), Y11, Y7
+	VFMADD231PS  (R9)(R13*1), Y10, Y8
+	VFMADD231PS  (R9)(R13*1), Y11, Y9
+	ADDQ         R11, R8
+	ADDQ         $0x00000020, R9
+	SUBQ         $0x00000008, R10
 	JNZ          dotCodesSmall4AVX2_pgrp
 	VHADDPS      Y3, Y2, Y2
 	VHADDPS      Y5, Y4, Y3
@@ -2118,34 +2128,34 @@ dotCodesSmall4AVX2_pgrp:
 	VPERM2F128   $0x20, Y3, Y2, Y4
 	VPERM2F128   $0x31, Y3, Y2, Y2
 	VADDPS       Y2, Y4, Y4
-	MOVQ         normOff+128(FP), SI
-	MOVWLZX      (CX)(SI*1), DI
-	LEAQ         (CX)(BX*1), R8
-	MOVWLZX      (R8)(SI*1), SI
-	SHLL         $0x10, SI
-	ORL          SI, DI
-	VMOVD        DI, X2
+	MOVQ         normOff+128(FP), R8
+	MOVWLZX      (CX)(R8*1), R9
+	LEAQ         (CX)(DI*1), R10
+	MOVWLZX      (R10)(R8*1), R8
+	SHLL         $0x10, R8
+	ORL          R8, R9
+	VMOVD        R9, X2
 	VCVTPH2PS    X2, X2
 	VPBROADCASTQ X2, Y2
 	VMULPS       Y2, Y4, Y4
-	MOVQ         outStride+24(FP), SI
-	SHLQ         $0x02, SI
-	LEAQ         (AX)(SI*2), DI
+	MOVQ         outStride+24(FP), R8
+	SHLQ         $0x02, R8
+	LEAQ         (AX)(R8*2), R9
 	VEXTRACTF128 $0x01, Y4, X2
 	VMOVSD       (AX), X3
 	VADDPS       X4, X3, X3
 	VMOVSD       X3, (AX)
-	VMOVHPS      (AX)(SI*1), X4, X3
+	VMOVHPS      (AX)(R8*1), X4, X3
 	VADDPS       X4, X3, X3
-	VMOVHPS      X3, (AX)(SI*1)
-	VMOVSD       (DI), X3
+	VMOVHPS      X3, (AX)(R8*1)
+	VMOVSD       (R9), X3
 	VADDPS       X2, X3, X3
-	VMOVSD       X3, (DI)
-	VMOVHPS      (DI)(SI*1), X2, X3
+	VMOVSD       X3, (R9)
+	VMOVHPS      (R9)(R8*1), X2, X3
 	VADDPS       X2, X3, X3
-	VMOVHPS      X3, (DI)(SI*1)
+	VMOVHPS      X3, (R9)(R8*1)
 	ADDQ         $0x00000008, AX
-	LEAQ         (CX)(BX*2), CX
+	LEAQ         (CX)(DI*2), CX
 	SUBQ         $0x02, DX
 	JMP          dotCodesSmall4AVX2_pair
 
@@ -2229,9 +2239,9 @@ dotCodesSmall4AVX2_done:
 	VZEROUPPER
 	RET
 
-// func axpyCodesSmall4AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// func axpyCodesSmall4AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·axpyCodesSmall4AVX2(SB), NOSPLIT, $0-152
+TEXT ·axpyCodesSmall4AVX2(SB), NOSPLIT, $0-176
 	MOVQ    tab+64(FP), AX
 	VMOVUPS (AX), Y0
 	MOVQ    sh+72(FP), AX
@@ -2383,9 +2393,9 @@ axpyCodesSmall4AVX2_c1_end:
 	VZEROUPPER
 	RET
 
-// func dotCodesB41AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// func dotCodesB41AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotCodesB41AVX2(SB), NOSPLIT, $0-152
+TEXT ·dotCodesB41AVX2(SB), NOSPLIT, $0-176
 	MOVQ    tab+64(FP), AX
 	VMOVUPS (AX), Y0
 	VMOVUPS 32(AX), Y2
@@ -2499,9 +2509,9 @@ dotCodesB41AVX2_done:
 	VZEROUPPER
 	RET
 
-// func axpyCodesB41AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// func axpyCodesB41AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·axpyCodesB41AVX2(SB), NOSPLIT, $0-152
+TEXT ·axpyCodesB41AVX2(SB), NOSPLIT, $0-176
 	MOVQ    tab+64(FP), AX
 	VMOVUPS (AX), Y0
 	VMOVUPS 32(AX), Y2
@@ -2632,9 +2642,9 @@ axpyCodesB41AVX2_c1_end:
 	VZEROUPPER
 	RET
 
-// func dotCodesB44AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
-// Requires: AVX, AVX2, F16C, FMA3
-TEXT ·dotCodesB44AVX2(SB), NOSPLIT, $0-152
+// func dotCodesB44AVX2(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX2, F16C, FMA3, MMX+
+TEXT ·dotCodesB44AVX2(SB), NOSPLIT, $0-176
 	MOVQ    tab+64(FP), AX
 	VMOVUPS (AX), Y0
 	VMOVUPS 32(AX), Y2
@@ -2643,10 +2653,20 @@ TEXT ·dotCodesB44AVX2(SB), NOSPLIT, $0-152
 	MOVQ    out_base+0(FP), AX
 	MOVQ    codes_base+88(FP), CX
 	MOVQ    n+136(FP), DX
+	MOVQ    ahead_base+152(FP), BX
+	MOVQ    ahead_len+160(FP), SI
 
 dotCodesB44AVX2_pair:
-	CMPQ   DX, $0x02
-	JB     dotCodesB44AVX2_row
+	CMPQ       DX, $0x02
+	JB         dotCodesB44AVX2_row
+	TESTQ      SI, SI
+	JLE        dotCodesB44AVX2_pf2
+	PREFETCHT0 (BX)
+	PREFETCHT0 64(BX)
+	ADDQ       $0x00000080, BX
+	SUBQ       $0x00000080, SI
+
+dotCodesB44AVX2_pf2:
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
@@ -2655,40 +2675,40 @@ dotCodesB44AVX2_pair:
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
-	MOVQ   stride+112(FP), BX
-	MOVQ   idxOff+120(FP), SI
-	LEAQ   (CX)(SI*1), SI
-	MOVQ   q_base+32(FP), DI
-	MOVQ   d8+144(FP), R8
-	MOVQ   bits+80(FP), R9
-	MOVQ   qStride+56(FP), R10
-	SHLQ   $0x02, R10
-	LEAQ   (R10)(R10*2), R11
+	MOVQ   stride+112(FP), DI
+	MOVQ   idxOff+120(FP), R8
+	LEAQ   (CX)(R8*1), R8
+	MOVQ   q_base+32(FP), R9
+	MOVQ   d8+144(FP), R10
+	MOVQ   bits+80(FP), R11
+	MOVQ   qStride+56(FP), R12
+	SHLQ   $0x02, R12
+	LEAQ   (R12)(R12*2), R13
 
 dotCodesB44AVX2_pgrp:
-	VPBROADCASTD (SI), Y11
+	VPBROADCASTD (R8), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y12
 	VPERMPS      Y2, Y11, Y13
 	VPSLLD       $0x1c, Y11, Y11
 	VBLENDVPS    Y11, Y13, Y12, Y12
-	VPBROADCASTD (SI)(BX*1), Y11
+	VPBROADCASTD (R8)(DI*1), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y13
 	VPERMPS      Y2, Y11, Y14
 	VPSLLD       $0x1c, Y11, Y11
 	VBLENDVPS    Y11, Y14, Y13, Y13
-	VFMADD231PS  (DI), Y12, Y3
-	VFMADD231PS  (DI), Y13, Y4
-	VFMADD231PS  (DI)(R10*1), Y12, Y5
-	VFMADD231PS  (DI)(R10*1), Y13, Y6
-	VFMADD231PS  (DI)(R10*2), Y12, Y7
-	VFMADD231PS  (DI)(R10*2), Y13, Y8
-	VFMADD231PS  (DI)(R11*1), Y12, Y9
-	VFMADD231PS  (DI)(R11*1), Y13, Y10
-	ADDQ         R9, SI
-	ADDQ         $0x00000020, DI
-	SUBQ         $0x00000008, R8
+	VFMADD231PS  (R9), Y12, Y3
+	VFMADD231PS  (R9), Y13, Y4
+	VFMADD231PS  (R9)(R12*1), Y12, Y5
+	VFMADD231PS  (R9)(R12*1), Y13, Y6
+	VFMADD231PS  (R9)(R12*2), Y12, Y7
+	VFMADD231PS  (R9)(R12*2), Y13, Y8
+	VFMADD231PS  (R9)(R13*1), Y12, Y9
+	VFMADD231PS  (R9)(R13*1), Y13, Y10
+	ADDQ         R11, R8
+	ADDQ         $0x00000020, R9
+	SUBQ         $0x00000008, R10
 	JNZ          dotCodesB44AVX2_pgrp
 	VHADDPS      Y4, Y3, Y3
 	VHADDPS      Y6, Y5, Y4
@@ -2699,34 +2719,34 @@ dotCodesB44AVX2_pgrp:
 	VPERM2F128   $0x20, Y4, Y3, Y5
 	VPERM2F128   $0x31, Y4, Y3, Y3
 	VADDPS       Y3, Y5, Y5
-	MOVQ         normOff+128(FP), SI
-	MOVWLZX      (CX)(SI*1), DI
-	LEAQ         (CX)(BX*1), R8
-	MOVWLZX      (R8)(SI*1), SI
-	SHLL         $0x10, SI
-	ORL          SI, DI
-	VMOVD        DI, X3
+	MOVQ         normOff+128(FP), R8
+	MOVWLZX      (CX)(R8*1), R9
+	LEAQ         (CX)(DI*1), R10
+	MOVWLZX      (R10)(R8*1), R8
+	SHLL         $0x10, R8
+	ORL          R8, R9
+	VMOVD        R9, X3
 	VCVTPH2PS    X3, X3
 	VPBROADCASTQ X3, Y3
 	VMULPS       Y3, Y5, Y5
-	MOVQ         outStride+24(FP), SI
-	SHLQ         $0x02, SI
-	LEAQ         (AX)(SI*2), DI
+	MOVQ         outStride+24(FP), R8
+	SHLQ         $0x02, R8
+	LEAQ         (AX)(R8*2), R9
 	VEXTRACTF128 $0x01, Y5, X3
 	VMOVSD       (AX), X4
 	VADDPS       X5, X4, X4
 	VMOVSD       X4, (AX)
-	VMOVHPS      (AX)(SI*1), X5, X4
+	VMOVHPS      (AX)(R8*1), X5, X4
 	VADDPS       X5, X4, X4
-	VMOVHPS      X4, (AX)(SI*1)
-	VMOVSD       (DI), X4
+	VMOVHPS      X4, (AX)(R8*1)
+	VMOVSD       (R9), X4
 	VADDPS       X3, X4, X4
-	VMOVSD       X4, (DI)
-	VMOVHPS      (DI)(SI*1), X3, X4
+	VMOVSD       X4, (R9)
+	VMOVHPS      (R9)(R8*1), X3, X4
 	VADDPS       X3, X4, X4
-	VMOVHPS      X4, (DI)(SI*1)
+	VMOVHPS      X4, (R9)(R8*1)
 	ADDQ         $0x00000008, AX
-	LEAQ         (CX)(BX*2), CX
+	LEAQ         (CX)(DI*2), CX
 	SUBQ         $0x02, DX
 	JMP          dotCodesB44AVX2_pair
 
@@ -2813,9 +2833,9 @@ dotCodesB44AVX2_done:
 	VZEROUPPER
 	RET
 
-// func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int)
+// func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 // Requires: AVX, AVX2, F16C, FMA3
-TEXT ·axpyCodesB44AVX2(SB), NOSPLIT, $0-152
+TEXT ·axpyCodesB44AVX2(SB), NOSPLIT, $0-176
 	MOVQ    tab+64(FP), AX
 	VMOVUPS (AX), Y0
 	VMOVUPS 32(AX), Y2
@@ -2891,9 +2911,9 @@ axpyCodesB44AVX2_c1_end:
 	VZEROUPPER
 	RET
 
-// func axpyCodesWnSmallAVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·axpyCodesWnSmallAVX2(SB), NOSPLIT, $0-136
+// func axpyCodesWnSmallAVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX2, FMA3, MMX+
+TEXT ·axpyCodesWnSmallAVX2(SB), NOSPLIT, $0-160
 	MOVQ    tab+56(FP), AX
 	VMOVUPS (AX), Y0
 	MOVQ    sh+64(FP), AX
@@ -2901,121 +2921,137 @@ TEXT ·axpyCodesWnSmallAVX2(SB), NOSPLIT, $0-136
 	MOVQ    codes_base+80(FP), AX
 	MOVQ    stride+104(FP), CX
 	MOVQ    bits+72(FP), DX
-	MOVQ    acc_base+0(FP), SI
+	MOVQ    ahead_base+136(FP), SI
+	MOVQ    ahead_len+144(FP), DI
+	MOVQ    acc_base+0(FP), R8
 	XORQ    BX, BX
 
 axpyCodesWnSmallAVX2_c2:
-	LEAQ    16(BX), R8
-	MOVQ    d8+128(FP), DI
-	CMPQ    R8, DI
+	LEAQ    16(BX), R10
+	MOVQ    d8+128(FP), R9
+	CMPQ    R10, R9
 	JA      axpyCodesWnSmallAVX2_c2_end
-	MOVQ    accStride+24(FP), DI
-	SHLQ    $0x02, DI
-	LEAQ    (SI)(BX*4), R9
-	LEAQ    (R9)(DI*2), R10
-	VMOVUPS (R9), Y2
-	VMOVUPS 32(R9), Y3
-	VMOVUPS (R9)(DI*1), Y4
-	VMOVUPS 32(R9)(DI*1), Y5
-	VMOVUPS (R9)(DI*2), Y6
-	VMOVUPS 32(R9)(DI*2), Y7
-	VMOVUPS (R10)(DI*1), Y8
-	VMOVUPS 32(R10)(DI*1), Y9
-	MOVQ    wn_base+32(FP), R11
-	MOVQ    n+120(FP), R12
+	MOVQ    accStride+24(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R8)(BX*4), R11
+	LEAQ    (R11)(R9*2), R12
+	VMOVUPS (R11), Y2
+	VMOVUPS 32(R11), Y3
+	VMOVUPS (R11)(R9*1), Y4
+	VMOVUPS 32(R11)(R9*1), Y5
+	VMOVUPS (R11)(R9*2), Y6
+	VMOVUPS 32(R11)(R9*2), Y7
+	VMOVUPS (R12)(R9*1), Y8
+	VMOVUPS 32(R12)(R9*1), Y9
+	MOVQ    wn_base+32(FP), R13
+	MOVQ    n+120(FP), R14
 	SHRQ    $0x03, BX
 	IMULQ   DX, BX
-	MOVQ    idxOff+112(FP), R13
-	ADDQ    R13, BX
+	MOVQ    idxOff+112(FP), R15
+	ADDQ    R15, BX
 	ADDQ    AX, BX
 
 axpyCodesWnSmallAVX2_c2_tok:
 	VPBROADCASTD (BX), Y10
 	VPSRLVD      Y1, Y10, Y10
 	VPERMPS      Y0, Y10, Y10
-	LEAQ         (BX)(DX*1), R13
-	VPBROADCASTD (R13), Y11
+	LEAQ         (BX)(DX*1), R15
+	VPBROADCASTD (R15), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y11
-	VBROADCASTSS (R11), Y12
+	VBROADCASTSS (R13), Y12
 	VFMADD231PS  Y10, Y12, Y2
 	VFMADD231PS  Y11, Y12, Y3
-	VBROADCASTSS 4(R11), Y12
+	VBROADCASTSS 4(R13), Y12
 	VFMADD231PS  Y10, Y12, Y4
 	VFMADD231PS  Y11, Y12, Y5
-	VBROADCASTSS 8(R11), Y12
+	VBROADCASTSS 8(R13), Y12
 	VFMADD231PS  Y10, Y12, Y6
 	VFMADD231PS  Y11, Y12, Y7
-	VBROADCASTSS 12(R11), Y12
+	VBROADCASTSS 12(R13), Y12
 	VFMADD231PS  Y10, Y12, Y8
 	VFMADD231PS  Y11, Y12, Y9
 	ADDQ         CX, BX
-	ADDQ         $0x00000010, R11
-	DECQ         R12
-	JNZ          axpyCodesWnSmallAVX2_c2_tok
-	VMOVUPS      Y2, (R9)
-	VMOVUPS      Y3, 32(R9)
-	VMOVUPS      Y4, (R9)(DI*1)
-	VMOVUPS      Y5, 32(R9)(DI*1)
-	VMOVUPS      Y6, (R9)(DI*2)
-	VMOVUPS      Y7, 32(R9)(DI*2)
-	VMOVUPS      Y8, (R10)(DI*1)
-	VMOVUPS      Y9, 32(R10)(DI*1)
-	MOVQ         R8, BX
-	JMP          axpyCodesWnSmallAVX2_c2
+	TESTQ        DI, DI
+	JLE          axpyCodesWnSmallAVX2_pf3
+	PREFETCHT0   (SI)
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000040, DI
+
+axpyCodesWnSmallAVX2_pf3:
+	ADDQ    $0x00000010, R13
+	DECQ    R14
+	JNZ     axpyCodesWnSmallAVX2_c2_tok
+	VMOVUPS Y2, (R11)
+	VMOVUPS Y3, 32(R11)
+	VMOVUPS Y4, (R11)(R9*1)
+	VMOVUPS Y5, 32(R11)(R9*1)
+	VMOVUPS Y6, (R11)(R9*2)
+	VMOVUPS Y7, 32(R11)(R9*2)
+	VMOVUPS Y8, (R12)(R9*1)
+	VMOVUPS Y9, 32(R12)(R9*1)
+	MOVQ    R10, BX
+	JMP     axpyCodesWnSmallAVX2_c2
 
 axpyCodesWnSmallAVX2_c2_end:
 axpyCodesWnSmallAVX2_c1:
-	LEAQ    8(BX), R8
-	MOVQ    d8+128(FP), DI
-	CMPQ    R8, DI
+	LEAQ    8(BX), R10
+	MOVQ    d8+128(FP), R9
+	CMPQ    R10, R9
 	JA      axpyCodesWnSmallAVX2_c1_end
-	MOVQ    accStride+24(FP), DI
-	SHLQ    $0x02, DI
-	LEAQ    (SI)(BX*4), R9
-	LEAQ    (R9)(DI*2), R10
-	VMOVUPS (R9), Y2
-	VMOVUPS (R9)(DI*1), Y3
-	VMOVUPS (R9)(DI*2), Y4
-	VMOVUPS (R10)(DI*1), Y5
-	MOVQ    wn_base+32(FP), R11
-	MOVQ    n+120(FP), R12
+	MOVQ    accStride+24(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R8)(BX*4), R11
+	LEAQ    (R11)(R9*2), R12
+	VMOVUPS (R11), Y2
+	VMOVUPS (R11)(R9*1), Y3
+	VMOVUPS (R11)(R9*2), Y4
+	VMOVUPS (R12)(R9*1), Y5
+	MOVQ    wn_base+32(FP), R13
+	MOVQ    n+120(FP), R14
 	SHRQ    $0x03, BX
 	IMULQ   DX, BX
-	MOVQ    idxOff+112(FP), R13
-	ADDQ    R13, BX
+	MOVQ    idxOff+112(FP), R15
+	ADDQ    R15, BX
 	ADDQ    AX, BX
 
 axpyCodesWnSmallAVX2_c1_tok:
 	VPBROADCASTD (BX), Y6
 	VPSRLVD      Y1, Y6, Y6
 	VPERMPS      Y0, Y6, Y6
-	VBROADCASTSS (R11), Y7
+	VBROADCASTSS (R13), Y7
 	VFMADD231PS  Y6, Y7, Y2
-	VBROADCASTSS 4(R11), Y7
+	VBROADCASTSS 4(R13), Y7
 	VFMADD231PS  Y6, Y7, Y3
-	VBROADCASTSS 8(R11), Y7
+	VBROADCASTSS 8(R13), Y7
 	VFMADD231PS  Y6, Y7, Y4
-	VBROADCASTSS 12(R11), Y7
+	VBROADCASTSS 12(R13), Y7
 	VFMADD231PS  Y6, Y7, Y5
 	ADDQ         CX, BX
-	ADDQ         $0x00000010, R11
-	DECQ         R12
-	JNZ          axpyCodesWnSmallAVX2_c1_tok
-	VMOVUPS      Y2, (R9)
-	VMOVUPS      Y3, (R9)(DI*1)
-	VMOVUPS      Y4, (R9)(DI*2)
-	VMOVUPS      Y5, (R10)(DI*1)
-	MOVQ         R8, BX
-	JMP          axpyCodesWnSmallAVX2_c1
+	TESTQ        DI, DI
+	JLE          axpyCodesWnSmallAVX2_pf4
+	PREFETCHT0   (SI)
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000040, DI
+
+axpyCodesWnSmallAVX2_pf4:
+	ADDQ    $0x00000010, R13
+	DECQ    R14
+	JNZ     axpyCodesWnSmallAVX2_c1_tok
+	VMOVUPS Y2, (R11)
+	VMOVUPS Y3, (R11)(R9*1)
+	VMOVUPS Y4, (R11)(R9*2)
+	VMOVUPS Y5, (R12)(R9*1)
+	MOVQ    R10, BX
+	JMP     axpyCodesWnSmallAVX2_c1
 
 axpyCodesWnSmallAVX2_c1_end:
 	VZEROUPPER
 	RET
 
-// func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int)
-// Requires: AVX, AVX2, FMA3
-TEXT ·axpyCodesWnB4AVX2(SB), NOSPLIT, $0-136
+// func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX2, FMA3, MMX+
+TEXT ·axpyCodesWnB4AVX2(SB), NOSPLIT, $0-160
 	MOVQ    tab+56(FP), AX
 	VMOVUPS (AX), Y0
 	VMOVUPS 32(AX), Y2
@@ -3024,32 +3060,34 @@ TEXT ·axpyCodesWnB4AVX2(SB), NOSPLIT, $0-136
 	MOVQ    codes_base+80(FP), AX
 	MOVQ    stride+104(FP), CX
 	MOVQ    bits+72(FP), DX
-	MOVQ    acc_base+0(FP), SI
+	MOVQ    ahead_base+136(FP), SI
+	MOVQ    ahead_len+144(FP), DI
+	MOVQ    acc_base+0(FP), R8
 	XORQ    BX, BX
 
 axpyCodesWnB4AVX2_c2:
-	LEAQ    16(BX), R8
-	MOVQ    d8+128(FP), DI
-	CMPQ    R8, DI
+	LEAQ    16(BX), R10
+	MOVQ    d8+128(FP), R9
+	CMPQ    R10, R9
 	JA      axpyCodesWnB4AVX2_c2_end
-	MOVQ    accStride+24(FP), DI
-	SHLQ    $0x02, DI
-	LEAQ    (SI)(BX*4), R9
-	LEAQ    (R9)(DI*2), R10
-	VMOVUPS (R9), Y3
-	VMOVUPS 32(R9), Y4
-	VMOVUPS (R9)(DI*1), Y5
-	VMOVUPS 32(R9)(DI*1), Y6
-	VMOVUPS (R9)(DI*2), Y7
-	VMOVUPS 32(R9)(DI*2), Y8
-	VMOVUPS (R10)(DI*1), Y9
-	VMOVUPS 32(R10)(DI*1), Y10
-	MOVQ    wn_base+32(FP), R11
-	MOVQ    n+120(FP), R12
+	MOVQ    accStride+24(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R8)(BX*4), R11
+	LEAQ    (R11)(R9*2), R12
+	VMOVUPS (R11), Y3
+	VMOVUPS 32(R11), Y4
+	VMOVUPS (R11)(R9*1), Y5
+	VMOVUPS 32(R11)(R9*1), Y6
+	VMOVUPS (R11)(R9*2), Y7
+	VMOVUPS 32(R11)(R9*2), Y8
+	VMOVUPS (R12)(R9*1), Y9
+	VMOVUPS 32(R12)(R9*1), Y10
+	MOVQ    wn_base+32(FP), R13
+	MOVQ    n+120(FP), R14
 	SHRQ    $0x03, BX
 	IMULQ   DX, BX
-	MOVQ    idxOff+112(FP), R13
-	ADDQ    R13, BX
+	MOVQ    idxOff+112(FP), R15
+	ADDQ    R15, BX
 	ADDQ    AX, BX
 
 axpyCodesWnB4AVX2_c2_tok:
@@ -3059,60 +3097,67 @@ axpyCodesWnB4AVX2_c2_tok:
 	VPERMPS      Y2, Y11, Y13
 	VPSLLD       $0x1c, Y11, Y11
 	VBLENDVPS    Y11, Y13, Y12, Y12
-	LEAQ         (BX)(DX*1), R13
-	VPBROADCASTD (R13), Y11
+	LEAQ         (BX)(DX*1), R15
+	VPBROADCASTD (R15), Y11
 	VPSRLVD      Y1, Y11, Y11
 	VPERMPS      Y0, Y11, Y13
 	VPERMPS      Y2, Y11, Y14
 	VPSLLD       $0x1c, Y11, Y11
 	VBLENDVPS    Y11, Y14, Y13, Y13
-	VBROADCASTSS (R11), Y11
+	VBROADCASTSS (R13), Y11
 	VFMADD231PS  Y12, Y11, Y3
 	VFMADD231PS  Y13, Y11, Y4
-	VBROADCASTSS 4(R11), Y11
+	VBROADCASTSS 4(R13), Y11
 	VFMADD231PS  Y12, Y11, Y5
 	VFMADD231PS  Y13, Y11, Y6
-	VBROADCASTSS 8(R11), Y11
+	VBROADCASTSS 8(R13), Y11
 	VFMADD231PS  Y12, Y11, Y7
 	VFMADD231PS  Y13, Y11, Y8
-	VBROADCASTSS 12(R11), Y11
+	VBROADCASTSS 12(R13), Y11
 	VFMADD231PS  Y12, Y11, Y9
 	VFMADD231PS  Y13, Y11, Y10
 	ADDQ         CX, BX
-	ADDQ         $0x00000010, R11
-	DECQ         R12
-	JNZ          axpyCodesWnB4AVX2_c2_tok
-	VMOVUPS      Y3, (R9)
-	VMOVUPS      Y4, 32(R9)
-	VMOVUPS      Y5, (R9)(DI*1)
-	VMOVUPS      Y6, 32(R9)(DI*1)
-	VMOVUPS      Y7, (R9)(DI*2)
-	VMOVUPS      Y8, 32(R9)(DI*2)
-	VMOVUPS      Y9, (R10)(DI*1)
-	VMOVUPS      Y10, 32(R10)(DI*1)
-	MOVQ         R8, BX
-	JMP          axpyCodesWnB4AVX2_c2
+	TESTQ        DI, DI
+	JLE          axpyCodesWnB4AVX2_pf5
+	PREFETCHT0   (SI)
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000040, DI
+
+axpyCodesWnB4AVX2_pf5:
+	ADDQ    $0x00000010, R13
+	DECQ    R14
+	JNZ     axpyCodesWnB4AVX2_c2_tok
+	VMOVUPS Y3, (R11)
+	VMOVUPS Y4, 32(R11)
+	VMOVUPS Y5, (R11)(R9*1)
+	VMOVUPS Y6, 32(R11)(R9*1)
+	VMOVUPS Y7, (R11)(R9*2)
+	VMOVUPS Y8, 32(R11)(R9*2)
+	VMOVUPS Y9, (R12)(R9*1)
+	VMOVUPS Y10, 32(R12)(R9*1)
+	MOVQ    R10, BX
+	JMP     axpyCodesWnB4AVX2_c2
 
 axpyCodesWnB4AVX2_c2_end:
 axpyCodesWnB4AVX2_c1:
-	LEAQ    8(BX), R8
-	MOVQ    d8+128(FP), DI
-	CMPQ    R8, DI
+	LEAQ    8(BX), R10
+	MOVQ    d8+128(FP), R9
+	CMPQ    R10, R9
 	JA      axpyCodesWnB4AVX2_c1_end
-	MOVQ    accStride+24(FP), DI
-	SHLQ    $0x02, DI
-	LEAQ    (SI)(BX*4), R9
-	LEAQ    (R9)(DI*2), R10
-	VMOVUPS (R9), Y3
-	VMOVUPS (R9)(DI*1), Y4
-	VMOVUPS (R9)(DI*2), Y5
-	VMOVUPS (R10)(DI*1), Y6
-	MOVQ    wn_base+32(FP), R11
-	MOVQ    n+120(FP), R12
+	MOVQ    accStride+24(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R8)(BX*4), R11
+	LEAQ    (R11)(R9*2), R12
+	VMOVUPS (R11), Y3
+	VMOVUPS (R11)(R9*1), Y4
+	VMOVUPS (R11)(R9*2), Y5
+	VMOVUPS (R12)(R9*1), Y6
+	MOVQ    wn_base+32(FP), R13
+	MOVQ    n+120(FP), R14
 	SHRQ    $0x03, BX
 	IMULQ   DX, BX
-	MOVQ    idxOff+112(FP), R13
-	ADDQ    R13, BX
+	MOVQ    idxOff+112(FP), R15
+	ADDQ    R15, BX
 	ADDQ    AX, BX
 
 axpyCodesWnB4AVX2_c1_tok:
@@ -3122,24 +3167,31 @@ axpyCodesWnB4AVX2_c1_tok:
 	VPERMPS      Y2, Y7, Y9
 	VPSLLD       $0x1c, Y7, Y7
 	VBLENDVPS    Y7, Y9, Y8, Y8
-	VBROADCASTSS (R11), Y7
+	VBROADCASTSS (R13), Y7
 	VFMADD231PS  Y8, Y7, Y3
-	VBROADCASTSS 4(R11), Y7
+	VBROADCASTSS 4(R13), Y7
 	VFMADD231PS  Y8, Y7, Y4
-	VBROADCASTSS 8(R11), Y7
+	VBROADCASTSS 8(R13), Y7
 	VFMADD231PS  Y8, Y7, Y5
-	VBROADCASTSS 12(R11), Y7
+	VBROADCASTSS 12(R13), Y7
 	VFMADD231PS  Y8, Y7, Y6
 	ADDQ         CX, BX
-	ADDQ         $0x00000010, R11
-	DECQ         R12
-	JNZ          axpyCodesWnB4AVX2_c1_tok
-	VMOVUPS      Y3, (R9)
-	VMOVUPS      Y4, (R9)(DI*1)
-	VMOVUPS      Y5, (R9)(DI*2)
-	VMOVUPS      Y6, (R10)(DI*1)
-	MOVQ         R8, BX
-	JMP          axpyCodesWnB4AVX2_c1
+	TESTQ        DI, DI
+	JLE          axpyCodesWnB4AVX2_pf6
+	PREFETCHT0   (SI)
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000040, DI
+
+axpyCodesWnB4AVX2_pf6:
+	ADDQ    $0x00000010, R13
+	DECQ    R14
+	JNZ     axpyCodesWnB4AVX2_c1_tok
+	VMOVUPS Y3, (R11)
+	VMOVUPS Y4, (R11)(R9*1)
+	VMOVUPS Y5, (R11)(R9*2)
+	VMOVUPS Y6, (R12)(R9*1)
+	MOVQ    R10, BX
+	JMP     axpyCodesWnB4AVX2_c1
 
 axpyCodesWnB4AVX2_c1_end:
 	VZEROUPPER
@@ -5674,13 +5726,13 @@ axpyCodesQ8B3x1VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x1VBMI_pf
+	JLE        axpyCodesQ8B3x1VBMI_pf7
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x1VBMI_pf:
+axpyCodesQ8B3x1VBMI_pf7:
 	VMOVDQU8.Z     (DI), K1, Z10
 	VMOVDQU8       -32(DI)(R10*1), K2, Z10
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
@@ -6140,7 +6192,7 @@ dotCodesQ8B3x1VBMI_quad:
 	TESTQ      DX, DX
 	JZ         dotCodesQ8B3x1VBMI_done
 	TESTQ      R10, R10
-	JLE        dotCodesQ8B3x1VBMI_pf
+	JLE        dotCodesQ8B3x1VBMI_pf8
 	PREFETCHT0 (R9)
 	PREFETCHT0 64(R9)
 	PREFETCHT0 128(R9)
@@ -6148,7 +6200,7 @@ dotCodesQ8B3x1VBMI_quad:
 	ADDQ       $0x00000100, R9
 	SUBQ       $0x00000100, R10
 
-dotCodesQ8B3x1VBMI_pf:
+dotCodesQ8B3x1VBMI_pf8:
 	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B3x1VBMI_full
 	MOVQ    $0x00000001, R8
@@ -6648,13 +6700,13 @@ axpyCodesQ8B3x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x2VBMI_pf
+	JLE        axpyCodesQ8B3x2VBMI_pf9
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x2VBMI_pf:
+axpyCodesQ8B3x2VBMI_pf9:
 	VMOVDQU8.Z     (DI), K1, Z14
 	VMOVDQU8       -32(DI)(R10*1), K2, Z14
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
@@ -6823,7 +6875,7 @@ dotCodesQ8B3x2VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B3x2VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B3x2VBMI_pf
+	JLE        dotCodesQ8B3x2VBMI_pf10
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -6831,7 +6883,7 @@ dotCodesQ8B3x2VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B3x2VBMI_pf:
+dotCodesQ8B3x2VBMI_pf10:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B3x2VBMI_full
 	MOVQ    $0x00000001, R9
@@ -6992,13 +7044,13 @@ axpyCodesQ8B3x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x4VBMI_pf
+	JLE        axpyCodesQ8B3x4VBMI_pf11
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x4VBMI_pf:
+axpyCodesQ8B3x4VBMI_pf11:
 	VMOVDQU8.Z     (DI), K1, Z22
 	VMOVDQU8       -32(DI)(R10*1), K2, Z22
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
@@ -7229,7 +7281,7 @@ dotCodesQ8B3x4VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B3x4VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B3x4VBMI_pf
+	JLE        dotCodesQ8B3x4VBMI_pf12
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -7237,7 +7289,7 @@ dotCodesQ8B3x4VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B3x4VBMI_pf:
+dotCodesQ8B3x4VBMI_pf12:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B3x4VBMI_full
 	MOVQ    $0x00000001, R9
@@ -7657,13 +7709,13 @@ axpyCodesQ8B4x1VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1VBMI_pf
+	JLE        axpyCodesQ8B4x1VBMI_pf13
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x1VBMI_pf:
+axpyCodesQ8B4x1VBMI_pf13:
 	VMOVDQU8.Z     (DI), K1, Z10
 	VMOVDQU8       -32(DI)(R10*1), K2, Z10
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
@@ -8123,7 +8175,7 @@ dotCodesQ8B4x1VBMI_quad:
 	TESTQ      DX, DX
 	JZ         dotCodesQ8B4x1VBMI_done
 	TESTQ      R10, R10
-	JLE        dotCodesQ8B4x1VBMI_pf
+	JLE        dotCodesQ8B4x1VBMI_pf14
 	PREFETCHT0 (R9)
 	PREFETCHT0 64(R9)
 	PREFETCHT0 128(R9)
@@ -8131,7 +8183,7 @@ dotCodesQ8B4x1VBMI_quad:
 	ADDQ       $0x00000100, R9
 	SUBQ       $0x00000100, R10
 
-dotCodesQ8B4x1VBMI_pf:
+dotCodesQ8B4x1VBMI_pf14:
 	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B4x1VBMI_full
 	MOVQ    $0x00000001, R8
@@ -8595,13 +8647,13 @@ axpyCodesQ8B4x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2VBMI_pf
+	JLE        axpyCodesQ8B4x2VBMI_pf15
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x2VBMI_pf:
+axpyCodesQ8B4x2VBMI_pf15:
 	VMOVDQU8.Z     (DI), K1, Z14
 	VMOVDQU8       -32(DI)(R10*1), K2, Z14
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
@@ -8770,7 +8822,7 @@ dotCodesQ8B4x2VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B4x2VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B4x2VBMI_pf
+	JLE        dotCodesQ8B4x2VBMI_pf16
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -8778,7 +8830,7 @@ dotCodesQ8B4x2VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B4x2VBMI_pf:
+dotCodesQ8B4x2VBMI_pf16:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B4x2VBMI_full
 	MOVQ    $0x00000001, R9
@@ -8939,13 +8991,13 @@ axpyCodesQ8B4x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4VBMI_pf
+	JLE        axpyCodesQ8B4x4VBMI_pf17
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x4VBMI_pf:
+axpyCodesQ8B4x4VBMI_pf17:
 	VMOVDQU8.Z     (DI), K1, Z22
 	VMOVDQU8       -32(DI)(R10*1), K2, Z22
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
@@ -9176,7 +9228,7 @@ dotCodesQ8B4x4VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B4x4VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B4x4VBMI_pf
+	JLE        dotCodesQ8B4x4VBMI_pf18
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -9184,7 +9236,7 @@ dotCodesQ8B4x4VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B4x4VBMI_pf:
+dotCodesQ8B4x4VBMI_pf18:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B4x4VBMI_full
 	MOVQ    $0x00000001, R9

@@ -160,42 +160,42 @@ func fwhtPass8NEON(x []float32, h int)
 // dotCodesSmall1NEON is dotCodesGeneric for 1–3-bit codes and one query row on the first d8 coordinates.
 //
 //go:noescape
-func dotCodesSmall1NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+func dotCodesSmall1NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
 
 // axpyCodesSmall1NEON is axpyCodesGeneric for 1–3-bit codes and one accumulator row on the first d8 coordinates.
 //
 //go:noescape
-func axpyCodesSmall1NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+func axpyCodesSmall1NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
 
 // dotCodesSmall4NEON is dotCodesGeneric for 1–3-bit codes and four query rows on the first d8 coordinates.
 //
 //go:noescape
-func dotCodesSmall4NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+func dotCodesSmall4NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
 
 // axpyCodesSmall4NEON is axpyCodesGeneric for 1–3-bit codes and four accumulator rows on the first d8 coordinates.
 //
 //go:noescape
-func axpyCodesSmall4NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+func axpyCodesSmall4NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
 
 // dotCodesB41NEON is dotCodesGeneric for 4-bit codes and one query row on the first d8 coordinates.
 //
 //go:noescape
-func dotCodesB41NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+func dotCodesB41NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
 
 // axpyCodesB41NEON is axpyCodesGeneric for 4-bit codes and one accumulator row on the first d8 coordinates.
 //
 //go:noescape
-func axpyCodesB41NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+func axpyCodesB41NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
 
 // dotCodesB44NEON is dotCodesGeneric for 4-bit codes and four query rows on the first d8 coordinates.
 //
 //go:noescape
-func dotCodesB44NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+func dotCodesB44NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
 
 // axpyCodesB44NEON is axpyCodesGeneric for 4-bit codes and four accumulator rows on the first d8 coordinates.
 //
 //go:noescape
-func axpyCodesB44NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
+func axpyCodesB44NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
 
 // dot1Q8_0NEON is dotQ8_0Generic for one query row (len(q) = d), in the AVX2 kernels' order
 // (the same bits as dot1Q8_0AVX2).

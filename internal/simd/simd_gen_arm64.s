@@ -1680,8 +1680,8 @@ fwht8_j:
 fwht8_done:
 	RET
 
-// func dotCodesSmall1NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
-TEXT ·dotCodesSmall1NEON(SB), NOSPLIT, $0-152
+// func dotCodesSmall1NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
+TEXT ·dotCodesSmall1NEON(SB), NOSPLIT, $0-176
 	MOVD tab+64(FP), R9
 	VLD1 (R9), [V0.S4, V1.S4]
 	// V4, V5: the lane shifts 2−sh[i]
@@ -1750,8 +1750,8 @@ dotCodesSmall1NEON_grp:
 dotCodesSmall1NEON_done:
 	RET
 
-// func axpyCodesSmall1NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
-TEXT ·axpyCodesSmall1NEON(SB), NOSPLIT, $0-152
+// func axpyCodesSmall1NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
+TEXT ·axpyCodesSmall1NEON(SB), NOSPLIT, $0-176
 	MOVD tab+64(FP), R9
 	VLD1 (R9), [V0.S4, V1.S4]
 	// V4, V5: the lane shifts 2−sh[i]
@@ -1986,8 +1986,8 @@ axpyCodesSmall1NEON_c1_end:
 axpyCodesSmall1NEON_done:
 	RET
 
-// func dotCodesSmall4NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
-TEXT ·dotCodesSmall4NEON(SB), NOSPLIT, $0-152
+// func dotCodesSmall4NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
+TEXT ·dotCodesSmall4NEON(SB), NOSPLIT, $0-176
 	MOVD tab+64(FP), R9
 	VLD1 (R9), [V0.S4, V1.S4]
 	// V4, V5: the lane shifts 2−sh[i]
@@ -2092,8 +2092,8 @@ dotCodesSmall4NEON_grp:
 dotCodesSmall4NEON_done:
 	RET
 
-// func axpyCodesSmall4NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
-TEXT ·axpyCodesSmall4NEON(SB), NOSPLIT, $0-152
+// func axpyCodesSmall4NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
+TEXT ·axpyCodesSmall4NEON(SB), NOSPLIT, $0-176
 	MOVD tab+64(FP), R9
 	VLD1 (R9), [V0.S4, V1.S4]
 	// V4, V5: the lane shifts 2−sh[i]
@@ -2280,8 +2280,8 @@ axpyCodesSmall4NEON_c1_end:
 axpyCodesSmall4NEON_done:
 	RET
 
-// func dotCodesB41NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
-TEXT ·dotCodesB41NEON(SB), NOSPLIT, $0-152
+// func dotCodesB41NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
+TEXT ·dotCodesB41NEON(SB), NOSPLIT, $0-176
 	MOVD tab+64(FP), R9
 	VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]
 	// V4, V5: the lane shifts 2−sh[i]
@@ -2350,8 +2350,8 @@ dotCodesB41NEON_grp:
 dotCodesB41NEON_done:
 	RET
 
-// func axpyCodesB41NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
-TEXT ·axpyCodesB41NEON(SB), NOSPLIT, $0-152
+// func axpyCodesB41NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
+TEXT ·axpyCodesB41NEON(SB), NOSPLIT, $0-176
 	MOVD tab+64(FP), R9
 	VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]
 	// V4, V5: the lane shifts 2−sh[i]
@@ -2586,8 +2586,8 @@ axpyCodesB41NEON_c1_end:
 axpyCodesB41NEON_done:
 	RET
 
-// func dotCodesB44NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
-TEXT ·dotCodesB44NEON(SB), NOSPLIT, $0-152
+// func dotCodesB44NEON(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
+TEXT ·dotCodesB44NEON(SB), NOSPLIT, $0-176
 	MOVD tab+64(FP), R9
 	VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]
 	// V4, V5: the lane shifts 2−sh[i]
@@ -2692,8 +2692,8 @@ dotCodesB44NEON_grp:
 dotCodesB44NEON_done:
 	RET
 
-// func axpyCodesB44NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int)
-TEXT ·axpyCodesB44NEON(SB), NOSPLIT, $0-152
+// func axpyCodesB44NEON(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte)
+TEXT ·axpyCodesB44NEON(SB), NOSPLIT, $0-176
 	MOVD tab+64(FP), R9
 	VLD1 (R9), [V0.S4, V1.S4, V2.S4, V3.S4]
 	// V4, V5: the lane shifts 2−sh[i]

@@ -352,7 +352,7 @@ func TestFusedKernelsWriteOnlyTheirCells(t *testing.T) {
 							out[i] = out0[i]
 						}
 					}
-					dot(out, os, q, qs, &cb.vec, cb.sh, bits, codes, stride, 2, 0, n, d8)
+					dot(out, os, q, qs, &cb.vec, cb.sh, bits, codes, stride, 2, 0, n, d8, nil)
 					ok(t)
 					for i, v := range out {
 						qi, tk := i/os, i%os
@@ -383,7 +383,7 @@ func TestFusedKernelsWriteOnlyTheirCells(t *testing.T) {
 							acc[i] = acc0[i]
 						}
 					}
-					axpy(acc, as, w, ws, &cb.vec, cb.sh, bits, codes, stride, 2, 0, n, d8)
+					axpy(acc, as, w, ws, &cb.vec, cb.sh, bits, codes, stride, 2, 0, n, d8, nil)
 					ok2(t)
 					for i, v := range acc {
 						ai, j := i/as, i%as

@@ -334,7 +334,7 @@ func TestFusedCodeKernels(t *testing.T) {
 					out, ok := guarded((g-1)*os + n)
 					base := mixed(r, len(out))
 					copy(out, base)
-					with(t, l, func() { DotCodes(out, os, q, qs, g, cb, codes, stride, 2, 0, n, d) })
+					with(t, l, func() { DotCodes(out, os, q, qs, g, cb, codes, stride, 2, 0, n, d, nil) })
 					ok(t)
 					for i := range g {
 						for tk := range n {
@@ -355,7 +355,7 @@ func TestFusedCodeKernels(t *testing.T) {
 					acc, ok2 := guarded((g-1)*as + d)
 					base = mixed(r, len(acc))
 					copy(acc, base)
-					with(t, l, func() { AxpyCodes(acc, as, w, ws, g, cb, codes, stride, 2, 0, n, d) })
+					with(t, l, func() { AxpyCodes(acc, as, w, ws, g, cb, codes, stride, 2, 0, n, d, nil) })
 					ok2(t)
 					for i := range g {
 						for j := range d {
@@ -712,9 +712,9 @@ func TestDotCodesScoreIndependentOfPairing(t *testing.T) {
 					q := mixed(r, g*d)
 					together, alone := make([]float32, g*n), make([]float32, g*n)
 					with(t, l, func() {
-						DotCodes(together, n, q, d, g, cb, codes, stride, 2, 0, n, d)
+						DotCodes(together, n, q, d, g, cb, codes, stride, 2, 0, n, d, nil)
 						for tk := range n {
-							DotCodes(alone[tk:], n, q, d, g, cb, codes[tk*stride:], stride, 2, 0, 1, d)
+							DotCodes(alone[tk:], n, q, d, g, cb, codes[tk*stride:], stride, 2, 0, 1, d, nil)
 						}
 					})
 					for i := range together {

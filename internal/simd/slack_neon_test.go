@@ -75,8 +75,8 @@ func TestKernelsStayInsideTheirInputs(t *testing.T) {
 						cb := NewCodebook(tab, bits)
 						with(t, l, func() {
 							DecodeCodes(got, d, cb, codes, stride, 2, 0, n, d)
-							DotCodes(make([]float32, 4*n), n, make([]float32, 4*d), d, 4, cb, codes, stride, 2, 0, n, d)
-							AxpyCodes(make([]float32, 5*d), d, make([]float32, 5*n), n, 5, cb, codes, stride, 2, 0, n, d)
+							DotCodes(make([]float32, 4*n), n, make([]float32, 4*d), d, 4, cb, codes, stride, 2, 0, n, d, nil)
+							AxpyCodes(make([]float32, 5*d), d, make([]float32, 5*n), n, 5, cb, codes, stride, 2, 0, n, d, nil)
 						})
 						for i := range want {
 							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {

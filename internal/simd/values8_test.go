@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -118,7 +119,7 @@ func TestAxpyCodesQ8WithinBound(t *testing.T) {
 				clear(c.acc0)
 				got := c.run(t, l)
 				want := make([]float32, c.g*c.d)
-				with(t, l, func() { AxpyCodes(want, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d) })
+				with(t, l, func() { AxpyCodes(want, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, nil) })
 				var worst, sumMag float64
 				for i := range c.g {
 					for j := range c.d {
@@ -197,4 +198,46 @@ func codeIndex(idx []byte, bits, j int) int {
 		v |= int(idx[bit>>3+1]) << 8
 	}
 	return v >> (bit & 7) & (1<<bits - 1)
+}
+
+// TestCodesAheadChangesNothing requires the code kernels to give the same
+// bits with and without a region to prefetch, on every level: prefetching
+// only asks for cache lines.
+func TestCodesAheadChangesNothing(t *testing.T) {
+	r := rand.New(rand.NewPCG(99, 100))
+	for _, l := range append([]Level{Generic}, availableVector()...) {
+		for _, bits := range []int{3, 4} {
+			for _, g := range []int{1, 4, 6} {
+				for _, ahead := range [][]byte{make([]byte, 77), make([]byte, 5000)} {
+					c := newValues8Case(r, bits, 128, g, 1+r.IntN(90))
+					q := make([]float32, g*c.d)
+					for i := range q {
+						q[i] = float32(r.NormFloat64())
+					}
+					run := func(a []byte) [][]float32 {
+						out, out8 := make([]float32, g*c.n), make([]float32, g*c.n)
+						acc, acc8 := slices.Clone(c.acc0), slices.Clone(c.acc0)
+						with(t, l, func() {
+							var qq QueryQ8
+							qq.Quantize(q, c.d, g, c.d, bits)
+							var buf WeightsQ8
+							DotCodes(out, c.n, q, c.d, g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, a)
+							DotCodesQ8(out8, c.n, &qq, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, a)
+							AxpyCodes(acc, c.d, c.w, c.n, g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, a)
+							AxpyCodesQ8(acc8, c.d, c.w, c.n, g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, a)
+						})
+						return [][]float32{out, out8, acc, acc8}
+					}
+					want, got := run(nil), run(ahead)
+					for k := range want {
+						for i := range want[k] {
+							if math.Float32bits(want[k][i]) != math.Float32bits(got[k][i]) {
+								t.Fatalf("%v %v ahead %d: result %d element %d is %v with ahead, %v without", l, c, len(ahead), k, i, got[k][i], want[k][i])
+							}
+						}
+					}
+				}
+			}
+		}
+	}
 }
