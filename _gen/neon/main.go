@@ -284,9 +284,9 @@ func decodeF16(f *file) {
 // float32, or of fp16 (bytes) for the F16 variants.
 func rowSig(f16 bool) string {
 	if f16 {
-		return "rows []byte, n, d, d8, rowStride int"
+		return "rows []byte, n, d, d8, rowStride int, ahead []byte, pfLines int"
 	}
-	return "rows []float32, n, d, d8, rowStride int"
+	return "rows []float32, n, d, d8, rowStride int, ahead []byte, pfLines int"
 }
 
 // rowName is the kernel name for the float32 or fp16 rows variant.

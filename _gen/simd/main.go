@@ -254,7 +254,36 @@ type rowElem struct {
 var rowElems = []rowElem{{"", 4, "[]float32", 2}, {"F16", 2, "[]byte", 1}}
 
 // rowSig is the tail of the dot/axpy signatures; rowStride counts elements.
-func (e rowElem) rowSig() string { return "rows " + e.goType + ", n, d, d8, rowStride int)" }
+// ahead is prefetched pfLines lines per row (dot) or per row and pass
+// (axpy) as the kernel goes.
+func (e rowElem) rowSig() string {
+	return "rows " + e.goType + ", n, d, d8, rowStride int, ahead []byte, pfLines int)"
+}
+
+// prefetchArg asks for the next pfLines lines of the ahead argument (at
+// most what is left), keeping its pointer and length in the argument
+// frame rather than in registers the loops need.
+func prefetchArg(label string) {
+	pfLabels++
+	label = fmt_("%s_pf%d", label, pfLabels)
+	p, n, c := GP64(), GP64(), GP64()
+	Load(Param("ahead").Len(), n)
+	TESTQ(n, n)
+	JLE(LabelRef(label + "_done"))
+	Load(Param("ahead").Base(), p)
+	Load(Param("pfLines"), c)
+	Label(label)
+	PREFETCHT0(Mem{Base: p})
+	ADDQ(U32(64), p)
+	SUBQ(U32(64), n)
+	JLE(LabelRef(label + "_store"))
+	DECQ(c)
+	JNZ(LabelRef(label))
+	Label(label + "_store")
+	Store(p, Param("ahead").Base())
+	Store(n, Param("ahead").Len())
+	Label(label + "_done")
+}
 
 // load returns the eight row elements at m as float32.
 func (e rowElem) load(m Mem) VecVirtual {
@@ -384,6 +413,7 @@ func dot1(e rowElem) {
 	Label(name + "_row")
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
+	prefetchArg(name)
 	acc := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
 	for _, a := range acc {
 		VXORPS(a, a, a)
@@ -448,6 +478,8 @@ func dot4(e rowElem) {
 	Label(name + "_pair")
 	CMPQ(n, U8(2))
 	JB(LabelRef(name + "_row"))
+	prefetchArg(name)
+	prefetchArg(name)
 	{
 		acc2 := zeroAcc42()
 		j := GP64()
@@ -476,6 +508,7 @@ func dot4(e rowElem) {
 	Label(name + "_row")
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
+	prefetchArg(name)
 	acc := []VecVirtual{YMM(), YMM(), YMM(), YMM()}
 	for _, a := range acc {
 		VXORPS(a, a, a)
@@ -547,6 +580,7 @@ func axpy1(e rowElem) {
 		LEAQ(Mem{Base: r, Index: j, Scale: uint8(e.size)}, rp)
 		XORQ(t, t)
 		Label(name + "_tok")
+		prefetchArg(name)
 		wt := YMM()
 		VBROADCASTSS(Mem{Base: w, Index: t, Scale: 4}, wt)
 		for k := range acc {
@@ -627,6 +661,7 @@ func axpy4(e rowElem) {
 		Load(Param("wStride"), ws)
 		SHLQ(U8(2), ws) // bytes
 		Label(name + "_tok")
+		prefetchArg(name)
 		xs := make([]VecVirtual, width)
 		for k := range xs {
 			xs[k] = e.load(Mem{Base: rp, Disp: 8 * e.size * k})

@@ -473,8 +473,8 @@ func rowAt[R rowData](rows R, i int) float32 {
 }
 
 type (
-	dotKernel[R rowData]  func(out []float32, outStride int, q []float32, rows R, n, d, d8, rowStride int)
-	axpyKernel[R rowData] func(acc, w []float32, wStride int, rows R, n, d, d8, rowStride int)
+	dotKernel[R rowData]  func(out []float32, outStride int, q []float32, rows R, n, d, d8, rowStride int, ahead []byte, pfLines int)
+	axpyKernel[R rowData] func(acc, w []float32, wStride int, rows R, n, d, d8, rowStride int, ahead []byte, pfLines int)
 )
 
 // bcTokens is the most tokens whose weights plainWeights lays out at once
@@ -482,23 +482,24 @@ type (
 const bcTokens = 32
 
 // Dot adds Σ_j q[i*d+j]·rows[t*rowStride+j] to out[i*outStride+t] for the
-// g query rows i < g (g = len(q)/d) and the n rows t < n. It prefetches
-// ahead (nil for nothing) piece by piece as it goes (see Spread).
+// g query rows i < g (g = len(q)/d) and the n rows t < n. The vector
+// kernels prefetch ahead (nil for nothing) a few lines per row as they go:
+// what the caller reads next, asked for while this work keeps the core busy.
 func Dot(out []float32, outStride int, q, rows []float32, n, d, rowStride int, ahead []byte) {
-	Spread(n, 4*rowStride, ahead, func(lo, m int) {
-		dotRows(active.dot1, active.dot4, out[lo:], outStride, q, rows[lo*rowStride:], m, d, rowStride)
-	})
+	dotRows(active.dot1, active.dot4, out, outStride, q, rows, n, d, rowStride, ahead)
 }
 
 // DotF16 is Dot over rows of little-endian fp16 (rowStride in elements),
 // converted to float32 as they are loaded.
 func DotF16(out []float32, outStride int, q []float32, rows []byte, n, d, rowStride int, ahead []byte) {
-	Spread(n, 2*rowStride, ahead, func(lo, m int) {
-		dotRows(active.dot1F16, active.dot4F16, out[lo:], outStride, q, rows[2*lo*rowStride:], m, d, rowStride)
-	})
+	dotRows(active.dot1F16, active.dot4F16, out, outStride, q, rows, n, d, rowStride, ahead)
 }
 
-func dotRows[R rowData](k1, k4 dotKernel[R], out []float32, outStride int, q []float32, rows R, n, d, rowStride int) {
+// linesPer is the prefetch lines per step that spread ahead evenly over
+// steps steps (at least one while any is left).
+func linesPer(ahead []byte, steps int) int { return max(1, ((len(ahead)+63)/64+steps-1)/max(steps, 1)) }
+
+func dotRows[R rowData](k1, k4 dotKernel[R], out []float32, outStride int, q []float32, rows R, n, d, rowStride int, ahead []byte) {
 	if n == 0 || len(q) == 0 {
 		return
 	}
@@ -508,14 +509,16 @@ func dotRows[R rowData](k1, k4 dotKernel[R], out []float32, outStride int, q []f
 	d8 := d &^ 7
 	from := 0
 	if d8 > 0 && k1 != nil {
-		i := 0
+		i, pf := 0, linesPer(ahead, n)
 		if k4 != nil {
 			for ; i+4 <= g; i += 4 {
-				k4(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
+				k4(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride, ahead, pf)
+				ahead = nil
 			}
 		}
 		for ; i < g; i++ {
-			k1(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride)
+			k1(out[i*outStride:], outStride, q[i*d:], rows, n, d, d8, rowStride, ahead, pf)
+			ahead = nil
 		}
 		from = d8
 	}
@@ -540,23 +543,19 @@ func dotRows[R rowData](k1, k4 dotKernel[R], out []float32, outStride int, q []f
 }
 
 // Axpy adds Σ_t w[i*wStride+t]·rows[t*rowStride+j] to acc[i*d+j] for the g
-// accumulator rows i < g (g = len(acc)/d), the n rows t and j < d. It
-// prefetches ahead (nil for nothing) piece by piece as it goes (see Spread).
+// accumulator rows i < g (g = len(acc)/d), the n rows t and j < d. The
+// vector kernels prefetch ahead (nil for nothing) as Dot's do.
 func Axpy(acc, w []float32, wStride int, rows []float32, n, d, rowStride int, ahead []byte) {
-	Spread(n, 4*rowStride, ahead, func(lo, m int) {
-		axpyRows(active.axpy1, active.axpy4, acc, w[lo:], wStride, rows[lo*rowStride:], m, d, rowStride)
-	})
+	axpyRows(active.axpy1, active.axpy4, acc, w, wStride, rows, n, d, rowStride, ahead)
 }
 
 // AxpyF16 is Axpy over rows of little-endian fp16 (rowStride in elements),
 // converted to float32 as they are loaded.
 func AxpyF16(acc, w []float32, wStride int, rows []byte, n, d, rowStride int, ahead []byte) {
-	Spread(n, 2*rowStride, ahead, func(lo, m int) {
-		axpyRows(active.axpy1F16, active.axpy4F16, acc, w[lo:], wStride, rows[2*lo*rowStride:], m, d, rowStride)
-	})
+	axpyRows(active.axpy1F16, active.axpy4F16, acc, w, wStride, rows, n, d, rowStride, ahead)
 }
 
-func axpyRows[R rowData](k1, k4 axpyKernel[R], acc, w []float32, wStride int, rows R, n, d, rowStride int) {
+func axpyRows[R rowData](k1, k4 axpyKernel[R], acc, w []float32, wStride int, rows R, n, d, rowStride int, ahead []byte) {
 	if n == 0 || len(acc) == 0 {
 		return
 	}
@@ -566,14 +565,18 @@ func axpyRows[R rowData](k1, k4 axpyKernel[R], acc, w []float32, wStride int, ro
 	d8 := d &^ 7
 	from := 0
 	if d8 > 0 && k1 != nil {
+		// The kernels walk the rows once per 16 (four rows) or 32 (one
+		// row) coordinates, prefetching as they go.
 		i := 0
 		if k4 != nil {
 			for ; i+4 <= g; i += 4 {
-				k4(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+				k4(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride, ahead, linesPer(ahead, n*((d8+15)/16)))
+				ahead = nil
 			}
 		}
 		for ; i < g; i++ {
-			k1(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride)
+			k1(acc[i*d:], w[i*wStride:], wStride, rows, n, d, d8, rowStride, ahead, linesPer(ahead, n*((d8+31)/32)))
+			ahead = nil
 		}
 		from = d8
 	}
@@ -823,32 +826,6 @@ func RoundF16(dst, src []float32) {
 	}
 	for i := from; i < len(src); i++ {
 		dst[i] = half.ToFloat32(half.FromFloat32(src[i]))
-	}
-}
-
-// PrefetchPiece is the bytes Spread prefetches at a time. Larger bursts
-// stall the core once its cache miss buffers are full, until nearly all of
-// the burst has arrived, so memory and compute time add up instead of
-// overlapping (fp16 decode attention at 32K tokens, one core: one burst per
-// 64-token block 23.7 ms a step, 2 KiB pieces 21.7, 1 KiB 19.8, 512 B 26.4,
-// where the extra calls cost more than they hide).
-const PrefetchPiece = 1024
-
-// Spread calls f(lo, m) for consecutive pieces [lo, lo+m) of [0, n), rows
-// of rowBytes bytes each, about PrefetchPiece bytes of rows a piece, and
-// before each prefetches an equal share of ahead: the bytes the caller reads
-// next, asked for while this work keeps the core busy. Without ahead it
-// calls f(0, n) once.
-func Spread(n, rowBytes int, ahead []byte, f func(lo, m int)) {
-	if len(ahead) == 0 || n <= 0 {
-		f(0, n)
-		return
-	}
-	piece := min(max(PrefetchPiece/max(rowBytes, 1), 1), n)
-	pieces := (n + piece - 1) / piece
-	for i, lo := 0, 0; lo < n; i, lo = i+1, lo+piece {
-		Prefetch(ahead[i*len(ahead)/pieces : (i+1)*len(ahead)/pieces])
-		f(lo, min(piece, n-lo))
 	}
 }
 

@@ -28,48 +28,48 @@ func decodeF16AVX2(dst []float32, src []byte, stride int, n int, dstStride int, 
 // dot1AVX2 is one query row of Dot on the first d8 coordinates, with 8-lane FMA sums.
 //
 //go:noescape
-func dot1AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
+func dot1AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
 
 // dot4AVX2 is dot1AVX2 for four query rows (q rows d apart, out rows outStride apart),
 // reading each row of rows once.
 //
 //go:noescape
-func dot4AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
+func dot4AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
 
 // axpy1AVX2 is Axpy's loop for one accumulator row on the first d8 coordinates:
 // 32 (then 8) coordinates stay in registers while every row is added in.
 //
 //go:noescape
-func axpy1AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int)
+func axpy1AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
 
 // axpy4AVX2 is axpy1AVX2 for four accumulator rows (acc rows d apart, w rows wStride apart),
 // reading each row of rows once per 16 coordinates.
 //
 //go:noescape
-func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int)
+func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
 
 // dot1F16AVX2 is one query row of DotF16 on the first d8 coordinates, with 8-lane FMA sums.
 //
 //go:noescape
-func dot1F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int)
+func dot1F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
 
 // dot4F16AVX2 is dot1F16AVX2 for four query rows (q rows d apart, out rows outStride apart),
 // reading each row of rows once.
 //
 //go:noescape
-func dot4F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int)
+func dot4F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
 
 // axpy1F16AVX2 is Axpy's loop for one accumulator row on the first d8 coordinates:
 // 32 (then 8) coordinates stay in registers while every row is added in.
 //
 //go:noescape
-func axpy1F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int)
+func axpy1F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
 
 // axpy4F16AVX2 is axpy1F16AVX2 for four accumulator rows (acc rows d apart, w rows wStride apart),
 // reading each row of rows once per 16 coordinates.
 //
 //go:noescape
-func axpy4F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int)
+func axpy4F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
 
 // expSumAVX2 is expSumGeneric on the first len(x)&^7 elements, with FMAs.
 //

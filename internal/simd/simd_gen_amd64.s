@@ -187,9 +187,9 @@ f16_done:
 	VZEROUPPER
 	RET
 
-// func dot1AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
-// Requires: AVX, FMA3
-TEXT ·dot1AVX2(SB), NOSPLIT, $0-112
+// func dot1AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·dot1AVX2(SB), NOSPLIT, $0-144
 	MOVQ out_base+0(FP), AX
 	MOVQ q_base+32(FP), CX
 	MOVQ rows_base+56(FP), DX
@@ -199,8 +199,27 @@ TEXT ·dot1AVX2(SB), NOSPLIT, $0-112
 	MOVQ d8+96(FP), DI
 
 dot1AVX2_row:
-	TESTQ  BX, BX
-	JZ     dot1AVX2_done
+	TESTQ BX, BX
+	JZ    dot1AVX2_done
+	MOVQ  ahead_len+120(FP), R9
+	TESTQ R9, R9
+	JLE   dot1AVX2_pf1_done
+	MOVQ  ahead_base+112(FP), R8
+	MOVQ  pfLines+136(FP), R10
+
+dot1AVX2_pf1:
+	PREFETCHT0 (R8)
+	ADDQ       $0x00000040, R8
+	SUBQ       $0x00000040, R9
+	JLE        dot1AVX2_pf1_store
+	DECQ       R10
+	JNZ        dot1AVX2_pf1
+
+dot1AVX2_pf1_store:
+	MOVQ R8, ahead_base+112(FP)
+	MOVQ R9, ahead_len+120(FP)
+
+dot1AVX2_pf1_done:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -251,9 +270,9 @@ dot1AVX2_done:
 	VZEROUPPER
 	RET
 
-// func dot4AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int)
-// Requires: AVX, FMA3
-TEXT ·dot4AVX2(SB), NOSPLIT, $0-112
+// func dot4AVX2(out []float32, outStride int, q []float32, rows []float32, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·dot4AVX2(SB), NOSPLIT, $0-144
 	MOVQ out_base+0(FP), AX
 	MOVQ q_base+32(FP), CX
 	MOVQ rows_base+56(FP), DX
@@ -268,8 +287,46 @@ TEXT ·dot4AVX2(SB), NOSPLIT, $0-112
 	LEAQ (R8)(R8*2), R10
 
 dot4AVX2_pair:
-	CMPQ   BX, $0x02
-	JB     dot4AVX2_row
+	CMPQ  BX, $0x02
+	JB    dot4AVX2_row
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   dot4AVX2_pf2_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+dot4AVX2_pf2:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        dot4AVX2_pf2_store
+	DECQ       R13
+	JNZ        dot4AVX2_pf2
+
+dot4AVX2_pf2_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+dot4AVX2_pf2_done:
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   dot4AVX2_pf3_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+dot4AVX2_pf3:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        dot4AVX2_pf3_store
+	DECQ       R13
+	JNZ        dot4AVX2_pf3
+
+dot4AVX2_pf3_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+dot4AVX2_pf3_done:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -329,8 +386,27 @@ dot4AVX2_pgrp:
 	JMP          dot4AVX2_pair
 
 dot4AVX2_row:
-	TESTQ  BX, BX
-	JZ     dot4AVX2_done
+	TESTQ BX, BX
+	JZ    dot4AVX2_done
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   dot4AVX2_pf4_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+dot4AVX2_pf4:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        dot4AVX2_pf4_store
+	DECQ       R13
+	JNZ        dot4AVX2_pf4
+
+dot4AVX2_pf4_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+dot4AVX2_pf4_done:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -381,9 +457,9 @@ dot4AVX2_done:
 	VZEROUPPER
 	RET
 
-// func axpy1AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int)
-// Requires: AVX, FMA3
-TEXT ·axpy1AVX2(SB), NOSPLIT, $0-112
+// func axpy1AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·axpy1AVX2(SB), NOSPLIT, $0-144
 	MOVQ acc_base+0(FP), AX
 	MOVQ w_base+24(FP), CX
 	MOVQ rows_base+56(FP), DX
@@ -404,6 +480,25 @@ axpy1AVX2_4:
 	XORQ    R10, R10
 
 axpy1AVX2_4_tok:
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   axpy1AVX2_4_pf5_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+axpy1AVX2_4_pf5:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        axpy1AVX2_4_pf5_store
+	DECQ       R13
+	JNZ        axpy1AVX2_4_pf5
+
+axpy1AVX2_4_pf5_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+axpy1AVX2_4_pf5_done:
 	VBROADCASTSS (CX)(R10*4), Y4
 	VFMADD231PS  (R9), Y4, Y0
 	VFMADD231PS  32(R9), Y4, Y1
@@ -431,6 +526,25 @@ axpy1AVX2_1:
 	XORQ    R10, R10
 
 axpy1AVX2_1_tok:
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   axpy1AVX2_1_pf6_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+axpy1AVX2_1_pf6:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        axpy1AVX2_1_pf6_store
+	DECQ       R13
+	JNZ        axpy1AVX2_1_pf6
+
+axpy1AVX2_1_pf6_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+axpy1AVX2_1_pf6_done:
 	VBROADCASTSS (CX)(R10*4), Y1
 	VFMADD231PS  (R9), Y1, Y0
 	ADDQ         BX, R9
@@ -446,9 +560,9 @@ axpy1AVX2_1_end:
 	VZEROUPPER
 	RET
 
-// func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int)
-// Requires: AVX, FMA3
-TEXT ·axpy4AVX2(SB), NOSPLIT, $0-112
+// func axpy4AVX2(acc []float32, w []float32, wStride int, rows []float32, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
+// Requires: AVX, FMA3, MMX+
+TEXT ·axpy4AVX2(SB), NOSPLIT, $8-144
 	MOVQ acc_base+0(FP), AX
 	MOVQ rows_base+56(FP), CX
 	MOVQ rowStride+104(FP), DX
@@ -484,6 +598,25 @@ axpy4AVX2_2:
 	SHLQ    $0x02, R12
 
 axpy4AVX2_2_tok:
+	MOVQ  ahead_len+120(FP), R15
+	TESTQ R15, R15
+	JLE   axpy4AVX2_2_pf7_done
+	MOVQ  ahead_base+112(FP), R14
+	MOVQ  pfLines+136(FP), BP
+
+axpy4AVX2_2_pf7:
+	PREFETCHT0 (R14)
+	ADDQ       $0x00000040, R14
+	SUBQ       $0x00000040, R15
+	JLE        axpy4AVX2_2_pf7_store
+	DECQ       BP
+	JNZ        axpy4AVX2_2_pf7
+
+axpy4AVX2_2_pf7_store:
+	MOVQ R14, ahead_base+112(FP)
+	MOVQ R15, ahead_len+120(FP)
+
+axpy4AVX2_2_pf7_done:
 	VMOVUPS      (R10), Y8
 	VMOVUPS      32(R10), Y9
 	VBROADCASTSS (R11), Y10
@@ -539,6 +672,25 @@ axpy4AVX2_1:
 	SHLQ    $0x02, R12
 
 axpy4AVX2_1_tok:
+	MOVQ  ahead_len+120(FP), R15
+	TESTQ R15, R15
+	JLE   axpy4AVX2_1_pf8_done
+	MOVQ  ahead_base+112(FP), R14
+	MOVQ  pfLines+136(FP), BP
+
+axpy4AVX2_1_pf8:
+	PREFETCHT0 (R14)
+	ADDQ       $0x00000040, R14
+	SUBQ       $0x00000040, R15
+	JLE        axpy4AVX2_1_pf8_store
+	DECQ       BP
+	JNZ        axpy4AVX2_1_pf8
+
+axpy4AVX2_1_pf8_store:
+	MOVQ R14, ahead_base+112(FP)
+	MOVQ R15, ahead_len+120(FP)
+
+axpy4AVX2_1_pf8_done:
 	VMOVUPS      (R10), Y4
 	VBROADCASTSS (R11), Y5
 	VFMADD231PS  Y4, Y5, Y0
@@ -567,9 +719,9 @@ axpy4AVX2_1_end:
 	VZEROUPPER
 	RET
 
-// func dot1F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int)
-// Requires: AVX, F16C, FMA3
-TEXT ·dot1F16AVX2(SB), NOSPLIT, $0-112
+// func dot1F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
+// Requires: AVX, F16C, FMA3, MMX+
+TEXT ·dot1F16AVX2(SB), NOSPLIT, $0-144
 	MOVQ out_base+0(FP), AX
 	MOVQ q_base+32(FP), CX
 	MOVQ rows_base+56(FP), DX
@@ -579,8 +731,27 @@ TEXT ·dot1F16AVX2(SB), NOSPLIT, $0-112
 	MOVQ d8+96(FP), DI
 
 dot1F16AVX2_row:
-	TESTQ  BX, BX
-	JZ     dot1F16AVX2_done
+	TESTQ BX, BX
+	JZ    dot1F16AVX2_done
+	MOVQ  ahead_len+120(FP), R9
+	TESTQ R9, R9
+	JLE   dot1F16AVX2_pf9_done
+	MOVQ  ahead_base+112(FP), R8
+	MOVQ  pfLines+136(FP), R10
+
+dot1F16AVX2_pf9:
+	PREFETCHT0 (R8)
+	ADDQ       $0x00000040, R8
+	SUBQ       $0x00000040, R9
+	JLE        dot1F16AVX2_pf9_store
+	DECQ       R10
+	JNZ        dot1F16AVX2_pf9
+
+dot1F16AVX2_pf9_store:
+	MOVQ R8, ahead_base+112(FP)
+	MOVQ R9, ahead_len+120(FP)
+
+dot1F16AVX2_pf9_done:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -631,9 +802,9 @@ dot1F16AVX2_done:
 	VZEROUPPER
 	RET
 
-// func dot4F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int)
-// Requires: AVX, F16C, FMA3
-TEXT ·dot4F16AVX2(SB), NOSPLIT, $0-112
+// func dot4F16AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
+// Requires: AVX, F16C, FMA3, MMX+
+TEXT ·dot4F16AVX2(SB), NOSPLIT, $0-144
 	MOVQ out_base+0(FP), AX
 	MOVQ q_base+32(FP), CX
 	MOVQ rows_base+56(FP), DX
@@ -648,8 +819,46 @@ TEXT ·dot4F16AVX2(SB), NOSPLIT, $0-112
 	LEAQ (R8)(R8*2), R10
 
 dot4F16AVX2_pair:
-	CMPQ   BX, $0x02
-	JB     dot4F16AVX2_row
+	CMPQ  BX, $0x02
+	JB    dot4F16AVX2_row
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   dot4F16AVX2_pf10_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+dot4F16AVX2_pf10:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        dot4F16AVX2_pf10_store
+	DECQ       R13
+	JNZ        dot4F16AVX2_pf10
+
+dot4F16AVX2_pf10_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+dot4F16AVX2_pf10_done:
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   dot4F16AVX2_pf11_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+dot4F16AVX2_pf11:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        dot4F16AVX2_pf11_store
+	DECQ       R13
+	JNZ        dot4F16AVX2_pf11
+
+dot4F16AVX2_pf11_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+dot4F16AVX2_pf11_done:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -709,8 +918,27 @@ dot4F16AVX2_pgrp:
 	JMP          dot4F16AVX2_pair
 
 dot4F16AVX2_row:
-	TESTQ  BX, BX
-	JZ     dot4F16AVX2_done
+	TESTQ BX, BX
+	JZ    dot4F16AVX2_done
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   dot4F16AVX2_pf12_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+dot4F16AVX2_pf12:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        dot4F16AVX2_pf12_store
+	DECQ       R13
+	JNZ        dot4F16AVX2_pf12
+
+dot4F16AVX2_pf12_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+dot4F16AVX2_pf12_done:
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -761,9 +989,9 @@ dot4F16AVX2_done:
 	VZEROUPPER
 	RET
 
-// func axpy1F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int)
-// Requires: AVX, F16C, FMA3
-TEXT ·axpy1F16AVX2(SB), NOSPLIT, $0-112
+// func axpy1F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
+// Requires: AVX, F16C, FMA3, MMX+
+TEXT ·axpy1F16AVX2(SB), NOSPLIT, $0-144
 	MOVQ acc_base+0(FP), AX
 	MOVQ w_base+24(FP), CX
 	MOVQ rows_base+56(FP), DX
@@ -784,6 +1012,25 @@ axpy1F16AVX2_4:
 	XORQ    R10, R10
 
 axpy1F16AVX2_4_tok:
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   axpy1F16AVX2_4_pf13_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+axpy1F16AVX2_4_pf13:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        axpy1F16AVX2_4_pf13_store
+	DECQ       R13
+	JNZ        axpy1F16AVX2_4_pf13
+
+axpy1F16AVX2_4_pf13_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+axpy1F16AVX2_4_pf13_done:
 	VBROADCASTSS (CX)(R10*4), Y4
 	VCVTPH2PS    (R9), Y5
 	VFMADD231PS  Y5, Y4, Y0
@@ -815,6 +1062,25 @@ axpy1F16AVX2_1:
 	XORQ    R10, R10
 
 axpy1F16AVX2_1_tok:
+	MOVQ  ahead_len+120(FP), R12
+	TESTQ R12, R12
+	JLE   axpy1F16AVX2_1_pf14_done
+	MOVQ  ahead_base+112(FP), R11
+	MOVQ  pfLines+136(FP), R13
+
+axpy1F16AVX2_1_pf14:
+	PREFETCHT0 (R11)
+	ADDQ       $0x00000040, R11
+	SUBQ       $0x00000040, R12
+	JLE        axpy1F16AVX2_1_pf14_store
+	DECQ       R13
+	JNZ        axpy1F16AVX2_1_pf14
+
+axpy1F16AVX2_1_pf14_store:
+	MOVQ R11, ahead_base+112(FP)
+	MOVQ R12, ahead_len+120(FP)
+
+axpy1F16AVX2_1_pf14_done:
 	VBROADCASTSS (CX)(R10*4), Y1
 	VCVTPH2PS    (R9), Y2
 	VFMADD231PS  Y2, Y1, Y0
@@ -831,9 +1097,9 @@ axpy1F16AVX2_1_end:
 	VZEROUPPER
 	RET
 
-// func axpy4F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int)
-// Requires: AVX, F16C, FMA3
-TEXT ·axpy4F16AVX2(SB), NOSPLIT, $0-112
+// func axpy4F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d int, d8 int, rowStride int, ahead []byte, pfLines int)
+// Requires: AVX, F16C, FMA3, MMX+
+TEXT ·axpy4F16AVX2(SB), NOSPLIT, $8-144
 	MOVQ acc_base+0(FP), AX
 	MOVQ rows_base+56(FP), CX
 	MOVQ rowStride+104(FP), DX
@@ -869,6 +1135,25 @@ axpy4F16AVX2_2:
 	SHLQ    $0x02, R12
 
 axpy4F16AVX2_2_tok:
+	MOVQ  ahead_len+120(FP), R15
+	TESTQ R15, R15
+	JLE   axpy4F16AVX2_2_pf15_done
+	MOVQ  ahead_base+112(FP), R14
+	MOVQ  pfLines+136(FP), BP
+
+axpy4F16AVX2_2_pf15:
+	PREFETCHT0 (R14)
+	ADDQ       $0x00000040, R14
+	SUBQ       $0x00000040, R15
+	JLE        axpy4F16AVX2_2_pf15_store
+	DECQ       BP
+	JNZ        axpy4F16AVX2_2_pf15
+
+axpy4F16AVX2_2_pf15_store:
+	MOVQ R14, ahead_base+112(FP)
+	MOVQ R15, ahead_len+120(FP)
+
+axpy4F16AVX2_2_pf15_done:
 	VCVTPH2PS    (R10), Y8
 	VCVTPH2PS    16(R10), Y9
 	VBROADCASTSS (R11), Y10
@@ -924,6 +1209,25 @@ axpy4F16AVX2_1:
 	SHLQ    $0x02, R12
 
 axpy4F16AVX2_1_tok:
+	MOVQ  ahead_len+120(FP), R15
+	TESTQ R15, R15
+	JLE   axpy4F16AVX2_1_pf16_done
+	MOVQ  ahead_base+112(FP), R14
+	MOVQ  pfLines+136(FP), BP
+
+axpy4F16AVX2_1_pf16:
+	PREFETCHT0 (R14)
+	ADDQ       $0x00000040, R14
+	SUBQ       $0x00000040, R15
+	JLE        axpy4F16AVX2_1_pf16_store
+	DECQ       BP
+	JNZ        axpy4F16AVX2_1_pf16
+
+axpy4F16AVX2_1_pf16_store:
+	MOVQ R14, ahead_base+112(FP)
+	MOVQ R15, ahead_len+120(FP)
+
+axpy4F16AVX2_1_pf16_done:
 	VCVTPH2PS    (R10), Y4
 	VBROADCASTSS (R11), Y5
 	VFMADD231PS  Y4, Y5, Y0
@@ -2075,13 +2379,13 @@ dotCodesSmall4AVX2_pair:
 	CMPQ       DX, $0x02
 	JB         dotCodesSmall4AVX2_row
 	TESTQ      SI, SI
-	JLE        dotCodesSmall4AVX2_pf1
+	JLE        dotCodesSmall4AVX2_pf17
 	PREFETCHT0 (BX)
 	PREFETCHT0 64(BX)
 	ADDQ       $0x00000080, BX
 	SUBQ       $0x00000080, SI
 
-dotCodesSmall4AVX2_pf1:
+dotCodesSmall4AVX2_pf17:
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
@@ -2660,13 +2964,13 @@ dotCodesB44AVX2_pair:
 	CMPQ       DX, $0x02
 	JB         dotCodesB44AVX2_row
 	TESTQ      SI, SI
-	JLE        dotCodesB44AVX2_pf2
+	JLE        dotCodesB44AVX2_pf18
 	PREFETCHT0 (BX)
 	PREFETCHT0 64(BX)
 	ADDQ       $0x00000080, BX
 	SUBQ       $0x00000080, SI
 
-dotCodesB44AVX2_pf2:
+dotCodesB44AVX2_pf18:
 	VXORPS Y3, Y3, Y3
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
@@ -2973,12 +3277,12 @@ axpyCodesWnSmallAVX2_c2_tok:
 	VFMADD231PS  Y11, Y12, Y9
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnSmallAVX2_pf3
+	JLE          axpyCodesWnSmallAVX2_pf19
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnSmallAVX2_pf3:
+axpyCodesWnSmallAVX2_pf19:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnSmallAVX2_c2_tok
@@ -3029,12 +3333,12 @@ axpyCodesWnSmallAVX2_c1_tok:
 	VFMADD231PS  Y6, Y7, Y5
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnSmallAVX2_pf4
+	JLE          axpyCodesWnSmallAVX2_pf20
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnSmallAVX2_pf4:
+axpyCodesWnSmallAVX2_pf20:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnSmallAVX2_c1_tok
@@ -3118,12 +3422,12 @@ axpyCodesWnB4AVX2_c2_tok:
 	VFMADD231PS  Y13, Y11, Y10
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnB4AVX2_pf5
+	JLE          axpyCodesWnB4AVX2_pf21
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnB4AVX2_pf5:
+axpyCodesWnB4AVX2_pf21:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnB4AVX2_c2_tok
@@ -3177,12 +3481,12 @@ axpyCodesWnB4AVX2_c1_tok:
 	VFMADD231PS  Y8, Y7, Y6
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnB4AVX2_pf6
+	JLE          axpyCodesWnB4AVX2_pf22
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnB4AVX2_pf6:
+axpyCodesWnB4AVX2_pf22:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnB4AVX2_c1_tok
@@ -5726,13 +6030,13 @@ axpyCodesQ8B3x1VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x1VBMI_pf7
+	JLE        axpyCodesQ8B3x1VBMI_pf23
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x1VBMI_pf7:
+axpyCodesQ8B3x1VBMI_pf23:
 	VMOVDQU8.Z     (DI), K1, Z10
 	VMOVDQU8       -32(DI)(R10*1), K2, Z10
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
@@ -6192,7 +6496,7 @@ dotCodesQ8B3x1VBMI_quad:
 	TESTQ      DX, DX
 	JZ         dotCodesQ8B3x1VBMI_done
 	TESTQ      R10, R10
-	JLE        dotCodesQ8B3x1VBMI_pf8
+	JLE        dotCodesQ8B3x1VBMI_pf24
 	PREFETCHT0 (R9)
 	PREFETCHT0 64(R9)
 	PREFETCHT0 128(R9)
@@ -6200,7 +6504,7 @@ dotCodesQ8B3x1VBMI_quad:
 	ADDQ       $0x00000100, R9
 	SUBQ       $0x00000100, R10
 
-dotCodesQ8B3x1VBMI_pf8:
+dotCodesQ8B3x1VBMI_pf24:
 	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B3x1VBMI_full
 	MOVQ    $0x00000001, R8
@@ -6700,13 +7004,13 @@ axpyCodesQ8B3x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x2VBMI_pf9
+	JLE        axpyCodesQ8B3x2VBMI_pf25
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x2VBMI_pf9:
+axpyCodesQ8B3x2VBMI_pf25:
 	VMOVDQU8.Z     (DI), K1, Z14
 	VMOVDQU8       -32(DI)(R10*1), K2, Z14
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
@@ -6875,7 +7179,7 @@ dotCodesQ8B3x2VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B3x2VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B3x2VBMI_pf10
+	JLE        dotCodesQ8B3x2VBMI_pf26
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -6883,7 +7187,7 @@ dotCodesQ8B3x2VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B3x2VBMI_pf10:
+dotCodesQ8B3x2VBMI_pf26:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B3x2VBMI_full
 	MOVQ    $0x00000001, R9
@@ -7044,13 +7348,13 @@ axpyCodesQ8B3x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x4VBMI_pf11
+	JLE        axpyCodesQ8B3x4VBMI_pf27
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x4VBMI_pf11:
+axpyCodesQ8B3x4VBMI_pf27:
 	VMOVDQU8.Z     (DI), K1, Z22
 	VMOVDQU8       -32(DI)(R10*1), K2, Z22
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
@@ -7281,7 +7585,7 @@ dotCodesQ8B3x4VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B3x4VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B3x4VBMI_pf12
+	JLE        dotCodesQ8B3x4VBMI_pf28
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -7289,7 +7593,7 @@ dotCodesQ8B3x4VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B3x4VBMI_pf12:
+dotCodesQ8B3x4VBMI_pf28:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B3x4VBMI_full
 	MOVQ    $0x00000001, R9
@@ -7709,13 +8013,13 @@ axpyCodesQ8B4x1VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1VBMI_pf13
+	JLE        axpyCodesQ8B4x1VBMI_pf29
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x1VBMI_pf13:
+axpyCodesQ8B4x1VBMI_pf29:
 	VMOVDQU8.Z     (DI), K1, Z10
 	VMOVDQU8       -32(DI)(R10*1), K2, Z10
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
@@ -8175,7 +8479,7 @@ dotCodesQ8B4x1VBMI_quad:
 	TESTQ      DX, DX
 	JZ         dotCodesQ8B4x1VBMI_done
 	TESTQ      R10, R10
-	JLE        dotCodesQ8B4x1VBMI_pf14
+	JLE        dotCodesQ8B4x1VBMI_pf30
 	PREFETCHT0 (R9)
 	PREFETCHT0 64(R9)
 	PREFETCHT0 128(R9)
@@ -8183,7 +8487,7 @@ dotCodesQ8B4x1VBMI_quad:
 	ADDQ       $0x00000100, R9
 	SUBQ       $0x00000100, R10
 
-dotCodesQ8B4x1VBMI_pf14:
+dotCodesQ8B4x1VBMI_pf30:
 	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B4x1VBMI_full
 	MOVQ    $0x00000001, R8
@@ -8647,13 +8951,13 @@ axpyCodesQ8B4x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2VBMI_pf15
+	JLE        axpyCodesQ8B4x2VBMI_pf31
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x2VBMI_pf15:
+axpyCodesQ8B4x2VBMI_pf31:
 	VMOVDQU8.Z     (DI), K1, Z14
 	VMOVDQU8       -32(DI)(R10*1), K2, Z14
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
@@ -8822,7 +9126,7 @@ dotCodesQ8B4x2VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B4x2VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B4x2VBMI_pf16
+	JLE        dotCodesQ8B4x2VBMI_pf32
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -8830,7 +9134,7 @@ dotCodesQ8B4x2VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B4x2VBMI_pf16:
+dotCodesQ8B4x2VBMI_pf32:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B4x2VBMI_full
 	MOVQ    $0x00000001, R9
@@ -8991,13 +9295,13 @@ axpyCodesQ8B4x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4VBMI_pf17
+	JLE        axpyCodesQ8B4x4VBMI_pf33
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x4VBMI_pf17:
+axpyCodesQ8B4x4VBMI_pf33:
 	VMOVDQU8.Z     (DI), K1, Z22
 	VMOVDQU8       -32(DI)(R10*1), K2, Z22
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
@@ -9228,7 +9532,7 @@ dotCodesQ8B4x4VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B4x4VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B4x4VBMI_pf18
+	JLE        dotCodesQ8B4x4VBMI_pf34
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -9236,7 +9540,7 @@ dotCodesQ8B4x4VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B4x4VBMI_pf18:
+dotCodesQ8B4x4VBMI_pf34:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B4x4VBMI_full
 	MOVQ    $0x00000001, R9

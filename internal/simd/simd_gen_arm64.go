@@ -28,49 +28,49 @@ func decodeF16NEON(dst []float32, src []byte, stride, n, dstStride, d8 int)
 // dot1NEON is one query row of Dot on the first d8 coordinates, with four 4-lane sums.
 //
 //go:noescape
-func dot1NEON(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
+func dot1NEON(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int, ahead []byte, pfLines int)
 
 // dot4NEON is dot1NEON for four query rows (q rows d apart, out rows outStride apart),
 // reading each row of rows once.
 //
 //go:noescape
-func dot4NEON(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
+func dot4NEON(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int, ahead []byte, pfLines int)
 
 // axpy1NEON is Axpy's loop for one accumulator row on the first d8 coordinates:
 // 32 (then 8) coordinates stay in registers while every row is added in.
 //
 //go:noescape
-func axpy1NEON(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
+func axpy1NEON(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int, ahead []byte, pfLines int)
 
 // axpy4NEON is axpy1NEON for four accumulator rows (acc rows d apart, w rows wStride apart),
 // reading each row of rows once per 16 coordinates.
 //
 //go:noescape
-func axpy4NEON(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
+func axpy4NEON(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int, ahead []byte, pfLines int)
 
 // dot1F16NEON is one query row of DotF16 on the first d8 coordinates, with four 4-lane sums:
 // dot1NEON with the halves widened by FCVTL/FCVTL2 as they are loaded.
 //
 //go:noescape
-func dot1F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int)
+func dot1F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int, ahead []byte, pfLines int)
 
 // dot4F16NEON is dot1F16NEON for four query rows (q rows d apart, out rows outStride apart),
 // reading each row of rows once.
 //
 //go:noescape
-func dot4F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int)
+func dot4F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int, ahead []byte, pfLines int)
 
 // axpy1F16NEON is AxpyF16's loop for one accumulator row on the first d8 coordinates:
 // 32 (then 8) coordinates stay in registers while every row is added in.
 //
 //go:noescape
-func axpy1F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int)
+func axpy1F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int, ahead []byte, pfLines int)
 
 // axpy4F16NEON is axpy1F16NEON for four accumulator rows (acc rows d apart, w rows wStride apart),
 // reading each row of rows once per 16 coordinates.
 //
 //go:noescape
-func axpy4F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int)
+func axpy4F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int, ahead []byte, pfLines int)
 
 // expSumNEON is expSumGeneric on the first len(x)&^7 elements: the same
 // rounding at every step, so only the sum's order differs.

@@ -225,8 +225,8 @@ f16_grp:
 f16_done:
 	RET
 
-// func dot1NEON(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
-TEXT ·dot1NEON(SB), NOSPLIT, $0-112
+// func dot1NEON(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int, ahead []byte, pfLines int)
+TEXT ·dot1NEON(SB), NOSPLIT, $0-144
 	MOVD out_base+0(FP), R0
 	MOVD q_base+32(FP), R1
 	MOVD rows_base+56(FP), R2
@@ -275,8 +275,8 @@ dot1_sum:
 dot1_done:
 	RET
 
-// func dot4NEON(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int)
-TEXT ·dot4NEON(SB), NOSPLIT, $0-112
+// func dot4NEON(out []float32, outStride int, q, rows []float32, n, d, d8, rowStride int, ahead []byte, pfLines int)
+TEXT ·dot4NEON(SB), NOSPLIT, $0-144
 	MOVD out_base+0(FP), R0
 	MOVD outStride+24(FP), R14
 	LSL $2, R14, R14
@@ -351,8 +351,8 @@ dot4_grp:
 dot4_done:
 	RET
 
-// func axpy1NEON(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
-TEXT ·axpy1NEON(SB), NOSPLIT, $0-112
+// func axpy1NEON(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int, ahead []byte, pfLines int)
+TEXT ·axpy1NEON(SB), NOSPLIT, $0-144
 	MOVD acc_base+0(FP), R0
 	MOVD w_base+24(FP), R1
 	MOVD rows_base+56(FP), R2
@@ -420,8 +420,8 @@ axpy1_8_end:
 axpy1_done:
 	RET
 
-// func axpy4NEON(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int)
-TEXT ·axpy4NEON(SB), NOSPLIT, $0-112
+// func axpy4NEON(acc, w []float32, wStride int, rows []float32, n, d, d8, rowStride int, ahead []byte, pfLines int)
+TEXT ·axpy4NEON(SB), NOSPLIT, $0-144
 	MOVD acc_base+0(FP), R0
 	MOVD w_base+24(FP), R1
 	MOVD rows_base+56(FP), R2
@@ -531,8 +531,8 @@ axpy4_8_end:
 axpy4_done:
 	RET
 
-// func dot1F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int)
-TEXT ·dot1F16NEON(SB), NOSPLIT, $0-112
+// func dot1F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int, ahead []byte, pfLines int)
+TEXT ·dot1F16NEON(SB), NOSPLIT, $0-144
 	MOVD out_base+0(FP), R0
 	MOVD q_base+32(FP), R1
 	MOVD rows_base+56(FP), R2
@@ -587,8 +587,8 @@ dot1F16_sum:
 dot1F16_done:
 	RET
 
-// func dot4F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int)
-TEXT ·dot4F16NEON(SB), NOSPLIT, $0-112
+// func dot4F16NEON(out []float32, outStride int, q []float32, rows []byte, n, d, d8, rowStride int, ahead []byte, pfLines int)
+TEXT ·dot4F16NEON(SB), NOSPLIT, $0-144
 	MOVD out_base+0(FP), R0
 	MOVD outStride+24(FP), R14
 	LSL $2, R14, R14
@@ -665,8 +665,8 @@ dot4F16_grp:
 dot4F16_done:
 	RET
 
-// func axpy1F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int)
-TEXT ·axpy1F16NEON(SB), NOSPLIT, $0-112
+// func axpy1F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int, ahead []byte, pfLines int)
+TEXT ·axpy1F16NEON(SB), NOSPLIT, $0-144
 	MOVD acc_base+0(FP), R0
 	MOVD w_base+24(FP), R1
 	MOVD rows_base+56(FP), R2
@@ -742,8 +742,8 @@ axpy1F16_8_end:
 axpy1F16_done:
 	RET
 
-// func axpy4F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int)
-TEXT ·axpy4F16NEON(SB), NOSPLIT, $0-112
+// func axpy4F16NEON(acc, w []float32, wStride int, rows []byte, n, d, d8, rowStride int, ahead []byte, pfLines int)
+TEXT ·axpy4F16NEON(SB), NOSPLIT, $0-144
 	MOVD acc_base+0(FP), R0
 	MOVD w_base+24(FP), R1
 	MOVD rows_base+56(FP), R2

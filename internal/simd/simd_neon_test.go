@@ -142,11 +142,11 @@ func dotKernelFor(k *kernels, g int, f16 bool) func(out []float32, os int, q, ro
 	switch {
 	case !f16 && k32 != nil:
 		return func(out []float32, os int, q, rows []float32, _ []byte, n, d, d8, rs int) {
-			k32(out, os, q, rows, n, d, d8, rs)
+			k32(out, os, q, rows, n, d, d8, rs, nil, 0)
 		}
 	case f16 && k16 != nil:
 		return func(out []float32, os int, q, _ []float32, hs []byte, n, d, d8, rs int) {
-			k16(out, os, q, hs, n, d, d8, rs)
+			k16(out, os, q, hs, n, d, d8, rs, nil, 0)
 		}
 	}
 	return nil
@@ -161,11 +161,11 @@ func axpyKernelFor(k *kernels, g int, f16 bool) func(acc, w []float32, ws int, r
 	switch {
 	case !f16 && k32 != nil:
 		return func(acc, w []float32, ws int, rows []float32, _ []byte, n, d, d8, rs int) {
-			k32(acc, w, ws, rows, n, d, d8, rs)
+			k32(acc, w, ws, rows, n, d, d8, rs, nil, 0)
 		}
 	case f16 && k16 != nil:
 		return func(acc, w []float32, ws int, _ []float32, hs []byte, n, d, d8, rs int) {
-			k16(acc, w, ws, hs, n, d, d8, rs)
+			k16(acc, w, ws, hs, n, d, d8, rs, nil, 0)
 		}
 	}
 	return nil

@@ -671,28 +671,6 @@ func TestAheadChangesNothing(t *testing.T) {
 	}
 }
 
-func TestSpreadCoversEachRowOnce(t *testing.T) {
-	for _, n := range []int{0, 1, 3, 31, 32, 33, 100} {
-		for _, rowBytes := range []int{0, 1, 100, 256, 4096} {
-			for _, ahead := range [][]byte{nil, make([]byte, 7), make([]byte, 4096)} {
-				next, calls := 0, 0
-				Spread(n, rowBytes, ahead, func(lo, m int) {
-					if lo != next || m < 0 || (m == 0 && n > 0) {
-						t.Fatalf("n=%d rowBytes=%d: piece [%d, %d) after %d", n, rowBytes, lo, lo+m, next)
-					}
-					next, calls = lo+m, calls+1
-				})
-				if next != n || calls == 0 {
-					t.Fatalf("n=%d rowBytes=%d: pieces cover [0, %d) in %d calls", n, rowBytes, next, calls)
-				}
-				if len(ahead) > 0 && n > 0 && rowBytes > 0 && rowBytes < PrefetchPiece && n*rowBytes > 2*PrefetchPiece && calls < 2 {
-					t.Fatalf("n=%d rowBytes=%d: one piece for %d bytes", n, rowBytes, n*rowBytes)
-				}
-			}
-		}
-	}
-}
-
 // A code's score must not depend on the codes scored with it: the kernels
 // that take codes in pairs sum a code left alone in the same order.
 func TestDotCodesScoreIndependentOfPairing(t *testing.T) {
