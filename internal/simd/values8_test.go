@@ -119,7 +119,9 @@ func TestAxpyCodesQ8WithinBound(t *testing.T) {
 				clear(c.acc0)
 				got := c.run(t, l)
 				want := make([]float32, c.g*c.d)
-				with(t, l, func() { AxpyCodes(want, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, nil) })
+				with(t, l, func() {
+					AxpyCodes(want, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, nil)
+				})
 				var worst, sumMag float64
 				for i := range c.g {
 					for j := range c.d {
