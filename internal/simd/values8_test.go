@@ -122,7 +122,7 @@ func TestAxpyCodesQ8WithinBound(t *testing.T) {
 				with(t, l, func() {
 					AxpyCodes(want, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, nil)
 				})
-				var worst, sumMag float64
+				var worst float64
 				for i := range c.g {
 					for j := range c.d {
 						var bound, mag float64
@@ -147,7 +147,6 @@ func TestAxpyCodesQ8WithinBound(t *testing.T) {
 							t.Fatalf("%v bits=%d n=%d row %d coord %d: |q8 − float| = %g > bound %g", l, bits, n, i, j, diff, bound)
 						}
 						worst = max(worst, diff/bound)
-						sumMag += mag
 					}
 				}
 				if worst == 0 {
