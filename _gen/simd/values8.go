@@ -404,6 +404,19 @@ func dotCodes8Wide(bits, R int) {
 	RET()
 }
 
+// foldLanes leaves in every lane of m the fold by op of its 16 lanes (t is
+// scratch): halves, quarters, then within each 128-bit lane.
+func foldLanes(m, t VecVirtual, op func(a, b, dst Op)) {
+	VSHUFI32X4(U8(0x4e), m, m, t)
+	op(t, m, m)
+	VSHUFI32X4(U8(0xb1), m, m, t)
+	op(t, m, m)
+	VPSHUFD(U8(0x4e), m, t)
+	op(t, m, m)
+	VPSHUFD(U8(0xb1), m, t)
+	op(t, m, m)
+}
+
 // weightsQ8 emits weightsQ8AVX512, which lays out and quantizes the
 // weights of four rows for the axpyCodesQ8 kernels.
 func weightsQ8() {
@@ -492,15 +505,8 @@ func weightsQ8() {
 		bytes[c] = ZMM()
 	}
 	for i := range 4 {
-		m := mx[i] // every lane: the row's max
-		VSHUFF32X4(U8(0x4e), m, m, t)
-		VMAXPS(t, m, m)
-		VSHUFF32X4(U8(0xb1), m, m, t)
-		VMAXPS(t, m, m)
-		VPERMILPS(U8(0x4e), m, t)
-		VMAXPS(t, m, m)
-		VPERMILPS(U8(0xb1), m, t)
-		VMAXPS(t, m, m)
+		m := mx[i]
+		foldLanes(m, t, func(a, b, dst Op) { VMAXPS(a, b, dst) }) // every lane: the row's max
 		VMOVSS(m.AsX(), Mem{Base: amaxP, Disp: 4 * i})
 		inv := ZMM()
 		VCMPPS(U8(4), zero, m, k) // amax ≠ 0
@@ -531,14 +537,7 @@ func weightsQ8() {
 	sums := Load(Param("sums"), GP64())
 	for i := range 4 {
 		m := sum[i]
-		VSHUFI32X4(U8(0x4e), m, m, t)
-		VPADDD(t, m, m)
-		VSHUFI32X4(U8(0xb1), m, m, t)
-		VPADDD(t, m, m)
-		VPSHUFD(U8(0x4e), m, t)
-		VPADDD(t, m, m)
-		VPSHUFD(U8(0xb1), m, t)
-		VPADDD(t, m, m)
+		foldLanes(m, t, func(a, b, dst Op) { VPADDD(a, b, dst) })
 		VMOVD(m.AsX(), Mem{Base: sums, Disp: 4 * i})
 	}
 	VZEROUPPER()

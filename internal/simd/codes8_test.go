@@ -76,16 +76,21 @@ func (c codes8Case) sameOnLevels(t *testing.T, levels []Level) {
 
 // q8Levels returns the levels with integer code kernels, or skips.
 func q8Levels(t *testing.T) []Level {
+	return levelsWith(t, func(k *kernels) bool { return k.dotCodesQ8[0] != nil },
+		"no level with integer code kernels on this CPU/build: only the generic twin runs")
+}
+
+// levelsWith returns the vector levels whose kernels satisfy has, or skips
+// with why.
+func levelsWith(t *testing.T, has func(k *kernels) bool, why string) []Level {
 	var ls []Level
 	for _, l := range vectorLevels(t) {
-		with(t, l, func() {
-			if active.dotCodesQ8[0] != nil {
-				ls = append(ls, l)
-			}
-		})
+		if has(impls[l]) {
+			ls = append(ls, l)
+		}
 	}
 	if len(ls) == 0 {
-		t.Skip("no level with integer code kernels on this CPU/build: only the generic twin runs")
+		t.Skip(why)
 	}
 	return ls
 }

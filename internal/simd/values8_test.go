@@ -73,18 +73,8 @@ func (c values8Case) run(t *testing.T, l Level) []float32 {
 
 // values8Levels returns the levels with integer value kernels, or skips.
 func values8Levels(t *testing.T) []Level {
-	var ls []Level
-	for _, l := range vectorLevels(t) {
-		with(t, l, func() {
-			if active.axpyCodesQ8[0][2] != nil {
-				ls = append(ls, l)
-			}
-		})
-	}
-	if len(ls) == 0 {
-		t.Skip("no level with integer value kernels on this CPU/build (they need AVX-512 VBMI and VNNI): only the generic twin runs")
-	}
-	return ls
+	return levelsWith(t, func(k *kernels) bool { return k.axpyCodesQ8[0][2] != nil },
+		"no level with integer value kernels on this CPU/build (they need AVX-512 VBMI and VNNI): only the generic twin runs")
 }
 
 func TestAxpyCodesQ8IsTheSameOnEveryLevel(t *testing.T) {
