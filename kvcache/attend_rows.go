@@ -76,8 +76,8 @@ type rowStore interface {
 	// rows and the n codes (code t at codes[t*stride:]); buf is scratch of
 	// rowScratch(d, g) floats. q8, when not nil, holds q quantized by
 	// prepareQ8 for the parts that score with integers. ahead (nil for
-	// none) is what the walk reads next: fp16 and fp32 prefetch it spread
-	// over the rows (simd.Spread); codes leave it to the hardware.
+	// none) is what the walk reads next, which the vector kernels
+	// prefetch a few lines per row or token as they go.
 	scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte)
 	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i,
 	// prefetching ahead as scoreRun. w8, when not nil, is the working

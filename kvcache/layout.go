@@ -188,10 +188,10 @@ type run struct {
 // next to each other in a block, are read as one sequential stream; heads
 // must be ascending and contiguous.
 //
-// Each run of a block carries the head's codes in the next block, which the row path
-// prefetches piece by piece while it works on an fp16 or fp32 run, so their
-// cache lines arrive during the computation rather than when a kernel first
-// touches them (codes leave it to the hardware prefetcher).
+// Each run of a block carries the head's keys and values in the next block,
+// which the row path's kernels prefetch a few lines at a time while they
+// work on the run, so their cache lines arrive during the computation
+// rather than when a kernel first touches them.
 func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
@@ -217,8 +217,8 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, f func(k
 		// The next block is elsewhere in memory (the hardware prefetcher
 		// alone stalls at every block boundary): each head's runs carry
 		// that head's codes in the next block, which the kernels ask for a
-		// little at a time while they work (simd.Spread). One burst for all
-		// heads, then one per head, kept fewer requests in flight.
+		// few lines at a time while they work. One burst for all heads, or
+		// one per run, kept too many requests in flight.
 		var next *block
 		if bi+1 < len(l.blocks) {
 			next = l.blocks[bi+1]
