@@ -312,7 +312,7 @@ func dotCodesQ8B3x4VNNI(out []float32, outStride int, q []int8, scales *[8]float
 
 // axpyCodesQ8B3x1VBMI adds, to the first rows (≤ 1) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 3-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
-// tokens past n in the last quad have weight 0 and read the last code again.
+// tokens past n in the last quad have weight 0 and read the quad's first code again.
 //
 //go:noescape
 func axpyCodesQ8B3x1VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
@@ -326,7 +326,7 @@ func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float
 
 // axpyCodesQ8B3x2VBMI adds, to the first rows (≤ 2) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 3-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
-// tokens past n in the last quad have weight 0 and read the last code again.
+// tokens past n in the last quad have weight 0 and read the quad's first code again.
 //
 //go:noescape
 func axpyCodesQ8B3x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
@@ -340,7 +340,7 @@ func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float
 
 // axpyCodesQ8B3x4VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 3-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
-// tokens past n in the last quad have weight 0 and read the last code again.
+// tokens past n in the last quad have weight 0 and read the quad's first code again.
 //
 //go:noescape
 func axpyCodesQ8B3x4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
@@ -366,7 +366,7 @@ func dotCodesQ8B4x4VNNI(out []float32, outStride int, q []int8, scales *[8]float
 
 // axpyCodesQ8B4x1VBMI adds, to the first rows (≤ 1) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 4-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
-// tokens past n in the last quad have weight 0 and read the last code again.
+// tokens past n in the last quad have weight 0 and read the quad's first code again.
 //
 //go:noescape
 func axpyCodesQ8B4x1VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
@@ -380,7 +380,7 @@ func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float
 
 // axpyCodesQ8B4x2VBMI adds, to the first rows (≤ 2) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 4-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
-// tokens past n in the last quad have weight 0 and read the last code again.
+// tokens past n in the last quad have weight 0 and read the quad's first code again.
 //
 //go:noescape
 func axpyCodesQ8B4x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
@@ -394,7 +394,7 @@ func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float
 
 // axpyCodesQ8B4x4VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 4-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
-// tokens past n in the last quad have weight 0 and read the last code again.
+// tokens past n in the last quad have weight 0 and read the quad's first code again.
 //
 //go:noescape
 func axpyCodesQ8B4x4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)

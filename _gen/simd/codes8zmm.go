@@ -6,18 +6,20 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// The integer value kernels (AxpyCodesQ8), AVX-512 (F, BW, VBMI, VNNI):
-// four accumulator rows, each token's weight times norm quantized to int8
-// per piece of tokens (weightsQ8), times 3- or 4-bit codes whose centroids
-// are the 7-bit table bytes c+64 of DotCodesQ8. The unpack makes the
-// tokens the inner index: for four tokens and 64 coordinates, VPERMI2B
-// gathers the two bytes that hold coordinates (2m, 2m+1) of each token into
-// one quadword, VPMULTISHIFTQB moves each index to the bottom of its own
-// byte, and VPERMB looks the bytes up in the table repeated over 64 entries
-// (the bits above an index are ignored). A doubleword then holds one
-// coordinate of the four tokens, and VPDPBUSD with the four tokens'
-// weights broadcast adds their exact products into that coordinate's
-// 32-bit sum.
+// The AVX-512 integer code kernels (F, BW, VBMI, VNNI; BMI2): values
+// (AxpyCodesQ8: each token's weight times norm quantized to int8 per piece
+// of tokens by weightsQ8) and keys (DotCodesQ8 with the query rows laid
+// out wide), for 3- and 4-bit codes whose centroids are the 7-bit table
+// bytes c+64 of DotCodesQ8, and one, two or four rows. Both unpack four
+// codes at a time: VPERMI2B gathers from the four tokens' index bytes the
+// bytes that hold the indices an output needs, VPMULTISHIFTQB moves each
+// index to the bottom of its own byte, and VPERMB looks the bytes up in
+// the table repeated over 64 entries (the bits above an index are
+// ignored). For values a doubleword then holds one coordinate of the four
+// tokens, and VPDPBUSD with the four tokens' weights broadcast adds their
+// exact products into that coordinate's 32-bit sum; for keys a 128-bit
+// lane holds 16 coordinates of one token, so the sums of a token need one
+// reduction per four tokens.
 
 const values8Sig = "func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int, ahead []byte)"
 
@@ -49,7 +51,7 @@ func axpyCodes8(bits, R int) {
 	TEXT(name, NOSPLIT, values8Sig)
 	Doc(name+" adds, to the first rows (≤ "+fmt_("%d", R)+") of acc, scale·(Σ_t w[t]·tab[index] − off) over the n",
 		fmt_("%d-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token]; ", bits),
-		"tokens past n in the last quad have weight 0 and read the last code again.")
+		"tokens past n in the last quad have weight 0 and read the quad's first code again.")
 	Pragma("noescape")
 	chunk := 8 * bits // bytes of 64 indices
 	tab, ctl, perm, k1, k2 := unpackConsts(bits, values8Consts)
