@@ -98,14 +98,11 @@ func axpyCodes8(bits, R int) {
 	Label(name + "_tail")
 	TESTQ(q, q)
 	JZ(LabelRef(name + "_finish"))
-	// 1–3 tokens left: the missing rows read the last token (weight 0).
+	// 1–3 tokens left: the missing ones read the quad's first code again
+	// (weight 0).
 	zero := GP64()
 	XORQ(zero, zero)
-	MOVQ(zero, s3)
-	CMPQ(q, U8(2))
-	CMOVQLT(zero, s1)
-	CMPQ(q, U8(3))
-	CMOVQLT(zero, s2)
+	lastQuad(q, s1, s2, s3, zero)
 	quad()
 	Label(name + "_finish")
 	scales := Load(Param("scales"), GP64())
@@ -151,6 +148,16 @@ func once(consts func(bits int) (perm, ctl Mem), bits int) (perm, ctl Mem) {
 		emitted[key] = m
 	}
 	return m[0], m[1]
+}
+
+// lastQuad points the row offsets s1…s3 of a last quad with left (1–3)
+// codes at the quad's first code (zero holds 0) for the rows past left.
+func lastQuad(left, s1, s2, s3, zero Register) {
+	MOVQ(zero, s3)
+	CMPQ(left, U8(3))
+	CMOVQLT(zero, s2)
+	CMPQ(left, U8(2))
+	CMOVQLT(zero, s1)
 }
 
 // aheadParams loads the ahead parameter: what to prefetch while the kernel
@@ -305,11 +312,7 @@ func dotCodes8Wide(bits, R int) {
 	DECQ(tmp)
 	KMOVQ(tmp, kt)
 	XORQ(tmp, tmp)
-	MOVQ(tmp, s3)
-	CMPQ(n, U8(3))
-	CMOVQLT(tmp, s2)
-	CMPQ(n, U8(2))
-	CMOVQLT(tmp, s1)
+	lastQuad(n, s1, s2, s3, tmp)
 	Label(name + "_full")
 	var acc [4]VecVirtual
 	for r := range acc {

@@ -16,13 +16,18 @@ type codes8Case struct {
 	out0                  []float32 // what out holds before the call
 }
 
-func newCodes8Case(r *rand.Rand, bits, d, g, n int, slack bool) codes8Case {
-	c := codes8Case{bits: bits, d: d, g: g, n: n, stride: 2 + d*bits/8 + r.IntN(3)}
+// randomCodebook returns a codebook of 1<<bits normal centroids.
+func randomCodebook(r *rand.Rand, bits int) *Codebook {
 	tab := make([]float32, 1<<bits)
 	for i := range tab {
 		tab[i] = float32(r.NormFloat64())
 	}
-	c.cb = NewCodebook(tab, bits)
+	return NewCodebook(tab, bits)
+}
+
+func newCodes8Case(r *rand.Rand, bits, d, g, n int, slack bool) codes8Case {
+	c := codes8Case{bits: bits, d: d, g: g, n: n, stride: 2 + d*bits/8 + r.IntN(3)}
+	c.cb = randomCodebook(r, bits)
 	c.codes = randomCodes(r, n, c.stride)
 	if slack {
 		c.codes = append(c.codes, make([]byte, Slack)...)[:len(c.codes)]

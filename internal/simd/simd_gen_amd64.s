@@ -6072,10 +6072,10 @@ axpyCodesQ8B3x1VBMI_tail:
 	JZ             axpyCodesQ8B3x1VBMI_finish
 	XORQ           R13, R13
 	MOVQ           R13, R12
-	CMPQ           R9, $0x02
-	CMOVQLT        R13, R10
 	CMPQ           R9, $0x03
 	CMOVQLT        R13, R11
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
 	VMOVDQU8.Z     (DI), K1, Z10
 	VMOVDQU8       -32(DI)(R10*1), K2, Z10
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
@@ -7050,10 +7050,10 @@ axpyCodesQ8B3x2VBMI_tail:
 	JZ             axpyCodesQ8B3x2VBMI_finish
 	XORQ           R13, R13
 	MOVQ           R13, R12
-	CMPQ           R9, $0x02
-	CMOVQLT        R13, R10
 	CMPQ           R9, $0x03
 	CMOVQLT        R13, R11
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
 	VMOVDQU8.Z     (DI), K1, Z14
 	VMOVDQU8       -32(DI)(R10*1), K2, Z14
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
@@ -7402,10 +7402,10 @@ axpyCodesQ8B3x4VBMI_tail:
 	JZ             axpyCodesQ8B3x4VBMI_finish
 	XORQ           R13, R13
 	MOVQ           R13, R12
-	CMPQ           R9, $0x02
-	CMOVQLT        R13, R10
 	CMPQ           R9, $0x03
 	CMOVQLT        R13, R11
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
 	VMOVDQU8.Z     (DI), K1, Z22
 	VMOVDQU8       -32(DI)(R10*1), K2, Z22
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
@@ -8055,10 +8055,10 @@ axpyCodesQ8B4x1VBMI_tail:
 	JZ             axpyCodesQ8B4x1VBMI_finish
 	XORQ           R13, R13
 	MOVQ           R13, R12
-	CMPQ           R9, $0x02
-	CMOVQLT        R13, R10
 	CMPQ           R9, $0x03
 	CMOVQLT        R13, R11
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
 	VMOVDQU8.Z     (DI), K1, Z10
 	VMOVDQU8       -32(DI)(R10*1), K2, Z10
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
@@ -8997,10 +8997,10 @@ axpyCodesQ8B4x2VBMI_tail:
 	JZ             axpyCodesQ8B4x2VBMI_finish
 	XORQ           R13, R13
 	MOVQ           R13, R12
-	CMPQ           R9, $0x02
-	CMOVQLT        R13, R10
 	CMPQ           R9, $0x03
 	CMOVQLT        R13, R11
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
 	VMOVDQU8.Z     (DI), K1, Z14
 	VMOVDQU8       -32(DI)(R10*1), K2, Z14
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
@@ -9349,10 +9349,10 @@ axpyCodesQ8B4x4VBMI_tail:
 	JZ             axpyCodesQ8B4x4VBMI_finish
 	XORQ           R13, R13
 	MOVQ           R13, R12
-	CMPQ           R9, $0x02
-	CMOVQLT        R13, R10
 	CMPQ           R9, $0x03
 	CMOVQLT        R13, R11
+	CMPQ           R9, $0x02
+	CMOVQLT        R13, R10
 	VMOVDQU8.Z     (DI), K1, Z22
 	VMOVDQU8       -32(DI)(R10*1), K2, Z22
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z23

@@ -22,11 +22,7 @@ type values8Case struct {
 
 func newValues8Case(r *rand.Rand, bits, d, g, n int) values8Case {
 	c := values8Case{bits: bits, d: d, g: g, n: n, stride: 2 + d*bits/8 + r.IntN(3)}
-	tab := make([]float32, 1<<bits)
-	for i := range tab {
-		tab[i] = float32(r.NormFloat64())
-	}
-	c.cb = NewCodebook(tab, bits)
+	c.cb = randomCodebook(r, bits)
 	c.codes = randomCodes(r, n, c.stride)
 	c.idxOff = 2
 	if r.IntN(3) == 0 { // the norm last, its bytes the last of the codes
