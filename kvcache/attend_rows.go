@@ -123,7 +123,7 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 }
 
 // Codes are not prefetched in one burst: asking for a run's ahead (a few
-// KiB) at once stalled the core on the requests in flight, 1.1–1.4× slower
+// KiB) at once stalled the core on the requests in flight, up to 1.2× slower
 // steps for tq3, tq4 and their +i8 forms (BENCHMARKS.md, session 12). The
 // four-row code kernels ask for it a line or two per token as they go.
 

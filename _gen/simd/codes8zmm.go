@@ -327,21 +327,11 @@ func dotCodes8Wide(bits, R int) {
 	qs := GP64() // a wide query row: 4·d bytes
 	LEAQ(Mem{Base: left, Index: left, Scale: 2}, qs)
 	ADDQ(left, qs)
-	qs3 := GP64()
-	LEAQ(Mem{Base: qs, Index: qs, Scale: 2}, qs3)
+	qr := newRows4(qs)
 	Label(name + "_chunk")
 	unpackQuad(ip, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
 		for r := range R {
-			mq := Mem{Base: qp, Disp: 64 * o}
-			switch r {
-			case 1:
-				mq = Mem{Base: qp, Index: qs, Scale: 1, Disp: 64 * o}
-			case 2:
-				mq = Mem{Base: qp, Index: qs, Scale: 2, Disp: 64 * o}
-			case 3:
-				mq = Mem{Base: qp, Index: qs3, Scale: 1, Disp: 64 * o}
-			}
-			VPDPBUSD(mq, x, acc[r])
+			VPDPBUSD(qr.at(qp, r, 64*o), x, acc[r])
 		}
 	})
 	ADDQ(U8(8*bits), ip)
@@ -448,6 +438,7 @@ func weightsQ8() {
 	wb := Load(Param("w").Base(), GP64())
 	ws := Load(Param("wStride"), GP64())
 	SHLQ(U8(2), ws)
+	wr := newRows4(ws)
 	valid := Load(Param("valid"), GP64())
 	absMask := ZMM()
 	VPBROADCASTD(ConstData("values8Abs", U32(0x7fffffff)), absMask)
@@ -476,20 +467,7 @@ func weightsQ8() {
 				KSHIFTRQ(U8(16*c), k, k)
 			}
 			wn[i][c] = ZMM()
-			m := Mem{Base: wb, Disp: 64 * c}
-			switch i {
-			case 1:
-				m = Mem{Base: wb, Index: ws, Scale: 1, Disp: 64 * c}
-			case 2:
-				m = Mem{Base: wb, Index: ws, Scale: 2, Disp: 64 * c}
-			}
-			if i == 3 {
-				p3 := GP64()
-				LEAQ(Mem{Base: ws, Index: ws, Scale: 2}, p3)
-				ADDQ(wb, p3)
-				m = Mem{Base: p3, Disp: 64 * c}
-			}
-			VMOVUPS_Z(m, k, wn[i][c])
+			VMOVUPS_Z(wr.at(wb, i, 64*c), k, wn[i][c])
 			VMULPS(norms, wn[i][c], wn[i][c])
 			a := ZMM()
 			VANDPS(wn[i][c], absMask, a)

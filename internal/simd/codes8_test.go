@@ -70,11 +70,16 @@ func (c codes8Case) sameOnLevels(t *testing.T, levels []Level) {
 	t.Helper()
 	want := c.run(t, Generic)
 	for _, l := range levels {
-		got := c.run(t, l)
-		for k := range got {
-			if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
-				t.Fatalf("%v %v: out[%d] = %v, generic %v", l, c, k, got[k], want[k])
-			}
+		sameBits(t, fmt.Sprintf("%v %v: out", l, c), c.run(t, l), want)
+	}
+}
+
+// sameBits requires got to hold exactly want's bits.
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for k := range got {
+		if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
+			t.Fatalf("%s[%d] = %v, want %v", what, k, got[k], want[k])
 		}
 	}
 }

@@ -9689,139 +9689,132 @@ TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
 	MOVQ         w_base+40(FP), DX
 	MOVQ         wStride+64(FP), BX
 	SHLQ         $0x02, BX
-	MOVQ         valid+72(FP), SI
+	LEAQ         (BX)(BX*2), SI
+	MOVQ         valid+72(FP), DI
 	VPBROADCASTD values8Abs<>+0(SB), Z2
 	VPXORD       Z3, Z3, Z3
 	VPXORD       Z4, Z4, Z4
 	VPXORD       Z5, Z5, Z5
 	VPXORD       Z6, Z6, Z6
 	VPXORD       Z7, Z7, Z7
-	KMOVQ        (SI), K1
+	KMOVQ        (DI), K1
 	VPGATHERDD   (AX)(Z0*1), K1, Z7
 	VPSRLD       X1, Z7, Z7
 	VPMOVDW      Z7, Y7
 	VCVTPH2PS    Y7, Z7
-	KMOVQ        (SI), K1
+	KMOVQ        (DI), K1
 	VMOVUPS.Z    (DX), K1, Z8
 	VMULPS       Z7, Z8, Z8
 	VANDPS       Z8, Z2, Z9
 	VMAXPS       Z9, Z3, Z3
-	KMOVQ        8(SI), K1
+	KMOVQ        8(DI), K1
 	VMOVUPS.Z    (DX)(BX*1), K1, Z9
 	VMULPS       Z7, Z9, Z9
 	VANDPS       Z9, Z2, Z18
 	VMAXPS       Z18, Z4, Z4
-	KMOVQ        16(SI), K1
+	KMOVQ        16(DI), K1
 	VMOVUPS.Z    (DX)(BX*2), K1, Z18
 	VMULPS       Z7, Z18, Z18
 	VANDPS       Z18, Z2, Z19
 	VMAXPS       Z19, Z5, Z5
-	KMOVQ        24(SI), K1
-	LEAQ         (BX)(BX*2), DI
-	ADDQ         DX, DI
-	VMOVUPS.Z    (DI), K1, Z19
+	KMOVQ        24(DI), K1
+	VMOVUPS.Z    (DX)(SI*1), K1, Z19
 	VMULPS       Z7, Z19, Z19
 	VANDPS       Z19, Z2, Z7
 	VMAXPS       Z7, Z6, Z6
 	ADDQ         CX, AX
 	VPXORD       Z10, Z10, Z10
-	KMOVQ        (SI), K1
+	KMOVQ        (DI), K1
 	KSHIFTRQ     $0x10, K1, K1
 	VPGATHERDD   (AX)(Z0*1), K1, Z10
 	VPSRLD       X1, Z10, Z10
 	VPMOVDW      Z10, Y7
 	VCVTPH2PS    Y7, Z10
-	KMOVQ        (SI), K1
+	KMOVQ        (DI), K1
 	KSHIFTRQ     $0x10, K1, K1
 	VMOVUPS.Z    64(DX), K1, Z7
 	VMULPS       Z10, Z7, Z7
 	VANDPS       Z7, Z2, Z20
 	VMAXPS       Z20, Z3, Z3
-	KMOVQ        8(SI), K1
+	KMOVQ        8(DI), K1
 	KSHIFTRQ     $0x10, K1, K1
 	VMOVUPS.Z    64(DX)(BX*1), K1, Z20
 	VMULPS       Z10, Z20, Z20
 	VANDPS       Z20, Z2, Z21
 	VMAXPS       Z21, Z4, Z4
-	KMOVQ        16(SI), K1
+	KMOVQ        16(DI), K1
 	KSHIFTRQ     $0x10, K1, K1
 	VMOVUPS.Z    64(DX)(BX*2), K1, Z21
 	VMULPS       Z10, Z21, Z21
 	VANDPS       Z21, Z2, Z22
 	VMAXPS       Z22, Z5, Z5
-	KMOVQ        24(SI), K1
+	KMOVQ        24(DI), K1
 	KSHIFTRQ     $0x10, K1, K1
-	LEAQ         (BX)(BX*2), DI
-	ADDQ         DX, DI
-	VMOVUPS.Z    64(DI), K1, Z22
+	VMOVUPS.Z    64(DX)(SI*1), K1, Z22
 	VMULPS       Z10, Z22, Z22
 	VANDPS       Z22, Z2, Z10
 	VMAXPS       Z10, Z6, Z6
 	ADDQ         CX, AX
 	VPXORD       Z11, Z11, Z11
-	KMOVQ        (SI), K1
+	KMOVQ        (DI), K1
 	KSHIFTRQ     $0x20, K1, K1
 	VPGATHERDD   (AX)(Z0*1), K1, Z11
 	VPSRLD       X1, Z11, Z11
 	VPMOVDW      Z11, Y10
 	VCVTPH2PS    Y10, Z11
-	KMOVQ        (SI), K1
+	KMOVQ        (DI), K1
 	KSHIFTRQ     $0x20, K1, K1
 	VMOVUPS.Z    128(DX), K1, Z10
 	VMULPS       Z11, Z10, Z10
 	VANDPS       Z10, Z2, Z23
 	VMAXPS       Z23, Z3, Z3
-	KMOVQ        8(SI), K1
+	KMOVQ        8(DI), K1
 	KSHIFTRQ     $0x20, K1, K1
 	VMOVUPS.Z    128(DX)(BX*1), K1, Z23
 	VMULPS       Z11, Z23, Z23
 	VANDPS       Z23, Z2, Z24
 	VMAXPS       Z24, Z4, Z4
-	KMOVQ        16(SI), K1
+	KMOVQ        16(DI), K1
 	KSHIFTRQ     $0x20, K1, K1
 	VMOVUPS.Z    128(DX)(BX*2), K1, Z24
 	VMULPS       Z11, Z24, Z24
 	VANDPS       Z24, Z2, Z25
 	VMAXPS       Z25, Z5, Z5
-	KMOVQ        24(SI), K1
+	KMOVQ        24(DI), K1
 	KSHIFTRQ     $0x20, K1, K1
-	LEAQ         (BX)(BX*2), DI
-	ADDQ         DX, DI
-	VMOVUPS.Z    128(DI), K1, Z25
+	VMOVUPS.Z    128(DX)(SI*1), K1, Z25
 	VMULPS       Z11, Z25, Z25
 	VANDPS       Z25, Z2, Z11
 	VMAXPS       Z11, Z6, Z6
 	ADDQ         CX, AX
 	VPXORD       Z12, Z12, Z12
-	KMOVQ        (SI), K1
+	KMOVQ        (DI), K1
 	KSHIFTRQ     $0x30, K1, K1
 	VPGATHERDD   (AX)(Z0*1), K1, Z12
 	VPSRLD       X1, Z12, Z12
 	VPMOVDW      Z12, Y0
 	VCVTPH2PS    Y0, Z12
-	KMOVQ        (SI), K1
+	KMOVQ        (DI), K1
 	KSHIFTRQ     $0x30, K1, K1
 	VMOVUPS.Z    192(DX), K1, Z11
 	VMULPS       Z12, Z11, Z11
 	VANDPS       Z11, Z2, Z0
 	VMAXPS       Z0, Z3, Z3
-	KMOVQ        8(SI), K1
+	KMOVQ        8(DI), K1
 	KSHIFTRQ     $0x30, K1, K1
 	VMOVUPS.Z    192(DX)(BX*1), K1, Z29
 	VMULPS       Z12, Z29, Z29
 	VANDPS       Z29, Z2, Z0
 	VMAXPS       Z0, Z4, Z4
-	KMOVQ        16(SI), K1
+	KMOVQ        16(DI), K1
 	KSHIFTRQ     $0x30, K1, K1
 	VMOVUPS.Z    192(DX)(BX*2), K1, Z30
 	VMULPS       Z12, Z30, Z30
 	VANDPS       Z30, Z2, Z0
 	VMAXPS       Z0, Z5, Z5
-	KMOVQ        24(SI), K1
+	KMOVQ        24(DI), K1
 	KSHIFTRQ     $0x30, K1, K1
-	LEAQ         (BX)(BX*2), AX
-	ADDQ         DX, AX
-	VMOVUPS.Z    192(AX), K1, Z31
+	VMOVUPS.Z    192(DX)(SI*1), K1, Z31
 	VMULPS       Z12, Z31, Z31
 	VANDPS       Z31, Z2, Z0
 	VMAXPS       Z0, Z6, Z6

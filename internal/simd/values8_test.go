@@ -82,12 +82,7 @@ func TestAxpyCodesQ8IsTheSameOnEveryLevel(t *testing.T) {
 				c := newValues8Case(r, bits, d, 1+r.IntN(9), n)
 				want := c.run(t, Generic)
 				for _, l := range levels {
-					got := c.run(t, l)
-					for k := range got {
-						if math.Float32bits(got[k]) != math.Float32bits(want[k]) {
-							t.Fatalf("%v %v: acc[%d] = %v, generic %v", l, c, k, got[k], want[k])
-						}
-					}
+					sameBits(t, fmt.Sprintf("%v %v: acc", l, c), c.run(t, l), want)
 				}
 			}
 		}
@@ -217,11 +212,7 @@ func TestCodesAheadChangesNothing(t *testing.T) {
 					}
 					want, got := run(nil), run(ahead)
 					for k := range want {
-						for i := range want[k] {
-							if math.Float32bits(want[k][i]) != math.Float32bits(got[k][i]) {
-								t.Fatalf("%v %v ahead %d: result %d element %d is %v with ahead, %v without", l, c, len(ahead), k, i, got[k][i], want[k][i])
-							}
-						}
+						sameBits(t, fmt.Sprintf("%v %v, ahead of %d bytes: result %d", l, c, len(ahead), k), got[k], want[k])
 					}
 				}
 			}
