@@ -54,10 +54,11 @@ func inPieces(n int, scratch bool, f func(lo, m int)) {
 }
 
 // scratch reports whether a part of the storage is scored or accumulated
-// through the scratch rows: decoded 8-bit rows, or corrected codes.
-func (c *quantStore) scratch() bool {
-	for _, p := range c.parts {
-		if p.Bits > 4 || p.Correction != turboquant.NoCorrection {
+// through the scratch rows: decoded 8-bit rows, or corrected codes. Parts
+// that q8 scores with integers (q8[i].G == g; nil for none) do not.
+func (c *quantStore) scratch(q8 []simd.QueryQ8, g int) bool {
+	for i, p := range c.parts {
+		if (p.Bits > 4 || p.Correction != turboquant.NoCorrection) && (q8 == nil || q8[i].G != g) {
 			return true
 		}
 	}
@@ -102,9 +103,8 @@ func rowScratch(d, g int) int { return rowChunk * (d + g) }
 // code, or take weights scaled code by code; decoded rows are scaled.
 
 // prepareQ8 quantizes the g query rows q (rows of HeadDim) for the parts
-// that score with integers (Config.IntScores: 3- and 4-bit parts of a
-// dimension that is a multiple of 32, on a level with the simd.DotCodesQ8
-// kernels) into dst, one per part (G = 0 for the others), and reports
+// that score with integers (Config.IntScores: uncorrected parts for which
+// simd.Codebook.Q8Kernels holds) into dst, one per part (G = 0 for the others), and reports
 // whether any does.
 func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 	if len(*dst) < len(c.parts) {
@@ -113,7 +113,7 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 	d, off, any := c.q.Dim(), 0, false
 	for i, p := range c.parts {
 		(*dst)[i].G = 0
-		if p.Correction == turboquant.NoCorrection && p.Dim%32 == 0 && c.kerns[i].Q8Kernels() {
+		if p.Correction == turboquant.NoCorrection && c.kerns[i].Q8Kernels(p.Dim) {
 			(*dst)[i].Quantize(q[off:], d, g, p.Dim, p.Bits)
 			any = true
 		}
@@ -128,7 +128,7 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 // four-row code kernels ask for it a line or two per token as they go.
 
 func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
-	inPieces(n, c.scratch(), func(lo, m int) {
+	inPieces(n, c.scratch(q8, g), func(lo, m int) {
 		c.scoreCodes(out[lo:], outStride, q, q8, g, codes[lo*stride:], stride, m, buf, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
 	})
 }
@@ -141,6 +141,9 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 		coff := p.Offset
 		corr := p.Correction != turboquant.NoCorrection
 		switch {
+		case q8 != nil && q8[i].G == g: // uncorrected codes (prepareQ8)
+			simd.DotCodesQ8(out, outStride, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, ahead)
+			ahead = nil
 		case p.Bits <= 4 && corr:
 			s := buf[:g*n]
 			clear(s)
@@ -151,9 +154,6 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 					out[gi*outStride+t] += s[gi*n+t] * f
 				}
 			}
-		case p.Bits <= 4 && q8 != nil && q8[i].G == g:
-			simd.DotCodesQ8(out, outStride, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, ahead)
-			ahead = nil
 		case p.Bits <= 4:
 			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, ahead)
 			ahead = nil
@@ -172,7 +172,7 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 }
 
 func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte) {
-	inPieces(n, c.scratch(), func(lo, m int) {
+	inPieces(n, c.scratch(nil, g), func(lo, m int) {
 		c.accumulateCodes(acc, w[lo:], wStride, g, codes[lo*stride:], stride, m, buf, w8, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
 	})
 }

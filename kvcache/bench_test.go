@@ -21,7 +21,7 @@ import (
 const cacheBenchDim = 128
 
 // cacheBenchPresets are the presets benchmarked, baselines first.
-var cacheBenchPresets = []string{"fp32", "fp16", "k8v4", "tq4", "k4v3.5", "tq3.5", "k3.5v3", "tq3", "tq2", "tq4+i8", "tq3.5+i8", "tq3+i8"}
+var cacheBenchPresets = []string{"fp32", "fp16", "k8v4", "tq4", "k4v3.5", "tq3.5", "k3.5v3", "tq3", "tq2", "k8v4+i8", "tq4+i8", "tq3.5+i8", "tq3+i8"}
 
 // cacheBenchShapes are the attention shapes: 8 KV heads with 8 query heads
 // (MHA) and with 32 (GQA, 4 query heads per KV head).

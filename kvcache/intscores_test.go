@@ -10,21 +10,22 @@ import (
 	. "github.com/turboquant-go/tq/kvcache"
 )
 
-// TestIntScoresAddLittleToTheCodesError runs the 3- and 4-bit presets with
-// and without IntScores on the same tokens, against exact fp32 attention:
-// integer scores may raise the logits' RMS error by at most 3% and the
-// outputs' by at most 6% (measured: at most 1.4% and 4%). simd's tests
+// TestIntScoresAddLittleToTheCodesError runs the 3- and 4-bit presets and
+// k8v4 with and without IntScores on the same tokens, against exact fp32
+// attention: integer scores may raise the logits' RMS error by at most 3%
+// (2.5× for k8v4's 8-bit keys) and the outputs' by at most 6% (measured:
+// at most 1.4%, ×2.3 and 4%). simd's tests
 // hold each score to its stated bound; this one shows what the bound
 // means for attention.
 func TestIntScoresAddLittleToTheCodesError(t *testing.T) {
-	if !simd.NewCodebook(make([]float32, 8), 3).Q8Kernels() {
+	if !simd.NewCodebook(make([]float32, 8), 3).Q8Kernels(64) {
 		t.Skipf("no integer code kernels at level %v: IntScores scores in float here", simd.Active())
 	}
 	const L, n, T = 1, 400, 4
 	for _, d := range []int{64, 128} {
 		for _, heads := range [][2]int{{2, 8}, {1, 5}, {2, 2}} {
 			H, QH := heads[0], heads[1]
-			for _, name := range []string{"tq4", "tq3.5", "tq3", "k4v2"} {
+			for _, name := range []string{"tq4", "tq3.5", "tq3", "k4v2", "k8v4"} {
 				t.Run(fmt.Sprintf("%s/d=%d/H=%d/QH=%d", name, d, H, QH), func(t *testing.T) {
 					keys, values := kvData(n, H, d, 31)
 					queries, _ := kvData(T, QH, d, 32)
@@ -69,7 +70,13 @@ func TestIntScoresAddLittleToTheCodesError(t *testing.T) {
 					t.Logf("logits: int change %.3f of the codes' error, error ×%.4f; outputs: error %.4f → %.4f (×%.4f)",
 						math.Sqrt(intErr/codeErr), logitGrowth, outCode, outBoth, outGrowth)
 					require.Greater(t, intErr, 0.0, "IntScores changed no logit: the integer path did not run")
-					require.Less(t, logitGrowth, 1.03, "logit error (RMS against exact fp32) with integer scores, over the float scores'")
+					maxGrowth := 1.03
+					if name == "k8v4" {
+						// 8-bit keys err as little as the int8 query's
+						// rounding: measured ×1.8–2.3.
+						maxGrowth = 2.5
+					}
+					require.Less(t, logitGrowth, maxGrowth, "logit error (RMS against exact fp32) with integer scores, over the float scores'")
 					require.Less(t, outGrowth, 1.06, "output error against exact fp32 attention with integer scores, over the float scores'")
 				})
 			}

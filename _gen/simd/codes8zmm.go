@@ -265,16 +265,26 @@ func dwordsConst(p **Mem, name string, v func(j int) int) Mem {
 	return **p
 }
 
-// dotCodes8Wide emits dotCodesQ8B<bits>x<R>VBMI, for R (1, 2 or 4) query
-// rows: the rows past R are not multiplied (their sums stay 0).
+// dotCodes8Wide emits dotCodesQ8B<bits>x<R>VBMI, for R (1, 2 or 4)
+// query rows: the rows past R are not multiplied (their sums stay 0). For
+// 8-bit codes (keys8Chunk) the table is 256 bytes and the rows are laid
+// out for two tokens a register.
 func dotCodes8Wide(bits, R int) {
 	name := fmt_("dotCodesQ8B%dx%dVBMI", bits, R)
-	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)")
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)")
 	Doc(name+" is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide",
 		"(QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a",
 		"128-bit lane per token.")
 	Pragma("noescape")
-	tab, ctl, perm, k1, k2 := unpackConsts(bits, keys8Consts)
+	var tab, ctl VecVirtual
+	var perm [4]VecVirtual
+	var k1, k2 Register
+	var tab8 [4]VecVirtual
+	if bits == 8 {
+		tab8, k1, k2 = keys8Table()
+	} else {
+		tab, ctl, perm, k1, k2 = unpackConsts(bits, keys8Consts)
+	}
 	// The per-row scales and sums, and the reduced sums' order, in the
 	// output layout: lane 4r+t is row r, token t.
 	spread := dwordsConst(&keys8Spread, "keys8Spread", func(j int) int { return j / 4 })
@@ -324,20 +334,28 @@ func dotCodes8Wide(bits, R int) {
 	ADDQ(Load(Param("idxOff"), GP64()), ip)
 	Load(Param("q").Base(), qp)
 	Load(Param("d64"), left)
-	qs := GP64() // a wide query row: 4·d bytes
-	LEAQ(Mem{Base: left, Index: left, Scale: 2}, qs)
-	ADDQ(left, qs)
+	qs := GP64() // a wide query row: 4·d bytes (2·d for 8-bit codes)
+	if bits == 8 {
+		LEAQ(Mem{Base: left, Index: left, Scale: 1}, qs)
+	} else {
+		LEAQ(Mem{Base: left, Index: left, Scale: 2}, qs)
+		ADDQ(left, qs)
+	}
 	qr := newRows4(qs)
-	Label(name + "_chunk")
-	unpackQuad(ip, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
-		for r := range R {
-			VPDPBUSD(qr.at(qp, r, 64*o), x, acc[r])
-		}
-	})
-	ADDQ(U8(8*bits), ip)
-	ADDQ(U32(256), qp)
-	SUBQ(U8(64), left)
-	JNZ(LabelRef(name + "_chunk"))
+	if bits == 8 {
+		keys8Chunk(name, R, ip, qp, left, s1, s2, s3, k1, k2, tab8, qr, acc)
+	} else {
+		Label(name + "_chunk")
+		unpackQuad(ip, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
+			for r := range R {
+				VPDPBUSD(qr.at(qp, r, 64*o), x, acc[r])
+			}
+		})
+		ADDQ(U8(8*bits), ip)
+		ADDQ(U32(256), qp)
+		SUBQ(U8(64), left)
+		JNZ(LabelRef(name + "_chunk"))
+	}
 	// Reduce each lane's four sums: token t's rows (0, 2, 1, 3) in lane t.
 	lo, hi, s01, s23 := ZMM(), ZMM(), ZMM(), ZMM()
 	VPUNPCKLQDQ(acc[1], acc[0], lo)
@@ -525,4 +543,74 @@ func weightsQ8() {
 	}
 	VZEROUPPER()
 	RET()
+}
+
+// keys8Table loads the 256-byte table of 8-bit codes (the tab parameter)
+// into four registers, and the masks of the low and high 32 bytes.
+func keys8Table() (tab [4]VecVirtual, k1, k2 Register) {
+	tp := Load(Param("tab"), GP64())
+	for i := range tab {
+		tab[i] = ZMM()
+		VMOVDQU64(Mem{Base: tp, Disp: 64 * i}, tab[i])
+	}
+	k1, k2 = K(), K()
+	mk := GP64()
+	MOVQ(U32(0xffffffff), mk)
+	KMOVQ(mk, k1)
+	SHLQ(U8(32), mk)
+	KMOVQ(mk, k2)
+	return tab, k1, k2
+}
+
+// keys8Chunk emits the chunk loop of the 8-bit key kernels: per 64
+// coordinates, masked loads put coordinates 32h…32h+31 of tokens 2u and
+// 2u+1 side by side in one register, two VPERMI2B look them up in each
+// half of the table and the index's top bit picks the half; VPDPBUSD
+// multiplies them by the query rows' 32 coordinates twice over
+// (QueryQ8.wide for 8 bits). Tokens 0, 1 sum into one register per row and
+// 2, 3 into another; at the end they are folded into acc's layout, a
+// 128-bit lane per token.
+func keys8Chunk(name string, R int, ip, qp, left, s1, s2, s3, k1, k2 Register, tab [4]VecVirtual, qr rows4, acc [4]VecVirtual) {
+	var pair [4]VecVirtual // [row]: tokens 2 and 3; acc holds 0 and 1
+	for r := range R {
+		pair[r] = ZMM()
+		VPXORD(pair[r], pair[r], pair[r])
+	}
+	Label(name + "_chunk")
+	for h := range 2 {
+		for u := range 2 {
+			x := ZMM()
+			a, b := Mem{Base: ip, Disp: 32 * h}, Mem{Base: ip, Index: s1, Scale: 1, Disp: 32*h - 32}
+			if u == 1 {
+				a, b = Mem{Base: ip, Index: s2, Scale: 1, Disp: 32 * h}, Mem{Base: ip, Index: s3, Scale: 1, Disp: 32*h - 32}
+			}
+			VMOVDQU8_Z(a, k1, x)
+			VMOVDQU8(b, k2, x)
+			top, lo := K(), ZMM()
+			VPMOVB2M(x, top)
+			VMOVDQA64(x, lo)
+			VPERMI2B(tab[1], tab[0], lo)
+			VPERMI2B(tab[3], tab[2], x)
+			VPBLENDMB(x, lo, top, x)
+			dst := acc
+			if u == 1 {
+				dst = pair
+			}
+			for r := range R {
+				VPDPBUSD(qr.at(qp, r, 64*h), x, dst[r])
+			}
+		}
+	}
+	ADDQ(U8(64), ip)
+	ADDQ(U8(128), qp)
+	SUBQ(U8(64), left)
+	JNZ(LabelRef(name + "_chunk"))
+	// acc[r] = (t0, t0, t1, t1), pair[r] = (t2, t2, t3, t3): lanes of
+	// one token added, a lane per token.
+	for r := range R {
+		x, y := ZMM(), ZMM()
+		VSHUFI64X2(U8(0x88), pair[r], acc[r], x)
+		VSHUFI64X2(U8(0xdd), pair[r], acc[r], y)
+		VPADDD(y, x, acc[r])
+	}
 }

@@ -68,6 +68,9 @@ func main() {
 			dotCodes8Wide(bits, rows)
 		}
 	}
+	for _, rows := range []int{1, 2, 4} {
+		dotCodes8Wide(8, rows)
+	}
 	weightsQ8()
 	Generate()
 }

@@ -3,9 +3,9 @@ package simd
 import "math"
 
 // Integer key scoring: DotCodes with the query rows quantized to int8 and
-// the centroids of 3- and 4-bit codes to 7-bit integers, so that a vector
-// kernel sums exact integer products, 32 coordinates per instruction, in
-// place of one float FMA per 8. The result differs from DotCodes by at most
+// the centroids of 3- and 4-bit codes to 7-bit integers (8-bit codes to
+// 8-bit ones), so that a vector kernel sums exact integer products, 32 or
+// 64 coordinates per instruction, in place of one float FMA per 8. The result differs from DotCodes by at most
 // norm·(Σ_j|q_j|·εc + Σ_j|c_j|·εq + d·εq·εc) plus float rounding, εq and εc
 // the half-steps of the query row's and the codebook's integer scales
 // (Q8Bound); it is the same on every level (integer sums, then one float
@@ -19,6 +19,34 @@ const q8TableMax = 63
 // q8Offset is the bias of a table byte: byte = centroid step count + 64.
 const q8Offset = 64
 
+// The table of 8-bit codes spans the whole byte: byte = step count + 128,
+// the count within ±q8TableMax8 (VPDPBUSD's products, at most 255·127 in
+// fours, need no more headroom).
+const (
+	q8TableMax8 = 127
+	q8Offset8   = 128
+)
+
+// offset is the bias of the codebook's integer table.
+func (cb *Codebook) offset() int32 {
+	if cb.bits == 8 {
+		return q8Offset8
+	}
+	return q8Offset
+}
+
+// wideKernels returns the AVX-512 key kernels for bits-wide codes (by
+// rows 1, 2, 4), or nil ones.
+func wideKernels(bits int) [3]dotCodes8WideKernel {
+	switch bits {
+	case 3, 4:
+		return active.dotCodesQ8Wide[bits-3]
+	case 8:
+		return active.dotCodesQ8Wide[2]
+	}
+	return [3]dotCodes8WideKernel{}
+}
+
 // QueryQ8 is a group of query rows quantized for DotCodesQ8.
 type QueryQ8 struct {
 	G, D, Bits int
@@ -31,7 +59,8 @@ type QueryQ8 struct {
 	sum []int32
 	// wide holds the rows for the AVX-512 kernels (nil where the level
 	// has none, or D is not a multiple of 64): per row, each 16
-	// coordinates in natural order four times over, 4·D bytes.
+	// coordinates in natural order four times over, 4·D bytes; for 8-bit
+	// codes each 32 twice over, 2·D bytes.
 	wide, wideBuf []int8
 	// The kernels' arguments, here rather than on DotCodesQ8's stack: a
 	// kernel called through a function value would move them to the heap
@@ -42,10 +71,10 @@ type QueryQ8 struct {
 }
 
 // Quantize quantizes the g rows x[i*xStride : i*xStride+d] (d a multiple
-// of 32, the rows finite) for codes of bits 3 or 4: each row to int8 with
-// the scale max|x|/127, rounded half to even.
+// of 32, the rows finite) for codes of bits 3, 4 or 8: each row to int8
+// with the scale max|x|/127, rounded half to even.
 func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
-	check(d > 0 && d%32 == 0 && g > 0 && (bits == 3 || bits == 4) && xStride >= d && len(x) >= (g-1)*xStride+d, "QueryQ8.Quantize: bad shape")
+	check(d > 0 && d%32 == 0 && g > 0 && (bits == 3 || bits == 4 || bits == 8) && xStride >= d && len(x) >= (g-1)*xStride+d, "QueryQ8.Quantize: bad shape")
 	q.G, q.D, q.Bits = g, d, bits
 	g4 := (g + 3) &^ 3
 	q.vals = grow(q.vals, g4*d)
@@ -54,12 +83,16 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 	clear(q.vals[g*d:])
 	clear(q.step[g:])
 	clear(q.sum[g:])
-	perm := &codes8Perm[bits-3]
+	perm := &codes8Perm[min(bits-3, 2)]
 	q.wide = nil
-	if active.dotCodesQ8Wide[bits-3][2] != nil && d%64 == 0 {
-		q.wide = grow(q.wideBuf, g4*4*d)
+	copies := 4 // of each 16 coordinates in a wide row
+	if bits == 8 {
+		copies = 2 // of each 32
+	}
+	if wideKernels(bits)[2] != nil && d%64 == 0 {
+		q.wide = grow(q.wideBuf, g4*copies*d)
 		q.wideBuf = q.wide
-		clear(q.wide[g*4*d:])
+		clear(q.wide[g*copies*d:])
 	}
 	for i := range g {
 		row := x[i*xStride : i*xStride+d]
@@ -83,8 +116,14 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 				nat[j] = k
 				s += int32(k)
 			}
-			if q.wide != nil { // each 16 coordinates four times over
-				w := q.wide[i*4*d+j0*4 : i*4*d+j0*4+128]
+			switch w := q.wide; {
+			case w == nil:
+			case bits == 8: // the 32 coordinates twice over
+				w = w[i*2*d+j0*2 : i*2*d+j0*2+64]
+				copy(w, nat[:])
+				copy(w[32:], nat[:])
+			default: // each 16 coordinates four times over
+				w = w[i*4*d+j0*4 : i*4*d+j0*4+128]
 				for c := range 4 {
 					copy(w[16*c:], nat[:16])
 					copy(w[64+16*c:], nat[16:])
@@ -99,11 +138,11 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 // even for |x| < 2²².
 const roundMagic = 12582912
 
-// codes8Perm[bits−3][j] is codes8Pos(bits, j).
-var codes8Perm = func() (p [2][32]uint8) {
-	for b := range p {
+// codes8Perm[i][j] is codes8Pos(bits, j) for bits 3, 4 and 8.
+var codes8Perm = func() (p [3][32]uint8) {
+	for b, bits := range []int{3, 4, 8} {
 		for j := range p[b] {
-			p[b][j] = uint8(codes8Pos(b+3, j))
+			p[b][j] = uint8(codes8Pos(bits, j))
 		}
 	}
 	return p
@@ -112,6 +151,9 @@ var codes8Perm = func() (p [2][32]uint8) {
 // codes8Pos is where a kernel keeps coordinate j (< 32) of a chunk: the
 // order its index unpacking leaves the 32 table bytes in.
 func codes8Pos(bits, j int) int {
+	if bits == 8 { // no kernel unpacks them in chunks of 32
+		return j
+	}
 	if bits == 4 { // low nibbles in the low lane, high nibbles in the high one
 		return j>>1 + 16*(j&1)
 	}
@@ -124,52 +166,65 @@ func codes8Pos(bits, j int) int {
 	return j
 }
 
-// setTable8 fills the codebook's integer table for 3- and 4-bit codes:
-// bytes round(c/step) + 64, both 16-byte lanes alike. The step is the one
-// of at least max|c|/63 (so bytes stay in [1, 127]) and at most 4/3 of it
-// that rounds the centroids with the least squared error: 1.3–1.8× less
-// than max|c|/63 on Lloyd–Max codebooks.
+// setTable8 fills the codebook's integer tables: bytes round(c/step) + 64
+// for 3- and 4-bit codes (q8Tab, both 16-byte lanes alike, and q8Wide's
+// first 64 bytes, the entries repeated), round(c/step) + 128 for 8-bit
+// ones (q8Wide). The step is the one of at least max|c|/tmax (tmax 63 or
+// 127, so that the bytes stay in range) and at most 4/3 of it that rounds
+// the centroids with the least squared error: 1.3–1.8× less than
+// max|c|/63 on Lloyd–Max codebooks of 3 and 4 bits.
 func (cb *Codebook) setTable8() {
+	tmax, off := float64(q8TableMax), int(cb.offset())
+	if cb.bits == 8 {
+		tmax = q8TableMax8
+	}
 	var amax float64
 	for _, c := range cb.tab {
 		amax = max(amax, math.Abs(float64(c)))
 	}
-	if amax == 0 {
-		cb.q8Step = 0
-		for k := range cb.q8Tab {
-			cb.q8Tab[k] = q8Offset
-		}
-		for k := range cb.q8Tab64 {
-			cb.q8Tab64[k] = q8Offset
-		}
-		return
-	}
-	best, bestErr := float32(amax/q8TableMax), math.Inf(1)
-	for i := range 256 {
-		step := float32(amax / q8TableMax * (1 + float64(i)/768))
-		var e float64
-		for _, c := range cb.tab {
-			r := float64(c) - float64(step)*math.RoundToEven(float64(c/step))
-			e += r * r
-		}
-		if e < bestErr && math.Abs(math.RoundToEven(amax/float64(step))) <= q8TableMax {
-			best, bestErr = step, e
+	best := float32(0)
+	if amax > 0 {
+		bestErr := math.Inf(1)
+		for i := range 256 {
+			step := float32(amax / tmax * (1 + float64(i)/768))
+			var e float64
+			for _, c := range cb.tab {
+				r := float64(c) - float64(step)*math.RoundToEven(float64(c/step))
+				e += r * r
+			}
+			if e < bestErr && math.Abs(math.RoundToEven(amax/float64(step))) <= tmax {
+				best, bestErr = step, e
+			}
 		}
 	}
 	cb.q8Step = best
-	for k := range 16 {
-		v := q8Offset
-		if k < len(cb.tab) {
-			v += int(math.RoundToEven(float64(cb.tab[k] / best)))
+	byteOf := func(k int) uint8 {
+		if best == 0 {
+			return uint8(off)
 		}
-		cb.q8Tab[k], cb.q8Tab[16+k] = uint8(v), uint8(v)
+		return uint8(off + int(math.RoundToEven(float64(cb.tab[k]/best))))
 	}
-	for k := range cb.q8Tab64 {
-		cb.q8Tab64[k] = cb.q8Tab[k%(1<<cb.bits)]
+	n := 1 << cb.bits
+	for k := range cb.q8Wide {
+		if k < 64 || cb.bits == 8 {
+			cb.q8Wide[k] = byteOf(k % n)
+		}
+	}
+	for k := range 16 {
+		if cb.bits < 8 {
+			cb.q8Tab[k], cb.q8Tab[16+k] = uint8(off), uint8(off)
+			if k < n {
+				cb.q8Tab[k], cb.q8Tab[16+k] = byteOf(k), byteOf(k)
+			}
+		}
 	}
 }
 
+// table8 returns the AVX2 kernels' table and the step.
 func (cb *Codebook) table8() (*[32]uint8, float32) { return &cb.q8Tab, cb.q8Step }
+
+// intTable returns the integer table, entry k that of index k.
+func (cb *Codebook) intTable() []uint8 { return cb.q8Wide[:1<<cb.bits] }
 
 // Q8Bound returns the bound on |DotCodesQ8 − DotCodes| for one query row
 // and one code before its norm: Σ|q_j|·εc + Σ|c_j|·εq + d·εq·εc, with
@@ -185,9 +240,17 @@ func (q *QueryQ8) Q8Bound(row int, x []float32, cb *Codebook, c []float32) float
 }
 
 // Q8Kernels reports whether DotCodesQ8 runs a vector kernel for codes of
-// this codebook: 3 or 4 bits, on a level that has the integer kernels.
-func (cb *Codebook) Q8Kernels() bool {
-	return (cb.bits == 3 || cb.bits == 4) && active.dotCodesQ8[cb.bits-3] != nil
+// this codebook and d coordinates: 3 or 4 bits and d a multiple of 32 on a
+// level that has the integer kernels, or 8 bits and d a multiple of 64 on
+// one with the AVX-512 ones.
+func (cb *Codebook) Q8Kernels(d int) bool {
+	switch cb.bits {
+	case 3, 4:
+		return d > 0 && d%32 == 0 && active.dotCodesQ8[cb.bits-3] != nil
+	case 8:
+		return d > 0 && d%64 == 0 && wideKernels(8)[2] != nil
+	}
+	return false
 }
 
 // dotCodes8Kernel is a DotCodesQ8 vector kernel: four query rows, an even
@@ -207,23 +270,30 @@ func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []
 	check(cb.bits == q.Bits, "DotCodesQ8: query quantized for other codes")
 	check(outStride >= n && len(out) >= (g-1)*outStride+n, "DotCodesQ8: bad lengths")
 	vec := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodesQ8") &^ 1
-	if kw := active.dotCodesQ8Wide[cb.bits-3]; kw[2] != nil && len(q.wide) >= ((g+3)&^3)*4*d {
-		tab64, cstep := cb.table64()
+	wd := 4 * d // bytes of a wide row
+	if cb.bits == 8 {
+		wd = 2 * d
+	}
+	if kw := wideKernels(cb.bits); kw[2] != nil && len(q.wide) >= ((g+3)&^3)*wd {
+		cstep := cb.q8Step
 		for i := 0; i < g; i += 4 {
 			for r := range 4 {
 				q.scales[r] = q.step[i+r] * cstep
-				q.sums[r] = q8Offset * q.sum[i+r]
+				q.sums[r] = cb.offset() * q.sum[i+r]
 			}
 			rows := min(4, g-i)
-			kw[rowKernel(rows)](out[i*outStride:], outStride, q.wide[i*4*d:(i+4)*4*d], &q.scales, &q.sums, tab64, codes, stride, idxOff, normOff, n, d, rows, ahead)
+			kw[rowKernel(rows)](out[i*outStride:], outStride, q.wide[i*wd:(i+4)*wd], &q.scales, &q.sums, &cb.q8Wide, codes, stride, idxOff, normOff, n, d, rows, ahead)
 			ahead = nil
 		}
 		return
 	}
 	tab, cstep := cb.table8()
-	k := active.dotCodesQ8[cb.bits-3]
+	var k dotCodes8Kernel
+	if cb.bits < 8 {
+		k = active.dotCodesQ8[cb.bits-3]
+	}
 	if k == nil || vec == 0 {
-		dotCodesQ8Generic(out, outStride, q, cb, tab, cstep, codes, stride, idxOff, normOff, n, 0, 0)
+		dotCodesQ8Generic(out, outStride, q, cb, codes, stride, idxOff, normOff, n, 0, 0)
 		return
 	}
 	scales, sums, buf := &q.scales, &q.sums, q.pad[:]
@@ -249,13 +319,13 @@ func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []
 			}
 		}
 	}
-	dotCodesQ8Generic(out, outStride, q, cb, tab, cstep, codes, stride, idxOff, normOff, n, vec, g)
+	dotCodesQ8Generic(out, outStride, q, cb, codes, stride, idxOff, normOff, n, vec, g)
 }
 
 // dotCodesQ8Generic scores what the vector kernels left: codes ≥ vec of
 // rows < rows4, and every code of the rows ≥ rows4, in their order.
-func dotCodesQ8Generic(out []float32, outStride int, q *QueryQ8, cb *Codebook, tab *[32]uint8, cstep float32, codes []byte, stride, idxOff, normOff, n, vec, rows4 int) {
-	d, bits := q.D, cb.bits
+func dotCodesQ8Generic(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []byte, stride, idxOff, normOff, n, vec, rows4 int) {
+	d, bits, tab, cstep, off := q.D, cb.bits, cb.intTable(), cb.q8Step, cb.offset()
 	mask := uint32(1)<<bits - 1
 	var c8 [32]int32
 	for t := range n {
@@ -290,7 +360,7 @@ func dotCodesQ8Generic(out []float32, outStride int, q *QueryQ8, cb *Codebook, t
 			}
 		}
 		for i := from; i < q.G; i++ {
-			v := float32(acc[i]-q8Offset*q.sum[i]) * (q.step[i] * cstep)
+			v := float32(acc[i]-off*q.sum[i]) * (q.step[i] * cstep)
 			out[i*outStride+t] += float32(v * norm) // rounded: no fused multiply-add
 		}
 	}

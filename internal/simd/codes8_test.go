@@ -108,7 +108,7 @@ func levelsWith(t *testing.T, has func(k *kernels) bool, why string) []Level {
 func TestDotCodesQ8IsTheSameOnEveryLevel(t *testing.T) {
 	levels := q8Levels(t)
 	r := rand.New(rand.NewPCG(81, 82))
-	for _, bits := range []int{3, 4} {
+	for _, bits := range []int{3, 4, 8} {
 		for _, d := range []int{32, 64, 96, 128} {
 			for range 6 {
 				c := newCodes8Case(r, bits, d, 1+r.IntN(9), 1+r.IntN(40), r.IntN(2) == 0)
@@ -123,8 +123,8 @@ func TestDotCodesQ8IsTheSameOnEveryLevel(t *testing.T) {
 func TestDotCodesQ8WithinBound(t *testing.T) {
 	r := rand.New(rand.NewPCG(83, 84))
 	for _, l := range append([]Level{Generic}, availableVector()...) {
-		for _, bits := range []int{3, 4} {
-			for _, d := range []int{32, 128} {
+		for _, bits := range []int{3, 4, 8} {
+			for _, d := range []int{32, 128, 192} {
 				c := newCodes8Case(r, bits, d, 4, 33, true)
 				clear(c.out0)
 				got := c.run(t, l)
@@ -159,7 +159,7 @@ func TestDotCodesQ8WithinBound(t *testing.T) {
 
 // TestQueryQ8Order checks the kernels' coordinate order is a permutation.
 func TestQueryQ8Order(t *testing.T) {
-	for _, bits := range []int{3, 4} {
+	for _, bits := range []int{3, 4, 8} {
 		seen := make(map[int]bool)
 		for j := range 32 {
 			p := codes8Pos(bits, j)
@@ -178,7 +178,7 @@ func TestQueryQ8Order(t *testing.T) {
 func TestDotCodesQ8Extremes(t *testing.T) {
 	levels := q8Levels(t)
 	r := rand.New(rand.NewPCG(85, 86))
-	for _, bits := range []int{3, 4} {
+	for _, bits := range []int{3, 4, 8} {
 		c := newCodes8Case(r, bits, 128, 8, 16, true)
 		tab := make([]float32, 1<<bits)
 		for i := range tab {

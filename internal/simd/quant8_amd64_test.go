@@ -33,7 +33,7 @@ func TestDotCodesQ8PlainAVX2(t *testing.T) {
 		t.Skip("no AVX512-VNNI: the AVX2 integer code kernels are the active ones, checked by TestDotCodesQ8*")
 	}
 	saved, savedWide := k.dotCodesQ8, k.dotCodesQ8Wide
-	k.dotCodesQ8, k.dotCodesQ8Wide = codes8AVX2, [2][3]dotCodes8WideKernel{}
+	k.dotCodesQ8, k.dotCodesQ8Wide = codes8AVX2, [3][3]dotCodes8WideKernel{}
 	defer func() { k.dotCodesQ8, k.dotCodesQ8Wide = saved, savedWide }()
 	t.Run("SameOnEveryLevel", TestDotCodesQ8IsTheSameOnEveryLevel)
 	t.Run("WithinBound", TestDotCodesQ8WithinBound)
@@ -51,7 +51,7 @@ func TestDotCodesQ8NarrowVNNI(t *testing.T) {
 		t.Skip("no AVX-512 VBMI/VNNI: the ymm integer code kernels are the active ones, checked by TestDotCodesQ8*")
 	}
 	saved := k.dotCodesQ8Wide
-	k.dotCodesQ8Wide = [2][3]dotCodes8WideKernel{}
+	k.dotCodesQ8Wide = [3][3]dotCodes8WideKernel{}
 	defer func() { k.dotCodesQ8Wide = saved }()
 	t.Run("SameOnEveryLevel", TestDotCodesQ8IsTheSameOnEveryLevel)
 	t.Run("WithinBound", TestDotCodesQ8WithinBound)

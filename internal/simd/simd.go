@@ -64,7 +64,7 @@ type kernels struct {
 	// The integer key-scoring kernels, by bits (3, 4), four query rows;
 	// the AVX-512 ones take the rows laid out wide (QueryQ8.wide).
 	dotCodesQ8     [2]dotCodes8Kernel
-	dotCodesQ8Wide [2][3]dotCodes8WideKernel // by bits, then rows 1, 2, 4 (rowKernel)
+	dotCodesQ8Wide [3][3]dotCodes8WideKernel // by bits (3, 4, 8), then rows 1, 2, 4 (rowKernel)
 	// The integer value kernels, by bits (3, 4), and their weight
 	// quantizer (values8.go).
 	axpyCodesQ8 [2][3]axpyCodes8Kernel // by bits, then rows 1, 2, 4 (rowKernel)
@@ -133,11 +133,13 @@ type Codebook struct {
 	tab  []float32   // the centroids
 	vec  [16]float32 // 1–3 bits: repeated to 8 entries; 4 bits: all 16
 	sh   *[8]uint32
-	// The integer table of 3- and 4-bit codes (DotCodesQ8) and its step;
-	// q8Tab64 repeats it over 64 entries (AxpyCodesQ8).
-	q8Tab   [32]uint8
-	q8Tab64 [64]uint8
-	q8Step  float32
+	// The integer table of 3- and 4-bit codes for the AVX2 kernels
+	// (DotCodesQ8), the one of the AVX-512 kernels (those of 3 and 4 bits
+	// repeated over the first 64 entries, AxpyCodesQ8 too), and their step
+	// (setTable8).
+	q8Tab  [32]uint8
+	q8Wide [256]uint8
+	q8Step float32
 }
 
 // NewCodebook prepares the 1<<bits centroids cent (bits 1–8; widths 5–7
@@ -156,7 +158,7 @@ func NewCodebook(cent []float32, bits int) *Codebook {
 		copy(cb.vec[:], cent)
 		cb.sh = &laneShifts[4]
 	}
-	if bits == 3 || bits == 4 {
+	if bits == 3 || bits == 4 || bits == 8 {
 		cb.setTable8()
 	}
 	return cb

@@ -94,13 +94,14 @@ func values8Kernels() [2][3]axpyCodes8Kernel {
 	return [2][3]axpyCodes8Kernel{}
 }
 
-func keys8Kernels() [2][3]dotCodes8WideKernel {
+func keys8Kernels() [3][3]dotCodes8WideKernel {
 	if hasValues8() {
-		return [2][3]dotCodes8WideKernel{
+		return [3][3]dotCodes8WideKernel{
 			{dotCodesQ8B3x1VBMI, dotCodesQ8B3x2VBMI, dotCodesQ8B3x4VBMI},
-			{dotCodesQ8B4x1VBMI, dotCodesQ8B4x2VBMI, dotCodesQ8B4x4VBMI}}
+			{dotCodesQ8B4x1VBMI, dotCodesQ8B4x2VBMI, dotCodesQ8B4x4VBMI},
+			{dotCodesQ8B8x1VBMI, dotCodesQ8B8x2VBMI, dotCodesQ8B8x4VBMI}}
 	}
-	return [2][3]dotCodes8WideKernel{}
+	return [3][3]dotCodes8WideKernel{}
 }
 
 func weightsQ8Kernel() func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normAt, normShift int) {

@@ -6459,7 +6459,7 @@ DATA values8CtlB3<>+62(SB)/1, $0x25
 DATA values8CtlB3<>+63(SB)/1, $0x35
 GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
 
-// func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
 TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
@@ -7142,7 +7142,7 @@ axpyCodesQ8B3x2VBMI_next:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
 TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
@@ -7548,7 +7548,7 @@ axpyCodesQ8B3x4VBMI_next:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
 TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
@@ -8442,7 +8442,7 @@ DATA values8CtlB4<>+62(SB)/1, $0x24
 DATA values8CtlB4<>+63(SB)/1, $0x34
 GLOBL values8CtlB4<>(SB), RODATA|NOPTR, $64
 
-// func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
 TEXT ·dotCodesQ8B4x1VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
@@ -9089,7 +9089,7 @@ axpyCodesQ8B4x2VBMI_next:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
 TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
@@ -9495,7 +9495,7 @@ axpyCodesQ8B4x4VBMI_next:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
 TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
@@ -9670,6 +9670,526 @@ dotCodesQ8B4x4VBMI_stored:
 	JMP  dotCodesQ8B4x4VBMI_quad
 
 dotCodesQ8B4x4VBMI_done:
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8B8x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+TEXT ·dotCodesQ8B8x1VBMI(SB), NOSPLIT, $0-176
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 64(AX), Z1
+	VMOVDQU64 128(AX), Z2
+	VMOVDQU64 192(AX), Z3
+	MOVQ      $0xffffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	VMOVDQU32 keys8Spread<>+0(SB), Z6
+	MOVQ      scales+56(FP), AX
+	VPERMPS   (AX), Z6, Z4
+	MOVQ      sums+64(FP), AX
+	VPERMD    (AX), Z6, Z5
+	VMOVDQU32 keys8Order<>+0(SB), Z6
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+80(FP), CX
+	MOVQ      n+128(FP), DX
+	MOVQ      stride+104(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	MOVQ      $0x0000000f, R8
+	KMOVQ     R8, K3
+	MOVQ      ahead_base+152(FP), R9
+	MOVQ      ahead_len+160(FP), R10
+
+dotCodesQ8B8x1VBMI_quad:
+	TESTQ      DX, DX
+	JZ         dotCodesQ8B8x1VBMI_done
+	TESTQ      R10, R10
+	JLE        dotCodesQ8B8x1VBMI_pf35
+	PREFETCHT0 (R9)
+	PREFETCHT0 64(R9)
+	PREFETCHT0 128(R9)
+	PREFETCHT0 192(R9)
+	ADDQ       $0x00000100, R9
+	SUBQ       $0x00000100, R10
+
+dotCodesQ8B8x1VBMI_pf35:
+	CMPQ    DX, $0x04
+	JAE     dotCodesQ8B8x1VBMI_full
+	MOVQ    $0x00000001, R8
+	SHLXQ   DX, R8, R8
+	DECQ    R8
+	KMOVQ   R8, K3
+	XORQ    R8, R8
+	MOVQ    R8, DI
+	CMPQ    DX, $0x03
+	CMOVQLT R8, SI
+	CMPQ    DX, $0x02
+	CMOVQLT R8, BX
+
+dotCodesQ8B8x1VBMI_full:
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ   CX, R8
+	MOVQ   idxOff+112(FP), R11
+	ADDQ   R11, R8
+	MOVQ   q_base+32(FP), R11
+	MOVQ   d64+136(FP), R12
+	LEAQ   (R12)(R12*1), R13
+	LEAQ   (R13)(R13*2), R13
+	VPXORD Z11, Z11, Z11
+
+dotCodesQ8B8x1VBMI_chunk:
+	VMOVDQU8.Z  (R8), K1, Z12
+	VMOVDQU8    -32(R8)(BX*1), K2, Z12
+	VPMOVB2M    Z12, K4
+	VMOVDQA64   Z12, Z13
+	VPERMI2B    Z1, Z0, Z13
+	VPERMI2B    Z3, Z2, Z12
+	VPBLENDMB   Z12, Z13, K4, Z12
+	VPDPBUSD    (R11), Z12, Z7
+	VMOVDQU8.Z  (R8)(SI*1), K1, Z12
+	VMOVDQU8    -32(R8)(DI*1), K2, Z12
+	VPMOVB2M    Z12, K4
+	VMOVDQA64   Z12, Z13
+	VPERMI2B    Z1, Z0, Z13
+	VPERMI2B    Z3, Z2, Z12
+	VPBLENDMB   Z12, Z13, K4, Z12
+	VPDPBUSD    (R11), Z12, Z11
+	VMOVDQU8.Z  32(R8), K1, Z12
+	VMOVDQU8    (R8)(BX*1), K2, Z12
+	VPMOVB2M    Z12, K4
+	VMOVDQA64   Z12, Z13
+	VPERMI2B    Z1, Z0, Z13
+	VPERMI2B    Z3, Z2, Z12
+	VPBLENDMB   Z12, Z13, K4, Z12
+	VPDPBUSD    64(R11), Z12, Z7
+	VMOVDQU8.Z  32(R8)(SI*1), K1, Z12
+	VMOVDQU8    (R8)(DI*1), K2, Z12
+	VPMOVB2M    Z12, K4
+	VMOVDQA64   Z12, Z13
+	VPERMI2B    Z1, Z0, Z13
+	VPERMI2B    Z3, Z2, Z12
+	VPBLENDMB   Z12, Z13, K4, Z12
+	VPDPBUSD    64(R11), Z12, Z11
+	ADDQ        $0x40, R8
+	ADDQ        $0x80, R11
+	SUBQ        $0x40, R12
+	JNZ         dotCodesQ8B8x1VBMI_chunk
+	VSHUFI64X2  $0x88, Z11, Z7, Z12
+	VSHUFI64X2  $0xdd, Z11, Z7, Z7
+	VPADDD      Z7, Z12, Z7
+	VPUNPCKLQDQ Z8, Z7, Z12
+	VPUNPCKHQDQ Z8, Z7, Z7
+	VPADDD      Z7, Z12, Z13
+	VPUNPCKLQDQ Z10, Z9, Z12
+	VPUNPCKHQDQ Z10, Z9, Z7
+	VPADDD      Z7, Z12, Z7
+	VPUNPCKLDQ  Z7, Z13, Z12
+	VPUNPCKHDQ  Z7, Z13, Z7
+	VPUNPCKLQDQ Z7, Z12, Z13
+	VPUNPCKHQDQ Z7, Z12, Z7
+	VPADDD      Z7, Z13, Z7
+	VPERMD      Z7, Z6, Z7
+	VPSUBD      Z5, Z7, Z7
+	VCVTDQ2PS   Z7, Z7
+	VMULPS      Z4, Z7, Z7
+	MOVQ        normOff+120(FP), R8
+	VPXORD      X14, X14, X14
+	VPINSRW     $0x00, (CX)(R8*1), X14, X14
+	ADDQ        CX, R8
+	VPINSRW     $0x01, (R8)(BX*1), X14, X14
+	VPINSRW     $0x02, (R8)(SI*1), X14, X14
+	VPINSRW     $0x03, (R8)(DI*1), X14, X14
+	VCVTPH2PS   X14, X14
+	VSHUFF32X4  $0x00, Z14, Z14, Z12
+	VMULPS      Z12, Z7, Z7
+	MOVQ        rows+144(FP), R8
+	MOVQ        AX, R8
+	VMOVUPS.Z   (R8), K3, X12
+	VADDPS      X7, X12, X12
+	VMOVUPS     X12, K3, (R8)
+	CMPQ        DX, $0x04
+	JB          dotCodesQ8B8x1VBMI_done
+	ADDQ        $0x10, AX
+	LEAQ        (CX)(SI*2), CX
+	SUBQ        $0x04, DX
+	JMP         dotCodesQ8B8x1VBMI_quad
+
+dotCodesQ8B8x1VBMI_done:
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+TEXT ·dotCodesQ8B8x2VBMI(SB), NOSPLIT, $0-176
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 64(AX), Z1
+	VMOVDQU64 128(AX), Z2
+	VMOVDQU64 192(AX), Z3
+	MOVQ      $0xffffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	VMOVDQU32 keys8Spread<>+0(SB), Z6
+	MOVQ      scales+56(FP), AX
+	VPERMPS   (AX), Z6, Z4
+	MOVQ      sums+64(FP), AX
+	VPERMD    (AX), Z6, Z5
+	VMOVDQU32 keys8Order<>+0(SB), Z6
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+80(FP), DX
+	MOVQ      n+128(FP), BX
+	MOVQ      stride+104(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+	MOVQ      ahead_base+152(FP), R10
+	MOVQ      ahead_len+160(FP), R11
+
+dotCodesQ8B8x2VBMI_quad:
+	TESTQ      BX, BX
+	JZ         dotCodesQ8B8x2VBMI_done
+	TESTQ      R11, R11
+	JLE        dotCodesQ8B8x2VBMI_pf36
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
+
+dotCodesQ8B8x2VBMI_pf36:
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B8x2VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8B8x2VBMI_full:
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ   DX, R9
+	MOVQ   idxOff+112(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+136(FP), R13
+	LEAQ   (R13)(R13*1), R14
+	LEAQ   (R14)(R14*2), R15
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+
+dotCodesQ8B8x2VBMI_chunk:
+	VMOVDQU8.Z    (R9), K1, Z13
+	VMOVDQU8      -32(R9)(SI*1), K2, Z13
+	VPMOVB2M      Z13, K4
+	VMOVDQA64     Z13, Z14
+	VPERMI2B      Z1, Z0, Z14
+	VPERMI2B      Z3, Z2, Z13
+	VPBLENDMB     Z13, Z14, K4, Z13
+	VPDPBUSD      (R12), Z13, Z7
+	VPDPBUSD      (R12)(R14*1), Z13, Z8
+	VMOVDQU8.Z    (R9)(DI*1), K1, Z13
+	VMOVDQU8      -32(R9)(R8*1), K2, Z13
+	VPMOVB2M      Z13, K4
+	VMOVDQA64     Z13, Z14
+	VPERMI2B      Z1, Z0, Z14
+	VPERMI2B      Z3, Z2, Z13
+	VPBLENDMB     Z13, Z14, K4, Z13
+	VPDPBUSD      (R12), Z13, Z11
+	VPDPBUSD      (R12)(R14*1), Z13, Z12
+	VMOVDQU8.Z    32(R9), K1, Z13
+	VMOVDQU8      (R9)(SI*1), K2, Z13
+	VPMOVB2M      Z13, K4
+	VMOVDQA64     Z13, Z14
+	VPERMI2B      Z1, Z0, Z14
+	VPERMI2B      Z3, Z2, Z13
+	VPBLENDMB     Z13, Z14, K4, Z13
+	VPDPBUSD      64(R12), Z13, Z7
+	VPDPBUSD      64(R12)(R14*1), Z13, Z8
+	VMOVDQU8.Z    32(R9)(DI*1), K1, Z13
+	VMOVDQU8      (R9)(R8*1), K2, Z13
+	VPMOVB2M      Z13, K4
+	VMOVDQA64     Z13, Z14
+	VPERMI2B      Z1, Z0, Z14
+	VPERMI2B      Z3, Z2, Z13
+	VPBLENDMB     Z13, Z14, K4, Z13
+	VPDPBUSD      64(R12), Z13, Z11
+	VPDPBUSD      64(R12)(R14*1), Z13, Z12
+	ADDQ          $0x40, R9
+	ADDQ          $0x80, R12
+	SUBQ          $0x40, R13
+	JNZ           dotCodesQ8B8x2VBMI_chunk
+	VSHUFI64X2    $0x88, Z11, Z7, Z13
+	VSHUFI64X2    $0xdd, Z11, Z7, Z7
+	VPADDD        Z7, Z13, Z7
+	VSHUFI64X2    $0x88, Z12, Z8, Z13
+	VSHUFI64X2    $0xdd, Z12, Z8, Z8
+	VPADDD        Z8, Z13, Z8
+	VPUNPCKLQDQ   Z8, Z7, Z13
+	VPUNPCKHQDQ   Z8, Z7, Z7
+	VPADDD        Z7, Z13, Z14
+	VPUNPCKLQDQ   Z10, Z9, Z13
+	VPUNPCKHQDQ   Z10, Z9, Z7
+	VPADDD        Z7, Z13, Z7
+	VPUNPCKLDQ    Z7, Z14, Z13
+	VPUNPCKHDQ    Z7, Z14, Z7
+	VPUNPCKLQDQ   Z7, Z13, Z14
+	VPUNPCKHQDQ   Z7, Z13, Z7
+	VPADDD        Z7, Z14, Z7
+	VPERMD        Z7, Z6, Z7
+	VPSUBD        Z5, Z7, Z7
+	VCVTDQ2PS     Z7, Z7
+	VMULPS        Z4, Z7, Z7
+	MOVQ          normOff+120(FP), R9
+	VPXORD        X15, X15, X15
+	VPINSRW       $0x00, (DX)(R9*1), X15, X15
+	ADDQ          DX, R9
+	VPINSRW       $0x01, (R9)(SI*1), X15, X15
+	VPINSRW       $0x02, (R9)(DI*1), X15, X15
+	VPINSRW       $0x03, (R9)(R8*1), X15, X15
+	VCVTPH2PS     X15, X15
+	VSHUFF32X4    $0x00, Z15, Z15, Z13
+	VMULPS        Z13, Z7, Z7
+	MOVQ          rows+144(FP), R9
+	MOVQ          AX, R12
+	VMOVUPS.Z     (R12), K3, X13
+	VADDPS        X7, X13, X13
+	VMOVUPS       X13, K3, (R12)
+	CMPQ          R9, $0x01
+	JLE           dotCodesQ8B8x2VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x01, Z7, X14
+	VMOVUPS.Z     (R12), K3, X13
+	VADDPS        X14, X13, X13
+	VMOVUPS       X13, K3, (R12)
+
+dotCodesQ8B8x2VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8B8x2VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8B8x2VBMI_quad
+
+dotCodesQ8B8x2VBMI_done:
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+TEXT ·dotCodesQ8B8x4VBMI(SB), NOSPLIT, $0-176
+	MOVQ      tab+72(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 64(AX), Z1
+	VMOVDQU64 128(AX), Z2
+	VMOVDQU64 192(AX), Z3
+	MOVQ      $0xffffffff, AX
+	KMOVQ     AX, K1
+	SHLQ      $0x20, AX
+	KMOVQ     AX, K2
+	VMOVDQU32 keys8Spread<>+0(SB), Z6
+	MOVQ      scales+56(FP), AX
+	VPERMPS   (AX), Z6, Z4
+	MOVQ      sums+64(FP), AX
+	VPERMD    (AX), Z6, Z5
+	VMOVDQU32 keys8Order<>+0(SB), Z6
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+80(FP), DX
+	MOVQ      n+128(FP), BX
+	MOVQ      stride+104(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+	MOVQ      ahead_base+152(FP), R10
+	MOVQ      ahead_len+160(FP), R11
+
+dotCodesQ8B8x4VBMI_quad:
+	TESTQ      BX, BX
+	JZ         dotCodesQ8B8x4VBMI_done
+	TESTQ      R11, R11
+	JLE        dotCodesQ8B8x4VBMI_pf37
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
+
+dotCodesQ8B8x4VBMI_pf37:
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B8x4VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8B8x4VBMI_full:
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ   DX, R9
+	MOVQ   idxOff+112(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+136(FP), R13
+	LEAQ   (R13)(R13*1), R14
+	LEAQ   (R14)(R14*2), R15
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+
+dotCodesQ8B8x4VBMI_chunk:
+	VMOVDQU8.Z    (R9), K1, Z15
+	VMOVDQU8      -32(R9)(SI*1), K2, Z15
+	VPMOVB2M      Z15, K4
+	VMOVDQA64     Z15, Z16
+	VPERMI2B      Z1, Z0, Z16
+	VPERMI2B      Z3, Z2, Z15
+	VPBLENDMB     Z15, Z16, K4, Z15
+	VPDPBUSD      (R12), Z15, Z7
+	VPDPBUSD      (R12)(R14*1), Z15, Z8
+	VPDPBUSD      (R12)(R14*2), Z15, Z9
+	VPDPBUSD      (R12)(R15*1), Z15, Z10
+	VMOVDQU8.Z    (R9)(DI*1), K1, Z15
+	VMOVDQU8      -32(R9)(R8*1), K2, Z15
+	VPMOVB2M      Z15, K4
+	VMOVDQA64     Z15, Z16
+	VPERMI2B      Z1, Z0, Z16
+	VPERMI2B      Z3, Z2, Z15
+	VPBLENDMB     Z15, Z16, K4, Z15
+	VPDPBUSD      (R12), Z15, Z11
+	VPDPBUSD      (R12)(R14*1), Z15, Z12
+	VPDPBUSD      (R12)(R14*2), Z15, Z13
+	VPDPBUSD      (R12)(R15*1), Z15, Z14
+	VMOVDQU8.Z    32(R9), K1, Z15
+	VMOVDQU8      (R9)(SI*1), K2, Z15
+	VPMOVB2M      Z15, K4
+	VMOVDQA64     Z15, Z16
+	VPERMI2B      Z1, Z0, Z16
+	VPERMI2B      Z3, Z2, Z15
+	VPBLENDMB     Z15, Z16, K4, Z15
+	VPDPBUSD      64(R12), Z15, Z7
+	VPDPBUSD      64(R12)(R14*1), Z15, Z8
+	VPDPBUSD      64(R12)(R14*2), Z15, Z9
+	VPDPBUSD      64(R12)(R15*1), Z15, Z10
+	VMOVDQU8.Z    32(R9)(DI*1), K1, Z15
+	VMOVDQU8      (R9)(R8*1), K2, Z15
+	VPMOVB2M      Z15, K4
+	VMOVDQA64     Z15, Z16
+	VPERMI2B      Z1, Z0, Z16
+	VPERMI2B      Z3, Z2, Z15
+	VPBLENDMB     Z15, Z16, K4, Z15
+	VPDPBUSD      64(R12), Z15, Z11
+	VPDPBUSD      64(R12)(R14*1), Z15, Z12
+	VPDPBUSD      64(R12)(R14*2), Z15, Z13
+	VPDPBUSD      64(R12)(R15*1), Z15, Z14
+	ADDQ          $0x40, R9
+	ADDQ          $0x80, R12
+	SUBQ          $0x40, R13
+	JNZ           dotCodesQ8B8x4VBMI_chunk
+	VSHUFI64X2    $0x88, Z11, Z7, Z15
+	VSHUFI64X2    $0xdd, Z11, Z7, Z7
+	VPADDD        Z7, Z15, Z7
+	VSHUFI64X2    $0x88, Z12, Z8, Z15
+	VSHUFI64X2    $0xdd, Z12, Z8, Z8
+	VPADDD        Z8, Z15, Z8
+	VSHUFI64X2    $0x88, Z13, Z9, Z15
+	VSHUFI64X2    $0xdd, Z13, Z9, Z9
+	VPADDD        Z9, Z15, Z9
+	VSHUFI64X2    $0x88, Z14, Z10, Z15
+	VSHUFI64X2    $0xdd, Z14, Z10, Z10
+	VPADDD        Z10, Z15, Z10
+	VPUNPCKLQDQ   Z8, Z7, Z15
+	VPUNPCKHQDQ   Z8, Z7, Z7
+	VPADDD        Z7, Z15, Z16
+	VPUNPCKLQDQ   Z10, Z9, Z15
+	VPUNPCKHQDQ   Z10, Z9, Z7
+	VPADDD        Z7, Z15, Z7
+	VPUNPCKLDQ    Z7, Z16, Z15
+	VPUNPCKHDQ    Z7, Z16, Z7
+	VPUNPCKLQDQ   Z7, Z15, Z16
+	VPUNPCKHQDQ   Z7, Z15, Z7
+	VPADDD        Z7, Z16, Z7
+	VPERMD        Z7, Z6, Z7
+	VPSUBD        Z5, Z7, Z7
+	VCVTDQ2PS     Z7, Z7
+	VMULPS        Z4, Z7, Z7
+	MOVQ          normOff+120(FP), R9
+	VPXORD        X17, X17, X17
+	VPINSRW       $0x00, (DX)(R9*1), X17, X17
+	ADDQ          DX, R9
+	VPINSRW       $0x01, (R9)(SI*1), X17, X17
+	VPINSRW       $0x02, (R9)(DI*1), X17, X17
+	VPINSRW       $0x03, (R9)(R8*1), X17, X17
+	VCVTPH2PS     X17, X17
+	VSHUFF32X4    $0x00, Z17, Z17, Z15
+	VMULPS        Z15, Z7, Z7
+	MOVQ          rows+144(FP), R9
+	MOVQ          AX, R12
+	VMOVUPS.Z     (R12), K3, X15
+	VADDPS        X7, X15, X15
+	VMOVUPS       X15, K3, (R12)
+	CMPQ          R9, $0x01
+	JLE           dotCodesQ8B8x4VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x01, Z7, X16
+	VMOVUPS.Z     (R12), K3, X15
+	VADDPS        X16, X15, X15
+	VMOVUPS       X15, K3, (R12)
+	CMPQ          R9, $0x02
+	JLE           dotCodesQ8B8x4VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x02, Z7, X16
+	VMOVUPS.Z     (R12), K3, X15
+	VADDPS        X16, X15, X15
+	VMOVUPS       X15, K3, (R12)
+	CMPQ          R9, $0x03
+	JLE           dotCodesQ8B8x4VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x03, Z7, X16
+	VMOVUPS.Z     (R12), K3, X15
+	VADDPS        X16, X15, X15
+	VMOVUPS       X15, K3, (R12)
+
+dotCodesQ8B8x4VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8B8x4VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8B8x4VBMI_quad
+
+dotCodesQ8B8x4VBMI_done:
 	VZEROUPPER
 	RET
 

@@ -37,7 +37,7 @@ type WeightsQ8 struct {
 type axpyCodes8Kernel = func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int, ahead []byte)
 
 // dotCodes8WideKernel is a DotCodesQ8 AVX-512 kernel (dotCodesQ8B<bits>x<rows>VBMI).
-type dotCodes8WideKernel = func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[64]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)
+type dotCodes8WideKernel = func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)
 
 // ValuesQ8Kernels reports whether AxpyCodesQ8 runs a vector kernel for
 // codes of this codebook and d coordinates: 3 or 4 bits, d a multiple of
@@ -176,7 +176,9 @@ func (b *WeightsQ8) addGeneric(acc []float32, accStride, rows int, tab *[64]uint
 
 // table64 returns the integer table of DotCodesQ8 repeated over 64 bytes
 // (entry k is that of index k mod 2^bits), and its step.
-func (cb *Codebook) table64() (*[64]uint8, float32) { return &cb.q8Tab64, cb.q8Step }
+func (cb *Codebook) table64() (*[64]uint8, float32) {
+	return (*[64]uint8)(cb.q8Wide[:64]), cb.q8Step
+}
 
 // ValuesQ8Bound returns the bound on |AxpyCodesQ8 − AxpyCodes| at
 // coordinate j for one accumulator row, given the piece's weights times
