@@ -96,7 +96,9 @@ type Config struct {
 	// IntScores scores 3- and 4-bit keys (whole parts of a dimension that
 	// is a multiple of 32) with int8 queries and 7-bit centroid tables
 	// where the CPU has the integer kernels (AVX2; VNNI where present),
-	// instead of float tables: each logit within
+	// and 8-bit keys (a multiple of 64) with 8-bit tables where it has
+	// the AVX-512 ones (VBMI and VNNI), instead of float tables: each
+	// logit within
 	// norm·scale·(Σ|q_j|·εc + Σ|c_j|·εq + d·εq·εc) of the float one, εq and
 	// εc the half-steps of the query's and the codebook's integer scales
 	// (simd.DotCodesQ8). It changes no stored byte. Other backends (CUDA,

@@ -159,15 +159,21 @@ func BenchmarkGroupRows(b *testing.B) {
 // step.
 func BenchmarkDotCodesQ8(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 3))
-	for _, bits := range []int{3, 4} {
+	for _, bits := range []int{3, 4, 8} {
 		cb, codes, stride := benchCodes(r, bits)
 		x := activations(r, 4*benchDim) // normal floats: subnormals would time the FPU's slow path
 		out := make([]float32, 4*benchRows)
 		report := func(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchRows), "ns/row")
 		}
+		rows := make([]float32, benchRows*benchDim)
 		b.Run(fmt.Sprintf("float/bits=%d/g=4", bits), func(b *testing.B) {
 			for b.Loop() {
+				if bits == 8 { // no fused kernel: decoded rows, then Dot, as the cache does
+					DecodeCodes(rows, benchDim, cb, codes, stride, 2, 0, benchRows, benchDim)
+					Dot(out, benchRows, x, rows, benchRows, benchDim, benchDim, nil)
+					continue
+				}
 				DotCodes(out, benchRows, x, benchDim, 4, cb, codes, stride, 2, 0, benchRows, benchDim, nil)
 			}
 			report(b)
