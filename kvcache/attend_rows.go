@@ -158,7 +158,8 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []
 			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, ahead)
 			ahead = nil
 		default:
-			c.decodeRows(buf, p, i, codes, stride, n)
+			c.decodeRows(buf, p, i, codes, stride, n, ahead)
+			ahead = nil
 			if p.Dim == d { // one part: the g query rows are contiguous, so Dot reads each row once for four of them
 				simd.Dot(out, outStride, q[:g*d], buf, n, d, d, nil)
 				break
@@ -200,7 +201,8 @@ func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []b
 			simd.AxpyCodes(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, ahead)
 			ahead = nil
 		default:
-			c.decodeRows(buf, p, i, codes, stride, n)
+			c.decodeRows(buf, p, i, codes, stride, n, ahead)
+			ahead = nil
 			if p.Dim == d { // one part: as in scoreRun
 				simd.Axpy(acc[:g*d], w, wStride, buf, n, d, d, nil)
 				break
@@ -214,9 +216,10 @@ func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []b
 }
 
 // decodeRows decodes part i of n codes into buf as rows of p.Dim, each
-// scaled by its correction scalar when the part has one.
-func (c *quantStore) decodeRows(buf []float32, p turboquant.Part, i int, codes []byte, stride, n int) {
-	simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[p.Offset:], stride, p.IndexOffset, p.NormOffset, n, p.Dim)
+// scaled by its correction scalar when the part has one, prefetching
+// ahead as the code kernels do.
+func (c *quantStore) decodeRows(buf []float32, p turboquant.Part, i int, codes []byte, stride, n int, ahead []byte) {
+	simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[p.Offset:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, ahead)
 	if p.Correction == turboquant.NoCorrection {
 		return
 	}

@@ -614,3 +614,80 @@ func keys8Chunk(name string, R int, ip, qp, left, s1, s2, s3, k1, k2 Register, t
 		VPADDD(y, x, acc[r])
 	}
 }
+
+// decode8Planes emits decode8VBMI, DecodeCodes for 8-bit codes on AVX-512
+// VBMI: the 256 float centroids are held as four planes of their bytes
+// (16 registers), each looked up as the key kernels look up their 8-bit
+// table, and the four looked-up planes interleaved back into floats. The
+// indices are first permuted so that the interleave leaves the floats in
+// order. It is exact: each float is one product, norm × centroid.
+func decode8Planes() {
+	name := "decode8VBMI"
+	TEXT(name, NOSPLIT, "func(dst []float32, planes *[4][256]uint8, codes []byte, stride, idxOff, normOff, n, dstStride, d64 int, ahead []byte)")
+	Doc(name+" is decodeCodesGeneric for 8-bit codes on the first d64 coordinates (a multiple of 64),",
+		"planes[b][k] byte b of centroid k, prefetching two lines of ahead per row.")
+	Pragma("noescape")
+	pp := Load(Param("planes"), GP64())
+	var tab [4][4]VecVirtual // [plane][64 entries]
+	for b := range tab {
+		for q := range tab[b] {
+			tab[b][q] = ZMM()
+			VMOVDQU64(Mem{Base: pp, Disp: 256*b + 64*q}, tab[b][q])
+		}
+	}
+	// Byte 16L+4r+i of the permuted indices is index 16r+4L+i: after the
+	// two rounds of unpacks, output r then holds coordinates 16r… in order.
+	perm := GLOBL("decode8Perm", RODATA|NOPTR)
+	for pos := range 64 {
+		l, r, i := pos/16, pos%16/4, pos%4
+		DATA(pos, U8(16*r+4*l+i))
+	}
+	pz := ZMM()
+	VMOVDQU64(perm, pz)
+	pa, pn := aheadParams()
+	rowLoop(name, func(p, out Register) {
+		prefetchSome(name+"_pf", pa, pn, 2)
+		nf := loadNorm(p)
+		norm := ZMM()
+		VBROADCASTSS(nf.AsX(), norm)
+		ip, op, j := GP64(), GP64(), GP64()
+		MOVQ(p, ip)
+		ADDQ(Load(Param("idxOff"), GP64()), ip)
+		MOVQ(out, op)
+		Load(Param("d64"), j)
+		Label(name + "_grp")
+		x := ZMM()
+		VPERMB(Mem{Base: ip}, pz, x)
+		top := K()
+		VPMOVB2M(x, top)
+		var pl [4]VecVirtual
+		for b := range pl {
+			lo, hi := ZMM(), ZMM()
+			VMOVDQA64(x, lo)
+			VMOVDQA64(x, hi)
+			VPERMI2B(tab[b][1], tab[b][0], lo)
+			VPERMI2B(tab[b][3], tab[b][2], hi)
+			pl[b] = ZMM()
+			VPBLENDMB(hi, lo, top, pl[b])
+		}
+		a, bq, c, d := ZMM(), ZMM(), ZMM(), ZMM()
+		VPUNPCKLBW(pl[1], pl[0], a)
+		VPUNPCKHBW(pl[1], pl[0], bq)
+		VPUNPCKLBW(pl[3], pl[2], c)
+		VPUNPCKHBW(pl[3], pl[2], d)
+		for r, pair := range [4][2]VecVirtual{{c, a}, {c, a}, {d, bq}, {d, bq}} {
+			f := ZMM()
+			if r%2 == 0 {
+				VPUNPCKLWD(pair[0], pair[1], f)
+			} else {
+				VPUNPCKHWD(pair[0], pair[1], f)
+			}
+			VMULPS(norm, f, f)
+			VMOVUPS(f, Mem{Base: op, Disp: 64 * r})
+		}
+		ADDQ(U8(64), ip)
+		ADDQ(U32(256), op)
+		SUBQ(U8(64), j)
+		JNZ(LabelRef(name + "_grp"))
+	})
+}

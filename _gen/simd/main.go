@@ -71,6 +71,7 @@ func main() {
 	for _, rows := range []int{1, 2, 4} {
 		dotCodes8Wide(8, rows)
 	}
+	decode8Planes()
 	weightsQ8()
 	Generate()
 }

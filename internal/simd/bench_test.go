@@ -40,7 +40,7 @@ func BenchmarkDotCodes(b *testing.B) {
 					b.SetBytes(int64(len(codes)))
 					for b.Loop() {
 						if bits == 8 {
-							DecodeCodes(buf, benchDim, cb, codes, stride, 2, 0, benchRows, benchDim)
+							DecodeCodes(buf, benchDim, cb, codes, stride, 2, 0, benchRows, benchDim, nil)
 							Dot(out, benchRows, q, buf, benchRows, benchDim, benchDim, nil)
 						} else {
 							DotCodes(out, benchRows, q, benchDim, g, cb, codes, stride, 2, 0, benchRows, benchDim, nil)
@@ -170,7 +170,7 @@ func BenchmarkDotCodesQ8(b *testing.B) {
 		b.Run(fmt.Sprintf("float/bits=%d/g=4", bits), func(b *testing.B) {
 			for b.Loop() {
 				if bits == 8 { // no fused kernel: decoded rows, then Dot, as the cache does
-					DecodeCodes(rows, benchDim, cb, codes, stride, 2, 0, benchRows, benchDim)
+					DecodeCodes(rows, benchDim, cb, codes, stride, 2, 0, benchRows, benchDim, nil)
 					Dot(out, benchRows, x, rows, benchRows, benchDim, benchDim, nil)
 					continue
 				}

@@ -35,6 +35,7 @@ type kernels struct {
 	decodeSmall      func(dst []float32, tab *[8]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
 	decode4          func(dst []float32, tab *[16]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
 	decode8          func(dst []float32, tab *[256]float32, codes []byte, stride, idxOff, normOff, n, dstStride, d8 int)
+	decode8Planes    func(dst []float32, planes *[4][256]uint8, codes []byte, stride, idxOff, normOff, n, dstStride, d64 int, ahead []byte) // from the table's byte planes (Codebook.planes)
 	decodeF16        func(dst []float32, src []byte, stride, n, dstStride, d8 int)
 	dot1, dot4       dotKernel[[]float32]
 	axpy1, axpy4     axpyKernel[[]float32]
@@ -140,6 +141,8 @@ type Codebook struct {
 	q8Tab  [32]uint8
 	q8Wide [256]uint8
 	q8Step float32
+	// planes[b][k] is byte b of centroid k (8-bit codes: decode8Planes).
+	planes *[4][256]uint8
 }
 
 // NewCodebook prepares the 1<<bits centroids cent (bits 1–8; widths 5–7
@@ -157,6 +160,14 @@ func NewCodebook(cent []float32, bits int) *Codebook {
 	case bits == 4:
 		copy(cb.vec[:], cent)
 		cb.sh = &laneShifts[4]
+	}
+	if bits == 8 {
+		cb.planes = new([4][256]uint8)
+		for k, c := range cent {
+			for b := range cb.planes {
+				cb.planes[b][k] = uint8(math.Float32bits(c) >> (8 * b))
+			}
+		}
 	}
 	if bits == 3 || bits == 4 || bits == 8 {
 		cb.setTable8()
@@ -193,8 +204,9 @@ var laneShifts = func() (s [5][8]uint32) {
 // row t is norm_t · tab[index j of code t] for j < d, where code t starts at
 // codes[t*stride], its fp16 norm at byte normOff (normOff < 0: norm 1) and
 // its bits-wide indices (LSB-first stream, internal/bitpack) at idxOff.
-// cb holds the centroids.
-func DecodeCodes(dst []float32, dstStride int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int) {
+// cb holds the centroids. The kernel for 8-bit codes on AVX-512 prefetches
+// ahead (nil for none) a few lines per row: what the caller reads next.
+func DecodeCodes(dst []float32, dstStride int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, ahead []byte) {
 	if n == 0 {
 		return
 	}
@@ -214,6 +226,13 @@ func DecodeCodes(dst []float32, dstStride int, cb *Codebook, codes []byte, strid
 			active.decodeSmall(dst, (*[8]float32)(cb.vec[:8]), cb.sh, bits, codes, stride, idxOff, normOff, vec, dstStride, d8)
 		case bits == 4 && active.decode4 != nil:
 			active.decode4(dst, &cb.vec, codes, stride, idxOff, normOff, vec, dstStride, d8)
+		case bits == 8 && active.decode8Planes != nil && d >= 64:
+			// 64 coordinates at a time, then the 8-coordinate kernel
+			d64 := d &^ 63
+			active.decode8Planes(dst, cb.planes, codes, stride, idxOff, normOff, vec, dstStride, d64, ahead)
+			if d8 > d64 {
+				active.decode8(dst[d64:], (*[256]float32)(tab), codes, stride, idxOff+d64, normOff, vec, dstStride, d8-d64)
+			}
 		case bits == 8 && active.decode8 != nil:
 			active.decode8(dst, (*[256]float32)(tab), codes, stride, idxOff, normOff, vec, dstStride, d8)
 		default:

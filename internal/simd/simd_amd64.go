@@ -35,6 +35,7 @@ func init() {
 		axpyCodesQ8:    values8Kernels(),
 		dotCodesQ8Wide: keys8Kernels(),
 		weightsQ8:      weightsQ8Kernel(),
+		decode8Planes:  decode8PlanesKernel(),
 		fwhtFirst8:     fwhtFirst8AVX2,
 		fwhtPass:       [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
 		scale:          scaleAVX2,
@@ -102,6 +103,14 @@ func keys8Kernels() [3][3]dotCodes8WideKernel {
 			{dotCodesQ8B8x1VBMI, dotCodesQ8B8x2VBMI, dotCodesQ8B8x4VBMI}}
 	}
 	return [3][3]dotCodes8WideKernel{}
+}
+
+// decode8PlanesKernel needs VBMI's byte permutes and BW's byte masks.
+func decode8PlanesKernel() func(dst []float32, planes *[4][256]uint8, codes []byte, stride, idxOff, normOff, n, dstStride, d64 int, ahead []byte) {
+	if cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VBMI) {
+		return decode8VBMI
+	}
+	return nil
 }
 
 func weightsQ8Kernel() func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normAt, normShift int) {

@@ -427,6 +427,12 @@ func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
+// decode8VBMI is decodeCodesGeneric for 8-bit codes on the first d64 coordinates (a multiple of 64),
+// planes[b][k] byte b of centroid k, prefetching two lines of ahead per row.
+//
+//go:noescape
+func decode8VBMI(dst []float32, planes *[4][256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, dstStride int, d64 int, ahead []byte)
+
 // weightsQ8AVX512 quantizes the weights times norms of up to 64 tokens for four rows (token t of row i
 // at w[i*wStride+t] where bit t of valid[i] is set, else 0; the fp16 norm of code t in bits
 // normShift… of the 32-bit word at codes[t*stride+normAt]) to dst ([quad][row][token]): per row,

@@ -10193,6 +10193,177 @@ dotCodesQ8B8x4VBMI_done:
 	VZEROUPPER
 	RET
 
+// func decode8VBMI(dst []float32, planes *[4][256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, dstStride int, d64 int, ahead []byte)
+// Requires: AVX, AVX2, AVX512BW, AVX512F, AVX512VBMI, F16C, MMX+
+TEXT ·decode8VBMI(SB), NOSPLIT, $0-128
+	MOVQ      planes+24(FP), AX
+	VMOVDQU64 (AX), Z0
+	VMOVDQU64 64(AX), Z1
+	VMOVDQU64 128(AX), Z2
+	VMOVDQU64 192(AX), Z3
+	VMOVDQU64 256(AX), Z4
+	VMOVDQU64 320(AX), Z5
+	VMOVDQU64 384(AX), Z6
+	VMOVDQU64 448(AX), Z7
+	VMOVDQU64 512(AX), Z8
+	VMOVDQU64 576(AX), Z9
+	VMOVDQU64 640(AX), Z10
+	VMOVDQU64 704(AX), Z11
+	VMOVDQU64 768(AX), Z12
+	VMOVDQU64 832(AX), Z13
+	VMOVDQU64 896(AX), Z14
+	VMOVDQU64 960(AX), Z15
+	VMOVDQU64 decode8Perm<>+0(SB), Z16
+	MOVQ      ahead_base+104(FP), AX
+	MOVQ      ahead_len+112(FP), CX
+	MOVQ      codes_base+32(FP), DX
+	MOVQ      dst_base+0(FP), BX
+	MOVQ      stride+56(FP), SI
+	MOVQ      n+80(FP), DI
+	MOVQ      dstStride+88(FP), R8
+	SHLQ      $0x02, R8
+
+decode8VBMI_row:
+	TESTQ      DI, DI
+	JZ         decode8VBMI_done
+	TESTQ      CX, CX
+	JLE        decode8VBMI_pf38
+	PREFETCHT0 (AX)
+	PREFETCHT0 64(AX)
+	ADDQ       $0x00000080, AX
+	SUBQ       $0x00000080, CX
+
+decode8VBMI_pf38:
+	MOVQ         normOff+72(FP), R9
+	MOVWLZX      (DX)(R9*1), R9
+	VMOVD        R9, X17
+	VCVTPH2PS    X17, X17
+	VBROADCASTSS X17, Y17
+	VBROADCASTSS X17, Z17
+	MOVQ         DX, R9
+	MOVQ         idxOff+64(FP), R10
+	ADDQ         R10, R9
+	MOVQ         BX, R10
+	MOVQ         d64+96(FP), R11
+
+decode8VBMI_grp:
+	VPERMB     (R9), Z16, Z22
+	VPMOVB2M   Z22, K1
+	VMOVDQA64  Z22, Z23
+	VMOVDQA64  Z22, Z24
+	VPERMI2B   Z1, Z0, Z23
+	VPERMI2B   Z3, Z2, Z24
+	VPBLENDMB  Z24, Z23, K1, Z18
+	VMOVDQA64  Z22, Z23
+	VMOVDQA64  Z22, Z24
+	VPERMI2B   Z5, Z4, Z23
+	VPERMI2B   Z7, Z6, Z24
+	VPBLENDMB  Z24, Z23, K1, Z19
+	VMOVDQA64  Z22, Z23
+	VMOVDQA64  Z22, Z24
+	VPERMI2B   Z9, Z8, Z23
+	VPERMI2B   Z11, Z10, Z24
+	VPBLENDMB  Z24, Z23, K1, Z20
+	VMOVDQA64  Z22, Z23
+	VMOVDQA64  Z22, Z22
+	VPERMI2B   Z13, Z12, Z23
+	VPERMI2B   Z15, Z14, Z22
+	VPBLENDMB  Z22, Z23, K1, Z21
+	VPUNPCKLBW Z19, Z18, Z22
+	VPUNPCKHBW Z19, Z18, Z23
+	VPUNPCKLBW Z21, Z20, Z24
+	VPUNPCKHBW Z21, Z20, Z25
+	VPUNPCKLWD Z24, Z22, Z26
+	VMULPS     Z17, Z26, Z26
+	VMOVUPS    Z26, (R10)
+	VPUNPCKHWD Z24, Z22, Z22
+	VMULPS     Z17, Z22, Z22
+	VMOVUPS    Z22, 64(R10)
+	VPUNPCKLWD Z25, Z23, Z22
+	VMULPS     Z17, Z22, Z22
+	VMOVUPS    Z22, 128(R10)
+	VPUNPCKHWD Z25, Z23, Z22
+	VMULPS     Z17, Z22, Z22
+	VMOVUPS    Z22, 192(R10)
+	ADDQ       $0x40, R9
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x40, R11
+	JNZ        decode8VBMI_grp
+	ADDQ       SI, DX
+	ADDQ       R8, BX
+	DECQ       DI
+	JMP        decode8VBMI_row
+
+decode8VBMI_done:
+	VZEROUPPER
+	RET
+
+DATA decode8Perm<>+0(SB)/1, $0x00
+DATA decode8Perm<>+1(SB)/1, $0x01
+DATA decode8Perm<>+2(SB)/1, $0x02
+DATA decode8Perm<>+3(SB)/1, $0x03
+DATA decode8Perm<>+4(SB)/1, $0x10
+DATA decode8Perm<>+5(SB)/1, $0x11
+DATA decode8Perm<>+6(SB)/1, $0x12
+DATA decode8Perm<>+7(SB)/1, $0x13
+DATA decode8Perm<>+8(SB)/1, $0x20
+DATA decode8Perm<>+9(SB)/1, $0x21
+DATA decode8Perm<>+10(SB)/1, $0x22
+DATA decode8Perm<>+11(SB)/1, $0x23
+DATA decode8Perm<>+12(SB)/1, $0x30
+DATA decode8Perm<>+13(SB)/1, $0x31
+DATA decode8Perm<>+14(SB)/1, $0x32
+DATA decode8Perm<>+15(SB)/1, $0x33
+DATA decode8Perm<>+16(SB)/1, $0x04
+DATA decode8Perm<>+17(SB)/1, $0x05
+DATA decode8Perm<>+18(SB)/1, $0x06
+DATA decode8Perm<>+19(SB)/1, $0x07
+DATA decode8Perm<>+20(SB)/1, $0x14
+DATA decode8Perm<>+21(SB)/1, $0x15
+DATA decode8Perm<>+22(SB)/1, $0x16
+DATA decode8Perm<>+23(SB)/1, $0x17
+DATA decode8Perm<>+24(SB)/1, $0x24
+DATA decode8Perm<>+25(SB)/1, $0x25
+DATA decode8Perm<>+26(SB)/1, $0x26
+DATA decode8Perm<>+27(SB)/1, $0x27
+DATA decode8Perm<>+28(SB)/1, $0x34
+DATA decode8Perm<>+29(SB)/1, $0x35
+DATA decode8Perm<>+30(SB)/1, $0x36
+DATA decode8Perm<>+31(SB)/1, $0x37
+DATA decode8Perm<>+32(SB)/1, $0x08
+DATA decode8Perm<>+33(SB)/1, $0x09
+DATA decode8Perm<>+34(SB)/1, $0x0a
+DATA decode8Perm<>+35(SB)/1, $0x0b
+DATA decode8Perm<>+36(SB)/1, $0x18
+DATA decode8Perm<>+37(SB)/1, $0x19
+DATA decode8Perm<>+38(SB)/1, $0x1a
+DATA decode8Perm<>+39(SB)/1, $0x1b
+DATA decode8Perm<>+40(SB)/1, $0x28
+DATA decode8Perm<>+41(SB)/1, $0x29
+DATA decode8Perm<>+42(SB)/1, $0x2a
+DATA decode8Perm<>+43(SB)/1, $0x2b
+DATA decode8Perm<>+44(SB)/1, $0x38
+DATA decode8Perm<>+45(SB)/1, $0x39
+DATA decode8Perm<>+46(SB)/1, $0x3a
+DATA decode8Perm<>+47(SB)/1, $0x3b
+DATA decode8Perm<>+48(SB)/1, $0x0c
+DATA decode8Perm<>+49(SB)/1, $0x0d
+DATA decode8Perm<>+50(SB)/1, $0x0e
+DATA decode8Perm<>+51(SB)/1, $0x0f
+DATA decode8Perm<>+52(SB)/1, $0x1c
+DATA decode8Perm<>+53(SB)/1, $0x1d
+DATA decode8Perm<>+54(SB)/1, $0x1e
+DATA decode8Perm<>+55(SB)/1, $0x1f
+DATA decode8Perm<>+56(SB)/1, $0x2c
+DATA decode8Perm<>+57(SB)/1, $0x2d
+DATA decode8Perm<>+58(SB)/1, $0x2e
+DATA decode8Perm<>+59(SB)/1, $0x2f
+DATA decode8Perm<>+60(SB)/1, $0x3c
+DATA decode8Perm<>+61(SB)/1, $0x3d
+DATA decode8Perm<>+62(SB)/1, $0x3e
+DATA decode8Perm<>+63(SB)/1, $0x3f
+GLOBL decode8Perm<>(SB), RODATA|NOPTR, $64
+
 // func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, normAt int, normShift int)
 // Requires: AVX, AVX512BW, AVX512DQ, AVX512F
 TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128

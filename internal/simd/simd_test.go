@@ -106,7 +106,7 @@ func TestDecodeCodesMatchesGeneric(t *testing.T) {
 							got[tk*ds+j] = -1
 						}
 					}
-					with(t, l, func() { DecodeCodes(got, ds, cb, c, stride, 2, 0, n, d) })
+					with(t, l, func() { DecodeCodes(got, ds, cb, c, stride, 2, 0, n, d, nil) })
 					ok(t)
 					for i := range want {
 						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {

@@ -74,7 +74,7 @@ func TestKernelsStayInsideTheirInputs(t *testing.T) {
 						decodeCodesGeneric(want, d, tab, bits, codes, stride, 2, 0, n, d, 0, 0)
 						cb := NewCodebook(tab, bits)
 						with(t, l, func() {
-							DecodeCodes(got, d, cb, codes, stride, 2, 0, n, d)
+							DecodeCodes(got, d, cb, codes, stride, 2, 0, n, d, nil)
 							DotCodes(make([]float32, 4*n), n, make([]float32, 4*d), d, 4, cb, codes, stride, 2, 0, n, d, nil)
 							AxpyCodes(make([]float32, 5*d), d, make([]float32, 5*n), n, 5, cb, codes, stride, 2, 0, n, d, nil)
 						})
