@@ -5,11 +5,12 @@ import "math"
 // Integer key scoring: DotCodes with the query rows quantized to int8 and
 // the centroids of 3- and 4-bit codes to 7-bit integers (8-bit codes to
 // 8-bit ones), so that a vector kernel sums exact integer products, 32 or
-// 64 coordinates per instruction, in place of one float FMA per 8. The result differs from DotCodes by at most
-// norm·(Σ_j|q_j|·εc + Σ_j|c_j|·εq + d·εq·εc) plus float rounding, εq and εc
-// the half-steps of the query row's and the codebook's integer scales
-// (Q8Bound); it is the same on every level (integer sums, then one float
-// conversion and two products in a fixed order).
+// 64 coordinates per instruction, in place of one float FMA per 8. The
+// result differs from DotCodes by at most norm·(Σ_j|q_j|·εc + Σ_j|c_j|·εq
+// + d·εq·εc) plus float rounding, εq and εc the half-steps of the query
+// row's and the codebook's integer scales (Q8Bound); it is the same on
+// every level (integer sums, then one float conversion and two products in
+// a fixed order).
 
 // q8TableMax is the largest centroid magnitude in table units: bytes
 // c+64 stay in [1, 127], so that VPMADDUBSW's pairs of products, at most
@@ -35,6 +36,16 @@ func (cb *Codebook) offset() int32 {
 	return q8Offset
 }
 
+// wideRow is the bytes of one query row laid out wide for bits-wide codes
+// of d coordinates: each 16 coordinates four times over, or for 8-bit
+// codes each 32 twice over.
+func wideRow(bits, d int) int {
+	if bits == 8 {
+		return 2 * d
+	}
+	return 4 * d
+}
+
 // wideKernels returns the AVX-512 key kernels for bits-wide codes (by
 // rows 1, 2, 4), or nil ones.
 func wideKernels(bits int) [3]dotCodes8WideKernel {
@@ -58,9 +69,8 @@ type QueryQ8 struct {
 	// sum is each row's Σ q8, for the table's offset.
 	sum []int32
 	// wide holds the rows for the AVX-512 kernels (nil where the level
-	// has none, or D is not a multiple of 64): per row, each 16
-	// coordinates in natural order four times over, 4·D bytes; for 8-bit
-	// codes each 32 twice over, 2·D bytes.
+	// has none, or D is not a multiple of 64), in natural order, wideRow
+	// bytes each.
 	wide, wideBuf []int8
 	// The kernels' arguments, here rather than on DotCodesQ8's stack: a
 	// kernel called through a function value would move them to the heap
@@ -85,14 +95,10 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 	clear(q.sum[g:])
 	perm := &codes8Perm[min(bits-3, 2)]
 	q.wide = nil
-	copies := 4 // of each 16 coordinates in a wide row
-	if bits == 8 {
-		copies = 2 // of each 32
-	}
 	if wideKernels(bits)[2] != nil && d%64 == 0 {
-		q.wide = grow(q.wideBuf, g4*copies*d)
+		q.wide = grow(q.wideBuf, g4*wideRow(bits, d))
 		q.wideBuf = q.wide
-		clear(q.wide[g*copies*d:])
+		clear(q.wide[g*wideRow(bits, d):])
 	}
 	for i := range g {
 		row := x[i*xStride : i*xStride+d]
@@ -210,13 +216,15 @@ func (cb *Codebook) setTable8() {
 			cb.q8Wide[k] = byteOf(k % n)
 		}
 	}
+	if cb.bits == 8 {
+		return
+	}
 	for k := range 16 {
-		if cb.bits < 8 {
-			cb.q8Tab[k], cb.q8Tab[16+k] = uint8(off), uint8(off)
-			if k < n {
-				cb.q8Tab[k], cb.q8Tab[16+k] = byteOf(k), byteOf(k)
-			}
+		v := uint8(off) // entries past the codebook's: centroid 0
+		if k < n {
+			v = byteOf(k)
 		}
+		cb.q8Tab[k], cb.q8Tab[16+k] = v, v
 	}
 }
 
@@ -270,10 +278,7 @@ func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []
 	check(cb.bits == q.Bits, "DotCodesQ8: query quantized for other codes")
 	check(outStride >= n && len(out) >= (g-1)*outStride+n, "DotCodesQ8: bad lengths")
 	vec := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodesQ8") &^ 1
-	wd := 4 * d // bytes of a wide row
-	if cb.bits == 8 {
-		wd = 2 * d
-	}
+	wd := wideRow(cb.bits, d)
 	if kw := wideKernels(cb.bits); kw[2] != nil && len(q.wide) >= ((g+3)&^3)*wd {
 		cstep := cb.q8Step
 		for i := 0; i < g; i += 4 {
