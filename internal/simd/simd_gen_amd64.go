@@ -433,11 +433,11 @@ func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func decode8VBMI(dst []float32, planes *[4][256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, dstStride int, d64 int, ahead []byte)
 
-// weightsQ8AVX512 quantizes the weights times norms of up to 64 tokens for four rows (token t of row i
-// at w[i*wStride+t] where bit t of valid[i] is set, else 0; the fp16 norm of code t in bits
-// normShift… of the 32-bit word at codes[t*stride+normAt]) to dst ([quad][row][token]): per row,
-// round-half-even(wn·(127/amax)), amax the row's max |wn| (0 where it is 0). It writes each
-// row's amax and the sum of its values.
+// weightsQ8AVX512 quantizes the weights times norms of m (≤ 64) tokens for four rows (token t of row i
+// at w[i*wStride+t] where bit t of valid[i] is set, else 0; the fp16 norm of code t at
+// codes[t*stride+normOff], copied to norms, the rest of which is zeroed) to dst
+// ([quad][row][token]): per row, round-half-even(wn·(127/amax)), amax the row's max |wn| (0
+// where it is 0). It writes each row's amax and the sum of its values.
 //
 //go:noescape
-func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, normAt int, normShift int)
+func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, norms *[64]uint16, codes []byte, stride int, normOff int, m int)

@@ -10364,154 +10364,203 @@ DATA decode8Perm<>+62(SB)/1, $0x3e
 DATA decode8Perm<>+63(SB)/1, $0x3f
 GLOBL decode8Perm<>(SB), RODATA|NOPTR, $64
 
-// func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, normAt int, normShift int)
+// func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, norms *[64]uint16, codes []byte, stride int, normOff int, m int)
 // Requires: AVX, AVX512BW, AVX512DQ, AVX512F
-TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
-	MOVQ         stride+104(FP), AX
-	VPBROADCASTD AX, Z0
-	VPMULLD      values8Iota<>+0(SB), Z0, Z0
-	MOVQ         normShift+120(FP), AX
-	VMOVQ        AX, X1
-	MOVQ         codes_base+80(FP), AX
-	MOVQ         normAt+112(FP), CX
-	ADDQ         CX, AX
-	MOVQ         stride+104(FP), CX
-	SHLQ         $0x04, CX
-	MOVQ         w_base+40(FP), DX
-	MOVQ         wStride+64(FP), BX
-	SHLQ         $0x02, BX
-	LEAQ         (BX)(BX*2), SI
-	MOVQ         valid+72(FP), DI
-	VPBROADCASTD values8Abs<>+0(SB), Z2
+TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-136
+	MOVQ norms+80(FP), AX
+	MOVQ codes_base+88(FP), CX
+	MOVQ normOff+120(FP), DX
+	ADDQ DX, CX
+	MOVQ stride+112(FP), DX
+	MOVQ m+128(FP), BX
+	XORQ SI, SI
+
+weightsQ8AVX512_norm:
+	CMPQ    SI, BX
+	JAE     weightsQ8AVX512_zero
+	MOVWLZX (CX), DI
+	MOVW    DI, (AX)(SI*2)
+	ADDQ    DX, CX
+	INCQ    SI
+	JMP     weightsQ8AVX512_norm
+
+weightsQ8AVX512_zero:
+	CMPQ SI, $0x40
+	JAE  weightsQ8AVX512_normsDone
+	MOVW $0x0000, (AX)(SI*2)
+	INCQ SI
+	JMP  weightsQ8AVX512_zero
+
+weightsQ8AVX512_normsDone:
+	MOVQ         w_base+40(FP), CX
+	MOVQ         wStride+64(FP), DX
+	SHLQ         $0x02, DX
+	LEAQ         (DX)(DX*2), BX
+	MOVQ         valid+72(FP), SI
+	VPBROADCASTD values8Abs<>+0(SB), Z0
+	VPXORD       Z1, Z1, Z1
+	VPXORD       Z2, Z2, Z2
 	VPXORD       Z3, Z3, Z3
 	VPXORD       Z4, Z4, Z4
-	VPXORD       Z5, Z5, Z5
-	VPXORD       Z6, Z6, Z6
-	VPXORD       Z7, Z7, Z7
-	KMOVQ        (DI), K1
-	VPGATHERDD   (AX)(Z0*1), K1, Z7
-	VPSRLD       X1, Z7, Z7
-	VPMOVDW      Z7, Y7
-	VCVTPH2PS    Y7, Z7
-	KMOVQ        (DI), K1
-	VMOVUPS.Z    (DX), K1, Z8
-	VMULPS       Z7, Z8, Z8
-	VANDPS       Z8, Z2, Z9
-	VMAXPS       Z9, Z3, Z3
-	KMOVQ        8(DI), K1
-	VMOVUPS.Z    (DX)(BX*1), K1, Z9
-	VMULPS       Z7, Z9, Z9
-	VANDPS       Z9, Z2, Z18
-	VMAXPS       Z18, Z4, Z4
-	KMOVQ        16(DI), K1
-	VMOVUPS.Z    (DX)(BX*2), K1, Z18
-	VMULPS       Z7, Z18, Z18
-	VANDPS       Z18, Z2, Z19
-	VMAXPS       Z19, Z5, Z5
-	KMOVQ        24(DI), K1
-	VMOVUPS.Z    (DX)(SI*1), K1, Z19
-	VMULPS       Z7, Z19, Z19
-	VANDPS       Z19, Z2, Z7
-	VMAXPS       Z7, Z6, Z6
-	ADDQ         CX, AX
-	VPXORD       Z10, Z10, Z10
-	KMOVQ        (DI), K1
+	VCVTPH2PS    (AX), Z9
+	KMOVQ        (SI), K1
+	VMOVUPS.Z    (CX), K1, Z5
+	VMULPS       Z9, Z5, Z5
+	VANDPS       Z5, Z0, Z6
+	VMAXPS       Z6, Z1, Z1
+	KMOVQ        8(SI), K1
+	VMOVUPS.Z    (CX)(DX*1), K1, Z6
+	VMULPS       Z9, Z6, Z6
+	VANDPS       Z6, Z0, Z7
+	VMAXPS       Z7, Z2, Z2
+	KMOVQ        16(SI), K1
+	VMOVUPS.Z    (CX)(DX*2), K1, Z7
+	VMULPS       Z9, Z7, Z7
+	VANDPS       Z7, Z0, Z8
+	VMAXPS       Z8, Z3, Z3
+	KMOVQ        24(SI), K1
+	VMOVUPS.Z    (CX)(BX*1), K1, Z8
+	VMULPS       Z9, Z8, Z8
+	VANDPS       Z8, Z0, Z9
+	VMAXPS       Z9, Z4, Z4
+	VCVTPH2PS    32(AX), Z13
+	KMOVQ        (SI), K1
 	KSHIFTRQ     $0x10, K1, K1
-	VPGATHERDD   (AX)(Z0*1), K1, Z10
-	VPSRLD       X1, Z10, Z10
-	VPMOVDW      Z10, Y7
-	VCVTPH2PS    Y7, Z10
-	KMOVQ        (DI), K1
+	VMOVUPS.Z    64(CX), K1, Z9
+	VMULPS       Z13, Z9, Z9
+	VANDPS       Z9, Z0, Z10
+	VMAXPS       Z10, Z1, Z1
+	KMOVQ        8(SI), K1
 	KSHIFTRQ     $0x10, K1, K1
-	VMOVUPS.Z    64(DX), K1, Z7
-	VMULPS       Z10, Z7, Z7
-	VANDPS       Z7, Z2, Z20
+	VMOVUPS.Z    64(CX)(DX*1), K1, Z10
+	VMULPS       Z13, Z10, Z10
+	VANDPS       Z10, Z0, Z11
+	VMAXPS       Z11, Z2, Z2
+	KMOVQ        16(SI), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(DX*2), K1, Z11
+	VMULPS       Z13, Z11, Z11
+	VANDPS       Z11, Z0, Z12
+	VMAXPS       Z12, Z3, Z3
+	KMOVQ        24(SI), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(BX*1), K1, Z12
+	VMULPS       Z13, Z12, Z12
+	VANDPS       Z12, Z0, Z13
+	VMAXPS       Z13, Z4, Z4
+	VCVTPH2PS    64(AX), Z17
+	KMOVQ        (SI), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX), K1, Z13
+	VMULPS       Z17, Z13, Z13
+	VANDPS       Z13, Z0, Z14
+	VMAXPS       Z14, Z1, Z1
+	KMOVQ        8(SI), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*1), K1, Z14
+	VMULPS       Z17, Z14, Z14
+	VANDPS       Z14, Z0, Z15
+	VMAXPS       Z15, Z2, Z2
+	KMOVQ        16(SI), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*2), K1, Z15
+	VMULPS       Z17, Z15, Z15
+	VANDPS       Z15, Z0, Z16
+	VMAXPS       Z16, Z3, Z3
+	KMOVQ        24(SI), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(BX*1), K1, Z16
+	VMULPS       Z17, Z16, Z16
+	VANDPS       Z16, Z0, Z17
+	VMAXPS       Z17, Z4, Z4
+	VCVTPH2PS    96(AX), Z21
+	KMOVQ        (SI), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX), K1, Z17
+	VMULPS       Z21, Z17, Z17
+	VANDPS       Z17, Z0, Z18
+	VMAXPS       Z18, Z1, Z1
+	KMOVQ        8(SI), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*1), K1, Z18
+	VMULPS       Z21, Z18, Z18
+	VANDPS       Z18, Z0, Z19
+	VMAXPS       Z19, Z2, Z2
+	KMOVQ        16(SI), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*2), K1, Z19
+	VMULPS       Z21, Z19, Z19
+	VANDPS       Z19, Z0, Z20
 	VMAXPS       Z20, Z3, Z3
-	KMOVQ        8(DI), K1
-	KSHIFTRQ     $0x10, K1, K1
-	VMOVUPS.Z    64(DX)(BX*1), K1, Z20
-	VMULPS       Z10, Z20, Z20
-	VANDPS       Z20, Z2, Z21
-	VMAXPS       Z21, Z4, Z4
-	KMOVQ        16(DI), K1
-	KSHIFTRQ     $0x10, K1, K1
-	VMOVUPS.Z    64(DX)(BX*2), K1, Z21
-	VMULPS       Z10, Z21, Z21
-	VANDPS       Z21, Z2, Z22
-	VMAXPS       Z22, Z5, Z5
-	KMOVQ        24(DI), K1
-	KSHIFTRQ     $0x10, K1, K1
-	VMOVUPS.Z    64(DX)(SI*1), K1, Z22
-	VMULPS       Z10, Z22, Z22
-	VANDPS       Z22, Z2, Z10
-	VMAXPS       Z10, Z6, Z6
-	ADDQ         CX, AX
-	VPXORD       Z11, Z11, Z11
-	KMOVQ        (DI), K1
-	KSHIFTRQ     $0x20, K1, K1
-	VPGATHERDD   (AX)(Z0*1), K1, Z11
-	VPSRLD       X1, Z11, Z11
-	VPMOVDW      Z11, Y10
-	VCVTPH2PS    Y10, Z11
-	KMOVQ        (DI), K1
-	KSHIFTRQ     $0x20, K1, K1
-	VMOVUPS.Z    128(DX), K1, Z10
-	VMULPS       Z11, Z10, Z10
-	VANDPS       Z10, Z2, Z23
-	VMAXPS       Z23, Z3, Z3
-	KMOVQ        8(DI), K1
-	KSHIFTRQ     $0x20, K1, K1
-	VMOVUPS.Z    128(DX)(BX*1), K1, Z23
-	VMULPS       Z11, Z23, Z23
-	VANDPS       Z23, Z2, Z24
-	VMAXPS       Z24, Z4, Z4
-	KMOVQ        16(DI), K1
-	KSHIFTRQ     $0x20, K1, K1
-	VMOVUPS.Z    128(DX)(BX*2), K1, Z24
-	VMULPS       Z11, Z24, Z24
-	VANDPS       Z24, Z2, Z25
-	VMAXPS       Z25, Z5, Z5
-	KMOVQ        24(DI), K1
-	KSHIFTRQ     $0x20, K1, K1
-	VMOVUPS.Z    128(DX)(SI*1), K1, Z25
-	VMULPS       Z11, Z25, Z25
-	VANDPS       Z25, Z2, Z11
-	VMAXPS       Z11, Z6, Z6
-	ADDQ         CX, AX
-	VPXORD       Z12, Z12, Z12
-	KMOVQ        (DI), K1
+	KMOVQ        24(SI), K1
 	KSHIFTRQ     $0x30, K1, K1
-	VPGATHERDD   (AX)(Z0*1), K1, Z12
-	VPSRLD       X1, Z12, Z12
-	VPMOVDW      Z12, Y0
-	VCVTPH2PS    Y0, Z12
-	KMOVQ        (DI), K1
-	KSHIFTRQ     $0x30, K1, K1
-	VMOVUPS.Z    192(DX), K1, Z11
-	VMULPS       Z12, Z11, Z11
-	VANDPS       Z11, Z2, Z0
-	VMAXPS       Z0, Z3, Z3
-	KMOVQ        8(DI), K1
-	KSHIFTRQ     $0x30, K1, K1
-	VMOVUPS.Z    192(DX)(BX*1), K1, Z29
-	VMULPS       Z12, Z29, Z29
-	VANDPS       Z29, Z2, Z0
+	VMOVUPS.Z    192(CX)(BX*1), K1, Z20
+	VMULPS       Z21, Z20, Z20
+	VANDPS       Z20, Z0, Z0
 	VMAXPS       Z0, Z4, Z4
-	KMOVQ        16(DI), K1
-	KSHIFTRQ     $0x30, K1, K1
-	VMOVUPS.Z    192(DX)(BX*2), K1, Z30
-	VMULPS       Z12, Z30, Z30
-	VANDPS       Z30, Z2, Z0
-	VMAXPS       Z0, Z5, Z5
-	KMOVQ        24(DI), K1
-	KSHIFTRQ     $0x30, K1, K1
-	VMOVUPS.Z    192(DX)(SI*1), K1, Z31
-	VMULPS       Z12, Z31, Z31
-	VANDPS       Z31, Z2, Z0
-	VMAXPS       Z0, Z6, Z6
 	MOVQ         amax+32(FP), AX
-	VBROADCASTSS values8Max<>+0(SB), Z2
-	VPXORD       Z13, Z13, Z13
+	VBROADCASTSS values8Max<>+0(SB), Z21
+	VPXORD       Z22, Z22, Z22
+	VSHUFI32X4   $0x4e, Z1, Z1, Z0
+	VMAXPS       Z0, Z1, Z1
+	VSHUFI32X4   $0xb1, Z1, Z1, Z0
+	VMAXPS       Z0, Z1, Z1
+	VPSHUFD      $0x4e, Z1, Z0
+	VMAXPS       Z0, Z1, Z1
+	VPSHUFD      $0xb1, Z1, Z0
+	VMAXPS       Z0, Z1, Z1
+	VMOVSS       X1, (AX)
+	VCMPPS       $0x04, Z22, Z1, K1
+	VDIVPS.Z     Z1, Z21, K1, Z0
+	VPXORD       Z27, Z27, Z27
+	VMULPS       Z0, Z5, Z5
+	VCVTPS2DQ    Z5, Z5
+	VPADDD       Z5, Z27, Z27
+	VPMOVDB      Z5, X23
+	VMULPS       Z0, Z9, Z9
+	VCVTPS2DQ    Z9, Z9
+	VPADDD       Z9, Z27, Z27
+	VPMOVDB      Z9, X24
+	VMULPS       Z0, Z13, Z13
+	VCVTPS2DQ    Z13, Z13
+	VPADDD       Z13, Z27, Z27
+	VPMOVDB      Z13, X25
+	VMULPS       Z0, Z17, Z17
+	VCVTPS2DQ    Z17, Z17
+	VPADDD       Z17, Z27, Z27
+	VPMOVDB      Z17, X26
+	VSHUFI32X4   $0x4e, Z2, Z2, Z0
+	VMAXPS       Z0, Z2, Z2
+	VSHUFI32X4   $0xb1, Z2, Z2, Z0
+	VMAXPS       Z0, Z2, Z2
+	VPSHUFD      $0x4e, Z2, Z0
+	VMAXPS       Z0, Z2, Z2
+	VPSHUFD      $0xb1, Z2, Z0
+	VMAXPS       Z0, Z2, Z2
+	VMOVSS       X2, 4(AX)
+	VCMPPS       $0x04, Z22, Z2, K1
+	VDIVPS.Z     Z2, Z21, K1, Z0
+	VPXORD       Z28, Z28, Z28
+	VMULPS       Z0, Z6, Z6
+	VCVTPS2DQ    Z6, Z6
+	VPADDD       Z6, Z28, Z28
+	VPMOVDB      Z6, X1
+	VINSERTI32X4 $0x01, X1, Z23, Z23
+	VMULPS       Z0, Z10, Z10
+	VCVTPS2DQ    Z10, Z10
+	VPADDD       Z10, Z28, Z28
+	VPMOVDB      Z10, X1
+	VINSERTI32X4 $0x01, X1, Z24, Z24
+	VMULPS       Z0, Z14, Z14
+	VCVTPS2DQ    Z14, Z14
+	VPADDD       Z14, Z28, Z28
+	VPMOVDB      Z14, X1
+	VINSERTI32X4 $0x01, X1, Z25, Z25
+	VMULPS       Z0, Z18, Z18
+	VCVTPS2DQ    Z18, Z18
+	VPADDD       Z18, Z28, Z28
+	VPMOVDB      Z18, X0
+	VINSERTI32X4 $0x01, X0, Z26, Z26
 	VSHUFI32X4   $0x4e, Z3, Z3, Z0
 	VMAXPS       Z0, Z3, Z3
 	VSHUFI32X4   $0xb1, Z3, Z3, Z0
@@ -10520,26 +10569,30 @@ TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
 	VMAXPS       Z0, Z3, Z3
 	VPSHUFD      $0xb1, Z3, Z0
 	VMAXPS       Z0, Z3, Z3
-	VMOVSS       X3, (AX)
-	VCMPPS       $0x04, Z13, Z3, K1
-	VDIVPS.Z     Z3, Z2, K1, Z0
-	VPXORD       Z14, Z14, Z14
-	VMULPS       Z0, Z8, Z8
-	VCVTPS2DQ    Z8, Z8
-	VPADDD       Z8, Z14, Z14
-	VPMOVDB      Z8, X1
+	VMOVSS       X3, 8(AX)
+	VCMPPS       $0x04, Z22, Z3, K1
+	VDIVPS.Z     Z3, Z21, K1, Z0
+	VPXORD       Z29, Z29, Z29
 	VMULPS       Z0, Z7, Z7
 	VCVTPS2DQ    Z7, Z7
-	VPADDD       Z7, Z14, Z14
-	VPMOVDB      Z7, X26
-	VMULPS       Z0, Z10, Z10
-	VCVTPS2DQ    Z10, Z10
-	VPADDD       Z10, Z14, Z14
-	VPMOVDB      Z10, X27
+	VPADDD       Z7, Z29, Z29
+	VPMOVDB      Z7, X1
+	VINSERTI32X4 $0x02, X1, Z23, Z23
 	VMULPS       Z0, Z11, Z11
 	VCVTPS2DQ    Z11, Z11
-	VPADDD       Z11, Z14, Z14
-	VPMOVDB      Z11, X28
+	VPADDD       Z11, Z29, Z29
+	VPMOVDB      Z11, X1
+	VINSERTI32X4 $0x02, X1, Z24, Z24
+	VMULPS       Z0, Z15, Z15
+	VCVTPS2DQ    Z15, Z15
+	VPADDD       Z15, Z29, Z29
+	VPMOVDB      Z15, X1
+	VINSERTI32X4 $0x02, X1, Z25, Z25
+	VMULPS       Z0, Z19, Z19
+	VCVTPS2DQ    Z19, Z19
+	VPADDD       Z19, Z29, Z29
+	VPMOVDB      Z19, X0
+	VINSERTI32X4 $0x02, X0, Z26, Z26
 	VSHUFI32X4   $0x4e, Z4, Z4, Z0
 	VMAXPS       Z0, Z4, Z4
 	VSHUFI32X4   $0xb1, Z4, Z4, Z0
@@ -10548,161 +10601,79 @@ TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
 	VMAXPS       Z0, Z4, Z4
 	VPSHUFD      $0xb1, Z4, Z0
 	VMAXPS       Z0, Z4, Z4
-	VMOVSS       X4, 4(AX)
-	VCMPPS       $0x04, Z13, Z4, K1
-	VDIVPS.Z     Z4, Z2, K1, Z0
-	VPXORD       Z15, Z15, Z15
-	VMULPS       Z0, Z9, Z9
-	VCVTPS2DQ    Z9, Z9
-	VPADDD       Z9, Z15, Z15
-	VPMOVDB      Z9, X3
-	VINSERTI32X4 $0x01, X3, Z1, Z1
+	VMOVSS       X4, 12(AX)
+	VCMPPS       $0x04, Z22, Z4, K1
+	VDIVPS.Z     Z4, Z21, K1, Z0
+	VPXORD       Z30, Z30, Z30
+	VMULPS       Z0, Z8, Z8
+	VCVTPS2DQ    Z8, Z8
+	VPADDD       Z8, Z30, Z30
+	VPMOVDB      Z8, X1
+	VINSERTI32X4 $0x03, X1, Z23, Z23
+	VMULPS       Z0, Z12, Z12
+	VCVTPS2DQ    Z12, Z12
+	VPADDD       Z12, Z30, Z30
+	VPMOVDB      Z12, X1
+	VINSERTI32X4 $0x03, X1, Z24, Z24
+	VMULPS       Z0, Z16, Z16
+	VCVTPS2DQ    Z16, Z16
+	VPADDD       Z16, Z30, Z30
+	VPMOVDB      Z16, X1
+	VINSERTI32X4 $0x03, X1, Z25, Z25
 	VMULPS       Z0, Z20, Z20
 	VCVTPS2DQ    Z20, Z20
-	VPADDD       Z20, Z15, Z15
-	VPMOVDB      Z20, X3
-	VINSERTI32X4 $0x01, X3, Z26, Z26
-	VMULPS       Z0, Z23, Z23
-	VCVTPS2DQ    Z23, Z23
-	VPADDD       Z23, Z15, Z15
-	VPMOVDB      Z23, X3
-	VINSERTI32X4 $0x01, X3, Z27, Z27
-	VMULPS       Z0, Z29, Z29
-	VCVTPS2DQ    Z29, Z29
-	VPADDD       Z29, Z15, Z15
-	VPMOVDB      Z29, X0
-	VINSERTI32X4 $0x01, X0, Z28, Z28
-	VSHUFI32X4   $0x4e, Z5, Z5, Z0
-	VMAXPS       Z0, Z5, Z5
-	VSHUFI32X4   $0xb1, Z5, Z5, Z0
-	VMAXPS       Z0, Z5, Z5
-	VPSHUFD      $0x4e, Z5, Z0
-	VMAXPS       Z0, Z5, Z5
-	VPSHUFD      $0xb1, Z5, Z0
-	VMAXPS       Z0, Z5, Z5
-	VMOVSS       X5, 8(AX)
-	VCMPPS       $0x04, Z13, Z5, K1
-	VDIVPS.Z     Z5, Z2, K1, Z0
-	VPXORD       Z16, Z16, Z16
-	VMULPS       Z0, Z18, Z18
-	VCVTPS2DQ    Z18, Z18
-	VPADDD       Z18, Z16, Z16
-	VPMOVDB      Z18, X3
-	VINSERTI32X4 $0x02, X3, Z1, Z1
-	VMULPS       Z0, Z21, Z21
-	VCVTPS2DQ    Z21, Z21
-	VPADDD       Z21, Z16, Z16
-	VPMOVDB      Z21, X3
-	VINSERTI32X4 $0x02, X3, Z26, Z26
-	VMULPS       Z0, Z24, Z24
-	VCVTPS2DQ    Z24, Z24
-	VPADDD       Z24, Z16, Z16
-	VPMOVDB      Z24, X3
-	VINSERTI32X4 $0x02, X3, Z27, Z27
-	VMULPS       Z0, Z30, Z30
-	VCVTPS2DQ    Z30, Z30
-	VPADDD       Z30, Z16, Z16
-	VPMOVDB      Z30, X0
-	VINSERTI32X4 $0x02, X0, Z28, Z28
-	VSHUFI32X4   $0x4e, Z6, Z6, Z0
-	VMAXPS       Z0, Z6, Z6
-	VSHUFI32X4   $0xb1, Z6, Z6, Z0
-	VMAXPS       Z0, Z6, Z6
-	VPSHUFD      $0x4e, Z6, Z0
-	VMAXPS       Z0, Z6, Z6
-	VPSHUFD      $0xb1, Z6, Z0
-	VMAXPS       Z0, Z6, Z6
-	VMOVSS       X6, 12(AX)
-	VCMPPS       $0x04, Z13, Z6, K1
-	VDIVPS.Z     Z6, Z2, K1, Z0
-	VPXORD       Z17, Z17, Z17
-	VMULPS       Z0, Z19, Z19
-	VCVTPS2DQ    Z19, Z19
-	VPADDD       Z19, Z17, Z17
-	VPMOVDB      Z19, X2
-	VINSERTI32X4 $0x03, X2, Z1, Z1
-	VMULPS       Z0, Z22, Z22
-	VCVTPS2DQ    Z22, Z22
-	VPADDD       Z22, Z17, Z17
-	VPMOVDB      Z22, X2
-	VINSERTI32X4 $0x03, X2, Z26, Z26
-	VMULPS       Z0, Z25, Z25
-	VCVTPS2DQ    Z25, Z25
-	VPADDD       Z25, Z17, Z17
-	VPMOVDB      Z25, X2
-	VINSERTI32X4 $0x03, X2, Z27, Z27
-	VMULPS       Z0, Z31, Z31
-	VCVTPS2DQ    Z31, Z31
-	VPADDD       Z31, Z17, Z17
-	VPMOVDB      Z31, X0
-	VINSERTI32X4 $0x03, X0, Z28, Z28
+	VPADDD       Z20, Z30, Z30
+	VPMOVDB      Z20, X0
+	VINSERTI32X4 $0x03, X0, Z26, Z26
 	VMOVDQU32    values8Order<>+0(SB), Z0
 	MOVQ         dst_base+0(FP), AX
-	VPERMD       Z1, Z0, Z1
-	VMOVDQU32    Z1, (AX)
+	VPERMD       Z23, Z0, Z23
+	VMOVDQU32    Z23, (AX)
+	VPERMD       Z24, Z0, Z24
+	VMOVDQU32    Z24, 64(AX)
+	VPERMD       Z25, Z0, Z25
+	VMOVDQU32    Z25, 128(AX)
 	VPERMD       Z26, Z0, Z26
-	VMOVDQU32    Z26, 64(AX)
-	VPERMD       Z27, Z0, Z27
-	VMOVDQU32    Z27, 128(AX)
-	VPERMD       Z28, Z0, Z28
-	VMOVDQU32    Z28, 192(AX)
+	VMOVDQU32    Z26, 192(AX)
 	MOVQ         sums+24(FP), AX
-	VSHUFI32X4   $0x4e, Z14, Z14, Z0
-	VPADDD       Z0, Z14, Z14
-	VSHUFI32X4   $0xb1, Z14, Z14, Z0
-	VPADDD       Z0, Z14, Z14
-	VPSHUFD      $0x4e, Z14, Z0
-	VPADDD       Z0, Z14, Z14
-	VPSHUFD      $0xb1, Z14, Z0
-	VPADDD       Z0, Z14, Z14
-	VMOVD        X14, (AX)
-	VSHUFI32X4   $0x4e, Z15, Z15, Z0
-	VPADDD       Z0, Z15, Z15
-	VSHUFI32X4   $0xb1, Z15, Z15, Z0
-	VPADDD       Z0, Z15, Z15
-	VPSHUFD      $0x4e, Z15, Z0
-	VPADDD       Z0, Z15, Z15
-	VPSHUFD      $0xb1, Z15, Z0
-	VPADDD       Z0, Z15, Z15
-	VMOVD        X15, 4(AX)
-	VSHUFI32X4   $0x4e, Z16, Z16, Z0
-	VPADDD       Z0, Z16, Z16
-	VSHUFI32X4   $0xb1, Z16, Z16, Z0
-	VPADDD       Z0, Z16, Z16
-	VPSHUFD      $0x4e, Z16, Z0
-	VPADDD       Z0, Z16, Z16
-	VPSHUFD      $0xb1, Z16, Z0
-	VPADDD       Z0, Z16, Z16
-	VMOVD        X16, 8(AX)
-	VSHUFI32X4   $0x4e, Z17, Z17, Z0
-	VPADDD       Z0, Z17, Z17
-	VSHUFI32X4   $0xb1, Z17, Z17, Z0
-	VPADDD       Z0, Z17, Z17
-	VPSHUFD      $0x4e, Z17, Z0
-	VPADDD       Z0, Z17, Z17
-	VPSHUFD      $0xb1, Z17, Z0
-	VPADDD       Z0, Z17, Z17
-	VMOVD        X17, 12(AX)
+	VSHUFI32X4   $0x4e, Z27, Z27, Z0
+	VPADDD       Z0, Z27, Z27
+	VSHUFI32X4   $0xb1, Z27, Z27, Z0
+	VPADDD       Z0, Z27, Z27
+	VPSHUFD      $0x4e, Z27, Z0
+	VPADDD       Z0, Z27, Z27
+	VPSHUFD      $0xb1, Z27, Z0
+	VPADDD       Z0, Z27, Z27
+	VMOVD        X27, (AX)
+	VSHUFI32X4   $0x4e, Z28, Z28, Z0
+	VPADDD       Z0, Z28, Z28
+	VSHUFI32X4   $0xb1, Z28, Z28, Z0
+	VPADDD       Z0, Z28, Z28
+	VPSHUFD      $0x4e, Z28, Z0
+	VPADDD       Z0, Z28, Z28
+	VPSHUFD      $0xb1, Z28, Z0
+	VPADDD       Z0, Z28, Z28
+	VMOVD        X28, 4(AX)
+	VSHUFI32X4   $0x4e, Z29, Z29, Z0
+	VPADDD       Z0, Z29, Z29
+	VSHUFI32X4   $0xb1, Z29, Z29, Z0
+	VPADDD       Z0, Z29, Z29
+	VPSHUFD      $0x4e, Z29, Z0
+	VPADDD       Z0, Z29, Z29
+	VPSHUFD      $0xb1, Z29, Z0
+	VPADDD       Z0, Z29, Z29
+	VMOVD        X29, 8(AX)
+	VSHUFI32X4   $0x4e, Z30, Z30, Z0
+	VPADDD       Z0, Z30, Z30
+	VSHUFI32X4   $0xb1, Z30, Z30, Z0
+	VPADDD       Z0, Z30, Z30
+	VPSHUFD      $0x4e, Z30, Z0
+	VPADDD       Z0, Z30, Z30
+	VPSHUFD      $0xb1, Z30, Z0
+	VPADDD       Z0, Z30, Z30
+	VMOVD        X30, 12(AX)
 	VZEROUPPER
 	RET
-
-DATA values8Iota<>+0(SB)/4, $0x00000000
-DATA values8Iota<>+4(SB)/4, $0x00000001
-DATA values8Iota<>+8(SB)/4, $0x00000002
-DATA values8Iota<>+12(SB)/4, $0x00000003
-DATA values8Iota<>+16(SB)/4, $0x00000004
-DATA values8Iota<>+20(SB)/4, $0x00000005
-DATA values8Iota<>+24(SB)/4, $0x00000006
-DATA values8Iota<>+28(SB)/4, $0x00000007
-DATA values8Iota<>+32(SB)/4, $0x00000008
-DATA values8Iota<>+36(SB)/4, $0x00000009
-DATA values8Iota<>+40(SB)/4, $0x0000000a
-DATA values8Iota<>+44(SB)/4, $0x0000000b
-DATA values8Iota<>+48(SB)/4, $0x0000000c
-DATA values8Iota<>+52(SB)/4, $0x0000000d
-DATA values8Iota<>+56(SB)/4, $0x0000000e
-DATA values8Iota<>+60(SB)/4, $0x0000000f
-GLOBL values8Iota<>(SB), RODATA|NOPTR, $64
 
 DATA values8Abs<>+0(SB)/4, $0x7fffffff
 GLOBL values8Abs<>(SB), RODATA|NOPTR, $4

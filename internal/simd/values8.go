@@ -30,6 +30,7 @@ type WeightsQ8 struct {
 	scales [4]float32
 	offs   [4]int32
 	valid  [4]uint64 // per row, the tokens of the piece
+	norms  [q8Piece]uint16
 	isum   []int32   // the generic twin's sums, one row
 }
 
@@ -93,19 +94,14 @@ func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *
 // quad past m are 0. scales[i] is (amax/127)·cstep, offs[i] q8Offset times
 // the row's sum of quantized weights.
 func (b *WeightsQ8) quantize(w []float32, wStride, rows, m int, codes []byte, stride, normOff int, cstep float32) {
-	// The kernel reads each norm as half of a 32-bit word inside its code.
-	at, shift := normOff, 0
-	if normOff+4 > stride || (m-1)*stride+normOff+4 > len(codes) {
-		at, shift = normOff-2, 16
-	}
-	if k := active.weightsQ8; k != nil && at >= 0 {
+	if k := active.weightsQ8; k != nil {
 		for i := range b.valid {
 			b.valid[i] = 0
 			if i < rows {
 				b.valid[i] = math.MaxUint64 >> (64 - m)
 			}
 		}
-		k(b.w[:], &b.sums, &b.amax, w, wStride, &b.valid, codes, stride, at, shift)
+		k(b.w[:], &b.sums, &b.amax, w, wStride, &b.valid, &b.norms, codes, stride, normOff, m)
 	} else {
 		b.quantizeGeneric(w, wStride, rows, m, codes, stride, normOff)
 	}
