@@ -31,7 +31,7 @@ type WeightsQ8 struct {
 	offs   [4]int32
 	valid  [4]uint64 // per row, the tokens of the piece
 	norms  [q8Piece]uint16
-	isum   []int32   // the generic twin's sums, one row
+	isum   []int32 // the generic twin's sums, one row
 }
 
 // axpyCodes8Kernel is an AxpyCodesQ8 vector kernel (axpyCodesQ8B<bits>x<rows>VBMI).
