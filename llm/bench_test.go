@@ -166,10 +166,11 @@ func BenchmarkSortByLogit(b *testing.B) {
 }
 
 // BenchmarkDecodeLongContext times one decode step of the 123M Q8_0 model
-// with 8K and 16K tokens already cached, fp16 against tq3 and tq3+i8 (each
-// preset's window and sinks included) in the same run: at long contexts attention
-// reads as many bytes as the weights, and a compressed cache must make the
-// step no slower than fp16 (issue 16's engine target). The cache is filled
+// with 8K and 16K tokens already cached, fp16 against tq3, tq3+i8, k8v4 and
+// k8v4+i8 (each preset's window and sinks included) in the same run: at
+// long contexts attention reads as many bytes as the weights, and a
+// compressed cache must make the step no slower than fp16 (issue 16's
+// engine target). The cache is filled
 // with random keys and values appended directly (a prefill of 16K tokens
 // would take minutes); the step's cost does not depend on their values.
 func BenchmarkDecodeLongContext(b *testing.B) {
@@ -197,7 +198,7 @@ func BenchmarkDecodeLongContext(b *testing.B) {
 	}
 	logits := make([]float32, cfg.Vocab)
 	for _, ctx := range []int{8192, 16384} {
-		for _, preset := range []string{"fp16", "tq3", "tq3+i8"} {
+		for _, preset := range []string{"fp16", "tq3", "tq3+i8", "k8v4", "k8v4+i8"} {
 			b.Run(fmt.Sprintf("ctx=%d/%s", ctx, preset), func(b *testing.B) {
 				seq := newTestCache(b, cfg, preset, 1<<31)
 				for done := 0; done < ctx; done += chunk {
