@@ -26,7 +26,7 @@ func workloadFlags(fs *flag.FlagSet, lengths string) (*workload, func() error) {
 	fs.IntVar(&w.Window, "window", 0, "fp16 window tokens for compressed presets (0: every token compressed)")
 	fs.IntVar(&w.Sinks, "sinks", 0, "fp16 sink tokens for compressed presets")
 	fs.Uint64Var(&w.Seed, "seed", 1, "random seed of the synthetic data")
-	fs.IntVar(&w.Reps, "reps", 7, "timed decode steps per measurement (median reported)")
+	fs.IntVar(&w.Reps, "reps", 7, "timing rounds per length, each one decode step of every preset (median reported)")
 	bw := fs.Int("bandwidth-mib", 256, "size of the copy that measures memory bandwidth, MiB")
 	selectBackend := backendFlag(fs)
 	return w, func() error {
@@ -147,9 +147,16 @@ func runSpeed(args []string, stdout io.Writer) error {
 }
 
 func printSpeed(stdout io.Writer, rows []benchRow, w *workload) error {
+	var bw []string
+	for i, r := range rows {
+		if i == 0 || r.Tokens != rows[i-1].Tokens {
+			bw = append(bw, fmt.Sprintf("%.1f GB/s at %d tokens", r.BandwidthGBs, r.Tokens))
+		}
+	}
 	fmt.Fprintf(stdout, "Decode step: Attend with 1 query token (%d query heads) over %d KV heads × d=128, one layer built and timed\n"+
-		"(median of %d); model ms = one layer × %d (extrapolated). Memory bandwidth (copy of %d MiB, read+write): %.1f GB/s.\n",
-		w.QHeads, w.KVHeads, w.Reps, w.Layers, w.BandwidthBytes>>20, w.measuredBandwith/1e9)
+		"(median of %d rounds, each timing one step of every preset); model ms = one layer × %d (extrapolated).\n"+
+		"Memory bandwidth (copy of %d MiB, read+write, median between the rounds): %s.\n",
+		w.QHeads, w.KVHeads, w.Reps, w.Layers, w.BandwidthBytes>>20, strings.Join(bw, ", "))
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "tokens\tpreset\tbytes read\tµs/step (1 layer)\tms/token (%d layers)\t×fp16\t×fp32\tfloor fraction\t\n", w.Layers)
 	for _, r := range rows {

@@ -154,7 +154,7 @@ func printReport(out io.Writer, rows []benchRow, real []validate.Fidelity, nrows
 		"Fidelity: %d decode queries × %d heads against float64 attention. Real: USE-lite layer 1 over KJV text (4 heads × d=128).\n"+
 		"NIAH: needle pass rate over %d depths × contexts %v (see `tqbench niah`). Copy bandwidth %.1f GB/s.\n\n",
 		w.Layers, w.KVHeads, w.QHeads, longest, w.Layers, w.Layers, w.Queries, w.QHeads, len(niah.cfg.Depths), niah.cfg.Lengths,
-		w.measuredBandwith/1e9)
+		rows[0].BandwidthGBs)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "preset\tbits/val\tKV bytes/token\tvs fp16\tattn cos\tcos min\tKLD\ttop-1\ttop-5\treal cos\treal top-1\tNIAH\tms/token\t×fp16\t×fp32\tfloor\t\n")
 	for i, r := range rows {

@@ -19,20 +19,19 @@ import (
 // exact float64 attention (Queries decode query tokens) and the time of one
 // decode step (Attend with one query token).
 type workload struct {
-	Presets          []string
-	Lengths          []int
-	Layers           int // the model the per-token bytes and times are scaled to
-	KVHeads, QHeads  int
-	Queries          int
-	Center           bool
-	Window, Sinks    int
-	Seed             uint64
-	Reps             int
-	Speed, Fidelity  bool
-	BandwidthBytes   int
-	progress         *progress
-	measuredBandwith float64
-	restoreBackend   func() // undoes --backend
+	Presets         []string
+	Lengths         []int
+	Layers          int // the model the per-token bytes and times are scaled to
+	KVHeads, QHeads int
+	Queries         int
+	Center          bool
+	Window, Sinks   int
+	Seed            uint64
+	Reps            int
+	Speed, Fidelity bool
+	BandwidthBytes  int
+	progress        *progress
+	restoreBackend  func() // undoes --backend
 }
 
 // benchRow is one (preset, workload, length) result; JSON keys are
@@ -46,7 +45,8 @@ type benchRow struct {
 	// (every layer and KV head, keys and values, every token compressed).
 	BytesPerToken float64 `json:"bytes_per_token"`
 	// NsPerStep is the median time of one decode step (Attend, one query
-	// token) on the one built layer; ModelMsPerStep scales it to
+	// token) on the one built layer, over rounds that time every preset of
+	// the run once each (timeSteps); ModelMsPerStep scales it to
 	// ModelLayers layers (extrapolated, not measured).
 	NsPerStep      float64 `json:"ns_per_step,omitempty"`
 	ModelMsPerStep float64 `json:"model_ms_per_step,omitempty"`
@@ -58,7 +58,8 @@ type benchRow struct {
 	// StepBytes is the stored bytes the step reads (the layer's live
 	// bytes).
 	StepBytes int64 `json:"step_bytes,omitempty"`
-	// BandwidthGBs is the copy bandwidth measured in the same run.
+	// BandwidthGBs is the copy bandwidth measured between the timing
+	// rounds at this length (median).
 	BandwidthGBs float64 `json:"bandwidth_gb_s,omitempty"`
 	// NIAHPassRate and NIAHRetrievalRate, when present, are the
 	// needle-in-a-haystack rates of the preset (see `tqbench niah`).
@@ -115,7 +116,7 @@ func (w *workload) steps() int {
 
 // run measures every preset; rows are ordered by length (longest first),
 // then preset.
-func (w *workload) run() ([]benchRow, error) {
+func (w *workload) run() (_ []benchRow, err error) {
 	s, err := validate.DefaultSynthKV()
 	if err != nil {
 		return nil, err
@@ -136,14 +137,30 @@ func (w *workload) run() ([]benchRow, error) {
 			}
 		}
 	}
-	if w.Speed {
-		w.measuredBandwith = copyBandwidth(w.BandwidthBytes)
-	}
 	in := &workloadInput{keys: keys, values: values, lengths: lengths, refs: refs, d: d,
 		stepQuery: s.Queries(1, H, QH/H, w.Seed+2)}
+	// Every preset's cache is built first and kept, so that at each length
+	// the decode steps are timed in rounds, one step of every preset a
+	// round: on a shared host the load moves from minute to minute, and
+	// presets timed one after another compared their own minutes.
+	caches := make([]validate.Attention, 0, len(w.Presets))
+	defer func() {
+		for _, a := range caches {
+			if cerr := a.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}()
+	for _, name := range w.Presets {
+		a, err := w.buildPreset(name, in)
+		if err != nil {
+			return nil, err
+		}
+		caches = append(caches, a)
+	}
 	byKey := map[[2]int]*benchRow{} // (length, preset index)
-	for pi, name := range w.Presets {
-		if err := w.measurePreset(pi, name, in, byKey); err != nil {
+	for _, L := range lengths {
+		if err := w.measureAt(L, caches, in, byKey); err != nil {
 			return nil, err
 		}
 	}
@@ -172,23 +189,48 @@ func (w *workload) run() ([]benchRow, error) {
 	return rows, nil
 }
 
-// timeStep returns the median time of one decode step over reps runs
-// (after one warm-up).
-func timeStep(seq *kvcache.Sequence, query []float32, reps int) (float64, error) {
+// timeSteps returns the median time of one decode step of each sequence
+// over reps rounds (after one warm-up round), a round timing one step of
+// each, starting one further along each round, and the median copy
+// bandwidth measured between rounds (of bandwidthBytes bytes; 0: none).
+func timeSteps(seqs []*kvcache.Sequence, query []float32, reps, bandwidthBytes int) (ns []float64, bandwidth float64, err error) {
 	out := make([]float32, len(query))
-	if err := seq.Attend(0, query, out); err != nil {
-		return 0, err
-	}
-	times := make([]float64, max(reps, 1))
-	for i := range times {
-		start := time.Now()
+	for _, seq := range seqs {
 		if err := seq.Attend(0, query, out); err != nil {
-			return 0, err
+			return nil, 0, err
 		}
-		times[i] = float64(time.Since(start).Nanoseconds())
 	}
-	slices.Sort(times)
-	return times[len(times)/2], nil
+	reps = max(reps, 1)
+	times := make([][]float64, len(seqs))
+	var bws []float64
+	for r := range reps {
+		for k := range seqs {
+			i := (r + k) % len(seqs)
+			start := time.Now()
+			if err := seqs[i].Attend(0, query, out); err != nil {
+				return nil, 0, err
+			}
+			times[i] = append(times[i], float64(time.Since(start).Nanoseconds()))
+		}
+		if bandwidthBytes > 0 {
+			bws = append(bws, copyBandwidth(bandwidthBytes))
+		}
+	}
+	ns = make([]float64, len(seqs))
+	for i, t := range times {
+		ns[i] = median(t)
+	}
+	if len(bws) > 0 {
+		bandwidth = median(bws)
+	}
+	return ns, bandwidth, nil
+}
+
+// median returns the median of x (the upper one of an even count); it
+// sorts x.
+func median(x []float64) float64 {
+	slices.Sort(x)
+	return x[len(x)/2]
 }
 
 // copyBandwidth measures memory bandwidth with a copy of n bytes (best of
@@ -217,25 +259,23 @@ type workloadInput struct {
 	d            int
 }
 
-// measurePreset builds one preset's cache, appends the workload's tokens
-// and measures it at every length, longest first (truncating between), into
-// byKey[(length, pi)]. The cache is closed however it ends; its Close error
-// is returned when nothing else failed.
-func (w *workload) measurePreset(pi int, name string, in *workloadInput, byKey map[[2]int]*benchRow) (err error) {
+// buildPreset builds one preset's cache and appends the workload's tokens
+// (the longest length); it is closed if that fails.
+func (w *workload) buildPreset(name string, in *workloadInput) (_ validate.Attention, err error) {
 	H, QH, d, T := w.KVHeads, w.QHeads, in.d, in.lengths[0]
 	keys, values := in.keys, in.values
 	b, err := builderFor(name, w.adjust)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	w.progress.describe("building " + name)
 	a, err := b(H, QH, d)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() {
-		if cerr := a.Close(); err == nil {
-			err = cerr
+		if err != nil {
+			a.Close()
 		}
 	}()
 	// A prefill of T−1 tokens, one attention, then the last token as a
@@ -246,21 +286,32 @@ func (w *workload) measurePreset(pi int, name string, in *workloadInput, byKey m
 	appendRange := func(t, e int) error { return a.Append(0, keys[t*H*d:e*H*d], values[t*H*d:e*H*d]) }
 	for t := 0; t < T-1; t += chunk {
 		if err := appendRange(t, min(T-1, t+chunk)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if at, ok := a.(interface {
 		Attend(layer int, queries, out []float32) error
 	}); ok && T > 1 {
 		if err := at.Attend(0, in.stepQuery, make([]float32, len(in.stepQuery))); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := appendRange(T-1, T); err != nil {
-		return err
+		return nil, err
 	}
 	w.progress.add(1)
-	for _, L := range in.lengths {
+	return a, nil
+}
+
+// measureAt truncates every preset's cache to L tokens and measures it
+// there into byKey[(L, preset index)]: fidelity, then (Speed) the decode
+// step, timed in rounds across the presets (timeSteps).
+func (w *workload) measureAt(L int, caches []validate.Attention, in *workloadInput, byKey map[[2]int]*benchRow) error {
+	H, d, T := w.KVHeads, in.d, in.lengths[0]
+	var seqs []*kvcache.Sequence
+	var timed []*benchRow
+	for pi, a := range caches {
+		name := w.Presets[pi]
 		if L < T {
 			tr, ok := a.(interface{ Truncate(int) error })
 			if !ok {
@@ -284,18 +335,25 @@ func (w *workload) measurePreset(pi int, name string, in *workloadInput, byKey m
 		row.RatioFP16 = float64(4*d) / row.BytesPerTokenHead
 		row.BytesPerToken = row.BytesPerTokenHead * float64(w.Layers*H)
 		if seq, ok := a.(*kvcache.Sequence); ok && w.Speed {
-			ns, err := timeStep(seq, in.stepQuery, w.Reps)
-			if err != nil {
-				return err
-			}
-			row.NsPerStep = ns
-			row.ModelMsPerStep = ns * float64(w.Layers) / 1e6
-			row.StepBytes = seq.Stats().LiveBytes
-			row.BandwidthGBs = w.measuredBandwith / 1e9
-			row.FloorFraction = float64(row.StepBytes) / w.measuredBandwith * 1e9 / ns
+			seqs, timed = append(seqs, seq), append(timed, row)
 		}
 		byKey[[2]int{L, pi}] = row
 		w.progress.add(1)
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	w.progress.describe(fmt.Sprintf("timing %d presets at %d tokens", len(seqs), L))
+	ns, bw, err := timeSteps(seqs, in.stepQuery, w.Reps, w.BandwidthBytes)
+	if err != nil {
+		return err
+	}
+	for i, row := range timed {
+		row.NsPerStep = ns[i]
+		row.ModelMsPerStep = ns[i] * float64(w.Layers) / 1e6
+		row.StepBytes = seqs[i].Stats().LiveBytes
+		row.BandwidthGBs = bw / 1e9
+		row.FloorFraction = float64(row.StepBytes) / bw * 1e9 / ns[i]
 	}
 	return nil
 }
