@@ -265,8 +265,11 @@ func (e rowElem) rowSig() string {
 }
 
 // prefetchArg asks for the next pfLines lines of the ahead argument (at
-// most what is left), keeping its pointer and length in the argument
-// frame rather than in registers the loops need.
+// most what is left) into L2, keeping its pointer and length in the
+// argument frame rather than in registers the loops need. PREFETCHT1, not
+// T0: on Zen 4 the fp16 step ran 1.3–1.5× faster (BENCHMARKS.md, session
+// 13); lines asked into L1 a block ahead crowded out what the rows and
+// queries used.
 func prefetchArg(label string) {
 	pfLabels++
 	label = fmt_("%s_pf%d", label, pfLabels)
@@ -277,7 +280,7 @@ func prefetchArg(label string) {
 	Load(Param("ahead").Base(), p)
 	Load(Param("pfLines"), c)
 	Label(label)
-	PREFETCHT0(Mem{Base: p})
+	PREFETCHT1(Mem{Base: p})
 	ADDQ(U32(64), p)
 	SUBQ(U32(64), n)
 	JLE(LabelRef(label + "_store"))

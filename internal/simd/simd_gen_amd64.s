@@ -208,7 +208,7 @@ dot1AVX2_row:
 	MOVQ  pfLines+136(FP), R10
 
 dot1AVX2_pf1:
-	PREFETCHT0 (R8)
+	PREFETCHT1 (R8)
 	ADDQ       $0x00000040, R8
 	SUBQ       $0x00000040, R9
 	JLE        dot1AVX2_pf1_store
@@ -296,7 +296,7 @@ dot4AVX2_pair:
 	MOVQ  pfLines+136(FP), R13
 
 dot4AVX2_pf2:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        dot4AVX2_pf2_store
@@ -315,7 +315,7 @@ dot4AVX2_pf2_done:
 	MOVQ  pfLines+136(FP), R13
 
 dot4AVX2_pf3:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        dot4AVX2_pf3_store
@@ -395,7 +395,7 @@ dot4AVX2_row:
 	MOVQ  pfLines+136(FP), R13
 
 dot4AVX2_pf4:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        dot4AVX2_pf4_store
@@ -487,7 +487,7 @@ axpy1AVX2_4_tok:
 	MOVQ  pfLines+136(FP), R13
 
 axpy1AVX2_4_pf5:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        axpy1AVX2_4_pf5_store
@@ -533,7 +533,7 @@ axpy1AVX2_1_tok:
 	MOVQ  pfLines+136(FP), R13
 
 axpy1AVX2_1_pf6:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        axpy1AVX2_1_pf6_store
@@ -605,7 +605,7 @@ axpy4AVX2_2_tok:
 	MOVQ  pfLines+136(FP), BP
 
 axpy4AVX2_2_pf7:
-	PREFETCHT0 (R14)
+	PREFETCHT1 (R14)
 	ADDQ       $0x00000040, R14
 	SUBQ       $0x00000040, R15
 	JLE        axpy4AVX2_2_pf7_store
@@ -679,7 +679,7 @@ axpy4AVX2_1_tok:
 	MOVQ  pfLines+136(FP), BP
 
 axpy4AVX2_1_pf8:
-	PREFETCHT0 (R14)
+	PREFETCHT1 (R14)
 	ADDQ       $0x00000040, R14
 	SUBQ       $0x00000040, R15
 	JLE        axpy4AVX2_1_pf8_store
@@ -740,7 +740,7 @@ dot1F16AVX2_row:
 	MOVQ  pfLines+136(FP), R10
 
 dot1F16AVX2_pf9:
-	PREFETCHT0 (R8)
+	PREFETCHT1 (R8)
 	ADDQ       $0x00000040, R8
 	SUBQ       $0x00000040, R9
 	JLE        dot1F16AVX2_pf9_store
@@ -828,7 +828,7 @@ dot4F16AVX2_pair:
 	MOVQ  pfLines+136(FP), R13
 
 dot4F16AVX2_pf10:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        dot4F16AVX2_pf10_store
@@ -847,7 +847,7 @@ dot4F16AVX2_pf10_done:
 	MOVQ  pfLines+136(FP), R13
 
 dot4F16AVX2_pf11:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        dot4F16AVX2_pf11_store
@@ -927,7 +927,7 @@ dot4F16AVX2_row:
 	MOVQ  pfLines+136(FP), R13
 
 dot4F16AVX2_pf12:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        dot4F16AVX2_pf12_store
@@ -1019,7 +1019,7 @@ axpy1F16AVX2_4_tok:
 	MOVQ  pfLines+136(FP), R13
 
 axpy1F16AVX2_4_pf13:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        axpy1F16AVX2_4_pf13_store
@@ -1069,7 +1069,7 @@ axpy1F16AVX2_1_tok:
 	MOVQ  pfLines+136(FP), R13
 
 axpy1F16AVX2_1_pf14:
-	PREFETCHT0 (R11)
+	PREFETCHT1 (R11)
 	ADDQ       $0x00000040, R11
 	SUBQ       $0x00000040, R12
 	JLE        axpy1F16AVX2_1_pf14_store
@@ -1142,7 +1142,7 @@ axpy4F16AVX2_2_tok:
 	MOVQ  pfLines+136(FP), BP
 
 axpy4F16AVX2_2_pf15:
-	PREFETCHT0 (R14)
+	PREFETCHT1 (R14)
 	ADDQ       $0x00000040, R14
 	SUBQ       $0x00000040, R15
 	JLE        axpy4F16AVX2_2_pf15_store
@@ -1216,7 +1216,7 @@ axpy4F16AVX2_1_tok:
 	MOVQ  pfLines+136(FP), BP
 
 axpy4F16AVX2_1_pf16:
-	PREFETCHT0 (R14)
+	PREFETCHT1 (R14)
 	ADDQ       $0x00000040, R14
 	SUBQ       $0x00000040, R15
 	JLE        axpy4F16AVX2_1_pf16_store
