@@ -268,8 +268,8 @@ func (e rowElem) rowSig() string {
 // most what is left) into L2, keeping its pointer and length in the
 // argument frame rather than in registers the loops need. PREFETCHT1, not
 // T0: on Zen 4 the fp16 step ran 1.3–1.5× faster (BENCHMARKS.md, session
-// 13); lines asked into L1 a block ahead crowded out what the rows and
-// queries used.
+// 13), probably because lines asked into L1 a block ahead crowded out
+// what the rows and queries were using.
 func prefetchArg(label string) {
 	pfLabels++
 	label = fmt_("%s_pf%d", label, pfLabels)
