@@ -276,7 +276,7 @@ func decodeCodesGeneric(dst []float32, dstStride int, tab []float32, bits int, c
 func codeRows(cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, what string) int {
 	idxBytes := (d*cb.bits + 7) / 8
 	end := (n-1)*stride + idxOff + idxBytes
-	if !(len(codes) >= end && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride) {
+	if !(len(codes) >= end && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride && len(codes) >= (n-1)*stride+normOff+2) {
 		panic("simd: " + what + ": short codes or bad layout")
 	}
 	if cap(codes) < end+Slack {

@@ -73,6 +73,21 @@ func mixed(r *rand.Rand, n int) []float32 {
 	return x
 }
 
+// TestCodeRowsChecksTheLastNorm: a layout with the norm after the indices
+// must hold the last code's norm inside the buffer, which the weight
+// kernels of AxpyCodesQ8 read without bounds checks.
+func TestCodeRowsChecksTheLastNorm(t *testing.T) {
+	cb := NewCodebook(make([]float32, 8), 3)
+	const d, idxBytes, stride, n = 64, 24, 26, 3 // indices at 0, norm at 24
+	codes := make([]byte, (n-1)*stride+idxBytes)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("codeRows accepted a buffer that ends before the last norm")
+		}
+	}()
+	codeRows(cb, codes, stride, 0, idxBytes, n, d, "test")
+}
+
 func TestDecodeCodesMatchesGeneric(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, l := range vectorLevels(t) {
