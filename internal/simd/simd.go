@@ -213,8 +213,8 @@ func DecodeCodes(dst []float32, dstStride int, cb *Codebook, codes []byte, strid
 	bits, tab := cb.bits, cb.tab
 	idxBytes := (d*bits + 7) / 8
 	end := (n-1)*stride + idxOff + idxBytes
-	check(dstStride >= d && len(dst) >= (n-1)*dstStride+d && len(codes) >= end && len(tab) >= 1<<bits && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride,
-		"DecodeCodes: short buffer or bad layout")
+	check(dstStride >= d && len(dst) >= (n-1)*dstStride+d && len(codes) >= end && len(tab) >= 1<<bits && normOff >= 0 && normOff+2 <= stride && idxOff+idxBytes <= stride &&
+		len(codes) >= (n-1)*stride+normOff+2, "DecodeCodes: short buffer or bad layout")
 	d8 := d &^ 7
 	vec := n
 	if cap(codes) < end+Slack {
