@@ -202,9 +202,10 @@ var laneShifts = func() (s [5][8]uint32) {
 
 // DecodeCodes writes n rows of d floats to dst (row t at dst[t*dstStride:]):
 // row t is norm_t · tab[index j of code t] for j < d, where code t starts at
-// codes[t*stride], its fp16 norm at byte normOff and its bits-wide indices (LSB-first stream, internal/bitpack) at idxOff.
-// cb holds the centroids. The kernel for 8-bit codes on AVX-512 prefetches
-// ahead (nil for none) a few lines per row: what the caller reads next.
+// codes[t*stride], its fp16 norm at byte normOff and its bits-wide indices
+// (LSB-first stream, internal/bitpack) at idxOff. cb holds the centroids.
+// The kernel for 8-bit codes on AVX-512 prefetches ahead (nil for none) a
+// few lines per row: what the caller reads next.
 func DecodeCodes(dst []float32, dstStride int, cb *Codebook, codes []byte, stride, idxOff, normOff, n, d int, ahead []byte) {
 	if n == 0 {
 		return
