@@ -142,19 +142,19 @@ func TestPlotsWritePNGs(t *testing.T) {
 
 func TestDefaultReportQuick(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the quick default report builds 9 presets at 4K tokens (~10 s)")
+		t.Skip("the quick default report builds 11 presets at 4K tokens (~10 s)")
 	}
 	out, err := runCLI(t, "--quick", "--json")
 	require.NoError(t, err)
 	rows, keys := jsonKeys(t, out)
-	require.Len(t, rows, 2*len(kvcache.PresetNames)+len(kvcache.PresetNames), "2 lengths + real, per preset")
+	require.Len(t, rows, 2*len(reportPresets)+len(reportPresets), "2 lengths + real, per preset")
 	hasKeys(t, keys[0], fidelityKeys, []string{"ns_per_step", "speedup_vs_fp16", "speedup_vs_fp32", "floor_fraction",
 		"niah_pass_rate", "bytes_per_token"})
 	assert.Equal(t, "real", rows[len(rows)-1]["workload"])
 	assert.Equal(t, 1.0, rows[0]["niah_pass_rate"], "fp32 passes every NIAH cell")
 	text, err := runCLI(t, "--quick", "--quiet")
 	require.NoError(t, err)
-	for _, want := range []string{"attn cos", "NIAH", "×fp16", "tq2.5", "extrapolated"} {
+	for _, want := range []string{"attn cos", "NIAH", "×fp16", "tq2.5", "tq3+i8", "extrapolated"} {
 		assert.Contains(t, text, want)
 	}
 }

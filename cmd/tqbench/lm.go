@@ -21,7 +21,7 @@ import (
 )
 
 // lmPresets are the presets the model-level table runs by default.
-var lmPresets = []string{"fp32", "fp16", "k8v4", "tq4", "tq3.5", "tq3", "tq2.5", "tq3-guard"}
+var lmPresets = []string{"fp32", "fp16", "k8v4", "tq4", "tq3.5", "tq3", "tq2.5", "tq3-guard", "tq4+i8", "tq3+i8"}
 
 // runLMTable is the main job's model-level table: the committed model over
 // its held-out text (4 windows decoded token by token; --quick: 1 window in

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -33,6 +34,11 @@ func parseReport(args []string) (reportOptions, error) {
 	return o, parseFlags(fs, args)
 }
 
+// reportPresets are the main job's presets: the library's, then the
+// integer forms (IntScoresSuffix) of tq4 and tq3, the fast path on CPUs
+// with AVX-512 VBMI and VNNI (elsewhere they run the float kernels).
+var reportPresets = append(slices.Clone(kvcache.PresetNames), "tq4"+kvcache.IntScoresSuffix, "tq3"+kvcache.IntScoresSuffix)
+
 // runReport is the default job: every preset on a realistic decode workload
 // (synthetic K/V fitted to the real fixture, 8 KV heads × d=128 with 32
 // query heads, at 8K and 32K tokens; one layer built, scaled to 32), on the
@@ -50,10 +56,10 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	defer restore()
 	start := time.Now()
 	w := &workload{
-		Presets: kvcache.PresetNames, Lengths: []int{8192, 32768}, Layers: 32, KVHeads: 8, QHeads: 32,
+		Presets: reportPresets, Lengths: []int{8192, 32768}, Layers: 32, KVHeads: 8, QHeads: 32,
 		Queries: 2, Seed: 1, Reps: 5, Speed: true, Fidelity: true, BandwidthBytes: 256 << 20,
 	}
-	niah := niahOptions{presets: kvcache.PresetNames,
+	niah := niahOptions{presets: reportPresets,
 		cfg: validate.NIAHConfig{Lengths: []int{1024, 4096, 16384}, Depths: validate.NIAHDepths(6), Seed: 1}}
 	if o.quick {
 		w.Lengths, w.Reps, w.BandwidthBytes = []int{1024, 4096}, 3, 64<<20
