@@ -139,6 +139,9 @@ func (w *workload) run() (_ []benchRow, err error) {
 	}
 	in := &workloadInput{keys: keys, values: values, lengths: lengths, refs: refs, d: d,
 		stepQuery: s.Queries(1, H, QH/H, w.Seed+2)}
+	if w.Speed && w.BandwidthBytes > 0 {
+		in.probe = newCopyProbe(w.BandwidthBytes)
+	}
 	// Every preset's cache is built first and kept, so that at each length
 	// the decode steps are timed in rounds, one step of every preset a
 	// round: on a shared host the load moves from minute to minute, and
@@ -192,8 +195,8 @@ func (w *workload) run() (_ []benchRow, err error) {
 // timeSteps returns the median time of one decode step of each sequence
 // over reps rounds (after one warm-up round), a round timing one step of
 // each, starting one further along each round, and the median copy
-// bandwidth measured between rounds (of bandwidthBytes bytes; 0: none).
-func timeSteps(seqs []*kvcache.Sequence, query []float32, reps, bandwidthBytes int) (ns []float64, bandwidth float64, err error) {
+// bandwidth measured between rounds (by probe; nil: none).
+func timeSteps(seqs []*kvcache.Sequence, query []float32, reps int, probe *copyProbe) (ns []float64, bandwidth float64, err error) {
 	out := make([]float32, len(query))
 	for _, seq := range seqs {
 		if err := seq.Attend(0, query, out); err != nil {
@@ -212,8 +215,8 @@ func timeSteps(seqs []*kvcache.Sequence, query []float32, reps, bandwidthBytes i
 			}
 			times[i] = append(times[i], float64(time.Since(start).Nanoseconds()))
 		}
-		if bandwidthBytes > 0 {
-			bws = append(bws, copyBandwidth(bandwidthBytes))
+		if probe != nil {
+			bws = append(bws, probe.bandwidth())
 		}
 	}
 	ns = make([]float64, len(seqs))
@@ -233,21 +236,29 @@ func median(x []float64) float64 {
 	return x[len(x)/2]
 }
 
-// copyBandwidth measures memory bandwidth with a copy of n bytes (best of
-// three after a warm-up), counting bytes read plus bytes written.
-func copyBandwidth(n int) float64 {
-	src, dst := make([]byte, n), make([]byte, n)
-	for i := range src {
-		src[i] = byte(i)
+// copyProbe measures memory bandwidth with a copy between two buffers,
+// allocated and touched once.
+type copyProbe struct{ src, dst []byte }
+
+func newCopyProbe(n int) *copyProbe {
+	c := &copyProbe{make([]byte, n), make([]byte, n)}
+	for i := range c.src {
+		c.src[i] = byte(i)
 	}
-	copy(dst, src)
+	copy(c.dst, c.src)
+	return c
+}
+
+// bandwidth is the best of three copies, counting bytes read plus bytes
+// written.
+func (c *copyProbe) bandwidth() float64 {
 	best := time.Duration(1 << 62)
 	for range 3 {
 		start := time.Now()
-		copy(dst, src)
+		copy(c.dst, c.src)
 		best = min(best, time.Since(start))
 	}
-	return 2 * float64(n) / best.Seconds()
+	return 2 * float64(len(c.src)) / best.Seconds()
 }
 
 // workloadInput is what every preset of a run is measured on.
@@ -257,6 +268,7 @@ type workloadInput struct {
 	refs         map[int]*validate.AttentionReference
 	stepQuery    []float32
 	d            int
+	probe        *copyProbe // Speed: the bandwidth measure
 }
 
 // buildPreset builds one preset's cache and appends the workload's tokens
@@ -344,7 +356,7 @@ func (w *workload) measureAt(L int, caches []validate.Attention, in *workloadInp
 		return nil
 	}
 	w.progress.describe(fmt.Sprintf("timing %d presets at %d tokens", len(seqs), L))
-	ns, bw, err := timeSteps(seqs, in.stepQuery, w.Reps, w.BandwidthBytes)
+	ns, bw, err := timeSteps(seqs, in.stepQuery, w.Reps, in.probe)
 	if err != nil {
 		return err
 	}
