@@ -27,6 +27,9 @@ func TestIntScoresAddLittleToTheCodesError(t *testing.T) {
 			H, QH := heads[0], heads[1]
 			for _, name := range []string{"tq4", "tq3.5", "tq3", "k4v2", "k8v4"} {
 				t.Run(fmt.Sprintf("%s/d=%d/H=%d/QH=%d", name, d, H, QH), func(t *testing.T) {
+					if name == "k8v4" && !simd.NewCodebook(make([]float32, 256), 8).Q8Kernels(d) {
+						t.Skipf("no integer kernels for 8-bit keys at level %v (they need AVX-512 VBMI and VNNI): k8v4 scores in float here", simd.Active())
+					}
 					keys, values := kvData(n, H, d, 31)
 					queries, _ := kvData(T, QH, d, 32)
 					run := func(ints bool) (out, logits []float32) {
