@@ -199,12 +199,7 @@ func unpackConsts(bits int, consts func(bits int) (perm, ctl Mem)) (tab, ctl Vec
 		m.Disp += 64 * o
 		VMOVDQU64(m, perm[o])
 	}
-	k1, k2 = K(), K()
-	mk := GP64()
-	MOVQ(U64(uint64(1)<<(8*bits)-1), mk)
-	KMOVQ(mk, k1)
-	SHLQ(U8(32), mk)
-	KMOVQ(mk, k2)
+	k1, k2 = halfMasks(8 * bits)
 	return tab, ctl, perm, k1, k2
 }
 
@@ -556,13 +551,21 @@ func keys8Table() (tab [4]VecVirtual, k1, k2 Register) {
 		tab[i] = ZMM()
 		VMOVDQU64(Mem{Base: tp, Disp: 64 * i}, tab[i])
 	}
+	k1, k2 = halfMasks(32)
+	return tab, k1, k2
+}
+
+// halfMasks returns the byte masks of the first n (≤ 32) bytes of a zmm
+// register's low half (k1) and of its high half (k2): the masked loads that
+// put two codes' bytes side by side.
+func halfMasks(n int) (k1, k2 Register) {
 	k1, k2 = K(), K()
 	mk := GP64()
-	MOVQ(U32(0xffffffff), mk)
+	MOVQ(U64(uint64(1)<<n-1), mk)
 	KMOVQ(mk, k1)
 	SHLQ(U8(32), mk)
 	KMOVQ(mk, k2)
-	return tab, k1, k2
+	return k1, k2
 }
 
 // keys8Chunk emits the chunk loop of the 8-bit key kernels: per 64
