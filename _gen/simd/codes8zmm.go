@@ -287,8 +287,8 @@ func dotCodes8Wide(bits, R int) {
 	VMOVDQU32(spread, tr)
 	VPERMPS(Mem{Base: Load(Param("scales"), GP64())}, tr, sc)
 	VPERMD(Mem{Base: Load(Param("sums"), GP64())}, tr, sm)
-	// the reduction leaves token t's rows in lane t as (0, 2, 1, 3)
-	order := dwordsConst(&keys8Order, "keys8Order", func(j int) int { return 4*(j%4) + [4]int{0, 2, 1, 3}[j/4] })
+	// the reduction leaves token t's rows in lane t: transpose
+	order := dwordsConst(&keys8Order, "keys8Order", func(j int) int { return 4*(j%4) + j/4 })
 	VMOVDQU32(order, tr)
 	o := Load(Param("out").Base(), GP64())
 	os := Load(Param("outStride"), GP64())
@@ -299,10 +299,21 @@ func dotCodes8Wide(bits, R int) {
 	Load(Param("stride"), s1)
 	LEAQ(Mem{Base: s1, Index: s1, Scale: 1}, s2)
 	LEAQ(Mem{Base: s2, Index: s1, Scale: 1}, s3)
+	// kt: the quad's tokens present; kl[r]: kt moved to lane r.
 	kt := K()
+	var kl [4]Register
+	for r := 1; r < R; r++ {
+		kl[r] = K()
+	}
+	setMasks := func() {
+		for r := 1; r < R; r++ {
+			KSHIFTLW(U8(4*r), kt, kl[r])
+		}
+	}
 	tmp := GP64()
 	MOVQ(U32(15), tmp)
 	KMOVQ(tmp, kt)
+	setMasks()
 	pa, pn := aheadParams()
 	Label(name + "_quad")
 	TESTQ(n, n)
@@ -316,6 +327,7 @@ func dotCodes8Wide(bits, R int) {
 	SHLXQ(n, tmp, tmp)
 	DECQ(tmp)
 	KMOVQ(tmp, kt)
+	setMasks()
 	XORQ(tmp, tmp)
 	lastQuad(n, s1, s2, s3, tmp)
 	Label(name + "_full")
@@ -340,18 +352,33 @@ func dotCodes8Wide(bits, R int) {
 	if bits == 8 {
 		keys8Chunk(name, R, ip, qp, left, s1, s2, s3, k1, k2, tab8, qr, acc)
 	} else {
+		// Odd outputs sum apart, so that each sum's chain of dependent
+		// VPDPBUSD is half as long.
+		var odd [4]VecVirtual
+		for r := range R {
+			odd[r] = ZMM()
+			VPXORD(odd[r], odd[r], odd[r])
+		}
 		Label(name + "_chunk")
 		unpackQuad(ip, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
 			for r := range R {
-				VPDPBUSD(qr.at(qp, r, 64*o), x, acc[r])
+				dst := acc[r]
+				if o%2 == 1 {
+					dst = odd[r]
+				}
+				VPDPBUSD(qr.at(qp, r, 64*o), x, dst)
 			}
 		})
 		ADDQ(U8(8*bits), ip)
 		ADDQ(U32(256), qp)
 		SUBQ(U8(64), left)
 		JNZ(LabelRef(name + "_chunk"))
+		for r := range R {
+			VPADDD(odd[r], acc[r], acc[r])
+		}
 	}
-	// Reduce each lane's four sums: token t's rows (0, 2, 1, 3) in lane t.
+	// Reduce each lane's four sums: token t's rows (0, 1, 2, 3) in lane t,
+	// then rows in lanes (lane r: row r's four tokens).
 	lo, hi, s01, s23 := ZMM(), ZMM(), ZMM(), ZMM()
 	VPUNPCKLQDQ(acc[1], acc[0], lo)
 	VPUNPCKHQDQ(acc[1], acc[0], hi)
@@ -359,46 +386,56 @@ func dotCodes8Wide(bits, R int) {
 	VPUNPCKLQDQ(acc[3], acc[2], lo)
 	VPUNPCKHQDQ(acc[3], acc[2], hi)
 	VPADDD(hi, lo, s23)
-	VPUNPCKLDQ(s23, s01, lo)
-	VPUNPCKHDQ(s23, s01, hi)
-	VPUNPCKLQDQ(hi, lo, s01)
-	VPUNPCKHQDQ(hi, lo, s23)
+	VSHUFPS(U8(0x88), s23, s01, lo) // doublewords 0 and 2 of each pair
+	VSHUFPS(U8(0xdd), s23, s01, hi) // 1 and 3
 	f := acc[0]
-	VPADDD(s23, s01, f)
+	VPADDD(hi, lo, f)
 	VPERMD(f, tr, f)
 	VPSUBD(sm, f, f)
 	VCVTDQ2PS(f, f)
 	VMULPS(sc, f, f)
-	nx := XMM()
+	// The four tokens' norms, gathered in a general register and broadcast:
+	// (n0, n1, n2, n3) in every lane.
 	no := Load(Param("normOff"), GP64())
-	VPXORD(nx, nx, nx)
-	VPINSRW(U8(0), Mem{Base: p, Index: no, Scale: 1}, nx, nx)
 	ADDQ(p, no)
-	VPINSRW(U8(1), Mem{Base: no, Index: s1, Scale: 1}, nx, nx)
-	VPINSRW(U8(2), Mem{Base: no, Index: s2, Scale: 1}, nx, nx)
-	VPINSRW(U8(3), Mem{Base: no, Index: s3, Scale: 1}, nx, nx)
-	VCVTPH2PS(nx, nx)
-	nz := ZMM()
-	VSHUFF32X4(U8(0), nx.AsZ(), nx.AsZ(), nz) // lane 0 to all four
+	nb, nt := GP64(), GP64()
+	MOVWQZX(Mem{Base: no}, nb)
+	for t, s := range []Register{s1, s2, s3} {
+		MOVWQZX(Mem{Base: no, Index: s, Scale: 1}, nt)
+		SHLQ(U8(16*(t+1)), nt)
+		ORQ(nt, nb)
+	}
+	ny, nz := YMM(), ZMM()
+	VPBROADCASTQ(nb, ny)
+	VCVTPH2PS(ny, nz)
 	VMULPS(nz, f, f)
+	// Add the rows' present scores: row r's four loaded into lane r (kl[r]
+	// is kt in lane r; a broadcast, so that the load does not overlap the
+	// last quad's stores), one addition, then each lane stored.
 	rows := Load(Param("rows"), GP64())
 	row := GP64()
+	y := ZMM()
 	MOVQ(o, row)
-	for r := range R {
-		if r > 0 {
-			CMPQ(rows, U8(r))
-			JLE(LabelRef(name + "_stored"))
-			ADDQ(os, row)
-		}
-		var x Register = f.AsX()
-		y := XMM()
-		if r > 0 {
-			x = XMM()
-			VEXTRACTF32X4(U8(r), f, x)
-		}
-		VMOVUPS_Z(Mem{Base: row}, kt, y)
-		VADDPS(x, y, y)
-		VMOVUPS(y, kt, Mem{Base: row})
+	VMOVUPS_Z(Mem{Base: row}, kt, y)
+	for r := 1; r < R; r++ {
+		CMPQ(rows, U8(r))
+		JLE(LabelRef(name + "_loaded"))
+		ADDQ(os, row)
+		VBROADCASTF32X4(Mem{Base: row}, kl[r], y)
+	}
+	if R > 1 {
+		Label(name + "_loaded")
+	}
+	VADDPS(f, y, y)
+	MOVQ(o, row)
+	VMOVUPS(y.AsX(), kt, Mem{Base: row})
+	for r := 1; r < R; r++ {
+		CMPQ(rows, U8(r))
+		JLE(LabelRef(name + "_stored"))
+		ADDQ(os, row)
+		x := XMM()
+		VEXTRACTF32X4(U8(r), y, x) // to a register: a masked extract to memory is slow
+		VMOVUPS(x, kt, Mem{Base: row})
 	}
 	Label(name + "_stored")
 	CMPQ(n, U8(4))

@@ -6460,7 +6460,7 @@ DATA values8CtlB3<>+63(SB)/1, $0x35
 GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
 
 // func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
@@ -6531,66 +6531,72 @@ dotCodesQ8B3x1VBMI_full:
 	LEAQ   (R12)(R12*2), R13
 	ADDQ   R12, R13
 	LEAQ   (R13)(R13*2), R13
+	VPXORD Z13, Z13, Z13
 
 dotCodesQ8B3x1VBMI_chunk:
-	VMOVDQU8.Z     (R8), K1, Z13
-	VMOVDQU8       -32(R8)(BX*1), K2, Z13
-	VMOVDQU8.Z     (R8)(SI*1), K1, Z14
-	VMOVDQU8       -32(R8)(DI*1), K2, Z14
-	VMOVDQA64      Z2, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       (R11), Z15, Z9
-	VMOVDQA64      Z3, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       64(R11), Z15, Z9
-	VMOVDQA64      Z4, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       128(R11), Z15, Z9
-	VMOVDQA64      Z5, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       192(R11), Z15, Z9
+	VMOVDQU8.Z     (R8), K1, Z14
+	VMOVDQU8       -32(R8)(BX*1), K2, Z14
+	VMOVDQU8.Z     (R8)(SI*1), K1, Z15
+	VMOVDQU8       -32(R8)(DI*1), K2, Z15
+	VMOVDQA64      Z2, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD       (R11), Z16, Z9
+	VMOVDQA64      Z3, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD       64(R11), Z16, Z13
+	VMOVDQA64      Z4, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD       128(R11), Z16, Z9
+	VMOVDQA64      Z5, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD       192(R11), Z16, Z13
 	ADDQ           $0x18, R8
 	ADDQ           $0x00000100, R11
 	SUBQ           $0x40, R12
 	JNZ            dotCodesQ8B3x1VBMI_chunk
-	VPUNPCKLQDQ    Z10, Z9, Z13
+	VPADDD         Z13, Z9, Z9
+	VPUNPCKLQDQ    Z10, Z9, Z14
 	VPUNPCKHQDQ    Z10, Z9, Z9
-	VPADDD         Z9, Z13, Z14
-	VPUNPCKLQDQ    Z12, Z11, Z13
+	VPADDD         Z9, Z14, Z15
+	VPUNPCKLQDQ    Z12, Z11, Z14
 	VPUNPCKHQDQ    Z12, Z11, Z9
-	VPADDD         Z9, Z13, Z9
-	VPUNPCKLDQ     Z9, Z14, Z13
-	VPUNPCKHDQ     Z9, Z14, Z9
-	VPUNPCKLQDQ    Z9, Z13, Z14
-	VPUNPCKHQDQ    Z9, Z13, Z9
+	VPADDD         Z9, Z14, Z9
+	VSHUFPS        $0x88, Z9, Z15, Z14
+	VSHUFPS        $0xdd, Z9, Z15, Z9
 	VPADDD         Z9, Z14, Z9
 	VPERMD         Z9, Z8, Z9
 	VPSUBD         Z7, Z9, Z9
 	VCVTDQ2PS      Z9, Z9
 	VMULPS         Z6, Z9, Z9
 	MOVQ           normOff+120(FP), R8
-	VPXORD         X16, X16, X16
-	VPINSRW        $0x00, (CX)(R8*1), X16, X16
 	ADDQ           CX, R8
-	VPINSRW        $0x01, (R8)(BX*1), X16, X16
-	VPINSRW        $0x02, (R8)(SI*1), X16, X16
-	VPINSRW        $0x03, (R8)(DI*1), X16, X16
-	VCVTPH2PS      X16, X16
-	VSHUFF32X4     $0x00, Z16, Z16, Z13
-	VMULPS         Z13, Z9, Z9
+	MOVWQZX        (R8), R11
+	MOVWQZX        (R8)(BX*1), R12
+	SHLQ           $0x10, R12
+	ORQ            R12, R11
+	MOVWQZX        (R8)(SI*1), R12
+	SHLQ           $0x20, R12
+	ORQ            R12, R11
+	MOVWQZX        (R8)(DI*1), R12
+	SHLQ           $0x30, R12
+	ORQ            R12, R11
+	VPBROADCASTQ   R11, Y14
+	VCVTPH2PS      Y14, Z14
+	VMULPS         Z14, Z9, Z9
 	MOVQ           rows+144(FP), R8
 	MOVQ           AX, R8
-	VMOVUPS.Z      (R8), K3, X13
-	VADDPS         X9, X13, X13
-	VMOVUPS        X13, K3, (R8)
+	VMOVUPS.Z      (R8), K3, Z14
+	VADDPS         Z9, Z14, Z14
+	MOVQ           AX, R8
+	VMOVUPS        X14, K3, (R8)
 	CMPQ           DX, $0x04
 	JB             dotCodesQ8B3x1VBMI_done
 	ADDQ           $0x10, AX
@@ -6948,14 +6954,14 @@ DATA keys8Order<>+0(SB)/4, $0x00000000
 DATA keys8Order<>+4(SB)/4, $0x00000004
 DATA keys8Order<>+8(SB)/4, $0x00000008
 DATA keys8Order<>+12(SB)/4, $0x0000000c
-DATA keys8Order<>+16(SB)/4, $0x00000002
-DATA keys8Order<>+20(SB)/4, $0x00000006
-DATA keys8Order<>+24(SB)/4, $0x0000000a
-DATA keys8Order<>+28(SB)/4, $0x0000000e
-DATA keys8Order<>+32(SB)/4, $0x00000001
-DATA keys8Order<>+36(SB)/4, $0x00000005
-DATA keys8Order<>+40(SB)/4, $0x00000009
-DATA keys8Order<>+44(SB)/4, $0x0000000d
+DATA keys8Order<>+16(SB)/4, $0x00000001
+DATA keys8Order<>+20(SB)/4, $0x00000005
+DATA keys8Order<>+24(SB)/4, $0x00000009
+DATA keys8Order<>+28(SB)/4, $0x0000000d
+DATA keys8Order<>+32(SB)/4, $0x00000002
+DATA keys8Order<>+36(SB)/4, $0x00000006
+DATA keys8Order<>+40(SB)/4, $0x0000000a
+DATA keys8Order<>+44(SB)/4, $0x0000000e
 DATA keys8Order<>+48(SB)/4, $0x00000003
 DATA keys8Order<>+52(SB)/4, $0x00000007
 DATA keys8Order<>+56(SB)/4, $0x0000000b
@@ -7143,7 +7149,7 @@ axpyCodesQ8B3x2VBMI_next:
 	RET
 
 // func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
@@ -7172,6 +7178,7 @@ TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-176
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K3
+	KSHIFTLW  $0x04, K3, K4
 	MOVQ      ahead_base+152(FP), R10
 	MOVQ      ahead_len+160(FP), R11
 
@@ -7188,18 +7195,19 @@ dotCodesQ8B3x2VBMI_quad:
 	SUBQ       $0x00000100, R11
 
 dotCodesQ8B3x2VBMI_pf26:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B3x2VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+	CMPQ     BX, $0x04
+	JAE      dotCodesQ8B3x2VBMI_full
+	MOVQ     $0x00000001, R9
+	SHLXQ    BX, R9, R9
+	DECQ     R9
+	KMOVQ    R9, K3
+	KSHIFTLW $0x04, K3, K4
+	XORQ     R9, R9
+	MOVQ     R9, R8
+	CMPQ     BX, $0x03
+	CMOVQLT  R9, DI
+	CMPQ     BX, $0x02
+	CMOVQLT  R9, SI
 
 dotCodesQ8B3x2VBMI_full:
 	VPXORD Z9, Z9, Z9
@@ -7214,77 +7222,89 @@ dotCodesQ8B3x2VBMI_full:
 	LEAQ   (R13)(R13*2), R14
 	ADDQ   R13, R14
 	LEAQ   (R14)(R14*2), R15
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
 
 dotCodesQ8B3x2VBMI_chunk:
-	VMOVDQU8.Z     (R9), K1, Z13
-	VMOVDQU8       -32(R9)(SI*1), K2, Z13
-	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
-	VMOVDQU8       -32(R9)(R8*1), K2, Z14
-	VMOVDQA64      Z2, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       (R12), Z15, Z9
-	VPDPBUSD       (R12)(R14*1), Z15, Z10
-	VMOVDQA64      Z3, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       64(R12), Z15, Z9
-	VPDPBUSD       64(R12)(R14*1), Z15, Z10
-	VMOVDQA64      Z4, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       128(R12), Z15, Z9
-	VPDPBUSD       128(R12)(R14*1), Z15, Z10
-	VMOVDQA64      Z5, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       192(R12), Z15, Z9
-	VPDPBUSD       192(R12)(R14*1), Z15, Z10
-	ADDQ           $0x18, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8B3x2VBMI_chunk
-	VPUNPCKLQDQ    Z10, Z9, Z13
-	VPUNPCKHQDQ    Z10, Z9, Z9
-	VPADDD         Z9, Z13, Z14
-	VPUNPCKLQDQ    Z12, Z11, Z13
-	VPUNPCKHQDQ    Z12, Z11, Z9
-	VPADDD         Z9, Z13, Z9
-	VPUNPCKLDQ     Z9, Z14, Z13
-	VPUNPCKHDQ     Z9, Z14, Z9
-	VPUNPCKLQDQ    Z9, Z13, Z14
-	VPUNPCKHQDQ    Z9, Z13, Z9
-	VPADDD         Z9, Z14, Z9
-	VPERMD         Z9, Z8, Z9
-	VPSUBD         Z7, Z9, Z9
-	VCVTDQ2PS      Z9, Z9
-	VMULPS         Z6, Z9, Z9
-	MOVQ           normOff+120(FP), R9
-	VPXORD         X16, X16, X16
-	VPINSRW        $0x00, (DX)(R9*1), X16, X16
-	ADDQ           DX, R9
-	VPINSRW        $0x01, (R9)(SI*1), X16, X16
-	VPINSRW        $0x02, (R9)(DI*1), X16, X16
-	VPINSRW        $0x03, (R9)(R8*1), X16, X16
-	VCVTPH2PS      X16, X16
-	VSHUFF32X4     $0x00, Z16, Z16, Z13
-	VMULPS         Z13, Z9, Z9
-	MOVQ           rows+144(FP), R9
-	MOVQ           AX, R12
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X9, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x01
-	JLE            dotCodesQ8B3x2VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x01, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
+	VMOVDQU8.Z      (R9), K1, Z15
+	VMOVDQU8        -32(R9)(SI*1), K2, Z15
+	VMOVDQU8.Z      (R9)(DI*1), K1, Z16
+	VMOVDQU8        -32(R9)(R8*1), K2, Z16
+	VMOVDQA64       Z2, Z17
+	VPERMI2B        Z16, Z15, Z17
+	VPMULTISHIFTQB  Z17, Z1, Z17
+	VPERMB          Z0, Z17, Z17
+	VPDPBUSD        (R12), Z17, Z9
+	VPDPBUSD        (R12)(R14*1), Z17, Z10
+	VMOVDQA64       Z3, Z17
+	VPERMI2B        Z16, Z15, Z17
+	VPMULTISHIFTQB  Z17, Z1, Z17
+	VPERMB          Z0, Z17, Z17
+	VPDPBUSD        64(R12), Z17, Z13
+	VPDPBUSD        64(R12)(R14*1), Z17, Z14
+	VMOVDQA64       Z4, Z17
+	VPERMI2B        Z16, Z15, Z17
+	VPMULTISHIFTQB  Z17, Z1, Z17
+	VPERMB          Z0, Z17, Z17
+	VPDPBUSD        128(R12), Z17, Z9
+	VPDPBUSD        128(R12)(R14*1), Z17, Z10
+	VMOVDQA64       Z5, Z17
+	VPERMI2B        Z16, Z15, Z17
+	VPMULTISHIFTQB  Z17, Z1, Z17
+	VPERMB          Z0, Z17, Z17
+	VPDPBUSD        192(R12), Z17, Z13
+	VPDPBUSD        192(R12)(R14*1), Z17, Z14
+	ADDQ            $0x18, R9
+	ADDQ            $0x00000100, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B3x2VBMI_chunk
+	VPADDD          Z13, Z9, Z9
+	VPADDD          Z14, Z10, Z10
+	VPUNPCKLQDQ     Z10, Z9, Z15
+	VPUNPCKHQDQ     Z10, Z9, Z9
+	VPADDD          Z9, Z15, Z16
+	VPUNPCKLQDQ     Z12, Z11, Z15
+	VPUNPCKHQDQ     Z12, Z11, Z9
+	VPADDD          Z9, Z15, Z9
+	VSHUFPS         $0x88, Z9, Z16, Z15
+	VSHUFPS         $0xdd, Z9, Z16, Z9
+	VPADDD          Z9, Z15, Z9
+	VPERMD          Z9, Z8, Z9
+	VPSUBD          Z7, Z9, Z9
+	VCVTDQ2PS       Z9, Z9
+	VMULPS          Z6, Z9, Z9
+	MOVQ            normOff+120(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y15
+	VCVTPH2PS       Y15, Z15
+	VMULPS          Z15, Z9, Z9
+	MOVQ            rows+144(FP), R9
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K3, Z15
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8B3x2VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K4, Z15
+
+dotCodesQ8B3x2VBMI_loaded:
+	VADDPS        Z9, Z15, Z15
+	MOVQ          AX, R12
+	VMOVUPS       X15, K3, (R12)
+	CMPQ          R9, $0x01
+	JLE           dotCodesQ8B3x2VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x01, Z15, X15
+	VMOVUPS       X15, K3, (R12)
 
 dotCodesQ8B3x2VBMI_stored:
 	CMPQ BX, $0x04
@@ -7549,7 +7569,7 @@ axpyCodesQ8B3x4VBMI_next:
 	RET
 
 // func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
@@ -7578,6 +7598,9 @@ TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-176
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K3
+	KSHIFTLW  $0x04, K3, K4
+	KSHIFTLW  $0x08, K3, K5
+	KSHIFTLW  $0x0c, K3, K6
 	MOVQ      ahead_base+152(FP), R10
 	MOVQ      ahead_len+160(FP), R11
 
@@ -7594,18 +7617,21 @@ dotCodesQ8B3x4VBMI_quad:
 	SUBQ       $0x00000100, R11
 
 dotCodesQ8B3x4VBMI_pf28:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B3x4VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+	CMPQ     BX, $0x04
+	JAE      dotCodesQ8B3x4VBMI_full
+	MOVQ     $0x00000001, R9
+	SHLXQ    BX, R9, R9
+	DECQ     R9
+	KMOVQ    R9, K3
+	KSHIFTLW $0x04, K3, K4
+	KSHIFTLW $0x08, K3, K5
+	KSHIFTLW $0x0c, K3, K6
+	XORQ     R9, R9
+	MOVQ     R9, R8
+	CMPQ     BX, $0x03
+	CMOVQLT  R9, DI
+	CMPQ     BX, $0x02
+	CMOVQLT  R9, SI
 
 dotCodesQ8B3x4VBMI_full:
 	VPXORD Z9, Z9, Z9
@@ -7620,99 +7646,119 @@ dotCodesQ8B3x4VBMI_full:
 	LEAQ   (R13)(R13*2), R14
 	ADDQ   R13, R14
 	LEAQ   (R14)(R14*2), R15
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
 
 dotCodesQ8B3x4VBMI_chunk:
-	VMOVDQU8.Z     (R9), K1, Z13
-	VMOVDQU8       -32(R9)(SI*1), K2, Z13
-	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
-	VMOVDQU8       -32(R9)(R8*1), K2, Z14
-	VMOVDQA64      Z2, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       (R12), Z15, Z9
-	VPDPBUSD       (R12)(R14*1), Z15, Z10
-	VPDPBUSD       (R12)(R14*2), Z15, Z11
-	VPDPBUSD       (R12)(R15*1), Z15, Z12
-	VMOVDQA64      Z3, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       64(R12), Z15, Z9
-	VPDPBUSD       64(R12)(R14*1), Z15, Z10
-	VPDPBUSD       64(R12)(R14*2), Z15, Z11
-	VPDPBUSD       64(R12)(R15*1), Z15, Z12
-	VMOVDQA64      Z4, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       128(R12), Z15, Z9
-	VPDPBUSD       128(R12)(R14*1), Z15, Z10
-	VPDPBUSD       128(R12)(R14*2), Z15, Z11
-	VPDPBUSD       128(R12)(R15*1), Z15, Z12
-	VMOVDQA64      Z5, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       192(R12), Z15, Z9
-	VPDPBUSD       192(R12)(R14*1), Z15, Z10
-	VPDPBUSD       192(R12)(R14*2), Z15, Z11
-	VPDPBUSD       192(R12)(R15*1), Z15, Z12
-	ADDQ           $0x18, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8B3x4VBMI_chunk
-	VPUNPCKLQDQ    Z10, Z9, Z13
-	VPUNPCKHQDQ    Z10, Z9, Z9
-	VPADDD         Z9, Z13, Z14
-	VPUNPCKLQDQ    Z12, Z11, Z13
-	VPUNPCKHQDQ    Z12, Z11, Z9
-	VPADDD         Z9, Z13, Z9
-	VPUNPCKLDQ     Z9, Z14, Z13
-	VPUNPCKHDQ     Z9, Z14, Z9
-	VPUNPCKLQDQ    Z9, Z13, Z14
-	VPUNPCKHQDQ    Z9, Z13, Z9
-	VPADDD         Z9, Z14, Z9
-	VPERMD         Z9, Z8, Z9
-	VPSUBD         Z7, Z9, Z9
-	VCVTDQ2PS      Z9, Z9
-	VMULPS         Z6, Z9, Z9
-	MOVQ           normOff+120(FP), R9
-	VPXORD         X16, X16, X16
-	VPINSRW        $0x00, (DX)(R9*1), X16, X16
-	ADDQ           DX, R9
-	VPINSRW        $0x01, (R9)(SI*1), X16, X16
-	VPINSRW        $0x02, (R9)(DI*1), X16, X16
-	VPINSRW        $0x03, (R9)(R8*1), X16, X16
-	VCVTPH2PS      X16, X16
-	VSHUFF32X4     $0x00, Z16, Z16, Z13
-	VMULPS         Z13, Z9, Z9
-	MOVQ           rows+144(FP), R9
-	MOVQ           AX, R12
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X9, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x01
-	JLE            dotCodesQ8B3x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x01, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x02
-	JLE            dotCodesQ8B3x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x02, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x03
-	JLE            dotCodesQ8B3x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x03, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
+	VMOVDQU8.Z      (R9), K1, Z17
+	VMOVDQU8        -32(R9)(SI*1), K2, Z17
+	VMOVDQU8.Z      (R9)(DI*1), K1, Z18
+	VMOVDQU8        -32(R9)(R8*1), K2, Z18
+	VMOVDQA64       Z2, Z19
+	VPERMI2B        Z18, Z17, Z19
+	VPMULTISHIFTQB  Z19, Z1, Z19
+	VPERMB          Z0, Z19, Z19
+	VPDPBUSD        (R12), Z19, Z9
+	VPDPBUSD        (R12)(R14*1), Z19, Z10
+	VPDPBUSD        (R12)(R14*2), Z19, Z11
+	VPDPBUSD        (R12)(R15*1), Z19, Z12
+	VMOVDQA64       Z3, Z19
+	VPERMI2B        Z18, Z17, Z19
+	VPMULTISHIFTQB  Z19, Z1, Z19
+	VPERMB          Z0, Z19, Z19
+	VPDPBUSD        64(R12), Z19, Z13
+	VPDPBUSD        64(R12)(R14*1), Z19, Z14
+	VPDPBUSD        64(R12)(R14*2), Z19, Z15
+	VPDPBUSD        64(R12)(R15*1), Z19, Z16
+	VMOVDQA64       Z4, Z19
+	VPERMI2B        Z18, Z17, Z19
+	VPMULTISHIFTQB  Z19, Z1, Z19
+	VPERMB          Z0, Z19, Z19
+	VPDPBUSD        128(R12), Z19, Z9
+	VPDPBUSD        128(R12)(R14*1), Z19, Z10
+	VPDPBUSD        128(R12)(R14*2), Z19, Z11
+	VPDPBUSD        128(R12)(R15*1), Z19, Z12
+	VMOVDQA64       Z5, Z19
+	VPERMI2B        Z18, Z17, Z19
+	VPMULTISHIFTQB  Z19, Z1, Z19
+	VPERMB          Z0, Z19, Z19
+	VPDPBUSD        192(R12), Z19, Z13
+	VPDPBUSD        192(R12)(R14*1), Z19, Z14
+	VPDPBUSD        192(R12)(R14*2), Z19, Z15
+	VPDPBUSD        192(R12)(R15*1), Z19, Z16
+	ADDQ            $0x18, R9
+	ADDQ            $0x00000100, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B3x4VBMI_chunk
+	VPADDD          Z13, Z9, Z9
+	VPADDD          Z14, Z10, Z10
+	VPADDD          Z15, Z11, Z11
+	VPADDD          Z16, Z12, Z12
+	VPUNPCKLQDQ     Z10, Z9, Z17
+	VPUNPCKHQDQ     Z10, Z9, Z9
+	VPADDD          Z9, Z17, Z18
+	VPUNPCKLQDQ     Z12, Z11, Z17
+	VPUNPCKHQDQ     Z12, Z11, Z9
+	VPADDD          Z9, Z17, Z9
+	VSHUFPS         $0x88, Z9, Z18, Z17
+	VSHUFPS         $0xdd, Z9, Z18, Z9
+	VPADDD          Z9, Z17, Z9
+	VPERMD          Z9, Z8, Z9
+	VPSUBD          Z7, Z9, Z9
+	VCVTDQ2PS       Z9, Z9
+	VMULPS          Z6, Z9, Z9
+	MOVQ            normOff+120(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y17
+	VCVTPH2PS       Y17, Z17
+	VMULPS          Z17, Z9, Z9
+	MOVQ            rows+144(FP), R9
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K3, Z17
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8B3x4VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K4, Z17
+	CMPQ            R9, $0x02
+	JLE             dotCodesQ8B3x4VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K5, Z17
+	CMPQ            R9, $0x03
+	JLE             dotCodesQ8B3x4VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K6, Z17
+
+dotCodesQ8B3x4VBMI_loaded:
+	VADDPS        Z9, Z17, Z17
+	MOVQ          AX, R12
+	VMOVUPS       X17, K3, (R12)
+	CMPQ          R9, $0x01
+	JLE           dotCodesQ8B3x4VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x01, Z17, X18
+	VMOVUPS       X18, K3, (R12)
+	CMPQ          R9, $0x02
+	JLE           dotCodesQ8B3x4VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x02, Z17, X18
+	VMOVUPS       X18, K3, (R12)
+	CMPQ          R9, $0x03
+	JLE           dotCodesQ8B3x4VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x03, Z17, X17
+	VMOVUPS       X17, K3, (R12)
 
 dotCodesQ8B3x4VBMI_stored:
 	CMPQ BX, $0x04
@@ -8443,7 +8489,7 @@ DATA values8CtlB4<>+63(SB)/1, $0x34
 GLOBL values8CtlB4<>(SB), RODATA|NOPTR, $64
 
 // func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B4x1VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
@@ -8514,66 +8560,72 @@ dotCodesQ8B4x1VBMI_full:
 	LEAQ   (R12)(R12*2), R13
 	ADDQ   R12, R13
 	LEAQ   (R13)(R13*2), R13
+	VPXORD Z13, Z13, Z13
 
 dotCodesQ8B4x1VBMI_chunk:
-	VMOVDQU8.Z     (R8), K1, Z13
-	VMOVDQU8       -32(R8)(BX*1), K2, Z13
-	VMOVDQU8.Z     (R8)(SI*1), K1, Z14
-	VMOVDQU8       -32(R8)(DI*1), K2, Z14
-	VMOVDQA64      Z2, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       (R11), Z15, Z9
-	VMOVDQA64      Z3, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       64(R11), Z15, Z9
-	VMOVDQA64      Z4, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       128(R11), Z15, Z9
-	VMOVDQA64      Z5, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       192(R11), Z15, Z9
+	VMOVDQU8.Z     (R8), K1, Z14
+	VMOVDQU8       -32(R8)(BX*1), K2, Z14
+	VMOVDQU8.Z     (R8)(SI*1), K1, Z15
+	VMOVDQU8       -32(R8)(DI*1), K2, Z15
+	VMOVDQA64      Z2, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD       (R11), Z16, Z9
+	VMOVDQA64      Z3, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD       64(R11), Z16, Z13
+	VMOVDQA64      Z4, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD       128(R11), Z16, Z9
+	VMOVDQA64      Z5, Z16
+	VPERMI2B       Z15, Z14, Z16
+	VPMULTISHIFTQB Z16, Z1, Z16
+	VPERMB         Z0, Z16, Z16
+	VPDPBUSD       192(R11), Z16, Z13
 	ADDQ           $0x20, R8
 	ADDQ           $0x00000100, R11
 	SUBQ           $0x40, R12
 	JNZ            dotCodesQ8B4x1VBMI_chunk
-	VPUNPCKLQDQ    Z10, Z9, Z13
+	VPADDD         Z13, Z9, Z9
+	VPUNPCKLQDQ    Z10, Z9, Z14
 	VPUNPCKHQDQ    Z10, Z9, Z9
-	VPADDD         Z9, Z13, Z14
-	VPUNPCKLQDQ    Z12, Z11, Z13
+	VPADDD         Z9, Z14, Z15
+	VPUNPCKLQDQ    Z12, Z11, Z14
 	VPUNPCKHQDQ    Z12, Z11, Z9
-	VPADDD         Z9, Z13, Z9
-	VPUNPCKLDQ     Z9, Z14, Z13
-	VPUNPCKHDQ     Z9, Z14, Z9
-	VPUNPCKLQDQ    Z9, Z13, Z14
-	VPUNPCKHQDQ    Z9, Z13, Z9
+	VPADDD         Z9, Z14, Z9
+	VSHUFPS        $0x88, Z9, Z15, Z14
+	VSHUFPS        $0xdd, Z9, Z15, Z9
 	VPADDD         Z9, Z14, Z9
 	VPERMD         Z9, Z8, Z9
 	VPSUBD         Z7, Z9, Z9
 	VCVTDQ2PS      Z9, Z9
 	VMULPS         Z6, Z9, Z9
 	MOVQ           normOff+120(FP), R8
-	VPXORD         X16, X16, X16
-	VPINSRW        $0x00, (CX)(R8*1), X16, X16
 	ADDQ           CX, R8
-	VPINSRW        $0x01, (R8)(BX*1), X16, X16
-	VPINSRW        $0x02, (R8)(SI*1), X16, X16
-	VPINSRW        $0x03, (R8)(DI*1), X16, X16
-	VCVTPH2PS      X16, X16
-	VSHUFF32X4     $0x00, Z16, Z16, Z13
-	VMULPS         Z13, Z9, Z9
+	MOVWQZX        (R8), R11
+	MOVWQZX        (R8)(BX*1), R12
+	SHLQ           $0x10, R12
+	ORQ            R12, R11
+	MOVWQZX        (R8)(SI*1), R12
+	SHLQ           $0x20, R12
+	ORQ            R12, R11
+	MOVWQZX        (R8)(DI*1), R12
+	SHLQ           $0x30, R12
+	ORQ            R12, R11
+	VPBROADCASTQ   R11, Y14
+	VCVTPH2PS      Y14, Z14
+	VMULPS         Z14, Z9, Z9
 	MOVQ           rows+144(FP), R8
 	MOVQ           AX, R8
-	VMOVUPS.Z      (R8), K3, X13
-	VADDPS         X9, X13, X13
-	VMOVUPS        X13, K3, (R8)
+	VMOVUPS.Z      (R8), K3, Z14
+	VADDPS         Z9, Z14, Z14
+	MOVQ           AX, R8
+	VMOVUPS        X14, K3, (R8)
 	CMPQ           DX, $0x04
 	JB             dotCodesQ8B4x1VBMI_done
 	ADDQ           $0x10, AX
@@ -9090,7 +9142,7 @@ axpyCodesQ8B4x2VBMI_next:
 	RET
 
 // func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
@@ -9119,6 +9171,7 @@ TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $0-176
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K3
+	KSHIFTLW  $0x04, K3, K4
 	MOVQ      ahead_base+152(FP), R10
 	MOVQ      ahead_len+160(FP), R11
 
@@ -9135,18 +9188,19 @@ dotCodesQ8B4x2VBMI_quad:
 	SUBQ       $0x00000100, R11
 
 dotCodesQ8B4x2VBMI_pf32:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B4x2VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+	CMPQ     BX, $0x04
+	JAE      dotCodesQ8B4x2VBMI_full
+	MOVQ     $0x00000001, R9
+	SHLXQ    BX, R9, R9
+	DECQ     R9
+	KMOVQ    R9, K3
+	KSHIFTLW $0x04, K3, K4
+	XORQ     R9, R9
+	MOVQ     R9, R8
+	CMPQ     BX, $0x03
+	CMOVQLT  R9, DI
+	CMPQ     BX, $0x02
+	CMOVQLT  R9, SI
 
 dotCodesQ8B4x2VBMI_full:
 	VPXORD Z9, Z9, Z9
@@ -9161,77 +9215,89 @@ dotCodesQ8B4x2VBMI_full:
 	LEAQ   (R13)(R13*2), R14
 	ADDQ   R13, R14
 	LEAQ   (R14)(R14*2), R15
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
 
 dotCodesQ8B4x2VBMI_chunk:
-	VMOVDQU8.Z     (R9), K1, Z13
-	VMOVDQU8       -32(R9)(SI*1), K2, Z13
-	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
-	VMOVDQU8       -32(R9)(R8*1), K2, Z14
-	VMOVDQA64      Z2, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       (R12), Z15, Z9
-	VPDPBUSD       (R12)(R14*1), Z15, Z10
-	VMOVDQA64      Z3, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       64(R12), Z15, Z9
-	VPDPBUSD       64(R12)(R14*1), Z15, Z10
-	VMOVDQA64      Z4, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       128(R12), Z15, Z9
-	VPDPBUSD       128(R12)(R14*1), Z15, Z10
-	VMOVDQA64      Z5, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       192(R12), Z15, Z9
-	VPDPBUSD       192(R12)(R14*1), Z15, Z10
-	ADDQ           $0x20, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8B4x2VBMI_chunk
-	VPUNPCKLQDQ    Z10, Z9, Z13
-	VPUNPCKHQDQ    Z10, Z9, Z9
-	VPADDD         Z9, Z13, Z14
-	VPUNPCKLQDQ    Z12, Z11, Z13
-	VPUNPCKHQDQ    Z12, Z11, Z9
-	VPADDD         Z9, Z13, Z9
-	VPUNPCKLDQ     Z9, Z14, Z13
-	VPUNPCKHDQ     Z9, Z14, Z9
-	VPUNPCKLQDQ    Z9, Z13, Z14
-	VPUNPCKHQDQ    Z9, Z13, Z9
-	VPADDD         Z9, Z14, Z9
-	VPERMD         Z9, Z8, Z9
-	VPSUBD         Z7, Z9, Z9
-	VCVTDQ2PS      Z9, Z9
-	VMULPS         Z6, Z9, Z9
-	MOVQ           normOff+120(FP), R9
-	VPXORD         X16, X16, X16
-	VPINSRW        $0x00, (DX)(R9*1), X16, X16
-	ADDQ           DX, R9
-	VPINSRW        $0x01, (R9)(SI*1), X16, X16
-	VPINSRW        $0x02, (R9)(DI*1), X16, X16
-	VPINSRW        $0x03, (R9)(R8*1), X16, X16
-	VCVTPH2PS      X16, X16
-	VSHUFF32X4     $0x00, Z16, Z16, Z13
-	VMULPS         Z13, Z9, Z9
-	MOVQ           rows+144(FP), R9
-	MOVQ           AX, R12
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X9, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x01
-	JLE            dotCodesQ8B4x2VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x01, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
+	VMOVDQU8.Z      (R9), K1, Z15
+	VMOVDQU8        -32(R9)(SI*1), K2, Z15
+	VMOVDQU8.Z      (R9)(DI*1), K1, Z16
+	VMOVDQU8        -32(R9)(R8*1), K2, Z16
+	VMOVDQA64       Z2, Z17
+	VPERMI2B        Z16, Z15, Z17
+	VPMULTISHIFTQB  Z17, Z1, Z17
+	VPERMB          Z0, Z17, Z17
+	VPDPBUSD        (R12), Z17, Z9
+	VPDPBUSD        (R12)(R14*1), Z17, Z10
+	VMOVDQA64       Z3, Z17
+	VPERMI2B        Z16, Z15, Z17
+	VPMULTISHIFTQB  Z17, Z1, Z17
+	VPERMB          Z0, Z17, Z17
+	VPDPBUSD        64(R12), Z17, Z13
+	VPDPBUSD        64(R12)(R14*1), Z17, Z14
+	VMOVDQA64       Z4, Z17
+	VPERMI2B        Z16, Z15, Z17
+	VPMULTISHIFTQB  Z17, Z1, Z17
+	VPERMB          Z0, Z17, Z17
+	VPDPBUSD        128(R12), Z17, Z9
+	VPDPBUSD        128(R12)(R14*1), Z17, Z10
+	VMOVDQA64       Z5, Z17
+	VPERMI2B        Z16, Z15, Z17
+	VPMULTISHIFTQB  Z17, Z1, Z17
+	VPERMB          Z0, Z17, Z17
+	VPDPBUSD        192(R12), Z17, Z13
+	VPDPBUSD        192(R12)(R14*1), Z17, Z14
+	ADDQ            $0x20, R9
+	ADDQ            $0x00000100, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B4x2VBMI_chunk
+	VPADDD          Z13, Z9, Z9
+	VPADDD          Z14, Z10, Z10
+	VPUNPCKLQDQ     Z10, Z9, Z15
+	VPUNPCKHQDQ     Z10, Z9, Z9
+	VPADDD          Z9, Z15, Z16
+	VPUNPCKLQDQ     Z12, Z11, Z15
+	VPUNPCKHQDQ     Z12, Z11, Z9
+	VPADDD          Z9, Z15, Z9
+	VSHUFPS         $0x88, Z9, Z16, Z15
+	VSHUFPS         $0xdd, Z9, Z16, Z9
+	VPADDD          Z9, Z15, Z9
+	VPERMD          Z9, Z8, Z9
+	VPSUBD          Z7, Z9, Z9
+	VCVTDQ2PS       Z9, Z9
+	VMULPS          Z6, Z9, Z9
+	MOVQ            normOff+120(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y15
+	VCVTPH2PS       Y15, Z15
+	VMULPS          Z15, Z9, Z9
+	MOVQ            rows+144(FP), R9
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K3, Z15
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8B4x2VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K4, Z15
+
+dotCodesQ8B4x2VBMI_loaded:
+	VADDPS        Z9, Z15, Z15
+	MOVQ          AX, R12
+	VMOVUPS       X15, K3, (R12)
+	CMPQ          R9, $0x01
+	JLE           dotCodesQ8B4x2VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x01, Z15, X15
+	VMOVUPS       X15, K3, (R12)
 
 dotCodesQ8B4x2VBMI_stored:
 	CMPQ BX, $0x04
@@ -9496,7 +9562,7 @@ axpyCodesQ8B4x4VBMI_next:
 	RET
 
 // func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
@@ -9525,6 +9591,9 @@ TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-176
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K3
+	KSHIFTLW  $0x04, K3, K4
+	KSHIFTLW  $0x08, K3, K5
+	KSHIFTLW  $0x0c, K3, K6
 	MOVQ      ahead_base+152(FP), R10
 	MOVQ      ahead_len+160(FP), R11
 
@@ -9541,18 +9610,21 @@ dotCodesQ8B4x4VBMI_quad:
 	SUBQ       $0x00000100, R11
 
 dotCodesQ8B4x4VBMI_pf34:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B4x4VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+	CMPQ     BX, $0x04
+	JAE      dotCodesQ8B4x4VBMI_full
+	MOVQ     $0x00000001, R9
+	SHLXQ    BX, R9, R9
+	DECQ     R9
+	KMOVQ    R9, K3
+	KSHIFTLW $0x04, K3, K4
+	KSHIFTLW $0x08, K3, K5
+	KSHIFTLW $0x0c, K3, K6
+	XORQ     R9, R9
+	MOVQ     R9, R8
+	CMPQ     BX, $0x03
+	CMOVQLT  R9, DI
+	CMPQ     BX, $0x02
+	CMOVQLT  R9, SI
 
 dotCodesQ8B4x4VBMI_full:
 	VPXORD Z9, Z9, Z9
@@ -9567,99 +9639,119 @@ dotCodesQ8B4x4VBMI_full:
 	LEAQ   (R13)(R13*2), R14
 	ADDQ   R13, R14
 	LEAQ   (R14)(R14*2), R15
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
 
 dotCodesQ8B4x4VBMI_chunk:
-	VMOVDQU8.Z     (R9), K1, Z13
-	VMOVDQU8       -32(R9)(SI*1), K2, Z13
-	VMOVDQU8.Z     (R9)(DI*1), K1, Z14
-	VMOVDQU8       -32(R9)(R8*1), K2, Z14
-	VMOVDQA64      Z2, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       (R12), Z15, Z9
-	VPDPBUSD       (R12)(R14*1), Z15, Z10
-	VPDPBUSD       (R12)(R14*2), Z15, Z11
-	VPDPBUSD       (R12)(R15*1), Z15, Z12
-	VMOVDQA64      Z3, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       64(R12), Z15, Z9
-	VPDPBUSD       64(R12)(R14*1), Z15, Z10
-	VPDPBUSD       64(R12)(R14*2), Z15, Z11
-	VPDPBUSD       64(R12)(R15*1), Z15, Z12
-	VMOVDQA64      Z4, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       128(R12), Z15, Z9
-	VPDPBUSD       128(R12)(R14*1), Z15, Z10
-	VPDPBUSD       128(R12)(R14*2), Z15, Z11
-	VPDPBUSD       128(R12)(R15*1), Z15, Z12
-	VMOVDQA64      Z5, Z15
-	VPERMI2B       Z14, Z13, Z15
-	VPMULTISHIFTQB Z15, Z1, Z15
-	VPERMB         Z0, Z15, Z15
-	VPDPBUSD       192(R12), Z15, Z9
-	VPDPBUSD       192(R12)(R14*1), Z15, Z10
-	VPDPBUSD       192(R12)(R14*2), Z15, Z11
-	VPDPBUSD       192(R12)(R15*1), Z15, Z12
-	ADDQ           $0x20, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8B4x4VBMI_chunk
-	VPUNPCKLQDQ    Z10, Z9, Z13
-	VPUNPCKHQDQ    Z10, Z9, Z9
-	VPADDD         Z9, Z13, Z14
-	VPUNPCKLQDQ    Z12, Z11, Z13
-	VPUNPCKHQDQ    Z12, Z11, Z9
-	VPADDD         Z9, Z13, Z9
-	VPUNPCKLDQ     Z9, Z14, Z13
-	VPUNPCKHDQ     Z9, Z14, Z9
-	VPUNPCKLQDQ    Z9, Z13, Z14
-	VPUNPCKHQDQ    Z9, Z13, Z9
-	VPADDD         Z9, Z14, Z9
-	VPERMD         Z9, Z8, Z9
-	VPSUBD         Z7, Z9, Z9
-	VCVTDQ2PS      Z9, Z9
-	VMULPS         Z6, Z9, Z9
-	MOVQ           normOff+120(FP), R9
-	VPXORD         X16, X16, X16
-	VPINSRW        $0x00, (DX)(R9*1), X16, X16
-	ADDQ           DX, R9
-	VPINSRW        $0x01, (R9)(SI*1), X16, X16
-	VPINSRW        $0x02, (R9)(DI*1), X16, X16
-	VPINSRW        $0x03, (R9)(R8*1), X16, X16
-	VCVTPH2PS      X16, X16
-	VSHUFF32X4     $0x00, Z16, Z16, Z13
-	VMULPS         Z13, Z9, Z9
-	MOVQ           rows+144(FP), R9
-	MOVQ           AX, R12
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X9, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x01
-	JLE            dotCodesQ8B4x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x01, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x02
-	JLE            dotCodesQ8B4x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x02, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
-	CMPQ           R9, $0x03
-	JLE            dotCodesQ8B4x4VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x03, Z9, X14
-	VMOVUPS.Z      (R12), K3, X13
-	VADDPS         X14, X13, X13
-	VMOVUPS        X13, K3, (R12)
+	VMOVDQU8.Z      (R9), K1, Z17
+	VMOVDQU8        -32(R9)(SI*1), K2, Z17
+	VMOVDQU8.Z      (R9)(DI*1), K1, Z18
+	VMOVDQU8        -32(R9)(R8*1), K2, Z18
+	VMOVDQA64       Z2, Z19
+	VPERMI2B        Z18, Z17, Z19
+	VPMULTISHIFTQB  Z19, Z1, Z19
+	VPERMB          Z0, Z19, Z19
+	VPDPBUSD        (R12), Z19, Z9
+	VPDPBUSD        (R12)(R14*1), Z19, Z10
+	VPDPBUSD        (R12)(R14*2), Z19, Z11
+	VPDPBUSD        (R12)(R15*1), Z19, Z12
+	VMOVDQA64       Z3, Z19
+	VPERMI2B        Z18, Z17, Z19
+	VPMULTISHIFTQB  Z19, Z1, Z19
+	VPERMB          Z0, Z19, Z19
+	VPDPBUSD        64(R12), Z19, Z13
+	VPDPBUSD        64(R12)(R14*1), Z19, Z14
+	VPDPBUSD        64(R12)(R14*2), Z19, Z15
+	VPDPBUSD        64(R12)(R15*1), Z19, Z16
+	VMOVDQA64       Z4, Z19
+	VPERMI2B        Z18, Z17, Z19
+	VPMULTISHIFTQB  Z19, Z1, Z19
+	VPERMB          Z0, Z19, Z19
+	VPDPBUSD        128(R12), Z19, Z9
+	VPDPBUSD        128(R12)(R14*1), Z19, Z10
+	VPDPBUSD        128(R12)(R14*2), Z19, Z11
+	VPDPBUSD        128(R12)(R15*1), Z19, Z12
+	VMOVDQA64       Z5, Z19
+	VPERMI2B        Z18, Z17, Z19
+	VPMULTISHIFTQB  Z19, Z1, Z19
+	VPERMB          Z0, Z19, Z19
+	VPDPBUSD        192(R12), Z19, Z13
+	VPDPBUSD        192(R12)(R14*1), Z19, Z14
+	VPDPBUSD        192(R12)(R14*2), Z19, Z15
+	VPDPBUSD        192(R12)(R15*1), Z19, Z16
+	ADDQ            $0x20, R9
+	ADDQ            $0x00000100, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B4x4VBMI_chunk
+	VPADDD          Z13, Z9, Z9
+	VPADDD          Z14, Z10, Z10
+	VPADDD          Z15, Z11, Z11
+	VPADDD          Z16, Z12, Z12
+	VPUNPCKLQDQ     Z10, Z9, Z17
+	VPUNPCKHQDQ     Z10, Z9, Z9
+	VPADDD          Z9, Z17, Z18
+	VPUNPCKLQDQ     Z12, Z11, Z17
+	VPUNPCKHQDQ     Z12, Z11, Z9
+	VPADDD          Z9, Z17, Z9
+	VSHUFPS         $0x88, Z9, Z18, Z17
+	VSHUFPS         $0xdd, Z9, Z18, Z9
+	VPADDD          Z9, Z17, Z9
+	VPERMD          Z9, Z8, Z9
+	VPSUBD          Z7, Z9, Z9
+	VCVTDQ2PS       Z9, Z9
+	VMULPS          Z6, Z9, Z9
+	MOVQ            normOff+120(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y17
+	VCVTPH2PS       Y17, Z17
+	VMULPS          Z17, Z9, Z9
+	MOVQ            rows+144(FP), R9
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K3, Z17
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8B4x4VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K4, Z17
+	CMPQ            R9, $0x02
+	JLE             dotCodesQ8B4x4VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K5, Z17
+	CMPQ            R9, $0x03
+	JLE             dotCodesQ8B4x4VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K6, Z17
+
+dotCodesQ8B4x4VBMI_loaded:
+	VADDPS        Z9, Z17, Z17
+	MOVQ          AX, R12
+	VMOVUPS       X17, K3, (R12)
+	CMPQ          R9, $0x01
+	JLE           dotCodesQ8B4x4VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x01, Z17, X18
+	VMOVUPS       X18, K3, (R12)
+	CMPQ          R9, $0x02
+	JLE           dotCodesQ8B4x4VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x02, Z17, X18
+	VMOVUPS       X18, K3, (R12)
+	CMPQ          R9, $0x03
+	JLE           dotCodesQ8B4x4VBMI_stored
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x03, Z17, X17
+	VMOVUPS       X17, K3, (R12)
 
 dotCodesQ8B4x4VBMI_stored:
 	CMPQ BX, $0x04
@@ -9674,7 +9766,7 @@ dotCodesQ8B4x4VBMI_done:
 	RET
 
 // func dotCodesQ8B8x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B8x1VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
@@ -9745,88 +9837,92 @@ dotCodesQ8B8x1VBMI_full:
 	VPXORD Z11, Z11, Z11
 
 dotCodesQ8B8x1VBMI_chunk:
-	VMOVDQU8.Z  (R8), K1, Z12
-	VMOVDQU8    -32(R8)(BX*1), K2, Z12
-	VPMOVB2M    Z12, K4
-	VMOVDQA64   Z12, Z13
-	VPERMI2B    Z1, Z0, Z13
-	VPERMI2B    Z3, Z2, Z12
-	VPBLENDMB   Z12, Z13, K4, Z12
-	VPDPBUSD    (R11), Z12, Z7
-	VMOVDQU8.Z  (R8)(SI*1), K1, Z12
-	VMOVDQU8    -32(R8)(DI*1), K2, Z12
-	VPMOVB2M    Z12, K4
-	VMOVDQA64   Z12, Z13
-	VPERMI2B    Z1, Z0, Z13
-	VPERMI2B    Z3, Z2, Z12
-	VPBLENDMB   Z12, Z13, K4, Z12
-	VPDPBUSD    (R11), Z12, Z11
-	VMOVDQU8.Z  32(R8), K1, Z12
-	VMOVDQU8    (R8)(BX*1), K2, Z12
-	VPMOVB2M    Z12, K4
-	VMOVDQA64   Z12, Z13
-	VPERMI2B    Z1, Z0, Z13
-	VPERMI2B    Z3, Z2, Z12
-	VPBLENDMB   Z12, Z13, K4, Z12
-	VPDPBUSD    64(R11), Z12, Z7
-	VMOVDQU8.Z  32(R8)(SI*1), K1, Z12
-	VMOVDQU8    (R8)(DI*1), K2, Z12
-	VPMOVB2M    Z12, K4
-	VMOVDQA64   Z12, Z13
-	VPERMI2B    Z1, Z0, Z13
-	VPERMI2B    Z3, Z2, Z12
-	VPBLENDMB   Z12, Z13, K4, Z12
-	VPDPBUSD    64(R11), Z12, Z11
-	ADDQ        $0x40, R8
-	ADDQ        $0x80, R11
-	SUBQ        $0x40, R12
-	JNZ         dotCodesQ8B8x1VBMI_chunk
-	VSHUFI64X2  $0x88, Z11, Z7, Z12
-	VSHUFI64X2  $0xdd, Z11, Z7, Z7
-	VPADDD      Z7, Z12, Z7
-	VPUNPCKLQDQ Z8, Z7, Z12
-	VPUNPCKHQDQ Z8, Z7, Z7
-	VPADDD      Z7, Z12, Z13
-	VPUNPCKLQDQ Z10, Z9, Z12
-	VPUNPCKHQDQ Z10, Z9, Z7
-	VPADDD      Z7, Z12, Z7
-	VPUNPCKLDQ  Z7, Z13, Z12
-	VPUNPCKHDQ  Z7, Z13, Z7
-	VPUNPCKLQDQ Z7, Z12, Z13
-	VPUNPCKHQDQ Z7, Z12, Z7
-	VPADDD      Z7, Z13, Z7
-	VPERMD      Z7, Z6, Z7
-	VPSUBD      Z5, Z7, Z7
-	VCVTDQ2PS   Z7, Z7
-	VMULPS      Z4, Z7, Z7
-	MOVQ        normOff+120(FP), R8
-	VPXORD      X14, X14, X14
-	VPINSRW     $0x00, (CX)(R8*1), X14, X14
-	ADDQ        CX, R8
-	VPINSRW     $0x01, (R8)(BX*1), X14, X14
-	VPINSRW     $0x02, (R8)(SI*1), X14, X14
-	VPINSRW     $0x03, (R8)(DI*1), X14, X14
-	VCVTPH2PS   X14, X14
-	VSHUFF32X4  $0x00, Z14, Z14, Z12
-	VMULPS      Z12, Z7, Z7
-	MOVQ        rows+144(FP), R8
-	MOVQ        AX, R8
-	VMOVUPS.Z   (R8), K3, X12
-	VADDPS      X7, X12, X12
-	VMOVUPS     X12, K3, (R8)
-	CMPQ        DX, $0x04
-	JB          dotCodesQ8B8x1VBMI_done
-	ADDQ        $0x10, AX
-	LEAQ        (CX)(SI*2), CX
-	SUBQ        $0x04, DX
-	JMP         dotCodesQ8B8x1VBMI_quad
+	VMOVDQU8.Z   (R8), K1, Z12
+	VMOVDQU8     -32(R8)(BX*1), K2, Z12
+	VPMOVB2M     Z12, K4
+	VMOVDQA64    Z12, Z13
+	VPERMI2B     Z1, Z0, Z13
+	VPERMI2B     Z3, Z2, Z12
+	VPBLENDMB    Z12, Z13, K4, Z12
+	VPDPBUSD     (R11), Z12, Z7
+	VMOVDQU8.Z   (R8)(SI*1), K1, Z12
+	VMOVDQU8     -32(R8)(DI*1), K2, Z12
+	VPMOVB2M     Z12, K4
+	VMOVDQA64    Z12, Z13
+	VPERMI2B     Z1, Z0, Z13
+	VPERMI2B     Z3, Z2, Z12
+	VPBLENDMB    Z12, Z13, K4, Z12
+	VPDPBUSD     (R11), Z12, Z11
+	VMOVDQU8.Z   32(R8), K1, Z12
+	VMOVDQU8     (R8)(BX*1), K2, Z12
+	VPMOVB2M     Z12, K4
+	VMOVDQA64    Z12, Z13
+	VPERMI2B     Z1, Z0, Z13
+	VPERMI2B     Z3, Z2, Z12
+	VPBLENDMB    Z12, Z13, K4, Z12
+	VPDPBUSD     64(R11), Z12, Z7
+	VMOVDQU8.Z   32(R8)(SI*1), K1, Z12
+	VMOVDQU8     (R8)(DI*1), K2, Z12
+	VPMOVB2M     Z12, K4
+	VMOVDQA64    Z12, Z13
+	VPERMI2B     Z1, Z0, Z13
+	VPERMI2B     Z3, Z2, Z12
+	VPBLENDMB    Z12, Z13, K4, Z12
+	VPDPBUSD     64(R11), Z12, Z11
+	ADDQ         $0x40, R8
+	ADDQ         $0x80, R11
+	SUBQ         $0x40, R12
+	JNZ          dotCodesQ8B8x1VBMI_chunk
+	VSHUFI64X2   $0x88, Z11, Z7, Z12
+	VSHUFI64X2   $0xdd, Z11, Z7, Z7
+	VPADDD       Z7, Z12, Z7
+	VPUNPCKLQDQ  Z8, Z7, Z12
+	VPUNPCKHQDQ  Z8, Z7, Z7
+	VPADDD       Z7, Z12, Z13
+	VPUNPCKLQDQ  Z10, Z9, Z12
+	VPUNPCKHQDQ  Z10, Z9, Z7
+	VPADDD       Z7, Z12, Z7
+	VSHUFPS      $0x88, Z7, Z13, Z12
+	VSHUFPS      $0xdd, Z7, Z13, Z7
+	VPADDD       Z7, Z12, Z7
+	VPERMD       Z7, Z6, Z7
+	VPSUBD       Z5, Z7, Z7
+	VCVTDQ2PS    Z7, Z7
+	VMULPS       Z4, Z7, Z7
+	MOVQ         normOff+120(FP), R8
+	ADDQ         CX, R8
+	MOVWQZX      (R8), R11
+	MOVWQZX      (R8)(BX*1), R12
+	SHLQ         $0x10, R12
+	ORQ          R12, R11
+	MOVWQZX      (R8)(SI*1), R12
+	SHLQ         $0x20, R12
+	ORQ          R12, R11
+	MOVWQZX      (R8)(DI*1), R12
+	SHLQ         $0x30, R12
+	ORQ          R12, R11
+	VPBROADCASTQ R11, Y12
+	VCVTPH2PS    Y12, Z12
+	VMULPS       Z12, Z7, Z7
+	MOVQ         rows+144(FP), R8
+	MOVQ         AX, R8
+	VMOVUPS.Z    (R8), K3, Z12
+	VADDPS       Z7, Z12, Z12
+	MOVQ         AX, R8
+	VMOVUPS      X12, K3, (R8)
+	CMPQ         DX, $0x04
+	JB           dotCodesQ8B8x1VBMI_done
+	ADDQ         $0x10, AX
+	LEAQ         (CX)(SI*2), CX
+	SUBQ         $0x04, DX
+	JMP          dotCodesQ8B8x1VBMI_quad
 
 dotCodesQ8B8x1VBMI_done:
 	VZEROUPPER
 	RET
 
 // func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B8x2VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
@@ -9853,6 +9949,7 @@ TEXT ·dotCodesQ8B8x2VBMI(SB), NOSPLIT, $0-176
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K3
+	KSHIFTLW  $0x04, K3, K4
 	MOVQ      ahead_base+152(FP), R10
 	MOVQ      ahead_len+160(FP), R11
 
@@ -9869,18 +9966,19 @@ dotCodesQ8B8x2VBMI_quad:
 	SUBQ       $0x00000100, R11
 
 dotCodesQ8B8x2VBMI_pf36:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B8x2VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+	CMPQ     BX, $0x04
+	JAE      dotCodesQ8B8x2VBMI_full
+	MOVQ     $0x00000001, R9
+	SHLXQ    BX, R9, R9
+	DECQ     R9
+	KMOVQ    R9, K3
+	KSHIFTLW $0x04, K3, K4
+	XORQ     R9, R9
+	MOVQ     R9, R8
+	CMPQ     BX, $0x03
+	CMOVQLT  R9, DI
+	CMPQ     BX, $0x02
+	CMOVQLT  R9, SI
 
 dotCodesQ8B8x2VBMI_full:
 	VPXORD Z7, Z7, Z7
@@ -9898,88 +9996,96 @@ dotCodesQ8B8x2VBMI_full:
 	VPXORD Z12, Z12, Z12
 
 dotCodesQ8B8x2VBMI_chunk:
-	VMOVDQU8.Z    (R9), K1, Z13
-	VMOVDQU8      -32(R9)(SI*1), K2, Z13
-	VPMOVB2M      Z13, K4
-	VMOVDQA64     Z13, Z14
-	VPERMI2B      Z1, Z0, Z14
-	VPERMI2B      Z3, Z2, Z13
-	VPBLENDMB     Z13, Z14, K4, Z13
-	VPDPBUSD      (R12), Z13, Z7
-	VPDPBUSD      (R12)(R14*1), Z13, Z8
-	VMOVDQU8.Z    (R9)(DI*1), K1, Z13
-	VMOVDQU8      -32(R9)(R8*1), K2, Z13
-	VPMOVB2M      Z13, K4
-	VMOVDQA64     Z13, Z14
-	VPERMI2B      Z1, Z0, Z14
-	VPERMI2B      Z3, Z2, Z13
-	VPBLENDMB     Z13, Z14, K4, Z13
-	VPDPBUSD      (R12), Z13, Z11
-	VPDPBUSD      (R12)(R14*1), Z13, Z12
-	VMOVDQU8.Z    32(R9), K1, Z13
-	VMOVDQU8      (R9)(SI*1), K2, Z13
-	VPMOVB2M      Z13, K4
-	VMOVDQA64     Z13, Z14
-	VPERMI2B      Z1, Z0, Z14
-	VPERMI2B      Z3, Z2, Z13
-	VPBLENDMB     Z13, Z14, K4, Z13
-	VPDPBUSD      64(R12), Z13, Z7
-	VPDPBUSD      64(R12)(R14*1), Z13, Z8
-	VMOVDQU8.Z    32(R9)(DI*1), K1, Z13
-	VMOVDQU8      (R9)(R8*1), K2, Z13
-	VPMOVB2M      Z13, K4
-	VMOVDQA64     Z13, Z14
-	VPERMI2B      Z1, Z0, Z14
-	VPERMI2B      Z3, Z2, Z13
-	VPBLENDMB     Z13, Z14, K4, Z13
-	VPDPBUSD      64(R12), Z13, Z11
-	VPDPBUSD      64(R12)(R14*1), Z13, Z12
-	ADDQ          $0x40, R9
-	ADDQ          $0x80, R12
-	SUBQ          $0x40, R13
-	JNZ           dotCodesQ8B8x2VBMI_chunk
-	VSHUFI64X2    $0x88, Z11, Z7, Z13
-	VSHUFI64X2    $0xdd, Z11, Z7, Z7
-	VPADDD        Z7, Z13, Z7
-	VSHUFI64X2    $0x88, Z12, Z8, Z13
-	VSHUFI64X2    $0xdd, Z12, Z8, Z8
-	VPADDD        Z8, Z13, Z8
-	VPUNPCKLQDQ   Z8, Z7, Z13
-	VPUNPCKHQDQ   Z8, Z7, Z7
-	VPADDD        Z7, Z13, Z14
-	VPUNPCKLQDQ   Z10, Z9, Z13
-	VPUNPCKHQDQ   Z10, Z9, Z7
-	VPADDD        Z7, Z13, Z7
-	VPUNPCKLDQ    Z7, Z14, Z13
-	VPUNPCKHDQ    Z7, Z14, Z7
-	VPUNPCKLQDQ   Z7, Z13, Z14
-	VPUNPCKHQDQ   Z7, Z13, Z7
-	VPADDD        Z7, Z14, Z7
-	VPERMD        Z7, Z6, Z7
-	VPSUBD        Z5, Z7, Z7
-	VCVTDQ2PS     Z7, Z7
-	VMULPS        Z4, Z7, Z7
-	MOVQ          normOff+120(FP), R9
-	VPXORD        X15, X15, X15
-	VPINSRW       $0x00, (DX)(R9*1), X15, X15
-	ADDQ          DX, R9
-	VPINSRW       $0x01, (R9)(SI*1), X15, X15
-	VPINSRW       $0x02, (R9)(DI*1), X15, X15
-	VPINSRW       $0x03, (R9)(R8*1), X15, X15
-	VCVTPH2PS     X15, X15
-	VSHUFF32X4    $0x00, Z15, Z15, Z13
-	VMULPS        Z13, Z7, Z7
-	MOVQ          rows+144(FP), R9
+	VMOVDQU8.Z      (R9), K1, Z13
+	VMOVDQU8        -32(R9)(SI*1), K2, Z13
+	VPMOVB2M        Z13, K5
+	VMOVDQA64       Z13, Z14
+	VPERMI2B        Z1, Z0, Z14
+	VPERMI2B        Z3, Z2, Z13
+	VPBLENDMB       Z13, Z14, K5, Z13
+	VPDPBUSD        (R12), Z13, Z7
+	VPDPBUSD        (R12)(R14*1), Z13, Z8
+	VMOVDQU8.Z      (R9)(DI*1), K1, Z13
+	VMOVDQU8        -32(R9)(R8*1), K2, Z13
+	VPMOVB2M        Z13, K5
+	VMOVDQA64       Z13, Z14
+	VPERMI2B        Z1, Z0, Z14
+	VPERMI2B        Z3, Z2, Z13
+	VPBLENDMB       Z13, Z14, K5, Z13
+	VPDPBUSD        (R12), Z13, Z11
+	VPDPBUSD        (R12)(R14*1), Z13, Z12
+	VMOVDQU8.Z      32(R9), K1, Z13
+	VMOVDQU8        (R9)(SI*1), K2, Z13
+	VPMOVB2M        Z13, K5
+	VMOVDQA64       Z13, Z14
+	VPERMI2B        Z1, Z0, Z14
+	VPERMI2B        Z3, Z2, Z13
+	VPBLENDMB       Z13, Z14, K5, Z13
+	VPDPBUSD        64(R12), Z13, Z7
+	VPDPBUSD        64(R12)(R14*1), Z13, Z8
+	VMOVDQU8.Z      32(R9)(DI*1), K1, Z13
+	VMOVDQU8        (R9)(R8*1), K2, Z13
+	VPMOVB2M        Z13, K5
+	VMOVDQA64       Z13, Z14
+	VPERMI2B        Z1, Z0, Z14
+	VPERMI2B        Z3, Z2, Z13
+	VPBLENDMB       Z13, Z14, K5, Z13
+	VPDPBUSD        64(R12), Z13, Z11
+	VPDPBUSD        64(R12)(R14*1), Z13, Z12
+	ADDQ            $0x40, R9
+	ADDQ            $0x80, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B8x2VBMI_chunk
+	VSHUFI64X2      $0x88, Z11, Z7, Z13
+	VSHUFI64X2      $0xdd, Z11, Z7, Z7
+	VPADDD          Z7, Z13, Z7
+	VSHUFI64X2      $0x88, Z12, Z8, Z13
+	VSHUFI64X2      $0xdd, Z12, Z8, Z8
+	VPADDD          Z8, Z13, Z8
+	VPUNPCKLQDQ     Z8, Z7, Z13
+	VPUNPCKHQDQ     Z8, Z7, Z7
+	VPADDD          Z7, Z13, Z14
+	VPUNPCKLQDQ     Z10, Z9, Z13
+	VPUNPCKHQDQ     Z10, Z9, Z7
+	VPADDD          Z7, Z13, Z7
+	VSHUFPS         $0x88, Z7, Z14, Z13
+	VSHUFPS         $0xdd, Z7, Z14, Z7
+	VPADDD          Z7, Z13, Z7
+	VPERMD          Z7, Z6, Z7
+	VPSUBD          Z5, Z7, Z7
+	VCVTDQ2PS       Z7, Z7
+	VMULPS          Z4, Z7, Z7
+	MOVQ            normOff+120(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y13
+	VCVTPH2PS       Y13, Z13
+	VMULPS          Z13, Z7, Z7
+	MOVQ            rows+144(FP), R9
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K3, Z13
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8B8x2VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K4, Z13
+
+dotCodesQ8B8x2VBMI_loaded:
+	VADDPS        Z7, Z13, Z13
 	MOVQ          AX, R12
-	VMOVUPS.Z     (R12), K3, X13
-	VADDPS        X7, X13, X13
 	VMOVUPS       X13, K3, (R12)
 	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B8x2VBMI_stored
 	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z7, X14
-	VMOVUPS.Z     (R12), K3, X13
-	VADDPS        X14, X13, X13
+	VEXTRACTF32X4 $0x01, Z13, X13
 	VMOVUPS       X13, K3, (R12)
 
 dotCodesQ8B8x2VBMI_stored:
@@ -9995,7 +10101,7 @@ dotCodesQ8B8x2VBMI_done:
 	RET
 
 // func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, F16C, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B8x4VBMI(SB), NOSPLIT, $0-176
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
@@ -10022,6 +10128,9 @@ TEXT ·dotCodesQ8B8x4VBMI(SB), NOSPLIT, $0-176
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K3
+	KSHIFTLW  $0x04, K3, K4
+	KSHIFTLW  $0x08, K3, K5
+	KSHIFTLW  $0x0c, K3, K6
 	MOVQ      ahead_base+152(FP), R10
 	MOVQ      ahead_len+160(FP), R11
 
@@ -10038,18 +10147,21 @@ dotCodesQ8B8x4VBMI_quad:
 	SUBQ       $0x00000100, R11
 
 dotCodesQ8B8x4VBMI_pf37:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B8x4VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+	CMPQ     BX, $0x04
+	JAE      dotCodesQ8B8x4VBMI_full
+	MOVQ     $0x00000001, R9
+	SHLXQ    BX, R9, R9
+	DECQ     R9
+	KMOVQ    R9, K3
+	KSHIFTLW $0x04, K3, K4
+	KSHIFTLW $0x08, K3, K5
+	KSHIFTLW $0x0c, K3, K6
+	XORQ     R9, R9
+	MOVQ     R9, R8
+	CMPQ     BX, $0x03
+	CMOVQLT  R9, DI
+	CMPQ     BX, $0x02
+	CMOVQLT  R9, SI
 
 dotCodesQ8B8x4VBMI_full:
 	VPXORD Z7, Z7, Z7
@@ -10069,116 +10181,128 @@ dotCodesQ8B8x4VBMI_full:
 	VPXORD Z14, Z14, Z14
 
 dotCodesQ8B8x4VBMI_chunk:
-	VMOVDQU8.Z    (R9), K1, Z15
-	VMOVDQU8      -32(R9)(SI*1), K2, Z15
-	VPMOVB2M      Z15, K4
-	VMOVDQA64     Z15, Z16
-	VPERMI2B      Z1, Z0, Z16
-	VPERMI2B      Z3, Z2, Z15
-	VPBLENDMB     Z15, Z16, K4, Z15
-	VPDPBUSD      (R12), Z15, Z7
-	VPDPBUSD      (R12)(R14*1), Z15, Z8
-	VPDPBUSD      (R12)(R14*2), Z15, Z9
-	VPDPBUSD      (R12)(R15*1), Z15, Z10
-	VMOVDQU8.Z    (R9)(DI*1), K1, Z15
-	VMOVDQU8      -32(R9)(R8*1), K2, Z15
-	VPMOVB2M      Z15, K4
-	VMOVDQA64     Z15, Z16
-	VPERMI2B      Z1, Z0, Z16
-	VPERMI2B      Z3, Z2, Z15
-	VPBLENDMB     Z15, Z16, K4, Z15
-	VPDPBUSD      (R12), Z15, Z11
-	VPDPBUSD      (R12)(R14*1), Z15, Z12
-	VPDPBUSD      (R12)(R14*2), Z15, Z13
-	VPDPBUSD      (R12)(R15*1), Z15, Z14
-	VMOVDQU8.Z    32(R9), K1, Z15
-	VMOVDQU8      (R9)(SI*1), K2, Z15
-	VPMOVB2M      Z15, K4
-	VMOVDQA64     Z15, Z16
-	VPERMI2B      Z1, Z0, Z16
-	VPERMI2B      Z3, Z2, Z15
-	VPBLENDMB     Z15, Z16, K4, Z15
-	VPDPBUSD      64(R12), Z15, Z7
-	VPDPBUSD      64(R12)(R14*1), Z15, Z8
-	VPDPBUSD      64(R12)(R14*2), Z15, Z9
-	VPDPBUSD      64(R12)(R15*1), Z15, Z10
-	VMOVDQU8.Z    32(R9)(DI*1), K1, Z15
-	VMOVDQU8      (R9)(R8*1), K2, Z15
-	VPMOVB2M      Z15, K4
-	VMOVDQA64     Z15, Z16
-	VPERMI2B      Z1, Z0, Z16
-	VPERMI2B      Z3, Z2, Z15
-	VPBLENDMB     Z15, Z16, K4, Z15
-	VPDPBUSD      64(R12), Z15, Z11
-	VPDPBUSD      64(R12)(R14*1), Z15, Z12
-	VPDPBUSD      64(R12)(R14*2), Z15, Z13
-	VPDPBUSD      64(R12)(R15*1), Z15, Z14
-	ADDQ          $0x40, R9
-	ADDQ          $0x80, R12
-	SUBQ          $0x40, R13
-	JNZ           dotCodesQ8B8x4VBMI_chunk
-	VSHUFI64X2    $0x88, Z11, Z7, Z15
-	VSHUFI64X2    $0xdd, Z11, Z7, Z7
-	VPADDD        Z7, Z15, Z7
-	VSHUFI64X2    $0x88, Z12, Z8, Z15
-	VSHUFI64X2    $0xdd, Z12, Z8, Z8
-	VPADDD        Z8, Z15, Z8
-	VSHUFI64X2    $0x88, Z13, Z9, Z15
-	VSHUFI64X2    $0xdd, Z13, Z9, Z9
-	VPADDD        Z9, Z15, Z9
-	VSHUFI64X2    $0x88, Z14, Z10, Z15
-	VSHUFI64X2    $0xdd, Z14, Z10, Z10
-	VPADDD        Z10, Z15, Z10
-	VPUNPCKLQDQ   Z8, Z7, Z15
-	VPUNPCKHQDQ   Z8, Z7, Z7
-	VPADDD        Z7, Z15, Z16
-	VPUNPCKLQDQ   Z10, Z9, Z15
-	VPUNPCKHQDQ   Z10, Z9, Z7
-	VPADDD        Z7, Z15, Z7
-	VPUNPCKLDQ    Z7, Z16, Z15
-	VPUNPCKHDQ    Z7, Z16, Z7
-	VPUNPCKLQDQ   Z7, Z15, Z16
-	VPUNPCKHQDQ   Z7, Z15, Z7
-	VPADDD        Z7, Z16, Z7
-	VPERMD        Z7, Z6, Z7
-	VPSUBD        Z5, Z7, Z7
-	VCVTDQ2PS     Z7, Z7
-	VMULPS        Z4, Z7, Z7
-	MOVQ          normOff+120(FP), R9
-	VPXORD        X17, X17, X17
-	VPINSRW       $0x00, (DX)(R9*1), X17, X17
-	ADDQ          DX, R9
-	VPINSRW       $0x01, (R9)(SI*1), X17, X17
-	VPINSRW       $0x02, (R9)(DI*1), X17, X17
-	VPINSRW       $0x03, (R9)(R8*1), X17, X17
-	VCVTPH2PS     X17, X17
-	VSHUFF32X4    $0x00, Z17, Z17, Z15
-	VMULPS        Z15, Z7, Z7
-	MOVQ          rows+144(FP), R9
+	VMOVDQU8.Z      (R9), K1, Z15
+	VMOVDQU8        -32(R9)(SI*1), K2, Z15
+	VPMOVB2M        Z15, K7
+	VMOVDQA64       Z15, Z16
+	VPERMI2B        Z1, Z0, Z16
+	VPERMI2B        Z3, Z2, Z15
+	VPBLENDMB       Z15, Z16, K7, Z15
+	VPDPBUSD        (R12), Z15, Z7
+	VPDPBUSD        (R12)(R14*1), Z15, Z8
+	VPDPBUSD        (R12)(R14*2), Z15, Z9
+	VPDPBUSD        (R12)(R15*1), Z15, Z10
+	VMOVDQU8.Z      (R9)(DI*1), K1, Z15
+	VMOVDQU8        -32(R9)(R8*1), K2, Z15
+	VPMOVB2M        Z15, K7
+	VMOVDQA64       Z15, Z16
+	VPERMI2B        Z1, Z0, Z16
+	VPERMI2B        Z3, Z2, Z15
+	VPBLENDMB       Z15, Z16, K7, Z15
+	VPDPBUSD        (R12), Z15, Z11
+	VPDPBUSD        (R12)(R14*1), Z15, Z12
+	VPDPBUSD        (R12)(R14*2), Z15, Z13
+	VPDPBUSD        (R12)(R15*1), Z15, Z14
+	VMOVDQU8.Z      32(R9), K1, Z15
+	VMOVDQU8        (R9)(SI*1), K2, Z15
+	VPMOVB2M        Z15, K7
+	VMOVDQA64       Z15, Z16
+	VPERMI2B        Z1, Z0, Z16
+	VPERMI2B        Z3, Z2, Z15
+	VPBLENDMB       Z15, Z16, K7, Z15
+	VPDPBUSD        64(R12), Z15, Z7
+	VPDPBUSD        64(R12)(R14*1), Z15, Z8
+	VPDPBUSD        64(R12)(R14*2), Z15, Z9
+	VPDPBUSD        64(R12)(R15*1), Z15, Z10
+	VMOVDQU8.Z      32(R9)(DI*1), K1, Z15
+	VMOVDQU8        (R9)(R8*1), K2, Z15
+	VPMOVB2M        Z15, K7
+	VMOVDQA64       Z15, Z16
+	VPERMI2B        Z1, Z0, Z16
+	VPERMI2B        Z3, Z2, Z15
+	VPBLENDMB       Z15, Z16, K7, Z15
+	VPDPBUSD        64(R12), Z15, Z11
+	VPDPBUSD        64(R12)(R14*1), Z15, Z12
+	VPDPBUSD        64(R12)(R14*2), Z15, Z13
+	VPDPBUSD        64(R12)(R15*1), Z15, Z14
+	ADDQ            $0x40, R9
+	ADDQ            $0x80, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B8x4VBMI_chunk
+	VSHUFI64X2      $0x88, Z11, Z7, Z15
+	VSHUFI64X2      $0xdd, Z11, Z7, Z7
+	VPADDD          Z7, Z15, Z7
+	VSHUFI64X2      $0x88, Z12, Z8, Z15
+	VSHUFI64X2      $0xdd, Z12, Z8, Z8
+	VPADDD          Z8, Z15, Z8
+	VSHUFI64X2      $0x88, Z13, Z9, Z15
+	VSHUFI64X2      $0xdd, Z13, Z9, Z9
+	VPADDD          Z9, Z15, Z9
+	VSHUFI64X2      $0x88, Z14, Z10, Z15
+	VSHUFI64X2      $0xdd, Z14, Z10, Z10
+	VPADDD          Z10, Z15, Z10
+	VPUNPCKLQDQ     Z8, Z7, Z15
+	VPUNPCKHQDQ     Z8, Z7, Z7
+	VPADDD          Z7, Z15, Z16
+	VPUNPCKLQDQ     Z10, Z9, Z15
+	VPUNPCKHQDQ     Z10, Z9, Z7
+	VPADDD          Z7, Z15, Z7
+	VSHUFPS         $0x88, Z7, Z16, Z15
+	VSHUFPS         $0xdd, Z7, Z16, Z7
+	VPADDD          Z7, Z15, Z7
+	VPERMD          Z7, Z6, Z7
+	VPSUBD          Z5, Z7, Z7
+	VCVTDQ2PS       Z7, Z7
+	VMULPS          Z4, Z7, Z7
+	MOVQ            normOff+120(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y15
+	VCVTPH2PS       Y15, Z15
+	VMULPS          Z15, Z7, Z7
+	MOVQ            rows+144(FP), R9
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K3, Z15
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8B8x4VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K4, Z15
+	CMPQ            R9, $0x02
+	JLE             dotCodesQ8B8x4VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K5, Z15
+	CMPQ            R9, $0x03
+	JLE             dotCodesQ8B8x4VBMI_loaded
+	ADDQ            CX, R12
+	VBROADCASTF32X4 (R12), K6, Z15
+
+dotCodesQ8B8x4VBMI_loaded:
+	VADDPS        Z7, Z15, Z15
 	MOVQ          AX, R12
-	VMOVUPS.Z     (R12), K3, X15
-	VADDPS        X7, X15, X15
 	VMOVUPS       X15, K3, (R12)
 	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B8x4VBMI_stored
 	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z7, X16
-	VMOVUPS.Z     (R12), K3, X15
-	VADDPS        X16, X15, X15
-	VMOVUPS       X15, K3, (R12)
+	VEXTRACTF32X4 $0x01, Z15, X16
+	VMOVUPS       X16, K3, (R12)
 	CMPQ          R9, $0x02
 	JLE           dotCodesQ8B8x4VBMI_stored
 	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x02, Z7, X16
-	VMOVUPS.Z     (R12), K3, X15
-	VADDPS        X16, X15, X15
-	VMOVUPS       X15, K3, (R12)
+	VEXTRACTF32X4 $0x02, Z15, X16
+	VMOVUPS       X16, K3, (R12)
 	CMPQ          R9, $0x03
 	JLE           dotCodesQ8B8x4VBMI_stored
 	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x03, Z7, X16
-	VMOVUPS.Z     (R12), K3, X15
-	VADDPS        X16, X15, X15
+	VEXTRACTF32X4 $0x03, Z15, X15
 	VMOVUPS       X15, K3, (R12)
 
 dotCodesQ8B8x4VBMI_stored:
