@@ -74,12 +74,13 @@ type rowStore interface {
 	// tmp is scratch of len dim.
 	queryRow(dst, y, tmp []float32)
 	// scoreRun adds ⟨q_i, code t⟩ to out[i*outStride+t] for the g query
-	// rows and the n codes (code t at codes[t*stride:]); buf is scratch of
+	// rows and the n codes (code t at codes[t*stride:]), or, with init (len
+	// g), sets it to init[i] + ⟨q_i, code t⟩; buf is scratch of
 	// rowScratch(d, g) floats. q8, when not nil, holds q quantized by
 	// prepareQ8 for the parts that score with integers. ahead (nil for
 	// none) is what the walk reads next, which the vector kernels
 	// prefetch a few lines per row or token as they go.
-	scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte)
+	scoreRun(out []float32, outStride int, init, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte)
 	// accumulateRun adds Σ_t w[i*wStride+t]·code t to acc row i,
 	// prefetching ahead as scoreRun. w8, when not nil, is the working
 	// memory of the parts that sum with integers (Config.IntValues).
@@ -127,23 +128,28 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 // steps for tq3, tq4 and their +i8 forms (BENCHMARKS.md, session 12). The
 // four-row code kernels ask for it a line or two per token as they go.
 
-func (c *quantStore) scoreRun(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
+func (c *quantStore) scoreRun(out []float32, outStride int, init, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	inPieces(n, c.scratch(q8, g), func(lo, m int) {
-		c.scoreCodes(out[lo:], outStride, q, q8, g, codes[lo*stride:], stride, m, buf, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
+		c.scoreCodes(out[lo:], outStride, init, q, q8, g, codes[lo*stride:], stride, m, buf, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
 	})
 }
 
 // scoreCodes is scoreRun for at most rowChunk codes when they go through
-// the scratch rows.
-func (c *quantStore) scoreCodes(out []float32, outStride int, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
+// the scratch rows. The integer key kernels set the rows to init + score
+// themselves; every other kernel adds to rows filled first.
+func (c *quantStore) scoreCodes(out []float32, outStride int, init, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	d, off := c.q.Dim(), 0
 	for i, p := range c.parts {
 		coff := p.Offset
 		corr := p.Correction != turboquant.NoCorrection
+		if init != nil && (q8 == nil || q8[i].G != g) {
+			fillRows(out, outStride, init, n)
+			init = nil
+		}
 		switch {
 		case q8 != nil && q8[i].G == g: // uncorrected codes (prepareQ8)
-			simd.DotCodesQ8(out, outStride, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, ahead)
-			ahead = nil
+			simd.DotCodesQ8(out, outStride, init, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, ahead)
+			ahead, init = nil, nil
 		case p.Bits <= 4 && corr:
 			s := buf[:g*n]
 			clear(s)
@@ -228,6 +234,17 @@ func (c *quantStore) decodeRows(buf []float32, p turboquant.Part, i int, codes [
 	}
 }
 
+// fillRows sets the first n floats of each row i of out (len(init) rows,
+// outStride apart) to init[i].
+func fillRows(out []float32, outStride int, init []float32, n int) {
+	for i, x := range init {
+		row := out[i*outStride : i*outStride+n]
+		for t := range row {
+			row[t] = x
+		}
+	}
+}
+
 // correction reads a code's fp16 correction scalar (row forms have fp16
 // norms, and the correction has the norm's precision).
 func correction(b []byte) float32 { return half.ToFloat32(uint16(b[0]) | uint16(b[1])<<8) }
@@ -238,7 +255,8 @@ func (c fp16Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
 // fp16 rows are converted as the dot and axpy kernels load them (F16C).
 
-func (c fp16Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, _ []float32, ahead []byte) {
+func (c fp16Store) scoreRun(out []float32, outStride int, init, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, _ []float32, ahead []byte) {
+	fillRows(out, outStride, init, n)
 	simd.DotF16(out, outStride, q[:g*c.dim], codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2, ahead)
 }
 
@@ -250,7 +268,8 @@ func (c fp32Store) rowForm() bool { return true }
 
 func (c fp32Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
-func (c fp32Store) scoreRun(out []float32, outStride int, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
+func (c fp32Store) scoreRun(out []float32, outStride int, init, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
+	fillRows(out, outStride, init, n)
 	inPieces(n, !c.inPlace(codes, stride), func(lo, m int) {
 		rows, rs := c.rows(buf, codes[lo*stride:], stride, m)
 		simd.Dot(out[lo:], outStride, q[:g*c.dim], rows, m, c.dim, rs, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
@@ -315,6 +334,7 @@ type rowState struct {
 	qk, qr []float32 // queries × scale in the key storage's domain and raw, [g][d]
 	qu     []float32 // queries × scale in the upgraded key storage's domain (guard)
 	qmu    []float32 // scale·q·μ_k per query head (Center)
+	init   []float32 // [g]: the logits' start before a run's scores are added
 	rows   []float32 // the row kernels' scratch, rowScratch(d, g)
 	// qk8, qu8: qk and qu quantized for integer scoring (nil when no part
 	// of the key storage scores with integers)
@@ -329,7 +349,7 @@ type rowState struct {
 
 func newRowState(g, d int, intScores, intValues bool) *rowState {
 	rs := &rowState{softmaxState: newSoftmaxState(g, d), drift: make([]float32, g), qk: make([]float32, g*d), qr: make([]float32, g*d),
-		qu: make([]float32, g*d), qmu: make([]float32, g), rows: make([]float32, rowScratch(d, g)), ints: intScores}
+		qu: make([]float32, g*d), qmu: make([]float32, g), init: make([]float32, g), rows: make([]float32, rowScratch(d, g)), ints: intScores}
 	if intValues {
 		rs.w8 = new(simd.WeightsQ8)
 	}
@@ -385,28 +405,24 @@ func (rs *rowState) scoreRun(hc *headStores, fp16 fp16Store, r run) {
 	L := rs.logits[r.pos-rs.base:]
 	if r.kd != nil { // the block's drift: scale·q·d̂ per query head
 		clear(rs.drift)
-		hc.keys.store.(rowStore).scoreRun(rs.drift, 1, rs.qk, nil, g, r.kd, len(r.kd), 1, rs.rows, nil) // one code: the float kernels
+		hc.keys.store.(rowStore).scoreRun(rs.drift, 1, nil, rs.qk, nil, g, r.kd, len(r.kd), 1, rs.rows, nil) // one code: the float kernels
 	}
 	for gi := range g { // compressed keys are stored minus μ_k (Center) and the block's drift
-		init := rs.qmu[gi]
+		rs.init[gi] = rs.qmu[gi]
 		if r.kd != nil {
-			init += rs.drift[gi]
+			rs.init[gi] += rs.drift[gi]
 		}
 		if r.raw {
-			init = 0
-		}
-		row := L[gi*N : gi*N+r.n]
-		for t := range row {
-			row[t] = init
+			rs.init[gi] = 0
 		}
 	}
 	switch {
 	case r.raw:
-		fp16.scoreRun(L, N, rs.qr, nil, g, r.k, r.kStride, r.n, rs.rows, nil)
+		fp16.scoreRun(L, N, rs.init, rs.qr, nil, g, r.k, r.kStride, r.n, rs.rows, nil)
 	case r.up:
-		hc.upKeys.store.(rowStore).scoreRun(L, N, rs.qu, rs.qu8, g, r.k, r.kStride, r.n, rs.rows, r.aheadK)
+		hc.upKeys.store.(rowStore).scoreRun(L, N, rs.init, rs.qu, rs.qu8, g, r.k, r.kStride, r.n, rs.rows, r.aheadK)
 	default:
-		hc.keys.store.(rowStore).scoreRun(L, N, rs.qk, rs.qk8, g, r.k, r.kStride, r.n, rs.rows, r.aheadK)
+		hc.keys.store.(rowStore).scoreRun(L, N, rs.init, rs.qk, rs.qk8, g, r.k, r.kStride, r.n, rs.rows, r.aheadK)
 	}
 }
 

@@ -266,7 +266,7 @@ func dwordsConst(p **Mem, name string, v func(j int) int) Mem {
 // out for two tokens a register.
 func dotCodes8Wide(bits, R int) {
 	name := fmt_("dotCodesQ8B%dx%dVBMI", bits, R)
-	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)")
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)")
 	Doc(name+" is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide",
 		"(QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a",
 		"128-bit lane per token.")
@@ -287,6 +287,14 @@ func dotCodes8Wide(bits, R int) {
 	VMOVDQU32(spread, tr)
 	VPERMPS(Mem{Base: Load(Param("scales"), GP64())}, tr, sc)
 	VPERMD(Mem{Base: Load(Param("sums"), GP64())}, tr, sm)
+	// bias, when not nil: the rows' scores are set to bias[r] + score, not
+	// added to out (which spares the caller filling out first).
+	bp, bv := Load(Param("bias"), GP64()), ZMM()
+	TESTQ(bp, bp)
+	JZ(LabelRef(name + "_add"))
+	VBROADCASTF32X4(Mem{Base: bp}, bv)
+	VPERMPS(bv, tr, bv)
+	Label(name + "_add")
 	// the reduction leaves token t's rows in lane t: transpose
 	order := dwordsConst(&keys8Order, "keys8Order", func(j int) int { return 4*(j%4) + j/4 })
 	VMOVDQU32(order, tr)
@@ -409,12 +417,17 @@ func dotCodes8Wide(bits, R int) {
 	VPBROADCASTQ(nb, ny)
 	VCVTPH2PS(ny, nz)
 	VMULPS(nz, f, f)
-	// Add the rows' present scores: row r's four loaded into lane r (kl[r]
-	// is kt in lane r; a broadcast, so that the load does not overlap the
-	// last quad's stores), one addition, then each lane stored.
+	// Add the bias, or the rows' present scores: row r's four loaded into
+	// lane r (kl[r] is kt in lane r; a broadcast, so that the load does not
+	// overlap the last quad's stores). One addition, then each lane stored.
 	rows := Load(Param("rows"), GP64())
 	row := GP64()
 	y := ZMM()
+	TESTQ(bp, bp)
+	JZ(LabelRef(name + "_load"))
+	VMOVAPS(bv, y)
+	JMP(LabelRef(name + "_loaded"))
+	Label(name + "_load")
 	MOVQ(o, row)
 	VMOVUPS_Z(Mem{Base: row}, kt, y)
 	for r := 1; r < R; r++ {
@@ -423,9 +436,7 @@ func dotCodes8Wide(bits, R int) {
 		ADDQ(os, row)
 		VBROADCASTF32X4(Mem{Base: row}, kl[r], y)
 	}
-	if R > 1 {
-		Label(name + "_loaded")
-	}
+	Label(name + "_loaded")
 	VADDPS(f, y, y)
 	MOVQ(o, row)
 	VMOVUPS(y.AsX(), kt, Mem{Base: row})

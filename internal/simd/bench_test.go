@@ -182,7 +182,7 @@ func BenchmarkDotCodesQ8(b *testing.B) {
 			var q QueryQ8
 			for b.Loop() {
 				q.Quantize(x, benchDim, 4, benchDim, bits)
-				DotCodesQ8(out, benchRows, &q, cb, codes, stride, 2, 0, benchRows, nil)
+				DotCodesQ8(out, benchRows, nil, &q, cb, codes, stride, 2, 0, benchRows, nil)
 			}
 			report(b)
 		})
@@ -190,7 +190,7 @@ func BenchmarkDotCodesQ8(b *testing.B) {
 			var q QueryQ8
 			q.Quantize(x, benchDim, 4, benchDim, bits)
 			for b.Loop() {
-				DotCodesQ8(out, benchRows, &q, cb, codes, stride, 2, 0, benchRows, nil)
+				DotCodesQ8(out, benchRows, nil, &q, cb, codes, stride, 2, 0, benchRows, nil)
 			}
 			report(b)
 		})

@@ -77,6 +77,7 @@ type QueryQ8 struct {
 	// on every call.
 	scales [8]float32
 	sums   [8]int32
+	bias   [4]float32
 	pad    [4 * 64]float32
 }
 
@@ -268,15 +269,19 @@ type dotCodes8Kernel = func(out []float32, outStride int, q []int8, scales *[8]f
 // DotCodesQ8 adds norm_t·step_i·stepc·(Σ_j q8[i][j]·c8_t[j]) to
 // out[i*outStride+t] for the q.G query rows i and the n codes t laid out as
 // for DotCodes (q.Bits-wide indices, q.D coordinates), c8 the centroids in
-// the codebook's integer table: DotCodes within Q8Bound. The AVX-512
-// kernels prefetch ahead (nil for none) a few lines at a time as they go.
-func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []byte, stride, idxOff, normOff, n int, ahead []byte) {
+// the codebook's integer table: DotCodes within Q8Bound. With init (len ≥
+// q.G), it sets out[i*outStride+t] to init[i] + the score instead: the same
+// bits as filling the rows with init first, without the pass over out. The
+// AVX-512 kernels prefetch ahead (nil for none) a few lines at a time as
+// they go.
+func DotCodesQ8(out []float32, outStride int, init []float32, q *QueryQ8, cb *Codebook, codes []byte, stride, idxOff, normOff, n int, ahead []byte) {
 	if n == 0 {
 		return
 	}
 	g, d := q.G, q.D
 	check(cb.bits == q.Bits, "DotCodesQ8: query quantized for other codes")
 	check(outStride >= n && len(out) >= (g-1)*outStride+n, "DotCodesQ8: bad lengths")
+	check(init == nil || len(init) >= g, "DotCodesQ8: init shorter than the rows")
 	vec := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodesQ8") &^ 1
 	wd := wideRow(cb.bits, d)
 	if kw := wideKernels(cb.bits); kw[2] != nil && len(q.wide) >= ((g+3)&^3)*wd {
@@ -287,10 +292,23 @@ func DotCodesQ8(out []float32, outStride int, q *QueryQ8, cb *Codebook, codes []
 				q.sums[r] = cb.offset() * q.sum[i+r]
 			}
 			rows := min(4, g-i)
-			kw[rowKernel(rows)](out[i*outStride:], outStride, q.wide[i*wd:(i+4)*wd], &q.scales, &q.sums, &cb.q8Wide, codes, stride, idxOff, normOff, n, d, rows, ahead)
+			var bias *[4]float32
+			if init != nil {
+				bias = &q.bias
+				copy(bias[:], init[i:i+rows])
+			}
+			kw[rowKernel(rows)](out[i*outStride:], outStride, q.wide[i*wd:(i+4)*wd], &q.scales, &q.sums, bias, &cb.q8Wide, codes, stride, idxOff, normOff, n, d, rows, ahead)
 			ahead = nil
 		}
 		return
+	}
+	if init != nil {
+		for i := range g {
+			row := out[i*outStride : i*outStride+n]
+			for t := range row {
+				row[t] = init[i]
+			}
+		}
 	}
 	tab, cstep := cb.table8()
 	var k dotCodes8Kernel

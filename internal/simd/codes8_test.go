@@ -59,7 +59,7 @@ func (c codes8Case) run(t *testing.T, l Level) []float32 {
 	q.Quantize(c.x, c.d, c.g, c.d, c.bits)
 	out, ok := guarded(c.g * c.n)
 	copy(out, c.out0)
-	with(t, l, func() { DotCodesQ8(out, c.n, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) })
+	with(t, l, func() { DotCodesQ8(out, c.n, nil, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) })
 	ok(t)
 	return out
 }
@@ -113,6 +113,40 @@ func TestDotCodesQ8IsTheSameOnEveryLevel(t *testing.T) {
 			for range 6 {
 				c := newCodes8Case(r, bits, d, 1+r.IntN(9), 1+r.IntN(40), r.IntN(2) == 0)
 				c.sameOnLevels(t, levels)
+			}
+		}
+	}
+}
+
+// TestDotCodesQ8InitIsFillThenAdd requires, on every level, that init
+// sets the rows to init + score, whatever out held: the bits of filling
+// the rows with init, then adding.
+func TestDotCodesQ8InitIsFillThenAdd(t *testing.T) {
+	levels := append([]Level{Generic}, q8Levels(t)...)
+	r := rand.New(rand.NewPCG(85, 86))
+	for _, bits := range []int{3, 4, 8} {
+		for _, d := range []int{64, 128} {
+			for range 4 {
+				c := newCodes8Case(r, bits, d, 1+r.IntN(9), 1+r.IntN(40), r.IntN(2) == 0)
+				init := make([]float32, c.g)
+				for i := range init {
+					init[i] = float32(r.NormFloat64())
+				}
+				filled := c
+				filled.out0 = make([]float32, len(c.out0))
+				for k := range filled.out0 {
+					filled.out0[k] = init[k/c.n]
+				}
+				want := filled.run(t, Generic)
+				for _, l := range levels {
+					var q QueryQ8
+					q.Quantize(c.x, c.d, c.g, c.d, c.bits)
+					out, ok := guarded(c.g * c.n)
+					copy(out, c.out0)
+					with(t, l, func() { DotCodesQ8(out, c.n, init, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) })
+					ok(t)
+					sameBits(t, fmt.Sprintf("%v %v: init", l, c), out, want)
+				}
 			}
 		}
 	}
@@ -206,7 +240,7 @@ func TestDotCodesQ8DoesNotAllocate(t *testing.T) {
 		var q QueryQ8
 		q.Quantize(c.x, c.d, c.g, c.d, c.bits)
 		out := make([]float32, g*c.n)
-		if a := testing.AllocsPerRun(20, func() { DotCodesQ8(out, c.n, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) }); a != 0 {
+		if a := testing.AllocsPerRun(20, func() { DotCodesQ8(out, c.n, nil, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) }); a != 0 {
 			t.Fatalf("g=%d: %v allocations per call", g, a)
 		}
 	}

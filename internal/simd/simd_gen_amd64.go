@@ -322,7 +322,7 @@ func axpyCodesQ8B3x1VBMI(acc []float32, accStride int, w []int8, scales *[4]floa
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // axpyCodesQ8B3x2VBMI adds, to the first rows (≤ 2) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 3-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
@@ -336,7 +336,7 @@ func axpyCodesQ8B3x2VBMI(acc []float32, accStride int, w []int8, scales *[4]floa
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // axpyCodesQ8B3x4VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 3-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
@@ -350,7 +350,7 @@ func axpyCodesQ8B3x4VBMI(acc []float32, accStride int, w []int8, scales *[4]floa
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // dotCodesQ8B4x4AVX2 is dotCodesQ8Generic for four query rows and an even n of 4-bit codes:
 // two tokens at a time, lanes (token, row).
@@ -376,7 +376,7 @@ func axpyCodesQ8B4x1VBMI(acc []float32, accStride int, w []int8, scales *[4]floa
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // axpyCodesQ8B4x2VBMI adds, to the first rows (≤ 2) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 4-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
@@ -390,7 +390,7 @@ func axpyCodesQ8B4x2VBMI(acc []float32, accStride int, w []int8, scales *[4]floa
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // axpyCodesQ8B4x4VBMI adds, to the first rows (≤ 4) of acc, scale·(Σ_t w[t]·tab[index] − off) over the n
 // 4-bit codes, for d64 coordinates (a multiple of 64): weights laid out [quad][row][token];
@@ -404,28 +404,28 @@ func axpyCodesQ8B4x4VBMI(acc []float32, accStride int, w []int8, scales *[4]floa
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // dotCodesQ8B8x1VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
 // (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B8x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+func dotCodesQ8B8x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // dotCodesQ8B8x2VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
 // (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // dotCodesQ8B8x4VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
 // (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
 // 128-bit lane per token.
 //
 //go:noescape
-func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 
 // decode8VBMI is decodeCodesGeneric for 8-bit codes on the first d64 coordinates (a multiple of 64),
 // planes[b][k] byte b of centroid k, prefetching two lines of ahead per row.

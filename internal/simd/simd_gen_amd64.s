@@ -6459,150 +6459,165 @@ DATA values8CtlB3<>+62(SB)/1, $0x25
 DATA values8CtlB3<>+63(SB)/1, $0x35
 GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
 
-// func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-176
-	MOVQ      tab+72(FP), AX
-	VMOVDQU64 (AX), Z0
-	VMOVDQU64 keys8CtlB3<>+0(SB), Z1
-	VMOVDQU64 keys8PermB3<>+0(SB), Z2
-	VMOVDQU64 keys8PermB3<>+64(SB), Z3
-	VMOVDQU64 keys8PermB3<>+128(SB), Z4
-	VMOVDQU64 keys8PermB3<>+192(SB), Z5
-	MOVQ      $0x0000000000ffffff, AX
-	KMOVQ     AX, K1
-	SHLQ      $0x20, AX
-	KMOVQ     AX, K2
-	VMOVDQU32 keys8Spread<>+0(SB), Z8
-	MOVQ      scales+56(FP), AX
-	VPERMPS   (AX), Z8, Z6
-	MOVQ      sums+64(FP), AX
-	VPERMD    (AX), Z8, Z7
+TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-184
+	MOVQ            tab+80(FP), AX
+	VMOVDQU64       (AX), Z0
+	VMOVDQU64       keys8CtlB3<>+0(SB), Z1
+	VMOVDQU64       keys8PermB3<>+0(SB), Z2
+	VMOVDQU64       keys8PermB3<>+64(SB), Z3
+	VMOVDQU64       keys8PermB3<>+128(SB), Z4
+	VMOVDQU64       keys8PermB3<>+192(SB), Z5
+	MOVQ            $0x0000000000ffffff, AX
+	KMOVQ           AX, K1
+	SHLQ            $0x20, AX
+	KMOVQ           AX, K2
+	VMOVDQU32       keys8Spread<>+0(SB), Z8
+	MOVQ            scales+56(FP), AX
+	VPERMPS         (AX), Z8, Z6
+	MOVQ            sums+64(FP), AX
+	VPERMD          (AX), Z8, Z7
+	MOVQ            bias+72(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8B3x1VBMI_add
+	VBROADCASTF32X4 (AX), Z9
+	VPERMPS         Z9, Z8, Z9
+
+dotCodesQ8B3x1VBMI_add:
 	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), CX
-	MOVQ      n+128(FP), DX
-	MOVQ      stride+104(FP), BX
-	LEAQ      (BX)(BX*1), SI
-	LEAQ      (SI)(BX*1), DI
-	MOVQ      $0x0000000f, R8
-	KMOVQ     R8, K3
-	MOVQ      ahead_base+152(FP), R9
-	MOVQ      ahead_len+160(FP), R10
+	MOVQ      out_base+0(FP), CX
+	MOVQ      outStride+24(FP), DX
+	SHLQ      $0x02, DX
+	MOVQ      codes_base+88(FP), DX
+	MOVQ      n+136(FP), BX
+	MOVQ      stride+112(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+	MOVQ      ahead_base+160(FP), R10
+	MOVQ      ahead_len+168(FP), R11
 
 dotCodesQ8B3x1VBMI_quad:
-	TESTQ      DX, DX
+	TESTQ      BX, BX
 	JZ         dotCodesQ8B3x1VBMI_done
-	TESTQ      R10, R10
+	TESTQ      R11, R11
 	JLE        dotCodesQ8B3x1VBMI_pf24
-	PREFETCHT0 (R9)
-	PREFETCHT0 64(R9)
-	PREFETCHT0 128(R9)
-	PREFETCHT0 192(R9)
-	ADDQ       $0x00000100, R9
-	SUBQ       $0x00000100, R10
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
 
 dotCodesQ8B3x1VBMI_pf24:
-	CMPQ    DX, $0x04
+	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B3x1VBMI_full
-	MOVQ    $0x00000001, R8
-	SHLXQ   DX, R8, R8
-	DECQ    R8
-	KMOVQ   R8, K3
-	XORQ    R8, R8
-	MOVQ    R8, DI
-	CMPQ    DX, $0x03
-	CMOVQLT R8, SI
-	CMPQ    DX, $0x02
-	CMOVQLT R8, BX
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
 
 dotCodesQ8B3x1VBMI_full:
-	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	MOVQ   CX, R8
-	MOVQ   idxOff+112(FP), R11
-	ADDQ   R11, R8
-	MOVQ   q_base+32(FP), R11
-	MOVQ   d64+136(FP), R12
-	LEAQ   (R12)(R12*2), R13
-	ADDQ   R12, R13
-	LEAQ   (R13)(R13*2), R13
 	VPXORD Z13, Z13, Z13
+	MOVQ   DX, R9
+	MOVQ   idxOff+120(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+144(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
+	LEAQ   (R14)(R14*2), R14
+	VPXORD Z14, Z14, Z14
 
 dotCodesQ8B3x1VBMI_chunk:
-	VMOVDQU8.Z     (R8), K1, Z14
-	VMOVDQU8       -32(R8)(BX*1), K2, Z14
-	VMOVDQU8.Z     (R8)(SI*1), K1, Z15
-	VMOVDQU8       -32(R8)(DI*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       (R11), Z16, Z9
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       64(R11), Z16, Z13
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       128(R11), Z16, Z9
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       192(R11), Z16, Z13
-	ADDQ           $0x18, R8
-	ADDQ           $0x00000100, R11
-	SUBQ           $0x40, R12
+	VMOVDQU8.Z     (R9), K1, Z15
+	VMOVDQU8       -32(R9)(SI*1), K2, Z15
+	VMOVDQU8.Z     (R9)(DI*1), K1, Z16
+	VMOVDQU8       -32(R9)(R8*1), K2, Z16
+	VMOVDQA64      Z2, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z1, Z17
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD       (R12), Z17, Z10
+	VMOVDQA64      Z3, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z1, Z17
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD       64(R12), Z17, Z14
+	VMOVDQA64      Z4, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z1, Z17
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD       128(R12), Z17, Z10
+	VMOVDQA64      Z5, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z1, Z17
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD       192(R12), Z17, Z14
+	ADDQ           $0x18, R9
+	ADDQ           $0x00000100, R12
+	SUBQ           $0x40, R13
 	JNZ            dotCodesQ8B3x1VBMI_chunk
-	VPADDD         Z13, Z9, Z9
-	VPUNPCKLQDQ    Z10, Z9, Z14
-	VPUNPCKHQDQ    Z10, Z9, Z9
-	VPADDD         Z9, Z14, Z15
-	VPUNPCKLQDQ    Z12, Z11, Z14
-	VPUNPCKHQDQ    Z12, Z11, Z9
-	VPADDD         Z9, Z14, Z9
-	VSHUFPS        $0x88, Z9, Z15, Z14
-	VSHUFPS        $0xdd, Z9, Z15, Z9
-	VPADDD         Z9, Z14, Z9
-	VPERMD         Z9, Z8, Z9
-	VPSUBD         Z7, Z9, Z9
-	VCVTDQ2PS      Z9, Z9
-	VMULPS         Z6, Z9, Z9
-	MOVQ           normOff+120(FP), R8
-	ADDQ           CX, R8
-	MOVWQZX        (R8), R11
-	MOVWQZX        (R8)(BX*1), R12
-	SHLQ           $0x10, R12
-	ORQ            R12, R11
-	MOVWQZX        (R8)(SI*1), R12
-	SHLQ           $0x20, R12
-	ORQ            R12, R11
-	MOVWQZX        (R8)(DI*1), R12
-	SHLQ           $0x30, R12
-	ORQ            R12, R11
-	VPBROADCASTQ   R11, Y14
-	VCVTPH2PS      Y14, Z14
-	VMULPS         Z14, Z9, Z9
-	MOVQ           rows+144(FP), R8
-	MOVQ           AX, R8
-	VMOVUPS.Z      (R8), K3, Z14
-	VADDPS         Z9, Z14, Z14
-	MOVQ           AX, R8
-	VMOVUPS        X14, K3, (R8)
-	CMPQ           DX, $0x04
-	JB             dotCodesQ8B3x1VBMI_done
-	ADDQ           $0x10, AX
-	LEAQ           (CX)(SI*2), CX
-	SUBQ           $0x04, DX
-	JMP            dotCodesQ8B3x1VBMI_quad
+	VPADDD         Z14, Z10, Z10
+	VPUNPCKLQDQ    Z11, Z10, Z15
+	VPUNPCKHQDQ    Z11, Z10, Z10
+	VPADDD         Z10, Z15, Z16
+	VPUNPCKLQDQ    Z13, Z12, Z15
+	VPUNPCKHQDQ    Z13, Z12, Z10
+	VPADDD         Z10, Z15, Z10
+	VSHUFPS        $0x88, Z10, Z16, Z15
+	VSHUFPS        $0xdd, Z10, Z16, Z10
+	VPADDD         Z10, Z15, Z10
+	VPERMD         Z10, Z8, Z10
+	VPSUBD         Z7, Z10, Z10
+	VCVTDQ2PS      Z10, Z10
+	VMULPS         Z6, Z10, Z10
+	MOVQ           normOff+128(FP), R9
+	ADDQ           DX, R9
+	MOVWQZX        (R9), R12
+	MOVWQZX        (R9)(SI*1), R13
+	SHLQ           $0x10, R13
+	ORQ            R13, R12
+	MOVWQZX        (R9)(DI*1), R13
+	SHLQ           $0x20, R13
+	ORQ            R13, R12
+	MOVWQZX        (R9)(R8*1), R13
+	SHLQ           $0x30, R13
+	ORQ            R13, R12
+	VPBROADCASTQ   R12, Y15
+	VCVTPH2PS      Y15, Z15
+	VMULPS         Z15, Z10, Z10
+	MOVQ           rows+152(FP), R9
+	TESTQ          AX, AX
+	JZ             dotCodesQ8B3x1VBMI_load
+	VMOVAPS        Z9, Z15
+	JMP            dotCodesQ8B3x1VBMI_loaded
+
+dotCodesQ8B3x1VBMI_load:
+	MOVQ      CX, R9
+	VMOVUPS.Z (R9), K3, Z15
+
+dotCodesQ8B3x1VBMI_loaded:
+	VADDPS  Z10, Z15, Z15
+	MOVQ    CX, R9
+	VMOVUPS X15, K3, (R9)
+	CMPQ    BX, $0x04
+	JB      dotCodesQ8B3x1VBMI_done
+	ADDQ    $0x10, CX
+	LEAQ    (DX)(DI*2), DX
+	SUBQ    $0x04, BX
+	JMP     dotCodesQ8B3x1VBMI_quad
 
 dotCodesQ8B3x1VBMI_done:
 	VZEROUPPER
@@ -7148,170 +7163,183 @@ axpyCodesQ8B3x2VBMI_next:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-176
-	MOVQ      tab+72(FP), AX
-	VMOVDQU64 (AX), Z0
-	VMOVDQU64 keys8CtlB3<>+0(SB), Z1
-	VMOVDQU64 keys8PermB3<>+0(SB), Z2
-	VMOVDQU64 keys8PermB3<>+64(SB), Z3
-	VMOVDQU64 keys8PermB3<>+128(SB), Z4
-	VMOVDQU64 keys8PermB3<>+192(SB), Z5
-	MOVQ      $0x0000000000ffffff, AX
-	KMOVQ     AX, K1
-	SHLQ      $0x20, AX
-	KMOVQ     AX, K2
-	VMOVDQU32 keys8Spread<>+0(SB), Z8
-	MOVQ      scales+56(FP), AX
-	VPERMPS   (AX), Z8, Z6
-	MOVQ      sums+64(FP), AX
-	VPERMD    (AX), Z8, Z7
+TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $8-184
+	MOVQ            tab+80(FP), AX
+	VMOVDQU64       (AX), Z0
+	VMOVDQU64       keys8CtlB3<>+0(SB), Z1
+	VMOVDQU64       keys8PermB3<>+0(SB), Z2
+	VMOVDQU64       keys8PermB3<>+64(SB), Z3
+	VMOVDQU64       keys8PermB3<>+128(SB), Z4
+	VMOVDQU64       keys8PermB3<>+192(SB), Z5
+	MOVQ            $0x0000000000ffffff, AX
+	KMOVQ           AX, K1
+	SHLQ            $0x20, AX
+	KMOVQ           AX, K2
+	VMOVDQU32       keys8Spread<>+0(SB), Z8
+	MOVQ            scales+56(FP), AX
+	VPERMPS         (AX), Z8, Z6
+	MOVQ            sums+64(FP), AX
+	VPERMD          (AX), Z8, Z7
+	MOVQ            bias+72(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8B3x2VBMI_add
+	VBROADCASTF32X4 (AX), Z9
+	VPERMPS         Z9, Z8, Z9
+
+dotCodesQ8B3x2VBMI_add:
 	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), DX
-	MOVQ      n+128(FP), BX
-	MOVQ      stride+104(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
+	MOVQ      out_base+0(FP), CX
+	MOVQ      outStride+24(FP), DX
+	SHLQ      $0x02, DX
+	MOVQ      codes_base+88(FP), BX
+	MOVQ      n+136(FP), SI
+	MOVQ      stride+112(FP), DI
+	LEAQ      (DI)(DI*1), R8
+	LEAQ      (R8)(DI*1), R9
+	MOVQ      $0x0000000f, R10
+	KMOVQ     R10, K3
 	KSHIFTLW  $0x04, K3, K4
-	MOVQ      ahead_base+152(FP), R10
-	MOVQ      ahead_len+160(FP), R11
+	MOVQ      ahead_base+160(FP), R11
+	MOVQ      ahead_len+168(FP), R12
 
 dotCodesQ8B3x2VBMI_quad:
-	TESTQ      BX, BX
+	TESTQ      SI, SI
 	JZ         dotCodesQ8B3x2VBMI_done
-	TESTQ      R11, R11
+	TESTQ      R12, R12
 	JLE        dotCodesQ8B3x2VBMI_pf26
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+	PREFETCHT0 (R11)
+	PREFETCHT0 64(R11)
+	PREFETCHT0 128(R11)
+	PREFETCHT0 192(R11)
+	ADDQ       $0x00000100, R11
+	SUBQ       $0x00000100, R12
 
 dotCodesQ8B3x2VBMI_pf26:
-	CMPQ     BX, $0x04
+	CMPQ     SI, $0x04
 	JAE      dotCodesQ8B3x2VBMI_full
-	MOVQ     $0x00000001, R9
-	SHLXQ    BX, R9, R9
-	DECQ     R9
-	KMOVQ    R9, K3
+	MOVQ     $0x00000001, R10
+	SHLXQ    SI, R10, R10
+	DECQ     R10
+	KMOVQ    R10, K3
 	KSHIFTLW $0x04, K3, K4
-	XORQ     R9, R9
-	MOVQ     R9, R8
-	CMPQ     BX, $0x03
-	CMOVQLT  R9, DI
-	CMPQ     BX, $0x02
-	CMOVQLT  R9, SI
+	XORQ     R10, R10
+	MOVQ     R10, R9
+	CMPQ     SI, $0x03
+	CMOVQLT  R10, R8
+	CMPQ     SI, $0x02
+	CMOVQLT  R10, DI
 
 dotCodesQ8B3x2VBMI_full:
-	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	MOVQ   DX, R9
-	MOVQ   idxOff+112(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+136(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
 	VPXORD Z13, Z13, Z13
+	MOVQ   BX, R10
+	MOVQ   idxOff+120(FP), R13
+	ADDQ   R13, R10
+	MOVQ   q_base+32(FP), R13
+	MOVQ   d64+144(FP), R14
+	LEAQ   (R14)(R14*2), R15
+	ADDQ   R14, R15
+	LEAQ   (R15)(R15*2), BP
 	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
 
 dotCodesQ8B3x2VBMI_chunk:
-	VMOVDQU8.Z      (R9), K1, Z15
-	VMOVDQU8        -32(R9)(SI*1), K2, Z15
-	VMOVDQU8.Z      (R9)(DI*1), K1, Z16
-	VMOVDQU8        -32(R9)(R8*1), K2, Z16
-	VMOVDQA64       Z2, Z17
-	VPERMI2B        Z16, Z15, Z17
-	VPMULTISHIFTQB  Z17, Z1, Z17
-	VPERMB          Z0, Z17, Z17
-	VPDPBUSD        (R12), Z17, Z9
-	VPDPBUSD        (R12)(R14*1), Z17, Z10
-	VMOVDQA64       Z3, Z17
-	VPERMI2B        Z16, Z15, Z17
-	VPMULTISHIFTQB  Z17, Z1, Z17
-	VPERMB          Z0, Z17, Z17
-	VPDPBUSD        64(R12), Z17, Z13
-	VPDPBUSD        64(R12)(R14*1), Z17, Z14
-	VMOVDQA64       Z4, Z17
-	VPERMI2B        Z16, Z15, Z17
-	VPMULTISHIFTQB  Z17, Z1, Z17
-	VPERMB          Z0, Z17, Z17
-	VPDPBUSD        128(R12), Z17, Z9
-	VPDPBUSD        128(R12)(R14*1), Z17, Z10
-	VMOVDQA64       Z5, Z17
-	VPERMI2B        Z16, Z15, Z17
-	VPMULTISHIFTQB  Z17, Z1, Z17
-	VPERMB          Z0, Z17, Z17
-	VPDPBUSD        192(R12), Z17, Z13
-	VPDPBUSD        192(R12)(R14*1), Z17, Z14
-	ADDQ            $0x18, R9
-	ADDQ            $0x00000100, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8B3x2VBMI_chunk
-	VPADDD          Z13, Z9, Z9
-	VPADDD          Z14, Z10, Z10
-	VPUNPCKLQDQ     Z10, Z9, Z15
-	VPUNPCKHQDQ     Z10, Z9, Z9
-	VPADDD          Z9, Z15, Z16
-	VPUNPCKLQDQ     Z12, Z11, Z15
-	VPUNPCKHQDQ     Z12, Z11, Z9
-	VPADDD          Z9, Z15, Z9
-	VSHUFPS         $0x88, Z9, Z16, Z15
-	VSHUFPS         $0xdd, Z9, Z16, Z9
-	VPADDD          Z9, Z15, Z9
-	VPERMD          Z9, Z8, Z9
-	VPSUBD          Z7, Z9, Z9
-	VCVTDQ2PS       Z9, Z9
-	VMULPS          Z6, Z9, Z9
-	MOVQ            normOff+120(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y15
-	VCVTPH2PS       Y15, Z15
-	VMULPS          Z15, Z9, Z9
-	MOVQ            rows+144(FP), R9
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K3, Z15
-	CMPQ            R9, $0x01
+	VMOVDQU8.Z     (R10), K1, Z16
+	VMOVDQU8       -32(R10)(DI*1), K2, Z16
+	VMOVDQU8.Z     (R10)(R8*1), K1, Z17
+	VMOVDQU8       -32(R10)(R9*1), K2, Z17
+	VMOVDQA64      Z2, Z18
+	VPERMI2B       Z17, Z16, Z18
+	VPMULTISHIFTQB Z18, Z1, Z18
+	VPERMB         Z0, Z18, Z18
+	VPDPBUSD       (R13), Z18, Z10
+	VPDPBUSD       (R13)(R15*1), Z18, Z11
+	VMOVDQA64      Z3, Z18
+	VPERMI2B       Z17, Z16, Z18
+	VPMULTISHIFTQB Z18, Z1, Z18
+	VPERMB         Z0, Z18, Z18
+	VPDPBUSD       64(R13), Z18, Z14
+	VPDPBUSD       64(R13)(R15*1), Z18, Z15
+	VMOVDQA64      Z4, Z18
+	VPERMI2B       Z17, Z16, Z18
+	VPMULTISHIFTQB Z18, Z1, Z18
+	VPERMB         Z0, Z18, Z18
+	VPDPBUSD       128(R13), Z18, Z10
+	VPDPBUSD       128(R13)(R15*1), Z18, Z11
+	VMOVDQA64      Z5, Z18
+	VPERMI2B       Z17, Z16, Z18
+	VPMULTISHIFTQB Z18, Z1, Z18
+	VPERMB         Z0, Z18, Z18
+	VPDPBUSD       192(R13), Z18, Z14
+	VPDPBUSD       192(R13)(R15*1), Z18, Z15
+	ADDQ           $0x18, R10
+	ADDQ           $0x00000100, R13
+	SUBQ           $0x40, R14
+	JNZ            dotCodesQ8B3x2VBMI_chunk
+	VPADDD         Z14, Z10, Z10
+	VPADDD         Z15, Z11, Z11
+	VPUNPCKLQDQ    Z11, Z10, Z16
+	VPUNPCKHQDQ    Z11, Z10, Z10
+	VPADDD         Z10, Z16, Z17
+	VPUNPCKLQDQ    Z13, Z12, Z16
+	VPUNPCKHQDQ    Z13, Z12, Z10
+	VPADDD         Z10, Z16, Z10
+	VSHUFPS        $0x88, Z10, Z17, Z16
+	VSHUFPS        $0xdd, Z10, Z17, Z10
+	VPADDD         Z10, Z16, Z10
+	VPERMD         Z10, Z8, Z10
+	VPSUBD         Z7, Z10, Z10
+	VCVTDQ2PS      Z10, Z10
+	VMULPS         Z6, Z10, Z10
+	MOVQ           normOff+128(FP), R10
+	ADDQ           BX, R10
+	MOVWQZX        (R10), R13
+	MOVWQZX        (R10)(DI*1), R14
+	SHLQ           $0x10, R14
+	ORQ            R14, R13
+	MOVWQZX        (R10)(R8*1), R14
+	SHLQ           $0x20, R14
+	ORQ            R14, R13
+	MOVWQZX        (R10)(R9*1), R14
+	SHLQ           $0x30, R14
+	ORQ            R14, R13
+	VPBROADCASTQ   R13, Y16
+	VCVTPH2PS      Y16, Z16
+	VMULPS         Z16, Z10, Z10
+	MOVQ           rows+152(FP), R10
+	TESTQ          AX, AX
+	JZ             dotCodesQ8B3x2VBMI_load
+	VMOVAPS        Z9, Z16
+	JMP            dotCodesQ8B3x2VBMI_loaded
+
+dotCodesQ8B3x2VBMI_load:
+	MOVQ            CX, R13
+	VMOVUPS.Z       (R13), K3, Z16
+	CMPQ            R10, $0x01
 	JLE             dotCodesQ8B3x2VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K4, Z15
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K4, Z16
 
 dotCodesQ8B3x2VBMI_loaded:
-	VADDPS        Z9, Z15, Z15
-	MOVQ          AX, R12
-	VMOVUPS       X15, K3, (R12)
-	CMPQ          R9, $0x01
+	VADDPS        Z10, Z16, Z16
+	MOVQ          CX, R13
+	VMOVUPS       X16, K3, (R13)
+	CMPQ          R10, $0x01
 	JLE           dotCodesQ8B3x2VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z15, X15
-	VMOVUPS       X15, K3, (R12)
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x01, Z16, X16
+	VMOVUPS       X16, K3, (R13)
 
 dotCodesQ8B3x2VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ SI, $0x04
 	JB   dotCodesQ8B3x2VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
+	ADDQ $0x10, CX
+	LEAQ (BX)(R8*2), BX
+	SUBQ $0x04, SI
 	JMP  dotCodesQ8B3x2VBMI_quad
 
 dotCodesQ8B3x2VBMI_done:
@@ -7568,204 +7596,217 @@ axpyCodesQ8B3x4VBMI_next:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-176
-	MOVQ      tab+72(FP), AX
-	VMOVDQU64 (AX), Z0
-	VMOVDQU64 keys8CtlB3<>+0(SB), Z1
-	VMOVDQU64 keys8PermB3<>+0(SB), Z2
-	VMOVDQU64 keys8PermB3<>+64(SB), Z3
-	VMOVDQU64 keys8PermB3<>+128(SB), Z4
-	VMOVDQU64 keys8PermB3<>+192(SB), Z5
-	MOVQ      $0x0000000000ffffff, AX
-	KMOVQ     AX, K1
-	SHLQ      $0x20, AX
-	KMOVQ     AX, K2
-	VMOVDQU32 keys8Spread<>+0(SB), Z8
-	MOVQ      scales+56(FP), AX
-	VPERMPS   (AX), Z8, Z6
-	MOVQ      sums+64(FP), AX
-	VPERMD    (AX), Z8, Z7
+TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $8-184
+	MOVQ            tab+80(FP), AX
+	VMOVDQU64       (AX), Z0
+	VMOVDQU64       keys8CtlB3<>+0(SB), Z1
+	VMOVDQU64       keys8PermB3<>+0(SB), Z2
+	VMOVDQU64       keys8PermB3<>+64(SB), Z3
+	VMOVDQU64       keys8PermB3<>+128(SB), Z4
+	VMOVDQU64       keys8PermB3<>+192(SB), Z5
+	MOVQ            $0x0000000000ffffff, AX
+	KMOVQ           AX, K1
+	SHLQ            $0x20, AX
+	KMOVQ           AX, K2
+	VMOVDQU32       keys8Spread<>+0(SB), Z8
+	MOVQ            scales+56(FP), AX
+	VPERMPS         (AX), Z8, Z6
+	MOVQ            sums+64(FP), AX
+	VPERMD          (AX), Z8, Z7
+	MOVQ            bias+72(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8B3x4VBMI_add
+	VBROADCASTF32X4 (AX), Z9
+	VPERMPS         Z9, Z8, Z9
+
+dotCodesQ8B3x4VBMI_add:
 	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), DX
-	MOVQ      n+128(FP), BX
-	MOVQ      stride+104(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
+	MOVQ      out_base+0(FP), CX
+	MOVQ      outStride+24(FP), DX
+	SHLQ      $0x02, DX
+	MOVQ      codes_base+88(FP), BX
+	MOVQ      n+136(FP), SI
+	MOVQ      stride+112(FP), DI
+	LEAQ      (DI)(DI*1), R8
+	LEAQ      (R8)(DI*1), R9
+	MOVQ      $0x0000000f, R10
+	KMOVQ     R10, K3
 	KSHIFTLW  $0x04, K3, K4
 	KSHIFTLW  $0x08, K3, K5
 	KSHIFTLW  $0x0c, K3, K6
-	MOVQ      ahead_base+152(FP), R10
-	MOVQ      ahead_len+160(FP), R11
+	MOVQ      ahead_base+160(FP), R11
+	MOVQ      ahead_len+168(FP), R12
 
 dotCodesQ8B3x4VBMI_quad:
-	TESTQ      BX, BX
+	TESTQ      SI, SI
 	JZ         dotCodesQ8B3x4VBMI_done
-	TESTQ      R11, R11
+	TESTQ      R12, R12
 	JLE        dotCodesQ8B3x4VBMI_pf28
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+	PREFETCHT0 (R11)
+	PREFETCHT0 64(R11)
+	PREFETCHT0 128(R11)
+	PREFETCHT0 192(R11)
+	ADDQ       $0x00000100, R11
+	SUBQ       $0x00000100, R12
 
 dotCodesQ8B3x4VBMI_pf28:
-	CMPQ     BX, $0x04
+	CMPQ     SI, $0x04
 	JAE      dotCodesQ8B3x4VBMI_full
-	MOVQ     $0x00000001, R9
-	SHLXQ    BX, R9, R9
-	DECQ     R9
-	KMOVQ    R9, K3
+	MOVQ     $0x00000001, R10
+	SHLXQ    SI, R10, R10
+	DECQ     R10
+	KMOVQ    R10, K3
 	KSHIFTLW $0x04, K3, K4
 	KSHIFTLW $0x08, K3, K5
 	KSHIFTLW $0x0c, K3, K6
-	XORQ     R9, R9
-	MOVQ     R9, R8
-	CMPQ     BX, $0x03
-	CMOVQLT  R9, DI
-	CMPQ     BX, $0x02
-	CMOVQLT  R9, SI
+	XORQ     R10, R10
+	MOVQ     R10, R9
+	CMPQ     SI, $0x03
+	CMOVQLT  R10, R8
+	CMPQ     SI, $0x02
+	CMOVQLT  R10, DI
 
 dotCodesQ8B3x4VBMI_full:
-	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	MOVQ   DX, R9
-	MOVQ   idxOff+112(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+136(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
 	VPXORD Z13, Z13, Z13
+	MOVQ   BX, R10
+	MOVQ   idxOff+120(FP), R13
+	ADDQ   R13, R10
+	MOVQ   q_base+32(FP), R13
+	MOVQ   d64+144(FP), R14
+	LEAQ   (R14)(R14*2), R15
+	ADDQ   R14, R15
+	LEAQ   (R15)(R15*2), BP
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
 	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
 
 dotCodesQ8B3x4VBMI_chunk:
-	VMOVDQU8.Z      (R9), K1, Z17
-	VMOVDQU8        -32(R9)(SI*1), K2, Z17
-	VMOVDQU8.Z      (R9)(DI*1), K1, Z18
-	VMOVDQU8        -32(R9)(R8*1), K2, Z18
-	VMOVDQA64       Z2, Z19
-	VPERMI2B        Z18, Z17, Z19
-	VPMULTISHIFTQB  Z19, Z1, Z19
-	VPERMB          Z0, Z19, Z19
-	VPDPBUSD        (R12), Z19, Z9
-	VPDPBUSD        (R12)(R14*1), Z19, Z10
-	VPDPBUSD        (R12)(R14*2), Z19, Z11
-	VPDPBUSD        (R12)(R15*1), Z19, Z12
-	VMOVDQA64       Z3, Z19
-	VPERMI2B        Z18, Z17, Z19
-	VPMULTISHIFTQB  Z19, Z1, Z19
-	VPERMB          Z0, Z19, Z19
-	VPDPBUSD        64(R12), Z19, Z13
-	VPDPBUSD        64(R12)(R14*1), Z19, Z14
-	VPDPBUSD        64(R12)(R14*2), Z19, Z15
-	VPDPBUSD        64(R12)(R15*1), Z19, Z16
-	VMOVDQA64       Z4, Z19
-	VPERMI2B        Z18, Z17, Z19
-	VPMULTISHIFTQB  Z19, Z1, Z19
-	VPERMB          Z0, Z19, Z19
-	VPDPBUSD        128(R12), Z19, Z9
-	VPDPBUSD        128(R12)(R14*1), Z19, Z10
-	VPDPBUSD        128(R12)(R14*2), Z19, Z11
-	VPDPBUSD        128(R12)(R15*1), Z19, Z12
-	VMOVDQA64       Z5, Z19
-	VPERMI2B        Z18, Z17, Z19
-	VPMULTISHIFTQB  Z19, Z1, Z19
-	VPERMB          Z0, Z19, Z19
-	VPDPBUSD        192(R12), Z19, Z13
-	VPDPBUSD        192(R12)(R14*1), Z19, Z14
-	VPDPBUSD        192(R12)(R14*2), Z19, Z15
-	VPDPBUSD        192(R12)(R15*1), Z19, Z16
-	ADDQ            $0x18, R9
-	ADDQ            $0x00000100, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8B3x4VBMI_chunk
-	VPADDD          Z13, Z9, Z9
-	VPADDD          Z14, Z10, Z10
-	VPADDD          Z15, Z11, Z11
-	VPADDD          Z16, Z12, Z12
-	VPUNPCKLQDQ     Z10, Z9, Z17
-	VPUNPCKHQDQ     Z10, Z9, Z9
-	VPADDD          Z9, Z17, Z18
-	VPUNPCKLQDQ     Z12, Z11, Z17
-	VPUNPCKHQDQ     Z12, Z11, Z9
-	VPADDD          Z9, Z17, Z9
-	VSHUFPS         $0x88, Z9, Z18, Z17
-	VSHUFPS         $0xdd, Z9, Z18, Z9
-	VPADDD          Z9, Z17, Z9
-	VPERMD          Z9, Z8, Z9
-	VPSUBD          Z7, Z9, Z9
-	VCVTDQ2PS       Z9, Z9
-	VMULPS          Z6, Z9, Z9
-	MOVQ            normOff+120(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y17
-	VCVTPH2PS       Y17, Z17
-	VMULPS          Z17, Z9, Z9
-	MOVQ            rows+144(FP), R9
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K3, Z17
-	CMPQ            R9, $0x01
+	VMOVDQU8.Z     (R10), K1, Z18
+	VMOVDQU8       -32(R10)(DI*1), K2, Z18
+	VMOVDQU8.Z     (R10)(R8*1), K1, Z19
+	VMOVDQU8       -32(R10)(R9*1), K2, Z19
+	VMOVDQA64      Z2, Z20
+	VPERMI2B       Z19, Z18, Z20
+	VPMULTISHIFTQB Z20, Z1, Z20
+	VPERMB         Z0, Z20, Z20
+	VPDPBUSD       (R13), Z20, Z10
+	VPDPBUSD       (R13)(R15*1), Z20, Z11
+	VPDPBUSD       (R13)(R15*2), Z20, Z12
+	VPDPBUSD       (R13)(BP*1), Z20, Z13
+	VMOVDQA64      Z3, Z20
+	VPERMI2B       Z19, Z18, Z20
+	VPMULTISHIFTQB Z20, Z1, Z20
+	VPERMB         Z0, Z20, Z20
+	VPDPBUSD       64(R13), Z20, Z14
+	VPDPBUSD       64(R13)(R15*1), Z20, Z15
+	VPDPBUSD       64(R13)(R15*2), Z20, Z16
+	VPDPBUSD       64(R13)(BP*1), Z20, Z17
+	VMOVDQA64      Z4, Z20
+	VPERMI2B       Z19, Z18, Z20
+	VPMULTISHIFTQB Z20, Z1, Z20
+	VPERMB         Z0, Z20, Z20
+	VPDPBUSD       128(R13), Z20, Z10
+	VPDPBUSD       128(R13)(R15*1), Z20, Z11
+	VPDPBUSD       128(R13)(R15*2), Z20, Z12
+	VPDPBUSD       128(R13)(BP*1), Z20, Z13
+	VMOVDQA64      Z5, Z20
+	VPERMI2B       Z19, Z18, Z20
+	VPMULTISHIFTQB Z20, Z1, Z20
+	VPERMB         Z0, Z20, Z20
+	VPDPBUSD       192(R13), Z20, Z14
+	VPDPBUSD       192(R13)(R15*1), Z20, Z15
+	VPDPBUSD       192(R13)(R15*2), Z20, Z16
+	VPDPBUSD       192(R13)(BP*1), Z20, Z17
+	ADDQ           $0x18, R10
+	ADDQ           $0x00000100, R13
+	SUBQ           $0x40, R14
+	JNZ            dotCodesQ8B3x4VBMI_chunk
+	VPADDD         Z14, Z10, Z10
+	VPADDD         Z15, Z11, Z11
+	VPADDD         Z16, Z12, Z12
+	VPADDD         Z17, Z13, Z13
+	VPUNPCKLQDQ    Z11, Z10, Z18
+	VPUNPCKHQDQ    Z11, Z10, Z10
+	VPADDD         Z10, Z18, Z19
+	VPUNPCKLQDQ    Z13, Z12, Z18
+	VPUNPCKHQDQ    Z13, Z12, Z10
+	VPADDD         Z10, Z18, Z10
+	VSHUFPS        $0x88, Z10, Z19, Z18
+	VSHUFPS        $0xdd, Z10, Z19, Z10
+	VPADDD         Z10, Z18, Z10
+	VPERMD         Z10, Z8, Z10
+	VPSUBD         Z7, Z10, Z10
+	VCVTDQ2PS      Z10, Z10
+	VMULPS         Z6, Z10, Z10
+	MOVQ           normOff+128(FP), R10
+	ADDQ           BX, R10
+	MOVWQZX        (R10), R13
+	MOVWQZX        (R10)(DI*1), R14
+	SHLQ           $0x10, R14
+	ORQ            R14, R13
+	MOVWQZX        (R10)(R8*1), R14
+	SHLQ           $0x20, R14
+	ORQ            R14, R13
+	MOVWQZX        (R10)(R9*1), R14
+	SHLQ           $0x30, R14
+	ORQ            R14, R13
+	VPBROADCASTQ   R13, Y18
+	VCVTPH2PS      Y18, Z18
+	VMULPS         Z18, Z10, Z10
+	MOVQ           rows+152(FP), R10
+	TESTQ          AX, AX
+	JZ             dotCodesQ8B3x4VBMI_load
+	VMOVAPS        Z9, Z18
+	JMP            dotCodesQ8B3x4VBMI_loaded
+
+dotCodesQ8B3x4VBMI_load:
+	MOVQ            CX, R13
+	VMOVUPS.Z       (R13), K3, Z18
+	CMPQ            R10, $0x01
 	JLE             dotCodesQ8B3x4VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K4, Z17
-	CMPQ            R9, $0x02
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K4, Z18
+	CMPQ            R10, $0x02
 	JLE             dotCodesQ8B3x4VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K5, Z17
-	CMPQ            R9, $0x03
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K5, Z18
+	CMPQ            R10, $0x03
 	JLE             dotCodesQ8B3x4VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K6, Z17
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K6, Z18
 
 dotCodesQ8B3x4VBMI_loaded:
-	VADDPS        Z9, Z17, Z17
-	MOVQ          AX, R12
-	VMOVUPS       X17, K3, (R12)
-	CMPQ          R9, $0x01
+	VADDPS        Z10, Z18, Z18
+	MOVQ          CX, R13
+	VMOVUPS       X18, K3, (R13)
+	CMPQ          R10, $0x01
 	JLE           dotCodesQ8B3x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z17, X18
-	VMOVUPS       X18, K3, (R12)
-	CMPQ          R9, $0x02
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x01, Z18, X19
+	VMOVUPS       X19, K3, (R13)
+	CMPQ          R10, $0x02
 	JLE           dotCodesQ8B3x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x02, Z17, X18
-	VMOVUPS       X18, K3, (R12)
-	CMPQ          R9, $0x03
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x02, Z18, X19
+	VMOVUPS       X19, K3, (R13)
+	CMPQ          R10, $0x03
 	JLE           dotCodesQ8B3x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x03, Z17, X17
-	VMOVUPS       X17, K3, (R12)
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x03, Z18, X18
+	VMOVUPS       X18, K3, (R13)
 
 dotCodesQ8B3x4VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ SI, $0x04
 	JB   dotCodesQ8B3x4VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
+	ADDQ $0x10, CX
+	LEAQ (BX)(R8*2), BX
+	SUBQ $0x04, SI
 	JMP  dotCodesQ8B3x4VBMI_quad
 
 dotCodesQ8B3x4VBMI_done:
@@ -8488,150 +8529,165 @@ DATA values8CtlB4<>+62(SB)/1, $0x24
 DATA values8CtlB4<>+63(SB)/1, $0x34
 GLOBL values8CtlB4<>(SB), RODATA|NOPTR, $64
 
-// func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B4x1VBMI(SB), NOSPLIT, $0-176
-	MOVQ      tab+72(FP), AX
-	VMOVDQU64 (AX), Z0
-	VMOVDQU64 keys8CtlB4<>+0(SB), Z1
-	VMOVDQU64 keys8PermB4<>+0(SB), Z2
-	VMOVDQU64 keys8PermB4<>+64(SB), Z3
-	VMOVDQU64 keys8PermB4<>+128(SB), Z4
-	VMOVDQU64 keys8PermB4<>+192(SB), Z5
-	MOVQ      $0x00000000ffffffff, AX
-	KMOVQ     AX, K1
-	SHLQ      $0x20, AX
-	KMOVQ     AX, K2
-	VMOVDQU32 keys8Spread<>+0(SB), Z8
-	MOVQ      scales+56(FP), AX
-	VPERMPS   (AX), Z8, Z6
-	MOVQ      sums+64(FP), AX
-	VPERMD    (AX), Z8, Z7
+TEXT ·dotCodesQ8B4x1VBMI(SB), NOSPLIT, $0-184
+	MOVQ            tab+80(FP), AX
+	VMOVDQU64       (AX), Z0
+	VMOVDQU64       keys8CtlB4<>+0(SB), Z1
+	VMOVDQU64       keys8PermB4<>+0(SB), Z2
+	VMOVDQU64       keys8PermB4<>+64(SB), Z3
+	VMOVDQU64       keys8PermB4<>+128(SB), Z4
+	VMOVDQU64       keys8PermB4<>+192(SB), Z5
+	MOVQ            $0x00000000ffffffff, AX
+	KMOVQ           AX, K1
+	SHLQ            $0x20, AX
+	KMOVQ           AX, K2
+	VMOVDQU32       keys8Spread<>+0(SB), Z8
+	MOVQ            scales+56(FP), AX
+	VPERMPS         (AX), Z8, Z6
+	MOVQ            sums+64(FP), AX
+	VPERMD          (AX), Z8, Z7
+	MOVQ            bias+72(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8B4x1VBMI_add
+	VBROADCASTF32X4 (AX), Z9
+	VPERMPS         Z9, Z8, Z9
+
+dotCodesQ8B4x1VBMI_add:
 	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), CX
-	MOVQ      n+128(FP), DX
-	MOVQ      stride+104(FP), BX
-	LEAQ      (BX)(BX*1), SI
-	LEAQ      (SI)(BX*1), DI
-	MOVQ      $0x0000000f, R8
-	KMOVQ     R8, K3
-	MOVQ      ahead_base+152(FP), R9
-	MOVQ      ahead_len+160(FP), R10
+	MOVQ      out_base+0(FP), CX
+	MOVQ      outStride+24(FP), DX
+	SHLQ      $0x02, DX
+	MOVQ      codes_base+88(FP), DX
+	MOVQ      n+136(FP), BX
+	MOVQ      stride+112(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K3
+	MOVQ      ahead_base+160(FP), R10
+	MOVQ      ahead_len+168(FP), R11
 
 dotCodesQ8B4x1VBMI_quad:
-	TESTQ      DX, DX
+	TESTQ      BX, BX
 	JZ         dotCodesQ8B4x1VBMI_done
-	TESTQ      R10, R10
+	TESTQ      R11, R11
 	JLE        dotCodesQ8B4x1VBMI_pf30
-	PREFETCHT0 (R9)
-	PREFETCHT0 64(R9)
-	PREFETCHT0 128(R9)
-	PREFETCHT0 192(R9)
-	ADDQ       $0x00000100, R9
-	SUBQ       $0x00000100, R10
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
 
 dotCodesQ8B4x1VBMI_pf30:
-	CMPQ    DX, $0x04
+	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B4x1VBMI_full
-	MOVQ    $0x00000001, R8
-	SHLXQ   DX, R8, R8
-	DECQ    R8
-	KMOVQ   R8, K3
-	XORQ    R8, R8
-	MOVQ    R8, DI
-	CMPQ    DX, $0x03
-	CMOVQLT R8, SI
-	CMPQ    DX, $0x02
-	CMOVQLT R8, BX
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
 
 dotCodesQ8B4x1VBMI_full:
-	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	MOVQ   CX, R8
-	MOVQ   idxOff+112(FP), R11
-	ADDQ   R11, R8
-	MOVQ   q_base+32(FP), R11
-	MOVQ   d64+136(FP), R12
-	LEAQ   (R12)(R12*2), R13
-	ADDQ   R12, R13
-	LEAQ   (R13)(R13*2), R13
 	VPXORD Z13, Z13, Z13
+	MOVQ   DX, R9
+	MOVQ   idxOff+120(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+144(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
+	LEAQ   (R14)(R14*2), R14
+	VPXORD Z14, Z14, Z14
 
 dotCodesQ8B4x1VBMI_chunk:
-	VMOVDQU8.Z     (R8), K1, Z14
-	VMOVDQU8       -32(R8)(BX*1), K2, Z14
-	VMOVDQU8.Z     (R8)(SI*1), K1, Z15
-	VMOVDQU8       -32(R8)(DI*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       (R11), Z16, Z9
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       64(R11), Z16, Z13
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       128(R11), Z16, Z9
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       192(R11), Z16, Z13
-	ADDQ           $0x20, R8
-	ADDQ           $0x00000100, R11
-	SUBQ           $0x40, R12
+	VMOVDQU8.Z     (R9), K1, Z15
+	VMOVDQU8       -32(R9)(SI*1), K2, Z15
+	VMOVDQU8.Z     (R9)(DI*1), K1, Z16
+	VMOVDQU8       -32(R9)(R8*1), K2, Z16
+	VMOVDQA64      Z2, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z1, Z17
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD       (R12), Z17, Z10
+	VMOVDQA64      Z3, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z1, Z17
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD       64(R12), Z17, Z14
+	VMOVDQA64      Z4, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z1, Z17
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD       128(R12), Z17, Z10
+	VMOVDQA64      Z5, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z1, Z17
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD       192(R12), Z17, Z14
+	ADDQ           $0x20, R9
+	ADDQ           $0x00000100, R12
+	SUBQ           $0x40, R13
 	JNZ            dotCodesQ8B4x1VBMI_chunk
-	VPADDD         Z13, Z9, Z9
-	VPUNPCKLQDQ    Z10, Z9, Z14
-	VPUNPCKHQDQ    Z10, Z9, Z9
-	VPADDD         Z9, Z14, Z15
-	VPUNPCKLQDQ    Z12, Z11, Z14
-	VPUNPCKHQDQ    Z12, Z11, Z9
-	VPADDD         Z9, Z14, Z9
-	VSHUFPS        $0x88, Z9, Z15, Z14
-	VSHUFPS        $0xdd, Z9, Z15, Z9
-	VPADDD         Z9, Z14, Z9
-	VPERMD         Z9, Z8, Z9
-	VPSUBD         Z7, Z9, Z9
-	VCVTDQ2PS      Z9, Z9
-	VMULPS         Z6, Z9, Z9
-	MOVQ           normOff+120(FP), R8
-	ADDQ           CX, R8
-	MOVWQZX        (R8), R11
-	MOVWQZX        (R8)(BX*1), R12
-	SHLQ           $0x10, R12
-	ORQ            R12, R11
-	MOVWQZX        (R8)(SI*1), R12
-	SHLQ           $0x20, R12
-	ORQ            R12, R11
-	MOVWQZX        (R8)(DI*1), R12
-	SHLQ           $0x30, R12
-	ORQ            R12, R11
-	VPBROADCASTQ   R11, Y14
-	VCVTPH2PS      Y14, Z14
-	VMULPS         Z14, Z9, Z9
-	MOVQ           rows+144(FP), R8
-	MOVQ           AX, R8
-	VMOVUPS.Z      (R8), K3, Z14
-	VADDPS         Z9, Z14, Z14
-	MOVQ           AX, R8
-	VMOVUPS        X14, K3, (R8)
-	CMPQ           DX, $0x04
-	JB             dotCodesQ8B4x1VBMI_done
-	ADDQ           $0x10, AX
-	LEAQ           (CX)(SI*2), CX
-	SUBQ           $0x04, DX
-	JMP            dotCodesQ8B4x1VBMI_quad
+	VPADDD         Z14, Z10, Z10
+	VPUNPCKLQDQ    Z11, Z10, Z15
+	VPUNPCKHQDQ    Z11, Z10, Z10
+	VPADDD         Z10, Z15, Z16
+	VPUNPCKLQDQ    Z13, Z12, Z15
+	VPUNPCKHQDQ    Z13, Z12, Z10
+	VPADDD         Z10, Z15, Z10
+	VSHUFPS        $0x88, Z10, Z16, Z15
+	VSHUFPS        $0xdd, Z10, Z16, Z10
+	VPADDD         Z10, Z15, Z10
+	VPERMD         Z10, Z8, Z10
+	VPSUBD         Z7, Z10, Z10
+	VCVTDQ2PS      Z10, Z10
+	VMULPS         Z6, Z10, Z10
+	MOVQ           normOff+128(FP), R9
+	ADDQ           DX, R9
+	MOVWQZX        (R9), R12
+	MOVWQZX        (R9)(SI*1), R13
+	SHLQ           $0x10, R13
+	ORQ            R13, R12
+	MOVWQZX        (R9)(DI*1), R13
+	SHLQ           $0x20, R13
+	ORQ            R13, R12
+	MOVWQZX        (R9)(R8*1), R13
+	SHLQ           $0x30, R13
+	ORQ            R13, R12
+	VPBROADCASTQ   R12, Y15
+	VCVTPH2PS      Y15, Z15
+	VMULPS         Z15, Z10, Z10
+	MOVQ           rows+152(FP), R9
+	TESTQ          AX, AX
+	JZ             dotCodesQ8B4x1VBMI_load
+	VMOVAPS        Z9, Z15
+	JMP            dotCodesQ8B4x1VBMI_loaded
+
+dotCodesQ8B4x1VBMI_load:
+	MOVQ      CX, R9
+	VMOVUPS.Z (R9), K3, Z15
+
+dotCodesQ8B4x1VBMI_loaded:
+	VADDPS  Z10, Z15, Z15
+	MOVQ    CX, R9
+	VMOVUPS X15, K3, (R9)
+	CMPQ    BX, $0x04
+	JB      dotCodesQ8B4x1VBMI_done
+	ADDQ    $0x10, CX
+	LEAQ    (DX)(DI*2), DX
+	SUBQ    $0x04, BX
+	JMP     dotCodesQ8B4x1VBMI_quad
 
 dotCodesQ8B4x1VBMI_done:
 	VZEROUPPER
@@ -9141,170 +9197,183 @@ axpyCodesQ8B4x2VBMI_next:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $0-176
-	MOVQ      tab+72(FP), AX
-	VMOVDQU64 (AX), Z0
-	VMOVDQU64 keys8CtlB4<>+0(SB), Z1
-	VMOVDQU64 keys8PermB4<>+0(SB), Z2
-	VMOVDQU64 keys8PermB4<>+64(SB), Z3
-	VMOVDQU64 keys8PermB4<>+128(SB), Z4
-	VMOVDQU64 keys8PermB4<>+192(SB), Z5
-	MOVQ      $0x00000000ffffffff, AX
-	KMOVQ     AX, K1
-	SHLQ      $0x20, AX
-	KMOVQ     AX, K2
-	VMOVDQU32 keys8Spread<>+0(SB), Z8
-	MOVQ      scales+56(FP), AX
-	VPERMPS   (AX), Z8, Z6
-	MOVQ      sums+64(FP), AX
-	VPERMD    (AX), Z8, Z7
+TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $8-184
+	MOVQ            tab+80(FP), AX
+	VMOVDQU64       (AX), Z0
+	VMOVDQU64       keys8CtlB4<>+0(SB), Z1
+	VMOVDQU64       keys8PermB4<>+0(SB), Z2
+	VMOVDQU64       keys8PermB4<>+64(SB), Z3
+	VMOVDQU64       keys8PermB4<>+128(SB), Z4
+	VMOVDQU64       keys8PermB4<>+192(SB), Z5
+	MOVQ            $0x00000000ffffffff, AX
+	KMOVQ           AX, K1
+	SHLQ            $0x20, AX
+	KMOVQ           AX, K2
+	VMOVDQU32       keys8Spread<>+0(SB), Z8
+	MOVQ            scales+56(FP), AX
+	VPERMPS         (AX), Z8, Z6
+	MOVQ            sums+64(FP), AX
+	VPERMD          (AX), Z8, Z7
+	MOVQ            bias+72(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8B4x2VBMI_add
+	VBROADCASTF32X4 (AX), Z9
+	VPERMPS         Z9, Z8, Z9
+
+dotCodesQ8B4x2VBMI_add:
 	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), DX
-	MOVQ      n+128(FP), BX
-	MOVQ      stride+104(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
+	MOVQ      out_base+0(FP), CX
+	MOVQ      outStride+24(FP), DX
+	SHLQ      $0x02, DX
+	MOVQ      codes_base+88(FP), BX
+	MOVQ      n+136(FP), SI
+	MOVQ      stride+112(FP), DI
+	LEAQ      (DI)(DI*1), R8
+	LEAQ      (R8)(DI*1), R9
+	MOVQ      $0x0000000f, R10
+	KMOVQ     R10, K3
 	KSHIFTLW  $0x04, K3, K4
-	MOVQ      ahead_base+152(FP), R10
-	MOVQ      ahead_len+160(FP), R11
+	MOVQ      ahead_base+160(FP), R11
+	MOVQ      ahead_len+168(FP), R12
 
 dotCodesQ8B4x2VBMI_quad:
-	TESTQ      BX, BX
+	TESTQ      SI, SI
 	JZ         dotCodesQ8B4x2VBMI_done
-	TESTQ      R11, R11
+	TESTQ      R12, R12
 	JLE        dotCodesQ8B4x2VBMI_pf32
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+	PREFETCHT0 (R11)
+	PREFETCHT0 64(R11)
+	PREFETCHT0 128(R11)
+	PREFETCHT0 192(R11)
+	ADDQ       $0x00000100, R11
+	SUBQ       $0x00000100, R12
 
 dotCodesQ8B4x2VBMI_pf32:
-	CMPQ     BX, $0x04
+	CMPQ     SI, $0x04
 	JAE      dotCodesQ8B4x2VBMI_full
-	MOVQ     $0x00000001, R9
-	SHLXQ    BX, R9, R9
-	DECQ     R9
-	KMOVQ    R9, K3
+	MOVQ     $0x00000001, R10
+	SHLXQ    SI, R10, R10
+	DECQ     R10
+	KMOVQ    R10, K3
 	KSHIFTLW $0x04, K3, K4
-	XORQ     R9, R9
-	MOVQ     R9, R8
-	CMPQ     BX, $0x03
-	CMOVQLT  R9, DI
-	CMPQ     BX, $0x02
-	CMOVQLT  R9, SI
+	XORQ     R10, R10
+	MOVQ     R10, R9
+	CMPQ     SI, $0x03
+	CMOVQLT  R10, R8
+	CMPQ     SI, $0x02
+	CMOVQLT  R10, DI
 
 dotCodesQ8B4x2VBMI_full:
-	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	MOVQ   DX, R9
-	MOVQ   idxOff+112(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+136(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
 	VPXORD Z13, Z13, Z13
+	MOVQ   BX, R10
+	MOVQ   idxOff+120(FP), R13
+	ADDQ   R13, R10
+	MOVQ   q_base+32(FP), R13
+	MOVQ   d64+144(FP), R14
+	LEAQ   (R14)(R14*2), R15
+	ADDQ   R14, R15
+	LEAQ   (R15)(R15*2), BP
 	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
 
 dotCodesQ8B4x2VBMI_chunk:
-	VMOVDQU8.Z      (R9), K1, Z15
-	VMOVDQU8        -32(R9)(SI*1), K2, Z15
-	VMOVDQU8.Z      (R9)(DI*1), K1, Z16
-	VMOVDQU8        -32(R9)(R8*1), K2, Z16
-	VMOVDQA64       Z2, Z17
-	VPERMI2B        Z16, Z15, Z17
-	VPMULTISHIFTQB  Z17, Z1, Z17
-	VPERMB          Z0, Z17, Z17
-	VPDPBUSD        (R12), Z17, Z9
-	VPDPBUSD        (R12)(R14*1), Z17, Z10
-	VMOVDQA64       Z3, Z17
-	VPERMI2B        Z16, Z15, Z17
-	VPMULTISHIFTQB  Z17, Z1, Z17
-	VPERMB          Z0, Z17, Z17
-	VPDPBUSD        64(R12), Z17, Z13
-	VPDPBUSD        64(R12)(R14*1), Z17, Z14
-	VMOVDQA64       Z4, Z17
-	VPERMI2B        Z16, Z15, Z17
-	VPMULTISHIFTQB  Z17, Z1, Z17
-	VPERMB          Z0, Z17, Z17
-	VPDPBUSD        128(R12), Z17, Z9
-	VPDPBUSD        128(R12)(R14*1), Z17, Z10
-	VMOVDQA64       Z5, Z17
-	VPERMI2B        Z16, Z15, Z17
-	VPMULTISHIFTQB  Z17, Z1, Z17
-	VPERMB          Z0, Z17, Z17
-	VPDPBUSD        192(R12), Z17, Z13
-	VPDPBUSD        192(R12)(R14*1), Z17, Z14
-	ADDQ            $0x20, R9
-	ADDQ            $0x00000100, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8B4x2VBMI_chunk
-	VPADDD          Z13, Z9, Z9
-	VPADDD          Z14, Z10, Z10
-	VPUNPCKLQDQ     Z10, Z9, Z15
-	VPUNPCKHQDQ     Z10, Z9, Z9
-	VPADDD          Z9, Z15, Z16
-	VPUNPCKLQDQ     Z12, Z11, Z15
-	VPUNPCKHQDQ     Z12, Z11, Z9
-	VPADDD          Z9, Z15, Z9
-	VSHUFPS         $0x88, Z9, Z16, Z15
-	VSHUFPS         $0xdd, Z9, Z16, Z9
-	VPADDD          Z9, Z15, Z9
-	VPERMD          Z9, Z8, Z9
-	VPSUBD          Z7, Z9, Z9
-	VCVTDQ2PS       Z9, Z9
-	VMULPS          Z6, Z9, Z9
-	MOVQ            normOff+120(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y15
-	VCVTPH2PS       Y15, Z15
-	VMULPS          Z15, Z9, Z9
-	MOVQ            rows+144(FP), R9
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K3, Z15
-	CMPQ            R9, $0x01
+	VMOVDQU8.Z     (R10), K1, Z16
+	VMOVDQU8       -32(R10)(DI*1), K2, Z16
+	VMOVDQU8.Z     (R10)(R8*1), K1, Z17
+	VMOVDQU8       -32(R10)(R9*1), K2, Z17
+	VMOVDQA64      Z2, Z18
+	VPERMI2B       Z17, Z16, Z18
+	VPMULTISHIFTQB Z18, Z1, Z18
+	VPERMB         Z0, Z18, Z18
+	VPDPBUSD       (R13), Z18, Z10
+	VPDPBUSD       (R13)(R15*1), Z18, Z11
+	VMOVDQA64      Z3, Z18
+	VPERMI2B       Z17, Z16, Z18
+	VPMULTISHIFTQB Z18, Z1, Z18
+	VPERMB         Z0, Z18, Z18
+	VPDPBUSD       64(R13), Z18, Z14
+	VPDPBUSD       64(R13)(R15*1), Z18, Z15
+	VMOVDQA64      Z4, Z18
+	VPERMI2B       Z17, Z16, Z18
+	VPMULTISHIFTQB Z18, Z1, Z18
+	VPERMB         Z0, Z18, Z18
+	VPDPBUSD       128(R13), Z18, Z10
+	VPDPBUSD       128(R13)(R15*1), Z18, Z11
+	VMOVDQA64      Z5, Z18
+	VPERMI2B       Z17, Z16, Z18
+	VPMULTISHIFTQB Z18, Z1, Z18
+	VPERMB         Z0, Z18, Z18
+	VPDPBUSD       192(R13), Z18, Z14
+	VPDPBUSD       192(R13)(R15*1), Z18, Z15
+	ADDQ           $0x20, R10
+	ADDQ           $0x00000100, R13
+	SUBQ           $0x40, R14
+	JNZ            dotCodesQ8B4x2VBMI_chunk
+	VPADDD         Z14, Z10, Z10
+	VPADDD         Z15, Z11, Z11
+	VPUNPCKLQDQ    Z11, Z10, Z16
+	VPUNPCKHQDQ    Z11, Z10, Z10
+	VPADDD         Z10, Z16, Z17
+	VPUNPCKLQDQ    Z13, Z12, Z16
+	VPUNPCKHQDQ    Z13, Z12, Z10
+	VPADDD         Z10, Z16, Z10
+	VSHUFPS        $0x88, Z10, Z17, Z16
+	VSHUFPS        $0xdd, Z10, Z17, Z10
+	VPADDD         Z10, Z16, Z10
+	VPERMD         Z10, Z8, Z10
+	VPSUBD         Z7, Z10, Z10
+	VCVTDQ2PS      Z10, Z10
+	VMULPS         Z6, Z10, Z10
+	MOVQ           normOff+128(FP), R10
+	ADDQ           BX, R10
+	MOVWQZX        (R10), R13
+	MOVWQZX        (R10)(DI*1), R14
+	SHLQ           $0x10, R14
+	ORQ            R14, R13
+	MOVWQZX        (R10)(R8*1), R14
+	SHLQ           $0x20, R14
+	ORQ            R14, R13
+	MOVWQZX        (R10)(R9*1), R14
+	SHLQ           $0x30, R14
+	ORQ            R14, R13
+	VPBROADCASTQ   R13, Y16
+	VCVTPH2PS      Y16, Z16
+	VMULPS         Z16, Z10, Z10
+	MOVQ           rows+152(FP), R10
+	TESTQ          AX, AX
+	JZ             dotCodesQ8B4x2VBMI_load
+	VMOVAPS        Z9, Z16
+	JMP            dotCodesQ8B4x2VBMI_loaded
+
+dotCodesQ8B4x2VBMI_load:
+	MOVQ            CX, R13
+	VMOVUPS.Z       (R13), K3, Z16
+	CMPQ            R10, $0x01
 	JLE             dotCodesQ8B4x2VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K4, Z15
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K4, Z16
 
 dotCodesQ8B4x2VBMI_loaded:
-	VADDPS        Z9, Z15, Z15
-	MOVQ          AX, R12
-	VMOVUPS       X15, K3, (R12)
-	CMPQ          R9, $0x01
+	VADDPS        Z10, Z16, Z16
+	MOVQ          CX, R13
+	VMOVUPS       X16, K3, (R13)
+	CMPQ          R10, $0x01
 	JLE           dotCodesQ8B4x2VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z15, X15
-	VMOVUPS       X15, K3, (R12)
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x01, Z16, X16
+	VMOVUPS       X16, K3, (R13)
 
 dotCodesQ8B4x2VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ SI, $0x04
 	JB   dotCodesQ8B4x2VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
+	ADDQ $0x10, CX
+	LEAQ (BX)(R8*2), BX
+	SUBQ $0x04, SI
 	JMP  dotCodesQ8B4x2VBMI_quad
 
 dotCodesQ8B4x2VBMI_done:
@@ -9561,403 +9630,266 @@ axpyCodesQ8B4x4VBMI_next:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-176
-	MOVQ      tab+72(FP), AX
-	VMOVDQU64 (AX), Z0
-	VMOVDQU64 keys8CtlB4<>+0(SB), Z1
-	VMOVDQU64 keys8PermB4<>+0(SB), Z2
-	VMOVDQU64 keys8PermB4<>+64(SB), Z3
-	VMOVDQU64 keys8PermB4<>+128(SB), Z4
-	VMOVDQU64 keys8PermB4<>+192(SB), Z5
-	MOVQ      $0x00000000ffffffff, AX
-	KMOVQ     AX, K1
-	SHLQ      $0x20, AX
-	KMOVQ     AX, K2
-	VMOVDQU32 keys8Spread<>+0(SB), Z8
-	MOVQ      scales+56(FP), AX
-	VPERMPS   (AX), Z8, Z6
-	MOVQ      sums+64(FP), AX
-	VPERMD    (AX), Z8, Z7
+TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $8-184
+	MOVQ            tab+80(FP), AX
+	VMOVDQU64       (AX), Z0
+	VMOVDQU64       keys8CtlB4<>+0(SB), Z1
+	VMOVDQU64       keys8PermB4<>+0(SB), Z2
+	VMOVDQU64       keys8PermB4<>+64(SB), Z3
+	VMOVDQU64       keys8PermB4<>+128(SB), Z4
+	VMOVDQU64       keys8PermB4<>+192(SB), Z5
+	MOVQ            $0x00000000ffffffff, AX
+	KMOVQ           AX, K1
+	SHLQ            $0x20, AX
+	KMOVQ           AX, K2
+	VMOVDQU32       keys8Spread<>+0(SB), Z8
+	MOVQ            scales+56(FP), AX
+	VPERMPS         (AX), Z8, Z6
+	MOVQ            sums+64(FP), AX
+	VPERMD          (AX), Z8, Z7
+	MOVQ            bias+72(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8B4x4VBMI_add
+	VBROADCASTF32X4 (AX), Z9
+	VPERMPS         Z9, Z8, Z9
+
+dotCodesQ8B4x4VBMI_add:
 	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), DX
-	MOVQ      n+128(FP), BX
-	MOVQ      stride+104(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
+	MOVQ      out_base+0(FP), CX
+	MOVQ      outStride+24(FP), DX
+	SHLQ      $0x02, DX
+	MOVQ      codes_base+88(FP), BX
+	MOVQ      n+136(FP), SI
+	MOVQ      stride+112(FP), DI
+	LEAQ      (DI)(DI*1), R8
+	LEAQ      (R8)(DI*1), R9
+	MOVQ      $0x0000000f, R10
+	KMOVQ     R10, K3
 	KSHIFTLW  $0x04, K3, K4
 	KSHIFTLW  $0x08, K3, K5
 	KSHIFTLW  $0x0c, K3, K6
-	MOVQ      ahead_base+152(FP), R10
-	MOVQ      ahead_len+160(FP), R11
+	MOVQ      ahead_base+160(FP), R11
+	MOVQ      ahead_len+168(FP), R12
 
 dotCodesQ8B4x4VBMI_quad:
-	TESTQ      BX, BX
+	TESTQ      SI, SI
 	JZ         dotCodesQ8B4x4VBMI_done
-	TESTQ      R11, R11
+	TESTQ      R12, R12
 	JLE        dotCodesQ8B4x4VBMI_pf34
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+	PREFETCHT0 (R11)
+	PREFETCHT0 64(R11)
+	PREFETCHT0 128(R11)
+	PREFETCHT0 192(R11)
+	ADDQ       $0x00000100, R11
+	SUBQ       $0x00000100, R12
 
 dotCodesQ8B4x4VBMI_pf34:
-	CMPQ     BX, $0x04
+	CMPQ     SI, $0x04
 	JAE      dotCodesQ8B4x4VBMI_full
-	MOVQ     $0x00000001, R9
-	SHLXQ    BX, R9, R9
-	DECQ     R9
-	KMOVQ    R9, K3
+	MOVQ     $0x00000001, R10
+	SHLXQ    SI, R10, R10
+	DECQ     R10
+	KMOVQ    R10, K3
 	KSHIFTLW $0x04, K3, K4
 	KSHIFTLW $0x08, K3, K5
 	KSHIFTLW $0x0c, K3, K6
-	XORQ     R9, R9
-	MOVQ     R9, R8
-	CMPQ     BX, $0x03
-	CMOVQLT  R9, DI
-	CMPQ     BX, $0x02
-	CMOVQLT  R9, SI
+	XORQ     R10, R10
+	MOVQ     R10, R9
+	CMPQ     SI, $0x03
+	CMOVQLT  R10, R8
+	CMPQ     SI, $0x02
+	CMOVQLT  R10, DI
 
 dotCodesQ8B4x4VBMI_full:
-	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	MOVQ   DX, R9
-	MOVQ   idxOff+112(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+136(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
 	VPXORD Z13, Z13, Z13
+	MOVQ   BX, R10
+	MOVQ   idxOff+120(FP), R13
+	ADDQ   R13, R10
+	MOVQ   q_base+32(FP), R13
+	MOVQ   d64+144(FP), R14
+	LEAQ   (R14)(R14*2), R15
+	ADDQ   R14, R15
+	LEAQ   (R15)(R15*2), BP
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
 	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
 
 dotCodesQ8B4x4VBMI_chunk:
-	VMOVDQU8.Z      (R9), K1, Z17
-	VMOVDQU8        -32(R9)(SI*1), K2, Z17
-	VMOVDQU8.Z      (R9)(DI*1), K1, Z18
-	VMOVDQU8        -32(R9)(R8*1), K2, Z18
-	VMOVDQA64       Z2, Z19
-	VPERMI2B        Z18, Z17, Z19
-	VPMULTISHIFTQB  Z19, Z1, Z19
-	VPERMB          Z0, Z19, Z19
-	VPDPBUSD        (R12), Z19, Z9
-	VPDPBUSD        (R12)(R14*1), Z19, Z10
-	VPDPBUSD        (R12)(R14*2), Z19, Z11
-	VPDPBUSD        (R12)(R15*1), Z19, Z12
-	VMOVDQA64       Z3, Z19
-	VPERMI2B        Z18, Z17, Z19
-	VPMULTISHIFTQB  Z19, Z1, Z19
-	VPERMB          Z0, Z19, Z19
-	VPDPBUSD        64(R12), Z19, Z13
-	VPDPBUSD        64(R12)(R14*1), Z19, Z14
-	VPDPBUSD        64(R12)(R14*2), Z19, Z15
-	VPDPBUSD        64(R12)(R15*1), Z19, Z16
-	VMOVDQA64       Z4, Z19
-	VPERMI2B        Z18, Z17, Z19
-	VPMULTISHIFTQB  Z19, Z1, Z19
-	VPERMB          Z0, Z19, Z19
-	VPDPBUSD        128(R12), Z19, Z9
-	VPDPBUSD        128(R12)(R14*1), Z19, Z10
-	VPDPBUSD        128(R12)(R14*2), Z19, Z11
-	VPDPBUSD        128(R12)(R15*1), Z19, Z12
-	VMOVDQA64       Z5, Z19
-	VPERMI2B        Z18, Z17, Z19
-	VPMULTISHIFTQB  Z19, Z1, Z19
-	VPERMB          Z0, Z19, Z19
-	VPDPBUSD        192(R12), Z19, Z13
-	VPDPBUSD        192(R12)(R14*1), Z19, Z14
-	VPDPBUSD        192(R12)(R14*2), Z19, Z15
-	VPDPBUSD        192(R12)(R15*1), Z19, Z16
-	ADDQ            $0x20, R9
-	ADDQ            $0x00000100, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8B4x4VBMI_chunk
-	VPADDD          Z13, Z9, Z9
-	VPADDD          Z14, Z10, Z10
-	VPADDD          Z15, Z11, Z11
-	VPADDD          Z16, Z12, Z12
-	VPUNPCKLQDQ     Z10, Z9, Z17
-	VPUNPCKHQDQ     Z10, Z9, Z9
-	VPADDD          Z9, Z17, Z18
-	VPUNPCKLQDQ     Z12, Z11, Z17
-	VPUNPCKHQDQ     Z12, Z11, Z9
-	VPADDD          Z9, Z17, Z9
-	VSHUFPS         $0x88, Z9, Z18, Z17
-	VSHUFPS         $0xdd, Z9, Z18, Z9
-	VPADDD          Z9, Z17, Z9
-	VPERMD          Z9, Z8, Z9
-	VPSUBD          Z7, Z9, Z9
-	VCVTDQ2PS       Z9, Z9
-	VMULPS          Z6, Z9, Z9
-	MOVQ            normOff+120(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y17
-	VCVTPH2PS       Y17, Z17
-	VMULPS          Z17, Z9, Z9
-	MOVQ            rows+144(FP), R9
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K3, Z17
-	CMPQ            R9, $0x01
+	VMOVDQU8.Z     (R10), K1, Z18
+	VMOVDQU8       -32(R10)(DI*1), K2, Z18
+	VMOVDQU8.Z     (R10)(R8*1), K1, Z19
+	VMOVDQU8       -32(R10)(R9*1), K2, Z19
+	VMOVDQA64      Z2, Z20
+	VPERMI2B       Z19, Z18, Z20
+	VPMULTISHIFTQB Z20, Z1, Z20
+	VPERMB         Z0, Z20, Z20
+	VPDPBUSD       (R13), Z20, Z10
+	VPDPBUSD       (R13)(R15*1), Z20, Z11
+	VPDPBUSD       (R13)(R15*2), Z20, Z12
+	VPDPBUSD       (R13)(BP*1), Z20, Z13
+	VMOVDQA64      Z3, Z20
+	VPERMI2B       Z19, Z18, Z20
+	VPMULTISHIFTQB Z20, Z1, Z20
+	VPERMB         Z0, Z20, Z20
+	VPDPBUSD       64(R13), Z20, Z14
+	VPDPBUSD       64(R13)(R15*1), Z20, Z15
+	VPDPBUSD       64(R13)(R15*2), Z20, Z16
+	VPDPBUSD       64(R13)(BP*1), Z20, Z17
+	VMOVDQA64      Z4, Z20
+	VPERMI2B       Z19, Z18, Z20
+	VPMULTISHIFTQB Z20, Z1, Z20
+	VPERMB         Z0, Z20, Z20
+	VPDPBUSD       128(R13), Z20, Z10
+	VPDPBUSD       128(R13)(R15*1), Z20, Z11
+	VPDPBUSD       128(R13)(R15*2), Z20, Z12
+	VPDPBUSD       128(R13)(BP*1), Z20, Z13
+	VMOVDQA64      Z5, Z20
+	VPERMI2B       Z19, Z18, Z20
+	VPMULTISHIFTQB Z20, Z1, Z20
+	VPERMB         Z0, Z20, Z20
+	VPDPBUSD       192(R13), Z20, Z14
+	VPDPBUSD       192(R13)(R15*1), Z20, Z15
+	VPDPBUSD       192(R13)(R15*2), Z20, Z16
+	VPDPBUSD       192(R13)(BP*1), Z20, Z17
+	ADDQ           $0x20, R10
+	ADDQ           $0x00000100, R13
+	SUBQ           $0x40, R14
+	JNZ            dotCodesQ8B4x4VBMI_chunk
+	VPADDD         Z14, Z10, Z10
+	VPADDD         Z15, Z11, Z11
+	VPADDD         Z16, Z12, Z12
+	VPADDD         Z17, Z13, Z13
+	VPUNPCKLQDQ    Z11, Z10, Z18
+	VPUNPCKHQDQ    Z11, Z10, Z10
+	VPADDD         Z10, Z18, Z19
+	VPUNPCKLQDQ    Z13, Z12, Z18
+	VPUNPCKHQDQ    Z13, Z12, Z10
+	VPADDD         Z10, Z18, Z10
+	VSHUFPS        $0x88, Z10, Z19, Z18
+	VSHUFPS        $0xdd, Z10, Z19, Z10
+	VPADDD         Z10, Z18, Z10
+	VPERMD         Z10, Z8, Z10
+	VPSUBD         Z7, Z10, Z10
+	VCVTDQ2PS      Z10, Z10
+	VMULPS         Z6, Z10, Z10
+	MOVQ           normOff+128(FP), R10
+	ADDQ           BX, R10
+	MOVWQZX        (R10), R13
+	MOVWQZX        (R10)(DI*1), R14
+	SHLQ           $0x10, R14
+	ORQ            R14, R13
+	MOVWQZX        (R10)(R8*1), R14
+	SHLQ           $0x20, R14
+	ORQ            R14, R13
+	MOVWQZX        (R10)(R9*1), R14
+	SHLQ           $0x30, R14
+	ORQ            R14, R13
+	VPBROADCASTQ   R13, Y18
+	VCVTPH2PS      Y18, Z18
+	VMULPS         Z18, Z10, Z10
+	MOVQ           rows+152(FP), R10
+	TESTQ          AX, AX
+	JZ             dotCodesQ8B4x4VBMI_load
+	VMOVAPS        Z9, Z18
+	JMP            dotCodesQ8B4x4VBMI_loaded
+
+dotCodesQ8B4x4VBMI_load:
+	MOVQ            CX, R13
+	VMOVUPS.Z       (R13), K3, Z18
+	CMPQ            R10, $0x01
 	JLE             dotCodesQ8B4x4VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K4, Z17
-	CMPQ            R9, $0x02
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K4, Z18
+	CMPQ            R10, $0x02
 	JLE             dotCodesQ8B4x4VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K5, Z17
-	CMPQ            R9, $0x03
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K5, Z18
+	CMPQ            R10, $0x03
 	JLE             dotCodesQ8B4x4VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K6, Z17
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K6, Z18
 
 dotCodesQ8B4x4VBMI_loaded:
-	VADDPS        Z9, Z17, Z17
-	MOVQ          AX, R12
-	VMOVUPS       X17, K3, (R12)
-	CMPQ          R9, $0x01
+	VADDPS        Z10, Z18, Z18
+	MOVQ          CX, R13
+	VMOVUPS       X18, K3, (R13)
+	CMPQ          R10, $0x01
 	JLE           dotCodesQ8B4x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z17, X18
-	VMOVUPS       X18, K3, (R12)
-	CMPQ          R9, $0x02
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x01, Z18, X19
+	VMOVUPS       X19, K3, (R13)
+	CMPQ          R10, $0x02
 	JLE           dotCodesQ8B4x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x02, Z17, X18
-	VMOVUPS       X18, K3, (R12)
-	CMPQ          R9, $0x03
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x02, Z18, X19
+	VMOVUPS       X19, K3, (R13)
+	CMPQ          R10, $0x03
 	JLE           dotCodesQ8B4x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x03, Z17, X17
-	VMOVUPS       X17, K3, (R12)
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x03, Z18, X18
+	VMOVUPS       X18, K3, (R13)
 
 dotCodesQ8B4x4VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ SI, $0x04
 	JB   dotCodesQ8B4x4VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
+	ADDQ $0x10, CX
+	LEAQ (BX)(R8*2), BX
+	SUBQ $0x04, SI
 	JMP  dotCodesQ8B4x4VBMI_quad
 
 dotCodesQ8B4x4VBMI_done:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B8x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B8x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B8x1VBMI(SB), NOSPLIT, $0-176
-	MOVQ      tab+72(FP), AX
-	VMOVDQU64 (AX), Z0
-	VMOVDQU64 64(AX), Z1
-	VMOVDQU64 128(AX), Z2
-	VMOVDQU64 192(AX), Z3
-	MOVQ      $0x00000000ffffffff, AX
-	KMOVQ     AX, K1
-	SHLQ      $0x20, AX
-	KMOVQ     AX, K2
-	VMOVDQU32 keys8Spread<>+0(SB), Z6
-	MOVQ      scales+56(FP), AX
-	VPERMPS   (AX), Z6, Z4
-	MOVQ      sums+64(FP), AX
-	VPERMD    (AX), Z6, Z5
+TEXT ·dotCodesQ8B8x1VBMI(SB), NOSPLIT, $0-184
+	MOVQ            tab+80(FP), AX
+	VMOVDQU64       (AX), Z0
+	VMOVDQU64       64(AX), Z1
+	VMOVDQU64       128(AX), Z2
+	VMOVDQU64       192(AX), Z3
+	MOVQ            $0x00000000ffffffff, AX
+	KMOVQ           AX, K1
+	SHLQ            $0x20, AX
+	KMOVQ           AX, K2
+	VMOVDQU32       keys8Spread<>+0(SB), Z6
+	MOVQ            scales+56(FP), AX
+	VPERMPS         (AX), Z6, Z4
+	MOVQ            sums+64(FP), AX
+	VPERMD          (AX), Z6, Z5
+	MOVQ            bias+72(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8B8x1VBMI_add
+	VBROADCASTF32X4 (AX), Z7
+	VPERMPS         Z7, Z6, Z7
+
+dotCodesQ8B8x1VBMI_add:
 	VMOVDQU32 keys8Order<>+0(SB), Z6
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), CX
-	MOVQ      n+128(FP), DX
-	MOVQ      stride+104(FP), BX
-	LEAQ      (BX)(BX*1), SI
-	LEAQ      (SI)(BX*1), DI
-	MOVQ      $0x0000000f, R8
-	KMOVQ     R8, K3
-	MOVQ      ahead_base+152(FP), R9
-	MOVQ      ahead_len+160(FP), R10
-
-dotCodesQ8B8x1VBMI_quad:
-	TESTQ      DX, DX
-	JZ         dotCodesQ8B8x1VBMI_done
-	TESTQ      R10, R10
-	JLE        dotCodesQ8B8x1VBMI_pf35
-	PREFETCHT0 (R9)
-	PREFETCHT0 64(R9)
-	PREFETCHT0 128(R9)
-	PREFETCHT0 192(R9)
-	ADDQ       $0x00000100, R9
-	SUBQ       $0x00000100, R10
-
-dotCodesQ8B8x1VBMI_pf35:
-	CMPQ    DX, $0x04
-	JAE     dotCodesQ8B8x1VBMI_full
-	MOVQ    $0x00000001, R8
-	SHLXQ   DX, R8, R8
-	DECQ    R8
-	KMOVQ   R8, K3
-	XORQ    R8, R8
-	MOVQ    R8, DI
-	CMPQ    DX, $0x03
-	CMOVQLT R8, SI
-	CMPQ    DX, $0x02
-	CMOVQLT R8, BX
-
-dotCodesQ8B8x1VBMI_full:
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	MOVQ   CX, R8
-	MOVQ   idxOff+112(FP), R11
-	ADDQ   R11, R8
-	MOVQ   q_base+32(FP), R11
-	MOVQ   d64+136(FP), R12
-	LEAQ   (R12)(R12*1), R13
-	LEAQ   (R13)(R13*2), R13
-	VPXORD Z11, Z11, Z11
-
-dotCodesQ8B8x1VBMI_chunk:
-	VMOVDQU8.Z   (R8), K1, Z12
-	VMOVDQU8     -32(R8)(BX*1), K2, Z12
-	VPMOVB2M     Z12, K4
-	VMOVDQA64    Z12, Z13
-	VPERMI2B     Z1, Z0, Z13
-	VPERMI2B     Z3, Z2, Z12
-	VPBLENDMB    Z12, Z13, K4, Z12
-	VPDPBUSD     (R11), Z12, Z7
-	VMOVDQU8.Z   (R8)(SI*1), K1, Z12
-	VMOVDQU8     -32(R8)(DI*1), K2, Z12
-	VPMOVB2M     Z12, K4
-	VMOVDQA64    Z12, Z13
-	VPERMI2B     Z1, Z0, Z13
-	VPERMI2B     Z3, Z2, Z12
-	VPBLENDMB    Z12, Z13, K4, Z12
-	VPDPBUSD     (R11), Z12, Z11
-	VMOVDQU8.Z   32(R8), K1, Z12
-	VMOVDQU8     (R8)(BX*1), K2, Z12
-	VPMOVB2M     Z12, K4
-	VMOVDQA64    Z12, Z13
-	VPERMI2B     Z1, Z0, Z13
-	VPERMI2B     Z3, Z2, Z12
-	VPBLENDMB    Z12, Z13, K4, Z12
-	VPDPBUSD     64(R11), Z12, Z7
-	VMOVDQU8.Z   32(R8)(SI*1), K1, Z12
-	VMOVDQU8     (R8)(DI*1), K2, Z12
-	VPMOVB2M     Z12, K4
-	VMOVDQA64    Z12, Z13
-	VPERMI2B     Z1, Z0, Z13
-	VPERMI2B     Z3, Z2, Z12
-	VPBLENDMB    Z12, Z13, K4, Z12
-	VPDPBUSD     64(R11), Z12, Z11
-	ADDQ         $0x40, R8
-	ADDQ         $0x80, R11
-	SUBQ         $0x40, R12
-	JNZ          dotCodesQ8B8x1VBMI_chunk
-	VSHUFI64X2   $0x88, Z11, Z7, Z12
-	VSHUFI64X2   $0xdd, Z11, Z7, Z7
-	VPADDD       Z7, Z12, Z7
-	VPUNPCKLQDQ  Z8, Z7, Z12
-	VPUNPCKHQDQ  Z8, Z7, Z7
-	VPADDD       Z7, Z12, Z13
-	VPUNPCKLQDQ  Z10, Z9, Z12
-	VPUNPCKHQDQ  Z10, Z9, Z7
-	VPADDD       Z7, Z12, Z7
-	VSHUFPS      $0x88, Z7, Z13, Z12
-	VSHUFPS      $0xdd, Z7, Z13, Z7
-	VPADDD       Z7, Z12, Z7
-	VPERMD       Z7, Z6, Z7
-	VPSUBD       Z5, Z7, Z7
-	VCVTDQ2PS    Z7, Z7
-	VMULPS       Z4, Z7, Z7
-	MOVQ         normOff+120(FP), R8
-	ADDQ         CX, R8
-	MOVWQZX      (R8), R11
-	MOVWQZX      (R8)(BX*1), R12
-	SHLQ         $0x10, R12
-	ORQ          R12, R11
-	MOVWQZX      (R8)(SI*1), R12
-	SHLQ         $0x20, R12
-	ORQ          R12, R11
-	MOVWQZX      (R8)(DI*1), R12
-	SHLQ         $0x30, R12
-	ORQ          R12, R11
-	VPBROADCASTQ R11, Y12
-	VCVTPH2PS    Y12, Z12
-	VMULPS       Z12, Z7, Z7
-	MOVQ         rows+144(FP), R8
-	MOVQ         AX, R8
-	VMOVUPS.Z    (R8), K3, Z12
-	VADDPS       Z7, Z12, Z12
-	MOVQ         AX, R8
-	VMOVUPS      X12, K3, (R8)
-	CMPQ         DX, $0x04
-	JB           dotCodesQ8B8x1VBMI_done
-	ADDQ         $0x10, AX
-	LEAQ         (CX)(SI*2), CX
-	SUBQ         $0x04, DX
-	JMP          dotCodesQ8B8x1VBMI_quad
-
-dotCodesQ8B8x1VBMI_done:
-	VZEROUPPER
-	RET
-
-// func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B8x2VBMI(SB), NOSPLIT, $0-176
-	MOVQ      tab+72(FP), AX
-	VMOVDQU64 (AX), Z0
-	VMOVDQU64 64(AX), Z1
-	VMOVDQU64 128(AX), Z2
-	VMOVDQU64 192(AX), Z3
-	MOVQ      $0x00000000ffffffff, AX
-	KMOVQ     AX, K1
-	SHLQ      $0x20, AX
-	KMOVQ     AX, K2
-	VMOVDQU32 keys8Spread<>+0(SB), Z6
-	MOVQ      scales+56(FP), AX
-	VPERMPS   (AX), Z6, Z4
-	MOVQ      sums+64(FP), AX
-	VPERMD    (AX), Z6, Z5
-	VMOVDQU32 keys8Order<>+0(SB), Z6
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), DX
-	MOVQ      n+128(FP), BX
-	MOVQ      stride+104(FP), SI
+	MOVQ      out_base+0(FP), CX
+	MOVQ      outStride+24(FP), DX
+	SHLQ      $0x02, DX
+	MOVQ      codes_base+88(FP), DX
+	MOVQ      n+136(FP), BX
+	MOVQ      stride+112(FP), SI
 	LEAQ      (SI)(SI*1), DI
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K3
-	KSHIFTLW  $0x04, K3, K4
-	MOVQ      ahead_base+152(FP), R10
-	MOVQ      ahead_len+160(FP), R11
+	MOVQ      ahead_base+160(FP), R10
+	MOVQ      ahead_len+168(FP), R11
 
-dotCodesQ8B8x2VBMI_quad:
+dotCodesQ8B8x1VBMI_quad:
 	TESTQ      BX, BX
-	JZ         dotCodesQ8B8x2VBMI_done
+	JZ         dotCodesQ8B8x1VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B8x2VBMI_pf36
+	JLE        dotCodesQ8B8x1VBMI_pf35
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -9965,352 +9897,543 @@ dotCodesQ8B8x2VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B8x2VBMI_pf36:
-	CMPQ     BX, $0x04
-	JAE      dotCodesQ8B8x2VBMI_full
-	MOVQ     $0x00000001, R9
-	SHLXQ    BX, R9, R9
-	DECQ     R9
-	KMOVQ    R9, K3
-	KSHIFTLW $0x04, K3, K4
-	XORQ     R9, R9
-	MOVQ     R9, R8
-	CMPQ     BX, $0x03
-	CMOVQLT  R9, DI
-	CMPQ     BX, $0x02
-	CMOVQLT  R9, SI
+dotCodesQ8B8x1VBMI_pf35:
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B8x1VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K3
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
 
-dotCodesQ8B8x2VBMI_full:
-	VPXORD Z7, Z7, Z7
+dotCodesQ8B8x1VBMI_full:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
 	MOVQ   DX, R9
-	MOVQ   idxOff+112(FP), R12
+	MOVQ   idxOff+120(FP), R12
 	ADDQ   R12, R9
 	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+136(FP), R13
+	MOVQ   d64+144(FP), R13
 	LEAQ   (R13)(R13*1), R14
-	LEAQ   (R14)(R14*2), R15
-	VPXORD Z11, Z11, Z11
+	LEAQ   (R14)(R14*2), R14
 	VPXORD Z12, Z12, Z12
 
+dotCodesQ8B8x1VBMI_chunk:
+	VMOVDQU8.Z   (R9), K1, Z13
+	VMOVDQU8     -32(R9)(SI*1), K2, Z13
+	VPMOVB2M     Z13, K4
+	VMOVDQA64    Z13, Z14
+	VPERMI2B     Z1, Z0, Z14
+	VPERMI2B     Z3, Z2, Z13
+	VPBLENDMB    Z13, Z14, K4, Z13
+	VPDPBUSD     (R12), Z13, Z8
+	VMOVDQU8.Z   (R9)(DI*1), K1, Z13
+	VMOVDQU8     -32(R9)(R8*1), K2, Z13
+	VPMOVB2M     Z13, K4
+	VMOVDQA64    Z13, Z14
+	VPERMI2B     Z1, Z0, Z14
+	VPERMI2B     Z3, Z2, Z13
+	VPBLENDMB    Z13, Z14, K4, Z13
+	VPDPBUSD     (R12), Z13, Z12
+	VMOVDQU8.Z   32(R9), K1, Z13
+	VMOVDQU8     (R9)(SI*1), K2, Z13
+	VPMOVB2M     Z13, K4
+	VMOVDQA64    Z13, Z14
+	VPERMI2B     Z1, Z0, Z14
+	VPERMI2B     Z3, Z2, Z13
+	VPBLENDMB    Z13, Z14, K4, Z13
+	VPDPBUSD     64(R12), Z13, Z8
+	VMOVDQU8.Z   32(R9)(DI*1), K1, Z13
+	VMOVDQU8     (R9)(R8*1), K2, Z13
+	VPMOVB2M     Z13, K4
+	VMOVDQA64    Z13, Z14
+	VPERMI2B     Z1, Z0, Z14
+	VPERMI2B     Z3, Z2, Z13
+	VPBLENDMB    Z13, Z14, K4, Z13
+	VPDPBUSD     64(R12), Z13, Z12
+	ADDQ         $0x40, R9
+	ADDQ         $0x80, R12
+	SUBQ         $0x40, R13
+	JNZ          dotCodesQ8B8x1VBMI_chunk
+	VSHUFI64X2   $0x88, Z12, Z8, Z13
+	VSHUFI64X2   $0xdd, Z12, Z8, Z8
+	VPADDD       Z8, Z13, Z8
+	VPUNPCKLQDQ  Z9, Z8, Z13
+	VPUNPCKHQDQ  Z9, Z8, Z8
+	VPADDD       Z8, Z13, Z14
+	VPUNPCKLQDQ  Z11, Z10, Z13
+	VPUNPCKHQDQ  Z11, Z10, Z8
+	VPADDD       Z8, Z13, Z8
+	VSHUFPS      $0x88, Z8, Z14, Z13
+	VSHUFPS      $0xdd, Z8, Z14, Z8
+	VPADDD       Z8, Z13, Z8
+	VPERMD       Z8, Z6, Z8
+	VPSUBD       Z5, Z8, Z8
+	VCVTDQ2PS    Z8, Z8
+	VMULPS       Z4, Z8, Z8
+	MOVQ         normOff+128(FP), R9
+	ADDQ         DX, R9
+	MOVWQZX      (R9), R12
+	MOVWQZX      (R9)(SI*1), R13
+	SHLQ         $0x10, R13
+	ORQ          R13, R12
+	MOVWQZX      (R9)(DI*1), R13
+	SHLQ         $0x20, R13
+	ORQ          R13, R12
+	MOVWQZX      (R9)(R8*1), R13
+	SHLQ         $0x30, R13
+	ORQ          R13, R12
+	VPBROADCASTQ R12, Y13
+	VCVTPH2PS    Y13, Z13
+	VMULPS       Z13, Z8, Z8
+	MOVQ         rows+152(FP), R9
+	TESTQ        AX, AX
+	JZ           dotCodesQ8B8x1VBMI_load
+	VMOVAPS      Z7, Z13
+	JMP          dotCodesQ8B8x1VBMI_loaded
+
+dotCodesQ8B8x1VBMI_load:
+	MOVQ      CX, R9
+	VMOVUPS.Z (R9), K3, Z13
+
+dotCodesQ8B8x1VBMI_loaded:
+	VADDPS  Z8, Z13, Z13
+	MOVQ    CX, R9
+	VMOVUPS X13, K3, (R9)
+	CMPQ    BX, $0x04
+	JB      dotCodesQ8B8x1VBMI_done
+	ADDQ    $0x10, CX
+	LEAQ    (DX)(DI*2), DX
+	SUBQ    $0x04, BX
+	JMP     dotCodesQ8B8x1VBMI_quad
+
+dotCodesQ8B8x1VBMI_done:
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·dotCodesQ8B8x2VBMI(SB), NOSPLIT, $8-184
+	MOVQ            tab+80(FP), AX
+	VMOVDQU64       (AX), Z0
+	VMOVDQU64       64(AX), Z1
+	VMOVDQU64       128(AX), Z2
+	VMOVDQU64       192(AX), Z3
+	MOVQ            $0x00000000ffffffff, AX
+	KMOVQ           AX, K1
+	SHLQ            $0x20, AX
+	KMOVQ           AX, K2
+	VMOVDQU32       keys8Spread<>+0(SB), Z6
+	MOVQ            scales+56(FP), AX
+	VPERMPS         (AX), Z6, Z4
+	MOVQ            sums+64(FP), AX
+	VPERMD          (AX), Z6, Z5
+	MOVQ            bias+72(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8B8x2VBMI_add
+	VBROADCASTF32X4 (AX), Z7
+	VPERMPS         Z7, Z6, Z7
+
+dotCodesQ8B8x2VBMI_add:
+	VMOVDQU32 keys8Order<>+0(SB), Z6
+	MOVQ      out_base+0(FP), CX
+	MOVQ      outStride+24(FP), DX
+	SHLQ      $0x02, DX
+	MOVQ      codes_base+88(FP), BX
+	MOVQ      n+136(FP), SI
+	MOVQ      stride+112(FP), DI
+	LEAQ      (DI)(DI*1), R8
+	LEAQ      (R8)(DI*1), R9
+	MOVQ      $0x0000000f, R10
+	KMOVQ     R10, K3
+	KSHIFTLW  $0x04, K3, K4
+	MOVQ      ahead_base+160(FP), R11
+	MOVQ      ahead_len+168(FP), R12
+
+dotCodesQ8B8x2VBMI_quad:
+	TESTQ      SI, SI
+	JZ         dotCodesQ8B8x2VBMI_done
+	TESTQ      R12, R12
+	JLE        dotCodesQ8B8x2VBMI_pf36
+	PREFETCHT0 (R11)
+	PREFETCHT0 64(R11)
+	PREFETCHT0 128(R11)
+	PREFETCHT0 192(R11)
+	ADDQ       $0x00000100, R11
+	SUBQ       $0x00000100, R12
+
+dotCodesQ8B8x2VBMI_pf36:
+	CMPQ     SI, $0x04
+	JAE      dotCodesQ8B8x2VBMI_full
+	MOVQ     $0x00000001, R10
+	SHLXQ    SI, R10, R10
+	DECQ     R10
+	KMOVQ    R10, K3
+	KSHIFTLW $0x04, K3, K4
+	XORQ     R10, R10
+	MOVQ     R10, R9
+	CMPQ     SI, $0x03
+	CMOVQLT  R10, R8
+	CMPQ     SI, $0x02
+	CMOVQLT  R10, DI
+
+dotCodesQ8B8x2VBMI_full:
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ   BX, R10
+	MOVQ   idxOff+120(FP), R13
+	ADDQ   R13, R10
+	MOVQ   q_base+32(FP), R13
+	MOVQ   d64+144(FP), R14
+	LEAQ   (R14)(R14*1), R15
+	LEAQ   (R15)(R15*2), BP
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+
 dotCodesQ8B8x2VBMI_chunk:
-	VMOVDQU8.Z      (R9), K1, Z13
-	VMOVDQU8        -32(R9)(SI*1), K2, Z13
-	VPMOVB2M        Z13, K5
-	VMOVDQA64       Z13, Z14
-	VPERMI2B        Z1, Z0, Z14
-	VPERMI2B        Z3, Z2, Z13
-	VPBLENDMB       Z13, Z14, K5, Z13
-	VPDPBUSD        (R12), Z13, Z7
-	VPDPBUSD        (R12)(R14*1), Z13, Z8
-	VMOVDQU8.Z      (R9)(DI*1), K1, Z13
-	VMOVDQU8        -32(R9)(R8*1), K2, Z13
-	VPMOVB2M        Z13, K5
-	VMOVDQA64       Z13, Z14
-	VPERMI2B        Z1, Z0, Z14
-	VPERMI2B        Z3, Z2, Z13
-	VPBLENDMB       Z13, Z14, K5, Z13
-	VPDPBUSD        (R12), Z13, Z11
-	VPDPBUSD        (R12)(R14*1), Z13, Z12
-	VMOVDQU8.Z      32(R9), K1, Z13
-	VMOVDQU8        (R9)(SI*1), K2, Z13
-	VPMOVB2M        Z13, K5
-	VMOVDQA64       Z13, Z14
-	VPERMI2B        Z1, Z0, Z14
-	VPERMI2B        Z3, Z2, Z13
-	VPBLENDMB       Z13, Z14, K5, Z13
-	VPDPBUSD        64(R12), Z13, Z7
-	VPDPBUSD        64(R12)(R14*1), Z13, Z8
-	VMOVDQU8.Z      32(R9)(DI*1), K1, Z13
-	VMOVDQU8        (R9)(R8*1), K2, Z13
-	VPMOVB2M        Z13, K5
-	VMOVDQA64       Z13, Z14
-	VPERMI2B        Z1, Z0, Z14
-	VPERMI2B        Z3, Z2, Z13
-	VPBLENDMB       Z13, Z14, K5, Z13
-	VPDPBUSD        64(R12), Z13, Z11
-	VPDPBUSD        64(R12)(R14*1), Z13, Z12
-	ADDQ            $0x40, R9
-	ADDQ            $0x80, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8B8x2VBMI_chunk
-	VSHUFI64X2      $0x88, Z11, Z7, Z13
-	VSHUFI64X2      $0xdd, Z11, Z7, Z7
-	VPADDD          Z7, Z13, Z7
-	VSHUFI64X2      $0x88, Z12, Z8, Z13
-	VSHUFI64X2      $0xdd, Z12, Z8, Z8
-	VPADDD          Z8, Z13, Z8
-	VPUNPCKLQDQ     Z8, Z7, Z13
-	VPUNPCKHQDQ     Z8, Z7, Z7
-	VPADDD          Z7, Z13, Z14
-	VPUNPCKLQDQ     Z10, Z9, Z13
-	VPUNPCKHQDQ     Z10, Z9, Z7
-	VPADDD          Z7, Z13, Z7
-	VSHUFPS         $0x88, Z7, Z14, Z13
-	VSHUFPS         $0xdd, Z7, Z14, Z7
-	VPADDD          Z7, Z13, Z7
-	VPERMD          Z7, Z6, Z7
-	VPSUBD          Z5, Z7, Z7
-	VCVTDQ2PS       Z7, Z7
-	VMULPS          Z4, Z7, Z7
-	MOVQ            normOff+120(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y13
-	VCVTPH2PS       Y13, Z13
-	VMULPS          Z13, Z7, Z7
-	MOVQ            rows+144(FP), R9
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K3, Z13
-	CMPQ            R9, $0x01
+	VMOVDQU8.Z   (R10), K1, Z14
+	VMOVDQU8     -32(R10)(DI*1), K2, Z14
+	VPMOVB2M     Z14, K5
+	VMOVDQA64    Z14, Z15
+	VPERMI2B     Z1, Z0, Z15
+	VPERMI2B     Z3, Z2, Z14
+	VPBLENDMB    Z14, Z15, K5, Z14
+	VPDPBUSD     (R13), Z14, Z8
+	VPDPBUSD     (R13)(R15*1), Z14, Z9
+	VMOVDQU8.Z   (R10)(R8*1), K1, Z14
+	VMOVDQU8     -32(R10)(R9*1), K2, Z14
+	VPMOVB2M     Z14, K5
+	VMOVDQA64    Z14, Z15
+	VPERMI2B     Z1, Z0, Z15
+	VPERMI2B     Z3, Z2, Z14
+	VPBLENDMB    Z14, Z15, K5, Z14
+	VPDPBUSD     (R13), Z14, Z12
+	VPDPBUSD     (R13)(R15*1), Z14, Z13
+	VMOVDQU8.Z   32(R10), K1, Z14
+	VMOVDQU8     (R10)(DI*1), K2, Z14
+	VPMOVB2M     Z14, K5
+	VMOVDQA64    Z14, Z15
+	VPERMI2B     Z1, Z0, Z15
+	VPERMI2B     Z3, Z2, Z14
+	VPBLENDMB    Z14, Z15, K5, Z14
+	VPDPBUSD     64(R13), Z14, Z8
+	VPDPBUSD     64(R13)(R15*1), Z14, Z9
+	VMOVDQU8.Z   32(R10)(R8*1), K1, Z14
+	VMOVDQU8     (R10)(R9*1), K2, Z14
+	VPMOVB2M     Z14, K5
+	VMOVDQA64    Z14, Z15
+	VPERMI2B     Z1, Z0, Z15
+	VPERMI2B     Z3, Z2, Z14
+	VPBLENDMB    Z14, Z15, K5, Z14
+	VPDPBUSD     64(R13), Z14, Z12
+	VPDPBUSD     64(R13)(R15*1), Z14, Z13
+	ADDQ         $0x40, R10
+	ADDQ         $0x80, R13
+	SUBQ         $0x40, R14
+	JNZ          dotCodesQ8B8x2VBMI_chunk
+	VSHUFI64X2   $0x88, Z12, Z8, Z14
+	VSHUFI64X2   $0xdd, Z12, Z8, Z8
+	VPADDD       Z8, Z14, Z8
+	VSHUFI64X2   $0x88, Z13, Z9, Z14
+	VSHUFI64X2   $0xdd, Z13, Z9, Z9
+	VPADDD       Z9, Z14, Z9
+	VPUNPCKLQDQ  Z9, Z8, Z14
+	VPUNPCKHQDQ  Z9, Z8, Z8
+	VPADDD       Z8, Z14, Z15
+	VPUNPCKLQDQ  Z11, Z10, Z14
+	VPUNPCKHQDQ  Z11, Z10, Z8
+	VPADDD       Z8, Z14, Z8
+	VSHUFPS      $0x88, Z8, Z15, Z14
+	VSHUFPS      $0xdd, Z8, Z15, Z8
+	VPADDD       Z8, Z14, Z8
+	VPERMD       Z8, Z6, Z8
+	VPSUBD       Z5, Z8, Z8
+	VCVTDQ2PS    Z8, Z8
+	VMULPS       Z4, Z8, Z8
+	MOVQ         normOff+128(FP), R10
+	ADDQ         BX, R10
+	MOVWQZX      (R10), R13
+	MOVWQZX      (R10)(DI*1), R14
+	SHLQ         $0x10, R14
+	ORQ          R14, R13
+	MOVWQZX      (R10)(R8*1), R14
+	SHLQ         $0x20, R14
+	ORQ          R14, R13
+	MOVWQZX      (R10)(R9*1), R14
+	SHLQ         $0x30, R14
+	ORQ          R14, R13
+	VPBROADCASTQ R13, Y14
+	VCVTPH2PS    Y14, Z14
+	VMULPS       Z14, Z8, Z8
+	MOVQ         rows+152(FP), R10
+	TESTQ        AX, AX
+	JZ           dotCodesQ8B8x2VBMI_load
+	VMOVAPS      Z7, Z14
+	JMP          dotCodesQ8B8x2VBMI_loaded
+
+dotCodesQ8B8x2VBMI_load:
+	MOVQ            CX, R13
+	VMOVUPS.Z       (R13), K3, Z14
+	CMPQ            R10, $0x01
 	JLE             dotCodesQ8B8x2VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K4, Z13
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K4, Z14
 
 dotCodesQ8B8x2VBMI_loaded:
-	VADDPS        Z7, Z13, Z13
-	MOVQ          AX, R12
-	VMOVUPS       X13, K3, (R12)
-	CMPQ          R9, $0x01
+	VADDPS        Z8, Z14, Z14
+	MOVQ          CX, R13
+	VMOVUPS       X14, K3, (R13)
+	CMPQ          R10, $0x01
 	JLE           dotCodesQ8B8x2VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z13, X13
-	VMOVUPS       X13, K3, (R12)
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x01, Z14, X14
+	VMOVUPS       X14, K3, (R13)
 
 dotCodesQ8B8x2VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ SI, $0x04
 	JB   dotCodesQ8B8x2VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
+	ADDQ $0x10, CX
+	LEAQ (BX)(R8*2), BX
+	SUBQ $0x04, SI
 	JMP  dotCodesQ8B8x2VBMI_quad
 
 dotCodesQ8B8x2VBMI_done:
 	VZEROUPPER
 	RET
 
-// func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+// func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B8x4VBMI(SB), NOSPLIT, $0-176
-	MOVQ      tab+72(FP), AX
-	VMOVDQU64 (AX), Z0
-	VMOVDQU64 64(AX), Z1
-	VMOVDQU64 128(AX), Z2
-	VMOVDQU64 192(AX), Z3
-	MOVQ      $0x00000000ffffffff, AX
-	KMOVQ     AX, K1
-	SHLQ      $0x20, AX
-	KMOVQ     AX, K2
-	VMOVDQU32 keys8Spread<>+0(SB), Z6
-	MOVQ      scales+56(FP), AX
-	VPERMPS   (AX), Z6, Z4
-	MOVQ      sums+64(FP), AX
-	VPERMD    (AX), Z6, Z5
+TEXT ·dotCodesQ8B8x4VBMI(SB), NOSPLIT, $8-184
+	MOVQ            tab+80(FP), AX
+	VMOVDQU64       (AX), Z0
+	VMOVDQU64       64(AX), Z1
+	VMOVDQU64       128(AX), Z2
+	VMOVDQU64       192(AX), Z3
+	MOVQ            $0x00000000ffffffff, AX
+	KMOVQ           AX, K1
+	SHLQ            $0x20, AX
+	KMOVQ           AX, K2
+	VMOVDQU32       keys8Spread<>+0(SB), Z6
+	MOVQ            scales+56(FP), AX
+	VPERMPS         (AX), Z6, Z4
+	MOVQ            sums+64(FP), AX
+	VPERMD          (AX), Z6, Z5
+	MOVQ            bias+72(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8B8x4VBMI_add
+	VBROADCASTF32X4 (AX), Z7
+	VPERMPS         Z7, Z6, Z7
+
+dotCodesQ8B8x4VBMI_add:
 	VMOVDQU32 keys8Order<>+0(SB), Z6
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+80(FP), DX
-	MOVQ      n+128(FP), BX
-	MOVQ      stride+104(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
+	MOVQ      out_base+0(FP), CX
+	MOVQ      outStride+24(FP), DX
+	SHLQ      $0x02, DX
+	MOVQ      codes_base+88(FP), BX
+	MOVQ      n+136(FP), SI
+	MOVQ      stride+112(FP), DI
+	LEAQ      (DI)(DI*1), R8
+	LEAQ      (R8)(DI*1), R9
+	MOVQ      $0x0000000f, R10
+	KMOVQ     R10, K3
 	KSHIFTLW  $0x04, K3, K4
 	KSHIFTLW  $0x08, K3, K5
 	KSHIFTLW  $0x0c, K3, K6
-	MOVQ      ahead_base+152(FP), R10
-	MOVQ      ahead_len+160(FP), R11
+	MOVQ      ahead_base+160(FP), R11
+	MOVQ      ahead_len+168(FP), R12
 
 dotCodesQ8B8x4VBMI_quad:
-	TESTQ      BX, BX
+	TESTQ      SI, SI
 	JZ         dotCodesQ8B8x4VBMI_done
-	TESTQ      R11, R11
+	TESTQ      R12, R12
 	JLE        dotCodesQ8B8x4VBMI_pf37
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+	PREFETCHT0 (R11)
+	PREFETCHT0 64(R11)
+	PREFETCHT0 128(R11)
+	PREFETCHT0 192(R11)
+	ADDQ       $0x00000100, R11
+	SUBQ       $0x00000100, R12
 
 dotCodesQ8B8x4VBMI_pf37:
-	CMPQ     BX, $0x04
+	CMPQ     SI, $0x04
 	JAE      dotCodesQ8B8x4VBMI_full
-	MOVQ     $0x00000001, R9
-	SHLXQ    BX, R9, R9
-	DECQ     R9
-	KMOVQ    R9, K3
+	MOVQ     $0x00000001, R10
+	SHLXQ    SI, R10, R10
+	DECQ     R10
+	KMOVQ    R10, K3
 	KSHIFTLW $0x04, K3, K4
 	KSHIFTLW $0x08, K3, K5
 	KSHIFTLW $0x0c, K3, K6
-	XORQ     R9, R9
-	MOVQ     R9, R8
-	CMPQ     BX, $0x03
-	CMOVQLT  R9, DI
-	CMPQ     BX, $0x02
-	CMOVQLT  R9, SI
+	XORQ     R10, R10
+	MOVQ     R10, R9
+	CMPQ     SI, $0x03
+	CMOVQLT  R10, R8
+	CMPQ     SI, $0x02
+	CMOVQLT  R10, DI
 
 dotCodesQ8B8x4VBMI_full:
-	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
-	MOVQ   DX, R9
-	MOVQ   idxOff+112(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+136(FP), R13
-	LEAQ   (R13)(R13*1), R14
-	LEAQ   (R14)(R14*2), R15
 	VPXORD Z11, Z11, Z11
+	MOVQ   BX, R10
+	MOVQ   idxOff+120(FP), R13
+	ADDQ   R13, R10
+	MOVQ   q_base+32(FP), R13
+	MOVQ   d64+144(FP), R14
+	LEAQ   (R14)(R14*1), R15
+	LEAQ   (R15)(R15*2), BP
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
 
 dotCodesQ8B8x4VBMI_chunk:
-	VMOVDQU8.Z      (R9), K1, Z15
-	VMOVDQU8        -32(R9)(SI*1), K2, Z15
-	VPMOVB2M        Z15, K7
-	VMOVDQA64       Z15, Z16
-	VPERMI2B        Z1, Z0, Z16
-	VPERMI2B        Z3, Z2, Z15
-	VPBLENDMB       Z15, Z16, K7, Z15
-	VPDPBUSD        (R12), Z15, Z7
-	VPDPBUSD        (R12)(R14*1), Z15, Z8
-	VPDPBUSD        (R12)(R14*2), Z15, Z9
-	VPDPBUSD        (R12)(R15*1), Z15, Z10
-	VMOVDQU8.Z      (R9)(DI*1), K1, Z15
-	VMOVDQU8        -32(R9)(R8*1), K2, Z15
-	VPMOVB2M        Z15, K7
-	VMOVDQA64       Z15, Z16
-	VPERMI2B        Z1, Z0, Z16
-	VPERMI2B        Z3, Z2, Z15
-	VPBLENDMB       Z15, Z16, K7, Z15
-	VPDPBUSD        (R12), Z15, Z11
-	VPDPBUSD        (R12)(R14*1), Z15, Z12
-	VPDPBUSD        (R12)(R14*2), Z15, Z13
-	VPDPBUSD        (R12)(R15*1), Z15, Z14
-	VMOVDQU8.Z      32(R9), K1, Z15
-	VMOVDQU8        (R9)(SI*1), K2, Z15
-	VPMOVB2M        Z15, K7
-	VMOVDQA64       Z15, Z16
-	VPERMI2B        Z1, Z0, Z16
-	VPERMI2B        Z3, Z2, Z15
-	VPBLENDMB       Z15, Z16, K7, Z15
-	VPDPBUSD        64(R12), Z15, Z7
-	VPDPBUSD        64(R12)(R14*1), Z15, Z8
-	VPDPBUSD        64(R12)(R14*2), Z15, Z9
-	VPDPBUSD        64(R12)(R15*1), Z15, Z10
-	VMOVDQU8.Z      32(R9)(DI*1), K1, Z15
-	VMOVDQU8        (R9)(R8*1), K2, Z15
-	VPMOVB2M        Z15, K7
-	VMOVDQA64       Z15, Z16
-	VPERMI2B        Z1, Z0, Z16
-	VPERMI2B        Z3, Z2, Z15
-	VPBLENDMB       Z15, Z16, K7, Z15
-	VPDPBUSD        64(R12), Z15, Z11
-	VPDPBUSD        64(R12)(R14*1), Z15, Z12
-	VPDPBUSD        64(R12)(R14*2), Z15, Z13
-	VPDPBUSD        64(R12)(R15*1), Z15, Z14
-	ADDQ            $0x40, R9
-	ADDQ            $0x80, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8B8x4VBMI_chunk
-	VSHUFI64X2      $0x88, Z11, Z7, Z15
-	VSHUFI64X2      $0xdd, Z11, Z7, Z7
-	VPADDD          Z7, Z15, Z7
-	VSHUFI64X2      $0x88, Z12, Z8, Z15
-	VSHUFI64X2      $0xdd, Z12, Z8, Z8
-	VPADDD          Z8, Z15, Z8
-	VSHUFI64X2      $0x88, Z13, Z9, Z15
-	VSHUFI64X2      $0xdd, Z13, Z9, Z9
-	VPADDD          Z9, Z15, Z9
-	VSHUFI64X2      $0x88, Z14, Z10, Z15
-	VSHUFI64X2      $0xdd, Z14, Z10, Z10
-	VPADDD          Z10, Z15, Z10
-	VPUNPCKLQDQ     Z8, Z7, Z15
-	VPUNPCKHQDQ     Z8, Z7, Z7
-	VPADDD          Z7, Z15, Z16
-	VPUNPCKLQDQ     Z10, Z9, Z15
-	VPUNPCKHQDQ     Z10, Z9, Z7
-	VPADDD          Z7, Z15, Z7
-	VSHUFPS         $0x88, Z7, Z16, Z15
-	VSHUFPS         $0xdd, Z7, Z16, Z7
-	VPADDD          Z7, Z15, Z7
-	VPERMD          Z7, Z6, Z7
-	VPSUBD          Z5, Z7, Z7
-	VCVTDQ2PS       Z7, Z7
-	VMULPS          Z4, Z7, Z7
-	MOVQ            normOff+120(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y15
-	VCVTPH2PS       Y15, Z15
-	VMULPS          Z15, Z7, Z7
-	MOVQ            rows+144(FP), R9
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K3, Z15
-	CMPQ            R9, $0x01
+	VMOVDQU8.Z   (R10), K1, Z16
+	VMOVDQU8     -32(R10)(DI*1), K2, Z16
+	VPMOVB2M     Z16, K7
+	VMOVDQA64    Z16, Z17
+	VPERMI2B     Z1, Z0, Z17
+	VPERMI2B     Z3, Z2, Z16
+	VPBLENDMB    Z16, Z17, K7, Z16
+	VPDPBUSD     (R13), Z16, Z8
+	VPDPBUSD     (R13)(R15*1), Z16, Z9
+	VPDPBUSD     (R13)(R15*2), Z16, Z10
+	VPDPBUSD     (R13)(BP*1), Z16, Z11
+	VMOVDQU8.Z   (R10)(R8*1), K1, Z16
+	VMOVDQU8     -32(R10)(R9*1), K2, Z16
+	VPMOVB2M     Z16, K7
+	VMOVDQA64    Z16, Z17
+	VPERMI2B     Z1, Z0, Z17
+	VPERMI2B     Z3, Z2, Z16
+	VPBLENDMB    Z16, Z17, K7, Z16
+	VPDPBUSD     (R13), Z16, Z12
+	VPDPBUSD     (R13)(R15*1), Z16, Z13
+	VPDPBUSD     (R13)(R15*2), Z16, Z14
+	VPDPBUSD     (R13)(BP*1), Z16, Z15
+	VMOVDQU8.Z   32(R10), K1, Z16
+	VMOVDQU8     (R10)(DI*1), K2, Z16
+	VPMOVB2M     Z16, K7
+	VMOVDQA64    Z16, Z17
+	VPERMI2B     Z1, Z0, Z17
+	VPERMI2B     Z3, Z2, Z16
+	VPBLENDMB    Z16, Z17, K7, Z16
+	VPDPBUSD     64(R13), Z16, Z8
+	VPDPBUSD     64(R13)(R15*1), Z16, Z9
+	VPDPBUSD     64(R13)(R15*2), Z16, Z10
+	VPDPBUSD     64(R13)(BP*1), Z16, Z11
+	VMOVDQU8.Z   32(R10)(R8*1), K1, Z16
+	VMOVDQU8     (R10)(R9*1), K2, Z16
+	VPMOVB2M     Z16, K7
+	VMOVDQA64    Z16, Z17
+	VPERMI2B     Z1, Z0, Z17
+	VPERMI2B     Z3, Z2, Z16
+	VPBLENDMB    Z16, Z17, K7, Z16
+	VPDPBUSD     64(R13), Z16, Z12
+	VPDPBUSD     64(R13)(R15*1), Z16, Z13
+	VPDPBUSD     64(R13)(R15*2), Z16, Z14
+	VPDPBUSD     64(R13)(BP*1), Z16, Z15
+	ADDQ         $0x40, R10
+	ADDQ         $0x80, R13
+	SUBQ         $0x40, R14
+	JNZ          dotCodesQ8B8x4VBMI_chunk
+	VSHUFI64X2   $0x88, Z12, Z8, Z16
+	VSHUFI64X2   $0xdd, Z12, Z8, Z8
+	VPADDD       Z8, Z16, Z8
+	VSHUFI64X2   $0x88, Z13, Z9, Z16
+	VSHUFI64X2   $0xdd, Z13, Z9, Z9
+	VPADDD       Z9, Z16, Z9
+	VSHUFI64X2   $0x88, Z14, Z10, Z16
+	VSHUFI64X2   $0xdd, Z14, Z10, Z10
+	VPADDD       Z10, Z16, Z10
+	VSHUFI64X2   $0x88, Z15, Z11, Z16
+	VSHUFI64X2   $0xdd, Z15, Z11, Z11
+	VPADDD       Z11, Z16, Z11
+	VPUNPCKLQDQ  Z9, Z8, Z16
+	VPUNPCKHQDQ  Z9, Z8, Z8
+	VPADDD       Z8, Z16, Z17
+	VPUNPCKLQDQ  Z11, Z10, Z16
+	VPUNPCKHQDQ  Z11, Z10, Z8
+	VPADDD       Z8, Z16, Z8
+	VSHUFPS      $0x88, Z8, Z17, Z16
+	VSHUFPS      $0xdd, Z8, Z17, Z8
+	VPADDD       Z8, Z16, Z8
+	VPERMD       Z8, Z6, Z8
+	VPSUBD       Z5, Z8, Z8
+	VCVTDQ2PS    Z8, Z8
+	VMULPS       Z4, Z8, Z8
+	MOVQ         normOff+128(FP), R10
+	ADDQ         BX, R10
+	MOVWQZX      (R10), R13
+	MOVWQZX      (R10)(DI*1), R14
+	SHLQ         $0x10, R14
+	ORQ          R14, R13
+	MOVWQZX      (R10)(R8*1), R14
+	SHLQ         $0x20, R14
+	ORQ          R14, R13
+	MOVWQZX      (R10)(R9*1), R14
+	SHLQ         $0x30, R14
+	ORQ          R14, R13
+	VPBROADCASTQ R13, Y16
+	VCVTPH2PS    Y16, Z16
+	VMULPS       Z16, Z8, Z8
+	MOVQ         rows+152(FP), R10
+	TESTQ        AX, AX
+	JZ           dotCodesQ8B8x4VBMI_load
+	VMOVAPS      Z7, Z16
+	JMP          dotCodesQ8B8x4VBMI_loaded
+
+dotCodesQ8B8x4VBMI_load:
+	MOVQ            CX, R13
+	VMOVUPS.Z       (R13), K3, Z16
+	CMPQ            R10, $0x01
 	JLE             dotCodesQ8B8x4VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K4, Z15
-	CMPQ            R9, $0x02
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K4, Z16
+	CMPQ            R10, $0x02
 	JLE             dotCodesQ8B8x4VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K5, Z15
-	CMPQ            R9, $0x03
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K5, Z16
+	CMPQ            R10, $0x03
 	JLE             dotCodesQ8B8x4VBMI_loaded
-	ADDQ            CX, R12
-	VBROADCASTF32X4 (R12), K6, Z15
+	ADDQ            DX, R13
+	VBROADCASTF32X4 (R13), K6, Z16
 
 dotCodesQ8B8x4VBMI_loaded:
-	VADDPS        Z7, Z15, Z15
-	MOVQ          AX, R12
-	VMOVUPS       X15, K3, (R12)
-	CMPQ          R9, $0x01
+	VADDPS        Z8, Z16, Z16
+	MOVQ          CX, R13
+	VMOVUPS       X16, K3, (R13)
+	CMPQ          R10, $0x01
 	JLE           dotCodesQ8B8x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z15, X16
-	VMOVUPS       X16, K3, (R12)
-	CMPQ          R9, $0x02
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x01, Z16, X17
+	VMOVUPS       X17, K3, (R13)
+	CMPQ          R10, $0x02
 	JLE           dotCodesQ8B8x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x02, Z15, X16
-	VMOVUPS       X16, K3, (R12)
-	CMPQ          R9, $0x03
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x02, Z16, X17
+	VMOVUPS       X17, K3, (R13)
+	CMPQ          R10, $0x03
 	JLE           dotCodesQ8B8x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x03, Z15, X15
-	VMOVUPS       X15, K3, (R12)
+	ADDQ          DX, R13
+	VEXTRACTF32X4 $0x03, Z16, X16
+	VMOVUPS       X16, K3, (R13)
 
 dotCodesQ8B8x4VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ SI, $0x04
 	JB   dotCodesQ8B8x4VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
+	ADDQ $0x10, CX
+	LEAQ (BX)(R8*2), BX
+	SUBQ $0x04, SI
 	JMP  dotCodesQ8B8x4VBMI_quad
 
 dotCodesQ8B8x4VBMI_done:

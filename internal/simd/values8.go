@@ -38,7 +38,7 @@ type WeightsQ8 struct {
 type axpyCodes8Kernel = func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int, ahead []byte)
 
 // dotCodes8WideKernel is a DotCodesQ8 AVX-512 kernel (dotCodesQ8B<bits>x<rows>VBMI).
-type dotCodes8WideKernel = func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, tab *[256]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)
+type dotCodes8WideKernel = func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)
 
 // ValuesQ8Kernels reports whether AxpyCodesQ8 runs a vector kernel for
 // codes of this codebook and d coordinates: 3 or 4 bits, d a multiple of

@@ -204,7 +204,7 @@ func TestCodesAheadChangesNothing(t *testing.T) {
 							qq.Quantize(q, c.d, g, c.d, bits)
 							var buf WeightsQ8
 							DotCodes(out, c.n, q, c.d, g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, a)
-							DotCodesQ8(out8, c.n, &qq, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, a)
+							DotCodesQ8(out8, c.n, nil, &qq, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, a)
 							AxpyCodes(acc, c.d, c.w, c.n, g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, a)
 							AxpyCodesQ8(acc8, c.d, c.w, c.n, g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, a)
 						})
