@@ -57,7 +57,8 @@ func inPieces(n int, scratch bool, f func(lo, m int)) {
 // through the scratch rows: decoded 8-bit rows, or corrected codes. Parts
 // that q8 scores with integers (q8[i].G == g; nil for none) do not.
 func (c *quantStore) scratch(q8 []simd.QueryQ8, g int) bool {
-	for i, p := range c.parts {
+	for i := range c.parts {
+		p := &c.parts[i]
 		if (p.Bits > 4 || p.Correction != turboquant.NoCorrection) && (q8 == nil || q8[i].G != g) {
 			return true
 		}
@@ -112,7 +113,8 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 		*dst = make([]simd.QueryQ8, len(c.parts))
 	}
 	d, off, any := c.q.Dim(), 0, false
-	for i, p := range c.parts {
+	for i := range c.parts {
+		p := &c.parts[i]
 		(*dst)[i].G = 0
 		if p.Correction == turboquant.NoCorrection && c.kerns[i].Q8Kernels(p.Dim) {
 			(*dst)[i].Quantize(q[off:], d, g, p.Dim, p.Bits)
@@ -139,7 +141,8 @@ func (c *quantStore) scoreRun(out []float32, outStride int, init, q []float32, q
 // themselves; every other kernel adds to rows filled first.
 func (c *quantStore) scoreCodes(out []float32, outStride int, init, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
 	d, off := c.q.Dim(), 0
-	for i, p := range c.parts {
+	for i := range c.parts {
+		p := &c.parts[i]
 		coff := p.Offset
 		corr := p.Correction != turboquant.NoCorrection
 		if init != nil && (q8 == nil || q8[i].G != g) {
@@ -188,7 +191,8 @@ func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byt
 // through the scratch rows.
 func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte) {
 	d, off := c.q.Dim(), 0
-	for i, p := range c.parts {
+	for i := range c.parts {
+		p := &c.parts[i]
 		coff := p.Offset
 		switch {
 		case w8 != nil && p.Bits <= 4 && p.Correction == turboquant.NoCorrection && c.kerns[i].ValuesQ8Kernels(p.Dim):
@@ -224,7 +228,7 @@ func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []b
 // decodeRows decodes part i of n codes into buf as rows of p.Dim, each
 // scaled by its correction scalar when the part has one, prefetching
 // ahead as the code kernels do.
-func (c *quantStore) decodeRows(buf []float32, p turboquant.Part, i int, codes []byte, stride, n int, ahead []byte) {
+func (c *quantStore) decodeRows(buf []float32, p *turboquant.Part, i int, codes []byte, stride, n int, ahead []byte) {
 	simd.DecodeCodes(buf, p.Dim, c.kerns[i], codes[p.Offset:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, ahead)
 	if p.Correction == turboquant.NoCorrection {
 		return

@@ -37,7 +37,7 @@ type vecQuery interface {
 // codebooks laid out for the internal/simd kernels, built once.
 type quantStore struct {
 	q     *turboquant.Quantizer
-	parts []turboquant.Part
+	parts []turboquant.Part // walked by index per run: a Part is about 200 bytes
 	kerns []*simd.Codebook // per part; nil without a row form
 }
 
