@@ -460,17 +460,27 @@ func dotCodes8Wide(bits, R int) {
 	RET()
 }
 
-// foldLanes leaves in every lane of m the fold by op of its 16 lanes (t is
-// scratch): halves, quarters, then within each 128-bit lane.
-func foldLanes(m, t VecVirtual, op func(a, b, dst Op)) {
-	VSHUFI32X4(U8(0x4e), m, m, t)
-	op(t, m, m)
-	VSHUFI32X4(U8(0xb1), m, m, t)
-	op(t, m, m)
-	VPSHUFD(U8(0x4e), m, t)
-	op(t, m, m)
-	VPSHUFD(U8(0xb1), m, t)
-	op(t, m, m)
+// fold4 returns the fold by op of each of the four registers' 16 lanes,
+// (r0, r1, r2, r3) in every 128-bit lane: the rows interleaved and folded
+// pairwise, then the 128-bit lanes folded.
+func fold4(r [4]VecVirtual, op func(a, b, dst Op)) VecVirtual {
+	pair := func(x, y VecVirtual) VecVirtual { // (x, y, x, y) per lane
+		lo, hi := ZMM(), ZMM()
+		VUNPCKLPS(y, x, lo)
+		VUNPCKHPS(y, x, hi)
+		op(hi, lo, lo)
+		return lo
+	}
+	a, b := pair(r[0], r[1]), pair(r[2], r[3])
+	lo, hi := ZMM(), ZMM()
+	VUNPCKLPD(b, a, lo)
+	VUNPCKHPD(b, a, hi)
+	op(hi, lo, lo)
+	VSHUFF32X4(U8(0x4e), lo, lo, hi)
+	op(hi, lo, lo)
+	VSHUFF32X4(U8(0xb1), lo, lo, hi)
+	op(hi, lo, lo)
+	return lo
 }
 
 // weightsQ8 emits weightsQ8AVX512, which lays out and quantizes the
@@ -486,7 +496,6 @@ func weightsQ8() {
 	Pragma("noescape")
 	// The norms, copied one by one: gathering them with VPGATHERDD took
 	// half of this kernel's time on Zen 4 (hot caches).
-	t := ZMM()
 	nb := Load(Param("norms"), GP64())
 	{
 		pn := Load(Param("codes").Base(), GP64())
@@ -495,6 +504,18 @@ func weightsQ8() {
 		m := Load(Param("m"), GP64())
 		i, h := GP64(), GP32()
 		XORQ(i, i)
+		m4 := GP64() // four at a time while four are left
+		LEAQ(Mem{Base: m, Disp: -3}, m4)
+		Label(name + "_norm4")
+		CMPQ(i, m4)
+		JGE(LabelRef(name + "_norm"))
+		for u := range 4 {
+			MOVWLZX(Mem{Base: pn}, h)
+			MOVW(h.As16(), Mem{Base: nb, Index: i, Scale: 2, Disp: 2 * u})
+			ADDQ(sr, pn)
+		}
+		ADDQ(U8(4), i)
+		JMP(LabelRef(name + "_norm4"))
 		Label(name + "_norm")
 		CMPQ(i, m)
 		JAE(LabelRef(name + "_zero"))
@@ -551,18 +572,20 @@ func weightsQ8() {
 	for c := range bytes {
 		bytes[c] = ZMM()
 	}
+	// Every 128-bit lane: the four rows' max (one division for all four).
+	m := fold4(mx, func(a, b, dst Op) { VMAXPS(a, b, dst) })
+	VMOVUPS(m.AsX(), Mem{Base: amaxP})
+	inv := ZMM()
+	VCMPPS(U8(4), zero, m, k) // amax ≠ 0
+	VDIVPS_Z(m, c127, k, inv)
 	for i := range 4 {
-		m := mx[i]
-		foldLanes(m, t, func(a, b, dst Op) { VMAXPS(a, b, dst) }) // every lane: the row's max
-		VMOVSS(m.AsX(), Mem{Base: amaxP, Disp: 4 * i})
-		inv := ZMM()
-		VCMPPS(U8(4), zero, m, k) // amax ≠ 0
-		VDIVPS_Z(m, c127, k, inv)
+		invI := ZMM()
+		VSHUFPS(U8(0x55*i), inv, inv, invI) // row i's in every lane
 		sum[i] = ZMM()
 		VPXORD(sum[i], sum[i], sum[i])
 		for c := range 4 {
 			y := wn[i][c]
-			VMULPS(inv, y, y)
+			VMULPS(invI, y, y)
 			VCVTPS2DQ(y, y) // round half to even (MXCSR default)
 			VPADDD(y, sum[i], sum[i])
 			if i == 0 {
@@ -581,12 +604,7 @@ func weightsQ8() {
 		VPERMD(bytes[c], order, bytes[c])
 		VMOVDQU32(bytes[c], Mem{Base: dst, Disp: 64 * c})
 	}
-	sums := Load(Param("sums"), GP64())
-	for i := range 4 {
-		m := sum[i]
-		foldLanes(m, t, func(a, b, dst Op) { VPADDD(a, b, dst) })
-		VMOVD(m.AsX(), Mem{Base: sums, Disp: 4 * i})
-	}
+	VMOVDQU32(fold4(sum, func(a, b, dst Op) { VPADDD(a, b, dst) }).AsX(), Mem{Base: Load(Param("sums"), GP64())})
 	VZEROUPPER()
 	RET()
 }
