@@ -38,7 +38,7 @@ type vecQuery interface {
 type quantStore struct {
 	q     *turboquant.Quantizer
 	parts []turboquant.Part // walked by index per run: a Part is about 200 bytes
-	kerns []*simd.Codebook // per part; nil without a row form
+	kerns []*simd.Codebook  // per part; nil without a row form
 }
 
 func newQuantStore(q *turboquant.Quantizer) *quantStore {
