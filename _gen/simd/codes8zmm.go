@@ -360,30 +360,16 @@ func dotCodes8Wide(bits, R int) {
 	if bits == 8 {
 		keys8Chunk(name, R, ip, qp, left, s1, s2, s3, k1, k2, tab8, qr, acc)
 	} else {
-		// Odd outputs sum apart, so that each sum's chain of dependent
-		// VPDPBUSD is half as long.
-		var odd [4]VecVirtual
-		for r := range R {
-			odd[r] = ZMM()
-			VPXORD(odd[r], odd[r], odd[r])
-		}
 		Label(name + "_chunk")
 		unpackQuad(ip, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
 			for r := range R {
-				dst := acc[r]
-				if o%2 == 1 {
-					dst = odd[r]
-				}
-				VPDPBUSD(qr.at(qp, r, 64*o), x, dst)
+				VPDPBUSD(qr.at(qp, r, 64*o), x, acc[r])
 			}
 		})
 		ADDQ(U8(8*bits), ip)
 		ADDQ(U32(256), qp)
 		SUBQ(U8(64), left)
 		JNZ(LabelRef(name + "_chunk"))
-		for r := range R {
-			VPADDD(odd[r], acc[r], acc[r])
-		}
 	}
 	// Reduce each lane's four sums: token t's rows (0, 1, 2, 3) in lane t,
 	// then rows in lanes (lane r: row r's four tokens).
