@@ -53,13 +53,16 @@ func (c codes8Case) String() string {
 }
 
 // run scores c at level l into a guarded copy of out0.
-func (c codes8Case) run(t *testing.T, l Level) []float32 {
+func (c codes8Case) run(t *testing.T, l Level) []float32 { return c.runInit(t, l, nil) }
+
+// runInit is run with DotCodesQ8's init.
+func (c codes8Case) runInit(t *testing.T, l Level, init []float32) []float32 {
 	t.Helper()
 	var q QueryQ8
 	q.Quantize(c.x, c.d, c.g, c.d, c.bits)
 	out, ok := guarded(c.g * c.n)
 	copy(out, c.out0)
-	with(t, l, func() { DotCodesQ8(out, c.n, nil, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) })
+	with(t, l, func() { DotCodesQ8(out, c.n, init, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) })
 	ok(t)
 	return out
 }
@@ -139,13 +142,7 @@ func TestDotCodesQ8InitIsFillThenAdd(t *testing.T) {
 				}
 				want := filled.run(t, Generic)
 				for _, l := range levels {
-					var q QueryQ8
-					q.Quantize(c.x, c.d, c.g, c.d, c.bits)
-					out, ok := guarded(c.g * c.n)
-					copy(out, c.out0)
-					with(t, l, func() { DotCodesQ8(out, c.n, init, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil) })
-					ok(t)
-					sameBits(t, fmt.Sprintf("%v %v: init", l, c), out, want)
+					sameBits(t, fmt.Sprintf("%v %v: init", l, c), c.runInit(t, l, init), want)
 				}
 			}
 		}
