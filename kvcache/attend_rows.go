@@ -131,7 +131,11 @@ func (c *quantStore) prepareQ8(dst *[]simd.QueryQ8, q []float32, g int) bool {
 // four-row code kernels ask for it a line or two per token as they go.
 
 func (c *quantStore) scoreRun(out []float32, outStride int, init, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
-	inPieces(n, c.scratch(q8, g), func(lo, m int) {
+	if !c.scratch(q8, g) { // whole: no closure, no divisions
+		c.scoreCodes(out, outStride, init, q, q8, g, codes, stride, n, buf, ahead)
+		return
+	}
+	inPieces(n, true, func(lo, m int) {
 		c.scoreCodes(out[lo:], outStride, init, q, q8, g, codes[lo*stride:], stride, m, buf, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
 	})
 }
@@ -140,23 +144,29 @@ func (c *quantStore) scoreRun(out []float32, outStride int, init, q []float32, q
 // the scratch rows. The integer key kernels set the rows to init + score
 // themselves; every other kernel adds to rows filled first.
 func (c *quantStore) scoreCodes(out []float32, outStride int, init, q []float32, q8 []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
-	d, off := c.q.Dim(), 0
+	if len(c.parts) == 2 && q8 != nil && q8[0].G == g && q8[1].G == g { // tq3.5, split keys: both parts in one pass
+		a, b := &c.parts[0], &c.parts[1]
+		simd.DotCodesQ8Pair(out, outStride, init, &q8[0], &q8[1], c.kerns[0], c.kerns[1], codes, stride,
+			a.Offset+a.IndexOffset, a.Offset+a.NormOffset, b.Offset+b.IndexOffset, b.Offset+b.NormOffset, n, ahead)
+		return
+	}
+	d, off, at := c.q.Dim(), 0, 0
 	for i := range c.parts {
 		p := &c.parts[i]
-		coff := p.Offset
+		coff, pa := p.Offset, partAhead(ahead, at, p.Size, stride)
 		corr := p.Correction != turboquant.NoCorrection
 		if init != nil && (q8 == nil || q8[i].G != g) {
-			fillRows(out, outStride, init, n)
+			simd.FillRows(out, outStride, init, n)
 			init = nil
 		}
 		switch {
 		case q8 != nil && q8[i].G == g: // uncorrected codes (prepareQ8)
-			simd.DotCodesQ8(out, outStride, init, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, ahead)
-			ahead, init = nil, nil
+			simd.DotCodesQ8(out, outStride, init, &q8[i], c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, pa)
+			init = nil
 		case p.Bits <= 4 && corr:
 			s := buf[:g*n]
 			clear(s)
-			simd.DotCodes(s, n, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, nil)
+			simd.DotCodes(s, n, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, pa)
 			for t := range n {
 				f := correction(codes[t*stride+coff+p.CorrectionOffset:])
 				for gi := range g {
@@ -164,11 +174,9 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, init, q []float32,
 				}
 			}
 		case p.Bits <= 4:
-			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, ahead)
-			ahead = nil
+			simd.DotCodes(out, outStride, q[off:], d, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, pa)
 		default:
-			c.decodeRows(buf, p, i, codes, stride, n, ahead)
-			ahead = nil
+			c.decodeRows(buf, p, i, codes, stride, n, pa)
 			if p.Dim == d { // one part: the g query rows are contiguous, so Dot reads each row once for four of them
 				simd.Dot(out, outStride, q[:g*d], buf, n, d, d, nil)
 				break
@@ -177,12 +185,16 @@ func (c *quantStore) scoreCodes(out []float32, outStride int, init, q []float32,
 				simd.Dot(out[i*outStride:], outStride, q[i*d+off:i*d+off+p.Dim], buf, n, p.Dim, p.Dim, nil)
 			}
 		}
-		off += p.Dim
+		off, at = off+p.Dim, at+p.Size
 	}
 }
 
 func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte) {
-	inPieces(n, c.scratch(nil, g), func(lo, m int) {
+	if !c.scratch(nil, g) { // as scoreRun
+		c.accumulateCodes(acc, w, wStride, g, codes, stride, n, buf, w8, ahead)
+		return
+	}
+	inPieces(n, true, func(lo, m int) {
 		c.accumulateCodes(acc, w[lo:], wStride, g, codes[lo*stride:], stride, m, buf, w8, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])
 	})
 }
@@ -190,14 +202,13 @@ func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byt
 // accumulateCodes is accumulateRun for at most rowChunk codes when they go
 // through the scratch rows.
 func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte) {
-	d, off := c.q.Dim(), 0
+	d, off, at := c.q.Dim(), 0, 0
 	for i := range c.parts {
 		p := &c.parts[i]
-		coff := p.Offset
+		coff, pa := p.Offset, partAhead(ahead, at, p.Size, stride)
 		switch {
 		case w8 != nil && p.Bits <= 4 && p.Correction == turboquant.NoCorrection && c.kerns[i].ValuesQ8Kernels(p.Dim):
-			simd.AxpyCodesQ8(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, w8, ahead)
-			ahead = nil
+			simd.AxpyCodesQ8(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, w8, pa)
 		case p.Bits <= 4 && p.Correction != turboquant.NoCorrection:
 			ws := buf[:g*n]
 			for t := range n {
@@ -206,13 +217,11 @@ func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []b
 					ws[gi*n+t] = w[gi*wStride+t] * f
 				}
 			}
-			simd.AxpyCodes(acc[off:], d, ws, n, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, nil)
+			simd.AxpyCodes(acc[off:], d, ws, n, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, pa)
 		case p.Bits <= 4:
-			simd.AxpyCodes(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, ahead)
-			ahead = nil
+			simd.AxpyCodes(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, pa)
 		default:
-			c.decodeRows(buf, p, i, codes, stride, n, ahead)
-			ahead = nil
+			c.decodeRows(buf, p, i, codes, stride, n, pa)
 			if p.Dim == d { // one part: as in scoreRun
 				simd.Axpy(acc[:g*d], w, wStride, buf, n, d, d, nil)
 				break
@@ -221,8 +230,22 @@ func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []b
 				simd.Axpy(acc[i*d+off:i*d+off+p.Dim], w[i*wStride:], wStride, buf, n, p.Dim, p.Dim, nil)
 			}
 		}
-		off += p.Dim
+		off, at = off+p.Dim, at+p.Size
 	}
+}
+
+// partAhead is a part's share of the region ahead that the kernels
+// prefetch as they go, as large as the part's share of a code, so that
+// each part's kernel asks for lines while it runs. With the whole region
+// on the first part, tq3.5+i8 took 1.2–1.3× as long per step (BENCHMARKS.md,
+// session 15). The part's bytes start at byte at of a code: the Sizes of
+// the parts before it (a split code's tail shares its head's Offset).
+func partAhead(ahead []byte, at, size, stride int) []byte {
+	if at == 0 && size == stride { // the only part: no divisions
+		return ahead
+	}
+	n := len(ahead)
+	return ahead[min(n, n*at/stride):min(n, n*(at+size)/stride)]
 }
 
 // decodeRows decodes part i of n codes into buf as rows of p.Dim, each
@@ -238,17 +261,6 @@ func (c *quantStore) decodeRows(buf []float32, p *turboquant.Part, i int, codes 
 	}
 }
 
-// fillRows sets the first n floats of each row i of out (len(init) rows,
-// outStride apart) to init[i].
-func fillRows(out []float32, outStride int, init []float32, n int) {
-	for i, x := range init {
-		row := out[i*outStride : i*outStride+n]
-		for t := range row {
-			row[t] = x
-		}
-	}
-}
-
 // correction reads a code's fp16 correction scalar (row forms have fp16
 // norms, and the correction has the norm's precision).
 func correction(b []byte) float32 { return half.ToFloat32(uint16(b[0]) | uint16(b[1])<<8) }
@@ -260,7 +272,7 @@ func (c fp16Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 // fp16 rows are converted as the dot and axpy kernels load them (F16C).
 
 func (c fp16Store) scoreRun(out []float32, outStride int, init, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, _ []float32, ahead []byte) {
-	fillRows(out, outStride, init, n)
+	simd.FillRows(out, outStride, init, n)
 	simd.DotF16(out, outStride, q[:g*c.dim], codes[:(n-1)*stride+2*c.dim], n, c.dim, stride/2, ahead)
 }
 
@@ -273,7 +285,7 @@ func (c fp32Store) rowForm() bool { return true }
 func (c fp32Store) queryRow(dst, y, _ []float32) { copy(dst, y) }
 
 func (c fp32Store) scoreRun(out []float32, outStride int, init, q []float32, _ []simd.QueryQ8, g int, codes []byte, stride, n int, buf []float32, ahead []byte) {
-	fillRows(out, outStride, init, n)
+	simd.FillRows(out, outStride, init, n)
 	inPieces(n, !c.inPlace(codes, stride), func(lo, m int) {
 		rows, rs := c.rows(buf, codes[lo*stride:], stride, m)
 		simd.Dot(out[lo:], outStride, q[:g*c.dim], rows, m, c.dim, rs, ahead[lo*len(ahead)/n:(lo+m)*len(ahead)/n])

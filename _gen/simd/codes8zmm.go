@@ -54,7 +54,14 @@ func axpyCodes8(bits, R int) {
 		"tokens past n in the last quad have weight 0 and read the quad's first code again.")
 	Pragma("noescape")
 	chunk := 8 * bits // bytes of 64 indices
-	tab, ctl, perm, k1, k2 := unpackConsts(bits, values8Consts)
+	var tab, ctl VecVirtual
+	var perm [4]VecVirtual
+	var k1, k2 Register
+	if bits == 4 {
+		tab, perm, k1, k2 = nibbleConsts()
+	} else {
+		tab, ctl, perm, k1, k2 = unpackConsts(bits, values8Consts, "tab")
+	}
 
 	pa, pn := aheadParams()
 	accp := Load(Param("acc").Base(), GP64())
@@ -77,13 +84,20 @@ func axpyCodes8(bits, R int) {
 	Load(Param("stride"), s1)
 	LEAQ(Mem{Base: s1, Index: s1, Scale: 1}, s2)
 	LEAQ(Mem{Base: s2, Index: s1, Scale: 1}, s3)
-	// quad adds the products of the four tokens at p, p+s1, p+s2, p+s3.
+	// quad adds the products of the four tokens at p, p+s1, p+s2, p+s3
+	// (4 bits: a[r] holds coordinates 0, 2, …, 30, then 1, 3, …, 31, then
+	// 32, 34, …, then 33, 35, …).
 	quad := func() {
-		unpackQuad(p, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
+		use := func(o int, x VecVirtual) {
 			for r := range R {
 				VPDPBUSD_BCST(Mem{Base: wp, Disp: 4 * r}, x, a[r][o])
 			}
-		})
+		}
+		if bits == 4 {
+			unpackNibbles(p, s1, s2, s3, k1, k2, perm, tab, use)
+			return
+		}
+		unpackQuad(p, s1, s2, s3, k1, k2, perm, ctl, tab, use)
 	}
 	Label(name + "_quad")
 	CMPQ(q, U8(4))
@@ -123,6 +137,19 @@ func axpyCodes8(bits, R int) {
 			VPSUBD_BCST(Mem{Base: offs, Disp: 4 * r}, x, x)
 			VCVTDQ2PS(x, x)
 			VMULPS_BCST(Mem{Base: scales, Disp: 4 * r}, x, x)
+		}
+		if bits == 4 { // even and odd coordinates back in order
+			for h := range 2 {
+				ev, od := a[r][2*h], a[r][2*h+1]
+				lo := ZMM()
+				VMOVDQA64(perm[2], lo)
+				VPERMI2PS(od, ev, lo)
+				VPERMT2PS(od, perm[3], ev)
+				a[r][2*h], a[r][2*h+1] = lo, ev // emitted once: the loop above keeps its registers
+			}
+		}
+		for o := range 4 {
+			x := a[r][o]
 			VADDPS(Mem{Base: row, Disp: 64 * o}, x, x)
 			VMOVUPS(x, Mem{Base: row, Disp: 64 * o})
 		}
@@ -134,6 +161,59 @@ func axpyCodes8(bits, R int) {
 	JNZ(LabelRef(name + "_chunk"))
 	VZEROUPPER()
 	RET()
+}
+
+// nibbleConsts loads the table and the constants of unpackNibbles (perm
+// 0, 1: the VPERMI2B indices of coordinates 0–31 and 32–63; perm 2, 3: the
+// VPERMI2PS indices that interleave even and odd sums back into
+// coordinates 0–15 and 16–31 of the 32), and its two load masks.
+func nibbleConsts() (tab VecVirtual, perm [4]VecVirtual, k1, k2 Register) {
+	m, _ := once(func(int) (Mem, Mem) {
+		m := GLOBL("values8Nibbles", RODATA|NOPTR)
+		for h := range 2 {
+			for pos := range 64 {
+				j, t := pos/4, pos%4 // byte j of token t's 16 (coordinates 32h+2j, +1)
+				DATA(64*h+pos, U8(64*(t/2)+32*(t%2)+16*h+j))
+			}
+		}
+		for h := range 2 {
+			for c := range 16 { // coordinate 16h+c of the 32: even sum c/2 (table 0) or odd (table 1)
+				j := 16*h + c
+				DATA(128+64*h+4*c, U32(uint32(j/2+16*(j%2))))
+			}
+		}
+		return m, m
+	}, 4)
+	tab = ZMM()
+	VMOVDQU64(Mem{Base: Load(Param("tab"), GP64())}, tab)
+	for i := range perm {
+		perm[i] = ZMM()
+		VMOVDQU64(Mem{Base: m.Base, Disp: m.Disp + 64*i, Symbol: m.Symbol}, perm[i])
+	}
+	k1, k2 = halfMasks(32)
+	return tab, perm, k1, k2
+}
+
+// unpackNibbles loads 64 4-bit indices (32 bytes) of each of the four codes
+// at p, p+s1, p+s2, p+s3 as unpackQuad does, then, per 32 coordinates, one
+// VPERMI2B lays the four codes' 16 bytes out token-minor (doubleword j:
+// byte j of each token) and the table is looked up with the bytes as they
+// are (low nibbles: the even coordinates) and shifted right by 4 (high
+// nibbles: the odd ones), calling use with outputs 0–3: the even, then the
+// odd coordinates of the first 32, then of the second. Three shuffles per
+// 32 coordinates where unpackQuad takes six.
+func unpackNibbles(p, s1, s2, s3 Register, k1, k2 Register, perm [4]VecVirtual, tab VecVirtual, use func(o int, x VecVirtual)) {
+	t0, t1 := loadQuad(p, s1, s2, s3, k1, k2)
+	for h := range 2 {
+		x, y := ZMM(), ZMM()
+		VMOVDQA64(perm[h], x)
+		VPERMI2B(t1, t0, x)
+		VPSRLW(U8(4), x, y)
+		VPERMB(tab, x, x)
+		VPERMB(tab, y, y)
+		use(2*h, x)
+		use(2*h+1, y)
+	}
 }
 
 // emitted holds the constants already emitted, by emitter and bits.
@@ -185,13 +265,13 @@ func prefetchSome(label string, p, n Register, lines int) {
 // pfLabels numbers prefetchSome's labels.
 var pfLabels int
 
-// unpackConsts loads the table (the tab parameter), the VPMULTISHIFTQB
+// unpackConsts loads the table (the parameter tabParam), the VPMULTISHIFTQB
 // control and the four VPERMI2B indices that consts emits, and the two
 // load masks of unpackQuad.
-func unpackConsts(bits int, consts func(bits int) (perm, ctl Mem)) (tab, ctl VecVirtual, perm [4]VecVirtual, k1, k2 Register) {
+func unpackConsts(bits int, consts func(bits int) (perm, ctl Mem), tabParam string) (tab, ctl VecVirtual, perm [4]VecVirtual, k1, k2 Register) {
 	permM, ctlM := once(consts, bits)
 	tab, ctl = ZMM(), ZMM()
-	VMOVDQU64(Mem{Base: Load(Param("tab"), GP64())}, tab)
+	VMOVDQU64(Mem{Base: Load(Param(tabParam), GP64())}, tab)
 	VMOVDQU64(ctlM, ctl)
 	for o := range perm {
 		perm[o] = ZMM()
@@ -203,16 +283,25 @@ func unpackConsts(bits int, consts func(bits int) (perm, ctl Mem)) (tab, ctl Vec
 	return tab, ctl, perm, k1, k2
 }
 
+// loadQuad loads up to 32 bytes of each of the four codes at p, p+s1,
+// p+s2, p+s3 (k1, k2: the masks of a code's bytes at 0 and at 32), codes 0
+// and 1 into t0, 2 and 3 into t1, 32 bytes apart: masked, so nothing past
+// them is read.
+func loadQuad(p, s1, s2, s3 Register, k1, k2 Register) (t0, t1 VecVirtual) {
+	t0, t1 = ZMM(), ZMM()
+	VMOVDQU8_Z(Mem{Base: p}, k1, t0)
+	VMOVDQU8(Mem{Base: p, Index: s1, Scale: 1, Disp: -32}, k2, t0)
+	VMOVDQU8_Z(Mem{Base: p, Index: s2, Scale: 1}, k1, t1)
+	VMOVDQU8(Mem{Base: p, Index: s3, Scale: 1, Disp: -32}, k2, t1)
+	return t0, t1
+}
+
 // unpackQuad loads 64 indices (8·bits bytes) of each of the four codes at
 // p, p+s1, p+s2, p+s3 (rows 0, 1 in the first table, 2, 3 in the second,
 // 32 bytes each; masked, so nothing past them is read) and calls use with
 // the table bytes of output o (< 4), which perm[o] and ctl arrange.
 func unpackQuad(p, s1, s2, s3 Register, k1, k2 Register, perm [4]VecVirtual, ctl, tab VecVirtual, use func(o int, x VecVirtual)) {
-	t0, t1 := ZMM(), ZMM()
-	VMOVDQU8_Z(Mem{Base: p}, k1, t0)
-	VMOVDQU8(Mem{Base: p, Index: s1, Scale: 1, Disp: -32}, k2, t0)
-	VMOVDQU8_Z(Mem{Base: p, Index: s2, Scale: 1}, k1, t1)
-	VMOVDQU8(Mem{Base: p, Index: s3, Scale: 1, Disp: -32}, k2, t1)
+	t0, t1 := loadQuad(p, s1, s2, s3, k1, k2)
 	for o := range 4 {
 		x := ZMM()
 		VMOVDQA64(perm[o], x)
@@ -271,108 +360,244 @@ func dotCodes8Wide(bits, R int) {
 		"(QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a",
 		"128-bit lane per token.")
 	Pragma("noescape")
-	var tab, ctl VecVirtual
-	var perm [4]VecVirtual
-	var k1, k2 Register
-	var tab8 [4]VecVirtual
-	if bits == 8 {
-		tab8, k1, k2 = keys8Table()
-	} else {
-		tab, ctl, perm, k1, k2 = unpackConsts(bits, keys8Consts)
+	pt := keysPart{bits: bits, p: keysParams{q: "q", scales: "scales", sums: "sums", tab: "tab", idx: "idxOff", norm: "normOff", d64: "d64"}}
+	k := newKeysQuads(name, []*keysPart{&pt})
+	pt.load()
+	k.loop(func() {
+		f := k.scaled(&pt, k.products(&pt, R))
+		VMULPS(k.norms(&pt), f, f)
+		k.store(R, true, f)
+	})
+}
+
+// dotCodes8Pair emits dotCodesQ8P<a><b>VBMI: dotCodesQ8B<a>x4VBMI for a
+// code's first part, then dotCodesQ8B<b>x4VBMI for its second, in one pass
+// over the tokens. Each quad's scores are stored once, the second part's
+// added to the first's as a second call would (so the bits are the same),
+// and the quad's lines are read once for both parts.
+func dotCodes8Pair(bits [2]int) {
+	name := fmt_("dotCodesQ8P%d%dVBMI", bits[0], bits[1])
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, qa, qb []int8, scalesa, scalesb *[8]float32, sumsa, sumsb *[8]int32, bias *[4]float32, taba, tabb *[256]uint8, codes []byte, stride, idxa, norma, idxb, normb, n, d64a, d64b, rows int, ahead []byte)")
+	Doc(name+" is dotCodesQ8B"+fmt_("%d", bits[0])+"x4VBMI with qa (the part at idxa and norma, d64a",
+		"coordinates), then dotCodesQ8B"+fmt_("%d", bits[1])+"x4VBMI with qb (idxb, normb, d64b) adding to its",
+		"scores, over the same n codes; bias must not be nil.")
+	Pragma("noescape")
+	pa := keysPart{bits: bits[0], p: keysParams{q: "qa", scales: "scalesa", sums: "sumsa", tab: "taba", idx: "idxa", norm: "norma", d64: "d64a"}}
+	pb := keysPart{bits: bits[1], p: keysParams{q: "qb", scales: "scalesb", sums: "sumsb", tab: "tabb", idx: "idxb", norm: "normb", d64: "d64b"}}
+	k := newKeysQuads(name, []*keysPart{&pa, &pb})
+	pa.load()
+	pb.load()
+	k.loop(func() {
+		fa := k.scaled(&pa, k.products(&pa, 4))
+		VMULPS(k.norms(&pa), fa, fa)
+		fb := k.scaled(&pb, k.products(&pb, 4))
+		VMULPS(k.norms(&pb), fb, fb)
+		k.store(4, false, fa, fb) // the pair kernels take a bias: no mask register is left for loading rows
+	})
+}
+
+// keysPart is one part of a code for the key kernels: its width, the
+// names of its parameters, and its loaded constants.
+type keysPart struct {
+	bits             int
+	p                keysParams
+	tab, ctl, sc, sm VecVirtual
+	perm, tab8       [4]VecVirtual
+	k1, k2           Register
+	lanes            [4]Register // 4 bits: the doubleword masks of 128-bit lane t
+}
+
+// load loads the part's constants: the table, and what its unpacking
+// needs (for 4-bit codes, the lane masks of their loads).
+func (pt *keysPart) load() {
+	switch pt.bits {
+	case 8:
+		pt.tab8, pt.k1, pt.k2 = keys8Table()
+	case 4:
+		pt.tab = ZMM()
+		VMOVDQU64(Mem{Base: Load(Param(pt.p.tab), GP64())}, pt.tab)
+		m := GP64()
+		for t := range pt.lanes {
+			pt.lanes[t] = K()
+			MOVQ(U32(0xf<<(4*t)), m)
+			KMOVW(m.As32(), pt.lanes[t])
+		}
+	default:
+		pt.tab, pt.ctl, pt.perm, pt.k1, pt.k2 = unpackConsts(pt.bits, keys8Consts, pt.p.tab)
 	}
-	// The per-row scales and sums, and the reduced sums' order, in the
-	// output layout: lane 4r+t is row r, token t.
-	spread := dwordsConst(&keys8Spread, "keys8Spread", func(j int) int { return j / 4 })
-	sc, sm, tr := ZMM(), ZMM(), ZMM()
-	VMOVDQU32(spread, tr)
-	VPERMPS(Mem{Base: Load(Param("scales"), GP64())}, tr, sc)
-	VPERMD(Mem{Base: Load(Param("sums"), GP64())}, tr, sm)
-	// bias, when not nil: the rows' scores are set to bias[r] + score, not
-	// added to out (which spares the caller filling out first).
-	bp, bv := Load(Param("bias"), GP64()), ZMM()
+}
+
+// keysParams names a part's parameters: its query rows, their scales and
+// sums, its table, and its indices', norm's and coordinates' offsets and
+// count.
+type keysParams struct{ q, scales, sums, tab, idx, norm, d64 string }
+
+// keysQuads holds what the key kernels keep over their loop of quads (four
+// tokens): the output rows, the codes, the row offsets s1…s3 of tokens
+// 1–3, the mask of the quad's tokens present, the region to prefetch, the
+// finish's transpose and the bias.
+type keysQuads struct {
+	name          string
+	chunks        int // the chunk loops emitted, for their labels
+	tr, bv        VecVirtual
+	o, os, p, n   Register
+	s1, s2, s3    Register
+	kt            Register
+	pfp, pfn, tmp Register
+}
+
+// newKeysQuads loads the parts' scales and sums spread to the output
+// layout (lane 4r+t is row r, token t), the bias when there is one (the
+// rows' scores are then set to bias[r] + score, not added to out, which
+// spares the caller filling out first), and the loop's registers.
+func newKeysQuads(name string, parts []*keysPart) *keysQuads {
+	k := &keysQuads{name: name, tr: ZMM(), bv: ZMM()}
+	VMOVDQU32(dwordsConst(&keys8Spread, "keys8Spread", func(j int) int { return j / 4 }), k.tr)
+	for _, pt := range parts {
+		pt.sc, pt.sm = ZMM(), ZMM()
+		VPERMPS(Mem{Base: Load(Param(pt.p.scales), GP64())}, k.tr, pt.sc)
+		VPERMD(Mem{Base: Load(Param(pt.p.sums), GP64())}, k.tr, pt.sm)
+	}
+	bp := Load(Param("bias"), GP64())
 	TESTQ(bp, bp)
 	JZ(LabelRef(name + "_add"))
-	VBROADCASTF32X4(Mem{Base: bp}, bv)
-	VPERMPS(bv, tr, bv)
+	VBROADCASTF32X4(Mem{Base: bp}, k.bv)
+	VPERMPS(k.bv, k.tr, k.bv)
 	Label(name + "_add")
 	// the reduction leaves token t's rows in lane t: transpose
-	order := dwordsConst(&keys8Order, "keys8Order", func(j int) int { return 4*(j%4) + j/4 })
-	VMOVDQU32(order, tr)
-	o := Load(Param("out").Base(), GP64())
-	os := Load(Param("outStride"), GP64())
-	SHLQ(U8(2), os)
-	p := Load(Param("codes").Base(), GP64())
-	n := Load(Param("n"), GP64())
-	s1, s2, s3 := GP64(), GP64(), GP64()
-	Load(Param("stride"), s1)
-	LEAQ(Mem{Base: s1, Index: s1, Scale: 1}, s2)
-	LEAQ(Mem{Base: s2, Index: s1, Scale: 1}, s3)
-	// kt: the quad's tokens present; kl[r]: kt moved to lane r.
-	kt := K()
-	var kl [4]Register
-	for r := 1; r < R; r++ {
-		kl[r] = K()
-	}
-	setMasks := func() {
-		for r := 1; r < R; r++ {
-			KSHIFTLW(U8(4*r), kt, kl[r])
-		}
-	}
-	tmp := GP64()
-	MOVQ(U32(15), tmp)
-	KMOVQ(tmp, kt)
-	setMasks()
-	pa, pn := aheadParams()
+	VMOVDQU32(dwordsConst(&keys8Order, "keys8Order", func(j int) int { return 4*(j%4) + j/4 }), k.tr)
+	k.o = Load(Param("out").Base(), GP64())
+	k.os = Load(Param("outStride"), GP64())
+	SHLQ(U8(2), k.os)
+	k.p = Load(Param("codes").Base(), GP64())
+	k.n = Load(Param("n"), GP64())
+	k.s1, k.s2, k.s3 = GP64(), GP64(), GP64()
+	Load(Param("stride"), k.s1)
+	LEAQ(Mem{Base: k.s1, Index: k.s1, Scale: 1}, k.s2)
+	LEAQ(Mem{Base: k.s2, Index: k.s1, Scale: 1}, k.s3)
+	k.kt, k.tmp = K(), GP64()
+	MOVQ(U32(15), k.tmp)
+	KMOVQ(k.tmp, k.kt)
+	k.pfp, k.pfn = aheadParams()
+	return k
+}
+
+// loop emits the loop over quads, body the work of one: a last quad of
+// 1–3 tokens reads its first code again for the missing ones, and their
+// scores are not stored.
+func (k *keysQuads) loop(body func()) {
+	name := k.name
 	Label(name + "_quad")
-	TESTQ(n, n)
+	TESTQ(k.n, k.n)
 	JZ(LabelRef(name + "_done"))
-	prefetchSome(name+"_pf", pa, pn, 4)
-	CMPQ(n, U8(4))
+	prefetchSome(name+"_pf", k.pfp, k.pfn, 4)
+	CMPQ(k.n, U8(4))
 	JAE(LabelRef(name + "_full"))
-	// 1–3 tokens left: the missing ones read the first code again, and
-	// their scores are not stored.
-	MOVQ(U32(1), tmp)
-	SHLXQ(n, tmp, tmp)
-	DECQ(tmp)
-	KMOVQ(tmp, kt)
-	setMasks()
-	XORQ(tmp, tmp)
-	lastQuad(n, s1, s2, s3, tmp)
+	MOVQ(U32(1), k.tmp)
+	SHLXQ(k.n, k.tmp, k.tmp)
+	DECQ(k.tmp)
+	KMOVQ(k.tmp, k.kt)
+	XORQ(k.tmp, k.tmp)
+	lastQuad(k.n, k.s1, k.s2, k.s3, k.tmp)
 	Label(name + "_full")
+	body()
+	CMPQ(k.n, U8(4))
+	JB(LabelRef(name + "_done"))
+	ADDQ(U8(16), k.o)
+	LEAQ(Mem{Base: k.p, Index: k.s2, Scale: 2}, k.p)
+	SUBQ(U8(4), k.n)
+	JMP(LabelRef(name + "_quad"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// products returns the quad's integer sums of part pt for R rows: per row,
+// a register with a 128-bit lane per token.
+func (k *keysQuads) products(pt *keysPart, R int) [4]VecVirtual {
 	var acc [4]VecVirtual
 	for r := range acc {
 		acc[r] = ZMM()
 		VPXORD(acc[r], acc[r], acc[r])
 	}
 	ip, qp, left := GP64(), GP64(), GP64()
-	MOVQ(p, ip)
-	ADDQ(Load(Param("idxOff"), GP64()), ip)
-	Load(Param("q").Base(), qp)
-	Load(Param("d64"), left)
+	MOVQ(k.p, ip)
+	ADDQ(Load(Param(pt.p.idx), GP64()), ip)
+	Load(Param(pt.p.q).Base(), qp)
+	Load(Param(pt.p.d64), left)
 	qs := GP64() // a wide query row: 4·d bytes (2·d for 8-bit codes)
-	if bits == 8 {
+	if pt.bits == 8 {
 		LEAQ(Mem{Base: left, Index: left, Scale: 1}, qs)
 	} else {
 		LEAQ(Mem{Base: left, Index: left, Scale: 2}, qs)
 		ADDQ(left, qs)
 	}
 	qr := newRows4(qs)
-	if bits == 8 {
-		keys8Chunk(name, R, ip, qp, left, s1, s2, s3, k1, k2, tab8, qr, acc)
-	} else {
-		Label(name + "_chunk")
-		unpackQuad(ip, s1, s2, s3, k1, k2, perm, ctl, tab, func(o int, x VecVirtual) {
-			for r := range R {
-				VPDPBUSD(qr.at(qp, r, 64*o), x, acc[r])
-			}
-		})
-		ADDQ(U8(8*bits), ip)
-		ADDQ(U32(256), qp)
-		SUBQ(U8(64), left)
-		JNZ(LabelRef(name + "_chunk"))
+	if pt.bits == 8 {
+		keys8Chunk(k.name, R, ip, qp, left, k.s1, k.s2, k.s3, pt.k1, pt.k2, pt.tab8, qr, acc)
+		return acc
 	}
-	// Reduce each lane's four sums: token t's rows (0, 1, 2, 3) in lane t,
-	// then rows in lanes (lane r: row r's four tokens).
+	k.chunks++
+	chunk := fmt_("%s_chunk%d", k.name, k.chunks)
+	if pt.bits == 4 {
+		nibbleChunks(chunk, R, ip, qp, left, k.s1, k.s2, k.s3, pt, qr, acc)
+		return acc
+	}
+	Label(chunk)
+	unpackQuad(ip, k.s1, k.s2, k.s3, pt.k1, pt.k2, pt.perm, pt.ctl, pt.tab, func(o int, x VecVirtual) {
+		for r := range R {
+			VPDPBUSD(qr.at(qp, r, 64*o), x, acc[r])
+		}
+	})
+	ADDQ(U8(8*pt.bits), ip)
+	ADDQ(U32(256), qp)
+	SUBQ(U8(64), left)
+	JNZ(LabelRef(chunk))
+	return acc
+}
+
+// nibbleChunks emits the chunk loop of the 4-bit key kernels: per 32
+// coordinates, each token's 16 bytes of indices are loaded into its
+// 128-bit lane, and the table looked up with the bytes as they are (low
+// nibbles: the even coordinates; VPERMB reads 6 bits and the table repeats
+// every 16 entries) and shifted right by 4 (high nibbles: the odd ones),
+// so that two byte permutes unpack 128 codes where the generic unpacking
+// takes six shuffles. The query rows are laid out to match (QueryQ8.wide
+// for 4 bits: per 32 coordinates the even ones four times over, then the
+// odd ones). The odd coordinates sum into their own registers, added at
+// the end, so that the products of a row do not wait on each other.
+func nibbleChunks(chunk string, R int, ip, qp, left, s1, s2, s3 Register, pt *keysPart, qr rows4, acc [4]VecVirtual) {
+	var odd [4]VecVirtual
+	for r := range R {
+		odd[r] = ZMM()
+		VPXORD(odd[r], odd[r], odd[r])
+	}
+	Label(chunk)
+	x, h := ZMM(), ZMM()
+	VBROADCASTI32X4_Z(Mem{Base: ip}, pt.lanes[0], x)
+	for t, s := range []Register{s1, s2, s3} {
+		VBROADCASTI32X4(Mem{Base: ip, Index: s, Scale: 1}, pt.lanes[t+1], x)
+	}
+	VPSRLW(U8(4), x, h)
+	VPERMB(pt.tab, x, x)
+	VPERMB(pt.tab, h, h)
+	for r := range R {
+		VPDPBUSD(qr.at(qp, r, 0), x, acc[r])
+		VPDPBUSD(qr.at(qp, r, 64), h, odd[r])
+	}
+	ADDQ(U8(16), ip)
+	ADDQ(U32(128), qp)
+	SUBQ(U8(32), left)
+	JNZ(LabelRef(chunk))
+	for r := range R {
+		VPADDD(odd[r], acc[r], acc[r])
+	}
+}
+
+// scaled reduces each lane's four sums of acc (token t's rows 0–3 in lane
+// t, then rows in lanes: lane r holds row r's four tokens) and converts
+// them: (sum − the part's offsets)·its scales.
+func (k *keysQuads) scaled(pt *keysPart, acc [4]VecVirtual) VecVirtual {
 	lo, hi, s01, s23 := ZMM(), ZMM(), ZMM(), ZMM()
 	VPUNPCKLQDQ(acc[1], acc[0], lo)
 	VPUNPCKHQDQ(acc[1], acc[0], hi)
@@ -384,17 +609,21 @@ func dotCodes8Wide(bits, R int) {
 	VSHUFPS(U8(0xdd), s23, s01, hi) // 1 and 3
 	f := acc[0]
 	VPADDD(hi, lo, f)
-	VPERMD(f, tr, f)
-	VPSUBD(sm, f, f)
+	VPERMD(f, k.tr, f)
+	VPSUBD(pt.sm, f, f)
 	VCVTDQ2PS(f, f)
-	VMULPS(sc, f, f)
-	// The four tokens' norms, gathered in a general register and broadcast:
-	// (n0, n1, n2, n3) in every lane.
-	no := Load(Param("normOff"), GP64())
-	ADDQ(p, no)
+	VMULPS(pt.sc, f, f)
+	return f
+}
+
+// norms returns the quad's four fp16 norms of part pt, gathered in a
+// general register and broadcast: (n0, n1, n2, n3) in every lane.
+func (k *keysQuads) norms(pt *keysPart) VecVirtual {
+	no := Load(Param(pt.p.norm), GP64())
+	ADDQ(k.p, no)
 	nb, nt := GP64(), GP64()
 	MOVWQZX(Mem{Base: no}, nb)
-	for t, s := range []Register{s1, s2, s3} {
+	for t, s := range []Register{k.s1, k.s2, k.s3} {
 		MOVWQZX(Mem{Base: no, Index: s, Scale: 1}, nt)
 		SHLQ(U8(16*(t+1)), nt)
 		ORQ(nt, nb)
@@ -402,48 +631,49 @@ func dotCodes8Wide(bits, R int) {
 	ny, nz := YMM(), ZMM()
 	VPBROADCASTQ(nb, ny)
 	VCVTPH2PS(ny, nz)
-	VMULPS(nz, f, f)
-	// Add the bias, or the rows' present scores: row r's four loaded into
-	// lane r (kl[r] is kt in lane r; a broadcast, so that the load does not
-	// overlap the last quad's stores). One addition, then each lane stored.
+	return nz
+}
+
+// store adds the scores fs, in order, to the bias or (when adds, and the
+// bias is nil) to the rows' present scores (row r's four loaded into lane
+// r, by a masked broadcast so that the load does not overlap the last
+// quad's stores), then stores each lane of the first rows (≤ R).
+func (k *keysQuads) store(R int, adds bool, fs ...VecVirtual) {
+	name := k.name
 	rows := Load(Param("rows"), GP64())
 	row := GP64()
 	y := ZMM()
-	TESTQ(bp, bp)
-	JZ(LabelRef(name + "_load"))
-	VMOVAPS(bv, y)
-	JMP(LabelRef(name + "_loaded"))
-	Label(name + "_load")
-	MOVQ(o, row)
-	VMOVUPS_Z(Mem{Base: row}, kt, y)
-	for r := 1; r < R; r++ {
-		CMPQ(rows, U8(r))
-		JLE(LabelRef(name + "_loaded"))
-		ADDQ(os, row)
-		VBROADCASTF32X4(Mem{Base: row}, kl[r], y)
+	VMOVAPS(k.bv, y)
+	if adds {
+		bp := Load(Param("bias"), GP64())
+		TESTQ(bp, bp)
+		JNZ(LabelRef(name + "_loaded"))
+		MOVQ(k.o, row)
+		VMOVUPS_Z(Mem{Base: row}, k.kt, y)
+		kl := K()
+		for r := 1; r < R; r++ {
+			CMPQ(rows, U8(r))
+			JLE(LabelRef(name + "_loaded"))
+			ADDQ(k.os, row)
+			KSHIFTLW(U8(4*r), k.kt, kl) // the quad's tokens, in lane r
+			VBROADCASTF32X4(Mem{Base: row}, kl, y)
+		}
+		Label(name + "_loaded")
 	}
-	Label(name + "_loaded")
-	VADDPS(f, y, y)
-	MOVQ(o, row)
-	VMOVUPS(y.AsX(), kt, Mem{Base: row})
+	for _, f := range fs {
+		VADDPS(f, y, y)
+	}
+	MOVQ(k.o, row)
+	VMOVUPS(y.AsX(), k.kt, Mem{Base: row})
 	for r := 1; r < R; r++ {
 		CMPQ(rows, U8(r))
 		JLE(LabelRef(name + "_stored"))
-		ADDQ(os, row)
+		ADDQ(k.os, row)
 		x := XMM()
 		VEXTRACTF32X4(U8(r), y, x) // to a register: a masked extract to memory is slow
-		VMOVUPS(x, kt, Mem{Base: row})
+		VMOVUPS(x, k.kt, Mem{Base: row})
 	}
 	Label(name + "_stored")
-	CMPQ(n, U8(4))
-	JB(LabelRef(name + "_done"))
-	ADDQ(U8(16), o)
-	LEAQ(Mem{Base: p, Index: s2, Scale: 2}, p)
-	SUBQ(U8(4), n)
-	JMP(LabelRef(name + "_quad"))
-	Label(name + "_done")
-	VZEROUPPER()
-	RET()
 }
 
 // fold4 returns the fold by op of each of the four registers' 16 lanes,

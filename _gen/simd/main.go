@@ -25,6 +25,7 @@ func main() {
 		axpy4(e)
 	}
 	expSum()
+	expSum512()
 	fwhtFirst8()
 	scaleKernel()
 	sumSquares()
@@ -70,6 +71,9 @@ func main() {
 	}
 	for _, rows := range []int{1, 2, 4} {
 		dotCodes8Wide(8, rows)
+	}
+	for _, bits := range [][2]int{{3, 4}, {4, 3}} {
+		dotCodes8Pair(bits)
 	}
 	decode8Planes()
 	weightsQ8()
@@ -708,15 +712,22 @@ func axpy4(e rowElem) {
 	RET()
 }
 
-// vconst emits a 32-byte constant of eight copies of v, for use as a
-// memory operand (AVX2 has only 16 vector registers).
+// vconst emits (once per name) a 32-byte constant of eight copies of v,
+// for use as a memory operand (AVX2 has only 16 vector registers).
 func vconst(name string, v Constant) Mem {
+	if m, ok := vconsts[name]; ok {
+		return m
+	}
 	m := GLOBL(name, RODATA|NOPTR)
 	for i := range 8 {
 		DATA(4*i, v)
 	}
+	vconsts[name] = m
 	return m
 }
+
+// vconsts holds the constants vconst emitted, by name.
+var vconsts = map[string]Mem{}
 
 func expSum() {
 	TEXT("expSumAVX2", NOSPLIT, "func(x []float32, m float32) float32")
@@ -749,15 +760,7 @@ func expSum() {
 	VCMPPS(U8(1), lo, v, under) // v < expLo
 	VMULPS(log2e, v, k)
 	VROUNDPS(U8(0), k, k) // nearest even
-	VFNMADD231PS(ln2hi, k, v)
-	VFNMADD231PS(ln2lo, k, v)
-	VMOVUPS(c[0], poly)
-	for _, ci := range c[1:] {
-		VFMADD213PS(ci, v, poly)
-	}
-	VMULPS(v, v, r2)
-	VFMADD213PS(v, r2, poly)
-	VADDPS(one, poly, poly)
+	expPoly(v, k, poly, r2, ln2hi, ln2lo, one, c)
 	VCVTPS2DQ(k, e)
 	VPADDD(bias, e, e)
 	VPSLLD(U8(23), e, e)
@@ -771,6 +774,76 @@ func expSum() {
 	Label("exp_done")
 	s := hsum(sum)
 	Store(s, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// expPoly emits e^r, r = v − k·ln2 (into v), into poly, as exp32: the two
+// steps of ln2, the polynomial c (constants in memory or registers) by
+// fused multiply-adds, then r² and 1.
+func expPoly[C Op](v, k, poly, r2 VecVirtual, ln2hi, ln2lo, one C, c []C) {
+	VFNMADD231PS(ln2hi, k, v)
+	VFNMADD231PS(ln2lo, k, v)
+	VMOVUPS(c[0], poly)
+	for _, ci := range c[1:] {
+		VFMADD213PS(ci, v, poly)
+	}
+	VMULPS(v, v, r2)
+	VFMADD213PS(v, r2, poly)
+	VADDPS(one, poly, poly)
+}
+
+// expSum512 emits expSumAVX512: expSum's operations on sixteen elements at
+// a time, with AVX-512's rounding, scaling and masks in place of the
+// exponent built in an integer register and the mask of the underflow.
+func expSum512() {
+	TEXT("expSumAVX512", NOSPLIT, "func(x []float32, m float32) float32")
+	Doc("expSumAVX512 is expSumAVX2 on the first len(x)&^15 elements, sixteen at a time: each",
+		"element's operations are the same (2^k applied by VSCALEFPS, exact as the AVX2 product), the",
+		"sum kept in sixteen lanes.")
+	Pragma("noescape")
+	p := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(I32(-16), n)
+	mx, m := XMM(), ZMM()
+	Load(Param("m"), mx)
+	VBROADCASTSS(mx, m)
+	bcast := func(c Mem) VecVirtual {
+		z := ZMM()
+		VBROADCASTSS(c, z)
+		return z
+	}
+	lo, log2e := bcast(vconst("expLo", F32(-87.33654))), bcast(vconst("expLog2e", F32(float32(math.Log2E))))
+	ln2hi, ln2lo := bcast(vconst("expLn2Hi", F32(0.693359375))), bcast(vconst("expLn2Lo", F32(-2.12194440e-4)))
+	c := []VecVirtual{
+		bcast(vconst("expP0", F32(1.9875691500e-4))), bcast(vconst("expP1", F32(1.3981999507e-3))), bcast(vconst("expP2", F32(8.3334519073e-3))),
+		bcast(vconst("expP3", F32(4.1665795894e-2))), bcast(vconst("expP4", F32(1.6666665459e-1))), bcast(vconst("expP5", F32(5.0000001201e-1))),
+	}
+	one := bcast(vconst("expOne", F32(1)))
+	sum := ZMM()
+	VXORPS(sum, sum, sum)
+	Label("exp512_loop")
+	TESTQ(n, n)
+	JZ(LabelRef("exp512_done"))
+	v, k, poly, r2 := ZMM(), ZMM(), ZMM(), ZMM()
+	keep := K()
+	VMOVUPS(Mem{Base: p}, v)
+	VSUBPS(m, v, v)
+	VCMPPS(U8(0x0d), lo, v, keep) // v ≥ expLo
+	VMULPS(log2e, v, k)
+	VRNDSCALEPS(U8(0), k, k) // nearest even
+	expPoly(v, k, poly, r2, ln2hi, ln2lo, one, c)
+	VSCALEFPS_Z(k, poly, keep, poly)
+	VMOVUPS(poly, Mem{Base: p})
+	VADDPS(poly, sum, sum)
+	ADDQ(U32(64), p)
+	SUBQ(U32(16), n)
+	JMP(LabelRef("exp512_loop"))
+	Label("exp512_done")
+	hi := YMM()
+	VEXTRACTF32X8(U8(1), sum, hi)
+	VADDPS(hi, sum.AsY(), hi)
+	Store(hsum(hi), ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }

@@ -37,7 +37,8 @@ func (cb *Codebook) offset() int32 {
 }
 
 // wideRow is the bytes of one query row laid out wide for bits-wide codes
-// of d coordinates: each 16 coordinates four times over, or for 8-bit
+// of d coordinates: each 16 coordinates four times over (4-bit codes: per
+// 32, the even ones four times over, then the odd ones), or for 8-bit
 // codes each 32 twice over.
 func wideRow(bits, d int) int {
 	if bits == 8 {
@@ -69,8 +70,8 @@ type QueryQ8 struct {
 	// sum is each row's Σ q8, for the table's offset.
 	sum []int32
 	// wide holds the rows for the AVX-512 kernels (nil where the level
-	// has none, or D is not a multiple of 64), in natural order, wideRow
-	// bytes each.
+	// has none, or D is not a multiple of 64), laid out as wideRow says,
+	// wideRow bytes each.
 	wide, wideBuf []int8
 	// The kernels' arguments, here rather than on DotCodesQ8's stack: a
 	// kernel called through a function value would move them to the heap
@@ -79,6 +80,10 @@ type QueryQ8 struct {
 	sums   [8]int32
 	bias   [4]float32
 	pad    [4 * 64]float32
+	// argsCB and argsRow say for which codebook and rows the AVX-512
+	// kernels' scales and sums were set (nil: none since Quantize).
+	argsCB  *Codebook
+	argsRow int
 }
 
 // Quantize quantizes the g rows x[i*xStride : i*xStride+d] (d a multiple
@@ -87,6 +92,7 @@ type QueryQ8 struct {
 func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 	check(d > 0 && d%32 == 0 && g > 0 && (bits == 3 || bits == 4 || bits == 8) && xStride >= d && len(x) >= (g-1)*xStride+d, "QueryQ8.Quantize: bad shape")
 	q.G, q.D, q.Bits = g, d, bits
+	q.argsCB = nil
 	g4 := (g + 3) &^ 3
 	q.vals = grow(q.vals, g4*d)
 	q.step = grow(q.step, g4)
@@ -129,6 +135,13 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 				w = w[i*2*d+j0*2 : i*2*d+j0*2+64]
 				copy(w, nat[:])
 				copy(w[32:], nat[:])
+			case bits == 4: // the 16 even coordinates four times over, then the odd ones
+				w = w[i*4*d+j0*4 : i*4*d+j0*4+128]
+				for k := range 16 {
+					for c := range 4 {
+						w[16*c+k], w[64+16*c+k] = nat[2*k], nat[2*k+1]
+					}
+				}
 			default: // each 16 coordinates four times over
 				w = w[i*4*d+j0*4 : i*4*d+j0*4+128]
 				for c := range 4 {
@@ -285,12 +298,8 @@ func DotCodesQ8(out []float32, outStride int, init []float32, q *QueryQ8, cb *Co
 	vec := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodesQ8") &^ 1
 	wd := wideRow(cb.bits, d)
 	if kw := wideKernels(cb.bits); kw[2] != nil && len(q.wide) >= ((g+3)&^3)*wd {
-		cstep := cb.q8Step
 		for i := 0; i < g; i += 4 {
-			for r := range 4 {
-				q.scales[r] = q.step[i+r] * cstep
-				q.sums[r] = cb.offset() * q.sum[i+r]
-			}
+			q.setKernelArgs(cb, i)
 			rows := min(4, g-i)
 			var bias *[4]float32
 			if init != nil {
@@ -302,14 +311,7 @@ func DotCodesQ8(out []float32, outStride int, init []float32, q *QueryQ8, cb *Co
 		}
 		return
 	}
-	if init != nil {
-		for i := range g {
-			row := out[i*outStride : i*outStride+n]
-			for t := range row {
-				row[t] = init[i]
-			}
-		}
-	}
+	FillRows(out, outStride, init[:min(len(init), g)], n)
 	tab, cstep := cb.table8()
 	var k dotCodes8Kernel
 	if cb.bits < 8 {
@@ -320,6 +322,7 @@ func DotCodesQ8(out []float32, outStride int, init []float32, q *QueryQ8, cb *Co
 		return
 	}
 	scales, sums, buf := &q.scales, &q.sums, q.pad[:]
+	q.argsCB = nil // the AVX2 kernels' arguments overwrite the AVX-512 ones
 	for i := 0; i < g; i += 4 {
 		for r := range 4 {
 			scales[r], scales[4+r] = q.step[i+r]*cstep, q.step[i+r]*cstep
@@ -343,6 +346,73 @@ func DotCodesQ8(out []float32, outStride int, init []float32, q *QueryQ8, cb *Co
 		}
 	}
 	dotCodesQ8Generic(out, outStride, q, cb, codes, stride, idxOff, normOff, n, vec, g)
+}
+
+// DotCodesQ8Pair scores codes of two parts (a code's first part at idxa
+// and norma within each code, its second at idxb and normb), qa scoring
+// the first and qb the second: the bits of DotCodesQ8 with qa, cba and
+// init, then DotCodesQ8 with qb and cbb adding to its scores. Where the
+// level has a kernel for the pair (AVX-512, parts of 3 and 4 bits or 4 and
+// 3, d a multiple of 64) and init is not nil, one pass over the codes does
+// both, reading each quad of codes once and storing its scores once.
+func DotCodesQ8Pair(out []float32, outStride int, init []float32, qa, qb *QueryQ8, cba, cbb *Codebook, codes []byte, stride, idxa, norma, idxb, normb, n int, ahead []byte) {
+	if n == 0 {
+		return
+	}
+	g := qa.G
+	check(qb.G == g, "DotCodesQ8Pair: parts with different rows")
+	var pk dotCodes8PairKernel
+	if (cba.bits == 3 || cba.bits == 4) && (cbb.bits == 3 || cbb.bits == 4) {
+		pk = active.dotCodesQ8Pair[cba.bits-3][cbb.bits-3]
+	}
+	wa, wb := wideRow(cba.bits, qa.D), wideRow(cbb.bits, qb.D)
+	g4 := (g + 3) &^ 3
+	if pk == nil || init == nil || len(qa.wide) < g4*wa || len(qb.wide) < g4*wb { // the kernels take init
+		h := len(ahead) / 2
+		DotCodesQ8(out, outStride, init, qa, cba, codes, stride, idxa, norma, n, ahead[:h])
+		DotCodesQ8(out, outStride, nil, qb, cbb, codes, stride, idxb, normb, n, ahead[h:])
+		return
+	}
+	check(cba.bits == qa.Bits && cbb.bits == qb.Bits, "DotCodesQ8Pair: query quantized for other codes")
+	check(outStride >= n && len(out) >= (g-1)*outStride+n, "DotCodesQ8Pair: bad lengths")
+	check(len(init) >= g, "DotCodesQ8Pair: init shorter than the rows")
+	codeRows(cba, codes, stride, idxa, norma, n, qa.D, "DotCodesQ8Pair")
+	codeRows(cbb, codes, stride, idxb, normb, n, qb.D, "DotCodesQ8Pair")
+	for i := 0; i < g; i += 4 {
+		qa.setKernelArgs(cba, i)
+		qb.setKernelArgs(cbb, i)
+		rows := min(4, g-i)
+		copy(qa.bias[:], init[i:i+rows])
+		pk(out[i*outStride:], outStride, qa.wide[i*wa:(i+4)*wa], qb.wide[i*wb:(i+4)*wb], &qa.scales, &qb.scales, &qa.sums, &qb.sums, &qa.bias,
+			&cba.q8Wide, &cbb.q8Wide, codes, stride, idxa, norma, idxb, normb, n, qa.D, qb.D, rows, ahead)
+		ahead = nil
+	}
+}
+
+// setKernelArgs sets the AVX-512 key kernels' scales and sums for rows
+// i…i+3 of q and codebook cb, unless they hold them already: attention
+// scores every run of a step with the same query and codebook.
+func (q *QueryQ8) setKernelArgs(cb *Codebook, i int) {
+	if q.argsCB == cb && q.argsRow == i {
+		return
+	}
+	q.argsCB, q.argsRow = cb, i
+	for r := range 4 {
+		q.scales[r] = q.step[i+r] * cb.q8Step
+		q.sums[r] = cb.offset() * q.sum[i+r]
+	}
+}
+
+// FillRows sets the first n floats of each row i of out (len(init) rows,
+// outStride apart) to init[i]: what DotCodesQ8's init means, for callers
+// whose other kernels add to rows filled first.
+func FillRows(out []float32, outStride int, init []float32, n int) {
+	for i, x := range init {
+		row := out[i*outStride : i*outStride+n]
+		for t := range row {
+			row[t] = x
+		}
+	}
 }
 
 // dotCodesQ8Generic scores what the vector kernels left: codes ≥ vec of

@@ -242,3 +242,78 @@ func TestDotCodesQ8DoesNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// TestDotCodesQ8PairIsTwoCalls requires, on every level, DotCodesQ8Pair to
+// give the bits of DotCodesQ8 on the first part (with init) then on the
+// second, for parts with their own norms or sharing one (a split code),
+// every pair of widths (those without a pair kernel take the two calls),
+// and row counts that leave a partial group of four.
+func TestDotCodesQ8PairIsTwoCalls(t *testing.T) {
+	levels := append([]Level{Generic}, q8Levels(t)...)
+	r := rand.New(rand.NewPCG(87, 88))
+	for _, bits := range [][2]int{{3, 4}, {4, 3}, {3, 3}, {4, 8}} {
+		for _, d := range [][2]int{{64, 64}, {128, 64}, {64, 192}} {
+			for _, shared := range []bool{false, true} {
+				for range 3 {
+					g, n := 1+r.IntN(9), 1+r.IntN(90)
+					a, b := newCodes8Case(r, bits[0], d[0], g, n, false), newCodes8Case(r, bits[1], d[1], g, n, false)
+					// One code: a's norm and indices, then b's (or none: shared).
+					ia, ib := 2, 2+d[0]*bits[0]/8
+					normb := ib + d[1]*bits[1]/8
+					stride := normb + 2
+					if shared {
+						normb, stride = 0, normb
+					}
+					codes := randomCodes(r, n, stride)
+					var init []float32
+					if r.IntN(2) == 0 {
+						init = a.x[:g]
+					}
+					var qa, qb QueryQ8
+					name := fmt.Sprintf("bits=%v d=%v shared=%v g=%d n=%d init=%v", bits, d, shared, g, n, init != nil)
+					for _, l := range levels {
+						with(t, l, func() {
+							qa.Quantize(a.x, a.d, g, a.d, a.bits)
+							qb.Quantize(b.x, b.d, g, b.d, b.bits)
+							want := append([]float32(nil), a.out0...)
+							DotCodesQ8(want, n, init, &qa, a.cb, codes, stride, ia, 0, n, nil)
+							DotCodesQ8(want, n, nil, &qb, b.cb, codes, stride, ib, normb, n, nil)
+							got, ok := guarded(g * n)
+							copy(got, a.out0)
+							DotCodesQ8Pair(got, n, init, &qa, &qb, a.cb, b.cb, codes, stride, ia, 0, ib, normb, n, make([]byte, 300))
+							ok(t)
+							sameBits(t, fmt.Sprintf("%v %s", l, name), got, want)
+						})
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDotCodesQ8ReusedQuery requires a query scored against one codebook,
+// then another, then the first again, to give the bits of a query
+// quantized afresh for each (the kernels' arguments are kept between
+// calls with the same codebook).
+func TestDotCodesQ8ReusedQuery(t *testing.T) {
+	r := rand.New(rand.NewPCG(89, 90))
+	for _, l := range append([]Level{Generic}, q8Levels(t)...) {
+		for _, bits := range []int{3, 4} {
+			a := newCodes8Case(r, bits, 128, 5, 37, true)
+			b := a
+			b.cb = randomCodebook(r, bits)
+			want := [][]float32{a.run(t, l), b.run(t, l), a.run(t, l)}
+			var q QueryQ8
+			for k, c := range []codes8Case{a, b, a} {
+				out := append([]float32(nil), c.out0...)
+				with(t, l, func() {
+					if k == 0 {
+						q.Quantize(c.x, c.d, c.g, c.d, c.bits)
+					}
+					DotCodesQ8(out, c.n, nil, &q, c.cb, c.codes, c.stride, 2, 0, c.n, nil)
+				})
+				sameBits(t, fmt.Sprintf("%v %v, call %d", l, c, k), out, want[k])
+			}
+		}
+	}
+}

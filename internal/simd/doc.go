@@ -2,12 +2,17 @@
 // paths, each with a pure-Go twin that is the oracle the assembly is tested
 // against.
 //
-// The kernels work on rows of float32: packed quantizer codes are first
-// decoded into a small block of rows (norm × centroid, in the rotated
-// domain), then scored against queries or accumulated with softmax weights.
-// Decoding a block that stays in L1 and running plain fp32 dot/axpy kernels
-// on it keeps one kernel per operation for any GQA group size, and lets the
-// fp16 and fp32 baselines share the same dot/axpy code.
+// The kernels work on rows: fp32 and fp16 rows (the baselines' dot/axpy
+// kernels, four query rows per pass), and packed quantizer codes of up to 4
+// bits, which the fused kernels (DotCodes, AxpyCodes) unpack to norm ×
+// centroid in registers as they score or accumulate them. 8-bit codes are
+// decoded into a small block of rows first (DecodeCodes). The integer
+// kernels (DotCodesQ8, DotCodesQ8Pair for a code of two parts, AxpyCodesQ8)
+// sum exact int8 × 7-bit-table products instead, within stated bounds of the
+// float kernels and with the same bits on every level; on AVX-512 (VBMI,
+// VNNI) they unpack four codes at a time with byte permutes (4-bit codes by
+// nibbles) and multiply with VPDPBUSD. ExpSum is the streaming softmax's
+// exp.
 //
 // Weight matrices in ggml's Q8_0 and Q4_0 block formats are the exception:
 // DotQ8_0 and DotQ4_0 read their blocks directly (fused: each block is

@@ -66,6 +66,9 @@ type kernels struct {
 	// the AVX-512 ones take the rows laid out wide (QueryQ8.wide).
 	dotCodesQ8     [2]dotCodes8Kernel
 	dotCodesQ8Wide [3][3]dotCodes8WideKernel // by bits (3, 4, 8), then rows 1, 2, 4 (rowKernel)
+	// The AVX-512 key kernels for codes of two parts, by the parts' bits
+	// (3, 4; nil where there is none).
+	dotCodesQ8Pair [2][2]dotCodes8PairKernel
 	// The integer value kernels, by bits (3, 4), and their weight
 	// quantizer (values8.go).
 	axpyCodesQ8 [2][3]axpyCodes8Kernel // by bits, then rows 1, 2, 4 (rowKernel)

@@ -34,6 +34,7 @@ func init() {
 		dotCodesQ8:     codes8Kernels(),
 		axpyCodesQ8:    values8Kernels(),
 		dotCodesQ8Wide: keys8Kernels(),
+		dotCodesQ8Pair: keys8PairKernels(),
 		weightsQ8:      weightsQ8Kernel(),
 		decode8Planes:  decode8PlanesKernel(),
 		fwhtFirst8:     fwhtFirst8AVX2,
@@ -48,11 +49,7 @@ func init() {
 		addF64:         addF64AVX2,
 		sub:            subAVX2,
 		quantize:       [5]func(dst []byte, x []float32, bounds *[15][8]float32){1: quantizePack1AVX2, 2: quantizePack2AVX2, 3: quantizePack3AVX2, 4: quantizePack4AVX2},
-		expSum: func(x []float32, m float32) float32 {
-			n := len(x) &^ 7
-			s := expSumAVX2(x, m)
-			return s + expSumGeneric(x[n:], m)
-		},
+		expSum:         expSumKernel(),
 	})
 }
 
@@ -103,6 +100,31 @@ func keys8Kernels() [3][3]dotCodes8WideKernel {
 			{dotCodesQ8B8x1VBMI, dotCodesQ8B8x2VBMI, dotCodesQ8B8x4VBMI}}
 	}
 	return [3][3]dotCodes8WideKernel{}
+}
+
+func keys8PairKernels() [2][2]dotCodes8PairKernel {
+	if hasValues8() {
+		return [2][2]dotCodes8PairKernel{{nil, dotCodesQ8P34VBMI}, {dotCodesQ8P43VBMI, nil}}
+	}
+	return [2][2]dotCodes8PairKernel{}
+}
+
+// expSumKernel is the AVX2 exp, sixteen elements at a time where the CPU
+// has AVX-512F (its rounding, scaling and masks), then eight, then one.
+func expSumKernel() func(x []float32, m float32) float32 {
+	avx2 := func(x []float32, m float32) float32 {
+		n := len(x) &^ 7
+		s := expSumAVX2(x, m)
+		return s + expSumGeneric(x[n:], m)
+	}
+	if !cpuid.CPU.Supports(cpuid.AVX512F) {
+		return avx2
+	}
+	return func(x []float32, m float32) float32 {
+		n := len(x) &^ 15
+		s := expSumAVX512(x, m)
+		return s + avx2(x[n:], m)
+	}
 }
 
 // decode8PlanesKernel needs VBMI's byte permutes and BW's byte masks.

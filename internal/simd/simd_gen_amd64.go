@@ -76,6 +76,13 @@ func axpy4F16AVX2(acc []float32, w []float32, wStride int, rows []byte, n int, d
 //go:noescape
 func expSumAVX2(x []float32, m float32) float32
 
+// expSumAVX512 is expSumAVX2 on the first len(x)&^15 elements, sixteen at a time: each
+// element's operations are the same (2^k applied by VSCALEFPS, exact as the AVX2 product), the
+// sum kept in sixteen lanes.
+//
+//go:noescape
+func expSumAVX512(x []float32, m float32) float32
+
 // fwhtFirst8AVX2 sets each block of 8 of dst to the 8-point transform of
 // signs∘src (signs may be empty: no signs); len(dst) is a multiple of 8.
 //
@@ -426,6 +433,20 @@ func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float
 //
 //go:noescape
 func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
+
+// dotCodesQ8P34VBMI is dotCodesQ8B3x4VBMI with qa (the part at idxa and norma, d64a
+// coordinates), then dotCodesQ8B4x4VBMI with qb (idxb, normb, d64b) adding to its
+// scores, over the same n codes; bias must not be nil.
+//
+//go:noescape
+func dotCodesQ8P34VBMI(out []float32, outStride int, qa []int8, qb []int8, scalesa *[8]float32, scalesb *[8]float32, sumsa *[8]int32, sumsb *[8]int32, bias *[4]float32, taba *[256]uint8, tabb *[256]uint8, codes []byte, stride int, idxa int, norma int, idxb int, normb int, n int, d64a int, d64b int, rows int, ahead []byte)
+
+// dotCodesQ8P43VBMI is dotCodesQ8B4x4VBMI with qa (the part at idxa and norma, d64a
+// coordinates), then dotCodesQ8B3x4VBMI with qb (idxb, normb, d64b) adding to its
+// scores, over the same n codes; bias must not be nil.
+//
+//go:noescape
+func dotCodesQ8P43VBMI(out []float32, outStride int, qa []int8, qb []int8, scalesa *[8]float32, scalesb *[8]float32, sumsa *[8]int32, sumsb *[8]int32, bias *[4]float32, taba *[256]uint8, tabb *[256]uint8, codes []byte, stride int, idxa int, norma int, idxb int, normb int, n int, d64a int, d64b int, rows int, ahead []byte)
 
 // decode8VBMI is decodeCodesGeneric for 8-bit codes on the first d64 coordinates (a multiple of 64),
 // planes[b][k] byte b of centroid k, prefetching two lines of ahead per row.

@@ -1427,6 +1427,66 @@ DATA expBias<>+24(SB)/4, $0x0000007f
 DATA expBias<>+28(SB)/4, $0x0000007f
 GLOBL expBias<>(SB), RODATA|NOPTR, $32
 
+// func expSumAVX512(x []float32, m float32) float32
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·expSumAVX512(SB), NOSPLIT, $0-36
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	ANDQ         $-16, CX
+	MOVSS        m+24(FP), X0
+	VBROADCASTSS X0, Z0
+	VBROADCASTSS expLo<>+0(SB), Z1
+	VBROADCASTSS expLog2e<>+0(SB), Z2
+	VBROADCASTSS expLn2Hi<>+0(SB), Z3
+	VBROADCASTSS expLn2Lo<>+0(SB), Z4
+	VBROADCASTSS expP0<>+0(SB), Z5
+	VBROADCASTSS expP1<>+0(SB), Z6
+	VBROADCASTSS expP2<>+0(SB), Z7
+	VBROADCASTSS expP3<>+0(SB), Z8
+	VBROADCASTSS expP4<>+0(SB), Z9
+	VBROADCASTSS expP5<>+0(SB), Z10
+	VBROADCASTSS expOne<>+0(SB), Z11
+	VXORPS       Z12, Z12, Z12
+
+exp512_loop:
+	TESTQ        CX, CX
+	JZ           exp512_done
+	VMOVUPS      (AX), Z13
+	VSUBPS       Z0, Z13, Z13
+	VCMPPS       $0x0d, Z1, Z13, K1
+	VMULPS       Z2, Z13, Z14
+	VRNDSCALEPS  $0x00, Z14, Z14
+	VFNMADD231PS Z3, Z14, Z13
+	VFNMADD231PS Z4, Z14, Z13
+	VMOVUPS      Z5, Z15
+	VFMADD213PS  Z6, Z13, Z15
+	VFMADD213PS  Z7, Z13, Z15
+	VFMADD213PS  Z8, Z13, Z15
+	VFMADD213PS  Z9, Z13, Z15
+	VFMADD213PS  Z10, Z13, Z15
+	VMULPS       Z13, Z13, Z16
+	VFMADD213PS  Z13, Z16, Z15
+	VADDPS       Z11, Z15, Z15
+	VSCALEFPS.Z  Z14, Z15, K1, Z15
+	VMOVUPS      Z15, (AX)
+	VADDPS       Z15, Z12, Z12
+	ADDQ         $0x00000040, AX
+	SUBQ         $0x00000010, CX
+	JMP          exp512_loop
+
+exp512_done:
+	VEXTRACTF32X8 $0x01, Z12, Y0
+	VADDPS        Y0, Y12, Y0
+	VEXTRACTF128  $0x01, Y0, X1
+	VADDPS        X1, X0, X0
+	VMOVHLPS      X0, X1, X1
+	VADDPS        X1, X0, X0
+	VMOVSHDUP     X0, X1
+	VADDSS        X1, X0, X0
+	MOVSS         X0, ret+32(FP)
+	VZEROUPPER
+	RET
+
 // func fwhtFirst8AVX2(dst []float32, src []float32, signs []float32)
 // Requires: AVX
 TEXT ·fwhtFirst8AVX2(SB), NOSPLIT, $0-72
@@ -6111,21 +6171,21 @@ axpyCodesQ8B3x1VBMI_finish:
 	VPSUBD.BCST (R8), Z6, Z6
 	VCVTDQ2PS   Z6, Z6
 	VMULPS.BCST (DI), Z6, Z6
-	VADDPS      (R9), Z6, Z6
-	VMOVUPS     Z6, (R9)
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
-	VADDPS      64(R9), Z7, Z7
-	VMOVUPS     Z7, 64(R9)
 	VPSUBD.BCST (R8), Z8, Z8
 	VCVTDQ2PS   Z8, Z8
 	VMULPS.BCST (DI), Z8, Z8
-	VADDPS      128(R9), Z8, Z8
-	VMOVUPS     Z8, 128(R9)
 	VPSUBD.BCST (R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST (DI), Z9, Z9
+	VADDPS      (R9), Z6, Z6
+	VMOVUPS     Z6, (R9)
+	VADDPS      64(R9), Z7, Z7
+	VMOVUPS     Z7, 64(R9)
+	VADDPS      128(R9), Z8, Z8
+	VMOVUPS     Z8, 128(R9)
 	VADDPS      192(R9), Z9, Z9
 	VMOVUPS     Z9, 192(R9)
 	ADDQ        $0x00000100, DX
@@ -6462,112 +6522,112 @@ GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
 // func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-184
-	MOVQ            tab+80(FP), AX
-	VMOVDQU64       (AX), Z0
-	VMOVDQU64       keys8CtlB3<>+0(SB), Z1
-	VMOVDQU64       keys8PermB3<>+0(SB), Z2
-	VMOVDQU64       keys8PermB3<>+64(SB), Z3
-	VMOVDQU64       keys8PermB3<>+128(SB), Z4
-	VMOVDQU64       keys8PermB3<>+192(SB), Z5
-	MOVQ            $0x0000000000ffffff, AX
-	KMOVQ           AX, K1
-	SHLQ            $0x20, AX
-	KMOVQ           AX, K2
-	VMOVDQU32       keys8Spread<>+0(SB), Z8
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z8, Z6
+	VPERMPS         (AX), Z0, Z2
 	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z8, Z7
+	VPERMD          (AX), Z0, Z3
 	MOVQ            bias+72(FP), AX
 	TESTQ           AX, AX
 	JZ              dotCodesQ8B3x1VBMI_add
-	VBROADCASTF32X4 (AX), Z9
-	VPERMPS         Z9, Z8, Z9
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
 
 dotCodesQ8B3x1VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), CX
-	MOVQ      outStride+24(FP), DX
-	SHLQ      $0x02, DX
-	MOVQ      codes_base+88(FP), DX
-	MOVQ      n+136(FP), BX
-	MOVQ      stride+112(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
-	MOVQ      ahead_base+160(FP), R10
-	MOVQ      ahead_len+168(FP), R11
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+88(FP), CX
+	MOVQ      n+136(FP), DX
+	MOVQ      stride+112(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	MOVQ      $0x0000000f, R8
+	KMOVQ     R8, K1
+	MOVQ      ahead_base+160(FP), R9
+	MOVQ      ahead_len+168(FP), R10
+	MOVQ      tab+80(FP), R8
+	VMOVDQU64 (R8), Z4
+	VMOVDQU64 keys8CtlB3<>+0(SB), Z5
+	VMOVDQU64 keys8PermB3<>+0(SB), Z6
+	VMOVDQU64 keys8PermB3<>+64(SB), Z7
+	VMOVDQU64 keys8PermB3<>+128(SB), Z8
+	VMOVDQU64 keys8PermB3<>+192(SB), Z9
+	MOVQ      $0x0000000000ffffff, R8
+	KMOVQ     R8, K2
+	SHLQ      $0x20, R8
+	KMOVQ     R8, K3
 
 dotCodesQ8B3x1VBMI_quad:
-	TESTQ      BX, BX
+	TESTQ      DX, DX
 	JZ         dotCodesQ8B3x1VBMI_done
-	TESTQ      R11, R11
+	TESTQ      R10, R10
 	JLE        dotCodesQ8B3x1VBMI_pf24
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+	PREFETCHT0 (R9)
+	PREFETCHT0 64(R9)
+	PREFETCHT0 128(R9)
+	PREFETCHT0 192(R9)
+	ADDQ       $0x00000100, R9
+	SUBQ       $0x00000100, R10
 
 dotCodesQ8B3x1VBMI_pf24:
-	CMPQ    BX, $0x04
+	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B3x1VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+	MOVQ    $0x00000001, R8
+	SHLXQ   DX, R8, R8
+	DECQ    R8
+	KMOVQ   R8, K1
+	XORQ    R8, R8
+	MOVQ    R8, DI
+	CMPQ    DX, $0x03
+	CMOVQLT R8, SI
+	CMPQ    DX, $0x02
+	CMOVQLT R8, BX
 
 dotCodesQ8B3x1VBMI_full:
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	MOVQ   DX, R9
-	MOVQ   idxOff+120(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+144(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R14
+	MOVQ   CX, R8
+	MOVQ   idxOff+120(FP), R11
+	ADDQ   R11, R8
+	MOVQ   q_base+32(FP), R11
+	MOVQ   d64+144(FP), R12
+	LEAQ   (R12)(R12*2), R13
+	ADDQ   R12, R13
+	LEAQ   (R13)(R13*2), R13
 
-dotCodesQ8B3x1VBMI_chunk:
-	VMOVDQU8.Z     (R9), K1, Z14
-	VMOVDQU8       -32(R9)(SI*1), K2, Z14
-	VMOVDQU8.Z     (R9)(DI*1), K1, Z15
-	VMOVDQU8       -32(R9)(R8*1), K2, Z15
-	VMOVDQA64      Z2, Z16
+dotCodesQ8B3x1VBMI_chunk1:
+	VMOVDQU8.Z     (R8), K2, Z14
+	VMOVDQU8       -32(R8)(BX*1), K3, Z14
+	VMOVDQU8.Z     (R8)(SI*1), K2, Z15
+	VMOVDQU8       -32(R8)(DI*1), K3, Z15
+	VMOVDQA64      Z6, Z16
 	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       (R12), Z16, Z10
-	VMOVDQA64      Z3, Z16
+	VPMULTISHIFTQB Z16, Z5, Z16
+	VPERMB         Z4, Z16, Z16
+	VPDPBUSD       (R11), Z16, Z10
+	VMOVDQA64      Z7, Z16
 	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       64(R12), Z16, Z10
-	VMOVDQA64      Z4, Z16
+	VPMULTISHIFTQB Z16, Z5, Z16
+	VPERMB         Z4, Z16, Z16
+	VPDPBUSD       64(R11), Z16, Z10
+	VMOVDQA64      Z8, Z16
 	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       128(R12), Z16, Z10
-	VMOVDQA64      Z5, Z16
+	VPMULTISHIFTQB Z16, Z5, Z16
+	VPERMB         Z4, Z16, Z16
+	VPDPBUSD       128(R11), Z16, Z10
+	VMOVDQA64      Z9, Z16
 	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       192(R12), Z16, Z10
-	ADDQ           $0x18, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8B3x1VBMI_chunk
+	VPMULTISHIFTQB Z16, Z5, Z16
+	VPERMB         Z4, Z16, Z16
+	VPDPBUSD       192(R11), Z16, Z10
+	ADDQ           $0x18, R8
+	ADDQ           $0x00000100, R11
+	SUBQ           $0x40, R12
+	JNZ            dotCodesQ8B3x1VBMI_chunk1
 	VPUNPCKLQDQ    Z11, Z10, Z14
 	VPUNPCKHQDQ    Z11, Z10, Z10
 	VPADDD         Z10, Z14, Z15
@@ -6577,49 +6637,83 @@ dotCodesQ8B3x1VBMI_chunk:
 	VSHUFPS        $0x88, Z10, Z15, Z14
 	VSHUFPS        $0xdd, Z10, Z15, Z10
 	VPADDD         Z10, Z14, Z10
-	VPERMD         Z10, Z8, Z10
-	VPSUBD         Z7, Z10, Z10
+	VPERMD         Z10, Z0, Z10
+	VPSUBD         Z3, Z10, Z10
 	VCVTDQ2PS      Z10, Z10
-	VMULPS         Z6, Z10, Z10
-	MOVQ           normOff+128(FP), R9
-	ADDQ           DX, R9
-	MOVWQZX        (R9), R12
-	MOVWQZX        (R9)(SI*1), R13
-	SHLQ           $0x10, R13
-	ORQ            R13, R12
-	MOVWQZX        (R9)(DI*1), R13
-	SHLQ           $0x20, R13
-	ORQ            R13, R12
-	MOVWQZX        (R9)(R8*1), R13
-	SHLQ           $0x30, R13
-	ORQ            R13, R12
-	VPBROADCASTQ   R12, Y14
+	VMULPS         Z2, Z10, Z10
+	MOVQ           normOff+128(FP), R8
+	ADDQ           CX, R8
+	MOVWQZX        (R8), R11
+	MOVWQZX        (R8)(BX*1), R12
+	SHLQ           $0x10, R12
+	ORQ            R12, R11
+	MOVWQZX        (R8)(SI*1), R12
+	SHLQ           $0x20, R12
+	ORQ            R12, R11
+	MOVWQZX        (R8)(DI*1), R12
+	SHLQ           $0x30, R12
+	ORQ            R12, R11
+	VPBROADCASTQ   R11, Y14
 	VCVTPH2PS      Y14, Z14
 	VMULPS         Z14, Z10, Z10
-	MOVQ           rows+152(FP), R9
-	TESTQ          AX, AX
-	JZ             dotCodesQ8B3x1VBMI_load
-	VMOVAPS        Z9, Z14
-	JMP            dotCodesQ8B3x1VBMI_loaded
-
-dotCodesQ8B3x1VBMI_load:
-	MOVQ      CX, R9
-	VMOVUPS.Z (R9), K3, Z14
+	MOVQ           rows+152(FP), R8
+	VMOVAPS        Z1, Z14
+	MOVQ           bias+72(FP), R8
+	TESTQ          R8, R8
+	JNZ            dotCodesQ8B3x1VBMI_loaded
+	MOVQ           AX, R8
+	VMOVUPS.Z      (R8), K1, Z14
 
 dotCodesQ8B3x1VBMI_loaded:
 	VADDPS  Z10, Z14, Z14
-	MOVQ    CX, R9
-	VMOVUPS X14, K3, (R9)
-	CMPQ    BX, $0x04
+	MOVQ    AX, R8
+	VMOVUPS X14, K1, (R8)
+	CMPQ    DX, $0x04
 	JB      dotCodesQ8B3x1VBMI_done
-	ADDQ    $0x10, CX
-	LEAQ    (DX)(DI*2), DX
-	SUBQ    $0x04, BX
+	ADDQ    $0x10, AX
+	LEAQ    (CX)(SI*2), CX
+	SUBQ    $0x04, DX
 	JMP     dotCodesQ8B3x1VBMI_quad
 
 dotCodesQ8B3x1VBMI_done:
 	VZEROUPPER
 	RET
+
+DATA keys8Spread<>+0(SB)/4, $0x00000000
+DATA keys8Spread<>+4(SB)/4, $0x00000000
+DATA keys8Spread<>+8(SB)/4, $0x00000000
+DATA keys8Spread<>+12(SB)/4, $0x00000000
+DATA keys8Spread<>+16(SB)/4, $0x00000001
+DATA keys8Spread<>+20(SB)/4, $0x00000001
+DATA keys8Spread<>+24(SB)/4, $0x00000001
+DATA keys8Spread<>+28(SB)/4, $0x00000001
+DATA keys8Spread<>+32(SB)/4, $0x00000002
+DATA keys8Spread<>+36(SB)/4, $0x00000002
+DATA keys8Spread<>+40(SB)/4, $0x00000002
+DATA keys8Spread<>+44(SB)/4, $0x00000002
+DATA keys8Spread<>+48(SB)/4, $0x00000003
+DATA keys8Spread<>+52(SB)/4, $0x00000003
+DATA keys8Spread<>+56(SB)/4, $0x00000003
+DATA keys8Spread<>+60(SB)/4, $0x00000003
+GLOBL keys8Spread<>(SB), RODATA|NOPTR, $64
+
+DATA keys8Order<>+0(SB)/4, $0x00000000
+DATA keys8Order<>+4(SB)/4, $0x00000004
+DATA keys8Order<>+8(SB)/4, $0x00000008
+DATA keys8Order<>+12(SB)/4, $0x0000000c
+DATA keys8Order<>+16(SB)/4, $0x00000001
+DATA keys8Order<>+20(SB)/4, $0x00000005
+DATA keys8Order<>+24(SB)/4, $0x00000009
+DATA keys8Order<>+28(SB)/4, $0x0000000d
+DATA keys8Order<>+32(SB)/4, $0x00000002
+DATA keys8Order<>+36(SB)/4, $0x00000006
+DATA keys8Order<>+40(SB)/4, $0x0000000a
+DATA keys8Order<>+44(SB)/4, $0x0000000e
+DATA keys8Order<>+48(SB)/4, $0x00000003
+DATA keys8Order<>+52(SB)/4, $0x00000007
+DATA keys8Order<>+56(SB)/4, $0x0000000b
+DATA keys8Order<>+60(SB)/4, $0x0000000f
+GLOBL keys8Order<>(SB), RODATA|NOPTR, $64
 
 DATA keys8PermB3<>+0(SB)/1, $0x00
 DATA keys8PermB3<>+1(SB)/1, $0x01
@@ -6945,42 +7039,6 @@ DATA keys8CtlB3<>+62(SB)/1, $0x12
 DATA keys8CtlB3<>+63(SB)/1, $0x15
 GLOBL keys8CtlB3<>(SB), RODATA|NOPTR, $64
 
-DATA keys8Spread<>+0(SB)/4, $0x00000000
-DATA keys8Spread<>+4(SB)/4, $0x00000000
-DATA keys8Spread<>+8(SB)/4, $0x00000000
-DATA keys8Spread<>+12(SB)/4, $0x00000000
-DATA keys8Spread<>+16(SB)/4, $0x00000001
-DATA keys8Spread<>+20(SB)/4, $0x00000001
-DATA keys8Spread<>+24(SB)/4, $0x00000001
-DATA keys8Spread<>+28(SB)/4, $0x00000001
-DATA keys8Spread<>+32(SB)/4, $0x00000002
-DATA keys8Spread<>+36(SB)/4, $0x00000002
-DATA keys8Spread<>+40(SB)/4, $0x00000002
-DATA keys8Spread<>+44(SB)/4, $0x00000002
-DATA keys8Spread<>+48(SB)/4, $0x00000003
-DATA keys8Spread<>+52(SB)/4, $0x00000003
-DATA keys8Spread<>+56(SB)/4, $0x00000003
-DATA keys8Spread<>+60(SB)/4, $0x00000003
-GLOBL keys8Spread<>(SB), RODATA|NOPTR, $64
-
-DATA keys8Order<>+0(SB)/4, $0x00000000
-DATA keys8Order<>+4(SB)/4, $0x00000004
-DATA keys8Order<>+8(SB)/4, $0x00000008
-DATA keys8Order<>+12(SB)/4, $0x0000000c
-DATA keys8Order<>+16(SB)/4, $0x00000001
-DATA keys8Order<>+20(SB)/4, $0x00000005
-DATA keys8Order<>+24(SB)/4, $0x00000009
-DATA keys8Order<>+28(SB)/4, $0x0000000d
-DATA keys8Order<>+32(SB)/4, $0x00000002
-DATA keys8Order<>+36(SB)/4, $0x00000006
-DATA keys8Order<>+40(SB)/4, $0x0000000a
-DATA keys8Order<>+44(SB)/4, $0x0000000e
-DATA keys8Order<>+48(SB)/4, $0x00000003
-DATA keys8Order<>+52(SB)/4, $0x00000007
-DATA keys8Order<>+56(SB)/4, $0x0000000b
-DATA keys8Order<>+60(SB)/4, $0x0000000f
-GLOBL keys8Order<>(SB), RODATA|NOPTR, $64
-
 // func axpyCodesQ8B3x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
 TEXT ·axpyCodesQ8B3x2VBMI(SB), NOSPLIT, $0-168
@@ -7112,21 +7170,21 @@ axpyCodesQ8B3x2VBMI_finish:
 	VPSUBD.BCST (R8), Z6, Z6
 	VCVTDQ2PS   Z6, Z6
 	VMULPS.BCST (DI), Z6, Z6
-	VADDPS      (R10), Z6, Z6
-	VMOVUPS     Z6, (R10)
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
-	VADDPS      64(R10), Z7, Z7
-	VMOVUPS     Z7, 64(R10)
 	VPSUBD.BCST (R8), Z8, Z8
 	VCVTDQ2PS   Z8, Z8
 	VMULPS.BCST (DI), Z8, Z8
-	VADDPS      128(R10), Z8, Z8
-	VMOVUPS     Z8, 128(R10)
 	VPSUBD.BCST (R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST (DI), Z9, Z9
+	VADDPS      (R10), Z6, Z6
+	VMOVUPS     Z6, (R10)
+	VADDPS      64(R10), Z7, Z7
+	VMOVUPS     Z7, 64(R10)
+	VADDPS      128(R10), Z8, Z8
+	VMOVUPS     Z8, 128(R10)
 	VADDPS      192(R10), Z9, Z9
 	VMOVUPS     Z9, 192(R10)
 	CMPQ        R9, $0x01
@@ -7135,21 +7193,21 @@ axpyCodesQ8B3x2VBMI_finish:
 	VPSUBD.BCST 4(R8), Z10, Z10
 	VCVTDQ2PS   Z10, Z10
 	VMULPS.BCST 4(DI), Z10, Z10
-	VADDPS      (R10), Z10, Z10
-	VMOVUPS     Z10, (R10)
 	VPSUBD.BCST 4(R8), Z11, Z11
 	VCVTDQ2PS   Z11, Z11
 	VMULPS.BCST 4(DI), Z11, Z11
-	VADDPS      64(R10), Z11, Z11
-	VMOVUPS     Z11, 64(R10)
 	VPSUBD.BCST 4(R8), Z12, Z12
 	VCVTDQ2PS   Z12, Z12
 	VMULPS.BCST 4(DI), Z12, Z12
-	VADDPS      128(R10), Z12, Z12
-	VMOVUPS     Z12, 128(R10)
 	VPSUBD.BCST 4(R8), Z13, Z13
 	VCVTDQ2PS   Z13, Z13
 	VMULPS.BCST 4(DI), Z13, Z13
+	VADDPS      (R10), Z10, Z10
+	VMOVUPS     Z10, (R10)
+	VADDPS      64(R10), Z11, Z11
+	VMOVUPS     Z11, 64(R10)
+	VADDPS      128(R10), Z12, Z12
+	VMOVUPS     Z12, 128(R10)
 	VADDPS      192(R10), Z13, Z13
 	VMOVUPS     Z13, 192(R10)
 
@@ -7163,177 +7221,174 @@ axpyCodesQ8B3x2VBMI_next:
 
 // func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $8-184
-	MOVQ            tab+80(FP), AX
-	VMOVDQU64       (AX), Z0
-	VMOVDQU64       keys8CtlB3<>+0(SB), Z1
-	VMOVDQU64       keys8PermB3<>+0(SB), Z2
-	VMOVDQU64       keys8PermB3<>+64(SB), Z3
-	VMOVDQU64       keys8PermB3<>+128(SB), Z4
-	VMOVDQU64       keys8PermB3<>+192(SB), Z5
-	MOVQ            $0x0000000000ffffff, AX
-	KMOVQ           AX, K1
-	SHLQ            $0x20, AX
-	KMOVQ           AX, K2
-	VMOVDQU32       keys8Spread<>+0(SB), Z8
+TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-184
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z8, Z6
+	VPERMPS         (AX), Z0, Z2
 	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z8, Z7
+	VPERMD          (AX), Z0, Z3
 	MOVQ            bias+72(FP), AX
 	TESTQ           AX, AX
 	JZ              dotCodesQ8B3x2VBMI_add
-	VBROADCASTF32X4 (AX), Z9
-	VPERMPS         Z9, Z8, Z9
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
 
 dotCodesQ8B3x2VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), CX
-	MOVQ      outStride+24(FP), DX
-	SHLQ      $0x02, DX
-	MOVQ      codes_base+88(FP), BX
-	MOVQ      n+136(FP), SI
-	MOVQ      stride+112(FP), DI
-	LEAQ      (DI)(DI*1), R8
-	LEAQ      (R8)(DI*1), R9
-	MOVQ      $0x0000000f, R10
-	KMOVQ     R10, K3
-	KSHIFTLW  $0x04, K3, K4
-	MOVQ      ahead_base+160(FP), R11
-	MOVQ      ahead_len+168(FP), R12
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+88(FP), DX
+	MOVQ      n+136(FP), BX
+	MOVQ      stride+112(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K1
+	MOVQ      ahead_base+160(FP), R10
+	MOVQ      ahead_len+168(FP), R11
+	MOVQ      tab+80(FP), R9
+	VMOVDQU64 (R9), Z4
+	VMOVDQU64 keys8CtlB3<>+0(SB), Z5
+	VMOVDQU64 keys8PermB3<>+0(SB), Z6
+	VMOVDQU64 keys8PermB3<>+64(SB), Z7
+	VMOVDQU64 keys8PermB3<>+128(SB), Z8
+	VMOVDQU64 keys8PermB3<>+192(SB), Z9
+	MOVQ      $0x0000000000ffffff, R9
+	KMOVQ     R9, K2
+	SHLQ      $0x20, R9
+	KMOVQ     R9, K3
 
 dotCodesQ8B3x2VBMI_quad:
-	TESTQ      SI, SI
+	TESTQ      BX, BX
 	JZ         dotCodesQ8B3x2VBMI_done
-	TESTQ      R12, R12
+	TESTQ      R11, R11
 	JLE        dotCodesQ8B3x2VBMI_pf26
-	PREFETCHT0 (R11)
-	PREFETCHT0 64(R11)
-	PREFETCHT0 128(R11)
-	PREFETCHT0 192(R11)
-	ADDQ       $0x00000100, R11
-	SUBQ       $0x00000100, R12
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
 
 dotCodesQ8B3x2VBMI_pf26:
-	CMPQ     SI, $0x04
-	JAE      dotCodesQ8B3x2VBMI_full
-	MOVQ     $0x00000001, R10
-	SHLXQ    SI, R10, R10
-	DECQ     R10
-	KMOVQ    R10, K3
-	KSHIFTLW $0x04, K3, K4
-	XORQ     R10, R10
-	MOVQ     R10, R9
-	CMPQ     SI, $0x03
-	CMOVQLT  R10, R8
-	CMPQ     SI, $0x02
-	CMOVQLT  R10, DI
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B3x2VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K1
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
 
 dotCodesQ8B3x2VBMI_full:
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	MOVQ   BX, R10
-	MOVQ   idxOff+120(FP), R13
-	ADDQ   R13, R10
-	MOVQ   q_base+32(FP), R13
-	MOVQ   d64+144(FP), R14
+	MOVQ   DX, R9
+	MOVQ   idxOff+120(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+144(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
 	LEAQ   (R14)(R14*2), R15
-	ADDQ   R14, R15
-	LEAQ   (R15)(R15*2), BP
 
-dotCodesQ8B3x2VBMI_chunk:
-	VMOVDQU8.Z     (R10), K1, Z14
-	VMOVDQU8       -32(R10)(DI*1), K2, Z14
-	VMOVDQU8.Z     (R10)(R8*1), K1, Z15
-	VMOVDQU8       -32(R10)(R9*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       (R13), Z16, Z10
-	VPDPBUSD       (R13)(R15*1), Z16, Z11
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       64(R13), Z16, Z10
-	VPDPBUSD       64(R13)(R15*1), Z16, Z11
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       128(R13), Z16, Z10
-	VPDPBUSD       128(R13)(R15*1), Z16, Z11
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       192(R13), Z16, Z10
-	VPDPBUSD       192(R13)(R15*1), Z16, Z11
-	ADDQ           $0x18, R10
-	ADDQ           $0x00000100, R13
-	SUBQ           $0x40, R14
-	JNZ            dotCodesQ8B3x2VBMI_chunk
-	VPUNPCKLQDQ    Z11, Z10, Z14
-	VPUNPCKHQDQ    Z11, Z10, Z10
-	VPADDD         Z10, Z14, Z15
-	VPUNPCKLQDQ    Z13, Z12, Z14
-	VPUNPCKHQDQ    Z13, Z12, Z10
-	VPADDD         Z10, Z14, Z10
-	VSHUFPS        $0x88, Z10, Z15, Z14
-	VSHUFPS        $0xdd, Z10, Z15, Z10
-	VPADDD         Z10, Z14, Z10
-	VPERMD         Z10, Z8, Z10
-	VPSUBD         Z7, Z10, Z10
-	VCVTDQ2PS      Z10, Z10
-	VMULPS         Z6, Z10, Z10
-	MOVQ           normOff+128(FP), R10
-	ADDQ           BX, R10
-	MOVWQZX        (R10), R13
-	MOVWQZX        (R10)(DI*1), R14
-	SHLQ           $0x10, R14
-	ORQ            R14, R13
-	MOVWQZX        (R10)(R8*1), R14
-	SHLQ           $0x20, R14
-	ORQ            R14, R13
-	MOVWQZX        (R10)(R9*1), R14
-	SHLQ           $0x30, R14
-	ORQ            R14, R13
-	VPBROADCASTQ   R13, Y14
-	VCVTPH2PS      Y14, Z14
-	VMULPS         Z14, Z10, Z10
-	MOVQ           rows+152(FP), R10
-	TESTQ          AX, AX
-	JZ             dotCodesQ8B3x2VBMI_load
-	VMOVAPS        Z9, Z14
-	JMP            dotCodesQ8B3x2VBMI_loaded
-
-dotCodesQ8B3x2VBMI_load:
-	MOVQ            CX, R13
-	VMOVUPS.Z       (R13), K3, Z14
-	CMPQ            R10, $0x01
+dotCodesQ8B3x2VBMI_chunk1:
+	VMOVDQU8.Z      (R9), K2, Z14
+	VMOVDQU8        -32(R9)(SI*1), K3, Z14
+	VMOVDQU8.Z      (R9)(DI*1), K2, Z15
+	VMOVDQU8        -32(R9)(R8*1), K3, Z15
+	VMOVDQA64       Z6, Z16
+	VPERMI2B        Z15, Z14, Z16
+	VPMULTISHIFTQB  Z16, Z5, Z16
+	VPERMB          Z4, Z16, Z16
+	VPDPBUSD        (R12), Z16, Z10
+	VPDPBUSD        (R12)(R14*1), Z16, Z11
+	VMOVDQA64       Z7, Z16
+	VPERMI2B        Z15, Z14, Z16
+	VPMULTISHIFTQB  Z16, Z5, Z16
+	VPERMB          Z4, Z16, Z16
+	VPDPBUSD        64(R12), Z16, Z10
+	VPDPBUSD        64(R12)(R14*1), Z16, Z11
+	VMOVDQA64       Z8, Z16
+	VPERMI2B        Z15, Z14, Z16
+	VPMULTISHIFTQB  Z16, Z5, Z16
+	VPERMB          Z4, Z16, Z16
+	VPDPBUSD        128(R12), Z16, Z10
+	VPDPBUSD        128(R12)(R14*1), Z16, Z11
+	VMOVDQA64       Z9, Z16
+	VPERMI2B        Z15, Z14, Z16
+	VPMULTISHIFTQB  Z16, Z5, Z16
+	VPERMB          Z4, Z16, Z16
+	VPDPBUSD        192(R12), Z16, Z10
+	VPDPBUSD        192(R12)(R14*1), Z16, Z11
+	ADDQ            $0x18, R9
+	ADDQ            $0x00000100, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B3x2VBMI_chunk1
+	VPUNPCKLQDQ     Z11, Z10, Z14
+	VPUNPCKHQDQ     Z11, Z10, Z10
+	VPADDD          Z10, Z14, Z15
+	VPUNPCKLQDQ     Z13, Z12, Z14
+	VPUNPCKHQDQ     Z13, Z12, Z10
+	VPADDD          Z10, Z14, Z10
+	VSHUFPS         $0x88, Z10, Z15, Z14
+	VSHUFPS         $0xdd, Z10, Z15, Z10
+	VPADDD          Z10, Z14, Z10
+	VPERMD          Z10, Z0, Z10
+	VPSUBD          Z3, Z10, Z10
+	VCVTDQ2PS       Z10, Z10
+	VMULPS          Z2, Z10, Z10
+	MOVQ            normOff+128(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y14
+	VCVTPH2PS       Y14, Z14
+	VMULPS          Z14, Z10, Z10
+	MOVQ            rows+152(FP), R9
+	VMOVAPS         Z1, Z14
+	MOVQ            bias+72(FP), R12
+	TESTQ           R12, R12
+	JNZ             dotCodesQ8B3x2VBMI_loaded
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K1, Z14
+	CMPQ            R9, $0x01
 	JLE             dotCodesQ8B3x2VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K4, Z14
+	ADDQ            CX, R12
+	KSHIFTLW        $0x04, K1, K4
+	VBROADCASTF32X4 (R12), K4, Z14
 
 dotCodesQ8B3x2VBMI_loaded:
 	VADDPS        Z10, Z14, Z14
-	MOVQ          CX, R13
-	VMOVUPS       X14, K3, (R13)
-	CMPQ          R10, $0x01
+	MOVQ          AX, R12
+	VMOVUPS       X14, K1, (R12)
+	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B3x2VBMI_stored
-	ADDQ          DX, R13
+	ADDQ          CX, R12
 	VEXTRACTF32X4 $0x01, Z14, X14
-	VMOVUPS       X14, K3, (R13)
+	VMOVUPS       X14, K1, (R12)
 
 dotCodesQ8B3x2VBMI_stored:
-	CMPQ SI, $0x04
+	CMPQ BX, $0x04
 	JB   dotCodesQ8B3x2VBMI_done
-	ADDQ $0x10, CX
-	LEAQ (BX)(R8*2), BX
-	SUBQ $0x04, SI
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
 	JMP  dotCodesQ8B3x2VBMI_quad
 
 dotCodesQ8B3x2VBMI_done:
@@ -7495,21 +7550,21 @@ axpyCodesQ8B3x4VBMI_finish:
 	VPSUBD.BCST (R8), Z6, Z6
 	VCVTDQ2PS   Z6, Z6
 	VMULPS.BCST (DI), Z6, Z6
-	VADDPS      (R10), Z6, Z6
-	VMOVUPS     Z6, (R10)
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
-	VADDPS      64(R10), Z7, Z7
-	VMOVUPS     Z7, 64(R10)
 	VPSUBD.BCST (R8), Z8, Z8
 	VCVTDQ2PS   Z8, Z8
 	VMULPS.BCST (DI), Z8, Z8
-	VADDPS      128(R10), Z8, Z8
-	VMOVUPS     Z8, 128(R10)
 	VPSUBD.BCST (R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST (DI), Z9, Z9
+	VADDPS      (R10), Z6, Z6
+	VMOVUPS     Z6, (R10)
+	VADDPS      64(R10), Z7, Z7
+	VMOVUPS     Z7, 64(R10)
+	VADDPS      128(R10), Z8, Z8
+	VMOVUPS     Z8, 128(R10)
 	VADDPS      192(R10), Z9, Z9
 	VMOVUPS     Z9, 192(R10)
 	CMPQ        R9, $0x01
@@ -7518,21 +7573,21 @@ axpyCodesQ8B3x4VBMI_finish:
 	VPSUBD.BCST 4(R8), Z10, Z10
 	VCVTDQ2PS   Z10, Z10
 	VMULPS.BCST 4(DI), Z10, Z10
-	VADDPS      (R10), Z10, Z10
-	VMOVUPS     Z10, (R10)
 	VPSUBD.BCST 4(R8), Z11, Z11
 	VCVTDQ2PS   Z11, Z11
 	VMULPS.BCST 4(DI), Z11, Z11
-	VADDPS      64(R10), Z11, Z11
-	VMOVUPS     Z11, 64(R10)
 	VPSUBD.BCST 4(R8), Z12, Z12
 	VCVTDQ2PS   Z12, Z12
 	VMULPS.BCST 4(DI), Z12, Z12
-	VADDPS      128(R10), Z12, Z12
-	VMOVUPS     Z12, 128(R10)
 	VPSUBD.BCST 4(R8), Z13, Z13
 	VCVTDQ2PS   Z13, Z13
 	VMULPS.BCST 4(DI), Z13, Z13
+	VADDPS      (R10), Z10, Z10
+	VMOVUPS     Z10, (R10)
+	VADDPS      64(R10), Z11, Z11
+	VMOVUPS     Z11, 64(R10)
+	VADDPS      128(R10), Z12, Z12
+	VMOVUPS     Z12, 128(R10)
 	VADDPS      192(R10), Z13, Z13
 	VMOVUPS     Z13, 192(R10)
 	CMPQ        R9, $0x02
@@ -7541,21 +7596,21 @@ axpyCodesQ8B3x4VBMI_finish:
 	VPSUBD.BCST 8(R8), Z14, Z14
 	VCVTDQ2PS   Z14, Z14
 	VMULPS.BCST 8(DI), Z14, Z14
-	VADDPS      (R10), Z14, Z14
-	VMOVUPS     Z14, (R10)
 	VPSUBD.BCST 8(R8), Z15, Z15
 	VCVTDQ2PS   Z15, Z15
 	VMULPS.BCST 8(DI), Z15, Z15
-	VADDPS      64(R10), Z15, Z15
-	VMOVUPS     Z15, 64(R10)
 	VPSUBD.BCST 8(R8), Z16, Z16
 	VCVTDQ2PS   Z16, Z16
 	VMULPS.BCST 8(DI), Z16, Z16
-	VADDPS      128(R10), Z16, Z16
-	VMOVUPS     Z16, 128(R10)
 	VPSUBD.BCST 8(R8), Z17, Z17
 	VCVTDQ2PS   Z17, Z17
 	VMULPS.BCST 8(DI), Z17, Z17
+	VADDPS      (R10), Z14, Z14
+	VMOVUPS     Z14, (R10)
+	VADDPS      64(R10), Z15, Z15
+	VMOVUPS     Z15, 64(R10)
+	VADDPS      128(R10), Z16, Z16
+	VMOVUPS     Z16, 128(R10)
 	VADDPS      192(R10), Z17, Z17
 	VMOVUPS     Z17, 192(R10)
 	CMPQ        R9, $0x03
@@ -7564,21 +7619,21 @@ axpyCodesQ8B3x4VBMI_finish:
 	VPSUBD.BCST 12(R8), Z18, Z18
 	VCVTDQ2PS   Z18, Z18
 	VMULPS.BCST 12(DI), Z18, Z18
-	VADDPS      (R10), Z18, Z18
-	VMOVUPS     Z18, (R10)
 	VPSUBD.BCST 12(R8), Z19, Z19
 	VCVTDQ2PS   Z19, Z19
 	VMULPS.BCST 12(DI), Z19, Z19
-	VADDPS      64(R10), Z19, Z19
-	VMOVUPS     Z19, 64(R10)
 	VPSUBD.BCST 12(R8), Z20, Z20
 	VCVTDQ2PS   Z20, Z20
 	VMULPS.BCST 12(DI), Z20, Z20
-	VADDPS      128(R10), Z20, Z20
-	VMOVUPS     Z20, 128(R10)
 	VPSUBD.BCST 12(R8), Z21, Z21
 	VCVTDQ2PS   Z21, Z21
 	VMULPS.BCST 12(DI), Z21, Z21
+	VADDPS      (R10), Z18, Z18
+	VMOVUPS     Z18, (R10)
+	VADDPS      64(R10), Z19, Z19
+	VMOVUPS     Z19, 64(R10)
+	VADDPS      128(R10), Z20, Z20
+	VMOVUPS     Z20, 128(R10)
 	VADDPS      192(R10), Z21, Z21
 	VMOVUPS     Z21, 192(R10)
 
@@ -7592,207 +7647,202 @@ axpyCodesQ8B3x4VBMI_next:
 
 // func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $8-184
-	MOVQ            tab+80(FP), AX
-	VMOVDQU64       (AX), Z0
-	VMOVDQU64       keys8CtlB3<>+0(SB), Z1
-	VMOVDQU64       keys8PermB3<>+0(SB), Z2
-	VMOVDQU64       keys8PermB3<>+64(SB), Z3
-	VMOVDQU64       keys8PermB3<>+128(SB), Z4
-	VMOVDQU64       keys8PermB3<>+192(SB), Z5
-	MOVQ            $0x0000000000ffffff, AX
-	KMOVQ           AX, K1
-	SHLQ            $0x20, AX
-	KMOVQ           AX, K2
-	VMOVDQU32       keys8Spread<>+0(SB), Z8
+TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-184
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z8, Z6
+	VPERMPS         (AX), Z0, Z2
 	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z8, Z7
+	VPERMD          (AX), Z0, Z3
 	MOVQ            bias+72(FP), AX
 	TESTQ           AX, AX
 	JZ              dotCodesQ8B3x4VBMI_add
-	VBROADCASTF32X4 (AX), Z9
-	VPERMPS         Z9, Z8, Z9
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
 
 dotCodesQ8B3x4VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), CX
-	MOVQ      outStride+24(FP), DX
-	SHLQ      $0x02, DX
-	MOVQ      codes_base+88(FP), BX
-	MOVQ      n+136(FP), SI
-	MOVQ      stride+112(FP), DI
-	LEAQ      (DI)(DI*1), R8
-	LEAQ      (R8)(DI*1), R9
-	MOVQ      $0x0000000f, R10
-	KMOVQ     R10, K3
-	KSHIFTLW  $0x04, K3, K4
-	KSHIFTLW  $0x08, K3, K5
-	KSHIFTLW  $0x0c, K3, K6
-	MOVQ      ahead_base+160(FP), R11
-	MOVQ      ahead_len+168(FP), R12
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+88(FP), DX
+	MOVQ      n+136(FP), BX
+	MOVQ      stride+112(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K1
+	MOVQ      ahead_base+160(FP), R10
+	MOVQ      ahead_len+168(FP), R11
+	MOVQ      tab+80(FP), R9
+	VMOVDQU64 (R9), Z4
+	VMOVDQU64 keys8CtlB3<>+0(SB), Z5
+	VMOVDQU64 keys8PermB3<>+0(SB), Z6
+	VMOVDQU64 keys8PermB3<>+64(SB), Z7
+	VMOVDQU64 keys8PermB3<>+128(SB), Z8
+	VMOVDQU64 keys8PermB3<>+192(SB), Z9
+	MOVQ      $0x0000000000ffffff, R9
+	KMOVQ     R9, K2
+	SHLQ      $0x20, R9
+	KMOVQ     R9, K3
 
 dotCodesQ8B3x4VBMI_quad:
-	TESTQ      SI, SI
+	TESTQ      BX, BX
 	JZ         dotCodesQ8B3x4VBMI_done
-	TESTQ      R12, R12
+	TESTQ      R11, R11
 	JLE        dotCodesQ8B3x4VBMI_pf28
-	PREFETCHT0 (R11)
-	PREFETCHT0 64(R11)
-	PREFETCHT0 128(R11)
-	PREFETCHT0 192(R11)
-	ADDQ       $0x00000100, R11
-	SUBQ       $0x00000100, R12
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
 
 dotCodesQ8B3x4VBMI_pf28:
-	CMPQ     SI, $0x04
-	JAE      dotCodesQ8B3x4VBMI_full
-	MOVQ     $0x00000001, R10
-	SHLXQ    SI, R10, R10
-	DECQ     R10
-	KMOVQ    R10, K3
-	KSHIFTLW $0x04, K3, K4
-	KSHIFTLW $0x08, K3, K5
-	KSHIFTLW $0x0c, K3, K6
-	XORQ     R10, R10
-	MOVQ     R10, R9
-	CMPQ     SI, $0x03
-	CMOVQLT  R10, R8
-	CMPQ     SI, $0x02
-	CMOVQLT  R10, DI
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B3x4VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K1
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
 
 dotCodesQ8B3x4VBMI_full:
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	MOVQ   BX, R10
-	MOVQ   idxOff+120(FP), R13
-	ADDQ   R13, R10
-	MOVQ   q_base+32(FP), R13
-	MOVQ   d64+144(FP), R14
+	MOVQ   DX, R9
+	MOVQ   idxOff+120(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+144(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
 	LEAQ   (R14)(R14*2), R15
-	ADDQ   R14, R15
-	LEAQ   (R15)(R15*2), BP
 
-dotCodesQ8B3x4VBMI_chunk:
-	VMOVDQU8.Z     (R10), K1, Z14
-	VMOVDQU8       -32(R10)(DI*1), K2, Z14
-	VMOVDQU8.Z     (R10)(R8*1), K1, Z15
-	VMOVDQU8       -32(R10)(R9*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       (R13), Z16, Z10
-	VPDPBUSD       (R13)(R15*1), Z16, Z11
-	VPDPBUSD       (R13)(R15*2), Z16, Z12
-	VPDPBUSD       (R13)(BP*1), Z16, Z13
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       64(R13), Z16, Z10
-	VPDPBUSD       64(R13)(R15*1), Z16, Z11
-	VPDPBUSD       64(R13)(R15*2), Z16, Z12
-	VPDPBUSD       64(R13)(BP*1), Z16, Z13
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       128(R13), Z16, Z10
-	VPDPBUSD       128(R13)(R15*1), Z16, Z11
-	VPDPBUSD       128(R13)(R15*2), Z16, Z12
-	VPDPBUSD       128(R13)(BP*1), Z16, Z13
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       192(R13), Z16, Z10
-	VPDPBUSD       192(R13)(R15*1), Z16, Z11
-	VPDPBUSD       192(R13)(R15*2), Z16, Z12
-	VPDPBUSD       192(R13)(BP*1), Z16, Z13
-	ADDQ           $0x18, R10
-	ADDQ           $0x00000100, R13
-	SUBQ           $0x40, R14
-	JNZ            dotCodesQ8B3x4VBMI_chunk
-	VPUNPCKLQDQ    Z11, Z10, Z14
-	VPUNPCKHQDQ    Z11, Z10, Z10
-	VPADDD         Z10, Z14, Z15
-	VPUNPCKLQDQ    Z13, Z12, Z14
-	VPUNPCKHQDQ    Z13, Z12, Z10
-	VPADDD         Z10, Z14, Z10
-	VSHUFPS        $0x88, Z10, Z15, Z14
-	VSHUFPS        $0xdd, Z10, Z15, Z10
-	VPADDD         Z10, Z14, Z10
-	VPERMD         Z10, Z8, Z10
-	VPSUBD         Z7, Z10, Z10
-	VCVTDQ2PS      Z10, Z10
-	VMULPS         Z6, Z10, Z10
-	MOVQ           normOff+128(FP), R10
-	ADDQ           BX, R10
-	MOVWQZX        (R10), R13
-	MOVWQZX        (R10)(DI*1), R14
-	SHLQ           $0x10, R14
-	ORQ            R14, R13
-	MOVWQZX        (R10)(R8*1), R14
-	SHLQ           $0x20, R14
-	ORQ            R14, R13
-	MOVWQZX        (R10)(R9*1), R14
-	SHLQ           $0x30, R14
-	ORQ            R14, R13
-	VPBROADCASTQ   R13, Y14
-	VCVTPH2PS      Y14, Z14
-	VMULPS         Z14, Z10, Z10
-	MOVQ           rows+152(FP), R10
-	TESTQ          AX, AX
-	JZ             dotCodesQ8B3x4VBMI_load
-	VMOVAPS        Z9, Z14
-	JMP            dotCodesQ8B3x4VBMI_loaded
-
-dotCodesQ8B3x4VBMI_load:
-	MOVQ            CX, R13
-	VMOVUPS.Z       (R13), K3, Z14
-	CMPQ            R10, $0x01
+dotCodesQ8B3x4VBMI_chunk1:
+	VMOVDQU8.Z      (R9), K2, Z14
+	VMOVDQU8        -32(R9)(SI*1), K3, Z14
+	VMOVDQU8.Z      (R9)(DI*1), K2, Z15
+	VMOVDQU8        -32(R9)(R8*1), K3, Z15
+	VMOVDQA64       Z6, Z16
+	VPERMI2B        Z15, Z14, Z16
+	VPMULTISHIFTQB  Z16, Z5, Z16
+	VPERMB          Z4, Z16, Z16
+	VPDPBUSD        (R12), Z16, Z10
+	VPDPBUSD        (R12)(R14*1), Z16, Z11
+	VPDPBUSD        (R12)(R14*2), Z16, Z12
+	VPDPBUSD        (R12)(R15*1), Z16, Z13
+	VMOVDQA64       Z7, Z16
+	VPERMI2B        Z15, Z14, Z16
+	VPMULTISHIFTQB  Z16, Z5, Z16
+	VPERMB          Z4, Z16, Z16
+	VPDPBUSD        64(R12), Z16, Z10
+	VPDPBUSD        64(R12)(R14*1), Z16, Z11
+	VPDPBUSD        64(R12)(R14*2), Z16, Z12
+	VPDPBUSD        64(R12)(R15*1), Z16, Z13
+	VMOVDQA64       Z8, Z16
+	VPERMI2B        Z15, Z14, Z16
+	VPMULTISHIFTQB  Z16, Z5, Z16
+	VPERMB          Z4, Z16, Z16
+	VPDPBUSD        128(R12), Z16, Z10
+	VPDPBUSD        128(R12)(R14*1), Z16, Z11
+	VPDPBUSD        128(R12)(R14*2), Z16, Z12
+	VPDPBUSD        128(R12)(R15*1), Z16, Z13
+	VMOVDQA64       Z9, Z16
+	VPERMI2B        Z15, Z14, Z16
+	VPMULTISHIFTQB  Z16, Z5, Z16
+	VPERMB          Z4, Z16, Z16
+	VPDPBUSD        192(R12), Z16, Z10
+	VPDPBUSD        192(R12)(R14*1), Z16, Z11
+	VPDPBUSD        192(R12)(R14*2), Z16, Z12
+	VPDPBUSD        192(R12)(R15*1), Z16, Z13
+	ADDQ            $0x18, R9
+	ADDQ            $0x00000100, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B3x4VBMI_chunk1
+	VPUNPCKLQDQ     Z11, Z10, Z14
+	VPUNPCKHQDQ     Z11, Z10, Z10
+	VPADDD          Z10, Z14, Z15
+	VPUNPCKLQDQ     Z13, Z12, Z14
+	VPUNPCKHQDQ     Z13, Z12, Z10
+	VPADDD          Z10, Z14, Z10
+	VSHUFPS         $0x88, Z10, Z15, Z14
+	VSHUFPS         $0xdd, Z10, Z15, Z10
+	VPADDD          Z10, Z14, Z10
+	VPERMD          Z10, Z0, Z10
+	VPSUBD          Z3, Z10, Z10
+	VCVTDQ2PS       Z10, Z10
+	VMULPS          Z2, Z10, Z10
+	MOVQ            normOff+128(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y14
+	VCVTPH2PS       Y14, Z14
+	VMULPS          Z14, Z10, Z10
+	MOVQ            rows+152(FP), R9
+	VMOVAPS         Z1, Z14
+	MOVQ            bias+72(FP), R12
+	TESTQ           R12, R12
+	JNZ             dotCodesQ8B3x4VBMI_loaded
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K1, Z14
+	CMPQ            R9, $0x01
 	JLE             dotCodesQ8B3x4VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K4, Z14
-	CMPQ            R10, $0x02
+	ADDQ            CX, R12
+	KSHIFTLW        $0x04, K1, K4
+	VBROADCASTF32X4 (R12), K4, Z14
+	CMPQ            R9, $0x02
 	JLE             dotCodesQ8B3x4VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K5, Z14
-	CMPQ            R10, $0x03
+	ADDQ            CX, R12
+	KSHIFTLW        $0x08, K1, K4
+	VBROADCASTF32X4 (R12), K4, Z14
+	CMPQ            R9, $0x03
 	JLE             dotCodesQ8B3x4VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K6, Z14
+	ADDQ            CX, R12
+	KSHIFTLW        $0x0c, K1, K4
+	VBROADCASTF32X4 (R12), K4, Z14
 
 dotCodesQ8B3x4VBMI_loaded:
 	VADDPS        Z10, Z14, Z14
-	MOVQ          CX, R13
-	VMOVUPS       X14, K3, (R13)
-	CMPQ          R10, $0x01
+	MOVQ          AX, R12
+	VMOVUPS       X14, K1, (R12)
+	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B3x4VBMI_stored
-	ADDQ          DX, R13
+	ADDQ          CX, R12
 	VEXTRACTF32X4 $0x01, Z14, X15
-	VMOVUPS       X15, K3, (R13)
-	CMPQ          R10, $0x02
+	VMOVUPS       X15, K1, (R12)
+	CMPQ          R9, $0x02
 	JLE           dotCodesQ8B3x4VBMI_stored
-	ADDQ          DX, R13
+	ADDQ          CX, R12
 	VEXTRACTF32X4 $0x02, Z14, X15
-	VMOVUPS       X15, K3, (R13)
-	CMPQ          R10, $0x03
+	VMOVUPS       X15, K1, (R12)
+	CMPQ          R9, $0x03
 	JLE           dotCodesQ8B3x4VBMI_stored
-	ADDQ          DX, R13
+	ADDQ          CX, R12
 	VEXTRACTF32X4 $0x03, Z14, X14
-	VMOVUPS       X14, K3, (R13)
+	VMOVUPS       X14, K1, (R12)
 
 dotCodesQ8B3x4VBMI_stored:
-	CMPQ SI, $0x04
+	CMPQ BX, $0x04
 	JB   dotCodesQ8B3x4VBMI_done
-	ADDQ $0x10, CX
-	LEAQ (BX)(R8*2), BX
-	SUBQ $0x04, SI
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
 	JMP  dotCodesQ8B3x4VBMI_quad
 
 dotCodesQ8B3x4VBMI_done:
@@ -8053,11 +8103,10 @@ dotCodesQ8B4x4VNNI_done:
 TEXT ·axpyCodesQ8B4x1VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
-	VMOVDQU64 values8CtlB4<>+0(SB), Z1
-	VMOVDQU64 values8PermB4<>+0(SB), Z2
-	VMOVDQU64 values8PermB4<>+64(SB), Z3
-	VMOVDQU64 values8PermB4<>+128(SB), Z4
-	VMOVDQU64 values8PermB4<>+192(SB), Z5
+	VMOVDQU64 values8Nibbles<>+0(SB), Z1
+	VMOVDQU64 values8Nibbles<>+64(SB), Z2
+	VMOVDQU64 values8Nibbles<>+128(SB), Z3
+	VMOVDQU64 values8Nibbles<>+192(SB), Z4
 	MOVQ      $0x00000000ffffffff, AX
 	KMOVQ     AX, K1
 	SHLQ      $0x20, AX
@@ -8071,10 +8120,10 @@ TEXT ·axpyCodesQ8B4x1VBMI(SB), NOSPLIT, $0-168
 	MOVQ      d64+128(FP), SI
 
 axpyCodesQ8B4x1VBMI_chunk:
+	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
 	MOVQ   BX, DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
@@ -8093,69 +8142,57 @@ axpyCodesQ8B4x1VBMI_quad:
 	SUBQ       $0x00000080, CX
 
 axpyCodesQ8B4x1VBMI_pf29:
-	VMOVDQU8.Z     (DI), K1, Z10
-	VMOVDQU8       -32(DI)(R10*1), K2, Z10
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
-	VMOVDQU8       -32(DI)(R12*1), K2, Z11
-	VMOVDQA64      Z2, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z6
-	VMOVDQA64      Z3, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z7
-	VMOVDQA64      Z4, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z8
-	VMOVDQA64      Z5, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z9
-	ADDQ           $0x10, R8
-	ADDQ           R11, DI
-	ADDQ           R11, DI
-	SUBQ           $0x04, R9
-	JMP            axpyCodesQ8B4x1VBMI_quad
+	VMOVDQU8.Z    (DI), K1, Z9
+	VMOVDQU8      -32(DI)(R10*1), K2, Z9
+	VMOVDQU8.Z    (DI)(R11*1), K1, Z10
+	VMOVDQU8      -32(DI)(R12*1), K2, Z10
+	VMOVDQA64     Z1, Z11
+	VPERMI2B      Z10, Z9, Z11
+	VPSRLW        $0x04, Z11, Z12
+	VPERMB        Z0, Z11, Z11
+	VPERMB        Z0, Z12, Z12
+	VPDPBUSD.BCST (R8), Z11, Z5
+	VPDPBUSD.BCST (R8), Z12, Z6
+	VMOVDQA64     Z2, Z11
+	VPERMI2B      Z10, Z9, Z11
+	VPSRLW        $0x04, Z11, Z9
+	VPERMB        Z0, Z11, Z11
+	VPERMB        Z0, Z9, Z9
+	VPDPBUSD.BCST (R8), Z11, Z7
+	VPDPBUSD.BCST (R8), Z9, Z8
+	ADDQ          $0x10, R8
+	ADDQ          R11, DI
+	ADDQ          R11, DI
+	SUBQ          $0x04, R9
+	JMP           axpyCodesQ8B4x1VBMI_quad
 
 axpyCodesQ8B4x1VBMI_tail:
-	TESTQ          R9, R9
-	JZ             axpyCodesQ8B4x1VBMI_finish
-	XORQ           R13, R13
-	MOVQ           R13, R12
-	CMPQ           R9, $0x03
-	CMOVQLT        R13, R11
-	CMPQ           R9, $0x02
-	CMOVQLT        R13, R10
-	VMOVDQU8.Z     (DI), K1, Z10
-	VMOVDQU8       -32(DI)(R10*1), K2, Z10
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
-	VMOVDQU8       -32(DI)(R12*1), K2, Z11
-	VMOVDQA64      Z2, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z6
-	VMOVDQA64      Z3, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z7
-	VMOVDQA64      Z4, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z8
-	VMOVDQA64      Z5, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z9
+	TESTQ         R9, R9
+	JZ            axpyCodesQ8B4x1VBMI_finish
+	XORQ          R13, R13
+	MOVQ          R13, R12
+	CMPQ          R9, $0x03
+	CMOVQLT       R13, R11
+	CMPQ          R9, $0x02
+	CMOVQLT       R13, R10
+	VMOVDQU8.Z    (DI), K1, Z9
+	VMOVDQU8      -32(DI)(R10*1), K2, Z9
+	VMOVDQU8.Z    (DI)(R11*1), K1, Z10
+	VMOVDQU8      -32(DI)(R12*1), K2, Z10
+	VMOVDQA64     Z1, Z11
+	VPERMI2B      Z10, Z9, Z11
+	VPSRLW        $0x04, Z11, Z12
+	VPERMB        Z0, Z11, Z11
+	VPERMB        Z0, Z12, Z12
+	VPDPBUSD.BCST (R8), Z11, Z5
+	VPDPBUSD.BCST (R8), Z12, Z6
+	VMOVDQA64     Z2, Z11
+	VPERMI2B      Z10, Z9, Z11
+	VPSRLW        $0x04, Z11, Z9
+	VPERMB        Z0, Z11, Z11
+	VPERMB        Z0, Z9, Z9
+	VPDPBUSD.BCST (R8), Z11, Z7
+	VPDPBUSD.BCST (R8), Z9, Z8
 
 axpyCodesQ8B4x1VBMI_finish:
 	MOVQ        scales+56(FP), DI
@@ -8164,26 +8201,32 @@ axpyCodesQ8B4x1VBMI_finish:
 	MOVQ        DX, R9
 	MOVQ        accStride+24(FP), R10
 	SHLQ        $0x02, R10
+	VPSUBD.BCST (R8), Z5, Z5
+	VCVTDQ2PS   Z5, Z5
+	VMULPS.BCST (DI), Z5, Z5
 	VPSUBD.BCST (R8), Z6, Z6
 	VCVTDQ2PS   Z6, Z6
 	VMULPS.BCST (DI), Z6, Z6
-	VADDPS      (R9), Z6, Z6
-	VMOVUPS     Z6, (R9)
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
-	VADDPS      64(R9), Z7, Z7
-	VMOVUPS     Z7, 64(R9)
 	VPSUBD.BCST (R8), Z8, Z8
 	VCVTDQ2PS   Z8, Z8
 	VMULPS.BCST (DI), Z8, Z8
-	VADDPS      128(R9), Z8, Z8
-	VMOVUPS     Z8, 128(R9)
-	VPSUBD.BCST (R8), Z9, Z9
-	VCVTDQ2PS   Z9, Z9
-	VMULPS.BCST (DI), Z9, Z9
-	VADDPS      192(R9), Z9, Z9
-	VMOVUPS     Z9, 192(R9)
+	VMOVDQA64   Z3, Z9
+	VPERMI2PS   Z6, Z5, Z9
+	VPERMT2PS   Z6, Z4, Z5
+	VMOVDQA64   Z3, Z10
+	VPERMI2PS   Z8, Z7, Z10
+	VPERMT2PS   Z8, Z4, Z7
+	VADDPS      (R9), Z9, Z9
+	VMOVUPS     Z9, (R9)
+	VADDPS      64(R9), Z5, Z5
+	VMOVUPS     Z5, 64(R9)
+	VADDPS      128(R9), Z10, Z10
+	VMOVUPS     Z10, 128(R9)
+	VADDPS      192(R9), Z7, Z7
+	VMOVUPS     Z7, 192(R9)
 	ADDQ        $0x00000100, DX
 	ADDQ        $0x20, BX
 	SUBQ        $0x40, SI
@@ -8191,826 +8234,323 @@ axpyCodesQ8B4x1VBMI_finish:
 	VZEROUPPER
 	RET
 
-DATA values8PermB4<>+0(SB)/1, $0x00
-DATA values8PermB4<>+1(SB)/1, $0x01
-DATA values8PermB4<>+2(SB)/1, $0x20
-DATA values8PermB4<>+3(SB)/1, $0x21
-DATA values8PermB4<>+4(SB)/1, $0x40
-DATA values8PermB4<>+5(SB)/1, $0x41
-DATA values8PermB4<>+6(SB)/1, $0x60
-DATA values8PermB4<>+7(SB)/1, $0x61
-DATA values8PermB4<>+8(SB)/1, $0x01
-DATA values8PermB4<>+9(SB)/1, $0x02
-DATA values8PermB4<>+10(SB)/1, $0x21
-DATA values8PermB4<>+11(SB)/1, $0x22
-DATA values8PermB4<>+12(SB)/1, $0x41
-DATA values8PermB4<>+13(SB)/1, $0x42
-DATA values8PermB4<>+14(SB)/1, $0x61
-DATA values8PermB4<>+15(SB)/1, $0x62
-DATA values8PermB4<>+16(SB)/1, $0x02
-DATA values8PermB4<>+17(SB)/1, $0x03
-DATA values8PermB4<>+18(SB)/1, $0x22
-DATA values8PermB4<>+19(SB)/1, $0x23
-DATA values8PermB4<>+20(SB)/1, $0x42
-DATA values8PermB4<>+21(SB)/1, $0x43
-DATA values8PermB4<>+22(SB)/1, $0x62
-DATA values8PermB4<>+23(SB)/1, $0x63
-DATA values8PermB4<>+24(SB)/1, $0x03
-DATA values8PermB4<>+25(SB)/1, $0x04
-DATA values8PermB4<>+26(SB)/1, $0x23
-DATA values8PermB4<>+27(SB)/1, $0x24
-DATA values8PermB4<>+28(SB)/1, $0x43
-DATA values8PermB4<>+29(SB)/1, $0x44
-DATA values8PermB4<>+30(SB)/1, $0x63
-DATA values8PermB4<>+31(SB)/1, $0x64
-DATA values8PermB4<>+32(SB)/1, $0x04
-DATA values8PermB4<>+33(SB)/1, $0x05
-DATA values8PermB4<>+34(SB)/1, $0x24
-DATA values8PermB4<>+35(SB)/1, $0x25
-DATA values8PermB4<>+36(SB)/1, $0x44
-DATA values8PermB4<>+37(SB)/1, $0x45
-DATA values8PermB4<>+38(SB)/1, $0x64
-DATA values8PermB4<>+39(SB)/1, $0x65
-DATA values8PermB4<>+40(SB)/1, $0x05
-DATA values8PermB4<>+41(SB)/1, $0x06
-DATA values8PermB4<>+42(SB)/1, $0x25
-DATA values8PermB4<>+43(SB)/1, $0x26
-DATA values8PermB4<>+44(SB)/1, $0x45
-DATA values8PermB4<>+45(SB)/1, $0x46
-DATA values8PermB4<>+46(SB)/1, $0x65
-DATA values8PermB4<>+47(SB)/1, $0x66
-DATA values8PermB4<>+48(SB)/1, $0x06
-DATA values8PermB4<>+49(SB)/1, $0x07
-DATA values8PermB4<>+50(SB)/1, $0x26
-DATA values8PermB4<>+51(SB)/1, $0x27
-DATA values8PermB4<>+52(SB)/1, $0x46
-DATA values8PermB4<>+53(SB)/1, $0x47
-DATA values8PermB4<>+54(SB)/1, $0x66
-DATA values8PermB4<>+55(SB)/1, $0x67
-DATA values8PermB4<>+56(SB)/1, $0x07
-DATA values8PermB4<>+57(SB)/1, $0x08
-DATA values8PermB4<>+58(SB)/1, $0x27
-DATA values8PermB4<>+59(SB)/1, $0x28
-DATA values8PermB4<>+60(SB)/1, $0x47
-DATA values8PermB4<>+61(SB)/1, $0x48
-DATA values8PermB4<>+62(SB)/1, $0x67
-DATA values8PermB4<>+63(SB)/1, $0x68
-DATA values8PermB4<>+64(SB)/1, $0x08
-DATA values8PermB4<>+65(SB)/1, $0x09
-DATA values8PermB4<>+66(SB)/1, $0x28
-DATA values8PermB4<>+67(SB)/1, $0x29
-DATA values8PermB4<>+68(SB)/1, $0x48
-DATA values8PermB4<>+69(SB)/1, $0x49
-DATA values8PermB4<>+70(SB)/1, $0x68
-DATA values8PermB4<>+71(SB)/1, $0x69
-DATA values8PermB4<>+72(SB)/1, $0x09
-DATA values8PermB4<>+73(SB)/1, $0x0a
-DATA values8PermB4<>+74(SB)/1, $0x29
-DATA values8PermB4<>+75(SB)/1, $0x2a
-DATA values8PermB4<>+76(SB)/1, $0x49
-DATA values8PermB4<>+77(SB)/1, $0x4a
-DATA values8PermB4<>+78(SB)/1, $0x69
-DATA values8PermB4<>+79(SB)/1, $0x6a
-DATA values8PermB4<>+80(SB)/1, $0x0a
-DATA values8PermB4<>+81(SB)/1, $0x0b
-DATA values8PermB4<>+82(SB)/1, $0x2a
-DATA values8PermB4<>+83(SB)/1, $0x2b
-DATA values8PermB4<>+84(SB)/1, $0x4a
-DATA values8PermB4<>+85(SB)/1, $0x4b
-DATA values8PermB4<>+86(SB)/1, $0x6a
-DATA values8PermB4<>+87(SB)/1, $0x6b
-DATA values8PermB4<>+88(SB)/1, $0x0b
-DATA values8PermB4<>+89(SB)/1, $0x0c
-DATA values8PermB4<>+90(SB)/1, $0x2b
-DATA values8PermB4<>+91(SB)/1, $0x2c
-DATA values8PermB4<>+92(SB)/1, $0x4b
-DATA values8PermB4<>+93(SB)/1, $0x4c
-DATA values8PermB4<>+94(SB)/1, $0x6b
-DATA values8PermB4<>+95(SB)/1, $0x6c
-DATA values8PermB4<>+96(SB)/1, $0x0c
-DATA values8PermB4<>+97(SB)/1, $0x0d
-DATA values8PermB4<>+98(SB)/1, $0x2c
-DATA values8PermB4<>+99(SB)/1, $0x2d
-DATA values8PermB4<>+100(SB)/1, $0x4c
-DATA values8PermB4<>+101(SB)/1, $0x4d
-DATA values8PermB4<>+102(SB)/1, $0x6c
-DATA values8PermB4<>+103(SB)/1, $0x6d
-DATA values8PermB4<>+104(SB)/1, $0x0d
-DATA values8PermB4<>+105(SB)/1, $0x0e
-DATA values8PermB4<>+106(SB)/1, $0x2d
-DATA values8PermB4<>+107(SB)/1, $0x2e
-DATA values8PermB4<>+108(SB)/1, $0x4d
-DATA values8PermB4<>+109(SB)/1, $0x4e
-DATA values8PermB4<>+110(SB)/1, $0x6d
-DATA values8PermB4<>+111(SB)/1, $0x6e
-DATA values8PermB4<>+112(SB)/1, $0x0e
-DATA values8PermB4<>+113(SB)/1, $0x0f
-DATA values8PermB4<>+114(SB)/1, $0x2e
-DATA values8PermB4<>+115(SB)/1, $0x2f
-DATA values8PermB4<>+116(SB)/1, $0x4e
-DATA values8PermB4<>+117(SB)/1, $0x4f
-DATA values8PermB4<>+118(SB)/1, $0x6e
-DATA values8PermB4<>+119(SB)/1, $0x6f
-DATA values8PermB4<>+120(SB)/1, $0x0f
-DATA values8PermB4<>+121(SB)/1, $0x10
-DATA values8PermB4<>+122(SB)/1, $0x2f
-DATA values8PermB4<>+123(SB)/1, $0x30
-DATA values8PermB4<>+124(SB)/1, $0x4f
-DATA values8PermB4<>+125(SB)/1, $0x50
-DATA values8PermB4<>+126(SB)/1, $0x6f
-DATA values8PermB4<>+127(SB)/1, $0x70
-DATA values8PermB4<>+128(SB)/1, $0x10
-DATA values8PermB4<>+129(SB)/1, $0x11
-DATA values8PermB4<>+130(SB)/1, $0x30
-DATA values8PermB4<>+131(SB)/1, $0x31
-DATA values8PermB4<>+132(SB)/1, $0x50
-DATA values8PermB4<>+133(SB)/1, $0x51
-DATA values8PermB4<>+134(SB)/1, $0x70
-DATA values8PermB4<>+135(SB)/1, $0x71
-DATA values8PermB4<>+136(SB)/1, $0x11
-DATA values8PermB4<>+137(SB)/1, $0x12
-DATA values8PermB4<>+138(SB)/1, $0x31
-DATA values8PermB4<>+139(SB)/1, $0x32
-DATA values8PermB4<>+140(SB)/1, $0x51
-DATA values8PermB4<>+141(SB)/1, $0x52
-DATA values8PermB4<>+142(SB)/1, $0x71
-DATA values8PermB4<>+143(SB)/1, $0x72
-DATA values8PermB4<>+144(SB)/1, $0x12
-DATA values8PermB4<>+145(SB)/1, $0x13
-DATA values8PermB4<>+146(SB)/1, $0x32
-DATA values8PermB4<>+147(SB)/1, $0x33
-DATA values8PermB4<>+148(SB)/1, $0x52
-DATA values8PermB4<>+149(SB)/1, $0x53
-DATA values8PermB4<>+150(SB)/1, $0x72
-DATA values8PermB4<>+151(SB)/1, $0x73
-DATA values8PermB4<>+152(SB)/1, $0x13
-DATA values8PermB4<>+153(SB)/1, $0x14
-DATA values8PermB4<>+154(SB)/1, $0x33
-DATA values8PermB4<>+155(SB)/1, $0x34
-DATA values8PermB4<>+156(SB)/1, $0x53
-DATA values8PermB4<>+157(SB)/1, $0x54
-DATA values8PermB4<>+158(SB)/1, $0x73
-DATA values8PermB4<>+159(SB)/1, $0x74
-DATA values8PermB4<>+160(SB)/1, $0x14
-DATA values8PermB4<>+161(SB)/1, $0x15
-DATA values8PermB4<>+162(SB)/1, $0x34
-DATA values8PermB4<>+163(SB)/1, $0x35
-DATA values8PermB4<>+164(SB)/1, $0x54
-DATA values8PermB4<>+165(SB)/1, $0x55
-DATA values8PermB4<>+166(SB)/1, $0x74
-DATA values8PermB4<>+167(SB)/1, $0x75
-DATA values8PermB4<>+168(SB)/1, $0x15
-DATA values8PermB4<>+169(SB)/1, $0x16
-DATA values8PermB4<>+170(SB)/1, $0x35
-DATA values8PermB4<>+171(SB)/1, $0x36
-DATA values8PermB4<>+172(SB)/1, $0x55
-DATA values8PermB4<>+173(SB)/1, $0x56
-DATA values8PermB4<>+174(SB)/1, $0x75
-DATA values8PermB4<>+175(SB)/1, $0x76
-DATA values8PermB4<>+176(SB)/1, $0x16
-DATA values8PermB4<>+177(SB)/1, $0x17
-DATA values8PermB4<>+178(SB)/1, $0x36
-DATA values8PermB4<>+179(SB)/1, $0x37
-DATA values8PermB4<>+180(SB)/1, $0x56
-DATA values8PermB4<>+181(SB)/1, $0x57
-DATA values8PermB4<>+182(SB)/1, $0x76
-DATA values8PermB4<>+183(SB)/1, $0x77
-DATA values8PermB4<>+184(SB)/1, $0x17
-DATA values8PermB4<>+185(SB)/1, $0x18
-DATA values8PermB4<>+186(SB)/1, $0x37
-DATA values8PermB4<>+187(SB)/1, $0x38
-DATA values8PermB4<>+188(SB)/1, $0x57
-DATA values8PermB4<>+189(SB)/1, $0x58
-DATA values8PermB4<>+190(SB)/1, $0x77
-DATA values8PermB4<>+191(SB)/1, $0x78
-DATA values8PermB4<>+192(SB)/1, $0x18
-DATA values8PermB4<>+193(SB)/1, $0x19
-DATA values8PermB4<>+194(SB)/1, $0x38
-DATA values8PermB4<>+195(SB)/1, $0x39
-DATA values8PermB4<>+196(SB)/1, $0x58
-DATA values8PermB4<>+197(SB)/1, $0x59
-DATA values8PermB4<>+198(SB)/1, $0x78
-DATA values8PermB4<>+199(SB)/1, $0x79
-DATA values8PermB4<>+200(SB)/1, $0x19
-DATA values8PermB4<>+201(SB)/1, $0x1a
-DATA values8PermB4<>+202(SB)/1, $0x39
-DATA values8PermB4<>+203(SB)/1, $0x3a
-DATA values8PermB4<>+204(SB)/1, $0x59
-DATA values8PermB4<>+205(SB)/1, $0x5a
-DATA values8PermB4<>+206(SB)/1, $0x79
-DATA values8PermB4<>+207(SB)/1, $0x7a
-DATA values8PermB4<>+208(SB)/1, $0x1a
-DATA values8PermB4<>+209(SB)/1, $0x1b
-DATA values8PermB4<>+210(SB)/1, $0x3a
-DATA values8PermB4<>+211(SB)/1, $0x3b
-DATA values8PermB4<>+212(SB)/1, $0x5a
-DATA values8PermB4<>+213(SB)/1, $0x5b
-DATA values8PermB4<>+214(SB)/1, $0x7a
-DATA values8PermB4<>+215(SB)/1, $0x7b
-DATA values8PermB4<>+216(SB)/1, $0x1b
-DATA values8PermB4<>+217(SB)/1, $0x1c
-DATA values8PermB4<>+218(SB)/1, $0x3b
-DATA values8PermB4<>+219(SB)/1, $0x3c
-DATA values8PermB4<>+220(SB)/1, $0x5b
-DATA values8PermB4<>+221(SB)/1, $0x5c
-DATA values8PermB4<>+222(SB)/1, $0x7b
-DATA values8PermB4<>+223(SB)/1, $0x7c
-DATA values8PermB4<>+224(SB)/1, $0x1c
-DATA values8PermB4<>+225(SB)/1, $0x1d
-DATA values8PermB4<>+226(SB)/1, $0x3c
-DATA values8PermB4<>+227(SB)/1, $0x3d
-DATA values8PermB4<>+228(SB)/1, $0x5c
-DATA values8PermB4<>+229(SB)/1, $0x5d
-DATA values8PermB4<>+230(SB)/1, $0x7c
-DATA values8PermB4<>+231(SB)/1, $0x7d
-DATA values8PermB4<>+232(SB)/1, $0x1d
-DATA values8PermB4<>+233(SB)/1, $0x1e
-DATA values8PermB4<>+234(SB)/1, $0x3d
-DATA values8PermB4<>+235(SB)/1, $0x3e
-DATA values8PermB4<>+236(SB)/1, $0x5d
-DATA values8PermB4<>+237(SB)/1, $0x5e
-DATA values8PermB4<>+238(SB)/1, $0x7d
-DATA values8PermB4<>+239(SB)/1, $0x7e
-DATA values8PermB4<>+240(SB)/1, $0x1e
-DATA values8PermB4<>+241(SB)/1, $0x1f
-DATA values8PermB4<>+242(SB)/1, $0x3e
-DATA values8PermB4<>+243(SB)/1, $0x3f
-DATA values8PermB4<>+244(SB)/1, $0x5e
-DATA values8PermB4<>+245(SB)/1, $0x5f
-DATA values8PermB4<>+246(SB)/1, $0x7e
-DATA values8PermB4<>+247(SB)/1, $0x7f
-DATA values8PermB4<>+248(SB)/1, $0x1f
-DATA values8PermB4<>+249(SB)/1, $0x20
-DATA values8PermB4<>+250(SB)/1, $0x3f
-DATA values8PermB4<>+251(SB)/1, $0x40
-DATA values8PermB4<>+252(SB)/1, $0x5f
-DATA values8PermB4<>+253(SB)/1, $0x60
-DATA values8PermB4<>+254(SB)/1, $0x7f
-DATA values8PermB4<>+255(SB)/1, $0x80
-GLOBL values8PermB4<>(SB), RODATA|NOPTR, $256
-
-DATA values8CtlB4<>+0(SB)/1, $0x00
-DATA values8CtlB4<>+1(SB)/1, $0x10
-DATA values8CtlB4<>+2(SB)/1, $0x20
-DATA values8CtlB4<>+3(SB)/1, $0x30
-DATA values8CtlB4<>+4(SB)/1, $0x04
-DATA values8CtlB4<>+5(SB)/1, $0x14
-DATA values8CtlB4<>+6(SB)/1, $0x24
-DATA values8CtlB4<>+7(SB)/1, $0x34
-DATA values8CtlB4<>+8(SB)/1, $0x00
-DATA values8CtlB4<>+9(SB)/1, $0x10
-DATA values8CtlB4<>+10(SB)/1, $0x20
-DATA values8CtlB4<>+11(SB)/1, $0x30
-DATA values8CtlB4<>+12(SB)/1, $0x04
-DATA values8CtlB4<>+13(SB)/1, $0x14
-DATA values8CtlB4<>+14(SB)/1, $0x24
-DATA values8CtlB4<>+15(SB)/1, $0x34
-DATA values8CtlB4<>+16(SB)/1, $0x00
-DATA values8CtlB4<>+17(SB)/1, $0x10
-DATA values8CtlB4<>+18(SB)/1, $0x20
-DATA values8CtlB4<>+19(SB)/1, $0x30
-DATA values8CtlB4<>+20(SB)/1, $0x04
-DATA values8CtlB4<>+21(SB)/1, $0x14
-DATA values8CtlB4<>+22(SB)/1, $0x24
-DATA values8CtlB4<>+23(SB)/1, $0x34
-DATA values8CtlB4<>+24(SB)/1, $0x00
-DATA values8CtlB4<>+25(SB)/1, $0x10
-DATA values8CtlB4<>+26(SB)/1, $0x20
-DATA values8CtlB4<>+27(SB)/1, $0x30
-DATA values8CtlB4<>+28(SB)/1, $0x04
-DATA values8CtlB4<>+29(SB)/1, $0x14
-DATA values8CtlB4<>+30(SB)/1, $0x24
-DATA values8CtlB4<>+31(SB)/1, $0x34
-DATA values8CtlB4<>+32(SB)/1, $0x00
-DATA values8CtlB4<>+33(SB)/1, $0x10
-DATA values8CtlB4<>+34(SB)/1, $0x20
-DATA values8CtlB4<>+35(SB)/1, $0x30
-DATA values8CtlB4<>+36(SB)/1, $0x04
-DATA values8CtlB4<>+37(SB)/1, $0x14
-DATA values8CtlB4<>+38(SB)/1, $0x24
-DATA values8CtlB4<>+39(SB)/1, $0x34
-DATA values8CtlB4<>+40(SB)/1, $0x00
-DATA values8CtlB4<>+41(SB)/1, $0x10
-DATA values8CtlB4<>+42(SB)/1, $0x20
-DATA values8CtlB4<>+43(SB)/1, $0x30
-DATA values8CtlB4<>+44(SB)/1, $0x04
-DATA values8CtlB4<>+45(SB)/1, $0x14
-DATA values8CtlB4<>+46(SB)/1, $0x24
-DATA values8CtlB4<>+47(SB)/1, $0x34
-DATA values8CtlB4<>+48(SB)/1, $0x00
-DATA values8CtlB4<>+49(SB)/1, $0x10
-DATA values8CtlB4<>+50(SB)/1, $0x20
-DATA values8CtlB4<>+51(SB)/1, $0x30
-DATA values8CtlB4<>+52(SB)/1, $0x04
-DATA values8CtlB4<>+53(SB)/1, $0x14
-DATA values8CtlB4<>+54(SB)/1, $0x24
-DATA values8CtlB4<>+55(SB)/1, $0x34
-DATA values8CtlB4<>+56(SB)/1, $0x00
-DATA values8CtlB4<>+57(SB)/1, $0x10
-DATA values8CtlB4<>+58(SB)/1, $0x20
-DATA values8CtlB4<>+59(SB)/1, $0x30
-DATA values8CtlB4<>+60(SB)/1, $0x04
-DATA values8CtlB4<>+61(SB)/1, $0x14
-DATA values8CtlB4<>+62(SB)/1, $0x24
-DATA values8CtlB4<>+63(SB)/1, $0x34
-GLOBL values8CtlB4<>(SB), RODATA|NOPTR, $64
+DATA values8Nibbles<>+0(SB)/1, $0x00
+DATA values8Nibbles<>+1(SB)/1, $0x20
+DATA values8Nibbles<>+2(SB)/1, $0x40
+DATA values8Nibbles<>+3(SB)/1, $0x60
+DATA values8Nibbles<>+4(SB)/1, $0x01
+DATA values8Nibbles<>+5(SB)/1, $0x21
+DATA values8Nibbles<>+6(SB)/1, $0x41
+DATA values8Nibbles<>+7(SB)/1, $0x61
+DATA values8Nibbles<>+8(SB)/1, $0x02
+DATA values8Nibbles<>+9(SB)/1, $0x22
+DATA values8Nibbles<>+10(SB)/1, $0x42
+DATA values8Nibbles<>+11(SB)/1, $0x62
+DATA values8Nibbles<>+12(SB)/1, $0x03
+DATA values8Nibbles<>+13(SB)/1, $0x23
+DATA values8Nibbles<>+14(SB)/1, $0x43
+DATA values8Nibbles<>+15(SB)/1, $0x63
+DATA values8Nibbles<>+16(SB)/1, $0x04
+DATA values8Nibbles<>+17(SB)/1, $0x24
+DATA values8Nibbles<>+18(SB)/1, $0x44
+DATA values8Nibbles<>+19(SB)/1, $0x64
+DATA values8Nibbles<>+20(SB)/1, $0x05
+DATA values8Nibbles<>+21(SB)/1, $0x25
+DATA values8Nibbles<>+22(SB)/1, $0x45
+DATA values8Nibbles<>+23(SB)/1, $0x65
+DATA values8Nibbles<>+24(SB)/1, $0x06
+DATA values8Nibbles<>+25(SB)/1, $0x26
+DATA values8Nibbles<>+26(SB)/1, $0x46
+DATA values8Nibbles<>+27(SB)/1, $0x66
+DATA values8Nibbles<>+28(SB)/1, $0x07
+DATA values8Nibbles<>+29(SB)/1, $0x27
+DATA values8Nibbles<>+30(SB)/1, $0x47
+DATA values8Nibbles<>+31(SB)/1, $0x67
+DATA values8Nibbles<>+32(SB)/1, $0x08
+DATA values8Nibbles<>+33(SB)/1, $0x28
+DATA values8Nibbles<>+34(SB)/1, $0x48
+DATA values8Nibbles<>+35(SB)/1, $0x68
+DATA values8Nibbles<>+36(SB)/1, $0x09
+DATA values8Nibbles<>+37(SB)/1, $0x29
+DATA values8Nibbles<>+38(SB)/1, $0x49
+DATA values8Nibbles<>+39(SB)/1, $0x69
+DATA values8Nibbles<>+40(SB)/1, $0x0a
+DATA values8Nibbles<>+41(SB)/1, $0x2a
+DATA values8Nibbles<>+42(SB)/1, $0x4a
+DATA values8Nibbles<>+43(SB)/1, $0x6a
+DATA values8Nibbles<>+44(SB)/1, $0x0b
+DATA values8Nibbles<>+45(SB)/1, $0x2b
+DATA values8Nibbles<>+46(SB)/1, $0x4b
+DATA values8Nibbles<>+47(SB)/1, $0x6b
+DATA values8Nibbles<>+48(SB)/1, $0x0c
+DATA values8Nibbles<>+49(SB)/1, $0x2c
+DATA values8Nibbles<>+50(SB)/1, $0x4c
+DATA values8Nibbles<>+51(SB)/1, $0x6c
+DATA values8Nibbles<>+52(SB)/1, $0x0d
+DATA values8Nibbles<>+53(SB)/1, $0x2d
+DATA values8Nibbles<>+54(SB)/1, $0x4d
+DATA values8Nibbles<>+55(SB)/1, $0x6d
+DATA values8Nibbles<>+56(SB)/1, $0x0e
+DATA values8Nibbles<>+57(SB)/1, $0x2e
+DATA values8Nibbles<>+58(SB)/1, $0x4e
+DATA values8Nibbles<>+59(SB)/1, $0x6e
+DATA values8Nibbles<>+60(SB)/1, $0x0f
+DATA values8Nibbles<>+61(SB)/1, $0x2f
+DATA values8Nibbles<>+62(SB)/1, $0x4f
+DATA values8Nibbles<>+63(SB)/1, $0x6f
+DATA values8Nibbles<>+64(SB)/1, $0x10
+DATA values8Nibbles<>+65(SB)/1, $0x30
+DATA values8Nibbles<>+66(SB)/1, $0x50
+DATA values8Nibbles<>+67(SB)/1, $0x70
+DATA values8Nibbles<>+68(SB)/1, $0x11
+DATA values8Nibbles<>+69(SB)/1, $0x31
+DATA values8Nibbles<>+70(SB)/1, $0x51
+DATA values8Nibbles<>+71(SB)/1, $0x71
+DATA values8Nibbles<>+72(SB)/1, $0x12
+DATA values8Nibbles<>+73(SB)/1, $0x32
+DATA values8Nibbles<>+74(SB)/1, $0x52
+DATA values8Nibbles<>+75(SB)/1, $0x72
+DATA values8Nibbles<>+76(SB)/1, $0x13
+DATA values8Nibbles<>+77(SB)/1, $0x33
+DATA values8Nibbles<>+78(SB)/1, $0x53
+DATA values8Nibbles<>+79(SB)/1, $0x73
+DATA values8Nibbles<>+80(SB)/1, $0x14
+DATA values8Nibbles<>+81(SB)/1, $0x34
+DATA values8Nibbles<>+82(SB)/1, $0x54
+DATA values8Nibbles<>+83(SB)/1, $0x74
+DATA values8Nibbles<>+84(SB)/1, $0x15
+DATA values8Nibbles<>+85(SB)/1, $0x35
+DATA values8Nibbles<>+86(SB)/1, $0x55
+DATA values8Nibbles<>+87(SB)/1, $0x75
+DATA values8Nibbles<>+88(SB)/1, $0x16
+DATA values8Nibbles<>+89(SB)/1, $0x36
+DATA values8Nibbles<>+90(SB)/1, $0x56
+DATA values8Nibbles<>+91(SB)/1, $0x76
+DATA values8Nibbles<>+92(SB)/1, $0x17
+DATA values8Nibbles<>+93(SB)/1, $0x37
+DATA values8Nibbles<>+94(SB)/1, $0x57
+DATA values8Nibbles<>+95(SB)/1, $0x77
+DATA values8Nibbles<>+96(SB)/1, $0x18
+DATA values8Nibbles<>+97(SB)/1, $0x38
+DATA values8Nibbles<>+98(SB)/1, $0x58
+DATA values8Nibbles<>+99(SB)/1, $0x78
+DATA values8Nibbles<>+100(SB)/1, $0x19
+DATA values8Nibbles<>+101(SB)/1, $0x39
+DATA values8Nibbles<>+102(SB)/1, $0x59
+DATA values8Nibbles<>+103(SB)/1, $0x79
+DATA values8Nibbles<>+104(SB)/1, $0x1a
+DATA values8Nibbles<>+105(SB)/1, $0x3a
+DATA values8Nibbles<>+106(SB)/1, $0x5a
+DATA values8Nibbles<>+107(SB)/1, $0x7a
+DATA values8Nibbles<>+108(SB)/1, $0x1b
+DATA values8Nibbles<>+109(SB)/1, $0x3b
+DATA values8Nibbles<>+110(SB)/1, $0x5b
+DATA values8Nibbles<>+111(SB)/1, $0x7b
+DATA values8Nibbles<>+112(SB)/1, $0x1c
+DATA values8Nibbles<>+113(SB)/1, $0x3c
+DATA values8Nibbles<>+114(SB)/1, $0x5c
+DATA values8Nibbles<>+115(SB)/1, $0x7c
+DATA values8Nibbles<>+116(SB)/1, $0x1d
+DATA values8Nibbles<>+117(SB)/1, $0x3d
+DATA values8Nibbles<>+118(SB)/1, $0x5d
+DATA values8Nibbles<>+119(SB)/1, $0x7d
+DATA values8Nibbles<>+120(SB)/1, $0x1e
+DATA values8Nibbles<>+121(SB)/1, $0x3e
+DATA values8Nibbles<>+122(SB)/1, $0x5e
+DATA values8Nibbles<>+123(SB)/1, $0x7e
+DATA values8Nibbles<>+124(SB)/1, $0x1f
+DATA values8Nibbles<>+125(SB)/1, $0x3f
+DATA values8Nibbles<>+126(SB)/1, $0x5f
+DATA values8Nibbles<>+127(SB)/1, $0x7f
+DATA values8Nibbles<>+128(SB)/4, $0x00000000
+DATA values8Nibbles<>+132(SB)/4, $0x00000010
+DATA values8Nibbles<>+136(SB)/4, $0x00000001
+DATA values8Nibbles<>+140(SB)/4, $0x00000011
+DATA values8Nibbles<>+144(SB)/4, $0x00000002
+DATA values8Nibbles<>+148(SB)/4, $0x00000012
+DATA values8Nibbles<>+152(SB)/4, $0x00000003
+DATA values8Nibbles<>+156(SB)/4, $0x00000013
+DATA values8Nibbles<>+160(SB)/4, $0x00000004
+DATA values8Nibbles<>+164(SB)/4, $0x00000014
+DATA values8Nibbles<>+168(SB)/4, $0x00000005
+DATA values8Nibbles<>+172(SB)/4, $0x00000015
+DATA values8Nibbles<>+176(SB)/4, $0x00000006
+DATA values8Nibbles<>+180(SB)/4, $0x00000016
+DATA values8Nibbles<>+184(SB)/4, $0x00000007
+DATA values8Nibbles<>+188(SB)/4, $0x00000017
+DATA values8Nibbles<>+192(SB)/4, $0x00000008
+DATA values8Nibbles<>+196(SB)/4, $0x00000018
+DATA values8Nibbles<>+200(SB)/4, $0x00000009
+DATA values8Nibbles<>+204(SB)/4, $0x00000019
+DATA values8Nibbles<>+208(SB)/4, $0x0000000a
+DATA values8Nibbles<>+212(SB)/4, $0x0000001a
+DATA values8Nibbles<>+216(SB)/4, $0x0000000b
+DATA values8Nibbles<>+220(SB)/4, $0x0000001b
+DATA values8Nibbles<>+224(SB)/4, $0x0000000c
+DATA values8Nibbles<>+228(SB)/4, $0x0000001c
+DATA values8Nibbles<>+232(SB)/4, $0x0000000d
+DATA values8Nibbles<>+236(SB)/4, $0x0000001d
+DATA values8Nibbles<>+240(SB)/4, $0x0000000e
+DATA values8Nibbles<>+244(SB)/4, $0x0000001e
+DATA values8Nibbles<>+248(SB)/4, $0x0000000f
+DATA values8Nibbles<>+252(SB)/4, $0x0000001f
+GLOBL values8Nibbles<>(SB), RODATA|NOPTR, $256
 
 // func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B4x1VBMI(SB), NOSPLIT, $0-184
-	MOVQ            tab+80(FP), AX
-	VMOVDQU64       (AX), Z0
-	VMOVDQU64       keys8CtlB4<>+0(SB), Z1
-	VMOVDQU64       keys8PermB4<>+0(SB), Z2
-	VMOVDQU64       keys8PermB4<>+64(SB), Z3
-	VMOVDQU64       keys8PermB4<>+128(SB), Z4
-	VMOVDQU64       keys8PermB4<>+192(SB), Z5
-	MOVQ            $0x00000000ffffffff, AX
-	KMOVQ           AX, K1
-	SHLQ            $0x20, AX
-	KMOVQ           AX, K2
-	VMOVDQU32       keys8Spread<>+0(SB), Z8
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z8, Z6
+	VPERMPS         (AX), Z0, Z2
 	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z8, Z7
+	VPERMD          (AX), Z0, Z3
 	MOVQ            bias+72(FP), AX
 	TESTQ           AX, AX
 	JZ              dotCodesQ8B4x1VBMI_add
-	VBROADCASTF32X4 (AX), Z9
-	VPERMPS         Z9, Z8, Z9
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
 
 dotCodesQ8B4x1VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), CX
-	MOVQ      outStride+24(FP), DX
-	SHLQ      $0x02, DX
-	MOVQ      codes_base+88(FP), DX
-	MOVQ      n+136(FP), BX
-	MOVQ      stride+112(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
-	MOVQ      ahead_base+160(FP), R10
-	MOVQ      ahead_len+168(FP), R11
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+88(FP), CX
+	MOVQ      n+136(FP), DX
+	MOVQ      stride+112(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	MOVQ      $0x0000000f, R8
+	KMOVQ     R8, K1
+	MOVQ      ahead_base+160(FP), R9
+	MOVQ      ahead_len+168(FP), R10
+	MOVQ      tab+80(FP), R8
+	VMOVDQU64 (R8), Z4
+	MOVQ      $0x0000000f, R8
+	KMOVW     R8, K2
+	MOVQ      $0x000000f0, R8
+	KMOVW     R8, K3
+	MOVQ      $0x00000f00, R8
+	KMOVW     R8, K4
+	MOVQ      $0x0000f000, R8
+	KMOVW     R8, K5
 
 dotCodesQ8B4x1VBMI_quad:
-	TESTQ      BX, BX
+	TESTQ      DX, DX
 	JZ         dotCodesQ8B4x1VBMI_done
-	TESTQ      R11, R11
+	TESTQ      R10, R10
 	JLE        dotCodesQ8B4x1VBMI_pf30
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+	PREFETCHT0 (R9)
+	PREFETCHT0 64(R9)
+	PREFETCHT0 128(R9)
+	PREFETCHT0 192(R9)
+	ADDQ       $0x00000100, R9
+	SUBQ       $0x00000100, R10
 
 dotCodesQ8B4x1VBMI_pf30:
-	CMPQ    BX, $0x04
+	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B4x1VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+	MOVQ    $0x00000001, R8
+	SHLXQ   DX, R8, R8
+	DECQ    R8
+	KMOVQ   R8, K1
+	XORQ    R8, R8
+	MOVQ    R8, DI
+	CMPQ    DX, $0x03
+	CMOVQLT R8, SI
+	CMPQ    DX, $0x02
+	CMOVQLT R8, BX
 
 dotCodesQ8B4x1VBMI_full:
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	MOVQ   DX, R9
-	MOVQ   idxOff+120(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+144(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R14
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ   CX, R8
+	MOVQ   idxOff+120(FP), R11
+	ADDQ   R11, R8
+	MOVQ   q_base+32(FP), R11
+	MOVQ   d64+144(FP), R12
+	LEAQ   (R12)(R12*2), R13
+	ADDQ   R12, R13
+	LEAQ   (R13)(R13*2), R13
+	VPXORD Z9, Z9, Z9
 
-dotCodesQ8B4x1VBMI_chunk:
-	VMOVDQU8.Z     (R9), K1, Z14
-	VMOVDQU8       -32(R9)(SI*1), K2, Z14
-	VMOVDQU8.Z     (R9)(DI*1), K1, Z15
-	VMOVDQU8       -32(R9)(R8*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       (R12), Z16, Z10
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       64(R12), Z16, Z10
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       128(R12), Z16, Z10
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       192(R12), Z16, Z10
-	ADDQ           $0x20, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8B4x1VBMI_chunk
-	VPUNPCKLQDQ    Z11, Z10, Z14
-	VPUNPCKHQDQ    Z11, Z10, Z10
-	VPADDD         Z10, Z14, Z15
-	VPUNPCKLQDQ    Z13, Z12, Z14
-	VPUNPCKHQDQ    Z13, Z12, Z10
-	VPADDD         Z10, Z14, Z10
-	VSHUFPS        $0x88, Z10, Z15, Z14
-	VSHUFPS        $0xdd, Z10, Z15, Z10
-	VPADDD         Z10, Z14, Z10
-	VPERMD         Z10, Z8, Z10
-	VPSUBD         Z7, Z10, Z10
-	VCVTDQ2PS      Z10, Z10
-	VMULPS         Z6, Z10, Z10
-	MOVQ           normOff+128(FP), R9
-	ADDQ           DX, R9
-	MOVWQZX        (R9), R12
-	MOVWQZX        (R9)(SI*1), R13
-	SHLQ           $0x10, R13
-	ORQ            R13, R12
-	MOVWQZX        (R9)(DI*1), R13
-	SHLQ           $0x20, R13
-	ORQ            R13, R12
-	MOVWQZX        (R9)(R8*1), R13
-	SHLQ           $0x30, R13
-	ORQ            R13, R12
-	VPBROADCASTQ   R12, Y14
-	VCVTPH2PS      Y14, Z14
-	VMULPS         Z14, Z10, Z10
-	MOVQ           rows+152(FP), R9
-	TESTQ          AX, AX
-	JZ             dotCodesQ8B4x1VBMI_load
-	VMOVAPS        Z9, Z14
-	JMP            dotCodesQ8B4x1VBMI_loaded
-
-dotCodesQ8B4x1VBMI_load:
-	MOVQ      CX, R9
-	VMOVUPS.Z (R9), K3, Z14
+dotCodesQ8B4x1VBMI_chunk1:
+	VBROADCASTI32X4.Z (R8), K2, Z10
+	VBROADCASTI32X4   (R8)(BX*1), K3, Z10
+	VBROADCASTI32X4   (R8)(SI*1), K4, Z10
+	VBROADCASTI32X4   (R8)(DI*1), K5, Z10
+	VPSRLW            $0x04, Z10, Z11
+	VPERMB            Z4, Z10, Z10
+	VPERMB            Z4, Z11, Z11
+	VPDPBUSD          (R11), Z10, Z5
+	VPDPBUSD          64(R11), Z11, Z9
+	ADDQ              $0x10, R8
+	ADDQ              $0x00000080, R11
+	SUBQ              $0x20, R12
+	JNZ               dotCodesQ8B4x1VBMI_chunk1
+	VPADDD            Z9, Z5, Z5
+	VPUNPCKLQDQ       Z6, Z5, Z10
+	VPUNPCKHQDQ       Z6, Z5, Z5
+	VPADDD            Z5, Z10, Z11
+	VPUNPCKLQDQ       Z8, Z7, Z10
+	VPUNPCKHQDQ       Z8, Z7, Z5
+	VPADDD            Z5, Z10, Z5
+	VSHUFPS           $0x88, Z5, Z11, Z10
+	VSHUFPS           $0xdd, Z5, Z11, Z5
+	VPADDD            Z5, Z10, Z5
+	VPERMD            Z5, Z0, Z5
+	VPSUBD            Z3, Z5, Z5
+	VCVTDQ2PS         Z5, Z5
+	VMULPS            Z2, Z5, Z5
+	MOVQ              normOff+128(FP), R8
+	ADDQ              CX, R8
+	MOVWQZX           (R8), R11
+	MOVWQZX           (R8)(BX*1), R12
+	SHLQ              $0x10, R12
+	ORQ               R12, R11
+	MOVWQZX           (R8)(SI*1), R12
+	SHLQ              $0x20, R12
+	ORQ               R12, R11
+	MOVWQZX           (R8)(DI*1), R12
+	SHLQ              $0x30, R12
+	ORQ               R12, R11
+	VPBROADCASTQ      R11, Y10
+	VCVTPH2PS         Y10, Z10
+	VMULPS            Z10, Z5, Z5
+	MOVQ              rows+152(FP), R8
+	VMOVAPS           Z1, Z10
+	MOVQ              bias+72(FP), R8
+	TESTQ             R8, R8
+	JNZ               dotCodesQ8B4x1VBMI_loaded
+	MOVQ              AX, R8
+	VMOVUPS.Z         (R8), K1, Z10
 
 dotCodesQ8B4x1VBMI_loaded:
-	VADDPS  Z10, Z14, Z14
-	MOVQ    CX, R9
-	VMOVUPS X14, K3, (R9)
-	CMPQ    BX, $0x04
+	VADDPS  Z5, Z10, Z10
+	MOVQ    AX, R8
+	VMOVUPS X10, K1, (R8)
+	CMPQ    DX, $0x04
 	JB      dotCodesQ8B4x1VBMI_done
-	ADDQ    $0x10, CX
-	LEAQ    (DX)(DI*2), DX
-	SUBQ    $0x04, BX
+	ADDQ    $0x10, AX
+	LEAQ    (CX)(SI*2), CX
+	SUBQ    $0x04, DX
 	JMP     dotCodesQ8B4x1VBMI_quad
 
 dotCodesQ8B4x1VBMI_done:
 	VZEROUPPER
 	RET
 
-DATA keys8PermB4<>+0(SB)/1, $0x00
-DATA keys8PermB4<>+1(SB)/1, $0x01
-DATA keys8PermB4<>+2(SB)/1, $0x02
-DATA keys8PermB4<>+3(SB)/1, $0x03
-DATA keys8PermB4<>+4(SB)/1, $0x00
-DATA keys8PermB4<>+5(SB)/1, $0x00
-DATA keys8PermB4<>+6(SB)/1, $0x00
-DATA keys8PermB4<>+7(SB)/1, $0x00
-DATA keys8PermB4<>+8(SB)/1, $0x04
-DATA keys8PermB4<>+9(SB)/1, $0x05
-DATA keys8PermB4<>+10(SB)/1, $0x06
-DATA keys8PermB4<>+11(SB)/1, $0x07
-DATA keys8PermB4<>+12(SB)/1, $0x00
-DATA keys8PermB4<>+13(SB)/1, $0x00
-DATA keys8PermB4<>+14(SB)/1, $0x00
-DATA keys8PermB4<>+15(SB)/1, $0x00
-DATA keys8PermB4<>+16(SB)/1, $0x20
-DATA keys8PermB4<>+17(SB)/1, $0x21
-DATA keys8PermB4<>+18(SB)/1, $0x22
-DATA keys8PermB4<>+19(SB)/1, $0x23
-DATA keys8PermB4<>+20(SB)/1, $0x20
-DATA keys8PermB4<>+21(SB)/1, $0x20
-DATA keys8PermB4<>+22(SB)/1, $0x20
-DATA keys8PermB4<>+23(SB)/1, $0x20
-DATA keys8PermB4<>+24(SB)/1, $0x24
-DATA keys8PermB4<>+25(SB)/1, $0x25
-DATA keys8PermB4<>+26(SB)/1, $0x26
-DATA keys8PermB4<>+27(SB)/1, $0x27
-DATA keys8PermB4<>+28(SB)/1, $0x20
-DATA keys8PermB4<>+29(SB)/1, $0x20
-DATA keys8PermB4<>+30(SB)/1, $0x20
-DATA keys8PermB4<>+31(SB)/1, $0x20
-DATA keys8PermB4<>+32(SB)/1, $0x40
-DATA keys8PermB4<>+33(SB)/1, $0x41
-DATA keys8PermB4<>+34(SB)/1, $0x42
-DATA keys8PermB4<>+35(SB)/1, $0x43
-DATA keys8PermB4<>+36(SB)/1, $0x40
-DATA keys8PermB4<>+37(SB)/1, $0x40
-DATA keys8PermB4<>+38(SB)/1, $0x40
-DATA keys8PermB4<>+39(SB)/1, $0x40
-DATA keys8PermB4<>+40(SB)/1, $0x44
-DATA keys8PermB4<>+41(SB)/1, $0x45
-DATA keys8PermB4<>+42(SB)/1, $0x46
-DATA keys8PermB4<>+43(SB)/1, $0x47
-DATA keys8PermB4<>+44(SB)/1, $0x40
-DATA keys8PermB4<>+45(SB)/1, $0x40
-DATA keys8PermB4<>+46(SB)/1, $0x40
-DATA keys8PermB4<>+47(SB)/1, $0x40
-DATA keys8PermB4<>+48(SB)/1, $0x60
-DATA keys8PermB4<>+49(SB)/1, $0x61
-DATA keys8PermB4<>+50(SB)/1, $0x62
-DATA keys8PermB4<>+51(SB)/1, $0x63
-DATA keys8PermB4<>+52(SB)/1, $0x60
-DATA keys8PermB4<>+53(SB)/1, $0x60
-DATA keys8PermB4<>+54(SB)/1, $0x60
-DATA keys8PermB4<>+55(SB)/1, $0x60
-DATA keys8PermB4<>+56(SB)/1, $0x64
-DATA keys8PermB4<>+57(SB)/1, $0x65
-DATA keys8PermB4<>+58(SB)/1, $0x66
-DATA keys8PermB4<>+59(SB)/1, $0x67
-DATA keys8PermB4<>+60(SB)/1, $0x60
-DATA keys8PermB4<>+61(SB)/1, $0x60
-DATA keys8PermB4<>+62(SB)/1, $0x60
-DATA keys8PermB4<>+63(SB)/1, $0x60
-DATA keys8PermB4<>+64(SB)/1, $0x08
-DATA keys8PermB4<>+65(SB)/1, $0x09
-DATA keys8PermB4<>+66(SB)/1, $0x0a
-DATA keys8PermB4<>+67(SB)/1, $0x0b
-DATA keys8PermB4<>+68(SB)/1, $0x00
-DATA keys8PermB4<>+69(SB)/1, $0x00
-DATA keys8PermB4<>+70(SB)/1, $0x00
-DATA keys8PermB4<>+71(SB)/1, $0x00
-DATA keys8PermB4<>+72(SB)/1, $0x0c
-DATA keys8PermB4<>+73(SB)/1, $0x0d
-DATA keys8PermB4<>+74(SB)/1, $0x0e
-DATA keys8PermB4<>+75(SB)/1, $0x0f
-DATA keys8PermB4<>+76(SB)/1, $0x00
-DATA keys8PermB4<>+77(SB)/1, $0x00
-DATA keys8PermB4<>+78(SB)/1, $0x00
-DATA keys8PermB4<>+79(SB)/1, $0x00
-DATA keys8PermB4<>+80(SB)/1, $0x28
-DATA keys8PermB4<>+81(SB)/1, $0x29
-DATA keys8PermB4<>+82(SB)/1, $0x2a
-DATA keys8PermB4<>+83(SB)/1, $0x2b
-DATA keys8PermB4<>+84(SB)/1, $0x20
-DATA keys8PermB4<>+85(SB)/1, $0x20
-DATA keys8PermB4<>+86(SB)/1, $0x20
-DATA keys8PermB4<>+87(SB)/1, $0x20
-DATA keys8PermB4<>+88(SB)/1, $0x2c
-DATA keys8PermB4<>+89(SB)/1, $0x2d
-DATA keys8PermB4<>+90(SB)/1, $0x2e
-DATA keys8PermB4<>+91(SB)/1, $0x2f
-DATA keys8PermB4<>+92(SB)/1, $0x20
-DATA keys8PermB4<>+93(SB)/1, $0x20
-DATA keys8PermB4<>+94(SB)/1, $0x20
-DATA keys8PermB4<>+95(SB)/1, $0x20
-DATA keys8PermB4<>+96(SB)/1, $0x48
-DATA keys8PermB4<>+97(SB)/1, $0x49
-DATA keys8PermB4<>+98(SB)/1, $0x4a
-DATA keys8PermB4<>+99(SB)/1, $0x4b
-DATA keys8PermB4<>+100(SB)/1, $0x40
-DATA keys8PermB4<>+101(SB)/1, $0x40
-DATA keys8PermB4<>+102(SB)/1, $0x40
-DATA keys8PermB4<>+103(SB)/1, $0x40
-DATA keys8PermB4<>+104(SB)/1, $0x4c
-DATA keys8PermB4<>+105(SB)/1, $0x4d
-DATA keys8PermB4<>+106(SB)/1, $0x4e
-DATA keys8PermB4<>+107(SB)/1, $0x4f
-DATA keys8PermB4<>+108(SB)/1, $0x40
-DATA keys8PermB4<>+109(SB)/1, $0x40
-DATA keys8PermB4<>+110(SB)/1, $0x40
-DATA keys8PermB4<>+111(SB)/1, $0x40
-DATA keys8PermB4<>+112(SB)/1, $0x68
-DATA keys8PermB4<>+113(SB)/1, $0x69
-DATA keys8PermB4<>+114(SB)/1, $0x6a
-DATA keys8PermB4<>+115(SB)/1, $0x6b
-DATA keys8PermB4<>+116(SB)/1, $0x60
-DATA keys8PermB4<>+117(SB)/1, $0x60
-DATA keys8PermB4<>+118(SB)/1, $0x60
-DATA keys8PermB4<>+119(SB)/1, $0x60
-DATA keys8PermB4<>+120(SB)/1, $0x6c
-DATA keys8PermB4<>+121(SB)/1, $0x6d
-DATA keys8PermB4<>+122(SB)/1, $0x6e
-DATA keys8PermB4<>+123(SB)/1, $0x6f
-DATA keys8PermB4<>+124(SB)/1, $0x60
-DATA keys8PermB4<>+125(SB)/1, $0x60
-DATA keys8PermB4<>+126(SB)/1, $0x60
-DATA keys8PermB4<>+127(SB)/1, $0x60
-DATA keys8PermB4<>+128(SB)/1, $0x10
-DATA keys8PermB4<>+129(SB)/1, $0x11
-DATA keys8PermB4<>+130(SB)/1, $0x12
-DATA keys8PermB4<>+131(SB)/1, $0x13
-DATA keys8PermB4<>+132(SB)/1, $0x00
-DATA keys8PermB4<>+133(SB)/1, $0x00
-DATA keys8PermB4<>+134(SB)/1, $0x00
-DATA keys8PermB4<>+135(SB)/1, $0x00
-DATA keys8PermB4<>+136(SB)/1, $0x14
-DATA keys8PermB4<>+137(SB)/1, $0x15
-DATA keys8PermB4<>+138(SB)/1, $0x16
-DATA keys8PermB4<>+139(SB)/1, $0x17
-DATA keys8PermB4<>+140(SB)/1, $0x00
-DATA keys8PermB4<>+141(SB)/1, $0x00
-DATA keys8PermB4<>+142(SB)/1, $0x00
-DATA keys8PermB4<>+143(SB)/1, $0x00
-DATA keys8PermB4<>+144(SB)/1, $0x30
-DATA keys8PermB4<>+145(SB)/1, $0x31
-DATA keys8PermB4<>+146(SB)/1, $0x32
-DATA keys8PermB4<>+147(SB)/1, $0x33
-DATA keys8PermB4<>+148(SB)/1, $0x20
-DATA keys8PermB4<>+149(SB)/1, $0x20
-DATA keys8PermB4<>+150(SB)/1, $0x20
-DATA keys8PermB4<>+151(SB)/1, $0x20
-DATA keys8PermB4<>+152(SB)/1, $0x34
-DATA keys8PermB4<>+153(SB)/1, $0x35
-DATA keys8PermB4<>+154(SB)/1, $0x36
-DATA keys8PermB4<>+155(SB)/1, $0x37
-DATA keys8PermB4<>+156(SB)/1, $0x20
-DATA keys8PermB4<>+157(SB)/1, $0x20
-DATA keys8PermB4<>+158(SB)/1, $0x20
-DATA keys8PermB4<>+159(SB)/1, $0x20
-DATA keys8PermB4<>+160(SB)/1, $0x50
-DATA keys8PermB4<>+161(SB)/1, $0x51
-DATA keys8PermB4<>+162(SB)/1, $0x52
-DATA keys8PermB4<>+163(SB)/1, $0x53
-DATA keys8PermB4<>+164(SB)/1, $0x40
-DATA keys8PermB4<>+165(SB)/1, $0x40
-DATA keys8PermB4<>+166(SB)/1, $0x40
-DATA keys8PermB4<>+167(SB)/1, $0x40
-DATA keys8PermB4<>+168(SB)/1, $0x54
-DATA keys8PermB4<>+169(SB)/1, $0x55
-DATA keys8PermB4<>+170(SB)/1, $0x56
-DATA keys8PermB4<>+171(SB)/1, $0x57
-DATA keys8PermB4<>+172(SB)/1, $0x40
-DATA keys8PermB4<>+173(SB)/1, $0x40
-DATA keys8PermB4<>+174(SB)/1, $0x40
-DATA keys8PermB4<>+175(SB)/1, $0x40
-DATA keys8PermB4<>+176(SB)/1, $0x70
-DATA keys8PermB4<>+177(SB)/1, $0x71
-DATA keys8PermB4<>+178(SB)/1, $0x72
-DATA keys8PermB4<>+179(SB)/1, $0x73
-DATA keys8PermB4<>+180(SB)/1, $0x60
-DATA keys8PermB4<>+181(SB)/1, $0x60
-DATA keys8PermB4<>+182(SB)/1, $0x60
-DATA keys8PermB4<>+183(SB)/1, $0x60
-DATA keys8PermB4<>+184(SB)/1, $0x74
-DATA keys8PermB4<>+185(SB)/1, $0x75
-DATA keys8PermB4<>+186(SB)/1, $0x76
-DATA keys8PermB4<>+187(SB)/1, $0x77
-DATA keys8PermB4<>+188(SB)/1, $0x60
-DATA keys8PermB4<>+189(SB)/1, $0x60
-DATA keys8PermB4<>+190(SB)/1, $0x60
-DATA keys8PermB4<>+191(SB)/1, $0x60
-DATA keys8PermB4<>+192(SB)/1, $0x18
-DATA keys8PermB4<>+193(SB)/1, $0x19
-DATA keys8PermB4<>+194(SB)/1, $0x1a
-DATA keys8PermB4<>+195(SB)/1, $0x1b
-DATA keys8PermB4<>+196(SB)/1, $0x00
-DATA keys8PermB4<>+197(SB)/1, $0x00
-DATA keys8PermB4<>+198(SB)/1, $0x00
-DATA keys8PermB4<>+199(SB)/1, $0x00
-DATA keys8PermB4<>+200(SB)/1, $0x1c
-DATA keys8PermB4<>+201(SB)/1, $0x1d
-DATA keys8PermB4<>+202(SB)/1, $0x1e
-DATA keys8PermB4<>+203(SB)/1, $0x1f
-DATA keys8PermB4<>+204(SB)/1, $0x00
-DATA keys8PermB4<>+205(SB)/1, $0x00
-DATA keys8PermB4<>+206(SB)/1, $0x00
-DATA keys8PermB4<>+207(SB)/1, $0x00
-DATA keys8PermB4<>+208(SB)/1, $0x38
-DATA keys8PermB4<>+209(SB)/1, $0x39
-DATA keys8PermB4<>+210(SB)/1, $0x3a
-DATA keys8PermB4<>+211(SB)/1, $0x3b
-DATA keys8PermB4<>+212(SB)/1, $0x20
-DATA keys8PermB4<>+213(SB)/1, $0x20
-DATA keys8PermB4<>+214(SB)/1, $0x20
-DATA keys8PermB4<>+215(SB)/1, $0x20
-DATA keys8PermB4<>+216(SB)/1, $0x3c
-DATA keys8PermB4<>+217(SB)/1, $0x3d
-DATA keys8PermB4<>+218(SB)/1, $0x3e
-DATA keys8PermB4<>+219(SB)/1, $0x3f
-DATA keys8PermB4<>+220(SB)/1, $0x20
-DATA keys8PermB4<>+221(SB)/1, $0x20
-DATA keys8PermB4<>+222(SB)/1, $0x20
-DATA keys8PermB4<>+223(SB)/1, $0x20
-DATA keys8PermB4<>+224(SB)/1, $0x58
-DATA keys8PermB4<>+225(SB)/1, $0x59
-DATA keys8PermB4<>+226(SB)/1, $0x5a
-DATA keys8PermB4<>+227(SB)/1, $0x5b
-DATA keys8PermB4<>+228(SB)/1, $0x40
-DATA keys8PermB4<>+229(SB)/1, $0x40
-DATA keys8PermB4<>+230(SB)/1, $0x40
-DATA keys8PermB4<>+231(SB)/1, $0x40
-DATA keys8PermB4<>+232(SB)/1, $0x5c
-DATA keys8PermB4<>+233(SB)/1, $0x5d
-DATA keys8PermB4<>+234(SB)/1, $0x5e
-DATA keys8PermB4<>+235(SB)/1, $0x5f
-DATA keys8PermB4<>+236(SB)/1, $0x40
-DATA keys8PermB4<>+237(SB)/1, $0x40
-DATA keys8PermB4<>+238(SB)/1, $0x40
-DATA keys8PermB4<>+239(SB)/1, $0x40
-DATA keys8PermB4<>+240(SB)/1, $0x78
-DATA keys8PermB4<>+241(SB)/1, $0x79
-DATA keys8PermB4<>+242(SB)/1, $0x7a
-DATA keys8PermB4<>+243(SB)/1, $0x7b
-DATA keys8PermB4<>+244(SB)/1, $0x60
-DATA keys8PermB4<>+245(SB)/1, $0x60
-DATA keys8PermB4<>+246(SB)/1, $0x60
-DATA keys8PermB4<>+247(SB)/1, $0x60
-DATA keys8PermB4<>+248(SB)/1, $0x7c
-DATA keys8PermB4<>+249(SB)/1, $0x7d
-DATA keys8PermB4<>+250(SB)/1, $0x7e
-DATA keys8PermB4<>+251(SB)/1, $0x7f
-DATA keys8PermB4<>+252(SB)/1, $0x60
-DATA keys8PermB4<>+253(SB)/1, $0x60
-DATA keys8PermB4<>+254(SB)/1, $0x60
-DATA keys8PermB4<>+255(SB)/1, $0x60
-GLOBL keys8PermB4<>(SB), RODATA|NOPTR, $256
-
-DATA keys8CtlB4<>+0(SB)/1, $0x00
-DATA keys8CtlB4<>+1(SB)/1, $0x04
-DATA keys8CtlB4<>+2(SB)/1, $0x08
-DATA keys8CtlB4<>+3(SB)/1, $0x0c
-DATA keys8CtlB4<>+4(SB)/1, $0x10
-DATA keys8CtlB4<>+5(SB)/1, $0x14
-DATA keys8CtlB4<>+6(SB)/1, $0x18
-DATA keys8CtlB4<>+7(SB)/1, $0x1c
-DATA keys8CtlB4<>+8(SB)/1, $0x00
-DATA keys8CtlB4<>+9(SB)/1, $0x04
-DATA keys8CtlB4<>+10(SB)/1, $0x08
-DATA keys8CtlB4<>+11(SB)/1, $0x0c
-DATA keys8CtlB4<>+12(SB)/1, $0x10
-DATA keys8CtlB4<>+13(SB)/1, $0x14
-DATA keys8CtlB4<>+14(SB)/1, $0x18
-DATA keys8CtlB4<>+15(SB)/1, $0x1c
-DATA keys8CtlB4<>+16(SB)/1, $0x00
-DATA keys8CtlB4<>+17(SB)/1, $0x04
-DATA keys8CtlB4<>+18(SB)/1, $0x08
-DATA keys8CtlB4<>+19(SB)/1, $0x0c
-DATA keys8CtlB4<>+20(SB)/1, $0x10
-DATA keys8CtlB4<>+21(SB)/1, $0x14
-DATA keys8CtlB4<>+22(SB)/1, $0x18
-DATA keys8CtlB4<>+23(SB)/1, $0x1c
-DATA keys8CtlB4<>+24(SB)/1, $0x00
-DATA keys8CtlB4<>+25(SB)/1, $0x04
-DATA keys8CtlB4<>+26(SB)/1, $0x08
-DATA keys8CtlB4<>+27(SB)/1, $0x0c
-DATA keys8CtlB4<>+28(SB)/1, $0x10
-DATA keys8CtlB4<>+29(SB)/1, $0x14
-DATA keys8CtlB4<>+30(SB)/1, $0x18
-DATA keys8CtlB4<>+31(SB)/1, $0x1c
-DATA keys8CtlB4<>+32(SB)/1, $0x00
-DATA keys8CtlB4<>+33(SB)/1, $0x04
-DATA keys8CtlB4<>+34(SB)/1, $0x08
-DATA keys8CtlB4<>+35(SB)/1, $0x0c
-DATA keys8CtlB4<>+36(SB)/1, $0x10
-DATA keys8CtlB4<>+37(SB)/1, $0x14
-DATA keys8CtlB4<>+38(SB)/1, $0x18
-DATA keys8CtlB4<>+39(SB)/1, $0x1c
-DATA keys8CtlB4<>+40(SB)/1, $0x00
-DATA keys8CtlB4<>+41(SB)/1, $0x04
-DATA keys8CtlB4<>+42(SB)/1, $0x08
-DATA keys8CtlB4<>+43(SB)/1, $0x0c
-DATA keys8CtlB4<>+44(SB)/1, $0x10
-DATA keys8CtlB4<>+45(SB)/1, $0x14
-DATA keys8CtlB4<>+46(SB)/1, $0x18
-DATA keys8CtlB4<>+47(SB)/1, $0x1c
-DATA keys8CtlB4<>+48(SB)/1, $0x00
-DATA keys8CtlB4<>+49(SB)/1, $0x04
-DATA keys8CtlB4<>+50(SB)/1, $0x08
-DATA keys8CtlB4<>+51(SB)/1, $0x0c
-DATA keys8CtlB4<>+52(SB)/1, $0x10
-DATA keys8CtlB4<>+53(SB)/1, $0x14
-DATA keys8CtlB4<>+54(SB)/1, $0x18
-DATA keys8CtlB4<>+55(SB)/1, $0x1c
-DATA keys8CtlB4<>+56(SB)/1, $0x00
-DATA keys8CtlB4<>+57(SB)/1, $0x04
-DATA keys8CtlB4<>+58(SB)/1, $0x08
-DATA keys8CtlB4<>+59(SB)/1, $0x0c
-DATA keys8CtlB4<>+60(SB)/1, $0x10
-DATA keys8CtlB4<>+61(SB)/1, $0x14
-DATA keys8CtlB4<>+62(SB)/1, $0x18
-DATA keys8CtlB4<>+63(SB)/1, $0x1c
-GLOBL keys8CtlB4<>(SB), RODATA|NOPTR, $64
-
 // func axpyCodesQ8B4x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
 TEXT ·axpyCodesQ8B4x2VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
-	VMOVDQU64 values8CtlB4<>+0(SB), Z1
-	VMOVDQU64 values8PermB4<>+0(SB), Z2
-	VMOVDQU64 values8PermB4<>+64(SB), Z3
-	VMOVDQU64 values8PermB4<>+128(SB), Z4
-	VMOVDQU64 values8PermB4<>+192(SB), Z5
+	VMOVDQU64 values8Nibbles<>+0(SB), Z1
+	VMOVDQU64 values8Nibbles<>+64(SB), Z2
+	VMOVDQU64 values8Nibbles<>+128(SB), Z3
+	VMOVDQU64 values8Nibbles<>+192(SB), Z4
 	MOVQ      $0x00000000ffffffff, AX
 	KMOVQ     AX, K1
 	SHLQ      $0x20, AX
@@ -9024,6 +8564,7 @@ TEXT ·axpyCodesQ8B4x2VBMI(SB), NOSPLIT, $0-168
 	MOVQ      d64+128(FP), SI
 
 axpyCodesQ8B4x2VBMI_chunk:
+	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
@@ -9031,7 +8572,6 @@ axpyCodesQ8B4x2VBMI_chunk:
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
 	MOVQ   BX, DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
@@ -9050,77 +8590,65 @@ axpyCodesQ8B4x2VBMI_quad:
 	SUBQ       $0x00000080, CX
 
 axpyCodesQ8B4x2VBMI_pf31:
-	VMOVDQU8.Z     (DI), K1, Z14
-	VMOVDQU8       -32(DI)(R10*1), K2, Z14
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
-	VMOVDQU8       -32(DI)(R12*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z6
-	VPDPBUSD.BCST  4(R8), Z16, Z10
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z7
-	VPDPBUSD.BCST  4(R8), Z16, Z11
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z8
-	VPDPBUSD.BCST  4(R8), Z16, Z12
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z9
-	VPDPBUSD.BCST  4(R8), Z16, Z13
-	ADDQ           $0x10, R8
-	ADDQ           R11, DI
-	ADDQ           R11, DI
-	SUBQ           $0x04, R9
-	JMP            axpyCodesQ8B4x2VBMI_quad
+	VMOVDQU8.Z    (DI), K1, Z13
+	VMOVDQU8      -32(DI)(R10*1), K2, Z13
+	VMOVDQU8.Z    (DI)(R11*1), K1, Z14
+	VMOVDQU8      -32(DI)(R12*1), K2, Z14
+	VMOVDQA64     Z1, Z15
+	VPERMI2B      Z14, Z13, Z15
+	VPSRLW        $0x04, Z15, Z16
+	VPERMB        Z0, Z15, Z15
+	VPERMB        Z0, Z16, Z16
+	VPDPBUSD.BCST (R8), Z15, Z5
+	VPDPBUSD.BCST 4(R8), Z15, Z9
+	VPDPBUSD.BCST (R8), Z16, Z6
+	VPDPBUSD.BCST 4(R8), Z16, Z10
+	VMOVDQA64     Z2, Z15
+	VPERMI2B      Z14, Z13, Z15
+	VPSRLW        $0x04, Z15, Z13
+	VPERMB        Z0, Z15, Z15
+	VPERMB        Z0, Z13, Z13
+	VPDPBUSD.BCST (R8), Z15, Z7
+	VPDPBUSD.BCST 4(R8), Z15, Z11
+	VPDPBUSD.BCST (R8), Z13, Z8
+	VPDPBUSD.BCST 4(R8), Z13, Z12
+	ADDQ          $0x10, R8
+	ADDQ          R11, DI
+	ADDQ          R11, DI
+	SUBQ          $0x04, R9
+	JMP           axpyCodesQ8B4x2VBMI_quad
 
 axpyCodesQ8B4x2VBMI_tail:
-	TESTQ          R9, R9
-	JZ             axpyCodesQ8B4x2VBMI_finish
-	XORQ           R13, R13
-	MOVQ           R13, R12
-	CMPQ           R9, $0x03
-	CMOVQLT        R13, R11
-	CMPQ           R9, $0x02
-	CMOVQLT        R13, R10
-	VMOVDQU8.Z     (DI), K1, Z14
-	VMOVDQU8       -32(DI)(R10*1), K2, Z14
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
-	VMOVDQU8       -32(DI)(R12*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z6
-	VPDPBUSD.BCST  4(R8), Z16, Z10
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z7
-	VPDPBUSD.BCST  4(R8), Z16, Z11
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z8
-	VPDPBUSD.BCST  4(R8), Z16, Z12
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z9
-	VPDPBUSD.BCST  4(R8), Z16, Z13
+	TESTQ         R9, R9
+	JZ            axpyCodesQ8B4x2VBMI_finish
+	XORQ          R13, R13
+	MOVQ          R13, R12
+	CMPQ          R9, $0x03
+	CMOVQLT       R13, R11
+	CMPQ          R9, $0x02
+	CMOVQLT       R13, R10
+	VMOVDQU8.Z    (DI), K1, Z13
+	VMOVDQU8      -32(DI)(R10*1), K2, Z13
+	VMOVDQU8.Z    (DI)(R11*1), K1, Z14
+	VMOVDQU8      -32(DI)(R12*1), K2, Z14
+	VMOVDQA64     Z1, Z15
+	VPERMI2B      Z14, Z13, Z15
+	VPSRLW        $0x04, Z15, Z16
+	VPERMB        Z0, Z15, Z15
+	VPERMB        Z0, Z16, Z16
+	VPDPBUSD.BCST (R8), Z15, Z5
+	VPDPBUSD.BCST 4(R8), Z15, Z9
+	VPDPBUSD.BCST (R8), Z16, Z6
+	VPDPBUSD.BCST 4(R8), Z16, Z10
+	VMOVDQA64     Z2, Z15
+	VPERMI2B      Z14, Z13, Z15
+	VPSRLW        $0x04, Z15, Z13
+	VPERMB        Z0, Z15, Z15
+	VPERMB        Z0, Z13, Z13
+	VPDPBUSD.BCST (R8), Z15, Z7
+	VPDPBUSD.BCST 4(R8), Z15, Z11
+	VPDPBUSD.BCST (R8), Z13, Z8
+	VPDPBUSD.BCST 4(R8), Z13, Z12
 
 axpyCodesQ8B4x2VBMI_finish:
 	MOVQ        scales+56(FP), DI
@@ -9129,49 +8657,61 @@ axpyCodesQ8B4x2VBMI_finish:
 	MOVQ        DX, R10
 	MOVQ        accStride+24(FP), R11
 	SHLQ        $0x02, R11
+	VPSUBD.BCST (R8), Z5, Z5
+	VCVTDQ2PS   Z5, Z5
+	VMULPS.BCST (DI), Z5, Z5
 	VPSUBD.BCST (R8), Z6, Z6
 	VCVTDQ2PS   Z6, Z6
 	VMULPS.BCST (DI), Z6, Z6
-	VADDPS      (R10), Z6, Z6
-	VMOVUPS     Z6, (R10)
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
-	VADDPS      64(R10), Z7, Z7
-	VMOVUPS     Z7, 64(R10)
 	VPSUBD.BCST (R8), Z8, Z8
 	VCVTDQ2PS   Z8, Z8
 	VMULPS.BCST (DI), Z8, Z8
-	VADDPS      128(R10), Z8, Z8
-	VMOVUPS     Z8, 128(R10)
-	VPSUBD.BCST (R8), Z9, Z9
-	VCVTDQ2PS   Z9, Z9
-	VMULPS.BCST (DI), Z9, Z9
-	VADDPS      192(R10), Z9, Z9
-	VMOVUPS     Z9, 192(R10)
+	VMOVDQA64   Z3, Z13
+	VPERMI2PS   Z6, Z5, Z13
+	VPERMT2PS   Z6, Z4, Z5
+	VMOVDQA64   Z3, Z14
+	VPERMI2PS   Z8, Z7, Z14
+	VPERMT2PS   Z8, Z4, Z7
+	VADDPS      (R10), Z13, Z13
+	VMOVUPS     Z13, (R10)
+	VADDPS      64(R10), Z5, Z5
+	VMOVUPS     Z5, 64(R10)
+	VADDPS      128(R10), Z14, Z14
+	VMOVUPS     Z14, 128(R10)
+	VADDPS      192(R10), Z7, Z7
+	VMOVUPS     Z7, 192(R10)
 	CMPQ        R9, $0x01
 	JLE         axpyCodesQ8B4x2VBMI_next
 	ADDQ        R11, R10
+	VPSUBD.BCST 4(R8), Z9, Z9
+	VCVTDQ2PS   Z9, Z9
+	VMULPS.BCST 4(DI), Z9, Z9
 	VPSUBD.BCST 4(R8), Z10, Z10
 	VCVTDQ2PS   Z10, Z10
 	VMULPS.BCST 4(DI), Z10, Z10
-	VADDPS      (R10), Z10, Z10
-	VMOVUPS     Z10, (R10)
 	VPSUBD.BCST 4(R8), Z11, Z11
 	VCVTDQ2PS   Z11, Z11
 	VMULPS.BCST 4(DI), Z11, Z11
-	VADDPS      64(R10), Z11, Z11
-	VMOVUPS     Z11, 64(R10)
 	VPSUBD.BCST 4(R8), Z12, Z12
 	VCVTDQ2PS   Z12, Z12
 	VMULPS.BCST 4(DI), Z12, Z12
-	VADDPS      128(R10), Z12, Z12
-	VMOVUPS     Z12, 128(R10)
-	VPSUBD.BCST 4(R8), Z13, Z13
-	VCVTDQ2PS   Z13, Z13
-	VMULPS.BCST 4(DI), Z13, Z13
-	VADDPS      192(R10), Z13, Z13
-	VMOVUPS     Z13, 192(R10)
+	VMOVDQA64   Z3, Z13
+	VPERMI2PS   Z10, Z9, Z13
+	VPERMT2PS   Z10, Z4, Z9
+	VMOVDQA64   Z3, Z14
+	VPERMI2PS   Z12, Z11, Z14
+	VPERMT2PS   Z12, Z4, Z11
+	VADDPS      (R10), Z13, Z13
+	VMOVUPS     Z13, (R10)
+	VADDPS      64(R10), Z9, Z9
+	VMOVUPS     Z9, 64(R10)
+	VADDPS      128(R10), Z14, Z14
+	VMOVUPS     Z14, 128(R10)
+	VADDPS      192(R10), Z11, Z11
+	VMOVUPS     Z11, 192(R10)
 
 axpyCodesQ8B4x2VBMI_next:
 	ADDQ $0x00000100, DX
@@ -9183,177 +8723,160 @@ axpyCodesQ8B4x2VBMI_next:
 
 // func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $8-184
-	MOVQ            tab+80(FP), AX
-	VMOVDQU64       (AX), Z0
-	VMOVDQU64       keys8CtlB4<>+0(SB), Z1
-	VMOVDQU64       keys8PermB4<>+0(SB), Z2
-	VMOVDQU64       keys8PermB4<>+64(SB), Z3
-	VMOVDQU64       keys8PermB4<>+128(SB), Z4
-	VMOVDQU64       keys8PermB4<>+192(SB), Z5
-	MOVQ            $0x00000000ffffffff, AX
-	KMOVQ           AX, K1
-	SHLQ            $0x20, AX
-	KMOVQ           AX, K2
-	VMOVDQU32       keys8Spread<>+0(SB), Z8
+TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $0-184
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z8, Z6
+	VPERMPS         (AX), Z0, Z2
 	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z8, Z7
+	VPERMD          (AX), Z0, Z3
 	MOVQ            bias+72(FP), AX
 	TESTQ           AX, AX
 	JZ              dotCodesQ8B4x2VBMI_add
-	VBROADCASTF32X4 (AX), Z9
-	VPERMPS         Z9, Z8, Z9
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
 
 dotCodesQ8B4x2VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), CX
-	MOVQ      outStride+24(FP), DX
-	SHLQ      $0x02, DX
-	MOVQ      codes_base+88(FP), BX
-	MOVQ      n+136(FP), SI
-	MOVQ      stride+112(FP), DI
-	LEAQ      (DI)(DI*1), R8
-	LEAQ      (R8)(DI*1), R9
-	MOVQ      $0x0000000f, R10
-	KMOVQ     R10, K3
-	KSHIFTLW  $0x04, K3, K4
-	MOVQ      ahead_base+160(FP), R11
-	MOVQ      ahead_len+168(FP), R12
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+88(FP), DX
+	MOVQ      n+136(FP), BX
+	MOVQ      stride+112(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K1
+	MOVQ      ahead_base+160(FP), R10
+	MOVQ      ahead_len+168(FP), R11
+	MOVQ      tab+80(FP), R9
+	VMOVDQU64 (R9), Z4
+	MOVQ      $0x0000000f, R9
+	KMOVW     R9, K2
+	MOVQ      $0x000000f0, R9
+	KMOVW     R9, K3
+	MOVQ      $0x00000f00, R9
+	KMOVW     R9, K4
+	MOVQ      $0x0000f000, R9
+	KMOVW     R9, K5
 
 dotCodesQ8B4x2VBMI_quad:
-	TESTQ      SI, SI
+	TESTQ      BX, BX
 	JZ         dotCodesQ8B4x2VBMI_done
-	TESTQ      R12, R12
+	TESTQ      R11, R11
 	JLE        dotCodesQ8B4x2VBMI_pf32
-	PREFETCHT0 (R11)
-	PREFETCHT0 64(R11)
-	PREFETCHT0 128(R11)
-	PREFETCHT0 192(R11)
-	ADDQ       $0x00000100, R11
-	SUBQ       $0x00000100, R12
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
 
 dotCodesQ8B4x2VBMI_pf32:
-	CMPQ     SI, $0x04
-	JAE      dotCodesQ8B4x2VBMI_full
-	MOVQ     $0x00000001, R10
-	SHLXQ    SI, R10, R10
-	DECQ     R10
-	KMOVQ    R10, K3
-	KSHIFTLW $0x04, K3, K4
-	XORQ     R10, R10
-	MOVQ     R10, R9
-	CMPQ     SI, $0x03
-	CMOVQLT  R10, R8
-	CMPQ     SI, $0x02
-	CMOVQLT  R10, DI
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B4x2VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K1
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
 
 dotCodesQ8B4x2VBMI_full:
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	MOVQ   BX, R10
-	MOVQ   idxOff+120(FP), R13
-	ADDQ   R13, R10
-	MOVQ   q_base+32(FP), R13
-	MOVQ   d64+144(FP), R14
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ   DX, R9
+	MOVQ   idxOff+120(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+144(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
 	LEAQ   (R14)(R14*2), R15
-	ADDQ   R14, R15
-	LEAQ   (R15)(R15*2), BP
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
 
-dotCodesQ8B4x2VBMI_chunk:
-	VMOVDQU8.Z     (R10), K1, Z14
-	VMOVDQU8       -32(R10)(DI*1), K2, Z14
-	VMOVDQU8.Z     (R10)(R8*1), K1, Z15
-	VMOVDQU8       -32(R10)(R9*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       (R13), Z16, Z10
-	VPDPBUSD       (R13)(R15*1), Z16, Z11
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       64(R13), Z16, Z10
-	VPDPBUSD       64(R13)(R15*1), Z16, Z11
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       128(R13), Z16, Z10
-	VPDPBUSD       128(R13)(R15*1), Z16, Z11
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       192(R13), Z16, Z10
-	VPDPBUSD       192(R13)(R15*1), Z16, Z11
-	ADDQ           $0x20, R10
-	ADDQ           $0x00000100, R13
-	SUBQ           $0x40, R14
-	JNZ            dotCodesQ8B4x2VBMI_chunk
-	VPUNPCKLQDQ    Z11, Z10, Z14
-	VPUNPCKHQDQ    Z11, Z10, Z10
-	VPADDD         Z10, Z14, Z15
-	VPUNPCKLQDQ    Z13, Z12, Z14
-	VPUNPCKHQDQ    Z13, Z12, Z10
-	VPADDD         Z10, Z14, Z10
-	VSHUFPS        $0x88, Z10, Z15, Z14
-	VSHUFPS        $0xdd, Z10, Z15, Z10
-	VPADDD         Z10, Z14, Z10
-	VPERMD         Z10, Z8, Z10
-	VPSUBD         Z7, Z10, Z10
-	VCVTDQ2PS      Z10, Z10
-	VMULPS         Z6, Z10, Z10
-	MOVQ           normOff+128(FP), R10
-	ADDQ           BX, R10
-	MOVWQZX        (R10), R13
-	MOVWQZX        (R10)(DI*1), R14
-	SHLQ           $0x10, R14
-	ORQ            R14, R13
-	MOVWQZX        (R10)(R8*1), R14
-	SHLQ           $0x20, R14
-	ORQ            R14, R13
-	MOVWQZX        (R10)(R9*1), R14
-	SHLQ           $0x30, R14
-	ORQ            R14, R13
-	VPBROADCASTQ   R13, Y14
-	VCVTPH2PS      Y14, Z14
-	VMULPS         Z14, Z10, Z10
-	MOVQ           rows+152(FP), R10
-	TESTQ          AX, AX
-	JZ             dotCodesQ8B4x2VBMI_load
-	VMOVAPS        Z9, Z14
-	JMP            dotCodesQ8B4x2VBMI_loaded
-
-dotCodesQ8B4x2VBMI_load:
-	MOVQ            CX, R13
-	VMOVUPS.Z       (R13), K3, Z14
-	CMPQ            R10, $0x01
-	JLE             dotCodesQ8B4x2VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K4, Z14
+dotCodesQ8B4x2VBMI_chunk1:
+	VBROADCASTI32X4.Z (R9), K2, Z11
+	VBROADCASTI32X4   (R9)(SI*1), K3, Z11
+	VBROADCASTI32X4   (R9)(DI*1), K4, Z11
+	VBROADCASTI32X4   (R9)(R8*1), K5, Z11
+	VPSRLW            $0x04, Z11, Z12
+	VPERMB            Z4, Z11, Z11
+	VPERMB            Z4, Z12, Z12
+	VPDPBUSD          (R12), Z11, Z5
+	VPDPBUSD          64(R12), Z12, Z9
+	VPDPBUSD          (R12)(R14*1), Z11, Z6
+	VPDPBUSD          64(R12)(R14*1), Z12, Z10
+	ADDQ              $0x10, R9
+	ADDQ              $0x00000080, R12
+	SUBQ              $0x20, R13
+	JNZ               dotCodesQ8B4x2VBMI_chunk1
+	VPADDD            Z9, Z5, Z5
+	VPADDD            Z10, Z6, Z6
+	VPUNPCKLQDQ       Z6, Z5, Z11
+	VPUNPCKHQDQ       Z6, Z5, Z5
+	VPADDD            Z5, Z11, Z12
+	VPUNPCKLQDQ       Z8, Z7, Z11
+	VPUNPCKHQDQ       Z8, Z7, Z5
+	VPADDD            Z5, Z11, Z5
+	VSHUFPS           $0x88, Z5, Z12, Z11
+	VSHUFPS           $0xdd, Z5, Z12, Z5
+	VPADDD            Z5, Z11, Z5
+	VPERMD            Z5, Z0, Z5
+	VPSUBD            Z3, Z5, Z5
+	VCVTDQ2PS         Z5, Z5
+	VMULPS            Z2, Z5, Z5
+	MOVQ              normOff+128(FP), R9
+	ADDQ              DX, R9
+	MOVWQZX           (R9), R12
+	MOVWQZX           (R9)(SI*1), R13
+	SHLQ              $0x10, R13
+	ORQ               R13, R12
+	MOVWQZX           (R9)(DI*1), R13
+	SHLQ              $0x20, R13
+	ORQ               R13, R12
+	MOVWQZX           (R9)(R8*1), R13
+	SHLQ              $0x30, R13
+	ORQ               R13, R12
+	VPBROADCASTQ      R12, Y11
+	VCVTPH2PS         Y11, Z11
+	VMULPS            Z11, Z5, Z5
+	MOVQ              rows+152(FP), R9
+	VMOVAPS           Z1, Z11
+	MOVQ              bias+72(FP), R12
+	TESTQ             R12, R12
+	JNZ               dotCodesQ8B4x2VBMI_loaded
+	MOVQ              AX, R12
+	VMOVUPS.Z         (R12), K1, Z11
+	CMPQ              R9, $0x01
+	JLE               dotCodesQ8B4x2VBMI_loaded
+	ADDQ              CX, R12
+	KSHIFTLW          $0x04, K1, K6
+	VBROADCASTF32X4   (R12), K6, Z11
 
 dotCodesQ8B4x2VBMI_loaded:
-	VADDPS        Z10, Z14, Z14
-	MOVQ          CX, R13
-	VMOVUPS       X14, K3, (R13)
-	CMPQ          R10, $0x01
+	VADDPS        Z5, Z11, Z11
+	MOVQ          AX, R12
+	VMOVUPS       X11, K1, (R12)
+	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B4x2VBMI_stored
-	ADDQ          DX, R13
-	VEXTRACTF32X4 $0x01, Z14, X14
-	VMOVUPS       X14, K3, (R13)
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x01, Z11, X11
+	VMOVUPS       X11, K1, (R12)
 
 dotCodesQ8B4x2VBMI_stored:
-	CMPQ SI, $0x04
+	CMPQ BX, $0x04
 	JB   dotCodesQ8B4x2VBMI_done
-	ADDQ $0x10, CX
-	LEAQ (BX)(R8*2), BX
-	SUBQ $0x04, SI
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
 	JMP  dotCodesQ8B4x2VBMI_quad
 
 dotCodesQ8B4x2VBMI_done:
@@ -9365,11 +8888,10 @@ dotCodesQ8B4x2VBMI_done:
 TEXT ·axpyCodesQ8B4x4VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
-	VMOVDQU64 values8CtlB4<>+0(SB), Z1
-	VMOVDQU64 values8PermB4<>+0(SB), Z2
-	VMOVDQU64 values8PermB4<>+64(SB), Z3
-	VMOVDQU64 values8PermB4<>+128(SB), Z4
-	VMOVDQU64 values8PermB4<>+192(SB), Z5
+	VMOVDQU64 values8Nibbles<>+0(SB), Z1
+	VMOVDQU64 values8Nibbles<>+64(SB), Z2
+	VMOVDQU64 values8Nibbles<>+128(SB), Z3
+	VMOVDQU64 values8Nibbles<>+192(SB), Z4
 	MOVQ      $0x00000000ffffffff, AX
 	KMOVQ     AX, K1
 	SHLQ      $0x20, AX
@@ -9383,6 +8905,7 @@ TEXT ·axpyCodesQ8B4x4VBMI(SB), NOSPLIT, $0-168
 	MOVQ      d64+128(FP), SI
 
 axpyCodesQ8B4x4VBMI_chunk:
+	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
@@ -9398,7 +8921,6 @@ axpyCodesQ8B4x4VBMI_chunk:
 	VPXORD Z18, Z18, Z18
 	VPXORD Z19, Z19, Z19
 	VPXORD Z20, Z20, Z20
-	VPXORD Z21, Z21, Z21
 	MOVQ   BX, DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
@@ -9417,93 +8939,81 @@ axpyCodesQ8B4x4VBMI_quad:
 	SUBQ       $0x00000080, CX
 
 axpyCodesQ8B4x4VBMI_pf33:
-	VMOVDQU8.Z     (DI), K1, Z22
-	VMOVDQU8       -32(DI)(R10*1), K2, Z22
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
-	VMOVDQU8       -32(DI)(R12*1), K2, Z23
-	VMOVDQA64      Z2, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z6
-	VPDPBUSD.BCST  4(R8), Z24, Z10
-	VPDPBUSD.BCST  8(R8), Z24, Z14
-	VPDPBUSD.BCST  12(R8), Z24, Z18
-	VMOVDQA64      Z3, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z7
-	VPDPBUSD.BCST  4(R8), Z24, Z11
-	VPDPBUSD.BCST  8(R8), Z24, Z15
-	VPDPBUSD.BCST  12(R8), Z24, Z19
-	VMOVDQA64      Z4, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z8
-	VPDPBUSD.BCST  4(R8), Z24, Z12
-	VPDPBUSD.BCST  8(R8), Z24, Z16
-	VPDPBUSD.BCST  12(R8), Z24, Z20
-	VMOVDQA64      Z5, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z9
-	VPDPBUSD.BCST  4(R8), Z24, Z13
-	VPDPBUSD.BCST  8(R8), Z24, Z17
-	VPDPBUSD.BCST  12(R8), Z24, Z21
-	ADDQ           $0x10, R8
-	ADDQ           R11, DI
-	ADDQ           R11, DI
-	SUBQ           $0x04, R9
-	JMP            axpyCodesQ8B4x4VBMI_quad
+	VMOVDQU8.Z    (DI), K1, Z21
+	VMOVDQU8      -32(DI)(R10*1), K2, Z21
+	VMOVDQU8.Z    (DI)(R11*1), K1, Z22
+	VMOVDQU8      -32(DI)(R12*1), K2, Z22
+	VMOVDQA64     Z1, Z23
+	VPERMI2B      Z22, Z21, Z23
+	VPSRLW        $0x04, Z23, Z24
+	VPERMB        Z0, Z23, Z23
+	VPERMB        Z0, Z24, Z24
+	VPDPBUSD.BCST (R8), Z23, Z5
+	VPDPBUSD.BCST 4(R8), Z23, Z9
+	VPDPBUSD.BCST 8(R8), Z23, Z13
+	VPDPBUSD.BCST 12(R8), Z23, Z17
+	VPDPBUSD.BCST (R8), Z24, Z6
+	VPDPBUSD.BCST 4(R8), Z24, Z10
+	VPDPBUSD.BCST 8(R8), Z24, Z14
+	VPDPBUSD.BCST 12(R8), Z24, Z18
+	VMOVDQA64     Z2, Z23
+	VPERMI2B      Z22, Z21, Z23
+	VPSRLW        $0x04, Z23, Z21
+	VPERMB        Z0, Z23, Z23
+	VPERMB        Z0, Z21, Z21
+	VPDPBUSD.BCST (R8), Z23, Z7
+	VPDPBUSD.BCST 4(R8), Z23, Z11
+	VPDPBUSD.BCST 8(R8), Z23, Z15
+	VPDPBUSD.BCST 12(R8), Z23, Z19
+	VPDPBUSD.BCST (R8), Z21, Z8
+	VPDPBUSD.BCST 4(R8), Z21, Z12
+	VPDPBUSD.BCST 8(R8), Z21, Z16
+	VPDPBUSD.BCST 12(R8), Z21, Z20
+	ADDQ          $0x10, R8
+	ADDQ          R11, DI
+	ADDQ          R11, DI
+	SUBQ          $0x04, R9
+	JMP           axpyCodesQ8B4x4VBMI_quad
 
 axpyCodesQ8B4x4VBMI_tail:
-	TESTQ          R9, R9
-	JZ             axpyCodesQ8B4x4VBMI_finish
-	XORQ           R13, R13
-	MOVQ           R13, R12
-	CMPQ           R9, $0x03
-	CMOVQLT        R13, R11
-	CMPQ           R9, $0x02
-	CMOVQLT        R13, R10
-	VMOVDQU8.Z     (DI), K1, Z22
-	VMOVDQU8       -32(DI)(R10*1), K2, Z22
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
-	VMOVDQU8       -32(DI)(R12*1), K2, Z23
-	VMOVDQA64      Z2, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z6
-	VPDPBUSD.BCST  4(R8), Z24, Z10
-	VPDPBUSD.BCST  8(R8), Z24, Z14
-	VPDPBUSD.BCST  12(R8), Z24, Z18
-	VMOVDQA64      Z3, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z7
-	VPDPBUSD.BCST  4(R8), Z24, Z11
-	VPDPBUSD.BCST  8(R8), Z24, Z15
-	VPDPBUSD.BCST  12(R8), Z24, Z19
-	VMOVDQA64      Z4, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z8
-	VPDPBUSD.BCST  4(R8), Z24, Z12
-	VPDPBUSD.BCST  8(R8), Z24, Z16
-	VPDPBUSD.BCST  12(R8), Z24, Z20
-	VMOVDQA64      Z5, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z9
-	VPDPBUSD.BCST  4(R8), Z24, Z13
-	VPDPBUSD.BCST  8(R8), Z24, Z17
-	VPDPBUSD.BCST  12(R8), Z24, Z21
+	TESTQ         R9, R9
+	JZ            axpyCodesQ8B4x4VBMI_finish
+	XORQ          R13, R13
+	MOVQ          R13, R12
+	CMPQ          R9, $0x03
+	CMOVQLT       R13, R11
+	CMPQ          R9, $0x02
+	CMOVQLT       R13, R10
+	VMOVDQU8.Z    (DI), K1, Z21
+	VMOVDQU8      -32(DI)(R10*1), K2, Z21
+	VMOVDQU8.Z    (DI)(R11*1), K1, Z22
+	VMOVDQU8      -32(DI)(R12*1), K2, Z22
+	VMOVDQA64     Z1, Z23
+	VPERMI2B      Z22, Z21, Z23
+	VPSRLW        $0x04, Z23, Z24
+	VPERMB        Z0, Z23, Z23
+	VPERMB        Z0, Z24, Z24
+	VPDPBUSD.BCST (R8), Z23, Z5
+	VPDPBUSD.BCST 4(R8), Z23, Z9
+	VPDPBUSD.BCST 8(R8), Z23, Z13
+	VPDPBUSD.BCST 12(R8), Z23, Z17
+	VPDPBUSD.BCST (R8), Z24, Z6
+	VPDPBUSD.BCST 4(R8), Z24, Z10
+	VPDPBUSD.BCST 8(R8), Z24, Z14
+	VPDPBUSD.BCST 12(R8), Z24, Z18
+	VMOVDQA64     Z2, Z23
+	VPERMI2B      Z22, Z21, Z23
+	VPSRLW        $0x04, Z23, Z21
+	VPERMB        Z0, Z23, Z23
+	VPERMB        Z0, Z21, Z21
+	VPDPBUSD.BCST (R8), Z23, Z7
+	VPDPBUSD.BCST 4(R8), Z23, Z11
+	VPDPBUSD.BCST 8(R8), Z23, Z15
+	VPDPBUSD.BCST 12(R8), Z23, Z19
+	VPDPBUSD.BCST (R8), Z21, Z8
+	VPDPBUSD.BCST 4(R8), Z21, Z12
+	VPDPBUSD.BCST 8(R8), Z21, Z16
+	VPDPBUSD.BCST 12(R8), Z21, Z20
 
 axpyCodesQ8B4x4VBMI_finish:
 	MOVQ        scales+56(FP), DI
@@ -9512,95 +9022,119 @@ axpyCodesQ8B4x4VBMI_finish:
 	MOVQ        DX, R10
 	MOVQ        accStride+24(FP), R11
 	SHLQ        $0x02, R11
+	VPSUBD.BCST (R8), Z5, Z5
+	VCVTDQ2PS   Z5, Z5
+	VMULPS.BCST (DI), Z5, Z5
 	VPSUBD.BCST (R8), Z6, Z6
 	VCVTDQ2PS   Z6, Z6
 	VMULPS.BCST (DI), Z6, Z6
-	VADDPS      (R10), Z6, Z6
-	VMOVUPS     Z6, (R10)
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
-	VADDPS      64(R10), Z7, Z7
-	VMOVUPS     Z7, 64(R10)
 	VPSUBD.BCST (R8), Z8, Z8
 	VCVTDQ2PS   Z8, Z8
 	VMULPS.BCST (DI), Z8, Z8
-	VADDPS      128(R10), Z8, Z8
-	VMOVUPS     Z8, 128(R10)
-	VPSUBD.BCST (R8), Z9, Z9
-	VCVTDQ2PS   Z9, Z9
-	VMULPS.BCST (DI), Z9, Z9
-	VADDPS      192(R10), Z9, Z9
-	VMOVUPS     Z9, 192(R10)
+	VMOVDQA64   Z3, Z21
+	VPERMI2PS   Z6, Z5, Z21
+	VPERMT2PS   Z6, Z4, Z5
+	VMOVDQA64   Z3, Z22
+	VPERMI2PS   Z8, Z7, Z22
+	VPERMT2PS   Z8, Z4, Z7
+	VADDPS      (R10), Z21, Z21
+	VMOVUPS     Z21, (R10)
+	VADDPS      64(R10), Z5, Z5
+	VMOVUPS     Z5, 64(R10)
+	VADDPS      128(R10), Z22, Z22
+	VMOVUPS     Z22, 128(R10)
+	VADDPS      192(R10), Z7, Z7
+	VMOVUPS     Z7, 192(R10)
 	CMPQ        R9, $0x01
 	JLE         axpyCodesQ8B4x4VBMI_next
 	ADDQ        R11, R10
+	VPSUBD.BCST 4(R8), Z9, Z9
+	VCVTDQ2PS   Z9, Z9
+	VMULPS.BCST 4(DI), Z9, Z9
 	VPSUBD.BCST 4(R8), Z10, Z10
 	VCVTDQ2PS   Z10, Z10
 	VMULPS.BCST 4(DI), Z10, Z10
-	VADDPS      (R10), Z10, Z10
-	VMOVUPS     Z10, (R10)
 	VPSUBD.BCST 4(R8), Z11, Z11
 	VCVTDQ2PS   Z11, Z11
 	VMULPS.BCST 4(DI), Z11, Z11
-	VADDPS      64(R10), Z11, Z11
-	VMOVUPS     Z11, 64(R10)
 	VPSUBD.BCST 4(R8), Z12, Z12
 	VCVTDQ2PS   Z12, Z12
 	VMULPS.BCST 4(DI), Z12, Z12
-	VADDPS      128(R10), Z12, Z12
-	VMOVUPS     Z12, 128(R10)
-	VPSUBD.BCST 4(R8), Z13, Z13
-	VCVTDQ2PS   Z13, Z13
-	VMULPS.BCST 4(DI), Z13, Z13
-	VADDPS      192(R10), Z13, Z13
-	VMOVUPS     Z13, 192(R10)
+	VMOVDQA64   Z3, Z21
+	VPERMI2PS   Z10, Z9, Z21
+	VPERMT2PS   Z10, Z4, Z9
+	VMOVDQA64   Z3, Z22
+	VPERMI2PS   Z12, Z11, Z22
+	VPERMT2PS   Z12, Z4, Z11
+	VADDPS      (R10), Z21, Z21
+	VMOVUPS     Z21, (R10)
+	VADDPS      64(R10), Z9, Z9
+	VMOVUPS     Z9, 64(R10)
+	VADDPS      128(R10), Z22, Z22
+	VMOVUPS     Z22, 128(R10)
+	VADDPS      192(R10), Z11, Z11
+	VMOVUPS     Z11, 192(R10)
 	CMPQ        R9, $0x02
 	JLE         axpyCodesQ8B4x4VBMI_next
 	ADDQ        R11, R10
+	VPSUBD.BCST 8(R8), Z13, Z13
+	VCVTDQ2PS   Z13, Z13
+	VMULPS.BCST 8(DI), Z13, Z13
 	VPSUBD.BCST 8(R8), Z14, Z14
 	VCVTDQ2PS   Z14, Z14
 	VMULPS.BCST 8(DI), Z14, Z14
-	VADDPS      (R10), Z14, Z14
-	VMOVUPS     Z14, (R10)
 	VPSUBD.BCST 8(R8), Z15, Z15
 	VCVTDQ2PS   Z15, Z15
 	VMULPS.BCST 8(DI), Z15, Z15
-	VADDPS      64(R10), Z15, Z15
-	VMOVUPS     Z15, 64(R10)
 	VPSUBD.BCST 8(R8), Z16, Z16
 	VCVTDQ2PS   Z16, Z16
 	VMULPS.BCST 8(DI), Z16, Z16
-	VADDPS      128(R10), Z16, Z16
-	VMOVUPS     Z16, 128(R10)
-	VPSUBD.BCST 8(R8), Z17, Z17
-	VCVTDQ2PS   Z17, Z17
-	VMULPS.BCST 8(DI), Z17, Z17
-	VADDPS      192(R10), Z17, Z17
-	VMOVUPS     Z17, 192(R10)
+	VMOVDQA64   Z3, Z21
+	VPERMI2PS   Z14, Z13, Z21
+	VPERMT2PS   Z14, Z4, Z13
+	VMOVDQA64   Z3, Z22
+	VPERMI2PS   Z16, Z15, Z22
+	VPERMT2PS   Z16, Z4, Z15
+	VADDPS      (R10), Z21, Z21
+	VMOVUPS     Z21, (R10)
+	VADDPS      64(R10), Z13, Z13
+	VMOVUPS     Z13, 64(R10)
+	VADDPS      128(R10), Z22, Z22
+	VMOVUPS     Z22, 128(R10)
+	VADDPS      192(R10), Z15, Z15
+	VMOVUPS     Z15, 192(R10)
 	CMPQ        R9, $0x03
 	JLE         axpyCodesQ8B4x4VBMI_next
 	ADDQ        R11, R10
+	VPSUBD.BCST 12(R8), Z17, Z17
+	VCVTDQ2PS   Z17, Z17
+	VMULPS.BCST 12(DI), Z17, Z17
 	VPSUBD.BCST 12(R8), Z18, Z18
 	VCVTDQ2PS   Z18, Z18
 	VMULPS.BCST 12(DI), Z18, Z18
-	VADDPS      (R10), Z18, Z18
-	VMOVUPS     Z18, (R10)
 	VPSUBD.BCST 12(R8), Z19, Z19
 	VCVTDQ2PS   Z19, Z19
 	VMULPS.BCST 12(DI), Z19, Z19
-	VADDPS      64(R10), Z19, Z19
-	VMOVUPS     Z19, 64(R10)
 	VPSUBD.BCST 12(R8), Z20, Z20
 	VCVTDQ2PS   Z20, Z20
 	VMULPS.BCST 12(DI), Z20, Z20
-	VADDPS      128(R10), Z20, Z20
-	VMOVUPS     Z20, 128(R10)
-	VPSUBD.BCST 12(R8), Z21, Z21
-	VCVTDQ2PS   Z21, Z21
-	VMULPS.BCST 12(DI), Z21, Z21
-	VADDPS      192(R10), Z21, Z21
-	VMOVUPS     Z21, 192(R10)
+	VMOVDQA64   Z3, Z21
+	VPERMI2PS   Z18, Z17, Z21
+	VPERMT2PS   Z18, Z4, Z17
+	VMOVDQA64   Z3, Z22
+	VPERMI2PS   Z20, Z19, Z22
+	VPERMT2PS   Z20, Z4, Z19
+	VADDPS      (R10), Z21, Z21
+	VMOVUPS     Z21, (R10)
+	VADDPS      64(R10), Z17, Z17
+	VMOVUPS     Z17, 64(R10)
+	VADDPS      128(R10), Z22, Z22
+	VMOVUPS     Z22, 128(R10)
+	VADDPS      192(R10), Z19, Z19
+	VMOVUPS     Z19, 192(R10)
 
 axpyCodesQ8B4x4VBMI_next:
 	ADDQ $0x00000100, DX
@@ -9612,207 +9146,188 @@ axpyCodesQ8B4x4VBMI_next:
 
 // func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $8-184
-	MOVQ            tab+80(FP), AX
-	VMOVDQU64       (AX), Z0
-	VMOVDQU64       keys8CtlB4<>+0(SB), Z1
-	VMOVDQU64       keys8PermB4<>+0(SB), Z2
-	VMOVDQU64       keys8PermB4<>+64(SB), Z3
-	VMOVDQU64       keys8PermB4<>+128(SB), Z4
-	VMOVDQU64       keys8PermB4<>+192(SB), Z5
-	MOVQ            $0x00000000ffffffff, AX
-	KMOVQ           AX, K1
-	SHLQ            $0x20, AX
-	KMOVQ           AX, K2
-	VMOVDQU32       keys8Spread<>+0(SB), Z8
+TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-184
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z8, Z6
+	VPERMPS         (AX), Z0, Z2
 	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z8, Z7
+	VPERMD          (AX), Z0, Z3
 	MOVQ            bias+72(FP), AX
 	TESTQ           AX, AX
 	JZ              dotCodesQ8B4x4VBMI_add
-	VBROADCASTF32X4 (AX), Z9
-	VPERMPS         Z9, Z8, Z9
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
 
 dotCodesQ8B4x4VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z8
-	MOVQ      out_base+0(FP), CX
-	MOVQ      outStride+24(FP), DX
-	SHLQ      $0x02, DX
-	MOVQ      codes_base+88(FP), BX
-	MOVQ      n+136(FP), SI
-	MOVQ      stride+112(FP), DI
-	LEAQ      (DI)(DI*1), R8
-	LEAQ      (R8)(DI*1), R9
-	MOVQ      $0x0000000f, R10
-	KMOVQ     R10, K3
-	KSHIFTLW  $0x04, K3, K4
-	KSHIFTLW  $0x08, K3, K5
-	KSHIFTLW  $0x0c, K3, K6
-	MOVQ      ahead_base+160(FP), R11
-	MOVQ      ahead_len+168(FP), R12
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+88(FP), DX
+	MOVQ      n+136(FP), BX
+	MOVQ      stride+112(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K1
+	MOVQ      ahead_base+160(FP), R10
+	MOVQ      ahead_len+168(FP), R11
+	MOVQ      tab+80(FP), R9
+	VMOVDQU64 (R9), Z4
+	MOVQ      $0x0000000f, R9
+	KMOVW     R9, K2
+	MOVQ      $0x000000f0, R9
+	KMOVW     R9, K3
+	MOVQ      $0x00000f00, R9
+	KMOVW     R9, K4
+	MOVQ      $0x0000f000, R9
+	KMOVW     R9, K5
 
 dotCodesQ8B4x4VBMI_quad:
-	TESTQ      SI, SI
+	TESTQ      BX, BX
 	JZ         dotCodesQ8B4x4VBMI_done
-	TESTQ      R12, R12
+	TESTQ      R11, R11
 	JLE        dotCodesQ8B4x4VBMI_pf34
-	PREFETCHT0 (R11)
-	PREFETCHT0 64(R11)
-	PREFETCHT0 128(R11)
-	PREFETCHT0 192(R11)
-	ADDQ       $0x00000100, R11
-	SUBQ       $0x00000100, R12
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
 
 dotCodesQ8B4x4VBMI_pf34:
-	CMPQ     SI, $0x04
-	JAE      dotCodesQ8B4x4VBMI_full
-	MOVQ     $0x00000001, R10
-	SHLXQ    SI, R10, R10
-	DECQ     R10
-	KMOVQ    R10, K3
-	KSHIFTLW $0x04, K3, K4
-	KSHIFTLW $0x08, K3, K5
-	KSHIFTLW $0x0c, K3, K6
-	XORQ     R10, R10
-	MOVQ     R10, R9
-	CMPQ     SI, $0x03
-	CMOVQLT  R10, R8
-	CMPQ     SI, $0x02
-	CMOVQLT  R10, DI
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B4x4VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K1
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
 
 dotCodesQ8B4x4VBMI_full:
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ   DX, R9
+	MOVQ   idxOff+120(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+144(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
+	LEAQ   (R14)(R14*2), R15
+	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	MOVQ   BX, R10
-	MOVQ   idxOff+120(FP), R13
-	ADDQ   R13, R10
-	MOVQ   q_base+32(FP), R13
-	MOVQ   d64+144(FP), R14
-	LEAQ   (R14)(R14*2), R15
-	ADDQ   R14, R15
-	LEAQ   (R15)(R15*2), BP
 
-dotCodesQ8B4x4VBMI_chunk:
-	VMOVDQU8.Z     (R10), K1, Z14
-	VMOVDQU8       -32(R10)(DI*1), K2, Z14
-	VMOVDQU8.Z     (R10)(R8*1), K1, Z15
-	VMOVDQU8       -32(R10)(R9*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       (R13), Z16, Z10
-	VPDPBUSD       (R13)(R15*1), Z16, Z11
-	VPDPBUSD       (R13)(R15*2), Z16, Z12
-	VPDPBUSD       (R13)(BP*1), Z16, Z13
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       64(R13), Z16, Z10
-	VPDPBUSD       64(R13)(R15*1), Z16, Z11
-	VPDPBUSD       64(R13)(R15*2), Z16, Z12
-	VPDPBUSD       64(R13)(BP*1), Z16, Z13
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       128(R13), Z16, Z10
-	VPDPBUSD       128(R13)(R15*1), Z16, Z11
-	VPDPBUSD       128(R13)(R15*2), Z16, Z12
-	VPDPBUSD       128(R13)(BP*1), Z16, Z13
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD       192(R13), Z16, Z10
-	VPDPBUSD       192(R13)(R15*1), Z16, Z11
-	VPDPBUSD       192(R13)(R15*2), Z16, Z12
-	VPDPBUSD       192(R13)(BP*1), Z16, Z13
-	ADDQ           $0x20, R10
-	ADDQ           $0x00000100, R13
-	SUBQ           $0x40, R14
-	JNZ            dotCodesQ8B4x4VBMI_chunk
-	VPUNPCKLQDQ    Z11, Z10, Z14
-	VPUNPCKHQDQ    Z11, Z10, Z10
-	VPADDD         Z10, Z14, Z15
-	VPUNPCKLQDQ    Z13, Z12, Z14
-	VPUNPCKHQDQ    Z13, Z12, Z10
-	VPADDD         Z10, Z14, Z10
-	VSHUFPS        $0x88, Z10, Z15, Z14
-	VSHUFPS        $0xdd, Z10, Z15, Z10
-	VPADDD         Z10, Z14, Z10
-	VPERMD         Z10, Z8, Z10
-	VPSUBD         Z7, Z10, Z10
-	VCVTDQ2PS      Z10, Z10
-	VMULPS         Z6, Z10, Z10
-	MOVQ           normOff+128(FP), R10
-	ADDQ           BX, R10
-	MOVWQZX        (R10), R13
-	MOVWQZX        (R10)(DI*1), R14
-	SHLQ           $0x10, R14
-	ORQ            R14, R13
-	MOVWQZX        (R10)(R8*1), R14
-	SHLQ           $0x20, R14
-	ORQ            R14, R13
-	MOVWQZX        (R10)(R9*1), R14
-	SHLQ           $0x30, R14
-	ORQ            R14, R13
-	VPBROADCASTQ   R13, Y14
-	VCVTPH2PS      Y14, Z14
-	VMULPS         Z14, Z10, Z10
-	MOVQ           rows+152(FP), R10
-	TESTQ          AX, AX
-	JZ             dotCodesQ8B4x4VBMI_load
-	VMOVAPS        Z9, Z14
-	JMP            dotCodesQ8B4x4VBMI_loaded
-
-dotCodesQ8B4x4VBMI_load:
-	MOVQ            CX, R13
-	VMOVUPS.Z       (R13), K3, Z14
-	CMPQ            R10, $0x01
-	JLE             dotCodesQ8B4x4VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K4, Z14
-	CMPQ            R10, $0x02
-	JLE             dotCodesQ8B4x4VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K5, Z14
-	CMPQ            R10, $0x03
-	JLE             dotCodesQ8B4x4VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K6, Z14
+dotCodesQ8B4x4VBMI_chunk1:
+	VBROADCASTI32X4.Z (R9), K2, Z13
+	VBROADCASTI32X4   (R9)(SI*1), K3, Z13
+	VBROADCASTI32X4   (R9)(DI*1), K4, Z13
+	VBROADCASTI32X4   (R9)(R8*1), K5, Z13
+	VPSRLW            $0x04, Z13, Z14
+	VPERMB            Z4, Z13, Z13
+	VPERMB            Z4, Z14, Z14
+	VPDPBUSD          (R12), Z13, Z5
+	VPDPBUSD          64(R12), Z14, Z9
+	VPDPBUSD          (R12)(R14*1), Z13, Z6
+	VPDPBUSD          64(R12)(R14*1), Z14, Z10
+	VPDPBUSD          (R12)(R14*2), Z13, Z7
+	VPDPBUSD          64(R12)(R14*2), Z14, Z11
+	VPDPBUSD          (R12)(R15*1), Z13, Z8
+	VPDPBUSD          64(R12)(R15*1), Z14, Z12
+	ADDQ              $0x10, R9
+	ADDQ              $0x00000080, R12
+	SUBQ              $0x20, R13
+	JNZ               dotCodesQ8B4x4VBMI_chunk1
+	VPADDD            Z9, Z5, Z5
+	VPADDD            Z10, Z6, Z6
+	VPADDD            Z11, Z7, Z7
+	VPADDD            Z12, Z8, Z8
+	VPUNPCKLQDQ       Z6, Z5, Z13
+	VPUNPCKHQDQ       Z6, Z5, Z5
+	VPADDD            Z5, Z13, Z14
+	VPUNPCKLQDQ       Z8, Z7, Z13
+	VPUNPCKHQDQ       Z8, Z7, Z5
+	VPADDD            Z5, Z13, Z5
+	VSHUFPS           $0x88, Z5, Z14, Z13
+	VSHUFPS           $0xdd, Z5, Z14, Z5
+	VPADDD            Z5, Z13, Z5
+	VPERMD            Z5, Z0, Z5
+	VPSUBD            Z3, Z5, Z5
+	VCVTDQ2PS         Z5, Z5
+	VMULPS            Z2, Z5, Z5
+	MOVQ              normOff+128(FP), R9
+	ADDQ              DX, R9
+	MOVWQZX           (R9), R12
+	MOVWQZX           (R9)(SI*1), R13
+	SHLQ              $0x10, R13
+	ORQ               R13, R12
+	MOVWQZX           (R9)(DI*1), R13
+	SHLQ              $0x20, R13
+	ORQ               R13, R12
+	MOVWQZX           (R9)(R8*1), R13
+	SHLQ              $0x30, R13
+	ORQ               R13, R12
+	VPBROADCASTQ      R12, Y13
+	VCVTPH2PS         Y13, Z13
+	VMULPS            Z13, Z5, Z5
+	MOVQ              rows+152(FP), R9
+	VMOVAPS           Z1, Z13
+	MOVQ              bias+72(FP), R12
+	TESTQ             R12, R12
+	JNZ               dotCodesQ8B4x4VBMI_loaded
+	MOVQ              AX, R12
+	VMOVUPS.Z         (R12), K1, Z13
+	CMPQ              R9, $0x01
+	JLE               dotCodesQ8B4x4VBMI_loaded
+	ADDQ              CX, R12
+	KSHIFTLW          $0x04, K1, K6
+	VBROADCASTF32X4   (R12), K6, Z13
+	CMPQ              R9, $0x02
+	JLE               dotCodesQ8B4x4VBMI_loaded
+	ADDQ              CX, R12
+	KSHIFTLW          $0x08, K1, K6
+	VBROADCASTF32X4   (R12), K6, Z13
+	CMPQ              R9, $0x03
+	JLE               dotCodesQ8B4x4VBMI_loaded
+	ADDQ              CX, R12
+	KSHIFTLW          $0x0c, K1, K6
+	VBROADCASTF32X4   (R12), K6, Z13
 
 dotCodesQ8B4x4VBMI_loaded:
-	VADDPS        Z10, Z14, Z14
-	MOVQ          CX, R13
-	VMOVUPS       X14, K3, (R13)
-	CMPQ          R10, $0x01
+	VADDPS        Z5, Z13, Z13
+	MOVQ          AX, R12
+	VMOVUPS       X13, K1, (R12)
+	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B4x4VBMI_stored
-	ADDQ          DX, R13
-	VEXTRACTF32X4 $0x01, Z14, X15
-	VMOVUPS       X15, K3, (R13)
-	CMPQ          R10, $0x02
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x01, Z13, X14
+	VMOVUPS       X14, K1, (R12)
+	CMPQ          R9, $0x02
 	JLE           dotCodesQ8B4x4VBMI_stored
-	ADDQ          DX, R13
-	VEXTRACTF32X4 $0x02, Z14, X15
-	VMOVUPS       X15, K3, (R13)
-	CMPQ          R10, $0x03
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x02, Z13, X14
+	VMOVUPS       X14, K1, (R12)
+	CMPQ          R9, $0x03
 	JLE           dotCodesQ8B4x4VBMI_stored
-	ADDQ          DX, R13
-	VEXTRACTF32X4 $0x03, Z14, X14
-	VMOVUPS       X14, K3, (R13)
+	ADDQ          CX, R12
+	VEXTRACTF32X4 $0x03, Z13, X13
+	VMOVUPS       X13, K1, (R12)
 
 dotCodesQ8B4x4VBMI_stored:
-	CMPQ SI, $0x04
+	CMPQ BX, $0x04
 	JB   dotCodesQ8B4x4VBMI_done
-	ADDQ $0x10, CX
-	LEAQ (BX)(R8*2), BX
-	SUBQ $0x04, SI
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
 	JMP  dotCodesQ8B4x4VBMI_quad
 
 dotCodesQ8B4x4VBMI_done:
@@ -9822,117 +9337,117 @@ dotCodesQ8B4x4VBMI_done:
 // func dotCodesQ8B8x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B8x1VBMI(SB), NOSPLIT, $0-184
-	MOVQ            tab+80(FP), AX
-	VMOVDQU64       (AX), Z0
-	VMOVDQU64       64(AX), Z1
-	VMOVDQU64       128(AX), Z2
-	VMOVDQU64       192(AX), Z3
-	MOVQ            $0x00000000ffffffff, AX
-	KMOVQ           AX, K1
-	SHLQ            $0x20, AX
-	KMOVQ           AX, K2
-	VMOVDQU32       keys8Spread<>+0(SB), Z6
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z6, Z4
+	VPERMPS         (AX), Z0, Z2
 	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z6, Z5
+	VPERMD          (AX), Z0, Z3
 	MOVQ            bias+72(FP), AX
 	TESTQ           AX, AX
 	JZ              dotCodesQ8B8x1VBMI_add
-	VBROADCASTF32X4 (AX), Z7
-	VPERMPS         Z7, Z6, Z7
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
 
 dotCodesQ8B8x1VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z6
-	MOVQ      out_base+0(FP), CX
-	MOVQ      outStride+24(FP), DX
-	SHLQ      $0x02, DX
-	MOVQ      codes_base+88(FP), DX
-	MOVQ      n+136(FP), BX
-	MOVQ      stride+112(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K3
-	MOVQ      ahead_base+160(FP), R10
-	MOVQ      ahead_len+168(FP), R11
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+88(FP), CX
+	MOVQ      n+136(FP), DX
+	MOVQ      stride+112(FP), BX
+	LEAQ      (BX)(BX*1), SI
+	LEAQ      (SI)(BX*1), DI
+	MOVQ      $0x0000000f, R8
+	KMOVQ     R8, K1
+	MOVQ      ahead_base+160(FP), R9
+	MOVQ      ahead_len+168(FP), R10
+	MOVQ      tab+80(FP), R8
+	VMOVDQU64 (R8), Z4
+	VMOVDQU64 64(R8), Z5
+	VMOVDQU64 128(R8), Z6
+	VMOVDQU64 192(R8), Z7
+	MOVQ      $0x00000000ffffffff, R8
+	KMOVQ     R8, K2
+	SHLQ      $0x20, R8
+	KMOVQ     R8, K3
 
 dotCodesQ8B8x1VBMI_quad:
-	TESTQ      BX, BX
+	TESTQ      DX, DX
 	JZ         dotCodesQ8B8x1VBMI_done
-	TESTQ      R11, R11
+	TESTQ      R10, R10
 	JLE        dotCodesQ8B8x1VBMI_pf35
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
+	PREFETCHT0 (R9)
+	PREFETCHT0 64(R9)
+	PREFETCHT0 128(R9)
+	PREFETCHT0 192(R9)
+	ADDQ       $0x00000100, R9
+	SUBQ       $0x00000100, R10
 
 dotCodesQ8B8x1VBMI_pf35:
-	CMPQ    BX, $0x04
+	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B8x1VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K3
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+	MOVQ    $0x00000001, R8
+	SHLXQ   DX, R8, R8
+	DECQ    R8
+	KMOVQ   R8, K1
+	XORQ    R8, R8
+	MOVQ    R8, DI
+	CMPQ    DX, $0x03
+	CMOVQLT R8, SI
+	CMPQ    DX, $0x02
+	CMOVQLT R8, BX
 
 dotCodesQ8B8x1VBMI_full:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
-	MOVQ   DX, R9
-	MOVQ   idxOff+120(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+144(FP), R13
-	LEAQ   (R13)(R13*1), R14
-	LEAQ   (R14)(R14*2), R14
+	MOVQ   CX, R8
+	MOVQ   idxOff+120(FP), R11
+	ADDQ   R11, R8
+	MOVQ   q_base+32(FP), R11
+	MOVQ   d64+144(FP), R12
+	LEAQ   (R12)(R12*1), R13
+	LEAQ   (R13)(R13*2), R13
 	VPXORD Z12, Z12, Z12
 
 dotCodesQ8B8x1VBMI_chunk:
-	VMOVDQU8.Z   (R9), K1, Z13
-	VMOVDQU8     -32(R9)(SI*1), K2, Z13
+	VMOVDQU8.Z   (R8), K2, Z13
+	VMOVDQU8     -32(R8)(BX*1), K3, Z13
 	VPMOVB2M     Z13, K4
 	VMOVDQA64    Z13, Z14
-	VPERMI2B     Z1, Z0, Z14
-	VPERMI2B     Z3, Z2, Z13
+	VPERMI2B     Z5, Z4, Z14
+	VPERMI2B     Z7, Z6, Z13
 	VPBLENDMB    Z13, Z14, K4, Z13
-	VPDPBUSD     (R12), Z13, Z8
-	VMOVDQU8.Z   (R9)(DI*1), K1, Z13
-	VMOVDQU8     -32(R9)(R8*1), K2, Z13
+	VPDPBUSD     (R11), Z13, Z8
+	VMOVDQU8.Z   (R8)(SI*1), K2, Z13
+	VMOVDQU8     -32(R8)(DI*1), K3, Z13
 	VPMOVB2M     Z13, K4
 	VMOVDQA64    Z13, Z14
-	VPERMI2B     Z1, Z0, Z14
-	VPERMI2B     Z3, Z2, Z13
+	VPERMI2B     Z5, Z4, Z14
+	VPERMI2B     Z7, Z6, Z13
 	VPBLENDMB    Z13, Z14, K4, Z13
-	VPDPBUSD     (R12), Z13, Z12
-	VMOVDQU8.Z   32(R9), K1, Z13
-	VMOVDQU8     (R9)(SI*1), K2, Z13
+	VPDPBUSD     (R11), Z13, Z12
+	VMOVDQU8.Z   32(R8), K2, Z13
+	VMOVDQU8     (R8)(BX*1), K3, Z13
 	VPMOVB2M     Z13, K4
 	VMOVDQA64    Z13, Z14
-	VPERMI2B     Z1, Z0, Z14
-	VPERMI2B     Z3, Z2, Z13
+	VPERMI2B     Z5, Z4, Z14
+	VPERMI2B     Z7, Z6, Z13
 	VPBLENDMB    Z13, Z14, K4, Z13
-	VPDPBUSD     64(R12), Z13, Z8
-	VMOVDQU8.Z   32(R9)(DI*1), K1, Z13
-	VMOVDQU8     (R9)(R8*1), K2, Z13
+	VPDPBUSD     64(R11), Z13, Z8
+	VMOVDQU8.Z   32(R8)(SI*1), K2, Z13
+	VMOVDQU8     (R8)(DI*1), K3, Z13
 	VPMOVB2M     Z13, K4
 	VMOVDQA64    Z13, Z14
-	VPERMI2B     Z1, Z0, Z14
-	VPERMI2B     Z3, Z2, Z13
+	VPERMI2B     Z5, Z4, Z14
+	VPERMI2B     Z7, Z6, Z13
 	VPBLENDMB    Z13, Z14, K4, Z13
-	VPDPBUSD     64(R12), Z13, Z12
-	ADDQ         $0x40, R9
-	ADDQ         $0x80, R12
-	SUBQ         $0x40, R13
+	VPDPBUSD     64(R11), Z13, Z12
+	ADDQ         $0x40, R8
+	ADDQ         $0x80, R11
+	SUBQ         $0x40, R12
 	JNZ          dotCodesQ8B8x1VBMI_chunk
 	VSHUFI64X2   $0x88, Z12, Z8, Z13
 	VSHUFI64X2   $0xdd, Z12, Z8, Z8
@@ -9946,44 +9461,42 @@ dotCodesQ8B8x1VBMI_chunk:
 	VSHUFPS      $0x88, Z8, Z14, Z13
 	VSHUFPS      $0xdd, Z8, Z14, Z8
 	VPADDD       Z8, Z13, Z8
-	VPERMD       Z8, Z6, Z8
-	VPSUBD       Z5, Z8, Z8
+	VPERMD       Z8, Z0, Z8
+	VPSUBD       Z3, Z8, Z8
 	VCVTDQ2PS    Z8, Z8
-	VMULPS       Z4, Z8, Z8
-	MOVQ         normOff+128(FP), R9
-	ADDQ         DX, R9
-	MOVWQZX      (R9), R12
-	MOVWQZX      (R9)(SI*1), R13
-	SHLQ         $0x10, R13
-	ORQ          R13, R12
-	MOVWQZX      (R9)(DI*1), R13
-	SHLQ         $0x20, R13
-	ORQ          R13, R12
-	MOVWQZX      (R9)(R8*1), R13
-	SHLQ         $0x30, R13
-	ORQ          R13, R12
-	VPBROADCASTQ R12, Y13
+	VMULPS       Z2, Z8, Z8
+	MOVQ         normOff+128(FP), R8
+	ADDQ         CX, R8
+	MOVWQZX      (R8), R11
+	MOVWQZX      (R8)(BX*1), R12
+	SHLQ         $0x10, R12
+	ORQ          R12, R11
+	MOVWQZX      (R8)(SI*1), R12
+	SHLQ         $0x20, R12
+	ORQ          R12, R11
+	MOVWQZX      (R8)(DI*1), R12
+	SHLQ         $0x30, R12
+	ORQ          R12, R11
+	VPBROADCASTQ R11, Y13
 	VCVTPH2PS    Y13, Z13
 	VMULPS       Z13, Z8, Z8
-	MOVQ         rows+152(FP), R9
-	TESTQ        AX, AX
-	JZ           dotCodesQ8B8x1VBMI_load
-	VMOVAPS      Z7, Z13
-	JMP          dotCodesQ8B8x1VBMI_loaded
-
-dotCodesQ8B8x1VBMI_load:
-	MOVQ      CX, R9
-	VMOVUPS.Z (R9), K3, Z13
+	MOVQ         rows+152(FP), R8
+	VMOVAPS      Z1, Z13
+	MOVQ         bias+72(FP), R8
+	TESTQ        R8, R8
+	JNZ          dotCodesQ8B8x1VBMI_loaded
+	MOVQ         AX, R8
+	VMOVUPS.Z    (R8), K1, Z13
 
 dotCodesQ8B8x1VBMI_loaded:
 	VADDPS  Z8, Z13, Z13
-	MOVQ    CX, R9
-	VMOVUPS X13, K3, (R9)
-	CMPQ    BX, $0x04
+	MOVQ    AX, R8
+	VMOVUPS X13, K1, (R8)
+	CMPQ    DX, $0x04
 	JB      dotCodesQ8B8x1VBMI_done
-	ADDQ    $0x10, CX
-	LEAQ    (DX)(DI*2), DX
-	SUBQ    $0x04, BX
+	ADDQ    $0x10, AX
+	LEAQ    (CX)(SI*2), CX
+	SUBQ    $0x04, DX
 	JMP     dotCodesQ8B8x1VBMI_quad
 
 dotCodesQ8B8x1VBMI_done:
@@ -9992,190 +9505,187 @@ dotCodesQ8B8x1VBMI_done:
 
 // func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B8x2VBMI(SB), NOSPLIT, $8-184
-	MOVQ            tab+80(FP), AX
-	VMOVDQU64       (AX), Z0
-	VMOVDQU64       64(AX), Z1
-	VMOVDQU64       128(AX), Z2
-	VMOVDQU64       192(AX), Z3
-	MOVQ            $0x00000000ffffffff, AX
-	KMOVQ           AX, K1
-	SHLQ            $0x20, AX
-	KMOVQ           AX, K2
-	VMOVDQU32       keys8Spread<>+0(SB), Z6
+TEXT ·dotCodesQ8B8x2VBMI(SB), NOSPLIT, $0-184
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z6, Z4
+	VPERMPS         (AX), Z0, Z2
 	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z6, Z5
+	VPERMD          (AX), Z0, Z3
 	MOVQ            bias+72(FP), AX
 	TESTQ           AX, AX
 	JZ              dotCodesQ8B8x2VBMI_add
-	VBROADCASTF32X4 (AX), Z7
-	VPERMPS         Z7, Z6, Z7
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
 
 dotCodesQ8B8x2VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z6
-	MOVQ      out_base+0(FP), CX
-	MOVQ      outStride+24(FP), DX
-	SHLQ      $0x02, DX
-	MOVQ      codes_base+88(FP), BX
-	MOVQ      n+136(FP), SI
-	MOVQ      stride+112(FP), DI
-	LEAQ      (DI)(DI*1), R8
-	LEAQ      (R8)(DI*1), R9
-	MOVQ      $0x0000000f, R10
-	KMOVQ     R10, K3
-	KSHIFTLW  $0x04, K3, K4
-	MOVQ      ahead_base+160(FP), R11
-	MOVQ      ahead_len+168(FP), R12
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+88(FP), DX
+	MOVQ      n+136(FP), BX
+	MOVQ      stride+112(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K1
+	MOVQ      ahead_base+160(FP), R10
+	MOVQ      ahead_len+168(FP), R11
+	MOVQ      tab+80(FP), R9
+	VMOVDQU64 (R9), Z4
+	VMOVDQU64 64(R9), Z5
+	VMOVDQU64 128(R9), Z6
+	VMOVDQU64 192(R9), Z7
+	MOVQ      $0x00000000ffffffff, R9
+	KMOVQ     R9, K2
+	SHLQ      $0x20, R9
+	KMOVQ     R9, K3
 
 dotCodesQ8B8x2VBMI_quad:
-	TESTQ      SI, SI
+	TESTQ      BX, BX
 	JZ         dotCodesQ8B8x2VBMI_done
-	TESTQ      R12, R12
+	TESTQ      R11, R11
 	JLE        dotCodesQ8B8x2VBMI_pf36
-	PREFETCHT0 (R11)
-	PREFETCHT0 64(R11)
-	PREFETCHT0 128(R11)
-	PREFETCHT0 192(R11)
-	ADDQ       $0x00000100, R11
-	SUBQ       $0x00000100, R12
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
 
 dotCodesQ8B8x2VBMI_pf36:
-	CMPQ     SI, $0x04
-	JAE      dotCodesQ8B8x2VBMI_full
-	MOVQ     $0x00000001, R10
-	SHLXQ    SI, R10, R10
-	DECQ     R10
-	KMOVQ    R10, K3
-	KSHIFTLW $0x04, K3, K4
-	XORQ     R10, R10
-	MOVQ     R10, R9
-	CMPQ     SI, $0x03
-	CMOVQLT  R10, R8
-	CMPQ     SI, $0x02
-	CMOVQLT  R10, DI
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B8x2VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K1
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
 
 dotCodesQ8B8x2VBMI_full:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
-	MOVQ   BX, R10
-	MOVQ   idxOff+120(FP), R13
-	ADDQ   R13, R10
-	MOVQ   q_base+32(FP), R13
-	MOVQ   d64+144(FP), R14
-	LEAQ   (R14)(R14*1), R15
-	LEAQ   (R15)(R15*2), BP
+	MOVQ   DX, R9
+	MOVQ   idxOff+120(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+144(FP), R13
+	LEAQ   (R13)(R13*1), R14
+	LEAQ   (R14)(R14*2), R15
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
 
 dotCodesQ8B8x2VBMI_chunk:
-	VMOVDQU8.Z   (R10), K1, Z14
-	VMOVDQU8     -32(R10)(DI*1), K2, Z14
-	VPMOVB2M     Z14, K5
-	VMOVDQA64    Z14, Z15
-	VPERMI2B     Z1, Z0, Z15
-	VPERMI2B     Z3, Z2, Z14
-	VPBLENDMB    Z14, Z15, K5, Z14
-	VPDPBUSD     (R13), Z14, Z8
-	VPDPBUSD     (R13)(R15*1), Z14, Z9
-	VMOVDQU8.Z   (R10)(R8*1), K1, Z14
-	VMOVDQU8     -32(R10)(R9*1), K2, Z14
-	VPMOVB2M     Z14, K5
-	VMOVDQA64    Z14, Z15
-	VPERMI2B     Z1, Z0, Z15
-	VPERMI2B     Z3, Z2, Z14
-	VPBLENDMB    Z14, Z15, K5, Z14
-	VPDPBUSD     (R13), Z14, Z12
-	VPDPBUSD     (R13)(R15*1), Z14, Z13
-	VMOVDQU8.Z   32(R10), K1, Z14
-	VMOVDQU8     (R10)(DI*1), K2, Z14
-	VPMOVB2M     Z14, K5
-	VMOVDQA64    Z14, Z15
-	VPERMI2B     Z1, Z0, Z15
-	VPERMI2B     Z3, Z2, Z14
-	VPBLENDMB    Z14, Z15, K5, Z14
-	VPDPBUSD     64(R13), Z14, Z8
-	VPDPBUSD     64(R13)(R15*1), Z14, Z9
-	VMOVDQU8.Z   32(R10)(R8*1), K1, Z14
-	VMOVDQU8     (R10)(R9*1), K2, Z14
-	VPMOVB2M     Z14, K5
-	VMOVDQA64    Z14, Z15
-	VPERMI2B     Z1, Z0, Z15
-	VPERMI2B     Z3, Z2, Z14
-	VPBLENDMB    Z14, Z15, K5, Z14
-	VPDPBUSD     64(R13), Z14, Z12
-	VPDPBUSD     64(R13)(R15*1), Z14, Z13
-	ADDQ         $0x40, R10
-	ADDQ         $0x80, R13
-	SUBQ         $0x40, R14
-	JNZ          dotCodesQ8B8x2VBMI_chunk
-	VSHUFI64X2   $0x88, Z12, Z8, Z14
-	VSHUFI64X2   $0xdd, Z12, Z8, Z8
-	VPADDD       Z8, Z14, Z8
-	VSHUFI64X2   $0x88, Z13, Z9, Z14
-	VSHUFI64X2   $0xdd, Z13, Z9, Z9
-	VPADDD       Z9, Z14, Z9
-	VPUNPCKLQDQ  Z9, Z8, Z14
-	VPUNPCKHQDQ  Z9, Z8, Z8
-	VPADDD       Z8, Z14, Z15
-	VPUNPCKLQDQ  Z11, Z10, Z14
-	VPUNPCKHQDQ  Z11, Z10, Z8
-	VPADDD       Z8, Z14, Z8
-	VSHUFPS      $0x88, Z8, Z15, Z14
-	VSHUFPS      $0xdd, Z8, Z15, Z8
-	VPADDD       Z8, Z14, Z8
-	VPERMD       Z8, Z6, Z8
-	VPSUBD       Z5, Z8, Z8
-	VCVTDQ2PS    Z8, Z8
-	VMULPS       Z4, Z8, Z8
-	MOVQ         normOff+128(FP), R10
-	ADDQ         BX, R10
-	MOVWQZX      (R10), R13
-	MOVWQZX      (R10)(DI*1), R14
-	SHLQ         $0x10, R14
-	ORQ          R14, R13
-	MOVWQZX      (R10)(R8*1), R14
-	SHLQ         $0x20, R14
-	ORQ          R14, R13
-	MOVWQZX      (R10)(R9*1), R14
-	SHLQ         $0x30, R14
-	ORQ          R14, R13
-	VPBROADCASTQ R13, Y14
-	VCVTPH2PS    Y14, Z14
-	VMULPS       Z14, Z8, Z8
-	MOVQ         rows+152(FP), R10
-	TESTQ        AX, AX
-	JZ           dotCodesQ8B8x2VBMI_load
-	VMOVAPS      Z7, Z14
-	JMP          dotCodesQ8B8x2VBMI_loaded
-
-dotCodesQ8B8x2VBMI_load:
-	MOVQ            CX, R13
-	VMOVUPS.Z       (R13), K3, Z14
-	CMPQ            R10, $0x01
+	VMOVDQU8.Z      (R9), K2, Z14
+	VMOVDQU8        -32(R9)(SI*1), K3, Z14
+	VPMOVB2M        Z14, K4
+	VMOVDQA64       Z14, Z15
+	VPERMI2B        Z5, Z4, Z15
+	VPERMI2B        Z7, Z6, Z14
+	VPBLENDMB       Z14, Z15, K4, Z14
+	VPDPBUSD        (R12), Z14, Z8
+	VPDPBUSD        (R12)(R14*1), Z14, Z9
+	VMOVDQU8.Z      (R9)(DI*1), K2, Z14
+	VMOVDQU8        -32(R9)(R8*1), K3, Z14
+	VPMOVB2M        Z14, K4
+	VMOVDQA64       Z14, Z15
+	VPERMI2B        Z5, Z4, Z15
+	VPERMI2B        Z7, Z6, Z14
+	VPBLENDMB       Z14, Z15, K4, Z14
+	VPDPBUSD        (R12), Z14, Z12
+	VPDPBUSD        (R12)(R14*1), Z14, Z13
+	VMOVDQU8.Z      32(R9), K2, Z14
+	VMOVDQU8        (R9)(SI*1), K3, Z14
+	VPMOVB2M        Z14, K4
+	VMOVDQA64       Z14, Z15
+	VPERMI2B        Z5, Z4, Z15
+	VPERMI2B        Z7, Z6, Z14
+	VPBLENDMB       Z14, Z15, K4, Z14
+	VPDPBUSD        64(R12), Z14, Z8
+	VPDPBUSD        64(R12)(R14*1), Z14, Z9
+	VMOVDQU8.Z      32(R9)(DI*1), K2, Z14
+	VMOVDQU8        (R9)(R8*1), K3, Z14
+	VPMOVB2M        Z14, K4
+	VMOVDQA64       Z14, Z15
+	VPERMI2B        Z5, Z4, Z15
+	VPERMI2B        Z7, Z6, Z14
+	VPBLENDMB       Z14, Z15, K4, Z14
+	VPDPBUSD        64(R12), Z14, Z12
+	VPDPBUSD        64(R12)(R14*1), Z14, Z13
+	ADDQ            $0x40, R9
+	ADDQ            $0x80, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B8x2VBMI_chunk
+	VSHUFI64X2      $0x88, Z12, Z8, Z14
+	VSHUFI64X2      $0xdd, Z12, Z8, Z8
+	VPADDD          Z8, Z14, Z8
+	VSHUFI64X2      $0x88, Z13, Z9, Z14
+	VSHUFI64X2      $0xdd, Z13, Z9, Z9
+	VPADDD          Z9, Z14, Z9
+	VPUNPCKLQDQ     Z9, Z8, Z14
+	VPUNPCKHQDQ     Z9, Z8, Z8
+	VPADDD          Z8, Z14, Z15
+	VPUNPCKLQDQ     Z11, Z10, Z14
+	VPUNPCKHQDQ     Z11, Z10, Z8
+	VPADDD          Z8, Z14, Z8
+	VSHUFPS         $0x88, Z8, Z15, Z14
+	VSHUFPS         $0xdd, Z8, Z15, Z8
+	VPADDD          Z8, Z14, Z8
+	VPERMD          Z8, Z0, Z8
+	VPSUBD          Z3, Z8, Z8
+	VCVTDQ2PS       Z8, Z8
+	VMULPS          Z2, Z8, Z8
+	MOVQ            normOff+128(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y14
+	VCVTPH2PS       Y14, Z14
+	VMULPS          Z14, Z8, Z8
+	MOVQ            rows+152(FP), R9
+	VMOVAPS         Z1, Z14
+	MOVQ            bias+72(FP), R12
+	TESTQ           R12, R12
+	JNZ             dotCodesQ8B8x2VBMI_loaded
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K1, Z14
+	CMPQ            R9, $0x01
 	JLE             dotCodesQ8B8x2VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K4, Z14
+	ADDQ            CX, R12
+	KSHIFTLW        $0x04, K1, K4
+	VBROADCASTF32X4 (R12), K4, Z14
 
 dotCodesQ8B8x2VBMI_loaded:
 	VADDPS        Z8, Z14, Z14
-	MOVQ          CX, R13
-	VMOVUPS       X14, K3, (R13)
-	CMPQ          R10, $0x01
+	MOVQ          AX, R12
+	VMOVUPS       X14, K1, (R12)
+	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B8x2VBMI_stored
-	ADDQ          DX, R13
+	ADDQ          CX, R12
 	VEXTRACTF32X4 $0x01, Z14, X14
-	VMOVUPS       X14, K3, (R13)
+	VMOVUPS       X14, K1, (R12)
 
 dotCodesQ8B8x2VBMI_stored:
-	CMPQ SI, $0x04
+	CMPQ BX, $0x04
 	JB   dotCodesQ8B8x2VBMI_done
-	ADDQ $0x10, CX
-	LEAQ (BX)(R8*2), BX
-	SUBQ $0x04, SI
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
 	JMP  dotCodesQ8B8x2VBMI_quad
 
 dotCodesQ8B8x2VBMI_done:
@@ -10184,231 +9694,758 @@ dotCodesQ8B8x2VBMI_done:
 
 // func dotCodesQ8B8x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
-TEXT ·dotCodesQ8B8x4VBMI(SB), NOSPLIT, $8-184
-	MOVQ            tab+80(FP), AX
-	VMOVDQU64       (AX), Z0
-	VMOVDQU64       64(AX), Z1
-	VMOVDQU64       128(AX), Z2
-	VMOVDQU64       192(AX), Z3
-	MOVQ            $0x00000000ffffffff, AX
-	KMOVQ           AX, K1
-	SHLQ            $0x20, AX
-	KMOVQ           AX, K2
-	VMOVDQU32       keys8Spread<>+0(SB), Z6
+TEXT ·dotCodesQ8B8x4VBMI(SB), NOSPLIT, $0-184
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z6, Z4
+	VPERMPS         (AX), Z0, Z2
 	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z6, Z5
+	VPERMD          (AX), Z0, Z3
 	MOVQ            bias+72(FP), AX
 	TESTQ           AX, AX
 	JZ              dotCodesQ8B8x4VBMI_add
-	VBROADCASTF32X4 (AX), Z7
-	VPERMPS         Z7, Z6, Z7
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
 
 dotCodesQ8B8x4VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z6
-	MOVQ      out_base+0(FP), CX
-	MOVQ      outStride+24(FP), DX
-	SHLQ      $0x02, DX
-	MOVQ      codes_base+88(FP), BX
-	MOVQ      n+136(FP), SI
-	MOVQ      stride+112(FP), DI
-	LEAQ      (DI)(DI*1), R8
-	LEAQ      (R8)(DI*1), R9
-	MOVQ      $0x0000000f, R10
-	KMOVQ     R10, K3
-	KSHIFTLW  $0x04, K3, K4
-	KSHIFTLW  $0x08, K3, K5
-	KSHIFTLW  $0x0c, K3, K6
-	MOVQ      ahead_base+160(FP), R11
-	MOVQ      ahead_len+168(FP), R12
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+88(FP), DX
+	MOVQ      n+136(FP), BX
+	MOVQ      stride+112(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K1
+	MOVQ      ahead_base+160(FP), R10
+	MOVQ      ahead_len+168(FP), R11
+	MOVQ      tab+80(FP), R9
+	VMOVDQU64 (R9), Z4
+	VMOVDQU64 64(R9), Z5
+	VMOVDQU64 128(R9), Z6
+	VMOVDQU64 192(R9), Z7
+	MOVQ      $0x00000000ffffffff, R9
+	KMOVQ     R9, K2
+	SHLQ      $0x20, R9
+	KMOVQ     R9, K3
 
 dotCodesQ8B8x4VBMI_quad:
-	TESTQ      SI, SI
+	TESTQ      BX, BX
 	JZ         dotCodesQ8B8x4VBMI_done
-	TESTQ      R12, R12
+	TESTQ      R11, R11
 	JLE        dotCodesQ8B8x4VBMI_pf37
-	PREFETCHT0 (R11)
-	PREFETCHT0 64(R11)
-	PREFETCHT0 128(R11)
-	PREFETCHT0 192(R11)
-	ADDQ       $0x00000100, R11
-	SUBQ       $0x00000100, R12
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
 
 dotCodesQ8B8x4VBMI_pf37:
-	CMPQ     SI, $0x04
-	JAE      dotCodesQ8B8x4VBMI_full
-	MOVQ     $0x00000001, R10
-	SHLXQ    SI, R10, R10
-	DECQ     R10
-	KMOVQ    R10, K3
-	KSHIFTLW $0x04, K3, K4
-	KSHIFTLW $0x08, K3, K5
-	KSHIFTLW $0x0c, K3, K6
-	XORQ     R10, R10
-	MOVQ     R10, R9
-	CMPQ     SI, $0x03
-	CMOVQLT  R10, R8
-	CMPQ     SI, $0x02
-	CMOVQLT  R10, DI
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8B8x4VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K1
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
 
 dotCodesQ8B8x4VBMI_full:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
-	MOVQ   BX, R10
-	MOVQ   idxOff+120(FP), R13
-	ADDQ   R13, R10
-	MOVQ   q_base+32(FP), R13
-	MOVQ   d64+144(FP), R14
-	LEAQ   (R14)(R14*1), R15
-	LEAQ   (R15)(R15*2), BP
+	MOVQ   DX, R9
+	MOVQ   idxOff+120(FP), R12
+	ADDQ   R12, R9
+	MOVQ   q_base+32(FP), R12
+	MOVQ   d64+144(FP), R13
+	LEAQ   (R13)(R13*1), R14
+	LEAQ   (R14)(R14*2), R15
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
 	VPXORD Z15, Z15, Z15
 
 dotCodesQ8B8x4VBMI_chunk:
-	VMOVDQU8.Z   (R10), K1, Z16
-	VMOVDQU8     -32(R10)(DI*1), K2, Z16
-	VPMOVB2M     Z16, K7
-	VMOVDQA64    Z16, Z17
-	VPERMI2B     Z1, Z0, Z17
-	VPERMI2B     Z3, Z2, Z16
-	VPBLENDMB    Z16, Z17, K7, Z16
-	VPDPBUSD     (R13), Z16, Z8
-	VPDPBUSD     (R13)(R15*1), Z16, Z9
-	VPDPBUSD     (R13)(R15*2), Z16, Z10
-	VPDPBUSD     (R13)(BP*1), Z16, Z11
-	VMOVDQU8.Z   (R10)(R8*1), K1, Z16
-	VMOVDQU8     -32(R10)(R9*1), K2, Z16
-	VPMOVB2M     Z16, K7
-	VMOVDQA64    Z16, Z17
-	VPERMI2B     Z1, Z0, Z17
-	VPERMI2B     Z3, Z2, Z16
-	VPBLENDMB    Z16, Z17, K7, Z16
-	VPDPBUSD     (R13), Z16, Z12
-	VPDPBUSD     (R13)(R15*1), Z16, Z13
-	VPDPBUSD     (R13)(R15*2), Z16, Z14
-	VPDPBUSD     (R13)(BP*1), Z16, Z15
-	VMOVDQU8.Z   32(R10), K1, Z16
-	VMOVDQU8     (R10)(DI*1), K2, Z16
-	VPMOVB2M     Z16, K7
-	VMOVDQA64    Z16, Z17
-	VPERMI2B     Z1, Z0, Z17
-	VPERMI2B     Z3, Z2, Z16
-	VPBLENDMB    Z16, Z17, K7, Z16
-	VPDPBUSD     64(R13), Z16, Z8
-	VPDPBUSD     64(R13)(R15*1), Z16, Z9
-	VPDPBUSD     64(R13)(R15*2), Z16, Z10
-	VPDPBUSD     64(R13)(BP*1), Z16, Z11
-	VMOVDQU8.Z   32(R10)(R8*1), K1, Z16
-	VMOVDQU8     (R10)(R9*1), K2, Z16
-	VPMOVB2M     Z16, K7
-	VMOVDQA64    Z16, Z17
-	VPERMI2B     Z1, Z0, Z17
-	VPERMI2B     Z3, Z2, Z16
-	VPBLENDMB    Z16, Z17, K7, Z16
-	VPDPBUSD     64(R13), Z16, Z12
-	VPDPBUSD     64(R13)(R15*1), Z16, Z13
-	VPDPBUSD     64(R13)(R15*2), Z16, Z14
-	VPDPBUSD     64(R13)(BP*1), Z16, Z15
-	ADDQ         $0x40, R10
-	ADDQ         $0x80, R13
-	SUBQ         $0x40, R14
-	JNZ          dotCodesQ8B8x4VBMI_chunk
-	VSHUFI64X2   $0x88, Z12, Z8, Z16
-	VSHUFI64X2   $0xdd, Z12, Z8, Z8
-	VPADDD       Z8, Z16, Z8
-	VSHUFI64X2   $0x88, Z13, Z9, Z16
-	VSHUFI64X2   $0xdd, Z13, Z9, Z9
-	VPADDD       Z9, Z16, Z9
-	VSHUFI64X2   $0x88, Z14, Z10, Z16
-	VSHUFI64X2   $0xdd, Z14, Z10, Z10
-	VPADDD       Z10, Z16, Z10
-	VSHUFI64X2   $0x88, Z15, Z11, Z16
-	VSHUFI64X2   $0xdd, Z15, Z11, Z11
-	VPADDD       Z11, Z16, Z11
-	VPUNPCKLQDQ  Z9, Z8, Z16
-	VPUNPCKHQDQ  Z9, Z8, Z8
-	VPADDD       Z8, Z16, Z17
-	VPUNPCKLQDQ  Z11, Z10, Z16
-	VPUNPCKHQDQ  Z11, Z10, Z8
-	VPADDD       Z8, Z16, Z8
-	VSHUFPS      $0x88, Z8, Z17, Z16
-	VSHUFPS      $0xdd, Z8, Z17, Z8
-	VPADDD       Z8, Z16, Z8
-	VPERMD       Z8, Z6, Z8
-	VPSUBD       Z5, Z8, Z8
-	VCVTDQ2PS    Z8, Z8
-	VMULPS       Z4, Z8, Z8
-	MOVQ         normOff+128(FP), R10
-	ADDQ         BX, R10
-	MOVWQZX      (R10), R13
-	MOVWQZX      (R10)(DI*1), R14
-	SHLQ         $0x10, R14
-	ORQ          R14, R13
-	MOVWQZX      (R10)(R8*1), R14
-	SHLQ         $0x20, R14
-	ORQ          R14, R13
-	MOVWQZX      (R10)(R9*1), R14
-	SHLQ         $0x30, R14
-	ORQ          R14, R13
-	VPBROADCASTQ R13, Y16
-	VCVTPH2PS    Y16, Z16
-	VMULPS       Z16, Z8, Z8
-	MOVQ         rows+152(FP), R10
-	TESTQ        AX, AX
-	JZ           dotCodesQ8B8x4VBMI_load
-	VMOVAPS      Z7, Z16
-	JMP          dotCodesQ8B8x4VBMI_loaded
-
-dotCodesQ8B8x4VBMI_load:
-	MOVQ            CX, R13
-	VMOVUPS.Z       (R13), K3, Z16
-	CMPQ            R10, $0x01
+	VMOVDQU8.Z      (R9), K2, Z16
+	VMOVDQU8        -32(R9)(SI*1), K3, Z16
+	VPMOVB2M        Z16, K4
+	VMOVDQA64       Z16, Z17
+	VPERMI2B        Z5, Z4, Z17
+	VPERMI2B        Z7, Z6, Z16
+	VPBLENDMB       Z16, Z17, K4, Z16
+	VPDPBUSD        (R12), Z16, Z8
+	VPDPBUSD        (R12)(R14*1), Z16, Z9
+	VPDPBUSD        (R12)(R14*2), Z16, Z10
+	VPDPBUSD        (R12)(R15*1), Z16, Z11
+	VMOVDQU8.Z      (R9)(DI*1), K2, Z16
+	VMOVDQU8        -32(R9)(R8*1), K3, Z16
+	VPMOVB2M        Z16, K4
+	VMOVDQA64       Z16, Z17
+	VPERMI2B        Z5, Z4, Z17
+	VPERMI2B        Z7, Z6, Z16
+	VPBLENDMB       Z16, Z17, K4, Z16
+	VPDPBUSD        (R12), Z16, Z12
+	VPDPBUSD        (R12)(R14*1), Z16, Z13
+	VPDPBUSD        (R12)(R14*2), Z16, Z14
+	VPDPBUSD        (R12)(R15*1), Z16, Z15
+	VMOVDQU8.Z      32(R9), K2, Z16
+	VMOVDQU8        (R9)(SI*1), K3, Z16
+	VPMOVB2M        Z16, K4
+	VMOVDQA64       Z16, Z17
+	VPERMI2B        Z5, Z4, Z17
+	VPERMI2B        Z7, Z6, Z16
+	VPBLENDMB       Z16, Z17, K4, Z16
+	VPDPBUSD        64(R12), Z16, Z8
+	VPDPBUSD        64(R12)(R14*1), Z16, Z9
+	VPDPBUSD        64(R12)(R14*2), Z16, Z10
+	VPDPBUSD        64(R12)(R15*1), Z16, Z11
+	VMOVDQU8.Z      32(R9)(DI*1), K2, Z16
+	VMOVDQU8        (R9)(R8*1), K3, Z16
+	VPMOVB2M        Z16, K4
+	VMOVDQA64       Z16, Z17
+	VPERMI2B        Z5, Z4, Z17
+	VPERMI2B        Z7, Z6, Z16
+	VPBLENDMB       Z16, Z17, K4, Z16
+	VPDPBUSD        64(R12), Z16, Z12
+	VPDPBUSD        64(R12)(R14*1), Z16, Z13
+	VPDPBUSD        64(R12)(R14*2), Z16, Z14
+	VPDPBUSD        64(R12)(R15*1), Z16, Z15
+	ADDQ            $0x40, R9
+	ADDQ            $0x80, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8B8x4VBMI_chunk
+	VSHUFI64X2      $0x88, Z12, Z8, Z16
+	VSHUFI64X2      $0xdd, Z12, Z8, Z8
+	VPADDD          Z8, Z16, Z8
+	VSHUFI64X2      $0x88, Z13, Z9, Z16
+	VSHUFI64X2      $0xdd, Z13, Z9, Z9
+	VPADDD          Z9, Z16, Z9
+	VSHUFI64X2      $0x88, Z14, Z10, Z16
+	VSHUFI64X2      $0xdd, Z14, Z10, Z10
+	VPADDD          Z10, Z16, Z10
+	VSHUFI64X2      $0x88, Z15, Z11, Z16
+	VSHUFI64X2      $0xdd, Z15, Z11, Z11
+	VPADDD          Z11, Z16, Z11
+	VPUNPCKLQDQ     Z9, Z8, Z16
+	VPUNPCKHQDQ     Z9, Z8, Z8
+	VPADDD          Z8, Z16, Z17
+	VPUNPCKLQDQ     Z11, Z10, Z16
+	VPUNPCKHQDQ     Z11, Z10, Z8
+	VPADDD          Z8, Z16, Z8
+	VSHUFPS         $0x88, Z8, Z17, Z16
+	VSHUFPS         $0xdd, Z8, Z17, Z8
+	VPADDD          Z8, Z16, Z8
+	VPERMD          Z8, Z0, Z8
+	VPSUBD          Z3, Z8, Z8
+	VCVTDQ2PS       Z8, Z8
+	VMULPS          Z2, Z8, Z8
+	MOVQ            normOff+128(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y16
+	VCVTPH2PS       Y16, Z16
+	VMULPS          Z16, Z8, Z8
+	MOVQ            rows+152(FP), R9
+	VMOVAPS         Z1, Z16
+	MOVQ            bias+72(FP), R12
+	TESTQ           R12, R12
+	JNZ             dotCodesQ8B8x4VBMI_loaded
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K1, Z16
+	CMPQ            R9, $0x01
 	JLE             dotCodesQ8B8x4VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K4, Z16
-	CMPQ            R10, $0x02
+	ADDQ            CX, R12
+	KSHIFTLW        $0x04, K1, K4
+	VBROADCASTF32X4 (R12), K4, Z16
+	CMPQ            R9, $0x02
 	JLE             dotCodesQ8B8x4VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K5, Z16
-	CMPQ            R10, $0x03
+	ADDQ            CX, R12
+	KSHIFTLW        $0x08, K1, K4
+	VBROADCASTF32X4 (R12), K4, Z16
+	CMPQ            R9, $0x03
 	JLE             dotCodesQ8B8x4VBMI_loaded
-	ADDQ            DX, R13
-	VBROADCASTF32X4 (R13), K6, Z16
+	ADDQ            CX, R12
+	KSHIFTLW        $0x0c, K1, K4
+	VBROADCASTF32X4 (R12), K4, Z16
 
 dotCodesQ8B8x4VBMI_loaded:
 	VADDPS        Z8, Z16, Z16
-	MOVQ          CX, R13
-	VMOVUPS       X16, K3, (R13)
-	CMPQ          R10, $0x01
+	MOVQ          AX, R12
+	VMOVUPS       X16, K1, (R12)
+	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B8x4VBMI_stored
-	ADDQ          DX, R13
+	ADDQ          CX, R12
 	VEXTRACTF32X4 $0x01, Z16, X17
-	VMOVUPS       X17, K3, (R13)
-	CMPQ          R10, $0x02
+	VMOVUPS       X17, K1, (R12)
+	CMPQ          R9, $0x02
 	JLE           dotCodesQ8B8x4VBMI_stored
-	ADDQ          DX, R13
+	ADDQ          CX, R12
 	VEXTRACTF32X4 $0x02, Z16, X17
-	VMOVUPS       X17, K3, (R13)
-	CMPQ          R10, $0x03
+	VMOVUPS       X17, K1, (R12)
+	CMPQ          R9, $0x03
 	JLE           dotCodesQ8B8x4VBMI_stored
-	ADDQ          DX, R13
+	ADDQ          CX, R12
 	VEXTRACTF32X4 $0x03, Z16, X16
-	VMOVUPS       X16, K3, (R13)
+	VMOVUPS       X16, K1, (R12)
 
 dotCodesQ8B8x4VBMI_stored:
-	CMPQ SI, $0x04
+	CMPQ BX, $0x04
 	JB   dotCodesQ8B8x4VBMI_done
-	ADDQ $0x10, CX
-	LEAQ (BX)(R8*2), BX
-	SUBQ $0x04, SI
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
 	JMP  dotCodesQ8B8x4VBMI_quad
 
 dotCodesQ8B8x4VBMI_done:
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8P34VBMI(out []float32, outStride int, qa []int8, qb []int8, scalesa *[8]float32, scalesb *[8]float32, sumsa *[8]int32, sumsb *[8]int32, bias *[4]float32, taba *[256]uint8, tabb *[256]uint8, codes []byte, stride int, idxa int, norma int, idxb int, normb int, n int, d64a int, d64b int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·dotCodesQ8P34VBMI(SB), NOSPLIT, $0-256
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
+	MOVQ            scalesa+80(FP), AX
+	VPERMPS         (AX), Z0, Z2
+	MOVQ            sumsa+96(FP), AX
+	VPERMD          (AX), Z0, Z3
+	MOVQ            scalesb+88(FP), AX
+	VPERMPS         (AX), Z0, Z4
+	MOVQ            sumsb+104(FP), AX
+	VPERMD          (AX), Z0, Z5
+	MOVQ            bias+112(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8P34VBMI_add
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
+
+dotCodesQ8P34VBMI_add:
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+136(FP), DX
+	MOVQ      n+200(FP), BX
+	MOVQ      stride+160(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K1
+	MOVQ      ahead_base+232(FP), R10
+	MOVQ      ahead_len+240(FP), R11
+	MOVQ      taba+120(FP), R9
+	VMOVDQU64 (R9), Z6
+	VMOVDQU64 keys8CtlB3<>+0(SB), Z7
+	VMOVDQU64 keys8PermB3<>+0(SB), Z8
+	VMOVDQU64 keys8PermB3<>+64(SB), Z9
+	VMOVDQU64 keys8PermB3<>+128(SB), Z10
+	VMOVDQU64 keys8PermB3<>+192(SB), Z11
+	MOVQ      $0x0000000000ffffff, R9
+	KMOVQ     R9, K2
+	SHLQ      $0x20, R9
+	KMOVQ     R9, K3
+	MOVQ      tabb+128(FP), R9
+	VMOVDQU64 (R9), Z12
+	MOVQ      $0x0000000f, R9
+	KMOVW     R9, K4
+	MOVQ      $0x000000f0, R9
+	KMOVW     R9, K5
+	MOVQ      $0x00000f00, R9
+	KMOVW     R9, K6
+	MOVQ      $0x0000f000, R9
+	KMOVW     R9, K7
+
+dotCodesQ8P34VBMI_quad:
+	TESTQ      BX, BX
+	JZ         dotCodesQ8P34VBMI_done
+	TESTQ      R11, R11
+	JLE        dotCodesQ8P34VBMI_pf38
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
+
+dotCodesQ8P34VBMI_pf38:
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8P34VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K1
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8P34VBMI_full:
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	MOVQ   DX, R9
+	MOVQ   idxa+168(FP), R12
+	ADDQ   R12, R9
+	MOVQ   qa_base+32(FP), R12
+	MOVQ   d64a+208(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
+	LEAQ   (R14)(R14*2), R15
+
+dotCodesQ8P34VBMI_chunk1:
+	VMOVDQU8.Z     (R9), K2, Z17
+	VMOVDQU8       -32(R9)(SI*1), K3, Z17
+	VMOVDQU8.Z     (R9)(DI*1), K2, Z18
+	VMOVDQU8       -32(R9)(R8*1), K3, Z18
+	VMOVDQA64      Z8, Z19
+	VPERMI2B       Z18, Z17, Z19
+	VPMULTISHIFTQB Z19, Z7, Z19
+	VPERMB         Z6, Z19, Z19
+	VPDPBUSD       (R12), Z19, Z13
+	VPDPBUSD       (R12)(R14*1), Z19, Z14
+	VPDPBUSD       (R12)(R14*2), Z19, Z15
+	VPDPBUSD       (R12)(R15*1), Z19, Z16
+	VMOVDQA64      Z9, Z19
+	VPERMI2B       Z18, Z17, Z19
+	VPMULTISHIFTQB Z19, Z7, Z19
+	VPERMB         Z6, Z19, Z19
+	VPDPBUSD       64(R12), Z19, Z13
+	VPDPBUSD       64(R12)(R14*1), Z19, Z14
+	VPDPBUSD       64(R12)(R14*2), Z19, Z15
+	VPDPBUSD       64(R12)(R15*1), Z19, Z16
+	VMOVDQA64      Z10, Z19
+	VPERMI2B       Z18, Z17, Z19
+	VPMULTISHIFTQB Z19, Z7, Z19
+	VPERMB         Z6, Z19, Z19
+	VPDPBUSD       128(R12), Z19, Z13
+	VPDPBUSD       128(R12)(R14*1), Z19, Z14
+	VPDPBUSD       128(R12)(R14*2), Z19, Z15
+	VPDPBUSD       128(R12)(R15*1), Z19, Z16
+	VMOVDQA64      Z11, Z19
+	VPERMI2B       Z18, Z17, Z19
+	VPMULTISHIFTQB Z19, Z7, Z19
+	VPERMB         Z6, Z19, Z19
+	VPDPBUSD       192(R12), Z19, Z13
+	VPDPBUSD       192(R12)(R14*1), Z19, Z14
+	VPDPBUSD       192(R12)(R14*2), Z19, Z15
+	VPDPBUSD       192(R12)(R15*1), Z19, Z16
+	ADDQ           $0x18, R9
+	ADDQ           $0x00000100, R12
+	SUBQ           $0x40, R13
+	JNZ            dotCodesQ8P34VBMI_chunk1
+	VPUNPCKLQDQ    Z14, Z13, Z17
+	VPUNPCKHQDQ    Z14, Z13, Z13
+	VPADDD         Z13, Z17, Z18
+	VPUNPCKLQDQ    Z16, Z15, Z17
+	VPUNPCKHQDQ    Z16, Z15, Z13
+	VPADDD         Z13, Z17, Z13
+	VSHUFPS        $0x88, Z13, Z18, Z17
+	VSHUFPS        $0xdd, Z13, Z18, Z13
+	VPADDD         Z13, Z17, Z13
+	VPERMD         Z13, Z0, Z13
+	VPSUBD         Z3, Z13, Z13
+	VCVTDQ2PS      Z13, Z13
+	VMULPS         Z2, Z13, Z13
+	MOVQ           norma+176(FP), R9
+	ADDQ           DX, R9
+	MOVWQZX        (R9), R12
+	MOVWQZX        (R9)(SI*1), R13
+	SHLQ           $0x10, R13
+	ORQ            R13, R12
+	MOVWQZX        (R9)(DI*1), R13
+	SHLQ           $0x20, R13
+	ORQ            R13, R12
+	MOVWQZX        (R9)(R8*1), R13
+	SHLQ           $0x30, R13
+	ORQ            R13, R12
+	VPBROADCASTQ   R12, Y17
+	VCVTPH2PS      Y17, Z17
+	VMULPS         Z17, Z13, Z13
+	VPXORD         Z20, Z20, Z20
+	VPXORD         Z21, Z21, Z21
+	VPXORD         Z22, Z22, Z22
+	VPXORD         Z23, Z23, Z23
+	MOVQ           DX, R9
+	MOVQ           idxb+184(FP), R12
+	ADDQ           R12, R9
+	MOVQ           qb_base+56(FP), R12
+	MOVQ           d64b+216(FP), R13
+	LEAQ           (R13)(R13*2), R14
+	ADDQ           R13, R14
+	LEAQ           (R14)(R14*2), R15
+	VPXORD         Z24, Z24, Z24
+	VPXORD         Z25, Z25, Z25
+	VPXORD         Z26, Z26, Z26
+	VPXORD         Z27, Z27, Z27
+
+dotCodesQ8P34VBMI_chunk2:
+	VBROADCASTI32X4.Z (R9), K4, Z17
+	VBROADCASTI32X4   (R9)(SI*1), K5, Z17
+	VBROADCASTI32X4   (R9)(DI*1), K6, Z17
+	VBROADCASTI32X4   (R9)(R8*1), K7, Z17
+	VPSRLW            $0x04, Z17, Z18
+	VPERMB            Z12, Z17, Z17
+	VPERMB            Z12, Z18, Z18
+	VPDPBUSD          (R12), Z17, Z20
+	VPDPBUSD          64(R12), Z18, Z24
+	VPDPBUSD          (R12)(R14*1), Z17, Z21
+	VPDPBUSD          64(R12)(R14*1), Z18, Z25
+	VPDPBUSD          (R12)(R14*2), Z17, Z22
+	VPDPBUSD          64(R12)(R14*2), Z18, Z26
+	VPDPBUSD          (R12)(R15*1), Z17, Z23
+	VPDPBUSD          64(R12)(R15*1), Z18, Z27
+	ADDQ              $0x10, R9
+	ADDQ              $0x00000080, R12
+	SUBQ              $0x20, R13
+	JNZ               dotCodesQ8P34VBMI_chunk2
+	VPADDD            Z24, Z20, Z20
+	VPADDD            Z25, Z21, Z21
+	VPADDD            Z26, Z22, Z22
+	VPADDD            Z27, Z23, Z23
+	VPUNPCKLQDQ       Z21, Z20, Z17
+	VPUNPCKHQDQ       Z21, Z20, Z18
+	VPADDD            Z18, Z17, Z19
+	VPUNPCKLQDQ       Z23, Z22, Z17
+	VPUNPCKHQDQ       Z23, Z22, Z18
+	VPADDD            Z18, Z17, Z18
+	VSHUFPS           $0x88, Z18, Z19, Z17
+	VSHUFPS           $0xdd, Z18, Z19, Z18
+	VPADDD            Z18, Z17, Z20
+	VPERMD            Z20, Z0, Z20
+	VPSUBD            Z5, Z20, Z20
+	VCVTDQ2PS         Z20, Z20
+	VMULPS            Z4, Z20, Z20
+	MOVQ              normb+192(FP), R9
+	ADDQ              DX, R9
+	MOVWQZX           (R9), R12
+	MOVWQZX           (R9)(SI*1), R13
+	SHLQ              $0x10, R13
+	ORQ               R13, R12
+	MOVWQZX           (R9)(DI*1), R13
+	SHLQ              $0x20, R13
+	ORQ               R13, R12
+	MOVWQZX           (R9)(R8*1), R13
+	SHLQ              $0x30, R13
+	ORQ               R13, R12
+	VPBROADCASTQ      R12, Y17
+	VCVTPH2PS         Y17, Z17
+	VMULPS            Z17, Z20, Z20
+	MOVQ              rows+224(FP), R9
+	VMOVAPS           Z1, Z17
+	VADDPS            Z13, Z17, Z17
+	VADDPS            Z20, Z17, Z17
+	MOVQ              AX, R12
+	VMOVUPS           X17, K1, (R12)
+	CMPQ              R9, $0x01
+	JLE               dotCodesQ8P34VBMI_stored
+	ADDQ              CX, R12
+	VEXTRACTF32X4     $0x01, Z17, X18
+	VMOVUPS           X18, K1, (R12)
+	CMPQ              R9, $0x02
+	JLE               dotCodesQ8P34VBMI_stored
+	ADDQ              CX, R12
+	VEXTRACTF32X4     $0x02, Z17, X18
+	VMOVUPS           X18, K1, (R12)
+	CMPQ              R9, $0x03
+	JLE               dotCodesQ8P34VBMI_stored
+	ADDQ              CX, R12
+	VEXTRACTF32X4     $0x03, Z17, X17
+	VMOVUPS           X17, K1, (R12)
+
+dotCodesQ8P34VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8P34VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8P34VBMI_quad
+
+dotCodesQ8P34VBMI_done:
+	VZEROUPPER
+	RET
+
+// func dotCodesQ8P43VBMI(out []float32, outStride int, qa []int8, qb []int8, scalesa *[8]float32, scalesb *[8]float32, sumsa *[8]int32, sumsb *[8]int32, bias *[4]float32, taba *[256]uint8, tabb *[256]uint8, codes []byte, stride int, idxa int, norma int, idxb int, normb int, n int, d64a int, d64b int, rows int, ahead []byte)
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+TEXT ·dotCodesQ8P43VBMI(SB), NOSPLIT, $0-256
+	VMOVDQU32       keys8Spread<>+0(SB), Z0
+	MOVQ            scalesa+80(FP), AX
+	VPERMPS         (AX), Z0, Z2
+	MOVQ            sumsa+96(FP), AX
+	VPERMD          (AX), Z0, Z3
+	MOVQ            scalesb+88(FP), AX
+	VPERMPS         (AX), Z0, Z4
+	MOVQ            sumsb+104(FP), AX
+	VPERMD          (AX), Z0, Z5
+	MOVQ            bias+112(FP), AX
+	TESTQ           AX, AX
+	JZ              dotCodesQ8P43VBMI_add
+	VBROADCASTF32X4 (AX), Z1
+	VPERMPS         Z1, Z0, Z1
+
+dotCodesQ8P43VBMI_add:
+	VMOVDQU32 keys8Order<>+0(SB), Z0
+	MOVQ      out_base+0(FP), AX
+	MOVQ      outStride+24(FP), CX
+	SHLQ      $0x02, CX
+	MOVQ      codes_base+136(FP), DX
+	MOVQ      n+200(FP), BX
+	MOVQ      stride+160(FP), SI
+	LEAQ      (SI)(SI*1), DI
+	LEAQ      (DI)(SI*1), R8
+	MOVQ      $0x0000000f, R9
+	KMOVQ     R9, K1
+	MOVQ      ahead_base+232(FP), R10
+	MOVQ      ahead_len+240(FP), R11
+	MOVQ      taba+120(FP), R9
+	VMOVDQU64 (R9), Z6
+	MOVQ      $0x0000000f, R9
+	KMOVW     R9, K2
+	MOVQ      $0x000000f0, R9
+	KMOVW     R9, K3
+	MOVQ      $0x00000f00, R9
+	KMOVW     R9, K4
+	MOVQ      $0x0000f000, R9
+	KMOVW     R9, K5
+	MOVQ      tabb+128(FP), R9
+	VMOVDQU64 (R9), Z7
+	VMOVDQU64 keys8CtlB3<>+0(SB), Z8
+	VMOVDQU64 keys8PermB3<>+0(SB), Z9
+	VMOVDQU64 keys8PermB3<>+64(SB), Z10
+	VMOVDQU64 keys8PermB3<>+128(SB), Z11
+	VMOVDQU64 keys8PermB3<>+192(SB), Z12
+	MOVQ      $0x0000000000ffffff, R9
+	KMOVQ     R9, K6
+	SHLQ      $0x20, R9
+	KMOVQ     R9, K7
+
+dotCodesQ8P43VBMI_quad:
+	TESTQ      BX, BX
+	JZ         dotCodesQ8P43VBMI_done
+	TESTQ      R11, R11
+	JLE        dotCodesQ8P43VBMI_pf39
+	PREFETCHT0 (R10)
+	PREFETCHT0 64(R10)
+	PREFETCHT0 128(R10)
+	PREFETCHT0 192(R10)
+	ADDQ       $0x00000100, R10
+	SUBQ       $0x00000100, R11
+
+dotCodesQ8P43VBMI_pf39:
+	CMPQ    BX, $0x04
+	JAE     dotCodesQ8P43VBMI_full
+	MOVQ    $0x00000001, R9
+	SHLXQ   BX, R9, R9
+	DECQ    R9
+	KMOVQ   R9, K1
+	XORQ    R9, R9
+	MOVQ    R9, R8
+	CMPQ    BX, $0x03
+	CMOVQLT R9, DI
+	CMPQ    BX, $0x02
+	CMOVQLT R9, SI
+
+dotCodesQ8P43VBMI_full:
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	MOVQ   DX, R9
+	MOVQ   idxa+168(FP), R12
+	ADDQ   R12, R9
+	MOVQ   qa_base+32(FP), R12
+	MOVQ   d64a+208(FP), R13
+	LEAQ   (R13)(R13*2), R14
+	ADDQ   R13, R14
+	LEAQ   (R14)(R14*2), R15
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+
+dotCodesQ8P43VBMI_chunk1:
+	VBROADCASTI32X4.Z (R9), K2, Z21
+	VBROADCASTI32X4   (R9)(SI*1), K3, Z21
+	VBROADCASTI32X4   (R9)(DI*1), K4, Z21
+	VBROADCASTI32X4   (R9)(R8*1), K5, Z21
+	VPSRLW            $0x04, Z21, Z22
+	VPERMB            Z6, Z21, Z21
+	VPERMB            Z6, Z22, Z22
+	VPDPBUSD          (R12), Z21, Z13
+	VPDPBUSD          64(R12), Z22, Z17
+	VPDPBUSD          (R12)(R14*1), Z21, Z14
+	VPDPBUSD          64(R12)(R14*1), Z22, Z18
+	VPDPBUSD          (R12)(R14*2), Z21, Z15
+	VPDPBUSD          64(R12)(R14*2), Z22, Z19
+	VPDPBUSD          (R12)(R15*1), Z21, Z16
+	VPDPBUSD          64(R12)(R15*1), Z22, Z20
+	ADDQ              $0x10, R9
+	ADDQ              $0x00000080, R12
+	SUBQ              $0x20, R13
+	JNZ               dotCodesQ8P43VBMI_chunk1
+	VPADDD            Z17, Z13, Z13
+	VPADDD            Z18, Z14, Z14
+	VPADDD            Z19, Z15, Z15
+	VPADDD            Z20, Z16, Z16
+	VPUNPCKLQDQ       Z14, Z13, Z21
+	VPUNPCKHQDQ       Z14, Z13, Z13
+	VPADDD            Z13, Z21, Z22
+	VPUNPCKLQDQ       Z16, Z15, Z21
+	VPUNPCKHQDQ       Z16, Z15, Z13
+	VPADDD            Z13, Z21, Z13
+	VSHUFPS           $0x88, Z13, Z22, Z21
+	VSHUFPS           $0xdd, Z13, Z22, Z13
+	VPADDD            Z13, Z21, Z13
+	VPERMD            Z13, Z0, Z13
+	VPSUBD            Z3, Z13, Z13
+	VCVTDQ2PS         Z13, Z13
+	VMULPS            Z2, Z13, Z13
+	MOVQ              norma+176(FP), R9
+	ADDQ              DX, R9
+	MOVWQZX           (R9), R12
+	MOVWQZX           (R9)(SI*1), R13
+	SHLQ              $0x10, R13
+	ORQ               R13, R12
+	MOVWQZX           (R9)(DI*1), R13
+	SHLQ              $0x20, R13
+	ORQ               R13, R12
+	MOVWQZX           (R9)(R8*1), R13
+	SHLQ              $0x30, R13
+	ORQ               R13, R12
+	VPBROADCASTQ      R12, Y21
+	VCVTPH2PS         Y21, Z21
+	VMULPS            Z21, Z13, Z13
+	VPXORD            Z23, Z23, Z23
+	VPXORD            Z24, Z24, Z24
+	VPXORD            Z25, Z25, Z25
+	VPXORD            Z26, Z26, Z26
+	MOVQ              DX, R9
+	MOVQ              idxb+184(FP), R12
+	ADDQ              R12, R9
+	MOVQ              qb_base+56(FP), R12
+	MOVQ              d64b+216(FP), R13
+	LEAQ              (R13)(R13*2), R14
+	ADDQ              R13, R14
+	LEAQ              (R14)(R14*2), R15
+
+dotCodesQ8P43VBMI_chunk2:
+	VMOVDQU8.Z     (R9), K6, Z21
+	VMOVDQU8       -32(R9)(SI*1), K7, Z21
+	VMOVDQU8.Z     (R9)(DI*1), K6, Z22
+	VMOVDQU8       -32(R9)(R8*1), K7, Z22
+	VMOVDQA64      Z9, Z27
+	VPERMI2B       Z22, Z21, Z27
+	VPMULTISHIFTQB Z27, Z8, Z27
+	VPERMB         Z7, Z27, Z27
+	VPDPBUSD       (R12), Z27, Z23
+	VPDPBUSD       (R12)(R14*1), Z27, Z24
+	VPDPBUSD       (R12)(R14*2), Z27, Z25
+	VPDPBUSD       (R12)(R15*1), Z27, Z26
+	VMOVDQA64      Z10, Z27
+	VPERMI2B       Z22, Z21, Z27
+	VPMULTISHIFTQB Z27, Z8, Z27
+	VPERMB         Z7, Z27, Z27
+	VPDPBUSD       64(R12), Z27, Z23
+	VPDPBUSD       64(R12)(R14*1), Z27, Z24
+	VPDPBUSD       64(R12)(R14*2), Z27, Z25
+	VPDPBUSD       64(R12)(R15*1), Z27, Z26
+	VMOVDQA64      Z11, Z27
+	VPERMI2B       Z22, Z21, Z27
+	VPMULTISHIFTQB Z27, Z8, Z27
+	VPERMB         Z7, Z27, Z27
+	VPDPBUSD       128(R12), Z27, Z23
+	VPDPBUSD       128(R12)(R14*1), Z27, Z24
+	VPDPBUSD       128(R12)(R14*2), Z27, Z25
+	VPDPBUSD       128(R12)(R15*1), Z27, Z26
+	VMOVDQA64      Z12, Z27
+	VPERMI2B       Z22, Z21, Z27
+	VPMULTISHIFTQB Z27, Z8, Z27
+	VPERMB         Z7, Z27, Z27
+	VPDPBUSD       192(R12), Z27, Z23
+	VPDPBUSD       192(R12)(R14*1), Z27, Z24
+	VPDPBUSD       192(R12)(R14*2), Z27, Z25
+	VPDPBUSD       192(R12)(R15*1), Z27, Z26
+	ADDQ           $0x18, R9
+	ADDQ           $0x00000100, R12
+	SUBQ           $0x40, R13
+	JNZ            dotCodesQ8P43VBMI_chunk2
+	VPUNPCKLQDQ    Z24, Z23, Z21
+	VPUNPCKHQDQ    Z24, Z23, Z22
+	VPADDD         Z22, Z21, Z23
+	VPUNPCKLQDQ    Z26, Z25, Z21
+	VPUNPCKHQDQ    Z26, Z25, Z22
+	VPADDD         Z22, Z21, Z22
+	VSHUFPS        $0x88, Z22, Z23, Z21
+	VSHUFPS        $0xdd, Z22, Z23, Z22
+	VPADDD         Z22, Z21, Z23
+	VPERMD         Z23, Z0, Z23
+	VPSUBD         Z5, Z23, Z23
+	VCVTDQ2PS      Z23, Z23
+	VMULPS         Z4, Z23, Z23
+	MOVQ           normb+192(FP), R9
+	ADDQ           DX, R9
+	MOVWQZX        (R9), R12
+	MOVWQZX        (R9)(SI*1), R13
+	SHLQ           $0x10, R13
+	ORQ            R13, R12
+	MOVWQZX        (R9)(DI*1), R13
+	SHLQ           $0x20, R13
+	ORQ            R13, R12
+	MOVWQZX        (R9)(R8*1), R13
+	SHLQ           $0x30, R13
+	ORQ            R13, R12
+	VPBROADCASTQ   R12, Y21
+	VCVTPH2PS      Y21, Z21
+	VMULPS         Z21, Z23, Z23
+	MOVQ           rows+224(FP), R9
+	VMOVAPS        Z1, Z21
+	VADDPS         Z13, Z21, Z21
+	VADDPS         Z23, Z21, Z21
+	MOVQ           AX, R12
+	VMOVUPS        X21, K1, (R12)
+	CMPQ           R9, $0x01
+	JLE            dotCodesQ8P43VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x01, Z21, X22
+	VMOVUPS        X22, K1, (R12)
+	CMPQ           R9, $0x02
+	JLE            dotCodesQ8P43VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x02, Z21, X22
+	VMOVUPS        X22, K1, (R12)
+	CMPQ           R9, $0x03
+	JLE            dotCodesQ8P43VBMI_stored
+	ADDQ           CX, R12
+	VEXTRACTF32X4  $0x03, Z21, X21
+	VMOVUPS        X21, K1, (R12)
+
+dotCodesQ8P43VBMI_stored:
+	CMPQ BX, $0x04
+	JB   dotCodesQ8P43VBMI_done
+	ADDQ $0x10, AX
+	LEAQ (DX)(DI*2), DX
+	SUBQ $0x04, BX
+	JMP  dotCodesQ8P43VBMI_quad
+
+dotCodesQ8P43VBMI_done:
 	VZEROUPPER
 	RET
 
@@ -10446,13 +10483,13 @@ decode8VBMI_row:
 	TESTQ      DI, DI
 	JZ         decode8VBMI_done
 	TESTQ      CX, CX
-	JLE        decode8VBMI_pf38
+	JLE        decode8VBMI_pf40
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-decode8VBMI_pf38:
+decode8VBMI_pf40:
 	MOVQ         normOff+72(FP), R9
 	MOVWLZX      (DX)(R9*1), R9
 	VMOVD        R9, X17

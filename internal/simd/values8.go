@@ -37,6 +37,9 @@ type WeightsQ8 struct {
 // axpyCodes8Kernel is an AxpyCodesQ8 vector kernel (axpyCodesQ8B<bits>x<rows>VBMI).
 type axpyCodes8Kernel = func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int, ahead []byte)
 
+// dotCodes8PairKernel is a DotCodesQ8Pair AVX-512 kernel (dotCodesQ8P<bits><bits>VBMI).
+type dotCodes8PairKernel = func(out []float32, outStride int, qa, qb []int8, scalesa, scalesb *[8]float32, sumsa, sumsb *[8]int32, bias *[4]float32, taba, tabb *[256]uint8, codes []byte, stride, idxa, norma, idxb, normb, n, d64a, d64b, rows int, ahead []byte)
+
 // dotCodes8WideKernel is a DotCodesQ8 AVX-512 kernel (dotCodesQ8B<bits>x<rows>VBMI).
 type dotCodes8WideKernel = func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)
 
@@ -76,7 +79,10 @@ func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *
 			if vec {
 				k := ks[rowKernel(rows)]
 				var pf []byte
-				if i == 0 {
+				switch {
+				case i == 0 && m == n: // one piece: no divisions
+					pf = ahead
+				case i == 0:
 					pf = ahead[t0*len(ahead)/n : (t0+m)*len(ahead)/n]
 				}
 				k(acc[i*accStride:], accStride, buf.w[:], &buf.scales, &buf.offs, tab64, c, stride, idxOff, m, d, rows, pf)
