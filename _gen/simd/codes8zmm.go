@@ -312,27 +312,22 @@ func unpackQuad(p, s1, s2, s3 Register, k1, k2 Register, perm [4]VecVirtual, ctl
 	}
 }
 
-// keys8Consts emits the VPERMI2B indices (output o: coordinates
-// 16o…16o+15 of token t in 128-bit lane t) and the VPMULTISHIFTQB control
-// of the key kernels: quadword e of lane t holds the bytes of coordinates
-// 16o+8e… of token t, and byte b of it index b.
-func keys8Consts(bits int) (perm, ctl Mem) {
-	perm = GLOBL(fmt_("keys8PermB%d", bits), RODATA|NOPTR)
-	for o := range 4 {
-		for pos := range 64 {
-			t, e, b := pos/16, pos%16/8, pos%8
-			at := 32 * t // unused bytes: any byte of the token's row
-			if b < bits {
-				at += bits*(16*o+8*e)/8 + b
+// keys3Ctl emits the two VPMULTISHIFTQB controls of the 3-bit key
+// kernels (keysBroadcast3): quadword e of a 128-bit lane holds 8 bytes of
+// one token's indices, the first index at bit base (0, or 16 for the
+// chunk's last 16 coordinates), and byte b takes index 8e+b.
+func keys3Ctl() Mem {
+	m, _ := once(func(int) (Mem, Mem) {
+		m := GLOBL("keys3Ctl", RODATA|NOPTR)
+		for i, base := range []int{0, 16} {
+			for pos := range 64 {
+				e, b := pos%16/8, pos%8
+				DATA(64*i+pos, U8(base+3*(8*e+b)))
 			}
-			DATA(64*o+pos, U8(at))
 		}
-	}
-	ctl = GLOBL(fmt_("keys8CtlB%d", bits), RODATA|NOPTR)
-	for pos := range 64 {
-		DATA(pos, U8(bits*(pos%8)))
-	}
-	return perm, ctl
+		return m, m
+	}, 3)
+	return m
 }
 
 var keys8Spread, keys8Order *Mem
@@ -399,31 +394,30 @@ func dotCodes8Pair(bits [2]int) {
 // keysPart is one part of a code for the key kernels: its width, the
 // names of its parameters, and its loaded constants.
 type keysPart struct {
-	bits             int
-	p                keysParams
-	tab, ctl, sc, sm VecVirtual
-	perm, tab8       [4]VecVirtual
-	k1, k2           Register
-	lanes            [4]Register // 4 bits: the doubleword masks of 128-bit lane t
+	bits   int
+	p      keysParams
+	tab    VecVirtual    // 3, 4 bits: the table
+	ctl    [2]VecVirtual // 3 bits: keys3Ctl
+	sc, sm VecVirtual
+	tab8   [4]VecVirtual // 8 bits: the table
+	k1, k2 Register      // 8 bits: halfMasks
 }
 
 // load loads the part's constants: the table, and what its unpacking
-// needs (for 4-bit codes, the lane masks of their loads).
+// needs.
 func (pt *keysPart) load() {
-	switch pt.bits {
-	case 8:
+	if pt.bits == 8 {
 		pt.tab8, pt.k1, pt.k2 = keys8Table()
-	case 4:
-		pt.tab = ZMM()
-		VMOVDQU64(Mem{Base: Load(Param(pt.p.tab), GP64())}, pt.tab)
-		m := GP64()
-		for t := range pt.lanes {
-			pt.lanes[t] = K()
-			MOVQ(U32(0xf<<(4*t)), m)
-			KMOVW(m.As32(), pt.lanes[t])
+		return
+	}
+	pt.tab = ZMM()
+	VMOVDQU64(Mem{Base: Load(Param(pt.p.tab), GP64())}, pt.tab)
+	if pt.bits == 3 {
+		m := keys3Ctl()
+		for i := range pt.ctl {
+			pt.ctl[i] = ZMM()
+			VMOVDQU64(Mem{Base: m.Base, Disp: m.Disp + 64*i, Symbol: m.Symbol}, pt.ctl[i])
 		}
-	default:
-		pt.tab, pt.ctl, pt.perm, pt.k1, pt.k2 = unpackConsts(pt.bits, keys8Consts, pt.p.tab)
 	}
 }
 
@@ -443,6 +437,7 @@ type keysQuads struct {
 	o, os, p, n   Register
 	s1, s2, s3    Register
 	kt            Register
+	lanes         [3]Register // the doubleword masks of 128-bit lanes 1–3: tokens 1–3's loads
 	pfp, pfn, tmp Register
 }
 
@@ -478,6 +473,11 @@ func newKeysQuads(name string, parts []*keysPart) *keysQuads {
 	k.kt, k.tmp = K(), GP64()
 	MOVQ(U32(15), k.tmp)
 	KMOVQ(k.tmp, k.kt)
+	for t := range k.lanes {
+		k.lanes[t] = K()
+		MOVQ(U32(0xf<<(4*(t+1))), k.tmp)
+		KMOVQ(k.tmp, k.lanes[t])
+	}
 	k.pfp, k.pfn = aheadParams()
 	return k
 }
@@ -540,20 +540,44 @@ func (k *keysQuads) products(pt *keysPart, R int) [4]VecVirtual {
 	k.chunks++
 	chunk := fmt_("%s_chunk%d", k.name, k.chunks)
 	if pt.bits == 4 {
-		nibbleChunks(chunk, R, ip, qp, left, k.s1, k.s2, k.s3, pt, qr, acc)
+		nibbleChunks(chunk, R, ip, qp, left, k.s1, k.s2, k.s3, k.lanes, pt, qr, acc)
 		return acc
 	}
 	Label(chunk)
-	unpackQuad(ip, k.s1, k.s2, k.s3, pt.k1, pt.k2, pt.perm, pt.ctl, pt.tab, func(o int, x VecVirtual) {
+	for o := range 4 {
+		x := keysBroadcast3(o, ip, k.s1, k.s2, k.s3, k.lanes, pt)
 		for r := range R {
 			VPDPBUSD(qr.at(qp, r, 64*o), x, acc[r])
 		}
-	})
-	ADDQ(U8(8*pt.bits), ip)
+	}
+	ADDQ(U8(24), ip)
 	ADDQ(U32(256), qp)
 	SUBQ(U8(64), left)
 	JNZ(LabelRef(chunk))
 	return acc
+}
+
+// keysBroadcast3 returns coordinates 16o…16o+15 (o < 4) of the 64 3-bit
+// indices (24 bytes) of each of the four codes at ip, ip+s1, ip+s2, ip+s3,
+// looked up in the table, a 128-bit lane per token: each token's 8 bytes
+// that hold them are broadcast to its lane (masked broadcasts, loads rather
+// than shuffles), VPMULTISHIFTQB moves each index to the bottom of its own
+// byte (keys3Ctl) and VPERMB looks it up. Two shuffles per output where
+// unpackQuad takes three. The last output's bytes are read from 16, not
+// 18, so that no byte past the 24 is read.
+func keysBroadcast3(o int, ip, s1, s2, s3 Register, lanes [3]Register, pt *keysPart) VecVirtual {
+	at, ctl := 6*o, pt.ctl[0]
+	if o == 3 {
+		at, ctl = 16, pt.ctl[1]
+	}
+	x := ZMM()
+	VPBROADCASTQ(Mem{Base: ip, Disp: at}, x)
+	for t, s := range []Register{s1, s2, s3} {
+		VBROADCASTI32X2(Mem{Base: ip, Index: s, Scale: 1, Disp: at}, lanes[t], x)
+	}
+	VPMULTISHIFTQB(x, ctl, x)
+	VPERMB(pt.tab, x, x)
+	return x
 }
 
 // nibbleChunks emits the chunk loop of the 4-bit key kernels: per 32
@@ -566,7 +590,7 @@ func (k *keysQuads) products(pt *keysPart, R int) [4]VecVirtual {
 // for 4 bits: per 32 coordinates the even ones four times over, then the
 // odd ones). The odd coordinates sum into their own registers, added at
 // the end, so that the products of a row do not wait on each other.
-func nibbleChunks(chunk string, R int, ip, qp, left, s1, s2, s3 Register, pt *keysPart, qr rows4, acc [4]VecVirtual) {
+func nibbleChunks(chunk string, R int, ip, qp, left, s1, s2, s3 Register, lanes [3]Register, pt *keysPart, qr rows4, acc [4]VecVirtual) {
 	var odd [4]VecVirtual
 	for r := range R {
 		odd[r] = ZMM()
@@ -574,9 +598,9 @@ func nibbleChunks(chunk string, R int, ip, qp, left, s1, s2, s3 Register, pt *ke
 	}
 	Label(chunk)
 	x, h := ZMM(), ZMM()
-	VBROADCASTI32X4_Z(Mem{Base: ip}, pt.lanes[0], x)
+	VBROADCASTI32X4(Mem{Base: ip}, x) // every lane; tokens 1–3 then take theirs
 	for t, s := range []Register{s1, s2, s3} {
-		VBROADCASTI32X4(Mem{Base: ip, Index: s, Scale: 1}, pt.lanes[t+1], x)
+		VBROADCASTI32X4(Mem{Base: ip, Index: s, Scale: 1}, lanes[t], x)
 	}
 	VPSRLW(U8(4), x, h)
 	VPERMB(pt.tab, x, x)

@@ -78,9 +78,10 @@ func codes8Kernels() [2]dotCodes8Kernel {
 
 // The AVX-512 integer kernels (keys and values) and their weight quantizer
 // need VBMI's byte permutes and multishift, VNNI's VPDPBUSD on zmm, BW's
-// byte masks, and BMI2's SHLX for a tail mask.
+// byte masks, DQ's VBROADCASTI32X2 (the 3-bit keys' loads), and BMI2's SHLX
+// for a tail mask.
 func hasValues8() bool {
-	return cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VL, cpuid.AVX512VBMI, cpuid.AVX512VNNI, cpuid.BMI2)
+	return cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512DQ, cpuid.AVX512VL, cpuid.AVX512VBMI, cpuid.AVX512VNNI, cpuid.BMI2)
 }
 
 func values8Kernels() [2][3]axpyCodes8Kernel {

@@ -6520,7 +6520,7 @@ DATA values8CtlB3<>+63(SB)/1, $0x35
 GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
 
 // func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-184
 	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
@@ -6545,19 +6545,18 @@ dotCodesQ8B3x1VBMI_add:
 	LEAQ      (SI)(BX*1), DI
 	MOVQ      $0x0000000f, R8
 	KMOVQ     R8, K1
+	MOVQ      $0x000000f0, R8
+	KMOVQ     R8, K2
+	MOVQ      $0x00000f00, R8
+	KMOVQ     R8, K3
+	MOVQ      $0x0000f000, R8
+	KMOVQ     R8, K4
 	MOVQ      ahead_base+160(FP), R9
 	MOVQ      ahead_len+168(FP), R10
 	MOVQ      tab+80(FP), R8
 	VMOVDQU64 (R8), Z4
-	VMOVDQU64 keys8CtlB3<>+0(SB), Z5
-	VMOVDQU64 keys8PermB3<>+0(SB), Z6
-	VMOVDQU64 keys8PermB3<>+64(SB), Z7
-	VMOVDQU64 keys8PermB3<>+128(SB), Z8
-	VMOVDQU64 keys8PermB3<>+192(SB), Z9
-	MOVQ      $0x0000000000ffffff, R8
-	KMOVQ     R8, K2
-	SHLQ      $0x20, R8
-	KMOVQ     R8, K3
+	VMOVDQU64 keys3Ctl<>+0(SB), Z5
+	VMOVDQU64 keys3Ctl<>+64(SB), Z6
 
 dotCodesQ8B3x1VBMI_quad:
 	TESTQ      DX, DX
@@ -6586,10 +6585,10 @@ dotCodesQ8B3x1VBMI_pf24:
 	CMOVQLT R8, BX
 
 dotCodesQ8B3x1VBMI_full:
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
 	MOVQ   CX, R8
 	MOVQ   idxOff+120(FP), R11
 	ADDQ   R11, R8
@@ -6600,74 +6599,78 @@ dotCodesQ8B3x1VBMI_full:
 	LEAQ   (R13)(R13*2), R13
 
 dotCodesQ8B3x1VBMI_chunk1:
-	VMOVDQU8.Z     (R8), K2, Z14
-	VMOVDQU8       -32(R8)(BX*1), K3, Z14
-	VMOVDQU8.Z     (R8)(SI*1), K2, Z15
-	VMOVDQU8       -32(R8)(DI*1), K3, Z15
-	VMOVDQA64      Z6, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z5, Z16
-	VPERMB         Z4, Z16, Z16
-	VPDPBUSD       (R11), Z16, Z10
-	VMOVDQA64      Z7, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z5, Z16
-	VPERMB         Z4, Z16, Z16
-	VPDPBUSD       64(R11), Z16, Z10
-	VMOVDQA64      Z8, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z5, Z16
-	VPERMB         Z4, Z16, Z16
-	VPDPBUSD       128(R11), Z16, Z10
-	VMOVDQA64      Z9, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z5, Z16
-	VPERMB         Z4, Z16, Z16
-	VPDPBUSD       192(R11), Z16, Z10
-	ADDQ           $0x18, R8
-	ADDQ           $0x00000100, R11
-	SUBQ           $0x40, R12
-	JNZ            dotCodesQ8B3x1VBMI_chunk1
-	VPUNPCKLQDQ    Z11, Z10, Z14
-	VPUNPCKHQDQ    Z11, Z10, Z10
-	VPADDD         Z10, Z14, Z15
-	VPUNPCKLQDQ    Z13, Z12, Z14
-	VPUNPCKHQDQ    Z13, Z12, Z10
-	VPADDD         Z10, Z14, Z10
-	VSHUFPS        $0x88, Z10, Z15, Z14
-	VSHUFPS        $0xdd, Z10, Z15, Z10
-	VPADDD         Z10, Z14, Z10
-	VPERMD         Z10, Z0, Z10
-	VPSUBD         Z3, Z10, Z10
-	VCVTDQ2PS      Z10, Z10
-	VMULPS         Z2, Z10, Z10
-	MOVQ           normOff+128(FP), R8
-	ADDQ           CX, R8
-	MOVWQZX        (R8), R11
-	MOVWQZX        (R8)(BX*1), R12
-	SHLQ           $0x10, R12
-	ORQ            R12, R11
-	MOVWQZX        (R8)(SI*1), R12
-	SHLQ           $0x20, R12
-	ORQ            R12, R11
-	MOVWQZX        (R8)(DI*1), R12
-	SHLQ           $0x30, R12
-	ORQ            R12, R11
-	VPBROADCASTQ   R11, Y14
-	VCVTPH2PS      Y14, Z14
-	VMULPS         Z14, Z10, Z10
-	MOVQ           rows+152(FP), R8
-	VMOVAPS        Z1, Z14
-	MOVQ           bias+72(FP), R8
-	TESTQ          R8, R8
-	JNZ            dotCodesQ8B3x1VBMI_loaded
-	MOVQ           AX, R8
-	VMOVUPS.Z      (R8), K1, Z14
+	VPBROADCASTQ    (R8), Z11
+	VBROADCASTI32X2 (R8)(BX*1), K2, Z11
+	VBROADCASTI32X2 (R8)(SI*1), K3, Z11
+	VBROADCASTI32X2 (R8)(DI*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z5, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        (R11), Z11, Z7
+	VPBROADCASTQ    6(R8), Z11
+	VBROADCASTI32X2 6(R8)(BX*1), K2, Z11
+	VBROADCASTI32X2 6(R8)(SI*1), K3, Z11
+	VBROADCASTI32X2 6(R8)(DI*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z5, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        64(R11), Z11, Z7
+	VPBROADCASTQ    12(R8), Z11
+	VBROADCASTI32X2 12(R8)(BX*1), K2, Z11
+	VBROADCASTI32X2 12(R8)(SI*1), K3, Z11
+	VBROADCASTI32X2 12(R8)(DI*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z5, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        128(R11), Z11, Z7
+	VPBROADCASTQ    16(R8), Z11
+	VBROADCASTI32X2 16(R8)(BX*1), K2, Z11
+	VBROADCASTI32X2 16(R8)(SI*1), K3, Z11
+	VBROADCASTI32X2 16(R8)(DI*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z6, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        192(R11), Z11, Z7
+	ADDQ            $0x18, R8
+	ADDQ            $0x00000100, R11
+	SUBQ            $0x40, R12
+	JNZ             dotCodesQ8B3x1VBMI_chunk1
+	VPUNPCKLQDQ     Z8, Z7, Z11
+	VPUNPCKHQDQ     Z8, Z7, Z7
+	VPADDD          Z7, Z11, Z12
+	VPUNPCKLQDQ     Z10, Z9, Z11
+	VPUNPCKHQDQ     Z10, Z9, Z7
+	VPADDD          Z7, Z11, Z7
+	VSHUFPS         $0x88, Z7, Z12, Z11
+	VSHUFPS         $0xdd, Z7, Z12, Z7
+	VPADDD          Z7, Z11, Z7
+	VPERMD          Z7, Z0, Z7
+	VPSUBD          Z3, Z7, Z7
+	VCVTDQ2PS       Z7, Z7
+	VMULPS          Z2, Z7, Z7
+	MOVQ            normOff+128(FP), R8
+	ADDQ            CX, R8
+	MOVWQZX         (R8), R11
+	MOVWQZX         (R8)(BX*1), R12
+	SHLQ            $0x10, R12
+	ORQ             R12, R11
+	MOVWQZX         (R8)(SI*1), R12
+	SHLQ            $0x20, R12
+	ORQ             R12, R11
+	MOVWQZX         (R8)(DI*1), R12
+	SHLQ            $0x30, R12
+	ORQ             R12, R11
+	VPBROADCASTQ    R11, Y11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z11, Z7, Z7
+	MOVQ            rows+152(FP), R8
+	VMOVAPS         Z1, Z11
+	MOVQ            bias+72(FP), R8
+	TESTQ           R8, R8
+	JNZ             dotCodesQ8B3x1VBMI_loaded
+	MOVQ            AX, R8
+	VMOVUPS.Z       (R8), K1, Z11
 
 dotCodesQ8B3x1VBMI_loaded:
-	VADDPS  Z10, Z14, Z14
+	VADDPS  Z7, Z11, Z11
 	MOVQ    AX, R8
-	VMOVUPS X14, K1, (R8)
+	VMOVUPS X11, K1, (R8)
 	CMPQ    DX, $0x04
 	JB      dotCodesQ8B3x1VBMI_done
 	ADDQ    $0x10, AX
@@ -6715,329 +6718,135 @@ DATA keys8Order<>+56(SB)/4, $0x0000000b
 DATA keys8Order<>+60(SB)/4, $0x0000000f
 GLOBL keys8Order<>(SB), RODATA|NOPTR, $64
 
-DATA keys8PermB3<>+0(SB)/1, $0x00
-DATA keys8PermB3<>+1(SB)/1, $0x01
-DATA keys8PermB3<>+2(SB)/1, $0x02
-DATA keys8PermB3<>+3(SB)/1, $0x00
-DATA keys8PermB3<>+4(SB)/1, $0x00
-DATA keys8PermB3<>+5(SB)/1, $0x00
-DATA keys8PermB3<>+6(SB)/1, $0x00
-DATA keys8PermB3<>+7(SB)/1, $0x00
-DATA keys8PermB3<>+8(SB)/1, $0x03
-DATA keys8PermB3<>+9(SB)/1, $0x04
-DATA keys8PermB3<>+10(SB)/1, $0x05
-DATA keys8PermB3<>+11(SB)/1, $0x00
-DATA keys8PermB3<>+12(SB)/1, $0x00
-DATA keys8PermB3<>+13(SB)/1, $0x00
-DATA keys8PermB3<>+14(SB)/1, $0x00
-DATA keys8PermB3<>+15(SB)/1, $0x00
-DATA keys8PermB3<>+16(SB)/1, $0x20
-DATA keys8PermB3<>+17(SB)/1, $0x21
-DATA keys8PermB3<>+18(SB)/1, $0x22
-DATA keys8PermB3<>+19(SB)/1, $0x20
-DATA keys8PermB3<>+20(SB)/1, $0x20
-DATA keys8PermB3<>+21(SB)/1, $0x20
-DATA keys8PermB3<>+22(SB)/1, $0x20
-DATA keys8PermB3<>+23(SB)/1, $0x20
-DATA keys8PermB3<>+24(SB)/1, $0x23
-DATA keys8PermB3<>+25(SB)/1, $0x24
-DATA keys8PermB3<>+26(SB)/1, $0x25
-DATA keys8PermB3<>+27(SB)/1, $0x20
-DATA keys8PermB3<>+28(SB)/1, $0x20
-DATA keys8PermB3<>+29(SB)/1, $0x20
-DATA keys8PermB3<>+30(SB)/1, $0x20
-DATA keys8PermB3<>+31(SB)/1, $0x20
-DATA keys8PermB3<>+32(SB)/1, $0x40
-DATA keys8PermB3<>+33(SB)/1, $0x41
-DATA keys8PermB3<>+34(SB)/1, $0x42
-DATA keys8PermB3<>+35(SB)/1, $0x40
-DATA keys8PermB3<>+36(SB)/1, $0x40
-DATA keys8PermB3<>+37(SB)/1, $0x40
-DATA keys8PermB3<>+38(SB)/1, $0x40
-DATA keys8PermB3<>+39(SB)/1, $0x40
-DATA keys8PermB3<>+40(SB)/1, $0x43
-DATA keys8PermB3<>+41(SB)/1, $0x44
-DATA keys8PermB3<>+42(SB)/1, $0x45
-DATA keys8PermB3<>+43(SB)/1, $0x40
-DATA keys8PermB3<>+44(SB)/1, $0x40
-DATA keys8PermB3<>+45(SB)/1, $0x40
-DATA keys8PermB3<>+46(SB)/1, $0x40
-DATA keys8PermB3<>+47(SB)/1, $0x40
-DATA keys8PermB3<>+48(SB)/1, $0x60
-DATA keys8PermB3<>+49(SB)/1, $0x61
-DATA keys8PermB3<>+50(SB)/1, $0x62
-DATA keys8PermB3<>+51(SB)/1, $0x60
-DATA keys8PermB3<>+52(SB)/1, $0x60
-DATA keys8PermB3<>+53(SB)/1, $0x60
-DATA keys8PermB3<>+54(SB)/1, $0x60
-DATA keys8PermB3<>+55(SB)/1, $0x60
-DATA keys8PermB3<>+56(SB)/1, $0x63
-DATA keys8PermB3<>+57(SB)/1, $0x64
-DATA keys8PermB3<>+58(SB)/1, $0x65
-DATA keys8PermB3<>+59(SB)/1, $0x60
-DATA keys8PermB3<>+60(SB)/1, $0x60
-DATA keys8PermB3<>+61(SB)/1, $0x60
-DATA keys8PermB3<>+62(SB)/1, $0x60
-DATA keys8PermB3<>+63(SB)/1, $0x60
-DATA keys8PermB3<>+64(SB)/1, $0x06
-DATA keys8PermB3<>+65(SB)/1, $0x07
-DATA keys8PermB3<>+66(SB)/1, $0x08
-DATA keys8PermB3<>+67(SB)/1, $0x00
-DATA keys8PermB3<>+68(SB)/1, $0x00
-DATA keys8PermB3<>+69(SB)/1, $0x00
-DATA keys8PermB3<>+70(SB)/1, $0x00
-DATA keys8PermB3<>+71(SB)/1, $0x00
-DATA keys8PermB3<>+72(SB)/1, $0x09
-DATA keys8PermB3<>+73(SB)/1, $0x0a
-DATA keys8PermB3<>+74(SB)/1, $0x0b
-DATA keys8PermB3<>+75(SB)/1, $0x00
-DATA keys8PermB3<>+76(SB)/1, $0x00
-DATA keys8PermB3<>+77(SB)/1, $0x00
-DATA keys8PermB3<>+78(SB)/1, $0x00
-DATA keys8PermB3<>+79(SB)/1, $0x00
-DATA keys8PermB3<>+80(SB)/1, $0x26
-DATA keys8PermB3<>+81(SB)/1, $0x27
-DATA keys8PermB3<>+82(SB)/1, $0x28
-DATA keys8PermB3<>+83(SB)/1, $0x20
-DATA keys8PermB3<>+84(SB)/1, $0x20
-DATA keys8PermB3<>+85(SB)/1, $0x20
-DATA keys8PermB3<>+86(SB)/1, $0x20
-DATA keys8PermB3<>+87(SB)/1, $0x20
-DATA keys8PermB3<>+88(SB)/1, $0x29
-DATA keys8PermB3<>+89(SB)/1, $0x2a
-DATA keys8PermB3<>+90(SB)/1, $0x2b
-DATA keys8PermB3<>+91(SB)/1, $0x20
-DATA keys8PermB3<>+92(SB)/1, $0x20
-DATA keys8PermB3<>+93(SB)/1, $0x20
-DATA keys8PermB3<>+94(SB)/1, $0x20
-DATA keys8PermB3<>+95(SB)/1, $0x20
-DATA keys8PermB3<>+96(SB)/1, $0x46
-DATA keys8PermB3<>+97(SB)/1, $0x47
-DATA keys8PermB3<>+98(SB)/1, $0x48
-DATA keys8PermB3<>+99(SB)/1, $0x40
-DATA keys8PermB3<>+100(SB)/1, $0x40
-DATA keys8PermB3<>+101(SB)/1, $0x40
-DATA keys8PermB3<>+102(SB)/1, $0x40
-DATA keys8PermB3<>+103(SB)/1, $0x40
-DATA keys8PermB3<>+104(SB)/1, $0x49
-DATA keys8PermB3<>+105(SB)/1, $0x4a
-DATA keys8PermB3<>+106(SB)/1, $0x4b
-DATA keys8PermB3<>+107(SB)/1, $0x40
-DATA keys8PermB3<>+108(SB)/1, $0x40
-DATA keys8PermB3<>+109(SB)/1, $0x40
-DATA keys8PermB3<>+110(SB)/1, $0x40
-DATA keys8PermB3<>+111(SB)/1, $0x40
-DATA keys8PermB3<>+112(SB)/1, $0x66
-DATA keys8PermB3<>+113(SB)/1, $0x67
-DATA keys8PermB3<>+114(SB)/1, $0x68
-DATA keys8PermB3<>+115(SB)/1, $0x60
-DATA keys8PermB3<>+116(SB)/1, $0x60
-DATA keys8PermB3<>+117(SB)/1, $0x60
-DATA keys8PermB3<>+118(SB)/1, $0x60
-DATA keys8PermB3<>+119(SB)/1, $0x60
-DATA keys8PermB3<>+120(SB)/1, $0x69
-DATA keys8PermB3<>+121(SB)/1, $0x6a
-DATA keys8PermB3<>+122(SB)/1, $0x6b
-DATA keys8PermB3<>+123(SB)/1, $0x60
-DATA keys8PermB3<>+124(SB)/1, $0x60
-DATA keys8PermB3<>+125(SB)/1, $0x60
-DATA keys8PermB3<>+126(SB)/1, $0x60
-DATA keys8PermB3<>+127(SB)/1, $0x60
-DATA keys8PermB3<>+128(SB)/1, $0x0c
-DATA keys8PermB3<>+129(SB)/1, $0x0d
-DATA keys8PermB3<>+130(SB)/1, $0x0e
-DATA keys8PermB3<>+131(SB)/1, $0x00
-DATA keys8PermB3<>+132(SB)/1, $0x00
-DATA keys8PermB3<>+133(SB)/1, $0x00
-DATA keys8PermB3<>+134(SB)/1, $0x00
-DATA keys8PermB3<>+135(SB)/1, $0x00
-DATA keys8PermB3<>+136(SB)/1, $0x0f
-DATA keys8PermB3<>+137(SB)/1, $0x10
-DATA keys8PermB3<>+138(SB)/1, $0x11
-DATA keys8PermB3<>+139(SB)/1, $0x00
-DATA keys8PermB3<>+140(SB)/1, $0x00
-DATA keys8PermB3<>+141(SB)/1, $0x00
-DATA keys8PermB3<>+142(SB)/1, $0x00
-DATA keys8PermB3<>+143(SB)/1, $0x00
-DATA keys8PermB3<>+144(SB)/1, $0x2c
-DATA keys8PermB3<>+145(SB)/1, $0x2d
-DATA keys8PermB3<>+146(SB)/1, $0x2e
-DATA keys8PermB3<>+147(SB)/1, $0x20
-DATA keys8PermB3<>+148(SB)/1, $0x20
-DATA keys8PermB3<>+149(SB)/1, $0x20
-DATA keys8PermB3<>+150(SB)/1, $0x20
-DATA keys8PermB3<>+151(SB)/1, $0x20
-DATA keys8PermB3<>+152(SB)/1, $0x2f
-DATA keys8PermB3<>+153(SB)/1, $0x30
-DATA keys8PermB3<>+154(SB)/1, $0x31
-DATA keys8PermB3<>+155(SB)/1, $0x20
-DATA keys8PermB3<>+156(SB)/1, $0x20
-DATA keys8PermB3<>+157(SB)/1, $0x20
-DATA keys8PermB3<>+158(SB)/1, $0x20
-DATA keys8PermB3<>+159(SB)/1, $0x20
-DATA keys8PermB3<>+160(SB)/1, $0x4c
-DATA keys8PermB3<>+161(SB)/1, $0x4d
-DATA keys8PermB3<>+162(SB)/1, $0x4e
-DATA keys8PermB3<>+163(SB)/1, $0x40
-DATA keys8PermB3<>+164(SB)/1, $0x40
-DATA keys8PermB3<>+165(SB)/1, $0x40
-DATA keys8PermB3<>+166(SB)/1, $0x40
-DATA keys8PermB3<>+167(SB)/1, $0x40
-DATA keys8PermB3<>+168(SB)/1, $0x4f
-DATA keys8PermB3<>+169(SB)/1, $0x50
-DATA keys8PermB3<>+170(SB)/1, $0x51
-DATA keys8PermB3<>+171(SB)/1, $0x40
-DATA keys8PermB3<>+172(SB)/1, $0x40
-DATA keys8PermB3<>+173(SB)/1, $0x40
-DATA keys8PermB3<>+174(SB)/1, $0x40
-DATA keys8PermB3<>+175(SB)/1, $0x40
-DATA keys8PermB3<>+176(SB)/1, $0x6c
-DATA keys8PermB3<>+177(SB)/1, $0x6d
-DATA keys8PermB3<>+178(SB)/1, $0x6e
-DATA keys8PermB3<>+179(SB)/1, $0x60
-DATA keys8PermB3<>+180(SB)/1, $0x60
-DATA keys8PermB3<>+181(SB)/1, $0x60
-DATA keys8PermB3<>+182(SB)/1, $0x60
-DATA keys8PermB3<>+183(SB)/1, $0x60
-DATA keys8PermB3<>+184(SB)/1, $0x6f
-DATA keys8PermB3<>+185(SB)/1, $0x70
-DATA keys8PermB3<>+186(SB)/1, $0x71
-DATA keys8PermB3<>+187(SB)/1, $0x60
-DATA keys8PermB3<>+188(SB)/1, $0x60
-DATA keys8PermB3<>+189(SB)/1, $0x60
-DATA keys8PermB3<>+190(SB)/1, $0x60
-DATA keys8PermB3<>+191(SB)/1, $0x60
-DATA keys8PermB3<>+192(SB)/1, $0x12
-DATA keys8PermB3<>+193(SB)/1, $0x13
-DATA keys8PermB3<>+194(SB)/1, $0x14
-DATA keys8PermB3<>+195(SB)/1, $0x00
-DATA keys8PermB3<>+196(SB)/1, $0x00
-DATA keys8PermB3<>+197(SB)/1, $0x00
-DATA keys8PermB3<>+198(SB)/1, $0x00
-DATA keys8PermB3<>+199(SB)/1, $0x00
-DATA keys8PermB3<>+200(SB)/1, $0x15
-DATA keys8PermB3<>+201(SB)/1, $0x16
-DATA keys8PermB3<>+202(SB)/1, $0x17
-DATA keys8PermB3<>+203(SB)/1, $0x00
-DATA keys8PermB3<>+204(SB)/1, $0x00
-DATA keys8PermB3<>+205(SB)/1, $0x00
-DATA keys8PermB3<>+206(SB)/1, $0x00
-DATA keys8PermB3<>+207(SB)/1, $0x00
-DATA keys8PermB3<>+208(SB)/1, $0x32
-DATA keys8PermB3<>+209(SB)/1, $0x33
-DATA keys8PermB3<>+210(SB)/1, $0x34
-DATA keys8PermB3<>+211(SB)/1, $0x20
-DATA keys8PermB3<>+212(SB)/1, $0x20
-DATA keys8PermB3<>+213(SB)/1, $0x20
-DATA keys8PermB3<>+214(SB)/1, $0x20
-DATA keys8PermB3<>+215(SB)/1, $0x20
-DATA keys8PermB3<>+216(SB)/1, $0x35
-DATA keys8PermB3<>+217(SB)/1, $0x36
-DATA keys8PermB3<>+218(SB)/1, $0x37
-DATA keys8PermB3<>+219(SB)/1, $0x20
-DATA keys8PermB3<>+220(SB)/1, $0x20
-DATA keys8PermB3<>+221(SB)/1, $0x20
-DATA keys8PermB3<>+222(SB)/1, $0x20
-DATA keys8PermB3<>+223(SB)/1, $0x20
-DATA keys8PermB3<>+224(SB)/1, $0x52
-DATA keys8PermB3<>+225(SB)/1, $0x53
-DATA keys8PermB3<>+226(SB)/1, $0x54
-DATA keys8PermB3<>+227(SB)/1, $0x40
-DATA keys8PermB3<>+228(SB)/1, $0x40
-DATA keys8PermB3<>+229(SB)/1, $0x40
-DATA keys8PermB3<>+230(SB)/1, $0x40
-DATA keys8PermB3<>+231(SB)/1, $0x40
-DATA keys8PermB3<>+232(SB)/1, $0x55
-DATA keys8PermB3<>+233(SB)/1, $0x56
-DATA keys8PermB3<>+234(SB)/1, $0x57
-DATA keys8PermB3<>+235(SB)/1, $0x40
-DATA keys8PermB3<>+236(SB)/1, $0x40
-DATA keys8PermB3<>+237(SB)/1, $0x40
-DATA keys8PermB3<>+238(SB)/1, $0x40
-DATA keys8PermB3<>+239(SB)/1, $0x40
-DATA keys8PermB3<>+240(SB)/1, $0x72
-DATA keys8PermB3<>+241(SB)/1, $0x73
-DATA keys8PermB3<>+242(SB)/1, $0x74
-DATA keys8PermB3<>+243(SB)/1, $0x60
-DATA keys8PermB3<>+244(SB)/1, $0x60
-DATA keys8PermB3<>+245(SB)/1, $0x60
-DATA keys8PermB3<>+246(SB)/1, $0x60
-DATA keys8PermB3<>+247(SB)/1, $0x60
-DATA keys8PermB3<>+248(SB)/1, $0x75
-DATA keys8PermB3<>+249(SB)/1, $0x76
-DATA keys8PermB3<>+250(SB)/1, $0x77
-DATA keys8PermB3<>+251(SB)/1, $0x60
-DATA keys8PermB3<>+252(SB)/1, $0x60
-DATA keys8PermB3<>+253(SB)/1, $0x60
-DATA keys8PermB3<>+254(SB)/1, $0x60
-DATA keys8PermB3<>+255(SB)/1, $0x60
-GLOBL keys8PermB3<>(SB), RODATA|NOPTR, $256
-
-DATA keys8CtlB3<>+0(SB)/1, $0x00
-DATA keys8CtlB3<>+1(SB)/1, $0x03
-DATA keys8CtlB3<>+2(SB)/1, $0x06
-DATA keys8CtlB3<>+3(SB)/1, $0x09
-DATA keys8CtlB3<>+4(SB)/1, $0x0c
-DATA keys8CtlB3<>+5(SB)/1, $0x0f
-DATA keys8CtlB3<>+6(SB)/1, $0x12
-DATA keys8CtlB3<>+7(SB)/1, $0x15
-DATA keys8CtlB3<>+8(SB)/1, $0x00
-DATA keys8CtlB3<>+9(SB)/1, $0x03
-DATA keys8CtlB3<>+10(SB)/1, $0x06
-DATA keys8CtlB3<>+11(SB)/1, $0x09
-DATA keys8CtlB3<>+12(SB)/1, $0x0c
-DATA keys8CtlB3<>+13(SB)/1, $0x0f
-DATA keys8CtlB3<>+14(SB)/1, $0x12
-DATA keys8CtlB3<>+15(SB)/1, $0x15
-DATA keys8CtlB3<>+16(SB)/1, $0x00
-DATA keys8CtlB3<>+17(SB)/1, $0x03
-DATA keys8CtlB3<>+18(SB)/1, $0x06
-DATA keys8CtlB3<>+19(SB)/1, $0x09
-DATA keys8CtlB3<>+20(SB)/1, $0x0c
-DATA keys8CtlB3<>+21(SB)/1, $0x0f
-DATA keys8CtlB3<>+22(SB)/1, $0x12
-DATA keys8CtlB3<>+23(SB)/1, $0x15
-DATA keys8CtlB3<>+24(SB)/1, $0x00
-DATA keys8CtlB3<>+25(SB)/1, $0x03
-DATA keys8CtlB3<>+26(SB)/1, $0x06
-DATA keys8CtlB3<>+27(SB)/1, $0x09
-DATA keys8CtlB3<>+28(SB)/1, $0x0c
-DATA keys8CtlB3<>+29(SB)/1, $0x0f
-DATA keys8CtlB3<>+30(SB)/1, $0x12
-DATA keys8CtlB3<>+31(SB)/1, $0x15
-DATA keys8CtlB3<>+32(SB)/1, $0x00
-DATA keys8CtlB3<>+33(SB)/1, $0x03
-DATA keys8CtlB3<>+34(SB)/1, $0x06
-DATA keys8CtlB3<>+35(SB)/1, $0x09
-DATA keys8CtlB3<>+36(SB)/1, $0x0c
-DATA keys8CtlB3<>+37(SB)/1, $0x0f
-DATA keys8CtlB3<>+38(SB)/1, $0x12
-DATA keys8CtlB3<>+39(SB)/1, $0x15
-DATA keys8CtlB3<>+40(SB)/1, $0x00
-DATA keys8CtlB3<>+41(SB)/1, $0x03
-DATA keys8CtlB3<>+42(SB)/1, $0x06
-DATA keys8CtlB3<>+43(SB)/1, $0x09
-DATA keys8CtlB3<>+44(SB)/1, $0x0c
-DATA keys8CtlB3<>+45(SB)/1, $0x0f
-DATA keys8CtlB3<>+46(SB)/1, $0x12
-DATA keys8CtlB3<>+47(SB)/1, $0x15
-DATA keys8CtlB3<>+48(SB)/1, $0x00
-DATA keys8CtlB3<>+49(SB)/1, $0x03
-DATA keys8CtlB3<>+50(SB)/1, $0x06
-DATA keys8CtlB3<>+51(SB)/1, $0x09
-DATA keys8CtlB3<>+52(SB)/1, $0x0c
-DATA keys8CtlB3<>+53(SB)/1, $0x0f
-DATA keys8CtlB3<>+54(SB)/1, $0x12
-DATA keys8CtlB3<>+55(SB)/1, $0x15
-DATA keys8CtlB3<>+56(SB)/1, $0x00
-DATA keys8CtlB3<>+57(SB)/1, $0x03
-DATA keys8CtlB3<>+58(SB)/1, $0x06
-DATA keys8CtlB3<>+59(SB)/1, $0x09
-DATA keys8CtlB3<>+60(SB)/1, $0x0c
-DATA keys8CtlB3<>+61(SB)/1, $0x0f
-DATA keys8CtlB3<>+62(SB)/1, $0x12
-DATA keys8CtlB3<>+63(SB)/1, $0x15
-GLOBL keys8CtlB3<>(SB), RODATA|NOPTR, $64
+DATA keys3Ctl<>+0(SB)/1, $0x00
+DATA keys3Ctl<>+1(SB)/1, $0x03
+DATA keys3Ctl<>+2(SB)/1, $0x06
+DATA keys3Ctl<>+3(SB)/1, $0x09
+DATA keys3Ctl<>+4(SB)/1, $0x0c
+DATA keys3Ctl<>+5(SB)/1, $0x0f
+DATA keys3Ctl<>+6(SB)/1, $0x12
+DATA keys3Ctl<>+7(SB)/1, $0x15
+DATA keys3Ctl<>+8(SB)/1, $0x18
+DATA keys3Ctl<>+9(SB)/1, $0x1b
+DATA keys3Ctl<>+10(SB)/1, $0x1e
+DATA keys3Ctl<>+11(SB)/1, $0x21
+DATA keys3Ctl<>+12(SB)/1, $0x24
+DATA keys3Ctl<>+13(SB)/1, $0x27
+DATA keys3Ctl<>+14(SB)/1, $0x2a
+DATA keys3Ctl<>+15(SB)/1, $0x2d
+DATA keys3Ctl<>+16(SB)/1, $0x00
+DATA keys3Ctl<>+17(SB)/1, $0x03
+DATA keys3Ctl<>+18(SB)/1, $0x06
+DATA keys3Ctl<>+19(SB)/1, $0x09
+DATA keys3Ctl<>+20(SB)/1, $0x0c
+DATA keys3Ctl<>+21(SB)/1, $0x0f
+DATA keys3Ctl<>+22(SB)/1, $0x12
+DATA keys3Ctl<>+23(SB)/1, $0x15
+DATA keys3Ctl<>+24(SB)/1, $0x18
+DATA keys3Ctl<>+25(SB)/1, $0x1b
+DATA keys3Ctl<>+26(SB)/1, $0x1e
+DATA keys3Ctl<>+27(SB)/1, $0x21
+DATA keys3Ctl<>+28(SB)/1, $0x24
+DATA keys3Ctl<>+29(SB)/1, $0x27
+DATA keys3Ctl<>+30(SB)/1, $0x2a
+DATA keys3Ctl<>+31(SB)/1, $0x2d
+DATA keys3Ctl<>+32(SB)/1, $0x00
+DATA keys3Ctl<>+33(SB)/1, $0x03
+DATA keys3Ctl<>+34(SB)/1, $0x06
+DATA keys3Ctl<>+35(SB)/1, $0x09
+DATA keys3Ctl<>+36(SB)/1, $0x0c
+DATA keys3Ctl<>+37(SB)/1, $0x0f
+DATA keys3Ctl<>+38(SB)/1, $0x12
+DATA keys3Ctl<>+39(SB)/1, $0x15
+DATA keys3Ctl<>+40(SB)/1, $0x18
+DATA keys3Ctl<>+41(SB)/1, $0x1b
+DATA keys3Ctl<>+42(SB)/1, $0x1e
+DATA keys3Ctl<>+43(SB)/1, $0x21
+DATA keys3Ctl<>+44(SB)/1, $0x24
+DATA keys3Ctl<>+45(SB)/1, $0x27
+DATA keys3Ctl<>+46(SB)/1, $0x2a
+DATA keys3Ctl<>+47(SB)/1, $0x2d
+DATA keys3Ctl<>+48(SB)/1, $0x00
+DATA keys3Ctl<>+49(SB)/1, $0x03
+DATA keys3Ctl<>+50(SB)/1, $0x06
+DATA keys3Ctl<>+51(SB)/1, $0x09
+DATA keys3Ctl<>+52(SB)/1, $0x0c
+DATA keys3Ctl<>+53(SB)/1, $0x0f
+DATA keys3Ctl<>+54(SB)/1, $0x12
+DATA keys3Ctl<>+55(SB)/1, $0x15
+DATA keys3Ctl<>+56(SB)/1, $0x18
+DATA keys3Ctl<>+57(SB)/1, $0x1b
+DATA keys3Ctl<>+58(SB)/1, $0x1e
+DATA keys3Ctl<>+59(SB)/1, $0x21
+DATA keys3Ctl<>+60(SB)/1, $0x24
+DATA keys3Ctl<>+61(SB)/1, $0x27
+DATA keys3Ctl<>+62(SB)/1, $0x2a
+DATA keys3Ctl<>+63(SB)/1, $0x2d
+DATA keys3Ctl<>+64(SB)/1, $0x10
+DATA keys3Ctl<>+65(SB)/1, $0x13
+DATA keys3Ctl<>+66(SB)/1, $0x16
+DATA keys3Ctl<>+67(SB)/1, $0x19
+DATA keys3Ctl<>+68(SB)/1, $0x1c
+DATA keys3Ctl<>+69(SB)/1, $0x1f
+DATA keys3Ctl<>+70(SB)/1, $0x22
+DATA keys3Ctl<>+71(SB)/1, $0x25
+DATA keys3Ctl<>+72(SB)/1, $0x28
+DATA keys3Ctl<>+73(SB)/1, $0x2b
+DATA keys3Ctl<>+74(SB)/1, $0x2e
+DATA keys3Ctl<>+75(SB)/1, $0x31
+DATA keys3Ctl<>+76(SB)/1, $0x34
+DATA keys3Ctl<>+77(SB)/1, $0x37
+DATA keys3Ctl<>+78(SB)/1, $0x3a
+DATA keys3Ctl<>+79(SB)/1, $0x3d
+DATA keys3Ctl<>+80(SB)/1, $0x10
+DATA keys3Ctl<>+81(SB)/1, $0x13
+DATA keys3Ctl<>+82(SB)/1, $0x16
+DATA keys3Ctl<>+83(SB)/1, $0x19
+DATA keys3Ctl<>+84(SB)/1, $0x1c
+DATA keys3Ctl<>+85(SB)/1, $0x1f
+DATA keys3Ctl<>+86(SB)/1, $0x22
+DATA keys3Ctl<>+87(SB)/1, $0x25
+DATA keys3Ctl<>+88(SB)/1, $0x28
+DATA keys3Ctl<>+89(SB)/1, $0x2b
+DATA keys3Ctl<>+90(SB)/1, $0x2e
+DATA keys3Ctl<>+91(SB)/1, $0x31
+DATA keys3Ctl<>+92(SB)/1, $0x34
+DATA keys3Ctl<>+93(SB)/1, $0x37
+DATA keys3Ctl<>+94(SB)/1, $0x3a
+DATA keys3Ctl<>+95(SB)/1, $0x3d
+DATA keys3Ctl<>+96(SB)/1, $0x10
+DATA keys3Ctl<>+97(SB)/1, $0x13
+DATA keys3Ctl<>+98(SB)/1, $0x16
+DATA keys3Ctl<>+99(SB)/1, $0x19
+DATA keys3Ctl<>+100(SB)/1, $0x1c
+DATA keys3Ctl<>+101(SB)/1, $0x1f
+DATA keys3Ctl<>+102(SB)/1, $0x22
+DATA keys3Ctl<>+103(SB)/1, $0x25
+DATA keys3Ctl<>+104(SB)/1, $0x28
+DATA keys3Ctl<>+105(SB)/1, $0x2b
+DATA keys3Ctl<>+106(SB)/1, $0x2e
+DATA keys3Ctl<>+107(SB)/1, $0x31
+DATA keys3Ctl<>+108(SB)/1, $0x34
+DATA keys3Ctl<>+109(SB)/1, $0x37
+DATA keys3Ctl<>+110(SB)/1, $0x3a
+DATA keys3Ctl<>+111(SB)/1, $0x3d
+DATA keys3Ctl<>+112(SB)/1, $0x10
+DATA keys3Ctl<>+113(SB)/1, $0x13
+DATA keys3Ctl<>+114(SB)/1, $0x16
+DATA keys3Ctl<>+115(SB)/1, $0x19
+DATA keys3Ctl<>+116(SB)/1, $0x1c
+DATA keys3Ctl<>+117(SB)/1, $0x1f
+DATA keys3Ctl<>+118(SB)/1, $0x22
+DATA keys3Ctl<>+119(SB)/1, $0x25
+DATA keys3Ctl<>+120(SB)/1, $0x28
+DATA keys3Ctl<>+121(SB)/1, $0x2b
+DATA keys3Ctl<>+122(SB)/1, $0x2e
+DATA keys3Ctl<>+123(SB)/1, $0x31
+DATA keys3Ctl<>+124(SB)/1, $0x34
+DATA keys3Ctl<>+125(SB)/1, $0x37
+DATA keys3Ctl<>+126(SB)/1, $0x3a
+DATA keys3Ctl<>+127(SB)/1, $0x3d
+GLOBL keys3Ctl<>(SB), RODATA|NOPTR, $128
 
 // func axpyCodesQ8B3x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
@@ -7220,7 +7029,7 @@ axpyCodesQ8B3x2VBMI_next:
 	RET
 
 // func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-184
 	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
@@ -7245,19 +7054,18 @@ dotCodesQ8B3x2VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
+	MOVQ      $0x000000f0, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x00000f00, R9
+	KMOVQ     R9, K3
+	MOVQ      $0x0000f000, R9
+	KMOVQ     R9, K4
 	MOVQ      ahead_base+160(FP), R10
 	MOVQ      ahead_len+168(FP), R11
 	MOVQ      tab+80(FP), R9
 	VMOVDQU64 (R9), Z4
-	VMOVDQU64 keys8CtlB3<>+0(SB), Z5
-	VMOVDQU64 keys8PermB3<>+0(SB), Z6
-	VMOVDQU64 keys8PermB3<>+64(SB), Z7
-	VMOVDQU64 keys8PermB3<>+128(SB), Z8
-	VMOVDQU64 keys8PermB3<>+192(SB), Z9
-	MOVQ      $0x0000000000ffffff, R9
-	KMOVQ     R9, K2
-	SHLQ      $0x20, R9
-	KMOVQ     R9, K3
+	VMOVDQU64 keys3Ctl<>+0(SB), Z5
+	VMOVDQU64 keys3Ctl<>+64(SB), Z6
 
 dotCodesQ8B3x2VBMI_quad:
 	TESTQ      BX, BX
@@ -7286,10 +7094,10 @@ dotCodesQ8B3x2VBMI_pf26:
 	CMOVQLT R9, SI
 
 dotCodesQ8B3x2VBMI_full:
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
 	MOVQ   DX, R9
 	MOVQ   idxOff+120(FP), R12
 	ADDQ   R12, R9
@@ -7300,51 +7108,55 @@ dotCodesQ8B3x2VBMI_full:
 	LEAQ   (R14)(R14*2), R15
 
 dotCodesQ8B3x2VBMI_chunk1:
-	VMOVDQU8.Z      (R9), K2, Z14
-	VMOVDQU8        -32(R9)(SI*1), K3, Z14
-	VMOVDQU8.Z      (R9)(DI*1), K2, Z15
-	VMOVDQU8        -32(R9)(R8*1), K3, Z15
-	VMOVDQA64       Z6, Z16
-	VPERMI2B        Z15, Z14, Z16
-	VPMULTISHIFTQB  Z16, Z5, Z16
-	VPERMB          Z4, Z16, Z16
-	VPDPBUSD        (R12), Z16, Z10
-	VPDPBUSD        (R12)(R14*1), Z16, Z11
-	VMOVDQA64       Z7, Z16
-	VPERMI2B        Z15, Z14, Z16
-	VPMULTISHIFTQB  Z16, Z5, Z16
-	VPERMB          Z4, Z16, Z16
-	VPDPBUSD        64(R12), Z16, Z10
-	VPDPBUSD        64(R12)(R14*1), Z16, Z11
-	VMOVDQA64       Z8, Z16
-	VPERMI2B        Z15, Z14, Z16
-	VPMULTISHIFTQB  Z16, Z5, Z16
-	VPERMB          Z4, Z16, Z16
-	VPDPBUSD        128(R12), Z16, Z10
-	VPDPBUSD        128(R12)(R14*1), Z16, Z11
-	VMOVDQA64       Z9, Z16
-	VPERMI2B        Z15, Z14, Z16
-	VPMULTISHIFTQB  Z16, Z5, Z16
-	VPERMB          Z4, Z16, Z16
-	VPDPBUSD        192(R12), Z16, Z10
-	VPDPBUSD        192(R12)(R14*1), Z16, Z11
+	VPBROADCASTQ    (R9), Z11
+	VBROADCASTI32X2 (R9)(SI*1), K2, Z11
+	VBROADCASTI32X2 (R9)(DI*1), K3, Z11
+	VBROADCASTI32X2 (R9)(R8*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z5, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        (R12), Z11, Z7
+	VPDPBUSD        (R12)(R14*1), Z11, Z8
+	VPBROADCASTQ    6(R9), Z11
+	VBROADCASTI32X2 6(R9)(SI*1), K2, Z11
+	VBROADCASTI32X2 6(R9)(DI*1), K3, Z11
+	VBROADCASTI32X2 6(R9)(R8*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z5, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        64(R12), Z11, Z7
+	VPDPBUSD        64(R12)(R14*1), Z11, Z8
+	VPBROADCASTQ    12(R9), Z11
+	VBROADCASTI32X2 12(R9)(SI*1), K2, Z11
+	VBROADCASTI32X2 12(R9)(DI*1), K3, Z11
+	VBROADCASTI32X2 12(R9)(R8*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z5, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        128(R12), Z11, Z7
+	VPDPBUSD        128(R12)(R14*1), Z11, Z8
+	VPBROADCASTQ    16(R9), Z11
+	VBROADCASTI32X2 16(R9)(SI*1), K2, Z11
+	VBROADCASTI32X2 16(R9)(DI*1), K3, Z11
+	VBROADCASTI32X2 16(R9)(R8*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z6, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        192(R12), Z11, Z7
+	VPDPBUSD        192(R12)(R14*1), Z11, Z8
 	ADDQ            $0x18, R9
 	ADDQ            $0x00000100, R12
 	SUBQ            $0x40, R13
 	JNZ             dotCodesQ8B3x2VBMI_chunk1
-	VPUNPCKLQDQ     Z11, Z10, Z14
-	VPUNPCKHQDQ     Z11, Z10, Z10
-	VPADDD          Z10, Z14, Z15
-	VPUNPCKLQDQ     Z13, Z12, Z14
-	VPUNPCKHQDQ     Z13, Z12, Z10
-	VPADDD          Z10, Z14, Z10
-	VSHUFPS         $0x88, Z10, Z15, Z14
-	VSHUFPS         $0xdd, Z10, Z15, Z10
-	VPADDD          Z10, Z14, Z10
-	VPERMD          Z10, Z0, Z10
-	VPSUBD          Z3, Z10, Z10
-	VCVTDQ2PS       Z10, Z10
-	VMULPS          Z2, Z10, Z10
+	VPUNPCKLQDQ     Z8, Z7, Z11
+	VPUNPCKHQDQ     Z8, Z7, Z7
+	VPADDD          Z7, Z11, Z12
+	VPUNPCKLQDQ     Z10, Z9, Z11
+	VPUNPCKHQDQ     Z10, Z9, Z7
+	VPADDD          Z7, Z11, Z7
+	VSHUFPS         $0x88, Z7, Z12, Z11
+	VSHUFPS         $0xdd, Z7, Z12, Z7
+	VPADDD          Z7, Z11, Z7
+	VPERMD          Z7, Z0, Z7
+	VPSUBD          Z3, Z7, Z7
+	VCVTDQ2PS       Z7, Z7
+	VMULPS          Z2, Z7, Z7
 	MOVQ            normOff+128(FP), R9
 	ADDQ            DX, R9
 	MOVWQZX         (R9), R12
@@ -7357,31 +7169,31 @@ dotCodesQ8B3x2VBMI_chunk1:
 	MOVWQZX         (R9)(R8*1), R13
 	SHLQ            $0x30, R13
 	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y14
-	VCVTPH2PS       Y14, Z14
-	VMULPS          Z14, Z10, Z10
+	VPBROADCASTQ    R12, Y11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z11, Z7, Z7
 	MOVQ            rows+152(FP), R9
-	VMOVAPS         Z1, Z14
+	VMOVAPS         Z1, Z11
 	MOVQ            bias+72(FP), R12
 	TESTQ           R12, R12
 	JNZ             dotCodesQ8B3x2VBMI_loaded
 	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K1, Z14
+	VMOVUPS.Z       (R12), K1, Z11
 	CMPQ            R9, $0x01
 	JLE             dotCodesQ8B3x2VBMI_loaded
 	ADDQ            CX, R12
-	KSHIFTLW        $0x04, K1, K4
-	VBROADCASTF32X4 (R12), K4, Z14
+	KSHIFTLW        $0x04, K1, K5
+	VBROADCASTF32X4 (R12), K5, Z11
 
 dotCodesQ8B3x2VBMI_loaded:
-	VADDPS        Z10, Z14, Z14
+	VADDPS        Z7, Z11, Z11
 	MOVQ          AX, R12
-	VMOVUPS       X14, K1, (R12)
+	VMOVUPS       X11, K1, (R12)
 	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B3x2VBMI_stored
 	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z14, X14
-	VMOVUPS       X14, K1, (R12)
+	VEXTRACTF32X4 $0x01, Z11, X11
+	VMOVUPS       X11, K1, (R12)
 
 dotCodesQ8B3x2VBMI_stored:
 	CMPQ BX, $0x04
@@ -7646,7 +7458,7 @@ axpyCodesQ8B3x4VBMI_next:
 	RET
 
 // func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-184
 	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scales+56(FP), AX
@@ -7671,19 +7483,18 @@ dotCodesQ8B3x4VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
+	MOVQ      $0x000000f0, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x00000f00, R9
+	KMOVQ     R9, K3
+	MOVQ      $0x0000f000, R9
+	KMOVQ     R9, K4
 	MOVQ      ahead_base+160(FP), R10
 	MOVQ      ahead_len+168(FP), R11
 	MOVQ      tab+80(FP), R9
 	VMOVDQU64 (R9), Z4
-	VMOVDQU64 keys8CtlB3<>+0(SB), Z5
-	VMOVDQU64 keys8PermB3<>+0(SB), Z6
-	VMOVDQU64 keys8PermB3<>+64(SB), Z7
-	VMOVDQU64 keys8PermB3<>+128(SB), Z8
-	VMOVDQU64 keys8PermB3<>+192(SB), Z9
-	MOVQ      $0x0000000000ffffff, R9
-	KMOVQ     R9, K2
-	SHLQ      $0x20, R9
-	KMOVQ     R9, K3
+	VMOVDQU64 keys3Ctl<>+0(SB), Z5
+	VMOVDQU64 keys3Ctl<>+64(SB), Z6
 
 dotCodesQ8B3x4VBMI_quad:
 	TESTQ      BX, BX
@@ -7712,10 +7523,10 @@ dotCodesQ8B3x4VBMI_pf28:
 	CMOVQLT R9, SI
 
 dotCodesQ8B3x4VBMI_full:
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
 	MOVQ   DX, R9
 	MOVQ   idxOff+120(FP), R12
 	ADDQ   R12, R9
@@ -7726,59 +7537,63 @@ dotCodesQ8B3x4VBMI_full:
 	LEAQ   (R14)(R14*2), R15
 
 dotCodesQ8B3x4VBMI_chunk1:
-	VMOVDQU8.Z      (R9), K2, Z14
-	VMOVDQU8        -32(R9)(SI*1), K3, Z14
-	VMOVDQU8.Z      (R9)(DI*1), K2, Z15
-	VMOVDQU8        -32(R9)(R8*1), K3, Z15
-	VMOVDQA64       Z6, Z16
-	VPERMI2B        Z15, Z14, Z16
-	VPMULTISHIFTQB  Z16, Z5, Z16
-	VPERMB          Z4, Z16, Z16
-	VPDPBUSD        (R12), Z16, Z10
-	VPDPBUSD        (R12)(R14*1), Z16, Z11
-	VPDPBUSD        (R12)(R14*2), Z16, Z12
-	VPDPBUSD        (R12)(R15*1), Z16, Z13
-	VMOVDQA64       Z7, Z16
-	VPERMI2B        Z15, Z14, Z16
-	VPMULTISHIFTQB  Z16, Z5, Z16
-	VPERMB          Z4, Z16, Z16
-	VPDPBUSD        64(R12), Z16, Z10
-	VPDPBUSD        64(R12)(R14*1), Z16, Z11
-	VPDPBUSD        64(R12)(R14*2), Z16, Z12
-	VPDPBUSD        64(R12)(R15*1), Z16, Z13
-	VMOVDQA64       Z8, Z16
-	VPERMI2B        Z15, Z14, Z16
-	VPMULTISHIFTQB  Z16, Z5, Z16
-	VPERMB          Z4, Z16, Z16
-	VPDPBUSD        128(R12), Z16, Z10
-	VPDPBUSD        128(R12)(R14*1), Z16, Z11
-	VPDPBUSD        128(R12)(R14*2), Z16, Z12
-	VPDPBUSD        128(R12)(R15*1), Z16, Z13
-	VMOVDQA64       Z9, Z16
-	VPERMI2B        Z15, Z14, Z16
-	VPMULTISHIFTQB  Z16, Z5, Z16
-	VPERMB          Z4, Z16, Z16
-	VPDPBUSD        192(R12), Z16, Z10
-	VPDPBUSD        192(R12)(R14*1), Z16, Z11
-	VPDPBUSD        192(R12)(R14*2), Z16, Z12
-	VPDPBUSD        192(R12)(R15*1), Z16, Z13
+	VPBROADCASTQ    (R9), Z11
+	VBROADCASTI32X2 (R9)(SI*1), K2, Z11
+	VBROADCASTI32X2 (R9)(DI*1), K3, Z11
+	VBROADCASTI32X2 (R9)(R8*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z5, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        (R12), Z11, Z7
+	VPDPBUSD        (R12)(R14*1), Z11, Z8
+	VPDPBUSD        (R12)(R14*2), Z11, Z9
+	VPDPBUSD        (R12)(R15*1), Z11, Z10
+	VPBROADCASTQ    6(R9), Z11
+	VBROADCASTI32X2 6(R9)(SI*1), K2, Z11
+	VBROADCASTI32X2 6(R9)(DI*1), K3, Z11
+	VBROADCASTI32X2 6(R9)(R8*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z5, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        64(R12), Z11, Z7
+	VPDPBUSD        64(R12)(R14*1), Z11, Z8
+	VPDPBUSD        64(R12)(R14*2), Z11, Z9
+	VPDPBUSD        64(R12)(R15*1), Z11, Z10
+	VPBROADCASTQ    12(R9), Z11
+	VBROADCASTI32X2 12(R9)(SI*1), K2, Z11
+	VBROADCASTI32X2 12(R9)(DI*1), K3, Z11
+	VBROADCASTI32X2 12(R9)(R8*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z5, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        128(R12), Z11, Z7
+	VPDPBUSD        128(R12)(R14*1), Z11, Z8
+	VPDPBUSD        128(R12)(R14*2), Z11, Z9
+	VPDPBUSD        128(R12)(R15*1), Z11, Z10
+	VPBROADCASTQ    16(R9), Z11
+	VBROADCASTI32X2 16(R9)(SI*1), K2, Z11
+	VBROADCASTI32X2 16(R9)(DI*1), K3, Z11
+	VBROADCASTI32X2 16(R9)(R8*1), K4, Z11
+	VPMULTISHIFTQB  Z11, Z6, Z11
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        192(R12), Z11, Z7
+	VPDPBUSD        192(R12)(R14*1), Z11, Z8
+	VPDPBUSD        192(R12)(R14*2), Z11, Z9
+	VPDPBUSD        192(R12)(R15*1), Z11, Z10
 	ADDQ            $0x18, R9
 	ADDQ            $0x00000100, R12
 	SUBQ            $0x40, R13
 	JNZ             dotCodesQ8B3x4VBMI_chunk1
-	VPUNPCKLQDQ     Z11, Z10, Z14
-	VPUNPCKHQDQ     Z11, Z10, Z10
-	VPADDD          Z10, Z14, Z15
-	VPUNPCKLQDQ     Z13, Z12, Z14
-	VPUNPCKHQDQ     Z13, Z12, Z10
-	VPADDD          Z10, Z14, Z10
-	VSHUFPS         $0x88, Z10, Z15, Z14
-	VSHUFPS         $0xdd, Z10, Z15, Z10
-	VPADDD          Z10, Z14, Z10
-	VPERMD          Z10, Z0, Z10
-	VPSUBD          Z3, Z10, Z10
-	VCVTDQ2PS       Z10, Z10
-	VMULPS          Z2, Z10, Z10
+	VPUNPCKLQDQ     Z8, Z7, Z11
+	VPUNPCKHQDQ     Z8, Z7, Z7
+	VPADDD          Z7, Z11, Z12
+	VPUNPCKLQDQ     Z10, Z9, Z11
+	VPUNPCKHQDQ     Z10, Z9, Z7
+	VPADDD          Z7, Z11, Z7
+	VSHUFPS         $0x88, Z7, Z12, Z11
+	VSHUFPS         $0xdd, Z7, Z12, Z7
+	VPADDD          Z7, Z11, Z7
+	VPERMD          Z7, Z0, Z7
+	VPSUBD          Z3, Z7, Z7
+	VCVTDQ2PS       Z7, Z7
+	VMULPS          Z2, Z7, Z7
 	MOVQ            normOff+128(FP), R9
 	ADDQ            DX, R9
 	MOVWQZX         (R9), R12
@@ -7791,51 +7606,51 @@ dotCodesQ8B3x4VBMI_chunk1:
 	MOVWQZX         (R9)(R8*1), R13
 	SHLQ            $0x30, R13
 	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y14
-	VCVTPH2PS       Y14, Z14
-	VMULPS          Z14, Z10, Z10
+	VPBROADCASTQ    R12, Y11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z11, Z7, Z7
 	MOVQ            rows+152(FP), R9
-	VMOVAPS         Z1, Z14
+	VMOVAPS         Z1, Z11
 	MOVQ            bias+72(FP), R12
 	TESTQ           R12, R12
 	JNZ             dotCodesQ8B3x4VBMI_loaded
 	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K1, Z14
+	VMOVUPS.Z       (R12), K1, Z11
 	CMPQ            R9, $0x01
 	JLE             dotCodesQ8B3x4VBMI_loaded
 	ADDQ            CX, R12
-	KSHIFTLW        $0x04, K1, K4
-	VBROADCASTF32X4 (R12), K4, Z14
+	KSHIFTLW        $0x04, K1, K5
+	VBROADCASTF32X4 (R12), K5, Z11
 	CMPQ            R9, $0x02
 	JLE             dotCodesQ8B3x4VBMI_loaded
 	ADDQ            CX, R12
-	KSHIFTLW        $0x08, K1, K4
-	VBROADCASTF32X4 (R12), K4, Z14
+	KSHIFTLW        $0x08, K1, K5
+	VBROADCASTF32X4 (R12), K5, Z11
 	CMPQ            R9, $0x03
 	JLE             dotCodesQ8B3x4VBMI_loaded
 	ADDQ            CX, R12
-	KSHIFTLW        $0x0c, K1, K4
-	VBROADCASTF32X4 (R12), K4, Z14
+	KSHIFTLW        $0x0c, K1, K5
+	VBROADCASTF32X4 (R12), K5, Z11
 
 dotCodesQ8B3x4VBMI_loaded:
-	VADDPS        Z10, Z14, Z14
+	VADDPS        Z7, Z11, Z11
 	MOVQ          AX, R12
-	VMOVUPS       X14, K1, (R12)
+	VMOVUPS       X11, K1, (R12)
 	CMPQ          R9, $0x01
 	JLE           dotCodesQ8B3x4VBMI_stored
 	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z14, X15
-	VMOVUPS       X15, K1, (R12)
+	VEXTRACTF32X4 $0x01, Z11, X12
+	VMOVUPS       X12, K1, (R12)
 	CMPQ          R9, $0x02
 	JLE           dotCodesQ8B3x4VBMI_stored
 	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x02, Z14, X15
-	VMOVUPS       X15, K1, (R12)
+	VEXTRACTF32X4 $0x02, Z11, X12
+	VMOVUPS       X12, K1, (R12)
 	CMPQ          R9, $0x03
 	JLE           dotCodesQ8B3x4VBMI_stored
 	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x03, Z14, X14
-	VMOVUPS       X14, K1, (R12)
+	VEXTRACTF32X4 $0x03, Z11, X11
+	VMOVUPS       X11, K1, (R12)
 
 dotCodesQ8B3x4VBMI_stored:
 	CMPQ BX, $0x04
@@ -8422,18 +8237,16 @@ dotCodesQ8B4x1VBMI_add:
 	LEAQ      (SI)(BX*1), DI
 	MOVQ      $0x0000000f, R8
 	KMOVQ     R8, K1
+	MOVQ      $0x000000f0, R8
+	KMOVQ     R8, K2
+	MOVQ      $0x00000f00, R8
+	KMOVQ     R8, K3
+	MOVQ      $0x0000f000, R8
+	KMOVQ     R8, K4
 	MOVQ      ahead_base+160(FP), R9
 	MOVQ      ahead_len+168(FP), R10
 	MOVQ      tab+80(FP), R8
 	VMOVDQU64 (R8), Z4
-	MOVQ      $0x0000000f, R8
-	KMOVW     R8, K2
-	MOVQ      $0x000000f0, R8
-	KMOVW     R8, K3
-	MOVQ      $0x00000f00, R8
-	KMOVW     R8, K4
-	MOVQ      $0x0000f000, R8
-	KMOVW     R8, K5
 
 dotCodesQ8B4x1VBMI_quad:
 	TESTQ      DX, DX
@@ -8477,55 +8290,55 @@ dotCodesQ8B4x1VBMI_full:
 	VPXORD Z9, Z9, Z9
 
 dotCodesQ8B4x1VBMI_chunk1:
-	VBROADCASTI32X4.Z (R8), K2, Z10
-	VBROADCASTI32X4   (R8)(BX*1), K3, Z10
-	VBROADCASTI32X4   (R8)(SI*1), K4, Z10
-	VBROADCASTI32X4   (R8)(DI*1), K5, Z10
-	VPSRLW            $0x04, Z10, Z11
-	VPERMB            Z4, Z10, Z10
-	VPERMB            Z4, Z11, Z11
-	VPDPBUSD          (R11), Z10, Z5
-	VPDPBUSD          64(R11), Z11, Z9
-	ADDQ              $0x10, R8
-	ADDQ              $0x00000080, R11
-	SUBQ              $0x20, R12
-	JNZ               dotCodesQ8B4x1VBMI_chunk1
-	VPADDD            Z9, Z5, Z5
-	VPUNPCKLQDQ       Z6, Z5, Z10
-	VPUNPCKHQDQ       Z6, Z5, Z5
-	VPADDD            Z5, Z10, Z11
-	VPUNPCKLQDQ       Z8, Z7, Z10
-	VPUNPCKHQDQ       Z8, Z7, Z5
-	VPADDD            Z5, Z10, Z5
-	VSHUFPS           $0x88, Z5, Z11, Z10
-	VSHUFPS           $0xdd, Z5, Z11, Z5
-	VPADDD            Z5, Z10, Z5
-	VPERMD            Z5, Z0, Z5
-	VPSUBD            Z3, Z5, Z5
-	VCVTDQ2PS         Z5, Z5
-	VMULPS            Z2, Z5, Z5
-	MOVQ              normOff+128(FP), R8
-	ADDQ              CX, R8
-	MOVWQZX           (R8), R11
-	MOVWQZX           (R8)(BX*1), R12
-	SHLQ              $0x10, R12
-	ORQ               R12, R11
-	MOVWQZX           (R8)(SI*1), R12
-	SHLQ              $0x20, R12
-	ORQ               R12, R11
-	MOVWQZX           (R8)(DI*1), R12
-	SHLQ              $0x30, R12
-	ORQ               R12, R11
-	VPBROADCASTQ      R11, Y10
-	VCVTPH2PS         Y10, Z10
-	VMULPS            Z10, Z5, Z5
-	MOVQ              rows+152(FP), R8
-	VMOVAPS           Z1, Z10
-	MOVQ              bias+72(FP), R8
-	TESTQ             R8, R8
-	JNZ               dotCodesQ8B4x1VBMI_loaded
-	MOVQ              AX, R8
-	VMOVUPS.Z         (R8), K1, Z10
+	VBROADCASTI32X4 (R8), Z10
+	VBROADCASTI32X4 (R8)(BX*1), K2, Z10
+	VBROADCASTI32X4 (R8)(SI*1), K3, Z10
+	VBROADCASTI32X4 (R8)(DI*1), K4, Z10
+	VPSRLW          $0x04, Z10, Z11
+	VPERMB          Z4, Z10, Z10
+	VPERMB          Z4, Z11, Z11
+	VPDPBUSD        (R11), Z10, Z5
+	VPDPBUSD        64(R11), Z11, Z9
+	ADDQ            $0x10, R8
+	ADDQ            $0x00000080, R11
+	SUBQ            $0x20, R12
+	JNZ             dotCodesQ8B4x1VBMI_chunk1
+	VPADDD          Z9, Z5, Z5
+	VPUNPCKLQDQ     Z6, Z5, Z10
+	VPUNPCKHQDQ     Z6, Z5, Z5
+	VPADDD          Z5, Z10, Z11
+	VPUNPCKLQDQ     Z8, Z7, Z10
+	VPUNPCKHQDQ     Z8, Z7, Z5
+	VPADDD          Z5, Z10, Z5
+	VSHUFPS         $0x88, Z5, Z11, Z10
+	VSHUFPS         $0xdd, Z5, Z11, Z5
+	VPADDD          Z5, Z10, Z5
+	VPERMD          Z5, Z0, Z5
+	VPSUBD          Z3, Z5, Z5
+	VCVTDQ2PS       Z5, Z5
+	VMULPS          Z2, Z5, Z5
+	MOVQ            normOff+128(FP), R8
+	ADDQ            CX, R8
+	MOVWQZX         (R8), R11
+	MOVWQZX         (R8)(BX*1), R12
+	SHLQ            $0x10, R12
+	ORQ             R12, R11
+	MOVWQZX         (R8)(SI*1), R12
+	SHLQ            $0x20, R12
+	ORQ             R12, R11
+	MOVWQZX         (R8)(DI*1), R12
+	SHLQ            $0x30, R12
+	ORQ             R12, R11
+	VPBROADCASTQ    R11, Y10
+	VCVTPH2PS       Y10, Z10
+	VMULPS          Z10, Z5, Z5
+	MOVQ            rows+152(FP), R8
+	VMOVAPS         Z1, Z10
+	MOVQ            bias+72(FP), R8
+	TESTQ           R8, R8
+	JNZ             dotCodesQ8B4x1VBMI_loaded
+	MOVQ            AX, R8
+	VMOVUPS.Z       (R8), K1, Z10
 
 dotCodesQ8B4x1VBMI_loaded:
 	VADDPS  Z5, Z10, Z10
@@ -8747,18 +8560,16 @@ dotCodesQ8B4x2VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
+	MOVQ      $0x000000f0, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x00000f00, R9
+	KMOVQ     R9, K3
+	MOVQ      $0x0000f000, R9
+	KMOVQ     R9, K4
 	MOVQ      ahead_base+160(FP), R10
 	MOVQ      ahead_len+168(FP), R11
 	MOVQ      tab+80(FP), R9
 	VMOVDQU64 (R9), Z4
-	MOVQ      $0x0000000f, R9
-	KMOVW     R9, K2
-	MOVQ      $0x000000f0, R9
-	KMOVW     R9, K3
-	MOVQ      $0x00000f00, R9
-	KMOVW     R9, K4
-	MOVQ      $0x0000f000, R9
-	KMOVW     R9, K5
 
 dotCodesQ8B4x2VBMI_quad:
 	TESTQ      BX, BX
@@ -8803,63 +8614,63 @@ dotCodesQ8B4x2VBMI_full:
 	VPXORD Z10, Z10, Z10
 
 dotCodesQ8B4x2VBMI_chunk1:
-	VBROADCASTI32X4.Z (R9), K2, Z11
-	VBROADCASTI32X4   (R9)(SI*1), K3, Z11
-	VBROADCASTI32X4   (R9)(DI*1), K4, Z11
-	VBROADCASTI32X4   (R9)(R8*1), K5, Z11
-	VPSRLW            $0x04, Z11, Z12
-	VPERMB            Z4, Z11, Z11
-	VPERMB            Z4, Z12, Z12
-	VPDPBUSD          (R12), Z11, Z5
-	VPDPBUSD          64(R12), Z12, Z9
-	VPDPBUSD          (R12)(R14*1), Z11, Z6
-	VPDPBUSD          64(R12)(R14*1), Z12, Z10
-	ADDQ              $0x10, R9
-	ADDQ              $0x00000080, R12
-	SUBQ              $0x20, R13
-	JNZ               dotCodesQ8B4x2VBMI_chunk1
-	VPADDD            Z9, Z5, Z5
-	VPADDD            Z10, Z6, Z6
-	VPUNPCKLQDQ       Z6, Z5, Z11
-	VPUNPCKHQDQ       Z6, Z5, Z5
-	VPADDD            Z5, Z11, Z12
-	VPUNPCKLQDQ       Z8, Z7, Z11
-	VPUNPCKHQDQ       Z8, Z7, Z5
-	VPADDD            Z5, Z11, Z5
-	VSHUFPS           $0x88, Z5, Z12, Z11
-	VSHUFPS           $0xdd, Z5, Z12, Z5
-	VPADDD            Z5, Z11, Z5
-	VPERMD            Z5, Z0, Z5
-	VPSUBD            Z3, Z5, Z5
-	VCVTDQ2PS         Z5, Z5
-	VMULPS            Z2, Z5, Z5
-	MOVQ              normOff+128(FP), R9
-	ADDQ              DX, R9
-	MOVWQZX           (R9), R12
-	MOVWQZX           (R9)(SI*1), R13
-	SHLQ              $0x10, R13
-	ORQ               R13, R12
-	MOVWQZX           (R9)(DI*1), R13
-	SHLQ              $0x20, R13
-	ORQ               R13, R12
-	MOVWQZX           (R9)(R8*1), R13
-	SHLQ              $0x30, R13
-	ORQ               R13, R12
-	VPBROADCASTQ      R12, Y11
-	VCVTPH2PS         Y11, Z11
-	VMULPS            Z11, Z5, Z5
-	MOVQ              rows+152(FP), R9
-	VMOVAPS           Z1, Z11
-	MOVQ              bias+72(FP), R12
-	TESTQ             R12, R12
-	JNZ               dotCodesQ8B4x2VBMI_loaded
-	MOVQ              AX, R12
-	VMOVUPS.Z         (R12), K1, Z11
-	CMPQ              R9, $0x01
-	JLE               dotCodesQ8B4x2VBMI_loaded
-	ADDQ              CX, R12
-	KSHIFTLW          $0x04, K1, K6
-	VBROADCASTF32X4   (R12), K6, Z11
+	VBROADCASTI32X4 (R9), Z11
+	VBROADCASTI32X4 (R9)(SI*1), K2, Z11
+	VBROADCASTI32X4 (R9)(DI*1), K3, Z11
+	VBROADCASTI32X4 (R9)(R8*1), K4, Z11
+	VPSRLW          $0x04, Z11, Z12
+	VPERMB          Z4, Z11, Z11
+	VPERMB          Z4, Z12, Z12
+	VPDPBUSD        (R12), Z11, Z5
+	VPDPBUSD        64(R12), Z12, Z9
+	VPDPBUSD        (R12)(R14*1), Z11, Z6
+	VPDPBUSD        64(R12)(R14*1), Z12, Z10
+	ADDQ            $0x10, R9
+	ADDQ            $0x00000080, R12
+	SUBQ            $0x20, R13
+	JNZ             dotCodesQ8B4x2VBMI_chunk1
+	VPADDD          Z9, Z5, Z5
+	VPADDD          Z10, Z6, Z6
+	VPUNPCKLQDQ     Z6, Z5, Z11
+	VPUNPCKHQDQ     Z6, Z5, Z5
+	VPADDD          Z5, Z11, Z12
+	VPUNPCKLQDQ     Z8, Z7, Z11
+	VPUNPCKHQDQ     Z8, Z7, Z5
+	VPADDD          Z5, Z11, Z5
+	VSHUFPS         $0x88, Z5, Z12, Z11
+	VSHUFPS         $0xdd, Z5, Z12, Z5
+	VPADDD          Z5, Z11, Z5
+	VPERMD          Z5, Z0, Z5
+	VPSUBD          Z3, Z5, Z5
+	VCVTDQ2PS       Z5, Z5
+	VMULPS          Z2, Z5, Z5
+	MOVQ            normOff+128(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y11
+	VCVTPH2PS       Y11, Z11
+	VMULPS          Z11, Z5, Z5
+	MOVQ            rows+152(FP), R9
+	VMOVAPS         Z1, Z11
+	MOVQ            bias+72(FP), R12
+	TESTQ           R12, R12
+	JNZ             dotCodesQ8B4x2VBMI_loaded
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K1, Z11
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8B4x2VBMI_loaded
+	ADDQ            CX, R12
+	KSHIFTLW        $0x04, K1, K5
+	VBROADCASTF32X4 (R12), K5, Z11
 
 dotCodesQ8B4x2VBMI_loaded:
 	VADDPS        Z5, Z11, Z11
@@ -9170,18 +8981,16 @@ dotCodesQ8B4x4VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
+	MOVQ      $0x000000f0, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x00000f00, R9
+	KMOVQ     R9, K3
+	MOVQ      $0x0000f000, R9
+	KMOVQ     R9, K4
 	MOVQ      ahead_base+160(FP), R10
 	MOVQ      ahead_len+168(FP), R11
 	MOVQ      tab+80(FP), R9
 	VMOVDQU64 (R9), Z4
-	MOVQ      $0x0000000f, R9
-	KMOVW     R9, K2
-	MOVQ      $0x000000f0, R9
-	KMOVW     R9, K3
-	MOVQ      $0x00000f00, R9
-	KMOVW     R9, K4
-	MOVQ      $0x0000f000, R9
-	KMOVW     R9, K5
 
 dotCodesQ8B4x4VBMI_quad:
 	TESTQ      BX, BX
@@ -9228,79 +9037,79 @@ dotCodesQ8B4x4VBMI_full:
 	VPXORD Z12, Z12, Z12
 
 dotCodesQ8B4x4VBMI_chunk1:
-	VBROADCASTI32X4.Z (R9), K2, Z13
-	VBROADCASTI32X4   (R9)(SI*1), K3, Z13
-	VBROADCASTI32X4   (R9)(DI*1), K4, Z13
-	VBROADCASTI32X4   (R9)(R8*1), K5, Z13
-	VPSRLW            $0x04, Z13, Z14
-	VPERMB            Z4, Z13, Z13
-	VPERMB            Z4, Z14, Z14
-	VPDPBUSD          (R12), Z13, Z5
-	VPDPBUSD          64(R12), Z14, Z9
-	VPDPBUSD          (R12)(R14*1), Z13, Z6
-	VPDPBUSD          64(R12)(R14*1), Z14, Z10
-	VPDPBUSD          (R12)(R14*2), Z13, Z7
-	VPDPBUSD          64(R12)(R14*2), Z14, Z11
-	VPDPBUSD          (R12)(R15*1), Z13, Z8
-	VPDPBUSD          64(R12)(R15*1), Z14, Z12
-	ADDQ              $0x10, R9
-	ADDQ              $0x00000080, R12
-	SUBQ              $0x20, R13
-	JNZ               dotCodesQ8B4x4VBMI_chunk1
-	VPADDD            Z9, Z5, Z5
-	VPADDD            Z10, Z6, Z6
-	VPADDD            Z11, Z7, Z7
-	VPADDD            Z12, Z8, Z8
-	VPUNPCKLQDQ       Z6, Z5, Z13
-	VPUNPCKHQDQ       Z6, Z5, Z5
-	VPADDD            Z5, Z13, Z14
-	VPUNPCKLQDQ       Z8, Z7, Z13
-	VPUNPCKHQDQ       Z8, Z7, Z5
-	VPADDD            Z5, Z13, Z5
-	VSHUFPS           $0x88, Z5, Z14, Z13
-	VSHUFPS           $0xdd, Z5, Z14, Z5
-	VPADDD            Z5, Z13, Z5
-	VPERMD            Z5, Z0, Z5
-	VPSUBD            Z3, Z5, Z5
-	VCVTDQ2PS         Z5, Z5
-	VMULPS            Z2, Z5, Z5
-	MOVQ              normOff+128(FP), R9
-	ADDQ              DX, R9
-	MOVWQZX           (R9), R12
-	MOVWQZX           (R9)(SI*1), R13
-	SHLQ              $0x10, R13
-	ORQ               R13, R12
-	MOVWQZX           (R9)(DI*1), R13
-	SHLQ              $0x20, R13
-	ORQ               R13, R12
-	MOVWQZX           (R9)(R8*1), R13
-	SHLQ              $0x30, R13
-	ORQ               R13, R12
-	VPBROADCASTQ      R12, Y13
-	VCVTPH2PS         Y13, Z13
-	VMULPS            Z13, Z5, Z5
-	MOVQ              rows+152(FP), R9
-	VMOVAPS           Z1, Z13
-	MOVQ              bias+72(FP), R12
-	TESTQ             R12, R12
-	JNZ               dotCodesQ8B4x4VBMI_loaded
-	MOVQ              AX, R12
-	VMOVUPS.Z         (R12), K1, Z13
-	CMPQ              R9, $0x01
-	JLE               dotCodesQ8B4x4VBMI_loaded
-	ADDQ              CX, R12
-	KSHIFTLW          $0x04, K1, K6
-	VBROADCASTF32X4   (R12), K6, Z13
-	CMPQ              R9, $0x02
-	JLE               dotCodesQ8B4x4VBMI_loaded
-	ADDQ              CX, R12
-	KSHIFTLW          $0x08, K1, K6
-	VBROADCASTF32X4   (R12), K6, Z13
-	CMPQ              R9, $0x03
-	JLE               dotCodesQ8B4x4VBMI_loaded
-	ADDQ              CX, R12
-	KSHIFTLW          $0x0c, K1, K6
-	VBROADCASTF32X4   (R12), K6, Z13
+	VBROADCASTI32X4 (R9), Z13
+	VBROADCASTI32X4 (R9)(SI*1), K2, Z13
+	VBROADCASTI32X4 (R9)(DI*1), K3, Z13
+	VBROADCASTI32X4 (R9)(R8*1), K4, Z13
+	VPSRLW          $0x04, Z13, Z14
+	VPERMB          Z4, Z13, Z13
+	VPERMB          Z4, Z14, Z14
+	VPDPBUSD        (R12), Z13, Z5
+	VPDPBUSD        64(R12), Z14, Z9
+	VPDPBUSD        (R12)(R14*1), Z13, Z6
+	VPDPBUSD        64(R12)(R14*1), Z14, Z10
+	VPDPBUSD        (R12)(R14*2), Z13, Z7
+	VPDPBUSD        64(R12)(R14*2), Z14, Z11
+	VPDPBUSD        (R12)(R15*1), Z13, Z8
+	VPDPBUSD        64(R12)(R15*1), Z14, Z12
+	ADDQ            $0x10, R9
+	ADDQ            $0x00000080, R12
+	SUBQ            $0x20, R13
+	JNZ             dotCodesQ8B4x4VBMI_chunk1
+	VPADDD          Z9, Z5, Z5
+	VPADDD          Z10, Z6, Z6
+	VPADDD          Z11, Z7, Z7
+	VPADDD          Z12, Z8, Z8
+	VPUNPCKLQDQ     Z6, Z5, Z13
+	VPUNPCKHQDQ     Z6, Z5, Z5
+	VPADDD          Z5, Z13, Z14
+	VPUNPCKLQDQ     Z8, Z7, Z13
+	VPUNPCKHQDQ     Z8, Z7, Z5
+	VPADDD          Z5, Z13, Z5
+	VSHUFPS         $0x88, Z5, Z14, Z13
+	VSHUFPS         $0xdd, Z5, Z14, Z5
+	VPADDD          Z5, Z13, Z5
+	VPERMD          Z5, Z0, Z5
+	VPSUBD          Z3, Z5, Z5
+	VCVTDQ2PS       Z5, Z5
+	VMULPS          Z2, Z5, Z5
+	MOVQ            normOff+128(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y13
+	VCVTPH2PS       Y13, Z13
+	VMULPS          Z13, Z5, Z5
+	MOVQ            rows+152(FP), R9
+	VMOVAPS         Z1, Z13
+	MOVQ            bias+72(FP), R12
+	TESTQ           R12, R12
+	JNZ             dotCodesQ8B4x4VBMI_loaded
+	MOVQ            AX, R12
+	VMOVUPS.Z       (R12), K1, Z13
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8B4x4VBMI_loaded
+	ADDQ            CX, R12
+	KSHIFTLW        $0x04, K1, K5
+	VBROADCASTF32X4 (R12), K5, Z13
+	CMPQ            R9, $0x02
+	JLE             dotCodesQ8B4x4VBMI_loaded
+	ADDQ            CX, R12
+	KSHIFTLW        $0x08, K1, K5
+	VBROADCASTF32X4 (R12), K5, Z13
+	CMPQ            R9, $0x03
+	JLE             dotCodesQ8B4x4VBMI_loaded
+	ADDQ            CX, R12
+	KSHIFTLW        $0x0c, K1, K5
+	VBROADCASTF32X4 (R12), K5, Z13
 
 dotCodesQ8B4x4VBMI_loaded:
 	VADDPS        Z5, Z13, Z13
@@ -9360,6 +9169,12 @@ dotCodesQ8B8x1VBMI_add:
 	LEAQ      (SI)(BX*1), DI
 	MOVQ      $0x0000000f, R8
 	KMOVQ     R8, K1
+	MOVQ      $0x000000f0, R8
+	KMOVQ     R8, K2
+	MOVQ      $0x00000f00, R8
+	KMOVQ     R8, K2
+	MOVQ      $0x0000f000, R8
+	KMOVQ     R8, K2
 	MOVQ      ahead_base+160(FP), R9
 	MOVQ      ahead_len+168(FP), R10
 	MOVQ      tab+80(FP), R8
@@ -9529,6 +9344,12 @@ dotCodesQ8B8x2VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
+	MOVQ      $0x000000f0, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x00000f00, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x0000f000, R9
+	KMOVQ     R9, K2
 	MOVQ      ahead_base+160(FP), R10
 	MOVQ      ahead_len+168(FP), R11
 	MOVQ      tab+80(FP), R9
@@ -9718,6 +9539,12 @@ dotCodesQ8B8x4VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
+	MOVQ      $0x000000f0, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x00000f00, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x0000f000, R9
+	KMOVQ     R9, K2
 	MOVQ      ahead_base+160(FP), R10
 	MOVQ      ahead_len+168(FP), R11
 	MOVQ      tab+80(FP), R9
@@ -9918,7 +9745,7 @@ dotCodesQ8B8x4VBMI_done:
 	RET
 
 // func dotCodesQ8P34VBMI(out []float32, outStride int, qa []int8, qb []int8, scalesa *[8]float32, scalesb *[8]float32, sumsa *[8]int32, sumsb *[8]int32, bias *[4]float32, taba *[256]uint8, tabb *[256]uint8, codes []byte, stride int, idxa int, norma int, idxb int, normb int, n int, d64a int, d64b int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8P34VBMI(SB), NOSPLIT, $0-256
 	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scalesa+80(FP), AX
@@ -9947,29 +9774,20 @@ dotCodesQ8P34VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
+	MOVQ      $0x000000f0, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x00000f00, R9
+	KMOVQ     R9, K3
+	MOVQ      $0x0000f000, R9
+	KMOVQ     R9, K4
 	MOVQ      ahead_base+232(FP), R10
 	MOVQ      ahead_len+240(FP), R11
 	MOVQ      taba+120(FP), R9
 	VMOVDQU64 (R9), Z6
-	VMOVDQU64 keys8CtlB3<>+0(SB), Z7
-	VMOVDQU64 keys8PermB3<>+0(SB), Z8
-	VMOVDQU64 keys8PermB3<>+64(SB), Z9
-	VMOVDQU64 keys8PermB3<>+128(SB), Z10
-	VMOVDQU64 keys8PermB3<>+192(SB), Z11
-	MOVQ      $0x0000000000ffffff, R9
-	KMOVQ     R9, K2
-	SHLQ      $0x20, R9
-	KMOVQ     R9, K3
+	VMOVDQU64 keys3Ctl<>+0(SB), Z7
+	VMOVDQU64 keys3Ctl<>+64(SB), Z8
 	MOVQ      tabb+128(FP), R9
-	VMOVDQU64 (R9), Z12
-	MOVQ      $0x0000000f, R9
-	KMOVW     R9, K4
-	MOVQ      $0x000000f0, R9
-	KMOVW     R9, K5
-	MOVQ      $0x00000f00, R9
-	KMOVW     R9, K6
-	MOVQ      $0x0000f000, R9
-	KMOVW     R9, K7
+	VMOVDQU64 (R9), Z9
 
 dotCodesQ8P34VBMI_quad:
 	TESTQ      BX, BX
@@ -9998,10 +9816,10 @@ dotCodesQ8P34VBMI_pf38:
 	CMOVQLT R9, SI
 
 dotCodesQ8P34VBMI_full:
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
 	MOVQ   DX, R9
 	MOVQ   idxa+168(FP), R12
 	ADDQ   R12, R9
@@ -10012,164 +9830,168 @@ dotCodesQ8P34VBMI_full:
 	LEAQ   (R14)(R14*2), R15
 
 dotCodesQ8P34VBMI_chunk1:
-	VMOVDQU8.Z     (R9), K2, Z17
-	VMOVDQU8       -32(R9)(SI*1), K3, Z17
-	VMOVDQU8.Z     (R9)(DI*1), K2, Z18
-	VMOVDQU8       -32(R9)(R8*1), K3, Z18
-	VMOVDQA64      Z8, Z19
-	VPERMI2B       Z18, Z17, Z19
-	VPMULTISHIFTQB Z19, Z7, Z19
-	VPERMB         Z6, Z19, Z19
-	VPDPBUSD       (R12), Z19, Z13
-	VPDPBUSD       (R12)(R14*1), Z19, Z14
-	VPDPBUSD       (R12)(R14*2), Z19, Z15
-	VPDPBUSD       (R12)(R15*1), Z19, Z16
-	VMOVDQA64      Z9, Z19
-	VPERMI2B       Z18, Z17, Z19
-	VPMULTISHIFTQB Z19, Z7, Z19
-	VPERMB         Z6, Z19, Z19
-	VPDPBUSD       64(R12), Z19, Z13
-	VPDPBUSD       64(R12)(R14*1), Z19, Z14
-	VPDPBUSD       64(R12)(R14*2), Z19, Z15
-	VPDPBUSD       64(R12)(R15*1), Z19, Z16
-	VMOVDQA64      Z10, Z19
-	VPERMI2B       Z18, Z17, Z19
-	VPMULTISHIFTQB Z19, Z7, Z19
-	VPERMB         Z6, Z19, Z19
-	VPDPBUSD       128(R12), Z19, Z13
-	VPDPBUSD       128(R12)(R14*1), Z19, Z14
-	VPDPBUSD       128(R12)(R14*2), Z19, Z15
-	VPDPBUSD       128(R12)(R15*1), Z19, Z16
-	VMOVDQA64      Z11, Z19
-	VPERMI2B       Z18, Z17, Z19
-	VPMULTISHIFTQB Z19, Z7, Z19
-	VPERMB         Z6, Z19, Z19
-	VPDPBUSD       192(R12), Z19, Z13
-	VPDPBUSD       192(R12)(R14*1), Z19, Z14
-	VPDPBUSD       192(R12)(R14*2), Z19, Z15
-	VPDPBUSD       192(R12)(R15*1), Z19, Z16
-	ADDQ           $0x18, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8P34VBMI_chunk1
-	VPUNPCKLQDQ    Z14, Z13, Z17
-	VPUNPCKHQDQ    Z14, Z13, Z13
-	VPADDD         Z13, Z17, Z18
-	VPUNPCKLQDQ    Z16, Z15, Z17
-	VPUNPCKHQDQ    Z16, Z15, Z13
-	VPADDD         Z13, Z17, Z13
-	VSHUFPS        $0x88, Z13, Z18, Z17
-	VSHUFPS        $0xdd, Z13, Z18, Z13
-	VPADDD         Z13, Z17, Z13
-	VPERMD         Z13, Z0, Z13
-	VPSUBD         Z3, Z13, Z13
-	VCVTDQ2PS      Z13, Z13
-	VMULPS         Z2, Z13, Z13
-	MOVQ           norma+176(FP), R9
-	ADDQ           DX, R9
-	MOVWQZX        (R9), R12
-	MOVWQZX        (R9)(SI*1), R13
-	SHLQ           $0x10, R13
-	ORQ            R13, R12
-	MOVWQZX        (R9)(DI*1), R13
-	SHLQ           $0x20, R13
-	ORQ            R13, R12
-	MOVWQZX        (R9)(R8*1), R13
-	SHLQ           $0x30, R13
-	ORQ            R13, R12
-	VPBROADCASTQ   R12, Y17
-	VCVTPH2PS      Y17, Z17
-	VMULPS         Z17, Z13, Z13
-	VPXORD         Z20, Z20, Z20
-	VPXORD         Z21, Z21, Z21
-	VPXORD         Z22, Z22, Z22
-	VPXORD         Z23, Z23, Z23
-	MOVQ           DX, R9
-	MOVQ           idxb+184(FP), R12
-	ADDQ           R12, R9
-	MOVQ           qb_base+56(FP), R12
-	MOVQ           d64b+216(FP), R13
-	LEAQ           (R13)(R13*2), R14
-	ADDQ           R13, R14
-	LEAQ           (R14)(R14*2), R15
-	VPXORD         Z24, Z24, Z24
-	VPXORD         Z25, Z25, Z25
-	VPXORD         Z26, Z26, Z26
-	VPXORD         Z27, Z27, Z27
+	VPBROADCASTQ    (R9), Z14
+	VBROADCASTI32X2 (R9)(SI*1), K2, Z14
+	VBROADCASTI32X2 (R9)(DI*1), K3, Z14
+	VBROADCASTI32X2 (R9)(R8*1), K4, Z14
+	VPMULTISHIFTQB  Z14, Z7, Z14
+	VPERMB          Z6, Z14, Z14
+	VPDPBUSD        (R12), Z14, Z10
+	VPDPBUSD        (R12)(R14*1), Z14, Z11
+	VPDPBUSD        (R12)(R14*2), Z14, Z12
+	VPDPBUSD        (R12)(R15*1), Z14, Z13
+	VPBROADCASTQ    6(R9), Z14
+	VBROADCASTI32X2 6(R9)(SI*1), K2, Z14
+	VBROADCASTI32X2 6(R9)(DI*1), K3, Z14
+	VBROADCASTI32X2 6(R9)(R8*1), K4, Z14
+	VPMULTISHIFTQB  Z14, Z7, Z14
+	VPERMB          Z6, Z14, Z14
+	VPDPBUSD        64(R12), Z14, Z10
+	VPDPBUSD        64(R12)(R14*1), Z14, Z11
+	VPDPBUSD        64(R12)(R14*2), Z14, Z12
+	VPDPBUSD        64(R12)(R15*1), Z14, Z13
+	VPBROADCASTQ    12(R9), Z14
+	VBROADCASTI32X2 12(R9)(SI*1), K2, Z14
+	VBROADCASTI32X2 12(R9)(DI*1), K3, Z14
+	VBROADCASTI32X2 12(R9)(R8*1), K4, Z14
+	VPMULTISHIFTQB  Z14, Z7, Z14
+	VPERMB          Z6, Z14, Z14
+	VPDPBUSD        128(R12), Z14, Z10
+	VPDPBUSD        128(R12)(R14*1), Z14, Z11
+	VPDPBUSD        128(R12)(R14*2), Z14, Z12
+	VPDPBUSD        128(R12)(R15*1), Z14, Z13
+	VPBROADCASTQ    16(R9), Z14
+	VBROADCASTI32X2 16(R9)(SI*1), K2, Z14
+	VBROADCASTI32X2 16(R9)(DI*1), K3, Z14
+	VBROADCASTI32X2 16(R9)(R8*1), K4, Z14
+	VPMULTISHIFTQB  Z14, Z8, Z14
+	VPERMB          Z6, Z14, Z14
+	VPDPBUSD        192(R12), Z14, Z10
+	VPDPBUSD        192(R12)(R14*1), Z14, Z11
+	VPDPBUSD        192(R12)(R14*2), Z14, Z12
+	VPDPBUSD        192(R12)(R15*1), Z14, Z13
+	ADDQ            $0x18, R9
+	ADDQ            $0x00000100, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8P34VBMI_chunk1
+	VPUNPCKLQDQ     Z11, Z10, Z14
+	VPUNPCKHQDQ     Z11, Z10, Z10
+	VPADDD          Z10, Z14, Z23
+	VPUNPCKLQDQ     Z13, Z12, Z14
+	VPUNPCKHQDQ     Z13, Z12, Z10
+	VPADDD          Z10, Z14, Z10
+	VSHUFPS         $0x88, Z10, Z23, Z14
+	VSHUFPS         $0xdd, Z10, Z23, Z10
+	VPADDD          Z10, Z14, Z10
+	VPERMD          Z10, Z0, Z10
+	VPSUBD          Z3, Z10, Z10
+	VCVTDQ2PS       Z10, Z10
+	VMULPS          Z2, Z10, Z10
+	MOVQ            norma+176(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y14
+	VCVTPH2PS       Y14, Z14
+	VMULPS          Z14, Z10, Z10
+	VPXORD          Z15, Z15, Z15
+	VPXORD          Z16, Z16, Z16
+	VPXORD          Z17, Z17, Z17
+	VPXORD          Z18, Z18, Z18
+	MOVQ            DX, R9
+	MOVQ            idxb+184(FP), R12
+	ADDQ            R12, R9
+	MOVQ            qb_base+56(FP), R12
+	MOVQ            d64b+216(FP), R13
+	LEAQ            (R13)(R13*2), R14
+	ADDQ            R13, R14
+	LEAQ            (R14)(R14*2), R15
+	VPXORD          Z19, Z19, Z19
+	VPXORD          Z20, Z20, Z20
+	VPXORD          Z21, Z21, Z21
+	VPXORD          Z22, Z22, Z22
 
 dotCodesQ8P34VBMI_chunk2:
-	VBROADCASTI32X4.Z (R9), K4, Z17
-	VBROADCASTI32X4   (R9)(SI*1), K5, Z17
-	VBROADCASTI32X4   (R9)(DI*1), K6, Z17
-	VBROADCASTI32X4   (R9)(R8*1), K7, Z17
-	VPSRLW            $0x04, Z17, Z18
-	VPERMB            Z12, Z17, Z17
-	VPERMB            Z12, Z18, Z18
-	VPDPBUSD          (R12), Z17, Z20
-	VPDPBUSD          64(R12), Z18, Z24
-	VPDPBUSD          (R12)(R14*1), Z17, Z21
-	VPDPBUSD          64(R12)(R14*1), Z18, Z25
-	VPDPBUSD          (R12)(R14*2), Z17, Z22
-	VPDPBUSD          64(R12)(R14*2), Z18, Z26
-	VPDPBUSD          (R12)(R15*1), Z17, Z23
-	VPDPBUSD          64(R12)(R15*1), Z18, Z27
-	ADDQ              $0x10, R9
-	ADDQ              $0x00000080, R12
-	SUBQ              $0x20, R13
-	JNZ               dotCodesQ8P34VBMI_chunk2
-	VPADDD            Z24, Z20, Z20
-	VPADDD            Z25, Z21, Z21
-	VPADDD            Z26, Z22, Z22
-	VPADDD            Z27, Z23, Z23
-	VPUNPCKLQDQ       Z21, Z20, Z17
-	VPUNPCKHQDQ       Z21, Z20, Z18
-	VPADDD            Z18, Z17, Z19
-	VPUNPCKLQDQ       Z23, Z22, Z17
-	VPUNPCKHQDQ       Z23, Z22, Z18
-	VPADDD            Z18, Z17, Z18
-	VSHUFPS           $0x88, Z18, Z19, Z17
-	VSHUFPS           $0xdd, Z18, Z19, Z18
-	VPADDD            Z18, Z17, Z20
-	VPERMD            Z20, Z0, Z20
-	VPSUBD            Z5, Z20, Z20
-	VCVTDQ2PS         Z20, Z20
-	VMULPS            Z4, Z20, Z20
-	MOVQ              normb+192(FP), R9
-	ADDQ              DX, R9
-	MOVWQZX           (R9), R12
-	MOVWQZX           (R9)(SI*1), R13
-	SHLQ              $0x10, R13
-	ORQ               R13, R12
-	MOVWQZX           (R9)(DI*1), R13
-	SHLQ              $0x20, R13
-	ORQ               R13, R12
-	MOVWQZX           (R9)(R8*1), R13
-	SHLQ              $0x30, R13
-	ORQ               R13, R12
-	VPBROADCASTQ      R12, Y17
-	VCVTPH2PS         Y17, Z17
-	VMULPS            Z17, Z20, Z20
-	MOVQ              rows+224(FP), R9
-	VMOVAPS           Z1, Z17
-	VADDPS            Z13, Z17, Z17
-	VADDPS            Z20, Z17, Z17
-	MOVQ              AX, R12
-	VMOVUPS           X17, K1, (R12)
-	CMPQ              R9, $0x01
-	JLE               dotCodesQ8P34VBMI_stored
-	ADDQ              CX, R12
-	VEXTRACTF32X4     $0x01, Z17, X18
-	VMOVUPS           X18, K1, (R12)
-	CMPQ              R9, $0x02
-	JLE               dotCodesQ8P34VBMI_stored
-	ADDQ              CX, R12
-	VEXTRACTF32X4     $0x02, Z17, X18
-	VMOVUPS           X18, K1, (R12)
-	CMPQ              R9, $0x03
-	JLE               dotCodesQ8P34VBMI_stored
-	ADDQ              CX, R12
-	VEXTRACTF32X4     $0x03, Z17, X17
-	VMOVUPS           X17, K1, (R12)
+	VBROADCASTI32X4 (R9), Z14
+	VBROADCASTI32X4 (R9)(SI*1), K2, Z14
+	VBROADCASTI32X4 (R9)(DI*1), K3, Z14
+	VBROADCASTI32X4 (R9)(R8*1), K4, Z14
+	VPSRLW          $0x04, Z14, Z23
+	VPERMB          Z9, Z14, Z14
+	VPERMB          Z9, Z23, Z23
+	VPDPBUSD        (R12), Z14, Z15
+	VPDPBUSD        64(R12), Z23, Z19
+	VPDPBUSD        (R12)(R14*1), Z14, Z16
+	VPDPBUSD        64(R12)(R14*1), Z23, Z20
+	VPDPBUSD        (R12)(R14*2), Z14, Z17
+	VPDPBUSD        64(R12)(R14*2), Z23, Z21
+	VPDPBUSD        (R12)(R15*1), Z14, Z18
+	VPDPBUSD        64(R12)(R15*1), Z23, Z22
+	ADDQ            $0x10, R9
+	ADDQ            $0x00000080, R12
+	SUBQ            $0x20, R13
+	JNZ             dotCodesQ8P34VBMI_chunk2
+	VPADDD          Z19, Z15, Z15
+	VPADDD          Z20, Z16, Z16
+	VPADDD          Z21, Z17, Z17
+	VPADDD          Z22, Z18, Z18
+	VPUNPCKLQDQ     Z16, Z15, Z14
+	VPUNPCKHQDQ     Z16, Z15, Z15
+	VPADDD          Z15, Z14, Z23
+	VPUNPCKLQDQ     Z18, Z17, Z14
+	VPUNPCKHQDQ     Z18, Z17, Z15
+	VPADDD          Z15, Z14, Z15
+	VSHUFPS         $0x88, Z15, Z23, Z14
+	VSHUFPS         $0xdd, Z15, Z23, Z15
+	VPADDD          Z15, Z14, Z15
+	VPERMD          Z15, Z0, Z15
+	VPSUBD          Z5, Z15, Z15
+	VCVTDQ2PS       Z15, Z15
+	VMULPS          Z4, Z15, Z15
+	MOVQ            normb+192(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y14
+	VCVTPH2PS       Y14, Z14
+	VMULPS          Z14, Z15, Z15
+	MOVQ            rows+224(FP), R9
+	VMOVAPS         Z1, Z14
+	VADDPS          Z10, Z14, Z14
+	VADDPS          Z15, Z14, Z14
+	MOVQ            AX, R12
+	VMOVUPS         X14, K1, (R12)
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8P34VBMI_stored
+	ADDQ            CX, R12
+	VEXTRACTF32X4   $0x01, Z14, X23
+	VMOVUPS         X23, K1, (R12)
+	CMPQ            R9, $0x02
+	JLE             dotCodesQ8P34VBMI_stored
+	ADDQ            CX, R12
+	VEXTRACTF32X4   $0x02, Z14, X23
+	VMOVUPS         X23, K1, (R12)
+	CMPQ            R9, $0x03
+	JLE             dotCodesQ8P34VBMI_stored
+	ADDQ            CX, R12
+	VEXTRACTF32X4   $0x03, Z14, X14
+	VMOVUPS         X14, K1, (R12)
 
 dotCodesQ8P34VBMI_stored:
 	CMPQ BX, $0x04
@@ -10184,7 +10006,7 @@ dotCodesQ8P34VBMI_done:
 	RET
 
 // func dotCodesQ8P43VBMI(out []float32, outStride int, qa []int8, qb []int8, scalesa *[8]float32, scalesb *[8]float32, sumsa *[8]int32, sumsb *[8]int32, bias *[4]float32, taba *[256]uint8, tabb *[256]uint8, codes []byte, stride int, idxa int, norma int, idxb int, normb int, n int, d64a int, d64b int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8P43VBMI(SB), NOSPLIT, $0-256
 	VMOVDQU32       keys8Spread<>+0(SB), Z0
 	MOVQ            scalesa+80(FP), AX
@@ -10213,29 +10035,20 @@ dotCodesQ8P43VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
+	MOVQ      $0x000000f0, R9
+	KMOVQ     R9, K2
+	MOVQ      $0x00000f00, R9
+	KMOVQ     R9, K3
+	MOVQ      $0x0000f000, R9
+	KMOVQ     R9, K4
 	MOVQ      ahead_base+232(FP), R10
 	MOVQ      ahead_len+240(FP), R11
 	MOVQ      taba+120(FP), R9
 	VMOVDQU64 (R9), Z6
-	MOVQ      $0x0000000f, R9
-	KMOVW     R9, K2
-	MOVQ      $0x000000f0, R9
-	KMOVW     R9, K3
-	MOVQ      $0x00000f00, R9
-	KMOVW     R9, K4
-	MOVQ      $0x0000f000, R9
-	KMOVW     R9, K5
 	MOVQ      tabb+128(FP), R9
 	VMOVDQU64 (R9), Z7
-	VMOVDQU64 keys8CtlB3<>+0(SB), Z8
-	VMOVDQU64 keys8PermB3<>+0(SB), Z9
-	VMOVDQU64 keys8PermB3<>+64(SB), Z10
-	VMOVDQU64 keys8PermB3<>+128(SB), Z11
-	VMOVDQU64 keys8PermB3<>+192(SB), Z12
-	MOVQ      $0x0000000000ffffff, R9
-	KMOVQ     R9, K6
-	SHLQ      $0x20, R9
-	KMOVQ     R9, K7
+	VMOVDQU64 keys3Ctl<>+0(SB), Z8
+	VMOVDQU64 keys3Ctl<>+64(SB), Z9
 
 dotCodesQ8P43VBMI_quad:
 	TESTQ      BX, BX
@@ -10264,10 +10077,10 @@ dotCodesQ8P43VBMI_pf39:
 	CMOVQLT R9, SI
 
 dotCodesQ8P43VBMI_full:
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
 	MOVQ   DX, R9
 	MOVQ   idxa+168(FP), R12
 	ADDQ   R12, R9
@@ -10276,166 +10089,170 @@ dotCodesQ8P43VBMI_full:
 	LEAQ   (R13)(R13*2), R14
 	ADDQ   R13, R14
 	LEAQ   (R14)(R14*2), R15
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
 	VPXORD Z17, Z17, Z17
-	VPXORD Z18, Z18, Z18
-	VPXORD Z19, Z19, Z19
-	VPXORD Z20, Z20, Z20
 
 dotCodesQ8P43VBMI_chunk1:
-	VBROADCASTI32X4.Z (R9), K2, Z21
-	VBROADCASTI32X4   (R9)(SI*1), K3, Z21
-	VBROADCASTI32X4   (R9)(DI*1), K4, Z21
-	VBROADCASTI32X4   (R9)(R8*1), K5, Z21
-	VPSRLW            $0x04, Z21, Z22
-	VPERMB            Z6, Z21, Z21
-	VPERMB            Z6, Z22, Z22
-	VPDPBUSD          (R12), Z21, Z13
-	VPDPBUSD          64(R12), Z22, Z17
-	VPDPBUSD          (R12)(R14*1), Z21, Z14
-	VPDPBUSD          64(R12)(R14*1), Z22, Z18
-	VPDPBUSD          (R12)(R14*2), Z21, Z15
-	VPDPBUSD          64(R12)(R14*2), Z22, Z19
-	VPDPBUSD          (R12)(R15*1), Z21, Z16
-	VPDPBUSD          64(R12)(R15*1), Z22, Z20
-	ADDQ              $0x10, R9
-	ADDQ              $0x00000080, R12
-	SUBQ              $0x20, R13
-	JNZ               dotCodesQ8P43VBMI_chunk1
-	VPADDD            Z17, Z13, Z13
-	VPADDD            Z18, Z14, Z14
-	VPADDD            Z19, Z15, Z15
-	VPADDD            Z20, Z16, Z16
-	VPUNPCKLQDQ       Z14, Z13, Z21
-	VPUNPCKHQDQ       Z14, Z13, Z13
-	VPADDD            Z13, Z21, Z22
-	VPUNPCKLQDQ       Z16, Z15, Z21
-	VPUNPCKHQDQ       Z16, Z15, Z13
-	VPADDD            Z13, Z21, Z13
-	VSHUFPS           $0x88, Z13, Z22, Z21
-	VSHUFPS           $0xdd, Z13, Z22, Z13
-	VPADDD            Z13, Z21, Z13
-	VPERMD            Z13, Z0, Z13
-	VPSUBD            Z3, Z13, Z13
-	VCVTDQ2PS         Z13, Z13
-	VMULPS            Z2, Z13, Z13
-	MOVQ              norma+176(FP), R9
-	ADDQ              DX, R9
-	MOVWQZX           (R9), R12
-	MOVWQZX           (R9)(SI*1), R13
-	SHLQ              $0x10, R13
-	ORQ               R13, R12
-	MOVWQZX           (R9)(DI*1), R13
-	SHLQ              $0x20, R13
-	ORQ               R13, R12
-	MOVWQZX           (R9)(R8*1), R13
-	SHLQ              $0x30, R13
-	ORQ               R13, R12
-	VPBROADCASTQ      R12, Y21
-	VCVTPH2PS         Y21, Z21
-	VMULPS            Z21, Z13, Z13
-	VPXORD            Z23, Z23, Z23
-	VPXORD            Z24, Z24, Z24
-	VPXORD            Z25, Z25, Z25
-	VPXORD            Z26, Z26, Z26
-	MOVQ              DX, R9
-	MOVQ              idxb+184(FP), R12
-	ADDQ              R12, R9
-	MOVQ              qb_base+56(FP), R12
-	MOVQ              d64b+216(FP), R13
-	LEAQ              (R13)(R13*2), R14
-	ADDQ              R13, R14
-	LEAQ              (R14)(R14*2), R15
+	VBROADCASTI32X4 (R9), Z18
+	VBROADCASTI32X4 (R9)(SI*1), K2, Z18
+	VBROADCASTI32X4 (R9)(DI*1), K3, Z18
+	VBROADCASTI32X4 (R9)(R8*1), K4, Z18
+	VPSRLW          $0x04, Z18, Z19
+	VPERMB          Z6, Z18, Z18
+	VPERMB          Z6, Z19, Z19
+	VPDPBUSD        (R12), Z18, Z10
+	VPDPBUSD        64(R12), Z19, Z14
+	VPDPBUSD        (R12)(R14*1), Z18, Z11
+	VPDPBUSD        64(R12)(R14*1), Z19, Z15
+	VPDPBUSD        (R12)(R14*2), Z18, Z12
+	VPDPBUSD        64(R12)(R14*2), Z19, Z16
+	VPDPBUSD        (R12)(R15*1), Z18, Z13
+	VPDPBUSD        64(R12)(R15*1), Z19, Z17
+	ADDQ            $0x10, R9
+	ADDQ            $0x00000080, R12
+	SUBQ            $0x20, R13
+	JNZ             dotCodesQ8P43VBMI_chunk1
+	VPADDD          Z14, Z10, Z10
+	VPADDD          Z15, Z11, Z11
+	VPADDD          Z16, Z12, Z12
+	VPADDD          Z17, Z13, Z13
+	VPUNPCKLQDQ     Z11, Z10, Z18
+	VPUNPCKHQDQ     Z11, Z10, Z10
+	VPADDD          Z10, Z18, Z19
+	VPUNPCKLQDQ     Z13, Z12, Z18
+	VPUNPCKHQDQ     Z13, Z12, Z10
+	VPADDD          Z10, Z18, Z10
+	VSHUFPS         $0x88, Z10, Z19, Z18
+	VSHUFPS         $0xdd, Z10, Z19, Z10
+	VPADDD          Z10, Z18, Z10
+	VPERMD          Z10, Z0, Z10
+	VPSUBD          Z3, Z10, Z10
+	VCVTDQ2PS       Z10, Z10
+	VMULPS          Z2, Z10, Z10
+	MOVQ            norma+176(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y18
+	VCVTPH2PS       Y18, Z18
+	VMULPS          Z18, Z10, Z10
+	VPXORD          Z20, Z20, Z20
+	VPXORD          Z21, Z21, Z21
+	VPXORD          Z22, Z22, Z22
+	VPXORD          Z23, Z23, Z23
+	MOVQ            DX, R9
+	MOVQ            idxb+184(FP), R12
+	ADDQ            R12, R9
+	MOVQ            qb_base+56(FP), R12
+	MOVQ            d64b+216(FP), R13
+	LEAQ            (R13)(R13*2), R14
+	ADDQ            R13, R14
+	LEAQ            (R14)(R14*2), R15
 
 dotCodesQ8P43VBMI_chunk2:
-	VMOVDQU8.Z     (R9), K6, Z21
-	VMOVDQU8       -32(R9)(SI*1), K7, Z21
-	VMOVDQU8.Z     (R9)(DI*1), K6, Z22
-	VMOVDQU8       -32(R9)(R8*1), K7, Z22
-	VMOVDQA64      Z9, Z27
-	VPERMI2B       Z22, Z21, Z27
-	VPMULTISHIFTQB Z27, Z8, Z27
-	VPERMB         Z7, Z27, Z27
-	VPDPBUSD       (R12), Z27, Z23
-	VPDPBUSD       (R12)(R14*1), Z27, Z24
-	VPDPBUSD       (R12)(R14*2), Z27, Z25
-	VPDPBUSD       (R12)(R15*1), Z27, Z26
-	VMOVDQA64      Z10, Z27
-	VPERMI2B       Z22, Z21, Z27
-	VPMULTISHIFTQB Z27, Z8, Z27
-	VPERMB         Z7, Z27, Z27
-	VPDPBUSD       64(R12), Z27, Z23
-	VPDPBUSD       64(R12)(R14*1), Z27, Z24
-	VPDPBUSD       64(R12)(R14*2), Z27, Z25
-	VPDPBUSD       64(R12)(R15*1), Z27, Z26
-	VMOVDQA64      Z11, Z27
-	VPERMI2B       Z22, Z21, Z27
-	VPMULTISHIFTQB Z27, Z8, Z27
-	VPERMB         Z7, Z27, Z27
-	VPDPBUSD       128(R12), Z27, Z23
-	VPDPBUSD       128(R12)(R14*1), Z27, Z24
-	VPDPBUSD       128(R12)(R14*2), Z27, Z25
-	VPDPBUSD       128(R12)(R15*1), Z27, Z26
-	VMOVDQA64      Z12, Z27
-	VPERMI2B       Z22, Z21, Z27
-	VPMULTISHIFTQB Z27, Z8, Z27
-	VPERMB         Z7, Z27, Z27
-	VPDPBUSD       192(R12), Z27, Z23
-	VPDPBUSD       192(R12)(R14*1), Z27, Z24
-	VPDPBUSD       192(R12)(R14*2), Z27, Z25
-	VPDPBUSD       192(R12)(R15*1), Z27, Z26
-	ADDQ           $0x18, R9
-	ADDQ           $0x00000100, R12
-	SUBQ           $0x40, R13
-	JNZ            dotCodesQ8P43VBMI_chunk2
-	VPUNPCKLQDQ    Z24, Z23, Z21
-	VPUNPCKHQDQ    Z24, Z23, Z22
-	VPADDD         Z22, Z21, Z23
-	VPUNPCKLQDQ    Z26, Z25, Z21
-	VPUNPCKHQDQ    Z26, Z25, Z22
-	VPADDD         Z22, Z21, Z22
-	VSHUFPS        $0x88, Z22, Z23, Z21
-	VSHUFPS        $0xdd, Z22, Z23, Z22
-	VPADDD         Z22, Z21, Z23
-	VPERMD         Z23, Z0, Z23
-	VPSUBD         Z5, Z23, Z23
-	VCVTDQ2PS      Z23, Z23
-	VMULPS         Z4, Z23, Z23
-	MOVQ           normb+192(FP), R9
-	ADDQ           DX, R9
-	MOVWQZX        (R9), R12
-	MOVWQZX        (R9)(SI*1), R13
-	SHLQ           $0x10, R13
-	ORQ            R13, R12
-	MOVWQZX        (R9)(DI*1), R13
-	SHLQ           $0x20, R13
-	ORQ            R13, R12
-	MOVWQZX        (R9)(R8*1), R13
-	SHLQ           $0x30, R13
-	ORQ            R13, R12
-	VPBROADCASTQ   R12, Y21
-	VCVTPH2PS      Y21, Z21
-	VMULPS         Z21, Z23, Z23
-	MOVQ           rows+224(FP), R9
-	VMOVAPS        Z1, Z21
-	VADDPS         Z13, Z21, Z21
-	VADDPS         Z23, Z21, Z21
-	MOVQ           AX, R12
-	VMOVUPS        X21, K1, (R12)
-	CMPQ           R9, $0x01
-	JLE            dotCodesQ8P43VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x01, Z21, X22
-	VMOVUPS        X22, K1, (R12)
-	CMPQ           R9, $0x02
-	JLE            dotCodesQ8P43VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x02, Z21, X22
-	VMOVUPS        X22, K1, (R12)
-	CMPQ           R9, $0x03
-	JLE            dotCodesQ8P43VBMI_stored
-	ADDQ           CX, R12
-	VEXTRACTF32X4  $0x03, Z21, X21
-	VMOVUPS        X21, K1, (R12)
+	VPBROADCASTQ    (R9), Z18
+	VBROADCASTI32X2 (R9)(SI*1), K2, Z18
+	VBROADCASTI32X2 (R9)(DI*1), K3, Z18
+	VBROADCASTI32X2 (R9)(R8*1), K4, Z18
+	VPMULTISHIFTQB  Z18, Z8, Z18
+	VPERMB          Z7, Z18, Z18
+	VPDPBUSD        (R12), Z18, Z20
+	VPDPBUSD        (R12)(R14*1), Z18, Z21
+	VPDPBUSD        (R12)(R14*2), Z18, Z22
+	VPDPBUSD        (R12)(R15*1), Z18, Z23
+	VPBROADCASTQ    6(R9), Z18
+	VBROADCASTI32X2 6(R9)(SI*1), K2, Z18
+	VBROADCASTI32X2 6(R9)(DI*1), K3, Z18
+	VBROADCASTI32X2 6(R9)(R8*1), K4, Z18
+	VPMULTISHIFTQB  Z18, Z8, Z18
+	VPERMB          Z7, Z18, Z18
+	VPDPBUSD        64(R12), Z18, Z20
+	VPDPBUSD        64(R12)(R14*1), Z18, Z21
+	VPDPBUSD        64(R12)(R14*2), Z18, Z22
+	VPDPBUSD        64(R12)(R15*1), Z18, Z23
+	VPBROADCASTQ    12(R9), Z18
+	VBROADCASTI32X2 12(R9)(SI*1), K2, Z18
+	VBROADCASTI32X2 12(R9)(DI*1), K3, Z18
+	VBROADCASTI32X2 12(R9)(R8*1), K4, Z18
+	VPMULTISHIFTQB  Z18, Z8, Z18
+	VPERMB          Z7, Z18, Z18
+	VPDPBUSD        128(R12), Z18, Z20
+	VPDPBUSD        128(R12)(R14*1), Z18, Z21
+	VPDPBUSD        128(R12)(R14*2), Z18, Z22
+	VPDPBUSD        128(R12)(R15*1), Z18, Z23
+	VPBROADCASTQ    16(R9), Z18
+	VBROADCASTI32X2 16(R9)(SI*1), K2, Z18
+	VBROADCASTI32X2 16(R9)(DI*1), K3, Z18
+	VBROADCASTI32X2 16(R9)(R8*1), K4, Z18
+	VPMULTISHIFTQB  Z18, Z9, Z18
+	VPERMB          Z7, Z18, Z18
+	VPDPBUSD        192(R12), Z18, Z20
+	VPDPBUSD        192(R12)(R14*1), Z18, Z21
+	VPDPBUSD        192(R12)(R14*2), Z18, Z22
+	VPDPBUSD        192(R12)(R15*1), Z18, Z23
+	ADDQ            $0x18, R9
+	ADDQ            $0x00000100, R12
+	SUBQ            $0x40, R13
+	JNZ             dotCodesQ8P43VBMI_chunk2
+	VPUNPCKLQDQ     Z21, Z20, Z18
+	VPUNPCKHQDQ     Z21, Z20, Z19
+	VPADDD          Z19, Z18, Z20
+	VPUNPCKLQDQ     Z23, Z22, Z18
+	VPUNPCKHQDQ     Z23, Z22, Z19
+	VPADDD          Z19, Z18, Z19
+	VSHUFPS         $0x88, Z19, Z20, Z18
+	VSHUFPS         $0xdd, Z19, Z20, Z19
+	VPADDD          Z19, Z18, Z20
+	VPERMD          Z20, Z0, Z20
+	VPSUBD          Z5, Z20, Z20
+	VCVTDQ2PS       Z20, Z20
+	VMULPS          Z4, Z20, Z20
+	MOVQ            normb+192(FP), R9
+	ADDQ            DX, R9
+	MOVWQZX         (R9), R12
+	MOVWQZX         (R9)(SI*1), R13
+	SHLQ            $0x10, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(DI*1), R13
+	SHLQ            $0x20, R13
+	ORQ             R13, R12
+	MOVWQZX         (R9)(R8*1), R13
+	SHLQ            $0x30, R13
+	ORQ             R13, R12
+	VPBROADCASTQ    R12, Y18
+	VCVTPH2PS       Y18, Z18
+	VMULPS          Z18, Z20, Z20
+	MOVQ            rows+224(FP), R9
+	VMOVAPS         Z1, Z18
+	VADDPS          Z10, Z18, Z18
+	VADDPS          Z20, Z18, Z18
+	MOVQ            AX, R12
+	VMOVUPS         X18, K1, (R12)
+	CMPQ            R9, $0x01
+	JLE             dotCodesQ8P43VBMI_stored
+	ADDQ            CX, R12
+	VEXTRACTF32X4   $0x01, Z18, X19
+	VMOVUPS         X19, K1, (R12)
+	CMPQ            R9, $0x02
+	JLE             dotCodesQ8P43VBMI_stored
+	ADDQ            CX, R12
+	VEXTRACTF32X4   $0x02, Z18, X19
+	VMOVUPS         X19, K1, (R12)
+	CMPQ            R9, $0x03
+	JLE             dotCodesQ8P43VBMI_stored
+	ADDQ            CX, R12
+	VEXTRACTF32X4   $0x03, Z18, X18
+	VMOVUPS         X18, K1, (R12)
 
 dotCodesQ8P43VBMI_stored:
 	CMPQ BX, $0x04
