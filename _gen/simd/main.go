@@ -66,14 +66,14 @@ func main() {
 		}
 		for _, rows := range []int{1, 2, 4} {
 			axpyCodes8(bits, rows)
-			dotCodes8Wide(bits, rows)
+			dotCodes16(bits, rows)
 		}
 	}
 	for _, rows := range []int{1, 2, 4} {
 		dotCodes8Wide(8, rows)
 	}
 	for _, bits := range [][2]int{{3, 4}, {4, 3}} {
-		dotCodes8Pair(bits)
+		dotCodes16Pair(bits)
 	}
 	decode8Planes()
 	weightsQ8()

@@ -36,15 +36,23 @@ func (cb *Codebook) offset() int32 {
 	return q8Offset
 }
 
-// wideRow is the bytes of one query row laid out wide for bits-wide codes
-// of d coordinates: each 16 coordinates four times over (4-bit codes: per
-// 32, the even ones four times over, then the odd ones), or for 8-bit
-// codes each 32 twice over.
+// wideRow is the bytes of one query row laid out for the AVX-512 kernels
+// for bits-wide codes of d coordinates: for 3-bit codes the row as it is,
+// for 4-bit codes each 8 coordinates' even ones then odd ones (the order
+// the kernels' nibbles come in), for 8-bit codes each 32 twice over.
 func wideRow(bits, d int) int {
 	if bits == 8 {
 		return 2 * d
 	}
-	return 4 * d
+	return d
+}
+
+// wideKernelsTake reports whether the 3- and 4-bit AVX-512 key kernels
+// take codes of this layout: they gather each norm with the two bytes
+// before it (normOff ≥ 2) or after it (the indices'), and each code's bytes
+// at 32-bit offsets stride·t (t < 16).
+func wideKernelsTake(bits, stride, idxOff, normOff int) bool {
+	return bits == 8 || stride <= 1<<26 && (normOff >= 2 || idxOff >= normOff+2)
 }
 
 // wideKernels returns the AVX-512 key kernels for bits-wide codes (by
@@ -135,19 +143,13 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 				w = w[i*2*d+j0*2 : i*2*d+j0*2+64]
 				copy(w, nat[:])
 				copy(w[32:], nat[:])
-			case bits == 4: // the 16 even coordinates four times over, then the odd ones
-				w = w[i*4*d+j0*4 : i*4*d+j0*4+128]
+			case bits == 4: // per 8 coordinates the even ones, then the odd ones
+				w = w[i*d+j0 : i*d+j0+32]
 				for k := range 16 {
-					for c := range 4 {
-						w[16*c+k], w[64+16*c+k] = nat[2*k], nat[2*k+1]
-					}
+					w[k/4*8+k%4], w[k/4*8+4+k%4] = nat[2*k], nat[2*k+1]
 				}
-			default: // each 16 coordinates four times over
-				w = w[i*4*d+j0*4 : i*4*d+j0*4+128]
-				for c := range 4 {
-					copy(w[16*c:], nat[:16])
-					copy(w[64+16*c:], nat[16:])
-				}
+			default:
+				copy(w[i*d+j0:], nat[:])
 			}
 		}
 		q.sum[i] = s
@@ -297,7 +299,7 @@ func DotCodesQ8(out []float32, outStride int, init []float32, q *QueryQ8, cb *Co
 	check(init == nil || len(init) >= g, "DotCodesQ8: init shorter than the rows")
 	vec := codeRows(cb, codes, stride, idxOff, normOff, n, d, "DotCodesQ8") &^ 1
 	wd := wideRow(cb.bits, d)
-	if kw := wideKernels(cb.bits); kw[2] != nil && len(q.wide) >= ((g+3)&^3)*wd {
+	if kw := wideKernels(cb.bits); kw[2] != nil && len(q.wide) >= ((g+3)&^3)*wd && wideKernelsTake(cb.bits, stride, idxOff, normOff) {
 		for i := 0; i < g; i += 4 {
 			q.setKernelArgs(cb, i)
 			rows := min(4, g-i)
@@ -367,7 +369,8 @@ func DotCodesQ8Pair(out []float32, outStride int, init []float32, qa, qb *QueryQ
 	}
 	wa, wb := wideRow(cba.bits, qa.D), wideRow(cbb.bits, qb.D)
 	g4 := (g + 3) &^ 3
-	if pk == nil || init == nil || len(qa.wide) < g4*wa || len(qb.wide) < g4*wb { // the kernels take init
+	if pk == nil || init == nil || len(qa.wide) < g4*wa || len(qb.wide) < g4*wb || // the kernels take init
+		!wideKernelsTake(cba.bits, stride, idxa, norma) || !wideKernelsTake(cbb.bits, stride, idxb, normb) {
 		h := len(ahead) / 2
 		DotCodesQ8(out, outStride, init, qa, cba, codes, stride, idxa, norma, n, ahead[:h])
 		DotCodesQ8(out, outStride, nil, qb, cbb, codes, stride, idxb, normb, n, ahead[h:])

@@ -324,9 +324,9 @@ func dotCodesQ8B3x4VNNI(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func axpyCodesQ8B3x1VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
-// dotCodesQ8B3x1VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
-// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
-// 128-bit lane per token.
+// dotCodesQ8B3x1VBMI is dotCodesQ8Generic for the first rows (≤ 1) of four query rows laid out for
+// keys16 (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64), sixteen tokens at a
+// time.
 //
 //go:noescape
 func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
@@ -338,9 +338,9 @@ func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func axpyCodesQ8B3x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
-// dotCodesQ8B3x2VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
-// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
-// 128-bit lane per token.
+// dotCodesQ8B3x2VBMI is dotCodesQ8Generic for the first rows (≤ 2) of four query rows laid out for
+// keys16 (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64), sixteen tokens at a
+// time.
 //
 //go:noescape
 func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
@@ -352,9 +352,9 @@ func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func axpyCodesQ8B3x4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
-// dotCodesQ8B3x4VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
-// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
-// 128-bit lane per token.
+// dotCodesQ8B3x4VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out for
+// keys16 (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64), sixteen tokens at a
+// time.
 //
 //go:noescape
 func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
@@ -378,9 +378,9 @@ func dotCodesQ8B4x4VNNI(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func axpyCodesQ8B4x1VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
-// dotCodesQ8B4x1VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
-// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
-// 128-bit lane per token.
+// dotCodesQ8B4x1VBMI is dotCodesQ8Generic for the first rows (≤ 1) of four query rows laid out for
+// keys16 (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64), sixteen tokens at a
+// time.
 //
 //go:noescape
 func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
@@ -392,9 +392,9 @@ func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func axpyCodesQ8B4x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
-// dotCodesQ8B4x2VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
-// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
-// 128-bit lane per token.
+// dotCodesQ8B4x2VBMI is dotCodesQ8Generic for the first rows (≤ 2) of four query rows laid out for
+// keys16 (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64), sixteen tokens at a
+// time.
 //
 //go:noescape
 func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
@@ -406,9 +406,9 @@ func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float
 //go:noescape
 func axpyCodesQ8B4x4VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
-// dotCodesQ8B4x4VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide
-// (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a
-// 128-bit lane per token.
+// dotCodesQ8B4x4VBMI is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out for
+// keys16 (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64), sixteen tokens at a
+// time.
 //
 //go:noescape
 func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)

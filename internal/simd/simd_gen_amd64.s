@@ -6520,333 +6520,510 @@ DATA values8CtlB3<>+63(SB)/1, $0x35
 GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
 
 // func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-184
-	VMOVDQU32       keys8Spread<>+0(SB), Z0
-	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z0, Z2
-	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z0, Z3
-	MOVQ            bias+72(FP), AX
-	TESTQ           AX, AX
-	JZ              dotCodesQ8B3x1VBMI_add
-	VBROADCASTF32X4 (AX), Z1
-	VPERMPS         Z1, Z0, Z1
+	VPXORD       Z2, Z2, Z2
+	MOVQ         stride+112(FP), AX
+	VPBROADCASTD AX, Z0
+	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	MOVQ         $0x0000ffff, AX
+	KMOVW        AX, K1
+	KMOVW        K1, K2
+	MOVQ         out_base+0(FP), AX
+	MOVQ         outStride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         codes_base+88(FP), CX
+	MOVQ         n+136(FP), DX
+	MOVQ         ahead_base+160(FP), BX
+	MOVQ         ahead_len+168(FP), SI
+	MOVQ         tab+80(FP), DI
+	VMOVDQU64    (DI), Z3
+	VMOVDQU64    keys16Ctl<>+0(SB), Z4
+	VMOVDQU64    keys16Ctl<>+64(SB), Z5
+	VMOVDQU64    keys16Ctl<>+128(SB), Z6
+	VMOVDQU64    keys16Ctl<>+192(SB), Z7
 
-dotCodesQ8B3x1VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z0
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+88(FP), CX
-	MOVQ      n+136(FP), DX
-	MOVQ      stride+112(FP), BX
-	LEAQ      (BX)(BX*1), SI
-	LEAQ      (SI)(BX*1), DI
-	MOVQ      $0x0000000f, R8
-	KMOVQ     R8, K1
-	MOVQ      $0x000000f0, R8
-	KMOVQ     R8, K2
-	MOVQ      $0x00000f00, R8
-	KMOVQ     R8, K3
-	MOVQ      $0x0000f000, R8
-	KMOVQ     R8, K4
-	MOVQ      ahead_base+160(FP), R9
-	MOVQ      ahead_len+168(FP), R10
-	MOVQ      tab+80(FP), R8
-	VMOVDQU64 (R8), Z4
-	VMOVDQU64 keys3Ctl<>+0(SB), Z5
-	VMOVDQU64 keys3Ctl<>+64(SB), Z6
-
-dotCodesQ8B3x1VBMI_quad:
-	TESTQ      DX, DX
-	JZ         dotCodesQ8B3x1VBMI_done
-	TESTQ      R10, R10
-	JLE        dotCodesQ8B3x1VBMI_pf24
-	PREFETCHT0 (R9)
-	PREFETCHT0 64(R9)
-	PREFETCHT0 128(R9)
-	PREFETCHT0 192(R9)
-	ADDQ       $0x00000100, R9
-	SUBQ       $0x00000100, R10
-
-dotCodesQ8B3x1VBMI_pf24:
-	CMPQ    DX, $0x04
-	JAE     dotCodesQ8B3x1VBMI_full
-	MOVQ    $0x00000001, R8
-	SHLXQ   DX, R8, R8
-	DECQ    R8
-	KMOVQ   R8, K1
-	XORQ    R8, R8
-	MOVQ    R8, DI
-	CMPQ    DX, $0x03
-	CMOVQLT R8, SI
-	CMPQ    DX, $0x02
-	CMOVQLT R8, BX
+dotCodesQ8B3x1VBMI_group:
+	TESTQ        DX, DX
+	JZ           dotCodesQ8B3x1VBMI_done
+	CMPQ         DX, $0x10
+	JAE          dotCodesQ8B3x1VBMI_full
+	MOVQ         $0x00000001, DI
+	SHLXQ        DX, DI, DI
+	DECQ         DI
+	KMOVW        DI, K2
+	LEAQ         -1(DX), DI
+	VPBROADCASTD DI, Z1
+	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B3x1VBMI_full:
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	MOVQ   CX, R8
-	MOVQ   idxOff+120(FP), R11
-	ADDQ   R11, R8
-	MOVQ   q_base+32(FP), R11
-	MOVQ   d64+144(FP), R12
-	LEAQ   (R12)(R12*2), R13
-	ADDQ   R12, R13
-	LEAQ   (R13)(R13*2), R13
+	VPXORD Z2, Z2, Z8
+	MOVQ   CX, DI
+	MOVQ   idxOff+120(FP), R8
+	ADDQ   R8, DI
+	MOVQ   q_base+32(FP), R8
+	MOVQ   d64+144(FP), R9
+	MOVQ   d64+144(FP), R10
+	LEAQ   (R10)(R10*2), R10
 
 dotCodesQ8B3x1VBMI_chunk1:
-	VPBROADCASTQ    (R8), Z11
-	VBROADCASTI32X2 (R8)(BX*1), K2, Z11
-	VBROADCASTI32X2 (R8)(SI*1), K3, Z11
-	VBROADCASTI32X2 (R8)(DI*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z5, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        (R11), Z11, Z7
-	VPBROADCASTQ    6(R8), Z11
-	VBROADCASTI32X2 6(R8)(BX*1), K2, Z11
-	VBROADCASTI32X2 6(R8)(SI*1), K3, Z11
-	VBROADCASTI32X2 6(R8)(DI*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z5, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        64(R11), Z11, Z7
-	VPBROADCASTQ    12(R8), Z11
-	VBROADCASTI32X2 12(R8)(BX*1), K2, Z11
-	VBROADCASTI32X2 12(R8)(SI*1), K3, Z11
-	VBROADCASTI32X2 12(R8)(DI*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z5, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        128(R11), Z11, Z7
-	VPBROADCASTQ    16(R8), Z11
-	VBROADCASTI32X2 16(R8)(BX*1), K2, Z11
-	VBROADCASTI32X2 16(R8)(SI*1), K3, Z11
-	VBROADCASTI32X2 16(R8)(DI*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z6, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        192(R11), Z11, Z7
-	ADDQ            $0x18, R8
-	ADDQ            $0x00000100, R11
-	SUBQ            $0x40, R12
-	JNZ             dotCodesQ8B3x1VBMI_chunk1
-	VPUNPCKLQDQ     Z8, Z7, Z11
-	VPUNPCKHQDQ     Z8, Z7, Z7
-	VPADDD          Z7, Z11, Z12
-	VPUNPCKLQDQ     Z10, Z9, Z11
-	VPUNPCKHQDQ     Z10, Z9, Z7
-	VPADDD          Z7, Z11, Z7
-	VSHUFPS         $0x88, Z7, Z12, Z11
-	VSHUFPS         $0xdd, Z7, Z12, Z7
-	VPADDD          Z7, Z11, Z7
-	VPERMD          Z7, Z0, Z7
-	VPSUBD          Z3, Z7, Z7
-	VCVTDQ2PS       Z7, Z7
-	VMULPS          Z2, Z7, Z7
-	MOVQ            normOff+128(FP), R8
-	ADDQ            CX, R8
-	MOVWQZX         (R8), R11
-	MOVWQZX         (R8)(BX*1), R12
-	SHLQ            $0x10, R12
-	ORQ             R12, R11
-	MOVWQZX         (R8)(SI*1), R12
-	SHLQ            $0x20, R12
-	ORQ             R12, R11
-	MOVWQZX         (R8)(DI*1), R12
-	SHLQ            $0x30, R12
-	ORQ             R12, R11
-	VPBROADCASTQ    R11, Y11
-	VCVTPH2PS       Y11, Z11
-	VMULPS          Z11, Z7, Z7
-	MOVQ            rows+152(FP), R8
-	VMOVAPS         Z1, Z11
-	MOVQ            bias+72(FP), R8
-	TESTQ           R8, R8
-	JNZ             dotCodesQ8B3x1VBMI_loaded
-	MOVQ            AX, R8
-	VMOVUPS.Z       (R8), K1, Z11
+	TESTQ      SI, SI
+	JLE        dotCodesQ8B3x1VBMI_pf24
+	PREFETCHT0 (BX)
+	ADDQ       $0x00000040, BX
+	SUBQ       $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_loaded:
-	VADDPS  Z7, Z11, Z11
-	MOVQ    AX, R8
-	VMOVUPS X11, K1, (R8)
-	CMPQ    DX, $0x04
+dotCodesQ8B3x1VBMI_pf24:
+	VPXORD         Z2, Z2, Z9
+	KMOVW          K1, K3
+	VPGATHERDD     (DI)(Z1*1), K3, Z9
+	VPMULTISHIFTQB Z9, Z4, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  (R8), Z10, Z8
+	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z3, Z9, Z9
+	VPDPBUSD.BCST  4(R8), Z9, Z8
+	TESTQ          SI, SI
+	JLE            dotCodesQ8B3x1VBMI_pf25
+	PREFETCHT0     (BX)
+	ADDQ           $0x00000040, BX
+	SUBQ           $0x00000040, SI
+
+dotCodesQ8B3x1VBMI_pf25:
+	VPXORD         Z2, Z2, Z9
+	KMOVW          K1, K3
+	VPGATHERDD     3(DI)(Z1*1), K3, Z9
+	VPMULTISHIFTQB Z9, Z4, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  8(R8), Z10, Z8
+	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z3, Z9, Z9
+	VPDPBUSD.BCST  12(R8), Z9, Z8
+	TESTQ          SI, SI
+	JLE            dotCodesQ8B3x1VBMI_pf26
+	PREFETCHT0     (BX)
+	ADDQ           $0x00000040, BX
+	SUBQ           $0x00000040, SI
+
+dotCodesQ8B3x1VBMI_pf26:
+	VPXORD         Z2, Z2, Z9
+	KMOVW          K1, K3
+	VPGATHERDD     6(DI)(Z1*1), K3, Z9
+	VPMULTISHIFTQB Z9, Z4, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  16(R8), Z10, Z8
+	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z3, Z9, Z9
+	VPDPBUSD.BCST  20(R8), Z9, Z8
+	TESTQ          SI, SI
+	JLE            dotCodesQ8B3x1VBMI_pf27
+	PREFETCHT0     (BX)
+	ADDQ           $0x00000040, BX
+	SUBQ           $0x00000040, SI
+
+dotCodesQ8B3x1VBMI_pf27:
+	VPXORD         Z2, Z2, Z9
+	KMOVW          K1, K3
+	VPGATHERDD     9(DI)(Z1*1), K3, Z9
+	VPMULTISHIFTQB Z9, Z4, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  24(R8), Z10, Z8
+	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z3, Z9, Z9
+	VPDPBUSD.BCST  28(R8), Z9, Z8
+	TESTQ          SI, SI
+	JLE            dotCodesQ8B3x1VBMI_pf28
+	PREFETCHT0     (BX)
+	ADDQ           $0x00000040, BX
+	SUBQ           $0x00000040, SI
+
+dotCodesQ8B3x1VBMI_pf28:
+	VPXORD         Z2, Z2, Z9
+	KMOVW          K1, K3
+	VPGATHERDD     12(DI)(Z1*1), K3, Z9
+	VPMULTISHIFTQB Z9, Z4, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  32(R8), Z10, Z8
+	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z3, Z9, Z9
+	VPDPBUSD.BCST  36(R8), Z9, Z8
+	TESTQ          SI, SI
+	JLE            dotCodesQ8B3x1VBMI_pf29
+	PREFETCHT0     (BX)
+	ADDQ           $0x00000040, BX
+	SUBQ           $0x00000040, SI
+
+dotCodesQ8B3x1VBMI_pf29:
+	VPXORD         Z2, Z2, Z9
+	KMOVW          K1, K3
+	VPGATHERDD     15(DI)(Z1*1), K3, Z9
+	VPMULTISHIFTQB Z9, Z4, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  40(R8), Z10, Z8
+	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z3, Z9, Z9
+	VPDPBUSD.BCST  44(R8), Z9, Z8
+	TESTQ          SI, SI
+	JLE            dotCodesQ8B3x1VBMI_pf30
+	PREFETCHT0     (BX)
+	ADDQ           $0x00000040, BX
+	SUBQ           $0x00000040, SI
+
+dotCodesQ8B3x1VBMI_pf30:
+	VPXORD         Z2, Z2, Z9
+	KMOVW          K1, K3
+	VPGATHERDD     18(DI)(Z1*1), K3, Z9
+	VPMULTISHIFTQB Z9, Z4, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  48(R8), Z10, Z8
+	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z3, Z9, Z9
+	VPDPBUSD.BCST  52(R8), Z9, Z8
+	TESTQ          SI, SI
+	JLE            dotCodesQ8B3x1VBMI_pf31
+	PREFETCHT0     (BX)
+	ADDQ           $0x00000040, BX
+	SUBQ           $0x00000040, SI
+
+dotCodesQ8B3x1VBMI_pf31:
+	VPXORD         Z2, Z2, Z9
+	KMOVW          K1, K3
+	VPGATHERDD     20(DI)(Z1*1), K3, Z9
+	VPMULTISHIFTQB Z9, Z6, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  56(R8), Z10, Z8
+	VPMULTISHIFTQB Z9, Z7, Z9
+	VPERMB         Z3, Z9, Z9
+	VPDPBUSD.BCST  60(R8), Z9, Z8
+	ADDQ           $0x18, DI
+	ADDQ           $0x40, R8
+	SUBQ           $0x40, R9
+	JNZ            dotCodesQ8B3x1VBMI_chunk1
+	MOVQ           normOff+128(FP), R8
+	XORQ           R10, R10
+	LEAQ           -2(R8), R9
+	MOVQ           $0x00000010, DI
+	CMPQ           R8, $0x02
+	CMOVQCC        R9, R8
+	CMOVQCC        DI, R10
+	MOVQ           CX, DI
+	ADDQ           R8, DI
+	VPXORD         Z2, Z2, Z9
+	KMOVW          K1, K3
+	VPGATHERDD     (DI)(Z1*1), K3, Z9
+	VPBROADCASTD   R10, Z10
+	VPSRLVD        Z10, Z9, Z9
+	VPMOVDW        Z9, Y9
+	VCVTPH2PS      Y9, Z9
+	MOVQ           scales+56(FP), DI
+	MOVQ           sums+64(FP), R8
+	VPSUBD.BCST    (R8), Z8, Z8
+	VCVTDQ2PS      Z8, Z8
+	VMULPS.BCST    (DI), Z8, Z8
+	VMULPS         Z9, Z8, Z8
+	MOVQ           rows+152(FP), DI
+	MOVQ           bias+72(FP), DI
+	MOVQ           AX, R8
+	TESTQ          DI, DI
+	JZ             dotCodesQ8B3x1VBMI_add0
+	VBROADCASTSS   (DI), Z9
+	JMP            dotCodesQ8B3x1VBMI_added0
+
+dotCodesQ8B3x1VBMI_add0:
+	VMOVUPS.Z (R8), K2, Z9
+
+dotCodesQ8B3x1VBMI_added0:
+	VADDPS  Z8, Z9, Z9
+	VMOVUPS Z9, K2, (R8)
+	CMPQ    DX, $0x10
 	JB      dotCodesQ8B3x1VBMI_done
-	ADDQ    $0x10, AX
-	LEAQ    (CX)(SI*2), CX
-	SUBQ    $0x04, DX
-	JMP     dotCodesQ8B3x1VBMI_quad
+	ADDQ    $0x40, AX
+	MOVQ    stride+112(FP), DI
+	SHLQ    $0x04, DI
+	ADDQ    DI, CX
+	SUBQ    $0x10, DX
+	JMP     dotCodesQ8B3x1VBMI_group
 
 dotCodesQ8B3x1VBMI_done:
 	VZEROUPPER
 	RET
 
-DATA keys8Spread<>+0(SB)/4, $0x00000000
-DATA keys8Spread<>+4(SB)/4, $0x00000000
-DATA keys8Spread<>+8(SB)/4, $0x00000000
-DATA keys8Spread<>+12(SB)/4, $0x00000000
-DATA keys8Spread<>+16(SB)/4, $0x00000001
-DATA keys8Spread<>+20(SB)/4, $0x00000001
-DATA keys8Spread<>+24(SB)/4, $0x00000001
-DATA keys8Spread<>+28(SB)/4, $0x00000001
-DATA keys8Spread<>+32(SB)/4, $0x00000002
-DATA keys8Spread<>+36(SB)/4, $0x00000002
-DATA keys8Spread<>+40(SB)/4, $0x00000002
-DATA keys8Spread<>+44(SB)/4, $0x00000002
-DATA keys8Spread<>+48(SB)/4, $0x00000003
-DATA keys8Spread<>+52(SB)/4, $0x00000003
-DATA keys8Spread<>+56(SB)/4, $0x00000003
-DATA keys8Spread<>+60(SB)/4, $0x00000003
-GLOBL keys8Spread<>(SB), RODATA|NOPTR, $64
+DATA keys16Iota<>+0(SB)/4, $0x00000000
+DATA keys16Iota<>+4(SB)/4, $0x00000001
+DATA keys16Iota<>+8(SB)/4, $0x00000002
+DATA keys16Iota<>+12(SB)/4, $0x00000003
+DATA keys16Iota<>+16(SB)/4, $0x00000004
+DATA keys16Iota<>+20(SB)/4, $0x00000005
+DATA keys16Iota<>+24(SB)/4, $0x00000006
+DATA keys16Iota<>+28(SB)/4, $0x00000007
+DATA keys16Iota<>+32(SB)/4, $0x00000008
+DATA keys16Iota<>+36(SB)/4, $0x00000009
+DATA keys16Iota<>+40(SB)/4, $0x0000000a
+DATA keys16Iota<>+44(SB)/4, $0x0000000b
+DATA keys16Iota<>+48(SB)/4, $0x0000000c
+DATA keys16Iota<>+52(SB)/4, $0x0000000d
+DATA keys16Iota<>+56(SB)/4, $0x0000000e
+DATA keys16Iota<>+60(SB)/4, $0x0000000f
+GLOBL keys16Iota<>(SB), RODATA|NOPTR, $64
 
-DATA keys8Order<>+0(SB)/4, $0x00000000
-DATA keys8Order<>+4(SB)/4, $0x00000004
-DATA keys8Order<>+8(SB)/4, $0x00000008
-DATA keys8Order<>+12(SB)/4, $0x0000000c
-DATA keys8Order<>+16(SB)/4, $0x00000001
-DATA keys8Order<>+20(SB)/4, $0x00000005
-DATA keys8Order<>+24(SB)/4, $0x00000009
-DATA keys8Order<>+28(SB)/4, $0x0000000d
-DATA keys8Order<>+32(SB)/4, $0x00000002
-DATA keys8Order<>+36(SB)/4, $0x00000006
-DATA keys8Order<>+40(SB)/4, $0x0000000a
-DATA keys8Order<>+44(SB)/4, $0x0000000e
-DATA keys8Order<>+48(SB)/4, $0x00000003
-DATA keys8Order<>+52(SB)/4, $0x00000007
-DATA keys8Order<>+56(SB)/4, $0x0000000b
-DATA keys8Order<>+60(SB)/4, $0x0000000f
-GLOBL keys8Order<>(SB), RODATA|NOPTR, $64
-
-DATA keys3Ctl<>+0(SB)/1, $0x00
-DATA keys3Ctl<>+1(SB)/1, $0x03
-DATA keys3Ctl<>+2(SB)/1, $0x06
-DATA keys3Ctl<>+3(SB)/1, $0x09
-DATA keys3Ctl<>+4(SB)/1, $0x0c
-DATA keys3Ctl<>+5(SB)/1, $0x0f
-DATA keys3Ctl<>+6(SB)/1, $0x12
-DATA keys3Ctl<>+7(SB)/1, $0x15
-DATA keys3Ctl<>+8(SB)/1, $0x18
-DATA keys3Ctl<>+9(SB)/1, $0x1b
-DATA keys3Ctl<>+10(SB)/1, $0x1e
-DATA keys3Ctl<>+11(SB)/1, $0x21
-DATA keys3Ctl<>+12(SB)/1, $0x24
-DATA keys3Ctl<>+13(SB)/1, $0x27
-DATA keys3Ctl<>+14(SB)/1, $0x2a
-DATA keys3Ctl<>+15(SB)/1, $0x2d
-DATA keys3Ctl<>+16(SB)/1, $0x00
-DATA keys3Ctl<>+17(SB)/1, $0x03
-DATA keys3Ctl<>+18(SB)/1, $0x06
-DATA keys3Ctl<>+19(SB)/1, $0x09
-DATA keys3Ctl<>+20(SB)/1, $0x0c
-DATA keys3Ctl<>+21(SB)/1, $0x0f
-DATA keys3Ctl<>+22(SB)/1, $0x12
-DATA keys3Ctl<>+23(SB)/1, $0x15
-DATA keys3Ctl<>+24(SB)/1, $0x18
-DATA keys3Ctl<>+25(SB)/1, $0x1b
-DATA keys3Ctl<>+26(SB)/1, $0x1e
-DATA keys3Ctl<>+27(SB)/1, $0x21
-DATA keys3Ctl<>+28(SB)/1, $0x24
-DATA keys3Ctl<>+29(SB)/1, $0x27
-DATA keys3Ctl<>+30(SB)/1, $0x2a
-DATA keys3Ctl<>+31(SB)/1, $0x2d
-DATA keys3Ctl<>+32(SB)/1, $0x00
-DATA keys3Ctl<>+33(SB)/1, $0x03
-DATA keys3Ctl<>+34(SB)/1, $0x06
-DATA keys3Ctl<>+35(SB)/1, $0x09
-DATA keys3Ctl<>+36(SB)/1, $0x0c
-DATA keys3Ctl<>+37(SB)/1, $0x0f
-DATA keys3Ctl<>+38(SB)/1, $0x12
-DATA keys3Ctl<>+39(SB)/1, $0x15
-DATA keys3Ctl<>+40(SB)/1, $0x18
-DATA keys3Ctl<>+41(SB)/1, $0x1b
-DATA keys3Ctl<>+42(SB)/1, $0x1e
-DATA keys3Ctl<>+43(SB)/1, $0x21
-DATA keys3Ctl<>+44(SB)/1, $0x24
-DATA keys3Ctl<>+45(SB)/1, $0x27
-DATA keys3Ctl<>+46(SB)/1, $0x2a
-DATA keys3Ctl<>+47(SB)/1, $0x2d
-DATA keys3Ctl<>+48(SB)/1, $0x00
-DATA keys3Ctl<>+49(SB)/1, $0x03
-DATA keys3Ctl<>+50(SB)/1, $0x06
-DATA keys3Ctl<>+51(SB)/1, $0x09
-DATA keys3Ctl<>+52(SB)/1, $0x0c
-DATA keys3Ctl<>+53(SB)/1, $0x0f
-DATA keys3Ctl<>+54(SB)/1, $0x12
-DATA keys3Ctl<>+55(SB)/1, $0x15
-DATA keys3Ctl<>+56(SB)/1, $0x18
-DATA keys3Ctl<>+57(SB)/1, $0x1b
-DATA keys3Ctl<>+58(SB)/1, $0x1e
-DATA keys3Ctl<>+59(SB)/1, $0x21
-DATA keys3Ctl<>+60(SB)/1, $0x24
-DATA keys3Ctl<>+61(SB)/1, $0x27
-DATA keys3Ctl<>+62(SB)/1, $0x2a
-DATA keys3Ctl<>+63(SB)/1, $0x2d
-DATA keys3Ctl<>+64(SB)/1, $0x10
-DATA keys3Ctl<>+65(SB)/1, $0x13
-DATA keys3Ctl<>+66(SB)/1, $0x16
-DATA keys3Ctl<>+67(SB)/1, $0x19
-DATA keys3Ctl<>+68(SB)/1, $0x1c
-DATA keys3Ctl<>+69(SB)/1, $0x1f
-DATA keys3Ctl<>+70(SB)/1, $0x22
-DATA keys3Ctl<>+71(SB)/1, $0x25
-DATA keys3Ctl<>+72(SB)/1, $0x28
-DATA keys3Ctl<>+73(SB)/1, $0x2b
-DATA keys3Ctl<>+74(SB)/1, $0x2e
-DATA keys3Ctl<>+75(SB)/1, $0x31
-DATA keys3Ctl<>+76(SB)/1, $0x34
-DATA keys3Ctl<>+77(SB)/1, $0x37
-DATA keys3Ctl<>+78(SB)/1, $0x3a
-DATA keys3Ctl<>+79(SB)/1, $0x3d
-DATA keys3Ctl<>+80(SB)/1, $0x10
-DATA keys3Ctl<>+81(SB)/1, $0x13
-DATA keys3Ctl<>+82(SB)/1, $0x16
-DATA keys3Ctl<>+83(SB)/1, $0x19
-DATA keys3Ctl<>+84(SB)/1, $0x1c
-DATA keys3Ctl<>+85(SB)/1, $0x1f
-DATA keys3Ctl<>+86(SB)/1, $0x22
-DATA keys3Ctl<>+87(SB)/1, $0x25
-DATA keys3Ctl<>+88(SB)/1, $0x28
-DATA keys3Ctl<>+89(SB)/1, $0x2b
-DATA keys3Ctl<>+90(SB)/1, $0x2e
-DATA keys3Ctl<>+91(SB)/1, $0x31
-DATA keys3Ctl<>+92(SB)/1, $0x34
-DATA keys3Ctl<>+93(SB)/1, $0x37
-DATA keys3Ctl<>+94(SB)/1, $0x3a
-DATA keys3Ctl<>+95(SB)/1, $0x3d
-DATA keys3Ctl<>+96(SB)/1, $0x10
-DATA keys3Ctl<>+97(SB)/1, $0x13
-DATA keys3Ctl<>+98(SB)/1, $0x16
-DATA keys3Ctl<>+99(SB)/1, $0x19
-DATA keys3Ctl<>+100(SB)/1, $0x1c
-DATA keys3Ctl<>+101(SB)/1, $0x1f
-DATA keys3Ctl<>+102(SB)/1, $0x22
-DATA keys3Ctl<>+103(SB)/1, $0x25
-DATA keys3Ctl<>+104(SB)/1, $0x28
-DATA keys3Ctl<>+105(SB)/1, $0x2b
-DATA keys3Ctl<>+106(SB)/1, $0x2e
-DATA keys3Ctl<>+107(SB)/1, $0x31
-DATA keys3Ctl<>+108(SB)/1, $0x34
-DATA keys3Ctl<>+109(SB)/1, $0x37
-DATA keys3Ctl<>+110(SB)/1, $0x3a
-DATA keys3Ctl<>+111(SB)/1, $0x3d
-DATA keys3Ctl<>+112(SB)/1, $0x10
-DATA keys3Ctl<>+113(SB)/1, $0x13
-DATA keys3Ctl<>+114(SB)/1, $0x16
-DATA keys3Ctl<>+115(SB)/1, $0x19
-DATA keys3Ctl<>+116(SB)/1, $0x1c
-DATA keys3Ctl<>+117(SB)/1, $0x1f
-DATA keys3Ctl<>+118(SB)/1, $0x22
-DATA keys3Ctl<>+119(SB)/1, $0x25
-DATA keys3Ctl<>+120(SB)/1, $0x28
-DATA keys3Ctl<>+121(SB)/1, $0x2b
-DATA keys3Ctl<>+122(SB)/1, $0x2e
-DATA keys3Ctl<>+123(SB)/1, $0x31
-DATA keys3Ctl<>+124(SB)/1, $0x34
-DATA keys3Ctl<>+125(SB)/1, $0x37
-DATA keys3Ctl<>+126(SB)/1, $0x3a
-DATA keys3Ctl<>+127(SB)/1, $0x3d
-GLOBL keys3Ctl<>(SB), RODATA|NOPTR, $128
+DATA keys16Ctl<>+0(SB)/1, $0x00
+DATA keys16Ctl<>+1(SB)/1, $0x03
+DATA keys16Ctl<>+2(SB)/1, $0x06
+DATA keys16Ctl<>+3(SB)/1, $0x09
+DATA keys16Ctl<>+4(SB)/1, $0x20
+DATA keys16Ctl<>+5(SB)/1, $0x23
+DATA keys16Ctl<>+6(SB)/1, $0x26
+DATA keys16Ctl<>+7(SB)/1, $0x29
+DATA keys16Ctl<>+8(SB)/1, $0x00
+DATA keys16Ctl<>+9(SB)/1, $0x03
+DATA keys16Ctl<>+10(SB)/1, $0x06
+DATA keys16Ctl<>+11(SB)/1, $0x09
+DATA keys16Ctl<>+12(SB)/1, $0x20
+DATA keys16Ctl<>+13(SB)/1, $0x23
+DATA keys16Ctl<>+14(SB)/1, $0x26
+DATA keys16Ctl<>+15(SB)/1, $0x29
+DATA keys16Ctl<>+16(SB)/1, $0x00
+DATA keys16Ctl<>+17(SB)/1, $0x03
+DATA keys16Ctl<>+18(SB)/1, $0x06
+DATA keys16Ctl<>+19(SB)/1, $0x09
+DATA keys16Ctl<>+20(SB)/1, $0x20
+DATA keys16Ctl<>+21(SB)/1, $0x23
+DATA keys16Ctl<>+22(SB)/1, $0x26
+DATA keys16Ctl<>+23(SB)/1, $0x29
+DATA keys16Ctl<>+24(SB)/1, $0x00
+DATA keys16Ctl<>+25(SB)/1, $0x03
+DATA keys16Ctl<>+26(SB)/1, $0x06
+DATA keys16Ctl<>+27(SB)/1, $0x09
+DATA keys16Ctl<>+28(SB)/1, $0x20
+DATA keys16Ctl<>+29(SB)/1, $0x23
+DATA keys16Ctl<>+30(SB)/1, $0x26
+DATA keys16Ctl<>+31(SB)/1, $0x29
+DATA keys16Ctl<>+32(SB)/1, $0x00
+DATA keys16Ctl<>+33(SB)/1, $0x03
+DATA keys16Ctl<>+34(SB)/1, $0x06
+DATA keys16Ctl<>+35(SB)/1, $0x09
+DATA keys16Ctl<>+36(SB)/1, $0x20
+DATA keys16Ctl<>+37(SB)/1, $0x23
+DATA keys16Ctl<>+38(SB)/1, $0x26
+DATA keys16Ctl<>+39(SB)/1, $0x29
+DATA keys16Ctl<>+40(SB)/1, $0x00
+DATA keys16Ctl<>+41(SB)/1, $0x03
+DATA keys16Ctl<>+42(SB)/1, $0x06
+DATA keys16Ctl<>+43(SB)/1, $0x09
+DATA keys16Ctl<>+44(SB)/1, $0x20
+DATA keys16Ctl<>+45(SB)/1, $0x23
+DATA keys16Ctl<>+46(SB)/1, $0x26
+DATA keys16Ctl<>+47(SB)/1, $0x29
+DATA keys16Ctl<>+48(SB)/1, $0x00
+DATA keys16Ctl<>+49(SB)/1, $0x03
+DATA keys16Ctl<>+50(SB)/1, $0x06
+DATA keys16Ctl<>+51(SB)/1, $0x09
+DATA keys16Ctl<>+52(SB)/1, $0x20
+DATA keys16Ctl<>+53(SB)/1, $0x23
+DATA keys16Ctl<>+54(SB)/1, $0x26
+DATA keys16Ctl<>+55(SB)/1, $0x29
+DATA keys16Ctl<>+56(SB)/1, $0x00
+DATA keys16Ctl<>+57(SB)/1, $0x03
+DATA keys16Ctl<>+58(SB)/1, $0x06
+DATA keys16Ctl<>+59(SB)/1, $0x09
+DATA keys16Ctl<>+60(SB)/1, $0x20
+DATA keys16Ctl<>+61(SB)/1, $0x23
+DATA keys16Ctl<>+62(SB)/1, $0x26
+DATA keys16Ctl<>+63(SB)/1, $0x29
+DATA keys16Ctl<>+64(SB)/1, $0x0c
+DATA keys16Ctl<>+65(SB)/1, $0x0f
+DATA keys16Ctl<>+66(SB)/1, $0x12
+DATA keys16Ctl<>+67(SB)/1, $0x15
+DATA keys16Ctl<>+68(SB)/1, $0x2c
+DATA keys16Ctl<>+69(SB)/1, $0x2f
+DATA keys16Ctl<>+70(SB)/1, $0x32
+DATA keys16Ctl<>+71(SB)/1, $0x35
+DATA keys16Ctl<>+72(SB)/1, $0x0c
+DATA keys16Ctl<>+73(SB)/1, $0x0f
+DATA keys16Ctl<>+74(SB)/1, $0x12
+DATA keys16Ctl<>+75(SB)/1, $0x15
+DATA keys16Ctl<>+76(SB)/1, $0x2c
+DATA keys16Ctl<>+77(SB)/1, $0x2f
+DATA keys16Ctl<>+78(SB)/1, $0x32
+DATA keys16Ctl<>+79(SB)/1, $0x35
+DATA keys16Ctl<>+80(SB)/1, $0x0c
+DATA keys16Ctl<>+81(SB)/1, $0x0f
+DATA keys16Ctl<>+82(SB)/1, $0x12
+DATA keys16Ctl<>+83(SB)/1, $0x15
+DATA keys16Ctl<>+84(SB)/1, $0x2c
+DATA keys16Ctl<>+85(SB)/1, $0x2f
+DATA keys16Ctl<>+86(SB)/1, $0x32
+DATA keys16Ctl<>+87(SB)/1, $0x35
+DATA keys16Ctl<>+88(SB)/1, $0x0c
+DATA keys16Ctl<>+89(SB)/1, $0x0f
+DATA keys16Ctl<>+90(SB)/1, $0x12
+DATA keys16Ctl<>+91(SB)/1, $0x15
+DATA keys16Ctl<>+92(SB)/1, $0x2c
+DATA keys16Ctl<>+93(SB)/1, $0x2f
+DATA keys16Ctl<>+94(SB)/1, $0x32
+DATA keys16Ctl<>+95(SB)/1, $0x35
+DATA keys16Ctl<>+96(SB)/1, $0x0c
+DATA keys16Ctl<>+97(SB)/1, $0x0f
+DATA keys16Ctl<>+98(SB)/1, $0x12
+DATA keys16Ctl<>+99(SB)/1, $0x15
+DATA keys16Ctl<>+100(SB)/1, $0x2c
+DATA keys16Ctl<>+101(SB)/1, $0x2f
+DATA keys16Ctl<>+102(SB)/1, $0x32
+DATA keys16Ctl<>+103(SB)/1, $0x35
+DATA keys16Ctl<>+104(SB)/1, $0x0c
+DATA keys16Ctl<>+105(SB)/1, $0x0f
+DATA keys16Ctl<>+106(SB)/1, $0x12
+DATA keys16Ctl<>+107(SB)/1, $0x15
+DATA keys16Ctl<>+108(SB)/1, $0x2c
+DATA keys16Ctl<>+109(SB)/1, $0x2f
+DATA keys16Ctl<>+110(SB)/1, $0x32
+DATA keys16Ctl<>+111(SB)/1, $0x35
+DATA keys16Ctl<>+112(SB)/1, $0x0c
+DATA keys16Ctl<>+113(SB)/1, $0x0f
+DATA keys16Ctl<>+114(SB)/1, $0x12
+DATA keys16Ctl<>+115(SB)/1, $0x15
+DATA keys16Ctl<>+116(SB)/1, $0x2c
+DATA keys16Ctl<>+117(SB)/1, $0x2f
+DATA keys16Ctl<>+118(SB)/1, $0x32
+DATA keys16Ctl<>+119(SB)/1, $0x35
+DATA keys16Ctl<>+120(SB)/1, $0x0c
+DATA keys16Ctl<>+121(SB)/1, $0x0f
+DATA keys16Ctl<>+122(SB)/1, $0x12
+DATA keys16Ctl<>+123(SB)/1, $0x15
+DATA keys16Ctl<>+124(SB)/1, $0x2c
+DATA keys16Ctl<>+125(SB)/1, $0x2f
+DATA keys16Ctl<>+126(SB)/1, $0x32
+DATA keys16Ctl<>+127(SB)/1, $0x35
+DATA keys16Ctl<>+128(SB)/1, $0x08
+DATA keys16Ctl<>+129(SB)/1, $0x0b
+DATA keys16Ctl<>+130(SB)/1, $0x0e
+DATA keys16Ctl<>+131(SB)/1, $0x11
+DATA keys16Ctl<>+132(SB)/1, $0x28
+DATA keys16Ctl<>+133(SB)/1, $0x2b
+DATA keys16Ctl<>+134(SB)/1, $0x2e
+DATA keys16Ctl<>+135(SB)/1, $0x31
+DATA keys16Ctl<>+136(SB)/1, $0x08
+DATA keys16Ctl<>+137(SB)/1, $0x0b
+DATA keys16Ctl<>+138(SB)/1, $0x0e
+DATA keys16Ctl<>+139(SB)/1, $0x11
+DATA keys16Ctl<>+140(SB)/1, $0x28
+DATA keys16Ctl<>+141(SB)/1, $0x2b
+DATA keys16Ctl<>+142(SB)/1, $0x2e
+DATA keys16Ctl<>+143(SB)/1, $0x31
+DATA keys16Ctl<>+144(SB)/1, $0x08
+DATA keys16Ctl<>+145(SB)/1, $0x0b
+DATA keys16Ctl<>+146(SB)/1, $0x0e
+DATA keys16Ctl<>+147(SB)/1, $0x11
+DATA keys16Ctl<>+148(SB)/1, $0x28
+DATA keys16Ctl<>+149(SB)/1, $0x2b
+DATA keys16Ctl<>+150(SB)/1, $0x2e
+DATA keys16Ctl<>+151(SB)/1, $0x31
+DATA keys16Ctl<>+152(SB)/1, $0x08
+DATA keys16Ctl<>+153(SB)/1, $0x0b
+DATA keys16Ctl<>+154(SB)/1, $0x0e
+DATA keys16Ctl<>+155(SB)/1, $0x11
+DATA keys16Ctl<>+156(SB)/1, $0x28
+DATA keys16Ctl<>+157(SB)/1, $0x2b
+DATA keys16Ctl<>+158(SB)/1, $0x2e
+DATA keys16Ctl<>+159(SB)/1, $0x31
+DATA keys16Ctl<>+160(SB)/1, $0x08
+DATA keys16Ctl<>+161(SB)/1, $0x0b
+DATA keys16Ctl<>+162(SB)/1, $0x0e
+DATA keys16Ctl<>+163(SB)/1, $0x11
+DATA keys16Ctl<>+164(SB)/1, $0x28
+DATA keys16Ctl<>+165(SB)/1, $0x2b
+DATA keys16Ctl<>+166(SB)/1, $0x2e
+DATA keys16Ctl<>+167(SB)/1, $0x31
+DATA keys16Ctl<>+168(SB)/1, $0x08
+DATA keys16Ctl<>+169(SB)/1, $0x0b
+DATA keys16Ctl<>+170(SB)/1, $0x0e
+DATA keys16Ctl<>+171(SB)/1, $0x11
+DATA keys16Ctl<>+172(SB)/1, $0x28
+DATA keys16Ctl<>+173(SB)/1, $0x2b
+DATA keys16Ctl<>+174(SB)/1, $0x2e
+DATA keys16Ctl<>+175(SB)/1, $0x31
+DATA keys16Ctl<>+176(SB)/1, $0x08
+DATA keys16Ctl<>+177(SB)/1, $0x0b
+DATA keys16Ctl<>+178(SB)/1, $0x0e
+DATA keys16Ctl<>+179(SB)/1, $0x11
+DATA keys16Ctl<>+180(SB)/1, $0x28
+DATA keys16Ctl<>+181(SB)/1, $0x2b
+DATA keys16Ctl<>+182(SB)/1, $0x2e
+DATA keys16Ctl<>+183(SB)/1, $0x31
+DATA keys16Ctl<>+184(SB)/1, $0x08
+DATA keys16Ctl<>+185(SB)/1, $0x0b
+DATA keys16Ctl<>+186(SB)/1, $0x0e
+DATA keys16Ctl<>+187(SB)/1, $0x11
+DATA keys16Ctl<>+188(SB)/1, $0x28
+DATA keys16Ctl<>+189(SB)/1, $0x2b
+DATA keys16Ctl<>+190(SB)/1, $0x2e
+DATA keys16Ctl<>+191(SB)/1, $0x31
+DATA keys16Ctl<>+192(SB)/1, $0x14
+DATA keys16Ctl<>+193(SB)/1, $0x17
+DATA keys16Ctl<>+194(SB)/1, $0x1a
+DATA keys16Ctl<>+195(SB)/1, $0x1d
+DATA keys16Ctl<>+196(SB)/1, $0x34
+DATA keys16Ctl<>+197(SB)/1, $0x37
+DATA keys16Ctl<>+198(SB)/1, $0x3a
+DATA keys16Ctl<>+199(SB)/1, $0x3d
+DATA keys16Ctl<>+200(SB)/1, $0x14
+DATA keys16Ctl<>+201(SB)/1, $0x17
+DATA keys16Ctl<>+202(SB)/1, $0x1a
+DATA keys16Ctl<>+203(SB)/1, $0x1d
+DATA keys16Ctl<>+204(SB)/1, $0x34
+DATA keys16Ctl<>+205(SB)/1, $0x37
+DATA keys16Ctl<>+206(SB)/1, $0x3a
+DATA keys16Ctl<>+207(SB)/1, $0x3d
+DATA keys16Ctl<>+208(SB)/1, $0x14
+DATA keys16Ctl<>+209(SB)/1, $0x17
+DATA keys16Ctl<>+210(SB)/1, $0x1a
+DATA keys16Ctl<>+211(SB)/1, $0x1d
+DATA keys16Ctl<>+212(SB)/1, $0x34
+DATA keys16Ctl<>+213(SB)/1, $0x37
+DATA keys16Ctl<>+214(SB)/1, $0x3a
+DATA keys16Ctl<>+215(SB)/1, $0x3d
+DATA keys16Ctl<>+216(SB)/1, $0x14
+DATA keys16Ctl<>+217(SB)/1, $0x17
+DATA keys16Ctl<>+218(SB)/1, $0x1a
+DATA keys16Ctl<>+219(SB)/1, $0x1d
+DATA keys16Ctl<>+220(SB)/1, $0x34
+DATA keys16Ctl<>+221(SB)/1, $0x37
+DATA keys16Ctl<>+222(SB)/1, $0x3a
+DATA keys16Ctl<>+223(SB)/1, $0x3d
+DATA keys16Ctl<>+224(SB)/1, $0x14
+DATA keys16Ctl<>+225(SB)/1, $0x17
+DATA keys16Ctl<>+226(SB)/1, $0x1a
+DATA keys16Ctl<>+227(SB)/1, $0x1d
+DATA keys16Ctl<>+228(SB)/1, $0x34
+DATA keys16Ctl<>+229(SB)/1, $0x37
+DATA keys16Ctl<>+230(SB)/1, $0x3a
+DATA keys16Ctl<>+231(SB)/1, $0x3d
+DATA keys16Ctl<>+232(SB)/1, $0x14
+DATA keys16Ctl<>+233(SB)/1, $0x17
+DATA keys16Ctl<>+234(SB)/1, $0x1a
+DATA keys16Ctl<>+235(SB)/1, $0x1d
+DATA keys16Ctl<>+236(SB)/1, $0x34
+DATA keys16Ctl<>+237(SB)/1, $0x37
+DATA keys16Ctl<>+238(SB)/1, $0x3a
+DATA keys16Ctl<>+239(SB)/1, $0x3d
+DATA keys16Ctl<>+240(SB)/1, $0x14
+DATA keys16Ctl<>+241(SB)/1, $0x17
+DATA keys16Ctl<>+242(SB)/1, $0x1a
+DATA keys16Ctl<>+243(SB)/1, $0x1d
+DATA keys16Ctl<>+244(SB)/1, $0x34
+DATA keys16Ctl<>+245(SB)/1, $0x37
+DATA keys16Ctl<>+246(SB)/1, $0x3a
+DATA keys16Ctl<>+247(SB)/1, $0x3d
+DATA keys16Ctl<>+248(SB)/1, $0x14
+DATA keys16Ctl<>+249(SB)/1, $0x17
+DATA keys16Ctl<>+250(SB)/1, $0x1a
+DATA keys16Ctl<>+251(SB)/1, $0x1d
+DATA keys16Ctl<>+252(SB)/1, $0x34
+DATA keys16Ctl<>+253(SB)/1, $0x37
+DATA keys16Ctl<>+254(SB)/1, $0x3a
+DATA keys16Ctl<>+255(SB)/1, $0x3d
+GLOBL keys16Ctl<>(SB), RODATA|NOPTR, $256
 
 // func axpyCodesQ8B3x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
@@ -6890,13 +7067,13 @@ axpyCodesQ8B3x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x2VBMI_pf25
+	JLE        axpyCodesQ8B3x2VBMI_pf32
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x2VBMI_pf25:
+axpyCodesQ8B3x2VBMI_pf32:
 	VMOVDQU8.Z     (DI), K1, Z14
 	VMOVDQU8       -32(DI)(R10*1), K2, Z14
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
@@ -7029,179 +7206,267 @@ axpyCodesQ8B3x2VBMI_next:
 	RET
 
 // func dotCodesQ8B3x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-184
-	VMOVDQU32       keys8Spread<>+0(SB), Z0
-	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z0, Z2
-	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z0, Z3
-	MOVQ            bias+72(FP), AX
-	TESTQ           AX, AX
-	JZ              dotCodesQ8B3x2VBMI_add
-	VBROADCASTF32X4 (AX), Z1
-	VPERMPS         Z1, Z0, Z1
+	VPXORD       Z2, Z2, Z2
+	MOVQ         stride+112(FP), AX
+	VPBROADCASTD AX, Z0
+	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	MOVQ         $0x0000ffff, AX
+	KMOVW        AX, K1
+	KMOVW        K1, K2
+	MOVQ         out_base+0(FP), AX
+	MOVQ         outStride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         codes_base+88(FP), DX
+	MOVQ         n+136(FP), BX
+	MOVQ         ahead_base+160(FP), SI
+	MOVQ         ahead_len+168(FP), DI
+	MOVQ         tab+80(FP), R8
+	VMOVDQU64    (R8), Z3
+	VMOVDQU64    keys16Ctl<>+0(SB), Z4
+	VMOVDQU64    keys16Ctl<>+64(SB), Z5
+	VMOVDQU64    keys16Ctl<>+128(SB), Z6
+	VMOVDQU64    keys16Ctl<>+192(SB), Z7
 
-dotCodesQ8B3x2VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z0
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+88(FP), DX
-	MOVQ      n+136(FP), BX
-	MOVQ      stride+112(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K1
-	MOVQ      $0x000000f0, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x00000f00, R9
-	KMOVQ     R9, K3
-	MOVQ      $0x0000f000, R9
-	KMOVQ     R9, K4
-	MOVQ      ahead_base+160(FP), R10
-	MOVQ      ahead_len+168(FP), R11
-	MOVQ      tab+80(FP), R9
-	VMOVDQU64 (R9), Z4
-	VMOVDQU64 keys3Ctl<>+0(SB), Z5
-	VMOVDQU64 keys3Ctl<>+64(SB), Z6
-
-dotCodesQ8B3x2VBMI_quad:
-	TESTQ      BX, BX
-	JZ         dotCodesQ8B3x2VBMI_done
-	TESTQ      R11, R11
-	JLE        dotCodesQ8B3x2VBMI_pf26
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
-
-dotCodesQ8B3x2VBMI_pf26:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B3x2VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K1
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+dotCodesQ8B3x2VBMI_group:
+	TESTQ        BX, BX
+	JZ           dotCodesQ8B3x2VBMI_done
+	CMPQ         BX, $0x10
+	JAE          dotCodesQ8B3x2VBMI_full
+	MOVQ         $0x00000001, R8
+	SHLXQ        BX, R8, R8
+	DECQ         R8
+	KMOVW        R8, K2
+	LEAQ         -1(BX), R8
+	VPBROADCASTD R8, Z1
+	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B3x2VBMI_full:
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	MOVQ   DX, R9
-	MOVQ   idxOff+120(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+144(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
+	VPXORD Z2, Z2, Z8
+	VPXORD Z2, Z2, Z9
+	MOVQ   DX, R8
+	MOVQ   idxOff+120(FP), R9
+	ADDQ   R9, R8
+	MOVQ   q_base+32(FP), R9
+	MOVQ   d64+144(FP), R10
+	MOVQ   d64+144(FP), R11
+	LEAQ   (R11)(R11*2), R12
 
 dotCodesQ8B3x2VBMI_chunk1:
-	VPBROADCASTQ    (R9), Z11
-	VBROADCASTI32X2 (R9)(SI*1), K2, Z11
-	VBROADCASTI32X2 (R9)(DI*1), K3, Z11
-	VBROADCASTI32X2 (R9)(R8*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z5, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        (R12), Z11, Z7
-	VPDPBUSD        (R12)(R14*1), Z11, Z8
-	VPBROADCASTQ    6(R9), Z11
-	VBROADCASTI32X2 6(R9)(SI*1), K2, Z11
-	VBROADCASTI32X2 6(R9)(DI*1), K3, Z11
-	VBROADCASTI32X2 6(R9)(R8*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z5, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        64(R12), Z11, Z7
-	VPDPBUSD        64(R12)(R14*1), Z11, Z8
-	VPBROADCASTQ    12(R9), Z11
-	VBROADCASTI32X2 12(R9)(SI*1), K2, Z11
-	VBROADCASTI32X2 12(R9)(DI*1), K3, Z11
-	VBROADCASTI32X2 12(R9)(R8*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z5, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        128(R12), Z11, Z7
-	VPDPBUSD        128(R12)(R14*1), Z11, Z8
-	VPBROADCASTQ    16(R9), Z11
-	VBROADCASTI32X2 16(R9)(SI*1), K2, Z11
-	VBROADCASTI32X2 16(R9)(DI*1), K3, Z11
-	VBROADCASTI32X2 16(R9)(R8*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z6, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        192(R12), Z11, Z7
-	VPDPBUSD        192(R12)(R14*1), Z11, Z8
-	ADDQ            $0x18, R9
-	ADDQ            $0x00000100, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8B3x2VBMI_chunk1
-	VPUNPCKLQDQ     Z8, Z7, Z11
-	VPUNPCKHQDQ     Z8, Z7, Z7
-	VPADDD          Z7, Z11, Z12
-	VPUNPCKLQDQ     Z10, Z9, Z11
-	VPUNPCKHQDQ     Z10, Z9, Z7
-	VPADDD          Z7, Z11, Z7
-	VSHUFPS         $0x88, Z7, Z12, Z11
-	VSHUFPS         $0xdd, Z7, Z12, Z7
-	VPADDD          Z7, Z11, Z7
-	VPERMD          Z7, Z0, Z7
-	VPSUBD          Z3, Z7, Z7
-	VCVTDQ2PS       Z7, Z7
-	VMULPS          Z2, Z7, Z7
-	MOVQ            normOff+128(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y11
-	VCVTPH2PS       Y11, Z11
-	VMULPS          Z11, Z7, Z7
-	MOVQ            rows+152(FP), R9
-	VMOVAPS         Z1, Z11
-	MOVQ            bias+72(FP), R12
-	TESTQ           R12, R12
-	JNZ             dotCodesQ8B3x2VBMI_loaded
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K1, Z11
-	CMPQ            R9, $0x01
-	JLE             dotCodesQ8B3x2VBMI_loaded
-	ADDQ            CX, R12
-	KSHIFTLW        $0x04, K1, K5
-	VBROADCASTF32X4 (R12), K5, Z11
+	TESTQ      DI, DI
+	JLE        dotCodesQ8B3x2VBMI_pf33
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_loaded:
-	VADDPS        Z7, Z11, Z11
-	MOVQ          AX, R12
-	VMOVUPS       X11, K1, (R12)
-	CMPQ          R9, $0x01
-	JLE           dotCodesQ8B3x2VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z11, X11
-	VMOVUPS       X11, K1, (R12)
+dotCodesQ8B3x2VBMI_pf33:
+	VPXORD         Z2, Z2, Z10
+	KMOVW          K1, K3
+	VPGATHERDD     (R8)(Z1*1), K3, Z10
+	VPMULTISHIFTQB Z10, Z4, Z11
+	VPERMB         Z3, Z11, Z11
+	VPDPBUSD.BCST  (R9), Z11, Z8
+	VPDPBUSD.BCST  (R9)(R11*1), Z11, Z9
+	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  4(R9), Z10, Z8
+	VPDPBUSD.BCST  4(R9)(R11*1), Z10, Z9
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x2VBMI_pf34
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x2VBMI_pf34:
+	VPXORD         Z2, Z2, Z10
+	KMOVW          K1, K3
+	VPGATHERDD     3(R8)(Z1*1), K3, Z10
+	VPMULTISHIFTQB Z10, Z4, Z11
+	VPERMB         Z3, Z11, Z11
+	VPDPBUSD.BCST  8(R9), Z11, Z8
+	VPDPBUSD.BCST  8(R9)(R11*1), Z11, Z9
+	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  12(R9), Z10, Z8
+	VPDPBUSD.BCST  12(R9)(R11*1), Z10, Z9
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x2VBMI_pf35
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x2VBMI_pf35:
+	VPXORD         Z2, Z2, Z10
+	KMOVW          K1, K3
+	VPGATHERDD     6(R8)(Z1*1), K3, Z10
+	VPMULTISHIFTQB Z10, Z4, Z11
+	VPERMB         Z3, Z11, Z11
+	VPDPBUSD.BCST  16(R9), Z11, Z8
+	VPDPBUSD.BCST  16(R9)(R11*1), Z11, Z9
+	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  20(R9), Z10, Z8
+	VPDPBUSD.BCST  20(R9)(R11*1), Z10, Z9
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x2VBMI_pf36
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x2VBMI_pf36:
+	VPXORD         Z2, Z2, Z10
+	KMOVW          K1, K3
+	VPGATHERDD     9(R8)(Z1*1), K3, Z10
+	VPMULTISHIFTQB Z10, Z4, Z11
+	VPERMB         Z3, Z11, Z11
+	VPDPBUSD.BCST  24(R9), Z11, Z8
+	VPDPBUSD.BCST  24(R9)(R11*1), Z11, Z9
+	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  28(R9), Z10, Z8
+	VPDPBUSD.BCST  28(R9)(R11*1), Z10, Z9
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x2VBMI_pf37
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x2VBMI_pf37:
+	VPXORD         Z2, Z2, Z10
+	KMOVW          K1, K3
+	VPGATHERDD     12(R8)(Z1*1), K3, Z10
+	VPMULTISHIFTQB Z10, Z4, Z11
+	VPERMB         Z3, Z11, Z11
+	VPDPBUSD.BCST  32(R9), Z11, Z8
+	VPDPBUSD.BCST  32(R9)(R11*1), Z11, Z9
+	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  36(R9), Z10, Z8
+	VPDPBUSD.BCST  36(R9)(R11*1), Z10, Z9
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x2VBMI_pf38
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x2VBMI_pf38:
+	VPXORD         Z2, Z2, Z10
+	KMOVW          K1, K3
+	VPGATHERDD     15(R8)(Z1*1), K3, Z10
+	VPMULTISHIFTQB Z10, Z4, Z11
+	VPERMB         Z3, Z11, Z11
+	VPDPBUSD.BCST  40(R9), Z11, Z8
+	VPDPBUSD.BCST  40(R9)(R11*1), Z11, Z9
+	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  44(R9), Z10, Z8
+	VPDPBUSD.BCST  44(R9)(R11*1), Z10, Z9
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x2VBMI_pf39
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x2VBMI_pf39:
+	VPXORD         Z2, Z2, Z10
+	KMOVW          K1, K3
+	VPGATHERDD     18(R8)(Z1*1), K3, Z10
+	VPMULTISHIFTQB Z10, Z4, Z11
+	VPERMB         Z3, Z11, Z11
+	VPDPBUSD.BCST  48(R9), Z11, Z8
+	VPDPBUSD.BCST  48(R9)(R11*1), Z11, Z9
+	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  52(R9), Z10, Z8
+	VPDPBUSD.BCST  52(R9)(R11*1), Z10, Z9
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x2VBMI_pf40
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x2VBMI_pf40:
+	VPXORD         Z2, Z2, Z10
+	KMOVW          K1, K3
+	VPGATHERDD     20(R8)(Z1*1), K3, Z10
+	VPMULTISHIFTQB Z10, Z6, Z11
+	VPERMB         Z3, Z11, Z11
+	VPDPBUSD.BCST  56(R9), Z11, Z8
+	VPDPBUSD.BCST  56(R9)(R11*1), Z11, Z9
+	VPMULTISHIFTQB Z10, Z7, Z10
+	VPERMB         Z3, Z10, Z10
+	VPDPBUSD.BCST  60(R9), Z10, Z8
+	VPDPBUSD.BCST  60(R9)(R11*1), Z10, Z9
+	ADDQ           $0x18, R8
+	ADDQ           $0x40, R9
+	SUBQ           $0x40, R10
+	JNZ            dotCodesQ8B3x2VBMI_chunk1
+	MOVQ           normOff+128(FP), R9
+	XORQ           R11, R11
+	LEAQ           -2(R9), R10
+	MOVQ           $0x00000010, R8
+	CMPQ           R9, $0x02
+	CMOVQCC        R10, R9
+	CMOVQCC        R8, R11
+	MOVQ           DX, R8
+	ADDQ           R9, R8
+	VPXORD         Z2, Z2, Z10
+	KMOVW          K1, K3
+	VPGATHERDD     (R8)(Z1*1), K3, Z10
+	VPBROADCASTD   R11, Z11
+	VPSRLVD        Z11, Z10, Z10
+	VPMOVDW        Z10, Y10
+	VCVTPH2PS      Y10, Z10
+	MOVQ           scales+56(FP), R8
+	MOVQ           sums+64(FP), R9
+	VPSUBD.BCST    (R9), Z8, Z8
+	VCVTDQ2PS      Z8, Z8
+	VMULPS.BCST    (R8), Z8, Z8
+	VMULPS         Z10, Z8, Z8
+	VPSUBD.BCST    4(R9), Z9, Z9
+	VCVTDQ2PS      Z9, Z9
+	VMULPS.BCST    4(R8), Z9, Z9
+	VMULPS         Z10, Z9, Z9
+	MOVQ           rows+152(FP), R8
+	MOVQ           bias+72(FP), R9
+	MOVQ           AX, R10
+	TESTQ          R9, R9
+	JZ             dotCodesQ8B3x2VBMI_add0
+	VBROADCASTSS   (R9), Z10
+	JMP            dotCodesQ8B3x2VBMI_added0
+
+dotCodesQ8B3x2VBMI_add0:
+	VMOVUPS.Z (R10), K2, Z10
+
+dotCodesQ8B3x2VBMI_added0:
+	VADDPS       Z8, Z10, Z10
+	VMOVUPS      Z10, K2, (R10)
+	CMPQ         R8, $0x01
+	JLE          dotCodesQ8B3x2VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8B3x2VBMI_add1
+	VBROADCASTSS 4(R9), Z8
+	JMP          dotCodesQ8B3x2VBMI_added1
+
+dotCodesQ8B3x2VBMI_add1:
+	VMOVUPS.Z (R10), K2, Z8
+
+dotCodesQ8B3x2VBMI_added1:
+	VADDPS  Z9, Z8, Z8
+	VMOVUPS Z8, K2, (R10)
 
 dotCodesQ8B3x2VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ BX, $0x10
 	JB   dotCodesQ8B3x2VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
-	JMP  dotCodesQ8B3x2VBMI_quad
+	ADDQ $0x40, AX
+	MOVQ stride+112(FP), R8
+	SHLQ $0x04, R8
+	ADDQ R8, DX
+	SUBQ $0x10, BX
+	JMP  dotCodesQ8B3x2VBMI_group
 
 dotCodesQ8B3x2VBMI_done:
 	VZEROUPPER
@@ -7257,13 +7522,13 @@ axpyCodesQ8B3x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x4VBMI_pf27
+	JLE        axpyCodesQ8B3x4VBMI_pf41
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x4VBMI_pf27:
+axpyCodesQ8B3x4VBMI_pf41:
 	VMOVDQU8.Z     (DI), K1, Z22
 	VMOVDQU8       -32(DI)(R10*1), K2, Z22
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
@@ -7458,207 +7723,337 @@ axpyCodesQ8B3x4VBMI_next:
 	RET
 
 // func dotCodesQ8B3x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-184
-	VMOVDQU32       keys8Spread<>+0(SB), Z0
-	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z0, Z2
-	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z0, Z3
-	MOVQ            bias+72(FP), AX
-	TESTQ           AX, AX
-	JZ              dotCodesQ8B3x4VBMI_add
-	VBROADCASTF32X4 (AX), Z1
-	VPERMPS         Z1, Z0, Z1
+	VPXORD       Z2, Z2, Z2
+	MOVQ         stride+112(FP), AX
+	VPBROADCASTD AX, Z0
+	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	MOVQ         $0x0000ffff, AX
+	KMOVW        AX, K1
+	KMOVW        K1, K2
+	MOVQ         out_base+0(FP), AX
+	MOVQ         outStride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         codes_base+88(FP), DX
+	MOVQ         n+136(FP), BX
+	MOVQ         ahead_base+160(FP), SI
+	MOVQ         ahead_len+168(FP), DI
+	MOVQ         tab+80(FP), R8
+	VMOVDQU64    (R8), Z3
+	VMOVDQU64    keys16Ctl<>+0(SB), Z4
+	VMOVDQU64    keys16Ctl<>+64(SB), Z5
+	VMOVDQU64    keys16Ctl<>+128(SB), Z6
+	VMOVDQU64    keys16Ctl<>+192(SB), Z7
 
-dotCodesQ8B3x4VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z0
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+88(FP), DX
-	MOVQ      n+136(FP), BX
-	MOVQ      stride+112(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K1
-	MOVQ      $0x000000f0, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x00000f00, R9
-	KMOVQ     R9, K3
-	MOVQ      $0x0000f000, R9
-	KMOVQ     R9, K4
-	MOVQ      ahead_base+160(FP), R10
-	MOVQ      ahead_len+168(FP), R11
-	MOVQ      tab+80(FP), R9
-	VMOVDQU64 (R9), Z4
-	VMOVDQU64 keys3Ctl<>+0(SB), Z5
-	VMOVDQU64 keys3Ctl<>+64(SB), Z6
-
-dotCodesQ8B3x4VBMI_quad:
-	TESTQ      BX, BX
-	JZ         dotCodesQ8B3x4VBMI_done
-	TESTQ      R11, R11
-	JLE        dotCodesQ8B3x4VBMI_pf28
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
-
-dotCodesQ8B3x4VBMI_pf28:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B3x4VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K1
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+dotCodesQ8B3x4VBMI_group:
+	TESTQ        BX, BX
+	JZ           dotCodesQ8B3x4VBMI_done
+	CMPQ         BX, $0x10
+	JAE          dotCodesQ8B3x4VBMI_full
+	MOVQ         $0x00000001, R8
+	SHLXQ        BX, R8, R8
+	DECQ         R8
+	KMOVW        R8, K2
+	LEAQ         -1(BX), R8
+	VPBROADCASTD R8, Z1
+	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B3x4VBMI_full:
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	MOVQ   DX, R9
-	MOVQ   idxOff+120(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+144(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
+	VPXORD Z2, Z2, Z8
+	VPXORD Z2, Z2, Z9
+	VPXORD Z2, Z2, Z10
+	VPXORD Z2, Z2, Z11
+	MOVQ   DX, R8
+	MOVQ   idxOff+120(FP), R9
+	ADDQ   R9, R8
+	MOVQ   q_base+32(FP), R9
+	MOVQ   d64+144(FP), R10
+	MOVQ   d64+144(FP), R11
+	LEAQ   (R11)(R11*2), R12
 
 dotCodesQ8B3x4VBMI_chunk1:
-	VPBROADCASTQ    (R9), Z11
-	VBROADCASTI32X2 (R9)(SI*1), K2, Z11
-	VBROADCASTI32X2 (R9)(DI*1), K3, Z11
-	VBROADCASTI32X2 (R9)(R8*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z5, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        (R12), Z11, Z7
-	VPDPBUSD        (R12)(R14*1), Z11, Z8
-	VPDPBUSD        (R12)(R14*2), Z11, Z9
-	VPDPBUSD        (R12)(R15*1), Z11, Z10
-	VPBROADCASTQ    6(R9), Z11
-	VBROADCASTI32X2 6(R9)(SI*1), K2, Z11
-	VBROADCASTI32X2 6(R9)(DI*1), K3, Z11
-	VBROADCASTI32X2 6(R9)(R8*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z5, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        64(R12), Z11, Z7
-	VPDPBUSD        64(R12)(R14*1), Z11, Z8
-	VPDPBUSD        64(R12)(R14*2), Z11, Z9
-	VPDPBUSD        64(R12)(R15*1), Z11, Z10
-	VPBROADCASTQ    12(R9), Z11
-	VBROADCASTI32X2 12(R9)(SI*1), K2, Z11
-	VBROADCASTI32X2 12(R9)(DI*1), K3, Z11
-	VBROADCASTI32X2 12(R9)(R8*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z5, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        128(R12), Z11, Z7
-	VPDPBUSD        128(R12)(R14*1), Z11, Z8
-	VPDPBUSD        128(R12)(R14*2), Z11, Z9
-	VPDPBUSD        128(R12)(R15*1), Z11, Z10
-	VPBROADCASTQ    16(R9), Z11
-	VBROADCASTI32X2 16(R9)(SI*1), K2, Z11
-	VBROADCASTI32X2 16(R9)(DI*1), K3, Z11
-	VBROADCASTI32X2 16(R9)(R8*1), K4, Z11
-	VPMULTISHIFTQB  Z11, Z6, Z11
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        192(R12), Z11, Z7
-	VPDPBUSD        192(R12)(R14*1), Z11, Z8
-	VPDPBUSD        192(R12)(R14*2), Z11, Z9
-	VPDPBUSD        192(R12)(R15*1), Z11, Z10
-	ADDQ            $0x18, R9
-	ADDQ            $0x00000100, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8B3x4VBMI_chunk1
-	VPUNPCKLQDQ     Z8, Z7, Z11
-	VPUNPCKHQDQ     Z8, Z7, Z7
-	VPADDD          Z7, Z11, Z12
-	VPUNPCKLQDQ     Z10, Z9, Z11
-	VPUNPCKHQDQ     Z10, Z9, Z7
-	VPADDD          Z7, Z11, Z7
-	VSHUFPS         $0x88, Z7, Z12, Z11
-	VSHUFPS         $0xdd, Z7, Z12, Z7
-	VPADDD          Z7, Z11, Z7
-	VPERMD          Z7, Z0, Z7
-	VPSUBD          Z3, Z7, Z7
-	VCVTDQ2PS       Z7, Z7
-	VMULPS          Z2, Z7, Z7
-	MOVQ            normOff+128(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y11
-	VCVTPH2PS       Y11, Z11
-	VMULPS          Z11, Z7, Z7
-	MOVQ            rows+152(FP), R9
-	VMOVAPS         Z1, Z11
-	MOVQ            bias+72(FP), R12
-	TESTQ           R12, R12
-	JNZ             dotCodesQ8B3x4VBMI_loaded
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K1, Z11
-	CMPQ            R9, $0x01
-	JLE             dotCodesQ8B3x4VBMI_loaded
-	ADDQ            CX, R12
-	KSHIFTLW        $0x04, K1, K5
-	VBROADCASTF32X4 (R12), K5, Z11
-	CMPQ            R9, $0x02
-	JLE             dotCodesQ8B3x4VBMI_loaded
-	ADDQ            CX, R12
-	KSHIFTLW        $0x08, K1, K5
-	VBROADCASTF32X4 (R12), K5, Z11
-	CMPQ            R9, $0x03
-	JLE             dotCodesQ8B3x4VBMI_loaded
-	ADDQ            CX, R12
-	KSHIFTLW        $0x0c, K1, K5
-	VBROADCASTF32X4 (R12), K5, Z11
+	TESTQ      DI, DI
+	JLE        dotCodesQ8B3x4VBMI_pf42
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_loaded:
-	VADDPS        Z7, Z11, Z11
-	MOVQ          AX, R12
-	VMOVUPS       X11, K1, (R12)
-	CMPQ          R9, $0x01
-	JLE           dotCodesQ8B3x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z11, X12
-	VMOVUPS       X12, K1, (R12)
-	CMPQ          R9, $0x02
-	JLE           dotCodesQ8B3x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x02, Z11, X12
-	VMOVUPS       X12, K1, (R12)
-	CMPQ          R9, $0x03
-	JLE           dotCodesQ8B3x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x03, Z11, X11
-	VMOVUPS       X11, K1, (R12)
+dotCodesQ8B3x4VBMI_pf42:
+	VPXORD         Z2, Z2, Z12
+	KMOVW          K1, K3
+	VPGATHERDD     (R8)(Z1*1), K3, Z12
+	VPMULTISHIFTQB Z12, Z4, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  (R9), Z13, Z8
+	VPDPBUSD.BCST  (R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  (R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  (R9)(R12*1), Z13, Z11
+	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z3, Z12, Z12
+	VPDPBUSD.BCST  4(R9), Z12, Z8
+	VPDPBUSD.BCST  4(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  4(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  4(R9)(R12*1), Z12, Z11
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x4VBMI_pf43
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x4VBMI_pf43:
+	VPXORD         Z2, Z2, Z12
+	KMOVW          K1, K3
+	VPGATHERDD     3(R8)(Z1*1), K3, Z12
+	VPMULTISHIFTQB Z12, Z4, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  8(R9), Z13, Z8
+	VPDPBUSD.BCST  8(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  8(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  8(R9)(R12*1), Z13, Z11
+	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z3, Z12, Z12
+	VPDPBUSD.BCST  12(R9), Z12, Z8
+	VPDPBUSD.BCST  12(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  12(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  12(R9)(R12*1), Z12, Z11
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x4VBMI_pf44
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x4VBMI_pf44:
+	VPXORD         Z2, Z2, Z12
+	KMOVW          K1, K3
+	VPGATHERDD     6(R8)(Z1*1), K3, Z12
+	VPMULTISHIFTQB Z12, Z4, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  16(R9), Z13, Z8
+	VPDPBUSD.BCST  16(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  16(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  16(R9)(R12*1), Z13, Z11
+	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z3, Z12, Z12
+	VPDPBUSD.BCST  20(R9), Z12, Z8
+	VPDPBUSD.BCST  20(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  20(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  20(R9)(R12*1), Z12, Z11
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x4VBMI_pf45
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x4VBMI_pf45:
+	VPXORD         Z2, Z2, Z12
+	KMOVW          K1, K3
+	VPGATHERDD     9(R8)(Z1*1), K3, Z12
+	VPMULTISHIFTQB Z12, Z4, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  24(R9), Z13, Z8
+	VPDPBUSD.BCST  24(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  24(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  24(R9)(R12*1), Z13, Z11
+	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z3, Z12, Z12
+	VPDPBUSD.BCST  28(R9), Z12, Z8
+	VPDPBUSD.BCST  28(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  28(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  28(R9)(R12*1), Z12, Z11
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x4VBMI_pf46
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x4VBMI_pf46:
+	VPXORD         Z2, Z2, Z12
+	KMOVW          K1, K3
+	VPGATHERDD     12(R8)(Z1*1), K3, Z12
+	VPMULTISHIFTQB Z12, Z4, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  32(R9), Z13, Z8
+	VPDPBUSD.BCST  32(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  32(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  32(R9)(R12*1), Z13, Z11
+	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z3, Z12, Z12
+	VPDPBUSD.BCST  36(R9), Z12, Z8
+	VPDPBUSD.BCST  36(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  36(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  36(R9)(R12*1), Z12, Z11
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x4VBMI_pf47
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x4VBMI_pf47:
+	VPXORD         Z2, Z2, Z12
+	KMOVW          K1, K3
+	VPGATHERDD     15(R8)(Z1*1), K3, Z12
+	VPMULTISHIFTQB Z12, Z4, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  40(R9), Z13, Z8
+	VPDPBUSD.BCST  40(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  40(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  40(R9)(R12*1), Z13, Z11
+	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z3, Z12, Z12
+	VPDPBUSD.BCST  44(R9), Z12, Z8
+	VPDPBUSD.BCST  44(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  44(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  44(R9)(R12*1), Z12, Z11
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x4VBMI_pf48
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x4VBMI_pf48:
+	VPXORD         Z2, Z2, Z12
+	KMOVW          K1, K3
+	VPGATHERDD     18(R8)(Z1*1), K3, Z12
+	VPMULTISHIFTQB Z12, Z4, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  48(R9), Z13, Z8
+	VPDPBUSD.BCST  48(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  48(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  48(R9)(R12*1), Z13, Z11
+	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z3, Z12, Z12
+	VPDPBUSD.BCST  52(R9), Z12, Z8
+	VPDPBUSD.BCST  52(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  52(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  52(R9)(R12*1), Z12, Z11
+	TESTQ          DI, DI
+	JLE            dotCodesQ8B3x4VBMI_pf49
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8B3x4VBMI_pf49:
+	VPXORD         Z2, Z2, Z12
+	KMOVW          K1, K3
+	VPGATHERDD     20(R8)(Z1*1), K3, Z12
+	VPMULTISHIFTQB Z12, Z6, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  56(R9), Z13, Z8
+	VPDPBUSD.BCST  56(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  56(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  56(R9)(R12*1), Z13, Z11
+	VPMULTISHIFTQB Z12, Z7, Z12
+	VPERMB         Z3, Z12, Z12
+	VPDPBUSD.BCST  60(R9), Z12, Z8
+	VPDPBUSD.BCST  60(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  60(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  60(R9)(R12*1), Z12, Z11
+	ADDQ           $0x18, R8
+	ADDQ           $0x40, R9
+	SUBQ           $0x40, R10
+	JNZ            dotCodesQ8B3x4VBMI_chunk1
+	MOVQ           normOff+128(FP), R9
+	XORQ           R11, R11
+	LEAQ           -2(R9), R10
+	MOVQ           $0x00000010, R8
+	CMPQ           R9, $0x02
+	CMOVQCC        R10, R9
+	CMOVQCC        R8, R11
+	MOVQ           DX, R8
+	ADDQ           R9, R8
+	VPXORD         Z2, Z2, Z12
+	KMOVW          K1, K3
+	VPGATHERDD     (R8)(Z1*1), K3, Z12
+	VPBROADCASTD   R11, Z13
+	VPSRLVD        Z13, Z12, Z12
+	VPMOVDW        Z12, Y12
+	VCVTPH2PS      Y12, Z12
+	MOVQ           scales+56(FP), R8
+	MOVQ           sums+64(FP), R9
+	VPSUBD.BCST    (R9), Z8, Z8
+	VCVTDQ2PS      Z8, Z8
+	VMULPS.BCST    (R8), Z8, Z8
+	VMULPS         Z12, Z8, Z8
+	VPSUBD.BCST    4(R9), Z9, Z9
+	VCVTDQ2PS      Z9, Z9
+	VMULPS.BCST    4(R8), Z9, Z9
+	VMULPS         Z12, Z9, Z9
+	VPSUBD.BCST    8(R9), Z10, Z10
+	VCVTDQ2PS      Z10, Z10
+	VMULPS.BCST    8(R8), Z10, Z10
+	VMULPS         Z12, Z10, Z10
+	VPSUBD.BCST    12(R9), Z11, Z11
+	VCVTDQ2PS      Z11, Z11
+	VMULPS.BCST    12(R8), Z11, Z11
+	VMULPS         Z12, Z11, Z11
+	MOVQ           rows+152(FP), R8
+	MOVQ           bias+72(FP), R9
+	MOVQ           AX, R10
+	TESTQ          R9, R9
+	JZ             dotCodesQ8B3x4VBMI_add0
+	VBROADCASTSS   (R9), Z12
+	JMP            dotCodesQ8B3x4VBMI_added0
+
+dotCodesQ8B3x4VBMI_add0:
+	VMOVUPS.Z (R10), K2, Z12
+
+dotCodesQ8B3x4VBMI_added0:
+	VADDPS       Z8, Z12, Z12
+	VMOVUPS      Z12, K2, (R10)
+	CMPQ         R8, $0x01
+	JLE          dotCodesQ8B3x4VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8B3x4VBMI_add1
+	VBROADCASTSS 4(R9), Z8
+	JMP          dotCodesQ8B3x4VBMI_added1
+
+dotCodesQ8B3x4VBMI_add1:
+	VMOVUPS.Z (R10), K2, Z8
+
+dotCodesQ8B3x4VBMI_added1:
+	VADDPS       Z9, Z8, Z8
+	VMOVUPS      Z8, K2, (R10)
+	CMPQ         R8, $0x02
+	JLE          dotCodesQ8B3x4VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8B3x4VBMI_add2
+	VBROADCASTSS 8(R9), Z8
+	JMP          dotCodesQ8B3x4VBMI_added2
+
+dotCodesQ8B3x4VBMI_add2:
+	VMOVUPS.Z (R10), K2, Z8
+
+dotCodesQ8B3x4VBMI_added2:
+	VADDPS       Z10, Z8, Z8
+	VMOVUPS      Z8, K2, (R10)
+	CMPQ         R8, $0x03
+	JLE          dotCodesQ8B3x4VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8B3x4VBMI_add3
+	VBROADCASTSS 12(R9), Z8
+	JMP          dotCodesQ8B3x4VBMI_added3
+
+dotCodesQ8B3x4VBMI_add3:
+	VMOVUPS.Z (R10), K2, Z8
+
+dotCodesQ8B3x4VBMI_added3:
+	VADDPS  Z11, Z8, Z8
+	VMOVUPS Z8, K2, (R10)
 
 dotCodesQ8B3x4VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ BX, $0x10
 	JB   dotCodesQ8B3x4VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
-	JMP  dotCodesQ8B3x4VBMI_quad
+	ADDQ $0x40, AX
+	MOVQ stride+112(FP), R8
+	SHLQ $0x04, R8
+	ADDQ R8, DX
+	SUBQ $0x10, BX
+	JMP  dotCodesQ8B3x4VBMI_group
 
 dotCodesQ8B3x4VBMI_done:
 	VZEROUPPER
@@ -7950,13 +8345,13 @@ axpyCodesQ8B4x1VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1VBMI_pf29
+	JLE        axpyCodesQ8B4x1VBMI_pf50
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x1VBMI_pf29:
+axpyCodesQ8B4x1VBMI_pf50:
 	VMOVDQU8.Z    (DI), K1, Z9
 	VMOVDQU8      -32(DI)(R10*1), K2, Z9
 	VMOVDQU8.Z    (DI)(R11*1), K1, Z10
@@ -8212,144 +8607,218 @@ DATA values8Nibbles<>+252(SB)/4, $0x0000001f
 GLOBL values8Nibbles<>(SB), RODATA|NOPTR, $256
 
 // func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B4x1VBMI(SB), NOSPLIT, $0-184
-	VMOVDQU32       keys8Spread<>+0(SB), Z0
-	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z0, Z2
-	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z0, Z3
-	MOVQ            bias+72(FP), AX
-	TESTQ           AX, AX
-	JZ              dotCodesQ8B4x1VBMI_add
-	VBROADCASTF32X4 (AX), Z1
-	VPERMPS         Z1, Z0, Z1
+	VPXORD       Z2, Z2, Z2
+	MOVQ         stride+112(FP), AX
+	VPBROADCASTD AX, Z0
+	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	MOVQ         $0x0000ffff, AX
+	KMOVW        AX, K1
+	KMOVW        K1, K2
+	MOVQ         out_base+0(FP), AX
+	MOVQ         outStride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         codes_base+88(FP), CX
+	MOVQ         n+136(FP), DX
+	MOVQ         ahead_base+160(FP), BX
+	MOVQ         ahead_len+168(FP), SI
+	MOVQ         tab+80(FP), DI
+	VMOVDQU64    (DI), Z3
 
-dotCodesQ8B4x1VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z0
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+88(FP), CX
-	MOVQ      n+136(FP), DX
-	MOVQ      stride+112(FP), BX
-	LEAQ      (BX)(BX*1), SI
-	LEAQ      (SI)(BX*1), DI
-	MOVQ      $0x0000000f, R8
-	KMOVQ     R8, K1
-	MOVQ      $0x000000f0, R8
-	KMOVQ     R8, K2
-	MOVQ      $0x00000f00, R8
-	KMOVQ     R8, K3
-	MOVQ      $0x0000f000, R8
-	KMOVQ     R8, K4
-	MOVQ      ahead_base+160(FP), R9
-	MOVQ      ahead_len+168(FP), R10
-	MOVQ      tab+80(FP), R8
-	VMOVDQU64 (R8), Z4
-
-dotCodesQ8B4x1VBMI_quad:
-	TESTQ      DX, DX
-	JZ         dotCodesQ8B4x1VBMI_done
-	TESTQ      R10, R10
-	JLE        dotCodesQ8B4x1VBMI_pf30
-	PREFETCHT0 (R9)
-	PREFETCHT0 64(R9)
-	PREFETCHT0 128(R9)
-	PREFETCHT0 192(R9)
-	ADDQ       $0x00000100, R9
-	SUBQ       $0x00000100, R10
-
-dotCodesQ8B4x1VBMI_pf30:
-	CMPQ    DX, $0x04
-	JAE     dotCodesQ8B4x1VBMI_full
-	MOVQ    $0x00000001, R8
-	SHLXQ   DX, R8, R8
-	DECQ    R8
-	KMOVQ   R8, K1
-	XORQ    R8, R8
-	MOVQ    R8, DI
-	CMPQ    DX, $0x03
-	CMOVQLT R8, SI
-	CMPQ    DX, $0x02
-	CMOVQLT R8, BX
+dotCodesQ8B4x1VBMI_group:
+	TESTQ        DX, DX
+	JZ           dotCodesQ8B4x1VBMI_done
+	CMPQ         DX, $0x10
+	JAE          dotCodesQ8B4x1VBMI_full
+	MOVQ         $0x00000001, DI
+	SHLXQ        DX, DI, DI
+	DECQ         DI
+	KMOVW        DI, K2
+	LEAQ         -1(DX), DI
+	VPBROADCASTD DI, Z1
+	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B4x1VBMI_full:
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	MOVQ   CX, R8
-	MOVQ   idxOff+120(FP), R11
-	ADDQ   R11, R8
-	MOVQ   q_base+32(FP), R11
-	MOVQ   d64+144(FP), R12
-	LEAQ   (R12)(R12*2), R13
-	ADDQ   R12, R13
-	LEAQ   (R13)(R13*2), R13
-	VPXORD Z9, Z9, Z9
+	VPXORD Z2, Z2, Z4
+	MOVQ   CX, DI
+	MOVQ   idxOff+120(FP), R8
+	ADDQ   R8, DI
+	MOVQ   q_base+32(FP), R8
+	MOVQ   d64+144(FP), R9
+	MOVQ   d64+144(FP), R10
+	LEAQ   (R10)(R10*2), R10
 
 dotCodesQ8B4x1VBMI_chunk1:
-	VBROADCASTI32X4 (R8), Z10
-	VBROADCASTI32X4 (R8)(BX*1), K2, Z10
-	VBROADCASTI32X4 (R8)(SI*1), K3, Z10
-	VBROADCASTI32X4 (R8)(DI*1), K4, Z10
-	VPSRLW          $0x04, Z10, Z11
-	VPERMB          Z4, Z10, Z10
-	VPERMB          Z4, Z11, Z11
-	VPDPBUSD        (R11), Z10, Z5
-	VPDPBUSD        64(R11), Z11, Z9
-	ADDQ            $0x10, R8
-	ADDQ            $0x00000080, R11
-	SUBQ            $0x20, R12
-	JNZ             dotCodesQ8B4x1VBMI_chunk1
-	VPADDD          Z9, Z5, Z5
-	VPUNPCKLQDQ     Z6, Z5, Z10
-	VPUNPCKHQDQ     Z6, Z5, Z5
-	VPADDD          Z5, Z10, Z11
-	VPUNPCKLQDQ     Z8, Z7, Z10
-	VPUNPCKHQDQ     Z8, Z7, Z5
-	VPADDD          Z5, Z10, Z5
-	VSHUFPS         $0x88, Z5, Z11, Z10
-	VSHUFPS         $0xdd, Z5, Z11, Z5
-	VPADDD          Z5, Z10, Z5
-	VPERMD          Z5, Z0, Z5
-	VPSUBD          Z3, Z5, Z5
-	VCVTDQ2PS       Z5, Z5
-	VMULPS          Z2, Z5, Z5
-	MOVQ            normOff+128(FP), R8
-	ADDQ            CX, R8
-	MOVWQZX         (R8), R11
-	MOVWQZX         (R8)(BX*1), R12
-	SHLQ            $0x10, R12
-	ORQ             R12, R11
-	MOVWQZX         (R8)(SI*1), R12
-	SHLQ            $0x20, R12
-	ORQ             R12, R11
-	MOVWQZX         (R8)(DI*1), R12
-	SHLQ            $0x30, R12
-	ORQ             R12, R11
-	VPBROADCASTQ    R11, Y10
-	VCVTPH2PS       Y10, Z10
-	VMULPS          Z10, Z5, Z5
-	MOVQ            rows+152(FP), R8
-	VMOVAPS         Z1, Z10
-	MOVQ            bias+72(FP), R8
-	TESTQ           R8, R8
-	JNZ             dotCodesQ8B4x1VBMI_loaded
-	MOVQ            AX, R8
-	VMOVUPS.Z       (R8), K1, Z10
+	TESTQ      SI, SI
+	JLE        dotCodesQ8B4x1VBMI_pf51
+	PREFETCHT0 (BX)
+	ADDQ       $0x00000040, BX
+	SUBQ       $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_loaded:
-	VADDPS  Z5, Z10, Z10
-	MOVQ    AX, R8
-	VMOVUPS X10, K1, (R8)
-	CMPQ    DX, $0x04
+dotCodesQ8B4x1VBMI_pf51:
+	VPXORD        Z2, Z2, Z5
+	KMOVW         K1, K3
+	VPGATHERDD    (DI)(Z1*1), K3, Z5
+	VPSRLW        $0x04, Z5, Z6
+	VPERMB        Z3, Z5, Z5
+	VPERMB        Z3, Z6, Z6
+	VPDPBUSD.BCST (R8), Z5, Z4
+	VPDPBUSD.BCST 4(R8), Z6, Z4
+	TESTQ         SI, SI
+	JLE           dotCodesQ8B4x1VBMI_pf52
+	PREFETCHT0    (BX)
+	ADDQ          $0x00000040, BX
+	SUBQ          $0x00000040, SI
+
+dotCodesQ8B4x1VBMI_pf52:
+	VPXORD        Z2, Z2, Z5
+	KMOVW         K1, K3
+	VPGATHERDD    4(DI)(Z1*1), K3, Z5
+	VPSRLW        $0x04, Z5, Z6
+	VPERMB        Z3, Z5, Z5
+	VPERMB        Z3, Z6, Z6
+	VPDPBUSD.BCST 8(R8), Z5, Z4
+	VPDPBUSD.BCST 12(R8), Z6, Z4
+	TESTQ         SI, SI
+	JLE           dotCodesQ8B4x1VBMI_pf53
+	PREFETCHT0    (BX)
+	ADDQ          $0x00000040, BX
+	SUBQ          $0x00000040, SI
+
+dotCodesQ8B4x1VBMI_pf53:
+	VPXORD        Z2, Z2, Z5
+	KMOVW         K1, K3
+	VPGATHERDD    8(DI)(Z1*1), K3, Z5
+	VPSRLW        $0x04, Z5, Z6
+	VPERMB        Z3, Z5, Z5
+	VPERMB        Z3, Z6, Z6
+	VPDPBUSD.BCST 16(R8), Z5, Z4
+	VPDPBUSD.BCST 20(R8), Z6, Z4
+	TESTQ         SI, SI
+	JLE           dotCodesQ8B4x1VBMI_pf54
+	PREFETCHT0    (BX)
+	ADDQ          $0x00000040, BX
+	SUBQ          $0x00000040, SI
+
+dotCodesQ8B4x1VBMI_pf54:
+	VPXORD        Z2, Z2, Z5
+	KMOVW         K1, K3
+	VPGATHERDD    12(DI)(Z1*1), K3, Z5
+	VPSRLW        $0x04, Z5, Z6
+	VPERMB        Z3, Z5, Z5
+	VPERMB        Z3, Z6, Z6
+	VPDPBUSD.BCST 24(R8), Z5, Z4
+	VPDPBUSD.BCST 28(R8), Z6, Z4
+	TESTQ         SI, SI
+	JLE           dotCodesQ8B4x1VBMI_pf55
+	PREFETCHT0    (BX)
+	ADDQ          $0x00000040, BX
+	SUBQ          $0x00000040, SI
+
+dotCodesQ8B4x1VBMI_pf55:
+	VPXORD        Z2, Z2, Z5
+	KMOVW         K1, K3
+	VPGATHERDD    16(DI)(Z1*1), K3, Z5
+	VPSRLW        $0x04, Z5, Z6
+	VPERMB        Z3, Z5, Z5
+	VPERMB        Z3, Z6, Z6
+	VPDPBUSD.BCST 32(R8), Z5, Z4
+	VPDPBUSD.BCST 36(R8), Z6, Z4
+	TESTQ         SI, SI
+	JLE           dotCodesQ8B4x1VBMI_pf56
+	PREFETCHT0    (BX)
+	ADDQ          $0x00000040, BX
+	SUBQ          $0x00000040, SI
+
+dotCodesQ8B4x1VBMI_pf56:
+	VPXORD        Z2, Z2, Z5
+	KMOVW         K1, K3
+	VPGATHERDD    20(DI)(Z1*1), K3, Z5
+	VPSRLW        $0x04, Z5, Z6
+	VPERMB        Z3, Z5, Z5
+	VPERMB        Z3, Z6, Z6
+	VPDPBUSD.BCST 40(R8), Z5, Z4
+	VPDPBUSD.BCST 44(R8), Z6, Z4
+	TESTQ         SI, SI
+	JLE           dotCodesQ8B4x1VBMI_pf57
+	PREFETCHT0    (BX)
+	ADDQ          $0x00000040, BX
+	SUBQ          $0x00000040, SI
+
+dotCodesQ8B4x1VBMI_pf57:
+	VPXORD        Z2, Z2, Z5
+	KMOVW         K1, K3
+	VPGATHERDD    24(DI)(Z1*1), K3, Z5
+	VPSRLW        $0x04, Z5, Z6
+	VPERMB        Z3, Z5, Z5
+	VPERMB        Z3, Z6, Z6
+	VPDPBUSD.BCST 48(R8), Z5, Z4
+	VPDPBUSD.BCST 52(R8), Z6, Z4
+	TESTQ         SI, SI
+	JLE           dotCodesQ8B4x1VBMI_pf58
+	PREFETCHT0    (BX)
+	ADDQ          $0x00000040, BX
+	SUBQ          $0x00000040, SI
+
+dotCodesQ8B4x1VBMI_pf58:
+	VPXORD        Z2, Z2, Z5
+	KMOVW         K1, K3
+	VPGATHERDD    28(DI)(Z1*1), K3, Z5
+	VPSRLW        $0x04, Z5, Z6
+	VPERMB        Z3, Z5, Z5
+	VPERMB        Z3, Z6, Z6
+	VPDPBUSD.BCST 56(R8), Z5, Z4
+	VPDPBUSD.BCST 60(R8), Z6, Z4
+	ADDQ          $0x20, DI
+	ADDQ          $0x40, R8
+	SUBQ          $0x40, R9
+	JNZ           dotCodesQ8B4x1VBMI_chunk1
+	MOVQ          normOff+128(FP), R8
+	XORQ          R10, R10
+	LEAQ          -2(R8), R9
+	MOVQ          $0x00000010, DI
+	CMPQ          R8, $0x02
+	CMOVQCC       R9, R8
+	CMOVQCC       DI, R10
+	MOVQ          CX, DI
+	ADDQ          R8, DI
+	VPXORD        Z2, Z2, Z5
+	KMOVW         K1, K3
+	VPGATHERDD    (DI)(Z1*1), K3, Z5
+	VPBROADCASTD  R10, Z6
+	VPSRLVD       Z6, Z5, Z5
+	VPMOVDW       Z5, Y5
+	VCVTPH2PS     Y5, Z5
+	MOVQ          scales+56(FP), DI
+	MOVQ          sums+64(FP), R8
+	VPSUBD.BCST   (R8), Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VMULPS.BCST   (DI), Z4, Z4
+	VMULPS        Z5, Z4, Z4
+	MOVQ          rows+152(FP), DI
+	MOVQ          bias+72(FP), DI
+	MOVQ          AX, R8
+	TESTQ         DI, DI
+	JZ            dotCodesQ8B4x1VBMI_add0
+	VBROADCASTSS  (DI), Z5
+	JMP           dotCodesQ8B4x1VBMI_added0
+
+dotCodesQ8B4x1VBMI_add0:
+	VMOVUPS.Z (R8), K2, Z5
+
+dotCodesQ8B4x1VBMI_added0:
+	VADDPS  Z4, Z5, Z5
+	VMOVUPS Z5, K2, (R8)
+	CMPQ    DX, $0x10
 	JB      dotCodesQ8B4x1VBMI_done
-	ADDQ    $0x10, AX
-	LEAQ    (CX)(SI*2), CX
-	SUBQ    $0x04, DX
-	JMP     dotCodesQ8B4x1VBMI_quad
+	ADDQ    $0x40, AX
+	MOVQ    stride+112(FP), DI
+	SHLQ    $0x04, DI
+	ADDQ    DI, CX
+	SUBQ    $0x10, DX
+	JMP     dotCodesQ8B4x1VBMI_group
 
 dotCodesQ8B4x1VBMI_done:
 	VZEROUPPER
@@ -8396,13 +8865,13 @@ axpyCodesQ8B4x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2VBMI_pf31
+	JLE        axpyCodesQ8B4x2VBMI_pf59
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x2VBMI_pf31:
+axpyCodesQ8B4x2VBMI_pf59:
 	VMOVDQU8.Z    (DI), K1, Z13
 	VMOVDQU8      -32(DI)(R10*1), K2, Z13
 	VMOVDQU8.Z    (DI)(R11*1), K1, Z14
@@ -8535,160 +9004,255 @@ axpyCodesQ8B4x2VBMI_next:
 	RET
 
 // func dotCodesQ8B4x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $0-184
-	VMOVDQU32       keys8Spread<>+0(SB), Z0
-	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z0, Z2
-	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z0, Z3
-	MOVQ            bias+72(FP), AX
-	TESTQ           AX, AX
-	JZ              dotCodesQ8B4x2VBMI_add
-	VBROADCASTF32X4 (AX), Z1
-	VPERMPS         Z1, Z0, Z1
+	VPXORD       Z2, Z2, Z2
+	MOVQ         stride+112(FP), AX
+	VPBROADCASTD AX, Z0
+	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	MOVQ         $0x0000ffff, AX
+	KMOVW        AX, K1
+	KMOVW        K1, K2
+	MOVQ         out_base+0(FP), AX
+	MOVQ         outStride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         codes_base+88(FP), DX
+	MOVQ         n+136(FP), BX
+	MOVQ         ahead_base+160(FP), SI
+	MOVQ         ahead_len+168(FP), DI
+	MOVQ         tab+80(FP), R8
+	VMOVDQU64    (R8), Z3
 
-dotCodesQ8B4x2VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z0
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+88(FP), DX
-	MOVQ      n+136(FP), BX
-	MOVQ      stride+112(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K1
-	MOVQ      $0x000000f0, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x00000f00, R9
-	KMOVQ     R9, K3
-	MOVQ      $0x0000f000, R9
-	KMOVQ     R9, K4
-	MOVQ      ahead_base+160(FP), R10
-	MOVQ      ahead_len+168(FP), R11
-	MOVQ      tab+80(FP), R9
-	VMOVDQU64 (R9), Z4
-
-dotCodesQ8B4x2VBMI_quad:
-	TESTQ      BX, BX
-	JZ         dotCodesQ8B4x2VBMI_done
-	TESTQ      R11, R11
-	JLE        dotCodesQ8B4x2VBMI_pf32
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
-
-dotCodesQ8B4x2VBMI_pf32:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B4x2VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K1
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+dotCodesQ8B4x2VBMI_group:
+	TESTQ        BX, BX
+	JZ           dotCodesQ8B4x2VBMI_done
+	CMPQ         BX, $0x10
+	JAE          dotCodesQ8B4x2VBMI_full
+	MOVQ         $0x00000001, R8
+	SHLXQ        BX, R8, R8
+	DECQ         R8
+	KMOVW        R8, K2
+	LEAQ         -1(BX), R8
+	VPBROADCASTD R8, Z1
+	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B4x2VBMI_full:
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	MOVQ   DX, R9
-	MOVQ   idxOff+120(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+144(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
+	VPXORD Z2, Z2, Z4
+	VPXORD Z2, Z2, Z5
+	MOVQ   DX, R8
+	MOVQ   idxOff+120(FP), R9
+	ADDQ   R9, R8
+	MOVQ   q_base+32(FP), R9
+	MOVQ   d64+144(FP), R10
+	MOVQ   d64+144(FP), R11
+	LEAQ   (R11)(R11*2), R12
 
 dotCodesQ8B4x2VBMI_chunk1:
-	VBROADCASTI32X4 (R9), Z11
-	VBROADCASTI32X4 (R9)(SI*1), K2, Z11
-	VBROADCASTI32X4 (R9)(DI*1), K3, Z11
-	VBROADCASTI32X4 (R9)(R8*1), K4, Z11
-	VPSRLW          $0x04, Z11, Z12
-	VPERMB          Z4, Z11, Z11
-	VPERMB          Z4, Z12, Z12
-	VPDPBUSD        (R12), Z11, Z5
-	VPDPBUSD        64(R12), Z12, Z9
-	VPDPBUSD        (R12)(R14*1), Z11, Z6
-	VPDPBUSD        64(R12)(R14*1), Z12, Z10
-	ADDQ            $0x10, R9
-	ADDQ            $0x00000080, R12
-	SUBQ            $0x20, R13
-	JNZ             dotCodesQ8B4x2VBMI_chunk1
-	VPADDD          Z9, Z5, Z5
-	VPADDD          Z10, Z6, Z6
-	VPUNPCKLQDQ     Z6, Z5, Z11
-	VPUNPCKHQDQ     Z6, Z5, Z5
-	VPADDD          Z5, Z11, Z12
-	VPUNPCKLQDQ     Z8, Z7, Z11
-	VPUNPCKHQDQ     Z8, Z7, Z5
-	VPADDD          Z5, Z11, Z5
-	VSHUFPS         $0x88, Z5, Z12, Z11
-	VSHUFPS         $0xdd, Z5, Z12, Z5
-	VPADDD          Z5, Z11, Z5
-	VPERMD          Z5, Z0, Z5
-	VPSUBD          Z3, Z5, Z5
-	VCVTDQ2PS       Z5, Z5
-	VMULPS          Z2, Z5, Z5
-	MOVQ            normOff+128(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y11
-	VCVTPH2PS       Y11, Z11
-	VMULPS          Z11, Z5, Z5
-	MOVQ            rows+152(FP), R9
-	VMOVAPS         Z1, Z11
-	MOVQ            bias+72(FP), R12
-	TESTQ           R12, R12
-	JNZ             dotCodesQ8B4x2VBMI_loaded
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K1, Z11
-	CMPQ            R9, $0x01
-	JLE             dotCodesQ8B4x2VBMI_loaded
-	ADDQ            CX, R12
-	KSHIFTLW        $0x04, K1, K5
-	VBROADCASTF32X4 (R12), K5, Z11
+	TESTQ      DI, DI
+	JLE        dotCodesQ8B4x2VBMI_pf60
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_loaded:
-	VADDPS        Z5, Z11, Z11
-	MOVQ          AX, R12
-	VMOVUPS       X11, K1, (R12)
-	CMPQ          R9, $0x01
-	JLE           dotCodesQ8B4x2VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z11, X11
-	VMOVUPS       X11, K1, (R12)
+dotCodesQ8B4x2VBMI_pf60:
+	VPXORD        Z2, Z2, Z6
+	KMOVW         K1, K3
+	VPGATHERDD    (R8)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPERMB        Z3, Z6, Z6
+	VPERMB        Z3, Z7, Z7
+	VPDPBUSD.BCST (R9), Z6, Z4
+	VPDPBUSD.BCST (R9)(R11*1), Z6, Z5
+	VPDPBUSD.BCST 4(R9), Z7, Z4
+	VPDPBUSD.BCST 4(R9)(R11*1), Z7, Z5
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x2VBMI_pf61
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x2VBMI_pf61:
+	VPXORD        Z2, Z2, Z6
+	KMOVW         K1, K3
+	VPGATHERDD    4(R8)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPERMB        Z3, Z6, Z6
+	VPERMB        Z3, Z7, Z7
+	VPDPBUSD.BCST 8(R9), Z6, Z4
+	VPDPBUSD.BCST 8(R9)(R11*1), Z6, Z5
+	VPDPBUSD.BCST 12(R9), Z7, Z4
+	VPDPBUSD.BCST 12(R9)(R11*1), Z7, Z5
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x2VBMI_pf62
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x2VBMI_pf62:
+	VPXORD        Z2, Z2, Z6
+	KMOVW         K1, K3
+	VPGATHERDD    8(R8)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPERMB        Z3, Z6, Z6
+	VPERMB        Z3, Z7, Z7
+	VPDPBUSD.BCST 16(R9), Z6, Z4
+	VPDPBUSD.BCST 16(R9)(R11*1), Z6, Z5
+	VPDPBUSD.BCST 20(R9), Z7, Z4
+	VPDPBUSD.BCST 20(R9)(R11*1), Z7, Z5
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x2VBMI_pf63
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x2VBMI_pf63:
+	VPXORD        Z2, Z2, Z6
+	KMOVW         K1, K3
+	VPGATHERDD    12(R8)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPERMB        Z3, Z6, Z6
+	VPERMB        Z3, Z7, Z7
+	VPDPBUSD.BCST 24(R9), Z6, Z4
+	VPDPBUSD.BCST 24(R9)(R11*1), Z6, Z5
+	VPDPBUSD.BCST 28(R9), Z7, Z4
+	VPDPBUSD.BCST 28(R9)(R11*1), Z7, Z5
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x2VBMI_pf64
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x2VBMI_pf64:
+	VPXORD        Z2, Z2, Z6
+	KMOVW         K1, K3
+	VPGATHERDD    16(R8)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPERMB        Z3, Z6, Z6
+	VPERMB        Z3, Z7, Z7
+	VPDPBUSD.BCST 32(R9), Z6, Z4
+	VPDPBUSD.BCST 32(R9)(R11*1), Z6, Z5
+	VPDPBUSD.BCST 36(R9), Z7, Z4
+	VPDPBUSD.BCST 36(R9)(R11*1), Z7, Z5
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x2VBMI_pf65
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x2VBMI_pf65:
+	VPXORD        Z2, Z2, Z6
+	KMOVW         K1, K3
+	VPGATHERDD    20(R8)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPERMB        Z3, Z6, Z6
+	VPERMB        Z3, Z7, Z7
+	VPDPBUSD.BCST 40(R9), Z6, Z4
+	VPDPBUSD.BCST 40(R9)(R11*1), Z6, Z5
+	VPDPBUSD.BCST 44(R9), Z7, Z4
+	VPDPBUSD.BCST 44(R9)(R11*1), Z7, Z5
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x2VBMI_pf66
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x2VBMI_pf66:
+	VPXORD        Z2, Z2, Z6
+	KMOVW         K1, K3
+	VPGATHERDD    24(R8)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPERMB        Z3, Z6, Z6
+	VPERMB        Z3, Z7, Z7
+	VPDPBUSD.BCST 48(R9), Z6, Z4
+	VPDPBUSD.BCST 48(R9)(R11*1), Z6, Z5
+	VPDPBUSD.BCST 52(R9), Z7, Z4
+	VPDPBUSD.BCST 52(R9)(R11*1), Z7, Z5
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x2VBMI_pf67
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x2VBMI_pf67:
+	VPXORD        Z2, Z2, Z6
+	KMOVW         K1, K3
+	VPGATHERDD    28(R8)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z7
+	VPERMB        Z3, Z6, Z6
+	VPERMB        Z3, Z7, Z7
+	VPDPBUSD.BCST 56(R9), Z6, Z4
+	VPDPBUSD.BCST 56(R9)(R11*1), Z6, Z5
+	VPDPBUSD.BCST 60(R9), Z7, Z4
+	VPDPBUSD.BCST 60(R9)(R11*1), Z7, Z5
+	ADDQ          $0x20, R8
+	ADDQ          $0x40, R9
+	SUBQ          $0x40, R10
+	JNZ           dotCodesQ8B4x2VBMI_chunk1
+	MOVQ          normOff+128(FP), R9
+	XORQ          R11, R11
+	LEAQ          -2(R9), R10
+	MOVQ          $0x00000010, R8
+	CMPQ          R9, $0x02
+	CMOVQCC       R10, R9
+	CMOVQCC       R8, R11
+	MOVQ          DX, R8
+	ADDQ          R9, R8
+	VPXORD        Z2, Z2, Z6
+	KMOVW         K1, K3
+	VPGATHERDD    (R8)(Z1*1), K3, Z6
+	VPBROADCASTD  R11, Z7
+	VPSRLVD       Z7, Z6, Z6
+	VPMOVDW       Z6, Y6
+	VCVTPH2PS     Y6, Z6
+	MOVQ          scales+56(FP), R8
+	MOVQ          sums+64(FP), R9
+	VPSUBD.BCST   (R9), Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VMULPS        Z6, Z4, Z4
+	VPSUBD.BCST   4(R9), Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VMULPS        Z6, Z5, Z5
+	MOVQ          rows+152(FP), R8
+	MOVQ          bias+72(FP), R9
+	MOVQ          AX, R10
+	TESTQ         R9, R9
+	JZ            dotCodesQ8B4x2VBMI_add0
+	VBROADCASTSS  (R9), Z6
+	JMP           dotCodesQ8B4x2VBMI_added0
+
+dotCodesQ8B4x2VBMI_add0:
+	VMOVUPS.Z (R10), K2, Z6
+
+dotCodesQ8B4x2VBMI_added0:
+	VADDPS       Z4, Z6, Z6
+	VMOVUPS      Z6, K2, (R10)
+	CMPQ         R8, $0x01
+	JLE          dotCodesQ8B4x2VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8B4x2VBMI_add1
+	VBROADCASTSS 4(R9), Z4
+	JMP          dotCodesQ8B4x2VBMI_added1
+
+dotCodesQ8B4x2VBMI_add1:
+	VMOVUPS.Z (R10), K2, Z4
+
+dotCodesQ8B4x2VBMI_added1:
+	VADDPS  Z5, Z4, Z4
+	VMOVUPS Z4, K2, (R10)
 
 dotCodesQ8B4x2VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ BX, $0x10
 	JB   dotCodesQ8B4x2VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
-	JMP  dotCodesQ8B4x2VBMI_quad
+	ADDQ $0x40, AX
+	MOVQ stride+112(FP), R8
+	SHLQ $0x04, R8
+	ADDQ R8, DX
+	SUBQ $0x10, BX
+	JMP  dotCodesQ8B4x2VBMI_group
 
 dotCodesQ8B4x2VBMI_done:
 	VZEROUPPER
@@ -8743,13 +9307,13 @@ axpyCodesQ8B4x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4VBMI_pf33
+	JLE        axpyCodesQ8B4x4VBMI_pf68
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x4VBMI_pf33:
+axpyCodesQ8B4x4VBMI_pf68:
 	VMOVDQU8.Z    (DI), K1, Z21
 	VMOVDQU8      -32(DI)(R10*1), K2, Z21
 	VMOVDQU8.Z    (DI)(R11*1), K1, Z22
@@ -8956,188 +9520,325 @@ axpyCodesQ8B4x4VBMI_next:
 	RET
 
 // func dotCodesQ8B4x4VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-184
-	VMOVDQU32       keys8Spread<>+0(SB), Z0
-	MOVQ            scales+56(FP), AX
-	VPERMPS         (AX), Z0, Z2
-	MOVQ            sums+64(FP), AX
-	VPERMD          (AX), Z0, Z3
-	MOVQ            bias+72(FP), AX
-	TESTQ           AX, AX
-	JZ              dotCodesQ8B4x4VBMI_add
-	VBROADCASTF32X4 (AX), Z1
-	VPERMPS         Z1, Z0, Z1
+	VPXORD       Z2, Z2, Z2
+	MOVQ         stride+112(FP), AX
+	VPBROADCASTD AX, Z0
+	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	MOVQ         $0x0000ffff, AX
+	KMOVW        AX, K1
+	KMOVW        K1, K2
+	MOVQ         out_base+0(FP), AX
+	MOVQ         outStride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         codes_base+88(FP), DX
+	MOVQ         n+136(FP), BX
+	MOVQ         ahead_base+160(FP), SI
+	MOVQ         ahead_len+168(FP), DI
+	MOVQ         tab+80(FP), R8
+	VMOVDQU64    (R8), Z3
 
-dotCodesQ8B4x4VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z0
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+88(FP), DX
-	MOVQ      n+136(FP), BX
-	MOVQ      stride+112(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K1
-	MOVQ      $0x000000f0, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x00000f00, R9
-	KMOVQ     R9, K3
-	MOVQ      $0x0000f000, R9
-	KMOVQ     R9, K4
-	MOVQ      ahead_base+160(FP), R10
-	MOVQ      ahead_len+168(FP), R11
-	MOVQ      tab+80(FP), R9
-	VMOVDQU64 (R9), Z4
-
-dotCodesQ8B4x4VBMI_quad:
-	TESTQ      BX, BX
-	JZ         dotCodesQ8B4x4VBMI_done
-	TESTQ      R11, R11
-	JLE        dotCodesQ8B4x4VBMI_pf34
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
-
-dotCodesQ8B4x4VBMI_pf34:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8B4x4VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K1
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+dotCodesQ8B4x4VBMI_group:
+	TESTQ        BX, BX
+	JZ           dotCodesQ8B4x4VBMI_done
+	CMPQ         BX, $0x10
+	JAE          dotCodesQ8B4x4VBMI_full
+	MOVQ         $0x00000001, R8
+	SHLXQ        BX, R8, R8
+	DECQ         R8
+	KMOVW        R8, K2
+	LEAQ         -1(BX), R8
+	VPBROADCASTD R8, Z1
+	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B4x4VBMI_full:
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	MOVQ   DX, R9
-	MOVQ   idxOff+120(FP), R12
-	ADDQ   R12, R9
-	MOVQ   q_base+32(FP), R12
-	MOVQ   d64+144(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
+	VPXORD Z2, Z2, Z4
+	VPXORD Z2, Z2, Z5
+	VPXORD Z2, Z2, Z6
+	VPXORD Z2, Z2, Z7
+	MOVQ   DX, R8
+	MOVQ   idxOff+120(FP), R9
+	ADDQ   R9, R8
+	MOVQ   q_base+32(FP), R9
+	MOVQ   d64+144(FP), R10
+	MOVQ   d64+144(FP), R11
+	LEAQ   (R11)(R11*2), R12
 
 dotCodesQ8B4x4VBMI_chunk1:
-	VBROADCASTI32X4 (R9), Z13
-	VBROADCASTI32X4 (R9)(SI*1), K2, Z13
-	VBROADCASTI32X4 (R9)(DI*1), K3, Z13
-	VBROADCASTI32X4 (R9)(R8*1), K4, Z13
-	VPSRLW          $0x04, Z13, Z14
-	VPERMB          Z4, Z13, Z13
-	VPERMB          Z4, Z14, Z14
-	VPDPBUSD        (R12), Z13, Z5
-	VPDPBUSD        64(R12), Z14, Z9
-	VPDPBUSD        (R12)(R14*1), Z13, Z6
-	VPDPBUSD        64(R12)(R14*1), Z14, Z10
-	VPDPBUSD        (R12)(R14*2), Z13, Z7
-	VPDPBUSD        64(R12)(R14*2), Z14, Z11
-	VPDPBUSD        (R12)(R15*1), Z13, Z8
-	VPDPBUSD        64(R12)(R15*1), Z14, Z12
-	ADDQ            $0x10, R9
-	ADDQ            $0x00000080, R12
-	SUBQ            $0x20, R13
-	JNZ             dotCodesQ8B4x4VBMI_chunk1
-	VPADDD          Z9, Z5, Z5
-	VPADDD          Z10, Z6, Z6
-	VPADDD          Z11, Z7, Z7
-	VPADDD          Z12, Z8, Z8
-	VPUNPCKLQDQ     Z6, Z5, Z13
-	VPUNPCKHQDQ     Z6, Z5, Z5
-	VPADDD          Z5, Z13, Z14
-	VPUNPCKLQDQ     Z8, Z7, Z13
-	VPUNPCKHQDQ     Z8, Z7, Z5
-	VPADDD          Z5, Z13, Z5
-	VSHUFPS         $0x88, Z5, Z14, Z13
-	VSHUFPS         $0xdd, Z5, Z14, Z5
-	VPADDD          Z5, Z13, Z5
-	VPERMD          Z5, Z0, Z5
-	VPSUBD          Z3, Z5, Z5
-	VCVTDQ2PS       Z5, Z5
-	VMULPS          Z2, Z5, Z5
-	MOVQ            normOff+128(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y13
-	VCVTPH2PS       Y13, Z13
-	VMULPS          Z13, Z5, Z5
-	MOVQ            rows+152(FP), R9
-	VMOVAPS         Z1, Z13
-	MOVQ            bias+72(FP), R12
-	TESTQ           R12, R12
-	JNZ             dotCodesQ8B4x4VBMI_loaded
-	MOVQ            AX, R12
-	VMOVUPS.Z       (R12), K1, Z13
-	CMPQ            R9, $0x01
-	JLE             dotCodesQ8B4x4VBMI_loaded
-	ADDQ            CX, R12
-	KSHIFTLW        $0x04, K1, K5
-	VBROADCASTF32X4 (R12), K5, Z13
-	CMPQ            R9, $0x02
-	JLE             dotCodesQ8B4x4VBMI_loaded
-	ADDQ            CX, R12
-	KSHIFTLW        $0x08, K1, K5
-	VBROADCASTF32X4 (R12), K5, Z13
-	CMPQ            R9, $0x03
-	JLE             dotCodesQ8B4x4VBMI_loaded
-	ADDQ            CX, R12
-	KSHIFTLW        $0x0c, K1, K5
-	VBROADCASTF32X4 (R12), K5, Z13
+	TESTQ      DI, DI
+	JLE        dotCodesQ8B4x4VBMI_pf69
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_loaded:
-	VADDPS        Z5, Z13, Z13
-	MOVQ          AX, R12
-	VMOVUPS       X13, K1, (R12)
-	CMPQ          R9, $0x01
-	JLE           dotCodesQ8B4x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x01, Z13, X14
-	VMOVUPS       X14, K1, (R12)
+dotCodesQ8B4x4VBMI_pf69:
+	VPXORD        Z2, Z2, Z8
+	KMOVW         K1, K3
+	VPGATHERDD    (R8)(Z1*1), K3, Z8
+	VPSRLW        $0x04, Z8, Z9
+	VPERMB        Z3, Z8, Z8
+	VPERMB        Z3, Z9, Z9
+	VPDPBUSD.BCST (R9), Z8, Z4
+	VPDPBUSD.BCST (R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST (R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST (R9)(R12*1), Z8, Z7
+	VPDPBUSD.BCST 4(R9), Z9, Z4
+	VPDPBUSD.BCST 4(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 4(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 4(R9)(R12*1), Z9, Z7
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x4VBMI_pf70
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x4VBMI_pf70:
+	VPXORD        Z2, Z2, Z8
+	KMOVW         K1, K3
+	VPGATHERDD    4(R8)(Z1*1), K3, Z8
+	VPSRLW        $0x04, Z8, Z9
+	VPERMB        Z3, Z8, Z8
+	VPERMB        Z3, Z9, Z9
+	VPDPBUSD.BCST 8(R9), Z8, Z4
+	VPDPBUSD.BCST 8(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 8(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 8(R9)(R12*1), Z8, Z7
+	VPDPBUSD.BCST 12(R9), Z9, Z4
+	VPDPBUSD.BCST 12(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 12(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 12(R9)(R12*1), Z9, Z7
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x4VBMI_pf71
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x4VBMI_pf71:
+	VPXORD        Z2, Z2, Z8
+	KMOVW         K1, K3
+	VPGATHERDD    8(R8)(Z1*1), K3, Z8
+	VPSRLW        $0x04, Z8, Z9
+	VPERMB        Z3, Z8, Z8
+	VPERMB        Z3, Z9, Z9
+	VPDPBUSD.BCST 16(R9), Z8, Z4
+	VPDPBUSD.BCST 16(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 16(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 16(R9)(R12*1), Z8, Z7
+	VPDPBUSD.BCST 20(R9), Z9, Z4
+	VPDPBUSD.BCST 20(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 20(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 20(R9)(R12*1), Z9, Z7
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x4VBMI_pf72
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x4VBMI_pf72:
+	VPXORD        Z2, Z2, Z8
+	KMOVW         K1, K3
+	VPGATHERDD    12(R8)(Z1*1), K3, Z8
+	VPSRLW        $0x04, Z8, Z9
+	VPERMB        Z3, Z8, Z8
+	VPERMB        Z3, Z9, Z9
+	VPDPBUSD.BCST 24(R9), Z8, Z4
+	VPDPBUSD.BCST 24(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 24(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 24(R9)(R12*1), Z8, Z7
+	VPDPBUSD.BCST 28(R9), Z9, Z4
+	VPDPBUSD.BCST 28(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 28(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 28(R9)(R12*1), Z9, Z7
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x4VBMI_pf73
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x4VBMI_pf73:
+	VPXORD        Z2, Z2, Z8
+	KMOVW         K1, K3
+	VPGATHERDD    16(R8)(Z1*1), K3, Z8
+	VPSRLW        $0x04, Z8, Z9
+	VPERMB        Z3, Z8, Z8
+	VPERMB        Z3, Z9, Z9
+	VPDPBUSD.BCST 32(R9), Z8, Z4
+	VPDPBUSD.BCST 32(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 32(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 32(R9)(R12*1), Z8, Z7
+	VPDPBUSD.BCST 36(R9), Z9, Z4
+	VPDPBUSD.BCST 36(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 36(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 36(R9)(R12*1), Z9, Z7
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x4VBMI_pf74
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x4VBMI_pf74:
+	VPXORD        Z2, Z2, Z8
+	KMOVW         K1, K3
+	VPGATHERDD    20(R8)(Z1*1), K3, Z8
+	VPSRLW        $0x04, Z8, Z9
+	VPERMB        Z3, Z8, Z8
+	VPERMB        Z3, Z9, Z9
+	VPDPBUSD.BCST 40(R9), Z8, Z4
+	VPDPBUSD.BCST 40(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 40(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 40(R9)(R12*1), Z8, Z7
+	VPDPBUSD.BCST 44(R9), Z9, Z4
+	VPDPBUSD.BCST 44(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 44(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 44(R9)(R12*1), Z9, Z7
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x4VBMI_pf75
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x4VBMI_pf75:
+	VPXORD        Z2, Z2, Z8
+	KMOVW         K1, K3
+	VPGATHERDD    24(R8)(Z1*1), K3, Z8
+	VPSRLW        $0x04, Z8, Z9
+	VPERMB        Z3, Z8, Z8
+	VPERMB        Z3, Z9, Z9
+	VPDPBUSD.BCST 48(R9), Z8, Z4
+	VPDPBUSD.BCST 48(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 48(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 48(R9)(R12*1), Z8, Z7
+	VPDPBUSD.BCST 52(R9), Z9, Z4
+	VPDPBUSD.BCST 52(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 52(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 52(R9)(R12*1), Z9, Z7
+	TESTQ         DI, DI
+	JLE           dotCodesQ8B4x4VBMI_pf76
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8B4x4VBMI_pf76:
+	VPXORD        Z2, Z2, Z8
+	KMOVW         K1, K3
+	VPGATHERDD    28(R8)(Z1*1), K3, Z8
+	VPSRLW        $0x04, Z8, Z9
+	VPERMB        Z3, Z8, Z8
+	VPERMB        Z3, Z9, Z9
+	VPDPBUSD.BCST 56(R9), Z8, Z4
+	VPDPBUSD.BCST 56(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 56(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 56(R9)(R12*1), Z8, Z7
+	VPDPBUSD.BCST 60(R9), Z9, Z4
+	VPDPBUSD.BCST 60(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 60(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 60(R9)(R12*1), Z9, Z7
+	ADDQ          $0x20, R8
+	ADDQ          $0x40, R9
+	SUBQ          $0x40, R10
+	JNZ           dotCodesQ8B4x4VBMI_chunk1
+	MOVQ          normOff+128(FP), R9
+	XORQ          R11, R11
+	LEAQ          -2(R9), R10
+	MOVQ          $0x00000010, R8
 	CMPQ          R9, $0x02
-	JLE           dotCodesQ8B4x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x02, Z13, X14
-	VMOVUPS       X14, K1, (R12)
-	CMPQ          R9, $0x03
-	JLE           dotCodesQ8B4x4VBMI_stored
-	ADDQ          CX, R12
-	VEXTRACTF32X4 $0x03, Z13, X13
-	VMOVUPS       X13, K1, (R12)
+	CMOVQCC       R10, R9
+	CMOVQCC       R8, R11
+	MOVQ          DX, R8
+	ADDQ          R9, R8
+	VPXORD        Z2, Z2, Z8
+	KMOVW         K1, K3
+	VPGATHERDD    (R8)(Z1*1), K3, Z8
+	VPBROADCASTD  R11, Z9
+	VPSRLVD       Z9, Z8, Z8
+	VPMOVDW       Z8, Y8
+	VCVTPH2PS     Y8, Z8
+	MOVQ          scales+56(FP), R8
+	MOVQ          sums+64(FP), R9
+	VPSUBD.BCST   (R9), Z4, Z4
+	VCVTDQ2PS     Z4, Z4
+	VMULPS.BCST   (R8), Z4, Z4
+	VMULPS        Z8, Z4, Z4
+	VPSUBD.BCST   4(R9), Z5, Z5
+	VCVTDQ2PS     Z5, Z5
+	VMULPS.BCST   4(R8), Z5, Z5
+	VMULPS        Z8, Z5, Z5
+	VPSUBD.BCST   8(R9), Z6, Z6
+	VCVTDQ2PS     Z6, Z6
+	VMULPS.BCST   8(R8), Z6, Z6
+	VMULPS        Z8, Z6, Z6
+	VPSUBD.BCST   12(R9), Z7, Z7
+	VCVTDQ2PS     Z7, Z7
+	VMULPS.BCST   12(R8), Z7, Z7
+	VMULPS        Z8, Z7, Z7
+	MOVQ          rows+152(FP), R8
+	MOVQ          bias+72(FP), R9
+	MOVQ          AX, R10
+	TESTQ         R9, R9
+	JZ            dotCodesQ8B4x4VBMI_add0
+	VBROADCASTSS  (R9), Z8
+	JMP           dotCodesQ8B4x4VBMI_added0
+
+dotCodesQ8B4x4VBMI_add0:
+	VMOVUPS.Z (R10), K2, Z8
+
+dotCodesQ8B4x4VBMI_added0:
+	VADDPS       Z4, Z8, Z8
+	VMOVUPS      Z8, K2, (R10)
+	CMPQ         R8, $0x01
+	JLE          dotCodesQ8B4x4VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8B4x4VBMI_add1
+	VBROADCASTSS 4(R9), Z4
+	JMP          dotCodesQ8B4x4VBMI_added1
+
+dotCodesQ8B4x4VBMI_add1:
+	VMOVUPS.Z (R10), K2, Z4
+
+dotCodesQ8B4x4VBMI_added1:
+	VADDPS       Z5, Z4, Z4
+	VMOVUPS      Z4, K2, (R10)
+	CMPQ         R8, $0x02
+	JLE          dotCodesQ8B4x4VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8B4x4VBMI_add2
+	VBROADCASTSS 8(R9), Z4
+	JMP          dotCodesQ8B4x4VBMI_added2
+
+dotCodesQ8B4x4VBMI_add2:
+	VMOVUPS.Z (R10), K2, Z4
+
+dotCodesQ8B4x4VBMI_added2:
+	VADDPS       Z6, Z4, Z4
+	VMOVUPS      Z4, K2, (R10)
+	CMPQ         R8, $0x03
+	JLE          dotCodesQ8B4x4VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8B4x4VBMI_add3
+	VBROADCASTSS 12(R9), Z4
+	JMP          dotCodesQ8B4x4VBMI_added3
+
+dotCodesQ8B4x4VBMI_add3:
+	VMOVUPS.Z (R10), K2, Z4
+
+dotCodesQ8B4x4VBMI_added3:
+	VADDPS  Z7, Z4, Z4
+	VMOVUPS Z4, K2, (R10)
 
 dotCodesQ8B4x4VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ BX, $0x10
 	JB   dotCodesQ8B4x4VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
-	JMP  dotCodesQ8B4x4VBMI_quad
+	ADDQ $0x40, AX
+	MOVQ stride+112(FP), R8
+	SHLQ $0x04, R8
+	ADDQ R8, DX
+	SUBQ $0x10, BX
+	JMP  dotCodesQ8B4x4VBMI_group
 
 dotCodesQ8B4x4VBMI_done:
 	VZEROUPPER
@@ -9191,7 +9892,7 @@ dotCodesQ8B8x1VBMI_quad:
 	TESTQ      DX, DX
 	JZ         dotCodesQ8B8x1VBMI_done
 	TESTQ      R10, R10
-	JLE        dotCodesQ8B8x1VBMI_pf35
+	JLE        dotCodesQ8B8x1VBMI_pf77
 	PREFETCHT0 (R9)
 	PREFETCHT0 64(R9)
 	PREFETCHT0 128(R9)
@@ -9199,7 +9900,7 @@ dotCodesQ8B8x1VBMI_quad:
 	ADDQ       $0x00000100, R9
 	SUBQ       $0x00000100, R10
 
-dotCodesQ8B8x1VBMI_pf35:
+dotCodesQ8B8x1VBMI_pf77:
 	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B8x1VBMI_full
 	MOVQ    $0x00000001, R8
@@ -9318,6 +10019,42 @@ dotCodesQ8B8x1VBMI_done:
 	VZEROUPPER
 	RET
 
+DATA keys8Spread<>+0(SB)/4, $0x00000000
+DATA keys8Spread<>+4(SB)/4, $0x00000000
+DATA keys8Spread<>+8(SB)/4, $0x00000000
+DATA keys8Spread<>+12(SB)/4, $0x00000000
+DATA keys8Spread<>+16(SB)/4, $0x00000001
+DATA keys8Spread<>+20(SB)/4, $0x00000001
+DATA keys8Spread<>+24(SB)/4, $0x00000001
+DATA keys8Spread<>+28(SB)/4, $0x00000001
+DATA keys8Spread<>+32(SB)/4, $0x00000002
+DATA keys8Spread<>+36(SB)/4, $0x00000002
+DATA keys8Spread<>+40(SB)/4, $0x00000002
+DATA keys8Spread<>+44(SB)/4, $0x00000002
+DATA keys8Spread<>+48(SB)/4, $0x00000003
+DATA keys8Spread<>+52(SB)/4, $0x00000003
+DATA keys8Spread<>+56(SB)/4, $0x00000003
+DATA keys8Spread<>+60(SB)/4, $0x00000003
+GLOBL keys8Spread<>(SB), RODATA|NOPTR, $64
+
+DATA keys8Order<>+0(SB)/4, $0x00000000
+DATA keys8Order<>+4(SB)/4, $0x00000004
+DATA keys8Order<>+8(SB)/4, $0x00000008
+DATA keys8Order<>+12(SB)/4, $0x0000000c
+DATA keys8Order<>+16(SB)/4, $0x00000001
+DATA keys8Order<>+20(SB)/4, $0x00000005
+DATA keys8Order<>+24(SB)/4, $0x00000009
+DATA keys8Order<>+28(SB)/4, $0x0000000d
+DATA keys8Order<>+32(SB)/4, $0x00000002
+DATA keys8Order<>+36(SB)/4, $0x00000006
+DATA keys8Order<>+40(SB)/4, $0x0000000a
+DATA keys8Order<>+44(SB)/4, $0x0000000e
+DATA keys8Order<>+48(SB)/4, $0x00000003
+DATA keys8Order<>+52(SB)/4, $0x00000007
+DATA keys8Order<>+56(SB)/4, $0x0000000b
+DATA keys8Order<>+60(SB)/4, $0x0000000f
+GLOBL keys8Order<>(SB), RODATA|NOPTR, $64
+
 // func dotCodesQ8B8x2VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8B8x2VBMI(SB), NOSPLIT, $0-184
@@ -9366,7 +10103,7 @@ dotCodesQ8B8x2VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B8x2VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B8x2VBMI_pf36
+	JLE        dotCodesQ8B8x2VBMI_pf78
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -9374,7 +10111,7 @@ dotCodesQ8B8x2VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B8x2VBMI_pf36:
+dotCodesQ8B8x2VBMI_pf78:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B8x2VBMI_full
 	MOVQ    $0x00000001, R9
@@ -9561,7 +10298,7 @@ dotCodesQ8B8x4VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B8x4VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B8x4VBMI_pf37
+	JLE        dotCodesQ8B8x4VBMI_pf79
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -9569,7 +10306,7 @@ dotCodesQ8B8x4VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B8x4VBMI_pf37:
+dotCodesQ8B8x4VBMI_pf79:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B8x4VBMI_full
 	MOVQ    $0x00000001, R9
@@ -9745,522 +10482,1124 @@ dotCodesQ8B8x4VBMI_done:
 	RET
 
 // func dotCodesQ8P34VBMI(out []float32, outStride int, qa []int8, qb []int8, scalesa *[8]float32, scalesb *[8]float32, sumsa *[8]int32, sumsb *[8]int32, bias *[4]float32, taba *[256]uint8, tabb *[256]uint8, codes []byte, stride int, idxa int, norma int, idxb int, normb int, n int, d64a int, d64b int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8P34VBMI(SB), NOSPLIT, $0-256
-	VMOVDQU32       keys8Spread<>+0(SB), Z0
-	MOVQ            scalesa+80(FP), AX
-	VPERMPS         (AX), Z0, Z2
-	MOVQ            sumsa+96(FP), AX
-	VPERMD          (AX), Z0, Z3
-	MOVQ            scalesb+88(FP), AX
-	VPERMPS         (AX), Z0, Z4
-	MOVQ            sumsb+104(FP), AX
-	VPERMD          (AX), Z0, Z5
-	MOVQ            bias+112(FP), AX
-	TESTQ           AX, AX
-	JZ              dotCodesQ8P34VBMI_add
-	VBROADCASTF32X4 (AX), Z1
-	VPERMPS         Z1, Z0, Z1
+	VPXORD       Z2, Z2, Z2
+	MOVQ         stride+160(FP), AX
+	VPBROADCASTD AX, Z0
+	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	MOVQ         $0x0000ffff, AX
+	KMOVW        AX, K1
+	KMOVW        K1, K2
+	MOVQ         out_base+0(FP), AX
+	MOVQ         outStride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         codes_base+136(FP), DX
+	MOVQ         n+200(FP), BX
+	MOVQ         ahead_base+232(FP), SI
+	MOVQ         ahead_len+240(FP), DI
+	MOVQ         taba+120(FP), R8
+	VMOVDQU64    (R8), Z3
+	VMOVDQU64    keys16Ctl<>+0(SB), Z4
+	VMOVDQU64    keys16Ctl<>+64(SB), Z5
+	VMOVDQU64    keys16Ctl<>+128(SB), Z6
+	VMOVDQU64    keys16Ctl<>+192(SB), Z7
+	MOVQ         tabb+128(FP), R8
+	VMOVDQU64    (R8), Z8
 
-dotCodesQ8P34VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z0
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+136(FP), DX
-	MOVQ      n+200(FP), BX
-	MOVQ      stride+160(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K1
-	MOVQ      $0x000000f0, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x00000f00, R9
-	KMOVQ     R9, K3
-	MOVQ      $0x0000f000, R9
-	KMOVQ     R9, K4
-	MOVQ      ahead_base+232(FP), R10
-	MOVQ      ahead_len+240(FP), R11
-	MOVQ      taba+120(FP), R9
-	VMOVDQU64 (R9), Z6
-	VMOVDQU64 keys3Ctl<>+0(SB), Z7
-	VMOVDQU64 keys3Ctl<>+64(SB), Z8
-	MOVQ      tabb+128(FP), R9
-	VMOVDQU64 (R9), Z9
-
-dotCodesQ8P34VBMI_quad:
-	TESTQ      BX, BX
-	JZ         dotCodesQ8P34VBMI_done
-	TESTQ      R11, R11
-	JLE        dotCodesQ8P34VBMI_pf38
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
-
-dotCodesQ8P34VBMI_pf38:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8P34VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K1
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+dotCodesQ8P34VBMI_group:
+	TESTQ        BX, BX
+	JZ           dotCodesQ8P34VBMI_done
+	CMPQ         BX, $0x10
+	JAE          dotCodesQ8P34VBMI_full
+	MOVQ         $0x00000001, R8
+	SHLXQ        BX, R8, R8
+	DECQ         R8
+	KMOVW        R8, K2
+	LEAQ         -1(BX), R8
+	VPBROADCASTD R8, Z1
+	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8P34VBMI_full:
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	MOVQ   DX, R9
-	MOVQ   idxa+168(FP), R12
-	ADDQ   R12, R9
-	MOVQ   qa_base+32(FP), R12
-	MOVQ   d64a+208(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
+	VPXORD Z2, Z2, Z9
+	VPXORD Z2, Z2, Z10
+	VPXORD Z2, Z2, Z11
+	VPXORD Z2, Z2, Z12
+	MOVQ   DX, R8
+	MOVQ   idxa+168(FP), R9
+	ADDQ   R9, R8
+	MOVQ   qa_base+32(FP), R9
+	MOVQ   d64a+208(FP), R10
+	MOVQ   d64a+208(FP), R11
+	LEAQ   (R11)(R11*2), R12
 
 dotCodesQ8P34VBMI_chunk1:
-	VPBROADCASTQ    (R9), Z14
-	VBROADCASTI32X2 (R9)(SI*1), K2, Z14
-	VBROADCASTI32X2 (R9)(DI*1), K3, Z14
-	VBROADCASTI32X2 (R9)(R8*1), K4, Z14
-	VPMULTISHIFTQB  Z14, Z7, Z14
-	VPERMB          Z6, Z14, Z14
-	VPDPBUSD        (R12), Z14, Z10
-	VPDPBUSD        (R12)(R14*1), Z14, Z11
-	VPDPBUSD        (R12)(R14*2), Z14, Z12
-	VPDPBUSD        (R12)(R15*1), Z14, Z13
-	VPBROADCASTQ    6(R9), Z14
-	VBROADCASTI32X2 6(R9)(SI*1), K2, Z14
-	VBROADCASTI32X2 6(R9)(DI*1), K3, Z14
-	VBROADCASTI32X2 6(R9)(R8*1), K4, Z14
-	VPMULTISHIFTQB  Z14, Z7, Z14
-	VPERMB          Z6, Z14, Z14
-	VPDPBUSD        64(R12), Z14, Z10
-	VPDPBUSD        64(R12)(R14*1), Z14, Z11
-	VPDPBUSD        64(R12)(R14*2), Z14, Z12
-	VPDPBUSD        64(R12)(R15*1), Z14, Z13
-	VPBROADCASTQ    12(R9), Z14
-	VBROADCASTI32X2 12(R9)(SI*1), K2, Z14
-	VBROADCASTI32X2 12(R9)(DI*1), K3, Z14
-	VBROADCASTI32X2 12(R9)(R8*1), K4, Z14
-	VPMULTISHIFTQB  Z14, Z7, Z14
-	VPERMB          Z6, Z14, Z14
-	VPDPBUSD        128(R12), Z14, Z10
-	VPDPBUSD        128(R12)(R14*1), Z14, Z11
-	VPDPBUSD        128(R12)(R14*2), Z14, Z12
-	VPDPBUSD        128(R12)(R15*1), Z14, Z13
-	VPBROADCASTQ    16(R9), Z14
-	VBROADCASTI32X2 16(R9)(SI*1), K2, Z14
-	VBROADCASTI32X2 16(R9)(DI*1), K3, Z14
-	VBROADCASTI32X2 16(R9)(R8*1), K4, Z14
-	VPMULTISHIFTQB  Z14, Z8, Z14
-	VPERMB          Z6, Z14, Z14
-	VPDPBUSD        192(R12), Z14, Z10
-	VPDPBUSD        192(R12)(R14*1), Z14, Z11
-	VPDPBUSD        192(R12)(R14*2), Z14, Z12
-	VPDPBUSD        192(R12)(R15*1), Z14, Z13
-	ADDQ            $0x18, R9
-	ADDQ            $0x00000100, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8P34VBMI_chunk1
-	VPUNPCKLQDQ     Z11, Z10, Z14
-	VPUNPCKHQDQ     Z11, Z10, Z10
-	VPADDD          Z10, Z14, Z23
-	VPUNPCKLQDQ     Z13, Z12, Z14
-	VPUNPCKHQDQ     Z13, Z12, Z10
-	VPADDD          Z10, Z14, Z10
-	VSHUFPS         $0x88, Z10, Z23, Z14
-	VSHUFPS         $0xdd, Z10, Z23, Z10
-	VPADDD          Z10, Z14, Z10
-	VPERMD          Z10, Z0, Z10
-	VPSUBD          Z3, Z10, Z10
-	VCVTDQ2PS       Z10, Z10
-	VMULPS          Z2, Z10, Z10
-	MOVQ            norma+176(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y14
-	VCVTPH2PS       Y14, Z14
-	VMULPS          Z14, Z10, Z10
-	VPXORD          Z15, Z15, Z15
-	VPXORD          Z16, Z16, Z16
-	VPXORD          Z17, Z17, Z17
-	VPXORD          Z18, Z18, Z18
-	MOVQ            DX, R9
-	MOVQ            idxb+184(FP), R12
-	ADDQ            R12, R9
-	MOVQ            qb_base+56(FP), R12
-	MOVQ            d64b+216(FP), R13
-	LEAQ            (R13)(R13*2), R14
-	ADDQ            R13, R14
-	LEAQ            (R14)(R14*2), R15
-	VPXORD          Z19, Z19, Z19
-	VPXORD          Z20, Z20, Z20
-	VPXORD          Z21, Z21, Z21
-	VPXORD          Z22, Z22, Z22
+	TESTQ      DI, DI
+	JLE        dotCodesQ8P34VBMI_pf80
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf80:
+	VPXORD         Z2, Z2, Z13
+	KMOVW          K1, K3
+	VPGATHERDD     (R8)(Z1*1), K3, Z13
+	VPMULTISHIFTQB Z13, Z4, Z14
+	VPERMB         Z3, Z14, Z14
+	VPDPBUSD.BCST  (R9), Z14, Z9
+	VPDPBUSD.BCST  (R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST  (R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST  (R9)(R12*1), Z14, Z12
+	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  4(R9), Z13, Z9
+	VPDPBUSD.BCST  4(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST  4(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST  4(R9)(R12*1), Z13, Z12
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P34VBMI_pf81
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf81:
+	VPXORD         Z2, Z2, Z13
+	KMOVW          K1, K3
+	VPGATHERDD     3(R8)(Z1*1), K3, Z13
+	VPMULTISHIFTQB Z13, Z4, Z14
+	VPERMB         Z3, Z14, Z14
+	VPDPBUSD.BCST  8(R9), Z14, Z9
+	VPDPBUSD.BCST  8(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST  8(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST  8(R9)(R12*1), Z14, Z12
+	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  12(R9), Z13, Z9
+	VPDPBUSD.BCST  12(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST  12(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST  12(R9)(R12*1), Z13, Z12
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P34VBMI_pf82
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf82:
+	VPXORD         Z2, Z2, Z13
+	KMOVW          K1, K3
+	VPGATHERDD     6(R8)(Z1*1), K3, Z13
+	VPMULTISHIFTQB Z13, Z4, Z14
+	VPERMB         Z3, Z14, Z14
+	VPDPBUSD.BCST  16(R9), Z14, Z9
+	VPDPBUSD.BCST  16(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST  16(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST  16(R9)(R12*1), Z14, Z12
+	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  20(R9), Z13, Z9
+	VPDPBUSD.BCST  20(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST  20(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST  20(R9)(R12*1), Z13, Z12
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P34VBMI_pf83
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf83:
+	VPXORD         Z2, Z2, Z13
+	KMOVW          K1, K3
+	VPGATHERDD     9(R8)(Z1*1), K3, Z13
+	VPMULTISHIFTQB Z13, Z4, Z14
+	VPERMB         Z3, Z14, Z14
+	VPDPBUSD.BCST  24(R9), Z14, Z9
+	VPDPBUSD.BCST  24(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST  24(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST  24(R9)(R12*1), Z14, Z12
+	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  28(R9), Z13, Z9
+	VPDPBUSD.BCST  28(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST  28(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST  28(R9)(R12*1), Z13, Z12
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P34VBMI_pf84
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf84:
+	VPXORD         Z2, Z2, Z13
+	KMOVW          K1, K3
+	VPGATHERDD     12(R8)(Z1*1), K3, Z13
+	VPMULTISHIFTQB Z13, Z4, Z14
+	VPERMB         Z3, Z14, Z14
+	VPDPBUSD.BCST  32(R9), Z14, Z9
+	VPDPBUSD.BCST  32(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST  32(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST  32(R9)(R12*1), Z14, Z12
+	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  36(R9), Z13, Z9
+	VPDPBUSD.BCST  36(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST  36(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST  36(R9)(R12*1), Z13, Z12
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P34VBMI_pf85
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf85:
+	VPXORD         Z2, Z2, Z13
+	KMOVW          K1, K3
+	VPGATHERDD     15(R8)(Z1*1), K3, Z13
+	VPMULTISHIFTQB Z13, Z4, Z14
+	VPERMB         Z3, Z14, Z14
+	VPDPBUSD.BCST  40(R9), Z14, Z9
+	VPDPBUSD.BCST  40(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST  40(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST  40(R9)(R12*1), Z14, Z12
+	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  44(R9), Z13, Z9
+	VPDPBUSD.BCST  44(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST  44(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST  44(R9)(R12*1), Z13, Z12
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P34VBMI_pf86
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf86:
+	VPXORD         Z2, Z2, Z13
+	KMOVW          K1, K3
+	VPGATHERDD     18(R8)(Z1*1), K3, Z13
+	VPMULTISHIFTQB Z13, Z4, Z14
+	VPERMB         Z3, Z14, Z14
+	VPDPBUSD.BCST  48(R9), Z14, Z9
+	VPDPBUSD.BCST  48(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST  48(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST  48(R9)(R12*1), Z14, Z12
+	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  52(R9), Z13, Z9
+	VPDPBUSD.BCST  52(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST  52(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST  52(R9)(R12*1), Z13, Z12
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P34VBMI_pf87
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf87:
+	VPXORD         Z2, Z2, Z13
+	KMOVW          K1, K3
+	VPGATHERDD     20(R8)(Z1*1), K3, Z13
+	VPMULTISHIFTQB Z13, Z6, Z14
+	VPERMB         Z3, Z14, Z14
+	VPDPBUSD.BCST  56(R9), Z14, Z9
+	VPDPBUSD.BCST  56(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST  56(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST  56(R9)(R12*1), Z14, Z12
+	VPMULTISHIFTQB Z13, Z7, Z13
+	VPERMB         Z3, Z13, Z13
+	VPDPBUSD.BCST  60(R9), Z13, Z9
+	VPDPBUSD.BCST  60(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST  60(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST  60(R9)(R12*1), Z13, Z12
+	ADDQ           $0x18, R8
+	ADDQ           $0x40, R9
+	SUBQ           $0x40, R10
+	JNZ            dotCodesQ8P34VBMI_chunk1
+	MOVQ           norma+176(FP), R9
+	XORQ           R11, R11
+	LEAQ           -2(R9), R10
+	MOVQ           $0x00000010, R8
+	CMPQ           R9, $0x02
+	CMOVQCC        R10, R9
+	CMOVQCC        R8, R11
+	MOVQ           DX, R8
+	ADDQ           R9, R8
+	VPXORD         Z2, Z2, Z13
+	KMOVW          K1, K3
+	VPGATHERDD     (R8)(Z1*1), K3, Z13
+	VPBROADCASTD   R11, Z14
+	VPSRLVD        Z14, Z13, Z13
+	VPMOVDW        Z13, Y13
+	VCVTPH2PS      Y13, Z13
+	MOVQ           scalesa+80(FP), R8
+	MOVQ           sumsa+96(FP), R9
+	VPSUBD.BCST    (R9), Z9, Z9
+	VCVTDQ2PS      Z9, Z9
+	VMULPS.BCST    (R8), Z9, Z9
+	VMULPS         Z13, Z9, Z9
+	VPSUBD.BCST    4(R9), Z10, Z10
+	VCVTDQ2PS      Z10, Z10
+	VMULPS.BCST    4(R8), Z10, Z10
+	VMULPS         Z13, Z10, Z10
+	VPSUBD.BCST    8(R9), Z11, Z11
+	VCVTDQ2PS      Z11, Z11
+	VMULPS.BCST    8(R8), Z11, Z11
+	VMULPS         Z13, Z11, Z11
+	VPSUBD.BCST    12(R9), Z12, Z12
+	VCVTDQ2PS      Z12, Z12
+	VMULPS.BCST    12(R8), Z12, Z12
+	VMULPS         Z13, Z12, Z12
+	VPXORD         Z2, Z2, Z13
+	VPXORD         Z2, Z2, Z14
+	VPXORD         Z2, Z2, Z15
+	VPXORD         Z2, Z2, Z16
+	MOVQ           DX, R8
+	MOVQ           idxb+184(FP), R9
+	ADDQ           R9, R8
+	MOVQ           qb_base+56(FP), R9
+	MOVQ           d64b+216(FP), R10
+	MOVQ           d64b+216(FP), R11
+	LEAQ           (R11)(R11*2), R12
 
 dotCodesQ8P34VBMI_chunk2:
-	VBROADCASTI32X4 (R9), Z14
-	VBROADCASTI32X4 (R9)(SI*1), K2, Z14
-	VBROADCASTI32X4 (R9)(DI*1), K3, Z14
-	VBROADCASTI32X4 (R9)(R8*1), K4, Z14
-	VPSRLW          $0x04, Z14, Z23
-	VPERMB          Z9, Z14, Z14
-	VPERMB          Z9, Z23, Z23
-	VPDPBUSD        (R12), Z14, Z15
-	VPDPBUSD        64(R12), Z23, Z19
-	VPDPBUSD        (R12)(R14*1), Z14, Z16
-	VPDPBUSD        64(R12)(R14*1), Z23, Z20
-	VPDPBUSD        (R12)(R14*2), Z14, Z17
-	VPDPBUSD        64(R12)(R14*2), Z23, Z21
-	VPDPBUSD        (R12)(R15*1), Z14, Z18
-	VPDPBUSD        64(R12)(R15*1), Z23, Z22
-	ADDQ            $0x10, R9
-	ADDQ            $0x00000080, R12
-	SUBQ            $0x20, R13
-	JNZ             dotCodesQ8P34VBMI_chunk2
-	VPADDD          Z19, Z15, Z15
-	VPADDD          Z20, Z16, Z16
-	VPADDD          Z21, Z17, Z17
-	VPADDD          Z22, Z18, Z18
-	VPUNPCKLQDQ     Z16, Z15, Z14
-	VPUNPCKHQDQ     Z16, Z15, Z15
-	VPADDD          Z15, Z14, Z23
-	VPUNPCKLQDQ     Z18, Z17, Z14
-	VPUNPCKHQDQ     Z18, Z17, Z15
-	VPADDD          Z15, Z14, Z15
-	VSHUFPS         $0x88, Z15, Z23, Z14
-	VSHUFPS         $0xdd, Z15, Z23, Z15
-	VPADDD          Z15, Z14, Z15
-	VPERMD          Z15, Z0, Z15
-	VPSUBD          Z5, Z15, Z15
-	VCVTDQ2PS       Z15, Z15
-	VMULPS          Z4, Z15, Z15
-	MOVQ            normb+192(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y14
-	VCVTPH2PS       Y14, Z14
-	VMULPS          Z14, Z15, Z15
-	MOVQ            rows+224(FP), R9
-	VMOVAPS         Z1, Z14
-	VADDPS          Z10, Z14, Z14
-	VADDPS          Z15, Z14, Z14
-	MOVQ            AX, R12
-	VMOVUPS         X14, K1, (R12)
-	CMPQ            R9, $0x01
-	JLE             dotCodesQ8P34VBMI_stored
-	ADDQ            CX, R12
-	VEXTRACTF32X4   $0x01, Z14, X23
-	VMOVUPS         X23, K1, (R12)
-	CMPQ            R9, $0x02
-	JLE             dotCodesQ8P34VBMI_stored
-	ADDQ            CX, R12
-	VEXTRACTF32X4   $0x02, Z14, X23
-	VMOVUPS         X23, K1, (R12)
-	CMPQ            R9, $0x03
-	JLE             dotCodesQ8P34VBMI_stored
-	ADDQ            CX, R12
-	VEXTRACTF32X4   $0x03, Z14, X14
-	VMOVUPS         X14, K1, (R12)
+	TESTQ      DI, DI
+	JLE        dotCodesQ8P34VBMI_pf88
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf88:
+	VPXORD        Z2, Z2, Z17
+	KMOVW         K1, K3
+	VPGATHERDD    (R8)(Z1*1), K3, Z17
+	VPSRLW        $0x04, Z17, Z18
+	VPERMB        Z8, Z17, Z17
+	VPERMB        Z8, Z18, Z18
+	VPDPBUSD.BCST (R9), Z17, Z13
+	VPDPBUSD.BCST (R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST (R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST (R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST 4(R9), Z18, Z13
+	VPDPBUSD.BCST 4(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST 4(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST 4(R9)(R12*1), Z18, Z16
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P34VBMI_pf89
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf89:
+	VPXORD        Z2, Z2, Z17
+	KMOVW         K1, K3
+	VPGATHERDD    4(R8)(Z1*1), K3, Z17
+	VPSRLW        $0x04, Z17, Z18
+	VPERMB        Z8, Z17, Z17
+	VPERMB        Z8, Z18, Z18
+	VPDPBUSD.BCST 8(R9), Z17, Z13
+	VPDPBUSD.BCST 8(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST 8(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST 8(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST 12(R9), Z18, Z13
+	VPDPBUSD.BCST 12(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST 12(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST 12(R9)(R12*1), Z18, Z16
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P34VBMI_pf90
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf90:
+	VPXORD        Z2, Z2, Z17
+	KMOVW         K1, K3
+	VPGATHERDD    8(R8)(Z1*1), K3, Z17
+	VPSRLW        $0x04, Z17, Z18
+	VPERMB        Z8, Z17, Z17
+	VPERMB        Z8, Z18, Z18
+	VPDPBUSD.BCST 16(R9), Z17, Z13
+	VPDPBUSD.BCST 16(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST 16(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST 16(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST 20(R9), Z18, Z13
+	VPDPBUSD.BCST 20(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST 20(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST 20(R9)(R12*1), Z18, Z16
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P34VBMI_pf91
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf91:
+	VPXORD        Z2, Z2, Z17
+	KMOVW         K1, K3
+	VPGATHERDD    12(R8)(Z1*1), K3, Z17
+	VPSRLW        $0x04, Z17, Z18
+	VPERMB        Z8, Z17, Z17
+	VPERMB        Z8, Z18, Z18
+	VPDPBUSD.BCST 24(R9), Z17, Z13
+	VPDPBUSD.BCST 24(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST 24(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST 24(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST 28(R9), Z18, Z13
+	VPDPBUSD.BCST 28(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST 28(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST 28(R9)(R12*1), Z18, Z16
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P34VBMI_pf92
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf92:
+	VPXORD        Z2, Z2, Z17
+	KMOVW         K1, K3
+	VPGATHERDD    16(R8)(Z1*1), K3, Z17
+	VPSRLW        $0x04, Z17, Z18
+	VPERMB        Z8, Z17, Z17
+	VPERMB        Z8, Z18, Z18
+	VPDPBUSD.BCST 32(R9), Z17, Z13
+	VPDPBUSD.BCST 32(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST 32(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST 32(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST 36(R9), Z18, Z13
+	VPDPBUSD.BCST 36(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST 36(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST 36(R9)(R12*1), Z18, Z16
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P34VBMI_pf93
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf93:
+	VPXORD        Z2, Z2, Z17
+	KMOVW         K1, K3
+	VPGATHERDD    20(R8)(Z1*1), K3, Z17
+	VPSRLW        $0x04, Z17, Z18
+	VPERMB        Z8, Z17, Z17
+	VPERMB        Z8, Z18, Z18
+	VPDPBUSD.BCST 40(R9), Z17, Z13
+	VPDPBUSD.BCST 40(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST 40(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST 40(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST 44(R9), Z18, Z13
+	VPDPBUSD.BCST 44(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST 44(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST 44(R9)(R12*1), Z18, Z16
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P34VBMI_pf94
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf94:
+	VPXORD        Z2, Z2, Z17
+	KMOVW         K1, K3
+	VPGATHERDD    24(R8)(Z1*1), K3, Z17
+	VPSRLW        $0x04, Z17, Z18
+	VPERMB        Z8, Z17, Z17
+	VPERMB        Z8, Z18, Z18
+	VPDPBUSD.BCST 48(R9), Z17, Z13
+	VPDPBUSD.BCST 48(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST 48(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST 48(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST 52(R9), Z18, Z13
+	VPDPBUSD.BCST 52(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST 52(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST 52(R9)(R12*1), Z18, Z16
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P34VBMI_pf95
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P34VBMI_pf95:
+	VPXORD        Z2, Z2, Z17
+	KMOVW         K1, K3
+	VPGATHERDD    28(R8)(Z1*1), K3, Z17
+	VPSRLW        $0x04, Z17, Z18
+	VPERMB        Z8, Z17, Z17
+	VPERMB        Z8, Z18, Z18
+	VPDPBUSD.BCST 56(R9), Z17, Z13
+	VPDPBUSD.BCST 56(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST 56(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST 56(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST 60(R9), Z18, Z13
+	VPDPBUSD.BCST 60(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST 60(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST 60(R9)(R12*1), Z18, Z16
+	ADDQ          $0x20, R8
+	ADDQ          $0x40, R9
+	SUBQ          $0x40, R10
+	JNZ           dotCodesQ8P34VBMI_chunk2
+	MOVQ          normb+192(FP), R9
+	XORQ          R11, R11
+	LEAQ          -2(R9), R10
+	MOVQ          $0x00000010, R8
+	CMPQ          R9, $0x02
+	CMOVQCC       R10, R9
+	CMOVQCC       R8, R11
+	MOVQ          DX, R8
+	ADDQ          R9, R8
+	VPXORD        Z2, Z2, Z17
+	KMOVW         K1, K3
+	VPGATHERDD    (R8)(Z1*1), K3, Z17
+	VPBROADCASTD  R11, Z18
+	VPSRLVD       Z18, Z17, Z17
+	VPMOVDW       Z17, Y17
+	VCVTPH2PS     Y17, Z17
+	MOVQ          scalesb+88(FP), R8
+	MOVQ          sumsb+104(FP), R9
+	VPSUBD.BCST   (R9), Z13, Z13
+	VCVTDQ2PS     Z13, Z13
+	VMULPS.BCST   (R8), Z13, Z13
+	VMULPS        Z17, Z13, Z13
+	VPSUBD.BCST   4(R9), Z14, Z14
+	VCVTDQ2PS     Z14, Z14
+	VMULPS.BCST   4(R8), Z14, Z14
+	VMULPS        Z17, Z14, Z14
+	VPSUBD.BCST   8(R9), Z15, Z15
+	VCVTDQ2PS     Z15, Z15
+	VMULPS.BCST   8(R8), Z15, Z15
+	VMULPS        Z17, Z15, Z15
+	VPSUBD.BCST   12(R9), Z16, Z16
+	VCVTDQ2PS     Z16, Z16
+	VMULPS.BCST   12(R8), Z16, Z16
+	VMULPS        Z17, Z16, Z16
+	MOVQ          rows+224(FP), R8
+	MOVQ          bias+112(FP), R9
+	MOVQ          AX, R10
+	TESTQ         R9, R9
+	JZ            dotCodesQ8P34VBMI_add0
+	VBROADCASTSS  (R9), Z17
+	JMP           dotCodesQ8P34VBMI_added0
+
+dotCodesQ8P34VBMI_add0:
+	VMOVUPS.Z (R10), K2, Z17
+
+dotCodesQ8P34VBMI_added0:
+	VADDPS       Z9, Z17, Z17
+	VADDPS       Z13, Z17, Z17
+	VMOVUPS      Z17, K2, (R10)
+	CMPQ         R8, $0x01
+	JLE          dotCodesQ8P34VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8P34VBMI_add1
+	VBROADCASTSS 4(R9), Z9
+	JMP          dotCodesQ8P34VBMI_added1
+
+dotCodesQ8P34VBMI_add1:
+	VMOVUPS.Z (R10), K2, Z9
+
+dotCodesQ8P34VBMI_added1:
+	VADDPS       Z10, Z9, Z9
+	VADDPS       Z14, Z9, Z9
+	VMOVUPS      Z9, K2, (R10)
+	CMPQ         R8, $0x02
+	JLE          dotCodesQ8P34VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8P34VBMI_add2
+	VBROADCASTSS 8(R9), Z9
+	JMP          dotCodesQ8P34VBMI_added2
+
+dotCodesQ8P34VBMI_add2:
+	VMOVUPS.Z (R10), K2, Z9
+
+dotCodesQ8P34VBMI_added2:
+	VADDPS       Z11, Z9, Z9
+	VADDPS       Z15, Z9, Z9
+	VMOVUPS      Z9, K2, (R10)
+	CMPQ         R8, $0x03
+	JLE          dotCodesQ8P34VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8P34VBMI_add3
+	VBROADCASTSS 12(R9), Z9
+	JMP          dotCodesQ8P34VBMI_added3
+
+dotCodesQ8P34VBMI_add3:
+	VMOVUPS.Z (R10), K2, Z9
+
+dotCodesQ8P34VBMI_added3:
+	VADDPS  Z12, Z9, Z9
+	VADDPS  Z16, Z9, Z9
+	VMOVUPS Z9, K2, (R10)
 
 dotCodesQ8P34VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ BX, $0x10
 	JB   dotCodesQ8P34VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
-	JMP  dotCodesQ8P34VBMI_quad
+	ADDQ $0x40, AX
+	MOVQ stride+160(FP), R8
+	SHLQ $0x04, R8
+	ADDQ R8, DX
+	SUBQ $0x10, BX
+	JMP  dotCodesQ8P34VBMI_group
 
 dotCodesQ8P34VBMI_done:
 	VZEROUPPER
 	RET
 
 // func dotCodesQ8P43VBMI(out []float32, outStride int, qa []int8, qb []int8, scalesa *[8]float32, scalesb *[8]float32, sumsa *[8]int32, sumsb *[8]int32, bias *[4]float32, taba *[256]uint8, tabb *[256]uint8, codes []byte, stride int, idxa int, norma int, idxb int, normb int, n int, d64a int, d64b int, rows int, ahead []byte)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VBMI, AVX512VL, AVX512VNNI, BMI2, CMOV, MMX+
+// Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
 TEXT ·dotCodesQ8P43VBMI(SB), NOSPLIT, $0-256
-	VMOVDQU32       keys8Spread<>+0(SB), Z0
-	MOVQ            scalesa+80(FP), AX
-	VPERMPS         (AX), Z0, Z2
-	MOVQ            sumsa+96(FP), AX
-	VPERMD          (AX), Z0, Z3
-	MOVQ            scalesb+88(FP), AX
-	VPERMPS         (AX), Z0, Z4
-	MOVQ            sumsb+104(FP), AX
-	VPERMD          (AX), Z0, Z5
-	MOVQ            bias+112(FP), AX
-	TESTQ           AX, AX
-	JZ              dotCodesQ8P43VBMI_add
-	VBROADCASTF32X4 (AX), Z1
-	VPERMPS         Z1, Z0, Z1
+	VPXORD       Z2, Z2, Z2
+	MOVQ         stride+160(FP), AX
+	VPBROADCASTD AX, Z0
+	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	MOVQ         $0x0000ffff, AX
+	KMOVW        AX, K1
+	KMOVW        K1, K2
+	MOVQ         out_base+0(FP), AX
+	MOVQ         outStride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         codes_base+136(FP), DX
+	MOVQ         n+200(FP), BX
+	MOVQ         ahead_base+232(FP), SI
+	MOVQ         ahead_len+240(FP), DI
+	MOVQ         taba+120(FP), R8
+	VMOVDQU64    (R8), Z3
+	MOVQ         tabb+128(FP), R8
+	VMOVDQU64    (R8), Z4
+	VMOVDQU64    keys16Ctl<>+0(SB), Z5
+	VMOVDQU64    keys16Ctl<>+64(SB), Z6
+	VMOVDQU64    keys16Ctl<>+128(SB), Z7
+	VMOVDQU64    keys16Ctl<>+192(SB), Z8
 
-dotCodesQ8P43VBMI_add:
-	VMOVDQU32 keys8Order<>+0(SB), Z0
-	MOVQ      out_base+0(FP), AX
-	MOVQ      outStride+24(FP), CX
-	SHLQ      $0x02, CX
-	MOVQ      codes_base+136(FP), DX
-	MOVQ      n+200(FP), BX
-	MOVQ      stride+160(FP), SI
-	LEAQ      (SI)(SI*1), DI
-	LEAQ      (DI)(SI*1), R8
-	MOVQ      $0x0000000f, R9
-	KMOVQ     R9, K1
-	MOVQ      $0x000000f0, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x00000f00, R9
-	KMOVQ     R9, K3
-	MOVQ      $0x0000f000, R9
-	KMOVQ     R9, K4
-	MOVQ      ahead_base+232(FP), R10
-	MOVQ      ahead_len+240(FP), R11
-	MOVQ      taba+120(FP), R9
-	VMOVDQU64 (R9), Z6
-	MOVQ      tabb+128(FP), R9
-	VMOVDQU64 (R9), Z7
-	VMOVDQU64 keys3Ctl<>+0(SB), Z8
-	VMOVDQU64 keys3Ctl<>+64(SB), Z9
-
-dotCodesQ8P43VBMI_quad:
-	TESTQ      BX, BX
-	JZ         dotCodesQ8P43VBMI_done
-	TESTQ      R11, R11
-	JLE        dotCodesQ8P43VBMI_pf39
-	PREFETCHT0 (R10)
-	PREFETCHT0 64(R10)
-	PREFETCHT0 128(R10)
-	PREFETCHT0 192(R10)
-	ADDQ       $0x00000100, R10
-	SUBQ       $0x00000100, R11
-
-dotCodesQ8P43VBMI_pf39:
-	CMPQ    BX, $0x04
-	JAE     dotCodesQ8P43VBMI_full
-	MOVQ    $0x00000001, R9
-	SHLXQ   BX, R9, R9
-	DECQ    R9
-	KMOVQ   R9, K1
-	XORQ    R9, R9
-	MOVQ    R9, R8
-	CMPQ    BX, $0x03
-	CMOVQLT R9, DI
-	CMPQ    BX, $0x02
-	CMOVQLT R9, SI
+dotCodesQ8P43VBMI_group:
+	TESTQ        BX, BX
+	JZ           dotCodesQ8P43VBMI_done
+	CMPQ         BX, $0x10
+	JAE          dotCodesQ8P43VBMI_full
+	MOVQ         $0x00000001, R8
+	SHLXQ        BX, R8, R8
+	DECQ         R8
+	KMOVW        R8, K2
+	LEAQ         -1(BX), R8
+	VPBROADCASTD R8, Z1
+	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8P43VBMI_full:
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	MOVQ   DX, R9
-	MOVQ   idxa+168(FP), R12
-	ADDQ   R12, R9
-	MOVQ   qa_base+32(FP), R12
-	MOVQ   d64a+208(FP), R13
-	LEAQ   (R13)(R13*2), R14
-	ADDQ   R13, R14
-	LEAQ   (R14)(R14*2), R15
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
-	VPXORD Z17, Z17, Z17
+	VPXORD Z2, Z2, Z9
+	VPXORD Z2, Z2, Z10
+	VPXORD Z2, Z2, Z11
+	VPXORD Z2, Z2, Z12
+	MOVQ   DX, R8
+	MOVQ   idxa+168(FP), R9
+	ADDQ   R9, R8
+	MOVQ   qa_base+32(FP), R9
+	MOVQ   d64a+208(FP), R10
+	MOVQ   d64a+208(FP), R11
+	LEAQ   (R11)(R11*2), R12
 
 dotCodesQ8P43VBMI_chunk1:
-	VBROADCASTI32X4 (R9), Z18
-	VBROADCASTI32X4 (R9)(SI*1), K2, Z18
-	VBROADCASTI32X4 (R9)(DI*1), K3, Z18
-	VBROADCASTI32X4 (R9)(R8*1), K4, Z18
-	VPSRLW          $0x04, Z18, Z19
-	VPERMB          Z6, Z18, Z18
-	VPERMB          Z6, Z19, Z19
-	VPDPBUSD        (R12), Z18, Z10
-	VPDPBUSD        64(R12), Z19, Z14
-	VPDPBUSD        (R12)(R14*1), Z18, Z11
-	VPDPBUSD        64(R12)(R14*1), Z19, Z15
-	VPDPBUSD        (R12)(R14*2), Z18, Z12
-	VPDPBUSD        64(R12)(R14*2), Z19, Z16
-	VPDPBUSD        (R12)(R15*1), Z18, Z13
-	VPDPBUSD        64(R12)(R15*1), Z19, Z17
-	ADDQ            $0x10, R9
-	ADDQ            $0x00000080, R12
-	SUBQ            $0x20, R13
-	JNZ             dotCodesQ8P43VBMI_chunk1
-	VPADDD          Z14, Z10, Z10
-	VPADDD          Z15, Z11, Z11
-	VPADDD          Z16, Z12, Z12
-	VPADDD          Z17, Z13, Z13
-	VPUNPCKLQDQ     Z11, Z10, Z18
-	VPUNPCKHQDQ     Z11, Z10, Z10
-	VPADDD          Z10, Z18, Z19
-	VPUNPCKLQDQ     Z13, Z12, Z18
-	VPUNPCKHQDQ     Z13, Z12, Z10
-	VPADDD          Z10, Z18, Z10
-	VSHUFPS         $0x88, Z10, Z19, Z18
-	VSHUFPS         $0xdd, Z10, Z19, Z10
-	VPADDD          Z10, Z18, Z10
-	VPERMD          Z10, Z0, Z10
-	VPSUBD          Z3, Z10, Z10
-	VCVTDQ2PS       Z10, Z10
-	VMULPS          Z2, Z10, Z10
-	MOVQ            norma+176(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y18
-	VCVTPH2PS       Y18, Z18
-	VMULPS          Z18, Z10, Z10
-	VPXORD          Z20, Z20, Z20
-	VPXORD          Z21, Z21, Z21
-	VPXORD          Z22, Z22, Z22
-	VPXORD          Z23, Z23, Z23
-	MOVQ            DX, R9
-	MOVQ            idxb+184(FP), R12
-	ADDQ            R12, R9
-	MOVQ            qb_base+56(FP), R12
-	MOVQ            d64b+216(FP), R13
-	LEAQ            (R13)(R13*2), R14
-	ADDQ            R13, R14
-	LEAQ            (R14)(R14*2), R15
+	TESTQ      DI, DI
+	JLE        dotCodesQ8P43VBMI_pf96
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf96:
+	VPXORD        Z2, Z2, Z13
+	KMOVW         K1, K3
+	VPGATHERDD    (R8)(Z1*1), K3, Z13
+	VPSRLW        $0x04, Z13, Z14
+	VPERMB        Z3, Z13, Z13
+	VPERMB        Z3, Z14, Z14
+	VPDPBUSD.BCST (R9), Z13, Z9
+	VPDPBUSD.BCST (R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST (R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST (R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST 4(R9), Z14, Z9
+	VPDPBUSD.BCST 4(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST 4(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST 4(R9)(R12*1), Z14, Z12
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P43VBMI_pf97
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf97:
+	VPXORD        Z2, Z2, Z13
+	KMOVW         K1, K3
+	VPGATHERDD    4(R8)(Z1*1), K3, Z13
+	VPSRLW        $0x04, Z13, Z14
+	VPERMB        Z3, Z13, Z13
+	VPERMB        Z3, Z14, Z14
+	VPDPBUSD.BCST 8(R9), Z13, Z9
+	VPDPBUSD.BCST 8(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST 8(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST 8(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST 12(R9), Z14, Z9
+	VPDPBUSD.BCST 12(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST 12(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST 12(R9)(R12*1), Z14, Z12
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P43VBMI_pf98
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf98:
+	VPXORD        Z2, Z2, Z13
+	KMOVW         K1, K3
+	VPGATHERDD    8(R8)(Z1*1), K3, Z13
+	VPSRLW        $0x04, Z13, Z14
+	VPERMB        Z3, Z13, Z13
+	VPERMB        Z3, Z14, Z14
+	VPDPBUSD.BCST 16(R9), Z13, Z9
+	VPDPBUSD.BCST 16(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST 16(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST 16(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST 20(R9), Z14, Z9
+	VPDPBUSD.BCST 20(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST 20(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST 20(R9)(R12*1), Z14, Z12
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P43VBMI_pf99
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf99:
+	VPXORD        Z2, Z2, Z13
+	KMOVW         K1, K3
+	VPGATHERDD    12(R8)(Z1*1), K3, Z13
+	VPSRLW        $0x04, Z13, Z14
+	VPERMB        Z3, Z13, Z13
+	VPERMB        Z3, Z14, Z14
+	VPDPBUSD.BCST 24(R9), Z13, Z9
+	VPDPBUSD.BCST 24(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST 24(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST 24(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST 28(R9), Z14, Z9
+	VPDPBUSD.BCST 28(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST 28(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST 28(R9)(R12*1), Z14, Z12
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P43VBMI_pf100
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf100:
+	VPXORD        Z2, Z2, Z13
+	KMOVW         K1, K3
+	VPGATHERDD    16(R8)(Z1*1), K3, Z13
+	VPSRLW        $0x04, Z13, Z14
+	VPERMB        Z3, Z13, Z13
+	VPERMB        Z3, Z14, Z14
+	VPDPBUSD.BCST 32(R9), Z13, Z9
+	VPDPBUSD.BCST 32(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST 32(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST 32(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST 36(R9), Z14, Z9
+	VPDPBUSD.BCST 36(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST 36(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST 36(R9)(R12*1), Z14, Z12
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P43VBMI_pf101
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf101:
+	VPXORD        Z2, Z2, Z13
+	KMOVW         K1, K3
+	VPGATHERDD    20(R8)(Z1*1), K3, Z13
+	VPSRLW        $0x04, Z13, Z14
+	VPERMB        Z3, Z13, Z13
+	VPERMB        Z3, Z14, Z14
+	VPDPBUSD.BCST 40(R9), Z13, Z9
+	VPDPBUSD.BCST 40(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST 40(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST 40(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST 44(R9), Z14, Z9
+	VPDPBUSD.BCST 44(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST 44(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST 44(R9)(R12*1), Z14, Z12
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P43VBMI_pf102
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf102:
+	VPXORD        Z2, Z2, Z13
+	KMOVW         K1, K3
+	VPGATHERDD    24(R8)(Z1*1), K3, Z13
+	VPSRLW        $0x04, Z13, Z14
+	VPERMB        Z3, Z13, Z13
+	VPERMB        Z3, Z14, Z14
+	VPDPBUSD.BCST 48(R9), Z13, Z9
+	VPDPBUSD.BCST 48(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST 48(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST 48(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST 52(R9), Z14, Z9
+	VPDPBUSD.BCST 52(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST 52(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST 52(R9)(R12*1), Z14, Z12
+	TESTQ         DI, DI
+	JLE           dotCodesQ8P43VBMI_pf103
+	PREFETCHT0    (SI)
+	ADDQ          $0x00000040, SI
+	SUBQ          $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf103:
+	VPXORD        Z2, Z2, Z13
+	KMOVW         K1, K3
+	VPGATHERDD    28(R8)(Z1*1), K3, Z13
+	VPSRLW        $0x04, Z13, Z14
+	VPERMB        Z3, Z13, Z13
+	VPERMB        Z3, Z14, Z14
+	VPDPBUSD.BCST 56(R9), Z13, Z9
+	VPDPBUSD.BCST 56(R9)(R11*1), Z13, Z10
+	VPDPBUSD.BCST 56(R9)(R11*2), Z13, Z11
+	VPDPBUSD.BCST 56(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST 60(R9), Z14, Z9
+	VPDPBUSD.BCST 60(R9)(R11*1), Z14, Z10
+	VPDPBUSD.BCST 60(R9)(R11*2), Z14, Z11
+	VPDPBUSD.BCST 60(R9)(R12*1), Z14, Z12
+	ADDQ          $0x20, R8
+	ADDQ          $0x40, R9
+	SUBQ          $0x40, R10
+	JNZ           dotCodesQ8P43VBMI_chunk1
+	MOVQ          norma+176(FP), R9
+	XORQ          R11, R11
+	LEAQ          -2(R9), R10
+	MOVQ          $0x00000010, R8
+	CMPQ          R9, $0x02
+	CMOVQCC       R10, R9
+	CMOVQCC       R8, R11
+	MOVQ          DX, R8
+	ADDQ          R9, R8
+	VPXORD        Z2, Z2, Z13
+	KMOVW         K1, K3
+	VPGATHERDD    (R8)(Z1*1), K3, Z13
+	VPBROADCASTD  R11, Z14
+	VPSRLVD       Z14, Z13, Z13
+	VPMOVDW       Z13, Y13
+	VCVTPH2PS     Y13, Z13
+	MOVQ          scalesa+80(FP), R8
+	MOVQ          sumsa+96(FP), R9
+	VPSUBD.BCST   (R9), Z9, Z9
+	VCVTDQ2PS     Z9, Z9
+	VMULPS.BCST   (R8), Z9, Z9
+	VMULPS        Z13, Z9, Z9
+	VPSUBD.BCST   4(R9), Z10, Z10
+	VCVTDQ2PS     Z10, Z10
+	VMULPS.BCST   4(R8), Z10, Z10
+	VMULPS        Z13, Z10, Z10
+	VPSUBD.BCST   8(R9), Z11, Z11
+	VCVTDQ2PS     Z11, Z11
+	VMULPS.BCST   8(R8), Z11, Z11
+	VMULPS        Z13, Z11, Z11
+	VPSUBD.BCST   12(R9), Z12, Z12
+	VCVTDQ2PS     Z12, Z12
+	VMULPS.BCST   12(R8), Z12, Z12
+	VMULPS        Z13, Z12, Z12
+	VPXORD        Z2, Z2, Z13
+	VPXORD        Z2, Z2, Z14
+	VPXORD        Z2, Z2, Z15
+	VPXORD        Z2, Z2, Z16
+	MOVQ          DX, R8
+	MOVQ          idxb+184(FP), R9
+	ADDQ          R9, R8
+	MOVQ          qb_base+56(FP), R9
+	MOVQ          d64b+216(FP), R10
+	MOVQ          d64b+216(FP), R11
+	LEAQ          (R11)(R11*2), R12
 
 dotCodesQ8P43VBMI_chunk2:
-	VPBROADCASTQ    (R9), Z18
-	VBROADCASTI32X2 (R9)(SI*1), K2, Z18
-	VBROADCASTI32X2 (R9)(DI*1), K3, Z18
-	VBROADCASTI32X2 (R9)(R8*1), K4, Z18
-	VPMULTISHIFTQB  Z18, Z8, Z18
-	VPERMB          Z7, Z18, Z18
-	VPDPBUSD        (R12), Z18, Z20
-	VPDPBUSD        (R12)(R14*1), Z18, Z21
-	VPDPBUSD        (R12)(R14*2), Z18, Z22
-	VPDPBUSD        (R12)(R15*1), Z18, Z23
-	VPBROADCASTQ    6(R9), Z18
-	VBROADCASTI32X2 6(R9)(SI*1), K2, Z18
-	VBROADCASTI32X2 6(R9)(DI*1), K3, Z18
-	VBROADCASTI32X2 6(R9)(R8*1), K4, Z18
-	VPMULTISHIFTQB  Z18, Z8, Z18
-	VPERMB          Z7, Z18, Z18
-	VPDPBUSD        64(R12), Z18, Z20
-	VPDPBUSD        64(R12)(R14*1), Z18, Z21
-	VPDPBUSD        64(R12)(R14*2), Z18, Z22
-	VPDPBUSD        64(R12)(R15*1), Z18, Z23
-	VPBROADCASTQ    12(R9), Z18
-	VBROADCASTI32X2 12(R9)(SI*1), K2, Z18
-	VBROADCASTI32X2 12(R9)(DI*1), K3, Z18
-	VBROADCASTI32X2 12(R9)(R8*1), K4, Z18
-	VPMULTISHIFTQB  Z18, Z8, Z18
-	VPERMB          Z7, Z18, Z18
-	VPDPBUSD        128(R12), Z18, Z20
-	VPDPBUSD        128(R12)(R14*1), Z18, Z21
-	VPDPBUSD        128(R12)(R14*2), Z18, Z22
-	VPDPBUSD        128(R12)(R15*1), Z18, Z23
-	VPBROADCASTQ    16(R9), Z18
-	VBROADCASTI32X2 16(R9)(SI*1), K2, Z18
-	VBROADCASTI32X2 16(R9)(DI*1), K3, Z18
-	VBROADCASTI32X2 16(R9)(R8*1), K4, Z18
-	VPMULTISHIFTQB  Z18, Z9, Z18
-	VPERMB          Z7, Z18, Z18
-	VPDPBUSD        192(R12), Z18, Z20
-	VPDPBUSD        192(R12)(R14*1), Z18, Z21
-	VPDPBUSD        192(R12)(R14*2), Z18, Z22
-	VPDPBUSD        192(R12)(R15*1), Z18, Z23
-	ADDQ            $0x18, R9
-	ADDQ            $0x00000100, R12
-	SUBQ            $0x40, R13
-	JNZ             dotCodesQ8P43VBMI_chunk2
-	VPUNPCKLQDQ     Z21, Z20, Z18
-	VPUNPCKHQDQ     Z21, Z20, Z19
-	VPADDD          Z19, Z18, Z20
-	VPUNPCKLQDQ     Z23, Z22, Z18
-	VPUNPCKHQDQ     Z23, Z22, Z19
-	VPADDD          Z19, Z18, Z19
-	VSHUFPS         $0x88, Z19, Z20, Z18
-	VSHUFPS         $0xdd, Z19, Z20, Z19
-	VPADDD          Z19, Z18, Z20
-	VPERMD          Z20, Z0, Z20
-	VPSUBD          Z5, Z20, Z20
-	VCVTDQ2PS       Z20, Z20
-	VMULPS          Z4, Z20, Z20
-	MOVQ            normb+192(FP), R9
-	ADDQ            DX, R9
-	MOVWQZX         (R9), R12
-	MOVWQZX         (R9)(SI*1), R13
-	SHLQ            $0x10, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(DI*1), R13
-	SHLQ            $0x20, R13
-	ORQ             R13, R12
-	MOVWQZX         (R9)(R8*1), R13
-	SHLQ            $0x30, R13
-	ORQ             R13, R12
-	VPBROADCASTQ    R12, Y18
-	VCVTPH2PS       Y18, Z18
-	VMULPS          Z18, Z20, Z20
-	MOVQ            rows+224(FP), R9
-	VMOVAPS         Z1, Z18
-	VADDPS          Z10, Z18, Z18
-	VADDPS          Z20, Z18, Z18
-	MOVQ            AX, R12
-	VMOVUPS         X18, K1, (R12)
-	CMPQ            R9, $0x01
-	JLE             dotCodesQ8P43VBMI_stored
-	ADDQ            CX, R12
-	VEXTRACTF32X4   $0x01, Z18, X19
-	VMOVUPS         X19, K1, (R12)
-	CMPQ            R9, $0x02
-	JLE             dotCodesQ8P43VBMI_stored
-	ADDQ            CX, R12
-	VEXTRACTF32X4   $0x02, Z18, X19
-	VMOVUPS         X19, K1, (R12)
-	CMPQ            R9, $0x03
-	JLE             dotCodesQ8P43VBMI_stored
-	ADDQ            CX, R12
-	VEXTRACTF32X4   $0x03, Z18, X18
-	VMOVUPS         X18, K1, (R12)
+	TESTQ      DI, DI
+	JLE        dotCodesQ8P43VBMI_pf104
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf104:
+	VPXORD         Z2, Z2, Z17
+	KMOVW          K1, K3
+	VPGATHERDD     (R8)(Z1*1), K3, Z17
+	VPMULTISHIFTQB Z17, Z5, Z18
+	VPERMB         Z4, Z18, Z18
+	VPDPBUSD.BCST  (R9), Z18, Z13
+	VPDPBUSD.BCST  (R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST  (R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST  (R9)(R12*1), Z18, Z16
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z4, Z17, Z17
+	VPDPBUSD.BCST  4(R9), Z17, Z13
+	VPDPBUSD.BCST  4(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST  4(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST  4(R9)(R12*1), Z17, Z16
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P43VBMI_pf105
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf105:
+	VPXORD         Z2, Z2, Z17
+	KMOVW          K1, K3
+	VPGATHERDD     3(R8)(Z1*1), K3, Z17
+	VPMULTISHIFTQB Z17, Z5, Z18
+	VPERMB         Z4, Z18, Z18
+	VPDPBUSD.BCST  8(R9), Z18, Z13
+	VPDPBUSD.BCST  8(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST  8(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST  8(R9)(R12*1), Z18, Z16
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z4, Z17, Z17
+	VPDPBUSD.BCST  12(R9), Z17, Z13
+	VPDPBUSD.BCST  12(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST  12(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST  12(R9)(R12*1), Z17, Z16
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P43VBMI_pf106
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf106:
+	VPXORD         Z2, Z2, Z17
+	KMOVW          K1, K3
+	VPGATHERDD     6(R8)(Z1*1), K3, Z17
+	VPMULTISHIFTQB Z17, Z5, Z18
+	VPERMB         Z4, Z18, Z18
+	VPDPBUSD.BCST  16(R9), Z18, Z13
+	VPDPBUSD.BCST  16(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST  16(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST  16(R9)(R12*1), Z18, Z16
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z4, Z17, Z17
+	VPDPBUSD.BCST  20(R9), Z17, Z13
+	VPDPBUSD.BCST  20(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST  20(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST  20(R9)(R12*1), Z17, Z16
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P43VBMI_pf107
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf107:
+	VPXORD         Z2, Z2, Z17
+	KMOVW          K1, K3
+	VPGATHERDD     9(R8)(Z1*1), K3, Z17
+	VPMULTISHIFTQB Z17, Z5, Z18
+	VPERMB         Z4, Z18, Z18
+	VPDPBUSD.BCST  24(R9), Z18, Z13
+	VPDPBUSD.BCST  24(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST  24(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST  24(R9)(R12*1), Z18, Z16
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z4, Z17, Z17
+	VPDPBUSD.BCST  28(R9), Z17, Z13
+	VPDPBUSD.BCST  28(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST  28(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST  28(R9)(R12*1), Z17, Z16
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P43VBMI_pf108
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf108:
+	VPXORD         Z2, Z2, Z17
+	KMOVW          K1, K3
+	VPGATHERDD     12(R8)(Z1*1), K3, Z17
+	VPMULTISHIFTQB Z17, Z5, Z18
+	VPERMB         Z4, Z18, Z18
+	VPDPBUSD.BCST  32(R9), Z18, Z13
+	VPDPBUSD.BCST  32(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST  32(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST  32(R9)(R12*1), Z18, Z16
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z4, Z17, Z17
+	VPDPBUSD.BCST  36(R9), Z17, Z13
+	VPDPBUSD.BCST  36(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST  36(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST  36(R9)(R12*1), Z17, Z16
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P43VBMI_pf109
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf109:
+	VPXORD         Z2, Z2, Z17
+	KMOVW          K1, K3
+	VPGATHERDD     15(R8)(Z1*1), K3, Z17
+	VPMULTISHIFTQB Z17, Z5, Z18
+	VPERMB         Z4, Z18, Z18
+	VPDPBUSD.BCST  40(R9), Z18, Z13
+	VPDPBUSD.BCST  40(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST  40(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST  40(R9)(R12*1), Z18, Z16
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z4, Z17, Z17
+	VPDPBUSD.BCST  44(R9), Z17, Z13
+	VPDPBUSD.BCST  44(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST  44(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST  44(R9)(R12*1), Z17, Z16
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P43VBMI_pf110
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf110:
+	VPXORD         Z2, Z2, Z17
+	KMOVW          K1, K3
+	VPGATHERDD     18(R8)(Z1*1), K3, Z17
+	VPMULTISHIFTQB Z17, Z5, Z18
+	VPERMB         Z4, Z18, Z18
+	VPDPBUSD.BCST  48(R9), Z18, Z13
+	VPDPBUSD.BCST  48(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST  48(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST  48(R9)(R12*1), Z18, Z16
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z4, Z17, Z17
+	VPDPBUSD.BCST  52(R9), Z17, Z13
+	VPDPBUSD.BCST  52(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST  52(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST  52(R9)(R12*1), Z17, Z16
+	TESTQ          DI, DI
+	JLE            dotCodesQ8P43VBMI_pf111
+	PREFETCHT0     (SI)
+	ADDQ           $0x00000040, SI
+	SUBQ           $0x00000040, DI
+
+dotCodesQ8P43VBMI_pf111:
+	VPXORD         Z2, Z2, Z17
+	KMOVW          K1, K3
+	VPGATHERDD     20(R8)(Z1*1), K3, Z17
+	VPMULTISHIFTQB Z17, Z7, Z18
+	VPERMB         Z4, Z18, Z18
+	VPDPBUSD.BCST  56(R9), Z18, Z13
+	VPDPBUSD.BCST  56(R9)(R11*1), Z18, Z14
+	VPDPBUSD.BCST  56(R9)(R11*2), Z18, Z15
+	VPDPBUSD.BCST  56(R9)(R12*1), Z18, Z16
+	VPMULTISHIFTQB Z17, Z8, Z17
+	VPERMB         Z4, Z17, Z17
+	VPDPBUSD.BCST  60(R9), Z17, Z13
+	VPDPBUSD.BCST  60(R9)(R11*1), Z17, Z14
+	VPDPBUSD.BCST  60(R9)(R11*2), Z17, Z15
+	VPDPBUSD.BCST  60(R9)(R12*1), Z17, Z16
+	ADDQ           $0x18, R8
+	ADDQ           $0x40, R9
+	SUBQ           $0x40, R10
+	JNZ            dotCodesQ8P43VBMI_chunk2
+	MOVQ           normb+192(FP), R9
+	XORQ           R11, R11
+	LEAQ           -2(R9), R10
+	MOVQ           $0x00000010, R8
+	CMPQ           R9, $0x02
+	CMOVQCC        R10, R9
+	CMOVQCC        R8, R11
+	MOVQ           DX, R8
+	ADDQ           R9, R8
+	VPXORD         Z2, Z2, Z17
+	KMOVW          K1, K3
+	VPGATHERDD     (R8)(Z1*1), K3, Z17
+	VPBROADCASTD   R11, Z18
+	VPSRLVD        Z18, Z17, Z17
+	VPMOVDW        Z17, Y17
+	VCVTPH2PS      Y17, Z17
+	MOVQ           scalesb+88(FP), R8
+	MOVQ           sumsb+104(FP), R9
+	VPSUBD.BCST    (R9), Z13, Z13
+	VCVTDQ2PS      Z13, Z13
+	VMULPS.BCST    (R8), Z13, Z13
+	VMULPS         Z17, Z13, Z13
+	VPSUBD.BCST    4(R9), Z14, Z14
+	VCVTDQ2PS      Z14, Z14
+	VMULPS.BCST    4(R8), Z14, Z14
+	VMULPS         Z17, Z14, Z14
+	VPSUBD.BCST    8(R9), Z15, Z15
+	VCVTDQ2PS      Z15, Z15
+	VMULPS.BCST    8(R8), Z15, Z15
+	VMULPS         Z17, Z15, Z15
+	VPSUBD.BCST    12(R9), Z16, Z16
+	VCVTDQ2PS      Z16, Z16
+	VMULPS.BCST    12(R8), Z16, Z16
+	VMULPS         Z17, Z16, Z16
+	MOVQ           rows+224(FP), R8
+	MOVQ           bias+112(FP), R9
+	MOVQ           AX, R10
+	TESTQ          R9, R9
+	JZ             dotCodesQ8P43VBMI_add0
+	VBROADCASTSS   (R9), Z17
+	JMP            dotCodesQ8P43VBMI_added0
+
+dotCodesQ8P43VBMI_add0:
+	VMOVUPS.Z (R10), K2, Z17
+
+dotCodesQ8P43VBMI_added0:
+	VADDPS       Z9, Z17, Z17
+	VADDPS       Z13, Z17, Z17
+	VMOVUPS      Z17, K2, (R10)
+	CMPQ         R8, $0x01
+	JLE          dotCodesQ8P43VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8P43VBMI_add1
+	VBROADCASTSS 4(R9), Z9
+	JMP          dotCodesQ8P43VBMI_added1
+
+dotCodesQ8P43VBMI_add1:
+	VMOVUPS.Z (R10), K2, Z9
+
+dotCodesQ8P43VBMI_added1:
+	VADDPS       Z10, Z9, Z9
+	VADDPS       Z14, Z9, Z9
+	VMOVUPS      Z9, K2, (R10)
+	CMPQ         R8, $0x02
+	JLE          dotCodesQ8P43VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8P43VBMI_add2
+	VBROADCASTSS 8(R9), Z9
+	JMP          dotCodesQ8P43VBMI_added2
+
+dotCodesQ8P43VBMI_add2:
+	VMOVUPS.Z (R10), K2, Z9
+
+dotCodesQ8P43VBMI_added2:
+	VADDPS       Z11, Z9, Z9
+	VADDPS       Z15, Z9, Z9
+	VMOVUPS      Z9, K2, (R10)
+	CMPQ         R8, $0x03
+	JLE          dotCodesQ8P43VBMI_stored
+	ADDQ         CX, R10
+	TESTQ        R9, R9
+	JZ           dotCodesQ8P43VBMI_add3
+	VBROADCASTSS 12(R9), Z9
+	JMP          dotCodesQ8P43VBMI_added3
+
+dotCodesQ8P43VBMI_add3:
+	VMOVUPS.Z (R10), K2, Z9
+
+dotCodesQ8P43VBMI_added3:
+	VADDPS  Z12, Z9, Z9
+	VADDPS  Z16, Z9, Z9
+	VMOVUPS Z9, K2, (R10)
 
 dotCodesQ8P43VBMI_stored:
-	CMPQ BX, $0x04
+	CMPQ BX, $0x10
 	JB   dotCodesQ8P43VBMI_done
-	ADDQ $0x10, AX
-	LEAQ (DX)(DI*2), DX
-	SUBQ $0x04, BX
-	JMP  dotCodesQ8P43VBMI_quad
+	ADDQ $0x40, AX
+	MOVQ stride+160(FP), R8
+	SHLQ $0x04, R8
+	ADDQ R8, DX
+	SUBQ $0x10, BX
+	JMP  dotCodesQ8P43VBMI_group
 
 dotCodesQ8P43VBMI_done:
 	VZEROUPPER
@@ -10300,13 +11639,13 @@ decode8VBMI_row:
 	TESTQ      DI, DI
 	JZ         decode8VBMI_done
 	TESTQ      CX, CX
-	JLE        decode8VBMI_pf40
+	JLE        decode8VBMI_pf112
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-decode8VBMI_pf40:
+decode8VBMI_pf112:
 	MOVQ         normOff+72(FP), R9
 	MOVWLZX      (DX)(R9*1), R9
 	VMOVD        R9, X17

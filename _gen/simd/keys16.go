@@ -1,0 +1,299 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The AVX-512 key kernels for 3- and 4-bit codes score sixteen tokens at a
+// time, a doubleword per token: VPGATHERDD loads the 4 bytes that hold 8
+// coordinates of each of the sixteen codes, VPMULTISHIFTQB (3 bits) or a
+// shift by 4 (4 bits: the odd coordinates' nibbles) puts an index at the
+// bottom of each byte, VPERMB looks the bytes up in the table, and
+// VPDPBUSD multiplies them by the query row's 4 bytes broadcast, so that
+// doubleword t sums token t's products: no reduction across lanes, and one
+// register of sixteen scores per row to finish, where a 128-bit lane per
+// token took a transpose and four stores per four tokens.
+
+const keys16Sig = "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)"
+
+// dotCodes16 emits dotCodesQ8B<bits>x<R>VBMI for 3- and 4-bit codes, R
+// (1, 2 or 4) query rows: the rows past R are not multiplied.
+func dotCodes16(bits, R int) {
+	name := fmt_("dotCodesQ8B%dx%dVBMI", bits, R)
+	TEXT(name, NOSPLIT, keys16Sig)
+	Doc(name+" is dotCodesQ8Generic for the first rows (≤ "+fmt_("%d", R)+") of four query rows laid out for",
+		"keys16 (QueryQ8.wide), n codes and d64 coordinates (a multiple of 64), sixteen tokens at a",
+		"time.")
+	Pragma("noescape")
+	pt := keys16Part{bits: bits, p: keysParams{q: "q", scales: "scales", sums: "sums", tab: "tab", idx: "idxOff", norm: "normOff", d64: "d64"}}
+	k := newKeys16(name)
+	pt.load()
+	k.loop(func() {
+		f := k.finish(&pt, k.products(&pt, R), R)
+		k.store(R, f)
+	})
+}
+
+// dotCodes16Pair emits dotCodesQ8P<a><b>VBMI: dotCodesQ8B<a>x4VBMI for a
+// code's first part, then dotCodesQ8B<b>x4VBMI for its second, in one pass
+// over the tokens. The second part's scores are added to the first's as a
+// second call would add them (so the bits are the same), and each token's
+// lines are read once for both parts.
+func dotCodes16Pair(bits [2]int) {
+	name := fmt_("dotCodesQ8P%d%dVBMI", bits[0], bits[1])
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, qa, qb []int8, scalesa, scalesb *[8]float32, sumsa, sumsb *[8]int32, bias *[4]float32, taba, tabb *[256]uint8, codes []byte, stride, idxa, norma, idxb, normb, n, d64a, d64b, rows int, ahead []byte)")
+	Doc(name+" is dotCodesQ8B"+fmt_("%d", bits[0])+"x4VBMI with qa (the part at idxa and norma, d64a",
+		"coordinates), then dotCodesQ8B"+fmt_("%d", bits[1])+"x4VBMI with qb (idxb, normb, d64b) adding to its",
+		"scores, over the same n codes; bias must not be nil.")
+	Pragma("noescape")
+	pa := keys16Part{bits: bits[0], p: keysParams{q: "qa", scales: "scalesa", sums: "sumsa", tab: "taba", idx: "idxa", norm: "norma", d64: "d64a"}}
+	pb := keys16Part{bits: bits[1], p: keysParams{q: "qb", scales: "scalesb", sums: "sumsb", tab: "tabb", idx: "idxb", norm: "normb", d64: "d64b"}}
+	k := newKeys16(name)
+	pa.load()
+	pb.load()
+	k.loop(func() {
+		fa := k.finish(&pa, k.products(&pa, 4), 4)
+		fb := k.finish(&pb, k.products(&pb, 4), 4)
+		k.store(4, fa, fb)
+	})
+}
+
+// keys16Part is one part of a code for the keys16 kernels: its width, the
+// names of its parameters, its table and (3 bits) keys16Ctl.
+type keys16Part struct {
+	bits int
+	p    keysParams
+	tab  VecVirtual
+	ctl  [4]VecVirtual
+}
+
+func (pt *keys16Part) load() {
+	pt.tab = ZMM()
+	VMOVDQU64(Mem{Base: Load(Param(pt.p.tab), GP64())}, pt.tab)
+	if pt.bits == 3 {
+		m := keys16Ctl()
+		for i := range pt.ctl {
+			pt.ctl[i] = ZMM()
+			VMOVDQU64(Mem{Base: m.Base, Disp: m.Disp + 64*i, Symbol: m.Symbol}, pt.ctl[i])
+		}
+	}
+}
+
+// keys16Ctl emits the VPMULTISHIFTQB controls of the 3-bit kernels: a
+// doubleword holds a token's 4 bytes from a group of 8 coordinates' first
+// byte (controls 0, 1: coordinates 0–3, 4–7) or from one byte before it
+// (controls 2, 3: the last group of 64 coordinates, read from byte 20 of
+// 24 so that nothing past them is read), and byte j of it takes index j.
+func keys16Ctl() Mem {
+	m, _ := once(func(int) (Mem, Mem) {
+		m := GLOBL("keys16Ctl", RODATA|NOPTR)
+		for i := range 4 {
+			base := 12*(i%2) + 8*(i/2)
+			for pos := range 64 {
+				e, j := pos%8/4, pos%4
+				DATA(64*i+pos, U8(32*e+base+3*j))
+			}
+		}
+		return m, m
+	}, 3)
+	return m
+}
+
+// keys16 holds what the keys16 kernels keep over their loop of sixteen
+// tokens: the output rows, the codes, the gather's offsets (stride·t, the
+// tail's clamped to its last token) and masks, the stores' mask and the
+// region to prefetch.
+type keys16 struct {
+	name        string
+	o, os, p, n Register
+	sb, idx     VecVirtual
+	zero        VecVirtual
+	kall, kt    Register
+	pfp, pfn    Register
+	chunks      int
+}
+
+var keys16Iota *Mem
+
+func newKeys16(name string) *keys16 {
+	k := &keys16{name: name, sb: ZMM(), idx: ZMM(), zero: ZMM()}
+	VPXORD(k.zero, k.zero, k.zero)
+	tmp := GP64()
+	Load(Param("stride"), tmp)
+	VPBROADCASTD(tmp.As32(), k.sb)
+	VPMULLD(dwordsConst(&keys16Iota, "keys16Iota", func(j int) int { return j }), k.sb, k.idx)
+	k.kall, k.kt = K(), K()
+	MOVQ(U32(0xffff), tmp)
+	KMOVW(tmp.As32(), k.kall)
+	KMOVW(k.kall, k.kt)
+	k.o = Load(Param("out").Base(), GP64())
+	k.os = Load(Param("outStride"), GP64())
+	SHLQ(U8(2), k.os)
+	k.p = Load(Param("codes").Base(), GP64())
+	k.n = Load(Param("n"), GP64())
+	k.pfp, k.pfn = aheadParams()
+	return k
+}
+
+// loop emits the loop over groups of sixteen tokens, body the work of
+// one: a last group of 1–15 tokens gathers its last token again for the
+// missing ones, and their scores are not stored.
+func (k *keys16) loop(body func()) {
+	name := k.name
+	Label(name + "_group")
+	TESTQ(k.n, k.n)
+	JZ(LabelRef(name + "_done"))
+	CMPQ(k.n, U8(16))
+	JAE(LabelRef(name + "_full"))
+	tmp, last := GP64(), ZMM()
+	MOVQ(U32(1), tmp)
+	SHLXQ(k.n, tmp, tmp)
+	DECQ(tmp)
+	KMOVW(tmp.As32(), k.kt)
+	LEAQ(Mem{Base: k.n, Disp: -1}, tmp)
+	VPBROADCASTD(tmp.As32(), last)
+	VPMINUD(dwordsConst(&keys16Iota, "keys16Iota", func(j int) int { return j }), last, last)
+	VPMULLD(k.sb, last, k.idx)
+	Label(name + "_full")
+	body()
+	CMPQ(k.n, U8(16))
+	JB(LabelRef(name + "_done"))
+	ADDQ(U8(64), k.o)
+	s := GP64()
+	Load(Param("stride"), s)
+	SHLQ(U8(4), s)
+	ADDQ(s, k.p)
+	SUBQ(U8(16), k.n)
+	JMP(LabelRef(name + "_group"))
+	Label(name + "_done")
+	VZEROUPPER()
+	RET()
+}
+
+// zeroed sets x to zero from k.zero, so that the register allocator sees
+// x defined there (it takes VPXORD x, x, x for a read of x).
+func (k *keys16) zeroed(x VecVirtual) { VPXORD(k.zero, k.zero, x) }
+
+// gather loads the doubleword at ip+disp of each of the sixteen codes.
+func (k *keys16) gather(ip Register, disp int) VecVirtual {
+	x, m := ZMM(), K()
+	k.zeroed(x) // the gather merges into x
+	KMOVW(k.kall, m) // the gather clears its mask
+	VPGATHERDD(Mem{Base: ip, Index: k.idx, Scale: 1, Disp: disp}, m, x)
+	return x
+}
+
+// products returns the sixteen tokens' integer sums of part pt for R rows,
+// a register per row.
+func (k *keys16) products(pt *keys16Part, R int) [4]VecVirtual {
+	var acc [4]VecVirtual
+	for r := range R {
+		acc[r] = ZMM()
+		k.zeroed(acc[r])
+	}
+	ip, qp, left := GP64(), GP64(), GP64()
+	MOVQ(k.p, ip)
+	ADDQ(Load(Param(pt.p.idx), GP64()), ip)
+	Load(Param(pt.p.q).Base(), qp)
+	Load(Param(pt.p.d64), left)
+	qr := newRows4(Load(Param(pt.p.d64), GP64())) // a query row: d bytes
+	k.chunks++
+	chunk := fmt_("%s_chunk%d", k.name, k.chunks)
+	Label(chunk)
+	products := func(g, half int, x VecVirtual) {
+		for r := range R {
+			VPDPBUSD_BCST(qr.at(qp, r, 8*g+4*half), x, acc[r])
+		}
+	}
+	for g := range 8 { // 8 coordinates: 3 or 4 bytes
+		prefetchSome(k.name+"_pf", k.pfp, k.pfn, 1)
+		if pt.bits == 4 {
+			x, h := k.gather(ip, 4*g), ZMM()
+			VPSRLW(U8(4), x, h)
+			VPERMB(pt.tab, x, x)
+			VPERMB(pt.tab, h, h)
+			products(g, 0, x) // the even coordinates
+			products(g, 1, h)
+			continue
+		}
+		at, ctl := 3*g, pt.ctl[:2]
+		if g == 7 {
+			at, ctl = 20, pt.ctl[2:]
+		}
+		x := k.gather(ip, at)
+		for half, c := range ctl {
+			z := ZMM()
+			VPMULTISHIFTQB(x, c, z)
+			VPERMB(pt.tab, z, z)
+			products(g, half, z)
+		}
+	}
+	ADDQ(U8(8*pt.bits), ip)
+	ADDQ(U8(64), qp)
+	SUBQ(U8(64), left)
+	JNZ(LabelRef(chunk))
+	return acc
+}
+
+// finish converts the sums acc of part pt for R rows to scores:
+// (sum − the row's offset)·its scale·the token's norm.
+func (k *keys16) finish(pt *keys16Part, acc [4]VecVirtual, R int) [4]VecVirtual {
+	// The doubleword with the norm in its high half (normOff ≥ 2: the
+	// bytes before it are the code's), or else in its low half.
+	np, no, t, sh := GP64(), Load(Param(pt.p.norm), GP64()), GP64(), GP64()
+	XORQ(sh, sh)
+	LEAQ(Mem{Base: no, Disp: -2}, t)
+	MOVQ(U32(16), np)
+	CMPQ(no, U8(2))
+	CMOVQCC(t, no)
+	CMOVQCC(np, sh)
+	MOVQ(k.p, np)
+	ADDQ(no, np)
+	nx, c := k.gather(np, 0), ZMM()
+	VPBROADCASTD(sh.As32(), c)
+	VPSRLVD(c, nx, nx)
+	ny, nz := YMM(), ZMM()
+	VPMOVDW(nx, ny)
+	VCVTPH2PS(ny, nz)
+	sc, sm := Load(Param(pt.p.scales), GP64()), Load(Param(pt.p.sums), GP64())
+	for r := range R {
+		f := acc[r]
+		VPSUBD_BCST(Mem{Base: sm, Disp: 4 * r}, f, f)
+		VCVTDQ2PS(f, f)
+		VMULPS_BCST(Mem{Base: sc, Disp: 4 * r}, f, f)
+		VMULPS(nz, f, f)
+	}
+	return acc
+}
+
+// store adds each row's scores fs, in order, to its bias (or, when the
+// bias is nil, to the row's present scores) and stores the first rows
+// (≤ R) of them.
+func (k *keys16) store(R int, fs ...[4]VecVirtual) {
+	name := k.name
+	rows, bp, row := Load(Param("rows"), GP64()), Load(Param("bias"), GP64()), GP64()
+	MOVQ(k.o, row)
+	for r := range R {
+		if r > 0 {
+			CMPQ(rows, U8(r))
+			JLE(LabelRef(name + "_stored"))
+			ADDQ(k.os, row)
+		}
+		y := ZMM()
+		add, added := fmt_("%s_add%d", name, r), fmt_("%s_added%d", name, r)
+		TESTQ(bp, bp)
+		JZ(LabelRef(add))
+		VBROADCASTSS(Mem{Base: bp, Disp: 4 * r}, y)
+		JMP(LabelRef(added))
+		Label(add)
+		VMOVUPS_Z(Mem{Base: row}, k.kt, y)
+		Label(added)
+		for _, f := range fs {
+			VADDPS(f[r], y, y)
+		}
+		VMOVUPS(y, k.kt, Mem{Base: row})
+	}
+	Label(name + "_stored")
+}

@@ -1,0 +1,62 @@
+//go:build linux
+
+package simd
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestDotCodesQ8CodeLayouts requires the bits of the generic twin on every
+// level for codes with the norm before the indices and after them, laid
+// flush against the start and the end of a fenced page: a kernel that reads
+// a byte outside the codes (a group's last token gathered again for the
+// missing ones, a norm's neighbours) faults.
+func TestDotCodesQ8CodeLayouts(t *testing.T) {
+	levels := q8Levels(t)
+	page := fenced(t)
+	r := rand.New(rand.NewPCG(83, 84))
+	for _, bits := range []int{3, 4} {
+		for _, d := range []int{64, 128} {
+			idxBytes := d * bits / 8
+			for _, normLast := range []bool{false, true} {
+				idxOff, normOff := 2, 0
+				if normLast {
+					idxOff, normOff = 0, idxBytes
+				}
+				stride := idxBytes + 2
+				for _, n := range []int{1, 15, 16, 17, 40} {
+					for _, atEnd := range []bool{false, true} {
+						c := newCodes8Case(r, bits, d, 1+r.IntN(6), n, false)
+						at := 0
+						if atEnd {
+							at = len(page) - n*stride
+						}
+						codes := page[at : at+n*stride : at+n*stride]
+						for i := range codes {
+							codes[i] = byte(r.Uint32())
+						}
+						for tk := range n { // finite norms
+							codes[tk*stride+normOff+1] &= 0x3f
+						}
+						var q QueryQ8
+						q.Quantize(c.x, d, c.g, d, bits)
+						score := func(l Level) []float32 {
+							out, ok := guarded(c.g * n)
+							copy(out, c.out0)
+							with(t, l, func() { DotCodesQ8(out, n, nil, &q, c.cb, codes, stride, idxOff, normOff, n, nil) })
+							ok(t)
+							return out
+						}
+						want := score(Generic)
+						name := fmt.Sprintf("bits=%d d=%d g=%d n=%d normLast=%v atEnd=%v", bits, d, c.g, n, normLast, atEnd)
+						for _, l := range levels {
+							sameBits(t, fmt.Sprintf("%v %s", l, name), score(l), want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
