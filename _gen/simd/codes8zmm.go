@@ -6,20 +6,21 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// The AVX-512 integer code kernels (F, BW, VBMI, VNNI; BMI2): values
+// The AVX-512 integer code kernels (F, BW, VBMI, VNNI; BMI2) for values
 // (AxpyCodesQ8: each token's weight times norm quantized to int8 per piece
-// of tokens by weightsQ8) and keys (DotCodesQ8 with the query rows laid
-// out wide), for 3- and 4-bit codes whose centroids are the 7-bit table
-// bytes c+64 of DotCodesQ8, and one, two or four rows. Both unpack four
-// codes at a time: VPERMI2B gathers from the four tokens' index bytes the
-// bytes that hold the indices an output needs, VPMULTISHIFTQB moves each
-// index to the bottom of its own byte, and VPERMB looks the bytes up in
-// the table repeated over 64 entries (the bits above an index are
-// ignored). For values a doubleword then holds one coordinate of the four
-// tokens, and VPDPBUSD with the four tokens' weights broadcast adds their
-// exact products into that coordinate's 32-bit sum; for keys a 128-bit
-// lane holds 16 coordinates of one token, so the sums of a token need one
-// reduction per four tokens.
+// of tokens by weightsQ8) of 3- and 4-bit codes whose centroids are the
+// 7-bit table bytes c+64 of DotCodesQ8, one, two or four rows, and for
+// keys of 8-bit codes (DotCodesQ8 with the query rows laid out wide; the
+// 3- and 4-bit key kernels are in keys16.go). The value kernels unpack
+// four codes at a time: VPERMI2B gathers from the four tokens' index bytes
+// the bytes that hold the indices an output needs, VPMULTISHIFTQB moves
+// each index to the bottom of its own byte, and VPERMB looks the bytes up
+// in the table repeated over 64 entries (the bits above an index are
+// ignored). A doubleword then holds one coordinate of the four tokens, and
+// VPDPBUSD with the four tokens' weights broadcast adds their exact
+// products into that coordinate's 32-bit sum. The 8-bit key kernels hold
+// a token per 128-bit lane, so the sums of a token need one reduction per
+// four tokens.
 
 const values8Sig = "func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int, ahead []byte)"
 
@@ -312,24 +313,6 @@ func unpackQuad(p, s1, s2, s3 Register, k1, k2 Register, perm [4]VecVirtual, ctl
 	}
 }
 
-// keys3Ctl emits the two VPMULTISHIFTQB controls of the 3-bit key
-// kernels (keysBroadcast3): quadword e of a 128-bit lane holds 8 bytes of
-// one token's indices, the first index at bit base (0, or 16 for the
-// chunk's last 16 coordinates), and byte b takes index 8e+b.
-func keys3Ctl() Mem {
-	m, _ := once(func(int) (Mem, Mem) {
-		m := GLOBL("keys3Ctl", RODATA|NOPTR)
-		for i, base := range []int{0, 16} {
-			for pos := range 64 {
-				e, b := pos%16/8, pos%8
-				DATA(64*i+pos, U8(base+3*(8*e+b)))
-			}
-		}
-		return m, m
-	}, 3)
-	return m
-}
-
 var keys8Spread, keys8Order *Mem
 
 // dwordsConst emits (once) the 16 doublewords v(0…15) named name.
@@ -344,81 +327,39 @@ func dwordsConst(p **Mem, name string, v func(j int) int) Mem {
 	return **p
 }
 
-// dotCodes8Wide emits dotCodesQ8B<bits>x<R>VBMI, for R (1, 2 or 4)
-// query rows: the rows past R are not multiplied (their sums stay 0). For
-// 8-bit codes (keys8Chunk) the table is 256 bytes and the rows are laid
-// out for two tokens a register.
-func dotCodes8Wide(bits, R int) {
-	name := fmt_("dotCodesQ8B%dx%dVBMI", bits, R)
-	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride, idxOff, normOff, n, d64, rows int, ahead []byte)")
+// dotCodes8Wide emits dotCodesQ8B8x<R>VBMI, for R (1, 2 or 4) query
+// rows: the rows past R are not multiplied (their sums stay 0). The table
+// is 256 bytes (keys8Chunk) and the rows are laid out for two tokens a
+// register.
+func dotCodes8Wide(R int) {
+	name := fmt_("dotCodesQ8B8x%dVBMI", R)
+	TEXT(name, NOSPLIT, keys16Sig)
 	Doc(name+" is dotCodesQ8Generic for the first rows (≤ 4) of four query rows laid out wide",
 		"(QueryQ8.wide), n codes and d64 coordinates (a multiple of 64): four tokens at a time, a",
 		"128-bit lane per token.")
 	Pragma("noescape")
-	pt := keysPart{bits: bits, p: keysParams{q: "q", scales: "scales", sums: "sums", tab: "tab", idx: "idxOff", norm: "normOff", d64: "d64"}}
-	k := newKeysQuads(name, []*keysPart{&pt})
+	pt := keysPart{p: keysParams{q: "q", scales: "scales", sums: "sums", tab: "tab", idx: "idxOff", norm: "normOff", d64: "d64"}}
+	k := newKeysQuads(name, &pt)
 	pt.load()
 	k.loop(func() {
 		f := k.scaled(&pt, k.products(&pt, R))
 		VMULPS(k.norms(&pt), f, f)
-		k.store(R, true, f)
+		k.store(R, f)
 	})
 }
 
-// dotCodes8Pair emits dotCodesQ8P<a><b>VBMI: dotCodesQ8B<a>x4VBMI for a
-// code's first part, then dotCodesQ8B<b>x4VBMI for its second, in one pass
-// over the tokens. Each quad's scores are stored once, the second part's
-// added to the first's as a second call would (so the bits are the same),
-// and the quad's lines are read once for both parts.
-func dotCodes8Pair(bits [2]int) {
-	name := fmt_("dotCodesQ8P%d%dVBMI", bits[0], bits[1])
-	TEXT(name, NOSPLIT, "func(out []float32, outStride int, qa, qb []int8, scalesa, scalesb *[8]float32, sumsa, sumsb *[8]int32, bias *[4]float32, taba, tabb *[256]uint8, codes []byte, stride, idxa, norma, idxb, normb, n, d64a, d64b, rows int, ahead []byte)")
-	Doc(name+" is dotCodesQ8B"+fmt_("%d", bits[0])+"x4VBMI with qa (the part at idxa and norma, d64a",
-		"coordinates), then dotCodesQ8B"+fmt_("%d", bits[1])+"x4VBMI with qb (idxb, normb, d64b) adding to its",
-		"scores, over the same n codes; bias must not be nil.")
-	Pragma("noescape")
-	pa := keysPart{bits: bits[0], p: keysParams{q: "qa", scales: "scalesa", sums: "sumsa", tab: "taba", idx: "idxa", norm: "norma", d64: "d64a"}}
-	pb := keysPart{bits: bits[1], p: keysParams{q: "qb", scales: "scalesb", sums: "sumsb", tab: "tabb", idx: "idxb", norm: "normb", d64: "d64b"}}
-	k := newKeysQuads(name, []*keysPart{&pa, &pb})
-	pa.load()
-	pb.load()
-	k.loop(func() {
-		fa := k.scaled(&pa, k.products(&pa, 4))
-		VMULPS(k.norms(&pa), fa, fa)
-		fb := k.scaled(&pb, k.products(&pb, 4))
-		VMULPS(k.norms(&pb), fb, fb)
-		k.store(4, false, fa, fb) // the pair kernels take a bias: no mask register is left for loading rows
-	})
-}
-
-// keysPart is one part of a code for the key kernels: its width, the
-// names of its parameters, and its loaded constants.
+// keysPart is the code for the 8-bit key kernel: the names of its
+// parameters and its loaded constants.
 type keysPart struct {
-	bits   int
 	p      keysParams
-	tab    VecVirtual    // 3, 4 bits: the table
-	ctl    [2]VecVirtual // 3 bits: keys3Ctl
 	sc, sm VecVirtual
-	tab8   [4]VecVirtual // 8 bits: the table
-	k1, k2 Register      // 8 bits: halfMasks
+	tab    [4]VecVirtual // the table
+	k1, k2 Register      // halfMasks
 }
 
-// load loads the part's constants: the table, and what its unpacking
-// needs.
+// load loads the part's table and masks.
 func (pt *keysPart) load() {
-	if pt.bits == 8 {
-		pt.tab8, pt.k1, pt.k2 = keys8Table()
-		return
-	}
-	pt.tab = ZMM()
-	VMOVDQU64(Mem{Base: Load(Param(pt.p.tab), GP64())}, pt.tab)
-	if pt.bits == 3 {
-		m := keys3Ctl()
-		for i := range pt.ctl {
-			pt.ctl[i] = ZMM()
-			VMOVDQU64(Mem{Base: m.Base, Disp: m.Disp + 64*i, Symbol: m.Symbol}, pt.ctl[i])
-		}
-	}
+	pt.tab, pt.k1, pt.k2 = keys8Table()
 }
 
 // keysParams names a part's parameters: its query rows, their scales and
@@ -432,27 +373,23 @@ type keysParams struct{ q, scales, sums, tab, idx, norm, d64 string }
 // finish's transpose and the bias.
 type keysQuads struct {
 	name          string
-	chunks        int // the chunk loops emitted, for their labels
 	tr, bv        VecVirtual
 	o, os, p, n   Register
 	s1, s2, s3    Register
 	kt            Register
-	lanes         [3]Register // the doubleword masks of 128-bit lanes 1–3: tokens 1–3's loads
 	pfp, pfn, tmp Register
 }
 
-// newKeysQuads loads the parts' scales and sums spread to the output
+// newKeysQuads loads the part's scales and sums spread to the output
 // layout (lane 4r+t is row r, token t), the bias when there is one (the
 // rows' scores are then set to bias[r] + score, not added to out, which
 // spares the caller filling out first), and the loop's registers.
-func newKeysQuads(name string, parts []*keysPart) *keysQuads {
+func newKeysQuads(name string, pt *keysPart) *keysQuads {
 	k := &keysQuads{name: name, tr: ZMM(), bv: ZMM()}
 	VMOVDQU32(dwordsConst(&keys8Spread, "keys8Spread", func(j int) int { return j / 4 }), k.tr)
-	for _, pt := range parts {
-		pt.sc, pt.sm = ZMM(), ZMM()
-		VPERMPS(Mem{Base: Load(Param(pt.p.scales), GP64())}, k.tr, pt.sc)
-		VPERMD(Mem{Base: Load(Param(pt.p.sums), GP64())}, k.tr, pt.sm)
-	}
+	pt.sc, pt.sm = ZMM(), ZMM()
+	VPERMPS(Mem{Base: Load(Param(pt.p.scales), GP64())}, k.tr, pt.sc)
+	VPERMD(Mem{Base: Load(Param(pt.p.sums), GP64())}, k.tr, pt.sm)
 	bp := Load(Param("bias"), GP64())
 	TESTQ(bp, bp)
 	JZ(LabelRef(name + "_add"))
@@ -473,11 +410,6 @@ func newKeysQuads(name string, parts []*keysPart) *keysQuads {
 	k.kt, k.tmp = K(), GP64()
 	MOVQ(U32(15), k.tmp)
 	KMOVQ(k.tmp, k.kt)
-	for t := range k.lanes {
-		k.lanes[t] = K()
-		MOVQ(U32(0xf<<(4*(t+1))), k.tmp)
-		KMOVQ(k.tmp, k.lanes[t])
-	}
 	k.pfp, k.pfn = aheadParams()
 	return k
 }
@@ -525,97 +457,10 @@ func (k *keysQuads) products(pt *keysPart, R int) [4]VecVirtual {
 	ADDQ(Load(Param(pt.p.idx), GP64()), ip)
 	Load(Param(pt.p.q).Base(), qp)
 	Load(Param(pt.p.d64), left)
-	qs := GP64() // a wide query row: 4·d bytes (2·d for 8-bit codes)
-	if pt.bits == 8 {
-		LEAQ(Mem{Base: left, Index: left, Scale: 1}, qs)
-	} else {
-		LEAQ(Mem{Base: left, Index: left, Scale: 2}, qs)
-		ADDQ(left, qs)
-	}
-	qr := newRows4(qs)
-	if pt.bits == 8 {
-		keys8Chunk(k.name, R, ip, qp, left, k.s1, k.s2, k.s3, pt.k1, pt.k2, pt.tab8, qr, acc)
-		return acc
-	}
-	k.chunks++
-	chunk := fmt_("%s_chunk%d", k.name, k.chunks)
-	if pt.bits == 4 {
-		nibbleChunks(chunk, R, ip, qp, left, k.s1, k.s2, k.s3, k.lanes, pt, qr, acc)
-		return acc
-	}
-	Label(chunk)
-	for o := range 4 {
-		x := keysBroadcast3(o, ip, k.s1, k.s2, k.s3, k.lanes, pt)
-		for r := range R {
-			VPDPBUSD(qr.at(qp, r, 64*o), x, acc[r])
-		}
-	}
-	ADDQ(U8(24), ip)
-	ADDQ(U32(256), qp)
-	SUBQ(U8(64), left)
-	JNZ(LabelRef(chunk))
+	qs := GP64() // a wide query row: 2·d bytes
+	LEAQ(Mem{Base: left, Index: left, Scale: 1}, qs)
+	keys8Chunk(k.name, R, ip, qp, left, k.s1, k.s2, k.s3, pt.k1, pt.k2, pt.tab, newRows4(qs), acc)
 	return acc
-}
-
-// keysBroadcast3 returns coordinates 16o…16o+15 (o < 4) of the 64 3-bit
-// indices (24 bytes) of each of the four codes at ip, ip+s1, ip+s2, ip+s3,
-// looked up in the table, a 128-bit lane per token: each token's 8 bytes
-// that hold them are broadcast to its lane (masked broadcasts, loads rather
-// than shuffles), VPMULTISHIFTQB moves each index to the bottom of its own
-// byte (keys3Ctl) and VPERMB looks it up. Two shuffles per output where
-// unpackQuad takes three. The last output's bytes are read from 16, not
-// 18, so that no byte past the 24 is read.
-func keysBroadcast3(o int, ip, s1, s2, s3 Register, lanes [3]Register, pt *keysPart) VecVirtual {
-	at, ctl := 6*o, pt.ctl[0]
-	if o == 3 {
-		at, ctl = 16, pt.ctl[1]
-	}
-	x := ZMM()
-	VPBROADCASTQ(Mem{Base: ip, Disp: at}, x)
-	for t, s := range []Register{s1, s2, s3} {
-		VBROADCASTI32X2(Mem{Base: ip, Index: s, Scale: 1, Disp: at}, lanes[t], x)
-	}
-	VPMULTISHIFTQB(x, ctl, x)
-	VPERMB(pt.tab, x, x)
-	return x
-}
-
-// nibbleChunks emits the chunk loop of the 4-bit key kernels: per 32
-// coordinates, each token's 16 bytes of indices are loaded into its
-// 128-bit lane, and the table looked up with the bytes as they are (low
-// nibbles: the even coordinates; VPERMB reads 6 bits and the table repeats
-// every 16 entries) and shifted right by 4 (high nibbles: the odd ones),
-// so that two byte permutes unpack 128 codes where the generic unpacking
-// takes six shuffles. The query rows are laid out to match (QueryQ8.wide
-// for 4 bits: per 32 coordinates the even ones four times over, then the
-// odd ones). The odd coordinates sum into their own registers, added at
-// the end, so that the products of a row do not wait on each other.
-func nibbleChunks(chunk string, R int, ip, qp, left, s1, s2, s3 Register, lanes [3]Register, pt *keysPart, qr rows4, acc [4]VecVirtual) {
-	var odd [4]VecVirtual
-	for r := range R {
-		odd[r] = ZMM()
-		VPXORD(odd[r], odd[r], odd[r])
-	}
-	Label(chunk)
-	x, h := ZMM(), ZMM()
-	VBROADCASTI32X4(Mem{Base: ip}, x) // every lane; tokens 1–3 then take theirs
-	for t, s := range []Register{s1, s2, s3} {
-		VBROADCASTI32X4(Mem{Base: ip, Index: s, Scale: 1}, lanes[t], x)
-	}
-	VPSRLW(U8(4), x, h)
-	VPERMB(pt.tab, x, x)
-	VPERMB(pt.tab, h, h)
-	for r := range R {
-		VPDPBUSD(qr.at(qp, r, 0), x, acc[r])
-		VPDPBUSD(qr.at(qp, r, 64), h, odd[r])
-	}
-	ADDQ(U8(16), ip)
-	ADDQ(U32(128), qp)
-	SUBQ(U8(32), left)
-	JNZ(LabelRef(chunk))
-	for r := range R {
-		VPADDD(odd[r], acc[r], acc[r])
-	}
 }
 
 // scaled reduces each lane's four sums of acc (token t's rows 0–3 in lane
@@ -658,35 +503,31 @@ func (k *keysQuads) norms(pt *keysPart) VecVirtual {
 	return nz
 }
 
-// store adds the scores fs, in order, to the bias or (when adds, and the
-// bias is nil) to the rows' present scores (row r's four loaded into lane
+// store adds the scores f to the bias or (when the bias is nil) to the
+// rows' present scores (row r's four loaded into lane
 // r, by a masked broadcast so that the load does not overlap the last
 // quad's stores), then stores each lane of the first rows (≤ R).
-func (k *keysQuads) store(R int, adds bool, fs ...VecVirtual) {
+func (k *keysQuads) store(R int, f VecVirtual) {
 	name := k.name
 	rows := Load(Param("rows"), GP64())
 	row := GP64()
 	y := ZMM()
 	VMOVAPS(k.bv, y)
-	if adds {
-		bp := Load(Param("bias"), GP64())
-		TESTQ(bp, bp)
-		JNZ(LabelRef(name + "_loaded"))
-		MOVQ(k.o, row)
-		VMOVUPS_Z(Mem{Base: row}, k.kt, y)
-		kl := K()
-		for r := 1; r < R; r++ {
-			CMPQ(rows, U8(r))
-			JLE(LabelRef(name + "_loaded"))
-			ADDQ(k.os, row)
-			KSHIFTLW(U8(4*r), k.kt, kl) // the quad's tokens, in lane r
-			VBROADCASTF32X4(Mem{Base: row}, kl, y)
-		}
-		Label(name + "_loaded")
+	bp := Load(Param("bias"), GP64())
+	TESTQ(bp, bp)
+	JNZ(LabelRef(name + "_loaded"))
+	MOVQ(k.o, row)
+	VMOVUPS_Z(Mem{Base: row}, k.kt, y)
+	kl := K()
+	for r := 1; r < R; r++ {
+		CMPQ(rows, U8(r))
+		JLE(LabelRef(name + "_loaded"))
+		ADDQ(k.os, row)
+		KSHIFTLW(U8(4*r), k.kt, kl) // the quad's tokens, in lane r
+		VBROADCASTF32X4(Mem{Base: row}, kl, y)
 	}
-	for _, f := range fs {
-		VADDPS(f, y, y)
-	}
+	Label(name + "_loaded")
+	VADDPS(f, y, y)
 	MOVQ(k.o, row)
 	VMOVUPS(y.AsX(), k.kt, Mem{Base: row})
 	for r := 1; r < R; r++ {

@@ -179,7 +179,7 @@ func (k *keys16) zeroed(x VecVirtual) { VPXORD(k.zero, k.zero, x) }
 // gather loads the doubleword at ip+disp of each of the sixteen codes.
 func (k *keys16) gather(ip Register, disp int) VecVirtual {
 	x, m := ZMM(), K()
-	k.zeroed(x) // the gather merges into x
+	k.zeroed(x)      // the gather merges into x
 	KMOVW(k.kall, m) // the gather clears its mask
 	VPGATHERDD(Mem{Base: ip, Index: k.idx, Scale: 1, Disp: disp}, m, x)
 	return x

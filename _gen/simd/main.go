@@ -70,7 +70,7 @@ func main() {
 		}
 	}
 	for _, rows := range []int{1, 2, 4} {
-		dotCodes8Wide(8, rows)
+		dotCodes8Wide(rows)
 	}
 	for _, bits := range [][2]int{{3, 4}, {4, 3}} {
 		dotCodes16Pair(bits)

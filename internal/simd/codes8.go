@@ -356,7 +356,8 @@ func DotCodesQ8(out []float32, outStride int, init []float32, q *QueryQ8, cb *Co
 // init, then DotCodesQ8 with qb and cbb adding to its scores. Where the
 // level has a kernel for the pair (AVX-512, parts of 3 and 4 bits or 4 and
 // 3, d a multiple of 64) and init is not nil, one pass over the codes does
-// both, reading each quad of codes once and storing its scores once.
+// both, reading each group of sixteen codes once and storing their scores
+// once.
 func DotCodesQ8Pair(out []float32, outStride int, init []float32, qa, qb *QueryQ8, cba, cbb *Codebook, codes []byte, stride, idxa, norma, idxb, normb, n int, ahead []byte) {
 	if n == 0 {
 		return

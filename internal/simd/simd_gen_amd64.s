@@ -9870,12 +9870,6 @@ dotCodesQ8B8x1VBMI_add:
 	LEAQ      (SI)(BX*1), DI
 	MOVQ      $0x0000000f, R8
 	KMOVQ     R8, K1
-	MOVQ      $0x000000f0, R8
-	KMOVQ     R8, K2
-	MOVQ      $0x00000f00, R8
-	KMOVQ     R8, K2
-	MOVQ      $0x0000f000, R8
-	KMOVQ     R8, K2
 	MOVQ      ahead_base+160(FP), R9
 	MOVQ      ahead_len+168(FP), R10
 	MOVQ      tab+80(FP), R8
@@ -10081,12 +10075,6 @@ dotCodesQ8B8x2VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
-	MOVQ      $0x000000f0, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x00000f00, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x0000f000, R9
-	KMOVQ     R9, K2
 	MOVQ      ahead_base+160(FP), R10
 	MOVQ      ahead_len+168(FP), R11
 	MOVQ      tab+80(FP), R9
@@ -10276,12 +10264,6 @@ dotCodesQ8B8x4VBMI_add:
 	LEAQ      (DI)(SI*1), R8
 	MOVQ      $0x0000000f, R9
 	KMOVQ     R9, K1
-	MOVQ      $0x000000f0, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x00000f00, R9
-	KMOVQ     R9, K2
-	MOVQ      $0x0000f000, R9
-	KMOVQ     R9, K2
 	MOVQ      ahead_base+160(FP), R10
 	MOVQ      ahead_len+168(FP), R11
 	MOVQ      tab+80(FP), R9
