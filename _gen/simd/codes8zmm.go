@@ -24,27 +24,6 @@ import (
 
 const values8Sig = "func(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride, idxOff, n, d64, rows int, ahead []byte)"
 
-// values8Consts emits the VPERMI2B indices (four vectors: coordinates
-// 16o…16o+15) and the VPMULTISHIFTQB control for bits-wide indices.
-func values8Consts(bits int) (perm, ctl Mem) {
-	perm = GLOBL(fmt_("values8PermB%d", bits), RODATA|NOPTR)
-	for o := range 4 {
-		for pos := range 64 {
-			q, b := pos/8, pos%8
-			bit := bits * (16*o + 2*q)
-			j, e := b/2, b%2 // token j's row is bytes 32j… of the two tables
-			DATA(64*o+pos, U8(32*j+bit/8+e))
-		}
-	}
-	ctl = GLOBL(fmt_("values8CtlB%d", bits), RODATA|NOPTR)
-	for pos := range 64 {
-		q, b := pos/8, pos%8
-		e, j := b/4, b%4 // doubleword e of the quadword: coordinate 2q+e, byte j: token j
-		DATA(pos, U8(16*j+(bits*2*q)%8+bits*e))
-	}
-	return perm, ctl
-}
-
 // axpyCodes8 emits axpyCodesQ8B<bits>x<R>VBMI, for R (1, 2 or 4)
 // accumulator rows: fewer rows, fewer products.
 func axpyCodes8(bits, R int) {
@@ -55,14 +34,7 @@ func axpyCodes8(bits, R int) {
 		"tokens past n in the last quad have weight 0 and read the quad's first code again.")
 	Pragma("noescape")
 	chunk := 8 * bits // bytes of 64 indices
-	var tab, ctl VecVirtual
-	var perm [4]VecVirtual
-	var k1, k2 Register
-	if bits == 4 {
-		tab, perm, k1, k2 = nibbleConsts()
-	} else {
-		tab, ctl, perm, k1, k2 = unpackConsts(bits, values8Consts, "tab")
-	}
+	u := newEvenOdd(bits)
 
 	pa, pn := aheadParams()
 	accp := Load(Param("acc").Base(), GP64())
@@ -86,19 +58,14 @@ func axpyCodes8(bits, R int) {
 	LEAQ(Mem{Base: s1, Index: s1, Scale: 1}, s2)
 	LEAQ(Mem{Base: s2, Index: s1, Scale: 1}, s3)
 	// quad adds the products of the four tokens at p, p+s1, p+s2, p+s3
-	// (4 bits: a[r] holds coordinates 0, 2, …, 30, then 1, 3, …, 31, then
-	// 32, 34, …, then 33, 35, …).
+	// (a[r] holds coordinates 0, 2, …, 30, then 1, 3, …, 31, then 32, 34,
+	// …, then 33, 35, …).
 	quad := func() {
-		use := func(o int, x VecVirtual) {
+		u.unpack(p, s1, s2, s3, func(o int, x VecVirtual) {
 			for r := range R {
 				VPDPBUSD_BCST(Mem{Base: wp, Disp: 4 * r}, x, a[r][o])
 			}
-		}
-		if bits == 4 {
-			unpackNibbles(p, s1, s2, s3, k1, k2, perm, tab, use)
-			return
-		}
-		unpackQuad(p, s1, s2, s3, k1, k2, perm, ctl, tab, use)
+		})
 	}
 	Label(name + "_quad")
 	CMPQ(q, U8(4))
@@ -139,15 +106,13 @@ func axpyCodes8(bits, R int) {
 			VCVTDQ2PS(x, x)
 			VMULPS_BCST(Mem{Base: scales, Disp: 4 * r}, x, x)
 		}
-		if bits == 4 { // even and odd coordinates back in order
-			for h := range 2 {
-				ev, od := a[r][2*h], a[r][2*h+1]
-				lo := ZMM()
-				VMOVDQA64(perm[2], lo)
-				VPERMI2PS(od, ev, lo)
-				VPERMT2PS(od, perm[3], ev)
-				a[r][2*h], a[r][2*h+1] = lo, ev // emitted once: the loop above keeps its registers
-			}
+		for h := range 2 { // even and odd coordinates back in order
+			ev, od := a[r][2*h], a[r][2*h+1]
+			lo := ZMM()
+			VMOVDQA64(u.perm[2], lo)
+			VPERMI2PS(od, ev, lo)
+			VPERMT2PS(od, u.perm[3], ev)
+			a[r][2*h], a[r][2*h+1] = lo, ev // emitted once: the loop above keeps its registers
 		}
 		for o := range 4 {
 			x := a[r][o]
@@ -164,17 +129,42 @@ func axpyCodes8(bits, R int) {
 	RET()
 }
 
-// nibbleConsts loads the table and the constants of unpackNibbles (perm
-// 0, 1: the VPERMI2B indices of coordinates 0–31 and 32–63; perm 2, 3: the
-// VPERMI2PS indices that interleave even and odd sums back into
-// coordinates 0–15 and 16–31 of the 32), and its two load masks.
-func nibbleConsts() (tab VecVirtual, perm [4]VecVirtual, k1, k2 Register) {
-	m, _ := once(func(int) (Mem, Mem) {
-		m := GLOBL("values8Nibbles", RODATA|NOPTR)
+// evenOdd holds the constants of the value kernels' unpacking of
+// bits-wide (3 or 4) indices: the tables of the even and the odd
+// coordinates (the same for 4 bits; pairTable for 3), the VPMULTISHIFTQB
+// control (3 bits), perm (0, 1: the VPERMI2B indices of coordinates 0–31
+// and 32–63; 2, 3: the VPERMI2PS indices that interleave the even and odd
+// sums back into coordinates 0–15 and 16–31 of the 32) and the two load
+// masks.
+type evenOdd struct {
+	bits          int
+	tab, odd, ctl VecVirtual
+	perm          [4]VecVirtual
+	k1, k2        Register
+}
+
+// newEvenOdd loads the constants of evenOdd.unpack for bits-wide indices.
+// Per 32 coordinates of four tokens, VPERMI2B lays out doublewords that
+// hold, for each token, byte j of its 16 (4 bits: coordinates 2j, 2j+1)
+// or, per quadword, the two bytes that hold its coordinates 4w…4w+3 (3
+// bits, at bit 0 or 4 of them); the table then looks up the bytes as they
+// are (the even coordinates: low nibbles, or the low index of a pair that
+// VPMULTISHIFTQB puts at the bottom of each byte) and the odd ones (the
+// bytes shifted right by 4, or the pair's high index in pairTable).
+func newEvenOdd(bits int) *evenOdd {
+	m, ctl := once(func(bits int) (Mem, Mem) {
+		m := GLOBL(fmt_("values8EvenOdd%d", bits), RODATA|NOPTR)
 		for h := range 2 {
 			for pos := range 64 {
-				j, t := pos/4, pos%4 // byte j of token t's 16 (coordinates 32h+2j, +1)
-				DATA(64*h+pos, U8(64*(t/2)+32*(t%2)+16*h+j))
+				src := 0
+				if bits == 4 {
+					j, t := pos/4, pos%4 // byte j of token t's 16
+					src = 32*t + 16*h + j
+				} else {
+					w, t, b := 8*h+pos/8, pos%8/2, pos%2 // byte b of token t's two that hold 4w…4w+3
+					src = 32*t + 12*w/8 + b
+				}
+				DATA(64*h+pos, U8(src))
 			}
 		}
 		for h := range 2 {
@@ -183,38 +173,73 @@ func nibbleConsts() (tab VecVirtual, perm [4]VecVirtual, k1, k2 Register) {
 				DATA(128+64*h+4*c, U32(uint32(j/2+16*(j%2))))
 			}
 		}
-		return m, m
-	}, 4)
-	tab = ZMM()
-	VMOVDQU64(Mem{Base: Load(Param("tab"), GP64())}, tab)
-	for i := range perm {
-		perm[i] = ZMM()
-		VMOVDQU64(Mem{Base: m.Base, Disp: m.Disp + 64*i, Symbol: m.Symbol}, perm[i])
+		if bits == 4 {
+			return m, m
+		}
+		ctl := GLOBL("values8Pairs", RODATA|NOPTR)
+		for pos := range 64 {
+			w, e, t := pos/8, pos%8/4, pos%4 // quadword w: coordinates 4w+2e, +1 of token t
+			DATA(pos, U8(16*t+4*(w%2)+6*e))
+		}
+		return m, ctl
+	}, bits)
+	u := &evenOdd{bits: bits, tab: ZMM()}
+	VMOVDQU64(Mem{Base: Load(Param("tab"), GP64())}, u.tab)
+	for i := range u.perm {
+		u.perm[i] = ZMM()
+		VMOVDQU64(Mem{Base: m.Base, Disp: m.Disp + 64*i, Symbol: m.Symbol}, u.perm[i])
 	}
-	k1, k2 = halfMasks(32)
-	return tab, perm, k1, k2
+	u.odd = u.tab
+	if bits == 3 {
+		u.odd, u.ctl = pairTable(u.tab), ZMM()
+		VMOVDQU64(ctl, u.ctl)
+	}
+	u.k1, u.k2 = halfMasks(8 * bits)
+	return u
 }
 
-// unpackNibbles loads 64 4-bit indices (32 bytes) of each of the four codes
-// at p, p+s1, p+s2, p+s3 as unpackQuad does, then, per 32 coordinates, one
-// VPERMI2B lays the four codes' 16 bytes out token-minor (doubleword j:
-// byte j of each token) and the table is looked up with the bytes as they
-// are (low nibbles: the even coordinates) and shifted right by 4 (high
-// nibbles: the odd ones), calling use with outputs 0–3: the even, then the
-// odd coordinates of the first 32, then of the second. Three shuffles per
-// 32 coordinates where unpackQuad takes six.
-func unpackNibbles(p, s1, s2, s3 Register, k1, k2 Register, perm [4]VecVirtual, tab VecVirtual, use func(o int, x VecVirtual)) {
-	t0, t1 := loadQuad(p, s1, s2, s3, k1, k2)
+// unpack loads 64 indices (8·bits bytes) of each of the four codes at p,
+// p+s1, p+s2, p+s3 (loadQuad) and calls use with outputs 0–3 (the even,
+// then the odd coordinates of the first 32, then of the second), each a
+// doubleword per coordinate holding the four tokens' table bytes. Three
+// shuffles per 32 coordinates (3 bits: four) where unpacking each output
+// on its own took six.
+func (u *evenOdd) unpack(p, s1, s2, s3 Register, use func(o int, x VecVirtual)) {
+	t0, t1 := loadQuad(p, s1, s2, s3, u.k1, u.k2)
 	for h := range 2 {
 		x, y := ZMM(), ZMM()
-		VMOVDQA64(perm[h], x)
+		VMOVDQA64(u.perm[h], x)
 		VPERMI2B(t1, t0, x)
-		VPSRLW(U8(4), x, y)
-		VPERMB(tab, x, x)
-		VPERMB(tab, y, y)
+		if u.bits == 4 {
+			VPSRLW(U8(4), x, y)
+			VPERMB(u.tab, y, y)
+		} else {
+			VPMULTISHIFTQB(x, u.ctl, x)
+			VPERMB(u.odd, x, y)
+		}
+		VPERMB(u.tab, x, x)
 		use(2*h, x)
 		use(2*h+1, y)
 	}
+}
+
+var pairIndex *Mem
+
+// pairTable returns the table of the high index of a pair of 3-bit
+// indices in a byte's low 6 bits: entry k is tab[k>>3] (tab repeats every
+// 8 entries, so that looked up with the same byte it gives the low index).
+func pairTable(tab VecVirtual) VecVirtual {
+	if pairIndex == nil {
+		m := GLOBL("pairIndex", RODATA|NOPTR)
+		for k := range 64 {
+			DATA(k, U8(k>>3))
+		}
+		pairIndex = &m
+	}
+	odd := ZMM()
+	VMOVDQU64(*pairIndex, odd)
+	VPERMB(tab, odd, odd)
+	return odd
 }
 
 // emitted holds the constants already emitted, by emitter and bits.
@@ -266,24 +291,6 @@ func prefetchSome(label string, p, n Register, lines int) {
 // pfLabels numbers prefetchSome's labels.
 var pfLabels int
 
-// unpackConsts loads the table (the parameter tabParam), the VPMULTISHIFTQB
-// control and the four VPERMI2B indices that consts emits, and the two
-// load masks of unpackQuad.
-func unpackConsts(bits int, consts func(bits int) (perm, ctl Mem), tabParam string) (tab, ctl VecVirtual, perm [4]VecVirtual, k1, k2 Register) {
-	permM, ctlM := once(consts, bits)
-	tab, ctl = ZMM(), ZMM()
-	VMOVDQU64(Mem{Base: Load(Param(tabParam), GP64())}, tab)
-	VMOVDQU64(ctlM, ctl)
-	for o := range perm {
-		perm[o] = ZMM()
-		m := permM
-		m.Disp += 64 * o
-		VMOVDQU64(m, perm[o])
-	}
-	k1, k2 = halfMasks(8 * bits)
-	return tab, ctl, perm, k1, k2
-}
-
 // loadQuad loads up to 32 bytes of each of the four codes at p, p+s1,
 // p+s2, p+s3 (k1, k2: the masks of a code's bytes at 0 and at 32), codes 0
 // and 1 into t0, 2 and 3 into t1, 32 bytes apart: masked, so nothing past
@@ -295,22 +302,6 @@ func loadQuad(p, s1, s2, s3 Register, k1, k2 Register) (t0, t1 VecVirtual) {
 	VMOVDQU8_Z(Mem{Base: p, Index: s2, Scale: 1}, k1, t1)
 	VMOVDQU8(Mem{Base: p, Index: s3, Scale: 1, Disp: -32}, k2, t1)
 	return t0, t1
-}
-
-// unpackQuad loads 64 indices (8·bits bytes) of each of the four codes at
-// p, p+s1, p+s2, p+s3 (rows 0, 1 in the first table, 2, 3 in the second,
-// 32 bytes each; masked, so nothing past them is read) and calls use with
-// the table bytes of output o (< 4), which perm[o] and ctl arrange.
-func unpackQuad(p, s1, s2, s3 Register, k1, k2 Register, perm [4]VecVirtual, ctl, tab VecVirtual, use func(o int, x VecVirtual)) {
-	t0, t1 := loadQuad(p, s1, s2, s3, k1, k2)
-	for o := range 4 {
-		x := ZMM()
-		VMOVDQA64(perm[o], x)
-		VPERMI2B(t1, t0, x)
-		VPMULTISHIFTQB(x, ctl, x)
-		VPERMB(tab, x, x)
-		use(o, x)
-	}
 }
 
 var keys8Spread, keys8Order *Mem

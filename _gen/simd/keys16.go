@@ -8,9 +8,10 @@ import (
 
 // The AVX-512 key kernels for 3- and 4-bit codes score sixteen tokens at a
 // time, a doubleword per token: VPGATHERDD loads the 4 bytes that hold 8
-// coordinates of each of the sixteen codes, VPMULTISHIFTQB (3 bits) or a
-// shift by 4 (4 bits: the odd coordinates' nibbles) puts an index at the
-// bottom of each byte, VPERMB looks the bytes up in the table, and
+// coordinates of each of the sixteen codes, VPMULTISHIFTQB puts two
+// neighbouring indices at the bottom of each byte (3 bits; pairTable) or a
+// shift by 4 gives the odd coordinates' nibbles (4 bits), VPERMB looks up
+// the even coordinates and the odd ones in their tables, and
 // VPDPBUSD multiplies them by the query row's 4 bytes broadcast, so that
 // doubleword t sums token t's products: no reduction across lanes, and one
 // register of sixteen scores per row to finish, where a 128-bit lane per
@@ -61,18 +62,21 @@ func dotCodes16Pair(bits [2]int) {
 }
 
 // keys16Part is one part of a code for the keys16 kernels: its width, the
-// names of its parameters, its table and (3 bits) keys16Ctl.
+// names of its parameters, its tables (the odd coordinates' for 3 bits:
+// pairTable) and (3 bits) keys16Ctl.
 type keys16Part struct {
-	bits int
-	p    keysParams
-	tab  VecVirtual
-	ctl  [4]VecVirtual
+	bits     int
+	p        keysParams
+	tab, odd VecVirtual
+	ctl      [2]VecVirtual
 }
 
 func (pt *keys16Part) load() {
 	pt.tab = ZMM()
 	VMOVDQU64(Mem{Base: Load(Param(pt.p.tab), GP64())}, pt.tab)
+	pt.odd = pt.tab
 	if pt.bits == 3 {
+		pt.odd = pairTable(pt.tab)
 		m := keys16Ctl()
 		for i := range pt.ctl {
 			pt.ctl[i] = ZMM()
@@ -83,17 +87,16 @@ func (pt *keys16Part) load() {
 
 // keys16Ctl emits the VPMULTISHIFTQB controls of the 3-bit kernels: a
 // doubleword holds a token's 4 bytes from a group of 8 coordinates' first
-// byte (controls 0, 1: coordinates 0–3, 4–7) or from one byte before it
-// (controls 2, 3: the last group of 64 coordinates, read from byte 20 of
-// 24 so that nothing past them is read), and byte j of it takes index j.
+// byte (control 0) or from one byte before it (control 1: the last group
+// of 64 coordinates, read from byte 20 of 24 so that nothing past them is
+// read), and byte j of it takes indices 2j and 2j+1.
 func keys16Ctl() Mem {
 	m, _ := once(func(int) (Mem, Mem) {
 		m := GLOBL("keys16Ctl", RODATA|NOPTR)
-		for i := range 4 {
-			base := 12*(i%2) + 8*(i/2)
+		for i := range 2 {
 			for pos := range 64 {
 				e, j := pos%8/4, pos%4
-				DATA(64*i+pos, U8(32*e+base+3*j))
+				DATA(64*i+pos, U8(32*e+8*i+6*j))
 			}
 		}
 		return m, m
@@ -209,26 +212,24 @@ func (k *keys16) products(pt *keys16Part, R int) [4]VecVirtual {
 	}
 	for g := range 8 { // 8 coordinates: 3 or 4 bytes
 		prefetchSome(k.name+"_pf", k.pfp, k.pfn, 1)
+		var x VecVirtual
+		h := ZMM()
 		if pt.bits == 4 {
-			x, h := k.gather(ip, 4*g), ZMM()
+			x = k.gather(ip, 4*g)
 			VPSRLW(U8(4), x, h)
-			VPERMB(pt.tab, x, x)
-			VPERMB(pt.tab, h, h)
-			products(g, 0, x) // the even coordinates
-			products(g, 1, h)
-			continue
+			VPERMB(pt.odd, h, h)
+		} else {
+			at, ctl := 3*g, pt.ctl[0]
+			if g == 7 {
+				at, ctl = 20, pt.ctl[1]
+			}
+			x = k.gather(ip, at)
+			VPMULTISHIFTQB(x, ctl, x)
+			VPERMB(pt.odd, x, h)
 		}
-		at, ctl := 3*g, pt.ctl[:2]
-		if g == 7 {
-			at, ctl = 20, pt.ctl[2:]
-		}
-		x := k.gather(ip, at)
-		for half, c := range ctl {
-			z := ZMM()
-			VPMULTISHIFTQB(x, c, z)
-			VPERMB(pt.tab, z, z)
-			products(g, half, z)
-		}
+		VPERMB(pt.tab, x, x)
+		products(g, 0, x) // the even coordinates
+		products(g, 1, h)
 	}
 	ADDQ(U8(8*pt.bits), ip)
 	ADDQ(U8(64), qp)

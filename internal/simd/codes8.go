@@ -37,9 +37,9 @@ func (cb *Codebook) offset() int32 {
 }
 
 // wideRow is the bytes of one query row laid out for the AVX-512 kernels
-// for bits-wide codes of d coordinates: for 3-bit codes the row as it is,
-// for 4-bit codes each 8 coordinates' even ones then odd ones (the order
-// the kernels' nibbles come in), for 8-bit codes each 32 twice over.
+// for bits-wide codes of d coordinates: for 3- and 4-bit codes each 8
+// coordinates' even ones then odd ones (the order the kernels' table
+// lookups give them in), for 8-bit codes each 32 twice over.
 func wideRow(bits, d int) int {
 	if bits == 8 {
 		return 2 * d
@@ -143,13 +143,11 @@ func (q *QueryQ8) Quantize(x []float32, xStride, g, d, bits int) {
 				w = w[i*2*d+j0*2 : i*2*d+j0*2+64]
 				copy(w, nat[:])
 				copy(w[32:], nat[:])
-			case bits == 4: // per 8 coordinates the even ones, then the odd ones
+			default: // 3, 4 bits: per 8 coordinates the even ones, then the odd ones
 				w = w[i*d+j0 : i*d+j0+32]
 				for k := range 16 {
 					w[k/4*8+k%4], w[k/4*8+4+k%4] = nat[2*k], nat[2*k+1]
 				}
-			default:
-				copy(w[i*d+j0:], nat[:])
 			}
 		}
 		q.sum[i] = s

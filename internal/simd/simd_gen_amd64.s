@@ -6057,11 +6057,13 @@ dotCodesQ8B3x4VNNI_done:
 TEXT ·axpyCodesQ8B3x1VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
-	VMOVDQU64 values8CtlB3<>+0(SB), Z1
-	VMOVDQU64 values8PermB3<>+0(SB), Z2
-	VMOVDQU64 values8PermB3<>+64(SB), Z3
-	VMOVDQU64 values8PermB3<>+128(SB), Z4
-	VMOVDQU64 values8PermB3<>+192(SB), Z5
+	VMOVDQU64 values8EvenOdd3<>+0(SB), Z1
+	VMOVDQU64 values8EvenOdd3<>+64(SB), Z2
+	VMOVDQU64 values8EvenOdd3<>+128(SB), Z3
+	VMOVDQU64 values8EvenOdd3<>+192(SB), Z4
+	VMOVDQU64 pairIndex<>+0(SB), Z5
+	VPERMB    Z0, Z5, Z5
+	VMOVDQU64 values8Pairs<>+0(SB), Z6
 	MOVQ      $0x0000000000ffffff, AX
 	KMOVQ     AX, K1
 	SHLQ      $0x20, AX
@@ -6075,10 +6077,10 @@ TEXT ·axpyCodesQ8B3x1VBMI(SB), NOSPLIT, $0-168
 	MOVQ      d64+128(FP), SI
 
 axpyCodesQ8B3x1VBMI_chunk:
-	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
 	MOVQ   BX, DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
@@ -6097,30 +6099,24 @@ axpyCodesQ8B3x1VBMI_quad:
 	SUBQ       $0x00000080, CX
 
 axpyCodesQ8B3x1VBMI_pf23:
-	VMOVDQU8.Z     (DI), K1, Z10
-	VMOVDQU8       -32(DI)(R10*1), K2, Z10
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
-	VMOVDQU8       -32(DI)(R12*1), K2, Z11
-	VMOVDQA64      Z2, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z6
-	VMOVDQA64      Z3, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z7
-	VMOVDQA64      Z4, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z8
-	VMOVDQA64      Z5, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z9
+	VMOVDQU8.Z     (DI), K1, Z11
+	VMOVDQU8       -32(DI)(R10*1), K2, Z11
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z12
+	VMOVDQU8       -32(DI)(R12*1), K2, Z12
+	VMOVDQA64      Z1, Z13
+	VPERMI2B       Z12, Z11, Z13
+	VPMULTISHIFTQB Z13, Z6, Z13
+	VPERMB         Z5, Z13, Z14
+	VPERMB         Z0, Z13, Z13
+	VPDPBUSD.BCST  (R8), Z13, Z7
+	VPDPBUSD.BCST  (R8), Z14, Z8
+	VMOVDQA64      Z2, Z13
+	VPERMI2B       Z12, Z11, Z13
+	VPMULTISHIFTQB Z13, Z6, Z13
+	VPERMB         Z5, Z13, Z11
+	VPERMB         Z0, Z13, Z13
+	VPDPBUSD.BCST  (R8), Z13, Z9
+	VPDPBUSD.BCST  (R8), Z11, Z10
 	ADDQ           $0x10, R8
 	ADDQ           R11, DI
 	ADDQ           R11, DI
@@ -6136,30 +6132,24 @@ axpyCodesQ8B3x1VBMI_tail:
 	CMOVQLT        R13, R11
 	CMPQ           R9, $0x02
 	CMOVQLT        R13, R10
-	VMOVDQU8.Z     (DI), K1, Z10
-	VMOVDQU8       -32(DI)(R10*1), K2, Z10
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z11
-	VMOVDQU8       -32(DI)(R12*1), K2, Z11
-	VMOVDQA64      Z2, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z6
-	VMOVDQA64      Z3, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z7
-	VMOVDQA64      Z4, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z8
-	VMOVDQA64      Z5, Z12
-	VPERMI2B       Z11, Z10, Z12
-	VPMULTISHIFTQB Z12, Z1, Z12
-	VPERMB         Z0, Z12, Z12
-	VPDPBUSD.BCST  (R8), Z12, Z9
+	VMOVDQU8.Z     (DI), K1, Z11
+	VMOVDQU8       -32(DI)(R10*1), K2, Z11
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z12
+	VMOVDQU8       -32(DI)(R12*1), K2, Z12
+	VMOVDQA64      Z1, Z13
+	VPERMI2B       Z12, Z11, Z13
+	VPMULTISHIFTQB Z13, Z6, Z13
+	VPERMB         Z5, Z13, Z14
+	VPERMB         Z0, Z13, Z13
+	VPDPBUSD.BCST  (R8), Z13, Z7
+	VPDPBUSD.BCST  (R8), Z14, Z8
+	VMOVDQA64      Z2, Z13
+	VPERMI2B       Z12, Z11, Z13
+	VPMULTISHIFTQB Z13, Z6, Z13
+	VPERMB         Z5, Z13, Z11
+	VPERMB         Z0, Z13, Z13
+	VPDPBUSD.BCST  (R8), Z13, Z9
+	VPDPBUSD.BCST  (R8), Z11, Z10
 
 axpyCodesQ8B3x1VBMI_finish:
 	MOVQ        scales+56(FP), DI
@@ -6168,9 +6158,6 @@ axpyCodesQ8B3x1VBMI_finish:
 	MOVQ        DX, R9
 	MOVQ        accStride+24(FP), R10
 	SHLQ        $0x02, R10
-	VPSUBD.BCST (R8), Z6, Z6
-	VCVTDQ2PS   Z6, Z6
-	VMULPS.BCST (DI), Z6, Z6
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
@@ -6180,12 +6167,21 @@ axpyCodesQ8B3x1VBMI_finish:
 	VPSUBD.BCST (R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST (DI), Z9, Z9
-	VADDPS      (R9), Z6, Z6
-	VMOVUPS     Z6, (R9)
+	VPSUBD.BCST (R8), Z10, Z10
+	VCVTDQ2PS   Z10, Z10
+	VMULPS.BCST (DI), Z10, Z10
+	VMOVDQA64   Z3, Z11
+	VPERMI2PS   Z8, Z7, Z11
+	VPERMT2PS   Z8, Z4, Z7
+	VMOVDQA64   Z3, Z12
+	VPERMI2PS   Z10, Z9, Z12
+	VPERMT2PS   Z10, Z4, Z9
+	VADDPS      (R9), Z11, Z11
+	VMOVUPS     Z11, (R9)
 	VADDPS      64(R9), Z7, Z7
 	VMOVUPS     Z7, 64(R9)
-	VADDPS      128(R9), Z8, Z8
-	VMOVUPS     Z8, 128(R9)
+	VADDPS      128(R9), Z12, Z12
+	VMOVUPS     Z12, 128(R9)
 	VADDPS      192(R9), Z9, Z9
 	VMOVUPS     Z9, 192(R9)
 	ADDQ        $0x00000100, DX
@@ -6195,329 +6191,299 @@ axpyCodesQ8B3x1VBMI_finish:
 	VZEROUPPER
 	RET
 
-DATA values8PermB3<>+0(SB)/1, $0x00
-DATA values8PermB3<>+1(SB)/1, $0x01
-DATA values8PermB3<>+2(SB)/1, $0x20
-DATA values8PermB3<>+3(SB)/1, $0x21
-DATA values8PermB3<>+4(SB)/1, $0x40
-DATA values8PermB3<>+5(SB)/1, $0x41
-DATA values8PermB3<>+6(SB)/1, $0x60
-DATA values8PermB3<>+7(SB)/1, $0x61
-DATA values8PermB3<>+8(SB)/1, $0x00
-DATA values8PermB3<>+9(SB)/1, $0x01
-DATA values8PermB3<>+10(SB)/1, $0x20
-DATA values8PermB3<>+11(SB)/1, $0x21
-DATA values8PermB3<>+12(SB)/1, $0x40
-DATA values8PermB3<>+13(SB)/1, $0x41
-DATA values8PermB3<>+14(SB)/1, $0x60
-DATA values8PermB3<>+15(SB)/1, $0x61
-DATA values8PermB3<>+16(SB)/1, $0x01
-DATA values8PermB3<>+17(SB)/1, $0x02
-DATA values8PermB3<>+18(SB)/1, $0x21
-DATA values8PermB3<>+19(SB)/1, $0x22
-DATA values8PermB3<>+20(SB)/1, $0x41
-DATA values8PermB3<>+21(SB)/1, $0x42
-DATA values8PermB3<>+22(SB)/1, $0x61
-DATA values8PermB3<>+23(SB)/1, $0x62
-DATA values8PermB3<>+24(SB)/1, $0x02
-DATA values8PermB3<>+25(SB)/1, $0x03
-DATA values8PermB3<>+26(SB)/1, $0x22
-DATA values8PermB3<>+27(SB)/1, $0x23
-DATA values8PermB3<>+28(SB)/1, $0x42
-DATA values8PermB3<>+29(SB)/1, $0x43
-DATA values8PermB3<>+30(SB)/1, $0x62
-DATA values8PermB3<>+31(SB)/1, $0x63
-DATA values8PermB3<>+32(SB)/1, $0x03
-DATA values8PermB3<>+33(SB)/1, $0x04
-DATA values8PermB3<>+34(SB)/1, $0x23
-DATA values8PermB3<>+35(SB)/1, $0x24
-DATA values8PermB3<>+36(SB)/1, $0x43
-DATA values8PermB3<>+37(SB)/1, $0x44
-DATA values8PermB3<>+38(SB)/1, $0x63
-DATA values8PermB3<>+39(SB)/1, $0x64
-DATA values8PermB3<>+40(SB)/1, $0x03
-DATA values8PermB3<>+41(SB)/1, $0x04
-DATA values8PermB3<>+42(SB)/1, $0x23
-DATA values8PermB3<>+43(SB)/1, $0x24
-DATA values8PermB3<>+44(SB)/1, $0x43
-DATA values8PermB3<>+45(SB)/1, $0x44
-DATA values8PermB3<>+46(SB)/1, $0x63
-DATA values8PermB3<>+47(SB)/1, $0x64
-DATA values8PermB3<>+48(SB)/1, $0x04
-DATA values8PermB3<>+49(SB)/1, $0x05
-DATA values8PermB3<>+50(SB)/1, $0x24
-DATA values8PermB3<>+51(SB)/1, $0x25
-DATA values8PermB3<>+52(SB)/1, $0x44
-DATA values8PermB3<>+53(SB)/1, $0x45
-DATA values8PermB3<>+54(SB)/1, $0x64
-DATA values8PermB3<>+55(SB)/1, $0x65
-DATA values8PermB3<>+56(SB)/1, $0x05
-DATA values8PermB3<>+57(SB)/1, $0x06
-DATA values8PermB3<>+58(SB)/1, $0x25
-DATA values8PermB3<>+59(SB)/1, $0x26
-DATA values8PermB3<>+60(SB)/1, $0x45
-DATA values8PermB3<>+61(SB)/1, $0x46
-DATA values8PermB3<>+62(SB)/1, $0x65
-DATA values8PermB3<>+63(SB)/1, $0x66
-DATA values8PermB3<>+64(SB)/1, $0x06
-DATA values8PermB3<>+65(SB)/1, $0x07
-DATA values8PermB3<>+66(SB)/1, $0x26
-DATA values8PermB3<>+67(SB)/1, $0x27
-DATA values8PermB3<>+68(SB)/1, $0x46
-DATA values8PermB3<>+69(SB)/1, $0x47
-DATA values8PermB3<>+70(SB)/1, $0x66
-DATA values8PermB3<>+71(SB)/1, $0x67
-DATA values8PermB3<>+72(SB)/1, $0x06
-DATA values8PermB3<>+73(SB)/1, $0x07
-DATA values8PermB3<>+74(SB)/1, $0x26
-DATA values8PermB3<>+75(SB)/1, $0x27
-DATA values8PermB3<>+76(SB)/1, $0x46
-DATA values8PermB3<>+77(SB)/1, $0x47
-DATA values8PermB3<>+78(SB)/1, $0x66
-DATA values8PermB3<>+79(SB)/1, $0x67
-DATA values8PermB3<>+80(SB)/1, $0x07
-DATA values8PermB3<>+81(SB)/1, $0x08
-DATA values8PermB3<>+82(SB)/1, $0x27
-DATA values8PermB3<>+83(SB)/1, $0x28
-DATA values8PermB3<>+84(SB)/1, $0x47
-DATA values8PermB3<>+85(SB)/1, $0x48
-DATA values8PermB3<>+86(SB)/1, $0x67
-DATA values8PermB3<>+87(SB)/1, $0x68
-DATA values8PermB3<>+88(SB)/1, $0x08
-DATA values8PermB3<>+89(SB)/1, $0x09
-DATA values8PermB3<>+90(SB)/1, $0x28
-DATA values8PermB3<>+91(SB)/1, $0x29
-DATA values8PermB3<>+92(SB)/1, $0x48
-DATA values8PermB3<>+93(SB)/1, $0x49
-DATA values8PermB3<>+94(SB)/1, $0x68
-DATA values8PermB3<>+95(SB)/1, $0x69
-DATA values8PermB3<>+96(SB)/1, $0x09
-DATA values8PermB3<>+97(SB)/1, $0x0a
-DATA values8PermB3<>+98(SB)/1, $0x29
-DATA values8PermB3<>+99(SB)/1, $0x2a
-DATA values8PermB3<>+100(SB)/1, $0x49
-DATA values8PermB3<>+101(SB)/1, $0x4a
-DATA values8PermB3<>+102(SB)/1, $0x69
-DATA values8PermB3<>+103(SB)/1, $0x6a
-DATA values8PermB3<>+104(SB)/1, $0x09
-DATA values8PermB3<>+105(SB)/1, $0x0a
-DATA values8PermB3<>+106(SB)/1, $0x29
-DATA values8PermB3<>+107(SB)/1, $0x2a
-DATA values8PermB3<>+108(SB)/1, $0x49
-DATA values8PermB3<>+109(SB)/1, $0x4a
-DATA values8PermB3<>+110(SB)/1, $0x69
-DATA values8PermB3<>+111(SB)/1, $0x6a
-DATA values8PermB3<>+112(SB)/1, $0x0a
-DATA values8PermB3<>+113(SB)/1, $0x0b
-DATA values8PermB3<>+114(SB)/1, $0x2a
-DATA values8PermB3<>+115(SB)/1, $0x2b
-DATA values8PermB3<>+116(SB)/1, $0x4a
-DATA values8PermB3<>+117(SB)/1, $0x4b
-DATA values8PermB3<>+118(SB)/1, $0x6a
-DATA values8PermB3<>+119(SB)/1, $0x6b
-DATA values8PermB3<>+120(SB)/1, $0x0b
-DATA values8PermB3<>+121(SB)/1, $0x0c
-DATA values8PermB3<>+122(SB)/1, $0x2b
-DATA values8PermB3<>+123(SB)/1, $0x2c
-DATA values8PermB3<>+124(SB)/1, $0x4b
-DATA values8PermB3<>+125(SB)/1, $0x4c
-DATA values8PermB3<>+126(SB)/1, $0x6b
-DATA values8PermB3<>+127(SB)/1, $0x6c
-DATA values8PermB3<>+128(SB)/1, $0x0c
-DATA values8PermB3<>+129(SB)/1, $0x0d
-DATA values8PermB3<>+130(SB)/1, $0x2c
-DATA values8PermB3<>+131(SB)/1, $0x2d
-DATA values8PermB3<>+132(SB)/1, $0x4c
-DATA values8PermB3<>+133(SB)/1, $0x4d
-DATA values8PermB3<>+134(SB)/1, $0x6c
-DATA values8PermB3<>+135(SB)/1, $0x6d
-DATA values8PermB3<>+136(SB)/1, $0x0c
-DATA values8PermB3<>+137(SB)/1, $0x0d
-DATA values8PermB3<>+138(SB)/1, $0x2c
-DATA values8PermB3<>+139(SB)/1, $0x2d
-DATA values8PermB3<>+140(SB)/1, $0x4c
-DATA values8PermB3<>+141(SB)/1, $0x4d
-DATA values8PermB3<>+142(SB)/1, $0x6c
-DATA values8PermB3<>+143(SB)/1, $0x6d
-DATA values8PermB3<>+144(SB)/1, $0x0d
-DATA values8PermB3<>+145(SB)/1, $0x0e
-DATA values8PermB3<>+146(SB)/1, $0x2d
-DATA values8PermB3<>+147(SB)/1, $0x2e
-DATA values8PermB3<>+148(SB)/1, $0x4d
-DATA values8PermB3<>+149(SB)/1, $0x4e
-DATA values8PermB3<>+150(SB)/1, $0x6d
-DATA values8PermB3<>+151(SB)/1, $0x6e
-DATA values8PermB3<>+152(SB)/1, $0x0e
-DATA values8PermB3<>+153(SB)/1, $0x0f
-DATA values8PermB3<>+154(SB)/1, $0x2e
-DATA values8PermB3<>+155(SB)/1, $0x2f
-DATA values8PermB3<>+156(SB)/1, $0x4e
-DATA values8PermB3<>+157(SB)/1, $0x4f
-DATA values8PermB3<>+158(SB)/1, $0x6e
-DATA values8PermB3<>+159(SB)/1, $0x6f
-DATA values8PermB3<>+160(SB)/1, $0x0f
-DATA values8PermB3<>+161(SB)/1, $0x10
-DATA values8PermB3<>+162(SB)/1, $0x2f
-DATA values8PermB3<>+163(SB)/1, $0x30
-DATA values8PermB3<>+164(SB)/1, $0x4f
-DATA values8PermB3<>+165(SB)/1, $0x50
-DATA values8PermB3<>+166(SB)/1, $0x6f
-DATA values8PermB3<>+167(SB)/1, $0x70
-DATA values8PermB3<>+168(SB)/1, $0x0f
-DATA values8PermB3<>+169(SB)/1, $0x10
-DATA values8PermB3<>+170(SB)/1, $0x2f
-DATA values8PermB3<>+171(SB)/1, $0x30
-DATA values8PermB3<>+172(SB)/1, $0x4f
-DATA values8PermB3<>+173(SB)/1, $0x50
-DATA values8PermB3<>+174(SB)/1, $0x6f
-DATA values8PermB3<>+175(SB)/1, $0x70
-DATA values8PermB3<>+176(SB)/1, $0x10
-DATA values8PermB3<>+177(SB)/1, $0x11
-DATA values8PermB3<>+178(SB)/1, $0x30
-DATA values8PermB3<>+179(SB)/1, $0x31
-DATA values8PermB3<>+180(SB)/1, $0x50
-DATA values8PermB3<>+181(SB)/1, $0x51
-DATA values8PermB3<>+182(SB)/1, $0x70
-DATA values8PermB3<>+183(SB)/1, $0x71
-DATA values8PermB3<>+184(SB)/1, $0x11
-DATA values8PermB3<>+185(SB)/1, $0x12
-DATA values8PermB3<>+186(SB)/1, $0x31
-DATA values8PermB3<>+187(SB)/1, $0x32
-DATA values8PermB3<>+188(SB)/1, $0x51
-DATA values8PermB3<>+189(SB)/1, $0x52
-DATA values8PermB3<>+190(SB)/1, $0x71
-DATA values8PermB3<>+191(SB)/1, $0x72
-DATA values8PermB3<>+192(SB)/1, $0x12
-DATA values8PermB3<>+193(SB)/1, $0x13
-DATA values8PermB3<>+194(SB)/1, $0x32
-DATA values8PermB3<>+195(SB)/1, $0x33
-DATA values8PermB3<>+196(SB)/1, $0x52
-DATA values8PermB3<>+197(SB)/1, $0x53
-DATA values8PermB3<>+198(SB)/1, $0x72
-DATA values8PermB3<>+199(SB)/1, $0x73
-DATA values8PermB3<>+200(SB)/1, $0x12
-DATA values8PermB3<>+201(SB)/1, $0x13
-DATA values8PermB3<>+202(SB)/1, $0x32
-DATA values8PermB3<>+203(SB)/1, $0x33
-DATA values8PermB3<>+204(SB)/1, $0x52
-DATA values8PermB3<>+205(SB)/1, $0x53
-DATA values8PermB3<>+206(SB)/1, $0x72
-DATA values8PermB3<>+207(SB)/1, $0x73
-DATA values8PermB3<>+208(SB)/1, $0x13
-DATA values8PermB3<>+209(SB)/1, $0x14
-DATA values8PermB3<>+210(SB)/1, $0x33
-DATA values8PermB3<>+211(SB)/1, $0x34
-DATA values8PermB3<>+212(SB)/1, $0x53
-DATA values8PermB3<>+213(SB)/1, $0x54
-DATA values8PermB3<>+214(SB)/1, $0x73
-DATA values8PermB3<>+215(SB)/1, $0x74
-DATA values8PermB3<>+216(SB)/1, $0x14
-DATA values8PermB3<>+217(SB)/1, $0x15
-DATA values8PermB3<>+218(SB)/1, $0x34
-DATA values8PermB3<>+219(SB)/1, $0x35
-DATA values8PermB3<>+220(SB)/1, $0x54
-DATA values8PermB3<>+221(SB)/1, $0x55
-DATA values8PermB3<>+222(SB)/1, $0x74
-DATA values8PermB3<>+223(SB)/1, $0x75
-DATA values8PermB3<>+224(SB)/1, $0x15
-DATA values8PermB3<>+225(SB)/1, $0x16
-DATA values8PermB3<>+226(SB)/1, $0x35
-DATA values8PermB3<>+227(SB)/1, $0x36
-DATA values8PermB3<>+228(SB)/1, $0x55
-DATA values8PermB3<>+229(SB)/1, $0x56
-DATA values8PermB3<>+230(SB)/1, $0x75
-DATA values8PermB3<>+231(SB)/1, $0x76
-DATA values8PermB3<>+232(SB)/1, $0x15
-DATA values8PermB3<>+233(SB)/1, $0x16
-DATA values8PermB3<>+234(SB)/1, $0x35
-DATA values8PermB3<>+235(SB)/1, $0x36
-DATA values8PermB3<>+236(SB)/1, $0x55
-DATA values8PermB3<>+237(SB)/1, $0x56
-DATA values8PermB3<>+238(SB)/1, $0x75
-DATA values8PermB3<>+239(SB)/1, $0x76
-DATA values8PermB3<>+240(SB)/1, $0x16
-DATA values8PermB3<>+241(SB)/1, $0x17
-DATA values8PermB3<>+242(SB)/1, $0x36
-DATA values8PermB3<>+243(SB)/1, $0x37
-DATA values8PermB3<>+244(SB)/1, $0x56
-DATA values8PermB3<>+245(SB)/1, $0x57
-DATA values8PermB3<>+246(SB)/1, $0x76
-DATA values8PermB3<>+247(SB)/1, $0x77
-DATA values8PermB3<>+248(SB)/1, $0x17
-DATA values8PermB3<>+249(SB)/1, $0x18
-DATA values8PermB3<>+250(SB)/1, $0x37
-DATA values8PermB3<>+251(SB)/1, $0x38
-DATA values8PermB3<>+252(SB)/1, $0x57
-DATA values8PermB3<>+253(SB)/1, $0x58
-DATA values8PermB3<>+254(SB)/1, $0x77
-DATA values8PermB3<>+255(SB)/1, $0x78
-GLOBL values8PermB3<>(SB), RODATA|NOPTR, $256
+DATA values8EvenOdd3<>+0(SB)/1, $0x00
+DATA values8EvenOdd3<>+1(SB)/1, $0x01
+DATA values8EvenOdd3<>+2(SB)/1, $0x20
+DATA values8EvenOdd3<>+3(SB)/1, $0x21
+DATA values8EvenOdd3<>+4(SB)/1, $0x40
+DATA values8EvenOdd3<>+5(SB)/1, $0x41
+DATA values8EvenOdd3<>+6(SB)/1, $0x60
+DATA values8EvenOdd3<>+7(SB)/1, $0x61
+DATA values8EvenOdd3<>+8(SB)/1, $0x01
+DATA values8EvenOdd3<>+9(SB)/1, $0x02
+DATA values8EvenOdd3<>+10(SB)/1, $0x21
+DATA values8EvenOdd3<>+11(SB)/1, $0x22
+DATA values8EvenOdd3<>+12(SB)/1, $0x41
+DATA values8EvenOdd3<>+13(SB)/1, $0x42
+DATA values8EvenOdd3<>+14(SB)/1, $0x61
+DATA values8EvenOdd3<>+15(SB)/1, $0x62
+DATA values8EvenOdd3<>+16(SB)/1, $0x03
+DATA values8EvenOdd3<>+17(SB)/1, $0x04
+DATA values8EvenOdd3<>+18(SB)/1, $0x23
+DATA values8EvenOdd3<>+19(SB)/1, $0x24
+DATA values8EvenOdd3<>+20(SB)/1, $0x43
+DATA values8EvenOdd3<>+21(SB)/1, $0x44
+DATA values8EvenOdd3<>+22(SB)/1, $0x63
+DATA values8EvenOdd3<>+23(SB)/1, $0x64
+DATA values8EvenOdd3<>+24(SB)/1, $0x04
+DATA values8EvenOdd3<>+25(SB)/1, $0x05
+DATA values8EvenOdd3<>+26(SB)/1, $0x24
+DATA values8EvenOdd3<>+27(SB)/1, $0x25
+DATA values8EvenOdd3<>+28(SB)/1, $0x44
+DATA values8EvenOdd3<>+29(SB)/1, $0x45
+DATA values8EvenOdd3<>+30(SB)/1, $0x64
+DATA values8EvenOdd3<>+31(SB)/1, $0x65
+DATA values8EvenOdd3<>+32(SB)/1, $0x06
+DATA values8EvenOdd3<>+33(SB)/1, $0x07
+DATA values8EvenOdd3<>+34(SB)/1, $0x26
+DATA values8EvenOdd3<>+35(SB)/1, $0x27
+DATA values8EvenOdd3<>+36(SB)/1, $0x46
+DATA values8EvenOdd3<>+37(SB)/1, $0x47
+DATA values8EvenOdd3<>+38(SB)/1, $0x66
+DATA values8EvenOdd3<>+39(SB)/1, $0x67
+DATA values8EvenOdd3<>+40(SB)/1, $0x07
+DATA values8EvenOdd3<>+41(SB)/1, $0x08
+DATA values8EvenOdd3<>+42(SB)/1, $0x27
+DATA values8EvenOdd3<>+43(SB)/1, $0x28
+DATA values8EvenOdd3<>+44(SB)/1, $0x47
+DATA values8EvenOdd3<>+45(SB)/1, $0x48
+DATA values8EvenOdd3<>+46(SB)/1, $0x67
+DATA values8EvenOdd3<>+47(SB)/1, $0x68
+DATA values8EvenOdd3<>+48(SB)/1, $0x09
+DATA values8EvenOdd3<>+49(SB)/1, $0x0a
+DATA values8EvenOdd3<>+50(SB)/1, $0x29
+DATA values8EvenOdd3<>+51(SB)/1, $0x2a
+DATA values8EvenOdd3<>+52(SB)/1, $0x49
+DATA values8EvenOdd3<>+53(SB)/1, $0x4a
+DATA values8EvenOdd3<>+54(SB)/1, $0x69
+DATA values8EvenOdd3<>+55(SB)/1, $0x6a
+DATA values8EvenOdd3<>+56(SB)/1, $0x0a
+DATA values8EvenOdd3<>+57(SB)/1, $0x0b
+DATA values8EvenOdd3<>+58(SB)/1, $0x2a
+DATA values8EvenOdd3<>+59(SB)/1, $0x2b
+DATA values8EvenOdd3<>+60(SB)/1, $0x4a
+DATA values8EvenOdd3<>+61(SB)/1, $0x4b
+DATA values8EvenOdd3<>+62(SB)/1, $0x6a
+DATA values8EvenOdd3<>+63(SB)/1, $0x6b
+DATA values8EvenOdd3<>+64(SB)/1, $0x0c
+DATA values8EvenOdd3<>+65(SB)/1, $0x0d
+DATA values8EvenOdd3<>+66(SB)/1, $0x2c
+DATA values8EvenOdd3<>+67(SB)/1, $0x2d
+DATA values8EvenOdd3<>+68(SB)/1, $0x4c
+DATA values8EvenOdd3<>+69(SB)/1, $0x4d
+DATA values8EvenOdd3<>+70(SB)/1, $0x6c
+DATA values8EvenOdd3<>+71(SB)/1, $0x6d
+DATA values8EvenOdd3<>+72(SB)/1, $0x0d
+DATA values8EvenOdd3<>+73(SB)/1, $0x0e
+DATA values8EvenOdd3<>+74(SB)/1, $0x2d
+DATA values8EvenOdd3<>+75(SB)/1, $0x2e
+DATA values8EvenOdd3<>+76(SB)/1, $0x4d
+DATA values8EvenOdd3<>+77(SB)/1, $0x4e
+DATA values8EvenOdd3<>+78(SB)/1, $0x6d
+DATA values8EvenOdd3<>+79(SB)/1, $0x6e
+DATA values8EvenOdd3<>+80(SB)/1, $0x0f
+DATA values8EvenOdd3<>+81(SB)/1, $0x10
+DATA values8EvenOdd3<>+82(SB)/1, $0x2f
+DATA values8EvenOdd3<>+83(SB)/1, $0x30
+DATA values8EvenOdd3<>+84(SB)/1, $0x4f
+DATA values8EvenOdd3<>+85(SB)/1, $0x50
+DATA values8EvenOdd3<>+86(SB)/1, $0x6f
+DATA values8EvenOdd3<>+87(SB)/1, $0x70
+DATA values8EvenOdd3<>+88(SB)/1, $0x10
+DATA values8EvenOdd3<>+89(SB)/1, $0x11
+DATA values8EvenOdd3<>+90(SB)/1, $0x30
+DATA values8EvenOdd3<>+91(SB)/1, $0x31
+DATA values8EvenOdd3<>+92(SB)/1, $0x50
+DATA values8EvenOdd3<>+93(SB)/1, $0x51
+DATA values8EvenOdd3<>+94(SB)/1, $0x70
+DATA values8EvenOdd3<>+95(SB)/1, $0x71
+DATA values8EvenOdd3<>+96(SB)/1, $0x12
+DATA values8EvenOdd3<>+97(SB)/1, $0x13
+DATA values8EvenOdd3<>+98(SB)/1, $0x32
+DATA values8EvenOdd3<>+99(SB)/1, $0x33
+DATA values8EvenOdd3<>+100(SB)/1, $0x52
+DATA values8EvenOdd3<>+101(SB)/1, $0x53
+DATA values8EvenOdd3<>+102(SB)/1, $0x72
+DATA values8EvenOdd3<>+103(SB)/1, $0x73
+DATA values8EvenOdd3<>+104(SB)/1, $0x13
+DATA values8EvenOdd3<>+105(SB)/1, $0x14
+DATA values8EvenOdd3<>+106(SB)/1, $0x33
+DATA values8EvenOdd3<>+107(SB)/1, $0x34
+DATA values8EvenOdd3<>+108(SB)/1, $0x53
+DATA values8EvenOdd3<>+109(SB)/1, $0x54
+DATA values8EvenOdd3<>+110(SB)/1, $0x73
+DATA values8EvenOdd3<>+111(SB)/1, $0x74
+DATA values8EvenOdd3<>+112(SB)/1, $0x15
+DATA values8EvenOdd3<>+113(SB)/1, $0x16
+DATA values8EvenOdd3<>+114(SB)/1, $0x35
+DATA values8EvenOdd3<>+115(SB)/1, $0x36
+DATA values8EvenOdd3<>+116(SB)/1, $0x55
+DATA values8EvenOdd3<>+117(SB)/1, $0x56
+DATA values8EvenOdd3<>+118(SB)/1, $0x75
+DATA values8EvenOdd3<>+119(SB)/1, $0x76
+DATA values8EvenOdd3<>+120(SB)/1, $0x16
+DATA values8EvenOdd3<>+121(SB)/1, $0x17
+DATA values8EvenOdd3<>+122(SB)/1, $0x36
+DATA values8EvenOdd3<>+123(SB)/1, $0x37
+DATA values8EvenOdd3<>+124(SB)/1, $0x56
+DATA values8EvenOdd3<>+125(SB)/1, $0x57
+DATA values8EvenOdd3<>+126(SB)/1, $0x76
+DATA values8EvenOdd3<>+127(SB)/1, $0x77
+DATA values8EvenOdd3<>+128(SB)/4, $0x00000000
+DATA values8EvenOdd3<>+132(SB)/4, $0x00000010
+DATA values8EvenOdd3<>+136(SB)/4, $0x00000001
+DATA values8EvenOdd3<>+140(SB)/4, $0x00000011
+DATA values8EvenOdd3<>+144(SB)/4, $0x00000002
+DATA values8EvenOdd3<>+148(SB)/4, $0x00000012
+DATA values8EvenOdd3<>+152(SB)/4, $0x00000003
+DATA values8EvenOdd3<>+156(SB)/4, $0x00000013
+DATA values8EvenOdd3<>+160(SB)/4, $0x00000004
+DATA values8EvenOdd3<>+164(SB)/4, $0x00000014
+DATA values8EvenOdd3<>+168(SB)/4, $0x00000005
+DATA values8EvenOdd3<>+172(SB)/4, $0x00000015
+DATA values8EvenOdd3<>+176(SB)/4, $0x00000006
+DATA values8EvenOdd3<>+180(SB)/4, $0x00000016
+DATA values8EvenOdd3<>+184(SB)/4, $0x00000007
+DATA values8EvenOdd3<>+188(SB)/4, $0x00000017
+DATA values8EvenOdd3<>+192(SB)/4, $0x00000008
+DATA values8EvenOdd3<>+196(SB)/4, $0x00000018
+DATA values8EvenOdd3<>+200(SB)/4, $0x00000009
+DATA values8EvenOdd3<>+204(SB)/4, $0x00000019
+DATA values8EvenOdd3<>+208(SB)/4, $0x0000000a
+DATA values8EvenOdd3<>+212(SB)/4, $0x0000001a
+DATA values8EvenOdd3<>+216(SB)/4, $0x0000000b
+DATA values8EvenOdd3<>+220(SB)/4, $0x0000001b
+DATA values8EvenOdd3<>+224(SB)/4, $0x0000000c
+DATA values8EvenOdd3<>+228(SB)/4, $0x0000001c
+DATA values8EvenOdd3<>+232(SB)/4, $0x0000000d
+DATA values8EvenOdd3<>+236(SB)/4, $0x0000001d
+DATA values8EvenOdd3<>+240(SB)/4, $0x0000000e
+DATA values8EvenOdd3<>+244(SB)/4, $0x0000001e
+DATA values8EvenOdd3<>+248(SB)/4, $0x0000000f
+DATA values8EvenOdd3<>+252(SB)/4, $0x0000001f
+GLOBL values8EvenOdd3<>(SB), RODATA|NOPTR, $256
 
-DATA values8CtlB3<>+0(SB)/1, $0x00
-DATA values8CtlB3<>+1(SB)/1, $0x10
-DATA values8CtlB3<>+2(SB)/1, $0x20
-DATA values8CtlB3<>+3(SB)/1, $0x30
-DATA values8CtlB3<>+4(SB)/1, $0x03
-DATA values8CtlB3<>+5(SB)/1, $0x13
-DATA values8CtlB3<>+6(SB)/1, $0x23
-DATA values8CtlB3<>+7(SB)/1, $0x33
-DATA values8CtlB3<>+8(SB)/1, $0x06
-DATA values8CtlB3<>+9(SB)/1, $0x16
-DATA values8CtlB3<>+10(SB)/1, $0x26
-DATA values8CtlB3<>+11(SB)/1, $0x36
-DATA values8CtlB3<>+12(SB)/1, $0x09
-DATA values8CtlB3<>+13(SB)/1, $0x19
-DATA values8CtlB3<>+14(SB)/1, $0x29
-DATA values8CtlB3<>+15(SB)/1, $0x39
-DATA values8CtlB3<>+16(SB)/1, $0x04
-DATA values8CtlB3<>+17(SB)/1, $0x14
-DATA values8CtlB3<>+18(SB)/1, $0x24
-DATA values8CtlB3<>+19(SB)/1, $0x34
-DATA values8CtlB3<>+20(SB)/1, $0x07
-DATA values8CtlB3<>+21(SB)/1, $0x17
-DATA values8CtlB3<>+22(SB)/1, $0x27
-DATA values8CtlB3<>+23(SB)/1, $0x37
-DATA values8CtlB3<>+24(SB)/1, $0x02
-DATA values8CtlB3<>+25(SB)/1, $0x12
-DATA values8CtlB3<>+26(SB)/1, $0x22
-DATA values8CtlB3<>+27(SB)/1, $0x32
-DATA values8CtlB3<>+28(SB)/1, $0x05
-DATA values8CtlB3<>+29(SB)/1, $0x15
-DATA values8CtlB3<>+30(SB)/1, $0x25
-DATA values8CtlB3<>+31(SB)/1, $0x35
-DATA values8CtlB3<>+32(SB)/1, $0x00
-DATA values8CtlB3<>+33(SB)/1, $0x10
-DATA values8CtlB3<>+34(SB)/1, $0x20
-DATA values8CtlB3<>+35(SB)/1, $0x30
-DATA values8CtlB3<>+36(SB)/1, $0x03
-DATA values8CtlB3<>+37(SB)/1, $0x13
-DATA values8CtlB3<>+38(SB)/1, $0x23
-DATA values8CtlB3<>+39(SB)/1, $0x33
-DATA values8CtlB3<>+40(SB)/1, $0x06
-DATA values8CtlB3<>+41(SB)/1, $0x16
-DATA values8CtlB3<>+42(SB)/1, $0x26
-DATA values8CtlB3<>+43(SB)/1, $0x36
-DATA values8CtlB3<>+44(SB)/1, $0x09
-DATA values8CtlB3<>+45(SB)/1, $0x19
-DATA values8CtlB3<>+46(SB)/1, $0x29
-DATA values8CtlB3<>+47(SB)/1, $0x39
-DATA values8CtlB3<>+48(SB)/1, $0x04
-DATA values8CtlB3<>+49(SB)/1, $0x14
-DATA values8CtlB3<>+50(SB)/1, $0x24
-DATA values8CtlB3<>+51(SB)/1, $0x34
-DATA values8CtlB3<>+52(SB)/1, $0x07
-DATA values8CtlB3<>+53(SB)/1, $0x17
-DATA values8CtlB3<>+54(SB)/1, $0x27
-DATA values8CtlB3<>+55(SB)/1, $0x37
-DATA values8CtlB3<>+56(SB)/1, $0x02
-DATA values8CtlB3<>+57(SB)/1, $0x12
-DATA values8CtlB3<>+58(SB)/1, $0x22
-DATA values8CtlB3<>+59(SB)/1, $0x32
-DATA values8CtlB3<>+60(SB)/1, $0x05
-DATA values8CtlB3<>+61(SB)/1, $0x15
-DATA values8CtlB3<>+62(SB)/1, $0x25
-DATA values8CtlB3<>+63(SB)/1, $0x35
-GLOBL values8CtlB3<>(SB), RODATA|NOPTR, $64
+DATA values8Pairs<>+0(SB)/1, $0x00
+DATA values8Pairs<>+1(SB)/1, $0x10
+DATA values8Pairs<>+2(SB)/1, $0x20
+DATA values8Pairs<>+3(SB)/1, $0x30
+DATA values8Pairs<>+4(SB)/1, $0x06
+DATA values8Pairs<>+5(SB)/1, $0x16
+DATA values8Pairs<>+6(SB)/1, $0x26
+DATA values8Pairs<>+7(SB)/1, $0x36
+DATA values8Pairs<>+8(SB)/1, $0x04
+DATA values8Pairs<>+9(SB)/1, $0x14
+DATA values8Pairs<>+10(SB)/1, $0x24
+DATA values8Pairs<>+11(SB)/1, $0x34
+DATA values8Pairs<>+12(SB)/1, $0x0a
+DATA values8Pairs<>+13(SB)/1, $0x1a
+DATA values8Pairs<>+14(SB)/1, $0x2a
+DATA values8Pairs<>+15(SB)/1, $0x3a
+DATA values8Pairs<>+16(SB)/1, $0x00
+DATA values8Pairs<>+17(SB)/1, $0x10
+DATA values8Pairs<>+18(SB)/1, $0x20
+DATA values8Pairs<>+19(SB)/1, $0x30
+DATA values8Pairs<>+20(SB)/1, $0x06
+DATA values8Pairs<>+21(SB)/1, $0x16
+DATA values8Pairs<>+22(SB)/1, $0x26
+DATA values8Pairs<>+23(SB)/1, $0x36
+DATA values8Pairs<>+24(SB)/1, $0x04
+DATA values8Pairs<>+25(SB)/1, $0x14
+DATA values8Pairs<>+26(SB)/1, $0x24
+DATA values8Pairs<>+27(SB)/1, $0x34
+DATA values8Pairs<>+28(SB)/1, $0x0a
+DATA values8Pairs<>+29(SB)/1, $0x1a
+DATA values8Pairs<>+30(SB)/1, $0x2a
+DATA values8Pairs<>+31(SB)/1, $0x3a
+DATA values8Pairs<>+32(SB)/1, $0x00
+DATA values8Pairs<>+33(SB)/1, $0x10
+DATA values8Pairs<>+34(SB)/1, $0x20
+DATA values8Pairs<>+35(SB)/1, $0x30
+DATA values8Pairs<>+36(SB)/1, $0x06
+DATA values8Pairs<>+37(SB)/1, $0x16
+DATA values8Pairs<>+38(SB)/1, $0x26
+DATA values8Pairs<>+39(SB)/1, $0x36
+DATA values8Pairs<>+40(SB)/1, $0x04
+DATA values8Pairs<>+41(SB)/1, $0x14
+DATA values8Pairs<>+42(SB)/1, $0x24
+DATA values8Pairs<>+43(SB)/1, $0x34
+DATA values8Pairs<>+44(SB)/1, $0x0a
+DATA values8Pairs<>+45(SB)/1, $0x1a
+DATA values8Pairs<>+46(SB)/1, $0x2a
+DATA values8Pairs<>+47(SB)/1, $0x3a
+DATA values8Pairs<>+48(SB)/1, $0x00
+DATA values8Pairs<>+49(SB)/1, $0x10
+DATA values8Pairs<>+50(SB)/1, $0x20
+DATA values8Pairs<>+51(SB)/1, $0x30
+DATA values8Pairs<>+52(SB)/1, $0x06
+DATA values8Pairs<>+53(SB)/1, $0x16
+DATA values8Pairs<>+54(SB)/1, $0x26
+DATA values8Pairs<>+55(SB)/1, $0x36
+DATA values8Pairs<>+56(SB)/1, $0x04
+DATA values8Pairs<>+57(SB)/1, $0x14
+DATA values8Pairs<>+58(SB)/1, $0x24
+DATA values8Pairs<>+59(SB)/1, $0x34
+DATA values8Pairs<>+60(SB)/1, $0x0a
+DATA values8Pairs<>+61(SB)/1, $0x1a
+DATA values8Pairs<>+62(SB)/1, $0x2a
+DATA values8Pairs<>+63(SB)/1, $0x3a
+GLOBL values8Pairs<>(SB), RODATA|NOPTR, $64
+
+DATA pairIndex<>+0(SB)/1, $0x00
+DATA pairIndex<>+1(SB)/1, $0x00
+DATA pairIndex<>+2(SB)/1, $0x00
+DATA pairIndex<>+3(SB)/1, $0x00
+DATA pairIndex<>+4(SB)/1, $0x00
+DATA pairIndex<>+5(SB)/1, $0x00
+DATA pairIndex<>+6(SB)/1, $0x00
+DATA pairIndex<>+7(SB)/1, $0x00
+DATA pairIndex<>+8(SB)/1, $0x01
+DATA pairIndex<>+9(SB)/1, $0x01
+DATA pairIndex<>+10(SB)/1, $0x01
+DATA pairIndex<>+11(SB)/1, $0x01
+DATA pairIndex<>+12(SB)/1, $0x01
+DATA pairIndex<>+13(SB)/1, $0x01
+DATA pairIndex<>+14(SB)/1, $0x01
+DATA pairIndex<>+15(SB)/1, $0x01
+DATA pairIndex<>+16(SB)/1, $0x02
+DATA pairIndex<>+17(SB)/1, $0x02
+DATA pairIndex<>+18(SB)/1, $0x02
+DATA pairIndex<>+19(SB)/1, $0x02
+DATA pairIndex<>+20(SB)/1, $0x02
+DATA pairIndex<>+21(SB)/1, $0x02
+DATA pairIndex<>+22(SB)/1, $0x02
+DATA pairIndex<>+23(SB)/1, $0x02
+DATA pairIndex<>+24(SB)/1, $0x03
+DATA pairIndex<>+25(SB)/1, $0x03
+DATA pairIndex<>+26(SB)/1, $0x03
+DATA pairIndex<>+27(SB)/1, $0x03
+DATA pairIndex<>+28(SB)/1, $0x03
+DATA pairIndex<>+29(SB)/1, $0x03
+DATA pairIndex<>+30(SB)/1, $0x03
+DATA pairIndex<>+31(SB)/1, $0x03
+DATA pairIndex<>+32(SB)/1, $0x04
+DATA pairIndex<>+33(SB)/1, $0x04
+DATA pairIndex<>+34(SB)/1, $0x04
+DATA pairIndex<>+35(SB)/1, $0x04
+DATA pairIndex<>+36(SB)/1, $0x04
+DATA pairIndex<>+37(SB)/1, $0x04
+DATA pairIndex<>+38(SB)/1, $0x04
+DATA pairIndex<>+39(SB)/1, $0x04
+DATA pairIndex<>+40(SB)/1, $0x05
+DATA pairIndex<>+41(SB)/1, $0x05
+DATA pairIndex<>+42(SB)/1, $0x05
+DATA pairIndex<>+43(SB)/1, $0x05
+DATA pairIndex<>+44(SB)/1, $0x05
+DATA pairIndex<>+45(SB)/1, $0x05
+DATA pairIndex<>+46(SB)/1, $0x05
+DATA pairIndex<>+47(SB)/1, $0x05
+DATA pairIndex<>+48(SB)/1, $0x06
+DATA pairIndex<>+49(SB)/1, $0x06
+DATA pairIndex<>+50(SB)/1, $0x06
+DATA pairIndex<>+51(SB)/1, $0x06
+DATA pairIndex<>+52(SB)/1, $0x06
+DATA pairIndex<>+53(SB)/1, $0x06
+DATA pairIndex<>+54(SB)/1, $0x06
+DATA pairIndex<>+55(SB)/1, $0x06
+DATA pairIndex<>+56(SB)/1, $0x07
+DATA pairIndex<>+57(SB)/1, $0x07
+DATA pairIndex<>+58(SB)/1, $0x07
+DATA pairIndex<>+59(SB)/1, $0x07
+DATA pairIndex<>+60(SB)/1, $0x07
+DATA pairIndex<>+61(SB)/1, $0x07
+DATA pairIndex<>+62(SB)/1, $0x07
+DATA pairIndex<>+63(SB)/1, $0x07
+GLOBL pairIndex<>(SB), RODATA|NOPTR, $64
 
 // func dotCodesQ8B3x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
@@ -6538,10 +6504,10 @@ TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-184
 	MOVQ         ahead_len+168(FP), SI
 	MOVQ         tab+80(FP), DI
 	VMOVDQU64    (DI), Z3
-	VMOVDQU64    keys16Ctl<>+0(SB), Z4
-	VMOVDQU64    keys16Ctl<>+64(SB), Z5
-	VMOVDQU64    keys16Ctl<>+128(SB), Z6
-	VMOVDQU64    keys16Ctl<>+192(SB), Z7
+	VMOVDQU64    pairIndex<>+0(SB), Z4
+	VPERMB       Z3, Z4, Z4
+	VMOVDQU64    keys16Ctl<>+0(SB), Z5
+	VMOVDQU64    keys16Ctl<>+64(SB), Z6
 
 dotCodesQ8B3x1VBMI_group:
 	TESTQ        DX, DX
@@ -6558,7 +6524,7 @@ dotCodesQ8B3x1VBMI_group:
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B3x1VBMI_full:
-	VPXORD Z2, Z2, Z8
+	VPXORD Z2, Z2, Z7
 	MOVQ   CX, DI
 	MOVQ   idxOff+120(FP), R8
 	ADDQ   R8, DI
@@ -6578,12 +6544,11 @@ dotCodesQ8B3x1VBMI_pf24:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     (DI)(Z1*1), K3, Z9
-	VPMULTISHIFTQB Z9, Z4, Z10
-	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  (R8), Z10, Z8
 	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z4, Z9, Z8
 	VPERMB         Z3, Z9, Z9
-	VPDPBUSD.BCST  4(R8), Z9, Z8
+	VPDPBUSD.BCST  (R8), Z9, Z7
+	VPDPBUSD.BCST  4(R8), Z8, Z7
 	TESTQ          SI, SI
 	JLE            dotCodesQ8B3x1VBMI_pf25
 	PREFETCHT0     (BX)
@@ -6594,12 +6559,11 @@ dotCodesQ8B3x1VBMI_pf25:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     3(DI)(Z1*1), K3, Z9
-	VPMULTISHIFTQB Z9, Z4, Z10
-	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  8(R8), Z10, Z8
 	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z4, Z9, Z8
 	VPERMB         Z3, Z9, Z9
-	VPDPBUSD.BCST  12(R8), Z9, Z8
+	VPDPBUSD.BCST  8(R8), Z9, Z7
+	VPDPBUSD.BCST  12(R8), Z8, Z7
 	TESTQ          SI, SI
 	JLE            dotCodesQ8B3x1VBMI_pf26
 	PREFETCHT0     (BX)
@@ -6610,12 +6574,11 @@ dotCodesQ8B3x1VBMI_pf26:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     6(DI)(Z1*1), K3, Z9
-	VPMULTISHIFTQB Z9, Z4, Z10
-	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  16(R8), Z10, Z8
 	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z4, Z9, Z8
 	VPERMB         Z3, Z9, Z9
-	VPDPBUSD.BCST  20(R8), Z9, Z8
+	VPDPBUSD.BCST  16(R8), Z9, Z7
+	VPDPBUSD.BCST  20(R8), Z8, Z7
 	TESTQ          SI, SI
 	JLE            dotCodesQ8B3x1VBMI_pf27
 	PREFETCHT0     (BX)
@@ -6626,12 +6589,11 @@ dotCodesQ8B3x1VBMI_pf27:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     9(DI)(Z1*1), K3, Z9
-	VPMULTISHIFTQB Z9, Z4, Z10
-	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  24(R8), Z10, Z8
 	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z4, Z9, Z8
 	VPERMB         Z3, Z9, Z9
-	VPDPBUSD.BCST  28(R8), Z9, Z8
+	VPDPBUSD.BCST  24(R8), Z9, Z7
+	VPDPBUSD.BCST  28(R8), Z8, Z7
 	TESTQ          SI, SI
 	JLE            dotCodesQ8B3x1VBMI_pf28
 	PREFETCHT0     (BX)
@@ -6642,12 +6604,11 @@ dotCodesQ8B3x1VBMI_pf28:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     12(DI)(Z1*1), K3, Z9
-	VPMULTISHIFTQB Z9, Z4, Z10
-	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  32(R8), Z10, Z8
 	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z4, Z9, Z8
 	VPERMB         Z3, Z9, Z9
-	VPDPBUSD.BCST  36(R8), Z9, Z8
+	VPDPBUSD.BCST  32(R8), Z9, Z7
+	VPDPBUSD.BCST  36(R8), Z8, Z7
 	TESTQ          SI, SI
 	JLE            dotCodesQ8B3x1VBMI_pf29
 	PREFETCHT0     (BX)
@@ -6658,12 +6619,11 @@ dotCodesQ8B3x1VBMI_pf29:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     15(DI)(Z1*1), K3, Z9
-	VPMULTISHIFTQB Z9, Z4, Z10
-	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  40(R8), Z10, Z8
 	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z4, Z9, Z8
 	VPERMB         Z3, Z9, Z9
-	VPDPBUSD.BCST  44(R8), Z9, Z8
+	VPDPBUSD.BCST  40(R8), Z9, Z7
+	VPDPBUSD.BCST  44(R8), Z8, Z7
 	TESTQ          SI, SI
 	JLE            dotCodesQ8B3x1VBMI_pf30
 	PREFETCHT0     (BX)
@@ -6674,12 +6634,11 @@ dotCodesQ8B3x1VBMI_pf30:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     18(DI)(Z1*1), K3, Z9
-	VPMULTISHIFTQB Z9, Z4, Z10
-	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  48(R8), Z10, Z8
 	VPMULTISHIFTQB Z9, Z5, Z9
+	VPERMB         Z4, Z9, Z8
 	VPERMB         Z3, Z9, Z9
-	VPDPBUSD.BCST  52(R8), Z9, Z8
+	VPDPBUSD.BCST  48(R8), Z9, Z7
+	VPDPBUSD.BCST  52(R8), Z8, Z7
 	TESTQ          SI, SI
 	JLE            dotCodesQ8B3x1VBMI_pf31
 	PREFETCHT0     (BX)
@@ -6690,12 +6649,11 @@ dotCodesQ8B3x1VBMI_pf31:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     20(DI)(Z1*1), K3, Z9
-	VPMULTISHIFTQB Z9, Z6, Z10
-	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  56(R8), Z10, Z8
-	VPMULTISHIFTQB Z9, Z7, Z9
+	VPMULTISHIFTQB Z9, Z6, Z9
+	VPERMB         Z4, Z9, Z8
 	VPERMB         Z3, Z9, Z9
-	VPDPBUSD.BCST  60(R8), Z9, Z8
+	VPDPBUSD.BCST  56(R8), Z9, Z7
+	VPDPBUSD.BCST  60(R8), Z8, Z7
 	ADDQ           $0x18, DI
 	ADDQ           $0x40, R8
 	SUBQ           $0x40, R9
@@ -6709,33 +6667,33 @@ dotCodesQ8B3x1VBMI_pf31:
 	CMOVQCC        DI, R10
 	MOVQ           CX, DI
 	ADDQ           R8, DI
-	VPXORD         Z2, Z2, Z9
+	VPXORD         Z2, Z2, Z8
 	KMOVW          K1, K3
-	VPGATHERDD     (DI)(Z1*1), K3, Z9
-	VPBROADCASTD   R10, Z10
-	VPSRLVD        Z10, Z9, Z9
-	VPMOVDW        Z9, Y9
-	VCVTPH2PS      Y9, Z9
+	VPGATHERDD     (DI)(Z1*1), K3, Z8
+	VPBROADCASTD   R10, Z9
+	VPSRLVD        Z9, Z8, Z8
+	VPMOVDW        Z8, Y8
+	VCVTPH2PS      Y8, Z8
 	MOVQ           scales+56(FP), DI
 	MOVQ           sums+64(FP), R8
-	VPSUBD.BCST    (R8), Z8, Z8
-	VCVTDQ2PS      Z8, Z8
-	VMULPS.BCST    (DI), Z8, Z8
-	VMULPS         Z9, Z8, Z8
+	VPSUBD.BCST    (R8), Z7, Z7
+	VCVTDQ2PS      Z7, Z7
+	VMULPS.BCST    (DI), Z7, Z7
+	VMULPS         Z8, Z7, Z7
 	MOVQ           rows+152(FP), DI
 	MOVQ           bias+72(FP), DI
 	MOVQ           AX, R8
 	TESTQ          DI, DI
 	JZ             dotCodesQ8B3x1VBMI_add0
-	VBROADCASTSS   (DI), Z9
+	VBROADCASTSS   (DI), Z8
 	JMP            dotCodesQ8B3x1VBMI_added0
 
 dotCodesQ8B3x1VBMI_add0:
-	VMOVUPS.Z (R8), K2, Z9
+	VMOVUPS.Z (R8), K2, Z8
 
 dotCodesQ8B3x1VBMI_added0:
-	VADDPS  Z8, Z9, Z9
-	VMOVUPS Z9, K2, (R8)
+	VADDPS  Z7, Z8, Z8
+	VMOVUPS Z8, K2, (R8)
 	CMPQ    DX, $0x10
 	JB      dotCodesQ8B3x1VBMI_done
 	ADDQ    $0x40, AX
@@ -6768,273 +6726,147 @@ DATA keys16Iota<>+60(SB)/4, $0x0000000f
 GLOBL keys16Iota<>(SB), RODATA|NOPTR, $64
 
 DATA keys16Ctl<>+0(SB)/1, $0x00
-DATA keys16Ctl<>+1(SB)/1, $0x03
-DATA keys16Ctl<>+2(SB)/1, $0x06
-DATA keys16Ctl<>+3(SB)/1, $0x09
+DATA keys16Ctl<>+1(SB)/1, $0x06
+DATA keys16Ctl<>+2(SB)/1, $0x0c
+DATA keys16Ctl<>+3(SB)/1, $0x12
 DATA keys16Ctl<>+4(SB)/1, $0x20
-DATA keys16Ctl<>+5(SB)/1, $0x23
-DATA keys16Ctl<>+6(SB)/1, $0x26
-DATA keys16Ctl<>+7(SB)/1, $0x29
+DATA keys16Ctl<>+5(SB)/1, $0x26
+DATA keys16Ctl<>+6(SB)/1, $0x2c
+DATA keys16Ctl<>+7(SB)/1, $0x32
 DATA keys16Ctl<>+8(SB)/1, $0x00
-DATA keys16Ctl<>+9(SB)/1, $0x03
-DATA keys16Ctl<>+10(SB)/1, $0x06
-DATA keys16Ctl<>+11(SB)/1, $0x09
+DATA keys16Ctl<>+9(SB)/1, $0x06
+DATA keys16Ctl<>+10(SB)/1, $0x0c
+DATA keys16Ctl<>+11(SB)/1, $0x12
 DATA keys16Ctl<>+12(SB)/1, $0x20
-DATA keys16Ctl<>+13(SB)/1, $0x23
-DATA keys16Ctl<>+14(SB)/1, $0x26
-DATA keys16Ctl<>+15(SB)/1, $0x29
+DATA keys16Ctl<>+13(SB)/1, $0x26
+DATA keys16Ctl<>+14(SB)/1, $0x2c
+DATA keys16Ctl<>+15(SB)/1, $0x32
 DATA keys16Ctl<>+16(SB)/1, $0x00
-DATA keys16Ctl<>+17(SB)/1, $0x03
-DATA keys16Ctl<>+18(SB)/1, $0x06
-DATA keys16Ctl<>+19(SB)/1, $0x09
+DATA keys16Ctl<>+17(SB)/1, $0x06
+DATA keys16Ctl<>+18(SB)/1, $0x0c
+DATA keys16Ctl<>+19(SB)/1, $0x12
 DATA keys16Ctl<>+20(SB)/1, $0x20
-DATA keys16Ctl<>+21(SB)/1, $0x23
-DATA keys16Ctl<>+22(SB)/1, $0x26
-DATA keys16Ctl<>+23(SB)/1, $0x29
+DATA keys16Ctl<>+21(SB)/1, $0x26
+DATA keys16Ctl<>+22(SB)/1, $0x2c
+DATA keys16Ctl<>+23(SB)/1, $0x32
 DATA keys16Ctl<>+24(SB)/1, $0x00
-DATA keys16Ctl<>+25(SB)/1, $0x03
-DATA keys16Ctl<>+26(SB)/1, $0x06
-DATA keys16Ctl<>+27(SB)/1, $0x09
+DATA keys16Ctl<>+25(SB)/1, $0x06
+DATA keys16Ctl<>+26(SB)/1, $0x0c
+DATA keys16Ctl<>+27(SB)/1, $0x12
 DATA keys16Ctl<>+28(SB)/1, $0x20
-DATA keys16Ctl<>+29(SB)/1, $0x23
-DATA keys16Ctl<>+30(SB)/1, $0x26
-DATA keys16Ctl<>+31(SB)/1, $0x29
+DATA keys16Ctl<>+29(SB)/1, $0x26
+DATA keys16Ctl<>+30(SB)/1, $0x2c
+DATA keys16Ctl<>+31(SB)/1, $0x32
 DATA keys16Ctl<>+32(SB)/1, $0x00
-DATA keys16Ctl<>+33(SB)/1, $0x03
-DATA keys16Ctl<>+34(SB)/1, $0x06
-DATA keys16Ctl<>+35(SB)/1, $0x09
+DATA keys16Ctl<>+33(SB)/1, $0x06
+DATA keys16Ctl<>+34(SB)/1, $0x0c
+DATA keys16Ctl<>+35(SB)/1, $0x12
 DATA keys16Ctl<>+36(SB)/1, $0x20
-DATA keys16Ctl<>+37(SB)/1, $0x23
-DATA keys16Ctl<>+38(SB)/1, $0x26
-DATA keys16Ctl<>+39(SB)/1, $0x29
+DATA keys16Ctl<>+37(SB)/1, $0x26
+DATA keys16Ctl<>+38(SB)/1, $0x2c
+DATA keys16Ctl<>+39(SB)/1, $0x32
 DATA keys16Ctl<>+40(SB)/1, $0x00
-DATA keys16Ctl<>+41(SB)/1, $0x03
-DATA keys16Ctl<>+42(SB)/1, $0x06
-DATA keys16Ctl<>+43(SB)/1, $0x09
+DATA keys16Ctl<>+41(SB)/1, $0x06
+DATA keys16Ctl<>+42(SB)/1, $0x0c
+DATA keys16Ctl<>+43(SB)/1, $0x12
 DATA keys16Ctl<>+44(SB)/1, $0x20
-DATA keys16Ctl<>+45(SB)/1, $0x23
-DATA keys16Ctl<>+46(SB)/1, $0x26
-DATA keys16Ctl<>+47(SB)/1, $0x29
+DATA keys16Ctl<>+45(SB)/1, $0x26
+DATA keys16Ctl<>+46(SB)/1, $0x2c
+DATA keys16Ctl<>+47(SB)/1, $0x32
 DATA keys16Ctl<>+48(SB)/1, $0x00
-DATA keys16Ctl<>+49(SB)/1, $0x03
-DATA keys16Ctl<>+50(SB)/1, $0x06
-DATA keys16Ctl<>+51(SB)/1, $0x09
+DATA keys16Ctl<>+49(SB)/1, $0x06
+DATA keys16Ctl<>+50(SB)/1, $0x0c
+DATA keys16Ctl<>+51(SB)/1, $0x12
 DATA keys16Ctl<>+52(SB)/1, $0x20
-DATA keys16Ctl<>+53(SB)/1, $0x23
-DATA keys16Ctl<>+54(SB)/1, $0x26
-DATA keys16Ctl<>+55(SB)/1, $0x29
+DATA keys16Ctl<>+53(SB)/1, $0x26
+DATA keys16Ctl<>+54(SB)/1, $0x2c
+DATA keys16Ctl<>+55(SB)/1, $0x32
 DATA keys16Ctl<>+56(SB)/1, $0x00
-DATA keys16Ctl<>+57(SB)/1, $0x03
-DATA keys16Ctl<>+58(SB)/1, $0x06
-DATA keys16Ctl<>+59(SB)/1, $0x09
+DATA keys16Ctl<>+57(SB)/1, $0x06
+DATA keys16Ctl<>+58(SB)/1, $0x0c
+DATA keys16Ctl<>+59(SB)/1, $0x12
 DATA keys16Ctl<>+60(SB)/1, $0x20
-DATA keys16Ctl<>+61(SB)/1, $0x23
-DATA keys16Ctl<>+62(SB)/1, $0x26
-DATA keys16Ctl<>+63(SB)/1, $0x29
-DATA keys16Ctl<>+64(SB)/1, $0x0c
-DATA keys16Ctl<>+65(SB)/1, $0x0f
-DATA keys16Ctl<>+66(SB)/1, $0x12
-DATA keys16Ctl<>+67(SB)/1, $0x15
-DATA keys16Ctl<>+68(SB)/1, $0x2c
-DATA keys16Ctl<>+69(SB)/1, $0x2f
-DATA keys16Ctl<>+70(SB)/1, $0x32
-DATA keys16Ctl<>+71(SB)/1, $0x35
-DATA keys16Ctl<>+72(SB)/1, $0x0c
-DATA keys16Ctl<>+73(SB)/1, $0x0f
-DATA keys16Ctl<>+74(SB)/1, $0x12
-DATA keys16Ctl<>+75(SB)/1, $0x15
-DATA keys16Ctl<>+76(SB)/1, $0x2c
-DATA keys16Ctl<>+77(SB)/1, $0x2f
-DATA keys16Ctl<>+78(SB)/1, $0x32
-DATA keys16Ctl<>+79(SB)/1, $0x35
-DATA keys16Ctl<>+80(SB)/1, $0x0c
-DATA keys16Ctl<>+81(SB)/1, $0x0f
-DATA keys16Ctl<>+82(SB)/1, $0x12
-DATA keys16Ctl<>+83(SB)/1, $0x15
-DATA keys16Ctl<>+84(SB)/1, $0x2c
-DATA keys16Ctl<>+85(SB)/1, $0x2f
-DATA keys16Ctl<>+86(SB)/1, $0x32
-DATA keys16Ctl<>+87(SB)/1, $0x35
-DATA keys16Ctl<>+88(SB)/1, $0x0c
-DATA keys16Ctl<>+89(SB)/1, $0x0f
-DATA keys16Ctl<>+90(SB)/1, $0x12
-DATA keys16Ctl<>+91(SB)/1, $0x15
-DATA keys16Ctl<>+92(SB)/1, $0x2c
-DATA keys16Ctl<>+93(SB)/1, $0x2f
-DATA keys16Ctl<>+94(SB)/1, $0x32
-DATA keys16Ctl<>+95(SB)/1, $0x35
-DATA keys16Ctl<>+96(SB)/1, $0x0c
-DATA keys16Ctl<>+97(SB)/1, $0x0f
-DATA keys16Ctl<>+98(SB)/1, $0x12
-DATA keys16Ctl<>+99(SB)/1, $0x15
-DATA keys16Ctl<>+100(SB)/1, $0x2c
-DATA keys16Ctl<>+101(SB)/1, $0x2f
-DATA keys16Ctl<>+102(SB)/1, $0x32
-DATA keys16Ctl<>+103(SB)/1, $0x35
-DATA keys16Ctl<>+104(SB)/1, $0x0c
-DATA keys16Ctl<>+105(SB)/1, $0x0f
-DATA keys16Ctl<>+106(SB)/1, $0x12
-DATA keys16Ctl<>+107(SB)/1, $0x15
-DATA keys16Ctl<>+108(SB)/1, $0x2c
-DATA keys16Ctl<>+109(SB)/1, $0x2f
-DATA keys16Ctl<>+110(SB)/1, $0x32
-DATA keys16Ctl<>+111(SB)/1, $0x35
-DATA keys16Ctl<>+112(SB)/1, $0x0c
-DATA keys16Ctl<>+113(SB)/1, $0x0f
-DATA keys16Ctl<>+114(SB)/1, $0x12
-DATA keys16Ctl<>+115(SB)/1, $0x15
-DATA keys16Ctl<>+116(SB)/1, $0x2c
-DATA keys16Ctl<>+117(SB)/1, $0x2f
-DATA keys16Ctl<>+118(SB)/1, $0x32
-DATA keys16Ctl<>+119(SB)/1, $0x35
-DATA keys16Ctl<>+120(SB)/1, $0x0c
-DATA keys16Ctl<>+121(SB)/1, $0x0f
-DATA keys16Ctl<>+122(SB)/1, $0x12
-DATA keys16Ctl<>+123(SB)/1, $0x15
-DATA keys16Ctl<>+124(SB)/1, $0x2c
-DATA keys16Ctl<>+125(SB)/1, $0x2f
-DATA keys16Ctl<>+126(SB)/1, $0x32
-DATA keys16Ctl<>+127(SB)/1, $0x35
-DATA keys16Ctl<>+128(SB)/1, $0x08
-DATA keys16Ctl<>+129(SB)/1, $0x0b
-DATA keys16Ctl<>+130(SB)/1, $0x0e
-DATA keys16Ctl<>+131(SB)/1, $0x11
-DATA keys16Ctl<>+132(SB)/1, $0x28
-DATA keys16Ctl<>+133(SB)/1, $0x2b
-DATA keys16Ctl<>+134(SB)/1, $0x2e
-DATA keys16Ctl<>+135(SB)/1, $0x31
-DATA keys16Ctl<>+136(SB)/1, $0x08
-DATA keys16Ctl<>+137(SB)/1, $0x0b
-DATA keys16Ctl<>+138(SB)/1, $0x0e
-DATA keys16Ctl<>+139(SB)/1, $0x11
-DATA keys16Ctl<>+140(SB)/1, $0x28
-DATA keys16Ctl<>+141(SB)/1, $0x2b
-DATA keys16Ctl<>+142(SB)/1, $0x2e
-DATA keys16Ctl<>+143(SB)/1, $0x31
-DATA keys16Ctl<>+144(SB)/1, $0x08
-DATA keys16Ctl<>+145(SB)/1, $0x0b
-DATA keys16Ctl<>+146(SB)/1, $0x0e
-DATA keys16Ctl<>+147(SB)/1, $0x11
-DATA keys16Ctl<>+148(SB)/1, $0x28
-DATA keys16Ctl<>+149(SB)/1, $0x2b
-DATA keys16Ctl<>+150(SB)/1, $0x2e
-DATA keys16Ctl<>+151(SB)/1, $0x31
-DATA keys16Ctl<>+152(SB)/1, $0x08
-DATA keys16Ctl<>+153(SB)/1, $0x0b
-DATA keys16Ctl<>+154(SB)/1, $0x0e
-DATA keys16Ctl<>+155(SB)/1, $0x11
-DATA keys16Ctl<>+156(SB)/1, $0x28
-DATA keys16Ctl<>+157(SB)/1, $0x2b
-DATA keys16Ctl<>+158(SB)/1, $0x2e
-DATA keys16Ctl<>+159(SB)/1, $0x31
-DATA keys16Ctl<>+160(SB)/1, $0x08
-DATA keys16Ctl<>+161(SB)/1, $0x0b
-DATA keys16Ctl<>+162(SB)/1, $0x0e
-DATA keys16Ctl<>+163(SB)/1, $0x11
-DATA keys16Ctl<>+164(SB)/1, $0x28
-DATA keys16Ctl<>+165(SB)/1, $0x2b
-DATA keys16Ctl<>+166(SB)/1, $0x2e
-DATA keys16Ctl<>+167(SB)/1, $0x31
-DATA keys16Ctl<>+168(SB)/1, $0x08
-DATA keys16Ctl<>+169(SB)/1, $0x0b
-DATA keys16Ctl<>+170(SB)/1, $0x0e
-DATA keys16Ctl<>+171(SB)/1, $0x11
-DATA keys16Ctl<>+172(SB)/1, $0x28
-DATA keys16Ctl<>+173(SB)/1, $0x2b
-DATA keys16Ctl<>+174(SB)/1, $0x2e
-DATA keys16Ctl<>+175(SB)/1, $0x31
-DATA keys16Ctl<>+176(SB)/1, $0x08
-DATA keys16Ctl<>+177(SB)/1, $0x0b
-DATA keys16Ctl<>+178(SB)/1, $0x0e
-DATA keys16Ctl<>+179(SB)/1, $0x11
-DATA keys16Ctl<>+180(SB)/1, $0x28
-DATA keys16Ctl<>+181(SB)/1, $0x2b
-DATA keys16Ctl<>+182(SB)/1, $0x2e
-DATA keys16Ctl<>+183(SB)/1, $0x31
-DATA keys16Ctl<>+184(SB)/1, $0x08
-DATA keys16Ctl<>+185(SB)/1, $0x0b
-DATA keys16Ctl<>+186(SB)/1, $0x0e
-DATA keys16Ctl<>+187(SB)/1, $0x11
-DATA keys16Ctl<>+188(SB)/1, $0x28
-DATA keys16Ctl<>+189(SB)/1, $0x2b
-DATA keys16Ctl<>+190(SB)/1, $0x2e
-DATA keys16Ctl<>+191(SB)/1, $0x31
-DATA keys16Ctl<>+192(SB)/1, $0x14
-DATA keys16Ctl<>+193(SB)/1, $0x17
-DATA keys16Ctl<>+194(SB)/1, $0x1a
-DATA keys16Ctl<>+195(SB)/1, $0x1d
-DATA keys16Ctl<>+196(SB)/1, $0x34
-DATA keys16Ctl<>+197(SB)/1, $0x37
-DATA keys16Ctl<>+198(SB)/1, $0x3a
-DATA keys16Ctl<>+199(SB)/1, $0x3d
-DATA keys16Ctl<>+200(SB)/1, $0x14
-DATA keys16Ctl<>+201(SB)/1, $0x17
-DATA keys16Ctl<>+202(SB)/1, $0x1a
-DATA keys16Ctl<>+203(SB)/1, $0x1d
-DATA keys16Ctl<>+204(SB)/1, $0x34
-DATA keys16Ctl<>+205(SB)/1, $0x37
-DATA keys16Ctl<>+206(SB)/1, $0x3a
-DATA keys16Ctl<>+207(SB)/1, $0x3d
-DATA keys16Ctl<>+208(SB)/1, $0x14
-DATA keys16Ctl<>+209(SB)/1, $0x17
-DATA keys16Ctl<>+210(SB)/1, $0x1a
-DATA keys16Ctl<>+211(SB)/1, $0x1d
-DATA keys16Ctl<>+212(SB)/1, $0x34
-DATA keys16Ctl<>+213(SB)/1, $0x37
-DATA keys16Ctl<>+214(SB)/1, $0x3a
-DATA keys16Ctl<>+215(SB)/1, $0x3d
-DATA keys16Ctl<>+216(SB)/1, $0x14
-DATA keys16Ctl<>+217(SB)/1, $0x17
-DATA keys16Ctl<>+218(SB)/1, $0x1a
-DATA keys16Ctl<>+219(SB)/1, $0x1d
-DATA keys16Ctl<>+220(SB)/1, $0x34
-DATA keys16Ctl<>+221(SB)/1, $0x37
-DATA keys16Ctl<>+222(SB)/1, $0x3a
-DATA keys16Ctl<>+223(SB)/1, $0x3d
-DATA keys16Ctl<>+224(SB)/1, $0x14
-DATA keys16Ctl<>+225(SB)/1, $0x17
-DATA keys16Ctl<>+226(SB)/1, $0x1a
-DATA keys16Ctl<>+227(SB)/1, $0x1d
-DATA keys16Ctl<>+228(SB)/1, $0x34
-DATA keys16Ctl<>+229(SB)/1, $0x37
-DATA keys16Ctl<>+230(SB)/1, $0x3a
-DATA keys16Ctl<>+231(SB)/1, $0x3d
-DATA keys16Ctl<>+232(SB)/1, $0x14
-DATA keys16Ctl<>+233(SB)/1, $0x17
-DATA keys16Ctl<>+234(SB)/1, $0x1a
-DATA keys16Ctl<>+235(SB)/1, $0x1d
-DATA keys16Ctl<>+236(SB)/1, $0x34
-DATA keys16Ctl<>+237(SB)/1, $0x37
-DATA keys16Ctl<>+238(SB)/1, $0x3a
-DATA keys16Ctl<>+239(SB)/1, $0x3d
-DATA keys16Ctl<>+240(SB)/1, $0x14
-DATA keys16Ctl<>+241(SB)/1, $0x17
-DATA keys16Ctl<>+242(SB)/1, $0x1a
-DATA keys16Ctl<>+243(SB)/1, $0x1d
-DATA keys16Ctl<>+244(SB)/1, $0x34
-DATA keys16Ctl<>+245(SB)/1, $0x37
-DATA keys16Ctl<>+246(SB)/1, $0x3a
-DATA keys16Ctl<>+247(SB)/1, $0x3d
-DATA keys16Ctl<>+248(SB)/1, $0x14
-DATA keys16Ctl<>+249(SB)/1, $0x17
-DATA keys16Ctl<>+250(SB)/1, $0x1a
-DATA keys16Ctl<>+251(SB)/1, $0x1d
-DATA keys16Ctl<>+252(SB)/1, $0x34
-DATA keys16Ctl<>+253(SB)/1, $0x37
-DATA keys16Ctl<>+254(SB)/1, $0x3a
-DATA keys16Ctl<>+255(SB)/1, $0x3d
-GLOBL keys16Ctl<>(SB), RODATA|NOPTR, $256
+DATA keys16Ctl<>+61(SB)/1, $0x26
+DATA keys16Ctl<>+62(SB)/1, $0x2c
+DATA keys16Ctl<>+63(SB)/1, $0x32
+DATA keys16Ctl<>+64(SB)/1, $0x08
+DATA keys16Ctl<>+65(SB)/1, $0x0e
+DATA keys16Ctl<>+66(SB)/1, $0x14
+DATA keys16Ctl<>+67(SB)/1, $0x1a
+DATA keys16Ctl<>+68(SB)/1, $0x28
+DATA keys16Ctl<>+69(SB)/1, $0x2e
+DATA keys16Ctl<>+70(SB)/1, $0x34
+DATA keys16Ctl<>+71(SB)/1, $0x3a
+DATA keys16Ctl<>+72(SB)/1, $0x08
+DATA keys16Ctl<>+73(SB)/1, $0x0e
+DATA keys16Ctl<>+74(SB)/1, $0x14
+DATA keys16Ctl<>+75(SB)/1, $0x1a
+DATA keys16Ctl<>+76(SB)/1, $0x28
+DATA keys16Ctl<>+77(SB)/1, $0x2e
+DATA keys16Ctl<>+78(SB)/1, $0x34
+DATA keys16Ctl<>+79(SB)/1, $0x3a
+DATA keys16Ctl<>+80(SB)/1, $0x08
+DATA keys16Ctl<>+81(SB)/1, $0x0e
+DATA keys16Ctl<>+82(SB)/1, $0x14
+DATA keys16Ctl<>+83(SB)/1, $0x1a
+DATA keys16Ctl<>+84(SB)/1, $0x28
+DATA keys16Ctl<>+85(SB)/1, $0x2e
+DATA keys16Ctl<>+86(SB)/1, $0x34
+DATA keys16Ctl<>+87(SB)/1, $0x3a
+DATA keys16Ctl<>+88(SB)/1, $0x08
+DATA keys16Ctl<>+89(SB)/1, $0x0e
+DATA keys16Ctl<>+90(SB)/1, $0x14
+DATA keys16Ctl<>+91(SB)/1, $0x1a
+DATA keys16Ctl<>+92(SB)/1, $0x28
+DATA keys16Ctl<>+93(SB)/1, $0x2e
+DATA keys16Ctl<>+94(SB)/1, $0x34
+DATA keys16Ctl<>+95(SB)/1, $0x3a
+DATA keys16Ctl<>+96(SB)/1, $0x08
+DATA keys16Ctl<>+97(SB)/1, $0x0e
+DATA keys16Ctl<>+98(SB)/1, $0x14
+DATA keys16Ctl<>+99(SB)/1, $0x1a
+DATA keys16Ctl<>+100(SB)/1, $0x28
+DATA keys16Ctl<>+101(SB)/1, $0x2e
+DATA keys16Ctl<>+102(SB)/1, $0x34
+DATA keys16Ctl<>+103(SB)/1, $0x3a
+DATA keys16Ctl<>+104(SB)/1, $0x08
+DATA keys16Ctl<>+105(SB)/1, $0x0e
+DATA keys16Ctl<>+106(SB)/1, $0x14
+DATA keys16Ctl<>+107(SB)/1, $0x1a
+DATA keys16Ctl<>+108(SB)/1, $0x28
+DATA keys16Ctl<>+109(SB)/1, $0x2e
+DATA keys16Ctl<>+110(SB)/1, $0x34
+DATA keys16Ctl<>+111(SB)/1, $0x3a
+DATA keys16Ctl<>+112(SB)/1, $0x08
+DATA keys16Ctl<>+113(SB)/1, $0x0e
+DATA keys16Ctl<>+114(SB)/1, $0x14
+DATA keys16Ctl<>+115(SB)/1, $0x1a
+DATA keys16Ctl<>+116(SB)/1, $0x28
+DATA keys16Ctl<>+117(SB)/1, $0x2e
+DATA keys16Ctl<>+118(SB)/1, $0x34
+DATA keys16Ctl<>+119(SB)/1, $0x3a
+DATA keys16Ctl<>+120(SB)/1, $0x08
+DATA keys16Ctl<>+121(SB)/1, $0x0e
+DATA keys16Ctl<>+122(SB)/1, $0x14
+DATA keys16Ctl<>+123(SB)/1, $0x1a
+DATA keys16Ctl<>+124(SB)/1, $0x28
+DATA keys16Ctl<>+125(SB)/1, $0x2e
+DATA keys16Ctl<>+126(SB)/1, $0x34
+DATA keys16Ctl<>+127(SB)/1, $0x3a
+GLOBL keys16Ctl<>(SB), RODATA|NOPTR, $128
 
 // func axpyCodesQ8B3x2VBMI(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, CMOV, MMX+
 TEXT ·axpyCodesQ8B3x2VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
-	VMOVDQU64 values8CtlB3<>+0(SB), Z1
-	VMOVDQU64 values8PermB3<>+0(SB), Z2
-	VMOVDQU64 values8PermB3<>+64(SB), Z3
-	VMOVDQU64 values8PermB3<>+128(SB), Z4
-	VMOVDQU64 values8PermB3<>+192(SB), Z5
+	VMOVDQU64 values8EvenOdd3<>+0(SB), Z1
+	VMOVDQU64 values8EvenOdd3<>+64(SB), Z2
+	VMOVDQU64 values8EvenOdd3<>+128(SB), Z3
+	VMOVDQU64 values8EvenOdd3<>+192(SB), Z4
+	VMOVDQU64 pairIndex<>+0(SB), Z5
+	VPERMB    Z0, Z5, Z5
+	VMOVDQU64 values8Pairs<>+0(SB), Z6
 	MOVQ      $0x0000000000ffffff, AX
 	KMOVQ     AX, K1
 	SHLQ      $0x20, AX
@@ -7048,7 +6880,6 @@ TEXT ·axpyCodesQ8B3x2VBMI(SB), NOSPLIT, $0-168
 	MOVQ      d64+128(FP), SI
 
 axpyCodesQ8B3x2VBMI_chunk:
-	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
@@ -7056,6 +6887,7 @@ axpyCodesQ8B3x2VBMI_chunk:
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
 	MOVQ   BX, DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
@@ -7074,34 +6906,28 @@ axpyCodesQ8B3x2VBMI_quad:
 	SUBQ       $0x00000080, CX
 
 axpyCodesQ8B3x2VBMI_pf32:
-	VMOVDQU8.Z     (DI), K1, Z14
-	VMOVDQU8       -32(DI)(R10*1), K2, Z14
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
-	VMOVDQU8       -32(DI)(R12*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z6
-	VPDPBUSD.BCST  4(R8), Z16, Z10
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z7
-	VPDPBUSD.BCST  4(R8), Z16, Z11
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z8
-	VPDPBUSD.BCST  4(R8), Z16, Z12
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z9
-	VPDPBUSD.BCST  4(R8), Z16, Z13
+	VMOVDQU8.Z     (DI), K1, Z15
+	VMOVDQU8       -32(DI)(R10*1), K2, Z15
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z16
+	VMOVDQU8       -32(DI)(R12*1), K2, Z16
+	VMOVDQA64      Z1, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z18
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD.BCST  (R8), Z17, Z7
+	VPDPBUSD.BCST  4(R8), Z17, Z11
+	VPDPBUSD.BCST  (R8), Z18, Z8
+	VPDPBUSD.BCST  4(R8), Z18, Z12
+	VMOVDQA64      Z2, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z15
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD.BCST  (R8), Z17, Z9
+	VPDPBUSD.BCST  4(R8), Z17, Z13
+	VPDPBUSD.BCST  (R8), Z15, Z10
+	VPDPBUSD.BCST  4(R8), Z15, Z14
 	ADDQ           $0x10, R8
 	ADDQ           R11, DI
 	ADDQ           R11, DI
@@ -7117,34 +6943,28 @@ axpyCodesQ8B3x2VBMI_tail:
 	CMOVQLT        R13, R11
 	CMPQ           R9, $0x02
 	CMOVQLT        R13, R10
-	VMOVDQU8.Z     (DI), K1, Z14
-	VMOVDQU8       -32(DI)(R10*1), K2, Z14
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z15
-	VMOVDQU8       -32(DI)(R12*1), K2, Z15
-	VMOVDQA64      Z2, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z6
-	VPDPBUSD.BCST  4(R8), Z16, Z10
-	VMOVDQA64      Z3, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z7
-	VPDPBUSD.BCST  4(R8), Z16, Z11
-	VMOVDQA64      Z4, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z8
-	VPDPBUSD.BCST  4(R8), Z16, Z12
-	VMOVDQA64      Z5, Z16
-	VPERMI2B       Z15, Z14, Z16
-	VPMULTISHIFTQB Z16, Z1, Z16
-	VPERMB         Z0, Z16, Z16
-	VPDPBUSD.BCST  (R8), Z16, Z9
-	VPDPBUSD.BCST  4(R8), Z16, Z13
+	VMOVDQU8.Z     (DI), K1, Z15
+	VMOVDQU8       -32(DI)(R10*1), K2, Z15
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z16
+	VMOVDQU8       -32(DI)(R12*1), K2, Z16
+	VMOVDQA64      Z1, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z18
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD.BCST  (R8), Z17, Z7
+	VPDPBUSD.BCST  4(R8), Z17, Z11
+	VPDPBUSD.BCST  (R8), Z18, Z8
+	VPDPBUSD.BCST  4(R8), Z18, Z12
+	VMOVDQA64      Z2, Z17
+	VPERMI2B       Z16, Z15, Z17
+	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z15
+	VPERMB         Z0, Z17, Z17
+	VPDPBUSD.BCST  (R8), Z17, Z9
+	VPDPBUSD.BCST  4(R8), Z17, Z13
+	VPDPBUSD.BCST  (R8), Z15, Z10
+	VPDPBUSD.BCST  4(R8), Z15, Z14
 
 axpyCodesQ8B3x2VBMI_finish:
 	MOVQ        scales+56(FP), DI
@@ -7153,9 +6973,6 @@ axpyCodesQ8B3x2VBMI_finish:
 	MOVQ        DX, R10
 	MOVQ        accStride+24(FP), R11
 	SHLQ        $0x02, R11
-	VPSUBD.BCST (R8), Z6, Z6
-	VCVTDQ2PS   Z6, Z6
-	VMULPS.BCST (DI), Z6, Z6
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
@@ -7165,20 +6982,26 @@ axpyCodesQ8B3x2VBMI_finish:
 	VPSUBD.BCST (R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST (DI), Z9, Z9
-	VADDPS      (R10), Z6, Z6
-	VMOVUPS     Z6, (R10)
+	VPSUBD.BCST (R8), Z10, Z10
+	VCVTDQ2PS   Z10, Z10
+	VMULPS.BCST (DI), Z10, Z10
+	VMOVDQA64   Z3, Z15
+	VPERMI2PS   Z8, Z7, Z15
+	VPERMT2PS   Z8, Z4, Z7
+	VMOVDQA64   Z3, Z16
+	VPERMI2PS   Z10, Z9, Z16
+	VPERMT2PS   Z10, Z4, Z9
+	VADDPS      (R10), Z15, Z15
+	VMOVUPS     Z15, (R10)
 	VADDPS      64(R10), Z7, Z7
 	VMOVUPS     Z7, 64(R10)
-	VADDPS      128(R10), Z8, Z8
-	VMOVUPS     Z8, 128(R10)
+	VADDPS      128(R10), Z16, Z16
+	VMOVUPS     Z16, 128(R10)
 	VADDPS      192(R10), Z9, Z9
 	VMOVUPS     Z9, 192(R10)
 	CMPQ        R9, $0x01
 	JLE         axpyCodesQ8B3x2VBMI_next
 	ADDQ        R11, R10
-	VPSUBD.BCST 4(R8), Z10, Z10
-	VCVTDQ2PS   Z10, Z10
-	VMULPS.BCST 4(DI), Z10, Z10
 	VPSUBD.BCST 4(R8), Z11, Z11
 	VCVTDQ2PS   Z11, Z11
 	VMULPS.BCST 4(DI), Z11, Z11
@@ -7188,12 +7011,21 @@ axpyCodesQ8B3x2VBMI_finish:
 	VPSUBD.BCST 4(R8), Z13, Z13
 	VCVTDQ2PS   Z13, Z13
 	VMULPS.BCST 4(DI), Z13, Z13
-	VADDPS      (R10), Z10, Z10
-	VMOVUPS     Z10, (R10)
+	VPSUBD.BCST 4(R8), Z14, Z14
+	VCVTDQ2PS   Z14, Z14
+	VMULPS.BCST 4(DI), Z14, Z14
+	VMOVDQA64   Z3, Z15
+	VPERMI2PS   Z12, Z11, Z15
+	VPERMT2PS   Z12, Z4, Z11
+	VMOVDQA64   Z3, Z16
+	VPERMI2PS   Z14, Z13, Z16
+	VPERMT2PS   Z14, Z4, Z13
+	VADDPS      (R10), Z15, Z15
+	VMOVUPS     Z15, (R10)
 	VADDPS      64(R10), Z11, Z11
 	VMOVUPS     Z11, 64(R10)
-	VADDPS      128(R10), Z12, Z12
-	VMOVUPS     Z12, 128(R10)
+	VADDPS      128(R10), Z16, Z16
+	VMOVUPS     Z16, 128(R10)
 	VADDPS      192(R10), Z13, Z13
 	VMOVUPS     Z13, 192(R10)
 
@@ -7224,10 +7056,10 @@ TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-184
 	MOVQ         ahead_len+168(FP), DI
 	MOVQ         tab+80(FP), R8
 	VMOVDQU64    (R8), Z3
-	VMOVDQU64    keys16Ctl<>+0(SB), Z4
-	VMOVDQU64    keys16Ctl<>+64(SB), Z5
-	VMOVDQU64    keys16Ctl<>+128(SB), Z6
-	VMOVDQU64    keys16Ctl<>+192(SB), Z7
+	VMOVDQU64    pairIndex<>+0(SB), Z4
+	VPERMB       Z3, Z4, Z4
+	VMOVDQU64    keys16Ctl<>+0(SB), Z5
+	VMOVDQU64    keys16Ctl<>+64(SB), Z6
 
 dotCodesQ8B3x2VBMI_group:
 	TESTQ        BX, BX
@@ -7244,8 +7076,8 @@ dotCodesQ8B3x2VBMI_group:
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B3x2VBMI_full:
+	VPXORD Z2, Z2, Z7
 	VPXORD Z2, Z2, Z8
-	VPXORD Z2, Z2, Z9
 	MOVQ   DX, R8
 	MOVQ   idxOff+120(FP), R9
 	ADDQ   R9, R8
@@ -7265,14 +7097,13 @@ dotCodesQ8B3x2VBMI_pf33:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z10
-	VPMULTISHIFTQB Z10, Z4, Z11
-	VPERMB         Z3, Z11, Z11
-	VPDPBUSD.BCST  (R9), Z11, Z8
-	VPDPBUSD.BCST  (R9)(R11*1), Z11, Z9
 	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z4, Z10, Z9
 	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  4(R9), Z10, Z8
-	VPDPBUSD.BCST  4(R9)(R11*1), Z10, Z9
+	VPDPBUSD.BCST  (R9), Z10, Z7
+	VPDPBUSD.BCST  (R9)(R11*1), Z10, Z8
+	VPDPBUSD.BCST  4(R9), Z9, Z7
+	VPDPBUSD.BCST  4(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x2VBMI_pf34
 	PREFETCHT0     (SI)
@@ -7283,14 +7114,13 @@ dotCodesQ8B3x2VBMI_pf34:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z10
-	VPMULTISHIFTQB Z10, Z4, Z11
-	VPERMB         Z3, Z11, Z11
-	VPDPBUSD.BCST  8(R9), Z11, Z8
-	VPDPBUSD.BCST  8(R9)(R11*1), Z11, Z9
 	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z4, Z10, Z9
 	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  12(R9), Z10, Z8
-	VPDPBUSD.BCST  12(R9)(R11*1), Z10, Z9
+	VPDPBUSD.BCST  8(R9), Z10, Z7
+	VPDPBUSD.BCST  8(R9)(R11*1), Z10, Z8
+	VPDPBUSD.BCST  12(R9), Z9, Z7
+	VPDPBUSD.BCST  12(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x2VBMI_pf35
 	PREFETCHT0     (SI)
@@ -7301,14 +7131,13 @@ dotCodesQ8B3x2VBMI_pf35:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z10
-	VPMULTISHIFTQB Z10, Z4, Z11
-	VPERMB         Z3, Z11, Z11
-	VPDPBUSD.BCST  16(R9), Z11, Z8
-	VPDPBUSD.BCST  16(R9)(R11*1), Z11, Z9
 	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z4, Z10, Z9
 	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  20(R9), Z10, Z8
-	VPDPBUSD.BCST  20(R9)(R11*1), Z10, Z9
+	VPDPBUSD.BCST  16(R9), Z10, Z7
+	VPDPBUSD.BCST  16(R9)(R11*1), Z10, Z8
+	VPDPBUSD.BCST  20(R9), Z9, Z7
+	VPDPBUSD.BCST  20(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x2VBMI_pf36
 	PREFETCHT0     (SI)
@@ -7319,14 +7148,13 @@ dotCodesQ8B3x2VBMI_pf36:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z10
-	VPMULTISHIFTQB Z10, Z4, Z11
-	VPERMB         Z3, Z11, Z11
-	VPDPBUSD.BCST  24(R9), Z11, Z8
-	VPDPBUSD.BCST  24(R9)(R11*1), Z11, Z9
 	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z4, Z10, Z9
 	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  28(R9), Z10, Z8
-	VPDPBUSD.BCST  28(R9)(R11*1), Z10, Z9
+	VPDPBUSD.BCST  24(R9), Z10, Z7
+	VPDPBUSD.BCST  24(R9)(R11*1), Z10, Z8
+	VPDPBUSD.BCST  28(R9), Z9, Z7
+	VPDPBUSD.BCST  28(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x2VBMI_pf37
 	PREFETCHT0     (SI)
@@ -7337,14 +7165,13 @@ dotCodesQ8B3x2VBMI_pf37:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z10
-	VPMULTISHIFTQB Z10, Z4, Z11
-	VPERMB         Z3, Z11, Z11
-	VPDPBUSD.BCST  32(R9), Z11, Z8
-	VPDPBUSD.BCST  32(R9)(R11*1), Z11, Z9
 	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z4, Z10, Z9
 	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  36(R9), Z10, Z8
-	VPDPBUSD.BCST  36(R9)(R11*1), Z10, Z9
+	VPDPBUSD.BCST  32(R9), Z10, Z7
+	VPDPBUSD.BCST  32(R9)(R11*1), Z10, Z8
+	VPDPBUSD.BCST  36(R9), Z9, Z7
+	VPDPBUSD.BCST  36(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x2VBMI_pf38
 	PREFETCHT0     (SI)
@@ -7355,14 +7182,13 @@ dotCodesQ8B3x2VBMI_pf38:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z10
-	VPMULTISHIFTQB Z10, Z4, Z11
-	VPERMB         Z3, Z11, Z11
-	VPDPBUSD.BCST  40(R9), Z11, Z8
-	VPDPBUSD.BCST  40(R9)(R11*1), Z11, Z9
 	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z4, Z10, Z9
 	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  44(R9), Z10, Z8
-	VPDPBUSD.BCST  44(R9)(R11*1), Z10, Z9
+	VPDPBUSD.BCST  40(R9), Z10, Z7
+	VPDPBUSD.BCST  40(R9)(R11*1), Z10, Z8
+	VPDPBUSD.BCST  44(R9), Z9, Z7
+	VPDPBUSD.BCST  44(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x2VBMI_pf39
 	PREFETCHT0     (SI)
@@ -7373,14 +7199,13 @@ dotCodesQ8B3x2VBMI_pf39:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z10
-	VPMULTISHIFTQB Z10, Z4, Z11
-	VPERMB         Z3, Z11, Z11
-	VPDPBUSD.BCST  48(R9), Z11, Z8
-	VPDPBUSD.BCST  48(R9)(R11*1), Z11, Z9
 	VPMULTISHIFTQB Z10, Z5, Z10
+	VPERMB         Z4, Z10, Z9
 	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  52(R9), Z10, Z8
-	VPDPBUSD.BCST  52(R9)(R11*1), Z10, Z9
+	VPDPBUSD.BCST  48(R9), Z10, Z7
+	VPDPBUSD.BCST  48(R9)(R11*1), Z10, Z8
+	VPDPBUSD.BCST  52(R9), Z9, Z7
+	VPDPBUSD.BCST  52(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x2VBMI_pf40
 	PREFETCHT0     (SI)
@@ -7391,14 +7216,13 @@ dotCodesQ8B3x2VBMI_pf40:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z10
-	VPMULTISHIFTQB Z10, Z6, Z11
-	VPERMB         Z3, Z11, Z11
-	VPDPBUSD.BCST  56(R9), Z11, Z8
-	VPDPBUSD.BCST  56(R9)(R11*1), Z11, Z9
-	VPMULTISHIFTQB Z10, Z7, Z10
+	VPMULTISHIFTQB Z10, Z6, Z10
+	VPERMB         Z4, Z10, Z9
 	VPERMB         Z3, Z10, Z10
-	VPDPBUSD.BCST  60(R9), Z10, Z8
-	VPDPBUSD.BCST  60(R9)(R11*1), Z10, Z9
+	VPDPBUSD.BCST  56(R9), Z10, Z7
+	VPDPBUSD.BCST  56(R9)(R11*1), Z10, Z8
+	VPDPBUSD.BCST  60(R9), Z9, Z7
+	VPDPBUSD.BCST  60(R9)(R11*1), Z9, Z8
 	ADDQ           $0x18, R8
 	ADDQ           $0x40, R9
 	SUBQ           $0x40, R10
@@ -7412,51 +7236,51 @@ dotCodesQ8B3x2VBMI_pf40:
 	CMOVQCC        R8, R11
 	MOVQ           DX, R8
 	ADDQ           R9, R8
-	VPXORD         Z2, Z2, Z10
+	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
-	VPGATHERDD     (R8)(Z1*1), K3, Z10
-	VPBROADCASTD   R11, Z11
-	VPSRLVD        Z11, Z10, Z10
-	VPMOVDW        Z10, Y10
-	VCVTPH2PS      Y10, Z10
+	VPGATHERDD     (R8)(Z1*1), K3, Z9
+	VPBROADCASTD   R11, Z10
+	VPSRLVD        Z10, Z9, Z9
+	VPMOVDW        Z9, Y9
+	VCVTPH2PS      Y9, Z9
 	MOVQ           scales+56(FP), R8
 	MOVQ           sums+64(FP), R9
-	VPSUBD.BCST    (R9), Z8, Z8
+	VPSUBD.BCST    (R9), Z7, Z7
+	VCVTDQ2PS      Z7, Z7
+	VMULPS.BCST    (R8), Z7, Z7
+	VMULPS         Z9, Z7, Z7
+	VPSUBD.BCST    4(R9), Z8, Z8
 	VCVTDQ2PS      Z8, Z8
-	VMULPS.BCST    (R8), Z8, Z8
-	VMULPS         Z10, Z8, Z8
-	VPSUBD.BCST    4(R9), Z9, Z9
-	VCVTDQ2PS      Z9, Z9
-	VMULPS.BCST    4(R8), Z9, Z9
-	VMULPS         Z10, Z9, Z9
+	VMULPS.BCST    4(R8), Z8, Z8
+	VMULPS         Z9, Z8, Z8
 	MOVQ           rows+152(FP), R8
 	MOVQ           bias+72(FP), R9
 	MOVQ           AX, R10
 	TESTQ          R9, R9
 	JZ             dotCodesQ8B3x2VBMI_add0
-	VBROADCASTSS   (R9), Z10
+	VBROADCASTSS   (R9), Z9
 	JMP            dotCodesQ8B3x2VBMI_added0
 
 dotCodesQ8B3x2VBMI_add0:
-	VMOVUPS.Z (R10), K2, Z10
+	VMOVUPS.Z (R10), K2, Z9
 
 dotCodesQ8B3x2VBMI_added0:
-	VADDPS       Z8, Z10, Z10
-	VMOVUPS      Z10, K2, (R10)
+	VADDPS       Z7, Z9, Z9
+	VMOVUPS      Z9, K2, (R10)
 	CMPQ         R8, $0x01
 	JLE          dotCodesQ8B3x2VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8B3x2VBMI_add1
-	VBROADCASTSS 4(R9), Z8
+	VBROADCASTSS 4(R9), Z7
 	JMP          dotCodesQ8B3x2VBMI_added1
 
 dotCodesQ8B3x2VBMI_add1:
-	VMOVUPS.Z (R10), K2, Z8
+	VMOVUPS.Z (R10), K2, Z7
 
 dotCodesQ8B3x2VBMI_added1:
-	VADDPS  Z9, Z8, Z8
-	VMOVUPS Z8, K2, (R10)
+	VADDPS  Z8, Z7, Z7
+	VMOVUPS Z7, K2, (R10)
 
 dotCodesQ8B3x2VBMI_stored:
 	CMPQ BX, $0x10
@@ -7477,11 +7301,13 @@ dotCodesQ8B3x2VBMI_done:
 TEXT ·axpyCodesQ8B3x4VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
-	VMOVDQU64 values8CtlB3<>+0(SB), Z1
-	VMOVDQU64 values8PermB3<>+0(SB), Z2
-	VMOVDQU64 values8PermB3<>+64(SB), Z3
-	VMOVDQU64 values8PermB3<>+128(SB), Z4
-	VMOVDQU64 values8PermB3<>+192(SB), Z5
+	VMOVDQU64 values8EvenOdd3<>+0(SB), Z1
+	VMOVDQU64 values8EvenOdd3<>+64(SB), Z2
+	VMOVDQU64 values8EvenOdd3<>+128(SB), Z3
+	VMOVDQU64 values8EvenOdd3<>+192(SB), Z4
+	VMOVDQU64 pairIndex<>+0(SB), Z5
+	VPERMB    Z0, Z5, Z5
+	VMOVDQU64 values8Pairs<>+0(SB), Z6
 	MOVQ      $0x0000000000ffffff, AX
 	KMOVQ     AX, K1
 	SHLQ      $0x20, AX
@@ -7495,7 +7321,6 @@ TEXT ·axpyCodesQ8B3x4VBMI(SB), NOSPLIT, $0-168
 	MOVQ      d64+128(FP), SI
 
 axpyCodesQ8B3x4VBMI_chunk:
-	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
@@ -7511,6 +7336,7 @@ axpyCodesQ8B3x4VBMI_chunk:
 	VPXORD Z19, Z19, Z19
 	VPXORD Z20, Z20, Z20
 	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
 	MOVQ   BX, DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
@@ -7529,42 +7355,36 @@ axpyCodesQ8B3x4VBMI_quad:
 	SUBQ       $0x00000080, CX
 
 axpyCodesQ8B3x4VBMI_pf41:
-	VMOVDQU8.Z     (DI), K1, Z22
-	VMOVDQU8       -32(DI)(R10*1), K2, Z22
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
-	VMOVDQU8       -32(DI)(R12*1), K2, Z23
-	VMOVDQA64      Z2, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z6
-	VPDPBUSD.BCST  4(R8), Z24, Z10
-	VPDPBUSD.BCST  8(R8), Z24, Z14
-	VPDPBUSD.BCST  12(R8), Z24, Z18
-	VMOVDQA64      Z3, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z7
-	VPDPBUSD.BCST  4(R8), Z24, Z11
-	VPDPBUSD.BCST  8(R8), Z24, Z15
-	VPDPBUSD.BCST  12(R8), Z24, Z19
-	VMOVDQA64      Z4, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z8
-	VPDPBUSD.BCST  4(R8), Z24, Z12
-	VPDPBUSD.BCST  8(R8), Z24, Z16
-	VPDPBUSD.BCST  12(R8), Z24, Z20
-	VMOVDQA64      Z5, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z9
-	VPDPBUSD.BCST  4(R8), Z24, Z13
-	VPDPBUSD.BCST  8(R8), Z24, Z17
-	VPDPBUSD.BCST  12(R8), Z24, Z21
+	VMOVDQU8.Z     (DI), K1, Z23
+	VMOVDQU8       -32(DI)(R10*1), K2, Z23
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z24
+	VMOVDQU8       -32(DI)(R12*1), K2, Z24
+	VMOVDQA64      Z1, Z25
+	VPERMI2B       Z24, Z23, Z25
+	VPMULTISHIFTQB Z25, Z6, Z25
+	VPERMB         Z5, Z25, Z26
+	VPERMB         Z0, Z25, Z25
+	VPDPBUSD.BCST  (R8), Z25, Z7
+	VPDPBUSD.BCST  4(R8), Z25, Z11
+	VPDPBUSD.BCST  8(R8), Z25, Z15
+	VPDPBUSD.BCST  12(R8), Z25, Z19
+	VPDPBUSD.BCST  (R8), Z26, Z8
+	VPDPBUSD.BCST  4(R8), Z26, Z12
+	VPDPBUSD.BCST  8(R8), Z26, Z16
+	VPDPBUSD.BCST  12(R8), Z26, Z20
+	VMOVDQA64      Z2, Z25
+	VPERMI2B       Z24, Z23, Z25
+	VPMULTISHIFTQB Z25, Z6, Z25
+	VPERMB         Z5, Z25, Z23
+	VPERMB         Z0, Z25, Z25
+	VPDPBUSD.BCST  (R8), Z25, Z9
+	VPDPBUSD.BCST  4(R8), Z25, Z13
+	VPDPBUSD.BCST  8(R8), Z25, Z17
+	VPDPBUSD.BCST  12(R8), Z25, Z21
+	VPDPBUSD.BCST  (R8), Z23, Z10
+	VPDPBUSD.BCST  4(R8), Z23, Z14
+	VPDPBUSD.BCST  8(R8), Z23, Z18
+	VPDPBUSD.BCST  12(R8), Z23, Z22
 	ADDQ           $0x10, R8
 	ADDQ           R11, DI
 	ADDQ           R11, DI
@@ -7580,42 +7400,36 @@ axpyCodesQ8B3x4VBMI_tail:
 	CMOVQLT        R13, R11
 	CMPQ           R9, $0x02
 	CMOVQLT        R13, R10
-	VMOVDQU8.Z     (DI), K1, Z22
-	VMOVDQU8       -32(DI)(R10*1), K2, Z22
-	VMOVDQU8.Z     (DI)(R11*1), K1, Z23
-	VMOVDQU8       -32(DI)(R12*1), K2, Z23
-	VMOVDQA64      Z2, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z6
-	VPDPBUSD.BCST  4(R8), Z24, Z10
-	VPDPBUSD.BCST  8(R8), Z24, Z14
-	VPDPBUSD.BCST  12(R8), Z24, Z18
-	VMOVDQA64      Z3, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z7
-	VPDPBUSD.BCST  4(R8), Z24, Z11
-	VPDPBUSD.BCST  8(R8), Z24, Z15
-	VPDPBUSD.BCST  12(R8), Z24, Z19
-	VMOVDQA64      Z4, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z8
-	VPDPBUSD.BCST  4(R8), Z24, Z12
-	VPDPBUSD.BCST  8(R8), Z24, Z16
-	VPDPBUSD.BCST  12(R8), Z24, Z20
-	VMOVDQA64      Z5, Z24
-	VPERMI2B       Z23, Z22, Z24
-	VPMULTISHIFTQB Z24, Z1, Z24
-	VPERMB         Z0, Z24, Z24
-	VPDPBUSD.BCST  (R8), Z24, Z9
-	VPDPBUSD.BCST  4(R8), Z24, Z13
-	VPDPBUSD.BCST  8(R8), Z24, Z17
-	VPDPBUSD.BCST  12(R8), Z24, Z21
+	VMOVDQU8.Z     (DI), K1, Z23
+	VMOVDQU8       -32(DI)(R10*1), K2, Z23
+	VMOVDQU8.Z     (DI)(R11*1), K1, Z24
+	VMOVDQU8       -32(DI)(R12*1), K2, Z24
+	VMOVDQA64      Z1, Z25
+	VPERMI2B       Z24, Z23, Z25
+	VPMULTISHIFTQB Z25, Z6, Z25
+	VPERMB         Z5, Z25, Z26
+	VPERMB         Z0, Z25, Z25
+	VPDPBUSD.BCST  (R8), Z25, Z7
+	VPDPBUSD.BCST  4(R8), Z25, Z11
+	VPDPBUSD.BCST  8(R8), Z25, Z15
+	VPDPBUSD.BCST  12(R8), Z25, Z19
+	VPDPBUSD.BCST  (R8), Z26, Z8
+	VPDPBUSD.BCST  4(R8), Z26, Z12
+	VPDPBUSD.BCST  8(R8), Z26, Z16
+	VPDPBUSD.BCST  12(R8), Z26, Z20
+	VMOVDQA64      Z2, Z25
+	VPERMI2B       Z24, Z23, Z25
+	VPMULTISHIFTQB Z25, Z6, Z25
+	VPERMB         Z5, Z25, Z23
+	VPERMB         Z0, Z25, Z25
+	VPDPBUSD.BCST  (R8), Z25, Z9
+	VPDPBUSD.BCST  4(R8), Z25, Z13
+	VPDPBUSD.BCST  8(R8), Z25, Z17
+	VPDPBUSD.BCST  12(R8), Z25, Z21
+	VPDPBUSD.BCST  (R8), Z23, Z10
+	VPDPBUSD.BCST  4(R8), Z23, Z14
+	VPDPBUSD.BCST  8(R8), Z23, Z18
+	VPDPBUSD.BCST  12(R8), Z23, Z22
 
 axpyCodesQ8B3x4VBMI_finish:
 	MOVQ        scales+56(FP), DI
@@ -7624,9 +7438,6 @@ axpyCodesQ8B3x4VBMI_finish:
 	MOVQ        DX, R10
 	MOVQ        accStride+24(FP), R11
 	SHLQ        $0x02, R11
-	VPSUBD.BCST (R8), Z6, Z6
-	VCVTDQ2PS   Z6, Z6
-	VMULPS.BCST (DI), Z6, Z6
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
@@ -7636,20 +7447,26 @@ axpyCodesQ8B3x4VBMI_finish:
 	VPSUBD.BCST (R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST (DI), Z9, Z9
-	VADDPS      (R10), Z6, Z6
-	VMOVUPS     Z6, (R10)
+	VPSUBD.BCST (R8), Z10, Z10
+	VCVTDQ2PS   Z10, Z10
+	VMULPS.BCST (DI), Z10, Z10
+	VMOVDQA64   Z3, Z23
+	VPERMI2PS   Z8, Z7, Z23
+	VPERMT2PS   Z8, Z4, Z7
+	VMOVDQA64   Z3, Z24
+	VPERMI2PS   Z10, Z9, Z24
+	VPERMT2PS   Z10, Z4, Z9
+	VADDPS      (R10), Z23, Z23
+	VMOVUPS     Z23, (R10)
 	VADDPS      64(R10), Z7, Z7
 	VMOVUPS     Z7, 64(R10)
-	VADDPS      128(R10), Z8, Z8
-	VMOVUPS     Z8, 128(R10)
+	VADDPS      128(R10), Z24, Z24
+	VMOVUPS     Z24, 128(R10)
 	VADDPS      192(R10), Z9, Z9
 	VMOVUPS     Z9, 192(R10)
 	CMPQ        R9, $0x01
 	JLE         axpyCodesQ8B3x4VBMI_next
 	ADDQ        R11, R10
-	VPSUBD.BCST 4(R8), Z10, Z10
-	VCVTDQ2PS   Z10, Z10
-	VMULPS.BCST 4(DI), Z10, Z10
 	VPSUBD.BCST 4(R8), Z11, Z11
 	VCVTDQ2PS   Z11, Z11
 	VMULPS.BCST 4(DI), Z11, Z11
@@ -7659,20 +7476,26 @@ axpyCodesQ8B3x4VBMI_finish:
 	VPSUBD.BCST 4(R8), Z13, Z13
 	VCVTDQ2PS   Z13, Z13
 	VMULPS.BCST 4(DI), Z13, Z13
-	VADDPS      (R10), Z10, Z10
-	VMOVUPS     Z10, (R10)
+	VPSUBD.BCST 4(R8), Z14, Z14
+	VCVTDQ2PS   Z14, Z14
+	VMULPS.BCST 4(DI), Z14, Z14
+	VMOVDQA64   Z3, Z23
+	VPERMI2PS   Z12, Z11, Z23
+	VPERMT2PS   Z12, Z4, Z11
+	VMOVDQA64   Z3, Z24
+	VPERMI2PS   Z14, Z13, Z24
+	VPERMT2PS   Z14, Z4, Z13
+	VADDPS      (R10), Z23, Z23
+	VMOVUPS     Z23, (R10)
 	VADDPS      64(R10), Z11, Z11
 	VMOVUPS     Z11, 64(R10)
-	VADDPS      128(R10), Z12, Z12
-	VMOVUPS     Z12, 128(R10)
+	VADDPS      128(R10), Z24, Z24
+	VMOVUPS     Z24, 128(R10)
 	VADDPS      192(R10), Z13, Z13
 	VMOVUPS     Z13, 192(R10)
 	CMPQ        R9, $0x02
 	JLE         axpyCodesQ8B3x4VBMI_next
 	ADDQ        R11, R10
-	VPSUBD.BCST 8(R8), Z14, Z14
-	VCVTDQ2PS   Z14, Z14
-	VMULPS.BCST 8(DI), Z14, Z14
 	VPSUBD.BCST 8(R8), Z15, Z15
 	VCVTDQ2PS   Z15, Z15
 	VMULPS.BCST 8(DI), Z15, Z15
@@ -7682,20 +7505,26 @@ axpyCodesQ8B3x4VBMI_finish:
 	VPSUBD.BCST 8(R8), Z17, Z17
 	VCVTDQ2PS   Z17, Z17
 	VMULPS.BCST 8(DI), Z17, Z17
-	VADDPS      (R10), Z14, Z14
-	VMOVUPS     Z14, (R10)
+	VPSUBD.BCST 8(R8), Z18, Z18
+	VCVTDQ2PS   Z18, Z18
+	VMULPS.BCST 8(DI), Z18, Z18
+	VMOVDQA64   Z3, Z23
+	VPERMI2PS   Z16, Z15, Z23
+	VPERMT2PS   Z16, Z4, Z15
+	VMOVDQA64   Z3, Z24
+	VPERMI2PS   Z18, Z17, Z24
+	VPERMT2PS   Z18, Z4, Z17
+	VADDPS      (R10), Z23, Z23
+	VMOVUPS     Z23, (R10)
 	VADDPS      64(R10), Z15, Z15
 	VMOVUPS     Z15, 64(R10)
-	VADDPS      128(R10), Z16, Z16
-	VMOVUPS     Z16, 128(R10)
+	VADDPS      128(R10), Z24, Z24
+	VMOVUPS     Z24, 128(R10)
 	VADDPS      192(R10), Z17, Z17
 	VMOVUPS     Z17, 192(R10)
 	CMPQ        R9, $0x03
 	JLE         axpyCodesQ8B3x4VBMI_next
 	ADDQ        R11, R10
-	VPSUBD.BCST 12(R8), Z18, Z18
-	VCVTDQ2PS   Z18, Z18
-	VMULPS.BCST 12(DI), Z18, Z18
 	VPSUBD.BCST 12(R8), Z19, Z19
 	VCVTDQ2PS   Z19, Z19
 	VMULPS.BCST 12(DI), Z19, Z19
@@ -7705,12 +7534,21 @@ axpyCodesQ8B3x4VBMI_finish:
 	VPSUBD.BCST 12(R8), Z21, Z21
 	VCVTDQ2PS   Z21, Z21
 	VMULPS.BCST 12(DI), Z21, Z21
-	VADDPS      (R10), Z18, Z18
-	VMOVUPS     Z18, (R10)
+	VPSUBD.BCST 12(R8), Z22, Z22
+	VCVTDQ2PS   Z22, Z22
+	VMULPS.BCST 12(DI), Z22, Z22
+	VMOVDQA64   Z3, Z23
+	VPERMI2PS   Z20, Z19, Z23
+	VPERMT2PS   Z20, Z4, Z19
+	VMOVDQA64   Z3, Z24
+	VPERMI2PS   Z22, Z21, Z24
+	VPERMT2PS   Z22, Z4, Z21
+	VADDPS      (R10), Z23, Z23
+	VMOVUPS     Z23, (R10)
 	VADDPS      64(R10), Z19, Z19
 	VMOVUPS     Z19, 64(R10)
-	VADDPS      128(R10), Z20, Z20
-	VMOVUPS     Z20, 128(R10)
+	VADDPS      128(R10), Z24, Z24
+	VMOVUPS     Z24, 128(R10)
 	VADDPS      192(R10), Z21, Z21
 	VMOVUPS     Z21, 192(R10)
 
@@ -7741,10 +7579,10 @@ TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-184
 	MOVQ         ahead_len+168(FP), DI
 	MOVQ         tab+80(FP), R8
 	VMOVDQU64    (R8), Z3
-	VMOVDQU64    keys16Ctl<>+0(SB), Z4
-	VMOVDQU64    keys16Ctl<>+64(SB), Z5
-	VMOVDQU64    keys16Ctl<>+128(SB), Z6
-	VMOVDQU64    keys16Ctl<>+192(SB), Z7
+	VMOVDQU64    pairIndex<>+0(SB), Z4
+	VPERMB       Z3, Z4, Z4
+	VMOVDQU64    keys16Ctl<>+0(SB), Z5
+	VMOVDQU64    keys16Ctl<>+64(SB), Z6
 
 dotCodesQ8B3x4VBMI_group:
 	TESTQ        BX, BX
@@ -7761,10 +7599,10 @@ dotCodesQ8B3x4VBMI_group:
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B3x4VBMI_full:
+	VPXORD Z2, Z2, Z7
 	VPXORD Z2, Z2, Z8
 	VPXORD Z2, Z2, Z9
 	VPXORD Z2, Z2, Z10
-	VPXORD Z2, Z2, Z11
 	MOVQ   DX, R8
 	MOVQ   idxOff+120(FP), R9
 	ADDQ   R9, R8
@@ -7784,18 +7622,17 @@ dotCodesQ8B3x4VBMI_pf42:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z12
-	VPMULTISHIFTQB Z12, Z4, Z13
-	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  (R9), Z13, Z8
-	VPDPBUSD.BCST  (R9)(R11*1), Z13, Z9
-	VPDPBUSD.BCST  (R9)(R11*2), Z13, Z10
-	VPDPBUSD.BCST  (R9)(R12*1), Z13, Z11
 	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z4, Z12, Z11
 	VPERMB         Z3, Z12, Z12
-	VPDPBUSD.BCST  4(R9), Z12, Z8
-	VPDPBUSD.BCST  4(R9)(R11*1), Z12, Z9
-	VPDPBUSD.BCST  4(R9)(R11*2), Z12, Z10
-	VPDPBUSD.BCST  4(R9)(R12*1), Z12, Z11
+	VPDPBUSD.BCST  (R9), Z12, Z7
+	VPDPBUSD.BCST  (R9)(R11*1), Z12, Z8
+	VPDPBUSD.BCST  (R9)(R11*2), Z12, Z9
+	VPDPBUSD.BCST  (R9)(R12*1), Z12, Z10
+	VPDPBUSD.BCST  4(R9), Z11, Z7
+	VPDPBUSD.BCST  4(R9)(R11*1), Z11, Z8
+	VPDPBUSD.BCST  4(R9)(R11*2), Z11, Z9
+	VPDPBUSD.BCST  4(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x4VBMI_pf43
 	PREFETCHT0     (SI)
@@ -7806,18 +7643,17 @@ dotCodesQ8B3x4VBMI_pf43:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z12
-	VPMULTISHIFTQB Z12, Z4, Z13
-	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  8(R9), Z13, Z8
-	VPDPBUSD.BCST  8(R9)(R11*1), Z13, Z9
-	VPDPBUSD.BCST  8(R9)(R11*2), Z13, Z10
-	VPDPBUSD.BCST  8(R9)(R12*1), Z13, Z11
 	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z4, Z12, Z11
 	VPERMB         Z3, Z12, Z12
-	VPDPBUSD.BCST  12(R9), Z12, Z8
-	VPDPBUSD.BCST  12(R9)(R11*1), Z12, Z9
-	VPDPBUSD.BCST  12(R9)(R11*2), Z12, Z10
-	VPDPBUSD.BCST  12(R9)(R12*1), Z12, Z11
+	VPDPBUSD.BCST  8(R9), Z12, Z7
+	VPDPBUSD.BCST  8(R9)(R11*1), Z12, Z8
+	VPDPBUSD.BCST  8(R9)(R11*2), Z12, Z9
+	VPDPBUSD.BCST  8(R9)(R12*1), Z12, Z10
+	VPDPBUSD.BCST  12(R9), Z11, Z7
+	VPDPBUSD.BCST  12(R9)(R11*1), Z11, Z8
+	VPDPBUSD.BCST  12(R9)(R11*2), Z11, Z9
+	VPDPBUSD.BCST  12(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x4VBMI_pf44
 	PREFETCHT0     (SI)
@@ -7828,18 +7664,17 @@ dotCodesQ8B3x4VBMI_pf44:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z12
-	VPMULTISHIFTQB Z12, Z4, Z13
-	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  16(R9), Z13, Z8
-	VPDPBUSD.BCST  16(R9)(R11*1), Z13, Z9
-	VPDPBUSD.BCST  16(R9)(R11*2), Z13, Z10
-	VPDPBUSD.BCST  16(R9)(R12*1), Z13, Z11
 	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z4, Z12, Z11
 	VPERMB         Z3, Z12, Z12
-	VPDPBUSD.BCST  20(R9), Z12, Z8
-	VPDPBUSD.BCST  20(R9)(R11*1), Z12, Z9
-	VPDPBUSD.BCST  20(R9)(R11*2), Z12, Z10
-	VPDPBUSD.BCST  20(R9)(R12*1), Z12, Z11
+	VPDPBUSD.BCST  16(R9), Z12, Z7
+	VPDPBUSD.BCST  16(R9)(R11*1), Z12, Z8
+	VPDPBUSD.BCST  16(R9)(R11*2), Z12, Z9
+	VPDPBUSD.BCST  16(R9)(R12*1), Z12, Z10
+	VPDPBUSD.BCST  20(R9), Z11, Z7
+	VPDPBUSD.BCST  20(R9)(R11*1), Z11, Z8
+	VPDPBUSD.BCST  20(R9)(R11*2), Z11, Z9
+	VPDPBUSD.BCST  20(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x4VBMI_pf45
 	PREFETCHT0     (SI)
@@ -7850,18 +7685,17 @@ dotCodesQ8B3x4VBMI_pf45:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z12
-	VPMULTISHIFTQB Z12, Z4, Z13
-	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  24(R9), Z13, Z8
-	VPDPBUSD.BCST  24(R9)(R11*1), Z13, Z9
-	VPDPBUSD.BCST  24(R9)(R11*2), Z13, Z10
-	VPDPBUSD.BCST  24(R9)(R12*1), Z13, Z11
 	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z4, Z12, Z11
 	VPERMB         Z3, Z12, Z12
-	VPDPBUSD.BCST  28(R9), Z12, Z8
-	VPDPBUSD.BCST  28(R9)(R11*1), Z12, Z9
-	VPDPBUSD.BCST  28(R9)(R11*2), Z12, Z10
-	VPDPBUSD.BCST  28(R9)(R12*1), Z12, Z11
+	VPDPBUSD.BCST  24(R9), Z12, Z7
+	VPDPBUSD.BCST  24(R9)(R11*1), Z12, Z8
+	VPDPBUSD.BCST  24(R9)(R11*2), Z12, Z9
+	VPDPBUSD.BCST  24(R9)(R12*1), Z12, Z10
+	VPDPBUSD.BCST  28(R9), Z11, Z7
+	VPDPBUSD.BCST  28(R9)(R11*1), Z11, Z8
+	VPDPBUSD.BCST  28(R9)(R11*2), Z11, Z9
+	VPDPBUSD.BCST  28(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x4VBMI_pf46
 	PREFETCHT0     (SI)
@@ -7872,18 +7706,17 @@ dotCodesQ8B3x4VBMI_pf46:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z12
-	VPMULTISHIFTQB Z12, Z4, Z13
-	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  32(R9), Z13, Z8
-	VPDPBUSD.BCST  32(R9)(R11*1), Z13, Z9
-	VPDPBUSD.BCST  32(R9)(R11*2), Z13, Z10
-	VPDPBUSD.BCST  32(R9)(R12*1), Z13, Z11
 	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z4, Z12, Z11
 	VPERMB         Z3, Z12, Z12
-	VPDPBUSD.BCST  36(R9), Z12, Z8
-	VPDPBUSD.BCST  36(R9)(R11*1), Z12, Z9
-	VPDPBUSD.BCST  36(R9)(R11*2), Z12, Z10
-	VPDPBUSD.BCST  36(R9)(R12*1), Z12, Z11
+	VPDPBUSD.BCST  32(R9), Z12, Z7
+	VPDPBUSD.BCST  32(R9)(R11*1), Z12, Z8
+	VPDPBUSD.BCST  32(R9)(R11*2), Z12, Z9
+	VPDPBUSD.BCST  32(R9)(R12*1), Z12, Z10
+	VPDPBUSD.BCST  36(R9), Z11, Z7
+	VPDPBUSD.BCST  36(R9)(R11*1), Z11, Z8
+	VPDPBUSD.BCST  36(R9)(R11*2), Z11, Z9
+	VPDPBUSD.BCST  36(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x4VBMI_pf47
 	PREFETCHT0     (SI)
@@ -7894,18 +7727,17 @@ dotCodesQ8B3x4VBMI_pf47:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z12
-	VPMULTISHIFTQB Z12, Z4, Z13
-	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  40(R9), Z13, Z8
-	VPDPBUSD.BCST  40(R9)(R11*1), Z13, Z9
-	VPDPBUSD.BCST  40(R9)(R11*2), Z13, Z10
-	VPDPBUSD.BCST  40(R9)(R12*1), Z13, Z11
 	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z4, Z12, Z11
 	VPERMB         Z3, Z12, Z12
-	VPDPBUSD.BCST  44(R9), Z12, Z8
-	VPDPBUSD.BCST  44(R9)(R11*1), Z12, Z9
-	VPDPBUSD.BCST  44(R9)(R11*2), Z12, Z10
-	VPDPBUSD.BCST  44(R9)(R12*1), Z12, Z11
+	VPDPBUSD.BCST  40(R9), Z12, Z7
+	VPDPBUSD.BCST  40(R9)(R11*1), Z12, Z8
+	VPDPBUSD.BCST  40(R9)(R11*2), Z12, Z9
+	VPDPBUSD.BCST  40(R9)(R12*1), Z12, Z10
+	VPDPBUSD.BCST  44(R9), Z11, Z7
+	VPDPBUSD.BCST  44(R9)(R11*1), Z11, Z8
+	VPDPBUSD.BCST  44(R9)(R11*2), Z11, Z9
+	VPDPBUSD.BCST  44(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x4VBMI_pf48
 	PREFETCHT0     (SI)
@@ -7916,18 +7748,17 @@ dotCodesQ8B3x4VBMI_pf48:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z12
-	VPMULTISHIFTQB Z12, Z4, Z13
-	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  48(R9), Z13, Z8
-	VPDPBUSD.BCST  48(R9)(R11*1), Z13, Z9
-	VPDPBUSD.BCST  48(R9)(R11*2), Z13, Z10
-	VPDPBUSD.BCST  48(R9)(R12*1), Z13, Z11
 	VPMULTISHIFTQB Z12, Z5, Z12
+	VPERMB         Z4, Z12, Z11
 	VPERMB         Z3, Z12, Z12
-	VPDPBUSD.BCST  52(R9), Z12, Z8
-	VPDPBUSD.BCST  52(R9)(R11*1), Z12, Z9
-	VPDPBUSD.BCST  52(R9)(R11*2), Z12, Z10
-	VPDPBUSD.BCST  52(R9)(R12*1), Z12, Z11
+	VPDPBUSD.BCST  48(R9), Z12, Z7
+	VPDPBUSD.BCST  48(R9)(R11*1), Z12, Z8
+	VPDPBUSD.BCST  48(R9)(R11*2), Z12, Z9
+	VPDPBUSD.BCST  48(R9)(R12*1), Z12, Z10
+	VPDPBUSD.BCST  52(R9), Z11, Z7
+	VPDPBUSD.BCST  52(R9)(R11*1), Z11, Z8
+	VPDPBUSD.BCST  52(R9)(R11*2), Z11, Z9
+	VPDPBUSD.BCST  52(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
 	JLE            dotCodesQ8B3x4VBMI_pf49
 	PREFETCHT0     (SI)
@@ -7938,18 +7769,17 @@ dotCodesQ8B3x4VBMI_pf49:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z12
-	VPMULTISHIFTQB Z12, Z6, Z13
-	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  56(R9), Z13, Z8
-	VPDPBUSD.BCST  56(R9)(R11*1), Z13, Z9
-	VPDPBUSD.BCST  56(R9)(R11*2), Z13, Z10
-	VPDPBUSD.BCST  56(R9)(R12*1), Z13, Z11
-	VPMULTISHIFTQB Z12, Z7, Z12
+	VPMULTISHIFTQB Z12, Z6, Z12
+	VPERMB         Z4, Z12, Z11
 	VPERMB         Z3, Z12, Z12
-	VPDPBUSD.BCST  60(R9), Z12, Z8
-	VPDPBUSD.BCST  60(R9)(R11*1), Z12, Z9
-	VPDPBUSD.BCST  60(R9)(R11*2), Z12, Z10
-	VPDPBUSD.BCST  60(R9)(R12*1), Z12, Z11
+	VPDPBUSD.BCST  56(R9), Z12, Z7
+	VPDPBUSD.BCST  56(R9)(R11*1), Z12, Z8
+	VPDPBUSD.BCST  56(R9)(R11*2), Z12, Z9
+	VPDPBUSD.BCST  56(R9)(R12*1), Z12, Z10
+	VPDPBUSD.BCST  60(R9), Z11, Z7
+	VPDPBUSD.BCST  60(R9)(R11*1), Z11, Z8
+	VPDPBUSD.BCST  60(R9)(R11*2), Z11, Z9
+	VPDPBUSD.BCST  60(R9)(R12*1), Z11, Z10
 	ADDQ           $0x18, R8
 	ADDQ           $0x40, R9
 	SUBQ           $0x40, R10
@@ -7963,87 +7793,87 @@ dotCodesQ8B3x4VBMI_pf49:
 	CMOVQCC        R8, R11
 	MOVQ           DX, R8
 	ADDQ           R9, R8
-	VPXORD         Z2, Z2, Z12
+	VPXORD         Z2, Z2, Z11
 	KMOVW          K1, K3
-	VPGATHERDD     (R8)(Z1*1), K3, Z12
-	VPBROADCASTD   R11, Z13
-	VPSRLVD        Z13, Z12, Z12
-	VPMOVDW        Z12, Y12
-	VCVTPH2PS      Y12, Z12
+	VPGATHERDD     (R8)(Z1*1), K3, Z11
+	VPBROADCASTD   R11, Z12
+	VPSRLVD        Z12, Z11, Z11
+	VPMOVDW        Z11, Y11
+	VCVTPH2PS      Y11, Z11
 	MOVQ           scales+56(FP), R8
 	MOVQ           sums+64(FP), R9
-	VPSUBD.BCST    (R9), Z8, Z8
+	VPSUBD.BCST    (R9), Z7, Z7
+	VCVTDQ2PS      Z7, Z7
+	VMULPS.BCST    (R8), Z7, Z7
+	VMULPS         Z11, Z7, Z7
+	VPSUBD.BCST    4(R9), Z8, Z8
 	VCVTDQ2PS      Z8, Z8
-	VMULPS.BCST    (R8), Z8, Z8
-	VMULPS         Z12, Z8, Z8
-	VPSUBD.BCST    4(R9), Z9, Z9
+	VMULPS.BCST    4(R8), Z8, Z8
+	VMULPS         Z11, Z8, Z8
+	VPSUBD.BCST    8(R9), Z9, Z9
 	VCVTDQ2PS      Z9, Z9
-	VMULPS.BCST    4(R8), Z9, Z9
-	VMULPS         Z12, Z9, Z9
-	VPSUBD.BCST    8(R9), Z10, Z10
+	VMULPS.BCST    8(R8), Z9, Z9
+	VMULPS         Z11, Z9, Z9
+	VPSUBD.BCST    12(R9), Z10, Z10
 	VCVTDQ2PS      Z10, Z10
-	VMULPS.BCST    8(R8), Z10, Z10
-	VMULPS         Z12, Z10, Z10
-	VPSUBD.BCST    12(R9), Z11, Z11
-	VCVTDQ2PS      Z11, Z11
-	VMULPS.BCST    12(R8), Z11, Z11
-	VMULPS         Z12, Z11, Z11
+	VMULPS.BCST    12(R8), Z10, Z10
+	VMULPS         Z11, Z10, Z10
 	MOVQ           rows+152(FP), R8
 	MOVQ           bias+72(FP), R9
 	MOVQ           AX, R10
 	TESTQ          R9, R9
 	JZ             dotCodesQ8B3x4VBMI_add0
-	VBROADCASTSS   (R9), Z12
+	VBROADCASTSS   (R9), Z11
 	JMP            dotCodesQ8B3x4VBMI_added0
 
 dotCodesQ8B3x4VBMI_add0:
-	VMOVUPS.Z (R10), K2, Z12
+	VMOVUPS.Z (R10), K2, Z11
 
 dotCodesQ8B3x4VBMI_added0:
-	VADDPS       Z8, Z12, Z12
-	VMOVUPS      Z12, K2, (R10)
+	VADDPS       Z7, Z11, Z11
+	VMOVUPS      Z11, K2, (R10)
 	CMPQ         R8, $0x01
 	JLE          dotCodesQ8B3x4VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8B3x4VBMI_add1
-	VBROADCASTSS 4(R9), Z8
+	VBROADCASTSS 4(R9), Z7
 	JMP          dotCodesQ8B3x4VBMI_added1
 
 dotCodesQ8B3x4VBMI_add1:
-	VMOVUPS.Z (R10), K2, Z8
+	VMOVUPS.Z (R10), K2, Z7
 
 dotCodesQ8B3x4VBMI_added1:
-	VADDPS       Z9, Z8, Z8
-	VMOVUPS      Z8, K2, (R10)
+	VADDPS       Z8, Z7, Z7
+	VMOVUPS      Z7, K2, (R10)
 	CMPQ         R8, $0x02
 	JLE          dotCodesQ8B3x4VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8B3x4VBMI_add2
-	VBROADCASTSS 8(R9), Z8
+	VBROADCASTSS 8(R9), Z7
 	JMP          dotCodesQ8B3x4VBMI_added2
 
 dotCodesQ8B3x4VBMI_add2:
-	VMOVUPS.Z (R10), K2, Z8
+	VMOVUPS.Z (R10), K2, Z7
 
 dotCodesQ8B3x4VBMI_added2:
-	VADDPS       Z10, Z8, Z8
-	VMOVUPS      Z8, K2, (R10)
+	VADDPS       Z9, Z7, Z7
+	VMOVUPS      Z7, K2, (R10)
 	CMPQ         R8, $0x03
 	JLE          dotCodesQ8B3x4VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8B3x4VBMI_add3
-	VBROADCASTSS 12(R9), Z8
+	VBROADCASTSS 12(R9), Z7
 	JMP          dotCodesQ8B3x4VBMI_added3
 
 dotCodesQ8B3x4VBMI_add3:
-	VMOVUPS.Z (R10), K2, Z8
+	VMOVUPS.Z (R10), K2, Z7
 
 dotCodesQ8B3x4VBMI_added3:
-	VADDPS  Z11, Z8, Z8
-	VMOVUPS Z8, K2, (R10)
+	VADDPS  Z10, Z7, Z7
+	VMOVUPS Z7, K2, (R10)
 
 dotCodesQ8B3x4VBMI_stored:
 	CMPQ BX, $0x10
@@ -8313,10 +8143,10 @@ dotCodesQ8B4x4VNNI_done:
 TEXT ·axpyCodesQ8B4x1VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
-	VMOVDQU64 values8Nibbles<>+0(SB), Z1
-	VMOVDQU64 values8Nibbles<>+64(SB), Z2
-	VMOVDQU64 values8Nibbles<>+128(SB), Z3
-	VMOVDQU64 values8Nibbles<>+192(SB), Z4
+	VMOVDQU64 values8EvenOdd4<>+0(SB), Z1
+	VMOVDQU64 values8EvenOdd4<>+64(SB), Z2
+	VMOVDQU64 values8EvenOdd4<>+128(SB), Z3
+	VMOVDQU64 values8EvenOdd4<>+192(SB), Z4
 	MOVQ      $0x00000000ffffffff, AX
 	KMOVQ     AX, K1
 	SHLQ      $0x20, AX
@@ -8359,15 +8189,15 @@ axpyCodesQ8B4x1VBMI_pf50:
 	VMOVDQA64     Z1, Z11
 	VPERMI2B      Z10, Z9, Z11
 	VPSRLW        $0x04, Z11, Z12
-	VPERMB        Z0, Z11, Z11
 	VPERMB        Z0, Z12, Z12
+	VPERMB        Z0, Z11, Z11
 	VPDPBUSD.BCST (R8), Z11, Z5
 	VPDPBUSD.BCST (R8), Z12, Z6
 	VMOVDQA64     Z2, Z11
 	VPERMI2B      Z10, Z9, Z11
 	VPSRLW        $0x04, Z11, Z9
-	VPERMB        Z0, Z11, Z11
 	VPERMB        Z0, Z9, Z9
+	VPERMB        Z0, Z11, Z11
 	VPDPBUSD.BCST (R8), Z11, Z7
 	VPDPBUSD.BCST (R8), Z9, Z8
 	ADDQ          $0x10, R8
@@ -8392,15 +8222,15 @@ axpyCodesQ8B4x1VBMI_tail:
 	VMOVDQA64     Z1, Z11
 	VPERMI2B      Z10, Z9, Z11
 	VPSRLW        $0x04, Z11, Z12
-	VPERMB        Z0, Z11, Z11
 	VPERMB        Z0, Z12, Z12
+	VPERMB        Z0, Z11, Z11
 	VPDPBUSD.BCST (R8), Z11, Z5
 	VPDPBUSD.BCST (R8), Z12, Z6
 	VMOVDQA64     Z2, Z11
 	VPERMI2B      Z10, Z9, Z11
 	VPSRLW        $0x04, Z11, Z9
-	VPERMB        Z0, Z11, Z11
 	VPERMB        Z0, Z9, Z9
+	VPERMB        Z0, Z11, Z11
 	VPDPBUSD.BCST (R8), Z11, Z7
 	VPDPBUSD.BCST (R8), Z9, Z8
 
@@ -8444,167 +8274,167 @@ axpyCodesQ8B4x1VBMI_finish:
 	VZEROUPPER
 	RET
 
-DATA values8Nibbles<>+0(SB)/1, $0x00
-DATA values8Nibbles<>+1(SB)/1, $0x20
-DATA values8Nibbles<>+2(SB)/1, $0x40
-DATA values8Nibbles<>+3(SB)/1, $0x60
-DATA values8Nibbles<>+4(SB)/1, $0x01
-DATA values8Nibbles<>+5(SB)/1, $0x21
-DATA values8Nibbles<>+6(SB)/1, $0x41
-DATA values8Nibbles<>+7(SB)/1, $0x61
-DATA values8Nibbles<>+8(SB)/1, $0x02
-DATA values8Nibbles<>+9(SB)/1, $0x22
-DATA values8Nibbles<>+10(SB)/1, $0x42
-DATA values8Nibbles<>+11(SB)/1, $0x62
-DATA values8Nibbles<>+12(SB)/1, $0x03
-DATA values8Nibbles<>+13(SB)/1, $0x23
-DATA values8Nibbles<>+14(SB)/1, $0x43
-DATA values8Nibbles<>+15(SB)/1, $0x63
-DATA values8Nibbles<>+16(SB)/1, $0x04
-DATA values8Nibbles<>+17(SB)/1, $0x24
-DATA values8Nibbles<>+18(SB)/1, $0x44
-DATA values8Nibbles<>+19(SB)/1, $0x64
-DATA values8Nibbles<>+20(SB)/1, $0x05
-DATA values8Nibbles<>+21(SB)/1, $0x25
-DATA values8Nibbles<>+22(SB)/1, $0x45
-DATA values8Nibbles<>+23(SB)/1, $0x65
-DATA values8Nibbles<>+24(SB)/1, $0x06
-DATA values8Nibbles<>+25(SB)/1, $0x26
-DATA values8Nibbles<>+26(SB)/1, $0x46
-DATA values8Nibbles<>+27(SB)/1, $0x66
-DATA values8Nibbles<>+28(SB)/1, $0x07
-DATA values8Nibbles<>+29(SB)/1, $0x27
-DATA values8Nibbles<>+30(SB)/1, $0x47
-DATA values8Nibbles<>+31(SB)/1, $0x67
-DATA values8Nibbles<>+32(SB)/1, $0x08
-DATA values8Nibbles<>+33(SB)/1, $0x28
-DATA values8Nibbles<>+34(SB)/1, $0x48
-DATA values8Nibbles<>+35(SB)/1, $0x68
-DATA values8Nibbles<>+36(SB)/1, $0x09
-DATA values8Nibbles<>+37(SB)/1, $0x29
-DATA values8Nibbles<>+38(SB)/1, $0x49
-DATA values8Nibbles<>+39(SB)/1, $0x69
-DATA values8Nibbles<>+40(SB)/1, $0x0a
-DATA values8Nibbles<>+41(SB)/1, $0x2a
-DATA values8Nibbles<>+42(SB)/1, $0x4a
-DATA values8Nibbles<>+43(SB)/1, $0x6a
-DATA values8Nibbles<>+44(SB)/1, $0x0b
-DATA values8Nibbles<>+45(SB)/1, $0x2b
-DATA values8Nibbles<>+46(SB)/1, $0x4b
-DATA values8Nibbles<>+47(SB)/1, $0x6b
-DATA values8Nibbles<>+48(SB)/1, $0x0c
-DATA values8Nibbles<>+49(SB)/1, $0x2c
-DATA values8Nibbles<>+50(SB)/1, $0x4c
-DATA values8Nibbles<>+51(SB)/1, $0x6c
-DATA values8Nibbles<>+52(SB)/1, $0x0d
-DATA values8Nibbles<>+53(SB)/1, $0x2d
-DATA values8Nibbles<>+54(SB)/1, $0x4d
-DATA values8Nibbles<>+55(SB)/1, $0x6d
-DATA values8Nibbles<>+56(SB)/1, $0x0e
-DATA values8Nibbles<>+57(SB)/1, $0x2e
-DATA values8Nibbles<>+58(SB)/1, $0x4e
-DATA values8Nibbles<>+59(SB)/1, $0x6e
-DATA values8Nibbles<>+60(SB)/1, $0x0f
-DATA values8Nibbles<>+61(SB)/1, $0x2f
-DATA values8Nibbles<>+62(SB)/1, $0x4f
-DATA values8Nibbles<>+63(SB)/1, $0x6f
-DATA values8Nibbles<>+64(SB)/1, $0x10
-DATA values8Nibbles<>+65(SB)/1, $0x30
-DATA values8Nibbles<>+66(SB)/1, $0x50
-DATA values8Nibbles<>+67(SB)/1, $0x70
-DATA values8Nibbles<>+68(SB)/1, $0x11
-DATA values8Nibbles<>+69(SB)/1, $0x31
-DATA values8Nibbles<>+70(SB)/1, $0x51
-DATA values8Nibbles<>+71(SB)/1, $0x71
-DATA values8Nibbles<>+72(SB)/1, $0x12
-DATA values8Nibbles<>+73(SB)/1, $0x32
-DATA values8Nibbles<>+74(SB)/1, $0x52
-DATA values8Nibbles<>+75(SB)/1, $0x72
-DATA values8Nibbles<>+76(SB)/1, $0x13
-DATA values8Nibbles<>+77(SB)/1, $0x33
-DATA values8Nibbles<>+78(SB)/1, $0x53
-DATA values8Nibbles<>+79(SB)/1, $0x73
-DATA values8Nibbles<>+80(SB)/1, $0x14
-DATA values8Nibbles<>+81(SB)/1, $0x34
-DATA values8Nibbles<>+82(SB)/1, $0x54
-DATA values8Nibbles<>+83(SB)/1, $0x74
-DATA values8Nibbles<>+84(SB)/1, $0x15
-DATA values8Nibbles<>+85(SB)/1, $0x35
-DATA values8Nibbles<>+86(SB)/1, $0x55
-DATA values8Nibbles<>+87(SB)/1, $0x75
-DATA values8Nibbles<>+88(SB)/1, $0x16
-DATA values8Nibbles<>+89(SB)/1, $0x36
-DATA values8Nibbles<>+90(SB)/1, $0x56
-DATA values8Nibbles<>+91(SB)/1, $0x76
-DATA values8Nibbles<>+92(SB)/1, $0x17
-DATA values8Nibbles<>+93(SB)/1, $0x37
-DATA values8Nibbles<>+94(SB)/1, $0x57
-DATA values8Nibbles<>+95(SB)/1, $0x77
-DATA values8Nibbles<>+96(SB)/1, $0x18
-DATA values8Nibbles<>+97(SB)/1, $0x38
-DATA values8Nibbles<>+98(SB)/1, $0x58
-DATA values8Nibbles<>+99(SB)/1, $0x78
-DATA values8Nibbles<>+100(SB)/1, $0x19
-DATA values8Nibbles<>+101(SB)/1, $0x39
-DATA values8Nibbles<>+102(SB)/1, $0x59
-DATA values8Nibbles<>+103(SB)/1, $0x79
-DATA values8Nibbles<>+104(SB)/1, $0x1a
-DATA values8Nibbles<>+105(SB)/1, $0x3a
-DATA values8Nibbles<>+106(SB)/1, $0x5a
-DATA values8Nibbles<>+107(SB)/1, $0x7a
-DATA values8Nibbles<>+108(SB)/1, $0x1b
-DATA values8Nibbles<>+109(SB)/1, $0x3b
-DATA values8Nibbles<>+110(SB)/1, $0x5b
-DATA values8Nibbles<>+111(SB)/1, $0x7b
-DATA values8Nibbles<>+112(SB)/1, $0x1c
-DATA values8Nibbles<>+113(SB)/1, $0x3c
-DATA values8Nibbles<>+114(SB)/1, $0x5c
-DATA values8Nibbles<>+115(SB)/1, $0x7c
-DATA values8Nibbles<>+116(SB)/1, $0x1d
-DATA values8Nibbles<>+117(SB)/1, $0x3d
-DATA values8Nibbles<>+118(SB)/1, $0x5d
-DATA values8Nibbles<>+119(SB)/1, $0x7d
-DATA values8Nibbles<>+120(SB)/1, $0x1e
-DATA values8Nibbles<>+121(SB)/1, $0x3e
-DATA values8Nibbles<>+122(SB)/1, $0x5e
-DATA values8Nibbles<>+123(SB)/1, $0x7e
-DATA values8Nibbles<>+124(SB)/1, $0x1f
-DATA values8Nibbles<>+125(SB)/1, $0x3f
-DATA values8Nibbles<>+126(SB)/1, $0x5f
-DATA values8Nibbles<>+127(SB)/1, $0x7f
-DATA values8Nibbles<>+128(SB)/4, $0x00000000
-DATA values8Nibbles<>+132(SB)/4, $0x00000010
-DATA values8Nibbles<>+136(SB)/4, $0x00000001
-DATA values8Nibbles<>+140(SB)/4, $0x00000011
-DATA values8Nibbles<>+144(SB)/4, $0x00000002
-DATA values8Nibbles<>+148(SB)/4, $0x00000012
-DATA values8Nibbles<>+152(SB)/4, $0x00000003
-DATA values8Nibbles<>+156(SB)/4, $0x00000013
-DATA values8Nibbles<>+160(SB)/4, $0x00000004
-DATA values8Nibbles<>+164(SB)/4, $0x00000014
-DATA values8Nibbles<>+168(SB)/4, $0x00000005
-DATA values8Nibbles<>+172(SB)/4, $0x00000015
-DATA values8Nibbles<>+176(SB)/4, $0x00000006
-DATA values8Nibbles<>+180(SB)/4, $0x00000016
-DATA values8Nibbles<>+184(SB)/4, $0x00000007
-DATA values8Nibbles<>+188(SB)/4, $0x00000017
-DATA values8Nibbles<>+192(SB)/4, $0x00000008
-DATA values8Nibbles<>+196(SB)/4, $0x00000018
-DATA values8Nibbles<>+200(SB)/4, $0x00000009
-DATA values8Nibbles<>+204(SB)/4, $0x00000019
-DATA values8Nibbles<>+208(SB)/4, $0x0000000a
-DATA values8Nibbles<>+212(SB)/4, $0x0000001a
-DATA values8Nibbles<>+216(SB)/4, $0x0000000b
-DATA values8Nibbles<>+220(SB)/4, $0x0000001b
-DATA values8Nibbles<>+224(SB)/4, $0x0000000c
-DATA values8Nibbles<>+228(SB)/4, $0x0000001c
-DATA values8Nibbles<>+232(SB)/4, $0x0000000d
-DATA values8Nibbles<>+236(SB)/4, $0x0000001d
-DATA values8Nibbles<>+240(SB)/4, $0x0000000e
-DATA values8Nibbles<>+244(SB)/4, $0x0000001e
-DATA values8Nibbles<>+248(SB)/4, $0x0000000f
-DATA values8Nibbles<>+252(SB)/4, $0x0000001f
-GLOBL values8Nibbles<>(SB), RODATA|NOPTR, $256
+DATA values8EvenOdd4<>+0(SB)/1, $0x00
+DATA values8EvenOdd4<>+1(SB)/1, $0x20
+DATA values8EvenOdd4<>+2(SB)/1, $0x40
+DATA values8EvenOdd4<>+3(SB)/1, $0x60
+DATA values8EvenOdd4<>+4(SB)/1, $0x01
+DATA values8EvenOdd4<>+5(SB)/1, $0x21
+DATA values8EvenOdd4<>+6(SB)/1, $0x41
+DATA values8EvenOdd4<>+7(SB)/1, $0x61
+DATA values8EvenOdd4<>+8(SB)/1, $0x02
+DATA values8EvenOdd4<>+9(SB)/1, $0x22
+DATA values8EvenOdd4<>+10(SB)/1, $0x42
+DATA values8EvenOdd4<>+11(SB)/1, $0x62
+DATA values8EvenOdd4<>+12(SB)/1, $0x03
+DATA values8EvenOdd4<>+13(SB)/1, $0x23
+DATA values8EvenOdd4<>+14(SB)/1, $0x43
+DATA values8EvenOdd4<>+15(SB)/1, $0x63
+DATA values8EvenOdd4<>+16(SB)/1, $0x04
+DATA values8EvenOdd4<>+17(SB)/1, $0x24
+DATA values8EvenOdd4<>+18(SB)/1, $0x44
+DATA values8EvenOdd4<>+19(SB)/1, $0x64
+DATA values8EvenOdd4<>+20(SB)/1, $0x05
+DATA values8EvenOdd4<>+21(SB)/1, $0x25
+DATA values8EvenOdd4<>+22(SB)/1, $0x45
+DATA values8EvenOdd4<>+23(SB)/1, $0x65
+DATA values8EvenOdd4<>+24(SB)/1, $0x06
+DATA values8EvenOdd4<>+25(SB)/1, $0x26
+DATA values8EvenOdd4<>+26(SB)/1, $0x46
+DATA values8EvenOdd4<>+27(SB)/1, $0x66
+DATA values8EvenOdd4<>+28(SB)/1, $0x07
+DATA values8EvenOdd4<>+29(SB)/1, $0x27
+DATA values8EvenOdd4<>+30(SB)/1, $0x47
+DATA values8EvenOdd4<>+31(SB)/1, $0x67
+DATA values8EvenOdd4<>+32(SB)/1, $0x08
+DATA values8EvenOdd4<>+33(SB)/1, $0x28
+DATA values8EvenOdd4<>+34(SB)/1, $0x48
+DATA values8EvenOdd4<>+35(SB)/1, $0x68
+DATA values8EvenOdd4<>+36(SB)/1, $0x09
+DATA values8EvenOdd4<>+37(SB)/1, $0x29
+DATA values8EvenOdd4<>+38(SB)/1, $0x49
+DATA values8EvenOdd4<>+39(SB)/1, $0x69
+DATA values8EvenOdd4<>+40(SB)/1, $0x0a
+DATA values8EvenOdd4<>+41(SB)/1, $0x2a
+DATA values8EvenOdd4<>+42(SB)/1, $0x4a
+DATA values8EvenOdd4<>+43(SB)/1, $0x6a
+DATA values8EvenOdd4<>+44(SB)/1, $0x0b
+DATA values8EvenOdd4<>+45(SB)/1, $0x2b
+DATA values8EvenOdd4<>+46(SB)/1, $0x4b
+DATA values8EvenOdd4<>+47(SB)/1, $0x6b
+DATA values8EvenOdd4<>+48(SB)/1, $0x0c
+DATA values8EvenOdd4<>+49(SB)/1, $0x2c
+DATA values8EvenOdd4<>+50(SB)/1, $0x4c
+DATA values8EvenOdd4<>+51(SB)/1, $0x6c
+DATA values8EvenOdd4<>+52(SB)/1, $0x0d
+DATA values8EvenOdd4<>+53(SB)/1, $0x2d
+DATA values8EvenOdd4<>+54(SB)/1, $0x4d
+DATA values8EvenOdd4<>+55(SB)/1, $0x6d
+DATA values8EvenOdd4<>+56(SB)/1, $0x0e
+DATA values8EvenOdd4<>+57(SB)/1, $0x2e
+DATA values8EvenOdd4<>+58(SB)/1, $0x4e
+DATA values8EvenOdd4<>+59(SB)/1, $0x6e
+DATA values8EvenOdd4<>+60(SB)/1, $0x0f
+DATA values8EvenOdd4<>+61(SB)/1, $0x2f
+DATA values8EvenOdd4<>+62(SB)/1, $0x4f
+DATA values8EvenOdd4<>+63(SB)/1, $0x6f
+DATA values8EvenOdd4<>+64(SB)/1, $0x10
+DATA values8EvenOdd4<>+65(SB)/1, $0x30
+DATA values8EvenOdd4<>+66(SB)/1, $0x50
+DATA values8EvenOdd4<>+67(SB)/1, $0x70
+DATA values8EvenOdd4<>+68(SB)/1, $0x11
+DATA values8EvenOdd4<>+69(SB)/1, $0x31
+DATA values8EvenOdd4<>+70(SB)/1, $0x51
+DATA values8EvenOdd4<>+71(SB)/1, $0x71
+DATA values8EvenOdd4<>+72(SB)/1, $0x12
+DATA values8EvenOdd4<>+73(SB)/1, $0x32
+DATA values8EvenOdd4<>+74(SB)/1, $0x52
+DATA values8EvenOdd4<>+75(SB)/1, $0x72
+DATA values8EvenOdd4<>+76(SB)/1, $0x13
+DATA values8EvenOdd4<>+77(SB)/1, $0x33
+DATA values8EvenOdd4<>+78(SB)/1, $0x53
+DATA values8EvenOdd4<>+79(SB)/1, $0x73
+DATA values8EvenOdd4<>+80(SB)/1, $0x14
+DATA values8EvenOdd4<>+81(SB)/1, $0x34
+DATA values8EvenOdd4<>+82(SB)/1, $0x54
+DATA values8EvenOdd4<>+83(SB)/1, $0x74
+DATA values8EvenOdd4<>+84(SB)/1, $0x15
+DATA values8EvenOdd4<>+85(SB)/1, $0x35
+DATA values8EvenOdd4<>+86(SB)/1, $0x55
+DATA values8EvenOdd4<>+87(SB)/1, $0x75
+DATA values8EvenOdd4<>+88(SB)/1, $0x16
+DATA values8EvenOdd4<>+89(SB)/1, $0x36
+DATA values8EvenOdd4<>+90(SB)/1, $0x56
+DATA values8EvenOdd4<>+91(SB)/1, $0x76
+DATA values8EvenOdd4<>+92(SB)/1, $0x17
+DATA values8EvenOdd4<>+93(SB)/1, $0x37
+DATA values8EvenOdd4<>+94(SB)/1, $0x57
+DATA values8EvenOdd4<>+95(SB)/1, $0x77
+DATA values8EvenOdd4<>+96(SB)/1, $0x18
+DATA values8EvenOdd4<>+97(SB)/1, $0x38
+DATA values8EvenOdd4<>+98(SB)/1, $0x58
+DATA values8EvenOdd4<>+99(SB)/1, $0x78
+DATA values8EvenOdd4<>+100(SB)/1, $0x19
+DATA values8EvenOdd4<>+101(SB)/1, $0x39
+DATA values8EvenOdd4<>+102(SB)/1, $0x59
+DATA values8EvenOdd4<>+103(SB)/1, $0x79
+DATA values8EvenOdd4<>+104(SB)/1, $0x1a
+DATA values8EvenOdd4<>+105(SB)/1, $0x3a
+DATA values8EvenOdd4<>+106(SB)/1, $0x5a
+DATA values8EvenOdd4<>+107(SB)/1, $0x7a
+DATA values8EvenOdd4<>+108(SB)/1, $0x1b
+DATA values8EvenOdd4<>+109(SB)/1, $0x3b
+DATA values8EvenOdd4<>+110(SB)/1, $0x5b
+DATA values8EvenOdd4<>+111(SB)/1, $0x7b
+DATA values8EvenOdd4<>+112(SB)/1, $0x1c
+DATA values8EvenOdd4<>+113(SB)/1, $0x3c
+DATA values8EvenOdd4<>+114(SB)/1, $0x5c
+DATA values8EvenOdd4<>+115(SB)/1, $0x7c
+DATA values8EvenOdd4<>+116(SB)/1, $0x1d
+DATA values8EvenOdd4<>+117(SB)/1, $0x3d
+DATA values8EvenOdd4<>+118(SB)/1, $0x5d
+DATA values8EvenOdd4<>+119(SB)/1, $0x7d
+DATA values8EvenOdd4<>+120(SB)/1, $0x1e
+DATA values8EvenOdd4<>+121(SB)/1, $0x3e
+DATA values8EvenOdd4<>+122(SB)/1, $0x5e
+DATA values8EvenOdd4<>+123(SB)/1, $0x7e
+DATA values8EvenOdd4<>+124(SB)/1, $0x1f
+DATA values8EvenOdd4<>+125(SB)/1, $0x3f
+DATA values8EvenOdd4<>+126(SB)/1, $0x5f
+DATA values8EvenOdd4<>+127(SB)/1, $0x7f
+DATA values8EvenOdd4<>+128(SB)/4, $0x00000000
+DATA values8EvenOdd4<>+132(SB)/4, $0x00000010
+DATA values8EvenOdd4<>+136(SB)/4, $0x00000001
+DATA values8EvenOdd4<>+140(SB)/4, $0x00000011
+DATA values8EvenOdd4<>+144(SB)/4, $0x00000002
+DATA values8EvenOdd4<>+148(SB)/4, $0x00000012
+DATA values8EvenOdd4<>+152(SB)/4, $0x00000003
+DATA values8EvenOdd4<>+156(SB)/4, $0x00000013
+DATA values8EvenOdd4<>+160(SB)/4, $0x00000004
+DATA values8EvenOdd4<>+164(SB)/4, $0x00000014
+DATA values8EvenOdd4<>+168(SB)/4, $0x00000005
+DATA values8EvenOdd4<>+172(SB)/4, $0x00000015
+DATA values8EvenOdd4<>+176(SB)/4, $0x00000006
+DATA values8EvenOdd4<>+180(SB)/4, $0x00000016
+DATA values8EvenOdd4<>+184(SB)/4, $0x00000007
+DATA values8EvenOdd4<>+188(SB)/4, $0x00000017
+DATA values8EvenOdd4<>+192(SB)/4, $0x00000008
+DATA values8EvenOdd4<>+196(SB)/4, $0x00000018
+DATA values8EvenOdd4<>+200(SB)/4, $0x00000009
+DATA values8EvenOdd4<>+204(SB)/4, $0x00000019
+DATA values8EvenOdd4<>+208(SB)/4, $0x0000000a
+DATA values8EvenOdd4<>+212(SB)/4, $0x0000001a
+DATA values8EvenOdd4<>+216(SB)/4, $0x0000000b
+DATA values8EvenOdd4<>+220(SB)/4, $0x0000001b
+DATA values8EvenOdd4<>+224(SB)/4, $0x0000000c
+DATA values8EvenOdd4<>+228(SB)/4, $0x0000001c
+DATA values8EvenOdd4<>+232(SB)/4, $0x0000000d
+DATA values8EvenOdd4<>+236(SB)/4, $0x0000001d
+DATA values8EvenOdd4<>+240(SB)/4, $0x0000000e
+DATA values8EvenOdd4<>+244(SB)/4, $0x0000001e
+DATA values8EvenOdd4<>+248(SB)/4, $0x0000000f
+DATA values8EvenOdd4<>+252(SB)/4, $0x0000001f
+GLOBL values8EvenOdd4<>(SB), RODATA|NOPTR, $256
 
 // func dotCodesQ8B4x1VBMI(out []float32, outStride int, q []int8, scales *[8]float32, sums *[8]int32, bias *[4]float32, tab *[256]uint8, codes []byte, stride int, idxOff int, normOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VBMI, AVX512VNNI, BMI2, CMOV, MMX+
@@ -8658,14 +8488,14 @@ dotCodesQ8B4x1VBMI_chunk1:
 	SUBQ       $0x00000040, SI
 
 dotCodesQ8B4x1VBMI_pf51:
-	VPXORD        Z2, Z2, Z5
+	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
-	VPGATHERDD    (DI)(Z1*1), K3, Z5
-	VPSRLW        $0x04, Z5, Z6
+	VPGATHERDD    (DI)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z5
 	VPERMB        Z3, Z5, Z5
 	VPERMB        Z3, Z6, Z6
-	VPDPBUSD.BCST (R8), Z5, Z4
-	VPDPBUSD.BCST 4(R8), Z6, Z4
+	VPDPBUSD.BCST (R8), Z6, Z4
+	VPDPBUSD.BCST 4(R8), Z5, Z4
 	TESTQ         SI, SI
 	JLE           dotCodesQ8B4x1VBMI_pf52
 	PREFETCHT0    (BX)
@@ -8673,14 +8503,14 @@ dotCodesQ8B4x1VBMI_pf51:
 	SUBQ          $0x00000040, SI
 
 dotCodesQ8B4x1VBMI_pf52:
-	VPXORD        Z2, Z2, Z5
+	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
-	VPGATHERDD    4(DI)(Z1*1), K3, Z5
-	VPSRLW        $0x04, Z5, Z6
+	VPGATHERDD    4(DI)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z5
 	VPERMB        Z3, Z5, Z5
 	VPERMB        Z3, Z6, Z6
-	VPDPBUSD.BCST 8(R8), Z5, Z4
-	VPDPBUSD.BCST 12(R8), Z6, Z4
+	VPDPBUSD.BCST 8(R8), Z6, Z4
+	VPDPBUSD.BCST 12(R8), Z5, Z4
 	TESTQ         SI, SI
 	JLE           dotCodesQ8B4x1VBMI_pf53
 	PREFETCHT0    (BX)
@@ -8688,14 +8518,14 @@ dotCodesQ8B4x1VBMI_pf52:
 	SUBQ          $0x00000040, SI
 
 dotCodesQ8B4x1VBMI_pf53:
-	VPXORD        Z2, Z2, Z5
+	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
-	VPGATHERDD    8(DI)(Z1*1), K3, Z5
-	VPSRLW        $0x04, Z5, Z6
+	VPGATHERDD    8(DI)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z5
 	VPERMB        Z3, Z5, Z5
 	VPERMB        Z3, Z6, Z6
-	VPDPBUSD.BCST 16(R8), Z5, Z4
-	VPDPBUSD.BCST 20(R8), Z6, Z4
+	VPDPBUSD.BCST 16(R8), Z6, Z4
+	VPDPBUSD.BCST 20(R8), Z5, Z4
 	TESTQ         SI, SI
 	JLE           dotCodesQ8B4x1VBMI_pf54
 	PREFETCHT0    (BX)
@@ -8703,14 +8533,14 @@ dotCodesQ8B4x1VBMI_pf53:
 	SUBQ          $0x00000040, SI
 
 dotCodesQ8B4x1VBMI_pf54:
-	VPXORD        Z2, Z2, Z5
+	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
-	VPGATHERDD    12(DI)(Z1*1), K3, Z5
-	VPSRLW        $0x04, Z5, Z6
+	VPGATHERDD    12(DI)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z5
 	VPERMB        Z3, Z5, Z5
 	VPERMB        Z3, Z6, Z6
-	VPDPBUSD.BCST 24(R8), Z5, Z4
-	VPDPBUSD.BCST 28(R8), Z6, Z4
+	VPDPBUSD.BCST 24(R8), Z6, Z4
+	VPDPBUSD.BCST 28(R8), Z5, Z4
 	TESTQ         SI, SI
 	JLE           dotCodesQ8B4x1VBMI_pf55
 	PREFETCHT0    (BX)
@@ -8718,14 +8548,14 @@ dotCodesQ8B4x1VBMI_pf54:
 	SUBQ          $0x00000040, SI
 
 dotCodesQ8B4x1VBMI_pf55:
-	VPXORD        Z2, Z2, Z5
+	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
-	VPGATHERDD    16(DI)(Z1*1), K3, Z5
-	VPSRLW        $0x04, Z5, Z6
+	VPGATHERDD    16(DI)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z5
 	VPERMB        Z3, Z5, Z5
 	VPERMB        Z3, Z6, Z6
-	VPDPBUSD.BCST 32(R8), Z5, Z4
-	VPDPBUSD.BCST 36(R8), Z6, Z4
+	VPDPBUSD.BCST 32(R8), Z6, Z4
+	VPDPBUSD.BCST 36(R8), Z5, Z4
 	TESTQ         SI, SI
 	JLE           dotCodesQ8B4x1VBMI_pf56
 	PREFETCHT0    (BX)
@@ -8733,14 +8563,14 @@ dotCodesQ8B4x1VBMI_pf55:
 	SUBQ          $0x00000040, SI
 
 dotCodesQ8B4x1VBMI_pf56:
-	VPXORD        Z2, Z2, Z5
+	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
-	VPGATHERDD    20(DI)(Z1*1), K3, Z5
-	VPSRLW        $0x04, Z5, Z6
+	VPGATHERDD    20(DI)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z5
 	VPERMB        Z3, Z5, Z5
 	VPERMB        Z3, Z6, Z6
-	VPDPBUSD.BCST 40(R8), Z5, Z4
-	VPDPBUSD.BCST 44(R8), Z6, Z4
+	VPDPBUSD.BCST 40(R8), Z6, Z4
+	VPDPBUSD.BCST 44(R8), Z5, Z4
 	TESTQ         SI, SI
 	JLE           dotCodesQ8B4x1VBMI_pf57
 	PREFETCHT0    (BX)
@@ -8748,14 +8578,14 @@ dotCodesQ8B4x1VBMI_pf56:
 	SUBQ          $0x00000040, SI
 
 dotCodesQ8B4x1VBMI_pf57:
-	VPXORD        Z2, Z2, Z5
+	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
-	VPGATHERDD    24(DI)(Z1*1), K3, Z5
-	VPSRLW        $0x04, Z5, Z6
+	VPGATHERDD    24(DI)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z5
 	VPERMB        Z3, Z5, Z5
 	VPERMB        Z3, Z6, Z6
-	VPDPBUSD.BCST 48(R8), Z5, Z4
-	VPDPBUSD.BCST 52(R8), Z6, Z4
+	VPDPBUSD.BCST 48(R8), Z6, Z4
+	VPDPBUSD.BCST 52(R8), Z5, Z4
 	TESTQ         SI, SI
 	JLE           dotCodesQ8B4x1VBMI_pf58
 	PREFETCHT0    (BX)
@@ -8763,14 +8593,14 @@ dotCodesQ8B4x1VBMI_pf57:
 	SUBQ          $0x00000040, SI
 
 dotCodesQ8B4x1VBMI_pf58:
-	VPXORD        Z2, Z2, Z5
+	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
-	VPGATHERDD    28(DI)(Z1*1), K3, Z5
-	VPSRLW        $0x04, Z5, Z6
+	VPGATHERDD    28(DI)(Z1*1), K3, Z6
+	VPSRLW        $0x04, Z6, Z5
 	VPERMB        Z3, Z5, Z5
 	VPERMB        Z3, Z6, Z6
-	VPDPBUSD.BCST 56(R8), Z5, Z4
-	VPDPBUSD.BCST 60(R8), Z6, Z4
+	VPDPBUSD.BCST 56(R8), Z6, Z4
+	VPDPBUSD.BCST 60(R8), Z5, Z4
 	ADDQ          $0x20, DI
 	ADDQ          $0x40, R8
 	SUBQ          $0x40, R9
@@ -8829,10 +8659,10 @@ dotCodesQ8B4x1VBMI_done:
 TEXT ·axpyCodesQ8B4x2VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
-	VMOVDQU64 values8Nibbles<>+0(SB), Z1
-	VMOVDQU64 values8Nibbles<>+64(SB), Z2
-	VMOVDQU64 values8Nibbles<>+128(SB), Z3
-	VMOVDQU64 values8Nibbles<>+192(SB), Z4
+	VMOVDQU64 values8EvenOdd4<>+0(SB), Z1
+	VMOVDQU64 values8EvenOdd4<>+64(SB), Z2
+	VMOVDQU64 values8EvenOdd4<>+128(SB), Z3
+	VMOVDQU64 values8EvenOdd4<>+192(SB), Z4
 	MOVQ      $0x00000000ffffffff, AX
 	KMOVQ     AX, K1
 	SHLQ      $0x20, AX
@@ -8879,8 +8709,8 @@ axpyCodesQ8B4x2VBMI_pf59:
 	VMOVDQA64     Z1, Z15
 	VPERMI2B      Z14, Z13, Z15
 	VPSRLW        $0x04, Z15, Z16
-	VPERMB        Z0, Z15, Z15
 	VPERMB        Z0, Z16, Z16
+	VPERMB        Z0, Z15, Z15
 	VPDPBUSD.BCST (R8), Z15, Z5
 	VPDPBUSD.BCST 4(R8), Z15, Z9
 	VPDPBUSD.BCST (R8), Z16, Z6
@@ -8888,8 +8718,8 @@ axpyCodesQ8B4x2VBMI_pf59:
 	VMOVDQA64     Z2, Z15
 	VPERMI2B      Z14, Z13, Z15
 	VPSRLW        $0x04, Z15, Z13
-	VPERMB        Z0, Z15, Z15
 	VPERMB        Z0, Z13, Z13
+	VPERMB        Z0, Z15, Z15
 	VPDPBUSD.BCST (R8), Z15, Z7
 	VPDPBUSD.BCST 4(R8), Z15, Z11
 	VPDPBUSD.BCST (R8), Z13, Z8
@@ -8916,8 +8746,8 @@ axpyCodesQ8B4x2VBMI_tail:
 	VMOVDQA64     Z1, Z15
 	VPERMI2B      Z14, Z13, Z15
 	VPSRLW        $0x04, Z15, Z16
-	VPERMB        Z0, Z15, Z15
 	VPERMB        Z0, Z16, Z16
+	VPERMB        Z0, Z15, Z15
 	VPDPBUSD.BCST (R8), Z15, Z5
 	VPDPBUSD.BCST 4(R8), Z15, Z9
 	VPDPBUSD.BCST (R8), Z16, Z6
@@ -8925,8 +8755,8 @@ axpyCodesQ8B4x2VBMI_tail:
 	VMOVDQA64     Z2, Z15
 	VPERMI2B      Z14, Z13, Z15
 	VPSRLW        $0x04, Z15, Z13
-	VPERMB        Z0, Z15, Z15
 	VPERMB        Z0, Z13, Z13
+	VPERMB        Z0, Z15, Z15
 	VPDPBUSD.BCST (R8), Z15, Z7
 	VPDPBUSD.BCST 4(R8), Z15, Z11
 	VPDPBUSD.BCST (R8), Z13, Z8
@@ -9056,16 +8886,16 @@ dotCodesQ8B4x2VBMI_chunk1:
 	SUBQ       $0x00000040, DI
 
 dotCodesQ8B4x2VBMI_pf60:
-	VPXORD        Z2, Z2, Z6
+	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
-	VPGATHERDD    (R8)(Z1*1), K3, Z6
-	VPSRLW        $0x04, Z6, Z7
+	VPGATHERDD    (R8)(Z1*1), K3, Z7
+	VPSRLW        $0x04, Z7, Z6
 	VPERMB        Z3, Z6, Z6
 	VPERMB        Z3, Z7, Z7
-	VPDPBUSD.BCST (R9), Z6, Z4
-	VPDPBUSD.BCST (R9)(R11*1), Z6, Z5
-	VPDPBUSD.BCST 4(R9), Z7, Z4
-	VPDPBUSD.BCST 4(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST (R9), Z7, Z4
+	VPDPBUSD.BCST (R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 4(R9), Z6, Z4
+	VPDPBUSD.BCST 4(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x2VBMI_pf61
 	PREFETCHT0    (SI)
@@ -9073,16 +8903,16 @@ dotCodesQ8B4x2VBMI_pf60:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x2VBMI_pf61:
-	VPXORD        Z2, Z2, Z6
+	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
-	VPGATHERDD    4(R8)(Z1*1), K3, Z6
-	VPSRLW        $0x04, Z6, Z7
+	VPGATHERDD    4(R8)(Z1*1), K3, Z7
+	VPSRLW        $0x04, Z7, Z6
 	VPERMB        Z3, Z6, Z6
 	VPERMB        Z3, Z7, Z7
-	VPDPBUSD.BCST 8(R9), Z6, Z4
-	VPDPBUSD.BCST 8(R9)(R11*1), Z6, Z5
-	VPDPBUSD.BCST 12(R9), Z7, Z4
-	VPDPBUSD.BCST 12(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 8(R9), Z7, Z4
+	VPDPBUSD.BCST 8(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 12(R9), Z6, Z4
+	VPDPBUSD.BCST 12(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x2VBMI_pf62
 	PREFETCHT0    (SI)
@@ -9090,16 +8920,16 @@ dotCodesQ8B4x2VBMI_pf61:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x2VBMI_pf62:
-	VPXORD        Z2, Z2, Z6
+	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
-	VPGATHERDD    8(R8)(Z1*1), K3, Z6
-	VPSRLW        $0x04, Z6, Z7
+	VPGATHERDD    8(R8)(Z1*1), K3, Z7
+	VPSRLW        $0x04, Z7, Z6
 	VPERMB        Z3, Z6, Z6
 	VPERMB        Z3, Z7, Z7
-	VPDPBUSD.BCST 16(R9), Z6, Z4
-	VPDPBUSD.BCST 16(R9)(R11*1), Z6, Z5
-	VPDPBUSD.BCST 20(R9), Z7, Z4
-	VPDPBUSD.BCST 20(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 16(R9), Z7, Z4
+	VPDPBUSD.BCST 16(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 20(R9), Z6, Z4
+	VPDPBUSD.BCST 20(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x2VBMI_pf63
 	PREFETCHT0    (SI)
@@ -9107,16 +8937,16 @@ dotCodesQ8B4x2VBMI_pf62:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x2VBMI_pf63:
-	VPXORD        Z2, Z2, Z6
+	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
-	VPGATHERDD    12(R8)(Z1*1), K3, Z6
-	VPSRLW        $0x04, Z6, Z7
+	VPGATHERDD    12(R8)(Z1*1), K3, Z7
+	VPSRLW        $0x04, Z7, Z6
 	VPERMB        Z3, Z6, Z6
 	VPERMB        Z3, Z7, Z7
-	VPDPBUSD.BCST 24(R9), Z6, Z4
-	VPDPBUSD.BCST 24(R9)(R11*1), Z6, Z5
-	VPDPBUSD.BCST 28(R9), Z7, Z4
-	VPDPBUSD.BCST 28(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 24(R9), Z7, Z4
+	VPDPBUSD.BCST 24(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 28(R9), Z6, Z4
+	VPDPBUSD.BCST 28(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x2VBMI_pf64
 	PREFETCHT0    (SI)
@@ -9124,16 +8954,16 @@ dotCodesQ8B4x2VBMI_pf63:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x2VBMI_pf64:
-	VPXORD        Z2, Z2, Z6
+	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
-	VPGATHERDD    16(R8)(Z1*1), K3, Z6
-	VPSRLW        $0x04, Z6, Z7
+	VPGATHERDD    16(R8)(Z1*1), K3, Z7
+	VPSRLW        $0x04, Z7, Z6
 	VPERMB        Z3, Z6, Z6
 	VPERMB        Z3, Z7, Z7
-	VPDPBUSD.BCST 32(R9), Z6, Z4
-	VPDPBUSD.BCST 32(R9)(R11*1), Z6, Z5
-	VPDPBUSD.BCST 36(R9), Z7, Z4
-	VPDPBUSD.BCST 36(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 32(R9), Z7, Z4
+	VPDPBUSD.BCST 32(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 36(R9), Z6, Z4
+	VPDPBUSD.BCST 36(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x2VBMI_pf65
 	PREFETCHT0    (SI)
@@ -9141,16 +8971,16 @@ dotCodesQ8B4x2VBMI_pf64:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x2VBMI_pf65:
-	VPXORD        Z2, Z2, Z6
+	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
-	VPGATHERDD    20(R8)(Z1*1), K3, Z6
-	VPSRLW        $0x04, Z6, Z7
+	VPGATHERDD    20(R8)(Z1*1), K3, Z7
+	VPSRLW        $0x04, Z7, Z6
 	VPERMB        Z3, Z6, Z6
 	VPERMB        Z3, Z7, Z7
-	VPDPBUSD.BCST 40(R9), Z6, Z4
-	VPDPBUSD.BCST 40(R9)(R11*1), Z6, Z5
-	VPDPBUSD.BCST 44(R9), Z7, Z4
-	VPDPBUSD.BCST 44(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 40(R9), Z7, Z4
+	VPDPBUSD.BCST 40(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 44(R9), Z6, Z4
+	VPDPBUSD.BCST 44(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x2VBMI_pf66
 	PREFETCHT0    (SI)
@@ -9158,16 +8988,16 @@ dotCodesQ8B4x2VBMI_pf65:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x2VBMI_pf66:
-	VPXORD        Z2, Z2, Z6
+	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
-	VPGATHERDD    24(R8)(Z1*1), K3, Z6
-	VPSRLW        $0x04, Z6, Z7
+	VPGATHERDD    24(R8)(Z1*1), K3, Z7
+	VPSRLW        $0x04, Z7, Z6
 	VPERMB        Z3, Z6, Z6
 	VPERMB        Z3, Z7, Z7
-	VPDPBUSD.BCST 48(R9), Z6, Z4
-	VPDPBUSD.BCST 48(R9)(R11*1), Z6, Z5
-	VPDPBUSD.BCST 52(R9), Z7, Z4
-	VPDPBUSD.BCST 52(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 48(R9), Z7, Z4
+	VPDPBUSD.BCST 48(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 52(R9), Z6, Z4
+	VPDPBUSD.BCST 52(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x2VBMI_pf67
 	PREFETCHT0    (SI)
@@ -9175,16 +9005,16 @@ dotCodesQ8B4x2VBMI_pf66:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x2VBMI_pf67:
-	VPXORD        Z2, Z2, Z6
+	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
-	VPGATHERDD    28(R8)(Z1*1), K3, Z6
-	VPSRLW        $0x04, Z6, Z7
+	VPGATHERDD    28(R8)(Z1*1), K3, Z7
+	VPSRLW        $0x04, Z7, Z6
 	VPERMB        Z3, Z6, Z6
 	VPERMB        Z3, Z7, Z7
-	VPDPBUSD.BCST 56(R9), Z6, Z4
-	VPDPBUSD.BCST 56(R9)(R11*1), Z6, Z5
-	VPDPBUSD.BCST 60(R9), Z7, Z4
-	VPDPBUSD.BCST 60(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 56(R9), Z7, Z4
+	VPDPBUSD.BCST 56(R9)(R11*1), Z7, Z5
+	VPDPBUSD.BCST 60(R9), Z6, Z4
+	VPDPBUSD.BCST 60(R9)(R11*1), Z6, Z5
 	ADDQ          $0x20, R8
 	ADDQ          $0x40, R9
 	SUBQ          $0x40, R10
@@ -9263,10 +9093,10 @@ dotCodesQ8B4x2VBMI_done:
 TEXT ·axpyCodesQ8B4x4VBMI(SB), NOSPLIT, $0-168
 	MOVQ      tab+72(FP), AX
 	VMOVDQU64 (AX), Z0
-	VMOVDQU64 values8Nibbles<>+0(SB), Z1
-	VMOVDQU64 values8Nibbles<>+64(SB), Z2
-	VMOVDQU64 values8Nibbles<>+128(SB), Z3
-	VMOVDQU64 values8Nibbles<>+192(SB), Z4
+	VMOVDQU64 values8EvenOdd4<>+0(SB), Z1
+	VMOVDQU64 values8EvenOdd4<>+64(SB), Z2
+	VMOVDQU64 values8EvenOdd4<>+128(SB), Z3
+	VMOVDQU64 values8EvenOdd4<>+192(SB), Z4
 	MOVQ      $0x00000000ffffffff, AX
 	KMOVQ     AX, K1
 	SHLQ      $0x20, AX
@@ -9321,8 +9151,8 @@ axpyCodesQ8B4x4VBMI_pf68:
 	VMOVDQA64     Z1, Z23
 	VPERMI2B      Z22, Z21, Z23
 	VPSRLW        $0x04, Z23, Z24
-	VPERMB        Z0, Z23, Z23
 	VPERMB        Z0, Z24, Z24
+	VPERMB        Z0, Z23, Z23
 	VPDPBUSD.BCST (R8), Z23, Z5
 	VPDPBUSD.BCST 4(R8), Z23, Z9
 	VPDPBUSD.BCST 8(R8), Z23, Z13
@@ -9334,8 +9164,8 @@ axpyCodesQ8B4x4VBMI_pf68:
 	VMOVDQA64     Z2, Z23
 	VPERMI2B      Z22, Z21, Z23
 	VPSRLW        $0x04, Z23, Z21
-	VPERMB        Z0, Z23, Z23
 	VPERMB        Z0, Z21, Z21
+	VPERMB        Z0, Z23, Z23
 	VPDPBUSD.BCST (R8), Z23, Z7
 	VPDPBUSD.BCST 4(R8), Z23, Z11
 	VPDPBUSD.BCST 8(R8), Z23, Z15
@@ -9366,8 +9196,8 @@ axpyCodesQ8B4x4VBMI_tail:
 	VMOVDQA64     Z1, Z23
 	VPERMI2B      Z22, Z21, Z23
 	VPSRLW        $0x04, Z23, Z24
-	VPERMB        Z0, Z23, Z23
 	VPERMB        Z0, Z24, Z24
+	VPERMB        Z0, Z23, Z23
 	VPDPBUSD.BCST (R8), Z23, Z5
 	VPDPBUSD.BCST 4(R8), Z23, Z9
 	VPDPBUSD.BCST 8(R8), Z23, Z13
@@ -9379,8 +9209,8 @@ axpyCodesQ8B4x4VBMI_tail:
 	VMOVDQA64     Z2, Z23
 	VPERMI2B      Z22, Z21, Z23
 	VPSRLW        $0x04, Z23, Z21
-	VPERMB        Z0, Z23, Z23
 	VPERMB        Z0, Z21, Z21
+	VPERMB        Z0, Z23, Z23
 	VPDPBUSD.BCST (R8), Z23, Z7
 	VPDPBUSD.BCST 4(R8), Z23, Z11
 	VPDPBUSD.BCST 8(R8), Z23, Z15
@@ -9574,20 +9404,20 @@ dotCodesQ8B4x4VBMI_chunk1:
 	SUBQ       $0x00000040, DI
 
 dotCodesQ8B4x4VBMI_pf69:
-	VPXORD        Z2, Z2, Z8
+	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
-	VPGATHERDD    (R8)(Z1*1), K3, Z8
-	VPSRLW        $0x04, Z8, Z9
+	VPGATHERDD    (R8)(Z1*1), K3, Z9
+	VPSRLW        $0x04, Z9, Z8
 	VPERMB        Z3, Z8, Z8
 	VPERMB        Z3, Z9, Z9
-	VPDPBUSD.BCST (R9), Z8, Z4
-	VPDPBUSD.BCST (R9)(R11*1), Z8, Z5
-	VPDPBUSD.BCST (R9)(R11*2), Z8, Z6
-	VPDPBUSD.BCST (R9)(R12*1), Z8, Z7
-	VPDPBUSD.BCST 4(R9), Z9, Z4
-	VPDPBUSD.BCST 4(R9)(R11*1), Z9, Z5
-	VPDPBUSD.BCST 4(R9)(R11*2), Z9, Z6
-	VPDPBUSD.BCST 4(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST (R9), Z9, Z4
+	VPDPBUSD.BCST (R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST (R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST (R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 4(R9), Z8, Z4
+	VPDPBUSD.BCST 4(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 4(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 4(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x4VBMI_pf70
 	PREFETCHT0    (SI)
@@ -9595,20 +9425,20 @@ dotCodesQ8B4x4VBMI_pf69:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x4VBMI_pf70:
-	VPXORD        Z2, Z2, Z8
+	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
-	VPGATHERDD    4(R8)(Z1*1), K3, Z8
-	VPSRLW        $0x04, Z8, Z9
+	VPGATHERDD    4(R8)(Z1*1), K3, Z9
+	VPSRLW        $0x04, Z9, Z8
 	VPERMB        Z3, Z8, Z8
 	VPERMB        Z3, Z9, Z9
-	VPDPBUSD.BCST 8(R9), Z8, Z4
-	VPDPBUSD.BCST 8(R9)(R11*1), Z8, Z5
-	VPDPBUSD.BCST 8(R9)(R11*2), Z8, Z6
-	VPDPBUSD.BCST 8(R9)(R12*1), Z8, Z7
-	VPDPBUSD.BCST 12(R9), Z9, Z4
-	VPDPBUSD.BCST 12(R9)(R11*1), Z9, Z5
-	VPDPBUSD.BCST 12(R9)(R11*2), Z9, Z6
-	VPDPBUSD.BCST 12(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 8(R9), Z9, Z4
+	VPDPBUSD.BCST 8(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 8(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 8(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 12(R9), Z8, Z4
+	VPDPBUSD.BCST 12(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 12(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 12(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x4VBMI_pf71
 	PREFETCHT0    (SI)
@@ -9616,20 +9446,20 @@ dotCodesQ8B4x4VBMI_pf70:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x4VBMI_pf71:
-	VPXORD        Z2, Z2, Z8
+	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
-	VPGATHERDD    8(R8)(Z1*1), K3, Z8
-	VPSRLW        $0x04, Z8, Z9
+	VPGATHERDD    8(R8)(Z1*1), K3, Z9
+	VPSRLW        $0x04, Z9, Z8
 	VPERMB        Z3, Z8, Z8
 	VPERMB        Z3, Z9, Z9
-	VPDPBUSD.BCST 16(R9), Z8, Z4
-	VPDPBUSD.BCST 16(R9)(R11*1), Z8, Z5
-	VPDPBUSD.BCST 16(R9)(R11*2), Z8, Z6
-	VPDPBUSD.BCST 16(R9)(R12*1), Z8, Z7
-	VPDPBUSD.BCST 20(R9), Z9, Z4
-	VPDPBUSD.BCST 20(R9)(R11*1), Z9, Z5
-	VPDPBUSD.BCST 20(R9)(R11*2), Z9, Z6
-	VPDPBUSD.BCST 20(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 16(R9), Z9, Z4
+	VPDPBUSD.BCST 16(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 16(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 16(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 20(R9), Z8, Z4
+	VPDPBUSD.BCST 20(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 20(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 20(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x4VBMI_pf72
 	PREFETCHT0    (SI)
@@ -9637,20 +9467,20 @@ dotCodesQ8B4x4VBMI_pf71:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x4VBMI_pf72:
-	VPXORD        Z2, Z2, Z8
+	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
-	VPGATHERDD    12(R8)(Z1*1), K3, Z8
-	VPSRLW        $0x04, Z8, Z9
+	VPGATHERDD    12(R8)(Z1*1), K3, Z9
+	VPSRLW        $0x04, Z9, Z8
 	VPERMB        Z3, Z8, Z8
 	VPERMB        Z3, Z9, Z9
-	VPDPBUSD.BCST 24(R9), Z8, Z4
-	VPDPBUSD.BCST 24(R9)(R11*1), Z8, Z5
-	VPDPBUSD.BCST 24(R9)(R11*2), Z8, Z6
-	VPDPBUSD.BCST 24(R9)(R12*1), Z8, Z7
-	VPDPBUSD.BCST 28(R9), Z9, Z4
-	VPDPBUSD.BCST 28(R9)(R11*1), Z9, Z5
-	VPDPBUSD.BCST 28(R9)(R11*2), Z9, Z6
-	VPDPBUSD.BCST 28(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 24(R9), Z9, Z4
+	VPDPBUSD.BCST 24(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 24(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 24(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 28(R9), Z8, Z4
+	VPDPBUSD.BCST 28(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 28(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 28(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x4VBMI_pf73
 	PREFETCHT0    (SI)
@@ -9658,20 +9488,20 @@ dotCodesQ8B4x4VBMI_pf72:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x4VBMI_pf73:
-	VPXORD        Z2, Z2, Z8
+	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
-	VPGATHERDD    16(R8)(Z1*1), K3, Z8
-	VPSRLW        $0x04, Z8, Z9
+	VPGATHERDD    16(R8)(Z1*1), K3, Z9
+	VPSRLW        $0x04, Z9, Z8
 	VPERMB        Z3, Z8, Z8
 	VPERMB        Z3, Z9, Z9
-	VPDPBUSD.BCST 32(R9), Z8, Z4
-	VPDPBUSD.BCST 32(R9)(R11*1), Z8, Z5
-	VPDPBUSD.BCST 32(R9)(R11*2), Z8, Z6
-	VPDPBUSD.BCST 32(R9)(R12*1), Z8, Z7
-	VPDPBUSD.BCST 36(R9), Z9, Z4
-	VPDPBUSD.BCST 36(R9)(R11*1), Z9, Z5
-	VPDPBUSD.BCST 36(R9)(R11*2), Z9, Z6
-	VPDPBUSD.BCST 36(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 32(R9), Z9, Z4
+	VPDPBUSD.BCST 32(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 32(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 32(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 36(R9), Z8, Z4
+	VPDPBUSD.BCST 36(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 36(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 36(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x4VBMI_pf74
 	PREFETCHT0    (SI)
@@ -9679,20 +9509,20 @@ dotCodesQ8B4x4VBMI_pf73:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x4VBMI_pf74:
-	VPXORD        Z2, Z2, Z8
+	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
-	VPGATHERDD    20(R8)(Z1*1), K3, Z8
-	VPSRLW        $0x04, Z8, Z9
+	VPGATHERDD    20(R8)(Z1*1), K3, Z9
+	VPSRLW        $0x04, Z9, Z8
 	VPERMB        Z3, Z8, Z8
 	VPERMB        Z3, Z9, Z9
-	VPDPBUSD.BCST 40(R9), Z8, Z4
-	VPDPBUSD.BCST 40(R9)(R11*1), Z8, Z5
-	VPDPBUSD.BCST 40(R9)(R11*2), Z8, Z6
-	VPDPBUSD.BCST 40(R9)(R12*1), Z8, Z7
-	VPDPBUSD.BCST 44(R9), Z9, Z4
-	VPDPBUSD.BCST 44(R9)(R11*1), Z9, Z5
-	VPDPBUSD.BCST 44(R9)(R11*2), Z9, Z6
-	VPDPBUSD.BCST 44(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 40(R9), Z9, Z4
+	VPDPBUSD.BCST 40(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 40(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 40(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 44(R9), Z8, Z4
+	VPDPBUSD.BCST 44(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 44(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 44(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x4VBMI_pf75
 	PREFETCHT0    (SI)
@@ -9700,20 +9530,20 @@ dotCodesQ8B4x4VBMI_pf74:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x4VBMI_pf75:
-	VPXORD        Z2, Z2, Z8
+	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
-	VPGATHERDD    24(R8)(Z1*1), K3, Z8
-	VPSRLW        $0x04, Z8, Z9
+	VPGATHERDD    24(R8)(Z1*1), K3, Z9
+	VPSRLW        $0x04, Z9, Z8
 	VPERMB        Z3, Z8, Z8
 	VPERMB        Z3, Z9, Z9
-	VPDPBUSD.BCST 48(R9), Z8, Z4
-	VPDPBUSD.BCST 48(R9)(R11*1), Z8, Z5
-	VPDPBUSD.BCST 48(R9)(R11*2), Z8, Z6
-	VPDPBUSD.BCST 48(R9)(R12*1), Z8, Z7
-	VPDPBUSD.BCST 52(R9), Z9, Z4
-	VPDPBUSD.BCST 52(R9)(R11*1), Z9, Z5
-	VPDPBUSD.BCST 52(R9)(R11*2), Z9, Z6
-	VPDPBUSD.BCST 52(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 48(R9), Z9, Z4
+	VPDPBUSD.BCST 48(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 48(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 48(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 52(R9), Z8, Z4
+	VPDPBUSD.BCST 52(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 52(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 52(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
 	JLE           dotCodesQ8B4x4VBMI_pf76
 	PREFETCHT0    (SI)
@@ -9721,20 +9551,20 @@ dotCodesQ8B4x4VBMI_pf75:
 	SUBQ          $0x00000040, DI
 
 dotCodesQ8B4x4VBMI_pf76:
-	VPXORD        Z2, Z2, Z8
+	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
-	VPGATHERDD    28(R8)(Z1*1), K3, Z8
-	VPSRLW        $0x04, Z8, Z9
+	VPGATHERDD    28(R8)(Z1*1), K3, Z9
+	VPSRLW        $0x04, Z9, Z8
 	VPERMB        Z3, Z8, Z8
 	VPERMB        Z3, Z9, Z9
-	VPDPBUSD.BCST 56(R9), Z8, Z4
-	VPDPBUSD.BCST 56(R9)(R11*1), Z8, Z5
-	VPDPBUSD.BCST 56(R9)(R11*2), Z8, Z6
-	VPDPBUSD.BCST 56(R9)(R12*1), Z8, Z7
-	VPDPBUSD.BCST 60(R9), Z9, Z4
-	VPDPBUSD.BCST 60(R9)(R11*1), Z9, Z5
-	VPDPBUSD.BCST 60(R9)(R11*2), Z9, Z6
-	VPDPBUSD.BCST 60(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 56(R9), Z9, Z4
+	VPDPBUSD.BCST 56(R9)(R11*1), Z9, Z5
+	VPDPBUSD.BCST 56(R9)(R11*2), Z9, Z6
+	VPDPBUSD.BCST 56(R9)(R12*1), Z9, Z7
+	VPDPBUSD.BCST 60(R9), Z8, Z4
+	VPDPBUSD.BCST 60(R9)(R11*1), Z8, Z5
+	VPDPBUSD.BCST 60(R9)(R11*2), Z8, Z6
+	VPDPBUSD.BCST 60(R9)(R12*1), Z8, Z7
 	ADDQ          $0x20, R8
 	ADDQ          $0x40, R9
 	SUBQ          $0x40, R10
@@ -10482,12 +10312,12 @@ TEXT ·dotCodesQ8P34VBMI(SB), NOSPLIT, $0-256
 	MOVQ         ahead_len+240(FP), DI
 	MOVQ         taba+120(FP), R8
 	VMOVDQU64    (R8), Z3
-	VMOVDQU64    keys16Ctl<>+0(SB), Z4
-	VMOVDQU64    keys16Ctl<>+64(SB), Z5
-	VMOVDQU64    keys16Ctl<>+128(SB), Z6
-	VMOVDQU64    keys16Ctl<>+192(SB), Z7
+	VMOVDQU64    pairIndex<>+0(SB), Z4
+	VPERMB       Z3, Z4, Z4
+	VMOVDQU64    keys16Ctl<>+0(SB), Z5
+	VMOVDQU64    keys16Ctl<>+64(SB), Z6
 	MOVQ         tabb+128(FP), R8
-	VMOVDQU64    (R8), Z8
+	VMOVDQU64    (R8), Z7
 
 dotCodesQ8P34VBMI_group:
 	TESTQ        BX, BX
@@ -10504,10 +10334,10 @@ dotCodesQ8P34VBMI_group:
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8P34VBMI_full:
+	VPXORD Z2, Z2, Z8
 	VPXORD Z2, Z2, Z9
 	VPXORD Z2, Z2, Z10
 	VPXORD Z2, Z2, Z11
-	VPXORD Z2, Z2, Z12
 	MOVQ   DX, R8
 	MOVQ   idxa+168(FP), R9
 	ADDQ   R9, R8
@@ -10527,18 +10357,17 @@ dotCodesQ8P34VBMI_pf80:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z13
-	VPMULTISHIFTQB Z13, Z4, Z14
-	VPERMB         Z3, Z14, Z14
-	VPDPBUSD.BCST  (R9), Z14, Z9
-	VPDPBUSD.BCST  (R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST  (R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST  (R9)(R12*1), Z14, Z12
 	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z4, Z13, Z12
 	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  4(R9), Z13, Z9
-	VPDPBUSD.BCST  4(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST  4(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST  4(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST  (R9), Z13, Z8
+	VPDPBUSD.BCST  (R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  (R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  (R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST  4(R9), Z12, Z8
+	VPDPBUSD.BCST  4(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  4(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  4(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P34VBMI_pf81
 	PREFETCHT0     (SI)
@@ -10549,18 +10378,17 @@ dotCodesQ8P34VBMI_pf81:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z13
-	VPMULTISHIFTQB Z13, Z4, Z14
-	VPERMB         Z3, Z14, Z14
-	VPDPBUSD.BCST  8(R9), Z14, Z9
-	VPDPBUSD.BCST  8(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST  8(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST  8(R9)(R12*1), Z14, Z12
 	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z4, Z13, Z12
 	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  12(R9), Z13, Z9
-	VPDPBUSD.BCST  12(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST  12(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST  12(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST  8(R9), Z13, Z8
+	VPDPBUSD.BCST  8(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  8(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  8(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST  12(R9), Z12, Z8
+	VPDPBUSD.BCST  12(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  12(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  12(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P34VBMI_pf82
 	PREFETCHT0     (SI)
@@ -10571,18 +10399,17 @@ dotCodesQ8P34VBMI_pf82:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z13
-	VPMULTISHIFTQB Z13, Z4, Z14
-	VPERMB         Z3, Z14, Z14
-	VPDPBUSD.BCST  16(R9), Z14, Z9
-	VPDPBUSD.BCST  16(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST  16(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST  16(R9)(R12*1), Z14, Z12
 	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z4, Z13, Z12
 	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  20(R9), Z13, Z9
-	VPDPBUSD.BCST  20(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST  20(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST  20(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST  16(R9), Z13, Z8
+	VPDPBUSD.BCST  16(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  16(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  16(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST  20(R9), Z12, Z8
+	VPDPBUSD.BCST  20(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  20(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  20(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P34VBMI_pf83
 	PREFETCHT0     (SI)
@@ -10593,18 +10420,17 @@ dotCodesQ8P34VBMI_pf83:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z13
-	VPMULTISHIFTQB Z13, Z4, Z14
-	VPERMB         Z3, Z14, Z14
-	VPDPBUSD.BCST  24(R9), Z14, Z9
-	VPDPBUSD.BCST  24(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST  24(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST  24(R9)(R12*1), Z14, Z12
 	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z4, Z13, Z12
 	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  28(R9), Z13, Z9
-	VPDPBUSD.BCST  28(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST  28(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST  28(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST  24(R9), Z13, Z8
+	VPDPBUSD.BCST  24(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  24(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  24(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST  28(R9), Z12, Z8
+	VPDPBUSD.BCST  28(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  28(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  28(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P34VBMI_pf84
 	PREFETCHT0     (SI)
@@ -10615,18 +10441,17 @@ dotCodesQ8P34VBMI_pf84:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z13
-	VPMULTISHIFTQB Z13, Z4, Z14
-	VPERMB         Z3, Z14, Z14
-	VPDPBUSD.BCST  32(R9), Z14, Z9
-	VPDPBUSD.BCST  32(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST  32(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST  32(R9)(R12*1), Z14, Z12
 	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z4, Z13, Z12
 	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  36(R9), Z13, Z9
-	VPDPBUSD.BCST  36(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST  36(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST  36(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST  32(R9), Z13, Z8
+	VPDPBUSD.BCST  32(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  32(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  32(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST  36(R9), Z12, Z8
+	VPDPBUSD.BCST  36(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  36(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  36(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P34VBMI_pf85
 	PREFETCHT0     (SI)
@@ -10637,18 +10462,17 @@ dotCodesQ8P34VBMI_pf85:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z13
-	VPMULTISHIFTQB Z13, Z4, Z14
-	VPERMB         Z3, Z14, Z14
-	VPDPBUSD.BCST  40(R9), Z14, Z9
-	VPDPBUSD.BCST  40(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST  40(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST  40(R9)(R12*1), Z14, Z12
 	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z4, Z13, Z12
 	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  44(R9), Z13, Z9
-	VPDPBUSD.BCST  44(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST  44(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST  44(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST  40(R9), Z13, Z8
+	VPDPBUSD.BCST  40(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  40(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  40(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST  44(R9), Z12, Z8
+	VPDPBUSD.BCST  44(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  44(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  44(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P34VBMI_pf86
 	PREFETCHT0     (SI)
@@ -10659,18 +10483,17 @@ dotCodesQ8P34VBMI_pf86:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z13
-	VPMULTISHIFTQB Z13, Z4, Z14
-	VPERMB         Z3, Z14, Z14
-	VPDPBUSD.BCST  48(R9), Z14, Z9
-	VPDPBUSD.BCST  48(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST  48(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST  48(R9)(R12*1), Z14, Z12
 	VPMULTISHIFTQB Z13, Z5, Z13
+	VPERMB         Z4, Z13, Z12
 	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  52(R9), Z13, Z9
-	VPDPBUSD.BCST  52(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST  52(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST  52(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST  48(R9), Z13, Z8
+	VPDPBUSD.BCST  48(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  48(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  48(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST  52(R9), Z12, Z8
+	VPDPBUSD.BCST  52(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  52(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  52(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P34VBMI_pf87
 	PREFETCHT0     (SI)
@@ -10681,18 +10504,17 @@ dotCodesQ8P34VBMI_pf87:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z13
-	VPMULTISHIFTQB Z13, Z6, Z14
-	VPERMB         Z3, Z14, Z14
-	VPDPBUSD.BCST  56(R9), Z14, Z9
-	VPDPBUSD.BCST  56(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST  56(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST  56(R9)(R12*1), Z14, Z12
-	VPMULTISHIFTQB Z13, Z7, Z13
+	VPMULTISHIFTQB Z13, Z6, Z13
+	VPERMB         Z4, Z13, Z12
 	VPERMB         Z3, Z13, Z13
-	VPDPBUSD.BCST  60(R9), Z13, Z9
-	VPDPBUSD.BCST  60(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST  60(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST  60(R9)(R12*1), Z13, Z12
+	VPDPBUSD.BCST  56(R9), Z13, Z8
+	VPDPBUSD.BCST  56(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST  56(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST  56(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST  60(R9), Z12, Z8
+	VPDPBUSD.BCST  60(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST  60(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST  60(R9)(R12*1), Z12, Z11
 	ADDQ           $0x18, R8
 	ADDQ           $0x40, R9
 	SUBQ           $0x40, R10
@@ -10706,35 +10528,35 @@ dotCodesQ8P34VBMI_pf87:
 	CMOVQCC        R8, R11
 	MOVQ           DX, R8
 	ADDQ           R9, R8
-	VPXORD         Z2, Z2, Z13
+	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
-	VPGATHERDD     (R8)(Z1*1), K3, Z13
-	VPBROADCASTD   R11, Z14
-	VPSRLVD        Z14, Z13, Z13
-	VPMOVDW        Z13, Y13
-	VCVTPH2PS      Y13, Z13
+	VPGATHERDD     (R8)(Z1*1), K3, Z12
+	VPBROADCASTD   R11, Z13
+	VPSRLVD        Z13, Z12, Z12
+	VPMOVDW        Z12, Y12
+	VCVTPH2PS      Y12, Z12
 	MOVQ           scalesa+80(FP), R8
 	MOVQ           sumsa+96(FP), R9
-	VPSUBD.BCST    (R9), Z9, Z9
+	VPSUBD.BCST    (R9), Z8, Z8
+	VCVTDQ2PS      Z8, Z8
+	VMULPS.BCST    (R8), Z8, Z8
+	VMULPS         Z12, Z8, Z8
+	VPSUBD.BCST    4(R9), Z9, Z9
 	VCVTDQ2PS      Z9, Z9
-	VMULPS.BCST    (R8), Z9, Z9
-	VMULPS         Z13, Z9, Z9
-	VPSUBD.BCST    4(R9), Z10, Z10
+	VMULPS.BCST    4(R8), Z9, Z9
+	VMULPS         Z12, Z9, Z9
+	VPSUBD.BCST    8(R9), Z10, Z10
 	VCVTDQ2PS      Z10, Z10
-	VMULPS.BCST    4(R8), Z10, Z10
-	VMULPS         Z13, Z10, Z10
-	VPSUBD.BCST    8(R9), Z11, Z11
+	VMULPS.BCST    8(R8), Z10, Z10
+	VMULPS         Z12, Z10, Z10
+	VPSUBD.BCST    12(R9), Z11, Z11
 	VCVTDQ2PS      Z11, Z11
-	VMULPS.BCST    8(R8), Z11, Z11
-	VMULPS         Z13, Z11, Z11
-	VPSUBD.BCST    12(R9), Z12, Z12
-	VCVTDQ2PS      Z12, Z12
-	VMULPS.BCST    12(R8), Z12, Z12
-	VMULPS         Z13, Z12, Z12
+	VMULPS.BCST    12(R8), Z11, Z11
+	VMULPS         Z12, Z11, Z11
+	VPXORD         Z2, Z2, Z12
 	VPXORD         Z2, Z2, Z13
 	VPXORD         Z2, Z2, Z14
 	VPXORD         Z2, Z2, Z15
-	VPXORD         Z2, Z2, Z16
 	MOVQ           DX, R8
 	MOVQ           idxb+184(FP), R9
 	ADDQ           R9, R8
@@ -10754,17 +10576,17 @@ dotCodesQ8P34VBMI_pf88:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z17
-	VPSRLW        $0x04, Z17, Z18
-	VPERMB        Z8, Z17, Z17
-	VPERMB        Z8, Z18, Z18
-	VPDPBUSD.BCST (R9), Z17, Z13
-	VPDPBUSD.BCST (R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST (R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST (R9)(R12*1), Z17, Z16
-	VPDPBUSD.BCST 4(R9), Z18, Z13
-	VPDPBUSD.BCST 4(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST 4(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST 4(R9)(R12*1), Z18, Z16
+	VPSRLW        $0x04, Z17, Z16
+	VPERMB        Z7, Z16, Z16
+	VPERMB        Z7, Z17, Z17
+	VPDPBUSD.BCST (R9), Z17, Z12
+	VPDPBUSD.BCST (R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST (R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST (R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST 4(R9), Z16, Z12
+	VPDPBUSD.BCST 4(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST 4(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST 4(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P34VBMI_pf89
 	PREFETCHT0    (SI)
@@ -10775,17 +10597,17 @@ dotCodesQ8P34VBMI_pf89:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z17
-	VPSRLW        $0x04, Z17, Z18
-	VPERMB        Z8, Z17, Z17
-	VPERMB        Z8, Z18, Z18
-	VPDPBUSD.BCST 8(R9), Z17, Z13
-	VPDPBUSD.BCST 8(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST 8(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST 8(R9)(R12*1), Z17, Z16
-	VPDPBUSD.BCST 12(R9), Z18, Z13
-	VPDPBUSD.BCST 12(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST 12(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST 12(R9)(R12*1), Z18, Z16
+	VPSRLW        $0x04, Z17, Z16
+	VPERMB        Z7, Z16, Z16
+	VPERMB        Z7, Z17, Z17
+	VPDPBUSD.BCST 8(R9), Z17, Z12
+	VPDPBUSD.BCST 8(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST 8(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST 8(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST 12(R9), Z16, Z12
+	VPDPBUSD.BCST 12(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST 12(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST 12(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P34VBMI_pf90
 	PREFETCHT0    (SI)
@@ -10796,17 +10618,17 @@ dotCodesQ8P34VBMI_pf90:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z17
-	VPSRLW        $0x04, Z17, Z18
-	VPERMB        Z8, Z17, Z17
-	VPERMB        Z8, Z18, Z18
-	VPDPBUSD.BCST 16(R9), Z17, Z13
-	VPDPBUSD.BCST 16(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST 16(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST 16(R9)(R12*1), Z17, Z16
-	VPDPBUSD.BCST 20(R9), Z18, Z13
-	VPDPBUSD.BCST 20(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST 20(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST 20(R9)(R12*1), Z18, Z16
+	VPSRLW        $0x04, Z17, Z16
+	VPERMB        Z7, Z16, Z16
+	VPERMB        Z7, Z17, Z17
+	VPDPBUSD.BCST 16(R9), Z17, Z12
+	VPDPBUSD.BCST 16(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST 16(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST 16(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST 20(R9), Z16, Z12
+	VPDPBUSD.BCST 20(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST 20(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST 20(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P34VBMI_pf91
 	PREFETCHT0    (SI)
@@ -10817,17 +10639,17 @@ dotCodesQ8P34VBMI_pf91:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z17
-	VPSRLW        $0x04, Z17, Z18
-	VPERMB        Z8, Z17, Z17
-	VPERMB        Z8, Z18, Z18
-	VPDPBUSD.BCST 24(R9), Z17, Z13
-	VPDPBUSD.BCST 24(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST 24(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST 24(R9)(R12*1), Z17, Z16
-	VPDPBUSD.BCST 28(R9), Z18, Z13
-	VPDPBUSD.BCST 28(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST 28(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST 28(R9)(R12*1), Z18, Z16
+	VPSRLW        $0x04, Z17, Z16
+	VPERMB        Z7, Z16, Z16
+	VPERMB        Z7, Z17, Z17
+	VPDPBUSD.BCST 24(R9), Z17, Z12
+	VPDPBUSD.BCST 24(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST 24(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST 24(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST 28(R9), Z16, Z12
+	VPDPBUSD.BCST 28(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST 28(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST 28(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P34VBMI_pf92
 	PREFETCHT0    (SI)
@@ -10838,17 +10660,17 @@ dotCodesQ8P34VBMI_pf92:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z17
-	VPSRLW        $0x04, Z17, Z18
-	VPERMB        Z8, Z17, Z17
-	VPERMB        Z8, Z18, Z18
-	VPDPBUSD.BCST 32(R9), Z17, Z13
-	VPDPBUSD.BCST 32(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST 32(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST 32(R9)(R12*1), Z17, Z16
-	VPDPBUSD.BCST 36(R9), Z18, Z13
-	VPDPBUSD.BCST 36(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST 36(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST 36(R9)(R12*1), Z18, Z16
+	VPSRLW        $0x04, Z17, Z16
+	VPERMB        Z7, Z16, Z16
+	VPERMB        Z7, Z17, Z17
+	VPDPBUSD.BCST 32(R9), Z17, Z12
+	VPDPBUSD.BCST 32(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST 32(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST 32(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST 36(R9), Z16, Z12
+	VPDPBUSD.BCST 36(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST 36(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST 36(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P34VBMI_pf93
 	PREFETCHT0    (SI)
@@ -10859,17 +10681,17 @@ dotCodesQ8P34VBMI_pf93:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z17
-	VPSRLW        $0x04, Z17, Z18
-	VPERMB        Z8, Z17, Z17
-	VPERMB        Z8, Z18, Z18
-	VPDPBUSD.BCST 40(R9), Z17, Z13
-	VPDPBUSD.BCST 40(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST 40(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST 40(R9)(R12*1), Z17, Z16
-	VPDPBUSD.BCST 44(R9), Z18, Z13
-	VPDPBUSD.BCST 44(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST 44(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST 44(R9)(R12*1), Z18, Z16
+	VPSRLW        $0x04, Z17, Z16
+	VPERMB        Z7, Z16, Z16
+	VPERMB        Z7, Z17, Z17
+	VPDPBUSD.BCST 40(R9), Z17, Z12
+	VPDPBUSD.BCST 40(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST 40(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST 40(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST 44(R9), Z16, Z12
+	VPDPBUSD.BCST 44(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST 44(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST 44(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P34VBMI_pf94
 	PREFETCHT0    (SI)
@@ -10880,17 +10702,17 @@ dotCodesQ8P34VBMI_pf94:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z17
-	VPSRLW        $0x04, Z17, Z18
-	VPERMB        Z8, Z17, Z17
-	VPERMB        Z8, Z18, Z18
-	VPDPBUSD.BCST 48(R9), Z17, Z13
-	VPDPBUSD.BCST 48(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST 48(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST 48(R9)(R12*1), Z17, Z16
-	VPDPBUSD.BCST 52(R9), Z18, Z13
-	VPDPBUSD.BCST 52(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST 52(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST 52(R9)(R12*1), Z18, Z16
+	VPSRLW        $0x04, Z17, Z16
+	VPERMB        Z7, Z16, Z16
+	VPERMB        Z7, Z17, Z17
+	VPDPBUSD.BCST 48(R9), Z17, Z12
+	VPDPBUSD.BCST 48(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST 48(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST 48(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST 52(R9), Z16, Z12
+	VPDPBUSD.BCST 52(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST 52(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST 52(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P34VBMI_pf95
 	PREFETCHT0    (SI)
@@ -10901,17 +10723,17 @@ dotCodesQ8P34VBMI_pf95:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z17
-	VPSRLW        $0x04, Z17, Z18
-	VPERMB        Z8, Z17, Z17
-	VPERMB        Z8, Z18, Z18
-	VPDPBUSD.BCST 56(R9), Z17, Z13
-	VPDPBUSD.BCST 56(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST 56(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST 56(R9)(R12*1), Z17, Z16
-	VPDPBUSD.BCST 60(R9), Z18, Z13
-	VPDPBUSD.BCST 60(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST 60(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST 60(R9)(R12*1), Z18, Z16
+	VPSRLW        $0x04, Z17, Z16
+	VPERMB        Z7, Z16, Z16
+	VPERMB        Z7, Z17, Z17
+	VPDPBUSD.BCST 56(R9), Z17, Z12
+	VPDPBUSD.BCST 56(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST 56(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST 56(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST 60(R9), Z16, Z12
+	VPDPBUSD.BCST 60(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST 60(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST 60(R9)(R12*1), Z16, Z15
 	ADDQ          $0x20, R8
 	ADDQ          $0x40, R9
 	SUBQ          $0x40, R10
@@ -10925,91 +10747,91 @@ dotCodesQ8P34VBMI_pf95:
 	CMOVQCC       R8, R11
 	MOVQ          DX, R8
 	ADDQ          R9, R8
-	VPXORD        Z2, Z2, Z17
+	VPXORD        Z2, Z2, Z16
 	KMOVW         K1, K3
-	VPGATHERDD    (R8)(Z1*1), K3, Z17
-	VPBROADCASTD  R11, Z18
-	VPSRLVD       Z18, Z17, Z17
-	VPMOVDW       Z17, Y17
-	VCVTPH2PS     Y17, Z17
+	VPGATHERDD    (R8)(Z1*1), K3, Z16
+	VPBROADCASTD  R11, Z17
+	VPSRLVD       Z17, Z16, Z16
+	VPMOVDW       Z16, Y16
+	VCVTPH2PS     Y16, Z16
 	MOVQ          scalesb+88(FP), R8
 	MOVQ          sumsb+104(FP), R9
-	VPSUBD.BCST   (R9), Z13, Z13
+	VPSUBD.BCST   (R9), Z12, Z12
+	VCVTDQ2PS     Z12, Z12
+	VMULPS.BCST   (R8), Z12, Z12
+	VMULPS        Z16, Z12, Z12
+	VPSUBD.BCST   4(R9), Z13, Z13
 	VCVTDQ2PS     Z13, Z13
-	VMULPS.BCST   (R8), Z13, Z13
-	VMULPS        Z17, Z13, Z13
-	VPSUBD.BCST   4(R9), Z14, Z14
+	VMULPS.BCST   4(R8), Z13, Z13
+	VMULPS        Z16, Z13, Z13
+	VPSUBD.BCST   8(R9), Z14, Z14
 	VCVTDQ2PS     Z14, Z14
-	VMULPS.BCST   4(R8), Z14, Z14
-	VMULPS        Z17, Z14, Z14
-	VPSUBD.BCST   8(R9), Z15, Z15
+	VMULPS.BCST   8(R8), Z14, Z14
+	VMULPS        Z16, Z14, Z14
+	VPSUBD.BCST   12(R9), Z15, Z15
 	VCVTDQ2PS     Z15, Z15
-	VMULPS.BCST   8(R8), Z15, Z15
-	VMULPS        Z17, Z15, Z15
-	VPSUBD.BCST   12(R9), Z16, Z16
-	VCVTDQ2PS     Z16, Z16
-	VMULPS.BCST   12(R8), Z16, Z16
-	VMULPS        Z17, Z16, Z16
+	VMULPS.BCST   12(R8), Z15, Z15
+	VMULPS        Z16, Z15, Z15
 	MOVQ          rows+224(FP), R8
 	MOVQ          bias+112(FP), R9
 	MOVQ          AX, R10
 	TESTQ         R9, R9
 	JZ            dotCodesQ8P34VBMI_add0
-	VBROADCASTSS  (R9), Z17
+	VBROADCASTSS  (R9), Z16
 	JMP           dotCodesQ8P34VBMI_added0
 
 dotCodesQ8P34VBMI_add0:
-	VMOVUPS.Z (R10), K2, Z17
+	VMOVUPS.Z (R10), K2, Z16
 
 dotCodesQ8P34VBMI_added0:
-	VADDPS       Z9, Z17, Z17
-	VADDPS       Z13, Z17, Z17
-	VMOVUPS      Z17, K2, (R10)
+	VADDPS       Z8, Z16, Z16
+	VADDPS       Z12, Z16, Z16
+	VMOVUPS      Z16, K2, (R10)
 	CMPQ         R8, $0x01
 	JLE          dotCodesQ8P34VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8P34VBMI_add1
-	VBROADCASTSS 4(R9), Z9
+	VBROADCASTSS 4(R9), Z8
 	JMP          dotCodesQ8P34VBMI_added1
 
 dotCodesQ8P34VBMI_add1:
-	VMOVUPS.Z (R10), K2, Z9
+	VMOVUPS.Z (R10), K2, Z8
 
 dotCodesQ8P34VBMI_added1:
-	VADDPS       Z10, Z9, Z9
-	VADDPS       Z14, Z9, Z9
-	VMOVUPS      Z9, K2, (R10)
+	VADDPS       Z9, Z8, Z8
+	VADDPS       Z13, Z8, Z8
+	VMOVUPS      Z8, K2, (R10)
 	CMPQ         R8, $0x02
 	JLE          dotCodesQ8P34VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8P34VBMI_add2
-	VBROADCASTSS 8(R9), Z9
+	VBROADCASTSS 8(R9), Z8
 	JMP          dotCodesQ8P34VBMI_added2
 
 dotCodesQ8P34VBMI_add2:
-	VMOVUPS.Z (R10), K2, Z9
+	VMOVUPS.Z (R10), K2, Z8
 
 dotCodesQ8P34VBMI_added2:
-	VADDPS       Z11, Z9, Z9
-	VADDPS       Z15, Z9, Z9
-	VMOVUPS      Z9, K2, (R10)
+	VADDPS       Z10, Z8, Z8
+	VADDPS       Z14, Z8, Z8
+	VMOVUPS      Z8, K2, (R10)
 	CMPQ         R8, $0x03
 	JLE          dotCodesQ8P34VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8P34VBMI_add3
-	VBROADCASTSS 12(R9), Z9
+	VBROADCASTSS 12(R9), Z8
 	JMP          dotCodesQ8P34VBMI_added3
 
 dotCodesQ8P34VBMI_add3:
-	VMOVUPS.Z (R10), K2, Z9
+	VMOVUPS.Z (R10), K2, Z8
 
 dotCodesQ8P34VBMI_added3:
-	VADDPS  Z12, Z9, Z9
-	VADDPS  Z16, Z9, Z9
-	VMOVUPS Z9, K2, (R10)
+	VADDPS  Z11, Z8, Z8
+	VADDPS  Z15, Z8, Z8
+	VMOVUPS Z8, K2, (R10)
 
 dotCodesQ8P34VBMI_stored:
 	CMPQ BX, $0x10
@@ -11046,10 +10868,10 @@ TEXT ·dotCodesQ8P43VBMI(SB), NOSPLIT, $0-256
 	VMOVDQU64    (R8), Z3
 	MOVQ         tabb+128(FP), R8
 	VMOVDQU64    (R8), Z4
-	VMOVDQU64    keys16Ctl<>+0(SB), Z5
-	VMOVDQU64    keys16Ctl<>+64(SB), Z6
-	VMOVDQU64    keys16Ctl<>+128(SB), Z7
-	VMOVDQU64    keys16Ctl<>+192(SB), Z8
+	VMOVDQU64    pairIndex<>+0(SB), Z5
+	VPERMB       Z4, Z5, Z5
+	VMOVDQU64    keys16Ctl<>+0(SB), Z6
+	VMOVDQU64    keys16Ctl<>+64(SB), Z7
 
 dotCodesQ8P43VBMI_group:
 	TESTQ        BX, BX
@@ -11066,10 +10888,10 @@ dotCodesQ8P43VBMI_group:
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8P43VBMI_full:
+	VPXORD Z2, Z2, Z8
 	VPXORD Z2, Z2, Z9
 	VPXORD Z2, Z2, Z10
 	VPXORD Z2, Z2, Z11
-	VPXORD Z2, Z2, Z12
 	MOVQ   DX, R8
 	MOVQ   idxa+168(FP), R9
 	ADDQ   R9, R8
@@ -11089,17 +10911,17 @@ dotCodesQ8P43VBMI_pf96:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z13
-	VPSRLW        $0x04, Z13, Z14
+	VPSRLW        $0x04, Z13, Z12
+	VPERMB        Z3, Z12, Z12
 	VPERMB        Z3, Z13, Z13
-	VPERMB        Z3, Z14, Z14
-	VPDPBUSD.BCST (R9), Z13, Z9
-	VPDPBUSD.BCST (R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST (R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST (R9)(R12*1), Z13, Z12
-	VPDPBUSD.BCST 4(R9), Z14, Z9
-	VPDPBUSD.BCST 4(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST 4(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST 4(R9)(R12*1), Z14, Z12
+	VPDPBUSD.BCST (R9), Z13, Z8
+	VPDPBUSD.BCST (R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST (R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST (R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST 4(R9), Z12, Z8
+	VPDPBUSD.BCST 4(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST 4(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST 4(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P43VBMI_pf97
 	PREFETCHT0    (SI)
@@ -11110,17 +10932,17 @@ dotCodesQ8P43VBMI_pf97:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z13
-	VPSRLW        $0x04, Z13, Z14
+	VPSRLW        $0x04, Z13, Z12
+	VPERMB        Z3, Z12, Z12
 	VPERMB        Z3, Z13, Z13
-	VPERMB        Z3, Z14, Z14
-	VPDPBUSD.BCST 8(R9), Z13, Z9
-	VPDPBUSD.BCST 8(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST 8(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST 8(R9)(R12*1), Z13, Z12
-	VPDPBUSD.BCST 12(R9), Z14, Z9
-	VPDPBUSD.BCST 12(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST 12(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST 12(R9)(R12*1), Z14, Z12
+	VPDPBUSD.BCST 8(R9), Z13, Z8
+	VPDPBUSD.BCST 8(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST 8(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST 8(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST 12(R9), Z12, Z8
+	VPDPBUSD.BCST 12(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST 12(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST 12(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P43VBMI_pf98
 	PREFETCHT0    (SI)
@@ -11131,17 +10953,17 @@ dotCodesQ8P43VBMI_pf98:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z13
-	VPSRLW        $0x04, Z13, Z14
+	VPSRLW        $0x04, Z13, Z12
+	VPERMB        Z3, Z12, Z12
 	VPERMB        Z3, Z13, Z13
-	VPERMB        Z3, Z14, Z14
-	VPDPBUSD.BCST 16(R9), Z13, Z9
-	VPDPBUSD.BCST 16(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST 16(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST 16(R9)(R12*1), Z13, Z12
-	VPDPBUSD.BCST 20(R9), Z14, Z9
-	VPDPBUSD.BCST 20(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST 20(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST 20(R9)(R12*1), Z14, Z12
+	VPDPBUSD.BCST 16(R9), Z13, Z8
+	VPDPBUSD.BCST 16(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST 16(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST 16(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST 20(R9), Z12, Z8
+	VPDPBUSD.BCST 20(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST 20(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST 20(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P43VBMI_pf99
 	PREFETCHT0    (SI)
@@ -11152,17 +10974,17 @@ dotCodesQ8P43VBMI_pf99:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z13
-	VPSRLW        $0x04, Z13, Z14
+	VPSRLW        $0x04, Z13, Z12
+	VPERMB        Z3, Z12, Z12
 	VPERMB        Z3, Z13, Z13
-	VPERMB        Z3, Z14, Z14
-	VPDPBUSD.BCST 24(R9), Z13, Z9
-	VPDPBUSD.BCST 24(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST 24(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST 24(R9)(R12*1), Z13, Z12
-	VPDPBUSD.BCST 28(R9), Z14, Z9
-	VPDPBUSD.BCST 28(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST 28(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST 28(R9)(R12*1), Z14, Z12
+	VPDPBUSD.BCST 24(R9), Z13, Z8
+	VPDPBUSD.BCST 24(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST 24(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST 24(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST 28(R9), Z12, Z8
+	VPDPBUSD.BCST 28(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST 28(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST 28(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P43VBMI_pf100
 	PREFETCHT0    (SI)
@@ -11173,17 +10995,17 @@ dotCodesQ8P43VBMI_pf100:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z13
-	VPSRLW        $0x04, Z13, Z14
+	VPSRLW        $0x04, Z13, Z12
+	VPERMB        Z3, Z12, Z12
 	VPERMB        Z3, Z13, Z13
-	VPERMB        Z3, Z14, Z14
-	VPDPBUSD.BCST 32(R9), Z13, Z9
-	VPDPBUSD.BCST 32(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST 32(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST 32(R9)(R12*1), Z13, Z12
-	VPDPBUSD.BCST 36(R9), Z14, Z9
-	VPDPBUSD.BCST 36(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST 36(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST 36(R9)(R12*1), Z14, Z12
+	VPDPBUSD.BCST 32(R9), Z13, Z8
+	VPDPBUSD.BCST 32(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST 32(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST 32(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST 36(R9), Z12, Z8
+	VPDPBUSD.BCST 36(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST 36(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST 36(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P43VBMI_pf101
 	PREFETCHT0    (SI)
@@ -11194,17 +11016,17 @@ dotCodesQ8P43VBMI_pf101:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z13
-	VPSRLW        $0x04, Z13, Z14
+	VPSRLW        $0x04, Z13, Z12
+	VPERMB        Z3, Z12, Z12
 	VPERMB        Z3, Z13, Z13
-	VPERMB        Z3, Z14, Z14
-	VPDPBUSD.BCST 40(R9), Z13, Z9
-	VPDPBUSD.BCST 40(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST 40(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST 40(R9)(R12*1), Z13, Z12
-	VPDPBUSD.BCST 44(R9), Z14, Z9
-	VPDPBUSD.BCST 44(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST 44(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST 44(R9)(R12*1), Z14, Z12
+	VPDPBUSD.BCST 40(R9), Z13, Z8
+	VPDPBUSD.BCST 40(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST 40(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST 40(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST 44(R9), Z12, Z8
+	VPDPBUSD.BCST 44(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST 44(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST 44(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P43VBMI_pf102
 	PREFETCHT0    (SI)
@@ -11215,17 +11037,17 @@ dotCodesQ8P43VBMI_pf102:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z13
-	VPSRLW        $0x04, Z13, Z14
+	VPSRLW        $0x04, Z13, Z12
+	VPERMB        Z3, Z12, Z12
 	VPERMB        Z3, Z13, Z13
-	VPERMB        Z3, Z14, Z14
-	VPDPBUSD.BCST 48(R9), Z13, Z9
-	VPDPBUSD.BCST 48(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST 48(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST 48(R9)(R12*1), Z13, Z12
-	VPDPBUSD.BCST 52(R9), Z14, Z9
-	VPDPBUSD.BCST 52(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST 52(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST 52(R9)(R12*1), Z14, Z12
+	VPDPBUSD.BCST 48(R9), Z13, Z8
+	VPDPBUSD.BCST 48(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST 48(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST 48(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST 52(R9), Z12, Z8
+	VPDPBUSD.BCST 52(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST 52(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST 52(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
 	JLE           dotCodesQ8P43VBMI_pf103
 	PREFETCHT0    (SI)
@@ -11236,17 +11058,17 @@ dotCodesQ8P43VBMI_pf103:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z13
-	VPSRLW        $0x04, Z13, Z14
+	VPSRLW        $0x04, Z13, Z12
+	VPERMB        Z3, Z12, Z12
 	VPERMB        Z3, Z13, Z13
-	VPERMB        Z3, Z14, Z14
-	VPDPBUSD.BCST 56(R9), Z13, Z9
-	VPDPBUSD.BCST 56(R9)(R11*1), Z13, Z10
-	VPDPBUSD.BCST 56(R9)(R11*2), Z13, Z11
-	VPDPBUSD.BCST 56(R9)(R12*1), Z13, Z12
-	VPDPBUSD.BCST 60(R9), Z14, Z9
-	VPDPBUSD.BCST 60(R9)(R11*1), Z14, Z10
-	VPDPBUSD.BCST 60(R9)(R11*2), Z14, Z11
-	VPDPBUSD.BCST 60(R9)(R12*1), Z14, Z12
+	VPDPBUSD.BCST 56(R9), Z13, Z8
+	VPDPBUSD.BCST 56(R9)(R11*1), Z13, Z9
+	VPDPBUSD.BCST 56(R9)(R11*2), Z13, Z10
+	VPDPBUSD.BCST 56(R9)(R12*1), Z13, Z11
+	VPDPBUSD.BCST 60(R9), Z12, Z8
+	VPDPBUSD.BCST 60(R9)(R11*1), Z12, Z9
+	VPDPBUSD.BCST 60(R9)(R11*2), Z12, Z10
+	VPDPBUSD.BCST 60(R9)(R12*1), Z12, Z11
 	ADDQ          $0x20, R8
 	ADDQ          $0x40, R9
 	SUBQ          $0x40, R10
@@ -11260,35 +11082,35 @@ dotCodesQ8P43VBMI_pf103:
 	CMOVQCC       R8, R11
 	MOVQ          DX, R8
 	ADDQ          R9, R8
-	VPXORD        Z2, Z2, Z13
+	VPXORD        Z2, Z2, Z12
 	KMOVW         K1, K3
-	VPGATHERDD    (R8)(Z1*1), K3, Z13
-	VPBROADCASTD  R11, Z14
-	VPSRLVD       Z14, Z13, Z13
-	VPMOVDW       Z13, Y13
-	VCVTPH2PS     Y13, Z13
+	VPGATHERDD    (R8)(Z1*1), K3, Z12
+	VPBROADCASTD  R11, Z13
+	VPSRLVD       Z13, Z12, Z12
+	VPMOVDW       Z12, Y12
+	VCVTPH2PS     Y12, Z12
 	MOVQ          scalesa+80(FP), R8
 	MOVQ          sumsa+96(FP), R9
-	VPSUBD.BCST   (R9), Z9, Z9
+	VPSUBD.BCST   (R9), Z8, Z8
+	VCVTDQ2PS     Z8, Z8
+	VMULPS.BCST   (R8), Z8, Z8
+	VMULPS        Z12, Z8, Z8
+	VPSUBD.BCST   4(R9), Z9, Z9
 	VCVTDQ2PS     Z9, Z9
-	VMULPS.BCST   (R8), Z9, Z9
-	VMULPS        Z13, Z9, Z9
-	VPSUBD.BCST   4(R9), Z10, Z10
+	VMULPS.BCST   4(R8), Z9, Z9
+	VMULPS        Z12, Z9, Z9
+	VPSUBD.BCST   8(R9), Z10, Z10
 	VCVTDQ2PS     Z10, Z10
-	VMULPS.BCST   4(R8), Z10, Z10
-	VMULPS        Z13, Z10, Z10
-	VPSUBD.BCST   8(R9), Z11, Z11
+	VMULPS.BCST   8(R8), Z10, Z10
+	VMULPS        Z12, Z10, Z10
+	VPSUBD.BCST   12(R9), Z11, Z11
 	VCVTDQ2PS     Z11, Z11
-	VMULPS.BCST   8(R8), Z11, Z11
-	VMULPS        Z13, Z11, Z11
-	VPSUBD.BCST   12(R9), Z12, Z12
-	VCVTDQ2PS     Z12, Z12
-	VMULPS.BCST   12(R8), Z12, Z12
-	VMULPS        Z13, Z12, Z12
+	VMULPS.BCST   12(R8), Z11, Z11
+	VMULPS        Z12, Z11, Z11
+	VPXORD        Z2, Z2, Z12
 	VPXORD        Z2, Z2, Z13
 	VPXORD        Z2, Z2, Z14
 	VPXORD        Z2, Z2, Z15
-	VPXORD        Z2, Z2, Z16
 	MOVQ          DX, R8
 	MOVQ          idxb+184(FP), R9
 	ADDQ          R9, R8
@@ -11308,18 +11130,17 @@ dotCodesQ8P43VBMI_pf104:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z17
-	VPMULTISHIFTQB Z17, Z5, Z18
-	VPERMB         Z4, Z18, Z18
-	VPDPBUSD.BCST  (R9), Z18, Z13
-	VPDPBUSD.BCST  (R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST  (R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST  (R9)(R12*1), Z18, Z16
 	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z16
 	VPERMB         Z4, Z17, Z17
-	VPDPBUSD.BCST  4(R9), Z17, Z13
-	VPDPBUSD.BCST  4(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST  4(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST  4(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST  (R9), Z17, Z12
+	VPDPBUSD.BCST  (R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST  (R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST  (R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST  4(R9), Z16, Z12
+	VPDPBUSD.BCST  4(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST  4(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST  4(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P43VBMI_pf105
 	PREFETCHT0     (SI)
@@ -11330,18 +11151,17 @@ dotCodesQ8P43VBMI_pf105:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z17
-	VPMULTISHIFTQB Z17, Z5, Z18
-	VPERMB         Z4, Z18, Z18
-	VPDPBUSD.BCST  8(R9), Z18, Z13
-	VPDPBUSD.BCST  8(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST  8(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST  8(R9)(R12*1), Z18, Z16
 	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z16
 	VPERMB         Z4, Z17, Z17
-	VPDPBUSD.BCST  12(R9), Z17, Z13
-	VPDPBUSD.BCST  12(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST  12(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST  12(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST  8(R9), Z17, Z12
+	VPDPBUSD.BCST  8(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST  8(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST  8(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST  12(R9), Z16, Z12
+	VPDPBUSD.BCST  12(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST  12(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST  12(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P43VBMI_pf106
 	PREFETCHT0     (SI)
@@ -11352,18 +11172,17 @@ dotCodesQ8P43VBMI_pf106:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z17
-	VPMULTISHIFTQB Z17, Z5, Z18
-	VPERMB         Z4, Z18, Z18
-	VPDPBUSD.BCST  16(R9), Z18, Z13
-	VPDPBUSD.BCST  16(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST  16(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST  16(R9)(R12*1), Z18, Z16
 	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z16
 	VPERMB         Z4, Z17, Z17
-	VPDPBUSD.BCST  20(R9), Z17, Z13
-	VPDPBUSD.BCST  20(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST  20(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST  20(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST  16(R9), Z17, Z12
+	VPDPBUSD.BCST  16(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST  16(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST  16(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST  20(R9), Z16, Z12
+	VPDPBUSD.BCST  20(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST  20(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST  20(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P43VBMI_pf107
 	PREFETCHT0     (SI)
@@ -11374,18 +11193,17 @@ dotCodesQ8P43VBMI_pf107:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z17
-	VPMULTISHIFTQB Z17, Z5, Z18
-	VPERMB         Z4, Z18, Z18
-	VPDPBUSD.BCST  24(R9), Z18, Z13
-	VPDPBUSD.BCST  24(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST  24(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST  24(R9)(R12*1), Z18, Z16
 	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z16
 	VPERMB         Z4, Z17, Z17
-	VPDPBUSD.BCST  28(R9), Z17, Z13
-	VPDPBUSD.BCST  28(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST  28(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST  28(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST  24(R9), Z17, Z12
+	VPDPBUSD.BCST  24(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST  24(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST  24(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST  28(R9), Z16, Z12
+	VPDPBUSD.BCST  28(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST  28(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST  28(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P43VBMI_pf108
 	PREFETCHT0     (SI)
@@ -11396,18 +11214,17 @@ dotCodesQ8P43VBMI_pf108:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z17
-	VPMULTISHIFTQB Z17, Z5, Z18
-	VPERMB         Z4, Z18, Z18
-	VPDPBUSD.BCST  32(R9), Z18, Z13
-	VPDPBUSD.BCST  32(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST  32(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST  32(R9)(R12*1), Z18, Z16
 	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z16
 	VPERMB         Z4, Z17, Z17
-	VPDPBUSD.BCST  36(R9), Z17, Z13
-	VPDPBUSD.BCST  36(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST  36(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST  36(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST  32(R9), Z17, Z12
+	VPDPBUSD.BCST  32(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST  32(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST  32(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST  36(R9), Z16, Z12
+	VPDPBUSD.BCST  36(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST  36(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST  36(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P43VBMI_pf109
 	PREFETCHT0     (SI)
@@ -11418,18 +11235,17 @@ dotCodesQ8P43VBMI_pf109:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z17
-	VPMULTISHIFTQB Z17, Z5, Z18
-	VPERMB         Z4, Z18, Z18
-	VPDPBUSD.BCST  40(R9), Z18, Z13
-	VPDPBUSD.BCST  40(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST  40(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST  40(R9)(R12*1), Z18, Z16
 	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z16
 	VPERMB         Z4, Z17, Z17
-	VPDPBUSD.BCST  44(R9), Z17, Z13
-	VPDPBUSD.BCST  44(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST  44(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST  44(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST  40(R9), Z17, Z12
+	VPDPBUSD.BCST  40(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST  40(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST  40(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST  44(R9), Z16, Z12
+	VPDPBUSD.BCST  44(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST  44(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST  44(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P43VBMI_pf110
 	PREFETCHT0     (SI)
@@ -11440,18 +11256,17 @@ dotCodesQ8P43VBMI_pf110:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z17
-	VPMULTISHIFTQB Z17, Z5, Z18
-	VPERMB         Z4, Z18, Z18
-	VPDPBUSD.BCST  48(R9), Z18, Z13
-	VPDPBUSD.BCST  48(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST  48(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST  48(R9)(R12*1), Z18, Z16
 	VPMULTISHIFTQB Z17, Z6, Z17
+	VPERMB         Z5, Z17, Z16
 	VPERMB         Z4, Z17, Z17
-	VPDPBUSD.BCST  52(R9), Z17, Z13
-	VPDPBUSD.BCST  52(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST  52(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST  52(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST  48(R9), Z17, Z12
+	VPDPBUSD.BCST  48(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST  48(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST  48(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST  52(R9), Z16, Z12
+	VPDPBUSD.BCST  52(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST  52(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST  52(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
 	JLE            dotCodesQ8P43VBMI_pf111
 	PREFETCHT0     (SI)
@@ -11462,18 +11277,17 @@ dotCodesQ8P43VBMI_pf111:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z17
-	VPMULTISHIFTQB Z17, Z7, Z18
-	VPERMB         Z4, Z18, Z18
-	VPDPBUSD.BCST  56(R9), Z18, Z13
-	VPDPBUSD.BCST  56(R9)(R11*1), Z18, Z14
-	VPDPBUSD.BCST  56(R9)(R11*2), Z18, Z15
-	VPDPBUSD.BCST  56(R9)(R12*1), Z18, Z16
-	VPMULTISHIFTQB Z17, Z8, Z17
+	VPMULTISHIFTQB Z17, Z7, Z17
+	VPERMB         Z5, Z17, Z16
 	VPERMB         Z4, Z17, Z17
-	VPDPBUSD.BCST  60(R9), Z17, Z13
-	VPDPBUSD.BCST  60(R9)(R11*1), Z17, Z14
-	VPDPBUSD.BCST  60(R9)(R11*2), Z17, Z15
-	VPDPBUSD.BCST  60(R9)(R12*1), Z17, Z16
+	VPDPBUSD.BCST  56(R9), Z17, Z12
+	VPDPBUSD.BCST  56(R9)(R11*1), Z17, Z13
+	VPDPBUSD.BCST  56(R9)(R11*2), Z17, Z14
+	VPDPBUSD.BCST  56(R9)(R12*1), Z17, Z15
+	VPDPBUSD.BCST  60(R9), Z16, Z12
+	VPDPBUSD.BCST  60(R9)(R11*1), Z16, Z13
+	VPDPBUSD.BCST  60(R9)(R11*2), Z16, Z14
+	VPDPBUSD.BCST  60(R9)(R12*1), Z16, Z15
 	ADDQ           $0x18, R8
 	ADDQ           $0x40, R9
 	SUBQ           $0x40, R10
@@ -11487,91 +11301,91 @@ dotCodesQ8P43VBMI_pf111:
 	CMOVQCC        R8, R11
 	MOVQ           DX, R8
 	ADDQ           R9, R8
-	VPXORD         Z2, Z2, Z17
+	VPXORD         Z2, Z2, Z16
 	KMOVW          K1, K3
-	VPGATHERDD     (R8)(Z1*1), K3, Z17
-	VPBROADCASTD   R11, Z18
-	VPSRLVD        Z18, Z17, Z17
-	VPMOVDW        Z17, Y17
-	VCVTPH2PS      Y17, Z17
+	VPGATHERDD     (R8)(Z1*1), K3, Z16
+	VPBROADCASTD   R11, Z17
+	VPSRLVD        Z17, Z16, Z16
+	VPMOVDW        Z16, Y16
+	VCVTPH2PS      Y16, Z16
 	MOVQ           scalesb+88(FP), R8
 	MOVQ           sumsb+104(FP), R9
-	VPSUBD.BCST    (R9), Z13, Z13
+	VPSUBD.BCST    (R9), Z12, Z12
+	VCVTDQ2PS      Z12, Z12
+	VMULPS.BCST    (R8), Z12, Z12
+	VMULPS         Z16, Z12, Z12
+	VPSUBD.BCST    4(R9), Z13, Z13
 	VCVTDQ2PS      Z13, Z13
-	VMULPS.BCST    (R8), Z13, Z13
-	VMULPS         Z17, Z13, Z13
-	VPSUBD.BCST    4(R9), Z14, Z14
+	VMULPS.BCST    4(R8), Z13, Z13
+	VMULPS         Z16, Z13, Z13
+	VPSUBD.BCST    8(R9), Z14, Z14
 	VCVTDQ2PS      Z14, Z14
-	VMULPS.BCST    4(R8), Z14, Z14
-	VMULPS         Z17, Z14, Z14
-	VPSUBD.BCST    8(R9), Z15, Z15
+	VMULPS.BCST    8(R8), Z14, Z14
+	VMULPS         Z16, Z14, Z14
+	VPSUBD.BCST    12(R9), Z15, Z15
 	VCVTDQ2PS      Z15, Z15
-	VMULPS.BCST    8(R8), Z15, Z15
-	VMULPS         Z17, Z15, Z15
-	VPSUBD.BCST    12(R9), Z16, Z16
-	VCVTDQ2PS      Z16, Z16
-	VMULPS.BCST    12(R8), Z16, Z16
-	VMULPS         Z17, Z16, Z16
+	VMULPS.BCST    12(R8), Z15, Z15
+	VMULPS         Z16, Z15, Z15
 	MOVQ           rows+224(FP), R8
 	MOVQ           bias+112(FP), R9
 	MOVQ           AX, R10
 	TESTQ          R9, R9
 	JZ             dotCodesQ8P43VBMI_add0
-	VBROADCASTSS   (R9), Z17
+	VBROADCASTSS   (R9), Z16
 	JMP            dotCodesQ8P43VBMI_added0
 
 dotCodesQ8P43VBMI_add0:
-	VMOVUPS.Z (R10), K2, Z17
+	VMOVUPS.Z (R10), K2, Z16
 
 dotCodesQ8P43VBMI_added0:
-	VADDPS       Z9, Z17, Z17
-	VADDPS       Z13, Z17, Z17
-	VMOVUPS      Z17, K2, (R10)
+	VADDPS       Z8, Z16, Z16
+	VADDPS       Z12, Z16, Z16
+	VMOVUPS      Z16, K2, (R10)
 	CMPQ         R8, $0x01
 	JLE          dotCodesQ8P43VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8P43VBMI_add1
-	VBROADCASTSS 4(R9), Z9
+	VBROADCASTSS 4(R9), Z8
 	JMP          dotCodesQ8P43VBMI_added1
 
 dotCodesQ8P43VBMI_add1:
-	VMOVUPS.Z (R10), K2, Z9
+	VMOVUPS.Z (R10), K2, Z8
 
 dotCodesQ8P43VBMI_added1:
-	VADDPS       Z10, Z9, Z9
-	VADDPS       Z14, Z9, Z9
-	VMOVUPS      Z9, K2, (R10)
+	VADDPS       Z9, Z8, Z8
+	VADDPS       Z13, Z8, Z8
+	VMOVUPS      Z8, K2, (R10)
 	CMPQ         R8, $0x02
 	JLE          dotCodesQ8P43VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8P43VBMI_add2
-	VBROADCASTSS 8(R9), Z9
+	VBROADCASTSS 8(R9), Z8
 	JMP          dotCodesQ8P43VBMI_added2
 
 dotCodesQ8P43VBMI_add2:
-	VMOVUPS.Z (R10), K2, Z9
+	VMOVUPS.Z (R10), K2, Z8
 
 dotCodesQ8P43VBMI_added2:
-	VADDPS       Z11, Z9, Z9
-	VADDPS       Z15, Z9, Z9
-	VMOVUPS      Z9, K2, (R10)
+	VADDPS       Z10, Z8, Z8
+	VADDPS       Z14, Z8, Z8
+	VMOVUPS      Z8, K2, (R10)
 	CMPQ         R8, $0x03
 	JLE          dotCodesQ8P43VBMI_stored
 	ADDQ         CX, R10
 	TESTQ        R9, R9
 	JZ           dotCodesQ8P43VBMI_add3
-	VBROADCASTSS 12(R9), Z9
+	VBROADCASTSS 12(R9), Z8
 	JMP          dotCodesQ8P43VBMI_added3
 
 dotCodesQ8P43VBMI_add3:
-	VMOVUPS.Z (R10), K2, Z9
+	VMOVUPS.Z (R10), K2, Z8
 
 dotCodesQ8P43VBMI_added3:
-	VADDPS  Z12, Z9, Z9
-	VADDPS  Z16, Z9, Z9
-	VMOVUPS Z9, K2, (R10)
+	VADDPS  Z11, Z8, Z8
+	VADDPS  Z15, Z8, Z8
+	VMOVUPS Z8, K2, (R10)
 
 dotCodesQ8P43VBMI_stored:
 	CMPQ BX, $0x10
