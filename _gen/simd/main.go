@@ -32,6 +32,7 @@ func main() {
 	f16Kernels()
 	prefetch()
 	maxKernel()
+	max512()
 	maxAbsBits()
 	addF64()
 	sub()
@@ -1520,6 +1521,62 @@ func maxKernel() {
 	VMOVSHDUP(lo, x)
 	VMAXSS(x, lo, lo)
 	Store(lo, ReturnIndex(0))
+	VZEROUPPER()
+	RET()
+}
+
+// max512 emits maxAVX512: maxAVX2 sixty-four elements at a time in four
+// registers (the logits of a chunk are read from L2, so the more loads in
+// flight the better), then sixteen, then eight.
+func max512() {
+	TEXT("maxAVX512", NOSPLIT, "func(x []float32) float32")
+	Doc("maxAVX512 is maxAVX2 (the largest of the first len(x)&^7 elements of x, len(x) ≥ 8; no NaN)",
+		"on AVX-512F.")
+	Pragma("noescape")
+	p := Load(Param("x").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	ANDQ(I32(-8), n)
+	m := []VecVirtual{ZMM(), ZMM(), ZMM(), ZMM()}
+	VBROADCASTSS(Mem{Base: p}, m[0])
+	for _, r := range m[1:] {
+		VMOVAPS(m[0], r)
+	}
+	Label("max512_64")
+	CMPQ(n, U8(64))
+	JB(LabelRef("max512_16"))
+	for i, r := range m {
+		VMAXPS(Mem{Base: p, Disp: 64 * i}, r, r)
+	}
+	ADDQ(U32(256), p)
+	SUBQ(U8(64), n)
+	JMP(LabelRef("max512_64"))
+	Label("max512_16")
+	CMPQ(n, U8(16))
+	JB(LabelRef("max512_8"))
+	VMAXPS(Mem{Base: p}, m[0], m[0])
+	ADDQ(U8(64), p)
+	SUBQ(U8(16), n)
+	JMP(LabelRef("max512_16"))
+	Label("max512_8")
+	VMAXPS(m[1], m[0], m[0])
+	VMAXPS(m[3], m[2], m[2])
+	VMAXPS(m[2], m[0], m[0])
+	y := YMM()
+	VEXTRACTF32X8(U8(1), m[0], y)
+	lo := m[0].AsY()
+	VMAXPS(y, lo, lo)
+	TESTQ(n, n)
+	JZ(LabelRef("max512_done"))
+	VMAXPS(Mem{Base: p}, lo, lo)
+	Label("max512_done")
+	x, l := XMM(), m[0].AsX()
+	VEXTRACTF128(U8(1), lo, x)
+	VMAXPS(x, l, l)
+	VMOVHLPS(l, x, x)
+	VMAXPS(x, l, l)
+	VMOVSHDUP(l, x)
+	VMAXSS(x, l, l)
+	Store(l, ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }

@@ -122,6 +122,26 @@ func BenchmarkExpSum(b *testing.B) {
 	}
 }
 
+// BenchmarkMax is the streaming softmax's maximum over one query head's
+// logits of a chunk (1024).
+func BenchmarkMax(b *testing.B) {
+	r := rand.New(rand.NewPCG(6, 6))
+	x := make([]float32, 1024)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	for _, l := range benchLevels() {
+		b.Run(l.String(), func(b *testing.B) {
+			restore, _ := Use(l)
+			defer restore()
+			for b.Loop() {
+				Max(x)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(x)), "ns/elem")
+		})
+	}
+}
+
 // BenchmarkGroupRows is the row path's work per run of the fp16 and fp32
 // baselines with a GQA group of four query heads: scores of 32 rows against
 // four queries (Dot), then the rows weighted into four accumulators (Axpy),

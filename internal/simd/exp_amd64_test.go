@@ -36,3 +36,34 @@ func TestExpSumAVX512SameElements(t *testing.T) {
 		t.Fatalf("sum %v, AVX2 %v", sumGot, sumWant)
 	}
 }
+
+// TestMaxAVX512 puts the largest element at each position of the first
+// len&^7 (every register, lane and loop of the kernel) for lengths around
+// its steps, and checks maxAVX512 against a plain loop, and Max (its
+// wrapper, with the tail) against one over all of x.
+func TestMaxAVX512(t *testing.T) {
+	if !cpuid.CPU.Supports(cpuid.AVX2, cpuid.AVX512F) {
+		t.Skip("no AVX-512F on this CPU: Max runs maxAVX2")
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, n := range []int{8, 9, 15, 16, 17, 24, 31, 63, 64, 65, 72, 80, 127, 128, 136, 200, 263} {
+		x := make([]float32, n)
+		for p := range n {
+			for i := range x {
+				x[i] = -float32(r.ExpFloat64()*10) - 1
+			}
+			x[r.IntN(n)] = float32(math.Inf(-1))
+			x[p] = -0.5
+			want := float32(math.Inf(-1))
+			for _, v := range x[:n&^7] {
+				want = max(want, v)
+			}
+			if got := maxAVX512(x); got != want {
+				t.Fatalf("n=%d, largest at %d: maxAVX512 %v, want %v", n, p, got, want)
+			}
+			if got := Max(x); got != -0.5 {
+				t.Fatalf("n=%d, largest at %d: Max %v, want -0.5", n, p, got)
+			}
+		}
+	}
+}

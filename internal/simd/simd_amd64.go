@@ -44,7 +44,7 @@ func init() {
 		encodeF16:      encodeF16AVX2,
 		roundF16:       roundF16AVX2,
 		prefetch:       prefetchAVX2,
-		max:            maxAVX2,
+		max:            maxKernel(),
 		maxAbsBits:     maxAbsBitsAVX2,
 		addF64:         addF64AVX2,
 		sub:            subAVX2,
@@ -78,8 +78,8 @@ func codes8Kernels() [2]dotCodes8Kernel {
 
 // The AVX-512 integer kernels (keys and values) and their weight quantizer
 // need VBMI's byte permutes and multishift, VNNI's VPDPBUSD on zmm, BW's
-// byte masks, DQ's VBROADCASTI32X2 (the 3-bit keys' loads), and BMI2's SHLX
-// for a tail mask.
+// byte masks, DQ's logical operations on zmm (the weights' magnitudes), and
+// BMI2's SHLX for a tail mask.
 func hasValues8() bool {
 	return cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512DQ, cpuid.AVX512VL, cpuid.AVX512VBMI, cpuid.AVX512VNNI, cpuid.BMI2)
 }
@@ -126,6 +126,14 @@ func expSumKernel() func(x []float32, m float32) float32 {
 		s := expSumAVX512(x, m)
 		return s + avx2(x[n:], m)
 	}
+}
+
+// maxKernel is maxAVX512 where the CPU has AVX-512F: the same maximum.
+func maxKernel() func(x []float32) float32 {
+	if cpuid.CPU.Supports(cpuid.AVX512F) {
+		return maxAVX512
+	}
+	return maxAVX2
 }
 
 // decode8PlanesKernel needs VBMI's byte permutes and BW's byte masks.

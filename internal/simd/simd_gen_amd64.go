@@ -120,6 +120,12 @@ func prefetchAVX2(b []byte)
 //go:noescape
 func maxAVX2(x []float32) float32
 
+// maxAVX512 is maxAVX2 (the largest of the first len(x)&^7 elements of x, len(x) ≥ 8; no NaN)
+// on AVX-512F.
+//
+//go:noescape
+func maxAVX512(x []float32) float32
+
 // maxAbsBitsAVX2 is maxAbsBitsGeneric over the first len(x)&^7 elements.
 //
 //go:noescape

@@ -1699,6 +1699,57 @@ max_done:
 	VZEROUPPER
 	RET
 
+// func maxAVX512(x []float32) float32
+// Requires: AVX, AVX512DQ, AVX512F, SSE
+TEXT ·maxAVX512(SB), NOSPLIT, $0-28
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	ANDQ         $-8, CX
+	VBROADCASTSS (AX), Z0
+	VMOVAPS      Z0, Z1
+	VMOVAPS      Z0, Z2
+	VMOVAPS      Z0, Z3
+
+max512_64:
+	CMPQ   CX, $0x40
+	JB     max512_16
+	VMAXPS (AX), Z0, Z0
+	VMAXPS 64(AX), Z1, Z1
+	VMAXPS 128(AX), Z2, Z2
+	VMAXPS 192(AX), Z3, Z3
+	ADDQ   $0x00000100, AX
+	SUBQ   $0x40, CX
+	JMP    max512_64
+
+max512_16:
+	CMPQ   CX, $0x10
+	JB     max512_8
+	VMAXPS (AX), Z0, Z0
+	ADDQ   $0x40, AX
+	SUBQ   $0x10, CX
+	JMP    max512_16
+
+max512_8:
+	VMAXPS        Z1, Z0, Z0
+	VMAXPS        Z3, Z2, Z2
+	VMAXPS        Z2, Z0, Z0
+	VEXTRACTF32X8 $0x01, Z0, Y1
+	VMAXPS        Y1, Y0, Y0
+	TESTQ         CX, CX
+	JZ            max512_done
+	VMAXPS        (AX), Y0, Y0
+
+max512_done:
+	VEXTRACTF128 $0x01, Y0, X1
+	VMAXPS       X1, X0, X0
+	VMOVHLPS     X0, X1, X1
+	VMAXPS       X1, X0, X0
+	VMOVSHDUP    X0, X1
+	VMAXSS       X1, X0, X0
+	MOVSS        X0, ret+24(FP)
+	VZEROUPPER
+	RET
+
 // func maxAbsBitsAVX2(x []float32) uint32
 // Requires: AVX, AVX2
 TEXT ·maxAbsBitsAVX2(SB), NOSPLIT, $0-28
