@@ -304,7 +304,10 @@ func loadQuad(p, s1, s2, s3 Register, k1, k2 Register) (t0, t1 VecVirtual) {
 	return t0, t1
 }
 
-var keys8Spread, keys8Order *Mem
+var keys8Spread, keys8Order, iotaMem *Mem
+
+// iota16 emits (once) the doublewords 0…15.
+func iota16() Mem { return dwordsConst(&iotaMem, "iota16", func(j int) int { return j }) }
 
 // dwordsConst emits (once) the 16 doublewords v(0…15) named name.
 func dwordsConst(p **Mem, name string, v func(j int) int) Mem {
@@ -559,56 +562,63 @@ func fold4(r [4]VecVirtual, op func(a, b, dst Op)) VecVirtual {
 // weights of four rows for the axpyCodesQ8 kernels.
 func weightsQ8() {
 	name := "weightsQ8AVX512"
-	TEXT(name, NOSPLIT, "func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, norms *[64]uint16, codes []byte, stride, normOff, m int)")
+	TEXT(name, NOSPLIT, "func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normOff, m int)")
 	Doc(name+" quantizes the weights times norms of m (≤ 64) tokens for four rows (token t of row i",
 		"at w[i*wStride+t] where bit t of valid[i] is set, else 0; the fp16 norm of code t at",
-		"codes[t*stride+normOff], copied to norms, the rest of which is zeroed) to dst",
+		"codes[t*stride+normOff], read as a doubleword from normOff−2 when normOff ≥ 2, else from",
+		"normOff, so the code must hold the two bytes after it; stride < 2^25) to dst",
 		"([quad][row][token]): per row, round-half-even(wn·(127/amax)), amax the row's max |wn| (0",
-		"where it is 0). It writes each row's amax and the sum of its values.")
+		"where it is 0). It writes each row's amax and the sum of its values. Bit t of valid[0]",
+		"must be set for every token t < m.")
 	Pragma("noescape")
-	// The norms, copied one by one: gathering them with VPGATHERDD took
-	// half of this kernel's time on Zen 4 (hot caches).
-	nb := Load(Param("norms"), GP64())
+	// The norms, sixteen tokens' at a time by VPGATHERDD (masked to the m
+	// tokens): copying them one by one into a buffer for VCVTPH2PS took a
+	// quarter of the kernel's time, its wide loads waiting on the narrow
+	// stores.
+	valid := Load(Param("valid"), GP64())
+	var norms [4]VecVirtual
 	{
-		pn := Load(Param("codes").Base(), GP64())
-		ADDQ(Load(Param("normOff"), GP64()), pn)
-		sr := Load(Param("stride"), GP64())
-		m := Load(Param("m"), GP64())
-		i, h := GP64(), GP32()
-		XORQ(i, i)
-		m4 := GP64() // four at a time while four are left
-		LEAQ(Mem{Base: m, Disp: -3}, m4)
-		Label(name + "_norm4")
-		CMPQ(i, m4)
-		JGE(LabelRef(name + "_norm"))
-		for u := range 4 {
-			MOVWLZX(Mem{Base: pn}, h)
-			MOVW(h.As16(), Mem{Base: nb, Index: i, Scale: 2, Disp: 2 * u})
-			ADDQ(sr, pn)
+		no, t, sh, np := Load(Param("normOff"), GP64()), GP64(), GP64(), GP64()
+		XORQ(sh, sh)
+		LEAQ(Mem{Base: no, Disp: -2}, t)
+		MOVQ(U32(16), np)
+		CMPQ(no, U8(2))
+		CMOVQCC(t, no)
+		CMOVQCC(np, sh)
+		Load(Param("codes").Base(), np)
+		ADDQ(no, np)
+		sr := GP64()
+		Load(Param("stride"), sr)
+		idx, shift := ZMM(), ZMM()
+		VPBROADCASTD(sr.As32(), idx)
+		VPMULLD(iota16(), idx, idx)
+		VPBROADCASTD(sh.As32(), shift)
+		SHLQ(U8(4), sr)
+		tokens := GP64()
+		MOVQ(Mem{Base: valid}, tokens) // row 0's: the m tokens
+		for c := range norms {
+			k := K()
+			KMOVW(tokens.As32(), k)
+			if c < 3 {
+				SHRQ(U8(16), tokens)
+			}
+			x := ZMM()
+			VPXORD(x, x, x)
+			VPGATHERDD(Mem{Base: np, Index: idx, Scale: 1}, k, x)
+			if c < 3 {
+				ADDQ(sr, np)
+			}
+			VPSRLVD(shift, x, x)
+			h := YMM()
+			VPMOVDW(x, h)
+			norms[c] = ZMM()
+			VCVTPH2PS(h, norms[c])
 		}
-		ADDQ(U8(4), i)
-		JMP(LabelRef(name + "_norm4"))
-		Label(name + "_norm")
-		CMPQ(i, m)
-		JAE(LabelRef(name + "_zero"))
-		MOVWLZX(Mem{Base: pn}, h)
-		MOVW(h.As16(), Mem{Base: nb, Index: i, Scale: 2})
-		ADDQ(sr, pn)
-		INCQ(i)
-		JMP(LabelRef(name + "_norm"))
-		Label(name + "_zero")
-		CMPQ(i, U8(64))
-		JAE(LabelRef(name + "_normsDone"))
-		MOVW(U16(0), Mem{Base: nb, Index: i, Scale: 2})
-		INCQ(i)
-		JMP(LabelRef(name + "_zero"))
-		Label(name + "_normsDone")
 	}
 	wb := Load(Param("w").Base(), GP64())
 	ws := Load(Param("wStride"), GP64())
 	SHLQ(U8(2), ws)
 	wr := newRows4(ws)
-	valid := Load(Param("valid"), GP64())
 	absMask := ZMM()
 	VPBROADCASTD(ConstData("values8Abs", U32(0x7fffffff)), absMask)
 	var wn [4][4]VecVirtual // [row][chunk of 16 tokens]
@@ -619,8 +629,6 @@ func weightsQ8() {
 	}
 	k := K()
 	for c := range 4 {
-		norms := ZMM()
-		VCVTPH2PS(Mem{Base: nb, Disp: 32 * c}, norms)
 		for i := range 4 {
 			KMOVQ(Mem{Base: valid, Disp: 8 * i}, k)
 			if c > 0 {
@@ -628,7 +636,7 @@ func weightsQ8() {
 			}
 			wn[i][c] = ZMM()
 			VMOVUPS_Z(wr.at(wb, i, 64*c), k, wn[i][c])
-			VMULPS(norms, wn[i][c], wn[i][c])
+			VMULPS(norms[c], wn[i][c], wn[i][c])
 			a := ZMM()
 			VANDPS(wn[i][c], absMask, a)
 			VMAXPS(a, mx[i], mx[i])
@@ -640,10 +648,6 @@ func weightsQ8() {
 	zero := ZMM()
 	VPXORD(zero, zero, zero)
 	var sum [4]VecVirtual
-	var bytes [4]VecVirtual // [chunk]: the four rows' 16 bytes side by side
-	for c := range bytes {
-		bytes[c] = ZMM()
-	}
 	// Every 128-bit lane: the four rows' max (one division for all four).
 	m := fold4(mx, func(a, b, dst Op) { VMAXPS(a, b, dst) })
 	VMOVUPS(m.AsX(), Mem{Base: amaxP})
@@ -660,21 +664,18 @@ func weightsQ8() {
 			VMULPS(invI, y, y)
 			VCVTPS2DQ(y, y) // round half to even (MXCSR default)
 			VPADDD(y, sum[i], sum[i])
-			if i == 0 {
-				VPMOVDB(y, bytes[c].AsX())
-				continue
-			}
-			x := XMM()
-			VPMOVDB(y, x)
-			VINSERTI32X4(U8(i), x, bytes[c], bytes[c])
 		}
 	}
-	order := ZMM() // doubleword (row i, quad q) → (q, i)
-	VMOVDQU32(dwordsConst(new(*Mem), "values8Order", func(j int) int { return 4*(j%4) + j/4 }), order)
+	// |values| ≤ 127: the saturating packs are exact, and per 128-bit lane
+	// (a quad of tokens) they leave rows 0–3's four bytes in order, the
+	// layout of dst.
 	dst := Load(Param("dst").Base(), GP64())
 	for c := range 4 {
-		VPERMD(bytes[c], order, bytes[c])
-		VMOVDQU32(bytes[c], Mem{Base: dst, Disp: 64 * c})
+		lo, hi := wn[0][c], wn[2][c]
+		VPACKSSDW(wn[1][c], lo, lo)
+		VPACKSSDW(wn[3][c], hi, hi)
+		VPACKSSWB(hi, lo, lo)
+		VMOVDQU32(lo, Mem{Base: dst, Disp: 64 * c})
 	}
 	VMOVDQU32(fold4(sum, func(a, b, dst Op) { VPADDD(a, b, dst) }).AsX(), Mem{Base: Load(Param("sums"), GP64())})
 	VZEROUPPER()

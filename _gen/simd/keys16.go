@@ -118,15 +118,13 @@ type keys16 struct {
 	chunks      int
 }
 
-var keys16Iota *Mem
-
 func newKeys16(name string) *keys16 {
 	k := &keys16{name: name, sb: ZMM(), idx: ZMM(), zero: ZMM()}
 	VPXORD(k.zero, k.zero, k.zero)
 	tmp := GP64()
 	Load(Param("stride"), tmp)
 	VPBROADCASTD(tmp.As32(), k.sb)
-	VPMULLD(dwordsConst(&keys16Iota, "keys16Iota", func(j int) int { return j }), k.sb, k.idx)
+	VPMULLD(iota16(), k.sb, k.idx)
 	k.kall, k.kt = K(), K()
 	MOVQ(U32(0xffff), tmp)
 	KMOVW(tmp.As32(), k.kall)
@@ -157,7 +155,7 @@ func (k *keys16) loop(body func()) {
 	KMOVW(tmp.As32(), k.kt)
 	LEAQ(Mem{Base: k.n, Disp: -1}, tmp)
 	VPBROADCASTD(tmp.As32(), last)
-	VPMINUD(dwordsConst(&keys16Iota, "keys16Iota", func(j int) int { return j }), last, last)
+	VPMINUD(iota16(), last, last)
 	VPMULLD(k.sb, last, k.idx)
 	Label(name + "_full")
 	body()

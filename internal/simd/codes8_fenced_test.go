@@ -60,3 +60,45 @@ func TestDotCodesQ8CodeLayouts(t *testing.T) {
 		}
 	}
 }
+
+// TestAxpyCodesQ8CodeLayouts is TestDotCodesQ8CodeLayouts for the value
+// kernels and their weight quantizer (each norm gathered with its
+// neighbours, the tail's tokens masked): the bits of the generic twin on
+// every level, the codes flush against a fenced page.
+func TestAxpyCodesQ8CodeLayouts(t *testing.T) {
+	levels := values8Levels(t)
+	page := fenced(t)
+	r := rand.New(rand.NewPCG(85, 86))
+	for _, bits := range []int{3, 4} {
+		for _, d := range []int{64, 128} {
+			for _, n := range []int{1, 15, 16, 17, 40, 64, 65} {
+				for _, layout := range []int{0, 1, 2, 3} { // norm first or last, the codes flush against the fence's start or end
+					c := newValues8Case(r, bits, d, 1+r.IntN(6), n)
+					if len(c.codes) > len(page) {
+						continue // two pieces of 128 coordinates: a page holds 60 codes
+					}
+					normLast, atEnd := layout%2 == 1, layout >= 2
+					c.idxOff, c.normOff = 2, 0
+					if normLast {
+						c.idxOff, c.normOff = 0, c.stride-2
+					}
+					at := 0
+					if atEnd {
+						at = len(page) - len(c.codes)
+					}
+					c.codes = page[at : at+len(c.codes) : at+len(c.codes)]
+					for i := range c.codes {
+						c.codes[i] = byte(r.Uint32())
+					}
+					for tk := range n { // finite norms
+						c.codes[tk*c.stride+c.normOff+1] &= 0x3f
+					}
+					want := c.run(t, Generic)
+					for _, l := range levels {
+						sameBits(t, fmt.Sprintf("%v %v atEnd=%v", l, c, atEnd), c.run(t, l), want)
+					}
+				}
+			}
+		}
+	}
+}

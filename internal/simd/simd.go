@@ -72,7 +72,7 @@ type kernels struct {
 	// The integer value kernels, by bits (3, 4), and their weight
 	// quantizer (values8.go).
 	axpyCodesQ8 [2][3]axpyCodes8Kernel // by bits, then rows 1, 2, 4 (rowKernel)
-	weightsQ8   func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, norms *[64]uint16, codes []byte, stride, normOff, m int)
+	weightsQ8   func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normOff, m int)
 	// plainWeights: the level has four-row axpyCodes kernels that take
 	// their weights times norms laid out once per token (plainWeights)
 	// instead of forming them in each pass over the tokens, called

@@ -144,7 +144,7 @@ func decode8PlanesKernel() func(dst []float32, planes *[4][256]uint8, codes []by
 	return nil
 }
 
-func weightsQ8Kernel() func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, norms *[64]uint16, codes []byte, stride, normOff, m int) {
+func weightsQ8Kernel() func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normOff, m int) {
 	if hasValues8() {
 		return weightsQ8AVX512
 	}

@@ -462,9 +462,11 @@ func decode8VBMI(dst []float32, planes *[4][256]uint8, codes []byte, stride int,
 
 // weightsQ8AVX512 quantizes the weights times norms of m (≤ 64) tokens for four rows (token t of row i
 // at w[i*wStride+t] where bit t of valid[i] is set, else 0; the fp16 norm of code t at
-// codes[t*stride+normOff], copied to norms, the rest of which is zeroed) to dst
+// codes[t*stride+normOff], read as a doubleword from normOff−2 when normOff ≥ 2, else from
+// normOff, so the code must hold the two bytes after it; stride < 2^25) to dst
 // ([quad][row][token]): per row, round-half-even(wn·(127/amax)), amax the row's max |wn| (0
-// where it is 0). It writes each row's amax and the sum of its values.
+// where it is 0). It writes each row's amax and the sum of its values. Bit t of valid[0]
+// must be set for every token t < m.
 //
 //go:noescape
-func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, norms *[64]uint16, codes []byte, stride int, normOff int, m int)
+func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, normOff int, m int)

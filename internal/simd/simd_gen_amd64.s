@@ -6542,7 +6542,7 @@ TEXT ·dotCodesQ8B3x1VBMI(SB), NOSPLIT, $0-184
 	VPXORD       Z2, Z2, Z2
 	MOVQ         stride+112(FP), AX
 	VPBROADCASTD AX, Z0
-	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	VPMULLD      iota16<>+0(SB), Z0, Z1
 	MOVQ         $0x0000ffff, AX
 	KMOVW        AX, K1
 	KMOVW        K1, K2
@@ -6571,7 +6571,7 @@ dotCodesQ8B3x1VBMI_group:
 	KMOVW        DI, K2
 	LEAQ         -1(DX), DI
 	VPBROADCASTD DI, Z1
-	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMINUD      iota16<>+0(SB), Z1, Z1
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B3x1VBMI_full:
@@ -6758,23 +6758,23 @@ dotCodesQ8B3x1VBMI_done:
 	VZEROUPPER
 	RET
 
-DATA keys16Iota<>+0(SB)/4, $0x00000000
-DATA keys16Iota<>+4(SB)/4, $0x00000001
-DATA keys16Iota<>+8(SB)/4, $0x00000002
-DATA keys16Iota<>+12(SB)/4, $0x00000003
-DATA keys16Iota<>+16(SB)/4, $0x00000004
-DATA keys16Iota<>+20(SB)/4, $0x00000005
-DATA keys16Iota<>+24(SB)/4, $0x00000006
-DATA keys16Iota<>+28(SB)/4, $0x00000007
-DATA keys16Iota<>+32(SB)/4, $0x00000008
-DATA keys16Iota<>+36(SB)/4, $0x00000009
-DATA keys16Iota<>+40(SB)/4, $0x0000000a
-DATA keys16Iota<>+44(SB)/4, $0x0000000b
-DATA keys16Iota<>+48(SB)/4, $0x0000000c
-DATA keys16Iota<>+52(SB)/4, $0x0000000d
-DATA keys16Iota<>+56(SB)/4, $0x0000000e
-DATA keys16Iota<>+60(SB)/4, $0x0000000f
-GLOBL keys16Iota<>(SB), RODATA|NOPTR, $64
+DATA iota16<>+0(SB)/4, $0x00000000
+DATA iota16<>+4(SB)/4, $0x00000001
+DATA iota16<>+8(SB)/4, $0x00000002
+DATA iota16<>+12(SB)/4, $0x00000003
+DATA iota16<>+16(SB)/4, $0x00000004
+DATA iota16<>+20(SB)/4, $0x00000005
+DATA iota16<>+24(SB)/4, $0x00000006
+DATA iota16<>+28(SB)/4, $0x00000007
+DATA iota16<>+32(SB)/4, $0x00000008
+DATA iota16<>+36(SB)/4, $0x00000009
+DATA iota16<>+40(SB)/4, $0x0000000a
+DATA iota16<>+44(SB)/4, $0x0000000b
+DATA iota16<>+48(SB)/4, $0x0000000c
+DATA iota16<>+52(SB)/4, $0x0000000d
+DATA iota16<>+56(SB)/4, $0x0000000e
+DATA iota16<>+60(SB)/4, $0x0000000f
+GLOBL iota16<>(SB), RODATA|NOPTR, $64
 
 DATA keys16Ctl<>+0(SB)/1, $0x00
 DATA keys16Ctl<>+1(SB)/1, $0x06
@@ -7094,7 +7094,7 @@ TEXT ·dotCodesQ8B3x2VBMI(SB), NOSPLIT, $0-184
 	VPXORD       Z2, Z2, Z2
 	MOVQ         stride+112(FP), AX
 	VPBROADCASTD AX, Z0
-	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	VPMULLD      iota16<>+0(SB), Z0, Z1
 	MOVQ         $0x0000ffff, AX
 	KMOVW        AX, K1
 	KMOVW        K1, K2
@@ -7123,7 +7123,7 @@ dotCodesQ8B3x2VBMI_group:
 	KMOVW        R8, K2
 	LEAQ         -1(BX), R8
 	VPBROADCASTD R8, Z1
-	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMINUD      iota16<>+0(SB), Z1, Z1
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B3x2VBMI_full:
@@ -7617,7 +7617,7 @@ TEXT ·dotCodesQ8B3x4VBMI(SB), NOSPLIT, $0-184
 	VPXORD       Z2, Z2, Z2
 	MOVQ         stride+112(FP), AX
 	VPBROADCASTD AX, Z0
-	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	VPMULLD      iota16<>+0(SB), Z0, Z1
 	MOVQ         $0x0000ffff, AX
 	KMOVW        AX, K1
 	KMOVW        K1, K2
@@ -7646,7 +7646,7 @@ dotCodesQ8B3x4VBMI_group:
 	KMOVW        R8, K2
 	LEAQ         -1(BX), R8
 	VPBROADCASTD R8, Z1
-	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMINUD      iota16<>+0(SB), Z1, Z1
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B3x4VBMI_full:
@@ -8493,7 +8493,7 @@ TEXT ·dotCodesQ8B4x1VBMI(SB), NOSPLIT, $0-184
 	VPXORD       Z2, Z2, Z2
 	MOVQ         stride+112(FP), AX
 	VPBROADCASTD AX, Z0
-	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	VPMULLD      iota16<>+0(SB), Z0, Z1
 	MOVQ         $0x0000ffff, AX
 	KMOVW        AX, K1
 	KMOVW        K1, K2
@@ -8518,7 +8518,7 @@ dotCodesQ8B4x1VBMI_group:
 	KMOVW        DI, K2
 	LEAQ         -1(DX), DI
 	VPBROADCASTD DI, Z1
-	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMINUD      iota16<>+0(SB), Z1, Z1
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B4x1VBMI_full:
@@ -8890,7 +8890,7 @@ TEXT ·dotCodesQ8B4x2VBMI(SB), NOSPLIT, $0-184
 	VPXORD       Z2, Z2, Z2
 	MOVQ         stride+112(FP), AX
 	VPBROADCASTD AX, Z0
-	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	VPMULLD      iota16<>+0(SB), Z0, Z1
 	MOVQ         $0x0000ffff, AX
 	KMOVW        AX, K1
 	KMOVW        K1, K2
@@ -8915,7 +8915,7 @@ dotCodesQ8B4x2VBMI_group:
 	KMOVW        R8, K2
 	LEAQ         -1(BX), R8
 	VPBROADCASTD R8, Z1
-	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMINUD      iota16<>+0(SB), Z1, Z1
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B4x2VBMI_full:
@@ -9406,7 +9406,7 @@ TEXT ·dotCodesQ8B4x4VBMI(SB), NOSPLIT, $0-184
 	VPXORD       Z2, Z2, Z2
 	MOVQ         stride+112(FP), AX
 	VPBROADCASTD AX, Z0
-	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	VPMULLD      iota16<>+0(SB), Z0, Z1
 	MOVQ         $0x0000ffff, AX
 	KMOVW        AX, K1
 	KMOVW        K1, K2
@@ -9431,7 +9431,7 @@ dotCodesQ8B4x4VBMI_group:
 	KMOVW        R8, K2
 	LEAQ         -1(BX), R8
 	VPBROADCASTD R8, Z1
-	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMINUD      iota16<>+0(SB), Z1, Z1
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8B4x4VBMI_full:
@@ -10350,7 +10350,7 @@ TEXT ·dotCodesQ8P34VBMI(SB), NOSPLIT, $0-256
 	VPXORD       Z2, Z2, Z2
 	MOVQ         stride+160(FP), AX
 	VPBROADCASTD AX, Z0
-	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	VPMULLD      iota16<>+0(SB), Z0, Z1
 	MOVQ         $0x0000ffff, AX
 	KMOVW        AX, K1
 	KMOVW        K1, K2
@@ -10381,7 +10381,7 @@ dotCodesQ8P34VBMI_group:
 	KMOVW        R8, K2
 	LEAQ         -1(BX), R8
 	VPBROADCASTD R8, Z1
-	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMINUD      iota16<>+0(SB), Z1, Z1
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8P34VBMI_full:
@@ -10904,7 +10904,7 @@ TEXT ·dotCodesQ8P43VBMI(SB), NOSPLIT, $0-256
 	VPXORD       Z2, Z2, Z2
 	MOVQ         stride+160(FP), AX
 	VPBROADCASTD AX, Z0
-	VPMULLD      keys16Iota<>+0(SB), Z0, Z1
+	VPMULLD      iota16<>+0(SB), Z0, Z1
 	MOVQ         $0x0000ffff, AX
 	KMOVW        AX, K1
 	KMOVW        K1, K2
@@ -10935,7 +10935,7 @@ dotCodesQ8P43VBMI_group:
 	KMOVW        R8, K2
 	LEAQ         -1(BX), R8
 	VPBROADCASTD R8, Z1
-	VPMINUD      keys16Iota<>+0(SB), Z1, Z1
+	VPMINUD      iota16<>+0(SB), Z1, Z1
 	VPMULLD      Z0, Z1, Z1
 
 dotCodesQ8P43VBMI_full:
@@ -11623,277 +11623,253 @@ DATA decode8Perm<>+62(SB)/1, $0x3e
 DATA decode8Perm<>+63(SB)/1, $0x3f
 GLOBL decode8Perm<>(SB), RODATA|NOPTR, $64
 
-// func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, norms *[64]uint16, codes []byte, stride int, normOff int, m int)
-// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL
-TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-136
-	MOVQ norms+80(FP), AX
-	MOVQ codes_base+88(FP), CX
-	MOVQ normOff+120(FP), DX
-	ADDQ DX, CX
-	MOVQ stride+112(FP), DX
-	MOVQ m+128(FP), BX
-	XORQ SI, SI
-	LEAQ -3(BX), R8
-
-weightsQ8AVX512_norm4:
-	CMPQ    SI, R8
-	JGE     weightsQ8AVX512_norm
-	MOVWLZX (CX), DI
-	MOVW    DI, (AX)(SI*2)
-	ADDQ    DX, CX
-	MOVWLZX (CX), DI
-	MOVW    DI, 2(AX)(SI*2)
-	ADDQ    DX, CX
-	MOVWLZX (CX), DI
-	MOVW    DI, 4(AX)(SI*2)
-	ADDQ    DX, CX
-	MOVWLZX (CX), DI
-	MOVW    DI, 6(AX)(SI*2)
-	ADDQ    DX, CX
-	ADDQ    $0x04, SI
-	JMP     weightsQ8AVX512_norm4
-
-weightsQ8AVX512_norm:
-	CMPQ    SI, BX
-	JAE     weightsQ8AVX512_zero
-	MOVWLZX (CX), DI
-	MOVW    DI, (AX)(SI*2)
-	ADDQ    DX, CX
-	INCQ    SI
-	JMP     weightsQ8AVX512_norm
-
-weightsQ8AVX512_zero:
-	CMPQ SI, $0x40
-	JAE  weightsQ8AVX512_normsDone
-	MOVW $0x0000, (AX)(SI*2)
-	INCQ SI
-	JMP  weightsQ8AVX512_zero
-
-weightsQ8AVX512_normsDone:
+// func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, normOff int, m int)
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, CMOV
+TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
+	MOVQ         valid+72(FP), AX
+	MOVQ         normOff+112(FP), CX
+	XORQ         BX, BX
+	LEAQ         -2(CX), DX
+	MOVQ         $0x00000010, SI
+	CMPQ         CX, $0x02
+	CMOVQCC      DX, CX
+	CMOVQCC      SI, BX
+	MOVQ         codes_base+80(FP), SI
+	ADDQ         CX, SI
+	MOVQ         stride+104(FP), CX
+	VPBROADCASTD CX, Z0
+	VPMULLD      iota16<>+0(SB), Z0, Z0
+	VPBROADCASTD BX, Z1
+	SHLQ         $0x04, CX
+	MOVQ         (AX), DX
+	KMOVW        DX, K1
+	SHRQ         $0x10, DX
+	VPXORD       Z2, Z2, Z2
+	VPGATHERDD   (SI)(Z0*1), K1, Z2
+	ADDQ         CX, SI
+	VPSRLVD      Z1, Z2, Z2
+	VPMOVDW      Z2, Y2
+	VCVTPH2PS    Y2, Z2
+	KMOVW        DX, K1
+	SHRQ         $0x10, DX
+	VPXORD       Z3, Z3, Z3
+	VPGATHERDD   (SI)(Z0*1), K1, Z3
+	ADDQ         CX, SI
+	VPSRLVD      Z1, Z3, Z3
+	VPMOVDW      Z3, Y3
+	VCVTPH2PS    Y3, Z3
+	KMOVW        DX, K1
+	SHRQ         $0x10, DX
+	VPXORD       Z4, Z4, Z4
+	VPGATHERDD   (SI)(Z0*1), K1, Z4
+	ADDQ         CX, SI
+	VPSRLVD      Z1, Z4, Z4
+	VPMOVDW      Z4, Y4
+	VCVTPH2PS    Y4, Z4
+	KMOVW        DX, K1
+	VPXORD       Z5, Z5, Z5
+	VPGATHERDD   (SI)(Z0*1), K1, Z5
+	VPSRLVD      Z1, Z5, Z5
+	VPMOVDW      Z5, Y0
+	VCVTPH2PS    Y0, Z0
 	MOVQ         w_base+40(FP), CX
 	MOVQ         wStride+64(FP), DX
 	SHLQ         $0x02, DX
 	LEAQ         (DX)(DX*2), BX
-	MOVQ         valid+72(FP), SI
-	VPBROADCASTD values8Abs<>+0(SB), Z0
-	VPXORD       Z1, Z1, Z1
-	VPXORD       Z2, Z2, Z2
-	VPXORD       Z3, Z3, Z3
-	VPXORD       Z4, Z4, Z4
-	VCVTPH2PS    (AX), Z5
-	KMOVQ        (SI), K1
-	VMOVUPS.Z    (CX), K1, Z6
-	VMULPS       Z5, Z6, Z6
-	VANDPS       Z6, Z0, Z7
-	VMAXPS       Z7, Z1, Z1
-	KMOVQ        8(SI), K1
-	VMOVUPS.Z    (CX)(DX*1), K1, Z7
-	VMULPS       Z5, Z7, Z7
-	VANDPS       Z7, Z0, Z17
-	VMAXPS       Z17, Z2, Z2
-	KMOVQ        16(SI), K1
-	VMOVUPS.Z    (CX)(DX*2), K1, Z17
-	VMULPS       Z5, Z17, Z17
-	VANDPS       Z17, Z0, Z18
-	VMAXPS       Z18, Z3, Z3
-	KMOVQ        24(SI), K1
-	VMOVUPS.Z    (CX)(BX*1), K1, Z18
-	VMULPS       Z5, Z18, Z18
-	VANDPS       Z18, Z0, Z5
-	VMAXPS       Z5, Z4, Z4
-	VCVTPH2PS    32(AX), Z5
-	KMOVQ        (SI), K1
+	VPBROADCASTD values8Abs<>+0(SB), Z1
+	VPXORD       Z6, Z6, Z6
+	VPXORD       Z7, Z7, Z7
+	VPXORD       Z8, Z8, Z8
+	VPXORD       Z9, Z9, Z9
+	KMOVQ        (AX), K1
+	VMOVUPS.Z    (CX), K1, Z5
+	VMULPS       Z2, Z5, Z5
+	VANDPS       Z5, Z1, Z15
+	VMAXPS       Z15, Z6, Z6
+	KMOVQ        8(AX), K1
+	VMOVUPS.Z    (CX)(DX*1), K1, Z15
+	VMULPS       Z2, Z15, Z15
+	VANDPS       Z15, Z1, Z16
+	VMAXPS       Z16, Z7, Z7
+	KMOVQ        16(AX), K1
+	VMOVUPS.Z    (CX)(DX*2), K1, Z16
+	VMULPS       Z2, Z16, Z16
+	VANDPS       Z16, Z1, Z17
+	VMAXPS       Z17, Z8, Z8
+	KMOVQ        24(AX), K1
+	VMOVUPS.Z    (CX)(BX*1), K1, Z17
+	VMULPS       Z2, Z17, Z17
+	VANDPS       Z17, Z1, Z2
+	VMAXPS       Z2, Z9, Z9
+	KMOVQ        (AX), K1
 	KSHIFTRQ     $0x10, K1, K1
-	VMOVUPS.Z    64(CX), K1, Z19
-	VMULPS       Z5, Z19, Z19
-	VANDPS       Z19, Z0, Z20
-	VMAXPS       Z20, Z1, Z1
-	KMOVQ        8(SI), K1
+	VMOVUPS.Z    64(CX), K1, Z2
+	VMULPS       Z3, Z2, Z2
+	VANDPS       Z2, Z1, Z18
+	VMAXPS       Z18, Z6, Z6
+	KMOVQ        8(AX), K1
 	KSHIFTRQ     $0x10, K1, K1
-	VMOVUPS.Z    64(CX)(DX*1), K1, Z20
-	VMULPS       Z5, Z20, Z20
-	VANDPS       Z20, Z0, Z21
-	VMAXPS       Z21, Z2, Z2
-	KMOVQ        16(SI), K1
+	VMOVUPS.Z    64(CX)(DX*1), K1, Z18
+	VMULPS       Z3, Z18, Z18
+	VANDPS       Z18, Z1, Z19
+	VMAXPS       Z19, Z7, Z7
+	KMOVQ        16(AX), K1
 	KSHIFTRQ     $0x10, K1, K1
-	VMOVUPS.Z    64(CX)(DX*2), K1, Z21
-	VMULPS       Z5, Z21, Z21
-	VANDPS       Z21, Z0, Z22
-	VMAXPS       Z22, Z3, Z3
-	KMOVQ        24(SI), K1
+	VMOVUPS.Z    64(CX)(DX*2), K1, Z19
+	VMULPS       Z3, Z19, Z19
+	VANDPS       Z19, Z1, Z20
+	VMAXPS       Z20, Z8, Z8
+	KMOVQ        24(AX), K1
 	KSHIFTRQ     $0x10, K1, K1
-	VMOVUPS.Z    64(CX)(BX*1), K1, Z22
-	VMULPS       Z5, Z22, Z22
-	VANDPS       Z22, Z0, Z5
-	VMAXPS       Z5, Z4, Z4
-	VCVTPH2PS    64(AX), Z5
-	KMOVQ        (SI), K1
+	VMOVUPS.Z    64(CX)(BX*1), K1, Z20
+	VMULPS       Z3, Z20, Z20
+	VANDPS       Z20, Z1, Z3
+	VMAXPS       Z3, Z9, Z9
+	KMOVQ        (AX), K1
 	KSHIFTRQ     $0x20, K1, K1
-	VMOVUPS.Z    128(CX), K1, Z23
-	VMULPS       Z5, Z23, Z23
-	VANDPS       Z23, Z0, Z24
-	VMAXPS       Z24, Z1, Z1
-	KMOVQ        8(SI), K1
+	VMOVUPS.Z    128(CX), K1, Z3
+	VMULPS       Z4, Z3, Z3
+	VANDPS       Z3, Z1, Z21
+	VMAXPS       Z21, Z6, Z6
+	KMOVQ        8(AX), K1
 	KSHIFTRQ     $0x20, K1, K1
-	VMOVUPS.Z    128(CX)(DX*1), K1, Z24
-	VMULPS       Z5, Z24, Z24
-	VANDPS       Z24, Z0, Z25
-	VMAXPS       Z25, Z2, Z2
-	KMOVQ        16(SI), K1
+	VMOVUPS.Z    128(CX)(DX*1), K1, Z21
+	VMULPS       Z4, Z21, Z21
+	VANDPS       Z21, Z1, Z22
+	VMAXPS       Z22, Z7, Z7
+	KMOVQ        16(AX), K1
 	KSHIFTRQ     $0x20, K1, K1
-	VMOVUPS.Z    128(CX)(DX*2), K1, Z25
-	VMULPS       Z5, Z25, Z25
-	VANDPS       Z25, Z0, Z26
-	VMAXPS       Z26, Z3, Z3
-	KMOVQ        24(SI), K1
+	VMOVUPS.Z    128(CX)(DX*2), K1, Z22
+	VMULPS       Z4, Z22, Z22
+	VANDPS       Z22, Z1, Z23
+	VMAXPS       Z23, Z8, Z8
+	KMOVQ        24(AX), K1
 	KSHIFTRQ     $0x20, K1, K1
-	VMOVUPS.Z    128(CX)(BX*1), K1, Z26
-	VMULPS       Z5, Z26, Z26
-	VANDPS       Z26, Z0, Z5
-	VMAXPS       Z5, Z4, Z4
-	VCVTPH2PS    96(AX), Z5
-	KMOVQ        (SI), K1
+	VMOVUPS.Z    128(CX)(BX*1), K1, Z23
+	VMULPS       Z4, Z23, Z23
+	VANDPS       Z23, Z1, Z4
+	VMAXPS       Z4, Z9, Z9
+	KMOVQ        (AX), K1
 	KSHIFTRQ     $0x30, K1, K1
-	VMOVUPS.Z    192(CX), K1, Z27
-	VMULPS       Z5, Z27, Z27
-	VANDPS       Z27, Z0, Z28
-	VMAXPS       Z28, Z1, Z1
-	KMOVQ        8(SI), K1
+	VMOVUPS.Z    192(CX), K1, Z4
+	VMULPS       Z0, Z4, Z4
+	VANDPS       Z4, Z1, Z24
+	VMAXPS       Z24, Z6, Z6
+	KMOVQ        8(AX), K1
 	KSHIFTRQ     $0x30, K1, K1
-	VMOVUPS.Z    192(CX)(DX*1), K1, Z28
-	VMULPS       Z5, Z28, Z28
-	VANDPS       Z28, Z0, Z29
-	VMAXPS       Z29, Z2, Z2
-	KMOVQ        16(SI), K1
+	VMOVUPS.Z    192(CX)(DX*1), K1, Z24
+	VMULPS       Z0, Z24, Z24
+	VANDPS       Z24, Z1, Z25
+	VMAXPS       Z25, Z7, Z7
+	KMOVQ        16(AX), K1
 	KSHIFTRQ     $0x30, K1, K1
-	VMOVUPS.Z    192(CX)(DX*2), K1, Z29
-	VMULPS       Z5, Z29, Z29
-	VANDPS       Z29, Z0, Z30
-	VMAXPS       Z30, Z3, Z3
-	KMOVQ        24(SI), K1
+	VMOVUPS.Z    192(CX)(DX*2), K1, Z25
+	VMULPS       Z0, Z25, Z25
+	VANDPS       Z25, Z1, Z26
+	VMAXPS       Z26, Z8, Z8
+	KMOVQ        24(AX), K1
 	KSHIFTRQ     $0x30, K1, K1
-	VMOVUPS.Z    192(CX)(BX*1), K1, Z30
-	VMULPS       Z5, Z30, Z30
-	VANDPS       Z30, Z0, Z0
-	VMAXPS       Z0, Z4, Z4
+	VMOVUPS.Z    192(CX)(BX*1), K1, Z26
+	VMULPS       Z0, Z26, Z26
+	VANDPS       Z26, Z1, Z0
+	VMAXPS       Z0, Z9, Z9
 	MOVQ         amax+32(FP), AX
 	VBROADCASTSS values8Max<>+0(SB), Z0
-	VPXORD       Z8, Z8, Z8
-	VUNPCKLPS    Z2, Z1, Z5
-	VUNPCKHPS    Z2, Z1, Z1
-	VMAXPS       Z1, Z5, Z5
-	VUNPCKLPS    Z4, Z3, Z1
-	VUNPCKHPS    Z4, Z3, Z2
-	VMAXPS       Z2, Z1, Z1
-	VUNPCKLPD    Z1, Z5, Z2
-	VUNPCKHPD    Z1, Z5, Z1
-	VMAXPS       Z1, Z2, Z2
-	VSHUFF32X4   $0x4e, Z2, Z2, Z1
-	VMAXPS       Z1, Z2, Z2
-	VSHUFF32X4   $0xb1, Z2, Z2, Z1
-	VMAXPS       Z1, Z2, Z2
-	VMOVUPS      X2, (AX)
-	VCMPPS       $0x04, Z8, Z2, K1
-	VDIVPS.Z     Z2, Z0, K1, Z0
+	VPXORD       Z10, Z10, Z10
+	VUNPCKLPS    Z7, Z6, Z1
+	VUNPCKHPS    Z7, Z6, Z6
+	VMAXPS       Z6, Z1, Z1
+	VUNPCKLPS    Z9, Z8, Z6
+	VUNPCKHPS    Z9, Z8, Z7
+	VMAXPS       Z7, Z6, Z6
+	VUNPCKLPD    Z6, Z1, Z7
+	VUNPCKHPD    Z6, Z1, Z1
+	VMAXPS       Z1, Z7, Z7
+	VSHUFF32X4   $0x4e, Z7, Z7, Z1
+	VMAXPS       Z1, Z7, Z7
+	VSHUFF32X4   $0xb1, Z7, Z7, Z1
+	VMAXPS       Z1, Z7, Z7
+	VMOVUPS      X7, (AX)
+	VCMPPS       $0x04, Z10, Z7, K1
+	VDIVPS.Z     Z7, Z0, K1, Z0
 	VSHUFPS      $0x00, Z0, Z0, Z1
+	VPXORD       Z11, Z11, Z11
+	VMULPS       Z1, Z5, Z5
+	VCVTPS2DQ    Z5, Z5
+	VPADDD       Z5, Z11, Z11
+	VMULPS       Z1, Z2, Z2
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       Z2, Z11, Z11
+	VMULPS       Z1, Z3, Z3
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       Z3, Z11, Z11
+	VMULPS       Z1, Z4, Z4
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       Z4, Z11, Z11
+	VSHUFPS      $0x55, Z0, Z0, Z1
+	VPXORD       Z12, Z12, Z12
+	VMULPS       Z1, Z15, Z15
+	VCVTPS2DQ    Z15, Z15
+	VPADDD       Z15, Z12, Z12
+	VMULPS       Z1, Z18, Z18
+	VCVTPS2DQ    Z18, Z18
+	VPADDD       Z18, Z12, Z12
+	VMULPS       Z1, Z21, Z21
+	VCVTPS2DQ    Z21, Z21
+	VPADDD       Z21, Z12, Z12
+	VMULPS       Z1, Z24, Z24
+	VCVTPS2DQ    Z24, Z24
+	VPADDD       Z24, Z12, Z12
+	VSHUFPS      $0xaa, Z0, Z0, Z1
 	VPXORD       Z13, Z13, Z13
-	VMULPS       Z1, Z6, Z6
-	VCVTPS2DQ    Z6, Z6
-	VPADDD       Z6, Z13, Z13
-	VPMOVDB      Z6, X9
+	VMULPS       Z1, Z16, Z16
+	VCVTPS2DQ    Z16, Z16
+	VPADDD       Z16, Z13, Z13
 	VMULPS       Z1, Z19, Z19
 	VCVTPS2DQ    Z19, Z19
 	VPADDD       Z19, Z13, Z13
-	VPMOVDB      Z19, X10
-	VMULPS       Z1, Z23, Z23
-	VCVTPS2DQ    Z23, Z23
-	VPADDD       Z23, Z13, Z13
-	VPMOVDB      Z23, X11
-	VMULPS       Z1, Z27, Z27
-	VCVTPS2DQ    Z27, Z27
-	VPADDD       Z27, Z13, Z13
-	VPMOVDB      Z27, X12
-	VSHUFPS      $0x55, Z0, Z0, Z1
-	VPXORD       Z14, Z14, Z14
-	VMULPS       Z1, Z7, Z7
-	VCVTPS2DQ    Z7, Z7
-	VPADDD       Z7, Z14, Z14
-	VPMOVDB      Z7, X2
-	VINSERTI32X4 $0x01, X2, Z9, Z9
-	VMULPS       Z1, Z20, Z20
-	VCVTPS2DQ    Z20, Z20
-	VPADDD       Z20, Z14, Z14
-	VPMOVDB      Z20, X2
-	VINSERTI32X4 $0x01, X2, Z10, Z10
-	VMULPS       Z1, Z24, Z24
-	VCVTPS2DQ    Z24, Z24
-	VPADDD       Z24, Z14, Z14
-	VPMOVDB      Z24, X2
-	VINSERTI32X4 $0x01, X2, Z11, Z11
-	VMULPS       Z1, Z28, Z28
-	VCVTPS2DQ    Z28, Z28
-	VPADDD       Z28, Z14, Z14
-	VPMOVDB      Z28, X1
-	VINSERTI32X4 $0x01, X1, Z12, Z12
-	VSHUFPS      $0xaa, Z0, Z0, Z1
-	VPXORD       Z15, Z15, Z15
-	VMULPS       Z1, Z17, Z17
-	VCVTPS2DQ    Z17, Z17
-	VPADDD       Z17, Z15, Z15
-	VPMOVDB      Z17, X2
-	VINSERTI32X4 $0x02, X2, Z9, Z9
-	VMULPS       Z1, Z21, Z21
-	VCVTPS2DQ    Z21, Z21
-	VPADDD       Z21, Z15, Z15
-	VPMOVDB      Z21, X2
-	VINSERTI32X4 $0x02, X2, Z10, Z10
+	VMULPS       Z1, Z22, Z22
+	VCVTPS2DQ    Z22, Z22
+	VPADDD       Z22, Z13, Z13
 	VMULPS       Z1, Z25, Z25
 	VCVTPS2DQ    Z25, Z25
-	VPADDD       Z25, Z15, Z15
-	VPMOVDB      Z25, X2
-	VINSERTI32X4 $0x02, X2, Z11, Z11
-	VMULPS       Z1, Z29, Z29
-	VCVTPS2DQ    Z29, Z29
-	VPADDD       Z29, Z15, Z15
-	VPMOVDB      Z29, X1
-	VINSERTI32X4 $0x02, X1, Z12, Z12
+	VPADDD       Z25, Z13, Z13
 	VSHUFPS      $0xff, Z0, Z0, Z0
-	VPXORD       Z16, Z16, Z16
-	VMULPS       Z0, Z18, Z18
-	VCVTPS2DQ    Z18, Z18
-	VPADDD       Z18, Z16, Z16
-	VPMOVDB      Z18, X1
-	VINSERTI32X4 $0x03, X1, Z9, Z9
-	VMULPS       Z0, Z22, Z22
-	VCVTPS2DQ    Z22, Z22
-	VPADDD       Z22, Z16, Z16
-	VPMOVDB      Z22, X1
-	VINSERTI32X4 $0x03, X1, Z10, Z10
+	VPXORD       Z14, Z14, Z14
+	VMULPS       Z0, Z17, Z17
+	VCVTPS2DQ    Z17, Z17
+	VPADDD       Z17, Z14, Z14
+	VMULPS       Z0, Z20, Z20
+	VCVTPS2DQ    Z20, Z20
+	VPADDD       Z20, Z14, Z14
+	VMULPS       Z0, Z23, Z23
+	VCVTPS2DQ    Z23, Z23
+	VPADDD       Z23, Z14, Z14
 	VMULPS       Z0, Z26, Z26
 	VCVTPS2DQ    Z26, Z26
-	VPADDD       Z26, Z16, Z16
-	VPMOVDB      Z26, X1
-	VINSERTI32X4 $0x03, X1, Z11, Z11
-	VMULPS       Z0, Z30, Z30
-	VCVTPS2DQ    Z30, Z30
-	VPADDD       Z30, Z16, Z16
-	VPMOVDB      Z30, X0
-	VINSERTI32X4 $0x03, X0, Z12, Z12
-	VMOVDQU32    values8Order<>+0(SB), Z0
+	VPADDD       Z26, Z14, Z14
 	MOVQ         dst_base+0(FP), AX
-	VPERMD       Z9, Z0, Z9
-	VMOVDQU32    Z9, (AX)
-	VPERMD       Z10, Z0, Z10
-	VMOVDQU32    Z10, 64(AX)
-	VPERMD       Z11, Z0, Z11
-	VMOVDQU32    Z11, 128(AX)
-	VPERMD       Z12, Z0, Z12
-	VMOVDQU32    Z12, 192(AX)
-	VUNPCKLPS    Z14, Z13, Z0
-	VUNPCKHPS    Z14, Z13, Z1
+	VPACKSSDW    Z15, Z5, Z5
+	VPACKSSDW    Z17, Z16, Z16
+	VPACKSSWB    Z16, Z5, Z5
+	VMOVDQU32    Z5, (AX)
+	VPACKSSDW    Z18, Z2, Z2
+	VPACKSSDW    Z20, Z19, Z19
+	VPACKSSWB    Z19, Z2, Z2
+	VMOVDQU32    Z2, 64(AX)
+	VPACKSSDW    Z21, Z3, Z3
+	VPACKSSDW    Z23, Z22, Z22
+	VPACKSSWB    Z22, Z3, Z3
+	VMOVDQU32    Z3, 128(AX)
+	VPACKSSDW    Z24, Z4, Z4
+	VPACKSSDW    Z26, Z25, Z25
+	VPACKSSWB    Z25, Z4, Z4
+	VMOVDQU32    Z4, 192(AX)
+	VUNPCKLPS    Z12, Z11, Z0
+	VUNPCKHPS    Z12, Z11, Z1
 	VPADDD       Z1, Z0, Z0
-	VUNPCKLPS    Z16, Z15, Z1
-	VUNPCKHPS    Z16, Z15, Z2
+	VUNPCKLPS    Z14, Z13, Z1
+	VUNPCKHPS    Z14, Z13, Z2
 	VPADDD       Z2, Z1, Z1
 	VUNPCKLPD    Z1, Z0, Z2
 	VUNPCKHPD    Z1, Z0, Z0
@@ -11912,21 +11888,3 @@ GLOBL values8Abs<>(SB), RODATA|NOPTR, $4
 
 DATA values8Max<>+0(SB)/4, $(127.0)
 GLOBL values8Max<>(SB), RODATA|NOPTR, $4
-
-DATA values8Order<>+0(SB)/4, $0x00000000
-DATA values8Order<>+4(SB)/4, $0x00000004
-DATA values8Order<>+8(SB)/4, $0x00000008
-DATA values8Order<>+12(SB)/4, $0x0000000c
-DATA values8Order<>+16(SB)/4, $0x00000001
-DATA values8Order<>+20(SB)/4, $0x00000005
-DATA values8Order<>+24(SB)/4, $0x00000009
-DATA values8Order<>+28(SB)/4, $0x0000000d
-DATA values8Order<>+32(SB)/4, $0x00000002
-DATA values8Order<>+36(SB)/4, $0x00000006
-DATA values8Order<>+40(SB)/4, $0x0000000a
-DATA values8Order<>+44(SB)/4, $0x0000000e
-DATA values8Order<>+48(SB)/4, $0x00000003
-DATA values8Order<>+52(SB)/4, $0x00000007
-DATA values8Order<>+56(SB)/4, $0x0000000b
-DATA values8Order<>+60(SB)/4, $0x0000000f
-GLOBL values8Order<>(SB), RODATA|NOPTR, $64

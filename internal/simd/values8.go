@@ -29,9 +29,8 @@ type WeightsQ8 struct {
 	// QueryQ8).
 	scales [4]float32
 	offs   [4]int32
-	valid  [4]uint64       // per row, the tokens of the piece
-	norms  [q8Piece]uint16 // the piece's fp16 norms (weightsQ8AVX512)
-	isum   []int32         // the generic twin's sums, one row
+	valid [4]uint64 // per row, the tokens of the piece
+	isum  []int32   // the generic twin's sums, one row
 }
 
 // axpyCodes8Kernel is an AxpyCodesQ8 vector kernel (axpyCodesQ8B<bits>x<rows>VBMI).
@@ -100,14 +99,16 @@ func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *
 // quad past m are 0. scales[i] is (amax/127)·cstep, offs[i] q8Offset times
 // the row's sum of quantized weights.
 func (b *WeightsQ8) quantize(w []float32, wStride, rows, m int, codes []byte, stride, normOff int, cstep float32) {
-	if k := active.weightsQ8; k != nil {
+	// The kernel reads each norm as a doubleword (from normOff−2 when it
+	// can, else from normOff) at 32-bit offsets.
+	if k := active.weightsQ8; k != nil && (normOff >= 2 || normOff+4 <= stride) && stride < 1<<25 {
 		for i := range b.valid {
 			b.valid[i] = 0
 			if i < rows {
 				b.valid[i] = math.MaxUint64 >> (64 - m)
 			}
 		}
-		k(b.w[:], &b.sums, &b.amax, w, wStride, &b.valid, &b.norms, codes, stride, normOff, m)
+		k(b.w[:], &b.sums, &b.amax, w, wStride, &b.valid, codes, stride, normOff, m)
 	} else {
 		b.quantizeGeneric(w, wStride, rows, m, codes, stride, normOff)
 	}

@@ -172,6 +172,23 @@ func BenchmarkAxpyCodesQ8(b *testing.B) {
 	}
 }
 
+// BenchmarkWeightsQ8 is AxpyCodesQ8's weight quantization alone (one
+// piece of 64 codes, four rows), L1-resident: what the value kernels wait
+// for per run.
+func BenchmarkWeightsQ8(b *testing.B) {
+	r := rand.New(rand.NewPCG(97, 98))
+	c := newValues8Case(r, 3, 128, 4, 64)
+	for i := range c.w {
+		c.w[i] = float32(r.Float64())
+	}
+	var buf WeightsQ8
+	b.Run(Active().String(), func(b *testing.B) {
+		for b.Loop() {
+			buf.quantize(c.w, c.n, c.g, c.n, c.codes, c.stride, c.normOff, 1)
+		}
+	})
+}
+
 // codeIndex reads index j of bits-wide indices packed from the low bit up.
 func codeIndex(idx []byte, bits, j int) int {
 	bit := j * bits
