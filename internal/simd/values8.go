@@ -29,8 +29,8 @@ type WeightsQ8 struct {
 	// QueryQ8).
 	scales [4]float32
 	offs   [4]int32
-	valid [4]uint64 // per row, the tokens of the piece
-	isum  []int32   // the generic twin's sums, one row
+	valid  [4]uint64 // per row, the tokens of the piece
+	isum   []int32   // the generic twin's sums, one row
 }
 
 // axpyCodes8Kernel is an AxpyCodesQ8 vector kernel (axpyCodesQ8B<bits>x<rows>VBMI).
