@@ -202,12 +202,18 @@ func (c *quantStore) accumulateRun(acc, w []float32, wStride, g int, codes []byt
 // accumulateCodes is accumulateRun for at most rowChunk codes when they go
 // through the scratch rows.
 func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []byte, stride, n int, buf []float32, w8 *simd.WeightsQ8, ahead []byte) {
+	if len(c.parts) == 2 && w8 != nil && c.valuesQ8(0) && c.valuesQ8(1) { // tq3.5, split values: the parts' weights in one call
+		a, b := &c.parts[0], &c.parts[1]
+		simd.AxpyCodesQ8Pair(acc, c.q.Dim(), w, wStride, g, c.kerns[0], c.kerns[1], codes, stride,
+			a.Offset+a.IndexOffset, a.Offset+a.NormOffset, b.Offset+b.IndexOffset, b.Offset+b.NormOffset, n, a.Dim, b.Dim, w8, ahead)
+		return
+	}
 	d, off, at := c.q.Dim(), 0, 0
 	for i := range c.parts {
 		p := &c.parts[i]
 		coff, pa := p.Offset, partAhead(ahead, at, p.Size, stride)
 		switch {
-		case w8 != nil && p.Bits <= 4 && p.Correction == turboquant.NoCorrection && c.kerns[i].ValuesQ8Kernels(p.Dim):
+		case w8 != nil && c.valuesQ8(i):
 			simd.AxpyCodesQ8(acc[off:], d, w, wStride, g, c.kerns[i], codes[coff:], stride, p.IndexOffset, p.NormOffset, n, p.Dim, w8, pa)
 		case p.Bits <= 4 && p.Correction != turboquant.NoCorrection:
 			ws := buf[:g*n]
@@ -232,6 +238,13 @@ func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []b
 		}
 		off, at = off+p.Dim, at+p.Size
 	}
+}
+
+// valuesQ8 reports whether part i's values go through the integer value
+// kernels (with Config.IntValues).
+func (c *quantStore) valuesQ8(i int) bool {
+	p := &c.parts[i]
+	return p.Bits <= 4 && p.Correction == turboquant.NoCorrection && c.kerns[i].ValuesQ8Kernels(p.Dim)
 }
 
 // partAhead is a part's share of the region ahead that the kernels

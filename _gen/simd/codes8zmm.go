@@ -559,127 +559,172 @@ func fold4(r [4]VecVirtual, op func(a, b, dst Op)) VecVirtual {
 }
 
 // weightsQ8 emits weightsQ8AVX512, which lays out and quantizes the
-// weights of four rows for the axpyCodesQ8 kernels.
+// weights of four rows for the axpyCodesQ8 kernels, and
+// weightsQ8PairAVX512, which does so for the two parts of a code (their
+// own norms) in one call.
 func weightsQ8() {
-	name := "weightsQ8AVX512"
-	TEXT(name, NOSPLIT, "func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normOff, m int)")
-	Doc(name+" quantizes the weights times norms of m (≤ 64) tokens for four rows (token t of row i",
-		"at w[i*wStride+t] where bit t of valid[i] is set, else 0; the fp16 norm of code t at",
-		"codes[t*stride+normOff], read as a doubleword from normOff−2 when normOff ≥ 2, else from",
-		"normOff, so the code must hold the two bytes after it; stride < 2^25) to dst",
-		"([quad][row][token]): per row, round-half-even(wn·(127/amax)), amax the row's max |wn| (0",
-		"where it is 0). It writes each row's amax and the sum of its values. Bit t of valid[0]",
-		"must be set for every token t < m.")
+	weightsQ8Parts("weightsQ8AVX512", []weightsPart{{"dst", "sums", "amax", "normOff"}})
+	weightsQ8Parts("weightsQ8PairAVX512", []weightsPart{{"dsta", "sumsa", "amaxa", "norma"}, {"dstb", "sumsb", "amaxb", "normb"}})
+}
+
+// weightsPart names the parameters of one part's weights: the quantized
+// weights, their sums and maxima, and the norm's offset in a code.
+type weightsPart struct{ dst, sums, amax, norm string }
+
+// weightsQ8Parts emits a weight quantizer for one or two parts. One
+// part's products wn are kept in registers between the maxima and the
+// quantizing; two parts' are computed again (the same product, so the same
+// bits), the two latency chains overlapping in one call.
+func weightsQ8Parts(name string, parts []weightsPart) {
+	if len(parts) == 1 {
+		TEXT(name, NOSPLIT, "func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normOff, m int)")
+		Doc(name+" quantizes the weights times norms of m (≤ 64) tokens for four rows (token t of row i",
+			"at w[i*wStride+t] where bit t of valid[i] is set, else 0; the fp16 norm of code t at",
+			"codes[t*stride+normOff], read as a doubleword from normOff−2 when normOff ≥ 2, else from",
+			"normOff, so the code must hold the two bytes after it; stride < 2^25) to dst",
+			"([quad][row][token]): per row, round-half-even(wn·(127/amax)), amax the row's max |wn| (0",
+			"where it is 0). It writes each row's amax and the sum of its values. Bit t of valid[0]",
+			"must be set for every token t < m.")
+	} else {
+		TEXT(name, NOSPLIT, "func(dsta, dstb []int8, sumsa, sumsb *[4]int32, amaxa, amaxb *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, norma, normb, m int)")
+		Doc(name+" is weightsQ8AVX512 with the norms at norma (to dsta, sumsa, amaxa), then with",
+			"those at normb (to dstb, sumsb, amaxb).")
+	}
 	Pragma("noescape")
-	// The norms, sixteen tokens' at a time by VPGATHERDD (masked to the m
-	// tokens): copying them one by one into a buffer for VCVTPH2PS took a
-	// quarter of the kernel's time, its wide loads waiting on the narrow
-	// stores.
 	valid := Load(Param("valid"), GP64())
-	var norms [4]VecVirtual
-	{
-		no, t, sh, np := Load(Param("normOff"), GP64()), GP64(), GP64(), GP64()
-		XORQ(sh, sh)
-		LEAQ(Mem{Base: no, Disp: -2}, t)
-		MOVQ(U32(16), np)
-		CMPQ(no, U8(2))
-		CMOVQCC(t, no)
-		CMOVQCC(np, sh)
-		Load(Param("codes").Base(), np)
-		ADDQ(no, np)
-		sr := GP64()
-		Load(Param("stride"), sr)
-		idx, shift := ZMM(), ZMM()
-		VPBROADCASTD(sr.As32(), idx)
-		VPMULLD(iota16(), idx, idx)
-		VPBROADCASTD(sh.As32(), shift)
-		SHLQ(U8(4), sr)
-		tokens := GP64()
-		MOVQ(Mem{Base: valid}, tokens) // row 0's: the m tokens
-		for c := range norms {
-			k := K()
-			KMOVW(tokens.As32(), k)
-			if c < 3 {
-				SHRQ(U8(16), tokens)
-			}
-			x := ZMM()
-			VPXORD(x, x, x)
-			VPGATHERDD(Mem{Base: np, Index: idx, Scale: 1}, k, x)
-			if c < 3 {
-				ADDQ(sr, np)
-			}
-			VPSRLVD(shift, x, x)
-			h := YMM()
-			VPMOVDW(x, h)
-			norms[c] = ZMM()
-			VCVTPH2PS(h, norms[c])
-		}
+	norms := make([][4]VecVirtual, len(parts))
+	for p, pt := range parts {
+		norms[p] = gatherNorms(pt.norm, valid)
 	}
 	wb := Load(Param("w").Base(), GP64())
 	ws := Load(Param("wStride"), GP64())
 	SHLQ(U8(2), ws)
 	wr := newRows4(ws)
-	absMask := ZMM()
-	VPBROADCASTD(ConstData("values8Abs", U32(0x7fffffff)), absMask)
-	var wn [4][4]VecVirtual // [row][chunk of 16 tokens]
-	var mx [4]VecVirtual
-	for i := range mx {
-		mx[i] = ZMM()
-		VPXORD(mx[i], mx[i], mx[i])
-	}
 	k := K()
+	// load returns w·norm of row i, chunk c (16 tokens) of part p.
+	load := func(p, i, c int) VecVirtual {
+		KMOVQ(Mem{Base: valid, Disp: 8 * i}, k)
+		if c > 0 {
+			KSHIFTRQ(U8(16*c), k, k)
+		}
+		x := ZMM()
+		VMOVUPS_Z(wr.at(wb, i, 64*c), k, x)
+		VMULPS(norms[p][c], x, x)
+		return x
+	}
+	absMask := ZMM()
+	VPBROADCASTD(vconst("values8Abs", U32(0x7fffffff)), absMask)
+	keep := len(parts) == 1
+	var wn [4][4]VecVirtual // [row][chunk of 16 tokens]: one part's, kept
+	mx := make([][4]VecVirtual, len(parts))
+	for p := range mx {
+		for i := range mx[p] {
+			mx[p][i] = ZMM()
+			VPXORD(mx[p][i], mx[p][i], mx[p][i])
+		}
+	}
 	for c := range 4 {
 		for i := range 4 {
-			KMOVQ(Mem{Base: valid, Disp: 8 * i}, k)
-			if c > 0 {
-				KSHIFTRQ(U8(16*c), k, k)
+			for p := range parts {
+				x := load(p, i, c)
+				if keep {
+					wn[i][c] = x
+				}
+				a := ZMM()
+				VANDPS(x, absMask, a)
+				VMAXPS(a, mx[p][i], mx[p][i])
 			}
-			wn[i][c] = ZMM()
-			VMOVUPS_Z(wr.at(wb, i, 64*c), k, wn[i][c])
-			VMULPS(norms[c], wn[i][c], wn[i][c])
-			a := ZMM()
-			VANDPS(wn[i][c], absMask, a)
-			VMAXPS(a, mx[i], mx[i])
 		}
 	}
-	amaxP := Load(Param("amax"), GP64())
-	c127 := ZMM()
-	VBROADCASTSS(ConstData("values8Max", F32(127)), c127)
-	zero := ZMM()
+	c127, zero := ZMM(), ZMM()
+	VBROADCASTSS(vconst("values8Max", F32(127)), c127)
 	VPXORD(zero, zero, zero)
-	var sum [4]VecVirtual
-	// Every 128-bit lane: the four rows' max (one division for all four).
-	m := fold4(mx, func(a, b, dst Op) { VMAXPS(a, b, dst) })
-	VMOVUPS(m.AsX(), Mem{Base: amaxP})
-	inv := ZMM()
-	VCMPPS(U8(4), zero, m, k) // amax ≠ 0
-	VDIVPS_Z(m, c127, k, inv)
-	for i := range 4 {
-		invI := ZMM()
-		VSHUFPS(U8(0x55*i), inv, inv, invI) // row i's in every lane
-		sum[i] = ZMM()
-		VPXORD(sum[i], sum[i], sum[i])
-		for c := range 4 {
-			y := wn[i][c]
-			VMULPS(invI, y, y)
-			VCVTPS2DQ(y, y) // round half to even (MXCSR default)
-			VPADDD(y, sum[i], sum[i])
+	invs := make([]VecVirtual, len(parts))
+	for p, pt := range parts {
+		// Every 128-bit lane: the four rows' max (one division for all four).
+		m := fold4(mx[p], func(a, b, dst Op) { VMAXPS(a, b, dst) })
+		VMOVUPS(m.AsX(), Mem{Base: Load(Param(pt.amax), GP64())})
+		invs[p] = ZMM()
+		VCMPPS(U8(4), zero, m, k) // amax ≠ 0
+		VDIVPS_Z(m, c127, k, invs[p])
+	}
+	for p, pt := range parts {
+		var inv, sum [4]VecVirtual
+		for i := range 4 {
+			inv[i] = ZMM()
+			VSHUFPS(U8(0x55*i), invs[p], invs[p], inv[i]) // row i's in every lane
+			sum[i] = ZMM()
+			VPXORD(sum[i], sum[i], sum[i])
 		}
+		dst := Load(Param(pt.dst).Base(), GP64())
+		for c := range 4 {
+			var y [4]VecVirtual
+			for i := range y {
+				y[i] = wn[i][c]
+				if !keep {
+					y[i] = load(p, i, c)
+				}
+				VMULPS(inv[i], y[i], y[i])
+				VCVTPS2DQ(y[i], y[i]) // round half to even (MXCSR default)
+				VPADDD(y[i], sum[i], sum[i])
+			}
+			// |values| ≤ 127: the saturating packs are exact, and per
+			// 128-bit lane (a quad of tokens) they leave rows 0–3's four
+			// bytes in order, the layout of dst.
+			VPACKSSDW(y[1], y[0], y[0])
+			VPACKSSDW(y[3], y[2], y[2])
+			VPACKSSWB(y[2], y[0], y[0])
+			VMOVDQU32(y[0], Mem{Base: dst, Disp: 64 * c})
+		}
+		VMOVDQU32(fold4(sum, func(a, b, dst Op) { VPADDD(a, b, dst) }).AsX(), Mem{Base: Load(Param(pt.sums), GP64())})
 	}
-	// |values| ≤ 127: the saturating packs are exact, and per 128-bit lane
-	// (a quad of tokens) they leave rows 0–3's four bytes in order, the
-	// layout of dst.
-	dst := Load(Param("dst").Base(), GP64())
-	for c := range 4 {
-		lo, hi := wn[0][c], wn[2][c]
-		VPACKSSDW(wn[1][c], lo, lo)
-		VPACKSSDW(wn[3][c], hi, hi)
-		VPACKSSWB(hi, lo, lo)
-		VMOVDQU32(lo, Mem{Base: dst, Disp: 64 * c})
-	}
-	VMOVDQU32(fold4(sum, func(a, b, dst Op) { VPADDD(a, b, dst) }).AsX(), Mem{Base: Load(Param("sums"), GP64())})
 	VZEROUPPER()
 	RET()
+}
+
+// gatherNorms returns the fp16 norms (at the parameter normParam of each
+// code) of the m tokens in valid[0], sixteen a register, gathered by
+// VPGATHERDD masked to them: copying them one by one into a buffer for
+// VCVTPH2PS took a quarter of the weights' time, its wide loads waiting on
+// the narrow stores.
+func gatherNorms(normParam string, valid Register) (norms [4]VecVirtual) {
+	no, t, sh, np := Load(Param(normParam), GP64()), GP64(), GP64(), GP64()
+	XORQ(sh, sh)
+	LEAQ(Mem{Base: no, Disp: -2}, t)
+	MOVQ(U32(16), np)
+	CMPQ(no, U8(2))
+	CMOVQCC(t, no)
+	CMOVQCC(np, sh)
+	Load(Param("codes").Base(), np)
+	ADDQ(no, np)
+	sr := GP64()
+	Load(Param("stride"), sr)
+	idx, shift := ZMM(), ZMM()
+	VPBROADCASTD(sr.As32(), idx)
+	VPMULLD(iota16(), idx, idx)
+	VPBROADCASTD(sh.As32(), shift)
+	SHLQ(U8(4), sr)
+	tokens := GP64()
+	MOVQ(Mem{Base: valid}, tokens) // row 0's: the m tokens
+	for c := range norms {
+		k := K()
+		KMOVW(tokens.As32(), k)
+		if c < 3 {
+			SHRQ(U8(16), tokens)
+		}
+		x := ZMM()
+		VPXORD(x, x, x)
+		VPGATHERDD(Mem{Base: np, Index: idx, Scale: 1}, k, x)
+		if c < 3 {
+			ADDQ(sr, np)
+		}
+		VPSRLVD(shift, x, x)
+		h := YMM()
+		VPMOVDW(x, h)
+		norms[c] = ZMM()
+		VCVTPH2PS(h, norms[c])
+	}
+	return norms
 }
 
 // keys8Table loads the 256-byte table of 8-bit codes (the tab parameter)

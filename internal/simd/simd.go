@@ -73,6 +73,8 @@ type kernels struct {
 	// quantizer (values8.go).
 	axpyCodesQ8 [2][3]axpyCodes8Kernel // by bits, then rows 1, 2, 4 (rowKernel)
 	weightsQ8   func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normOff, m int)
+	// weightsQ8Pair is weightsQ8 for two parts' norms in one call.
+	weightsQ8Pair func(dsta, dstb []int8, sumsa, sumsb *[4]int32, amaxa, amaxb *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, norma, normb, m int)
 	// plainWeights: the level has four-row axpyCodes kernels that take
 	// their weights times norms laid out once per token (plainWeights)
 	// instead of forming them in each pass over the tokens, called

@@ -36,6 +36,7 @@ func init() {
 		dotCodesQ8Wide: keys8Kernels(),
 		dotCodesQ8Pair: keys8PairKernels(),
 		weightsQ8:      weightsQ8Kernel(),
+		weightsQ8Pair:  weightsQ8PairKernel(),
 		decode8Planes:  decode8PlanesKernel(),
 		fwhtFirst8:     fwhtFirst8AVX2,
 		fwhtPass:       [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
@@ -147,6 +148,13 @@ func decode8PlanesKernel() func(dst []float32, planes *[4][256]uint8, codes []by
 func weightsQ8Kernel() func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normOff, m int) {
 	if hasValues8() {
 		return weightsQ8AVX512
+	}
+	return nil
+}
+
+func weightsQ8PairKernel() func(dsta, dstb []int8, sumsa, sumsb *[4]int32, amaxa, amaxb *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, norma, normb, m int) {
+	if hasValues8() {
+		return weightsQ8PairAVX512
 	}
 	return nil
 }

@@ -470,3 +470,9 @@ func decode8VBMI(dst []float32, planes *[4][256]uint8, codes []byte, stride int,
 //
 //go:noescape
 func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, normOff int, m int)
+
+// weightsQ8PairAVX512 is weightsQ8AVX512 with the norms at norma (to dsta, sumsa, amaxa), then with
+// those at normb (to dstb, sumsb, amaxb).
+//
+//go:noescape
+func weightsQ8PairAVX512(dsta []int8, dstb []int8, sumsa *[4]int32, sumsb *[4]int32, amaxa *[4]float32, amaxb *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, norma int, normb int, m int)

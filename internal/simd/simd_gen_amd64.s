@@ -11773,7 +11773,6 @@ TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
 	VMULPS       Z0, Z26, Z26
 	VANDPS       Z26, Z1, Z0
 	VMAXPS       Z0, Z9, Z9
-	MOVQ         amax+32(FP), AX
 	VBROADCASTSS values8Max<>+0(SB), Z0
 	VPXORD       Z10, Z10, Z10
 	VUNPCKLPS    Z7, Z6, Z1
@@ -11789,78 +11788,79 @@ TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
 	VMAXPS       Z1, Z7, Z7
 	VSHUFF32X4   $0xb1, Z7, Z7, Z1
 	VMAXPS       Z1, Z7, Z7
+	MOVQ         amax+32(FP), AX
 	VMOVUPS      X7, (AX)
 	VCMPPS       $0x04, Z10, Z7, K1
 	VDIVPS.Z     Z7, Z0, K1, Z0
 	VSHUFPS      $0x00, Z0, Z0, Z1
 	VPXORD       Z11, Z11, Z11
+	VSHUFPS      $0x55, Z0, Z0, Z6
+	VPXORD       Z12, Z12, Z12
+	VSHUFPS      $0xaa, Z0, Z0, Z7
+	VPXORD       Z13, Z13, Z13
+	VSHUFPS      $0xff, Z0, Z0, Z0
+	VPXORD       Z14, Z14, Z14
+	MOVQ         dst_base+0(FP), AX
 	VMULPS       Z1, Z5, Z5
 	VCVTPS2DQ    Z5, Z5
 	VPADDD       Z5, Z11, Z11
-	VMULPS       Z1, Z2, Z2
-	VCVTPS2DQ    Z2, Z2
-	VPADDD       Z2, Z11, Z11
-	VMULPS       Z1, Z3, Z3
-	VCVTPS2DQ    Z3, Z3
-	VPADDD       Z3, Z11, Z11
-	VMULPS       Z1, Z4, Z4
-	VCVTPS2DQ    Z4, Z4
-	VPADDD       Z4, Z11, Z11
-	VSHUFPS      $0x55, Z0, Z0, Z1
-	VPXORD       Z12, Z12, Z12
-	VMULPS       Z1, Z15, Z15
+	VMULPS       Z6, Z15, Z15
 	VCVTPS2DQ    Z15, Z15
 	VPADDD       Z15, Z12, Z12
-	VMULPS       Z1, Z18, Z18
-	VCVTPS2DQ    Z18, Z18
-	VPADDD       Z18, Z12, Z12
-	VMULPS       Z1, Z21, Z21
-	VCVTPS2DQ    Z21, Z21
-	VPADDD       Z21, Z12, Z12
-	VMULPS       Z1, Z24, Z24
-	VCVTPS2DQ    Z24, Z24
-	VPADDD       Z24, Z12, Z12
-	VSHUFPS      $0xaa, Z0, Z0, Z1
-	VPXORD       Z13, Z13, Z13
-	VMULPS       Z1, Z16, Z16
+	VMULPS       Z7, Z16, Z16
 	VCVTPS2DQ    Z16, Z16
 	VPADDD       Z16, Z13, Z13
-	VMULPS       Z1, Z19, Z19
-	VCVTPS2DQ    Z19, Z19
-	VPADDD       Z19, Z13, Z13
-	VMULPS       Z1, Z22, Z22
-	VCVTPS2DQ    Z22, Z22
-	VPADDD       Z22, Z13, Z13
-	VMULPS       Z1, Z25, Z25
-	VCVTPS2DQ    Z25, Z25
-	VPADDD       Z25, Z13, Z13
-	VSHUFPS      $0xff, Z0, Z0, Z0
-	VPXORD       Z14, Z14, Z14
 	VMULPS       Z0, Z17, Z17
 	VCVTPS2DQ    Z17, Z17
 	VPADDD       Z17, Z14, Z14
-	VMULPS       Z0, Z20, Z20
-	VCVTPS2DQ    Z20, Z20
-	VPADDD       Z20, Z14, Z14
-	VMULPS       Z0, Z23, Z23
-	VCVTPS2DQ    Z23, Z23
-	VPADDD       Z23, Z14, Z14
-	VMULPS       Z0, Z26, Z26
-	VCVTPS2DQ    Z26, Z26
-	VPADDD       Z26, Z14, Z14
-	MOVQ         dst_base+0(FP), AX
 	VPACKSSDW    Z15, Z5, Z5
 	VPACKSSDW    Z17, Z16, Z16
 	VPACKSSWB    Z16, Z5, Z5
 	VMOVDQU32    Z5, (AX)
+	VMULPS       Z1, Z2, Z2
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       Z2, Z11, Z11
+	VMULPS       Z6, Z18, Z18
+	VCVTPS2DQ    Z18, Z18
+	VPADDD       Z18, Z12, Z12
+	VMULPS       Z7, Z19, Z19
+	VCVTPS2DQ    Z19, Z19
+	VPADDD       Z19, Z13, Z13
+	VMULPS       Z0, Z20, Z20
+	VCVTPS2DQ    Z20, Z20
+	VPADDD       Z20, Z14, Z14
 	VPACKSSDW    Z18, Z2, Z2
 	VPACKSSDW    Z20, Z19, Z19
 	VPACKSSWB    Z19, Z2, Z2
 	VMOVDQU32    Z2, 64(AX)
+	VMULPS       Z1, Z3, Z3
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       Z3, Z11, Z11
+	VMULPS       Z6, Z21, Z21
+	VCVTPS2DQ    Z21, Z21
+	VPADDD       Z21, Z12, Z12
+	VMULPS       Z7, Z22, Z22
+	VCVTPS2DQ    Z22, Z22
+	VPADDD       Z22, Z13, Z13
+	VMULPS       Z0, Z23, Z23
+	VCVTPS2DQ    Z23, Z23
+	VPADDD       Z23, Z14, Z14
 	VPACKSSDW    Z21, Z3, Z3
 	VPACKSSDW    Z23, Z22, Z22
 	VPACKSSWB    Z22, Z3, Z3
 	VMOVDQU32    Z3, 128(AX)
+	VMULPS       Z1, Z4, Z4
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       Z4, Z11, Z11
+	VMULPS       Z6, Z24, Z24
+	VCVTPS2DQ    Z24, Z24
+	VPADDD       Z24, Z12, Z12
+	VMULPS       Z7, Z25, Z25
+	VCVTPS2DQ    Z25, Z25
+	VPADDD       Z25, Z13, Z13
+	VMULPS       Z0, Z26, Z26
+	VCVTPS2DQ    Z26, Z26
+	VPADDD       Z26, Z14, Z14
 	VPACKSSDW    Z24, Z4, Z4
 	VPACKSSDW    Z26, Z25, Z25
 	VPACKSSWB    Z25, Z4, Z4
@@ -11884,7 +11884,647 @@ TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
 	RET
 
 DATA values8Abs<>+0(SB)/4, $0x7fffffff
-GLOBL values8Abs<>(SB), RODATA|NOPTR, $4
+DATA values8Abs<>+4(SB)/4, $0x7fffffff
+DATA values8Abs<>+8(SB)/4, $0x7fffffff
+DATA values8Abs<>+12(SB)/4, $0x7fffffff
+DATA values8Abs<>+16(SB)/4, $0x7fffffff
+DATA values8Abs<>+20(SB)/4, $0x7fffffff
+DATA values8Abs<>+24(SB)/4, $0x7fffffff
+DATA values8Abs<>+28(SB)/4, $0x7fffffff
+GLOBL values8Abs<>(SB), RODATA|NOPTR, $32
 
 DATA values8Max<>+0(SB)/4, $(127.0)
-GLOBL values8Max<>(SB), RODATA|NOPTR, $4
+DATA values8Max<>+4(SB)/4, $(127.0)
+DATA values8Max<>+8(SB)/4, $(127.0)
+DATA values8Max<>+12(SB)/4, $(127.0)
+DATA values8Max<>+16(SB)/4, $(127.0)
+DATA values8Max<>+20(SB)/4, $(127.0)
+DATA values8Max<>+24(SB)/4, $(127.0)
+DATA values8Max<>+28(SB)/4, $(127.0)
+GLOBL values8Max<>(SB), RODATA|NOPTR, $32
+
+// func weightsQ8PairAVX512(dsta []int8, dstb []int8, sumsa *[4]int32, sumsb *[4]int32, amaxa *[4]float32, amaxb *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, norma int, normb int, m int)
+// Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, CMOV
+TEXT ·weightsQ8PairAVX512(SB), NOSPLIT, $0-176
+	MOVQ         valid+112(FP), AX
+	MOVQ         norma+152(FP), CX
+	XORQ         BX, BX
+	LEAQ         -2(CX), DX
+	MOVQ         $0x00000010, SI
+	CMPQ         CX, $0x02
+	CMOVQCC      DX, CX
+	CMOVQCC      SI, BX
+	MOVQ         codes_base+120(FP), SI
+	ADDQ         CX, SI
+	MOVQ         stride+144(FP), CX
+	VPBROADCASTD CX, Z0
+	VPMULLD      iota16<>+0(SB), Z0, Z0
+	VPBROADCASTD BX, Z1
+	SHLQ         $0x04, CX
+	MOVQ         (AX), DX
+	KMOVW        DX, K1
+	SHRQ         $0x10, DX
+	VPXORD       Z2, Z2, Z2
+	VPGATHERDD   (SI)(Z0*1), K1, Z2
+	ADDQ         CX, SI
+	VPSRLVD      Z1, Z2, Z2
+	VPMOVDW      Z2, Y2
+	VCVTPH2PS    Y2, Z2
+	KMOVW        DX, K1
+	SHRQ         $0x10, DX
+	VPXORD       Z3, Z3, Z3
+	VPGATHERDD   (SI)(Z0*1), K1, Z3
+	ADDQ         CX, SI
+	VPSRLVD      Z1, Z3, Z3
+	VPMOVDW      Z3, Y3
+	VCVTPH2PS    Y3, Z3
+	KMOVW        DX, K1
+	SHRQ         $0x10, DX
+	VPXORD       Z4, Z4, Z4
+	VPGATHERDD   (SI)(Z0*1), K1, Z4
+	ADDQ         CX, SI
+	VPSRLVD      Z1, Z4, Z4
+	VPMOVDW      Z4, Y4
+	VCVTPH2PS    Y4, Z4
+	KMOVW        DX, K1
+	VPXORD       Z5, Z5, Z5
+	VPGATHERDD   (SI)(Z0*1), K1, Z5
+	VPSRLVD      Z1, Z5, Z5
+	VPMOVDW      Z5, Y0
+	VCVTPH2PS    Y0, Z0
+	MOVQ         normb+160(FP), CX
+	XORQ         BX, BX
+	LEAQ         -2(CX), DX
+	MOVQ         $0x00000010, SI
+	CMPQ         CX, $0x02
+	CMOVQCC      DX, CX
+	CMOVQCC      SI, BX
+	MOVQ         codes_base+120(FP), SI
+	ADDQ         CX, SI
+	MOVQ         stride+144(FP), CX
+	VPBROADCASTD CX, Z1
+	VPMULLD      iota16<>+0(SB), Z1, Z1
+	VPBROADCASTD BX, Z5
+	SHLQ         $0x04, CX
+	MOVQ         (AX), DX
+	KMOVW        DX, K1
+	SHRQ         $0x10, DX
+	VPXORD       Z6, Z6, Z6
+	VPGATHERDD   (SI)(Z1*1), K1, Z6
+	ADDQ         CX, SI
+	VPSRLVD      Z5, Z6, Z6
+	VPMOVDW      Z6, Y6
+	VCVTPH2PS    Y6, Z6
+	KMOVW        DX, K1
+	SHRQ         $0x10, DX
+	VPXORD       Z7, Z7, Z7
+	VPGATHERDD   (SI)(Z1*1), K1, Z7
+	ADDQ         CX, SI
+	VPSRLVD      Z5, Z7, Z7
+	VPMOVDW      Z7, Y7
+	VCVTPH2PS    Y7, Z7
+	KMOVW        DX, K1
+	SHRQ         $0x10, DX
+	VPXORD       Z8, Z8, Z8
+	VPGATHERDD   (SI)(Z1*1), K1, Z8
+	ADDQ         CX, SI
+	VPSRLVD      Z5, Z8, Z8
+	VPMOVDW      Z8, Y8
+	VCVTPH2PS    Y8, Z8
+	KMOVW        DX, K1
+	VPXORD       Z9, Z9, Z9
+	VPGATHERDD   (SI)(Z1*1), K1, Z9
+	VPSRLVD      Z5, Z9, Z9
+	VPMOVDW      Z9, Y1
+	VCVTPH2PS    Y1, Z1
+	MOVQ         w_base+80(FP), CX
+	MOVQ         wStride+104(FP), DX
+	SHLQ         $0x02, DX
+	LEAQ         (DX)(DX*2), BX
+	VPBROADCASTD values8Abs<>+0(SB), Z5
+	VPXORD       Z10, Z10, Z10
+	VPXORD       Z11, Z11, Z11
+	VPXORD       Z12, Z12, Z12
+	VPXORD       Z13, Z13, Z13
+	VPXORD       Z14, Z14, Z14
+	VPXORD       Z15, Z15, Z15
+	VPXORD       Z16, Z16, Z16
+	VPXORD       Z17, Z17, Z17
+	KMOVQ        (AX), K1
+	VMOVUPS.Z    (CX), K1, Z9
+	VMULPS       Z2, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z10, Z10
+	KMOVQ        (AX), K1
+	VMOVUPS.Z    (CX), K1, Z9
+	VMULPS       Z6, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z14, Z14
+	KMOVQ        8(AX), K1
+	VMOVUPS.Z    (CX)(DX*1), K1, Z9
+	VMULPS       Z2, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z11, Z11
+	KMOVQ        8(AX), K1
+	VMOVUPS.Z    (CX)(DX*1), K1, Z9
+	VMULPS       Z6, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z15, Z15
+	KMOVQ        16(AX), K1
+	VMOVUPS.Z    (CX)(DX*2), K1, Z9
+	VMULPS       Z2, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z12, Z12
+	KMOVQ        16(AX), K1
+	VMOVUPS.Z    (CX)(DX*2), K1, Z9
+	VMULPS       Z6, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z16, Z16
+	KMOVQ        24(AX), K1
+	VMOVUPS.Z    (CX)(BX*1), K1, Z9
+	VMULPS       Z2, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z13, Z13
+	KMOVQ        24(AX), K1
+	VMOVUPS.Z    (CX)(BX*1), K1, Z9
+	VMULPS       Z6, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z17, Z17
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX), K1, Z9
+	VMULPS       Z3, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z10, Z10
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX), K1, Z9
+	VMULPS       Z7, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z14, Z14
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(DX*1), K1, Z9
+	VMULPS       Z3, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z11, Z11
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(DX*1), K1, Z9
+	VMULPS       Z7, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z15, Z15
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(DX*2), K1, Z9
+	VMULPS       Z3, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z12, Z12
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(DX*2), K1, Z9
+	VMULPS       Z7, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z16, Z16
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(BX*1), K1, Z9
+	VMULPS       Z3, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z13, Z13
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(BX*1), K1, Z9
+	VMULPS       Z7, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z17, Z17
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX), K1, Z9
+	VMULPS       Z4, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z10, Z10
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX), K1, Z9
+	VMULPS       Z8, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z14, Z14
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*1), K1, Z9
+	VMULPS       Z4, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z11, Z11
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*1), K1, Z9
+	VMULPS       Z8, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z15, Z15
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*2), K1, Z9
+	VMULPS       Z4, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z12, Z12
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*2), K1, Z9
+	VMULPS       Z8, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z16, Z16
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(BX*1), K1, Z9
+	VMULPS       Z4, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z13, Z13
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(BX*1), K1, Z9
+	VMULPS       Z8, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z17, Z17
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX), K1, Z9
+	VMULPS       Z0, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z10, Z10
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX), K1, Z9
+	VMULPS       Z1, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z14, Z14
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*1), K1, Z9
+	VMULPS       Z0, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z11, Z11
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*1), K1, Z9
+	VMULPS       Z1, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z15, Z15
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*2), K1, Z9
+	VMULPS       Z0, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z12, Z12
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*2), K1, Z9
+	VMULPS       Z1, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z16, Z16
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(BX*1), K1, Z9
+	VMULPS       Z0, Z9, Z9
+	VANDPS       Z9, Z5, Z9
+	VMAXPS       Z9, Z13, Z13
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(BX*1), K1, Z9
+	VMULPS       Z1, Z9, Z9
+	VANDPS       Z9, Z5, Z5
+	VMAXPS       Z5, Z17, Z17
+	VBROADCASTSS values8Max<>+0(SB), Z5
+	VPXORD       Z18, Z18, Z18
+	VUNPCKLPS    Z11, Z10, Z9
+	VUNPCKHPS    Z11, Z10, Z10
+	VMAXPS       Z10, Z9, Z9
+	VUNPCKLPS    Z13, Z12, Z10
+	VUNPCKHPS    Z13, Z12, Z11
+	VMAXPS       Z11, Z10, Z10
+	VUNPCKLPD    Z10, Z9, Z11
+	VUNPCKHPD    Z10, Z9, Z9
+	VMAXPS       Z9, Z11, Z11
+	VSHUFF32X4   $0x4e, Z11, Z11, Z9
+	VMAXPS       Z9, Z11, Z11
+	VSHUFF32X4   $0xb1, Z11, Z11, Z9
+	VMAXPS       Z9, Z11, Z11
+	MOVQ         amaxa+64(FP), SI
+	VMOVUPS      X11, (SI)
+	VCMPPS       $0x04, Z18, Z11, K1
+	VDIVPS.Z     Z11, Z5, K1, Z9
+	VUNPCKLPS    Z15, Z14, Z10
+	VUNPCKHPS    Z15, Z14, Z11
+	VMAXPS       Z11, Z10, Z10
+	VUNPCKLPS    Z17, Z16, Z11
+	VUNPCKHPS    Z17, Z16, Z12
+	VMAXPS       Z12, Z11, Z11
+	VUNPCKLPD    Z11, Z10, Z12
+	VUNPCKHPD    Z11, Z10, Z10
+	VMAXPS       Z10, Z12, Z12
+	VSHUFF32X4   $0x4e, Z12, Z12, Z10
+	VMAXPS       Z10, Z12, Z12
+	VSHUFF32X4   $0xb1, Z12, Z12, Z10
+	VMAXPS       Z10, Z12, Z12
+	MOVQ         amaxb+72(FP), SI
+	VMOVUPS      X12, (SI)
+	VCMPPS       $0x04, Z18, Z12, K1
+	VDIVPS.Z     Z12, Z5, K1, Z5
+	VSHUFPS      $0x00, Z9, Z9, Z10
+	VPXORD       Z19, Z19, Z19
+	VSHUFPS      $0x55, Z9, Z9, Z11
+	VPXORD       Z20, Z20, Z20
+	VSHUFPS      $0xaa, Z9, Z9, Z12
+	VPXORD       Z21, Z21, Z21
+	VSHUFPS      $0xff, Z9, Z9, Z9
+	VPXORD       Z22, Z22, Z22
+	MOVQ         dsta_base+0(FP), SI
+	KMOVQ        (AX), K1
+	VMOVUPS.Z    (CX), K1, Z13
+	VMULPS       Z2, Z13, Z13
+	VMULPS       Z10, Z13, Z13
+	VCVTPS2DQ    Z13, Z13
+	VPADDD       Z13, Z19, Z19
+	KMOVQ        8(AX), K1
+	VMOVUPS.Z    (CX)(DX*1), K1, Z14
+	VMULPS       Z2, Z14, Z14
+	VMULPS       Z11, Z14, Z14
+	VCVTPS2DQ    Z14, Z14
+	VPADDD       Z14, Z20, Z20
+	KMOVQ        16(AX), K1
+	VMOVUPS.Z    (CX)(DX*2), K1, Z15
+	VMULPS       Z2, Z15, Z15
+	VMULPS       Z12, Z15, Z15
+	VCVTPS2DQ    Z15, Z15
+	VPADDD       Z15, Z21, Z21
+	KMOVQ        24(AX), K1
+	VMOVUPS.Z    (CX)(BX*1), K1, Z16
+	VMULPS       Z2, Z16, Z16
+	VMULPS       Z9, Z16, Z16
+	VCVTPS2DQ    Z16, Z16
+	VPADDD       Z16, Z22, Z22
+	VPACKSSDW    Z14, Z13, Z13
+	VPACKSSDW    Z16, Z15, Z15
+	VPACKSSWB    Z15, Z13, Z13
+	VMOVDQU32    Z13, (SI)
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX), K1, Z2
+	VMULPS       Z3, Z2, Z2
+	VMULPS       Z10, Z2, Z2
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       Z2, Z19, Z19
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(DX*1), K1, Z13
+	VMULPS       Z3, Z13, Z13
+	VMULPS       Z11, Z13, Z13
+	VCVTPS2DQ    Z13, Z13
+	VPADDD       Z13, Z20, Z20
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(DX*2), K1, Z14
+	VMULPS       Z3, Z14, Z14
+	VMULPS       Z12, Z14, Z14
+	VCVTPS2DQ    Z14, Z14
+	VPADDD       Z14, Z21, Z21
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(BX*1), K1, Z15
+	VMULPS       Z3, Z15, Z15
+	VMULPS       Z9, Z15, Z15
+	VCVTPS2DQ    Z15, Z15
+	VPADDD       Z15, Z22, Z22
+	VPACKSSDW    Z13, Z2, Z2
+	VPACKSSDW    Z15, Z14, Z14
+	VPACKSSWB    Z14, Z2, Z2
+	VMOVDQU32    Z2, 64(SI)
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX), K1, Z2
+	VMULPS       Z4, Z2, Z2
+	VMULPS       Z10, Z2, Z2
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       Z2, Z19, Z19
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*1), K1, Z3
+	VMULPS       Z4, Z3, Z3
+	VMULPS       Z11, Z3, Z3
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       Z3, Z20, Z20
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*2), K1, Z13
+	VMULPS       Z4, Z13, Z13
+	VMULPS       Z12, Z13, Z13
+	VCVTPS2DQ    Z13, Z13
+	VPADDD       Z13, Z21, Z21
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(BX*1), K1, Z14
+	VMULPS       Z4, Z14, Z14
+	VMULPS       Z9, Z14, Z14
+	VCVTPS2DQ    Z14, Z14
+	VPADDD       Z14, Z22, Z22
+	VPACKSSDW    Z3, Z2, Z2
+	VPACKSSDW    Z14, Z13, Z13
+	VPACKSSWB    Z13, Z2, Z2
+	VMOVDQU32    Z2, 128(SI)
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX), K1, Z2
+	VMULPS       Z0, Z2, Z2
+	VMULPS       Z10, Z2, Z2
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       Z2, Z19, Z19
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*1), K1, Z3
+	VMULPS       Z0, Z3, Z3
+	VMULPS       Z11, Z3, Z3
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       Z3, Z20, Z20
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*2), K1, Z4
+	VMULPS       Z0, Z4, Z4
+	VMULPS       Z12, Z4, Z4
+	VCVTPS2DQ    Z4, Z4
+	VPADDD       Z4, Z21, Z21
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(BX*1), K1, Z10
+	VMULPS       Z0, Z10, Z10
+	VMULPS       Z9, Z10, Z10
+	VCVTPS2DQ    Z10, Z10
+	VPADDD       Z10, Z22, Z22
+	VPACKSSDW    Z3, Z2, Z2
+	VPACKSSDW    Z10, Z4, Z4
+	VPACKSSWB    Z4, Z2, Z2
+	VMOVDQU32    Z2, 192(SI)
+	VUNPCKLPS    Z20, Z19, Z0
+	VUNPCKHPS    Z20, Z19, Z2
+	VPADDD       Z2, Z0, Z0
+	VUNPCKLPS    Z22, Z21, Z2
+	VUNPCKHPS    Z22, Z21, Z3
+	VPADDD       Z3, Z2, Z2
+	VUNPCKLPD    Z2, Z0, Z3
+	VUNPCKHPD    Z2, Z0, Z0
+	VPADDD       Z0, Z3, Z3
+	VSHUFF32X4   $0x4e, Z3, Z3, Z0
+	VPADDD       Z0, Z3, Z3
+	VSHUFF32X4   $0xb1, Z3, Z3, Z0
+	VPADDD       Z0, Z3, Z3
+	MOVQ         sumsa+48(FP), SI
+	VMOVDQU32    X3, (SI)
+	VSHUFPS      $0x00, Z5, Z5, Z0
+	VPXORD       Z23, Z23, Z23
+	VSHUFPS      $0x55, Z5, Z5, Z2
+	VPXORD       Z24, Z24, Z24
+	VSHUFPS      $0xaa, Z5, Z5, Z3
+	VPXORD       Z25, Z25, Z25
+	VSHUFPS      $0xff, Z5, Z5, Z4
+	VPXORD       Z26, Z26, Z26
+	MOVQ         dstb_base+24(FP), SI
+	KMOVQ        (AX), K1
+	VMOVUPS.Z    (CX), K1, Z5
+	VMULPS       Z6, Z5, Z5
+	VMULPS       Z0, Z5, Z5
+	VCVTPS2DQ    Z5, Z5
+	VPADDD       Z5, Z23, Z23
+	KMOVQ        8(AX), K1
+	VMOVUPS.Z    (CX)(DX*1), K1, Z9
+	VMULPS       Z6, Z9, Z9
+	VMULPS       Z2, Z9, Z9
+	VCVTPS2DQ    Z9, Z9
+	VPADDD       Z9, Z24, Z24
+	KMOVQ        16(AX), K1
+	VMOVUPS.Z    (CX)(DX*2), K1, Z10
+	VMULPS       Z6, Z10, Z10
+	VMULPS       Z3, Z10, Z10
+	VCVTPS2DQ    Z10, Z10
+	VPADDD       Z10, Z25, Z25
+	KMOVQ        24(AX), K1
+	VMOVUPS.Z    (CX)(BX*1), K1, Z11
+	VMULPS       Z6, Z11, Z11
+	VMULPS       Z4, Z11, Z11
+	VCVTPS2DQ    Z11, Z11
+	VPADDD       Z11, Z26, Z26
+	VPACKSSDW    Z9, Z5, Z5
+	VPACKSSDW    Z11, Z10, Z10
+	VPACKSSWB    Z10, Z5, Z5
+	VMOVDQU32    Z5, (SI)
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX), K1, Z5
+	VMULPS       Z7, Z5, Z5
+	VMULPS       Z0, Z5, Z5
+	VCVTPS2DQ    Z5, Z5
+	VPADDD       Z5, Z23, Z23
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(DX*1), K1, Z6
+	VMULPS       Z7, Z6, Z6
+	VMULPS       Z2, Z6, Z6
+	VCVTPS2DQ    Z6, Z6
+	VPADDD       Z6, Z24, Z24
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(DX*2), K1, Z9
+	VMULPS       Z7, Z9, Z9
+	VMULPS       Z3, Z9, Z9
+	VCVTPS2DQ    Z9, Z9
+	VPADDD       Z9, Z25, Z25
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x10, K1, K1
+	VMOVUPS.Z    64(CX)(BX*1), K1, Z10
+	VMULPS       Z7, Z10, Z10
+	VMULPS       Z4, Z10, Z10
+	VCVTPS2DQ    Z10, Z10
+	VPADDD       Z10, Z26, Z26
+	VPACKSSDW    Z6, Z5, Z5
+	VPACKSSDW    Z10, Z9, Z9
+	VPACKSSWB    Z9, Z5, Z5
+	VMOVDQU32    Z5, 64(SI)
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX), K1, Z5
+	VMULPS       Z8, Z5, Z5
+	VMULPS       Z0, Z5, Z5
+	VCVTPS2DQ    Z5, Z5
+	VPADDD       Z5, Z23, Z23
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*1), K1, Z6
+	VMULPS       Z8, Z6, Z6
+	VMULPS       Z2, Z6, Z6
+	VCVTPS2DQ    Z6, Z6
+	VPADDD       Z6, Z24, Z24
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(DX*2), K1, Z7
+	VMULPS       Z8, Z7, Z7
+	VMULPS       Z3, Z7, Z7
+	VCVTPS2DQ    Z7, Z7
+	VPADDD       Z7, Z25, Z25
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x20, K1, K1
+	VMOVUPS.Z    128(CX)(BX*1), K1, Z9
+	VMULPS       Z8, Z9, Z9
+	VMULPS       Z4, Z9, Z9
+	VCVTPS2DQ    Z9, Z9
+	VPADDD       Z9, Z26, Z26
+	VPACKSSDW    Z6, Z5, Z5
+	VPACKSSDW    Z9, Z7, Z7
+	VPACKSSWB    Z7, Z5, Z5
+	VMOVDQU32    Z5, 128(SI)
+	KMOVQ        (AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX), K1, Z5
+	VMULPS       Z1, Z5, Z5
+	VMULPS       Z0, Z5, Z5
+	VCVTPS2DQ    Z5, Z5
+	VPADDD       Z5, Z23, Z23
+	KMOVQ        8(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*1), K1, Z0
+	VMULPS       Z1, Z0, Z0
+	VMULPS       Z2, Z0, Z0
+	VCVTPS2DQ    Z0, Z0
+	VPADDD       Z0, Z24, Z24
+	KMOVQ        16(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(DX*2), K1, Z2
+	VMULPS       Z1, Z2, Z2
+	VMULPS       Z3, Z2, Z2
+	VCVTPS2DQ    Z2, Z2
+	VPADDD       Z2, Z25, Z25
+	KMOVQ        24(AX), K1
+	KSHIFTRQ     $0x30, K1, K1
+	VMOVUPS.Z    192(CX)(BX*1), K1, Z3
+	VMULPS       Z1, Z3, Z3
+	VMULPS       Z4, Z3, Z3
+	VCVTPS2DQ    Z3, Z3
+	VPADDD       Z3, Z26, Z26
+	VPACKSSDW    Z0, Z5, Z5
+	VPACKSSDW    Z3, Z2, Z2
+	VPACKSSWB    Z2, Z5, Z5
+	VMOVDQU32    Z5, 192(SI)
+	VUNPCKLPS    Z24, Z23, Z0
+	VUNPCKHPS    Z24, Z23, Z1
+	VPADDD       Z1, Z0, Z0
+	VUNPCKLPS    Z26, Z25, Z1
+	VUNPCKHPS    Z26, Z25, Z2
+	VPADDD       Z2, Z1, Z1
+	VUNPCKLPD    Z1, Z0, Z2
+	VUNPCKHPD    Z1, Z0, Z0
+	VPADDD       Z0, Z2, Z2
+	VSHUFF32X4   $0x4e, Z2, Z2, Z0
+	VPADDD       Z0, Z2, Z2
+	VSHUFF32X4   $0xb1, Z2, Z2, Z0
+	VPADDD       Z0, Z2, Z2
+	MOVQ         sumsb+56(FP), AX
+	VMOVDQU32    X2, (AX)
+	VZEROUPPER
+	RET

@@ -29,8 +29,9 @@ type WeightsQ8 struct {
 	// QueryQ8).
 	scales [4]float32
 	offs   [4]int32
-	valid  [4]uint64 // per row, the tokens of the piece
-	isum   []int32   // the generic twin's sums, one row
+	valid  [4]uint64  // per row, the tokens of the piece
+	isum   []int32    // the generic twin's sums, one row
+	second *WeightsQ8 // AxpyCodesQ8Pair's second part's (made on first use)
 }
 
 // axpyCodes8Kernel is an AxpyCodesQ8 vector kernel (axpyCodesQ8B<bits>x<rows>VBMI).
@@ -77,19 +78,73 @@ func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *
 			buf.quantize(w[i*wStride+t0:], wStride, rows, m, c, stride, normOff, cstep)
 			if vec {
 				k := ks[rowKernel(rows)]
-				var pf []byte
-				switch {
-				case i == 0 && m == n: // one piece: no divisions
-					pf = ahead
-				case i == 0:
-					pf = ahead[t0*len(ahead)/n : (t0+m)*len(ahead)/n]
-				}
-				k(acc[i*accStride:], accStride, buf.w[:], &buf.scales, &buf.offs, tab64, c, stride, idxOff, m, d, rows, pf)
+				k(acc[i*accStride:], accStride, buf.w[:], &buf.scales, &buf.offs, tab64, c, stride, idxOff, m, d, rows, pieceAhead(ahead, i, t0, m, n))
 				continue
 			}
 			buf.addGeneric(acc[i*accStride:], accStride, rows, tab64, cb.bits, c, stride, idxOff, m, d)
 		}
 	}
+}
+
+// pieceAhead is the share of ahead that the kernel of the piece of m
+// codes at t0 (of n) prefetches: all of it for its first rows, none for
+// the others.
+func pieceAhead(ahead []byte, i, t0, m, n int) []byte {
+	switch {
+	case i > 0:
+		return nil
+	case m == n: // one piece: no divisions
+		return ahead
+	}
+	return ahead[t0*len(ahead)/n : (t0+m)*len(ahead)/n]
+}
+
+// AxpyCodesQ8Pair adds the values of codes of two parts (a code's first
+// part at idxa and norma within each code, da coordinates, added to
+// acc[i*accStride+j]; its second at idxb and normb, db coordinates, added
+// to acc[i*accStride+da+j]): the bits of AxpyCodesQ8 with cba, then
+// AxpyCodesQ8 with cbb, with buf as both calls' working memory. Where the
+// level has the kernels for both parts, each piece's weights are
+// quantized for the two parts' norms in one call.
+func AxpyCodesQ8Pair(acc []float32, accStride int, w []float32, wStride, g int, cba, cbb *Codebook, codes []byte, stride, idxa, norma, idxb, normb, n, da, db int, buf *WeightsQ8, ahead []byte) {
+	if buf.second == nil {
+		buf.second = new(WeightsQ8)
+	}
+	bufb := buf.second
+	h := len(ahead) / 2
+	if n == 0 || g == 0 || active.weightsQ8Pair == nil || !cba.ValuesQ8Kernels(da) || !cbb.ValuesQ8Kernels(db) ||
+		!normGathers(stride, norma) || !normGathers(stride, normb) {
+		AxpyCodesQ8(acc, accStride, w, wStride, g, cba, codes, stride, idxa, norma, n, da, buf, ahead[:h])
+		AxpyCodesQ8(acc[da:], accStride, w, wStride, g, cbb, codes, stride, idxb, normb, n, db, bufb, ahead[h:])
+		return
+	}
+	check(accStride >= da+db && len(acc) >= (g-1)*accStride+da+db && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodesQ8Pair: bad lengths")
+	codeRows(cba, codes, stride, idxa, norma, n, da, "AxpyCodesQ8Pair")
+	codeRows(cbb, codes, stride, idxb, normb, n, db, "AxpyCodesQ8Pair")
+	ka, kb := active.axpyCodesQ8[cba.bits-3], active.axpyCodesQ8[cbb.bits-3]
+	taba, stepa := cba.table64()
+	tabb, stepb := cbb.table64()
+	for t0 := 0; t0 < n; t0 += q8Piece {
+		m := min(q8Piece, n-t0)
+		c := codes[t0*stride:]
+		for i := 0; i < g; i += 4 {
+			rows := min(4, g-i)
+			buf.setValid(rows, m)
+			active.weightsQ8Pair(buf.w[:], bufb.w[:], &buf.sums, &bufb.sums, &buf.amax, &bufb.amax, w[i*wStride+t0:], wStride, &buf.valid, c, stride, norma, normb, m)
+			buf.setScales(stepa)
+			bufb.setScales(stepb)
+			k := rowKernel(rows)
+			ka[k](acc[i*accStride:], accStride, buf.w[:], &buf.scales, &buf.offs, taba, c, stride, idxa, m, da, rows, pieceAhead(ahead[:h], i, t0, m, n))
+			kb[k](acc[i*accStride+da:], accStride, bufb.w[:], &bufb.scales, &bufb.offs, tabb, c, stride, idxb, m, db, rows, pieceAhead(ahead[h:], i, t0, m, n))
+		}
+	}
+}
+
+// normGathers reports whether the weight kernels can read the norm at
+// normOff of codes stride bytes apart: as a doubleword from normOff−2 when
+// normOff ≥ 2, else from normOff, at 32-bit offsets.
+func normGathers(stride, normOff int) bool {
+	return (normOff >= 2 || normOff+4 <= stride) && stride < 1<<25
 }
 
 // quantize lays out and quantizes the weights of rows (≤ 4) rows for the
@@ -99,19 +154,29 @@ func AxpyCodesQ8(acc []float32, accStride int, w []float32, wStride, g int, cb *
 // quad past m are 0. scales[i] is (amax/127)·cstep, offs[i] q8Offset times
 // the row's sum of quantized weights.
 func (b *WeightsQ8) quantize(w []float32, wStride, rows, m int, codes []byte, stride, normOff int, cstep float32) {
-	// The kernel reads each norm as a doubleword (from normOff−2 when it
-	// can, else from normOff) at 32-bit offsets.
-	if k := active.weightsQ8; k != nil && (normOff >= 2 || normOff+4 <= stride) && stride < 1<<25 {
-		for i := range b.valid {
-			b.valid[i] = 0
-			if i < rows {
-				b.valid[i] = math.MaxUint64 >> (64 - m)
-			}
-		}
+	if k := active.weightsQ8; k != nil && normGathers(stride, normOff) {
+		b.setValid(rows, m)
 		k(b.w[:], &b.sums, &b.amax, w, wStride, &b.valid, codes, stride, normOff, m)
 	} else {
 		b.quantizeGeneric(w, wStride, rows, m, codes, stride, normOff)
 	}
+	b.setScales(cstep)
+}
+
+// setValid marks the m tokens of the first rows rows for the weight
+// kernels.
+func (b *WeightsQ8) setValid(rows, m int) {
+	for i := range b.valid {
+		b.valid[i] = 0
+		if i < rows {
+			b.valid[i] = math.MaxUint64 >> (64 - m)
+		}
+	}
+}
+
+// setScales derives the value kernels' scales and offsets from the
+// quantized weights' maxima and sums.
+func (b *WeightsQ8) setScales(cstep float32) {
 	for i := range 4 {
 		b.scales[i] = float32(b.amax[i]/127) * cstep
 		b.offs[i] = q8Offset * b.sums[i]

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/turboquant-go/tq/internal/half"
 )
 
 // values8Case is one random AxpyCodesQ8 problem: codes with the norm at
@@ -230,6 +232,68 @@ func TestCodesAheadChangesNothing(t *testing.T) {
 					want, got := run(nil), run(ahead)
 					for k := range want {
 						sameBits(t, fmt.Sprintf("%v %v, ahead of %d bytes: result %d", l, c, len(ahead), k), got[k], want[k])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestAxpyCodesQ8PairIsTwoCalls requires AxpyCodesQ8Pair to give, on every
+// level, the bits of AxpyCodesQ8 for the first part then for the second,
+// for each pair of widths, both norm positions, rows past four and pieces
+// past one; and (AxpyCodesQ8 being the same on every level) the generic
+// twin's.
+func TestAxpyCodesQ8PairIsTwoCalls(t *testing.T) {
+	levels := append([]Level{Generic}, availableVector()...)
+	r := rand.New(rand.NewPCG(101, 102))
+	for _, bits := range [][2]int{{3, 4}, {4, 3}, {3, 3}, {4, 4}} {
+		for _, dims := range [][2]int{{64, 64}, {128, 64}} {
+			for _, g := range []int{1, 4, 6} {
+				for _, n := range []int{1, 17, 64, 65, 130} {
+					da, db := dims[0], dims[1]
+					cba, cbb := randomCodebook(r, bits[0]), randomCodebook(r, bits[1])
+					ia, ib := da*bits[0]/8, db*bits[1]/8
+					// Part a: norm then indices; part b: indices then norm.
+					idxa, norma, idxb := 2, 0, 2+ia
+					normb := idxb + ib
+					stride := normb + 2 + r.IntN(3)
+					codes := randomCodes(r, n, stride)
+					for tk := range n {
+						h := half.FromFloat32(float32(r.ExpFloat64()))
+						codes[tk*stride+normb], codes[tk*stride+normb+1] = byte(h), byte(h>>8)
+					}
+					codes = codes[:len(codes):len(codes)]
+					w := make([]float32, g*n)
+					for i := range w {
+						w[i] = float32(r.ExpFloat64())
+						if r.IntN(6) == 0 {
+							w[i] = -w[i]
+						}
+					}
+					acc0 := make([]float32, g*(da+db))
+					for i := range acc0 {
+						acc0[i] = float32(r.NormFloat64())
+					}
+					ahead := make([]byte, 300)
+					var want []float32
+					for _, l := range levels {
+						name := fmt.Sprintf("%v bits=%v d=%v g=%d n=%d", l, bits, dims, g, n)
+						var buf WeightsQ8
+						pair, ok := guarded(len(acc0))
+						copy(pair, acc0)
+						two := slices.Clone(acc0)
+						with(t, l, func() {
+							AxpyCodesQ8Pair(pair, da+db, w, n, g, cba, cbb, codes, stride, idxa, norma, idxb, normb, n, da, db, &buf, ahead)
+							AxpyCodesQ8(two, da+db, w, n, g, cba, codes, stride, idxa, norma, n, da, &buf, nil)
+							AxpyCodesQ8(two[da:], da+db, w, n, g, cbb, codes, stride, idxb, normb, n, db, &buf, nil)
+						})
+						ok(t)
+						sameBits(t, name+": pair against two calls", pair, two)
+						if want == nil {
+							want = pair
+						}
+						sameBits(t, name+": against the generic twin", pair, want)
 					}
 				}
 			}
