@@ -682,21 +682,32 @@ func weightsQ8Parts(name string, parts []weightsPart) {
 	RET()
 }
 
+// normDoubleword returns base plus the offset of the doubleword that holds
+// the fp16 norm at the parameter normParam of a code, and the shift that
+// brings the norm to its low half: from two bytes before the norm (shift
+// 16) when normOff ≥ 2, the bytes before it being the code's, else from the
+// norm itself (shift 0), the code going on after it.
+func normDoubleword(normParam string, base Register) (p, sh GPVirtual) {
+	no, t := Load(Param(normParam), GP64()), GP64()
+	p, sh = GP64(), GP64()
+	XORQ(sh, sh)
+	LEAQ(Mem{Base: no, Disp: -2}, t)
+	MOVQ(U32(16), p)
+	CMPQ(no, U8(2))
+	CMOVQCC(t, no)
+	CMOVQCC(p, sh)
+	MOVQ(base, p)
+	ADDQ(no, p)
+	return p, sh
+}
+
 // gatherNorms returns the fp16 norms (at the parameter normParam of each
 // code) of the m tokens in valid[0], sixteen a register, gathered by
 // VPGATHERDD masked to them: copying them one by one into a buffer for
 // VCVTPH2PS took a quarter of the weights' time, its wide loads waiting on
 // the narrow stores.
 func gatherNorms(normParam string, valid Register) (norms [4]VecVirtual) {
-	no, t, sh, np := Load(Param(normParam), GP64()), GP64(), GP64(), GP64()
-	XORQ(sh, sh)
-	LEAQ(Mem{Base: no, Disp: -2}, t)
-	MOVQ(U32(16), np)
-	CMPQ(no, U8(2))
-	CMOVQCC(t, no)
-	CMOVQCC(np, sh)
-	Load(Param("codes").Base(), np)
-	ADDQ(no, np)
+	np, sh := normDoubleword(normParam, Load(Param("codes").Base(), GP64()))
 	sr := GP64()
 	Load(Param("stride"), sr)
 	idx, shift := ZMM(), ZMM()

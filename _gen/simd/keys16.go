@@ -239,17 +239,7 @@ func (k *keys16) products(pt *keys16Part, R int) [4]VecVirtual {
 // finish converts the sums acc of part pt for R rows to scores:
 // (sum − the row's offset)·its scale·the token's norm.
 func (k *keys16) finish(pt *keys16Part, acc [4]VecVirtual, R int) [4]VecVirtual {
-	// The doubleword with the norm in its high half (normOff ≥ 2: the
-	// bytes before it are the code's), or else in its low half.
-	np, no, t, sh := GP64(), Load(Param(pt.p.norm), GP64()), GP64(), GP64()
-	XORQ(sh, sh)
-	LEAQ(Mem{Base: no, Disp: -2}, t)
-	MOVQ(U32(16), np)
-	CMPQ(no, U8(2))
-	CMOVQCC(t, no)
-	CMOVQCC(np, sh)
-	MOVQ(k.p, np)
-	ADDQ(no, np)
+	np, sh := normDoubleword(pt.p.norm, k.p)
 	nx, c := k.gather(np, 0), ZMM()
 	VPBROADCASTD(sh.As32(), c)
 	VPSRLVD(c, nx, nx)

@@ -6709,18 +6709,18 @@ dotCodesQ8B3x1VBMI_pf31:
 	ADDQ           $0x40, R8
 	SUBQ           $0x40, R9
 	JNZ            dotCodesQ8B3x1VBMI_chunk1
-	MOVQ           normOff+128(FP), R8
+	MOVQ           normOff+128(FP), DI
 	XORQ           R10, R10
-	LEAQ           -2(R8), R9
-	MOVQ           $0x00000010, DI
-	CMPQ           R8, $0x02
-	CMOVQCC        R9, R8
-	CMOVQCC        DI, R10
-	MOVQ           CX, DI
-	ADDQ           R8, DI
+	LEAQ           -2(DI), R8
+	MOVQ           $0x00000010, R9
+	CMPQ           DI, $0x02
+	CMOVQCC        R8, DI
+	CMOVQCC        R9, R10
+	MOVQ           CX, R9
+	ADDQ           DI, R9
 	VPXORD         Z2, Z2, Z8
 	KMOVW          K1, K3
-	VPGATHERDD     (DI)(Z1*1), K3, Z8
+	VPGATHERDD     (R9)(Z1*1), K3, Z8
 	VPBROADCASTD   R10, Z9
 	VPSRLVD        Z9, Z8, Z8
 	VPMOVDW        Z8, Y8
@@ -7278,18 +7278,18 @@ dotCodesQ8B3x2VBMI_pf40:
 	ADDQ           $0x40, R9
 	SUBQ           $0x40, R10
 	JNZ            dotCodesQ8B3x2VBMI_chunk1
-	MOVQ           normOff+128(FP), R9
+	MOVQ           normOff+128(FP), R8
 	XORQ           R11, R11
-	LEAQ           -2(R9), R10
-	MOVQ           $0x00000010, R8
-	CMPQ           R9, $0x02
-	CMOVQCC        R10, R9
-	CMOVQCC        R8, R11
-	MOVQ           DX, R8
-	ADDQ           R9, R8
+	LEAQ           -2(R8), R9
+	MOVQ           $0x00000010, R10
+	CMPQ           R8, $0x02
+	CMOVQCC        R9, R8
+	CMOVQCC        R10, R11
+	MOVQ           DX, R10
+	ADDQ           R8, R10
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
-	VPGATHERDD     (R8)(Z1*1), K3, Z9
+	VPGATHERDD     (R10)(Z1*1), K3, Z9
 	VPBROADCASTD   R11, Z10
 	VPSRLVD        Z10, Z9, Z9
 	VPMOVDW        Z9, Y9
@@ -7835,18 +7835,18 @@ dotCodesQ8B3x4VBMI_pf49:
 	ADDQ           $0x40, R9
 	SUBQ           $0x40, R10
 	JNZ            dotCodesQ8B3x4VBMI_chunk1
-	MOVQ           normOff+128(FP), R9
+	MOVQ           normOff+128(FP), R8
 	XORQ           R11, R11
-	LEAQ           -2(R9), R10
-	MOVQ           $0x00000010, R8
-	CMPQ           R9, $0x02
-	CMOVQCC        R10, R9
-	CMOVQCC        R8, R11
-	MOVQ           DX, R8
-	ADDQ           R9, R8
+	LEAQ           -2(R8), R9
+	MOVQ           $0x00000010, R10
+	CMPQ           R8, $0x02
+	CMOVQCC        R9, R8
+	CMOVQCC        R10, R11
+	MOVQ           DX, R10
+	ADDQ           R8, R10
 	VPXORD         Z2, Z2, Z11
 	KMOVW          K1, K3
-	VPGATHERDD     (R8)(Z1*1), K3, Z11
+	VPGATHERDD     (R10)(Z1*1), K3, Z11
 	VPBROADCASTD   R11, Z12
 	VPSRLVD        Z12, Z11, Z11
 	VPMOVDW        Z11, Y11
@@ -8656,18 +8656,18 @@ dotCodesQ8B4x1VBMI_pf58:
 	ADDQ          $0x40, R8
 	SUBQ          $0x40, R9
 	JNZ           dotCodesQ8B4x1VBMI_chunk1
-	MOVQ          normOff+128(FP), R8
+	MOVQ          normOff+128(FP), DI
 	XORQ          R10, R10
-	LEAQ          -2(R8), R9
-	MOVQ          $0x00000010, DI
-	CMPQ          R8, $0x02
-	CMOVQCC       R9, R8
-	CMOVQCC       DI, R10
-	MOVQ          CX, DI
-	ADDQ          R8, DI
+	LEAQ          -2(DI), R8
+	MOVQ          $0x00000010, R9
+	CMPQ          DI, $0x02
+	CMOVQCC       R8, DI
+	CMOVQCC       R9, R10
+	MOVQ          CX, R9
+	ADDQ          DI, R9
 	VPXORD        Z2, Z2, Z5
 	KMOVW         K1, K3
-	VPGATHERDD    (DI)(Z1*1), K3, Z5
+	VPGATHERDD    (R9)(Z1*1), K3, Z5
 	VPBROADCASTD  R10, Z6
 	VPSRLVD       Z6, Z5, Z5
 	VPMOVDW       Z5, Y5
@@ -9070,18 +9070,18 @@ dotCodesQ8B4x2VBMI_pf67:
 	ADDQ          $0x40, R9
 	SUBQ          $0x40, R10
 	JNZ           dotCodesQ8B4x2VBMI_chunk1
-	MOVQ          normOff+128(FP), R9
+	MOVQ          normOff+128(FP), R8
 	XORQ          R11, R11
-	LEAQ          -2(R9), R10
-	MOVQ          $0x00000010, R8
-	CMPQ          R9, $0x02
-	CMOVQCC       R10, R9
-	CMOVQCC       R8, R11
-	MOVQ          DX, R8
-	ADDQ          R9, R8
+	LEAQ          -2(R8), R9
+	MOVQ          $0x00000010, R10
+	CMPQ          R8, $0x02
+	CMOVQCC       R9, R8
+	CMOVQCC       R10, R11
+	MOVQ          DX, R10
+	ADDQ          R8, R10
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
-	VPGATHERDD    (R8)(Z1*1), K3, Z6
+	VPGATHERDD    (R10)(Z1*1), K3, Z6
 	VPBROADCASTD  R11, Z7
 	VPSRLVD       Z7, Z6, Z6
 	VPMOVDW       Z6, Y6
@@ -9620,18 +9620,18 @@ dotCodesQ8B4x4VBMI_pf76:
 	ADDQ          $0x40, R9
 	SUBQ          $0x40, R10
 	JNZ           dotCodesQ8B4x4VBMI_chunk1
-	MOVQ          normOff+128(FP), R9
+	MOVQ          normOff+128(FP), R8
 	XORQ          R11, R11
-	LEAQ          -2(R9), R10
-	MOVQ          $0x00000010, R8
-	CMPQ          R9, $0x02
-	CMOVQCC       R10, R9
-	CMOVQCC       R8, R11
-	MOVQ          DX, R8
-	ADDQ          R9, R8
+	LEAQ          -2(R8), R9
+	MOVQ          $0x00000010, R10
+	CMPQ          R8, $0x02
+	CMOVQCC       R9, R8
+	CMOVQCC       R10, R11
+	MOVQ          DX, R10
+	ADDQ          R8, R10
 	VPXORD        Z2, Z2, Z8
 	KMOVW         K1, K3
-	VPGATHERDD    (R8)(Z1*1), K3, Z8
+	VPGATHERDD    (R10)(Z1*1), K3, Z8
 	VPBROADCASTD  R11, Z9
 	VPSRLVD       Z9, Z8, Z8
 	VPMOVDW       Z8, Y8
@@ -10570,18 +10570,18 @@ dotCodesQ8P34VBMI_pf87:
 	ADDQ           $0x40, R9
 	SUBQ           $0x40, R10
 	JNZ            dotCodesQ8P34VBMI_chunk1
-	MOVQ           norma+176(FP), R9
+	MOVQ           norma+176(FP), R8
 	XORQ           R11, R11
-	LEAQ           -2(R9), R10
-	MOVQ           $0x00000010, R8
-	CMPQ           R9, $0x02
-	CMOVQCC        R10, R9
-	CMOVQCC        R8, R11
-	MOVQ           DX, R8
-	ADDQ           R9, R8
+	LEAQ           -2(R8), R9
+	MOVQ           $0x00000010, R10
+	CMPQ           R8, $0x02
+	CMOVQCC        R9, R8
+	CMOVQCC        R10, R11
+	MOVQ           DX, R10
+	ADDQ           R8, R10
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
-	VPGATHERDD     (R8)(Z1*1), K3, Z12
+	VPGATHERDD     (R10)(Z1*1), K3, Z12
 	VPBROADCASTD   R11, Z13
 	VPSRLVD        Z13, Z12, Z12
 	VPMOVDW        Z12, Y12
@@ -10789,18 +10789,18 @@ dotCodesQ8P34VBMI_pf95:
 	ADDQ          $0x40, R9
 	SUBQ          $0x40, R10
 	JNZ           dotCodesQ8P34VBMI_chunk2
-	MOVQ          normb+192(FP), R9
+	MOVQ          normb+192(FP), R8
 	XORQ          R11, R11
-	LEAQ          -2(R9), R10
-	MOVQ          $0x00000010, R8
-	CMPQ          R9, $0x02
-	CMOVQCC       R10, R9
-	CMOVQCC       R8, R11
-	MOVQ          DX, R8
-	ADDQ          R9, R8
+	LEAQ          -2(R8), R9
+	MOVQ          $0x00000010, R10
+	CMPQ          R8, $0x02
+	CMOVQCC       R9, R8
+	CMOVQCC       R10, R11
+	MOVQ          DX, R10
+	ADDQ          R8, R10
 	VPXORD        Z2, Z2, Z16
 	KMOVW         K1, K3
-	VPGATHERDD    (R8)(Z1*1), K3, Z16
+	VPGATHERDD    (R10)(Z1*1), K3, Z16
 	VPBROADCASTD  R11, Z17
 	VPSRLVD       Z17, Z16, Z16
 	VPMOVDW       Z16, Y16
@@ -11124,18 +11124,18 @@ dotCodesQ8P43VBMI_pf103:
 	ADDQ          $0x40, R9
 	SUBQ          $0x40, R10
 	JNZ           dotCodesQ8P43VBMI_chunk1
-	MOVQ          norma+176(FP), R9
+	MOVQ          norma+176(FP), R8
 	XORQ          R11, R11
-	LEAQ          -2(R9), R10
-	MOVQ          $0x00000010, R8
-	CMPQ          R9, $0x02
-	CMOVQCC       R10, R9
-	CMOVQCC       R8, R11
-	MOVQ          DX, R8
-	ADDQ          R9, R8
+	LEAQ          -2(R8), R9
+	MOVQ          $0x00000010, R10
+	CMPQ          R8, $0x02
+	CMOVQCC       R9, R8
+	CMOVQCC       R10, R11
+	MOVQ          DX, R10
+	ADDQ          R8, R10
 	VPXORD        Z2, Z2, Z12
 	KMOVW         K1, K3
-	VPGATHERDD    (R8)(Z1*1), K3, Z12
+	VPGATHERDD    (R10)(Z1*1), K3, Z12
 	VPBROADCASTD  R11, Z13
 	VPSRLVD       Z13, Z12, Z12
 	VPMOVDW       Z12, Y12
@@ -11343,18 +11343,18 @@ dotCodesQ8P43VBMI_pf111:
 	ADDQ           $0x40, R9
 	SUBQ           $0x40, R10
 	JNZ            dotCodesQ8P43VBMI_chunk2
-	MOVQ           normb+192(FP), R9
+	MOVQ           normb+192(FP), R8
 	XORQ           R11, R11
-	LEAQ           -2(R9), R10
-	MOVQ           $0x00000010, R8
-	CMPQ           R9, $0x02
-	CMOVQCC        R10, R9
-	CMOVQCC        R8, R11
-	MOVQ           DX, R8
-	ADDQ           R9, R8
+	LEAQ           -2(R8), R9
+	MOVQ           $0x00000010, R10
+	CMPQ           R8, $0x02
+	CMOVQCC        R9, R8
+	CMOVQCC        R10, R11
+	MOVQ           DX, R10
+	ADDQ           R8, R10
 	VPXORD         Z2, Z2, Z16
 	KMOVW          K1, K3
-	VPGATHERDD     (R8)(Z1*1), K3, Z16
+	VPGATHERDD     (R10)(Z1*1), K3, Z16
 	VPBROADCASTD   R11, Z17
 	VPSRLVD        Z17, Z16, Z16
 	VPMOVDW        Z16, Y16
@@ -11627,19 +11627,20 @@ GLOBL decode8Perm<>(SB), RODATA|NOPTR, $64
 // Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, CMOV
 TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
 	MOVQ         valid+72(FP), AX
-	MOVQ         normOff+112(FP), CX
-	XORQ         BX, BX
-	LEAQ         -2(CX), DX
+	MOVQ         codes_base+80(FP), CX
+	MOVQ         normOff+112(FP), DX
+	XORQ         DI, DI
+	LEAQ         -2(DX), BX
 	MOVQ         $0x00000010, SI
-	CMPQ         CX, $0x02
-	CMOVQCC      DX, CX
-	CMOVQCC      SI, BX
-	MOVQ         codes_base+80(FP), SI
-	ADDQ         CX, SI
+	CMPQ         DX, $0x02
+	CMOVQCC      BX, DX
+	CMOVQCC      SI, DI
+	MOVQ         CX, SI
+	ADDQ         DX, SI
 	MOVQ         stride+104(FP), CX
 	VPBROADCASTD CX, Z0
 	VPMULLD      iota16<>+0(SB), Z0, Z0
-	VPBROADCASTD BX, Z1
+	VPBROADCASTD DI, Z1
 	SHLQ         $0x04, CX
 	MOVQ         (AX), DX
 	KMOVW        DX, K1
@@ -11907,19 +11908,20 @@ GLOBL values8Max<>(SB), RODATA|NOPTR, $32
 // Requires: AVX, AVX512BW, AVX512DQ, AVX512F, AVX512VL, CMOV
 TEXT ·weightsQ8PairAVX512(SB), NOSPLIT, $0-176
 	MOVQ         valid+112(FP), AX
-	MOVQ         norma+152(FP), CX
-	XORQ         BX, BX
-	LEAQ         -2(CX), DX
+	MOVQ         codes_base+120(FP), CX
+	MOVQ         norma+152(FP), DX
+	XORQ         DI, DI
+	LEAQ         -2(DX), BX
 	MOVQ         $0x00000010, SI
-	CMPQ         CX, $0x02
-	CMOVQCC      DX, CX
-	CMOVQCC      SI, BX
-	MOVQ         codes_base+120(FP), SI
-	ADDQ         CX, SI
+	CMPQ         DX, $0x02
+	CMOVQCC      BX, DX
+	CMOVQCC      SI, DI
+	MOVQ         CX, SI
+	ADDQ         DX, SI
 	MOVQ         stride+144(FP), CX
 	VPBROADCASTD CX, Z0
 	VPMULLD      iota16<>+0(SB), Z0, Z0
-	VPBROADCASTD BX, Z1
+	VPBROADCASTD DI, Z1
 	SHLQ         $0x04, CX
 	MOVQ         (AX), DX
 	KMOVW        DX, K1
@@ -11952,19 +11954,20 @@ TEXT ·weightsQ8PairAVX512(SB), NOSPLIT, $0-176
 	VPSRLVD      Z1, Z5, Z5
 	VPMOVDW      Z5, Y0
 	VCVTPH2PS    Y0, Z0
-	MOVQ         normb+160(FP), CX
-	XORQ         BX, BX
-	LEAQ         -2(CX), DX
+	MOVQ         codes_base+120(FP), CX
+	MOVQ         normb+160(FP), DX
+	XORQ         DI, DI
+	LEAQ         -2(DX), BX
 	MOVQ         $0x00000010, SI
-	CMPQ         CX, $0x02
-	CMOVQCC      DX, CX
-	CMOVQCC      SI, BX
-	MOVQ         codes_base+120(FP), SI
-	ADDQ         CX, SI
+	CMPQ         DX, $0x02
+	CMOVQCC      BX, DX
+	CMOVQCC      SI, DI
+	MOVQ         CX, SI
+	ADDQ         DX, SI
 	MOVQ         stride+144(FP), CX
 	VPBROADCASTD CX, Z1
 	VPMULLD      iota16<>+0(SB), Z1, Z1
-	VPBROADCASTD BX, Z5
+	VPBROADCASTD DI, Z5
 	SHLQ         $0x04, CX
 	MOVQ         (AX), DX
 	KMOVW        DX, K1
