@@ -7,13 +7,13 @@
 // bits, which the fused kernels (DotCodes, AxpyCodes) unpack to norm ×
 // centroid in registers as they score or accumulate them. 8-bit codes are
 // decoded into a small block of rows first (DecodeCodes). The integer
-// kernels (DotCodesQ8, DotCodesQ8Pair for a code of two parts, AxpyCodesQ8)
-// sum exact int8 × 7-bit-table products instead, within stated bounds of the
-// float kernels and with the same bits on every level; on AVX-512 (VBMI,
-// VNNI) they unpack codes with byte permutes and multiply with VPDPBUSD:
-// values four tokens at a time, 3- and 4-bit keys sixteen tokens at a time,
-// a token per doubleword loaded by gathers. ExpSum is the streaming
-// softmax's exp.
+// kernels (DotCodesQ8, AxpyCodesQ8, and their Pair forms for a code of two
+// parts) sum exact int8 × 7-bit-table products instead, within stated
+// bounds of the float kernels and with the same bits on every level; on
+// AVX-512 (VBMI, VNNI) they unpack codes with byte permutes and multiply
+// with VPDPBUSD: values four tokens at a time, 3- and 4-bit keys sixteen
+// tokens at a time, a token per doubleword loaded by gathers. ExpSum is the
+// streaming softmax's exp.
 //
 // Weight matrices in ggml's Q8_0 and Q4_0 block formats are the exception:
 // DotQ8_0 and DotQ4_0 read their blocks directly (fused: each block is
