@@ -71,6 +71,7 @@ type keys16Part struct {
 	ctl      [2]VecVirtual
 }
 
+// load loads the part's tables and (3 bits) controls.
 func (pt *keys16Part) load() {
 	pt.tab = ZMM()
 	VMOVDQU64(Mem{Base: Load(Param(pt.p.tab), GP64())}, pt.tab)
