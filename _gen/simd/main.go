@@ -27,6 +27,7 @@ func main() {
 	expSum()
 	expSum512()
 	fwhtFirst8()
+	fwhtFirst8Zmm()
 	scaleKernel()
 	sumSquares()
 	f16Kernels()
@@ -1227,6 +1228,73 @@ func fwhtFirst8() {
 		JMP(LabelRef(lbl))
 	}
 	Label("f8_done")
+	VZEROUPPER()
+	RET()
+}
+
+// fwhtFirst8Zmm emits fwhtFirst8AVX512: fwhtFirst8AVX2 on two blocks of 8
+// a register. Each level's sums and differences are those of butterfly8
+// (the high member's a − b by a masked subtraction in place of the blend),
+// so the bits are the same.
+func fwhtFirst8Zmm() {
+	TEXT("fwhtFirst8AVX512", NOSPLIT, "func(dst, src, signs []float32)")
+	Doc("fwhtFirst8AVX512 is fwhtFirst8AVX2 sixteen elements at a time (a last 8 masked).")
+	Pragma("noescape")
+	d := Load(Param("dst").Base(), GP64())
+	s := Load(Param("src").Base(), GP64())
+	k := Load(Param("signs").Base(), GP64())
+	ks := Load(Param("signs").Len(), GP64())
+	n := Load(Param("dst").Len(), GP64())
+	var high [3]Register // the high members of levels 1, 2, 4
+	tmp := GP64()
+	for i, m := range []uint32{0xAAAA, 0xCCCC, 0xF0F0} {
+		high[i] = K()
+		MOVQ(U32(m), tmp)
+		KMOVW(tmp.As32(), high[i])
+	}
+	all := K()
+	for _, signed := range []bool{true, false} {
+		lbl := map[bool]string{true: "f8z_signed", false: "f8z_plain"}[signed]
+		if signed {
+			TESTQ(ks, ks)
+			JZ(LabelRef("f8z_plain"))
+		}
+		Label(lbl)
+		TESTQ(n, n)
+		JZ(LabelRef("f8z_done"))
+		MOVQ(U32(0xffff), tmp)
+		CMPQ(n, U8(16))
+		JAE(LabelRef(lbl + "_full"))
+		MOVQ(U32(0xff), tmp) // a last block of 8
+		Label(lbl + "_full")
+		KMOVW(tmp.As32(), all)
+		v := ZMM()
+		VMOVUPS_Z(Mem{Base: s}, all, v)
+		if signed {
+			sg := ZMM()
+			VMOVUPS_Z(Mem{Base: k}, all, sg)
+			VMULPS(sg, v, v)
+			ADDQ(U32(64), k)
+		}
+		for i, perm := range []uint8{0xB1, 0x4E, 0xB1} {
+			t, sum := ZMM(), ZMM()
+			if i == 2 {
+				VSHUFF32X4(U8(perm), v, v, t) // the 128-bit halves of each block swapped
+			} else {
+				VPERMILPS(U8(perm), v, t)
+			}
+			VADDPS(t, v, sum)          // low member: a + b
+			VSUBPS(v, t, high[i], sum) // high member: a − b (t holds a there)
+			v = sum
+		}
+		VMOVUPS(v, all, Mem{Base: d})
+		ADDQ(U32(64), s)
+		ADDQ(U32(64), d)
+		SUBQ(U32(16), n)
+		JA(LabelRef(lbl))
+		JMP(LabelRef("f8z_done"))
+	}
+	Label("f8z_done")
 	VZEROUPPER()
 	RET()
 }

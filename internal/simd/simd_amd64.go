@@ -38,7 +38,7 @@ func init() {
 		weightsQ8:      weightsQ8Kernel(),
 		weightsQ8Pair:  weightsQ8PairKernel(),
 		decode8Planes:  decode8PlanesKernel(),
-		fwhtFirst8:     fwhtFirst8AVX2,
+		fwhtFirst8:     fwhtFirst8Kernel(),
 		fwhtPass:       [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
 		scale:          scaleAVX2,
 		sumSquares:     sumSquaresAVX2,
@@ -127,6 +127,15 @@ func expSumKernel() func(x []float32, m float32) float32 {
 		s := expSumAVX512(x, m)
 		return s + avx2(x[n:], m)
 	}
+}
+
+// fwhtFirst8Kernel is fwhtFirst8AVX512 where the CPU has AVX-512F: the
+// same butterflies, so the same bits.
+func fwhtFirst8Kernel() func(dst, src, signs []float32) {
+	if cpuid.CPU.Supports(cpuid.AVX512F) {
+		return fwhtFirst8AVX512
+	}
+	return fwhtFirst8AVX2
 }
 
 // maxKernel is maxAVX512 where the CPU has AVX-512F: the same maximum.

@@ -89,6 +89,11 @@ func expSumAVX512(x []float32, m float32) float32
 //go:noescape
 func fwhtFirst8AVX2(dst []float32, src []float32, signs []float32)
 
+// fwhtFirst8AVX512 is fwhtFirst8AVX2 sixteen elements at a time (a last 8 masked).
+//
+//go:noescape
+func fwhtFirst8AVX512(dst []float32, src []float32, signs []float32)
+
 // scaleAVX2 multiplies the first len(x)&^7 elements of x by k.
 //
 //go:noescape

@@ -1548,6 +1548,83 @@ f8_done:
 	VZEROUPPER
 	RET
 
+// func fwhtFirst8AVX512(dst []float32, src []float32, signs []float32)
+// Requires: AVX, AVX512F
+TEXT ·fwhtFirst8AVX512(SB), NOSPLIT, $0-72
+	MOVQ  dst_base+0(FP), AX
+	MOVQ  src_base+24(FP), CX
+	MOVQ  signs_base+48(FP), DX
+	MOVQ  signs_len+56(FP), BX
+	MOVQ  dst_len+8(FP), SI
+	MOVQ  $0x0000aaaa, DI
+	KMOVW DI, K1
+	MOVQ  $0x0000cccc, DI
+	KMOVW DI, K2
+	MOVQ  $0x0000f0f0, DI
+	KMOVW DI, K3
+	TESTQ BX, BX
+	JZ    f8z_plain
+
+f8z_signed:
+	TESTQ SI, SI
+	JZ    f8z_done
+	MOVQ  $0x0000ffff, DI
+	CMPQ  SI, $0x10
+	JAE   f8z_signed_full
+	MOVQ  $0x000000ff, DI
+
+f8z_signed_full:
+	KMOVW      DI, K4
+	VMOVUPS.Z  (CX), K4, Z0
+	VMOVUPS.Z  (DX), K4, Z1
+	VMULPS     Z1, Z0, Z0
+	ADDQ       $0x00000040, DX
+	VPERMILPS  $0xb1, Z0, Z1
+	VADDPS     Z1, Z0, Z2
+	VSUBPS     Z0, Z1, K1, Z2
+	VPERMILPS  $0x4e, Z2, Z0
+	VADDPS     Z0, Z2, Z1
+	VSUBPS     Z2, Z0, K2, Z1
+	VSHUFF32X4 $0xb1, Z1, Z1, Z0
+	VADDPS     Z0, Z1, Z2
+	VSUBPS     Z1, Z0, K3, Z2
+	VMOVUPS    Z2, K4, (AX)
+	ADDQ       $0x00000040, CX
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000010, SI
+	JA         f8z_signed
+	JMP        f8z_done
+
+f8z_plain:
+	TESTQ SI, SI
+	JZ    f8z_done
+	MOVQ  $0x0000ffff, DI
+	CMPQ  SI, $0x10
+	JAE   f8z_plain_full
+	MOVQ  $0x000000ff, DI
+
+f8z_plain_full:
+	KMOVW      DI, K4
+	VMOVUPS.Z  (CX), K4, Z0
+	VPERMILPS  $0xb1, Z0, Z1
+	VADDPS     Z1, Z0, Z2
+	VSUBPS     Z0, Z1, K1, Z2
+	VPERMILPS  $0x4e, Z2, Z0
+	VADDPS     Z0, Z2, Z1
+	VSUBPS     Z2, Z0, K2, Z1
+	VSHUFF32X4 $0xb1, Z1, Z1, Z0
+	VADDPS     Z0, Z1, Z2
+	VSUBPS     Z1, Z0, K3, Z2
+	VMOVUPS    Z2, K4, (AX)
+	ADDQ       $0x00000040, CX
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000010, SI
+	JA         f8z_plain
+
+f8z_done:
+	VZEROUPPER
+	RET
+
 // func scaleAVX2(x []float32, k float32)
 // Requires: AVX, AVX2, SSE
 TEXT ·scaleAVX2(SB), NOSPLIT, $0-28
