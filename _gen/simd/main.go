@@ -335,14 +335,26 @@ func (r rows4) at(base Register, i, disp int) Mem {
 
 // hsum reduces the 8 lanes of y into the low lane of its XMM half.
 func hsum(y VecVirtual) Register {
+	return hfold(y, func(a, b, dst Op) { VADDPS(a, b, dst) }, func(a, b, dst Op) { VADDSS(a, b, dst) })
+}
+
+// hmax reduces the low 8 lanes of y to their maximum, into the low lane of
+// its XMM half.
+func hmax(y VecVirtual) Register {
+	return hfold(y, func(a, b, dst Op) { VMAXPS(a, b, dst) }, func(a, b, dst Op) { VMAXSS(a, b, dst) })
+}
+
+// hfold folds the low 8 lanes of y by ps (packed) and ss (scalar): the
+// 128-bit halves, then the quadword pairs, then the last two lanes.
+func hfold(y VecVirtual, ps, ss func(a, b, dst Op)) Register {
 	x := XMM()
-	VEXTRACTF128(U8(1), y, x)
+	VEXTRACTF128(U8(1), y.AsY(), x)
 	lo := y.AsX()
-	VADDPS(x, lo, lo)
+	ps(x, lo, lo)
 	VMOVHLPS(lo, x, x)
-	VADDPS(x, lo, lo)
+	ps(x, lo, lo)
 	VMOVSHDUP(lo, x)
-	VADDSS(x, lo, lo)
+	ss(x, lo, lo)
 	return lo
 }
 
@@ -1580,15 +1592,7 @@ func maxKernel() {
 	VMAXPS(Mem{Base: p}, m[0], m[0])
 	Label("max_done")
 	VMAXPS(m[1], m[0], m[0])
-	x := XMM()
-	VEXTRACTF128(U8(1), m[0], x)
-	lo := m[0].AsX()
-	VMAXPS(x, lo, lo)
-	VMOVHLPS(lo, x, x)
-	VMAXPS(x, lo, lo)
-	VMOVSHDUP(lo, x)
-	VMAXSS(x, lo, lo)
-	Store(lo, ReturnIndex(0))
+	Store(hmax(m[0]), ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }
@@ -1637,14 +1641,7 @@ func max512() {
 	JZ(LabelRef("max512_done"))
 	VMAXPS(Mem{Base: p}, lo, lo)
 	Label("max512_done")
-	x, l := XMM(), m[0].AsX()
-	VEXTRACTF128(U8(1), lo, x)
-	VMAXPS(x, l, l)
-	VMOVHLPS(l, x, x)
-	VMAXPS(x, l, l)
-	VMOVSHDUP(l, x)
-	VMAXSS(x, l, l)
-	Store(l, ReturnIndex(0))
+	Store(hmax(m[0]), ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }
