@@ -152,8 +152,7 @@ type evenOdd struct {
 // VPMULTISHIFTQB puts at the bottom of each byte) and the odd ones (the
 // bytes shifted right by 4, or the pair's high index in pairTable).
 func newEvenOdd(bits int) *evenOdd {
-	m, ctl := once(func(bits int) (Mem, Mem) {
-		m := GLOBL(fmt_("values8EvenOdd%d", bits), RODATA|NOPTR)
+	m := global(fmt_("values8EvenOdd%d", bits), func() {
 		for h := range 2 {
 			for pos := range 64 {
 				src := 0
@@ -173,16 +172,7 @@ func newEvenOdd(bits int) *evenOdd {
 				DATA(128+64*h+4*c, U32(uint32(j/2+16*(j%2))))
 			}
 		}
-		if bits == 4 {
-			return m, m
-		}
-		ctl := GLOBL("values8Pairs", RODATA|NOPTR)
-		for pos := range 64 {
-			w, e, t := pos/8, pos%8/4, pos%4 // quadword w: coordinates 4w+2e, +1 of token t
-			DATA(pos, U8(16*t+4*(w%2)+6*e))
-		}
-		return m, ctl
-	}, bits)
+	})
 	u := &evenOdd{bits: bits, tab: ZMM()}
 	VMOVDQU64(Mem{Base: Load(Param("tab"), GP64())}, u.tab)
 	for i := range u.perm {
@@ -191,6 +181,12 @@ func newEvenOdd(bits int) *evenOdd {
 	}
 	u.odd = u.tab
 	if bits == 3 {
+		ctl := global("values8Pairs", func() {
+			for pos := range 64 {
+				w, e, t := pos/8, pos%8/4, pos%4 // quadword w: coordinates 4w+2e, +1 of token t
+				DATA(pos, U8(16*t+4*(w%2)+6*e))
+			}
+		})
 		u.odd, u.ctl = pairTable(u.tab), ZMM()
 		VMOVDQU64(ctl, u.ctl)
 	}
@@ -223,37 +219,34 @@ func (u *evenOdd) unpack(p, s1, s2, s3 Register, use func(o int, x VecVirtual)) 
 	}
 }
 
-var pairIndex *Mem
-
 // pairTable returns the table of the high index of a pair of 3-bit
 // indices in a byte's low 6 bits: entry k is tab[k>>3] (tab repeats every
 // 8 entries, so that looked up with the same byte it gives the low index).
 func pairTable(tab VecVirtual) VecVirtual {
-	if pairIndex == nil {
-		m := GLOBL("pairIndex", RODATA|NOPTR)
+	idx := global("pairIndex", func() {
 		for k := range 64 {
 			DATA(k, U8(k>>3))
 		}
-		pairIndex = &m
-	}
+	})
 	odd := ZMM()
-	VMOVDQU64(*pairIndex, odd)
+	VMOVDQU64(idx, odd)
 	VPERMB(tab, odd, odd)
 	return odd
 }
 
-// emitted holds the constants already emitted, by emitter and bits.
-var emitted = map[string][2]Mem{}
+// globals holds the read-only data already emitted, by name.
+var globals = map[string]Mem{}
 
-// once returns consts(bits), emitting it the first time only.
-func once(consts func(bits int) (perm, ctl Mem), bits int) (perm, ctl Mem) {
-	key := fmt_("%p/%d", consts, bits)
-	m, ok := emitted[key]
-	if !ok {
-		m[0], m[1] = consts(bits)
-		emitted[key] = m
+// global returns the read-only data named name, emitting it (GLOBL, then
+// data's DATA) the first time only.
+func global(name string, data func()) Mem {
+	if m, ok := globals[name]; ok {
+		return m
 	}
-	return m[0], m[1]
+	m := GLOBL(name, RODATA|NOPTR)
+	data()
+	globals[name] = m
+	return m
 }
 
 // lastQuad points the row offsets s1…s3 of a last quad with left (1–3)
@@ -304,21 +297,16 @@ func loadQuad(p, s1, s2, s3 Register, k1, k2 Register) (t0, t1 VecVirtual) {
 	return t0, t1
 }
 
-var keys8Spread, keys8Order, iotaMem *Mem
-
 // iota16 emits (once) the doublewords 0…15.
-func iota16() Mem { return dwordsConst(&iotaMem, "iota16", func(j int) int { return j }) }
+func iota16() Mem { return dwordsConst("iota16", func(j int) int { return j }) }
 
 // dwordsConst emits (once) the 16 doublewords v(0…15) named name.
-func dwordsConst(p **Mem, name string, v func(j int) int) Mem {
-	if *p == nil {
-		m := GLOBL(name, RODATA|NOPTR)
+func dwordsConst(name string, v func(j int) int) Mem {
+	return global(name, func() {
 		for j := range 16 {
 			DATA(4*j, U32(uint32(v(j))))
 		}
-		*p = &m
-	}
-	return **p
+	})
 }
 
 // dotCodes8Wide emits dotCodesQ8B8x<R>VBMI, for R (1, 2 or 4) query
@@ -380,7 +368,7 @@ type keysQuads struct {
 // spares the caller filling out first), and the loop's registers.
 func newKeysQuads(name string, pt *keysPart) *keysQuads {
 	k := &keysQuads{name: name, tr: ZMM(), bv: ZMM()}
-	VMOVDQU32(dwordsConst(&keys8Spread, "keys8Spread", func(j int) int { return j / 4 }), k.tr)
+	VMOVDQU32(dwordsConst("keys8Spread", func(j int) int { return j / 4 }), k.tr)
 	pt.sc, pt.sm = ZMM(), ZMM()
 	VPERMPS(Mem{Base: Load(Param(pt.p.scales), GP64())}, k.tr, pt.sc)
 	VPERMD(Mem{Base: Load(Param(pt.p.sums), GP64())}, k.tr, pt.sm)
@@ -391,7 +379,7 @@ func newKeysQuads(name string, pt *keysPart) *keysQuads {
 	VPERMPS(k.bv, k.tr, k.bv)
 	Label(name + "_add")
 	// the reduction leaves token t's rows in lane t: transpose
-	VMOVDQU32(dwordsConst(&keys8Order, "keys8Order", func(j int) int { return 4*(j%4) + j/4 }), k.tr)
+	VMOVDQU32(dwordsConst("keys8Order", func(j int) int { return 4*(j%4) + j/4 }), k.tr)
 	k.o = Load(Param("out").Base(), GP64())
 	k.os = Load(Param("outStride"), GP64())
 	SHLQ(U8(2), k.os)

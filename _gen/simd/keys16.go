@@ -92,17 +92,14 @@ func (pt *keys16Part) load() {
 // of 64 coordinates, read from byte 20 of 24 so that nothing past them is
 // read), and byte j of it takes indices 2j and 2j+1.
 func keys16Ctl() Mem {
-	m, _ := once(func(int) (Mem, Mem) {
-		m := GLOBL("keys16Ctl", RODATA|NOPTR)
+	return global("keys16Ctl", func() {
 		for i := range 2 {
 			for pos := range 64 {
 				e, j := pos%8/4, pos%4
 				DATA(64*i+pos, U8(32*e+8*i+6*j))
 			}
 		}
-		return m, m
-	}, 3)
-	return m
+	})
 }
 
 // keys16 holds what the keys16 kernels keep over their loop of sixteen
