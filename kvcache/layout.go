@@ -175,9 +175,10 @@ type run struct {
 	// kd and vd are the block's drift codes of the head (BlockCenter; nil
 	// without): every token of the run decodes to μ + drift + its code.
 	kd, vd []byte
-	// aheadK and aheadV are the head's key and value codes in the next
-	// block, to prefetch while the run is processed; nil at the last block
-	// and for the sinks and window.
+	// aheadK and aheadV are the key and value codes of the run that comes
+	// next in the walk (the next head's in the block, or the first head's
+	// in the next block), to prefetch while this run is processed; nil
+	// where no block follows, and for the sinks and window.
 	aheadK, aheadV []byte
 }
 
@@ -188,10 +189,13 @@ type run struct {
 // next to each other in a block, are read as one sequential stream; heads
 // must be ascending and contiguous.
 //
-// Each run of a block carries the head's keys and values in the next block,
+// Each run of a block carries the keys and values of the run after it,
 // which the row path's kernels prefetch a few lines at a time while they
 // work on the run, so their cache lines arrive during the computation
-// rather than when a kernel first touches them.
+// rather than when a kernel first touches them. One run ahead, not one
+// block: a block's worth of the other heads' codes came through L1
+// between a prefetch for the head's next block and its use, and the
+// kernels found the lines in L2 (BENCHMARKS.md, session 18).
 func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, f func(k int, r run)) {
 	cfg := s.pool.cfg
 	d, H, B := cfg.HeadDim, cfg.KVHeads, cfg.BlockTokens
@@ -215,19 +219,23 @@ func (s *Sequence) layerRuns(l *seqLayer, heads []int, from, limit int, f func(k
 		lay, j := b.lay, c%B
 		n := min(B-j, end-pos)
 		// The next block is elsewhere in memory (the hardware prefetcher
-		// alone stalls at every block boundary): each head's runs carry
-		// that head's codes in the next block, which the kernels ask for a
-		// few lines at a time while they work. One burst for all heads, or
-		// one per run, kept too many requests in flight.
+		// alone stalls at every block boundary), so the last head's run
+		// carries the first head's codes in the next block. One burst for
+		// all heads, or one per run, kept too many requests in flight.
 		var next *block
 		if bi+1 < len(l.blocks) {
 			next = l.blocks[bi+1]
 		}
 		for k, h := range heads {
 			var aheadK, aheadV []byte
-			if next != nil {
-				aheadK = next.data[next.lay.kOff[h] : next.lay.kOff[h]+B*next.lay.kSize[h]]
-				aheadV = next.data[next.lay.vOff[h] : next.lay.vOff[h]+B*next.lay.vSize[h]]
+			if k+1 < len(heads) {
+				h2 := heads[k+1]
+				aheadK = b.data[lay.kOff[h2]+j*lay.kSize[h2] : lay.kOff[h2]+(j+n)*lay.kSize[h2]]
+				aheadV = b.data[lay.vOff[h2]+j*lay.vSize[h2] : lay.vOff[h2]+(j+n)*lay.vSize[h2]]
+			} else if next != nil {
+				h2 := heads[0]
+				aheadK = next.data[next.lay.kOff[h2] : next.lay.kOff[h2]+B*next.lay.kSize[h2]]
+				aheadV = next.data[next.lay.vOff[h2] : next.lay.vOff[h2]+B*next.lay.vSize[h2]]
 			}
 			ks, vs := lay.kSize[h], lay.vSize[h]
 			kd, vd := lay.drift(b.data, h)
