@@ -559,10 +559,9 @@ func weightsQ8() {
 // weights, their sums and maxima, and the norm's offset in a code.
 type weightsPart struct{ dst, sums, amax, norm string }
 
-// weightsQ8Parts emits a weight quantizer for one or two parts. One
-// part's products wn are kept in registers between the maxima and the
-// quantizing; two parts' are computed again (the same product, so the same
-// bits), the two latency chains overlapping in one call.
+// weightsQ8Parts emits a weight quantizer for one or two parts: one pass
+// over the weights for the parts' maxima, then each part's quantizing,
+// the two latency chains overlapping in one call.
 func weightsQ8Parts(name string, parts []weightsPart) {
 	if len(parts) == 1 {
 		TEXT(name, NOSPLIT, "func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normOff, m int)")
@@ -589,21 +588,25 @@ func weightsQ8Parts(name string, parts []weightsPart) {
 	SHLQ(U8(2), ws)
 	wr := newRows4(ws)
 	k := K()
-	// load returns w·norm of row i, chunk c (16 tokens) of part p.
-	load := func(p, i, c int) VecVirtual {
+	// load returns the weights of row i, chunk c (16 tokens).
+	load := func(i, c int) VecVirtual {
 		KMOVQ(Mem{Base: valid, Disp: 8 * i}, k)
 		if c > 0 {
 			KSHIFTRQ(U8(16*c), k, k)
 		}
 		x := ZMM()
 		VMOVUPS_Z(wr.at(wb, i, 64*c), k, x)
-		VMULPS(norms[p][c], x, x)
 		return x
 	}
 	absMask := ZMM()
 	VPBROADCASTD(vconst("values8Abs", U32(0x7fffffff)), absMask)
-	keep := len(parts) == 1
-	var wn [4][4]VecVirtual // [row][chunk of 16 tokens]: one part's, kept
+	// A part's products wn are kept in registers between the maxima and
+	// the quantizing: all of them with one part; with two, the first
+	// part's first 16 tokens only (more leave the allocator short of
+	// registers). The others are computed again: the same product, so the
+	// same bits.
+	var wn [4][4]VecVirtual // [row][chunk of 16 tokens]
+	kept := func(p, c int) bool { return p == 0 && (len(parts) == 1 || c < 1) }
 	mx := make([][4]VecVirtual, len(parts))
 	for p := range mx {
 		for i := range mx[p] {
@@ -613,13 +616,15 @@ func weightsQ8Parts(name string, parts []weightsPart) {
 	}
 	for c := range 4 {
 		for i := range 4 {
+			x := load(i, c)
 			for p := range parts {
-				x := load(p, i, c)
-				if keep {
-					wn[i][c] = x
+				y := ZMM()
+				VMULPS(norms[p][c], x, y)
+				if kept(p, c) {
+					wn[i][c] = y
 				}
 				a := ZMM()
-				VANDPS(x, absMask, a)
+				VANDPS(y, absMask, a)
 				VMAXPS(a, mx[p][i], mx[p][i])
 			}
 		}
@@ -649,8 +654,9 @@ func weightsQ8Parts(name string, parts []weightsPart) {
 			var y [4]VecVirtual
 			for i := range y {
 				y[i] = wn[i][c]
-				if !keep {
-					y[i] = load(p, i, c)
+				if !kept(p, c) {
+					y[i] = load(i, c)
+					VMULPS(norms[p][c], y[i], y[i])
 				}
 				VMULPS(inv[i], y[i], y[i])
 				VCVTPS2DQ(y[i], y[i]) // round half to even (MXCSR default)

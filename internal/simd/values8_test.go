@@ -189,6 +189,20 @@ func BenchmarkWeightsQ8(b *testing.B) {
 			buf.quantize(c.w, c.n, c.g, c.n, c.codes, c.stride, c.normOff, 1)
 		}
 	})
+	if active.weightsQ8Pair == nil {
+		return
+	}
+	// AxpyCodesQ8Pair's: both parts' weights in one call (here the same
+	// norms twice: the same work as two parts' own).
+	second := new(WeightsQ8)
+	b.Run(Active().String()+"/pair", func(b *testing.B) {
+		for b.Loop() {
+			buf.setValid(c.g, c.n)
+			active.weightsQ8Pair(buf.w[:], second.w[:], &buf.sums, &second.sums, &buf.amax, &second.amax, c.w, c.n, &buf.valid, c.codes, c.stride, c.normOff, c.normOff, c.n)
+			buf.setScales(1)
+			second.setScales(1)
+		}
+	})
 }
 
 // codeIndex reads index j of bits-wide indices packed from the low bit up.
