@@ -28,6 +28,7 @@ func main() {
 	expSum512()
 	fwhtFirst8()
 	fwhtFirst8Zmm()
+	fwhtRegs()
 	scaleKernel()
 	sumSquares()
 	f16Kernels()
@@ -1307,6 +1308,85 @@ func fwhtFirst8Zmm() {
 		JMP(LabelRef("f8z_done"))
 	}
 	Label("f8z_done")
+	VZEROUPPER()
+	RET()
+}
+
+// fwhtRegs emits fwhtRegsAVX512: the whole transform of 16 … 256
+// elements in registers, sixteen a register, one load and one store per
+// element. fwhtFirst8 and the passes went through memory three times per
+// transform, and at d=128 the first levels' 512-bit loads waited on the
+// passes' 256-bit stores of the round before. The levels within a
+// register are fwhtFirst8AVX512's (and level 8, the 256-bit halves
+// swapped), those across registers fwhtPass's: the same butterflies in the
+// same order, so the same bits.
+func fwhtRegs() {
+	TEXT("fwhtRegsAVX512", NOSPLIT, "func(dst, src, signs []float32)")
+	Doc("fwhtRegsAVX512 sets dst to the transform of signs∘src (signs may be empty: no signs);",
+		"len(dst) is a power of two from 16 to 256.")
+	Pragma("noescape")
+	d := Load(Param("dst").Base(), GP64())
+	s := Load(Param("src").Base(), GP64())
+	k := Load(Param("signs").Base(), GP64())
+	ks := Load(Param("signs").Len(), GP64())
+	n := Load(Param("dst").Len(), GP64())
+	var high [4]Register // the high members of levels 1, 2, 4, 8
+	tmp := GP64()
+	for i, m := range []uint32{0xAAAA, 0xCCCC, 0xF0F0, 0xFF00} {
+		high[i] = K()
+		MOVQ(U32(m), tmp)
+		KMOVW(tmp.As32(), high[i])
+	}
+	for regs := 1; regs <= 16; regs *= 2 {
+		lbl := fmt_("fwhtRegs_%d", 16*regs)
+		if regs < 16 {
+			CMPQ(n, U32(16*regs))
+			JNE(LabelRef(fmt_("fwhtRegs_%d", 32*regs)))
+		}
+		v := make([]VecVirtual, regs)
+		for r := range v {
+			v[r] = ZMM()
+			VMOVUPS(Mem{Base: s, Disp: 64 * r}, v[r])
+		}
+		TESTQ(ks, ks)
+		JZ(LabelRef(lbl + "_levels"))
+		for r := range v {
+			VMULPS(Mem{Base: k, Disp: 64 * r}, v[r], v[r])
+		}
+		Label(lbl + "_levels")
+		for r := range v {
+			for i, perm := range []uint8{0xB1, 0x4E, 0xB1, 0x4E} {
+				t, sum := ZMM(), ZMM()
+				if i >= 2 {
+					VSHUFF32X4(U8(perm), v[r], v[r], t) // 128-bit lanes, then 256-bit halves, swapped
+				} else {
+					VPERMILPS(U8(perm), v[r], t)
+				}
+				VADDPS(t, v[r], sum)          // low member: a + b
+				VSUBPS(v[r], t, high[i], sum) // high member: a − b (t holds a there)
+				v[r] = sum
+			}
+		}
+		for step := 1; step < regs; step *= 2 {
+			for r := range regs {
+				if r&step != 0 {
+					continue
+				}
+				sum := ZMM()
+				VADDPS(v[r+step], v[r], sum)
+				VSUBPS(v[r+step], v[r], v[r+step])
+				v[r] = sum
+			}
+		}
+		for r := range v {
+			VMOVUPS(v[r], Mem{Base: d, Disp: 64 * r})
+		}
+		if regs < 16 {
+			JMP(LabelRef("fwhtRegs_done"))
+			Label(fmt_("fwhtRegs_%d", 32*regs))
+		}
+	}
+	Label("fwhtRegs_done")
 	VZEROUPPER()
 	RET()
 }

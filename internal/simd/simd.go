@@ -44,7 +44,8 @@ type kernels struct {
 	axpy4F16         axpyKernel[[]byte]
 	expSum           func(x []float32, m float32) float32
 	fwhtFirst8       func(dst, src, signs []float32)
-	fwhtPass         [4]func(x []float32, h int) // by levels per sweep (1–3)
+	fwhtRegs         func(dst, src, signs []float32) // the whole transform, 16 … 256 elements
+	fwhtPass         [4]func(x []float32, h int)     // by levels per sweep (1–3)
 	scale            func(x []float32, k float32)
 	sumSquares       func(x []float32) float64
 	encodeF16        func(dst []byte, src []float32)
@@ -711,6 +712,10 @@ func FWHT(dst, src, signs []float32) bool {
 		return false
 	}
 	check(len(src) == n && (signs == nil || len(signs) == n), "FWHT: lengths differ")
+	if active.fwhtRegs != nil && n >= 16 && n <= 256 {
+		active.fwhtRegs(dst, src, signs)
+		return true
+	}
 	active.fwhtFirst8(dst, src, signs)
 	h := 8
 	for ; 8*h <= n; h *= 8 {

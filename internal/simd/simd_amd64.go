@@ -39,6 +39,7 @@ func init() {
 		weightsQ8Pair:  weightsQ8PairKernel(),
 		decode8Planes:  decode8PlanesKernel(),
 		fwhtFirst8:     fwhtFirst8Kernel(),
+		fwhtRegs:       fwhtRegsKernel(),
 		fwhtPass:       [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
 		scale:          scaleAVX2,
 		sumSquares:     sumSquaresAVX2,
@@ -136,6 +137,15 @@ func fwhtFirst8Kernel() func(dst, src, signs []float32) {
 		return fwhtFirst8AVX512
 	}
 	return fwhtFirst8AVX2
+}
+
+// fwhtRegsKernel is fwhtRegsAVX512 where the CPU has AVX-512F, else nil
+// (fwhtFirst8 and the passes).
+func fwhtRegsKernel() func(dst, src, signs []float32) {
+	if cpuid.CPU.Supports(cpuid.AVX512F) {
+		return fwhtRegsAVX512
+	}
+	return nil
 }
 
 // maxKernel is maxAVX512 where the CPU has AVX-512F: the same maximum.

@@ -94,6 +94,12 @@ func fwhtFirst8AVX2(dst []float32, src []float32, signs []float32)
 //go:noescape
 func fwhtFirst8AVX512(dst []float32, src []float32, signs []float32)
 
+// fwhtRegsAVX512 sets dst to the transform of signs∘src (signs may be empty: no signs);
+// len(dst) is a power of two from 16 to 256.
+//
+//go:noescape
+func fwhtRegsAVX512(dst []float32, src []float32, signs []float32)
+
 // scaleAVX2 multiplies the first len(x)&^7 elements of x by k.
 //
 //go:noescape
