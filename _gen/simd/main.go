@@ -52,6 +52,7 @@ func main() {
 	}
 	for _, k := range codeKinds {
 		axpyCodesWn(k)
+		axpyCodesWnZmm(k)
 	}
 	wnWeights()
 	for _, f := range quantFormats {
@@ -1834,12 +1835,14 @@ func addF64() {
 // (ten loads per eight multiply-adds, which bound it).
 
 // wnPasses emits the chunk loop of the laid-out-weight kernel: widths
-// {W, 1} over j0 < d8; for each chunk the 4×width accumulators (rows as
+// {W, 1} (in vectors of lanes floats) over j0 < d8; for each chunk the
+// 4×width accumulators (rows as
 // apart, from acc + 4·j0) are loaded; per token, load(k) unpacks group k of
 // the token's centroids, each row's weight is broadcast from wp and
 // multiplied into the groups, and next advances to the next token; then the
 // accumulators are stored back.
-func wnPasses(name string, W int, accStride func(r Register), start func(j0 Register), load func(k int) VecVirtual, next func()) {
+func wnPasses(name string, lanes, W int, accStride func(r Register), start func(j0 Register), load func(k int) VecVirtual, next func()) {
+	vec := map[int]func() VecVirtual{8: YMM, 16: ZMM}[lanes]
 	a := Load(Param("acc").Base(), GP64())
 	as := GP64()
 	j0 := GP64()
@@ -1848,7 +1851,7 @@ func wnPasses(name string, W int, accStride func(r Register), start func(j0 Regi
 		lbl := fmt_("%s_c%d", name, width)
 		Label(lbl)
 		end := GP64()
-		LEAQ(Mem{Base: j0, Disp: 8 * width}, end)
+		LEAQ(Mem{Base: j0, Disp: lanes * width}, end)
 		CMPQ(end, Load(Param("d8"), GP64()))
 		JA(LabelRef(lbl + "_end"))
 		accStride(as)
@@ -1858,18 +1861,18 @@ func wnPasses(name string, W int, accStride func(r Register), start func(j0 Regi
 		accAt := func(i, k int) Mem {
 			switch i {
 			case 1:
-				return Mem{Base: ab, Index: as, Scale: 1, Disp: 32 * k}
+				return Mem{Base: ab, Index: as, Scale: 1, Disp: 4 * lanes * k}
 			case 2:
-				return Mem{Base: ab, Index: as, Scale: 2, Disp: 32 * k}
+				return Mem{Base: ab, Index: as, Scale: 2, Disp: 4 * lanes * k}
 			case 3:
-				return Mem{Base: a3, Index: as, Scale: 1, Disp: 32 * k}
+				return Mem{Base: a3, Index: as, Scale: 1, Disp: 4 * lanes * k}
 			}
-			return Mem{Base: ab, Disp: 32 * k}
+			return Mem{Base: ab, Disp: 4 * lanes * k}
 		}
 		acc := make([]VecVirtual, 4*width)
 		for i := range 4 {
 			for k := range width {
-				acc[i*width+k] = YMM()
+				acc[i*width+k] = vec()
 				VMOVUPS(accAt(i, k), acc[i*width+k])
 			}
 		}
@@ -1883,7 +1886,7 @@ func wnPasses(name string, W int, accStride func(r Register), start func(j0 Regi
 			xs[k] = load(k)
 		}
 		for i := range 4 {
-			y := YMM()
+			y := vec()
 			VBROADCASTSS(Mem{Base: wp, Disp: 4 * i}, y)
 			for k, x := range xs {
 				VFMADD231PS(x, y, acc[i*width+k])
@@ -1924,7 +1927,7 @@ func axpyCodesWn(k codeKind) {
 	bits := Load(Param("bits"), GP64())
 	ip := GP64()
 	pa, pn := aheadParams()
-	wnPasses(name, 2, accStride, func(j0 Register) {
+	wnPasses(name, 8, 2, accStride, func(j0 Register) {
 		// ip walks this chunk's index bytes: codes + idxOff + (j0/8)·bits.
 		MOVQ(j0, ip)
 		SHRQ(U8(3), ip)
@@ -1941,6 +1944,68 @@ func axpyCodesWn(k codeKind) {
 			ADDQ(bits, at)
 		}
 		return t.unpack(Mem{Base: at})
+	}, func() {
+		ADDQ(stride, ip)
+		prefetchSome(name+"_pf", pa, pn, 1)
+	})
+}
+
+// axpyCodesWnZmm emits axpyCodesWn<kind>AVX512: axpyCodesWn's kernel with
+// sixteen coordinates a vector, four of them (64 coordinates) a pass. A
+// group of sixteen is the doublewords of groups 2k and 2k+1 broadcast into
+// the two halves, shifted by the eight lane shifts twice over and looked up
+// in the 16-entry table (1–3 bits: the 8 entries twice, which VPERMPS's
+// fourth index bit then ignores; 4 bits: all 16, no blend). Every
+// accumulator lane takes the same multiply-adds in the same token order as
+// the 8-lane kernel's, so the bits are the same.
+func axpyCodesWnZmm(k codeKind) {
+	name := fmt_("axpyCodesWn%sAVX512", k.name)
+	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int, ahead []byte)")
+	Doc(name + " is axpyCodesWn" + k.name + "AVX2 on the first d8 coordinates (a multiple of 16).")
+	Pragma("noescape")
+	accStride := func(r Register) {
+		Load(Param("accStride"), r)
+		SHLQ(U8(2), r)
+	}
+	tab, sh := ZMM(), ZMM()
+	tp := Load(Param("tab"), GP64())
+	if k.b4 {
+		VMOVUPS(Mem{Base: tp}, tab)
+	} else {
+		VBROADCASTF32X8(Mem{Base: tp}, tab)
+	}
+	VBROADCASTI32X8(Mem{Base: Load(Param("sh"), GP64())}, sh)
+	high := K()
+	tmp := GP64()
+	MOVQ(U32(0xff00), tmp)
+	KMOVW(tmp.As32(), high)
+	p := Load(Param("codes").Base(), GP64())
+	stride := Load(Param("stride"), GP64())
+	bits := Load(Param("bits"), GP64())
+	ip := GP64()
+	pa, pn := aheadParams()
+	wnPasses(name, 16, 4, accStride, func(j0 Register) {
+		// ip walks this chunk's index bytes: codes + idxOff + (j0/8)·bits.
+		MOVQ(j0, ip)
+		SHRQ(U8(3), ip)
+		IMULQ(bits, ip)
+		ADDQ(Load(Param("idxOff"), GP64()), ip)
+		ADDQ(p, ip)
+	}, func(g int) VecVirtual {
+		at := ip
+		if g > 0 { // groups 2g and 2g+1: 2g·bits bytes on
+			at = GP64()
+			LEAQ(Mem{Base: ip, Index: bits, Scale: 2}, at)
+			for range g - 1 {
+				LEAQ(Mem{Base: at, Index: bits, Scale: 2}, at)
+			}
+		}
+		idx, c := ZMM(), ZMM()
+		VPBROADCASTD(Mem{Base: at}, idx)
+		VPBROADCASTD(Mem{Base: at, Index: bits, Scale: 1}, high, idx)
+		VPSRLVD(sh, idx, idx)
+		VPERMPS(tab, idx, c)
+		return c
 	}, func() {
 		ADDQ(stride, ip)
 		prefetchSome(name+"_pf", pa, pn, 1)

@@ -187,10 +187,27 @@ func int8Kernels() [2][2]quantDot8Kernel {
 	return int8AVX2
 }
 
+// wnZmm says whether axpyCodesWn runs the AVX-512 kernels (a variable
+// for the tests, which compare them with the AVX2 ones).
+var wnZmm = cpuid.CPU.Supports(cpuid.AVX512F)
+
 // axpyCodesWn calls the laid-out-weight kernel for cb's width directly
 // (not through a function value), so its go:noescape keeps the caller's
 // weight buffer on its stack.
+// Where the CPU has AVX-512F, the 16-lane kernel takes the coordinates in
+// whole groups of 16 and the 8-lane one a last group of 8: the same bits.
 func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int, ahead []byte) {
+	if d16 := d8 &^ 15; wnZmm && d16 > 0 {
+		if bits == 4 {
+			axpyCodesWnB4AVX512(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d16, ahead)
+		} else {
+			axpyCodesWnSmallAVX512(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d16, ahead)
+		}
+		if d8 == d16 {
+			return
+		}
+		acc, idxOff, d8, ahead = acc[d16:], idxOff+d16/8*bits, d8-d16, nil
+	}
 	if bits == 4 {
 		axpyCodesWnB4AVX2(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d8, ahead)
 		return

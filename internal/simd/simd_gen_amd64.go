@@ -233,11 +233,21 @@ func axpyCodesB44AVX2(acc []float32, accStride int, w []float32, wStride int, ta
 //go:noescape
 func axpyCodesWnSmallAVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
 
+// axpyCodesWnSmallAVX512 is axpyCodesWnSmallAVX2 on the first d8 coordinates (a multiple of 16).
+//
+//go:noescape
+func axpyCodesWnSmallAVX512(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
+
 // axpyCodesWnB4AVX2 is axpyCodesGeneric for 4-bit codes and four accumulator rows
 // on the first d8 coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.
 //
 //go:noescape
 func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
+
+// axpyCodesWnB4AVX512 is axpyCodesWnB4AVX2 on the first d8 coordinates (a multiple of 16).
+//
+//go:noescape
+func axpyCodesWnB4AVX512(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
 
 // wnWeightsNormsAVX2 is plainWeights: weights times the norms of the codes (fp16 at normOff, stride apart).
 //

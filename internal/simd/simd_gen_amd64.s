@@ -4165,6 +4165,186 @@ axpyCodesWnSmallAVX2_c1_end:
 	VZEROUPPER
 	RET
 
+// func axpyCodesWnSmallAVX512(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·axpyCodesWnSmallAVX512(SB), NOSPLIT, $0-160
+	MOVQ            tab+56(FP), AX
+	VBROADCASTF32X8 (AX), Z0
+	MOVQ            sh+64(FP), AX
+	VBROADCASTI32X8 (AX), Z1
+	MOVQ            $0x0000ff00, AX
+	KMOVW           AX, K1
+	MOVQ            codes_base+80(FP), AX
+	MOVQ            stride+104(FP), CX
+	MOVQ            bits+72(FP), DX
+	MOVQ            ahead_base+136(FP), SI
+	MOVQ            ahead_len+144(FP), DI
+	MOVQ            acc_base+0(FP), R8
+	XORQ            BX, BX
+
+axpyCodesWnSmallAVX512_c4:
+	LEAQ    64(BX), R10
+	MOVQ    d8+128(FP), R9
+	CMPQ    R10, R9
+	JA      axpyCodesWnSmallAVX512_c4_end
+	MOVQ    accStride+24(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R8)(BX*4), R11
+	LEAQ    (R11)(R9*2), R12
+	VMOVUPS (R11), Z2
+	VMOVUPS 64(R11), Z3
+	VMOVUPS 128(R11), Z4
+	VMOVUPS 192(R11), Z5
+	VMOVUPS (R11)(R9*1), Z6
+	VMOVUPS 64(R11)(R9*1), Z7
+	VMOVUPS 128(R11)(R9*1), Z8
+	VMOVUPS 192(R11)(R9*1), Z9
+	VMOVUPS (R11)(R9*2), Z10
+	VMOVUPS 64(R11)(R9*2), Z11
+	VMOVUPS 128(R11)(R9*2), Z12
+	VMOVUPS 192(R11)(R9*2), Z13
+	VMOVUPS (R12)(R9*1), Z14
+	VMOVUPS 64(R12)(R9*1), Z15
+	VMOVUPS 128(R12)(R9*1), Z16
+	VMOVUPS 192(R12)(R9*1), Z17
+	MOVQ    wn_base+32(FP), R13
+	MOVQ    n+120(FP), R14
+	SHRQ    $0x03, BX
+	IMULQ   DX, BX
+	MOVQ    idxOff+112(FP), R15
+	ADDQ    R15, BX
+	ADDQ    AX, BX
+
+axpyCodesWnSmallAVX512_c4_tok:
+	VPBROADCASTD (BX), Z18
+	VPBROADCASTD (BX)(DX*1), K1, Z18
+	VPSRLVD      Z1, Z18, Z18
+	VPERMPS      Z0, Z18, Z18
+	LEAQ         (BX)(DX*2), R15
+	VPBROADCASTD (R15), Z19
+	VPBROADCASTD (R15)(DX*1), K1, Z19
+	VPSRLVD      Z1, Z19, Z19
+	VPERMPS      Z0, Z19, Z19
+	LEAQ         (BX)(DX*2), R15
+	LEAQ         (R15)(DX*2), R15
+	VPBROADCASTD (R15), Z20
+	VPBROADCASTD (R15)(DX*1), K1, Z20
+	VPSRLVD      Z1, Z20, Z20
+	VPERMPS      Z0, Z20, Z20
+	LEAQ         (BX)(DX*2), R15
+	LEAQ         (R15)(DX*2), R15
+	LEAQ         (R15)(DX*2), R15
+	VPBROADCASTD (R15), Z21
+	VPBROADCASTD (R15)(DX*1), K1, Z21
+	VPSRLVD      Z1, Z21, Z21
+	VPERMPS      Z0, Z21, Z21
+	VBROADCASTSS (R13), Z22
+	VFMADD231PS  Z18, Z22, Z2
+	VFMADD231PS  Z19, Z22, Z3
+	VFMADD231PS  Z20, Z22, Z4
+	VFMADD231PS  Z21, Z22, Z5
+	VBROADCASTSS 4(R13), Z22
+	VFMADD231PS  Z18, Z22, Z6
+	VFMADD231PS  Z19, Z22, Z7
+	VFMADD231PS  Z20, Z22, Z8
+	VFMADD231PS  Z21, Z22, Z9
+	VBROADCASTSS 8(R13), Z22
+	VFMADD231PS  Z18, Z22, Z10
+	VFMADD231PS  Z19, Z22, Z11
+	VFMADD231PS  Z20, Z22, Z12
+	VFMADD231PS  Z21, Z22, Z13
+	VBROADCASTSS 12(R13), Z22
+	VFMADD231PS  Z18, Z22, Z14
+	VFMADD231PS  Z19, Z22, Z15
+	VFMADD231PS  Z20, Z22, Z16
+	VFMADD231PS  Z21, Z22, Z17
+	ADDQ         CX, BX
+	TESTQ        DI, DI
+	JLE          axpyCodesWnSmallAVX512_pf21
+	PREFETCHT0   (SI)
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000040, DI
+
+axpyCodesWnSmallAVX512_pf21:
+	ADDQ    $0x00000010, R13
+	DECQ    R14
+	JNZ     axpyCodesWnSmallAVX512_c4_tok
+	VMOVUPS Z2, (R11)
+	VMOVUPS Z3, 64(R11)
+	VMOVUPS Z4, 128(R11)
+	VMOVUPS Z5, 192(R11)
+	VMOVUPS Z6, (R11)(R9*1)
+	VMOVUPS Z7, 64(R11)(R9*1)
+	VMOVUPS Z8, 128(R11)(R9*1)
+	VMOVUPS Z9, 192(R11)(R9*1)
+	VMOVUPS Z10, (R11)(R9*2)
+	VMOVUPS Z11, 64(R11)(R9*2)
+	VMOVUPS Z12, 128(R11)(R9*2)
+	VMOVUPS Z13, 192(R11)(R9*2)
+	VMOVUPS Z14, (R12)(R9*1)
+	VMOVUPS Z15, 64(R12)(R9*1)
+	VMOVUPS Z16, 128(R12)(R9*1)
+	VMOVUPS Z17, 192(R12)(R9*1)
+	MOVQ    R10, BX
+	JMP     axpyCodesWnSmallAVX512_c4
+
+axpyCodesWnSmallAVX512_c4_end:
+axpyCodesWnSmallAVX512_c1:
+	LEAQ    16(BX), R10
+	MOVQ    d8+128(FP), R9
+	CMPQ    R10, R9
+	JA      axpyCodesWnSmallAVX512_c1_end
+	MOVQ    accStride+24(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R8)(BX*4), R11
+	LEAQ    (R11)(R9*2), R12
+	VMOVUPS (R11), Z2
+	VMOVUPS (R11)(R9*1), Z3
+	VMOVUPS (R11)(R9*2), Z4
+	VMOVUPS (R12)(R9*1), Z5
+	MOVQ    wn_base+32(FP), R13
+	MOVQ    n+120(FP), R14
+	SHRQ    $0x03, BX
+	IMULQ   DX, BX
+	MOVQ    idxOff+112(FP), R15
+	ADDQ    R15, BX
+	ADDQ    AX, BX
+
+axpyCodesWnSmallAVX512_c1_tok:
+	VPBROADCASTD (BX), Z6
+	VPBROADCASTD (BX)(DX*1), K1, Z6
+	VPSRLVD      Z1, Z6, Z6
+	VPERMPS      Z0, Z6, Z6
+	VBROADCASTSS (R13), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS 4(R13), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS 8(R13), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS 12(R13), Z7
+	VFMADD231PS  Z6, Z7, Z5
+	ADDQ         CX, BX
+	TESTQ        DI, DI
+	JLE          axpyCodesWnSmallAVX512_pf22
+	PREFETCHT0   (SI)
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000040, DI
+
+axpyCodesWnSmallAVX512_pf22:
+	ADDQ    $0x00000010, R13
+	DECQ    R14
+	JNZ     axpyCodesWnSmallAVX512_c1_tok
+	VMOVUPS Z2, (R11)
+	VMOVUPS Z3, (R11)(R9*1)
+	VMOVUPS Z4, (R11)(R9*2)
+	VMOVUPS Z5, (R12)(R9*1)
+	MOVQ    R10, BX
+	JMP     axpyCodesWnSmallAVX512_c1
+
+axpyCodesWnSmallAVX512_c1_end:
+	VZEROUPPER
+	RET
+
 // func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
 // Requires: AVX, AVX2, FMA3, MMX+
 TEXT ·axpyCodesWnB4AVX2(SB), NOSPLIT, $0-160
@@ -4234,12 +4414,12 @@ axpyCodesWnB4AVX2_c2_tok:
 	VFMADD231PS  Y13, Y11, Y10
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnB4AVX2_pf21
+	JLE          axpyCodesWnB4AVX2_pf23
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnB4AVX2_pf21:
+axpyCodesWnB4AVX2_pf23:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnB4AVX2_c2_tok
@@ -4293,12 +4473,12 @@ axpyCodesWnB4AVX2_c1_tok:
 	VFMADD231PS  Y8, Y7, Y6
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnB4AVX2_pf22
+	JLE          axpyCodesWnB4AVX2_pf24
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnB4AVX2_pf22:
+axpyCodesWnB4AVX2_pf24:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnB4AVX2_c1_tok
@@ -4310,6 +4490,186 @@ axpyCodesWnB4AVX2_pf22:
 	JMP     axpyCodesWnB4AVX2_c1
 
 axpyCodesWnB4AVX2_c1_end:
+	VZEROUPPER
+	RET
+
+// func axpyCodesWnB4AVX512(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX512DQ, AVX512F, MMX+
+TEXT ·axpyCodesWnB4AVX512(SB), NOSPLIT, $0-160
+	MOVQ            tab+56(FP), AX
+	VMOVUPS         (AX), Z0
+	MOVQ            sh+64(FP), AX
+	VBROADCASTI32X8 (AX), Z1
+	MOVQ            $0x0000ff00, AX
+	KMOVW           AX, K1
+	MOVQ            codes_base+80(FP), AX
+	MOVQ            stride+104(FP), CX
+	MOVQ            bits+72(FP), DX
+	MOVQ            ahead_base+136(FP), SI
+	MOVQ            ahead_len+144(FP), DI
+	MOVQ            acc_base+0(FP), R8
+	XORQ            BX, BX
+
+axpyCodesWnB4AVX512_c4:
+	LEAQ    64(BX), R10
+	MOVQ    d8+128(FP), R9
+	CMPQ    R10, R9
+	JA      axpyCodesWnB4AVX512_c4_end
+	MOVQ    accStride+24(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R8)(BX*4), R11
+	LEAQ    (R11)(R9*2), R12
+	VMOVUPS (R11), Z2
+	VMOVUPS 64(R11), Z3
+	VMOVUPS 128(R11), Z4
+	VMOVUPS 192(R11), Z5
+	VMOVUPS (R11)(R9*1), Z6
+	VMOVUPS 64(R11)(R9*1), Z7
+	VMOVUPS 128(R11)(R9*1), Z8
+	VMOVUPS 192(R11)(R9*1), Z9
+	VMOVUPS (R11)(R9*2), Z10
+	VMOVUPS 64(R11)(R9*2), Z11
+	VMOVUPS 128(R11)(R9*2), Z12
+	VMOVUPS 192(R11)(R9*2), Z13
+	VMOVUPS (R12)(R9*1), Z14
+	VMOVUPS 64(R12)(R9*1), Z15
+	VMOVUPS 128(R12)(R9*1), Z16
+	VMOVUPS 192(R12)(R9*1), Z17
+	MOVQ    wn_base+32(FP), R13
+	MOVQ    n+120(FP), R14
+	SHRQ    $0x03, BX
+	IMULQ   DX, BX
+	MOVQ    idxOff+112(FP), R15
+	ADDQ    R15, BX
+	ADDQ    AX, BX
+
+axpyCodesWnB4AVX512_c4_tok:
+	VPBROADCASTD (BX), Z18
+	VPBROADCASTD (BX)(DX*1), K1, Z18
+	VPSRLVD      Z1, Z18, Z18
+	VPERMPS      Z0, Z18, Z18
+	LEAQ         (BX)(DX*2), R15
+	VPBROADCASTD (R15), Z19
+	VPBROADCASTD (R15)(DX*1), K1, Z19
+	VPSRLVD      Z1, Z19, Z19
+	VPERMPS      Z0, Z19, Z19
+	LEAQ         (BX)(DX*2), R15
+	LEAQ         (R15)(DX*2), R15
+	VPBROADCASTD (R15), Z20
+	VPBROADCASTD (R15)(DX*1), K1, Z20
+	VPSRLVD      Z1, Z20, Z20
+	VPERMPS      Z0, Z20, Z20
+	LEAQ         (BX)(DX*2), R15
+	LEAQ         (R15)(DX*2), R15
+	LEAQ         (R15)(DX*2), R15
+	VPBROADCASTD (R15), Z21
+	VPBROADCASTD (R15)(DX*1), K1, Z21
+	VPSRLVD      Z1, Z21, Z21
+	VPERMPS      Z0, Z21, Z21
+	VBROADCASTSS (R13), Z22
+	VFMADD231PS  Z18, Z22, Z2
+	VFMADD231PS  Z19, Z22, Z3
+	VFMADD231PS  Z20, Z22, Z4
+	VFMADD231PS  Z21, Z22, Z5
+	VBROADCASTSS 4(R13), Z22
+	VFMADD231PS  Z18, Z22, Z6
+	VFMADD231PS  Z19, Z22, Z7
+	VFMADD231PS  Z20, Z22, Z8
+	VFMADD231PS  Z21, Z22, Z9
+	VBROADCASTSS 8(R13), Z22
+	VFMADD231PS  Z18, Z22, Z10
+	VFMADD231PS  Z19, Z22, Z11
+	VFMADD231PS  Z20, Z22, Z12
+	VFMADD231PS  Z21, Z22, Z13
+	VBROADCASTSS 12(R13), Z22
+	VFMADD231PS  Z18, Z22, Z14
+	VFMADD231PS  Z19, Z22, Z15
+	VFMADD231PS  Z20, Z22, Z16
+	VFMADD231PS  Z21, Z22, Z17
+	ADDQ         CX, BX
+	TESTQ        DI, DI
+	JLE          axpyCodesWnB4AVX512_pf25
+	PREFETCHT0   (SI)
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000040, DI
+
+axpyCodesWnB4AVX512_pf25:
+	ADDQ    $0x00000010, R13
+	DECQ    R14
+	JNZ     axpyCodesWnB4AVX512_c4_tok
+	VMOVUPS Z2, (R11)
+	VMOVUPS Z3, 64(R11)
+	VMOVUPS Z4, 128(R11)
+	VMOVUPS Z5, 192(R11)
+	VMOVUPS Z6, (R11)(R9*1)
+	VMOVUPS Z7, 64(R11)(R9*1)
+	VMOVUPS Z8, 128(R11)(R9*1)
+	VMOVUPS Z9, 192(R11)(R9*1)
+	VMOVUPS Z10, (R11)(R9*2)
+	VMOVUPS Z11, 64(R11)(R9*2)
+	VMOVUPS Z12, 128(R11)(R9*2)
+	VMOVUPS Z13, 192(R11)(R9*2)
+	VMOVUPS Z14, (R12)(R9*1)
+	VMOVUPS Z15, 64(R12)(R9*1)
+	VMOVUPS Z16, 128(R12)(R9*1)
+	VMOVUPS Z17, 192(R12)(R9*1)
+	MOVQ    R10, BX
+	JMP     axpyCodesWnB4AVX512_c4
+
+axpyCodesWnB4AVX512_c4_end:
+axpyCodesWnB4AVX512_c1:
+	LEAQ    16(BX), R10
+	MOVQ    d8+128(FP), R9
+	CMPQ    R10, R9
+	JA      axpyCodesWnB4AVX512_c1_end
+	MOVQ    accStride+24(FP), R9
+	SHLQ    $0x02, R9
+	LEAQ    (R8)(BX*4), R11
+	LEAQ    (R11)(R9*2), R12
+	VMOVUPS (R11), Z2
+	VMOVUPS (R11)(R9*1), Z3
+	VMOVUPS (R11)(R9*2), Z4
+	VMOVUPS (R12)(R9*1), Z5
+	MOVQ    wn_base+32(FP), R13
+	MOVQ    n+120(FP), R14
+	SHRQ    $0x03, BX
+	IMULQ   DX, BX
+	MOVQ    idxOff+112(FP), R15
+	ADDQ    R15, BX
+	ADDQ    AX, BX
+
+axpyCodesWnB4AVX512_c1_tok:
+	VPBROADCASTD (BX), Z6
+	VPBROADCASTD (BX)(DX*1), K1, Z6
+	VPSRLVD      Z1, Z6, Z6
+	VPERMPS      Z0, Z6, Z6
+	VBROADCASTSS (R13), Z7
+	VFMADD231PS  Z6, Z7, Z2
+	VBROADCASTSS 4(R13), Z7
+	VFMADD231PS  Z6, Z7, Z3
+	VBROADCASTSS 8(R13), Z7
+	VFMADD231PS  Z6, Z7, Z4
+	VBROADCASTSS 12(R13), Z7
+	VFMADD231PS  Z6, Z7, Z5
+	ADDQ         CX, BX
+	TESTQ        DI, DI
+	JLE          axpyCodesWnB4AVX512_pf26
+	PREFETCHT0   (SI)
+	ADDQ         $0x00000040, SI
+	SUBQ         $0x00000040, DI
+
+axpyCodesWnB4AVX512_pf26:
+	ADDQ    $0x00000010, R13
+	DECQ    R14
+	JNZ     axpyCodesWnB4AVX512_c1_tok
+	VMOVUPS Z2, (R11)
+	VMOVUPS Z3, (R11)(R9*1)
+	VMOVUPS Z4, (R11)(R9*2)
+	VMOVUPS Z5, (R12)(R9*1)
+	MOVQ    R10, BX
+	JMP     axpyCodesWnB4AVX512_c1
+
+axpyCodesWnB4AVX512_c1_end:
 	VZEROUPPER
 	RET
 
@@ -6844,13 +7204,13 @@ axpyCodesQ8B3x1VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x1VBMI_pf23
+	JLE        axpyCodesQ8B3x1VBMI_pf27
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x1VBMI_pf23:
+axpyCodesQ8B3x1VBMI_pf27:
 	VMOVDQU8.Z     (DI), K1, Z11
 	VMOVDQU8       -32(DI)(R10*1), K2, Z11
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z12
@@ -7287,12 +7647,12 @@ dotCodesQ8B3x1VBMI_full:
 
 dotCodesQ8B3x1VBMI_chunk1:
 	TESTQ      SI, SI
-	JLE        dotCodesQ8B3x1VBMI_pf24
+	JLE        dotCodesQ8B3x1VBMI_pf28
 	PREFETCHT0 (BX)
 	ADDQ       $0x00000040, BX
 	SUBQ       $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf24:
+dotCodesQ8B3x1VBMI_pf28:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     (DI)(Z1*1), K3, Z9
@@ -7302,12 +7662,12 @@ dotCodesQ8B3x1VBMI_pf24:
 	VPDPBUSD.BCST  (R8), Z9, Z7
 	VPDPBUSD.BCST  4(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf25
+	JLE            dotCodesQ8B3x1VBMI_pf29
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf25:
+dotCodesQ8B3x1VBMI_pf29:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     3(DI)(Z1*1), K3, Z9
@@ -7317,12 +7677,12 @@ dotCodesQ8B3x1VBMI_pf25:
 	VPDPBUSD.BCST  8(R8), Z9, Z7
 	VPDPBUSD.BCST  12(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf26
+	JLE            dotCodesQ8B3x1VBMI_pf30
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf26:
+dotCodesQ8B3x1VBMI_pf30:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     6(DI)(Z1*1), K3, Z9
@@ -7332,12 +7692,12 @@ dotCodesQ8B3x1VBMI_pf26:
 	VPDPBUSD.BCST  16(R8), Z9, Z7
 	VPDPBUSD.BCST  20(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf27
+	JLE            dotCodesQ8B3x1VBMI_pf31
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf27:
+dotCodesQ8B3x1VBMI_pf31:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     9(DI)(Z1*1), K3, Z9
@@ -7347,12 +7707,12 @@ dotCodesQ8B3x1VBMI_pf27:
 	VPDPBUSD.BCST  24(R8), Z9, Z7
 	VPDPBUSD.BCST  28(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf28
+	JLE            dotCodesQ8B3x1VBMI_pf32
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf28:
+dotCodesQ8B3x1VBMI_pf32:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     12(DI)(Z1*1), K3, Z9
@@ -7362,12 +7722,12 @@ dotCodesQ8B3x1VBMI_pf28:
 	VPDPBUSD.BCST  32(R8), Z9, Z7
 	VPDPBUSD.BCST  36(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf29
+	JLE            dotCodesQ8B3x1VBMI_pf33
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf29:
+dotCodesQ8B3x1VBMI_pf33:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     15(DI)(Z1*1), K3, Z9
@@ -7377,12 +7737,12 @@ dotCodesQ8B3x1VBMI_pf29:
 	VPDPBUSD.BCST  40(R8), Z9, Z7
 	VPDPBUSD.BCST  44(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf30
+	JLE            dotCodesQ8B3x1VBMI_pf34
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf30:
+dotCodesQ8B3x1VBMI_pf34:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     18(DI)(Z1*1), K3, Z9
@@ -7392,12 +7752,12 @@ dotCodesQ8B3x1VBMI_pf30:
 	VPDPBUSD.BCST  48(R8), Z9, Z7
 	VPDPBUSD.BCST  52(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf31
+	JLE            dotCodesQ8B3x1VBMI_pf35
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf31:
+dotCodesQ8B3x1VBMI_pf35:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     20(DI)(Z1*1), K3, Z9
@@ -7651,13 +8011,13 @@ axpyCodesQ8B3x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x2VBMI_pf32
+	JLE        axpyCodesQ8B3x2VBMI_pf36
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x2VBMI_pf32:
+axpyCodesQ8B3x2VBMI_pf36:
 	VMOVDQU8.Z     (DI), K1, Z15
 	VMOVDQU8       -32(DI)(R10*1), K2, Z15
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z16
@@ -7840,12 +8200,12 @@ dotCodesQ8B3x2VBMI_full:
 
 dotCodesQ8B3x2VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8B3x2VBMI_pf33
+	JLE        dotCodesQ8B3x2VBMI_pf37
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf33:
+dotCodesQ8B3x2VBMI_pf37:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z10
@@ -7857,12 +8217,12 @@ dotCodesQ8B3x2VBMI_pf33:
 	VPDPBUSD.BCST  4(R9), Z9, Z7
 	VPDPBUSD.BCST  4(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf34
+	JLE            dotCodesQ8B3x2VBMI_pf38
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf34:
+dotCodesQ8B3x2VBMI_pf38:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z10
@@ -7874,12 +8234,12 @@ dotCodesQ8B3x2VBMI_pf34:
 	VPDPBUSD.BCST  12(R9), Z9, Z7
 	VPDPBUSD.BCST  12(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf35
+	JLE            dotCodesQ8B3x2VBMI_pf39
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf35:
+dotCodesQ8B3x2VBMI_pf39:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z10
@@ -7891,12 +8251,12 @@ dotCodesQ8B3x2VBMI_pf35:
 	VPDPBUSD.BCST  20(R9), Z9, Z7
 	VPDPBUSD.BCST  20(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf36
+	JLE            dotCodesQ8B3x2VBMI_pf40
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf36:
+dotCodesQ8B3x2VBMI_pf40:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z10
@@ -7908,12 +8268,12 @@ dotCodesQ8B3x2VBMI_pf36:
 	VPDPBUSD.BCST  28(R9), Z9, Z7
 	VPDPBUSD.BCST  28(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf37
+	JLE            dotCodesQ8B3x2VBMI_pf41
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf37:
+dotCodesQ8B3x2VBMI_pf41:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z10
@@ -7925,12 +8285,12 @@ dotCodesQ8B3x2VBMI_pf37:
 	VPDPBUSD.BCST  36(R9), Z9, Z7
 	VPDPBUSD.BCST  36(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf38
+	JLE            dotCodesQ8B3x2VBMI_pf42
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf38:
+dotCodesQ8B3x2VBMI_pf42:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z10
@@ -7942,12 +8302,12 @@ dotCodesQ8B3x2VBMI_pf38:
 	VPDPBUSD.BCST  44(R9), Z9, Z7
 	VPDPBUSD.BCST  44(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf39
+	JLE            dotCodesQ8B3x2VBMI_pf43
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf39:
+dotCodesQ8B3x2VBMI_pf43:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z10
@@ -7959,12 +8319,12 @@ dotCodesQ8B3x2VBMI_pf39:
 	VPDPBUSD.BCST  52(R9), Z9, Z7
 	VPDPBUSD.BCST  52(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf40
+	JLE            dotCodesQ8B3x2VBMI_pf44
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf40:
+dotCodesQ8B3x2VBMI_pf44:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z10
@@ -8100,13 +8460,13 @@ axpyCodesQ8B3x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x4VBMI_pf41
+	JLE        axpyCodesQ8B3x4VBMI_pf45
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x4VBMI_pf41:
+axpyCodesQ8B3x4VBMI_pf45:
 	VMOVDQU8.Z     (DI), K1, Z23
 	VMOVDQU8       -32(DI)(R10*1), K2, Z23
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z24
@@ -8365,12 +8725,12 @@ dotCodesQ8B3x4VBMI_full:
 
 dotCodesQ8B3x4VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8B3x4VBMI_pf42
+	JLE        dotCodesQ8B3x4VBMI_pf46
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf42:
+dotCodesQ8B3x4VBMI_pf46:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z12
@@ -8386,12 +8746,12 @@ dotCodesQ8B3x4VBMI_pf42:
 	VPDPBUSD.BCST  4(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  4(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf43
+	JLE            dotCodesQ8B3x4VBMI_pf47
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf43:
+dotCodesQ8B3x4VBMI_pf47:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z12
@@ -8407,12 +8767,12 @@ dotCodesQ8B3x4VBMI_pf43:
 	VPDPBUSD.BCST  12(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  12(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf44
+	JLE            dotCodesQ8B3x4VBMI_pf48
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf44:
+dotCodesQ8B3x4VBMI_pf48:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z12
@@ -8428,12 +8788,12 @@ dotCodesQ8B3x4VBMI_pf44:
 	VPDPBUSD.BCST  20(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  20(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf45
+	JLE            dotCodesQ8B3x4VBMI_pf49
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf45:
+dotCodesQ8B3x4VBMI_pf49:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z12
@@ -8449,12 +8809,12 @@ dotCodesQ8B3x4VBMI_pf45:
 	VPDPBUSD.BCST  28(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  28(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf46
+	JLE            dotCodesQ8B3x4VBMI_pf50
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf46:
+dotCodesQ8B3x4VBMI_pf50:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z12
@@ -8470,12 +8830,12 @@ dotCodesQ8B3x4VBMI_pf46:
 	VPDPBUSD.BCST  36(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  36(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf47
+	JLE            dotCodesQ8B3x4VBMI_pf51
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf47:
+dotCodesQ8B3x4VBMI_pf51:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z12
@@ -8491,12 +8851,12 @@ dotCodesQ8B3x4VBMI_pf47:
 	VPDPBUSD.BCST  44(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  44(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf48
+	JLE            dotCodesQ8B3x4VBMI_pf52
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf48:
+dotCodesQ8B3x4VBMI_pf52:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z12
@@ -8512,12 +8872,12 @@ dotCodesQ8B3x4VBMI_pf48:
 	VPDPBUSD.BCST  52(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  52(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf49
+	JLE            dotCodesQ8B3x4VBMI_pf53
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf49:
+dotCodesQ8B3x4VBMI_pf53:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z12
@@ -8927,13 +9287,13 @@ axpyCodesQ8B4x1VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1VBMI_pf50
+	JLE        axpyCodesQ8B4x1VBMI_pf54
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x1VBMI_pf50:
+axpyCodesQ8B4x1VBMI_pf54:
 	VMOVDQU8.Z    (DI), K1, Z9
 	VMOVDQU8      -32(DI)(R10*1), K2, Z9
 	VMOVDQU8.Z    (DI)(R11*1), K1, Z10
@@ -9234,12 +9594,12 @@ dotCodesQ8B4x1VBMI_full:
 
 dotCodesQ8B4x1VBMI_chunk1:
 	TESTQ      SI, SI
-	JLE        dotCodesQ8B4x1VBMI_pf51
+	JLE        dotCodesQ8B4x1VBMI_pf55
 	PREFETCHT0 (BX)
 	ADDQ       $0x00000040, BX
 	SUBQ       $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf51:
+dotCodesQ8B4x1VBMI_pf55:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    (DI)(Z1*1), K3, Z6
@@ -9249,12 +9609,12 @@ dotCodesQ8B4x1VBMI_pf51:
 	VPDPBUSD.BCST (R8), Z6, Z4
 	VPDPBUSD.BCST 4(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf52
+	JLE           dotCodesQ8B4x1VBMI_pf56
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf52:
+dotCodesQ8B4x1VBMI_pf56:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    4(DI)(Z1*1), K3, Z6
@@ -9264,12 +9624,12 @@ dotCodesQ8B4x1VBMI_pf52:
 	VPDPBUSD.BCST 8(R8), Z6, Z4
 	VPDPBUSD.BCST 12(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf53
+	JLE           dotCodesQ8B4x1VBMI_pf57
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf53:
+dotCodesQ8B4x1VBMI_pf57:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    8(DI)(Z1*1), K3, Z6
@@ -9279,12 +9639,12 @@ dotCodesQ8B4x1VBMI_pf53:
 	VPDPBUSD.BCST 16(R8), Z6, Z4
 	VPDPBUSD.BCST 20(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf54
+	JLE           dotCodesQ8B4x1VBMI_pf58
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf54:
+dotCodesQ8B4x1VBMI_pf58:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    12(DI)(Z1*1), K3, Z6
@@ -9294,12 +9654,12 @@ dotCodesQ8B4x1VBMI_pf54:
 	VPDPBUSD.BCST 24(R8), Z6, Z4
 	VPDPBUSD.BCST 28(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf55
+	JLE           dotCodesQ8B4x1VBMI_pf59
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf55:
+dotCodesQ8B4x1VBMI_pf59:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    16(DI)(Z1*1), K3, Z6
@@ -9309,12 +9669,12 @@ dotCodesQ8B4x1VBMI_pf55:
 	VPDPBUSD.BCST 32(R8), Z6, Z4
 	VPDPBUSD.BCST 36(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf56
+	JLE           dotCodesQ8B4x1VBMI_pf60
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf56:
+dotCodesQ8B4x1VBMI_pf60:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    20(DI)(Z1*1), K3, Z6
@@ -9324,12 +9684,12 @@ dotCodesQ8B4x1VBMI_pf56:
 	VPDPBUSD.BCST 40(R8), Z6, Z4
 	VPDPBUSD.BCST 44(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf57
+	JLE           dotCodesQ8B4x1VBMI_pf61
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf57:
+dotCodesQ8B4x1VBMI_pf61:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    24(DI)(Z1*1), K3, Z6
@@ -9339,12 +9699,12 @@ dotCodesQ8B4x1VBMI_pf57:
 	VPDPBUSD.BCST 48(R8), Z6, Z4
 	VPDPBUSD.BCST 52(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf58
+	JLE           dotCodesQ8B4x1VBMI_pf62
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf58:
+dotCodesQ8B4x1VBMI_pf62:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    28(DI)(Z1*1), K3, Z6
@@ -9447,13 +9807,13 @@ axpyCodesQ8B4x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2VBMI_pf59
+	JLE        axpyCodesQ8B4x2VBMI_pf63
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x2VBMI_pf59:
+axpyCodesQ8B4x2VBMI_pf63:
 	VMOVDQU8.Z    (DI), K1, Z13
 	VMOVDQU8      -32(DI)(R10*1), K2, Z13
 	VMOVDQU8.Z    (DI)(R11*1), K1, Z14
@@ -9632,12 +9992,12 @@ dotCodesQ8B4x2VBMI_full:
 
 dotCodesQ8B4x2VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8B4x2VBMI_pf60
+	JLE        dotCodesQ8B4x2VBMI_pf64
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf60:
+dotCodesQ8B4x2VBMI_pf64:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z7
@@ -9649,12 +10009,12 @@ dotCodesQ8B4x2VBMI_pf60:
 	VPDPBUSD.BCST 4(R9), Z6, Z4
 	VPDPBUSD.BCST 4(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf61
+	JLE           dotCodesQ8B4x2VBMI_pf65
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf61:
+dotCodesQ8B4x2VBMI_pf65:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z7
@@ -9666,12 +10026,12 @@ dotCodesQ8B4x2VBMI_pf61:
 	VPDPBUSD.BCST 12(R9), Z6, Z4
 	VPDPBUSD.BCST 12(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf62
+	JLE           dotCodesQ8B4x2VBMI_pf66
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf62:
+dotCodesQ8B4x2VBMI_pf66:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z7
@@ -9683,12 +10043,12 @@ dotCodesQ8B4x2VBMI_pf62:
 	VPDPBUSD.BCST 20(R9), Z6, Z4
 	VPDPBUSD.BCST 20(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf63
+	JLE           dotCodesQ8B4x2VBMI_pf67
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf63:
+dotCodesQ8B4x2VBMI_pf67:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z7
@@ -9700,12 +10060,12 @@ dotCodesQ8B4x2VBMI_pf63:
 	VPDPBUSD.BCST 28(R9), Z6, Z4
 	VPDPBUSD.BCST 28(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf64
+	JLE           dotCodesQ8B4x2VBMI_pf68
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf64:
+dotCodesQ8B4x2VBMI_pf68:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z7
@@ -9717,12 +10077,12 @@ dotCodesQ8B4x2VBMI_pf64:
 	VPDPBUSD.BCST 36(R9), Z6, Z4
 	VPDPBUSD.BCST 36(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf65
+	JLE           dotCodesQ8B4x2VBMI_pf69
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf65:
+dotCodesQ8B4x2VBMI_pf69:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z7
@@ -9734,12 +10094,12 @@ dotCodesQ8B4x2VBMI_pf65:
 	VPDPBUSD.BCST 44(R9), Z6, Z4
 	VPDPBUSD.BCST 44(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf66
+	JLE           dotCodesQ8B4x2VBMI_pf70
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf66:
+dotCodesQ8B4x2VBMI_pf70:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z7
@@ -9751,12 +10111,12 @@ dotCodesQ8B4x2VBMI_pf66:
 	VPDPBUSD.BCST 52(R9), Z6, Z4
 	VPDPBUSD.BCST 52(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf67
+	JLE           dotCodesQ8B4x2VBMI_pf71
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf67:
+dotCodesQ8B4x2VBMI_pf71:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z7
@@ -9889,13 +10249,13 @@ axpyCodesQ8B4x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4VBMI_pf68
+	JLE        axpyCodesQ8B4x4VBMI_pf72
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x4VBMI_pf68:
+axpyCodesQ8B4x4VBMI_pf72:
 	VMOVDQU8.Z    (DI), K1, Z21
 	VMOVDQU8      -32(DI)(R10*1), K2, Z21
 	VMOVDQU8.Z    (DI)(R11*1), K1, Z22
@@ -10150,12 +10510,12 @@ dotCodesQ8B4x4VBMI_full:
 
 dotCodesQ8B4x4VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8B4x4VBMI_pf69
+	JLE        dotCodesQ8B4x4VBMI_pf73
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf69:
+dotCodesQ8B4x4VBMI_pf73:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z9
@@ -10171,12 +10531,12 @@ dotCodesQ8B4x4VBMI_pf69:
 	VPDPBUSD.BCST 4(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 4(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf70
+	JLE           dotCodesQ8B4x4VBMI_pf74
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf70:
+dotCodesQ8B4x4VBMI_pf74:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z9
@@ -10192,12 +10552,12 @@ dotCodesQ8B4x4VBMI_pf70:
 	VPDPBUSD.BCST 12(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 12(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf71
+	JLE           dotCodesQ8B4x4VBMI_pf75
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf71:
+dotCodesQ8B4x4VBMI_pf75:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z9
@@ -10213,12 +10573,12 @@ dotCodesQ8B4x4VBMI_pf71:
 	VPDPBUSD.BCST 20(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 20(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf72
+	JLE           dotCodesQ8B4x4VBMI_pf76
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf72:
+dotCodesQ8B4x4VBMI_pf76:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z9
@@ -10234,12 +10594,12 @@ dotCodesQ8B4x4VBMI_pf72:
 	VPDPBUSD.BCST 28(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 28(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf73
+	JLE           dotCodesQ8B4x4VBMI_pf77
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf73:
+dotCodesQ8B4x4VBMI_pf77:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z9
@@ -10255,12 +10615,12 @@ dotCodesQ8B4x4VBMI_pf73:
 	VPDPBUSD.BCST 36(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 36(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf74
+	JLE           dotCodesQ8B4x4VBMI_pf78
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf74:
+dotCodesQ8B4x4VBMI_pf78:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z9
@@ -10276,12 +10636,12 @@ dotCodesQ8B4x4VBMI_pf74:
 	VPDPBUSD.BCST 44(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 44(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf75
+	JLE           dotCodesQ8B4x4VBMI_pf79
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf75:
+dotCodesQ8B4x4VBMI_pf79:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z9
@@ -10297,12 +10657,12 @@ dotCodesQ8B4x4VBMI_pf75:
 	VPDPBUSD.BCST 52(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 52(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf76
+	JLE           dotCodesQ8B4x4VBMI_pf80
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf76:
+dotCodesQ8B4x4VBMI_pf80:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z9
@@ -10468,7 +10828,7 @@ dotCodesQ8B8x1VBMI_quad:
 	TESTQ      DX, DX
 	JZ         dotCodesQ8B8x1VBMI_done
 	TESTQ      R10, R10
-	JLE        dotCodesQ8B8x1VBMI_pf77
+	JLE        dotCodesQ8B8x1VBMI_pf81
 	PREFETCHT0 (R9)
 	PREFETCHT0 64(R9)
 	PREFETCHT0 128(R9)
@@ -10476,7 +10836,7 @@ dotCodesQ8B8x1VBMI_quad:
 	ADDQ       $0x00000100, R9
 	SUBQ       $0x00000100, R10
 
-dotCodesQ8B8x1VBMI_pf77:
+dotCodesQ8B8x1VBMI_pf81:
 	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B8x1VBMI_full
 	MOVQ    $0x00000001, R8
@@ -10673,7 +11033,7 @@ dotCodesQ8B8x2VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B8x2VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B8x2VBMI_pf78
+	JLE        dotCodesQ8B8x2VBMI_pf82
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -10681,7 +11041,7 @@ dotCodesQ8B8x2VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B8x2VBMI_pf78:
+dotCodesQ8B8x2VBMI_pf82:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B8x2VBMI_full
 	MOVQ    $0x00000001, R9
@@ -10862,7 +11222,7 @@ dotCodesQ8B8x4VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B8x4VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B8x4VBMI_pf79
+	JLE        dotCodesQ8B8x4VBMI_pf83
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -10870,7 +11230,7 @@ dotCodesQ8B8x4VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B8x4VBMI_pf79:
+dotCodesQ8B8x4VBMI_pf83:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B8x4VBMI_full
 	MOVQ    $0x00000001, R9
@@ -11100,12 +11460,12 @@ dotCodesQ8P34VBMI_full:
 
 dotCodesQ8P34VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8P34VBMI_pf80
+	JLE        dotCodesQ8P34VBMI_pf84
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf80:
+dotCodesQ8P34VBMI_pf84:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z13
@@ -11121,12 +11481,12 @@ dotCodesQ8P34VBMI_pf80:
 	VPDPBUSD.BCST  4(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  4(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf81
+	JLE            dotCodesQ8P34VBMI_pf85
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf81:
+dotCodesQ8P34VBMI_pf85:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z13
@@ -11142,12 +11502,12 @@ dotCodesQ8P34VBMI_pf81:
 	VPDPBUSD.BCST  12(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  12(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf82
+	JLE            dotCodesQ8P34VBMI_pf86
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf82:
+dotCodesQ8P34VBMI_pf86:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z13
@@ -11163,12 +11523,12 @@ dotCodesQ8P34VBMI_pf82:
 	VPDPBUSD.BCST  20(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  20(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf83
+	JLE            dotCodesQ8P34VBMI_pf87
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf83:
+dotCodesQ8P34VBMI_pf87:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z13
@@ -11184,12 +11544,12 @@ dotCodesQ8P34VBMI_pf83:
 	VPDPBUSD.BCST  28(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  28(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf84
+	JLE            dotCodesQ8P34VBMI_pf88
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf84:
+dotCodesQ8P34VBMI_pf88:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z13
@@ -11205,12 +11565,12 @@ dotCodesQ8P34VBMI_pf84:
 	VPDPBUSD.BCST  36(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  36(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf85
+	JLE            dotCodesQ8P34VBMI_pf89
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf85:
+dotCodesQ8P34VBMI_pf89:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z13
@@ -11226,12 +11586,12 @@ dotCodesQ8P34VBMI_pf85:
 	VPDPBUSD.BCST  44(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  44(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf86
+	JLE            dotCodesQ8P34VBMI_pf90
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf86:
+dotCodesQ8P34VBMI_pf90:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z13
@@ -11247,12 +11607,12 @@ dotCodesQ8P34VBMI_pf86:
 	VPDPBUSD.BCST  52(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  52(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf87
+	JLE            dotCodesQ8P34VBMI_pf91
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf87:
+dotCodesQ8P34VBMI_pf91:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z13
@@ -11319,12 +11679,12 @@ dotCodesQ8P34VBMI_pf87:
 
 dotCodesQ8P34VBMI_chunk2:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8P34VBMI_pf88
+	JLE        dotCodesQ8P34VBMI_pf92
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf88:
+dotCodesQ8P34VBMI_pf92:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z17
@@ -11340,12 +11700,12 @@ dotCodesQ8P34VBMI_pf88:
 	VPDPBUSD.BCST 4(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 4(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf89
+	JLE           dotCodesQ8P34VBMI_pf93
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf89:
+dotCodesQ8P34VBMI_pf93:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z17
@@ -11361,12 +11721,12 @@ dotCodesQ8P34VBMI_pf89:
 	VPDPBUSD.BCST 12(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 12(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf90
+	JLE           dotCodesQ8P34VBMI_pf94
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf90:
+dotCodesQ8P34VBMI_pf94:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z17
@@ -11382,12 +11742,12 @@ dotCodesQ8P34VBMI_pf90:
 	VPDPBUSD.BCST 20(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 20(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf91
+	JLE           dotCodesQ8P34VBMI_pf95
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf91:
+dotCodesQ8P34VBMI_pf95:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z17
@@ -11403,12 +11763,12 @@ dotCodesQ8P34VBMI_pf91:
 	VPDPBUSD.BCST 28(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 28(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf92
+	JLE           dotCodesQ8P34VBMI_pf96
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf92:
+dotCodesQ8P34VBMI_pf96:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z17
@@ -11424,12 +11784,12 @@ dotCodesQ8P34VBMI_pf92:
 	VPDPBUSD.BCST 36(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 36(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf93
+	JLE           dotCodesQ8P34VBMI_pf97
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf93:
+dotCodesQ8P34VBMI_pf97:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z17
@@ -11445,12 +11805,12 @@ dotCodesQ8P34VBMI_pf93:
 	VPDPBUSD.BCST 44(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 44(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf94
+	JLE           dotCodesQ8P34VBMI_pf98
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf94:
+dotCodesQ8P34VBMI_pf98:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z17
@@ -11466,12 +11826,12 @@ dotCodesQ8P34VBMI_pf94:
 	VPDPBUSD.BCST 52(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 52(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf95
+	JLE           dotCodesQ8P34VBMI_pf99
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf95:
+dotCodesQ8P34VBMI_pf99:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z17
@@ -11654,12 +12014,12 @@ dotCodesQ8P43VBMI_full:
 
 dotCodesQ8P43VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8P43VBMI_pf96
+	JLE        dotCodesQ8P43VBMI_pf100
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf96:
+dotCodesQ8P43VBMI_pf100:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z13
@@ -11675,12 +12035,12 @@ dotCodesQ8P43VBMI_pf96:
 	VPDPBUSD.BCST 4(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 4(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf97
+	JLE           dotCodesQ8P43VBMI_pf101
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf97:
+dotCodesQ8P43VBMI_pf101:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z13
@@ -11696,12 +12056,12 @@ dotCodesQ8P43VBMI_pf97:
 	VPDPBUSD.BCST 12(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 12(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf98
+	JLE           dotCodesQ8P43VBMI_pf102
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf98:
+dotCodesQ8P43VBMI_pf102:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z13
@@ -11717,12 +12077,12 @@ dotCodesQ8P43VBMI_pf98:
 	VPDPBUSD.BCST 20(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 20(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf99
+	JLE           dotCodesQ8P43VBMI_pf103
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf99:
+dotCodesQ8P43VBMI_pf103:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z13
@@ -11738,12 +12098,12 @@ dotCodesQ8P43VBMI_pf99:
 	VPDPBUSD.BCST 28(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 28(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf100
+	JLE           dotCodesQ8P43VBMI_pf104
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf100:
+dotCodesQ8P43VBMI_pf104:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z13
@@ -11759,12 +12119,12 @@ dotCodesQ8P43VBMI_pf100:
 	VPDPBUSD.BCST 36(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 36(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf101
+	JLE           dotCodesQ8P43VBMI_pf105
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf101:
+dotCodesQ8P43VBMI_pf105:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z13
@@ -11780,12 +12140,12 @@ dotCodesQ8P43VBMI_pf101:
 	VPDPBUSD.BCST 44(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 44(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf102
+	JLE           dotCodesQ8P43VBMI_pf106
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf102:
+dotCodesQ8P43VBMI_pf106:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z13
@@ -11801,12 +12161,12 @@ dotCodesQ8P43VBMI_pf102:
 	VPDPBUSD.BCST 52(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 52(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf103
+	JLE           dotCodesQ8P43VBMI_pf107
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf103:
+dotCodesQ8P43VBMI_pf107:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z13
@@ -11873,12 +12233,12 @@ dotCodesQ8P43VBMI_pf103:
 
 dotCodesQ8P43VBMI_chunk2:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8P43VBMI_pf104
+	JLE        dotCodesQ8P43VBMI_pf108
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf104:
+dotCodesQ8P43VBMI_pf108:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z17
@@ -11894,12 +12254,12 @@ dotCodesQ8P43VBMI_pf104:
 	VPDPBUSD.BCST  4(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  4(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf105
+	JLE            dotCodesQ8P43VBMI_pf109
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf105:
+dotCodesQ8P43VBMI_pf109:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z17
@@ -11915,12 +12275,12 @@ dotCodesQ8P43VBMI_pf105:
 	VPDPBUSD.BCST  12(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  12(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf106
+	JLE            dotCodesQ8P43VBMI_pf110
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf106:
+dotCodesQ8P43VBMI_pf110:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z17
@@ -11936,12 +12296,12 @@ dotCodesQ8P43VBMI_pf106:
 	VPDPBUSD.BCST  20(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  20(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf107
+	JLE            dotCodesQ8P43VBMI_pf111
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf107:
+dotCodesQ8P43VBMI_pf111:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z17
@@ -11957,12 +12317,12 @@ dotCodesQ8P43VBMI_pf107:
 	VPDPBUSD.BCST  28(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  28(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf108
+	JLE            dotCodesQ8P43VBMI_pf112
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf108:
+dotCodesQ8P43VBMI_pf112:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z17
@@ -11978,12 +12338,12 @@ dotCodesQ8P43VBMI_pf108:
 	VPDPBUSD.BCST  36(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  36(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf109
+	JLE            dotCodesQ8P43VBMI_pf113
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf109:
+dotCodesQ8P43VBMI_pf113:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z17
@@ -11999,12 +12359,12 @@ dotCodesQ8P43VBMI_pf109:
 	VPDPBUSD.BCST  44(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  44(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf110
+	JLE            dotCodesQ8P43VBMI_pf114
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf110:
+dotCodesQ8P43VBMI_pf114:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z17
@@ -12020,12 +12380,12 @@ dotCodesQ8P43VBMI_pf110:
 	VPDPBUSD.BCST  52(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  52(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf111
+	JLE            dotCodesQ8P43VBMI_pf115
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf111:
+dotCodesQ8P43VBMI_pf115:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z17
@@ -12187,13 +12547,13 @@ decode8VBMI_row:
 	TESTQ      DI, DI
 	JZ         decode8VBMI_done
 	TESTQ      CX, CX
-	JLE        decode8VBMI_pf112
+	JLE        decode8VBMI_pf116
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-decode8VBMI_pf112:
+decode8VBMI_pf116:
 	MOVQ         normOff+72(FP), R9
 	MOVWLZX      (DX)(R9*1), R9
 	VMOVD        R9, X17
