@@ -284,3 +284,105 @@ func (k *keys16) store(R int, fs ...[4]VecVirtual) {
 	}
 	Label(name + "_stored")
 }
+
+// dotCodes4Zmm emits dotCodes<kind>4AVX512: dotCodes<kind>4AVX2 (four
+// query rows, float) with a token per lane, sixteen tokens at a time, as
+// the keys16 kernels go. The 8-lane kernel sums coordinate 8g+L of a code
+// in its lane L over the groups g, then the lanes as ((L0+L1)+(L2+L3)) +
+// ((L4+L5)+(L6+L7)); here each (row, L) has its own register of sixteen
+// tokens taking the same multiply-adds in the same order, and the same
+// sums of them, so the bits are the same. Four lanes L a pass (sixteen
+// accumulators), each pass gathering the codes' doublewords again: one
+// VPSRLVD and one VPERMPS (the 16-entry table: no blend for 4 bits) per
+// coordinate serve sixteen tokens and four rows.
+func dotCodes4Zmm(k codeKind) {
+	name := fmt_("dotCodes%s4AVX512", k.name)
+	TEXT(name, NOSPLIT, "func(out []float32, outStride int, q []float32, qStride int, "+fusedSig)
+	Doc(name+" is dotCodes"+k.name+"4AVX2 sixteen codes at a time; the fp16 norm of each code is read as",
+		"a doubleword from normOff−2 when normOff ≥ 2, else from normOff, and stride < 2^25.")
+	Pragma("noescape")
+	tab := ZMM()
+	tp := Load(Param("tab"), GP64())
+	if k.b4 {
+		VMOVUPS(Mem{Base: tp}, tab)
+	} else {
+		VBROADCASTF32X8(Mem{Base: tp}, tab) // the 8 entries twice: VPERMPS's fourth index bit is ignored
+	}
+	kz := newKeys16(name)
+	kz.loop(func() {
+		var sum [4]VecVirtual
+		for pass := range 2 {
+			var acc [4][4]VecVirtual // [row][lane L − 4·pass]
+			for i := range acc {
+				for l := range acc[i] {
+					acc[i][l] = ZMM()
+					kz.zeroed(acc[i][l])
+				}
+			}
+			var sh [4]VecVirtual
+			shp := Load(Param("sh"), GP64())
+			for l := range sh {
+				sh[l] = ZMM()
+				VPBROADCASTD(Mem{Base: shp, Disp: 4 * (4*pass + l)}, sh[l])
+			}
+			ip, qp, j := GP64(), GP64(), GP64()
+			MOVQ(kz.p, ip)
+			ADDQ(Load(Param("idxOff"), GP64()), ip)
+			Load(Param("q").Base(), qp)
+			Load(Param("d8"), j)
+			qs := Load(Param("qStride"), GP64())
+			SHLQ(U8(2), qs)
+			qr := newRows4(qs)
+			bits := Load(Param("bits"), GP64())
+			kz.chunks++
+			grp := fmt_("%s_grp%d", name, kz.chunks)
+			Label(grp)
+			if pass == 0 {
+				prefetchSome(name+"_pf", kz.pfp, kz.pfn, 1)
+			}
+			x := kz.gather(ip, 0)
+			for l := range 4 {
+				c := ZMM()
+				VPSRLVD(sh[l], x, c)
+				VPERMPS(tab, c, c)
+				for i := range 4 {
+					VFMADD231PS_BCST(qr.at(qp, i, 4*(4*pass+l)), c, acc[i][l])
+				}
+			}
+			ADDQ(bits, ip)
+			ADDQ(U8(32), qp)
+			SUBQ(U8(8), j)
+			JNZ(LabelRef(grp))
+			for i := range acc {
+				a, b := ZMM(), ZMM()
+				VADDPS(acc[i][1], acc[i][0], a)
+				VADDPS(acc[i][3], acc[i][2], b)
+				VADDPS(b, a, a)
+				if pass == 0 {
+					sum[i] = a
+				} else {
+					VADDPS(a, sum[i], sum[i])
+				}
+			}
+		}
+		np, shift := normDoubleword("normOff", kz.p)
+		nx, c := kz.gather(np, 0), ZMM()
+		VPBROADCASTD(shift.As32(), c)
+		VPSRLVD(c, nx, nx)
+		ny, nz := YMM(), ZMM()
+		VPMOVDW(nx, ny)
+		VCVTPH2PS(ny, nz)
+		row := GP64()
+		MOVQ(kz.o, row)
+		for i := range sum {
+			if i > 0 {
+				ADDQ(kz.os, row)
+			}
+			y := ZMM()
+			VMULPS(nz, sum[i], sum[i])
+			VMOVUPS_Z(Mem{Base: row}, kz.kt, y)
+			VADDPS(sum[i], y, y)
+			VMOVUPS(y, kz.kt, Mem{Base: row})
+		}
+	})
+}

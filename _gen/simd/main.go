@@ -53,6 +53,7 @@ func main() {
 	for _, k := range codeKinds {
 		axpyCodesWn(k)
 		axpyCodesWnZmm(k)
+		dotCodes4Zmm(k)
 	}
 	wnWeights()
 	for _, f := range quantFormats {

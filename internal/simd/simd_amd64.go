@@ -23,7 +23,8 @@ func init() {
 		axpy4F16:     axpy4F16AVX2,
 		plainWeights: true,
 		dotCodes: [2][2]fusedKernel{
-			{dotCodesSmall1AVX2, dotCodesSmall4AVX2}, {dotCodesB41AVX2, dotCodesB44AVX2}},
+			{dotCodesSmall1AVX2, dotCodes4Kernel(dotCodesSmall4AVX512, dotCodesSmall4AVX2)},
+			{dotCodesB41AVX2, dotCodes4Kernel(dotCodesB44AVX512, dotCodesB44AVX2)}},
 		axpyCodes: [2][2]fusedKernel{
 			{axpyCodesSmall1AVX2, axpyCodesSmall4AVX2}, {axpyCodesB41AVX2, axpyCodesB44AVX2}},
 		dotQ8_0:        [2]quantDotKernel{dot1Q8_0AVX2, dot4Q8_0AVX2},
@@ -147,6 +148,26 @@ func fwhtRegsKernel() func(dst, src, signs []float32) {
 	}
 	return nil
 }
+
+// dotCodes4Kernel is the four-row fused key kernel: zmm (sixteen codes at
+// a time, the same bits) where the CPU has AVX-512F and the codes' norms
+// can be gathered (normGathers), else avx2.
+func dotCodes4Kernel(zmm, avx2 fusedKernel) fusedKernel {
+	if !cpuid.CPU.Supports(cpuid.AVX512F) {
+		return avx2
+	}
+	return func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte) {
+		k := avx2
+		if dotCodesZmm && normGathers(stride, normOff) {
+			k = zmm
+		}
+		k(out, outStride, q, qStride, tab, sh, bits, codes, stride, idxOff, normOff, n, d8, ahead)
+	}
+}
+
+// dotCodesZmm lets the tests run dotCodes4Kernel's AVX2 kernels on an
+// AVX-512 CPU.
+var dotCodesZmm = true
 
 // maxKernel is maxAVX512 where the CPU has AVX-512F: the same maximum.
 func maxKernel() func(x []float32) float32 {

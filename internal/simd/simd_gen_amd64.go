@@ -238,6 +238,12 @@ func axpyCodesWnSmallAVX2(acc []float32, accStride int, wn []float32, tab *[16]f
 //go:noescape
 func axpyCodesWnSmallAVX512(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
 
+// dotCodesSmall4AVX512 is dotCodesSmall4AVX2 sixteen codes at a time; the fp16 norm of each code is read as
+// a doubleword from normOff−2 when normOff ≥ 2, else from normOff, and stride < 2^25.
+//
+//go:noescape
+func dotCodesSmall4AVX512(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
+
 // axpyCodesWnB4AVX2 is axpyCodesGeneric for 4-bit codes and four accumulator rows
 // on the first d8 coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.
 //
@@ -248,6 +254,12 @@ func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]floa
 //
 //go:noescape
 func axpyCodesWnB4AVX512(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
+
+// dotCodesB44AVX512 is dotCodesB44AVX2 sixteen codes at a time; the fp16 norm of each code is read as
+// a doubleword from normOff−2 when normOff ≥ 2, else from normOff, and stride < 2^25.
+//
+//go:noescape
+func dotCodesB44AVX512(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // wnWeightsNormsAVX2 is plainWeights: weights times the norms of the codes (fp16 at normOff, stride apart).
 //

@@ -4345,6 +4345,269 @@ axpyCodesWnSmallAVX512_c1_end:
 	VZEROUPPER
 	RET
 
+// func dotCodesSmall4AVX512(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV, MMX+
+TEXT ·dotCodesSmall4AVX512(SB), NOSPLIT, $0-176
+	MOVQ            tab+64(FP), AX
+	VBROADCASTF32X8 (AX), Z0
+	VPXORD          Z3, Z3, Z3
+	MOVQ            stride+112(FP), AX
+	VPBROADCASTD    AX, Z1
+	VPMULLD         iota16<>+0(SB), Z1, Z2
+	MOVQ            $0x0000ffff, AX
+	KMOVW           AX, K1
+	KMOVW           K1, K2
+	MOVQ            out_base+0(FP), AX
+	MOVQ            outStride+24(FP), CX
+	SHLQ            $0x02, CX
+	MOVQ            codes_base+88(FP), DX
+	MOVQ            n+136(FP), BX
+	MOVQ            ahead_base+152(FP), SI
+	MOVQ            ahead_len+160(FP), DI
+
+dotCodesSmall4AVX512_group:
+	TESTQ        BX, BX
+	JZ           dotCodesSmall4AVX512_done
+	CMPQ         BX, $0x10
+	JAE          dotCodesSmall4AVX512_full
+	MOVQ         $0x00000001, R8
+	SHLXQ        BX, R8, R8
+	DECQ         R8
+	KMOVW        R8, K2
+	LEAQ         -1(BX), R8
+	VPBROADCASTD R8, Z2
+	VPMINUD      iota16<>+0(SB), Z2, Z2
+	VPMULLD      Z1, Z2, Z2
+
+dotCodesSmall4AVX512_full:
+	VPXORD       Z3, Z3, Z4
+	VPXORD       Z3, Z3, Z5
+	VPXORD       Z3, Z3, Z6
+	VPXORD       Z3, Z3, Z7
+	VPXORD       Z3, Z3, Z8
+	VPXORD       Z3, Z3, Z9
+	VPXORD       Z3, Z3, Z10
+	VPXORD       Z3, Z3, Z11
+	VPXORD       Z3, Z3, Z12
+	VPXORD       Z3, Z3, Z13
+	VPXORD       Z3, Z3, Z14
+	VPXORD       Z3, Z3, Z15
+	VPXORD       Z3, Z3, Z16
+	VPXORD       Z3, Z3, Z17
+	VPXORD       Z3, Z3, Z18
+	VPXORD       Z3, Z3, Z19
+	MOVQ         sh+72(FP), R8
+	VPBROADCASTD (R8), Z20
+	VPBROADCASTD 4(R8), Z21
+	VPBROADCASTD 8(R8), Z22
+	VPBROADCASTD 12(R8), Z23
+	MOVQ         DX, R8
+	MOVQ         idxOff+120(FP), R9
+	ADDQ         R9, R8
+	MOVQ         q_base+32(FP), R9
+	MOVQ         d8+144(FP), R10
+	MOVQ         qStride+56(FP), R11
+	SHLQ         $0x02, R11
+	LEAQ         (R11)(R11*2), R12
+	MOVQ         bits+80(FP), R13
+
+dotCodesSmall4AVX512_grp1:
+	TESTQ      DI, DI
+	JLE        dotCodesSmall4AVX512_pf23
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
+
+dotCodesSmall4AVX512_pf23:
+	VPXORD           Z3, Z3, Z24
+	KMOVW            K1, K3
+	VPGATHERDD       (R8)(Z2*1), K3, Z24
+	VPSRLVD          Z20, Z24, Z25
+	VPERMPS          Z0, Z25, Z25
+	VFMADD231PS.BCST (R9), Z25, Z4
+	VFMADD231PS.BCST (R9)(R11*1), Z25, Z8
+	VFMADD231PS.BCST (R9)(R11*2), Z25, Z12
+	VFMADD231PS.BCST (R9)(R12*1), Z25, Z16
+	VPSRLVD          Z21, Z24, Z25
+	VPERMPS          Z0, Z25, Z25
+	VFMADD231PS.BCST 4(R9), Z25, Z5
+	VFMADD231PS.BCST 4(R9)(R11*1), Z25, Z9
+	VFMADD231PS.BCST 4(R9)(R11*2), Z25, Z13
+	VFMADD231PS.BCST 4(R9)(R12*1), Z25, Z17
+	VPSRLVD          Z22, Z24, Z25
+	VPERMPS          Z0, Z25, Z25
+	VFMADD231PS.BCST 8(R9), Z25, Z6
+	VFMADD231PS.BCST 8(R9)(R11*1), Z25, Z10
+	VFMADD231PS.BCST 8(R9)(R11*2), Z25, Z14
+	VFMADD231PS.BCST 8(R9)(R12*1), Z25, Z18
+	VPSRLVD          Z23, Z24, Z24
+	VPERMPS          Z0, Z24, Z24
+	VFMADD231PS.BCST 12(R9), Z24, Z7
+	VFMADD231PS.BCST 12(R9)(R11*1), Z24, Z11
+	VFMADD231PS.BCST 12(R9)(R11*2), Z24, Z15
+	VFMADD231PS.BCST 12(R9)(R12*1), Z24, Z19
+	ADDQ             R13, R8
+	ADDQ             $0x20, R9
+	SUBQ             $0x08, R10
+	JNZ              dotCodesSmall4AVX512_grp1
+	VADDPS           Z5, Z4, Z4
+	VADDPS           Z7, Z6, Z5
+	VADDPS           Z5, Z4, Z4
+	VADDPS           Z9, Z8, Z5
+	VADDPS           Z11, Z10, Z6
+	VADDPS           Z6, Z5, Z5
+	VADDPS           Z13, Z12, Z6
+	VADDPS           Z15, Z14, Z7
+	VADDPS           Z7, Z6, Z6
+	VADDPS           Z17, Z16, Z7
+	VADDPS           Z19, Z18, Z8
+	VADDPS           Z8, Z7, Z7
+	VPXORD           Z3, Z3, Z8
+	VPXORD           Z3, Z3, Z9
+	VPXORD           Z3, Z3, Z10
+	VPXORD           Z3, Z3, Z11
+	VPXORD           Z3, Z3, Z12
+	VPXORD           Z3, Z3, Z13
+	VPXORD           Z3, Z3, Z14
+	VPXORD           Z3, Z3, Z15
+	VPXORD           Z3, Z3, Z16
+	VPXORD           Z3, Z3, Z17
+	VPXORD           Z3, Z3, Z18
+	VPXORD           Z3, Z3, Z19
+	VPXORD           Z3, Z3, Z20
+	VPXORD           Z3, Z3, Z21
+	VPXORD           Z3, Z3, Z22
+	VPXORD           Z3, Z3, Z23
+	MOVQ             sh+72(FP), R8
+	VPBROADCASTD     16(R8), Z24
+	VPBROADCASTD     20(R8), Z25
+	VPBROADCASTD     24(R8), Z26
+	VPBROADCASTD     28(R8), Z27
+	MOVQ             DX, R8
+	MOVQ             idxOff+120(FP), R9
+	ADDQ             R9, R8
+	MOVQ             q_base+32(FP), R9
+	MOVQ             d8+144(FP), R10
+	MOVQ             qStride+56(FP), R11
+	SHLQ             $0x02, R11
+	LEAQ             (R11)(R11*2), R12
+	MOVQ             bits+80(FP), R13
+
+dotCodesSmall4AVX512_grp2:
+	VPXORD           Z3, Z3, Z28
+	KMOVW            K1, K3
+	VPGATHERDD       (R8)(Z2*1), K3, Z28
+	VPSRLVD          Z24, Z28, Z29
+	VPERMPS          Z0, Z29, Z29
+	VFMADD231PS.BCST 16(R9), Z29, Z8
+	VFMADD231PS.BCST 16(R9)(R11*1), Z29, Z12
+	VFMADD231PS.BCST 16(R9)(R11*2), Z29, Z16
+	VFMADD231PS.BCST 16(R9)(R12*1), Z29, Z20
+	VPSRLVD          Z25, Z28, Z29
+	VPERMPS          Z0, Z29, Z29
+	VFMADD231PS.BCST 20(R9), Z29, Z9
+	VFMADD231PS.BCST 20(R9)(R11*1), Z29, Z13
+	VFMADD231PS.BCST 20(R9)(R11*2), Z29, Z17
+	VFMADD231PS.BCST 20(R9)(R12*1), Z29, Z21
+	VPSRLVD          Z26, Z28, Z29
+	VPERMPS          Z0, Z29, Z29
+	VFMADD231PS.BCST 24(R9), Z29, Z10
+	VFMADD231PS.BCST 24(R9)(R11*1), Z29, Z14
+	VFMADD231PS.BCST 24(R9)(R11*2), Z29, Z18
+	VFMADD231PS.BCST 24(R9)(R12*1), Z29, Z22
+	VPSRLVD          Z27, Z28, Z28
+	VPERMPS          Z0, Z28, Z28
+	VFMADD231PS.BCST 28(R9), Z28, Z11
+	VFMADD231PS.BCST 28(R9)(R11*1), Z28, Z15
+	VFMADD231PS.BCST 28(R9)(R11*2), Z28, Z19
+	VFMADD231PS.BCST 28(R9)(R12*1), Z28, Z23
+	ADDQ             R13, R8
+	ADDQ             $0x20, R9
+	SUBQ             $0x08, R10
+	JNZ              dotCodesSmall4AVX512_grp2
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z11, Z10, Z9
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z8, Z4, Z4
+	VADDPS           Z13, Z12, Z8
+	VADDPS           Z15, Z14, Z9
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z8, Z5, Z5
+	VADDPS           Z17, Z16, Z8
+	VADDPS           Z19, Z18, Z9
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z8, Z6, Z6
+	VADDPS           Z21, Z20, Z8
+	VADDPS           Z23, Z22, Z9
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z8, Z7, Z7
+	MOVQ             normOff+128(FP), R8
+	XORQ             R11, R11
+	LEAQ             -2(R8), R9
+	MOVQ             $0x00000010, R10
+	CMPQ             R8, $0x02
+	CMOVQCC          R9, R8
+	CMOVQCC          R10, R11
+	MOVQ             DX, R10
+	ADDQ             R8, R10
+	VPXORD           Z3, Z3, Z8
+	KMOVW            K1, K3
+	VPGATHERDD       (R10)(Z2*1), K3, Z8
+	VPBROADCASTD     R11, Z9
+	VPSRLVD          Z9, Z8, Z8
+	VPMOVDW          Z8, Y8
+	VCVTPH2PS        Y8, Z8
+	MOVQ             AX, R8
+	VMULPS           Z8, Z4, Z4
+	VMOVUPS.Z        (R8), K2, Z9
+	VADDPS           Z4, Z9, Z9
+	VMOVUPS          Z9, K2, (R8)
+	ADDQ             CX, R8
+	VMULPS           Z8, Z5, Z5
+	VMOVUPS.Z        (R8), K2, Z4
+	VADDPS           Z5, Z4, Z4
+	VMOVUPS          Z4, K2, (R8)
+	ADDQ             CX, R8
+	VMULPS           Z8, Z6, Z6
+	VMOVUPS.Z        (R8), K2, Z4
+	VADDPS           Z6, Z4, Z4
+	VMOVUPS          Z4, K2, (R8)
+	ADDQ             CX, R8
+	VMULPS           Z8, Z7, Z7
+	VMOVUPS.Z        (R8), K2, Z4
+	VADDPS           Z7, Z4, Z4
+	VMOVUPS          Z4, K2, (R8)
+	CMPQ             BX, $0x10
+	JB               dotCodesSmall4AVX512_done
+	ADDQ             $0x40, AX
+	MOVQ             stride+112(FP), R8
+	SHLQ             $0x04, R8
+	ADDQ             R8, DX
+	SUBQ             $0x10, BX
+	JMP              dotCodesSmall4AVX512_group
+
+dotCodesSmall4AVX512_done:
+	VZEROUPPER
+	RET
+
+DATA iota16<>+0(SB)/4, $0x00000000
+DATA iota16<>+4(SB)/4, $0x00000001
+DATA iota16<>+8(SB)/4, $0x00000002
+DATA iota16<>+12(SB)/4, $0x00000003
+DATA iota16<>+16(SB)/4, $0x00000004
+DATA iota16<>+20(SB)/4, $0x00000005
+DATA iota16<>+24(SB)/4, $0x00000006
+DATA iota16<>+28(SB)/4, $0x00000007
+DATA iota16<>+32(SB)/4, $0x00000008
+DATA iota16<>+36(SB)/4, $0x00000009
+DATA iota16<>+40(SB)/4, $0x0000000a
+DATA iota16<>+44(SB)/4, $0x0000000b
+DATA iota16<>+48(SB)/4, $0x0000000c
+DATA iota16<>+52(SB)/4, $0x0000000d
+DATA iota16<>+56(SB)/4, $0x0000000e
+DATA iota16<>+60(SB)/4, $0x0000000f
+GLOBL iota16<>(SB), RODATA|NOPTR, $64
+
 // func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
 // Requires: AVX, AVX2, FMA3, MMX+
 TEXT ·axpyCodesWnB4AVX2(SB), NOSPLIT, $0-160
@@ -4414,12 +4677,12 @@ axpyCodesWnB4AVX2_c2_tok:
 	VFMADD231PS  Y13, Y11, Y10
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnB4AVX2_pf23
+	JLE          axpyCodesWnB4AVX2_pf24
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnB4AVX2_pf23:
+axpyCodesWnB4AVX2_pf24:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnB4AVX2_c2_tok
@@ -4473,12 +4736,12 @@ axpyCodesWnB4AVX2_c1_tok:
 	VFMADD231PS  Y8, Y7, Y6
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnB4AVX2_pf24
+	JLE          axpyCodesWnB4AVX2_pf25
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnB4AVX2_pf24:
+axpyCodesWnB4AVX2_pf25:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnB4AVX2_c1_tok
@@ -4588,12 +4851,12 @@ axpyCodesWnB4AVX512_c4_tok:
 	VFMADD231PS  Z21, Z22, Z17
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnB4AVX512_pf25
+	JLE          axpyCodesWnB4AVX512_pf26
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnB4AVX512_pf25:
+axpyCodesWnB4AVX512_pf26:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnB4AVX512_c4_tok
@@ -4653,12 +4916,12 @@ axpyCodesWnB4AVX512_c1_tok:
 	VFMADD231PS  Z6, Z7, Z5
 	ADDQ         CX, BX
 	TESTQ        DI, DI
-	JLE          axpyCodesWnB4AVX512_pf26
+	JLE          axpyCodesWnB4AVX512_pf27
 	PREFETCHT0   (SI)
 	ADDQ         $0x00000040, SI
 	SUBQ         $0x00000040, DI
 
-axpyCodesWnB4AVX512_pf26:
+axpyCodesWnB4AVX512_pf27:
 	ADDQ    $0x00000010, R13
 	DECQ    R14
 	JNZ     axpyCodesWnB4AVX512_c1_tok
@@ -4670,6 +4933,251 @@ axpyCodesWnB4AVX512_pf26:
 	JMP     axpyCodesWnB4AVX512_c1
 
 axpyCodesWnB4AVX512_c1_end:
+	VZEROUPPER
+	RET
+
+// func dotCodesB44AVX512(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX512F, BMI2, CMOV, MMX+
+TEXT ·dotCodesB44AVX512(SB), NOSPLIT, $0-176
+	MOVQ         tab+64(FP), AX
+	VMOVUPS      (AX), Z0
+	VPXORD       Z3, Z3, Z3
+	MOVQ         stride+112(FP), AX
+	VPBROADCASTD AX, Z1
+	VPMULLD      iota16<>+0(SB), Z1, Z2
+	MOVQ         $0x0000ffff, AX
+	KMOVW        AX, K1
+	KMOVW        K1, K2
+	MOVQ         out_base+0(FP), AX
+	MOVQ         outStride+24(FP), CX
+	SHLQ         $0x02, CX
+	MOVQ         codes_base+88(FP), DX
+	MOVQ         n+136(FP), BX
+	MOVQ         ahead_base+152(FP), SI
+	MOVQ         ahead_len+160(FP), DI
+
+dotCodesB44AVX512_group:
+	TESTQ        BX, BX
+	JZ           dotCodesB44AVX512_done
+	CMPQ         BX, $0x10
+	JAE          dotCodesB44AVX512_full
+	MOVQ         $0x00000001, R8
+	SHLXQ        BX, R8, R8
+	DECQ         R8
+	KMOVW        R8, K2
+	LEAQ         -1(BX), R8
+	VPBROADCASTD R8, Z2
+	VPMINUD      iota16<>+0(SB), Z2, Z2
+	VPMULLD      Z1, Z2, Z2
+
+dotCodesB44AVX512_full:
+	VPXORD       Z3, Z3, Z4
+	VPXORD       Z3, Z3, Z5
+	VPXORD       Z3, Z3, Z6
+	VPXORD       Z3, Z3, Z7
+	VPXORD       Z3, Z3, Z8
+	VPXORD       Z3, Z3, Z9
+	VPXORD       Z3, Z3, Z10
+	VPXORD       Z3, Z3, Z11
+	VPXORD       Z3, Z3, Z12
+	VPXORD       Z3, Z3, Z13
+	VPXORD       Z3, Z3, Z14
+	VPXORD       Z3, Z3, Z15
+	VPXORD       Z3, Z3, Z16
+	VPXORD       Z3, Z3, Z17
+	VPXORD       Z3, Z3, Z18
+	VPXORD       Z3, Z3, Z19
+	MOVQ         sh+72(FP), R8
+	VPBROADCASTD (R8), Z20
+	VPBROADCASTD 4(R8), Z21
+	VPBROADCASTD 8(R8), Z22
+	VPBROADCASTD 12(R8), Z23
+	MOVQ         DX, R8
+	MOVQ         idxOff+120(FP), R9
+	ADDQ         R9, R8
+	MOVQ         q_base+32(FP), R9
+	MOVQ         d8+144(FP), R10
+	MOVQ         qStride+56(FP), R11
+	SHLQ         $0x02, R11
+	LEAQ         (R11)(R11*2), R12
+	MOVQ         bits+80(FP), R13
+
+dotCodesB44AVX512_grp1:
+	TESTQ      DI, DI
+	JLE        dotCodesB44AVX512_pf28
+	PREFETCHT0 (SI)
+	ADDQ       $0x00000040, SI
+	SUBQ       $0x00000040, DI
+
+dotCodesB44AVX512_pf28:
+	VPXORD           Z3, Z3, Z24
+	KMOVW            K1, K3
+	VPGATHERDD       (R8)(Z2*1), K3, Z24
+	VPSRLVD          Z20, Z24, Z25
+	VPERMPS          Z0, Z25, Z25
+	VFMADD231PS.BCST (R9), Z25, Z4
+	VFMADD231PS.BCST (R9)(R11*1), Z25, Z8
+	VFMADD231PS.BCST (R9)(R11*2), Z25, Z12
+	VFMADD231PS.BCST (R9)(R12*1), Z25, Z16
+	VPSRLVD          Z21, Z24, Z25
+	VPERMPS          Z0, Z25, Z25
+	VFMADD231PS.BCST 4(R9), Z25, Z5
+	VFMADD231PS.BCST 4(R9)(R11*1), Z25, Z9
+	VFMADD231PS.BCST 4(R9)(R11*2), Z25, Z13
+	VFMADD231PS.BCST 4(R9)(R12*1), Z25, Z17
+	VPSRLVD          Z22, Z24, Z25
+	VPERMPS          Z0, Z25, Z25
+	VFMADD231PS.BCST 8(R9), Z25, Z6
+	VFMADD231PS.BCST 8(R9)(R11*1), Z25, Z10
+	VFMADD231PS.BCST 8(R9)(R11*2), Z25, Z14
+	VFMADD231PS.BCST 8(R9)(R12*1), Z25, Z18
+	VPSRLVD          Z23, Z24, Z24
+	VPERMPS          Z0, Z24, Z24
+	VFMADD231PS.BCST 12(R9), Z24, Z7
+	VFMADD231PS.BCST 12(R9)(R11*1), Z24, Z11
+	VFMADD231PS.BCST 12(R9)(R11*2), Z24, Z15
+	VFMADD231PS.BCST 12(R9)(R12*1), Z24, Z19
+	ADDQ             R13, R8
+	ADDQ             $0x20, R9
+	SUBQ             $0x08, R10
+	JNZ              dotCodesB44AVX512_grp1
+	VADDPS           Z5, Z4, Z4
+	VADDPS           Z7, Z6, Z5
+	VADDPS           Z5, Z4, Z4
+	VADDPS           Z9, Z8, Z5
+	VADDPS           Z11, Z10, Z6
+	VADDPS           Z6, Z5, Z5
+	VADDPS           Z13, Z12, Z6
+	VADDPS           Z15, Z14, Z7
+	VADDPS           Z7, Z6, Z6
+	VADDPS           Z17, Z16, Z7
+	VADDPS           Z19, Z18, Z8
+	VADDPS           Z8, Z7, Z7
+	VPXORD           Z3, Z3, Z8
+	VPXORD           Z3, Z3, Z9
+	VPXORD           Z3, Z3, Z10
+	VPXORD           Z3, Z3, Z11
+	VPXORD           Z3, Z3, Z12
+	VPXORD           Z3, Z3, Z13
+	VPXORD           Z3, Z3, Z14
+	VPXORD           Z3, Z3, Z15
+	VPXORD           Z3, Z3, Z16
+	VPXORD           Z3, Z3, Z17
+	VPXORD           Z3, Z3, Z18
+	VPXORD           Z3, Z3, Z19
+	VPXORD           Z3, Z3, Z20
+	VPXORD           Z3, Z3, Z21
+	VPXORD           Z3, Z3, Z22
+	VPXORD           Z3, Z3, Z23
+	MOVQ             sh+72(FP), R8
+	VPBROADCASTD     16(R8), Z24
+	VPBROADCASTD     20(R8), Z25
+	VPBROADCASTD     24(R8), Z26
+	VPBROADCASTD     28(R8), Z27
+	MOVQ             DX, R8
+	MOVQ             idxOff+120(FP), R9
+	ADDQ             R9, R8
+	MOVQ             q_base+32(FP), R9
+	MOVQ             d8+144(FP), R10
+	MOVQ             qStride+56(FP), R11
+	SHLQ             $0x02, R11
+	LEAQ             (R11)(R11*2), R12
+	MOVQ             bits+80(FP), R13
+
+dotCodesB44AVX512_grp2:
+	VPXORD           Z3, Z3, Z28
+	KMOVW            K1, K3
+	VPGATHERDD       (R8)(Z2*1), K3, Z28
+	VPSRLVD          Z24, Z28, Z29
+	VPERMPS          Z0, Z29, Z29
+	VFMADD231PS.BCST 16(R9), Z29, Z8
+	VFMADD231PS.BCST 16(R9)(R11*1), Z29, Z12
+	VFMADD231PS.BCST 16(R9)(R11*2), Z29, Z16
+	VFMADD231PS.BCST 16(R9)(R12*1), Z29, Z20
+	VPSRLVD          Z25, Z28, Z29
+	VPERMPS          Z0, Z29, Z29
+	VFMADD231PS.BCST 20(R9), Z29, Z9
+	VFMADD231PS.BCST 20(R9)(R11*1), Z29, Z13
+	VFMADD231PS.BCST 20(R9)(R11*2), Z29, Z17
+	VFMADD231PS.BCST 20(R9)(R12*1), Z29, Z21
+	VPSRLVD          Z26, Z28, Z29
+	VPERMPS          Z0, Z29, Z29
+	VFMADD231PS.BCST 24(R9), Z29, Z10
+	VFMADD231PS.BCST 24(R9)(R11*1), Z29, Z14
+	VFMADD231PS.BCST 24(R9)(R11*2), Z29, Z18
+	VFMADD231PS.BCST 24(R9)(R12*1), Z29, Z22
+	VPSRLVD          Z27, Z28, Z28
+	VPERMPS          Z0, Z28, Z28
+	VFMADD231PS.BCST 28(R9), Z28, Z11
+	VFMADD231PS.BCST 28(R9)(R11*1), Z28, Z15
+	VFMADD231PS.BCST 28(R9)(R11*2), Z28, Z19
+	VFMADD231PS.BCST 28(R9)(R12*1), Z28, Z23
+	ADDQ             R13, R8
+	ADDQ             $0x20, R9
+	SUBQ             $0x08, R10
+	JNZ              dotCodesB44AVX512_grp2
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z11, Z10, Z9
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z8, Z4, Z4
+	VADDPS           Z13, Z12, Z8
+	VADDPS           Z15, Z14, Z9
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z8, Z5, Z5
+	VADDPS           Z17, Z16, Z8
+	VADDPS           Z19, Z18, Z9
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z8, Z6, Z6
+	VADDPS           Z21, Z20, Z8
+	VADDPS           Z23, Z22, Z9
+	VADDPS           Z9, Z8, Z8
+	VADDPS           Z8, Z7, Z7
+	MOVQ             normOff+128(FP), R8
+	XORQ             R11, R11
+	LEAQ             -2(R8), R9
+	MOVQ             $0x00000010, R10
+	CMPQ             R8, $0x02
+	CMOVQCC          R9, R8
+	CMOVQCC          R10, R11
+	MOVQ             DX, R10
+	ADDQ             R8, R10
+	VPXORD           Z3, Z3, Z8
+	KMOVW            K1, K3
+	VPGATHERDD       (R10)(Z2*1), K3, Z8
+	VPBROADCASTD     R11, Z9
+	VPSRLVD          Z9, Z8, Z8
+	VPMOVDW          Z8, Y8
+	VCVTPH2PS        Y8, Z8
+	MOVQ             AX, R8
+	VMULPS           Z8, Z4, Z4
+	VMOVUPS.Z        (R8), K2, Z9
+	VADDPS           Z4, Z9, Z9
+	VMOVUPS          Z9, K2, (R8)
+	ADDQ             CX, R8
+	VMULPS           Z8, Z5, Z5
+	VMOVUPS.Z        (R8), K2, Z4
+	VADDPS           Z5, Z4, Z4
+	VMOVUPS          Z4, K2, (R8)
+	ADDQ             CX, R8
+	VMULPS           Z8, Z6, Z6
+	VMOVUPS.Z        (R8), K2, Z4
+	VADDPS           Z6, Z4, Z4
+	VMOVUPS          Z4, K2, (R8)
+	ADDQ             CX, R8
+	VMULPS           Z8, Z7, Z7
+	VMOVUPS.Z        (R8), K2, Z4
+	VADDPS           Z7, Z4, Z4
+	VMOVUPS          Z4, K2, (R8)
+	CMPQ             BX, $0x10
+	JB               dotCodesB44AVX512_done
+	ADDQ             $0x40, AX
+	MOVQ             stride+112(FP), R8
+	SHLQ             $0x04, R8
+	ADDQ             R8, DX
+	SUBQ             $0x10, BX
+	JMP              dotCodesB44AVX512_group
+
+dotCodesB44AVX512_done:
 	VZEROUPPER
 	RET
 
@@ -7204,13 +7712,13 @@ axpyCodesQ8B3x1VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x1VBMI_pf27
+	JLE        axpyCodesQ8B3x1VBMI_pf29
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x1VBMI_pf27:
+axpyCodesQ8B3x1VBMI_pf29:
 	VMOVDQU8.Z     (DI), K1, Z11
 	VMOVDQU8       -32(DI)(R10*1), K2, Z11
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z12
@@ -7647,12 +8155,12 @@ dotCodesQ8B3x1VBMI_full:
 
 dotCodesQ8B3x1VBMI_chunk1:
 	TESTQ      SI, SI
-	JLE        dotCodesQ8B3x1VBMI_pf28
+	JLE        dotCodesQ8B3x1VBMI_pf30
 	PREFETCHT0 (BX)
 	ADDQ       $0x00000040, BX
 	SUBQ       $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf28:
+dotCodesQ8B3x1VBMI_pf30:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     (DI)(Z1*1), K3, Z9
@@ -7662,12 +8170,12 @@ dotCodesQ8B3x1VBMI_pf28:
 	VPDPBUSD.BCST  (R8), Z9, Z7
 	VPDPBUSD.BCST  4(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf29
+	JLE            dotCodesQ8B3x1VBMI_pf31
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf29:
+dotCodesQ8B3x1VBMI_pf31:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     3(DI)(Z1*1), K3, Z9
@@ -7677,12 +8185,12 @@ dotCodesQ8B3x1VBMI_pf29:
 	VPDPBUSD.BCST  8(R8), Z9, Z7
 	VPDPBUSD.BCST  12(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf30
+	JLE            dotCodesQ8B3x1VBMI_pf32
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf30:
+dotCodesQ8B3x1VBMI_pf32:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     6(DI)(Z1*1), K3, Z9
@@ -7692,12 +8200,12 @@ dotCodesQ8B3x1VBMI_pf30:
 	VPDPBUSD.BCST  16(R8), Z9, Z7
 	VPDPBUSD.BCST  20(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf31
+	JLE            dotCodesQ8B3x1VBMI_pf33
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf31:
+dotCodesQ8B3x1VBMI_pf33:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     9(DI)(Z1*1), K3, Z9
@@ -7707,12 +8215,12 @@ dotCodesQ8B3x1VBMI_pf31:
 	VPDPBUSD.BCST  24(R8), Z9, Z7
 	VPDPBUSD.BCST  28(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf32
+	JLE            dotCodesQ8B3x1VBMI_pf34
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf32:
+dotCodesQ8B3x1VBMI_pf34:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     12(DI)(Z1*1), K3, Z9
@@ -7722,12 +8230,12 @@ dotCodesQ8B3x1VBMI_pf32:
 	VPDPBUSD.BCST  32(R8), Z9, Z7
 	VPDPBUSD.BCST  36(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf33
+	JLE            dotCodesQ8B3x1VBMI_pf35
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf33:
+dotCodesQ8B3x1VBMI_pf35:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     15(DI)(Z1*1), K3, Z9
@@ -7737,12 +8245,12 @@ dotCodesQ8B3x1VBMI_pf33:
 	VPDPBUSD.BCST  40(R8), Z9, Z7
 	VPDPBUSD.BCST  44(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf34
+	JLE            dotCodesQ8B3x1VBMI_pf36
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf34:
+dotCodesQ8B3x1VBMI_pf36:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     18(DI)(Z1*1), K3, Z9
@@ -7752,12 +8260,12 @@ dotCodesQ8B3x1VBMI_pf34:
 	VPDPBUSD.BCST  48(R8), Z9, Z7
 	VPDPBUSD.BCST  52(R8), Z8, Z7
 	TESTQ          SI, SI
-	JLE            dotCodesQ8B3x1VBMI_pf35
+	JLE            dotCodesQ8B3x1VBMI_pf37
 	PREFETCHT0     (BX)
 	ADDQ           $0x00000040, BX
 	SUBQ           $0x00000040, SI
 
-dotCodesQ8B3x1VBMI_pf35:
+dotCodesQ8B3x1VBMI_pf37:
 	VPXORD         Z2, Z2, Z9
 	KMOVW          K1, K3
 	VPGATHERDD     20(DI)(Z1*1), K3, Z9
@@ -7818,24 +8326,6 @@ dotCodesQ8B3x1VBMI_added0:
 dotCodesQ8B3x1VBMI_done:
 	VZEROUPPER
 	RET
-
-DATA iota16<>+0(SB)/4, $0x00000000
-DATA iota16<>+4(SB)/4, $0x00000001
-DATA iota16<>+8(SB)/4, $0x00000002
-DATA iota16<>+12(SB)/4, $0x00000003
-DATA iota16<>+16(SB)/4, $0x00000004
-DATA iota16<>+20(SB)/4, $0x00000005
-DATA iota16<>+24(SB)/4, $0x00000006
-DATA iota16<>+28(SB)/4, $0x00000007
-DATA iota16<>+32(SB)/4, $0x00000008
-DATA iota16<>+36(SB)/4, $0x00000009
-DATA iota16<>+40(SB)/4, $0x0000000a
-DATA iota16<>+44(SB)/4, $0x0000000b
-DATA iota16<>+48(SB)/4, $0x0000000c
-DATA iota16<>+52(SB)/4, $0x0000000d
-DATA iota16<>+56(SB)/4, $0x0000000e
-DATA iota16<>+60(SB)/4, $0x0000000f
-GLOBL iota16<>(SB), RODATA|NOPTR, $64
 
 DATA keys16Ctl<>+0(SB)/1, $0x00
 DATA keys16Ctl<>+1(SB)/1, $0x06
@@ -8011,13 +8501,13 @@ axpyCodesQ8B3x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x2VBMI_pf36
+	JLE        axpyCodesQ8B3x2VBMI_pf38
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x2VBMI_pf36:
+axpyCodesQ8B3x2VBMI_pf38:
 	VMOVDQU8.Z     (DI), K1, Z15
 	VMOVDQU8       -32(DI)(R10*1), K2, Z15
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z16
@@ -8200,12 +8690,12 @@ dotCodesQ8B3x2VBMI_full:
 
 dotCodesQ8B3x2VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8B3x2VBMI_pf37
+	JLE        dotCodesQ8B3x2VBMI_pf39
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf37:
+dotCodesQ8B3x2VBMI_pf39:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z10
@@ -8217,12 +8707,12 @@ dotCodesQ8B3x2VBMI_pf37:
 	VPDPBUSD.BCST  4(R9), Z9, Z7
 	VPDPBUSD.BCST  4(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf38
+	JLE            dotCodesQ8B3x2VBMI_pf40
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf38:
+dotCodesQ8B3x2VBMI_pf40:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z10
@@ -8234,12 +8724,12 @@ dotCodesQ8B3x2VBMI_pf38:
 	VPDPBUSD.BCST  12(R9), Z9, Z7
 	VPDPBUSD.BCST  12(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf39
+	JLE            dotCodesQ8B3x2VBMI_pf41
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf39:
+dotCodesQ8B3x2VBMI_pf41:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z10
@@ -8251,12 +8741,12 @@ dotCodesQ8B3x2VBMI_pf39:
 	VPDPBUSD.BCST  20(R9), Z9, Z7
 	VPDPBUSD.BCST  20(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf40
+	JLE            dotCodesQ8B3x2VBMI_pf42
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf40:
+dotCodesQ8B3x2VBMI_pf42:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z10
@@ -8268,12 +8758,12 @@ dotCodesQ8B3x2VBMI_pf40:
 	VPDPBUSD.BCST  28(R9), Z9, Z7
 	VPDPBUSD.BCST  28(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf41
+	JLE            dotCodesQ8B3x2VBMI_pf43
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf41:
+dotCodesQ8B3x2VBMI_pf43:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z10
@@ -8285,12 +8775,12 @@ dotCodesQ8B3x2VBMI_pf41:
 	VPDPBUSD.BCST  36(R9), Z9, Z7
 	VPDPBUSD.BCST  36(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf42
+	JLE            dotCodesQ8B3x2VBMI_pf44
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf42:
+dotCodesQ8B3x2VBMI_pf44:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z10
@@ -8302,12 +8792,12 @@ dotCodesQ8B3x2VBMI_pf42:
 	VPDPBUSD.BCST  44(R9), Z9, Z7
 	VPDPBUSD.BCST  44(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf43
+	JLE            dotCodesQ8B3x2VBMI_pf45
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf43:
+dotCodesQ8B3x2VBMI_pf45:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z10
@@ -8319,12 +8809,12 @@ dotCodesQ8B3x2VBMI_pf43:
 	VPDPBUSD.BCST  52(R9), Z9, Z7
 	VPDPBUSD.BCST  52(R9)(R11*1), Z9, Z8
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x2VBMI_pf44
+	JLE            dotCodesQ8B3x2VBMI_pf46
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x2VBMI_pf44:
+dotCodesQ8B3x2VBMI_pf46:
 	VPXORD         Z2, Z2, Z10
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z10
@@ -8460,13 +8950,13 @@ axpyCodesQ8B3x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x4VBMI_pf45
+	JLE        axpyCodesQ8B3x4VBMI_pf47
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B3x4VBMI_pf45:
+axpyCodesQ8B3x4VBMI_pf47:
 	VMOVDQU8.Z     (DI), K1, Z23
 	VMOVDQU8       -32(DI)(R10*1), K2, Z23
 	VMOVDQU8.Z     (DI)(R11*1), K1, Z24
@@ -8725,12 +9215,12 @@ dotCodesQ8B3x4VBMI_full:
 
 dotCodesQ8B3x4VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8B3x4VBMI_pf46
+	JLE        dotCodesQ8B3x4VBMI_pf48
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf46:
+dotCodesQ8B3x4VBMI_pf48:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z12
@@ -8746,12 +9236,12 @@ dotCodesQ8B3x4VBMI_pf46:
 	VPDPBUSD.BCST  4(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  4(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf47
+	JLE            dotCodesQ8B3x4VBMI_pf49
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf47:
+dotCodesQ8B3x4VBMI_pf49:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z12
@@ -8767,12 +9257,12 @@ dotCodesQ8B3x4VBMI_pf47:
 	VPDPBUSD.BCST  12(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  12(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf48
+	JLE            dotCodesQ8B3x4VBMI_pf50
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf48:
+dotCodesQ8B3x4VBMI_pf50:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z12
@@ -8788,12 +9278,12 @@ dotCodesQ8B3x4VBMI_pf48:
 	VPDPBUSD.BCST  20(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  20(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf49
+	JLE            dotCodesQ8B3x4VBMI_pf51
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf49:
+dotCodesQ8B3x4VBMI_pf51:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z12
@@ -8809,12 +9299,12 @@ dotCodesQ8B3x4VBMI_pf49:
 	VPDPBUSD.BCST  28(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  28(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf50
+	JLE            dotCodesQ8B3x4VBMI_pf52
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf50:
+dotCodesQ8B3x4VBMI_pf52:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z12
@@ -8830,12 +9320,12 @@ dotCodesQ8B3x4VBMI_pf50:
 	VPDPBUSD.BCST  36(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  36(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf51
+	JLE            dotCodesQ8B3x4VBMI_pf53
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf51:
+dotCodesQ8B3x4VBMI_pf53:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z12
@@ -8851,12 +9341,12 @@ dotCodesQ8B3x4VBMI_pf51:
 	VPDPBUSD.BCST  44(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  44(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf52
+	JLE            dotCodesQ8B3x4VBMI_pf54
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf52:
+dotCodesQ8B3x4VBMI_pf54:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z12
@@ -8872,12 +9362,12 @@ dotCodesQ8B3x4VBMI_pf52:
 	VPDPBUSD.BCST  52(R9)(R11*2), Z11, Z9
 	VPDPBUSD.BCST  52(R9)(R12*1), Z11, Z10
 	TESTQ          DI, DI
-	JLE            dotCodesQ8B3x4VBMI_pf53
+	JLE            dotCodesQ8B3x4VBMI_pf55
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8B3x4VBMI_pf53:
+dotCodesQ8B3x4VBMI_pf55:
 	VPXORD         Z2, Z2, Z12
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z12
@@ -9287,13 +9777,13 @@ axpyCodesQ8B4x1VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x1VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1VBMI_pf54
+	JLE        axpyCodesQ8B4x1VBMI_pf56
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x1VBMI_pf54:
+axpyCodesQ8B4x1VBMI_pf56:
 	VMOVDQU8.Z    (DI), K1, Z9
 	VMOVDQU8      -32(DI)(R10*1), K2, Z9
 	VMOVDQU8.Z    (DI)(R11*1), K1, Z10
@@ -9594,12 +10084,12 @@ dotCodesQ8B4x1VBMI_full:
 
 dotCodesQ8B4x1VBMI_chunk1:
 	TESTQ      SI, SI
-	JLE        dotCodesQ8B4x1VBMI_pf55
+	JLE        dotCodesQ8B4x1VBMI_pf57
 	PREFETCHT0 (BX)
 	ADDQ       $0x00000040, BX
 	SUBQ       $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf55:
+dotCodesQ8B4x1VBMI_pf57:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    (DI)(Z1*1), K3, Z6
@@ -9609,12 +10099,12 @@ dotCodesQ8B4x1VBMI_pf55:
 	VPDPBUSD.BCST (R8), Z6, Z4
 	VPDPBUSD.BCST 4(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf56
+	JLE           dotCodesQ8B4x1VBMI_pf58
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf56:
+dotCodesQ8B4x1VBMI_pf58:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    4(DI)(Z1*1), K3, Z6
@@ -9624,12 +10114,12 @@ dotCodesQ8B4x1VBMI_pf56:
 	VPDPBUSD.BCST 8(R8), Z6, Z4
 	VPDPBUSD.BCST 12(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf57
+	JLE           dotCodesQ8B4x1VBMI_pf59
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf57:
+dotCodesQ8B4x1VBMI_pf59:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    8(DI)(Z1*1), K3, Z6
@@ -9639,12 +10129,12 @@ dotCodesQ8B4x1VBMI_pf57:
 	VPDPBUSD.BCST 16(R8), Z6, Z4
 	VPDPBUSD.BCST 20(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf58
+	JLE           dotCodesQ8B4x1VBMI_pf60
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf58:
+dotCodesQ8B4x1VBMI_pf60:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    12(DI)(Z1*1), K3, Z6
@@ -9654,12 +10144,12 @@ dotCodesQ8B4x1VBMI_pf58:
 	VPDPBUSD.BCST 24(R8), Z6, Z4
 	VPDPBUSD.BCST 28(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf59
+	JLE           dotCodesQ8B4x1VBMI_pf61
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf59:
+dotCodesQ8B4x1VBMI_pf61:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    16(DI)(Z1*1), K3, Z6
@@ -9669,12 +10159,12 @@ dotCodesQ8B4x1VBMI_pf59:
 	VPDPBUSD.BCST 32(R8), Z6, Z4
 	VPDPBUSD.BCST 36(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf60
+	JLE           dotCodesQ8B4x1VBMI_pf62
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf60:
+dotCodesQ8B4x1VBMI_pf62:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    20(DI)(Z1*1), K3, Z6
@@ -9684,12 +10174,12 @@ dotCodesQ8B4x1VBMI_pf60:
 	VPDPBUSD.BCST 40(R8), Z6, Z4
 	VPDPBUSD.BCST 44(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf61
+	JLE           dotCodesQ8B4x1VBMI_pf63
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf61:
+dotCodesQ8B4x1VBMI_pf63:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    24(DI)(Z1*1), K3, Z6
@@ -9699,12 +10189,12 @@ dotCodesQ8B4x1VBMI_pf61:
 	VPDPBUSD.BCST 48(R8), Z6, Z4
 	VPDPBUSD.BCST 52(R8), Z5, Z4
 	TESTQ         SI, SI
-	JLE           dotCodesQ8B4x1VBMI_pf62
+	JLE           dotCodesQ8B4x1VBMI_pf64
 	PREFETCHT0    (BX)
 	ADDQ          $0x00000040, BX
 	SUBQ          $0x00000040, SI
 
-dotCodesQ8B4x1VBMI_pf62:
+dotCodesQ8B4x1VBMI_pf64:
 	VPXORD        Z2, Z2, Z6
 	KMOVW         K1, K3
 	VPGATHERDD    28(DI)(Z1*1), K3, Z6
@@ -9807,13 +10297,13 @@ axpyCodesQ8B4x2VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x2VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2VBMI_pf63
+	JLE        axpyCodesQ8B4x2VBMI_pf65
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x2VBMI_pf63:
+axpyCodesQ8B4x2VBMI_pf65:
 	VMOVDQU8.Z    (DI), K1, Z13
 	VMOVDQU8      -32(DI)(R10*1), K2, Z13
 	VMOVDQU8.Z    (DI)(R11*1), K1, Z14
@@ -9992,12 +10482,12 @@ dotCodesQ8B4x2VBMI_full:
 
 dotCodesQ8B4x2VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8B4x2VBMI_pf64
+	JLE        dotCodesQ8B4x2VBMI_pf66
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf64:
+dotCodesQ8B4x2VBMI_pf66:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z7
@@ -10009,12 +10499,12 @@ dotCodesQ8B4x2VBMI_pf64:
 	VPDPBUSD.BCST 4(R9), Z6, Z4
 	VPDPBUSD.BCST 4(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf65
+	JLE           dotCodesQ8B4x2VBMI_pf67
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf65:
+dotCodesQ8B4x2VBMI_pf67:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z7
@@ -10026,12 +10516,12 @@ dotCodesQ8B4x2VBMI_pf65:
 	VPDPBUSD.BCST 12(R9), Z6, Z4
 	VPDPBUSD.BCST 12(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf66
+	JLE           dotCodesQ8B4x2VBMI_pf68
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf66:
+dotCodesQ8B4x2VBMI_pf68:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z7
@@ -10043,12 +10533,12 @@ dotCodesQ8B4x2VBMI_pf66:
 	VPDPBUSD.BCST 20(R9), Z6, Z4
 	VPDPBUSD.BCST 20(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf67
+	JLE           dotCodesQ8B4x2VBMI_pf69
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf67:
+dotCodesQ8B4x2VBMI_pf69:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z7
@@ -10060,12 +10550,12 @@ dotCodesQ8B4x2VBMI_pf67:
 	VPDPBUSD.BCST 28(R9), Z6, Z4
 	VPDPBUSD.BCST 28(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf68
+	JLE           dotCodesQ8B4x2VBMI_pf70
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf68:
+dotCodesQ8B4x2VBMI_pf70:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z7
@@ -10077,12 +10567,12 @@ dotCodesQ8B4x2VBMI_pf68:
 	VPDPBUSD.BCST 36(R9), Z6, Z4
 	VPDPBUSD.BCST 36(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf69
+	JLE           dotCodesQ8B4x2VBMI_pf71
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf69:
+dotCodesQ8B4x2VBMI_pf71:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z7
@@ -10094,12 +10584,12 @@ dotCodesQ8B4x2VBMI_pf69:
 	VPDPBUSD.BCST 44(R9), Z6, Z4
 	VPDPBUSD.BCST 44(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf70
+	JLE           dotCodesQ8B4x2VBMI_pf72
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf70:
+dotCodesQ8B4x2VBMI_pf72:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z7
@@ -10111,12 +10601,12 @@ dotCodesQ8B4x2VBMI_pf70:
 	VPDPBUSD.BCST 52(R9), Z6, Z4
 	VPDPBUSD.BCST 52(R9)(R11*1), Z6, Z5
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x2VBMI_pf71
+	JLE           dotCodesQ8B4x2VBMI_pf73
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x2VBMI_pf71:
+dotCodesQ8B4x2VBMI_pf73:
 	VPXORD        Z2, Z2, Z7
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z7
@@ -10249,13 +10739,13 @@ axpyCodesQ8B4x4VBMI_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x4VBMI_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4VBMI_pf72
+	JLE        axpyCodesQ8B4x4VBMI_pf74
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-axpyCodesQ8B4x4VBMI_pf72:
+axpyCodesQ8B4x4VBMI_pf74:
 	VMOVDQU8.Z    (DI), K1, Z21
 	VMOVDQU8      -32(DI)(R10*1), K2, Z21
 	VMOVDQU8.Z    (DI)(R11*1), K1, Z22
@@ -10510,12 +11000,12 @@ dotCodesQ8B4x4VBMI_full:
 
 dotCodesQ8B4x4VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8B4x4VBMI_pf73
+	JLE        dotCodesQ8B4x4VBMI_pf75
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf73:
+dotCodesQ8B4x4VBMI_pf75:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z9
@@ -10531,12 +11021,12 @@ dotCodesQ8B4x4VBMI_pf73:
 	VPDPBUSD.BCST 4(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 4(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf74
+	JLE           dotCodesQ8B4x4VBMI_pf76
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf74:
+dotCodesQ8B4x4VBMI_pf76:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z9
@@ -10552,12 +11042,12 @@ dotCodesQ8B4x4VBMI_pf74:
 	VPDPBUSD.BCST 12(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 12(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf75
+	JLE           dotCodesQ8B4x4VBMI_pf77
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf75:
+dotCodesQ8B4x4VBMI_pf77:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z9
@@ -10573,12 +11063,12 @@ dotCodesQ8B4x4VBMI_pf75:
 	VPDPBUSD.BCST 20(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 20(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf76
+	JLE           dotCodesQ8B4x4VBMI_pf78
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf76:
+dotCodesQ8B4x4VBMI_pf78:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z9
@@ -10594,12 +11084,12 @@ dotCodesQ8B4x4VBMI_pf76:
 	VPDPBUSD.BCST 28(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 28(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf77
+	JLE           dotCodesQ8B4x4VBMI_pf79
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf77:
+dotCodesQ8B4x4VBMI_pf79:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z9
@@ -10615,12 +11105,12 @@ dotCodesQ8B4x4VBMI_pf77:
 	VPDPBUSD.BCST 36(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 36(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf78
+	JLE           dotCodesQ8B4x4VBMI_pf80
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf78:
+dotCodesQ8B4x4VBMI_pf80:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z9
@@ -10636,12 +11126,12 @@ dotCodesQ8B4x4VBMI_pf78:
 	VPDPBUSD.BCST 44(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 44(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf79
+	JLE           dotCodesQ8B4x4VBMI_pf81
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf79:
+dotCodesQ8B4x4VBMI_pf81:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z9
@@ -10657,12 +11147,12 @@ dotCodesQ8B4x4VBMI_pf79:
 	VPDPBUSD.BCST 52(R9)(R11*2), Z8, Z6
 	VPDPBUSD.BCST 52(R9)(R12*1), Z8, Z7
 	TESTQ         DI, DI
-	JLE           dotCodesQ8B4x4VBMI_pf80
+	JLE           dotCodesQ8B4x4VBMI_pf82
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8B4x4VBMI_pf80:
+dotCodesQ8B4x4VBMI_pf82:
 	VPXORD        Z2, Z2, Z9
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z9
@@ -10828,7 +11318,7 @@ dotCodesQ8B8x1VBMI_quad:
 	TESTQ      DX, DX
 	JZ         dotCodesQ8B8x1VBMI_done
 	TESTQ      R10, R10
-	JLE        dotCodesQ8B8x1VBMI_pf81
+	JLE        dotCodesQ8B8x1VBMI_pf83
 	PREFETCHT0 (R9)
 	PREFETCHT0 64(R9)
 	PREFETCHT0 128(R9)
@@ -10836,7 +11326,7 @@ dotCodesQ8B8x1VBMI_quad:
 	ADDQ       $0x00000100, R9
 	SUBQ       $0x00000100, R10
 
-dotCodesQ8B8x1VBMI_pf81:
+dotCodesQ8B8x1VBMI_pf83:
 	CMPQ    DX, $0x04
 	JAE     dotCodesQ8B8x1VBMI_full
 	MOVQ    $0x00000001, R8
@@ -11033,7 +11523,7 @@ dotCodesQ8B8x2VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B8x2VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B8x2VBMI_pf82
+	JLE        dotCodesQ8B8x2VBMI_pf84
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -11041,7 +11531,7 @@ dotCodesQ8B8x2VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B8x2VBMI_pf82:
+dotCodesQ8B8x2VBMI_pf84:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B8x2VBMI_full
 	MOVQ    $0x00000001, R9
@@ -11222,7 +11712,7 @@ dotCodesQ8B8x4VBMI_quad:
 	TESTQ      BX, BX
 	JZ         dotCodesQ8B8x4VBMI_done
 	TESTQ      R11, R11
-	JLE        dotCodesQ8B8x4VBMI_pf83
+	JLE        dotCodesQ8B8x4VBMI_pf85
 	PREFETCHT0 (R10)
 	PREFETCHT0 64(R10)
 	PREFETCHT0 128(R10)
@@ -11230,7 +11720,7 @@ dotCodesQ8B8x4VBMI_quad:
 	ADDQ       $0x00000100, R10
 	SUBQ       $0x00000100, R11
 
-dotCodesQ8B8x4VBMI_pf83:
+dotCodesQ8B8x4VBMI_pf85:
 	CMPQ    BX, $0x04
 	JAE     dotCodesQ8B8x4VBMI_full
 	MOVQ    $0x00000001, R9
@@ -11460,12 +11950,12 @@ dotCodesQ8P34VBMI_full:
 
 dotCodesQ8P34VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8P34VBMI_pf84
+	JLE        dotCodesQ8P34VBMI_pf86
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf84:
+dotCodesQ8P34VBMI_pf86:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z13
@@ -11481,12 +11971,12 @@ dotCodesQ8P34VBMI_pf84:
 	VPDPBUSD.BCST  4(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  4(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf85
+	JLE            dotCodesQ8P34VBMI_pf87
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf85:
+dotCodesQ8P34VBMI_pf87:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z13
@@ -11502,12 +11992,12 @@ dotCodesQ8P34VBMI_pf85:
 	VPDPBUSD.BCST  12(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  12(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf86
+	JLE            dotCodesQ8P34VBMI_pf88
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf86:
+dotCodesQ8P34VBMI_pf88:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z13
@@ -11523,12 +12013,12 @@ dotCodesQ8P34VBMI_pf86:
 	VPDPBUSD.BCST  20(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  20(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf87
+	JLE            dotCodesQ8P34VBMI_pf89
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf87:
+dotCodesQ8P34VBMI_pf89:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z13
@@ -11544,12 +12034,12 @@ dotCodesQ8P34VBMI_pf87:
 	VPDPBUSD.BCST  28(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  28(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf88
+	JLE            dotCodesQ8P34VBMI_pf90
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf88:
+dotCodesQ8P34VBMI_pf90:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z13
@@ -11565,12 +12055,12 @@ dotCodesQ8P34VBMI_pf88:
 	VPDPBUSD.BCST  36(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  36(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf89
+	JLE            dotCodesQ8P34VBMI_pf91
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf89:
+dotCodesQ8P34VBMI_pf91:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z13
@@ -11586,12 +12076,12 @@ dotCodesQ8P34VBMI_pf89:
 	VPDPBUSD.BCST  44(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  44(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf90
+	JLE            dotCodesQ8P34VBMI_pf92
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf90:
+dotCodesQ8P34VBMI_pf92:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z13
@@ -11607,12 +12097,12 @@ dotCodesQ8P34VBMI_pf90:
 	VPDPBUSD.BCST  52(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST  52(R9)(R12*1), Z12, Z11
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P34VBMI_pf91
+	JLE            dotCodesQ8P34VBMI_pf93
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf91:
+dotCodesQ8P34VBMI_pf93:
 	VPXORD         Z2, Z2, Z13
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z13
@@ -11679,12 +12169,12 @@ dotCodesQ8P34VBMI_pf91:
 
 dotCodesQ8P34VBMI_chunk2:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8P34VBMI_pf92
+	JLE        dotCodesQ8P34VBMI_pf94
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf92:
+dotCodesQ8P34VBMI_pf94:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z17
@@ -11700,12 +12190,12 @@ dotCodesQ8P34VBMI_pf92:
 	VPDPBUSD.BCST 4(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 4(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf93
+	JLE           dotCodesQ8P34VBMI_pf95
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf93:
+dotCodesQ8P34VBMI_pf95:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z17
@@ -11721,12 +12211,12 @@ dotCodesQ8P34VBMI_pf93:
 	VPDPBUSD.BCST 12(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 12(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf94
+	JLE           dotCodesQ8P34VBMI_pf96
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf94:
+dotCodesQ8P34VBMI_pf96:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z17
@@ -11742,12 +12232,12 @@ dotCodesQ8P34VBMI_pf94:
 	VPDPBUSD.BCST 20(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 20(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf95
+	JLE           dotCodesQ8P34VBMI_pf97
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf95:
+dotCodesQ8P34VBMI_pf97:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z17
@@ -11763,12 +12253,12 @@ dotCodesQ8P34VBMI_pf95:
 	VPDPBUSD.BCST 28(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 28(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf96
+	JLE           dotCodesQ8P34VBMI_pf98
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf96:
+dotCodesQ8P34VBMI_pf98:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z17
@@ -11784,12 +12274,12 @@ dotCodesQ8P34VBMI_pf96:
 	VPDPBUSD.BCST 36(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 36(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf97
+	JLE           dotCodesQ8P34VBMI_pf99
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf97:
+dotCodesQ8P34VBMI_pf99:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z17
@@ -11805,12 +12295,12 @@ dotCodesQ8P34VBMI_pf97:
 	VPDPBUSD.BCST 44(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 44(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf98
+	JLE           dotCodesQ8P34VBMI_pf100
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf98:
+dotCodesQ8P34VBMI_pf100:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z17
@@ -11826,12 +12316,12 @@ dotCodesQ8P34VBMI_pf98:
 	VPDPBUSD.BCST 52(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST 52(R9)(R12*1), Z16, Z15
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P34VBMI_pf99
+	JLE           dotCodesQ8P34VBMI_pf101
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P34VBMI_pf99:
+dotCodesQ8P34VBMI_pf101:
 	VPXORD        Z2, Z2, Z17
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z17
@@ -12014,12 +12504,12 @@ dotCodesQ8P43VBMI_full:
 
 dotCodesQ8P43VBMI_chunk1:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8P43VBMI_pf100
+	JLE        dotCodesQ8P43VBMI_pf102
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf100:
+dotCodesQ8P43VBMI_pf102:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    (R8)(Z1*1), K3, Z13
@@ -12035,12 +12525,12 @@ dotCodesQ8P43VBMI_pf100:
 	VPDPBUSD.BCST 4(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 4(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf101
+	JLE           dotCodesQ8P43VBMI_pf103
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf101:
+dotCodesQ8P43VBMI_pf103:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    4(R8)(Z1*1), K3, Z13
@@ -12056,12 +12546,12 @@ dotCodesQ8P43VBMI_pf101:
 	VPDPBUSD.BCST 12(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 12(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf102
+	JLE           dotCodesQ8P43VBMI_pf104
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf102:
+dotCodesQ8P43VBMI_pf104:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    8(R8)(Z1*1), K3, Z13
@@ -12077,12 +12567,12 @@ dotCodesQ8P43VBMI_pf102:
 	VPDPBUSD.BCST 20(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 20(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf103
+	JLE           dotCodesQ8P43VBMI_pf105
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf103:
+dotCodesQ8P43VBMI_pf105:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    12(R8)(Z1*1), K3, Z13
@@ -12098,12 +12588,12 @@ dotCodesQ8P43VBMI_pf103:
 	VPDPBUSD.BCST 28(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 28(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf104
+	JLE           dotCodesQ8P43VBMI_pf106
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf104:
+dotCodesQ8P43VBMI_pf106:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    16(R8)(Z1*1), K3, Z13
@@ -12119,12 +12609,12 @@ dotCodesQ8P43VBMI_pf104:
 	VPDPBUSD.BCST 36(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 36(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf105
+	JLE           dotCodesQ8P43VBMI_pf107
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf105:
+dotCodesQ8P43VBMI_pf107:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    20(R8)(Z1*1), K3, Z13
@@ -12140,12 +12630,12 @@ dotCodesQ8P43VBMI_pf105:
 	VPDPBUSD.BCST 44(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 44(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf106
+	JLE           dotCodesQ8P43VBMI_pf108
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf106:
+dotCodesQ8P43VBMI_pf108:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    24(R8)(Z1*1), K3, Z13
@@ -12161,12 +12651,12 @@ dotCodesQ8P43VBMI_pf106:
 	VPDPBUSD.BCST 52(R9)(R11*2), Z12, Z10
 	VPDPBUSD.BCST 52(R9)(R12*1), Z12, Z11
 	TESTQ         DI, DI
-	JLE           dotCodesQ8P43VBMI_pf107
+	JLE           dotCodesQ8P43VBMI_pf109
 	PREFETCHT0    (SI)
 	ADDQ          $0x00000040, SI
 	SUBQ          $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf107:
+dotCodesQ8P43VBMI_pf109:
 	VPXORD        Z2, Z2, Z13
 	KMOVW         K1, K3
 	VPGATHERDD    28(R8)(Z1*1), K3, Z13
@@ -12233,12 +12723,12 @@ dotCodesQ8P43VBMI_pf107:
 
 dotCodesQ8P43VBMI_chunk2:
 	TESTQ      DI, DI
-	JLE        dotCodesQ8P43VBMI_pf108
+	JLE        dotCodesQ8P43VBMI_pf110
 	PREFETCHT0 (SI)
 	ADDQ       $0x00000040, SI
 	SUBQ       $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf108:
+dotCodesQ8P43VBMI_pf110:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     (R8)(Z1*1), K3, Z17
@@ -12254,12 +12744,12 @@ dotCodesQ8P43VBMI_pf108:
 	VPDPBUSD.BCST  4(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  4(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf109
+	JLE            dotCodesQ8P43VBMI_pf111
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf109:
+dotCodesQ8P43VBMI_pf111:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     3(R8)(Z1*1), K3, Z17
@@ -12275,12 +12765,12 @@ dotCodesQ8P43VBMI_pf109:
 	VPDPBUSD.BCST  12(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  12(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf110
+	JLE            dotCodesQ8P43VBMI_pf112
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf110:
+dotCodesQ8P43VBMI_pf112:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     6(R8)(Z1*1), K3, Z17
@@ -12296,12 +12786,12 @@ dotCodesQ8P43VBMI_pf110:
 	VPDPBUSD.BCST  20(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  20(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf111
+	JLE            dotCodesQ8P43VBMI_pf113
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf111:
+dotCodesQ8P43VBMI_pf113:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     9(R8)(Z1*1), K3, Z17
@@ -12317,12 +12807,12 @@ dotCodesQ8P43VBMI_pf111:
 	VPDPBUSD.BCST  28(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  28(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf112
+	JLE            dotCodesQ8P43VBMI_pf114
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf112:
+dotCodesQ8P43VBMI_pf114:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     12(R8)(Z1*1), K3, Z17
@@ -12338,12 +12828,12 @@ dotCodesQ8P43VBMI_pf112:
 	VPDPBUSD.BCST  36(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  36(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf113
+	JLE            dotCodesQ8P43VBMI_pf115
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf113:
+dotCodesQ8P43VBMI_pf115:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     15(R8)(Z1*1), K3, Z17
@@ -12359,12 +12849,12 @@ dotCodesQ8P43VBMI_pf113:
 	VPDPBUSD.BCST  44(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  44(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf114
+	JLE            dotCodesQ8P43VBMI_pf116
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf114:
+dotCodesQ8P43VBMI_pf116:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     18(R8)(Z1*1), K3, Z17
@@ -12380,12 +12870,12 @@ dotCodesQ8P43VBMI_pf114:
 	VPDPBUSD.BCST  52(R9)(R11*2), Z16, Z14
 	VPDPBUSD.BCST  52(R9)(R12*1), Z16, Z15
 	TESTQ          DI, DI
-	JLE            dotCodesQ8P43VBMI_pf115
+	JLE            dotCodesQ8P43VBMI_pf117
 	PREFETCHT0     (SI)
 	ADDQ           $0x00000040, SI
 	SUBQ           $0x00000040, DI
 
-dotCodesQ8P43VBMI_pf115:
+dotCodesQ8P43VBMI_pf117:
 	VPXORD         Z2, Z2, Z17
 	KMOVW          K1, K3
 	VPGATHERDD     20(R8)(Z1*1), K3, Z17
@@ -12547,13 +13037,13 @@ decode8VBMI_row:
 	TESTQ      DI, DI
 	JZ         decode8VBMI_done
 	TESTQ      CX, CX
-	JLE        decode8VBMI_pf116
+	JLE        decode8VBMI_pf118
 	PREFETCHT0 (AX)
 	PREFETCHT0 64(AX)
 	ADDQ       $0x00000080, AX
 	SUBQ       $0x00000080, CX
 
-decode8VBMI_pf116:
+decode8VBMI_pf118:
 	MOVQ         normOff+72(FP), R9
 	MOVWLZX      (DX)(R9*1), R9
 	VMOVD        R9, X17
