@@ -53,6 +53,7 @@ func main() {
 	for _, k := range codeKinds {
 		axpyCodesWn(k)
 		axpyCodesWnZmm(k)
+		axpyCodes1Zmm(k)
 		dotCodes4Zmm(k)
 	}
 	wnWeights()
@@ -2011,6 +2012,90 @@ func axpyCodesWnZmm(k codeKind) {
 		ADDQ(stride, ip)
 		prefetchSome(name+"_pf", pa, pn, 1)
 	})
+}
+
+// axpyCodes1Zmm emits axpyCodes<kind>1AVX512: axpyCodes<kind>1AVX2 (one
+// accumulator row) with sixteen coordinates a vector (unpacked as in
+// axpyCodesWnZmm), 128 a pass: every lane takes the 8-lane kernel's
+// multiply-adds by the same weight·norm products in the same token order,
+// so the same bits.
+func axpyCodes1Zmm(k codeKind) {
+	name := fmt_("axpyCodes%s1AVX512", k.name)
+	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, w []float32, wStride int, "+fusedSig)
+	Doc(name + " is axpyCodes" + k.name + "1AVX2 on the first d8 coordinates (a multiple of 16).")
+	Pragma("noescape")
+	tab, sh := ZMM(), ZMM()
+	tp := Load(Param("tab"), GP64())
+	if k.b4 {
+		VMOVUPS(Mem{Base: tp}, tab)
+	} else {
+		VBROADCASTF32X8(Mem{Base: tp}, tab)
+	}
+	VBROADCASTI32X8(Mem{Base: Load(Param("sh"), GP64())}, sh)
+	high := K()
+	tmp := GP64()
+	MOVQ(U32(0xff00), tmp)
+	KMOVW(tmp.As32(), high)
+	j0 := GP64() // first coordinate of the chunk
+	XORQ(j0, j0)
+	for _, width := range []int{8, 1} {
+		lbl := fmt_("%s_c%d", name, width)
+		Label(lbl)
+		end := GP64()
+		LEAQ(Mem{Base: j0, Disp: 16 * width}, end)
+		CMPQ(end, Load(Param("d8"), GP64()))
+		JA(LabelRef(lbl + "_end"))
+		ab := GP64() // acc + 4·j0
+		LEAQ(Mem{Base: Load(Param("acc").Base(), GP64()), Index: j0, Scale: 4}, ab)
+		acc := make([]VecVirtual, width)
+		for k := range acc {
+			acc[k] = ZMM()
+			VMOVUPS(Mem{Base: ab, Disp: 64 * k}, acc[k])
+		}
+		// ip walks this chunk's index bytes: codes + idxOff + (j0/8)·bits.
+		ip := GP64()
+		MOVQ(j0, ip)
+		SHRQ(U8(3), ip)
+		bits := Load(Param("bits"), GP64())
+		IMULQ(bits, ip)
+		ADDQ(Load(Param("idxOff"), GP64()), ip)
+		ADDQ(Load(Param("codes").Base(), GP64()), ip)
+		p := Load(Param("codes").Base(), GP64())
+		wp := Load(Param("w").Base(), GP64())
+		cnt := Load(Param("n"), GP64())
+		stride, noff := Load(Param("stride"), GP64()), Load(Param("normOff"), GP64())
+		Label(lbl + "_tok")
+		norm := normAt(p, noff)
+		VMULSS(Mem{Base: wp}, norm, norm)
+		wv := ZMM()
+		VBROADCASTSS(norm, wv)
+		at := GP64()
+		MOVQ(ip, at)
+		for k := range acc {
+			if k > 0 {
+				LEAQ(Mem{Base: at, Index: bits, Scale: 2}, at)
+			}
+			idx := ZMM()
+			VPBROADCASTD(Mem{Base: at}, idx)
+			VPBROADCASTD(Mem{Base: at, Index: bits, Scale: 1}, high, idx)
+			VPSRLVD(sh, idx, idx)
+			VPERMPS(tab, idx, idx)
+			VFMADD231PS(idx, wv, acc[k])
+		}
+		ADDQ(stride, p)
+		ADDQ(stride, ip)
+		ADDQ(U32(4), wp)
+		DECQ(cnt)
+		JNZ(LabelRef(lbl + "_tok"))
+		for k := range acc {
+			VMOVUPS(acc[k], Mem{Base: ab, Disp: 64 * k})
+		}
+		MOVQ(end, j0)
+		JMP(LabelRef(lbl))
+		Label(lbl + "_end")
+	}
+	VZEROUPPER()
+	RET()
 }
 
 // wnWeights emits the weight layout of the laid-out-weight kernels: for

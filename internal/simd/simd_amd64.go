@@ -26,7 +26,8 @@ func init() {
 			{dotCodesSmall1AVX2, dotCodes4Kernel(dotCodesSmall4AVX512, dotCodesSmall4AVX2)},
 			{dotCodesB41AVX2, dotCodes4Kernel(dotCodesB44AVX512, dotCodesB44AVX2)}},
 		axpyCodes: [2][2]fusedKernel{
-			{axpyCodesSmall1AVX2, axpyCodesSmall4AVX2}, {axpyCodesB41AVX2, axpyCodesB44AVX2}},
+			{axpyCodes1Kernel(axpyCodesSmall1AVX512, axpyCodesSmall1AVX2), axpyCodesSmall4AVX2},
+			{axpyCodes1Kernel(axpyCodesB41AVX512, axpyCodesB41AVX2), axpyCodesB44AVX2}},
 		dotQ8_0:        [2]quantDotKernel{dot1Q8_0AVX2, dot4Q8_0AVX2},
 		dotQ4_0:        [2]quantDotKernel{dot1Q4_0AVX2, dot4Q4_0AVX2},
 		dotQ8_0Q8:      int8Kernels()[0],
@@ -158,16 +159,36 @@ func dotCodes4Kernel(zmm, avx2 fusedKernel) fusedKernel {
 	}
 	return func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte) {
 		k := avx2
-		if dotCodesZmm && normGathers(stride, normOff) {
+		if fusedZmm && normGathers(stride, normOff) {
 			k = zmm
 		}
 		k(out, outStride, q, qStride, tab, sh, bits, codes, stride, idxOff, normOff, n, d8, ahead)
 	}
 }
 
-// dotCodesZmm lets the tests run dotCodes4Kernel's AVX2 kernels on an
-// AVX-512 CPU.
-var dotCodesZmm = true
+// axpyCodes1Kernel is the one-row fused value kernel: zmm on the
+// coordinates in whole groups of 16, avx2 on a last group of 8, where the
+// CPU has AVX-512F (the same bits), else avx2.
+func axpyCodes1Kernel(zmm, avx2 fusedKernel) fusedKernel {
+	if !cpuid.CPU.Supports(cpuid.AVX512F) {
+		return avx2
+	}
+	return func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte) {
+		if d16 := d8 &^ 15; fusedZmm && d16 > 0 {
+			zmm(acc, accStride, w, wStride, tab, sh, bits, codes, stride, idxOff, normOff, n, d16, ahead)
+			if d8 == d16 {
+				return
+			}
+			acc, idxOff, d8, ahead = acc[d16:], idxOff+d16/8*bits, d8-d16, nil
+		}
+		avx2(acc, accStride, w, wStride, tab, sh, bits, codes, stride, idxOff, normOff, n, d8, ahead)
+	}
+}
+
+// fusedZmm says whether the fused code kernels take their AVX-512 forms:
+// where the CPU has AVX-512F (a variable for the tests, which compare them
+// with the AVX2 forms).
+var fusedZmm = cpuid.CPU.Supports(cpuid.AVX512F)
 
 // maxKernel is maxAVX512 where the CPU has AVX-512F: the same maximum.
 func maxKernel() func(x []float32) float32 {
@@ -208,17 +229,13 @@ func int8Kernels() [2][2]quantDot8Kernel {
 	return int8AVX2
 }
 
-// wnZmm says whether axpyCodesWn runs the AVX-512 kernels (a variable
-// for the tests, which compare them with the AVX2 ones).
-var wnZmm = cpuid.CPU.Supports(cpuid.AVX512F)
-
 // axpyCodesWn calls the laid-out-weight kernel for cb's width directly
 // (not through a function value), so its go:noescape keeps the caller's
 // weight buffer on its stack.
 // Where the CPU has AVX-512F, the 16-lane kernel takes the coordinates in
 // whole groups of 16 and the 8-lane one a last group of 8: the same bits.
 func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int, ahead []byte) {
-	if d16 := d8 &^ 15; wnZmm && d16 > 0 {
+	if d16 := d8 &^ 15; fusedZmm && d16 > 0 {
 		if bits == 4 {
 			axpyCodesWnB4AVX512(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d16, ahead)
 		} else {

@@ -238,6 +238,11 @@ func axpyCodesWnSmallAVX2(acc []float32, accStride int, wn []float32, tab *[16]f
 //go:noescape
 func axpyCodesWnSmallAVX512(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
 
+// axpyCodesSmall1AVX512 is axpyCodesSmall1AVX2 on the first d8 coordinates (a multiple of 16).
+//
+//go:noescape
+func axpyCodesSmall1AVX512(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
+
 // dotCodesSmall4AVX512 is dotCodesSmall4AVX2 sixteen codes at a time; the fp16 norm of each code is read as
 // a doubleword from normOff−2 when normOff ≥ 2, else from normOff, and stride < 2^25.
 //
@@ -254,6 +259,11 @@ func axpyCodesWnB4AVX2(acc []float32, accStride int, wn []float32, tab *[16]floa
 //
 //go:noescape
 func axpyCodesWnB4AVX512(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, n int, d8 int, ahead []byte)
+
+// axpyCodesB41AVX512 is axpyCodesB41AVX2 on the first d8 coordinates (a multiple of 16).
+//
+//go:noescape
+func axpyCodesB41AVX512(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 
 // dotCodesB44AVX512 is dotCodesB44AVX2 sixteen codes at a time; the fp16 norm of each code is read as
 // a doubleword from normOff−2 when normOff ≥ 2, else from normOff, and stride < 2^25.

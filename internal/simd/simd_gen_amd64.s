@@ -4345,6 +4345,162 @@ axpyCodesWnSmallAVX512_c1_end:
 	VZEROUPPER
 	RET
 
+// func axpyCodesSmall1AVX512(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX512DQ, AVX512F, F16C
+TEXT ·axpyCodesSmall1AVX512(SB), NOSPLIT, $0-176
+	MOVQ            tab+64(FP), AX
+	VBROADCASTF32X8 (AX), Z0
+	MOVQ            sh+72(FP), AX
+	VBROADCASTI32X8 (AX), Z1
+	MOVQ            $0x0000ff00, AX
+	KMOVW           AX, K1
+	XORQ            AX, AX
+
+axpyCodesSmall1AVX512_c8:
+	LEAQ    128(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesSmall1AVX512_c8_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	VMOVUPS (DX), Z2
+	VMOVUPS 64(DX), Z3
+	VMOVUPS 128(DX), Z4
+	VMOVUPS 192(DX), Z5
+	VMOVUPS 256(DX), Z6
+	VMOVUPS 320(DX), Z7
+	VMOVUPS 384(DX), Z8
+	VMOVUPS 448(DX), Z9
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), BX
+	IMULQ   BX, AX
+	MOVQ    idxOff+120(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	MOVQ    w_base+32(FP), DI
+	MOVQ    n+136(FP), R8
+	MOVQ    stride+112(FP), R9
+	MOVQ    normOff+128(FP), R10
+
+axpyCodesSmall1AVX512_c8_tok:
+	MOVWLZX      (SI)(R10*1), R11
+	VMOVD        R11, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       (DI), X10, X10
+	VBROADCASTSS X10, Z10
+	MOVQ         AX, R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z2
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z3
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z4
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z5
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z6
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z7
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z8
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z9
+	ADDQ         R9, SI
+	ADDQ         R9, AX
+	ADDQ         $0x00000004, DI
+	DECQ         R8
+	JNZ          axpyCodesSmall1AVX512_c8_tok
+	VMOVUPS      Z2, (DX)
+	VMOVUPS      Z3, 64(DX)
+	VMOVUPS      Z4, 128(DX)
+	VMOVUPS      Z5, 192(DX)
+	VMOVUPS      Z6, 256(DX)
+	VMOVUPS      Z7, 320(DX)
+	VMOVUPS      Z8, 384(DX)
+	VMOVUPS      Z9, 448(DX)
+	MOVQ         CX, AX
+	JMP          axpyCodesSmall1AVX512_c8
+
+axpyCodesSmall1AVX512_c8_end:
+axpyCodesSmall1AVX512_c1:
+	LEAQ    16(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesSmall1AVX512_c1_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	VMOVUPS (DX), Z2
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), BX
+	IMULQ   BX, AX
+	MOVQ    idxOff+120(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	MOVQ    w_base+32(FP), DI
+	MOVQ    n+136(FP), R8
+	MOVQ    stride+112(FP), R9
+	MOVQ    normOff+128(FP), R10
+
+axpyCodesSmall1AVX512_c1_tok:
+	MOVWLZX      (SI)(R10*1), R11
+	VMOVD        R11, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       (DI), X3, X3
+	VBROADCASTSS X3, Z3
+	MOVQ         AX, R11
+	VPBROADCASTD (R11), Z4
+	VPBROADCASTD (R11)(BX*1), K1, Z4
+	VPSRLVD      Z1, Z4, Z4
+	VPERMPS      Z0, Z4, Z4
+	VFMADD231PS  Z4, Z3, Z2
+	ADDQ         R9, SI
+	ADDQ         R9, AX
+	ADDQ         $0x00000004, DI
+	DECQ         R8
+	JNZ          axpyCodesSmall1AVX512_c1_tok
+	VMOVUPS      Z2, (DX)
+	MOVQ         CX, AX
+	JMP          axpyCodesSmall1AVX512_c1
+
+axpyCodesSmall1AVX512_c1_end:
+	VZEROUPPER
+	RET
+
 // func dotCodesSmall4AVX512(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
 // Requires: AVX, AVX512DQ, AVX512F, BMI2, CMOV, MMX+
 TEXT ·dotCodesSmall4AVX512(SB), NOSPLIT, $0-176
@@ -4933,6 +5089,162 @@ axpyCodesWnB4AVX512_pf27:
 	JMP     axpyCodesWnB4AVX512_c1
 
 axpyCodesWnB4AVX512_c1_end:
+	VZEROUPPER
+	RET
+
+// func axpyCodesB41AVX512(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride int, idxOff int, normOff int, n int, d8 int, ahead []byte)
+// Requires: AVX, AVX512DQ, AVX512F, F16C
+TEXT ·axpyCodesB41AVX512(SB), NOSPLIT, $0-176
+	MOVQ            tab+64(FP), AX
+	VMOVUPS         (AX), Z0
+	MOVQ            sh+72(FP), AX
+	VBROADCASTI32X8 (AX), Z1
+	MOVQ            $0x0000ff00, AX
+	KMOVW           AX, K1
+	XORQ            AX, AX
+
+axpyCodesB41AVX512_c8:
+	LEAQ    128(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesB41AVX512_c8_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	VMOVUPS (DX), Z2
+	VMOVUPS 64(DX), Z3
+	VMOVUPS 128(DX), Z4
+	VMOVUPS 192(DX), Z5
+	VMOVUPS 256(DX), Z6
+	VMOVUPS 320(DX), Z7
+	VMOVUPS 384(DX), Z8
+	VMOVUPS 448(DX), Z9
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), BX
+	IMULQ   BX, AX
+	MOVQ    idxOff+120(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	MOVQ    w_base+32(FP), DI
+	MOVQ    n+136(FP), R8
+	MOVQ    stride+112(FP), R9
+	MOVQ    normOff+128(FP), R10
+
+axpyCodesB41AVX512_c8_tok:
+	MOVWLZX      (SI)(R10*1), R11
+	VMOVD        R11, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       (DI), X10, X10
+	VBROADCASTSS X10, Z10
+	MOVQ         AX, R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z2
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z3
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z4
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z5
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z6
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z7
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z8
+	LEAQ         (R11)(BX*2), R11
+	VPBROADCASTD (R11), Z11
+	VPBROADCASTD (R11)(BX*1), K1, Z11
+	VPSRLVD      Z1, Z11, Z11
+	VPERMPS      Z0, Z11, Z11
+	VFMADD231PS  Z11, Z10, Z9
+	ADDQ         R9, SI
+	ADDQ         R9, AX
+	ADDQ         $0x00000004, DI
+	DECQ         R8
+	JNZ          axpyCodesB41AVX512_c8_tok
+	VMOVUPS      Z2, (DX)
+	VMOVUPS      Z3, 64(DX)
+	VMOVUPS      Z4, 128(DX)
+	VMOVUPS      Z5, 192(DX)
+	VMOVUPS      Z6, 256(DX)
+	VMOVUPS      Z7, 320(DX)
+	VMOVUPS      Z8, 384(DX)
+	VMOVUPS      Z9, 448(DX)
+	MOVQ         CX, AX
+	JMP          axpyCodesB41AVX512_c8
+
+axpyCodesB41AVX512_c8_end:
+axpyCodesB41AVX512_c1:
+	LEAQ    16(AX), CX
+	MOVQ    d8+144(FP), DX
+	CMPQ    CX, DX
+	JA      axpyCodesB41AVX512_c1_end
+	MOVQ    acc_base+0(FP), DX
+	LEAQ    (DX)(AX*4), DX
+	VMOVUPS (DX), Z2
+	SHRQ    $0x03, AX
+	MOVQ    bits+80(FP), BX
+	IMULQ   BX, AX
+	MOVQ    idxOff+120(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	ADDQ    SI, AX
+	MOVQ    codes_base+88(FP), SI
+	MOVQ    w_base+32(FP), DI
+	MOVQ    n+136(FP), R8
+	MOVQ    stride+112(FP), R9
+	MOVQ    normOff+128(FP), R10
+
+axpyCodesB41AVX512_c1_tok:
+	MOVWLZX      (SI)(R10*1), R11
+	VMOVD        R11, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       (DI), X3, X3
+	VBROADCASTSS X3, Z3
+	MOVQ         AX, R11
+	VPBROADCASTD (R11), Z4
+	VPBROADCASTD (R11)(BX*1), K1, Z4
+	VPSRLVD      Z1, Z4, Z4
+	VPERMPS      Z0, Z4, Z4
+	VFMADD231PS  Z4, Z3, Z2
+	ADDQ         R9, SI
+	ADDQ         R9, AX
+	ADDQ         $0x00000004, DI
+	DECQ         R8
+	JNZ          axpyCodesB41AVX512_c1_tok
+	VMOVUPS      Z2, (DX)
+	MOVQ         CX, AX
+	JMP          axpyCodesB41AVX512_c1
+
+axpyCodesB41AVX512_c1_end:
 	VZEROUPPER
 	RET
 
