@@ -57,6 +57,7 @@ func main() {
 		dotCodes4Zmm(k)
 	}
 	wnWeights()
+	wnWeightsZmm()
 	for _, f := range quantFormats {
 		dotQuant1(f)
 		dotQuant4(f)
@@ -2094,6 +2095,94 @@ func axpyCodes1Zmm(k codeKind) {
 		JMP(LabelRef(lbl))
 		Label(lbl + "_end")
 	}
+	VZEROUPPER()
+	RET()
+}
+
+// wnWeightsZmm emits wnWeightsNormsAVX512: wnWeightsNormsAVX2 sixteen
+// tokens at a time. The norms are gathered (masked to the n tokens), the
+// four rows' weights loaded (masked) and multiplied by them, the same one
+// product per weight, and a 4×16 transpose (two rounds of unpacks, two of
+// 128-bit block shuffles) lays them out token after token. A last group's
+// tokens past n are written as zeros.
+func wnWeightsZmm() {
+	name := "wnWeightsNormsAVX512"
+	TEXT(name, NOSPLIT, "func(wn, w []float32, wStride, n int, codes []byte, stride, normOff int)")
+	Doc(name+" is wnWeightsNormsAVX2 writing whole groups of sixteen tokens (len(wn) ≥ 4·n rounded up to",
+		"64; zeros past n), with the norms read as doublewords as weightsQ8AVX512 reads them.")
+	Pragma("noescape")
+	wb := Load(Param("wn").Base(), GP64())
+	w := Load(Param("w").Base(), GP64())
+	ws := Load(Param("wStride"), GP64())
+	SHLQ(U8(2), ws)
+	wr := newRows4(ws)
+	n := Load(Param("n"), GP64())
+	np, sh := normDoubleword("normOff", Load(Param("codes").Base(), GP64()))
+	sr := GP64()
+	Load(Param("stride"), sr)
+	idx, shift := ZMM(), ZMM()
+	VPBROADCASTD(sr.As32(), idx)
+	VPMULLD(iota16(), idx, idx)
+	VPBROADCASTD(sh.As32(), shift)
+	SHLQ(U8(4), sr)
+	k, kg := K(), K()
+	tmp := GP64()
+	Label(name + "_grp")
+	TESTQ(n, n)
+	JLE(LabelRef(name + "_done"))
+	MOVQ(U32(0xffff), tmp)
+	CMPQ(n, U8(16))
+	JAE(LabelRef(name + "_full"))
+	MOVQ(U32(1), tmp)
+	SHLXQ(n, tmp, tmp)
+	DECQ(tmp)
+	Label(name + "_full")
+	KMOVW(tmp.As32(), k)
+	KMOVW(k, kg) // the gather clears its mask
+	nx := ZMM()
+	VPXORD(nx, nx, nx)
+	VPGATHERDD(Mem{Base: np, Index: idx, Scale: 1}, kg, nx)
+	VPSRLVD(shift, nx, nx)
+	ny, norm := YMM(), ZMM()
+	VPMOVDW(nx, ny)
+	VCVTPH2PS(ny, norm)
+	var r [4]VecVirtual
+	for i := range r {
+		r[i] = ZMM()
+		VMOVUPS_Z(wr.at(w, i, 0), k, r[i])
+		VMULPS(norm, r[i], r[i])
+	}
+	// Per 128-bit block b: u[j] holds token 4b+j's four rows.
+	t0, t1, t2, t3 := ZMM(), ZMM(), ZMM(), ZMM()
+	VUNPCKLPS(r[1], r[0], t0)
+	VUNPCKHPS(r[1], r[0], t1)
+	VUNPCKLPS(r[3], r[2], t2)
+	VUNPCKHPS(r[3], r[2], t3)
+	u := [4]VecVirtual{ZMM(), ZMM(), ZMM(), ZMM()}
+	VUNPCKLPD(t2, t0, u[0])
+	VUNPCKHPD(t2, t0, u[1])
+	VUNPCKLPD(t3, t1, u[2])
+	VUNPCKHPD(t3, t1, u[3])
+	// Block b of the output register o[c] is token 4c+b: a 4×4 transpose of the blocks.
+	v := [4]VecVirtual{ZMM(), ZMM(), ZMM(), ZMM()}
+	VSHUFF32X4(U8(0x44), u[1], u[0], v[0])
+	VSHUFF32X4(U8(0xEE), u[1], u[0], v[1])
+	VSHUFF32X4(U8(0x44), u[3], u[2], v[2])
+	VSHUFF32X4(U8(0xEE), u[3], u[2], v[3])
+	for c, sel := range [4]struct {
+		imm  uint8
+		a, b int
+	}{{0x88, 0, 2}, {0xDD, 0, 2}, {0x88, 1, 3}, {0xDD, 1, 3}} {
+		o := ZMM()
+		VSHUFF32X4(U8(sel.imm), v[sel.b], v[sel.a], o)
+		VMOVUPS(o, Mem{Base: wb, Disp: 64 * c})
+	}
+	ADDQ(U32(256), wb)
+	ADDQ(U8(64), w)
+	ADDQ(sr, np)
+	SUBQ(U8(16), n)
+	JMP(LabelRef(name + "_grp"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }

@@ -10,10 +10,11 @@ import (
 	"github.com/klauspost/cpuid/v2"
 )
 
-// TestAxpyCodesWnZmmIsAVX2 requires the 16-lane laid-out-weight kernels
-// (with the 8-lane kernel on a last group of 8) to give every accumulator
-// the 8-lane kernels' bits, for every width and for dimensions that take
-// the 64-coordinate passes, the 16-coordinate ones and the tail of 8.
+// TestAxpyCodesWnZmmIsAVX2 requires the AVX-512 weight layout to give the
+// AVX2 one's bits, and the 16-lane laid-out-weight kernels (with the 8-lane
+// kernel on a last group of 8) to give every accumulator the 8-lane
+// kernels' bits, for every width and for dimensions that take the
+// 64-coordinate passes, the 16-coordinate ones and the tail of 8.
 func TestAxpyCodesWnZmmIsAVX2(t *testing.T) {
 	if !cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3, cpuid.F16C, cpuid.AVX512F) {
 		t.Skip("no AVX-512F on this CPU: only the 8-lane laid-out-weight kernels run")
@@ -21,7 +22,7 @@ func TestAxpyCodesWnZmmIsAVX2(t *testing.T) {
 	r := rand.New(rand.NewPCG(23, 24))
 	for bits := 1; bits <= 4; bits++ {
 		for _, d := range []int{16, 24, 64, 72, 80, 128, 136, 200} {
-			for _, n := range []int{1, 7, bcTokens} {
+			for _, n := range []int{1, 7, 16, 17, bcTokens} {
 				tab := make([]float32, 1<<bits)
 				for i := range tab {
 					tab[i] = float32(r.NormFloat64())
@@ -29,9 +30,17 @@ func TestAxpyCodesWnZmmIsAVX2(t *testing.T) {
 				cb := NewCodebook(tab, bits)
 				stride := 2 + (d*bits+7)/8 + r.IntN(3)
 				codes := append(codesWithNorms(r, n, stride, 0), make([]byte, Slack)...)
-				var wn [bcTokens * 4]float32
+				var wn, wnAVX2 [bcTokens * 4]float32
 				w := mixed(r, 4*n)
+				fusedZmm = false
+				plainWeights(&wnAVX2, w, n, n, codes, stride, 0)
+				fusedZmm = true
 				plainWeights(&wn, w, n, n, codes, stride, 0)
+				for i := range 4 * n {
+					if math.Float32bits(wn[i]) != math.Float32bits(wnAVX2[i]) {
+						t.Fatalf("bits=%d d=%d n=%d: laid-out weight %d (token %d, row %d) = %v, the AVX2 kernel's %v", bits, d, n, i, i/4, i%4, wn[i], wnAVX2[i])
+					}
+				}
 				as := d + r.IntN(3)
 				base := mixed(r, 3*as+d)
 				got, want := append([]float32(nil), base...), append([]float32(nil), base...)

@@ -259,5 +259,9 @@ func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, s
 // wn[t*4+i], for axpyCodesWn to broadcast as it loads them.
 func plainWeights(wn *[bcTokens * 4]float32, w []float32, wStride, m int, codes []byte, stride, normOff int) {
 	check(m <= bcTokens && len(w) >= 3*wStride+m && len(codes) >= (m-1)*stride+normOff+2, "plainWeights: bad lengths")
+	if fusedZmm && normGathers(stride, normOff) {
+		wnWeightsNormsAVX512(wn[:], w, wStride, m, codes, stride, normOff) // bcTokens is a multiple of 16
+		return
+	}
 	wnWeightsNormsAVX2(wn[:], w, wStride, m, codes, stride, normOff)
 }

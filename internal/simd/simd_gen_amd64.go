@@ -276,6 +276,12 @@ func dotCodesB44AVX512(out []float32, outStride int, q []float32, qStride int, t
 //go:noescape
 func wnWeightsNormsAVX2(wn []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
 
+// wnWeightsNormsAVX512 is wnWeightsNormsAVX2 writing whole groups of sixteen tokens (len(wn) ≥ 4·n rounded up to
+// 64; zeros past n), with the norms read as doublewords as weightsQ8AVX512 reads them.
+//
+//go:noescape
+func wnWeightsNormsAVX512(wn []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
+
 // dot1Q8_0AVX2 is dotQ8_0Generic for one query row (len(q) = d): two 8-lane accumulators
 // (even and odd blocks), each block's sum scaled once.
 //

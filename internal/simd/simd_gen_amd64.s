@@ -5530,6 +5530,87 @@ wnWeightsNormsAVX2_done:
 	VZEROUPPER
 	RET
 
+// func wnWeightsNormsAVX512(wn []float32, w []float32, wStride int, n int, codes []byte, stride int, normOff int)
+// Requires: AVX, AVX512F, BMI2, CMOV
+TEXT ·wnWeightsNormsAVX512(SB), NOSPLIT, $0-104
+	MOVQ         wn_base+0(FP), AX
+	MOVQ         w_base+24(FP), CX
+	MOVQ         wStride+48(FP), DX
+	SHLQ         $0x02, DX
+	LEAQ         (DX)(DX*2), BX
+	MOVQ         n+56(FP), SI
+	MOVQ         codes_base+64(FP), DI
+	MOVQ         normOff+96(FP), R8
+	XORQ         R11, R11
+	LEAQ         -2(R8), R9
+	MOVQ         $0x00000010, R10
+	CMPQ         R8, $0x02
+	CMOVQCC      R9, R8
+	CMOVQCC      R10, R11
+	MOVQ         DI, R10
+	ADDQ         R8, R10
+	MOVQ         stride+88(FP), DI
+	VPBROADCASTD DI, Z0
+	VPMULLD      iota16<>+0(SB), Z0, Z0
+	VPBROADCASTD R11, Z1
+	SHLQ         $0x04, DI
+
+wnWeightsNormsAVX512_grp:
+	TESTQ SI, SI
+	JLE   wnWeightsNormsAVX512_done
+	MOVQ  $0x0000ffff, R8
+	CMPQ  SI, $0x10
+	JAE   wnWeightsNormsAVX512_full
+	MOVQ  $0x00000001, R8
+	SHLXQ SI, R8, R8
+	DECQ  R8
+
+wnWeightsNormsAVX512_full:
+	KMOVW      R8, K1
+	KMOVW      K1, K2
+	VPXORD     Z2, Z2, Z2
+	VPGATHERDD (R10)(Z0*1), K2, Z2
+	VPSRLVD    Z1, Z2, Z2
+	VPMOVDW    Z2, Y3
+	VCVTPH2PS  Y3, Z3
+	VMOVUPS.Z  (CX), K1, Z4
+	VMULPS     Z3, Z4, Z4
+	VMOVUPS.Z  (CX)(DX*1), K1, Z5
+	VMULPS     Z3, Z5, Z5
+	VMOVUPS.Z  (CX)(DX*2), K1, Z6
+	VMULPS     Z3, Z6, Z6
+	VMOVUPS.Z  (CX)(BX*1), K1, Z7
+	VMULPS     Z3, Z7, Z7
+	VUNPCKLPS  Z5, Z4, Z3
+	VUNPCKHPS  Z5, Z4, Z4
+	VUNPCKLPS  Z7, Z6, Z5
+	VUNPCKHPS  Z7, Z6, Z6
+	VUNPCKLPD  Z5, Z3, Z7
+	VUNPCKHPD  Z5, Z3, Z3
+	VUNPCKLPD  Z6, Z4, Z5
+	VUNPCKHPD  Z6, Z4, Z4
+	VSHUFF32X4 $0x44, Z3, Z7, Z6
+	VSHUFF32X4 $0xee, Z3, Z7, Z3
+	VSHUFF32X4 $0x44, Z4, Z5, Z7
+	VSHUFF32X4 $0xee, Z4, Z5, Z4
+	VSHUFF32X4 $0x88, Z7, Z6, Z5
+	VMOVUPS    Z5, (AX)
+	VSHUFF32X4 $0xdd, Z7, Z6, Z5
+	VMOVUPS    Z5, 64(AX)
+	VSHUFF32X4 $0x88, Z4, Z3, Z5
+	VMOVUPS    Z5, 128(AX)
+	VSHUFF32X4 $0xdd, Z4, Z3, Z3
+	VMOVUPS    Z3, 192(AX)
+	ADDQ       $0x00000100, AX
+	ADDQ       $0x40, CX
+	ADDQ       DI, R10
+	SUBQ       $0x10, SI
+	JMP        wnWeightsNormsAVX512_grp
+
+wnWeightsNormsAVX512_done:
+	VZEROUPPER
+	RET
+
 // func dot1Q8_0AVX2(out []float32, outStride int, q []float32, rows []byte, n int, d int)
 // Requires: AVX, AVX2, F16C, FMA3
 TEXT ·dot1Q8_0AVX2(SB), NOSPLIT, $0-96

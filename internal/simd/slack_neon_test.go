@@ -39,7 +39,7 @@ func floatsAt(page []byte, off, n int) []float32 {
 // start and against the end of a fenced page.
 func TestKernelsStayInsideTheirInputs(t *testing.T) {
 	levels := vectorLevels(t)
-	page := fenced(t)
+	page, wPage := fenced(t), fenced(t)
 	r := rand.New(rand.NewPCG(21, 22))
 	fill := func(b []byte) {
 		for i := range b {
@@ -73,10 +73,14 @@ func TestKernelsStayInsideTheirInputs(t *testing.T) {
 						want, got := make([]float32, n*d), make([]float32, n*d)
 						decodeCodesGeneric(want, d, tab, bits, codes, stride, 2, 0, n, d, 0, 0)
 						cb := NewCodebook(tab, bits)
+						w := floatsAt(wPage, 0, 5*n) // the weights flush against a fence too
+						if atEnd {
+							w = floatsAt(wPage, len(wPage)-4*5*n, 5*n)
+						}
 						with(t, l, func() {
 							DecodeCodes(got, d, cb, codes, stride, 2, 0, n, d, nil)
 							DotCodes(make([]float32, 4*n), n, make([]float32, 4*d), d, 4, cb, codes, stride, 2, 0, n, d, nil)
-							AxpyCodes(make([]float32, 5*d), d, make([]float32, 5*n), n, 5, cb, codes, stride, 2, 0, n, d, nil)
+							AxpyCodes(make([]float32, 5*d), d, w, n, 5, cb, codes, stride, 2, 0, n, d, nil)
 						})
 						for i := range want {
 							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
