@@ -5,7 +5,12 @@
 // The kernels work on rows: fp32 and fp16 rows (the baselines' dot/axpy
 // kernels, four query rows per pass), and packed quantizer codes of up to 4
 // bits, which the fused kernels (DotCodes, AxpyCodes) unpack to norm ×
-// centroid in registers as they score or accumulate them. 8-bit codes are
+// centroid in registers as they score or accumulate them; where the CPU has
+// AVX-512F their four-row key kernels take a token per lane, sixteen codes
+// at a time, and the value kernels sixteen coordinates a vector, with the
+// AVX2 kernels' operations in the AVX2 kernels' order, so the same bits
+// (fusedZmm). The whole FWHT of up to 256 elements runs in AVX-512
+// registers too. 8-bit codes are
 // decoded into a small block of rows first (DecodeCodes). The integer
 // kernels (DotCodesQ8, AxpyCodesQ8, and their Pair forms for a code of two
 // parts) sum exact int8 × 7-bit-table products instead, within stated
