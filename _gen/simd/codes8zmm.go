@@ -695,20 +695,46 @@ func normDoubleword(normParam string, base Register) (p, sh GPVirtual) {
 	return p, sh
 }
 
-// gatherNorms returns the fp16 norms (at the parameter normParam of each
-// code) of the m tokens in valid[0], sixteen a register, gathered by
-// VPGATHERDD masked to them: copying them one by one into a buffer for
+// normGatherer gathers the fp16 norms at the parameter normParam of
+// sixteen codes stride apart (the doublewords normDoubleword picks) and
+// converts them to float32: copying them one by one into a buffer for
 // VCVTPH2PS took a quarter of the weights' time, its wide loads waiting on
 // the narrow stores.
-func gatherNorms(normParam string, valid Register) (norms [4]VecVirtual) {
+type normGatherer struct {
+	p, step    GPVirtual  // the first code's doubleword; 16·stride
+	idx, shift VecVirtual // stride·t; the shift that brings each norm down
+}
+
+func newNormGatherer(normParam string) normGatherer {
 	np, sh := normDoubleword(normParam, Load(Param("codes").Base(), GP64()))
-	sr := GP64()
-	Load(Param("stride"), sr)
-	idx, shift := ZMM(), ZMM()
-	VPBROADCASTD(sr.As32(), idx)
-	VPMULLD(iota16(), idx, idx)
-	VPBROADCASTD(sh.As32(), shift)
-	SHLQ(U8(4), sr)
+	g := normGatherer{p: np, step: GP64(), idx: ZMM(), shift: ZMM()}
+	Load(Param("stride"), g.step)
+	VPBROADCASTD(g.step.As32(), g.idx)
+	VPMULLD(iota16(), g.idx, g.idx)
+	VPBROADCASTD(sh.As32(), g.shift)
+	SHLQ(U8(4), g.step)
+	return g
+}
+
+// gather returns the norms of the sixteen codes at g.p where k (which the
+// gather clears) is set, 0 elsewhere.
+func (g normGatherer) gather(k Register) VecVirtual {
+	x, h, f := ZMM(), YMM(), ZMM()
+	VPXORD(x, x, x)
+	VPGATHERDD(Mem{Base: g.p, Index: g.idx, Scale: 1}, k, x)
+	VPSRLVD(g.shift, x, x)
+	VPMOVDW(x, h)
+	VCVTPH2PS(h, f)
+	return f
+}
+
+// next moves g to the next sixteen codes.
+func (g normGatherer) next() { ADDQ(g.step, g.p) }
+
+// gatherNorms returns the norms (at the parameter normParam of each code)
+// of the m tokens in valid[0], sixteen a register.
+func gatherNorms(normParam string, valid Register) (norms [4]VecVirtual) {
+	g := newNormGatherer(normParam)
 	tokens := GP64()
 	MOVQ(Mem{Base: valid}, tokens) // row 0's: the m tokens
 	for c := range norms {
@@ -717,17 +743,10 @@ func gatherNorms(normParam string, valid Register) (norms [4]VecVirtual) {
 		if c < 3 {
 			SHRQ(U8(16), tokens)
 		}
-		x := ZMM()
-		VPXORD(x, x, x)
-		VPGATHERDD(Mem{Base: np, Index: idx, Scale: 1}, k, x)
+		norms[c] = g.gather(k)
 		if c < 3 {
-			ADDQ(sr, np)
+			g.next()
 		}
-		VPSRLVD(shift, x, x)
-		h := YMM()
-		VPMOVDW(x, h)
-		norms[c] = ZMM()
-		VCVTPH2PS(h, norms[c])
 	}
 	return norms
 }

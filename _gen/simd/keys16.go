@@ -234,16 +234,23 @@ func (k *keys16) products(pt *keys16Part, R int) [4]VecVirtual {
 	return acc
 }
 
-// finish converts the sums acc of part pt for R rows to scores:
-// (sum − the row's offset)·its scale·the token's norm.
-func (k *keys16) finish(pt *keys16Part, acc [4]VecVirtual, R int) [4]VecVirtual {
-	np, sh := normDoubleword(pt.p.norm, k.p)
+// norms returns the group's sixteen fp16 norms (at the parameter
+// normParam of each code) as float32.
+func (k *keys16) norms(normParam string) VecVirtual {
+	np, sh := normDoubleword(normParam, k.p)
 	nx, c := k.gather(np, 0), ZMM()
 	VPBROADCASTD(sh.As32(), c)
 	VPSRLVD(c, nx, nx)
 	ny, nz := YMM(), ZMM()
 	VPMOVDW(nx, ny)
 	VCVTPH2PS(ny, nz)
+	return nz
+}
+
+// finish converts the sums acc of part pt for R rows to scores:
+// (sum − the row's offset)·its scale·the token's norm.
+func (k *keys16) finish(pt *keys16Part, acc [4]VecVirtual, R int) [4]VecVirtual {
+	nz := k.norms(pt.p.norm)
 	sc, sm := Load(Param(pt.p.scales), GP64()), Load(Param(pt.p.sums), GP64())
 	for r := range R {
 		f := acc[r]
@@ -293,7 +300,7 @@ func (k *keys16) store(R int, fs ...[4]VecVirtual) {
 // tokens taking the same multiply-adds in the same order, and the same
 // sums of them, so the bits are the same. Four lanes L a pass (sixteen
 // accumulators), each pass gathering the codes' doublewords again: one
-// VPSRLVD and one VPERMPS (the 16-entry table: no blend for 4 bits) per
+// VPSRLVD and one VPERMPS (over tables16's table: no blend for 4 bits) per
 // coordinate serve sixteen tokens and four rows.
 func dotCodes4Zmm(k codeKind) {
 	name := fmt_("dotCodes%s4AVX512", k.name)
@@ -301,13 +308,7 @@ func dotCodes4Zmm(k codeKind) {
 	Doc(name+" is dotCodes"+k.name+"4AVX2 sixteen codes at a time; the fp16 norm of each code is read as",
 		"a doubleword from normOff−2 when normOff ≥ 2, else from normOff, and stride < 2^25.")
 	Pragma("noescape")
-	tab := ZMM()
-	tp := Load(Param("tab"), GP64())
-	if k.b4 {
-		VMOVUPS(Mem{Base: tp}, tab)
-	} else {
-		VBROADCASTF32X8(Mem{Base: tp}, tab) // the 8 entries twice: VPERMPS's fourth index bit is ignored
-	}
+	tab := table16(k)
 	kz := newKeys16(name)
 	kz.loop(func() {
 		var sum [4]VecVirtual
@@ -365,13 +366,7 @@ func dotCodes4Zmm(k codeKind) {
 				}
 			}
 		}
-		np, shift := normDoubleword("normOff", kz.p)
-		nx, c := kz.gather(np, 0), ZMM()
-		VPBROADCASTD(shift.As32(), c)
-		VPSRLVD(c, nx, nx)
-		ny, nz := YMM(), ZMM()
-		VPMOVDW(nx, ny)
-		VCVTPH2PS(ny, nz)
+		nz := kz.norms("normOff")
 		row := GP64()
 		MOVQ(kz.o, row)
 		for i := range sum {

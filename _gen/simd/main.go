@@ -51,8 +51,8 @@ func main() {
 		}
 	}
 	for _, k := range codeKinds {
-		axpyCodesWn(k)
-		axpyCodesWnZmm(k)
+		axpyCodesWn(k, 8)
+		axpyCodesWn(k, 16)
 		axpyCodes1Zmm(k)
 		dotCodes4Zmm(k)
 	}
@@ -1913,111 +1913,119 @@ func wnPasses(name string, lanes, W int, accStride func(r Register), start func(
 }
 
 // axpyCodesWn emits the four-row axpyCodes with laid-out weights (norms
-// applied by wnWeightsNormsAVX2).
-func axpyCodesWn(k codeKind) {
+// applied by wnWeightsNorms): axpyCodesWn<kind>AVX2 with 8 coordinates a
+// vector, two a pass, and (lanes 16) axpyCodesWn<kind>AVX512 with sixteen
+// (tables16), four a pass. Every accumulator lane of the 16-lane kernel
+// takes the same multiply-adds in the same token order as the 8-lane
+// kernel's, so the bits are the same.
+func axpyCodesWn(k codeKind, lanes int) {
+	sig := "func(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int, ahead []byte)"
 	name := fmt_("axpyCodesWn%sAVX2", k.name)
-	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int, ahead []byte)")
-	Doc(name+" is axpyCodesGeneric for "+map[bool]string{false: "1–3", true: "4"}[k.b4]+"-bit codes and four accumulator rows",
-		"on the first d8 coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.")
+	if lanes == 16 {
+		name = fmt_("axpyCodesWn%sAVX512", k.name)
+		TEXT(name, NOSPLIT, sig)
+		Doc(name + " is axpyCodesWn" + k.name + "AVX2 on the first d8 coordinates (a multiple of 16).")
+	} else {
+		TEXT(name, NOSPLIT, sig)
+		Doc(name+" is axpyCodesGeneric for "+map[bool]string{false: "1–3", true: "4"}[k.b4]+"-bit codes and four accumulator rows",
+			"on the first d8 coordinates, with the weights times the norms laid out by wnWeightsNormsAVX2.")
+	}
 	Pragma("noescape")
 	accStride := func(r Register) {
 		Load(Param("accStride"), r)
 		SHLQ(U8(2), r)
 	}
-	t := loadTables(k)
+	var unpack func(ip, bits Register, g int) VecVirtual // group g of the pass's vectors
+	if lanes == 16 {
+		t := loadTables16(k)
+		unpack = func(ip, bits Register, g int) VecVirtual {
+			at := ip
+			if g > 0 { // groups 2g and 2g+1 of 8: 2g·bits bytes on
+				at = GP64()
+				LEAQ(Mem{Base: ip, Index: bits, Scale: 2}, at)
+				for range g - 1 {
+					LEAQ(Mem{Base: at, Index: bits, Scale: 2}, at)
+				}
+			}
+			return t.unpack(at, bits)
+		}
+	} else {
+		t := loadTables(k)
+		unpack = func(ip, bits Register, g int) VecVirtual {
+			if g == 0 {
+				return t.unpack(Mem{Base: ip})
+			}
+			at := GP64()
+			LEAQ(Mem{Base: ip, Index: bits, Scale: 1}, at)
+			for range g - 1 {
+				ADDQ(bits, at)
+			}
+			return t.unpack(Mem{Base: at})
+		}
+	}
 	p := Load(Param("codes").Base(), GP64())
 	stride := Load(Param("stride"), GP64())
 	bits := Load(Param("bits"), GP64())
 	ip := GP64()
 	pa, pn := aheadParams()
-	wnPasses(name, 8, 2, accStride, func(j0 Register) {
+	wnPasses(name, lanes, lanes/4, accStride, func(j0 Register) {
 		// ip walks this chunk's index bytes: codes + idxOff + (j0/8)·bits.
 		MOVQ(j0, ip)
 		SHRQ(U8(3), ip)
 		IMULQ(bits, ip)
 		ADDQ(Load(Param("idxOff"), GP64()), ip)
 		ADDQ(p, ip)
-	}, func(k int) VecVirtual {
-		if k == 0 {
-			return t.unpack(Mem{Base: ip})
-		}
-		at := GP64()
-		LEAQ(Mem{Base: ip, Index: bits, Scale: 1}, at)
-		for range k - 1 {
-			ADDQ(bits, at)
-		}
-		return t.unpack(Mem{Base: at})
-	}, func() {
+	}, func(g int) VecVirtual { return unpack(ip, bits, g) }, func() {
 		ADDQ(stride, ip)
 		prefetchSome(name+"_pf", pa, pn, 1)
 	})
 }
 
-// axpyCodesWnZmm emits axpyCodesWn<kind>AVX512: axpyCodesWn's kernel with
-// sixteen coordinates a vector, four of them (64 coordinates) a pass. A
-// group of sixteen is the doublewords of groups 2k and 2k+1 broadcast into
-// the two halves, shifted by the eight lane shifts twice over and looked up
-// in the 16-entry table (1–3 bits: the 8 entries twice, which VPERMPS's
-// fourth index bit then ignores; 4 bits: all 16, no blend). Every
-// accumulator lane takes the same multiply-adds in the same token order as
-// the 8-lane kernel's, so the bits are the same.
-func axpyCodesWnZmm(k codeKind) {
-	name := fmt_("axpyCodesWn%sAVX512", k.name)
-	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int, ahead []byte)")
-	Doc(name + " is axpyCodesWn" + k.name + "AVX2 on the first d8 coordinates (a multiple of 16).")
-	Pragma("noescape")
-	accStride := func(r Register) {
-		Load(Param("accStride"), r)
-		SHLQ(U8(2), r)
-	}
-	tab, sh := ZMM(), ZMM()
+// tables16 holds a kind's tables for the 16-lane float kernels: the
+// centroids (1–3 bits: the 8 entries twice, which VPERMPS's fourth index
+// bit then ignores; 4 bits: all 16, so no blend), the eight lane shifts
+// twice over, and the mask of the high eight lanes.
+type tables16 struct {
+	tab, sh VecVirtual
+	high    Register
+}
+
+func loadTables16(k codeKind) tables16 {
+	t := tables16{tab: table16(k), sh: ZMM(), high: K()}
+	VBROADCASTI32X8(Mem{Base: Load(Param("sh"), GP64())}, t.sh)
+	tmp := GP64()
+	MOVQ(U32(0xff00), tmp)
+	KMOVW(tmp.As32(), t.high)
+	return t
+}
+
+// table16 loads tables16's centroid table from the tab parameter.
+func table16(k codeKind) VecVirtual {
+	tab := ZMM()
 	tp := Load(Param("tab"), GP64())
 	if k.b4 {
 		VMOVUPS(Mem{Base: tp}, tab)
 	} else {
 		VBROADCASTF32X8(Mem{Base: tp}, tab)
 	}
-	VBROADCASTI32X8(Mem{Base: Load(Param("sh"), GP64())}, sh)
-	high := K()
-	tmp := GP64()
-	MOVQ(U32(0xff00), tmp)
-	KMOVW(tmp.As32(), high)
-	p := Load(Param("codes").Base(), GP64())
-	stride := Load(Param("stride"), GP64())
-	bits := Load(Param("bits"), GP64())
-	ip := GP64()
-	pa, pn := aheadParams()
-	wnPasses(name, 16, 4, accStride, func(j0 Register) {
-		// ip walks this chunk's index bytes: codes + idxOff + (j0/8)·bits.
-		MOVQ(j0, ip)
-		SHRQ(U8(3), ip)
-		IMULQ(bits, ip)
-		ADDQ(Load(Param("idxOff"), GP64()), ip)
-		ADDQ(p, ip)
-	}, func(g int) VecVirtual {
-		at := ip
-		if g > 0 { // groups 2g and 2g+1: 2g·bits bytes on
-			at = GP64()
-			LEAQ(Mem{Base: ip, Index: bits, Scale: 2}, at)
-			for range g - 1 {
-				LEAQ(Mem{Base: at, Index: bits, Scale: 2}, at)
-			}
-		}
-		idx, c := ZMM(), ZMM()
-		VPBROADCASTD(Mem{Base: at}, idx)
-		VPBROADCASTD(Mem{Base: at, Index: bits, Scale: 1}, high, idx)
-		VPSRLVD(sh, idx, idx)
-		VPERMPS(tab, idx, c)
-		return c
-	}, func() {
-		ADDQ(stride, ip)
-		prefetchSome(name+"_pf", pa, pn, 1)
-	})
+	return tab
+}
+
+// unpack returns the centroids of the sixteen indices of groups 2k and
+// 2k+1 at at and at+bits: their doublewords broadcast into the two halves,
+// shifted, looked up.
+func (t tables16) unpack(at, bits Register) VecVirtual {
+	c := ZMM()
+	VPBROADCASTD(Mem{Base: at}, c)
+	VPBROADCASTD(Mem{Base: at, Index: bits, Scale: 1}, t.high, c)
+	VPSRLVD(t.sh, c, c)
+	VPERMPS(t.tab, c, c)
+	return c
 }
 
 // axpyCodes1Zmm emits axpyCodes<kind>1AVX512: axpyCodes<kind>1AVX2 (one
-// accumulator row) with sixteen coordinates a vector (unpacked as in
-// axpyCodesWnZmm), 128 a pass: every lane takes the 8-lane kernel's
+// accumulator row) with sixteen coordinates a vector (tables16), 128 a
+// pass: every lane takes the 8-lane kernel's
 // multiply-adds by the same weight·norm products in the same token order,
 // so the same bits.
 func axpyCodes1Zmm(k codeKind) {
@@ -2025,18 +2033,7 @@ func axpyCodes1Zmm(k codeKind) {
 	TEXT(name, NOSPLIT, "func(acc []float32, accStride int, w []float32, wStride int, "+fusedSig)
 	Doc(name + " is axpyCodes" + k.name + "1AVX2 on the first d8 coordinates (a multiple of 16).")
 	Pragma("noescape")
-	tab, sh := ZMM(), ZMM()
-	tp := Load(Param("tab"), GP64())
-	if k.b4 {
-		VMOVUPS(Mem{Base: tp}, tab)
-	} else {
-		VBROADCASTF32X8(Mem{Base: tp}, tab)
-	}
-	VBROADCASTI32X8(Mem{Base: Load(Param("sh"), GP64())}, sh)
-	high := K()
-	tmp := GP64()
-	MOVQ(U32(0xff00), tmp)
-	KMOVW(tmp.As32(), high)
+	t := loadTables16(k)
 	j0 := GP64() // first coordinate of the chunk
 	XORQ(j0, j0)
 	for _, width := range []int{8, 1} {
@@ -2076,12 +2073,7 @@ func axpyCodes1Zmm(k codeKind) {
 			if k > 0 {
 				LEAQ(Mem{Base: at, Index: bits, Scale: 2}, at)
 			}
-			idx := ZMM()
-			VPBROADCASTD(Mem{Base: at}, idx)
-			VPBROADCASTD(Mem{Base: at, Index: bits, Scale: 1}, high, idx)
-			VPSRLVD(sh, idx, idx)
-			VPERMPS(tab, idx, idx)
-			VFMADD231PS(idx, wv, acc[k])
+			VFMADD231PS(t.unpack(at, bits), wv, acc[k])
 		}
 		ADDQ(stride, p)
 		ADDQ(stride, ip)
@@ -2117,14 +2109,7 @@ func wnWeightsZmm() {
 	SHLQ(U8(2), ws)
 	wr := newRows4(ws)
 	n := Load(Param("n"), GP64())
-	np, sh := normDoubleword("normOff", Load(Param("codes").Base(), GP64()))
-	sr := GP64()
-	Load(Param("stride"), sr)
-	idx, shift := ZMM(), ZMM()
-	VPBROADCASTD(sr.As32(), idx)
-	VPMULLD(iota16(), idx, idx)
-	VPBROADCASTD(sh.As32(), shift)
-	SHLQ(U8(4), sr)
+	ng := newNormGatherer("normOff")
 	k, kg := K(), K()
 	tmp := GP64()
 	Label(name + "_grp")
@@ -2139,13 +2124,7 @@ func wnWeightsZmm() {
 	Label(name + "_full")
 	KMOVW(tmp.As32(), k)
 	KMOVW(k, kg) // the gather clears its mask
-	nx := ZMM()
-	VPXORD(nx, nx, nx)
-	VPGATHERDD(Mem{Base: np, Index: idx, Scale: 1}, kg, nx)
-	VPSRLVD(shift, nx, nx)
-	ny, norm := YMM(), ZMM()
-	VPMOVDW(nx, ny)
-	VCVTPH2PS(ny, norm)
+	norm := ng.gather(kg)
 	var r [4]VecVirtual
 	for i := range r {
 		r[i] = ZMM()
@@ -2179,7 +2158,7 @@ func wnWeightsZmm() {
 	}
 	ADDQ(U32(256), wb)
 	ADDQ(U8(64), w)
-	ADDQ(sr, np)
+	ng.next()
 	SUBQ(U8(16), n)
 	JMP(LabelRef(name + "_grp"))
 	Label(name + "_done")

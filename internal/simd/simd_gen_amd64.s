@@ -13591,26 +13591,26 @@ TEXT ·weightsQ8AVX512(SB), NOSPLIT, $0-128
 	SHRQ         $0x10, DX
 	VPXORD       Z2, Z2, Z2
 	VPGATHERDD   (SI)(Z0*1), K1, Z2
-	ADDQ         CX, SI
 	VPSRLVD      Z1, Z2, Z2
 	VPMOVDW      Z2, Y2
 	VCVTPH2PS    Y2, Z2
+	ADDQ         CX, SI
 	KMOVW        DX, K1
 	SHRQ         $0x10, DX
 	VPXORD       Z3, Z3, Z3
 	VPGATHERDD   (SI)(Z0*1), K1, Z3
-	ADDQ         CX, SI
 	VPSRLVD      Z1, Z3, Z3
 	VPMOVDW      Z3, Y3
 	VCVTPH2PS    Y3, Z3
+	ADDQ         CX, SI
 	KMOVW        DX, K1
 	SHRQ         $0x10, DX
 	VPXORD       Z4, Z4, Z4
 	VPGATHERDD   (SI)(Z0*1), K1, Z4
-	ADDQ         CX, SI
 	VPSRLVD      Z1, Z4, Z4
 	VPMOVDW      Z4, Y4
 	VCVTPH2PS    Y4, Z4
+	ADDQ         CX, SI
 	KMOVW        DX, K1
 	VPXORD       Z5, Z5, Z5
 	VPGATHERDD   (SI)(Z0*1), K1, Z5
@@ -13872,26 +13872,26 @@ TEXT ·weightsQ8PairAVX512(SB), NOSPLIT, $0-176
 	SHRQ         $0x10, DX
 	VPXORD       Z2, Z2, Z2
 	VPGATHERDD   (SI)(Z0*1), K1, Z2
-	ADDQ         CX, SI
 	VPSRLVD      Z1, Z2, Z2
 	VPMOVDW      Z2, Y2
 	VCVTPH2PS    Y2, Z2
+	ADDQ         CX, SI
 	KMOVW        DX, K1
 	SHRQ         $0x10, DX
 	VPXORD       Z3, Z3, Z3
 	VPGATHERDD   (SI)(Z0*1), K1, Z3
-	ADDQ         CX, SI
 	VPSRLVD      Z1, Z3, Z3
 	VPMOVDW      Z3, Y3
 	VCVTPH2PS    Y3, Z3
+	ADDQ         CX, SI
 	KMOVW        DX, K1
 	SHRQ         $0x10, DX
 	VPXORD       Z4, Z4, Z4
 	VPGATHERDD   (SI)(Z0*1), K1, Z4
-	ADDQ         CX, SI
 	VPSRLVD      Z1, Z4, Z4
 	VPMOVDW      Z4, Y4
 	VCVTPH2PS    Y4, Z4
+	ADDQ         CX, SI
 	KMOVW        DX, K1
 	VPXORD       Z5, Z5, Z5
 	VPGATHERDD   (SI)(Z0*1), K1, Z5
@@ -13918,26 +13918,26 @@ TEXT ·weightsQ8PairAVX512(SB), NOSPLIT, $0-176
 	SHRQ         $0x10, DX
 	VPXORD       Z6, Z6, Z6
 	VPGATHERDD   (SI)(Z1*1), K1, Z6
-	ADDQ         CX, SI
 	VPSRLVD      Z5, Z6, Z6
 	VPMOVDW      Z6, Y6
 	VCVTPH2PS    Y6, Z6
+	ADDQ         CX, SI
 	KMOVW        DX, K1
 	SHRQ         $0x10, DX
 	VPXORD       Z7, Z7, Z7
 	VPGATHERDD   (SI)(Z1*1), K1, Z7
-	ADDQ         CX, SI
 	VPSRLVD      Z5, Z7, Z7
 	VPMOVDW      Z7, Y7
 	VCVTPH2PS    Y7, Z7
+	ADDQ         CX, SI
 	KMOVW        DX, K1
 	SHRQ         $0x10, DX
 	VPXORD       Z8, Z8, Z8
 	VPGATHERDD   (SI)(Z1*1), K1, Z8
-	ADDQ         CX, SI
 	VPSRLVD      Z5, Z8, Z8
 	VPMOVDW      Z8, Y8
 	VCVTPH2PS    Y8, Z8
+	ADDQ         CX, SI
 	KMOVW        DX, K1
 	VPXORD       Z9, Z9, Z9
 	VPGATHERDD   (SI)(Z1*1), K1, Z9
