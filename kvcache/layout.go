@@ -178,7 +178,8 @@ type run struct {
 	// aheadK and aheadV are the key and value codes of the run that comes
 	// next in the walk (the next head's in the block, or the first head's
 	// in the next block), to prefetch while this run is processed; nil
-	// where no block follows, and for the sinks and window.
+	// for the last head's run in the last block, and for the sinks and
+	// window.
 	aheadK, aheadV []byte
 }
 

@@ -232,6 +232,7 @@ func int8Kernels() [2][2]quantDot8Kernel {
 // axpyCodesWn calls the laid-out-weight kernel for cb's width directly
 // (not through a function value), so its go:noescape keeps the caller's
 // weight buffer on its stack.
+//
 // Where the CPU has AVX-512F, the 16-lane kernel takes the coordinates in
 // whole groups of 16 and the 8-lane one a last group of 8: the same bits.
 func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, n, d8 int, ahead []byte) {
