@@ -254,6 +254,11 @@ func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, s
 	axpyCodesWnSmallAVX2(acc, accStride, wn, tab, sh, bits, codes, stride, idxOff, n, d8, ahead)
 }
 
+// wnWeightsNormsAVX512 writes whole groups of sixteen tokens into the
+// bcTokens-token layout: this fails to compile unless bcTokens is a
+// multiple of 16.
+var _ = [1]struct{}{}[bcTokens%16]
+
 // plainWeights writes the weights of four accumulator rows for tokens
 // t < m ≤ bcTokens, w[i*wStride+t] times the fp16 norm of code t (the one
 // float32 product the per-row kernels and the generic twin form too), to
@@ -261,7 +266,7 @@ func axpyCodesWn(acc []float32, accStride int, wn []float32, tab *[16]float32, s
 func plainWeights(wn *[bcTokens * 4]float32, w []float32, wStride, m int, codes []byte, stride, normOff int) {
 	check(m <= bcTokens && len(w) >= 3*wStride+m && len(codes) >= (m-1)*stride+normOff+2, "plainWeights: bad lengths")
 	if fusedZmm && normGathers(stride, normOff) {
-		wnWeightsNormsAVX512(wn[:], w, wStride, m, codes, stride, normOff) // bcTokens is a multiple of 16
+		wnWeightsNormsAVX512(wn[:], w, wStride, m, codes, stride, normOff) // whole groups of 16: see the assertion above
 		return
 	}
 	wnWeightsNormsAVX2(wn[:], w, wStride, m, codes, stride, normOff)
