@@ -11,6 +11,7 @@ func elementwise(f *file) {
 	maxAbsBits(f)
 	addF64(f)
 	scale(f)
+	fill(f)
 	sumSquares(f)
 	encodeF16(f)
 	roundF16(f)
@@ -119,6 +120,21 @@ func scale(f *file) {
 		f.w(fmul4s(0, 0, 16))
 		f.w(fmul4s(1, 1, 16))
 		f.op("VST1.P [V0.S4, V1.S4], 32(R0)")
+	}, func() {})
+}
+
+// fill is fillAVX2: FillRows' row fill, 32 bytes a store.
+func fill(f *file) {
+	const name = "fillNEON"
+	f.text(name, "x []float32, k float32", "",
+		name+" sets the first len(x)&^7 elements of x to k.")
+	f.op("MOVD %s, R0", f.arg("x_base"))
+	loadLen8(f, "x", "R1")
+	f.op("FMOVS %s, F16", f.arg("k"))
+	f.op("VDUP V16.S[0], V16.S4")
+	f.op("VMOV V16.B16, V17.B16")
+	loop8(f, "fill", "R1", func() {
+		f.op("VST1.P [V16.S4, V17.S4], 32(R0)")
 	}, func() {})
 }
 

@@ -411,7 +411,12 @@ func (q *QueryQ8) setKernelArgs(cb *Codebook, i int) {
 func FillRows(out []float32, outStride int, init []float32, n int) {
 	for i, x := range init {
 		row := out[i*outStride : i*outStride+n]
-		for t := range row {
+		from := 0
+		if active.fill != nil {
+			active.fill(row, x)
+			from = n &^ 7
+		}
+		for t := from; t < n; t++ {
 			row[t] = x
 		}
 	}

@@ -47,6 +47,7 @@ type kernels struct {
 	fwhtRegs         func(dst, src, signs []float32) // the whole transform, 16 … 256 elements
 	fwhtPass         [4]func(x []float32, h int)     // by levels per sweep (1–3)
 	scale            func(x []float32, k float32)
+	fill             func(x []float32, k float32)
 	sumSquares       func(x []float32) float64
 	encodeF16        func(dst []byte, src []float32)
 	roundF16         func(dst, src []float32)

@@ -44,6 +44,7 @@ func init() {
 		fwhtRegs:       fwhtRegsKernel(),
 		fwhtPass:       [4]func(x []float32, h int){1: fwhtPass2AVX2, 2: fwhtPass4AVX2, 3: fwhtPass8AVX2},
 		scale:          scaleAVX2,
+		fill:           fillAVX2,
 		sumSquares:     sumSquaresAVX2,
 		encodeF16:      encodeF16AVX2,
 		roundF16:       roundF16AVX2,

@@ -25,6 +25,7 @@ func init() {
 		axpyCodes: [2][2]fusedKernel{
 			{axpyCodesSmall1NEON, axpyCodesSmall4NEON}, {axpyCodesB41NEON, axpyCodesB44NEON}},
 		scale:      scaleNEON,
+		fill:       fillNEON,
 		sumSquares: sumSquaresNEON,
 		encodeF16:  encodeF16NEON,
 		roundF16:   roundF16NEON,

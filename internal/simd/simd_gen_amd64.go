@@ -105,6 +105,11 @@ func fwhtRegsAVX512(dst []float32, src []float32, signs []float32)
 //go:noescape
 func scaleAVX2(x []float32, k float32)
 
+// fillAVX2 sets the first len(x)&^7 elements of x to k.
+//
+//go:noescape
+func fillAVX2(x []float32, k float32)
+
 // sumSquaresAVX2 is sumSquaresGeneric's eight partial sums over the first len(x)&^7
 // elements, combined in the same order.
 //

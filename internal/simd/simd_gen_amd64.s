@@ -2271,6 +2271,27 @@ scale_done:
 	VZEROUPPER
 	RET
 
+// func fillAVX2(x []float32, k float32)
+// Requires: AVX, AVX2, SSE
+TEXT ·fillAVX2(SB), NOSPLIT, $0-28
+	MOVQ         x_base+0(FP), AX
+	MOVQ         x_len+8(FP), CX
+	ANDQ         $-8, CX
+	MOVSS        k+24(FP), X0
+	VBROADCASTSS X0, Y0
+
+fill_loop:
+	TESTQ   CX, CX
+	JZ      fill_done
+	VMOVUPS Y0, (AX)
+	ADDQ    $0x00000020, AX
+	SUBQ    $0x00000008, CX
+	JMP     fill_loop
+
+fill_done:
+	VZEROUPPER
+	RET
+
 // func sumSquaresAVX2(x []float32) float64
 // Requires: AVX, FMA3, SSE2
 TEXT ·sumSquaresAVX2(SB), NOSPLIT, $0-32

@@ -100,6 +100,11 @@ func addF64NEON(acc []float64, x []float32)
 //go:noescape
 func scaleNEON(x []float32, k float32)
 
+// fillNEON sets the first len(x)&^7 elements of x to k.
+//
+//go:noescape
+func fillNEON(x []float32, k float32)
+
 // sumSquaresNEON is sumSquaresGeneric's eight partial sums over the first len(x)&^7
 // elements, combined in the same order: bit-identical.
 //

@@ -1047,6 +1047,22 @@ scale_loop:
 scale_done:
 	RET
 
+// func fillNEON(x []float32, k float32)
+TEXT ·fillNEON(SB), NOSPLIT, $0-28
+	MOVD x_base+0(FP), R0
+	MOVD x_len+8(FP), R1
+	AND $-8, R1, R1
+	FMOVS k+24(FP), F16
+	VDUP V16.S[0], V16.S4
+	VMOV V16.B16, V17.B16
+fill_loop:
+	CBZ R1, fill_done
+	VST1.P [V16.S4, V17.S4], 32(R0)
+	SUB $8, R1, R1
+	B fill_loop
+fill_done:
+	RET
+
 // func sumSquaresNEON(x []float32) float64
 TEXT ·sumSquaresNEON(SB), NOSPLIT, $0-32
 	MOVD x_base+0(FP), R0

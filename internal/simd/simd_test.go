@@ -745,3 +745,36 @@ func TestSubIsExactAndMayWriteItsOperand(t *testing.T) {
 		}
 	}
 }
+
+// TestFillRows: each row's first n floats take its init value, bit for bit
+// (negative zero and NaN payloads included), and nothing else is written:
+// not the gap between rows, not past the last.
+func TestFillRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, l := range append([]Level{Generic}, availableVector()...) {
+		for n := range 41 {
+			for g := 1; g <= 5; g++ {
+				stride := n + r.IntN(9)
+				init := mixed(r, g)
+				init[0] = float32(math.Copysign(0, -1))
+				if g > 1 {
+					init[1] = math.Float32frombits(0x7fc01234)
+				}
+				out, ok := guarded((g-1)*stride + n)
+				with(t, l, func() { FillRows(out, stride, init, n) })
+				ok(t)
+				for i := range g {
+					for j := range stride {
+						want := uint32(math.Float32bits(guard))
+						if j < n {
+							want = math.Float32bits(init[i])
+						}
+						if k := i*stride + j; k < len(out) && math.Float32bits(out[k]) != want {
+							t.Fatalf("%v n=%d rows=%d stride=%d: out[%d][%d] = %#x, want %#x", l, n, g, stride, i, j, math.Float32bits(out[k]), want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
