@@ -105,7 +105,8 @@ func pieceAhead(ahead []byte, i, t0, m, n int) []byte {
 // to acc[i*accStride+da+j]): the bits of AxpyCodesQ8 with cba, then
 // AxpyCodesQ8 with cbb, with buf as both calls' working memory. Where the
 // level has the kernels for both parts, each piece's weights are
-// quantized for the two parts' norms in one call.
+// quantized for the two parts' norms in one call, or once where the parts
+// share their norm (norma == normb: a Split code).
 func AxpyCodesQ8Pair(acc []float32, accStride int, w []float32, wStride, g int, cba, cbb *Codebook, codes []byte, stride, idxa, norma, idxb, normb, n, da, db int, buf *WeightsQ8, ahead []byte) {
 	if buf.second == nil {
 		buf.second = new(WeightsQ8)
@@ -130,12 +131,18 @@ func AxpyCodesQ8Pair(acc []float32, accStride int, w []float32, wStride, g int, 
 		for i := 0; i < g; i += 4 {
 			rows := min(4, g-i)
 			buf.setValid(rows, m)
-			active.weightsQ8Pair(buf.w[:], bufb.w[:], &buf.sums, &bufb.sums, &buf.amax, &bufb.amax, w[i*wStride+t0:], wStride, &buf.valid, c, stride, norma, normb, m)
+			wb := bufb.w[:]
+			if norma == normb { // a Split code: one norm, so the parts' weights are the same
+				active.weightsQ8(buf.w[:], &buf.sums, &buf.amax, w[i*wStride+t0:], wStride, &buf.valid, c, stride, norma, m)
+				bufb.sums, bufb.amax, wb = buf.sums, buf.amax, buf.w[:]
+			} else {
+				active.weightsQ8Pair(buf.w[:], bufb.w[:], &buf.sums, &bufb.sums, &buf.amax, &bufb.amax, w[i*wStride+t0:], wStride, &buf.valid, c, stride, norma, normb, m)
+			}
 			buf.setScales(stepa)
 			bufb.setScales(stepb)
 			k := rowKernel(rows)
 			ka[k](acc[i*accStride:], accStride, buf.w[:], &buf.scales, &buf.offs, taba, c, stride, idxa, m, da, rows, pieceAhead(ahead[:h], i, t0, m, n))
-			kb[k](acc[i*accStride+da:], accStride, bufb.w[:], &bufb.scales, &bufb.offs, tabb, c, stride, idxb, m, db, rows, pieceAhead(ahead[h:], i, t0, m, n))
+			kb[k](acc[i*accStride+da:], accStride, wb, &bufb.scales, &bufb.offs, tabb, c, stride, idxb, m, db, rows, pieceAhead(ahead[h:], i, t0, m, n))
 		}
 	}
 }

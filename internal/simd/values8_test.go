@@ -256,8 +256,8 @@ func TestCodesAheadChangesNothing(t *testing.T) {
 // TestAxpyCodesQ8PairIsTwoCalls requires AxpyCodesQ8Pair to give, on every
 // level, the bits of AxpyCodesQ8 for the first part then for the second,
 // for each pair of widths, both norm positions, rows past four and pieces
-// past one; and (AxpyCodesQ8 being the same on every level) the generic
-// twin's.
+// past one, the parts with their own norms and with one (a Split code's);
+// and (AxpyCodesQ8 being the same on every level) the generic twin's.
 func TestAxpyCodesQ8PairIsTwoCalls(t *testing.T) {
 	levels := append([]Level{Generic}, availableVector()...)
 	r := rand.New(rand.NewPCG(101, 102))
@@ -268,10 +268,15 @@ func TestAxpyCodesQ8PairIsTwoCalls(t *testing.T) {
 					da, db := dims[0], dims[1]
 					cba, cbb := randomCodebook(r, bits[0]), randomCodebook(r, bits[1])
 					ia, ib := da*bits[0]/8, db*bits[1]/8
-					// Part a: norm then indices; part b: indices then norm.
+					// Part a: norm then indices; part b: indices then its
+					// own norm, or (one time in three) part a's.
 					idxa, norma, idxb := 2, 0, 2+ia
 					normb := idxb + ib
 					stride := normb + 2 + r.IntN(3)
+					shared := r.IntN(3) == 0
+					if shared {
+						normb, stride = norma, idxb+ib+r.IntN(3)
+					}
 					codes := randomCodes(r, n, stride)
 					for tk := range n {
 						h := half.FromFloat32(float32(r.ExpFloat64()))
@@ -292,7 +297,7 @@ func TestAxpyCodesQ8PairIsTwoCalls(t *testing.T) {
 					ahead := make([]byte, 300)
 					var want []float32
 					for _, l := range levels {
-						name := fmt.Sprintf("%v bits=%v d=%v g=%d n=%d", l, bits, dims, g, n)
+						name := fmt.Sprintf("%v bits=%v d=%v g=%d n=%d shared norm=%v", l, bits, dims, g, n, shared)
 						var buf WeightsQ8
 						pair, ok := guarded(len(acc0))
 						copy(pair, acc0)
