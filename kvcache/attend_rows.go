@@ -208,9 +208,10 @@ func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []b
 			a.Offset+a.IndexOffset, a.Offset+a.NormOffset, b.Offset+b.IndexOffset, b.Offset+b.NormOffset, n, a.Dim, b.Dim, w8, ahead)
 		return
 	}
-	if c.split() && (w8 == nil || !c.valuesQ8(0) && !c.valuesQ8(1)) { // a Split code's parts share the norm: its weights times norm, once
+	if c.floatPair() && (w8 == nil || !c.valuesQ8(0) && !c.valuesQ8(1)) { // two parts, each piece of codes in turn
 		a, b := &c.parts[0], &c.parts[1]
-		simd.AxpyCodesSplit(acc, c.q.Dim(), w, wStride, g, c.kerns[0], c.kerns[1], codes[a.Offset:], stride, a.IndexOffset, b.IndexOffset, a.NormOffset, n, a.Dim, b.Dim, ahead)
+		simd.AxpyCodesPair(acc, c.q.Dim(), w, wStride, g, c.kerns[0], c.kerns[1], codes, stride,
+			a.Offset+a.IndexOffset, a.Offset+a.NormOffset, b.Offset+b.IndexOffset, b.Offset+b.NormOffset, n, a.Dim, b.Dim, ahead)
 		return
 	}
 	d, off, at := c.q.Dim(), 0, 0
@@ -245,10 +246,10 @@ func (c *quantStore) accumulateCodes(acc, w []float32, wStride, g int, codes []b
 	}
 }
 
-// split reports whether the codes are a Split code whose two parts the
-// float code kernels take (no correction scalar, at most 4 bits).
-func (c *quantStore) split() bool {
-	if len(c.parts) != 2 || !c.parts[1].SharesRotation {
+// floatPair reports whether the codes have two parts that the float code
+// kernels take (no correction scalar, at most 4 bits).
+func (c *quantStore) floatPair() bool {
+	if len(c.parts) != 2 {
 		return false
 	}
 	for _, p := range c.parts {

@@ -405,56 +405,59 @@ func AxpyCodes(acc []float32, accStride int, w []float32, wStride, g int, cb *Co
 	}
 	check(accStride >= d && len(acc) >= (g-1)*accStride+d && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodes: bad lengths")
 	if g >= 4 && d >= 8 && active.plainWeights && cb.fused() >= 0 {
-		parts := [1]codePart{{cb, idxOff, d, 0}}
-		axpyCodesParts(acc, accStride, w, wStride, g, parts[:], codes, stride, normOff, n, ahead)
+		parts := [1]codePart{{cb, idxOff, normOff, d, 0}}
+		axpyCodesParts(acc, accStride, w, wStride, g, parts[:], codes, stride, n, ahead)
 		return
 	}
 	vec, d8 := runFused(active.axpyCodes, acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, d&^7, "AxpyCodes", ahead)
 	axpyCodesGeneric(acc, accStride, w, wStride, g, cb, codes, stride, idxOff, normOff, n, d, vec, d8)
 }
 
-// AxpyCodesSplit adds the values of a Split code's two parts, which share
-// the norm at normOff: the first's indices at idxa (codebook cba, da
-// coordinates, to acc[i*accStride+j]), the second's at idxb (cbb, db, to
-// acc[i*accStride+da+j]). It gives the bits of AxpyCodes with cba, then
-// AxpyCodes with cbb (ahead split between them), and where the level lays
-// out the weights times norms for its four-row kernels it lays them out
-// once for both parts.
-func AxpyCodesSplit(acc []float32, accStride int, w []float32, wStride, g int, cba, cbb *Codebook, codes []byte, stride, idxa, idxb, normOff, n, da, db int, ahead []byte) {
+// AxpyCodesPair adds the values of codes of two parts (a code's first part
+// with its indices at idxa and norm at norma, codebook cba, da coordinates,
+// added to acc[i*accStride+j]; its second at idxb and normb, cbb, db, added
+// to acc[i*accStride+da+j]): the bits of AxpyCodes with cba, then
+// AxpyCodes with cbb (ahead split between them). Where the level lays out
+// the weights times norms for its four-row kernels, the parts take each
+// piece of codes in turn, and where they share their norm (norma ==
+// normb: a Split code) its weights times norm are laid out once.
+func AxpyCodesPair(acc []float32, accStride int, w []float32, wStride, g int, cba, cbb *Codebook, codes []byte, stride, idxa, norma, idxb, normb, n, da, db int, ahead []byte) {
 	if n == 0 || g == 0 {
 		return
 	}
-	check(accStride >= da+db && len(acc) >= (g-1)*accStride+da+db && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodesSplit: bad lengths")
+	check(accStride >= da+db && len(acc) >= (g-1)*accStride+da+db && wStride >= n && len(w) >= (g-1)*wStride+n, "AxpyCodesPair: bad lengths")
 	if g >= 4 && min(da, db) >= 8 && active.plainWeights && cba.fused() >= 0 && cbb.fused() >= 0 &&
-		codeRows(cba, codes, stride, idxa, normOff, n, da, "AxpyCodesSplit") == codeRows(cbb, codes, stride, idxb, normOff, n, db, "AxpyCodesSplit") {
-		parts := [2]codePart{{cba, idxa, da, 0}, {cbb, idxb, db, da}}
-		axpyCodesParts(acc, accStride, w, wStride, g, parts[:], codes, stride, normOff, n, ahead)
+		codeRows(cba, codes, stride, idxa, norma, n, da, "AxpyCodesPair") == codeRows(cbb, codes, stride, idxb, normb, n, db, "AxpyCodesPair") {
+		parts := [2]codePart{{cba, idxa, norma, da, 0}, {cbb, idxb, normb, db, da}}
+		axpyCodesParts(acc, accStride, w, wStride, g, parts[:], codes, stride, n, ahead)
 		return
 	}
 	h := len(ahead) / 2
-	AxpyCodes(acc, accStride, w, wStride, g, cba, codes, stride, idxa, normOff, n, da, ahead[:h])
-	AxpyCodes(acc[da:], accStride, w, wStride, g, cbb, codes, stride, idxb, normOff, n, db, ahead[h:])
+	AxpyCodes(acc, accStride, w, wStride, g, cba, codes, stride, idxa, norma, n, da, ahead[:h])
+	AxpyCodes(acc[da:], accStride, w, wStride, g, cbb, codes, stride, idxb, normb, n, db, ahead[h:])
 }
 
 // codePart is one part of the codes that axpyCodesParts adds: its
-// codebook, where its indices start in a code, its coordinates, and where
-// they start in an accumulator row.
+// codebook, where its indices and norm are in a code, its coordinates, and
+// where they start in an accumulator row.
 type codePart struct {
-	cb             *Codebook
-	idxOff, d, off int
+	cb                      *Codebook
+	idxOff, normOff, d, off int
 }
 
-// axpyCodesParts is AxpyCodes for the parts of codes that share the norm
-// at normOff, on a level with laid-out-weight kernels (g ≥ 4, each part at
-// least 8 coordinates and with a fused kernel, and the same codes left to
-// the generic twin for every part): the first g&^3 rows bcTokens codes at
-// a time, their weights times norms laid out (plainWeights) once for all
-// parts; then the generic twin on what the kernels left; then the last
-// rows with the per-row kernels. Each accumulator takes AxpyCodes' adds
-// for its part in the same order, so the same bits.
-func axpyCodesParts(acc []float32, accStride int, w []float32, wStride, g int, parts []codePart, codes []byte, stride, normOff, n int, ahead []byte) {
+// axpyCodesParts is AxpyCodes for parts of codes on a level with
+// laid-out-weight kernels (g ≥ 4, each part at least 8 coordinates and
+// with a fused kernel, and the same codes left to the generic twin for
+// every part): the first g&^3 rows bcTokens codes at a time, each part in
+// turn with its weights times norms laid out (plainWeights; once for
+// consecutive parts that share the norm); then the generic twin on what
+// the kernels left; then the last rows with the per-row kernels. Each
+// accumulator takes AxpyCodes' adds for its part in the same order, so the
+// same bits.
+func axpyCodesParts(acc []float32, accStride int, w []float32, wStride, g int, parts []codePart, codes []byte, stride, n int, ahead []byte) {
 	g4 := g &^ 3
-	vec := codeRows(parts[0].cb, codes, stride, parts[0].idxOff, normOff, n, parts[0].d, "AxpyCodes")
+	p0 := parts[0]
+	vec := codeRows(p0.cb, codes, stride, p0.idxOff, p0.normOff, n, p0.d, "AxpyCodes")
 	var wn [bcTokens * 4]float32
 	for t0 := 0; t0 < vec; t0 += bcTokens {
 		m := min(bcTokens, vec-t0)
@@ -464,8 +467,10 @@ func axpyCodesParts(acc []float32, accStride int, w []float32, wStride, g int, p
 			if i == 0 {
 				pf = ahead[t0*len(ahead)/vec : (t0+m)*len(ahead)/vec]
 			}
-			plainWeights(&wn, w[i*wStride+t0:], wStride, m, c, stride, normOff)
 			for k, p := range parts {
+				if k == 0 || p.normOff != parts[k-1].normOff {
+					plainWeights(&wn, w[i*wStride+t0:], wStride, m, c, stride, p.normOff)
+				}
 				share := pf[k*len(pf)/len(parts) : (k+1)*len(pf)/len(parts)]
 				axpyCodesWn(acc[i*accStride+p.off:], accStride, wn[:m*4], &p.cb.vec, p.cb.sh, p.cb.bits, c, stride, p.idxOff, m, p.d&^7, share)
 			}
@@ -473,11 +478,11 @@ func axpyCodesParts(acc []float32, accStride int, w []float32, wStride, g int, p
 	}
 	for _, p := range parts {
 		a := acc[p.off:]
-		axpyCodesGeneric(a, accStride, w, wStride, g4, p.cb, codes, stride, p.idxOff, normOff, n, p.d, vec, p.d&^7)
+		axpyCodesGeneric(a, accStride, w, wStride, g4, p.cb, codes, stride, p.idxOff, p.normOff, n, p.d, vec, p.d&^7)
 		if g4 < g {
 			a, w := a[g4*accStride:], w[g4*wStride:]
-			vec, d8 := runFused(active.axpyCodes, a, accStride, w, wStride, g-g4, p.cb, codes, stride, p.idxOff, normOff, n, p.d, p.d&^7, "AxpyCodes", nil)
-			axpyCodesGeneric(a, accStride, w, wStride, g-g4, p.cb, codes, stride, p.idxOff, normOff, n, p.d, vec, d8)
+			vec, d8 := runFused(active.axpyCodes, a, accStride, w, wStride, g-g4, p.cb, codes, stride, p.idxOff, p.normOff, n, p.d, p.d&^7, "AxpyCodes", nil)
+			axpyCodesGeneric(a, accStride, w, wStride, g-g4, p.cb, codes, stride, p.idxOff, p.normOff, n, p.d, vec, d8)
 		}
 	}
 }

@@ -779,14 +779,14 @@ func TestFillRows(t *testing.T) {
 	}
 }
 
-// TestAxpyCodesSplitIsTwoCalls requires AxpyCodesSplit to give, on every
-// level, the bits of AxpyCodes for a Split code's first part then for its
-// second (the parts sharing the norm), for widths 1–4, rows below, at and
-// past four, pieces past one, parts of 8 to 96 coordinates (some not a
-// multiple of 8), and codes with and without slack behind them (a part
-// of 8 coordinates after one of 64 leaves both parts' last code to the
-// generic twin).
-func TestAxpyCodesSplitIsTwoCalls(t *testing.T) {
+// TestAxpyCodesPairIsTwoCalls requires AxpyCodesPair to give, on every
+// level, the bits of AxpyCodes for a code's first part then for its
+// second, the parts sharing the norm (a Split code) or with their own, for
+// widths 1–4, rows below, at and past four, pieces past one, parts of 8 to
+// 96 coordinates (some not a multiple of 8), and codes with and without
+// slack behind them (a part of 8 coordinates after one of 64 leaves both
+// parts' last code to the generic twin).
+func TestAxpyCodesPairIsTwoCalls(t *testing.T) {
 	r := rand.New(rand.NewPCG(29, 30))
 	for _, l := range append([]Level{Generic}, availableVector()...) {
 		for _, bits := range [][2]int{{4, 3}, {3, 2}, {2, 1}, {4, 4}} {
@@ -797,8 +797,15 @@ func TestAxpyCodesSplitIsTwoCalls(t *testing.T) {
 						cba, cbb := randomCodebook(r, bits[0]), randomCodebook(r, bits[1])
 						idxa := 2
 						idxb := idxa + (da*bits[0]+7)/8
-						stride := idxb + (db*bits[1]+7)/8 + r.IntN(3)
+						normb, stride := 0, idxb+(db*bits[1]+7)/8+r.IntN(3)
+						if r.IntN(2) == 0 { // the second part's own norm, after its indices
+							normb, stride = stride, stride+2
+						}
 						codes := randomCodes(r, n, stride)
+						for tk := range n {
+							h := half.FromFloat32(float32(r.ExpFloat64()))
+							codes[tk*stride+normb], codes[tk*stride+normb+1] = byte(h), byte(h>>8)
+						}
 						if r.IntN(2) == 0 {
 							codes = append(codes, make([]byte, Slack)...)[:len(codes)]
 						}
@@ -810,19 +817,19 @@ func TestAxpyCodesSplitIsTwoCalls(t *testing.T) {
 						for i := range acc0 {
 							acc0[i] = float32(r.NormFloat64())
 						}
-						split, ok := guarded(len(acc0))
-						copy(split, acc0)
+						pair, ok := guarded(len(acc0))
+						copy(pair, acc0)
 						two := slices.Clone(acc0)
 						ahead := make([]byte, 200)
 						with(t, l, func() {
-							AxpyCodesSplit(split, da+db, w, n, g, cba, cbb, codes, stride, idxa, idxb, 0, n, da, db, ahead)
+							AxpyCodesPair(pair, da+db, w, n, g, cba, cbb, codes, stride, idxa, 0, idxb, normb, n, da, db, ahead)
 							AxpyCodes(two, da+db, w, n, g, cba, codes, stride, idxa, 0, n, da, nil)
-							AxpyCodes(two[da:], da+db, w, n, g, cbb, codes, stride, idxb, 0, n, db, nil)
+							AxpyCodes(two[da:], da+db, w, n, g, cbb, codes, stride, idxb, normb, n, db, nil)
 						})
 						ok(t)
 						for k := range two {
-							if math.Float32bits(split[k]) != math.Float32bits(two[k]) {
-								t.Fatalf("%v bits=%v d=%v g=%d n=%d: acc[%d] = %v, two calls give %v", l, bits, dims, g, n, k, split[k], two[k])
+							if math.Float32bits(pair[k]) != math.Float32bits(two[k]) {
+								t.Fatalf("%v bits=%v d=%v g=%d n=%d normb=%d: acc[%d] = %v, two calls give %v", l, bits, dims, g, n, normb, k, pair[k], two[k])
 							}
 						}
 					}
