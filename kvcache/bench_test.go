@@ -1,10 +1,16 @@
 package kvcache_test
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"os"
+	"runtime/pprof"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/turboquant-go/tq/internal/rng"
 	. "github.com/turboquant-go/tq/kvcache"
@@ -140,6 +146,54 @@ func BenchmarkCacheDecodeAttention(b *testing.B) {
 					b.ReportMetric(float64(live)/float64(n), "bytes/token")
 				})
 			}
+		}
+	}
+}
+
+// BenchmarkCacheDecodeInterleaved times presets against each other in one
+// process: every iteration runs one decode step (gqa8x32, 32K tokens) of
+// each preset in turn, so host load and cache state fall on all of them
+// alike, where separate benchmarks of the same binary drift 10% apart on a
+// shared host. It reports each preset's median step and its ratio to that
+// of the first preset of its form (float, or +i8); each step runs under the pprof label preset=<name>, so
+// that `go tool pprof -tagfocus 'preset=tq3\.5\+i8'` splits a
+// -cpuprofile by preset. TQ_BENCH_PRESETS (comma-separated) overrides the
+// presets: by default tq4 and tq3.5 in both forms, the pairs the issue's
+// floor compares.
+func BenchmarkCacheDecodeInterleaved(b *testing.B) {
+	presets := strings.Split(cmp.Or(os.Getenv("TQ_BENCH_PRESETS"), "tq4,tq3.5,tq4+i8,tq3.5+i8"), ",")
+	const n = 32768
+	seqs := make([]*Sequence, len(presets))
+	for i, p := range presets {
+		seqs[i] = cacheBenchSeq(b, p, 8, 32, n)
+	}
+	q := cacheBenchQuery(32)
+	out := make([]float32, len(q))
+	steps := make([][]time.Duration, len(presets))
+	for b.Loop() {
+		for i, s := range seqs {
+			pprof.Do(context.Background(), pprof.Labels("preset", presets[i]), func(context.Context) {
+				t0 := time.Now()
+				if err := s.Attend(0, q, out); err != nil {
+					b.Fatal(err)
+				}
+				steps[i] = append(steps[i], time.Since(t0))
+			})
+		}
+	}
+	median := func(d []time.Duration) float64 {
+		slices.Sort(d)
+		return float64(d[len(d)/2].Nanoseconds()) / 1e3
+	}
+	base := map[bool]int{} // by form (+i8 or float): the first preset of it
+	for i, p := range presets {
+		m := median(steps[i])
+		b.ReportMetric(m, p+"-µs/step")
+		form := strings.HasSuffix(p, IntScoresSuffix)
+		if j, ok := base[form]; ok {
+			b.ReportMetric(m/median(steps[j]), p+"/"+presets[j])
+		} else {
+			base[form] = i
 		}
 	}
 }
