@@ -9,7 +9,8 @@
 // AVX-512F their four-row key kernels take a token per lane, sixteen codes
 // at a time, and the value kernels sixteen coordinates a vector, with the
 // AVX2 kernels' operations in the AVX2 kernels' order, so the same bits
-// (fusedZmm). The whole FWHT of up to 256 elements runs in AVX-512
+// (fusedZmm); AxpyCodesPair adds a code of two parts a piece of codes at a
+// time. The whole FWHT of up to 256 elements runs in AVX-512
 // registers too. 8-bit codes are
 // decoded into a small block of rows first (DecodeCodes). The integer
 // kernels (DotCodesQ8, AxpyCodesQ8, and their Pair forms for a code of two
