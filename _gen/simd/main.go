@@ -85,6 +85,12 @@ func main() {
 	}
 	decode8Planes()
 	weightsQ8()
+	for _, rows := range []int{1, 2, 3, 4} {
+		weightsQ8AVX2(rows)
+	}
+	for _, rows := range []int{1, 2, 4} {
+		axpyCodes8AVX2(rows)
+	}
 	Generate()
 }
 

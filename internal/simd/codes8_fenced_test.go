@@ -67,6 +67,18 @@ func TestDotCodesQ8CodeLayouts(t *testing.T) {
 // every level, the codes flush against a fenced page.
 func TestAxpyCodesQ8CodeLayouts(t *testing.T) {
 	levels := values8Levels(t)
+	eachFencedValues8Case(t, func(c values8Case, atEnd bool) {
+		want := c.run(t, Generic)
+		for _, l := range levels {
+			sameBits(t, fmt.Sprintf("%v %v atEnd=%v", l, c, atEnd), c.run(t, l), want)
+		}
+	})
+}
+
+// eachFencedValues8Case calls f with value cases of 3- and 4-bit codes
+// whose codes lie flush against the start or the end of a fenced page, the
+// norm first or last.
+func eachFencedValues8Case(t *testing.T, f func(c values8Case, atEnd bool)) {
 	page := fenced(t)
 	r := rand.New(rand.NewPCG(85, 86))
 	for _, bits := range []int{3, 4} {
@@ -93,10 +105,7 @@ func TestAxpyCodesQ8CodeLayouts(t *testing.T) {
 					for tk := range n { // finite norms
 						c.codes[tk*c.stride+c.normOff+1] &= 0x3f
 					}
-					want := c.run(t, Generic)
-					for _, l := range levels {
-						sameBits(t, fmt.Sprintf("%v %v atEnd=%v", l, c, atEnd), c.run(t, l), want)
-					}
+					f(c, atEnd)
 				}
 			}
 		}

@@ -75,6 +75,8 @@ type kernels struct {
 	// quantizer (values8.go).
 	axpyCodesQ8 [2][3]axpyCodes8Kernel // by bits, then rows 1, 2, 4 (rowKernel)
 	weightsQ8   func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, normOff, m int)
+	// weightsQ8Rows is weightsQ8 on AVX2, by rows (1–4): no valid masks.
+	weightsQ8Rows [4]func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride, normOff, m int)
 	// weightsQ8Pair is weightsQ8 for two parts' norms in one call.
 	weightsQ8Pair func(dsta, dstb []int8, sumsa, sumsb *[4]int32, amaxa, amaxb *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride, norma, normb, m int)
 	// plainWeights: the level has four-row axpyCodes kernels that take

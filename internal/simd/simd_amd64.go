@@ -39,6 +39,7 @@ func init() {
 		dotCodesQ8Pair: keys8PairKernels(),
 		weightsQ8:      weightsQ8Kernel(),
 		weightsQ8Pair:  weightsQ8PairKernel(),
+		weightsQ8Rows:  weightsQ8RowsKernels(),
 		decode8Planes:  decode8PlanesKernel(),
 		fwhtFirst8:     fwhtFirst8Kernel(),
 		fwhtRegs:       fwhtRegsKernel(),
@@ -89,14 +90,30 @@ func hasValues8() bool {
 	return cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512DQ, cpuid.AVX512VL, cpuid.AVX512VBMI, cpuid.AVX512VNNI, cpuid.BMI2)
 }
 
+// values8Kernels are the integer value kernels: AVX-512 VBMI for 3 and 4
+// bits, else AVX2 for 4 bits (3-bit values stay in float there).
 func values8Kernels() [2][3]axpyCodes8Kernel {
 	if hasValues8() {
 		return [2][3]axpyCodes8Kernel{
 			{axpyCodesQ8B3x1VBMI, axpyCodesQ8B3x2VBMI, axpyCodesQ8B3x4VBMI},
 			{axpyCodesQ8B4x1VBMI, axpyCodesQ8B4x2VBMI, axpyCodesQ8B4x4VBMI}}
 	}
-	return [2][3]axpyCodes8Kernel{}
+	return values8AVX2
 }
+
+var values8AVX2 = [2][3]axpyCodes8Kernel{1: {axpyCodesQ8B4x1AVX2, axpyCodesQ8B4x2AVX2, axpyCodesQ8B4x4AVX2}}
+
+// weightsQ8RowsKernels are the AVX2 weight quantizers, where the AVX-512 one
+// does not run.
+func weightsQ8RowsKernels() [4]func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride, normOff, m int) {
+	if hasValues8() {
+		return [4]func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride, normOff, m int){}
+	}
+	return weightsQ8AVX2Rows
+}
+
+var weightsQ8AVX2Rows = [4]func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride, normOff, m int){
+	weightsQ8AVX2x1, weightsQ8AVX2x2, weightsQ8AVX2x3, weightsQ8AVX2x4}
 
 func keys8Kernels() [3][3]dotCodes8WideKernel {
 	if hasValues8() {

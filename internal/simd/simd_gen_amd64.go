@@ -530,3 +530,46 @@ func weightsQ8AVX512(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, 
 //
 //go:noescape
 func weightsQ8PairAVX512(dsta []int8, dstb []int8, sumsa *[4]int32, sumsb *[4]int32, amaxa *[4]float32, amaxb *[4]float32, w []float32, wStride int, valid *[4]uint64, codes []byte, stride int, norma int, normb int, m int)
+
+// weightsQ8AVX2x1 quantizes the weights times norms of m (≤ 64) tokens for the first 1 rows (token t
+// of row i at w[i*wStride+t]; the fp16 norm of code t read as weightsQ8AVX512 reads it) to dst
+// ([quad][row][token]) as weightsQ8AVX512 does, the rows past them and the tokens past m 0.
+//
+//go:noescape
+func weightsQ8AVX2x1(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
+
+// weightsQ8AVX2x2 quantizes the weights times norms of m (≤ 64) tokens for the first 2 rows (token t
+// of row i at w[i*wStride+t]; the fp16 norm of code t read as weightsQ8AVX512 reads it) to dst
+// ([quad][row][token]) as weightsQ8AVX512 does, the rows past them and the tokens past m 0.
+//
+//go:noescape
+func weightsQ8AVX2x2(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
+
+// weightsQ8AVX2x3 quantizes the weights times norms of m (≤ 64) tokens for the first 3 rows (token t
+// of row i at w[i*wStride+t]; the fp16 norm of code t read as weightsQ8AVX512 reads it) to dst
+// ([quad][row][token]) as weightsQ8AVX512 does, the rows past them and the tokens past m 0.
+//
+//go:noescape
+func weightsQ8AVX2x3(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
+
+// weightsQ8AVX2x4 quantizes the weights times norms of m (≤ 64) tokens for the first 4 rows (token t
+// of row i at w[i*wStride+t]; the fp16 norm of code t read as weightsQ8AVX512 reads it) to dst
+// ([quad][row][token]) as weightsQ8AVX512 does, the rows past them and the tokens past m 0.
+//
+//go:noescape
+func weightsQ8AVX2x4(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
+
+// axpyCodesQ8B4x1AVX2 is axpyCodesQ8B4x1VBMI on AVX2: sixteen coordinates of four codes a step.
+//
+//go:noescape
+func axpyCodesQ8B4x1AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+
+// axpyCodesQ8B4x2AVX2 is axpyCodesQ8B4x2VBMI on AVX2: sixteen coordinates of four codes a step.
+//
+//go:noescape
+func axpyCodesQ8B4x2AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+
+// axpyCodesQ8B4x4AVX2 is axpyCodesQ8B4x4VBMI on AVX2: sixteen coordinates of four codes a step.
+//
+//go:noescape
+func axpyCodesQ8B4x4AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)

@@ -14440,3 +14440,2211 @@ TEXT ·weightsQ8PairAVX512(SB), NOSPLIT, $0-176
 	VMOVDQU32    X2, (AX)
 	VZEROUPPER
 	RET
+
+// func weightsQ8AVX2x1(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
+// Requires: AVX, AVX2, CMOV, F16C, SSE2
+TEXT ·weightsQ8AVX2x1(SB), NOSPLIT, $256-120
+	MOVQ         m+112(FP), AX
+	MOVQ         AX, X0
+	VPBROADCASTD X0, Y0
+	MOVQ         codes_base+72(FP), AX
+	MOVQ         normOff+104(FP), CX
+	XORQ         SI, SI
+	LEAQ         -2(CX), DX
+	MOVQ         $0x00000010, BX
+	CMPQ         CX, $0x02
+	CMOVQCC      DX, CX
+	CMOVQCC      BX, SI
+	MOVQ         AX, BX
+	ADDQ         CX, BX
+	MOVQ         SI, X1
+	VPBROADCASTD X1, Y1
+	MOVQ         stride+96(FP), AX
+	MOVQ         AX, X2
+	VPBROADCASTD X2, Y2
+	VPMULLD      values8Iota<>+0(SB), Y2, Y2
+	SHLQ         $0x03, AX
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, (SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 32(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 64(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 96(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 128(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 160(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 192(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y1
+	VMOVUPS      Y1, 224(SP)
+	MOVQ         w_base+40(FP), AX
+	MOVQ         wStride+64(FP), CX
+	SHLQ         $0x02, CX
+	LEAQ         (CX)(CX*2), CX
+	VPXOR        Y1, Y1, Y1
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y2
+	VMASKMOVPS   (AX), Y2, Y2
+	VMULPS       (SP), Y2, Y2
+	VANDPS       values8Abs<>+0(SB), Y2, Y2
+	VMAXPS       Y2, Y1, Y1
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y2
+	VMASKMOVPS   32(AX), Y2, Y2
+	VMULPS       32(SP), Y2, Y2
+	VANDPS       values8Abs<>+0(SB), Y2, Y2
+	VMAXPS       Y2, Y1, Y1
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y2
+	VMASKMOVPS   64(AX), Y2, Y2
+	VMULPS       64(SP), Y2, Y2
+	VANDPS       values8Abs<>+0(SB), Y2, Y2
+	VMAXPS       Y2, Y1, Y1
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y2
+	VMASKMOVPS   96(AX), Y2, Y2
+	VMULPS       96(SP), Y2, Y2
+	VANDPS       values8Abs<>+0(SB), Y2, Y2
+	VMAXPS       Y2, Y1, Y1
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y2
+	VMASKMOVPS   128(AX), Y2, Y2
+	VMULPS       128(SP), Y2, Y2
+	VANDPS       values8Abs<>+0(SB), Y2, Y2
+	VMAXPS       Y2, Y1, Y1
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y2
+	VMASKMOVPS   160(AX), Y2, Y2
+	VMULPS       160(SP), Y2, Y2
+	VANDPS       values8Abs<>+0(SB), Y2, Y2
+	VMAXPS       Y2, Y1, Y1
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y2
+	VMASKMOVPS   192(AX), Y2, Y2
+	VMULPS       192(SP), Y2, Y2
+	VANDPS       values8Abs<>+0(SB), Y2, Y2
+	VMAXPS       Y2, Y1, Y1
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y2
+	VMASKMOVPS   224(AX), Y2, Y2
+	VMULPS       224(SP), Y2, Y2
+	VANDPS       values8Abs<>+0(SB), Y2, Y2
+	VMAXPS       Y2, Y1, Y1
+	MOVQ         amax+32(FP), CX
+	VMOVSS       values8Max<>+0(SB), X2
+	VXORPS       X3, X3, X3
+	VEXTRACTF128 $0x01, Y1, X4
+	VMAXPS       X4, X1, X1
+	VMOVHLPS     X1, X4, X4
+	VMAXPS       X4, X1, X1
+	VMOVSHDUP    X1, X4
+	VMAXSS       X4, X1, X1
+	VMOVSS       X1, (CX)
+	VDIVSS       X1, X2, X2
+	VCMPPS       $0x04, X3, X1, X1
+	VANDPS       X1, X2, X2
+	VBROADCASTSS X2, Y1
+	MOVL         $0x00000000, 4(CX)
+	MOVL         $0x00000000, 8(CX)
+	MOVL         $0x00000000, 12(CX)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	MOVQ         dst_base+0(FP), CX
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y4
+	VMASKMOVPS   (AX), Y4, Y4
+	VMULPS       (SP), Y4, Y4
+	VMULPS       Y1, Y4, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPACKSSDW    Y3, Y4, Y4
+	VPACKSSDW    Y3, Y3, Y5
+	VPACKSSWB    Y5, Y4, Y4
+	VMOVDQU      Y4, (CX)
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y4
+	VMASKMOVPS   32(AX), Y4, Y4
+	VMULPS       32(SP), Y4, Y4
+	VMULPS       Y1, Y4, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPACKSSDW    Y3, Y4, Y4
+	VPACKSSDW    Y3, Y3, Y5
+	VPACKSSWB    Y5, Y4, Y4
+	VMOVDQU      Y4, 32(CX)
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y4
+	VMASKMOVPS   64(AX), Y4, Y4
+	VMULPS       64(SP), Y4, Y4
+	VMULPS       Y1, Y4, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPACKSSDW    Y3, Y4, Y4
+	VPACKSSDW    Y3, Y3, Y5
+	VPACKSSWB    Y5, Y4, Y4
+	VMOVDQU      Y4, 64(CX)
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y4
+	VMASKMOVPS   96(AX), Y4, Y4
+	VMULPS       96(SP), Y4, Y4
+	VMULPS       Y1, Y4, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPACKSSDW    Y3, Y4, Y4
+	VPACKSSDW    Y3, Y3, Y5
+	VPACKSSWB    Y5, Y4, Y4
+	VMOVDQU      Y4, 96(CX)
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y4
+	VMASKMOVPS   128(AX), Y4, Y4
+	VMULPS       128(SP), Y4, Y4
+	VMULPS       Y1, Y4, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPACKSSDW    Y3, Y4, Y4
+	VPACKSSDW    Y3, Y3, Y5
+	VPACKSSWB    Y5, Y4, Y4
+	VMOVDQU      Y4, 128(CX)
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y4
+	VMASKMOVPS   160(AX), Y4, Y4
+	VMULPS       160(SP), Y4, Y4
+	VMULPS       Y1, Y4, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPACKSSDW    Y3, Y4, Y4
+	VPACKSSDW    Y3, Y3, Y5
+	VPACKSSWB    Y5, Y4, Y4
+	VMOVDQU      Y4, 160(CX)
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y4
+	VMASKMOVPS   192(AX), Y4, Y4
+	VMULPS       192(SP), Y4, Y4
+	VMULPS       Y1, Y4, Y4
+	VCVTPS2DQ    Y4, Y4
+	VPADDD       Y4, Y2, Y2
+	VPACKSSDW    Y3, Y4, Y4
+	VPACKSSDW    Y3, Y3, Y5
+	VPACKSSWB    Y5, Y4, Y4
+	VMOVDQU      Y4, 192(CX)
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y0
+	VMASKMOVPS   224(AX), Y0, Y0
+	VMULPS       224(SP), Y0, Y0
+	VMULPS       Y1, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y0, Y2, Y2
+	VPACKSSDW    Y3, Y0, Y0
+	VPACKSSDW    Y3, Y3, Y1
+	VPACKSSWB    Y1, Y0, Y0
+	VMOVDQU      Y0, 224(CX)
+	MOVQ         sums+24(FP), AX
+	VEXTRACTI128 $0x01, Y2, X0
+	VPADDD       X0, X2, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, (AX)
+	MOVL         $0x00000000, 4(AX)
+	MOVL         $0x00000000, 8(AX)
+	MOVL         $0x00000000, 12(AX)
+	VZEROUPPER
+	RET
+
+DATA values8Iota<>+0(SB)/4, $0x00000000
+DATA values8Iota<>+4(SB)/4, $0x00000001
+DATA values8Iota<>+8(SB)/4, $0x00000002
+DATA values8Iota<>+12(SB)/4, $0x00000003
+DATA values8Iota<>+16(SB)/4, $0x00000004
+DATA values8Iota<>+20(SB)/4, $0x00000005
+DATA values8Iota<>+24(SB)/4, $0x00000006
+DATA values8Iota<>+28(SB)/4, $0x00000007
+DATA values8Iota<>+32(SB)/4, $0x00000008
+DATA values8Iota<>+36(SB)/4, $0x00000009
+DATA values8Iota<>+40(SB)/4, $0x0000000a
+DATA values8Iota<>+44(SB)/4, $0x0000000b
+DATA values8Iota<>+48(SB)/4, $0x0000000c
+DATA values8Iota<>+52(SB)/4, $0x0000000d
+DATA values8Iota<>+56(SB)/4, $0x0000000e
+DATA values8Iota<>+60(SB)/4, $0x0000000f
+DATA values8Iota<>+64(SB)/4, $0x00000010
+DATA values8Iota<>+68(SB)/4, $0x00000011
+DATA values8Iota<>+72(SB)/4, $0x00000012
+DATA values8Iota<>+76(SB)/4, $0x00000013
+DATA values8Iota<>+80(SB)/4, $0x00000014
+DATA values8Iota<>+84(SB)/4, $0x00000015
+DATA values8Iota<>+88(SB)/4, $0x00000016
+DATA values8Iota<>+92(SB)/4, $0x00000017
+DATA values8Iota<>+96(SB)/4, $0x00000018
+DATA values8Iota<>+100(SB)/4, $0x00000019
+DATA values8Iota<>+104(SB)/4, $0x0000001a
+DATA values8Iota<>+108(SB)/4, $0x0000001b
+DATA values8Iota<>+112(SB)/4, $0x0000001c
+DATA values8Iota<>+116(SB)/4, $0x0000001d
+DATA values8Iota<>+120(SB)/4, $0x0000001e
+DATA values8Iota<>+124(SB)/4, $0x0000001f
+DATA values8Iota<>+128(SB)/4, $0x00000020
+DATA values8Iota<>+132(SB)/4, $0x00000021
+DATA values8Iota<>+136(SB)/4, $0x00000022
+DATA values8Iota<>+140(SB)/4, $0x00000023
+DATA values8Iota<>+144(SB)/4, $0x00000024
+DATA values8Iota<>+148(SB)/4, $0x00000025
+DATA values8Iota<>+152(SB)/4, $0x00000026
+DATA values8Iota<>+156(SB)/4, $0x00000027
+DATA values8Iota<>+160(SB)/4, $0x00000028
+DATA values8Iota<>+164(SB)/4, $0x00000029
+DATA values8Iota<>+168(SB)/4, $0x0000002a
+DATA values8Iota<>+172(SB)/4, $0x0000002b
+DATA values8Iota<>+176(SB)/4, $0x0000002c
+DATA values8Iota<>+180(SB)/4, $0x0000002d
+DATA values8Iota<>+184(SB)/4, $0x0000002e
+DATA values8Iota<>+188(SB)/4, $0x0000002f
+DATA values8Iota<>+192(SB)/4, $0x00000030
+DATA values8Iota<>+196(SB)/4, $0x00000031
+DATA values8Iota<>+200(SB)/4, $0x00000032
+DATA values8Iota<>+204(SB)/4, $0x00000033
+DATA values8Iota<>+208(SB)/4, $0x00000034
+DATA values8Iota<>+212(SB)/4, $0x00000035
+DATA values8Iota<>+216(SB)/4, $0x00000036
+DATA values8Iota<>+220(SB)/4, $0x00000037
+DATA values8Iota<>+224(SB)/4, $0x00000038
+DATA values8Iota<>+228(SB)/4, $0x00000039
+DATA values8Iota<>+232(SB)/4, $0x0000003a
+DATA values8Iota<>+236(SB)/4, $0x0000003b
+DATA values8Iota<>+240(SB)/4, $0x0000003c
+DATA values8Iota<>+244(SB)/4, $0x0000003d
+DATA values8Iota<>+248(SB)/4, $0x0000003e
+DATA values8Iota<>+252(SB)/4, $0x0000003f
+GLOBL values8Iota<>(SB), RODATA|NOPTR, $256
+
+DATA values8Halves<>+0(SB)/1, $0x00
+DATA values8Halves<>+1(SB)/1, $0x01
+DATA values8Halves<>+2(SB)/1, $0x04
+DATA values8Halves<>+3(SB)/1, $0x05
+DATA values8Halves<>+4(SB)/1, $0x08
+DATA values8Halves<>+5(SB)/1, $0x09
+DATA values8Halves<>+6(SB)/1, $0x0c
+DATA values8Halves<>+7(SB)/1, $0x0d
+DATA values8Halves<>+8(SB)/1, $0x80
+DATA values8Halves<>+9(SB)/1, $0x80
+DATA values8Halves<>+10(SB)/1, $0x80
+DATA values8Halves<>+11(SB)/1, $0x80
+DATA values8Halves<>+12(SB)/1, $0x80
+DATA values8Halves<>+13(SB)/1, $0x80
+DATA values8Halves<>+14(SB)/1, $0x80
+DATA values8Halves<>+15(SB)/1, $0x80
+DATA values8Halves<>+16(SB)/1, $0x00
+DATA values8Halves<>+17(SB)/1, $0x01
+DATA values8Halves<>+18(SB)/1, $0x04
+DATA values8Halves<>+19(SB)/1, $0x05
+DATA values8Halves<>+20(SB)/1, $0x08
+DATA values8Halves<>+21(SB)/1, $0x09
+DATA values8Halves<>+22(SB)/1, $0x0c
+DATA values8Halves<>+23(SB)/1, $0x0d
+DATA values8Halves<>+24(SB)/1, $0x80
+DATA values8Halves<>+25(SB)/1, $0x80
+DATA values8Halves<>+26(SB)/1, $0x80
+DATA values8Halves<>+27(SB)/1, $0x80
+DATA values8Halves<>+28(SB)/1, $0x80
+DATA values8Halves<>+29(SB)/1, $0x80
+DATA values8Halves<>+30(SB)/1, $0x80
+DATA values8Halves<>+31(SB)/1, $0x80
+GLOBL values8Halves<>(SB), RODATA|NOPTR, $32
+
+// func weightsQ8AVX2x2(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
+// Requires: AVX, AVX2, CMOV, F16C, SSE2
+TEXT ·weightsQ8AVX2x2(SB), NOSPLIT, $256-120
+	MOVQ         m+112(FP), AX
+	MOVQ         AX, X0
+	VPBROADCASTD X0, Y0
+	MOVQ         codes_base+72(FP), AX
+	MOVQ         normOff+104(FP), CX
+	XORQ         SI, SI
+	LEAQ         -2(CX), DX
+	MOVQ         $0x00000010, BX
+	CMPQ         CX, $0x02
+	CMOVQCC      DX, CX
+	CMOVQCC      BX, SI
+	MOVQ         AX, BX
+	ADDQ         CX, BX
+	MOVQ         SI, X1
+	VPBROADCASTD X1, Y1
+	MOVQ         stride+96(FP), AX
+	MOVQ         AX, X2
+	VPBROADCASTD X2, Y2
+	VPMULLD      values8Iota<>+0(SB), Y2, Y2
+	SHLQ         $0x03, AX
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, (SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 32(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 64(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 96(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 128(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 160(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 192(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y1
+	VMOVUPS      Y1, 224(SP)
+	MOVQ         w_base+40(FP), AX
+	MOVQ         wStride+64(FP), CX
+	SHLQ         $0x02, CX
+	LEAQ         (CX)(CX*2), DX
+	VPXOR        Y1, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y3
+	VMASKMOVPS   (AX), Y3, Y4
+	VMULPS       (SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y1, Y1
+	VMASKMOVPS   (AX)(CX*1), Y3, Y3
+	VMULPS       (SP), Y3, Y3
+	VANDPS       values8Abs<>+0(SB), Y3, Y3
+	VMAXPS       Y3, Y2, Y2
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y3
+	VMASKMOVPS   32(AX), Y3, Y4
+	VMULPS       32(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y1, Y1
+	VMASKMOVPS   32(AX)(CX*1), Y3, Y3
+	VMULPS       32(SP), Y3, Y3
+	VANDPS       values8Abs<>+0(SB), Y3, Y3
+	VMAXPS       Y3, Y2, Y2
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y3
+	VMASKMOVPS   64(AX), Y3, Y4
+	VMULPS       64(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y1, Y1
+	VMASKMOVPS   64(AX)(CX*1), Y3, Y3
+	VMULPS       64(SP), Y3, Y3
+	VANDPS       values8Abs<>+0(SB), Y3, Y3
+	VMAXPS       Y3, Y2, Y2
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y3
+	VMASKMOVPS   96(AX), Y3, Y4
+	VMULPS       96(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y1, Y1
+	VMASKMOVPS   96(AX)(CX*1), Y3, Y3
+	VMULPS       96(SP), Y3, Y3
+	VANDPS       values8Abs<>+0(SB), Y3, Y3
+	VMAXPS       Y3, Y2, Y2
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y3
+	VMASKMOVPS   128(AX), Y3, Y4
+	VMULPS       128(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y1, Y1
+	VMASKMOVPS   128(AX)(CX*1), Y3, Y3
+	VMULPS       128(SP), Y3, Y3
+	VANDPS       values8Abs<>+0(SB), Y3, Y3
+	VMAXPS       Y3, Y2, Y2
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y3
+	VMASKMOVPS   160(AX), Y3, Y4
+	VMULPS       160(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y1, Y1
+	VMASKMOVPS   160(AX)(CX*1), Y3, Y3
+	VMULPS       160(SP), Y3, Y3
+	VANDPS       values8Abs<>+0(SB), Y3, Y3
+	VMAXPS       Y3, Y2, Y2
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y3
+	VMASKMOVPS   192(AX), Y3, Y4
+	VMULPS       192(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y1, Y1
+	VMASKMOVPS   192(AX)(CX*1), Y3, Y3
+	VMULPS       192(SP), Y3, Y3
+	VANDPS       values8Abs<>+0(SB), Y3, Y3
+	VMAXPS       Y3, Y2, Y2
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y3
+	VMASKMOVPS   224(AX), Y3, Y4
+	VMULPS       224(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y1, Y1
+	VMASKMOVPS   224(AX)(CX*1), Y3, Y3
+	VMULPS       224(SP), Y3, Y3
+	VANDPS       values8Abs<>+0(SB), Y3, Y3
+	VMAXPS       Y3, Y2, Y2
+	MOVQ         amax+32(FP), DX
+	VMOVSS       values8Max<>+0(SB), X3
+	VXORPS       X4, X4, X4
+	VEXTRACTF128 $0x01, Y1, X5
+	VMAXPS       X5, X1, X1
+	VMOVHLPS     X1, X5, X5
+	VMAXPS       X5, X1, X1
+	VMOVSHDUP    X1, X5
+	VMAXSS       X5, X1, X1
+	VMOVSS       X1, (DX)
+	VDIVSS       X1, X3, X5
+	VCMPPS       $0x04, X4, X1, X1
+	VANDPS       X1, X5, X5
+	VBROADCASTSS X5, Y1
+	VEXTRACTF128 $0x01, Y2, X5
+	VMAXPS       X5, X2, X2
+	VMOVHLPS     X2, X5, X5
+	VMAXPS       X5, X2, X2
+	VMOVSHDUP    X2, X5
+	VMAXSS       X5, X2, X2
+	VMOVSS       X2, 4(DX)
+	VDIVSS       X2, X3, X3
+	VCMPPS       $0x04, X4, X2, X2
+	VANDPS       X2, X3, X3
+	VBROADCASTSS X3, Y2
+	MOVL         $0x00000000, 8(DX)
+	MOVL         $0x00000000, 12(DX)
+	VPXOR        Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	MOVQ         dst_base+0(FP), DX
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y6
+	VMASKMOVPS   (AX), Y6, Y7
+	VMULPS       (SP), Y7, Y7
+	VMULPS       Y1, Y7, Y7
+	VCVTPS2DQ    Y7, Y7
+	VPADDD       Y7, Y3, Y3
+	VMASKMOVPS   (AX)(CX*1), Y6, Y6
+	VMULPS       (SP), Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPACKSSDW    Y6, Y7, Y6
+	VPACKSSDW    Y5, Y5, Y7
+	VPACKSSWB    Y7, Y6, Y6
+	VMOVDQU      Y6, (DX)
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y6
+	VMASKMOVPS   32(AX), Y6, Y7
+	VMULPS       32(SP), Y7, Y7
+	VMULPS       Y1, Y7, Y7
+	VCVTPS2DQ    Y7, Y7
+	VPADDD       Y7, Y3, Y3
+	VMASKMOVPS   32(AX)(CX*1), Y6, Y6
+	VMULPS       32(SP), Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPACKSSDW    Y6, Y7, Y6
+	VPACKSSDW    Y5, Y5, Y7
+	VPACKSSWB    Y7, Y6, Y6
+	VMOVDQU      Y6, 32(DX)
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y6
+	VMASKMOVPS   64(AX), Y6, Y7
+	VMULPS       64(SP), Y7, Y7
+	VMULPS       Y1, Y7, Y7
+	VCVTPS2DQ    Y7, Y7
+	VPADDD       Y7, Y3, Y3
+	VMASKMOVPS   64(AX)(CX*1), Y6, Y6
+	VMULPS       64(SP), Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPACKSSDW    Y6, Y7, Y6
+	VPACKSSDW    Y5, Y5, Y7
+	VPACKSSWB    Y7, Y6, Y6
+	VMOVDQU      Y6, 64(DX)
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y6
+	VMASKMOVPS   96(AX), Y6, Y7
+	VMULPS       96(SP), Y7, Y7
+	VMULPS       Y1, Y7, Y7
+	VCVTPS2DQ    Y7, Y7
+	VPADDD       Y7, Y3, Y3
+	VMASKMOVPS   96(AX)(CX*1), Y6, Y6
+	VMULPS       96(SP), Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPACKSSDW    Y6, Y7, Y6
+	VPACKSSDW    Y5, Y5, Y7
+	VPACKSSWB    Y7, Y6, Y6
+	VMOVDQU      Y6, 96(DX)
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y6
+	VMASKMOVPS   128(AX), Y6, Y7
+	VMULPS       128(SP), Y7, Y7
+	VMULPS       Y1, Y7, Y7
+	VCVTPS2DQ    Y7, Y7
+	VPADDD       Y7, Y3, Y3
+	VMASKMOVPS   128(AX)(CX*1), Y6, Y6
+	VMULPS       128(SP), Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPACKSSDW    Y6, Y7, Y6
+	VPACKSSDW    Y5, Y5, Y7
+	VPACKSSWB    Y7, Y6, Y6
+	VMOVDQU      Y6, 128(DX)
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y6
+	VMASKMOVPS   160(AX), Y6, Y7
+	VMULPS       160(SP), Y7, Y7
+	VMULPS       Y1, Y7, Y7
+	VCVTPS2DQ    Y7, Y7
+	VPADDD       Y7, Y3, Y3
+	VMASKMOVPS   160(AX)(CX*1), Y6, Y6
+	VMULPS       160(SP), Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPACKSSDW    Y6, Y7, Y6
+	VPACKSSDW    Y5, Y5, Y7
+	VPACKSSWB    Y7, Y6, Y6
+	VMOVDQU      Y6, 160(DX)
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y6
+	VMASKMOVPS   192(AX), Y6, Y7
+	VMULPS       192(SP), Y7, Y7
+	VMULPS       Y1, Y7, Y7
+	VCVTPS2DQ    Y7, Y7
+	VPADDD       Y7, Y3, Y3
+	VMASKMOVPS   192(AX)(CX*1), Y6, Y6
+	VMULPS       192(SP), Y6, Y6
+	VMULPS       Y2, Y6, Y6
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       Y6, Y4, Y4
+	VPACKSSDW    Y6, Y7, Y6
+	VPACKSSDW    Y5, Y5, Y7
+	VPACKSSWB    Y7, Y6, Y6
+	VMOVDQU      Y6, 192(DX)
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y0
+	VMASKMOVPS   224(AX), Y0, Y6
+	VMULPS       224(SP), Y6, Y6
+	VMULPS       Y1, Y6, Y6
+	VCVTPS2DQ    Y6, Y6
+	VPADDD       Y6, Y3, Y3
+	VMASKMOVPS   224(AX)(CX*1), Y0, Y0
+	VMULPS       224(SP), Y0, Y0
+	VMULPS       Y2, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y0, Y4, Y4
+	VPACKSSDW    Y0, Y6, Y0
+	VPACKSSDW    Y5, Y5, Y1
+	VPACKSSWB    Y1, Y0, Y0
+	VMOVDQU      Y0, 224(DX)
+	MOVQ         sums+24(FP), AX
+	VEXTRACTI128 $0x01, Y3, X0
+	VPADDD       X0, X3, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, (AX)
+	VEXTRACTI128 $0x01, Y4, X0
+	VPADDD       X0, X4, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, 4(AX)
+	MOVL         $0x00000000, 8(AX)
+	MOVL         $0x00000000, 12(AX)
+	VZEROUPPER
+	RET
+
+// func weightsQ8AVX2x3(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
+// Requires: AVX, AVX2, CMOV, F16C, SSE2
+TEXT ·weightsQ8AVX2x3(SB), NOSPLIT, $256-120
+	MOVQ         m+112(FP), AX
+	MOVQ         AX, X0
+	VPBROADCASTD X0, Y0
+	MOVQ         codes_base+72(FP), AX
+	MOVQ         normOff+104(FP), CX
+	XORQ         SI, SI
+	LEAQ         -2(CX), DX
+	MOVQ         $0x00000010, BX
+	CMPQ         CX, $0x02
+	CMOVQCC      DX, CX
+	CMOVQCC      BX, SI
+	MOVQ         AX, BX
+	ADDQ         CX, BX
+	MOVQ         SI, X1
+	VPBROADCASTD X1, Y1
+	MOVQ         stride+96(FP), AX
+	MOVQ         AX, X2
+	VPBROADCASTD X2, Y2
+	VPMULLD      values8Iota<>+0(SB), Y2, Y2
+	SHLQ         $0x03, AX
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, (SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 32(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 64(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 96(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 128(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 160(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 192(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y1
+	VMOVUPS      Y1, 224(SP)
+	MOVQ         w_base+40(FP), AX
+	MOVQ         wStride+64(FP), CX
+	SHLQ         $0x02, CX
+	LEAQ         (CX)(CX*2), DX
+	VPXOR        Y1, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y4
+	VMASKMOVPS   (AX), Y4, Y5
+	VMULPS       (SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y1, Y1
+	VMASKMOVPS   (AX)(CX*1), Y4, Y5
+	VMULPS       (SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y2, Y2
+	VMASKMOVPS   (AX)(CX*2), Y4, Y4
+	VMULPS       (SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y3, Y3
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y4
+	VMASKMOVPS   32(AX), Y4, Y5
+	VMULPS       32(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y1, Y1
+	VMASKMOVPS   32(AX)(CX*1), Y4, Y5
+	VMULPS       32(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y2, Y2
+	VMASKMOVPS   32(AX)(CX*2), Y4, Y4
+	VMULPS       32(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y3, Y3
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y4
+	VMASKMOVPS   64(AX), Y4, Y5
+	VMULPS       64(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y1, Y1
+	VMASKMOVPS   64(AX)(CX*1), Y4, Y5
+	VMULPS       64(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y2, Y2
+	VMASKMOVPS   64(AX)(CX*2), Y4, Y4
+	VMULPS       64(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y3, Y3
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y4
+	VMASKMOVPS   96(AX), Y4, Y5
+	VMULPS       96(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y1, Y1
+	VMASKMOVPS   96(AX)(CX*1), Y4, Y5
+	VMULPS       96(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y2, Y2
+	VMASKMOVPS   96(AX)(CX*2), Y4, Y4
+	VMULPS       96(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y3, Y3
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y4
+	VMASKMOVPS   128(AX), Y4, Y5
+	VMULPS       128(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y1, Y1
+	VMASKMOVPS   128(AX)(CX*1), Y4, Y5
+	VMULPS       128(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y2, Y2
+	VMASKMOVPS   128(AX)(CX*2), Y4, Y4
+	VMULPS       128(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y3, Y3
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y4
+	VMASKMOVPS   160(AX), Y4, Y5
+	VMULPS       160(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y1, Y1
+	VMASKMOVPS   160(AX)(CX*1), Y4, Y5
+	VMULPS       160(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y2, Y2
+	VMASKMOVPS   160(AX)(CX*2), Y4, Y4
+	VMULPS       160(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y3, Y3
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y4
+	VMASKMOVPS   192(AX), Y4, Y5
+	VMULPS       192(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y1, Y1
+	VMASKMOVPS   192(AX)(CX*1), Y4, Y5
+	VMULPS       192(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y2, Y2
+	VMASKMOVPS   192(AX)(CX*2), Y4, Y4
+	VMULPS       192(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y3, Y3
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y4
+	VMASKMOVPS   224(AX), Y4, Y5
+	VMULPS       224(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y1, Y1
+	VMASKMOVPS   224(AX)(CX*1), Y4, Y5
+	VMULPS       224(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y2, Y2
+	VMASKMOVPS   224(AX)(CX*2), Y4, Y4
+	VMULPS       224(SP), Y4, Y4
+	VANDPS       values8Abs<>+0(SB), Y4, Y4
+	VMAXPS       Y4, Y3, Y3
+	MOVQ         amax+32(FP), DX
+	VMOVSS       values8Max<>+0(SB), X4
+	VXORPS       X5, X5, X5
+	VEXTRACTF128 $0x01, Y1, X6
+	VMAXPS       X6, X1, X1
+	VMOVHLPS     X1, X6, X6
+	VMAXPS       X6, X1, X1
+	VMOVSHDUP    X1, X6
+	VMAXSS       X6, X1, X1
+	VMOVSS       X1, (DX)
+	VDIVSS       X1, X4, X6
+	VCMPPS       $0x04, X5, X1, X1
+	VANDPS       X1, X6, X6
+	VBROADCASTSS X6, Y1
+	VEXTRACTF128 $0x01, Y2, X6
+	VMAXPS       X6, X2, X2
+	VMOVHLPS     X2, X6, X6
+	VMAXPS       X6, X2, X2
+	VMOVSHDUP    X2, X6
+	VMAXSS       X6, X2, X2
+	VMOVSS       X2, 4(DX)
+	VDIVSS       X2, X4, X6
+	VCMPPS       $0x04, X5, X2, X2
+	VANDPS       X2, X6, X6
+	VBROADCASTSS X6, Y2
+	VEXTRACTF128 $0x01, Y3, X6
+	VMAXPS       X6, X3, X3
+	VMOVHLPS     X3, X6, X6
+	VMAXPS       X6, X3, X3
+	VMOVSHDUP    X3, X6
+	VMAXSS       X6, X3, X3
+	VMOVSS       X3, 8(DX)
+	VDIVSS       X3, X4, X4
+	VCMPPS       $0x04, X5, X3, X3
+	VANDPS       X3, X4, X4
+	VBROADCASTSS X4, Y3
+	MOVL         $0x00000000, 12(DX)
+	VPXOR        Y4, Y4, Y4
+	VPXOR        Y5, Y5, Y5
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	MOVQ         dst_base+0(FP), DX
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y8
+	VMASKMOVPS   (AX), Y8, Y9
+	VMULPS       (SP), Y9, Y9
+	VMULPS       Y1, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VMASKMOVPS   (AX)(CX*1), Y8, Y10
+	VMULPS       (SP), Y10, Y10
+	VMULPS       Y2, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   (AX)(CX*2), Y8, Y8
+	VMULPS       (SP), Y8, Y8
+	VMULPS       Y3, Y8, Y8
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       Y8, Y6, Y6
+	VPACKSSDW    Y10, Y9, Y9
+	VPACKSSDW    Y7, Y8, Y8
+	VPACKSSWB    Y8, Y9, Y9
+	VMOVDQU      Y9, (DX)
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y8
+	VMASKMOVPS   32(AX), Y8, Y9
+	VMULPS       32(SP), Y9, Y9
+	VMULPS       Y1, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VMASKMOVPS   32(AX)(CX*1), Y8, Y10
+	VMULPS       32(SP), Y10, Y10
+	VMULPS       Y2, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   32(AX)(CX*2), Y8, Y8
+	VMULPS       32(SP), Y8, Y8
+	VMULPS       Y3, Y8, Y8
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       Y8, Y6, Y6
+	VPACKSSDW    Y10, Y9, Y9
+	VPACKSSDW    Y7, Y8, Y8
+	VPACKSSWB    Y8, Y9, Y9
+	VMOVDQU      Y9, 32(DX)
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y8
+	VMASKMOVPS   64(AX), Y8, Y9
+	VMULPS       64(SP), Y9, Y9
+	VMULPS       Y1, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VMASKMOVPS   64(AX)(CX*1), Y8, Y10
+	VMULPS       64(SP), Y10, Y10
+	VMULPS       Y2, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   64(AX)(CX*2), Y8, Y8
+	VMULPS       64(SP), Y8, Y8
+	VMULPS       Y3, Y8, Y8
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       Y8, Y6, Y6
+	VPACKSSDW    Y10, Y9, Y9
+	VPACKSSDW    Y7, Y8, Y8
+	VPACKSSWB    Y8, Y9, Y9
+	VMOVDQU      Y9, 64(DX)
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y8
+	VMASKMOVPS   96(AX), Y8, Y9
+	VMULPS       96(SP), Y9, Y9
+	VMULPS       Y1, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VMASKMOVPS   96(AX)(CX*1), Y8, Y10
+	VMULPS       96(SP), Y10, Y10
+	VMULPS       Y2, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   96(AX)(CX*2), Y8, Y8
+	VMULPS       96(SP), Y8, Y8
+	VMULPS       Y3, Y8, Y8
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       Y8, Y6, Y6
+	VPACKSSDW    Y10, Y9, Y9
+	VPACKSSDW    Y7, Y8, Y8
+	VPACKSSWB    Y8, Y9, Y9
+	VMOVDQU      Y9, 96(DX)
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y8
+	VMASKMOVPS   128(AX), Y8, Y9
+	VMULPS       128(SP), Y9, Y9
+	VMULPS       Y1, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VMASKMOVPS   128(AX)(CX*1), Y8, Y10
+	VMULPS       128(SP), Y10, Y10
+	VMULPS       Y2, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   128(AX)(CX*2), Y8, Y8
+	VMULPS       128(SP), Y8, Y8
+	VMULPS       Y3, Y8, Y8
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       Y8, Y6, Y6
+	VPACKSSDW    Y10, Y9, Y9
+	VPACKSSDW    Y7, Y8, Y8
+	VPACKSSWB    Y8, Y9, Y9
+	VMOVDQU      Y9, 128(DX)
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y8
+	VMASKMOVPS   160(AX), Y8, Y9
+	VMULPS       160(SP), Y9, Y9
+	VMULPS       Y1, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VMASKMOVPS   160(AX)(CX*1), Y8, Y10
+	VMULPS       160(SP), Y10, Y10
+	VMULPS       Y2, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   160(AX)(CX*2), Y8, Y8
+	VMULPS       160(SP), Y8, Y8
+	VMULPS       Y3, Y8, Y8
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       Y8, Y6, Y6
+	VPACKSSDW    Y10, Y9, Y9
+	VPACKSSDW    Y7, Y8, Y8
+	VPACKSSWB    Y8, Y9, Y9
+	VMOVDQU      Y9, 160(DX)
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y8
+	VMASKMOVPS   192(AX), Y8, Y9
+	VMULPS       192(SP), Y9, Y9
+	VMULPS       Y1, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y4, Y4
+	VMASKMOVPS   192(AX)(CX*1), Y8, Y10
+	VMULPS       192(SP), Y10, Y10
+	VMULPS       Y2, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   192(AX)(CX*2), Y8, Y8
+	VMULPS       192(SP), Y8, Y8
+	VMULPS       Y3, Y8, Y8
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       Y8, Y6, Y6
+	VPACKSSDW    Y10, Y9, Y9
+	VPACKSSDW    Y7, Y8, Y8
+	VPACKSSWB    Y8, Y9, Y9
+	VMOVDQU      Y9, 192(DX)
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y0
+	VMASKMOVPS   224(AX), Y0, Y8
+	VMULPS       224(SP), Y8, Y8
+	VMULPS       Y1, Y8, Y8
+	VCVTPS2DQ    Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VMASKMOVPS   224(AX)(CX*1), Y0, Y1
+	VMULPS       224(SP), Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       Y1, Y5, Y5
+	VMASKMOVPS   224(AX)(CX*2), Y0, Y0
+	VMULPS       224(SP), Y0, Y0
+	VMULPS       Y3, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y0, Y6, Y6
+	VPACKSSDW    Y1, Y8, Y1
+	VPACKSSDW    Y7, Y0, Y0
+	VPACKSSWB    Y0, Y1, Y1
+	VMOVDQU      Y1, 224(DX)
+	MOVQ         sums+24(FP), AX
+	VEXTRACTI128 $0x01, Y4, X0
+	VPADDD       X0, X4, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, (AX)
+	VEXTRACTI128 $0x01, Y5, X0
+	VPADDD       X0, X5, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, 4(AX)
+	VEXTRACTI128 $0x01, Y6, X0
+	VPADDD       X0, X6, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, 8(AX)
+	MOVL         $0x00000000, 12(AX)
+	VZEROUPPER
+	RET
+
+// func weightsQ8AVX2x4(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
+// Requires: AVX, AVX2, CMOV, F16C, SSE2
+TEXT ·weightsQ8AVX2x4(SB), NOSPLIT, $256-120
+	MOVQ         m+112(FP), AX
+	MOVQ         AX, X0
+	VPBROADCASTD X0, Y0
+	MOVQ         codes_base+72(FP), AX
+	MOVQ         normOff+104(FP), CX
+	XORQ         SI, SI
+	LEAQ         -2(CX), DX
+	MOVQ         $0x00000010, BX
+	CMPQ         CX, $0x02
+	CMOVQCC      DX, CX
+	CMOVQCC      BX, SI
+	MOVQ         AX, BX
+	ADDQ         CX, BX
+	MOVQ         SI, X1
+	VPBROADCASTD X1, Y1
+	MOVQ         stride+96(FP), AX
+	MOVQ         AX, X2
+	VPBROADCASTD X2, Y2
+	VPMULLD      values8Iota<>+0(SB), Y2, Y2
+	SHLQ         $0x03, AX
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, (SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 32(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 64(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 96(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 128(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 160(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y3
+	VMOVUPS      Y3, 192(SP)
+	ADDQ         AX, BX
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y3
+	VPXOR        Y4, Y4, Y4
+	VPGATHERDD   Y3, (BX)(Y2*1), Y4
+	VPSRLVD      Y1, Y4, Y4
+	VPSHUFB      values8Halves<>+0(SB), Y4, Y4
+	VPERMQ       $0x08, Y4, Y4
+	VCVTPH2PS    X4, Y1
+	VMOVUPS      Y1, 224(SP)
+	MOVQ         w_base+40(FP), AX
+	MOVQ         wStride+64(FP), CX
+	SHLQ         $0x02, CX
+	LEAQ         (CX)(CX*2), DX
+	VPXOR        Y1, Y1, Y1
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	VPXOR        Y4, Y4, Y4
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y5
+	VMASKMOVPS   (AX), Y5, Y6
+	VMULPS       (SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y1, Y1
+	VMASKMOVPS   (AX)(CX*1), Y5, Y6
+	VMULPS       (SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y2, Y2
+	VMASKMOVPS   (AX)(CX*2), Y5, Y6
+	VMULPS       (SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y3, Y3
+	VMASKMOVPS   (AX)(DX*1), Y5, Y5
+	VMULPS       (SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y4, Y4
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y5
+	VMASKMOVPS   32(AX), Y5, Y6
+	VMULPS       32(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y1, Y1
+	VMASKMOVPS   32(AX)(CX*1), Y5, Y6
+	VMULPS       32(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y2, Y2
+	VMASKMOVPS   32(AX)(CX*2), Y5, Y6
+	VMULPS       32(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y3, Y3
+	VMASKMOVPS   32(AX)(DX*1), Y5, Y5
+	VMULPS       32(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y4, Y4
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y5
+	VMASKMOVPS   64(AX), Y5, Y6
+	VMULPS       64(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y1, Y1
+	VMASKMOVPS   64(AX)(CX*1), Y5, Y6
+	VMULPS       64(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y2, Y2
+	VMASKMOVPS   64(AX)(CX*2), Y5, Y6
+	VMULPS       64(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y3, Y3
+	VMASKMOVPS   64(AX)(DX*1), Y5, Y5
+	VMULPS       64(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y4, Y4
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y5
+	VMASKMOVPS   96(AX), Y5, Y6
+	VMULPS       96(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y1, Y1
+	VMASKMOVPS   96(AX)(CX*1), Y5, Y6
+	VMULPS       96(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y2, Y2
+	VMASKMOVPS   96(AX)(CX*2), Y5, Y6
+	VMULPS       96(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y3, Y3
+	VMASKMOVPS   96(AX)(DX*1), Y5, Y5
+	VMULPS       96(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y4, Y4
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y5
+	VMASKMOVPS   128(AX), Y5, Y6
+	VMULPS       128(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y1, Y1
+	VMASKMOVPS   128(AX)(CX*1), Y5, Y6
+	VMULPS       128(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y2, Y2
+	VMASKMOVPS   128(AX)(CX*2), Y5, Y6
+	VMULPS       128(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y3, Y3
+	VMASKMOVPS   128(AX)(DX*1), Y5, Y5
+	VMULPS       128(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y4, Y4
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y5
+	VMASKMOVPS   160(AX), Y5, Y6
+	VMULPS       160(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y1, Y1
+	VMASKMOVPS   160(AX)(CX*1), Y5, Y6
+	VMULPS       160(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y2, Y2
+	VMASKMOVPS   160(AX)(CX*2), Y5, Y6
+	VMULPS       160(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y3, Y3
+	VMASKMOVPS   160(AX)(DX*1), Y5, Y5
+	VMULPS       160(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y4, Y4
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y5
+	VMASKMOVPS   192(AX), Y5, Y6
+	VMULPS       192(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y1, Y1
+	VMASKMOVPS   192(AX)(CX*1), Y5, Y6
+	VMULPS       192(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y2, Y2
+	VMASKMOVPS   192(AX)(CX*2), Y5, Y6
+	VMULPS       192(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y3, Y3
+	VMASKMOVPS   192(AX)(DX*1), Y5, Y5
+	VMULPS       192(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y4, Y4
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y5
+	VMASKMOVPS   224(AX), Y5, Y6
+	VMULPS       224(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y1, Y1
+	VMASKMOVPS   224(AX)(CX*1), Y5, Y6
+	VMULPS       224(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y2, Y2
+	VMASKMOVPS   224(AX)(CX*2), Y5, Y6
+	VMULPS       224(SP), Y6, Y6
+	VANDPS       values8Abs<>+0(SB), Y6, Y6
+	VMAXPS       Y6, Y3, Y3
+	VMASKMOVPS   224(AX)(DX*1), Y5, Y5
+	VMULPS       224(SP), Y5, Y5
+	VANDPS       values8Abs<>+0(SB), Y5, Y5
+	VMAXPS       Y5, Y4, Y4
+	MOVQ         amax+32(FP), BX
+	VMOVSS       values8Max<>+0(SB), X5
+	VXORPS       X6, X6, X6
+	VEXTRACTF128 $0x01, Y1, X7
+	VMAXPS       X7, X1, X1
+	VMOVHLPS     X1, X7, X7
+	VMAXPS       X7, X1, X1
+	VMOVSHDUP    X1, X7
+	VMAXSS       X7, X1, X1
+	VMOVSS       X1, (BX)
+	VDIVSS       X1, X5, X7
+	VCMPPS       $0x04, X6, X1, X1
+	VANDPS       X1, X7, X7
+	VBROADCASTSS X7, Y1
+	VEXTRACTF128 $0x01, Y2, X7
+	VMAXPS       X7, X2, X2
+	VMOVHLPS     X2, X7, X7
+	VMAXPS       X7, X2, X2
+	VMOVSHDUP    X2, X7
+	VMAXSS       X7, X2, X2
+	VMOVSS       X2, 4(BX)
+	VDIVSS       X2, X5, X7
+	VCMPPS       $0x04, X6, X2, X2
+	VANDPS       X2, X7, X7
+	VBROADCASTSS X7, Y2
+	VEXTRACTF128 $0x01, Y3, X7
+	VMAXPS       X7, X3, X3
+	VMOVHLPS     X3, X7, X7
+	VMAXPS       X7, X3, X3
+	VMOVSHDUP    X3, X7
+	VMAXSS       X7, X3, X3
+	VMOVSS       X3, 8(BX)
+	VDIVSS       X3, X5, X7
+	VCMPPS       $0x04, X6, X3, X3
+	VANDPS       X3, X7, X7
+	VBROADCASTSS X7, Y3
+	VEXTRACTF128 $0x01, Y4, X7
+	VMAXPS       X7, X4, X4
+	VMOVHLPS     X4, X7, X7
+	VMAXPS       X7, X4, X4
+	VMOVSHDUP    X4, X7
+	VMAXSS       X7, X4, X4
+	VMOVSS       X4, 12(BX)
+	VDIVSS       X4, X5, X5
+	VCMPPS       $0x04, X6, X4, X4
+	VANDPS       X4, X5, X5
+	VBROADCASTSS X5, Y4
+	VPXOR        Y5, Y5, Y5
+	VPXOR        Y6, Y6, Y6
+	VPXOR        Y7, Y7, Y7
+	VPXOR        Y8, Y8, Y8
+	VPXOR        Y9, Y9, Y9
+	MOVQ         dst_base+0(FP), BX
+	VPCMPGTD     values8Iota<>+0(SB), Y0, Y9
+	VMASKMOVPS   (AX), Y9, Y10
+	VMULPS       (SP), Y10, Y10
+	VMULPS       Y1, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   (AX)(CX*1), Y9, Y11
+	VMULPS       (SP), Y11, Y11
+	VMULPS       Y2, Y11, Y11
+	VCVTPS2DQ    Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMASKMOVPS   (AX)(CX*2), Y9, Y12
+	VMULPS       (SP), Y12, Y12
+	VMULPS       Y3, Y12, Y12
+	VCVTPS2DQ    Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VMASKMOVPS   (AX)(DX*1), Y9, Y9
+	VMULPS       (SP), Y9, Y9
+	VMULPS       Y4, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPACKSSDW    Y11, Y10, Y10
+	VPACKSSDW    Y9, Y12, Y9
+	VPACKSSWB    Y9, Y10, Y10
+	VMOVDQU      Y10, (BX)
+	VPCMPGTD     values8Iota<>+32(SB), Y0, Y9
+	VMASKMOVPS   32(AX), Y9, Y10
+	VMULPS       32(SP), Y10, Y10
+	VMULPS       Y1, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   32(AX)(CX*1), Y9, Y11
+	VMULPS       32(SP), Y11, Y11
+	VMULPS       Y2, Y11, Y11
+	VCVTPS2DQ    Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMASKMOVPS   32(AX)(CX*2), Y9, Y12
+	VMULPS       32(SP), Y12, Y12
+	VMULPS       Y3, Y12, Y12
+	VCVTPS2DQ    Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VMASKMOVPS   32(AX)(DX*1), Y9, Y9
+	VMULPS       32(SP), Y9, Y9
+	VMULPS       Y4, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPACKSSDW    Y11, Y10, Y10
+	VPACKSSDW    Y9, Y12, Y9
+	VPACKSSWB    Y9, Y10, Y10
+	VMOVDQU      Y10, 32(BX)
+	VPCMPGTD     values8Iota<>+64(SB), Y0, Y9
+	VMASKMOVPS   64(AX), Y9, Y10
+	VMULPS       64(SP), Y10, Y10
+	VMULPS       Y1, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   64(AX)(CX*1), Y9, Y11
+	VMULPS       64(SP), Y11, Y11
+	VMULPS       Y2, Y11, Y11
+	VCVTPS2DQ    Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMASKMOVPS   64(AX)(CX*2), Y9, Y12
+	VMULPS       64(SP), Y12, Y12
+	VMULPS       Y3, Y12, Y12
+	VCVTPS2DQ    Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VMASKMOVPS   64(AX)(DX*1), Y9, Y9
+	VMULPS       64(SP), Y9, Y9
+	VMULPS       Y4, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPACKSSDW    Y11, Y10, Y10
+	VPACKSSDW    Y9, Y12, Y9
+	VPACKSSWB    Y9, Y10, Y10
+	VMOVDQU      Y10, 64(BX)
+	VPCMPGTD     values8Iota<>+96(SB), Y0, Y9
+	VMASKMOVPS   96(AX), Y9, Y10
+	VMULPS       96(SP), Y10, Y10
+	VMULPS       Y1, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   96(AX)(CX*1), Y9, Y11
+	VMULPS       96(SP), Y11, Y11
+	VMULPS       Y2, Y11, Y11
+	VCVTPS2DQ    Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMASKMOVPS   96(AX)(CX*2), Y9, Y12
+	VMULPS       96(SP), Y12, Y12
+	VMULPS       Y3, Y12, Y12
+	VCVTPS2DQ    Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VMASKMOVPS   96(AX)(DX*1), Y9, Y9
+	VMULPS       96(SP), Y9, Y9
+	VMULPS       Y4, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPACKSSDW    Y11, Y10, Y10
+	VPACKSSDW    Y9, Y12, Y9
+	VPACKSSWB    Y9, Y10, Y10
+	VMOVDQU      Y10, 96(BX)
+	VPCMPGTD     values8Iota<>+128(SB), Y0, Y9
+	VMASKMOVPS   128(AX), Y9, Y10
+	VMULPS       128(SP), Y10, Y10
+	VMULPS       Y1, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   128(AX)(CX*1), Y9, Y11
+	VMULPS       128(SP), Y11, Y11
+	VMULPS       Y2, Y11, Y11
+	VCVTPS2DQ    Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMASKMOVPS   128(AX)(CX*2), Y9, Y12
+	VMULPS       128(SP), Y12, Y12
+	VMULPS       Y3, Y12, Y12
+	VCVTPS2DQ    Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VMASKMOVPS   128(AX)(DX*1), Y9, Y9
+	VMULPS       128(SP), Y9, Y9
+	VMULPS       Y4, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPACKSSDW    Y11, Y10, Y10
+	VPACKSSDW    Y9, Y12, Y9
+	VPACKSSWB    Y9, Y10, Y10
+	VMOVDQU      Y10, 128(BX)
+	VPCMPGTD     values8Iota<>+160(SB), Y0, Y9
+	VMASKMOVPS   160(AX), Y9, Y10
+	VMULPS       160(SP), Y10, Y10
+	VMULPS       Y1, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   160(AX)(CX*1), Y9, Y11
+	VMULPS       160(SP), Y11, Y11
+	VMULPS       Y2, Y11, Y11
+	VCVTPS2DQ    Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMASKMOVPS   160(AX)(CX*2), Y9, Y12
+	VMULPS       160(SP), Y12, Y12
+	VMULPS       Y3, Y12, Y12
+	VCVTPS2DQ    Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VMASKMOVPS   160(AX)(DX*1), Y9, Y9
+	VMULPS       160(SP), Y9, Y9
+	VMULPS       Y4, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPACKSSDW    Y11, Y10, Y10
+	VPACKSSDW    Y9, Y12, Y9
+	VPACKSSWB    Y9, Y10, Y10
+	VMOVDQU      Y10, 160(BX)
+	VPCMPGTD     values8Iota<>+192(SB), Y0, Y9
+	VMASKMOVPS   192(AX), Y9, Y10
+	VMULPS       192(SP), Y10, Y10
+	VMULPS       Y1, Y10, Y10
+	VCVTPS2DQ    Y10, Y10
+	VPADDD       Y10, Y5, Y5
+	VMASKMOVPS   192(AX)(CX*1), Y9, Y11
+	VMULPS       192(SP), Y11, Y11
+	VMULPS       Y2, Y11, Y11
+	VCVTPS2DQ    Y11, Y11
+	VPADDD       Y11, Y6, Y6
+	VMASKMOVPS   192(AX)(CX*2), Y9, Y12
+	VMULPS       192(SP), Y12, Y12
+	VMULPS       Y3, Y12, Y12
+	VCVTPS2DQ    Y12, Y12
+	VPADDD       Y12, Y7, Y7
+	VMASKMOVPS   192(AX)(DX*1), Y9, Y9
+	VMULPS       192(SP), Y9, Y9
+	VMULPS       Y4, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y8, Y8
+	VPACKSSDW    Y11, Y10, Y10
+	VPACKSSDW    Y9, Y12, Y9
+	VPACKSSWB    Y9, Y10, Y10
+	VMOVDQU      Y10, 192(BX)
+	VPCMPGTD     values8Iota<>+224(SB), Y0, Y0
+	VMASKMOVPS   224(AX), Y0, Y9
+	VMULPS       224(SP), Y9, Y9
+	VMULPS       Y1, Y9, Y9
+	VCVTPS2DQ    Y9, Y9
+	VPADDD       Y9, Y5, Y5
+	VMASKMOVPS   224(AX)(CX*1), Y0, Y1
+	VMULPS       224(SP), Y1, Y1
+	VMULPS       Y2, Y1, Y1
+	VCVTPS2DQ    Y1, Y1
+	VPADDD       Y1, Y6, Y6
+	VMASKMOVPS   224(AX)(CX*2), Y0, Y2
+	VMULPS       224(SP), Y2, Y2
+	VMULPS       Y3, Y2, Y2
+	VCVTPS2DQ    Y2, Y2
+	VPADDD       Y2, Y7, Y7
+	VMASKMOVPS   224(AX)(DX*1), Y0, Y0
+	VMULPS       224(SP), Y0, Y0
+	VMULPS       Y4, Y0, Y0
+	VCVTPS2DQ    Y0, Y0
+	VPADDD       Y0, Y8, Y8
+	VPACKSSDW    Y1, Y9, Y1
+	VPACKSSDW    Y0, Y2, Y0
+	VPACKSSWB    Y0, Y1, Y1
+	VMOVDQU      Y1, 224(BX)
+	MOVQ         sums+24(FP), AX
+	VEXTRACTI128 $0x01, Y5, X0
+	VPADDD       X0, X5, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, (AX)
+	VEXTRACTI128 $0x01, Y6, X0
+	VPADDD       X0, X6, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, 4(AX)
+	VEXTRACTI128 $0x01, Y7, X0
+	VPADDD       X0, X7, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, 8(AX)
+	VEXTRACTI128 $0x01, Y8, X0
+	VPADDD       X0, X8, X0
+	VPSHUFD      $0x4e, X0, X1
+	VPADDD       X1, X0, X0
+	VPSHUFD      $0xb1, X0, X1
+	VPADDD       X1, X0, X0
+	VMOVD        X0, 12(AX)
+	VZEROUPPER
+	RET
+
+// func axpyCodesQ8B4x1AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX2, CMOV, MMX+
+TEXT ·axpyCodesQ8B4x1AVX2(SB), NOSPLIT, $0-168
+	MOVQ           tab+72(FP), AX
+	VBROADCASTI128 (AX), Y0
+	VMOVDQU        values8Quads<>+0(SB), Y1
+	MOVQ           ahead_base+144(FP), AX
+	MOVQ           ahead_len+152(FP), CX
+	MOVQ           acc_base+0(FP), DX
+	MOVQ           codes_base+80(FP), BX
+	MOVQ           idxOff+112(FP), SI
+	ADDQ           SI, BX
+	MOVQ           d64+128(FP), SI
+
+axpyCodesQ8B4x1AVX2_chunk:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	MOVQ  BX, DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x1AVX2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x1AVX2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x1AVX2_pf119
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x1AVX2_pf119:
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x1AVX2_quad
+
+axpyCodesQ8B4x1AVX2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x1AVX2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B4x1AVX2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         DX, R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	ADDQ         $0x40, DX
+	ADDQ         $0x08, BX
+	SUBQ         $0x10, SI
+	JNZ          axpyCodesQ8B4x1AVX2_chunk
+	VZEROUPPER
+	RET
+
+DATA values8Quads<>+0(SB)/4, $0x00000000
+DATA values8Quads<>+4(SB)/4, $0x00000002
+DATA values8Quads<>+8(SB)/4, $0x00000004
+DATA values8Quads<>+12(SB)/4, $0x00000006
+DATA values8Quads<>+16(SB)/4, $0x00000001
+DATA values8Quads<>+20(SB)/4, $0x00000003
+DATA values8Quads<>+24(SB)/4, $0x00000005
+DATA values8Quads<>+28(SB)/4, $0x00000007
+GLOBL values8Quads<>(SB), RODATA|NOPTR, $32
+
+DATA values8Transpose<>+0(SB)/1, $0x00
+DATA values8Transpose<>+1(SB)/1, $0x04
+DATA values8Transpose<>+2(SB)/1, $0x08
+DATA values8Transpose<>+3(SB)/1, $0x0c
+DATA values8Transpose<>+4(SB)/1, $0x01
+DATA values8Transpose<>+5(SB)/1, $0x05
+DATA values8Transpose<>+6(SB)/1, $0x09
+DATA values8Transpose<>+7(SB)/1, $0x0d
+DATA values8Transpose<>+8(SB)/1, $0x02
+DATA values8Transpose<>+9(SB)/1, $0x06
+DATA values8Transpose<>+10(SB)/1, $0x0a
+DATA values8Transpose<>+11(SB)/1, $0x0e
+DATA values8Transpose<>+12(SB)/1, $0x03
+DATA values8Transpose<>+13(SB)/1, $0x07
+DATA values8Transpose<>+14(SB)/1, $0x0b
+DATA values8Transpose<>+15(SB)/1, $0x0f
+DATA values8Transpose<>+16(SB)/1, $0x00
+DATA values8Transpose<>+17(SB)/1, $0x04
+DATA values8Transpose<>+18(SB)/1, $0x08
+DATA values8Transpose<>+19(SB)/1, $0x0c
+DATA values8Transpose<>+20(SB)/1, $0x01
+DATA values8Transpose<>+21(SB)/1, $0x05
+DATA values8Transpose<>+22(SB)/1, $0x09
+DATA values8Transpose<>+23(SB)/1, $0x0d
+DATA values8Transpose<>+24(SB)/1, $0x02
+DATA values8Transpose<>+25(SB)/1, $0x06
+DATA values8Transpose<>+26(SB)/1, $0x0a
+DATA values8Transpose<>+27(SB)/1, $0x0e
+DATA values8Transpose<>+28(SB)/1, $0x03
+DATA values8Transpose<>+29(SB)/1, $0x07
+DATA values8Transpose<>+30(SB)/1, $0x0b
+DATA values8Transpose<>+31(SB)/1, $0x0f
+GLOBL values8Transpose<>(SB), RODATA|NOPTR, $32
+
+// func axpyCodesQ8B4x2AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX2, CMOV, MMX+
+TEXT ·axpyCodesQ8B4x2AVX2(SB), NOSPLIT, $0-168
+	MOVQ           tab+72(FP), AX
+	VBROADCASTI128 (AX), Y0
+	VMOVDQU        values8Quads<>+0(SB), Y1
+	MOVQ           ahead_base+144(FP), AX
+	MOVQ           ahead_len+152(FP), CX
+	MOVQ           acc_base+0(FP), DX
+	MOVQ           codes_base+80(FP), BX
+	MOVQ           idxOff+112(FP), SI
+	ADDQ           SI, BX
+	MOVQ           d64+128(FP), SI
+
+axpyCodesQ8B4x2AVX2_chunk:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	MOVQ  BX, DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x2AVX2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x2AVX2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x2AVX2_pf120
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x2AVX2_pf120:
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x2AVX2_quad
+
+axpyCodesQ8B4x2AVX2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x2AVX2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B4x2AVX2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         DX, R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B4x2AVX2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B4x2AVX2_next:
+	ADDQ $0x40, DX
+	ADDQ $0x08, BX
+	SUBQ $0x10, SI
+	JNZ  axpyCodesQ8B4x2AVX2_chunk
+	VZEROUPPER
+	RET
+
+// func axpyCodesQ8B4x4AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX2, CMOV, MMX+
+TEXT ·axpyCodesQ8B4x4AVX2(SB), NOSPLIT, $0-168
+	MOVQ           tab+72(FP), AX
+	VBROADCASTI128 (AX), Y0
+	VMOVDQU        values8Quads<>+0(SB), Y1
+	MOVQ           ahead_base+144(FP), AX
+	MOVQ           ahead_len+152(FP), CX
+	MOVQ           acc_base+0(FP), DX
+	MOVQ           codes_base+80(FP), BX
+	MOVQ           idxOff+112(FP), SI
+	ADDQ           SI, BX
+	MOVQ           d64+128(FP), SI
+
+axpyCodesQ8B4x4AVX2_chunk:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	MOVQ  BX, DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x4AVX2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x4AVX2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x4AVX2_pf121
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x4AVX2_pf121:
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x4AVX2_quad
+
+axpyCodesQ8B4x4AVX2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x4AVX2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B4x4AVX2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         DX, R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B4x4AVX2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B4x4AVX2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B4x4AVX2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B4x4AVX2_next:
+	ADDQ $0x40, DX
+	ADDQ $0x08, BX
+	SUBQ $0x10, SI
+	JNZ  axpyCodesQ8B4x4AVX2_chunk
+	VZEROUPPER
+	RET

@@ -161,10 +161,13 @@ func normGathers(stride, normOff int) bool {
 // quad past m are 0. scales[i] is (amax/127)·cstep, offs[i] q8Offset times
 // the row's sum of quantized weights.
 func (b *WeightsQ8) quantize(w []float32, wStride, rows, m int, codes []byte, stride, normOff int, cstep float32) {
-	if k := active.weightsQ8; k != nil && normGathers(stride, normOff) {
+	switch k, kr := active.weightsQ8, active.weightsQ8Rows[rows-1]; {
+	case k != nil && normGathers(stride, normOff):
 		b.setValid(rows, m)
 		k(b.w[:], &b.sums, &b.amax, w, wStride, &b.valid, codes, stride, normOff, m)
-	} else {
+	case kr != nil && normGathers(stride, normOff):
+		kr(b.w[:], &b.sums, &b.amax, w, wStride, codes, stride, normOff, m)
+	default:
 		b.quantizeGeneric(w, wStride, rows, m, codes, stride, normOff)
 	}
 	b.setScales(cstep)

@@ -1,0 +1,313 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The AVX2 integer value kernels (AxpyCodesQ8 for 4-bit codes, and the
+// weight quantizer they need), for CPUs without AVX-512 VBMI. A pass takes
+// sixteen coordinates (8 index bytes) of four codes at a time: the four
+// tokens' bytes are put side by side (two quadword loads per 128-bit half,
+// VPERMD, then a 4×4 byte transpose by VPSHUFB), so that a doubleword
+// holds one byte position of the four tokens; the nibbles are looked up in
+// the 16-entry table (VPSHUFB), multiplied by the four tokens' weights
+// (VPMADDUBSW: u8 table byte × s8 weight, exact in 16 bits) and summed to 32
+// bits (VPMADDWD by ones). The sums are exact, so the bits are those of the
+// generic twin and of the AVX-512 kernels.
+
+const weights8AVX2Sig = "func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride, normOff, m int)"
+
+// weightsQ8AVX2 emits weightsQ8AVX2x<R>: weightsQ8AVX512 for the first R
+// rows (1–4) and m ≤ 64 tokens, eight a vector, with rows R…3 zero.
+func weightsQ8AVX2(R int) {
+	name := fmt_("weightsQ8AVX2x%d", R)
+	TEXT(name, NOSPLIT, weights8AVX2Sig)
+	Doc(name+" quantizes the weights times norms of m (≤ 64) tokens for the first "+fmt_("%d", R)+" rows (token t",
+		"of row i at w[i*wStride+t]; the fp16 norm of code t read as weightsQ8AVX512 reads it) to dst",
+		"([quad][row][token]) as weightsQ8AVX512 does, the rows past them and the tokens past m 0.")
+	Pragma("noescape")
+	norms := AllocLocal(8 * 32)
+	mv := YMM() // m in every lane
+	mp := GP64()
+	Load(Param("m"), mp)
+	MOVQ(mp, mv.AsX())
+	VPBROADCASTD(mv.AsX(), mv)
+	iota := iota8()
+	// tokens returns the mask of chunk c's tokens below m.
+	tokens := func(c int) VecVirtual {
+		k := YMM()
+		VPCMPGTD(Mem{Base: iota.Base, Symbol: iota.Symbol, Disp: iota.Disp + 32*c}, mv, k)
+		return k
+	}
+	// The norms, gathered eight codes at a time.
+	np, sh := normDoubleword("normOff", Load(Param("codes").Base(), GP64()))
+	shv, idx := YMM(), YMM()
+	MOVQ(sh, shv.AsX())
+	VPBROADCASTD(shv.AsX(), shv)
+	step := Load(Param("stride"), GP64())
+	MOVQ(step, idx.AsX())
+	VPBROADCASTD(idx.AsX(), idx)
+	VPMULLD(Mem{Base: iota.Base, Symbol: iota.Symbol, Disp: iota.Disp}, idx, idx)
+	SHLQ(U8(3), step)
+	for c := range 8 {
+		k, x := tokens(c), YMM()
+		VPXOR(x, x, x)
+		VPGATHERDD(k, Mem{Base: np, Index: idx, Scale: 1}, x)
+		VPSRLVD(shv, x, x)
+		VPSHUFB(halvesCtl(), x, x) // each doubleword's low half, per 128-bit lane
+		VPERMQ(U8(0x08), x, x)
+		f := YMM()
+		VCVTPH2PS(x.AsX(), f)
+		VMOVUPS(f, Mem{Base: norms.Base, Disp: norms.Disp + 32*c})
+		if c < 7 {
+			ADDQ(step, np)
+		}
+	}
+	wb := Load(Param("w").Base(), GP64())
+	ws := Load(Param("wStride"), GP64())
+	SHLQ(U8(2), ws)
+	wr := newRows4(ws)
+	load := func(r, c int, k VecVirtual) VecVirtual {
+		y := YMM()
+		VMASKMOVPS(wr.at(wb, r, 32*c), k, y)
+		VMULPS(Mem{Base: norms.Base, Disp: norms.Disp + 32*c}, y, y)
+		return y
+	}
+	// The rows' largest magnitudes.
+	mx := make([]VecVirtual, R)
+	for r := range mx {
+		mx[r] = YMM()
+		VPXOR(mx[r], mx[r], mx[r])
+	}
+	for c := range 8 {
+		k := tokens(c)
+		for r := range R {
+			y := load(r, c, k)
+			VANDPS(vconst("values8Abs", U32(0x7fffffff)), y, y)
+			VMAXPS(y, mx[r], mx[r])
+		}
+	}
+	amax := Load(Param("amax"), GP64())
+	inv := make([]VecVirtual, R)
+	c127, zero := XMM(), XMM()
+	VMOVSS(vconst("values8Max", F32(127)), c127)
+	VXORPS(zero, zero, zero)
+	for r := range R {
+		m := hfold(mx[r], func(a, b, dst Op) { VMAXPS(a, b, dst) }, func(a, b, dst Op) { VMAXSS(a, b, dst) })
+		VMOVSS(m, Mem{Base: amax, Disp: 4 * r})
+		q, nz := XMM(), XMM()
+		VDIVSS(m, c127, q)
+		VCMPPS(U8(4), zero, m, nz) // amax ≠ 0 (else 0)
+		VANDPS(nz, q, q)
+		inv[r] = YMM()
+		VBROADCASTSS(q, inv[r])
+	}
+	for r := R; r < 4; r++ {
+		MOVL(U32(0), Mem{Base: amax, Disp: 4 * r})
+	}
+	// Quantize, sum, and lay out: per chunk of eight tokens, the four rows
+	// packed into two quads of [row][token] bytes.
+	sum := make([]VecVirtual, R)
+	for r := range sum {
+		sum[r] = YMM()
+		VPXOR(sum[r], sum[r], sum[r])
+	}
+	zy := YMM()
+	VPXOR(zy, zy, zy)
+	dst := Load(Param("dst").Base(), GP64())
+	for c := range 8 {
+		k := tokens(c)
+		var y [4]VecVirtual
+		for r := range 4 {
+			if r >= R {
+				y[r] = zy
+				continue
+			}
+			y[r] = load(r, c, k)
+			VMULPS(inv[r], y[r], y[r])
+			VCVTPS2DQ(y[r], y[r]) // round half to even (MXCSR default)
+			VPADDD(y[r], sum[r], sum[r])
+		}
+		a, b := YMM(), YMM()
+		VPACKSSDW(y[1], y[0], a) // |values| ≤ 127: the packs are exact
+		VPACKSSDW(y[3], y[2], b)
+		VPACKSSWB(b, a, a)
+		VMOVDQU(a, Mem{Base: dst, Disp: 32 * c})
+	}
+	sp := Load(Param("sums"), GP64())
+	for r := range 4 {
+		if r >= R {
+			MOVL(U32(0), Mem{Base: sp, Disp: 4 * r})
+			continue
+		}
+		s, h := sum[r], XMM()
+		VEXTRACTI128(U8(1), s, h)
+		VPADDD(h, s.AsX(), h)
+		t := XMM()
+		VPSHUFD(U8(0x4e), h, t)
+		VPADDD(t, h, h)
+		VPSHUFD(U8(0xb1), h, t)
+		VPADDD(t, h, h)
+		VMOVD(h, Mem{Base: sp, Disp: 4 * r})
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// iota8 emits (once) the doublewords 0…63, eight a chunk.
+func iota8() Mem {
+	return global("values8Iota", func() {
+		for j := range 64 {
+			DATA(4*j, U32(uint32(j)))
+		}
+	})
+}
+
+// halvesCtl emits (once) the VPSHUFB control that gathers the low 16 bits
+// of each doubleword into the low 8 bytes of its 128-bit lane.
+func halvesCtl() Mem {
+	return global("values8Halves", func() {
+		for lane := range 2 {
+			for j := range 16 {
+				v := 0x80
+				if j < 8 {
+					v = 4*(j/2) + j%2
+				}
+				DATA(16*lane+j, U8(v))
+			}
+		}
+	})
+}
+
+// axpyCodes8AVX2 emits axpyCodesQ8B4x<R>AVX2: axpyCodesQ8B4x<R>VBMI on
+// AVX2.
+func axpyCodes8AVX2(R int) {
+	name := fmt_("axpyCodesQ8B4x%dAVX2", R)
+	TEXT(name, NOSPLIT, values8Sig)
+	Doc(name + " is axpyCodesQ8B4x" + fmt_("%d", R) + "VBMI on AVX2: sixteen coordinates of four codes a step.")
+	Pragma("noescape")
+	tab, perm := YMM(), YMM()
+	VBROADCASTI128(Mem{Base: Load(Param("tab"), GP64())}, tab)
+	VMOVDQU(global("values8Quads", func() { // the first and second doublewords of the four tokens' quadwords
+		for j, v := range []uint32{0, 2, 4, 6, 1, 3, 5, 7} {
+			DATA(4*j, U32(v))
+		}
+	}), perm)
+	transpose := global("values8Transpose", func() { // byte 4p+t takes token t's byte p
+		for lane := range 2 {
+			for o := range 16 {
+				DATA(16*lane+o, U8(4*(o%4)+o/4))
+			}
+		}
+	})
+	pa, pn := aheadParams()
+	accp := Load(Param("acc").Base(), GP64())
+	ip := Load(Param("codes").Base(), GP64())
+	ADDQ(Load(Param("idxOff"), GP64()), ip)
+	dleft := Load(Param("d64"), GP64())
+	Label(name + "_chunk")
+	var a [4][2]VecVirtual // [row][even, odd coordinates]
+	for r := range R {
+		for h := range a[r] {
+			a[r][h] = YMM()
+			VPXOR(a[r][h], a[r][h], a[r][h])
+		}
+	}
+	p, wp, q := GP64(), GP64(), GP64()
+	MOVQ(ip, p)
+	Load(Param("w").Base(), wp)
+	Load(Param("n"), q)
+	s1, s2, s3 := GP64(), GP64(), GP64()
+	Load(Param("stride"), s1)
+	LEAQ(Mem{Base: s1, Index: s1, Scale: 1}, s2)
+	LEAQ(Mem{Base: s2, Index: s1, Scale: 1}, s3)
+	// quad adds the products of the four tokens at p, p+s1, p+s2, p+s3.
+	quad := func() {
+		lo, hi := XMM(), XMM()
+		VMOVQ(Mem{Base: p}, lo)
+		VPINSRQ(U8(1), Mem{Base: p, Index: s1, Scale: 1}, lo, lo)
+		VMOVQ(Mem{Base: p, Index: s2, Scale: 1}, hi)
+		VPINSRQ(U8(1), Mem{Base: p, Index: s3, Scale: 1}, hi, hi)
+		x, o := YMM(), YMM()
+		VINSERTI128(U8(1), hi, lo.AsY(), x)
+		VPERMD(x, perm, x)
+		VPSHUFB(transpose, x, x) // doubleword p: byte p of the four tokens (lane 1: byte 4+p)
+		VPSRLW(U8(4), x, o)
+		VPAND(nibbleB(), x, x)
+		VPAND(nibbleB(), o, o)
+		VPSHUFB(x, tab, x) // the even coordinates' table bytes
+		VPSHUFB(o, tab, o) // the odd ones'
+		for r := range R {
+			wt := YMM()
+			VPBROADCASTD(Mem{Base: wp, Disp: 4 * r}, wt)
+			for h, u := range []VecVirtual{x, o} {
+				t := YMM()
+				VPMADDUBSW(wt, u, t)
+				VPMADDWD(onesW(), t, t)
+				VPADDD(t, a[r][h], a[r][h])
+			}
+		}
+	}
+	Label(name + "_quad")
+	CMPQ(q, U8(4))
+	JB(LabelRef(name + "_tail"))
+	prefetchSome(name+"_pf", pa, pn, 1)
+	quad()
+	ADDQ(U8(16), wp)
+	ADDQ(s2, p)
+	ADDQ(s2, p)
+	SUBQ(U8(4), q)
+	JMP(LabelRef(name + "_quad"))
+	Label(name + "_tail")
+	TESTQ(q, q)
+	JZ(LabelRef(name + "_finish"))
+	// 1–3 tokens left: the missing ones read the quad's first code again
+	// (weight 0).
+	zero := GP64()
+	XORQ(zero, zero)
+	lastQuad(q, s1, s2, s3, zero)
+	quad()
+	Label(name + "_finish")
+	scales := Load(Param("scales"), GP64())
+	offs := Load(Param("offs"), GP64())
+	rows := Load(Param("rows"), GP64())
+	row := GP64()
+	MOVQ(accp, row)
+	rs := Load(Param("accStride"), GP64())
+	SHLQ(U8(2), rs)
+	for r := range R {
+		if r > 0 {
+			CMPQ(rows, U8(r))
+			JLE(LabelRef(name + "_next"))
+			ADDQ(rs, row)
+		}
+		// Even and odd coordinates back in order: lane 0 of the even
+		// sums holds coordinates 0, 2, 4, 6 and lane 1 8, …, 14.
+		e, f := YMM(), YMM()
+		VPUNPCKLDQ(a[r][1], a[r][0], e) // 0–3 | 8–11
+		VPUNPCKHDQ(a[r][1], a[r][0], f) // 4–7 | 12–15
+		c0, c1 := YMM(), YMM()
+		VPERM2I128(U8(0x20), f, e, c0)
+		VPERM2I128(U8(0x31), f, e, c1)
+		for o, x := range []VecVirtual{c0, c1} {
+			ob := YMM()
+			VPBROADCASTD(Mem{Base: offs, Disp: 4 * r}, ob)
+			VPSUBD(ob, x, x)
+			VCVTDQ2PS(x, x)
+			sc := YMM()
+			VBROADCASTSS(Mem{Base: scales, Disp: 4 * r}, sc)
+			VMULPS(sc, x, x)
+			VADDPS(Mem{Base: row, Disp: 32 * o}, x, x)
+			VMOVUPS(x, Mem{Base: row, Disp: 32 * o})
+		}
+	}
+	Label(name + "_next")
+	ADDQ(U8(64), accp)
+	ADDQ(U8(8), ip)
+	SUBQ(U8(16), dleft)
+	JNZ(LabelRef(name + "_chunk"))
+	VZEROUPPER()
+	RET()
+}
