@@ -108,8 +108,8 @@ type Config struct {
 	// is a multiple of 64) with each token's softmax weight times norm
 	// quantized to int8 per block (per 64 tokens of longer runs) and the
 	// same 7-bit centroid tables, where the CPU has the integer value
-	// kernels (AVX-512 with VBMI and VNNI; 4-bit values with AVX2), instead
-	// of float FMAs: each
+	// kernels (AVX-512 with VBMI and VNNI, or AVX2), instead of float
+	// FMAs: each
 	// output coordinate, before the softmax division, within
 	// Σ_t (|w_t·norm_t|·εc + |c_t|·εw + εw·εc) of the float sum, εw and εc
 	// the half-steps of the weights' and the codebook's integer scales

@@ -88,8 +88,10 @@ func main() {
 	for _, rows := range []int{1, 2, 3, 4} {
 		weightsQ8AVX2(rows)
 	}
-	for _, rows := range []int{1, 2, 4} {
-		axpyCodes8AVX2(rows)
+	for _, bits := range []int{3, 4} {
+		for _, rows := range []int{1, 2, 4} {
+			axpyCodes8AVX2(bits, rows)
+		}
 	}
 	Generate()
 }

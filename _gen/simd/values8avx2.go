@@ -6,9 +6,10 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// The AVX2 integer value kernels (AxpyCodesQ8 for 4-bit codes, and the
-// weight quantizer they need), for CPUs without AVX-512 VBMI. A pass takes
-// sixteen coordinates (8 index bytes) of four codes at a time: the four
+// The AVX2 integer value kernels (AxpyCodesQ8 for 3- and 4-bit codes, and
+// the weight quantizers they need), for CPUs without AVX-512 VBMI. A pass
+// takes sixteen coordinates (8 index bytes; 3 bits: 6, widened to 8 by
+// spread3) of four codes at a time: the four
 // tokens' bytes are put side by side (two quadword loads per 128-bit half,
 // VPERMD, then a 4×4 byte transpose by VPSHUFB), so that a doubleword
 // holds one byte position of the four tokens; the nibbles are looked up in
@@ -181,12 +182,13 @@ func halvesCtl() Mem {
 	})
 }
 
-// axpyCodes8AVX2 emits axpyCodesQ8B4x<R>AVX2: axpyCodesQ8B4x<R>VBMI on
-// AVX2.
-func axpyCodes8AVX2(R int) {
-	name := fmt_("axpyCodesQ8B4x%dAVX2", R)
+// axpyCodes8AVX2 emits axpyCodesQ8B<bits>x<R>AVX2: axpyCodesQ8B<bits>x<R>VBMI
+// on AVX2. 3-bit indices are first widened to the 4-bit layout, 16 from
+// the 6 bytes that hold them (spread3).
+func axpyCodes8AVX2(bits, R int) {
+	name := fmt_("axpyCodesQ8B%dx%dAVX2", bits, R)
 	TEXT(name, NOSPLIT, values8Sig)
-	Doc(name + " is axpyCodesQ8B4x" + fmt_("%d", R) + "VBMI on AVX2: sixteen coordinates of four codes a step.")
+	Doc(name + " is axpyCodesQ8B" + fmt_("%d", bits) + "x" + fmt_("%d", R) + "VBMI on AVX2: sixteen coordinates of four codes a step.")
 	Pragma("noescape")
 	tab, perm := YMM(), YMM()
 	VBROADCASTI128(Mem{Base: Load(Param("tab"), GP64())}, tab)
@@ -207,7 +209,23 @@ func axpyCodes8AVX2(R int) {
 	ip := Load(Param("codes").Base(), GP64())
 	ADDQ(Load(Param("idxOff"), GP64()), ip)
 	dleft := Load(Param("d64"), GP64())
-	Label(name + "_chunk")
+	Label(name + "_group")
+	for c := range 4 { // 16 coordinates each: 8 (3 bits: 6) index bytes a code
+		axpyCodes8AVX2Chunk(fmt_("%s_c%d", name, c), bits, R, c, accp, ip, tab, perm, transpose, pa, pn)
+	}
+	ADDQ(U32(256), accp)
+	ADDQ(U8(8*bits), ip)
+	SUBQ(U8(64), dleft)
+	JNZ(LabelRef(name + "_group"))
+	VZEROUPPER()
+	RET()
+}
+
+// axpyCodes8AVX2Chunk emits chunk c (coordinates 16c…16c+15 of the group
+// of 64 at accp and ip) of axpyCodes8AVX2. The last 3-bit chunk loads its
+// quadwords from 2 bytes early, so that nothing past a code's indices is
+// read.
+func axpyCodes8AVX2Chunk(name string, bits, R, c int, accp, ip Register, tab, perm VecVirtual, transpose Mem, pa, pn Register) {
 	var a [4][2]VecVirtual // [row][even, odd coordinates]
 	for r := range R {
 		for h := range a[r] {
@@ -215,8 +233,12 @@ func axpyCodes8AVX2(R int) {
 			VPXOR(a[r][h], a[r][h], a[r][h])
 		}
 	}
+	at, early := 2*bits*c, 0
+	if bits == 3 && c == 3 {
+		at, early = at-2, 2
+	}
 	p, wp, q := GP64(), GP64(), GP64()
-	MOVQ(ip, p)
+	LEAQ(Mem{Base: ip, Disp: at}, p)
 	Load(Param("w").Base(), wp)
 	Load(Param("n"), q)
 	s1, s2, s3 := GP64(), GP64(), GP64()
@@ -232,6 +254,9 @@ func axpyCodes8AVX2(R int) {
 		VPINSRQ(U8(1), Mem{Base: p, Index: s3, Scale: 1}, hi, hi)
 		x, o := YMM(), YMM()
 		VINSERTI128(U8(1), hi, lo.AsY(), x)
+		if bits == 3 {
+			x = spread3(x, early)
+		}
 		VPERMD(x, perm, x)
 		VPSHUFB(transpose, x, x) // doubleword p: byte p of the four tokens (lane 1: byte 4+p)
 		VPSRLW(U8(4), x, o)
@@ -274,7 +299,7 @@ func axpyCodes8AVX2(R int) {
 	offs := Load(Param("offs"), GP64())
 	rows := Load(Param("rows"), GP64())
 	row := GP64()
-	MOVQ(accp, row)
+	LEAQ(Mem{Base: accp, Disp: 64 * c}, row)
 	rs := Load(Param("accStride"), GP64())
 	SHLQ(U8(2), rs)
 	for r := range R {
@@ -304,10 +329,52 @@ func axpyCodes8AVX2(R int) {
 		}
 	}
 	Label(name + "_next")
-	ADDQ(U8(64), accp)
-	ADDQ(U8(8), ip)
-	SUBQ(U8(16), dleft)
-	JNZ(LabelRef(name + "_chunk"))
-	VZEROUPPER()
-	RET()
+}
+
+// spread3 widens the 16 3-bit indices in 6 bytes of each quadword of x
+// (from byte early) to 16 nibbles: per output byte j (indices 2j, 2j+1, bits 6j…6j+5),
+// VPSHUFB puts the two bytes that hold them in a word, VPMULLW by
+// 2^(8−6j mod 8) and a shift right by 8 bring them to the bottom, and
+// (v & 7) | ((2v) & 0x70) puts the second index in the high nibble.
+func spread3(x VecVirtual, early int) VecVirtual {
+	ctl := global(fmt_("values8Spread3At%d", early), func() { // [first token's words | second token's], per 128-bit lane
+		for v := range 2 {
+			for lane := range 2 {
+				for j := range 8 {
+					b := 8*v + 6*j/8 + early
+					DATA(32*v+16*lane+2*j, U8(b))
+					DATA(32*v+16*lane+2*j+1, U8(b+1))
+				}
+			}
+		}
+	})
+	mul := global("values8Mul3", func() {
+		for k := range 16 {
+			DATA(2*k, U16(1<<(8-6*(k%8)%8)))
+		}
+	})
+	var w [2]VecVirtual
+	for v := range w {
+		w[v] = YMM()
+		VPSHUFB(Mem{Base: ctl.Base, Symbol: ctl.Symbol, Disp: ctl.Disp + 32*v}, x, w[v])
+		VPMULLW(mul, w[v], w[v])
+		VPSRLW(U8(8), w[v], w[v])
+		t := YMM()
+		VPADDW(w[v], w[v], t)
+		VPAND(wordsConst("values8Seven", 0x07), w[v], w[v])
+		VPAND(wordsConst("values8High3", 0x70), t, t)
+		VPOR(t, w[v], w[v])
+	}
+	y := YMM()
+	VPACKUSWB(w[1], w[0], y) // [token a's 8 bytes, token b's | …]
+	return y
+}
+
+// wordsConst emits (once) a 32-byte constant of the word v repeated.
+func wordsConst(name string, v uint16) Mem {
+	return global(name, func() {
+		for k := range 16 {
+			DATA(2*k, U16(v))
+		}
+	})
 }

@@ -18,8 +18,8 @@
 // bounds of the float kernels and with the same bits on every level; on
 // AVX-512 (VBMI, VNNI) they unpack codes with byte permutes and multiply
 // with VPDPBUSD: values four tokens at a time, 3- and 4-bit keys sixteen
-// tokens at a time, a token per doubleword loaded by gathers; on AVX2 the
-// keys and 4-bit values use VPSHUFB lookups and VPMADDUBSW/VPMADDWD. ExpSum is the
+// tokens at a time, a token per doubleword loaded by gathers; on AVX2 they
+// use VPSHUFB lookups and VPMADDUBSW/VPMADDWD. ExpSum is the
 // streaming softmax's exp.
 //
 // Weight matrices in ggml's Q8_0 and Q4_0 block formats are the exception:

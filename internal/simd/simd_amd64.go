@@ -90,8 +90,8 @@ func hasValues8() bool {
 	return cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512DQ, cpuid.AVX512VL, cpuid.AVX512VBMI, cpuid.AVX512VNNI, cpuid.BMI2)
 }
 
-// values8Kernels are the integer value kernels: AVX-512 VBMI for 3 and 4
-// bits, else AVX2 for 4 bits (3-bit values stay in float there).
+// values8Kernels are the integer value kernels for 3- and 4-bit codes:
+// AVX-512 VBMI, else AVX2.
 func values8Kernels() [2][3]axpyCodes8Kernel {
 	if hasValues8() {
 		return [2][3]axpyCodes8Kernel{
@@ -101,7 +101,9 @@ func values8Kernels() [2][3]axpyCodes8Kernel {
 	return values8AVX2
 }
 
-var values8AVX2 = [2][3]axpyCodes8Kernel{1: {axpyCodesQ8B4x1AVX2, axpyCodesQ8B4x2AVX2, axpyCodesQ8B4x4AVX2}}
+var values8AVX2 = [2][3]axpyCodes8Kernel{
+	{axpyCodesQ8B3x1AVX2, axpyCodesQ8B3x2AVX2, axpyCodesQ8B3x4AVX2},
+	{axpyCodesQ8B4x1AVX2, axpyCodesQ8B4x2AVX2, axpyCodesQ8B4x4AVX2}}
 
 // weightsQ8RowsKernels are the AVX2 weight quantizers, where the AVX-512 one
 // does not run.

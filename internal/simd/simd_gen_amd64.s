@@ -16093,9 +16093,9 @@ TEXT ·weightsQ8AVX2x4(SB), NOSPLIT, $256-120
 	VZEROUPPER
 	RET
 
-// func axpyCodesQ8B4x1AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// func axpyCodesQ8B3x1AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX2, CMOV, MMX+
-TEXT ·axpyCodesQ8B4x1AVX2(SB), NOSPLIT, $0-168
+TEXT ·axpyCodesQ8B3x1AVX2(SB), NOSPLIT, $0-168
 	MOVQ           tab+72(FP), AX
 	VBROADCASTI128 (AX), Y0
 	VMOVDQU        values8Quads<>+0(SB), Y1
@@ -16107,54 +16107,69 @@ TEXT ·axpyCodesQ8B4x1AVX2(SB), NOSPLIT, $0-168
 	ADDQ           SI, BX
 	MOVQ           d64+128(FP), SI
 
-axpyCodesQ8B4x1AVX2_chunk:
+axpyCodesQ8B3x1AVX2_group:
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
-	MOVQ  BX, DI
+	LEAQ  (BX), DI
 	MOVQ  w_base+32(FP), R8
 	MOVQ  n+120(FP), R9
 	MOVQ  stride+104(FP), R10
 	LEAQ  (R10)(R10*1), R11
 	LEAQ  (R11)(R10*1), R12
 
-axpyCodesQ8B4x1AVX2_quad:
+axpyCodesQ8B3x1AVX2_c0_quad:
 	CMPQ       R9, $0x04
-	JB         axpyCodesQ8B4x1AVX2_tail
+	JB         axpyCodesQ8B3x1AVX2_c0_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1AVX2_pf119
+	JLE        axpyCodesQ8B3x1AVX2_c0_pf119
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x1AVX2_pf119:
+axpyCodesQ8B3x1AVX2_c0_pf119:
 	VMOVQ        (DI), X4
 	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
 	VMOVQ        (DI)(R11*1), X5
 	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
 	VINSERTI128  $0x01, X5, Y4, Y5
-	VPERMD       Y5, Y1, Y5
-	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
-	VPSRLW       $0x04, Y5, Y6
-	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSHUFB      values8Spread3At0<>+0(SB), Y5, Y6
+	VPMULLW      values8Mul3<>+0(SB), Y6, Y6
+	VPSRLW       $0x08, Y6, Y6
+	VPADDW       Y6, Y6, Y7
+	VPAND        values8Seven<>+0(SB), Y6, Y6
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPSHUFB      values8Spread3At0<>+32(SB), Y5, Y5
+	VPMULLW      values8Mul3<>+0(SB), Y5, Y5
+	VPSRLW       $0x08, Y5, Y5
+	VPADDW       Y5, Y5, Y7
+	VPAND        values8Seven<>+0(SB), Y5, Y5
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y5, Y5
+	VPACKUSWB    Y5, Y6, Y6
+	VPERMD       Y6, Y1, Y6
+	VPSHUFB      values8Transpose<>+0(SB), Y6, Y6
+	VPSRLW       $0x04, Y6, Y5
 	VPAND        q4NibbleB<>+0(SB), Y6, Y6
-	VPSHUFB      Y5, Y0, Y5
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
 	VPSHUFB      Y6, Y0, Y6
+	VPSHUFB      Y5, Y0, Y5
 	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y6, Y6
+	VPMADDWD     q8OnesW<>+0(SB), Y6, Y6
+	VPADDD       Y6, Y2, Y2
 	VPMADDUBSW   Y7, Y5, Y5
-	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
-	VPADDD       Y5, Y2, Y2
-	VPMADDUBSW   Y7, Y6, Y5
 	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
 	VPADDD       Y5, Y3, Y3
 	ADDQ         $0x10, R8
 	ADDQ         R11, DI
 	ADDQ         R11, DI
 	SUBQ         $0x04, R9
-	JMP          axpyCodesQ8B4x1AVX2_quad
+	JMP          axpyCodesQ8B3x1AVX2_c0_quad
 
-axpyCodesQ8B4x1AVX2_tail:
+axpyCodesQ8B3x1AVX2_c0_tail:
 	TESTQ        R9, R9
-	JZ           axpyCodesQ8B4x1AVX2_finish
+	JZ           axpyCodesQ8B3x1AVX2_c0_finish
 	XORQ         R13, R13
 	MOVQ         R13, R12
 	CMPQ         R9, $0x03
@@ -16166,26 +16181,41 @@ axpyCodesQ8B4x1AVX2_tail:
 	VMOVQ        (DI)(R11*1), X5
 	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
 	VINSERTI128  $0x01, X5, Y4, Y5
-	VPERMD       Y5, Y1, Y5
-	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
-	VPSRLW       $0x04, Y5, Y6
-	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSHUFB      values8Spread3At0<>+0(SB), Y5, Y6
+	VPMULLW      values8Mul3<>+0(SB), Y6, Y6
+	VPSRLW       $0x08, Y6, Y6
+	VPADDW       Y6, Y6, Y7
+	VPAND        values8Seven<>+0(SB), Y6, Y6
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPSHUFB      values8Spread3At0<>+32(SB), Y5, Y5
+	VPMULLW      values8Mul3<>+0(SB), Y5, Y5
+	VPSRLW       $0x08, Y5, Y5
+	VPADDW       Y5, Y5, Y7
+	VPAND        values8Seven<>+0(SB), Y5, Y5
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y5, Y5
+	VPACKUSWB    Y5, Y6, Y6
+	VPERMD       Y6, Y1, Y6
+	VPSHUFB      values8Transpose<>+0(SB), Y6, Y6
+	VPSRLW       $0x04, Y6, Y5
 	VPAND        q4NibbleB<>+0(SB), Y6, Y6
-	VPSHUFB      Y5, Y0, Y5
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
 	VPSHUFB      Y6, Y0, Y6
+	VPSHUFB      Y5, Y0, Y5
 	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y6, Y6
+	VPMADDWD     q8OnesW<>+0(SB), Y6, Y6
+	VPADDD       Y6, Y2, Y2
 	VPMADDUBSW   Y7, Y5, Y5
-	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
-	VPADDD       Y5, Y2, Y2
-	VPMADDUBSW   Y7, Y6, Y5
 	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
 	VPADDD       Y5, Y3, Y3
 
-axpyCodesQ8B4x1AVX2_finish:
+axpyCodesQ8B3x1AVX2_c0_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	MOVQ         DX, R9
+	LEAQ         (DX), R9
 	MOVQ         accStride+24(FP), R10
 	SHLQ         $0x02, R10
 	VPUNPCKLDQ   Y3, Y2, Y5
@@ -16206,10 +16236,394 @@ axpyCodesQ8B4x1AVX2_finish:
 	VMULPS       Y3, Y2, Y2
 	VADDPS       32(R9), Y2, Y2
 	VMOVUPS      Y2, 32(R9)
-	ADDQ         $0x40, DX
-	ADDQ         $0x08, BX
-	SUBQ         $0x10, SI
-	JNZ          axpyCodesQ8B4x1AVX2_chunk
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	LEAQ         6(BX), DI
+	MOVQ         w_base+32(FP), R8
+	MOVQ         n+120(FP), R9
+	MOVQ         stride+104(FP), R10
+	LEAQ         (R10)(R10*1), R11
+	LEAQ         (R11)(R10*1), R12
+
+axpyCodesQ8B3x1AVX2_c1_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x1AVX2_c1_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x1AVX2_c1_pf120
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x1AVX2_c1_pf120:
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPSHUFB      values8Spread3At0<>+0(SB), Y5, Y6
+	VPMULLW      values8Mul3<>+0(SB), Y6, Y6
+	VPSRLW       $0x08, Y6, Y6
+	VPADDW       Y6, Y6, Y7
+	VPAND        values8Seven<>+0(SB), Y6, Y6
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPSHUFB      values8Spread3At0<>+32(SB), Y5, Y5
+	VPMULLW      values8Mul3<>+0(SB), Y5, Y5
+	VPSRLW       $0x08, Y5, Y5
+	VPADDW       Y5, Y5, Y7
+	VPAND        values8Seven<>+0(SB), Y5, Y5
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y5, Y5
+	VPACKUSWB    Y5, Y6, Y6
+	VPERMD       Y6, Y1, Y6
+	VPSHUFB      values8Transpose<>+0(SB), Y6, Y6
+	VPSRLW       $0x04, Y6, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y6, Y6
+	VPMADDWD     q8OnesW<>+0(SB), Y6, Y6
+	VPADDD       Y6, Y2, Y2
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x1AVX2_c1_quad
+
+axpyCodesQ8B3x1AVX2_c1_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x1AVX2_c1_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPSHUFB      values8Spread3At0<>+0(SB), Y5, Y6
+	VPMULLW      values8Mul3<>+0(SB), Y6, Y6
+	VPSRLW       $0x08, Y6, Y6
+	VPADDW       Y6, Y6, Y7
+	VPAND        values8Seven<>+0(SB), Y6, Y6
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPSHUFB      values8Spread3At0<>+32(SB), Y5, Y5
+	VPMULLW      values8Mul3<>+0(SB), Y5, Y5
+	VPSRLW       $0x08, Y5, Y5
+	VPADDW       Y5, Y5, Y7
+	VPAND        values8Seven<>+0(SB), Y5, Y5
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y5, Y5
+	VPACKUSWB    Y5, Y6, Y6
+	VPERMD       Y6, Y1, Y6
+	VPSHUFB      values8Transpose<>+0(SB), Y6, Y6
+	VPSRLW       $0x04, Y6, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y6, Y6
+	VPMADDWD     q8OnesW<>+0(SB), Y6, Y6
+	VPADDD       Y6, Y2, Y2
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B3x1AVX2_c1_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         64(DX), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	LEAQ         12(BX), DI
+	MOVQ         w_base+32(FP), R8
+	MOVQ         n+120(FP), R9
+	MOVQ         stride+104(FP), R10
+	LEAQ         (R10)(R10*1), R11
+	LEAQ         (R11)(R10*1), R12
+
+axpyCodesQ8B3x1AVX2_c2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x1AVX2_c2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x1AVX2_c2_pf121
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x1AVX2_c2_pf121:
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPSHUFB      values8Spread3At0<>+0(SB), Y5, Y6
+	VPMULLW      values8Mul3<>+0(SB), Y6, Y6
+	VPSRLW       $0x08, Y6, Y6
+	VPADDW       Y6, Y6, Y7
+	VPAND        values8Seven<>+0(SB), Y6, Y6
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPSHUFB      values8Spread3At0<>+32(SB), Y5, Y5
+	VPMULLW      values8Mul3<>+0(SB), Y5, Y5
+	VPSRLW       $0x08, Y5, Y5
+	VPADDW       Y5, Y5, Y7
+	VPAND        values8Seven<>+0(SB), Y5, Y5
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y5, Y5
+	VPACKUSWB    Y5, Y6, Y6
+	VPERMD       Y6, Y1, Y6
+	VPSHUFB      values8Transpose<>+0(SB), Y6, Y6
+	VPSRLW       $0x04, Y6, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y6, Y6
+	VPMADDWD     q8OnesW<>+0(SB), Y6, Y6
+	VPADDD       Y6, Y2, Y2
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x1AVX2_c2_quad
+
+axpyCodesQ8B3x1AVX2_c2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x1AVX2_c2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPSHUFB      values8Spread3At0<>+0(SB), Y5, Y6
+	VPMULLW      values8Mul3<>+0(SB), Y6, Y6
+	VPSRLW       $0x08, Y6, Y6
+	VPADDW       Y6, Y6, Y7
+	VPAND        values8Seven<>+0(SB), Y6, Y6
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPSHUFB      values8Spread3At0<>+32(SB), Y5, Y5
+	VPMULLW      values8Mul3<>+0(SB), Y5, Y5
+	VPSRLW       $0x08, Y5, Y5
+	VPADDW       Y5, Y5, Y7
+	VPAND        values8Seven<>+0(SB), Y5, Y5
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y5, Y5
+	VPACKUSWB    Y5, Y6, Y6
+	VPERMD       Y6, Y1, Y6
+	VPSHUFB      values8Transpose<>+0(SB), Y6, Y6
+	VPSRLW       $0x04, Y6, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y6, Y6
+	VPMADDWD     q8OnesW<>+0(SB), Y6, Y6
+	VPADDD       Y6, Y2, Y2
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B3x1AVX2_c2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         128(DX), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	LEAQ         16(BX), DI
+	MOVQ         w_base+32(FP), R8
+	MOVQ         n+120(FP), R9
+	MOVQ         stride+104(FP), R10
+	LEAQ         (R10)(R10*1), R11
+	LEAQ         (R11)(R10*1), R12
+
+axpyCodesQ8B3x1AVX2_c3_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x1AVX2_c3_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x1AVX2_c3_pf122
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x1AVX2_c3_pf122:
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPSHUFB      values8Spread3At2<>+0(SB), Y5, Y6
+	VPMULLW      values8Mul3<>+0(SB), Y6, Y6
+	VPSRLW       $0x08, Y6, Y6
+	VPADDW       Y6, Y6, Y7
+	VPAND        values8Seven<>+0(SB), Y6, Y6
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPSHUFB      values8Spread3At2<>+32(SB), Y5, Y5
+	VPMULLW      values8Mul3<>+0(SB), Y5, Y5
+	VPSRLW       $0x08, Y5, Y5
+	VPADDW       Y5, Y5, Y7
+	VPAND        values8Seven<>+0(SB), Y5, Y5
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y5, Y5
+	VPACKUSWB    Y5, Y6, Y6
+	VPERMD       Y6, Y1, Y6
+	VPSHUFB      values8Transpose<>+0(SB), Y6, Y6
+	VPSRLW       $0x04, Y6, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y6, Y6
+	VPMADDWD     q8OnesW<>+0(SB), Y6, Y6
+	VPADDD       Y6, Y2, Y2
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x1AVX2_c3_quad
+
+axpyCodesQ8B3x1AVX2_c3_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x1AVX2_c3_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPSHUFB      values8Spread3At2<>+0(SB), Y5, Y6
+	VPMULLW      values8Mul3<>+0(SB), Y6, Y6
+	VPSRLW       $0x08, Y6, Y6
+	VPADDW       Y6, Y6, Y7
+	VPAND        values8Seven<>+0(SB), Y6, Y6
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y6, Y6
+	VPSHUFB      values8Spread3At2<>+32(SB), Y5, Y5
+	VPMULLW      values8Mul3<>+0(SB), Y5, Y5
+	VPSRLW       $0x08, Y5, Y5
+	VPADDW       Y5, Y5, Y7
+	VPAND        values8Seven<>+0(SB), Y5, Y5
+	VPAND        values8High3<>+0(SB), Y7, Y7
+	VPOR         Y7, Y5, Y5
+	VPACKUSWB    Y5, Y6, Y6
+	VPERMD       Y6, Y1, Y6
+	VPSHUFB      values8Transpose<>+0(SB), Y6, Y6
+	VPSRLW       $0x04, Y6, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y6, Y6
+	VPMADDWD     q8OnesW<>+0(SB), Y6, Y6
+	VPADDD       Y6, Y2, Y2
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B3x1AVX2_c3_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         192(DX), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x18, BX
+	SUBQ         $0x40, SI
+	JNZ          axpyCodesQ8B3x1AVX2_group
 	VZEROUPPER
 	RET
 
@@ -16257,9 +16671,195 @@ DATA values8Transpose<>+30(SB)/1, $0x0b
 DATA values8Transpose<>+31(SB)/1, $0x0f
 GLOBL values8Transpose<>(SB), RODATA|NOPTR, $32
 
-// func axpyCodesQ8B4x2AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+DATA values8Spread3At0<>+0(SB)/1, $0x00
+DATA values8Spread3At0<>+1(SB)/1, $0x01
+DATA values8Spread3At0<>+2(SB)/1, $0x00
+DATA values8Spread3At0<>+3(SB)/1, $0x01
+DATA values8Spread3At0<>+4(SB)/1, $0x01
+DATA values8Spread3At0<>+5(SB)/1, $0x02
+DATA values8Spread3At0<>+6(SB)/1, $0x02
+DATA values8Spread3At0<>+7(SB)/1, $0x03
+DATA values8Spread3At0<>+8(SB)/1, $0x03
+DATA values8Spread3At0<>+9(SB)/1, $0x04
+DATA values8Spread3At0<>+10(SB)/1, $0x03
+DATA values8Spread3At0<>+11(SB)/1, $0x04
+DATA values8Spread3At0<>+12(SB)/1, $0x04
+DATA values8Spread3At0<>+13(SB)/1, $0x05
+DATA values8Spread3At0<>+14(SB)/1, $0x05
+DATA values8Spread3At0<>+15(SB)/1, $0x06
+DATA values8Spread3At0<>+16(SB)/1, $0x00
+DATA values8Spread3At0<>+17(SB)/1, $0x01
+DATA values8Spread3At0<>+18(SB)/1, $0x00
+DATA values8Spread3At0<>+19(SB)/1, $0x01
+DATA values8Spread3At0<>+20(SB)/1, $0x01
+DATA values8Spread3At0<>+21(SB)/1, $0x02
+DATA values8Spread3At0<>+22(SB)/1, $0x02
+DATA values8Spread3At0<>+23(SB)/1, $0x03
+DATA values8Spread3At0<>+24(SB)/1, $0x03
+DATA values8Spread3At0<>+25(SB)/1, $0x04
+DATA values8Spread3At0<>+26(SB)/1, $0x03
+DATA values8Spread3At0<>+27(SB)/1, $0x04
+DATA values8Spread3At0<>+28(SB)/1, $0x04
+DATA values8Spread3At0<>+29(SB)/1, $0x05
+DATA values8Spread3At0<>+30(SB)/1, $0x05
+DATA values8Spread3At0<>+31(SB)/1, $0x06
+DATA values8Spread3At0<>+32(SB)/1, $0x08
+DATA values8Spread3At0<>+33(SB)/1, $0x09
+DATA values8Spread3At0<>+34(SB)/1, $0x08
+DATA values8Spread3At0<>+35(SB)/1, $0x09
+DATA values8Spread3At0<>+36(SB)/1, $0x09
+DATA values8Spread3At0<>+37(SB)/1, $0x0a
+DATA values8Spread3At0<>+38(SB)/1, $0x0a
+DATA values8Spread3At0<>+39(SB)/1, $0x0b
+DATA values8Spread3At0<>+40(SB)/1, $0x0b
+DATA values8Spread3At0<>+41(SB)/1, $0x0c
+DATA values8Spread3At0<>+42(SB)/1, $0x0b
+DATA values8Spread3At0<>+43(SB)/1, $0x0c
+DATA values8Spread3At0<>+44(SB)/1, $0x0c
+DATA values8Spread3At0<>+45(SB)/1, $0x0d
+DATA values8Spread3At0<>+46(SB)/1, $0x0d
+DATA values8Spread3At0<>+47(SB)/1, $0x0e
+DATA values8Spread3At0<>+48(SB)/1, $0x08
+DATA values8Spread3At0<>+49(SB)/1, $0x09
+DATA values8Spread3At0<>+50(SB)/1, $0x08
+DATA values8Spread3At0<>+51(SB)/1, $0x09
+DATA values8Spread3At0<>+52(SB)/1, $0x09
+DATA values8Spread3At0<>+53(SB)/1, $0x0a
+DATA values8Spread3At0<>+54(SB)/1, $0x0a
+DATA values8Spread3At0<>+55(SB)/1, $0x0b
+DATA values8Spread3At0<>+56(SB)/1, $0x0b
+DATA values8Spread3At0<>+57(SB)/1, $0x0c
+DATA values8Spread3At0<>+58(SB)/1, $0x0b
+DATA values8Spread3At0<>+59(SB)/1, $0x0c
+DATA values8Spread3At0<>+60(SB)/1, $0x0c
+DATA values8Spread3At0<>+61(SB)/1, $0x0d
+DATA values8Spread3At0<>+62(SB)/1, $0x0d
+DATA values8Spread3At0<>+63(SB)/1, $0x0e
+GLOBL values8Spread3At0<>(SB), RODATA|NOPTR, $64
+
+DATA values8Mul3<>+0(SB)/2, $0x0100
+DATA values8Mul3<>+2(SB)/2, $0x0004
+DATA values8Mul3<>+4(SB)/2, $0x0010
+DATA values8Mul3<>+6(SB)/2, $0x0040
+DATA values8Mul3<>+8(SB)/2, $0x0100
+DATA values8Mul3<>+10(SB)/2, $0x0004
+DATA values8Mul3<>+12(SB)/2, $0x0010
+DATA values8Mul3<>+14(SB)/2, $0x0040
+DATA values8Mul3<>+16(SB)/2, $0x0100
+DATA values8Mul3<>+18(SB)/2, $0x0004
+DATA values8Mul3<>+20(SB)/2, $0x0010
+DATA values8Mul3<>+22(SB)/2, $0x0040
+DATA values8Mul3<>+24(SB)/2, $0x0100
+DATA values8Mul3<>+26(SB)/2, $0x0004
+DATA values8Mul3<>+28(SB)/2, $0x0010
+DATA values8Mul3<>+30(SB)/2, $0x0040
+GLOBL values8Mul3<>(SB), RODATA|NOPTR, $32
+
+DATA values8Seven<>+0(SB)/2, $0x0007
+DATA values8Seven<>+2(SB)/2, $0x0007
+DATA values8Seven<>+4(SB)/2, $0x0007
+DATA values8Seven<>+6(SB)/2, $0x0007
+DATA values8Seven<>+8(SB)/2, $0x0007
+DATA values8Seven<>+10(SB)/2, $0x0007
+DATA values8Seven<>+12(SB)/2, $0x0007
+DATA values8Seven<>+14(SB)/2, $0x0007
+DATA values8Seven<>+16(SB)/2, $0x0007
+DATA values8Seven<>+18(SB)/2, $0x0007
+DATA values8Seven<>+20(SB)/2, $0x0007
+DATA values8Seven<>+22(SB)/2, $0x0007
+DATA values8Seven<>+24(SB)/2, $0x0007
+DATA values8Seven<>+26(SB)/2, $0x0007
+DATA values8Seven<>+28(SB)/2, $0x0007
+DATA values8Seven<>+30(SB)/2, $0x0007
+GLOBL values8Seven<>(SB), RODATA|NOPTR, $32
+
+DATA values8High3<>+0(SB)/2, $0x0070
+DATA values8High3<>+2(SB)/2, $0x0070
+DATA values8High3<>+4(SB)/2, $0x0070
+DATA values8High3<>+6(SB)/2, $0x0070
+DATA values8High3<>+8(SB)/2, $0x0070
+DATA values8High3<>+10(SB)/2, $0x0070
+DATA values8High3<>+12(SB)/2, $0x0070
+DATA values8High3<>+14(SB)/2, $0x0070
+DATA values8High3<>+16(SB)/2, $0x0070
+DATA values8High3<>+18(SB)/2, $0x0070
+DATA values8High3<>+20(SB)/2, $0x0070
+DATA values8High3<>+22(SB)/2, $0x0070
+DATA values8High3<>+24(SB)/2, $0x0070
+DATA values8High3<>+26(SB)/2, $0x0070
+DATA values8High3<>+28(SB)/2, $0x0070
+DATA values8High3<>+30(SB)/2, $0x0070
+GLOBL values8High3<>(SB), RODATA|NOPTR, $32
+
+DATA values8Spread3At2<>+0(SB)/1, $0x02
+DATA values8Spread3At2<>+1(SB)/1, $0x03
+DATA values8Spread3At2<>+2(SB)/1, $0x02
+DATA values8Spread3At2<>+3(SB)/1, $0x03
+DATA values8Spread3At2<>+4(SB)/1, $0x03
+DATA values8Spread3At2<>+5(SB)/1, $0x04
+DATA values8Spread3At2<>+6(SB)/1, $0x04
+DATA values8Spread3At2<>+7(SB)/1, $0x05
+DATA values8Spread3At2<>+8(SB)/1, $0x05
+DATA values8Spread3At2<>+9(SB)/1, $0x06
+DATA values8Spread3At2<>+10(SB)/1, $0x05
+DATA values8Spread3At2<>+11(SB)/1, $0x06
+DATA values8Spread3At2<>+12(SB)/1, $0x06
+DATA values8Spread3At2<>+13(SB)/1, $0x07
+DATA values8Spread3At2<>+14(SB)/1, $0x07
+DATA values8Spread3At2<>+15(SB)/1, $0x08
+DATA values8Spread3At2<>+16(SB)/1, $0x02
+DATA values8Spread3At2<>+17(SB)/1, $0x03
+DATA values8Spread3At2<>+18(SB)/1, $0x02
+DATA values8Spread3At2<>+19(SB)/1, $0x03
+DATA values8Spread3At2<>+20(SB)/1, $0x03
+DATA values8Spread3At2<>+21(SB)/1, $0x04
+DATA values8Spread3At2<>+22(SB)/1, $0x04
+DATA values8Spread3At2<>+23(SB)/1, $0x05
+DATA values8Spread3At2<>+24(SB)/1, $0x05
+DATA values8Spread3At2<>+25(SB)/1, $0x06
+DATA values8Spread3At2<>+26(SB)/1, $0x05
+DATA values8Spread3At2<>+27(SB)/1, $0x06
+DATA values8Spread3At2<>+28(SB)/1, $0x06
+DATA values8Spread3At2<>+29(SB)/1, $0x07
+DATA values8Spread3At2<>+30(SB)/1, $0x07
+DATA values8Spread3At2<>+31(SB)/1, $0x08
+DATA values8Spread3At2<>+32(SB)/1, $0x0a
+DATA values8Spread3At2<>+33(SB)/1, $0x0b
+DATA values8Spread3At2<>+34(SB)/1, $0x0a
+DATA values8Spread3At2<>+35(SB)/1, $0x0b
+DATA values8Spread3At2<>+36(SB)/1, $0x0b
+DATA values8Spread3At2<>+37(SB)/1, $0x0c
+DATA values8Spread3At2<>+38(SB)/1, $0x0c
+DATA values8Spread3At2<>+39(SB)/1, $0x0d
+DATA values8Spread3At2<>+40(SB)/1, $0x0d
+DATA values8Spread3At2<>+41(SB)/1, $0x0e
+DATA values8Spread3At2<>+42(SB)/1, $0x0d
+DATA values8Spread3At2<>+43(SB)/1, $0x0e
+DATA values8Spread3At2<>+44(SB)/1, $0x0e
+DATA values8Spread3At2<>+45(SB)/1, $0x0f
+DATA values8Spread3At2<>+46(SB)/1, $0x0f
+DATA values8Spread3At2<>+47(SB)/1, $0x10
+DATA values8Spread3At2<>+48(SB)/1, $0x0a
+DATA values8Spread3At2<>+49(SB)/1, $0x0b
+DATA values8Spread3At2<>+50(SB)/1, $0x0a
+DATA values8Spread3At2<>+51(SB)/1, $0x0b
+DATA values8Spread3At2<>+52(SB)/1, $0x0b
+DATA values8Spread3At2<>+53(SB)/1, $0x0c
+DATA values8Spread3At2<>+54(SB)/1, $0x0c
+DATA values8Spread3At2<>+55(SB)/1, $0x0d
+DATA values8Spread3At2<>+56(SB)/1, $0x0d
+DATA values8Spread3At2<>+57(SB)/1, $0x0e
+DATA values8Spread3At2<>+58(SB)/1, $0x0d
+DATA values8Spread3At2<>+59(SB)/1, $0x0e
+DATA values8Spread3At2<>+60(SB)/1, $0x0e
+DATA values8Spread3At2<>+61(SB)/1, $0x0f
+DATA values8Spread3At2<>+62(SB)/1, $0x0f
+DATA values8Spread3At2<>+63(SB)/1, $0x10
+GLOBL values8Spread3At2<>(SB), RODATA|NOPTR, $64
+
+// func axpyCodesQ8B3x2AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX2, CMOV, MMX+
-TEXT ·axpyCodesQ8B4x2AVX2(SB), NOSPLIT, $0-168
+TEXT ·axpyCodesQ8B3x2AVX2(SB), NOSPLIT, $0-168
 	MOVQ           tab+72(FP), AX
 	VBROADCASTI128 (AX), Y0
 	VMOVDQU        values8Quads<>+0(SB), Y1
@@ -16271,63 +16871,78 @@ TEXT ·axpyCodesQ8B4x2AVX2(SB), NOSPLIT, $0-168
 	ADDQ           SI, BX
 	MOVQ           d64+128(FP), SI
 
-axpyCodesQ8B4x2AVX2_chunk:
+axpyCodesQ8B3x2AVX2_group:
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
 	VPXOR Y4, Y4, Y4
 	VPXOR Y5, Y5, Y5
-	MOVQ  BX, DI
+	LEAQ  (BX), DI
 	MOVQ  w_base+32(FP), R8
 	MOVQ  n+120(FP), R9
 	MOVQ  stride+104(FP), R10
 	LEAQ  (R10)(R10*1), R11
 	LEAQ  (R11)(R10*1), R12
 
-axpyCodesQ8B4x2AVX2_quad:
+axpyCodesQ8B3x2AVX2_c0_quad:
 	CMPQ       R9, $0x04
-	JB         axpyCodesQ8B4x2AVX2_tail
+	JB         axpyCodesQ8B3x2AVX2_c0_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2AVX2_pf120
+	JLE        axpyCodesQ8B3x2AVX2_c0_pf123
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x2AVX2_pf120:
+axpyCodesQ8B3x2AVX2_c0_pf123:
 	VMOVQ        (DI), X6
 	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
 	VMOVQ        (DI)(R11*1), X7
 	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
 	VINSERTI128  $0x01, X7, Y6, Y7
-	VPERMD       Y7, Y1, Y7
-	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
-	VPSRLW       $0x04, Y7, Y8
-	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSHUFB      values8Spread3At0<>+0(SB), Y7, Y8
+	VPMULLW      values8Mul3<>+0(SB), Y8, Y8
+	VPSRLW       $0x08, Y8, Y8
+	VPADDW       Y8, Y8, Y9
+	VPAND        values8Seven<>+0(SB), Y8, Y8
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSHUFB      values8Spread3At0<>+32(SB), Y7, Y7
+	VPMULLW      values8Mul3<>+0(SB), Y7, Y7
+	VPSRLW       $0x08, Y7, Y7
+	VPADDW       Y7, Y7, Y9
+	VPAND        values8Seven<>+0(SB), Y7, Y7
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPACKUSWB    Y7, Y8, Y8
+	VPERMD       Y8, Y1, Y8
+	VPSHUFB      values8Transpose<>+0(SB), Y8, Y8
+	VPSRLW       $0x04, Y8, Y7
 	VPAND        q4NibbleB<>+0(SB), Y8, Y8
-	VPSHUFB      Y7, Y0, Y7
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
 	VPSHUFB      Y8, Y0, Y8
+	VPSHUFB      Y7, Y0, Y7
 	VPBROADCASTD (R8), Y9
-	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDUBSW   Y9, Y8, Y10
 	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
 	VPADDD       Y10, Y2, Y2
-	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDUBSW   Y9, Y7, Y9
 	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
 	VPADDD       Y9, Y3, Y3
 	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y8, Y8
+	VPMADDWD     q8OnesW<>+0(SB), Y8, Y8
+	VPADDD       Y8, Y4, Y4
 	VPMADDUBSW   Y9, Y7, Y7
-	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
-	VPADDD       Y7, Y4, Y4
-	VPMADDUBSW   Y9, Y8, Y7
 	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
 	VPADDD       Y7, Y5, Y5
 	ADDQ         $0x10, R8
 	ADDQ         R11, DI
 	ADDQ         R11, DI
 	SUBQ         $0x04, R9
-	JMP          axpyCodesQ8B4x2AVX2_quad
+	JMP          axpyCodesQ8B3x2AVX2_c0_quad
 
-axpyCodesQ8B4x2AVX2_tail:
+axpyCodesQ8B3x2AVX2_c0_tail:
 	TESTQ        R9, R9
-	JZ           axpyCodesQ8B4x2AVX2_finish
+	JZ           axpyCodesQ8B3x2AVX2_c0_finish
 	XORQ         R13, R13
 	MOVQ         R13, R12
 	CMPQ         R9, $0x03
@@ -16339,33 +16954,48 @@ axpyCodesQ8B4x2AVX2_tail:
 	VMOVQ        (DI)(R11*1), X7
 	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
 	VINSERTI128  $0x01, X7, Y6, Y7
-	VPERMD       Y7, Y1, Y7
-	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
-	VPSRLW       $0x04, Y7, Y8
-	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSHUFB      values8Spread3At0<>+0(SB), Y7, Y8
+	VPMULLW      values8Mul3<>+0(SB), Y8, Y8
+	VPSRLW       $0x08, Y8, Y8
+	VPADDW       Y8, Y8, Y9
+	VPAND        values8Seven<>+0(SB), Y8, Y8
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSHUFB      values8Spread3At0<>+32(SB), Y7, Y7
+	VPMULLW      values8Mul3<>+0(SB), Y7, Y7
+	VPSRLW       $0x08, Y7, Y7
+	VPADDW       Y7, Y7, Y9
+	VPAND        values8Seven<>+0(SB), Y7, Y7
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPACKUSWB    Y7, Y8, Y8
+	VPERMD       Y8, Y1, Y8
+	VPSHUFB      values8Transpose<>+0(SB), Y8, Y8
+	VPSRLW       $0x04, Y8, Y7
 	VPAND        q4NibbleB<>+0(SB), Y8, Y8
-	VPSHUFB      Y7, Y0, Y7
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
 	VPSHUFB      Y8, Y0, Y8
+	VPSHUFB      Y7, Y0, Y7
 	VPBROADCASTD (R8), Y9
-	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDUBSW   Y9, Y8, Y10
 	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
 	VPADDD       Y10, Y2, Y2
-	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDUBSW   Y9, Y7, Y9
 	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
 	VPADDD       Y9, Y3, Y3
 	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y8, Y8
+	VPMADDWD     q8OnesW<>+0(SB), Y8, Y8
+	VPADDD       Y8, Y4, Y4
 	VPMADDUBSW   Y9, Y7, Y7
-	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
-	VPADDD       Y7, Y4, Y4
-	VPMADDUBSW   Y9, Y8, Y7
 	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
 	VPADDD       Y7, Y5, Y5
 
-axpyCodesQ8B4x2AVX2_finish:
+axpyCodesQ8B3x2AVX2_c0_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	MOVQ         DX, R10
+	LEAQ         (DX), R10
 	MOVQ         accStride+24(FP), R11
 	SHLQ         $0x02, R11
 	VPUNPCKLDQ   Y3, Y2, Y7
@@ -16387,7 +17017,7 @@ axpyCodesQ8B4x2AVX2_finish:
 	VADDPS       32(R10), Y2, Y2
 	VMOVUPS      Y2, 32(R10)
 	CMPQ         R9, $0x01
-	JLE          axpyCodesQ8B4x2AVX2_next
+	JLE          axpyCodesQ8B3x2AVX2_c0_next
 	ADDQ         R11, R10
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
@@ -16408,11 +17038,2482 @@ axpyCodesQ8B4x2AVX2_finish:
 	VADDPS       32(R10), Y2, Y2
 	VMOVUPS      Y2, 32(R10)
 
-axpyCodesQ8B4x2AVX2_next:
-	ADDQ $0x40, DX
-	ADDQ $0x08, BX
-	SUBQ $0x10, SI
-	JNZ  axpyCodesQ8B4x2AVX2_chunk
+axpyCodesQ8B3x2AVX2_c0_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  6(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x2AVX2_c1_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x2AVX2_c1_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x2AVX2_c1_pf124
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x2AVX2_c1_pf124:
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPSHUFB      values8Spread3At0<>+0(SB), Y7, Y8
+	VPMULLW      values8Mul3<>+0(SB), Y8, Y8
+	VPSRLW       $0x08, Y8, Y8
+	VPADDW       Y8, Y8, Y9
+	VPAND        values8Seven<>+0(SB), Y8, Y8
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSHUFB      values8Spread3At0<>+32(SB), Y7, Y7
+	VPMULLW      values8Mul3<>+0(SB), Y7, Y7
+	VPSRLW       $0x08, Y7, Y7
+	VPADDW       Y7, Y7, Y9
+	VPAND        values8Seven<>+0(SB), Y7, Y7
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPACKUSWB    Y7, Y8, Y8
+	VPERMD       Y8, Y1, Y8
+	VPSHUFB      values8Transpose<>+0(SB), Y8, Y8
+	VPSRLW       $0x04, Y8, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y8, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y8, Y8
+	VPMADDWD     q8OnesW<>+0(SB), Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x2AVX2_c1_quad
+
+axpyCodesQ8B3x2AVX2_c1_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x2AVX2_c1_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPSHUFB      values8Spread3At0<>+0(SB), Y7, Y8
+	VPMULLW      values8Mul3<>+0(SB), Y8, Y8
+	VPSRLW       $0x08, Y8, Y8
+	VPADDW       Y8, Y8, Y9
+	VPAND        values8Seven<>+0(SB), Y8, Y8
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSHUFB      values8Spread3At0<>+32(SB), Y7, Y7
+	VPMULLW      values8Mul3<>+0(SB), Y7, Y7
+	VPSRLW       $0x08, Y7, Y7
+	VPADDW       Y7, Y7, Y9
+	VPAND        values8Seven<>+0(SB), Y7, Y7
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPACKUSWB    Y7, Y8, Y8
+	VPERMD       Y8, Y1, Y8
+	VPSHUFB      values8Transpose<>+0(SB), Y8, Y8
+	VPSRLW       $0x04, Y8, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y8, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y8, Y8
+	VPMADDWD     q8OnesW<>+0(SB), Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B3x2AVX2_c1_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         64(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x2AVX2_c1_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B3x2AVX2_c1_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  12(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x2AVX2_c2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x2AVX2_c2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x2AVX2_c2_pf125
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x2AVX2_c2_pf125:
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPSHUFB      values8Spread3At0<>+0(SB), Y7, Y8
+	VPMULLW      values8Mul3<>+0(SB), Y8, Y8
+	VPSRLW       $0x08, Y8, Y8
+	VPADDW       Y8, Y8, Y9
+	VPAND        values8Seven<>+0(SB), Y8, Y8
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSHUFB      values8Spread3At0<>+32(SB), Y7, Y7
+	VPMULLW      values8Mul3<>+0(SB), Y7, Y7
+	VPSRLW       $0x08, Y7, Y7
+	VPADDW       Y7, Y7, Y9
+	VPAND        values8Seven<>+0(SB), Y7, Y7
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPACKUSWB    Y7, Y8, Y8
+	VPERMD       Y8, Y1, Y8
+	VPSHUFB      values8Transpose<>+0(SB), Y8, Y8
+	VPSRLW       $0x04, Y8, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y8, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y8, Y8
+	VPMADDWD     q8OnesW<>+0(SB), Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x2AVX2_c2_quad
+
+axpyCodesQ8B3x2AVX2_c2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x2AVX2_c2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPSHUFB      values8Spread3At0<>+0(SB), Y7, Y8
+	VPMULLW      values8Mul3<>+0(SB), Y8, Y8
+	VPSRLW       $0x08, Y8, Y8
+	VPADDW       Y8, Y8, Y9
+	VPAND        values8Seven<>+0(SB), Y8, Y8
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSHUFB      values8Spread3At0<>+32(SB), Y7, Y7
+	VPMULLW      values8Mul3<>+0(SB), Y7, Y7
+	VPSRLW       $0x08, Y7, Y7
+	VPADDW       Y7, Y7, Y9
+	VPAND        values8Seven<>+0(SB), Y7, Y7
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPACKUSWB    Y7, Y8, Y8
+	VPERMD       Y8, Y1, Y8
+	VPSHUFB      values8Transpose<>+0(SB), Y8, Y8
+	VPSRLW       $0x04, Y8, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y8, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y8, Y8
+	VPMADDWD     q8OnesW<>+0(SB), Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B3x2AVX2_c2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         128(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x2AVX2_c2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B3x2AVX2_c2_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  16(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x2AVX2_c3_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x2AVX2_c3_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x2AVX2_c3_pf126
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x2AVX2_c3_pf126:
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPSHUFB      values8Spread3At2<>+0(SB), Y7, Y8
+	VPMULLW      values8Mul3<>+0(SB), Y8, Y8
+	VPSRLW       $0x08, Y8, Y8
+	VPADDW       Y8, Y8, Y9
+	VPAND        values8Seven<>+0(SB), Y8, Y8
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSHUFB      values8Spread3At2<>+32(SB), Y7, Y7
+	VPMULLW      values8Mul3<>+0(SB), Y7, Y7
+	VPSRLW       $0x08, Y7, Y7
+	VPADDW       Y7, Y7, Y9
+	VPAND        values8Seven<>+0(SB), Y7, Y7
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPACKUSWB    Y7, Y8, Y8
+	VPERMD       Y8, Y1, Y8
+	VPSHUFB      values8Transpose<>+0(SB), Y8, Y8
+	VPSRLW       $0x04, Y8, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y8, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y8, Y8
+	VPMADDWD     q8OnesW<>+0(SB), Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x2AVX2_c3_quad
+
+axpyCodesQ8B3x2AVX2_c3_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x2AVX2_c3_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPSHUFB      values8Spread3At2<>+0(SB), Y7, Y8
+	VPMULLW      values8Mul3<>+0(SB), Y8, Y8
+	VPSRLW       $0x08, Y8, Y8
+	VPADDW       Y8, Y8, Y9
+	VPAND        values8Seven<>+0(SB), Y8, Y8
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y8, Y8
+	VPSHUFB      values8Spread3At2<>+32(SB), Y7, Y7
+	VPMULLW      values8Mul3<>+0(SB), Y7, Y7
+	VPSRLW       $0x08, Y7, Y7
+	VPADDW       Y7, Y7, Y9
+	VPAND        values8Seven<>+0(SB), Y7, Y7
+	VPAND        values8High3<>+0(SB), Y9, Y9
+	VPOR         Y9, Y7, Y7
+	VPACKUSWB    Y7, Y8, Y8
+	VPERMD       Y8, Y1, Y8
+	VPSHUFB      values8Transpose<>+0(SB), Y8, Y8
+	VPSRLW       $0x04, Y8, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y8, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y7, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y8, Y8
+	VPMADDWD     q8OnesW<>+0(SB), Y8, Y8
+	VPADDD       Y8, Y4, Y4
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B3x2AVX2_c3_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         192(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x2AVX2_c3_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B3x2AVX2_c3_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x18, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B3x2AVX2_group
+	VZEROUPPER
+	RET
+
+// func axpyCodesQ8B3x4AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX2, CMOV, MMX+
+TEXT ·axpyCodesQ8B3x4AVX2(SB), NOSPLIT, $0-168
+	MOVQ           tab+72(FP), AX
+	VBROADCASTI128 (AX), Y0
+	VMOVDQU        values8Quads<>+0(SB), Y1
+	MOVQ           ahead_base+144(FP), AX
+	MOVQ           ahead_len+152(FP), CX
+	MOVQ           acc_base+0(FP), DX
+	MOVQ           codes_base+80(FP), BX
+	MOVQ           idxOff+112(FP), SI
+	ADDQ           SI, BX
+	MOVQ           d64+128(FP), SI
+
+axpyCodesQ8B3x4AVX2_group:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  (BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x4AVX2_c0_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x4AVX2_c0_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x4AVX2_c0_pf127
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x4AVX2_c0_pf127:
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPSHUFB      values8Spread3At0<>+0(SB), Y11, Y12
+	VPMULLW      values8Mul3<>+0(SB), Y12, Y12
+	VPSRLW       $0x08, Y12, Y12
+	VPADDW       Y12, Y12, Y13
+	VPAND        values8Seven<>+0(SB), Y12, Y12
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPSHUFB      values8Spread3At0<>+32(SB), Y11, Y11
+	VPMULLW      values8Mul3<>+0(SB), Y11, Y11
+	VPSRLW       $0x08, Y11, Y11
+	VPADDW       Y11, Y11, Y13
+	VPAND        values8Seven<>+0(SB), Y11, Y11
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPACKUSWB    Y11, Y12, Y12
+	VPERMD       Y12, Y1, Y12
+	VPSHUFB      values8Transpose<>+0(SB), Y12, Y12
+	VPSRLW       $0x04, Y12, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y12
+	VPMADDWD     q8OnesW<>+0(SB), Y12, Y12
+	VPADDD       Y12, Y8, Y8
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x4AVX2_c0_quad
+
+axpyCodesQ8B3x4AVX2_c0_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x4AVX2_c0_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPSHUFB      values8Spread3At0<>+0(SB), Y11, Y12
+	VPMULLW      values8Mul3<>+0(SB), Y12, Y12
+	VPSRLW       $0x08, Y12, Y12
+	VPADDW       Y12, Y12, Y13
+	VPAND        values8Seven<>+0(SB), Y12, Y12
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPSHUFB      values8Spread3At0<>+32(SB), Y11, Y11
+	VPMULLW      values8Mul3<>+0(SB), Y11, Y11
+	VPSRLW       $0x08, Y11, Y11
+	VPADDW       Y11, Y11, Y13
+	VPAND        values8Seven<>+0(SB), Y11, Y11
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPACKUSWB    Y11, Y12, Y12
+	VPERMD       Y12, Y1, Y12
+	VPSHUFB      values8Transpose<>+0(SB), Y12, Y12
+	VPSRLW       $0x04, Y12, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y12
+	VPMADDWD     q8OnesW<>+0(SB), Y12, Y12
+	VPADDD       Y12, Y8, Y8
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B3x4AVX2_c0_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         (DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x4AVX2_c0_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B3x4AVX2_c0_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B3x4AVX2_c0_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B3x4AVX2_c0_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  6(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x4AVX2_c1_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x4AVX2_c1_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x4AVX2_c1_pf128
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x4AVX2_c1_pf128:
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPSHUFB      values8Spread3At0<>+0(SB), Y11, Y12
+	VPMULLW      values8Mul3<>+0(SB), Y12, Y12
+	VPSRLW       $0x08, Y12, Y12
+	VPADDW       Y12, Y12, Y13
+	VPAND        values8Seven<>+0(SB), Y12, Y12
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPSHUFB      values8Spread3At0<>+32(SB), Y11, Y11
+	VPMULLW      values8Mul3<>+0(SB), Y11, Y11
+	VPSRLW       $0x08, Y11, Y11
+	VPADDW       Y11, Y11, Y13
+	VPAND        values8Seven<>+0(SB), Y11, Y11
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPACKUSWB    Y11, Y12, Y12
+	VPERMD       Y12, Y1, Y12
+	VPSHUFB      values8Transpose<>+0(SB), Y12, Y12
+	VPSRLW       $0x04, Y12, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y12
+	VPMADDWD     q8OnesW<>+0(SB), Y12, Y12
+	VPADDD       Y12, Y8, Y8
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x4AVX2_c1_quad
+
+axpyCodesQ8B3x4AVX2_c1_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x4AVX2_c1_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPSHUFB      values8Spread3At0<>+0(SB), Y11, Y12
+	VPMULLW      values8Mul3<>+0(SB), Y12, Y12
+	VPSRLW       $0x08, Y12, Y12
+	VPADDW       Y12, Y12, Y13
+	VPAND        values8Seven<>+0(SB), Y12, Y12
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPSHUFB      values8Spread3At0<>+32(SB), Y11, Y11
+	VPMULLW      values8Mul3<>+0(SB), Y11, Y11
+	VPSRLW       $0x08, Y11, Y11
+	VPADDW       Y11, Y11, Y13
+	VPAND        values8Seven<>+0(SB), Y11, Y11
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPACKUSWB    Y11, Y12, Y12
+	VPERMD       Y12, Y1, Y12
+	VPSHUFB      values8Transpose<>+0(SB), Y12, Y12
+	VPSRLW       $0x04, Y12, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y12
+	VPMADDWD     q8OnesW<>+0(SB), Y12, Y12
+	VPADDD       Y12, Y8, Y8
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B3x4AVX2_c1_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         64(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x4AVX2_c1_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B3x4AVX2_c1_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B3x4AVX2_c1_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B3x4AVX2_c1_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  12(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x4AVX2_c2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x4AVX2_c2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x4AVX2_c2_pf129
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x4AVX2_c2_pf129:
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPSHUFB      values8Spread3At0<>+0(SB), Y11, Y12
+	VPMULLW      values8Mul3<>+0(SB), Y12, Y12
+	VPSRLW       $0x08, Y12, Y12
+	VPADDW       Y12, Y12, Y13
+	VPAND        values8Seven<>+0(SB), Y12, Y12
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPSHUFB      values8Spread3At0<>+32(SB), Y11, Y11
+	VPMULLW      values8Mul3<>+0(SB), Y11, Y11
+	VPSRLW       $0x08, Y11, Y11
+	VPADDW       Y11, Y11, Y13
+	VPAND        values8Seven<>+0(SB), Y11, Y11
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPACKUSWB    Y11, Y12, Y12
+	VPERMD       Y12, Y1, Y12
+	VPSHUFB      values8Transpose<>+0(SB), Y12, Y12
+	VPSRLW       $0x04, Y12, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y12
+	VPMADDWD     q8OnesW<>+0(SB), Y12, Y12
+	VPADDD       Y12, Y8, Y8
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x4AVX2_c2_quad
+
+axpyCodesQ8B3x4AVX2_c2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x4AVX2_c2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPSHUFB      values8Spread3At0<>+0(SB), Y11, Y12
+	VPMULLW      values8Mul3<>+0(SB), Y12, Y12
+	VPSRLW       $0x08, Y12, Y12
+	VPADDW       Y12, Y12, Y13
+	VPAND        values8Seven<>+0(SB), Y12, Y12
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPSHUFB      values8Spread3At0<>+32(SB), Y11, Y11
+	VPMULLW      values8Mul3<>+0(SB), Y11, Y11
+	VPSRLW       $0x08, Y11, Y11
+	VPADDW       Y11, Y11, Y13
+	VPAND        values8Seven<>+0(SB), Y11, Y11
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPACKUSWB    Y11, Y12, Y12
+	VPERMD       Y12, Y1, Y12
+	VPSHUFB      values8Transpose<>+0(SB), Y12, Y12
+	VPSRLW       $0x04, Y12, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y12
+	VPMADDWD     q8OnesW<>+0(SB), Y12, Y12
+	VPADDD       Y12, Y8, Y8
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B3x4AVX2_c2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         128(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x4AVX2_c2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B3x4AVX2_c2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B3x4AVX2_c2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B3x4AVX2_c2_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  16(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x4AVX2_c3_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x4AVX2_c3_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x4AVX2_c3_pf130
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x4AVX2_c3_pf130:
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPSHUFB      values8Spread3At2<>+0(SB), Y11, Y12
+	VPMULLW      values8Mul3<>+0(SB), Y12, Y12
+	VPSRLW       $0x08, Y12, Y12
+	VPADDW       Y12, Y12, Y13
+	VPAND        values8Seven<>+0(SB), Y12, Y12
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPSHUFB      values8Spread3At2<>+32(SB), Y11, Y11
+	VPMULLW      values8Mul3<>+0(SB), Y11, Y11
+	VPSRLW       $0x08, Y11, Y11
+	VPADDW       Y11, Y11, Y13
+	VPAND        values8Seven<>+0(SB), Y11, Y11
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPACKUSWB    Y11, Y12, Y12
+	VPERMD       Y12, Y1, Y12
+	VPSHUFB      values8Transpose<>+0(SB), Y12, Y12
+	VPSRLW       $0x04, Y12, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y12
+	VPMADDWD     q8OnesW<>+0(SB), Y12, Y12
+	VPADDD       Y12, Y8, Y8
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x4AVX2_c3_quad
+
+axpyCodesQ8B3x4AVX2_c3_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x4AVX2_c3_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPSHUFB      values8Spread3At2<>+0(SB), Y11, Y12
+	VPMULLW      values8Mul3<>+0(SB), Y12, Y12
+	VPSRLW       $0x08, Y12, Y12
+	VPADDW       Y12, Y12, Y13
+	VPAND        values8Seven<>+0(SB), Y12, Y12
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y12, Y12
+	VPSHUFB      values8Spread3At2<>+32(SB), Y11, Y11
+	VPMULLW      values8Mul3<>+0(SB), Y11, Y11
+	VPSRLW       $0x08, Y11, Y11
+	VPADDW       Y11, Y11, Y13
+	VPAND        values8Seven<>+0(SB), Y11, Y11
+	VPAND        values8High3<>+0(SB), Y13, Y13
+	VPOR         Y13, Y11, Y11
+	VPACKUSWB    Y11, Y12, Y12
+	VPERMD       Y12, Y1, Y12
+	VPSHUFB      values8Transpose<>+0(SB), Y12, Y12
+	VPSRLW       $0x04, Y12, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y11, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y12, Y12
+	VPMADDWD     q8OnesW<>+0(SB), Y12, Y12
+	VPADDD       Y12, Y8, Y8
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B3x4AVX2_c3_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         192(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x4AVX2_c3_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B3x4AVX2_c3_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B3x4AVX2_c3_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B3x4AVX2_c3_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x18, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B3x4AVX2_group
+	VZEROUPPER
+	RET
+
+// func axpyCodesQ8B4x1AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX2, CMOV, MMX+
+TEXT ·axpyCodesQ8B4x1AVX2(SB), NOSPLIT, $0-168
+	MOVQ           tab+72(FP), AX
+	VBROADCASTI128 (AX), Y0
+	VMOVDQU        values8Quads<>+0(SB), Y1
+	MOVQ           ahead_base+144(FP), AX
+	MOVQ           ahead_len+152(FP), CX
+	MOVQ           acc_base+0(FP), DX
+	MOVQ           codes_base+80(FP), BX
+	MOVQ           idxOff+112(FP), SI
+	ADDQ           SI, BX
+	MOVQ           d64+128(FP), SI
+
+axpyCodesQ8B4x1AVX2_group:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	LEAQ  (BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x1AVX2_c0_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x1AVX2_c0_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x1AVX2_c0_pf131
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x1AVX2_c0_pf131:
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x1AVX2_c0_quad
+
+axpyCodesQ8B4x1AVX2_c0_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x1AVX2_c0_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B4x1AVX2_c0_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         (DX), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	LEAQ         8(BX), DI
+	MOVQ         w_base+32(FP), R8
+	MOVQ         n+120(FP), R9
+	MOVQ         stride+104(FP), R10
+	LEAQ         (R10)(R10*1), R11
+	LEAQ         (R11)(R10*1), R12
+
+axpyCodesQ8B4x1AVX2_c1_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x1AVX2_c1_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x1AVX2_c1_pf132
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x1AVX2_c1_pf132:
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x1AVX2_c1_quad
+
+axpyCodesQ8B4x1AVX2_c1_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x1AVX2_c1_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B4x1AVX2_c1_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         64(DX), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	LEAQ         16(BX), DI
+	MOVQ         w_base+32(FP), R8
+	MOVQ         n+120(FP), R9
+	MOVQ         stride+104(FP), R10
+	LEAQ         (R10)(R10*1), R11
+	LEAQ         (R11)(R10*1), R12
+
+axpyCodesQ8B4x1AVX2_c2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x1AVX2_c2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x1AVX2_c2_pf133
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x1AVX2_c2_pf133:
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x1AVX2_c2_quad
+
+axpyCodesQ8B4x1AVX2_c2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x1AVX2_c2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B4x1AVX2_c2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         128(DX), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	LEAQ         24(BX), DI
+	MOVQ         w_base+32(FP), R8
+	MOVQ         n+120(FP), R9
+	MOVQ         stride+104(FP), R10
+	LEAQ         (R10)(R10*1), R11
+	LEAQ         (R11)(R10*1), R12
+
+axpyCodesQ8B4x1AVX2_c3_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x1AVX2_c3_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x1AVX2_c3_pf134
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x1AVX2_c3_pf134:
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x1AVX2_c3_quad
+
+axpyCodesQ8B4x1AVX2_c3_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x1AVX2_c3_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X4
+	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
+	VMOVQ        (DI)(R11*1), X5
+	VPINSRQ      $0x01, (DI)(R12*1), X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B4x1AVX2_c3_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         192(DX), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x20, BX
+	SUBQ         $0x40, SI
+	JNZ          axpyCodesQ8B4x1AVX2_group
+	VZEROUPPER
+	RET
+
+// func axpyCodesQ8B4x2AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX2, CMOV, MMX+
+TEXT ·axpyCodesQ8B4x2AVX2(SB), NOSPLIT, $0-168
+	MOVQ           tab+72(FP), AX
+	VBROADCASTI128 (AX), Y0
+	VMOVDQU        values8Quads<>+0(SB), Y1
+	MOVQ           ahead_base+144(FP), AX
+	MOVQ           ahead_len+152(FP), CX
+	MOVQ           acc_base+0(FP), DX
+	MOVQ           codes_base+80(FP), BX
+	MOVQ           idxOff+112(FP), SI
+	ADDQ           SI, BX
+	MOVQ           d64+128(FP), SI
+
+axpyCodesQ8B4x2AVX2_group:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  (BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x2AVX2_c0_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x2AVX2_c0_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x2AVX2_c0_pf135
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x2AVX2_c0_pf135:
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x2AVX2_c0_quad
+
+axpyCodesQ8B4x2AVX2_c0_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x2AVX2_c0_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B4x2AVX2_c0_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         (DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B4x2AVX2_c0_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B4x2AVX2_c0_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  8(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x2AVX2_c1_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x2AVX2_c1_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x2AVX2_c1_pf136
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x2AVX2_c1_pf136:
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x2AVX2_c1_quad
+
+axpyCodesQ8B4x2AVX2_c1_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x2AVX2_c1_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B4x2AVX2_c1_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         64(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B4x2AVX2_c1_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B4x2AVX2_c1_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  16(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x2AVX2_c2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x2AVX2_c2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x2AVX2_c2_pf137
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x2AVX2_c2_pf137:
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x2AVX2_c2_quad
+
+axpyCodesQ8B4x2AVX2_c2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x2AVX2_c2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B4x2AVX2_c2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         128(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B4x2AVX2_c2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B4x2AVX2_c2_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  24(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x2AVX2_c3_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x2AVX2_c3_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x2AVX2_c3_pf138
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x2AVX2_c3_pf138:
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x2AVX2_c3_quad
+
+axpyCodesQ8B4x2AVX2_c3_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x2AVX2_c3_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X6
+	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
+	VMOVQ        (DI)(R11*1), X7
+	VPINSRQ      $0x01, (DI)(R12*1), X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B4x2AVX2_c3_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         192(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B4x2AVX2_c3_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B4x2AVX2_c3_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x20, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B4x2AVX2_group
 	VZEROUPPER
 	RET
 
@@ -16430,7 +19531,7 @@ TEXT ·axpyCodesQ8B4x4AVX2(SB), NOSPLIT, $0-168
 	ADDQ           SI, BX
 	MOVQ           d64+128(FP), SI
 
-axpyCodesQ8B4x4AVX2_chunk:
+axpyCodesQ8B4x4AVX2_group:
 	VPXOR Y2, Y2, Y2
 	VPXOR Y3, Y3, Y3
 	VPXOR Y4, Y4, Y4
@@ -16439,23 +19540,23 @@ axpyCodesQ8B4x4AVX2_chunk:
 	VPXOR Y7, Y7, Y7
 	VPXOR Y8, Y8, Y8
 	VPXOR Y9, Y9, Y9
-	MOVQ  BX, DI
+	LEAQ  (BX), DI
 	MOVQ  w_base+32(FP), R8
 	MOVQ  n+120(FP), R9
 	MOVQ  stride+104(FP), R10
 	LEAQ  (R10)(R10*1), R11
 	LEAQ  (R11)(R10*1), R12
 
-axpyCodesQ8B4x4AVX2_quad:
+axpyCodesQ8B4x4AVX2_c0_quad:
 	CMPQ       R9, $0x04
-	JB         axpyCodesQ8B4x4AVX2_tail
+	JB         axpyCodesQ8B4x4AVX2_c0_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4AVX2_pf121
+	JLE        axpyCodesQ8B4x4AVX2_c0_pf139
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x4AVX2_pf121:
+axpyCodesQ8B4x4AVX2_c0_pf139:
 	VMOVQ        (DI), X10
 	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
 	VMOVQ        (DI)(R11*1), X11
@@ -16500,11 +19601,11 @@ axpyCodesQ8B4x4AVX2_pf121:
 	ADDQ         R11, DI
 	ADDQ         R11, DI
 	SUBQ         $0x04, R9
-	JMP          axpyCodesQ8B4x4AVX2_quad
+	JMP          axpyCodesQ8B4x4AVX2_c0_quad
 
-axpyCodesQ8B4x4AVX2_tail:
+axpyCodesQ8B4x4AVX2_c0_tail:
 	TESTQ        R9, R9
-	JZ           axpyCodesQ8B4x4AVX2_finish
+	JZ           axpyCodesQ8B4x4AVX2_c0_finish
 	XORQ         R13, R13
 	MOVQ         R13, R12
 	CMPQ         R9, $0x03
@@ -16552,11 +19653,11 @@ axpyCodesQ8B4x4AVX2_tail:
 	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
 	VPADDD       Y11, Y9, Y9
 
-axpyCodesQ8B4x4AVX2_finish:
+axpyCodesQ8B4x4AVX2_c0_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	MOVQ         DX, R10
+	LEAQ         (DX), R10
 	MOVQ         accStride+24(FP), R11
 	SHLQ         $0x02, R11
 	VPUNPCKLDQ   Y3, Y2, Y11
@@ -16578,7 +19679,7 @@ axpyCodesQ8B4x4AVX2_finish:
 	VADDPS       32(R10), Y2, Y2
 	VMOVUPS      Y2, 32(R10)
 	CMPQ         R9, $0x01
-	JLE          axpyCodesQ8B4x4AVX2_next
+	JLE          axpyCodesQ8B4x4AVX2_c0_next
 	ADDQ         R11, R10
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
@@ -16599,7 +19700,7 @@ axpyCodesQ8B4x4AVX2_finish:
 	VADDPS       32(R10), Y2, Y2
 	VMOVUPS      Y2, 32(R10)
 	CMPQ         R9, $0x02
-	JLE          axpyCodesQ8B4x4AVX2_next
+	JLE          axpyCodesQ8B4x4AVX2_c0_next
 	ADDQ         R11, R10
 	VPUNPCKLDQ   Y7, Y6, Y2
 	VPUNPCKHDQ   Y7, Y6, Y3
@@ -16620,7 +19721,7 @@ axpyCodesQ8B4x4AVX2_finish:
 	VADDPS       32(R10), Y2, Y2
 	VMOVUPS      Y2, 32(R10)
 	CMPQ         R9, $0x03
-	JLE          axpyCodesQ8B4x4AVX2_next
+	JLE          axpyCodesQ8B4x4AVX2_c0_next
 	ADDQ         R11, R10
 	VPUNPCKLDQ   Y9, Y8, Y2
 	VPUNPCKHDQ   Y9, Y8, Y3
@@ -16641,10 +19742,643 @@ axpyCodesQ8B4x4AVX2_finish:
 	VADDPS       32(R10), Y2, Y2
 	VMOVUPS      Y2, 32(R10)
 
-axpyCodesQ8B4x4AVX2_next:
-	ADDQ $0x40, DX
-	ADDQ $0x08, BX
-	SUBQ $0x10, SI
-	JNZ  axpyCodesQ8B4x4AVX2_chunk
+axpyCodesQ8B4x4AVX2_c0_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  8(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x4AVX2_c1_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x4AVX2_c1_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x4AVX2_c1_pf140
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x4AVX2_c1_pf140:
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x4AVX2_c1_quad
+
+axpyCodesQ8B4x4AVX2_c1_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x4AVX2_c1_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B4x4AVX2_c1_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         64(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B4x4AVX2_c1_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B4x4AVX2_c1_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B4x4AVX2_c1_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B4x4AVX2_c1_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  16(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x4AVX2_c2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x4AVX2_c2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x4AVX2_c2_pf141
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x4AVX2_c2_pf141:
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x4AVX2_c2_quad
+
+axpyCodesQ8B4x4AVX2_c2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x4AVX2_c2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B4x4AVX2_c2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         128(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B4x4AVX2_c2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B4x4AVX2_c2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B4x4AVX2_c2_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B4x4AVX2_c2_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  24(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B4x4AVX2_c3_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B4x4AVX2_c3_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B4x4AVX2_c3_pf142
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B4x4AVX2_c3_pf142:
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B4x4AVX2_c3_quad
+
+axpyCodesQ8B4x4AVX2_c3_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B4x4AVX2_c3_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	VMOVQ        (DI), X10
+	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
+	VMOVQ        (DI)(R11*1), X11
+	VPINSRQ      $0x01, (DI)(R12*1), X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B4x4AVX2_c3_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	LEAQ         192(DX), R10
+	MOVQ         accStride+24(FP), R11
+	SHLQ         $0x02, R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R10), Y3, Y3
+	VMOVUPS      Y3, (R10)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B4x4AVX2_c3_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B4x4AVX2_c3_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B4x4AVX2_c3_next
+	ADDQ         R11, R10
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R10), Y4, Y4
+	VMOVUPS      Y4, (R10)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R10), Y2, Y2
+	VMOVUPS      Y2, 32(R10)
+
+axpyCodesQ8B4x4AVX2_c3_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x20, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B4x4AVX2_group
 	VZEROUPPER
 	RET

@@ -57,8 +57,8 @@ func (c values8Case) runAVX2Values(t *testing.T) []float32 {
 	copy(got, c.acc0)
 	var buf WeightsQ8
 	withAVX2Values(t, func() {
-		if (c.bits == 4) != c.cb.ValuesQ8Kernels(c.d) {
-			t.Fatalf("bits=%d: the AVX2 level's integer value kernels are not as forced", c.bits)
+		if !c.cb.ValuesQ8Kernels(c.d) {
+			t.Fatalf("bits=%d: no AVX2 integer value kernel", c.bits)
 		}
 		AxpyCodesQ8(got, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
 	})
@@ -92,48 +92,50 @@ func TestWeightsQ8AVX2IsGeneric(t *testing.T) {
 	}
 }
 
-// BenchmarkAxpyCodesAVX2Only times the values of one piece (64 4-bit codes,
-// d=128, four rows) as a CPU with AVX2 and no AVX-512 runs them: the float
-// path (weights × norms laid out, the 8-lane kernels) against the integer
-// one (the AVX2 weight quantizer and value kernel); and the AVX-512 integer
-// kernels of this CPU, where it has them, for scale.
+// BenchmarkAxpyCodesAVX2Only times the values of one piece (64 codes of 3
+// or 4 bits, d=128, four rows) as a CPU with AVX2 and no AVX-512 runs them:
+// the float path (weights × norms laid out, the 8-lane kernels) against the
+// integer one (the AVX2 weight quantizer and value kernels); and the
+// AVX-512 integer kernels of this CPU, where it has them, for scale.
 func BenchmarkAxpyCodesAVX2Only(b *testing.B) {
 	if !Available(AVX2) {
 		b.Skip("no AVX2 level on this CPU/build")
 	}
-	r := rand.New(rand.NewPCG(97, 98))
-	c := newValues8Case(r, 4, 128, 4, 64)
-	for i := range c.w {
-		c.w[i] = float32(r.Float64())
-	}
-	acc := make([]float32, c.g*c.d)
-	var buf WeightsQ8
 	restore, _ := Use(AVX2)
 	defer restore()
-	report := func(b *testing.B) { b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*c.n), "ns/code") }
-	b.Run("float", func(b *testing.B) {
-		zmm := fusedZmm
-		fusedZmm = false
-		defer func() { fusedZmm = zmm }()
-		for b.Loop() {
-			AxpyCodes(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, nil)
+	r := rand.New(rand.NewPCG(97, 98))
+	for _, bits := range []int{3, 4} {
+		c := newValues8Case(r, bits, 128, 4, 64)
+		for i := range c.w {
+			c.w[i] = float32(r.Float64())
 		}
-		report(b)
-	})
-	b.Run("int8", func(b *testing.B) {
-		withAVX2Values(&testing.T{}, func() {
+		acc := make([]float32, c.g*c.d)
+		var buf WeightsQ8
+		report := func(b *testing.B) { b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*c.n), "ns/code") }
+		b.Run(fmt.Sprintf("bits=%d/float", bits), func(b *testing.B) {
+			zmm := fusedZmm
+			fusedZmm = false
+			defer func() { fusedZmm = zmm }()
 			for b.Loop() {
-				AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
-			}
-		})
-		report(b)
-	})
-	if hasValues8() {
-		b.Run("int8-avx512", func(b *testing.B) {
-			for b.Loop() {
-				AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
+				AxpyCodes(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, nil)
 			}
 			report(b)
 		})
+		b.Run(fmt.Sprintf("bits=%d/int8", bits), func(b *testing.B) {
+			withAVX2Values(&testing.T{}, func() {
+				for b.Loop() {
+					AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
+				}
+			})
+			report(b)
+		})
+		if hasValues8() {
+			b.Run(fmt.Sprintf("bits=%d/int8-avx512", bits), func(b *testing.B) {
+				for b.Loop() {
+					AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
+				}
+				report(b)
+			})
+		}
 	}
 }

@@ -72,7 +72,7 @@ func (c values8Case) run(t *testing.T, l Level) []float32 {
 // values8Levels returns the levels with integer value kernels, or skips.
 func values8Levels(t *testing.T) []Level {
 	return levelsWith(t, func(k *kernels) bool { return k.axpyCodesQ8[0][2] != nil },
-		"no level with 3- and 4-bit integer value kernels on this CPU/build (they need AVX-512 VBMI and VNNI; the AVX2 4-bit path has its own tests): only the generic twin runs")
+		"no level with 3- and 4-bit integer value kernels on this CPU/build (AVX-512 VBMI and VNNI; the AVX2 path, which a CPU with AVX-512 does not take, has its own tests): only the generic twin runs")
 }
 
 func TestAxpyCodesQ8IsTheSameOnEveryLevel(t *testing.T) {
