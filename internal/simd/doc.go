@@ -31,7 +31,10 @@
 // run the generic twins.
 //
 // Dispatch is by CPU feature, held in a package variable so tests can force
-// every level on one machine (Use). Assembly builds with the tags
+// every level on one machine (Use); on amd64 the environment variable
+// TQ_CPU_DISABLE (cpuid feature names, or AVX512 for all of AVX-512) hides
+// features from the choice, so that one machine runs what a CPU without
+// them runs. Assembly builds with the tags
 // !purego && !noasm; other builds use the generic twins.
 //
 // Contracts are checked with panics, not errors: a wrong length here is a

@@ -5,7 +5,7 @@ package simd
 import "github.com/klauspost/cpuid/v2"
 
 func init() {
-	if !cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3, cpuid.F16C) {
+	if !cpu.Supports(cpuid.AVX2, cpuid.FMA3, cpuid.F16C) {
 		return
 	}
 	register(AVX2, &kernels{
@@ -87,7 +87,7 @@ func codes8Kernels() [2]dotCodes8Kernel {
 // byte masks, DQ's logical operations on zmm (the weights' magnitudes), and
 // BMI2's SHLX for a tail mask.
 func hasValues8() bool {
-	return cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512DQ, cpuid.AVX512VL, cpuid.AVX512VBMI, cpuid.AVX512VNNI, cpuid.BMI2)
+	return cpu.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512DQ, cpuid.AVX512VL, cpuid.AVX512VBMI, cpuid.AVX512VNNI, cpuid.BMI2)
 }
 
 // values8Kernels are the integer value kernels for 3- and 4-bit codes:
@@ -142,7 +142,7 @@ func expSumKernel() func(x []float32, m float32) float32 {
 		s := expSumAVX2(x, m)
 		return s + expSumGeneric(x[n:], m)
 	}
-	if !cpuid.CPU.Supports(cpuid.AVX512F) {
+	if !cpu.Supports(cpuid.AVX512F) {
 		return avx2
 	}
 	return func(x []float32, m float32) float32 {
@@ -155,7 +155,7 @@ func expSumKernel() func(x []float32, m float32) float32 {
 // fwhtFirst8Kernel is fwhtFirst8AVX512 where the CPU has AVX-512F: the
 // same butterflies, so the same bits.
 func fwhtFirst8Kernel() func(dst, src, signs []float32) {
-	if cpuid.CPU.Supports(cpuid.AVX512F) {
+	if cpu.Supports(cpuid.AVX512F) {
 		return fwhtFirst8AVX512
 	}
 	return fwhtFirst8AVX2
@@ -164,7 +164,7 @@ func fwhtFirst8Kernel() func(dst, src, signs []float32) {
 // fwhtRegsKernel is fwhtRegsAVX512 where the CPU has AVX-512F, else nil
 // (fwhtFirst8 and the passes).
 func fwhtRegsKernel() func(dst, src, signs []float32) {
-	if cpuid.CPU.Supports(cpuid.AVX512F) {
+	if cpu.Supports(cpuid.AVX512F) {
 		return fwhtRegsAVX512
 	}
 	return nil
@@ -174,7 +174,7 @@ func fwhtRegsKernel() func(dst, src, signs []float32) {
 // a time, the same bits) where the CPU has AVX-512F and the codes' norms
 // can be gathered (normGathers), else avx2.
 func dotCodes4Kernel(zmm, avx2 fusedKernel) fusedKernel {
-	if !cpuid.CPU.Supports(cpuid.AVX512F) {
+	if !cpu.Supports(cpuid.AVX512F) {
 		return avx2
 	}
 	return func(out []float32, outStride int, q []float32, qStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte) {
@@ -190,7 +190,7 @@ func dotCodes4Kernel(zmm, avx2 fusedKernel) fusedKernel {
 // coordinates in whole groups of 16, avx2 on a last group of 8, where the
 // CPU has AVX-512F (the same bits), else avx2.
 func axpyCodes1Kernel(zmm, avx2 fusedKernel) fusedKernel {
-	if !cpuid.CPU.Supports(cpuid.AVX512F) {
+	if !cpu.Supports(cpuid.AVX512F) {
 		return avx2
 	}
 	return func(acc []float32, accStride int, w []float32, wStride int, tab *[16]float32, sh *[8]uint32, bits int, codes []byte, stride, idxOff, normOff, n, d8 int, ahead []byte) {
@@ -208,11 +208,11 @@ func axpyCodes1Kernel(zmm, avx2 fusedKernel) fusedKernel {
 // fusedZmm says whether the fused code kernels take their AVX-512 forms:
 // where the CPU has AVX-512F (a variable for the tests, which compare them
 // with the AVX2 forms).
-var fusedZmm = cpuid.CPU.Supports(cpuid.AVX512F)
+var fusedZmm = cpu.Supports(cpuid.AVX512F)
 
 // maxKernel is maxAVX512 where the CPU has AVX-512F: the same maximum.
 func maxKernel() func(x []float32) float32 {
-	if cpuid.CPU.Supports(cpuid.AVX512F) {
+	if cpu.Supports(cpuid.AVX512F) {
 		return maxAVX512
 	}
 	return maxAVX2
@@ -220,7 +220,7 @@ func maxKernel() func(x []float32) float32 {
 
 // decode8PlanesKernel needs VBMI's byte permutes and BW's byte masks.
 func decode8PlanesKernel() func(dst []float32, planes *[4][256]uint8, codes []byte, stride, idxOff, normOff, n, dstStride, d64 int, ahead []byte) {
-	if cpuid.CPU.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VBMI) {
+	if cpu.Supports(cpuid.AVX512F, cpuid.AVX512BW, cpuid.AVX512VBMI) {
 		return decode8VBMI
 	}
 	return nil
@@ -240,7 +240,7 @@ func weightsQ8PairKernel() func(dsta, dstb []int8, sumsa, sumsb *[4]int32, amaxa
 	return nil
 }
 
-func hasVNNI() bool { return cpuid.CPU.Supports(cpuid.AVX512VNNI, cpuid.AVX512VL) }
+func hasVNNI() bool { return cpu.Supports(cpuid.AVX512VNNI, cpuid.AVX512VL) }
 
 func int8Kernels() [2][2]quantDot8Kernel {
 	if hasVNNI() {

@@ -14442,10 +14442,10 @@ TEXT ·weightsQ8PairAVX512(SB), NOSPLIT, $0-176
 	RET
 
 // func weightsQ8AVX2x1(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
-// Requires: AVX, AVX2, CMOV, F16C, SSE2
+// Requires: AVX, AVX2, CMOV, F16C
 TEXT ·weightsQ8AVX2x1(SB), NOSPLIT, $256-120
 	MOVQ         m+112(FP), AX
-	MOVQ         AX, X0
+	VMOVQ        AX, X0
 	VPBROADCASTD X0, Y0
 	MOVQ         codes_base+72(FP), AX
 	MOVQ         normOff+104(FP), CX
@@ -14457,10 +14457,10 @@ TEXT ·weightsQ8AVX2x1(SB), NOSPLIT, $256-120
 	CMOVQCC      BX, SI
 	MOVQ         AX, BX
 	ADDQ         CX, BX
-	MOVQ         SI, X1
+	VMOVQ        SI, X1
 	VPBROADCASTD X1, Y1
 	MOVQ         stride+96(FP), AX
-	MOVQ         AX, X2
+	VMOVQ        AX, X2
 	VPBROADCASTD X2, Y2
 	VPMULLD      values8Iota<>+0(SB), Y2, Y2
 	SHLQ         $0x03, AX
@@ -14795,10 +14795,10 @@ DATA values8Halves<>+31(SB)/1, $0x80
 GLOBL values8Halves<>(SB), RODATA|NOPTR, $32
 
 // func weightsQ8AVX2x2(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
-// Requires: AVX, AVX2, CMOV, F16C, SSE2
+// Requires: AVX, AVX2, CMOV, F16C
 TEXT ·weightsQ8AVX2x2(SB), NOSPLIT, $256-120
 	MOVQ         m+112(FP), AX
-	MOVQ         AX, X0
+	VMOVQ        AX, X0
 	VPBROADCASTD X0, Y0
 	MOVQ         codes_base+72(FP), AX
 	MOVQ         normOff+104(FP), CX
@@ -14810,10 +14810,10 @@ TEXT ·weightsQ8AVX2x2(SB), NOSPLIT, $256-120
 	CMOVQCC      BX, SI
 	MOVQ         AX, BX
 	ADDQ         CX, BX
-	MOVQ         SI, X1
+	VMOVQ        SI, X1
 	VPBROADCASTD X1, Y1
 	MOVQ         stride+96(FP), AX
-	MOVQ         AX, X2
+	VMOVQ        AX, X2
 	VPBROADCASTD X2, Y2
 	VPMULLD      values8Iota<>+0(SB), Y2, Y2
 	SHLQ         $0x03, AX
@@ -15138,10 +15138,10 @@ TEXT ·weightsQ8AVX2x2(SB), NOSPLIT, $256-120
 	RET
 
 // func weightsQ8AVX2x3(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
-// Requires: AVX, AVX2, CMOV, F16C, SSE2
+// Requires: AVX, AVX2, CMOV, F16C
 TEXT ·weightsQ8AVX2x3(SB), NOSPLIT, $256-120
 	MOVQ         m+112(FP), AX
-	MOVQ         AX, X0
+	VMOVQ        AX, X0
 	VPBROADCASTD X0, Y0
 	MOVQ         codes_base+72(FP), AX
 	MOVQ         normOff+104(FP), CX
@@ -15153,10 +15153,10 @@ TEXT ·weightsQ8AVX2x3(SB), NOSPLIT, $256-120
 	CMOVQCC      BX, SI
 	MOVQ         AX, BX
 	ADDQ         CX, BX
-	MOVQ         SI, X1
+	VMOVQ        SI, X1
 	VPBROADCASTD X1, Y1
 	MOVQ         stride+96(FP), AX
-	MOVQ         AX, X2
+	VMOVQ        AX, X2
 	VPBROADCASTD X2, Y2
 	VPMULLD      values8Iota<>+0(SB), Y2, Y2
 	SHLQ         $0x03, AX
@@ -15571,10 +15571,10 @@ TEXT ·weightsQ8AVX2x3(SB), NOSPLIT, $256-120
 	RET
 
 // func weightsQ8AVX2x4(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride int, normOff int, m int)
-// Requires: AVX, AVX2, CMOV, F16C, SSE2
+// Requires: AVX, AVX2, CMOV, F16C
 TEXT ·weightsQ8AVX2x4(SB), NOSPLIT, $256-120
 	MOVQ         m+112(FP), AX
-	MOVQ         AX, X0
+	VMOVQ        AX, X0
 	VPBROADCASTD X0, Y0
 	MOVQ         codes_base+72(FP), AX
 	MOVQ         normOff+104(FP), CX
@@ -15586,10 +15586,10 @@ TEXT ·weightsQ8AVX2x4(SB), NOSPLIT, $256-120
 	CMOVQCC      BX, SI
 	MOVQ         AX, BX
 	ADDQ         CX, BX
-	MOVQ         SI, X1
+	VMOVQ        SI, X1
 	VPBROADCASTD X1, Y1
 	MOVQ         stride+96(FP), AX
-	MOVQ         AX, X2
+	VMOVQ        AX, X2
 	VPBROADCASTD X2, Y2
 	VPMULLD      values8Iota<>+0(SB), Y2, Y2
 	SHLQ         $0x03, AX
