@@ -108,34 +108,31 @@ func addF64(f *file) {
 }
 
 func scale(f *file) {
-	const name = "scaleNEON"
-	f.text(name, "x []float32, k float32", "",
-		name+" multiplies the first len(x)&^7 elements of x by k, one rounding each.")
-	f.op("MOVD %s, R0", f.arg("x_base"))
-	loadLen8(f, "x", "R1")
-	f.op("FMOVS %s, F16", f.arg("k"))
-	f.op("VDUP V16.S[0], V16.S4")
-	loop8(f, "scale", "R1", func() {
+	broadcastKernel(f, "scale", "multiplies the first len(x)&^7 elements of x by k, one rounding each.", func() {
 		f.op("VLD1 (R0), [V0.S4, V1.S4]")
 		f.w(fmul4s(0, 0, 16))
 		f.w(fmul4s(1, 1, 16))
 		f.op("VST1.P [V0.S4, V1.S4], 32(R0)")
-	}, func() {})
+	})
 }
 
 // fill is fillAVX2: FillRows' row fill, 32 bytes a store.
 func fill(f *file) {
-	const name = "fillNEON"
-	f.text(name, "x []float32, k float32", "",
-		name+" sets the first len(x)&^7 elements of x to k.")
+	broadcastKernel(f, "fill", "sets the first len(x)&^7 elements of x to k.", func() {
+		f.op("VST1.P [V16.S4, V17.S4], 32(R0)")
+	})
+}
+
+// broadcastKernel emits <name>NEON(x []float32, k float32): k in every lane
+// of V16 and V17, then body on each group of 8 elements at R0.
+func broadcastKernel(f *file, name, doc string, body func()) {
+	f.text(name+"NEON", "x []float32, k float32", "", name+"NEON "+doc)
 	f.op("MOVD %s, R0", f.arg("x_base"))
 	loadLen8(f, "x", "R1")
 	f.op("FMOVS %s, F16", f.arg("k"))
 	f.op("VDUP V16.S[0], V16.S4")
 	f.op("VMOV V16.B16, V17.B16")
-	loop8(f, "fill", "R1", func() {
-		f.op("VST1.P [V16.S4, V17.S4], 32(R0)")
-	}, func() {})
+	loop8(f, name, "R1", body, func() {})
 }
 
 // sumSquares keeps sumSquaresGeneric's eight partial sums s0…s7 as the

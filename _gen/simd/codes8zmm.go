@@ -49,51 +49,20 @@ func axpyCodes8(bits, R int) {
 			VPXORD(a[r][o], a[r][o], a[r][o])
 		}
 	}
-	p, wp, q := GP64(), GP64(), GP64()
-	MOVQ(ip, p)
-	Load(Param("w").Base(), wp)
-	Load(Param("n"), q)
-	s1, s2, s3 := GP64(), GP64(), GP64()
-	Load(Param("stride"), s1)
-	LEAQ(Mem{Base: s1, Index: s1, Scale: 1}, s2)
-	LEAQ(Mem{Base: s2, Index: s1, Scale: 1}, s3)
-	// quad adds the products of the four tokens at p, p+s1, p+s2, p+s3
-	// (a[r] holds coordinates 0, 2, …, 30, then 1, 3, …, 31, then 32, 34,
-	// …, then 33, 35, …).
-	quad := func() {
-		u.unpack(p, s1, s2, s3, func(o int, x VecVirtual) {
+	qw := newQuadWalk(Mem{Base: ip})
+	// The quad adds the products of the four tokens at p, p+s1, p+s2,
+	// p+s3 (a[r] holds coordinates 0, 2, …, 30, then 1, 3, …, 31, then 32,
+	// 34, …, then 33, 35, …).
+	qw.loop(name, pa, pn, 2, func() {
+		u.unpack(qw.p, qw.s1, qw.s2, qw.s3, func(o int, x VecVirtual) {
 			for r := range R {
-				VPDPBUSD_BCST(Mem{Base: wp, Disp: 4 * r}, x, a[r][o])
+				VPDPBUSD_BCST(Mem{Base: qw.wp, Disp: 4 * r}, x, a[r][o])
 			}
 		})
-	}
-	Label(name + "_quad")
-	CMPQ(q, U8(4))
-	JB(LabelRef(name + "_tail"))
-	prefetchSome(name+"_pf", pa, pn, 2)
-	quad()
-	ADDQ(U8(16), wp)
-	ADDQ(s2, p)
-	ADDQ(s2, p)
-	SUBQ(U8(4), q)
-	JMP(LabelRef(name + "_quad"))
-	Label(name + "_tail")
-	TESTQ(q, q)
-	JZ(LabelRef(name + "_finish"))
-	// 1–3 tokens left: the missing ones read the quad's first code again
-	// (weight 0).
-	zero := GP64()
-	XORQ(zero, zero)
-	lastQuad(q, s1, s2, s3, zero)
-	quad()
-	Label(name + "_finish")
-	scales := Load(Param("scales"), GP64())
-	offs := Load(Param("offs"), GP64())
-	rows := Load(Param("rows"), GP64())
+	})
+	scales, offs, rows, rs := values8FinishParams()
 	row := GP64()
 	MOVQ(accp, row)
-	rs := Load(Param("accStride"), GP64())
-	SHLQ(U8(2), rs)
 	for r := range R {
 		if r > 0 {
 			CMPQ(rows, U8(r))
@@ -247,6 +216,58 @@ func global(name string, data func()) Mem {
 	data()
 	globals[name] = m
 	return m
+}
+
+// quadWalk walks the codes and weights of a value kernel four codes at a
+// time: p the quad's first code (s1, s2, s3 the offsets of the others),
+// wp its weights, q the codes left.
+type quadWalk struct{ p, wp, q, s1, s2, s3 Register }
+
+// newQuadWalk starts a walk at the codes' bytes at start.
+func newQuadWalk(start Mem) quadWalk {
+	w := quadWalk{p: GP64(), wp: GP64(), q: GP64(), s1: GP64(), s2: GP64(), s3: GP64()}
+	LEAQ(start, w.p)
+	Load(Param("w").Base(), w.wp)
+	Load(Param("n"), w.q)
+	Load(Param("stride"), w.s1)
+	LEAQ(Mem{Base: w.s1, Index: w.s1, Scale: 1}, w.s2)
+	LEAQ(Mem{Base: w.s2, Index: w.s1, Scale: 1}, w.s3)
+	return w
+}
+
+// loop emits the walk: quad for each whole quad (prefetching lines of the
+// ahead region at pa, pn), then for a last quad of 1–3 codes, whose missing
+// ones read its first code again (their weights are 0); it ends at the
+// label name_finish.
+func (w quadWalk) loop(name string, pa, pn Register, lines int, quad func()) {
+	Label(name + "_quad")
+	CMPQ(w.q, U8(4))
+	JB(LabelRef(name + "_tail"))
+	prefetchSome(name+"_pf", pa, pn, lines)
+	quad()
+	ADDQ(U8(16), w.wp)
+	ADDQ(w.s2, w.p)
+	ADDQ(w.s2, w.p)
+	SUBQ(U8(4), w.q)
+	JMP(LabelRef(name + "_quad"))
+	Label(name + "_tail")
+	TESTQ(w.q, w.q)
+	JZ(LabelRef(name + "_finish"))
+	zero := GP64()
+	XORQ(zero, zero)
+	lastQuad(w.q, w.s1, w.s2, w.s3, zero)
+	quad()
+	Label(name + "_finish")
+}
+
+// values8FinishParams loads what a value kernel's finish needs: the rows'
+// scales and offsets, the number of rows, and the accumulator stride in
+// bytes.
+func values8FinishParams() (scales, offs, rows, rs Register) {
+	scales, offs, rows = Load(Param("scales"), GP64()), Load(Param("offs"), GP64()), Load(Param("rows"), GP64())
+	rs = Load(Param("accStride"), GP64())
+	SHLQ(U8(2), rs)
+	return scales, offs, rows, rs
 }
 
 // lastQuad points the row offsets s1…s3 of a last quad with left (1–3)

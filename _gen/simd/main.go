@@ -1480,36 +1480,29 @@ func fwhtPass(levels int) {
 	RET()
 }
 
+// scaleKernel emits scaleAVX2.
 func scaleKernel() {
-	TEXT("scaleAVX2", NOSPLIT, "func(x []float32, k float32)")
-	Doc("scaleAVX2 multiplies the first len(x)&^7 elements of x by k.")
-	Pragma("noescape")
-	p := Load(Param("x").Base(), GP64())
-	n := Load(Param("x").Len(), GP64())
-	ANDQ(I32(-8), n)
-	kx, k := XMM(), YMM()
-	Load(Param("k"), kx)
-	VBROADCASTSS(kx, k)
-	Label("scale_loop")
-	TESTQ(n, n)
-	JZ(LabelRef("scale_done"))
-	v := YMM()
-	VMULPS(Mem{Base: p}, k, v)
-	VMOVUPS(v, Mem{Base: p})
-	ADDQ(U32(32), p)
-	SUBQ(U32(8), n)
-	JMP(LabelRef("scale_loop"))
-	Label("scale_done")
-	VZEROUPPER()
-	RET()
+	broadcastKernel("scale", "multiplies the first len(x)&^7 elements of x by k.", func(k VecVirtual, at Mem) {
+		v := YMM()
+		VMULPS(at, k, v)
+		VMOVUPS(v, at)
+	})
 }
 
 // fillKernel emits fillAVX2, FillRows' row fill: one broadcast, then
 // 32-byte stores (the plain Go loop stored a float at a time, 6–7% of a
 // float-code decode step in its profile).
 func fillKernel() {
-	TEXT("fillAVX2", NOSPLIT, "func(x []float32, k float32)")
-	Doc("fillAVX2 sets the first len(x)&^7 elements of x to k.")
+	broadcastKernel("fill", "sets the first len(x)&^7 elements of x to k.", func(k VecVirtual, at Mem) {
+		VMOVUPS(k, at)
+	})
+}
+
+// broadcastKernel emits <name>AVX2(x []float32, k float32): k broadcast,
+// then op on each group of 8 elements of x.
+func broadcastKernel(name, doc string, op func(k VecVirtual, at Mem)) {
+	TEXT(name+"AVX2", NOSPLIT, "func(x []float32, k float32)")
+	Doc(name + "AVX2 " + doc)
 	Pragma("noescape")
 	p := Load(Param("x").Base(), GP64())
 	n := Load(Param("x").Len(), GP64())
@@ -1517,14 +1510,14 @@ func fillKernel() {
 	kx, k := XMM(), YMM()
 	Load(Param("k"), kx)
 	VBROADCASTSS(kx, k)
-	Label("fill_loop")
+	Label(name + "_loop")
 	TESTQ(n, n)
-	JZ(LabelRef("fill_done"))
-	VMOVUPS(k, Mem{Base: p})
+	JZ(LabelRef(name + "_done"))
+	op(k, Mem{Base: p})
 	ADDQ(U32(32), p)
 	SUBQ(U32(8), n)
-	JMP(LabelRef("fill_loop"))
-	Label("fill_done")
+	JMP(LabelRef(name + "_loop"))
+	Label(name + "_done")
 	VZEROUPPER()
 	RET()
 }

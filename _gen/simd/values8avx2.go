@@ -240,16 +240,10 @@ func axpyCodes8AVX2Chunk(name string, bits, R, c int, accp, ip Register, tab, pe
 	if bits == 3 && c == 3 {
 		at, early = at-2, 2
 	}
-	p, wp, q := GP64(), GP64(), GP64()
-	LEAQ(Mem{Base: ip, Disp: at}, p)
-	Load(Param("w").Base(), wp)
-	Load(Param("n"), q)
-	s1, s2, s3 := GP64(), GP64(), GP64()
-	Load(Param("stride"), s1)
-	LEAQ(Mem{Base: s1, Index: s1, Scale: 1}, s2)
-	LEAQ(Mem{Base: s2, Index: s1, Scale: 1}, s3)
-	// quad adds the products of the four tokens at p, p+s1, p+s2, p+s3.
-	quad := func() {
+	qw := newQuadWalk(Mem{Base: ip, Disp: at})
+	// The quad adds the products of the four tokens at p, p+s1, p+s2, p+s3.
+	qw.loop(name, pa, pn, 1, func() {
+		p, s1, s2, s3 := qw.p, qw.s1, qw.s2, qw.s3
 		lo, hi := XMM(), XMM()
 		VMOVQ(Mem{Base: p}, lo)
 		VPINSRQ(U8(1), Mem{Base: p, Index: s1, Scale: 1}, lo, lo)
@@ -269,7 +263,7 @@ func axpyCodes8AVX2Chunk(name string, bits, R, c int, accp, ip Register, tab, pe
 		VPSHUFB(o, tab, o) // the odd ones'
 		for r := range R {
 			wt := YMM()
-			VPBROADCASTD(Mem{Base: wp, Disp: 4 * r}, wt)
+			VPBROADCASTD(Mem{Base: qw.wp, Disp: 4 * r}, wt)
 			for h, u := range []VecVirtual{x, o} {
 				t := YMM()
 				VPMADDUBSW(wt, u, t)
@@ -277,34 +271,10 @@ func axpyCodes8AVX2Chunk(name string, bits, R, c int, accp, ip Register, tab, pe
 				VPADDD(t, a[r][h], a[r][h])
 			}
 		}
-	}
-	Label(name + "_quad")
-	CMPQ(q, U8(4))
-	JB(LabelRef(name + "_tail"))
-	prefetchSome(name+"_pf", pa, pn, 1)
-	quad()
-	ADDQ(U8(16), wp)
-	ADDQ(s2, p)
-	ADDQ(s2, p)
-	SUBQ(U8(4), q)
-	JMP(LabelRef(name + "_quad"))
-	Label(name + "_tail")
-	TESTQ(q, q)
-	JZ(LabelRef(name + "_finish"))
-	// 1–3 tokens left: the missing ones read the quad's first code again
-	// (weight 0).
-	zero := GP64()
-	XORQ(zero, zero)
-	lastQuad(q, s1, s2, s3, zero)
-	quad()
-	Label(name + "_finish")
-	scales := Load(Param("scales"), GP64())
-	offs := Load(Param("offs"), GP64())
-	rows := Load(Param("rows"), GP64())
+	})
+	scales, offs, rows, rs := values8FinishParams()
 	row := GP64()
 	LEAQ(Mem{Base: accp, Disp: 64 * c}, row)
-	rs := Load(Param("accStride"), GP64())
-	SHLQ(U8(2), rs)
 	for r := range R {
 		if r > 0 {
 			CMPQ(rows, U8(r))

@@ -8115,7 +8115,7 @@ axpyCodesQ8B3x1VBMI_chunk:
 	VPXORD Z8, Z8, Z8
 	VPXORD Z9, Z9, Z9
 	VPXORD Z10, Z10, Z10
-	MOVQ   BX, DI
+	LEAQ   (BX), DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
 	MOVQ   stride+104(FP), R10
@@ -8189,9 +8189,9 @@ axpyCodesQ8B3x1VBMI_finish:
 	MOVQ        scales+56(FP), DI
 	MOVQ        offs+64(FP), R8
 	MOVQ        rows+136(FP), R9
+	MOVQ        accStride+24(FP), R9
+	SHLQ        $0x02, R9
 	MOVQ        DX, R9
-	MOVQ        accStride+24(FP), R10
-	SHLQ        $0x02, R10
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
@@ -8904,7 +8904,7 @@ axpyCodesQ8B3x2VBMI_chunk:
 	VPXORD Z12, Z12, Z12
 	VPXORD Z13, Z13, Z13
 	VPXORD Z14, Z14, Z14
-	MOVQ   BX, DI
+	LEAQ   (BX), DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
 	MOVQ   stride+104(FP), R10
@@ -8986,9 +8986,9 @@ axpyCodesQ8B3x2VBMI_finish:
 	MOVQ        scales+56(FP), DI
 	MOVQ        offs+64(FP), R8
 	MOVQ        rows+136(FP), R9
-	MOVQ        DX, R10
-	MOVQ        accStride+24(FP), R11
-	SHLQ        $0x02, R11
+	MOVQ        accStride+24(FP), R10
+	SHLQ        $0x02, R10
+	MOVQ        DX, R11
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
@@ -9007,17 +9007,17 @@ axpyCodesQ8B3x2VBMI_finish:
 	VMOVDQA64   Z3, Z16
 	VPERMI2PS   Z10, Z9, Z16
 	VPERMT2PS   Z10, Z4, Z9
-	VADDPS      (R10), Z15, Z15
-	VMOVUPS     Z15, (R10)
-	VADDPS      64(R10), Z7, Z7
-	VMOVUPS     Z7, 64(R10)
-	VADDPS      128(R10), Z16, Z16
-	VMOVUPS     Z16, 128(R10)
-	VADDPS      192(R10), Z9, Z9
-	VMOVUPS     Z9, 192(R10)
+	VADDPS      (R11), Z15, Z15
+	VMOVUPS     Z15, (R11)
+	VADDPS      64(R11), Z7, Z7
+	VMOVUPS     Z7, 64(R11)
+	VADDPS      128(R11), Z16, Z16
+	VMOVUPS     Z16, 128(R11)
+	VADDPS      192(R11), Z9, Z9
+	VMOVUPS     Z9, 192(R11)
 	CMPQ        R9, $0x01
 	JLE         axpyCodesQ8B3x2VBMI_next
-	ADDQ        R11, R10
+	ADDQ        R10, R11
 	VPSUBD.BCST 4(R8), Z11, Z11
 	VCVTDQ2PS   Z11, Z11
 	VMULPS.BCST 4(DI), Z11, Z11
@@ -9036,14 +9036,14 @@ axpyCodesQ8B3x2VBMI_finish:
 	VMOVDQA64   Z3, Z16
 	VPERMI2PS   Z14, Z13, Z16
 	VPERMT2PS   Z14, Z4, Z13
-	VADDPS      (R10), Z15, Z15
-	VMOVUPS     Z15, (R10)
-	VADDPS      64(R10), Z11, Z11
-	VMOVUPS     Z11, 64(R10)
-	VADDPS      128(R10), Z16, Z16
-	VMOVUPS     Z16, 128(R10)
-	VADDPS      192(R10), Z13, Z13
-	VMOVUPS     Z13, 192(R10)
+	VADDPS      (R11), Z15, Z15
+	VMOVUPS     Z15, (R11)
+	VADDPS      64(R11), Z11, Z11
+	VMOVUPS     Z11, 64(R11)
+	VADDPS      128(R11), Z16, Z16
+	VMOVUPS     Z16, 128(R11)
+	VADDPS      192(R11), Z13, Z13
+	VMOVUPS     Z13, 192(R11)
 
 axpyCodesQ8B3x2VBMI_next:
 	ADDQ $0x00000100, DX
@@ -9353,7 +9353,7 @@ axpyCodesQ8B3x4VBMI_chunk:
 	VPXORD Z20, Z20, Z20
 	VPXORD Z21, Z21, Z21
 	VPXORD Z22, Z22, Z22
-	MOVQ   BX, DI
+	LEAQ   (BX), DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
 	MOVQ   stride+104(FP), R10
@@ -9451,9 +9451,9 @@ axpyCodesQ8B3x4VBMI_finish:
 	MOVQ        scales+56(FP), DI
 	MOVQ        offs+64(FP), R8
 	MOVQ        rows+136(FP), R9
-	MOVQ        DX, R10
-	MOVQ        accStride+24(FP), R11
-	SHLQ        $0x02, R11
+	MOVQ        accStride+24(FP), R10
+	SHLQ        $0x02, R10
+	MOVQ        DX, R11
 	VPSUBD.BCST (R8), Z7, Z7
 	VCVTDQ2PS   Z7, Z7
 	VMULPS.BCST (DI), Z7, Z7
@@ -9472,17 +9472,17 @@ axpyCodesQ8B3x4VBMI_finish:
 	VMOVDQA64   Z3, Z24
 	VPERMI2PS   Z10, Z9, Z24
 	VPERMT2PS   Z10, Z4, Z9
-	VADDPS      (R10), Z23, Z23
-	VMOVUPS     Z23, (R10)
-	VADDPS      64(R10), Z7, Z7
-	VMOVUPS     Z7, 64(R10)
-	VADDPS      128(R10), Z24, Z24
-	VMOVUPS     Z24, 128(R10)
-	VADDPS      192(R10), Z9, Z9
-	VMOVUPS     Z9, 192(R10)
+	VADDPS      (R11), Z23, Z23
+	VMOVUPS     Z23, (R11)
+	VADDPS      64(R11), Z7, Z7
+	VMOVUPS     Z7, 64(R11)
+	VADDPS      128(R11), Z24, Z24
+	VMOVUPS     Z24, 128(R11)
+	VADDPS      192(R11), Z9, Z9
+	VMOVUPS     Z9, 192(R11)
 	CMPQ        R9, $0x01
 	JLE         axpyCodesQ8B3x4VBMI_next
-	ADDQ        R11, R10
+	ADDQ        R10, R11
 	VPSUBD.BCST 4(R8), Z11, Z11
 	VCVTDQ2PS   Z11, Z11
 	VMULPS.BCST 4(DI), Z11, Z11
@@ -9501,17 +9501,17 @@ axpyCodesQ8B3x4VBMI_finish:
 	VMOVDQA64   Z3, Z24
 	VPERMI2PS   Z14, Z13, Z24
 	VPERMT2PS   Z14, Z4, Z13
-	VADDPS      (R10), Z23, Z23
-	VMOVUPS     Z23, (R10)
-	VADDPS      64(R10), Z11, Z11
-	VMOVUPS     Z11, 64(R10)
-	VADDPS      128(R10), Z24, Z24
-	VMOVUPS     Z24, 128(R10)
-	VADDPS      192(R10), Z13, Z13
-	VMOVUPS     Z13, 192(R10)
+	VADDPS      (R11), Z23, Z23
+	VMOVUPS     Z23, (R11)
+	VADDPS      64(R11), Z11, Z11
+	VMOVUPS     Z11, 64(R11)
+	VADDPS      128(R11), Z24, Z24
+	VMOVUPS     Z24, 128(R11)
+	VADDPS      192(R11), Z13, Z13
+	VMOVUPS     Z13, 192(R11)
 	CMPQ        R9, $0x02
 	JLE         axpyCodesQ8B3x4VBMI_next
-	ADDQ        R11, R10
+	ADDQ        R10, R11
 	VPSUBD.BCST 8(R8), Z15, Z15
 	VCVTDQ2PS   Z15, Z15
 	VMULPS.BCST 8(DI), Z15, Z15
@@ -9530,17 +9530,17 @@ axpyCodesQ8B3x4VBMI_finish:
 	VMOVDQA64   Z3, Z24
 	VPERMI2PS   Z18, Z17, Z24
 	VPERMT2PS   Z18, Z4, Z17
-	VADDPS      (R10), Z23, Z23
-	VMOVUPS     Z23, (R10)
-	VADDPS      64(R10), Z15, Z15
-	VMOVUPS     Z15, 64(R10)
-	VADDPS      128(R10), Z24, Z24
-	VMOVUPS     Z24, 128(R10)
-	VADDPS      192(R10), Z17, Z17
-	VMOVUPS     Z17, 192(R10)
+	VADDPS      (R11), Z23, Z23
+	VMOVUPS     Z23, (R11)
+	VADDPS      64(R11), Z15, Z15
+	VMOVUPS     Z15, 64(R11)
+	VADDPS      128(R11), Z24, Z24
+	VMOVUPS     Z24, 128(R11)
+	VADDPS      192(R11), Z17, Z17
+	VMOVUPS     Z17, 192(R11)
 	CMPQ        R9, $0x03
 	JLE         axpyCodesQ8B3x4VBMI_next
-	ADDQ        R11, R10
+	ADDQ        R10, R11
 	VPSUBD.BCST 12(R8), Z19, Z19
 	VCVTDQ2PS   Z19, Z19
 	VMULPS.BCST 12(DI), Z19, Z19
@@ -9559,14 +9559,14 @@ axpyCodesQ8B3x4VBMI_finish:
 	VMOVDQA64   Z3, Z24
 	VPERMI2PS   Z22, Z21, Z24
 	VPERMT2PS   Z22, Z4, Z21
-	VADDPS      (R10), Z23, Z23
-	VMOVUPS     Z23, (R10)
-	VADDPS      64(R10), Z19, Z19
-	VMOVUPS     Z19, 64(R10)
-	VADDPS      128(R10), Z24, Z24
-	VMOVUPS     Z24, 128(R10)
-	VADDPS      192(R10), Z21, Z21
-	VMOVUPS     Z21, 192(R10)
+	VADDPS      (R11), Z23, Z23
+	VMOVUPS     Z23, (R11)
+	VADDPS      64(R11), Z19, Z19
+	VMOVUPS     Z19, 64(R11)
+	VADDPS      128(R11), Z24, Z24
+	VMOVUPS     Z24, 128(R11)
+	VADDPS      192(R11), Z21, Z21
+	VMOVUPS     Z21, 192(R11)
 
 axpyCodesQ8B3x4VBMI_next:
 	ADDQ $0x00000100, DX
@@ -10180,7 +10180,7 @@ axpyCodesQ8B4x1VBMI_chunk:
 	VPXORD Z6, Z6, Z6
 	VPXORD Z7, Z7, Z7
 	VPXORD Z8, Z8, Z8
-	MOVQ   BX, DI
+	LEAQ   (BX), DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
 	MOVQ   stride+104(FP), R10
@@ -10254,9 +10254,9 @@ axpyCodesQ8B4x1VBMI_finish:
 	MOVQ        scales+56(FP), DI
 	MOVQ        offs+64(FP), R8
 	MOVQ        rows+136(FP), R9
+	MOVQ        accStride+24(FP), R9
+	SHLQ        $0x02, R9
 	MOVQ        DX, R9
-	MOVQ        accStride+24(FP), R10
-	SHLQ        $0x02, R10
 	VPSUBD.BCST (R8), Z5, Z5
 	VCVTDQ2PS   Z5, Z5
 	VMULPS.BCST (DI), Z5, Z5
@@ -10700,7 +10700,7 @@ axpyCodesQ8B4x2VBMI_chunk:
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
-	MOVQ   BX, DI
+	LEAQ   (BX), DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
 	MOVQ   stride+104(FP), R10
@@ -10782,9 +10782,9 @@ axpyCodesQ8B4x2VBMI_finish:
 	MOVQ        scales+56(FP), DI
 	MOVQ        offs+64(FP), R8
 	MOVQ        rows+136(FP), R9
-	MOVQ        DX, R10
-	MOVQ        accStride+24(FP), R11
-	SHLQ        $0x02, R11
+	MOVQ        accStride+24(FP), R10
+	SHLQ        $0x02, R10
+	MOVQ        DX, R11
 	VPSUBD.BCST (R8), Z5, Z5
 	VCVTDQ2PS   Z5, Z5
 	VMULPS.BCST (DI), Z5, Z5
@@ -10803,17 +10803,17 @@ axpyCodesQ8B4x2VBMI_finish:
 	VMOVDQA64   Z3, Z14
 	VPERMI2PS   Z8, Z7, Z14
 	VPERMT2PS   Z8, Z4, Z7
-	VADDPS      (R10), Z13, Z13
-	VMOVUPS     Z13, (R10)
-	VADDPS      64(R10), Z5, Z5
-	VMOVUPS     Z5, 64(R10)
-	VADDPS      128(R10), Z14, Z14
-	VMOVUPS     Z14, 128(R10)
-	VADDPS      192(R10), Z7, Z7
-	VMOVUPS     Z7, 192(R10)
+	VADDPS      (R11), Z13, Z13
+	VMOVUPS     Z13, (R11)
+	VADDPS      64(R11), Z5, Z5
+	VMOVUPS     Z5, 64(R11)
+	VADDPS      128(R11), Z14, Z14
+	VMOVUPS     Z14, 128(R11)
+	VADDPS      192(R11), Z7, Z7
+	VMOVUPS     Z7, 192(R11)
 	CMPQ        R9, $0x01
 	JLE         axpyCodesQ8B4x2VBMI_next
-	ADDQ        R11, R10
+	ADDQ        R10, R11
 	VPSUBD.BCST 4(R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST 4(DI), Z9, Z9
@@ -10832,14 +10832,14 @@ axpyCodesQ8B4x2VBMI_finish:
 	VMOVDQA64   Z3, Z14
 	VPERMI2PS   Z12, Z11, Z14
 	VPERMT2PS   Z12, Z4, Z11
-	VADDPS      (R10), Z13, Z13
-	VMOVUPS     Z13, (R10)
-	VADDPS      64(R10), Z9, Z9
-	VMOVUPS     Z9, 64(R10)
-	VADDPS      128(R10), Z14, Z14
-	VMOVUPS     Z14, 128(R10)
-	VADDPS      192(R10), Z11, Z11
-	VMOVUPS     Z11, 192(R10)
+	VADDPS      (R11), Z13, Z13
+	VMOVUPS     Z13, (R11)
+	VADDPS      64(R11), Z9, Z9
+	VMOVUPS     Z9, 64(R11)
+	VADDPS      128(R11), Z14, Z14
+	VMOVUPS     Z14, 128(R11)
+	VADDPS      192(R11), Z11, Z11
+	VMOVUPS     Z11, 192(R11)
 
 axpyCodesQ8B4x2VBMI_next:
 	ADDQ $0x00000100, DX
@@ -11142,7 +11142,7 @@ axpyCodesQ8B4x4VBMI_chunk:
 	VPXORD Z18, Z18, Z18
 	VPXORD Z19, Z19, Z19
 	VPXORD Z20, Z20, Z20
-	MOVQ   BX, DI
+	LEAQ   (BX), DI
 	MOVQ   w_base+32(FP), R8
 	MOVQ   n+120(FP), R9
 	MOVQ   stride+104(FP), R10
@@ -11240,9 +11240,9 @@ axpyCodesQ8B4x4VBMI_finish:
 	MOVQ        scales+56(FP), DI
 	MOVQ        offs+64(FP), R8
 	MOVQ        rows+136(FP), R9
-	MOVQ        DX, R10
-	MOVQ        accStride+24(FP), R11
-	SHLQ        $0x02, R11
+	MOVQ        accStride+24(FP), R10
+	SHLQ        $0x02, R10
+	MOVQ        DX, R11
 	VPSUBD.BCST (R8), Z5, Z5
 	VCVTDQ2PS   Z5, Z5
 	VMULPS.BCST (DI), Z5, Z5
@@ -11261,17 +11261,17 @@ axpyCodesQ8B4x4VBMI_finish:
 	VMOVDQA64   Z3, Z22
 	VPERMI2PS   Z8, Z7, Z22
 	VPERMT2PS   Z8, Z4, Z7
-	VADDPS      (R10), Z21, Z21
-	VMOVUPS     Z21, (R10)
-	VADDPS      64(R10), Z5, Z5
-	VMOVUPS     Z5, 64(R10)
-	VADDPS      128(R10), Z22, Z22
-	VMOVUPS     Z22, 128(R10)
-	VADDPS      192(R10), Z7, Z7
-	VMOVUPS     Z7, 192(R10)
+	VADDPS      (R11), Z21, Z21
+	VMOVUPS     Z21, (R11)
+	VADDPS      64(R11), Z5, Z5
+	VMOVUPS     Z5, 64(R11)
+	VADDPS      128(R11), Z22, Z22
+	VMOVUPS     Z22, 128(R11)
+	VADDPS      192(R11), Z7, Z7
+	VMOVUPS     Z7, 192(R11)
 	CMPQ        R9, $0x01
 	JLE         axpyCodesQ8B4x4VBMI_next
-	ADDQ        R11, R10
+	ADDQ        R10, R11
 	VPSUBD.BCST 4(R8), Z9, Z9
 	VCVTDQ2PS   Z9, Z9
 	VMULPS.BCST 4(DI), Z9, Z9
@@ -11290,17 +11290,17 @@ axpyCodesQ8B4x4VBMI_finish:
 	VMOVDQA64   Z3, Z22
 	VPERMI2PS   Z12, Z11, Z22
 	VPERMT2PS   Z12, Z4, Z11
-	VADDPS      (R10), Z21, Z21
-	VMOVUPS     Z21, (R10)
-	VADDPS      64(R10), Z9, Z9
-	VMOVUPS     Z9, 64(R10)
-	VADDPS      128(R10), Z22, Z22
-	VMOVUPS     Z22, 128(R10)
-	VADDPS      192(R10), Z11, Z11
-	VMOVUPS     Z11, 192(R10)
+	VADDPS      (R11), Z21, Z21
+	VMOVUPS     Z21, (R11)
+	VADDPS      64(R11), Z9, Z9
+	VMOVUPS     Z9, 64(R11)
+	VADDPS      128(R11), Z22, Z22
+	VMOVUPS     Z22, 128(R11)
+	VADDPS      192(R11), Z11, Z11
+	VMOVUPS     Z11, 192(R11)
 	CMPQ        R9, $0x02
 	JLE         axpyCodesQ8B4x4VBMI_next
-	ADDQ        R11, R10
+	ADDQ        R10, R11
 	VPSUBD.BCST 8(R8), Z13, Z13
 	VCVTDQ2PS   Z13, Z13
 	VMULPS.BCST 8(DI), Z13, Z13
@@ -11319,17 +11319,17 @@ axpyCodesQ8B4x4VBMI_finish:
 	VMOVDQA64   Z3, Z22
 	VPERMI2PS   Z16, Z15, Z22
 	VPERMT2PS   Z16, Z4, Z15
-	VADDPS      (R10), Z21, Z21
-	VMOVUPS     Z21, (R10)
-	VADDPS      64(R10), Z13, Z13
-	VMOVUPS     Z13, 64(R10)
-	VADDPS      128(R10), Z22, Z22
-	VMOVUPS     Z22, 128(R10)
-	VADDPS      192(R10), Z15, Z15
-	VMOVUPS     Z15, 192(R10)
+	VADDPS      (R11), Z21, Z21
+	VMOVUPS     Z21, (R11)
+	VADDPS      64(R11), Z13, Z13
+	VMOVUPS     Z13, 64(R11)
+	VADDPS      128(R11), Z22, Z22
+	VMOVUPS     Z22, 128(R11)
+	VADDPS      192(R11), Z15, Z15
+	VMOVUPS     Z15, 192(R11)
 	CMPQ        R9, $0x03
 	JLE         axpyCodesQ8B4x4VBMI_next
-	ADDQ        R11, R10
+	ADDQ        R10, R11
 	VPSUBD.BCST 12(R8), Z17, Z17
 	VCVTDQ2PS   Z17, Z17
 	VMULPS.BCST 12(DI), Z17, Z17
@@ -11348,14 +11348,14 @@ axpyCodesQ8B4x4VBMI_finish:
 	VMOVDQA64   Z3, Z22
 	VPERMI2PS   Z20, Z19, Z22
 	VPERMT2PS   Z20, Z4, Z19
-	VADDPS      (R10), Z21, Z21
-	VMOVUPS     Z21, (R10)
-	VADDPS      64(R10), Z17, Z17
-	VMOVUPS     Z17, 64(R10)
-	VADDPS      128(R10), Z22, Z22
-	VMOVUPS     Z22, 128(R10)
-	VADDPS      192(R10), Z19, Z19
-	VMOVUPS     Z19, 192(R10)
+	VADDPS      (R11), Z21, Z21
+	VMOVUPS     Z21, (R11)
+	VADDPS      64(R11), Z17, Z17
+	VMOVUPS     Z17, 64(R11)
+	VADDPS      128(R11), Z22, Z22
+	VMOVUPS     Z22, 128(R11)
+	VADDPS      192(R11), Z19, Z19
+	VMOVUPS     Z19, 192(R11)
 
 axpyCodesQ8B4x4VBMI_next:
 	ADDQ $0x00000100, DX
@@ -16215,9 +16215,9 @@ axpyCodesQ8B3x1AVX2_c0_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
 	LEAQ         (DX), R9
-	MOVQ         accStride+24(FP), R10
-	SHLQ         $0x02, R10
 	VPUNPCKLDQ   Y3, Y2, Y5
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y5, Y3
@@ -16343,9 +16343,9 @@ axpyCodesQ8B3x1AVX2_c1_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
 	LEAQ         64(DX), R9
-	MOVQ         accStride+24(FP), R10
-	SHLQ         $0x02, R10
 	VPUNPCKLDQ   Y3, Y2, Y5
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y5, Y3
@@ -16471,9 +16471,9 @@ axpyCodesQ8B3x1AVX2_c2_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
 	LEAQ         128(DX), R9
-	MOVQ         accStride+24(FP), R10
-	SHLQ         $0x02, R10
 	VPUNPCKLDQ   Y3, Y2, Y5
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y5, Y3
@@ -16599,9 +16599,9 @@ axpyCodesQ8B3x1AVX2_c3_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
 	LEAQ         192(DX), R9
-	MOVQ         accStride+24(FP), R10
-	SHLQ         $0x02, R10
 	VPUNPCKLDQ   Y3, Y2, Y5
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y5, Y3
@@ -16995,9 +16995,9 @@ axpyCodesQ8B3x2AVX2_c0_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         (DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         (DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y7
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y7, Y3
@@ -17007,18 +17007,18 @@ axpyCodesQ8B3x2AVX2_c0_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y7
 	VMULPS       Y7, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B3x2AVX2_c0_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -17028,15 +17028,15 @@ axpyCodesQ8B3x2AVX2_c0_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B3x2AVX2_c0_next:
 	VPXOR Y2, Y2, Y2
@@ -17162,9 +17162,9 @@ axpyCodesQ8B3x2AVX2_c1_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         64(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         64(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y7
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y7, Y3
@@ -17174,18 +17174,18 @@ axpyCodesQ8B3x2AVX2_c1_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y7
 	VMULPS       Y7, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B3x2AVX2_c1_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -17195,15 +17195,15 @@ axpyCodesQ8B3x2AVX2_c1_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B3x2AVX2_c1_next:
 	VPXOR Y2, Y2, Y2
@@ -17329,9 +17329,9 @@ axpyCodesQ8B3x2AVX2_c2_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         128(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         128(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y7
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y7, Y3
@@ -17341,18 +17341,18 @@ axpyCodesQ8B3x2AVX2_c2_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y7
 	VMULPS       Y7, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B3x2AVX2_c2_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -17362,15 +17362,15 @@ axpyCodesQ8B3x2AVX2_c2_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B3x2AVX2_c2_next:
 	VPXOR Y2, Y2, Y2
@@ -17496,9 +17496,9 @@ axpyCodesQ8B3x2AVX2_c3_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         192(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         192(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y7
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y7, Y3
@@ -17508,18 +17508,18 @@ axpyCodesQ8B3x2AVX2_c3_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y7
 	VMULPS       Y7, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B3x2AVX2_c3_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -17529,15 +17529,15 @@ axpyCodesQ8B3x2AVX2_c3_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B3x2AVX2_c3_next:
 	ADDQ $0x00000100, DX
@@ -17717,9 +17717,9 @@ axpyCodesQ8B3x4AVX2_c0_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         (DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         (DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y11
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y11, Y3
@@ -17729,18 +17729,18 @@ axpyCodesQ8B3x4AVX2_c0_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y11
 	VMULPS       Y11, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B3x4AVX2_c0_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -17750,18 +17750,18 @@ axpyCodesQ8B3x4AVX2_c0_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x02
 	JLE          axpyCodesQ8B3x4AVX2_c0_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y7, Y6, Y2
 	VPUNPCKHDQ   Y7, Y6, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -17771,18 +17771,18 @@ axpyCodesQ8B3x4AVX2_c0_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 8(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x03
 	JLE          axpyCodesQ8B3x4AVX2_c0_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y9, Y8, Y2
 	VPUNPCKHDQ   Y9, Y8, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -17792,15 +17792,15 @@ axpyCodesQ8B3x4AVX2_c0_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 12(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B3x4AVX2_c0_next:
 	VPXOR Y2, Y2, Y2
@@ -17958,9 +17958,9 @@ axpyCodesQ8B3x4AVX2_c1_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         64(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         64(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y11
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y11, Y3
@@ -17970,18 +17970,18 @@ axpyCodesQ8B3x4AVX2_c1_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y11
 	VMULPS       Y11, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B3x4AVX2_c1_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -17991,18 +17991,18 @@ axpyCodesQ8B3x4AVX2_c1_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x02
 	JLE          axpyCodesQ8B3x4AVX2_c1_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y7, Y6, Y2
 	VPUNPCKHDQ   Y7, Y6, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -18012,18 +18012,18 @@ axpyCodesQ8B3x4AVX2_c1_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 8(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x03
 	JLE          axpyCodesQ8B3x4AVX2_c1_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y9, Y8, Y2
 	VPUNPCKHDQ   Y9, Y8, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -18033,15 +18033,15 @@ axpyCodesQ8B3x4AVX2_c1_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 12(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B3x4AVX2_c1_next:
 	VPXOR Y2, Y2, Y2
@@ -18199,9 +18199,9 @@ axpyCodesQ8B3x4AVX2_c2_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         128(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         128(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y11
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y11, Y3
@@ -18211,18 +18211,18 @@ axpyCodesQ8B3x4AVX2_c2_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y11
 	VMULPS       Y11, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B3x4AVX2_c2_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -18232,18 +18232,18 @@ axpyCodesQ8B3x4AVX2_c2_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x02
 	JLE          axpyCodesQ8B3x4AVX2_c2_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y7, Y6, Y2
 	VPUNPCKHDQ   Y7, Y6, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -18253,18 +18253,18 @@ axpyCodesQ8B3x4AVX2_c2_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 8(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x03
 	JLE          axpyCodesQ8B3x4AVX2_c2_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y9, Y8, Y2
 	VPUNPCKHDQ   Y9, Y8, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -18274,15 +18274,15 @@ axpyCodesQ8B3x4AVX2_c2_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 12(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B3x4AVX2_c2_next:
 	VPXOR Y2, Y2, Y2
@@ -18440,9 +18440,9 @@ axpyCodesQ8B3x4AVX2_c3_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         192(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         192(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y11
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y11, Y3
@@ -18452,18 +18452,18 @@ axpyCodesQ8B3x4AVX2_c3_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y11
 	VMULPS       Y11, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B3x4AVX2_c3_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -18473,18 +18473,18 @@ axpyCodesQ8B3x4AVX2_c3_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x02
 	JLE          axpyCodesQ8B3x4AVX2_c3_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y7, Y6, Y2
 	VPUNPCKHDQ   Y7, Y6, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -18494,18 +18494,18 @@ axpyCodesQ8B3x4AVX2_c3_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 8(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x03
 	JLE          axpyCodesQ8B3x4AVX2_c3_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y9, Y8, Y2
 	VPUNPCKHDQ   Y9, Y8, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -18515,15 +18515,15 @@ axpyCodesQ8B3x4AVX2_c3_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 12(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B3x4AVX2_c3_next:
 	ADDQ $0x00000100, DX
@@ -18625,9 +18625,9 @@ axpyCodesQ8B4x1AVX2_c0_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
 	LEAQ         (DX), R9
-	MOVQ         accStride+24(FP), R10
-	SHLQ         $0x02, R10
 	VPUNPCKLDQ   Y3, Y2, Y5
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y5, Y3
@@ -18723,9 +18723,9 @@ axpyCodesQ8B4x1AVX2_c1_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
 	LEAQ         64(DX), R9
-	MOVQ         accStride+24(FP), R10
-	SHLQ         $0x02, R10
 	VPUNPCKLDQ   Y3, Y2, Y5
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y5, Y3
@@ -18821,9 +18821,9 @@ axpyCodesQ8B4x1AVX2_c2_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
 	LEAQ         128(DX), R9
-	MOVQ         accStride+24(FP), R10
-	SHLQ         $0x02, R10
 	VPUNPCKLDQ   Y3, Y2, Y5
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y5, Y3
@@ -18919,9 +18919,9 @@ axpyCodesQ8B4x1AVX2_c3_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
 	LEAQ         192(DX), R9
-	MOVQ         accStride+24(FP), R10
-	SHLQ         $0x02, R10
 	VPUNPCKLDQ   Y3, Y2, Y5
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y5, Y3
@@ -19055,9 +19055,9 @@ axpyCodesQ8B4x2AVX2_c0_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         (DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         (DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y7
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y7, Y3
@@ -19067,18 +19067,18 @@ axpyCodesQ8B4x2AVX2_c0_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y7
 	VMULPS       Y7, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B4x2AVX2_c0_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19088,15 +19088,15 @@ axpyCodesQ8B4x2AVX2_c0_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B4x2AVX2_c0_next:
 	VPXOR Y2, Y2, Y2
@@ -19192,9 +19192,9 @@ axpyCodesQ8B4x2AVX2_c1_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         64(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         64(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y7
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y7, Y3
@@ -19204,18 +19204,18 @@ axpyCodesQ8B4x2AVX2_c1_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y7
 	VMULPS       Y7, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B4x2AVX2_c1_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19225,15 +19225,15 @@ axpyCodesQ8B4x2AVX2_c1_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B4x2AVX2_c1_next:
 	VPXOR Y2, Y2, Y2
@@ -19329,9 +19329,9 @@ axpyCodesQ8B4x2AVX2_c2_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         128(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         128(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y7
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y7, Y3
@@ -19341,18 +19341,18 @@ axpyCodesQ8B4x2AVX2_c2_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y7
 	VMULPS       Y7, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B4x2AVX2_c2_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19362,15 +19362,15 @@ axpyCodesQ8B4x2AVX2_c2_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B4x2AVX2_c2_next:
 	VPXOR Y2, Y2, Y2
@@ -19466,9 +19466,9 @@ axpyCodesQ8B4x2AVX2_c3_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         192(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         192(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y7
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y7, Y3
@@ -19478,18 +19478,18 @@ axpyCodesQ8B4x2AVX2_c3_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y7
 	VMULPS       Y7, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B4x2AVX2_c3_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19499,15 +19499,15 @@ axpyCodesQ8B4x2AVX2_c3_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B4x2AVX2_c3_next:
 	ADDQ $0x00000100, DX
@@ -19657,9 +19657,9 @@ axpyCodesQ8B4x4AVX2_c0_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         (DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         (DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y11
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y11, Y3
@@ -19669,18 +19669,18 @@ axpyCodesQ8B4x4AVX2_c0_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y11
 	VMULPS       Y11, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B4x4AVX2_c0_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19690,18 +19690,18 @@ axpyCodesQ8B4x4AVX2_c0_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x02
 	JLE          axpyCodesQ8B4x4AVX2_c0_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y7, Y6, Y2
 	VPUNPCKHDQ   Y7, Y6, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19711,18 +19711,18 @@ axpyCodesQ8B4x4AVX2_c0_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 8(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x03
 	JLE          axpyCodesQ8B4x4AVX2_c0_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y9, Y8, Y2
 	VPUNPCKHDQ   Y9, Y8, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19732,15 +19732,15 @@ axpyCodesQ8B4x4AVX2_c0_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 12(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B4x4AVX2_c0_next:
 	VPXOR Y2, Y2, Y2
@@ -19868,9 +19868,9 @@ axpyCodesQ8B4x4AVX2_c1_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         64(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         64(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y11
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y11, Y3
@@ -19880,18 +19880,18 @@ axpyCodesQ8B4x4AVX2_c1_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y11
 	VMULPS       Y11, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B4x4AVX2_c1_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19901,18 +19901,18 @@ axpyCodesQ8B4x4AVX2_c1_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x02
 	JLE          axpyCodesQ8B4x4AVX2_c1_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y7, Y6, Y2
 	VPUNPCKHDQ   Y7, Y6, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19922,18 +19922,18 @@ axpyCodesQ8B4x4AVX2_c1_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 8(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x03
 	JLE          axpyCodesQ8B4x4AVX2_c1_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y9, Y8, Y2
 	VPUNPCKHDQ   Y9, Y8, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -19943,15 +19943,15 @@ axpyCodesQ8B4x4AVX2_c1_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 12(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B4x4AVX2_c1_next:
 	VPXOR Y2, Y2, Y2
@@ -20079,9 +20079,9 @@ axpyCodesQ8B4x4AVX2_c2_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         128(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         128(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y11
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y11, Y3
@@ -20091,18 +20091,18 @@ axpyCodesQ8B4x4AVX2_c2_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y11
 	VMULPS       Y11, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B4x4AVX2_c2_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -20112,18 +20112,18 @@ axpyCodesQ8B4x4AVX2_c2_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x02
 	JLE          axpyCodesQ8B4x4AVX2_c2_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y7, Y6, Y2
 	VPUNPCKHDQ   Y7, Y6, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -20133,18 +20133,18 @@ axpyCodesQ8B4x4AVX2_c2_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 8(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x03
 	JLE          axpyCodesQ8B4x4AVX2_c2_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y9, Y8, Y2
 	VPUNPCKHDQ   Y9, Y8, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -20154,15 +20154,15 @@ axpyCodesQ8B4x4AVX2_c2_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 12(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B4x4AVX2_c2_next:
 	VPXOR Y2, Y2, Y2
@@ -20290,9 +20290,9 @@ axpyCodesQ8B4x4AVX2_c3_finish:
 	MOVQ         scales+56(FP), DI
 	MOVQ         offs+64(FP), R8
 	MOVQ         rows+136(FP), R9
-	LEAQ         192(DX), R10
-	MOVQ         accStride+24(FP), R11
-	SHLQ         $0x02, R11
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         192(DX), R11
 	VPUNPCKLDQ   Y3, Y2, Y11
 	VPUNPCKHDQ   Y3, Y2, Y2
 	VPERM2I128   $0x20, Y2, Y11, Y3
@@ -20302,18 +20302,18 @@ axpyCodesQ8B4x4AVX2_c3_finish:
 	VCVTDQ2PS    Y3, Y3
 	VBROADCASTSS (DI), Y11
 	VMULPS       Y11, Y3, Y3
-	VADDPS       (R10), Y3, Y3
-	VMOVUPS      Y3, (R10)
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
 	VPBROADCASTD (R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS (DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x01
 	JLE          axpyCodesQ8B4x4AVX2_c3_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y5, Y4, Y2
 	VPUNPCKHDQ   Y5, Y4, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -20323,18 +20323,18 @@ axpyCodesQ8B4x4AVX2_c3_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 4(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 4(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x02
 	JLE          axpyCodesQ8B4x4AVX2_c3_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y7, Y6, Y2
 	VPUNPCKHDQ   Y7, Y6, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -20344,18 +20344,18 @@ axpyCodesQ8B4x4AVX2_c3_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 8(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 8(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 	CMPQ         R9, $0x03
 	JLE          axpyCodesQ8B4x4AVX2_c3_next
-	ADDQ         R11, R10
+	ADDQ         R10, R11
 	VPUNPCKLDQ   Y9, Y8, Y2
 	VPUNPCKHDQ   Y9, Y8, Y3
 	VPERM2I128   $0x20, Y3, Y2, Y4
@@ -20365,15 +20365,15 @@ axpyCodesQ8B4x4AVX2_c3_finish:
 	VCVTDQ2PS    Y4, Y4
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y4, Y4
-	VADDPS       (R10), Y4, Y4
-	VMOVUPS      Y4, (R10)
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
 	VPBROADCASTD 12(R8), Y3
 	VPSUBD       Y3, Y2, Y2
 	VCVTDQ2PS    Y2, Y2
 	VBROADCASTSS 12(DI), Y3
 	VMULPS       Y3, Y2, Y2
-	VADDPS       32(R10), Y2, Y2
-	VMOVUPS      Y2, 32(R10)
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
 
 axpyCodesQ8B4x4AVX2_c3_next:
 	ADDQ $0x00000100, DX

@@ -1036,6 +1036,7 @@ TEXT ·scaleNEON(SB), NOSPLIT, $0-28
 	AND $-8, R1, R1
 	FMOVS k+24(FP), F16
 	VDUP V16.S[0], V16.S4
+	VMOV V16.B16, V17.B16
 scale_loop:
 	CBZ R1, scale_done
 	VLD1 (R0), [V0.S4, V1.S4]
