@@ -90,7 +90,10 @@ func main() {
 	}
 	for _, bits := range []int{3, 4} {
 		for _, rows := range []int{1, 2, 4} {
-			axpyCodes8AVX2(bits, rows)
+			axpyCodes8AVX2(bits, rows, false)
+			if bits == 3 {
+				axpyCodes8AVX2(bits, rows, true)
+			}
 		}
 	}
 	Generate()

@@ -91,19 +91,35 @@ func hasValues8() bool {
 }
 
 // values8Kernels are the integer value kernels for 3- and 4-bit codes:
-// AVX-512 VBMI, else AVX2.
+// AVX-512 VBMI, else AVX2 (3 bits: with PDEP where it is fast).
 func values8Kernels() [2][3]axpyCodes8Kernel {
-	if hasValues8() {
+	switch {
+	case hasValues8():
 		return [2][3]axpyCodes8Kernel{
 			{axpyCodesQ8B3x1VBMI, axpyCodesQ8B3x2VBMI, axpyCodesQ8B3x4VBMI},
 			{axpyCodesQ8B4x1VBMI, axpyCodesQ8B4x2VBMI, axpyCodesQ8B4x4VBMI}}
+	case fastPDEP():
+		return values8BMI2
 	}
 	return values8AVX2
 }
 
-var values8AVX2 = [2][3]axpyCodes8Kernel{
-	{axpyCodesQ8B3x1AVX2, axpyCodesQ8B3x2AVX2, axpyCodesQ8B3x4AVX2},
-	{axpyCodesQ8B4x1AVX2, axpyCodesQ8B4x2AVX2, axpyCodesQ8B4x4AVX2}}
+var (
+	values8AVX2 = [2][3]axpyCodes8Kernel{
+		{axpyCodesQ8B3x1AVX2, axpyCodesQ8B3x2AVX2, axpyCodesQ8B3x4AVX2},
+		{axpyCodesQ8B4x1AVX2, axpyCodesQ8B4x2AVX2, axpyCodesQ8B4x4AVX2}}
+	values8BMI2 = [2][3]axpyCodes8Kernel{
+		{axpyCodesQ8B3x1BMI2, axpyCodesQ8B3x2BMI2, axpyCodesQ8B3x4BMI2},
+		values8AVX2[1]}
+)
+
+// fastPDEP reports whether the CPU has BMI2's PDEP at one a cycle: every
+// Intel CPU with it, AMD (and Hygon) from Zen 3 on (family 0x19); before,
+// AMD microcodes it at hundreds of cycles.
+func fastPDEP() bool {
+	amd := cpu.VendorID == cpuid.AMD || cpu.VendorID == cpuid.Hygon
+	return cpu.Supports(cpuid.BMI2) && (!amd || cpu.Family >= 0x19)
+}
 
 // weightsQ8RowsKernels are the AVX2 weight quantizers, where the AVX-512 one
 // does not run.

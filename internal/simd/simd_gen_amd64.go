@@ -564,15 +564,30 @@ func weightsQ8AVX2x4(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, 
 //go:noescape
 func axpyCodesQ8B3x1AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
+// axpyCodesQ8B3x1BMI2 is axpyCodesQ8B3x1VBMI on AVX2: sixteen coordinates of four codes a step.
+//
+//go:noescape
+func axpyCodesQ8B3x1BMI2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+
 // axpyCodesQ8B3x2AVX2 is axpyCodesQ8B3x2VBMI on AVX2: sixteen coordinates of four codes a step.
 //
 //go:noescape
 func axpyCodesQ8B3x2AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
+// axpyCodesQ8B3x2BMI2 is axpyCodesQ8B3x2VBMI on AVX2: sixteen coordinates of four codes a step.
+//
+//go:noescape
+func axpyCodesQ8B3x2BMI2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+
 // axpyCodesQ8B3x4AVX2 is axpyCodesQ8B3x4VBMI on AVX2: sixteen coordinates of four codes a step.
 //
 //go:noescape
 func axpyCodesQ8B3x4AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+
+// axpyCodesQ8B3x4BMI2 is axpyCodesQ8B3x4VBMI on AVX2: sixteen coordinates of four codes a step.
+//
+//go:noescape
+func axpyCodesQ8B3x4BMI2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 
 // axpyCodesQ8B4x1AVX2 is axpyCodesQ8B4x1VBMI on AVX2: sixteen coordinates of four codes a step.
 //

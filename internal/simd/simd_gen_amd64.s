@@ -16857,6 +16857,495 @@ DATA values8Spread3At2<>+62(SB)/1, $0x0f
 DATA values8Spread3At2<>+63(SB)/1, $0x10
 GLOBL values8Spread3At2<>(SB), RODATA|NOPTR, $64
 
+// func axpyCodesQ8B3x1BMI2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX2, BMI2, CMOV, MMX+
+TEXT ·axpyCodesQ8B3x1BMI2(SB), NOSPLIT, $0-168
+	MOVQ           tab+72(FP), AX
+	VBROADCASTI128 (AX), Y0
+	VMOVDQU        values8Quads<>+0(SB), Y1
+	MOVQ           ahead_base+144(FP), AX
+	MOVQ           ahead_len+152(FP), CX
+	MOVQ           acc_base+0(FP), DX
+	MOVQ           codes_base+80(FP), BX
+	MOVQ           idxOff+112(FP), SI
+	ADDQ           SI, BX
+	MOVQ           d64+128(FP), SI
+
+axpyCodesQ8B3x1BMI2_group:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	LEAQ  (BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x1BMI2_c0_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x1BMI2_c0_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x1BMI2_c0_pf123
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x1BMI2_c0_pf123:
+	MOVQ         (DI), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X4
+	MOVQ         (DI)(R10*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X4, X4
+	MOVQ         (DI)(R11*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X5
+	MOVQ         (DI)(R12*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x1BMI2_c0_quad
+
+axpyCodesQ8B3x1BMI2_c0_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x1BMI2_c0_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X4
+	MOVQ         (DI)(R10*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X4, X4
+	MOVQ         (DI)(R11*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X5
+	MOVQ         (DI)(R12*1), DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B3x1BMI2_c0_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
+	LEAQ         (DX), R9
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	LEAQ         6(BX), DI
+	MOVQ         w_base+32(FP), R8
+	MOVQ         n+120(FP), R9
+	MOVQ         stride+104(FP), R10
+	LEAQ         (R10)(R10*1), R11
+	LEAQ         (R11)(R10*1), R12
+
+axpyCodesQ8B3x1BMI2_c1_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x1BMI2_c1_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x1BMI2_c1_pf124
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x1BMI2_c1_pf124:
+	MOVQ         (DI), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X4
+	MOVQ         (DI)(R10*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X4, X4
+	MOVQ         (DI)(R11*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X5
+	MOVQ         (DI)(R12*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x1BMI2_c1_quad
+
+axpyCodesQ8B3x1BMI2_c1_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x1BMI2_c1_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X4
+	MOVQ         (DI)(R10*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X4, X4
+	MOVQ         (DI)(R11*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X5
+	MOVQ         (DI)(R12*1), DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B3x1BMI2_c1_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
+	LEAQ         64(DX), R9
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	LEAQ         12(BX), DI
+	MOVQ         w_base+32(FP), R8
+	MOVQ         n+120(FP), R9
+	MOVQ         stride+104(FP), R10
+	LEAQ         (R10)(R10*1), R11
+	LEAQ         (R11)(R10*1), R12
+
+axpyCodesQ8B3x1BMI2_c2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x1BMI2_c2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x1BMI2_c2_pf125
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x1BMI2_c2_pf125:
+	MOVQ         (DI), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X4
+	MOVQ         (DI)(R10*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X4, X4
+	MOVQ         (DI)(R11*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X5
+	MOVQ         (DI)(R12*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x1BMI2_c2_quad
+
+axpyCodesQ8B3x1BMI2_c2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x1BMI2_c2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X4
+	MOVQ         (DI)(R10*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X4, X4
+	MOVQ         (DI)(R11*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X5
+	MOVQ         (DI)(R12*1), DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B3x1BMI2_c2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
+	LEAQ         128(DX), R9
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	VPXOR        Y2, Y2, Y2
+	VPXOR        Y3, Y3, Y3
+	LEAQ         16(BX), DI
+	MOVQ         w_base+32(FP), R8
+	MOVQ         n+120(FP), R9
+	MOVQ         stride+104(FP), R10
+	LEAQ         (R10)(R10*1), R11
+	LEAQ         (R11)(R10*1), R12
+
+axpyCodesQ8B3x1BMI2_c3_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x1BMI2_c3_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x1BMI2_c3_pf126
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x1BMI2_c3_pf126:
+	MOVQ         (DI), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X4
+	MOVQ         (DI)(R10*1), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X4, X4
+	MOVQ         (DI)(R11*1), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X5
+	MOVQ         (DI)(R12*1), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x1BMI2_c3_quad
+
+axpyCodesQ8B3x1BMI2_c3_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x1BMI2_c3_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	SHRQ         $0x10, R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X4
+	MOVQ         (DI)(R10*1), R9
+	SHRQ         $0x10, R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X4, X4
+	MOVQ         (DI)(R11*1), R9
+	SHRQ         $0x10, R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X5
+	MOVQ         (DI)(R12*1), DI
+	SHRQ         $0x10, DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X5, X5
+	VINSERTI128  $0x01, X5, Y4, Y5
+	VPERMD       Y5, Y1, Y5
+	VPSHUFB      values8Transpose<>+0(SB), Y5, Y5
+	VPSRLW       $0x04, Y5, Y6
+	VPAND        q4NibbleB<>+0(SB), Y5, Y5
+	VPAND        q4NibbleB<>+0(SB), Y6, Y6
+	VPSHUFB      Y5, Y0, Y5
+	VPSHUFB      Y6, Y0, Y6
+	VPBROADCASTD (R8), Y7
+	VPMADDUBSW   Y7, Y5, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y2, Y2
+	VPMADDUBSW   Y7, Y6, Y5
+	VPMADDWD     q8OnesW<>+0(SB), Y5, Y5
+	VPADDD       Y5, Y3, Y3
+
+axpyCodesQ8B3x1BMI2_c3_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R9
+	SHLQ         $0x02, R9
+	LEAQ         192(DX), R9
+	VPUNPCKLDQ   Y3, Y2, Y5
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y5, Y3
+	VPERM2I128   $0x31, Y2, Y5, Y2
+	VPBROADCASTD (R8), Y5
+	VPSUBD       Y5, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y5
+	VMULPS       Y5, Y3, Y3
+	VADDPS       (R9), Y3, Y3
+	VMOVUPS      Y3, (R9)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R9), Y2, Y2
+	VMOVUPS      Y2, 32(R9)
+	ADDQ         $0x00000100, DX
+	ADDQ         $0x18, BX
+	SUBQ         $0x40, SI
+	JNZ          axpyCodesQ8B3x1BMI2_group
+	VZEROUPPER
+	RET
+
+DATA values8Nibbles3<>+0(SB)/8, $0x7777777777777777
+GLOBL values8Nibbles3<>(SB), RODATA|NOPTR, $8
+
 // func axpyCodesQ8B3x2AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX2, CMOV, MMX+
 TEXT ·axpyCodesQ8B3x2AVX2(SB), NOSPLIT, $0-168
@@ -16887,12 +17376,12 @@ axpyCodesQ8B3x2AVX2_c0_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x2AVX2_c0_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x2AVX2_c0_pf123
+	JLE        axpyCodesQ8B3x2AVX2_c0_pf127
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B3x2AVX2_c0_pf123:
+axpyCodesQ8B3x2AVX2_c0_pf127:
 	VMOVQ        (DI), X6
 	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
 	VMOVQ        (DI)(R11*1), X7
@@ -17054,12 +17543,12 @@ axpyCodesQ8B3x2AVX2_c1_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x2AVX2_c1_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x2AVX2_c1_pf124
+	JLE        axpyCodesQ8B3x2AVX2_c1_pf128
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B3x2AVX2_c1_pf124:
+axpyCodesQ8B3x2AVX2_c1_pf128:
 	VMOVQ        (DI), X6
 	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
 	VMOVQ        (DI)(R11*1), X7
@@ -17221,12 +17710,12 @@ axpyCodesQ8B3x2AVX2_c2_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x2AVX2_c2_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x2AVX2_c2_pf125
+	JLE        axpyCodesQ8B3x2AVX2_c2_pf129
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B3x2AVX2_c2_pf125:
+axpyCodesQ8B3x2AVX2_c2_pf129:
 	VMOVQ        (DI), X6
 	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
 	VMOVQ        (DI)(R11*1), X7
@@ -17388,12 +17877,12 @@ axpyCodesQ8B3x2AVX2_c3_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x2AVX2_c3_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x2AVX2_c3_pf126
+	JLE        axpyCodesQ8B3x2AVX2_c3_pf130
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B3x2AVX2_c3_pf126:
+axpyCodesQ8B3x2AVX2_c3_pf130:
 	VMOVQ        (DI), X6
 	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
 	VMOVQ        (DI)(R11*1), X7
@@ -17547,6 +18036,648 @@ axpyCodesQ8B3x2AVX2_c3_next:
 	VZEROUPPER
 	RET
 
+// func axpyCodesQ8B3x2BMI2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX2, BMI2, CMOV, MMX+
+TEXT ·axpyCodesQ8B3x2BMI2(SB), NOSPLIT, $0-168
+	MOVQ           tab+72(FP), AX
+	VBROADCASTI128 (AX), Y0
+	VMOVDQU        values8Quads<>+0(SB), Y1
+	MOVQ           ahead_base+144(FP), AX
+	MOVQ           ahead_len+152(FP), CX
+	MOVQ           acc_base+0(FP), DX
+	MOVQ           codes_base+80(FP), BX
+	MOVQ           idxOff+112(FP), SI
+	ADDQ           SI, BX
+	MOVQ           d64+128(FP), SI
+
+axpyCodesQ8B3x2BMI2_group:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  (BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x2BMI2_c0_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x2BMI2_c0_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x2BMI2_c0_pf131
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x2BMI2_c0_pf131:
+	MOVQ         (DI), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X6
+	MOVQ         (DI)(R10*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X6, X6
+	MOVQ         (DI)(R11*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X7
+	MOVQ         (DI)(R12*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x2BMI2_c0_quad
+
+axpyCodesQ8B3x2BMI2_c0_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x2BMI2_c0_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X6
+	MOVQ         (DI)(R10*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X6, X6
+	MOVQ         (DI)(R11*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X7
+	MOVQ         (DI)(R12*1), DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B3x2BMI2_c0_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         (DX), R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x2BMI2_c0_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+
+axpyCodesQ8B3x2BMI2_c0_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  6(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x2BMI2_c1_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x2BMI2_c1_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x2BMI2_c1_pf132
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x2BMI2_c1_pf132:
+	MOVQ         (DI), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X6
+	MOVQ         (DI)(R10*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X6, X6
+	MOVQ         (DI)(R11*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X7
+	MOVQ         (DI)(R12*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x2BMI2_c1_quad
+
+axpyCodesQ8B3x2BMI2_c1_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x2BMI2_c1_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X6
+	MOVQ         (DI)(R10*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X6, X6
+	MOVQ         (DI)(R11*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X7
+	MOVQ         (DI)(R12*1), DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B3x2BMI2_c1_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         64(DX), R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x2BMI2_c1_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+
+axpyCodesQ8B3x2BMI2_c1_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  12(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x2BMI2_c2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x2BMI2_c2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x2BMI2_c2_pf133
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x2BMI2_c2_pf133:
+	MOVQ         (DI), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X6
+	MOVQ         (DI)(R10*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X6, X6
+	MOVQ         (DI)(R11*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X7
+	MOVQ         (DI)(R12*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x2BMI2_c2_quad
+
+axpyCodesQ8B3x2BMI2_c2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x2BMI2_c2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X6
+	MOVQ         (DI)(R10*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X6, X6
+	MOVQ         (DI)(R11*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X7
+	MOVQ         (DI)(R12*1), DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B3x2BMI2_c2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         128(DX), R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x2BMI2_c2_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+
+axpyCodesQ8B3x2BMI2_c2_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	LEAQ  16(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x2BMI2_c3_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x2BMI2_c3_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x2BMI2_c3_pf134
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x2BMI2_c3_pf134:
+	MOVQ         (DI), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X6
+	MOVQ         (DI)(R10*1), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X6, X6
+	MOVQ         (DI)(R11*1), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X7
+	MOVQ         (DI)(R12*1), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x2BMI2_c3_quad
+
+axpyCodesQ8B3x2BMI2_c3_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x2BMI2_c3_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	SHRQ         $0x10, R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X6
+	MOVQ         (DI)(R10*1), R9
+	SHRQ         $0x10, R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X6, X6
+	MOVQ         (DI)(R11*1), R9
+	SHRQ         $0x10, R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X7
+	MOVQ         (DI)(R12*1), DI
+	SHRQ         $0x10, DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X7, X7
+	VINSERTI128  $0x01, X7, Y6, Y7
+	VPERMD       Y7, Y1, Y7
+	VPSHUFB      values8Transpose<>+0(SB), Y7, Y7
+	VPSRLW       $0x04, Y7, Y8
+	VPAND        q4NibbleB<>+0(SB), Y7, Y7
+	VPAND        q4NibbleB<>+0(SB), Y8, Y8
+	VPSHUFB      Y7, Y0, Y7
+	VPSHUFB      Y8, Y0, Y8
+	VPBROADCASTD (R8), Y9
+	VPMADDUBSW   Y9, Y7, Y10
+	VPMADDWD     q8OnesW<>+0(SB), Y10, Y10
+	VPADDD       Y10, Y2, Y2
+	VPMADDUBSW   Y9, Y8, Y9
+	VPMADDWD     q8OnesW<>+0(SB), Y9, Y9
+	VPADDD       Y9, Y3, Y3
+	VPBROADCASTD 4(R8), Y9
+	VPMADDUBSW   Y9, Y7, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y4, Y4
+	VPMADDUBSW   Y9, Y8, Y7
+	VPMADDWD     q8OnesW<>+0(SB), Y7, Y7
+	VPADDD       Y7, Y5, Y5
+
+axpyCodesQ8B3x2BMI2_c3_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         192(DX), R11
+	VPUNPCKLDQ   Y3, Y2, Y7
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y7, Y3
+	VPERM2I128   $0x31, Y2, Y7, Y2
+	VPBROADCASTD (R8), Y7
+	VPSUBD       Y7, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y7
+	VMULPS       Y7, Y3, Y3
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x2BMI2_c3_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+
+axpyCodesQ8B3x2BMI2_c3_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x18, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B3x2BMI2_group
+	VZEROUPPER
+	RET
+
 // func axpyCodesQ8B3x4AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX2, CMOV, MMX+
 TEXT ·axpyCodesQ8B3x4AVX2(SB), NOSPLIT, $0-168
@@ -17581,12 +18712,12 @@ axpyCodesQ8B3x4AVX2_c0_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x4AVX2_c0_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x4AVX2_c0_pf127
+	JLE        axpyCodesQ8B3x4AVX2_c0_pf135
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B3x4AVX2_c0_pf127:
+axpyCodesQ8B3x4AVX2_c0_pf135:
 	VMOVQ        (DI), X10
 	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
 	VMOVQ        (DI)(R11*1), X11
@@ -17822,12 +18953,12 @@ axpyCodesQ8B3x4AVX2_c1_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x4AVX2_c1_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x4AVX2_c1_pf128
+	JLE        axpyCodesQ8B3x4AVX2_c1_pf136
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B3x4AVX2_c1_pf128:
+axpyCodesQ8B3x4AVX2_c1_pf136:
 	VMOVQ        (DI), X10
 	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
 	VMOVQ        (DI)(R11*1), X11
@@ -18063,12 +19194,12 @@ axpyCodesQ8B3x4AVX2_c2_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x4AVX2_c2_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x4AVX2_c2_pf129
+	JLE        axpyCodesQ8B3x4AVX2_c2_pf137
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B3x4AVX2_c2_pf129:
+axpyCodesQ8B3x4AVX2_c2_pf137:
 	VMOVQ        (DI), X10
 	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
 	VMOVQ        (DI)(R11*1), X11
@@ -18304,12 +19435,12 @@ axpyCodesQ8B3x4AVX2_c3_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B3x4AVX2_c3_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B3x4AVX2_c3_pf130
+	JLE        axpyCodesQ8B3x4AVX2_c3_pf138
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B3x4AVX2_c3_pf130:
+axpyCodesQ8B3x4AVX2_c3_pf138:
 	VMOVQ        (DI), X10
 	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
 	VMOVQ        (DI)(R11*1), X11
@@ -18533,6 +19664,944 @@ axpyCodesQ8B3x4AVX2_c3_next:
 	VZEROUPPER
 	RET
 
+// func axpyCodesQ8B3x4BMI2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
+// Requires: AVX, AVX2, BMI2, CMOV, MMX+
+TEXT ·axpyCodesQ8B3x4BMI2(SB), NOSPLIT, $0-168
+	MOVQ           tab+72(FP), AX
+	VBROADCASTI128 (AX), Y0
+	VMOVDQU        values8Quads<>+0(SB), Y1
+	MOVQ           ahead_base+144(FP), AX
+	MOVQ           ahead_len+152(FP), CX
+	MOVQ           acc_base+0(FP), DX
+	MOVQ           codes_base+80(FP), BX
+	MOVQ           idxOff+112(FP), SI
+	ADDQ           SI, BX
+	MOVQ           d64+128(FP), SI
+
+axpyCodesQ8B3x4BMI2_group:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  (BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x4BMI2_c0_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x4BMI2_c0_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x4BMI2_c0_pf139
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x4BMI2_c0_pf139:
+	MOVQ         (DI), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X10
+	MOVQ         (DI)(R10*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X10, X10
+	MOVQ         (DI)(R11*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X11
+	MOVQ         (DI)(R12*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x4BMI2_c0_quad
+
+axpyCodesQ8B3x4BMI2_c0_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x4BMI2_c0_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X10
+	MOVQ         (DI)(R10*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X10, X10
+	MOVQ         (DI)(R11*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X11
+	MOVQ         (DI)(R12*1), DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B3x4BMI2_c0_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         (DX), R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x4BMI2_c0_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B3x4BMI2_c0_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B3x4BMI2_c0_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+
+axpyCodesQ8B3x4BMI2_c0_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  6(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x4BMI2_c1_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x4BMI2_c1_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x4BMI2_c1_pf140
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x4BMI2_c1_pf140:
+	MOVQ         (DI), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X10
+	MOVQ         (DI)(R10*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X10, X10
+	MOVQ         (DI)(R11*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X11
+	MOVQ         (DI)(R12*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x4BMI2_c1_quad
+
+axpyCodesQ8B3x4BMI2_c1_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x4BMI2_c1_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X10
+	MOVQ         (DI)(R10*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X10, X10
+	MOVQ         (DI)(R11*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X11
+	MOVQ         (DI)(R12*1), DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B3x4BMI2_c1_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         64(DX), R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x4BMI2_c1_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B3x4BMI2_c1_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B3x4BMI2_c1_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+
+axpyCodesQ8B3x4BMI2_c1_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  12(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x4BMI2_c2_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x4BMI2_c2_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x4BMI2_c2_pf141
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x4BMI2_c2_pf141:
+	MOVQ         (DI), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X10
+	MOVQ         (DI)(R10*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X10, X10
+	MOVQ         (DI)(R11*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X11
+	MOVQ         (DI)(R12*1), R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x4BMI2_c2_quad
+
+axpyCodesQ8B3x4BMI2_c2_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x4BMI2_c2_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X10
+	MOVQ         (DI)(R10*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X10, X10
+	MOVQ         (DI)(R11*1), R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X11
+	MOVQ         (DI)(R12*1), DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B3x4BMI2_c2_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         128(DX), R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x4BMI2_c2_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B3x4BMI2_c2_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B3x4BMI2_c2_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+
+axpyCodesQ8B3x4BMI2_c2_next:
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+	VPXOR Y8, Y8, Y8
+	VPXOR Y9, Y9, Y9
+	LEAQ  16(BX), DI
+	MOVQ  w_base+32(FP), R8
+	MOVQ  n+120(FP), R9
+	MOVQ  stride+104(FP), R10
+	LEAQ  (R10)(R10*1), R11
+	LEAQ  (R11)(R10*1), R12
+
+axpyCodesQ8B3x4BMI2_c3_quad:
+	CMPQ       R9, $0x04
+	JB         axpyCodesQ8B3x4BMI2_c3_tail
+	TESTQ      CX, CX
+	JLE        axpyCodesQ8B3x4BMI2_c3_pf142
+	PREFETCHT0 (AX)
+	ADDQ       $0x00000040, AX
+	SUBQ       $0x00000040, CX
+
+axpyCodesQ8B3x4BMI2_c3_pf142:
+	MOVQ         (DI), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X10
+	MOVQ         (DI)(R10*1), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X10, X10
+	MOVQ         (DI)(R11*1), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VMOVQ        R13, X11
+	MOVQ         (DI)(R12*1), R13
+	SHRQ         $0x10, R13
+	PDEPQ        values8Nibbles3<>+0(SB), R13, R13
+	VPINSRQ      $0x01, R13, X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+	ADDQ         $0x10, R8
+	ADDQ         R11, DI
+	ADDQ         R11, DI
+	SUBQ         $0x04, R9
+	JMP          axpyCodesQ8B3x4BMI2_c3_quad
+
+axpyCodesQ8B3x4BMI2_c3_tail:
+	TESTQ        R9, R9
+	JZ           axpyCodesQ8B3x4BMI2_c3_finish
+	XORQ         R13, R13
+	MOVQ         R13, R12
+	CMPQ         R9, $0x03
+	CMOVQLT      R13, R11
+	CMPQ         R9, $0x02
+	CMOVQLT      R13, R10
+	MOVQ         (DI), R9
+	SHRQ         $0x10, R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X10
+	MOVQ         (DI)(R10*1), R9
+	SHRQ         $0x10, R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VPINSRQ      $0x01, R9, X10, X10
+	MOVQ         (DI)(R11*1), R9
+	SHRQ         $0x10, R9
+	PDEPQ        values8Nibbles3<>+0(SB), R9, R9
+	VMOVQ        R9, X11
+	MOVQ         (DI)(R12*1), DI
+	SHRQ         $0x10, DI
+	PDEPQ        values8Nibbles3<>+0(SB), DI, DI
+	VPINSRQ      $0x01, DI, X11, X11
+	VINSERTI128  $0x01, X11, Y10, Y11
+	VPERMD       Y11, Y1, Y11
+	VPSHUFB      values8Transpose<>+0(SB), Y11, Y11
+	VPSRLW       $0x04, Y11, Y12
+	VPAND        q4NibbleB<>+0(SB), Y11, Y11
+	VPAND        q4NibbleB<>+0(SB), Y12, Y12
+	VPSHUFB      Y11, Y0, Y11
+	VPSHUFB      Y12, Y0, Y12
+	VPBROADCASTD (R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y2, Y2
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y3, Y3
+	VPBROADCASTD 4(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y4, Y4
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y5, Y5
+	VPBROADCASTD 8(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y14
+	VPMADDWD     q8OnesW<>+0(SB), Y14, Y14
+	VPADDD       Y14, Y6, Y6
+	VPMADDUBSW   Y13, Y12, Y13
+	VPMADDWD     q8OnesW<>+0(SB), Y13, Y13
+	VPADDD       Y13, Y7, Y7
+	VPBROADCASTD 12(R8), Y13
+	VPMADDUBSW   Y13, Y11, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y8, Y8
+	VPMADDUBSW   Y13, Y12, Y11
+	VPMADDWD     q8OnesW<>+0(SB), Y11, Y11
+	VPADDD       Y11, Y9, Y9
+
+axpyCodesQ8B3x4BMI2_c3_finish:
+	MOVQ         scales+56(FP), DI
+	MOVQ         offs+64(FP), R8
+	MOVQ         rows+136(FP), R9
+	MOVQ         accStride+24(FP), R10
+	SHLQ         $0x02, R10
+	LEAQ         192(DX), R11
+	VPUNPCKLDQ   Y3, Y2, Y11
+	VPUNPCKHDQ   Y3, Y2, Y2
+	VPERM2I128   $0x20, Y2, Y11, Y3
+	VPERM2I128   $0x31, Y2, Y11, Y2
+	VPBROADCASTD (R8), Y11
+	VPSUBD       Y11, Y3, Y3
+	VCVTDQ2PS    Y3, Y3
+	VBROADCASTSS (DI), Y11
+	VMULPS       Y11, Y3, Y3
+	VADDPS       (R11), Y3, Y3
+	VMOVUPS      Y3, (R11)
+	VPBROADCASTD (R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS (DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x01
+	JLE          axpyCodesQ8B3x4BMI2_c3_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y5, Y4, Y2
+	VPUNPCKHDQ   Y5, Y4, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 4(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 4(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x02
+	JLE          axpyCodesQ8B3x4BMI2_c3_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y7, Y6, Y2
+	VPUNPCKHDQ   Y7, Y6, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 8(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 8(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+	CMPQ         R9, $0x03
+	JLE          axpyCodesQ8B3x4BMI2_c3_next
+	ADDQ         R10, R11
+	VPUNPCKLDQ   Y9, Y8, Y2
+	VPUNPCKHDQ   Y9, Y8, Y3
+	VPERM2I128   $0x20, Y3, Y2, Y4
+	VPERM2I128   $0x31, Y3, Y2, Y2
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y4, Y4
+	VCVTDQ2PS    Y4, Y4
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y4, Y4
+	VADDPS       (R11), Y4, Y4
+	VMOVUPS      Y4, (R11)
+	VPBROADCASTD 12(R8), Y3
+	VPSUBD       Y3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VBROADCASTSS 12(DI), Y3
+	VMULPS       Y3, Y2, Y2
+	VADDPS       32(R11), Y2, Y2
+	VMOVUPS      Y2, 32(R11)
+
+axpyCodesQ8B3x4BMI2_c3_next:
+	ADDQ $0x00000100, DX
+	ADDQ $0x18, BX
+	SUBQ $0x40, SI
+	JNZ  axpyCodesQ8B3x4BMI2_group
+	VZEROUPPER
+	RET
+
 // func axpyCodesQ8B4x1AVX2(acc []float32, accStride int, w []int8, scales *[4]float32, offs *[4]int32, tab *[64]uint8, codes []byte, stride int, idxOff int, n int, d64 int, rows int, ahead []byte)
 // Requires: AVX, AVX2, CMOV, MMX+
 TEXT ·axpyCodesQ8B4x1AVX2(SB), NOSPLIT, $0-168
@@ -18561,12 +20630,12 @@ axpyCodesQ8B4x1AVX2_c0_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x1AVX2_c0_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1AVX2_c0_pf131
+	JLE        axpyCodesQ8B4x1AVX2_c0_pf143
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x1AVX2_c0_pf131:
+axpyCodesQ8B4x1AVX2_c0_pf143:
 	VMOVQ        (DI), X4
 	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
 	VMOVQ        (DI)(R11*1), X5
@@ -18659,12 +20728,12 @@ axpyCodesQ8B4x1AVX2_c1_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x1AVX2_c1_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1AVX2_c1_pf132
+	JLE        axpyCodesQ8B4x1AVX2_c1_pf144
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x1AVX2_c1_pf132:
+axpyCodesQ8B4x1AVX2_c1_pf144:
 	VMOVQ        (DI), X4
 	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
 	VMOVQ        (DI)(R11*1), X5
@@ -18757,12 +20826,12 @@ axpyCodesQ8B4x1AVX2_c2_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x1AVX2_c2_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1AVX2_c2_pf133
+	JLE        axpyCodesQ8B4x1AVX2_c2_pf145
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x1AVX2_c2_pf133:
+axpyCodesQ8B4x1AVX2_c2_pf145:
 	VMOVQ        (DI), X4
 	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
 	VMOVQ        (DI)(R11*1), X5
@@ -18855,12 +20924,12 @@ axpyCodesQ8B4x1AVX2_c3_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x1AVX2_c3_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x1AVX2_c3_pf134
+	JLE        axpyCodesQ8B4x1AVX2_c3_pf146
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x1AVX2_c3_pf134:
+axpyCodesQ8B4x1AVX2_c3_pf146:
 	VMOVQ        (DI), X4
 	VPINSRQ      $0x01, (DI)(R10*1), X4, X4
 	VMOVQ        (DI)(R11*1), X5
@@ -18977,12 +21046,12 @@ axpyCodesQ8B4x2AVX2_c0_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x2AVX2_c0_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2AVX2_c0_pf135
+	JLE        axpyCodesQ8B4x2AVX2_c0_pf147
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x2AVX2_c0_pf135:
+axpyCodesQ8B4x2AVX2_c0_pf147:
 	VMOVQ        (DI), X6
 	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
 	VMOVQ        (DI)(R11*1), X7
@@ -19114,12 +21183,12 @@ axpyCodesQ8B4x2AVX2_c1_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x2AVX2_c1_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2AVX2_c1_pf136
+	JLE        axpyCodesQ8B4x2AVX2_c1_pf148
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x2AVX2_c1_pf136:
+axpyCodesQ8B4x2AVX2_c1_pf148:
 	VMOVQ        (DI), X6
 	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
 	VMOVQ        (DI)(R11*1), X7
@@ -19251,12 +21320,12 @@ axpyCodesQ8B4x2AVX2_c2_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x2AVX2_c2_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2AVX2_c2_pf137
+	JLE        axpyCodesQ8B4x2AVX2_c2_pf149
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x2AVX2_c2_pf137:
+axpyCodesQ8B4x2AVX2_c2_pf149:
 	VMOVQ        (DI), X6
 	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
 	VMOVQ        (DI)(R11*1), X7
@@ -19388,12 +21457,12 @@ axpyCodesQ8B4x2AVX2_c3_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x2AVX2_c3_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x2AVX2_c3_pf138
+	JLE        axpyCodesQ8B4x2AVX2_c3_pf150
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x2AVX2_c3_pf138:
+axpyCodesQ8B4x2AVX2_c3_pf150:
 	VMOVQ        (DI), X6
 	VPINSRQ      $0x01, (DI)(R10*1), X6, X6
 	VMOVQ        (DI)(R11*1), X7
@@ -19551,12 +21620,12 @@ axpyCodesQ8B4x4AVX2_c0_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x4AVX2_c0_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4AVX2_c0_pf139
+	JLE        axpyCodesQ8B4x4AVX2_c0_pf151
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x4AVX2_c0_pf139:
+axpyCodesQ8B4x4AVX2_c0_pf151:
 	VMOVQ        (DI), X10
 	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
 	VMOVQ        (DI)(R11*1), X11
@@ -19762,12 +21831,12 @@ axpyCodesQ8B4x4AVX2_c1_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x4AVX2_c1_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4AVX2_c1_pf140
+	JLE        axpyCodesQ8B4x4AVX2_c1_pf152
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x4AVX2_c1_pf140:
+axpyCodesQ8B4x4AVX2_c1_pf152:
 	VMOVQ        (DI), X10
 	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
 	VMOVQ        (DI)(R11*1), X11
@@ -19973,12 +22042,12 @@ axpyCodesQ8B4x4AVX2_c2_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x4AVX2_c2_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4AVX2_c2_pf141
+	JLE        axpyCodesQ8B4x4AVX2_c2_pf153
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x4AVX2_c2_pf141:
+axpyCodesQ8B4x4AVX2_c2_pf153:
 	VMOVQ        (DI), X10
 	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
 	VMOVQ        (DI)(R11*1), X11
@@ -20184,12 +22253,12 @@ axpyCodesQ8B4x4AVX2_c3_quad:
 	CMPQ       R9, $0x04
 	JB         axpyCodesQ8B4x4AVX2_c3_tail
 	TESTQ      CX, CX
-	JLE        axpyCodesQ8B4x4AVX2_c3_pf142
+	JLE        axpyCodesQ8B4x4AVX2_c3_pf154
 	PREFETCHT0 (AX)
 	ADDQ       $0x00000040, AX
 	SUBQ       $0x00000040, CX
 
-axpyCodesQ8B4x4AVX2_c3_pf142:
+axpyCodesQ8B4x4AVX2_c3_pf154:
 	VMOVQ        (DI), X10
 	VPINSRQ      $0x01, (DI)(R10*1), X10, X10
 	VMOVQ        (DI)(R11*1), X11

@@ -10,28 +10,39 @@ import (
 	"github.com/klauspost/cpuid/v2"
 )
 
-// withAVX2Values runs f at the AVX2 level with its integer value kernels
-// as a CPU without AVX-512 VBMI has them (4-bit values and the AVX2 weight
-// quantizers; 3-bit values in float), whatever this CPU has.
-func withAVX2Values(t *testing.T, f func()) {
+// avx2Values are the AVX2 integer value kernel sets a CPU without AVX-512
+// VBMI may run: 3-bit indices widened by vector shuffles, or by PDEP where
+// this CPU has BMI2.
+func avx2Values() map[string][2][3]axpyCodes8Kernel {
+	sets := map[string][2][3]axpyCodes8Kernel{"shuffles": values8AVX2}
+	if cpuid.CPU.Supports(cpuid.BMI2) {
+		sets["PDEP"] = values8BMI2
+	}
+	return sets
+}
+
+// withAVX2Values runs f at the AVX2 level with the value kernels vk and the
+// AVX2 weight quantizers, as a CPU without AVX-512 VBMI has them, whatever
+// this CPU has.
+func withAVX2Values(t *testing.T, vk [2][3]axpyCodes8Kernel, f func()) {
 	t.Helper()
 	if !Available(AVX2) {
 		t.Skip("no AVX2 level on this CPU/build")
 	}
 	k := *impls[AVX2]
-	k.axpyCodesQ8, k.weightsQ8, k.weightsQ8Pair, k.weightsQ8Rows = values8AVX2, nil, nil, weightsQ8AVX2Rows
+	k.axpyCodesQ8, k.weightsQ8, k.weightsQ8Pair, k.weightsQ8Rows = vk, nil, nil, weightsQ8AVX2Rows
 	prevK, prevL := active, cur
 	active, cur = &k, AVX2
 	defer func() { active, cur = prevK, prevL }()
 	f()
 }
 
-// TestAxpyCodesQ8AVX2IsGeneric requires the AVX2 integer value path (the
-// weight quantizers for 1–4 rows and the 4-bit value kernels for 1, 2 and 4
-// rows) to give the generic twin's bits: for pieces of 1–64 tokens and
-// more, rows past four, dimensions of one to three passes of 64, the norm
-// first or last, and codes with nothing behind them. 3-bit codes, which
-// stay in float on AVX2, must give the generic bits too.
+// TestAxpyCodesQ8AVX2IsGeneric requires the AVX2 integer value paths (the
+// weight quantizers for 1–4 rows, the 3- and 4-bit value kernels for 1, 2
+// and 4 rows, 3-bit indices widened either way) to give the generic twin's
+// bits: for pieces of 1–64 tokens and more, rows past four, dimensions of
+// one to three passes of 64, the norm first or last, and codes with
+// nothing behind them.
 func TestAxpyCodesQ8AVX2IsGeneric(t *testing.T) {
 	if !cpuid.CPU.Supports(cpuid.AVX2, cpuid.FMA3, cpuid.F16C) {
 		t.Skip("no AVX2 on this CPU")
@@ -43,20 +54,22 @@ func TestAxpyCodesQ8AVX2IsGeneric(t *testing.T) {
 				for _, g := range []int{1, 2, 3, 4, 6, 8} {
 					c := newValues8Case(r, bits, d, g, n)
 					want := c.run(t, Generic)
-					sameBits(t, fmt.Sprintf("AVX2 integer values %v: acc", c), c.runAVX2Values(t), want)
+					for name, vk := range avx2Values() {
+						sameBits(t, fmt.Sprintf("AVX2 integer values (%s) %v: acc", name, c), c.runAVX2Values(t, vk), want)
+					}
 				}
 			}
 		}
 	}
 }
 
-// runAVX2Values is run with the AVX2 integer value path forced.
-func (c values8Case) runAVX2Values(t *testing.T) []float32 {
+// runAVX2Values is run with the AVX2 integer value kernels vk forced.
+func (c values8Case) runAVX2Values(t *testing.T, vk [2][3]axpyCodes8Kernel) []float32 {
 	t.Helper()
 	got, ok := guarded(c.g * c.d)
 	copy(got, c.acc0)
 	var buf WeightsQ8
-	withAVX2Values(t, func() {
+	withAVX2Values(t, vk, func() {
 		if !c.cb.ValuesQ8Kernels(c.d) {
 			t.Fatalf("bits=%d: no AVX2 integer value kernel", c.bits)
 		}
@@ -95,7 +108,8 @@ func TestWeightsQ8AVX2IsGeneric(t *testing.T) {
 // BenchmarkAxpyCodesAVX2Only times the values of one piece (64 codes of 3
 // or 4 bits, d=128, four rows) as a CPU with AVX2 and no AVX-512 runs them:
 // the float path (weights × norms laid out, the 8-lane kernels) against the
-// integer one (the AVX2 weight quantizer and value kernels); and the
+// integer ones (the AVX2 weight quantizer and value kernels, 3-bit indices
+// widened by shuffles or by PDEP); and the
 // AVX-512 integer kernels of this CPU, where it has them, for scale.
 func BenchmarkAxpyCodesAVX2Only(b *testing.B) {
 	if !Available(AVX2) {
@@ -122,14 +136,19 @@ func BenchmarkAxpyCodesAVX2Only(b *testing.B) {
 			}
 			report(b)
 		})
-		b.Run(fmt.Sprintf("bits=%d/int8", bits), func(b *testing.B) {
-			withAVX2Values(&testing.T{}, func() {
-				for b.Loop() {
-					AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
-				}
+		for name, vk := range avx2Values() {
+			if bits == 4 && name != "shuffles" {
+				continue // the same kernels
+			}
+			b.Run(fmt.Sprintf("bits=%d/int8-%s", bits, name), func(b *testing.B) {
+				withAVX2Values(&testing.T{}, vk, func() {
+					for b.Loop() {
+						AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
+					}
+				})
+				report(b)
 			})
-			report(b)
-		})
+		}
 		if hasValues8() {
 			b.Run(fmt.Sprintf("bits=%d/int8-avx512", bits), func(b *testing.B) {
 				for b.Loop() {
