@@ -9,14 +9,14 @@ import (
 // The AVX2 integer value kernels (AxpyCodesQ8 for 3- and 4-bit codes, and
 // the weight quantizers they need), for CPUs without AVX-512 VBMI. A pass
 // takes sixteen coordinates (8 index bytes; 3 bits: 6, widened to 8 by
-// spread3) of four codes at a time: the four
-// tokens' bytes are put side by side (two quadword loads per 128-bit half,
-// VPERMD, then a 4×4 byte transpose by VPSHUFB), so that a doubleword
-// holds one byte position of the four tokens; the nibbles are looked up in
-// the 16-entry table (VPSHUFB), multiplied by the four tokens' weights
-// (VPMADDUBSW: u8 table byte × s8 weight, exact in 16 bits) and summed to 32
-// bits (VPMADDWD by ones). The sums are exact, so the bits are those of the
-// generic twin and of the AVX-512 kernels.
+// PDEP or spread3) of four codes at a time: the four tokens' bytes are put
+// side by side (two quadword loads per 128-bit half, VPERMD, then a 4×4
+// byte transpose by VPSHUFB), so that a doubleword holds one byte position
+// of the four tokens; the nibbles are looked up in the 16-entry table
+// (VPSHUFB), multiplied by the four tokens' weights (VPMADDUBSW: u8 table
+// byte × s8 weight, exact in 16 bits) and summed to 32 bits (VPMADDWD by
+// ones). The sums are exact, so the bits are those of the generic twin and
+// of the AVX-512 kernels.
 
 const weights8AVX2Sig = "func(dst []int8, sums *[4]int32, amax *[4]float32, w []float32, wStride int, codes []byte, stride, normOff, m int)"
 
