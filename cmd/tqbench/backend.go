@@ -235,7 +235,7 @@ func backendRun(b *openedBackend, preset string, n, H, g, d, steps int) (string,
 // (or the device backends, which `tqbench backend` runs) is an error that
 // says so.
 func backendFlag(fs *flag.FlagSet) func() (restore func(), err error) {
-	name := fs.String("backend", "auto", "kernels: auto|generic|avx2|neon (cuda and metal run through `tqbench backend`)")
+	name := fs.String("backend", "auto", "kernels: auto|generic|avx2|neon (cuda and metal run through `tqbench backend`; avx2 keeps the AVX-512 forms of its kernels where the CPU has them: TQ_CPU_DISABLE=AVX512 in the environment runs what an AVX2-only CPU runs)")
 	return func() (func(), error) {
 		switch *name {
 		case "auto":
