@@ -24,7 +24,7 @@ func avx2Values() map[string][2][3]axpyCodes8Kernel {
 // withAVX2Values runs f at the AVX2 level with the value kernels vk and the
 // AVX2 weight quantizers, as a CPU without AVX-512 VBMI has them, whatever
 // this CPU has.
-func withAVX2Values(t *testing.T, vk [2][3]axpyCodes8Kernel, f func()) {
+func withAVX2Values(t testing.TB, vk [2][3]axpyCodes8Kernel, f func()) {
 	t.Helper()
 	if !Available(AVX2) {
 		t.Skip("no AVX2 level on this CPU/build")
@@ -141,7 +141,7 @@ func BenchmarkAxpyCodesAVX2Only(b *testing.B) {
 				continue // the same kernels
 			}
 			b.Run(fmt.Sprintf("bits=%d/int8-%s", bits, name), func(b *testing.B) {
-				withAVX2Values(&testing.T{}, vk, func() {
+				withAVX2Values(b, vk, func() {
 					for b.Loop() {
 						AxpyCodesQ8(acc, c.d, c.w, c.n, c.g, c.cb, c.codes, c.stride, c.idxOff, c.normOff, c.n, c.d, &buf, nil)
 					}
